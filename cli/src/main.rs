@@ -1,0 +1,5 @@
+//! kith: the command-line tool.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every Kith test on a fresh machine: installs what the tests need when it
+# is missing, builds the workspace, runs the Rust tests (unit, integration,
+# property, crash and end-to-end), then the binding tests (Python, Kotlin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== rust tests"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
