@@ -7,6 +7,8 @@
 //! `kith` CLI, and uniffi in `kith-ffi`. See docs/ARCHITECTURE.md.
 
 pub mod ids;
+pub mod insights;
 pub mod model;
+pub mod synth;
 
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
