@@ -147,3 +147,5 @@ pub fn compute_all(input: &InsightsInput<'_>) -> InsightsReport {
     }
 }
 
+#[cfg(test)]
+mod tests;
