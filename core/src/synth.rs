@@ -344,7 +344,6 @@ const DISCIPLINES: &[RoleTable] = &[
 
 const TAGS: &[&str] = &[
     "qi",
-    "mentor",
     "board",
     "alumni",
     "conference",
@@ -358,6 +357,9 @@ const TAGS: &[&str] = &[
     "running",
     "leadership-programme",
 ];
+
+/// Tag of the few contacts who give candid feedback.
+pub const MENTOR_TAG: &str = "mentor";
 
 const HOW_WE_MET: &[&str] = &[
     "Leadership programme cohort",
@@ -681,9 +683,13 @@ fn generate_contacts(
             }
         }
         let n_tags = rng.gen_range(0..=3);
-        let tags: BTreeSet<String> = (0..n_tags)
+        let mut tags: BTreeSet<String> = (0..n_tags)
             .map(|_| (*pick(rng, TAGS)).to_string())
             .collect();
+        // The strongest tie is a mentor; a few others are too.
+        if rank == 0 || rng.gen_bool(0.004) {
+            tags.insert(MENTOR_TAG.to_string());
+        }
         let emails = if rng.gen_bool(0.85) {
             vec![ContactPoint {
                 value: format!("{}.{}@{}", ascii_slug(first), ascii_slug(last), domain),
@@ -850,6 +856,11 @@ fn generate_interactions(
             .min(cumulative.len() - 1)
     };
     let today = date_of(now);
+    let mentors: BTreeSet<ContactId> = contacts
+        .iter()
+        .filter(|c| c.tags.contains(MENTOR_TAG))
+        .map(|c| c.id)
+        .collect();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let primary = draw(rng);
@@ -870,8 +881,10 @@ fn generate_interactions(
         };
         for _ in 0..extra {
             for _attempt in 0..5 {
+                // Only people the tie was alive with at that time (keeps dormant ties dormant).
                 let other = draw(rng);
-                if participants.insert(contacts[other].id) {
+                let alive = (ties[other].from_ms..=ties[other].until_ms + DAY_MS).contains(&at_ms);
+                if alive && participants.insert(contacts[other].id) {
                     break;
                 }
             }
@@ -903,21 +916,28 @@ fn generate_interactions(
 
         let members: Vec<ContactId> = participants.iter().copied().collect();
         let mut exchanges = Vec::new();
-        if rng.gen_bool(0.65) {
-            for _ in 0..rng.gen_range(1..=3) {
+        if rng.gen_bool(0.4) {
+            for _ in 0..rng.gen_range(1..=2) {
                 let with = if rng.gen_bool(0.85) {
                     Some(*pick(rng, &members))
                 } else {
                     None
                 };
+                let what = ExchangeWhat::ALL[weighted(rng, &[20, 15, 20, 15, 30])];
+                let mut direction = if rng.gen_bool(tie.gives) {
+                    Direction::Gave
+                } else {
+                    Direction::Received
+                };
+                // Candid feedback comes from mentors only: a realistic
+                // concentration the insights should flag.
+                if what == ExchangeWhat::Feedback && !with.is_some_and(|w| mentors.contains(&w)) {
+                    direction = Direction::Gave;
+                }
                 exchanges.push(Exchange {
                     id: ExchangeId::from_u128(ulid_bits(at_ms, rng)),
-                    what: ExchangeWhat::ALL[weighted(rng, &[20, 15, 20, 15, 30])],
-                    direction: if rng.gen_bool(tie.gives) {
-                        Direction::Gave
-                    } else {
-                        Direction::Received
-                    },
+                    what,
+                    direction,
                     with,
                 });
             }
@@ -941,7 +961,15 @@ fn generate_interactions(
                 d.checked_add_days(chrono::Days::new(3))
                     .is_none_or(|d| d < today)
             });
-            let done_ms = if rng.gen_bool(if long_past { 0.93 } else { 0.3 }) {
+            // Old follow-ups are nearly all done; a few recent ones slip.
+            let p_done = if !long_past {
+                0.3
+            } else if at_ms < now - 90 * DAY_MS {
+                0.997
+            } else {
+                0.95
+            };
+            let done_ms = if rng.gen_bool(p_done) {
                 Some((at_ms + rng.gen_range(HOUR_MS..(14 * DAY_MS))).min(now))
             } else {
                 None

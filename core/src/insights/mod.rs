@@ -7,7 +7,7 @@
 //! in docs/INSIGHTS.md. [`compute_all`] prepares the input once
 //! ([`prepare`]: filtering, reference resolution and one sweep over the log)
 //! and runs every metric on it; [`headlines`] turns the report into findings,
-//! most important first; `html::render_html` draws it as one self-contained
+//! most important first; [`html::render_html`] draws it as one self-contained
 //! page. Each metric's `compute` does the same preparation for itself, for a
 //! caller that needs one number.
 //!
@@ -22,6 +22,7 @@ pub mod functions;
 pub mod goals;
 pub mod grid;
 pub mod headlines;
+pub mod html;
 pub mod metric;
 pub mod prepare;
 pub mod reach;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Contact, Goal, Interaction, Settings, TimestampMs};
 
 pub use headlines::{Finding, Severity, headlines};
+pub use html::{HtmlOptions, render_html};
 pub use metric::{Coverage, Metric};
 pub use prepare::{ContactRef, Totals};
 
