@@ -1306,6 +1306,22 @@ mod tests {
         assert!(html.ends_with("</html>\n"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_cannot_open_markup(s in "\\PC{0,40}") {
+            let e = escape(&s);
+            proptest::prop_assert!(!e.contains(['<', '>', '"', '\'']));
+            // Every '&' starts one of the five entities, so unescaping is exact.
+            let back = e
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&");
+            proptest::prop_assert_eq!(back, s);
+        }
+    }
+
     #[test]
     fn escape_covers_the_five_characters() {
         assert_eq!(
