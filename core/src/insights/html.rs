@@ -553,8 +553,23 @@ fn network_map(h: &mut String, r: &InsightsReport, options: &HtmlOptions, palett
             c.strength
         );
     }
-    for &(x, y, radius, c) in placed.iter().take(8) {
+    // Name the strongest ties, skipping a label that would overlap one already
+    // drawn (or the "me" disc), so the centre stays readable.
+    let mut labels: Vec<(f64, f64, f64)> = vec![(cx - 18.0, cy - 8.0, 36.0)];
+    for &(x, y, radius, c) in placed.iter().take(24) {
+        if labels.len() > 10 {
+            break;
+        }
         let first = c.name.split_whitespace().next().unwrap_or(&c.name);
+        let (lx, ly) = (x + radius + 3.0, y + 4.0);
+        let lw = 6.5 * first.chars().count() as f64;
+        let overlaps = labels.iter().any(|&(ox, oy, ow)| {
+            (ly - oy).abs() < 13.0 && lx < ox + ow + 4.0 && ox < lx + lw + 4.0
+        });
+        if overlaps {
+            continue;
+        }
+        labels.push((lx, ly, lw));
         w!(
             h,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" font-weight=\"600\" fill=\"#1d2330\" \
