@@ -567,3 +567,202 @@ impl RelayStore for RedbStore {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Model-based property test of the log invariants: whatever sequence of
+    //! pushes (in order, re-sends, gaps, forks) and snapshots arrives, the
+    //! store agrees with a plain in-memory model of the specification.
+
+    use std::collections::BTreeMap;
+
+    use ed25519_dalek::SigningKey;
+    use kith_protocol::{AccountId, Cursor, DeviceCert, DeviceId, SealedEntry, SealedSnapshot};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push {
+            dev: usize,
+            from: u64,
+            count: u64,
+            tweak: bool,
+        },
+        Snapshot {
+            upto: [u64; 2],
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..2usize, 0..12u64, 0..5u64, proptest::bool::weighted(0.15))
+                .prop_map(|(dev, from, count, tweak)| Op::Push { dev, from, count, tweak }),
+            1 => (0..12u64, 0..12u64).prop_map(|(a, b)| Op::Snapshot { upto: [a, b] }),
+        ]
+    }
+
+    fn entry(key: &SigningKey, acct: AccountId, seq: u64, tweak: bool) -> SealedEntry {
+        let payload = format!("entry {seq} {}", if tweak { "forked" } else { "original" });
+        SealedEntry::seal(key, acct, seq, [0; 24], payload.into_bytes())
+    }
+
+    #[derive(Debug, Default)]
+    struct Model {
+        head: [u64; 2],
+        floor: [u64; 2],
+        stored: BTreeMap<(usize, u64), bool>,
+        snapshot: Option<[u64; 2]>,
+    }
+
+    impl Model {
+        /// The specification of a push: Ok(head) or the refusal.
+        fn push(&mut self, dev: usize, from: u64, count: u64, tweak: bool) -> Result<u64, String> {
+            let mut head = self.head[dev];
+            let mut fresh = Vec::new();
+            for seq in from..from + count {
+                if seq == head + 1 {
+                    head = seq;
+                    fresh.push(seq);
+                } else if seq == 0 || seq > head {
+                    return Err(format!("gap {}", head + 1));
+                } else if seq <= self.floor[dev] {
+                } else if self.stored.get(&(dev, seq)).copied() != Some(tweak)
+                    && !fresh.contains(&seq)
+                {
+                    return Err(format!("fork {seq}"));
+                }
+            }
+            for seq in fresh {
+                self.stored.insert((dev, seq), tweak);
+            }
+            self.head[dev] = head;
+            Ok(head)
+        }
+
+        fn snapshot(&mut self, upto: [u64; 2]) -> Result<u64, String> {
+            if (0..2).any(|d| upto[d] > self.head[d]) {
+                return Err("invalid".into());
+            }
+            if let Some(old) = self.snapshot
+                && (0..2).any(|d| upto[d] < old[d])
+            {
+                return Err("stale".into());
+            }
+            let before = self.stored.len();
+            self.stored.retain(|(d, s), _| *s > upto[*d]);
+            for (floor, up) in self.floor.iter_mut().zip(upto) {
+                *floor = (*floor).max(up);
+            }
+            self.snapshot = Some(upto);
+            Ok((before - self.stored.len()) as u64)
+        }
+    }
+
+    fn outcome(r: Result<WriteOutcome, StoreError>) -> Result<u64, String> {
+        match r {
+            Ok(WriteOutcome::Pushed { head, .. }) => Ok(head),
+            Ok(WriteOutcome::SnapshotStored { pruned_entries }) => Ok(pruned_entries),
+            Ok(o) => Err(format!("unexpected {o:?}")),
+            Err(StoreError::SeqGap { expected }) => Err(format!("gap {expected}")),
+            Err(StoreError::SeqFork { seq }) => Err(format!("fork {seq}")),
+            Err(StoreError::SnapshotInvalid) => Err("invalid".into()),
+            Err(StoreError::SnapshotStale) => Err("stale".into()),
+            Err(e) => Err(format!("other {e}")),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn log_matches_the_specification(ops in proptest::collection::vec(op(), 1..30)) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+            let acct_key = SigningKey::from_bytes(&[1; 32]);
+            let acct = AccountId::from(acct_key.verifying_key());
+            let keys = [SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32])];
+            let devs: Vec<DeviceId> = keys.iter().map(|k| k.verifying_key().into()).collect();
+            let cert = DeviceCert::issue(&acct_key, devs[0], "d", 0).unwrap();
+            let reg = store.apply(vec![WriteOp::Register { cert, token_hash: None, open_registration: true, now_ms: 0 }]);
+            prop_assert!(reg[0].is_ok());
+            let mut model = Model::default();
+            for op in ops {
+                let (want, got) = match op {
+                    Op::Push { dev, from, count, tweak } => {
+                        let entries = (from..from + count).map(|s| entry(&keys[dev], acct, s, tweak)).collect();
+                        let got = store.apply(vec![WriteOp::Push { account: acct, device: devs[dev], entries, quota_bytes: u64::MAX }]);
+                        (model.push(dev, from, count, tweak), got)
+                    }
+                    Op::Snapshot { upto } => {
+                        let covers = (0..2).map(|d| Cursor { device: devs[d], seq: upto[d] }).collect();
+                        let snapshot = SealedSnapshot::seal(&keys[0], acct, covers, [0; 24], b"s".to_vec());
+                        let got = store.apply(vec![WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX }]);
+                        (model.snapshot(upto), got)
+                    }
+                };
+                let got = outcome(got.into_iter().next().unwrap());
+                prop_assert_eq!(got, want);
+            }
+            // Reading from the floors returns exactly the model's entries.
+            let cursors: Vec<Cursor> = (0..2).map(|d| Cursor { device: devs[d], seq: model.floor[d] }).collect();
+            let page = store.pull(&acct, &cursors, 10_000, usize::MAX).unwrap();
+            prop_assert!(!page.more);
+            let mut got: Vec<(usize, u64)> = page.entries.iter().map(|e| (usize::from(e.device != devs[0]), e.seq)).collect();
+            got.sort_unstable();
+            let want: Vec<(usize, u64)> = model.stored.keys().copied().collect();
+            prop_assert_eq!(got, want);
+            for e in &page.entries {
+                let d = usize::from(e.device != devs[0]);
+                prop_assert_eq!(e, &entry(&keys[d], acct, e.seq, model.stored[&(d, e.seq)]));
+            }
+            prop_assert_eq!(store.stats().unwrap().entries, model.stored.len() as u64);
+            // A cursor below a floor needs the snapshot.
+            if model.floor[0] > 0 {
+                let behind = vec![Cursor { device: devs[0], seq: 0 }, cursors[1]];
+                prop_assert!(matches!(store.pull(&acct, &behind, 10, usize::MAX), Err(StoreError::SnapshotNeeded)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_op_does_not_block_the_rest_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        let acct_key = SigningKey::from_bytes(&[1; 32]);
+        let acct = AccountId::from(acct_key.verifying_key());
+        let k = SigningKey::from_bytes(&[2; 32]);
+        let dev = DeviceId::from(k.verifying_key());
+        let cert = DeviceCert::issue(&acct_key, dev, "d", 0).unwrap();
+        let push = |from: u64, to: u64| WriteOp::Push {
+            account: acct,
+            device: dev,
+            entries: (from..=to).map(|s| entry(&k, acct, s, false)).collect(),
+            quota_bytes: u64::MAX,
+        };
+        let r = store.apply(vec![
+            WriteOp::Register {
+                cert,
+                token_hash: None,
+                open_registration: true,
+                now_ms: 0,
+            },
+            push(1, 2),
+            push(5, 6),
+            push(3, 3),
+        ]);
+        assert!(r[0].is_ok() && r[1].is_ok() && r[3].is_ok());
+        assert!(matches!(r[2], Err(StoreError::SeqGap { expected: 3 })));
+        assert_eq!(store.stats().unwrap().entries, 3);
+        // Reopening finds the committed state.
+        drop(store);
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        assert_eq!(
+            store.heads(&acct).unwrap().heads,
+            vec![Cursor {
+                device: dev,
+                seq: 3
+            }]
+        );
+    }
+}
