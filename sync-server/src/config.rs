@@ -27,6 +27,9 @@ pub struct Limits {
     pub quota_entries_per_minute: u32,
     /// Frames queued for one connection before a subscriber is told it lagged.
     pub connection_queue_frames: usize,
+    /// Bytes queued for one connection (at least one maximum frame): a
+    /// client that does not read stalls only itself, with bounded memory.
+    pub connection_queue_bytes_max: usize,
     /// Most concurrent connections; further ones are refused.
     pub connections_max: usize,
     /// Longest mailbox lifetime, seconds (also the default).
@@ -53,6 +56,7 @@ impl Default for Limits {
             quota_bytes_per_account: 1 << 30,
             quota_entries_per_minute: 6000,
             connection_queue_frames: 64,
+            connection_queue_bytes_max: 2 << 20,
             connections_max: 20_000,
             mailbox_ttl_s_max: 600,
             mailbox_blob_bytes_max: 64 * 1024,

@@ -4,7 +4,8 @@
 //!
 //! Data flow per connection: one task reads frames from the client's
 //! bidirectional stream and handles them in order; a second task owns the send
-//! half and writes frames from a bounded queue. Responses wait for queue space;
+//! half and writes frames from a queue bounded in frames and bytes. Responses
+//! wait for queue space (a client that does not read stalls only itself);
 //! subscription events are offered without waiting, and when a subscriber's
 //! queue is full the event is dropped and the subscriber receives one
 //! `Event::Lagged` (re-pull) instead, so a slow device never grows memory.
@@ -26,7 +27,7 @@ use kith_protocol::{
 };
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -133,6 +134,8 @@ pub fn now_ms() -> u64 {
 }
 
 type Frame = Arc<Vec<u8>>;
+/// A queued frame holds permits of its connection's byte budget until written.
+type Queued = (Frame, OwnedSemaphorePermit);
 /// Open connections per device, so a revocation can close them.
 type ConnectionMap = HashMap<(AccountId, DeviceId), Vec<(u64, quinn::Connection)>>;
 type WriteReply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
@@ -141,7 +144,8 @@ type WriteReply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
 struct Subscriber {
     conn_id: u64,
     device: DeviceId,
-    queue: mpsc::Sender<Frame>,
+    queue: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
     lagged: Arc<AtomicBool>,
 }
 
@@ -212,8 +216,15 @@ impl Shared {
             return;
         };
         let frame = Arc::new(frame);
+        let permits = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         for s in list.iter().filter(|s| s.device != *from) {
-            match s.queue.try_send(frame.clone()) {
+            let Ok(permit) = s.budget.clone().try_acquire_many_owned(permits) else {
+                if !s.lagged.swap(true, Ordering::AcqRel) {
+                    Metrics::inc(&self.metrics.subscriber_lagged_total);
+                }
+                continue;
+            };
+            match s.queue.try_send((frame.clone(), permit)) {
                 Ok(()) => {
                     self.metrics
                         .entries_fanned_out_total
@@ -530,7 +541,8 @@ async fn read_msg(recv: &mut quinn::RecvStream, max: usize) -> Incoming {
 }
 
 struct Out {
-    queue: mpsc::Sender<Frame>,
+    queue: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
     stop: oneshot::Sender<()>,
     writer: tokio::task::JoinHandle<()>,
     metrics: Arc<Metrics>,
@@ -540,10 +552,15 @@ impl Out {
     fn start(
         mut send: quinn::SendStream,
         depth: usize,
+        budget_bytes: usize,
         lagged: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Frame>(depth.max(1));
+        let (queue, mut rx) = mpsc::channel::<Queued>(depth.max(1));
+        // Room for at least one maximum frame, so any single frame can pass.
+        let budget = Arc::new(Semaphore::new(
+            budget_bytes.max(FRAME_BYTES_MAX + kith_protocol::frame::HEADER_BYTES),
+        ));
         let (stop, mut stop_rx) = oneshot::channel::<()>();
         let lagged_frame = kith_protocol::encode_frame(&ServerMsg::Event(Event::Lagged), 64).ok();
         let writer = tokio::spawn(async move {
@@ -563,7 +580,7 @@ impl Out {
                         }
                     }
                 };
-                let Some(f) = f else { break };
+                let Some((f, _permit)) = f else { break };
                 if send.write_all(&f).await.is_err() {
                     return;
                 }
@@ -580,6 +597,7 @@ impl Out {
         });
         Self {
             queue,
+            budget,
             stop,
             writer,
             metrics,
@@ -592,7 +610,11 @@ impl Out {
         }
         match kith_protocol::encode_frame(msg, FRAME_BYTES_MAX) {
             Ok(f) => {
-                let _ = self.queue.send(Arc::new(f)).await;
+                let permits = u32::try_from(f.len()).unwrap_or(u32::MAX);
+                let Ok(permit) = self.budget.clone().acquire_many_owned(permits).await else {
+                    return;
+                };
+                let _ = self.queue.send((Arc::new(f), permit)).await;
             }
             Err(e) => warn!(error = %e, "response does not fit a frame"),
         }
@@ -654,6 +676,7 @@ async fn serve(
     let out = Out::start(
         send,
         limits.connection_queue_frames,
+        limits.connection_queue_bytes_max,
         lagged.clone(),
         shared.metrics.clone(),
     );
@@ -1004,6 +1027,7 @@ async fn handle_request(
                     conn_id,
                     device,
                     queue: out.queue.clone(),
+                    budget: out.budget.clone(),
                     lagged: lagged.clone(),
                 });
             }

@@ -197,3 +197,48 @@ async fn unauthenticated_connections_are_bounded() {
     relay.assert_alive().await;
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pinning_another_key_refuses_the_relay() {
+    let relay = TestRelay::open().await;
+    let wrong = RelayKey::from(SigningKey::from_bytes(&rand_bytes()).verifying_key());
+    let r = RelayClient::connect(&relay.endpoint, relay.addr, wrong).await;
+    assert!(matches!(r, Err(ClientError::Connection(_))), "{r:?}");
+    relay.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_excess_connections_are_bounded() {
+    let relay = TestRelay::start(kith_relay::RelayConfig {
+        limits: kith_relay::Limits {
+            handshake_timeout_ms: 300,
+            connections_max: 2,
+            ..kith_relay::Limits::default()
+        },
+        ..kith_relay::RelayConfig::default()
+    })
+    .await;
+    // A connection that never authenticates is closed after the timeout.
+    let mut idle = relay.hello().await;
+    assert_eq!(fatal_code(&mut idle).await, ErrorCode::NotAuthenticated);
+    drop(idle);
+    // Beyond connections_max, new connections are refused.
+    let a = Account::new();
+    let d = a.device("laptop");
+    let _c1 = relay.connect(&d).await;
+    let _c2 = relay.connect(&d).await;
+    let third = RelayClient::connect(&relay.endpoint, relay.addr, relay.key).await;
+    assert!(
+        matches!(third, Err(ClientError::Connection(_))),
+        "{third:?}"
+    );
+    assert!(
+        relay
+            .metrics
+            .connections_refused_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    relay.stop().await;
+}
