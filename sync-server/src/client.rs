@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use kith_protocol::{
-    ClientMsg, Cursor, DeviceCert, ErrorCode, Event, FRAME_BYTES_MAX, FrameError, PROTOCOL_VERSION,
-    RelayKey, Request, Response, SealedEntry, ServerMsg,
+    ClientMsg, Cursor, DeviceCert, ErrorCode, Event, FRAME_BYTES_MAX, FrameDecoder, FrameError,
+    PROTOCOL_VERSION, RelayKey, Request, Response, SealedEntry, ServerMsg,
 };
 
 /// What went wrong talking to a relay.
@@ -94,6 +94,7 @@ pub struct RelayClient {
     conn: quinn::Connection,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+    decoder: FrameDecoder,
     next_id: u32,
     events: VecDeque<Event>,
     /// The challenge from the relay's Welcome.
@@ -124,6 +125,7 @@ impl RelayClient {
             conn,
             send,
             recv,
+            decoder: FrameDecoder::new(FRAME_BYTES_MAX),
             next_id: 1,
             events: VecDeque::new(),
             challenge: [0; 32],
@@ -280,20 +282,24 @@ impl RelayClient {
     }
 
     /// Reads one message; a connection-level error frame becomes `Relay { fatal: true }`.
+    ///
+    /// Cancel-safe: bytes already received stay in the frame decoder, so a
+    /// caller may wrap this in a timeout and call it again.
     pub async fn read_msg(&mut self) -> Result<ServerMsg, ClientError> {
-        let mut header = [0u8; 4];
-        match self.recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(ClientError::Closed),
-            Err(e) => return Err(ClientError::Read(e.to_string())),
-        }
-        let len = kith_protocol::parse_header(header, FRAME_BYTES_MAX)?;
-        let mut body = vec![0u8; len];
-        self.recv
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| ClientError::Read(e.to_string()))?;
-        match kith_protocol::decode_body::<ServerMsg>(&body)? {
+        let msg = loop {
+            if let Some(m) = self.decoder.next_msg::<ServerMsg>()? {
+                break m;
+            }
+            match self.recv.read_chunk(64 * 1024, true).await {
+                Ok(Some(chunk)) => self.decoder.extend(&chunk.bytes),
+                Ok(None) => {
+                    self.decoder.finish()?;
+                    return Err(ClientError::Closed);
+                }
+                Err(e) => return Err(ClientError::Read(e.to_string())),
+            }
+        };
+        match msg {
             ServerMsg::Error {
                 id: None,
                 code,
