@@ -75,7 +75,12 @@ pub fn client_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
 /// The quinn client configuration pinning `relay`, with keep-alives below
 /// the relay's idle timeout.
 pub fn client_config(relay: RelayKey) -> Result<quinn::ClientConfig, ClientError> {
-    let tls = kith_protocol::tls::client_config(relay)?;
+    quic_client_config(kith_protocol::tls::client_config(relay)?)
+}
+
+/// Wraps a rustls client configuration (pinned, or WebPKI roots for a relay
+/// with a CA certificate) into a quinn one with the relay transport settings.
+pub fn quic_client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, ClientError> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Setup(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
@@ -120,7 +125,30 @@ impl RelayClient {
         relay: RelayKey,
         versions: Vec<u16>,
     ) -> Result<Self, ClientError> {
-        let (conn, send, recv) = Self::open(endpoint, addr, relay).await?;
+        let cfg = client_config(relay)?;
+        Self::connect_with(
+            endpoint,
+            addr,
+            relay,
+            cfg,
+            kith_protocol::tls::SERVER_NAME,
+            versions,
+        )
+        .await
+    }
+
+    /// Connects with an explicit QUIC client configuration and TLS server
+    /// name (for a relay with a CA-issued certificate, the domain name).
+    pub async fn connect_with(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        relay: RelayKey,
+        config: quinn::ClientConfig,
+        server_name: &str,
+        versions: Vec<u16>,
+    ) -> Result<Self, ClientError> {
+        let conn = endpoint.connect_with(config, addr, server_name)?.await?;
+        let (send, recv) = conn.open_bi().await?;
         let mut c = Self {
             conn,
             send,
