@@ -44,7 +44,7 @@ pub const CURSORS_MAX: usize = 4096;
 const CLOSE_LINGER_MS: u64 = 2000;
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
-/// How often expired mailbox blobs are deleted.
+/// How often expired mailbox blobs and stale rate windows are deleted.
 const MAILBOX_SWEEP_MS: u64 = 60_000;
 
 /// A relay ready to run: configuration, identity, store and metrics.
@@ -388,6 +388,9 @@ pub async fn run(
             let mut tick = tokio::time::interval(Duration::from_millis(MAILBOX_SWEEP_MS));
             loop {
                 tick.tick().await;
+                // Rate windows older than a minute carry no information.
+                let now = now_ms();
+                lock(&shared.rates).retain(|_, (start, _)| now.saturating_sub(*start) < 60_000);
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
                     .write(WriteOp::MailboxExpire { now_ms: now_ms() })
                     .await
