@@ -324,6 +324,7 @@ fn writer_thread(
     store: Arc<dyn RelayStore>,
     mut rx: mpsc::Receiver<(WriteOp, WriteReply)>,
     batch_max: usize,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
@@ -334,7 +335,13 @@ fn writer_thread(
             }
         }
         let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let n = ops.len() as u64;
+        let t0 = std::time::Instant::now();
         let results = store.apply(ops);
+        metrics.record_commit(
+            u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
+            n,
+        );
         for (r, reply) in results.into_iter().zip(replies) {
             if let Err(StoreError::Backend { op, source }) = &r {
                 warn!(op, error = %source, "store write failed");
@@ -365,9 +372,10 @@ pub async fn run(
     let (wtx, wrx) = mpsc::channel(relay.config.limits.write_queue_ops_max.max(1));
     let batch_max = relay.config.limits.write_batch_ops_max.max(1);
     let writer_store = relay.store.clone();
+    let writer_metrics = relay.metrics.clone();
     let writer = std::thread::Builder::new()
         .name("kith-relay-writer".into())
-        .spawn(move || writer_thread(writer_store, wrx, batch_max))
+        .spawn(move || writer_thread(writer_store, wrx, batch_max, writer_metrics))
         .map_err(|e| RunError::Writer(e.to_string()))?;
     let shared = Arc::new(Shared {
         relay_key: relay.key(),

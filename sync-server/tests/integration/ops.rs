@@ -43,6 +43,8 @@ async fn serves_health_and_metrics_and_stops_on_sigterm() {
     assert_eq!(metric(&m, "kith_relay_auth_failures_total"), 1);
     assert!(metric(&m, "kith_relay_stored_bytes") > 0);
     assert!(metric(&m, "kith_relay_errors_total") >= 1);
+    assert!(metric(&m, "kith_relay_commit_ops_total") >= 2);
+    assert!(m.contains("kith_relay_commit_duration_seconds_bucket{le=\"+Inf\"}"));
 
     p.sigterm();
     // The connected client is told the relay is going away.
