@@ -38,6 +38,10 @@ use crate::store::{RelayStore, StoreError, WriteOp, WriteOutcome};
 /// Bytes reserved for message overhead around an entry in a frame: an entry
 /// must fit in a pull response alone.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Largest frame accepted before authentication: Hello, Auth and mailbox
+/// takes are small, so an anonymous peer cannot make the relay buffer
+/// megabytes per connection.
+pub const PREAUTH_FRAME_BYTES_MAX: usize = 4096;
 /// Most cursors in a pull or snapshot.
 pub const CURSORS_MAX: usize = 4096;
 /// How long a closing connection waits for the client to read its last frames.
@@ -697,14 +701,15 @@ async fn serve(
     let max = limits.frame_bytes_max;
 
     // 1. Version handshake.
-    let first = match tokio::time::timeout(handshake, read_msg(&mut recv, max)).await {
-        Ok(m) => m,
-        Err(_) => {
-            return Err(out
-                .fatal(ErrorCode::UnexpectedMessage, "no hello in time")
-                .await);
-        }
-    };
+    let first =
+        match tokio::time::timeout(handshake, read_msg(&mut recv, PREAUTH_FRAME_BYTES_MAX)).await {
+            Ok(m) => m,
+            Err(_) => {
+                return Err(out
+                    .fatal(ErrorCode::UnexpectedMessage, "no hello in time")
+                    .await);
+            }
+        };
     match first {
         Incoming::Msg(m) => {
             let ClientMsg::Hello { versions } = *m else {
@@ -749,7 +754,7 @@ async fn serve(
             _ = tokio::time::sleep_until(deadline), if session.is_none() => {
                 return Err(out.fatal(ErrorCode::NotAuthenticated, "authentication timed out").await);
             }
-            m = read_msg(&mut recv, max) => m,
+            m = read_msg(&mut recv, if session.is_some() { max } else { PREAUTH_FRAME_BYTES_MAX }) => m,
         };
         let msg = match next {
             Incoming::Msg(m) => *m,

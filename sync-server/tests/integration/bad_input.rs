@@ -115,6 +115,16 @@ async fn broken_frames_get_clear_errors() {
         }
     );
 
+    // Before authentication only small frames are accepted.
+    let mut c = relay.hello().await;
+    c.send_raw(&10_000u32.to_be_bytes()).await.unwrap();
+    assert_eq!(
+        fatal_code(&mut c).await,
+        ErrorCode::FrameTooLarge {
+            size_bytes_max: 4096
+        }
+    );
+
     // Truncated frame: header announces 100 bytes, 10 arrive, stream ends.
     let mut c = relay.connect(&d).await;
     c.send_raw(&100u32.to_be_bytes()).await.unwrap();
