@@ -646,20 +646,27 @@ impl Out {
             ErrorCode::DeviceRevoked => Close(close_code::REVOKED, "device revoked"),
             _ => Close(close_code::PROTOCOL_ERROR, code.name()),
         };
-        self.send(&ServerMsg::Error {
+        // A peer that stopped reading must not hold the task: bounded waits.
+        let linger = Duration::from_millis(CLOSE_LINGER_MS);
+        let error = ServerMsg::Error {
             id: None,
             code,
             message: message.to_owned(),
-        })
-        .await;
+        };
+        let _ = tokio::time::timeout(linger, self.send(&error)).await;
         self.finish().await;
         close
     }
 
+    /// Flushes queued frames and finishes the stream, within a bounded time.
     async fn finish(self) {
         drop(self.queue);
         let _ = self.stop.send(());
-        let _ = self.writer.await;
+        let mut writer = self.writer;
+        let linger = Duration::from_millis(CLOSE_LINGER_MS * 2);
+        if tokio::time::timeout(linger, &mut writer).await.is_err() {
+            writer.abort();
+        }
     }
 }
 
@@ -838,16 +845,22 @@ async fn serve(
                         }
                     }
                 };
-                match answer {
-                    Ok(body) => out.send(&ServerMsg::Response { id, body }).await,
-                    Err((code, message)) => {
-                        out.send(&ServerMsg::Error {
-                            id: Some(id),
-                            code,
-                            message,
-                        })
-                        .await;
+                let reply = match answer {
+                    Ok(body) => ServerMsg::Response { id, body },
+                    Err((code, message)) => ServerMsg::Error {
+                        id: Some(id),
+                        code,
+                        message,
+                    },
+                };
+                // A client that stops reading stalls here (bounded queue),
+                // but shutdown still reaches it.
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => {
+                        return Err(out.fatal(ErrorCode::ShuttingDown, "relay is shutting down").await);
                     }
+                    _ = out.send(&reply) => {}
                 }
             }
         }

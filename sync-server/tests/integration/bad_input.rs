@@ -252,3 +252,40 @@ async fn silent_and_excess_connections_are_bounded() {
     );
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_stalls_only_itself() {
+    let relay = TestRelay::open().await;
+    let a = Account::new();
+    let d = a.device("laptop");
+    let mut c = relay.connect(&d).await;
+    for s in 0..10u64 {
+        let batch = (s * 4 + 1..=s * 4 + 4)
+            .map(|q| d.entry(q, &[q as u8; 50_000]))
+            .collect();
+        c.push(batch).await.unwrap();
+    }
+    // Pipeline many large pulls and never read the answers.
+    for id in 0..200u32 {
+        let pull = ClientMsg::Request {
+            id: 1000 + id,
+            body: kith_protocol::Request::Pull {
+                cursors: vec![],
+                entries_max: 1000,
+                bytes_max: 1 << 20,
+            },
+        };
+        if c.send_msg(&pull).await.is_err() {
+            break;
+        }
+    }
+    // Everyone else is still served, and shutdown is not held up.
+    relay.assert_alive().await;
+    let t0 = std::time::Instant::now();
+    relay.stop().await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t0.elapsed()
+    );
+}
