@@ -230,8 +230,12 @@ fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore
     if created {
         tracing::info!(path = %dir.join(KEY_FILE).display(), "created relay identity key");
     }
-    let store = RedbStore::open(&dir.join(DB_FILE))
-        .with_context(|| format!("opening store in {}", dir.display()))?;
+    let store = RedbStore::open(&dir.join(DB_FILE)).with_context(|| {
+        format!(
+            "opening store in {} (is another kith-relay running on this data directory?)",
+            dir.display()
+        )
+    })?;
     Ok((key, Arc::new(store)))
 }
 
