@@ -182,7 +182,7 @@ pub(crate) struct LogArgs {
     #[arg(long, default_value = "meeting")]
     pub(crate) kind: String,
     /// When it happened (default now): RFC 3339, "YYYY-MM-DD HH:MM", YYYY-MM-DD, today, yesterday, -2h, -3d.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub(crate) at: Option<String>,
     /// Notes (a few lines).
     #[arg(long, value_name = "TEXT")]
@@ -233,7 +233,7 @@ pub(crate) enum InteractionCmd {
         #[arg(long)]
         kind: Option<String>,
         /// New time (TIME forms as for `kith log --at`).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
         at: Option<String>,
         /// New initiator.
         #[arg(long)]

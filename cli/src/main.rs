@@ -6,11 +6,10 @@
 //! failures to one `error: ...` line and an exit code (2 for input errors, 1
 //! otherwise). See docs/CLI.md.
 
-// Scaffolding: the command handlers that use these land with the engine API.
-#![allow(dead_code)]
-
 mod args;
+mod commands;
 mod datadir;
+mod demo;
 mod error;
 mod render;
 mod resolve;
@@ -22,14 +21,47 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
-    let _ = cli;
-    ExitCode::SUCCESS
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
 }
 
 /// Prints `error: ...` on stderr and returns the matching exit code.
-#[allow(dead_code)]
 fn fail(err: &error::CliError) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "error: {}", err.message());
     ExitCode::from(err.exit_code())
+}
+
+/// Help and version go to stdout as clap prints them; every other parse
+/// error becomes one `error: ...` line (clap's first line, which names the
+/// problem) and exit code 2, like every other input error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { error::EXIT_INPUT } else { 0 })
+        }
+        _ => {
+            let text = e.render().to_string();
+            // clap's message runs until the first blank line (then tips and usage).
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let first = first.join(" ");
+            let first = first.trim_start_matches("error:").trim();
+            let err = error::CliError::input(format!("{first} (see `kith --help`)"));
+            fail(&err)
+        }
+    }
 }

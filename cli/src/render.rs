@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
 use crate::when::Clock;
@@ -70,10 +70,6 @@ impl Table {
 
     pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     /// The lines of the table: a header, then one line per row. Cells are
@@ -187,16 +183,6 @@ pub(crate) fn local_time(at_ms: i64, offset: FixedOffset) -> String {
 /// A time shown in the user's local zone.
 pub(crate) fn when_local(at_ms: i64, clock: &Clock) -> String {
     local_time(at_ms, clock.local_offset_at(at_ms))
-}
-
-/// A timestamp as RFC 3339 in UTC, for JSON-adjacent text.
-pub(crate) fn rfc3339(at_ms: i64) -> String {
-    match Utc.timestamp_millis_opt(at_ms) {
-        chrono::LocalResult::Single(t) => {
-            DateTime::<Utc>::to_rfc3339_opts(&t, chrono::SecondsFormat::Secs, true)
-        }
-        _ => format!("@{at_ms}ms"),
-    }
 }
 
 #[cfg(test)]
