@@ -13,10 +13,12 @@ pub mod doc;
 pub mod error;
 pub mod ids;
 pub mod index;
+pub mod insights;
 pub mod model;
 pub mod ops;
 pub mod schema;
 pub mod store;
+pub mod synth;
 
 pub use dedup::{DuplicatePair, DuplicateReason};
 pub use doc::DocId;
