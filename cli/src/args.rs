@@ -57,6 +57,10 @@ pub(crate) enum Command {
     Settings(SettingsCmd),
     /// Rebuild the query index from the document.
     Reindex,
+    /// The shape of the network: headline findings (all numbers with --json).
+    Insights,
+    /// Write the insights as one self-contained HTML page.
+    Report(ReportArgs),
     /// Build a realistic sample network and walk the main flows.
     Demo(DemoArgs),
 }
@@ -292,6 +296,9 @@ pub(crate) struct SearchArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct FollowupsArgs {
+    /// Show at most this many.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
     /// Only follow-ups whose due date has passed.
     #[arg(long, conflicts_with_all = ["done", "reopen"])]
     pub(crate) overdue: bool,
@@ -382,6 +389,13 @@ pub(crate) enum SettingsCmd {
         /// New value ("" or "none" clears an optional setting).
         value: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The HTML file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

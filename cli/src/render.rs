@@ -15,16 +15,45 @@ use crate::when::Clock;
 /// Widest a table cell may be before it is truncated with an ellipsis.
 pub(crate) const CELL_WIDTH_MAX: usize = 48;
 
-/// Where command output goes (stdout), with JSON and table helpers.
+/// Where command output goes (stdout, or nowhere), with JSON and table helpers.
 #[derive(Debug)]
 pub(crate) struct Out {
-    buf: io::BufWriter<io::Stdout>,
+    buf: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Stdout(io::BufWriter<io::Stdout>),
+    /// Discards output (the demo's steps under `--json`).
+    Sink(io::Sink),
+}
+
+impl Write for Target {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Target::Stdout(w) => w.write(b),
+            Target::Sink(w) => w.write(b),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Target::Stdout(w) => w.flush(),
+            Target::Sink(w) => w.flush(),
+        }
+    }
 }
 
 impl Out {
     pub(crate) fn stdout() -> Out {
         Out {
-            buf: io::BufWriter::new(io::stdout()),
+            buf: Target::Stdout(io::BufWriter::new(io::stdout())),
+        }
+    }
+
+    pub(crate) fn sink() -> Out {
+        Out {
+            buf: Target::Sink(io::sink()),
         }
     }
 

@@ -9,6 +9,7 @@
 //! exit with 2, store failures with 1.
 
 mod contact;
+pub(crate) mod insights;
 mod interaction;
 mod misc;
 mod query;
@@ -39,7 +40,9 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
     let clock = Clock::from_env()?;
     let mut out = Out::stdout();
     match cli.command {
-        Command::Demo(args) => crate::demo::run(args, cli.data.as_deref(), &clock, &mut out)?,
+        Command::Demo(args) => {
+            crate::demo::run(args, cli.data.as_deref(), &clock, cli.json, &mut out)?
+        }
         Command::Init => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             let existed = store_file(&dir).exists();
@@ -71,7 +74,7 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
     Ok(())
 }
 
-fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
+pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
     match command {
         Command::Contact(c) => contact::run(ctx, c),
         Command::Log(a) => interaction::log(ctx, a),
@@ -84,6 +87,8 @@ fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         Command::Goal(c) => misc::goal(ctx, c),
         Command::Settings(c) => misc::settings(ctx, c),
         Command::Reindex => misc::reindex(ctx),
+        Command::Insights => insights::insights(ctx),
+        Command::Report(a) => insights::report(ctx, a),
         Command::Init | Command::Demo(_) => Ok(()),
     }
 }

@@ -169,7 +169,8 @@ pub(super) fn followups(ctx: &mut Ctx, a: FollowupsArgs) -> CliResult<()> {
     } else {
         FollowUpFilter::Open
     };
-    let items = ctx.store.follow_ups(filter).map_err(store_failure)?;
+    let mut items = ctx.store.follow_ups(filter).map_err(store_failure)?;
+    items.truncate(a.limit);
     let contacts = Contacts::load(&ctx.store)?;
     if ctx.json {
         let rows: Vec<FollowUpRow<'_>> = items
@@ -305,9 +306,9 @@ pub(super) fn duplicates(ctx: &mut Ctx) -> CliResult<()> {
         let why = r
             .reasons
             .iter()
-            .map(|x| format!("{} {}", x.kind.replace('_', " "), x.value))
+            .map(|x| x.kind.replace('_', " "))
             .collect::<Vec<_>>()
-            .join("; ");
+            .join(", ");
         t.row(vec![
             r.a_name.clone(),
             r.a.to_string(),

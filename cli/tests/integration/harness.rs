@@ -148,6 +148,22 @@ impl Kith {
     }
 }
 
+impl Kith {
+    /// A command that must fail (exit 2, one line) where no store exists,
+    /// and must not create one.
+    #[track_caller]
+    pub(crate) fn failure_without_store(&self, args: &[&str], needle: &str) {
+        let r = self.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains(needle), "{}", r.stderr);
+        assert!(
+            !self.data().join("kith.redb").exists(),
+            "{args:?} created a store"
+        );
+    }
+}
+
 pub(crate) fn run(mut c: Command) -> Run {
     let out = c.output().unwrap();
     Run {

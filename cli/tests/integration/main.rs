@@ -10,6 +10,7 @@
 mod harness;
 
 mod contacts;
+mod demo;
 mod docs_shapes;
 mod errors;
 mod logging;
