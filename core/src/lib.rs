@@ -7,6 +7,7 @@
 //! `kith` CLI, and uniffi in `kith-ffi`. See docs/ARCHITECTURE.md.
 
 pub mod ids;
+pub mod import;
 pub mod model;
 
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};

@@ -1,0 +1,7 @@
+//! kith-core integration tests, one binary with a module per area.
+
+// Test helpers outside #[test] fns may panic on failure: that is how tests fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod import_plan;
+mod import_vcard;
