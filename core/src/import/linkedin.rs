@@ -156,24 +156,21 @@ pub fn parse_linkedin_csv(
     };
     let mut record = csv::StringRecord::new();
     let mut rows = 0usize;
+    let body = &text.as_bytes()[offset..];
+    // csv counts lines lazily around CRLF, so lines are counted here from byte
+    // offsets, with a cursor so the whole file is scanned once.
+    let mut cursor = LineCursor::default();
     loop {
-        let line = header_line
-            + usize::try_from(reader.position().line())
-                .unwrap_or(0)
-                .saturating_sub(1);
+        let line = header_line + cursor.line_at(body, reader.position().byte());
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
+                // The row is consumed by the error; move on to the next.
                 push_error(&mut out, line, format!("unreadable row: {e}"));
                 continue;
             }
         }
-        let line = header_line
-            + record
-                .position()
-                .map_or(0, |p| usize::try_from(p.line()).unwrap_or(0))
-                .saturating_sub(1);
         rows += 1;
         if rows > limits.rows_max {
             return Err(LinkedinError::TooManyRows {
@@ -245,6 +242,31 @@ pub fn parse_linkedin_csv(
         out.drafts.push(draft);
     }
     Ok(out)
+}
+
+/// Counts newlines up to a byte offset, then past the blank lines csv skips.
+#[derive(Debug, Default)]
+struct LineCursor {
+    byte: usize,
+    newlines: usize,
+}
+
+impl LineCursor {
+    /// Newlines before the first content byte at or after `byte` (0-based offset).
+    fn line_at(&mut self, body: &[u8], byte: u64) -> usize {
+        let mut target = usize::try_from(byte).unwrap_or(usize::MAX).min(body.len());
+        while target < body.len() && matches!(body[target], b'\r' | b'\n') {
+            target += 1;
+        }
+        if target >= self.byte {
+            self.newlines += body[self.byte..target]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.byte = target;
+        }
+        self.newlines
+    }
 }
 
 #[cfg(test)]
