@@ -3,6 +3,8 @@
 // Test helpers outside #[test] fns may panic on failure: that is how tests fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod export;
 mod import_plan;
 mod import_props;
 mod import_vcard;
+mod strategies;
