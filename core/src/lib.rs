@@ -6,6 +6,7 @@
 //! state machines (sans-IO). Networking lives in `kith-net`, terminals in the
 //! `kith` CLI, and uniffi in `kith-ffi`. See docs/ARCHITECTURE.md.
 
+pub mod backup;
 pub mod export;
 pub mod ids;
 pub mod import;

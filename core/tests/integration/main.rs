@@ -3,6 +3,7 @@
 // Test helpers outside #[test] fns may panic on failure: that is how tests fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backup;
 mod export;
 mod import_plan;
 mod import_props;
