@@ -422,6 +422,127 @@ pub fn open_payload(passphrase: &str, bytes: &[u8]) -> Result<BackupPayload, Bac
     BackupPayload::from_bytes(&open(passphrase, bytes)?)
 }
 
+/// Why a store could not be backed up or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreBackupError {
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Store(#[from] crate::error::StoreError),
+    #[error("{path} is not empty: restore into a new or empty directory")]
+    TargetNotEmpty { path: std::path::PathBuf },
+    #[error("the backup holds a document '{name}' that cannot be restored: {reason}")]
+    BadDocument { name: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A restored store and the keys the backup held (if it held any).
+#[derive(Debug)]
+pub struct RestoredStore {
+    pub store: crate::store::Store,
+    pub keys: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Backs up every document of the store (all their changes, so history and
+/// concurrent values survive) and, when given, the key material.
+pub fn backup_store(
+    store: &mut crate::store::Store,
+    passphrase: &str,
+    params: &BackupParams,
+    keys: Option<Vec<u8>>,
+    now_ms: TimestampMs,
+) -> Result<Vec<u8>, StoreBackupError> {
+    let mut documents = Vec::new();
+    for id in store.doc_ids()? {
+        let changes = store.changes_since(id, &[])?;
+        let bytes = postcard::to_stdvec(&changes).map_err(BackupError::Payload)?;
+        documents.push(NamedBlob {
+            name: id.to_string(),
+            bytes,
+        });
+    }
+    let payload = BackupPayload::new(now_ms, documents, keys);
+    Ok(seal_payload(passphrase, &payload, params)?)
+}
+
+/// Restores a backup into `dir`, which must not exist or be empty.
+///
+/// The file is decrypted and checked before anything is written; the store is
+/// then built in a staging directory next to `dir` (documents applied, index
+/// rebuilt from them) and renamed into place, so a failure leaves no partial
+/// store behind.
+pub fn restore_store(
+    dir: &std::path::Path,
+    passphrase: &str,
+    bytes: &[u8],
+) -> Result<RestoredStore, StoreBackupError> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| StoreBackupError::Io { path, source }
+    };
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
+        if entries.next().is_some() {
+            return Err(StoreBackupError::TargetNotEmpty {
+                path: dir.to_path_buf(),
+            });
+        }
+    }
+    let mut payload = open_payload(passphrase, bytes)?;
+    let mut documents = Vec::with_capacity(payload.documents.len());
+    for blob in &payload.documents {
+        let bad = |reason: String| StoreBackupError::BadDocument {
+            name: blob.name.clone(),
+            reason,
+        };
+        let id: crate::doc::DocId = blob
+            .name
+            .parse()
+            .map_err(|e: crate::doc::InvalidDocId| bad(e.to_string()))?;
+        let changes: Vec<Vec<u8>> =
+            postcard::from_bytes(&blob.bytes).map_err(|e| bad(e.to_string()))?;
+        documents.push((id, changes));
+    }
+
+    let parent = dir.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!(".{name}.restore-{}", ulid::Ulid::new()));
+    let build = || -> Result<(), StoreBackupError> {
+        let mut store = crate::store::Store::open(&staging)?;
+        for (id, changes) in &documents {
+            store.apply_remote_changes(*id, changes, |_| Ok(()))?;
+        }
+        store.reindex()?;
+        store.close()?;
+        Ok(())
+    };
+    if let Err(e) = build() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if dir.exists() {
+        // Empty (checked above); rename needs it gone or empty.
+        std::fs::remove_dir(dir).map_err(io(dir))?;
+    }
+    if let Err(e) = std::fs::rename(&staging, dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(io(dir)(e));
+    }
+    let store = crate::store::Store::open(dir)?;
+    Ok(RestoredStore {
+        store,
+        keys: payload.keys.take().map(Zeroizing::new),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

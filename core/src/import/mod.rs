@@ -7,11 +7,11 @@
 //! what to create, what was already imported (same import key, so re-importing
 //! a file creates nothing), and what looks like someone already there (same
 //! email, phone or normalised name: reported with a suggested merge target,
-//! never silently doubled). Everything here is pure: applying a plan is the
-//! store's job.
+//! never silently doubled). Everything up to the plan is pure; [`apply`]
+//! writes a plan to the store.
 
+pub mod apply;
 pub mod linkedin;
-pub mod normalise;
 pub mod plan;
 pub mod vcard;
 pub mod vcard_map;
@@ -23,12 +23,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::ids::ContactId;
+use crate::index::text::normalise_name;
 use crate::model::{Contact, ContactPoint, PartialDate, Seniority, TimestampMs};
 
+pub use apply::{ApplyOptions, ApplyReport, apply_plan, plan_for_store};
 pub use linkedin::{LinkedinError, LinkedinImport, LinkedinLimits, RowError, parse_linkedin_csv};
-pub use plan::{
-    AlreadyImported, DuplicateReason, ImportPlan, LikelyDuplicate, RepeatedInInput, plan_import,
-};
+pub use plan::{AlreadyImported, ImportPlan, LikelyDuplicate, RepeatedInInput, plan_import};
 pub use vcard::{
     CardError, CardErrorKind, ParsedCard, VcardFileError, VcardImport, VcardLimits, parse_vcards,
 };
@@ -108,10 +108,10 @@ impl ContactDraft {
             first_met: Option<NaiveDate>,
         }
         let c = Canonical {
-            name: normalise::normalise_name(&self.name),
-            given: self.given_name.as_deref().map(normalise::normalise_name),
-            family: self.family_name.as_deref().map(normalise::normalise_name),
-            organisation: self.organisation.as_deref().map(normalise::normalise_name),
+            name: normalise_name(&self.name),
+            given: self.given_name.as_deref().map(normalise_name),
+            family: self.family_name.as_deref().map(normalise_name),
+            organisation: self.organisation.as_deref().map(normalise_name),
             role: self.role.as_deref(),
             emails: self
                 .emails
@@ -154,8 +154,8 @@ pub fn inside_org_suggestion(
     organisation: Option<&str>,
     my_organisation: Option<&str>,
 ) -> Option<bool> {
-    let mine = normalise::normalise_organisation(my_organisation?);
-    let theirs = normalise::normalise_organisation(organisation?);
+    let mine = normalise_name(my_organisation?);
+    let theirs = normalise_name(organisation?);
     if mine.is_empty() || theirs.is_empty() {
         return None;
     }

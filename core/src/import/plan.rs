@@ -7,7 +7,9 @@
 //!    Kith vCard export re-imported). Re-importing a file therefore creates nothing.
 //! 2. `repeated_in_input`: an earlier draft of the same input has one of its keys.
 //! 3. `likely_duplicates`: an existing, unmerged contact has the same normalised
-//!    email, the same phone (last 9 digits) or the same normalised name; the
+//!    email, the same phone (one number's digits end the other's, 9 digits at
+//!    least) or the same normalised name: the rules of [`crate::dedup`], with
+//!    its normalisation, so import and the store's duplicate list agree. The
 //!    suggested merge target is the candidate with the strongest evidence
 //!    (email > phone > name, then most reasons, then oldest id).
 //! 4. `create`: everything else.
@@ -18,7 +20,8 @@ use crate::ids::ContactId;
 use crate::model::Contact;
 
 use super::ContactDraft;
-use super::normalise::{normalise_email, normalise_name, phone_key};
+use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN};
+use crate::index::text::{normalise_email, normalise_name, phone_digits};
 
 /// Longest `merged_into` chain followed (merges of merges); longer is a loop.
 const MERGE_CHAIN_HOPS_MAX: usize = 32;
@@ -61,22 +64,23 @@ pub struct RepeatedInInput {
     pub same_as_line: usize,
 }
 
-/// Evidence that two records are the same person.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DuplicateReason {
-    SameEmail(String),
-    SamePhone(String),
-    SameName(String),
+fn weight(reason: &DuplicateReason) -> u32 {
+    match reason {
+        DuplicateReason::SameEmail(_) => 100,
+        DuplicateReason::SamePhone(_) => 10,
+        DuplicateReason::SameName(_) => 1,
+    }
 }
 
-impl DuplicateReason {
-    fn weight(&self) -> u32 {
-        match self {
-            DuplicateReason::SameEmail(_) => 100,
-            DuplicateReason::SamePhone(_) => 10,
-            DuplicateReason::SameName(_) => 1,
-        }
-    }
+/// The last [`PHONE_DIGITS_MIN`] digits and all digits, when there are enough.
+fn phone_key(phone: &str) -> Option<(String, String)> {
+    let digits = phone_digits(phone);
+    (digits.len() >= PHONE_DIGITS_MIN).then(|| {
+        (
+            digits[digits.len() - PHONE_DIGITS_MIN..].to_string(),
+            digits,
+        )
+    })
 }
 
 impl ImportPlan {
@@ -109,7 +113,7 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
 
     let mut by_key: HashMap<&str, ContactId> = HashMap::new();
     let mut by_email: HashMap<String, Vec<ContactId>> = HashMap::new();
-    let mut by_phone: HashMap<String, Vec<ContactId>> = HashMap::new();
+    let mut by_phone: HashMap<String, Vec<(String, ContactId)>> = HashMap::new();
     let mut by_name: HashMap<String, Vec<ContactId>> = HashMap::new();
     for c in existing {
         for k in &c.import_keys {
@@ -119,13 +123,14 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
             continue;
         }
         for e in &c.emails {
-            if let Some(k) = normalise_email(&e.value) {
+            let k = normalise_email(&e.value);
+            if !k.is_empty() {
                 by_email.entry(k).or_default().push(c.id);
             }
         }
         for p in &c.phones {
-            if let Some(k) = phone_key(&p.value) {
-                by_phone.entry(k).or_default().push(c.id);
+            if let Some((tail, digits)) = phone_key(&p.value) {
+                by_phone.entry(tail).or_default().push((digits, c.id));
             }
         }
         let n = normalise_name(&c.name);
@@ -161,33 +166,43 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
         }
 
         let mut evidence: HashMap<ContactId, Vec<DuplicateReason>> = HashMap::new();
-        let mut add = |ids: Option<&Vec<ContactId>>, reason: DuplicateReason| {
-            for id in ids.into_iter().flatten() {
-                let reasons = evidence.entry(*id).or_default();
+        let mut add = |ids: &mut dyn Iterator<Item = ContactId>, reason: DuplicateReason| {
+            for id in ids {
+                let reasons = evidence.entry(id).or_default();
                 if !reasons.contains(&reason) {
                     reasons.push(reason.clone());
                 }
             }
         };
         for e in &draft.emails {
-            if let Some(k) = normalise_email(&e.value) {
-                add(by_email.get(&k), DuplicateReason::SameEmail(k.clone()));
+            let k = normalise_email(&e.value);
+            if !k.is_empty() {
+                let ids = by_email.get(&k).into_iter().flatten().copied();
+                add(&mut ids.into_iter(), DuplicateReason::SameEmail(k.clone()));
             }
         }
         for p in &draft.phones {
-            if let Some(k) = phone_key(&p.value) {
-                add(
-                    by_phone.get(&k),
-                    DuplicateReason::SamePhone(p.value.clone()),
-                );
+            let Some((tail, digits)) = phone_key(&p.value) else {
+                continue;
+            };
+            for (theirs, id) in by_phone.get(&tail).into_iter().flatten() {
+                let (short, long) = if theirs.len() <= digits.len() {
+                    (theirs, &digits)
+                } else {
+                    (&digits, theirs)
+                };
+                if long.ends_with(short.as_str()) {
+                    add(
+                        &mut std::iter::once(*id),
+                        DuplicateReason::SamePhone(short.clone()),
+                    );
+                }
             }
         }
         let n = normalise_name(&draft.name);
         if !n.is_empty() {
-            add(
-                by_name.get(&n),
-                DuplicateReason::SameName(draft.name.clone()),
-            );
+            let ids = by_name.get(&n).into_iter().flatten().copied();
+            add(&mut ids.into_iter(), DuplicateReason::SameName(n.clone()));
         }
         if evidence.is_empty() {
             plan.create.push(draft);
@@ -197,11 +212,7 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
             .into_iter()
             .map(|(id, mut reasons)| {
                 reasons.sort();
-                (
-                    reasons.iter().map(DuplicateReason::weight).sum(),
-                    id,
-                    reasons,
-                )
+                (reasons.iter().map(weight).sum(), id, reasons)
             })
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));

@@ -8,4 +8,5 @@ mod export;
 mod import_plan;
 mod import_props;
 mod import_vcard;
+mod store_wiring;
 mod strategies;
