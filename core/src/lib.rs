@@ -8,10 +8,13 @@
 //! Networking lives in `kith-net`, terminals in the `kith` CLI, and uniffi in
 //! `kith-ffi`. See docs/ARCHITECTURE.md.
 
+pub mod backup;
 pub mod dedup;
 pub mod doc;
 pub mod error;
+pub mod export;
 pub mod ids;
+pub mod import;
 pub mod index;
 pub mod insights;
 pub mod model;
