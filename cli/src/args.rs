@@ -63,6 +63,88 @@ pub(crate) enum Command {
     Report(ReportArgs),
     /// Build a realistic sample network and walk the main flows.
     Demo(DemoArgs),
+    /// Import contacts from vCard files or LinkedIn's Connections.csv.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Export contacts (vCard, CSV), interactions (CSV) or everything (JSON).
+    Export(ExportArgs),
+    /// Write the whole store to one passphrase-encrypted file.
+    Backup(BackupArgs),
+    /// Rebuild a store from a backup file (into an empty data directory).
+    Restore(RestoreArgs),
+}
+
+/// Options shared by every import source.
+#[derive(Debug, Args)]
+pub(crate) struct ImportOptions {
+    /// Show what would be imported without writing anything.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Also create records that look like existing contacts (by default they
+    /// are listed with a suggested merge and left out).
+    #[arg(long)]
+    pub(crate) create_duplicates: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCmd {
+    /// vCard 2.1, 3.0 or 4.0 files (Apple, Google, Outlook, Android, ...).
+    Vcard {
+        /// The .vcf files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// LinkedIn's Connections.csv (from "Get a copy of your data").
+    Linkedin {
+        /// The Connections.csv file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// vcard (contacts, vCard 4.0), csv (contacts, or interactions with
+    /// --interactions), json (everything, lossless, versioned).
+    #[arg(value_parser = ["vcard", "csv", "json"])]
+    pub(crate) format: String,
+    /// With csv: export interactions instead of contacts.
+    #[arg(long)]
+    pub(crate) interactions: bool,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) out: Option<std::path::PathBuf>,
+}
+
+/// Argon2id cost of a backup's key derivation.
+#[derive(Debug, Args)]
+pub(crate) struct KdfArgs {
+    /// Memory of the key derivation in KiB (default 65536 = 64 MiB).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "KIB")]
+    pub(crate) kdf_memory_kib: u32,
+    /// Passes of the key derivation.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub(crate) kdf_iterations: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// The backup file to write (must not exist).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: std::path::PathBuf,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The backup file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: std::path::PathBuf,
 }
 
 /// Contact fields shared by `contact add` and `contact edit`.

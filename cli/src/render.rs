@@ -57,6 +57,11 @@ impl Out {
         }
     }
 
+    /// Writes raw bytes (an export to stdout).
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.write_all(bytes)
+    }
+
     /// Writes one line.
     pub(crate) fn line(&mut self, text: impl AsRef<str>) -> io::Result<()> {
         writeln!(self.buf, "{}", text.as_ref())

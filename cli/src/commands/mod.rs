@@ -13,6 +13,7 @@ pub(crate) mod insights;
 mod interaction;
 mod misc;
 mod query;
+mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,10 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
                 out.line(format!("Created a Kith store in {}", dir.display()))?;
             }
         }
+        Command::Restore(a) => {
+            let dir = crate::datadir::from_env(cli.data.as_deref())?;
+            transfer::restore(&dir, a, cli.json, &mut out)?;
+        }
         command => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             let store = open_existing(&dir)?;
@@ -88,8 +93,11 @@ pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         Command::Settings(c) => misc::settings(ctx, c),
         Command::Reindex => misc::reindex(ctx),
         Command::Insights => insights::insights(ctx),
+        Command::Import(c) => transfer::import(ctx, c),
+        Command::Export(a) => transfer::export(ctx, a),
+        Command::Backup(a) => transfer::backup(ctx, a),
         Command::Report(a) => insights::report(ctx, a),
-        Command::Init | Command::Demo(_) => Ok(()),
+        Command::Init | Command::Demo(_) | Command::Restore(_) => Ok(()),
     }
 }
 

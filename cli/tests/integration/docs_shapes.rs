@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::harness::{Kith, repo_root};
+use crate::harness::{Kith, repo_root, run};
 
 /// The documented examples, by shape name.
 pub(crate) fn documented() -> BTreeMap<String, Value> {
@@ -138,12 +138,48 @@ fn every_documented_json_shape_matches_real_output() {
         ("reindex", vec!["reindex"]),
         ("insights", vec!["insights"]),
     ];
+    // A vCard file with a new card, a likely duplicate of Zoë (same email)
+    // and a malformed line (a problem).
+    let vcf = k.dir.path().join("in.vcf");
+    std::fs::write(
+        &vcf,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ines Duarte\r\nORG:Royal Free\r\nthis line is malformed\r\nEND:VCARD\r\n\
+         BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Z. Aberg\r\nEMAIL:zoe@x.org\r\nEND:VCARD\r\n",
+    )
+    .unwrap();
+    let export_file = k.dir.path().join("export.json");
+    let backup_file = k.dir.path().join("kith.bak");
+    let (vcf_s, export_s, backup_s) = (
+        vcf.to_str().unwrap().to_string(),
+        export_file.to_str().unwrap().to_string(),
+        backup_file.to_str().unwrap().to_string(),
+    );
+    let mut runs = runs;
+    runs.push(("import", vec!["import", "vcard", &vcf_s]));
+    runs.push(("export", vec!["export", "json", "-o", &export_s]));
+    runs.push((
+        "backup",
+        vec![
+            "backup",
+            &backup_s,
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ],
+    ));
     let docs = documented();
     for (name, args) in &runs {
         let doc = docs
             .get(*name)
             .unwrap_or_else(|| panic!("docs/CLI.md lacks shape {name}"));
-        let real = k.json(args);
+        let mut c = k.command();
+        c.env("KITH_PASSPHRASE", "pass")
+            .arg("--data")
+            .arg(k.data())
+            .args(args)
+            .arg("--json");
+        let real = run(c).json();
         if let (Value::Array(d), Value::Array(r)) = (doc, &real) {
             assert!(
                 !d.is_empty() && !r.is_empty(),
@@ -152,10 +188,17 @@ fn every_documented_json_shape_matches_real_output() {
         }
         same_shape(name, doc, &real);
     }
+    let restored = Kith::empty();
+    let mut c = restored.command();
+    c.env("KITH_PASSPHRASE", "pass")
+        .arg("--data")
+        .arg(restored.data())
+        .args(["restore", &backup_s, "--json"]);
+    same_shape("restore", &docs["restore"], &run(c).json());
     let tested: Vec<&str> = runs
         .iter()
         .map(|(n, _)| *n)
-        .chain(["demo", "report"])
+        .chain(["demo", "report", "restore"])
         .collect();
     for name in docs.keys() {
         assert!(

@@ -16,3 +16,4 @@ mod errors;
 mod logging;
 mod misc;
 mod queries;
+mod transfer;
