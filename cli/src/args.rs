@@ -235,9 +235,9 @@ pub(crate) enum ContactCmd {
         /// Sort by name or by most recent interaction.
         #[arg(long, default_value = "name", value_parser = ["name", "recent"])]
         sort: String,
-        /// Show at most this many.
-        #[arg(long, default_value_t = 200)]
-        limit: usize,
+        /// Show at most this many (default 200 in a table, 10000 with --json).
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Archive a contact (or bring it back with --undo).
     Archive {

@@ -18,6 +18,8 @@ pub(crate) enum CliError {
     Input(String),
     /// Something failed that is not the input's fault.
     Failure(anyhow::Error),
+    /// stdout was closed by its reader (`kith timeline | head`): stop quietly.
+    OutputClosed,
 }
 
 impl CliError {
@@ -29,6 +31,7 @@ impl CliError {
         match self {
             CliError::Input(_) => EXIT_INPUT,
             CliError::Failure(_) => EXIT_FAILURE,
+            CliError::OutputClosed => 0,
         }
     }
 
@@ -38,12 +41,16 @@ impl CliError {
             CliError::Input(m) => crate::render::one_line(m),
             // "{:#}" prints the whole source chain on one line.
             CliError::Failure(e) => crate::render::one_line(&format!("{e:#}")),
+            CliError::OutputClosed => String::new(),
         }
     }
 }
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return CliError::OutputClosed;
+        }
         CliError::Failure(anyhow::Error::new(e).context("writing output"))
     }
 }

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `kith timeline | head`: the reader left; that is not an error.
+        Err(error::CliError::OutputClosed) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }

@@ -69,7 +69,9 @@ impl Out {
 
     /// Writes a value as pretty JSON followed by a newline.
     pub(crate) fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut self.buf, value).map_err(io::Error::other)?;
+        // Serialise first, so a closed stdout surfaces as the io error it is.
+        let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+        self.buf.write_all(&bytes)?;
         writeln!(self.buf)
     }
 

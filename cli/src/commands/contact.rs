@@ -332,7 +332,15 @@ struct ListRow<'a> {
     interaction_count: u64,
 }
 
-fn list(ctx: &mut Ctx, all: bool, sort: &str, limit: usize) -> CliResult<()> {
+/// Rows of a contact table unless --limit says otherwise (scripts get everything).
+const LIST_TABLE_ROWS_DEFAULT: usize = 200;
+
+fn list(ctx: &mut Ctx, all: bool, sort: &str, limit: Option<usize>) -> CliResult<()> {
+    let limit = limit.unwrap_or(if ctx.json {
+        kith_core::ops::PAGE_MAX
+    } else {
+        LIST_TABLE_ROWS_DEFAULT
+    });
     let q = ContactQuery {
         sort: if sort == "recent" {
             ContactSort::LastInteraction

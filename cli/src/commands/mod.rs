@@ -36,14 +36,20 @@ pub(crate) struct Ctx {
     pub(crate) json: bool,
 }
 
-/// Runs the parsed command line.
+/// Runs the parsed command line. Output already produced is flushed even
+/// when the command fails, so a failing demo step keeps its narration.
 pub(crate) fn run(cli: Cli) -> CliResult<()> {
-    let clock = Clock::from_env()?;
     let mut out = Out::stdout();
+    let result = run_to(cli, &mut out);
+    let flushed = out.flush();
+    result?;
+    Ok(flushed?)
+}
+
+fn run_to(cli: Cli, out: &mut Out) -> CliResult<()> {
+    let clock = Clock::from_env()?;
     match cli.command {
-        Command::Demo(args) => {
-            crate::demo::run(args, cli.data.as_deref(), &clock, cli.json, &mut out)?
-        }
+        Command::Demo(args) => crate::demo::run(args, cli.data.as_deref(), &clock, cli.json, out),
         Command::Init => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             let existed = store_file(&dir).exists();
@@ -56,10 +62,11 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             } else {
                 out.line(format!("Created a Kith store in {}", dir.display()))?;
             }
+            Ok(())
         }
         Command::Restore(a) => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
-            transfer::restore(&dir, a, cli.json, &mut out)?;
+            transfer::restore(&dir, a, cli.json, out)
         }
         command => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
@@ -67,16 +74,17 @@ pub(crate) fn run(cli: Cli) -> CliResult<()> {
             let mut ctx = Ctx {
                 store,
                 clock,
-                out,
+                out: std::mem::replace(out, Out::sink()),
                 json: cli.json,
             };
-            dispatch(&mut ctx, command)?;
-            out = ctx.out;
-            ctx.store.close().map_err(store_failure)?;
+            let result = dispatch(&mut ctx, command);
+            *out = std::mem::replace(&mut ctx.out, Out::sink());
+            // Close even after an error: it releases the file lock promptly.
+            let closed = ctx.store.close().map_err(store_failure);
+            result?;
+            closed
         }
     }
-    out.flush()?;
-    Ok(())
 }
 
 pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {

@@ -205,3 +205,50 @@ fn usage_errors_are_one_line_with_exit_code_2() {
     let help = k.run(&["--help"]).ok().stdout;
     assert!(help.contains("Log an interaction"), "{help}");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let k = Kith::empty();
+    k.run(&["demo", "--json"]).json();
+    // ~400 interactions as JSON is far more than a pipe buffer, so the
+    // binary is still writing when the reader goes away.
+    let mut c = k.command();
+    c.arg("--data")
+        .arg(k.data())
+        .args(["timeline", "--limit", "1000", "--json"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn json_contact_lists_are_not_cut_at_the_table_default() {
+    let k = Kith::empty();
+    k.run(&[
+        "demo",
+        "--json",
+        "--contacts",
+        "250",
+        "--interactions",
+        "300",
+    ])
+    .json();
+    assert!(k.json(&["contact", "list"]).as_array().unwrap().len() > 200);
+    assert_eq!(k.run(&["contact", "list"]).ok().stdout.lines().count(), 201);
+    assert_eq!(
+        k.json(&["contact", "list", "--limit", "7"])
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+}
