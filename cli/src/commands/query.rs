@@ -215,16 +215,30 @@ pub(super) fn followups(ctx: &mut Ctx, a: FollowupsArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// The interaction holding follow-up `fid`: the open follow-ups index first
+/// (cheap, and where `--done` finds its target), else every interaction (a
+/// done follow-up is not in the open index).
+fn find_follow_up(ctx: &Ctx, fid: FollowUpId) -> CliResult<Option<InteractionId>> {
+    let open = ctx
+        .store
+        .follow_ups(FollowUpFilter::Open)
+        .map_err(store_failure)?;
+    if let Some(it) = open.iter().find(|it| it.follow_up.id == fid) {
+        return Ok(Some(it.interaction));
+    }
+    let all = ctx.store.all_interactions().map_err(store_failure)?;
+    Ok(all
+        .iter()
+        .find(|i| i.follow_ups.contains_key(&fid))
+        .map(|i| i.id))
+}
+
 /// Completes or reopens a follow-up given only its id: the interaction that
 /// holds it is found through the index (follow-up ids are unique).
 fn set_done(ctx: &mut Ctx, given: &str, done: bool) -> CliResult<()> {
     let fid: FollowUpId = given.parse()?;
-    let all = ctx.store.all_interactions().map_err(store_failure)?;
-    let owner = all
-        .iter()
-        .find(|i| i.follow_ups.contains_key(&fid))
+    let iid = find_follow_up(ctx, fid)?
         .ok_or_else(|| CliError::input(format!("unknown follow-up '{given}'")))?;
-    let iid = owner.id;
     let f = if done {
         ctx.store.complete_follow_up(iid, fid)
     } else {
