@@ -300,3 +300,32 @@ fn log_and_edit_errors_name_the_problem_and_change_nothing() {
         "no interaction with id",
     );
 }
+
+#[test]
+fn wall_clock_times_use_the_local_zone_and_its_daylight_saving() {
+    let k = Kith::new();
+    k.add_contact("Ana", &[]);
+    let log_at = |at: &str| {
+        let mut c = k.command();
+        c.env_remove("KITH_NOW").env("TZ", "America/New_York");
+        c.arg("--data")
+            .arg(k.data())
+            .args(["log", "x", "--with", "ana", "--at", at, "--json"]);
+        crate::harness::run(c)
+    };
+    let winter = log_at("2026-03-01 09:30").json();
+    assert_eq!(winter["at_ms"], 1_772_375_400_000_i64); // 14:30Z
+    assert_eq!(winter["offset_minutes"], -300);
+    let summer = log_at("2026-07-01 09:30").json();
+    assert_eq!(summer["at_ms"], 1_782_912_600_000_i64); // 13:30Z
+    assert_eq!(summer["offset_minutes"], -240);
+    let before = k.snapshot();
+    let gap = log_at("2026-03-08 02:30");
+    assert_eq!(gap.code, 2);
+    assert!(
+        gap.stderr.contains("does not exist in the local time zone"),
+        "{}",
+        gap.stderr
+    );
+    assert_eq!(before, k.snapshot());
+}
