@@ -993,3 +993,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn extreme_times_and_parameters_do_not_panic() {
+    let net = generate(&SynthParams::new(40, 300, 2, NOW));
+    for now_ms in [i64::MIN, -1, 0, NOW, i64::MAX] {
+        for params in [
+            InsightsParams::default(),
+            InsightsParams {
+                composition_window_days: 0,
+                activity_window_days: u32::MAX,
+                reciprocity_window_days: u32::MAX,
+                half_life_days: 0,
+                cooling_lookback_days: u32::MAX,
+                dormant_after_days: 0,
+                follow_up_done_window_days: u32::MAX,
+                coverage_min: f64::NAN,
+                utc_offset_minutes: i32::MIN,
+            },
+        ] {
+            let settings = Settings {
+                core_size: if now_ms == 0 { 0 } else { u32::MAX },
+                strategic_target: Some(f64::INFINITY),
+                ..net.settings.clone()
+            };
+            let inp = InsightsInput {
+                contacts: &net.contacts,
+                interactions: &net.interactions,
+                goals: &net.goals,
+                settings: &settings,
+                now_ms,
+                params,
+            };
+            let r = compute_all(&inp);
+            check_bounds(&r);
+            let _ = headlines(&r);
+            let html = html::render_html(&r, &HtmlOptions::default());
+            assert!(!html.contains("NaN"));
+            let _ = text::render_text(&r, 3);
+        }
+    }
+}
