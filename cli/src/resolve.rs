@@ -157,4 +157,38 @@ mod tests {
         );
         assert!(resolve("contact", "  ", &p).is_err());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn normalise_is_idempotent_and_trimmed(s in "\\PC{0,30}") {
+                let n = normalise(&s);
+                prop_assert_eq!(normalise(&n), n.clone());
+                prop_assert_eq!(n.trim(), n.as_str());
+                prop_assert!(!n.contains("  "));
+            }
+
+            #[test]
+            fn every_name_resolves_to_itself_when_unique(names in prop::collection::btree_set("[a-zA-Z]{1,8}( [a-zA-Z]{1,8})?", 1..8)) {
+                let list: Vec<String> = names.into_iter().collect();
+                let candidates: Vec<Named<'_, usize>> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| Named { id: format!("ID{i}"), name: n.as_str(), detail: None, item: i })
+                    .collect();
+                for (i, n) in list.iter().enumerate() {
+                    let same: usize = list.iter().filter(|m| normalise(m) == normalise(n)).count();
+                    match resolve("contact", n, &candidates) {
+                        Ok(found) => prop_assert_eq!(normalise(&list[found]), normalise(n)),
+                        Err(ResolveError::Ambiguous { count, .. }) => prop_assert_eq!(count, same),
+                        Err(e) => prop_assert!(false, "{} did not resolve: {}", n, e),
+                    }
+                    prop_assert_eq!(resolve("contact", &format!("ID{i}"), &candidates).unwrap(), i);
+                }
+            }
+        }
+    }
 }
