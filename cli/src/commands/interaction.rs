@@ -74,6 +74,16 @@ fn participants(
     Ok(out)
 }
 
+/// Identity of a participant reference: the contact id, or the normalised
+/// name a missing contact will be created under (the engine creates one
+/// contact per normalised name).
+fn participant_key(r: &ParticipantRef) -> String {
+    match r {
+        ParticipantRef::Id(id) => id.to_string(),
+        ParticipantRef::Name(n) => format!("name:{}", normalise(n)),
+    }
+}
+
 /// `WHAT` or `WHAT:CONTACT`, CONTACT being one of the participants.
 fn exchange(spec: &str, direction: Direction, people: &[Participant]) -> CliResult<NewExchange> {
     let (what, with) = match spec.split_once(':') {
@@ -93,6 +103,10 @@ fn exchange(spec: &str, direction: Direction, people: &[Participant]) -> CliResu
                         || matches!(&p.reference, ParticipantRef::Id(id) if id.to_string().eq_ignore_ascii_case(c))
                 })
                 .collect();
+            // The same person typed twice (`--with zoe --with Zoë`) is one participant.
+            let mut hits = hits;
+            hits.sort_by_key(|p| participant_key(&p.reference));
+            hits.dedup_by_key(|p| participant_key(&p.reference));
             match hits.as_slice() {
                 [one] => Some(one.reference.clone()),
                 [] => {

@@ -329,3 +329,83 @@ fn wall_clock_times_use_the_local_zone_and_its_daylight_saving() {
     );
     assert_eq!(before, k.snapshot());
 }
+
+#[test]
+fn the_same_person_typed_twice_is_one_participant() {
+    let k = Kith::new();
+    let zoe = k.add_contact("Zoë Åberg", &[]);
+    let v = k.json(&[
+        "log",
+        "Chat",
+        "--with",
+        "zoe",
+        "--with",
+        "ZOË ÅBERG",
+        "--got",
+        "insight:zoe",
+    ]);
+    assert_eq!(v["participants"], serde_json::json!([zoe]));
+    assert_eq!(v["exchanges"][0]["with"], zoe.as_str());
+    let v = k.json(&[
+        "log",
+        "Chat",
+        "--with",
+        "Carla",
+        "--with",
+        "carla",
+        "--create-missing",
+        "--gave",
+        "support:CARLA",
+    ]);
+    assert_eq!(v["participant_names"].as_array().unwrap().len(), 1);
+    assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn more_edits_projects_and_archived_contacts() {
+    let k = Kith::new();
+    k.add_contact(
+        "Zoë Åberg",
+        &["--phone", "+44 20 7946 0000", "--cadence", "30"],
+    );
+    k.add_contact("Old Friend", &[]);
+    k.json(&["contact", "archive", "old friend"]);
+    // An archived contact is still found by name when nobody active matches.
+    let v = k.json(&["log", "Reunion", "--with", "old friend"]);
+    assert_eq!(v["participant_names"], serde_json::json!(["Old Friend"]));
+    let c = k.json(&[
+        "contact",
+        "edit",
+        "zoe",
+        "--name",
+        "Zoë Åberg-Smith",
+        "--remove-phone",
+        "+44 20 7946 0000",
+        "--cadence",
+        "0",
+    ]);
+    assert_eq!(c["name"], "Zoë Åberg-Smith");
+    assert_eq!(c["phones"], serde_json::json!([]));
+    assert!(c["cadence_days"].is_null());
+    let p = k.json(&["project", "add", "Ward redesign"]);
+    let id = k.log(&["Workshop", "--with", "zoe", "--kind", "project_work"]);
+    let v = k.json(&["interaction", "edit", &id, "--project", "ward"]);
+    assert_eq!(v["project"], p["id"]);
+    assert!(
+        k.run(&["interaction", "show", &id])
+            .ok()
+            .stdout
+            .contains("project    Ward redesign")
+    );
+    let v = k.json(&["interaction", "edit", &id, "--no-project"]);
+    assert!(v["project"].is_null());
+    k.input_error(
+        &["interaction", "edit", &id, "--project", "nope"],
+        "unknown project 'nope'",
+    );
+    k.input_error(&["timeline", "nobody"], "unknown contact 'nobody'");
+    k.input_error(
+        &["interaction", "edit", &id, "--due", "friday"],
+        "--follow-up",
+    );
+}
