@@ -252,3 +252,18 @@ fn json_contact_lists_are_not_cut_at_the_table_default() {
         7
     );
 }
+
+#[test]
+fn while_another_process_holds_the_store_reads_work_and_writes_fail_cleanly() {
+    let k = Kith::new();
+    k.add_contact("Ana", &[]);
+    let held = kith_core::Store::open(k.data()).unwrap();
+    assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 1);
+    let r = k.run(&["log", "from the cli", "--with", "ana"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("open elsewhere"), "{}", r.stderr);
+    held.close().unwrap();
+    assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 0);
+    k.log(&["from the cli", "--with", "ana"]);
+}
