@@ -161,3 +161,41 @@ fn duplicates_by_phone_suffix() {
             .contains("kith contact merge")
     );
 }
+
+#[test]
+fn contact_list_sorts_by_recent_interaction() {
+    let k = network();
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(k.json(&["contact", "list"])),
+        ["B. Lima", "Bruno Lima", "Zoë Åberg"]
+    );
+    // Ward round (-2h) had both; Bruno's budget call (-1d) is later than Zoë's coffee (-3d),
+    // so the tie on the last interaction is broken by name; never-met contacts come last.
+    let recent = names(k.json(&["contact", "list", "--sort", "recent"]));
+    assert_eq!(recent.last().map(String::as_str), Some("B. Lima"));
+    let human = k.run(&["contact", "list", "--sort", "recent"]).ok().stdout;
+    assert!(human.contains("2 hours ago"), "{human}");
+    assert!(human.contains("never"), "{human}");
+}
+
+#[test]
+fn search_finds_emails_and_organisations() {
+    let k = network();
+    assert_eq!(
+        k.json(&["search", "stmarys"])["contacts"][0]["name"],
+        "Zoë Åberg"
+    );
+    assert_eq!(
+        k.json(&["search", "hospital"])["contacts"][0]["name"],
+        "Zoë Åberg"
+    );
+    let human = k.run(&["search", "zoe"]).ok().stdout;
+    assert!(human.starts_with("Contacts (1)"), "{human}");
+}
