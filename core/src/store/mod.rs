@@ -765,3 +765,26 @@ pub(crate) fn write_chunk(
     put_meta(txn, &name, &meta)?;
     Ok(Some(heads))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_can_move_between_threads() {
+        // The bindings keep a Store behind a Mutex shared across threads.
+        fn assert_send<T: Send>() {}
+        assert_send::<Store>();
+    }
+
+    #[test]
+    fn chunk_checksums_detect_any_flip() {
+        let sealed = sealed_chunk(b"automerge bytes");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            let (sum, bytes) = bad.split_at(CHECKSUM_BYTES);
+            assert_ne!(sum, checksum(bytes), "flip at {i} went unnoticed");
+        }
+    }
+}
