@@ -360,16 +360,12 @@ impl Store {
             store.create()?;
             return Ok(store);
         }
-        let ro = guarded(&path, || {
-            let mut b = Builder::new();
-            b.set_cache_size(CACHE_SIZE_BYTES);
-            match b.open_read_only(&path) {
-                Ok(db) => Ok(Some(db)),
-                // Not shut down cleanly (a crash): the writable open below recovers it.
-                Err(DatabaseError::RepairAborted) => Ok(None),
-                Err(e) => Err(map_open_error(&path, e)),
-            }
-        })?;
+        let ro = match open_read_only(&path) {
+            Ok(db) => Some(db),
+            // Not shut down cleanly (a crash): the writable open below recovers it.
+            Err(OpenAttempt::NeedsRecovery) => None,
+            Err(OpenAttempt::Failed(e)) => return Err(e),
+        };
         store.handle = match ro {
             Some(db) => Handle::Read(db),
             None => Handle::Write(open_writable(&path)?),
@@ -483,7 +479,16 @@ impl Store {
                 Handle::Read(db) => db.close()?,
                 Handle::Write(_) | Handle::Closed => {}
             }
-            self.handle = Handle::Write(open_writable(&self.path)?);
+            match open_writable(&self.path) {
+                Ok(db) => self.handle = Handle::Write(db),
+                Err(e) => {
+                    // Another reader holds the file: stay usable for reads.
+                    if let Ok(db) = open_read_only(&self.path) {
+                        self.handle = Handle::Read(db);
+                    }
+                    return Err(e);
+                }
+            }
         }
         match &self.handle {
             Handle::Write(db) => Ok(db),
@@ -712,6 +717,28 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+enum OpenAttempt {
+    NeedsRecovery,
+    Failed(StoreError),
+}
+
+fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, OpenAttempt> {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let mut b = Builder::new();
+        b.set_cache_size(CACHE_SIZE_BYTES);
+        b.open_read_only(path)
+    }));
+    match r {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(DatabaseError::RepairAborted)) => Err(OpenAttempt::NeedsRecovery),
+        Ok(Err(e)) => Err(OpenAttempt::Failed(map_open_error(path, e))),
+        Err(_) => Err(OpenAttempt::Failed(damaged(
+            path,
+            "the database structure is inconsistent",
+        ))),
     }
 }
 
