@@ -249,12 +249,16 @@ fn state<T>(h: &mut String, m: &Metric<T>) {
 }
 
 fn coverage_note<T>(h: &mut String, m: &Metric<T>) {
+    coverage_note_of(h, m, "ties");
+}
+
+fn coverage_note_of<T>(h: &mut String, m: &Metric<T>, noun: &str) {
     if let Some(c) = m.coverage()
         && c.known < c.total
     {
         w!(
             h,
-            "<div class=\"muted small\">Based on {} of {} ties ({} coverage).</div>",
+            "<div class=\"muted small\">Based on {} of {} {noun} ({} coverage).</div>",
             c.known,
             c.total,
             pct(c.share)
@@ -818,8 +822,8 @@ fn reciprocity(h: &mut String, r: &InsightsReport, options: &HtmlOptions) {
     );
     for (i, c) in rows.iter().enumerate() {
         let y = 20.0 + i as f64 * row_h;
-        let gw = f64::from(c.given) / f64::from(max) * (half - 4.0);
-        let rw = f64::from(c.received) / f64::from(max) * (half - 4.0);
+        let gw = f64::from(c.given) / f64::from(max) * (half - 34.0);
+        let rw = f64::from(c.received) / f64::from(max) * (half - 34.0);
         let (tag, colour) = match c.balance {
             Balance::Balanced => ("balanced", "#157a5c"),
             Balance::MostlyGiving => ("mostly giving", "#a5540f"),
@@ -944,7 +948,7 @@ fn initiative(h: &mut String, r: &InsightsReport) {
         }
         h.push_str("</table>");
     }
-    coverage_note(h, &r.initiative);
+    coverage_note_of(h, &r.initiative, "interactions (initiator known)");
 }
 
 fn functions(h: &mut String, r: &InsightsReport) {

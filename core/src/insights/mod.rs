@@ -6,7 +6,7 @@
 //! interactions, goals, settings, now, parameters) in its own module, defined
 //! in docs/INSIGHTS.md. [`compute_all`] prepares the input once
 //! ([`prepare`]: filtering, reference resolution and one sweep over the log)
-//! and runs every metric on it; [`headlines`] turns the report into findings,
+//! and runs every metric on it; [`headlines()`] turns the report into findings,
 //! most important first; [`text::render_text`] prints it, and
 //! [`html::render_html`] draws it as one self-contained page. Each metric's `compute` does the same preparation for itself, for a
 //! caller that needs one number.
