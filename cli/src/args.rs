@@ -96,6 +96,15 @@ pub(crate) enum ImportCmd {
         #[command(flatten)]
         options: ImportOptions,
     },
+    /// A `kith export json` file: every record, ids kept (loading it twice changes nothing).
+    Json {
+        /// The export file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Show what the file holds without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// LinkedIn's Connections.csv (from "Get a copy of your data").
     Linkedin {
         /// The Connections.csv file.
