@@ -252,6 +252,10 @@ fn log_and_edit_errors_name_the_problem_and_change_nothing() {
         "is not one of the participants",
     );
     k.input_error(
+        &["log", "x", "--with", "zoe", "--got", "insight:"],
+        "name a participant after ':'",
+    );
+    k.input_error(
         &["log", "x", "--with", "zoe", "--project", "nope"],
         "unknown project 'nope'",
     );
@@ -408,4 +412,25 @@ fn more_edits_projects_and_archived_contacts() {
         &["interaction", "edit", &id, "--due", "friday"],
         "--follow-up",
     );
+}
+
+#[test]
+fn exchange_partners_resolve_like_contacts() {
+    let k = Kith::new();
+    let zoe = k.add_contact("Zoë Åberg", &[]);
+    k.add_contact("Bruno Lima", &[]);
+    let v = k.json(&[
+        "log",
+        "Chat",
+        "--with",
+        "zoe",
+        "--with",
+        "bruno",
+        "--got",
+        "insight:aberg",
+        "--gave",
+        &format!("support:{zoe}"),
+    ]);
+    let ex = v["exchanges"].as_array().unwrap();
+    assert!(ex.iter().all(|e| e["with"] == zoe.as_str()), "{ex:?}");
 }
