@@ -33,6 +33,9 @@ fn timeline_table(ctx: &Ctx, list: &[Interaction], contacts: &Contacts) -> Table
     let mut t = Table::new(&["WHEN", "", "KIND", "WITH", "SUMMARY", "ID"]);
     for i in list {
         let mut summary = i.summary.clone();
+        if !i.notes_conflicts.is_empty() {
+            summary = format!("[notes conflict] {summary}");
+        }
         if i.is_deleted() {
             summary = format!("[deleted] {summary}");
         }

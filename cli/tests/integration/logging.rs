@@ -434,3 +434,76 @@ fn exchange_partners_resolve_like_contacts() {
     let ex = v["exchanges"].as_array().unwrap();
     assert!(ex.iter().all(|e| e["with"] == zoe.as_str()), "{ex:?}");
 }
+
+/// Copies every change of every document from the store in `from` to the one in `to`.
+fn sync_stores(from: &std::path::Path, to: &std::path::Path) {
+    let mut src = kith_core::Store::open(from).unwrap();
+    let mut dst = kith_core::Store::open(to).unwrap();
+    for doc in src.doc_ids().unwrap() {
+        let changes = src.changes_since(doc, &[]).unwrap();
+        dst.apply_remote_changes(doc, &changes, |_| Ok(())).unwrap();
+    }
+    src.close().unwrap();
+    dst.close().unwrap();
+}
+
+#[test]
+fn concurrent_notes_edits_show_as_a_conflict_until_resolved() {
+    let laptop = Kith::new();
+    laptop.add_contact("Ana", &[]);
+    let id = laptop.log(&["Coffee", "--with", "ana", "--notes", "original"]);
+    let phone = tempfile::tempdir().unwrap();
+    sync_stores(&laptop.data(), phone.path());
+    // Both devices edit the notes offline.
+    {
+        let mut s = kith_core::Store::open(phone.path()).unwrap();
+        let patch = kith_core::InteractionPatch {
+            notes: Some("from the phone".into()),
+            ..Default::default()
+        };
+        s.edit_interaction(id.parse().unwrap(), patch).unwrap();
+        s.close().unwrap();
+    }
+    laptop.json(&["interaction", "edit", &id, "--notes", "from the laptop"]);
+    sync_stores(phone.path(), &laptop.data());
+
+    let v = laptop.json(&["interaction", "show", &id]);
+    let mut all = vec![v["notes"].as_str().unwrap().to_string()];
+    all.extend(
+        v["notes_conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string()),
+    );
+    all.sort();
+    assert_eq!(all, ["from the laptop", "from the phone"]);
+    let human = laptop.run(&["interaction", "show", &id]).ok().stdout;
+    assert!(
+        human.contains("conflicting notes #1 from another device"),
+        "{human}"
+    );
+    assert!(
+        laptop
+            .run(&["timeline"])
+            .ok()
+            .stdout
+            .contains("[notes conflict] Coffee")
+    );
+
+    let v = laptop.json(&[
+        "interaction",
+        "edit",
+        &id,
+        "--notes",
+        "both: laptop and phone",
+    ]);
+    assert_eq!(v["notes_conflicts"], serde_json::json!([]));
+    assert!(
+        !laptop
+            .run(&["timeline"])
+            .ok()
+            .stdout
+            .contains("[notes conflict]")
+    );
+}
