@@ -473,7 +473,7 @@ pub(crate) enum GoalCmd {
 pub(crate) enum SettingsCmd {
     /// Show every setting.
     Show,
-    /// Change a setting: my-organisation, my-discipline, cadence.<circle>, strategic-target, core-size.
+    /// Change a setting: my-organisation, my-discipline, cadence.CIRCLE, strategic-target, core-size.
     Set {
         /// Setting name.
         key: String,
