@@ -391,8 +391,11 @@ pub(crate) struct FollowupsArgs {
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: usize,
     /// Only follow-ups whose due date has passed.
-    #[arg(long, conflicts_with_all = ["done", "reopen"])]
+    #[arg(long, conflicts_with_all = ["done", "reopen", "due_by"])]
     pub(crate) overdue: bool,
+    /// Only follow-ups due on or before DATE (today, friday, +7d, YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", conflicts_with_all = ["done", "reopen"])]
+    pub(crate) due_by: Option<String>,
     /// Mark a follow-up done (its id).
     #[arg(long, value_name = "ID", conflicts_with = "reopen")]
     pub(crate) done: Option<String>,

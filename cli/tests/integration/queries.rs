@@ -118,6 +118,17 @@ fn followups_list_overdue_done_reopen() {
     assert_eq!(open[0]["text"], "Send audit deck");
     assert_eq!(open[0]["overdue"], true);
     assert_eq!(open[1]["overdue"], false);
+    // Due by tomorrow: the overdue one (yesterday), not the one in 7 days.
+    let soon = k.json(&["followups", "--due-by", "tomorrow"]);
+    assert_eq!(soon.as_array().unwrap().len(), 1);
+    assert_eq!(
+        k.json(&["followups", "--due-by", "+7d"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    k.input_error(&["followups", "--due-by", "soonish"], "bad date 'soonish'");
     let overdue = k.json(&["followups", "--overdue"]);
     assert_eq!(overdue.as_array().unwrap().len(), 1);
     let human = k.run(&["followups"]).ok().stdout;
