@@ -298,6 +298,12 @@ fn reason(r: &kith_core::DuplicateReason) -> Reason {
     }
 }
 
+/// "same email ana@x.org", for sentences.
+pub(crate) fn reason_text(r: &kith_core::DuplicateReason) -> String {
+    let r = reason(r);
+    format!("same {} {}", r.kind.trim_start_matches("same_"), r.value)
+}
+
 pub(super) fn duplicates(ctx: &mut Ctx) -> CliResult<()> {
     let pairs = ctx.store.likely_duplicates().map_err(store_failure)?;
     let contacts = Contacts::load(&ctx.store)?;

@@ -220,7 +220,7 @@ pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
                 source_line: d.draft.source_line,
                 merge_into: d.merge_into,
                 merge_into_name: contacts.name(d.merge_into),
-                reasons: d.reasons.iter().map(reason_text).collect(),
+                reasons: d.reasons.iter().map(super::query::reason_text).collect(),
             })
             .collect(),
         duplicates_created: options.create_duplicates && !options.dry_run,
@@ -281,15 +281,6 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
-    }
-}
-
-fn reason_text(r: &kith_core::DuplicateReason) -> String {
-    use kith_core::DuplicateReason as R;
-    match r {
-        R::SameEmail(v) => format!("same email {v}"),
-        R::SamePhone(v) => format!("same phone {v}"),
-        R::SameName(v) => format!("same name {v}"),
     }
 }
 
