@@ -95,7 +95,7 @@ fn add(ctx: &mut Ctx, name: String, f: ContactFields) -> CliResult<()> {
         let other = if p.a == c.id { p.b } else { p.a };
         let why: Vec<String> = p.reasons.iter().map(super::query::reason_text).collect();
         ctx.out.line(format!(
-            "  looks like {} ({other}): {}; merge with `kith contact merge {} --into {other}`",
+            "  looks like {} ({other}): {}\n    merge with `kith contact merge {} --into {other}`",
             contacts.name(other),
             why.join(", "),
             c.id
