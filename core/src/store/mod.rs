@@ -174,7 +174,7 @@ fn map_open_error(path: &Path, e: DatabaseError) -> StoreError {
             path: path.to_path_buf(),
             source,
         },
-        other => StoreError::Redb(other.into()),
+        other => StoreError::from(redb::Error::from(other)),
     }
 }
 
