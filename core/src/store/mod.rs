@@ -659,6 +659,12 @@ impl Store {
         Ok(())
     }
 
+    /// Drops every document from memory (they are all saved); they reload on
+    /// next need. For a phone app going to the background.
+    pub fn unload_documents(&mut self) {
+        self.docs.clear();
+    }
+
     /// Documents currently in memory.
     pub fn loaded_docs(&self) -> Vec<DocId> {
         let mut v: Vec<DocId> = self.docs.keys().copied().collect();
