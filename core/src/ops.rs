@@ -1,7 +1,7 @@
 //! Operations and queries on a [`Store`]: typed inputs, validation, typed errors.
 //!
 //! Every operation validates its input against the index before touching a
-//! document, then writes through [`Store::transact`] (one Automerge change per
+//! document, then writes through `Store::transact` (one Automerge change per
 //! touched document, chunks and index in one durable redb transaction). The
 //! record written is read back from the document through [`crate::schema`] and
 //! indexed, so the incremental index equals what `reindex` would build.

@@ -2,7 +2,7 @@
 //! the materialised index, and store metadata. docs/STORE.md specifies the
 //! layout and its version.
 //!
-//! Data flow of a local write ([`Store::transact`]):
+//! Data flow of a local write (`Store::transact`):
 //! 1. the documents the write needs are loaded from their chunks (lazily, on
 //!    first need; a damaged chunk is reported before anything is written);
 //! 2. the store upgrades its read-only redb handle to a writable one (opening
