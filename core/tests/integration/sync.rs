@@ -232,3 +232,17 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn heads_a_peer_sent_that_we_do_not_know_are_ignored() {
+    let (_d, mut a) = crate::fresh();
+    person(&mut a, "Ana");
+    let all = a.changes_since(DocId::Main, &[]).unwrap();
+    let unknown = automerge::ChangeHash([7u8; 32]);
+    assert_eq!(a.changes_since(DocId::Main, &[unknown]).unwrap(), all);
+    assert!(
+        a.heads(DocId::for_time(0)).unwrap().is_empty(),
+        "a document the store lacks"
+    );
+    assert!(a.changes_since(DocId::for_time(0), &[]).unwrap().is_empty());
+}
