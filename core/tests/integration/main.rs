@@ -2,7 +2,8 @@
 //! directories: operations and their errors, the store lifecycle (lazy load,
 //! compaction, close/reopen, locks), damage handling, crash safety with a
 //! SIGKILLed child process, the remote-merge hook, and the reindex property;
-//! import, export and backup wired to the store.
+//! import (vCard fixtures, LinkedIn, planning, the parser's property test),
+//! export (vCard round trip, JSON, CSV) and backup, alone and wired to a store.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(
