@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(b.len() <= limits.photo_size_bytes_max);
             }
         }
-        assert!(r.retained_size_bytes() <= 3 * data.len() + 2048 * (r.cards.len() + 1));
+        assert!(r.retained_size_bytes() <= r.retained_size_bound_bytes(data.len()));
     }
     if let Ok(batch) = vcard_drafts(data, &limits, Some("Acme")) {
         assert!(batch.drafts.iter().all(|d| !d.name.trim().is_empty()));

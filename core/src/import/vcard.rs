@@ -28,6 +28,22 @@ use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 
 use crate::model::PartialDate;
 
+/// Components kept of a structured value (N, ADR, ORG); real cards have at
+/// most 7, and dropping junk beyond keeps memory proportional to the input
+/// (each component costs a `String`, far more than the one `;` it came from).
+pub const COMPONENTS_PER_VALUE_MAX: usize = 8;
+/// TYPE values kept per property.
+pub const TYPES_PER_PROPERTY_MAX: usize = 16;
+/// CATEGORIES and NICKNAME items kept per card (each list).
+pub const LIST_ITEMS_PER_CARD_MAX: usize = 64;
+/// Upper bound of the fixed cost of one kept property beyond its text
+/// (string headers of its value, components, types and label).
+pub const PROPERTY_OVERHEAD_BYTES_MAX: usize = 1024;
+/// Upper bound of the fixed cost of one card beyond its properties.
+pub const CARD_OVERHEAD_BYTES_MAX: usize = 8 * 1024;
+/// Upper bound of one reported error.
+pub const ERROR_BYTES_MAX: usize = 512;
+
 /// Caps that keep parsing bounded in time and memory whatever the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VcardLimits {
@@ -121,6 +137,18 @@ pub struct VcardImport {
 }
 
 impl VcardImport {
+    /// The most [`VcardImport::retained_size_bytes`] may be for an input of
+    /// `input_size_bytes`: decoded text grows at most 4x (Windows-1252 or
+    /// UTF-16 to UTF-8), plus fixed costs per kept property, card and error,
+    /// all of which are capped by [`VcardLimits`].
+    pub fn retained_size_bound_bytes(&self, input_size_bytes: usize) -> usize {
+        let properties: usize = self.cards.iter().map(|c| c.property_count).sum();
+        4 * input_size_bytes
+            + PROPERTY_OVERHEAD_BYTES_MAX * properties
+            + CARD_OVERHEAD_BYTES_MAX * self.cards.len()
+            + ERROR_BYTES_MAX * self.errors.len()
+    }
+
     /// An upper estimate of the heap bytes the result holds (used to check the caps).
     pub fn retained_size_bytes(&self) -> usize {
         let cards: usize = self.cards.iter().map(ParsedCard::retained_size_bytes).sum();
@@ -638,8 +666,8 @@ fn push_type(params: &mut Params, t: &str) {
     if t == "pref" {
         params.pref = true;
     }
-    // Bounded by the line length cap; duplicates carry no meaning.
-    if !params.types.iter().any(|x| x == t) {
+    // Duplicates carry no meaning; the count is capped to bound memory.
+    if params.types.len() < TYPES_PER_PROPERTY_MAX && !params.types.iter().any(|x| x == t) {
         params.types.push(t.to_string());
     }
 }
@@ -654,7 +682,12 @@ fn param_values(raw: &[u8]) -> Vec<String> {
     for c in text.chars() {
         match c {
             '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => out.push(std::mem::take(&mut current)),
+            ',' if !in_quotes => {
+                if out.len() >= TYPES_PER_PROPERTY_MAX {
+                    break;
+                }
+                out.push(std::mem::take(&mut current));
+            }
             _ => current.push(c),
         }
     }
@@ -817,21 +850,36 @@ pub fn unescape_text(s: &str) -> String {
 
 /// Splits on `sep` where it is not escaped by a backslash; the parts keep their escapes.
 pub fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == sep {
-            out.push(&s[start..i]);
-            start = i + sep.len_utf8();
+    split_unescaped_iter(s, sep).collect()
+}
+
+/// Lazy [`split_unescaped`], so callers can stop after the parts they keep.
+pub fn split_unescaped_iter(s: &str, sep: char) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let mut escaped = false;
+        for (i, c) in r.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == sep {
+                rest = Some(&r[i + sep.len_utf8()..]);
+                return Some(&r[..i]);
+            }
         }
-    }
-    out.push(&s[start..]);
-    out
+        rest = None;
+        Some(r)
+    })
+}
+
+/// The first components of a structured value, unescaped and trimmed.
+fn components(text: &str, max: usize) -> Vec<String> {
+    split_unescaped_iter(text, ';')
+        .take(max)
+        .map(|p| unescape_text(p).trim().to_string())
+        .collect()
 }
 
 /// Parses the date forms found in vCards: `YYYY-MM-DD`, `YYYYMMDD`, `--MMDD`,
@@ -985,11 +1033,14 @@ impl Parser<'_> {
             group_labels,
             ..
         } = builder;
+        let mut group_labels = group_labels;
         for (group, slot) in group_slots {
-            let Some(label) = group_labels.get(&group) else {
+            // A label names the one property of its group (the first, if a
+            // malformed card has several), so it is never copied per sibling.
+            let Some(label) = group_labels.remove(&group) else {
                 continue;
             };
-            let label = Some(apple_label(label));
+            let label = Some(apple_label(&label));
             match slot {
                 Slot::Email(i) => set_label(card.emails.get_mut(i), label),
                 Slot::Phone(i) => set_label(card.phones.get_mut(i), label),
@@ -1110,10 +1161,7 @@ impl Parser<'_> {
                 }
             }
             "N" if card.name.is_none() => {
-                let parts: Vec<String> = split_unescaped(&text, ';')
-                    .into_iter()
-                    .map(|p| unescape_text(p).trim().to_string())
-                    .collect();
+                let parts = components(&text, 5);
                 let part = |i: usize| parts.get(i).cloned().unwrap_or_default();
                 card.name = Some(StructuredName {
                     family: part(0),
@@ -1123,12 +1171,9 @@ impl Parser<'_> {
                     suffixes: part(4),
                 });
             }
-            "NICKNAME" => card.nicknames.extend(split_list(&text)),
+            "NICKNAME" => split_list_into(&mut card.nicknames, &text),
             "ORG" => {
-                let parts: Vec<String> = split_unescaped(&text, ';')
-                    .into_iter()
-                    .map(|p| unescape_text(p).trim().to_string())
-                    .collect();
+                let parts = components(&text, COMPONENTS_PER_VALUE_MAX);
                 if parts.iter().any(|p| !p.is_empty()) {
                     card.organisations.push(parts);
                 }
@@ -1141,7 +1186,7 @@ impl Parser<'_> {
                     card.notes.push(v);
                 }
             }
-            "CATEGORIES" => card.categories.extend(split_list(&text)),
+            "CATEGORIES" => split_list_into(&mut card.categories, &text),
             "EMAIL" => {
                 let v = unescape_text(&text);
                 let v = v.trim();
@@ -1176,10 +1221,7 @@ impl Parser<'_> {
                 }
             }
             "ADR" => {
-                let components: Vec<String> = split_unescaped(&text, ';')
-                    .into_iter()
-                    .map(|p| unescape_text(p).trim().to_string())
-                    .collect();
+                let components = components(&text, 7);
                 if components.iter().any(|c| !c.is_empty()) {
                     card.addresses.push(Address {
                         components,
@@ -1346,13 +1388,18 @@ fn push_nonempty(list: &mut Vec<String>, v: String) {
     }
 }
 
-/// A comma-separated text list (CATEGORIES, NICKNAME), unescaped and trimmed.
-fn split_list(text: &str) -> Vec<String> {
-    split_unescaped(text, ',')
-        .into_iter()
-        .map(|p| unescape_text(p).trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect()
+/// Appends the items of a comma-separated text list (CATEGORIES, NICKNAME),
+/// unescaped and trimmed, up to [`LIST_ITEMS_PER_CARD_MAX`] per card.
+fn split_list_into(list: &mut Vec<String>, text: &str) {
+    for p in split_unescaped_iter(text, ',') {
+        if list.len() >= LIST_ITEMS_PER_CARD_MAX {
+            break;
+        }
+        let item = unescape_text(p).trim().to_string();
+        if !item.is_empty() {
+            list.push(item);
+        }
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
