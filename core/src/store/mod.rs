@@ -58,6 +58,8 @@ pub(crate) const DOC_META: TableDefinition<'static, &str, &[u8]> = TableDefiniti
 const META_FORMAT: &str = "format";
 const META_ACTOR: &str = "actor";
 const CHECKSUM_BYTES: usize = 16;
+/// Bound on redb compaction passes in [`Store::compact_file`].
+const COMPACT_FILE_ROUNDS_MAX: usize = 16;
 /// redb page cache: enough for the index's hot pages, small enough for a phone.
 const CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -168,6 +170,11 @@ fn map_open_error(path: &Path, e: DatabaseError) -> StoreError {
             if source.kind() == std::io::ErrorKind::UnexpectedEof =>
         {
             damaged(path, format!("file is truncated ({source})"))
+        }
+        DatabaseError::Storage(StorageError::Io(source))
+            if source.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            damaged(path, source)
         }
         DatabaseError::UpgradeRequired(v) => damaged(path, format!("unknown redb file format {v}")),
         DatabaseError::Storage(StorageError::Io(source)) => StoreError::Io {
@@ -367,8 +374,7 @@ impl Store {
             compaction: CompactionPolicy::default(),
         };
         if !exists {
-            store.create()?;
-            return Ok(store);
+            create_file(&store.dir, &path, &store.actor)?;
         }
         let ro = match open_read_only(&path) {
             Ok(db) => Some(db),
@@ -383,33 +389,20 @@ impl Store {
         let meta = store.read_meta()?;
         match meta {
             Some(actor) => store.actor = actor,
-            None => store.create()?,
+            // A valid redb file without Kith's tables (not made by Kith).
+            None => {
+                let mut txn = store.writable()?.begin_write()?;
+                txn.set_durability(Durability::Immediate)?;
+                initialise(&txn, &store.actor)?;
+                txn.commit()?;
+            }
         }
         Ok(store)
     }
 
-    /// Creates the tables, metadata and the main document of a new store.
-    fn create(&mut self) -> Result<(), StoreError> {
-        let db = self.writable()?;
-        let txn = db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
-            meta.insert(META_FORMAT, format.as_bytes())?;
-            meta.insert(META_ACTOR, self.actor.to_bytes())?;
-        }
-        txn.open_table(CHUNKS)?;
-        txn.open_table(DOC_META)?;
-        index::create_tables(&txn)?;
-        let mut main = LoadedDoc {
-            doc: schema::new_document(DocId::Main.kind(), &self.actor)?,
-            saved_heads: Vec::new(),
-        };
-        write_chunk(&txn, DocId::Main, &mut main)?;
-        index::put_settings(&txn, &schema::read_settings(&main.doc)?)?;
-        txn.commit()?;
-        self.docs.insert(DocId::Main, main);
-        Ok(())
+    /// Whether `dir` holds a store (for tools that must not create one by accident).
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        std::fs::metadata(dir.as_ref().join(STORE_FILE)).is_ok_and(|m| m.len() > 0)
     }
 
     /// Reads and checks the metadata; returns the device actor, or `None` for
@@ -680,8 +673,9 @@ impl Store {
         index::clear(&txn)?;
         let mut ids: Vec<DocId> = self.docs.keys().copied().collect();
         ids.sort();
-        let mut contacts = BTreeSet::new();
-        let mut settings_done = false;
+        let (mut contacts, mut interactions, mut projects, mut goals) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut settings = crate::model::Settings::default();
         for id in ids {
             let Some(l) = self.docs.get(&id) else {
                 continue;
@@ -689,31 +683,19 @@ impl Store {
             let doc = &l.doc;
             match id {
                 DocId::Main => {
-                    for c in schema::read_all(doc, schema::CONTACTS, schema::read_contact)? {
-                        index::put_contact(&txn, None, &c)?;
-                    }
-                    for p in schema::read_all(doc, schema::PROJECTS, schema::read_project)? {
-                        index::put_project(&txn, &p)?;
-                    }
-                    for g in schema::read_all(doc, schema::GOALS, schema::read_goal)? {
-                        index::put_goal(&txn, &g)?;
-                    }
-                    index::put_settings(&txn, &schema::read_settings(doc)?)?;
-                    settings_done = true;
+                    contacts = schema::read_all(doc, schema::CONTACTS, schema::read_contact)?;
+                    projects = schema::read_all(doc, schema::PROJECTS, schema::read_project)?;
+                    goals = schema::read_all(doc, schema::GOALS, schema::read_goal)?;
+                    settings = schema::read_settings(doc)?;
                 }
-                DocId::Log { .. } => {
-                    for i in schema::read_all(doc, schema::INTERACTIONS, schema::read_interaction)?
-                    {
-                        contacts.extend(i.participants.iter().copied());
-                        index::put_interaction_bulk(&txn, &i)?;
-                    }
-                }
+                DocId::Log { .. } => interactions.extend(schema::read_all(
+                    doc,
+                    schema::INTERACTIONS,
+                    schema::read_interaction,
+                )?),
             }
         }
-        if !settings_done {
-            index::put_settings(&txn, &crate::model::Settings::default())?;
-        }
-        index::refresh_stats(&txn, &contacts)?;
+        index::rebuild(&txn, contacts, interactions, projects, goals, &settings)?;
         txn.commit()?;
         Ok(())
     }
@@ -723,6 +705,24 @@ impl Store {
         &self,
     ) -> Result<std::collections::BTreeMap<&'static str, Vec<String>>, StoreError> {
         index::dump(&self.read_txn()?)
+    }
+
+    /// Rewrites the store file without its free pages (redb compaction), for
+    /// after a large import. Returns the file size afterwards, in bytes.
+    pub fn compact_file(&mut self) -> Result<u64, StoreError> {
+        self.writable()?;
+        if let Handle::Write(db) = &mut self.handle {
+            // Each call moves pages toward the start; repeat until nothing moves.
+            for _ in 0..COMPACT_FILE_ROUNDS_MAX {
+                let moved = db
+                    .compact()
+                    .map_err(|e| StoreError::from(redb::Error::from(e)))?;
+                if !moved {
+                    break;
+                }
+            }
+        }
+        self.size_on_disk_bytes()
     }
 
     /// Bytes used by each table (stored, metadata, fragmented), for size reports.
@@ -791,6 +791,59 @@ fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, OpenAttempt> {
             "the database structure is inconsistent",
         ))),
     }
+}
+
+/// Writes the tables, metadata and the main document of a new store.
+fn initialise(txn: &WriteTransaction, actor: &ActorId) -> Result<(), StoreError> {
+    {
+        let mut meta = txn.open_table(META)?;
+        let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
+        meta.insert(META_FORMAT, format.as_bytes())?;
+        meta.insert(META_ACTOR, actor.to_bytes())?;
+    }
+    txn.open_table(CHUNKS)?;
+    txn.open_table(DOC_META)?;
+    index::create_tables(txn)?;
+    let mut main = LoadedDoc {
+        doc: schema::new_document(DocId::Main.kind(), actor)?,
+        saved_heads: Vec::new(),
+    };
+    write_chunk(txn, DocId::Main, &mut main)?;
+    index::put_settings(txn, &schema::read_settings(&main.doc)?)?;
+    Ok(())
+}
+
+/// Creates a new store file atomically: it is built and synced under a
+/// temporary name, then renamed into place, so a crash during the first
+/// launch leaves either no store or a complete one, never a half-written
+/// file that would read as damaged.
+fn create_file(dir: &Path, path: &Path, actor: &ActorId) -> Result<(), StoreError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| StoreError::Io { path: p, source }
+    };
+    let tmp = dir.join(format!("{STORE_FILE}.creating"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    {
+        let db = open_writable(&tmp)?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        initialise(&txn, actor)?;
+        txn.commit()?;
+        db.close()?;
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    // Make the rename itself durable.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the data directory");
+    }
+    Ok(())
 }
 
 fn open_writable(path: &Path) -> Result<Database, StoreError> {
