@@ -7,6 +7,8 @@
 # Installs what it needs when missing: pytest (pip), JNA (Debian libjna-java),
 # the Kotlin compiler (npm package kotlin-compiler, into ~/.cache/kith/npm; its
 # lib/ ships the kotlin stdlib and kotlinx-coroutines jars).
+# KITH_FFI_PROFILE=release-ffi runs the same tests against the optimised
+# library (the binding cost figures the harnesses print come from that run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
@@ -39,8 +41,9 @@ install_missing() {
 
 install_missing
 
-echo "== generating bindings (with test hooks)"
-scripts/bindings.sh --test-hooks
+profile="${KITH_FFI_PROFILE:-dev}"
+echo "== generating bindings (profile $profile, with test hooks)"
+scripts/bindings.sh --profile "$profile" --test-hooks
 
 echo "== python binding tests"
 python3 -m pytest -q bindings/tests/python

@@ -226,6 +226,7 @@ impl Kith {
     }
 
     /// A page of the contact list.
+    #[uniffi::method(default(offset = 0, limit = 50, include_archived = false))]
     pub fn list_contacts(
         &self,
         sort: ContactSort,
@@ -381,6 +382,7 @@ impl Kith {
     }
 
     /// Interactions newest first, of one contact or (`None`) of everyone.
+    #[uniffi::method(default(contact_id = None, offset = 0, limit = 20, include_deleted = false))]
     pub fn timeline(
         &self,
         contact_id: Option<String>,
@@ -404,6 +406,7 @@ impl Kith {
 
     /// Prefix search over names, organisations, summaries and notes,
     /// ignoring case and accents.
+    #[uniffi::method(default(limit = 20))]
     pub fn search(&self, text: String, limit: u32) -> KithResult<SearchResults> {
         guard("search", || {
             let limit = check_limit(limit)?;
@@ -414,6 +417,7 @@ impl Kith {
     // ------------------------------------------------------------ follow-ups
 
     /// Adds a follow-up to an interaction. `due` is an ISO date.
+    #[uniffi::method(default(due = None))]
     pub fn add_follow_up(
         &self,
         interaction_id: String,
@@ -603,6 +607,7 @@ impl Kith {
 
     /// Search, awaited without blocking the caller's thread (for a search box
     /// that queries on every keystroke from the UI thread).
+    #[uniffi::method(default(limit = 20))]
     pub async fn search_async(
         self: Arc<Self>,
         text: String,
