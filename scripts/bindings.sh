@@ -34,23 +34,27 @@ case "$(uname -s)" in
     *) lib_name=libkith_ffi.so ;;
 esac
 
-cargo build --quiet -p kith-ffi --lib --profile "$profile" "${features[@]}"
+# uniffi reads the API metadata from the library's symbol table, which the
+# release profiles strip. The metadata (and the API checksums the bindings
+# verify at load time) depend only on the source and features, not on the
+# profile, so the bindings are always generated from the unstripped dev build
+# of the same features, and ship with the library of the requested profile.
+cargo build --quiet -p kith-ffi --lib ${features[@]+"${features[@]}"}
+metadata_lib="$CARGO_TARGET_DIR/debug/$lib_name"
+if [ "$profile" != dev ]; then
+    cargo build --quiet -p kith-ffi --lib --profile "$profile" ${features[@]+"${features[@]}"}
+fi
 lib="$CARGO_TARGET_DIR/$profile_dir/$lib_name"
 
 out=bindings/generated
 rm -rf "$out/kotlin" "$out/swift" "$out/python" "$out/lib"
 mkdir -p "$out/lib"
 cp "$lib" "$out/lib/"
-# The bindgen binary is built in dev: it only reads the library's metadata.
-cargo run --quiet -p kith-ffi "${features[@]}" --bin uniffi-bindgen -- \
-    generate --library "$out/lib/$lib_name" --no-format \
-    --language kotlin --out-dir "$out/kotlin"
-cargo run --quiet -p kith-ffi "${features[@]}" --bin uniffi-bindgen -- \
-    generate --library "$out/lib/$lib_name" --no-format \
-    --language swift --out-dir "$out/swift"
-cargo run --quiet -p kith-ffi "${features[@]}" --bin uniffi-bindgen -- \
-    generate --library "$out/lib/$lib_name" --no-format \
-    --language python --out-dir "$out/python"
+for language in kotlin swift python; do
+    cargo run --quiet -p kith-ffi ${features[@]+"${features[@]}"} --bin uniffi-bindgen -- \
+        generate --library "$metadata_lib" --no-format \
+        --language "$language" --out-dir "$out/$language"
+done
 # Python's generated loader looks for the library next to kith_ffi.py.
 ln -s "../lib/$lib_name" "$out/python/$lib_name"
 echo "bindings generated in $out (profile $profile${features:+, test hooks})"

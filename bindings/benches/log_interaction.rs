@@ -4,6 +4,9 @@
 //! directly and (b) on `kith_ffi::Kith` from Rust (input parsing, panic guard,
 //! mutex and listener dispatch, but no foreign-language crossing).
 //!
+//! It also times `Kith::get_contact`, a read that touches no disk, the baseline
+//! for the harnesses' get_contact figure (the cost of the crossing itself).
+//!
 //! Run: cargo bench -p kith-ffi --bench log_interaction [--profile release-ffi]
 //! Prints microseconds per call; asserts nothing about speed.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +20,7 @@ use kith_ffi::{Kith, NewContact, NewInteraction};
 
 const WARM_UP: usize = 20;
 const CALLS: usize = 300;
+const READS: usize = 2000;
 
 fn ffi_new(summary: String, contact: &str, notes: &str) -> NewInteraction {
     NewInteraction {
@@ -95,10 +99,19 @@ fn main() {
             .unwrap();
     }
     let ffi_us = t0.elapsed().as_secs_f64() * 1e6 / CALLS as f64;
+    // A read that touches no disk: the baseline for the bindings' get_contact figure.
+    let t0 = Instant::now();
+    for _ in 0..READS {
+        std::hint::black_box(kith.get_contact(ana.clone()).unwrap());
+    }
+    let read_us = t0.elapsed().as_secs_f64() * 1e6 / READS as f64;
     kith.close().unwrap();
 
     println!("[figure] rust: Store::log_interaction: {core_us:.0} us/call (n={CALLS})");
     println!(
         "[figure] rust: Kith::log_interaction (kith-ffi from Rust): {ffi_us:.0} us/call (n={CALLS})"
+    );
+    println!(
+        "[figure] rust: Kith::get_contact (kith-ffi from Rust): {read_us:.1} us/call (n={READS})"
     );
 }

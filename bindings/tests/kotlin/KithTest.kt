@@ -163,6 +163,13 @@ fun figure(dir: String) = Kith.open(dir).use { kith ->
     }
     val us = (System.nanoTime() - t0) / 1000.0 / n
     println("[figure] kotlin: log_interaction through the bindings: ${"%.0f".format(us)} us/call (n=$n)")
+    // A read that touches no disk shows the cost of the crossing itself.
+    val reads = 2000
+    repeat(200) { kith.getContact(ana) }
+    val r0 = System.nanoTime()
+    repeat(reads) { kith.getContact(ana) }
+    val readUs = (System.nanoTime() - r0) / 1000.0 / reads
+    println("[figure] kotlin: get_contact through the bindings: ${"%.1f".format(readUs)} us/call (n=$reads)")
     kith.closeStore()
 }
 

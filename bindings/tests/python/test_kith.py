@@ -636,3 +636,11 @@ def test_log_interaction_cost_figure(kith, capsys):
     with capsys.disabled():
         print(f"\n[figure] python: log_interaction through the bindings: {us:.0f} us/call (n={n})")
     assert len(kith.timeline(ana.id, 0, 1000, False)) == n + warm_up
+    # A read that touches no disk shows the cost of the crossing itself.
+    reads = 2000
+    t0 = time.perf_counter()
+    for _ in range(reads):
+        kith.get_contact(ana.id)
+    read_us = (time.perf_counter() - t0) / reads * 1e6
+    with capsys.disabled():
+        print(f"[figure] python: get_contact through the bindings: {read_us:.1f} us/call (n={reads})")
