@@ -133,10 +133,10 @@ fn contact_tokens(c: &Contact) -> BTreeSet<String> {
 
 fn interaction_tokens(i: &Interaction) -> BTreeSet<String> {
     let mut t = BTreeSet::new();
-    text::tokens_into(&i.summary, &mut t);
-    text::tokens_into(&i.notes, &mut t);
+    text::text_tokens_into(&i.summary, &mut t);
+    text::text_tokens_into(&i.notes, &mut t);
     for fu in i.follow_ups.values() {
-        text::tokens_into(&fu.text, &mut t);
+        text::text_tokens_into(&fu.text, &mut t);
     }
     t
 }

@@ -94,6 +94,16 @@ pub struct DocMeta {
     pub incremental_bytes: u64,
 }
 
+/// Space used by one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    pub table: String,
+    pub entries: u64,
+    pub stored_bytes: u64,
+    pub metadata_bytes: u64,
+    pub fragmented_bytes: u64,
+}
+
 enum Handle {
     Read(ReadOnlyDatabase),
     Write(Database),
@@ -707,6 +717,41 @@ impl Store {
         &self,
     ) -> Result<std::collections::BTreeMap<&'static str, Vec<String>>, StoreError> {
         index::dump(&self.read_txn()?)
+    }
+
+    /// Bytes used by each table (stored, metadata, fragmented), for size reports.
+    pub fn table_sizes(&self) -> Result<Vec<TableSize>, StoreError> {
+        fn size<K: redb::Key + 'static, V: redb::Value + 'static>(
+            txn: &ReadTransaction,
+            def: TableDefinition<'_, K, V>,
+        ) -> Result<TableSize, StoreError> {
+            let t = txn.open_table(def)?;
+            let st = redb::ReadableTableMetadata::stats(&t)?;
+            Ok(TableSize {
+                table: redb::TableHandle::name(&def).to_string(),
+                entries: redb::ReadableTableMetadata::len(&t)?,
+                stored_bytes: st.stored_bytes(),
+                metadata_bytes: st.metadata_bytes(),
+                fragmented_bytes: st.fragmented_bytes(),
+            })
+        }
+        let txn = self.read_txn()?;
+        Ok(vec![
+            size(&txn, META)?,
+            size(&txn, CHUNKS)?,
+            size(&txn, DOC_META)?,
+            size(&txn, index::CONTACTS)?,
+            size(&txn, index::CONTACTS_BY_NAME)?,
+            size(&txn, index::CONTACT_STATS)?,
+            size(&txn, index::INTERACTIONS)?,
+            size(&txn, index::BY_TIME)?,
+            size(&txn, index::BY_CONTACT)?,
+            size(&txn, index::FOLLOWUPS)?,
+            size(&txn, index::SEARCH)?,
+            size(&txn, index::PROJECTS)?,
+            size(&txn, index::GOALS)?,
+            size(&txn, index::SETTINGS)?,
+        ])
     }
 
     /// Size of the store file on disk, in bytes.

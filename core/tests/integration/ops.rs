@@ -944,6 +944,7 @@ fn search_is_prefix_case_and_accent_insensitive() {
     assert_eq!(s.search("hopital eloi", 10).unwrap().contacts.len(), 1);
     assert_eq!(s.search("paDIAT", 10).unwrap().interactions.len(), 1);
     assert_eq!(s.search("budget rev", 10).unwrap().interactions.len(), 1);
+    assert_eq!(s.search("the budget", 10).unwrap().interactions.len(), 1);
     assert!(s.search("budget zzz", 10).unwrap().interactions.is_empty());
     assert!(s.search("", 10).unwrap().contacts.is_empty());
     let sean = person(&mut s, "Seán O'Brien");
