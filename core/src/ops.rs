@@ -733,7 +733,6 @@ impl Store {
                     tx.save_interaction(Some(&old), &new)?;
                 }
             }
-            // Exchanges may name the loser without it being a participant (older data).
             let goals: Vec<Goal> = {
                 let t = tx.txn.open_table(index::GOALS)?;
                 index::all_records(&t, "goals")?

@@ -94,6 +94,16 @@ pub struct DocMeta {
     pub incremental_bytes: u64,
 }
 
+/// Space used by one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    pub table: String,
+    pub entries: u64,
+    pub stored_bytes: u64,
+    pub metadata_bytes: u64,
+    pub fragmented_bytes: u64,
+}
+
 enum Handle {
     Read(ReadOnlyDatabase),
     Write(Database),
@@ -360,16 +370,12 @@ impl Store {
             store.create()?;
             return Ok(store);
         }
-        let ro = guarded(&path, || {
-            let mut b = Builder::new();
-            b.set_cache_size(CACHE_SIZE_BYTES);
-            match b.open_read_only(&path) {
-                Ok(db) => Ok(Some(db)),
-                // Not shut down cleanly (a crash): the writable open below recovers it.
-                Err(DatabaseError::RepairAborted) => Ok(None),
-                Err(e) => Err(map_open_error(&path, e)),
-            }
-        })?;
+        let ro = match open_read_only(&path) {
+            Ok(db) => Some(db),
+            // Not shut down cleanly (a crash): the writable open below recovers it.
+            Err(OpenAttempt::NeedsRecovery) => None,
+            Err(OpenAttempt::Failed(e)) => return Err(e),
+        };
         store.handle = match ro {
             Some(db) => Handle::Read(db),
             None => Handle::Write(open_writable(&path)?),
@@ -483,7 +489,16 @@ impl Store {
                 Handle::Read(db) => db.close()?,
                 Handle::Write(_) | Handle::Closed => {}
             }
-            self.handle = Handle::Write(open_writable(&self.path)?);
+            match open_writable(&self.path) {
+                Ok(db) => self.handle = Handle::Write(db),
+                Err(e) => {
+                    // Another reader holds the file: stay usable for reads.
+                    if let Ok(db) = open_read_only(&self.path) {
+                        self.handle = Handle::Read(db);
+                    }
+                    return Err(e);
+                }
+            }
         }
         match &self.handle {
             Handle::Write(db) => Ok(db),
@@ -704,6 +719,41 @@ impl Store {
         index::dump(&self.read_txn()?)
     }
 
+    /// Bytes used by each table (stored, metadata, fragmented), for size reports.
+    pub fn table_sizes(&self) -> Result<Vec<TableSize>, StoreError> {
+        fn size<K: redb::Key + 'static, V: redb::Value + 'static>(
+            txn: &ReadTransaction,
+            def: TableDefinition<'_, K, V>,
+        ) -> Result<TableSize, StoreError> {
+            let t = txn.open_table(def)?;
+            let st = redb::ReadableTableMetadata::stats(&t)?;
+            Ok(TableSize {
+                table: redb::TableHandle::name(&def).to_string(),
+                entries: redb::ReadableTableMetadata::len(&t)?,
+                stored_bytes: st.stored_bytes(),
+                metadata_bytes: st.metadata_bytes(),
+                fragmented_bytes: st.fragmented_bytes(),
+            })
+        }
+        let txn = self.read_txn()?;
+        Ok(vec![
+            size(&txn, META)?,
+            size(&txn, CHUNKS)?,
+            size(&txn, DOC_META)?,
+            size(&txn, index::CONTACTS)?,
+            size(&txn, index::CONTACTS_BY_NAME)?,
+            size(&txn, index::CONTACT_STATS)?,
+            size(&txn, index::INTERACTIONS)?,
+            size(&txn, index::BY_TIME)?,
+            size(&txn, index::BY_CONTACT)?,
+            size(&txn, index::FOLLOWUPS)?,
+            size(&txn, index::SEARCH)?,
+            size(&txn, index::PROJECTS)?,
+            size(&txn, index::GOALS)?,
+            size(&txn, index::SETTINGS)?,
+        ])
+    }
+
     /// Size of the store file on disk, in bytes.
     pub fn size_on_disk_bytes(&self) -> Result<u64, StoreError> {
         std::fs::metadata(&self.path)
@@ -712,6 +762,28 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+enum OpenAttempt {
+    NeedsRecovery,
+    Failed(StoreError),
+}
+
+fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, OpenAttempt> {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let mut b = Builder::new();
+        b.set_cache_size(CACHE_SIZE_BYTES);
+        b.open_read_only(path)
+    }));
+    match r {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(DatabaseError::RepairAborted)) => Err(OpenAttempt::NeedsRecovery),
+        Ok(Err(e)) => Err(OpenAttempt::Failed(map_open_error(path, e))),
+        Err(_) => Err(OpenAttempt::Failed(damaged(
+            path,
+            "the database structure is inconsistent",
+        ))),
     }
 }
 
@@ -764,4 +836,27 @@ pub(crate) fn write_chunk(
     }
     put_meta(txn, &name, &meta)?;
     Ok(Some(heads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_can_move_between_threads() {
+        // The bindings keep a Store behind a Mutex shared across threads.
+        fn assert_send<T: Send>() {}
+        assert_send::<Store>();
+    }
+
+    #[test]
+    fn chunk_checksums_detect_any_flip() {
+        let sealed = sealed_chunk(b"automerge bytes");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            let (sum, bytes) = bad.split_at(CHECKSUM_BYTES);
+            assert_ne!(sum, checksum(bytes), "flip at {i} went unnoticed");
+        }
+    }
 }
