@@ -25,7 +25,9 @@ as_root() {
 install_missing() {
     if ! python3 -m pytest --version >/dev/null 2>&1; then
         echo "== installing pytest"
-        python3 -m pip install --quiet pytest
+        # A Debian system Python refuses plain pip installs (PEP 668).
+        python3 -m pip install --quiet pytest ||
+            python3 -m pip install --quiet --break-system-packages pytest
     fi
     if [ ! -f "$jna_jar" ]; then
         echo "== installing libjna-java"

@@ -27,7 +27,7 @@ use crate::listener::{ChangeSummary, KithListener, Listeners, SyncState};
 use crate::runtime::run_blocking;
 use crate::types::{
     Contact, ContactSort, ContactStats, DuplicatePair, FollowUp, FollowUpItem, Goal, Interaction,
-    Project, SearchResults, parse_date, parse_id,
+    Project, SearchResults, Settings, parse_date, parse_id,
 };
 
 /// Most records one page or search returns: a phone screen shows a few dozen,
@@ -593,6 +593,29 @@ impl Kith {
     pub fn list_goals(&self) -> KithResult<Vec<Goal>> {
         guard("list_goals", || {
             self.with_store(|s| Ok(s.all_goals()?.into_iter().map(Into::into).collect()))
+        })
+    }
+
+    // ------------------------------------------------------------ settings
+
+    /// The current settings (defaults until changed).
+    pub fn get_settings(&self) -> KithResult<Settings> {
+        guard("get_settings", || {
+            self.with_store(|s| Ok(s.settings()?.into()))
+        })
+    }
+
+    /// Replaces the settings; returns them as stored (names trimmed).
+    pub fn set_settings(&self, settings: Settings) -> KithResult<Settings> {
+        guard("set_settings", || {
+            let new = settings.into();
+            self.write(
+                |s| Ok(Settings::from(s.set_settings(new)?)),
+                |_| ChangeSummary {
+                    settings: true,
+                    ..ChangeSummary::default()
+                },
+            )
         })
     }
 

@@ -25,6 +25,8 @@ pub struct ChangeSummary {
     pub interaction_ids: Vec<String>,
     pub project_ids: Vec<String>,
     pub goal_ids: Vec<String>,
+    /// The settings changed.
+    pub settings: bool,
 }
 
 impl ChangeSummary {

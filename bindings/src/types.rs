@@ -8,7 +8,7 @@
 //! engine never sees a bad id or date. Values going *out* are total conversions
 //! (a model value always has an FFI form).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
 use chrono::NaiveDate;
@@ -459,6 +459,53 @@ impl From<kith_core::SearchResults> for SearchResults {
         SearchResults {
             contacts: r.contacts.into_iter().map(Into::into).collect(),
             interactions: r.interactions.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Per-user settings that shape defaults and insights.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Settings {
+    /// My organisation, to suggest inside/outside for new contacts.
+    pub my_organisation: Option<String>,
+    /// My discipline, for the discipline-reach insight.
+    pub my_discipline: Option<String>,
+    /// Default keep-in-touch cadence per circle, in days (each at least 1).
+    pub cadence_days: HashMap<Circle, u32>,
+    /// Target share of effort in the strategic circle, 0 to 1.
+    pub strategic_target: Option<f64>,
+    /// How many of the strongest ties form "the core" in insights (at least 1).
+    pub core_size: u32,
+}
+
+impl From<model::Settings> for Settings {
+    fn from(s: model::Settings) -> Self {
+        Settings {
+            my_organisation: s.my_organisation,
+            my_discipline: s.my_discipline,
+            cadence_days: s
+                .cadence_days
+                .into_iter()
+                .map(|(c, d)| (c.into(), d))
+                .collect(),
+            strategic_target: s.strategic_target,
+            core_size: s.core_size,
+        }
+    }
+}
+
+impl From<Settings> for model::Settings {
+    fn from(s: Settings) -> Self {
+        model::Settings {
+            my_organisation: s.my_organisation,
+            my_discipline: s.my_discipline,
+            cadence_days: s
+                .cadence_days
+                .into_iter()
+                .map(|(c, d)| (c.into(), d))
+                .collect(),
+            strategic_target: s.strategic_target,
+            core_size: s.core_size,
         }
     }
 }

@@ -98,6 +98,8 @@ fun errors(kith: Kith) {
 
 fun threads(kith: Kith) {
     val contacts = (0 until 4).map { kith.addContact(NewContact(name = "Person $it")).id }
+    val rec = Recorder()
+    val handle = kith.addListener(rec)
     val threadsN = 8
     val perThread = 25
     val failures = CopyOnWriteArrayList<Throwable>()
@@ -125,6 +127,8 @@ fun threads(kith: Kith) {
     val logged = kith.timeline(null, 0u, 1000u, false).filter { it.summary.startsWith("jvm ") }
     check(logged.size == threadsN * perThread) { "logged ${logged.size}" }
     check(logged.map { it.summary }.toSet().size == threadsN * perThread) { "lost or duplicated writes" }
+    check(rec.changes.size == threadsN * perThread) { "listener calls from JVM threads: ${rec.changes.size}" }
+    check(kith.removeListener(handle)) { "remove listener" }
 }
 
 fun coroutines(kith: Kith) = runBlocking {

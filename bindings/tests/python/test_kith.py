@@ -463,6 +463,39 @@ def test_goals(kith, ana):
     assert invalid_field(e) == "priority"
 
 
+# ---------------------------------------------------------------- settings
+
+
+def test_settings(kith):
+    s = kith.get_settings()
+    assert s.cadence_days == {Circle.OPERATIONAL: 30, Circle.PERSONAL: 90, Circle.STRATEGIC: 60}
+    assert s.core_size == 15 and s.my_organisation is None
+    rec = Recorder()
+    kith.add_listener(rec)
+    s.my_organisation = "  St Mary's  "
+    s.strategic_target = 0.3
+    s.cadence_days = {Circle.STRATEGIC: 45}
+    stored = kith.set_settings(s)
+    assert stored.my_organisation == "St Mary's"
+    assert kith.get_settings() == stored
+    assert rec.changes[-1].settings and rec.changes[-1].contact_ids == []
+    n = len(rec.changes)
+    for field, change in [
+        ("core_size", dict(core_size=0)),
+        ("strategic_target", dict(strategic_target=1.5)),
+        ("strategic_target", dict(strategic_target=float("nan"))),
+        ("cadence_days", dict(cadence_days={Circle.PERSONAL: 0})),
+    ]:
+        bad = kith.get_settings()
+        for k, v in change.items():
+            setattr(bad, k, v)
+        with pytest.raises(KithError.InvalidInput) as e:
+            kith.set_settings(bad)
+        assert invalid_field(e) == field
+    assert kith.get_settings() == stored
+    assert len(rec.changes) == n
+
+
 # ---------------------------------------------------------------- listener
 
 
