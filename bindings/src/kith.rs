@@ -354,7 +354,7 @@ impl Kith {
             let patch = update.into_op()?;
             self.write(
                 |s| Ok(Interaction::from(s.edit_interaction(id, patch)?)),
-                |i| ChangeSummary::interactions([&i.id]),
+                ChangeSummary::interaction,
             )
         })
     }
@@ -365,7 +365,7 @@ impl Kith {
             let id: InteractionId = parse_id("id", &id)?;
             self.write(
                 |s| Ok(Interaction::from(s.delete_interaction(id)?)),
-                |i| ChangeSummary::interactions([&i.id]),
+                ChangeSummary::interaction,
             )
         })
     }
@@ -376,7 +376,7 @@ impl Kith {
             let id: InteractionId = parse_id("id", &id)?;
             self.write(
                 |s| Ok(Interaction::from(s.undelete_interaction(id)?)),
-                |i| ChangeSummary::interactions([&i.id]),
+                ChangeSummary::interaction,
             )
         })
     }

@@ -37,6 +37,15 @@ impl ChangeSummary {
         }
     }
 
+    /// An interaction and its participants (their last-met and counts move with it).
+    pub(crate) fn interaction(i: &crate::types::Interaction) -> Self {
+        ChangeSummary {
+            contact_ids: i.participants.clone(),
+            interaction_ids: vec![i.id.clone()],
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn interactions(ids: impl IntoIterator<Item = impl ToString>) -> Self {
         ChangeSummary {
             interaction_ids: ids.into_iter().map(|i| i.to_string()).collect(),

@@ -516,6 +516,9 @@ def test_listener_hears_every_local_write(kith):
     f = kith.add_follow_up(iid, "Call back", None)
     kith.complete_follow_up(iid, f.id)
     assert all(ch.interaction_ids == [iid] for ch in rec.changes[-5:])
+    # Edits of the interaction itself also name its participants (their
+    # last-met date and counts move with it).
+    assert [ch.contact_ids for ch in rec.changes[-5:-2]] == [[c.id]] * 3
     p = kith.add_project(NewProject(name="P"))
     assert rec.changes[-1].project_ids == [p.id]
     g = kith.add_goal(NewGoal(title="G"))
