@@ -2,8 +2,8 @@
 //! walking an Automerge document.
 //!
 //! Data flow: an operation (or a remote merge) writes to a document, reads the
-//! touched records back through [`crate::schema`], and calls [`put_contact`] /
-//! [`put_interaction`] / ... with the old and new record, inside the same redb
+//! touched records back through [`crate::schema`], and calls `put_contact` /
+//! `put_interaction` / ... with the old and new record, inside the same redb
 //! write transaction as the document chunk. [`crate::Store::reindex`] clears
 //! every table here and rebuilds it from the documents; a property test checks
 //! that the two paths produce identical tables ([`dump`]).

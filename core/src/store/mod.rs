@@ -2,7 +2,7 @@
 //! the materialised index, and store metadata. docs/STORE.md specifies the
 //! layout and its version.
 //!
-//! Data flow of a local write ([`Store::transact`]):
+//! Data flow of a local write (`Store::transact`):
 //! 1. the documents the write needs are loaded from their chunks (lazily, on
 //!    first need; a damaged chunk is reported before anything is written);
 //! 2. the store upgrades its read-only redb handle to a writable one (opening
@@ -174,7 +174,7 @@ fn map_open_error(path: &Path, e: DatabaseError) -> StoreError {
             path: path.to_path_buf(),
             source,
         },
-        other => StoreError::Redb(other.into()),
+        other => StoreError::from(redb::Error::from(other)),
     }
 }
 
@@ -657,6 +657,12 @@ impl Store {
             self.ensure_loaded(id)?;
         }
         Ok(())
+    }
+
+    /// Drops every document from memory (they are all saved); they reload on
+    /// next need. For a phone app going to the background.
+    pub fn unload_documents(&mut self) {
+        self.docs.clear();
     }
 
     /// Documents currently in memory.

@@ -886,6 +886,18 @@ fn merge_moves_every_reference_and_combines_fields() {
         s.likely_duplicates().unwrap().is_empty(),
         "merged contacts are not duplicates"
     );
+    let found: Vec<_> = s
+        .search("ana lima", 10)
+        .unwrap()
+        .contacts
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        found,
+        [w.id],
+        "the merged-away duplicate is not a search hit"
+    );
     // Logging by the shared name now finds the winner only.
     let i3 = s
         .log_interaction(NewInteraction {

@@ -112,6 +112,14 @@ fn open_is_lazy_and_a_write_loads_only_its_partition() {
     assert!(!s.loaded_docs().contains(&old_doc));
     s.load_all().unwrap();
     assert_eq!(s.loaded_docs().len(), 3);
+    s.unload_documents();
+    assert!(s.loaded_docs().is_empty());
+    s.log_interaction(meeting("after unload", &[ana.id]))
+        .unwrap();
+    assert_eq!(
+        s.timeline(&TimelineQuery::default()).unwrap()[0].summary,
+        "after unload"
+    );
 }
 
 #[test]
