@@ -3,7 +3,6 @@
 async methods, and the Python example. Real stores in temporary directories."""
 
 import asyncio
-import datetime
 import os
 import pathlib
 import subprocess
