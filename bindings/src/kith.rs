@@ -12,7 +12,7 @@
 //! notify the listeners with what changed.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kith_core::ids::{ContactId, FollowUpId, GoalId, InteractionId, ProjectId};
 use kith_core::{ContactQuery, FollowUpFilter, Store, TimelineQuery};
@@ -69,10 +69,28 @@ fn check_limit(limit: u32) -> KithResult<usize> {
 
 impl Kith {
     fn slot(&self) -> MutexGuard<'_, Slot> {
-        // A panic while the lock was held is caught by the guard; the store's
-        // writes are redb transactions, so the state behind a poisoned lock is
-        // the last committed one and safe to keep using.
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+        match self.slot.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => {
+                // A panic (caught by the guard) interrupted an operation while
+                // it held the store. Its redb transaction never committed, so
+                // the file holds the last acknowledged state, but documents in
+                // memory may be half-changed: drop them and reload from disk.
+                let mut slot = poisoned.into_inner();
+                self.slot.clear_poison();
+                if matches!(*slot, Slot::Open(_)) {
+                    // Dropping the old store first releases its file lock.
+                    *slot = Slot::Suspended;
+                    match Store::open(&self.data_dir) {
+                        Ok(store) => *slot = Slot::Open(Box::new(store)),
+                        // Left suspended: calls fail with `Locked` and
+                        // `resume()` retries the reload.
+                        Err(e) => tracing::error!("reloading the store after a panic failed: {e}"),
+                    }
+                }
+                slot
+            }
+        }
     }
 
     /// Runs `f` on the open store, or fails with `Locked` when suspended/closed.

@@ -563,6 +563,9 @@ def test_a_rust_panic_becomes_internal_and_the_store_stays_usable(kith, ana):
     assert "deliberate test panic" in e.value.reason
     with pytest.raises(KithError.Internal):
         kith.debug_panic_holding_store()
+    # The panic poisoned the store's lock: the next call reloaded the store
+    # from disk (nothing half-changed survives) and carries on.
+    assert not kith.is_suspended()
     # The interpreter is alive and the store works after both panics.
     assert kith.get_contact(ana.id).name == "Ana Lima"
     kith.log_interaction(NewInteraction(summary="After the panic", participant_ids=[ana.id]))
