@@ -23,6 +23,11 @@ as_root() {
 }
 
 install_missing() {
+    if ! command -v java >/dev/null 2>&1; then
+        echo "== installing a Java runtime (default-jdk-headless)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless
+    fi
     if ! python3 -m pytest --version >/dev/null 2>&1; then
         echo "== installing pytest"
         # A Debian system Python refuses plain pip installs (PEP 668).

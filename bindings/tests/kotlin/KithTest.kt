@@ -80,6 +80,22 @@ fun afterTheMeeting(kith: Kith) {
     check(kith.undeleteInteraction(id).deletedMs == null) { "undelete" }
 }
 
+/** A listener that throws: the write still succeeds and other listeners still hear it. */
+fun throwingListener(kith: Kith) {
+    val thrower = object : KithListener {
+        override fun onChange(summary: ChangeSummary) { throw IllegalStateException("listener bug") }
+        override fun onSyncState(state: SyncState) {}
+    }
+    val rec = Recorder()
+    val h1 = kith.addListener(thrower)
+    val h2 = kith.addListener(rec)
+    val bo = kith.addContact(NewContact(name = "Bo Silva"))
+    check(kith.getContact(bo.id).name == "Bo Silva") { "write after a throwing listener" }
+    check(rec.changes.single().contactIds == listOf(bo.id)) { "other listener after a throwing one" }
+    kith.removeListener(h1)
+    kith.removeListener(h2)
+}
+
 fun errors(kith: Kith) {
     val e = expect<KithException.InvalidInput> {
         kith.logInteraction(NewInteraction(summary = "  ", participantNames = listOf("Ana Lima")))
@@ -183,6 +199,7 @@ fun main() {
         Kith.open(root.resolve("store").toString()).use { kith ->
             afterTheMeeting(kith)
             errors(kith)
+            throwingListener(kith)
             threads(kith)
             coroutines(kith)
             kith.closeStore()
