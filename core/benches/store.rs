@@ -402,9 +402,22 @@ fn scenario(interactions_n: usize) {
     for doc in store.doc_ids().unwrap() {
         store.compact(doc).unwrap();
     }
+    let imported = store.size_on_disk_bytes().unwrap();
+    let t_re = Instant::now();
+    store.reindex().unwrap();
+    let reindexed_ms = ms(t_re.elapsed());
+    let t_file = Instant::now();
+    let after = store.compact_file().unwrap();
+    println!(
+        "after the import {:.1} MB; reindex (sorted rebuild) {:.0} ms + file compaction {:.0} ms -> {:.1} MB",
+        imported as f64 / 1e6,
+        reindexed_ms,
+        ms(t_file.elapsed()),
+        after as f64 / 1e6,
+    );
     store.close().unwrap();
     println!(
-        "build fixture (bulk import + compaction): {:.0} ms",
+        "build fixture (bulk import, reindex, compaction): {:.0} ms",
         ms(t.elapsed())
     );
 

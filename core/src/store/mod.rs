@@ -58,6 +58,8 @@ pub(crate) const DOC_META: TableDefinition<'static, &str, &[u8]> = TableDefiniti
 const META_FORMAT: &str = "format";
 const META_ACTOR: &str = "actor";
 const CHECKSUM_BYTES: usize = 16;
+/// Bound on redb compaction passes in [`Store::compact_file`].
+const COMPACT_FILE_ROUNDS_MAX: usize = 16;
 /// redb page cache: enough for the index's hot pages, small enough for a phone.
 const CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -680,8 +682,9 @@ impl Store {
         index::clear(&txn)?;
         let mut ids: Vec<DocId> = self.docs.keys().copied().collect();
         ids.sort();
-        let mut contacts = BTreeSet::new();
-        let mut settings_done = false;
+        let (mut contacts, mut interactions, mut projects, mut goals) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut settings = crate::model::Settings::default();
         for id in ids {
             let Some(l) = self.docs.get(&id) else {
                 continue;
@@ -689,31 +692,19 @@ impl Store {
             let doc = &l.doc;
             match id {
                 DocId::Main => {
-                    for c in schema::read_all(doc, schema::CONTACTS, schema::read_contact)? {
-                        index::put_contact(&txn, None, &c)?;
-                    }
-                    for p in schema::read_all(doc, schema::PROJECTS, schema::read_project)? {
-                        index::put_project(&txn, &p)?;
-                    }
-                    for g in schema::read_all(doc, schema::GOALS, schema::read_goal)? {
-                        index::put_goal(&txn, &g)?;
-                    }
-                    index::put_settings(&txn, &schema::read_settings(doc)?)?;
-                    settings_done = true;
+                    contacts = schema::read_all(doc, schema::CONTACTS, schema::read_contact)?;
+                    projects = schema::read_all(doc, schema::PROJECTS, schema::read_project)?;
+                    goals = schema::read_all(doc, schema::GOALS, schema::read_goal)?;
+                    settings = schema::read_settings(doc)?;
                 }
-                DocId::Log { .. } => {
-                    for i in schema::read_all(doc, schema::INTERACTIONS, schema::read_interaction)?
-                    {
-                        contacts.extend(i.participants.iter().copied());
-                        index::put_interaction_bulk(&txn, &i)?;
-                    }
-                }
+                DocId::Log { .. } => interactions.extend(schema::read_all(
+                    doc,
+                    schema::INTERACTIONS,
+                    schema::read_interaction,
+                )?),
             }
         }
-        if !settings_done {
-            index::put_settings(&txn, &crate::model::Settings::default())?;
-        }
-        index::refresh_stats(&txn, &contacts)?;
+        index::rebuild(&txn, contacts, interactions, projects, goals, &settings)?;
         txn.commit()?;
         Ok(())
     }
@@ -723,6 +714,24 @@ impl Store {
         &self,
     ) -> Result<std::collections::BTreeMap<&'static str, Vec<String>>, StoreError> {
         index::dump(&self.read_txn()?)
+    }
+
+    /// Rewrites the store file without its free pages (redb compaction), for
+    /// after a large import. Returns the file size afterwards, in bytes.
+    pub fn compact_file(&mut self) -> Result<u64, StoreError> {
+        self.writable()?;
+        if let Handle::Write(db) = &mut self.handle {
+            // Each call moves pages toward the start; repeat until nothing moves.
+            for _ in 0..COMPACT_FILE_ROUNDS_MAX {
+                let moved = db
+                    .compact()
+                    .map_err(|e| StoreError::from(redb::Error::from(e)))?;
+                if !moved {
+                    break;
+                }
+            }
+        }
+        self.size_on_disk_bytes()
     }
 
     /// Bytes used by each table (stored, metadata, fragmented), for size reports.
