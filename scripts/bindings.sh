@@ -51,7 +51,7 @@ rm -rf "$out/kotlin" "$out/swift" "$out/python" "$out/lib"
 mkdir -p "$out/lib"
 cp "$lib" "$out/lib/"
 for language in kotlin swift python; do
-    cargo run --quiet -p kith-ffi ${features[@]+"${features[@]}"} --bin uniffi-bindgen -- \
+    cargo run --quiet -p kith-ffi --features bindgen --bin uniffi-bindgen -- \
         generate --library "$metadata_lib" --no-format \
         --language "$language" --out-dir "$out/$language"
 done
