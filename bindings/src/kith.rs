@@ -121,8 +121,11 @@ impl Kith {
 impl Kith {
     // ------------------------------------------------------------ lifecycle
 
-    /// Opens (creating when missing) the store in `data_dir`. Fails with
-    /// `Locked` when another process has it open.
+    /// Opens (creating when missing) the store in `data_dir`. The store
+    /// opens for reading and takes the file's exclusive lock at its first
+    /// write: `open` fails with `Locked` while another handle (or process)
+    /// holds it for writing, and a write fails with `Locked` while another
+    /// handle has the file open.
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> KithResult<Arc<Kith>> {
         guard("open", || {
