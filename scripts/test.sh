@@ -10,3 +10,6 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== rust tests"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+echo "== binding tests (python, kotlin)"
+scripts/test-bindings.sh

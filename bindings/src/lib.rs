@@ -1,3 +1,34 @@
 //! kith-ffi: uniffi bindings over kith-core for Kotlin, Swift and Python.
+//!
+//! One [`Kith`] object is the app's handle on a store directory. Foreign calls
+//! flow: generated binding → uniffi scaffolding → a `Kith` method, whose body
+//! runs inside the panic guard ([`guard`]), parses foreign values into model
+//! types ([`types`]), calls the engine, maps its errors to the single
+//! [`KithError`] ([`error`]), and, after a write, notifies the registered
+//! [`KithListener`]s ([`listener`]). Slow work runs on the runtime owned by this
+//! crate ([`runtime`]) behind `async` methods.
+//!
+//! Bindings are generated from the built library (`scripts/bindings.sh`); see
+//! bindings/README.md.
+
+mod error;
+mod guard;
+mod inputs;
+mod kith;
+mod listener;
+mod runtime;
+mod types;
+
+pub use error::{KithError, KithResult};
+pub use inputs::*;
+pub use kith::{Kith, PAGE_LIMIT_MAX};
+pub use listener::{ChangeSummary, KithListener, SyncState};
+pub use types::*;
 
 uniffi::setup_scaffolding!();
+
+/// The version of the Kith library the bindings were generated from.
+#[uniffi::export]
+pub fn kith_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

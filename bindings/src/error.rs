@@ -1,0 +1,113 @@
+//! The one error type foreign code sees, with cases an app can act on.
+//!
+//! Every engine error is mapped here to the case that tells the app what to do:
+//! show a "not found" state, highlight the named input field, tell the user the
+//! storage failed, retry after `resume()`, retry when online, re-pair, or
+//! resolve a conflict. `Internal` is a bug (a caught panic included); the
+//! message says what happened, and the store is left as it was.
+//!
+//! The text field is `reason`, not `message`: Kotlin exceptions already have a
+//! `message` property, and a field of that name makes the generated Kotlin
+//! ambiguous. `toString()`/`message` on the foreign side give the full text.
+
+/// Errors returned by every fallible `Kith` method.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum KithError {
+    /// The record does not exist (or was merged away / deleted past recovery).
+    #[error("{what} not found: {id}")]
+    NotFound { what: String, id: String },
+    /// An argument was rejected; `field` names it so a form can highlight it.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: String, reason: String },
+    /// The store could not be read or written (disk full, damaged file, I/O).
+    #[error("storage error: {reason}")]
+    Storage { reason: String },
+    /// The store is locked: another process holds it, or this handle is
+    /// suspended or closed (call `resume()`, or open it again).
+    #[error("store unavailable: {reason}")]
+    Locked { reason: String },
+    /// A network operation failed; retry later.
+    #[error("network error: {reason}")]
+    Network { reason: String },
+    /// This device is not (or no longer) allowed: re-pair or sign in again.
+    #[error("authentication failed: {reason}")]
+    Authentication { reason: String },
+    /// The operation conflicts with the current state (for example a merge of
+    /// a contact into itself, or an edit of a record merged away).
+    #[error("conflict: {reason}")]
+    Conflict { reason: String },
+    /// A bug in Kith, a caught panic included. The store is unchanged.
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+}
+
+impl KithError {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        KithError::InvalidInput {
+            field: field.to_string(),
+            reason: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: &str, id: impl ToString) -> Self {
+        KithError::NotFound {
+            what: what.to_string(),
+            id: id.to_string(),
+        }
+    }
+
+    pub(crate) fn locked(message: impl Into<String>) -> Self {
+        KithError::Locked {
+            reason: message.into(),
+        }
+    }
+}
+
+/// Result type of the exported methods.
+pub type KithResult<T> = Result<T, KithError>;
+
+impl From<kith_core::StoreError> for KithError {
+    fn from(e: kith_core::StoreError) -> Self {
+        use kith_core::StoreError as S;
+        let reason = e.to_string();
+        match e {
+            S::Locked { .. } | S::Closed => KithError::Locked { reason },
+            S::Io { .. }
+            | S::Damaged { .. }
+            | S::NewerFormat { .. }
+            | S::Schema(_)
+            | S::Automerge { .. }
+            | S::UnknownDoc(_)
+            | S::Redb(_)
+            | S::BadChange { .. } => KithError::Storage { reason },
+        }
+    }
+}
+
+impl From<kith_core::OpError> for KithError {
+    fn from(e: kith_core::OpError) -> Self {
+        use kith_core::OpError as O;
+        let reason = e.to_string();
+        let invalid = |field: &str| KithError::InvalidInput {
+            field: field.to_string(),
+            reason: reason.clone(),
+        };
+        match e {
+            O::EmptyName => invalid("name"),
+            O::EmptySummary => invalid("summary"),
+            O::EmptyText { what } => invalid(what),
+            O::NoParticipants => invalid("participants"),
+            O::UnknownNames { .. } | O::AmbiguousName { .. } => invalid("participant_names"),
+            O::BadPriority(_) => invalid("priority"),
+            O::ExchangeWithNonParticipant(_) => invalid("exchanges"),
+            O::Invalid { field, .. } => invalid(field),
+            O::UnknownContact(id) => KithError::not_found("contact", id),
+            O::UnknownInteraction(id) => KithError::not_found("interaction", id),
+            O::UnknownFollowUp { follow_up, .. } => KithError::not_found("follow-up", follow_up),
+            O::UnknownProject(id) => KithError::not_found("project", id),
+            O::UnknownGoal(id) => KithError::not_found("goal", id),
+            O::MergeIntoSelf(_) | O::AlreadyMerged { .. } => KithError::Conflict { reason },
+            O::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! The `Kith` object: the app's handle on one store directory.
+//!
+//! It owns the engine (`kith_core::Store`) behind a mutex: redb allows one
+//! writer, and the store's methods take `&mut self`, so foreign threads
+//! calling at once are serialised here, never inside the engine. The slot
+//! holding the store also carries the phone lifecycle: `suspend()` closes the
+//! store (releasing redb's file lock, which iOS requires of a suspended app)
+//! and `resume()` reopens it; calls in between fail with `KithError::Locked`.
+//!
+//! Each exported method: run under the panic guard, parse the foreign input,
+//! lock the slot, call the engine, map errors, unlock, then (for writes)
+//! notify the listeners with what changed.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kith_core::ids::{ContactId, FollowUpId, GoalId, InteractionId, ProjectId};
+use kith_core::{ContactQuery, FollowUpFilter, Store, TimelineQuery};
+
+use crate::error::{KithError, KithResult};
+use crate::guard::guard;
+use crate::inputs::{
+    ContactUpdate, GoalUpdate, InteractionUpdate, NewContact, NewGoal, NewInteraction, NewProject,
+    ProjectUpdate,
+};
+use crate::listener::{ChangeSummary, KithListener, Listeners, SyncState};
+use crate::runtime::run_blocking;
+use crate::types::{
+    Contact, ContactSort, ContactStats, DuplicatePair, FollowUp, FollowUpItem, Goal, Interaction,
+    Project, SearchResults, Settings, parse_date, parse_id,
+};
+
+/// Most records one page or search returns: a phone screen shows a few dozen,
+/// and a bound keeps one call's memory and time predictable.
+pub const PAGE_LIMIT_MAX: u32 = 1_000;
+
+enum Slot {
+    Open(Box<Store>),
+    Suspended,
+    Closed,
+}
+
+/// An open Kith store: contacts, interactions, follow-ups, projects, goals.
+#[derive(uniffi::Object)]
+pub struct Kith {
+    data_dir: PathBuf,
+    slot: Mutex<Slot>,
+    listeners: Listeners,
+}
+
+impl std::fmt::Debug for Kith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kith")
+            .field("data_dir", &self.data_dir)
+            .field("listeners", &self.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_limit(limit: u32) -> KithResult<usize> {
+    if limit == 0 || limit > PAGE_LIMIT_MAX {
+        return Err(KithError::invalid(
+            "limit",
+            format!("must be between 1 and {PAGE_LIMIT_MAX} (got {limit})"),
+        ));
+    }
+    Ok(limit as usize)
+}
+
+impl Kith {
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        match self.slot.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => {
+                // A panic (caught by the guard) interrupted an operation while
+                // it held the store. Its redb transaction never committed, so
+                // the file holds the last acknowledged state, but documents in
+                // memory may be half-changed: drop them and reload from disk.
+                let mut slot = poisoned.into_inner();
+                self.slot.clear_poison();
+                if matches!(*slot, Slot::Open(_)) {
+                    // Dropping the old store first releases its file lock.
+                    *slot = Slot::Suspended;
+                    match Store::open(&self.data_dir) {
+                        Ok(store) => *slot = Slot::Open(Box::new(store)),
+                        // Left suspended: calls fail with `Locked` and
+                        // `resume()` retries the reload.
+                        Err(e) => tracing::error!("reloading the store after a panic failed: {e}"),
+                    }
+                }
+                slot
+            }
+        }
+    }
+
+    /// Runs `f` on the open store, or fails with `Locked` when suspended/closed.
+    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> KithResult<T>) -> KithResult<T> {
+        let mut slot = self.slot();
+        match &mut *slot {
+            Slot::Open(store) => f(store),
+            Slot::Suspended => Err(KithError::locked(
+                "the store is suspended (call resume() first)",
+            )),
+            Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
+        }
+    }
+
+    /// A write: runs `f` on the store, then notifies listeners (lock released).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> KithResult<T>,
+        changed: impl FnOnce(&T) -> ChangeSummary,
+    ) -> KithResult<T> {
+        let value = self.with_store(f)?;
+        self.listeners.changed(&changed(&value));
+        Ok(value)
+    }
+}
+
+#[uniffi::export]
+impl Kith {
+    // ------------------------------------------------------------ lifecycle
+
+    /// Opens (creating when missing) the store in `data_dir`. The store
+    /// opens for reading and takes the file's exclusive lock at its first
+    /// write: `open` fails with `Locked` while another handle (or process)
+    /// holds it for writing, and a write fails with `Locked` while another
+    /// handle has the file open.
+    #[uniffi::constructor]
+    pub fn open(data_dir: String) -> KithResult<Arc<Kith>> {
+        guard("open", || {
+            if data_dir.trim().is_empty() {
+                return Err(KithError::invalid("data_dir", "must not be empty"));
+            }
+            let path = PathBuf::from(data_dir);
+            let store = Store::open(&path)?;
+            Ok(Arc::new(Kith {
+                data_dir: path,
+                slot: Mutex::new(Slot::Open(Box::new(store))),
+                listeners: Listeners::default(),
+            }))
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn data_dir(&self) -> String {
+        self.data_dir.display().to_string()
+    }
+
+    /// Closes the store and releases its file lock. Later calls fail with
+    /// `Locked`; closing twice is fine.
+    pub fn close(&self) -> KithResult<()> {
+        guard("close", || {
+            let mut slot = self.slot();
+            match std::mem::replace(&mut *slot, Slot::Closed) {
+                Slot::Open(store) => store.close().map_err(KithError::from),
+                Slot::Suspended | Slot::Closed => Ok(()),
+            }
+        })
+    }
+
+    /// Releases the store's file lock while the app is in the background
+    /// (iOS kills suspended apps that hold one). Idempotent.
+    pub fn suspend(&self) -> KithResult<()> {
+        guard("suspend", || {
+            let mut slot = self.slot();
+            match std::mem::replace(&mut *slot, Slot::Suspended) {
+                Slot::Open(store) => store.close().map_err(KithError::from),
+                Slot::Suspended => Ok(()),
+                Slot::Closed => {
+                    *slot = Slot::Closed;
+                    Err(KithError::locked("the store is closed (open it again)"))
+                }
+            }
+        })
+    }
+
+    /// Retakes the store after `suspend()`. Idempotent.
+    pub fn resume(&self) -> KithResult<()> {
+        guard("resume", || {
+            let mut slot = self.slot();
+            match &*slot {
+                Slot::Open(_) => Ok(()),
+                Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
+                Slot::Suspended => {
+                    let store = Store::open(&self.data_dir)?;
+                    *slot = Slot::Open(Box::new(store));
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Whether the store is suspended.
+    pub fn is_suspended(&self) -> bool {
+        matches!(*self.slot(), Slot::Suspended)
+    }
+
+    // ------------------------------------------------------------ listeners
+
+    /// Registers a listener for changes; it immediately gets the current sync
+    /// state. Returns the handle for `remove_listener`.
+    pub fn add_listener(&self, listener: Arc<dyn KithListener>) -> KithResult<u64> {
+        guard("add_listener", || {
+            let handle = self.listeners.add(Arc::clone(&listener))?;
+            Listeners::sync_state_to(listener.as_ref(), SyncState::Disabled);
+            Ok(handle)
+        })
+    }
+
+    /// Removes a listener; returns whether it was registered.
+    pub fn remove_listener(&self, handle: u64) -> bool {
+        self.listeners.remove(handle)
+    }
+
+    // ------------------------------------------------------------ contacts
+
+    /// Adds a contact.
+    pub fn add_contact(&self, contact: NewContact) -> KithResult<Contact> {
+        guard("add_contact", || {
+            let new = contact.into_op()?;
+            self.write(
+                |s| Ok(Contact::from(s.add_contact(new)?)),
+                |c| ChangeSummary::contacts([&c.id]),
+            )
+        })
+    }
+
+    /// Changes some fields of a contact.
+    pub fn update_contact(&self, id: String, update: ContactUpdate) -> KithResult<Contact> {
+        guard("update_contact", || {
+            let id: ContactId = parse_id("id", &id)?;
+            let patch = update.into_op()?;
+            self.write(
+                |s| Ok(Contact::from(s.edit_contact(id, patch)?)),
+                |c| ChangeSummary::contacts([&c.id]),
+            )
+        })
+    }
+
+    /// One contact (also when archived or merged away).
+    pub fn get_contact(&self, id: String) -> KithResult<Contact> {
+        guard("get_contact", || {
+            let id: ContactId = parse_id("id", &id)?;
+            self.with_store(|s| Ok(s.contact(id)?.into()))
+        })
+    }
+
+    /// A page of the contact list.
+    #[uniffi::method(default(offset = 0, limit = 50, include_archived = false))]
+    pub fn list_contacts(
+        &self,
+        sort: ContactSort,
+        offset: u32,
+        limit: u32,
+        include_archived: bool,
+    ) -> KithResult<Vec<Contact>> {
+        guard("list_contacts", || {
+            let q = ContactQuery {
+                sort: sort.into(),
+                include_archived,
+                offset: offset as usize,
+                limit: check_limit(limit)?,
+            };
+            self.with_store(|s| Ok(s.contacts(&q)?.into_iter().map(Into::into).collect()))
+        })
+    }
+
+    /// How often and how recently I met a contact.
+    pub fn contact_stats(&self, id: String) -> KithResult<ContactStats> {
+        guard("contact_stats", || {
+            let id: ContactId = parse_id("id", &id)?;
+            self.with_store(|s| {
+                s.contact(id)?;
+                Ok(s.contact_stats(id)?.into())
+            })
+        })
+    }
+
+    /// Archives a contact: hidden from the default list, history kept.
+    pub fn archive_contact(&self, id: String) -> KithResult<Contact> {
+        guard("archive_contact", || {
+            let id: ContactId = parse_id("id", &id)?;
+            self.write(
+                |s| Ok(Contact::from(s.archive_contact(id)?)),
+                |c| ChangeSummary::contacts([&c.id]),
+            )
+        })
+    }
+
+    /// Brings an archived contact back.
+    pub fn unarchive_contact(&self, id: String) -> KithResult<Contact> {
+        guard("unarchive_contact", || {
+            let id: ContactId = parse_id("id", &id)?;
+            self.write(
+                |s| Ok(Contact::from(s.unarchive_contact(id)?)),
+                |c| ChangeSummary::contacts([&c.id]),
+            )
+        })
+    }
+
+    /// Merges the contact `duplicate_id` into `keep_id`: every reference moves
+    /// to the kept contact, the duplicate records `merged_into`. Returns the
+    /// kept contact.
+    pub fn merge_contacts(&self, keep_id: String, duplicate_id: String) -> KithResult<Contact> {
+        guard("merge_contacts", || {
+            let keep: ContactId = parse_id("keep_id", &keep_id)?;
+            let dup: ContactId = parse_id("duplicate_id", &duplicate_id)?;
+            let (kept, moved) = self.with_store(|s| {
+                let moved: Vec<InteractionId> = s
+                    .timeline(&TimelineQuery {
+                        contact: Some(dup),
+                        include_deleted: true,
+                        offset: 0,
+                        limit: kith_core::ops::PAGE_MAX,
+                    })?
+                    .into_iter()
+                    .map(|i| i.id)
+                    .collect();
+                Ok((Contact::from(s.merge_contacts(keep, dup)?), moved))
+            })?;
+            self.listeners.changed(&ChangeSummary {
+                contact_ids: vec![kept.id.clone(), dup.to_string()],
+                interaction_ids: moved.iter().map(ToString::to_string).collect(),
+                ..ChangeSummary::default()
+            });
+            Ok(kept)
+        })
+    }
+
+    /// Pairs of contacts that are likely the same person.
+    pub fn likely_duplicates(&self) -> KithResult<Vec<DuplicatePair>> {
+        guard("likely_duplicates", || {
+            self.with_store(|s| Ok(s.likely_duplicates()?.into_iter().map(Into::into).collect()))
+        })
+    }
+
+    // ------------------------------------------------------------ interactions
+
+    /// Logs an interaction; durable when this returns. Returns its id.
+    pub fn log_interaction(&self, interaction: NewInteraction) -> KithResult<String> {
+        guard("log_interaction", || {
+            let new = interaction.into_op()?;
+            let logged = self.with_store(|s| Ok(s.log_interaction(new)?))?;
+            // Participants named but missing may have been created in the same write.
+            self.listeners.changed(&ChangeSummary {
+                contact_ids: logged
+                    .participants
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                interaction_ids: vec![logged.id.to_string()],
+                ..ChangeSummary::default()
+            });
+            Ok(logged.id.to_string())
+        })
+    }
+
+    /// One interaction (also when deleted).
+    pub fn get_interaction(&self, id: String) -> KithResult<Interaction> {
+        guard("get_interaction", || {
+            let id: InteractionId = parse_id("id", &id)?;
+            self.with_store(|s| Ok(s.interaction(id)?.into()))
+        })
+    }
+
+    /// Changes some fields of an interaction.
+    pub fn update_interaction(
+        &self,
+        id: String,
+        update: InteractionUpdate,
+    ) -> KithResult<Interaction> {
+        guard("update_interaction", || {
+            let id: InteractionId = parse_id("id", &id)?;
+            let patch = update.into_op()?;
+            self.write(
+                |s| Ok(Interaction::from(s.edit_interaction(id, patch)?)),
+                ChangeSummary::interaction,
+            )
+        })
+    }
+
+    /// Deletes an interaction (a tombstone: `undelete_interaction` restores it).
+    pub fn delete_interaction(&self, id: String) -> KithResult<Interaction> {
+        guard("delete_interaction", || {
+            let id: InteractionId = parse_id("id", &id)?;
+            self.write(
+                |s| Ok(Interaction::from(s.delete_interaction(id)?)),
+                ChangeSummary::interaction,
+            )
+        })
+    }
+
+    /// Restores a deleted interaction.
+    pub fn undelete_interaction(&self, id: String) -> KithResult<Interaction> {
+        guard("undelete_interaction", || {
+            let id: InteractionId = parse_id("id", &id)?;
+            self.write(
+                |s| Ok(Interaction::from(s.undelete_interaction(id)?)),
+                ChangeSummary::interaction,
+            )
+        })
+    }
+
+    /// Interactions newest first, of one contact or (`None`) of everyone.
+    #[uniffi::method(default(contact_id = None, offset = 0, limit = 20, include_deleted = false))]
+    pub fn timeline(
+        &self,
+        contact_id: Option<String>,
+        offset: u32,
+        limit: u32,
+        include_deleted: bool,
+    ) -> KithResult<Vec<Interaction>> {
+        guard("timeline", || {
+            let q = TimelineQuery {
+                contact: contact_id
+                    .as_deref()
+                    .map(|c| parse_id("contact_id", c))
+                    .transpose()?,
+                include_deleted,
+                offset: offset as usize,
+                limit: check_limit(limit)?,
+            };
+            self.with_store(|s| Ok(s.timeline(&q)?.into_iter().map(Into::into).collect()))
+        })
+    }
+
+    /// Prefix search over names, organisations, summaries and notes,
+    /// ignoring case and accents.
+    #[uniffi::method(default(limit = 20))]
+    pub fn search(&self, text: String, limit: u32) -> KithResult<SearchResults> {
+        guard("search", || {
+            let limit = check_limit(limit)?;
+            self.with_store(|s| Ok(s.search(&text, limit)?.into()))
+        })
+    }
+
+    // ------------------------------------------------------------ follow-ups
+
+    /// Adds a follow-up to an interaction. `due` is an ISO date.
+    #[uniffi::method(default(due = None))]
+    pub fn add_follow_up(
+        &self,
+        interaction_id: String,
+        text: String,
+        due: Option<String>,
+    ) -> KithResult<FollowUp> {
+        guard("add_follow_up", || {
+            let iid: InteractionId = parse_id("interaction_id", &interaction_id)?;
+            let new = crate::inputs::NewFollowUp { text, due }.into_op()?;
+            self.write(
+                |s| Ok(FollowUp::from_model(iid, s.add_follow_up(iid, new)?)),
+                |f| ChangeSummary::interactions([&f.interaction_id]),
+            )
+        })
+    }
+
+    /// Marks a follow-up done.
+    pub fn complete_follow_up(
+        &self,
+        interaction_id: String,
+        follow_up_id: String,
+    ) -> KithResult<FollowUp> {
+        guard("complete_follow_up", || {
+            let iid: InteractionId = parse_id("interaction_id", &interaction_id)?;
+            let fid: FollowUpId = parse_id("follow_up_id", &follow_up_id)?;
+            self.write(
+                |s| Ok(FollowUp::from_model(iid, s.complete_follow_up(iid, fid)?)),
+                |f| ChangeSummary::interactions([&f.interaction_id]),
+            )
+        })
+    }
+
+    /// Marks a done follow-up open again.
+    pub fn reopen_follow_up(
+        &self,
+        interaction_id: String,
+        follow_up_id: String,
+    ) -> KithResult<FollowUp> {
+        guard("reopen_follow_up", || {
+            let iid: InteractionId = parse_id("interaction_id", &interaction_id)?;
+            let fid: FollowUpId = parse_id("follow_up_id", &follow_up_id)?;
+            self.write(
+                |s| Ok(FollowUp::from_model(iid, s.reopen_follow_up(iid, fid)?)),
+                |f| ChangeSummary::interactions([&f.interaction_id]),
+            )
+        })
+    }
+
+    /// Every open follow-up, soonest due first (undated ones last).
+    pub fn open_follow_ups(&self) -> KithResult<Vec<FollowUpItem>> {
+        guard("open_follow_ups", || {
+            self.with_store(|s| {
+                Ok(s.follow_ups(FollowUpFilter::Open)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            })
+        })
+    }
+
+    /// Open follow-ups due on or before `date` (ISO `YYYY-MM-DD`).
+    pub fn follow_ups_due_by(&self, date: String) -> KithResult<Vec<FollowUpItem>> {
+        guard("follow_ups_due_by", || {
+            let date = parse_date("date", &date)?;
+            self.with_store(|s| {
+                Ok(s.follow_ups(FollowUpFilter::DueBy(date))?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            })
+        })
+    }
+
+    /// Open follow-ups due strictly before `today` (ISO `YYYY-MM-DD`).
+    pub fn overdue_follow_ups(&self, today: String) -> KithResult<Vec<FollowUpItem>> {
+        guard("overdue_follow_ups", || {
+            let today = parse_date("today", &today)?;
+            self.with_store(|s| {
+                Ok(s.follow_ups(FollowUpFilter::Overdue { today })?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            })
+        })
+    }
+
+    // ------------------------------------------------------------ projects
+
+    /// Adds a project or shared activity.
+    pub fn add_project(&self, project: NewProject) -> KithResult<Project> {
+        guard("add_project", || {
+            let new = project.into_op();
+            self.write(
+                |s| Ok(Project::from(s.add_project(new)?)),
+                |p| ChangeSummary {
+                    project_ids: vec![p.id.clone()],
+                    ..ChangeSummary::default()
+                },
+            )
+        })
+    }
+
+    /// Changes some fields of a project.
+    pub fn update_project(&self, id: String, update: ProjectUpdate) -> KithResult<Project> {
+        guard("update_project", || {
+            let id: ProjectId = parse_id("id", &id)?;
+            let patch = update.into_op();
+            self.write(
+                |s| Ok(Project::from(s.edit_project(id, patch)?)),
+                |p| ChangeSummary {
+                    project_ids: vec![p.id.clone()],
+                    ..ChangeSummary::default()
+                },
+            )
+        })
+    }
+
+    /// One project.
+    pub fn get_project(&self, id: String) -> KithResult<Project> {
+        guard("get_project", || {
+            let id: ProjectId = parse_id("id", &id)?;
+            self.with_store(|s| Ok(s.project(id)?.into()))
+        })
+    }
+
+    /// Every project.
+    pub fn list_projects(&self) -> KithResult<Vec<Project>> {
+        guard("list_projects", || {
+            self.with_store(|s| Ok(s.all_projects()?.into_iter().map(Into::into).collect()))
+        })
+    }
+
+    // ------------------------------------------------------------ goals
+
+    /// Adds a goal.
+    pub fn add_goal(&self, goal: NewGoal) -> KithResult<Goal> {
+        guard("add_goal", || {
+            let new = goal.into_op()?;
+            self.write(
+                |s| Ok(Goal::from(s.add_goal(new)?)),
+                |g| ChangeSummary {
+                    goal_ids: vec![g.id.clone()],
+                    ..ChangeSummary::default()
+                },
+            )
+        })
+    }
+
+    /// Changes some fields of a goal.
+    pub fn update_goal(&self, id: String, update: GoalUpdate) -> KithResult<Goal> {
+        guard("update_goal", || {
+            let id: GoalId = parse_id("id", &id)?;
+            let patch = update.into_op()?;
+            self.write(
+                |s| Ok(Goal::from(s.edit_goal(id, patch)?)),
+                |g| ChangeSummary {
+                    goal_ids: vec![g.id.clone()],
+                    ..ChangeSummary::default()
+                },
+            )
+        })
+    }
+
+    /// One goal.
+    pub fn get_goal(&self, id: String) -> KithResult<Goal> {
+        guard("get_goal", || {
+            let id: GoalId = parse_id("id", &id)?;
+            self.with_store(|s| Ok(s.goal(id)?.into()))
+        })
+    }
+
+    /// Every goal.
+    pub fn list_goals(&self) -> KithResult<Vec<Goal>> {
+        guard("list_goals", || {
+            self.with_store(|s| Ok(s.all_goals()?.into_iter().map(Into::into).collect()))
+        })
+    }
+
+    // ------------------------------------------------------------ settings
+
+    /// The current settings (defaults until changed).
+    pub fn get_settings(&self) -> KithResult<Settings> {
+        guard("get_settings", || {
+            self.with_store(|s| Ok(s.settings()?.into()))
+        })
+    }
+
+    /// Replaces the settings; returns them as stored (names trimmed).
+    pub fn set_settings(&self, settings: Settings) -> KithResult<Settings> {
+        guard("set_settings", || {
+            let new = settings.into();
+            self.write(
+                |s| Ok(Settings::from(s.set_settings(new)?)),
+                |_| ChangeSummary {
+                    settings: true,
+                    ..ChangeSummary::default()
+                },
+            )
+        })
+    }
+
+    // ------------------------------------------------------------ maintenance (async)
+
+    /// Rebuilds the query index from the documents (after a crash report or a
+    /// damaged index). Runs on Kith's runtime: the caller awaits it without
+    /// blocking its thread. Listeners hear nothing: the data is unchanged.
+    pub async fn reindex(self: Arc<Self>) -> KithResult<()> {
+        run_blocking("reindex", move || self.with_store(|s| Ok(s.reindex()?))).await
+    }
+
+    /// Search, awaited without blocking the caller's thread (for a search box
+    /// that queries on every keystroke from the UI thread).
+    #[uniffi::method(default(limit = 20))]
+    pub async fn search_async(
+        self: Arc<Self>,
+        text: String,
+        limit: u32,
+    ) -> KithResult<SearchResults> {
+        run_blocking("search_async", move || self.search(text, limit)).await
+    }
+}
+
+/// Hidden test hooks, compiled only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+#[uniffi::export]
+impl Kith {
+    /// Panics inside an exported method, to prove the panic guard.
+    pub fn debug_panic(&self, message: String) -> KithResult<()> {
+        guard("debug_panic", || {
+            #[allow(clippy::panic)]
+            {
+                panic!("{message}")
+            }
+        })
+    }
+
+    /// Panics while holding the store lock, to prove the store stays usable.
+    pub fn debug_panic_holding_store(&self) -> KithResult<()> {
+        guard("debug_panic_holding_store", || {
+            self.with_store(|_| {
+                #[allow(clippy::panic)]
+                {
+                    panic!("panic while holding the store")
+                }
+            })
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! Change notification: the `KithListener` callback interface and its registry.
+//!
+//! Apps register a listener to refresh their UI when data changes. After each
+//! local write returns from the store (durable), the `Kith` object builds a
+//! [`ChangeSummary`] naming the records the write touched and calls
+//! `on_change` on every registered listener, on the thread that made the write
+//! and after every internal lock is released, so a listener may call back into
+//! `Kith`. Remote merges will notify the same way from the runtime's threads
+//! once sync lands. A listener that throws (or panics) is isolated: the write
+//! has already succeeded, the other listeners still run.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::error::{KithError, KithResult};
+
+/// Most listeners one `Kith` keeps: an app registers a few screens, not more;
+/// a leak of registrations shows up as an error instead of unbounded growth.
+pub(crate) const LISTENERS_MAX: usize = 32;
+
+/// Which records a write (or, later, a merge from another device) changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct ChangeSummary {
+    pub contact_ids: Vec<String>,
+    pub interaction_ids: Vec<String>,
+    pub project_ids: Vec<String>,
+    pub goal_ids: Vec<String>,
+    /// The settings changed.
+    pub settings: bool,
+}
+
+impl ChangeSummary {
+    pub(crate) fn contacts(ids: impl IntoIterator<Item = impl ToString>) -> Self {
+        ChangeSummary {
+            contact_ids: ids.into_iter().map(|i| i.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// An interaction and its participants (their last-met and counts move with it).
+    pub(crate) fn interaction(i: &crate::types::Interaction) -> Self {
+        ChangeSummary {
+            contact_ids: i.participants.clone(),
+            interaction_ids: vec![i.id.clone()],
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn interactions(ids: impl IntoIterator<Item = impl ToString>) -> Self {
+        ChangeSummary {
+            interaction_ids: ids.into_iter().map(|i| i.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The state of device sync, as a status line in the app would show it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncState {
+    /// Sync is not set up on this device (no account or sync not started);
+    /// the state every store has until the sync methods land.
+    Disabled,
+    /// Connected and exchanging changes.
+    Syncing,
+    /// Connected; every known change is exchanged.
+    UpToDate,
+    /// Not connected; changes are kept and sent later.
+    Offline { reason: String },
+}
+
+/// Implemented by the app (Kotlin, Swift, Python) to hear about changes.
+#[uniffi::export(with_foreign)]
+pub trait KithListener: Send + Sync {
+    /// Data changed: local writes and merges from other devices.
+    fn on_change(&self, summary: ChangeSummary);
+    /// The sync state changed. Called once with the current state when the
+    /// listener is registered.
+    fn on_sync_state(&self, state: SyncState);
+}
+
+/// The registered listeners of one `Kith`, by registration handle.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    inner: Mutex<ListenerTable>,
+}
+
+#[derive(Default)]
+struct ListenerTable {
+    next_handle: u64,
+    entries: Vec<(u64, Arc<dyn KithListener>)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.table().entries.len();
+        f.debug_struct("Listeners").field("count", &n).finish()
+    }
+}
+
+impl Listeners {
+    fn table(&self) -> std::sync::MutexGuard<'_, ListenerTable> {
+        // The table holds no invariant a panic could break halfway.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a listener; returns the handle that removes it.
+    pub(crate) fn add(&self, listener: Arc<dyn KithListener>) -> KithResult<u64> {
+        let mut table = self.table();
+        if table.entries.len() >= LISTENERS_MAX {
+            return Err(KithError::invalid(
+                "listener",
+                format!("at most {LISTENERS_MAX} listeners can be registered; remove unused ones"),
+            ));
+        }
+        table.next_handle += 1;
+        let handle = table.next_handle;
+        table.entries.push((handle, listener));
+        Ok(handle)
+    }
+
+    /// Removes a listener; `false` when the handle was not registered.
+    pub(crate) fn remove(&self, handle: u64) -> bool {
+        let mut table = self.table();
+        let before = table.entries.len();
+        table.entries.retain(|(h, _)| *h != handle);
+        table.entries.len() != before
+    }
+
+    fn snapshot(&self) -> Vec<Arc<dyn KithListener>> {
+        self.table()
+            .entries
+            .iter()
+            .map(|(_, l)| Arc::clone(l))
+            .collect()
+    }
+
+    /// Tells every listener about a change. Never fails: the change happened.
+    pub(crate) fn changed(&self, summary: &ChangeSummary) {
+        if summary == &ChangeSummary::default() {
+            return;
+        }
+        for listener in self.snapshot() {
+            let call = catch_unwind(AssertUnwindSafe(|| listener.on_change(summary.clone())));
+            if let Err(payload) = call {
+                tracing::warn!(
+                    "a KithListener failed in on_change: {}",
+                    crate::guard::panic_message(payload.as_ref())
+                );
+            }
+        }
+    }
+
+    /// Tells one listener the sync state.
+    pub(crate) fn sync_state_to(listener: &dyn KithListener, state: SyncState) {
+        let call = catch_unwind(AssertUnwindSafe(|| listener.on_sync_state(state)));
+        if let Err(payload) = call {
+            tracing::warn!(
+                "a KithListener failed in on_sync_state: {}",
+                crate::guard::panic_message(payload.as_ref())
+            );
+        }
+    }
+}

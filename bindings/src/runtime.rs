@@ -1,0 +1,59 @@
+//! The tokio runtime owned by kith-ffi.
+//!
+//! Foreign code calls in on its own threads (a phone's UI thread among them).
+//! Work that may take long, and later all network I/O, runs on this runtime;
+//! the exported `async` methods hand it the work and return a future that the
+//! foreign language awaits (a Kotlin coroutine, a Swift task, a Python
+//! coroutine), so the caller's thread never blocks on it. One runtime per
+//! process, created on first use, with a small fixed number of threads: a phone
+//! has few cores and the store serialises writes anyway.
+
+use std::sync::OnceLock;
+
+use tokio::runtime::Runtime;
+
+use crate::error::{KithError, KithResult};
+
+/// Worker threads for async tasks (network I/O once sync lands).
+const WORKER_THREADS: usize = 2;
+/// Upper bound on threads that run blocking store work for async methods.
+const BLOCKING_THREADS_MAX: usize = 4;
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// The process-wide runtime, built on first use.
+pub(crate) fn runtime() -> KithResult<&'static Runtime> {
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(WORKER_THREADS)
+                .max_blocking_threads(BLOCKING_THREADS_MAX)
+                .thread_name("kith-ffi")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| KithError::Internal {
+            reason: format!("cannot start the Kith runtime: {e}"),
+        })
+}
+
+/// Runs blocking work (store I/O) on the runtime's blocking pool and awaits it
+/// without blocking the awaiting thread. A panic in `work` becomes
+/// `KithError::Internal`.
+pub(crate) async fn run_blocking<T, F>(operation: &'static str, work: F) -> KithResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> KithResult<T> + Send + 'static,
+{
+    let handle = runtime()?.spawn_blocking(move || crate::guard::guard(operation, work));
+    // The JoinHandle is polled by the foreign executor, outside the runtime:
+    // tokio's JoinHandle only needs a waker, not a runtime context.
+    match handle.await {
+        Ok(result) => result,
+        Err(e) => Err(KithError::Internal {
+            reason: format!("{operation} did not complete: {e}"),
+        }),
+    }
+}

@@ -1,0 +1,218 @@
+// Kith on the JVM through the generated Kotlin bindings (JNA), as an Android
+// app uses it: open a store, log an interaction after a "meeting", list it,
+// hear the listener, call from several threads at once, await the async
+// methods in coroutines, and prove a Rust panic arrives as KithException.Internal.
+// Run by scripts/test-bindings.sh; exits non-zero on the first failure.
+package dev.kith.tests
+
+import dev.kith.*
+import java.nio.file.Files
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
+import kotlin.system.exitProcess
+import kotlinx.coroutines.runBlocking
+
+private var checks = 0
+
+private fun check(condition: Boolean, what: () -> String) {
+    checks++
+    if (!condition) throw AssertionError(what())
+}
+
+private inline fun <reified E : KithException> expect(block: () -> Unit): E {
+    try {
+        block()
+    } catch (e: KithException) {
+        check(e is E) { "expected ${E::class.simpleName}, got $e" }
+        return e as E
+    }
+    throw AssertionError("expected ${E::class.simpleName}, nothing was thrown")
+}
+
+class Recorder : KithListener {
+    val changes = CopyOnWriteArrayList<ChangeSummary>()
+    val states = CopyOnWriteArrayList<SyncState>()
+    override fun onChange(summary: ChangeSummary) { changes.add(summary) }
+    override fun onSyncState(state: SyncState) { states.add(state) }
+}
+
+private const val MISSING_ID = "01J00000000000000000000000"
+
+fun afterTheMeeting(kith: Kith) {
+    val rec = Recorder()
+    kith.addListener(rec)
+    check(rec.states == listOf<SyncState>(SyncState.Disabled)) { "sync state on registration: ${rec.states}" }
+
+    val ana = kith.addContact(NewContact(
+        name = "Ana Lima",
+        organisation = "St Mary's Hospital",
+        seniority = Seniority.SENIOR,
+        circles = listOf(Circle.OPERATIONAL, Circle.STRATEGIC),
+    ))
+    check(rec.changes.last().contactIds == listOf(ana.id)) { "listener after add_contact" }
+
+    val id = kith.logInteraction(NewInteraction(
+        summary = "Coffee after the board meeting",
+        participantIds = listOf(ana.id),
+        kind = InteractionKind.MEAL,
+        initiator = Initiator.ME,
+        notes = "She will introduce me to the regional lead.",
+        exchanges = listOf(NewExchange(ExchangeWhat.INSIGHT, Direction.RECEIVED, ana.id)),
+        followUps = listOf(NewFollowUp("Send the audit summary", "2026-01-10")),
+    ))
+    check(rec.changes.last().interactionIds == listOf(id)) { "listener after log_interaction" }
+
+    val timeline = kith.timeline(ana.id, 0u, 20u, false)
+    check(timeline.map { it.id } == listOf(id)) { "timeline: $timeline" }
+    val logged = timeline.single()
+    check(logged.summary == "Coffee after the board meeting") { "summary" }
+    check(logged.kind == InteractionKind.MEAL && logged.initiator == Initiator.ME) { "kind/initiator" }
+    check(logged.exchanges.single().withContactId == ana.id) { "exchange" }
+    check(logged.followUps.single().due == "2026-01-10") { "follow-up" }
+    check(kith.followUpsDueBy("2026-01-31").single().followUp.text == "Send the audit summary") { "due" }
+    check(kith.search("coffee", 10u).interactions.single().id == id) { "search" }
+    check(kith.listContacts(ContactSort.LAST_INTERACTION, 0u, 10u, false).first().id == ana.id) { "list" }
+
+    val edited = kith.updateInteraction(id, InteractionUpdate(notes = "Edited on the train"))
+    check(edited.notes == "Edited on the train") { "update" }
+    check(kith.deleteInteraction(id).deletedMs != null) { "delete" }
+    check(kith.undeleteInteraction(id).deletedMs == null) { "undelete" }
+}
+
+/** A listener that throws: the write still succeeds and other listeners still hear it. */
+fun throwingListener(kith: Kith) {
+    val thrower = object : KithListener {
+        override fun onChange(summary: ChangeSummary) { throw IllegalStateException("listener bug") }
+        override fun onSyncState(state: SyncState) {}
+    }
+    val rec = Recorder()
+    val h1 = kith.addListener(thrower)
+    val h2 = kith.addListener(rec)
+    val bo = kith.addContact(NewContact(name = "Bo Silva"))
+    check(kith.getContact(bo.id).name == "Bo Silva") { "write after a throwing listener" }
+    check(rec.changes.single().contactIds == listOf(bo.id)) { "other listener after a throwing one" }
+    kith.removeListener(h1)
+    kith.removeListener(h2)
+}
+
+fun errors(kith: Kith) {
+    val e = expect<KithException.InvalidInput> {
+        kith.logInteraction(NewInteraction(summary = "  ", participantNames = listOf("Ana Lima")))
+    }
+    check(e.field == "summary") { "field: ${e.field}" }
+    check(expect<KithException.InvalidInput> { kith.getContact("nope") }.field == "id") { "bad id" }
+    val nf = expect<KithException.NotFound> { kith.getContact(MISSING_ID) }
+    check(nf.what == "contact" && nf.id == MISSING_ID) { "not found: $nf" }
+    check(expect<KithException.InvalidInput> {
+        kith.addGoal(NewGoal(title = "Lead a service", priority = 9u))
+    }.field == "priority") { "priority" }
+    val panic = expect<KithException.Internal> { kith.debugPanic("deliberate test panic") }
+    check(panic.reason.contains("deliberate test panic")) { "panic reason: ${panic.reason}" }
+    check(kith.listProjects().isEmpty()) { "store usable after the panic" }
+}
+
+fun threads(kith: Kith) {
+    val contacts = (0 until 4).map { kith.addContact(NewContact(name = "Person $it")).id }
+    val rec = Recorder()
+    val handle = kith.addListener(rec)
+    val threadsN = 8
+    val perThread = 25
+    val failures = CopyOnWriteArrayList<Throwable>()
+    val start = CountDownLatch(1)
+    val workers = (0 until threadsN).map { t ->
+        Thread {
+            try {
+                start.await()
+                repeat(perThread) { n ->
+                    kith.logInteraction(NewInteraction(
+                        summary = "jvm t$t n$n",
+                        participantIds = listOf(contacts[(t + n) % contacts.size]),
+                    ))
+                    kith.timeline(null, 0u, 5u, false)
+                }
+            } catch (e: Throwable) {
+                failures.add(e)
+            }
+        }.also { it.start() }
+    }
+    start.countDown()
+    workers.forEach { it.join(TimeUnit.SECONDS.toMillis(120)) }
+    check(workers.none { it.isAlive }) { "deadlock: a JVM thread did not finish" }
+    check(failures.isEmpty()) { "thread failures: $failures" }
+    val logged = kith.timeline(null, 0u, 1000u, false).filter { it.summary.startsWith("jvm ") }
+    check(logged.size == threadsN * perThread) { "logged ${logged.size}" }
+    check(logged.map { it.summary }.toSet().size == threadsN * perThread) { "lost or duplicated writes" }
+    check(rec.changes.size == threadsN * perThread) { "listener calls from JVM threads: ${rec.changes.size}" }
+    check(kith.removeListener(handle)) { "remove listener" }
+}
+
+fun coroutines(kith: Kith) = runBlocking {
+    val found = kith.searchAsync("person", 10u)
+    check(found.contacts.size == 4) { "async search: ${found.contacts.size}" }
+    kith.reindex()
+    check(kith.search("person", 10u).contacts.size == 4) { "search after reindex" }
+    val e = try {
+        kith.searchAsync("x", 0u); null
+    } catch (e: KithException.InvalidInput) { e }
+    check(e?.field == "limit") { "async error" }
+}
+
+fun lifecycle(dir: String) {
+    val kith = Kith.open(dir)
+    kith.addProject(NewProject(name = "Rota redesign"))   // a write takes the exclusive lock
+    expect<KithException.Locked> { Kith.open(dir) }
+    kith.suspend()
+    expect<KithException.Locked> { kith.listProjects() }
+    Kith.open(dir).use { other -> other.closeStore() }
+    kith.resume()
+    check(kith.listProjects().single().name == "Rota redesign") { "after resume" }
+    kith.closeStore()
+    expect<KithException.Locked> { kith.listProjects() }
+    kith.close()
+}
+
+/** Same workload as the Python harness and the Rust bench: fresh store, 20 warm-up, 300 timed. */
+fun figure(dir: String) = Kith.open(dir).use { kith ->
+    val ana = kith.addContact(NewContact(name = "Ana Lima")).id
+    val n = 300
+    val notes = "x".repeat(300)
+    repeat(20) { kith.logInteraction(NewInteraction(summary = "warm-up $it", participantIds = listOf(ana), notes = notes)) }
+    val t0 = System.nanoTime()
+    repeat(n) { i ->
+        kith.logInteraction(NewInteraction(summary = "Meeting $i", participantIds = listOf(ana), notes = notes))
+    }
+    val us = (System.nanoTime() - t0) / 1000.0 / n
+    println("[figure] kotlin: log_interaction through the bindings: ${"%.0f".format(us)} us/call (n=$n)")
+    // A read that touches no disk shows the cost of the crossing itself.
+    val reads = 2000
+    repeat(200) { kith.getContact(ana) }
+    val r0 = System.nanoTime()
+    repeat(reads) { kith.getContact(ana) }
+    val readUs = (System.nanoTime() - r0) / 1000.0 / reads
+    println("[figure] kotlin: get_contact through the bindings: ${"%.1f".format(readUs)} us/call (n=$reads)")
+    kith.closeStore()
+}
+
+fun main() {
+    val root = Files.createTempDirectory("kith-kotlin-test")
+    try {
+        Kith.open(root.resolve("store").toString()).use { kith ->
+            afterTheMeeting(kith)
+            errors(kith)
+            throwingListener(kith)
+            threads(kith)
+            coroutines(kith)
+            kith.closeStore()
+        }
+        lifecycle(root.resolve("lifecycle").toString())
+        figure(root.resolve("figure").toString())
+        println("kotlin binding tests: $checks passed, 0 failed")
+    } catch (e: Throwable) {
+        System.err.println("kotlin binding tests: FAILED after $checks checks: $e")
+        e.printStackTrace()
+        exitProcess(1)
+    } finally {
+        root.toFile().deleteRecursively()
+    }
+}

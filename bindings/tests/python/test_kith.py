@@ -1,0 +1,686 @@
+"""Kith through its generated Python bindings: every method, every error case
+(a typed KithError, never a crash), the listener, the panic guard, threads,
+async methods, and the Python example. Real stores in temporary directories."""
+
+import asyncio
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import kith_ffi
+from kith_ffi import (
+    Circle,
+    ContactField,
+    ContactPoint,
+    ContactSort,
+    ContactUpdate,
+    Direction,
+    ExchangeWhat,
+    GoalStatus,
+    GoalUpdate,
+    Initiator,
+    InteractionKind,
+    InteractionUpdate,
+    KithError,
+    NewContact,
+    NewExchange,
+    NewFollowUp,
+    NewGoal,
+    NewInteraction,
+    NewProject,
+    ProjectStatus,
+    ProjectUpdate,
+    Seniority,
+    SyncState,
+)
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+BAD_ID = "not-a-ulid"
+MISSING_ID = "01J00000000000000000000000"
+
+
+class Recorder(kith_ffi.KithListener):
+    """Collects every callback; optionally calls back into Kith or raises."""
+
+    def __init__(self, kith=None, fail=False):
+        self.changes = []
+        self.states = []
+        self.kith = kith
+        self.fail = fail
+        self.reentrant_reads = []
+        self.lock = threading.Lock()
+
+    def on_change(self, summary):
+        with self.lock:
+            self.changes.append(summary)
+        if self.kith is not None and summary.contact_ids:
+            # A listener may call back into Kith: no lock is held during callbacks.
+            self.reentrant_reads.append(self.kith.get_contact(summary.contact_ids[0]).name)
+        if self.fail:
+            raise RuntimeError("listener failure")
+
+    def on_sync_state(self, state):
+        self.states.append(state)
+
+
+def invalid_field(excinfo):
+    assert isinstance(excinfo.value, KithError.InvalidInput), repr(excinfo.value)
+    return excinfo.value.field
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def test_version_and_data_dir(kith, tmp_path):
+    assert kith_ffi.kith_version() == "0.1.0"
+    assert kith.data_dir() == str(tmp_path / "store")
+
+
+def test_open_refuses_an_empty_dir():
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith_ffi.Kith.open("  ")
+    assert e.value.field == "data_dir"
+
+
+def test_open_twice_is_locked_and_close_releases(tmp_path):
+    path = str(tmp_path / "s")
+    first = kith_ffi.Kith.open(path)
+    # Once a handle has written, it holds the store's exclusive lock.
+    first.add_contact(NewContact(name="Ana Lima"))
+    with pytest.raises(KithError.Locked):
+        kith_ffi.Kith.open(path)
+    first.close()
+    first.close()  # idempotent
+    with pytest.raises(KithError.Locked):
+        first.list_projects()
+    with pytest.raises(KithError.Locked):
+        first.resume()
+    second = kith_ffi.Kith.open(path)
+    assert [c.name for c in second.list_contacts(ContactSort.NAME)] == ["Ana Lima"]
+    second.close()
+
+
+def test_suspend_releases_the_lock_and_resume_keeps_the_data(tmp_path):
+    path = str(tmp_path / "phone")
+    holder = kith_ffi.Kith.open(path)
+    ana = holder.add_contact(NewContact(name="Ana Lima"))
+    holder.suspend()
+    assert holder.is_suspended()
+    holder.suspend()  # idempotent
+    with pytest.raises(KithError.Locked):
+        holder.get_contact(ana.id)
+    with pytest.raises(KithError.Locked):
+        holder.add_contact(NewContact(name="Bo"))
+    # While suspended the file lock is free: another handle (on iOS: the app
+    # extension, another process) can open the store.
+    intruder = kith_ffi.Kith.open(path)
+    assert intruder.get_contact(ana.id).name == "Ana Lima"
+    intruder.close()
+    holder.resume()
+    holder.resume()  # idempotent
+    assert not holder.is_suspended()
+    assert holder.get_contact(ana.id).name == "Ana Lima"
+    holder.close()
+
+
+# ---------------------------------------------------------------- contacts
+
+
+def test_contact_add_get_update_archive(kith, ana):
+    assert ana.seniority == Seniority.SENIOR
+    assert set(ana.circles) == {Circle.OPERATIONAL, Circle.STRATEGIC}
+    assert ana.emails == [ContactPoint(value="ana@stmarys.example", label="work")]
+    assert kith.get_contact(ana.id) == ana
+
+    updated = kith.update_contact(
+        ana.id,
+        ContactUpdate(role="Director of nursing", tags=["mentor"], clear=[ContactField.DISCIPLINE]),
+    )
+    assert updated.role == "Director of nursing"
+    assert updated.tags == ["mentor"]
+    assert updated.discipline is None
+    assert updated.organisation == "St Mary's"
+    assert updated.updated_ms >= ana.updated_ms
+
+    archived = kith.archive_contact(ana.id)
+    assert archived.archived
+    assert kith.list_contacts(ContactSort.NAME, 0, 50, False) == []
+    assert [c.id for c in kith.list_contacts(ContactSort.NAME, 0, 50, True)] == [ana.id]
+    assert not kith.unarchive_contact(ana.id).archived
+
+
+def test_contact_input_errors(kith, ana):
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.add_contact(NewContact(name="   "))
+    assert invalid_field(e) == "name"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.add_contact(NewContact(name="Bo", first_met="yesterday"))
+    assert invalid_field(e) == "first_met"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.update_contact(ana.id, ContactUpdate(role="x", clear=[ContactField.ROLE]))
+    assert invalid_field(e) == "role"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.get_contact(BAD_ID)
+    assert invalid_field(e) == "id"
+    with pytest.raises(KithError.NotFound) as e:
+        kith.get_contact(MISSING_ID)
+    assert e.value.what == "contact" and e.value.id == MISSING_ID
+    with pytest.raises(KithError.NotFound):
+        kith.update_contact(MISSING_ID, ContactUpdate(name="x"))
+    with pytest.raises(KithError.NotFound):
+        kith.archive_contact(MISSING_ID)
+    # Nothing was written by the failed calls.
+    assert [c.name for c in kith.list_contacts(ContactSort.NAME, 0, 50, True)] == ["Ana Lima"]
+
+
+def test_list_contacts_is_paged_and_sorted(kith):
+    names = ["Carla Dias", "Ana Lima", "Bruno Costa", "Élodie Martin", "david rey"]
+    ids = {n: kith.add_contact(NewContact(name=n)).id for n in names}
+    page1 = kith.list_contacts(ContactSort.NAME, 0, 2, False)
+    page2 = kith.list_contacts(ContactSort.NAME, 2, 2, False)
+    page3 = kith.list_contacts(ContactSort.NAME, 4, 2, False)
+    assert [c.name for c in page1 + page2 + page3] == [
+        "Ana Lima",
+        "Bruno Costa",
+        "Carla Dias",
+        "david rey",
+        "Élodie Martin",
+    ]
+    kith.log_interaction(NewInteraction(summary="Call", participant_ids=[ids["Carla Dias"]]))
+    recent = kith.list_contacts(ContactSort.LAST_INTERACTION, 0, 1, False)
+    assert recent[0].name == "Carla Dias"
+    for bad in (0, 1001):
+        with pytest.raises(KithError.InvalidInput) as e:
+            kith.list_contacts(ContactSort.NAME, 0, bad, False)
+        assert invalid_field(e) == "limit"
+
+
+def test_contact_stats(kith, ana):
+    assert kith.contact_stats(ana.id).interaction_count == 0
+    kith.log_interaction(NewInteraction(summary="Coffee", participant_ids=[ana.id], at_ms=1_700_000_000_000))
+    stats = kith.contact_stats(ana.id)
+    assert stats.interaction_count == 1
+    assert stats.last_interaction_ms == 1_700_000_000_000
+    with pytest.raises(KithError.NotFound):
+        kith.contact_stats(MISSING_ID)
+
+
+def test_duplicates_and_merge(kith, ana):
+    dup = kith.add_contact(
+        NewContact(name="ana  LIMA", emails=[ContactPoint(value="ANA@stmarys.example", label="")])
+    )
+    met = kith.log_interaction(NewInteraction(summary="Ward round", participant_ids=[dup.id]))
+    pairs = kith.likely_duplicates()
+    assert len(pairs) == 1
+    assert {pairs[0].contact_a, pairs[0].contact_b} == {ana.id, dup.id}
+    reasons = pairs[0].reasons
+    assert [r.email for r in reasons if r.is_same_email()] == ["ana@stmarys.example"]
+    assert [r.name for r in reasons if r.is_same_name()] == ["ana lima"]
+
+    rec = Recorder()
+    kith.add_listener(rec)
+    kept = kith.merge_contacts(ana.id, dup.id)
+    assert kept.id == ana.id
+    assert kith.get_contact(dup.id).merged_into == ana.id
+    assert kith.get_interaction(met).participants == [ana.id]
+    assert kith.likely_duplicates() == []
+    assert set(rec.changes[-1].contact_ids) == {ana.id, dup.id}
+    assert rec.changes[-1].interaction_ids == [met]
+
+    with pytest.raises(KithError.Conflict):
+        kith.merge_contacts(ana.id, ana.id)
+    with pytest.raises(KithError.Conflict):
+        kith.merge_contacts(ana.id, dup.id)
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.merge_contacts(ana.id, BAD_ID)
+    assert invalid_field(e) == "duplicate_id"
+
+
+# ---------------------------------------------------------------- interactions
+
+
+def test_log_get_update_delete_undelete(kith, ana):
+    project = kith.add_project(NewProject(name="Discharge pathway"))
+    iid = kith.log_interaction(
+        NewInteraction(
+            summary="Coffee after the board meeting",
+            participant_ids=[ana.id],
+            participant_names=["Rui Sousa"],
+            create_missing=True,
+            kind=InteractionKind.MEAL,
+            initiator=Initiator.ME,
+            at_ms=1_767_000_000_000,
+            offset_minutes=60,
+            notes="She will introduce me to the regional lead.",
+            project_id=project.id,
+            exchanges=[
+                NewExchange(what=ExchangeWhat.INSIGHT, direction=Direction.RECEIVED, with_contact_id=ana.id),
+                NewExchange(what=ExchangeWhat.SUPPORT, direction=Direction.GAVE),
+            ],
+            follow_ups=[NewFollowUp(text="Send the audit summary", due="2026-01-10")],
+        )
+    )
+    assert len(iid) == 26
+    got = kith.get_interaction(iid)
+    assert got.summary == "Coffee after the board meeting"
+    assert got.kind == InteractionKind.MEAL and got.initiator == Initiator.ME
+    assert got.at_ms == 1_767_000_000_000 and got.offset_minutes == 60
+    assert got.project == project.id
+    assert len(got.participants) == 2 and ana.id in got.participants
+    rui = [p for p in got.participants if p != ana.id][0]
+    assert kith.get_contact(rui).name == "Rui Sousa"
+    assert {(e.what, e.direction, e.with_contact_id) for e in got.exchanges} == {
+        (ExchangeWhat.INSIGHT, Direction.RECEIVED, ana.id),
+        (ExchangeWhat.SUPPORT, Direction.GAVE, None),
+    }
+    assert [(f.text, f.due, f.interaction_id) for f in got.follow_ups] == [
+        ("Send the audit summary", "2026-01-10", iid)
+    ]
+
+    changed = kith.update_interaction(
+        iid, InteractionUpdate(summary="Lunch after the board", notes="Edited", clear_project=True)
+    )
+    assert changed.summary == "Lunch after the board" and changed.notes == "Edited"
+    assert changed.project is None
+    assert changed.kind == InteractionKind.MEAL
+
+    deleted = kith.delete_interaction(iid)
+    assert deleted.deleted_ms is not None
+    assert kith.timeline(ana.id, 0, 20, False) == []
+    assert [i.id for i in kith.timeline(ana.id, 0, 20, True)] == [iid]
+    restored = kith.undelete_interaction(iid)
+    assert restored.deleted_ms is None
+    assert [i.id for i in kith.timeline(ana.id, 0, 20, False)] == [iid]
+
+
+def test_interaction_input_errors(kith, ana):
+    cases = [
+        (NewInteraction(summary="", participant_ids=[ana.id]), "summary"),
+        (NewInteraction(summary="Met"), "participants"),
+        (NewInteraction(summary="Met", participant_ids=[BAD_ID]), "participant_ids"),
+        (NewInteraction(summary="Met", participant_names=["Nobody Known"]), "participant_names"),
+        (NewInteraction(summary="Met", participant_ids=[ana.id], project_id=BAD_ID), "project_id"),
+        (
+            NewInteraction(
+                summary="Met",
+                participant_ids=[ana.id],
+                follow_ups=[NewFollowUp(text="x", due="31/12/2026")],
+            ),
+            "due",
+        ),
+        (
+            NewInteraction(
+                summary="Met",
+                participant_ids=[ana.id],
+                exchanges=[NewExchange(what=ExchangeWhat.FEEDBACK, direction=Direction.GAVE, with_contact_id="x")],
+            ),
+            "exchanges.with_contact_id",
+        ),
+        (NewInteraction(summary="x" * 501, participant_ids=[ana.id]), "summary"),
+    ]
+    for new, field in cases:
+        with pytest.raises(KithError.InvalidInput) as e:
+            kith.log_interaction(new)
+        assert invalid_field(e) == field, (new, e.value)
+    with pytest.raises(KithError.NotFound) as e:
+        kith.log_interaction(NewInteraction(summary="Met", participant_ids=[MISSING_ID]))
+    assert e.value.what == "contact"
+    with pytest.raises(KithError.NotFound):
+        kith.log_interaction(NewInteraction(summary="Met", participant_ids=[ana.id], project_id=MISSING_ID))
+    for call in (kith.get_interaction, kith.delete_interaction, kith.undelete_interaction):
+        with pytest.raises(KithError.NotFound):
+            call(MISSING_ID)
+        with pytest.raises(KithError.InvalidInput):
+            call(BAD_ID)
+    with pytest.raises(KithError.NotFound):
+        kith.update_interaction(MISSING_ID, InteractionUpdate(summary="x"))
+    iid = kith.log_interaction(NewInteraction(summary="Met", participant_ids=[ana.id]))
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.update_interaction(iid, InteractionUpdate(project_id=MISSING_ID, clear_project=True))
+    assert invalid_field(e) == "project_id"
+    # The store holds exactly the one valid interaction.
+    assert [i.id for i in kith.timeline(None, 0, 100, True)] == [iid]
+
+
+def test_timeline_is_paged_newest_first(kith, ana):
+    base = 1_760_000_000_000
+    ids = [
+        kith.log_interaction(NewInteraction(summary=f"Meeting {n}", participant_ids=[ana.id], at_ms=base + n * 60_000))
+        for n in range(7)
+    ]
+    pages = [kith.timeline(ana.id, off, 3, False) for off in (0, 3, 6)]
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [i.id for p in pages for i in p] == list(reversed(ids))
+    assert [i.id for i in kith.timeline(None, 0, 2, False)] == [ids[6], ids[5]]
+    with pytest.raises(KithError.NotFound):
+        kith.timeline(MISSING_ID, 0, 10, False)
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.timeline(BAD_ID, 0, 10, False)
+    assert invalid_field(e) == "contact_id"
+
+
+def test_search(kith, ana):
+    kith.log_interaction(NewInteraction(summary="Rota planning", participant_ids=[ana.id], notes="Night shifts"))
+    found = kith.search("lim", 10)
+    assert [c.id for c in found.contacts] == [ana.id]
+    found = kith.search("NIGHT", 10)
+    assert [i.summary for i in found.interactions] == ["Rota planning"]
+    assert kith.search("élodie", 10).contacts == []
+    with pytest.raises(KithError.InvalidInput):
+        kith.search("x", 0)
+
+
+# ---------------------------------------------------------------- follow-ups
+
+
+def test_follow_ups(kith, ana):
+    iid = kith.log_interaction(
+        NewInteraction(
+            summary="Met",
+            participant_ids=[ana.id],
+            follow_ups=[NewFollowUp(text="Book a visit", due="2026-03-01")],
+        )
+    )
+    later = kith.add_follow_up(iid, "Share the paper", "2026-04-15")
+    undated = kith.add_follow_up(iid, "Say thanks", None)
+    assert later.interaction_id == iid and later.due == "2026-04-15"
+
+    assert [f.follow_up.text for f in kith.open_follow_ups()] == [
+        "Book a visit",
+        "Share the paper",
+        "Say thanks",
+    ]
+    due = kith.follow_ups_due_by("2026-03-31")
+    assert [f.follow_up.text for f in due] == ["Book a visit"]
+    assert due[0].summary == "Met" and due[0].participant_ids == [ana.id]
+    assert [f.follow_up.text for f in kith.overdue_follow_ups("2026-04-15")] == ["Book a visit"]
+
+    done = kith.complete_follow_up(iid, later.id)
+    assert done.done_ms is not None
+    assert [f.follow_up.id for f in kith.open_follow_ups()].count(later.id) == 0
+    assert kith.reopen_follow_up(iid, later.id).done_ms is None
+    assert undated.due is None
+
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.follow_ups_due_by("soon")
+    assert invalid_field(e) == "date"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.add_follow_up(iid, "x", "2026-13-01")
+    assert invalid_field(e) == "due"
+    with pytest.raises(KithError.InvalidInput):
+        kith.add_follow_up(iid, "   ", None)
+    with pytest.raises(KithError.NotFound) as e:
+        kith.complete_follow_up(iid, MISSING_ID)
+    assert e.value.what == "follow-up"
+    with pytest.raises(KithError.NotFound):
+        kith.add_follow_up(MISSING_ID, "x", None)
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.reopen_follow_up(iid, BAD_ID)
+    assert invalid_field(e) == "follow_up_id"
+
+
+# ---------------------------------------------------------------- projects and goals
+
+
+def test_projects(kith):
+    p = kith.add_project(NewProject(name="Discharge pathway", description="With social care"))
+    assert p.status == ProjectStatus.ACTIVE
+    q = kith.update_project(p.id, ProjectUpdate(status=ProjectStatus.DONE))
+    assert q.status == ProjectStatus.DONE and q.description == "With social care"
+    assert kith.get_project(p.id) == q
+    assert kith.list_projects() == [q]
+    with pytest.raises(KithError.InvalidInput):
+        kith.add_project(NewProject(name=""))
+    with pytest.raises(KithError.NotFound):
+        kith.get_project(MISSING_ID)
+    with pytest.raises(KithError.NotFound):
+        kith.update_project(MISSING_ID, ProjectUpdate(name="x"))
+
+
+def test_goals(kith, ana):
+    g = kith.add_goal(NewGoal(title="Move into service design", contact_ids=[ana.id]))
+    assert g.priority == 2 and g.status == GoalStatus.ACTIVE and g.contacts == [ana.id]
+    h = kith.update_goal(g.id, GoalUpdate(priority=1, status=GoalStatus.ACHIEVED, contact_ids=[]))
+    assert (h.priority, h.status, h.contacts) == (1, GoalStatus.ACHIEVED, [])
+    assert kith.get_goal(g.id) == h
+    assert kith.list_goals() == [h]
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.add_goal(NewGoal(title="x", priority=4))
+    assert invalid_field(e) == "priority"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.add_goal(NewGoal(title="x", contact_ids=[BAD_ID]))
+    assert invalid_field(e) == "contact_ids"
+    with pytest.raises(KithError.NotFound):
+        kith.add_goal(NewGoal(title="x", contact_ids=[MISSING_ID]))
+    with pytest.raises(KithError.NotFound):
+        kith.get_goal(MISSING_ID)
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.update_goal(g.id, GoalUpdate(priority=0))
+    assert invalid_field(e) == "priority"
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings(kith):
+    s = kith.get_settings()
+    assert s.cadence_days == {Circle.OPERATIONAL: 30, Circle.PERSONAL: 90, Circle.STRATEGIC: 60}
+    assert s.core_size == 15 and s.my_organisation is None
+    rec = Recorder()
+    kith.add_listener(rec)
+    s.my_organisation = "  St Mary's  "
+    s.strategic_target = 0.3
+    s.cadence_days = {Circle.STRATEGIC: 45}
+    stored = kith.set_settings(s)
+    assert stored.my_organisation == "St Mary's"
+    assert kith.get_settings() == stored
+    assert rec.changes[-1].settings and rec.changes[-1].contact_ids == []
+    n = len(rec.changes)
+    for field, change in [
+        ("core_size", dict(core_size=0)),
+        ("strategic_target", dict(strategic_target=1.5)),
+        ("strategic_target", dict(strategic_target=float("nan"))),
+        ("cadence_days", dict(cadence_days={Circle.PERSONAL: 0})),
+    ]:
+        bad = kith.get_settings()
+        for k, v in change.items():
+            setattr(bad, k, v)
+        with pytest.raises(KithError.InvalidInput) as e:
+            kith.set_settings(bad)
+        assert invalid_field(e) == field
+    assert kith.get_settings() == stored
+    assert len(rec.changes) == n
+
+
+# ---------------------------------------------------------------- listener
+
+
+def test_listener_hears_every_local_write(kith):
+    rec = Recorder(kith=kith)
+    handle = kith.add_listener(rec)
+    assert rec.states == [SyncState.DISABLED()]
+
+    c = kith.add_contact(NewContact(name="Ana Lima"))
+    assert rec.changes[-1].contact_ids == [c.id]
+    assert rec.reentrant_reads == ["Ana Lima"]  # called back into Kith from the callback
+    iid = kith.log_interaction(NewInteraction(summary="Met", participant_ids=[c.id]))
+    assert rec.changes[-1].interaction_ids == [iid]
+    assert rec.changes[-1].contact_ids == [c.id]
+    kith.update_interaction(iid, InteractionUpdate(notes="more"))
+    kith.delete_interaction(iid)
+    kith.undelete_interaction(iid)
+    f = kith.add_follow_up(iid, "Call back", None)
+    kith.complete_follow_up(iid, f.id)
+    assert all(ch.interaction_ids == [iid] for ch in rec.changes[-5:])
+    # Edits of the interaction itself also name its participants (their
+    # last-met date and counts move with it).
+    assert [ch.contact_ids for ch in rec.changes[-5:-2]] == [[c.id]] * 3
+    p = kith.add_project(NewProject(name="P"))
+    assert rec.changes[-1].project_ids == [p.id]
+    g = kith.add_goal(NewGoal(title="G"))
+    assert rec.changes[-1].goal_ids == [g.id]
+    n = len(rec.changes)
+
+    # Reads and failed writes notify nobody.
+    kith.list_contacts(ContactSort.NAME, 0, 10, False)
+    with pytest.raises(KithError.InvalidInput):
+        kith.add_contact(NewContact(name=""))
+    assert len(rec.changes) == n
+
+    assert kith.remove_listener(handle)
+    assert not kith.remove_listener(handle)
+    kith.add_contact(NewContact(name="Bo"))
+    assert len(rec.changes) == n
+
+
+def test_a_failing_listener_does_not_fail_the_write(kith):
+    bad, good = Recorder(fail=True), Recorder()
+    kith.add_listener(bad)
+    kith.add_listener(good)
+    c = kith.add_contact(NewContact(name="Ana Lima"))
+    assert kith.get_contact(c.id).name == "Ana Lima"
+    assert len(bad.changes) == 1 and len(good.changes) == 1
+
+
+def test_listener_registrations_are_bounded(kith):
+    handles = [kith.add_listener(Recorder()) for _ in range(32)]
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.add_listener(Recorder())
+    assert invalid_field(e) == "listener"
+    kith.remove_listener(handles[0])
+    kith.add_listener(Recorder())
+
+
+# ---------------------------------------------------------------- panic guard
+
+
+def test_a_rust_panic_becomes_internal_and_the_store_stays_usable(kith, ana):
+    with pytest.raises(KithError.Internal) as e:
+        kith.debug_panic("deliberate test panic")
+    assert "deliberate test panic" in e.value.reason
+    with pytest.raises(KithError.Internal):
+        kith.debug_panic_holding_store()
+    # The panic poisoned the store's lock: the next call reloaded the store
+    # from disk (nothing half-changed survives) and carries on.
+    assert not kith.is_suspended()
+    # The interpreter is alive and the store works after both panics.
+    assert kith.get_contact(ana.id).name == "Ana Lima"
+    kith.log_interaction(NewInteraction(summary="After the panic", participant_ids=[ana.id]))
+    assert len(kith.timeline(ana.id, 0, 10, False)) == 1
+
+
+# ---------------------------------------------------------------- async
+
+
+def test_async_methods_run_on_the_kith_runtime(kith, ana):
+    kith.log_interaction(NewInteraction(summary="Budget review", participant_ids=[ana.id]))
+
+    async def main():
+        # Both awaits run while the event loop stays free for other tasks.
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.create_task(ticker())
+        results = await kith.search_async("budget", 10)
+        await kith.reindex()
+        t.cancel()
+        return results, ticks
+
+    results, ticks = asyncio.run(main())
+    assert [i.summary for i in results.interactions] == ["Budget review"]
+    assert ticks > 0
+    assert [c.name for c in kith.search("ana", 10).contacts] == ["Ana Lima"]
+
+    async def bad():
+        await kith.search_async("x", 0)
+
+    with pytest.raises(KithError.InvalidInput):
+        asyncio.run(bad())
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_several_python_threads_at_once(kith):
+    contacts = [kith.add_contact(NewContact(name=f"Person {n}")).id for n in range(4)]
+    rec = Recorder()
+    kith.add_listener(rec)
+    threads_n, per_thread = 8, 25
+    errors = []
+    start = threading.Barrier(threads_n)
+
+    def worker(t):
+        try:
+            start.wait()
+            for n in range(per_thread):
+                kith.log_interaction(
+                    NewInteraction(summary=f"t{t} n{n}", participant_ids=[contacts[(t + n) % 4]])
+                )
+                kith.timeline(None, 0, 5, False)
+                kith.search("person", 5)
+        except Exception as e:  # noqa: BLE001 - any failure fails the test below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "deadlock: a thread did not finish"
+    assert errors == []
+    logged = kith.timeline(None, 0, 1000, False)
+    assert len(logged) == threads_n * per_thread
+    assert {i.summary for i in logged} == {f"t{t} n{n}" for t in range(threads_n) for n in range(per_thread)}
+    assert sum(kith.contact_stats(c).interaction_count for c in contacts) == threads_n * per_thread
+    assert len(rec.changes) == threads_n * per_thread
+
+
+# ---------------------------------------------------------------- example and figures
+
+
+def test_the_python_example_runs(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "bindings" / "generated" / "python"))
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "python" / "after_meeting.py"), str(tmp_path / "ex")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Logged" in out.stdout and "Send the audit summary" in out.stdout
+
+
+def test_log_interaction_cost_figure(kith, capsys):
+    """Prints the cost of log_interaction through the bindings (a figure, not
+    asserted). Same workload as the Kotlin harness and the Rust bench: fresh
+    store, one contact, 20 warm-up calls, 300 timed calls with 300-char notes."""
+    ana = kith.add_contact(NewContact(name="Ana Lima"))
+    n, warm_up = 300, 20
+    for i in range(warm_up):
+        kith.log_interaction(NewInteraction(summary=f"warm-up {i}", participant_ids=[ana.id], notes="x" * 300))
+    t0 = time.perf_counter()
+    for i in range(n):
+        kith.log_interaction(NewInteraction(summary=f"Meeting {i}", participant_ids=[ana.id], notes="x" * 300))
+    us = (time.perf_counter() - t0) / n * 1e6
+    with capsys.disabled():
+        print(f"\n[figure] python: log_interaction through the bindings: {us:.0f} us/call (n={n})")
+    assert len(kith.timeline(ana.id, 0, 1000, False)) == n + warm_up
+    # A read that touches no disk shows the cost of the crossing itself.
+    reads = 2000
+    t0 = time.perf_counter()
+    for _ in range(reads):
+        kith.get_contact(ana.id)
+    read_us = (time.perf_counter() - t0) / reads * 1e6
+    with capsys.disabled():
+        print(f"[figure] python: get_contact through the bindings: {read_us:.1f} us/call (n={reads})")

@@ -1,0 +1,100 @@
+"""After the meeting: log who, what, what was exchanged and the follow-up,
+through Kith's generated Python bindings, then read it back.
+
+Run (after scripts/bindings.sh):
+    PYTHONPATH=bindings/generated/python python3 examples/python/after_meeting.py [DATA_DIR]
+Without DATA_DIR it uses a temporary directory.
+"""
+
+import datetime
+import sys
+import tempfile
+
+import kith_ffi
+from kith_ffi import (
+    Circle,
+    ContactPoint,
+    Direction,
+    ExchangeWhat,
+    Initiator,
+    InteractionKind,
+    NewContact,
+    NewExchange,
+    NewFollowUp,
+    NewInteraction,
+    Seniority,
+)
+
+
+class PrintChanges(kith_ffi.KithListener):
+    """What a UI would do: refresh the screens showing the changed records."""
+
+    def on_change(self, summary):
+        print(
+            f"  (listener: {len(summary.contact_ids)} contact(s), "
+            f"{len(summary.interaction_ids)} interaction(s) changed)"
+        )
+
+    def on_sync_state(self, state):
+        print(f"  (listener: sync is {state})")
+
+
+def main(data_dir):
+    kith = kith_ffi.Kith.open(data_dir)
+    kith.add_listener(PrintChanges())
+
+    ana = kith.add_contact(
+        NewContact(
+            name="Ana Lima",
+            organisation="St Mary's Hospital",
+            role="Director of nursing",
+            discipline="nursing",
+            seniority=Seniority.SENIOR,
+            inside_org=True,
+            circles=[Circle.OPERATIONAL, Circle.STRATEGIC],
+            emails=[ContactPoint(value="ana.lima@stmarys.example", label="work")],
+        )
+    )
+
+    # The meeting just ended: log it in one call, durable when it returns.
+    due = (datetime.date.today() + datetime.timedelta(days=7)).isoformat()
+    interaction_id = kith.log_interaction(
+        NewInteraction(
+            summary="Coffee after the discharge-pathway board",
+            participant_ids=[ana.id],
+            participant_names=["Rui Sousa"],  # not in Kith yet: created on the fly
+            create_missing=True,
+            kind=InteractionKind.MEAL,
+            initiator=Initiator.ME,
+            notes="Ana will introduce me to the regional lead for social care.",
+            exchanges=[
+                NewExchange(what=ExchangeWhat.INSIGHT, direction=Direction.RECEIVED, with_contact_id=ana.id),
+                NewExchange(what=ExchangeWhat.SUPPORT, direction=Direction.GAVE),
+            ],
+            follow_ups=[NewFollowUp(text="Send the audit summary", due=due)],
+        )
+    )
+    print(f"Logged interaction {interaction_id}")
+
+    print("Ana's timeline:")
+    for i in kith.timeline(ana.id, 0, 20, False):
+        names = ", ".join(kith.get_contact(p).name for p in i.participants)
+        print(f"  {i.summary} — with {names}")
+    print("Follow-ups due within a week:")
+    for item in kith.follow_ups_due_by(due):
+        print(f"  {item.follow_up.due}: {item.follow_up.text} ({item.summary})")
+
+    try:
+        kith.log_interaction(NewInteraction(summary="", participant_ids=[ana.id]))
+    except kith_ffi.KithError.InvalidInput as e:
+        print(f"Refused as expected: {e.field}: {e.reason}")
+
+    kith.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        main(sys.argv[1])
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            main(d)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Tests the phone bindings for real: builds kith-ffi with its test hooks,
+# generates the Kotlin/Swift/Python bindings (scripts/bindings.sh), then runs
+#   - the pytest suite bindings/tests/python (which also runs examples/python),
+#   - the Kotlin test program bindings/tests/kotlin and the Kotlin example
+#     examples/kotlin/AfterTheMeeting.kt on the JVM through JNA.
+# Installs what it needs when missing: pytest (pip), JNA (Debian libjna-java),
+# the Kotlin compiler (npm package kotlin-compiler, into ~/.cache/kith/npm; its
+# lib/ ships the kotlin stdlib and kotlinx-coroutines jars).
+# KITH_FFI_PROFILE=release-ffi runs the same tests against the optimised
+# library (the binding cost figures the harnesses print come from that run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
+
+KOTLIN_COMPILER_VERSION=2.4.20
+npm_prefix="$HOME/.cache/kith/npm"
+kotlin_home="$npm_prefix/node_modules/kotlin-compiler"
+jna_jar=/usr/share/java/jna.jar
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_missing() {
+    if ! command -v java >/dev/null 2>&1; then
+        echo "== installing a Java runtime (default-jdk-headless)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless
+    fi
+    if ! python3 -m pytest --version >/dev/null 2>&1; then
+        echo "== installing pytest"
+        # A Debian system Python refuses plain pip installs (PEP 668).
+        python3 -m pip install --quiet pytest ||
+            python3 -m pip install --quiet --break-system-packages pytest
+    fi
+    if [ ! -f "$jna_jar" ]; then
+        echo "== installing libjna-java"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjna-java
+    fi
+    if [ ! -x "$kotlin_home/bin/kotlinc" ]; then
+        echo "== installing kotlin-compiler $KOTLIN_COMPILER_VERSION (npm)"
+        npm install --silent --no-audit --no-fund --prefix "$npm_prefix" \
+            "kotlin-compiler@$KOTLIN_COMPILER_VERSION"
+    fi
+}
+
+install_missing
+
+profile="${KITH_FFI_PROFILE:-dev}"
+echo "== generating bindings (profile $profile, with test hooks)"
+scripts/bindings.sh --profile "$profile" --test-hooks
+
+echo "== python binding tests"
+python3 -m pytest -q bindings/tests/python
+
+echo "== kotlin binding tests"
+jvm_out=bindings/generated/jvm
+mkdir -p "$jvm_out"
+classpath="$jna_jar:$kotlin_home/lib/kotlinx-coroutines-core-jvm.jar"
+# One compiler run for the generated bindings, the test program and the
+# example: kotlinc's start-up dominates, so compiling once saves a minute.
+"$kotlin_home/bin/kotlinc" -nowarn -cp "$classpath" \
+    bindings/generated/kotlin/dev/kith/kith_ffi.kt \
+    bindings/tests/kotlin/*.kt \
+    examples/kotlin/AfterTheMeeting.kt \
+    -d "$jvm_out/kith-tests.jar"
+run_jvm() {
+    java -Djna.library.path="$PWD/bindings/generated/lib" \
+        -cp "$jvm_out/kith-tests.jar:$classpath:$kotlin_home/lib/kotlin-stdlib.jar" "$@"
+}
+run_jvm dev.kith.tests.KithTestKt
+echo "== kotlin example: after the meeting"
+example_dir="$(mktemp -d)"
+trap 'rm -rf "$example_dir"' EXIT
+run_jvm dev.kith.examples.AfterTheMeetingKt "$example_dir"
