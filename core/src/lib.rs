@@ -10,3 +10,4 @@ pub mod ids;
 pub mod model;
 
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
+pub mod identity;
