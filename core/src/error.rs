@@ -1,0 +1,193 @@
+//! Typed errors of the engine.
+//!
+//! Three layers, each with cases a caller can act on:
+//! - [`SchemaError`]: a document's content does not match schema v1 (a field
+//!   of the wrong type, a newer schema major, an unparsable id);
+//! - [`StoreError`] (alias [`OpenError`]): the redb file or a document chunk is
+//!   missing, locked, damaged, from a newer format, or an I/O call failed;
+//! - [`OpError`]: an operation refused its input (empty name, unknown contact,
+//!   bad priority, ...) or hit a [`StoreError`]. Nothing is written when an
+//!   operation returns an error.
+
+use std::path::PathBuf;
+
+use crate::ids::{ContactId, FollowUpId, GoalId, InteractionId, ProjectId};
+
+/// A document whose content does not follow the schema.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The document was written by a newer Kith whose schema this one cannot read.
+    #[error(
+        "document '{doc}' has schema version {found}, newer than the {supported} this Kith reads: update Kith"
+    )]
+    NewerSchema {
+        doc: String,
+        found: u64,
+        supported: u64,
+    },
+    /// A field holds a value of the wrong type or an unparsable value.
+    #[error("document field '{path}' is invalid: {detail}")]
+    BadField { path: String, detail: String },
+    /// Automerge refused an operation on the document.
+    #[error("document operation failed at '{path}': {source}")]
+    Automerge {
+        path: String,
+        #[source]
+        source: Box<automerge::AutomergeError>,
+    },
+}
+
+/// A failure of the storage layer: the redb file, its tables, or a document chunk.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory or store file could not be read or created.
+    #[error("cannot access the store at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process (or another `Store` in this process) has the store open.
+    #[error("the store at {path} is open elsewhere (close the other Kith first)")]
+    Locked { path: PathBuf },
+    /// The store file or a chunk inside it is damaged. The file is left untouched.
+    #[error(
+        "{what} is damaged: {detail} (the file was left untouched; restore it from a backup or another device)"
+    )]
+    Damaged { what: String, detail: String },
+    /// The store was written by a newer Kith with an incompatible layout.
+    #[error(
+        "the store uses format {found_major}.{found_minor}, newer than the {supported_major}.x this Kith reads: update Kith"
+    )]
+    NewerFormat {
+        found_major: u32,
+        found_minor: u32,
+        supported_major: u32,
+    },
+    /// A document does not follow the schema.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// Automerge refused to load or merge data.
+    #[error("document '{doc}': {source}")]
+    Automerge {
+        doc: String,
+        #[source]
+        source: Box<automerge::AutomergeError>,
+    },
+    /// Bytes received from another device are not a valid Automerge change.
+    #[error("change #{index} for document '{doc}' is invalid: {detail}")]
+    BadChange {
+        doc: String,
+        index: usize,
+        detail: String,
+    },
+    /// The document id is not one this store knows how to hold.
+    #[error("unknown document id '{0}'")]
+    UnknownDoc(String),
+    /// Any other redb failure (I/O error, full disk, ...).
+    #[error("store database error: {0}")]
+    Redb(#[from] redb::Error),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The error of [`crate::Store::open`].
+pub type OpenError = StoreError;
+
+macro_rules! redb_into_store_error {
+    ($($t:ty),+) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Redb(e.into())
+            }
+        }
+    )+};
+}
+redb_into_store_error!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        StoreError::Redb(e.into())
+    }
+}
+
+/// An operation that refused its input or could not complete. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("a contact's name must not be empty")]
+    EmptyName,
+    #[error("an interaction's summary must not be empty")]
+    EmptySummary,
+    #[error("a {what} must not be empty")]
+    EmptyText { what: &'static str },
+    #[error("an interaction needs at least one participant")]
+    NoParticipants,
+    #[error("no contact with id {0}")]
+    UnknownContact(ContactId),
+    #[error("no contact named {}", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))]
+    UnknownNames { names: Vec<String> },
+    #[error("the name '{name}' matches {} contacts; use an id", candidates.len())]
+    AmbiguousName {
+        name: String,
+        candidates: Vec<ContactId>,
+    },
+    #[error("no interaction with id {0}")]
+    UnknownInteraction(InteractionId),
+    #[error("interaction {interaction} has no follow-up {follow_up}")]
+    UnknownFollowUp {
+        interaction: InteractionId,
+        follow_up: FollowUpId,
+    },
+    #[error("no project with id {0}")]
+    UnknownProject(ProjectId),
+    #[error("no goal with id {0}")]
+    UnknownGoal(GoalId),
+    #[error("goal priority must be 1, 2 or 3 (got {0})")]
+    BadPriority(u8),
+    #[error("cannot merge contact {0} into itself")]
+    MergeIntoSelf(ContactId),
+    #[error("contact {contact} was already merged into {into}")]
+    AlreadyMerged { contact: ContactId, into: ContactId },
+    #[error("the exchange partner {0} is not a participant of the interaction")]
+    ExchangeWithNonParticipant(ContactId),
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SchemaError> for OpError {
+    fn from(e: SchemaError) -> Self {
+        OpError::Store(StoreError::Schema(e))
+    }
+}
+
+impl From<redb::Error> for OpError {
+    fn from(e: redb::Error) -> Self {
+        OpError::Store(StoreError::Redb(e))
+    }
+}
+
+macro_rules! redb_into_op_error {
+    ($($t:ty),+) => {$(
+        impl From<$t> for OpError {
+            fn from(e: $t) -> Self {
+                OpError::Store(StoreError::from(e))
+            }
+        }
+    )+};
+}
+redb_into_op_error!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);

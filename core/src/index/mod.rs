@@ -1,0 +1,483 @@
+//! The materialised index: redb tables that answer every query without
+//! walking an Automerge document.
+//!
+//! Data flow: an operation (or a remote merge) writes to a document, reads the
+//! touched records back through [`crate::schema`], and calls [`put_contact`] /
+//! [`put_interaction`] / ... with the old and new record, inside the same redb
+//! write transaction as the document chunk. [`crate::Store::reindex`] clears
+//! every table here and rebuilds it from the documents; a property test checks
+//! that the two paths produce identical tables ([`dump`]).
+//!
+//! Records are stored postcard-serialised; ids are `u128` keys (ULIDs sort by
+//! time, so id order is creation order).
+
+pub mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StoreError;
+use crate::ids::{ContactId, FollowUpId, InteractionId};
+use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
+
+/// Contact records: id -> postcard `Contact`.
+pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("idx_contacts");
+/// (normalised name, id) -> ().
+pub(crate) const CONTACTS_BY_NAME: TableDefinition<'static, (&str, u128), ()> =
+    TableDefinition::new("idx_contacts_by_name");
+/// contact id -> (last interaction ms, count) over non-deleted interactions.
+pub(crate) const CONTACT_STATS: TableDefinition<'static, u128, (i64, u64)> =
+    TableDefinition::new("idx_contact_stats");
+/// Interaction records: id -> postcard `Interaction`.
+pub(crate) const INTERACTIONS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("idx_interactions");
+/// (at_ms, id) -> deleted.
+pub(crate) const BY_TIME: TableDefinition<'static, (i64, u128), bool> =
+    TableDefinition::new("idx_interactions_by_time");
+/// (contact, at_ms, interaction) -> deleted.
+pub(crate) const BY_CONTACT: TableDefinition<'static, (u128, i64, u128), bool> =
+    TableDefinition::new("idx_interactions_by_contact");
+/// (due day number or NO_DUE, interaction, follow-up) -> () for open follow-ups
+/// of non-deleted interactions.
+pub(crate) const FOLLOWUPS: TableDefinition<'static, (i32, u128, u128), ()> =
+    TableDefinition::new("idx_followups_by_due");
+/// (token, kind, id) -> (); kind 0 = contact, 1 = interaction.
+pub(crate) const SEARCH: TableDefinition<'static, (&str, u8, u128), ()> =
+    TableDefinition::new("idx_search");
+/// Project records.
+pub(crate) const PROJECTS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("idx_projects");
+/// Goal records.
+pub(crate) const GOALS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("idx_goals");
+/// "settings" -> postcard `Settings`.
+pub(crate) const SETTINGS: TableDefinition<'static, &str, &[u8]> =
+    TableDefinition::new("idx_settings");
+
+/// Sort key of a follow-up without a due date: after every dated one.
+pub(crate) const NO_DUE: i32 = i32::MAX;
+const KIND_CONTACT: u8 = 0;
+const KIND_INTERACTION: u8 = 1;
+const SETTINGS_KEY: &str = "settings";
+
+type R<T> = Result<T, StoreError>;
+
+fn encode<T: Serialize>(v: &T, table: &str) -> R<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Damaged {
+        what: format!("index table {table}"),
+        detail: format!("cannot encode record: {e}"),
+    })
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], table: &str) -> R<T> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Damaged {
+        what: format!("index table {table}"),
+        detail: format!("{e} (run reindex to rebuild it)"),
+    })
+}
+
+/// Creates every index table (so read-only opens find them).
+pub(crate) fn create_tables(txn: &WriteTransaction) -> R<()> {
+    txn.open_table(CONTACTS)?;
+    txn.open_table(CONTACTS_BY_NAME)?;
+    txn.open_table(CONTACT_STATS)?;
+    txn.open_table(INTERACTIONS)?;
+    txn.open_table(BY_TIME)?;
+    txn.open_table(BY_CONTACT)?;
+    txn.open_table(FOLLOWUPS)?;
+    txn.open_table(SEARCH)?;
+    txn.open_table(PROJECTS)?;
+    txn.open_table(GOALS)?;
+    txn.open_table(SETTINGS)?;
+    Ok(())
+}
+
+/// Empties every index table (before a rebuild).
+pub(crate) fn clear(txn: &WriteTransaction) -> R<()> {
+    txn.open_table(CONTACTS)?.retain(|_, _| false)?;
+    txn.open_table(CONTACTS_BY_NAME)?.retain(|_, _| false)?;
+    txn.open_table(CONTACT_STATS)?.retain(|_, _| false)?;
+    txn.open_table(INTERACTIONS)?.retain(|_, _| false)?;
+    txn.open_table(BY_TIME)?.retain(|_, _| false)?;
+    txn.open_table(BY_CONTACT)?.retain(|_, _| false)?;
+    txn.open_table(FOLLOWUPS)?.retain(|_, _| false)?;
+    txn.open_table(SEARCH)?.retain(|_, _| false)?;
+    txn.open_table(PROJECTS)?.retain(|_, _| false)?;
+    txn.open_table(GOALS)?.retain(|_, _| false)?;
+    txn.open_table(SETTINGS)?.retain(|_, _| false)?;
+    Ok(())
+}
+
+fn contact_tokens(c: &Contact) -> BTreeSet<String> {
+    let mut t = BTreeSet::new();
+    text::tokens_into(&c.name, &mut t);
+    for s in [&c.organisation, &c.role, &c.discipline]
+        .into_iter()
+        .flatten()
+    {
+        text::tokens_into(s, &mut t);
+    }
+    for e in &c.emails {
+        text::tokens_into(&e.value, &mut t);
+    }
+    for tag in &c.tags {
+        text::tokens_into(tag, &mut t);
+    }
+    text::tokens_into(&c.notes, &mut t);
+    t
+}
+
+fn interaction_tokens(i: &Interaction) -> BTreeSet<String> {
+    let mut t = BTreeSet::new();
+    text::tokens_into(&i.summary, &mut t);
+    text::tokens_into(&i.notes, &mut t);
+    for fu in i.follow_ups.values() {
+        text::tokens_into(&fu.text, &mut t);
+    }
+    t
+}
+
+fn due_key(d: Option<NaiveDate>) -> i32 {
+    d.map_or(NO_DUE, |d| d.num_days_from_ce())
+}
+
+/// Indexes a contact, replacing what `old` (its previous indexed version) put there.
+pub(crate) fn put_contact(txn: &WriteTransaction, old: Option<&Contact>, new: &Contact) -> R<()> {
+    let id = new.id.to_u128();
+    let mut by_name = txn.open_table(CONTACTS_BY_NAME)?;
+    let mut search = txn.open_table(SEARCH)?;
+    let new_tokens = contact_tokens(new);
+    if let Some(old) = old {
+        by_name.remove((text::normalise_name(&old.name).as_str(), id))?;
+        for tok in contact_tokens(old).difference(&new_tokens) {
+            search.remove((tok.as_str(), KIND_CONTACT, id))?;
+        }
+    }
+    by_name.insert((text::normalise_name(&new.name).as_str(), id), ())?;
+    for tok in &new_tokens {
+        search.insert((tok.as_str(), KIND_CONTACT, id), ())?;
+    }
+    txn.open_table(CONTACTS)?
+        .insert(id, encode(new, "contacts")?.as_slice())?;
+    Ok(())
+}
+
+/// Indexes an interaction, replacing what `old` put there, and refreshes the
+/// stats of every contact either version involves.
+pub(crate) fn put_interaction(
+    txn: &WriteTransaction,
+    old: Option<&Interaction>,
+    new: &Interaction,
+) -> R<()> {
+    put_interaction_rows(txn, old, new)?;
+    let mut affected: BTreeSet<ContactId> = new.participants.clone();
+    if let Some(old) = old {
+        affected.extend(old.participants.iter().copied());
+    }
+    refresh_stats(txn, &affected)
+}
+
+/// Indexes a new interaction without refreshing contact stats: bulk paths
+/// call [`refresh_stats`] once at the end.
+pub(crate) fn put_interaction_bulk(txn: &WriteTransaction, new: &Interaction) -> R<()> {
+    put_interaction_rows(txn, None, new)
+}
+
+fn put_interaction_rows(
+    txn: &WriteTransaction,
+    old: Option<&Interaction>,
+    new: &Interaction,
+) -> R<()> {
+    let id = new.id.to_u128();
+    let new_tokens = interaction_tokens(new);
+    {
+        let mut by_time = txn.open_table(BY_TIME)?;
+        let mut by_contact = txn.open_table(BY_CONTACT)?;
+        let mut followups = txn.open_table(FOLLOWUPS)?;
+        let mut search = txn.open_table(SEARCH)?;
+        if let Some(old) = old {
+            by_time.remove((old.at_ms, id))?;
+            for c in &old.participants {
+                by_contact.remove((c.to_u128(), old.at_ms, id))?;
+            }
+            for (fid, fu) in &old.follow_ups {
+                followups.remove((due_key(fu.due), id, fid.to_u128()))?;
+            }
+            for tok in interaction_tokens(old).difference(&new_tokens) {
+                search.remove((tok.as_str(), KIND_INTERACTION, id))?;
+            }
+        }
+        let deleted = new.is_deleted();
+        by_time.insert((new.at_ms, id), deleted)?;
+        for c in &new.participants {
+            by_contact.insert((c.to_u128(), new.at_ms, id), deleted)?;
+        }
+        if !deleted {
+            for (fid, fu) in &new.follow_ups {
+                if fu.done_ms.is_none() {
+                    followups.insert((due_key(fu.due), id, fid.to_u128()), ())?;
+                }
+            }
+        }
+        for tok in &new_tokens {
+            search.insert((tok.as_str(), KIND_INTERACTION, id), ())?;
+        }
+        txn.open_table(INTERACTIONS)?
+            .insert(id, encode(new, "interactions")?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Recomputes (last interaction, count) of `contacts` from the by-contact table.
+pub(crate) fn refresh_stats(txn: &WriteTransaction, contacts: &BTreeSet<ContactId>) -> R<()> {
+    let by_contact = txn.open_table(BY_CONTACT)?;
+    let mut stats = txn.open_table(CONTACT_STATS)?;
+    for c in contacts {
+        let c = c.to_u128();
+        let mut last = None;
+        let mut count = 0u64;
+        for row in by_contact.range((c, i64::MIN, 0u128)..=(c, i64::MAX, u128::MAX))? {
+            let (k, deleted) = row?;
+            if !deleted.value() {
+                count += 1;
+                last = Some(k.value().1);
+            }
+        }
+        match last {
+            Some(last) => {
+                stats.insert(c, (last, count))?;
+            }
+            None => {
+                stats.remove(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Indexes a project.
+pub(crate) fn put_project(txn: &WriteTransaction, p: &Project) -> R<()> {
+    txn.open_table(PROJECTS)?
+        .insert(p.id.to_u128(), encode(p, "projects")?.as_slice())?;
+    Ok(())
+}
+
+/// Indexes a goal.
+pub(crate) fn put_goal(txn: &WriteTransaction, g: &Goal) -> R<()> {
+    txn.open_table(GOALS)?
+        .insert(g.id.to_u128(), encode(g, "goals")?.as_slice())?;
+    Ok(())
+}
+
+/// Indexes the settings.
+pub(crate) fn put_settings(txn: &WriteTransaction, s: &Settings) -> R<()> {
+    txn.open_table(SETTINGS)?
+        .insert(SETTINGS_KEY, encode(s, "settings")?.as_slice())?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- reads
+
+/// A read view over the index, inside a read or a write transaction.
+pub(crate) trait IndexRead {
+    fn record_bytes(&self, def: TableDefinition<'_, u128, &[u8]>, id: u128) -> R<Option<Vec<u8>>>;
+}
+
+impl IndexRead for ReadTransaction {
+    fn record_bytes(&self, def: TableDefinition<'_, u128, &[u8]>, id: u128) -> R<Option<Vec<u8>>> {
+        let t = self.open_table(def)?;
+        Ok(t.get(id)?.map(|v| v.value().to_vec()))
+    }
+}
+
+impl IndexRead for WriteTransaction {
+    fn record_bytes(&self, def: TableDefinition<'_, u128, &[u8]>, id: u128) -> R<Option<Vec<u8>>> {
+        let t = self.open_table(def)?;
+        Ok(t.get(id)?.map(|v| v.value().to_vec()))
+    }
+}
+
+pub(crate) fn get_contact(r: &impl IndexRead, id: ContactId) -> R<Option<Contact>> {
+    r.record_bytes(CONTACTS, id.to_u128())?
+        .map(|b| decode(&b, "contacts"))
+        .transpose()
+}
+
+pub(crate) fn get_interaction(r: &impl IndexRead, id: InteractionId) -> R<Option<Interaction>> {
+    r.record_bytes(INTERACTIONS, id.to_u128())?
+        .map(|b| decode(&b, "interactions"))
+        .transpose()
+}
+
+pub(crate) fn get_project(r: &impl IndexRead, id: crate::ids::ProjectId) -> R<Option<Project>> {
+    r.record_bytes(PROJECTS, id.to_u128())?
+        .map(|b| decode(&b, "projects"))
+        .transpose()
+}
+
+pub(crate) fn get_goal(r: &impl IndexRead, id: crate::ids::GoalId) -> R<Option<Goal>> {
+    r.record_bytes(GOALS, id.to_u128())?
+        .map(|b| decode(&b, "goals"))
+        .transpose()
+}
+
+/// Every record of a u128-keyed record table, in id order.
+pub(crate) fn all_records<T: DeserializeOwned>(
+    table: &impl ReadableTable<u128, &'static [u8]>,
+    name: &str,
+) -> R<Vec<T>> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (_, v) = row?;
+        out.push(decode(v.value(), name)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn decode_contact(bytes: &[u8]) -> R<Contact> {
+    decode(bytes, "contacts")
+}
+
+pub(crate) fn decode_interaction(bytes: &[u8]) -> R<Interaction> {
+    decode(bytes, "interactions")
+}
+
+pub(crate) fn decode_settings(bytes: &[u8]) -> R<Settings> {
+    decode(bytes, "settings")
+}
+
+pub(crate) const SETTINGS_ROW: &str = SETTINGS_KEY;
+
+/// Contact ids whose normalised name equals `name`'s.
+pub(crate) fn contacts_named(txn: &ReadTransaction, name: &str) -> R<Vec<ContactId>> {
+    let n = text::normalise_name(name);
+    let t = txn.open_table(CONTACTS_BY_NAME)?;
+    let mut out = Vec::new();
+    for row in t.range((n.as_str(), 0u128)..=(n.as_str(), u128::MAX))? {
+        let (k, _) = row?;
+        out.push(ContactId::from_u128(k.value().1));
+    }
+    Ok(out)
+}
+
+/// Same as [`contacts_named`], inside a write transaction.
+pub(crate) fn contacts_named_w(txn: &WriteTransaction, name: &str) -> R<Vec<ContactId>> {
+    let n = text::normalise_name(name);
+    let t = txn.open_table(CONTACTS_BY_NAME)?;
+    let mut out = Vec::new();
+    for row in t.range((n.as_str(), 0u128)..=(n.as_str(), u128::MAX))? {
+        let (k, _) = row?;
+        out.push(ContactId::from_u128(k.value().1));
+    }
+    Ok(out)
+}
+
+/// Interaction ids (with at_ms) involving a contact, oldest first, deleted included.
+pub(crate) fn interactions_of(
+    txn: &ReadTransaction,
+    contact: ContactId,
+) -> R<Vec<(TimestampMs, InteractionId, bool)>> {
+    let t = txn.open_table(BY_CONTACT)?;
+    let c = contact.to_u128();
+    let mut out = Vec::new();
+    for row in t.range((c, i64::MIN, 0u128)..=(c, i64::MAX, u128::MAX))? {
+        let (k, v) = row?;
+        let (_, at, id) = k.value();
+        out.push((at, InteractionId::from_u128(id), v.value()));
+    }
+    Ok(out)
+}
+
+/// Follow-up rows (due key, interaction, follow-up) up to `due_max` inclusive.
+pub(crate) fn open_followups(
+    txn: &ReadTransaction,
+    due_max: i32,
+) -> R<Vec<(i32, InteractionId, FollowUpId)>> {
+    let t = txn.open_table(FOLLOWUPS)?;
+    let mut out = Vec::new();
+    for row in t.range((i32::MIN, 0u128, 0u128)..=(due_max, u128::MAX, u128::MAX))? {
+        let (k, _) = row?;
+        let (due, i, f) = k.value();
+        out.push((due, InteractionId::from_u128(i), FollowUpId::from_u128(f)));
+    }
+    Ok(out)
+}
+
+/// Record ids whose tokens start with every query token: (contacts, interactions),
+/// at most `candidates_max` per token scanned.
+pub(crate) fn search_ids(
+    txn: &ReadTransaction,
+    query: &str,
+    candidates_max: usize,
+) -> R<(Vec<ContactId>, Vec<InteractionId>)> {
+    let tokens = text::query_tokens(query);
+    if tokens.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let t = txn.open_table(SEARCH)?;
+    let mut acc: Option<BTreeSet<(u8, u128)>> = None;
+    for tok in &tokens {
+        let mut hits = BTreeSet::new();
+        for row in t.range((tok.as_str(), 0u8, 0u128)..)? {
+            let (k, _) = row?;
+            let (word, kind, id) = k.value();
+            if !word.starts_with(tok.as_str()) || hits.len() >= candidates_max {
+                break;
+            }
+            if acc.as_ref().is_none_or(|a| a.contains(&(kind, id))) {
+                hits.insert((kind, id));
+            }
+        }
+        acc = Some(hits);
+    }
+    let acc = acc.unwrap_or_default();
+    let contacts = acc
+        .iter()
+        .filter(|(k, _)| *k == KIND_CONTACT)
+        .map(|(_, id)| ContactId::from_u128(*id))
+        .collect();
+    let mut interactions: Vec<InteractionId> = acc
+        .iter()
+        .filter(|(k, _)| *k == KIND_INTERACTION)
+        .map(|(_, id)| InteractionId::from_u128(*id))
+        .collect();
+    interactions.reverse();
+    Ok((contacts, interactions))
+}
+
+/// Every index table as readable rows, for comparing two indexes (tests, reindex checks).
+pub fn dump(txn: &ReadTransaction) -> Result<BTreeMap<&'static str, Vec<String>>, StoreError> {
+    fn rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+        txn: &ReadTransaction,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<Vec<String>, StoreError>
+    where
+        for<'a> K::SelfType<'a>: std::fmt::Debug,
+        for<'a> V::SelfType<'a>: std::fmt::Debug,
+    {
+        let t = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push(format!("{:?} => {:?}", k.value(), v.value()));
+        }
+        Ok(out)
+    }
+    let mut m = BTreeMap::new();
+    m.insert("contacts", rows(txn, CONTACTS)?);
+    m.insert("contacts_by_name", rows(txn, CONTACTS_BY_NAME)?);
+    m.insert("contact_stats", rows(txn, CONTACT_STATS)?);
+    m.insert("interactions", rows(txn, INTERACTIONS)?);
+    m.insert("by_time", rows(txn, BY_TIME)?);
+    m.insert("by_contact", rows(txn, BY_CONTACT)?);
+    m.insert("followups", rows(txn, FOLLOWUPS)?);
+    m.insert("search", rows(txn, SEARCH)?);
+    m.insert("projects", rows(txn, PROJECTS)?);
+    m.insert("goals", rows(txn, GOALS)?);
+    m.insert("settings", rows(txn, SETTINGS)?);
+    Ok(m)
+}

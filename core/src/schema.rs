@@ -1,0 +1,904 @@
+//! Schema v1: the one place that maps model structs to Automerge and back.
+//!
+//! A reader sees the whole document layout here (docs/SCHEMA.md explains the
+//! merge semantics of every field):
+//!
+//! ```text
+//! main document                      log/YYYYqN documents
+//! ROOT                               ROOT
+//!  schema: int (1)                    schema: int (1)
+//!  settings: map                      interactions: map id -> interaction
+//!  contacts: map id -> contact
+//!  projects: map id -> project
+//!  goals:    map id -> goal
+//! ```
+//!
+//! Records are maps keyed by ULID strings. Sets are maps `member -> true`
+//! (add-wins); emails and phones are maps `value -> label`; optional scalars are
+//! absent keys when `None`. Contact notes are collaborative Text; interaction
+//! notes are plain strings whose concurrent values surface as
+//! `notes_conflicts`. Writers only touch fields that changed, so two devices
+//! editing different fields of one record both win.
+//!
+//! The root containers are created by a *deterministic* first change (fixed
+//! actor, fixed time), identical on every device, so two devices that start
+//! offline share the same `contacts` map instead of two conflicting ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use chrono::NaiveDate;
+
+use crate::error::SchemaError;
+use crate::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
+use crate::model::{
+    Circle, Contact, ContactPoint, Direction, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus,
+    Initiator, Interaction, InteractionKind, PartialDate, Project, ProjectStatus, Seniority,
+    Settings,
+};
+
+/// The schema version this code writes and reads.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Keys of the root containers.
+pub const CONTACTS: &str = "contacts";
+pub const PROJECTS: &str = "projects";
+pub const GOALS: &str = "goals";
+pub const SETTINGS: &str = "settings";
+pub const INTERACTIONS: &str = "interactions";
+const SCHEMA: &str = "schema";
+
+/// The actor of the deterministic first change of every document.
+const GENESIS_ACTOR: [u8; 16] = [0; 16];
+
+type R<T> = Result<T, SchemaError>;
+
+fn am(path: &str) -> impl FnOnce(automerge::AutomergeError) -> SchemaError + '_ {
+    move |source| SchemaError::Automerge {
+        path: path.to_string(),
+        source: Box::new(source),
+    }
+}
+
+fn bad(path: &str, detail: impl Into<String>) -> SchemaError {
+    SchemaError::BadField {
+        path: path.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// Which kind of document: the main one or an interaction-log partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Main,
+    Log,
+}
+
+/// A new document holding only the deterministic genesis change, then set to `actor`.
+pub fn new_document(kind: DocKind, actor: &ActorId) -> R<AutoCommit> {
+    let mut doc = AutoCommit::new();
+    doc.set_actor(ActorId::from(&GENESIS_ACTOR[..]));
+    doc.put(ROOT, SCHEMA, SCHEMA_VERSION).map_err(am(SCHEMA))?;
+    let containers: &[&str] = match kind {
+        DocKind::Main => &[SETTINGS, CONTACTS, PROJECTS, GOALS],
+        DocKind::Log => &[INTERACTIONS],
+    };
+    for key in containers {
+        doc.put_object(ROOT, *key, ObjType::Map).map_err(am(key))?;
+    }
+    doc.commit_with(CommitOptions::default().with_time(0));
+    doc.set_actor(actor.clone());
+    Ok(doc)
+}
+
+/// Checks the document's schema version; refuses a newer one.
+pub fn check_schema(doc: &AutoCommit, doc_name: &str) -> R<()> {
+    let found = match doc.get(ROOT, SCHEMA).map_err(am(SCHEMA))? {
+        Some((Value::Scalar(s), _)) => s
+            .as_u64()
+            .or_else(|| s.as_i64().and_then(|v| u64::try_from(v).ok()))
+            .ok_or_else(|| bad(SCHEMA, "not an integer"))?,
+        Some(_) => return Err(bad(SCHEMA, "not an integer")),
+        None => return Err(bad(SCHEMA, "missing")),
+    };
+    if found > SCHEMA_VERSION {
+        return Err(SchemaError::NewerSchema {
+            doc: doc_name.to_string(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The object id of a root container.
+pub fn container(doc: &AutoCommit, key: &'static str) -> R<ObjId> {
+    match doc.get(ROOT, key).map_err(am(key))? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(id),
+        Some(_) => Err(bad(key, "not a map")),
+        None => Err(bad(key, "missing")),
+    }
+}
+
+/// The object id of the record `id` in container `key`, if it exists.
+pub fn record(doc: &AutoCommit, key: &'static str, id: &str) -> R<Option<ObjId>> {
+    let parent = container(doc, key)?;
+    match doc.get(&parent, id).map_err(am(key))? {
+        Some((Value::Object(ObjType::Map), obj)) => Ok(Some(obj)),
+        Some(_) => Err(bad(&format!("{key}/{id}"), "not a map")),
+        None => Ok(None),
+    }
+}
+
+/// The ids (keys) of every record in a root container.
+pub fn record_keys(doc: &AutoCommit, key: &'static str) -> R<Vec<String>> {
+    let parent = container(doc, key)?;
+    Ok(doc.keys(&parent).collect())
+}
+
+// ---------------------------------------------------------------- readers
+
+fn get_scalar(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<ScalarValue>> {
+    match doc.get(obj, key).map_err(am(key))? {
+        Some((Value::Scalar(s), _)) => Ok(Some(s.into_owned())),
+        Some((Value::Object(_), _)) => Err(bad(key, "expected a scalar, found an object")),
+        None => Ok(None),
+    }
+}
+
+fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<String>> {
+    match get_scalar(doc, obj, key)? {
+        Some(ScalarValue::Str(s)) => Ok(Some(s.to_string())),
+        Some(ScalarValue::Null) | None => Ok(None),
+        Some(other) => Err(bad(key, format!("expected a string, found {other}"))),
+    }
+}
+
+fn get_int(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<i64>> {
+    match get_scalar(doc, obj, key)? {
+        Some(ScalarValue::Int(v)) | Some(ScalarValue::Timestamp(v)) => Ok(Some(v)),
+        Some(ScalarValue::Uint(v)) => Ok(Some(
+            i64::try_from(v).map_err(|_| bad(key, "integer out of range"))?,
+        )),
+        Some(ScalarValue::Null) | None => Ok(None),
+        Some(other) => Err(bad(key, format!("expected an integer, found {other}"))),
+    }
+}
+
+fn get_f64(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<f64>> {
+    match get_scalar(doc, obj, key)? {
+        Some(ScalarValue::F64(v)) => Ok(Some(v)),
+        #[allow(clippy::cast_precision_loss)]
+        Some(ScalarValue::Int(v)) => Ok(Some(v as f64)),
+        Some(ScalarValue::Null) | None => Ok(None),
+        Some(other) => Err(bad(key, format!("expected a number, found {other}"))),
+    }
+}
+
+fn get_bool(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<bool>> {
+    match get_scalar(doc, obj, key)? {
+        Some(ScalarValue::Boolean(v)) => Ok(Some(v)),
+        Some(ScalarValue::Null) | None => Ok(None),
+        Some(other) => Err(bad(key, format!("expected a boolean, found {other}"))),
+    }
+}
+
+fn get_parsed<T: FromStr>(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match get_str(doc, obj, key)? {
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| bad(key, e.to_string())),
+        None => Ok(None),
+    }
+}
+
+fn get_i64_req(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<i64> {
+    Ok(get_int(doc, obj, key)?.unwrap_or(0))
+}
+
+fn get_map(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Option<ObjId>> {
+    match doc.get(obj, key).map_err(am(key))? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
+        Some(_) => Err(bad(key, "expected a map")),
+        None => Ok(None),
+    }
+}
+
+/// A set stored as a map `member -> true`.
+fn get_set<T: FromStr + Ord>(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<BTreeSet<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let mut out = BTreeSet::new();
+    if let Some(map) = get_map(doc, obj, key)? {
+        for k in doc.keys(&map) {
+            out.insert(
+                k.parse()
+                    .map_err(|e: T::Err| bad(&format!("{key}/{k}"), e.to_string()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Contact points stored as a map `value -> label`, read back sorted by value.
+fn get_points(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Vec<ContactPoint>> {
+    let mut out = Vec::new();
+    if let Some(map) = get_map(doc, obj, key)? {
+        for k in doc.keys(&map).collect::<Vec<_>>() {
+            let label = get_str(doc, &map, &k)?.unwrap_or_default();
+            out.push(ContactPoint { value: k, label });
+        }
+    }
+    Ok(out)
+}
+
+fn get_text(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<String> {
+    match doc.get(obj, key).map_err(am(key))? {
+        Some((Value::Object(ObjType::Text), id)) => doc.text(&id).map_err(am(key)),
+        Some((Value::Scalar(s), _)) => Ok(s.as_str().unwrap_or_default().to_string()),
+        Some(_) => Err(bad(key, "expected text")),
+        None => Ok(String::new()),
+    }
+}
+
+fn parse_id<T: FromStr>(s: &str, path: &str) -> R<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| bad(path, e.to_string()))
+}
+
+fn u32_of(v: Option<i64>, key: &str) -> R<Option<u32>> {
+    v.map(|v| u32::try_from(v).map_err(|_| bad(key, format!("{v} is out of range"))))
+        .transpose()
+}
+
+fn format_partial_date(d: &PartialDate) -> String {
+    match d.year {
+        Some(y) => format!("{y:04}-{:02}-{:02}", d.month, d.day),
+        None => format!("--{:02}-{:02}", d.month, d.day),
+    }
+}
+
+fn parse_partial_date(s: &str, key: &str) -> R<PartialDate> {
+    let err = || bad(key, format!("'{s}' is not YYYY-MM-DD or --MM-DD"));
+    let (year, rest) = if let Some(rest) = s.strip_prefix("--") {
+        (None, rest)
+    } else {
+        let (y, rest) = s.split_once('-').ok_or_else(err)?;
+        (Some(y.parse::<i32>().map_err(|_| err())?), rest)
+    };
+    let (m, d) = rest.split_once('-').ok_or_else(err)?;
+    let month: u8 = m.parse().map_err(|_| err())?;
+    let day: u8 = d.parse().map_err(|_| err())?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(err());
+    }
+    Ok(PartialDate { year, month, day })
+}
+
+/// Reads the contact stored at `obj` under id `id`.
+pub fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
+    Ok(Contact {
+        id: parse_id(id, "contacts")?,
+        name: get_str(doc, obj, "name")?.unwrap_or_default(),
+        given_name: get_str(doc, obj, "given_name")?,
+        family_name: get_str(doc, obj, "family_name")?,
+        organisation: get_str(doc, obj, "organisation")?,
+        role: get_str(doc, obj, "role")?,
+        discipline: get_str(doc, obj, "discipline")?,
+        seniority: get_parsed(doc, obj, "seniority")?.unwrap_or(Seniority::Unknown),
+        inside_org: get_bool(doc, obj, "inside_org")?,
+        circles: get_set(doc, obj, "circles")?,
+        tags: get_set(doc, obj, "tags")?,
+        emails: get_points(doc, obj, "emails")?,
+        phones: get_points(doc, obj, "phones")?,
+        urls: get_set(doc, obj, "urls")?,
+        how_we_met: get_str(doc, obj, "how_we_met")?,
+        first_met: get_parsed::<NaiveDate>(doc, obj, "first_met")?,
+        birthday: get_str(doc, obj, "birthday")?
+            .map(|s| parse_partial_date(&s, "birthday"))
+            .transpose()?,
+        notes: get_text(doc, obj, "notes")?,
+        cadence_days: u32_of(get_int(doc, obj, "cadence_days")?, "cadence_days")?,
+        created_ms: get_i64_req(doc, obj, "created_ms")?,
+        updated_ms: get_i64_req(doc, obj, "updated_ms")?,
+        archived: get_bool(doc, obj, "archived")?.unwrap_or(false),
+        merged_into: get_parsed(doc, obj, "merged_into")?,
+        import_keys: get_set(doc, obj, "import_keys")?,
+    })
+}
+
+/// Reads the interaction stored at `obj` under id `id`.
+pub fn read_interaction(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Interaction> {
+    let notes_all = doc.get_all(obj, "notes").map_err(am("notes"))?;
+    let notes = get_str(doc, obj, "notes")?.unwrap_or_default();
+    let mut notes_conflicts: Vec<String> = notes_all
+        .iter()
+        .filter_map(|(v, _)| match v {
+            Value::Scalar(s) => s.as_str().map(str::to_string),
+            Value::Object(_) => None,
+        })
+        .filter(|v| *v != notes)
+        .collect();
+    notes_conflicts.sort();
+    notes_conflicts.dedup();
+
+    let mut exchanges = Vec::new();
+    if let Some(map) = get_map(doc, obj, "exchanges")? {
+        for k in doc.keys(&map).collect::<Vec<_>>() {
+            let path = format!("exchanges/{k}");
+            let ex = get_map(doc, &map, &k)?.ok_or_else(|| bad(&path, "expected a map"))?;
+            exchanges.push(Exchange {
+                id: parse_id::<ExchangeId>(&k, &path)?,
+                what: get_parsed::<ExchangeWhat>(doc, &ex, "what")?
+                    .ok_or_else(|| bad(&path, "missing 'what'"))?,
+                direction: get_parsed::<Direction>(doc, &ex, "direction")?
+                    .ok_or_else(|| bad(&path, "missing 'direction'"))?,
+                with: get_parsed(doc, &ex, "with")?,
+            });
+        }
+    }
+    let mut follow_ups = BTreeMap::new();
+    if let Some(map) = get_map(doc, obj, "follow_ups")? {
+        for k in doc.keys(&map).collect::<Vec<_>>() {
+            let path = format!("follow_ups/{k}");
+            let fu = get_map(doc, &map, &k)?.ok_or_else(|| bad(&path, "expected a map"))?;
+            let fid: FollowUpId = parse_id(&k, &path)?;
+            follow_ups.insert(
+                fid,
+                FollowUp {
+                    id: fid,
+                    text: get_str(doc, &fu, "text")?.unwrap_or_default(),
+                    due: get_parsed::<NaiveDate>(doc, &fu, "due")?,
+                    done_ms: get_int(doc, &fu, "done_ms")?,
+                },
+            );
+        }
+    }
+    Ok(Interaction {
+        id: parse_id(id, "interactions")?,
+        at_ms: get_i64_req(doc, obj, "at_ms")?,
+        offset_minutes: i16::try_from(get_int(doc, obj, "offset_minutes")?.unwrap_or(0))
+            .map_err(|_| bad("offset_minutes", "out of range"))?,
+        kind: get_parsed(doc, obj, "kind")?.unwrap_or(InteractionKind::Other),
+        initiator: get_parsed(doc, obj, "initiator")?.unwrap_or(Initiator::Unknown),
+        participants: get_set(doc, obj, "participants")?,
+        summary: get_str(doc, obj, "summary")?.unwrap_or_default(),
+        notes,
+        notes_conflicts,
+        project: get_parsed(doc, obj, "project")?,
+        exchanges,
+        follow_ups,
+        created_ms: get_i64_req(doc, obj, "created_ms")?,
+        updated_ms: get_i64_req(doc, obj, "updated_ms")?,
+        deleted_ms: get_int(doc, obj, "deleted_ms")?,
+    })
+}
+
+/// Reads the project stored at `obj` under id `id`.
+pub fn read_project(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Project> {
+    Ok(Project {
+        id: parse_id(id, "projects")?,
+        name: get_str(doc, obj, "name")?.unwrap_or_default(),
+        description: get_str(doc, obj, "description")?.unwrap_or_default(),
+        status: get_parsed(doc, obj, "status")?.unwrap_or(ProjectStatus::Active),
+        created_ms: get_i64_req(doc, obj, "created_ms")?,
+        updated_ms: get_i64_req(doc, obj, "updated_ms")?,
+    })
+}
+
+/// Reads the goal stored at `obj` under id `id`.
+pub fn read_goal(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Goal> {
+    let priority = get_int(doc, obj, "priority")?.unwrap_or(2);
+    Ok(Goal {
+        id: parse_id(id, "goals")?,
+        title: get_str(doc, obj, "title")?.unwrap_or_default(),
+        priority: u8::try_from(priority).map_err(|_| bad("priority", "out of range"))?,
+        status: get_parsed(doc, obj, "status")?.unwrap_or(GoalStatus::Active),
+        contacts: get_set(doc, obj, "contacts")?,
+        created_ms: get_i64_req(doc, obj, "created_ms")?,
+        updated_ms: get_i64_req(doc, obj, "updated_ms")?,
+    })
+}
+
+/// Reads the settings of the main document (absent fields take their defaults).
+pub fn read_settings(doc: &AutoCommit) -> R<Settings> {
+    let obj = container(doc, SETTINGS)?;
+    let defaults = Settings::default();
+    let mut cadence_days = defaults.cadence_days.clone();
+    if let Some(map) = get_map(doc, &obj, "cadence_days")? {
+        for k in doc.keys(&map).collect::<Vec<_>>() {
+            let circle: Circle = parse_id(&k, "settings/cadence_days")?;
+            if let Some(v) = u32_of(get_int(doc, &map, &k)?, "settings/cadence_days")? {
+                cadence_days.insert(circle, v);
+            }
+        }
+    }
+    Ok(Settings {
+        my_organisation: get_str(doc, &obj, "my_organisation")?,
+        my_discipline: get_str(doc, &obj, "my_discipline")?,
+        cadence_days,
+        strategic_target: get_f64(doc, &obj, "strategic_target")?,
+        core_size: u32_of(get_int(doc, &obj, "core_size")?, "core_size")?
+            .unwrap_or(defaults.core_size),
+    })
+}
+
+/// Reads every record of a root container with `read`.
+pub fn read_all<T>(
+    doc: &AutoCommit,
+    key: &'static str,
+    read: fn(&AutoCommit, &ObjId, &str) -> R<T>,
+) -> R<Vec<T>> {
+    let parent = container(doc, key)?;
+    let mut out = Vec::new();
+    for k in doc.keys(&parent).collect::<Vec<_>>() {
+        let obj =
+            get_map(doc, &parent, &k)?.ok_or_else(|| bad(&format!("{key}/{k}"), "not a map"))?;
+        out.push(read(doc, &obj, &k)?);
+    }
+    Ok(out)
+}
+
+/// Reads one record by id, if present.
+pub fn read_one<T>(
+    doc: &AutoCommit,
+    key: &'static str,
+    id: &str,
+    read: fn(&AutoCommit, &ObjId, &str) -> R<T>,
+) -> R<Option<T>> {
+    match record(doc, key, id)? {
+        Some(obj) => read(doc, &obj, id).map(Some),
+        None => Ok(None),
+    }
+}
+
+// ---------------------------------------------------------------- writers
+
+fn put_str(doc: &mut AutoCommit, obj: &ObjId, key: &str, v: &str) -> R<()> {
+    doc.put(obj, key, v).map_err(am(key))
+}
+
+fn put_opt_str(doc: &mut AutoCommit, obj: &ObjId, key: &str, v: Option<&str>) -> R<()> {
+    match v {
+        Some(v) => put_str(doc, obj, key, v),
+        None => delete_key(doc, obj, key),
+    }
+}
+
+fn delete_key(doc: &mut AutoCommit, obj: &ObjId, key: &str) -> R<()> {
+    if doc.get(obj, key).map_err(am(key))?.is_some() {
+        doc.delete(obj, key).map_err(am(key))?;
+    }
+    Ok(())
+}
+
+fn put_int(doc: &mut AutoCommit, obj: &ObjId, key: &str, v: i64) -> R<()> {
+    doc.put(obj, key, v).map_err(am(key))
+}
+
+fn put_opt_int(doc: &mut AutoCommit, obj: &ObjId, key: &str, v: Option<i64>) -> R<()> {
+    match v {
+        Some(v) => put_int(doc, obj, key, v),
+        None => delete_key(doc, obj, key),
+    }
+}
+
+fn ensure_map(doc: &mut AutoCommit, obj: &ObjId, key: &str) -> R<ObjId> {
+    match doc.get(obj, key).map_err(am(key))? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(id),
+        _ => doc.put_object(obj, key, ObjType::Map).map_err(am(key)),
+    }
+}
+
+/// Writes a set as a map `member -> true`, adding and removing only the difference.
+fn write_set<T: ToString>(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    new: impl IntoIterator<Item = T>,
+) -> R<()> {
+    let map = ensure_map(doc, obj, key)?;
+    let new: BTreeSet<String> = new.into_iter().map(|v| v.to_string()).collect();
+    let old: BTreeSet<String> = doc.keys(&map).collect();
+    for gone in old.difference(&new) {
+        doc.delete(&map, gone.as_str()).map_err(am(key))?;
+    }
+    for added in new.difference(&old) {
+        doc.put(&map, added.as_str(), true).map_err(am(key))?;
+    }
+    Ok(())
+}
+
+fn write_points(doc: &mut AutoCommit, obj: &ObjId, key: &str, new: &[ContactPoint]) -> R<()> {
+    let map = ensure_map(doc, obj, key)?;
+    let new: BTreeMap<&str, &str> = new
+        .iter()
+        .map(|p| (p.value.as_str(), p.label.as_str()))
+        .collect();
+    let old: Vec<String> = doc.keys(&map).collect();
+    for gone in old.iter().filter(|k| !new.contains_key(k.as_str())) {
+        doc.delete(&map, gone.as_str()).map_err(am(key))?;
+    }
+    for (value, label) in new {
+        if get_str(doc, &map, value)?.as_deref() != Some(label) {
+            doc.put(&map, value, label).map_err(am(key))?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts field `$f` when it differs from the old record (or there is none).
+macro_rules! changed {
+    ($old:expr, $new:expr, $f:ident) => {
+        $old.is_none_or(|o| o.$f != $new.$f)
+    };
+}
+
+/// Writes `new` into the contacts map, creating the record or updating only
+/// the fields that differ from `old` (the record as last read).
+pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact) -> R<()> {
+    let parent = container(doc, CONTACTS)?;
+    let id = new.id.to_string();
+    let obj = match (old, get_map(doc, &parent, &id)?) {
+        (Some(_), Some(obj)) => obj,
+        _ => doc
+            .put_object(&parent, id.as_str(), ObjType::Map)
+            .map_err(am(CONTACTS))?,
+    };
+    let old = old.filter(|_| doc.get(&obj, "name").ok().flatten().is_some());
+    if changed!(old, new, name) {
+        put_str(doc, &obj, "name", &new.name)?;
+    }
+    if changed!(old, new, given_name) {
+        put_opt_str(doc, &obj, "given_name", new.given_name.as_deref())?;
+    }
+    if changed!(old, new, family_name) {
+        put_opt_str(doc, &obj, "family_name", new.family_name.as_deref())?;
+    }
+    if changed!(old, new, organisation) {
+        put_opt_str(doc, &obj, "organisation", new.organisation.as_deref())?;
+    }
+    if changed!(old, new, role) {
+        put_opt_str(doc, &obj, "role", new.role.as_deref())?;
+    }
+    if changed!(old, new, discipline) {
+        put_opt_str(doc, &obj, "discipline", new.discipline.as_deref())?;
+    }
+    if changed!(old, new, seniority) {
+        put_str(doc, &obj, "seniority", new.seniority.as_str())?;
+    }
+    if changed!(old, new, inside_org) {
+        match new.inside_org {
+            Some(v) => doc.put(&obj, "inside_org", v).map_err(am("inside_org"))?,
+            None => delete_key(doc, &obj, "inside_org")?,
+        }
+    }
+    if changed!(old, new, circles) {
+        write_set(doc, &obj, "circles", new.circles.iter().map(|c| c.as_str()))?;
+    }
+    if changed!(old, new, tags) {
+        write_set(doc, &obj, "tags", &new.tags)?;
+    }
+    if changed!(old, new, emails) {
+        write_points(doc, &obj, "emails", &new.emails)?;
+    }
+    if changed!(old, new, phones) {
+        write_points(doc, &obj, "phones", &new.phones)?;
+    }
+    if changed!(old, new, urls) {
+        write_set(doc, &obj, "urls", &new.urls)?;
+    }
+    if changed!(old, new, how_we_met) {
+        put_opt_str(doc, &obj, "how_we_met", new.how_we_met.as_deref())?;
+    }
+    if changed!(old, new, first_met) {
+        let v = new.first_met.map(|d| d.format("%Y-%m-%d").to_string());
+        put_opt_str(doc, &obj, "first_met", v.as_deref())?;
+    }
+    if changed!(old, new, birthday) {
+        let v = new.birthday.as_ref().map(format_partial_date);
+        put_opt_str(doc, &obj, "birthday", v.as_deref())?;
+    }
+    if changed!(old, new, notes) {
+        let text = match doc.get(&obj, "notes").map_err(am("notes"))? {
+            Some((Value::Object(ObjType::Text), t)) => t,
+            _ => doc
+                .put_object(&obj, "notes", ObjType::Text)
+                .map_err(am("notes"))?,
+        };
+        doc.update_text(&text, &new.notes).map_err(am("notes"))?;
+    }
+    if changed!(old, new, cadence_days) {
+        put_opt_int(doc, &obj, "cadence_days", new.cadence_days.map(i64::from))?;
+    }
+    if changed!(old, new, created_ms) {
+        put_int(doc, &obj, "created_ms", new.created_ms)?;
+    }
+    if changed!(old, new, updated_ms) {
+        put_int(doc, &obj, "updated_ms", new.updated_ms)?;
+    }
+    if changed!(old, new, archived) {
+        doc.put(&obj, "archived", new.archived)
+            .map_err(am("archived"))?;
+    }
+    if changed!(old, new, merged_into) {
+        let v = new.merged_into.map(|c| c.to_string());
+        put_opt_str(doc, &obj, "merged_into", v.as_deref())?;
+    }
+    if changed!(old, new, import_keys) {
+        write_set(doc, &obj, "import_keys", &new.import_keys)?;
+    }
+    Ok(())
+}
+
+/// Writes `new` into the interactions map of a log document (see [`write_contact`]).
+pub fn write_interaction(
+    doc: &mut AutoCommit,
+    old: Option<&Interaction>,
+    new: &Interaction,
+) -> R<()> {
+    let parent = container(doc, INTERACTIONS)?;
+    let id = new.id.to_string();
+    let obj = match (old, get_map(doc, &parent, &id)?) {
+        (Some(_), Some(obj)) => obj,
+        _ => doc
+            .put_object(&parent, id.as_str(), ObjType::Map)
+            .map_err(am(INTERACTIONS))?,
+    };
+    let old = old.filter(|_| doc.get(&obj, "summary").ok().flatten().is_some());
+    if changed!(old, new, at_ms) {
+        put_int(doc, &obj, "at_ms", new.at_ms)?;
+    }
+    if changed!(old, new, offset_minutes) {
+        put_int(doc, &obj, "offset_minutes", i64::from(new.offset_minutes))?;
+    }
+    if changed!(old, new, kind) {
+        put_str(doc, &obj, "kind", new.kind.as_str())?;
+    }
+    if changed!(old, new, initiator) {
+        put_str(doc, &obj, "initiator", new.initiator.as_str())?;
+    }
+    if changed!(old, new, participants) {
+        write_set(doc, &obj, "participants", &new.participants)?;
+    }
+    if changed!(old, new, summary) {
+        put_str(doc, &obj, "summary", &new.summary)?;
+    }
+    // Writing notes also resolves a conflict: one put supersedes every concurrent value.
+    if changed!(old, new, notes) || old.is_some_and(|o| !o.notes_conflicts.is_empty()) {
+        put_str(doc, &obj, "notes", &new.notes)?;
+    }
+    if changed!(old, new, project) {
+        let v = new.project.map(|p| p.to_string());
+        put_opt_str(doc, &obj, "project", v.as_deref())?;
+    }
+    if changed!(old, new, exchanges) {
+        let map = ensure_map(doc, &obj, "exchanges")?;
+        let keep: BTreeSet<String> = new.exchanges.iter().map(|e| e.id.to_string()).collect();
+        for k in doc.keys(&map).collect::<Vec<_>>() {
+            if !keep.contains(&k) {
+                doc.delete(&map, k.as_str()).map_err(am("exchanges"))?;
+            }
+        }
+        for ex in &new.exchanges {
+            let before = old.and_then(|o| o.exchanges.iter().find(|e| e.id == ex.id));
+            if before == Some(ex) {
+                continue;
+            }
+            let eobj = ensure_map(doc, &map, &ex.id.to_string())?;
+            put_str(doc, &eobj, "what", ex.what.as_str())?;
+            put_str(doc, &eobj, "direction", ex.direction.as_str())?;
+            let with = ex.with.map(|c| c.to_string());
+            put_opt_str(doc, &eobj, "with", with.as_deref())?;
+        }
+    }
+    if changed!(old, new, follow_ups) {
+        let map = ensure_map(doc, &obj, "follow_ups")?;
+        for k in doc.keys(&map).collect::<Vec<_>>() {
+            let keep = k
+                .parse::<FollowUpId>()
+                .is_ok_and(|id| new.follow_ups.contains_key(&id));
+            if !keep {
+                doc.delete(&map, k.as_str()).map_err(am("follow_ups"))?;
+            }
+        }
+        for (fid, fu) in &new.follow_ups {
+            let before = old.and_then(|o| o.follow_ups.get(fid));
+            if before == Some(fu) {
+                continue;
+            }
+            let fobj = ensure_map(doc, &map, &fid.to_string())?;
+            if before.is_none_or(|b| b.text != fu.text) {
+                put_str(doc, &fobj, "text", &fu.text)?;
+            }
+            if before.is_none_or(|b| b.due != fu.due) {
+                let due = fu.due.map(|d| d.format("%Y-%m-%d").to_string());
+                put_opt_str(doc, &fobj, "due", due.as_deref())?;
+            }
+            if before.is_none_or(|b| b.done_ms != fu.done_ms) {
+                put_opt_int(doc, &fobj, "done_ms", fu.done_ms)?;
+            }
+        }
+    }
+    if changed!(old, new, created_ms) {
+        put_int(doc, &obj, "created_ms", new.created_ms)?;
+    }
+    if changed!(old, new, updated_ms) {
+        put_int(doc, &obj, "updated_ms", new.updated_ms)?;
+    }
+    if changed!(old, new, deleted_ms) {
+        put_opt_int(doc, &obj, "deleted_ms", new.deleted_ms)?;
+    }
+    Ok(())
+}
+
+/// Writes a project (see [`write_contact`]).
+pub fn write_project(doc: &mut AutoCommit, old: Option<&Project>, new: &Project) -> R<()> {
+    let parent = container(doc, PROJECTS)?;
+    let id = new.id.to_string();
+    let obj = match (old, get_map(doc, &parent, &id)?) {
+        (Some(_), Some(obj)) => obj,
+        _ => doc
+            .put_object(&parent, id.as_str(), ObjType::Map)
+            .map_err(am(PROJECTS))?,
+    };
+    if changed!(old, new, name) {
+        put_str(doc, &obj, "name", &new.name)?;
+    }
+    if changed!(old, new, description) {
+        put_str(doc, &obj, "description", &new.description)?;
+    }
+    if changed!(old, new, status) {
+        put_str(doc, &obj, "status", new.status.as_str())?;
+    }
+    if changed!(old, new, created_ms) {
+        put_int(doc, &obj, "created_ms", new.created_ms)?;
+    }
+    if changed!(old, new, updated_ms) {
+        put_int(doc, &obj, "updated_ms", new.updated_ms)?;
+    }
+    Ok(())
+}
+
+/// Writes a goal (see [`write_contact`]).
+pub fn write_goal(doc: &mut AutoCommit, old: Option<&Goal>, new: &Goal) -> R<()> {
+    let parent = container(doc, GOALS)?;
+    let id = new.id.to_string();
+    let obj = match (old, get_map(doc, &parent, &id)?) {
+        (Some(_), Some(obj)) => obj,
+        _ => doc
+            .put_object(&parent, id.as_str(), ObjType::Map)
+            .map_err(am(GOALS))?,
+    };
+    if changed!(old, new, title) {
+        put_str(doc, &obj, "title", &new.title)?;
+    }
+    if changed!(old, new, priority) {
+        put_int(doc, &obj, "priority", i64::from(new.priority))?;
+    }
+    if changed!(old, new, status) {
+        put_str(doc, &obj, "status", new.status.as_str())?;
+    }
+    if changed!(old, new, contacts) {
+        write_set(doc, &obj, "contacts", &new.contacts)?;
+    }
+    if changed!(old, new, created_ms) {
+        put_int(doc, &obj, "created_ms", new.created_ms)?;
+    }
+    if changed!(old, new, updated_ms) {
+        put_int(doc, &obj, "updated_ms", new.updated_ms)?;
+    }
+    Ok(())
+}
+
+/// Writes the settings, touching only fields that differ from `old`.
+pub fn write_settings(doc: &mut AutoCommit, old: &Settings, new: &Settings) -> R<()> {
+    let obj = container(doc, SETTINGS)?;
+    if old.my_organisation != new.my_organisation {
+        put_opt_str(doc, &obj, "my_organisation", new.my_organisation.as_deref())?;
+    }
+    if old.my_discipline != new.my_discipline {
+        put_opt_str(doc, &obj, "my_discipline", new.my_discipline.as_deref())?;
+    }
+    if old.cadence_days != new.cadence_days {
+        let map = ensure_map(doc, &obj, "cadence_days")?;
+        for (circle, days) in &new.cadence_days {
+            if old.cadence_days.get(circle) != Some(days) {
+                put_int(doc, &map, circle.as_str(), i64::from(*days))?;
+            }
+        }
+    }
+    if old.strategic_target != new.strategic_target {
+        match new.strategic_target {
+            Some(v) => doc
+                .put(&obj, "strategic_target", v)
+                .map_err(am("strategic_target"))?,
+            None => delete_key(doc, &obj, "strategic_target")?,
+        }
+    }
+    if old.core_size != new.core_size {
+        put_int(doc, &obj, "core_size", i64::from(new.core_size))?;
+    }
+    Ok(())
+}
+
+/// Ids of records touched by a set of patches, grouped by root container.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub contacts: BTreeSet<String>,
+    pub interactions: BTreeSet<String>,
+    pub projects: BTreeSet<String>,
+    pub goals: BTreeSet<String>,
+    pub settings: bool,
+}
+
+/// Which records the patches touch: the second path element (or the key put
+/// into a root container) names the record.
+pub fn touched_by(patches: &[automerge::Patch]) -> Touched {
+    use automerge::{PatchAction, Prop};
+    let mut t = Touched::default();
+    for p in patches {
+        let mut props = p.path.iter().map(|(_, prop)| prop);
+        let root = props.next();
+        let rec = props.next().cloned().or_else(|| match &p.action {
+            PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
+                Some(Prop::Map(key.clone()))
+            }
+            _ => None,
+        });
+        let (Some(Prop::Map(root)), rec) = (root, rec) else {
+            continue;
+        };
+        let rec = match rec {
+            Some(Prop::Map(k)) => Some(k),
+            _ => None,
+        };
+        match (root.as_str(), rec) {
+            (CONTACTS, Some(k)) => {
+                t.contacts.insert(k);
+            }
+            (INTERACTIONS, Some(k)) => {
+                t.interactions.insert(k);
+            }
+            (PROJECTS, Some(k)) => {
+                t.projects.insert(k);
+            }
+            (GOALS, Some(k)) => {
+                t.goals.insert(k);
+            }
+            (SETTINGS, _) => t.settings = true,
+            _ => {}
+        }
+    }
+    // A put of a whole root container (genesis) touches its settings too.
+    t
+}
+
+/// Unit helpers shared by ops: the contact id a set key names.
+pub fn contact_id(s: &str) -> R<ContactId> {
+    parse_id(s, "contact id")
+}
+
+/// The interaction id a key names.
+pub fn interaction_id(s: &str) -> R<InteractionId> {
+    parse_id(s, "interaction id")
+}
+
+/// The project id a key names.
+pub fn project_id(s: &str) -> R<ProjectId> {
+    parse_id(s, "project id")
+}
+
+/// The goal id a key names.
+pub fn goal_id(s: &str) -> R<GoalId> {
+    parse_id(s, "goal id")
+}

@@ -1,0 +1,767 @@
+//! The redb store: one file (`kith.redb`) holding every document as chunks,
+//! the materialised index, and store metadata. docs/STORE.md specifies the
+//! layout and its version.
+//!
+//! Data flow of a local write ([`Store::transact`]):
+//! 1. the documents the write needs are loaded from their chunks (lazily, on
+//!    first need; a damaged chunk is reported before anything is written);
+//! 2. the store upgrades its read-only redb handle to a writable one (opening
+//!    read-only first means a damaged file is never written to);
+//! 3. the operation validates its input against the index, changes the
+//!    documents and updates the index, inside ONE redb write transaction;
+//! 4. each touched document gets one Automerge change and one incremental
+//!    chunk (`save_after(saved_heads)`), and the transaction commits with
+//!    immediate durability before the call returns;
+//! 5. on any error the transaction is dropped (aborted) and every in-memory
+//!    document whose heads moved past what the store holds is evicted, so
+//!    memory and disk never diverge; the next use reloads it.
+//!
+//! Past a threshold of incremental chunks a document is compacted: all its
+//! chunks are replaced by one full `save()` in one transaction.
+
+mod sync;
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use redb::{
+    Builder, Database, DatabaseError, Durability, ReadOnlyDatabase, ReadTransaction,
+    ReadableDatabase, ReadableTable, StorageError, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::doc::{DocId, LoadedDoc};
+use crate::error::{OpError, OpenError, StoreError};
+use crate::index;
+use crate::schema;
+
+pub use sync::RemoteApplied;
+
+/// The store file inside the data directory.
+pub const STORE_FILE: &str = "kith.redb";
+/// Layout version written by this code (docs/STORE.md). A newer major is refused.
+pub const FORMAT_MAJOR: u32 = 1;
+pub const FORMAT_MINOR: u32 = 0;
+
+/// meta: key -> bytes (format version, device actor id).
+pub(crate) const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+/// doc_chunks: (doc id, seq) -> 16-byte sha256 prefix ++ automerge bytes.
+pub(crate) const CHUNKS: TableDefinition<'static, (&str, u64), &[u8]> =
+    TableDefinition::new("doc_chunks");
+/// doc_meta: doc id -> postcard [`DocMeta`].
+pub(crate) const DOC_META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("doc_meta");
+
+const META_FORMAT: &str = "format";
+const META_ACTOR: &str = "actor";
+const CHECKSUM_BYTES: usize = 16;
+/// redb page cache: enough for the index's hot pages, small enough for a phone.
+const CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
+
+/// When to fold a document's incremental chunks into one full save.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionPolicy {
+    /// Compact when a document has more chunks than this.
+    pub chunks_max: u64,
+    /// Compact when incremental chunks exceed both this and the full save's size.
+    pub incremental_bytes_min: u64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            chunks_max: 128,
+            incremental_bytes_min: 256 * 1024,
+        }
+    }
+}
+
+/// What the store knows about one document without loading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocMeta {
+    /// Heads covered by the stored chunks.
+    pub heads: Vec<[u8; 32]>,
+    /// Sequence number the next chunk gets.
+    pub next_seq: u64,
+    /// Chunks currently stored.
+    pub chunk_count: u64,
+    /// Size of the full save (the first chunk), in bytes.
+    pub full_bytes: u64,
+    /// Total size of the incremental chunks after it, in bytes.
+    pub incremental_bytes: u64,
+}
+
+enum Handle {
+    Read(ReadOnlyDatabase),
+    Write(Database),
+    Closed,
+}
+
+/// The Kith engine over one data directory: documents, store, index, queries.
+///
+/// Opening reads only metadata; documents load on first need. Every write is
+/// durable when the method returns. Close (or drop) releases the file lock.
+///
+/// ```
+/// use kith_core::{Store, NewContact, NewInteraction, ParticipantRef};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut store = Store::open(dir.path())?;
+/// let ana = store.add_contact(NewContact::named("Ana Lima"))?;
+/// let met = store.log_interaction(NewInteraction {
+///     summary: "Coffee about the ward rota".into(),
+///     participants: vec![ParticipantRef::Id(ana.id)],
+///     ..NewInteraction::default()
+/// })?;
+/// let recent = store.timeline(&Default::default())?;
+/// assert_eq!(recent[0].id, met.id);
+/// assert_eq!(store.search("ward", 10)?.interactions.len(), 1);
+/// store.close()?;
+/// # Ok(()) }
+/// ```
+pub struct Store {
+    dir: PathBuf,
+    path: PathBuf,
+    handle: Handle,
+    actor: ActorId,
+    pub(crate) docs: HashMap<DocId, LoadedDoc>,
+    compaction: CompactionPolicy,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("actor", &self.actor)
+            .field("loaded_docs", &self.docs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn damaged(path: &Path, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged {
+        what: format!("store file {}", path.display()),
+        detail: detail.to_string(),
+    }
+}
+
+fn map_open_error(path: &Path, e: DatabaseError) -> StoreError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.to_path_buf(),
+        },
+        DatabaseError::Storage(StorageError::Corrupted(d)) => damaged(path, d),
+        DatabaseError::Storage(StorageError::Io(source))
+            if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            damaged(path, format!("file is truncated ({source})"))
+        }
+        DatabaseError::UpgradeRequired(v) => damaged(path, format!("unknown redb file format {v}")),
+        DatabaseError::Storage(StorageError::Io(source)) => StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => StoreError::Redb(other.into()),
+    }
+}
+
+/// Runs a redb call that may panic on a damaged file, turning a panic into `Damaged`.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(damaged(path, "the database structure is inconsistent")))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    let digest = Sha256::digest(bytes);
+    let mut out = [0u8; CHECKSUM_BYTES];
+    out.copy_from_slice(&digest[..CHECKSUM_BYTES]);
+    out
+}
+
+fn sealed_chunk(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CHECKSUM_BYTES + bytes.len());
+    out.extend_from_slice(&checksum(bytes));
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn heads_bytes(heads: &[ChangeHash]) -> Vec<[u8; 32]> {
+    let mut v: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Reads chunks and doc meta in a read or a write transaction.
+pub(crate) trait ChunkRead {
+    fn doc_meta(&self, doc: &str) -> Result<Option<DocMeta>, StoreError>;
+    fn chunks(&self, doc: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    fn doc_ids(&self) -> Result<Vec<String>, StoreError>;
+}
+
+fn decode_meta(doc: &str, bytes: &[u8]) -> Result<DocMeta, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Damaged {
+        what: format!("metadata of document {doc}"),
+        detail: e.to_string(),
+    })
+}
+
+macro_rules! impl_chunk_read {
+    ($t:ty) => {
+        impl ChunkRead for $t {
+            fn doc_meta(&self, doc: &str) -> Result<Option<DocMeta>, StoreError> {
+                let t = self.open_table(DOC_META)?;
+                let v = t.get(doc)?;
+                v.map(|v| decode_meta(doc, v.value())).transpose()
+            }
+            fn chunks(&self, doc: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+                let t = self.open_table(CHUNKS)?;
+                let mut out = Vec::new();
+                for row in t.range((doc, 0u64)..=(doc, u64::MAX))? {
+                    let (k, v) = row?;
+                    out.push((k.value().1, v.value().to_vec()));
+                }
+                Ok(out)
+            }
+            fn doc_ids(&self) -> Result<Vec<String>, StoreError> {
+                let t = self.open_table(DOC_META)?;
+                let mut out = Vec::new();
+                for row in t.iter()? {
+                    let (k, _) = row?;
+                    out.push(k.value().to_string());
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+impl_chunk_read!(ReadTransaction);
+impl_chunk_read!(WriteTransaction);
+
+/// Loads a document from its chunks, verifying checksums and the saved heads.
+/// Returns `None` when the store has no such document.
+pub(crate) fn load_doc(
+    r: &impl ChunkRead,
+    id: DocId,
+    actor: &ActorId,
+) -> Result<Option<LoadedDoc>, StoreError> {
+    let name = id.to_string();
+    let Some(meta) = r.doc_meta(&name)? else {
+        return Ok(None);
+    };
+    let chunks = r.chunks(&name)?;
+    let mut doc: Option<AutoCommit> = None;
+    for (seq, sealed) in chunks {
+        let what = || format!("document chunk {name}/{seq}");
+        if sealed.len() < CHECKSUM_BYTES {
+            return Err(StoreError::Damaged {
+                what: what(),
+                detail: "chunk is shorter than its checksum".into(),
+            });
+        }
+        let (sum, bytes) = sealed.split_at(CHECKSUM_BYTES);
+        if sum != checksum(bytes) {
+            return Err(StoreError::Damaged {
+                what: what(),
+                detail: "checksum mismatch".into(),
+            });
+        }
+        let loaded = match doc.as_mut() {
+            None => AutoCommit::load(bytes).map(|d| doc = Some(d)),
+            Some(d) => d.load_incremental(bytes).map(|_| ()),
+        };
+        loaded.map_err(|e| StoreError::Damaged {
+            what: what(),
+            detail: e.to_string(),
+        })?;
+    }
+    let Some(mut doc) = doc else {
+        return Err(StoreError::Damaged {
+            what: format!("document {name}"),
+            detail: "its metadata exists but it has no chunks".into(),
+        });
+    };
+    let heads = doc.get_heads();
+    if heads_bytes(&heads) != meta.heads {
+        return Err(StoreError::Damaged {
+            what: format!("document {name}"),
+            detail: "its chunks do not add up to the saved heads (a chunk is missing)".into(),
+        });
+    }
+    schema::check_schema(&doc, &name)?;
+    doc.set_actor(actor.clone());
+    Ok(Some(LoadedDoc {
+        doc,
+        saved_heads: heads,
+    }))
+}
+
+/// The context of one write: the open transaction and the documents.
+pub(crate) struct Tx<'a> {
+    pub(crate) txn: &'a WriteTransaction,
+    docs: &'a mut HashMap<DocId, LoadedDoc>,
+    actor: &'a ActorId,
+    touched: BTreeSet<DocId>,
+    pub(crate) now_ms: i64,
+}
+
+impl Tx<'_> {
+    /// The document `id` for writing: loaded from the store, or created.
+    pub(crate) fn doc_mut(&mut self, id: DocId) -> Result<&mut AutoCommit, StoreError> {
+        if !self.docs.contains_key(&id) {
+            let loaded = match load_doc(self.txn, id, self.actor)? {
+                Some(l) => l,
+                None => LoadedDoc {
+                    doc: schema::new_document(id.kind(), self.actor)?,
+                    saved_heads: Vec::new(),
+                },
+            };
+            self.docs.insert(id, loaded);
+        }
+        self.touched.insert(id);
+        match self.docs.get_mut(&id) {
+            Some(l) => Ok(&mut l.doc),
+            None => Err(StoreError::UnknownDoc(id.to_string())),
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. Reads only metadata: documents
+    /// load when first needed. The file is opened read-only until the first
+    /// write, so a damaged file is never written to.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, OpenError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(STORE_FILE);
+        let exists = match std::fs::metadata(&path) {
+            Ok(m) => m.len() > 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let mut store = Store {
+            dir,
+            path: path.clone(),
+            handle: Handle::Closed,
+            actor: ActorId::random(),
+            docs: HashMap::new(),
+            compaction: CompactionPolicy::default(),
+        };
+        if !exists {
+            store.create()?;
+            return Ok(store);
+        }
+        let ro = guarded(&path, || {
+            let mut b = Builder::new();
+            b.set_cache_size(CACHE_SIZE_BYTES);
+            match b.open_read_only(&path) {
+                Ok(db) => Ok(Some(db)),
+                // Not shut down cleanly (a crash): the writable open below recovers it.
+                Err(DatabaseError::RepairAborted) => Ok(None),
+                Err(e) => Err(map_open_error(&path, e)),
+            }
+        })?;
+        store.handle = match ro {
+            Some(db) => Handle::Read(db),
+            None => Handle::Write(open_writable(&path)?),
+        };
+        let meta = store.read_meta()?;
+        match meta {
+            Some(actor) => store.actor = actor,
+            None => store.create()?,
+        }
+        Ok(store)
+    }
+
+    /// Creates the tables, metadata and the main document of a new store.
+    fn create(&mut self) -> Result<(), StoreError> {
+        let db = self.writable()?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
+            meta.insert(META_FORMAT, format.as_bytes())?;
+            meta.insert(META_ACTOR, self.actor.to_bytes())?;
+        }
+        txn.open_table(CHUNKS)?;
+        txn.open_table(DOC_META)?;
+        index::create_tables(&txn)?;
+        let mut main = LoadedDoc {
+            doc: schema::new_document(DocId::Main.kind(), &self.actor)?,
+            saved_heads: Vec::new(),
+        };
+        write_chunk(&txn, DocId::Main, &mut main)?;
+        index::put_settings(&txn, &schema::read_settings(&main.doc)?)?;
+        txn.commit()?;
+        self.docs.insert(DocId::Main, main);
+        Ok(())
+    }
+
+    /// Reads and checks the metadata; returns the device actor, or `None` for
+    /// a file that was never initialised.
+    fn read_meta(&self) -> Result<Option<ActorId>, StoreError> {
+        let path = self.path.clone();
+        guarded(&path, || {
+            let txn = self.read_txn()?;
+            let meta = match txn.open_table(META) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let format = meta
+                .get(META_FORMAT)?
+                .map(|v| String::from_utf8_lossy(v.value()).to_string())
+                .ok_or_else(|| damaged(&path, "the format version is missing"))?;
+            let (major, minor) = format
+                .split_once('.')
+                .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+                .ok_or_else(|| damaged(&path, format!("bad format version '{format}'")))?;
+            if major > FORMAT_MAJOR {
+                return Err(StoreError::NewerFormat {
+                    found_major: major,
+                    found_minor: minor,
+                    supported_major: FORMAT_MAJOR,
+                });
+            }
+            let actor = meta
+                .get(META_ACTOR)?
+                .map(|v| ActorId::from(v.value()))
+                .ok_or_else(|| damaged(&path, "the device actor id is missing"))?;
+            Ok(Some(actor))
+        })
+    }
+
+    /// Closes the store and releases the file lock. Dropping does the same,
+    /// ignoring errors.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.docs.clear();
+        match std::mem::replace(&mut self.handle, Handle::Closed) {
+            Handle::Read(db) => db.close()?,
+            Handle::Write(db) => db.close()?,
+            Handle::Closed => {}
+        }
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This device's Automerge actor id (stable across opens).
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// Overrides when documents are compacted (tests and benches).
+    pub fn set_compaction_policy(&mut self, policy: CompactionPolicy) {
+        self.compaction = policy;
+    }
+
+    pub(crate) fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
+        let txn = match &self.handle {
+            Handle::Read(db) => db.begin_read()?,
+            Handle::Write(db) => db.begin_read()?,
+            Handle::Closed => return Err(StoreError::Closed),
+        };
+        Ok(txn)
+    }
+
+    /// The writable database, upgrading from the read-only handle if needed.
+    fn writable(&mut self) -> Result<&Database, StoreError> {
+        if !matches!(self.handle, Handle::Write(_)) {
+            match std::mem::replace(&mut self.handle, Handle::Closed) {
+                Handle::Read(db) => db.close()?,
+                Handle::Write(_) | Handle::Closed => {}
+            }
+            self.handle = Handle::Write(open_writable(&self.path)?);
+        }
+        match &self.handle {
+            Handle::Write(db) => Ok(db),
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    /// Loads `id` into memory if it is not yet (no-op for a document the store lacks).
+    pub(crate) fn ensure_loaded(&mut self, id: DocId) -> Result<(), StoreError> {
+        if self.docs.contains_key(&id) {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let loaded = guarded(&path, || {
+            let txn = self.read_txn()?;
+            load_doc(&txn, id, &self.actor)
+        })?;
+        if let Some(l) = loaded {
+            self.docs.insert(id, l);
+        }
+        Ok(())
+    }
+
+    /// Runs one write: `f` changes documents (via [`Tx::doc_mut`]) and the
+    /// index inside one redb transaction; each touched document then gets one
+    /// change and one chunk, and the transaction commits durably. On error
+    /// nothing is written and memory is rolled back.
+    pub(crate) fn transact<T>(
+        &mut self,
+        preload: &[DocId],
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, OpError>,
+    ) -> Result<T, OpError> {
+        for id in preload {
+            self.ensure_loaded(*id)?;
+        }
+        let result = self.transact_inner(f);
+        if result.is_err() {
+            self.rollback_docs();
+        }
+        result
+    }
+
+    fn transact_inner<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, OpError>,
+    ) -> Result<T, OpError> {
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let (value, touched) = {
+            let mut tx = Tx {
+                txn: &txn,
+                docs: &mut self.docs,
+                actor: &self.actor,
+                touched: BTreeSet::new(),
+                now_ms: now_ms(),
+            };
+            let value = f(&mut tx)?;
+            (value, tx.touched)
+        };
+        let mut saved = Vec::new();
+        for id in &touched {
+            if let Some(l) = self.docs.get_mut(id) {
+                l.doc
+                    .commit_with(CommitOptions::default().with_time(now_ms() / 1000));
+                if let Some(heads) = write_chunk(&txn, *id, l)? {
+                    saved.push((*id, heads));
+                }
+            }
+        }
+        txn.commit()?;
+        for (id, heads) in saved {
+            if let Some(l) = self.docs.get_mut(&id) {
+                l.saved_heads = heads;
+            }
+        }
+        for id in touched {
+            self.maybe_compact(id);
+        }
+        Ok(value)
+    }
+
+    /// Drops uncommitted ops and evicts every document that moved past the store.
+    fn rollback_docs(&mut self) {
+        self.docs.retain(|_, l| {
+            l.doc.rollback();
+            l.doc.get_heads() == l.saved_heads
+        });
+    }
+
+    fn maybe_compact(&mut self, id: DocId) {
+        let Ok(txn) = self.read_txn() else { return };
+        let Ok(Some(meta)) = txn.doc_meta(&id.to_string()) else {
+            return;
+        };
+        drop(txn);
+        let p = self.compaction;
+        let over_bytes = meta.incremental_bytes > p.incremental_bytes_min.max(meta.full_bytes);
+        if (meta.chunk_count > p.chunks_max || over_bytes)
+            && let Err(e) = self.compact(id)
+        {
+            // The data is safe in the incremental chunks; compaction retries next write.
+            tracing::warn!(doc = %id, error = %e, "compaction failed");
+        }
+    }
+
+    /// Replaces all chunks of `id` with one full save, in one transaction.
+    pub fn compact(&mut self, id: DocId) -> Result<(), StoreError> {
+        self.ensure_loaded(id)?;
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let Some(l) = self.docs.get_mut(&id) else {
+            return Ok(());
+        };
+        let name = id.to_string();
+        let full = l.doc.save();
+        let heads = l.doc.get_heads();
+        let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            chunks.retain_in((name.as_str(), 0u64)..=(name.as_str(), u64::MAX), |_, _| {
+                false
+            })?;
+            chunks.insert(
+                (name.as_str(), meta.next_seq),
+                sealed_chunk(&full).as_slice(),
+            )?;
+        }
+        meta.heads = heads_bytes(&heads);
+        meta.next_seq += 1;
+        meta.chunk_count = 1;
+        meta.full_bytes = full.len() as u64;
+        meta.incremental_bytes = 0;
+        put_meta(&txn, &name, &meta)?;
+        txn.commit()?;
+        l.saved_heads = heads;
+        Ok(())
+    }
+
+    /// Ids of every document in the store.
+    pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
+        let txn = self.read_txn()?;
+        txn.doc_ids()?
+            .into_iter()
+            .map(|s| s.parse().map_err(|_| StoreError::UnknownDoc(s)))
+            .collect()
+    }
+
+    /// Metadata of one document (chunks, sizes, heads) without loading it.
+    pub fn doc_meta(&self, id: DocId) -> Result<Option<DocMeta>, StoreError> {
+        self.read_txn()?.doc_meta(&id.to_string())
+    }
+
+    /// Loads every document (for reindex, export, full sync).
+    pub fn load_all(&mut self) -> Result<(), StoreError> {
+        for id in self.doc_ids()? {
+            self.ensure_loaded(id)?;
+        }
+        Ok(())
+    }
+
+    /// Documents currently in memory.
+    pub fn loaded_docs(&self) -> Vec<DocId> {
+        let mut v: Vec<DocId> = self.docs.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Rebuilds every index table from the documents, in one transaction.
+    pub fn reindex(&mut self) -> Result<(), StoreError> {
+        self.load_all()?;
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        index::clear(&txn)?;
+        let mut ids: Vec<DocId> = self.docs.keys().copied().collect();
+        ids.sort();
+        let mut contacts = BTreeSet::new();
+        let mut settings_done = false;
+        for id in ids {
+            let Some(l) = self.docs.get(&id) else {
+                continue;
+            };
+            let doc = &l.doc;
+            match id {
+                DocId::Main => {
+                    for c in schema::read_all(doc, schema::CONTACTS, schema::read_contact)? {
+                        index::put_contact(&txn, None, &c)?;
+                    }
+                    for p in schema::read_all(doc, schema::PROJECTS, schema::read_project)? {
+                        index::put_project(&txn, &p)?;
+                    }
+                    for g in schema::read_all(doc, schema::GOALS, schema::read_goal)? {
+                        index::put_goal(&txn, &g)?;
+                    }
+                    index::put_settings(&txn, &schema::read_settings(doc)?)?;
+                    settings_done = true;
+                }
+                DocId::Log { .. } => {
+                    for i in schema::read_all(doc, schema::INTERACTIONS, schema::read_interaction)?
+                    {
+                        contacts.extend(i.participants.iter().copied());
+                        index::put_interaction_bulk(&txn, &i)?;
+                    }
+                }
+            }
+        }
+        if !settings_done {
+            index::put_settings(&txn, &crate::model::Settings::default())?;
+        }
+        index::refresh_stats(&txn, &contacts)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every index table as rows (tests compare incremental and rebuilt indexes).
+    pub fn index_dump(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, Vec<String>>, StoreError> {
+        index::dump(&self.read_txn()?)
+    }
+
+    /// Size of the store file on disk, in bytes.
+    pub fn size_on_disk_bytes(&self) -> Result<u64, StoreError> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+fn open_writable(path: &Path) -> Result<Database, StoreError> {
+    guarded(path, || {
+        let mut b = Builder::new();
+        b.set_cache_size(CACHE_SIZE_BYTES);
+        b.create(path).map_err(|e| map_open_error(path, e))
+    })
+}
+
+fn put_meta(txn: &WriteTransaction, name: &str, meta: &DocMeta) -> Result<(), StoreError> {
+    let bytes = postcard::to_allocvec(meta).map_err(|e| StoreError::Damaged {
+        what: format!("metadata of document {name}"),
+        detail: e.to_string(),
+    })?;
+    txn.open_table(DOC_META)?.insert(name, bytes.as_slice())?;
+    Ok(())
+}
+
+/// Appends the changes of `l` since its saved heads as a chunk. Returns the
+/// new heads to record once the transaction commits, or `None` if nothing changed.
+pub(crate) fn write_chunk(
+    txn: &WriteTransaction,
+    id: DocId,
+    l: &mut LoadedDoc,
+) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+    let heads = l.doc.get_heads();
+    if heads == l.saved_heads {
+        return Ok(None);
+    }
+    let name = id.to_string();
+    let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
+    let (bytes, full) = if meta.chunk_count == 0 {
+        (l.doc.save(), true)
+    } else {
+        (l.doc.save_after(&l.saved_heads), false)
+    };
+    txn.open_table(CHUNKS)?.insert(
+        (name.as_str(), meta.next_seq),
+        sealed_chunk(&bytes).as_slice(),
+    )?;
+    meta.heads = heads_bytes(&heads);
+    meta.next_seq += 1;
+    meta.chunk_count += 1;
+    if full {
+        meta.full_bytes = bytes.len() as u64;
+    } else {
+        meta.incremental_bytes += bytes.len() as u64;
+    }
+    put_meta(txn, &name, &meta)?;
+    Ok(Some(heads))
+}

@@ -1,0 +1,202 @@
+//! The merge hook for sync: apply changes from another device to one
+//! document, update the index for exactly the records Automerge's patches
+//! touched, and commit chunk + index + the caller's own table writes (for
+//! example sync cursors) in ONE redb transaction. Also the read side: heads,
+//! and the changes a peer lacks (all, or only this device's own).
+
+use automerge::{Change, ChangeHash};
+use redb::{Durability, WriteTransaction};
+
+use crate::doc::{DocId, LoadedDoc};
+use crate::error::StoreError;
+use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
+use crate::index;
+use crate::schema;
+
+use super::{Store, write_chunk};
+
+/// What a remote merge changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteApplied {
+    pub heads_before: Vec<ChangeHash>,
+    pub heads_after: Vec<ChangeHash>,
+    pub contacts: Vec<ContactId>,
+    pub interactions: Vec<InteractionId>,
+    pub projects: Vec<ProjectId>,
+    pub goals: Vec<GoalId>,
+    pub settings: bool,
+    /// Some changes wait for dependencies not received yet (they are not stored;
+    /// the sync protocol sends them again).
+    pub missing_deps: bool,
+}
+
+impl RemoteApplied {
+    /// Whether anything visible changed.
+    pub fn is_empty(&self) -> bool {
+        self.heads_before == self.heads_after
+    }
+}
+
+impl Store {
+    fn loaded_or_new(&mut self, doc: DocId) -> Result<&mut LoadedDoc, StoreError> {
+        self.ensure_loaded(doc)?;
+        if !self.docs.contains_key(&doc) {
+            let fresh = LoadedDoc {
+                doc: schema::new_document(doc.kind(), self.actor())?,
+                saved_heads: Vec::new(),
+            };
+            self.docs.insert(doc, fresh);
+        }
+        self.docs
+            .get_mut(&doc)
+            .ok_or_else(|| StoreError::UnknownDoc(doc.to_string()))
+    }
+
+    /// Current heads of a document (loads it; empty for a document the store lacks).
+    pub fn heads(&mut self, doc: DocId) -> Result<Vec<ChangeHash>, StoreError> {
+        self.ensure_loaded(doc)?;
+        Ok(self
+            .docs
+            .get_mut(&doc)
+            .map(|l| l.doc.get_heads())
+            .unwrap_or_default())
+    }
+
+    /// Raw changes of `doc` that are not ancestors of `heads` (all when empty).
+    pub fn changes_since(
+        &mut self,
+        doc: DocId,
+        heads: &[ChangeHash],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.ensure_loaded(doc)?;
+        Ok(match self.docs.get_mut(&doc) {
+            Some(l) => l
+                .doc
+                .get_changes(heads)
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Like [`Store::changes_since`], but only the changes this device made
+    /// (its own actor): what it pushes to the relay.
+    pub fn my_changes_since(
+        &mut self,
+        doc: DocId,
+        heads: &[ChangeHash],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.ensure_loaded(doc)?;
+        let me = self.actor().clone();
+        Ok(match self.docs.get_mut(&doc) {
+            Some(l) => l
+                .doc
+                .get_changes(heads)
+                .into_iter()
+                .filter(|c| *c.actor_id() == me)
+                .map(|c| c.raw_bytes().to_vec())
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Applies raw Automerge changes from another device to `doc`, updates the
+    /// index for the records they touched, runs `extra` on the same
+    /// transaction, and commits durably. On error nothing is written.
+    pub fn apply_remote_changes(
+        &mut self,
+        doc: DocId,
+        changes: &[Vec<u8>],
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let mut parsed = Vec::with_capacity(changes.len());
+        for (index, bytes) in changes.iter().enumerate() {
+            parsed.push(
+                Change::from_bytes(bytes.clone()).map_err(|e| StoreError::BadChange {
+                    doc: doc.to_string(),
+                    index,
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        let result = self.apply_parsed(doc, parsed, extra);
+        if result.is_err() {
+            self.rollback_docs();
+        }
+        result
+    }
+
+    fn apply_parsed(
+        &mut self,
+        doc: DocId,
+        changes: Vec<Change>,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let l = self.loaded_or_new(doc)?;
+        let before = l.doc.get_heads();
+        l.doc
+            .apply_changes(changes)
+            .map_err(|source| StoreError::Automerge {
+                doc: doc.to_string(),
+                source: Box::new(source),
+            })?;
+        let after = l.doc.get_heads();
+        let missing_deps = !l.doc.get_missing_deps(&[]).is_empty();
+        let patches = l.doc.diff(&before, &after);
+        let touched = schema::touched_by(&patches);
+
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let mut out = RemoteApplied {
+            heads_before: before,
+            heads_after: after,
+            settings: touched.settings,
+            missing_deps,
+            ..RemoteApplied::default()
+        };
+        let Some(l) = self.docs.get_mut(&doc) else {
+            return Err(StoreError::UnknownDoc(doc.to_string()));
+        };
+        let d = &l.doc;
+        for k in &touched.contacts {
+            if let Some(new) = schema::read_one(d, schema::CONTACTS, k, schema::read_contact)? {
+                let old = index::get_contact(&txn, new.id)?;
+                index::put_contact(&txn, old.as_ref(), &new)?;
+                out.contacts.push(new.id);
+            }
+        }
+        for k in &touched.interactions {
+            if let Some(new) =
+                schema::read_one(d, schema::INTERACTIONS, k, schema::read_interaction)?
+            {
+                let old = index::get_interaction(&txn, new.id)?;
+                index::put_interaction(&txn, old.as_ref(), &new)?;
+                out.interactions.push(new.id);
+            }
+        }
+        for k in &touched.projects {
+            if let Some(p) = schema::read_one(d, schema::PROJECTS, k, schema::read_project)? {
+                index::put_project(&txn, &p)?;
+                out.projects.push(p.id);
+            }
+        }
+        for k in &touched.goals {
+            if let Some(g) = schema::read_one(d, schema::GOALS, k, schema::read_goal)? {
+                index::put_goal(&txn, &g)?;
+                out.goals.push(g.id);
+            }
+        }
+        if touched.settings && doc == DocId::Main {
+            index::put_settings(&txn, &schema::read_settings(d)?)?;
+        }
+        let heads = write_chunk(&txn, doc, l)?;
+        extra(&txn)?;
+        txn.commit()?;
+        if let (Some(heads), Some(l)) = (heads, self.docs.get_mut(&doc)) {
+            l.saved_heads = heads;
+        }
+        self.maybe_compact(doc);
+        Ok(out)
+    }
+}
