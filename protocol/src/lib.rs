@@ -2,3 +2,32 @@
 //! kith-relay (server): message types, framing, sealed-entry format, device
 //! certificates and signatures. It never depends on Automerge: the relay only
 //! ever sees sealed bytes. See docs/PROTOCOL.md.
+//!
+//! The crate is IO-free. With the `tls` feature it also provides the rustls
+//! configurations (relay certificate from its ed25519 key, client verifier that
+//! pins that key) so the relay and the client edge share one implementation.
+
+pub mod address;
+pub mod envelope;
+pub mod frame;
+pub mod keys;
+pub mod msg;
+pub mod sign;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+#[cfg(test)]
+mod proptests;
+
+pub use address::{AddressError, RelayAddress};
+pub use envelope::{Cursor, SealedEntry, SealedSnapshot};
+pub use frame::{
+    FRAME_BYTES_MAX, FrameDecoder, FrameError, decode_body, decode_frame, encode_frame,
+    parse_header,
+};
+pub use keys::{AccountId, DeviceId, KeyError, RelayKey};
+pub use msg::{ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, Request, Response, ServerMsg};
+pub use sign::{DeviceCert, Revocation, SignatureError, auth_message, sign_auth, verify_auth};
+
+/// Re-export so users name the exact signature type of the wire format.
+pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};

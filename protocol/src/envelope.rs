@@ -1,0 +1,212 @@
+//! The sealed envelopes the relay stores without being able to read them.
+//!
+//! A [`SealedEntry`] is one change bundle of one device: kith-core encrypts the
+//! content (AEAD under the account data key, with [`SealedEntry::associated_data`]
+//! as associated data) and the device key signs the whole envelope. A
+//! [`SealedSnapshot`] is the same for a full document state, plus the cursor
+//! vector (per device, the last seq it contains) that lets the relay prune the
+//! entries it covers. The relay checks only the envelope fields and the device
+//! signature; the ciphertext stays opaque to it.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{AccountId, DeviceId};
+use crate::sign::SignatureError;
+
+/// Context prefix of an entry signature and associated data.
+pub const CONTEXT_ENTRY: &[u8] = b"kith-sealed-entry-v1";
+/// Context prefix of a snapshot signature.
+pub const CONTEXT_SNAPSHOT: &[u8] = b"kith-sealed-snapshot-v1";
+/// Length of the AEAD nonce (XChaCha20-Poly1305).
+pub const NONCE_BYTES: usize = 24;
+
+/// Position in one device's log: the highest seq that is included.
+/// Sequence numbers start at 1, so `seq == 0` means "nothing yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The device whose log this is.
+    pub device: DeviceId,
+    /// The last seq included (0 = none).
+    pub seq: u64,
+}
+
+/// One sealed change bundle in a device's append-only log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedEntry {
+    /// Owning account.
+    pub account: AccountId,
+    /// Authoring device.
+    pub device: DeviceId,
+    /// Position in the device's log, starting at 1, without gaps.
+    pub seq: u64,
+    /// AEAD nonce.
+    pub nonce: [u8; NONCE_BYTES],
+    /// AEAD output (ciphertext + tag); opaque to the relay.
+    pub ciphertext: Vec<u8>,
+    /// Device-key signature over [`SealedEntry::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl SealedEntry {
+    /// Associated data kith-core binds into the AEAD:
+    /// `CONTEXT_ENTRY || account (32) || device (32) || seq (u64 big-endian)`.
+    pub fn associated_data(account: &AccountId, device: &DeviceId, seq: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CONTEXT_ENTRY.len() + 72);
+        v.extend_from_slice(CONTEXT_ENTRY);
+        v.extend_from_slice(account.as_bytes());
+        v.extend_from_slice(device.as_bytes());
+        v.extend_from_slice(&seq.to_be_bytes());
+        v
+    }
+
+    /// Bytes the device signs: associated data `|| nonce (24) || ciphertext`.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut v = Self::associated_data(&self.account, &self.device, self.seq);
+        v.extend_from_slice(&self.nonce);
+        v.extend_from_slice(&self.ciphertext);
+        v
+    }
+
+    /// Builds and signs an envelope around already-encrypted bytes.
+    pub fn seal(
+        device_key: &SigningKey,
+        account: AccountId,
+        seq: u64,
+        nonce: [u8; NONCE_BYTES],
+        ciphertext: Vec<u8>,
+    ) -> Self {
+        let mut e = Self {
+            account,
+            device: DeviceId::from(device_key.verifying_key()),
+            seq,
+            nonce,
+            ciphertext,
+            signature: Signature::from_bytes(&[0; 64]),
+        };
+        e.signature = device_key.sign(&e.signing_bytes());
+        e
+    }
+
+    /// Checks the device signature.
+    pub fn verify(&self) -> Result<(), SignatureError> {
+        let key = self.device.verifying_key()?;
+        key.verify(&self.signing_bytes(), &self.signature)
+            .map_err(|_| SignatureError::Invalid {
+                what: "sealed entry",
+            })
+    }
+}
+
+/// A sealed full state of the account's document, covering a prefix of every
+/// device log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSnapshot {
+    /// Owning account.
+    pub account: AccountId,
+    /// Device that made (and signed) the snapshot.
+    pub device: DeviceId,
+    /// For each device, the last seq whose changes the snapshot contains.
+    pub covers: Vec<Cursor>,
+    /// AEAD nonce.
+    pub nonce: [u8; NONCE_BYTES],
+    /// AEAD output; opaque to the relay.
+    pub ciphertext: Vec<u8>,
+    /// Device-key signature over [`SealedSnapshot::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl SealedSnapshot {
+    /// Associated data for the AEAD: `CONTEXT_SNAPSHOT || account || device ||
+    /// count (u32 BE) || (device (32) || seq (u64 BE))*` for every cursor in order.
+    pub fn associated_data(account: &AccountId, device: &DeviceId, covers: &[Cursor]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CONTEXT_SNAPSHOT.len() + 68 + covers.len() * 40);
+        v.extend_from_slice(CONTEXT_SNAPSHOT);
+        v.extend_from_slice(account.as_bytes());
+        v.extend_from_slice(device.as_bytes());
+        v.extend_from_slice(
+            &u32::try_from(covers.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        for c in covers {
+            v.extend_from_slice(c.device.as_bytes());
+            v.extend_from_slice(&c.seq.to_be_bytes());
+        }
+        v
+    }
+
+    /// Bytes the device signs: associated data `|| nonce || ciphertext`.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut v = Self::associated_data(&self.account, &self.device, &self.covers);
+        v.extend_from_slice(&self.nonce);
+        v.extend_from_slice(&self.ciphertext);
+        v
+    }
+
+    /// Builds and signs a snapshot envelope around already-encrypted bytes.
+    pub fn seal(
+        device_key: &SigningKey,
+        account: AccountId,
+        covers: Vec<Cursor>,
+        nonce: [u8; NONCE_BYTES],
+        ciphertext: Vec<u8>,
+    ) -> Self {
+        let mut s = Self {
+            account,
+            device: DeviceId::from(device_key.verifying_key()),
+            covers,
+            nonce,
+            ciphertext,
+            signature: Signature::from_bytes(&[0; 64]),
+        };
+        s.signature = device_key.sign(&s.signing_bytes());
+        s
+    }
+
+    /// Checks the device signature.
+    pub fn verify(&self) -> Result<(), SignatureError> {
+        let key = self.device.verifying_key()?;
+        key.verify(&self.signing_bytes(), &self.signature)
+            .map_err(|_| SignatureError::Invalid {
+                what: "sealed snapshot",
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_signature_covers_every_field() {
+        let dev = SigningKey::from_bytes(&[2; 32]);
+        let acct = AccountId::from(SigningKey::from_bytes(&[1; 32]).verifying_key());
+        let e = SealedEntry::seal(&dev, acct, 3, [9; 24], vec![1, 2, 3]);
+        e.verify().unwrap();
+        let mut t = e.clone();
+        t.seq = 4;
+        assert!(t.verify().is_err());
+        let mut t = e.clone();
+        t.ciphertext.push(0);
+        assert!(t.verify().is_err());
+        let mut t = e.clone();
+        t.nonce[0] ^= 1;
+        assert!(t.verify().is_err());
+    }
+
+    #[test]
+    fn snapshot_signature_covers_cursors() {
+        let dev = SigningKey::from_bytes(&[2; 32]);
+        let acct = AccountId::from(SigningKey::from_bytes(&[1; 32]).verifying_key());
+        let c = Cursor {
+            device: DeviceId::from(dev.verifying_key()),
+            seq: 7,
+        };
+        let s = SealedSnapshot::seal(&dev, acct, vec![c], [0; 24], vec![5; 10]);
+        s.verify().unwrap();
+        let mut t = s.clone();
+        t.covers[0].seq = 8;
+        assert!(t.verify().is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! Every message of relay protocol version 1, as serde types encoded with
+//! postcard (see [`crate::frame`] and docs/PROTOCOL.md).
+//!
+//! Conversation: the client sends [`ClientMsg::Hello`]; the server answers
+//! [`ServerMsg::Welcome`] (with a fresh challenge) or an
+//! [`ErrorCode::UnsupportedVersion`] error and closes. The client then sends
+//! [`ClientMsg::Auth`] (or, for pairing, only mailbox takes), then any number
+//! of [`ClientMsg::Request`]s, each answered by one [`ServerMsg::Response`] or
+//! [`ServerMsg::Error`] with the same id. After a `Subscribe`, the server also
+//! sends [`ServerMsg::Event`]s at any time. Enum variant order is part of the
+//! wire format: variants are only ever appended.
+
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{Cursor, SealedEntry, SealedSnapshot};
+use crate::keys::{AccountId, DeviceId, RelayKey};
+use crate::sign::{DeviceCert, Revocation};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// TLS ALPN identifier of the relay protocol.
+pub const ALPN: &[u8] = b"kith-relay/1";
+/// Default UDP port of a relay.
+pub const DEFAULT_PORT: u16 = 7447;
+/// Most versions a Hello may list.
+pub const HELLO_VERSIONS_MAX: usize = 16;
+/// Most entries in one push request.
+pub const PUSH_ENTRIES_MAX: usize = 256;
+/// Longest registration token accepted, in bytes.
+pub const TOKEN_BYTES_MAX: usize = 128;
+/// Mailbox slot id: SHA-256 of the invitation secret.
+pub type MailboxSlot = [u8; 32];
+
+/// Messages from a device to the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// First frame of every connection; frozen for all versions: the
+    /// versions the client speaks, at most [`HELLO_VERSIONS_MAX`].
+    Hello {
+        /// Supported protocol versions.
+        versions: Vec<u16>,
+    },
+    /// Answer to the challenge in [`ServerMsg::Welcome`].
+    Auth {
+        /// The device certificate.
+        cert: DeviceCert,
+        /// Device signature over [`crate::sign::auth_message`].
+        signature: Signature,
+        /// Single-use registration token, needed the first time an account
+        /// connects to a relay whose policy is `token`.
+        token: Option<String>,
+    },
+    /// A request; answered by a response or error with the same id.
+    Request {
+        /// Client-chosen id, echoed in the answer.
+        id: u32,
+        /// The request.
+        body: Request,
+    },
+}
+
+/// Requests; all but `MailboxTake` and `Ping` need an authenticated device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Append entries to the sending device's own log: consecutive seqs, the
+    /// first one the next after the relay's head (or already-stored re-sends).
+    Push {
+        /// At most [`PUSH_ENTRIES_MAX`] entries.
+        entries: Vec<SealedEntry>,
+    },
+    /// Entries of every device of the account after the given cursors (a
+    /// device not listed is read from the start).
+    Pull {
+        /// Last seq the client already has, per device.
+        cursors: Vec<Cursor>,
+        /// Most entries to return (the relay may return fewer).
+        entries_max: u32,
+        /// Most payload bytes to return (the relay may return fewer).
+        bytes_max: u32,
+    },
+    /// Receive new entries of the account's other devices as events.
+    Subscribe,
+    /// Store a snapshot; the relay keeps the newest and prunes covered entries.
+    PutSnapshot {
+        /// The snapshot.
+        snapshot: SealedSnapshot,
+    },
+    /// Fetch the stored snapshot, if any.
+    GetSnapshot,
+    /// The account's per-device heads and pruning floors.
+    Heads,
+    /// Revoke a device of the account.
+    Revoke {
+        /// Signed by the account key.
+        revocation: Revocation,
+    },
+    /// Leave a one-time blob for a pairing device.
+    MailboxPut {
+        /// SHA-256 of the invitation secret.
+        slot: MailboxSlot,
+        /// Sealed blob.
+        blob: Vec<u8>,
+        /// Lifetime in seconds; the relay caps it.
+        ttl_s: u32,
+    },
+    /// Take (and delete) a mailbox blob; allowed before authentication.
+    MailboxTake {
+        /// SHA-256 of the invitation secret.
+        slot: MailboxSlot,
+    },
+    /// Liveness check.
+    Ping,
+}
+
+/// Messages from the relay to a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// A refusal; frozen for all versions so any client can read it.
+    Error {
+        /// The request it answers, or `None` for a connection-level error
+        /// (after which the relay closes the connection).
+        id: Option<u32>,
+        /// What went wrong, with the data needed to act on it.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// Version accepted; carries the authentication challenge.
+    Welcome {
+        /// The version chosen (the highest both speak).
+        version: u16,
+        /// The relay's public key, as the client pinned it.
+        relay: RelayKey,
+        /// Fresh random challenge for this connection.
+        challenge: [u8; 32],
+        /// Largest frame the relay accepts, in bytes.
+        frame_bytes_max: u32,
+    },
+    /// Authentication succeeded.
+    AuthOk {
+        /// The account.
+        account: AccountId,
+        /// The device.
+        device: DeviceId,
+        /// True when this connection registered the account.
+        registered: bool,
+    },
+    /// Answer to a request.
+    Response {
+        /// The request id.
+        id: u32,
+        /// The answer.
+        body: Response,
+    },
+    /// Unsolicited message for a subscribed device.
+    Event(Event),
+}
+
+/// Successful answers, one variant per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Every entry up to `seq` of `device` is durably stored.
+    PushAck {
+        /// The pushing device.
+        device: DeviceId,
+        /// The device's head after this push.
+        seq: u64,
+    },
+    /// A batch of entries, ordered by device then seq.
+    Entries {
+        /// The entries.
+        entries: Vec<SealedEntry>,
+        /// True if more entries exist after these: pull again with advanced cursors.
+        more: bool,
+    },
+    /// Subscription active.
+    Subscribed,
+    /// Snapshot stored.
+    SnapshotStored {
+        /// Entries deleted because the snapshot covers them.
+        pruned_entries: u64,
+    },
+    /// The stored snapshot.
+    Snapshot {
+        /// `None` if the account has none.
+        snapshot: Option<SealedSnapshot>,
+    },
+    /// Log positions of the account.
+    Heads {
+        /// Highest stored seq per device.
+        heads: Vec<Cursor>,
+        /// Highest pruned seq per device (entries up to it are only in the snapshot).
+        floors: Vec<Cursor>,
+    },
+    /// Revocation stored; the device's connections are closed.
+    Revoked,
+    /// Mailbox blob stored.
+    MailboxStored,
+    /// The mailbox blob, now deleted from the relay.
+    MailboxBlob {
+        /// The blob.
+        blob: Vec<u8>,
+    },
+    /// Answer to ping.
+    Pong,
+}
+
+/// Pushes to a subscribed device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// New entries of another device of the account, just stored.
+    Entries {
+        /// The entries.
+        entries: Vec<SealedEntry>,
+    },
+    /// The device fell behind (its queue overflowed): some events were
+    /// dropped; pull to catch up. The subscription stays active.
+    Lagged,
+}
+
+/// Error codes; each carries what a client needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// None of the Hello versions is spoken here.
+    UnsupportedVersion {
+        /// The versions the relay speaks.
+        supported: Vec<u16>,
+    },
+    /// A frame did not decode as a message of this version.
+    Malformed,
+    /// A frame's length prefix exceeded the limit.
+    FrameTooLarge {
+        /// The limit.
+        size_bytes_max: u32,
+    },
+    /// A message that is not allowed at this point of the conversation.
+    UnexpectedMessage,
+    /// The challenge answer did not verify.
+    AuthFailed,
+    /// The device certificate did not verify.
+    BadCertificate,
+    /// The device is revoked by its account.
+    DeviceRevoked,
+    /// The relay registers new accounts only with a token.
+    RegistrationRequired,
+    /// The registration token is unknown or already used.
+    BadToken,
+    /// The request needs an authenticated device.
+    NotAuthenticated,
+    /// The record names another account or device than the connection's.
+    WrongAccount,
+    /// An entry or snapshot signature did not verify.
+    BadSignature,
+    /// The push skipped seqs.
+    SeqGap {
+        /// The seq the relay expects next.
+        expected: u64,
+    },
+    /// A different payload already exists at this seq.
+    SeqFork {
+        /// The conflicting seq.
+        seq: u64,
+    },
+    /// The account's storage quota would be exceeded.
+    QuotaBytes {
+        /// The quota.
+        limit_bytes: u64,
+    },
+    /// The account pushed too many entries in the last minute.
+    QuotaRate {
+        /// The limit.
+        entries_per_minute: u32,
+        /// When to retry.
+        retry_after_ms: u64,
+    },
+    /// Entries after the cursors were pruned: fetch the snapshot, then pull
+    /// after its cursors.
+    SnapshotNeeded,
+    /// The stored snapshot already covers more than this one.
+    SnapshotStale,
+    /// The snapshot covers entries the relay does not have, or repeats a device.
+    SnapshotInvalid,
+    /// The mailbox slot is occupied.
+    MailboxTaken,
+    /// No blob in that slot (never put, taken, or expired).
+    MailboxNotFound,
+    /// A request exceeded a size or count limit.
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: u64,
+    },
+    /// Too many requests on an unauthenticated connection.
+    RateLimited,
+    /// The relay failed internally; retry later.
+    Internal,
+    /// The relay is shutting down; reconnect later.
+    ShuttingDown,
+}
+
+impl ErrorCode {
+    /// True for errors after which the relay closes the connection.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UnsupportedVersion { .. }
+                | ErrorCode::Malformed
+                | ErrorCode::FrameTooLarge { .. }
+                | ErrorCode::UnexpectedMessage
+                | ErrorCode::AuthFailed
+                | ErrorCode::BadCertificate
+                | ErrorCode::DeviceRevoked
+                | ErrorCode::RegistrationRequired
+                | ErrorCode::BadToken
+                | ErrorCode::RateLimited
+                | ErrorCode::ShuttingDown
+        )
+    }
+
+    /// A short stable name, used in logs and metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorCode::UnsupportedVersion { .. } => "unsupported_version",
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::FrameTooLarge { .. } => "frame_too_large",
+            ErrorCode::UnexpectedMessage => "unexpected_message",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::BadCertificate => "bad_certificate",
+            ErrorCode::DeviceRevoked => "device_revoked",
+            ErrorCode::RegistrationRequired => "registration_required",
+            ErrorCode::BadToken => "bad_token",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::WrongAccount => "wrong_account",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::SeqGap { .. } => "seq_gap",
+            ErrorCode::SeqFork { .. } => "seq_fork",
+            ErrorCode::QuotaBytes { .. } => "quota_bytes",
+            ErrorCode::QuotaRate { .. } => "quota_rate",
+            ErrorCode::SnapshotNeeded => "snapshot_needed",
+            ErrorCode::SnapshotStale => "snapshot_stale",
+            ErrorCode::SnapshotInvalid => "snapshot_invalid",
+            ErrorCode::MailboxTaken => "mailbox_taken",
+            ErrorCode::MailboxNotFound => "mailbox_not_found",
+            ErrorCode::TooLarge { .. } => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// QUIC application close codes the relay uses.
+pub mod close_code {
+    /// Normal close.
+    pub const NORMAL: u32 = 0;
+    /// Protocol violation (after a fatal error frame).
+    pub const PROTOCOL_ERROR: u32 = 1;
+    /// The device was revoked while connected.
+    pub const REVOKED: u32 = 2;
+    /// The relay is shutting down.
+    pub const SHUTDOWN: u32 = 3;
+}

@@ -1,0 +1,257 @@
+//! Property tests: every message type survives encode → decode unchanged, and
+//! the decoder returns an error (never panics) on arbitrary input.
+
+use ed25519_dalek::Signature;
+use proptest::prelude::*;
+
+use crate::envelope::{Cursor, SealedEntry, SealedSnapshot};
+use crate::frame::{FRAME_BYTES_MAX, FrameDecoder, decode_frame, encode_frame};
+use crate::keys::{AccountId, DeviceId, RelayKey};
+use crate::msg::{ClientMsg, ErrorCode, Event, Request, Response, ServerMsg};
+use crate::sign::{DeviceCert, Revocation};
+
+fn k32() -> impl Strategy<Value = [u8; 32]> {
+    any::<[u8; 32]>()
+}
+fn sig() -> impl Strategy<Value = Signature> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+        let mut s = [0u8; 64];
+        s[..32].copy_from_slice(&a);
+        s[32..].copy_from_slice(&b);
+        Signature::from_bytes(&s)
+    })
+}
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..200)
+}
+fn cursor() -> impl Strategy<Value = Cursor> {
+    (k32(), any::<u64>()).prop_map(|(d, seq)| Cursor {
+        device: DeviceId(d),
+        seq,
+    })
+}
+fn nonce() -> impl Strategy<Value = [u8; 24]> {
+    (any::<[u8; 12]>(), any::<[u8; 12]>()).prop_map(|(a, b)| {
+        let mut n = [0u8; 24];
+        n[..12].copy_from_slice(&a);
+        n[12..].copy_from_slice(&b);
+        n
+    })
+}
+fn entry() -> impl Strategy<Value = SealedEntry> {
+    (k32(), k32(), any::<u64>(), nonce(), bytes(), sig()).prop_map(
+        |(a, d, seq, nonce, ciphertext, signature)| SealedEntry {
+            account: AccountId(a),
+            device: DeviceId(d),
+            seq,
+            nonce,
+            ciphertext,
+            signature,
+        },
+    )
+}
+fn snapshot() -> impl Strategy<Value = SealedSnapshot> {
+    (
+        k32(),
+        k32(),
+        proptest::collection::vec(cursor(), 0..4),
+        nonce(),
+        bytes(),
+        sig(),
+    )
+        .prop_map(
+            |(a, d, covers, nonce, ciphertext, signature)| SealedSnapshot {
+                account: AccountId(a),
+                device: DeviceId(d),
+                covers,
+                nonce,
+                ciphertext,
+                signature,
+            },
+        )
+}
+fn cert() -> impl Strategy<Value = DeviceCert> {
+    (k32(), k32(), ".{0,20}", any::<u64>(), sig()).prop_map(|(a, d, name, t, signature)| {
+        DeviceCert {
+            account: AccountId(a),
+            device: DeviceId(d),
+            name,
+            issued_at_ms: t,
+            signature,
+        }
+    })
+}
+fn revocation() -> impl Strategy<Value = Revocation> {
+    (k32(), k32(), any::<u64>(), sig()).prop_map(|(a, d, t, signature)| Revocation {
+        account: AccountId(a),
+        device: DeviceId(d),
+        revoked_at_ms: t,
+        signature,
+    })
+}
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        proptest::collection::vec(entry(), 0..3).prop_map(|entries| Request::Push { entries }),
+        (
+            proptest::collection::vec(cursor(), 0..4),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(cursors, entries_max, bytes_max)| Request::Pull {
+                cursors,
+                entries_max,
+                bytes_max
+            }),
+        Just(Request::Subscribe),
+        snapshot().prop_map(|snapshot| Request::PutSnapshot { snapshot }),
+        Just(Request::GetSnapshot),
+        Just(Request::Heads),
+        revocation().prop_map(|revocation| Request::Revoke { revocation }),
+        (k32(), bytes(), any::<u32>()).prop_map(|(slot, blob, ttl_s)| Request::MailboxPut {
+            slot,
+            blob,
+            ttl_s
+        }),
+        k32().prop_map(|slot| Request::MailboxTake { slot }),
+        Just(Request::Ping),
+    ]
+}
+fn client_msg() -> impl Strategy<Value = ClientMsg> {
+    prop_oneof![
+        proptest::collection::vec(any::<u16>(), 0..16)
+            .prop_map(|versions| ClientMsg::Hello { versions }),
+        (cert(), sig(), proptest::option::of(".{0,30}")).prop_map(|(cert, signature, token)| {
+            ClientMsg::Auth {
+                cert,
+                signature,
+                token,
+            }
+        }),
+        (any::<u32>(), request()).prop_map(|(id, body)| ClientMsg::Request { id, body }),
+    ]
+}
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        proptest::collection::vec(any::<u16>(), 0..4)
+            .prop_map(|supported| ErrorCode::UnsupportedVersion { supported }),
+        Just(ErrorCode::Malformed),
+        any::<u32>().prop_map(|size_bytes_max| ErrorCode::FrameTooLarge { size_bytes_max }),
+        Just(ErrorCode::UnexpectedMessage),
+        Just(ErrorCode::AuthFailed),
+        Just(ErrorCode::BadCertificate),
+        Just(ErrorCode::DeviceRevoked),
+        Just(ErrorCode::RegistrationRequired),
+        Just(ErrorCode::BadToken),
+        Just(ErrorCode::NotAuthenticated),
+        Just(ErrorCode::WrongAccount),
+        Just(ErrorCode::BadSignature),
+        any::<u64>().prop_map(|expected| ErrorCode::SeqGap { expected }),
+        any::<u64>().prop_map(|seq| ErrorCode::SeqFork { seq }),
+        any::<u64>().prop_map(|limit_bytes| ErrorCode::QuotaBytes { limit_bytes }),
+        (any::<u32>(), any::<u64>()).prop_map(|(entries_per_minute, retry_after_ms)| {
+            ErrorCode::QuotaRate {
+                entries_per_minute,
+                retry_after_ms,
+            }
+        }),
+        Just(ErrorCode::SnapshotNeeded),
+        Just(ErrorCode::SnapshotStale),
+        Just(ErrorCode::SnapshotInvalid),
+        Just(ErrorCode::MailboxTaken),
+        Just(ErrorCode::MailboxNotFound),
+        any::<u64>().prop_map(|limit| ErrorCode::TooLarge { limit }),
+        Just(ErrorCode::RateLimited),
+        Just(ErrorCode::Internal),
+        Just(ErrorCode::ShuttingDown),
+    ]
+}
+fn response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        (k32(), any::<u64>()).prop_map(|(d, seq)| Response::PushAck {
+            device: DeviceId(d),
+            seq
+        }),
+        (proptest::collection::vec(entry(), 0..3), any::<bool>())
+            .prop_map(|(entries, more)| Response::Entries { entries, more }),
+        Just(Response::Subscribed),
+        any::<u64>().prop_map(|pruned_entries| Response::SnapshotStored { pruned_entries }),
+        proptest::option::of(snapshot()).prop_map(|snapshot| Response::Snapshot { snapshot }),
+        (
+            proptest::collection::vec(cursor(), 0..4),
+            proptest::collection::vec(cursor(), 0..4)
+        )
+            .prop_map(|(heads, floors)| Response::Heads { heads, floors }),
+        Just(Response::Revoked),
+        Just(Response::MailboxStored),
+        bytes().prop_map(|blob| Response::MailboxBlob { blob }),
+        Just(Response::Pong),
+    ]
+}
+fn server_msg() -> impl Strategy<Value = ServerMsg> {
+    prop_oneof![
+        (proptest::option::of(any::<u32>()), error_code(), ".{0,30}")
+            .prop_map(|(id, code, message)| ServerMsg::Error { id, code, message }),
+        (any::<u16>(), k32(), k32(), any::<u32>()).prop_map(
+            |(version, r, challenge, frame_bytes_max)| ServerMsg::Welcome {
+                version,
+                relay: RelayKey(r),
+                challenge,
+                frame_bytes_max
+            }
+        ),
+        (k32(), k32(), any::<bool>()).prop_map(|(a, d, registered)| ServerMsg::AuthOk {
+            account: AccountId(a),
+            device: DeviceId(d),
+            registered
+        }),
+        (any::<u32>(), response()).prop_map(|(id, body)| ServerMsg::Response { id, body }),
+        proptest::collection::vec(entry(), 0..3)
+            .prop_map(|entries| ServerMsg::Event(Event::Entries { entries })),
+        Just(ServerMsg::Event(Event::Lagged)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn client_messages_round_trip(m in client_msg()) {
+        let f = encode_frame(&m, FRAME_BYTES_MAX).unwrap();
+        let (back, used) = decode_frame::<ClientMsg>(&f, FRAME_BYTES_MAX).unwrap().unwrap();
+        prop_assert_eq!(used, f.len());
+        prop_assert_eq!(back, m);
+    }
+
+    #[test]
+    fn server_messages_round_trip(m in server_msg()) {
+        let f = encode_frame(&m, FRAME_BYTES_MAX).unwrap();
+        let (back, used) = decode_frame::<ServerMsg>(&f, FRAME_BYTES_MAX).unwrap().unwrap();
+        prop_assert_eq!(used, f.len());
+        prop_assert_eq!(back, m);
+    }
+
+    #[test]
+    fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = decode_frame::<ClientMsg>(&data, FRAME_BYTES_MAX);
+        let _ = decode_frame::<ServerMsg>(&data, FRAME_BYTES_MAX);
+        let mut d = FrameDecoder::new(FRAME_BYTES_MAX);
+        d.extend(&data);
+        while let Ok(Some(_)) = d.next_msg::<ClientMsg>() {}
+        let _ = d.finish();
+    }
+
+    #[test]
+    fn decoder_never_panics_on_framed_garbage(body in proptest::collection::vec(any::<u8>(), 1..1024)) {
+        // A valid header in front of random bytes reaches the body decoder.
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&body);
+        let _ = decode_frame::<ClientMsg>(&f, FRAME_BYTES_MAX);
+        let _ = decode_frame::<ServerMsg>(&f, FRAME_BYTES_MAX);
+    }
+
+    #[test]
+    fn mutated_frames_never_panic(m in client_msg(), pos in any::<usize>(), byte in any::<u8>()) {
+        let mut f = encode_frame(&m, FRAME_BYTES_MAX).unwrap();
+        let i = pos % f.len();
+        f[i] = byte;
+        let _ = decode_frame::<ClientMsg>(&f, FRAME_BYTES_MAX);
+    }
+}
