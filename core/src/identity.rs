@@ -154,6 +154,54 @@ impl DataKey {
         Ok(out)
     }
 
+    /// Like [`DataKey::seal`] but returns the random nonce and the ciphertext
+    /// (with tag) separately, as the relay envelopes carry them in two fields.
+    pub fn seal_detached(
+        &self,
+        plaintext: &[u8],
+        associated: &[u8],
+    ) -> Result<([u8; NONCE_LEN_BYTES], Vec<u8>), CryptoError> {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let mut nonce = [0u8; NONCE_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| CryptoError::TooLarge {
+                len_bytes: plaintext.len(),
+            })?;
+        Ok((nonce, ct))
+    }
+
+    /// Decrypts what [`DataKey::seal_detached`] produced.
+    pub fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN_BYTES],
+        ciphertext: &[u8],
+        associated: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if ciphertext.len() < TAG_LEN_BYTES {
+            return Err(CryptoError::Truncated {
+                len_bytes: ciphertext.len(),
+            });
+        }
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| CryptoError::Authentication)
+    }
+
     /// Decrypts what [`DataKey::seal`] produced with the same associated data.
     pub fn open(&self, sealed: &[u8], associated: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if sealed.len() < NONCE_LEN_BYTES + TAG_LEN_BYTES {

@@ -18,6 +18,7 @@ pub mod model;
 pub mod ops;
 pub mod schema;
 pub mod store;
+pub mod sync;
 
 pub use dedup::{DuplicatePair, DuplicateReason};
 pub use doc::DocId;
