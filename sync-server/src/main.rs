@@ -1,5 +1,335 @@
-//! kith-relay: the self-hostable, blind store-and-forward relay.
+//! The `kith-relay` binary: parses flags / environment / TOML config, opens
+//! the data directory (identity key + redb store), and runs the relay and its
+//! metrics endpoint until SIGTERM or SIGINT. See docs/RELAY.md.
 
-fn main() -> anyhow::Result<()> {
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use kith_relay::{Limits, Metrics, RedbStore, RegistrationPolicy, Relay, RelayConfig, RelayStore};
+use serde::Deserialize;
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:7447";
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7448";
+const DEFAULT_DATA_DIR: &str = "kith-relay-data";
+const KEY_FILE: &str = "relay.key";
+const DB_FILE: &str = "relay.redb";
+
+/// Kith relay: blind store-and-forward of sealed entries over QUIC.
+///
+/// With no arguments it serves on UDP 0.0.0.0:7447 with data in
+/// ./kith-relay-data and prints the kith:// address clients use.
+/// Precedence: flags, then environment variables, then the config file, then defaults.
+#[derive(Debug, Parser)]
+#[command(name = "kith-relay", version)]
+struct Cli {
+    /// TOML config file (keys: the long flag names with '_' for '-').
+    #[arg(long, env = "KITH_RELAY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory: identity key (relay.key, mode 0600) and store (relay.redb). Default ./kith-relay-data.
+    #[arg(long, env = "KITH_RELAY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// UDP address to serve QUIC on. Default 0.0.0.0:7447.
+    #[arg(long, env = "KITH_RELAY_LISTEN", global = true)]
+    listen: Option<SocketAddr>,
+    /// TCP address for /health and /metrics. Default 127.0.0.1:7448; "off" disables.
+    #[arg(long, env = "KITH_RELAY_METRICS_LISTEN", global = true)]
+    metrics_listen: Option<String>,
+    /// Host name or IP printed in the kith:// address (default: the listen IP, or 127.0.0.1 if unspecified).
+    #[arg(long, env = "KITH_RELAY_PUBLIC_HOST", global = true)]
+    public_host: Option<String>,
+    /// Who may register accounts: open (anyone with a valid certificate) or token (single-use tokens). Default open.
+    #[arg(long, env = "KITH_RELAY_REGISTRATION", value_enum, global = true)]
+    registration: Option<RegistrationPolicy>,
+    /// Stored bytes per account. Default 1073741824 (1 GiB).
+    #[arg(long, env = "KITH_RELAY_QUOTA_BYTES_PER_ACCOUNT", global = true)]
+    quota_bytes_per_account: Option<u64>,
+    /// Entries per account per minute. Default 6000.
+    #[arg(long, env = "KITH_RELAY_QUOTA_ENTRIES_PER_MINUTE", global = true)]
+    quota_entries_per_minute: Option<u32>,
+    /// Largest accepted frame, bytes (at most 1048576). Default 1048576.
+    #[arg(long, env = "KITH_RELAY_FRAME_BYTES_MAX", global = true)]
+    frame_bytes_max: Option<usize>,
+    /// Most concurrent connections. Default 20000.
+    #[arg(long, env = "KITH_RELAY_CONNECTIONS_MAX", global = true)]
+    connections_max: Option<usize>,
+    /// Most entries per pull response. Default 1000.
+    #[arg(long, env = "KITH_RELAY_PULL_ENTRIES_MAX", global = true)]
+    pull_entries_max: Option<usize>,
+    /// Longest (and default) pairing mailbox lifetime, seconds. Default 600.
+    #[arg(long, env = "KITH_RELAY_MAILBOX_TTL_S_MAX", global = true)]
+    mailbox_ttl_s_max: Option<u32>,
+    /// QUIC idle timeout, ms. Default 60000.
+    #[arg(long, env = "KITH_RELAY_IDLE_TIMEOUT_MS", global = true)]
+    idle_timeout_ms: Option<u64>,
+    /// Log as JSON lines instead of text (logs go to stderr; RUST_LOG filters).
+    #[arg(long, env = "KITH_RELAY_LOG_JSON", global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay (the default).
+    Serve,
+    /// Manage registration tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Print the relay's kith:// address and exit.
+    Address,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a single-use registration token and print it (only its hash is stored).
+    Create,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<String>,
+    public_host: Option<String>,
+    registration: Option<RegistrationPolicy>,
+    quota_bytes_per_account: Option<u64>,
+    quota_entries_per_minute: Option<u32>,
+    frame_bytes_max: Option<usize>,
+    connections_max: Option<usize>,
+    pull_entries_max: Option<usize>,
+    mailbox_ttl_s_max: Option<u32>,
+    idle_timeout_ms: Option<u64>,
+}
+
+struct Settings {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    public_host: Option<String>,
+    config: RelayConfig,
+}
+
+fn settings(cli: &Cli) -> Result<Settings> {
+    let file = match &cli.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config file {}", p.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("parsing config file {}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let d = Limits::default();
+    let frame_bytes_max = cli
+        .frame_bytes_max
+        .or(file.frame_bytes_max)
+        .unwrap_or(d.frame_bytes_max);
+    if !(1024..=kith_protocol::FRAME_BYTES_MAX).contains(&frame_bytes_max) {
+        bail!(
+            "frame-bytes-max must be between 1024 and {}",
+            kith_protocol::FRAME_BYTES_MAX
+        );
+    }
+    let limits = Limits {
+        frame_bytes_max,
+        quota_bytes_per_account: cli
+            .quota_bytes_per_account
+            .or(file.quota_bytes_per_account)
+            .unwrap_or(d.quota_bytes_per_account),
+        quota_entries_per_minute: cli
+            .quota_entries_per_minute
+            .or(file.quota_entries_per_minute)
+            .unwrap_or(d.quota_entries_per_minute),
+        connections_max: cli
+            .connections_max
+            .or(file.connections_max)
+            .unwrap_or(d.connections_max),
+        pull_entries_max: cli
+            .pull_entries_max
+            .or(file.pull_entries_max)
+            .unwrap_or(d.pull_entries_max),
+        mailbox_ttl_s_max: cli
+            .mailbox_ttl_s_max
+            .or(file.mailbox_ttl_s_max)
+            .unwrap_or(d.mailbox_ttl_s_max),
+        idle_timeout_ms: cli
+            .idle_timeout_ms
+            .or(file.idle_timeout_ms)
+            .unwrap_or(d.idle_timeout_ms),
+        ..d
+    };
+    let metrics_listen = cli
+        .metrics_listen
+        .clone()
+        .or(file.metrics_listen)
+        .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned());
+    let metrics_listen = if metrics_listen == "off" {
+        None
+    } else {
+        Some(
+            metrics_listen
+                .parse()
+                .with_context(|| format!("invalid metrics-listen '{metrics_listen}'"))?,
+        )
+    };
+    let listen = match cli.listen.or(file.listen) {
+        Some(l) => l,
+        None => DEFAULT_LISTEN.parse().context("default listen address")?,
+    };
+    Ok(Settings {
+        data_dir: cli
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen,
+        metrics_listen,
+        public_host: cli.public_host.clone().or(file.public_host),
+        config: RelayConfig {
+            registration: cli
+                .registration
+                .or(file.registration)
+                .unwrap_or(RegistrationPolicy::Open),
+            limits,
+        },
+    })
+}
+
+fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore>)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let (key, created) = kith_relay::identity::load_or_create(&dir.join(KEY_FILE))?;
+    if created {
+        tracing::info!(path = %dir.join(KEY_FILE).display(), "created relay identity key");
+    }
+    let store = RedbStore::open(&dir.join(DB_FILE))
+        .with_context(|| format!("opening store in {}", dir.display()))?;
+    Ok((key, Arc::new(store)))
+}
+
+fn address_line(relay: &Relay, bound: SocketAddr, public_host: Option<&str>) -> String {
+    let mut a = relay.address(bound);
+    if let Some(h) = public_host {
+        h.clone_into(&mut a.host);
+    } else if bound.ip().is_unspecified() {
+        "127.0.0.1".clone_into(&mut a.host);
+    }
+    a.to_string()
+}
+
+fn out(line: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{line}")?;
+    o.flush()?;
     Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let s = settings(&cli)?;
+    let (key, store) = open_data_dir(&s.data_dir)?;
+    let relay = Relay {
+        config: s.config.clone(),
+        identity: key,
+        store: store.clone(),
+        metrics: Arc::new(Metrics::default()),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Address => {
+            let bound = s.listen;
+            out(&address_line(&relay, bound, s.public_host.as_deref()))
+        }
+        Command::Token {
+            action: TokenAction::Create,
+        } => {
+            let token = kith_relay::create_token(store.as_ref()).context("creating token")?;
+            out(&token)
+        }
+        Command::Serve => serve(relay, s),
+    }
+}
+
+fn serve(relay: Relay, s: Settings) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let socket =
+            UdpSocket::bind(s.listen).with_context(|| format!("binding UDP {}", s.listen))?;
+        let bound = socket.local_addr()?;
+        out(&address_line(&relay, bound, s.public_host.as_deref()))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_task = match s.metrics_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics TCP {addr}"))?;
+                out(&format!(
+                    "metrics http://{}/metrics",
+                    listener.local_addr()?
+                ))?;
+                let store: Arc<dyn RelayStore> = relay.store.clone();
+                let mut stop = stop_rx.clone();
+                Some(tokio::spawn(kith_relay::serve_metrics(
+                    listener,
+                    relay.metrics.clone(),
+                    store,
+                    async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    },
+                )))
+            }
+            None => None,
+        };
+        let signals = async move {
+            wait_for_signal().await;
+            tracing::info!("signal received, shutting down");
+            let _ = stop_tx.send(true);
+        };
+        kith_relay::run(relay, socket, signals).await?;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

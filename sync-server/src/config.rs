@@ -1,0 +1,84 @@
+//! Runtime configuration of a relay: registration policy, quotas and limits.
+//! The binary builds it from flags, environment variables and a TOML file
+//! (see `main.rs` and docs/RELAY.md); tests build it directly.
+
+use serde::{Deserialize, Serialize};
+
+/// Who may register a new account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Any device with a valid certificate registers its account on first connect.
+    Open,
+    /// A new account needs a single-use token from `kith-relay token create`.
+    Token,
+}
+
+/// Bounds on everything a client can make the relay hold or do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame body accepted from clients, bytes (at most 1 MiB).
+    pub frame_bytes_max: usize,
+    /// Most entries returned by one pull.
+    pub pull_entries_max: usize,
+    /// Stored bytes per account (entries + snapshot).
+    pub quota_bytes_per_account: u64,
+    /// Entries an account may push per minute (re-sends count).
+    pub quota_entries_per_minute: u32,
+    /// Frames queued for one connection before a subscriber is told it lagged.
+    pub connection_queue_frames: usize,
+    /// Most concurrent connections; further ones are refused.
+    pub connections_max: usize,
+    /// Longest mailbox lifetime, seconds (also the default).
+    pub mailbox_ttl_s_max: u32,
+    /// Largest mailbox blob, bytes.
+    pub mailbox_blob_bytes_max: usize,
+    /// Time allowed from connect to authentication, ms.
+    pub handshake_timeout_ms: u64,
+    /// QUIC idle timeout, ms (clients keep alive below it).
+    pub idle_timeout_ms: u64,
+    /// Requests an unauthenticated (pairing) connection may make.
+    pub unauth_requests_max: u32,
+    /// Most write ops committed in one transaction.
+    pub write_batch_ops_max: usize,
+    /// Most write ops waiting for the writer.
+    pub write_queue_ops_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            frame_bytes_max: kith_protocol::FRAME_BYTES_MAX,
+            pull_entries_max: 1000,
+            quota_bytes_per_account: 1 << 30,
+            quota_entries_per_minute: 6000,
+            connection_queue_frames: 64,
+            connections_max: 20_000,
+            mailbox_ttl_s_max: 600,
+            mailbox_blob_bytes_max: 64 * 1024,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            unauth_requests_max: 8,
+            write_batch_ops_max: 512,
+            write_queue_ops_max: 8192,
+        }
+    }
+}
+
+/// Everything [`crate::run`] needs besides the identity, store and socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Registration policy.
+    pub registration: RegistrationPolicy,
+    /// Limits and quotas.
+    pub limits: Limits,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            registration: RegistrationPolicy::Open,
+            limits: Limits::default(),
+        }
+    }
+}

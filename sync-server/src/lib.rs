@@ -1,0 +1,25 @@
+//! kith-relay: the self-hostable, blind store-and-forward relay.
+//!
+//! It stores and forwards sealed entries for accounts' devices and never sees
+//! plaintext (it does not depend on Automerge). Modules:
+//! - [`server`]: QUIC endpoint, per-connection protocol state machine, the
+//!   group-committing writer thread, subscriptions, revocation, shutdown;
+//! - [`store`]: the [`store::RelayStore`] trait and its redb implementation;
+//! - [`config`]: policy, quotas and limits;
+//! - [`identity`]: the relay key file;
+//! - [`metrics`]: counters and the health/metrics HTTP responder;
+//! - [`client`]: a minimal client for tests and the load tool.
+//!
+//! Tests run it in-process: `kith_relay::run(relay, socket, shutdown)`.
+
+pub mod client;
+pub mod config;
+pub mod identity;
+pub mod metrics;
+pub mod server;
+pub mod store;
+
+pub use config::{Limits, RegistrationPolicy, RelayConfig};
+pub use metrics::{Metrics, serve_metrics};
+pub use server::{Relay, RunError, create_token, now_ms, run};
+pub use store::{RedbStore, RelayStore};

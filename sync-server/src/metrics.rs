@@ -1,0 +1,192 @@
+//! Counters and gauges of a running relay, and a minimal HTTP/1.1 responder
+//! serving them: `GET /health` (200 "ok") and `GET /metrics` (Prometheus text
+//! format). It reads at most 8 KiB of request head per connection, answers
+//! once and closes; anything else gets 404/400.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::store::RelayStore;
+
+/// Live counters; cheap atomic increments from the connection tasks.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open QUIC connections.
+    pub connections_current: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Connections refused (limit or shutdown).
+    pub connections_refused_total: AtomicU64,
+    /// Authentication failures (bad certificate, signature, revoked, token).
+    pub auth_failures_total: AtomicU64,
+    /// Error frames sent.
+    pub errors_total: AtomicU64,
+    /// Entries newly stored.
+    pub entries_pushed_total: AtomicU64,
+    /// Bytes of newly stored entries.
+    pub bytes_pushed_total: AtomicU64,
+    /// Entries sent in pull responses.
+    pub entries_pulled_total: AtomicU64,
+    /// Entries pushed to subscribers.
+    pub entries_fanned_out_total: AtomicU64,
+    /// Subscribers told to re-pull because their queue was full.
+    pub subscriber_lagged_total: AtomicU64,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub(crate) fn inc(c: &AtomicU64) {
+        inc(c)
+    }
+
+    /// Prometheus text exposition of the counters plus store totals.
+    pub fn render(&self, store: Option<crate::store::StoreStats>) -> String {
+        let mut out = String::new();
+        let mut line = |name: &str, kind: &str, help: &str, v: u64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        };
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        line(
+            "kith_relay_connections",
+            "gauge",
+            "Open connections.",
+            g(&self.connections_current),
+        );
+        line(
+            "kith_relay_connections_total",
+            "counter",
+            "Connections accepted.",
+            g(&self.connections_total),
+        );
+        line(
+            "kith_relay_connections_refused_total",
+            "counter",
+            "Connections refused.",
+            g(&self.connections_refused_total),
+        );
+        line(
+            "kith_relay_auth_failures_total",
+            "counter",
+            "Failed authentications.",
+            g(&self.auth_failures_total),
+        );
+        line(
+            "kith_relay_errors_total",
+            "counter",
+            "Error frames sent.",
+            g(&self.errors_total),
+        );
+        line(
+            "kith_relay_entries_pushed_total",
+            "counter",
+            "Entries stored.",
+            g(&self.entries_pushed_total),
+        );
+        line(
+            "kith_relay_bytes_pushed_total",
+            "counter",
+            "Bytes of entries stored.",
+            g(&self.bytes_pushed_total),
+        );
+        line(
+            "kith_relay_entries_pulled_total",
+            "counter",
+            "Entries served by pulls.",
+            g(&self.entries_pulled_total),
+        );
+        line(
+            "kith_relay_entries_fanned_out_total",
+            "counter",
+            "Entries pushed to subscribers.",
+            g(&self.entries_fanned_out_total),
+        );
+        line(
+            "kith_relay_subscriber_lagged_total",
+            "counter",
+            "Subscribers told to re-pull.",
+            g(&self.subscriber_lagged_total),
+        );
+        if let Some(s) = store {
+            line(
+                "kith_relay_accounts",
+                "gauge",
+                "Registered accounts.",
+                s.accounts,
+            );
+            line("kith_relay_entries", "gauge", "Stored entries.", s.entries);
+            line("kith_relay_stored_bytes", "gauge", "Stored bytes.", s.bytes);
+        }
+        out
+    }
+}
+
+/// Serves `/health` and `/metrics` on `listener` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn RelayStore>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let Ok((mut sock, _)) = accepted else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while len < buf.len() {
+                    match sock.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..len]);
+            let first = head.lines().next().unwrap_or("");
+            let mut parts = first.split_whitespace();
+            let (status, body) = match (parts.next(), parts.next()) {
+                (Some("GET"), Some("/health")) => ("200 OK", "ok\n".to_owned()),
+                (Some("GET"), Some("/metrics")) => {
+                    let stats = tokio::task::spawn_blocking(move || store.stats().ok())
+                        .await
+                        .ok()
+                        .flatten();
+                    ("200 OK", metrics.render(stats))
+                }
+                (Some(_), Some(_)) => ("404 Not Found", "not found\n".to_owned()),
+                _ => ("400 Bad Request", "bad request\n".to_owned()),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}

@@ -1,0 +1,1138 @@
+//! The QUIC relay: accepts connections, runs the protocol state machine of
+//! each (hello → challenge → auth → requests), and owns the single writer
+//! thread that group-commits every state change to the store.
+//!
+//! Data flow per connection: one task reads frames from the client's
+//! bidirectional stream and handles them in order; a second task owns the send
+//! half and writes frames from a bounded queue. Responses wait for queue space;
+//! subscription events are offered without waiting, and when a subscriber's
+//! queue is full the event is dropped and the subscriber receives one
+//! `Event::Lagged` (re-pull) instead, so a slow device never grows memory.
+//! Writes go to the writer thread over a bounded channel; a push is acked (and
+//! fanned out) only after the batch holding it committed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use kith_protocol::msg::{HELLO_VERSIONS_MAX, PUSH_ENTRIES_MAX, TOKEN_BYTES_MAX, close_code};
+use kith_protocol::{
+    AccountId, ClientMsg, DeviceCert, DeviceId, ErrorCode, Event, FRAME_BYTES_MAX, FrameError,
+    PROTOCOL_VERSION, RelayAddress, RelayKey, Request, Response, ServerMsg, Signature,
+};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::config::{RegistrationPolicy, RelayConfig};
+use crate::metrics::Metrics;
+use crate::store::{RelayStore, StoreError, WriteOp, WriteOutcome};
+
+/// Bytes reserved for message overhead around an entry in a frame: an entry
+/// must fit in a pull response alone.
+pub const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Most cursors in a pull or snapshot.
+pub const CURSORS_MAX: usize = 4096;
+/// How long a closing connection waits for the client to read its last frames.
+const CLOSE_LINGER_MS: u64 = 2000;
+/// How long shutdown waits for connections to finish.
+const SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// How often expired mailbox blobs are deleted.
+const MAILBOX_SWEEP_MS: u64 = 60_000;
+
+/// A relay ready to run: configuration, identity, store and metrics.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// Policy and limits.
+    pub config: RelayConfig,
+    /// The relay's identity key (its TLS key and the key clients pin).
+    pub identity: SigningKey,
+    /// Storage.
+    pub store: Arc<dyn RelayStore>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Relay {
+    /// The relay's public key.
+    pub fn key(&self) -> RelayKey {
+        RelayKey::from(self.identity.verifying_key())
+    }
+
+    /// The address clients use to reach this relay at `addr`.
+    pub fn address(&self, addr: SocketAddr) -> RelayAddress {
+        RelayAddress {
+            key: self.key(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+}
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// TLS configuration failed.
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] kith_protocol::tls::TlsError),
+    /// The QUIC crypto config was refused.
+    #[error("QUIC crypto setup failed: {0}")]
+    QuicCrypto(String),
+    /// The UDP socket could not be used.
+    #[error("cannot use the UDP socket: {0}")]
+    Socket(#[from] std::io::Error),
+    /// The writer thread could not be started or died.
+    #[error("store writer thread failed: {0}")]
+    Writer(String),
+}
+
+/// QUIC transport settings for a relay that holds many mostly idle
+/// connections: one bidirectional stream per connection, no uni streams, no
+/// datagrams, flow-control windows sized for one maximum frame in flight.
+pub fn transport_config(frame_bytes_max: usize, idle_timeout_ms: u64) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    let window =
+        u32::try_from(frame_bytes_max.min(FRAME_BYTES_MAX) + 64 * 1024).unwrap_or(u32::MAX);
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
+        .stream_receive_window(quinn::VarInt::from_u32(window))
+        .receive_window(quinn::VarInt::from_u32(window))
+        .send_window(u64::from(window) * 2)
+        .datagram_receive_buffer_size(None)
+        .max_idle_timeout(
+            quinn::IdleTimeout::try_from(Duration::from_millis(idle_timeout_ms)).ok(),
+        );
+    t
+}
+
+/// The quinn server configuration for `relay` (TLS pinned to its identity).
+pub fn server_config(relay: &Relay) -> Result<quinn::ServerConfig, RunError> {
+    let tls = kith_protocol::tls::server_config(&relay.identity)?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| RunError::QuicCrypto(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config(
+        relay.config.limits.frame_bytes_max,
+        relay.config.limits.idle_timeout_ms,
+    )));
+    Ok(cfg)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+type Frame = Arc<Vec<u8>>;
+/// Open connections per device, so a revocation can close them.
+type ConnectionMap = HashMap<(AccountId, DeviceId), Vec<(u64, quinn::Connection)>>;
+type WriteReply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+
+#[derive(Debug)]
+struct Subscriber {
+    conn_id: u64,
+    device: DeviceId,
+    queue: mpsc::Sender<Frame>,
+    lagged: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: RelayConfig,
+    relay_key: RelayKey,
+    store: Arc<dyn RelayStore>,
+    metrics: Arc<Metrics>,
+    writer: mpsc::Sender<(WriteOp, WriteReply)>,
+    subscribers: Mutex<HashMap<AccountId, Vec<Subscriber>>>,
+    connections: Mutex<ConnectionMap>,
+    rates: Mutex<HashMap<AccountId, (u64, u32)>>,
+    next_conn_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these maps cannot leave them inconsistent in a
+    // way that matters more than refusing service; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || StoreError::Backend {
+            op: "writer queue",
+            source: "the store writer stopped".into(),
+        };
+        self.writer.send((op, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn RelayStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| StoreError::Backend {
+                op: "read task",
+                source: Box::new(e),
+            })?
+    }
+
+    fn fan_out(
+        &self,
+        account: &AccountId,
+        from: &DeviceId,
+        entries: Vec<kith_protocol::SealedEntry>,
+    ) {
+        if entries.is_empty() {
+            return;
+        }
+        let subs = lock(&self.subscribers);
+        let Some(list) = subs.get(account) else {
+            return;
+        };
+        if !list.iter().any(|s| s.device != *from) {
+            return;
+        }
+        let n = entries.len() as u64;
+        let Ok(frame) = kith_protocol::encode_frame(
+            &ServerMsg::Event(Event::Entries { entries }),
+            FRAME_BYTES_MAX,
+        ) else {
+            return;
+        };
+        let frame = Arc::new(frame);
+        for s in list.iter().filter(|s| s.device != *from) {
+            match s.queue.try_send(frame.clone()) {
+                Ok(()) => {
+                    self.metrics
+                        .entries_fanned_out_total
+                        .fetch_add(n, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if !s.lagged.swap(true, Ordering::AcqRel) {
+                        Metrics::inc(&self.metrics.subscriber_lagged_total);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
+    /// Fixed one-minute window per account.
+    fn rate_check(&self, account: &AccountId, n: u32) -> Result<(), ErrorCode> {
+        let limit = self.config.limits.quota_entries_per_minute;
+        let now = now_ms();
+        let mut rates = lock(&self.rates);
+        let w = rates.entry(*account).or_insert((now, 0));
+        if now.saturating_sub(w.0) >= 60_000 {
+            *w = (now, 0);
+        }
+        if w.1.saturating_add(n) > limit {
+            return Err(ErrorCode::QuotaRate {
+                entries_per_minute: limit,
+                retry_after_ms: (w.0 + 60_000).saturating_sub(now),
+            });
+        }
+        w.1 += n;
+        Ok(())
+    }
+
+    fn close_device(&self, account: &AccountId, device: &DeviceId) {
+        let conns = lock(&self.connections).remove(&(*account, *device));
+        for (_, c) in conns.into_iter().flatten() {
+            c.close(
+                quinn::VarInt::from_u32(close_code::REVOKED),
+                b"device revoked",
+            );
+        }
+        if let Some(list) = lock(&self.subscribers).get_mut(account) {
+            list.retain(|s| s.device != *device);
+        }
+    }
+
+    fn forget_connection(&self, conn_id: u64, ids: Option<(AccountId, DeviceId)>) {
+        let Some((account, device)) = ids else {
+            return;
+        };
+        {
+            let mut conns = lock(&self.connections);
+            if let Some(list) = conns.get_mut(&(account, device)) {
+                list.retain(|(id, _)| *id != conn_id);
+                if list.is_empty() {
+                    conns.remove(&(account, device));
+                }
+            }
+        }
+        let mut subs = lock(&self.subscribers);
+        if let Some(list) = subs.get_mut(&account) {
+            list.retain(|s| s.conn_id != conn_id);
+            if list.is_empty() {
+                subs.remove(&account);
+            }
+        }
+    }
+}
+
+fn store_error_code(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::SeqGap { expected } => ErrorCode::SeqGap {
+            expected: *expected,
+        },
+        StoreError::SeqFork { seq } => ErrorCode::SeqFork { seq: *seq },
+        StoreError::QuotaBytes { limit_bytes } => ErrorCode::QuotaBytes {
+            limit_bytes: *limit_bytes,
+        },
+        StoreError::SnapshotNeeded => ErrorCode::SnapshotNeeded,
+        StoreError::SnapshotStale => ErrorCode::SnapshotStale,
+        StoreError::SnapshotInvalid => ErrorCode::SnapshotInvalid,
+        StoreError::MailboxTaken => ErrorCode::MailboxTaken,
+        StoreError::MailboxNotFound => ErrorCode::MailboxNotFound,
+        StoreError::RegistrationRequired => ErrorCode::RegistrationRequired,
+        StoreError::BadToken => ErrorCode::BadToken,
+        StoreError::Revoked => ErrorCode::DeviceRevoked,
+        StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
+        StoreError::Backend { .. } => ErrorCode::Internal,
+    }
+}
+
+fn writer_thread(
+    store: Arc<dyn RelayStore>,
+    mut rx: mpsc::Receiver<(WriteOp, WriteReply)>,
+    batch_max: usize,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < batch_max {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let results = store.apply(ops);
+        for (r, reply) in results.into_iter().zip(replies) {
+            if let Err(StoreError::Backend { op, source }) = &r {
+                warn!(op, error = %source, "store write failed");
+            }
+            let _ = reply.send(r);
+        }
+    }
+}
+
+/// Runs `relay` on `socket` until `shutdown` resolves, then stops accepting,
+/// lets in-flight requests finish (bounded), closes every connection and
+/// flushes the writer.
+pub async fn run(
+    relay: Relay,
+    socket: std::net::UdpSocket,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let server_cfg = server_config(&relay)?;
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| RunError::QuicCrypto("no async runtime".into()))?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_cfg),
+        socket,
+        runtime,
+    )?;
+    let local = endpoint.local_addr()?;
+    let (wtx, wrx) = mpsc::channel(relay.config.limits.write_queue_ops_max.max(1));
+    let batch_max = relay.config.limits.write_batch_ops_max.max(1);
+    let writer_store = relay.store.clone();
+    let writer = std::thread::Builder::new()
+        .name("kith-relay-writer".into())
+        .spawn(move || writer_thread(writer_store, wrx, batch_max))
+        .map_err(|e| RunError::Writer(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        relay_key: relay.key(),
+        config: relay.config.clone(),
+        store: relay.store.clone(),
+        metrics: relay.metrics.clone(),
+        writer: wtx,
+        subscribers: Mutex::new(HashMap::new()),
+        connections: Mutex::new(HashMap::new()),
+        rates: Mutex::new(HashMap::new()),
+        next_conn_id: AtomicU64::new(1),
+    });
+    info!(address = %relay.address(local), "relay listening");
+
+    let sweeper = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(MAILBOX_SWEEP_MS));
+            loop {
+                tick.tick().await;
+                if let Ok(WriteOutcome::MailboxExpired(n)) = shared
+                    .write(WriteOp::MailboxExpire { now_ms: now_ms() })
+                    .await
+                    && n > 0
+                {
+                    {
+                        debug!(n, "expired mailbox blobs deleted");
+                    }
+                }
+            }
+        })
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let incoming = tokio::select! {
+            _ = &mut shutdown => break,
+            i = endpoint.accept() => i,
+        };
+        let Some(incoming) = incoming else { break };
+        while tasks.try_join_next().is_some() {}
+        let current = shared.metrics.connections_current.load(Ordering::Relaxed);
+        if current >= shared.config.limits.connections_max as u64 {
+            Metrics::inc(&shared.metrics.connections_refused_total);
+            incoming.refuse();
+            continue;
+        }
+        let shared = shared.clone();
+        let stop = stop_rx.clone();
+        tasks.spawn(async move { handle_incoming(shared, incoming, stop).await });
+    }
+
+    info!("relay shutting down: no new connections");
+    endpoint.set_server_config(None);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("connections did not finish in time; aborting them");
+        tasks.abort_all();
+    }
+    sweeper.abort();
+    let _ = sweeper.await;
+    endpoint.close(
+        quinn::VarInt::from_u32(close_code::SHUTDOWN),
+        b"relay shutting down",
+    );
+    // Dropping the last sender lets the writer commit what is queued and exit.
+    drop(shared);
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| RunError::Writer(e.to_string()))?
+        .map_err(|_| RunError::Writer("writer thread panicked".into()))?;
+    let _ =
+        tokio::time::timeout(Duration::from_millis(CLOSE_LINGER_MS), endpoint.wait_idle()).await;
+    info!("relay stopped");
+    Ok(())
+}
+
+struct ConnGuard<'a> {
+    shared: &'a Shared,
+    conn_id: u64,
+    ids: Option<(AccountId, DeviceId)>,
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.forget_connection(self.conn_id, self.ids);
+        self.shared
+            .metrics
+            .connections_current
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle_incoming(
+    shared: Arc<Shared>,
+    incoming: quinn::Incoming,
+    stop: watch::Receiver<bool>,
+) {
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            debug!(error = %e, "QUIC handshake failed");
+            Metrics::inc(&shared.metrics.auth_failures_total);
+            return;
+        }
+    };
+    Metrics::inc(&shared.metrics.connections_total);
+    shared
+        .metrics
+        .connections_current
+        .fetch_add(1, Ordering::Relaxed);
+    let conn_id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+    let mut guard = ConnGuard {
+        shared: &shared,
+        conn_id,
+        ids: None,
+    };
+    let outcome = serve(&shared, &conn, conn_id, &mut guard.ids, stop).await;
+    match outcome {
+        Ok(()) => conn.close(quinn::VarInt::from_u32(close_code::NORMAL), b""),
+        Err(Close(code, reason)) => conn.close(quinn::VarInt::from_u32(code), reason.as_bytes()),
+    }
+    drop(guard);
+}
+
+/// How a connection ends: QUIC close code and reason.
+struct Close(u32, &'static str);
+
+enum Incoming {
+    Msg(Box<ClientMsg>),
+    End,
+    Bad(FrameError),
+    Lost,
+}
+
+async fn read_msg(recv: &mut quinn::RecvStream, max: usize) -> Incoming {
+    let mut header = [0u8; 4];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Incoming::End,
+        Err(quinn::ReadExactError::FinishedEarly(n)) => {
+            return Incoming::Bad(FrameError::Truncated {
+                have_bytes: n,
+                need_bytes: 4,
+            });
+        }
+        Err(quinn::ReadExactError::ReadError(_)) => return Incoming::Lost,
+    }
+    let len = match kith_protocol::parse_header(header, max) {
+        Ok(l) => l,
+        Err(e) => return Incoming::Bad(e),
+    };
+    let mut body = vec![0u8; len];
+    match recv.read_exact(&mut body).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(n)) => {
+            return Incoming::Bad(FrameError::Truncated {
+                have_bytes: 4 + n,
+                need_bytes: 4 + len,
+            });
+        }
+        Err(quinn::ReadExactError::ReadError(_)) => return Incoming::Lost,
+    }
+    match kith_protocol::decode_body::<ClientMsg>(&body) {
+        Ok(m) => Incoming::Msg(Box::new(m)),
+        Err(e) => Incoming::Bad(e),
+    }
+}
+
+struct Out {
+    queue: mpsc::Sender<Frame>,
+    stop: oneshot::Sender<()>,
+    writer: tokio::task::JoinHandle<()>,
+    metrics: Arc<Metrics>,
+}
+
+impl Out {
+    fn start(
+        mut send: quinn::SendStream,
+        depth: usize,
+        lagged: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (queue, mut rx) = mpsc::channel::<Frame>(depth.max(1));
+        let (stop, mut stop_rx) = oneshot::channel::<()>();
+        let lagged_frame = kith_protocol::encode_frame(&ServerMsg::Event(Event::Lagged), 64).ok();
+        let writer = tokio::spawn(async move {
+            let mut stopping = false;
+            loop {
+                // Subscription registrations hold clones of the queue, so
+                // the end is signalled separately; queued frames still go out.
+                let f = if stopping {
+                    rx.try_recv().ok()
+                } else {
+                    tokio::select! {
+                        biased;
+                        f = rx.recv() => f,
+                        _ = &mut stop_rx => {
+                            stopping = true;
+                            rx.try_recv().ok()
+                        }
+                    }
+                };
+                let Some(f) = f else { break };
+                if send.write_all(&f).await.is_err() {
+                    return;
+                }
+                if lagged.swap(false, Ordering::AcqRel)
+                    && let Some(l) = &lagged_frame
+                    && send.write_all(l).await.is_err()
+                {
+                    return;
+                }
+            }
+            let _ = send.finish();
+            let _ =
+                tokio::time::timeout(Duration::from_millis(CLOSE_LINGER_MS), send.stopped()).await;
+        });
+        Self {
+            queue,
+            stop,
+            writer,
+            metrics,
+        }
+    }
+
+    async fn send(&self, msg: &ServerMsg) {
+        if let ServerMsg::Error { .. } = msg {
+            Metrics::inc(&self.metrics.errors_total);
+        }
+        match kith_protocol::encode_frame(msg, FRAME_BYTES_MAX) {
+            Ok(f) => {
+                let _ = self.queue.send(Arc::new(f)).await;
+            }
+            Err(e) => warn!(error = %e, "response does not fit a frame"),
+        }
+    }
+
+    /// Sends a connection-level error, lets the client read it, and ends.
+    async fn fatal(self, code: ErrorCode, message: &str) -> Close {
+        debug!(code = code.name(), "closing connection after fatal error");
+        let close = match code {
+            ErrorCode::ShuttingDown => Close(close_code::SHUTDOWN, "shutting down"),
+            ErrorCode::DeviceRevoked => Close(close_code::REVOKED, "device revoked"),
+            _ => Close(close_code::PROTOCOL_ERROR, code.name()),
+        };
+        self.send(&ServerMsg::Error {
+            id: None,
+            code,
+            message: message.to_owned(),
+        })
+        .await;
+        self.finish().await;
+        close
+    }
+
+    async fn finish(self) {
+        drop(self.queue);
+        let _ = self.stop.send(());
+        let _ = self.writer.await;
+    }
+}
+
+fn frame_error_code(e: &FrameError) -> ErrorCode {
+    match e {
+        FrameError::TooLarge { size_bytes_max, .. } => ErrorCode::FrameTooLarge {
+            size_bytes_max: u32::try_from(*size_bytes_max).unwrap_or(u32::MAX),
+        },
+        _ => ErrorCode::Malformed,
+    }
+}
+
+struct Session {
+    account: AccountId,
+    device: DeviceId,
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    conn_id: u64,
+    ids: &mut Option<(AccountId, DeviceId)>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Close> {
+    let limits = &shared.config.limits;
+    let handshake = Duration::from_millis(limits.handshake_timeout_ms);
+    let (send, mut recv) = match tokio::time::timeout(handshake, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        _ => return Err(Close(close_code::PROTOCOL_ERROR, "no stream opened")),
+    };
+    let lagged = Arc::new(AtomicBool::new(false));
+    let out = Out::start(
+        send,
+        limits.connection_queue_frames,
+        lagged.clone(),
+        shared.metrics.clone(),
+    );
+    let max = limits.frame_bytes_max;
+
+    // 1. Version handshake.
+    let first = match tokio::time::timeout(handshake, read_msg(&mut recv, max)).await {
+        Ok(m) => m,
+        Err(_) => {
+            return Err(out
+                .fatal(ErrorCode::UnexpectedMessage, "no hello in time")
+                .await);
+        }
+    };
+    match first {
+        Incoming::Msg(m) => {
+            let ClientMsg::Hello { versions } = *m else {
+                return Err(out
+                    .fatal(ErrorCode::UnexpectedMessage, "expected hello")
+                    .await);
+            };
+            if versions.len() > HELLO_VERSIONS_MAX || !versions.contains(&PROTOCOL_VERSION) {
+                return Err(out
+                    .fatal(
+                        ErrorCode::UnsupportedVersion {
+                            supported: vec![PROTOCOL_VERSION],
+                        },
+                        "none of the offered protocol versions is supported",
+                    )
+                    .await);
+            }
+        }
+        Incoming::Bad(e) => return Err(out.fatal(frame_error_code(&e), &e.to_string()).await),
+        Incoming::End | Incoming::Lost => return Ok(()),
+    }
+    let mut challenge = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    out.send(&ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        relay: shared.relay_key,
+        challenge,
+        frame_bytes_max: u32::try_from(max).unwrap_or(u32::MAX),
+    })
+    .await;
+
+    // 2. Authentication (or unauthenticated mailbox takes), then requests.
+    let mut session: Option<Session> = None;
+    let mut unauth_requests = 0u32;
+    let deadline = tokio::time::Instant::now() + handshake;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                return Err(out.fatal(ErrorCode::ShuttingDown, "relay is shutting down").await);
+            }
+            _ = tokio::time::sleep_until(deadline), if session.is_none() => {
+                return Err(out.fatal(ErrorCode::NotAuthenticated, "authentication timed out").await);
+            }
+            m = read_msg(&mut recv, max) => m,
+        };
+        let msg = match next {
+            Incoming::Msg(m) => *m,
+            Incoming::End | Incoming::Lost => {
+                out.finish().await;
+                return Ok(());
+            }
+            Incoming::Bad(e) => {
+                return Err(out.fatal(frame_error_code(&e), &e.to_string()).await);
+            }
+        };
+        match msg {
+            ClientMsg::Hello { .. } => {
+                return Err(out
+                    .fatal(ErrorCode::UnexpectedMessage, "hello sent twice")
+                    .await);
+            }
+            ClientMsg::Auth {
+                cert,
+                signature,
+                token,
+            } => {
+                if session.is_some() {
+                    return Err(out
+                        .fatal(ErrorCode::UnexpectedMessage, "already authenticated")
+                        .await);
+                }
+                match authenticate(shared, conn, conn_id, &cert, &signature, token, &challenge)
+                    .await
+                {
+                    Ok(registered) => {
+                        *ids = Some((cert.account, cert.device));
+                        session = Some(Session {
+                            account: cert.account,
+                            device: cert.device,
+                        });
+                        info!(account = %cert.account, device = %cert.device, registered, "device authenticated");
+                        out.send(&ServerMsg::AuthOk {
+                            account: cert.account,
+                            device: cert.device,
+                            registered,
+                        })
+                        .await;
+                    }
+                    Err(code) => {
+                        Metrics::inc(&shared.metrics.auth_failures_total);
+                        info!(account = %cert.account, device = %cert.device, code = code.name(), "authentication refused");
+                        let msg = match &code {
+                            ErrorCode::BadCertificate => "device certificate does not verify",
+                            ErrorCode::AuthFailed => "challenge answer does not verify",
+                            ErrorCode::DeviceRevoked => "device is revoked",
+                            ErrorCode::RegistrationRequired => {
+                                "this relay registers accounts only with a token"
+                            }
+                            ErrorCode::BadToken => "registration token is unknown or used",
+                            _ => "authentication failed",
+                        };
+                        return Err(out.fatal(code, msg).await);
+                    }
+                }
+            }
+            ClientMsg::Request { id, body } => {
+                let answer = match &session {
+                    Some(s) => handle_request(shared, s, &out, &lagged, conn_id, body).await,
+                    None => {
+                        unauth_requests += 1;
+                        if unauth_requests > limits.unauth_requests_max {
+                            return Err(out
+                                .fatal(
+                                    ErrorCode::RateLimited,
+                                    "too many requests before authentication",
+                                )
+                                .await);
+                        }
+                        match body {
+                            Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+                            Request::Ping => Ok(Response::Pong),
+                            _ => {
+                                Err((ErrorCode::NotAuthenticated, "authenticate first".to_owned()))
+                            }
+                        }
+                    }
+                };
+                match answer {
+                    Ok(body) => out.send(&ServerMsg::Response { id, body }).await,
+                    Err((code, message)) => {
+                        out.send(&ServerMsg::Error {
+                            id: Some(id),
+                            code,
+                            message,
+                        })
+                        .await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn authenticate(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    conn_id: u64,
+    cert: &DeviceCert,
+    signature: &Signature,
+    token: Option<String>,
+    challenge: &[u8; 32],
+) -> Result<bool, ErrorCode> {
+    if cert.verify().is_err() {
+        return Err(ErrorCode::BadCertificate);
+    }
+    if kith_protocol::verify_auth(cert, &shared.relay_key, challenge, signature).is_err() {
+        return Err(ErrorCode::AuthFailed);
+    }
+    if token.as_ref().is_some_and(|t| t.len() > TOKEN_BYTES_MAX) {
+        return Err(ErrorCode::BadToken);
+    }
+    // Register the connection before checking revocation, so a revocation
+    // committed in between still finds (and closes) it.
+    lock(&shared.connections)
+        .entry((cert.account, cert.device))
+        .or_default()
+        .push((conn_id, conn.clone()));
+    let (account, device) = (cert.account, cert.device);
+    let known = shared
+        .read(move |s| {
+            Ok((
+                s.is_revoked(&account, &device)?,
+                s.device_known(&account, &device)?,
+            ))
+        })
+        .await;
+    let result = match known {
+        Err(_) => Err(ErrorCode::Internal),
+        Ok((true, _)) => Err(ErrorCode::DeviceRevoked),
+        Ok((false, true)) => Ok(false),
+        Ok((false, false)) => {
+            let op = WriteOp::Register {
+                cert: cert.clone(),
+                token_hash: token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
+                open_registration: shared.config.registration == RegistrationPolicy::Open,
+                now_ms: now_ms(),
+            };
+            match shared.write(op).await {
+                Ok(WriteOutcome::Registered { new_account }) => Ok(new_account),
+                Ok(_) => Err(ErrorCode::Internal),
+                Err(e) => Err(store_error_code(&e)),
+            }
+        }
+    };
+    if result.is_err() {
+        shared.forget_connection(conn_id, Some((account, device)));
+    }
+    result
+}
+
+async fn mailbox_take(
+    shared: &Arc<Shared>,
+    slot: [u8; 32],
+) -> Result<Response, (ErrorCode, String)> {
+    match shared
+        .write(WriteOp::MailboxTake {
+            slot,
+            now_ms: now_ms(),
+        })
+        .await
+    {
+        Ok(WriteOutcome::MailboxTaken(blob)) => Ok(Response::MailboxBlob { blob }),
+        Ok(_) => Err((ErrorCode::Internal, "unexpected store outcome".into())),
+        Err(e) => Err((store_error_code(&e), e.to_string())),
+    }
+}
+
+async fn handle_request(
+    shared: &Arc<Shared>,
+    s: &Session,
+    out: &Out,
+    lagged: &Arc<AtomicBool>,
+    conn_id: u64,
+    body: Request,
+) -> Result<Response, (ErrorCode, String)> {
+    let limits = &shared.config.limits;
+    let refuse = |code: ErrorCode, msg: &str| Err((code, msg.to_owned()));
+    let store_err = |e: StoreError| (store_error_code(&e), e.to_string());
+    let (account, device) = (s.account, s.device);
+    match body {
+        Request::Ping => Ok(Response::Pong),
+        Request::Push { entries } => {
+            if entries.len() > PUSH_ENTRIES_MAX {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: PUSH_ENTRIES_MAX as u64,
+                    },
+                    "too many entries in one push",
+                );
+            }
+            let entry_max = limits.frame_bytes_max.saturating_sub(ENTRY_OVERHEAD_BYTES);
+            for e in &entries {
+                if e.account != account || e.device != device {
+                    return refuse(
+                        ErrorCode::WrongAccount,
+                        "entries must be of the authenticated device",
+                    );
+                }
+                if e.ciphertext.len() + ENTRY_OVERHEAD_BYTES * 4 > entry_max {
+                    return refuse(
+                        ErrorCode::TooLarge {
+                            limit: entry_max as u64,
+                        },
+                        "entry too large",
+                    );
+                }
+                if e.verify().is_err() {
+                    return refuse(ErrorCode::BadSignature, "entry signature does not verify");
+                }
+            }
+            if entries.is_empty() {
+                let heads = shared
+                    .read(move |st| st.heads(&account))
+                    .await
+                    .map_err(store_err)?;
+                let seq = heads
+                    .heads
+                    .iter()
+                    .find(|c| c.device == device)
+                    .map_or(0, |c| c.seq);
+                return Ok(Response::PushAck { device, seq });
+            }
+            let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+            if let Err(code) = shared.rate_check(&account, n) {
+                return refuse(code, "entry rate quota exceeded");
+            }
+            let op = WriteOp::Push {
+                account,
+                device,
+                entries,
+                quota_bytes: limits.quota_bytes_per_account,
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::Pushed { head, stored } => {
+                    let bytes: u64 = stored.iter().map(|e| e.ciphertext.len() as u64).sum();
+                    shared
+                        .metrics
+                        .entries_pushed_total
+                        .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                    shared
+                        .metrics
+                        .bytes_pushed_total
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    shared.fan_out(&account, &device, stored);
+                    Ok(Response::PushAck { device, seq: head })
+                }
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
+            }
+        }
+        Request::Pull {
+            cursors,
+            entries_max,
+            bytes_max,
+        } => {
+            if cursors.len() > CURSORS_MAX {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: CURSORS_MAX as u64,
+                    },
+                    "too many cursors",
+                );
+            }
+            let entries_max = (entries_max as usize).clamp(1, limits.pull_entries_max.max(1));
+            let bytes_max = (bytes_max as usize).clamp(1, FRAME_BYTES_MAX / 2);
+            let page = shared
+                .read(move |st| st.pull(&account, &cursors, entries_max, bytes_max))
+                .await
+                .map_err(store_err)?;
+            shared
+                .metrics
+                .entries_pulled_total
+                .fetch_add(page.entries.len() as u64, Ordering::Relaxed);
+            Ok(Response::Entries {
+                entries: page.entries,
+                more: page.more,
+            })
+        }
+        Request::Subscribe => {
+            let mut subs = lock(&shared.subscribers);
+            let list = subs.entry(account).or_default();
+            if !list.iter().any(|x| x.conn_id == conn_id) {
+                list.push(Subscriber {
+                    conn_id,
+                    device,
+                    queue: out.queue.clone(),
+                    lagged: lagged.clone(),
+                });
+            }
+            Ok(Response::Subscribed)
+        }
+        Request::PutSnapshot { snapshot } => {
+            if snapshot.account != account || snapshot.device != device {
+                return refuse(
+                    ErrorCode::WrongAccount,
+                    "snapshot must be of the authenticated device",
+                );
+            }
+            if snapshot.covers.len() > CURSORS_MAX {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: CURSORS_MAX as u64,
+                    },
+                    "too many cursors",
+                );
+            }
+            if snapshot.verify().is_err() {
+                return refuse(
+                    ErrorCode::BadSignature,
+                    "snapshot signature does not verify",
+                );
+            }
+            let op = WriteOp::PutSnapshot {
+                snapshot,
+                quota_bytes: limits.quota_bytes_per_account,
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::SnapshotStored { pruned_entries } => {
+                    Ok(Response::SnapshotStored { pruned_entries })
+                }
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
+            }
+        }
+        Request::GetSnapshot => {
+            let snapshot = shared
+                .read(move |st| st.snapshot(&account))
+                .await
+                .map_err(store_err)?;
+            Ok(Response::Snapshot { snapshot })
+        }
+        Request::Heads => {
+            let h = shared
+                .read(move |st| st.heads(&account))
+                .await
+                .map_err(store_err)?;
+            Ok(Response::Heads {
+                heads: h.heads,
+                floors: h.floors,
+            })
+        }
+        Request::Revoke { revocation } => {
+            if revocation.account != account {
+                return refuse(ErrorCode::WrongAccount, "revocation is for another account");
+            }
+            if revocation.verify().is_err() {
+                return refuse(
+                    ErrorCode::BadSignature,
+                    "revocation signature does not verify",
+                );
+            }
+            let target = revocation.device;
+            match shared
+                .write(WriteOp::Revoke { revocation })
+                .await
+                .map_err(store_err)?
+            {
+                WriteOutcome::Revoked => {
+                    info!(account = %account, device = %target, "device revoked");
+                    if target != device {
+                        shared.close_device(&account, &target);
+                    }
+                    Ok(Response::Revoked)
+                }
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
+            }
+        }
+        Request::MailboxPut { slot, blob, ttl_s } => {
+            if blob.len() > limits.mailbox_blob_bytes_max {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: limits.mailbox_blob_bytes_max as u64,
+                    },
+                    "mailbox blob too large",
+                );
+            }
+            let ttl_s = if ttl_s == 0 {
+                limits.mailbox_ttl_s_max
+            } else {
+                ttl_s.min(limits.mailbox_ttl_s_max)
+            };
+            let now = now_ms();
+            let op = WriteOp::MailboxPut {
+                slot,
+                blob,
+                expires_at_ms: now + u64::from(ttl_s) * 1000,
+                now_ms: now,
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::MailboxStored => Ok(Response::MailboxStored),
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
+            }
+        }
+        Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+    }
+}
+
+/// Creates a single-use registration token: returns the token text and
+/// stores only its SHA-256.
+pub fn create_token(store: &dyn RelayStore) -> Result<String, StoreError> {
+    let mut raw = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = data_encoding::BASE32_NOPAD
+        .encode(&raw)
+        .to_ascii_lowercase();
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut r = store.apply(vec![WriteOp::CreateToken {
+        token_hash,
+        now_ms: now_ms(),
+    }]);
+    match r.pop() {
+        Some(Ok(_)) => Ok(token),
+        Some(Err(e)) => Err(e),
+        None => Err(StoreError::Backend {
+            op: "token create",
+            source: "no result".into(),
+        }),
+    }
+}

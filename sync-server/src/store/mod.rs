@@ -1,0 +1,244 @@
+//! Relay storage behind the [`RelayStore`] trait, so another backend (a shared
+//! database behind many stateless relays) can replace the embedded redb one
+//! without touching protocol code.
+//!
+//! Writes are expressed as [`WriteOp`]s and applied in batches: the relay's
+//! single writer thread drains its queue and hands the store many ops at once,
+//! which the backend commits in ONE durable transaction (group commit). Each
+//! op is validated on its own against the state left by the ops before it and
+//! either takes full effect or none; a refused op never blocks the others.
+//! A caller is told an op succeeded only after the commit returned.
+//! Reads (pull, heads, snapshot, stats) run concurrently with writes.
+
+pub mod redb_store;
+
+use kith_protocol::msg::MailboxSlot;
+use kith_protocol::{
+    AccountId, Cursor, DeviceCert, DeviceId, Revocation, SealedEntry, SealedSnapshot,
+};
+
+pub use redb_store::RedbStore;
+
+/// One state change, applied atomically with the others of its batch.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Accept an authenticated device: record its certificate and register
+    /// the account if it is new (per policy, consuming a token if needed).
+    Register {
+        /// The verified certificate.
+        cert: DeviceCert,
+        /// SHA-256 of the presented registration token, if any.
+        token_hash: Option<[u8; 32]>,
+        /// True when the relay's policy is `open`.
+        open_registration: bool,
+        /// Registration time.
+        now_ms: u64,
+    },
+    /// Append entries to one device log (all verified, all of that device).
+    Push {
+        /// Owning account.
+        account: AccountId,
+        /// Authoring device.
+        device: DeviceId,
+        /// Consecutive entries.
+        entries: Vec<SealedEntry>,
+        /// The account's storage quota.
+        quota_bytes: u64,
+    },
+    /// Replace the account snapshot and prune the entries it covers.
+    PutSnapshot {
+        /// The verified snapshot.
+        snapshot: SealedSnapshot,
+        /// The account's storage quota.
+        quota_bytes: u64,
+    },
+    /// Record a verified revocation.
+    Revoke {
+        /// The revocation.
+        revocation: Revocation,
+    },
+    /// Store a one-time pairing blob.
+    MailboxPut {
+        /// Slot id.
+        slot: MailboxSlot,
+        /// The blob.
+        blob: Vec<u8>,
+        /// Expiry time.
+        expires_at_ms: u64,
+        /// Current time (expired slots count as free).
+        now_ms: u64,
+    },
+    /// Take and delete a pairing blob.
+    MailboxTake {
+        /// Slot id.
+        slot: MailboxSlot,
+        /// Current time (an expired blob is not returned).
+        now_ms: u64,
+    },
+    /// Delete expired mailbox blobs.
+    MailboxExpire {
+        /// Current time.
+        now_ms: u64,
+    },
+    /// Store a registration token (its hash).
+    CreateToken {
+        /// SHA-256 of the token.
+        token_hash: [u8; 32],
+        /// Creation time.
+        now_ms: u64,
+    },
+}
+
+/// What a successful [`WriteOp`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Device accepted; `new_account` if this registered the account.
+    Registered {
+        /// True if the account was created.
+        new_account: bool,
+    },
+    /// Entries durable up to `head`; `stored` are the ones newly written
+    /// (re-sends of stored entries are not in it).
+    Pushed {
+        /// The device's head seq.
+        head: u64,
+        /// Newly stored entries, for fan-out to subscribers.
+        stored: Vec<SealedEntry>,
+    },
+    /// Snapshot stored.
+    SnapshotStored {
+        /// Entries pruned.
+        pruned_entries: u64,
+    },
+    /// Revocation recorded.
+    Revoked,
+    /// Mailbox blob stored.
+    MailboxStored,
+    /// Mailbox blob taken.
+    MailboxTaken(Vec<u8>),
+    /// Expired mailbox blobs deleted.
+    MailboxExpired(u64),
+    /// Token stored.
+    TokenCreated,
+}
+
+/// Store failures; all but `Backend` are refusals the client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The push does not start at the next seq.
+    #[error("sequence gap: expected seq {expected}")]
+    SeqGap {
+        /// The next seq the log accepts.
+        expected: u64,
+    },
+    /// A different entry exists at that seq.
+    #[error("a different entry is already stored at seq {seq}")]
+    SeqFork {
+        /// The conflicting seq.
+        seq: u64,
+    },
+    /// The account's stored bytes would exceed its quota.
+    #[error("storage quota of {limit_bytes} bytes exceeded")]
+    QuotaBytes {
+        /// The quota.
+        limit_bytes: u64,
+    },
+    /// Pull cursors are behind pruned entries.
+    #[error("entries after the cursors were pruned; fetch the snapshot")]
+    SnapshotNeeded,
+    /// A newer snapshot is stored.
+    #[error("the stored snapshot covers more")]
+    SnapshotStale,
+    /// The snapshot covers entries that are not stored, or repeats a device.
+    #[error("snapshot cursors are invalid")]
+    SnapshotInvalid,
+    /// Mailbox slot occupied.
+    #[error("mailbox slot is taken")]
+    MailboxTaken,
+    /// Mailbox slot empty or expired.
+    #[error("mailbox slot is empty")]
+    MailboxNotFound,
+    /// Registration needs a token.
+    #[error("registration requires a token")]
+    RegistrationRequired,
+    /// Unknown or used token.
+    #[error("registration token is unknown or used")]
+    BadToken,
+    /// The device is revoked.
+    #[error("device is revoked")]
+    Revoked,
+    /// The account is not registered.
+    #[error("account is not registered")]
+    UnknownAccount,
+    /// The backend failed; nothing of the batch was committed.
+    #[error("storage backend failed during {op}")]
+    Backend {
+        /// What was being done.
+        op: &'static str,
+        /// The backend error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Totals for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Registered accounts.
+    pub accounts: u64,
+    /// Stored entries.
+    pub entries: u64,
+    /// Stored bytes (entries + snapshots).
+    pub bytes: u64,
+}
+
+/// A page of pulled entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullPage {
+    /// Entries ordered by device id then seq.
+    pub entries: Vec<SealedEntry>,
+    /// True if more entries follow these.
+    pub more: bool,
+}
+
+/// Per-device positions of an account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heads {
+    /// Highest stored seq per device.
+    pub heads: Vec<Cursor>,
+    /// Highest pruned seq per device.
+    pub floors: Vec<Cursor>,
+}
+
+/// The relay's storage.
+pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Applies `ops` in order, atomically and durably as one batch; returns
+    /// one result per op. If the commit fails, every result is `Backend`.
+    fn apply(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>>;
+
+    /// Entries of `account` after `cursors`, at most `entries_max` and about
+    /// `bytes_max` payload bytes (at least one entry if any is available).
+    fn pull(
+        &self,
+        account: &AccountId,
+        cursors: &[Cursor],
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<PullPage, StoreError>;
+
+    /// Per-device heads and floors of `account`.
+    fn heads(&self, account: &AccountId) -> Result<Heads, StoreError>;
+
+    /// The stored snapshot of `account`.
+    fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError>;
+
+    /// True if `device` of `account` is revoked.
+    fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError>;
+
+    /// True if the account exists and the device's certificate is recorded
+    /// (then authentication needs no write).
+    fn device_known(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError>;
+
+    /// Totals for metrics.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+}

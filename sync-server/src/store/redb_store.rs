@@ -1,0 +1,768 @@
+//! The embedded redb implementation of [`RelayStore`].
+//!
+//! Tables (keys are raw 32-byte account/device ids):
+//! - `entries`   (account, device, seq) -> postcard(SealedEntry)
+//! - `heads`     (account, device) -> (head seq, pruned floor seq)
+//! - `accounts`  account -> (created ms, stored bytes, stored entries)
+//! - `devices`   (account, device) -> postcard(DeviceCert)
+//! - `revoked`   (account, device) -> revoked-at ms
+//! - `snapshots` account -> postcard(SealedSnapshot)
+//! - `mailbox`   slot -> expires-at ms (u64 BE) || blob
+//! - `tokens`    SHA-256(token) -> created ms
+//! - `meta`      "schema" -> version
+//!
+//! A batch of [`WriteOp`]s is one write transaction with redb's default
+//! (immediate, fsync'd) durability; the caller acks only after `commit`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use kith_protocol::{
+    AccountId, Cursor, DeviceCert, DeviceId, Revocation, SealedEntry, SealedSnapshot,
+};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+
+use super::{Heads, PullPage, RelayStore, StoreError, StoreStats, WriteOp, WriteOutcome};
+
+type K32 = [u8; 32];
+
+const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entries");
+const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
+const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> = TableDefinition::new("accounts");
+const DEVICES: TableDefinition<'_, (K32, K32), &[u8]> = TableDefinition::new("devices");
+const REVOKED: TableDefinition<'_, (K32, K32), u64> = TableDefinition::new("revoked");
+const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
+const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
+const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// Version of the table layout above.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// redb failed to open or initialise the file.
+    #[error("cannot open relay database: {0}")]
+    Redb(#[from] redb::Error),
+    /// The file was written by a newer relay.
+    #[error("relay database schema {found} is newer than supported {SCHEMA_VERSION}")]
+    NewerSchema {
+        /// The schema found.
+        found: u64,
+    },
+}
+
+fn backend<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Backend {
+        op,
+        source: Box::new(e.into()),
+    }
+}
+
+fn corrupt(op: &'static str, e: postcard::Error) -> StoreError {
+    StoreError::Backend {
+        op,
+        source: Box::new(e),
+    }
+}
+
+fn encode<T: serde::Serialize>(op: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| corrupt(op, e))
+}
+
+/// The redb-backed relay store.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let db = Database::create(path).map_err(redb::Error::from)?;
+        let txn = db.begin_write().map_err(redb::Error::from)?;
+        {
+            let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
+            let found = meta
+                .get("schema")
+                .map_err(redb::Error::from)?
+                .map(|g| g.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
+                Some(_) => {}
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION)
+                        .map_err(redb::Error::from)?;
+                }
+            }
+            txn.open_table(ENTRIES).map_err(redb::Error::from)?;
+            txn.open_table(HEADS).map_err(redb::Error::from)?;
+            txn.open_table(ACCOUNTS).map_err(redb::Error::from)?;
+            txn.open_table(DEVICES).map_err(redb::Error::from)?;
+            txn.open_table(REVOKED).map_err(redb::Error::from)?;
+            txn.open_table(SNAPSHOTS).map_err(redb::Error::from)?;
+            txn.open_table(MAILBOX).map_err(redb::Error::from)?;
+            txn.open_table(TOKENS).map_err(redb::Error::from)?;
+        }
+        txn.commit().map_err(redb::Error::from)?;
+        Ok(Self { db })
+    }
+
+    fn apply_one(txn: &WriteTransaction, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        match op {
+            WriteOp::Register {
+                cert,
+                token_hash,
+                open_registration,
+                now_ms,
+            } => register(txn, &cert, token_hash, open_registration, now_ms),
+            WriteOp::Push {
+                account,
+                device,
+                entries,
+                quota_bytes,
+            } => push(txn, account, device, entries, quota_bytes),
+            WriteOp::PutSnapshot {
+                snapshot,
+                quota_bytes,
+            } => put_snapshot(txn, snapshot, quota_bytes),
+            WriteOp::Revoke { revocation } => revoke(txn, &revocation),
+            WriteOp::MailboxPut {
+                slot,
+                blob,
+                expires_at_ms,
+                now_ms,
+            } => {
+                let mut t = txn.open_table(MAILBOX).map_err(backend("mailbox put"))?;
+                let live = t
+                    .get(slot)
+                    .map_err(backend("mailbox put"))?
+                    .is_some_and(|g| expiry(g.value()) > now_ms);
+                if live {
+                    return Err(StoreError::MailboxTaken);
+                }
+                let mut v = expires_at_ms.to_be_bytes().to_vec();
+                v.extend_from_slice(&blob);
+                t.insert(slot, v.as_slice())
+                    .map_err(backend("mailbox put"))?;
+                Ok(WriteOutcome::MailboxStored)
+            }
+            WriteOp::MailboxTake { slot, now_ms } => {
+                let mut t = txn.open_table(MAILBOX).map_err(backend("mailbox take"))?;
+                let got = t
+                    .remove(slot)
+                    .map_err(backend("mailbox take"))?
+                    .map(|g| g.value().to_vec());
+                match got {
+                    Some(v) if expiry(&v) > now_ms => Ok(WriteOutcome::MailboxTaken(
+                        v.get(8..).unwrap_or_default().to_vec(),
+                    )),
+                    _ => Err(StoreError::MailboxNotFound),
+                }
+            }
+            WriteOp::MailboxExpire { now_ms } => {
+                let mut t = txn.open_table(MAILBOX).map_err(backend("mailbox expire"))?;
+                let before = t.len().map_err(backend("mailbox expire"))?;
+                t.retain(|_, v| expiry(v) > now_ms)
+                    .map_err(backend("mailbox expire"))?;
+                let after = t.len().map_err(backend("mailbox expire"))?;
+                Ok(WriteOutcome::MailboxExpired(before.saturating_sub(after)))
+            }
+            WriteOp::CreateToken { token_hash, now_ms } => {
+                let mut t = txn.open_table(TOKENS).map_err(backend("token create"))?;
+                t.insert(token_hash, now_ms)
+                    .map_err(backend("token create"))?;
+                Ok(WriteOutcome::TokenCreated)
+            }
+        }
+    }
+}
+
+fn expiry(v: &[u8]) -> u64 {
+    v.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn register(
+    txn: &WriteTransaction,
+    cert: &DeviceCert,
+    token_hash: Option<[u8; 32]>,
+    open_registration: bool,
+    now_ms: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "register";
+    let key = (cert.account.0, cert.device.0);
+    if txn
+        .open_table(REVOKED)
+        .map_err(backend(OP))?
+        .get(key)
+        .map_err(backend(OP))?
+        .is_some()
+    {
+        return Err(StoreError::Revoked);
+    }
+    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+    let exists = accounts.get(cert.account.0).map_err(backend(OP))?.is_some();
+    let new_account = if exists {
+        false
+    } else if open_registration {
+        true
+    } else {
+        let hash = token_hash.ok_or(StoreError::RegistrationRequired)?;
+        let mut tokens = txn.open_table(TOKENS).map_err(backend(OP))?;
+        if tokens.remove(hash).map_err(backend(OP))?.is_none() {
+            return Err(StoreError::BadToken);
+        }
+        true
+    };
+    if new_account {
+        accounts
+            .insert(cert.account.0, (now_ms, 0u64, 0u64))
+            .map_err(backend(OP))?;
+    }
+    let mut devices = txn.open_table(DEVICES).map_err(backend(OP))?;
+    if devices.get(key).map_err(backend(OP))?.is_none() {
+        let enc = encode(OP, cert)?;
+        devices.insert(key, enc.as_slice()).map_err(backend(OP))?;
+    }
+    Ok(WriteOutcome::Registered { new_account })
+}
+
+fn push(
+    txn: &WriteTransaction,
+    account: AccountId,
+    device: DeviceId,
+    entries: Vec<SealedEntry>,
+    quota_bytes: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "push";
+    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+    let (created, bytes, count) = accounts
+        .get(account.0)
+        .map_err(backend(OP))?
+        .map(|g| g.value())
+        .ok_or(StoreError::UnknownAccount)?;
+    let mut heads = txn.open_table(HEADS).map_err(backend(OP))?;
+    let (stored_head, floor) = heads
+        .get((account.0, device.0))
+        .map_err(backend(OP))?
+        .map(|g| g.value())
+        .unwrap_or((0, 0));
+    let mut table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+
+    // Validate everything before writing anything.
+    let mut head = stored_head;
+    let mut fresh: Vec<(SealedEntry, Vec<u8>)> = Vec::new();
+    let mut add_bytes = 0u64;
+    for e in entries {
+        let enc = encode(OP, &e)?;
+        if e.seq == head.saturating_add(1) {
+            head = e.seq;
+            add_bytes = add_bytes.saturating_add(enc.len() as u64);
+            fresh.push((e, enc));
+        } else if e.seq == 0 || e.seq > head {
+            return Err(StoreError::SeqGap {
+                expected: head.saturating_add(1),
+            });
+        } else if e.seq <= floor {
+            // Covered by the snapshot and pruned: nothing left to compare.
+        } else if e.seq <= stored_head {
+            let same = table
+                .get((account.0, device.0, e.seq))
+                .map_err(backend(OP))?
+                .is_some_and(|g| g.value() == enc.as_slice());
+            if !same {
+                return Err(StoreError::SeqFork { seq: e.seq });
+            }
+        } else {
+            // A duplicate inside this very batch.
+            let same = fresh.iter().any(|(f, fenc)| f.seq == e.seq && *fenc == enc);
+            if !same {
+                return Err(StoreError::SeqFork { seq: e.seq });
+            }
+        }
+    }
+    if !fresh.is_empty() && bytes.saturating_add(add_bytes) > quota_bytes {
+        return Err(StoreError::QuotaBytes {
+            limit_bytes: quota_bytes,
+        });
+    }
+    for (e, enc) in &fresh {
+        table
+            .insert((account.0, device.0, e.seq), enc.as_slice())
+            .map_err(backend(OP))?;
+    }
+    if !fresh.is_empty() {
+        heads
+            .insert((account.0, device.0), (head, floor))
+            .map_err(backend(OP))?;
+        accounts
+            .insert(
+                account.0,
+                (created, bytes + add_bytes, count + fresh.len() as u64),
+            )
+            .map_err(backend(OP))?;
+    }
+    Ok(WriteOutcome::Pushed {
+        head,
+        stored: fresh.into_iter().map(|(e, _)| e).collect(),
+    })
+}
+
+fn put_snapshot(
+    txn: &WriteTransaction,
+    snapshot: SealedSnapshot,
+    quota_bytes: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "put snapshot";
+    let acct = snapshot.account.0;
+    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+    let (created, bytes, count) = accounts
+        .get(acct)
+        .map_err(backend(OP))?
+        .map(|g| g.value())
+        .ok_or(StoreError::UnknownAccount)?;
+    let mut heads = txn.open_table(HEADS).map_err(backend(OP))?;
+    let mut seen = HashSet::new();
+    let mut plan = Vec::new();
+    for c in &snapshot.covers {
+        if !seen.insert(c.device) {
+            return Err(StoreError::SnapshotInvalid);
+        }
+        let (head, floor) = heads
+            .get((acct, c.device.0))
+            .map_err(backend(OP))?
+            .map(|g| g.value())
+            .unwrap_or((0, 0));
+        if c.seq > head {
+            return Err(StoreError::SnapshotInvalid);
+        }
+        plan.push((c.device, head, floor, c.seq));
+    }
+    let mut snaps = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
+    let old_len = match snaps.get(acct).map_err(backend(OP))? {
+        Some(g) => {
+            let old: SealedSnapshot =
+                postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?;
+            for oc in &old.covers {
+                let new_seq = snapshot
+                    .covers
+                    .iter()
+                    .find(|c| c.device == oc.device)
+                    .map_or(0, |c| c.seq);
+                if new_seq < oc.seq {
+                    return Err(StoreError::SnapshotStale);
+                }
+            }
+            g.value().len() as u64
+        }
+        None => 0,
+    };
+    let enc = encode(OP, &snapshot)?;
+    let mut table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+    let mut pruned_bytes = 0u64;
+    let mut pruned = 0u64;
+    for &(dev, _, floor, upto) in &plan {
+        if upto > floor {
+            for item in table
+                .range((acct, dev.0, floor + 1)..=(acct, dev.0, upto))
+                .map_err(backend(OP))?
+            {
+                let (_, v) = item.map_err(backend(OP))?;
+                pruned_bytes += v.value().len() as u64;
+                pruned += 1;
+            }
+        }
+    }
+    let new_bytes = (bytes + enc.len() as u64)
+        .saturating_sub(old_len)
+        .saturating_sub(pruned_bytes);
+    if new_bytes > quota_bytes && new_bytes > bytes {
+        return Err(StoreError::QuotaBytes {
+            limit_bytes: quota_bytes,
+        });
+    }
+    for &(dev, head, floor, upto) in &plan {
+        if upto > floor {
+            table
+                .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
+                .map_err(backend(OP))?;
+            heads
+                .insert((acct, dev.0), (head, upto))
+                .map_err(backend(OP))?;
+        }
+    }
+    snaps.insert(acct, enc.as_slice()).map_err(backend(OP))?;
+    accounts
+        .insert(acct, (created, new_bytes, count.saturating_sub(pruned)))
+        .map_err(backend(OP))?;
+    Ok(WriteOutcome::SnapshotStored {
+        pruned_entries: pruned,
+    })
+}
+
+fn revoke(txn: &WriteTransaction, r: &Revocation) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "revoke";
+    let mut t = txn.open_table(REVOKED).map_err(backend(OP))?;
+    let key = (r.account.0, r.device.0);
+    if t.get(key).map_err(backend(OP))?.is_none() {
+        t.insert(key, r.revoked_at_ms).map_err(backend(OP))?;
+    }
+    Ok(WriteOutcome::Revoked)
+}
+
+impl RelayStore for RedbStore {
+    fn apply(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        let n = ops.len();
+        let fail_all = |op: &'static str, msg: String| {
+            (0..n)
+                .map(|_| {
+                    Err(StoreError::Backend {
+                        op,
+                        source: msg.clone().into(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let txn = match self.db.begin_write() {
+            Ok(t) => t,
+            Err(e) => return fail_all("begin write", e.to_string()),
+        };
+        let mut results = Vec::with_capacity(n);
+        for op in ops {
+            let r = Self::apply_one(&txn, op);
+            if let Err(StoreError::Backend { op, source }) = &r {
+                // A backend failure may have left partial writes: drop the
+                // whole transaction so nothing of the batch is committed.
+                let msg = source.to_string();
+                let op = *op;
+                let _ = txn.abort();
+                return fail_all(op, msg);
+            }
+            results.push(r);
+        }
+        match txn.commit() {
+            Ok(()) => results,
+            Err(e) => fail_all("commit", e.to_string()),
+        }
+    }
+
+    fn pull(
+        &self,
+        account: &AccountId,
+        cursors: &[Cursor],
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<PullPage, StoreError> {
+        const OP: &str = "pull";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let heads = txn.open_table(HEADS).map_err(backend(OP))?;
+        let wanted: BTreeMap<DeviceId, u64> = cursors.iter().map(|c| (c.device, c.seq)).collect();
+        let mut devices = Vec::new();
+        for item in heads
+            .range((account.0, [0u8; 32])..=(account.0, [0xffu8; 32]))
+            .map_err(backend(OP))?
+        {
+            let (k, v) = item.map_err(backend(OP))?;
+            let dev = DeviceId(k.value().1);
+            let (head, floor) = v.value();
+            let from = wanted.get(&dev).copied().unwrap_or(0);
+            if from < floor {
+                return Err(StoreError::SnapshotNeeded);
+            }
+            if from < head {
+                devices.push((dev, from, head));
+            }
+        }
+        let table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        for (dev, from, head) in devices {
+            for item in table
+                .range((account.0, dev.0, from + 1)..=(account.0, dev.0, head))
+                .map_err(backend(OP))?
+            {
+                let (_, v) = item.map_err(backend(OP))?;
+                if out.len() >= entries_max.max(1)
+                    || (!out.is_empty() && size + v.value().len() > bytes_max)
+                {
+                    return Ok(PullPage {
+                        entries: out,
+                        more: true,
+                    });
+                }
+                size += v.value().len();
+                let e: SealedEntry = postcard::from_bytes(v.value()).map_err(|e| corrupt(OP, e))?;
+                out.push(e);
+            }
+        }
+        Ok(PullPage {
+            entries: out,
+            more: false,
+        })
+    }
+
+    fn heads(&self, account: &AccountId) -> Result<Heads, StoreError> {
+        const OP: &str = "heads";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let t = txn.open_table(HEADS).map_err(backend(OP))?;
+        let mut h = Heads::default();
+        for item in t
+            .range((account.0, [0u8; 32])..=(account.0, [0xffu8; 32]))
+            .map_err(backend(OP))?
+        {
+            let (k, v) = item.map_err(backend(OP))?;
+            let device = DeviceId(k.value().1);
+            let (head, floor) = v.value();
+            h.heads.push(Cursor { device, seq: head });
+            h.floors.push(Cursor { device, seq: floor });
+        }
+        Ok(h)
+    }
+
+    fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError> {
+        const OP: &str = "get snapshot";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let t = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
+        match t.get(account.0).map_err(backend(OP))? {
+            Some(g) => Ok(Some(
+                postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
+        const OP: &str = "is revoked";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let t = txn.open_table(REVOKED).map_err(backend(OP))?;
+        Ok(t.get((account.0, device.0)).map_err(backend(OP))?.is_some())
+    }
+
+    fn device_known(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
+        const OP: &str = "device known";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let t = txn.open_table(DEVICES).map_err(backend(OP))?;
+        Ok(t.get((account.0, device.0)).map_err(backend(OP))?.is_some())
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        const OP: &str = "stats";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let t = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+        let mut s = StoreStats::default();
+        for item in t.iter().map_err(backend(OP))? {
+            let (_, v) = item.map_err(backend(OP))?;
+            let (_, bytes, entries) = v.value();
+            s.accounts += 1;
+            s.bytes += bytes;
+            s.entries += entries;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Model-based property test of the log invariants: whatever sequence of
+    //! pushes (in order, re-sends, gaps, forks) and snapshots arrives, the
+    //! store agrees with a plain in-memory model of the specification.
+
+    use std::collections::BTreeMap;
+
+    use ed25519_dalek::SigningKey;
+    use kith_protocol::{AccountId, Cursor, DeviceCert, DeviceId, SealedEntry, SealedSnapshot};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push {
+            dev: usize,
+            from: u64,
+            count: u64,
+            tweak: bool,
+        },
+        Snapshot {
+            upto: [u64; 2],
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..2usize, 0..12u64, 0..5u64, proptest::bool::weighted(0.15))
+                .prop_map(|(dev, from, count, tweak)| Op::Push { dev, from, count, tweak }),
+            1 => (0..12u64, 0..12u64).prop_map(|(a, b)| Op::Snapshot { upto: [a, b] }),
+        ]
+    }
+
+    fn entry(key: &SigningKey, acct: AccountId, seq: u64, tweak: bool) -> SealedEntry {
+        let payload = format!("entry {seq} {}", if tweak { "forked" } else { "original" });
+        SealedEntry::seal(key, acct, seq, [0; 24], payload.into_bytes())
+    }
+
+    #[derive(Debug, Default)]
+    struct Model {
+        head: [u64; 2],
+        floor: [u64; 2],
+        stored: BTreeMap<(usize, u64), bool>,
+        snapshot: Option<[u64; 2]>,
+    }
+
+    impl Model {
+        /// The specification of a push: Ok(head) or the refusal.
+        fn push(&mut self, dev: usize, from: u64, count: u64, tweak: bool) -> Result<u64, String> {
+            let mut head = self.head[dev];
+            let mut fresh = Vec::new();
+            for seq in from..from + count {
+                if seq == head + 1 {
+                    head = seq;
+                    fresh.push(seq);
+                } else if seq == 0 || seq > head {
+                    return Err(format!("gap {}", head + 1));
+                } else if seq <= self.floor[dev] {
+                } else if self.stored.get(&(dev, seq)).copied() != Some(tweak)
+                    && !fresh.contains(&seq)
+                {
+                    return Err(format!("fork {seq}"));
+                }
+            }
+            for seq in fresh {
+                self.stored.insert((dev, seq), tweak);
+            }
+            self.head[dev] = head;
+            Ok(head)
+        }
+
+        fn snapshot(&mut self, upto: [u64; 2]) -> Result<u64, String> {
+            if (0..2).any(|d| upto[d] > self.head[d]) {
+                return Err("invalid".into());
+            }
+            if let Some(old) = self.snapshot
+                && (0..2).any(|d| upto[d] < old[d])
+            {
+                return Err("stale".into());
+            }
+            let before = self.stored.len();
+            self.stored.retain(|(d, s), _| *s > upto[*d]);
+            for (floor, up) in self.floor.iter_mut().zip(upto) {
+                *floor = (*floor).max(up);
+            }
+            self.snapshot = Some(upto);
+            Ok((before - self.stored.len()) as u64)
+        }
+    }
+
+    fn outcome(r: Result<WriteOutcome, StoreError>) -> Result<u64, String> {
+        match r {
+            Ok(WriteOutcome::Pushed { head, .. }) => Ok(head),
+            Ok(WriteOutcome::SnapshotStored { pruned_entries }) => Ok(pruned_entries),
+            Ok(o) => Err(format!("unexpected {o:?}")),
+            Err(StoreError::SeqGap { expected }) => Err(format!("gap {expected}")),
+            Err(StoreError::SeqFork { seq }) => Err(format!("fork {seq}")),
+            Err(StoreError::SnapshotInvalid) => Err("invalid".into()),
+            Err(StoreError::SnapshotStale) => Err("stale".into()),
+            Err(e) => Err(format!("other {e}")),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn log_matches_the_specification(ops in proptest::collection::vec(op(), 1..30)) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+            let acct_key = SigningKey::from_bytes(&[1; 32]);
+            let acct = AccountId::from(acct_key.verifying_key());
+            let keys = [SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32])];
+            let devs: Vec<DeviceId> = keys.iter().map(|k| k.verifying_key().into()).collect();
+            let cert = DeviceCert::issue(&acct_key, devs[0], "d", 0).unwrap();
+            let reg = store.apply(vec![WriteOp::Register { cert, token_hash: None, open_registration: true, now_ms: 0 }]);
+            prop_assert!(reg[0].is_ok());
+            let mut model = Model::default();
+            for op in ops {
+                let (want, got) = match op {
+                    Op::Push { dev, from, count, tweak } => {
+                        let entries = (from..from + count).map(|s| entry(&keys[dev], acct, s, tweak)).collect();
+                        let got = store.apply(vec![WriteOp::Push { account: acct, device: devs[dev], entries, quota_bytes: u64::MAX }]);
+                        (model.push(dev, from, count, tweak), got)
+                    }
+                    Op::Snapshot { upto } => {
+                        let covers = (0..2).map(|d| Cursor { device: devs[d], seq: upto[d] }).collect();
+                        let snapshot = SealedSnapshot::seal(&keys[0], acct, covers, [0; 24], b"s".to_vec());
+                        let got = store.apply(vec![WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX }]);
+                        (model.snapshot(upto), got)
+                    }
+                };
+                let got = outcome(got.into_iter().next().unwrap());
+                prop_assert_eq!(got, want);
+            }
+            // Reading from the floors returns exactly the model's entries.
+            let cursors: Vec<Cursor> = (0..2).map(|d| Cursor { device: devs[d], seq: model.floor[d] }).collect();
+            let page = store.pull(&acct, &cursors, 10_000, usize::MAX).unwrap();
+            prop_assert!(!page.more);
+            let mut got: Vec<(usize, u64)> = page.entries.iter().map(|e| (usize::from(e.device != devs[0]), e.seq)).collect();
+            got.sort_unstable();
+            let want: Vec<(usize, u64)> = model.stored.keys().copied().collect();
+            prop_assert_eq!(got, want);
+            for e in &page.entries {
+                let d = usize::from(e.device != devs[0]);
+                prop_assert_eq!(e, &entry(&keys[d], acct, e.seq, model.stored[&(d, e.seq)]));
+            }
+            prop_assert_eq!(store.stats().unwrap().entries, model.stored.len() as u64);
+            // A cursor below a floor needs the snapshot.
+            if model.floor[0] > 0 {
+                let behind = vec![Cursor { device: devs[0], seq: 0 }, cursors[1]];
+                prop_assert!(matches!(store.pull(&acct, &behind, 10, usize::MAX), Err(StoreError::SnapshotNeeded)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_op_does_not_block_the_rest_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        let acct_key = SigningKey::from_bytes(&[1; 32]);
+        let acct = AccountId::from(acct_key.verifying_key());
+        let k = SigningKey::from_bytes(&[2; 32]);
+        let dev = DeviceId::from(k.verifying_key());
+        let cert = DeviceCert::issue(&acct_key, dev, "d", 0).unwrap();
+        let push = |from: u64, to: u64| WriteOp::Push {
+            account: acct,
+            device: dev,
+            entries: (from..=to).map(|s| entry(&k, acct, s, false)).collect(),
+            quota_bytes: u64::MAX,
+        };
+        let r = store.apply(vec![
+            WriteOp::Register {
+                cert,
+                token_hash: None,
+                open_registration: true,
+                now_ms: 0,
+            },
+            push(1, 2),
+            push(5, 6),
+            push(3, 3),
+        ]);
+        assert!(r[0].is_ok() && r[1].is_ok() && r[3].is_ok());
+        assert!(matches!(r[2], Err(StoreError::SeqGap { expected: 3 })));
+        assert_eq!(store.stats().unwrap().entries, 3);
+        // Reopening finds the committed state.
+        drop(store);
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        assert_eq!(
+            store.heads(&acct).unwrap().heads,
+            vec![Cursor {
+                device: dev,
+                seq: 3
+            }]
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Bad input of every kind gets a clear error; the relay stays up for
+//! everyone else and the store is unchanged.
+
+use kith_protocol::{ClientMsg, DeviceCert, ErrorCode, RelayKey, ServerMsg, SigningKey};
+use kith_relay::client::{ClientError, RelayClient};
+use rand::RngCore;
+
+use crate::common::{Account, TestRelay, code_of, rand_bytes};
+
+/// Reads until the fatal error frame arrives.
+async fn fatal_code(c: &mut RelayClient) -> ErrorCode {
+    loop {
+        match c.read_msg().await {
+            Err(ClientError::Relay {
+                code, fatal: true, ..
+            }) => return code,
+            Ok(ServerMsg::Event(_)) => continue,
+            other => panic!("expected a fatal error frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_authentication_is_refused() {
+    let relay = TestRelay::open().await;
+    let a = Account::new();
+    let d = a.device("laptop");
+    relay.connect(&d).await.push(d.entries(1, 2)).await.unwrap();
+    let before = relay.stats();
+
+    // Wrong signature (over another challenge).
+    let mut c = relay.hello().await;
+    c.challenge = rand_bytes();
+    assert_eq!(
+        code_of(c.auth(&d.key, &d.cert, None).await),
+        ErrorCode::AuthFailed
+    );
+    // Signed by a key that is not the certified device.
+    let mut c = relay.hello().await;
+    let other = SigningKey::from_bytes(&rand_bytes());
+    assert_eq!(
+        code_of(c.auth(&other, &d.cert, None).await),
+        ErrorCode::AuthFailed
+    );
+    // A certificate claiming account A but signed by account B.
+    let b = Account::new();
+    let mut bad = DeviceCert::issue(&b.key, d.id(), "laptop", 1).unwrap();
+    bad.account = a.id();
+    let mut c = relay.hello().await;
+    assert_eq!(
+        code_of(c.auth(&d.key, &bad, None).await),
+        ErrorCode::BadCertificate
+    );
+    // An answer made for another relay.
+    let mut c = relay.hello().await;
+    c.relay = RelayKey::from(SigningKey::from_bytes(&rand_bytes()).verifying_key());
+    assert_eq!(
+        code_of(c.auth(&d.key, &d.cert, None).await),
+        ErrorCode::AuthFailed
+    );
+    // A replayed answer: captured on one connection, sent on another.
+    let first = relay.hello().await;
+    let signature = kith_protocol::sign_auth(&d.key, &relay.key, &first.challenge);
+    let mut second = relay.hello().await;
+    second
+        .send_msg(&ClientMsg::Auth {
+            cert: d.cert.clone(),
+            signature,
+            token: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(fatal_code(&mut second).await, ErrorCode::AuthFailed);
+
+    assert_eq!(relay.stats(), before);
+    assert!(
+        relay
+            .metrics
+            .auth_failures_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 5
+    );
+    relay.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_version_gets_unsupported_version() {
+    let relay = TestRelay::open().await;
+    let r = RelayClient::connect_with_versions(&relay.endpoint, relay.addr, relay.key, vec![99, 7])
+        .await;
+    assert_eq!(
+        code_of(r),
+        ErrorCode::UnsupportedVersion { supported: vec![1] }
+    );
+    relay.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_frames_get_clear_errors() {
+    let relay = TestRelay::open().await;
+    let a = Account::new();
+    let d = a.device("laptop");
+    relay.connect(&d).await.push(d.entries(1, 3)).await.unwrap();
+    let before = relay.stats();
+
+    // Oversized frame (length prefix over 1 MiB) right after auth.
+    let mut c = relay.connect(&d).await;
+    c.send_raw(&(2u32 << 20).to_be_bytes()).await.unwrap();
+    assert_eq!(
+        fatal_code(&mut c).await,
+        ErrorCode::FrameTooLarge {
+            size_bytes_max: 1 << 20
+        }
+    );
+
+    // Truncated frame: header announces 100 bytes, 10 arrive, stream ends.
+    let mut c = relay.connect(&d).await;
+    c.send_raw(&100u32.to_be_bytes()).await.unwrap();
+    c.send_raw(&[1; 10]).await.unwrap();
+    c.finish();
+    assert_eq!(fatal_code(&mut c).await, ErrorCode::Malformed);
+
+    // Random bytes instead of a hello.
+    let (_conn, mut send, mut recv) = RelayClient::open(&relay.endpoint, relay.addr, relay.key)
+        .await
+        .unwrap();
+    let mut junk = vec![0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut junk);
+    junk[0] = 0; // a plausible length prefix so the body decoder sees junk
+    junk[1] = 0;
+    junk[2] = 0;
+    junk[3] = 60;
+    send.write_all(&junk).await.unwrap();
+    let mut header = [0u8; 4];
+    recv.read_exact(&mut header).await.unwrap();
+    let len = kith_protocol::parse_header(header, 1 << 20).unwrap();
+    let mut body = vec![0; len];
+    recv.read_exact(&mut body).await.unwrap();
+    let msg: ServerMsg = kith_protocol::decode_body(&body).unwrap();
+    assert!(
+        matches!(
+            msg,
+            ServerMsg::Error {
+                id: None,
+                code: ErrorCode::Malformed | ErrorCode::UnexpectedMessage,
+                ..
+            }
+        ),
+        "{msg:?}"
+    );
+
+    // Random bytes as a frame body after auth.
+    let mut c = relay.connect(&d).await;
+    let mut junk = 50u32.to_be_bytes().to_vec();
+    junk.extend((0..50).map(|i| (i * 37 + 200) as u8));
+    c.send_raw(&junk).await.unwrap();
+    assert_eq!(fatal_code(&mut c).await, ErrorCode::Malformed);
+
+    // A second hello mid-conversation.
+    let mut c = relay.connect(&d).await;
+    c.send_msg(&ClientMsg::Hello { versions: vec![1] })
+        .await
+        .unwrap();
+    assert_eq!(fatal_code(&mut c).await, ErrorCode::UnexpectedMessage);
+
+    // A push with a bad entry signature.
+    let mut c = relay.connect(&d).await;
+    let mut e = d.entry(4, b"x");
+    e.ciphertext.push(1);
+    assert_eq!(code_of(c.push(vec![e]).await), ErrorCode::BadSignature);
+    // Too many entries in one push.
+    let many = d.entries(4, 4 + kith_protocol::msg::PUSH_ENTRIES_MAX as u64);
+    assert!(matches!(
+        code_of(c.push(many).await),
+        ErrorCode::TooLarge { .. }
+    ));
+
+    assert_eq!(relay.stats(), before);
+    assert_eq!(relay.heads(&a).heads, vec![d.cursor(3)]);
+    relay.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_are_bounded() {
+    let relay = TestRelay::open().await;
+    let mut c = relay.hello().await;
+    for _ in 0..8 {
+        c.request(kith_protocol::Request::Ping).await.unwrap();
+    }
+    assert_eq!(
+        code_of(c.request(kith_protocol::Request::Ping).await),
+        ErrorCode::RateLimited
+    );
+    relay.assert_alive().await;
+    relay.stop().await;
+}

@@ -1,0 +1,277 @@
+//! Shared helpers: an in-process relay, accounts, devices, entries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use kith_protocol::{AccountId, Cursor, DeviceCert, DeviceId, RelayKey, SealedEntry};
+use kith_relay::client::{RelayClient, client_endpoint};
+use kith_relay::store::StoreStats;
+use kith_relay::{Metrics, RedbStore, Relay, RelayConfig, RelayStore, RunError};
+use rand::RngCore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) struct TestRelay {
+    pub(crate) addr: SocketAddr,
+    pub(crate) key: RelayKey,
+    pub(crate) store: Arc<RedbStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) endpoint: quinn::Endpoint,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), RunError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRelay {
+    pub(crate) async fn start(config: RelayConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(&dir.path().join("relay.redb")).unwrap());
+        let identity = SigningKey::from_bytes(&rand_bytes());
+        let metrics = Arc::new(Metrics::default());
+        let relay = Relay {
+            config,
+            identity,
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+        let key = relay.key();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(kith_relay::run(relay, socket, async move {
+            let _ = rx.await;
+        }));
+        let endpoint = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+        Self {
+            addr,
+            key,
+            store,
+            metrics,
+            endpoint,
+            stop: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub(crate) async fn open() -> Self {
+        Self::start(RelayConfig::default()).await
+    }
+
+    pub(crate) async fn connect(&self, d: &Device) -> RelayClient {
+        let mut c = RelayClient::connect(&self.endpoint, self.addr, self.key)
+            .await
+            .unwrap();
+        c.auth(&d.key, &d.cert, None).await.unwrap();
+        c
+    }
+
+    pub(crate) async fn hello(&self) -> RelayClient {
+        RelayClient::connect(&self.endpoint, self.addr, self.key)
+            .await
+            .unwrap()
+    }
+
+    pub(crate) fn stats(&self) -> StoreStats {
+        self.store.stats().unwrap()
+    }
+
+    pub(crate) fn heads(&self, a: &Account) -> kith_relay::store::Heads {
+        self.store.heads(&a.id()).unwrap()
+    }
+
+    /// Proves the relay still serves: a fresh account authenticates and pings.
+    pub(crate) async fn assert_alive(&self) {
+        let a = Account::new();
+        let d = a.device("probe");
+        let mut c = self.connect(&d).await;
+        let r = c.request(kith_protocol::Request::Ping).await.unwrap();
+        assert_eq!(r, kith_protocol::Response::Pong);
+    }
+
+    pub(crate) async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub(crate) fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+pub(crate) struct Account {
+    pub(crate) key: SigningKey,
+}
+
+pub(crate) struct Device {
+    pub(crate) key: SigningKey,
+    pub(crate) cert: DeviceCert,
+    pub(crate) account: AccountId,
+}
+
+impl Account {
+    pub(crate) fn new() -> Self {
+        Self {
+            key: SigningKey::from_bytes(&rand_bytes()),
+        }
+    }
+
+    pub(crate) fn id(&self) -> AccountId {
+        AccountId::from(self.key.verifying_key())
+    }
+
+    pub(crate) fn device(&self, name: &str) -> Device {
+        let key = SigningKey::from_bytes(&rand_bytes());
+        let cert = DeviceCert::issue(
+            &self.key,
+            key.verifying_key().into(),
+            name,
+            1_700_000_000_000,
+        )
+        .unwrap();
+        Device {
+            key,
+            cert,
+            account: self.id(),
+        }
+    }
+}
+
+impl Device {
+    pub(crate) fn id(&self) -> DeviceId {
+        DeviceId::from(self.key.verifying_key())
+    }
+
+    pub(crate) fn entry(&self, seq: u64, payload: &[u8]) -> SealedEntry {
+        SealedEntry::seal(
+            &self.key,
+            self.account,
+            seq,
+            [seq as u8; 24],
+            payload.to_vec(),
+        )
+    }
+
+    pub(crate) fn entries(&self, from: u64, to: u64) -> Vec<SealedEntry> {
+        (from..=to)
+            .map(|s| self.entry(s, format!("payload {s}").as_bytes()))
+            .collect()
+    }
+
+    pub(crate) fn cursor(&self, seq: u64) -> Cursor {
+        Cursor {
+            device: self.id(),
+            seq,
+        }
+    }
+}
+
+pub(crate) fn code_of<T: std::fmt::Debug>(
+    r: Result<T, kith_relay::client::ClientError>,
+) -> kith_protocol::ErrorCode {
+    match r {
+        Err(e) => e
+            .code()
+            .cloned()
+            .unwrap_or_else(|| panic!("expected a relay error code, got {e}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+/// The built `kith-relay` binary running on loopback.
+pub(crate) struct RelayProcess {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) key: RelayKey,
+    pub(crate) metrics: SocketAddr,
+}
+
+impl RelayProcess {
+    pub(crate) fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kith-relay"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let address: kith_protocol::RelayAddress = lines.next().unwrap().unwrap().parse().unwrap();
+        let metrics_line = lines.next().unwrap().unwrap();
+        let metrics = metrics_line
+            .trim_start_matches("metrics http://")
+            .trim_end_matches("/metrics")
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr: address.host_port().parse().unwrap(),
+            key: address.key,
+            metrics,
+        }
+    }
+
+    pub(crate) fn sigterm(&self) {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub(crate) fn wait_exit(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "relay did not exit in time"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status line, body).
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// A metric's value from a Prometheus text body.
+pub(crate) fn metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+        .trim()
+        .parse()
+        .unwrap()
+}

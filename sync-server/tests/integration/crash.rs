@@ -1,0 +1,70 @@
+//! The relay process killed with SIGKILL in the middle of a stream of pushes,
+//! then restarted on the same data directory: every acknowledged entry is
+//! there, and nothing is stored twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kith_relay::client::{RelayClient, client_endpoint};
+
+use crate::common::{Account, RelayProcess, http_get, metric};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_acknowledged_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = RelayProcess::spawn(dir.path(), &[]);
+    let a = Account::new();
+    let d = Arc::new(a.device("laptop"));
+    let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
+    c.auth(&d.key, &d.cert, None).await.unwrap();
+
+    let acked = Arc::new(AtomicU64::new(0));
+    let pusher = {
+        let (d, acked) = (d.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut seq = 1;
+            loop {
+                // Batches of 3 so a kill can land inside a multi-entry commit.
+                let head = c.push(d.entries(seq, seq + 2)).await?;
+                acked.store(head, Ordering::SeqCst);
+                seq = head + 1;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), kith_relay::client::ClientError>(())
+        })
+    };
+    // Wait until a stream of pushes is flowing, then kill -9.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while acked.load(Ordering::SeqCst) < 60 {
+        assert!(std::time::Instant::now() < deadline, "pushes too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    pusher.abort();
+    let acked = acked.load(Ordering::SeqCst);
+
+    let p2 = RelayProcess::spawn(dir.path(), &[]);
+    assert_eq!(p2.key, p.key, "identity survives restart");
+    let mut c = RelayClient::connect(&ep, p2.addr, p2.key).await.unwrap();
+    c.auth(&d.key, &d.cert, None).await.unwrap();
+    let stored = c.pull_all(vec![]).await.unwrap();
+    let n = stored.len() as u64;
+    assert!(n >= acked, "acked {acked}, only {n} stored");
+    for (i, e) in stored.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        assert_eq!(*e, d.entry(e.seq, format!("payload {}", e.seq).as_bytes()));
+    }
+    // The client re-sends from its last ack (some already stored): acked
+    // again, not stored twice.
+    let head = c.push(d.entries(acked.max(1), n + 6)).await.unwrap();
+    assert_eq!(head, n + 6);
+    let all = c.pull_all(vec![]).await.unwrap();
+    assert_eq!(all.len() as u64, n + 6);
+    let (_, body) = http_get(p2.metrics, "/metrics");
+    assert_eq!(metric(&body, "kith_relay_entries"), n + 6);
+    assert_eq!(metric(&body, "kith_relay_accounts"), 1);
+}
