@@ -2,8 +2,8 @@
 //!
 //! Two live (not merged-away) contacts are likely duplicates when they share a
 //! normalised email (trimmed, lowercased), a phone number (digits only, equal
-//! on the last 9 or more digits: the shorter number is a suffix of the longer
-//! and has at least 9 digits, so "+351 912 345 678" meets "912345678"), or a
+//! on the last 9 digits, so "+351 912 345 678", "0912 345 678" and
+//! "912345678" all meet; numbers with fewer than 9 digits never match), or a
 //! normalised name (case, accents, punctuation and spacing ignored). The user
 //! then merges them with [`crate::Store::merge_contacts`].
 
@@ -92,14 +92,14 @@ pub fn likely_duplicates(contacts: &[Contact]) -> Vec<DuplicatePair> {
     for (_, nums) in by_phone_tail {
         for (i, (dx, x)) in nums.iter().enumerate() {
             for (dy, y) in &nums[i + 1..] {
-                let (short, long) = if dx.len() <= dy.len() {
-                    (dx, dy)
-                } else {
-                    (dy, dx)
-                };
-                if long.ends_with(short.as_str()) {
-                    add(*x, *y, DuplicateReason::SamePhone(short.clone()));
-                }
+                let shared = dx
+                    .bytes()
+                    .rev()
+                    .zip(dy.bytes().rev())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let tail = dx[dx.len() - shared..].to_string();
+                add(*x, *y, DuplicateReason::SamePhone(tail));
             }
         }
     }

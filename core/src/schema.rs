@@ -902,3 +902,269 @@ pub fn project_id(s: &str) -> R<ProjectId> {
 pub fn goal_id(s: &str) -> R<GoalId> {
     parse_id(s, "goal id")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use proptest::collection::{btree_map, btree_set};
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 éüß,.]{0,20}"
+    }
+
+    fn opt_text() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("[a-zA-Z0-9 é]{1,12}")
+    }
+
+    fn id128() -> impl Strategy<Value = u128> {
+        // Valid ULIDs: timestamp within 48 bits.
+        (0u64..(1u64 << 47), any::<u64>()).prop_map(|(t, r)| (u128::from(t) << 80) | u128::from(r))
+    }
+
+    fn date() -> impl Strategy<Value = NaiveDate> {
+        (1990i32..2040, 1u32..=12, 1u32..=28)
+            .prop_map(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).unwrap())
+    }
+
+    fn points() -> impl Strategy<Value = Vec<ContactPoint>> {
+        btree_map("[a-z0-9@.+]{1,12}", "[a-z]{0,6}", 0..4).prop_map(|m| {
+            m.into_iter()
+                .map(|(value, label)| ContactPoint { value, label })
+                .collect()
+        })
+    }
+
+    prop_compose! {
+        fn contact()(
+            id in id128(), name in "[A-Za-z é]{1,20}", given in opt_text(), family in opt_text(),
+            org in opt_text(), role in opt_text(), disc in opt_text(),
+            sen in proptest::sample::select(Seniority::ALL), inside in proptest::option::of(any::<bool>()),
+            circles in btree_set(proptest::sample::select(Circle::ALL), 0..3),
+            tags in btree_set("[a-z]{1,8}", 0..4), emails in points(), phones in points(),
+            urls in btree_set("[a-z:/.]{1,12}", 0..3), how in opt_text(),
+            first_met in proptest::option::of(date()),
+            bday in proptest::option::of((proptest::option::of(1900i32..2020), 1u8..=12, 1u8..=28)),
+            notes in text(), cadence in proptest::option::of(1u32..400),
+            created in 0i64..4_000_000_000_000, updated in 0i64..4_000_000_000_000,
+            archived in any::<bool>(), merged in proptest::option::of(id128()),
+            keys in btree_set("[a-z:0-9]{1,10}", 0..3),
+        ) -> Contact {
+            Contact {
+                id: ContactId::from_u128(id), name, given_name: given, family_name: family,
+                organisation: org, role, discipline: disc, seniority: sen, inside_org: inside,
+                circles, tags, emails, phones, urls, how_we_met: how, first_met,
+                birthday: bday.map(|(year, month, day)| PartialDate { year, month, day }),
+                notes, cadence_days: cadence, created_ms: created, updated_ms: updated, archived,
+                merged_into: merged.map(ContactId::from_u128), import_keys: keys,
+            }
+        }
+    }
+
+    prop_compose! {
+        fn interaction()(
+            id in id128(), at in -1_000_000_000_000i64..4_000_000_000_000, off in -720i16..840,
+            kind in proptest::sample::select(InteractionKind::ALL),
+            init in proptest::sample::select(Initiator::ALL),
+            parts in btree_set(id128(), 1..4), summary in "[a-z ]{1,20}", notes in text(),
+            project in proptest::option::of(id128()),
+            exchanges in btree_map(id128(), (proptest::sample::select(ExchangeWhat::ALL),
+                proptest::sample::select(Direction::ALL), proptest::option::of(id128())), 0..3),
+            fus in btree_map(id128(), ("[a-z ]{1,10}", proptest::option::of(date()),
+                proptest::option::of(0i64..4_000_000_000_000)), 0..3),
+            created in 0i64..4_000_000_000_000, updated in 0i64..4_000_000_000_000,
+            deleted in proptest::option::of(0i64..4_000_000_000_000),
+        ) -> Interaction {
+            Interaction {
+                id: InteractionId::from_u128(id), at_ms: at, offset_minutes: off, kind, initiator: init,
+                participants: parts.into_iter().map(ContactId::from_u128).collect(),
+                summary, notes, notes_conflicts: vec![], project: project.map(ProjectId::from_u128),
+                exchanges: exchanges.into_iter().map(|(id, (what, direction, with))| Exchange {
+                    id: ExchangeId::from_u128(id), what, direction, with: with.map(ContactId::from_u128),
+                }).collect(),
+                follow_ups: fus.into_iter().map(|(id, (text, due, done_ms))| {
+                    let id = FollowUpId::from_u128(id);
+                    (id, FollowUp { id, text, due, done_ms })
+                }).collect(),
+                created_ms: created, updated_ms: updated, deleted_ms: deleted,
+            }
+        }
+    }
+
+    prop_compose! {
+        fn project()(id in id128(), name in "[a-z ]{1,12}", desc in text(),
+            status in proptest::sample::select(ProjectStatus::ALL), c in 0i64..1 << 40, u in 0i64..1 << 40) -> Project {
+            Project { id: ProjectId::from_u128(id), name, description: desc, status, created_ms: c, updated_ms: u }
+        }
+    }
+
+    prop_compose! {
+        fn goal()(id in id128(), title in "[a-z ]{1,12}", priority in 1u8..=3,
+            status in proptest::sample::select(GoalStatus::ALL), contacts in btree_set(id128(), 0..4),
+            c in 0i64..1 << 40, u in 0i64..1 << 40) -> Goal {
+            Goal { id: GoalId::from_u128(id), title, priority, status,
+                contacts: contacts.into_iter().map(ContactId::from_u128).collect(), created_ms: c, updated_ms: u }
+        }
+    }
+
+    prop_compose! {
+        fn settings()(org in opt_text(), disc in opt_text(),
+            cad in btree_map(proptest::sample::select(Circle::ALL), 1u32..400, 0..3),
+            target in proptest::option::of(0.0f64..1.0), core in 1u32..50) -> Settings {
+            let mut cadence_days = Settings::default().cadence_days;
+            cadence_days.extend(cad);
+            Settings { my_organisation: org, my_discipline: disc, cadence_days, strategic_target: target, core_size: core }
+        }
+    }
+
+    fn main_doc() -> AutoCommit {
+        new_document(DocKind::Main, &ActorId::random()).unwrap()
+    }
+
+    fn log_doc() -> AutoCommit {
+        new_document(DocKind::Log, &ActorId::random()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn contact_round_trips(a in contact(), b in contact()) {
+            let mut doc = main_doc();
+            write_contact(&mut doc, None, &a).unwrap();
+            let read = read_one(&doc, CONTACTS, &a.id.to_string(), read_contact).unwrap().unwrap();
+            prop_assert_eq!(&read, &a);
+            // An edit writes only the differences and reads back as the new record.
+            let b = Contact { id: a.id, ..b };
+            write_contact(&mut doc, Some(&a), &b).unwrap();
+            doc.commit();
+            let read = read_one(&doc, CONTACTS, &a.id.to_string(), read_contact).unwrap().unwrap();
+            prop_assert_eq!(&read, &b);
+            // And survives save/load.
+            let loaded = AutoCommit::load(&doc.save()).unwrap();
+            let read = read_one(&loaded, CONTACTS, &a.id.to_string(), read_contact).unwrap().unwrap();
+            prop_assert_eq!(read, b);
+        }
+
+        #[test]
+        fn interaction_round_trips(a in interaction(), b in interaction()) {
+            let mut doc = log_doc();
+            write_interaction(&mut doc, None, &a).unwrap();
+            let read = read_one(&doc, INTERACTIONS, &a.id.to_string(), read_interaction).unwrap().unwrap();
+            prop_assert_eq!(&read, &a);
+            let b = Interaction { id: a.id, ..b };
+            write_interaction(&mut doc, Some(&a), &b).unwrap();
+            let read = read_one(&doc, INTERACTIONS, &a.id.to_string(), read_interaction).unwrap().unwrap();
+            prop_assert_eq!(read, b);
+        }
+
+        #[test]
+        fn project_goal_settings_round_trip(p in project(), p2 in project(), g in goal(), g2 in goal(), s in settings()) {
+            let mut doc = main_doc();
+            write_project(&mut doc, None, &p).unwrap();
+            prop_assert_eq!(read_one(&doc, PROJECTS, &p.id.to_string(), read_project).unwrap().unwrap(), p.clone());
+            let p2 = Project { id: p.id, ..p2 };
+            write_project(&mut doc, Some(&p), &p2).unwrap();
+            prop_assert_eq!(read_one(&doc, PROJECTS, &p.id.to_string(), read_project).unwrap().unwrap(), p2);
+            write_goal(&mut doc, None, &g).unwrap();
+            prop_assert_eq!(read_one(&doc, GOALS, &g.id.to_string(), read_goal).unwrap().unwrap(), g.clone());
+            let g2 = Goal { id: g.id, ..g2 };
+            write_goal(&mut doc, Some(&g), &g2).unwrap();
+            prop_assert_eq!(read_one(&doc, GOALS, &g.id.to_string(), read_goal).unwrap().unwrap(), g2);
+            let defaults = read_settings(&doc).unwrap();
+            prop_assert_eq!(&defaults, &Settings::default());
+            write_settings(&mut doc, &defaults, &s).unwrap();
+            prop_assert_eq!(read_settings(&doc).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn genesis_is_identical_on_every_device() {
+        let mut a = main_doc();
+        let mut b = main_doc();
+        assert_eq!(a.get_heads(), b.get_heads());
+        let mut la = log_doc();
+        let mut lb = log_doc();
+        assert_eq!(la.get_heads(), lb.get_heads());
+        assert_ne!(a.get_heads(), la.get_heads());
+    }
+
+    #[test]
+    fn concurrent_notes_surface_as_conflict_and_a_write_resolves_it() {
+        let mut a = log_doc();
+        let i = Interaction {
+            id: InteractionId::new(),
+            at_ms: 1,
+            offset_minutes: 0,
+            kind: InteractionKind::Call,
+            initiator: Initiator::Me,
+            participants: [ContactId::new()].into(),
+            summary: "call".into(),
+            notes: "base".into(),
+            notes_conflicts: vec![],
+            project: None,
+            exchanges: vec![],
+            follow_ups: BTreeMap::new(),
+            created_ms: 1,
+            updated_ms: 1,
+            deleted_ms: None,
+        };
+        write_interaction(&mut a, None, &i).unwrap();
+        a.commit();
+        let mut b = a.fork().with_actor(ActorId::random());
+        let ia = Interaction {
+            notes: "from a".into(),
+            ..i.clone()
+        };
+        let ib = Interaction {
+            notes: "from b".into(),
+            ..i.clone()
+        };
+        write_interaction(&mut a, Some(&i), &ia).unwrap();
+        write_interaction(&mut b, Some(&i), &ib).unwrap();
+        a.commit();
+        b.commit();
+        a.merge(&mut b).unwrap();
+        let merged = read_one(&a, INTERACTIONS, &i.id.to_string(), read_interaction)
+            .unwrap()
+            .unwrap();
+        let mut all = vec![merged.notes.clone(), merged.notes_conflicts[0].clone()];
+        all.sort();
+        assert_eq!(all, vec!["from a".to_string(), "from b".to_string()]);
+        assert_eq!(merged.notes_conflicts.len(), 1);
+        let resolved = Interaction {
+            notes: "both".into(),
+            notes_conflicts: vec![],
+            ..merged.clone()
+        };
+        write_interaction(&mut a, Some(&merged), &resolved).unwrap();
+        let after = read_one(&a, INTERACTIONS, &i.id.to_string(), read_interaction)
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.notes, "both");
+        assert!(after.notes_conflicts.is_empty());
+    }
+
+    #[test]
+    fn newer_schema_and_bad_fields_are_refused() {
+        let mut doc = main_doc();
+        doc.put(ROOT, "schema", 2u64).unwrap();
+        let err = check_schema(&doc, "main").unwrap_err();
+        assert!(err.to_string().contains("schema version 2"), "{err}");
+        let mut doc = main_doc();
+        let contacts = container(&doc, CONTACTS).unwrap();
+        let id = ContactId::new().to_string();
+        let obj = doc
+            .put_object(&contacts, id.as_str(), ObjType::Map)
+            .unwrap();
+        doc.put(&obj, "name", 7i64).unwrap();
+        let err = read_one(&doc, CONTACTS, &id, read_contact).unwrap_err();
+        assert!(err.to_string().contains("'name'"), "{err}");
+        let obj2 = doc
+            .put_object(&contacts, "not-an-id", ObjType::Map)
+            .unwrap();
+        doc.put(&obj2, "name", "x").unwrap();
+        assert!(read_all(&doc, CONTACTS, read_contact).is_err());
+    }
+}

@@ -407,8 +407,9 @@ pub(crate) fn open_followups(
     Ok(out)
 }
 
-/// Record ids whose tokens start with every query token: (contacts, interactions),
-/// at most `candidates_max` per token scanned.
+/// Record ids with, for every query token, a token starting with it:
+/// (contacts, interactions newest first); at most `candidates_max` index rows
+/// are scanned per token.
 pub(crate) fn search_ids(
     txn: &ReadTransaction,
     query: &str,
@@ -420,12 +421,29 @@ pub(crate) fn search_ids(
     }
     let t = txn.open_table(SEARCH)?;
     let mut acc: Option<BTreeSet<(u8, u128)>> = None;
-    for tok in &tokens {
+    for (n, tok) in tokens.iter().enumerate() {
+        // Few candidates left: checking their own tokens is cheaper than
+        // scanning a short (unselective) prefix like "o" across the index.
+        if let Some(a) = acc.as_ref().filter(|a| a.len() <= VERIFY_CANDIDATES_MAX) {
+            let rest = &tokens[n..];
+            let mut keep = BTreeSet::new();
+            for (kind, id) in a {
+                let toks = record_tokens(txn, *kind, *id)?;
+                if rest
+                    .iter()
+                    .all(|q| toks.iter().any(|t| t.starts_with(q.as_str())))
+                {
+                    keep.insert((*kind, *id));
+                }
+            }
+            acc = Some(keep);
+            break;
+        }
         let mut hits = BTreeSet::new();
-        for row in t.range((tok.as_str(), 0u8, 0u128)..)? {
+        for (scanned, row) in t.range((tok.as_str(), 0u8, 0u128)..)?.enumerate() {
             let (k, _) = row?;
             let (word, kind, id) = k.value();
-            if !word.starts_with(tok.as_str()) || hits.len() >= candidates_max {
+            if !word.starts_with(tok.as_str()) || scanned >= candidates_max {
                 break;
             }
             if acc.as_ref().is_none_or(|a| a.contains(&(kind, id))) {
@@ -447,6 +465,22 @@ pub(crate) fn search_ids(
         .collect();
     interactions.reverse();
     Ok((contacts, interactions))
+}
+
+/// Candidate count under which the remaining query tokens are checked
+/// against each candidate's own tokens instead of scanning the index.
+const VERIFY_CANDIDATES_MAX: usize = 256;
+
+/// The search tokens of one indexed record (empty if it is gone).
+fn record_tokens(txn: &ReadTransaction, kind: u8, id: u128) -> R<BTreeSet<String>> {
+    Ok(match kind {
+        KIND_CONTACT => get_contact(txn, ContactId::from_u128(id))?
+            .map(|c| contact_tokens(&c))
+            .unwrap_or_default(),
+        _ => get_interaction(txn, InteractionId::from_u128(id))?
+            .map(|i| interaction_tokens(&i))
+            .unwrap_or_default(),
+    })
 }
 
 /// Every index table as readable rows, for comparing two indexes (tests, reindex checks).

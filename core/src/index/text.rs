@@ -30,25 +30,51 @@ pub fn normalise_name(s: &str) -> String {
         .join(" ")
 }
 
-/// Prefix-searchable tokens of `s`: normalised alphanumeric words.
+/// Prefix-searchable tokens of `s`: the normalised alphanumeric words, plus,
+/// for a word written with inner punctuation ("O'Brien", "Saint-Éloi",
+/// "ana@x.org"), its joined form ("obrien"), so a query typed either way
+/// finds it.
 pub fn tokens_into(s: &str, out: &mut BTreeSet<String>) {
-    for word in normalise(s).split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() || out.len() >= TOKENS_PER_RECORD_MAX {
-            continue;
+    let n = normalise(s);
+    for chunk in n.split_whitespace() {
+        let mut parts = 0;
+        for word in chunk.split(|c: char| !c.is_alphanumeric()) {
+            if word.is_empty() {
+                continue;
+            }
+            parts += 1;
+            push_token(word, out);
         }
+        if parts > 1 {
+            let joined: String = chunk.chars().filter(|c| c.is_alphanumeric()).collect();
+            push_token(&joined, out);
+        }
+    }
+}
+
+fn push_token(word: &str, out: &mut BTreeSet<String>) {
+    if out.len() < TOKENS_PER_RECORD_MAX {
         out.insert(word.chars().take(TOKEN_CHARS_MAX).collect());
     }
 }
 
-/// The tokens of a query string, in order, without duplicates.
+/// The tokens of a query: one per whitespace-separated word, punctuation
+/// removed ("o'br" -> "obr"), without duplicates, longest first (the most
+/// selective token is scanned first).
 pub fn query_tokens(s: &str) -> Vec<String> {
     let mut seen = BTreeSet::new();
-    normalise(s)
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.chars().take(TOKEN_CHARS_MAX).collect::<String>())
-        .filter(|w| seen.insert(w.clone()))
-        .collect()
+    let mut out: Vec<String> = normalise(s)
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .take(TOKEN_CHARS_MAX)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty() && seen.insert(w.clone()))
+        .collect();
+    out.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
+    out
 }
 
 /// Digits of a phone number, for suffix comparison.
@@ -70,12 +96,14 @@ mod tests {
         assert_eq!(normalise("José ÅSTRÖM"), "jose astrom");
         assert_eq!(normalise_name("  José   Åström-Li "), "jose astrom li");
         let mut t = BTreeSet::new();
-        tokens_into("Café meeting: café, Zoë!", &mut t);
+        tokens_into("Café meeting: café, Zoë! O'Brien", &mut t);
         assert_eq!(
             t.into_iter().collect::<Vec<_>>(),
-            vec!["cafe", "meeting", "zoe"]
+            vec!["brien", "cafe", "meeting", "o", "obrien", "zoe"]
         );
         assert_eq!(query_tokens("Ann ann BOB"), vec!["ann", "bob"]);
+        assert_eq!(query_tokens("o'br  Saint-Éloi"), vec!["sainteloi", "obr"]);
+        assert!(query_tokens(" ,. ").is_empty());
         assert_eq!(phone_digits("+351 (912) 345-678"), "351912345678");
     }
 }

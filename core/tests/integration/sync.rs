@@ -1,0 +1,196 @@
+//! The remote-merge hook: two stores exchanging raw changes converge, the
+//! index follows the patches, concurrent notes surface as a conflict, and a
+//! failing caller write in the same transaction leaves nothing behind.
+
+use kith_core::{
+    ContactPatch, DocId, InteractionPatch, NewInteraction, RemoteApplied, Store, StoreError,
+};
+
+use crate::{meeting, person};
+
+const CURSORS: redb::TableDefinition<'static, &str, u64> =
+    redb::TableDefinition::new("test_cursors");
+
+/// Sends every change of every document of `from` to `to`.
+fn push(from: &mut Store, to: &mut Store) -> Vec<RemoteApplied> {
+    let mut out = Vec::new();
+    for doc in from.doc_ids().unwrap() {
+        let changes = from.changes_since(doc, &[]).unwrap();
+        out.push(to.apply_remote_changes(doc, &changes, |_| Ok(())).unwrap());
+    }
+    out
+}
+
+fn assert_index_is_rebuildable(s: &mut Store) {
+    let dump = s.index_dump().unwrap();
+    s.reindex().unwrap();
+    assert_eq!(dump, s.index_dump().unwrap());
+}
+
+#[test]
+fn two_stores_exchanging_changes_converge() {
+    let (_da, mut a) = crate::fresh();
+    let (_db, mut b) = crate::fresh();
+    let ana = person(&mut a, "Ana");
+    let i = a
+        .log_interaction(NewInteraction {
+            notes: "base".into(),
+            ..meeting("coffee", &[ana.id])
+        })
+        .unwrap();
+    let bo = person(&mut b, "Bo");
+
+    let applied = push(&mut a, &mut b);
+    assert!(applied.iter().any(|r| r.contacts == vec![ana.id]));
+    assert!(applied.iter().any(|r| r.interactions == vec![i.id]));
+    push(&mut b, &mut a);
+    assert_eq!(a.all_contacts().unwrap(), b.all_contacts().unwrap());
+    assert_eq!(b.interaction(i.id).unwrap(), i);
+    assert_eq!(b.contact_stats(ana.id).unwrap().interaction_count, 1);
+    assert_eq!(b.search("coff", 5).unwrap().interactions.len(), 1);
+
+    // Concurrent edits of different fields both win; concurrent notes conflict.
+    a.edit_contact(
+        ana.id,
+        ContactPatch {
+            role: Some(Some("nurse".into())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    b.edit_contact(
+        ana.id,
+        ContactPatch {
+            organisation: Some(Some("St Mary".into())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    a.edit_interaction(
+        i.id,
+        InteractionPatch {
+            notes: Some("from a".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    b.edit_interaction(
+        i.id,
+        InteractionPatch {
+            notes: Some("from b".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    b.log_interaction(meeting("b only", &[bo.id, ana.id]))
+        .unwrap();
+    push(&mut a, &mut b);
+    push(&mut b, &mut a);
+
+    let ca = a.contact(ana.id).unwrap();
+    assert_eq!(ca, b.contact(ana.id).unwrap());
+    assert_eq!(
+        (ca.role.as_deref(), ca.organisation.as_deref()),
+        (Some("nurse"), Some("St Mary"))
+    );
+    let ia = a.interaction(i.id).unwrap();
+    assert_eq!(ia, b.interaction(i.id).unwrap());
+    assert_eq!(ia.notes_conflicts.len(), 1, "{ia:?}");
+    let mut both = vec![ia.notes.clone(), ia.notes_conflicts[0].clone()];
+    both.sort();
+    assert_eq!(both, ["from a", "from b"]);
+    for doc in a.doc_ids().unwrap() {
+        assert_eq!(a.heads(doc).unwrap(), b.heads(doc).unwrap(), "{doc}");
+    }
+    assert_eq!(a.contact_stats(ana.id).unwrap().interaction_count, 2);
+    assert_index_is_rebuildable(&mut a);
+    assert_index_is_rebuildable(&mut b);
+
+    // Resolving the conflict on one device clears it on both.
+    a.edit_interaction(
+        i.id,
+        InteractionPatch {
+            notes: Some("merged".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    push(&mut a, &mut b);
+    let ib = b.interaction(i.id).unwrap();
+    assert_eq!((ib.notes.as_str(), ib.notes_conflicts.len()), ("merged", 0));
+}
+
+#[test]
+fn my_changes_are_only_this_devices() {
+    let (_da, mut a) = crate::fresh();
+    let (_db, mut b) = crate::fresh();
+    let ana = person(&mut a, "Ana");
+    person(&mut b, "Bo");
+    push(&mut a, &mut b);
+    let mine_a = a.my_changes_since(DocId::Main, &[]).unwrap();
+    let mine_b = b.my_changes_since(DocId::Main, &[]).unwrap();
+    let all_b = b.changes_since(DocId::Main, &[]).unwrap();
+    assert_eq!(mine_a.len(), 1, "the genesis change belongs to no device");
+    assert_eq!(mine_b.len(), 1);
+    assert_eq!(all_b.len(), 3, "genesis + A's + B's");
+    assert!(!mine_b.contains(&mine_a[0]));
+    let heads = a.heads(DocId::Main).unwrap();
+    assert!(a.my_changes_since(DocId::Main, &heads).unwrap().is_empty());
+    a.edit_contact(
+        ana.id,
+        ContactPatch {
+            role: Some(Some("x".into())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(a.my_changes_since(DocId::Main, &heads).unwrap().len(), 1);
+}
+
+#[test]
+fn caller_writes_commit_with_the_merge_and_a_failure_writes_nothing() {
+    let (_da, mut a) = crate::fresh();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut b = Store::open(dir_b.path()).unwrap();
+    let ana = person(&mut a, "Ana");
+    let changes = a.changes_since(DocId::Main, &[]).unwrap();
+
+    let before = b.index_dump().unwrap();
+    let heads = b.heads(DocId::Main).unwrap();
+    let err = b
+        .apply_remote_changes(DocId::Main, &changes, |txn| {
+            txn.open_table(CURSORS)?.insert("a", 1)?;
+            Err(StoreError::Closed)
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed));
+    assert_eq!(before, b.index_dump().unwrap());
+    assert_eq!(heads, b.heads(DocId::Main).unwrap(), "memory rolled back");
+    assert!(matches!(
+        b.contact(ana.id),
+        Err(kith_core::OpError::UnknownContact(_))
+    ));
+
+    let bad = vec![b"not a change".to_vec()];
+    assert!(matches!(
+        b.apply_remote_changes(DocId::Main, &bad, |_| Ok(())),
+        Err(StoreError::BadChange { index: 0, .. })
+    ));
+
+    b.apply_remote_changes(DocId::Main, &changes, |txn| {
+        txn.open_table(CURSORS)?.insert("a", 7)?;
+        Ok(())
+    })
+    .unwrap();
+    b.close().unwrap();
+    let b = Store::open(dir_b.path()).unwrap();
+    assert_eq!(b.contact(ana.id).unwrap().name, "Ana");
+    drop(b);
+    let db = redb::Database::open(dir_b.path().join(kith_core::store::STORE_FILE)).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn.open_table(CURSORS).unwrap();
+    assert_eq!(
+        redb::ReadableTable::get(&t, "a").unwrap().unwrap().value(),
+        7
+    );
+}
