@@ -1,5 +1,69 @@
-//! kith: the command-line tool.
+//! kith: the command-line tool for laptops and scripts.
+//!
+//! `args` defines the grammar, `commands` runs each command against the
+//! kith-core store, `render` owns every byte written to the terminal, `when`
+//! parses times and dates, `resolve` turns names into ids, and `error` maps
+//! failures to one `error: ...` line and an exit code (2 for input errors, 1
+//! otherwise). See docs/CLI.md.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod args;
+mod commands;
+mod datadir;
+mod demo;
+mod error;
+mod render;
+mod resolve;
+mod when;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `kith timeline | head`: the reader left; that is not an error.
+        Err(error::CliError::OutputClosed) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints `error: ...` on stderr and returns the matching exit code.
+fn fail(err: &error::CliError) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {}", err.message());
+    ExitCode::from(err.exit_code())
+}
+
+/// Help and version go to stdout as clap prints them; every other parse
+/// error becomes one `error: ...` line (clap's first line, which names the
+/// problem) and exit code 2, like every other input error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { error::EXIT_INPUT } else { 0 })
+        }
+        _ => {
+            let text = e.render().to_string();
+            // clap's message runs until the first blank line (then tips and usage).
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let first = first.join(" ");
+            let first = first.trim_start_matches("error:").trim();
+            let err = error::CliError::input(format!("{first} (see `kith --help`)"));
+            fail(&err)
+        }
+    }
 }

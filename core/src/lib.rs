@@ -8,17 +8,22 @@
 //! Networking lives in `kith-net`, terminals in the `kith` CLI, and uniffi in
 //! `kith-ffi`. See docs/ARCHITECTURE.md.
 
+pub mod backup;
 pub mod dedup;
 pub mod doc;
 pub mod error;
+pub mod export;
 pub mod identity;
 pub mod ids;
+pub mod import;
 pub mod index;
+pub mod insights;
 pub mod model;
 pub mod ops;
 pub mod schema;
 pub mod store;
 pub mod sync;
+pub mod synth;
 
 pub use dedup::{DuplicatePair, DuplicateReason};
 pub use doc::DocId;

@@ -11,11 +11,18 @@
     clippy::print_stderr
 )]
 
+mod backup;
 mod crash;
 mod damage;
+mod export;
+mod import_plan;
+mod import_props;
+mod import_vcard;
 mod ops;
 mod reindex;
 mod store;
+mod store_wiring;
+mod strategies;
 mod sync;
 
 use kith_core::{NewContact, NewInteraction, ParticipantRef, Store};

@@ -1,0 +1,415 @@
+//! `kith import vcard|linkedin`, `kith export`, `kith backup`, `kith restore`.
+//!
+//! Parsing, planning, export formats and the backup container live in
+//! kith-core (`import`, `export`, `backup`); this module reads and writes the
+//! files, asks for the passphrase, and reports. An import is planned first
+//! (what is new, what was imported before, what looks like an existing
+//! contact) and then applied in one bulk write, so `--dry-run` shows exactly
+//! what a real run would do.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kith_core::Store;
+use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
+use kith_core::export::{KithExport, write_json, write_vcards};
+use kith_core::import::{
+    ApplyOptions, ContactDraft, ImportPlan, LinkedinLimits, VcardLimits, apply_plan,
+    parse_linkedin_csv, plan_for_store, vcard_drafts,
+};
+use serde::Serialize;
+
+use super::{Contacts, Ctx, op_error, store_failure};
+use crate::args::{BackupArgs, ExportArgs, ImportCmd, ImportOptions, RestoreArgs};
+use crate::error::{CliError, CliResult};
+use crate::render::{Out, Table};
+
+/// Problems listed per file before "and N more".
+const PROBLEMS_SHOWN_MAX: usize = 20;
+/// Longest passphrase read from stdin.
+const PASSPHRASE_BYTES_MAX: usize = 4096;
+
+fn read_input(path: &Path, size_bytes_max: usize) -> CliResult<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+    if meta.len() > size_bytes_max as u64 {
+        return Err(CliError::input(format!(
+            "{} is {} bytes, more than the {size_bytes_max} bytes accepted",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read(path).map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))
+}
+
+/// JSON of `kith import ...`.
+#[derive(Debug, Serialize)]
+struct ImportView {
+    dry_run: bool,
+    /// Contacts created (or that would be created).
+    created: Vec<DraftView>,
+    /// Records imported before (matched on their import key): nothing to do.
+    already_imported: usize,
+    /// Records that look like an existing contact, with the suggested merge target.
+    likely_duplicates: Vec<DuplicateView>,
+    /// Whether the likely duplicates were created anyway (--create-duplicates).
+    duplicates_created: bool,
+    /// Records that repeat an earlier record of the same input.
+    repeated_in_input: usize,
+    /// Lines of the input that could not be read, with why.
+    problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+struct DraftView {
+    name: String,
+    organisation: Option<String>,
+    source_line: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct DuplicateView {
+    name: String,
+    source_line: usize,
+    merge_into: kith_core::ContactId,
+    merge_into_name: String,
+    reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    file: PathBuf,
+    line: usize,
+    message: String,
+}
+
+fn draft_view(d: &ContactDraft) -> DraftView {
+    DraftView {
+        name: d.name.clone(),
+        organisation: d.organisation.clone(),
+        source_line: d.source_line,
+    }
+}
+
+pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
+    let my_org = ctx.store.settings().map_err(store_failure)?.my_organisation;
+    let mut drafts = Vec::new();
+    let mut problems = Vec::new();
+    let options: ImportOptions = match cmd {
+        ImportCmd::Vcard { files, options } => {
+            let limits = VcardLimits::default();
+            for file in &files {
+                let bytes = read_input(file, limits.input_size_bytes_max)?;
+                let batch = vcard_drafts(&bytes, &limits, my_org.as_deref())
+                    .map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
+                problems.extend(batch.errors.iter().map(|e| Problem {
+                    file: file.clone(),
+                    line: e.line,
+                    message: e.message.clone(),
+                }));
+                if batch.errors_dropped > 0 {
+                    problems.push(Problem {
+                        file: file.clone(),
+                        line: 0,
+                        message: format!("{} more problems not listed", batch.errors_dropped),
+                    });
+                }
+                drafts.extend(batch.drafts);
+            }
+            options
+        }
+        ImportCmd::Linkedin { file, options } => {
+            let limits = LinkedinLimits::default();
+            let bytes = read_input(&file, limits.input_size_bytes_max)?;
+            let batch = parse_linkedin_csv(&bytes, &limits, my_org.as_deref())
+                .map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
+            problems.extend(batch.errors.iter().map(|e| Problem {
+                file: file.clone(),
+                line: e.line,
+                message: e.message.clone(),
+            }));
+            if batch.errors_dropped > 0 {
+                problems.push(Problem {
+                    file: file.clone(),
+                    line: 0,
+                    message: format!("{} more problems not listed", batch.errors_dropped),
+                });
+            }
+            drafts.extend(batch.drafts);
+            options
+        }
+    };
+    let plan: ImportPlan = plan_for_store(&ctx.store, drafts).map_err(store_failure)?;
+    if !options.dry_run && !plan.is_empty() {
+        apply_plan(
+            &mut ctx.store,
+            &plan,
+            &ApplyOptions {
+                create_likely_duplicates: options.create_duplicates,
+                now_ms: ctx.clock.now_ms(),
+            },
+        )
+        .map_err(op_error)?;
+    }
+    let contacts = Contacts::load(&ctx.store)?;
+    let mut created: Vec<DraftView> = plan.create.iter().map(draft_view).collect();
+    if options.create_duplicates {
+        created.extend(plan.likely_duplicates.iter().map(|d| draft_view(&d.draft)));
+    }
+    let view = ImportView {
+        dry_run: options.dry_run,
+        created,
+        already_imported: plan.already_imported.len(),
+        likely_duplicates: plan
+            .likely_duplicates
+            .iter()
+            .map(|d| DuplicateView {
+                name: d.draft.name.clone(),
+                source_line: d.draft.source_line,
+                merge_into: d.merge_into,
+                merge_into_name: contacts.name(d.merge_into),
+                reasons: d.reasons.iter().map(reason_text).collect(),
+            })
+            .collect(),
+        duplicates_created: options.create_duplicates && !options.dry_run,
+        repeated_in_input: plan.repeated_in_input.len(),
+        problems,
+    };
+    if ctx.json {
+        ctx.out.json(&view)?;
+        return Ok(());
+    }
+    let verb = if view.dry_run {
+        "Would create"
+    } else {
+        "Created"
+    };
+    ctx.out.line(format!(
+        "{verb} {}; {} already imported; {}{}; {} repeated in the input",
+        plural(view.created.len(), "contact"),
+        view.already_imported,
+        plural(view.likely_duplicates.len(), "likely duplicate"),
+        if options.create_duplicates {
+            " (created anyway)"
+        } else {
+            " (left out)"
+        },
+        view.repeated_in_input,
+    ))?;
+    if !view.likely_duplicates.is_empty() {
+        ctx.out.line("")?;
+        ctx.out.line("Likely duplicates (merge after importing with --create-duplicates, or add details by hand):")?;
+        let mut t = Table::new(&["IN THE FILE", "LINE", "LOOKS LIKE", "WHY"]);
+        for d in &view.likely_duplicates {
+            t.row(vec![
+                d.name.clone(),
+                d.source_line.to_string(),
+                d.merge_into_name.clone(),
+                d.reasons.join(", "),
+            ]);
+        }
+        ctx.out.table(&t)?;
+    }
+    if !view.problems.is_empty() {
+        ctx.out.line("")?;
+        ctx.out.line(format!(
+            "{} (those records or properties were skipped):",
+            plural(view.problems.len(), "problem")
+        ))?;
+        for p in view.problems.iter().take(PROBLEMS_SHOWN_MAX) {
+            ctx.out
+                .line(format!("  {}:{}: {}", p.file.display(), p.line, p.message))?;
+        }
+    }
+    Ok(())
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+fn reason_text(r: &kith_core::DuplicateReason) -> String {
+    use kith_core::DuplicateReason as R;
+    match r {
+        R::SameEmail(v) => format!("same email {v}"),
+        R::SamePhone(v) => format!("same phone {v}"),
+        R::SameName(v) => format!("same name {v}"),
+    }
+}
+
+/// Writes `bytes` to `path` (new file) or to stdout.
+fn emit(out: &mut Out, path: Option<&Path>, bytes: &[u8]) -> CliResult<()> {
+    match path {
+        Some(p) => write_new(p, bytes),
+        None => Ok(out.bytes(bytes)?),
+    }
+}
+
+/// Writes a file that must not exist yet (never overwrite an earlier export or backup).
+fn write_new(path: &Path, bytes: &[u8]) -> CliResult<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                CliError::input(format!(
+                    "{} already exists (choose another file)",
+                    path.display()
+                ))
+            } else {
+                CliError::Failure(
+                    anyhow::Error::new(e).context(format!("creating {}", path.display())),
+                )
+            }
+        })?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
+        CliError::Failure(anyhow::Error::new(e).context(format!("writing {}", path.display())))
+    })
+}
+
+pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
+    if a.interactions && a.format != "csv" {
+        return Err(CliError::input(
+            "--interactions goes with `kith export csv`",
+        ));
+    }
+    let export_failure =
+        |e: kith_core::export::ExportError| CliError::Failure(anyhow::Error::new(e));
+    let contacts = ctx.store.all_contacts().map_err(store_failure)?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut records = contacts.len();
+    match a.format.as_str() {
+        "vcard" => {
+            let live: Vec<_> = contacts
+                .iter()
+                .filter(|c| c.merged_into.is_none())
+                .collect();
+            records = live.len();
+            buf = write_vcards(live).into_bytes();
+        }
+        "csv" if a.interactions => {
+            let interactions = ctx.store.all_interactions().map_err(store_failure)?;
+            let projects = ctx.store.all_projects().map_err(store_failure)?;
+            records = interactions.len();
+            kith_core::export::csv::write_interactions_csv(
+                &mut buf,
+                &interactions,
+                &contacts,
+                &projects,
+            )
+            .map_err(export_failure)?;
+        }
+        "csv" => kith_core::export::csv::write_contacts_csv(&mut buf, &contacts)
+            .map_err(export_failure)?,
+        _ => {
+            let all = KithExport::new(
+                ctx.clock.now_ms(),
+                ctx.store.settings().map_err(store_failure)?,
+                contacts,
+                ctx.store.all_interactions().map_err(store_failure)?,
+                ctx.store.all_projects().map_err(store_failure)?,
+                ctx.store.all_goals().map_err(store_failure)?,
+            );
+            records =
+                all.contacts.len() + all.interactions.len() + all.projects.len() + all.goals.len();
+            write_json(&all, &mut buf).map_err(export_failure)?;
+        }
+    }
+    emit(&mut ctx.out, a.out.as_deref(), &buf)?;
+    if let Some(path) = &a.out {
+        if ctx.json {
+            ctx.out.json(&serde_json::json!({ "file": path, "format": a.format, "records": records, "size_bytes": buf.len() }))?;
+        } else {
+            ctx.out.line(format!(
+                "Exported {records} records as {} to {}",
+                a.format,
+                path.display()
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The passphrase: `KITH_PASSPHRASE`, else the first line of stdin.
+fn passphrase() -> CliResult<String> {
+    if let Ok(p) = std::env::var("KITH_PASSPHRASE") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(PASSPHRASE_BYTES_MAX as u64)
+        .read_line(&mut line)
+        .map_err(|e| CliError::input(format!("cannot read the passphrase from stdin: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn backup_error(e: StoreBackupError) -> CliError {
+    match e {
+        StoreBackupError::Backup(BackupError::Random(_) | BackupError::Payload(_))
+        | StoreBackupError::Io { .. } => CliError::Failure(anyhow::Error::new(e)),
+        StoreBackupError::Store(s) => store_failure(s),
+        other => CliError::input(other),
+    }
+}
+
+pub(super) fn backup(ctx: &mut Ctx, a: BackupArgs) -> CliResult<()> {
+    if a.file.exists() {
+        return Err(CliError::input(format!(
+            "{} already exists (choose another file)",
+            a.file.display()
+        )));
+    }
+    let pass = passphrase()?;
+    let params = BackupParams {
+        memory_kib: a.kdf.kdf_memory_kib,
+        iterations: a.kdf.kdf_iterations,
+        parallelism: 1,
+    };
+    // Device keys are not kept in the store yet, so the backup holds the documents only.
+    let sealed = backup_store(&mut ctx.store, &pass, &params, None, ctx.clock.now_ms())
+        .map_err(backup_error)?;
+    write_new(&a.file, &sealed)?;
+    if ctx.json {
+        ctx.out
+            .json(&serde_json::json!({ "file": a.file, "size_bytes": sealed.len() }))?;
+    } else {
+        ctx.out.line(format!(
+            "Backed up to {} ({} KB, encrypted with your passphrase; keep it: without it the file cannot be read)",
+            a.file.display(),
+            sealed.len().div_ceil(1024)
+        ))?;
+    }
+    Ok(())
+}
+
+/// Restores into the data directory (not through [`Ctx`]: there is no store yet).
+pub(crate) fn restore(dir: &Path, a: RestoreArgs, json: bool, out: &mut Out) -> CliResult<()> {
+    if dir.join(kith_core::store::STORE_FILE).exists() {
+        return Err(CliError::input(format!(
+            "{} already holds a Kith store: restore into a new or empty directory (--data DIR)",
+            dir.display()
+        )));
+    }
+    let bytes = read_input(&a.file, kith_core::backup::BACKUP_SIZE_BYTES_MAX)?;
+    let pass = passphrase()?;
+    let restored = restore_store(dir, &pass, &bytes).map_err(backup_error)?;
+    let store: Store = restored.store;
+    let contacts = store.all_contacts().map_err(store_failure)?.len();
+    let interactions = store.all_interactions().map_err(store_failure)?.len();
+    store.close().map_err(store_failure)?;
+    if json {
+        out.json(&serde_json::json!({ "data_dir": dir, "contacts": contacts, "interactions": interactions }))?;
+    } else {
+        out.line(format!(
+            "Restored {contacts} contacts and {interactions} interactions into {}",
+            dir.display()
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! `kith log` (the headline flow) and `kith interaction ...`.
+
+use crate::harness::Kith;
+
+#[test]
+fn log_after_a_meeting_records_everything() {
+    let k = Kith::new();
+    let zoe = k.add_contact("Zoë Åberg", &[]);
+    let bruno = k.add_contact("Bruno Lima", &[]);
+    let p = k.json(&["project", "add", "Formulary review"]);
+    let v = k.json(&[
+        "log",
+        "Coffee about the formulary",
+        "--with",
+        "zoe",
+        "--with",
+        "Bruno Lima",
+        "--kind",
+        "meal",
+        "--at",
+        "2026-11-25 08:30",
+        "--notes",
+        "Line one\nLine two",
+        "--gave",
+        "feedback",
+        "--got",
+        "insight:zoe",
+        "--initiator",
+        "me",
+        "--project",
+        "formulary",
+        "--follow-up",
+        "Send the audit deck",
+        "--due",
+        "friday",
+        "--follow-up",
+        "Book a ward visit",
+    ]);
+    assert_eq!(v["kind"], "meal");
+    assert_eq!(v["initiator"], "me");
+    assert_eq!(v["summary"], "Coffee about the formulary");
+    assert_eq!(v["notes"], "Line one\nLine two");
+    assert_eq!(v["at_ms"], 1_795_595_400_000_i64); // 2026-11-25T08:30Z (TZ=UTC)
+    assert_eq!(v["offset_minutes"], 0);
+    assert_eq!(v["project"], p["id"]);
+    let mut participants: Vec<&str> = v["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    participants.sort();
+    let mut expected = vec![zoe.as_str(), bruno.as_str()];
+    expected.sort();
+    assert_eq!(participants, expected);
+    let ex = v["exchanges"].as_array().unwrap();
+    assert_eq!(ex.len(), 2);
+    assert!(ex.iter().any(|e| e["what"] == "insight"
+        && e["direction"] == "received"
+        && e["with"] == zoe.as_str()));
+    assert!(
+        ex.iter()
+            .any(|e| e["what"] == "feedback" && e["direction"] == "gave" && e["with"].is_null())
+    );
+    let fus: Vec<&serde_json::Value> = v["follow_ups"].as_object().unwrap().values().collect();
+    assert_eq!(fus.len(), 2);
+    assert!(
+        fus.iter()
+            .any(|f| f["text"] == "Send the audit deck" && f["due"] == "2026-11-27")
+    );
+    assert!(
+        fus.iter()
+            .any(|f| f["text"] == "Book a ward visit" && f["due"].is_null())
+    );
+
+    let human = k
+        .run(&[
+            "log",
+            "Quick call",
+            "--with",
+            "bruno",
+            "--kind",
+            "call",
+            "--at",
+            "-2h",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        human.starts_with("Logged call with Bruno Lima (2026-11-26 08:00, 2 hours ago)"),
+        "{human}"
+    );
+}
+
+#[test]
+fn create_missing_makes_new_contacts_in_the_same_write() {
+    let k = Kith::new();
+    k.add_contact("Anabel Costa", &[]);
+    // Without the flag, an unknown name is an error; with it, "Ana" is not
+    // prefix-matched to Anabel but created.
+    k.input_error(
+        &["log", "Lunch", "--with", "Carla Nova"],
+        "unknown contact 'Carla Nova'",
+    );
+    let v = k.json(&[
+        "log",
+        "Lunch",
+        "--with",
+        "Ana",
+        "--with",
+        "Carla Nova",
+        "--create-missing",
+        "--got",
+        "support:carla nova",
+    ]);
+    let mut names: Vec<&str> = v["participant_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Ana", "Carla Nova"]);
+    assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 3);
+    // A unique prefix resolves without the flag.
+    let v = k.json(&["log", "Call", "--with", "anab", "--kind", "call"]);
+    assert_eq!(v["participant_names"][0], "Anabel Costa");
+}
+
+#[test]
+fn interaction_show_edit_delete_undelete() {
+    let k = Kith::new();
+    k.add_contact("Zoë Åberg", &[]);
+    k.add_contact("Bruno Lima", &[]);
+    let id = k.log(&["Coffee", "--with", "zoe", "--notes", "first"]);
+    let v = k.json(&["interaction", "show", &id]);
+    assert_eq!(v["summary"], "Coffee");
+    let v = k.json(&[
+        "interaction",
+        "edit",
+        &id,
+        "--summary",
+        "Coffee and plans",
+        "--notes",
+        "second",
+        "--kind",
+        "meeting",
+        "--at",
+        "2026-11-20",
+        "--initiator",
+        "them",
+        "--with",
+        "bruno",
+        "--without",
+        "zoe",
+        "--follow-up",
+        "Call back",
+        "--due",
+        "+7d",
+    ]);
+    assert_eq!(v["summary"], "Coffee and plans");
+    assert_eq!(v["notes"], "second");
+    assert_eq!(v["initiator"], "them");
+    assert_eq!(v["participant_names"], serde_json::json!(["Bruno Lima"]));
+    assert_eq!(v["at_ms"], 1_795_132_800_000_i64);
+    let fu = v["follow_ups"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(fu["due"], "2026-12-03");
+    let human = k.run(&["interaction", "show", &id]).ok().stdout;
+    assert!(
+        human.contains("Call back, due 2026-12-03 (in 7 days)"),
+        "{human}"
+    );
+
+    let del = k.json(&["interaction", "delete", &id]);
+    assert!(del["deleted_ms"].is_i64());
+    assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        k.json(&["timeline", "--deleted"]).as_array().unwrap().len(),
+        1
+    );
+    assert!(
+        k.run(&["timeline", "--deleted"])
+            .ok()
+            .stdout
+            .contains("[deleted] Coffee and plans")
+    );
+    let back = k.json(&["interaction", "undelete", &id]);
+    assert!(back["deleted_ms"].is_null());
+    assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn log_and_edit_errors_name_the_problem_and_change_nothing() {
+    let k = Kith::new();
+    k.add_contact("Zoë Åberg", &[]);
+    k.add_contact("Ana Silva", &[]);
+    k.add_contact("Ana Sousa", &[]);
+    let id = k.log(&["Coffee", "--with", "zoe"]);
+    k.input_error(&["log", "", "--with", "zoe"], "summary must not be empty");
+    k.input_error(
+        &["log", "   ", "--with", "zoe"],
+        "summary must not be empty",
+    );
+    k.input_error(&["log", "x", "--with", "zoe", "--kind", "lunch"],
+        "unknown kind 'lunch' (expected one of: meeting call message email event meal project_work other)");
+    k.input_error(
+        &["log", "x", "--with", "nobody"],
+        "unknown contact 'nobody'",
+    );
+    k.input_error(&["log", "x", "--with", "ana"], "'ana' matches 2 contacts");
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--at", "next tuesday"],
+        "bad time 'next tuesday'",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--at", "2026-02-30"],
+        "bad time '2026-02-30'",
+    );
+    k.input_error(
+        &[
+            "log",
+            "x",
+            "--with",
+            "zoe",
+            "--follow-up",
+            "y",
+            "--due",
+            "someday",
+        ],
+        "bad date 'someday'",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--due", "friday"],
+        "--due given without a --follow-up",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--initiator", "boss"],
+        "unknown initiator 'boss'",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--gave", "money"],
+        "unknown exchange 'money'",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--got", "insight:ana silva"],
+        "is not one of the participants",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--project", "nope"],
+        "unknown project 'nope'",
+    );
+    k.input_error(
+        &["log", "x"],
+        "required arguments were not provided: --with",
+    );
+    k.input_error(
+        &["log", "x", "--with", "zoe", "--follow-up", " "],
+        "follow-up must not be empty",
+    );
+    k.input_error(
+        &["interaction", "show", "nope"],
+        "invalid interaction id 'nope'",
+    );
+    k.input_error(
+        &["interaction", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+        "no interaction with id",
+    );
+    k.input_error(
+        &["interaction", "edit", &id, "--summary", ""],
+        "summary must not be empty",
+    );
+    k.input_error(
+        &["interaction", "edit", &id, "--without", "zoe"],
+        "at least one participant",
+    );
+    k.input_error(
+        &["interaction", "edit", &id, "--without", "Ana Silva"],
+        "is not a participant",
+    );
+    k.input_error(
+        &[
+            "interaction",
+            "edit",
+            &id,
+            "--kind",
+            "x",
+            "--follow-up",
+            "y",
+        ],
+        "unknown kind 'x'",
+    );
+    k.input_error(
+        &["interaction", "delete", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+        "no interaction with id",
+    );
+}
+
+#[test]
+fn wall_clock_times_use_the_local_zone_and_its_daylight_saving() {
+    let k = Kith::new();
+    k.add_contact("Ana", &[]);
+    let log_at = |at: &str| {
+        let mut c = k.command();
+        c.env_remove("KITH_NOW").env("TZ", "America/New_York");
+        c.arg("--data")
+            .arg(k.data())
+            .args(["log", "x", "--with", "ana", "--at", at, "--json"]);
+        crate::harness::run(c)
+    };
+    let winter = log_at("2026-03-01 09:30").json();
+    assert_eq!(winter["at_ms"], 1_772_375_400_000_i64); // 14:30Z
+    assert_eq!(winter["offset_minutes"], -300);
+    let summer = log_at("2026-07-01 09:30").json();
+    assert_eq!(summer["at_ms"], 1_782_912_600_000_i64); // 13:30Z
+    assert_eq!(summer["offset_minutes"], -240);
+    let before = k.snapshot();
+    let gap = log_at("2026-03-08 02:30");
+    assert_eq!(gap.code, 2);
+    assert!(
+        gap.stderr.contains("does not exist in the local time zone"),
+        "{}",
+        gap.stderr
+    );
+    assert_eq!(before, k.snapshot());
+}

@@ -1,0 +1,231 @@
+//! `kith import`, `kith export`, `kith backup`, `kith restore`.
+
+use std::path::PathBuf;
+
+use crate::harness::{Kith, run};
+
+/// The shared vCard fixtures (../shared/fixtures/vcard above the repo).
+fn fixtures() -> PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|a| a.join("shared/fixtures/vcard"))
+        .find(|p| p.exists())
+        .expect("../shared/fixtures/vcard above the crate")
+}
+
+const LINKEDIN: &str = "Notes:\n\"When exporting your connection data, you may notice that some of the email addresses are missing.\"\n\nFirst Name,Last Name,URL,Email Address,Company,Position,Connected On\nZoë,Åberg,https://www.linkedin.com/in/zoe-aberg,zoe@stmarys.org,St Mary's,Chief Pharmacist,07 Dec 2025\nBruno,Lima,https://www.linkedin.com/in/bruno-lima,,Royal Free,Finance Lead,01 Feb 2024\n";
+
+#[test]
+fn vcard_import_is_idempotent_and_dry_run_writes_nothing() {
+    let k = Kith::new();
+    let gmail = fixtures().join("gmail-single.vcf");
+    let rfc = fixtures().join("rfc6350-example.vcf");
+    let (g, r) = (gmail.to_str().unwrap(), rfc.to_str().unwrap());
+    let before = k.snapshot();
+    let dry = k.json(&["import", "vcard", g, r, "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["created"].as_array().unwrap().len(), 2);
+    assert_eq!(before, k.snapshot(), "--dry-run wrote");
+    let real = k.json(&["import", "vcard", g, r]);
+    assert_eq!(real["created"].as_array().unwrap().len(), 2);
+    let names: Vec<String> = k
+        .json(&["contact", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"Greg Dartmouth".to_string()), "{names:?}");
+    let again = k.json(&["import", "vcard", g, r]);
+    assert_eq!(again["created"].as_array().unwrap().len(), 0);
+    assert_eq!(again["already_imported"], 2);
+    assert!(
+        k.run(&["import", "vcard", g])
+            .ok()
+            .stdout
+            .starts_with("Created 0 contacts; 1 already imported")
+    );
+}
+
+#[test]
+fn linkedin_import_reports_likely_duplicates() {
+    let k = Kith::new();
+    k.add_contact("Bruno Lima", &[]);
+    let csv = k.dir.path().join("Connections.csv");
+    std::fs::write(&csv, LINKEDIN).unwrap();
+    let v = k.json(&["import", "linkedin", csv.to_str().unwrap()]);
+    assert_eq!(v["created"].as_array().unwrap().len(), 1);
+    assert_eq!(v["created"][0]["name"], "Zoë Åberg");
+    assert_eq!(v["likely_duplicates"][0]["name"], "Bruno Lima");
+    assert_eq!(v["likely_duplicates"][0]["merge_into_name"], "Bruno Lima");
+    let zoe = k.json(&["contact", "show", "zoe"]);
+    assert_eq!(zoe["contact"]["organisation"], "St Mary's");
+    assert_eq!(zoe["contact"]["first_met"], "2025-12-07");
+    // Asked explicitly, the duplicate is created too.
+    let v = k.json(&[
+        "import",
+        "linkedin",
+        csv.to_str().unwrap(),
+        "--create-duplicates",
+    ]);
+    assert_eq!(v["created"].as_array().unwrap().len(), 1);
+    assert_eq!(k.json(&["duplicates"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn import_errors() {
+    let k = Kith::new();
+    let missing = k.dir.path().join("missing.vcf");
+    k.input_error(
+        &["import", "vcard", missing.to_str().unwrap()],
+        "cannot read",
+    );
+    let not_csv = k.dir.path().join("x.csv");
+    std::fs::write(&not_csv, "a,b\n1,2\n").unwrap();
+    k.input_error(
+        &["import", "linkedin", not_csv.to_str().unwrap()],
+        "is this LinkedIn's Connections.csv?",
+    );
+    k.input_error(&["import", "vcard"], "required arguments were not provided");
+}
+
+#[test]
+fn exports_in_every_format() {
+    let k = Kith::new();
+    k.add_contact("Zoë Åberg", &["--email", "zoe@x.org", "--org", "St Mary's"]);
+    k.log(&["Coffee", "--with", "zoe", "--notes", "a, \"quoted\" note"]);
+    let vcf = k.run(&["export", "vcard"]).ok().stdout;
+    assert!(vcf.starts_with("BEGIN:VCARD\r\nVERSION:4.0"), "{vcf}");
+    assert!(vcf.contains("FN:Zoë Åberg"), "{vcf}");
+    let csv = k.run(&["export", "csv"]).ok().stdout;
+    assert!(csv.lines().next().unwrap().starts_with("id,name,"), "{csv}");
+    let csv = k.run(&["export", "csv", "--interactions"]).ok().stdout;
+    assert!(csv.contains("Coffee"), "{csv}");
+    let file = k.dir.path().join("all.json");
+    let v = k.json(&["export", "json", "-o", file.to_str().unwrap()]);
+    assert_eq!(v["records"], 2);
+    let all: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(all["format"], "kith-export");
+    assert_eq!(all["contacts"][0]["name"], "Zoë Åberg");
+    // Never overwrite an earlier export.
+    k.input_error(
+        &["export", "json", "-o", file.to_str().unwrap()],
+        "already exists",
+    );
+    k.input_error(
+        &["export", "vcard", "--interactions"],
+        "--interactions goes with",
+    );
+    k.input_error(&["export", "yaml"], "invalid value 'yaml'");
+}
+
+#[test]
+fn backup_then_restore_gives_the_same_network() {
+    let k = Kith::new();
+    k.add_contact("Zoë Åberg", &["--circle", "strategic"]);
+    k.json(&["project", "add", "Formulary review"]);
+    k.log(&[
+        "Coffee",
+        "--with",
+        "zoe",
+        "--project",
+        "formulary",
+        "--follow-up",
+        "Send deck",
+        "--due",
+        "friday",
+    ]);
+    k.json(&["goal", "add", "Lead the formulary", "--contact", "zoe"]);
+    let file = k.dir.path().join("kith.bak");
+    let fast = ["--kdf-memory-kib", "1024", "--kdf-iterations", "1"];
+    let mut c = k.command();
+    c.env("KITH_PASSPHRASE", "correct horse")
+        .arg("--data")
+        .arg(k.data())
+        .arg("backup")
+        .arg(&file)
+        .args(fast)
+        .arg("--json");
+    let v = run(c).json();
+    assert!(v["size_bytes"].as_u64().unwrap() > 100);
+
+    let restored = Kith::empty();
+    // Wrong passphrase (from stdin): exit 2, nothing written.
+    let mut c = restored.command();
+    c.arg("--data")
+        .arg(restored.data())
+        .arg("restore")
+        .arg(&file)
+        .stdin(std::process::Stdio::piped());
+    let out = {
+        use std::io::Write;
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"wrong horse\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: wrong passphrase"
+    );
+    assert!(!restored.data().join("kith.redb").exists());
+
+    let mut c = restored.command();
+    c.env("KITH_PASSPHRASE", "correct horse")
+        .arg("--data")
+        .arg(restored.data())
+        .args(["restore", file.to_str().unwrap(), "--json"]);
+    let v = run(c).json();
+    assert_eq!(v["contacts"], 1);
+    assert_eq!(v["interactions"], 1);
+    assert_eq!(k.snapshot(), restored.snapshot(), "restored store differs");
+
+    // Restoring over an existing store, a damaged file, an existing backup target.
+    let mut c = restored.command();
+    c.env("KITH_PASSPHRASE", "correct horse")
+        .arg("--data")
+        .arg(restored.data())
+        .args(["restore", file.to_str().unwrap()]);
+    let r = run(c);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("already holds a Kith store"),
+        "{}",
+        r.stderr
+    );
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let damaged = k.dir.path().join("damaged.bak");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let fresh = Kith::empty();
+    let mut c = fresh.command();
+    c.env("KITH_PASSPHRASE", "correct horse")
+        .arg("--data")
+        .arg(fresh.data())
+        .args(["restore", damaged.to_str().unwrap()]);
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    assert!(!fresh.data().join("kith.redb").exists());
+    let mut c = k.command();
+    c.env("KITH_PASSPHRASE", "x")
+        .arg("--data")
+        .arg(k.data())
+        .arg("backup")
+        .arg(&file)
+        .args(fast);
+    let r = run(c);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+}

@@ -1,0 +1,123 @@
+//! The `kith-export` JSON format: everything in a network, lossless and versioned.
+//!
+//! Shape (documented in docs/EXPORT.md): `{"format": "kith-export", "version":
+//! 1, "exported_ms": ..., "settings": {...}, "contacts": [...],
+//! "interactions": [...], "projects": [...], "goals": [...]}`, each record in
+//! the model's own serde form. [`read_json`] first reads only the format and
+//! version, so a file from a newer Kith is refused with a clear error before
+//! anything else is interpreted.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
+
+use super::ExportError;
+
+/// The `format` value of a Kith export.
+pub const EXPORT_FORMAT: &str = "kith-export";
+/// The version this build writes and the newest it reads.
+pub const EXPORT_VERSION: u32 = 1;
+/// Largest export file [`read_json`] accepts.
+pub const EXPORT_SIZE_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+/// Everything in a network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KithExport {
+    pub format: String,
+    pub version: u32,
+    pub exported_ms: TimestampMs,
+    pub settings: Settings,
+    pub contacts: Vec<Contact>,
+    pub interactions: Vec<Interaction>,
+    pub projects: Vec<Project>,
+    pub goals: Vec<Goal>,
+}
+
+impl KithExport {
+    /// An export of the current version.
+    pub fn new(
+        exported_ms: TimestampMs,
+        settings: Settings,
+        contacts: Vec<Contact>,
+        interactions: Vec<Interaction>,
+        projects: Vec<Project>,
+        goals: Vec<Goal>,
+    ) -> Self {
+        KithExport {
+            format: EXPORT_FORMAT.to_string(),
+            version: EXPORT_VERSION,
+            exported_ms,
+            settings,
+            contacts,
+            interactions,
+            projects,
+            goals,
+        }
+    }
+}
+
+/// Why an export file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonReadError {
+    #[error("the file is {size_bytes} bytes, more than the {size_bytes_max} bytes accepted")]
+    TooLarge {
+        size_bytes: usize,
+        size_bytes_max: usize,
+    },
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not a Kith export (no \"format\": \"kith-export\")")]
+    NotKithExport,
+    #[error(
+        "this export is version {found}, newer than the version {supported} this Kith reads: update Kith to read it"
+    )]
+    NewerVersion { found: u64, supported: u32 },
+    #[error("export version {found} is not a valid version")]
+    InvalidVersion { found: u64 },
+    #[error("the export is damaged or incomplete: {0}")]
+    Malformed(#[source] serde_json::Error),
+}
+
+/// Writes the export as pretty-printed JSON.
+pub fn write_json<W: Write>(export: &KithExport, out: W) -> Result<(), ExportError> {
+    serde_json::to_writer_pretty(out, export)?;
+    Ok(())
+}
+
+/// Reads an export, refusing other formats and newer versions.
+pub fn read_json(bytes: &[u8]) -> Result<KithExport, JsonReadError> {
+    if bytes.len() > EXPORT_SIZE_BYTES_MAX {
+        return Err(JsonReadError::TooLarge {
+            size_bytes: bytes.len(),
+            size_bytes_max: EXPORT_SIZE_BYTES_MAX,
+        });
+    }
+    #[derive(Deserialize)]
+    struct Header {
+        format: Option<String>,
+        version: Option<u64>,
+    }
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            JsonReadError::NotKithExport
+        } else {
+            JsonReadError::NotJson(e)
+        }
+    })?;
+    if header.format.as_deref() != Some(EXPORT_FORMAT) {
+        return Err(JsonReadError::NotKithExport);
+    }
+    let found = header.version.ok_or(JsonReadError::NotKithExport)?;
+    if found > u64::from(EXPORT_VERSION) {
+        return Err(JsonReadError::NewerVersion {
+            found,
+            supported: EXPORT_VERSION,
+        });
+    }
+    if found == 0 {
+        return Err(JsonReadError::InvalidVersion { found });
+    }
+    serde_json::from_slice(bytes).map_err(JsonReadError::Malformed)
+}

@@ -1,0 +1,260 @@
+//! Import and backup wired to a real store (redb files in temp directories):
+//! idempotent re-import, likely duplicates left for the user, and backup ->
+//! restore giving an equal store, index included; bad passphrases and damaged
+//! files write nothing.
+
+use std::collections::BTreeSet;
+
+use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
+use kith_core::import::{ApplyOptions, VcardLimits, apply_plan, plan_for_store, vcard_drafts};
+use kith_core::model::{Circle, GoalStatus, ProjectStatus, Settings};
+use kith_core::{NewContact, NewGoal, NewInteraction, NewProject, ParticipantRef, Store};
+
+use crate::import_vcard::fixture;
+
+const FAST: BackupParams = BackupParams {
+    memory_kib: 256,
+    iterations: 1,
+    parallelism: 1,
+};
+
+const FILES: &[&str] = &[
+    "John_Doe_ANDROID.vcf",
+    "John_Doe_EVOLUTION.vcf",
+    "John_Doe_GMAIL.vcf",
+    "John_Doe_MAC_ADDRESS_BOOK.vcf",
+    "fullcontact.vcf",
+    "gmail-list.vcf",
+    "gmail-single.vcf",
+    "outlook-2003.vcf",
+    "rfc2426-example.vcf",
+    "rfc6350-example.vcf",
+];
+
+fn import_file(
+    store: &mut Store,
+    file: &str,
+    create_likely_duplicates: bool,
+) -> kith_core::import::ApplyReport {
+    let my_org = store.settings().unwrap().my_organisation;
+    let batch = vcard_drafts(&fixture(file), &VcardLimits::default(), my_org.as_deref()).unwrap();
+    let plan = plan_for_store(store, batch.drafts).unwrap();
+    apply_plan(
+        store,
+        &plan,
+        &ApplyOptions {
+            create_likely_duplicates,
+            now_ms: 1_700_000_000_000,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn reimport_into_the_store_creates_nothing_even_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut created = 0;
+    for file in FILES {
+        created += import_file(&mut store, file, true).created.len();
+    }
+    // 6 + 1 + 1 + 1 + 1 + 3 + 1 + 1 + 2 + 1 cards.
+    assert_eq!(created, 18);
+    assert_eq!(store.all_contacts().unwrap().len(), 18);
+    let doe = store
+        .contacts_named("Mr. John Richter, James Doe Sr.")
+        .unwrap();
+    // Evolution, Gmail and Mac Address Book (names compare without punctuation).
+    assert_eq!(doe.len(), 3);
+    store.close().unwrap();
+
+    let mut store = Store::open(dir.path()).unwrap();
+    for file in FILES {
+        let report = import_file(&mut store, file, true);
+        assert!(report.created.is_empty(), "{file}: {report:?}");
+        assert!(report.keys_added.is_empty(), "{file}: {report:?}");
+    }
+    assert_eq!(store.all_contacts().unwrap().len(), 18);
+}
+
+#[test]
+fn likely_duplicates_are_left_for_the_user_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut existing = NewContact::named("Greg D.");
+    existing.emails.push(kith_core::model::ContactPoint {
+        value: "GDartmouth@hotmail.com".into(),
+        label: String::new(),
+    });
+    let greg = store.add_contact(existing).unwrap();
+    let report = import_file(&mut store, "gmail-single.vcf", false);
+    assert!(report.created.is_empty());
+    assert_eq!(report.likely_duplicates_skipped, 1);
+    assert_eq!(store.all_contacts().unwrap().len(), 1);
+    let plan = plan_for_store(
+        &store,
+        vcard_drafts(&fixture("gmail-single.vcf"), &VcardLimits::default(), None)
+            .unwrap()
+            .drafts,
+    )
+    .unwrap();
+    assert_eq!(plan.likely_duplicates[0].merge_into, greg.id);
+    let report = import_file(&mut store, "gmail-single.vcf", true);
+    assert_eq!(report.created.len(), 1);
+    assert_eq!(store.all_contacts().unwrap().len(), 2);
+}
+
+fn populated_store(dir: &std::path::Path) -> Store {
+    let mut store = Store::open(dir).unwrap();
+    store
+        .set_settings(Settings {
+            my_organisation: Some("IBM".into()),
+            strategic_target: Some(0.3),
+            ..Settings::default()
+        })
+        .unwrap();
+    for file in FILES {
+        import_file(&mut store, file, true);
+    }
+    let contacts = store.all_contacts().unwrap();
+    let project = store
+        .add_project(NewProject {
+            name: "Ward redesign".into(),
+            description: "with the nurses".into(),
+            status: ProjectStatus::Active,
+        })
+        .unwrap();
+    // Two calendar quarters, so two log documents.
+    for (i, at_ms) in [1_700_000_000_000i64, 1_710_000_000_000, 1_720_000_000_000]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .log_interaction(NewInteraction {
+                at_ms: Some(at_ms),
+                participants: vec![
+                    ParticipantRef::Id(contacts[i].id),
+                    ParticipantRef::Id(contacts[i + 1].id),
+                ],
+                summary: format!("meeting {i}"),
+                notes: "notes é ✓".into(),
+                project: Some(project.id),
+                ..NewInteraction::default()
+            })
+            .unwrap();
+    }
+    store
+        .add_goal(NewGoal {
+            title: "Find a mentor".into(),
+            priority: 1,
+            status: GoalStatus::Active,
+            contacts: [contacts[3].id].into_iter().collect::<BTreeSet<_>>(),
+        })
+        .unwrap();
+    let mut c = NewContact::named("Strategic Sam");
+    c.circles.insert(Circle::Strategic);
+    let sam = store.add_contact(c).unwrap();
+    store.merge_contacts(contacts[0].id, sam.id).unwrap();
+    store
+}
+
+#[test]
+fn backup_then_restore_gives_an_equal_store_index_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let original_dir = dir.path().join("original");
+    let mut original = populated_store(&original_dir);
+    let keys = vec![42u8; 64];
+    let sealed = backup_store(
+        &mut original,
+        "backup passphrase",
+        &FAST,
+        Some(keys.clone()),
+        5,
+    )
+    .unwrap();
+
+    let restored_dir = dir.path().join("restored");
+    let restored = restore_store(&restored_dir, "backup passphrase", &sealed).unwrap();
+    assert_eq!(
+        restored.keys.as_deref().map(Vec::as_slice),
+        Some(keys.as_slice())
+    );
+    let mut restored = restored.store;
+
+    assert_eq!(
+        restored.all_contacts().unwrap(),
+        original.all_contacts().unwrap()
+    );
+    assert_eq!(
+        restored.all_interactions().unwrap(),
+        original.all_interactions().unwrap()
+    );
+    assert_eq!(
+        restored.all_projects().unwrap(),
+        original.all_projects().unwrap()
+    );
+    assert_eq!(restored.all_goals().unwrap(), original.all_goals().unwrap());
+    assert_eq!(restored.settings().unwrap(), original.settings().unwrap());
+    assert_eq!(
+        restored.index_dump().unwrap(),
+        original.index_dump().unwrap()
+    );
+    let ids = original.doc_ids().unwrap();
+    assert!(ids.len() >= 3, "main + log partitions: {ids:?}");
+    assert_eq!(restored.doc_ids().unwrap(), ids);
+    for id in ids {
+        assert_eq!(
+            restored.heads(id).unwrap(),
+            original.heads(id).unwrap(),
+            "{id}"
+        );
+    }
+    // The restored store keeps working: a re-import creates nothing.
+    let report = import_file(&mut restored, "gmail-list.vcf", true);
+    assert!(report.created.is_empty());
+
+    // Without keys.
+    let sealed = backup_store(&mut original, "backup passphrase", &FAST, None, 5).unwrap();
+    let again = restore_store(&dir.path().join("no-keys"), "backup passphrase", &sealed).unwrap();
+    assert!(again.keys.is_none());
+}
+
+#[test]
+fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut original = populated_store(&dir.path().join("original"));
+    let sealed = backup_store(&mut original, "right", &FAST, None, 5).unwrap();
+    let target = dir.path().join("target");
+
+    let err = restore_store(&target, "wrong", &sealed).unwrap_err();
+    assert!(
+        matches!(err, StoreBackupError::Backup(BackupError::WrongPassphrase)),
+        "{err}"
+    );
+    assert!(!target.exists());
+
+    let mut damaged = sealed.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x10;
+    let err = restore_store(&target, "right", &damaged).unwrap_err();
+    assert!(
+        matches!(err, StoreBackupError::Backup(BackupError::Damaged { .. })),
+        "{err}"
+    );
+    assert!(!target.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("original")]);
+
+    let err = restore_store(&dir.path().join("original"), "right", &sealed).unwrap_err();
+    assert!(
+        matches!(err, StoreBackupError::TargetNotEmpty { .. }),
+        "{err}"
+    );
+
+    // An existing empty directory is fine.
+    std::fs::create_dir(&target).unwrap();
+    restore_store(&target, "right", &sealed).unwrap();
+}
