@@ -200,6 +200,7 @@ async fn serve_one(
             Ok(msg) => msg,
             // The client closing after DoneAck ends the session normally.
             Err(crate::frames::FrameIoError::Closed) => break,
+            Err(_) if m.is_finished() => break,
             Err(e) => {
                 result = Err(e.into());
                 break;

@@ -266,7 +266,7 @@ impl PeerSync {
         &self.stats
     }
 
-    /// Client: the session completed (DoneAck received).
+    /// The session completed (client: DoneAck received; server: DoneAck sent).
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Finished
     }
@@ -438,6 +438,7 @@ impl PeerSync {
             }
             (PeerRole::Server, Phase::Serving, PeerMsg::Done) => {
                 self.out.push_back(PeerMsg::DoneAck);
+                self.phase = Phase::Finished;
             }
             (PeerRole::Client, Phase::AwaitDoneAck, PeerMsg::DoneAck) => {
                 self.phase = Phase::Finished;
