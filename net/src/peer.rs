@@ -270,11 +270,15 @@ pub async fn sync_with_peer(
             .map_err(|e| NetError::Connection(e.to_string()))?;
         let counters = Arc::new(Counters::default());
         let mut rx = spawn_reader::<PeerMsg>(recv, counters.clone());
-        let mut m = PeerSync::new(id.clone(), PeerRole::Client, binding(&conn)?);
-        {
+        let key = addr.to_string();
+        let mut m = {
             let mut st = store.lock().unwrap_or_else(|e| e.into_inner());
+            let hint = kith_core::sync::peer::peer_hint(&mut st, &key)?;
+            let mut m =
+                PeerSync::new(id.clone(), PeerRole::Client, binding(&conn)?).with_hint(hint);
             m.start(&mut st, now_ms())?;
-        }
+            m
+        };
         let result: Result<(), NetError> = async {
             loop {
                 while let Some(out) = m.poll_transmit() {
@@ -302,6 +306,12 @@ pub async fn sync_with_peer(
         let _ = send.finish();
         conn.close(0u32.into(), b"bye");
         let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+        if result.is_ok()
+            && let Some(p) = m.peer()
+        {
+            let mut st = store.lock().unwrap_or_else(|e| e.into_inner());
+            kith_core::sync::peer::remember_peer(&mut st, &key, &p.device)?;
+        }
         result.map(|()| PeerReport {
             stats: m.stats().clone(),
             peer: m.peer().cloned(),

@@ -46,6 +46,8 @@ pub enum NetError {
     Timeout { timeout_ms: u64 },
     #[error(transparent)]
     Peer(#[from] kith_core::sync::PeerError),
+    #[error(transparent)]
+    Store(#[from] kith_core::StoreError),
 }
 
 impl NetError {

@@ -81,10 +81,17 @@ impl PeerRole {
 /// Variant order is part of the wire format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMsg {
+    /// `docs` lists every document (when `base` is all zero), or, when the
+    /// sender believes it talks to device `hint` again, only the documents
+    /// whose heads moved since the last completed session with it; `base` is
+    /// then the digest of that session's record (per document, the heads
+    /// both sides had), which the receiver checks against its own record.
     Hello {
         version: u16,
         cert: Box<DeviceCert>,
         signature: Signature,
+        hint: Option<DeviceId>,
+        base: [u8; 8],
         docs: Vec<DocHeads>,
     },
     Changes {
@@ -109,6 +116,8 @@ pub enum PeerMsg {
     PairBlob {
         blob: Vec<u8>,
     },
+    /// The receiver's record of the last session differs: send a full Hello.
+    Resend,
 }
 
 /// Why a peer session failed.
@@ -168,6 +177,8 @@ pub struct PeerSync {
     their_heads: BTreeMap<String, Vec<ChangeHash>>,
     diverged: BTreeSet<String>,
     rounds: BTreeMap<String, u32>,
+    /// Client: the device this address served last time (from the store).
+    hint: Option<DeviceId>,
     /// In-session sync states; only their durable part (`encode`) is persisted.
     states: BTreeMap<String, SyncState>,
     out: VecDeque<PeerMsg>,
@@ -227,21 +238,44 @@ impl PeerSync {
             diverged: BTreeSet::new(),
             rounds: BTreeMap::new(),
             states: BTreeMap::new(),
+            hint: None,
             out: VecDeque::new(),
             stats: PeerStats::default(),
             now_ms: 0,
         }
     }
 
+    /// Client: the device expected at the other end (see [`peer_hint`]);
+    /// lets the Hello carry only what changed since the last session.
+    pub fn with_hint(mut self, hint: Option<DeviceId>) -> Self {
+        self.hint = hint;
+        self
+    }
+
     /// Client: queue the Hello.
     pub fn start(&mut self, store: &mut Store, now_ms: u64) -> Result<(), PeerError> {
         self.now_ms = now_ms;
-        let hello = self.hello(store)?;
+        let hello = self.hello(store, self.hint)?;
         self.out.push_back(hello);
         Ok(())
     }
 
-    fn hello(&self, store: &mut Store) -> Result<PeerMsg, PeerError> {
+    /// A Hello relative to the last session with `peer` (if there is a record).
+    fn hello(&self, store: &mut Store, peer: Option<DeviceId>) -> Result<PeerMsg, PeerError> {
+        let mine = my_docs(store)?;
+        let record = match peer {
+            Some(p) => load_record(store, &p)?,
+            None => BTreeMap::new(),
+        };
+        let (base, docs) = if record.is_empty() {
+            ([0u8; 8], mine)
+        } else {
+            let changed = mine
+                .into_iter()
+                .filter(|(d, h)| record.get(d) != Some(h))
+                .collect();
+            (record_digest(&record), changed)
+        };
         Ok(PeerMsg::Hello {
             version: PEER_VERSION,
             cert: Box::new(self.id.cert().clone()),
@@ -249,8 +283,40 @@ impl PeerSync {
                 .id
                 .device_signing_key()
                 .sign(&sign_bytes(self.role, &self.binding)),
-            docs: my_docs(store)?,
+            hint: if record.is_empty() { None } else { peer },
+            base,
+            docs,
         })
+    }
+
+    /// The sender's full heads from a Hello: the listed documents over our
+    /// record of the last session, if the Hello is relative and the records
+    /// agree. `None` when they disagree.
+    fn their_full_heads(
+        &self,
+        store: &mut Store,
+        sender: &DeviceId,
+        hint: Option<DeviceId>,
+        base: [u8; 8],
+        docs: Vec<DocHeads>,
+    ) -> Result<Option<BTreeMap<String, Vec<ChangeHash>>>, PeerError> {
+        let mut full: BTreeMap<String, Vec<[u8; 32]>> = BTreeMap::new();
+        if base != [0u8; 8] {
+            let record = load_record(store, sender)?;
+            if hint != Some(self.id.device_id())
+                || record.is_empty()
+                || record_digest(&record) != base
+            {
+                return Ok(None);
+            }
+            full = record;
+        }
+        for (d, h) in docs {
+            full.insert(d, h);
+        }
+        Ok(Some(
+            full.into_iter().map(|(d, h)| (d, hashes(&h))).collect(),
+        ))
     }
 
     pub fn poll_transmit(&mut self) -> Option<PeerMsg> {
@@ -316,6 +382,8 @@ impl PeerSync {
                     version,
                     cert,
                     signature,
+                    hint,
+                    base,
                     docs,
                 },
             ) => {
@@ -323,10 +391,14 @@ impl PeerSync {
                     return Err(PeerError::Protocol("too many documents".into()));
                 }
                 self.check_hello(store, version, &cert, &signature)?;
-                let hello = self.hello(store)?;
+                let Some(theirs) = self.their_full_heads(store, &cert.device, hint, base, docs)?
+                else {
+                    self.out.push_back(PeerMsg::Resend);
+                    return Ok(());
+                };
+                let relative = base != [0u8; 8];
+                let hello = self.hello(store, relative.then_some(cert.device))?;
                 self.out.push_back(hello);
-                let theirs: BTreeMap<String, Vec<ChangeHash>> =
-                    docs.into_iter().map(|(d, h)| (d, hashes(&h))).collect();
                 for (name, mine) in my_docs(store)? {
                     let their = theirs.get(&name).cloned().unwrap_or_default();
                     self.send_direct(store, &name, &hashes(&mine), &their)?;
@@ -341,6 +413,8 @@ impl PeerSync {
                     version,
                     cert,
                     signature,
+                    hint,
+                    base,
                     docs,
                 },
             ) => {
@@ -349,8 +423,21 @@ impl PeerSync {
                 }
                 self.check_hello(store, version, &cert, &signature)?;
                 self.stats.round_trips += 1;
-                self.their_heads = docs.into_iter().map(|(d, h)| (d, hashes(&h))).collect();
+                self.their_heads = self
+                    .their_full_heads(store, &cert.device, hint, base, docs)?
+                    .ok_or_else(|| {
+                        PeerError::Protocol(
+                            "the server's record of the last session differs".into(),
+                        )
+                    })?;
                 self.phase = Phase::AwaitEndDirect;
+            }
+            (PeerRole::Client, Phase::AwaitHello, PeerMsg::Resend) => {
+                // Our records of the last session disagree: start over in full.
+                self.stats.round_trips += 1;
+                self.hint = None;
+                let hello = self.hello(store, None)?;
+                self.out.push_back(hello);
             }
             (
                 _,
@@ -437,10 +524,14 @@ impl PeerSync {
                 }
             }
             (PeerRole::Server, Phase::Serving, PeerMsg::Done) => {
+                let peer = self.peer_device()?;
+                save_record(store, &peer)?;
                 self.out.push_back(PeerMsg::DoneAck);
                 self.phase = Phase::Finished;
             }
             (PeerRole::Client, Phase::AwaitDoneAck, PeerMsg::DoneAck) => {
+                let peer = self.peer_device()?;
+                save_record(store, &peer)?;
                 self.phase = Phase::Finished;
             }
             (_, phase, other) => {
@@ -604,6 +695,95 @@ fn touch_peer(txn: &WriteTransaction, peer: &DeviceId, now_ms: u64) -> Result<()
     Ok(())
 }
 
+/// The record of the last completed session with `peer`: per document, the
+/// heads both sides had.
+fn load_record(
+    store: &mut Store,
+    peer: &DeviceId,
+) -> Result<BTreeMap<String, Vec<[u8; 32]>>, StoreError> {
+    {
+        let txn = store.writable()?.begin_write()?;
+        tables::create(&txn)?;
+        txn.commit()?;
+    }
+    let txn = store.read_txn()?;
+    let t = txn.open_table(tables::PEER_HEADS)?;
+    let key = peer.as_bytes().as_slice();
+    let mut out = BTreeMap::new();
+    for row in t.range((key, "")..)? {
+        let (k, v) = row?;
+        let (p, doc) = k.value();
+        if p != key {
+            break;
+        }
+        let heads = tables::heads_from_bytes(v.value())?;
+        out.insert(doc.to_string(), heads.into_iter().map(|h| h.0).collect());
+    }
+    Ok(out)
+}
+
+/// Records the current heads of every document as the result of a
+/// completed session with `peer`.
+fn save_record(store: &mut Store, peer: &DeviceId) -> Result<(), StoreError> {
+    let docs = my_docs(store)?;
+    let txn = store.writable()?.begin_write()?;
+    {
+        let mut t = txn.open_table(tables::PEER_HEADS)?;
+        let key = peer.as_bytes().as_slice();
+        t.retain_in((key, "")..=(key, "\u{10ffff}"), |_, _| false)?;
+        for (doc, heads) in &docs {
+            let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
+            t.insert((key, doc.as_str()), tables::heads_to_bytes(&hs).as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn record_digest(record: &BTreeMap<String, Vec<[u8; 32]>>) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (doc, heads) in record {
+        h.update(doc.as_bytes());
+        h.update([0u8]);
+        for x in heads {
+            h.update(x);
+        }
+        h.update([0xffu8]);
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    if out == [0u8; 8] {
+        out[0] = 1;
+    }
+    out
+}
+
+/// The device that served at `addr` last time, if known.
+pub fn peer_hint(store: &mut Store, addr: &str) -> Result<Option<DeviceId>, StoreError> {
+    {
+        let txn = store.writable()?.begin_write()?;
+        tables::create(&txn)?;
+        txn.commit()?;
+    }
+    let txn = store.read_txn()?;
+    let t = txn.open_table(tables::PEER_ADDRS)?;
+    let v = t.get(addr)?;
+    Ok(v.and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
+        .map(DeviceId))
+}
+
+/// Remembers that `device` served at `addr`.
+pub fn remember_peer(store: &mut Store, addr: &str, device: &DeviceId) -> Result<(), StoreError> {
+    let txn = store.writable()?.begin_write()?;
+    tables::create(&txn)?;
+    txn.open_table(tables::PEER_ADDRS)?
+        .insert(addr, device.as_bytes().as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
 fn load_state(store: &mut Store, peer: &DeviceId, doc: &str) -> Result<SyncState, StoreError> {
     {
         let txn = store.writable()?.begin_write()?;
@@ -644,6 +824,7 @@ fn msg_name(m: &PeerMsg) -> &'static str {
         PeerMsg::Refused { .. } => "Refused",
         PeerMsg::PairRequest { .. } => "PairRequest",
         PeerMsg::PairBlob { .. } => "PairBlob",
+        PeerMsg::Resend => "Resend",
     }
 }
 

@@ -13,6 +13,9 @@
 //! - `sync_partial`: device -> postcard `Partial`, the fragments of a large
 //!   entry received so far.
 //! - `peer_state`: (peer device, doc) -> encoded `automerge::sync::State`.
+//! - `peer_heads`: (peer device, doc) -> heads both sides had at the end of
+//!   the last completed session (lets a Hello list only what moved since).
+//! - `peer_addrs`: peer address -> device id that served there last.
 //! - `devices`: device -> postcard `DeviceRecord`.
 
 use automerge::ChangeHash;
@@ -35,6 +38,10 @@ pub(crate) const PARTIAL: TableDefinition<'static, &[u8], &[u8]> =
     TableDefinition::new("sync_partial");
 pub(crate) const PEER_STATE: TableDefinition<'static, (&[u8], &str), &[u8]> =
     TableDefinition::new("peer_state");
+pub(crate) const PEER_HEADS: TableDefinition<'static, (&[u8], &str), &[u8]> =
+    TableDefinition::new("peer_heads");
+pub(crate) const PEER_ADDRS: TableDefinition<'static, &str, &[u8]> =
+    TableDefinition::new("peer_addrs");
 pub(crate) const DEVICES: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("devices");
 
 pub(crate) const META_RELAY: &str = "relay";
@@ -74,6 +81,8 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PARTIAL)?;
     txn.open_table(PEER_STATE)?;
     txn.open_table(DEVICES)?;
+    txn.open_table(PEER_HEADS)?;
+    txn.open_table(PEER_ADDRS)?;
     Ok(())
 }
 

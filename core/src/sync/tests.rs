@@ -535,7 +535,8 @@ fn pairing_through_the_mailbox_then_sync() {
 /// bytes each way (postcard-encoded messages).
 fn peer_session(a: &mut Dev, b: &mut Dev) -> Result<(PeerStats, usize, usize), PeerError> {
     let binding = [9u8; 32];
-    let mut cl = PeerSync::new(a.id.clone(), PeerRole::Client, binding);
+    let hint = super::peer::peer_hint(&mut a.store, "b").unwrap();
+    let mut cl = PeerSync::new(a.id.clone(), PeerRole::Client, binding).with_hint(hint);
     let mut sv = PeerSync::new(b.id.clone(), PeerRole::Server, binding);
     cl.start(&mut a.store, NOW)?;
     let (mut up, mut down) = (0usize, 0usize);
@@ -561,6 +562,7 @@ fn peer_session(a: &mut Dev, b: &mut Dev) -> Result<(PeerStats, usize, usize), P
         }
     }
     assert!(cl.is_finished());
+    super::peer::remember_peer(&mut a.store, "b", &b.id.device_id()).unwrap();
     Ok((cl.stats().clone(), up, down))
 }
 
@@ -584,6 +586,20 @@ fn peer_sync_direct_and_reconnect_costs_one_round_trip() {
     b.log("from server");
     let (stats, _, _) = peer_session(&mut a, &mut b).unwrap();
     assert_eq!(stats.round_trips, 1);
+    assert_same(&mut a, &mut b);
+    // The server lost its record of the last session: one extra round trip
+    // for a full Hello, and still the right result.
+    {
+        let txn = b.store.writable().unwrap().begin_write().unwrap();
+        txn.open_table(super::tables::PEER_HEADS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    a.log("after record loss");
+    let (stats, _, _) = peer_session(&mut a, &mut b).unwrap();
+    assert_eq!(stats.round_trips, 2);
     assert_same(&mut a, &mut b);
 }
 

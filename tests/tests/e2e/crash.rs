@@ -9,6 +9,10 @@ use kith_e2e::{Device, TestRelay};
 
 use crate::common::{TIMEOUT_MS, assert_same, round, rt};
 
+/// A round cut by a kill notices only when QUIC gives up on the silent
+/// relay (idle timeout) or when this bound expires, whichever is first.
+const CUT_TIMEOUT_MS: u64 = 5_000;
+
 /// Interactions spread over 40 quarters: 40 documents, so 40+ entries.
 fn log_spread(d: &Device, n: usize) {
     let base: i64 = 1_500_000_000_000;
@@ -52,7 +56,7 @@ fn relay_killed_mid_push_then_mid_pull_loses_and_duplicates_nothing() {
             &addr,
             cfg.clone(),
             vec![],
-            TIMEOUT_MS,
+            CUT_TIMEOUT_MS,
             |e| {
                 if matches!(e, RelayEvent::Pushed { .. }) {
                     let _ = tx.send(());
@@ -95,7 +99,7 @@ fn relay_killed_mid_push_then_mid_pull_loses_and_duplicates_nothing() {
             &addr,
             cfg.clone(),
             vec![],
-            TIMEOUT_MS,
+            CUT_TIMEOUT_MS,
             |e| {
                 if matches!(e, RelayEvent::Applied { .. }) {
                     let _ = tx.send(());
