@@ -31,6 +31,7 @@ pub fn list_devices(store: &mut Store) -> Result<Vec<DeviceInfo>, StoreError> {
     }
     let txn = store.read_txn()?;
     let t = txn.open_table(tables::DEVICES)?;
+    let revoked = txn.open_table(tables::REVOKED)?;
     let mut out = Vec::new();
     for row in t.iter()? {
         let (_, v) = row?;
@@ -41,7 +42,10 @@ pub fn list_devices(store: &mut Store) -> Result<Vec<DeviceInfo>, StoreError> {
             name: r.cert.name.clone(),
             added_ms: r.cert.issued_at_ms,
             last_seen_ms: r.last_seen_ms,
-            revoked_at_ms: r.revoked_at_ms,
+            revoked_at_ms: revoked
+                .get(r.cert.device.as_bytes().as_slice())?
+                .map(|v| v.value())
+                .or(r.revoked_at_ms),
             cert: r.cert,
         });
     }
@@ -59,10 +63,13 @@ pub fn record_device(store: &mut Store, cert: &DeviceCert, now_ms: u64) -> Resul
     Ok(())
 }
 
-/// Marks a device revoked locally (the relay is told separately).
+/// Marks a device revoked locally (the relay is told separately); returns
+/// whether its certificate was known here.
 pub fn mark_revoked(store: &mut Store, device: &DeviceId, now_ms: u64) -> Result<bool, StoreError> {
     let txn = store.writable()?.begin_write()?;
     tables::create(&txn)?;
+    txn.open_table(tables::REVOKED)?
+        .insert(device.as_bytes().as_slice(), now_ms)?;
     let found = {
         let mut t = txn.open_table(tables::DEVICES)?;
         let rec = t
@@ -85,7 +92,12 @@ pub fn mark_revoked(store: &mut Store, device: &DeviceId, now_ms: u64) -> Result
 
 /// True if this device revoked `device`.
 pub fn is_revoked(store: &mut Store, device: &DeviceId) -> Result<bool, StoreError> {
-    Ok(list_devices(store)?
-        .iter()
-        .any(|d| d.id == *device && d.revoked_at_ms.is_some()))
+    {
+        let txn = store.writable()?.begin_write()?;
+        tables::create(&txn)?;
+        txn.commit()?;
+    }
+    let txn = store.read_txn()?;
+    let t = txn.open_table(tables::REVOKED)?;
+    Ok(t.get(device.as_bytes().as_slice())?.is_some())
 }

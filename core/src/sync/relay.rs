@@ -745,20 +745,7 @@ impl RelaySync {
                 self.on_heads(store, &heads, &floors)?;
             }
             (Req::Revoke(device), Response::Revoked) => {
-                let txn = store.writable()?.begin_write()?;
-                {
-                    let mut t = txn.open_table(tables::DEVICES)?;
-                    let rec = t
-                        .get(device.as_bytes().as_slice())?
-                        .map(|v| postcard::from_bytes::<DeviceRecord>(v.value()));
-                    if let Some(Ok(mut rec)) = rec {
-                        rec.revoked_at_ms = Some(self.now_ms);
-                        let b = postcard::to_allocvec(&rec)
-                            .map_err(|e| tables::damaged("devices", e))?;
-                        t.insert(device.as_bytes().as_slice(), b.as_slice())?;
-                    }
-                }
-                txn.commit().map_err(StoreError::from)?;
+                super::devices::mark_revoked(store, &device, self.now_ms)?;
                 self.events.push_back(RelayEvent::Revoked { device });
             }
             (Req::MailboxPut, Response::MailboxStored) => {

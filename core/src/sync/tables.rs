@@ -17,6 +17,8 @@
 //!   the last completed session (lets a Hello list only what moved since).
 //! - `peer_addrs`: peer address -> device id that served there last.
 //! - `devices`: device -> postcard `DeviceRecord`.
+//! - `revoked`: device -> when this device revoked it (also for devices
+//!   whose certificate it never saw).
 
 use automerge::ChangeHash;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -42,6 +44,7 @@ pub(crate) const PEER_HEADS: TableDefinition<'static, (&[u8], &str), &[u8]> =
     TableDefinition::new("peer_heads");
 pub(crate) const PEER_ADDRS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("peer_addrs");
+pub(crate) const REVOKED: TableDefinition<'static, &[u8], u64> = TableDefinition::new("revoked");
 pub(crate) const DEVICES: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("devices");
 
 pub(crate) const META_RELAY: &str = "relay";
@@ -83,6 +86,7 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DEVICES)?;
     txn.open_table(PEER_HEADS)?;
     txn.open_table(PEER_ADDRS)?;
+    txn.open_table(REVOKED)?;
     Ok(())
 }
 

@@ -221,3 +221,63 @@ fn a_logged_interaction_reaches_a_watching_device_live() {
         watcher.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn a_revoked_device_is_refused_by_the_relay_and_by_peers() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(dir.path());
+        let a = Device::first("laptop");
+        let b = a.sibling("lost phone");
+        round(&a, &relay).await;
+        round(&b, &relay).await;
+        let revocation = a.id.revoke(b.id.device_id(), kith_net::now_ms());
+        kith_net::relay_round(
+            &a.store,
+            &a.id,
+            &relay.address(),
+            RelayConfig::default(),
+            vec![kith_net::relay::Extra::Revoke(revocation)],
+            crate::common::TIMEOUT_MS,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        kith_core::sync::devices::mark_revoked(&mut a.s(), &b.id.device_id(), kith_net::now_ms())
+            .unwrap();
+        let r = crate::common::round_with(&b, &relay, RelayConfig::default()).await;
+        assert!(
+            matches!(
+                r,
+                Err(kith_net::NetError::Sync(
+                    kith_core::sync::RelaySyncError::Relay {
+                        code: kith_protocol::ErrorCode::DeviceRevoked,
+                        ..
+                    }
+                ))
+            ),
+            "{r:?}"
+        );
+        // A's peer server refuses the revoked device too.
+        let server = kith_net::PeerServer::bind("127.0.0.1:0".parse().unwrap(), &a.id).unwrap();
+        let addr = server.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let host = Arc::new(std::sync::Mutex::new(
+            kith_core::sync::pairing::PairingHost::default(),
+        ));
+        let task = tokio::spawn(server.run(
+            a.store.clone(),
+            a.id.clone(),
+            host,
+            async move {
+                let _ = rx.await;
+            },
+            |_| {},
+        ));
+        let r = kith_net::sync_with_peer(&b.store, &b.id, addr).await;
+        assert!(matches!(r, Err(kith_net::NetError::Peer(_))), "{r:?}");
+        let _ = tx.send(());
+        task.await.unwrap().unwrap();
+        assert!(kith_core::sync::devices::is_revoked(&mut a.s(), &b.id.device_id()).unwrap());
+    });
+}
