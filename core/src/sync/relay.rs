@@ -40,7 +40,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransact
 
 use super::identity::DeviceIdentity;
 use super::payload::{self, EntryBody, OpenError, PAYLOAD_VERSION, SnapshotPayload};
-use super::tables::{self, DeviceRecord, Partial};
+use super::tables::{self, Partial};
 use crate::doc::DocId;
 use crate::error::StoreError;
 use crate::identity::CryptoError;
