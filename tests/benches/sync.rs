@@ -111,6 +111,24 @@ async fn bootstrap(n: usize) {
         "    (seeding {seed_ms} ms; first upload {up_ms} ms, {} bytes, snapshot uploaded: {snapshot})",
         up.wire_sent_bytes
     );
+    if std::env::args().any(|a| a == "--detail") {
+        let t = Instant::now();
+        b.s().reindex().unwrap();
+        let reindex_ms = t.elapsed().as_millis();
+        let dir = b.dir.path().to_path_buf();
+        let t = Instant::now();
+        let mut fresh = {
+            let placeholder = kith_core::Store::open(tempfile::tempdir().unwrap().path()).unwrap();
+            let old = std::mem::replace(&mut *b.s(), placeholder);
+            old.close().unwrap();
+            kith_core::Store::open(&dir).unwrap()
+        };
+        fresh.load_all().unwrap();
+        println!(
+            "    (detail: reindex {reindex_ms} ms; open + load all documents {} ms)",
+            t.elapsed().as_millis()
+        );
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
