@@ -29,8 +29,21 @@ pub const HELLO_VERSIONS_MAX: usize = 16;
 pub const PUSH_ENTRIES_MAX: usize = 256;
 /// Longest registration token accepted, in bytes.
 pub const TOKEN_BYTES_MAX: usize = 128;
-/// Mailbox slot id: SHA-256 of the invitation secret.
+/// Mailbox slot id, derived from the invitation secret by [`mailbox_slot`].
 pub type MailboxSlot = [u8; 32];
+/// Domain separation for [`mailbox_slot`].
+pub const CONTEXT_MAILBOX_SLOT: &[u8] = b"kith-mailbox-slot-v1";
+
+/// The mailbox slot for an invitation secret:
+/// `SHA-256("kith-mailbox-slot-v1" || secret)`. The relay sees only this
+/// hash, never the secret, so it cannot open the (sealed) blob.
+pub fn mailbox_slot(invitation_secret: &[u8]) -> MailboxSlot {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(CONTEXT_MAILBOX_SLOT);
+    h.update(invitation_secret);
+    h.finalize().into()
+}
 
 /// Messages from a device to the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +110,7 @@ pub enum Request {
     },
     /// Leave a one-time blob for a pairing device.
     MailboxPut {
-        /// SHA-256 of the invitation secret.
+        /// [`mailbox_slot`] of the invitation secret.
         slot: MailboxSlot,
         /// Sealed blob.
         blob: Vec<u8>,
@@ -106,7 +119,7 @@ pub enum Request {
     },
     /// Take (and delete) a mailbox blob; allowed before authentication.
     MailboxTake {
-        /// SHA-256 of the invitation secret.
+        /// [`mailbox_slot`] of the invitation secret.
         slot: MailboxSlot,
     },
     /// Liveness check.

@@ -213,6 +213,13 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
 
 proptest! {
     #[test]
+    fn mailbox_slots_differ_per_secret(a in bytes(), b in bytes()) {
+        prop_assume!(a != b);
+        prop_assert_ne!(crate::msg::mailbox_slot(&a), crate::msg::mailbox_slot(&b));
+        prop_assert_eq!(crate::msg::mailbox_slot(&a), crate::msg::mailbox_slot(&a));
+    }
+
+    #[test]
     fn client_messages_round_trip(m in client_msg()) {
         let f = encode_frame(&m, FRAME_BYTES_MAX).unwrap();
         let (back, used) = decode_frame::<ClientMsg>(&f, FRAME_BYTES_MAX).unwrap().unwrap();

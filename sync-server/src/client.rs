@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use kith_protocol::{
-    ClientMsg, Cursor, DeviceCert, ErrorCode, Event, FRAME_BYTES_MAX, FrameError, PROTOCOL_VERSION,
-    RelayKey, Request, Response, SealedEntry, ServerMsg,
+    ClientMsg, Cursor, DeviceCert, ErrorCode, Event, FRAME_BYTES_MAX, FrameDecoder, FrameError,
+    PROTOCOL_VERSION, RelayKey, Request, Response, SealedEntry, ServerMsg,
 };
 
 /// What went wrong talking to a relay.
@@ -75,7 +75,12 @@ pub fn client_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
 /// The quinn client configuration pinning `relay`, with keep-alives below
 /// the relay's idle timeout.
 pub fn client_config(relay: RelayKey) -> Result<quinn::ClientConfig, ClientError> {
-    let tls = kith_protocol::tls::client_config(relay)?;
+    quic_client_config(kith_protocol::tls::client_config(relay)?)
+}
+
+/// Wraps a rustls client configuration (pinned, or WebPKI roots for a relay
+/// with a CA certificate) into a quinn one with the relay transport settings.
+pub fn quic_client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, ClientError> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Setup(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
@@ -94,6 +99,7 @@ pub struct RelayClient {
     conn: quinn::Connection,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+    decoder: FrameDecoder,
     next_id: u32,
     events: VecDeque<Event>,
     /// The challenge from the relay's Welcome.
@@ -119,11 +125,35 @@ impl RelayClient {
         relay: RelayKey,
         versions: Vec<u16>,
     ) -> Result<Self, ClientError> {
-        let (conn, send, recv) = Self::open(endpoint, addr, relay).await?;
+        let cfg = client_config(relay)?;
+        Self::connect_with(
+            endpoint,
+            addr,
+            relay,
+            cfg,
+            kith_protocol::tls::SERVER_NAME,
+            versions,
+        )
+        .await
+    }
+
+    /// Connects with an explicit QUIC client configuration and TLS server
+    /// name (for a relay with a CA-issued certificate, the domain name).
+    pub async fn connect_with(
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        relay: RelayKey,
+        config: quinn::ClientConfig,
+        server_name: &str,
+        versions: Vec<u16>,
+    ) -> Result<Self, ClientError> {
+        let conn = endpoint.connect_with(config, addr, server_name)?.await?;
+        let (send, recv) = conn.open_bi().await?;
         let mut c = Self {
             conn,
             send,
             recv,
+            decoder: FrameDecoder::new(FRAME_BYTES_MAX),
             next_id: 1,
             events: VecDeque::new(),
             challenge: [0; 32],
@@ -280,20 +310,24 @@ impl RelayClient {
     }
 
     /// Reads one message; a connection-level error frame becomes `Relay { fatal: true }`.
+    ///
+    /// Cancel-safe: bytes already received stay in the frame decoder, so a
+    /// caller may wrap this in a timeout and call it again.
     pub async fn read_msg(&mut self) -> Result<ServerMsg, ClientError> {
-        let mut header = [0u8; 4];
-        match self.recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(ClientError::Closed),
-            Err(e) => return Err(ClientError::Read(e.to_string())),
-        }
-        let len = kith_protocol::parse_header(header, FRAME_BYTES_MAX)?;
-        let mut body = vec![0u8; len];
-        self.recv
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| ClientError::Read(e.to_string()))?;
-        match kith_protocol::decode_body::<ServerMsg>(&body)? {
+        let msg = loop {
+            if let Some(m) = self.decoder.next_msg::<ServerMsg>()? {
+                break m;
+            }
+            match self.recv.read_chunk(64 * 1024, true).await {
+                Ok(Some(chunk)) => self.decoder.extend(&chunk.bytes),
+                Ok(None) => {
+                    self.decoder.finish()?;
+                    return Err(ClientError::Closed);
+                }
+                Err(e) => return Err(ClientError::Read(e.to_string())),
+            }
+        };
+        match msg {
             ServerMsg::Error {
                 id: None,
                 code,

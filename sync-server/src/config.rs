@@ -27,6 +27,9 @@ pub struct Limits {
     pub quota_entries_per_minute: u32,
     /// Frames queued for one connection before a subscriber is told it lagged.
     pub connection_queue_frames: usize,
+    /// Bytes queued for one connection (at least one maximum frame): a
+    /// client that does not read stalls only itself, with bounded memory.
+    pub connection_queue_bytes_max: usize,
     /// Most concurrent connections; further ones are refused.
     pub connections_max: usize,
     /// Longest mailbox lifetime, seconds (also the default).
@@ -53,6 +56,7 @@ impl Default for Limits {
             quota_bytes_per_account: 1 << 30,
             quota_entries_per_minute: 6000,
             connection_queue_frames: 64,
+            connection_queue_bytes_max: 2 << 20,
             connections_max: 20_000,
             mailbox_ttl_s_max: 600,
             mailbox_blob_bytes_max: 64 * 1024,
@@ -65,6 +69,24 @@ impl Default for Limits {
     }
 }
 
+/// A CA-issued certificate for a relay behind a real domain name (PEM text).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsPem {
+    /// Certificate chain, leaf first.
+    pub chain_pem: Vec<u8>,
+    /// The leaf's private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the private key.
+        f.debug_struct("TlsPem")
+            .field("chain_pem_bytes", &self.chain_pem.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything [`crate::run`] needs besides the identity, store and socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
@@ -72,6 +94,9 @@ pub struct RelayConfig {
     pub registration: RegistrationPolicy,
     /// Limits and quotas.
     pub limits: Limits,
+    /// `None`: present a self-signed certificate for the identity key
+    /// (clients pin the key). `Some`: present this CA-issued certificate.
+    pub tls_pem: Option<TlsPem>,
 }
 
 impl Default for RelayConfig {
@@ -79,6 +104,7 @@ impl Default for RelayConfig {
         Self {
             registration: RegistrationPolicy::Open,
             limits: Limits::default(),
+            tls_pem: None,
         }
     }
 }

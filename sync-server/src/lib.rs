@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod server;
 pub mod store;
 
-pub use config::{Limits, RegistrationPolicy, RelayConfig};
+pub use config::{Limits, RegistrationPolicy, RelayConfig, TlsPem};
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{Relay, RunError, create_token, now_ms, run};
 pub use store::{RedbStore, RelayStore};

@@ -65,6 +65,13 @@ struct Cli {
     /// QUIC idle timeout, ms. Default 60000.
     #[arg(long, env = "KITH_RELAY_IDLE_TIMEOUT_MS", global = true)]
     idle_timeout_ms: Option<u64>,
+    /// PEM certificate chain issued by a CA for --public-host (with --tls-key). Default: a
+    /// self-signed certificate for the identity key, which clients pin.
+    #[arg(long, env = "KITH_RELAY_TLS_CERT", global = true, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KITH_RELAY_TLS_KEY", global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log as JSON lines instead of text (logs go to stderr; RUST_LOG filters).
     #[arg(long, env = "KITH_RELAY_LOG_JSON", global = true)]
     log_json: bool,
@@ -106,6 +113,8 @@ struct FileConfig {
     pull_entries_max: Option<usize>,
     mailbox_ttl_s_max: Option<u32>,
     idle_timeout_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 struct Settings {
@@ -183,6 +192,17 @@ fn settings(cli: &Cli) -> Result<Settings> {
         Some(l) => l,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
+    let tls_pem = match (
+        cli.tls_cert.clone().or(file.tls_cert),
+        cli.tls_key.clone().or(file.tls_key),
+    ) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some(kith_relay::TlsPem {
+            chain_pem: std::fs::read(&c).with_context(|| format!("reading {}", c.display()))?,
+            key_pem: std::fs::read(&k).with_context(|| format!("reading {}", k.display()))?,
+        }),
+        _ => bail!("tls-cert and tls-key must be given together"),
+    };
     Ok(Settings {
         data_dir: cli
             .data_dir
@@ -198,6 +218,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
                 .or(file.registration)
                 .unwrap_or(RegistrationPolicy::Open),
             limits,
+            tls_pem,
         },
     })
 }
@@ -209,8 +230,12 @@ fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore
     if created {
         tracing::info!(path = %dir.join(KEY_FILE).display(), "created relay identity key");
     }
-    let store = RedbStore::open(&dir.join(DB_FILE))
-        .with_context(|| format!("opening store in {}", dir.display()))?;
+    let store = RedbStore::open(&dir.join(DB_FILE)).with_context(|| {
+        format!(
+            "opening store in {} (is another kith-relay running on this data directory?)",
+            dir.display()
+        )
+    })?;
     Ok((key, Arc::new(store)))
 }
 

@@ -36,7 +36,17 @@ pub struct Metrics {
     pub entries_fanned_out_total: AtomicU64,
     /// Subscribers told to re-pull because their queue was full.
     pub subscriber_lagged_total: AtomicU64,
+    /// Store commits (batches) by duration: counts per bucket of
+    /// [`COMMIT_BUCKETS_MS`], the last bucket being everything slower.
+    pub commit_buckets: [AtomicU64; COMMIT_BUCKETS_MS.len() + 1],
+    /// Sum of commit durations, microseconds.
+    pub commit_duration_us_total: AtomicU64,
+    /// Write ops committed.
+    pub commit_ops_total: AtomicU64,
 }
+
+/// Upper bounds (ms) of the commit duration histogram buckets.
+pub const COMMIT_BUCKETS_MS: [u64; 7] = [1, 2, 5, 10, 20, 50, 100];
 
 fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -45,6 +55,18 @@ fn inc(c: &AtomicU64) {
 impl Metrics {
     pub(crate) fn inc(c: &AtomicU64) {
         inc(c)
+    }
+
+    /// Records one store commit of `ops` write ops that took `us` microseconds.
+    pub fn record_commit(&self, us: u64, ops: u64) {
+        let i = COMMIT_BUCKETS_MS
+            .iter()
+            .position(|b| us <= b * 1000)
+            .unwrap_or(COMMIT_BUCKETS_MS.len());
+        inc(&self.commit_buckets[i]);
+        self.commit_duration_us_total
+            .fetch_add(us, Ordering::Relaxed);
+        self.commit_ops_total.fetch_add(ops, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition of the counters plus store totals.
@@ -126,6 +148,28 @@ impl Metrics {
             line("kith_relay_entries", "gauge", "Stored entries.", s.entries);
             line("kith_relay_stored_bytes", "gauge", "Stored bytes.", s.bytes);
         }
+        let mut hist = String::new();
+        hist.push_str("# HELP kith_relay_commit_duration_seconds Store commit (batch) durations.\n# TYPE kith_relay_commit_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, b) in COMMIT_BUCKETS_MS.iter().enumerate() {
+            cumulative += g(&self.commit_buckets[i]);
+            hist.push_str(&format!(
+                "kith_relay_commit_duration_seconds_bucket{{le=\"{}\"}} {cumulative}\n",
+                *b as f64 / 1000.0
+            ));
+        }
+        cumulative += g(&self.commit_buckets[COMMIT_BUCKETS_MS.len()]);
+        hist.push_str(&format!(
+            "kith_relay_commit_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}\nkith_relay_commit_duration_seconds_sum {}\nkith_relay_commit_duration_seconds_count {cumulative}\n",
+            g(&self.commit_duration_us_total) as f64 / 1e6
+        ));
+        line(
+            "kith_relay_commit_ops_total",
+            "counter",
+            "Write ops committed.",
+            g(&self.commit_ops_total),
+        );
+        out.push_str(&hist);
         out
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Data flow per connection: one task reads frames from the client's
 //! bidirectional stream and handles them in order; a second task owns the send
-//! half and writes frames from a bounded queue. Responses wait for queue space;
+//! half and writes frames from a queue bounded in frames and bytes. Responses
+//! wait for queue space (a client that does not read stalls only itself);
 //! subscription events are offered without waiting, and when a subscriber's
 //! queue is full the event is dropped and the subscriber receives one
 //! `Event::Lagged` (re-pull) instead, so a slow device never grows memory.
@@ -26,7 +27,7 @@ use kith_protocol::{
 };
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -37,13 +38,17 @@ use crate::store::{RelayStore, StoreError, WriteOp, WriteOutcome};
 /// Bytes reserved for message overhead around an entry in a frame: an entry
 /// must fit in a pull response alone.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Largest frame accepted before authentication: Hello, Auth and mailbox
+/// takes are small, so an anonymous peer cannot make the relay buffer
+/// megabytes per connection.
+pub const PREAUTH_FRAME_BYTES_MAX: usize = 4096;
 /// Most cursors in a pull or snapshot.
 pub const CURSORS_MAX: usize = 4096;
 /// How long a closing connection waits for the client to read its last frames.
 const CLOSE_LINGER_MS: u64 = 2000;
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
-/// How often expired mailbox blobs are deleted.
+/// How often expired mailbox blobs and stale rate windows are deleted.
 const MAILBOX_SWEEP_MS: u64 = 60_000;
 
 /// A relay ready to run: configuration, identity, store and metrics.
@@ -113,7 +118,10 @@ pub fn transport_config(frame_bytes_max: usize, idle_timeout_ms: u64) -> quinn::
 
 /// The quinn server configuration for `relay` (TLS pinned to its identity).
 pub fn server_config(relay: &Relay) -> Result<quinn::ServerConfig, RunError> {
-    let tls = kith_protocol::tls::server_config(&relay.identity)?;
+    let tls = match &relay.config.tls_pem {
+        None => kith_protocol::tls::server_config(&relay.identity)?,
+        Some(p) => kith_protocol::tls::server_config_from_pem(&p.chain_pem, &p.key_pem)?,
+    };
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| RunError::QuicCrypto(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -133,6 +141,8 @@ pub fn now_ms() -> u64 {
 }
 
 type Frame = Arc<Vec<u8>>;
+/// A queued frame holds permits of its connection's byte budget until written.
+type Queued = (Frame, OwnedSemaphorePermit);
 /// Open connections per device, so a revocation can close them.
 type ConnectionMap = HashMap<(AccountId, DeviceId), Vec<(u64, quinn::Connection)>>;
 type WriteReply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
@@ -141,7 +151,8 @@ type WriteReply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
 struct Subscriber {
     conn_id: u64,
     device: DeviceId,
-    queue: mpsc::Sender<Frame>,
+    queue: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
     lagged: Arc<AtomicBool>,
 }
 
@@ -212,8 +223,15 @@ impl Shared {
             return;
         };
         let frame = Arc::new(frame);
+        let permits = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         for s in list.iter().filter(|s| s.device != *from) {
-            match s.queue.try_send(frame.clone()) {
+            let Ok(permit) = s.budget.clone().try_acquire_many_owned(permits) else {
+                if !s.lagged.swap(true, Ordering::AcqRel) {
+                    Metrics::inc(&self.metrics.subscriber_lagged_total);
+                }
+                continue;
+            };
+            match s.queue.try_send((frame.clone(), permit)) {
                 Ok(()) => {
                     self.metrics
                         .entries_fanned_out_total
@@ -310,6 +328,7 @@ fn writer_thread(
     store: Arc<dyn RelayStore>,
     mut rx: mpsc::Receiver<(WriteOp, WriteReply)>,
     batch_max: usize,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
@@ -320,7 +339,13 @@ fn writer_thread(
             }
         }
         let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let n = ops.len() as u64;
+        let t0 = std::time::Instant::now();
         let results = store.apply(ops);
+        metrics.record_commit(
+            u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
+            n,
+        );
         for (r, reply) in results.into_iter().zip(replies) {
             if let Err(StoreError::Backend { op, source }) = &r {
                 warn!(op, error = %source, "store write failed");
@@ -351,9 +376,10 @@ pub async fn run(
     let (wtx, wrx) = mpsc::channel(relay.config.limits.write_queue_ops_max.max(1));
     let batch_max = relay.config.limits.write_batch_ops_max.max(1);
     let writer_store = relay.store.clone();
+    let writer_metrics = relay.metrics.clone();
     let writer = std::thread::Builder::new()
         .name("kith-relay-writer".into())
-        .spawn(move || writer_thread(writer_store, wrx, batch_max))
+        .spawn(move || writer_thread(writer_store, wrx, batch_max, writer_metrics))
         .map_err(|e| RunError::Writer(e.to_string()))?;
     let shared = Arc::new(Shared {
         relay_key: relay.key(),
@@ -374,6 +400,9 @@ pub async fn run(
             let mut tick = tokio::time::interval(Duration::from_millis(MAILBOX_SWEEP_MS));
             loop {
                 tick.tick().await;
+                // Rate windows older than a minute carry no information.
+                let now = now_ms();
+                lock(&shared.rates).retain(|_, (start, _)| now.saturating_sub(*start) < 60_000);
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
                     .write(WriteOp::MailboxExpire { now_ms: now_ms() })
                     .await
@@ -530,7 +559,8 @@ async fn read_msg(recv: &mut quinn::RecvStream, max: usize) -> Incoming {
 }
 
 struct Out {
-    queue: mpsc::Sender<Frame>,
+    queue: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
     stop: oneshot::Sender<()>,
     writer: tokio::task::JoinHandle<()>,
     metrics: Arc<Metrics>,
@@ -540,10 +570,15 @@ impl Out {
     fn start(
         mut send: quinn::SendStream,
         depth: usize,
+        budget_bytes: usize,
         lagged: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Frame>(depth.max(1));
+        let (queue, mut rx) = mpsc::channel::<Queued>(depth.max(1));
+        // Room for at least one maximum frame, so any single frame can pass.
+        let budget = Arc::new(Semaphore::new(
+            budget_bytes.max(FRAME_BYTES_MAX + kith_protocol::frame::HEADER_BYTES),
+        ));
         let (stop, mut stop_rx) = oneshot::channel::<()>();
         let lagged_frame = kith_protocol::encode_frame(&ServerMsg::Event(Event::Lagged), 64).ok();
         let writer = tokio::spawn(async move {
@@ -563,7 +598,7 @@ impl Out {
                         }
                     }
                 };
-                let Some(f) = f else { break };
+                let Some((f, _permit)) = f else { break };
                 if send.write_all(&f).await.is_err() {
                     return;
                 }
@@ -580,6 +615,7 @@ impl Out {
         });
         Self {
             queue,
+            budget,
             stop,
             writer,
             metrics,
@@ -592,7 +628,11 @@ impl Out {
         }
         match kith_protocol::encode_frame(msg, FRAME_BYTES_MAX) {
             Ok(f) => {
-                let _ = self.queue.send(Arc::new(f)).await;
+                let permits = u32::try_from(f.len()).unwrap_or(u32::MAX);
+                let Ok(permit) = self.budget.clone().acquire_many_owned(permits).await else {
+                    return;
+                };
+                let _ = self.queue.send((Arc::new(f), permit)).await;
             }
             Err(e) => warn!(error = %e, "response does not fit a frame"),
         }
@@ -606,20 +646,27 @@ impl Out {
             ErrorCode::DeviceRevoked => Close(close_code::REVOKED, "device revoked"),
             _ => Close(close_code::PROTOCOL_ERROR, code.name()),
         };
-        self.send(&ServerMsg::Error {
+        // A peer that stopped reading must not hold the task: bounded waits.
+        let linger = Duration::from_millis(CLOSE_LINGER_MS);
+        let error = ServerMsg::Error {
             id: None,
             code,
             message: message.to_owned(),
-        })
-        .await;
+        };
+        let _ = tokio::time::timeout(linger, self.send(&error)).await;
         self.finish().await;
         close
     }
 
+    /// Flushes queued frames and finishes the stream, within a bounded time.
     async fn finish(self) {
         drop(self.queue);
         let _ = self.stop.send(());
-        let _ = self.writer.await;
+        let mut writer = self.writer;
+        let linger = Duration::from_millis(CLOSE_LINGER_MS * 2);
+        if tokio::time::timeout(linger, &mut writer).await.is_err() {
+            writer.abort();
+        }
     }
 }
 
@@ -654,20 +701,22 @@ async fn serve(
     let out = Out::start(
         send,
         limits.connection_queue_frames,
+        limits.connection_queue_bytes_max,
         lagged.clone(),
         shared.metrics.clone(),
     );
     let max = limits.frame_bytes_max;
 
     // 1. Version handshake.
-    let first = match tokio::time::timeout(handshake, read_msg(&mut recv, max)).await {
-        Ok(m) => m,
-        Err(_) => {
-            return Err(out
-                .fatal(ErrorCode::UnexpectedMessage, "no hello in time")
-                .await);
-        }
-    };
+    let first =
+        match tokio::time::timeout(handshake, read_msg(&mut recv, PREAUTH_FRAME_BYTES_MAX)).await {
+            Ok(m) => m,
+            Err(_) => {
+                return Err(out
+                    .fatal(ErrorCode::UnexpectedMessage, "no hello in time")
+                    .await);
+            }
+        };
     match first {
         Incoming::Msg(m) => {
             let ClientMsg::Hello { versions } = *m else {
@@ -712,7 +761,7 @@ async fn serve(
             _ = tokio::time::sleep_until(deadline), if session.is_none() => {
                 return Err(out.fatal(ErrorCode::NotAuthenticated, "authentication timed out").await);
             }
-            m = read_msg(&mut recv, max) => m,
+            m = read_msg(&mut recv, if session.is_some() { max } else { PREAUTH_FRAME_BYTES_MAX }) => m,
         };
         let msg = match next {
             Incoming::Msg(m) => *m,
@@ -796,16 +845,22 @@ async fn serve(
                         }
                     }
                 };
-                match answer {
-                    Ok(body) => out.send(&ServerMsg::Response { id, body }).await,
-                    Err((code, message)) => {
-                        out.send(&ServerMsg::Error {
-                            id: Some(id),
-                            code,
-                            message,
-                        })
-                        .await;
+                let reply = match answer {
+                    Ok(body) => ServerMsg::Response { id, body },
+                    Err((code, message)) => ServerMsg::Error {
+                        id: Some(id),
+                        code,
+                        message,
+                    },
+                };
+                // A client that stops reading stalls here (bounded queue),
+                // but shutdown still reaches it.
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => {
+                        return Err(out.fatal(ErrorCode::ShuttingDown, "relay is shutting down").await);
                     }
+                    _ = out.send(&reply) => {}
                 }
             }
         }
@@ -1004,6 +1059,7 @@ async fn handle_request(
                     conn_id,
                     device,
                     queue: out.queue.clone(),
+                    budget: out.budget.clone(),
                     lagged: lagged.clone(),
                 });
             }

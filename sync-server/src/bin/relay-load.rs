@@ -118,7 +118,7 @@ async fn main() -> Result<()> {
     let mut child = std::process::Command::new(&bin)
         .arg("--data-dir")
         .arg(&data)
-        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args([
             "--connections-max",
             "100000",
@@ -134,14 +134,59 @@ async fn main() -> Result<()> {
     let mut lines = std::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
     let address: RelayAddress = lines.next().context("relay printed nothing")??.parse()?;
     let addr: SocketAddr = address.host_port().parse()?;
-    let result = drive(&args, addr, address.key, pid).await;
+    let metrics: SocketAddr = lines
+        .next()
+        .context("relay printed no metrics address")??
+        .trim_start_matches("metrics http://")
+        .trim_end_matches("/metrics")
+        .parse()?;
+    let result = drive(&args, addr, address.key, pid, metrics).await;
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&data);
     result
 }
 
-async fn drive(args: &Args, addr: SocketAddr, key: RelayKey, pid: u32) -> Result<()> {
+/// The relay's commit-duration histogram: cumulative counts per bucket label.
+fn commit_histogram(metrics: SocketAddr) -> Vec<(String, u64)> {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(metrics) else {
+        return Vec::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .filter_map(|l| l.strip_prefix("kith_relay_commit_duration_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, v) = l.split_once("\"} ")?;
+            Some((le.to_owned(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn histogram_delta(before: &[(String, u64)], after: &[(String, u64)]) -> String {
+    let total = after.last().map_or(0, |x| x.1) - before.last().map_or(0, |x| x.1);
+    let mut parts = vec![format!("{total} commits")];
+    for ((le, a), (_, b)) in after.iter().zip(before) {
+        let pct = if total == 0 {
+            0.0
+        } else {
+            (a - b) as f64 * 100.0 / total as f64
+        };
+        parts.push(format!("<= {le} s: {pct:.1}%"));
+    }
+    parts.join(", ")
+}
+
+async fn drive(
+    args: &Args,
+    addr: SocketAddr,
+    key: RelayKey,
+    pid: u32,
+    metrics: SocketAddr,
+) -> Result<()> {
     let base_rss = rss_kib(pid);
     out(&format!("relay pid {pid}, RSS at start {base_rss} KiB"));
     let endpoints: Vec<quinn::Endpoint> = (0..args.client_endpoints.max(1))
@@ -229,7 +274,13 @@ async fn drive(args: &Args, addr: SocketAddr, key: RelayKey, pid: u32) -> Result
     let next_seq: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(1)).collect());
     for &m in &args.active {
         let m = m.min(n) & !1;
+        let h0 = commit_histogram(metrics);
         phase(args, m, &clients, &devs, &next_seq, pid).await?;
+        let h1 = commit_histogram(metrics);
+        out(&format!(
+            "  store commit durations in this phase: {}",
+            histogram_delta(&h0, &h1)
+        ));
     }
     out(&format!(
         "relay RSS at end: {:.1} MiB",

@@ -765,4 +765,37 @@ mod tests {
             }]
         );
     }
+
+    #[test]
+    fn mailbox_sweep_deletes_only_expired_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        let put = |slot: u8, expires_at_ms: u64| WriteOp::MailboxPut {
+            slot: [slot; 32],
+            blob: vec![slot],
+            expires_at_ms,
+            now_ms: 0,
+        };
+        let r = store.apply(vec![put(1, 100), put(2, 1000)]);
+        assert!(r.iter().all(Result::is_ok));
+        let r = store.apply(vec![WriteOp::MailboxExpire { now_ms: 500 }]);
+        assert!(matches!(r[0], Ok(WriteOutcome::MailboxExpired(1))));
+        let r = store.apply(vec![
+            WriteOp::MailboxTake {
+                slot: [1; 32],
+                now_ms: 500,
+            },
+            WriteOp::MailboxTake {
+                slot: [2; 32],
+                now_ms: 500,
+            },
+            WriteOp::MailboxTake {
+                slot: [2; 32],
+                now_ms: 500,
+            },
+        ]);
+        assert!(matches!(r[0], Err(StoreError::MailboxNotFound)));
+        assert!(matches!(&r[1], Ok(WriteOutcome::MailboxTaken(b)) if b == &vec![2u8]));
+        assert!(matches!(r[2], Err(StoreError::MailboxNotFound)));
+    }
 }

@@ -115,6 +115,16 @@ async fn broken_frames_get_clear_errors() {
         }
     );
 
+    // Before authentication only small frames are accepted.
+    let mut c = relay.hello().await;
+    c.send_raw(&10_000u32.to_be_bytes()).await.unwrap();
+    assert_eq!(
+        fatal_code(&mut c).await,
+        ErrorCode::FrameTooLarge {
+            size_bytes_max: 4096
+        }
+    );
+
     // Truncated frame: header announces 100 bytes, 10 arrive, stream ends.
     let mut c = relay.connect(&d).await;
     c.send_raw(&100u32.to_be_bytes()).await.unwrap();
@@ -196,4 +206,86 @@ async fn unauthenticated_connections_are_bounded() {
     );
     relay.assert_alive().await;
     relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pinning_another_key_refuses_the_relay() {
+    let relay = TestRelay::open().await;
+    let wrong = RelayKey::from(SigningKey::from_bytes(&rand_bytes()).verifying_key());
+    let r = RelayClient::connect(&relay.endpoint, relay.addr, wrong).await;
+    assert!(matches!(r, Err(ClientError::Connection(_))), "{r:?}");
+    relay.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_excess_connections_are_bounded() {
+    let relay = TestRelay::start(kith_relay::RelayConfig {
+        limits: kith_relay::Limits {
+            handshake_timeout_ms: 300,
+            connections_max: 2,
+            ..kith_relay::Limits::default()
+        },
+        ..kith_relay::RelayConfig::default()
+    })
+    .await;
+    // A connection that never authenticates is closed after the timeout.
+    let mut idle = relay.hello().await;
+    assert_eq!(fatal_code(&mut idle).await, ErrorCode::NotAuthenticated);
+    drop(idle);
+    // Beyond connections_max, new connections are refused.
+    let a = Account::new();
+    let d = a.device("laptop");
+    let _c1 = relay.connect(&d).await;
+    let _c2 = relay.connect(&d).await;
+    let third = RelayClient::connect(&relay.endpoint, relay.addr, relay.key).await;
+    assert!(
+        matches!(third, Err(ClientError::Connection(_))),
+        "{third:?}"
+    );
+    assert!(
+        relay
+            .metrics
+            .connections_refused_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_stalls_only_itself() {
+    let relay = TestRelay::open().await;
+    let a = Account::new();
+    let d = a.device("laptop");
+    let mut c = relay.connect(&d).await;
+    for s in 0..10u64 {
+        let batch = (s * 4 + 1..=s * 4 + 4)
+            .map(|q| d.entry(q, &[q as u8; 50_000]))
+            .collect();
+        c.push(batch).await.unwrap();
+    }
+    // Pipeline many large pulls and never read the answers.
+    for id in 0..200u32 {
+        let pull = ClientMsg::Request {
+            id: 1000 + id,
+            body: kith_protocol::Request::Pull {
+                cursors: vec![],
+                entries_max: 1000,
+                bytes_max: 1 << 20,
+            },
+        };
+        if c.send_msg(&pull).await.is_err() {
+            break;
+        }
+    }
+    // Everyone else is still served, and shutdown is not held up.
+    relay.assert_alive().await;
+    let t0 = std::time::Instant::now();
+    relay.stop().await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t0.elapsed()
+    );
 }

@@ -43,6 +43,8 @@ async fn serves_health_and_metrics_and_stops_on_sigterm() {
     assert_eq!(metric(&m, "kith_relay_auth_failures_total"), 1);
     assert!(metric(&m, "kith_relay_stored_bytes") > 0);
     assert!(metric(&m, "kith_relay_errors_total") >= 1);
+    assert!(metric(&m, "kith_relay_commit_ops_total") >= 2);
+    assert!(m.contains("kith_relay_commit_duration_seconds_bucket{le=\"+Inf\"}"));
 
     p.sigterm();
     // The connected client is told the relay is going away.
@@ -120,4 +122,60 @@ fn config_file_env_and_bad_config() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("config"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_with_a_ca_issued_certificate() {
+    use crate::common::TestRelay;
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["relay.example.org".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let relay = TestRelay::start(kith_relay::RelayConfig {
+        tls_pem: Some(kith_relay::TlsPem {
+            chain_pem: leaf.pem().into_bytes(),
+            key_pem: leaf_key.serialize_pem().into_bytes(),
+        }),
+        ..kith_relay::RelayConfig::default()
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let tls = kith_protocol::tls::client_config_with_roots(roots).unwrap();
+    let cfg = kith_relay::client::quic_client_config(tls).unwrap();
+    let mut c = RelayClient::connect_with(
+        &relay.endpoint,
+        relay.addr,
+        relay.key,
+        cfg.clone(),
+        "relay.example.org",
+        vec![1],
+    )
+    .await
+    .unwrap();
+    let a = Account::new();
+    let d = a.device("laptop");
+    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.push(d.entries(1, 1)).await.unwrap();
+    // The wrong name fails WebPKI verification; the identity-key pin fails too
+    // (the certificate carries the CA-issued key, not the identity key).
+    let wrong_name = RelayClient::connect_with(
+        &relay.endpoint,
+        relay.addr,
+        relay.key,
+        cfg,
+        "other.example.org",
+        vec![1],
+    )
+    .await;
+    assert!(wrong_name.is_err());
+    let pinned = RelayClient::connect(&relay.endpoint, relay.addr, relay.key).await;
+    assert!(pinned.is_err());
+    relay.stop().await;
 }

@@ -201,7 +201,7 @@ async fn mailbox_is_one_time_and_expires() {
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
-    let slot = [7u8; 32];
+    let slot = kith_protocol::msg::mailbox_slot(b"high-entropy invitation secret");
     let put = Request::MailboxPut {
         slot,
         blob: b"sealed secret".to_vec(),
