@@ -86,7 +86,7 @@ pub enum StoreError {
     UnknownDoc(String),
     /// Any other redb failure (I/O error, full disk, ...).
     #[error("store database error: {0}")]
-    Redb(#[from] redb::Error),
+    Redb(redb::Error),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -95,11 +95,24 @@ pub enum StoreError {
 /// The error of [`crate::Store::open`].
 pub type OpenError = StoreError;
 
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            // redb found a page that fails its checks while reading or writing.
+            redb::Error::Corrupted(detail) => StoreError::Damaged {
+                what: "the store file".into(),
+                detail,
+            },
+            other => StoreError::Redb(other),
+        }
+    }
+}
+
 macro_rules! redb_into_store_error {
     ($($t:ty),+) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Redb(e.into())
+                StoreError::from(redb::Error::from(e))
             }
         }
     )+};
@@ -114,7 +127,7 @@ redb_into_store_error!(
 
 impl From<redb::DatabaseError> for StoreError {
     fn from(e: redb::DatabaseError) -> Self {
-        StoreError::Redb(e.into())
+        StoreError::from(redb::Error::from(e))
     }
 }
 
@@ -171,7 +184,7 @@ impl From<SchemaError> for OpError {
 
 impl From<redb::Error> for OpError {
     fn from(e: redb::Error) -> Self {
-        OpError::Store(StoreError::Redb(e))
+        OpError::Store(StoreError::from(e))
     }
 }
 

@@ -34,4 +34,4 @@ pub use ops::{
     ImportSummary, InteractionPatch, NewContact, NewExchange, NewFollowUp, NewGoal, NewInteraction,
     NewProject, ParticipantRef, ProjectPatch, SearchResults, TimelineQuery,
 };
-pub use store::{CompactionPolicy, DocMeta, RemoteApplied, Store};
+pub use store::{CompactionPolicy, DocMeta, RemoteApplied, Store, TableSize};

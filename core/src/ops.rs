@@ -1,7 +1,7 @@
 //! Operations and queries on a [`Store`]: typed inputs, validation, typed errors.
 //!
 //! Every operation validates its input against the index before touching a
-//! document, then writes through [`Store::transact`] (one Automerge change per
+//! document, then writes through `Store::transact` (one Automerge change per
 //! touched document, chunks and index in one durable redb transaction). The
 //! record written is read back from the document through [`crate::schema`] and
 //! indexed, so the incremental index equals what `reindex` would build.
@@ -733,7 +733,6 @@ impl Store {
                     tx.save_interaction(Some(&old), &new)?;
                 }
             }
-            // Exchanges may name the loser without it being a participant (older data).
             let goals: Vec<Goal> = {
                 let t = tx.txn.open_table(index::GOALS)?;
                 index::all_records(&t, "goals")?
@@ -1492,14 +1491,18 @@ impl Store {
     /// Prefix search over names, organisations, roles, disciplines, emails,
     /// tags, contact notes, summaries, notes and follow-ups; case- and
     /// accent-insensitive; every query word must match a word prefix.
-    /// Deleted interactions are left out.
+    /// Deleted interactions and merged-away contacts are left out.
     pub fn search(&self, query: &str, limit: usize) -> Result<SearchResults, StoreError> {
         let limit = limit.min(PAGE_MAX);
         let txn = self.read_txn()?;
         let (cids, iids) = index::search_ids(&txn, query, 50_000)?;
         let mut out = SearchResults::default();
-        for id in cids.into_iter().take(limit) {
-            if let Some(c) = index::get_contact(&txn, id)? {
+        for id in cids {
+            if out.contacts.len() >= limit {
+                break;
+            }
+            // A merged-away duplicate is found through its winner.
+            if let Some(c) = index::get_contact(&txn, id)?.filter(|c| c.merged_into.is_none()) {
                 out.contacts.push(c);
             }
         }

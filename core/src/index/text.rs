@@ -52,6 +52,30 @@ pub fn tokens_into(s: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Words too common to be worth an index row in free text (interaction
+/// summaries, notes, follow-ups). A query word that is a prefix of a longer
+/// indexed word still matches it ("the" finds "theatre").
+const STOPWORDS: &[&str] = &[
+    "a", "about", "after", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "had",
+    "has", "have", "he", "her", "his", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or",
+    "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "up", "us", "was",
+    "we", "were", "with", "you",
+];
+
+/// Like [`tokens_into`] for free text: single letters and stopwords are skipped.
+pub fn text_tokens_into(s: &str, out: &mut BTreeSet<String>) {
+    let mut all = BTreeSet::new();
+    tokens_into(s, &mut all);
+    for t in all {
+        if out.len() >= TOKENS_PER_RECORD_MAX {
+            break;
+        }
+        if t.chars().count() > 1 && STOPWORDS.binary_search(&t.as_str()).is_err() {
+            out.insert(t);
+        }
+    }
+}
+
 fn push_token(word: &str, out: &mut BTreeSet<String>) {
     if out.len() < TOKENS_PER_RECORD_MAX {
         out.insert(word.chars().take(TOKEN_CHARS_MAX).collect());
@@ -73,6 +97,16 @@ pub fn query_tokens(s: &str) -> Vec<String> {
         })
         .filter(|w| !w.is_empty() && seen.insert(w.clone()))
         .collect();
+    // Free text does not index stopwords or single letters: as extra words of
+    // a longer query they would only exclude matches.
+    let useful: Vec<String> = out
+        .iter()
+        .filter(|w| w.chars().count() > 1 && STOPWORDS.binary_search(&w.as_str()).is_err())
+        .cloned()
+        .collect();
+    if !useful.is_empty() {
+        out = useful;
+    }
     out.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
     out
 }
@@ -104,6 +138,18 @@ mod tests {
         assert_eq!(query_tokens("Ann ann BOB"), vec!["ann", "bob"]);
         assert_eq!(query_tokens("o'br  Saint-Éloi"), vec!["sainteloi", "obr"]);
         assert!(query_tokens(" ,. ").is_empty());
+        assert_eq!(query_tokens("the budget of Q3"), vec!["budget", "q3"]);
+        assert_eq!(query_tokens("the"), vec!["the"]);
+        let mut t = BTreeSet::new();
+        text_tokens_into("We talked about the theatre, a X-ray and Q3", &mut t);
+        assert_eq!(
+            t.into_iter().collect::<Vec<_>>(),
+            vec!["q3", "ray", "talked", "theatre", "xray"]
+        );
+        assert!(
+            STOPWORDS.windows(2).all(|w| w[0] < w[1]),
+            "sorted for binary search"
+        );
         assert_eq!(phone_digits("+351 (912) 345-678"), "351912345678");
     }
 }

@@ -2,7 +2,7 @@
 //! the materialised index, and store metadata. docs/STORE.md specifies the
 //! layout and its version.
 //!
-//! Data flow of a local write ([`Store::transact`]):
+//! Data flow of a local write (`Store::transact`):
 //! 1. the documents the write needs are loaded from their chunks (lazily, on
 //!    first need; a damaged chunk is reported before anything is written);
 //! 2. the store upgrades its read-only redb handle to a writable one (opening
@@ -58,6 +58,8 @@ pub(crate) const DOC_META: TableDefinition<'static, &str, &[u8]> = TableDefiniti
 const META_FORMAT: &str = "format";
 const META_ACTOR: &str = "actor";
 const CHECKSUM_BYTES: usize = 16;
+/// Bound on redb compaction passes in [`Store::compact_file`].
+const COMPACT_FILE_ROUNDS_MAX: usize = 16;
 /// redb page cache: enough for the index's hot pages, small enough for a phone.
 const CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -92,6 +94,16 @@ pub struct DocMeta {
     pub full_bytes: u64,
     /// Total size of the incremental chunks after it, in bytes.
     pub incremental_bytes: u64,
+}
+
+/// Space used by one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    pub table: String,
+    pub entries: u64,
+    pub stored_bytes: u64,
+    pub metadata_bytes: u64,
+    pub fragmented_bytes: u64,
 }
 
 enum Handle {
@@ -164,7 +176,7 @@ fn map_open_error(path: &Path, e: DatabaseError) -> StoreError {
             path: path.to_path_buf(),
             source,
         },
-        other => StoreError::Redb(other.into()),
+        other => StoreError::from(redb::Error::from(other)),
     }
 }
 
@@ -360,16 +372,12 @@ impl Store {
             store.create()?;
             return Ok(store);
         }
-        let ro = guarded(&path, || {
-            let mut b = Builder::new();
-            b.set_cache_size(CACHE_SIZE_BYTES);
-            match b.open_read_only(&path) {
-                Ok(db) => Ok(Some(db)),
-                // Not shut down cleanly (a crash): the writable open below recovers it.
-                Err(DatabaseError::RepairAborted) => Ok(None),
-                Err(e) => Err(map_open_error(&path, e)),
-            }
-        })?;
+        let ro = match open_read_only(&path) {
+            Ok(db) => Some(db),
+            // Not shut down cleanly (a crash): the writable open below recovers it.
+            Err(OpenAttempt::NeedsRecovery) => None,
+            Err(OpenAttempt::Failed(e)) => return Err(e),
+        };
         store.handle = match ro {
             Some(db) => Handle::Read(db),
             None => Handle::Write(open_writable(&path)?),
@@ -483,7 +491,16 @@ impl Store {
                 Handle::Read(db) => db.close()?,
                 Handle::Write(_) | Handle::Closed => {}
             }
-            self.handle = Handle::Write(open_writable(&self.path)?);
+            match open_writable(&self.path) {
+                Ok(db) => self.handle = Handle::Write(db),
+                Err(e) => {
+                    // Another reader holds the file: stay usable for reads.
+                    if let Ok(db) = open_read_only(&self.path) {
+                        self.handle = Handle::Read(db);
+                    }
+                    return Err(e);
+                }
+            }
         }
         match &self.handle {
             Handle::Write(db) => Ok(db),
@@ -644,6 +661,12 @@ impl Store {
         Ok(())
     }
 
+    /// Drops every document from memory (they are all saved); they reload on
+    /// next need. For a phone app going to the background.
+    pub fn unload_documents(&mut self) {
+        self.docs.clear();
+    }
+
     /// Documents currently in memory.
     pub fn loaded_docs(&self) -> Vec<DocId> {
         let mut v: Vec<DocId> = self.docs.keys().copied().collect();
@@ -659,8 +682,9 @@ impl Store {
         index::clear(&txn)?;
         let mut ids: Vec<DocId> = self.docs.keys().copied().collect();
         ids.sort();
-        let mut contacts = BTreeSet::new();
-        let mut settings_done = false;
+        let (mut contacts, mut interactions, mut projects, mut goals) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut settings = crate::model::Settings::default();
         for id in ids {
             let Some(l) = self.docs.get(&id) else {
                 continue;
@@ -668,31 +692,19 @@ impl Store {
             let doc = &l.doc;
             match id {
                 DocId::Main => {
-                    for c in schema::read_all(doc, schema::CONTACTS, schema::read_contact)? {
-                        index::put_contact(&txn, None, &c)?;
-                    }
-                    for p in schema::read_all(doc, schema::PROJECTS, schema::read_project)? {
-                        index::put_project(&txn, &p)?;
-                    }
-                    for g in schema::read_all(doc, schema::GOALS, schema::read_goal)? {
-                        index::put_goal(&txn, &g)?;
-                    }
-                    index::put_settings(&txn, &schema::read_settings(doc)?)?;
-                    settings_done = true;
+                    contacts = schema::read_all(doc, schema::CONTACTS, schema::read_contact)?;
+                    projects = schema::read_all(doc, schema::PROJECTS, schema::read_project)?;
+                    goals = schema::read_all(doc, schema::GOALS, schema::read_goal)?;
+                    settings = schema::read_settings(doc)?;
                 }
-                DocId::Log { .. } => {
-                    for i in schema::read_all(doc, schema::INTERACTIONS, schema::read_interaction)?
-                    {
-                        contacts.extend(i.participants.iter().copied());
-                        index::put_interaction_bulk(&txn, &i)?;
-                    }
-                }
+                DocId::Log { .. } => interactions.extend(schema::read_all(
+                    doc,
+                    schema::INTERACTIONS,
+                    schema::read_interaction,
+                )?),
             }
         }
-        if !settings_done {
-            index::put_settings(&txn, &crate::model::Settings::default())?;
-        }
-        index::refresh_stats(&txn, &contacts)?;
+        index::rebuild(&txn, contacts, interactions, projects, goals, &settings)?;
         txn.commit()?;
         Ok(())
     }
@@ -704,6 +716,59 @@ impl Store {
         index::dump(&self.read_txn()?)
     }
 
+    /// Rewrites the store file without its free pages (redb compaction), for
+    /// after a large import. Returns the file size afterwards, in bytes.
+    pub fn compact_file(&mut self) -> Result<u64, StoreError> {
+        self.writable()?;
+        if let Handle::Write(db) = &mut self.handle {
+            // Each call moves pages toward the start; repeat until nothing moves.
+            for _ in 0..COMPACT_FILE_ROUNDS_MAX {
+                let moved = db
+                    .compact()
+                    .map_err(|e| StoreError::from(redb::Error::from(e)))?;
+                if !moved {
+                    break;
+                }
+            }
+        }
+        self.size_on_disk_bytes()
+    }
+
+    /// Bytes used by each table (stored, metadata, fragmented), for size reports.
+    pub fn table_sizes(&self) -> Result<Vec<TableSize>, StoreError> {
+        fn size<K: redb::Key + 'static, V: redb::Value + 'static>(
+            txn: &ReadTransaction,
+            def: TableDefinition<'_, K, V>,
+        ) -> Result<TableSize, StoreError> {
+            let t = txn.open_table(def)?;
+            let st = redb::ReadableTableMetadata::stats(&t)?;
+            Ok(TableSize {
+                table: redb::TableHandle::name(&def).to_string(),
+                entries: redb::ReadableTableMetadata::len(&t)?,
+                stored_bytes: st.stored_bytes(),
+                metadata_bytes: st.metadata_bytes(),
+                fragmented_bytes: st.fragmented_bytes(),
+            })
+        }
+        let txn = self.read_txn()?;
+        Ok(vec![
+            size(&txn, META)?,
+            size(&txn, CHUNKS)?,
+            size(&txn, DOC_META)?,
+            size(&txn, index::CONTACTS)?,
+            size(&txn, index::CONTACTS_BY_NAME)?,
+            size(&txn, index::CONTACT_STATS)?,
+            size(&txn, index::INTERACTIONS)?,
+            size(&txn, index::BY_TIME)?,
+            size(&txn, index::BY_CONTACT)?,
+            size(&txn, index::FOLLOWUPS)?,
+            size(&txn, index::SEARCH)?,
+            size(&txn, index::PROJECTS)?,
+            size(&txn, index::GOALS)?,
+            size(&txn, index::SETTINGS)?,
+        ])
+    }
+
     /// Size of the store file on disk, in bytes.
     pub fn size_on_disk_bytes(&self) -> Result<u64, StoreError> {
         std::fs::metadata(&self.path)
@@ -712,6 +777,28 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+enum OpenAttempt {
+    NeedsRecovery,
+    Failed(StoreError),
+}
+
+fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, OpenAttempt> {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let mut b = Builder::new();
+        b.set_cache_size(CACHE_SIZE_BYTES);
+        b.open_read_only(path)
+    }));
+    match r {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(DatabaseError::RepairAborted)) => Err(OpenAttempt::NeedsRecovery),
+        Ok(Err(e)) => Err(OpenAttempt::Failed(map_open_error(path, e))),
+        Err(_) => Err(OpenAttempt::Failed(damaged(
+            path,
+            "the database structure is inconsistent",
+        ))),
     }
 }
 
@@ -764,4 +851,27 @@ pub(crate) fn write_chunk(
     }
     put_meta(txn, &name, &meta)?;
     Ok(Some(heads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_can_move_between_threads() {
+        // The bindings keep a Store behind a Mutex shared across threads.
+        fn assert_send<T: Send>() {}
+        assert_send::<Store>();
+    }
+
+    #[test]
+    fn chunk_checksums_detect_any_flip() {
+        let sealed = sealed_chunk(b"automerge bytes");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            let (sum, bytes) = bad.split_at(CHECKSUM_BYTES);
+            assert_ne!(sum, checksum(bytes), "flip at {i} went unnoticed");
+        }
+    }
 }

@@ -52,6 +52,25 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownDoc(doc.to_string()))
     }
 
+    /// A read transaction over the store file, for callers' own tables (sync
+    /// state). Kith's tables are `meta`, `doc_*` and `idx_*`: use another prefix.
+    pub fn read_transaction(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.read_txn()
+    }
+
+    /// Runs `f` in one durable write transaction for the caller's own tables
+    /// (e.g. sync cursors after a push); aborted if `f` fails.
+    pub fn write_tables<T>(
+        &mut self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let value = f(&txn)?;
+        txn.commit()?;
+        Ok(value)
+    }
+
     /// Current heads of a document (loads it; empty for a document the store lacks).
     pub fn heads(&mut self, doc: DocId) -> Result<Vec<ChangeHash>, StoreError> {
         self.ensure_loaded(doc)?;

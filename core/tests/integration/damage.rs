@@ -138,3 +138,35 @@ fn a_flipped_byte_in_a_chunk_names_the_chunk_and_writes_nothing() {
         "the damaged file was modified"
     );
 }
+
+#[test]
+fn a_damaged_index_record_is_reported_and_reindex_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let path = dir.path().join(STORE_FILE);
+    let ana = Store::open(dir.path())
+        .unwrap()
+        .contacts_named("Ana Lima")
+        .unwrap()[0]
+        .clone();
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<'_, u128, &[u8]> =
+                redb::TableDefinition::new("idx_contacts");
+            let mut t = txn.open_table(def).unwrap();
+            t.insert(ana.id.to_u128(), [0xffu8; 3].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let mut s = Store::open(dir.path()).unwrap();
+    let err = s.contact(ana.id).unwrap_err();
+    let OpError::Store(e) = &err else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(damaged_what(e), Some("index table contacts"), "{err}");
+    assert!(err.to_string().contains("reindex"), "{err}");
+    s.reindex().unwrap();
+    assert_eq!(s.contact(ana.id).unwrap(), ana);
+}

@@ -886,6 +886,18 @@ fn merge_moves_every_reference_and_combines_fields() {
         s.likely_duplicates().unwrap().is_empty(),
         "merged contacts are not duplicates"
     );
+    let found: Vec<_> = s
+        .search("ana lima", 10)
+        .unwrap()
+        .contacts
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        found,
+        [w.id],
+        "the merged-away duplicate is not a search hit"
+    );
     // Logging by the shared name now finds the winner only.
     let i3 = s
         .log_interaction(NewInteraction {
@@ -944,6 +956,7 @@ fn search_is_prefix_case_and_accent_insensitive() {
     assert_eq!(s.search("hopital eloi", 10).unwrap().contacts.len(), 1);
     assert_eq!(s.search("paDIAT", 10).unwrap().interactions.len(), 1);
     assert_eq!(s.search("budget rev", 10).unwrap().interactions.len(), 1);
+    assert_eq!(s.search("the budget", 10).unwrap().interactions.len(), 1);
     assert!(s.search("budget zzz", 10).unwrap().interactions.is_empty());
     assert!(s.search("", 10).unwrap().contacts.is_empty());
     let sean = person(&mut s, "Seán O'Brien");

@@ -11,7 +11,7 @@ use kith_core::{
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
     AddContact(String),
     RenameContact(usize, String),
     Circles(usize, bool),
@@ -47,7 +47,7 @@ fn word() -> impl Strategy<Value = String> {
     .prop_map(String::from)
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => word().prop_map(Op::AddContact),
         1 => (any::<usize>(), word()).prop_map(|(i, n)| Op::RenameContact(i, n)),
@@ -73,10 +73,21 @@ fn pick<T: Copy>(v: &[T], i: usize) -> Option<T> {
     }
 }
 
-fn run(s: &mut Store, ops: Vec<Op>) {
+/// Applies `ops` to `s`; operations pick among every record already stored.
+pub(crate) fn run(s: &mut Store, ops: Vec<Op>) {
     let now = chrono::Utc::now().timestamp_millis();
-    let mut contacts = Vec::new();
-    let mut interactions = Vec::new();
+    let mut contacts: Vec<_> = s
+        .all_contacts()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let mut interactions: Vec<_> = s
+        .all_interactions()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
     for op in ops {
         // Refused operations are part of the property: they must leave no trace.
         match op {

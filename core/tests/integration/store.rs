@@ -43,6 +43,41 @@ fn close_releases_the_lock_and_reopen_keeps_everything() {
 }
 
 #[test]
+fn a_write_while_another_reader_is_open_fails_cleanly_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = {
+        let mut s = Store::open(dir.path()).unwrap();
+        let ana = person(&mut s, "Ana");
+        s.close().unwrap();
+        ana
+    };
+    let mut writer = Store::open(dir.path()).unwrap();
+    let reader = Store::open(dir.path()).unwrap();
+    let err = writer
+        .log_interaction(meeting("blocked", &[ana.id]))
+        .unwrap_err();
+    assert!(
+        matches!(err, kith_core::OpError::Store(StoreError::Locked { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        writer.contact(ana.id).unwrap().name,
+        "Ana",
+        "still readable"
+    );
+    assert_eq!(reader.contact(ana.id).unwrap().name, "Ana");
+    reader.close().unwrap();
+    let i = writer
+        .log_interaction(meeting("now it works", &[ana.id]))
+        .unwrap();
+    writer.close().unwrap();
+    assert_eq!(
+        Store::open(dir.path()).unwrap().interaction(i.id).unwrap(),
+        i
+    );
+}
+
+#[test]
 fn open_is_lazy_and_a_write_loads_only_its_partition() {
     let dir = tempfile::tempdir().unwrap();
     let (ana, old_doc) = {
@@ -77,6 +112,14 @@ fn open_is_lazy_and_a_write_loads_only_its_partition() {
     assert!(!s.loaded_docs().contains(&old_doc));
     s.load_all().unwrap();
     assert_eq!(s.loaded_docs().len(), 3);
+    s.unload_documents();
+    assert!(s.loaded_docs().is_empty());
+    s.log_interaction(meeting("after unload", &[ana.id]))
+        .unwrap();
+    assert_eq!(
+        s.timeline(&TimelineQuery::default()).unwrap()[0].summary,
+        "after unload"
+    );
 }
 
 #[test]

@@ -194,3 +194,55 @@ fn caller_writes_commit_with_the_merge_and_a_failure_writes_nothing() {
         7
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Two devices edit offline (also the same records, after a first
+    /// exchange), then exchange changes both ways: they converge to the same
+    /// records and heads, and each incremental index equals its rebuild.
+    #[test]
+    fn random_concurrent_edits_converge(
+        a1 in proptest::collection::vec(crate::reindex::op(), 1..12),
+        b1 in proptest::collection::vec(crate::reindex::op(), 1..12),
+        a2 in proptest::collection::vec(crate::reindex::op(), 1..12),
+        b2 in proptest::collection::vec(crate::reindex::op(), 1..12),
+    ) {
+        let (_da, mut a) = crate::fresh();
+        let (_db, mut b) = crate::fresh();
+        crate::reindex::run(&mut a, a1);
+        crate::reindex::run(&mut b, b1);
+        push(&mut a, &mut b);
+        push(&mut b, &mut a);
+        crate::reindex::run(&mut a, a2);
+        crate::reindex::run(&mut b, b2);
+        push(&mut a, &mut b);
+        push(&mut b, &mut a);
+        proptest::prop_assert_eq!(a.all_contacts().unwrap(), b.all_contacts().unwrap());
+        proptest::prop_assert_eq!(a.all_interactions().unwrap(), b.all_interactions().unwrap());
+        proptest::prop_assert_eq!(a.all_goals().unwrap(), b.all_goals().unwrap());
+        proptest::prop_assert_eq!(a.settings().unwrap(), b.settings().unwrap());
+        for doc in a.doc_ids().unwrap() {
+            proptest::prop_assert_eq!(a.heads(doc).unwrap(), b.heads(doc).unwrap());
+        }
+        for s in [&mut a, &mut b] {
+            let dump = s.index_dump().unwrap();
+            s.reindex().unwrap();
+            proptest::prop_assert_eq!(dump, s.index_dump().unwrap());
+        }
+    }
+}
+
+#[test]
+fn heads_a_peer_sent_that_we_do_not_know_are_ignored() {
+    let (_d, mut a) = crate::fresh();
+    person(&mut a, "Ana");
+    let all = a.changes_since(DocId::Main, &[]).unwrap();
+    let unknown = automerge::ChangeHash([7u8; 32]);
+    assert_eq!(a.changes_since(DocId::Main, &[unknown]).unwrap(), all);
+    assert!(
+        a.heads(DocId::for_time(0)).unwrap().is_empty(),
+        "a document the store lacks"
+    );
+    assert!(a.changes_since(DocId::for_time(0), &[]).unwrap().is_empty());
+}
