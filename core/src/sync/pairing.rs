@@ -8,7 +8,8 @@
 //! hand-over). The account secret (and the inviter's certificate) is sealed
 //! with XChaCha20-Poly1305 under `HKDF(secret, "kith pairing key v1")`, with
 //! `"kith-pairing-v1" || slot` as associated data, and left in the relay
-//! mailbox at `slot = sha256(secret)` (or held by the inviter's peer server).
+//! mailbox at `slot = kith_protocol::msg::mailbox_slot(secret)` (a
+//! domain-separated SHA-256), or held by the inviter's peer server.
 //! The relay sees only the slot hash and the sealed blob, and deletes the
 //! blob when it is taken or expires, so a token works once.
 //!
@@ -101,7 +102,7 @@ struct InvitationPayload {
 }
 
 fn slot_of(secret: &[u8; 32]) -> MailboxSlot {
-    Sha256::digest(secret).into()
+    kith_protocol::msg::mailbox_slot(secret)
 }
 
 fn associated(slot: &MailboxSlot) -> Vec<u8> {
@@ -150,7 +151,7 @@ impl Token {
         Ok(Token { body })
     }
 
-    /// The mailbox slot (sha256 of the secret).
+    /// The mailbox slot (domain-separated SHA-256 of the secret).
     pub fn slot(&self) -> MailboxSlot {
         slot_of(&self.body.secret)
     }
