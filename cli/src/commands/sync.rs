@@ -228,7 +228,10 @@ fn qr(text: &str) -> Option<String> {
 fn show_token(inv: &Invitation, no_qr: bool, json: bool, out: &mut Out) -> CliResult<()> {
     let token = inv.token.to_string();
     if json {
-        out.json(&serde_json::json!({ "token": token, "expires_at_ms": inv.expires_at_ms }))?;
+        // One compact line: `pair --peer` streams a second line after it.
+        out.line(
+            serde_json::json!({ "token": token, "expires_at_ms": inv.expires_at_ms }).to_string(),
+        )?;
         return Ok(());
     }
     out.line("On the new device run:")?;
@@ -253,12 +256,14 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
         let server = kith_net::PeerServer::bind(a.listen, &id).map_err(failure)?;
         let local = server.local_addr().map_err(failure)?;
         show_token(&inv, a.no_qr, json, out)?;
-        if !json {
+        if json {
+            out.line(serde_json::json!({ "listening": local.to_string() }).to_string())?;
+        } else {
             out.line(format!(
                 "Serving on {local}: kith join --peer {local} TOKEN"
             ))?;
-            out.flush()?;
         }
+        out.flush()?;
         let host = Arc::new(Mutex::new(PairingHost::default()));
         host.lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -723,7 +728,10 @@ pub(crate) fn serve_peer(dir: &Path, a: ServePeerArgs, json: bool, out: &mut Out
     let server = kith_net::PeerServer::bind(a.listen, &id).map_err(failure)?;
     let local = server.local_addr().map_err(failure)?;
     if json {
-        out.json(&serde_json::json!({ "listening": local.to_string(), "device": id.device_id().to_string() }))?;
+        out.line(
+            serde_json::json!({ "listening": local.to_string(), "device": id.device_id().to_string() })
+                .to_string(),
+        )?;
     } else {
         out.line(format!("Serving peer sync on {local} (Ctrl-C to stop)"))?;
     }
