@@ -610,11 +610,10 @@ impl PeerSync {
         Ok(())
     }
 
-    /// Applies an Automerge sync message through the store: the message is
-    /// received into the in-memory document (updating the sync state), the
-    /// new changes are taken out, the document is reloaded from the store and
-    /// the changes merged through the normal path (index + chunk in one
-    /// transaction).
+    /// Applies an Automerge sync message through the store: received into the
+    /// in-memory document (so Automerge keeps its queue of changes whose
+    /// dependencies are missing and asks for them), then index rows, chunk
+    /// and device record commit in one transaction.
     fn receive_sync(
         &mut self,
         store: &mut Store,
@@ -626,34 +625,25 @@ impl PeerSync {
             doc: d.to_string(),
             detail: e.to_string(),
         })?;
-        ensure_doc(store, d)?;
-        let Some(l) = store.docs.get_mut(&d) else {
-            return Err(StoreError::UnknownDoc(d.to_string()).into());
-        };
-        let before = l.doc.get_heads();
-        l.doc
-            .sync()
-            .receive_sync_message(state, msg)
-            .map_err(|e| PeerError::Sync {
-                doc: d.to_string(),
-                detail: e.to_string(),
-            })?;
-        let new: Vec<Vec<u8>> = l
-            .doc
-            .get_changes(&before)
-            .into_iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect();
-        // Evict: the merge must go through the store so the index and the
-        // chunks follow; the reload starts from what is on disk.
-        store.docs.remove(&d);
-        if !new.is_empty() {
-            self.stats.changes_received += new.len();
-            let peer = self.peer_device()?;
-            let now = self.now_ms;
-            let m = apply_with_pending(store, d, new, |txn| touch_peer(txn, &peer, now))?;
-            self.stats.contacts_changed += m.applied.contacts.len();
-            self.stats.interactions_changed += m.applied.interactions.len();
+        let peer = self.peer_device()?;
+        let now = self.now_ms;
+        let name = d.to_string();
+        let applied = store.merge_with(
+            d,
+            |doc| {
+                doc.sync()
+                    .receive_sync_message(state, msg)
+                    .map_err(|e| StoreError::Automerge {
+                        doc: name.clone(),
+                        source: Box::new(e),
+                    })
+            },
+            |txn| touch_peer(txn, &peer, now),
+        )?;
+        self.stats.contacts_changed += applied.contacts.len();
+        self.stats.interactions_changed += applied.interactions.len();
+        if applied.heads_before != applied.heads_after {
+            self.stats.changes_received += 1;
         }
         Ok(())
     }

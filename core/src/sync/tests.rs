@@ -719,3 +719,37 @@ proptest! {
         let _ = DocId::Main;
     }
 }
+
+#[test]
+fn a_three_way_notes_conflict_reaches_every_index() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let mut c = a.sibling("c");
+    let id = a.log("three-way");
+    for d in [&mut a, &mut b, &mut c] {
+        relay_round(&mut relay, d, cfg());
+    }
+    for (d, v) in [(&mut a, "from a"), (&mut b, "from b"), (&mut c, "from c")] {
+        d.store
+            .edit_interaction(
+                id,
+                InteractionPatch {
+                    notes: Some(v.into()),
+                    ..InteractionPatch::default()
+                },
+            )
+            .unwrap();
+    }
+    // A and B merge first (two values), then C's third value arrives: it
+    // loses, so Automerge reports no patch, yet the conflict set grew.
+    for _ in 0..2 {
+        for d in [&mut a, &mut b, &mut c] {
+            relay_round(&mut relay, d, cfg());
+        }
+    }
+    let ia = a.store.interaction(id).unwrap();
+    assert_eq!(ia.notes_conflicts.len(), 2, "{ia:?}");
+    assert_same(&mut a, &mut b);
+    assert_same(&mut a, &mut c);
+}
