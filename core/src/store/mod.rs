@@ -171,6 +171,11 @@ fn map_open_error(path: &Path, e: DatabaseError) -> StoreError {
         {
             damaged(path, format!("file is truncated ({source})"))
         }
+        DatabaseError::Storage(StorageError::Io(source))
+            if source.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            damaged(path, source)
+        }
         DatabaseError::UpgradeRequired(v) => damaged(path, format!("unknown redb file format {v}")),
         DatabaseError::Storage(StorageError::Io(source)) => StoreError::Io {
             path: path.to_path_buf(),
@@ -369,8 +374,7 @@ impl Store {
             compaction: CompactionPolicy::default(),
         };
         if !exists {
-            store.create()?;
-            return Ok(store);
+            create_file(&store.dir, &path, &store.actor)?;
         }
         let ro = match open_read_only(&path) {
             Ok(db) => Some(db),
@@ -385,33 +389,20 @@ impl Store {
         let meta = store.read_meta()?;
         match meta {
             Some(actor) => store.actor = actor,
-            None => store.create()?,
+            // A valid redb file without Kith's tables (not made by Kith).
+            None => {
+                let mut txn = store.writable()?.begin_write()?;
+                txn.set_durability(Durability::Immediate)?;
+                initialise(&txn, &store.actor)?;
+                txn.commit()?;
+            }
         }
         Ok(store)
     }
 
-    /// Creates the tables, metadata and the main document of a new store.
-    fn create(&mut self) -> Result<(), StoreError> {
-        let db = self.writable()?;
-        let txn = db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
-            meta.insert(META_FORMAT, format.as_bytes())?;
-            meta.insert(META_ACTOR, self.actor.to_bytes())?;
-        }
-        txn.open_table(CHUNKS)?;
-        txn.open_table(DOC_META)?;
-        index::create_tables(&txn)?;
-        let mut main = LoadedDoc {
-            doc: schema::new_document(DocId::Main.kind(), &self.actor)?,
-            saved_heads: Vec::new(),
-        };
-        write_chunk(&txn, DocId::Main, &mut main)?;
-        index::put_settings(&txn, &schema::read_settings(&main.doc)?)?;
-        txn.commit()?;
-        self.docs.insert(DocId::Main, main);
-        Ok(())
+    /// Whether `dir` holds a store (for tools that must not create one by accident).
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        std::fs::metadata(dir.as_ref().join(STORE_FILE)).is_ok_and(|m| m.len() > 0)
     }
 
     /// Reads and checks the metadata; returns the device actor, or `None` for
@@ -800,6 +791,59 @@ fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, OpenAttempt> {
             "the database structure is inconsistent",
         ))),
     }
+}
+
+/// Writes the tables, metadata and the main document of a new store.
+fn initialise(txn: &WriteTransaction, actor: &ActorId) -> Result<(), StoreError> {
+    {
+        let mut meta = txn.open_table(META)?;
+        let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
+        meta.insert(META_FORMAT, format.as_bytes())?;
+        meta.insert(META_ACTOR, actor.to_bytes())?;
+    }
+    txn.open_table(CHUNKS)?;
+    txn.open_table(DOC_META)?;
+    index::create_tables(txn)?;
+    let mut main = LoadedDoc {
+        doc: schema::new_document(DocId::Main.kind(), actor)?,
+        saved_heads: Vec::new(),
+    };
+    write_chunk(txn, DocId::Main, &mut main)?;
+    index::put_settings(txn, &schema::read_settings(&main.doc)?)?;
+    Ok(())
+}
+
+/// Creates a new store file atomically: it is built and synced under a
+/// temporary name, then renamed into place, so a crash during the first
+/// launch leaves either no store or a complete one, never a half-written
+/// file that would read as damaged.
+fn create_file(dir: &Path, path: &Path, actor: &ActorId) -> Result<(), StoreError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| StoreError::Io { path: p, source }
+    };
+    let tmp = dir.join(format!("{STORE_FILE}.creating"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    {
+        let db = open_writable(&tmp)?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        initialise(&txn, actor)?;
+        txn.commit()?;
+        db.close()?;
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    // Make the rename itself durable.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the data directory");
+    }
+    Ok(())
 }
 
 fn open_writable(path: &Path) -> Result<Database, StoreError> {

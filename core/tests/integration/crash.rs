@@ -15,6 +15,7 @@ use rand::Rng;
 
 const ENV_DIR: &str = "KITH_CRASH_WRITER_DIR";
 const KILLS: usize = 60;
+const CREATION_KILLS: usize = 30;
 
 /// The writer loop: what the child runs. Returns the ids it acknowledged.
 fn writer(dir: &std::path::Path, writes_max: usize, mut ack: impl FnMut(InteractionId)) {
@@ -62,6 +63,42 @@ fn crash_writer_child() {
     let s = Store::open(dir.path()).unwrap();
     for id in acked {
         s.interaction(id).unwrap();
+    }
+}
+
+/// Kills a writer child in a fresh directory within `delay_ms_max` of its
+/// start, so some kills land while the store file is being created.
+#[test]
+fn sigkill_during_store_creation_leaves_an_openable_store() {
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = rand::thread_rng();
+    for round in 0..CREATION_KILLS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&exe)
+            .args([
+                "crash::crash_writer_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV_DIR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // "ready" is printed just before the store is opened (and created).
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap_or(0) > 0 && !line.trim_end().ends_with("ready") {
+            line.clear();
+        }
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..15_000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let s = Store::open(dir.path())
+            .unwrap_or_else(|e| panic!("round {round}: open after a kill at creation failed: {e}"));
+        s.all_contacts().unwrap();
+        s.close().unwrap();
     }
 }
 

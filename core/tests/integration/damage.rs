@@ -170,3 +170,17 @@ fn a_damaged_index_record_is_reported_and_reindex_repairs_it() {
     s.reindex().unwrap();
     assert_eq!(s.contact(ana.id).unwrap(), ana);
 }
+
+#[test]
+fn a_file_that_is_not_a_store_is_reported_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STORE_FILE);
+    let junk = vec![0x42u8; 8192];
+    std::fs::write(&path, &junk).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(
+        damaged_what(&err).is_some_and(|w| w.contains(STORE_FILE)),
+        "{err:?}"
+    );
+    assert_eq!(junk, std::fs::read(&path).unwrap(), "the file was modified");
+}

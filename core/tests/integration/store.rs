@@ -9,7 +9,9 @@ use crate::{fresh, meeting, person};
 #[test]
 fn close_releases_the_lock_and_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(!Store::exists(dir.path()));
     let mut s = Store::open(dir.path()).unwrap();
+    assert!(Store::exists(dir.path()));
     let ana = person(&mut s, "Ana");
     let i = s.log_interaction(meeting("coffee", &[ana.id])).unwrap();
     let actor = s.actor().clone();
@@ -215,4 +217,28 @@ fn open_fails_clearly_when_the_directory_cannot_be_created() {
     }
     let (_d, s) = fresh();
     assert!(s.size_on_disk_bytes().unwrap() > 0);
+}
+
+#[test]
+fn a_store_creation_cut_short_leaves_no_damaged_store() {
+    // A crash during the first open leaves at most the temporary file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(format!("{STORE_FILE}.creating")),
+        b"half a header",
+    )
+    .unwrap();
+    assert!(!Store::exists(dir.path()));
+    let mut s = Store::open(dir.path()).unwrap();
+    person(&mut s, "Ana");
+    s.close().unwrap();
+    assert!(!dir.path().join(format!("{STORE_FILE}.creating")).exists());
+    assert_eq!(
+        Store::open(dir.path())
+            .unwrap()
+            .all_contacts()
+            .unwrap()
+            .len(),
+        1
+    );
 }
