@@ -106,6 +106,15 @@ pub(crate) enum ImportCmd {
         #[command(flatten)]
         options: ImportOptions,
     },
+    /// A `kith export json` file: every record, ids kept (loading it twice changes nothing).
+    Json {
+        /// The export file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Show what the file holds without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// LinkedIn's Connections.csv (from "Get a copy of your data").
     Linkedin {
         /// The Connections.csv file.
@@ -392,8 +401,11 @@ pub(crate) struct FollowupsArgs {
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: usize,
     /// Only follow-ups whose due date has passed.
-    #[arg(long, conflicts_with_all = ["done", "reopen"])]
+    #[arg(long, conflicts_with_all = ["done", "reopen", "due_by"])]
     pub(crate) overdue: bool,
+    /// Only follow-ups due on or before DATE (today, friday, +7d, YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", conflicts_with_all = ["done", "reopen"])]
+    pub(crate) due_by: Option<String>,
     /// Mark a follow-up done (its id).
     #[arg(long, value_name = "ID", conflicts_with = "reopen")]
     pub(crate) done: Option<String>,
@@ -474,7 +486,7 @@ pub(crate) enum GoalCmd {
 pub(crate) enum SettingsCmd {
     /// Show every setting.
     Show,
-    /// Change a setting: my-organisation, my-discipline, cadence.<circle>, strategic-target, core-size.
+    /// Change a setting: my-organisation, my-discipline, cadence.CIRCLE, strategic-target, core-size.
     Set {
         /// Setting name.
         key: String,

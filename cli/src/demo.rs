@@ -55,7 +55,7 @@ fn step(ctx: &mut Ctx, steps: &mut Vec<String>, narration: &str, args: &[String]
     if !ctx.json {
         ctx.out.line("")?;
         ctx.out.line(format!("== {narration}"))?;
-        ctx.out.line(format!("$ {line}"))?;
+        ctx.out.line(wrap_command(&format!("$ {line}")))?;
     }
     let cli = Cli::try_parse_from(std::iter::once("kith".to_string()).chain(args.iter().cloned()))
         .map_err(|e| {
@@ -70,6 +70,33 @@ fn step(ctx: &mut Ctx, steps: &mut Vec<String>, narration: &str, args: &[String]
     } else {
         commands::dispatch(ctx, cli.command)
     }
+}
+
+/// Width past which a shown command line is continued with `\` before a flag.
+const COMMAND_WIDTH_MAX: usize = 96;
+
+/// Breaks a long command line before `--flags`, shell-style, for reading.
+fn wrap_command(line: &str) -> String {
+    let mut out = String::new();
+    let mut current = 0usize;
+    for (i, part) in line.split(" --").enumerate() {
+        let piece = if i == 0 {
+            part.to_string()
+        } else {
+            format!("--{part}")
+        };
+        let len = piece.chars().count();
+        if i > 0 && current + 1 + len > COMMAND_WIDTH_MAX {
+            out.push_str(" \\\n    ");
+            current = 4;
+        } else if i > 0 {
+            out.push(' ');
+            current += 1;
+        }
+        out.push_str(&piece);
+        current += len;
+    }
+    out
 }
 
 fn shell_quote(s: &str) -> String {
@@ -378,4 +405,26 @@ fn tour(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_commands_wrap_before_flags() {
+        let short = "$ kith timeline zoe --limit 6";
+        assert_eq!(wrap_command(short), short);
+        let long = format!(
+            "$ kith log 'x' --with a --notes '{}' --kind meal",
+            "n".repeat(90)
+        );
+        let wrapped = wrap_command(&long);
+        let lines: Vec<&str> = wrapped.lines().collect();
+        assert_eq!(lines[0], "$ kith log 'x' --with a \\");
+        assert!(lines[1].starts_with("    --notes 'nnn"));
+        assert_eq!(lines[2], "    --kind meal");
+        // Joining the continuation lines gives the command back.
+        assert_eq!(wrapped.replace(" \\\n    ", " "), long);
+    }
 }

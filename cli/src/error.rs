@@ -35,6 +35,17 @@ impl CliError {
         }
     }
 
+    /// Whether the store was held by another process (nothing was written).
+    pub(crate) fn is_store_locked(&self) -> bool {
+        match self {
+            CliError::Failure(e) => matches!(
+                e.downcast_ref::<kith_core::StoreError>(),
+                Some(kith_core::StoreError::Locked { .. })
+            ),
+            _ => false,
+        }
+    }
+
     /// The one-line message printed after `error: `.
     pub(crate) fn message(&self) -> String {
         match self {

@@ -20,16 +20,35 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Longest total wait for a store that another process is writing to.
+const LOCK_WAIT_MS_MAX: u64 = 2_000;
+/// First pause before retrying; it doubles on each attempt.
+const LOCK_RETRY_FIRST_MS: u64 = 20;
+
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        // `kith timeline | head`: the reader left; that is not an error.
-        Err(error::CliError::OutputClosed) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+    let mut waited_ms = 0;
+    let mut pause_ms = LOCK_RETRY_FIRST_MS;
+    loop {
+        // Parsed afresh on each attempt: commands are consumed by running them.
+        let cli = match args::Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => return usage_error(e),
+        };
+        match commands::run(cli) {
+            Ok(()) => return ExitCode::SUCCESS,
+            // `kith timeline | head`: the reader left; that is not an error.
+            Err(error::CliError::OutputClosed) => return ExitCode::SUCCESS,
+            // Another process holds the store for a moment (a parallel `kith`,
+            // a sync): the engine wrote nothing and handlers print only after
+            // their write, so running the command again is safe. Bounded.
+            Err(e) if e.is_store_locked() && waited_ms < LOCK_WAIT_MS_MAX => {
+                let pause = pause_ms.min(LOCK_WAIT_MS_MAX - waited_ms);
+                std::thread::sleep(std::time::Duration::from_millis(pause));
+                waited_ms += pause;
+                pause_ms *= 2;
+            }
+            Err(e) => return fail(&e),
+        }
     }
 }
 

@@ -165,7 +165,8 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 
 /// "3 days ago", "in 2 weeks", "just now": the distance from now in words.
 pub(crate) fn relative_time(at_ms: i64, now_ms: i64) -> String {
-    let delta_s = (now_ms - at_ms) / 1000;
+    // Saturating: times come from synced data and may be absurd.
+    let delta_s = now_ms.saturating_sub(at_ms) / 1000;
     let past = delta_s >= 0;
     let s = delta_s.abs();
     let (n, unit) = if s < 60 {
@@ -266,5 +267,31 @@ mod tests {
     fn truncation_counts_characters_not_bytes() {
         assert_eq!(truncate("Zoë Åberg", 5), "Zoë …");
         assert_eq!(truncate("short", 5), "short");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn table_lines_are_single_and_bounded(rows in prop::collection::vec(prop::collection::vec("\\PC{0,80}", 3), 0..10)) {
+                let mut t = Table::new(&["A", "B", "C"]);
+                for r in &rows {
+                    t.row(r.clone());
+                }
+                let lines = t.render();
+                prop_assert_eq!(lines.len(), rows.len() + 1);
+                for l in &lines {
+                    prop_assert!(!l.contains('\n'));
+                    prop_assert!(l.chars().count() <= 3 * CELL_WIDTH_MAX + 4);
+                }
+            }
+
+            #[test]
+            fn relative_time_never_panics(a in any::<i64>(), b in any::<i64>()) {
+                let _ = relative_time(a, b);
+            }
+        }
     }
 }

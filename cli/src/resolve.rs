@@ -47,6 +47,14 @@ pub(crate) enum ResolveError {
     },
 }
 
+/// Whether every word of `typed` is a prefix of some word of `name` (both normalised).
+fn words_match(typed: &str, name: &str) -> bool {
+    let words: Vec<&str> = name.split(' ').collect();
+    typed
+        .split(' ')
+        .all(|t| words.iter().any(|w| w.starts_with(t)))
+}
+
 /// Finds the one record `given` names among `candidates`.
 pub(crate) fn resolve<T: Clone>(
     what: &'static str,
@@ -73,10 +81,19 @@ pub(crate) fn resolve<T: Clone>(
         .filter(|c| normalise(c.name) == key)
         .collect();
     let matches = if exact.is_empty() {
-        candidates
+        let prefix: Vec<&Named<'_, T>> = candidates
             .iter()
             .filter(|c| normalise(c.name).starts_with(&key))
-            .collect()
+            .collect();
+        if prefix.is_empty() {
+            // People type surnames: every typed word starts some word of the name.
+            candidates
+                .iter()
+                .filter(|c| words_match(&key, &normalise(c.name)))
+                .collect()
+        } else {
+            prefix
+        }
     } else {
         exact
     };
@@ -139,6 +156,14 @@ mod tests {
         assert_eq!(resolve("contact", "ZOË", &p).unwrap(), 1);
         assert_eq!(resolve("contact", "bru", &p).unwrap(), 5);
         assert_eq!(resolve("contact", "anabel", &p).unwrap(), 4);
+        // Word prefixes, when no whole-name prefix matches: surnames work.
+        assert_eq!(resolve("contact", "aberg", &p).unwrap(), 1);
+        assert_eq!(resolve("contact", "lim", &p).unwrap(), 5);
+        assert_eq!(resolve("contact", "costa an", &p).unwrap(), 4);
+        assert!(matches!(
+            resolve("contact", "silva", &p),
+            Err(ResolveError::Ambiguous { count: 2, .. })
+        ));
     }
 
     #[test]
@@ -156,5 +181,39 @@ mod tests {
             "unknown contact 'Quentin'"
         );
         assert!(resolve("contact", "  ", &p).is_err());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn normalise_is_idempotent_and_trimmed(s in "\\PC{0,30}") {
+                let n = normalise(&s);
+                prop_assert_eq!(normalise(&n), n.clone());
+                prop_assert_eq!(n.trim(), n.as_str());
+                prop_assert!(!n.contains("  "));
+            }
+
+            #[test]
+            fn every_name_resolves_to_itself_when_unique(names in prop::collection::btree_set("[a-zA-Z]{1,8}( [a-zA-Z]{1,8})?", 1..8)) {
+                let list: Vec<String> = names.into_iter().collect();
+                let candidates: Vec<Named<'_, usize>> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| Named { id: format!("ID{i}"), name: n.as_str(), detail: None, item: i })
+                    .collect();
+                for (i, n) in list.iter().enumerate() {
+                    let same: usize = list.iter().filter(|m| normalise(m) == normalise(n)).count();
+                    match resolve("contact", n, &candidates) {
+                        Ok(found) => prop_assert_eq!(normalise(&list[found]), normalise(n)),
+                        Err(ResolveError::Ambiguous { count, .. }) => prop_assert_eq!(count, same),
+                        Err(e) => prop_assert!(false, "{} did not resolve: {}", n, e),
+                    }
+                    prop_assert_eq!(resolve("contact", &format!("ID{i}"), &candidates).unwrap(), i);
+                }
+            }
+        }
     }
 }

@@ -341,4 +341,51 @@ mod tests {
             assert!(parse_date(bad, &c).is_err(), "{bad} accepted");
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_input_never_panics(s in "\\PC{0,40}") {
+                let c = clock();
+                let _ = parse_time(&s, &c);
+                let _ = parse_date(&s, &c);
+            }
+
+            #[test]
+            fn dates_round_trip(days in -200_000i64..200_000) {
+                let c = clock();
+                let d = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap() + Duration::days(days);
+                let text = d.format("%Y-%m-%d").to_string();
+                // Years beyond 9999 or before 0 are not YYYY: only those must parse.
+                if (0..=9999).contains(&d.year()) {
+                    prop_assert_eq!(parse_date(&text, &c).unwrap(), d);
+                }
+            }
+
+            #[test]
+            fn instants_round_trip_through_rfc3339(
+                ms in 0i64..4_102_444_800_000,
+                offset_min in -720i32..=840,
+            ) {
+                let c = clock();
+                let tz = FixedOffset::east_opt(offset_min * 60).unwrap();
+                let t = Utc.timestamp_millis_opt(ms).unwrap().with_timezone(&tz);
+                let text = t.to_rfc3339();
+                let i = parse_time(&text, &c).unwrap();
+                prop_assert_eq!(i.at_ms, ms);
+                prop_assert_eq!(i32::from(i.offset_minutes), offset_min);
+            }
+
+            #[test]
+            fn relative_times_go_back_exactly(n in 0i64..10_000, unit in prop::sample::select(vec!['m', 'h', 'd', 'w'])) {
+                let c = clock();
+                let step = match unit { 'm' => 60_000, 'h' => 3_600_000, 'd' => 86_400_000, _ => 604_800_000 };
+                let i = parse_time(&format!("-{n}{unit}"), &c).unwrap();
+                prop_assert_eq!(i.at_ms, c.now_ms() - n * step);
+            }
+        }
+    }
 }

@@ -2,14 +2,14 @@
 //!
 //! `cargo run -p kith-core --example insights_report -- OUT.html [CONTACTS] [INTERACTIONS] [SEED]`
 //! (defaults: 300 contacts, 6,000 interactions, seed 3, now = the current time).
-//! Used to look at the report in a browser without a store.
+//! Prints the text report and writes the HTML page, to look at both without a store.
 
 #![allow(clippy::print_stdout, reason = "an example that reports what it wrote")]
 
 use std::error::Error;
 
 use kith_core::insights::{
-    HtmlOptions, InsightsInput, InsightsParams, compute_all, headlines, render_html,
+    HtmlOptions, InsightsInput, InsightsParams, compute_all, render_html, render_text,
 };
 use kith_core::synth::{SynthParams, generate};
 
@@ -47,9 +47,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         ..HtmlOptions::default()
     };
     std::fs::write(out, render_html(&report, &options))?;
-    for f in headlines(&report) {
-        println!("{:?}: {}", f.severity, f.message);
-    }
-    println!("wrote {out}");
+    print!("{}", render_text(&report, 8));
+    println!("\nwrote {out}");
     Ok(())
 }

@@ -85,8 +85,21 @@ fn add(ctx: &mut Ctx, name: String, f: ContactFields) -> CliResult<()> {
     let c = ctx.store.add_contact(new).map_err(op_error)?;
     if ctx.json {
         ctx.out.json(&c)?;
-    } else {
-        ctx.out.line(format!("Added {} ({})", c.name, c.id))?;
+        return Ok(());
+    }
+    ctx.out.line(format!("Added {} ({})", c.name, c.id))?;
+    // Say so right away when the new contact looks like someone already there.
+    let pairs = ctx.store.likely_duplicates().map_err(store_failure)?;
+    let contacts = Contacts::load(&ctx.store)?;
+    for p in pairs.iter().filter(|p| p.a == c.id || p.b == c.id) {
+        let other = if p.a == c.id { p.b } else { p.a };
+        let why: Vec<String> = p.reasons.iter().map(super::query::reason_text).collect();
+        ctx.out.line(format!(
+            "  looks like {} ({other}): {}\n    merge with `kith contact merge {} --into {other}`",
+            contacts.name(other),
+            why.join(", "),
+            c.id
+        ))?;
     }
     Ok(())
 }

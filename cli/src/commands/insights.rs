@@ -3,8 +3,11 @@
 
 use kith_core::insights::{
     Finding, HtmlOptions, InsightsInput, InsightsParams, InsightsReport, Severity, compute_all,
-    headlines, render_html,
+    headlines, render_html, render_text,
 };
+
+/// Rows per list in the text report (the JSON has them all).
+const INSIGHTS_ROWS_MAX: usize = 10;
 use serde::Serialize;
 
 use super::{Ctx, store_failure};
@@ -78,13 +81,11 @@ pub(super) fn insights(ctx: &mut Ctx) -> CliResult<()> {
         })?;
         return Ok(());
     }
-    let t = &report.totals;
-    ctx.out.line(format!(
-        "Network: {} contacts ({} active in the last year), {} interactions",
-        t.contacts_live, t.active_window, t.interactions_considered
-    ))?;
-    ctx.out.line("")?;
-    print_headlines(ctx, &findings, usize::MAX)?;
+    // The engine's plain-text report: headlines first, then every metric
+    // with its "no data" / "not enough data" state.
+    for line in render_text(&report, INSIGHTS_ROWS_MAX).lines() {
+        ctx.out.line(line)?;
+    }
     ctx.out.line("")?;
     ctx.out
         .line("Every number: kith insights --json; a visual report: kith report --html FILE")?;

@@ -14,7 +14,7 @@ use super::{Contacts, Ctx, misc, op_error, parse_vocab, parse_vocab_opt};
 use crate::args::{InteractionCmd, LogArgs};
 use crate::error::{CliError, CliResult};
 use crate::render::{relative_due, relative_time, when_local};
-use crate::resolve::normalise;
+use crate::resolve::{Named, ResolveError, normalise, resolve};
 use crate::when::{parse_date, parse_time};
 
 /// A participant as typed, and what it resolved to.
@@ -74,6 +74,16 @@ fn participants(
     Ok(out)
 }
 
+/// Identity of a participant reference: the contact id, or the normalised
+/// name a missing contact will be created under (the engine creates one
+/// contact per normalised name).
+fn participant_key(r: &ParticipantRef) -> String {
+    match r {
+        ParticipantRef::Id(id) => id.to_string(),
+        ParticipantRef::Name(n) => format!("name:{}", normalise(n)),
+    }
+}
+
 /// `WHAT` or `WHAT:CONTACT`, CONTACT being one of the participants.
 fn exchange(spec: &str, direction: Direction, people: &[Participant]) -> CliResult<NewExchange> {
     let (what, with) = match spec.split_once(':') {
@@ -83,28 +93,38 @@ fn exchange(spec: &str, direction: Direction, people: &[Participant]) -> CliResu
     let what = parse_vocab::<ExchangeWhat>(what)?;
     let with = match with {
         None => None,
+        Some("") => {
+            return Err(CliError::input(format!(
+                "'{spec}': name a participant after ':' (or leave out ':' for all)"
+            )));
+        }
         Some(c) => {
-            let key = normalise(c);
-            let hits: Vec<&Participant> = people
+            // Resolve among the participants with the same rules as contacts
+            // (id, exact name, prefix, word prefixes); the same person typed
+            // twice (`--with zoe --with Zoë`) is one candidate.
+            let mut unique: Vec<&Participant> = people.iter().collect();
+            unique.sort_by_key(|p| participant_key(&p.reference));
+            unique.dedup_by_key(|p| participant_key(&p.reference));
+            let candidates: Vec<Named<'_, ParticipantRef>> = unique
                 .iter()
-                .filter(|p| {
-                    normalise(&p.typed) == key
-                        || p.name.as_deref().is_some_and(|n| normalise(n) == key)
-                        || matches!(&p.reference, ParticipantRef::Id(id) if id.to_string().eq_ignore_ascii_case(c))
+                .map(|p| Named {
+                    id: match &p.reference {
+                        ParticipantRef::Id(id) => id.to_string(),
+                        ParticipantRef::Name(_) => String::new(),
+                    },
+                    name: p.name.as_deref().unwrap_or(p.typed.as_str()),
+                    detail: None,
+                    item: p.reference.clone(),
                 })
                 .collect();
-            match hits.as_slice() {
-                [one] => Some(one.reference.clone()),
-                [] => {
+            match resolve("participant", c, &candidates) {
+                Ok(r) => Some(r),
+                Err(ResolveError::Unknown { .. }) => {
                     return Err(CliError::input(format!(
                         "'{spec}': '{c}' is not one of the participants given with --with"
                     )));
                 }
-                _ => {
-                    return Err(CliError::input(format!(
-                        "'{spec}': '{c}' matches several participants"
-                    )));
-                }
+                Err(e) => return Err(CliError::input(format!("'{spec}': {e}"))),
             }
         }
     };

@@ -1,12 +1,13 @@
 //! Command handlers: each turns parsed arguments into kith-core calls and
 //! hands the result to [`crate::render`] as a table, a sentence or JSON.
 //!
-//! Flow: `main` resolves the data directory and builds a [`Ctx`] (store,
-//! clock, output, JSON flag); the handler resolves names to ids, parses
-//! times and vocabularies, and validates everything it can *before* the one
-//! store write, so a rejected command writes nothing (the engine also writes
-//! nothing on its own errors). Errors become [`CliError`]s: input problems
-//! exit with 2, store failures with 1.
+//! Flow: [`run`] resolves the data directory, opens the existing store and
+//! builds a [`Ctx`] (store, clock, output, JSON flag); the handler resolves
+//! names to ids, parses times and vocabularies, and validates everything it
+//! can *before* its store write, so a rejected command writes nothing (the
+//! engine also writes nothing on its own errors). `init`, `restore` and
+//! `demo` create their store instead. Errors become [`CliError`]s: input
+//! problems exit with 2, store failures with 1.
 
 mod contact;
 pub(crate) mod insights;

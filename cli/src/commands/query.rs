@@ -9,6 +9,7 @@ use super::{Contacts, Ctx, op_error, store_failure};
 use crate::args::{FollowupsArgs, SearchArgs, TimelineArgs};
 use crate::error::{CliError, CliResult};
 use crate::render::{Table, relative_due, relative_time, when_local};
+use crate::when::parse_date;
 
 /// JSON of one interaction: the record plus its participants' names.
 #[derive(Debug, Serialize)]
@@ -33,6 +34,9 @@ fn timeline_table(ctx: &Ctx, list: &[Interaction], contacts: &Contacts) -> Table
     let mut t = Table::new(&["WHEN", "", "KIND", "WITH", "SUMMARY", "ID"]);
     for i in list {
         let mut summary = i.summary.clone();
+        if !i.notes_conflicts.is_empty() {
+            summary = format!("[notes conflict] {summary}");
+        }
         if i.is_deleted() {
             summary = format!("[deleted] {summary}");
         }
@@ -164,10 +168,10 @@ pub(super) fn followups(ctx: &mut Ctx, a: FollowupsArgs) -> CliResult<()> {
         return set_done(ctx, id, a.done.is_some());
     }
     let today = ctx.clock.today();
-    let filter = if a.overdue {
-        FollowUpFilter::Overdue { today }
-    } else {
-        FollowUpFilter::Open
+    let filter = match (&a.due_by, a.overdue) {
+        (Some(d), _) => FollowUpFilter::DueBy(parse_date(d, &ctx.clock)?),
+        (None, true) => FollowUpFilter::Overdue { today },
+        (None, false) => FollowUpFilter::Open,
     };
     let mut items = ctx.store.follow_ups(filter).map_err(store_failure)?;
     items.truncate(a.limit);
@@ -189,10 +193,10 @@ pub(super) fn followups(ctx: &mut Ctx, a: FollowupsArgs) -> CliResult<()> {
         return Ok(());
     }
     if items.is_empty() {
-        ctx.out.line(if a.overdue {
-            "No overdue follow-ups."
-        } else {
-            "No open follow-ups."
+        ctx.out.line(match (&a.due_by, a.overdue) {
+            (Some(_), _) => "No follow-ups due by then.",
+            (None, true) => "No overdue follow-ups.",
+            (None, false) => "No open follow-ups.",
         })?;
         return Ok(());
     }
@@ -292,6 +296,12 @@ fn reason(r: &kith_core::DuplicateReason) -> Reason {
             value: v.clone(),
         },
     }
+}
+
+/// "same email ana@x.org", for sentences.
+pub(crate) fn reason_text(r: &kith_core::DuplicateReason) -> String {
+    let r = reason(r);
+    format!("same {} {}", r.kind.trim_start_matches("same_"), r.value)
 }
 
 pub(super) fn duplicates(ctx: &mut Ctx) -> CliResult<()> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use kith_core::Store;
 use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
-use kith_core::export::{KithExport, write_json, write_vcards};
+use kith_core::export::{KithExport, read_json, write_json, write_vcards};
 use kith_core::import::{
     ApplyOptions, ContactDraft, ImportPlan, LinkedinLimits, VcardLimits, apply_plan,
     parse_linkedin_csv, plan_for_store, vcard_drafts,
@@ -91,7 +91,57 @@ fn draft_view(d: &ContactDraft) -> DraftView {
     }
 }
 
+/// JSON of `kith import json`.
+#[derive(Debug, Serialize)]
+struct JsonImportView {
+    dry_run: bool,
+    format_version: u32,
+    contacts: usize,
+    interactions: usize,
+    projects: usize,
+    goals: usize,
+}
+
+/// Loads a `kith-export` file: read and checked completely before the first write.
+fn import_json(ctx: &mut Ctx, file: &Path, dry_run: bool) -> CliResult<()> {
+    let bytes = read_input(file, kith_core::export::json::EXPORT_SIZE_BYTES_MAX)?;
+    let export =
+        read_json(&bytes).map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
+    let mut view = JsonImportView {
+        dry_run,
+        format_version: export.version,
+        contacts: export.contacts.len(),
+        interactions: export.interactions.len(),
+        projects: export.projects.len(),
+        goals: export.goals.len(),
+    };
+    if !dry_run {
+        let summary = export.load_into(&mut ctx.store).map_err(op_error)?;
+        view.contacts = summary.contacts;
+        view.interactions = summary.interactions;
+        view.projects = summary.projects;
+        view.goals = summary.goals;
+    }
+    if ctx.json {
+        ctx.out.json(&view)?;
+    } else {
+        ctx.out.line(format!(
+            "{} {} contacts, {} interactions, {} projects and {} goals from {} (ids kept: loading it again changes nothing)",
+            if dry_run { "Would load" } else { "Loaded" },
+            view.contacts,
+            view.interactions,
+            view.projects,
+            view.goals,
+            file.display()
+        ))?;
+    }
+    Ok(())
+}
+
 pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
+    if let ImportCmd::Json { file, dry_run } = &cmd {
+        return import_json(ctx, file, *dry_run);
+    }
     let my_org = ctx.store.settings().map_err(store_failure)?.my_organisation;
     let mut drafts = Vec::new();
     let mut problems = Vec::new();
@@ -118,6 +168,8 @@ pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
             }
             options
         }
+        // Handled above: a JSON export is loaded whole, not planned.
+        ImportCmd::Json { .. } => return Ok(()),
         ImportCmd::Linkedin { file, options } => {
             let limits = LinkedinLimits::default();
             let bytes = read_input(&file, limits.input_size_bytes_max)?;
@@ -168,7 +220,7 @@ pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
                 source_line: d.draft.source_line,
                 merge_into: d.merge_into,
                 merge_into_name: contacts.name(d.merge_into),
-                reasons: d.reasons.iter().map(reason_text).collect(),
+                reasons: d.reasons.iter().map(super::query::reason_text).collect(),
             })
             .collect(),
         duplicates_created: options.create_duplicates && !options.dry_run,
@@ -229,15 +281,6 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
-    }
-}
-
-fn reason_text(r: &kith_core::DuplicateReason) -> String {
-    use kith_core::DuplicateReason as R;
-    match r {
-        R::SameEmail(v) => format!("same email {v}"),
-        R::SamePhone(v) => format!("same phone {v}"),
-        R::SameName(v) => format!("same name {v}"),
     }
 }
 

@@ -168,3 +168,23 @@ fn contact_errors_name_the_problem_and_change_nothing() {
     );
     k.input_error(&["contact", "list", "--sort", "age"], "invalid value 'age'");
 }
+
+#[test]
+fn adding_a_likely_duplicate_says_so() {
+    let k = Kith::new();
+    let ana = k.add_contact("Ana Silva", &["--email", "Ana@Example.org"]);
+    let out = k
+        .run(&["contact", "add", "A. Silva", "--email", "ana@example.org"])
+        .ok()
+        .stdout;
+    assert!(out.starts_with("Added A. Silva ("), "{out}");
+    assert!(
+        out.contains(&format!(
+            "looks like Ana Silva ({ana}): same email ana@example.org"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("--into {ana}`")), "{out}");
+    let out = k.run(&["contact", "add", "Bruno Lima"]).ok().stdout;
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

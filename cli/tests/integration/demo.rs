@@ -74,7 +74,8 @@ fn insights_and_html_report() {
     assert!(v["headlines"][0]["message"].is_string());
     assert!(v["report"]["totals"]["contacts_live"].as_u64().unwrap() >= 50);
     let human = k.run(&["insights"]).ok().stdout;
-    assert!(human.starts_with("Network: "), "{human}");
+    assert!(human.starts_with("HEADLINES\n"), "{human}");
+    assert!(human.contains("CIRCLE BALANCE"), "{human}");
     let file = k.dir.path().join("report.html");
     let r = k.json(&["report", "--html", file.to_str().unwrap()]);
     assert!(r["size_bytes"].as_u64().unwrap() > 1000);

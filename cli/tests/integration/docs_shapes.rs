@@ -157,6 +157,7 @@ fn every_documented_json_shape_matches_real_output() {
     let mut runs = runs;
     runs.push(("import", vec!["import", "vcard", &vcf_s]));
     runs.push(("export", vec!["export", "json", "-o", &export_s]));
+    runs.push(("import-json", vec!["import", "json", &export_s]));
     runs.push((
         "backup",
         vec![

@@ -82,3 +82,20 @@ fn rejected_writes_leave_a_populated_store_unchanged() {
         "priority must be 1, 2 or 3",
     );
 }
+
+#[test]
+fn oversized_input_is_refused_with_the_limit() {
+    let k = Kith::new();
+    k.add_contact("Zoë Åberg", &[]);
+    let long = "x".repeat(501);
+    k.input_error(
+        &["log", &long, "--with", "zoe"],
+        "longer than 500 characters",
+    );
+    k.input_error(&["contact", "add", &long], "longer than 500 characters");
+    k.input_error(&["project", "add", &long], "longer than 500 characters");
+    k.input_error(
+        &["log", "ok", "--with", "zoe", "--follow-up", &long],
+        "longer than 500 characters",
+    );
+}

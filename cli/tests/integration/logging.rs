@@ -252,6 +252,10 @@ fn log_and_edit_errors_name_the_problem_and_change_nothing() {
         "is not one of the participants",
     );
     k.input_error(
+        &["log", "x", "--with", "zoe", "--got", "insight:"],
+        "name a participant after ':'",
+    );
+    k.input_error(
         &["log", "x", "--with", "zoe", "--project", "nope"],
         "unknown project 'nope'",
     );
@@ -328,4 +332,178 @@ fn wall_clock_times_use_the_local_zone_and_its_daylight_saving() {
         gap.stderr
     );
     assert_eq!(before, k.snapshot());
+}
+
+#[test]
+fn the_same_person_typed_twice_is_one_participant() {
+    let k = Kith::new();
+    let zoe = k.add_contact("Zoë Åberg", &[]);
+    let v = k.json(&[
+        "log",
+        "Chat",
+        "--with",
+        "zoe",
+        "--with",
+        "ZOË ÅBERG",
+        "--got",
+        "insight:zoe",
+    ]);
+    assert_eq!(v["participants"], serde_json::json!([zoe]));
+    assert_eq!(v["exchanges"][0]["with"], zoe.as_str());
+    let v = k.json(&[
+        "log",
+        "Chat",
+        "--with",
+        "Carla",
+        "--with",
+        "carla",
+        "--create-missing",
+        "--gave",
+        "support:CARLA",
+    ]);
+    assert_eq!(v["participant_names"].as_array().unwrap().len(), 1);
+    assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn more_edits_projects_and_archived_contacts() {
+    let k = Kith::new();
+    k.add_contact(
+        "Zoë Åberg",
+        &["--phone", "+44 20 7946 0000", "--cadence", "30"],
+    );
+    k.add_contact("Old Friend", &[]);
+    k.json(&["contact", "archive", "old friend"]);
+    // An archived contact is still found by name when nobody active matches.
+    let v = k.json(&["log", "Reunion", "--with", "old friend"]);
+    assert_eq!(v["participant_names"], serde_json::json!(["Old Friend"]));
+    let c = k.json(&[
+        "contact",
+        "edit",
+        "zoe",
+        "--name",
+        "Zoë Åberg-Smith",
+        "--remove-phone",
+        "+44 20 7946 0000",
+        "--cadence",
+        "0",
+    ]);
+    assert_eq!(c["name"], "Zoë Åberg-Smith");
+    assert_eq!(c["phones"], serde_json::json!([]));
+    assert!(c["cadence_days"].is_null());
+    let p = k.json(&["project", "add", "Ward redesign"]);
+    let id = k.log(&["Workshop", "--with", "zoe", "--kind", "project_work"]);
+    let v = k.json(&["interaction", "edit", &id, "--project", "ward"]);
+    assert_eq!(v["project"], p["id"]);
+    assert!(
+        k.run(&["interaction", "show", &id])
+            .ok()
+            .stdout
+            .contains("project    Ward redesign")
+    );
+    let v = k.json(&["interaction", "edit", &id, "--no-project"]);
+    assert!(v["project"].is_null());
+    k.input_error(
+        &["interaction", "edit", &id, "--project", "nope"],
+        "unknown project 'nope'",
+    );
+    k.input_error(&["timeline", "nobody"], "unknown contact 'nobody'");
+    k.input_error(
+        &["interaction", "edit", &id, "--due", "friday"],
+        "--follow-up",
+    );
+}
+
+#[test]
+fn exchange_partners_resolve_like_contacts() {
+    let k = Kith::new();
+    let zoe = k.add_contact("Zoë Åberg", &[]);
+    k.add_contact("Bruno Lima", &[]);
+    let v = k.json(&[
+        "log",
+        "Chat",
+        "--with",
+        "zoe",
+        "--with",
+        "bruno",
+        "--got",
+        "insight:aberg",
+        "--gave",
+        &format!("support:{zoe}"),
+    ]);
+    let ex = v["exchanges"].as_array().unwrap();
+    assert!(ex.iter().all(|e| e["with"] == zoe.as_str()), "{ex:?}");
+}
+
+/// Copies every change of every document from the store in `from` to the one in `to`.
+fn sync_stores(from: &std::path::Path, to: &std::path::Path) {
+    let mut src = kith_core::Store::open(from).unwrap();
+    let mut dst = kith_core::Store::open(to).unwrap();
+    for doc in src.doc_ids().unwrap() {
+        let changes = src.changes_since(doc, &[]).unwrap();
+        dst.apply_remote_changes(doc, &changes, |_| Ok(())).unwrap();
+    }
+    src.close().unwrap();
+    dst.close().unwrap();
+}
+
+#[test]
+fn concurrent_notes_edits_show_as_a_conflict_until_resolved() {
+    let laptop = Kith::new();
+    laptop.add_contact("Ana", &[]);
+    let id = laptop.log(&["Coffee", "--with", "ana", "--notes", "original"]);
+    let phone = tempfile::tempdir().unwrap();
+    sync_stores(&laptop.data(), phone.path());
+    // Both devices edit the notes offline.
+    {
+        let mut s = kith_core::Store::open(phone.path()).unwrap();
+        let patch = kith_core::InteractionPatch {
+            notes: Some("from the phone".into()),
+            ..Default::default()
+        };
+        s.edit_interaction(id.parse().unwrap(), patch).unwrap();
+        s.close().unwrap();
+    }
+    laptop.json(&["interaction", "edit", &id, "--notes", "from the laptop"]);
+    sync_stores(phone.path(), &laptop.data());
+
+    let v = laptop.json(&["interaction", "show", &id]);
+    let mut all = vec![v["notes"].as_str().unwrap().to_string()];
+    all.extend(
+        v["notes_conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string()),
+    );
+    all.sort();
+    assert_eq!(all, ["from the laptop", "from the phone"]);
+    let human = laptop.run(&["interaction", "show", &id]).ok().stdout;
+    assert!(
+        human.contains("conflicting notes #1 from another device"),
+        "{human}"
+    );
+    assert!(
+        laptop
+            .run(&["timeline"])
+            .ok()
+            .stdout
+            .contains("[notes conflict] Coffee")
+    );
+
+    let v = laptop.json(&[
+        "interaction",
+        "edit",
+        &id,
+        "--notes",
+        "both: laptop and phone",
+    ]);
+    assert_eq!(v["notes_conflicts"], serde_json::json!([]));
+    assert!(
+        !laptop
+            .run(&["timeline"])
+            .ok()
+            .stdout
+            .contains("[notes conflict]")
+    );
 }

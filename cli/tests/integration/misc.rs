@@ -252,3 +252,45 @@ fn json_contact_lists_are_not_cut_at_the_table_default() {
         7
     );
 }
+
+#[test]
+fn while_another_process_holds_the_store_reads_work_and_writes_fail_cleanly() {
+    let k = Kith::new();
+    k.add_contact("Ana", &[]);
+    let held = kith_core::Store::open(k.data()).unwrap();
+    assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 1);
+    let r = k.run(&["log", "from the cli", "--with", "ana"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("open elsewhere"), "{}", r.stderr);
+    held.close().unwrap();
+    assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 0);
+    k.log(&["from the cli", "--with", "ana"]);
+}
+
+#[test]
+fn a_write_waits_briefly_for_a_store_another_process_is_holding() {
+    let k = Kith::new();
+    k.add_contact("Ana", &[]);
+    let held = kith_core::Store::open(k.data()).unwrap();
+    let mut c = k.command();
+    c.arg("--data")
+        .arg(k.data())
+        .args(["log", "waited", "--with", "ana", "--json"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    // Released well within the CLI's bounded wait (2 s).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    held.close().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"], "waited");
+    assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 1);
+}

@@ -118,6 +118,17 @@ fn followups_list_overdue_done_reopen() {
     assert_eq!(open[0]["text"], "Send audit deck");
     assert_eq!(open[0]["overdue"], true);
     assert_eq!(open[1]["overdue"], false);
+    // Due by tomorrow: the overdue one (yesterday), not the one in 7 days.
+    let soon = k.json(&["followups", "--due-by", "tomorrow"]);
+    assert_eq!(soon.as_array().unwrap().len(), 1);
+    assert_eq!(
+        k.json(&["followups", "--due-by", "+7d"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    k.input_error(&["followups", "--due-by", "soonish"], "bad date 'soonish'");
     let overdue = k.json(&["followups", "--overdue"]);
     assert_eq!(overdue.as_array().unwrap().len(), 1);
     let human = k.run(&["followups"]).ok().stdout;
@@ -160,4 +171,42 @@ fn duplicates_by_phone_suffix() {
             .stdout
             .contains("kith contact merge")
     );
+}
+
+#[test]
+fn contact_list_sorts_by_recent_interaction() {
+    let k = network();
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(k.json(&["contact", "list"])),
+        ["B. Lima", "Bruno Lima", "Zoë Åberg"]
+    );
+    // Ward round (-2h) had both; Bruno's budget call (-1d) is later than Zoë's coffee (-3d),
+    // so the tie on the last interaction is broken by name; never-met contacts come last.
+    let recent = names(k.json(&["contact", "list", "--sort", "recent"]));
+    assert_eq!(recent.last().map(String::as_str), Some("B. Lima"));
+    let human = k.run(&["contact", "list", "--sort", "recent"]).ok().stdout;
+    assert!(human.contains("2 hours ago"), "{human}");
+    assert!(human.contains("never"), "{human}");
+}
+
+#[test]
+fn search_finds_emails_and_organisations() {
+    let k = network();
+    assert_eq!(
+        k.json(&["search", "stmarys"])["contacts"][0]["name"],
+        "Zoë Åberg"
+    );
+    assert_eq!(
+        k.json(&["search", "hospital"])["contacts"][0]["name"],
+        "Zoë Åberg"
+    );
+    let human = k.run(&["search", "zoe"]).ok().stdout;
+    assert!(human.starts_with("Contacts (1)"), "{human}");
 }

@@ -229,3 +229,67 @@ fn backup_then_restore_gives_the_same_network() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
 }
+
+#[test]
+fn json_export_loads_into_a_new_store_unchanged() {
+    let k = Kith::new();
+    k.add_contact(
+        "Zoë Åberg",
+        &["--circle", "strategic", "--notes", "line 1\nline 2"],
+    );
+    k.json(&["project", "add", "Formulary review"]);
+    k.json(&["goal", "add", "Lead the formulary", "--contact", "zoe"]);
+    k.json(&["settings", "set", "my-organisation", "St Mary's"]);
+    let id = k.log(&[
+        "Coffee",
+        "--with",
+        "zoe",
+        "--project",
+        "formulary",
+        "--gave",
+        "support",
+        "--follow-up",
+        "Send deck",
+        "--due",
+        "friday",
+    ]);
+    k.log(&["Gone", "--with", "zoe"]);
+    let gone = k.json(&["timeline", "--limit", "1"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.json(&["interaction", "delete", &gone]);
+    let file = k.dir.path().join("all.json");
+    k.json(&["export", "json", "-o", file.to_str().unwrap()]);
+    let f = file.to_str().unwrap();
+
+    let other = Kith::new();
+    let dry = other.json(&["import", "json", f, "--dry-run"]);
+    assert_eq!(dry["interactions"], 2);
+    assert_eq!(
+        other.json(&["contact", "list"]).as_array().unwrap().len(),
+        0,
+        "--dry-run wrote"
+    );
+    let v = other.json(&["import", "json", f]);
+    assert_eq!(v["contacts"], 1);
+    assert_eq!(k.snapshot(), other.snapshot(), "the loaded store differs");
+    assert_eq!(
+        other.json(&["interaction", "show", &id])["summary"],
+        "Coffee"
+    );
+    // Loading it again changes nothing.
+    other.json(&["import", "json", f]);
+    assert_eq!(k.snapshot(), other.snapshot());
+
+    let bad = k.dir.path().join("bad.json");
+    std::fs::write(&bad, br#"{"format": "something-else", "version": 1}"#).unwrap();
+    other.input_error(
+        &["import", "json", bad.to_str().unwrap()],
+        "not a Kith export",
+    );
+    std::fs::write(&bad, br#"{"format": "kith-export", "version": 99}"#).unwrap();
+    other.input_error(&["import", "json", bad.to_str().unwrap()], "newer than");
+    std::fs::write(&bad, b"{ truncated").unwrap();
+    other.input_error(&["import", "json", bad.to_str().unwrap()], "not JSON");
+}

@@ -11,7 +11,10 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{OpError, StoreError};
 use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
+use crate::ops::ImportSummary;
+use crate::store::Store;
 
 use super::ExportError;
 
@@ -55,6 +58,27 @@ impl KithExport {
             projects,
             goals,
         }
+    }
+}
+
+impl KithExport {
+    /// Everything in the store (merged contacts and deleted interactions included).
+    pub fn from_store(store: &Store, exported_ms: TimestampMs) -> Result<Self, StoreError> {
+        Ok(KithExport::new(
+            exported_ms,
+            store.settings()?,
+            store.all_contacts()?,
+            store.all_interactions()?,
+            store.all_projects()?,
+            store.all_goals()?,
+        ))
+    }
+
+    /// Writes every record of the export into `store` (ids kept, so loading the
+    /// same export twice changes nothing), through the store's bulk path.
+    pub fn load_into(self, store: &mut Store) -> Result<ImportSummary, OpError> {
+        store.set_settings(self.settings)?;
+        store.import_records(self.contacts, self.interactions, self.projects, self.goals)
     }
 }
 

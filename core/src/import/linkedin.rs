@@ -64,6 +64,12 @@ pub struct RowError {
     pub message: String,
 }
 
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
 /// The drafts of one export and the row errors.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LinkedinImport {

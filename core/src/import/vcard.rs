@@ -105,6 +105,12 @@ pub struct CardError {
     pub message: String,
 }
 
+impl std::fmt::Display for CardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
 /// The result of parsing one file: the cards that parsed, and what went wrong.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VcardImport {
@@ -1719,6 +1725,16 @@ mod tests {
             parse_vcards(b"", &VcardLimits::default()),
             Err(VcardFileError::NotVcard)
         );
+    }
+
+    #[test]
+    fn card_errors_display_their_line() {
+        let e = CardError {
+            line: 7,
+            kind: CardErrorKind::BadDate,
+            message: "BDAY 'x' is not a date; ignored".into(),
+        };
+        assert_eq!(e.to_string(), "line 7: BDAY 'x' is not a date; ignored");
     }
 
     #[test]

@@ -249,12 +249,16 @@ fn state<T>(h: &mut String, m: &Metric<T>) {
 }
 
 fn coverage_note<T>(h: &mut String, m: &Metric<T>) {
+    coverage_note_of(h, m, "ties");
+}
+
+fn coverage_note_of<T>(h: &mut String, m: &Metric<T>, noun: &str) {
     if let Some(c) = m.coverage()
         && c.known < c.total
     {
         w!(
             h,
-            "<div class=\"muted small\">Based on {} of {} ties ({} coverage).</div>",
+            "<div class=\"muted small\">Based on {} of {} {noun} ({} coverage).</div>",
             c.known,
             c.total,
             pct(c.share)
@@ -517,7 +521,7 @@ fn network_map(h: &mut String, r: &InsightsReport, options: &HtmlOptions, palett
             .filter(|(_, f)| c.circles.contains(f))
             .map(|(i, _)| i)
             .collect();
-        let (slot, angle) = if idx.len() >= 2 {
+        let angle = if idx.len() >= 2 {
             // On the border between its two circles (strategic/operational wrap around).
             let border = if idx == [0, 2] {
                 -90.0
@@ -526,14 +530,13 @@ fn network_map(h: &mut String, r: &InsightsReport, options: &HtmlOptions, palett
             };
             let k = per_sector[3];
             per_sector[3] += 1;
-            (3, border + (spread(k) - 0.5) * 16.0)
+            border + (spread(k) - 0.5) * 16.0
         } else {
             let f = idx.first().copied().unwrap_or(0);
             let k = per_sector[f];
             per_sector[f] += 1;
-            (f, sector_start(f) + 12.0 + spread(k) * 96.0)
+            sector_start(f) + 12.0 + spread(k) * 96.0
         };
-        let _ = slot;
         let dist = r_min + (r_max - r_min - 10.0) * (rank as f64 / n as f64).powf(0.8);
         let a = angle.to_radians();
         let (x, y) = (cx + dist * a.cos(), cy + dist * a.sin());
@@ -554,8 +557,23 @@ fn network_map(h: &mut String, r: &InsightsReport, options: &HtmlOptions, palett
             c.strength
         );
     }
-    for &(x, y, radius, c) in placed.iter().take(8) {
+    // Name the strongest ties, skipping a label that would overlap one already
+    // drawn (or the "me" disc), so the centre stays readable.
+    let mut labels: Vec<(f64, f64, f64)> = vec![(cx - 18.0, cy - 8.0, 36.0)];
+    for &(x, y, radius, c) in placed.iter().take(24) {
+        if labels.len() > 10 {
+            break;
+        }
         let first = c.name.split_whitespace().next().unwrap_or(&c.name);
+        let (lx, ly) = (x + radius + 3.0, y + 4.0);
+        let lw = 6.5 * first.chars().count() as f64;
+        let overlaps = labels.iter().any(|&(ox, oy, ow)| {
+            (ly - oy).abs() < 13.0 && lx < ox + ow + 4.0 && ox < lx + lw + 4.0
+        });
+        if overlaps {
+            continue;
+        }
+        labels.push((lx, ly, lw));
         w!(
             h,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" font-weight=\"600\" fill=\"#1d2330\" \
@@ -682,15 +700,16 @@ fn gauge(h: &mut String, label: &str, m: &Metric<EiIndex>, inside: &str, outside
     let Some(e) = m.value() else {
         return state(h, m);
     };
+    let gid = label.to_ascii_lowercase();
     let (width, pad) = (400.0, 10.0);
     let x = pad + (e.ei + 1.0) / 2.0 * (width - 2.0 * pad);
     let mid = width / 2.0;
     w!(
         h,
         "<svg viewBox=\"0 0 {width} 44\" width=\"100%\" role=\"img\">\
-         <defs><linearGradient id=\"eig\" x1=\"0\" x2=\"1\"><stop offset=\"0\" stop-color=\"#c7d4f3\"/>\
+         <defs><linearGradient id=\"eig-{gid}\" x1=\"0\" x2=\"1\"><stop offset=\"0\" stop-color=\"#c7d4f3\"/>\
          <stop offset=\"1\" stop-color=\"#f9d9bb\"/></linearGradient></defs>\
-         <rect x=\"{pad}\" y=\"10\" width=\"{:.1}\" height=\"10\" rx=\"5\" fill=\"url(#eig)\"/>\
+         <rect x=\"{pad}\" y=\"10\" width=\"{:.1}\" height=\"10\" rx=\"5\" fill=\"url(#eig-{gid})\"/>\
          <line x1=\"{mid}\" x2=\"{mid}\" y1=\"6\" y2=\"24\" stroke=\"#98a2b3\"/>\
          <circle cx=\"{x:.1}\" cy=\"15\" r=\"8\" fill=\"#1d2330\" stroke=\"#fff\" stroke-width=\"2\"/>\
          <text x=\"{pad}\" y=\"38\" font-size=\"11\" fill=\"#667085\">−1 all {inside}</text>\
@@ -803,8 +822,8 @@ fn reciprocity(h: &mut String, r: &InsightsReport, options: &HtmlOptions) {
     );
     for (i, c) in rows.iter().enumerate() {
         let y = 20.0 + i as f64 * row_h;
-        let gw = f64::from(c.given) / f64::from(max) * (half - 4.0);
-        let rw = f64::from(c.received) / f64::from(max) * (half - 4.0);
+        let gw = f64::from(c.given) / f64::from(max) * (half - 34.0);
+        let rw = f64::from(c.received) / f64::from(max) * (half - 34.0);
         let (tag, colour) = match c.balance {
             Balance::Balanced => ("balanced", "#157a5c"),
             Balance::MostlyGiving => ("mostly giving", "#a5540f"),
@@ -929,7 +948,7 @@ fn initiative(h: &mut String, r: &InsightsReport) {
         }
         h.push_str("</table>");
     }
-    coverage_note(h, &r.initiative);
+    coverage_note_of(h, &r.initiative, "interactions (initiator known)");
 }
 
 fn functions(h: &mut String, r: &InsightsReport) {
@@ -1304,6 +1323,22 @@ mod tests {
         assert!(html.contains("No data:"));
         assert!(!html.contains("NaN"));
         assert!(html.ends_with("</html>\n"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_cannot_open_markup(s in "\\PC{0,40}") {
+            let e = escape(&s);
+            proptest::prop_assert!(!e.contains(['<', '>', '"', '\'']));
+            // Every '&' starts one of the five entities, so unescaping is exact.
+            let back = e
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&");
+            proptest::prop_assert_eq!(back, s);
+        }
     }
 
     #[test]

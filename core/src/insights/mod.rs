@@ -6,9 +6,9 @@
 //! interactions, goals, settings, now, parameters) in its own module, defined
 //! in docs/INSIGHTS.md. [`compute_all`] prepares the input once
 //! ([`prepare`]: filtering, reference resolution and one sweep over the log)
-//! and runs every metric on it; [`headlines`] turns the report into findings,
-//! most important first; [`html::render_html`] draws it as one self-contained
-//! page. Each metric's `compute` does the same preparation for itself, for a
+//! and runs every metric on it; [`headlines()`] turns the report into findings,
+//! most important first; [`text::render_text`] prints it, and
+//! [`html::render_html`] draws it as one self-contained page. Each metric's `compute` does the same preparation for itself, for a
 //! caller that needs one number.
 //!
 //! What is excluded everywhere: archived contacts and contacts merged into
@@ -29,6 +29,7 @@ pub mod reach;
 pub mod reciprocity;
 pub mod reconnect;
 pub mod strength;
+pub mod text;
 pub mod together;
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,7 @@ pub use headlines::{Finding, Severity, headlines};
 pub use html::{HtmlOptions, render_html};
 pub use metric::{Coverage, Metric};
 pub use prepare::{ContactRef, Totals};
+pub use text::render_text;
 
 /// Windows and thresholds of the metrics; [`Default`] gives the documented values.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -105,6 +107,26 @@ pub struct InsightsInput<'a> {
     pub settings: &'a Settings,
     pub now_ms: TimestampMs,
     pub params: InsightsParams,
+}
+
+impl<'a> InsightsInput<'a> {
+    /// Input with the default parameters.
+    pub fn new(
+        contacts: &'a [Contact],
+        interactions: &'a [Interaction],
+        goals: &'a [Goal],
+        settings: &'a Settings,
+        now_ms: TimestampMs,
+    ) -> Self {
+        InsightsInput {
+            contacts,
+            interactions,
+            goals,
+            settings,
+            now_ms,
+            params: InsightsParams::default(),
+        }
+    }
 }
 
 /// Every insight, as plain serialisable records (`--json` prints this).

@@ -1,12 +1,12 @@
 //! One pass over the records that every metric reads from.
 //!
-//! [`Prepared::new`] filters the input down to what insights look at, resolves
+//! `Prepared::new` filters the input down to what insights look at, resolves
 //! references, and accumulates per-contact statistics in a single sweep over
 //! the interaction log, so `compute_all` costs one pass plus small per-metric
 //! work. Rules applied here, once, for every metric:
 //! - archived contacts and contacts merged into another are not ties; an
 //!   interaction that names a merged contact counts for the contact it was
-//!   merged into (following `merged_into` at most [`MERGE_DEPTH_MAX`] steps);
+//!   merged into (following `merged_into` at most `MERGE_DEPTH_MAX` (16) steps);
 //! - deleted (tombstoned) interactions are ignored, and so are interactions
 //!   after `now` (planned, or clock skew) except by the follow-up metric;
 //! - interactions are processed in a canonical order (time, then id) and

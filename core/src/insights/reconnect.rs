@@ -11,6 +11,8 @@
 //! - neglected strategic ties: strategic circle and `o >= 1`, ranked by
 //!   `o * g` where g = 4 - (highest priority among the active goals linked to
 //!   the contact) (priority 1 -> 3, 2 -> 2, 3 -> 1) and 1 with no active goal;
+//!   ties with a history come before never-contacted ones (a fading
+//!   relationship is more actionable than a name never met);
 //! - cooling: strength now below strength `cooling_lookback_days` ago and below
 //!   the median strength, largest drop first;
 //! - dormant: last interaction `dormant_after_days` (365) or more ago, most
@@ -154,8 +156,9 @@ pub(crate) fn from_prepared(p: &Prepared<'_>) -> Reconnect {
         .cloned()
         .collect();
     neglected.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
+        a.never
+            .cmp(&b.never)
+            .then(b.score.total_cmp(&a.score))
             .then(a.contact.id.cmp(&b.contact.id))
     });
     overdue.sort_by(|a, b| {

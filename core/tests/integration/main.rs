@@ -1,7 +1,9 @@
 //! Integration tests of kith-core against real redb files in temporary
 //! directories: operations and their errors, the store lifecycle (lazy load,
 //! compaction, close/reopen, locks), damage handling, crash safety with a
-//! SIGKILLed child process, the remote-merge hook, and the reindex property.
+//! SIGKILLed child process, the remote-merge hook, and the reindex property;
+//! import (vCard fixtures, LinkedIn, planning, the parser's property test),
+//! export (vCard round trip, JSON, CSV) and backup, alone and wired to a store.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(

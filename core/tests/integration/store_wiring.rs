@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
+use kith_core::export::{KithExport, read_json, write_json};
 use kith_core::import::{ApplyOptions, VcardLimits, apply_plan, plan_for_store, vcard_drafts};
 use kith_core::model::{Circle, GoalStatus, ProjectStatus, Settings};
 use kith_core::{NewContact, NewGoal, NewInteraction, NewProject, ParticipantRef, Store};
@@ -217,6 +218,39 @@ fn backup_then_restore_gives_an_equal_store_index_included() {
     let sealed = backup_store(&mut original, "backup passphrase", &FAST, None, 5).unwrap();
     let again = restore_store(&dir.path().join("no-keys"), "backup passphrase", &sealed).unwrap();
     assert!(again.keys.is_none());
+}
+
+#[test]
+fn json_export_of_a_store_loads_into_another_equal_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = populated_store(&dir.path().join("original"));
+    let export = KithExport::from_store(&original, 7).unwrap();
+    assert!(export.contacts.iter().any(|c| c.merged_into.is_some()));
+    let mut json = Vec::new();
+    write_json(&export, &mut json).unwrap();
+    let mut copy = Store::open(dir.path().join("copy")).unwrap();
+    read_json(&json).unwrap().load_into(&mut copy).unwrap();
+    assert_eq!(
+        copy.all_contacts().unwrap(),
+        original.all_contacts().unwrap()
+    );
+    assert_eq!(
+        copy.all_interactions().unwrap(),
+        original.all_interactions().unwrap()
+    );
+    assert_eq!(
+        copy.all_projects().unwrap(),
+        original.all_projects().unwrap()
+    );
+    assert_eq!(copy.all_goals().unwrap(), original.all_goals().unwrap());
+    assert_eq!(copy.settings().unwrap(), original.settings().unwrap());
+    // Loading the same export again changes nothing.
+    read_json(&json).unwrap().load_into(&mut copy).unwrap();
+    assert_eq!(
+        copy.all_contacts().unwrap(),
+        original.all_contacts().unwrap()
+    );
+    assert_eq!(KithExport::from_store(&copy, 7).unwrap(), export);
 }
 
 #[test]
