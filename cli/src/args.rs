@@ -72,6 +72,16 @@ pub(crate) enum Command {
     Backup(BackupArgs),
     /// Rebuild a store from a backup file (into an empty data directory).
     Restore(RestoreArgs),
+    /// Invite a new device into this account: prints a one-time token and QR code.
+    Pair(crate::commands::sync::PairArgs),
+    /// Join an account with a token from `kith pair` (via its relay, or --peer ADDR).
+    Join(crate::commands::sync::JoinArgs),
+    /// This account's devices (name, id, added, last seen); `revoke ID` removes one.
+    Devices(crate::commands::sync::DevicesArgs),
+    /// Sync through the relay (one round, or --watch), or directly with --peer ADDR.
+    Sync(crate::commands::sync::SyncArgs),
+    /// Serve direct sync to this account's other devices on the LAN.
+    ServePeer(crate::commands::sync::ServePeerArgs),
 }
 
 /// Options shared by every import source.

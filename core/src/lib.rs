@@ -13,6 +13,7 @@ pub mod dedup;
 pub mod doc;
 pub mod error;
 pub mod export;
+pub mod identity;
 pub mod ids;
 pub mod import;
 pub mod index;
@@ -21,6 +22,7 @@ pub mod model;
 pub mod ops;
 pub mod schema;
 pub mod store;
+pub mod sync;
 pub mod synth;
 
 pub use dedup::{DuplicatePair, DuplicateReason};

@@ -1,3 +1,22 @@
 //! kith-net: the QUIC edge of Kith. It drives kith-core's sans-IO sync state
 //! machines (relay log sync, peer sync) over quinn and tokio. Nothing above this
 //! crate knows about sockets.
+//!
+//! - [`frames`]: length-prefixed postcard frames on a QUIC stream (the same
+//!   framing as the relay protocol), with a reader task so frame reads are
+//!   never cancelled half-way;
+//! - [`relay`]: one sync round or a watching session with a relay (pinned
+//!   key), reconnecting with bounded backoff; pairing through the mailbox;
+//! - [`peer`]: the peer server and client (QUIC, self-signed certificate for
+//!   the device key, application-level mutual authentication bound to the TLS
+//!   session), and direct pairing.
+
+pub mod frames;
+pub mod peer;
+pub mod relay;
+
+pub use peer::{PeerReport, PeerServer, join_via_peer, sync_with_peer};
+pub use relay::{
+    JoinError, NetError, RoundReport, WatchOptions, join_via_relay, now_ms, relay_round,
+    relay_watch, send_invitation,
+};

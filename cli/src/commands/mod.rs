@@ -14,6 +14,7 @@ pub(crate) mod insights;
 mod interaction;
 mod misc;
 mod query;
+pub(crate) mod sync;
 mod transfer;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ fn run_to(cli: Cli, out: &mut Out) -> CliResult<()> {
             let existed = store_file(&dir).exists();
             let store = Store::open(&dir).map_err(store_failure)?;
             store.close().map_err(store_failure)?;
+            sync::init_identity(&dir, cli.json, out)?;
             if cli.json {
                 out.json(&serde_json::json!({ "data_dir": dir, "created": !existed }))?;
             } else if existed {
@@ -69,6 +71,36 @@ fn run_to(cli: Cli, out: &mut Out) -> CliResult<()> {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             transfer::restore(&dir, a, cli.json, out)
         }
+        Command::Pair(a) => sync::pair(
+            &crate::datadir::from_env(cli.data.as_deref())?,
+            a,
+            cli.json,
+            out,
+        ),
+        Command::Join(a) => sync::join(
+            &crate::datadir::from_env(cli.data.as_deref())?,
+            a,
+            cli.json,
+            out,
+        ),
+        Command::Devices(a) => sync::devices(
+            &crate::datadir::from_env(cli.data.as_deref())?,
+            a,
+            cli.json,
+            out,
+        ),
+        Command::Sync(a) => sync::sync(
+            &crate::datadir::from_env(cli.data.as_deref())?,
+            a,
+            cli.json,
+            out,
+        ),
+        Command::ServePeer(a) => sync::serve_peer(
+            &crate::datadir::from_env(cli.data.as_deref())?,
+            a,
+            cli.json,
+            out,
+        ),
         command => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             let store = open_existing(&dir)?;
@@ -106,7 +138,14 @@ pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         Command::Export(a) => transfer::export(ctx, a),
         Command::Backup(a) => transfer::backup(ctx, a),
         Command::Report(a) => insights::report(ctx, a),
-        Command::Init | Command::Demo(_) | Command::Restore(_) => Ok(()),
+        Command::Init
+        | Command::Demo(_)
+        | Command::Restore(_)
+        | Command::Pair(_)
+        | Command::Join(_)
+        | Command::Devices(_)
+        | Command::Sync(_)
+        | Command::ServePeer(_) => Ok(()),
     }
 }
 

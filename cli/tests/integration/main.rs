@@ -16,4 +16,5 @@ mod errors;
 mod logging;
 mod misc;
 mod queries;
+mod sync;
 mod transfer;

@@ -476,7 +476,7 @@ impl Store {
     }
 
     /// The writable database, upgrading from the read-only handle if needed.
-    fn writable(&mut self) -> Result<&Database, StoreError> {
+    pub(crate) fn writable(&mut self) -> Result<&Database, StoreError> {
         if !matches!(self.handle, Handle::Write(_)) {
             match std::mem::replace(&mut self.handle, Handle::Closed) {
                 Handle::Read(db) => db.close()?,

@@ -160,10 +160,58 @@ impl Store {
                 doc: doc.to_string(),
                 source: Box::new(source),
             })?;
+        self.commit_merged(doc, before, extra)
+    }
+
+    /// Like [`Store::apply_remote_changes`], but the merge is done by
+    /// `mutate` on the in-memory document (the Automerge sync protocol
+    /// receives this way, keeping its queue of changes whose dependencies
+    /// are missing). On error nothing is written and memory is rolled back.
+    pub(crate) fn merge_with(
+        &mut self,
+        doc: DocId,
+        mutate: impl FnOnce(&mut automerge::AutoCommit) -> Result<(), StoreError>,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let result = (|| {
+            let l = self.loaded_or_new(doc)?;
+            let before = l.doc.get_heads();
+            mutate(&mut l.doc)?;
+            self.commit_merged(doc, before, extra)
+        })();
+        if result.is_err() {
+            self.rollback_docs();
+        }
+        result
+    }
+
+    /// Commits what was merged into the in-memory document since `before`:
+    /// index rows for the records the patches touch, one chunk, and `extra`,
+    /// in one durable transaction.
+    fn commit_merged(
+        &mut self,
+        doc: DocId,
+        before: Vec<ChangeHash>,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let Some(l) = self.docs.get_mut(&doc) else {
+            return Err(StoreError::UnknownDoc(doc.to_string()));
+        };
         let after = l.doc.get_heads();
         let missing_deps = !l.doc.get_missing_deps(&[]).is_empty();
         let patches = l.doc.diff(&before, &after);
-        let touched = schema::touched_by(&patches);
+        let mut touched = schema::touched_by(&patches);
+        for (container, key) in written_records(&mut l.doc, &before) {
+            match container.as_str() {
+                schema::CONTACTS => {
+                    touched.contacts.insert(key);
+                }
+                schema::INTERACTIONS => {
+                    touched.interactions.insert(key);
+                }
+                _ => {}
+            }
+        }
 
         let mut txn = self.writable()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
@@ -218,4 +266,52 @@ impl Store {
         self.maybe_compact(doc);
         Ok(out)
     }
+}
+
+/// Most operations in the merged changes for which [`written_records`]
+/// decodes them; larger merges are bulk transfers that create their records
+/// (which the patches report).
+const WRITTEN_RECORDS_OPS_MAX: usize = 50_000;
+
+/// (root container, record key) of every record whose objects the changes
+/// merged since `before` wrote to. Patches miss a merge that only adds a
+/// losing concurrent value (a third device's conflicting notes): nothing
+/// visible changed, yet the record's `notes_conflicts` did.
+fn written_records(
+    doc: &mut automerge::AutoCommit,
+    before: &[ChangeHash],
+) -> std::collections::BTreeSet<(String, String)> {
+    use automerge::ReadDoc;
+    let mut out = std::collections::BTreeSet::new();
+    let changes = doc.get_changes(before);
+    if changes.iter().map(|c| c.len()).sum::<usize>() > WRITTEN_RECORDS_OPS_MAX {
+        return out;
+    }
+    let mut objs = std::collections::BTreeSet::new();
+    for c in &changes {
+        for op in c.decode().operations {
+            if let automerge::legacy::ObjectId::Id(id) = op.obj {
+                objs.insert(format!("{}@{}", id.0, id.1));
+            }
+        }
+    }
+    for o in objs {
+        let Ok((exid, _)) = doc.import(&o) else {
+            continue;
+        };
+        let Ok(parents) = doc.parents(&exid) else {
+            continue;
+        };
+        let path: Vec<automerge::Prop> = parents.map(|p| p.prop).collect();
+        // Nearest parent first: [..., record key in its container, container in root].
+        if let [
+            ..,
+            automerge::Prop::Map(record),
+            automerge::Prop::Map(container),
+        ] = path.as_slice()
+        {
+            out.insert((container.clone(), record.clone()));
+        }
+    }
+    out
 }

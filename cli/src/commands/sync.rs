@@ -1,0 +1,765 @@
+//! Identity, pairing and sync commands: `init` (keys), `pair`, `join`,
+//! `devices`, `sync`, `serve-peer`. They run on a tokio runtime built here
+//! and drive kith-net; the store is shared with the network tasks behind a
+//! mutex for the duration of the command.
+//!
+//! Files in the data directory: `keys.json` (account secret, device key and
+//! certificate; owner-only) and `sync.json` (the relay address last used).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use clap::{Args, Subcommand};
+use kith_core::Store;
+use kith_core::identity::{FileKeyStore, KeyStore};
+use kith_core::sync::devices::{list_devices, mark_revoked, record_device};
+use kith_core::sync::pairing::PairingHost;
+use kith_core::sync::{
+    DeviceIdentity, Invitation, PairingMode, RelayConfig, RelayEvent, Token, sync_status,
+};
+use kith_protocol::{DeviceId, RelayAddress};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, CliResult};
+use crate::render::{Out, Table};
+
+const SYNC_FILE: &str = "sync.json";
+const TIMEOUT_MS: u64 = 120_000;
+
+#[derive(Debug, Args)]
+pub(crate) struct PairArgs {
+    /// Invite through this relay (kith://KEY@HOST:PORT); default: the relay last used.
+    #[arg(long)]
+    pub(crate) relay: Option<String>,
+    /// Invite directly over the LAN: serve on --listen until the new device joined.
+    #[arg(long, conflicts_with = "relay")]
+    pub(crate) peer: bool,
+    /// Address to serve on with --peer.
+    #[arg(long, default_value = "0.0.0.0:7448")]
+    pub(crate) listen: SocketAddr,
+    /// Minutes the invitation stays valid.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) ttl_min: u64,
+    /// Do not print the QR code.
+    #[arg(long)]
+    pub(crate) no_qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JoinArgs {
+    /// The token shown by `kith pair` (with --peer: ADDR TOKEN).
+    #[arg(num_args = 1..=2, required = true)]
+    pub(crate) args: Vec<String>,
+    /// Join directly from the inviting device at ADDR (first argument).
+    #[arg(long)]
+    pub(crate) peer: bool,
+    /// The relay you expect (must match the token's).
+    #[arg(long)]
+    pub(crate) relay: Option<String>,
+    /// Name of this device.
+    #[arg(long, default_value = "new device")]
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevicesArgs {
+    #[command(subcommand)]
+    pub(crate) cmd: Option<DevicesCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCmd {
+    /// Revoke a device at the relay (it can no longer sync there).
+    Revoke {
+        /// Device id (or a unique prefix).
+        id: String,
+        /// Relay to tell; default: the relay last used.
+        #[arg(long)]
+        relay: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// Relay address (kith://KEY@HOST:PORT); remembered for next time.
+    #[arg(long)]
+    pub(crate) relay: Option<String>,
+    /// Sync directly with a device running `kith serve-peer` at ADDR.
+    #[arg(long, conflicts_with_all = ["relay", "watch"])]
+    pub(crate) peer: Option<String>,
+    /// Stay connected: receive changes live (Ctrl-C to stop).
+    #[arg(long)]
+    pub(crate) watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServePeerArgs {
+    /// Address to listen on (UDP), e.g. 0.0.0.0:7448.
+    #[arg(long, default_value = "0.0.0.0:7448")]
+    pub(crate) listen: SocketAddr,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SyncFile {
+    relay: Option<String>,
+}
+
+fn failure(e: impl std::fmt::Display) -> CliError {
+    CliError::Failure(anyhow::anyhow!("{e}"))
+}
+
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(failure)
+}
+
+fn now_ms() -> u64 {
+    kith_net::now_ms()
+}
+
+fn load_identity(dir: &Path) -> CliResult<DeviceIdentity> {
+    let keys = FileKeyStore::in_dir(dir).load().map_err(failure)?;
+    let Some(keys) = keys else {
+        return Err(CliError::input(format!(
+            "this device has no keys in {} (run `kith init` for a new account, or `kith join TOKEN`)",
+            dir.display()
+        )));
+    };
+    DeviceIdentity::from_material(&keys).map_err(CliError::input)
+}
+
+fn relay_from(dir: &Path, flag: Option<&str>) -> CliResult<RelayAddress> {
+    let text = match flag {
+        Some(t) => t.to_owned(),
+        None => read_sync_file(dir).relay.ok_or_else(|| {
+            CliError::input("no relay configured: pass --relay kith://KEY@HOST:PORT")
+        })?,
+    };
+    text.parse::<RelayAddress>()
+        .map_err(|e| CliError::input(format!("bad relay address '{text}': {e}")))
+}
+
+fn read_sync_file(dir: &Path) -> SyncFile {
+    std::fs::read(dir.join(SYNC_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
+    let f = SyncFile {
+        relay: Some(addr.to_string()),
+    };
+    let bytes = serde_json::to_vec_pretty(&f).map_err(failure)?;
+    std::fs::write(dir.join(SYNC_FILE), bytes)?;
+    Ok(())
+}
+
+fn open_store(dir: &Path) -> CliResult<Store> {
+    Store::open(dir).map_err(super::store_failure)
+}
+
+fn close(store: Arc<Mutex<Store>>) -> CliResult<()> {
+    match Arc::try_unwrap(store) {
+        Ok(m) => m
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .close()
+            .map_err(super::store_failure),
+        // A network task still holds it; dropping later releases the lock.
+        Err(_) => Ok(()),
+    }
+}
+
+/// `kith init`: creates this device's keys (a new account) if it has none.
+pub(crate) fn init_identity(dir: &Path, json: bool, out: &mut Out) -> CliResult<()> {
+    let ks = FileKeyStore::in_dir(dir);
+    if let Some(k) = ks.load().map_err(failure)? {
+        let id = DeviceIdentity::from_material(&k).map_err(CliError::input)?;
+        if !json {
+            out.line(format!(
+                "Account {} already set up on this device ({})",
+                id.account_id(),
+                id.device_name()
+            ))?;
+        }
+        return Ok(());
+    }
+    let name = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().chars().take(64).collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this device".into());
+    let id = DeviceIdentity::create_account(&name, now_ms()).map_err(failure)?;
+    ks.save(&id.to_material()).map_err(failure)?;
+    let mut store = open_store(dir)?;
+    record_device(&mut store, id.cert(), now_ms()).map_err(super::store_failure)?;
+    store.close().map_err(super::store_failure)?;
+    // With --json, `kith init` prints one object for the store; keys stay quiet.
+    if !json {
+        out.line(format!("New account {}", id.account_id()))?;
+        out.line(format!(
+            "This device: {} ({})",
+            id.device_id(),
+            id.device_name()
+        ))?;
+        out.line(format!("Keys: {} (owner-only)", ks.path().display()))?;
+    }
+    Ok(())
+}
+
+fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.to_ascii_uppercase().as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+fn show_token(inv: &Invitation, no_qr: bool, json: bool, out: &mut Out) -> CliResult<()> {
+    let token = inv.token.to_string();
+    if json {
+        // One compact line: `pair --peer` streams a second line after it.
+        out.line(
+            serde_json::json!({ "token": token, "expires_at_ms": inv.expires_at_ms }).to_string(),
+        )?;
+        return Ok(());
+    }
+    out.line("On the new device run:")?;
+    out.line(format!("  kith join {token}"))?;
+    if !no_qr && let Some(q) = qr(&token) {
+        out.line(q)?;
+    }
+    let mins = inv.expires_at_ms.saturating_sub(now_ms()) / 60_000;
+    out.line(format!("The token works once and expires in {mins} min."))?;
+    Ok(())
+}
+
+/// `kith pair`.
+pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliResult<()> {
+    let id = load_identity(dir)?;
+    let ttl_ms = a.ttl_min.clamp(1, 24 * 60) * 60_000;
+    let rt = runtime()?;
+    if a.peer {
+        let inv = Invitation::create(&id, PairingMode::Peer, ttl_ms, now_ms()).map_err(failure)?;
+        // quinn binds its socket on the runtime.
+        let _entered = rt.enter();
+        let server = kith_net::PeerServer::bind(a.listen, &id).map_err(failure)?;
+        let local = server.local_addr().map_err(failure)?;
+        show_token(&inv, a.no_qr, json, out)?;
+        if json {
+            out.line(serde_json::json!({ "listening": local.to_string() }).to_string())?;
+        } else {
+            out.line(format!(
+                "Serving on {local}: kith join --peer {local} TOKEN"
+            ))?;
+        }
+        out.flush()?;
+        let host = Arc::new(Mutex::new(PairingHost::default()));
+        host.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .offer(inv.clone());
+        let store = Arc::new(Mutex::new(open_store(dir)?));
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let expires = inv.expires_at_ms;
+        let h2 = host.clone();
+        rt.block_on(async {
+            let stop = async move {
+                // Stop once the invitation was taken and a sync session ended,
+                // or when it expired unused.
+                let wait =
+                    std::time::Duration::from_millis(expires.saturating_sub(now_ms()) + 1000);
+                let _ = tokio::time::timeout(wait, async {
+                    loop {
+                        let Some(ok) = done_rx.recv().await else {
+                            break;
+                        };
+                        if ok && h2.lock().map(|h| h.is_empty()).unwrap_or(true) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            };
+            server
+                .run(store.clone(), id.clone(), host, stop, move |r| {
+                    let _ = done_tx.send(r.is_ok_and(|r| r.peer.is_some()));
+                })
+                .await
+        })
+        .map_err(failure)?;
+        close(store)?;
+        if !json {
+            out.line("Pairing server stopped.")?;
+        }
+        return Ok(());
+    }
+    let addr = relay_from(dir, a.relay.as_deref())?;
+    let inv = Invitation::create(
+        &id,
+        PairingMode::Relay {
+            address: addr.to_string(),
+        },
+        ttl_ms,
+        now_ms(),
+    )
+    .map_err(failure)?;
+    let store = Mutex::new(open_store(dir)?);
+    rt.block_on(kith_net::send_invitation(
+        &store, &id, &addr, &inv, TIMEOUT_MS,
+    ))
+    .map_err(failure)?;
+    store
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .close()
+        .map_err(super::store_failure)?;
+    remember_relay(dir, &addr)?;
+    show_token(&inv, a.no_qr, json, out)
+}
+
+/// `kith join TOKEN` / `kith join --peer ADDR TOKEN`.
+pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliResult<()> {
+    let ks = FileKeyStore::in_dir(dir);
+    if let Some(k) = ks.load().map_err(failure)?
+        && k.account_secret.is_some()
+    {
+        return Err(CliError::input(format!(
+            "this data directory already belongs to an account; join from an empty one (--data DIR) \
+             (keys: {})",
+            ks.path().display()
+        )));
+    }
+    let (peer, token_text) = match (a.peer, a.args.as_slice()) {
+        (true, [addr, token]) => (Some(addr.clone()), token.clone()),
+        (true, _) => return Err(CliError::input("usage: kith join --peer ADDR TOKEN")),
+        (false, [token]) => (None, token.clone()),
+        (false, _) => return Err(CliError::input("usage: kith join TOKEN")),
+    };
+    let token = Token::parse(&token_text).map_err(CliError::input)?;
+    let rt = runtime()?;
+    std::fs::create_dir_all(dir)?;
+    match peer {
+        Some(addr) => {
+            let sock: SocketAddr = addr
+                .parse()
+                .map_err(|_| CliError::input(format!("bad peer address '{addr}' (HOST:PORT)")))?;
+            let (id, inviter) = rt
+                .block_on(kith_net::join_via_peer(sock, &token, &a.name))
+                .map_err(join_error)?;
+            ks.save(&id.to_material()).map_err(failure)?;
+            let store = Mutex::new(open_store(dir)?);
+            {
+                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                record_device(&mut s, id.cert(), now_ms()).map_err(super::store_failure)?;
+                record_device(&mut s, &inviter, now_ms()).map_err(super::store_failure)?;
+            }
+            let r = rt
+                .block_on(kith_net::sync_with_peer(&store, &id, sock))
+                .map_err(failure)?;
+            close(Arc::new(store))?;
+            report_join(&id, &inviter.name, json, out)?;
+            if !json {
+                out.line(format!(
+                    "Synced with {}: {} changes received.",
+                    inviter.name, r.stats.changes_received
+                ))?;
+            }
+        }
+        None => {
+            let given = match &a.relay {
+                Some(t) => Some(
+                    t.parse::<RelayAddress>()
+                        .map_err(|e| CliError::input(format!("bad relay address: {e}")))?
+                        .key,
+                ),
+                None => None,
+            };
+            let (id, inviter, addr) = rt
+                .block_on(kith_net::join_via_relay(
+                    &token,
+                    given.as_ref(),
+                    &a.name,
+                    TIMEOUT_MS,
+                ))
+                .map_err(join_error)?;
+            ks.save(&id.to_material()).map_err(failure)?;
+            remember_relay(dir, &addr)?;
+            let store = Mutex::new(open_store(dir)?);
+            {
+                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                record_device(&mut s, id.cert(), now_ms()).map_err(super::store_failure)?;
+                record_device(&mut s, &inviter, now_ms()).map_err(super::store_failure)?;
+            }
+            let r = rt
+                .block_on(kith_net::relay_round(
+                    &store,
+                    &id,
+                    &addr,
+                    RelayConfig::default(),
+                    vec![],
+                    TIMEOUT_MS,
+                    |_| {},
+                ))
+                .map_err(failure)?;
+            close(Arc::new(store))?;
+            report_join(&id, &inviter.name, json, out)?;
+            if !json {
+                out.line(format!(
+                    "First sync: {} interactions, {} contacts received.",
+                    r.interactions_changed, r.contacts_changed
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join_error(e: kith_net::JoinError) -> CliError {
+    match e {
+        kith_net::JoinError::Pair(p) => CliError::input(p),
+        kith_net::JoinError::Net(n) => failure(n),
+    }
+}
+
+fn report_join(id: &DeviceIdentity, inviter: &str, json: bool, out: &mut Out) -> CliResult<()> {
+    if json {
+        out.json(&serde_json::json!({
+            "account": id.account_id().to_string(),
+            "device": id.device_id().to_string(),
+        }))?;
+    } else {
+        out.line(format!(
+            "Joined account {} (invited by {inviter}); this device is {}",
+            id.account_id(),
+            id.device_id()
+        ))?;
+    }
+    Ok(())
+}
+
+fn fmt_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "never".into();
+    }
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `kith devices` and `kith devices revoke ID`.
+pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> CliResult<()> {
+    let id = load_identity(dir)?;
+    let mut store = open_store(dir)?;
+    record_device(&mut store, id.cert(), now_ms()).map_err(super::store_failure)?;
+    let list = list_devices(&mut store).map_err(super::store_failure)?;
+    match a.cmd {
+        None => {
+            store.close().map_err(super::store_failure)?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "id": d.id.to_string(), "name": d.name, "added_ms": d.added_ms,
+                            "last_seen_ms": d.last_seen_ms, "revoked_at_ms": d.revoked_at_ms,
+                            "this_device": d.id == id.device_id(),
+                        })
+                    })
+                    .collect();
+                out.json(&rows)?;
+                return Ok(());
+            }
+            let mut t = Table::new(&["id", "name", "added", "last seen", "status"]);
+            for d in &list {
+                let status = if d.id == id.device_id() {
+                    "this device".to_string()
+                } else if let Some(r) = d.revoked_at_ms {
+                    format!("revoked {}", fmt_ms(r))
+                } else {
+                    String::new()
+                };
+                t.row(vec![
+                    d.id.to_string(),
+                    d.name.clone(),
+                    fmt_ms(d.added_ms),
+                    fmt_ms(d.last_seen_ms),
+                    status,
+                ]);
+            }
+            out.table(&t)?;
+            Ok(())
+        }
+        Some(DevicesCmd::Revoke { id: want, relay }) => {
+            let want = want.trim().to_ascii_lowercase();
+            let matches: Vec<DeviceId> = list
+                .iter()
+                .filter(|d| d.id.to_string().starts_with(&want))
+                .map(|d| d.id)
+                .collect();
+            let target = match matches.as_slice() {
+                [one] => *one,
+                [] => {
+                    // Not seen yet, but a full id is still revocable.
+                    want.parse::<DeviceId>().map_err(|_| {
+                        CliError::input(format!(
+                            "no known device matches '{want}' (see `kith devices`)"
+                        ))
+                    })?
+                }
+                _ => return Err(CliError::input(format!("'{want}' matches several devices"))),
+            };
+            if target == id.device_id() {
+                return Err(CliError::input("refusing to revoke this device itself"));
+            }
+            let addr = relay_from(dir, relay.as_deref())?;
+            let revocation = id.revoke(target, now_ms());
+            let store = Mutex::new(store);
+            let rt = runtime()?;
+            rt.block_on(kith_net::relay_round(
+                &store,
+                &id,
+                &addr,
+                RelayConfig::default(),
+                vec![kith_net::relay::Extra::Revoke(revocation)],
+                TIMEOUT_MS,
+                |_| {},
+            ))
+            .map_err(failure)?;
+            let mut store = store.into_inner().unwrap_or_else(|e| e.into_inner());
+            mark_revoked(&mut store, &target, now_ms()).map_err(super::store_failure)?;
+            store.close().map_err(super::store_failure)?;
+            if json {
+                out.json(&serde_json::json!({ "revoked": target.to_string() }))?;
+            } else {
+                out.line(format!("Revoked {target} at {addr}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn describe(e: &RelayEvent) -> Option<String> {
+    Some(match e {
+        RelayEvent::Received {
+            entries,
+            bytes,
+            live,
+        } => format!(
+            "{} {entries} entries ({bytes} bytes)",
+            if *live { "live:" } else { "received" }
+        ),
+        RelayEvent::Applied {
+            doc,
+            contacts,
+            interactions,
+            pending,
+        } if *contacts + *interactions + *pending > 0 => format!(
+            "  {doc}: {contacts} contacts, {interactions} interactions changed{}",
+            if *pending > 0 {
+                format!(", {pending} changes waiting for others")
+            } else {
+                String::new()
+            }
+        ),
+        RelayEvent::Pushed {
+            entries,
+            bytes,
+            acked_seq,
+        } => format!("sent {entries} entries ({bytes} bytes), acknowledged up to #{acked_seq}"),
+        RelayEvent::SnapshotApplied { docs, bytes } => {
+            format!("started from the snapshot ({docs} documents, {bytes} bytes)")
+        }
+        RelayEvent::SnapshotStored {
+            bytes,
+            pruned_entries,
+        } => {
+            format!("uploaded a snapshot ({bytes} bytes; relay pruned {pruned_entries} entries)")
+        }
+        RelayEvent::RateLimited { retry_after_ms } => {
+            format!("relay rate limit: retrying in {retry_after_ms} ms")
+        }
+        RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        _ => return None,
+    })
+}
+
+/// `kith sync`.
+pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliResult<()> {
+    let id = load_identity(dir)?;
+    let rt = runtime()?;
+    if let Some(peer) = a.peer {
+        let sock: SocketAddr = peer
+            .parse()
+            .map_err(|_| CliError::input(format!("bad peer address '{peer}' (HOST:PORT)")))?;
+        let store = Mutex::new(open_store(dir)?);
+        let r = rt
+            .block_on(kith_net::sync_with_peer(&store, &id, sock))
+            .map_err(failure)?;
+        close(Arc::new(store))?;
+        if json {
+            out.json(&serde_json::json!({
+                "peer": r.peer.as_ref().map(|c| c.device.to_string()),
+                "changes_sent": r.stats.changes_sent,
+                "changes_received": r.stats.changes_received,
+                "bytes_sent": r.wire_sent_bytes, "bytes_received": r.wire_received_bytes,
+            }))?;
+        } else {
+            out.line(format!(
+                "Synced with {}: sent {} changes, received {} ({} contacts, {} interactions changed); {} + {} bytes in {} ms",
+                r.peer.map(|c| c.name).unwrap_or_default(),
+                r.stats.changes_sent,
+                r.stats.changes_received,
+                r.stats.contacts_changed,
+                r.stats.interactions_changed,
+                r.wire_sent_bytes,
+                r.wire_received_bytes,
+                r.elapsed_ms
+            ))?;
+        }
+        return Ok(());
+    }
+    let addr = relay_from(dir, a.relay.as_deref())?;
+    remember_relay(dir, &addr)?;
+    let store = Arc::new(Mutex::new(open_store(dir)?));
+    if a.watch {
+        if !json {
+            out.line(format!("Watching {addr} (Ctrl-C to stop)"))?;
+            out.flush()?;
+        }
+        let (_local_tx, mut local_rx) = tokio::sync::mpsc::channel(8);
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let res = rt.block_on(async {
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = stop_tx.send(true);
+            });
+            let mut stdout = Out::stdout();
+            kith_net::relay_watch(
+                &store,
+                &id,
+                &addr,
+                RelayConfig::default(),
+                kith_net::WatchOptions::default(),
+                &mut local_rx,
+                &mut stop_rx,
+                |e| {
+                    if let Some(line) = describe(e) {
+                        let _ = stdout.line(line);
+                        let _ = stdout.flush();
+                    }
+                },
+                |e, delay| {
+                    let _ =
+                        stdout_err(&format!("connection problem ({e}); retrying in {delay} ms"));
+                },
+            )
+            .await
+        });
+        close(store)?;
+        return res.map_err(failure);
+    }
+    let mut lines = Vec::new();
+    let r = rt
+        .block_on(kith_net::relay_round(
+            &store,
+            &id,
+            &addr,
+            RelayConfig::default(),
+            vec![],
+            TIMEOUT_MS,
+            |e| {
+                if let Some(l) = describe(e) {
+                    lines.push(l);
+                }
+            },
+        ))
+        .map_err(failure)?;
+    let status = {
+        let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+        sync_status(&mut s).map_err(super::store_failure)?
+    };
+    close(store)?;
+    if json {
+        out.json(&serde_json::json!({
+            "pushed_entries": r.pushed_entries, "pushed_bytes": r.pushed_bytes,
+            "received_entries": r.received_entries, "received_bytes": r.received_bytes,
+            "contacts_changed": r.contacts_changed, "interactions_changed": r.interactions_changed,
+            "pending_changes": status.pending_changes, "wire_bytes_sent": r.wire_sent_bytes,
+            "wire_bytes_received": r.wire_received_bytes, "elapsed_ms": r.elapsed_ms,
+        }))?;
+        return Ok(());
+    }
+    for l in lines {
+        out.line(l)?;
+    }
+    out.line(format!(
+        "Synced with {addr} in {} ms: sent {} entries, received {} ({} contacts, {} interactions changed).",
+        r.elapsed_ms, r.pushed_entries, r.received_entries, r.contacts_changed, r.interactions_changed
+    ))?;
+    if status.pending_changes > 0 {
+        out.line(format!(
+            "{} changes wait for changes from other devices that have not reached the relay yet.",
+            status.pending_changes
+        ))?;
+    }
+    Ok(())
+}
+
+fn stdout_err(s: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "{s}")
+}
+
+/// `kith serve-peer`.
+pub(crate) fn serve_peer(dir: &Path, a: ServePeerArgs, json: bool, out: &mut Out) -> CliResult<()> {
+    let id = load_identity(dir)?;
+    let rt = runtime()?;
+    let _entered = rt.enter();
+    let server = kith_net::PeerServer::bind(a.listen, &id).map_err(failure)?;
+    let local = server.local_addr().map_err(failure)?;
+    if json {
+        out.line(
+            serde_json::json!({ "listening": local.to_string(), "device": id.device_id().to_string() })
+                .to_string(),
+        )?;
+    } else {
+        out.line(format!("Serving peer sync on {local} (Ctrl-C to stop)"))?;
+    }
+    out.flush()?;
+    let store = Arc::new(Mutex::new(open_store(dir)?));
+    let host = Arc::new(Mutex::new(PairingHost::default()));
+    rt.block_on(server.run(
+        store.clone(),
+        id,
+        host,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        |r| {
+            let line = match r {
+                Ok(r) => format!(
+                    "session with {}: sent {}, received {} changes",
+                    r.peer
+                        .map(|c| c.name)
+                        .unwrap_or_else(|| "a pairing device".into()),
+                    r.stats.changes_sent,
+                    r.stats.changes_received
+                ),
+                Err(e) => format!("session refused or failed: {e}"),
+            };
+            let _ = stdout_err(&line);
+        },
+    ))
+    .map_err(failure)?;
+    close(store)
+}

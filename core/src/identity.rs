@@ -1,0 +1,505 @@
+//! Account and device identity, and the end-to-end encryption of what leaves a
+//! device.
+//!
+//! An account is 32 random bytes, the [`AccountSecret`]. Everything else is
+//! derived from it with HKDF-SHA256 under fixed, versioned labels:
+//! the account signing key (ed25519; its public half is the account id) and the
+//! data key (XChaCha20-Poly1305) under which every entry sent to a relay is
+//! sealed. Each device also has its own random ed25519 key; the account key
+//! signs a certificate for it (see `kith_protocol`), and the device key signs
+//! every entry it seals.
+//!
+//! Key material is persisted through the small [`KeyStore`] trait so the phone
+//! bindings can plug in the platform keychain; [`FileKeyStore`] is the default,
+//! one file with owner-only permissions, replaced atomically.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use hkdf::Hkdf;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Length of every secret and public key handled here.
+pub const KEY_LEN_BYTES: usize = 32;
+/// XChaCha20-Poly1305 nonce length.
+pub const NONCE_LEN_BYTES: usize = 24;
+/// Poly1305 tag length.
+pub const TAG_LEN_BYTES: usize = 16;
+
+const HKDF_SALT: &[u8] = b"kith-account-v1";
+const LABEL_SIGNING: &[u8] = b"kith account signing key v1";
+const LABEL_DATA: &[u8] = b"kith account data key v1";
+
+/// Errors from sealing, opening and key handling.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("sealed data is too short ({len_bytes} bytes) to hold a nonce and a tag")]
+    Truncated { len_bytes: usize },
+    #[error("sealed data failed authentication: wrong key, wrong context, or damaged bytes")]
+    Authentication,
+    #[error("plaintext of {len_bytes} bytes is too large to seal")]
+    TooLarge { len_bytes: usize },
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// The 32-byte root secret of an account. Never leaves a device unencrypted.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct AccountSecret([u8; KEY_LEN_BYTES]);
+
+impl std::fmt::Debug for AccountSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountSecret(..)")
+    }
+}
+
+impl AccountSecret {
+    /// A fresh secret from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut b = [0u8; KEY_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        AccountSecret(b)
+    }
+
+    pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
+        AccountSecret(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN_BYTES] {
+        &self.0
+    }
+
+    fn derive(&self, label: &[u8]) -> [u8; KEY_LEN_BYTES] {
+        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), &self.0);
+        let mut out = [0u8; KEY_LEN_BYTES];
+        expand(&hk, label, &mut out);
+        out
+    }
+
+    /// The account's signing key (its public half is the account id).
+    pub fn signing_key(&self) -> SigningKey {
+        let mut b = self.derive(LABEL_SIGNING);
+        let key = SigningKey::from_bytes(&b);
+        b.zeroize();
+        key
+    }
+
+    /// The account id: the public key of the account signing key.
+    pub fn account_id(&self) -> VerifyingKey {
+        self.signing_key().verifying_key()
+    }
+
+    /// The data key under which entries for the relay are sealed.
+    pub fn data_key(&self) -> DataKey {
+        DataKey(self.derive(LABEL_DATA))
+    }
+}
+
+fn expand(hk: &Hkdf<Sha256>, label: &[u8], out: &mut [u8; KEY_LEN_BYTES]) {
+    // HKDF-SHA256 only refuses outputs longer than 255 * 32 bytes; 32 is always
+    // accepted, so the result carries no information here.
+    let _always_ok = hk.expand(label, out);
+}
+
+/// A symmetric key for XChaCha20-Poly1305.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct DataKey([u8; KEY_LEN_BYTES]);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
+        DataKey(bytes)
+    }
+
+    /// Derives a key from other high-entropy input keying material (e.g. a
+    /// pairing token) under a context label.
+    pub fn derive_from(ikm: &[u8], label: &[u8]) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), ikm);
+        let mut out = [0u8; KEY_LEN_BYTES];
+        expand(&hk, label, &mut out);
+        DataKey(out)
+    }
+
+    /// Encrypts `plaintext` bound to `associated`: output is nonce || ciphertext || tag.
+    pub fn seal(&self, plaintext: &[u8], associated: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let mut nonce = [0u8; NONCE_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(NONCE_LEN_BYTES + plaintext.len() + TAG_LEN_BYTES);
+        out.extend_from_slice(&nonce);
+        let ct = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| CryptoError::TooLarge {
+                len_bytes: plaintext.len(),
+            })?;
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Like [`DataKey::seal`] but returns the random nonce and the ciphertext
+    /// (with tag) separately, as the relay envelopes carry them in two fields.
+    pub fn seal_detached(
+        &self,
+        plaintext: &[u8],
+        associated: &[u8],
+    ) -> Result<([u8; NONCE_LEN_BYTES], Vec<u8>), CryptoError> {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let mut nonce = [0u8; NONCE_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| CryptoError::TooLarge {
+                len_bytes: plaintext.len(),
+            })?;
+        Ok((nonce, ct))
+    }
+
+    /// Decrypts what [`DataKey::seal_detached`] produced.
+    pub fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN_BYTES],
+        ciphertext: &[u8],
+        associated: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if ciphertext.len() < TAG_LEN_BYTES {
+            return Err(CryptoError::Truncated {
+                len_bytes: ciphertext.len(),
+            });
+        }
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| CryptoError::Authentication)
+    }
+
+    /// Decrypts what [`DataKey::seal`] produced with the same associated data.
+    pub fn open(&self, sealed: &[u8], associated: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < NONCE_LEN_BYTES + TAG_LEN_BYTES {
+            return Err(CryptoError::Truncated {
+                len_bytes: sealed.len(),
+            });
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN_BYTES);
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| CryptoError::Authentication)
+    }
+}
+
+/// This device's own signing key.
+#[derive(Clone)]
+pub struct DeviceKey(SigningKey);
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey({})", hex(self.0.verifying_key().as_bytes()))
+    }
+}
+
+impl DeviceKey {
+    pub fn generate() -> Self {
+        DeviceKey(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
+        DeviceKey(SigningKey::from_bytes(&bytes))
+    }
+
+    pub fn to_bytes(&self) -> [u8; KEY_LEN_BYTES] {
+        self.0.to_bytes()
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+
+    /// The device id: this key's public half.
+    pub fn device_id(&self) -> VerifyingKey {
+        self.0.verifying_key()
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        self.0.sign(message)
+    }
+}
+
+/// Verifies an ed25519 signature by `key` over `message`.
+pub fn verify(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    key.verify(message, signature)
+        .map_err(|_| CryptoError::BadSignature)
+}
+
+/// Lower-case hex of bytes (ids in logs and file names).
+pub fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// Everything a device keeps secret: the account secret (absent before the
+/// device joined an account) and the device key, plus its certificate bytes.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct KeyMaterial {
+    /// Format version of this record.
+    pub version: u32,
+    pub account_secret: Option<[u8; KEY_LEN_BYTES]>,
+    pub device_key: [u8; KEY_LEN_BYTES],
+    /// Human name of this device ("Ana's phone").
+    pub device_name: String,
+    /// The device certificate (kith-protocol encoding), once issued.
+    pub device_certificate: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyMaterial")
+            .field("version", &self.version)
+            .field("has_account", &self.account_secret.is_some())
+            .field("device_name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyMaterial {
+    pub const VERSION: u32 = 1;
+
+    pub fn account_secret(&self) -> Option<AccountSecret> {
+        self.account_secret.map(AccountSecret::from_bytes)
+    }
+
+    pub fn device_key(&self) -> DeviceKey {
+        DeviceKey::from_bytes(self.device_key)
+    }
+}
+
+/// Errors from a [`KeyStore`].
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("key file {path} could not be read or written")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key file {path} is damaged: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error(
+        "key file {path} has format version {found}, newer than this Kith understands ({supported})"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("platform keychain error: {0}")]
+    Platform(String),
+}
+
+/// Where a device keeps its key material. The file store is the default; the
+/// phone bindings implement this over the platform keychain.
+pub trait KeyStore: Send + Sync {
+    /// The stored key material, or `None` when this device has none yet.
+    fn load(&self) -> Result<Option<KeyMaterial>, KeyStoreError>;
+    /// Replaces the stored key material durably.
+    fn save(&self, keys: &KeyMaterial) -> Result<(), KeyStoreError>;
+}
+
+/// Key material in one JSON file with owner-only permissions (0600 on unix),
+/// written to a temporary file, synced, then renamed over the old one.
+#[derive(Debug, Clone)]
+pub struct FileKeyStore {
+    path: PathBuf,
+}
+
+impl FileKeyStore {
+    /// The conventional file name inside a data directory.
+    pub const FILE_NAME: &'static str = "keys.json";
+
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileKeyStore { path: path.into() }
+    }
+
+    pub fn in_dir(dir: &Path) -> Self {
+        FileKeyStore::new(dir.join(Self::FILE_NAME))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, source: std::io::Error) -> KeyStoreError {
+        KeyStoreError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl KeyStore for FileKeyStore {
+    fn load(&self) -> Result<Option<KeyMaterial>, KeyStoreError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
+        let keys: KeyMaterial =
+            serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Damaged {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        if keys.version > KeyMaterial::VERSION {
+            return Err(KeyStoreError::TooNew {
+                path: self.path.clone(),
+                found: keys.version,
+                supported: KeyMaterial::VERSION,
+            });
+        }
+        Ok(Some(keys))
+    }
+
+    fn save(&self, keys: &KeyMaterial) -> Result<(), KeyStoreError> {
+        let json = serde_json::to_vec_pretty(keys).map_err(|e| KeyStoreError::Damaged {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(|e| self.io(e))?;
+        f.write_all(&json).map_err(|e| self.io(e))?;
+        f.sync_all().map_err(|e| self.io(e))?;
+        drop(f);
+        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        if let Some(dir) = self.path.parent() {
+            // Persist the rename itself; best effort where directories cannot be opened.
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivation_is_stable_and_separates_keys() {
+        let s = AccountSecret::from_bytes([7u8; 32]);
+        assert_eq!(
+            s.account_id(),
+            AccountSecret::from_bytes([7u8; 32]).account_id()
+        );
+        assert_ne!(s.signing_key().to_bytes(), s.data_key().0);
+        assert_ne!(
+            s.account_id(),
+            AccountSecret::from_bytes([8u8; 32]).account_id()
+        );
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_binding() {
+        let k = AccountSecret::generate().data_key();
+        let sealed = k.seal(b"meeting with Ana", b"ctx-1").unwrap();
+        assert_eq!(k.open(&sealed, b"ctx-1").unwrap(), b"meeting with Ana");
+        assert!(matches!(
+            k.open(&sealed, b"ctx-2"),
+            Err(CryptoError::Authentication)
+        ));
+        let other = AccountSecret::generate().data_key();
+        assert!(matches!(
+            other.open(&sealed, b"ctx-1"),
+            Err(CryptoError::Authentication)
+        ));
+        let mut flipped = sealed.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            k.open(&flipped, b"ctx-1"),
+            Err(CryptoError::Authentication)
+        ));
+        assert!(matches!(
+            k.open(&sealed[..10], b"ctx-1"),
+            Err(CryptoError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn device_signatures_verify() {
+        let d = DeviceKey::generate();
+        let sig = d.sign(b"hello");
+        verify(&d.device_id(), b"hello", &sig).unwrap();
+        assert!(verify(&d.device_id(), b"hellO", &sig).is_err());
+    }
+
+    #[test]
+    fn file_key_store_round_trip_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileKeyStore::in_dir(dir.path());
+        assert!(store.load().unwrap().is_none());
+        let keys = KeyMaterial {
+            version: KeyMaterial::VERSION,
+            account_secret: Some([1u8; 32]),
+            device_key: DeviceKey::generate().to_bytes(),
+            device_name: "laptop".into(),
+            device_certificate: None,
+        };
+        store.save(&keys).unwrap();
+        let back = store.load().unwrap().unwrap();
+        assert_eq!(back.account_secret, keys.account_secret);
+        assert_eq!(back.device_key, keys.device_key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::write(store.path(), b"{not json").unwrap();
+        assert!(matches!(store.load(), Err(KeyStoreError::Damaged { .. })));
+    }
+}

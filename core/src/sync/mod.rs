@@ -1,0 +1,40 @@
+//! Sync between the devices of one account, written sans-IO: the machines in
+//! this module take decoded messages, the [`Store`](crate::Store) and `now`,
+//! and hand back messages to send, events and timers. Sockets, tasks and
+//! retries with real clocks live in `kith-net`; tests drive the machines in
+//! memory. docs/SYNC.md is the specification.
+//!
+//! - [`identity`]: the device's full identity (account secret, device key,
+//!   certificate) and conversions to/from the persisted key material.
+//! - [`payload`]: what is inside a sealed relay entry or snapshot.
+//! - [`relay`]: the relay log client (push own changes through a durable
+//!   outbox, pull and apply after per-device cursors, pending changes whose
+//!   dependencies have not arrived, live events, snapshots).
+//! - [`peer`]: direct device-to-device sync (heads exchange, then Automerge's
+//!   sync protocol per document with its state persisted per peer).
+//! - [`pairing`]: one-time invitations that hand the account secret to a new
+//!   device.
+//! - [`devices`]: the account's device list as this device knows it.
+//! - [`tables`]: the redb tables all of the above keep next to the documents,
+//!   so that a merge and the sync position it implies commit together.
+
+pub mod devices;
+pub mod identity;
+pub mod pairing;
+pub mod payload;
+pub mod peer;
+pub mod relay;
+pub(crate) mod tables;
+
+#[cfg(test)]
+mod memrelay;
+#[cfg(test)]
+mod tests;
+
+pub use devices::{DeviceInfo, list_devices};
+pub use identity::{DeviceIdentity, IdentityError};
+pub use pairing::{Invitation, PairError, PairingMode, Token};
+pub use peer::{PeerError, PeerMsg, PeerRole, PeerStats, PeerSync};
+pub use relay::{
+    MailboxTake, RelayConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, sync_status,
+};

@@ -1,0 +1,830 @@
+//! Direct device-to-device sync, sans-IO.
+//!
+//! Both sides are devices of the same account. The transport (QUIC in
+//! kith-net) gives a 32-byte channel binding (a TLS keying-material export,
+//! unique per connection); each side proves its device key by signing
+//! `"kith-peer-auth-v1" || role || binding` and shows its certificate, so a
+//! device of another account, or a relayed handshake, is refused.
+//!
+//! Conversation (client = the side that connected):
+//! 1. client -> `Hello` (certificate, signature, per-document heads);
+//! 2. server checks it, answers `Hello` with its own heads, then for every
+//!    document whose client heads it knows, `Changes` with exactly what the
+//!    client lacks, then `EndDirect`;
+//! 3. client applies them; for every document whose server heads it knows, it
+//!    sends `Changes` the server lacks. Documents where neither side knew the
+//!    other's heads (both edited) run Automerge's sync protocol
+//!    (`automerge::sync`), client-driven, one `Sync` request/answer at a
+//!    time, with the `sync::State` persisted per (peer, document);
+//! 4. client -> `Done`, server -> `DoneAck`: everything before was applied.
+//!
+//! So a reconnect after one new interaction costs one round trip plus the
+//! close handshake, and a few hundred bytes. Every merge goes through the
+//! store (index + chunk + persisted state in one transaction).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::ChangeHash;
+use automerge::sync::{Message as SyncMessage, State as SyncState, SyncDoc};
+use ed25519_dalek::Verifier;
+use kith_protocol::msg::MailboxSlot;
+use kith_protocol::{DeviceCert, DeviceId, Signature};
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use ed25519_dalek::Signer;
+
+use super::identity::DeviceIdentity;
+use super::pairing::PairingHost;
+use super::relay::{apply_with_pending, compress};
+use super::tables;
+use crate::doc::DocId;
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// ALPN of the peer protocol.
+pub const PEER_ALPN: &[u8] = b"kith-peer/1";
+/// Version of the peer protocol.
+pub const PEER_VERSION: u16 = 1;
+const AUTH_CONTEXT: &[u8] = b"kith-peer-auth-v1";
+/// Most Automerge sync exchanges per document in one session.
+pub const SYNC_ROUNDS_MAX: u32 = 64;
+/// Most documents a Hello may list.
+pub const HELLO_DOCS_MAX: usize = 4096;
+
+/// A document id and its heads (32-byte change hashes).
+pub type DocHeads = (String, Vec<[u8; 32]>);
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    Client,
+    Server,
+}
+
+impl PeerRole {
+    fn byte(self) -> u8 {
+        match self {
+            PeerRole::Client => b'c',
+            PeerRole::Server => b's',
+        }
+    }
+    fn other(self) -> PeerRole {
+        match self {
+            PeerRole::Client => PeerRole::Server,
+            PeerRole::Server => PeerRole::Client,
+        }
+    }
+}
+
+/// Messages of the peer protocol (postcard, framed like the relay protocol).
+/// Variant order is part of the wire format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// `docs` lists every document (when `base` is all zero), or, when the
+    /// sender believes it talks to device `hint` again, only the documents
+    /// whose heads moved since the last completed session with it; `base` is
+    /// then the digest of that session's record (per document, the heads
+    /// both sides had), which the receiver checks against its own record.
+    Hello {
+        version: u16,
+        cert: Box<DeviceCert>,
+        signature: Signature,
+        hint: Option<DeviceId>,
+        base: [u8; 8],
+        docs: Vec<DocHeads>,
+    },
+    Changes {
+        doc: String,
+        changes: Vec<Vec<u8>>,
+    },
+    EndDirect,
+    Sync {
+        doc: String,
+        message: Option<Vec<u8>>,
+    },
+    Done,
+    DoneAck,
+    /// The session is refused; the connection closes.
+    Refused {
+        reason: String,
+    },
+    /// A joining device asks for the invitation at `slot` (no Hello needed).
+    PairRequest {
+        slot: MailboxSlot,
+    },
+    PairBlob {
+        blob: Vec<u8>,
+    },
+    /// The receiver's record of the last session differs: send a full Hello.
+    Resend,
+}
+
+/// Why a peer session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the peer is not a device of this account: {0}")]
+    NotMember(String),
+    #[error("the peer's handshake signature does not verify")]
+    BadSignature,
+    #[error("the peer speaks peer protocol version {0}, this Kith speaks {PEER_VERSION}")]
+    Version(u16),
+    #[error("the peer refused the session: {0}")]
+    Refused(String),
+    #[error("this device revoked the peer {0}")]
+    Revoked(DeviceId),
+    #[error("protocol violation by the peer: {0}")]
+    Protocol(String),
+    #[error("document '{doc}': automerge sync failed: {detail}")]
+    Sync { doc: String, detail: String },
+}
+
+/// Counters of one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub changes_sent: usize,
+    pub changes_received: usize,
+    /// Documents that needed Automerge's sync protocol (both sides edited).
+    pub docs_diverged: usize,
+    /// Times the client waited for the server (excluding the close handshake).
+    pub round_trips: u32,
+    pub contacts_changed: usize,
+    pub interactions_changed: usize,
+}
+
+tables::redb_errors_into!(PeerError);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitHello,
+    AwaitEndDirect,
+    Syncing,
+    AwaitDoneAck,
+    Serving,
+    Finished,
+}
+
+/// One peer session. Feed it [`PeerMsg`]s, send what [`PeerSync::poll_transmit`] returns.
+#[derive(Debug)]
+pub struct PeerSync {
+    id: DeviceIdentity,
+    role: PeerRole,
+    binding: [u8; 32],
+    phase: Phase,
+    peer: Option<DeviceCert>,
+    their_heads: BTreeMap<String, Vec<ChangeHash>>,
+    diverged: BTreeSet<String>,
+    rounds: BTreeMap<String, u32>,
+    /// Client: the device this address served last time (from the store).
+    hint: Option<DeviceId>,
+    /// In-session sync states; only their durable part (`encode`) is persisted.
+    states: BTreeMap<String, SyncState>,
+    out: VecDeque<PeerMsg>,
+    stats: PeerStats,
+    now_ms: u64,
+}
+
+fn sign_bytes(role: PeerRole, binding: &[u8; 32]) -> Vec<u8> {
+    let mut v = AUTH_CONTEXT.to_vec();
+    v.push(role.byte());
+    v.extend_from_slice(binding);
+    v
+}
+
+fn hashes(v: &[[u8; 32]]) -> Vec<ChangeHash> {
+    v.iter().map(|h| ChangeHash(*h)).collect()
+}
+
+/// The store's documents and their heads, read from metadata (no loading).
+fn my_docs(store: &mut Store) -> Result<Vec<DocHeads>, StoreError> {
+    let mut out = Vec::new();
+    for d in store.doc_ids()? {
+        if let Some(m) = store.doc_meta(d)? {
+            out.push((d.to_string(), m.heads));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_doc(name: &str) -> Result<DocId, PeerError> {
+    name.parse()
+        .map_err(|_| PeerError::Protocol(format!("invalid document id '{name}'")))
+}
+
+/// True if every hash is a change the store's copy of `doc` holds.
+fn knows_all(store: &mut Store, doc: DocId, heads: &[ChangeHash]) -> Result<bool, StoreError> {
+    if heads.is_empty() {
+        return Ok(true);
+    }
+    store.ensure_loaded(doc)?;
+    let Some(l) = store.docs.get_mut(&doc) else {
+        return Ok(false);
+    };
+    Ok(heads.iter().all(|h| l.doc.get_change_by_hash(h).is_some()))
+}
+
+impl PeerSync {
+    /// A session over a connection whose channel binding is `binding`.
+    pub fn new(id: DeviceIdentity, role: PeerRole, binding: [u8; 32]) -> Self {
+        Self {
+            id,
+            role,
+            binding,
+            phase: Phase::AwaitHello,
+            peer: None,
+            their_heads: BTreeMap::new(),
+            diverged: BTreeSet::new(),
+            rounds: BTreeMap::new(),
+            states: BTreeMap::new(),
+            hint: None,
+            out: VecDeque::new(),
+            stats: PeerStats::default(),
+            now_ms: 0,
+        }
+    }
+
+    /// Client: the device expected at the other end (see [`peer_hint`]);
+    /// lets the Hello carry only what changed since the last session.
+    pub fn with_hint(mut self, hint: Option<DeviceId>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// Client: queue the Hello.
+    pub fn start(&mut self, store: &mut Store, now_ms: u64) -> Result<(), PeerError> {
+        self.now_ms = now_ms;
+        let hello = self.hello(store, self.hint)?;
+        self.out.push_back(hello);
+        Ok(())
+    }
+
+    /// A Hello relative to the last session with `peer` (if there is a record).
+    fn hello(&self, store: &mut Store, peer: Option<DeviceId>) -> Result<PeerMsg, PeerError> {
+        let mine = my_docs(store)?;
+        let record = match peer {
+            Some(p) => load_record(store, &p)?,
+            None => BTreeMap::new(),
+        };
+        let (base, docs) = if record.is_empty() {
+            ([0u8; 8], mine)
+        } else {
+            let changed = mine
+                .into_iter()
+                .filter(|(d, h)| record.get(d) != Some(h))
+                .collect();
+            (record_digest(&record), changed)
+        };
+        Ok(PeerMsg::Hello {
+            version: PEER_VERSION,
+            cert: Box::new(self.id.cert().clone()),
+            signature: self
+                .id
+                .device_signing_key()
+                .sign(&sign_bytes(self.role, &self.binding)),
+            hint: if record.is_empty() { None } else { peer },
+            base,
+            docs,
+        })
+    }
+
+    /// The sender's full heads from a Hello: the listed documents over our
+    /// record of the last session, if the Hello is relative and the records
+    /// agree. `None` when they disagree.
+    fn their_full_heads(
+        &self,
+        store: &mut Store,
+        sender: &DeviceId,
+        hint: Option<DeviceId>,
+        base: [u8; 8],
+        docs: Vec<DocHeads>,
+    ) -> Result<Option<BTreeMap<String, Vec<ChangeHash>>>, PeerError> {
+        let mut full: BTreeMap<String, Vec<[u8; 32]>> = BTreeMap::new();
+        if base != [0u8; 8] {
+            let record = load_record(store, sender)?;
+            if hint != Some(self.id.device_id())
+                || record.is_empty()
+                || record_digest(&record) != base
+            {
+                return Ok(None);
+            }
+            full = record;
+        }
+        for (d, h) in docs {
+            full.insert(d, h);
+        }
+        Ok(Some(
+            full.into_iter().map(|(d, h)| (d, hashes(&h))).collect(),
+        ))
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<PeerMsg> {
+        self.out.pop_front()
+    }
+
+    /// The authenticated peer, once its Hello verified.
+    pub fn peer(&self) -> Option<&DeviceCert> {
+        self.peer.as_ref()
+    }
+
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
+    }
+
+    /// The session completed (client: DoneAck received; server: DoneAck sent).
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    fn check_hello(
+        &mut self,
+        store: &mut Store,
+        version: u16,
+        cert: &DeviceCert,
+        signature: &Signature,
+    ) -> Result<(), PeerError> {
+        if version != PEER_VERSION {
+            return Err(PeerError::Version(version));
+        }
+        self.id
+            .check_member(cert)
+            .map_err(|e| PeerError::NotMember(e.to_string()))?;
+        let key = cert
+            .device
+            .verifying_key()
+            .map_err(|_| PeerError::BadSignature)?;
+        key.verify(&sign_bytes(self.role.other(), &self.binding), signature)
+            .map_err(|_| PeerError::BadSignature)?;
+        if super::devices::is_revoked(store, &cert.device)? {
+            return Err(PeerError::Revoked(cert.device));
+        }
+        super::devices::record_device(store, cert, self.now_ms)?;
+        self.peer = Some(cert.clone());
+        Ok(())
+    }
+
+    /// Handles one message. On `Err`, send [`PeerMsg::Refused`] (see
+    /// [`PeerSync::refusal`]) and close.
+    pub fn handle(
+        &mut self,
+        store: &mut Store,
+        msg: PeerMsg,
+        now_ms: u64,
+    ) -> Result<(), PeerError> {
+        self.now_ms = now_ms;
+        match (self.role, self.phase, msg) {
+            (_, _, PeerMsg::Refused { reason }) => return Err(PeerError::Refused(reason)),
+            (
+                PeerRole::Server,
+                Phase::AwaitHello,
+                PeerMsg::Hello {
+                    version,
+                    cert,
+                    signature,
+                    hint,
+                    base,
+                    docs,
+                },
+            ) => {
+                if docs.len() > HELLO_DOCS_MAX {
+                    return Err(PeerError::Protocol("too many documents".into()));
+                }
+                self.check_hello(store, version, &cert, &signature)?;
+                let Some(theirs) = self.their_full_heads(store, &cert.device, hint, base, docs)?
+                else {
+                    self.out.push_back(PeerMsg::Resend);
+                    return Ok(());
+                };
+                let relative = base != [0u8; 8];
+                let hello = self.hello(store, relative.then_some(cert.device))?;
+                self.out.push_back(hello);
+                for (name, mine) in my_docs(store)? {
+                    let their = theirs.get(&name).cloned().unwrap_or_default();
+                    self.send_direct(store, &name, &hashes(&mine), &their)?;
+                }
+                self.out.push_back(PeerMsg::EndDirect);
+                self.phase = Phase::Serving;
+            }
+            (
+                PeerRole::Client,
+                Phase::AwaitHello,
+                PeerMsg::Hello {
+                    version,
+                    cert,
+                    signature,
+                    hint,
+                    base,
+                    docs,
+                },
+            ) => {
+                if docs.len() > HELLO_DOCS_MAX {
+                    return Err(PeerError::Protocol("too many documents".into()));
+                }
+                self.check_hello(store, version, &cert, &signature)?;
+                self.stats.round_trips += 1;
+                self.their_heads = self
+                    .their_full_heads(store, &cert.device, hint, base, docs)?
+                    .ok_or_else(|| {
+                        PeerError::Protocol(
+                            "the server's record of the last session differs".into(),
+                        )
+                    })?;
+                self.phase = Phase::AwaitEndDirect;
+            }
+            (PeerRole::Client, Phase::AwaitHello, PeerMsg::Resend) => {
+                // Our records of the last session disagree: start over in full.
+                self.stats.round_trips += 1;
+                self.hint = None;
+                let hello = self.hello(store, None)?;
+                self.out.push_back(hello);
+            }
+            (
+                _,
+                Phase::AwaitEndDirect | Phase::Serving | Phase::Syncing,
+                PeerMsg::Changes { doc, changes },
+            ) => {
+                if self.peer.is_none() {
+                    return Err(PeerError::Protocol("changes before hello".into()));
+                }
+                let d = parse_doc(&doc)?;
+                self.stats.changes_received += changes.len();
+                let peer = self.peer_device()?;
+                let now = self.now_ms;
+                let m = apply_with_pending(store, d, changes, |txn| touch_peer(txn, &peer, now))?;
+                self.stats.contacts_changed += m.applied.contacts.len();
+                self.stats.interactions_changed += m.applied.interactions.len();
+            }
+            (PeerRole::Client, Phase::AwaitEndDirect, PeerMsg::EndDirect) => {
+                let theirs = std::mem::take(&mut self.their_heads);
+                let mut names: BTreeSet<String> = theirs.keys().cloned().collect();
+                for (n, _) in my_docs(store)? {
+                    names.insert(n);
+                }
+                for name in names {
+                    let d = parse_doc(&name)?;
+                    let their = theirs.get(&name).cloned().unwrap_or_default();
+                    let mine = store
+                        .doc_meta(d)?
+                        .map(|m| hashes(&m.heads))
+                        .unwrap_or_default();
+                    if mine == their {
+                        continue;
+                    }
+                    if knows_all(store, d, &their)? {
+                        self.send_direct(store, &name, &mine, &their)?;
+                    } else {
+                        self.diverged.insert(name);
+                    }
+                }
+                self.stats.docs_diverged = self.diverged.len();
+                self.phase = Phase::Syncing;
+                self.next_sync(store)?;
+            }
+            (PeerRole::Server, Phase::Serving, PeerMsg::Sync { doc, message }) => {
+                let d = parse_doc(&doc)?;
+                let peer = self.peer_device()?;
+                let mut state = self.take_state(store, &peer, &doc)?;
+                if let Some(m) = message {
+                    self.receive_sync(store, d, &mut state, &m)?;
+                }
+                let reply = generate(store, d, &mut state)?;
+                save_state(store, &peer, &doc, &state)?;
+                self.states.insert(doc.clone(), state);
+                self.out.push_back(PeerMsg::Sync {
+                    doc,
+                    message: reply,
+                });
+            }
+            (PeerRole::Client, Phase::Syncing, PeerMsg::Sync { doc, message }) => {
+                self.stats.round_trips += 1;
+                let d = parse_doc(&doc)?;
+                let peer = self.peer_device()?;
+                let mut state = self.take_state(store, &peer, &doc)?;
+                let got = message.is_some();
+                if let Some(m) = message {
+                    self.receive_sync(store, d, &mut state, &m)?;
+                }
+                let next = generate(store, d, &mut state)?;
+                save_state(store, &peer, &doc, &state)?;
+                self.states.insert(doc.clone(), state);
+                let rounds = self.rounds.entry(doc.clone()).or_insert(0);
+                *rounds += 1;
+                if *rounds > SYNC_ROUNDS_MAX {
+                    return Err(PeerError::Sync {
+                        doc,
+                        detail: format!("no convergence after {SYNC_ROUNDS_MAX} exchanges"),
+                    });
+                }
+                if next.is_none() && !got {
+                    self.diverged.remove(&doc);
+                    self.next_sync(store)?;
+                } else {
+                    self.out.push_back(PeerMsg::Sync { doc, message: next });
+                }
+            }
+            (PeerRole::Server, Phase::Serving, PeerMsg::Done) => {
+                let peer = self.peer_device()?;
+                save_record(store, &peer)?;
+                self.out.push_back(PeerMsg::DoneAck);
+                self.phase = Phase::Finished;
+            }
+            (PeerRole::Client, Phase::AwaitDoneAck, PeerMsg::DoneAck) => {
+                let peer = self.peer_device()?;
+                save_record(store, &peer)?;
+                self.phase = Phase::Finished;
+            }
+            (_, phase, other) => {
+                return Err(PeerError::Protocol(format!(
+                    "unexpected {} in phase {phase:?}",
+                    msg_name(&other)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The message to send before closing after `err`.
+    pub fn refusal(err: &PeerError) -> PeerMsg {
+        PeerMsg::Refused {
+            reason: err.to_string(),
+        }
+    }
+
+    fn take_state(
+        &mut self,
+        store: &mut Store,
+        peer: &DeviceId,
+        doc: &str,
+    ) -> Result<SyncState, StoreError> {
+        match self.states.remove(doc) {
+            Some(s) => Ok(s),
+            None => load_state(store, peer, doc),
+        }
+    }
+
+    fn peer_device(&self) -> Result<DeviceId, PeerError> {
+        self.peer
+            .as_ref()
+            .map(|c| c.device)
+            .ok_or_else(|| PeerError::Protocol("message before hello".into()))
+    }
+
+    fn send_direct(
+        &mut self,
+        store: &mut Store,
+        name: &str,
+        mine: &[ChangeHash],
+        their: &[ChangeHash],
+    ) -> Result<(), PeerError> {
+        let d = parse_doc(name)?;
+        if mine == their || !knows_all(store, d, their)? {
+            return Ok(());
+        }
+        let changes = store.changes_since(d, their)?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.stats.changes_sent += changes.len();
+        self.out.push_back(PeerMsg::Changes {
+            doc: name.to_owned(),
+            changes: compress(changes),
+        });
+        Ok(())
+    }
+
+    /// Client: start the Automerge sync of the next diverged document, or finish.
+    fn next_sync(&mut self, store: &mut Store) -> Result<(), PeerError> {
+        if let Some(doc) = self.diverged.first().cloned() {
+            let d = parse_doc(&doc)?;
+            let peer = self.peer_device()?;
+            let mut state = self.take_state(store, &peer, &doc)?;
+            let msg = generate(store, d, &mut state)?;
+            save_state(store, &peer, &doc, &state)?;
+            self.states.insert(doc.clone(), state);
+            self.out.push_back(PeerMsg::Sync { doc, message: msg });
+            return Ok(());
+        }
+        self.out.push_back(PeerMsg::Done);
+        self.phase = Phase::AwaitDoneAck;
+        Ok(())
+    }
+
+    /// Applies an Automerge sync message through the store: received into the
+    /// in-memory document (so Automerge keeps its queue of changes whose
+    /// dependencies are missing and asks for them), then index rows, chunk
+    /// and device record commit in one transaction.
+    fn receive_sync(
+        &mut self,
+        store: &mut Store,
+        d: DocId,
+        state: &mut SyncState,
+        bytes: &[u8],
+    ) -> Result<(), PeerError> {
+        let msg = SyncMessage::decode(bytes).map_err(|e| PeerError::Sync {
+            doc: d.to_string(),
+            detail: e.to_string(),
+        })?;
+        let peer = self.peer_device()?;
+        let now = self.now_ms;
+        let name = d.to_string();
+        let applied = store.merge_with(
+            d,
+            |doc| {
+                doc.sync()
+                    .receive_sync_message(state, msg)
+                    .map_err(|e| StoreError::Automerge {
+                        doc: name.clone(),
+                        source: Box::new(e),
+                    })
+            },
+            |txn| touch_peer(txn, &peer, now),
+        )?;
+        self.stats.contacts_changed += applied.contacts.len();
+        self.stats.interactions_changed += applied.interactions.len();
+        if applied.heads_before != applied.heads_after {
+            self.stats.changes_received += 1;
+        }
+        Ok(())
+    }
+}
+
+fn ensure_doc(store: &mut Store, d: DocId) -> Result<(), StoreError> {
+    store.ensure_loaded(d)?;
+    if !store.docs.contains_key(&d) {
+        store.apply_remote_changes(d, &[], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+fn generate(
+    store: &mut Store,
+    d: DocId,
+    state: &mut SyncState,
+) -> Result<Option<Vec<u8>>, PeerError> {
+    ensure_doc(store, d)?;
+    let Some(l) = store.docs.get_mut(&d) else {
+        return Err(StoreError::UnknownDoc(d.to_string()).into());
+    };
+    Ok(l.doc
+        .sync()
+        .generate_sync_message(state)
+        .map(|m| m.encode()))
+}
+
+fn touch_peer(txn: &WriteTransaction, peer: &DeviceId, now_ms: u64) -> Result<(), StoreError> {
+    let mut t = txn.open_table(tables::DEVICES)?;
+    let rec = t
+        .get(peer.as_bytes().as_slice())?
+        .map(|v| postcard::from_bytes::<tables::DeviceRecord>(v.value()));
+    if let Some(Ok(mut r)) = rec {
+        r.last_seen_ms = r.last_seen_ms.max(now_ms);
+        let b = postcard::to_allocvec(&r).map_err(|e| tables::damaged("devices", e))?;
+        t.insert(peer.as_bytes().as_slice(), b.as_slice())?;
+    }
+    Ok(())
+}
+
+/// The record of the last completed session with `peer`: per document, the
+/// heads both sides had.
+fn load_record(
+    store: &mut Store,
+    peer: &DeviceId,
+) -> Result<BTreeMap<String, Vec<[u8; 32]>>, StoreError> {
+    {
+        let txn = store.writable()?.begin_write()?;
+        tables::create(&txn)?;
+        txn.commit()?;
+    }
+    let txn = store.read_txn()?;
+    let t = txn.open_table(tables::PEER_HEADS)?;
+    let key = peer.as_bytes().as_slice();
+    let mut out = BTreeMap::new();
+    for row in t.range((key, "")..)? {
+        let (k, v) = row?;
+        let (p, doc) = k.value();
+        if p != key {
+            break;
+        }
+        let heads = tables::heads_from_bytes(v.value())?;
+        out.insert(doc.to_string(), heads.into_iter().map(|h| h.0).collect());
+    }
+    Ok(out)
+}
+
+/// Records the current heads of every document as the result of a
+/// completed session with `peer`.
+fn save_record(store: &mut Store, peer: &DeviceId) -> Result<(), StoreError> {
+    let docs = my_docs(store)?;
+    let txn = store.writable()?.begin_write()?;
+    {
+        let mut t = txn.open_table(tables::PEER_HEADS)?;
+        let key = peer.as_bytes().as_slice();
+        t.retain_in((key, "")..=(key, "\u{10ffff}"), |_, _| false)?;
+        for (doc, heads) in &docs {
+            let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
+            t.insert((key, doc.as_str()), tables::heads_to_bytes(&hs).as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn record_digest(record: &BTreeMap<String, Vec<[u8; 32]>>) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (doc, heads) in record {
+        h.update(doc.as_bytes());
+        h.update([0u8]);
+        for x in heads {
+            h.update(x);
+        }
+        h.update([0xffu8]);
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    if out == [0u8; 8] {
+        out[0] = 1;
+    }
+    out
+}
+
+/// The device that served at `addr` last time, if known.
+pub fn peer_hint(store: &mut Store, addr: &str) -> Result<Option<DeviceId>, StoreError> {
+    {
+        let txn = store.writable()?.begin_write()?;
+        tables::create(&txn)?;
+        txn.commit()?;
+    }
+    let txn = store.read_txn()?;
+    let t = txn.open_table(tables::PEER_ADDRS)?;
+    let v = t.get(addr)?;
+    Ok(v.and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
+        .map(DeviceId))
+}
+
+/// Remembers that `device` served at `addr`.
+pub fn remember_peer(store: &mut Store, addr: &str, device: &DeviceId) -> Result<(), StoreError> {
+    let txn = store.writable()?.begin_write()?;
+    tables::create(&txn)?;
+    txn.open_table(tables::PEER_ADDRS)?
+        .insert(addr, device.as_bytes().as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn load_state(store: &mut Store, peer: &DeviceId, doc: &str) -> Result<SyncState, StoreError> {
+    {
+        let txn = store.writable()?.begin_write()?;
+        tables::create(&txn)?;
+        txn.commit()?;
+    }
+    let txn = store.read_txn()?;
+    let t = txn.open_table(tables::PEER_STATE)?;
+    let v = t.get((peer.as_bytes().as_slice(), doc))?;
+    Ok(match v {
+        // A damaged state only costs a longer sync: start afresh.
+        Some(v) => SyncState::decode(v.value()).unwrap_or_else(|_| SyncState::new()),
+        None => SyncState::new(),
+    })
+}
+
+fn save_state(
+    store: &mut Store,
+    peer: &DeviceId,
+    doc: &str,
+    state: &SyncState,
+) -> Result<(), StoreError> {
+    let txn = store.writable()?.begin_write()?;
+    txn.open_table(tables::PEER_STATE)?
+        .insert((peer.as_bytes().as_slice(), doc), state.encode().as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn msg_name(m: &PeerMsg) -> &'static str {
+    match m {
+        PeerMsg::Hello { .. } => "Hello",
+        PeerMsg::Changes { .. } => "Changes",
+        PeerMsg::EndDirect => "EndDirect",
+        PeerMsg::Sync { .. } => "Sync",
+        PeerMsg::Done => "Done",
+        PeerMsg::DoneAck => "DoneAck",
+        PeerMsg::Refused { .. } => "Refused",
+        PeerMsg::PairRequest { .. } => "PairRequest",
+        PeerMsg::PairBlob { .. } => "PairBlob",
+        PeerMsg::Resend => "Resend",
+    }
+}
+
+/// Server side of direct pairing: answers a `PairRequest` from the host's
+/// open invitations (one-time), or refuses.
+pub fn answer_pair_request(host: &mut PairingHost, slot: &MailboxSlot, now_ms: u64) -> PeerMsg {
+    match host.take(slot, now_ms) {
+        Some(blob) => PeerMsg::PairBlob { blob },
+        None => PeerMsg::Refused {
+            reason: "no such invitation: already used, expired, or never made".into(),
+        },
+    }
+}

@@ -1,0 +1,755 @@
+//! Deterministic tests of the sync machines: real stores in temp dirs, the
+//! relay semantics in memory ([`super::memrelay`]), messages pumped by hand.
+
+use kith_protocol::{ClientMsg, Request};
+use proptest::prelude::*;
+use tempfile::TempDir;
+
+use super::memrelay::MemRelay;
+use super::pairing::{Invitation, PairError, PairingMode, Token};
+use super::peer::{PeerRole, PeerStats, PeerSync};
+use super::relay::{MailboxTake, RelayConfig, RelayEvent, RelaySync, sync_status};
+use super::*;
+use crate::doc::DocId;
+use crate::ops::{ContactPatch, InteractionPatch, NewContact, NewInteraction, ParticipantRef};
+use crate::store::Store;
+
+const NOW: u64 = 1_780_000_000_000;
+
+struct Dev {
+    dir: TempDir,
+    store: Store,
+    id: DeviceIdentity,
+}
+
+impl Dev {
+    fn first() -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = DeviceIdentity::create_account("first", NOW).unwrap();
+        Dev { dir, store, id }
+    }
+
+    fn sibling(&self, name: &str) -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = DeviceIdentity::new(
+            self.id.account_secret().clone(),
+            crate::identity::DeviceKey::generate(),
+            name,
+            NOW,
+        )
+        .unwrap();
+        Dev { dir, store, id }
+    }
+
+    fn reopen(&mut self) {
+        let placeholder = Store::open(tempfile::tempdir().unwrap().path()).unwrap();
+        let old = std::mem::replace(&mut self.store, placeholder);
+        old.close().unwrap();
+        self.store = Store::open(self.dir.path()).unwrap();
+    }
+
+    fn log(&mut self, summary: &str) -> crate::ids::InteractionId {
+        self.store
+            .log_interaction(NewInteraction {
+                summary: summary.into(),
+                notes: format!("notes of {summary}"),
+                participants: vec![ParticipantRef::Name(format!("Person {summary}"))],
+                create_missing: true,
+                ..NewInteraction::default()
+            })
+            .unwrap()
+            .id
+    }
+}
+
+fn cfg() -> RelayConfig {
+    RelayConfig::default()
+}
+
+/// One full round against the in-memory relay; returns the events.
+fn relay_round(relay: &mut MemRelay, d: &mut Dev, cfg: RelayConfig) -> Vec<RelayEvent> {
+    let c = relay.connect();
+    let mut m = RelaySync::new(&mut d.store, d.id.clone(), relay.key(), cfg).unwrap();
+    let mut events = Vec::new();
+    for _ in 0..10_000 {
+        let mut progressed = false;
+        while let Some(msg) = m.poll_transmit() {
+            relay.handle(c, msg, NOW);
+            progressed = true;
+        }
+        while let Some(msg) = relay.recv(c) {
+            m.handle(&mut d.store, msg, NOW).unwrap();
+            progressed = true;
+        }
+        while let Some(e) = m.poll_event() {
+            events.push(e);
+        }
+        if !progressed {
+            break;
+        }
+    }
+    assert!(m.is_idle(), "round did not complete: {events:?}");
+    assert!(events.contains(&RelayEvent::RoundComplete));
+    relay.disconnect(c);
+    events
+}
+
+fn assert_same(a: &mut Dev, b: &mut Dev) {
+    let mut ids_a = a.store.doc_ids().unwrap();
+    let mut ids_b = b.store.doc_ids().unwrap();
+    ids_a.sort();
+    ids_b.sort();
+    assert_eq!(ids_a, ids_b);
+    for d in ids_a {
+        let mut ha = a.store.heads(d).unwrap();
+        let mut hb = b.store.heads(d).unwrap();
+        ha.sort();
+        hb.sort();
+        assert_eq!(ha, hb, "heads of {d}");
+    }
+    assert_eq!(a.store.index_dump().unwrap(), b.store.index_dump().unwrap());
+}
+
+#[test]
+fn two_devices_log_offline_then_sync_through_the_relay() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    for i in 0..5 {
+        a.log(&format!("a{i}"));
+        b.log(&format!("b{i}"));
+    }
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut b, cfg());
+    relay_round(&mut relay, &mut a, cfg());
+    assert_eq!(a.store.all_interactions().unwrap().len(), 10);
+    assert_same(&mut a, &mut b);
+    // Each device pushed exactly its own entries, once.
+    assert_eq!(
+        relay.log_of(&a.id.account_id(), &a.id.device_id()),
+        vec![1, 2]
+    );
+    let st = sync_status(&mut a.store).unwrap();
+    assert_eq!(st.outbox_entries, 0);
+    assert_eq!(st.pending_changes, 0);
+    // A quiet round moves nothing.
+    let ev = relay_round(&mut relay, &mut a, cfg());
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, RelayEvent::Pushed { .. } | RelayEvent::Received { .. }))
+    );
+    // The devices list knows both.
+    let devs = list_devices(&mut a.store).unwrap();
+    assert!(devs.iter().any(|d| d.id == b.id.device_id()));
+}
+
+#[test]
+fn crash_between_sealing_and_ack_resends_the_same_entry() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    a.log("before crash");
+    // Run until the push is on the wire, then "crash" before it arrives.
+    let c = relay.connect();
+    let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+    let mut lost = None;
+    for _ in 0..100 {
+        while let Some(msg) = m.poll_transmit() {
+            if let ClientMsg::Request {
+                body: Request::Push { entries },
+                ..
+            } = &msg
+            {
+                lost = Some(entries.clone());
+                continue;
+            }
+            relay.handle(c, msg, NOW);
+        }
+        if lost.is_some() {
+            break;
+        }
+        while let Some(msg) = relay.recv(c) {
+            m.handle(&mut a.store, msg, NOW).unwrap();
+        }
+    }
+    let lost = lost.expect("a push was sent");
+    drop(m);
+    relay.disconnect(c);
+    a.reopen();
+    assert_eq!(
+        sync_status(&mut a.store).unwrap().outbox_entries,
+        lost.len() as u64
+    );
+    // The crash happened after sealing: the re-sent entry is byte-identical.
+    let c = relay.connect();
+    let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+    let mut resent = None;
+    for _ in 0..100 {
+        while let Some(msg) = m.poll_transmit() {
+            if let ClientMsg::Request {
+                body: Request::Push { entries },
+                ..
+            } = &msg
+            {
+                resent = Some(entries.clone());
+            }
+            relay.handle(c, msg, NOW);
+        }
+        while let Some(msg) = relay.recv(c) {
+            // The ack of this push is lost too: the relay stored it, we never hear.
+            if resent.is_some()
+                && matches!(
+                    msg,
+                    kith_protocol::ServerMsg::Response {
+                        body: kith_protocol::Response::PushAck { .. },
+                        ..
+                    }
+                )
+            {
+                continue;
+            }
+            m.handle(&mut a.store, msg, NOW).unwrap();
+        }
+        if resent.is_some() {
+            break;
+        }
+    }
+    assert_eq!(resent.unwrap(), lost);
+    relay.disconnect(c);
+    a.log("after crash");
+    relay_round(&mut relay, &mut a, cfg());
+    // The re-sent seqs are stored once and the next ones follow: never
+    // skipped, never forked (the relay refuses a different payload at a seq).
+    let want: Vec<u64> = (1..=lost.len() as u64 + 2).collect();
+    assert_eq!(relay.log_of(&a.id.account_id(), &a.id.device_id()), want);
+    let mut b = a.sibling("b");
+    relay_round(&mut relay, &mut b, cfg());
+    assert_eq!(b.store.all_interactions().unwrap().len(), 2);
+}
+
+#[test]
+fn changes_whose_dependencies_are_missing_wait_durably_in_pending() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let mut c = a.sibling("c");
+    let id = a.log("shared meeting");
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut b, cfg());
+    b.store
+        .edit_interaction(
+            id,
+            InteractionPatch {
+                summary: Some("edited by b".into()),
+                ..InteractionPatch::default()
+            },
+        )
+        .unwrap();
+    relay_round(&mut relay, &mut b, cfg());
+    // C receives B's entry first (as if the relay ordered B before A).
+    let conn = relay.connect();
+    let mut m = RelaySync::new(&mut c.store, c.id.clone(), relay.key(), cfg()).unwrap();
+    // Drive the handshake only, then feed B's entry as a live event.
+    for _ in 0..4 {
+        while let Some(msg) = m.poll_transmit() {
+            if matches!(msg, ClientMsg::Request { .. }) {
+                continue;
+            }
+            relay.handle(conn, msg, NOW);
+        }
+        while let Some(msg) = relay.recv(conn) {
+            m.handle(&mut c.store, msg, NOW).unwrap();
+        }
+    }
+    let b_entry = relay_entry(&mut relay, &b, 1);
+    let a_entry = relay_entry(&mut relay, &a, 1);
+    m.handle(
+        &mut c.store,
+        kith_protocol::ServerMsg::Event(kith_protocol::Event::Entries {
+            entries: vec![b_entry],
+        }),
+        NOW,
+    )
+    .unwrap();
+    drop(m);
+    relay.disconnect(conn);
+    assert_eq!(sync_status(&mut c.store).unwrap().pending_changes, 1);
+    // Pending survives a restart.
+    c.reopen();
+    assert_eq!(sync_status(&mut c.store).unwrap().pending_changes, 1);
+    let conn = relay.connect();
+    let mut m = RelaySync::new(&mut c.store, c.id.clone(), relay.key(), cfg()).unwrap();
+    for _ in 0..4 {
+        while let Some(msg) = m.poll_transmit() {
+            if matches!(msg, ClientMsg::Request { .. }) {
+                continue;
+            }
+            relay.handle(conn, msg, NOW);
+        }
+        while let Some(msg) = relay.recv(conn) {
+            m.handle(&mut c.store, msg, NOW).unwrap();
+        }
+    }
+    m.handle(
+        &mut c.store,
+        kith_protocol::ServerMsg::Event(kith_protocol::Event::Entries {
+            entries: vec![a_entry],
+        }),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(sync_status(&mut c.store).unwrap().pending_changes, 0);
+    assert_eq!(c.store.interaction(id).unwrap().summary, "edited by b");
+    relay.disconnect(conn);
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut c, cfg());
+    assert_same(&mut a, &mut c);
+}
+
+/// Entry `seq` of `d` as the relay stores it (pulled by a fresh connection of `d`).
+fn relay_entry(relay: &mut MemRelay, d: &Dev, seq: u64) -> kith_protocol::SealedEntry {
+    let c = relay.connect();
+    relay.handle(c, ClientMsg::Hello { versions: vec![1] }, NOW);
+    let Some(kith_protocol::ServerMsg::Welcome { challenge, .. }) = relay.recv(c) else {
+        panic!("no welcome");
+    };
+    let sig = kith_protocol::sign_auth(d.id.device_signing_key(), &relay.key(), &challenge);
+    relay.handle(
+        c,
+        ClientMsg::Auth {
+            cert: d.id.cert().clone(),
+            signature: sig,
+            token: None,
+        },
+        NOW,
+    );
+    let _ = relay.recv(c);
+    relay.handle(
+        c,
+        ClientMsg::Request {
+            id: 1,
+            body: Request::Pull {
+                cursors: vec![],
+                entries_max: 1000,
+                bytes_max: 1 << 20,
+            },
+        },
+        NOW,
+    );
+    let Some(kith_protocol::ServerMsg::Response {
+        body: kith_protocol::Response::Entries { entries, .. },
+        ..
+    }) = relay.recv(c)
+    else {
+        panic!("no entries");
+    };
+    relay.disconnect(c);
+    entries
+        .into_iter()
+        .find(|e| e.device == d.id.device_id() && e.seq == seq)
+        .unwrap()
+}
+
+#[test]
+fn live_events_reach_a_connected_device_without_polling() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let ca = relay.connect();
+    let cb = relay.connect();
+    let mut ma = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+    let mut mb = RelaySync::new(&mut b.store, b.id.clone(), relay.key(), cfg()).unwrap();
+    let pump = |relay: &mut MemRelay, m: &mut RelaySync, d: &mut Dev, c: usize| {
+        for _ in 0..100 {
+            let mut p = false;
+            while let Some(msg) = m.poll_transmit() {
+                relay.handle(c, msg, NOW);
+                p = true;
+            }
+            while let Some(msg) = relay.recv(c) {
+                m.handle(&mut d.store, msg, NOW).unwrap();
+                p = true;
+            }
+            if !p {
+                break;
+            }
+        }
+    };
+    pump(&mut relay, &mut ma, &mut a, ca);
+    pump(&mut relay, &mut mb, &mut b, cb);
+    assert!(ma.is_idle() && mb.is_idle());
+    let id = a.log("live one");
+    ma.local_changed(&mut a.store).unwrap();
+    pump(&mut relay, &mut ma, &mut a, ca);
+    // B only handles what the relay pushed to it; it sends no pull.
+    let msg = relay.recv(cb).expect("an event for b");
+    assert!(matches!(msg, kith_protocol::ServerMsg::Event(_)));
+    mb.handle(&mut b.store, msg, NOW).unwrap();
+    assert_eq!(b.store.interaction(id).unwrap().summary, "live one");
+}
+
+#[test]
+fn a_new_device_bootstraps_from_snapshot_plus_tail() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let small = RelayConfig {
+        snapshot_tail_entries_min: 3,
+        ..RelayConfig::default()
+    };
+    for i in 0..4 {
+        a.log(&format!("m{i}"));
+        relay_round(&mut relay, &mut a, small.clone());
+    }
+    assert!(relay.has_snapshot(&a.id.account_id()));
+    let log = relay.log_of(&a.id.account_id(), &a.id.device_id());
+    assert!(log.len() < 4, "covered entries were pruned: {log:?}");
+    a.log("tail");
+    relay_round(&mut relay, &mut a, cfg());
+    let mut n = a.sibling("new");
+    let ev = relay_round(&mut relay, &mut n, cfg());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, RelayEvent::SnapshotApplied { .. }))
+    );
+    assert_eq!(n.store.all_interactions().unwrap().len(), 5);
+    assert_same(&mut a, &mut n);
+}
+
+#[test]
+fn concurrent_edits_converge_and_surface_the_notes_conflict() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let ana = a.store.add_contact(NewContact::named("Ana Lima")).unwrap();
+    let id = a
+        .store
+        .log_interaction(NewInteraction {
+            summary: "rota".into(),
+            participants: vec![ParticipantRef::Id(ana.id)],
+            ..NewInteraction::default()
+        })
+        .unwrap()
+        .id;
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut b, cfg());
+    for (d, who) in [(&mut a, "a"), (&mut b, "b")] {
+        d.store
+            .edit_interaction(
+                id,
+                InteractionPatch {
+                    notes: Some(format!("notes from {who}")),
+                    ..InteractionPatch::default()
+                },
+            )
+            .unwrap();
+        d.store
+            .edit_contact(
+                ana.id,
+                ContactPatch {
+                    role: Some(Some(format!("role {who}"))),
+                    ..ContactPatch::default()
+                },
+            )
+            .unwrap();
+    }
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut b, cfg());
+    relay_round(&mut relay, &mut a, cfg());
+    assert_same(&mut a, &mut b);
+    let ia = a.store.interaction(id).unwrap();
+    let ib = b.store.interaction(id).unwrap();
+    assert_eq!(ia, ib);
+    assert!(!ia.notes_conflicts.is_empty(), "conflict surfaced: {ia:?}");
+    assert_eq!(
+        a.store.contact(ana.id).unwrap().role,
+        b.store.contact(ana.id).unwrap().role
+    );
+}
+
+#[test]
+fn pairing_through_the_mailbox_then_sync() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    a.log("before pairing");
+    let addr = format!("kith://{}@127.0.0.1:7447", relay.key());
+    let inv = Invitation::create(&a.id, PairingMode::Relay { address: addr }, 60_000, NOW).unwrap();
+    // A leaves the sealed blob in the mailbox during its round.
+    {
+        let c = relay.connect();
+        let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+        m.mailbox_put(&mut a.store, inv.slot, inv.blob.clone(), inv.ttl_s(NOW))
+            .unwrap();
+        let mut stored = false;
+        for _ in 0..100 {
+            while let Some(msg) = m.poll_transmit() {
+                relay.handle(c, msg, NOW);
+            }
+            while let Some(msg) = relay.recv(c) {
+                m.handle(&mut a.store, msg, NOW).unwrap();
+            }
+            while let Some(e) = m.poll_event() {
+                stored |= e == RelayEvent::MailboxStored;
+            }
+        }
+        assert!(stored);
+        relay.disconnect(c);
+    }
+    let text = inv.token.to_string();
+    let token = Token::parse(&text).unwrap();
+    let addr = token.check_relay(None).unwrap();
+    assert_eq!(addr.key, relay.key());
+    token.check_fresh(NOW + 1).unwrap();
+    let take = |relay: &mut MemRelay| {
+        let c = relay.connect();
+        let mut t = MailboxTake::new(relay.key(), token.slot());
+        for _ in 0..4 {
+            while let Some(msg) = t.poll_transmit() {
+                relay.handle(c, msg, NOW + 1);
+            }
+            while let Some(msg) = relay.recv(c) {
+                t.handle(msg);
+            }
+        }
+        relay.disconnect(c);
+        t.result().unwrap()
+    };
+    let blob = take(&mut relay).unwrap();
+    let (id, inviter) = token.join(&blob, "phone", NOW + 1).unwrap();
+    assert_eq!(inviter.device, a.id.device_id());
+    // Reused: the blob is gone.
+    assert_eq!(take(&mut relay), Err(super::relay::MailboxError::NotFound));
+    // Expired: refused before anything is sent.
+    assert!(matches!(
+        token.check_fresh(NOW + 60_001),
+        Err(PairError::Expired { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut n = Dev { dir, store, id };
+    relay_round(&mut relay, &mut n, cfg());
+    assert_eq!(n.store.all_interactions().unwrap().len(), 1);
+}
+
+/// Runs one peer session, client `a` to server `b`; returns stats and the
+/// bytes each way (postcard-encoded messages).
+fn peer_session(a: &mut Dev, b: &mut Dev) -> Result<(PeerStats, usize, usize), PeerError> {
+    let binding = [9u8; 32];
+    let hint = super::peer::peer_hint(&mut a.store, "b").unwrap();
+    let mut cl = PeerSync::new(a.id.clone(), PeerRole::Client, binding).with_hint(hint);
+    let mut sv = PeerSync::new(b.id.clone(), PeerRole::Server, binding);
+    cl.start(&mut a.store, NOW)?;
+    let (mut up, mut down) = (0usize, 0usize);
+    for _ in 0..1000 {
+        let mut p = false;
+        while let Some(m) = cl.poll_transmit() {
+            up += postcard::to_allocvec(&m).unwrap().len() + 4;
+            p = true;
+            if let Err(e) = sv.handle(&mut b.store, m, NOW) {
+                let r = PeerSync::refusal(&e);
+                let seen = cl.handle(&mut a.store, r, NOW);
+                assert!(matches!(seen, Err(PeerError::Refused(_))));
+                return Err(e);
+            }
+        }
+        while let Some(m) = sv.poll_transmit() {
+            down += postcard::to_allocvec(&m).unwrap().len() + 4;
+            p = true;
+            cl.handle(&mut a.store, m, NOW)?;
+        }
+        if !p {
+            break;
+        }
+    }
+    assert!(cl.is_finished());
+    super::peer::remember_peer(&mut a.store, "b", &b.id.device_id()).unwrap();
+    Ok((cl.stats().clone(), up, down))
+}
+
+#[test]
+fn peer_sync_direct_and_reconnect_costs_one_round_trip() {
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    for i in 0..20 {
+        a.log(&format!("a{i}"));
+    }
+    b.log("b0");
+    peer_session(&mut a, &mut b).unwrap();
+    assert_same(&mut a, &mut b);
+    a.log("one more");
+    let (stats, up, down) = peer_session(&mut a, &mut b).unwrap();
+    assert_eq!(stats.round_trips, 1, "{stats:?}");
+    assert_eq!(stats.docs_diverged, 0);
+    assert!(up + down <= 2048, "{up} + {down} bytes");
+    assert_same(&mut a, &mut b);
+    // And in the other direction (the server has the new interaction).
+    b.log("from server");
+    let (stats, _, _) = peer_session(&mut a, &mut b).unwrap();
+    assert_eq!(stats.round_trips, 1);
+    assert_same(&mut a, &mut b);
+    // The server lost its record of the last session: one extra round trip
+    // for a full Hello, and still the right result.
+    {
+        let txn = b.store.writable().unwrap().begin_write().unwrap();
+        txn.open_table(super::tables::PEER_HEADS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    a.log("after record loss");
+    let (stats, _, _) = peer_session(&mut a, &mut b).unwrap();
+    assert_eq!(stats.round_trips, 2);
+    assert_same(&mut a, &mut b);
+}
+
+#[test]
+fn peer_sync_of_diverged_documents_uses_automerge_sync_and_persists_state() {
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let ana = a.store.add_contact(NewContact::named("Ana")).unwrap();
+    peer_session(&mut a, &mut b).unwrap();
+    a.store.add_contact(NewContact::named("Bea")).unwrap();
+    b.store
+        .edit_contact(
+            ana.id,
+            ContactPatch {
+                role: Some(Some("nurse".into())),
+                ..ContactPatch::default()
+            },
+        )
+        .unwrap();
+    let (stats, _, _) = peer_session(&mut a, &mut b).unwrap();
+    assert!(stats.docs_diverged >= 1);
+    assert_same(&mut a, &mut b);
+    assert_eq!(b.store.all_contacts().unwrap().len(), 2);
+    // The state was persisted per peer.
+    let txn = a.store.read_txn().unwrap();
+    let t = txn.open_table(super::tables::PEER_STATE).unwrap();
+    use redb::ReadableTableMetadata;
+    assert!(t.len().unwrap() >= 1);
+}
+
+#[test]
+fn peer_of_another_account_is_refused() {
+    let mut a = Dev::first();
+    let mut x = Dev::first();
+    x.log("secret");
+    let err = peer_session(&mut a, &mut x).unwrap_err();
+    assert!(matches!(err, PeerError::NotMember(_)), "{err}");
+    assert!(a.store.all_interactions().unwrap().is_empty());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddContact(usize, u8),
+    Log(usize, u8),
+    EditNotes(usize, u8),
+    RelayRound(usize),
+    Peer(usize, usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..3usize, any::<u8>()).prop_map(|(d, x)| Op::AddContact(d, x)),
+        (0..3usize, any::<u8>()).prop_map(|(d, x)| Op::Log(d, x)),
+        (0..3usize, any::<u8>()).prop_map(|(d, x)| Op::EditNotes(d, x)),
+        (0..3usize).prop_map(Op::RelayRound),
+        (0..3usize, 0..3usize).prop_map(|(a, b)| Op::Peer(a, b)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #[test]
+    fn random_ops_and_sync_orders_converge(n in 2usize..=3, ops in proptest::collection::vec(op(), 1..25)) {
+        let mut relay = MemRelay::new(1);
+        let first = Dev::first();
+        let mut devs = vec![];
+        for i in 1..n {
+            devs.push(first.sibling(&format!("d{i}")));
+        }
+        devs.insert(0, first);
+        for op in ops {
+            match op {
+                Op::AddContact(d, x) => {
+                    let d = d % n;
+                    devs[d].store.add_contact(NewContact::named(format!("C {x}"))).unwrap();
+                }
+                Op::Log(d, x) => {
+                    let d = d % n;
+                    devs[d].log(&format!("m{x}"));
+                }
+                Op::EditNotes(d, x) => {
+                    let d = d % n;
+                    let all = devs[d].store.all_interactions().unwrap();
+                    if let Some(i) = all.get(x as usize % all.len().max(1)) {
+                        devs[d].store.edit_interaction(i.id, InteractionPatch {
+                            notes: Some(format!("n{x}")),
+                            ..InteractionPatch::default()
+                        }).unwrap();
+                    }
+                }
+                Op::RelayRound(d) => {
+                    let d = d % n;
+                    relay_round(&mut relay, &mut devs[d], cfg());
+                }
+                Op::Peer(x, y) => {
+                    let (x, y) = (x % n, y % n);
+                    if x != y {
+                        let (lo, hi) = (x.min(y), x.max(y));
+                        let (l, r) = devs.split_at_mut(hi);
+                        peer_session(&mut l[lo], &mut r[0]).unwrap();
+                    }
+                }
+            }
+        }
+        for _ in 0..2 {
+            for d in devs.iter_mut() {
+                relay_round(&mut relay, d, cfg());
+            }
+        }
+        let (first, rest) = devs.split_at_mut(1);
+        for d in rest {
+            assert_same(&mut first[0], d);
+        }
+        for d in devs.iter_mut() {
+            prop_assert_eq!(sync_status(&mut d.store).unwrap().pending_changes, 0);
+        }
+        let _ = DocId::Main;
+    }
+}
+
+#[test]
+fn a_three_way_notes_conflict_reaches_every_index() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let mut c = a.sibling("c");
+    let id = a.log("three-way");
+    for d in [&mut a, &mut b, &mut c] {
+        relay_round(&mut relay, d, cfg());
+    }
+    for (d, v) in [(&mut a, "from a"), (&mut b, "from b"), (&mut c, "from c")] {
+        d.store
+            .edit_interaction(
+                id,
+                InteractionPatch {
+                    notes: Some(v.into()),
+                    ..InteractionPatch::default()
+                },
+            )
+            .unwrap();
+    }
+    // A and B merge first (two values), then C's third value arrives: it
+    // loses, so Automerge reports no patch, yet the conflict set grew.
+    for _ in 0..2 {
+        for d in [&mut a, &mut b, &mut c] {
+            relay_round(&mut relay, d, cfg());
+        }
+    }
+    let ia = a.store.interaction(id).unwrap();
+    assert_eq!(ia.notes_conflicts.len(), 2, "{ia:?}");
+    assert_same(&mut a, &mut b);
+    assert_same(&mut a, &mut c);
+}

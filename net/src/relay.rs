@@ -1,0 +1,498 @@
+//! Talking to a relay: one round (`kith sync`), a watching session that
+//! stays connected and reconnects with bounded backoff (`kith sync --watch`),
+//! leaving and taking pairing invitations, and revocations. Each connection
+//! is a fresh [`RelaySync`] over one bidirectional QUIC stream; everything
+//! durable is in the store, so a dropped connection loses nothing.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kith_core::Store;
+use kith_core::sync::pairing::{PairError, Token};
+use kith_core::sync::relay::{MailboxError, MailboxTake};
+use kith_core::sync::{
+    DeviceIdentity, Invitation, RelayConfig, RelayEvent, RelaySync, RelaySyncError,
+};
+use kith_protocol::{DeviceCert, ErrorCode, RelayAddress, Revocation, ServerMsg};
+use tokio::sync::{mpsc, watch};
+
+use crate::frames::{Counters, FrameIoError, spawn_reader, write_msg};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Why a relay session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot resolve '{host}': {detail}")]
+    Resolve { host: String, detail: String },
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect { addr: String, detail: String },
+    #[error("the connection was lost: {0}")]
+    Connection(String),
+    #[error(transparent)]
+    Frame(#[from] FrameIoError),
+    #[error(transparent)]
+    Sync(#[from] RelaySyncError),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("no answer within {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+    #[error(transparent)]
+    Peer(#[from] kith_core::sync::PeerError),
+    #[error(transparent)]
+    Store(#[from] kith_core::StoreError),
+}
+
+impl NetError {
+    /// True when reconnecting may help (network trouble, relay restart).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            NetError::Resolve { .. }
+            | NetError::Connect { .. }
+            | NetError::Connection(_)
+            | NetError::Frame(_)
+            | NetError::Timeout { .. } => true,
+            NetError::Sync(RelaySyncError::Relay { code, .. }) => matches!(
+                code,
+                ErrorCode::Internal | ErrorCode::ShuttingDown | ErrorCode::RateLimited
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What one round moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub pushed_entries: usize,
+    pub pushed_bytes: usize,
+    pub received_entries: usize,
+    pub received_bytes: usize,
+    pub contacts_changed: usize,
+    pub interactions_changed: usize,
+    pub pending_changes: usize,
+    pub snapshot_applied: bool,
+    pub snapshot_stored: bool,
+    /// Frame bytes on the wire, both directions.
+    pub wire_sent_bytes: u64,
+    pub wire_received_bytes: u64,
+    pub elapsed_ms: u64,
+}
+
+impl RoundReport {
+    fn add(&mut self, e: &RelayEvent) {
+        match e {
+            RelayEvent::Pushed { entries, bytes, .. } => {
+                self.pushed_entries += entries;
+                self.pushed_bytes += bytes;
+            }
+            RelayEvent::Received { entries, bytes, .. } => {
+                self.received_entries += entries;
+                self.received_bytes += bytes;
+            }
+            RelayEvent::Applied {
+                contacts,
+                interactions,
+                pending,
+                ..
+            } => {
+                self.contacts_changed += contacts;
+                self.interactions_changed += interactions;
+                self.pending_changes = *pending;
+            }
+            RelayEvent::SnapshotApplied { .. } => self.snapshot_applied = true,
+            RelayEvent::SnapshotStored { .. } => self.snapshot_stored = true,
+            _ => {}
+        }
+    }
+}
+
+/// Extra requests to send in a round.
+#[derive(Debug, Clone)]
+pub enum Extra {
+    Invitation(Invitation),
+    Revoke(Revocation),
+}
+
+fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    // A panic while holding the lock cannot leave the store half-written
+    // (every write is one redb transaction), so the data is safe to use.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn resolve(host_port: &str) -> Result<SocketAddr, NetError> {
+    let mut addrs = tokio::net::lookup_host(host_port)
+        .await
+        .map_err(|e| NetError::Resolve {
+            host: host_port.into(),
+            detail: e.to_string(),
+        })?;
+    addrs.next().ok_or_else(|| NetError::Resolve {
+        host: host_port.into(),
+        detail: "no address".into(),
+    })
+}
+
+/// A client endpoint for connecting to `to`.
+pub(crate) fn client_endpoint(to: &SocketAddr) -> Result<quinn::Endpoint, NetError> {
+    let bind: SocketAddr = if to.is_ipv6() {
+        "[::]:0".parse().map_err(|_| NetError::Tls("bind".into()))?
+    } else {
+        "0.0.0.0:0"
+            .parse()
+            .map_err(|_| NetError::Tls("bind".into()))?
+    };
+    quinn::Endpoint::client(bind).map_err(|e| NetError::Connect {
+        addr: to.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn client_transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(10)))
+        .max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(60)).ok())
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    t
+}
+
+async fn connect_relay(
+    addr: &RelayAddress,
+) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
+    let sock = resolve(&addr.host_port()).await?;
+    let tls =
+        kith_protocol::tls::client_config(addr.key).map_err(|e| NetError::Tls(e.to_string()))?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(client_transport()));
+    let endpoint = client_endpoint(&sock)?;
+    let conn = endpoint
+        .connect_with(cfg, sock, kith_protocol::tls::SERVER_NAME)
+        .map_err(|e| NetError::Connect {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })?
+        .await
+        .map_err(|e| NetError::Connect {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok((endpoint, conn))
+}
+
+async fn recv_local(rx: &mut Option<&mut mpsc::Receiver<()>>) -> Option<()> {
+    match rx {
+        Some(r) => {
+            let got = r.recv().await;
+            // Coalesce a burst of local writes into one push.
+            while r.try_recv().is_ok() {}
+            got
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal(rx: &mut Option<&mut watch::Receiver<bool>>) {
+    match rx {
+        Some(r) => {
+            while !*r.borrow() {
+                if r.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+struct Session<'a, F: FnMut(&RelayEvent)> {
+    store: &'a Mutex<Store>,
+    id: &'a DeviceIdentity,
+    addr: &'a RelayAddress,
+    cfg: RelayConfig,
+    extras: Vec<Extra>,
+    once: bool,
+    local: Option<&'a mut mpsc::Receiver<()>>,
+    shutdown: Option<&'a mut watch::Receiver<bool>>,
+    on_event: F,
+}
+
+/// Runs one connection; returns when idle (`once`), on shutdown, or on error.
+async fn run_session<F: FnMut(&RelayEvent)>(
+    s: &mut Session<'_, F>,
+) -> Result<RoundReport, NetError> {
+    let started = Instant::now();
+    let (endpoint, conn) = connect_relay(s.addr).await?;
+    let (mut send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let counters = Arc::new(Counters::default());
+    let mut rx = spawn_reader::<ServerMsg>(recv, counters.clone());
+    let mut report = RoundReport::default();
+    let mut m = {
+        let mut st = lock(s.store);
+        let mut m = RelaySync::new(&mut st, s.id.clone(), s.addr.key, s.cfg.clone())?;
+        for x in std::mem::take(&mut s.extras) {
+            match x {
+                Extra::Invitation(inv) => {
+                    let ttl = inv.ttl_s(now_ms());
+                    m.mailbox_put(&mut st, inv.slot, inv.blob, ttl)?;
+                }
+                Extra::Revoke(r) => m.revoke(&mut st, r)?,
+            }
+        }
+        m
+    };
+    let result: Result<(), NetError> = async {
+        loop {
+            while let Some(msg) = m.poll_transmit() {
+                write_msg(&mut send, &msg, &counters).await?;
+            }
+            while let Some(e) = m.poll_event() {
+                report.add(&e);
+                (s.on_event)(&e);
+            }
+            if s.once && m.is_idle() {
+                return Ok(());
+            }
+            let wait_ms = m.poll_timeout().map(|t| t.saturating_sub(now_ms()));
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(Ok(msg)) => {
+                        let mut st = lock(s.store);
+                        m.handle(&mut st, msg, now_ms())?;
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(NetError::Connection("reader stopped".into())),
+                },
+                Some(()) = recv_local(&mut s.local) => {
+                    let mut st = lock(s.store);
+                    m.local_changed(&mut st)?;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms.unwrap_or(0))), if wait_ms.is_some() => {
+                    let mut st = lock(s.store);
+                    m.handle_timeout(&mut st, now_ms())?;
+                }
+                _ = shutdown_signal(&mut s.shutdown) => return Ok(()),
+            }
+        }
+    }
+    .await;
+    let _ = send.finish();
+    conn.close(0u32.into(), b"bye");
+    let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
+    report.wire_sent_bytes = counters.sent();
+    report.wire_received_bytes = counters.received();
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result.map(|()| report)
+}
+
+/// One sync round: connect, pull everything new, push everything local,
+/// maybe upload a snapshot, send `extras`, disconnect.
+pub async fn relay_round(
+    store: &Mutex<Store>,
+    id: &DeviceIdentity,
+    addr: &RelayAddress,
+    cfg: RelayConfig,
+    extras: Vec<Extra>,
+    timeout_ms: u64,
+    on_event: impl FnMut(&RelayEvent),
+) -> Result<RoundReport, NetError> {
+    let mut s = Session {
+        store,
+        id,
+        addr,
+        cfg: RelayConfig {
+            subscribe: false,
+            ..cfg
+        },
+        extras,
+        once: true,
+        local: None,
+        shutdown: None,
+        on_event,
+    };
+    tokio::time::timeout(Duration::from_millis(timeout_ms), run_session(&mut s))
+        .await
+        .map_err(|_| NetError::Timeout { timeout_ms })?
+}
+
+/// Backoff of a watching session.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Give up after this many consecutive failed connections (None: never).
+    pub failures_max: Option<u32>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            backoff_initial_ms: 250,
+            backoff_max_ms: 30_000,
+            failures_max: None,
+        }
+    }
+}
+
+/// Stays connected: live events in, local changes (signalled on `local`)
+/// out, reconnecting with doubling backoff capped at `backoff_max_ms`.
+/// Returns on shutdown, or with the error that reconnecting cannot fix.
+#[allow(clippy::too_many_arguments)]
+pub async fn relay_watch(
+    store: &Mutex<Store>,
+    id: &DeviceIdentity,
+    addr: &RelayAddress,
+    cfg: RelayConfig,
+    opts: WatchOptions,
+    local: &mut mpsc::Receiver<()>,
+    shutdown: &mut watch::Receiver<bool>,
+    mut on_event: impl FnMut(&RelayEvent),
+    mut on_error: impl FnMut(&NetError, u64),
+) -> Result<(), NetError> {
+    let mut delay = opts.backoff_initial_ms;
+    let mut failures = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let connected_at = Instant::now();
+        let r = {
+            let mut s = Session {
+                store,
+                id,
+                addr,
+                cfg: RelayConfig {
+                    subscribe: true,
+                    ..cfg.clone()
+                },
+                extras: Vec::new(),
+                once: false,
+                local: Some(&mut *local),
+                shutdown: Some(&mut *shutdown),
+                on_event: &mut on_event,
+            };
+            run_session(&mut s).await
+        };
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_retryable() => {
+                if connected_at.elapsed() > Duration::from_secs(30) {
+                    delay = opts.backoff_initial_ms;
+                    failures = 0;
+                }
+                failures += 1;
+                if opts.failures_max.is_some_and(|m| failures > m) {
+                    return Err(e);
+                }
+                on_error(&e, delay);
+                let mut sd = Some(&mut *shutdown);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                    _ = shutdown_signal(&mut sd) => return Ok(()),
+                }
+                delay = (delay * 2).min(opts.backoff_max_ms);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Leaves an invitation in the relay mailbox (one authenticated round).
+pub async fn send_invitation(
+    store: &Mutex<Store>,
+    id: &DeviceIdentity,
+    addr: &RelayAddress,
+    inv: &Invitation,
+    timeout_ms: u64,
+) -> Result<RoundReport, NetError> {
+    relay_round(
+        store,
+        id,
+        addr,
+        RelayConfig::default(),
+        vec![Extra::Invitation(inv.clone())],
+        timeout_ms,
+        |_| {},
+    )
+    .await
+}
+
+/// Why joining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Pair(#[from] PairError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// Redeems a relay-mode token: takes the invitation from the mailbox and
+/// returns the new device's identity and the inviter's certificate.
+/// `given_relay` is the relay the user named, if any (must match the token).
+pub async fn join_via_relay(
+    token: &Token,
+    given_relay: Option<&kith_protocol::RelayKey>,
+    device_name: &str,
+    timeout_ms: u64,
+) -> Result<(DeviceIdentity, DeviceCert, RelayAddress), JoinError> {
+    token.check_fresh(now_ms())?;
+    let addr = token.check_relay(given_relay)?;
+    let fut = async {
+        let (endpoint, conn) = connect_relay(&addr).await?;
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Connection(e.to_string()))?;
+        let counters = Arc::new(Counters::default());
+        let mut rx = spawn_reader::<ServerMsg>(recv, counters.clone());
+        let mut m = MailboxTake::new(addr.key, token.slot());
+        let out = loop {
+            while let Some(msg) = m.poll_transmit() {
+                write_msg(&mut send, &msg, &counters).await?;
+            }
+            if let Some(r) = m.result() {
+                break r;
+            }
+            match rx.recv().await {
+                Some(Ok(msg)) => m.handle(msg),
+                Some(Err(e)) => return Err(NetError::from(e)),
+                None => return Err(NetError::Connection("reader stopped".into())),
+            }
+        };
+        let _ = send.finish();
+        conn.close(0u32.into(), b"bye");
+        let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+        Ok::<_, NetError>(out)
+    };
+    let taken = tokio::time::timeout(Duration::from_millis(timeout_ms), fut)
+        .await
+        .map_err(|_| NetError::Timeout { timeout_ms })??;
+    let blob = match taken {
+        Ok(b) => b,
+        Err(MailboxError::NotFound) => return Err(PairError::AlreadyUsed.into()),
+        Err(MailboxError::WrongRelay { expected, got }) => {
+            return Err(PairError::OtherRelay {
+                token_relay: expected.to_string(),
+                given: got.to_string(),
+            }
+            .into());
+        }
+        Err(e) => {
+            return Err(NetError::Connection(e.to_string()).into());
+        }
+    };
+    let (id, inviter) = token.join(&blob, device_name, now_ms())?;
+    Ok((id, inviter, addr))
+}

@@ -1,0 +1,303 @@
+//! Sync figures (a bench binary, run with
+//! `cargo bench -p kith-e2e --bench sync` or, quicker, `-- --quick`):
+//!
+//! 1. a new device bootstrapping 5,000 and 50,000 interactions through a
+//!    real relay on loopback: time, bytes on the wire, and those bytes over
+//!    the compressed document (sum of `save()` of every document);
+//! 2. propagation A -> relay -> B of one logged interaction, both devices
+//!    connected and watching, 200 trials: p50 / p99;
+//! 3. peer-to-peer reconnect after one new interaction: bytes and round trips.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kith_core::sync::{RelayConfig, RelayEvent};
+use kith_core::synth::{SynthParams, generate};
+use kith_core::{NewInteraction, ParticipantRef};
+use kith_e2e::{Device, TestRelay};
+use tokio::sync::{mpsc, watch};
+
+const TIMEOUT_MS: u64 = 600_000;
+
+fn seeded(d: &Device, contacts: usize, interactions: usize) {
+    let now = kith_net::now_ms() as i64;
+    let net = generate(&SynthParams::new(contacts, interactions, 7, now));
+    let mut s = d.s();
+    s.import_records(net.contacts, Vec::new(), net.projects, net.goals)
+        .unwrap();
+    for chunk in net.interactions.chunks(5_000) {
+        s.import_records(Vec::new(), chunk.to_vec(), Vec::new(), Vec::new())
+            .unwrap();
+    }
+    for doc in s.doc_ids().unwrap() {
+        s.compact(doc).unwrap();
+    }
+}
+
+fn compressed_doc_bytes(d: &Device) -> usize {
+    let s = d.s();
+    s.doc_ids()
+        .unwrap()
+        .into_iter()
+        .map(|doc| {
+            s.doc_meta(doc)
+                .unwrap()
+                .map_or(0, |m| m.full_bytes as usize)
+        })
+        .sum()
+}
+
+async fn bootstrap(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(dir.path());
+    let a = Device::first("laptop");
+    let t = Instant::now();
+    seeded(&a, (n / 20).clamp(50, 1500), n);
+    let seed_ms = t.elapsed().as_millis();
+    let doc_bytes = compressed_doc_bytes(&a);
+    let t = Instant::now();
+    let mut snapshot = false;
+    let up = kith_net::relay_round(
+        &a.store,
+        &a.id,
+        &relay.address(),
+        RelayConfig::default(),
+        vec![],
+        TIMEOUT_MS,
+        |e| {
+            if matches!(e, RelayEvent::SnapshotStored { .. }) {
+                snapshot = true;
+            }
+            if let RelayEvent::SnapshotSkipped { reason } = e {
+                println!("    (snapshot skipped: {reason})");
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let up_ms = t.elapsed().as_millis();
+    let b = a.sibling("new phone");
+    let t = Instant::now();
+    let down = kith_net::relay_round(
+        &b.store,
+        &b.id,
+        &relay.address(),
+        RelayConfig::default(),
+        vec![],
+        TIMEOUT_MS,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let ms = t.elapsed().as_millis();
+    let got = b.s().all_interactions().unwrap().len();
+    assert_eq!(got, a.s().all_interactions().unwrap().len());
+    println!(
+        "bootstrap {n:>6} interactions: new device {ms} ms, {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
+        down.wire_received_bytes,
+        down.wire_sent_bytes,
+        doc_bytes,
+        down.wire_received_bytes as f64 / doc_bytes as f64,
+        down.snapshot_applied,
+    );
+    println!(
+        "    (seeding {seed_ms} ms; first upload {up_ms} ms, {} bytes, snapshot uploaded: {snapshot})",
+        up.wire_sent_bytes
+    );
+    if std::env::args().any(|a| a == "--detail") {
+        let t = Instant::now();
+        b.s().reindex().unwrap();
+        let reindex_ms = t.elapsed().as_millis();
+        let dir = b.dir.path().to_path_buf();
+        let t = Instant::now();
+        let mut fresh = {
+            let placeholder = kith_core::Store::open(tempfile::tempdir().unwrap().path()).unwrap();
+            let old = std::mem::replace(&mut *b.s(), placeholder);
+            old.close().unwrap();
+            kith_core::Store::open(&dir).unwrap()
+        };
+        fresh.load_all().unwrap();
+        println!(
+            "    (detail: reindex {reindex_ms} ms; open + load all documents {} ms)",
+            t.elapsed().as_millis()
+        );
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn propagation(trials: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(dir.path());
+    let a = Device::first("laptop");
+    let b = a.sibling("phone");
+    seeded(&a, 100, 1000);
+    kith_net::relay_round(
+        &a.store,
+        &a.id,
+        &relay.address(),
+        RelayConfig::default(),
+        vec![],
+        TIMEOUT_MS,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    kith_net::relay_round(
+        &b.store,
+        &b.id,
+        &relay.address(),
+        RelayConfig::default(),
+        vec![],
+        TIMEOUT_MS,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let spawn_watch = |d: &Device,
+                       events: Option<std::sync::mpsc::Sender<Instant>>,
+                       ready: std::sync::mpsc::Sender<()>| {
+        let (local_tx, mut local_rx) = mpsc::channel::<()>(64);
+        let store = Arc::clone(&d.store);
+        let id = d.id.clone();
+        let addr = relay.address();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            kith_net::relay_watch(
+                &store,
+                &id,
+                &addr,
+                RelayConfig::default(),
+                kith_net::WatchOptions::default(),
+                &mut local_rx,
+                &mut stop,
+                |e| match e {
+                    RelayEvent::RoundComplete => {
+                        let _ = ready.send(());
+                    }
+                    RelayEvent::Applied { interactions, .. } if *interactions > 0 => {
+                        if let Some(tx) = &events {
+                            let _ = tx.send(Instant::now());
+                        }
+                    }
+                    _ => {}
+                },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        });
+        local_tx
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let a_local = spawn_watch(&a, None, ready_tx.clone());
+    let _b_local = spawn_watch(&b, Some(seen_tx), ready_tx);
+    for _ in 0..2 {
+        tokio::task::block_in_place(|| ready_rx.recv_timeout(Duration::from_secs(60)).unwrap());
+    }
+    let person = a.s().all_contacts().unwrap()[0].id;
+    let mut lat = Vec::with_capacity(trials);
+    for i in 0..trials {
+        let t0 = Instant::now();
+        a.s()
+            .log_interaction(NewInteraction {
+                summary: format!("trial {i}"),
+                participants: vec![ParticipantRef::Id(person)],
+                ..NewInteraction::default()
+            })
+            .unwrap();
+        a_local.send(()).await.unwrap();
+        let t1 =
+            tokio::task::block_in_place(|| seen_rx.recv_timeout(Duration::from_secs(30)).unwrap());
+        lat.push(t1 - t0);
+        while seen_rx.try_recv().is_ok() {}
+    }
+    let _ = stop_tx.send(true);
+    lat.sort();
+    println!(
+        "propagation A -> relay -> B, {trials} trials: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (includes A's durable local write)",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().unwrap().as_secs_f64() * 1e3,
+    );
+}
+
+async fn p2p_reconnect() {
+    let a = Device::first("laptop");
+    let b = a.sibling("phone");
+    seeded(&a, 200, 2000);
+    let server = kith_net::PeerServer::bind("127.0.0.1:0".parse().unwrap(), &b.id).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let host = Arc::new(std::sync::Mutex::new(
+        kith_core::sync::pairing::PairingHost::default(),
+    ));
+    let task = tokio::spawn(server.run(
+        b.store.clone(),
+        b.id.clone(),
+        host,
+        async move {
+            let _ = rx.await;
+        },
+        |_| {},
+    ));
+    let first = kith_net::sync_with_peer(&a.store, &a.id, addr)
+        .await
+        .unwrap();
+    let person = a.s().all_contacts().unwrap()[0].id;
+    a.s()
+        .log_interaction(NewInteraction {
+            summary: "one new meeting".into(),
+            notes: "a few lines of notes about what we discussed and agreed".into(),
+            participants: vec![ParticipantRef::Id(person)],
+            ..NewInteraction::default()
+        })
+        .unwrap();
+    let r = kith_net::sync_with_peer(&a.store, &a.id, addr)
+        .await
+        .unwrap();
+    let idle = kith_net::sync_with_peer(&a.store, &a.id, addr)
+        .await
+        .unwrap();
+    println!(
+        "p2p reconnect after one new interaction: {} bytes ({} sent + {} received), {} round trip(s) + close handshake, {} ms; (first full sync {} bytes; idle reconnect {} bytes)",
+        r.wire_sent_bytes + r.wire_received_bytes,
+        r.wire_sent_bytes,
+        r.wire_received_bytes,
+        r.stats.round_trips,
+        r.elapsed_ms,
+        first.wire_sent_bytes + first.wire_received_bytes,
+        idle.wire_sent_bytes + idle.wire_received_bytes,
+    );
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        bootstrap(5_000).await;
+        if !quick {
+            bootstrap(50_000).await;
+        }
+        propagation(if quick { 50 } else { 200 }).await;
+        p2p_reconnect().await;
+    });
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: real relay (in-process, on loopback, restartable on its
+//! files), real QUIC, real stores in temp dirs.
+
+// Test code: unwrap/panic are the assertion mechanism here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod crash;
+mod p2p;
+mod pairing;
+mod relay_sync;
