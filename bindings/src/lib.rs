@@ -14,15 +14,19 @@
 mod error;
 mod guard;
 mod inputs;
+mod insights;
 mod kith;
 mod listener;
 mod runtime;
+mod transfer;
 mod types;
 
 pub use error::{KithError, KithResult};
 pub use inputs::*;
+pub use insights::*;
 pub use kith::{Kith, PAGE_LIMIT_MAX};
 pub use listener::{ChangeSummary, KithListener, SyncState};
+pub use transfer::*;
 pub use types::*;
 
 uniffi::setup_scaffolding!();
