@@ -412,3 +412,46 @@ impl Kith {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kith_core::insights::Coverage;
+
+    #[test]
+    fn every_metric_state_survives_the_flattening() {
+        let none = Metric::<u32>::no_data("no contacts yet");
+        let (s, v) = status(&none);
+        assert_eq!(
+            (s.state, s.reason.as_deref(), v),
+            (MetricState::NoData, Some("no contacts yet"), None)
+        );
+        let few = Metric::<u32>::NotEnoughData {
+            coverage: Coverage::new(1, 10),
+        };
+        let (s, v) = status(&few);
+        assert_eq!(
+            (s.state, s.coverage_known, s.coverage_total, v),
+            (MetricState::NotEnoughData, 1, 10, None)
+        );
+        let some = Metric::Value {
+            coverage: Coverage::full(4),
+            value: 7u32,
+        };
+        let (s, v) = status(&some);
+        assert_eq!(
+            (s.state, s.coverage_share, v),
+            (MetricState::Value, 1.0, Some(&7))
+        );
+        assert_eq!(s.reason, None);
+    }
+
+    #[test]
+    fn a_negative_instant_is_invalid_and_none_is_now() {
+        assert!(
+            matches!(resolve_now(Some(-1)), Err(KithError::InvalidInput { ref field, .. }) if field == "now_ms")
+        );
+        assert_eq!(resolve_now(Some(5)), Ok(5));
+        assert!(resolve_now(None).is_ok_and(|n| n > 1_700_000_000_000));
+    }
+}

@@ -371,3 +371,56 @@ pub fn restore_backup(
         Ok(Arc::new(Kith::from_store(path, restored.store)))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: KithError) -> String {
+        match e {
+            KithError::InvalidInput { field, .. } => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backup_errors_name_what_the_user_can_fix() {
+        let b = |e: BackupError| StoreBackupError::Backup(e);
+        assert_eq!(
+            field(backup_error(b(BackupError::WrongPassphrase), true)),
+            "passphrase"
+        );
+        assert_eq!(
+            field(backup_error(b(BackupError::EmptyPassphrase), false)),
+            "passphrase"
+        );
+        assert_eq!(
+            field(backup_error(b(BackupError::NotABackup), true)),
+            "backup"
+        );
+        assert_eq!(
+            field(backup_error(b(BackupError::Damaged { what: "tag" }), true)),
+            "backup"
+        );
+        let too_large = || {
+            b(BackupError::TooLarge {
+                size_bytes: 2,
+                size_bytes_max: 1,
+            })
+        };
+        assert_eq!(field(backup_error(too_large(), true)), "backup");
+        assert!(matches!(
+            backup_error(too_large(), false),
+            KithError::Internal { .. }
+        ));
+        let not_empty = StoreBackupError::TargetNotEmpty {
+            path: PathBuf::from("x"),
+        };
+        assert_eq!(field(backup_error(not_empty, true)), "data_dir");
+        let io = StoreBackupError::Io {
+            path: PathBuf::from("x"),
+            source: std::io::Error::other("disk full"),
+        };
+        assert!(matches!(backup_error(io, true), KithError::Storage { .. }));
+    }
+}
