@@ -45,7 +45,7 @@ enum Slot {
 pub struct Kith {
     data_dir: PathBuf,
     slot: Mutex<Slot>,
-    listeners: Listeners,
+    pub(crate) listeners: Listeners,
 }
 
 impl std::fmt::Debug for Kith {
@@ -68,6 +68,15 @@ fn check_limit(limit: u32) -> KithResult<usize> {
 }
 
 impl Kith {
+    /// A handle over an already open store (a restored backup).
+    pub(crate) fn from_store(data_dir: PathBuf, store: Store) -> Kith {
+        Kith {
+            data_dir,
+            slot: Mutex::new(Slot::Open(Box::new(store))),
+            listeners: Listeners::default(),
+        }
+    }
+
     fn slot(&self) -> MutexGuard<'_, Slot> {
         match self.slot.lock() {
             Ok(slot) => slot,
@@ -94,7 +103,10 @@ impl Kith {
     }
 
     /// Runs `f` on the open store, or fails with `Locked` when suspended/closed.
-    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> KithResult<T>) -> KithResult<T> {
+    pub(crate) fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> KithResult<T>,
+    ) -> KithResult<T> {
         let mut slot = self.slot();
         match &mut *slot {
             Slot::Open(store) => f(store),

@@ -6,7 +6,9 @@
 //! types ([`types`]), calls the engine, maps its errors to the single
 //! [`KithError`] ([`error`]), and, after a write, notifies the registered
 //! [`KithListener`]s ([`listener`]). Slow work runs on the runtime owned by this
-//! crate ([`runtime`]) behind `async` methods.
+//! crate ([`runtime`]) behind `async` methods. Insights are flattened into
+//! plain records in [`insights`]; import, export and encrypted backup live in
+//! [`transfer`].
 //!
 //! Bindings are generated from the built library (`scripts/bindings.sh`); see
 //! bindings/README.md.
@@ -14,15 +16,19 @@
 mod error;
 mod guard;
 mod inputs;
+mod insights;
 mod kith;
 mod listener;
 mod runtime;
+mod transfer;
 mod types;
 
 pub use error::{KithError, KithResult};
 pub use inputs::*;
+pub use insights::*;
 pub use kith::{Kith, PAGE_LIMIT_MAX};
 pub use listener::{ChangeSummary, KithListener, SyncState};
+pub use transfer::*;
 pub use types::*;
 
 uniffi::setup_scaffolding!();

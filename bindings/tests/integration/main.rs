@@ -8,6 +8,7 @@
 mod lifecycle;
 mod listener;
 mod threads;
+mod transfer;
 
 use std::sync::Arc;
 

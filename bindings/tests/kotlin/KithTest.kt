@@ -158,6 +158,54 @@ fun coroutines(kith: Kith) = runBlocking {
     check(e?.field == "limit") { "async error" }
 }
 
+/** Insights after a meeting is logged, then a vCard export imported into a second store. */
+fun insightsAndImport(dir: String, otherDir: String) {
+    val dayMs = 86_400_000L
+    Kith.open(dir).use { kith ->
+        val ana = kith.addContact(NewContact(
+            name = "Ana Lima",
+            organisation = "St Mary's Hospital",
+            emails = listOf(ContactPoint(value = "ana@stmarys.example", label = "work")),
+            circles = listOf(Circle.STRATEGIC),
+        ))
+        kith.logInteraction(NewInteraction(summary = "Coffee after the board meeting", participantIds = listOf(ana.id)))
+        val now = kith.insights(null)
+        check(now.contactsTotal == 1u && now.interactionsTotal == 1u) { "insights totals: $now" }
+        check(now.circleBalance.status.state == MetricState.VALUE) { "circle balance: ${now.circleBalance.status}" }
+        check(now.reconnect.top.isEmpty()) { "nobody overdue right after the meeting: ${now.reconnect.top}" }
+        // Half a year later the strategic tie is overdue and the headlines say so.
+        val later = kith.insights(now.nowMs + 200 * dayMs)
+        check(later.headlines.isNotEmpty()) { "headlines 200 days later" }
+        check(later.headlines.all { it.code.isNotEmpty() && it.message.isNotEmpty() }) { "headline text" }
+        val tie = later.reconnect.top.single()
+        check(tie.contactId == ana.id && !tie.never && tie.overdueRatio >= 1.0) { "reconnect: $tie" }
+        check(kith.insightsJson(null).contains("\"headlines\"")) { "insights json" }
+        expect<KithException.InvalidInput> { kith.insights(-1L) }
+
+        val vcf = kith.exportVcard()
+        check(vcf.contains("FN:Ana Lima")) { "vCard export: $vcf" }
+        Kith.open(otherDir).use { other ->
+            val rec = Recorder()
+            other.addListener(rec)
+            val dry = other.importVcard(vcf.toByteArray(), true)
+            check(dry.created.map { it.name } == listOf("Ana Lima") && dry.created.single().contactId == null) { "dry run: $dry" }
+            check(rec.changes.isEmpty()) { "a dry run notifies nobody" }
+            val report = other.importVcard(vcf.toByteArray(), false)
+            val id = report.created.single().contactId!!
+            val copy = other.getContact(id)
+            check(copy.name == "Ana Lima" && copy.organisation == "St Mary's Hospital") { "imported: $copy" }
+            check(copy.emails.map { it.value } == listOf("ana@stmarys.example")) { "imported emails" }
+            check(rec.changes.single().contactIds == listOf(id)) { "listener after import: ${rec.changes}" }
+            val again = other.importVcard(vcf.toByteArray(), false)
+            check(again.created.isEmpty() && again.alreadyImported.single().existingContactId == id) { "re-import: $again" }
+            val bad = expect<KithException.InvalidInput> { other.importVcard("not a vcard".toByteArray(), false) }
+            check(bad.field == "bytes") { "bad bytes field: ${bad.field}" }
+            other.closeStore()
+        }
+        kith.closeStore()
+    }
+}
+
 fun lifecycle(dir: String) {
     val kith = Kith.open(dir)
     kith.addProject(NewProject(name = "Rota redesign"))   // a write takes the exclusive lock
@@ -205,6 +253,7 @@ fun main() {
             coroutines(kith)
             kith.closeStore()
         }
+        insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
         figure(root.resolve("figure").toString())
         println("kotlin binding tests: $checks passed, 0 failed")

@@ -684,3 +684,260 @@ def test_log_interaction_cost_figure(kith, capsys):
     read_us = (time.perf_counter() - t0) / reads * 1e6
     with capsys.disabled():
         print(f"[figure] python: get_contact through the bindings: {read_us:.1f} us/call (n={reads})")
+
+
+# ---------------------------------------------------------------- insights
+
+DAY_MS = 86_400_000
+# Reports are computed 200 days ahead: contacts added by the test (now) are
+# then overdue on their circle's cadence.
+NOW_MS = int(time.time() * 1000) + 200 * DAY_MS
+
+
+def test_insights_of_an_empty_store_say_no_data(kith):
+    ins = kith.insights(NOW_MS)
+    assert ins.now_ms == NOW_MS
+    assert ins.contacts_total == 0 and ins.interactions_total == 0
+    assert ins.circle_balance.status.state == kith_ffi.MetricState.NO_DATA
+    assert ins.circle_balance.status.reason
+    assert ins.circle_balance.evenness is None and ins.circle_balance.circles == []
+    assert ins.reciprocity.status.state == kith_ffi.MetricState.NO_DATA
+    assert ins.reciprocity.balanced is None
+    assert ins.reconnect.top == [] and ins.reconnect.overdue_total == 0
+    assert [d.attribute for d in ins.composition] == [
+        kith_ffi.Attribute.DISCIPLINE,
+        kith_ffi.Attribute.SENIORITY,
+        kith_ffi.Attribute.ORGANISATION,
+        kith_ffi.Attribute.CIRCLE,
+    ]
+    assert all(d.blau is None for d in ins.composition)
+    # Without a time the report is computed for now.
+    assert abs(kith.insights(None).now_ms - time.time() * 1000) < 60_000
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.insights(-1)
+    assert invalid_field(e) == "now_ms"
+
+
+def seed_network(kith):
+    """Two strategic ties: one met long ago, one never; an operational one met often."""
+    ana = kith.add_contact(NewContact(name="Ana Lima", discipline="nursing", seniority=Seniority.SENIOR,
+                                      organisation="St Mary's", circles=[Circle.STRATEGIC]))
+    bo = kith.add_contact(NewContact(name="Bo Chen", discipline="finance", seniority=Seniority.SENIOR,
+                                     organisation="Board", circles=[Circle.STRATEGIC]))
+    cy = kith.add_contact(NewContact(name="Cy Reyes", discipline="it", seniority=Seniority.JUNIOR,
+                                     organisation="St Mary's", circles=[Circle.OPERATIONAL]))
+    kith.log_interaction(NewInteraction(summary="Coffee", participant_ids=[ana.id],
+                                        at_ms=NOW_MS - 200 * DAY_MS))
+    for d in (3, 10, 20):
+        iid = kith.log_interaction(NewInteraction(summary=f"Stand-up {d}", participant_ids=[cy.id],
+                                                  at_ms=NOW_MS - d * DAY_MS))
+    kith.add_follow_up(iid, "Send the rota", "2025-12-01")
+    return ana, bo, cy
+
+
+def test_insights_figures_and_headlines(kith):
+    ana, bo, cy = seed_network(kith)
+    ins = kith.insights(NOW_MS)
+    assert ins.contacts_total == 3 and ins.interactions_total == 4
+    assert ins.headlines, "a network with overdue strategic ties has headlines"
+    assert all(isinstance(f.severity, kith_ffi.Severity) and f.code and f.message for f in ins.headlines)
+
+    cb = ins.circle_balance
+    assert cb.status.state == kith_ffi.MetricState.VALUE
+    counts = {s.circle: s.count for s in cb.circles}
+    # Active ties only (met in the last year): Bo, never met, is not counted.
+    assert counts == {Circle.OPERATIONAL: 1, Circle.PERSONAL: 0, Circle.STRATEGIC: 1}
+    assert 0.0 <= cb.evenness <= 1.0
+
+    by_id = {t.contact_id: t for t in ins.reconnect.top}
+    assert ana.id in by_id and bo.id in by_id and cy.id not in by_id
+    assert by_id[bo.id].never and by_id[bo.id].days_since is None
+    assert by_id[bo.id].overdue_ratio > 1.0  # measured from when Bo was added
+    assert not by_id[ana.id].never and by_id[ana.id].overdue_ratio > 1.0
+    assert by_id[ana.id].days_since == 200 and by_id[ana.id].name == "Ana Lima"
+    assert ins.reconnect.overdue_total == len(ins.reconnect.top)
+
+    fu = ins.follow_ups
+    assert fu.status.state == kith_ffi.MetricState.VALUE
+    assert (fu.overdue, fu.due_today, fu.open_total) == (1, 0, 1)
+
+    blau = {d.attribute: d for d in ins.composition}
+    assert blau[kith_ffi.Attribute.DISCIPLINE].status.state in (
+        kith_ffi.MetricState.VALUE, kith_ffi.MetricState.NOT_ENOUGH_DATA)
+
+
+def test_insights_json_and_html(kith):
+    import json
+
+    seed_network(kith)
+    doc = json.loads(kith.insights_json(NOW_MS))
+    assert doc["report"]["now_ms"] == NOW_MS
+    assert doc["headlines"] and {"severity", "code", "message"} <= set(doc["headlines"][0])
+    assert doc["report"]["circle_balance"]["state"] == "value"
+    assert doc["report"]["reciprocity"]["state"] in ("no_data", "not_enough_data", "value")
+    html = kith.insights_html(NOW_MS)
+    assert html.lstrip().lower().startswith("<!doctype html") and "Ana Lima" in html
+    kith.suspend()
+    for call in (kith.insights, kith.insights_json, kith.insights_html):
+        with pytest.raises(KithError.Locked):
+            call(NOW_MS)
+
+
+# ---------------------------------------------------------------- import / export / backup
+
+
+def fixture(name):
+    """A vCard fixture from ../shared/fixtures/vcard beside some ancestor of the repo."""
+    for base in (REPO, *REPO.parents):
+        path = base / "shared" / "fixtures" / "vcard" / name
+        if path.exists():
+            return path.read_bytes()
+    raise FileNotFoundError(f"fixture {name} not found in any ../shared/fixtures/vcard")
+
+
+def test_import_vcard_fixture_dry_run_then_real_then_again(kith):
+    rec = Recorder()
+    kith.add_listener(rec)
+    data = fixture("rfc6350-example.vcf")
+
+    dry = kith.import_vcard(data, True)
+    assert dry.dry_run
+    assert [(c.name, c.organisation, c.contact_id) for c in dry.created] == [("Simon Perreault", "Viagenie", None)]
+    assert dry.created[0].source_line == 1
+    assert kith.list_contacts(ContactSort.NAME, 0, 10, False) == []
+    assert rec.changes == []  # a dry run writes nothing and notifies nobody
+
+    done = kith.import_vcard(data, False)
+    assert not done.dry_run and len(done.created) == 1
+    simon = kith.get_contact(done.created[0].contact_id)
+    assert simon.name == "Simon Perreault" and simon.organisation == "Viagenie"
+    assert [e.value for e in simon.emails] == ["simon.perreault@viagenie.ca"]
+    assert rec.changes[-1].contact_ids == [simon.id]
+
+    again = kith.import_vcard(data, False)
+    assert again.created == []
+    assert [(a.name, a.existing_contact_id) for a in again.already_imported] == [("Simon Perreault", simon.id)]
+    assert len(rec.changes) == 1  # nothing changed, nobody notified
+
+
+def test_import_vcard_reports_duplicates_and_problems(kith):
+    arnold = kith.add_contact(NewContact(name="A. Smith", emails=[ContactPoint(value="asmithk@gmail.com", label="")]))
+    report = kith.import_vcard(fixture("gmail-list.vcf"), False)
+    assert sorted(c.name for c in report.created) == ["Chris Beatle", "Doug White"]
+    assert [(d.name, d.merge_into_id) for d in report.likely_duplicates] == [("Arnold Smith", arnold.id)]
+    assert report.likely_duplicates[0].reasons == [kith_ffi.DuplicateReason.SAME_EMAIL(email="asmithk@gmail.com")]
+    names = sorted(c.name for c in kith.list_contacts(ContactSort.NAME, 0, 10, False))
+    assert names == ["A. Smith", "Chris Beatle", "Doug White"]  # the duplicate was not created
+
+    # A card with nothing to name a contact by is skipped and reported with its line.
+    mixed = b"BEGIN:VCARD\r\nVERSION:3.0\r\nNOTE:no name\r\nEND:VCARD\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nFN:Eve Park\r\nEND:VCARD\r\n"
+    r = kith.import_vcard(mixed, True)
+    assert [c.name for c in r.created] == ["Eve Park"]
+    assert r.created[0].source_line == 5
+    assert [p.line for p in r.problems] == [1] and r.problems[0].message
+    assert r.problems_not_listed == 0
+
+
+def test_import_bad_bytes_is_invalid_input_and_writes_nothing(kith, ana):
+    for call in (kith.import_vcard, kith.import_linkedin_csv):
+        for bad in (b"", b"\xff\xfe\x00garbage\x00", b"hello,world\n1,2\n"):
+            with pytest.raises(KithError.InvalidInput) as e:
+                call(bad, False)
+            assert invalid_field(e) == "bytes"
+    assert [c.name for c in kith.list_contacts(ContactSort.NAME, 0, 10, False)] == ["Ana Lima"]
+
+
+LINKEDIN_CSV = (
+    "Notes:\n"
+    "\"When exporting your connection data, you may notice that some of the email addresses are missing.\"\n"
+    "\n"
+    "First Name,Last Name,URL,Email Address,Company,Position,Connected On\n"
+    "Dana,Okafor,https://www.linkedin.com/in/dana-okafor,dana@example.org,Acme,CTO,07 Dec 2025\n"
+    ",,https://www.linkedin.com/in/nobody,,,,07 Dec 2025\n"
+    "Eli,Stone,https://www.linkedin.com/in/eli-stone,,Globex,Analyst,01 Jan 2024\n"
+).encode()
+
+
+def test_import_linkedin_csv(kith):
+    rec = Recorder()
+    kith.add_listener(rec)
+    r = kith.import_linkedin_csv(LINKEDIN_CSV, False)
+    assert [(c.name, c.organisation) for c in r.created] == [("Dana Okafor", "Acme"), ("Eli Stone", "Globex")]
+    assert [c.source_line for c in r.created] == [5, 7]
+    assert [p.line for p in r.problems] == [6]
+    assert sorted(rec.changes[-1].contact_ids) == sorted(c.contact_id for c in r.created)
+    again = kith.import_linkedin_csv(LINKEDIN_CSV, False)
+    assert again.created == [] and len(again.already_imported) == 2
+
+
+def test_exports(kith, ana):
+    import csv
+    import io
+    import json
+
+    kith.log_interaction(NewInteraction(summary="Coffee, after the board", participant_ids=[ana.id]))
+    vcf = kith.export_vcard()
+    assert vcf.startswith("BEGIN:VCARD") and "FN:Ana Lima" in vcf
+    doc = json.loads(kith.export_json())
+    assert [c["name"] for c in doc["contacts"]] == ["Ana Lima"] and len(doc["interactions"]) == 1
+    rows = list(csv.reader(io.StringIO(kith.export_contacts_csv())))
+    assert len(rows) == 2 and "Ana Lima" in rows[1]
+    irows = list(csv.reader(io.StringIO(kith.export_interactions_csv())))
+    assert len(irows) == 2 and "Coffee, after the board" in irows[1]
+
+
+def test_vcard_export_imports_into_another_store(kith, ana, tmp_path):
+    kith.add_contact(NewContact(name="Bo Chen", phones=[ContactPoint(value="+44 20 7946 0000", label="work")]))
+    other = kith_ffi.Kith.open(str(tmp_path / "other"))
+    try:
+        r = other.import_vcard(kith.export_vcard().encode(), False)
+        assert sorted(c.name for c in r.created) == ["Ana Lima", "Bo Chen"]
+        copy = {c.name: c for c in other.list_contacts(ContactSort.NAME, 0, 10, False)}
+        assert copy["Ana Lima"].organisation == "St Mary's"
+        assert [e.value for e in copy["Ana Lima"].emails] == ["ana@stmarys.example"]
+        assert [p.value for p in copy["Bo Chen"].phones] == ["+44 20 7946 0000"]
+    finally:
+        other.close()
+
+
+def test_backup_and_restore(kith, ana, tmp_path):
+    iid = kith.log_interaction(NewInteraction(summary="Coffee", participant_ids=[ana.id]))
+    sealed = kith.backup("correct horse battery staple")
+    assert sealed[:8] == b"KITHBAK\x00"
+    assert b"Ana Lima" not in sealed  # encrypted
+
+    target = tmp_path / "restored"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith_ffi.restore_backup(str(target), "wrong horse", sealed)
+    assert invalid_field(e) == "passphrase"
+    assert not target.exists() or not any(target.iterdir())  # nothing written
+
+    damaged = bytearray(sealed)
+    damaged[-5] ^= 0x01
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith_ffi.restore_backup(str(target), "correct horse battery staple", bytes(damaged))
+    assert invalid_field(e) == "backup"
+    for junk in (b"", b"not a backup at all", bytes(sealed[:50])):
+        with pytest.raises(KithError.InvalidInput) as e:
+            kith_ffi.restore_backup(str(target), "correct horse battery staple", junk)
+        assert invalid_field(e) == "backup"
+    assert not target.exists() or not any(target.iterdir())
+
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith_ffi.restore_backup(str(target), "", sealed)
+    assert invalid_field(e) == "passphrase"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.backup("")
+    assert invalid_field(e) == "passphrase"
+
+    restored = kith_ffi.restore_backup(str(target), "correct horse battery staple", sealed)
+    try:
+        assert restored.get_contact(ana.id).name == "Ana Lima"
+        assert restored.get_interaction(iid).summary == "Coffee"
+        restored.add_contact(NewContact(name="After the restore"))
+    finally:
+        restored.close()
+    # The directory now holds a store: restoring into it again is refused.
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith_ffi.restore_backup(str(target), "correct horse battery staple", sealed)
+    assert invalid_field(e) == "data_dir"
