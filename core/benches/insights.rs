@@ -6,7 +6,8 @@
 //! run stays short on a busy machine:
 //! `cargo bench -p kith-core --bench insights` (or `-- CONTACTS INTERACTIONS`).
 //!
-//! Then the real path of `kith insights` (issue 6's figure): the same network
+//! Then the real path of `kith insights` (`Store::insights_records` +
+//! `compute_all`) (issue 6's figure): the same network
 //! is imported once into a store in a temp dir (bulk import, reindex, file
 //! compaction, as the store bench builds its fixture), and each run opens a
 //! fresh `Store`, reads what insights need from the redb index and computes,
@@ -131,20 +132,11 @@ fn from_store(net: SynthNetwork, expected: &kith_core::insights::InsightsReport)
         let t0 = Instant::now();
         let store = Store::open(dir.path()).unwrap();
         let t1 = Instant::now();
-        let contacts = store.all_contacts().unwrap();
-        let interactions = store.all_interactions().unwrap();
-        let goals = store.all_goals().unwrap();
-        let settings = store.settings().unwrap();
+        let records = store.insights_records().unwrap();
         let t2 = Instant::now();
-        let input = InsightsInput {
-            contacts: &contacts,
-            interactions: &interactions,
-            goals: &goals,
-            settings: &settings,
-            now_ms: NOW_MS,
-            params: InsightsParams::default(),
-        };
-        let report = black_box(compute_all(&input));
+        let report = black_box(compute_all(
+            &records.input(NOW_MS, InsightsParams::default()),
+        ));
         let t3 = Instant::now();
         assert!(
             store.loaded_docs().is_empty(),
@@ -162,6 +154,21 @@ fn from_store(net: SynthNetwork, expected: &kith_core::insights::InsightsReport)
         total_t.push(t3 - t1);
         store.close().unwrap();
     }
+    // The path `kith insights` took before `insights_records`: one read
+    // transaction per table and full records (notes included).
+    let mut full_t = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let store = Store::open(dir.path()).unwrap();
+        let t = Instant::now();
+        black_box((
+            store.all_contacts().unwrap(),
+            store.all_interactions().unwrap(),
+            store.all_goals().unwrap(),
+            store.settings().unwrap(),
+        ));
+        full_t.push(t.elapsed());
+        store.close().unwrap();
+    }
     let stats = |mut v: Vec<Duration>| {
         v.sort();
         format!(
@@ -173,7 +180,14 @@ fn from_store(net: SynthNetwork, expected: &kith_core::insights::InsightsReport)
     };
     println!("from the store ({RUNS} fresh opens, no document loaded):");
     println!("  open:            {}", stats(open_t));
-    println!("  read index:      {}", stats(read_t));
+    println!(
+        "  read index (all_* full records, before): {}",
+        stats(full_t)
+    );
+    println!(
+        "  read index (insights_records):          {}",
+        stats(read_t)
+    );
     println!("  compute_all:     {}", stats(compute_t));
     println!("  read + compute:  {}  (goal <= 100 ms)", stats(total_t));
 }
