@@ -31,7 +31,8 @@ pub use error::{OpError, OpenError, SchemaError, StoreError};
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
 pub use ops::{
     ContactPatch, ContactQuery, ContactSort, ContactStats, FollowUpFilter, FollowUpItem, GoalPatch,
-    ImportSummary, InteractionPatch, NewContact, NewExchange, NewFollowUp, NewGoal, NewInteraction,
-    NewProject, ParticipantRef, ProjectPatch, SearchResults, TimelineQuery,
+    ImportSummary, InsightsRecords, InteractionPatch, NewContact, NewExchange, NewFollowUp,
+    NewGoal, NewInteraction, NewProject, ParticipantRef, ProjectPatch, SearchResults,
+    TimelineQuery,
 };
 pub use store::{CompactionPolicy, DocMeta, RemoteApplied, Store, TableSize};

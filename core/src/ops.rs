@@ -24,7 +24,7 @@ use crate::model::{
 use crate::schema;
 use crate::store::{Store, Tx};
 
-use redb::ReadableTable;
+use redb::{ReadableTable, ReadableTableMetadata};
 
 /// Longest accepted name/summary/title, in characters.
 pub const LINE_CHARS_MAX: usize = 500;
@@ -32,6 +32,34 @@ pub const LINE_CHARS_MAX: usize = 500;
 pub const NOTES_BYTES_MAX: usize = 256 * 1024;
 /// Most records one query returns.
 pub const PAGE_MAX: usize = 10_000;
+
+/// The records insights are computed from, read by
+/// [`Store::insights_records`]; interactions come without their notes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsightsRecords {
+    pub contacts: Vec<Contact>,
+    pub interactions: Vec<Interaction>,
+    pub goals: Vec<Goal>,
+    pub settings: Settings,
+}
+
+impl InsightsRecords {
+    /// The input of [`crate::insights::compute_all`] over these records.
+    pub fn input(
+        &self,
+        now_ms: TimestampMs,
+        params: crate::insights::InsightsParams,
+    ) -> crate::insights::InsightsInput<'_> {
+        crate::insights::InsightsInput {
+            contacts: &self.contacts,
+            interactions: &self.interactions,
+            goals: &self.goals,
+            settings: &self.settings,
+            now_ms,
+            params,
+        }
+    }
+}
 
 /// A new contact. `Default` gives an empty one; [`NewContact::named`] a minimal one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1382,6 +1410,34 @@ impl Store {
     pub fn all_goals(&self) -> Result<Vec<Goal>, StoreError> {
         let txn = self.read_txn()?;
         index::all_records(&txn.open_table(index::GOALS)?, "goals")
+    }
+
+    /// What insights read, from the index in one read transaction (no
+    /// document is loaded): every contact, every interaction (deleted
+    /// included) without its notes (`notes` and `notes_conflicts` empty: no
+    /// metric reads them, and they are most of the bytes), every goal, and the
+    /// settings. `compute_all` over these gives the same report as over the
+    /// full records.
+    pub fn insights_records(&self) -> Result<InsightsRecords, StoreError> {
+        let txn = self.read_txn()?;
+        let contacts = index::all_records(&txn.open_table(index::CONTACTS)?, "contacts")?;
+        let table = txn.open_table(index::INTERACTIONS)?;
+        let mut interactions = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+        for row in table.iter()? {
+            let (_, v) = row?;
+            interactions.push(index::decode_interaction_lean(v.value())?);
+        }
+        let goals = index::all_records(&txn.open_table(index::GOALS)?, "goals")?;
+        let settings = match txn.open_table(index::SETTINGS)?.get(index::SETTINGS_ROW)? {
+            Some(v) => index::decode_settings(v.value())?,
+            None => Settings::default(),
+        };
+        Ok(InsightsRecords {
+            contacts,
+            interactions,
+            goals,
+            settings,
+        })
     }
 
     /// One project.

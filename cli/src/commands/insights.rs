@@ -2,8 +2,8 @@
 //! computed by `kith_core::insights` from the index (no document load).
 
 use kith_core::insights::{
-    Finding, HtmlOptions, InsightsInput, InsightsParams, InsightsReport, Severity, compute_all,
-    headlines, render_html, render_text,
+    Finding, HtmlOptions, InsightsParams, InsightsReport, Severity, compute_all, headlines,
+    render_html, render_text,
 };
 
 /// Rows per list in the text report (the JSON has them all).
@@ -14,26 +14,17 @@ use super::{Ctx, store_failure};
 use crate::args::ReportArgs;
 use crate::error::{CliError, CliResult};
 
-/// Computes the full report from the store's records.
+/// Computes the full report from the store's index (one read transaction,
+/// interactions without their notes; no document is loaded).
 pub(crate) fn compute(ctx: &Ctx) -> CliResult<InsightsReport> {
-    let contacts = ctx.store.all_contacts().map_err(store_failure)?;
-    let interactions = ctx.store.all_interactions().map_err(store_failure)?;
-    let goals = ctx.store.all_goals().map_err(store_failure)?;
-    let settings = ctx.store.settings().map_err(store_failure)?;
+    let records = ctx.store.insights_records().map_err(store_failure)?;
     let now_ms = ctx.clock.now_ms();
     let offset = ctx.clock.local_offset_at(now_ms).local_minus_utc() / 60;
-    let input = InsightsInput {
-        contacts: &contacts,
-        interactions: &interactions,
-        goals: &goals,
-        settings: &settings,
-        now_ms,
-        params: InsightsParams {
-            utc_offset_minutes: offset,
-            ..InsightsParams::default()
-        },
+    let params = InsightsParams {
+        utc_offset_minutes: offset,
+        ..InsightsParams::default()
     };
-    Ok(compute_all(&input))
+    Ok(compute_all(&records.input(now_ms, params)))
 }
 
 fn marker(s: Severity) -> &'static str {

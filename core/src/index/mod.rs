@@ -443,6 +443,58 @@ pub(crate) fn all_records<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// An indexed interaction as postcard lays it out, borrowing the notes
+/// instead of copying them: the field order and types must stay those of
+/// [`Interaction`] (postcard is not self-describing), which the unit test
+/// `lean_decode_matches_full_decode` checks.
+#[derive(serde::Deserialize)]
+struct InteractionLean<'a> {
+    id: InteractionId,
+    at_ms: TimestampMs,
+    offset_minutes: i16,
+    kind: crate::model::InteractionKind,
+    initiator: crate::model::Initiator,
+    participants: BTreeSet<ContactId>,
+    summary: String,
+    #[serde(borrow)]
+    _notes: &'a str,
+    #[serde(borrow)]
+    _notes_conflicts: Vec<&'a str>,
+    project: Option<crate::ids::ProjectId>,
+    exchanges: Vec<crate::model::Exchange>,
+    follow_ups: BTreeMap<FollowUpId, crate::model::FollowUp>,
+    created_ms: TimestampMs,
+    updated_ms: TimestampMs,
+    deleted_ms: Option<TimestampMs>,
+}
+
+/// Decodes an indexed interaction without its notes (`notes` empty,
+/// `notes_conflicts` empty): the long free text is most of a record's bytes
+/// and nothing that reads every interaction at once (insights) looks at it.
+pub(crate) fn decode_interaction_lean(bytes: &[u8]) -> R<Interaction> {
+    let l: InteractionLean<'_> = postcard::from_bytes(bytes).map_err(|e| StoreError::Damaged {
+        what: "index table interactions".into(),
+        detail: format!("{e} (run reindex to rebuild it)"),
+    })?;
+    Ok(Interaction {
+        id: l.id,
+        at_ms: l.at_ms,
+        offset_minutes: l.offset_minutes,
+        kind: l.kind,
+        initiator: l.initiator,
+        participants: l.participants,
+        summary: l.summary,
+        notes: String::new(),
+        notes_conflicts: Vec::new(),
+        project: l.project,
+        exchanges: l.exchanges,
+        follow_ups: l.follow_ups,
+        created_ms: l.created_ms,
+        updated_ms: l.updated_ms,
+        deleted_ms: l.deleted_ms,
+    })
+}
+
 pub(crate) fn decode_contact(bytes: &[u8]) -> R<Contact> {
     decode(bytes, "contacts")
 }
@@ -619,4 +671,75 @@ pub fn dump(txn: &ReadTransaction) -> Result<BTreeMap<&'static str, Vec<String>>
     m.insert("goals", rows(txn, GOALS)?);
     m.insert("settings", rows(txn, SETTINGS)?);
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ExchangeId, ProjectId};
+    use crate::model::{Direction, Exchange, ExchangeWhat, FollowUp, Initiator, InteractionKind};
+
+    fn sample(notes: &str, conflicts: Vec<String>, deleted: bool) -> Interaction {
+        let c = ContactId::from_u128(7);
+        let f = FollowUpId::from_u128(9);
+        Interaction {
+            id: InteractionId::from_u128(42),
+            at_ms: 1_700_000_000_000,
+            offset_minutes: -300,
+            kind: InteractionKind::Meal,
+            initiator: Initiator::Them,
+            participants: [c, ContactId::from_u128(8)].into(),
+            summary: "Lunch — café".into(),
+            notes: notes.into(),
+            notes_conflicts: conflicts,
+            project: Some(ProjectId::from_u128(3)),
+            exchanges: vec![Exchange {
+                id: ExchangeId::from_u128(5),
+                what: ExchangeWhat::Feedback,
+                direction: Direction::Received,
+                with: Some(c),
+            }],
+            follow_ups: [(
+                f,
+                FollowUp {
+                    id: f,
+                    text: "send the slides".into(),
+                    due: NaiveDate::from_ymd_opt(2026, 2, 3),
+                    done_ms: Some(1_700_000_100_000),
+                },
+            )]
+            .into(),
+            created_ms: 1_700_000_000_001,
+            updated_ms: 1_700_000_000_002,
+            deleted_ms: deleted.then_some(1_700_000_000_003),
+        }
+    }
+
+    #[test]
+    fn lean_decode_matches_full_decode() {
+        let cases = [
+            sample("", vec![], false),
+            sample(&"notes ünïcødé ".repeat(40), vec![], false),
+            sample("a", vec!["b".into(), "çonflict".into()], true),
+        ];
+        for full in cases {
+            let bytes = encode(&full, "interactions").unwrap();
+            let lean = decode_interaction_lean(&bytes).unwrap();
+            let mut expected = full.clone();
+            expected.notes.clear();
+            expected.notes_conflicts.clear();
+            assert_eq!(lean, expected);
+        }
+    }
+
+    #[test]
+    fn lean_decode_rejects_damaged_bytes() {
+        let bytes = encode(&sample("some notes", vec![], false), "interactions").unwrap();
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(matches!(
+                decode_interaction_lean(&bytes[..cut]),
+                Err(StoreError::Damaged { .. })
+            ));
+        }
+    }
 }

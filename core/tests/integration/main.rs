@@ -20,6 +20,7 @@ mod export;
 mod import_plan;
 mod import_props;
 mod import_vcard;
+mod insights_store;
 mod ops;
 mod reindex;
 mod store;
