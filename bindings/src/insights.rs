@@ -10,7 +10,7 @@
 //! engine's self-contained HTML report.
 
 use kith_core::insights::{
-    self, HtmlOptions, InsightsInput, InsightsReport, Metric, compute_all, headlines, render_html,
+    self, HtmlOptions, InsightsParams, InsightsReport, Metric, compute_all, headlines, render_html,
 };
 
 use crate::error::{KithError, KithResult};
@@ -367,13 +367,11 @@ fn resolve_now(now_ms: Option<i64>) -> KithResult<i64> {
 impl Kith {
     fn report(&self, now_ms: Option<i64>) -> KithResult<InsightsReport> {
         let now_ms = resolve_now(now_ms)?;
+        // The lean index read: every record insights need, interaction notes
+        // left out, in one read transaction and without loading a document.
         self.with_store(|store| {
-            let contacts = store.all_contacts()?;
-            let interactions = store.all_interactions()?;
-            let goals = store.all_goals()?;
-            let settings = store.settings()?;
-            let input = InsightsInput::new(&contacts, &interactions, &goals, &settings, now_ms);
-            Ok(compute_all(&input))
+            let records = store.insights_records()?;
+            Ok(compute_all(&records.input(now_ms, InsightsParams::default())))
         })
     }
 }
