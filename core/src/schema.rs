@@ -617,8 +617,9 @@ fn new_contact_value(encoding: automerge::TextEncoding, c: &Contact) -> hydrate:
 }
 
 /// Writes `new` into the contacts map, creating the record or updating only
-/// the fields that differ from `old` (the record as last read).
-pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact) -> R<()> {
+/// the fields that differ from `old` (the record as last read). Returns the
+/// record's object, so a caller reading it back skips the lookup.
+pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact) -> R<ObjId> {
     let parent = container(doc, CONTACTS)?;
     let id = new.id.to_string();
     let obj = match (old, get_map(doc, &parent, &id)?) {
@@ -627,9 +628,9 @@ pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact)
             // A new record: one bulk object creation instead of a put per
             // field (an import creates thousands; per-op puts dominated it).
             let value = new_contact_value(doc.text_encoding(), new);
-            doc.batch_create_object(&parent, id.as_str(), &value, false)
-                .map_err(am(CONTACTS))?;
-            return Ok(());
+            return doc
+                .batch_create_object(&parent, id.as_str(), &value, false)
+                .map_err(am(CONTACTS));
         }
     };
     let old = old.filter(|_| doc.get(&obj, "name").ok().flatten().is_some());
@@ -715,7 +716,7 @@ pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact)
     if changed!(old, new, import_keys) {
         write_set(doc, &obj, "import_keys", &new.import_keys)?;
     }
-    Ok(())
+    Ok(obj)
 }
 
 /// Writes `new` into the interactions map of a log document (see [`write_contact`]).
