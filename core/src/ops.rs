@@ -1264,14 +1264,9 @@ impl Store {
             for c in &contacts {
                 let old = index::get_contact(tx.txn, c.id)?;
                 let doc = tx.doc_mut(DocId::Main)?;
-                schema::write_contact(doc, old.as_ref(), c)?;
-                let stored = schema::read_one(
-                    doc,
-                    schema::CONTACTS,
-                    &c.id.to_string(),
-                    schema::read_contact,
-                )?
-                .ok_or(OpError::UnknownContact(c.id))?;
+                let obj = schema::write_contact(doc, old.as_ref(), c)?;
+                // Read back through the record just written (no lookup by id).
+                let stored = schema::read_contact(doc, &obj, &c.id.to_string())?;
                 index::put_contact(tx.txn, old.as_ref(), &stored)?;
             }
             for p in &projects {

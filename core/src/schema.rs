@@ -24,11 +24,11 @@
 //! actor, fixed time), identical on every device, so two devices that start
 //! offline share the same `contacts` map instead of two conflicting ones.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
 use chrono::NaiveDate;
 
 use crate::error::SchemaError;
@@ -543,16 +543,95 @@ macro_rules! changed {
     };
 }
 
+/// The whole record of a new contact as one value, with exactly the keys and
+/// types the field-by-field path of [`write_contact`] writes for a record
+/// that has no previous version: absent optionals have no key, sets and
+/// contact points are always-present maps, notes always a Text.
+fn new_contact_value(encoding: automerge::TextEncoding, c: &Contact) -> hydrate::Value {
+    fn s(v: &str) -> hydrate::Value {
+        hydrate::Value::Scalar(ScalarValue::Str(v.into()))
+    }
+    fn set<T: ToString>(items: impl IntoIterator<Item = T>) -> hydrate::Value {
+        let m: HashMap<String, hydrate::Value> = items
+            .into_iter()
+            .map(|v| {
+                (
+                    v.to_string(),
+                    hydrate::Value::Scalar(ScalarValue::Boolean(true)),
+                )
+            })
+            .collect();
+        hydrate::Value::Map(m.into())
+    }
+    fn points(items: &[ContactPoint]) -> hydrate::Value {
+        // Later duplicates win, as in `write_points`.
+        let m: HashMap<String, hydrate::Value> = items
+            .iter()
+            .map(|p| (p.value.clone(), s(&p.label)))
+            .collect();
+        hydrate::Value::Map(m.into())
+    }
+    let mut m: HashMap<String, hydrate::Value> = HashMap::new();
+    let opt = |m: &mut HashMap<String, hydrate::Value>, k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            m.insert(k.to_string(), s(v));
+        }
+    };
+    m.insert("name".into(), s(&c.name));
+    opt(&mut m, "given_name", c.given_name.as_deref());
+    opt(&mut m, "family_name", c.family_name.as_deref());
+    opt(&mut m, "organisation", c.organisation.as_deref());
+    opt(&mut m, "role", c.role.as_deref());
+    opt(&mut m, "discipline", c.discipline.as_deref());
+    m.insert("seniority".into(), s(c.seniority.as_str()));
+    if let Some(v) = c.inside_org {
+        m.insert(
+            "inside_org".into(),
+            hydrate::Value::Scalar(ScalarValue::Boolean(v)),
+        );
+    }
+    m.insert("circles".into(), set(c.circles.iter().map(|c| c.as_str())));
+    m.insert("tags".into(), set(&c.tags));
+    m.insert("emails".into(), points(&c.emails));
+    m.insert("phones".into(), points(&c.phones));
+    m.insert("urls".into(), set(&c.urls));
+    opt(&mut m, "how_we_met", c.how_we_met.as_deref());
+    let first_met = c.first_met.map(|d| d.format("%Y-%m-%d").to_string());
+    opt(&mut m, "first_met", first_met.as_deref());
+    let birthday = c.birthday.as_ref().map(format_partial_date);
+    opt(&mut m, "birthday", birthday.as_deref());
+    m.insert("notes".into(), hydrate::Value::text(encoding, &c.notes));
+    if let Some(v) = c.cadence_days {
+        m.insert("cadence_days".into(), i64::from(v).into());
+    }
+    m.insert("created_ms".into(), c.created_ms.into());
+    m.insert("updated_ms".into(), c.updated_ms.into());
+    m.insert(
+        "archived".into(),
+        hydrate::Value::Scalar(ScalarValue::Boolean(c.archived)),
+    );
+    let merged_into = c.merged_into.map(|c| c.to_string());
+    opt(&mut m, "merged_into", merged_into.as_deref());
+    m.insert("import_keys".into(), set(&c.import_keys));
+    hydrate::Value::Map(m.into())
+}
+
 /// Writes `new` into the contacts map, creating the record or updating only
-/// the fields that differ from `old` (the record as last read).
-pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact) -> R<()> {
+/// the fields that differ from `old` (the record as last read). Returns the
+/// record's object, so a caller reading it back skips the lookup.
+pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact) -> R<ObjId> {
     let parent = container(doc, CONTACTS)?;
     let id = new.id.to_string();
     let obj = match (old, get_map(doc, &parent, &id)?) {
         (Some(_), Some(obj)) => obj,
-        _ => doc
-            .put_object(&parent, id.as_str(), ObjType::Map)
-            .map_err(am(CONTACTS))?,
+        _ => {
+            // A new record: one bulk object creation instead of a put per
+            // field (an import creates thousands; per-op puts dominated it).
+            let value = new_contact_value(doc.text_encoding(), new);
+            return doc
+                .batch_create_object(&parent, id.as_str(), &value, false)
+                .map_err(am(CONTACTS));
+        }
     };
     let old = old.filter(|_| doc.get(&obj, "name").ok().flatten().is_some());
     if changed!(old, new, name) {
@@ -637,7 +716,7 @@ pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact)
     if changed!(old, new, import_keys) {
         write_set(doc, &obj, "import_keys", &new.import_keys)?;
     }
-    Ok(())
+    Ok(obj)
 }
 
 /// Writes `new` into the interactions map of a log document (see [`write_contact`]).
