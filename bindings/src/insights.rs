@@ -371,7 +371,9 @@ impl Kith {
         // left out, in one read transaction and without loading a document.
         self.with_store(|store| {
             let records = store.insights_records()?;
-            Ok(compute_all(&records.input(now_ms, InsightsParams::default())))
+            Ok(compute_all(
+                &records.input(now_ms, InsightsParams::default()),
+            ))
         })
     }
 }
