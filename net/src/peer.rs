@@ -19,9 +19,6 @@ use kith_core::sync::pairing::{PairingHost, Token};
 use kith_core::sync::peer::{PEER_ALPN, answer_pair_request};
 use kith_core::sync::{DeviceIdentity, PeerMsg, PeerRole, PeerStats, PeerSync};
 use kith_protocol::DeviceCert;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::frames::{Counters, spawn_reader, write_msg};
 use crate::relay::{JoinError, NetError, client_endpoint, client_transport, now_ms};
@@ -30,67 +27,10 @@ const BINDING_LABEL: &[u8] = b"kith-peer-binding-v1";
 /// Longest a peer session may take.
 pub const SESSION_TIMEOUT_MS: u64 = 120_000;
 
-/// Accepts any ed25519 certificate (still checking the TLS 1.3 signature):
-/// authentication happens in the peer handshake, bound to this session.
-#[derive(Debug)]
-struct AnyEd25519 {
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyEd25519 {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match kith_protocol::tls::certificate_ed25519_key(end_entity) {
-            Some(_) => Ok(ServerCertVerified::assertion()),
-            None => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::BadEncoding,
-            )),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _m: &[u8],
-        _c: &CertificateDer<'_>,
-        _d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
-
 fn peer_client_config() -> Result<quinn::ClientConfig, NetError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = AnyEd25519 {
-        algorithms: provider.signature_verification_algorithms,
-    };
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NetError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    // Authentication happens in the peer handshake, bound to this session.
+    let tls = kith_protocol::tls::client_config_any_ed25519(PEER_ALPN)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));

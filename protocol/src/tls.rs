@@ -129,8 +129,23 @@ pub fn client_config_with_roots(
 
 /// TLS 1.3 client configuration that accepts only the pinned relay key.
 pub fn client_config(pinned: RelayKey) -> Result<rustls::ClientConfig, TlsError> {
+    ed25519_client_config(Some(pinned.0), ALPN)
+}
+
+/// TLS 1.3 client configuration that accepts any server certificate carrying
+/// an ed25519 key (its handshake signature is still verified), for protocols
+/// that authenticate the peer one layer up, bound to this TLS session (the
+/// peer-to-peer sync signs a keying-material export with device keys).
+pub fn client_config_any_ed25519(alpn: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
+    ed25519_client_config(None, alpn)
+}
+
+fn ed25519_client_config(
+    pinned: Option<[u8; 32]>,
+    alpn: &[u8],
+) -> Result<rustls::ClientConfig, TlsError> {
     let p = provider();
-    let verifier = PinnedRelayVerifier {
+    let verifier = Ed25519CertVerifier {
         pinned,
         algorithms: p.signature_verification_algorithms,
     };
@@ -139,18 +154,19 @@ pub fn client_config(pinned: RelayKey) -> Result<rustls::ClientConfig, TlsError>
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     Ok(cfg)
 }
 
-/// Accepts exactly one ed25519 key, whatever the certificate says otherwise.
+/// Accepts a certificate for exactly the pinned ed25519 key (whatever the
+/// certificate says otherwise), or, without a pin, any ed25519 key.
 #[derive(Debug)]
-pub struct PinnedRelayVerifier {
-    pinned: RelayKey,
+pub struct Ed25519CertVerifier {
+    pinned: Option<[u8; 32]>,
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for PinnedRelayVerifier {
+impl ServerCertVerifier for Ed25519CertVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -160,7 +176,7 @@ impl ServerCertVerifier for PinnedRelayVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         match certificate_ed25519_key(end_entity) {
-            Some(k) if k == self.pinned.0 => Ok(ServerCertVerified::assertion()),
+            Some(k) if self.pinned.is_none_or(|p| p == k) => Ok(ServerCertVerified::assertion()),
             Some(_) => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
             )),
