@@ -18,12 +18,26 @@
 //!
 //! Past a threshold of incremental chunks a document is compacted: all its
 //! chunks are replaced by one full `save()` in one transaction.
+//!
+//! Parking (for long-running commands and apps that sit in the background):
+//! redb locks the file for as long as it is open, so a process that keeps a
+//! `Store` for hours would lock every other `kith` process out. [`Store::park`]
+//! closes the file but keeps the store usable: the next call that touches the
+//! file reopens it (writable, waiting up to `lock_wait_ms` for another
+//! process to let go). Another process may have written meanwhile, so after
+//! any reopen the in-memory documents are checked against the heads on disk
+//! before use: an unchanged one is kept, a stale one is dropped and reloads
+//! on next need (or, if it holds merged changes not yet written, is rebuilt
+//! from disk plus those changes). See docs/STORE.md, "Sharing the file".
 
 mod sync;
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
@@ -62,6 +76,8 @@ const CHECKSUM_BYTES: usize = 16;
 const COMPACT_FILE_ROUNDS_MAX: usize = 16;
 /// redb page cache: enough for the index's hot pages, small enough for a phone.
 const CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
+/// Pause between two attempts to take a file lock another process holds.
+const LOCK_RETRY_PAUSE_MS: u64 = 10;
 
 /// When to fold a document's incremental chunks into one full save.
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +125,16 @@ pub struct TableSize {
 enum Handle {
     Read(ReadOnlyDatabase),
     Write(Database),
+    /// Closed by [`Store::park`]: reopened (writable) on next use.
+    Parked,
     Closed,
+}
+
+/// The open file and when it was last used (behind a mutex so that `&self`
+/// reads can reopen a parked store).
+struct FileState {
+    handle: Handle,
+    last_used: Instant,
 }
 
 /// The Kith engine over one data directory: documents, store, index, queries.
@@ -137,7 +162,12 @@ enum Handle {
 pub struct Store {
     dir: PathBuf,
     path: PathBuf,
-    handle: Handle,
+    file: Mutex<FileState>,
+    /// Set when the file was reopened: another process may have written, so
+    /// the in-memory documents are checked before their next use.
+    reopened: AtomicBool,
+    /// How long opening waits for a lock another process holds.
+    lock_wait_ms: u64,
     actor: ActorId,
     pub(crate) docs: HashMap<DocId, LoadedDoc>,
     compaction: CompactionPolicy,
@@ -354,6 +384,14 @@ impl Store {
     /// load when first needed. The file is opened read-only until the first
     /// write, so a damaged file is never written to.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store, OpenError> {
+        Store::open_waiting(dir, 0)
+    }
+
+    /// Like [`Store::open`], but when another process holds the file lock,
+    /// retries for up to `lock_wait_ms` before failing with
+    /// `StoreError::Locked`. The wait also applies to every later reopen
+    /// (after [`Store::park`]) and upgrade to writing.
+    pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, OpenError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
@@ -368,7 +406,12 @@ impl Store {
         let mut store = Store {
             dir,
             path: path.clone(),
-            handle: Handle::Closed,
+            file: Mutex::new(FileState {
+                handle: Handle::Closed,
+                last_used: Instant::now(),
+            }),
+            reopened: AtomicBool::new(false),
+            lock_wait_ms,
             actor: ActorId::random(),
             docs: HashMap::new(),
             compaction: CompactionPolicy::default(),
@@ -376,16 +419,17 @@ impl Store {
         if !exists {
             create_file(&store.dir, &path, &store.actor)?;
         }
-        let ro = match open_read_only(&path) {
-            Ok(db) => Some(db),
+        let ro = waiting(&path, lock_wait_ms, || match open_read_only(&path) {
+            Ok(db) => Ok(Some(db)),
             // Not shut down cleanly (a crash): the writable open below recovers it.
-            Err(OpenAttempt::NeedsRecovery) => None,
-            Err(OpenAttempt::Failed(e)) => return Err(e),
-        };
-        store.handle = match ro {
+            Err(OpenAttempt::NeedsRecovery) => Ok(None),
+            Err(OpenAttempt::Failed(e)) => Err(e),
+        })?;
+        let handle = match ro {
             Some(db) => Handle::Read(db),
-            None => Handle::Write(open_writable(&path)?),
+            None => Handle::Write(waiting(&path, lock_wait_ms, || open_writable(&path))?),
         };
+        store.file_state().handle = handle;
         let meta = store.read_meta()?;
         match meta {
             Some(actor) => store.actor = actor,
@@ -443,12 +487,147 @@ impl Store {
     /// ignoring errors.
     pub fn close(mut self) -> Result<(), StoreError> {
         self.docs.clear();
-        match std::mem::replace(&mut self.handle, Handle::Closed) {
+        let f = self.file.get_mut().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut f.handle, Handle::Closed) {
             Handle::Read(db) => db.close()?,
             Handle::Write(db) => db.close()?,
-            Handle::Closed => {}
+            Handle::Parked | Handle::Closed => {}
         }
         Ok(())
+    }
+
+    /// Closes the file (releasing its lock, so other processes can open the
+    /// store) but keeps the store usable: documents stay in memory and the
+    /// next call that needs the file reopens it. A no-op when parked already.
+    pub fn park(&mut self) -> Result<(), StoreError> {
+        let f = self.file.get_mut().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut f.handle, Handle::Parked) {
+            Handle::Read(db) => db.close()?,
+            Handle::Write(db) => db.close()?,
+            Handle::Parked => {}
+            Handle::Closed => f.handle = Handle::Closed,
+        }
+        Ok(())
+    }
+
+    /// Parks the store if the file was not used for `idle_ms`; returns
+    /// whether it is parked now. Long-running commands call this on a timer.
+    pub fn park_if_idle(&mut self, idle_ms: u64) -> Result<bool, StoreError> {
+        if self.is_parked() {
+            return Ok(true);
+        }
+        if self.idle_ms() < idle_ms {
+            return Ok(false);
+        }
+        self.park()?;
+        Ok(true)
+    }
+
+    /// Whether the file is closed by [`Store::park`] (and not reopened since).
+    pub fn is_parked(&self) -> bool {
+        matches!(self.file_state().handle, Handle::Parked)
+    }
+
+    /// Milliseconds since the file was last used.
+    pub fn idle_ms(&self) -> u64 {
+        u64::try_from(self.file_state().last_used.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long opening waits for a file lock held by another process.
+    pub fn set_lock_wait_ms(&mut self, lock_wait_ms: u64) {
+        self.lock_wait_ms = lock_wait_ms;
+    }
+
+    /// A digest of every document's heads, read from metadata (nothing is
+    /// loaded). It changes whenever any document changes, in this process or
+    /// another: a watcher polls it to notice writes by other `kith` processes.
+    pub fn change_marker(&self) -> Result<[u8; 16], StoreError> {
+        let txn = self.read_txn()?;
+        let t = txn.open_table(DOC_META)?;
+        let mut h = Sha256::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            h.update(k.value().as_bytes());
+            h.update([0u8]);
+            h.update(v.value());
+            h.update([0xffu8]);
+        }
+        let d = h.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&d[..16]);
+        Ok(out)
+    }
+
+    /// Path of the store file (a watcher checks its size and modification
+    /// time before opening it for [`Store::change_marker`]).
+    pub fn file_path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file_state(&self) -> MutexGuard<'_, FileState> {
+        // The state is a handle and a timestamp: a panic cannot leave it half-changed.
+        self.file.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reopens a parked file for writing (a parked store belongs to a
+    /// long-running process that writes: opening writable at once means no
+    /// other process can slip in between a read and the write after it).
+    fn reopen(&self, f: &mut FileState) -> Result<(), StoreError> {
+        if matches!(f.handle, Handle::Parked) {
+            let db = waiting(&self.path, self.lock_wait_ms, || open_writable(&self.path))?;
+            f.handle = Handle::Write(db);
+            self.reopened.store(true, Ordering::Release);
+        }
+        f.last_used = Instant::now();
+        Ok(())
+    }
+
+    /// After a reopen: drops (or rebuilds) the in-memory documents whose
+    /// heads on disk moved, because another process wrote while the file
+    /// was closed.
+    fn revalidate(&mut self) -> Result<(), StoreError> {
+        if !self.reopened.swap(false, Ordering::AcqRel) || self.docs.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        guarded(&path, || {
+            let txn = self.read_txn()?;
+            let mut stale = Vec::new();
+            for (id, l) in &self.docs {
+                let on_disk = txn
+                    .doc_meta(&id.to_string())?
+                    .map(|m| m.heads)
+                    .unwrap_or_default();
+                if on_disk != heads_bytes(&l.saved_heads) {
+                    stale.push(*id);
+                }
+            }
+            for id in stale {
+                let Some(mut l) = self.docs.remove(&id) else {
+                    continue;
+                };
+                if l.doc.get_heads() == l.saved_heads {
+                    // Nothing unsaved: it reloads from disk on next need.
+                    continue;
+                }
+                // Merged changes not written yet (a merge in progress): take
+                // the disk's document and add them, so the chunk written next
+                // continues from what is on disk.
+                if let Some(mut fresh) = load_doc(&txn, id, &self.actor)? {
+                    fresh
+                        .doc
+                        .merge(&mut l.doc)
+                        .map_err(|source| StoreError::Automerge {
+                            doc: id.to_string(),
+                            source: Box::new(source),
+                        })?;
+                    self.docs.insert(id, fresh);
+                } else {
+                    self.docs.insert(id, l);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The data directory.
@@ -467,40 +646,65 @@ impl Store {
     }
 
     pub(crate) fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
-        let txn = match &self.handle {
+        let mut f = self.file_state();
+        self.reopen(&mut f)?;
+        let txn = match &f.handle {
             Handle::Read(db) => db.begin_read()?,
             Handle::Write(db) => db.begin_read()?,
-            Handle::Closed => return Err(StoreError::Closed),
+            Handle::Parked | Handle::Closed => return Err(StoreError::Closed),
         };
         Ok(txn)
     }
 
     /// The writable database, upgrading from the read-only handle if needed.
     pub(crate) fn writable(&mut self) -> Result<&Database, StoreError> {
-        if !matches!(self.handle, Handle::Write(_)) {
-            match std::mem::replace(&mut self.handle, Handle::Closed) {
-                Handle::Read(db) => db.close()?,
-                Handle::Write(_) | Handle::Closed => {}
-            }
-            match open_writable(&self.path) {
-                Ok(db) => self.handle = Handle::Write(db),
-                Err(e) => {
-                    // Another reader holds the file: stay usable for reads.
-                    if let Ok(db) = open_read_only(&self.path) {
-                        self.handle = Handle::Read(db);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        match &self.handle {
+        self.upgrade()?;
+        self.revalidate()?;
+        let f = self.file.get_mut().unwrap_or_else(|e| e.into_inner());
+        match &f.handle {
             Handle::Write(db) => Ok(db),
             _ => Err(StoreError::Closed),
         }
     }
 
+    fn upgrade(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let wait_ms = self.lock_wait_ms;
+        let f = self.file.get_mut().unwrap_or_else(|e| e.into_inner());
+        f.last_used = Instant::now();
+        match &f.handle {
+            Handle::Write(_) => return Ok(()),
+            Handle::Closed => return Err(StoreError::Closed),
+            Handle::Read(_) | Handle::Parked => {}
+        }
+        let was_read = matches!(f.handle, Handle::Read(_));
+        if let Handle::Read(db) = std::mem::replace(&mut f.handle, Handle::Parked) {
+            db.close()?;
+        }
+        match waiting(&path, wait_ms, || open_writable(&path)) {
+            Ok(db) => {
+                f.handle = Handle::Write(db);
+                // Between closing and reopening, another process may have written.
+                self.reopened.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // Another process holds the file: stay usable for reads.
+                if was_read && let Ok(db) = open_read_only(&path) {
+                    f.handle = Handle::Read(db);
+                    self.reopened.store(true, Ordering::Release);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Loads `id` into memory if it is not yet (no-op for a document the store lacks).
     pub(crate) fn ensure_loaded(&mut self, id: DocId) -> Result<(), StoreError> {
+        if self.is_parked() {
+            self.upgrade()?;
+        }
+        self.revalidate()?;
         if self.docs.contains_key(&id) {
             return Ok(());
         }
@@ -711,7 +915,8 @@ impl Store {
     /// after a large import. Returns the file size afterwards, in bytes.
     pub fn compact_file(&mut self) -> Result<u64, StoreError> {
         self.writable()?;
-        if let Handle::Write(db) = &mut self.handle {
+        let f = self.file.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Handle::Write(db) = &mut f.handle {
             // Each call moves pages toward the start; repeat until nothing moves.
             for _ in 0..COMPACT_FILE_ROUNDS_MAX {
                 let moved = db
@@ -774,6 +979,28 @@ impl Store {
 enum OpenAttempt {
     NeedsRecovery,
     Failed(StoreError),
+}
+
+/// Runs `open` until it does not fail with `Locked`, for at most `wait_ms`.
+fn waiting<T>(
+    path: &Path,
+    wait_ms: u64,
+    mut open: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        match open() {
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(LOCK_RETRY_PAUSE_MS));
+            }
+            Err(StoreError::Locked { .. }) => {
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            other => return other,
+        }
+    }
 }
 
 fn open_read_only(path: &Path) -> Result<ReadOnlyDatabase, OpenAttempt> {
@@ -906,6 +1133,139 @@ mod tests {
         // The bindings keep a Store behind a Mutex shared across threads.
         fn assert_send<T: Send>() {}
         assert_send::<Store>();
+    }
+
+    fn log(store: &mut Store, summary: &str) {
+        let who = store
+            .add_contact(crate::NewContact::named(format!("Contact {summary}")))
+            .unwrap();
+        store
+            .log_interaction(crate::NewInteraction {
+                summary: summary.into(),
+                participants: vec![crate::ParticipantRef::Id(who.id)],
+                ..crate::NewInteraction::default()
+            })
+            .unwrap();
+    }
+
+    fn summaries(store: &Store) -> Vec<String> {
+        let mut v: Vec<String> = store
+            .timeline(&Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|i| i.summary)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_parked_store_lets_another_open_write_and_then_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::open(dir.path()).unwrap();
+        log(&mut a, "from a");
+        // Open: a second opener is locked out.
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        a.park().unwrap();
+        assert!(a.is_parked());
+        let marker = {
+            let mut b = Store::open(dir.path()).unwrap();
+            let before = b.change_marker().unwrap();
+            log(&mut b, "from b");
+            assert_ne!(b.change_marker().unwrap(), before);
+            b.change_marker().unwrap()
+        };
+        // Transparent reopen: reads see the other process's write, and a's
+        // in-memory log document (stale now) is not written over it.
+        assert_eq!(summaries(&a), vec!["from a", "from b"]);
+        assert!(!a.is_parked());
+        assert_eq!(a.change_marker().unwrap(), marker);
+        log(&mut a, "from a again");
+        a.close().unwrap();
+        let c = Store::open(dir.path()).unwrap();
+        assert_eq!(summaries(&c), vec!["from a", "from a again", "from b"]);
+        let mut c = c;
+        c.reindex().unwrap();
+        assert_eq!(summaries(&c), vec!["from a", "from a again", "from b"]);
+    }
+
+    #[test]
+    fn a_write_after_park_merges_with_what_another_wrote_to_the_same_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::open(dir.path()).unwrap();
+        log(&mut a, "one");
+        a.load_all().unwrap();
+        a.park().unwrap();
+        {
+            let mut b = Store::open(dir.path()).unwrap();
+            log(&mut b, "two");
+            b.compact(crate::doc::DocId::Main).unwrap();
+        }
+        // a's loaded documents are stale; the write must continue from disk.
+        log(&mut a, "three");
+        a.park().unwrap();
+        let mut b = Store::open(dir.path()).unwrap();
+        b.load_all().unwrap();
+        assert_eq!(summaries(&b), vec!["one", "three", "two"]);
+    }
+
+    #[test]
+    fn park_if_idle_waits_for_the_idle_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::open(dir.path()).unwrap();
+        log(&mut a, "x");
+        assert!(!a.park_if_idle(60_000).unwrap());
+        assert!(!a.is_parked());
+        assert!(a.park_if_idle(0).unwrap());
+        assert!(a.is_parked());
+        // close() of a parked store is fine, and a closed store stays closed.
+        a.close().unwrap();
+    }
+
+    #[test]
+    fn opening_waits_a_bounded_time_for_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut holder = Store::open(dir.path()).unwrap();
+        // A writer holds the lock exclusively (readers share it).
+        log(&mut holder, "first");
+        let started = Instant::now();
+        let r = Store::open_waiting(dir.path(), 150);
+        assert!(matches!(r, Err(StoreError::Locked { .. })));
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            holder.close().unwrap();
+        });
+        let mut s = Store::open_waiting(dir.path(), 5_000).unwrap();
+        t.join().unwrap();
+        log(&mut s, "after the wait");
+        assert_eq!(summaries(&s), vec!["after the wait", "first"]);
+    }
+
+    #[test]
+    fn a_parked_store_waits_for_the_lock_when_it_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::open(dir.path()).unwrap();
+        log(&mut a, "a");
+        a.park().unwrap();
+        let b = Store::open(dir.path()).unwrap();
+        a.set_lock_wait_ms(0);
+        assert!(matches!(
+            a.timeline(&Default::default()),
+            Err(crate::OpError::Store(StoreError::Locked { .. }))
+        ));
+        assert!(a.is_parked(), "a failed reopen leaves it parked");
+        a.set_lock_wait_ms(5_000);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            b.close().unwrap();
+        });
+        log(&mut a, "b");
+        t.join().unwrap();
+        assert_eq!(summaries(&a), vec!["a", "b"]);
     }
 
     #[test]
