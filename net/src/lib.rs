@@ -9,13 +9,18 @@
 //!   key), reconnecting with bounded backoff; pairing through the mailbox;
 //! - [`peer`]: the peer server and client (QUIC, self-signed certificate for
 //!   the device key, application-level mutual authentication bound to the TLS
-//!   session), and direct pairing.
+//!   session), live watching over one kept connection, and direct pairing;
+//! - [`keeper`]: for long-running processes, parks the shared store when
+//!   idle (so other processes can open it) and reports writes made by other
+//!   processes.
 
 pub mod frames;
+pub mod keeper;
 pub mod peer;
 pub mod relay;
 
-pub use peer::{PeerReport, PeerServer, join_via_peer, sync_with_peer};
+pub use keeper::{KeeperOptions, keep_store};
+pub use peer::{ChangeNotifier, PeerReport, PeerServer, join_via_peer, peer_watch, sync_with_peer};
 pub use relay::{
     JoinError, NetError, RoundReport, WatchOptions, join_via_relay, now_ms, relay_round,
     relay_watch, send_invitation,

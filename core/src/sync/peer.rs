@@ -118,6 +118,13 @@ pub enum PeerMsg {
     },
     /// The receiver's record of the last session differs: send a full Hello.
     Resend,
+    /// Client, after a completed exchange: keep this connection open and
+    /// tell me when you have new changes (live mode). Refused before the
+    /// client authenticated on this connection.
+    Watch,
+    /// Server, to a watching client: I have changes you may lack; run an
+    /// exchange. Sent at any time; the client runs one after the current one.
+    Changed,
 }
 
 /// Why a peer session failed.
@@ -335,6 +342,12 @@ impl PeerSync {
     /// The session completed (client: DoneAck received; server: DoneAck sent).
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Finished
+    }
+
+    /// No message of this exchange was handled yet (server: waiting for a
+    /// Hello). A live connection runs one `PeerSync` per exchange.
+    pub fn is_fresh(&self) -> bool {
+        self.phase == Phase::AwaitHello && self.peer.is_none() && self.out.is_empty()
     }
 
     fn check_hello(
@@ -815,6 +828,8 @@ fn msg_name(m: &PeerMsg) -> &'static str {
         PeerMsg::PairRequest { .. } => "PairRequest",
         PeerMsg::PairBlob { .. } => "PairBlob",
         PeerMsg::Resend => "Resend",
+        PeerMsg::Watch => "Watch",
+        PeerMsg::Changed => "Changed",
     }
 }
 

@@ -131,3 +131,154 @@ fn direct_pairing_then_sync_without_relay() {
         s.stop().await;
     });
 }
+
+/// Waits (bounded) until `cond` holds.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn has(d: &Device, summary: &str) -> bool {
+    d.s().search(summary, 5).unwrap().interactions.len() == 1
+}
+
+/// A serving device whose keeper announces its local changes, as
+/// `kith serve-peer` runs it.
+struct LiveServer {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn serve_live(d: &Device, at: &str) -> LiveServer {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let server = loop {
+        // A restarted server takes the port its predecessor just released.
+        match PeerServer::bind(at.parse().unwrap(), &d.id) {
+            Ok(s) => break s,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("bind {at}: {e}"),
+        }
+    };
+    let addr = server.local_addr().unwrap();
+    let notifier = server.notifier();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (store, id) = (d.store.clone(), d.id.clone());
+    let mut rx1 = rx.clone();
+    let serve = tokio::spawn(async move {
+        server
+            .run(
+                store,
+                id,
+                Arc::new(Mutex::new(PairingHost::default())),
+                async move {
+                    let _ = rx1.wait_for(|s| *s).await;
+                },
+                |_| {},
+            )
+            .await
+            .unwrap();
+    });
+    let store = d.store.clone();
+    let mut rx2 = rx;
+    let keeper = tokio::spawn(async move {
+        kith_net::keep_store(&store, kith_net::KeeperOptions::default(), &mut rx2, || {
+            notifier.notify()
+        })
+        .await;
+    });
+    LiveServer {
+        addr,
+        stop,
+        tasks: vec![serve, keeper],
+    }
+}
+
+impl LiveServer {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
+#[test]
+fn live_peer_sync_both_ways_and_after_the_peer_restarts() {
+    rt().block_on(async {
+        let a = Device::first("laptop");
+        let b = a.sibling("phone");
+        log(&a, "before watching", "Ada");
+        let s = serve_live(&b, "127.0.0.1:0").await;
+        let addr = s.addr;
+
+        // The watching client, with its keeper feeding local changes.
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (local_tx, mut local_rx) = tokio::sync::mpsc::channel(8);
+        let exchanges = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (store, id, n) = (a.store.clone(), a.id.clone(), exchanges.clone());
+        let mut sd = stop_rx.clone();
+        let watcher = tokio::spawn(async move {
+            kith_net::peer_watch(
+                &store,
+                &id,
+                addr,
+                kith_net::WatchOptions {
+                    backoff_initial_ms: 100,
+                    backoff_max_ms: 1_000,
+                    failures_max: Some(50),
+                },
+                &mut local_rx,
+                &mut sd,
+                |_| {
+                    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                },
+                |_, _| {},
+            )
+            .await
+        });
+        let store = a.store.clone();
+        let mut sd = stop_rx;
+        let keeper = tokio::spawn(async move {
+            kith_net::keep_store(&store, kith_net::KeeperOptions::default(), &mut sd, || {
+                let _ = local_tx.try_send(());
+            })
+            .await;
+        });
+
+        eventually("first exchange", || has(&b, "before")).await;
+        log(&a, "laptop live", "Ada");
+        eventually("laptop -> phone", || has(&b, "laptop")).await;
+        log(&b, "phone live", "Bea");
+        eventually("phone -> laptop", || has(&a, "phone")).await;
+        assert_same(&a, &b);
+
+        // The phone's server goes away and comes back on the same port; the
+        // laptop reconnects by itself.
+        s.stop().await;
+        log(&b, "while apart", "Bea");
+        log(&a, "also while apart", "Ada");
+        let s = serve_live(&b, &addr.to_string()).await;
+        eventually("reconnect phone -> laptop", || has(&a, "while apart")).await;
+        eventually("reconnect laptop -> phone", || has(&b, "also")).await;
+        assert_same(&a, &b);
+        // Each side's keeper also sees the changes it merged and asks for one
+        // more (empty) exchange; then it is quiet: no storm while idle.
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+        let before = exchanges.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let after = exchanges.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(before, after, "exchanges while idle");
+
+        stop.send(true).unwrap();
+        watcher.await.unwrap().unwrap();
+        keeper.await.unwrap();
+        s.stop().await;
+    });
+}
