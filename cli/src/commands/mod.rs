@@ -55,7 +55,7 @@ fn run_to(cli: Cli, out: &mut Out) -> CliResult<()> {
         Command::Init => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             let existed = store_file(&dir).exists();
-            let store = Store::open(&dir).map_err(store_failure)?;
+            let store = Store::open_waiting(&dir, sync::LOCK_WAIT_MS).map_err(store_failure)?;
             store.close().map_err(store_failure)?;
             sync::init_identity(&dir, cli.json, out)?;
             if cli.json {
@@ -162,7 +162,7 @@ pub(crate) fn open_existing(dir: &Path) -> CliResult<Store> {
             dir.display()
         )));
     }
-    Store::open(dir).map_err(store_failure)
+    Store::open_waiting(dir, sync::LOCK_WAIT_MS).map_err(store_failure)
 }
 
 /// A storage failure: not the input's fault.

@@ -3,6 +3,17 @@
 //! and drive kith-net; the store is shared with the network tasks behind a
 //! mutex for the duration of the command.
 //!
+//! The long-running ones (`sync --watch`, `sync --peer ADDR --watch`,
+//! `serve-peer`, `pair --peer`) run a keeper (`kith_net::keep_store`) beside
+//! the network task: it parks the store whenever it has been idle for
+//! 100 ms, so redb's file lock is held only while a sync step runs and
+//! `kith log` in another terminal works meanwhile; and it notices writes by
+//! other processes (a change marker read from document metadata) and turns
+//! them into a push to the relay, an exchange with the peer, or a `Changed`
+//! announcement to watching peers. Their store waits up to
+//! [`WATCH_LOCK_WAIT_MS`] for another process's lock; one-shot commands
+//! wait up to [`LOCK_WAIT_MS`].
+//!
 //! Files in the data directory: `keys.json` (account secret, device key and
 //! certificate; owner-only) and `sync.json` (the relay address last used).
 
@@ -26,6 +37,12 @@ use crate::render::{Out, Table};
 
 const SYNC_FILE: &str = "sync.json";
 const TIMEOUT_MS: u64 = 120_000;
+/// How long a one-shot command waits for a store another process holds
+/// (a watcher holds it for milliseconds at a time).
+pub(crate) const LOCK_WAIT_MS: u64 = 2_000;
+/// How long a watcher waits for a store another process holds (an import
+/// may hold it for seconds); meanwhile its network task waits too.
+const WATCH_LOCK_WAIT_MS: u64 = 30_000;
 
 #[derive(Debug, Args)]
 pub(crate) struct PairArgs {
@@ -86,9 +103,9 @@ pub(crate) struct SyncArgs {
     #[arg(long)]
     pub(crate) relay: Option<String>,
     /// Sync directly with a device running `kith serve-peer` at ADDR.
-    #[arg(long, conflicts_with_all = ["relay", "watch"])]
+    #[arg(long, conflicts_with = "relay")]
     pub(crate) peer: Option<String>,
-    /// Stay connected: receive changes live (Ctrl-C to stop).
+    /// Stay connected (relay or --peer): exchange changes live (Ctrl-C to stop).
     #[arg(long)]
     pub(crate) watch: bool,
 }
@@ -160,7 +177,38 @@ fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
 }
 
 fn open_store(dir: &Path) -> CliResult<Store> {
-    Store::open(dir).map_err(super::store_failure)
+    Store::open_waiting(dir, LOCK_WAIT_MS).map_err(super::store_failure)
+}
+
+/// The store of a long-running command: parked at once (the keeper keeps
+/// it parked between uses), so other commands can open it right away.
+fn open_watching(dir: &Path) -> CliResult<Store> {
+    let mut s = Store::open_waiting(dir, WATCH_LOCK_WAIT_MS).map_err(super::store_failure)?;
+    s.park().map_err(super::store_failure)?;
+    Ok(s)
+}
+
+/// Runs `work` with a keeper beside it: the keeper parks `store` when idle
+/// and calls `on_change` when another process changed the documents. Both
+/// end when `work` does.
+async fn with_keeper<T>(
+    store: &Mutex<Store>,
+    on_change: impl FnMut(),
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    let keeper = kith_net::keep_store(
+        store,
+        kith_net::KeeperOptions::default(),
+        &mut done_rx,
+        on_change,
+    );
+    let work = async {
+        let r = work.await;
+        let _ = done_tx.send(true);
+        r
+    };
+    tokio::join!(work, keeper).0
 }
 
 fn close(store: Arc<Mutex<Store>>) -> CliResult<()> {
@@ -268,11 +316,13 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
         host.lock()
             .unwrap_or_else(|e| e.into_inner())
             .offer(inv.clone());
-        let store = Arc::new(Mutex::new(open_store(dir)?));
+        let store = Arc::new(Mutex::new(open_watching(dir)?));
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
         let expires = inv.expires_at_ms;
         let h2 = host.clone();
-        rt.block_on(async {
+        let notifier = server.notifier();
+        let s2 = store.clone();
+        rt.block_on(with_keeper(&s2, move || notifier.notify(), async {
             let stop = async move {
                 // Stop once the invitation was taken and a sync session ended,
                 // or when it expired unused.
@@ -295,8 +345,9 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
                     let _ = done_tx.send(r.is_ok_and(|r| r.peer.is_some()));
                 })
                 .await
-        })
+        }))
         .map_err(failure)?;
+        drop(s2);
         close(store)?;
         if !json {
             out.line("Pairing server stopped.")?;
@@ -593,6 +644,43 @@ fn describe(e: &RelayEvent) -> Option<String> {
     })
 }
 
+/// One line (text) or object (JSON) for a peer exchange.
+fn peer_line(r: &kith_net::PeerReport, json: bool) -> String {
+    if json {
+        return serde_json::json!({
+            "peer": r.peer.as_ref().map(|c| c.device.to_string()),
+            "changes_sent": r.stats.changes_sent,
+            "changes_received": r.stats.changes_received,
+            "contacts_changed": r.stats.contacts_changed,
+            "interactions_changed": r.stats.interactions_changed,
+            "bytes_sent": r.wire_sent_bytes, "bytes_received": r.wire_received_bytes,
+            "elapsed_ms": r.elapsed_ms,
+        })
+        .to_string();
+    }
+    format!(
+        "Synced with {}: sent {} changes, received {} ({} contacts, {} interactions changed); {} + {} bytes in {} ms",
+        r.peer.as_ref().map(|c| c.name.as_str()).unwrap_or_default(),
+        r.stats.changes_sent,
+        r.stats.changes_received,
+        r.stats.contacts_changed,
+        r.stats.interactions_changed,
+        r.wire_sent_bytes,
+        r.wire_received_bytes,
+        r.elapsed_ms
+    )
+}
+
+/// A stop signal that turns true on Ctrl-C.
+fn ctrl_c_stop() -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
 /// `kith sync`.
 pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliResult<()> {
     let id = load_identity(dir)?;
@@ -601,73 +689,63 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
         let sock: SocketAddr = peer
             .parse()
             .map_err(|_| CliError::input(format!("bad peer address '{peer}' (HOST:PORT)")))?;
+        if a.watch {
+            return peer_watch(dir, &rt, &id, sock, json, out);
+        }
         let store = Mutex::new(open_store(dir)?);
         let r = rt
             .block_on(kith_net::sync_with_peer(&store, &id, sock))
             .map_err(failure)?;
         close(Arc::new(store))?;
-        if json {
-            out.json(&serde_json::json!({
-                "peer": r.peer.as_ref().map(|c| c.device.to_string()),
-                "changes_sent": r.stats.changes_sent,
-                "changes_received": r.stats.changes_received,
-                "bytes_sent": r.wire_sent_bytes, "bytes_received": r.wire_received_bytes,
-            }))?;
-        } else {
-            out.line(format!(
-                "Synced with {}: sent {} changes, received {} ({} contacts, {} interactions changed); {} + {} bytes in {} ms",
-                r.peer.map(|c| c.name).unwrap_or_default(),
-                r.stats.changes_sent,
-                r.stats.changes_received,
-                r.stats.contacts_changed,
-                r.stats.interactions_changed,
-                r.wire_sent_bytes,
-                r.wire_received_bytes,
-                r.elapsed_ms
-            ))?;
-        }
+        out.line(peer_line(&r, json))?;
         return Ok(());
     }
     let addr = relay_from(dir, a.relay.as_deref())?;
     remember_relay(dir, &addr)?;
-    let store = Arc::new(Mutex::new(open_store(dir)?));
     if a.watch {
         if !json {
             out.line(format!("Watching {addr} (Ctrl-C to stop)"))?;
             out.flush()?;
         }
-        let (_local_tx, mut local_rx) = tokio::sync::mpsc::channel(8);
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let store = Mutex::new(open_watching(dir)?);
+        // Bounded: the keeper's signals coalesce (a full channel already
+        // means "push"), and relay_watch drains bursts into one push.
+        let (local_tx, mut local_rx) = tokio::sync::mpsc::channel(8);
         let res = rt.block_on(async {
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = stop_tx.send(true);
-            });
+            let mut stop_rx = ctrl_c_stop();
             let mut stdout = Out::stdout();
-            kith_net::relay_watch(
+            with_keeper(
                 &store,
-                &id,
-                &addr,
-                RelayConfig::default(),
-                kith_net::WatchOptions::default(),
-                &mut local_rx,
-                &mut stop_rx,
-                |e| {
-                    if let Some(line) = describe(e) {
-                        let _ = stdout.line(line);
-                        let _ = stdout.flush();
-                    }
+                move || {
+                    let _ = local_tx.try_send(());
                 },
-                |e, delay| {
-                    let _ =
-                        stdout_err(&format!("connection problem ({e}); retrying in {delay} ms"));
-                },
+                kith_net::relay_watch(
+                    &store,
+                    &id,
+                    &addr,
+                    RelayConfig::default(),
+                    kith_net::WatchOptions::default(),
+                    &mut local_rx,
+                    &mut stop_rx,
+                    |e| {
+                        if let Some(line) = describe(e) {
+                            let _ = stdout.line(line);
+                            let _ = stdout.flush();
+                        }
+                    },
+                    |e, delay| {
+                        let _ = stdout_err(&format!(
+                            "connection problem ({e}); retrying in {delay} ms"
+                        ));
+                    },
+                ),
             )
             .await
         });
-        close(store)?;
+        close(Arc::new(store))?;
         return res.map_err(failure);
     }
+    let store = Arc::new(Mutex::new(open_store(dir)?));
     let mut lines = Vec::new();
     let r = rt
         .block_on(kith_net::relay_round(
@@ -720,6 +798,55 @@ fn stdout_err(s: &str) -> std::io::Result<()> {
     writeln!(std::io::stderr(), "{s}")
 }
 
+/// `kith sync --peer ADDR --watch`: one kept connection, an exchange
+/// whenever either side has something new; reconnects when the peer goes away.
+fn peer_watch(
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+    id: &DeviceIdentity,
+    sock: SocketAddr,
+    json: bool,
+    out: &mut Out,
+) -> CliResult<()> {
+    if !json {
+        out.line(format!("Watching peer {sock} (Ctrl-C to stop)"))?;
+        out.flush()?;
+    }
+    let store = Mutex::new(open_watching(dir)?);
+    let (local_tx, mut local_rx) = tokio::sync::mpsc::channel(8);
+    let res = rt.block_on(async {
+        let mut stop_rx = ctrl_c_stop();
+        let mut stdout = Out::stdout();
+        with_keeper(
+            &store,
+            move || {
+                let _ = local_tx.try_send(());
+            },
+            kith_net::peer_watch(
+                &store,
+                id,
+                sock,
+                kith_net::WatchOptions::default(),
+                &mut local_rx,
+                &mut stop_rx,
+                |r| {
+                    // Quiet when nothing moved (the keeper's echo of a merge).
+                    if r.stats.changes_sent + r.stats.changes_received > 0 {
+                        let _ = stdout.line(peer_line(r, json));
+                        let _ = stdout.flush();
+                    }
+                },
+                |e, delay| {
+                    let _ = stdout_err(&format!("peer problem ({e}); retrying in {delay} ms"));
+                },
+            ),
+        )
+        .await
+    });
+    close(Arc::new(store))?;
+    res.map_err(failure)
+}
+
 /// `kith serve-peer`.
 pub(crate) fn serve_peer(dir: &Path, a: ServePeerArgs, json: bool, out: &mut Out) -> CliResult<()> {
     let id = load_identity(dir)?;
@@ -736,30 +863,38 @@ pub(crate) fn serve_peer(dir: &Path, a: ServePeerArgs, json: bool, out: &mut Out
         out.line(format!("Serving peer sync on {local} (Ctrl-C to stop)"))?;
     }
     out.flush()?;
-    let store = Arc::new(Mutex::new(open_store(dir)?));
+    let store = Arc::new(Mutex::new(open_watching(dir)?));
     let host = Arc::new(Mutex::new(PairingHost::default()));
-    rt.block_on(server.run(
-        store.clone(),
-        id,
-        host,
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-        |r| {
-            let line = match r {
-                Ok(r) => format!(
-                    "session with {}: sent {}, received {} changes",
-                    r.peer
-                        .map(|c| c.name)
-                        .unwrap_or_else(|| "a pairing device".into()),
-                    r.stats.changes_sent,
-                    r.stats.changes_received
-                ),
-                Err(e) => format!("session refused or failed: {e}"),
-            };
-            let _ = stdout_err(&line);
-        },
+    let notifier = server.notifier();
+    let s2 = store.clone();
+    rt.block_on(with_keeper(
+        &s2,
+        move || notifier.notify(),
+        server.run(
+            store.clone(),
+            id,
+            host,
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            |r| {
+                let line = match r {
+                    Ok(r) if r.stats.changes_sent + r.stats.changes_received == 0 => return,
+                    Ok(r) => format!(
+                        "session with {}: sent {}, received {} changes",
+                        r.peer
+                            .map(|c| c.name)
+                            .unwrap_or_else(|| "a pairing device".into()),
+                        r.stats.changes_sent,
+                        r.stats.changes_received
+                    ),
+                    Err(e) => format!("session refused or failed: {e}"),
+                };
+                let _ = stdout_err(&line);
+            },
+        ),
     ))
     .map_err(failure)?;
+    drop(s2);
     close(store)
 }

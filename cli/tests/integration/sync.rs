@@ -146,3 +146,143 @@ fn serve_peer_and_sync_peer_without_a_relay() {
         r.stderr
     );
 }
+
+/// A long-running `kith` process, killed when the test ends (or fails).
+struct Background {
+    child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Background {
+    fn start(k: &Kith, args: &[&str]) -> Background {
+        let mut c = k.command();
+        c.arg("--data")
+            .arg(k.data())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Background { child, stdout }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+}
+
+fn summaries(k: &Kith) -> Vec<String> {
+    // Runs while the same data directory is being watched or served.
+    k.json(&["timeline"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["summary"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[track_caller]
+fn eventually_has(k: &Kith, summary: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if summaries(k).iter().any(|s| s == summary) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "'{summary}' never arrived: {:?}",
+            summaries(k)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watching_through_a_relay_leaves_the_store_to_other_commands_and_pushes_their_changes() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(relay_dir.path());
+    let addr = relay.address().to_string();
+    let a = Kith::new();
+    a.log(&["Before pairing", "--with", "Ana Lima", "--create-missing"]);
+    let inv = a.json(&["pair", "--relay", &addr]);
+    let b = Kith::empty();
+    b.json(&["join", inv["token"].as_str().unwrap(), "--name", "phone"]);
+
+    let mut wa = Background::start(&a, &["sync", "--watch"]);
+    assert!(wa.line().starts_with("Watching"));
+    let mut wb = Background::start(&b, &["sync", "--watch"]);
+    assert!(wb.line().starts_with("Watching"));
+    // `kith log` in another terminal works while the watcher runs (no
+    // "store locked"), and the watcher pushes it without a manual sync.
+    a.log(&["Logged while watching", "--with", "Ana Lima"]);
+    eventually_has(&b, "Logged while watching");
+    b.log(&["Phone call", "--with", "Bo Chen", "--create-missing"]);
+    eventually_has(&a, "Phone call");
+    // Reads and edits keep working in both directories.
+    a.add_contact("Cy Dias", &[]);
+    b.log(&["Second call", "--with", "Bo Chen"]);
+    eventually_has(&a, "Second call");
+    drop((wa, wb));
+    let mut sa = summaries(&a);
+    let mut sb = summaries(&b);
+    sa.sort();
+    sb.sort();
+    assert_eq!(sa, sb);
+}
+
+#[test]
+fn serve_peer_and_a_watching_peer_sync_live_while_other_commands_run() {
+    let a = Kith::new();
+    a.log(&["Before pairing", "--with", "Ana Lima", "--create-missing"]);
+    let b = Kith::empty();
+    let mut pair = Background::start(
+        &a,
+        &[
+            "pair",
+            "--peer",
+            "--listen",
+            "127.0.0.1:0",
+            "--ttl-min",
+            "1",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&pair.line()).unwrap();
+    let token = v["token"].as_str().unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_str(&pair.line()).unwrap();
+    let listen = v["listening"].as_str().unwrap().to_string();
+    // While the pairing server runs, the inviting device's store is free.
+    a.log(&["During pairing", "--with", "Ana Lima"]);
+    b.json(&["join", "--peer", &listen, &token, "--name", "phone"]);
+    assert!(pair.child.wait().unwrap().success());
+    eventually_has(&b, "Before pairing");
+
+    let mut server = Background::start(&a, &["serve-peer", "--listen", "127.0.0.1:0", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&server.line()).unwrap();
+    let listen = v["listening"].as_str().unwrap().to_string();
+    a.log(&["Logged while serving", "--with", "Ana Lima"]);
+    let mut watcher = Background::start(&b, &["sync", "--peer", &listen, "--watch"]);
+    assert!(watcher.line().starts_with("Watching peer"));
+    eventually_has(&b, "Logged while serving");
+    eventually_has(&b, "During pairing");
+    // Both directions, live, with `kith log` on both devices meanwhile.
+    b.log(&["From the phone", "--with", "Bo Chen", "--create-missing"]);
+    eventually_has(&a, "From the phone");
+    a.log(&["From the laptop", "--with", "Ana Lima"]);
+    eventually_has(&b, "From the laptop");
+    drop((server, watcher));
+    let mut sa = summaries(&a);
+    let mut sb = summaries(&b);
+    sa.sort();
+    sb.sort();
+    assert_eq!(sa, sb);
+}
