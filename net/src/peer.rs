@@ -534,14 +534,15 @@ async fn watch_conn(
         let r = c.exchange(store, id).await?;
         on_exchange(&r);
         write_msg(&mut c.send, &PeerMsg::Watch, &c.counters).await?;
+        let mut local_open = true;
         loop {
             let mut run = std::mem::take(&mut c.changed);
             if !run {
                 tokio::select! {
-                    got = local.recv() => match got {
+                    got = local.recv(), if local_open => match got {
                         Some(()) => run = true,
-                        // Nobody can signal any more: keep serving the peer's announcements.
-                        None => std::future::pending::<()>().await,
+                        // Nobody can signal any more: keep following the peer's announcements.
+                        None => local_open = false,
                     },
                     msg = c.rx.recv() => match msg {
                         Some(Ok(PeerMsg::Changed)) => run = true,

@@ -8,9 +8,10 @@
 //!    - laptop (watching client) -> phone (server), the app signalling its
 //!      own write (as the bindings do);
 //!    - phone (server) -> laptop, the server announcing `Changed`;
-//!    - laptop -> phone with the keeper noticing the write (what
-//!      `kith log` beside `kith sync --peer ADDR --watch` costs: polling
-//!      every 50 ms, store parked after 100 ms idle);
+//!    - laptop -> phone with keepers on both sides noticing the write (what
+//!      `kith log` beside `kith sync --peer ADDR --watch` and `kith
+//!      serve-peer` costs: polling every 50 ms, stores parked after 100 ms
+//!      idle, so each side reopens its file);
 //! 2. reconnect after one new interaction (one-shot `sync_with_peer`):
 //!    bytes and round trips; and the same exchange on a kept connection.
 
@@ -78,6 +79,7 @@ struct Pair {
     a_seen: std::sync::mpsc::Receiver<(Instant, PeerReport)>,
     /// ... and on the phone (server).
     b_seen: std::sync::mpsc::Receiver<Instant>,
+    stop_client: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -113,7 +115,9 @@ async fn live_pair(seed_n: usize, keeper_on_a: bool) -> Pair {
     }));
     let (a_local, mut local_rx) = mpsc::channel(8);
     let (a_tx, a_seen) = std::sync::mpsc::channel();
-    let (store, id, mut sd) = (a.store.clone(), a.id.clone(), stop_rx.clone());
+    // The client stops first, so the server's going away is no error.
+    let (stop_client, client_rx) = watch::channel(false);
+    let (store, id, mut sd) = (a.store.clone(), a.id.clone(), client_rx);
     tasks.push(tokio::spawn(async move {
         kith_net::peer_watch(
             &store,
@@ -131,6 +135,11 @@ async fn live_pair(seed_n: usize, keeper_on_a: bool) -> Pair {
         .unwrap();
     }));
     if keeper_on_a {
+        // As the CLI runs it: a keeper on each side (the phone's announces).
+        let (store, mut sd, n) = (b.store.clone(), stop_rx.clone(), b_notify.clone());
+        tasks.push(tokio::spawn(async move {
+            kith_net::keep_store(&store, KeeperOptions::default(), &mut sd, || n.notify()).await;
+        }));
         let (store, mut sd, tx) = (a.store.clone(), stop_rx, a_local.clone());
         tasks.push(tokio::spawn(async move {
             kith_net::keep_store(&store, KeeperOptions::default(), &mut sd, || {
@@ -148,6 +157,7 @@ async fn live_pair(seed_n: usize, keeper_on_a: bool) -> Pair {
         b_notify,
         a_seen,
         b_seen,
+        stop_client,
         stop,
         tasks,
     }
@@ -161,8 +171,14 @@ impl Pair {
     }
 
     async fn stop(self) {
+        let _ = self.stop_client.send(true);
+        let mut tasks = self.tasks.into_iter();
+        let server = tasks.next().unwrap();
+        let client = tasks.next().unwrap();
+        client.await.unwrap();
         let _ = self.stop.send(true);
-        for t in self.tasks {
+        server.await.unwrap();
+        for t in tasks {
             t.await.unwrap();
         }
     }
@@ -180,10 +196,7 @@ async fn live(trials: usize) {
             tokio::task::block_in_place(|| p.b_seen.recv_timeout(Duration::from_secs(30)).unwrap());
         lat.push(t1 - t0);
     }
-    print(
-        "p2p live laptop -> phone (app signals its write)",
-        lat,
-    );
+    print("p2p live laptop -> phone (app signals its write)", lat);
     p.settle().await;
     let mut lat = Vec::with_capacity(trials);
     let mut bytes = Vec::with_capacity(trials);
@@ -191,10 +204,12 @@ async fn live(trials: usize) {
         let t0 = Instant::now();
         log(&p.b, &format!("b trial {i}"));
         p.b_notify.notify();
-        let (t1, r) = tokio::task::block_in_place(|| loop {
-            let (t, r) = p.a_seen.recv_timeout(Duration::from_secs(30)).unwrap();
-            if r.stats.changes_received > 0 {
-                break (t, r);
+        let (t1, r) = tokio::task::block_in_place(|| {
+            loop {
+                let (t, r) = p.a_seen.recv_timeout(Duration::from_secs(30)).unwrap();
+                if r.stats.changes_received > 0 {
+                    break (t, r);
+                }
             }
         });
         lat.push(t1 - t0);
@@ -228,7 +243,7 @@ async fn live(trials: usize) {
         p.settle().await;
     }
     print(
-        "p2p live laptop -> phone (keeper polls for the write, 50 ms tick)",
+        "p2p live laptop -> phone (keepers on both sides as in the CLI: write noticed by polling every 50 ms, stores parked after 100 ms idle)",
         lat,
     );
     p.stop().await;

@@ -644,19 +644,23 @@ fn describe(e: &RelayEvent) -> Option<String> {
     })
 }
 
-/// One line (text) or object (JSON) for a peer exchange.
+/// The JSON object for a peer exchange.
+fn peer_json(r: &kith_net::PeerReport) -> serde_json::Value {
+    serde_json::json!({
+        "peer": r.peer.as_ref().map(|c| c.device.to_string()),
+        "changes_sent": r.stats.changes_sent,
+        "changes_received": r.stats.changes_received,
+        "contacts_changed": r.stats.contacts_changed,
+        "interactions_changed": r.stats.interactions_changed,
+        "bytes_sent": r.wire_sent_bytes, "bytes_received": r.wire_received_bytes,
+        "elapsed_ms": r.elapsed_ms,
+    })
+}
+
+/// One line (text, or compact JSON for streaming) for a peer exchange.
 fn peer_line(r: &kith_net::PeerReport, json: bool) -> String {
     if json {
-        return serde_json::json!({
-            "peer": r.peer.as_ref().map(|c| c.device.to_string()),
-            "changes_sent": r.stats.changes_sent,
-            "changes_received": r.stats.changes_received,
-            "contacts_changed": r.stats.contacts_changed,
-            "interactions_changed": r.stats.interactions_changed,
-            "bytes_sent": r.wire_sent_bytes, "bytes_received": r.wire_received_bytes,
-            "elapsed_ms": r.elapsed_ms,
-        })
-        .to_string();
+        return peer_json(r).to_string();
     }
     format!(
         "Synced with {}: sent {} changes, received {} ({} contacts, {} interactions changed); {} + {} bytes in {} ms",
@@ -697,7 +701,11 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             .block_on(kith_net::sync_with_peer(&store, &id, sock))
             .map_err(failure)?;
         close(Arc::new(store))?;
-        out.line(peer_line(&r, json))?;
+        if json {
+            out.json(&peer_json(&r))?;
+        } else {
+            out.line(peer_line(&r, false))?;
+        }
         return Ok(());
     }
     let addr = relay_from(dir, a.relay.as_deref())?;

@@ -71,6 +71,22 @@ impl Store {
         Ok(value)
     }
 
+    /// Like [`Store::write_tables`], but the commit is not fsynced (redb
+    /// `Durability::None`): it becomes durable with the next durable commit
+    /// or when the file is closed, and a crash may lose it (never half of
+    /// it). For bookkeeping that is cheap to lose (peer session records,
+    /// last-seen times).
+    pub(crate) fn write_tables_lazily<T>(
+        &mut self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let value = f(&txn)?;
+        txn.commit()?;
+        Ok(value)
+    }
+
     /// Current heads of a document (loads it; empty for a document the store lacks).
     pub fn heads(&mut self, doc: DocId) -> Result<Vec<ChangeHash>, StoreError> {
         self.ensure_loaded(doc)?;

@@ -369,10 +369,12 @@ impl PeerSync {
             .map_err(|_| PeerError::BadSignature)?;
         key.verify(&sign_bytes(self.role.other(), &self.binding), signature)
             .map_err(|_| PeerError::BadSignature)?;
-        if super::devices::is_revoked(store, &cert.device)? {
+        if revoked_here(store, &cert.device)? {
             return Err(PeerError::Revoked(cert.device));
         }
-        super::devices::record_device(store, cert, self.now_ms)?;
+        // Certificate and last-seen time: bookkeeping, so not fsynced here
+        // (the exchange's next durable commit, or closing, persists it).
+        store.write_tables_lazily(|txn| tables::touch_device(txn, cert, self.now_ms))?;
         self.peer = Some(cert.clone());
         Ok(())
     }
@@ -704,13 +706,10 @@ fn load_record(
     store: &mut Store,
     peer: &DeviceId,
 ) -> Result<BTreeMap<String, Vec<[u8; 32]>>, StoreError> {
-    {
-        let txn = store.writable()?.begin_write()?;
-        tables::create(&txn)?;
-        txn.commit()?;
-    }
     let txn = store.read_txn()?;
-    let t = txn.open_table(tables::PEER_HEADS)?;
+    let Some(t) = tables::open_read(&txn, tables::PEER_HEADS)? else {
+        return Ok(BTreeMap::new());
+    };
     let key = peer.as_bytes().as_slice();
     let mut out = BTreeMap::new();
     for row in t.range((key, "")..)? {
@@ -727,10 +726,12 @@ fn load_record(
 
 /// Records the current heads of every document as the result of a
 /// completed session with `peer`.
+///
+/// Not fsynced: a record lost in a crash only costs the next session a
+/// `Resend` (the digests differ) and a full Hello.
 fn save_record(store: &mut Store, peer: &DeviceId) -> Result<(), StoreError> {
     let docs = my_docs(store)?;
-    let txn = store.writable()?.begin_write()?;
-    {
+    store.write_tables_lazily(|txn| {
         let mut t = txn.open_table(tables::PEER_HEADS)?;
         let key = peer.as_bytes().as_slice();
         t.retain_in((key, "")..=(key, "\u{10ffff}"), |_, _| false)?;
@@ -738,9 +739,8 @@ fn save_record(store: &mut Store, peer: &DeviceId) -> Result<(), StoreError> {
             let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
             t.insert((key, doc.as_str()), tables::heads_to_bytes(&hs).as_slice())?;
         }
-    }
-    txn.commit()?;
-    Ok(())
+        Ok(())
+    })
 }
 
 fn record_digest(record: &BTreeMap<String, Vec<[u8; 32]>>) -> [u8; 8] {
@@ -765,36 +765,44 @@ fn record_digest(record: &BTreeMap<String, Vec<[u8; 32]>>) -> [u8; 8] {
 
 /// The device that served at `addr` last time, if known.
 pub fn peer_hint(store: &mut Store, addr: &str) -> Result<Option<DeviceId>, StoreError> {
-    {
-        let txn = store.writable()?.begin_write()?;
-        tables::create(&txn)?;
-        txn.commit()?;
-    }
     let txn = store.read_txn()?;
-    let t = txn.open_table(tables::PEER_ADDRS)?;
+    let Some(t) = tables::open_read(&txn, tables::PEER_ADDRS)? else {
+        return Ok(None);
+    };
     let v = t.get(addr)?;
     Ok(v.and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
         .map(DeviceId))
 }
 
 /// Remembers that `device` served at `addr`.
+/// Not fsynced (a lost hint costs one full Hello), and not written at all
+/// when unchanged.
 pub fn remember_peer(store: &mut Store, addr: &str, device: &DeviceId) -> Result<(), StoreError> {
-    let txn = store.writable()?.begin_write()?;
-    tables::create(&txn)?;
-    txn.open_table(tables::PEER_ADDRS)?
-        .insert(addr, device.as_bytes().as_slice())?;
-    txn.commit()?;
-    Ok(())
+    if peer_hint(store, addr)? == Some(*device) {
+        return Ok(());
+    }
+    store.write_tables_lazily(|txn| {
+        txn.open_table(tables::PEER_ADDRS)?
+            .insert(addr, device.as_bytes().as_slice())?;
+        Ok(())
+    })
+}
+
+/// True if this device revoked `device` (read-only: a store that never
+/// revoked anything has no table yet).
+fn revoked_here(store: &Store, device: &DeviceId) -> Result<bool, StoreError> {
+    let txn = store.read_txn()?;
+    let Some(t) = tables::open_read(&txn, tables::REVOKED)? else {
+        return Ok(false);
+    };
+    Ok(t.get(device.as_bytes().as_slice())?.is_some())
 }
 
 fn load_state(store: &mut Store, peer: &DeviceId, doc: &str) -> Result<SyncState, StoreError> {
-    {
-        let txn = store.writable()?.begin_write()?;
-        tables::create(&txn)?;
-        txn.commit()?;
-    }
     let txn = store.read_txn()?;
-    let t = txn.open_table(tables::PEER_STATE)?;
+    let Some(t) = tables::open_read(&txn, tables::PEER_STATE)? else {
+        return Ok(SyncState::new());
+    };
     let v = t.get((peer.as_bytes().as_slice(), doc))?;
     Ok(match v {
         // A damaged state only costs a longer sync: start afresh.
@@ -803,17 +811,18 @@ fn load_state(store: &mut Store, peer: &DeviceId, doc: &str) -> Result<SyncState
     })
 }
 
+/// Not fsynced: a lost state only makes the next sync start from scratch.
 fn save_state(
     store: &mut Store,
     peer: &DeviceId,
     doc: &str,
     state: &SyncState,
 ) -> Result<(), StoreError> {
-    let txn = store.writable()?.begin_write()?;
-    txn.open_table(tables::PEER_STATE)?
-        .insert((peer.as_bytes().as_slice(), doc), state.encode().as_slice())?;
-    txn.commit()?;
-    Ok(())
+    store.write_tables_lazily(|txn| {
+        txn.open_table(tables::PEER_STATE)?
+            .insert((peer.as_bytes().as_slice(), doc), state.encode().as_slice())?;
+        Ok(())
+    })
 }
 
 fn msg_name(m: &PeerMsg) -> &'static str {
@@ -841,5 +850,82 @@ pub fn answer_pair_request(host: &mut PairingHost, slot: &MailboxSlot, now_ms: u
         None => PeerMsg::Refused {
             reason: "no such invitation: already used, expired, or never made".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn doc_name() -> impl Strategy<Value = String> {
+        prop_oneof![Just("main".to_string()), "log/20[0-9]{2}q[1-4]", ".{0,12}"]
+    }
+
+    fn msg() -> impl Strategy<Value = PeerMsg> {
+        let id = DeviceIdentity::create_account("prop", 1).unwrap();
+        let cert = id.cert().clone();
+        let sig = id.device_signing_key().sign(b"x");
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..64);
+        prop_oneof![
+            (
+                any::<u16>(),
+                any::<Option<[u8; 32]>>(),
+                any::<[u8; 8]>(),
+                proptest::collection::vec(
+                    (
+                        doc_name(),
+                        proptest::collection::vec(any::<[u8; 32]>(), 0..3)
+                    ),
+                    0..4
+                )
+            )
+                .prop_map(move |(version, hint, base, docs)| PeerMsg::Hello {
+                    version,
+                    cert: Box::new(cert.clone()),
+                    signature: sig,
+                    hint: hint.map(DeviceId),
+                    base,
+                    docs,
+                }),
+            (doc_name(), proptest::collection::vec(bytes(), 0..4))
+                .prop_map(|(doc, changes)| PeerMsg::Changes { doc, changes }),
+            Just(PeerMsg::EndDirect),
+            (doc_name(), proptest::option::of(bytes()))
+                .prop_map(|(doc, message)| PeerMsg::Sync { doc, message }),
+            Just(PeerMsg::Done),
+            Just(PeerMsg::DoneAck),
+            ".{0,40}".prop_map(|reason| PeerMsg::Refused { reason }),
+            any::<[u8; 32]>().prop_map(|slot| PeerMsg::PairRequest { slot }),
+            bytes().prop_map(|blob| PeerMsg::PairBlob { blob }),
+            Just(PeerMsg::Resend),
+            Just(PeerMsg::Watch),
+            Just(PeerMsg::Changed),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_survives_a_frame_round_trip(m in msg()) {
+            let f = kith_protocol::encode_frame(&m, kith_protocol::FRAME_BYTES_MAX).unwrap();
+            let (back, used) = kith_protocol::decode_frame::<PeerMsg>(&f, kith_protocol::FRAME_BYTES_MAX)
+                .unwrap()
+                .unwrap();
+            prop_assert_eq!(used, f.len());
+            prop_assert_eq!(back, m);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(b in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = kith_protocol::decode_body::<PeerMsg>(&b);
+        }
+    }
+
+    #[test]
+    fn live_mode_variants_keep_their_wire_numbers() {
+        // Variant order is the wire format: Watch = 10, Changed = 11.
+        assert_eq!(postcard::to_allocvec(&PeerMsg::Watch).unwrap(), vec![10]);
+        assert_eq!(postcard::to_allocvec(&PeerMsg::Changed).unwrap(), vec![11]);
+        assert_eq!(postcard::to_allocvec(&PeerMsg::Resend).unwrap(), vec![9]);
     }
 }

@@ -67,6 +67,19 @@ pub(crate) struct Partial {
     pub bytes: Vec<u8>,
 }
 
+/// Opens a table in a read transaction; `None` when it was never created
+/// (a store that has not synced that way yet).
+pub(crate) fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<'_, K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Damaged {
         what: format!("sync table {what}"),
