@@ -150,7 +150,8 @@ impl PeerServer {
         on_session: impl Fn(Result<PeerReport, NetError>) + Send + Sync + 'static,
     ) -> Result<(), NetError> {
         let on_session = Arc::new(on_session);
-        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX as usize));
+        let (stop_tx, stop_rx) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -166,6 +167,7 @@ impl PeerServer {
                         id: id.clone(),
                         pairing: pairing.clone(),
                         changes: self.changes.clone(),
+                        stop: stop_rx.clone(),
                     };
                     let cb = on_session.clone();
                     tokio::spawn(async move {
@@ -178,19 +180,32 @@ impl PeerServer {
                 }
             }
         }
+        // Graceful: connections between exchanges end their stream, one in
+        // an exchange finishes it first, and each waits (bounded) for the
+        // client to read the last frames; closing the endpoint at once would
+        // discard a DoneAck still in flight.
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(
+            Duration::from_millis(SHUTDOWN_GRACE_MS),
+            slots.acquire_many(CONNECTIONS_MAX),
+        )
+        .await;
         self.endpoint.close(0u32.into(), b"shutdown");
         Ok(())
     }
 }
 
 /// Most connections a peer server serves at once (a user's own devices).
-pub const CONNECTIONS_MAX: usize = 32;
+pub const CONNECTIONS_MAX: u32 = 32;
+/// Longest a stopping server waits for its connections to end.
+pub const SHUTDOWN_GRACE_MS: u64 = 3_000;
 
 struct ServeCtx {
     store: Arc<Mutex<Store>>,
     id: DeviceIdentity,
     pairing: Arc<Mutex<PairingHost>>,
     changes: watch::Sender<u64>,
+    stop: watch::Receiver<bool>,
 }
 
 fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
@@ -221,6 +236,7 @@ async fn serve_conn(
     let bind = binding(&conn)?;
     let mut changes = ctx.changes.subscribe();
     changes.mark_unchanged();
+    let mut stop = ctx.stop.clone();
     let mut m = PeerSync::new(ctx.id.clone(), PeerRole::Server, bind);
     let mut authenticated = false;
     let mut watching = false;
@@ -300,6 +316,7 @@ async fn serve_conn(
                 _ = tokio::time::sleep_until(deadline.into()), if in_exchange => {
                     return Err(NetError::Timeout { timeout_ms: SESSION_TIMEOUT_MS });
                 }
+                () = async { let _ = stop.wait_for(|s| *s).await; }, if !in_exchange => return Ok(()),
             }
         }
     }
