@@ -631,3 +631,109 @@ pub async fn join_via_peer(
         other => Err(NetError::Connection(format!("unexpected answer {other:?}")).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kith_core::identity::DeviceKey;
+
+    struct Dev {
+        _dir: tempfile::TempDir,
+        store: Arc<Mutex<Store>>,
+        id: DeviceIdentity,
+    }
+
+    fn dev(id: DeviceIdentity) -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(dir.path()).unwrap()));
+        Dev {
+            _dir: dir,
+            store,
+            id,
+        }
+    }
+
+    fn pair() -> (Dev, Dev) {
+        let a = DeviceIdentity::create_account("laptop", now_ms()).unwrap();
+        let b = DeviceIdentity::new(
+            a.account_secret().clone(),
+            DeviceKey::generate(),
+            "phone",
+            now_ms(),
+        )
+        .unwrap();
+        (dev(a), dev(b))
+    }
+
+    async fn serve(d: &Dev) -> (SocketAddr, ChangeNotifier, watch::Sender<bool>) {
+        let server = PeerServer::bind("127.0.0.1:0".parse().unwrap(), &d.id).unwrap();
+        let addr = server.local_addr().unwrap();
+        let notifier = server.notifier();
+        let (stop, mut rx) = watch::channel(false);
+        let (store, id) = (d.store.clone(), d.id.clone());
+        tokio::spawn(async move {
+            server
+                .run(
+                    store,
+                    id,
+                    Arc::new(Mutex::new(PairingHost::default())),
+                    async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    },
+                    |_| {},
+                )
+                .await
+                .unwrap();
+        });
+        (addr, notifier, stop)
+    }
+
+    async fn next(c: &mut ClientConn) -> PeerMsg {
+        tokio::time::timeout(Duration::from_secs(10), c.rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn watch_before_an_exchange_is_refused() {
+        let (a, _b) = pair();
+        let (addr, _n, stop) = serve(&a).await;
+        let mut c = ClientConn::open(addr).await.unwrap();
+        write_msg(&mut c.send, &PeerMsg::Watch, &c.counters)
+            .await
+            .unwrap();
+        assert!(matches!(next(&mut c).await, PeerMsg::Refused { .. }));
+        c.close().await;
+        stop.send(true).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_watching_connection_is_told_about_new_changes_and_runs_more_exchanges() {
+        let (a, b) = pair();
+        let (addr, notifier, stop) = serve(&a).await;
+        let mut c = ClientConn::open(addr).await.unwrap();
+        let first = c.exchange(&b.store, &b.id).await.unwrap();
+        assert_eq!(first.peer.unwrap().device, a.id.device_id());
+        write_msg(&mut c.send, &PeerMsg::Watch, &c.counters)
+            .await
+            .unwrap();
+        a.store
+            .lock()
+            .unwrap()
+            .add_contact(kith_core::NewContact::named("Ana Lima"))
+            .unwrap();
+        notifier.notify();
+        assert_eq!(next(&mut c).await, PeerMsg::Changed);
+        // Several exchanges on the same connection.
+        let r = c.exchange(&b.store, &b.id).await.unwrap();
+        assert!(r.stats.changes_received >= 1, "{r:?}");
+        assert_eq!(b.store.lock().unwrap().all_contacts().unwrap().len(), 1);
+        let idle = c.exchange(&b.store, &b.id).await.unwrap();
+        assert_eq!(idle.stats.changes_received + idle.stats.changes_sent, 0);
+        assert_eq!(idle.stats.round_trips, 1);
+        c.close().await;
+        stop.send(true).unwrap();
+    }
+}
