@@ -1261,14 +1261,34 @@ impl Store {
                     return Err(OpError::UnknownProject(p));
                 }
             }
-            for c in &contacts {
-                let old = index::get_contact(tx.txn, c.id)?;
+            // New contacts are indexed together at the end (sorted, tables
+            // opened once), from the record as the reader would return it,
+            // computed without reading the document back; an id repeated in
+            // this call updates its pending row like a second write would.
+            let mut pending: BTreeMap<ContactId, Contact> = BTreeMap::new();
+            for c in contacts {
+                let old = match pending.get(&c.id) {
+                    Some(p) => Some(p.clone()),
+                    None => index::get_contact(tx.txn, c.id)?,
+                };
                 let doc = tx.doc_mut(DocId::Main)?;
-                let obj = schema::write_contact(doc, old.as_ref(), c)?;
-                // Read back through the record just written (no lookup by id).
-                let stored = schema::read_contact(doc, &obj, &c.id.to_string())?;
-                index::put_contact(tx.txn, old.as_ref(), &stored)?;
+                let obj = schema::write_contact(doc, old.as_ref(), &c)?;
+                match old {
+                    None => {
+                        pending.insert(c.id, schema::new_contact_as_read(c)?);
+                    }
+                    Some(old) => {
+                        // Read back through the record just written (no lookup by id).
+                        let stored = schema::read_contact(doc, &obj, &c.id.to_string())?;
+                        if let Some(p) = pending.get_mut(&c.id) {
+                            *p = stored;
+                        } else {
+                            index::put_contact(tx.txn, Some(&old), &stored)?;
+                        }
+                    }
+                }
             }
+            index::put_new_contacts(tx.txn, pending.values())?;
             for p in &projects {
                 let old = index::get_project(tx.txn, p.id)?;
                 tx.save_project(old.as_ref(), p)?;

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod linkedin;
+pub mod phone;
 pub mod plan;
 pub mod vcard;
 pub mod vcard_map;

@@ -7,8 +7,9 @@
 //!    Kith vCard export re-imported). Re-importing a file therefore creates nothing.
 //! 2. `repeated_in_input`: an earlier draft of the same input has one of its keys.
 //! 3. `likely_duplicates`: an existing, unmerged contact has the same normalised
-//!    email, the same phone (one number's digits end the other's, 9 digits at
-//!    least) or the same normalised name: the rules of [`crate::dedup`], with
+//!    email, the same phone (in E.164-like form, "020 7946 0958" meeting
+//!    "+44 20 7946 0958", see [`super::phone`]: one number's digits end the
+//!    other's, 9 digits at least) or the same normalised name: the rules of [`crate::dedup`], with
 //!    its normalisation, so import and the store's duplicate list agree. The
 //!    suggested merge target is the candidate with the strongest evidence
 //!    (email > phone > name, then most reasons, then oldest id).
@@ -20,8 +21,9 @@ use crate::ids::ContactId;
 use crate::model::Contact;
 
 use super::ContactDraft;
-use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN};
-use crate::index::text::{normalise_email, normalise_name, phone_digits};
+use super::phone::default_calling_code;
+use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN, phone_match_digits};
+use crate::index::text::{normalise_email, normalise_name};
 
 /// Longest `merged_into` chain followed (merges of merges); longer is a loop.
 const MERGE_CHAIN_HOPS_MAX: usize = 32;
@@ -72,15 +74,14 @@ fn weight(reason: &DuplicateReason) -> u32 {
     }
 }
 
-/// The last [`PHONE_DIGITS_MIN`] digits and all digits, when there are enough.
-fn phone_key(phone: &str) -> Option<(String, String)> {
-    let digits = phone_digits(phone);
-    (digits.len() >= PHONE_DIGITS_MIN).then(|| {
-        (
-            digits[digits.len() - PHONE_DIGITS_MIN..].to_string(),
-            digits,
-        )
-    })
+/// The last [`PHONE_DIGITS_MIN`] digits and all digits of the number in its
+/// E.164-like form ([`crate::dedup::phone_match_digits`]), when it has enough.
+fn phone_key(phone: &str, default_cc: Option<&str>) -> Option<(String, String)> {
+    let digits = phone_match_digits(phone, default_cc)?;
+    Some((
+        digits[digits.len() - PHONE_DIGITS_MIN..].to_string(),
+        digits,
+    ))
 }
 
 impl ImportPlan {
@@ -111,6 +112,16 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
         id
     };
 
+    // Numbers written nationally ("020 ...") take the calling code most
+    // international numbers of the store and the input use.
+    let default_cc = default_calling_code(
+        existing
+            .iter()
+            .flat_map(|c| &c.phones)
+            .chain(drafts.iter().flat_map(|d| &d.phones))
+            .map(|p| p.value.as_str()),
+    );
+    let default_cc = default_cc.as_deref();
     let mut by_key: HashMap<&str, ContactId> = HashMap::new();
     let mut by_email: HashMap<String, Vec<ContactId>> = HashMap::new();
     let mut by_phone: HashMap<String, Vec<(String, ContactId)>> = HashMap::new();
@@ -129,7 +140,7 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
             }
         }
         for p in &c.phones {
-            if let Some((tail, digits)) = phone_key(&p.value) {
+            if let Some((tail, digits)) = phone_key(&p.value, default_cc) {
                 by_phone.entry(tail).or_default().push((digits, c.id));
             }
         }
@@ -182,7 +193,7 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
             }
         }
         for p in &draft.phones {
-            let Some((tail, digits)) = phone_key(&p.value) else {
+            let Some((tail, digits)) = phone_key(&p.value, default_cc) else {
                 continue;
             };
             for (theirs, id) in by_phone.get(&tail).into_iter().flatten() {
