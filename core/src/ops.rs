@@ -326,6 +326,9 @@ pub struct ImportSummary {
 
 /// Records per Automerge change in a bulk import.
 const IMPORT_BATCH_RECORDS: usize = 5_000;
+/// Contacts per Automerge change in a bulk import (all in one redb
+/// transaction): bounds the memory of the change's pending ops.
+const IMPORT_CHANGE_CONTACTS: usize = 1_000;
 
 fn trimmed(s: &str) -> String {
     s.trim().to_string()
@@ -1266,7 +1269,10 @@ impl Store {
             // computed without reading the document back; an id repeated in
             // this call updates its pending row like a second write would.
             let mut pending: BTreeMap<ContactId, Contact> = BTreeMap::new();
-            for c in contacts {
+            for (n, c) in contacts.into_iter().enumerate() {
+                if n > 0 && n % IMPORT_CHANGE_CONTACTS == 0 {
+                    tx.commit_change(DocId::Main);
+                }
                 let old = match pending.get(&c.id) {
                     Some(p) => Some(p.clone()),
                     None => index::get_contact(tx.txn, c.id)?,

@@ -108,3 +108,42 @@ fn vcard_import_index_equals_reindex() {
     assert_eq!(before, s.index_dump().unwrap());
     assert_index_equals_reindex(&mut s);
 }
+
+/// A bulk import spans several Automerge changes (one per thousand contacts)
+/// but one redb transaction: a record refused after the first changes were
+/// committed in memory leaves the store exactly as it was, in memory and on
+/// disk, and the store keeps working.
+#[test]
+fn a_failing_bulk_import_after_several_changes_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let ana = s
+        .add_contact(kith_core::NewContact::named("Ana Lima"))
+        .unwrap();
+    let heads = s.heads(kith_core::DocId::Main).unwrap();
+    let index = s.index_dump().unwrap();
+    let template = s.contact(ana.id).unwrap();
+    let mut batch: Vec<Contact> = (0..2_500)
+        .map(|i| Contact {
+            id: ContactId::new(),
+            name: format!("Bulk {i}"),
+            ..template.clone()
+        })
+        .collect();
+    // The reader refuses month 13, so the import must refuse it too.
+    batch[2_400].birthday = Some(kith_core::model::PartialDate {
+        year: None,
+        month: 13,
+        day: 1,
+    });
+    assert!(s.import_records(batch, vec![], vec![], vec![]).is_err());
+    assert_eq!(s.heads(kith_core::DocId::Main).unwrap(), heads);
+    assert_eq!(s.index_dump().unwrap(), index);
+    assert_eq!(s.all_contacts().unwrap().len(), 1);
+    s.add_contact(kith_core::NewContact::named("Bo Chen"))
+        .unwrap();
+    s.close().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.all_contacts().unwrap().len(), 2);
+    assert_index_equals_reindex(&mut s);
+}
