@@ -271,3 +271,22 @@ fn trunk_prefix_phone_forms_are_likely_duplicates() {
     }
     assert_eq!(names(plan.create.iter().collect()), ["Different Number"]);
 }
+
+/// Normalising never loses a match the digits as written give: a Portuguese
+/// number written nationally in a mostly British address book (default
+/// calling code 44) still meets its "+351" form.
+#[test]
+fn a_national_number_of_another_country_still_meets_its_international_form() {
+    let pt = contact("Rui Stored", None, Some("+351 912 345 678"));
+    let uk1 = contact("Uk One", None, Some("+44 20 7946 0001"));
+    let uk2 = contact("Uk Two", None, Some("+44 20 7946 0002"));
+    let file = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Rui National\r\nTEL:912 345 678\r\nEND:VCARD\r\n";
+    let batch = vcard_drafts(file.as_bytes(), &VcardLimits::default(), None).unwrap();
+    let plan = plan_import(batch.drafts, &[pt.clone(), uk1, uk2]);
+    assert_eq!(plan.likely_duplicates.len(), 1, "{plan:?}");
+    assert_eq!(plan.likely_duplicates[0].merge_into, pt.id);
+    assert_eq!(
+        plan.likely_duplicates[0].reasons,
+        vec![DuplicateReason::SamePhone("912345678".into())]
+    );
+}
