@@ -1206,9 +1206,10 @@ impl Store {
     /// Bulk path (import, demo, benches): upserts many records with one
     /// Automerge change per document per batch (per thousand contacts in the
     /// main document) and one redb transaction per batch (all the contacts,
-    /// projects and goals in one). Records keep their ids; interactions land in the partition of
-    /// their id. Contacts referenced by interactions or goals must exist in
-    /// the store or in this call. Validation is the same as for single writes.
+    /// projects and goals in one). Records keep their ids; interactions land
+    /// in the partition of their id. Contacts referenced by interactions or
+    /// goals must exist in the store or in this call. Validation is the same
+    /// as for single writes.
     pub fn import_records(
         &mut self,
         contacts: Vec<Contact>,
