@@ -111,7 +111,8 @@ fn backup_error(e: StoreBackupError, restoring: bool) -> KithError {
             | BackupError::InvalidParams { .. }
             | BackupError::NewerPayload { .. },
         )
-        | StoreBackupError::BadDocument { .. } => KithError::invalid("backup", reason),
+        | StoreBackupError::BadDocument { .. }
+        | StoreBackupError::BadKeys { .. } => KithError::invalid("backup", reason),
         StoreBackupError::Backup(BackupError::Payload(_)) if restoring => {
             KithError::invalid("backup", reason)
         }
@@ -123,7 +124,7 @@ fn backup_error(e: StoreBackupError, restoring: bool) -> KithError {
         ) => KithError::Internal { reason },
         StoreBackupError::TargetNotEmpty { .. } => KithError::invalid("data_dir", reason),
         StoreBackupError::Store(s) => s.into(),
-        StoreBackupError::Io { .. } => KithError::Storage { reason },
+        StoreBackupError::Io { .. } | StoreBackupError::Keys(_) => KithError::Storage { reason },
     }
 }
 

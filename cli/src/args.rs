@@ -155,6 +155,10 @@ pub(crate) struct BackupArgs {
     /// The backup file to write (must not exist).
     #[arg(value_name = "FILE")]
     pub(crate) file: std::path::PathBuf,
+    /// Leave this device's keys (account secret, device key) out of the
+    /// backup: the file then restores the data but not the device's identity.
+    #[arg(long)]
+    pub(crate) no_keys: bool,
     #[command(flatten)]
     pub(crate) kdf: KdfArgs,
 }

@@ -183,6 +183,7 @@ fn main() {
     let t = Instant::now();
     let batch = vcard_drafts(&file, &VcardLimits::default(), Some("NHS Trust")).unwrap();
     let parse_map = t.elapsed();
+    let hwm_parse_kib = status_kib("VmHWM:");
     assert_eq!(batch.drafts.len(), CARDS);
     assert!(
         batch.errors.is_empty(),
@@ -193,6 +194,7 @@ fn main() {
     let plan = plan_for_store(&store, batch.drafts).unwrap();
     let plan_empty = t.elapsed();
     assert_eq!(plan.create.len(), CARDS);
+    let hwm_plan_kib = status_kib("VmHWM:");
     let t = Instant::now();
     let report = apply_plan(&mut store, &plan, &options).unwrap();
     let apply = t.elapsed();
@@ -231,6 +233,12 @@ fn main() {
         "peak memory of the whole import (VmHWM, the file's bytes included): {:.1} MB (goal <= 200 MB); RSS before: {:.1} MB",
         hwm_kib as f64 / 1024.0,
         rss_before_kib as f64 / 1024.0
+    );
+    println!(
+        "  peak by phase end (VmHWM): parse+map {:.1} MB, plan {:.1} MB, apply {:.1} MB",
+        hwm_parse_kib as f64 / 1024.0,
+        hwm_plan_kib as f64 / 1024.0,
+        hwm_kib as f64 / 1024.0
     );
     println!(
         "plan re-import against {CARDS} contacts: {:.3} s",

@@ -22,285 +22,40 @@
     clippy::panic
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use kith_core::model::{
-    Circle, Contact, ContactPoint, Direction, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus,
-    Initiator, Interaction, InteractionKind, Project, ProjectStatus, Seniority,
-};
+use kith_core::model::{Contact, Goal, Interaction, Project};
+use kith_core::synth::{self, SynthParams};
 use kith_core::{
-    ContactId, ContactQuery, DocId, ExchangeId, FollowUpId, GoalId, InteractionId, NewInteraction,
-    ParticipantRef, ProjectId, Store, TimelineQuery,
+    ContactId, ContactQuery, DocId, NewInteraction, ParticipantRef, Store, TimelineQuery,
 };
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 
 const CHILD_ENV: &str = "KITH_BENCH_CHILD";
 const CHILD_DIR_ENV: &str = "KITH_BENCH_DIR";
 const CONTACTS: usize = 2_000;
-const DAY_MS: i64 = 86_400_000;
 
-/// A synthetic network: the one function to swap for `kith_core::synth`.
+/// A synthetic network from `kith_core::synth` (the generator `kith demo`
+/// and the insights bench use): five years of history before now.
 fn generate(
     contacts_n: usize,
     interactions_n: usize,
     seed: u64,
 ) -> (Vec<Contact>, Vec<Interaction>, Vec<Project>, Vec<Goal>) {
-    const FIRST: &[&str] = &[
-        "Ana", "João", "Maria", "José", "Inês", "Rui", "Sofia", "Miguel", "Zoë", "Chloé", "Liam",
-        "Noah", "Emma", "Olivia", "Ava", "Lucas", "Mia", "Amélie", "Søren", "Åsa", "Priya",
-        "Arjun", "Wei", "Mei", "Kenji", "Yuki", "Fatima", "Omar", "Leila", "Hugo", "Élodie",
-        "Mateus",
-    ];
-    const LAST: &[&str] = &[
-        "Silva",
-        "Santos",
-        "Ferreira",
-        "Pereira",
-        "Oliveira",
-        "Costa",
-        "Rodrigues",
-        "Martins",
-        "Jensen",
-        "Müller",
-        "Schmidt",
-        "García",
-        "López",
-        "Martínez",
-        "Dubois",
-        "Lefèvre",
-        "Rossi",
-        "Bianchi",
-        "Nakamura",
-        "Tanaka",
-        "Patel",
-        "Sharma",
-        "Chen",
-        "Wang",
-        "Kowalski",
-        "Nowak",
-        "O'Brien",
-        "Murphy",
-        "Smith",
-        "Johnson",
-        "Brown",
-        "Taylor",
-        "Andersson",
-        "Nilsson",
-    ];
-    const ORGS: &[&str] = &[
-        "St Mary's Hospital",
-        "Royal Infirmary",
-        "City Health Trust",
-        "University Medical Centre",
-        "Northside Clinic",
-        "Public Health Agency",
-        "MedTech Labs",
-        "Nursing College",
-        "Regional Ambulance Service",
-        "Care Partners",
-    ];
-    const DISCIPLINES: &[&str] = &[
-        "nursing",
-        "medicine",
-        "pharmacy",
-        "physiotherapy",
-        "management",
-        "finance",
-        "IT",
-        "research",
-        "social work",
-        "radiology",
-    ];
-    const ROLES: &[&str] = &[
-        "consultant",
-        "charge nurse",
-        "registrar",
-        "director",
-        "analyst",
-        "lecturer",
-        "manager",
-        "coordinator",
-        "specialist",
-        "chief executive",
-    ];
-    const TOPICS: &[&str] = &[
-        "the ward rota",
-        "the quality audit",
-        "discharge planning",
-        "the new EHR rollout",
-        "budget for next year",
-        "a research grant",
-        "staff wellbeing",
-        "the sepsis pathway",
-        "mentoring",
-        "the conference talk",
-        "recruitment",
-        "patient flow",
-    ];
-    const SENTENCES: &[&str] = &[
-        "We agreed to meet again after the board decides.",
-        "She offered to introduce me to the pharmacy lead.",
-        "He was worried about staffing over the winter.",
-        "Good insight into how finance prioritises bids.",
-        "I shared our audit results and got useful feedback.",
-        "They are looking for a clinical partner for the pilot.",
-        "Follow up with the slides and the data extract.",
-        "Talked about career plans and the leadership course.",
-        "Useful view from outside the organisation on our problem.",
-        "We could co-author a short paper on the results.",
-    ];
-    let mut rng = StdRng::seed_from_u64(seed);
-    let now = chrono::Utc::now().timestamp_millis();
-    let years_ms = 5 * 365 * DAY_MS;
-
-    let mut contacts = Vec::with_capacity(contacts_n);
-    for n in 0..contacts_n {
-        let first = *FIRST.choose(&mut rng).unwrap();
-        let last = *LAST.choose(&mut rng).unwrap();
-        let org = *ORGS.choose(&mut rng).unwrap();
-        let created = now - rng.gen_range(0..years_ms);
-        let mut circles = BTreeSet::new();
-        circles.insert(*Circle::ALL.choose(&mut rng).unwrap());
-        if rng.gen_bool(0.2) {
-            circles.insert(*Circle::ALL.choose(&mut rng).unwrap());
-        }
-        let slug = |s: &str| s.to_lowercase().replace(['\'', ' '], "");
-        contacts.push(Contact {
-            id: ContactId::new_at(created),
-            name: format!("{first} {last}"),
-            given_name: Some(first.into()),
-            family_name: Some(last.into()),
-            organisation: Some(org.into()),
-            role: Some((*ROLES.choose(&mut rng).unwrap()).into()),
-            discipline: Some((*DISCIPLINES.choose(&mut rng).unwrap()).into()),
-            seniority: *Seniority::ALL.choose(&mut rng).unwrap(),
-            inside_org: Some(org == ORGS[0]),
-            circles,
-            tags: if rng.gen_bool(0.3) {
-                ["mentor".to_string()].into()
-            } else {
-                BTreeSet::new()
-            },
-            emails: vec![ContactPoint {
-                value: format!("{}.{}{n}@example.org", slug(first), slug(last)),
-                label: "work".into(),
-            }],
-            phones: vec![ContactPoint {
-                value: format!("+351 9{:08}", rng.gen_range(0..100_000_000u32)),
-                label: "mobile".into(),
-            }],
-            urls: BTreeSet::new(),
-            how_we_met: Some(format!("at {}", TOPICS.choose(&mut rng).unwrap())),
-            first_met: None,
-            birthday: None,
-            notes: String::new(),
-            cadence_days: if rng.gen_bool(0.1) { Some(30) } else { None },
-            created_ms: created,
-            updated_ms: created,
-            archived: false,
-            merged_into: None,
-            import_keys: BTreeSet::new(),
-        });
-    }
-    let projects: Vec<Project> = (0..20)
-        .map(|n| Project {
-            id: ProjectId::new(),
-            name: format!("Project {n}: {}", TOPICS[n % TOPICS.len()]),
-            description: String::new(),
-            status: ProjectStatus::Active,
-            created_ms: now,
-            updated_ms: now,
-        })
-        .collect();
-    let goals: Vec<Goal> = (0..5)
-        .map(|n| Goal {
-            id: GoalId::new(),
-            title: format!("Goal {n}"),
-            priority: 1 + (n % 3) as u8,
-            status: GoalStatus::Active,
-            contacts: contacts.iter().take(5).map(|c| c.id).collect(),
-            created_ms: now,
-            updated_ms: now,
-        })
-        .collect();
-
-    let mut interactions = Vec::with_capacity(interactions_n);
-    for _ in 0..interactions_n {
-        let at = now - rng.gen_range(0..years_ms);
-        // Skewed: a core of contacts is met far more often.
-        let k = rng.gen_range(1..=3usize);
-        let participants: BTreeSet<ContactId> = (0..k)
-            .map(|_| {
-                let r: f64 = rng.r#gen();
-                contacts[((r * r * r) * contacts_n as f64) as usize % contacts_n].id
-            })
-            .collect();
-        let topic = *TOPICS.choose(&mut rng).unwrap();
-        let mut notes = format!("Discussed {topic}. ");
-        while notes.len() < 300 {
-            notes.push_str(SENTENCES.choose(&mut rng).unwrap());
-            notes.push(' ');
-        }
-        let with = participants.iter().next().copied();
-        let exchanges = (0..rng.gen_range(0..3))
-            .map(|_| Exchange {
-                id: ExchangeId::new(),
-                what: *ExchangeWhat::ALL.choose(&mut rng).unwrap(),
-                direction: *[Direction::Gave, Direction::Received]
-                    .choose(&mut rng)
-                    .unwrap(),
-                with,
-            })
-            .collect();
-        let mut follow_ups = BTreeMap::new();
-        if rng.gen_bool(0.2) {
-            let id = FollowUpId::new();
-            let due = chrono::DateTime::from_timestamp_millis(at + 14 * DAY_MS)
-                .map(|d| d.date_naive())
-                .unwrap_or(NaiveDate::MIN);
-            follow_ups.insert(
-                id,
-                FollowUp {
-                    id,
-                    text: format!("send notes on {topic}"),
-                    due: Some(due),
-                    done_ms: if rng.gen_bool(0.7) {
-                        Some(at + DAY_MS)
-                    } else {
-                        None
-                    },
-                },
-            );
-        }
-        interactions.push(Interaction {
-            id: InteractionId::new_at(at),
-            at_ms: at,
-            offset_minutes: 0,
-            kind: *InteractionKind::ALL.choose(&mut rng).unwrap(),
-            initiator: *Initiator::ALL.choose(&mut rng).unwrap(),
-            participants,
-            summary: format!("Talked about {topic}"),
-            notes,
-            notes_conflicts: Vec::new(),
-            project: if rng.gen_bool(0.1) {
-                Some(projects[rng.gen_range(0..projects.len())].id)
-            } else {
-                None
-            },
-            exchanges,
-            follow_ups,
-            created_ms: at,
-            updated_ms: at,
-            deleted_ms: None,
-        });
-    }
-    (contacts, interactions, projects, goals)
+    let mut params = SynthParams::new(
+        contacts_n,
+        interactions_n,
+        seed,
+        chrono::Utc::now().timestamp_millis(),
+    );
+    params.years = 5;
+    let n = synth::generate(&params);
+    (n.contacts, n.interactions, n.projects, n.goals)
 }
 
 fn status_kb(key: &str) -> u64 {

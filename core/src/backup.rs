@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::identity::{FileKeyStore, KeyMaterial, KeyStore};
 use crate::model::TimestampMs;
 
 /// First bytes of every backup file.
@@ -439,24 +440,58 @@ pub enum StoreBackupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the key material in the backup cannot be restored: {reason}")]
+    BadKeys { reason: String },
+    #[error("the device keys could not be encoded or written: {0}")]
+    Keys(#[from] crate::identity::KeyStoreError),
 }
 
 /// A restored store and the keys the backup held (if it held any).
 #[derive(Debug)]
 pub struct RestoredStore {
     pub store: crate::store::Store,
-    pub keys: Option<Zeroizing<Vec<u8>>>,
+    /// The device's key material, decoded and checked; `None` for a backup
+    /// made without keys.
+    pub keys: Option<KeyMaterial>,
+}
+
+/// The payload form of key material: the JSON of [`KeyMaterial`], the same
+/// bytes [`crate::identity::FileKeyStore`] keeps in `keys.json`.
+fn encode_keys(keys: &KeyMaterial) -> Result<Vec<u8>, StoreBackupError> {
+    serde_json::to_vec_pretty(keys).map_err(|e| StoreBackupError::BadKeys {
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes and checks the key material of a payload, before anything is written.
+fn decode_keys(bytes: &[u8]) -> Result<KeyMaterial, StoreBackupError> {
+    let keys: KeyMaterial =
+        serde_json::from_slice(bytes).map_err(|e| StoreBackupError::BadKeys {
+            reason: e.to_string(),
+        })?;
+    if keys.version > KeyMaterial::VERSION {
+        return Err(StoreBackupError::BadKeys {
+            reason: format!(
+                "key format version {} is newer than this Kith understands ({})",
+                keys.version,
+                KeyMaterial::VERSION
+            ),
+        });
+    }
+    Ok(keys)
 }
 
 /// Backs up every document of the store (all their changes, so history and
-/// concurrent values survive) and, when given, the key material.
+/// concurrent values survive) and, when given, the device's key material
+/// (account secret, device key, certificate: who this device is in sync).
 pub fn backup_store(
     store: &mut crate::store::Store,
     passphrase: &str,
     params: &BackupParams,
-    keys: Option<Vec<u8>>,
+    keys: Option<&KeyMaterial>,
     now_ms: TimestampMs,
 ) -> Result<Vec<u8>, StoreBackupError> {
+    let keys = keys.map(encode_keys).transpose()?;
     let mut documents = Vec::new();
     for id in store.doc_ids()? {
         let changes = store.changes_since(id, &[])?;
@@ -470,7 +505,9 @@ pub fn backup_store(
     Ok(seal_payload(passphrase, &payload, params)?)
 }
 
-/// Restores a backup into `dir`, which must not exist or be empty.
+/// Restores a backup into `dir`, which must not exist or be empty, and
+/// returns the key material it held without writing it anywhere (for a
+/// caller that keeps keys in a platform keychain).
 ///
 /// The file is decrypted and checked before anything is written; the store is
 /// then built in a staging directory next to `dir` (documents applied, index
@@ -480,6 +517,26 @@ pub fn restore_store(
     dir: &std::path::Path,
     passphrase: &str,
     bytes: &[u8],
+) -> Result<RestoredStore, StoreBackupError> {
+    restore(dir, passphrase, bytes, false)
+}
+
+/// [`restore_store`], and the key material (when the backup holds it) written
+/// to `dir/keys.json` through [`FileKeyStore`] (owner-only permissions) in the
+/// staging directory, so the store and the keys appear together or not at all.
+pub fn restore_store_with_key_file(
+    dir: &std::path::Path,
+    passphrase: &str,
+    bytes: &[u8],
+) -> Result<RestoredStore, StoreBackupError> {
+    restore(dir, passphrase, bytes, true)
+}
+
+fn restore(
+    dir: &std::path::Path,
+    passphrase: &str,
+    bytes: &[u8],
+    write_key_file: bool,
 ) -> Result<RestoredStore, StoreBackupError> {
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
@@ -493,7 +550,7 @@ pub fn restore_store(
             });
         }
     }
-    let mut payload = open_payload(passphrase, bytes)?;
+    let payload = open_payload(passphrase, bytes)?;
     let mut documents = Vec::with_capacity(payload.documents.len());
     for blob in &payload.documents {
         let bad = |reason: String| StoreBackupError::BadDocument {
@@ -508,6 +565,7 @@ pub fn restore_store(
             postcard::from_bytes(&blob.bytes).map_err(|e| bad(e.to_string()))?;
         documents.push((id, changes));
     }
+    let keys = payload.keys.as_deref().map(decode_keys).transpose()?;
 
     let parent = dir.parent().unwrap_or_else(|| std::path::Path::new("."));
     let name = dir
@@ -522,6 +580,9 @@ pub fn restore_store(
         }
         store.reindex()?;
         store.close()?;
+        if write_key_file && let Some(k) = &keys {
+            FileKeyStore::in_dir(&staging).save(k)?;
+        }
         Ok(())
     };
     if let Err(e) = build() {
@@ -536,11 +597,12 @@ pub fn restore_store(
         let _ = std::fs::remove_dir_all(&staging);
         return Err(io(dir)(e));
     }
+    // Make the rename durable before reporting success.
+    if let Ok(d) = std::fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
     let store = crate::store::Store::open(dir)?;
-    Ok(RestoredStore {
-        store,
-        keys: payload.keys.take().map(Zeroizing::new),
-    })
+    Ok(RestoredStore { store, keys })
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Likely duplicates: contacts that are probably the same person.
 //!
 //! Two live (not merged-away) contacts are likely duplicates when they share a
-//! normalised email (trimmed, lowercased), a phone number (digits only, equal
-//! on the last 9 digits, so "+351 912 345 678", "0912 345 678" and
-//! "912345678" all meet; numbers with fewer than 9 digits never match), or a
+//! normalised email (trimmed, lowercased), a phone number (in E.164-like form,
+//! equal on the last 9 digits, so "+351 912 345 678", "0912 345 678" and
+//! "912345678" all meet, and so do "+44 20 7946 0958", "020 7946 0958" and
+//! "0044 20 7946 0958": see [`crate::import::phone`] for the trunk prefixes
+//! and the default calling code; numbers with fewer than 9 digits never
+//! match), or a
 //! normalised name (case, accents, punctuation and spacing ignored). The user
 //! then merges them with [`crate::Store::merge_contacts`].
 
@@ -19,6 +22,18 @@ use crate::store::Store;
 
 /// Shortest digit suffix two phone numbers must share.
 pub const PHONE_DIGITS_MIN: usize = 9;
+
+/// The digits a phone number is compared by: its E.164-like form under
+/// `default_cc` ([`crate::import::phone::normalise`]), or `None` when the
+/// number as written has fewer than [`PHONE_DIGITS_MIN`] digits (short codes
+/// and extensions never match, even once a calling code is added).
+pub fn phone_match_digits(raw: &str, default_cc: Option<&str>) -> Option<String> {
+    if text::phone_digits(raw).len() < PHONE_DIGITS_MIN {
+        return None;
+    }
+    let digits = crate::import::phone::normalise(raw, default_cc);
+    (digits.len() >= PHONE_DIGITS_MIN).then_some(digits)
+}
 
 /// Why two contacts look like the same person.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -54,6 +69,11 @@ pub fn likely_duplicates(contacts: &[Contact]) -> Vec<DuplicatePair> {
     let mut by_email: BTreeMap<String, BTreeSet<ContactId>> = BTreeMap::new();
     let mut by_name: BTreeMap<String, BTreeSet<ContactId>> = BTreeMap::new();
     let mut by_phone_tail: BTreeMap<String, Vec<(String, ContactId)>> = BTreeMap::new();
+    let default_cc = crate::import::phone::default_calling_code(
+        live.iter()
+            .flat_map(|c| &c.phones)
+            .map(|p| p.value.as_str()),
+    );
     for c in &live {
         for e in &c.emails {
             let e = text::normalise_email(&e.value);
@@ -66,8 +86,7 @@ pub fn likely_duplicates(contacts: &[Contact]) -> Vec<DuplicatePair> {
             by_name.entry(n).or_default().insert(c.id);
         }
         for p in &c.phones {
-            let d = text::phone_digits(&p.value);
-            if d.len() >= PHONE_DIGITS_MIN {
+            if let Some(d) = phone_match_digits(&p.value, default_cc.as_deref()) {
                 let tail = d[d.len() - PHONE_DIGITS_MIN..].to_string();
                 by_phone_tail.entry(tail).or_default().push((d, c.id));
             }
@@ -198,10 +217,37 @@ mod tests {
         );
         assert_eq!(
             find(&a, &d),
-            Some(vec![DuplicateReason::SamePhone("912345678".into())])
+            Some(vec![DuplicateReason::SamePhone("351912345678".into())])
         );
         assert!(find(&d, &f).is_some());
         assert!(find(&e, &f).is_none(), "8 digits are too few to match");
         assert_eq!(pairs.len(), 5, "{pairs:?}");
+    }
+
+    #[test]
+    fn trunk_and_international_prefixes_are_the_same_phone() {
+        // The calling code of the nationally written numbers comes from the
+        // internationally written ones (44 here).
+        let a = contact("A", &[], &["+44 20 7946 0958"]);
+        let b = contact("B", &[], &["020 7946 0958"]);
+        let c = contact("C", &[], &["0044 20 7946 0958"]);
+        let d = contact("D", &[], &["+44 (0)20 7946 0958"]);
+        let other = contact("E", &[], &["+44 20 7946 0959"]);
+        let all = vec![a, b, c, d, other.clone()];
+        let pairs = likely_duplicates(&all);
+        assert_eq!(pairs.len(), 6, "every pair of the four forms: {pairs:?}");
+        for p in &pairs {
+            assert_eq!(
+                p.reasons,
+                vec![DuplicateReason::SamePhone("442079460958".into())]
+            );
+            assert!(p.a != other.id && p.b != other.id);
+        }
+        // Without any international number the national form still meets
+        // nothing wrongly, and two national forms meet each other.
+        let x = contact("X", &[], &["020 7946 0958"]);
+        let y = contact("Y", &[], &["(020) 7946-0958"]);
+        let pairs = likely_duplicates(&[x, y]);
+        assert_eq!(pairs.len(), 1);
     }
 }

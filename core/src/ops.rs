@@ -326,6 +326,9 @@ pub struct ImportSummary {
 
 /// Records per Automerge change in a bulk import.
 const IMPORT_BATCH_RECORDS: usize = 5_000;
+/// Contacts per Automerge change in a bulk import (all in one redb
+/// transaction): bounds the memory of the change's pending ops.
+const IMPORT_CHANGE_CONTACTS: usize = 1_000;
 
 fn trimmed(s: &str) -> String {
     s.trim().to_string()
@@ -1201,10 +1204,12 @@ impl Store {
     }
 
     /// Bulk path (import, demo, benches): upserts many records with one
-    /// Automerge change per document per batch and one redb transaction per
-    /// batch. Records keep their ids; interactions land in the partition of
-    /// their id. Contacts referenced by interactions or goals must exist in
-    /// the store or in this call. Validation is the same as for single writes.
+    /// Automerge change per document per batch (per thousand contacts in the
+    /// main document) and one redb transaction per batch (all the contacts,
+    /// projects and goals in one). Records keep their ids; interactions land
+    /// in the partition of their id. Contacts referenced by interactions or
+    /// goals must exist in the store or in this call. Validation is the same
+    /// as for single writes.
     pub fn import_records(
         &mut self,
         contacts: Vec<Contact>,
@@ -1261,14 +1266,37 @@ impl Store {
                     return Err(OpError::UnknownProject(p));
                 }
             }
-            for c in &contacts {
-                let old = index::get_contact(tx.txn, c.id)?;
+            // New contacts are indexed together at the end (sorted, tables
+            // opened once), from the record as the reader would return it,
+            // computed without reading the document back; an id repeated in
+            // this call updates its pending row like a second write would.
+            let mut pending: BTreeMap<ContactId, Contact> = BTreeMap::new();
+            for (n, c) in contacts.into_iter().enumerate() {
+                if n > 0 && n % IMPORT_CHANGE_CONTACTS == 0 {
+                    tx.commit_change(DocId::Main);
+                }
+                let old = match pending.get(&c.id) {
+                    Some(p) => Some(p.clone()),
+                    None => index::get_contact(tx.txn, c.id)?,
+                };
                 let doc = tx.doc_mut(DocId::Main)?;
-                let obj = schema::write_contact(doc, old.as_ref(), c)?;
-                // Read back through the record just written (no lookup by id).
-                let stored = schema::read_contact(doc, &obj, &c.id.to_string())?;
-                index::put_contact(tx.txn, old.as_ref(), &stored)?;
+                let obj = schema::write_contact(doc, old.as_ref(), &c)?;
+                match old {
+                    None => {
+                        pending.insert(c.id, schema::new_contact_as_read(c)?);
+                    }
+                    Some(old) => {
+                        // Read back through the record just written (no lookup by id).
+                        let stored = schema::read_contact(doc, &obj, &c.id.to_string())?;
+                        if let Some(p) = pending.get_mut(&c.id) {
+                            *p = stored;
+                        } else {
+                            index::put_contact(tx.txn, Some(&old), &stored)?;
+                        }
+                    }
+                }
             }
+            index::put_new_contacts(tx.txn, pending.values())?;
             for p in &projects {
                 let old = index::get_project(tx.txn, p.id)?;
                 tx.save_project(old.as_ref(), p)?;

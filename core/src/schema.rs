@@ -616,6 +616,55 @@ fn new_contact_value(encoding: automerge::TextEncoding, c: &Contact) -> hydrate:
     hydrate::Value::Map(m.into())
 }
 
+/// The contact [`read_contact`] returns right after [`write_contact`] created
+/// `c` as a new record, computed without the document: contact points
+/// deduplicated by value (the later one wins) and sorted by value, as the
+/// map stores them; dates through the same text form and parser, so a date
+/// the reader would refuse is refused here too. The bulk import indexes this
+/// instead of reading every new record back (a property test checks the two
+/// agree).
+pub fn new_contact_as_read(c: Contact) -> R<Contact> {
+    fn points(items: &[ContactPoint]) -> Vec<ContactPoint> {
+        let m: BTreeMap<&str, &str> = items
+            .iter()
+            .map(|p| (p.value.as_str(), p.label.as_str()))
+            .collect();
+        m.into_iter()
+            .map(|(value, label)| ContactPoint {
+                value: value.to_string(),
+                label: label.to_string(),
+            })
+            .collect()
+    }
+    let first_met = c
+        .first_met
+        .map(|d| {
+            d.format("%Y-%m-%d")
+                .to_string()
+                .parse::<NaiveDate>()
+                .map_err(|e| bad("first_met", e.to_string()))
+        })
+        .transpose()?;
+    let birthday = c
+        .birthday
+        .as_ref()
+        .map(|d| parse_partial_date(&format_partial_date(d), "birthday"))
+        .transpose()?;
+    let seniority = c
+        .seniority
+        .as_str()
+        .parse()
+        .map_err(|e: <Seniority as FromStr>::Err| bad("seniority", e.to_string()))?;
+    Ok(Contact {
+        emails: points(&c.emails),
+        phones: points(&c.phones),
+        first_met,
+        birthday,
+        seniority,
+        ..c
+    })
+}
+
 /// Writes `new` into the contacts map, creating the record or updating only
 /// the fields that differ from `old` (the record as last read). Returns the
 /// record's object, so a caller reading it back skips the lookup.

@@ -11,8 +11,11 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use kith_core::Store;
-use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
+use kith_core::backup::{
+    BackupError, BackupParams, StoreBackupError, backup_store, restore_store_with_key_file,
+};
 use kith_core::export::{KithExport, read_json, write_json, write_vcards};
+use kith_core::identity::{FileKeyStore, KeyStore};
 use kith_core::import::{
     ApplyOptions, ContactDraft, ImportPlan, LinkedinLimits, VcardLimits, apply_plan,
     parse_linkedin_csv, plan_for_store, vcard_drafts,
@@ -395,7 +398,8 @@ fn passphrase() -> CliResult<String> {
 fn backup_error(e: StoreBackupError) -> CliError {
     match e {
         StoreBackupError::Backup(BackupError::Random(_) | BackupError::Payload(_))
-        | StoreBackupError::Io { .. } => CliError::Failure(anyhow::Error::new(e)),
+        | StoreBackupError::Io { .. }
+        | StoreBackupError::Keys(_) => CliError::Failure(anyhow::Error::new(e)),
         StoreBackupError::Store(s) => store_failure(s),
         other => CliError::input(other),
     }
@@ -414,16 +418,39 @@ pub(super) fn backup(ctx: &mut Ctx, a: BackupArgs) -> CliResult<()> {
         iterations: a.kdf.kdf_iterations,
         parallelism: 1,
     };
-    // Device keys are not kept in the store yet, so the backup holds the documents only.
-    let sealed = backup_store(&mut ctx.store, &pass, &params, None, ctx.clock.now_ms())
-        .map_err(backup_error)?;
-    write_new(&a.file, &sealed)?;
-    if ctx.json {
-        ctx.out
-            .json(&serde_json::json!({ "file": a.file, "size_bytes": sealed.len() }))?;
+    // The device's keys live next to the store (`keys.json`, written by
+    // `kith init` / `kith join`); a device that never set up sync has none.
+    let keys = if a.no_keys {
+        None
     } else {
+        FileKeyStore::in_dir(ctx.store.dir())
+            .load()
+            .map_err(|e| CliError::Failure(anyhow::Error::new(e)))?
+    };
+    let sealed = backup_store(
+        &mut ctx.store,
+        &pass,
+        &params,
+        keys.as_ref(),
+        ctx.clock.now_ms(),
+    )
+    .map_err(backup_error)?;
+    write_new(&a.file, &sealed)?;
+    let with_keys = keys.is_some();
+    if ctx.json {
+        ctx.out.json(
+            &serde_json::json!({ "file": a.file, "size_bytes": sealed.len(), "keys": with_keys }),
+        )?;
+    } else {
+        let what = if with_keys {
+            "the store and this device's keys"
+        } else if a.no_keys {
+            "the store, without keys (--no-keys)"
+        } else {
+            "the store (this device has no keys: it never ran `kith init` or `kith join`)"
+        };
         ctx.out.line(format!(
-            "Backed up to {} ({} KB, encrypted with your passphrase; keep it: without it the file cannot be read)",
+            "Backed up {what} to {} ({} KB, encrypted with your passphrase; keep it: without it the file cannot be read)",
             a.file.display(),
             sealed.len().div_ceil(1024)
         ))?;
@@ -441,16 +468,22 @@ pub(crate) fn restore(dir: &Path, a: RestoreArgs, json: bool, out: &mut Out) -> 
     }
     let bytes = read_input(&a.file, kith_core::backup::BACKUP_SIZE_BYTES_MAX)?;
     let pass = passphrase()?;
-    let restored = restore_store(dir, &pass, &bytes).map_err(backup_error)?;
+    let restored = restore_store_with_key_file(dir, &pass, &bytes).map_err(backup_error)?;
+    let keys = restored.keys.is_some();
     let store: Store = restored.store;
     let contacts = store.all_contacts().map_err(store_failure)?.len();
     let interactions = store.all_interactions().map_err(store_failure)?.len();
     store.close().map_err(store_failure)?;
     if json {
-        out.json(&serde_json::json!({ "data_dir": dir, "contacts": contacts, "interactions": interactions }))?;
+        out.json(&serde_json::json!({ "data_dir": dir, "contacts": contacts, "interactions": interactions, "keys": keys }))?;
     } else {
+        let and_keys = if keys {
+            " with this device's keys"
+        } else {
+            " (the backup holds no keys: run `kith init` or `kith join` to sync)"
+        };
         out.line(format!(
-            "Restored {contacts} contacts and {interactions} interactions into {}",
+            "Restored {contacts} contacts and {interactions} interactions into {}{and_keys}",
             dir.display()
         ))?;
     }

@@ -188,7 +188,49 @@ fn backup_then_restore_gives_the_same_network() {
     let v = run(c).json();
     assert_eq!(v["contacts"], 1);
     assert_eq!(v["interactions"], 1);
+    assert_eq!(v["keys"], true);
     assert_eq!(k.snapshot(), restored.snapshot(), "restored store differs");
+    // The device's keys came back byte for byte, owner-only.
+    let key_file = restored.data().join("keys.json");
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        std::fs::read(k.data().join("keys.json")).unwrap()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // --no-keys: the file restores the store and no key file.
+    let bare = k.dir.path().join("bare.bak");
+    let mut c = k.command();
+    c.env("KITH_PASSPHRASE", "correct horse")
+        .arg("--data")
+        .arg(k.data())
+        .arg("backup")
+        .arg(&bare)
+        .arg("--no-keys")
+        .args(fast)
+        .arg("--json");
+    assert_eq!(run(c).json()["keys"], false);
+    let payload = kith_core::backup::open("correct horse", &std::fs::read(&bare).unwrap()).unwrap();
+    assert!(
+        !payload
+            .windows(b"device_key".len())
+            .any(|w| w == b"device_key"),
+        "key material in a --no-keys backup"
+    );
+    let keyless = Kith::empty();
+    let mut c = keyless.command();
+    c.env("KITH_PASSPHRASE", "correct horse")
+        .arg("--data")
+        .arg(keyless.data())
+        .args(["restore", bare.to_str().unwrap(), "--json"]);
+    assert_eq!(run(c).json()["keys"], false);
+    assert!(!keyless.data().join("keys.json").exists());
+    assert_eq!(k.snapshot(), keyless.snapshot());
 
     // Restoring over an existing store, a damaged file, an existing backup target.
     let mut c = restored.command();
@@ -292,4 +334,56 @@ fn json_export_loads_into_a_new_store_unchanged() {
     other.input_error(&["import", "json", bad.to_str().unwrap()], "newer than");
     std::fs::write(&bad, b"{ truncated").unwrap();
     other.input_error(&["import", "json", bad.to_str().unwrap()], "not JSON");
+}
+
+/// A device restored from its backup (keys included) into a new data
+/// directory is still that device: it syncs through the relay with the rest of
+/// the account, both ways, continuing its own entry sequence.
+#[test]
+fn a_restored_device_keeps_syncing() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = kith_e2e::TestRelay::start(relay_dir.path());
+    let addr = relay.address().to_string();
+    let a = Kith::new();
+    a.log(&["Coffee with Ana", "--with", "Ana Lima", "--create-missing"]);
+    let inv = a.json(&["pair", "--relay", &addr]);
+    let token = inv["token"].as_str().unwrap().to_string();
+    let b = Kith::empty();
+    b.json(&["join", &token, "--name", "phone"]);
+    b.log(&["Lunch with Bo", "--with", "Bo Chen", "--create-missing"]);
+    b.json(&["sync"]);
+
+    let file = b.dir.path().join("phone.bak");
+    let mut c = b.command();
+    c.env("KITH_PASSPHRASE", "phone pass")
+        .arg("--data")
+        .arg(b.data())
+        .arg("backup")
+        .arg(&file)
+        .args([
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--json",
+        ]);
+    assert_eq!(run(c).json()["keys"], true);
+
+    let restored = Kith::empty();
+    let mut c = restored.command();
+    c.env("KITH_PASSPHRASE", "phone pass")
+        .arg("--data")
+        .arg(restored.data())
+        .args(["restore", file.to_str().unwrap(), "--json"]);
+    assert_eq!(run(c).json()["keys"], true);
+
+    restored.log(&["Call with Cy", "--with", "Cy", "--create-missing"]);
+    let moved = restored.json(&["sync", "--relay", &addr]);
+    assert!(moved["pushed_entries"].as_u64().unwrap() >= 1, "{moved}");
+    a.log(&["Walk with Di", "--with", "Di", "--create-missing"]);
+    a.json(&["sync"]);
+    restored.json(&["sync", "--relay", &addr]);
+    a.json(&["sync"]);
+    assert_eq!(a.json(&["timeline"]).as_array().unwrap().len(), 4);
+    assert_eq!(restored.json(&["timeline"]).as_array().unwrap().len(), 4);
 }

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod linkedin;
+pub mod phone;
 pub mod plan;
 pub mod vcard;
 pub mod vcard_map;
@@ -31,6 +32,7 @@ pub use linkedin::{LinkedinError, LinkedinImport, LinkedinLimits, RowError, pars
 pub use plan::{AlreadyImported, ImportPlan, LikelyDuplicate, RepeatedInInput, plan_import};
 pub use vcard::{
     CardError, CardErrorKind, ParsedCard, VcardFileError, VcardImport, VcardLimits, parse_vcards,
+    parse_vcards_streaming,
 };
 pub use vcard_map::{DraftBatch, map_card, vcard_drafts};
 

@@ -7,8 +7,10 @@
 //!    Kith vCard export re-imported). Re-importing a file therefore creates nothing.
 //! 2. `repeated_in_input`: an earlier draft of the same input has one of its keys.
 //! 3. `likely_duplicates`: an existing, unmerged contact has the same normalised
-//!    email, the same phone (one number's digits end the other's, 9 digits at
-//!    least) or the same normalised name: the rules of [`crate::dedup`], with
+//!    email, the same phone (in E.164-like form, "020 7946 0958" meeting
+//!    "+44 20 7946 0958", see [`super::phone`]: one number's digits end the
+//!    other's, 9 digits at least; the digits as written also count, so
+//!    normalising never loses a match) or the same normalised name: the rules of [`crate::dedup`], with
 //!    its normalisation, so import and the store's duplicate list agree. The
 //!    suggested merge target is the candidate with the strongest evidence
 //!    (email > phone > name, then most reasons, then oldest id).
@@ -20,7 +22,8 @@ use crate::ids::ContactId;
 use crate::model::Contact;
 
 use super::ContactDraft;
-use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN};
+use super::phone::default_calling_code;
+use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN, phone_match_digits};
 use crate::index::text::{normalise_email, normalise_name, phone_digits};
 
 /// Longest `merged_into` chain followed (merges of merges); longer is a loop.
@@ -72,14 +75,36 @@ fn weight(reason: &DuplicateReason) -> u32 {
     }
 }
 
-/// The last [`PHONE_DIGITS_MIN`] digits and all digits, when there are enough.
-fn phone_key(phone: &str) -> Option<(String, String)> {
-    let digits = phone_digits(phone);
-    (digits.len() >= PHONE_DIGITS_MIN).then(|| {
-        (
-            digits[digits.len() - PHONE_DIGITS_MIN..].to_string(),
-            digits,
-        )
+/// A phone number as compared: the last [`PHONE_DIGITS_MIN`] digits of its
+/// E.164-like form ([`crate::dedup::phone_match_digits`]), that form, and
+/// its digits as written.
+struct PhoneKey {
+    tail: String,
+    normalised: String,
+    written: String,
+}
+
+fn phone_key(phone: &str, default_cc: Option<&str>) -> Option<PhoneKey> {
+    let normalised = phone_match_digits(phone, default_cc)?;
+    Some(PhoneKey {
+        tail: normalised[normalised.len() - PHONE_DIGITS_MIN..].to_string(),
+        written: phone_digits(phone),
+        normalised,
+    })
+}
+
+/// The digits two numbers share when one ends the other: in E.164-like form
+/// first, else as written (so a number written nationally still meets its
+/// international form when the default calling code is another country's).
+fn shared_phone(a: &PhoneKey, b: &PhoneKey) -> Option<String> {
+    let suffix = |x: &String, y: &String| {
+        let (short, long) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+        long.ends_with(short.as_str()).then(|| short.clone())
+    };
+    suffix(&a.normalised, &b.normalised).or_else(|| {
+        (a.written.len() >= PHONE_DIGITS_MIN && b.written.len() >= PHONE_DIGITS_MIN)
+            .then(|| suffix(&a.written, &b.written))
+            .flatten()
     })
 }
 
@@ -111,9 +136,19 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
         id
     };
 
+    // Numbers written nationally ("020 ...") take the calling code most
+    // international numbers of the store and the input use.
+    let default_cc = default_calling_code(
+        existing
+            .iter()
+            .flat_map(|c| &c.phones)
+            .chain(drafts.iter().flat_map(|d| &d.phones))
+            .map(|p| p.value.as_str()),
+    );
+    let default_cc = default_cc.as_deref();
     let mut by_key: HashMap<&str, ContactId> = HashMap::new();
     let mut by_email: HashMap<String, Vec<ContactId>> = HashMap::new();
-    let mut by_phone: HashMap<String, Vec<(String, ContactId)>> = HashMap::new();
+    let mut by_phone: HashMap<String, Vec<(PhoneKey, ContactId)>> = HashMap::new();
     let mut by_name: HashMap<String, Vec<ContactId>> = HashMap::new();
     for c in existing {
         for k in &c.import_keys {
@@ -129,8 +164,8 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
             }
         }
         for p in &c.phones {
-            if let Some((tail, digits)) = phone_key(&p.value) {
-                by_phone.entry(tail).or_default().push((digits, c.id));
+            if let Some(k) = phone_key(&p.value, default_cc) {
+                by_phone.entry(k.tail.clone()).or_default().push((k, c.id));
             }
         }
         let n = normalise_name(&c.name);
@@ -182,19 +217,14 @@ pub fn plan_import(drafts: Vec<ContactDraft>, existing: &[Contact]) -> ImportPla
             }
         }
         for p in &draft.phones {
-            let Some((tail, digits)) = phone_key(&p.value) else {
+            let Some(mine) = phone_key(&p.value, default_cc) else {
                 continue;
             };
-            for (theirs, id) in by_phone.get(&tail).into_iter().flatten() {
-                let (short, long) = if theirs.len() <= digits.len() {
-                    (theirs, &digits)
-                } else {
-                    (&digits, theirs)
-                };
-                if long.ends_with(short.as_str()) {
+            for (theirs, id) in by_phone.get(&mine.tail).into_iter().flatten() {
+                if let Some(shared) = shared_phone(&mine, theirs) {
                     add(
                         &mut std::iter::once(*id),
-                        DuplicateReason::SamePhone(short.clone()),
+                        DuplicateReason::SamePhone(shared),
                     );
                 }
             }

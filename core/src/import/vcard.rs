@@ -307,6 +307,30 @@ impl ParsedCard {
 /// File-level problems (too large, no card at all, too many cards) are errors;
 /// everything else is reported per card in [`VcardImport::errors`].
 pub fn parse_vcards(input: &[u8], limits: &VcardLimits) -> Result<VcardImport, VcardFileError> {
+    parse_vcards_into(input, limits, true, None)
+}
+
+/// [`parse_vcards`] for a caller that consumes each card as soon as it is
+/// complete: `sink` receives the cards (in file order) instead of
+/// [`VcardImport::cards`], which stays empty, so a file's cards are never all
+/// in memory at once. With `keep_photos` false, photos are checked exactly
+/// as [`parse_vcards`] checks them (same errors) but not decoded nor kept
+/// (`ParsedCard::photo` is `None`): for callers that drop them anyway.
+pub fn parse_vcards_streaming(
+    input: &[u8],
+    limits: &VcardLimits,
+    keep_photos: bool,
+    sink: &mut dyn FnMut(ParsedCard),
+) -> Result<VcardImport, VcardFileError> {
+    parse_vcards_into(input, limits, keep_photos, Some(sink))
+}
+
+fn parse_vcards_into<'l>(
+    input: &[u8],
+    limits: &'l VcardLimits,
+    keep_photos: bool,
+    sink: Option<&'l mut dyn FnMut(ParsedCard)>,
+) -> Result<VcardImport, VcardFileError> {
     if input.len() > limits.input_size_bytes_max {
         return Err(VcardFileError::TooLarge {
             size_bytes: input.len(),
@@ -316,6 +340,9 @@ pub fn parse_vcards(input: &[u8], limits: &VcardLimits) -> Result<VcardImport, V
     let decoded = decode_input(input);
     let mut parser = Parser {
         limits,
+        keep_photos,
+        sink,
+        cards_seen: 0,
         unicode_input: decoded.unicode,
         out: VcardImport::default(),
         card: None,
@@ -817,6 +844,26 @@ pub fn base64_decode_lenient(raw: &[u8]) -> Result<Vec<u8>, base64::DecodeError>
     base64_engine().decode(compact)
 }
 
+/// What [`base64_decode_lenient`] would decode `raw` to, its size only,
+/// without allocating: the same bytes are ignored (whitespace, `=`, a
+/// dangling last character) and the same bytes refused.
+pub fn base64_decoded_len_lenient(raw: &[u8]) -> Result<usize, base64::DecodeError> {
+    let kept = |b: &u8| !b.is_ascii_whitespace() && *b != b'=';
+    let total = raw.iter().filter(|b| kept(b)).count();
+    let len = if total % 4 == 1 { total - 1 } else { total };
+    for (i, b) in raw.iter().filter(|b| kept(b)).take(len).enumerate() {
+        if !(b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/') {
+            return Err(base64::DecodeError::InvalidByte(i, *b));
+        }
+    }
+    Ok(len / 4 * 3
+        + match len % 4 {
+            2 => 1,
+            3 => 2,
+            _ => 0,
+        })
+}
+
 /// vCard text unescaping: `\n` `\N` newline, `\,` `\;` `\:` `\\` and
 /// Google's `\"` literal;
 /// line breaks normalised to `\n`. An unknown escape is kept as written.
@@ -941,6 +988,8 @@ enum Slot {
 
 struct CardBuilder {
     card: ParsedCard,
+    /// A valid photo was seen (later PHOTO properties are ignored).
+    photo_done: bool,
     group_slots: Vec<(String, Slot)>,
     group_labels: HashMap<String, String>,
     overflow_reported: bool,
@@ -948,6 +997,12 @@ struct CardBuilder {
 
 struct Parser<'l> {
     limits: &'l VcardLimits,
+    /// Decode and keep photos (else only check them).
+    keep_photos: bool,
+    /// Where finished cards go; `None`: `out.cards`.
+    sink: Option<&'l mut dyn FnMut(ParsedCard)>,
+    /// Cards finished so far (bounded by `limits.cards_max`).
+    cards_seen: usize,
     unicode_input: bool,
     out: VcardImport,
     card: Option<CardBuilder>,
@@ -990,6 +1045,7 @@ impl Parser<'_> {
                     line: line.number,
                     ..ParsedCard::default()
                 },
+                photo_done: false,
                 group_slots: Vec::new(),
                 group_labels: HashMap::new(),
                 overflow_reported: false,
@@ -1052,12 +1108,16 @@ impl Parser<'_> {
                 }
             }
         }
-        if self.out.cards.len() >= self.limits.cards_max {
+        if self.cards_seen >= self.limits.cards_max {
             return Err(VcardFileError::TooManyCards {
                 cards_max: self.limits.cards_max,
             });
         }
-        self.out.cards.push(card);
+        self.cards_seen += 1;
+        match self.sink.as_mut() {
+            Some(sink) => sink(card),
+            None => self.out.cards.push(card),
+        }
         Ok(())
     }
 
@@ -1112,9 +1172,14 @@ impl Parser<'_> {
         };
         let name = prop.name.as_str();
         if name == "PHOTO" {
-            if b.card.photo.is_none() {
+            if !b.photo_done {
                 match self.photo(&prop) {
-                    Ok(p) => b.card.photo = Some(p),
+                    Ok(p) => {
+                        b.photo_done = true;
+                        if self.keep_photos {
+                            b.card.photo = Some(p);
+                        }
+                    }
                     Err((kind, msg)) => self.error(line.number, kind, msg),
                 }
             }
@@ -1289,6 +1354,17 @@ impl Parser<'_> {
         }
     }
 
+    /// A base64 photo's bytes (empty when photos are not kept) and decoded size.
+    fn base64_photo(&self, raw: &[u8]) -> Result<(Vec<u8>, usize), base64::DecodeError> {
+        if self.keep_photos {
+            let data = base64_decode_lenient(raw)?;
+            let len = data.len();
+            Ok((data, len))
+        } else {
+            Ok((Vec::new(), base64_decoded_len_lenient(raw)?))
+        }
+    }
+
     fn photo(&self, prop: &RawProperty<'_>) -> Result<Photo, (CardErrorKind, String)> {
         let cap = self.limits.photo_size_bytes_max;
         let too_large = |n: usize| {
@@ -1309,14 +1385,14 @@ impl Parser<'_> {
             if estimate > cap + cap / 8 + 16 {
                 return Err(too_large(estimate));
             }
-            let data = base64_decode_lenient(prop.value).map_err(|e| {
+            let (data, len) = self.base64_photo(prop.value).map_err(|e| {
                 (
                     CardErrorKind::BadPhoto,
                     format!("photo is not valid base64 ({e}); photo skipped"),
                 )
             })?;
-            if data.len() > cap {
-                return Err(too_large(data.len()));
+            if len > cap {
+                return Err(too_large(len));
             }
             return Ok(Photo {
                 media_type,
@@ -1341,18 +1417,20 @@ impl Parser<'_> {
             if payload.len() / 4 * 3 > cap + cap / 8 + 16 {
                 return Err(too_large(payload.len() / 4 * 3));
             }
-            let data = if is_base64 {
-                base64_decode_lenient(payload.as_bytes()).map_err(|e| {
+            let (data, len) = if is_base64 {
+                self.base64_photo(payload.as_bytes()).map_err(|e| {
                     (
                         CardErrorKind::BadPhoto,
                         format!("data: URI is not valid base64 ({e}); photo skipped"),
                     )
                 })?
             } else {
-                percent_decode(payload)
+                let d = percent_decode(payload);
+                let n = d.len();
+                (d, n)
             };
-            if data.len() > cap {
-                return Err(too_large(data.len()));
+            if len > cap {
+                return Err(too_large(len));
             }
             return Ok(Photo {
                 media_type: mt.or(media_type),

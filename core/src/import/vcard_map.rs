@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use crate::model::ContactPoint;
 
 use super::vcard::{
-    CardError, CardErrorKind, Labelled, ParsedCard, VcardFileError, VcardLimits, parse_vcards,
+    CardError, CardErrorKind, Labelled, ParsedCard, VcardFileError, VcardLimits,
+    parse_vcards_streaming,
 };
 use super::{ContactDraft, inside_org_suggestion, non_empty};
 
@@ -182,16 +183,19 @@ pub fn vcard_drafts(
     limits: &VcardLimits,
     my_organisation: Option<&str>,
 ) -> Result<DraftBatch, VcardFileError> {
-    let parsed = parse_vcards(input, limits)?;
-    let mut batch = DraftBatch {
-        drafts: Vec::with_capacity(parsed.cards.len()),
-        errors: parsed.errors,
-        errors_dropped: parsed.errors_dropped,
-    };
-    for card in &parsed.cards {
-        match map_card(card, my_organisation) {
-            Some(d) => batch.drafts.push(d),
-            None if batch.errors.len() < limits.errors_max => batch.errors.push(CardError {
+    // Each card is mapped as soon as it is parsed and then dropped, and its
+    // photo is checked but never decoded (drafts carry no photo): the cards
+    // of a large file are never all in memory.
+    let mut drafts = Vec::new();
+    let mut empty_cards: Vec<CardError> = Vec::new();
+    let mut empty_dropped = 0usize;
+    let parsed = parse_vcards_streaming(
+        input,
+        limits,
+        false,
+        &mut |card: ParsedCard| match map_card(&card, my_organisation) {
+            Some(d) => drafts.push(d),
+            None if empty_cards.len() < limits.errors_max => empty_cards.push(CardError {
                 line: card.line,
                 kind: CardErrorKind::EmptyCard,
                 message: format!(
@@ -199,7 +203,20 @@ pub fn vcard_drafts(
                     card.line
                 ),
             }),
-            None => batch.errors_dropped += 1,
+            None => empty_dropped += 1,
+        },
+    )?;
+    // Parse errors are kept first, then the empty cards, up to errors_max.
+    let mut batch = DraftBatch {
+        drafts,
+        errors: parsed.errors,
+        errors_dropped: parsed.errors_dropped + empty_dropped,
+    };
+    for e in empty_cards {
+        if batch.errors.len() < limits.errors_max {
+            batch.errors.push(e);
+        } else {
+            batch.errors_dropped += 1;
         }
     }
     batch.errors.sort_by_key(|e| e.line);

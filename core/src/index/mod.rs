@@ -271,6 +271,43 @@ pub(crate) fn put_contact(txn: &WriteTransaction, old: Option<&Contact>, new: &C
     Ok(())
 }
 
+/// Indexes contacts that have no indexed version yet (a bulk import): the
+/// rows [`put_contact`] with no `old` writes, each table opened once and its
+/// rows inserted in key order (appending into redb's B-trees instead of
+/// random inserts). `new` must hold each id once.
+pub(crate) fn put_new_contacts<'a>(
+    txn: &WriteTransaction,
+    new: impl IntoIterator<Item = &'a Contact>,
+) -> R<()> {
+    let mut names: Vec<(String, u128)> = Vec::new();
+    let mut search_rows: Vec<(String, u128)> = Vec::new();
+    {
+        let mut records = txn.open_table(CONTACTS)?;
+        let mut rows: Vec<(u128, Vec<u8>)> = Vec::new();
+        for c in new {
+            let id = c.id.to_u128();
+            names.push((text::normalise_name(&c.name), id));
+            search_rows.extend(contact_tokens(c).into_iter().map(|t| (t, id)));
+            rows.push((id, encode(c, "contacts")?));
+        }
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        for (id, bytes) in &rows {
+            records.insert(*id, bytes.as_slice())?;
+        }
+    }
+    names.sort_unstable();
+    let mut by_name = txn.open_table(CONTACTS_BY_NAME)?;
+    for (n, id) in &names {
+        by_name.insert((n.as_str(), *id), ())?;
+    }
+    search_rows.sort_unstable();
+    let mut search = txn.open_table(SEARCH)?;
+    for (tok, id) in &search_rows {
+        search.insert((tok.as_str(), KIND_CONTACT, *id), ())?;
+    }
+    Ok(())
+}
+
 /// Indexes an interaction, replacing what `old` put there, and refreshes the
 /// stats of every contact either version involves.
 pub(crate) fn put_interaction(

@@ -359,6 +359,18 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// Commits the ops made so far on `id` as one Automerge change, inside
+    /// the open redb transaction (still written and made durable with the
+    /// rest, or rolled back with it). Bulk writes call this every few
+    /// thousand records: a change's pending ops take far more memory than
+    /// the same ops once committed into the document.
+    pub(crate) fn commit_change(&mut self, id: DocId) {
+        if let Some(l) = self.docs.get_mut(&id) {
+            l.doc
+                .commit_with(CommitOptions::default().with_time(now_ms() / 1000));
+        }
+    }
+
     /// The document `id` for writing: loaded from the store, or created.
     pub(crate) fn doc_mut(&mut self, id: DocId) -> Result<&mut AutoCommit, StoreError> {
         if !self.docs.contains_key(&id) {

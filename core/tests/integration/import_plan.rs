@@ -116,7 +116,8 @@ fn same_email_phone_or_name_is_a_likely_duplicate_with_the_best_target() {
     );
     assert_eq!(dup.other_candidates, vec![by_name.id]);
 
-    // Phones compare on their last nine digits.
+    // Phones compare in E.164-like form (the national "(905) 555-1234" takes
+    // the calling code 1 of the stored "+1 ..." number), on at least nine digits.
     let by_phone = contact("Somebody Else", None, Some("+1 (905) 555 1234"));
     let plan = plan_import(
         drafts("John_Doe_GMAIL.vcf"),
@@ -126,7 +127,7 @@ fn same_email_phone_or_name_is_a_likely_duplicate_with_the_best_target() {
     assert_eq!(plan.likely_duplicates[0].merge_into, by_phone.id);
     assert_eq!(
         plan.likely_duplicates[0].reasons,
-        vec![DuplicateReason::SamePhone("9055551234".into())]
+        vec![DuplicateReason::SamePhone("19055551234".into())]
     );
     // Merged-away contacts are never suggested.
     let mut gone = by_phone.clone();
@@ -237,4 +238,55 @@ fn older_linkedin_exports_without_url_and_bad_files() {
         parse_linkedin_csv(LINKEDIN.as_bytes(), &limits, None),
         Err(LinkedinError::TooManyRows { rows_max: 1 })
     ));
+}
+
+/// A phone stored as "+44 20 7946 0958" and imported as "020 7946 0958" (the
+/// trunk prefix) or "0044 20 7946 0958" (the international call prefix) is
+/// the same number: the cards are likely duplicates, not new contacts. The
+/// file and the store flow through the real vCard parser and a real store.
+#[test]
+fn trunk_prefix_phone_forms_are_likely_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = kith_core::Store::open(dir.path()).unwrap();
+    let stored = contact("Ana Stored", None, Some("+44 20 7946 0958"));
+    store
+        .import_records(vec![stored.clone()], vec![], vec![], vec![])
+        .unwrap();
+    let file = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Trunk Form\r\nTEL;TYPE=CELL:020 7946 0958\r\nEND:VCARD\r\n\
+                BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Intl Prefix Form\r\nTEL:0044 20 7946 0958\r\nEND:VCARD\r\n\
+                BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Different Number\r\nTEL:020 7946 0959\r\nEND:VCARD\r\n";
+    let batch = vcard_drafts(file.as_bytes(), &VcardLimits::default(), None).unwrap();
+    let plan = kith_core::import::plan_for_store(&store, batch.drafts).unwrap();
+    let names = |v: Vec<&ContactDraft>| v.into_iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(plan.likely_duplicates.iter().map(|l| &l.draft).collect()),
+        ["Trunk Form", "Intl Prefix Form"]
+    );
+    for l in &plan.likely_duplicates {
+        assert_eq!(l.merge_into, stored.id);
+        assert_eq!(
+            l.reasons,
+            vec![DuplicateReason::SamePhone("442079460958".into())]
+        );
+    }
+    assert_eq!(names(plan.create.iter().collect()), ["Different Number"]);
+}
+
+/// Normalising never loses a match the digits as written give: a Portuguese
+/// number written nationally in a mostly British address book (default
+/// calling code 44) still meets its "+351" form.
+#[test]
+fn a_national_number_of_another_country_still_meets_its_international_form() {
+    let pt = contact("Rui Stored", None, Some("+351 912 345 678"));
+    let uk1 = contact("Uk One", None, Some("+44 20 7946 0001"));
+    let uk2 = contact("Uk Two", None, Some("+44 20 7946 0002"));
+    let file = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Rui National\r\nTEL:912 345 678\r\nEND:VCARD\r\n";
+    let batch = vcard_drafts(file.as_bytes(), &VcardLimits::default(), None).unwrap();
+    let plan = plan_import(batch.drafts, &[pt.clone(), uk1, uk2]);
+    assert_eq!(plan.likely_duplicates.len(), 1, "{plan:?}");
+    assert_eq!(plan.likely_duplicates[0].merge_into, pt.id);
+    assert_eq!(
+        plan.likely_duplicates[0].reasons,
+        vec![DuplicateReason::SamePhone("912345678".into())]
+    );
 }

@@ -145,3 +145,60 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The streaming draft path (cards mapped as parsed, photos checked but
+    /// not decoded) gives exactly what mapping the cards of `parse_vcards`
+    /// gives: the same drafts, the same errors (photo errors included).
+    #[test]
+    fn streaming_drafts_equal_mapping_the_parsed_cards(input in noise()) {
+        let limits = small_limits();
+        let streamed = vcard_drafts(&input, &limits, Some("Acme"));
+        match parse_vcards(&input, &limits) {
+            Err(e) => prop_assert_eq!(streamed.unwrap_err().to_string(), e.to_string()),
+            Ok(parsed) => {
+                let batch = streamed.unwrap();
+                let mut errors = parsed.errors.clone();
+                let mut dropped = parsed.errors_dropped;
+                let mut drafts = Vec::new();
+                for card in &parsed.cards {
+                    match kith_core::import::map_card(card, Some("Acme")) {
+                        Some(d) => drafts.push(d),
+                        None if errors.len() < limits.errors_max => errors.push(kith_core::import::CardError {
+                            line: card.line,
+                            kind: kith_core::import::CardErrorKind::EmptyCard,
+                            message: format!(
+                                "the card at line {} has no name, organisation, email or phone; skipped",
+                                card.line
+                            ),
+                        }),
+                        None => dropped += 1,
+                    }
+                }
+                errors.sort_by_key(|e| e.line);
+                prop_assert_eq!(batch.drafts, drafts);
+                prop_assert_eq!(batch.errors, errors);
+                prop_assert_eq!(batch.errors_dropped, dropped);
+            }
+        }
+    }
+
+    /// Checking a photo's base64 without decoding it accepts, refuses and
+    /// sizes exactly as decoding does.
+    #[test]
+    fn base64_size_check_agrees_with_decoding(
+        raw in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..64),
+            "[A-Za-z0-9+/= \r\n\t]{0,64}".prop_map(String::into_bytes),
+        ]
+    ) {
+        use kith_core::import::vcard::{base64_decode_lenient, base64_decoded_len_lenient};
+        match (base64_decode_lenient(&raw), base64_decoded_len_lenient(&raw)) {
+            (Ok(d), Ok(n)) => prop_assert_eq!(d.len(), n),
+            (Err(_), Err(_)) => {}
+            (a, b) => prop_assert!(false, "decode {:?} vs check {:?}", a, b),
+        }
+    }
+}

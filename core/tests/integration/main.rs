@@ -17,6 +17,7 @@ mod backup;
 mod crash;
 mod damage;
 mod export;
+mod import_apply;
 mod import_plan;
 mod import_props;
 mod import_vcard;

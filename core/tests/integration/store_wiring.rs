@@ -5,10 +5,15 @@
 
 use std::collections::BTreeSet;
 
-use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
+use kith_core::backup::{
+    BackupError, BackupParams, StoreBackupError, backup_store, restore_store,
+    restore_store_with_key_file,
+};
 use kith_core::export::{KithExport, read_json, write_json};
+use kith_core::identity::{FileKeyStore, KeyStore};
 use kith_core::import::{ApplyOptions, VcardLimits, apply_plan, plan_for_store, vcard_drafts};
 use kith_core::model::{Circle, GoalStatus, ProjectStatus, Settings};
+use kith_core::sync::DeviceIdentity;
 use kith_core::{NewContact, NewGoal, NewInteraction, NewProject, ParticipantRef, Store};
 
 use crate::import_vcard::fixture;
@@ -164,22 +169,18 @@ fn backup_then_restore_gives_an_equal_store_index_included() {
     let dir = tempfile::tempdir().unwrap();
     let original_dir = dir.path().join("original");
     let mut original = populated_store(&original_dir);
-    let keys = vec![42u8; 64];
-    let sealed = backup_store(
-        &mut original,
-        "backup passphrase",
-        &FAST,
-        Some(keys.clone()),
-        5,
-    )
-    .unwrap();
+    let identity = DeviceIdentity::create_account("laptop", 1_700_000_000_000).unwrap();
+    let keys = identity.to_material();
+    let sealed = backup_store(&mut original, "backup passphrase", &FAST, Some(&keys), 5).unwrap();
 
     let restored_dir = dir.path().join("restored");
     let restored = restore_store(&restored_dir, "backup passphrase", &sealed).unwrap();
-    assert_eq!(
-        restored.keys.as_deref().map(Vec::as_slice),
-        Some(keys.as_slice())
-    );
+    let back = restored.keys.as_ref().unwrap();
+    assert_eq!(back.account_secret, keys.account_secret);
+    assert_eq!(back.device_key, keys.device_key);
+    assert_eq!(back.device_certificate, keys.device_certificate);
+    // restore_store leaves writing the keys to the caller.
+    assert!(!restored_dir.join(FileKeyStore::FILE_NAME).exists());
     let mut restored = restored.store;
 
     assert_eq!(
@@ -291,4 +292,91 @@ fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
     // An existing empty directory is fine.
     std::fs::create_dir(&target).unwrap();
     restore_store(&target, "right", &sealed).unwrap();
+}
+
+/// A backup with the device keys restores the same device: the key file is
+/// byte for byte the original's (owner-only), the identity derived from it is
+/// the same, and the store is equal. Without keys, no key material is in the
+/// decrypted payload at all.
+#[test]
+fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let original_dir = dir.path().join("original");
+    let mut original = populated_store(&original_dir);
+    let identity = DeviceIdentity::create_account("laptop", 1_700_000_000_000).unwrap();
+    let key_store = FileKeyStore::in_dir(&original_dir);
+    key_store.save(&identity.to_material()).unwrap();
+    let keys = key_store.load().unwrap().unwrap();
+    let sealed = backup_store(&mut original, "pass", &FAST, Some(&keys), 5).unwrap();
+
+    let target = dir.path().join("restored");
+    let restored = restore_store_with_key_file(&target, "pass", &sealed).unwrap();
+    assert_eq!(
+        restored.store.index_dump().unwrap(),
+        original.index_dump().unwrap()
+    );
+    let key_file = target.join(FileKeyStore::FILE_NAME);
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        std::fs::read(key_store.path()).unwrap(),
+        "identical key files"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let back = FileKeyStore::in_dir(&target).load().unwrap().unwrap();
+    let again = DeviceIdentity::from_material(&back).unwrap();
+    assert_eq!(again.account_id(), identity.account_id());
+    assert_eq!(again.device_id(), identity.device_id());
+    // What the restored device seals, the account's other devices open.
+    let sealed_entry = again.data_key().seal(b"entry", b"ctx").unwrap();
+    assert_eq!(
+        identity.data_key().open(&sealed_entry, b"ctx").unwrap(),
+        b"entry"
+    );
+
+    // Without keys: no key material anywhere in the decrypted payload.
+    let plain = backup_store(&mut original, "pass", &FAST, None, 5).unwrap();
+    let payload = kith_core::backup::open_payload("pass", &plain).unwrap();
+    assert!(payload.keys.is_none());
+    let bytes = kith_core::backup::open("pass", &plain).unwrap();
+    for secret in [keys.device_key, keys.account_secret.unwrap()] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "a raw key is in the payload"
+        );
+    }
+    assert!(
+        !bytes
+            .windows(b"device_key".len())
+            .any(|w| w == b"device_key"),
+        "serialised key material is in the payload"
+    );
+    let target = dir.path().join("restored-no-keys");
+    let restored = restore_store_with_key_file(&target, "pass", &plain).unwrap();
+    assert!(restored.keys.is_none());
+    assert!(!target.join(FileKeyStore::FILE_NAME).exists());
+    // The keyed backup does contain them (the search above can find them).
+    let keyed = kith_core::backup::open("pass", &sealed).unwrap();
+    assert!(
+        keyed
+            .windows(b"device_key".len())
+            .any(|w| w == b"device_key")
+    );
+}
+
+/// Key material that cannot be decoded fails the restore before anything is written.
+#[test]
+fn bad_key_material_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = kith_core::backup::BackupPayload::new(5, vec![], Some(b"{not keys".to_vec()));
+    let sealed = kith_core::backup::seal_payload("pass", &payload, &FAST).unwrap();
+    let target = dir.path().join("target");
+    let err = restore_store_with_key_file(&target, "pass", &sealed).unwrap_err();
+    assert!(matches!(err, StoreBackupError::BadKeys { .. }), "{err}");
+    assert!(!target.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
