@@ -39,7 +39,7 @@ impl RemoteApplied {
 
 /// Most record ids [`RemoteChangeLog`] keeps between two
 /// [`Store::take_remote_changes`]; past it the log only says that more changed.
-pub const REMOTE_LOG_IDS_MAX: usize = 10_000;
+pub(crate) const REMOTE_LOG_IDS_MAX: usize = 10_000;
 
 /// The records remote merges changed since they were last taken: what a UI
 /// refreshes after a sync (the phone bindings' `on_change`).
@@ -50,7 +50,7 @@ pub struct RemoteChanges {
     pub projects: Vec<ProjectId>,
     pub goals: Vec<GoalId>,
     pub settings: bool,
-    /// More records changed than the log keeps ([`REMOTE_LOG_IDS_MAX`]):
+    /// More records changed than the log keeps (10,000 ids):
     /// refresh everything.
     pub overflowed: bool,
 }
