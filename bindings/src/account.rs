@@ -283,8 +283,10 @@ impl Kith {
                 });
             }
             let id = DeviceIdentity::create_account(&name, now_ms())?;
-            self.with_store(|s| Ok(record_device(s, id.cert(), now_ms())?))?;
+            // Keys first: a device record without keys would name a device
+            // that does not exist.
             self.keys.save(&id.to_material())?;
+            self.with_store(|s| Ok(record_device(s, id.cert(), now_ms())?))?;
             if let Some(r) = &relay {
                 save_relay(self.data_dir_path(), r)?;
             }
