@@ -82,4 +82,14 @@ run_jvm dev.kith.tests.KithTestKt
 echo "== kotlin example: after the meeting"
 example_dir="$(mktemp -d)"
 trap 'rm -rf "$example_dir"' EXIT
-run_jvm dev.kith.examples.AfterTheMeetingKt "$example_dir"
+# The example syncs its meeting to a relay started here (killed on exit).
+"$KITH_RELAY_BIN" --data-dir "$example_dir/relay" --listen 127.0.0.1:0 \
+    --metrics-listen off >"$example_dir/relay.out" 2>/dev/null &
+relay_pid=$!
+trap 'kill "$relay_pid" 2>/dev/null || true; rm -rf "$example_dir"' EXIT
+for _ in $(seq 100); do
+    [ -s "$example_dir/relay.out" ] && break
+    sleep 0.1
+done
+relay_address="$(head -n 1 "$example_dir/relay.out")"
+run_jvm dev.kith.examples.AfterTheMeetingKt "$example_dir/store" "$relay_address"

@@ -402,3 +402,58 @@ fn revoke_shuts_a_device_out() {
     ));
     drop(p.relay);
 }
+
+/// An app-side key store: the opaque bytes in memory.
+#[derive(Default)]
+struct MemoryKeys {
+    saved: Mutex<Option<Vec<u8>>>,
+}
+
+impl kith_ffi::KithKeyStore for MemoryKeys {
+    fn load(&self) -> Result<Option<Vec<u8>>, KithError> {
+        Ok(self.saved.lock().unwrap().clone())
+    }
+    fn save(&self, key_material: Vec<u8>) -> Result<(), KithError> {
+        *self.saved.lock().unwrap() = Some(key_material);
+        Ok(())
+    }
+}
+
+#[test]
+fn keys_live_in_the_apps_key_store_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store").display().to_string();
+    let keys = Arc::new(MemoryKeys::default());
+    let k = Kith::open_with_key_store(path.clone(), keys.clone()).unwrap();
+    assert_eq!(k.account().unwrap(), None);
+    assert_eq!(k.sync_status().unwrap().state, SyncState::Disabled);
+    let info = k.create_account("phone".into(), None).unwrap();
+    assert!(keys.saved.lock().unwrap().is_some());
+    assert!(!dir.path().join("store").join("keys.json").exists());
+    // Without a relay, sync stays disabled and says what is missing.
+    assert_eq!(k.sync_status().unwrap().state, SyncState::Disabled);
+    assert!(matches!(
+        k.start_sync(),
+        Err(KithError::InvalidInput { field, .. }) if field == "relay"
+    ));
+    let devices = k.devices().unwrap();
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].this_device && devices[0].name == "phone");
+    k.close().unwrap();
+    drop(k);
+
+    let again = Kith::open_with_key_store(path.clone(), keys.clone()).unwrap();
+    assert_eq!(again.account().unwrap(), Some(info));
+    again.close().unwrap();
+    // The file default knows nothing of them.
+    let plain = Kith::open(path).unwrap();
+    assert_eq!(plain.account().unwrap(), None);
+
+    // Damaged bytes are a storage error, not a panic.
+    *keys.saved.lock().unwrap() = Some(b"{not json".to_vec());
+    plain.close().unwrap();
+    let damaged =
+        Kith::open_with_key_store(dir.path().join("store").display().to_string(), keys.clone())
+            .unwrap();
+    assert!(matches!(damaged.account(), Err(KithError::Storage { .. })));
+}
