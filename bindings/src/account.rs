@@ -547,17 +547,12 @@ impl Kith {
         self.sync.stop()
     }
 
-    /// The sync status: state, last sync, last error, what is waiting.
+    /// The sync status: state, last sync, last error, what is waiting. Read
+    /// from memory (works while suspended; never waits for a sync step).
     pub fn sync_status(&self) -> KithResult<SyncStatus> {
         guard("sync_status", || {
-            let durable = match self.with_store(|s| Ok(kith_core::sync::sync_status(s)?)) {
-                Ok(d) => Some(d),
-                // Suspended or closed: the in-memory part is still useful.
-                Err(KithError::Locked { .. }) => None,
-                Err(e) => return Err(e),
-            };
             let relay = saved_relay(self.data_dir_path())?.map(|r| r.to_string());
-            Ok(self.sync.status(durable, relay))
+            Ok(self.sync.status(relay))
         })
     }
 }

@@ -102,9 +102,11 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// Local writes made since the last completed round (since open).
     pub unsent_local_writes: u64,
-    /// Sealed entries the relay has not acknowledged yet (durable).
+    /// Sealed entries the relay had not acknowledged at the end of the last
+    /// round (read from the store then; 0 before the first round).
     pub unacknowledged_entries: u64,
-    /// Changes received that wait for changes of other devices (durable).
+    /// Changes received that wait for changes of other devices, at the end
+    /// of the last round.
     pub pending_changes: u64,
     /// The relay this device syncs with (`kith://KEY@HOST:PORT`), if set.
     pub relay: Option<String>,
@@ -117,6 +119,10 @@ struct Status {
     last_sync_ms: Option<u64>,
     last_error: Option<String>,
     unsent_local_writes: u64,
+    /// The store's sync position at the end of the last round: read there,
+    /// so that `sync_status()` never touches the store.
+    unacknowledged_entries: u64,
+    pending_changes: u64,
 }
 
 /// State shared between a `Kith` and its sync tasks.
@@ -176,6 +182,19 @@ impl SyncShared {
         s.unsent_local_writes = s.unsent_local_writes.saturating_sub(writes_at_start);
     }
 
+    /// Reads the durable sync position after a round (or a failed one).
+    fn record_position(&self, store: &Mutex<Store>) {
+        let position = kith_core::sync::sync_status(&mut lock(store));
+        match position {
+            Ok(p) => {
+                let mut s = lock(&self.status);
+                s.unacknowledged_entries = p.outbox_entries;
+                s.pending_changes = p.pending_changes;
+            }
+            Err(e) => tracing::warn!("cannot read the sync position: {e}"),
+        }
+    }
+
     fn failed(&self, e: &KithError) {
         lock(&self.status).last_error = Some(e.to_string());
     }
@@ -223,6 +242,7 @@ impl SyncShared {
         }
         if live && let RelayEvent::RoundComplete = event {
             self.succeeded(self.writes());
+            self.record_position(store);
         }
         if let Some(state) = Self::state_after(event, live) {
             self.set_state(state);
@@ -239,6 +259,8 @@ impl SyncHub {
                     last_sync_ms: None,
                     last_error: None,
                     unsent_local_writes: 0,
+                    unacknowledged_entries: 0,
+                    pending_changes: 0,
                 }),
                 listeners,
                 cancel: watch::channel(0).0,
@@ -290,12 +312,8 @@ impl SyncHub {
         Some(handle.task)
     }
 
-    /// The status record; `durable` comes from the store when it is open.
-    pub(crate) fn status(
-        &self,
-        durable: Option<kith_core::sync::SyncStatus>,
-        relay: Option<String>,
-    ) -> SyncStatus {
+    /// The status record (from memory: it never waits for the store).
+    pub(crate) fn status(&self, relay: Option<String>) -> SyncStatus {
         let background = self.is_running();
         let s = lock(&self.shared.status);
         SyncStatus {
@@ -304,8 +322,8 @@ impl SyncHub {
             last_sync_ms: s.last_sync_ms,
             last_error: s.last_error.clone(),
             unsent_local_writes: s.unsent_local_writes,
-            unacknowledged_entries: durable.as_ref().map_or(0, |d| d.outbox_entries),
-            pending_changes: durable.as_ref().map_or(0, |d| d.pending_changes),
+            unacknowledged_entries: s.unacknowledged_entries,
+            pending_changes: s.pending_changes,
             relay,
         }
     }
@@ -430,6 +448,7 @@ impl SyncHub {
         };
         // Merges of a round that failed half-way are committed: tell them.
         shared.notify_remote(&store);
+        shared.record_position(&store);
         match &result {
             Ok(_) => {
                 shared.succeeded(writes_at_start);
