@@ -457,3 +457,100 @@ fn keys_live_in_the_apps_key_store_across_reopen() {
             .unwrap();
     assert!(matches!(damaged.account(), Err(KithError::Storage { .. })));
 }
+
+/// Reads back into Kith from inside `on_change` (on the sync task's thread).
+struct Reader {
+    kith: Mutex<Option<Arc<Kith>>>,
+    read: Mutex<Vec<String>>,
+}
+
+impl KithListener for Reader {
+    fn on_change(&self, summary: ChangeSummary) {
+        let kith = self.kith.lock().unwrap().clone();
+        if let Some(k) = kith {
+            for id in summary.interaction_ids {
+                let summary = k.get_interaction(id).unwrap().summary;
+                self.read.lock().unwrap().push(summary);
+            }
+        }
+    }
+    fn on_sync_state(&self, _: SyncState) {}
+}
+
+#[test]
+fn threads_writing_during_live_sync_all_arrive_and_listeners_may_call_back() {
+    let p = two_devices();
+    let reader = Arc::new(Reader {
+        kith: Mutex::new(Some(Arc::clone(&p.b))),
+        read: Mutex::new(Vec::new()),
+    });
+    p.b.add_listener(reader.clone()).unwrap();
+    p.a.start_sync().unwrap();
+    p.b.start_sync().unwrap();
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let a = Arc::clone(&p.a);
+            let ana = ana.id.clone();
+            std::thread::spawn(move || {
+                for n in 0..10 {
+                    a.log_interaction(met(&format!("t{t} n{n}"), &[&ana]))
+                        .unwrap();
+                    // Foreign calls keep working while sync runs.
+                    a.sync_status().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let all = |k: &Kith| k.timeline(None, 0, 100, false).unwrap().len();
+    assert_eq!(all(&p.a), 40);
+    assert!(
+        eventually(30_000, || all(&p.b) == 40),
+        "B has {} of 40",
+        all(&p.b)
+    );
+    assert!(eventually(5_000, || reader.read.lock().unwrap().len() >= 40));
+    *reader.kith.lock().unwrap() = None;
+    p.a.close().unwrap();
+    p.b.close().unwrap();
+    drop(p.relay);
+}
+
+#[test]
+fn suspend_cancels_a_round_in_flight_at_once() {
+    // A relay that never answers: the round would wait for its whole timeout.
+    let relay = Relay::start();
+    let address = relay.address.clone();
+    drop(relay);
+    let dir = tempfile::tempdir().unwrap();
+    let k = crate::open(&dir);
+    k.create_account("phone".into(), Some(address)).unwrap();
+    let round = {
+        let k = Arc::clone(&k);
+        std::thread::spawn(move || wait(k.sync_now()))
+    };
+    assert!(eventually(5_000, || k.sync_status().unwrap().state
+        == SyncState::Connecting));
+    let started = Instant::now();
+    k.suspend().unwrap();
+    match round.join().unwrap() {
+        Err(KithError::Locked { .. }) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    // Far below the 60 s round timeout: cancelled, not timed out.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The file lock is free: another handle writes.
+    let other = Kith::open(k.data_dir()).unwrap();
+    other.add_contact(contact("Bo")).unwrap();
+    other.close().unwrap();
+    k.resume().unwrap();
+    assert_eq!(
+        k.list_contacts(kith_ffi::ContactSort::Name, 0, 10, false)
+            .unwrap()
+            .len(),
+        1
+    );
+}
