@@ -136,6 +136,10 @@ pub(crate) struct SyncShared {
     /// entries twice.
     round_lock: tokio::sync::Mutex<()>,
     pub(crate) round_timeout_ms: AtomicU64,
+    /// Which background loop is the current one: a loop stopped by
+    /// `stop_sync` may still be closing its connection when `start_sync`
+    /// starts the next, and must not report `Idle` over it.
+    loop_generation: AtomicU64,
 }
 
 /// The background loop while it runs.
@@ -266,6 +270,7 @@ impl SyncHub {
                 cancel: watch::channel(0).0,
                 round_lock: tokio::sync::Mutex::new(()),
                 round_timeout_ms: AtomicU64::new(ROUND_TIMEOUT_MS_DEFAULT),
+                loop_generation: AtomicU64::new(0),
             }),
             control: Mutex::new(None),
         }
@@ -343,6 +348,7 @@ impl SyncHub {
         let (local_tx, mut local_rx) = mpsc::channel(LOCAL_SIGNALS_MAX);
         let shared = Arc::clone(&self.shared);
         let mut cancel = shared.cancel.subscribe();
+        let generation = shared.loop_generation.fetch_add(1, Ordering::SeqCst) + 1;
         let task = crate::runtime::runtime()?.spawn(async move {
             shared.set_state(SyncState::Connecting);
             let opts = kith_net::WatchOptions {
@@ -375,14 +381,17 @@ impl SyncHub {
                 r = watching => r.map_err(KithError::from),
                 _ = cancel.changed() => Ok(()),
             };
+            if let Err(e) = &result {
+                shared.failed(e);
+            }
+            if shared.loop_generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
             match result {
                 Ok(()) => shared.set_state(SyncState::Idle),
-                Err(e) => {
-                    shared.failed(&e);
-                    shared.set_state(SyncState::Error {
-                        reason: e.to_string(),
-                    });
-                }
+                Err(e) => shared.set_state(SyncState::Error {
+                    reason: e.to_string(),
+                }),
             }
         });
         *control = Some(LoopHandle {

@@ -262,7 +262,18 @@ fn background_sync_carries_a_meeting_live_and_stops_with_suspend() {
     p.b.start_sync().unwrap();
     let id2 = p.a.log_interaction(met("Dinner", &[&ana.id])).unwrap();
     assert!(eventually(20_000, || rec_b.heard_interaction(&id2)));
+    // A restart right after a stop: the old loop, still closing, does not
+    // report Idle over the new one.
     assert!(p.a.stop_sync());
+    p.a.start_sync().unwrap();
+    assert!(eventually(20_000, || p.a.sync_status().unwrap().state
+        == SyncState::Live));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(p.a.sync_status().unwrap().state, SyncState::Live);
+    assert!(p.a.sync_status().unwrap().background);
+    assert!(p.a.stop_sync());
+    assert!(eventually(5_000, || p.a.sync_status().unwrap().state
+        == SyncState::Idle));
     p.b.close().unwrap();
     assert!(matches!(p.b.start_sync(), Err(KithError::Locked { .. })));
     drop(p.relay);
