@@ -35,7 +35,7 @@ use crate::sync::{SyncHub, SyncReport, SyncStatus};
 const SYNC_FILE: &str = "sync.json";
 /// Longest device name (it is in the certificate every device sees).
 pub const DEVICE_NAME_CHARS_MAX: usize = 64;
-/// Default and longest lifetime of a pairing token.
+/// Usual (the default argument) and longest lifetime of a pairing token.
 const PAIR_TTL_MINUTES_DEFAULT: u32 = 10;
 const PAIR_TTL_MINUTES_MAX: u32 = 24 * 60;
 /// Largest key material a foreign key store may hand back.
@@ -346,16 +346,14 @@ impl Kith {
     /// `ttl_minutes` (1 to 1440).
     #[uniffi::method(default(ttl_minutes = 10))]
     pub async fn pair(self: Arc<Self>, ttl_minutes: u32) -> KithResult<PairingInvitation> {
-        let ttl_minutes = if ttl_minutes == 0 {
-            PAIR_TTL_MINUTES_DEFAULT
-        } else {
-            ttl_minutes
-        };
         run_async("pair", async move {
-            if ttl_minutes > PAIR_TTL_MINUTES_MAX {
+            if !(1..=PAIR_TTL_MINUTES_MAX).contains(&ttl_minutes) {
                 return Err(KithError::invalid(
                     "ttl_minutes",
-                    format!("at most {PAIR_TTL_MINUTES_MAX}"),
+                    format!(
+                        "must be between 1 and {PAIR_TTL_MINUTES_MAX} (got {ttl_minutes}; \
+                         {PAIR_TTL_MINUTES_DEFAULT} is usual)"
+                    ),
                 ));
             }
             let id = self.identity()?;

@@ -313,6 +313,12 @@ fn bad_tokens_get_actionable_errors() {
         wait(Arc::clone(&p.b).join(inv2.token, "again".into())),
         Err(KithError::Conflict { .. })
     ));
+    for ttl in [0, 24 * 60 + 1] {
+        assert!(matches!(
+            wait(Arc::clone(&p.a).pair(ttl)),
+            Err(KithError::InvalidInput { field, .. }) if field == "ttl_minutes"
+        ));
+    }
     // Without an account, pairing and syncing say so.
     assert!(matches!(
         wait(Arc::clone(&d).pair(10)),
