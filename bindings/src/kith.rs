@@ -278,12 +278,17 @@ impl Kith {
     /// fail with `Locked`; closing twice is fine.
     pub fn close(&self) -> KithResult<()> {
         guard("close", || {
-            let mut slot = self.slot();
-            let task = self.sync.stop_all();
-            match std::mem::replace(&mut *slot, Slot::Closed) {
-                Slot::Open(store) => release(store, task),
-                Slot::Suspended | Slot::Closed => Ok(()),
-            }
+            let (store, task) = {
+                let mut slot = self.slot();
+                let task = self.sync.stop_all();
+                match std::mem::replace(&mut *slot, Slot::Closed) {
+                    Slot::Open(store) => (store, task),
+                    Slot::Suspended | Slot::Closed => return Ok(()),
+                }
+            };
+            // Waited for without the slot lock: a sync task's listener that
+            // calls back in gets `Locked` at once instead of blocking the wait.
+            release(store, task)
         })
     }
 
@@ -293,16 +298,19 @@ impl Kith {
     /// `start_sync()` again.
     pub fn suspend(&self) -> KithResult<()> {
         guard("suspend", || {
-            let mut slot = self.slot();
-            let task = self.sync.stop_all();
-            match std::mem::replace(&mut *slot, Slot::Suspended) {
-                Slot::Open(store) => release(store, task),
-                Slot::Suspended => Ok(()),
-                Slot::Closed => {
-                    *slot = Slot::Closed;
-                    Err(KithError::locked("the store is closed (open it again)"))
+            let (store, task) = {
+                let mut slot = self.slot();
+                let task = self.sync.stop_all();
+                match std::mem::replace(&mut *slot, Slot::Suspended) {
+                    Slot::Open(store) => (store, task),
+                    Slot::Suspended => return Ok(()),
+                    Slot::Closed => {
+                        *slot = Slot::Closed;
+                        return Err(KithError::locked("the store is closed (open it again)"));
+                    }
                 }
-            }
+            };
+            release(store, task)
         })
     }
 
