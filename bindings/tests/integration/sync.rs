@@ -571,3 +571,68 @@ fn suspend_cancels_a_round_in_flight_at_once() {
         1
     );
 }
+
+/// Blocks in `on_change` until released, then calls back into Kith.
+struct Blocking {
+    kith: Mutex<Option<Arc<Kith>>>,
+    entered: std::sync::mpsc::SyncSender<()>,
+    go: Mutex<std::sync::mpsc::Receiver<()>>,
+    result: Mutex<Option<Result<(), KithError>>>,
+}
+
+impl KithListener for Blocking {
+    fn on_change(&self, summary: ChangeSummary) {
+        let Some(id) = summary.interaction_ids.first().cloned() else {
+            return;
+        };
+        let Some(kith) = self.kith.lock().unwrap().take() else {
+            return;
+        };
+        let _ = self.entered.try_send(());
+        let _ = self
+            .go
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+        *self.result.lock().unwrap() = Some(kith.get_interaction(id).map(|_| ()));
+    }
+    fn on_sync_state(&self, _: SyncState) {}
+}
+
+#[test]
+fn suspend_while_a_sync_listener_calls_back_in_does_not_stall() {
+    let p = two_devices();
+    let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let listener = Arc::new(Blocking {
+        kith: Mutex::new(Some(Arc::clone(&p.b))),
+        entered: entered_tx,
+        go: Mutex::new(go_rx),
+        result: Mutex::new(None),
+    });
+    p.b.add_listener(listener.clone()).unwrap();
+    p.b.start_sync().unwrap();
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    p.a.log_interaction(met("Coffee", &[&ana.id])).unwrap();
+    wait(Arc::clone(&p.a).sync_now()).unwrap();
+    // B's sync task is now inside on_change.
+    entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let suspending = {
+        let b = Arc::clone(&p.b);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (b.suspend(), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    go_tx.send(()).unwrap();
+    let (suspended, took) = suspending.join().unwrap();
+    suspended.unwrap();
+    assert!(took < Duration::from_secs(4), "suspend took {took:?}");
+    assert!(matches!(
+        listener.result.lock().unwrap().take(),
+        Some(Err(KithError::Locked { .. }))
+    ));
+    p.b.resume().unwrap();
+    drop(p.relay);
+}
