@@ -313,6 +313,23 @@ fn bad_tokens_get_actionable_errors() {
         wait(Arc::clone(&p.b).join(inv2.token, "again".into())),
         Err(KithError::Conflict { .. })
     ));
+    // An expired token (made an hour ago with a ten-minute lifetime).
+    let inviter = kith_core::sync::DeviceIdentity::create_account("old", now_ms()).unwrap();
+    let expired = kith_core::sync::Invitation::create(
+        &inviter,
+        kith_core::sync::PairingMode::Relay {
+            address: p.relay.address.clone(),
+        },
+        600_000,
+        now_ms() - 3_600_000,
+    )
+    .unwrap();
+    match wait(Arc::clone(&d).join(expired.token.to_string(), "watch".into())) {
+        Err(KithError::Authentication { reason }) => {
+            assert!(reason.contains("expired"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     for ttl in [0, 24 * 60 + 1] {
         assert!(matches!(
             wait(Arc::clone(&p.a).pair(ttl)),
