@@ -4,10 +4,10 @@ stores (two devices) and the real `kith-relay` binary started by the test on
 Every wait is bounded; the relay is killed at the end."""
 
 import asyncio
-import json
 import os
 import pathlib
 import subprocess
+import sys
 import threading
 import time
 
@@ -257,3 +257,18 @@ def test_a_failing_key_store_is_an_error_not_a_crash(tmp_path, relay):
         g.account()
     k.close()
     g.close()
+
+
+def test_the_python_example_syncs_to_the_relay(tmp_path, relay):
+    repo = pathlib.Path(__file__).resolve().parents[3]
+    env = dict(os.environ, PYTHONPATH=str(repo / "bindings" / "generated" / "python"))
+    out = subprocess.run(
+        [sys.executable, str(repo / "examples" / "python" / "after_meeting.py"),
+         str(tmp_path / "ex"), relay],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S * 2,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Synced: sent" in out.stdout, out.stdout
