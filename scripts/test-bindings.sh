@@ -4,6 +4,8 @@
 #   - the pytest suite bindings/tests/python (which also runs examples/python),
 #   - the Kotlin test program bindings/tests/kotlin and the Kotlin example
 #     examples/kotlin/AfterTheMeeting.kt on the JVM through JNA.
+# The sync tests of both start the kith-relay binary built here (its path in
+# KITH_RELAY_BIN) on 127.0.0.1:0 and kill it when done.
 # Installs what it needs when missing: pytest (pip), JNA (Debian libjna-java),
 # the Kotlin compiler (npm package kotlin-compiler, into ~/.cache/kith/npm; its
 # lib/ ships the kotlin stdlib and kotlinx-coroutines jars).
@@ -52,6 +54,12 @@ profile="${KITH_FFI_PROFILE:-dev}"
 echo "== generating bindings (profile $profile, with test hooks)"
 scripts/bindings.sh --profile "$profile" --test-hooks
 
+# The sync tests (Python and Kotlin) start the real relay binary on
+# 127.0.0.1:0 and read its address from its first line of output.
+echo "== building kith-relay for the sync tests"
+cargo build --quiet -p kith-relay --bin kith-relay
+export KITH_RELAY_BIN="$CARGO_TARGET_DIR/debug/kith-relay"
+
 echo "== python binding tests"
 python3 -m pytest -q bindings/tests/python
 
@@ -74,4 +82,14 @@ run_jvm dev.kith.tests.KithTestKt
 echo "== kotlin example: after the meeting"
 example_dir="$(mktemp -d)"
 trap 'rm -rf "$example_dir"' EXIT
-run_jvm dev.kith.examples.AfterTheMeetingKt "$example_dir"
+# The example syncs its meeting to a relay started here (killed on exit).
+"$KITH_RELAY_BIN" --data-dir "$example_dir/relay" --listen 127.0.0.1:0 \
+    --metrics-listen off >"$example_dir/relay.out" 2>/dev/null &
+relay_pid=$!
+trap 'kill "$relay_pid" 2>/dev/null || true; rm -rf "$example_dir"' EXIT
+for _ in $(seq 100); do
+    [ -s "$example_dir/relay.out" ] && break
+    sleep 0.1
+done
+relay_address="$(head -n 1 "$example_dir/relay.out")"
+run_jvm dev.kith.examples.AfterTheMeetingKt "$example_dir/store" "$relay_address"

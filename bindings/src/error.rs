@@ -111,3 +111,106 @@ impl From<kith_core::OpError> for KithError {
         }
     }
 }
+
+/// A foreign callback (`KithKeyStore`, `KithListener`) threw something other
+/// than a `KithError`: a bug on the app's side, reported as `Internal`.
+impl From<uniffi::UnexpectedUniFFICallbackError> for KithError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        KithError::Internal {
+            reason: format!("an app callback failed: {}", e.reason),
+        }
+    }
+}
+
+impl From<kith_core::identity::KeyStoreError> for KithError {
+    fn from(e: kith_core::identity::KeyStoreError) -> Self {
+        KithError::Storage {
+            reason: format!("the key store failed: {e}"),
+        }
+    }
+}
+
+impl From<kith_core::sync::IdentityError> for KithError {
+    fn from(e: kith_core::sync::IdentityError) -> Self {
+        use kith_core::sync::IdentityError as I;
+        let reason = e.to_string();
+        match e {
+            // Set up an account first (`create_account` or `join`).
+            I::NoAccount => KithError::Authentication {
+                reason: "this device has no account yet: call create_account() or join(token)"
+                    .to_string(),
+            },
+            I::DamagedCertificate(_) | I::CertificateMismatch(_) => {
+                KithError::Authentication { reason }
+            }
+            I::Issue(_) => KithError::Internal { reason },
+        }
+    }
+}
+
+impl From<kith_core::sync::PairError> for KithError {
+    fn from(e: kith_core::sync::PairError) -> Self {
+        use kith_core::sync::PairError as P;
+        let reason = e.to_string();
+        match e {
+            // A typo or a bad scan: the token field is wrong.
+            P::Malformed(_) | P::WrongMode { .. } => KithError::InvalidInput {
+                field: "token".to_string(),
+                reason,
+            },
+            // Expired, used, for another relay, or not opening: the inviting
+            // device must show a new token.
+            P::Expired { .. } | P::AlreadyUsed | P::OtherRelay { .. } | P::Decrypt => {
+                KithError::Authentication { reason }
+            }
+            P::Identity(i) => i.into(),
+        }
+    }
+}
+
+impl From<kith_net::NetError> for KithError {
+    fn from(e: kith_net::NetError) -> Self {
+        use kith_core::sync::RelaySyncError as R;
+        use kith_net::NetError as N;
+        use kith_protocol::ErrorCode as C;
+        let reason = e.to_string();
+        match e {
+            N::Store(s) | N::Sync(R::Store(s)) => s.into(),
+            N::Sync(R::Relay {
+                code:
+                    C::AuthFailed
+                    | C::BadCertificate
+                    | C::DeviceRevoked
+                    | C::RegistrationRequired
+                    | C::BadToken
+                    | C::NotAuthenticated
+                    | C::WrongAccount
+                    | C::BadSignature,
+                ..
+            }) => KithError::Authentication { reason },
+            // The relay is not the one the address pins: a wrong address or
+            // an impostor; the user must check the relay address.
+            N::Sync(R::WrongRelay { .. }) => KithError::Authentication { reason },
+            N::Sync(R::Crypto(_)) => KithError::Internal { reason },
+            // Connection trouble of every kind (and cases added later):
+            // retry when online.
+            _ => KithError::Network { reason },
+        }
+    }
+}
+
+impl From<kith_net::JoinError> for KithError {
+    fn from(e: kith_net::JoinError) -> Self {
+        match e {
+            kith_net::JoinError::Pair(p) => p.into(),
+            kith_net::JoinError::Net(n) => n.into(),
+        }
+    }
+}
+
+impl KithError {
+    /// Whether retrying later may succeed (network trouble).
+    pub(crate) fn is_network(&self) -> bool {
+        matches!(self, KithError::Network { .. })
+    }
+}

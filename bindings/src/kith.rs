@@ -2,17 +2,24 @@
 //!
 //! It owns the engine (`kith_core::Store`) behind a mutex: redb allows one
 //! writer, and the store's methods take `&mut self`, so foreign threads
-//! calling at once are serialised here, never inside the engine. The slot
-//! holding the store also carries the phone lifecycle: `suspend()` closes the
-//! store (releasing redb's file lock, which iOS requires of a suspended app)
-//! and `resume()` reopens it; calls in between fail with `KithError::Locked`.
+//! calling at once are serialised here, never inside the engine. The store
+//! is an `Arc<Mutex<Store>>` inside a slot mutex: foreign calls lock the slot
+//! then the store; sync tasks on Kith's runtime ([`crate::sync`]) hold a
+//! clone of the `Arc` and lock only the store, one step at a time. The slot
+//! carries the phone lifecycle: `suspend()` stops sync, waits (bounded) until
+//! the sync tasks let go of the store, and closes it (releasing redb's file
+//! lock, which iOS requires of a suspended app); `resume()` reopens it; calls
+//! in between fail with `KithError::Locked`.
 //!
 //! Each exported method: run under the panic guard, parse the foreign input,
 //! lock the slot, call the engine, map errors, unlock, then (for writes)
-//! notify the listeners with what changed.
+//! notify the listeners with what changed and poke background sync.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use kith_core::identity::{FileKeyStore, KeyStore};
 
 use kith_core::ids::{ContactId, FollowUpId, GoalId, InteractionId, ProjectId};
 use kith_core::{ContactQuery, FollowUpFilter, Store, TimelineQuery};
@@ -23,8 +30,9 @@ use crate::inputs::{
     ContactUpdate, GoalUpdate, InteractionUpdate, NewContact, NewGoal, NewInteraction, NewProject,
     ProjectUpdate,
 };
-use crate::listener::{ChangeSummary, KithListener, Listeners, SyncState};
+use crate::listener::{ChangeSummary, KithListener, Listeners};
 use crate::runtime::run_blocking;
+use crate::sync::{SharedStore, SyncHub};
 use crate::types::{
     Contact, ContactSort, ContactStats, DuplicatePair, FollowUp, FollowUpItem, Goal, Interaction,
     Project, SearchResults, Settings, parse_date, parse_id,
@@ -34,18 +42,68 @@ use crate::types::{
 /// and a bound keeps one call's memory and time predictable.
 pub const PAGE_LIMIT_MAX: u32 = 1_000;
 
+/// How long `suspend()`/`close()` wait for sync tasks to let go of the store,
+/// and after how much of it they abort them.
+const RELEASE_WAIT_MS: u64 = 5_000;
+const RELEASE_ABORT_AFTER_MS: u64 = 1_500;
+
 enum Slot {
-    Open(Box<Store>),
+    Open(SharedStore),
     Suspended,
     Closed,
 }
 
-/// An open Kith store: contacts, interactions, follow-ups, projects, goals.
+/// An open Kith store: contacts, interactions, follow-ups, projects, goals,
+/// and this device's account and sync.
 #[derive(uniffi::Object)]
 pub struct Kith {
     data_dir: PathBuf,
     slot: Mutex<Slot>,
-    pub(crate) listeners: Listeners,
+    pub(crate) listeners: Arc<Listeners>,
+    /// Where this device's key material lives (file or the app's keychain).
+    pub(crate) keys: Arc<dyn KeyStore>,
+    pub(crate) sync: SyncHub,
+}
+
+impl Drop for Kith {
+    fn drop(&mut self) {
+        // The background loop holds the store: let it end with the handle.
+        let _ = self.sync.stop_all();
+    }
+}
+
+/// Waits until `store` is the last handle on the store, then closes it. A
+/// sync task still holding it after the bounded wait (it was stopped and
+/// aborted) keeps the file locked until it ends: reported as `Locked`.
+fn release(mut store: SharedStore, task: Option<tokio::task::JoinHandle<()>>) -> KithResult<()> {
+    let started = Instant::now();
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(m) => {
+                return match m.into_inner() {
+                    Ok(s) => s.close().map_err(KithError::from),
+                    // Half-changed documents in memory: drop them unsaved.
+                    Err(poisoned) => {
+                        drop(poisoned.into_inner());
+                        Ok(())
+                    }
+                };
+            }
+            Err(shared) => store = shared,
+        }
+        let waited = started.elapsed();
+        if waited >= Duration::from_millis(RELEASE_ABORT_AFTER_MS)
+            && let Some(t) = &task
+        {
+            t.abort();
+        }
+        if waited >= Duration::from_millis(RELEASE_WAIT_MS) {
+            return Err(KithError::locked(
+                "a sync task still holds the store; it is released when the task ends",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 impl std::fmt::Debug for Kith {
@@ -70,36 +128,89 @@ fn check_limit(limit: u32) -> KithResult<usize> {
 impl Kith {
     /// A handle over an already open store (a restored backup).
     pub(crate) fn from_store(data_dir: PathBuf, store: Store) -> Kith {
+        let keys: Arc<dyn KeyStore> = Arc::new(FileKeyStore::in_dir(&data_dir));
+        Kith::with_parts(data_dir, store, keys)
+    }
+
+    fn with_parts(data_dir: PathBuf, store: Store, keys: Arc<dyn KeyStore>) -> Kith {
+        let listeners = Arc::new(Listeners::default());
+        let state = Kith::initial_sync_state(&data_dir, keys.as_ref());
         Kith {
+            sync: SyncHub::new(Arc::clone(&listeners), state),
             data_dir,
-            slot: Mutex::new(Slot::Open(Box::new(store))),
-            listeners: Listeners::default(),
+            slot: Mutex::new(Slot::Open(Arc::new(Mutex::new(store)))),
+            listeners,
+            keys,
         }
     }
 
+    fn open_with(data_dir: String, keys: Option<Arc<dyn KeyStore>>) -> KithResult<Arc<Kith>> {
+        if data_dir.trim().is_empty() {
+            return Err(KithError::invalid("data_dir", "must not be empty"));
+        }
+        let path = PathBuf::from(data_dir);
+        let store = Store::open(&path)?;
+        let keys = keys.unwrap_or_else(|| Arc::new(FileKeyStore::in_dir(&path)));
+        Ok(Arc::new(Kith::with_parts(path, store, keys)))
+    }
+
+    pub(crate) fn data_dir_path(&self) -> &Path {
+        &self.data_dir
+    }
+
     fn slot(&self) -> MutexGuard<'_, Slot> {
-        match self.slot.lock() {
+        let mut slot = match self.slot.lock() {
             Ok(slot) => slot,
             Err(poisoned) => {
-                // A panic (caught by the guard) interrupted an operation while
-                // it held the store. Its redb transaction never committed, so
-                // the file holds the last acknowledged state, but documents in
-                // memory may be half-changed: drop them and reload from disk.
-                let mut slot = poisoned.into_inner();
                 self.slot.clear_poison();
-                if matches!(*slot, Slot::Open(_)) {
-                    // Dropping the old store first releases its file lock.
-                    *slot = Slot::Suspended;
-                    match Store::open(&self.data_dir) {
-                        Ok(store) => *slot = Slot::Open(Box::new(store)),
-                        // Left suspended: calls fail with `Locked` and
-                        // `resume()` retries the reload.
-                        Err(e) => tracing::error!("reloading the store after a panic failed: {e}"),
-                    }
-                }
-                slot
+                let mut slot = poisoned.into_inner();
+                self.reload(&mut slot);
+                return slot;
             }
+        };
+        // A panic in a sync task while it held the store poisons only the
+        // store's mutex.
+        if matches!(&*slot, Slot::Open(s) if s.is_poisoned()) {
+            self.reload(&mut slot);
         }
+        slot
+    }
+
+    /// A panic (caught by the guard or the runtime) interrupted an operation
+    /// while it held the store. Its redb transaction never committed, so the
+    /// file holds the last acknowledged state, but documents in memory may
+    /// be half-changed: drop them and reload from disk.
+    fn reload(&self, slot: &mut Slot) {
+        let Slot::Open(store) = std::mem::replace(slot, Slot::Suspended) else {
+            return;
+        };
+        // Releasing the old store first frees its file lock.
+        if let Err(e) = release(store, self.sync.stop_all()) {
+            // Left suspended: calls fail with `Locked`; `resume()` retries.
+            tracing::error!("reloading the store after a panic failed: {e}");
+            return;
+        }
+        match Store::open(&self.data_dir) {
+            Ok(store) => *slot = Slot::Open(Arc::new(Mutex::new(store))),
+            Err(e) => tracing::error!("reloading the store after a panic failed: {e}"),
+        }
+    }
+
+    /// The store as sync tasks share it, or `Locked` when suspended/closed.
+    pub(crate) fn shared_store(&self) -> KithResult<SharedStore> {
+        match &*self.slot() {
+            Slot::Open(store) => Ok(Arc::clone(store)),
+            Slot::Suspended => Err(KithError::locked(
+                "the store is suspended (call resume() first)",
+            )),
+            Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
+        }
+    }
+
+    /// After a local write: tell the listeners, and let background sync push it.
+    pub(crate) fn local_changed(&self, summary: &ChangeSummary) {
+        self.listeners.changed(summary);
+        self.sync.local_write();
     }
 
     /// Runs `f` on the open store, or fails with `Locked` when suspended/closed.
@@ -107,9 +218,9 @@ impl Kith {
         &self,
         f: impl FnOnce(&mut Store) -> KithResult<T>,
     ) -> KithResult<T> {
-        let mut slot = self.slot();
-        match &mut *slot {
-            Slot::Open(store) => f(store),
+        let slot = self.slot();
+        match &*slot {
+            Slot::Open(store) => f(&mut store.lock().unwrap_or_else(PoisonError::into_inner)),
             Slot::Suspended => Err(KithError::locked(
                 "the store is suspended (call resume() first)",
             )),
@@ -124,7 +235,7 @@ impl Kith {
         changed: impl FnOnce(&T) -> ChangeSummary,
     ) -> KithResult<T> {
         let value = self.with_store(f)?;
-        self.listeners.changed(&changed(&value));
+        self.local_changed(&changed(&value));
         Ok(value)
     }
 }
@@ -140,17 +251,21 @@ impl Kith {
     /// handle has the file open.
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> KithResult<Arc<Kith>> {
-        guard("open", || {
-            if data_dir.trim().is_empty() {
-                return Err(KithError::invalid("data_dir", "must not be empty"));
-            }
-            let path = PathBuf::from(data_dir);
-            let store = Store::open(&path)?;
-            Ok(Arc::new(Kith {
-                data_dir: path,
-                slot: Mutex::new(Slot::Open(Box::new(store))),
-                listeners: Listeners::default(),
-            }))
+        guard("open", || Kith::open_with(data_dir, None))
+    }
+
+    /// Like `open`, with this device's key material kept by the app's
+    /// `key_store` (Keychain, Keystore) instead of `keys.json` in `data_dir`.
+    #[uniffi::constructor]
+    pub fn open_with_key_store(
+        data_dir: String,
+        key_store: Arc<dyn crate::account::KithKeyStore>,
+    ) -> KithResult<Arc<Kith>> {
+        guard("open_with_key_store", || {
+            Kith::open_with(
+                data_dir,
+                Some(Arc::new(crate::account::ForeignKeyStore(key_store))),
+            )
         })
     }
 
@@ -159,31 +274,43 @@ impl Kith {
         self.data_dir.display().to_string()
     }
 
-    /// Closes the store and releases its file lock. Later calls fail with
-    /// `Locked`; closing twice is fine.
+    /// Stops sync and closes the store, releasing its file lock. Later calls
+    /// fail with `Locked`; closing twice is fine.
     pub fn close(&self) -> KithResult<()> {
         guard("close", || {
-            let mut slot = self.slot();
-            match std::mem::replace(&mut *slot, Slot::Closed) {
-                Slot::Open(store) => store.close().map_err(KithError::from),
-                Slot::Suspended | Slot::Closed => Ok(()),
-            }
+            let (store, task) = {
+                let mut slot = self.slot();
+                let task = self.sync.stop_all();
+                match std::mem::replace(&mut *slot, Slot::Closed) {
+                    Slot::Open(store) => (store, task),
+                    Slot::Suspended | Slot::Closed => return Ok(()),
+                }
+            };
+            // Waited for without the slot lock: a sync task's listener that
+            // calls back in gets `Locked` at once instead of blocking the wait.
+            release(store, task)
         })
     }
 
-    /// Releases the store's file lock while the app is in the background
-    /// (iOS kills suspended apps that hold one). Idempotent.
+    /// Stops sync (the loop and any running round) and releases the store's
+    /// file lock while the app is in the background (iOS kills suspended
+    /// apps that hold one). Idempotent. After `resume()`, call
+    /// `start_sync()` again.
     pub fn suspend(&self) -> KithResult<()> {
         guard("suspend", || {
-            let mut slot = self.slot();
-            match std::mem::replace(&mut *slot, Slot::Suspended) {
-                Slot::Open(store) => store.close().map_err(KithError::from),
-                Slot::Suspended => Ok(()),
-                Slot::Closed => {
-                    *slot = Slot::Closed;
-                    Err(KithError::locked("the store is closed (open it again)"))
+            let (store, task) = {
+                let mut slot = self.slot();
+                let task = self.sync.stop_all();
+                match std::mem::replace(&mut *slot, Slot::Suspended) {
+                    Slot::Open(store) => (store, task),
+                    Slot::Suspended => return Ok(()),
+                    Slot::Closed => {
+                        *slot = Slot::Closed;
+                        return Err(KithError::locked("the store is closed (open it again)"));
+                    }
                 }
-            }
+            };
+            release(store, task)
         })
     }
 
@@ -196,7 +323,7 @@ impl Kith {
                 Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
                 Slot::Suspended => {
                     let store = Store::open(&self.data_dir)?;
-                    *slot = Slot::Open(Box::new(store));
+                    *slot = Slot::Open(Arc::new(Mutex::new(store)));
                     Ok(())
                 }
             }
@@ -215,7 +342,7 @@ impl Kith {
     pub fn add_listener(&self, listener: Arc<dyn KithListener>) -> KithResult<u64> {
         guard("add_listener", || {
             let handle = self.listeners.add(Arc::clone(&listener))?;
-            Listeners::sync_state_to(listener.as_ref(), SyncState::Disabled);
+            Listeners::sync_state_to(listener.as_ref(), self.sync.shared.state());
             Ok(handle)
         })
     }
@@ -331,7 +458,7 @@ impl Kith {
                     .collect();
                 Ok((Contact::from(s.merge_contacts(keep, dup)?), moved))
             })?;
-            self.listeners.changed(&ChangeSummary {
+            self.local_changed(&ChangeSummary {
                 contact_ids: vec![kept.id.clone(), dup.to_string()],
                 interaction_ids: moved.iter().map(ToString::to_string).collect(),
                 ..ChangeSummary::default()
@@ -355,7 +482,7 @@ impl Kith {
             let new = interaction.into_op()?;
             let logged = self.with_store(|s| Ok(s.log_interaction(new)?))?;
             // Participants named but missing may have been created in the same write.
-            self.listeners.changed(&ChangeSummary {
+            self.local_changed(&ChangeSummary {
                 contact_ids: logged
                     .participants
                     .iter()

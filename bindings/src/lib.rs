@@ -1,6 +1,7 @@
 //! kith-ffi: uniffi bindings over kith-core for Kotlin, Swift and Python.
 //!
-//! One [`Kith`] object is the app's handle on a store directory. Foreign calls
+//! One [`Kith`] object is the app's handle on a store directory and on this
+//! device's account and sync ([`account`], [`sync`]). Foreign calls
 //! flow: generated binding → uniffi scaffolding → a `Kith` method, whose body
 //! runs inside the panic guard ([`guard`]), parses foreign values into model
 //! types ([`types`]), calls the engine, maps its errors to the single
@@ -13,6 +14,7 @@
 //! Bindings are generated from the built library (`scripts/bindings.sh`); see
 //! bindings/README.md.
 
+mod account;
 mod error;
 mod guard;
 mod inputs;
@@ -20,14 +22,17 @@ mod insights;
 mod kith;
 mod listener;
 mod runtime;
+mod sync;
 mod transfer;
 mod types;
 
+pub use account::{AccountInfo, DEVICE_NAME_CHARS_MAX, Device, KithKeyStore, PairingInvitation};
 pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;
 pub use kith::{Kith, PAGE_LIMIT_MAX};
 pub use listener::{ChangeSummary, KithListener, SyncState};
+pub use sync::{SyncReport, SyncStatus};
 pub use transfer::*;
 pub use types::*;
 

@@ -5,8 +5,8 @@
 //! [`ChangeSummary`] naming the records the write touched and calls
 //! `on_change` on every registered listener, on the thread that made the write
 //! and after every internal lock is released, so a listener may call back into
-//! `Kith`. Remote merges will notify the same way from the runtime's threads
-//! once sync lands. A listener that throws (or panics) is isolated: the write
+//! `Kith`. Merges from other devices notify the same way, from the thread of
+//! kith-ffi's runtime that ran the sync, with the records the merge changed. A listener that throws (or panics) is isolated: the write
 //! has already succeeded, the other listeners still run.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,7 +18,7 @@ use crate::error::{KithError, KithResult};
 /// a leak of registrations shows up as an error instead of unbounded growth.
 pub(crate) const LISTENERS_MAX: usize = 32;
 
-/// Which records a write (or, later, a merge from another device) changed.
+/// Which records a write or a merge from another device changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
 pub struct ChangeSummary {
     pub contact_ids: Vec<String>,
@@ -27,6 +27,9 @@ pub struct ChangeSummary {
     pub goal_ids: Vec<String>,
     /// The settings changed.
     pub settings: bool,
+    /// A merge from another device changed more records than are listed:
+    /// refresh every screen.
+    pub everything: bool,
 }
 
 impl ChangeSummary {
@@ -55,17 +58,29 @@ impl ChangeSummary {
 }
 
 /// The state of device sync, as a status line in the app would show it.
+/// `KithListener::on_sync_state` hears every transition.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum SyncState {
-    /// Sync is not set up on this device (no account or sync not started);
-    /// the state every store has until the sync methods land.
+    /// Sync is not set up: this device has no account yet (`create_account`
+    /// or `join`), or no relay is configured.
     Disabled,
+    /// Set up, not syncing right now (no background sync, no round running).
+    Idle,
+    /// Opening the connection to the relay.
+    Connecting,
     /// Connected and exchanging changes.
     Syncing,
-    /// Connected; every known change is exchanged.
-    UpToDate,
-    /// Not connected; changes are kept and sent later.
+    /// The background sync is connected and every known change is exchanged;
+    /// changes from other devices arrive as they are made.
+    Live,
+    /// The background sync lost (or could not open) its connection and tries
+    /// again in `retry_in_ms`; local changes are kept and sent later.
+    Retrying { reason: String, retry_in_ms: u64 },
+    /// The last `sync_now` could not reach the relay; retry later.
     Offline { reason: String },
+    /// Sync stopped on an error that retrying does not fix (this device was
+    /// revoked, the relay refused it, storage failed): see `reason`.
+    Error { reason: String },
 }
 
 /// Implemented by the app (Kotlin, Swift, Python) to hear about changes.
@@ -73,8 +88,9 @@ pub enum SyncState {
 pub trait KithListener: Send + Sync {
     /// Data changed: local writes and merges from other devices.
     fn on_change(&self, summary: ChangeSummary);
-    /// The sync state changed. Called once with the current state when the
-    /// listener is registered.
+    /// The sync state changed (called on every transition, from a thread of
+    /// Kith's runtime). Called once with the current state when the listener
+    /// is registered.
     fn on_sync_state(&self, state: SyncState);
 }
 
@@ -147,6 +163,13 @@ impl Listeners {
                     crate::guard::panic_message(payload.as_ref())
                 );
             }
+        }
+    }
+
+    /// Tells every listener the sync state.
+    pub(crate) fn sync_state(&self, state: &SyncState) {
+        for listener in self.snapshot() {
+            Self::sync_state_to(listener.as_ref(), state.clone());
         }
     }
 

@@ -57,3 +57,26 @@ where
         }),
     }
 }
+
+/// Runs async work (network I/O) as a task on the runtime and awaits it
+/// without blocking the awaiting thread: the foreign executor only polls the
+/// task's handle. A panic in the task becomes `KithError::Internal`.
+pub(crate) async fn run_async<T, F>(operation: &'static str, work: F) -> KithResult<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = KithResult<T>> + Send + 'static,
+{
+    let handle = runtime()?.spawn(work);
+    match handle.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(KithError::Internal {
+            reason: format!(
+                "{operation} panicked: {}",
+                crate::guard::panic_message(e.into_panic().as_ref())
+            ),
+        }),
+        Err(e) => Err(KithError::Internal {
+            reason: format!("{operation} did not complete: {e}"),
+        }),
+    }
+}

@@ -206,7 +206,7 @@ impl Kith {
             Ok((report, changed))
         })?;
         if let Some(summary) = changed.filter(|s| !s.contact_ids.is_empty()) {
-            self.listeners.changed(&summary);
+            self.local_changed(&summary);
         }
         Ok(report)
     }

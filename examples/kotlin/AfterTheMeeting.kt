@@ -2,7 +2,8 @@
 // in one call, then show the contact's timeline and what is due. The same
 // code runs in an app (with `context.filesDir` as the directory) and on a JVM:
 //   scripts/test-bindings.sh compiles and runs it against the generated bindings.
-// Usage: AfterTheMeetingKt DATA_DIR
+// With a relay address it then syncs the meeting to the user's other devices.
+// Usage: AfterTheMeetingKt DATA_DIR [kith://KEY@HOST:PORT]
 package dev.kith.examples
 
 import dev.kith.*
@@ -20,7 +21,8 @@ class RefreshOnChange : KithListener {
 }
 
 fun main(args: Array<String>) {
-    val dataDir = args.firstOrNull() ?: error("usage: AfterTheMeetingKt DATA_DIR")
+    val dataDir = args.firstOrNull() ?: error("usage: AfterTheMeetingKt DATA_DIR [RELAY]")
+    val relay = args.getOrNull(1)
     Kith.open(dataDir).use { kith ->
         kith.addListener(RefreshOnChange())
 
@@ -70,6 +72,19 @@ fun main(args: Array<String>) {
             kith.logInteraction(NewInteraction(summary = "", participantIds = listOf(ana.id)))
         } catch (e: KithException.InvalidInput) {
             println("Refused as expected: ${e.field}: ${e.reason}")
+        }
+
+        if (relay != null) {
+            // First run on this phone: a new account (an app keeps the keys in
+            // its keystore through Kith.openWithKeyStore). Then one sync round,
+            // awaited in a coroutine; an app would rather call kith.startSync().
+            if (kith.account() == null) kith.createAccount("Ana's phone", relay)
+            try {
+                val report = runBlocking { kith.syncNow() }
+                println("Synced: sent ${report.pushedEntries} entries (${report.bytesSent} bytes)")
+            } catch (e: KithException.Network) {
+                println("Offline, the meeting stays here until the next sync: ${e.reason}")
+            }
         }
         kith.closeStore()
     }

@@ -2,10 +2,12 @@
 through Kith's generated Python bindings, then read it back.
 
 Run (after scripts/bindings.sh):
-    PYTHONPATH=bindings/generated/python python3 examples/python/after_meeting.py [DATA_DIR]
-Without DATA_DIR it uses a temporary directory.
+    PYTHONPATH=bindings/generated/python python3 examples/python/after_meeting.py [DATA_DIR [RELAY]]
+Without DATA_DIR it uses a temporary directory. With RELAY (kith://KEY@HOST:PORT)
+it then syncs the meeting to the user's other devices through that relay.
 """
 
+import asyncio
 import datetime
 import sys
 import tempfile
@@ -39,7 +41,7 @@ class PrintChanges(kith_ffi.KithListener):
         print(f"  (listener: sync is {state})")
 
 
-def main(data_dir):
+def main(data_dir, relay=None):
     kith = kith_ffi.Kith.open(data_dir)
     kith.add_listener(PrintChanges())
 
@@ -89,12 +91,23 @@ def main(data_dir):
     except kith_ffi.KithError.InvalidInput as e:
         print(f"Refused as expected: {e.field}: {e.reason}")
 
+    if relay:
+        # First run on this device: a new account (keys in keys.json beside the
+        # store; an app passes its keychain with Kith.open_with_key_store).
+        if kith.account() is None:
+            kith.create_account("laptop", relay)
+        try:
+            report = asyncio.run(kith.sync_now())
+            print(f"Synced: sent {report.pushed_entries} entries ({report.bytes_sent} bytes)")
+        except kith_ffi.KithError.Network as e:
+            print(f"Offline, the meeting stays here until the next sync: {e.reason}")
+
     kith.close()
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
-        main(sys.argv[1])
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
     else:
         with tempfile.TemporaryDirectory() as d:
             main(d)

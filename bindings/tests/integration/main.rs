@@ -7,6 +7,7 @@
 
 mod lifecycle;
 mod listener;
+mod sync;
 mod threads;
 mod transfer;
 

@@ -1,7 +1,8 @@
 // Kith on the JVM through the generated Kotlin bindings (JNA), as an Android
 // app uses it: open a store, log an interaction after a "meeting", list it,
 // hear the listener, call from several threads at once, await the async
-// methods in coroutines, and prove a Rust panic arrives as KithException.Internal.
+// methods in coroutines, and prove a Rust panic arrives as KithException.Internal;
+// SyncTest.kt syncs two devices through a relay started by the test.
 // Run by scripts/test-bindings.sh; exits non-zero on the first failure.
 package dev.kith.tests
 
@@ -256,6 +257,7 @@ fun main() {
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
         figure(root.resolve("figure").toString())
+        checks += syncThroughRelay(root.resolve("sync").toFile())
         println("kotlin binding tests: $checks passed, 0 failed")
     } catch (e: Throwable) {
         System.err.println("kotlin binding tests: FAILED after $checks checks: $e")

@@ -53,7 +53,7 @@ use crate::error::{OpError, OpenError, StoreError};
 use crate::index;
 use crate::schema;
 
-pub use sync::RemoteApplied;
+pub use sync::{RemoteApplied, RemoteChanges};
 
 /// The store file inside the data directory.
 pub const STORE_FILE: &str = "kith.redb";
@@ -171,6 +171,8 @@ pub struct Store {
     actor: ActorId,
     pub(crate) docs: HashMap<DocId, LoadedDoc>,
     compaction: CompactionPolicy,
+    /// Records changed by remote merges since the last `take_remote_changes`.
+    pub(crate) remote_log: sync::RemoteChangeLog,
 }
 
 impl std::fmt::Debug for Store {
@@ -427,6 +429,7 @@ impl Store {
             actor: ActorId::random(),
             docs: HashMap::new(),
             compaction: CompactionPolicy::default(),
+            remote_log: sync::RemoteChangeLog::default(),
         };
         if !exists {
             create_file(&store.dir, &path, &store.actor)?;

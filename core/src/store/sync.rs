@@ -37,7 +37,80 @@ impl RemoteApplied {
     }
 }
 
+/// Most record ids [`RemoteChangeLog`] keeps between two
+/// [`Store::take_remote_changes`]; past it the log only says that more changed.
+pub(crate) const REMOTE_LOG_IDS_MAX: usize = 10_000;
+
+/// The records remote merges changed since they were last taken: what a UI
+/// refreshes after a sync (the phone bindings' `on_change`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteChanges {
+    pub contacts: Vec<ContactId>,
+    pub interactions: Vec<InteractionId>,
+    pub projects: Vec<ProjectId>,
+    pub goals: Vec<GoalId>,
+    pub settings: bool,
+    /// More records changed than the log keeps (10,000 ids):
+    /// refresh everything.
+    pub overflowed: bool,
+}
+
+impl RemoteChanges {
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        *self == RemoteChanges::default()
+    }
+}
+
+/// Accumulates [`RemoteChanges`], bounded by [`REMOTE_LOG_IDS_MAX`] ids.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteChangeLog {
+    changes: RemoteChanges,
+    ids: usize,
+}
+
+impl RemoteChangeLog {
+    fn record(&mut self, applied: &RemoteApplied) {
+        let c = &mut self.changes;
+        c.settings |= applied.settings;
+        let n = applied.contacts.len()
+            + applied.interactions.len()
+            + applied.projects.len()
+            + applied.goals.len();
+        if c.overflowed || self.ids + n > REMOTE_LOG_IDS_MAX {
+            c.overflowed = true;
+            return;
+        }
+        self.ids += n;
+        c.contacts.extend(applied.contacts.iter().copied());
+        c.interactions.extend(applied.interactions.iter().copied());
+        c.projects.extend(applied.projects.iter().copied());
+        c.goals.extend(applied.goals.iter().copied());
+    }
+
+    fn take(&mut self) -> RemoteChanges {
+        let mut c = std::mem::take(&mut self.changes);
+        self.ids = 0;
+        c.contacts.sort_unstable();
+        c.contacts.dedup();
+        c.interactions.sort_unstable();
+        c.interactions.dedup();
+        c.projects.sort_unstable();
+        c.projects.dedup();
+        c.goals.sort_unstable();
+        c.goals.dedup();
+        c
+    }
+}
+
 impl Store {
+    /// The records remote merges (relay or peer sync) changed since the last
+    /// call, and clears the log. Kept in memory only: a reopened store starts
+    /// empty.
+    pub fn take_remote_changes(&mut self) -> RemoteChanges {
+        self.remote_log.take()
+    }
+
     fn loaded_or_new(&mut self, doc: DocId) -> Result<&mut LoadedDoc, StoreError> {
         self.ensure_loaded(doc)?;
         if !self.docs.contains_key(&doc) {
@@ -280,6 +353,7 @@ impl Store {
             l.saved_heads = heads;
         }
         self.maybe_compact(doc);
+        self.remote_log.record(&out);
         Ok(out)
     }
 }
@@ -330,4 +404,35 @@ fn written_records(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(contacts: usize) -> RemoteApplied {
+        RemoteApplied {
+            contacts: (0..contacts).map(|_| ContactId::new()).collect(),
+            ..RemoteApplied::default()
+        }
+    }
+
+    #[test]
+    fn the_remote_log_dedups_and_stays_bounded() {
+        let mut log = RemoteChangeLog::default();
+        let a = applied(2);
+        log.record(&a);
+        log.record(&a);
+        let got = log.take();
+        assert_eq!(got.contacts.len(), 2);
+        assert!(!got.overflowed);
+        assert!(log.take().is_empty());
+
+        log.record(&applied(REMOTE_LOG_IDS_MAX));
+        log.record(&applied(1));
+        let got = log.take();
+        assert!(got.overflowed);
+        assert_eq!(got.contacts.len(), REMOTE_LOG_IDS_MAX);
+        assert!(log.take().is_empty());
+    }
 }

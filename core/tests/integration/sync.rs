@@ -43,6 +43,10 @@ fn two_stores_exchanging_changes_converge() {
     let applied = push(&mut a, &mut b);
     assert!(applied.iter().any(|r| r.contacts == vec![ana.id]));
     assert!(applied.iter().any(|r| r.interactions == vec![i.id]));
+    // The log of remotely changed records, drained once.
+    let log = b.take_remote_changes();
+    assert_eq!((log.contacts, log.interactions), (vec![ana.id], vec![i.id]));
+    assert!(b.take_remote_changes().is_empty());
     push(&mut b, &mut a);
     assert_eq!(a.all_contacts().unwrap(), b.all_contacts().unwrap());
     assert_eq!(b.interaction(i.id).unwrap(), i);

@@ -1,0 +1,556 @@
+//! The account, pairing and sync methods of `Kith`, and where key material
+//! lives.
+//!
+//! Key material (account secret, device key, certificate) goes through
+//! kith-core's `KeyStore` trait. A phone app implements [`KithKeyStore`] over
+//! the Keychain (iOS) or an Android Keystore-wrapped store and passes it to
+//! `Kith::open_with_key_store`; the bytes it keeps are opaque to it. Without
+//! one, keys are in `keys.json` in the data directory (owner-only), the file
+//! the `kith` CLI uses. The relay address is kept in `sync.json` next to the
+//! store, in the CLI's format, so the CLI and an app share a data directory.
+//!
+//! Data flow: `create_account` / `join` make the identity and save it through
+//! the key store; `pair`, `join`, `revoke` and `sync_now` are async and run
+//! their relay round on kith-ffi's runtime ([`crate::sync::SyncHub::round`]);
+//! `start_sync` hands the loop to [`crate::sync::SyncHub::start`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+
+use kith_core::identity::{KeyMaterial, KeyStore, KeyStoreError};
+use kith_core::sync::devices::{list_devices, mark_revoked, record_device};
+use kith_core::sync::{DeviceIdentity, Invitation, PairingMode, Token};
+use kith_net::relay::Extra;
+use kith_protocol::{DeviceId, RelayAddress};
+
+use crate::error::{KithError, KithResult};
+use crate::guard::guard;
+use crate::kith::Kith;
+use crate::listener::SyncState;
+use crate::runtime::run_async;
+use crate::sync::{SyncHub, SyncReport, SyncStatus};
+
+/// The relay address file (the CLI's format: `{"relay": "kith://…"}`).
+const SYNC_FILE: &str = "sync.json";
+/// Longest device name (it is in the certificate every device sees).
+pub const DEVICE_NAME_CHARS_MAX: usize = 64;
+/// Usual (the default argument) and longest lifetime of a pairing token.
+const PAIR_TTL_MINUTES_DEFAULT: u32 = 10;
+const PAIR_TTL_MINUTES_MAX: u32 = 24 * 60;
+/// Largest key material a foreign key store may hand back.
+const KEY_MATERIAL_BYTES_MAX: usize = 64 * 1024;
+
+/// Where the app keeps this device's key material: the Keychain on iOS, a
+/// Keystore-protected store on Android. `Kith` calls it from its own
+/// threads, rarely (at open, account creation, join, and each sync start).
+/// Throw `KithError.Storage` (or any exception) when the platform store
+/// fails; Kith reports it as an error of the call that needed the keys.
+#[uniffi::export(with_foreign)]
+pub trait KithKeyStore: Send + Sync {
+    /// The bytes saved last by `save`, or nothing when none were saved.
+    fn load(&self) -> Result<Option<Vec<u8>>, KithError>;
+    /// Replaces the saved bytes durably (they hold the account secret:
+    /// keep them in the platform's secure storage).
+    fn save(&self, key_material: Vec<u8>) -> Result<(), KithError>;
+}
+
+/// kith-core's `KeyStore` over an app's [`KithKeyStore`].
+pub(crate) struct ForeignKeyStore(pub(crate) Arc<dyn KithKeyStore>);
+
+impl std::fmt::Debug for ForeignKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForeignKeyStore")
+    }
+}
+
+fn platform(what: &str, e: impl std::fmt::Display) -> KeyStoreError {
+    KeyStoreError::Platform(format!("{what}: {e}"))
+}
+
+impl KeyStore for ForeignKeyStore {
+    fn load(&self) -> Result<Option<KeyMaterial>, KeyStoreError> {
+        let bytes = catch_unwind(AssertUnwindSafe(|| self.0.load()))
+            .map_err(|p| platform("load", crate::guard::panic_message(p.as_ref())))?
+            .map_err(|e| platform("load", e))?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        if bytes.len() > KEY_MATERIAL_BYTES_MAX {
+            return Err(platform(
+                "load",
+                format!(
+                    "{} bytes is not Kith key material (at most {KEY_MATERIAL_BYTES_MAX})",
+                    bytes.len()
+                ),
+            ));
+        }
+        let keys: KeyMaterial = serde_json::from_slice(&bytes)
+            .map_err(|e| platform("load", format!("the saved key material is damaged: {e}")))?;
+        if keys.version > KeyMaterial::VERSION {
+            return Err(platform(
+                "load",
+                format!(
+                    "key material version {} is newer than this Kith ({})",
+                    keys.version,
+                    KeyMaterial::VERSION
+                ),
+            ));
+        }
+        Ok(Some(keys))
+    }
+
+    fn save(&self, keys: &KeyMaterial) -> Result<(), KeyStoreError> {
+        let bytes = serde_json::to_vec(keys).map_err(|e| platform("save", e))?;
+        catch_unwind(AssertUnwindSafe(|| self.0.save(bytes)))
+            .map_err(|p| platform("save", crate::guard::panic_message(p.as_ref())))?
+            .map_err(|e| platform("save", e))
+    }
+}
+
+/// This device's account.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AccountInfo {
+    pub account_id: String,
+    pub device_id: String,
+    pub device_name: String,
+    /// The relay (`kith://KEY@HOST:PORT`), if one is set.
+    pub relay: Option<String>,
+}
+
+/// One device of the account, as this device knows it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    /// When it joined (its certificate was issued), ms since the Unix epoch.
+    pub added_ms: u64,
+    /// When its data last reached this device, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+    /// When this device revoked it, if it did.
+    pub revoked_at_ms: Option<u64>,
+    /// This is the device the app runs on.
+    pub this_device: bool,
+}
+
+/// A one-time pairing invitation: show `token` as a QR code (and as text).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PairingInvitation {
+    pub token: String,
+    /// After this (ms since the Unix epoch) the token no longer works.
+    pub expires_at_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    kith_net::now_ms()
+}
+
+fn parse_relay(text: &str) -> KithResult<RelayAddress> {
+    text.trim()
+        .parse::<RelayAddress>()
+        .map_err(|e| KithError::invalid("relay", format!("'{text}' is not a relay address: {e}")))
+}
+
+/// The relay address saved in the data directory, if any.
+pub(crate) fn saved_relay(dir: &Path) -> KithResult<Option<RelayAddress>> {
+    let bytes = match std::fs::read(dir.join(SYNC_FILE)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(KithError::Storage {
+                reason: format!("cannot read {SYNC_FILE}: {e}"),
+            });
+        }
+    };
+    let damaged = |e: String| KithError::Storage {
+        reason: format!("{SYNC_FILE} is damaged: {e}"),
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+    match v.get("relay") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => s
+            .parse::<RelayAddress>()
+            .map(Some)
+            .map_err(|e| damaged(e.to_string())),
+        Some(_) => Err(damaged("relay is not a string".into())),
+    }
+}
+
+fn save_relay(dir: &Path, addr: &RelayAddress) -> KithResult<()> {
+    let bytes = serde_json::to_vec_pretty(&serde_json::json!({ "relay": addr.to_string() }))
+        .map_err(|e| KithError::Internal {
+            reason: e.to_string(),
+        })?;
+    let storage = |e: std::io::Error| KithError::Storage {
+        reason: format!("cannot write {SYNC_FILE}: {e}"),
+    };
+    let tmp = dir.join(format!("{SYNC_FILE}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(storage)?;
+    std::fs::rename(&tmp, dir.join(SYNC_FILE)).map_err(storage)
+}
+
+fn check_device_name(name: &str) -> KithResult<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(KithError::invalid("device_name", "must not be empty"));
+    }
+    if name.chars().count() > DEVICE_NAME_CHARS_MAX {
+        return Err(KithError::invalid(
+            "device_name",
+            format!("at most {DEVICE_NAME_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+impl Kith {
+    /// This device's identity, or `Authentication` when it has no account.
+    pub(crate) fn identity(&self) -> KithResult<DeviceIdentity> {
+        match self.keys.load()? {
+            Some(k) => Ok(DeviceIdentity::from_material(&k)?),
+            None => Err(kith_core::sync::IdentityError::NoAccount.into()),
+        }
+    }
+
+    fn has_account(&self) -> KithResult<bool> {
+        Ok(self
+            .keys
+            .load()?
+            .is_some_and(|k| k.account_secret.is_some()))
+    }
+
+    /// The relay to sync with, or `InvalidInput(relay)` when none is set.
+    fn relay(&self) -> KithResult<RelayAddress> {
+        saved_relay(self.data_dir_path())?.ok_or_else(|| {
+            KithError::invalid(
+                "relay",
+                "no relay is set: pass one to create_account() or call set_relay()",
+            )
+        })
+    }
+
+    /// The state sync starts in: `Idle` with an account and a relay.
+    pub(crate) fn initial_sync_state(dir: &Path, keys: &dyn KeyStore) -> SyncState {
+        let account = matches!(keys.load(), Ok(Some(k)) if k.account_secret.is_some());
+        let relay = matches!(saved_relay(dir), Ok(Some(_)));
+        if account && relay {
+            SyncState::Idle
+        } else {
+            SyncState::Disabled
+        }
+    }
+
+    fn account_info(&self, id: &DeviceIdentity) -> KithResult<AccountInfo> {
+        Ok(AccountInfo {
+            account_id: id.account_id().to_string(),
+            device_id: id.device_id().to_string(),
+            device_name: id.device_name().to_string(),
+            relay: saved_relay(self.data_dir_path())?.map(|r| r.to_string()),
+        })
+    }
+
+    fn refresh_disabled(&self) {
+        let state = Kith::initial_sync_state(self.data_dir_path(), self.keys.as_ref());
+        let current = self.sync.shared.state();
+        let set_up = state == SyncState::Idle;
+        if (current == SyncState::Disabled && set_up) || (!set_up && !self.sync.is_running()) {
+            self.sync.shared.set_state(state);
+        }
+    }
+}
+
+#[uniffi::export]
+impl Kith {
+    // ------------------------------------------------------------ account
+
+    /// Creates a new account with this device as its first member: the
+    /// account secret, this device's key and certificate (saved through the
+    /// key store), and, when given, the relay to sync with. Fails with
+    /// `Conflict` when this device already belongs to an account.
+    #[uniffi::method(default(relay = None))]
+    pub fn create_account(
+        &self,
+        device_name: String,
+        relay: Option<String>,
+    ) -> KithResult<AccountInfo> {
+        guard("create_account", || {
+            let name = check_device_name(&device_name)?;
+            let relay = relay.as_deref().map(parse_relay).transpose()?;
+            if self.has_account()? {
+                return Err(KithError::Conflict {
+                    reason: "this device already belongs to an account".into(),
+                });
+            }
+            let id = DeviceIdentity::create_account(&name, now_ms())?;
+            // Keys first: a device record without keys would name a device
+            // that does not exist.
+            self.keys.save(&id.to_material())?;
+            self.with_store(|s| Ok(record_device(s, id.cert(), now_ms())?))?;
+            if let Some(r) = &relay {
+                save_relay(self.data_dir_path(), r)?;
+            }
+            self.refresh_disabled();
+            self.account_info(&id)
+        })
+    }
+
+    /// This device's account, or nothing before `create_account` / `join`.
+    pub fn account(&self) -> KithResult<Option<AccountInfo>> {
+        guard("account", || {
+            if !self.has_account()? {
+                return Ok(None);
+            }
+            let id = self.identity()?;
+            Ok(Some(self.account_info(&id)?))
+        })
+    }
+
+    /// Sets the relay to sync with (`kith://KEY@HOST:PORT`); takes effect at
+    /// the next `sync_now` / `start_sync`.
+    pub fn set_relay(&self, relay: String) -> KithResult<()> {
+        guard("set_relay", || {
+            let addr = parse_relay(&relay)?;
+            save_relay(self.data_dir_path(), &addr)?;
+            self.refresh_disabled();
+            Ok(())
+        })
+    }
+
+    /// Every device of the account this device knows of, oldest first.
+    pub fn devices(&self) -> KithResult<Vec<Device>> {
+        guard("devices", || {
+            let id = self.identity()?;
+            let me = id.device_id();
+            self.with_store(|s| {
+                record_device(s, id.cert(), now_ms())?;
+                Ok(list_devices(s)?
+                    .into_iter()
+                    .map(|d| Device {
+                        id: d.id.to_string(),
+                        name: d.name,
+                        added_ms: d.added_ms,
+                        last_seen_ms: d.last_seen_ms,
+                        revoked_at_ms: d.revoked_at_ms,
+                        this_device: d.id == me,
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    // ------------------------------------------------------------ pairing (async)
+
+    /// Invites a new device: leaves a one-time invitation at the relay and
+    /// returns its token, to show as a QR code. It works once, for
+    /// `ttl_minutes` (1 to 1440).
+    #[uniffi::method(default(ttl_minutes = 10))]
+    pub async fn pair(self: Arc<Self>, ttl_minutes: u32) -> KithResult<PairingInvitation> {
+        run_async("pair", async move {
+            if !(1..=PAIR_TTL_MINUTES_MAX).contains(&ttl_minutes) {
+                return Err(KithError::invalid(
+                    "ttl_minutes",
+                    format!(
+                        "must be between 1 and {PAIR_TTL_MINUTES_MAX} (got {ttl_minutes}; \
+                         {PAIR_TTL_MINUTES_DEFAULT} is usual)"
+                    ),
+                ));
+            }
+            let id = self.identity()?;
+            let addr = self.relay()?;
+            let inv = Invitation::create(
+                &id,
+                PairingMode::Relay {
+                    address: addr.to_string(),
+                },
+                u64::from(ttl_minutes) * 60_000,
+                now_ms(),
+            )
+            .map_err(|e| KithError::Internal {
+                reason: format!("cannot make the invitation: {e}"),
+            })?;
+            let store = self.shared_store()?;
+            let background = self.sync.is_running();
+            SyncHub::round(
+                Arc::clone(&self.sync.shared),
+                store,
+                id,
+                addr,
+                vec![Extra::Invitation(inv.clone())],
+                background,
+            )
+            .await?;
+            Ok(PairingInvitation {
+                token: inv.token.to_string(),
+                expires_at_ms: inv.expires_at_ms,
+            })
+        })
+        .await
+    }
+
+    /// Joins the account of the device that showed `token`: redeems it
+    /// through the relay the token names, saves this device's keys, and runs
+    /// the first sync. A mistyped token fails with `InvalidInput(token)`; an
+    /// expired, used or withdrawn one with `Authentication` (show a new one);
+    /// an unreachable relay with `Network`. The account is set up once this
+    /// returns; if only the first sync failed, the returned account says so
+    /// in `sync_status().last_error` and `sync_now` retries it.
+    pub async fn join(
+        self: Arc<Self>,
+        token: String,
+        device_name: String,
+    ) -> KithResult<AccountInfo> {
+        run_async("join", async move {
+            let name = check_device_name(&device_name)?;
+            let token = Token::parse(&token)?;
+            if self.has_account()? {
+                return Err(KithError::Conflict {
+                    reason: "this device already belongs to an account; join from a new store"
+                        .into(),
+                });
+            }
+            let store = self.shared_store()?;
+            let (id, inviter, addr) =
+                kith_net::join_via_relay(&token, None, &name, self.sync.round_timeout_ms()).await?;
+            self.keys.save(&id.to_material())?;
+            save_relay(self.data_dir_path(), &addr)?;
+            {
+                let mut s = store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                record_device(&mut s, id.cert(), now_ms())?;
+                record_device(&mut s, &inviter, now_ms())?;
+            }
+            self.refresh_disabled();
+            let info = self.account_info(&id)?;
+            // The account exists now: a failed first sync is in the status.
+            if let Err(e) = SyncHub::round(
+                Arc::clone(&self.sync.shared),
+                store,
+                id,
+                addr,
+                vec![],
+                false,
+            )
+            .await
+            {
+                tracing::warn!("the first sync after joining failed: {e}");
+            }
+            Ok(info)
+        })
+        .await
+    }
+
+    /// Revokes another device of the account at the relay: it can no longer
+    /// sync there. `device_id` is the id from `devices()`.
+    pub async fn revoke(self: Arc<Self>, device_id: String) -> KithResult<()> {
+        run_async("revoke", async move {
+            let target: DeviceId = device_id.trim().parse().map_err(|_| {
+                KithError::invalid("device_id", format!("'{device_id}' is not a device id"))
+            })?;
+            let id = self.identity()?;
+            if target == id.device_id() {
+                return Err(KithError::invalid(
+                    "device_id",
+                    "this is the device itself; revoke it from another device",
+                ));
+            }
+            let addr = self.relay()?;
+            let store = self.shared_store()?;
+            let revocation = id.revoke(target, now_ms());
+            let background = self.sync.is_running();
+            SyncHub::round(
+                Arc::clone(&self.sync.shared),
+                Arc::clone(&store),
+                id,
+                addr,
+                vec![Extra::Revoke(revocation)],
+                background,
+            )
+            .await?;
+            let mut s = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            mark_revoked(&mut s, &target, now_ms())?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ sync
+
+    /// One sync round with the relay: pull what other devices sent, push
+    /// this device's changes. Runs on Kith's runtime; awaiting it never
+    /// blocks the caller's thread. While `start_sync` runs, it asks the
+    /// background session to push instead (`via_background_sync`).
+    pub async fn sync_now(self: Arc<Self>) -> KithResult<SyncReport> {
+        run_async("sync_now", async move {
+            if self.sync.poke() {
+                return Ok(SyncReport {
+                    via_background_sync: true,
+                    ..SyncReport::default()
+                });
+            }
+            let id = self.identity()?;
+            let addr = self.relay()?;
+            let store = self.shared_store()?;
+            SyncHub::round(
+                Arc::clone(&self.sync.shared),
+                store,
+                id,
+                addr,
+                vec![],
+                false,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Starts background sync: a session with the relay owned by Kith's
+    /// runtime that pushes every local write at once, receives other
+    /// devices' changes live (`on_change`), and reconnects with backoff
+    /// (`Retrying`). Returns at once; the state goes to the listeners.
+    /// `suspend()` and `close()` stop it; after `resume()` call it again.
+    pub fn start_sync(&self) -> KithResult<()> {
+        guard("start_sync", || {
+            let id = self.identity()?;
+            let addr = self.relay()?;
+            let store = self.shared_store()?;
+            self.sync.start(store, id, addr)
+        })
+    }
+
+    /// Sets how long one sync round (and pairing, joining, revoking) may take
+    /// before it fails with `Network` (1,000 to 600,000 ms; default 60,000).
+    /// A foreground pull-to-refresh may want less.
+    pub fn set_sync_timeout_ms(&self, timeout_ms: u64) -> KithResult<()> {
+        use crate::sync::{ROUND_TIMEOUT_MS_MAX, ROUND_TIMEOUT_MS_MIN};
+        if !(ROUND_TIMEOUT_MS_MIN..=ROUND_TIMEOUT_MS_MAX).contains(&timeout_ms) {
+            return Err(KithError::invalid(
+                "timeout_ms",
+                format!("must be between {ROUND_TIMEOUT_MS_MIN} and {ROUND_TIMEOUT_MS_MAX}"),
+            ));
+        }
+        self.sync
+            .shared
+            .round_timeout_ms
+            .store(timeout_ms, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stops background sync; returns whether it was running. Returns at
+    /// once: the session closes on Kith's runtime and reports `Idle`.
+    pub fn stop_sync(&self) -> bool {
+        self.sync.stop()
+    }
+
+    /// The sync status: state, last sync, last error, what is waiting. Read
+    /// from memory (works while suspended; never waits for a sync step).
+    pub fn sync_status(&self) -> KithResult<SyncStatus> {
+        guard("sync_status", || {
+            let relay = saved_relay(self.data_dir_path())?.map(|r| r.to_string());
+            Ok(self.sync.status(relay))
+        })
+    }
+}

@@ -1,0 +1,487 @@
+//! Device sync through the bindings: one round (`sync_now`), the background
+//! loop (`start_sync` / `stop_sync`), the status, and the state every
+//! `KithListener` hears.
+//!
+//! Everything network runs on kith-ffi's runtime ([`crate::runtime`]): an
+//! exported `async` method spawns its work there and the foreign language
+//! awaits the result, so no caller's thread waits on the network. The store is
+//! shared with those tasks as `Arc<Mutex<Store>>` (what kith-net takes); the
+//! tasks lock it only for each synchronous step, never across a network wait.
+//!
+//! Flow of one round: [`SyncHub::round`] sets `Connecting`, runs
+//! `kith_net::relay_round`, turns each `RelayEvent` into a state transition
+//! (`Syncing` once authenticated) and, after each merge, drains the store's
+//! log of remotely changed records into an `on_change`; at the end it records
+//! the outcome (last sync time or last error) and returns to `Idle`. The loop
+//! runs `kith_net::relay_watch` the same way, with `Live` whenever the session
+//! is idle and `Retrying` while it waits to reconnect; local writes poke it
+//! through a bounded channel so they are pushed at once.
+//!
+//! Lifecycle: `suspend()`/`close()` call [`SyncHub::stop_all`], which stops the
+//! loop and cancels running rounds (a cancelled round loses nothing: every
+//! sync step is one store transaction), then wait (bounded) until the tasks
+//! have dropped their handle on the store before closing it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use kith_core::Store;
+use kith_core::sync::{DeviceIdentity, RelayConfig, RelayEvent};
+use kith_net::relay::Extra;
+use kith_protocol::RelayAddress;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{KithError, KithResult};
+use crate::listener::{ChangeSummary, Listeners, SyncState};
+
+/// The store as the sync tasks share it.
+pub(crate) type SharedStore = Arc<Mutex<Store>>;
+
+/// Longest a round with the relay (pairing and revocation included) may
+/// take, unless the app sets another (`set_sync_timeout_ms`, within the bounds).
+pub(crate) const ROUND_TIMEOUT_MS_DEFAULT: u64 = 60_000;
+pub(crate) const ROUND_TIMEOUT_MS_MIN: u64 = 1_000;
+pub(crate) const ROUND_TIMEOUT_MS_MAX: u64 = 600_000;
+/// Local-write signals queued for the loop; more are coalesced (one push
+/// sends everything new anyway).
+const LOCAL_SIGNALS_MAX: usize = 8;
+/// First and longest wait before the loop reconnects.
+const BACKOFF_INITIAL_MS: u64 = 500;
+const BACKOFF_MAX_MS: u64 = 30_000;
+
+/// What one sync round moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    /// Entries (sealed batches of this device's changes) sent to the relay.
+    pub pushed_entries: u64,
+    /// Entries from other devices received.
+    pub received_entries: u64,
+    pub contacts_changed: u64,
+    pub interactions_changed: u64,
+    /// Changes received that wait for changes of other devices not yet at the relay.
+    pub pending_changes: u64,
+    /// The device started from the relay's snapshot (a new device).
+    pub snapshot_applied: bool,
+    /// Bytes on the wire, both directions.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub elapsed_ms: u64,
+    /// The background sync is running: instead of a second connection, it
+    /// was asked to push now, and the counts are zero (changes flow live).
+    pub via_background_sync: bool,
+}
+
+impl From<kith_net::RoundReport> for SyncReport {
+    fn from(r: kith_net::RoundReport) -> Self {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        SyncReport {
+            pushed_entries: n(r.pushed_entries),
+            received_entries: n(r.received_entries),
+            contacts_changed: n(r.contacts_changed),
+            interactions_changed: n(r.interactions_changed),
+            pending_changes: n(r.pending_changes),
+            snapshot_applied: r.snapshot_applied,
+            bytes_sent: r.wire_sent_bytes,
+            bytes_received: r.wire_received_bytes,
+            elapsed_ms: r.elapsed_ms,
+            via_background_sync: false,
+        }
+    }
+}
+
+/// Sync as a settings screen or status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncStatus {
+    pub state: SyncState,
+    /// The background loop is running (between `start_sync` and `stop_sync`).
+    pub background: bool,
+    /// When a round last completed (ms since the Unix epoch), if ever since open.
+    pub last_sync_ms: Option<u64>,
+    /// Why the last round or connection failed, cleared by the next success.
+    pub last_error: Option<String>,
+    /// Local writes made since the last completed round (since open).
+    pub unsent_local_writes: u64,
+    /// Sealed entries the relay had not acknowledged at the end of the last
+    /// round (read from the store then; 0 before the first round).
+    pub unacknowledged_entries: u64,
+    /// Changes received that wait for changes of other devices, at the end
+    /// of the last round.
+    pub pending_changes: u64,
+    /// The relay this device syncs with (`kith://KEY@HOST:PORT`), if set.
+    pub relay: Option<String>,
+}
+
+/// Mutable status shared by the tasks.
+#[derive(Debug)]
+struct Status {
+    state: SyncState,
+    last_sync_ms: Option<u64>,
+    last_error: Option<String>,
+    unsent_local_writes: u64,
+    /// The store's sync position at the end of the last round: read there,
+    /// so that `sync_status()` never touches the store.
+    unacknowledged_entries: u64,
+    pending_changes: u64,
+}
+
+/// State shared between a `Kith` and its sync tasks.
+#[derive(Debug)]
+pub(crate) struct SyncShared {
+    status: Mutex<Status>,
+    listeners: Arc<Listeners>,
+    /// Bumped by `stop_all`: running rounds see it and stop.
+    cancel: watch::Sender<u64>,
+    /// One round at a time: two sessions of one device would push the same
+    /// entries twice.
+    round_lock: tokio::sync::Mutex<()>,
+    pub(crate) round_timeout_ms: AtomicU64,
+    /// Which background loop is the current one: a loop stopped by
+    /// `stop_sync` may still be closing its connection when `start_sync`
+    /// starts the next, and must not report `Idle` over it.
+    loop_generation: AtomicU64,
+}
+
+/// The background loop while it runs.
+#[derive(Debug)]
+struct LoopHandle {
+    stop: watch::Sender<bool>,
+    local: mpsc::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// The sync side of one `Kith`.
+#[derive(Debug)]
+pub(crate) struct SyncHub {
+    pub(crate) shared: Arc<SyncShared>,
+    control: Mutex<Option<LoopHandle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are plain status fields: always consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SyncShared {
+    /// Moves to `state`, telling the listeners when it changed.
+    pub(crate) fn set_state(&self, state: SyncState) {
+        {
+            let mut s = lock(&self.status);
+            if s.state == state {
+                return;
+            }
+            s.state = state.clone();
+        }
+        self.listeners.sync_state(&state);
+    }
+
+    pub(crate) fn state(&self) -> SyncState {
+        lock(&self.status).state.clone()
+    }
+
+    fn succeeded(&self, writes_at_start: u64) {
+        let mut s = lock(&self.status);
+        s.last_sync_ms = Some(kith_net::now_ms());
+        s.last_error = None;
+        s.unsent_local_writes = s.unsent_local_writes.saturating_sub(writes_at_start);
+    }
+
+    /// Reads the durable sync position after a round (or a failed one).
+    fn record_position(&self, store: &Mutex<Store>) {
+        let position = kith_core::sync::sync_status(&mut lock(store));
+        match position {
+            Ok(p) => {
+                let mut s = lock(&self.status);
+                s.unacknowledged_entries = p.outbox_entries;
+                s.pending_changes = p.pending_changes;
+            }
+            Err(e) => tracing::warn!("cannot read the sync position: {e}"),
+        }
+    }
+
+    fn failed(&self, e: &KithError) {
+        lock(&self.status).last_error = Some(e.to_string());
+    }
+
+    fn writes(&self) -> u64 {
+        lock(&self.status).unsent_local_writes
+    }
+
+    /// Tells the listeners what merges from other devices changed.
+    fn notify_remote(&self, store: &Mutex<Store>) {
+        let changes = lock(store).take_remote_changes();
+        if changes.is_empty() {
+            return;
+        }
+        fn ids<T: ToString>(v: &[T]) -> Vec<String> {
+            v.iter().map(ToString::to_string).collect()
+        }
+        self.listeners.changed(&ChangeSummary {
+            contact_ids: ids(&changes.contacts),
+            interaction_ids: ids(&changes.interactions),
+            project_ids: ids(&changes.projects),
+            goal_ids: ids(&changes.goals),
+            settings: changes.settings,
+            everything: changes.overflowed,
+        });
+    }
+
+    /// The state a relay event moves to (`None`: unchanged).
+    fn state_after(event: &RelayEvent, live: bool) -> Option<SyncState> {
+        match event {
+            RelayEvent::Authenticated { .. }
+            | RelayEvent::Received { .. }
+            | RelayEvent::Pushed { .. }
+            | RelayEvent::SnapshotApplied { .. }
+            | RelayEvent::Lagged => Some(SyncState::Syncing),
+            RelayEvent::RoundComplete if live => Some(SyncState::Live),
+            _ => None,
+        }
+    }
+
+    /// Handles one event of a session: state, change notifications.
+    fn on_event(&self, store: &Mutex<Store>, event: &RelayEvent, live: bool) {
+        if let RelayEvent::Applied { .. } | RelayEvent::SnapshotApplied { .. } = event {
+            self.notify_remote(store);
+        }
+        if live && let RelayEvent::RoundComplete = event {
+            self.succeeded(self.writes());
+            self.record_position(store);
+        }
+        if let Some(state) = Self::state_after(event, live) {
+            self.set_state(state);
+        }
+    }
+}
+
+impl SyncHub {
+    pub(crate) fn new(listeners: Arc<Listeners>, initial: SyncState) -> SyncHub {
+        SyncHub {
+            shared: Arc::new(SyncShared {
+                status: Mutex::new(Status {
+                    state: initial,
+                    last_sync_ms: None,
+                    last_error: None,
+                    unsent_local_writes: 0,
+                    unacknowledged_entries: 0,
+                    pending_changes: 0,
+                }),
+                listeners,
+                cancel: watch::channel(0).0,
+                round_lock: tokio::sync::Mutex::new(()),
+                round_timeout_ms: AtomicU64::new(ROUND_TIMEOUT_MS_DEFAULT),
+                loop_generation: AtomicU64::new(0),
+            }),
+            control: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn round_timeout_ms(&self) -> u64 {
+        self.shared.round_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// A local write happened: count it and poke the loop to push it.
+    pub(crate) fn local_write(&self) {
+        lock(&self.shared.status).unsent_local_writes += 1;
+        if let Some(h) = lock(&self.control).as_ref() {
+            // Full means a push is already due: it sends this write too.
+            let _ = h.local.try_send(());
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        lock(&self.control)
+            .as_ref()
+            .is_some_and(|h| !h.task.is_finished())
+    }
+
+    /// Asks a running loop to push now; `false` when no loop runs.
+    pub(crate) fn poke(&self) -> bool {
+        match lock(&self.control).as_ref() {
+            Some(h) if !h.task.is_finished() => {
+                let _ = h.local.try_send(());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops the loop and cancels running rounds; returns the loop's task so
+    /// the caller can wait for (or force) its end.
+    pub(crate) fn stop_all(&self) -> Option<JoinHandle<()>> {
+        self.shared
+            .cancel
+            .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        let handle = lock(&self.control).take()?;
+        let _ = handle.stop.send(true);
+        Some(handle.task)
+    }
+
+    /// The status record (from memory: it never waits for the store).
+    pub(crate) fn status(&self, relay: Option<String>) -> SyncStatus {
+        let background = self.is_running();
+        let s = lock(&self.shared.status);
+        SyncStatus {
+            state: s.state.clone(),
+            background,
+            last_sync_ms: s.last_sync_ms,
+            last_error: s.last_error.clone(),
+            unsent_local_writes: s.unsent_local_writes,
+            unacknowledged_entries: s.unacknowledged_entries,
+            pending_changes: s.pending_changes,
+            relay,
+        }
+    }
+
+    /// Starts the background loop (no-op when it runs).
+    pub(crate) fn start(
+        &self,
+        store: SharedStore,
+        id: DeviceIdentity,
+        addr: RelayAddress,
+    ) -> KithResult<()> {
+        let mut control = lock(&self.control);
+        if control.as_ref().is_some_and(|h| !h.task.is_finished()) {
+            return Ok(());
+        }
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (local_tx, mut local_rx) = mpsc::channel(LOCAL_SIGNALS_MAX);
+        let shared = Arc::clone(&self.shared);
+        let mut cancel = shared.cancel.subscribe();
+        let generation = shared.loop_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let task = crate::runtime::runtime()?.spawn(async move {
+            shared.set_state(SyncState::Connecting);
+            let opts = kith_net::WatchOptions {
+                backoff_initial_ms: BACKOFF_INITIAL_MS,
+                backoff_max_ms: BACKOFF_MAX_MS,
+                failures_max: None,
+            };
+            let watching = kith_net::relay_watch(
+                &store,
+                &id,
+                &addr,
+                RelayConfig::default(),
+                opts,
+                &mut local_rx,
+                &mut stop_rx,
+                |e| shared.on_event(&store, e, true),
+                |e, delay_ms| {
+                    // relay_watch retries only network trouble.
+                    let err = KithError::Network {
+                        reason: e.to_string(),
+                    };
+                    shared.failed(&err);
+                    shared.set_state(SyncState::Retrying {
+                        reason: err.to_string(),
+                        retry_in_ms: delay_ms,
+                    });
+                },
+            );
+            let result = tokio::select! {
+                r = watching => r.map_err(KithError::from),
+                _ = cancel.changed() => Ok(()),
+            };
+            if let Err(e) = &result {
+                shared.failed(e);
+            }
+            if shared.loop_generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            match result {
+                Ok(()) => shared.set_state(SyncState::Idle),
+                Err(e) => shared.set_state(SyncState::Error {
+                    reason: e.to_string(),
+                }),
+            }
+        });
+        *control = Some(LoopHandle {
+            stop: stop_tx,
+            local: local_tx,
+            task,
+        });
+        Ok(())
+    }
+
+    /// Stops the loop without waiting for it (it closes its connection and
+    /// reports `Idle`). Returns whether one was running.
+    pub(crate) fn stop(&self) -> bool {
+        match lock(&self.control).take() {
+            Some(h) => {
+                let _ = h.stop.send(true);
+                !h.task.is_finished()
+            }
+            None => false,
+        }
+    }
+
+    /// One round with the relay (plus `extras`), on the runtime: state
+    /// transitions, change notifications, outcome in the status. Cancelled
+    /// by `stop_all`.
+    pub(crate) async fn round(
+        shared: Arc<SyncShared>,
+        store: SharedStore,
+        id: DeviceIdentity,
+        addr: RelayAddress,
+        extras: Vec<Extra>,
+        background: bool,
+    ) -> KithResult<SyncReport> {
+        let mut cancel = shared.cancel.subscribe();
+        let _one_round = shared.round_lock.lock().await;
+        let writes_at_start = shared.writes();
+        if !background {
+            shared.set_state(SyncState::Connecting);
+        }
+        let round = kith_net::relay_round(
+            &store,
+            &id,
+            &addr,
+            RelayConfig::default(),
+            extras,
+            shared.round_timeout_ms.load(Ordering::Relaxed),
+            |e| {
+                if background {
+                    // The loop owns the state; still tell about merges.
+                    if let RelayEvent::Applied { .. } | RelayEvent::SnapshotApplied { .. } = e {
+                        shared.notify_remote(&store);
+                    }
+                } else {
+                    shared.on_event(&store, e, false);
+                }
+            },
+        );
+        let result = tokio::select! {
+            r = round => r.map_err(KithError::from),
+            _ = cancel.changed() => Err(KithError::locked(
+                "sync was stopped: the store was suspended or closed",
+            )),
+        };
+        // Merges of a round that failed half-way are committed: tell them.
+        shared.notify_remote(&store);
+        shared.record_position(&store);
+        match &result {
+            Ok(_) => {
+                shared.succeeded(writes_at_start);
+                if !background {
+                    shared.set_state(SyncState::Idle);
+                }
+            }
+            Err(e) => {
+                shared.failed(e);
+                if !background {
+                    shared.set_state(if e.is_network() {
+                        SyncState::Offline {
+                            reason: e.to_string(),
+                        }
+                    } else if matches!(e, KithError::Locked { .. }) {
+                        SyncState::Idle
+                    } else {
+                        SyncState::Error {
+                            reason: e.to_string(),
+                        }
+                    });
+                }
+            }
+        }
+        result.map(SyncReport::from)
+    }
+}

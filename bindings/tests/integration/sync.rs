@@ -1,0 +1,655 @@
+//! Account, pairing and sync through the `Kith` object: two stores (two
+//! devices) and a real relay (kith-relay's `run`) on 127.0.0.1:0, in process.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kith_ffi::{ChangeSummary, Kith, KithError, KithListener, SyncState};
+use rand::RngCore;
+
+use crate::{contact, met};
+
+/// A relay on its own runtime thread, dropped (like a killed process) on drop.
+struct Relay {
+    address: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(kith_relay::RedbStore::open(&dir.path().join("relay.redb")).unwrap());
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let bound = socket.local_addr().unwrap();
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let relay = kith_relay::Relay {
+            config: kith_relay::RelayConfig::default(),
+            identity: ed25519_dalek::SigningKey::from_bytes(&seed),
+            store,
+            metrics: Arc::new(kith_relay::Metrics::default()),
+        };
+        let address = relay.address(bound).to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                tokio::select! {
+                    _ = kith_relay::run(relay, socket, std::future::pending::<()>()) => {}
+                    _ = rx => {}
+                }
+            });
+            rt.shutdown_background();
+        });
+        Relay {
+            address,
+            stop: Some(tx),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Awaits a Kith future from a plain test thread, bounded in time.
+fn wait<T>(f: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), f).await })
+        .expect("a Kith call took longer than 60 s")
+}
+
+#[derive(Default)]
+struct Recorder {
+    changes: Mutex<Vec<ChangeSummary>>,
+    states: Mutex<Vec<SyncState>>,
+}
+
+impl KithListener for Recorder {
+    fn on_change(&self, summary: ChangeSummary) {
+        self.changes.lock().unwrap().push(summary);
+    }
+    fn on_sync_state(&self, state: SyncState) {
+        self.states.lock().unwrap().push(state);
+    }
+}
+
+impl Recorder {
+    fn heard_interaction(&self, id: &str) -> bool {
+        self.changes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.interaction_ids.iter().any(|i| i == id))
+    }
+    fn states(&self) -> Vec<SyncState> {
+        self.states.lock().unwrap().clone()
+    }
+}
+
+/// Polls `cond` until it holds, at most `ms`.
+fn eventually(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+struct Pair {
+    relay: Relay,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    a: Arc<Kith>,
+    b: Arc<Kith>,
+}
+
+/// Device A creates the account, pairs; device B joins with the token.
+fn two_devices() -> Pair {
+    let relay = Relay::start();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = crate::open(&da);
+    let b = crate::open(&db);
+    let info = a
+        .create_account("phone".into(), Some(relay.address.clone()))
+        .unwrap();
+    assert_eq!(info.relay.as_deref(), Some(relay.address.as_str()));
+    let inv = wait(Arc::clone(&a).pair(10)).unwrap();
+    assert!(inv.expires_at_ms > now_ms());
+    let joined = wait(Arc::clone(&b).join(inv.token.clone(), "laptop".into())).unwrap();
+    assert_eq!(joined.account_id, info.account_id);
+    assert_ne!(joined.device_id, info.device_id);
+    assert_eq!(joined.relay, info.relay);
+    Pair {
+        relay,
+        _dirs: (da, db),
+        a,
+        b,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn create_pair_join_then_sync_now_moves_a_meeting() {
+    let p = two_devices();
+    let rec_a = Arc::new(Recorder::default());
+    let rec_b = Arc::new(Recorder::default());
+    p.a.add_listener(rec_a.clone()).unwrap();
+    p.b.add_listener(rec_b.clone()).unwrap();
+    assert_eq!(rec_b.states(), vec![SyncState::Idle]);
+
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    let id =
+        p.a.log_interaction(met("Coffee after the talk", &[&ana.id]))
+            .unwrap();
+    assert_eq!(p.a.sync_status().unwrap().unsent_local_writes, 2);
+    let pushed = wait(Arc::clone(&p.a).sync_now()).unwrap();
+    assert!(pushed.pushed_entries >= 1, "{pushed:?}");
+    let status = p.a.sync_status().unwrap();
+    assert_eq!(status.unsent_local_writes, 0);
+    assert_eq!(status.unacknowledged_entries, 0);
+    assert!(status.last_sync_ms.is_some() && status.last_error.is_none());
+    assert_eq!(status.state, SyncState::Idle);
+
+    let got = wait(Arc::clone(&p.b).sync_now()).unwrap();
+    assert!(
+        got.received_entries >= 1 && got.interactions_changed >= 1,
+        "{got:?}"
+    );
+    let seen = p.b.get_interaction(id.clone()).unwrap();
+    assert_eq!(seen.summary, "Coffee after the talk");
+    assert_eq!(p.b.get_contact(ana.id.clone()).unwrap().name, "Ana Lima");
+    // B heard the remote merge, with the records it changed, and the round's states.
+    assert!(rec_b.heard_interaction(&id));
+    assert!(
+        rec_b
+            .changes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.contact_ids.contains(&ana.id))
+    );
+    let states = rec_b.states();
+    assert_eq!(
+        &states[1..],
+        &[SyncState::Connecting, SyncState::Syncing, SyncState::Idle],
+        "{states:?}"
+    );
+
+    // Both devices know both devices.
+    let devices = p.b.devices().unwrap();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    assert_eq!(devices.iter().filter(|d| d.this_device).count(), 1);
+    assert!(devices.iter().any(|d| d.name == "phone" && !d.this_device));
+    drop(p.relay);
+}
+
+#[test]
+fn background_sync_carries_a_meeting_live_and_stops_with_suspend() {
+    let p = two_devices();
+    let rec_a = Arc::new(Recorder::default());
+    let rec_b = Arc::new(Recorder::default());
+    p.a.add_listener(rec_a.clone()).unwrap();
+    p.b.add_listener(rec_b.clone()).unwrap();
+    p.a.start_sync().unwrap();
+    p.b.start_sync().unwrap();
+    assert!(eventually(20_000, || p.a.sync_status().unwrap().state
+        == SyncState::Live
+        && p.b.sync_status().unwrap().state == SyncState::Live));
+    assert!(p.a.sync_status().unwrap().background);
+
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    let id = p.a.log_interaction(met("Lunch", &[&ana.id])).unwrap();
+    assert!(
+        eventually(20_000, || rec_b.heard_interaction(&id)),
+        "B never heard of the meeting: {:?}",
+        rec_b.changes.lock().unwrap()
+    );
+    assert_eq!(p.b.get_interaction(id.clone()).unwrap().summary, "Lunch");
+    for states in [rec_a.states(), rec_b.states()] {
+        assert_eq!(states[0], SyncState::Idle);
+        assert!(states.contains(&SyncState::Connecting), "{states:?}");
+        assert!(states.contains(&SyncState::Syncing), "{states:?}");
+        assert!(states.contains(&SyncState::Live), "{states:?}");
+    }
+    // sync_now while the loop runs asks the loop instead of a second session.
+    assert!(
+        wait(Arc::clone(&p.a).sync_now())
+            .unwrap()
+            .via_background_sync
+    );
+
+    // suspend stops the loop and releases the file: another handle can write.
+    p.b.suspend().unwrap();
+    assert!(!p.b.sync_status().unwrap().background);
+    assert!(eventually(5_000, || rec_b.states().last() == Some(&SyncState::Idle)));
+    let dir = p.b.data_dir();
+    {
+        let other = Kith::open(dir.clone()).unwrap();
+        other
+            .add_contact(contact("Written while suspended"))
+            .unwrap();
+        other.close().unwrap();
+    }
+    p.b.resume().unwrap();
+    p.b.start_sync().unwrap();
+    let id2 = p.a.log_interaction(met("Dinner", &[&ana.id])).unwrap();
+    assert!(eventually(20_000, || rec_b.heard_interaction(&id2)));
+    // A restart right after a stop: the old loop, still closing, does not
+    // report Idle over the new one.
+    assert!(p.a.stop_sync());
+    p.a.start_sync().unwrap();
+    assert!(eventually(20_000, || p.a.sync_status().unwrap().state
+        == SyncState::Live));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(p.a.sync_status().unwrap().state, SyncState::Live);
+    assert!(p.a.sync_status().unwrap().background);
+    assert!(p.a.stop_sync());
+    assert!(eventually(5_000, || p.a.sync_status().unwrap().state
+        == SyncState::Idle));
+    p.b.close().unwrap();
+    assert!(matches!(p.b.start_sync(), Err(KithError::Locked { .. })));
+    drop(p.relay);
+}
+
+#[test]
+fn bad_tokens_get_actionable_errors() {
+    let p = two_devices();
+    let fresh = tempfile::tempdir().unwrap();
+    let c = crate::open(&fresh);
+    // A typo: the token field is invalid.
+    let inv = wait(Arc::clone(&p.a).pair(10)).unwrap();
+    let mut typo = inv.token.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+    match wait(Arc::clone(&c).join(typo, "tablet".into())) {
+        Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "token"),
+        other => panic!("unexpected {other:?}"),
+    }
+    match wait(Arc::clone(&c).join("hello".into(), "tablet".into())) {
+        Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "token"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Used once (by nobody yet) works; used twice is refused.
+    wait(Arc::clone(&c).join(inv.token.clone(), "tablet".into())).unwrap();
+    let fresh2 = tempfile::tempdir().unwrap();
+    let d = crate::open(&fresh2);
+    match wait(Arc::clone(&d).join(inv.token.clone(), "watch".into())) {
+        Err(KithError::Authentication { reason }) => {
+            assert!(reason.contains("already used"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A device with an account cannot join another.
+    let inv2 = wait(Arc::clone(&p.a).pair(10)).unwrap();
+    assert!(matches!(
+        wait(Arc::clone(&p.b).join(inv2.token, "again".into())),
+        Err(KithError::Conflict { .. })
+    ));
+    // An expired token (made an hour ago with a ten-minute lifetime).
+    let inviter = kith_core::sync::DeviceIdentity::create_account("old", now_ms()).unwrap();
+    let expired = kith_core::sync::Invitation::create(
+        &inviter,
+        kith_core::sync::PairingMode::Relay {
+            address: p.relay.address.clone(),
+        },
+        600_000,
+        now_ms() - 3_600_000,
+    )
+    .unwrap();
+    match wait(Arc::clone(&d).join(expired.token.to_string(), "watch".into())) {
+        Err(KithError::Authentication { reason }) => {
+            assert!(reason.contains("expired"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    for ttl in [0, 24 * 60 + 1] {
+        assert!(matches!(
+            wait(Arc::clone(&p.a).pair(ttl)),
+            Err(KithError::InvalidInput { field, .. }) if field == "ttl_minutes"
+        ));
+    }
+    // Without an account, pairing and syncing say so.
+    assert!(matches!(
+        wait(Arc::clone(&d).pair(10)),
+        Err(KithError::Authentication { .. })
+    ));
+    assert!(matches!(
+        wait(Arc::clone(&d).sync_now()),
+        Err(KithError::Authentication { .. })
+    ));
+    assert!(matches!(
+        p.a.create_account("x".into(), None),
+        Err(KithError::Conflict { .. })
+    ));
+    assert!(matches!(
+        d.create_account("x".into(), Some("not a relay".into())),
+        Err(KithError::InvalidInput { field, .. }) if field == "relay"
+    ));
+    drop(p.relay);
+}
+
+#[test]
+fn an_unreachable_relay_is_a_network_error_and_offline() {
+    let relay = Relay::start();
+    let address = relay.address.clone();
+    drop(relay);
+    let dir = tempfile::tempdir().unwrap();
+    let k = crate::open(&dir);
+    k.create_account("phone".into(), Some(address)).unwrap();
+    let rec = Arc::new(Recorder::default());
+    k.add_listener(rec.clone()).unwrap();
+    assert!(matches!(
+        k.set_sync_timeout_ms(10),
+        Err(KithError::InvalidInput { .. })
+    ));
+    // Nothing answers on a dead relay's UDP port: the round times out.
+    k.set_sync_timeout_ms(1_500).unwrap();
+    match wait(Arc::clone(&k).sync_now()) {
+        Err(KithError::Network { .. }) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    let status = k.sync_status().unwrap();
+    assert!(
+        matches!(status.state, SyncState::Offline { .. }),
+        "{status:?}"
+    );
+    assert!(status.last_error.is_some());
+
+    // A relay that does not hold the pinned key fails the handshake at once;
+    // the loop retries with backoff instead of giving up.
+    let other = Relay::start();
+    let (_, host) = other.address.split_once('@').unwrap();
+    let (key, _) = k.sync_status().unwrap().relay.unwrap()[7..]
+        .split_once('@')
+        .map(|(k, h)| (k.to_string(), h.to_string()))
+        .unwrap();
+    k.set_relay(format!("kith://{key}@{host}")).unwrap();
+    k.start_sync().unwrap();
+    assert!(eventually(10_000, || rec
+        .states()
+        .iter()
+        .any(|s| matches!(s, SyncState::Retrying { .. }))));
+    assert!(k.sync_status().unwrap().background);
+    k.suspend().unwrap();
+    drop(other);
+}
+
+#[test]
+fn revoke_shuts_a_device_out() {
+    let p = two_devices();
+    let b_id = p.b.account().unwrap().unwrap().device_id;
+    // A learns of B from B's first entries.
+    p.b.add_contact(contact("Bo")).unwrap();
+    wait(Arc::clone(&p.b).sync_now()).unwrap();
+    wait(Arc::clone(&p.a).sync_now()).unwrap();
+    wait(Arc::clone(&p.a).revoke(b_id.clone())).unwrap();
+    let devices = p.a.devices().unwrap();
+    assert!(
+        devices
+            .iter()
+            .any(|d| d.id == b_id && d.revoked_at_ms.is_some())
+    );
+    match wait(Arc::clone(&p.b).sync_now()) {
+        Err(KithError::Authentication { .. }) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        p.b.sync_status().unwrap().state,
+        SyncState::Error { .. }
+    ));
+    let me = p.a.account().unwrap().unwrap().device_id;
+    assert!(matches!(
+        wait(Arc::clone(&p.a).revoke(me)),
+        Err(KithError::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        wait(Arc::clone(&p.a).revoke("nope".into())),
+        Err(KithError::InvalidInput { .. })
+    ));
+    drop(p.relay);
+}
+
+/// An app-side key store: the opaque bytes in memory.
+#[derive(Default)]
+struct MemoryKeys {
+    saved: Mutex<Option<Vec<u8>>>,
+}
+
+impl kith_ffi::KithKeyStore for MemoryKeys {
+    fn load(&self) -> Result<Option<Vec<u8>>, KithError> {
+        Ok(self.saved.lock().unwrap().clone())
+    }
+    fn save(&self, key_material: Vec<u8>) -> Result<(), KithError> {
+        *self.saved.lock().unwrap() = Some(key_material);
+        Ok(())
+    }
+}
+
+#[test]
+fn keys_live_in_the_apps_key_store_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store").display().to_string();
+    let keys = Arc::new(MemoryKeys::default());
+    let k = Kith::open_with_key_store(path.clone(), keys.clone()).unwrap();
+    assert_eq!(k.account().unwrap(), None);
+    assert_eq!(k.sync_status().unwrap().state, SyncState::Disabled);
+    let info = k.create_account("phone".into(), None).unwrap();
+    assert!(keys.saved.lock().unwrap().is_some());
+    assert!(!dir.path().join("store").join("keys.json").exists());
+    // Without a relay, sync stays disabled and says what is missing.
+    assert_eq!(k.sync_status().unwrap().state, SyncState::Disabled);
+    assert!(matches!(
+        k.start_sync(),
+        Err(KithError::InvalidInput { field, .. }) if field == "relay"
+    ));
+    let devices = k.devices().unwrap();
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].this_device && devices[0].name == "phone");
+    k.close().unwrap();
+    drop(k);
+
+    let again = Kith::open_with_key_store(path.clone(), keys.clone()).unwrap();
+    assert_eq!(again.account().unwrap(), Some(info));
+    again.close().unwrap();
+    // The file default knows nothing of them.
+    let plain = Kith::open(path).unwrap();
+    assert_eq!(plain.account().unwrap(), None);
+
+    // Damaged bytes are a storage error, not a panic.
+    *keys.saved.lock().unwrap() = Some(b"{not json".to_vec());
+    plain.close().unwrap();
+    let damaged =
+        Kith::open_with_key_store(dir.path().join("store").display().to_string(), keys.clone())
+            .unwrap();
+    assert!(matches!(damaged.account(), Err(KithError::Storage { .. })));
+}
+
+/// Reads back into Kith from inside `on_change` (on the sync task's thread).
+struct Reader {
+    kith: Mutex<Option<Arc<Kith>>>,
+    read: Mutex<Vec<String>>,
+}
+
+impl KithListener for Reader {
+    fn on_change(&self, summary: ChangeSummary) {
+        let kith = self.kith.lock().unwrap().clone();
+        if let Some(k) = kith {
+            for id in summary.interaction_ids {
+                let summary = k.get_interaction(id).unwrap().summary;
+                self.read.lock().unwrap().push(summary);
+            }
+        }
+    }
+    fn on_sync_state(&self, _: SyncState) {}
+}
+
+#[test]
+fn threads_writing_during_live_sync_all_arrive_and_listeners_may_call_back() {
+    let p = two_devices();
+    let reader = Arc::new(Reader {
+        kith: Mutex::new(Some(Arc::clone(&p.b))),
+        read: Mutex::new(Vec::new()),
+    });
+    p.b.add_listener(reader.clone()).unwrap();
+    p.a.start_sync().unwrap();
+    p.b.start_sync().unwrap();
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let a = Arc::clone(&p.a);
+            let ana = ana.id.clone();
+            std::thread::spawn(move || {
+                for n in 0..10 {
+                    a.log_interaction(met(&format!("t{t} n{n}"), &[&ana]))
+                        .unwrap();
+                    // Foreign calls keep working while sync runs.
+                    a.sync_status().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let all = |k: &Kith| k.timeline(None, 0, 100, false).unwrap().len();
+    assert_eq!(all(&p.a), 40);
+    assert!(
+        eventually(30_000, || all(&p.b) == 40),
+        "B has {} of 40",
+        all(&p.b)
+    );
+    assert!(eventually(5_000, || reader.read.lock().unwrap().len() >= 40));
+    *reader.kith.lock().unwrap() = None;
+    p.a.close().unwrap();
+    p.b.close().unwrap();
+    drop(p.relay);
+}
+
+#[test]
+fn suspend_cancels_a_round_in_flight_at_once() {
+    // A relay that never answers: the round would wait for its whole timeout.
+    let relay = Relay::start();
+    let address = relay.address.clone();
+    drop(relay);
+    let dir = tempfile::tempdir().unwrap();
+    let k = crate::open(&dir);
+    k.create_account("phone".into(), Some(address)).unwrap();
+    let round = {
+        let k = Arc::clone(&k);
+        std::thread::spawn(move || wait(k.sync_now()))
+    };
+    assert!(eventually(5_000, || k.sync_status().unwrap().state
+        == SyncState::Connecting));
+    let started = Instant::now();
+    k.suspend().unwrap();
+    match round.join().unwrap() {
+        Err(KithError::Locked { .. }) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    // Far below the 60 s round timeout: cancelled, not timed out.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The file lock is free: another handle writes.
+    let other = Kith::open(k.data_dir()).unwrap();
+    other.add_contact(contact("Bo")).unwrap();
+    other.close().unwrap();
+    k.resume().unwrap();
+    assert_eq!(
+        k.list_contacts(kith_ffi::ContactSort::Name, 0, 10, false)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Blocks in `on_change` until released, then calls back into Kith.
+struct Blocking {
+    kith: Mutex<Option<Arc<Kith>>>,
+    entered: std::sync::mpsc::SyncSender<()>,
+    go: Mutex<std::sync::mpsc::Receiver<()>>,
+    result: Mutex<Option<Result<(), KithError>>>,
+}
+
+impl KithListener for Blocking {
+    fn on_change(&self, summary: ChangeSummary) {
+        let Some(id) = summary.interaction_ids.first().cloned() else {
+            return;
+        };
+        let Some(kith) = self.kith.lock().unwrap().take() else {
+            return;
+        };
+        let _ = self.entered.try_send(());
+        let _ = self
+            .go
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+        *self.result.lock().unwrap() = Some(kith.get_interaction(id).map(|_| ()));
+    }
+    fn on_sync_state(&self, _: SyncState) {}
+}
+
+#[test]
+fn suspend_while_a_sync_listener_calls_back_in_does_not_stall() {
+    let p = two_devices();
+    let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let listener = Arc::new(Blocking {
+        kith: Mutex::new(Some(Arc::clone(&p.b))),
+        entered: entered_tx,
+        go: Mutex::new(go_rx),
+        result: Mutex::new(None),
+    });
+    p.b.add_listener(listener.clone()).unwrap();
+    p.b.start_sync().unwrap();
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    p.a.log_interaction(met("Coffee", &[&ana.id])).unwrap();
+    wait(Arc::clone(&p.a).sync_now()).unwrap();
+    // B's sync task is now inside on_change.
+    entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let suspending = {
+        let b = Arc::clone(&p.b);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (b.suspend(), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    go_tx.send(()).unwrap();
+    let (suspended, took) = suspending.join().unwrap();
+    suspended.unwrap();
+    assert!(took < Duration::from_secs(4), "suspend took {took:?}");
+    assert!(matches!(
+        listener.result.lock().unwrap().take(),
+        Some(Err(KithError::Locked { .. }))
+    ));
+    p.b.resume().unwrap();
+    drop(p.relay);
+}

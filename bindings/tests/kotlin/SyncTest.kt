@@ -1,0 +1,143 @@
+// Two devices syncing through the real relay, from Kotlin: the test starts
+// the `kith-relay` binary (KITH_RELAY_BIN, built by scripts/test-bindings.sh)
+// on 127.0.0.1:0, reads its address, creates an account on device A (keys in
+// an app-side KithKeyStore, as a phone keeps them in its keystore), pairs,
+// joins on device B, logs a meeting on A, syncs, sees it on B, runs background
+// sync on both, and checks the listener heard the sync states. Every wait is
+// bounded; the relay is killed at the end.
+package dev.kith.tests
+
+import dev.kith.*
+import java.io.File
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+
+private const val TIMEOUT_MS = 60_000L
+
+private fun need(condition: Boolean, what: () -> String) {
+    if (!condition) throw AssertionError(what())
+}
+
+/** A keystore that keeps the opaque key bytes in memory. */
+class MemoryKeyStore : KithKeyStore {
+    @Volatile var saved: ByteArray? = null
+    override fun load(): ByteArray? = saved
+    override fun save(keyMaterial: ByteArray) { saved = keyMaterial.copyOf() }
+}
+
+class SyncRecorder : KithListener {
+    val changes = CopyOnWriteArrayList<ChangeSummary>()
+    val states = CopyOnWriteArrayList<SyncState>()
+    override fun onChange(summary: ChangeSummary) { changes.add(summary) }
+    override fun onSyncState(state: SyncState) { states.add(state) }
+    fun heard(interactionId: String) = changes.any { interactionId in it.interactionIds }
+}
+
+private fun eventually(ms: Long = 20_000, cond: () -> Boolean): Boolean {
+    val deadline = System.currentTimeMillis() + ms
+    while (System.currentTimeMillis() < deadline) {
+        if (cond()) return true
+        Thread.sleep(20)
+    }
+    return cond()
+}
+
+private fun <T> await(block: suspend () -> T): T = runBlocking { withTimeout(TIMEOUT_MS) { block() } }
+
+/** Starts kith-relay on 127.0.0.1:0; returns the process and its kith:// address. */
+private fun startRelay(dataDir: File): Pair<Process, String> {
+    val binary = System.getenv("KITH_RELAY_BIN")
+        ?: throw AssertionError("KITH_RELAY_BIN must name the built kith-relay binary")
+    val process = ProcessBuilder(
+        binary, "--data-dir", dataDir.path, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+    ).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+    var line: String? = null
+    val reader = Thread { line = process.inputStream.bufferedReader().readLine() }
+    reader.start()
+    reader.join(TIMEOUT_MS)
+    val address = line
+    if (address == null || !address.startsWith("kith://")) {
+        process.destroyForcibly()
+        throw AssertionError("the relay did not print its address: $address")
+    }
+    return process to address.trim()
+}
+
+fun syncThroughRelay(root: File): Int {
+    var checks = 0
+    fun check(condition: Boolean, what: () -> String) { checks++; need(condition, what) }
+    val (relay, address) = startRelay(File(root, "relay"))
+    try {
+        val keys = MemoryKeyStore()
+        val a = Kith.openWithKeyStore(File(root, "a").path, keys)
+        val b = Kith.open(File(root, "b").path)
+        val info = a.createAccount("phone", address)
+        check(keys.saved != null && !File(root, "a/keys.json").exists()) { "keys went to the KithKeyStore" }
+        val recA = SyncRecorder()
+        val recB = SyncRecorder()
+        a.addListener(recA)
+        b.addListener(recB)
+        check(recA.states == listOf<SyncState>(SyncState.Idle)) { "A idle once set up: ${recA.states}" }
+        check(recB.states == listOf<SyncState>(SyncState.Disabled)) { "B disabled before join: ${recB.states}" }
+
+        val invitation = await { a.pair(10u) }
+        check(invitation.token.isNotEmpty()) { "token for the QR code" }
+        val joined = await { b.join(invitation.token, "laptop") }
+        check(joined.accountId == info.accountId && joined.deviceId != info.deviceId) { "joined: $joined" }
+
+        // A bad token: actionable errors, no crash.
+        val c = Kith.open(File(root, "c").path)
+        try {
+            await { c.join("kith-garbage", "tablet") }
+            throw AssertionError("a garbage token was accepted")
+        } catch (e: KithException.InvalidInput) {
+            check(e.field == "token") { "field: ${e.field}" }
+        }
+        try {
+            await { c.join(invitation.token, "tablet") }
+            throw AssertionError("a used token was accepted")
+        } catch (e: KithException.Authentication) {
+            check("already used" in e.reason) { e.reason }
+        }
+        c.closeStore()
+
+        // After the meeting on A: log, sync A, sync B, B has it.
+        val ana = a.addContact(NewContact(name = "Ana Lima", organisation = "St Mary's Hospital"))
+        val id = a.logInteraction(NewInteraction(summary = "Coffee after the board meeting", participantIds = listOf(ana.id)))
+        val pushed = await { a.syncNow() }
+        check(pushed.pushedEntries >= 1uL) { "pushed: $pushed" }
+        val got = await { b.syncNow() }
+        check(got.interactionsChanged >= 1uL) { "received: $got" }
+        check(b.getInteraction(id).summary == "Coffee after the board meeting") { "B sees the meeting" }
+        check(recB.heard(id)) { "B's listener heard the merge: ${recB.changes}" }
+        check(recB.states.containsAll(listOf(SyncState.Connecting, SyncState.Syncing))) { "B states: ${recB.states}" }
+        check(b.syncStatus().lastSyncMs != null) { "last sync time" }
+        check(b.devices().map { it.name }.sorted() == listOf("laptop", "phone")) { "devices: ${b.devices()}" }
+
+        // Background sync on both: a second meeting arrives live.
+        a.startSync()
+        b.startSync()
+        check(eventually { a.syncStatus().state == SyncState.Live && b.syncStatus().state == SyncState.Live }) {
+            "both live: ${a.syncStatus().state} ${b.syncStatus().state}"
+        }
+        val id2 = a.logInteraction(NewInteraction(summary = "Lunch", participantIds = listOf(ana.id)))
+        check(eventually { recB.heard(id2) }) { "B heard the live meeting" }
+        check(recB.states.contains(SyncState.Live)) { "B was live: ${recB.states}" }
+
+        // Suspend stops sync and releases the store; resume + start again.
+        b.suspend()
+        check(!b.syncStatus().background) { "loop stopped by suspend" }
+        b.resume()
+        b.startSync()
+        check(eventually { b.syncStatus().state == SyncState.Live }) { "live again after resume" }
+        check(a.stopSync()) { "stop_sync on a running loop" }
+        a.closeStore()
+        b.closeStore()
+    } finally {
+        relay.destroyForcibly()
+        relay.waitFor(10, TimeUnit.SECONDS)
+    }
+    return checks
+}

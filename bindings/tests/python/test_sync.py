@@ -1,0 +1,274 @@
+"""Account, pairing and sync through the generated Python bindings, with two
+stores (two devices) and the real `kith-relay` binary started by the test on
+127.0.0.1:0 (its path in KITH_RELAY_BIN, set by scripts/test-bindings.sh).
+Every wait is bounded; the relay is killed at the end."""
+
+import asyncio
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import kith_ffi
+from kith_ffi import KithError, NewContact, NewInteraction, SyncState
+
+TIMEOUT_S = 60
+
+
+@pytest.fixture
+def relay(tmp_path):
+    """Starts kith-relay; yields its kith:// address; kills it afterwards."""
+    binary = os.environ.get("KITH_RELAY_BIN")
+    if not binary or not pathlib.Path(binary).is_file():
+        raise RuntimeError("KITH_RELAY_BIN must name the built kith-relay binary")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--data-dir", str(tmp_path / "relay"),
+            "--listen", "127.0.0.1:0",
+            "--metrics-listen", "off",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        # The first stdout line is the address with the bound port.
+        lines = []
+        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()))
+        reader.start()
+        reader.join(TIMEOUT_S)
+        assert lines and lines[0].startswith("kith://"), f"relay said {lines!r}"
+        yield lines[0].strip()
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT_S)
+
+
+class Recorder(kith_ffi.KithListener):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.changes = []
+        self.states = []
+
+    def on_change(self, summary):
+        with self.lock:
+            self.changes.append(summary)
+
+    def on_sync_state(self, state):
+        with self.lock:
+            self.states.append(state)
+
+    def heard_interaction(self, iid):
+        with self.lock:
+            return any(iid in c.interaction_ids for c in self.changes)
+
+    def kinds(self):
+        with self.lock:
+            return [type(s).__name__.rsplit(".", 1)[-1] for s in self.states]
+
+
+class MemoryKeyStore(kith_ffi.KithKeyStore):
+    """What a phone's Keychain does, in memory: keeps the opaque bytes."""
+
+    def __init__(self):
+        self.saved = None
+        self.saves = 0
+
+    def load(self):
+        return self.saved
+
+    def save(self, key_material):
+        self.saved = bytes(key_material)
+        self.saves += 1
+
+
+def run(coro):
+    async def bounded():
+        return await asyncio.wait_for(coro, TIMEOUT_S)
+
+    return asyncio.run(bounded())
+
+
+def eventually(cond, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def two_devices(tmp_path, relay):
+    keys_a = MemoryKeyStore()
+    a = kith_ffi.Kith.open_with_key_store(str(tmp_path / "a"), keys_a)
+    b = kith_ffi.Kith.open(str(tmp_path / "b"))
+    info = a.create_account("phone", relay)
+    assert info.relay == relay
+    # The account secret went to the app's key store, not to a file.
+    assert keys_a.saves == 1 and keys_a.saved
+    assert not (tmp_path / "a" / "keys.json").exists()
+    invitation = run(a.pair(10))
+    assert invitation.token and invitation.expires_at_ms > time.time() * 1000
+    joined = run(b.join(invitation.token, "laptop"))
+    assert joined.account_id == info.account_id
+    assert joined.device_id != info.device_id
+    # The default key store: keys.json next to the store.
+    assert (tmp_path / "b" / "keys.json").exists()
+    return a, b
+
+
+def test_two_devices_sync_a_meeting_through_the_relay(tmp_path, relay):
+    a, b = two_devices(tmp_path, relay)
+    rec_a, rec_b = Recorder(), Recorder()
+    a.add_listener(rec_a)
+    b.add_listener(rec_b)
+    assert rec_b.states == [SyncState.IDLE()]
+
+    ana = a.add_contact(NewContact(name="Ana Lima"))
+    iid = a.log_interaction(
+        NewInteraction(summary="Coffee after the talk", participant_ids=[ana.id])
+    )
+    assert a.sync_status().unsent_local_writes == 2
+    pushed = run(a.sync_now())
+    assert pushed.pushed_entries >= 1
+    status = a.sync_status()
+    assert status.unsent_local_writes == 0 and status.last_error is None
+    assert status.last_sync_ms is not None and status.relay == relay
+
+    got = run(b.sync_now())
+    assert got.interactions_changed >= 1
+    assert b.get_interaction(iid).summary == "Coffee after the talk"
+    assert b.get_contact(ana.id).name == "Ana Lima"
+    assert rec_b.heard_interaction(iid)
+    assert rec_b.kinds() == ["IDLE", "CONNECTING", "SYNCING", "IDLE"]
+    assert "CONNECTING" in rec_a.kinds()
+
+    devices = b.devices()
+    assert sorted(d.name for d in devices) == ["laptop", "phone"]
+    assert [d.name for d in devices if d.this_device] == ["laptop"]
+    a.close()
+    b.close()
+
+
+def test_background_sync_is_live_and_suspend_stops_it(tmp_path, relay):
+    a, b = two_devices(tmp_path, relay)
+    rec_b = Recorder()
+    b.add_listener(rec_b)
+    a.start_sync()
+    b.start_sync()
+    assert eventually(lambda: a.sync_status().state == SyncState.LIVE()
+                      and b.sync_status().state == SyncState.LIVE())
+    ana = a.add_contact(NewContact(name="Ana Lima"))
+    iid = a.log_interaction(NewInteraction(summary="Lunch", participant_ids=[ana.id]))
+    assert eventually(lambda: rec_b.heard_interaction(iid)), rec_b.changes
+    assert b.get_interaction(iid).summary == "Lunch"
+    assert {"CONNECTING", "SYNCING", "LIVE"} <= set(rec_b.kinds())
+    assert run(a.sync_now()).via_background_sync
+
+    b.suspend()
+    assert not b.sync_status().background
+    with pytest.raises(KithError.Locked):
+        b.start_sync()
+    b.resume()
+    b.start_sync()
+    assert eventually(lambda: b.sync_status().state == SyncState.LIVE())
+    assert a.stop_sync()
+    a.close()
+    b.close()
+
+
+def test_bad_tokens_and_missing_accounts_raise_actionable_errors(tmp_path, relay):
+    a, _b = two_devices(tmp_path, relay)
+    c = kith_ffi.Kith.open(str(tmp_path / "c"))
+    with pytest.raises(KithError.InvalidInput) as e:
+        run(c.join("kith-not-a-token", "tablet"))
+    assert e.value.field == "token"
+    invitation = run(a.pair(10))
+    run(c.join(invitation.token, "tablet"))
+    d = kith_ffi.Kith.open(str(tmp_path / "d"))
+    with pytest.raises(KithError.Authentication) as e:
+        run(d.join(invitation.token, "watch"))
+    assert "already used" in str(e.value)
+    with pytest.raises(KithError.Authentication):
+        run(d.sync_now())
+    with pytest.raises(KithError.Conflict):
+        a.create_account("again", None)
+    with pytest.raises(KithError.InvalidInput):
+        d.create_account("x", "not a relay")
+    assert d.account() is None
+    for k in (a, c, d):
+        k.close()
+
+
+def test_revoke_and_an_unreachable_relay(tmp_path, relay):
+    a, b = two_devices(tmp_path, relay)
+    b_id = b.account().device_id
+    b.add_contact(NewContact(name="Bo"))
+    run(b.sync_now())
+    run(a.sync_now())
+    run(a.revoke(b_id))
+    assert any(d.id == b_id and d.revoked_at_ms for d in a.devices())
+    with pytest.raises(KithError.Authentication):
+        run(b.sync_now())
+    assert isinstance(b.sync_status().state, SyncState.ERROR)
+
+    # A relay address nobody answers on: a bounded round, then Network.
+    host_port = relay.split("@")[1]
+    key = relay[len("kith://"):].split("@")[0]
+    port = int(host_port.rsplit(":", 1)[1])
+    dead = f"kith://{key}@127.0.0.1:{port + 1 if port < 65535 else port - 1}"
+    a.set_relay(dead)
+    a.set_sync_timeout_ms(1500)
+    with pytest.raises(KithError.Network):
+        run(a.sync_now())
+    assert isinstance(a.sync_status().state, SyncState.OFFLINE)
+    a.close()
+    b.close()
+
+
+def test_a_failing_key_store_is_an_error_not_a_crash(tmp_path, relay):
+    class Broken(kith_ffi.KithKeyStore):
+        def load(self):
+            return None
+
+        def save(self, key_material):
+            raise KithError.Storage("keychain locked")
+
+    k = kith_ffi.Kith.open_with_key_store(str(tmp_path / "k"), Broken())
+    with pytest.raises(KithError.Storage) as e:
+        k.create_account("phone", relay)
+    assert "keychain locked" in str(e.value)
+    assert k.account() is None
+
+    class Garbage(kith_ffi.KithKeyStore):
+        def load(self):
+            return b"{not json"
+
+        def save(self, key_material):
+            pass
+
+    g = kith_ffi.Kith.open_with_key_store(str(tmp_path / "g"), Garbage())
+    with pytest.raises(KithError.Storage):
+        g.account()
+    k.close()
+    g.close()
+
+
+def test_the_python_example_syncs_to_the_relay(tmp_path, relay):
+    repo = pathlib.Path(__file__).resolve().parents[3]
+    env = dict(os.environ, PYTHONPATH=str(repo / "bindings" / "generated" / "python"))
+    out = subprocess.run(
+        [sys.executable, str(repo / "examples" / "python" / "after_meeting.py"),
+         str(tmp_path / "ex"), relay],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S * 2,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Synced: sent" in out.stdout, out.stdout
