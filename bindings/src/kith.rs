@@ -132,6 +132,15 @@ impl Kith {
         Kith::with_parts(data_dir, store, keys)
     }
 
+    /// A handle over an already open store whose keys live in `keys`.
+    pub(crate) fn from_store_with_keys(
+        data_dir: PathBuf,
+        store: Store,
+        keys: Arc<dyn KeyStore>,
+    ) -> Kith {
+        Kith::with_parts(data_dir, store, keys)
+    }
+
     fn with_parts(data_dir: PathBuf, store: Store, keys: Arc<dyn KeyStore>) -> Kith {
         let listeners = Arc::new(Listeners::default());
         let state = Kith::initial_sync_state(&data_dir, keys.as_ref());

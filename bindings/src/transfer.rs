@@ -15,13 +15,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kith_core::backup::{BackupError, BackupParams, StoreBackupError, backup_store, restore_store};
+use kith_core::backup::{
+    BackupError, BackupParams, StoreBackupError, backup_store, restore_store,
+    restore_store_with_key_file,
+};
 use kith_core::export::{ExportError, KithExport, write_json, write_vcards};
+use kith_core::identity::KeyStore;
 use kith_core::import::{
     ApplyOptions, ContactDraft, LinkedinLimits, VcardLimits, apply_plan, parse_linkedin_csv,
     plan_for_store, vcard_drafts,
 };
 
+use crate::account::{ForeignKeyStore, KithKeyStore};
 use crate::error::{KithError, KithResult};
 use crate::guard::guard;
 use crate::kith::Kith;
@@ -327,19 +332,30 @@ impl Kith {
 
     /// The whole store, encrypted with `passphrase` (Argon2id, 64 MiB, then
     /// XChaCha20-Poly1305): save the bytes anywhere; `restore_backup` reads
-    /// them back. Takes about a second (the key derivation is slow on
-    /// purpose): call it off the UI thread.
-    pub fn backup(&self, passphrase: String) -> KithResult<Vec<u8>> {
+    /// them back. With `include_keys` (the default) the device's key material
+    /// (account secret, device key, certificate) goes in too, so a restored
+    /// device is the same device in sync; without it the backup holds data
+    /// only. Takes about a second (the key derivation is slow on purpose):
+    /// call it off the UI thread.
+    #[uniffi::method(default(include_keys = true))]
+    pub fn backup(&self, passphrase: String, include_keys: bool) -> KithResult<Vec<u8>> {
         guard("backup", || {
             if passphrase.is_empty() {
                 return Err(KithError::invalid("passphrase", "must not be empty"));
             }
+            // Read before taking the store: the key store may be a foreign
+            // callback, which must not run under the store's lock.
+            let keys = if include_keys {
+                self.keys.load()?
+            } else {
+                None
+            };
             self.with_store(|store| {
                 backup_store(
                     store,
                     &passphrase,
                     &BackupParams::default(),
-                    None,
+                    keys.as_ref(),
                     chrono::Utc::now().timestamp_millis(),
                 )
                 .map_err(|e| backup_error(e, false))
@@ -353,11 +369,18 @@ impl Kith {
 /// decrypted and checked completely first: a wrong passphrase fails with
 /// `InvalidInput("passphrase")`, a damaged or foreign file with
 /// `InvalidInput("backup")`, and neither writes anything.
-#[uniffi::export]
+///
+/// Key material in the backup goes to `key_store` when given (the app's
+/// Keychain/Keystore; the returned `Kith` uses it), else to `keys.json` in
+/// `data_dir` (owner-only). If the key store refuses it, the restored
+/// directory is removed again and the error returned: nothing half-restored
+/// is left behind.
+#[uniffi::export(default(key_store = None))]
 pub fn restore_backup(
     data_dir: String,
     passphrase: String,
     backup: Vec<u8>,
+    key_store: Option<Arc<dyn KithKeyStore>>,
 ) -> KithResult<Arc<Kith>> {
     guard("restore_backup", || {
         if data_dir.trim().is_empty() {
@@ -367,9 +390,28 @@ pub fn restore_backup(
             return Err(KithError::invalid("passphrase", "must not be empty"));
         }
         let path = PathBuf::from(data_dir);
+        let Some(foreign) = key_store else {
+            let restored = restore_store_with_key_file(&path, &passphrase, &backup)
+                .map_err(|e| backup_error(e, true))?;
+            return Ok(Arc::new(Kith::from_store(path, restored.store)));
+        };
         let restored =
             restore_store(&path, &passphrase, &backup).map_err(|e| backup_error(e, true))?;
-        Ok(Arc::new(Kith::from_store(path, restored.store)))
+        let keys: Arc<dyn KeyStore> = Arc::new(ForeignKeyStore(foreign));
+        if let Some(material) = &restored.keys
+            && let Err(e) = keys.save(material)
+        {
+            // The directory was missing or empty before: removing what the
+            // restore created puts it back as it was.
+            let _ = restored.store.close();
+            let _ = std::fs::remove_dir_all(&path);
+            return Err(e.into());
+        }
+        Ok(Arc::new(Kith::from_store_with_keys(
+            path,
+            restored.store,
+            keys,
+        )))
     })
 }
 

@@ -492,6 +492,91 @@ fn keys_live_in_the_apps_key_store_across_reopen() {
     assert!(matches!(damaged.account(), Err(KithError::Storage { .. })));
 }
 
+/// An app-side key store that refuses every save.
+struct RefusingKeys;
+
+impl kith_ffi::KithKeyStore for RefusingKeys {
+    fn load(&self) -> Result<Option<Vec<u8>>, KithError> {
+        Ok(None)
+    }
+    fn save(&self, _: Vec<u8>) -> Result<(), KithError> {
+        Err(KithError::Storage {
+            reason: "keychain locked".into(),
+        })
+    }
+}
+
+#[test]
+fn a_backup_carries_the_device_keys_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(MemoryKeys::default());
+    let k = Kith::open_with_key_store(dir.path().join("phone").display().to_string(), keys.clone())
+        .unwrap();
+    let info = k.create_account("phone".into(), None).unwrap();
+    let ana = k.add_contact(crate::contact("Ana Lima")).unwrap();
+    let with_keys = k.backup("a long passphrase".into(), true).unwrap();
+    let without = k.backup("a long passphrase".into(), false).unwrap();
+    k.close().unwrap();
+
+    // Into another app-side key store: the same device, and no keys.json.
+    let other = Arc::new(MemoryKeys::default());
+    let target = dir.path().join("restored");
+    let restored = kith_ffi::restore_backup(
+        target.display().to_string(),
+        "a long passphrase".into(),
+        with_keys.clone(),
+        Some(other.clone()),
+    )
+    .unwrap();
+    assert_eq!(restored.account().unwrap(), Some(info.clone()));
+    assert_eq!(*other.saved.lock().unwrap(), *keys.saved.lock().unwrap());
+    assert!(!target.join("keys.json").exists());
+    assert_eq!(
+        restored.get_contact(ana.id.clone()).unwrap().name,
+        "Ana Lima"
+    );
+    restored.close().unwrap();
+
+    // Into the file default.
+    let target = dir.path().join("restored-file");
+    let restored = kith_ffi::restore_backup(
+        target.display().to_string(),
+        "a long passphrase".into(),
+        with_keys.clone(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(restored.account().unwrap(), Some(info));
+    assert!(target.join("keys.json").exists());
+    restored.close().unwrap();
+
+    // A data-only backup restores the data and no identity.
+    let target = dir.path().join("restored-data");
+    let restored = kith_ffi::restore_backup(
+        target.display().to_string(),
+        "a long passphrase".into(),
+        without,
+        None,
+    )
+    .unwrap();
+    assert_eq!(restored.account().unwrap(), None);
+    assert!(!target.join("keys.json").exists());
+    assert_eq!(restored.get_contact(ana.id).unwrap().name, "Ana Lima");
+    restored.close().unwrap();
+
+    // A key store that refuses the keys: an error, and nothing left behind.
+    let target = dir.path().join("refused");
+    let err = kith_ffi::restore_backup(
+        target.display().to_string(),
+        "a long passphrase".into(),
+        with_keys,
+        Some(Arc::new(RefusingKeys)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, KithError::Storage { .. }), "{err:?}");
+    assert!(!target.exists());
+}
+
 /// Reads back into Kith from inside `on_change` (on the sync task's thread).
 struct Reader {
     kith: Mutex<Option<Arc<Kith>>>,

@@ -44,17 +44,18 @@ fn a_backup_restores_only_with_its_passphrase() {
     let kith = open(&a);
     let ana = kith.add_contact(contact("Ana Lima")).unwrap();
     let iid = kith.log_interaction(met("Coffee", &[&ana.id])).unwrap();
-    let sealed = kith.backup("a long passphrase".into()).unwrap();
+    let sealed = kith.backup("a long passphrase".into(), true).unwrap();
     let target = b.path().join("restored").display().to_string();
 
-    let wrong = restore_backup(target.clone(), "another one".into(), sealed.clone()).unwrap_err();
+    let wrong =
+        restore_backup(target.clone(), "another one".into(), sealed.clone(), None).unwrap_err();
     assert!(
         matches!(wrong, KithError::InvalidInput { ref field, .. } if field == "passphrase"),
         "{wrong:?}"
     );
     assert!(!b.path().join("restored").exists());
 
-    let restored = restore_backup(target, "a long passphrase".into(), sealed).unwrap();
+    let restored = restore_backup(target, "a long passphrase".into(), sealed, None).unwrap();
     assert_eq!(restored.get_contact(ana.id).unwrap().name, "Ana Lima");
     assert_eq!(restored.get_interaction(iid).unwrap().summary, "Coffee");
     restored.close().unwrap();

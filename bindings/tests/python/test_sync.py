@@ -259,6 +259,41 @@ def test_a_failing_key_store_is_an_error_not_a_crash(tmp_path, relay):
     g.close()
 
 
+def test_a_backup_restores_the_same_device_into_a_key_store(tmp_path, relay):
+    a, b = two_devices(tmp_path, relay)
+    info = a.account()
+    ana = a.add_contact(NewContact(name="Ana Backup"))
+    iid = a.log_interaction(NewInteraction(summary="Backed-up coffee", participant_ids=[ana.id]))
+    run(a.sync_now())
+    sealed = a.backup("a long passphrase")
+    data_only = a.backup("a long passphrase", include_keys=False)
+    a.close()
+    keys = MemoryKeyStore()
+    restored = kith_ffi.restore_backup(
+        str(tmp_path / "restored"), "a long passphrase", sealed, keys
+    )
+    mine = restored.account()
+    assert (mine.account_id, mine.device_id) == (info.account_id, info.device_id)
+    assert keys.saves == 1 and keys.saved
+    assert restored.get_interaction(iid).summary == "Backed-up coffee"
+    # The relay address is a setting of the data directory, not in the backup.
+    restored.set_relay(relay)
+    # The restored phone is the same device: it goes on syncing with the laptop.
+    later = restored.log_interaction(
+        NewInteraction(summary="Call after the restore", participant_ids=[ana.id])
+    )
+    assert run(restored.sync_now()).pushed_entries >= 1
+    run(b.sync_now())
+    assert b.get_interaction(iid).summary == "Backed-up coffee"
+    assert b.get_interaction(later).summary == "Call after the restore"
+    restored.close()
+    plain = kith_ffi.restore_backup(str(tmp_path / "data-only"), "a long passphrase", data_only)
+    assert plain.account() is None
+    assert not (tmp_path / "data-only" / "keys.json").exists()
+    plain.close()
+    b.close()
+
+
 def test_the_python_example_syncs_to_the_relay(tmp_path, relay):
     repo = pathlib.Path(__file__).resolve().parents[3]
     env = dict(os.environ, PYTHONPATH=str(repo / "bindings" / "generated" / "python"))
