@@ -35,4 +35,4 @@ pub use ops::{
     NewGoal, NewInteraction, NewProject, ParticipantRef, ProjectPatch, SearchResults,
     TimelineQuery,
 };
-pub use store::{CompactionPolicy, DocMeta, RemoteApplied, Store, TableSize};
+pub use store::{CompactionPolicy, DocMeta, RemoteApplied, SnapshotInstalled, Store, TableSize};
