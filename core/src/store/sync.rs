@@ -479,13 +479,9 @@ impl Store {
             DocId::Log { .. } => {
                 let mut all = schema::read_all(d, schema::INTERACTIONS, schema::read_interaction)?;
                 all.sort_by_key(|i| i.id);
-                let mut affected = std::collections::BTreeSet::new();
-                for i in &all {
-                    index::put_interaction_bulk(&txn, i)?;
-                    affected.extend(i.participants.iter().copied());
-                    out.interactions.push(i.id);
-                }
+                let affected = index::put_new_interactions(&txn, &all)?;
                 index::refresh_stats(&txn, &affected)?;
+                out.interactions = all.iter().map(|i| i.id).collect();
             }
         }
         let heads = write_chunk(&txn, doc, l)?;
