@@ -731,7 +731,7 @@ fn progress_line(e: &RelayEvent) -> Option<(String, bool)> {
         return None;
     };
     let mb = |b: u64| b as f64 / 1e6;
-    let pct = |d: u64, t: u64| if t == 0 { 100 } else { d.min(t) * 100 / t };
+    let pct = |d: u64, t: u64| (d.min(t) * 100).checked_div(t).unwrap_or(100);
     let (what, done) = match transfer {
         Transfer::SnapshotDownload => ("downloading the snapshot", true),
         Transfer::SnapshotUpload => ("uploading a snapshot", true),
