@@ -342,7 +342,7 @@ impl Store {
         };
         let after = l.doc.get_heads();
         let missing_deps = !l.doc.get_missing_deps(&[]).is_empty();
-        if is_genesis(doc, &before)? {
+        if is_genesis(doc, &before) {
             return self.commit_fresh(doc, before, after, missing_deps, extra);
         }
         let Some(l) = self.docs.get_mut(&doc) else {
@@ -419,15 +419,26 @@ impl Store {
 
 /// True when `heads` are those of a document holding nothing but its
 /// deterministic genesis (or of no document at all).
-fn is_genesis(doc: DocId, heads: &[ChangeHash]) -> Result<bool, StoreError> {
-    Ok(match heads {
+fn is_genesis(doc: DocId, heads: &[ChangeHash]) -> bool {
+    use std::sync::OnceLock;
+    static MAIN: OnceLock<Option<ChangeHash>> = OnceLock::new();
+    static LOG: OnceLock<Option<ChangeHash>> = OnceLock::new();
+    let genesis_of = |kind| {
+        schema::new_document(kind, &automerge::ActorId::random())
+            .ok()
+            .and_then(|mut d| d.get_heads().first().copied())
+    };
+    match heads {
         [] => true,
         [h] => {
-            let mut genesis = schema::new_document(doc.kind(), &automerge::ActorId::random())?;
-            genesis.get_heads().first() == Some(h)
+            let genesis = match doc.kind() {
+                schema::DocKind::Main => MAIN.get_or_init(|| genesis_of(schema::DocKind::Main)),
+                schema::DocKind::Log => LOG.get_or_init(|| genesis_of(schema::DocKind::Log)),
+            };
+            genesis.as_ref() == Some(h)
         }
         _ => false,
-    })
+    }
 }
 
 impl Store {

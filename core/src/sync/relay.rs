@@ -92,7 +92,7 @@ impl Default for RelayConfig {
             pull_bytes_max: 768 * 1024,
             push_bytes_max: 768 * 1024,
             snapshot_tail_entries_min: 256,
-            snapshot_tail_bytes_min: 1024 * 1024,
+            snapshot_tail_bytes_min: 256 * 1024,
             subscribe: true,
             registration_token: None,
         }
@@ -342,6 +342,12 @@ pub fn sync_status(store: &mut Store) -> Result<SyncStatus, StoreError> {
         tables::create(&txn)?;
         txn.commit()?;
     }
+    read_status(store)
+}
+
+/// [`sync_status`] for a store whose sync tables exist (a [`RelaySync`]
+/// created them): a read transaction only, no durable commit per call.
+fn read_status(store: &mut Store) -> Result<SyncStatus, StoreError> {
     let txn = store.writable()?.begin_read()?;
     let meta = txn.open_table(tables::META)?;
     let u = |k: &str| -> Result<u64, StoreError> {
@@ -727,7 +733,7 @@ impl RelaySync {
                 if self.cfg.subscribe {
                     self.send(Request::Subscribe, Req::Subscribe);
                 }
-                let st = sync_status(store)?;
+                let st = read_status(store)?;
                 // A device that never pulled starts from the newest snapshot.
                 self.snapshot_wanted = st.cursors.is_empty();
                 self.heads_wanted = true;
@@ -999,7 +1005,7 @@ impl RelaySync {
     ) -> Result<(), RelaySyncError> {
         let me = self.id.device_id();
         self.remote_heads = heads.to_vec();
-        let st = sync_status(store)?;
+        let st = read_status(store)?;
         let my_head = heads.iter().find(|c| c.device == me).map_or(0, |c| c.seq);
         if !self.own_head_known {
             self.own_head_known = true;
@@ -1318,7 +1324,7 @@ impl RelaySync {
     }
 
     fn pull_cursors(&self, store: &mut Store) -> Result<Vec<Cursor>, StoreError> {
-        let st = sync_status(store)?;
+        let st = read_status(store)?;
         let me = self.id.device_id();
         let mut cursors = st.cursors;
         match cursors.iter_mut().find(|c| c.device == me) {
