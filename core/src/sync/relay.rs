@@ -76,8 +76,8 @@ pub struct RelayConfig {
     pub push_bytes_max: usize,
     /// Upload a snapshot once the relay holds at least this many tail entries...
     pub snapshot_tail_entries_min: u64,
-    /// ...or once this session moved this many entry bytes (and the tail has
-    /// at least two entries).
+    /// ...or once this device pushed this many entry bytes in this session
+    /// (and the tail has at least two entries).
     pub snapshot_tail_bytes_min: u64,
     /// Ask the relay for live events.
     pub subscribe: bool,
@@ -278,6 +278,7 @@ pub struct RelaySync {
     own_head_known: bool,
     initial_pull_done: bool,
     push_retry_at_ms: Option<u64>,
+    /// Entry bytes this device pushed since its last snapshot (this session).
     session_bytes: u64,
     idle_reported: bool,
     now_ms: u64,
@@ -1349,8 +1350,10 @@ impl RelaySync {
         if entries.is_empty() {
             return Ok(());
         }
+        // Received bytes do not count toward a snapshot: a device that just
+        // caught up should not pay for one (the pusher does, and the
+        // entry-count rule covers everyone).
         let bytes: usize = entries.iter().map(|e| e.ciphertext.len()).sum();
-        self.session_bytes += bytes as u64;
         self.events.push_back(RelayEvent::Received {
             entries: entries.len(),
             bytes,
