@@ -35,4 +35,6 @@ pub use ops::{
     NewGoal, NewInteraction, NewProject, ParticipantRef, ProjectPatch, SearchResults,
     TimelineQuery,
 };
-pub use store::{CompactionPolicy, DocMeta, RemoteApplied, RemoteChanges, Store, TableSize};
+pub use store::{
+    CompactionPolicy, DocMeta, RemoteApplied, RemoteChanges, SnapshotInstalled, Store, TableSize,
+};

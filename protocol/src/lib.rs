@@ -26,7 +26,10 @@ pub use frame::{
     parse_header,
 };
 pub use keys::{AccountId, DeviceId, KeyError, RelayKey};
-pub use msg::{ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, Request, Response, ServerMsg};
+pub use msg::{
+    ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response,
+    ServerMsg,
+};
 pub use sign::{DeviceCert, Revocation, SignatureError, auth_message, sign_auth, verify_auth};
 
 /// Re-export so users name the exact signature type of the wire format.

@@ -1,4 +1,4 @@
-//! Every message of relay protocol version 1, as serde types encoded with
+//! Every message of relay protocol versions 1 and 2, as serde types encoded with
 //! postcard (see [`crate::frame`] and docs/PROTOCOL.md).
 //!
 //! Conversation: the client sends [`ClientMsg::Hello`]; the server answers
@@ -9,6 +9,11 @@
 //! [`ServerMsg::Error`] with the same id. After a `Subscribe`, the server also
 //! sends [`ServerMsg::Event`]s at any time. Enum variant order is part of the
 //! wire format: variants are only ever appended.
+//!
+//! Version 2 appends fragmented snapshots: [`Request::PutSnapshotPart`] +
+//! [`Request::CommitSnapshot`] upload a snapshot larger than one frame, and
+//! [`Request::GetSnapshotRange`] downloads one in ranges. The relay refuses
+//! these on a connection that negotiated version 1.
 
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
@@ -17,8 +22,13 @@ use crate::envelope::{Cursor, SealedEntry, SealedSnapshot};
 use crate::keys::{AccountId, DeviceId, RelayKey};
 use crate::sign::{DeviceCert, Revocation};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// Every protocol version this crate speaks, newest first (what a client
+/// offers in `Hello`).
+pub const PROTOCOL_VERSIONS: &[u16] = &[2, 1];
+/// Most parts one fragmented snapshot upload may have.
+pub const SNAPSHOT_PARTS_MAX: u32 = 4096;
 /// TLS ALPN identifier of the relay protocol.
 pub const ALPN: &[u8] = b"kith-relay/1";
 /// Default UDP port of a relay.
@@ -124,6 +134,41 @@ pub enum Request {
     },
     /// Liveness check.
     Ping,
+    /// (Version 2.) Part `index` of `count` of the ciphertext of a snapshot
+    /// too large for one frame. Parts of one upload are invisible until
+    /// [`Request::CommitSnapshot`]; a new `upload` id from the same device
+    /// discards the parts of its previous unfinished upload.
+    PutSnapshotPart {
+        /// Client-chosen id of this upload.
+        upload: u64,
+        /// Position of this part, from 0.
+        index: u32,
+        /// Number of parts, at most [`SNAPSHOT_PARTS_MAX`]; the same in every part.
+        count: u32,
+        /// The bytes; the parts concatenate to the snapshot's ciphertext.
+        bytes: Vec<u8>,
+    },
+    /// (Version 2.) Completes a fragmented upload: `snapshot` is the envelope
+    /// with an EMPTY ciphertext; the relay concatenates the parts into it,
+    /// verifies the signature over the whole and stores it like
+    /// [`Request::PutSnapshot`].
+    CommitSnapshot {
+        /// The upload id used in the parts.
+        upload: u64,
+        /// The envelope, ciphertext empty.
+        snapshot: SealedSnapshot,
+    },
+    /// (Version 2.) A range of the stored snapshot's ciphertext.
+    GetSnapshotRange {
+        /// The id from an earlier [`Response::SnapshotRange`] (`None` to
+        /// start): if the stored snapshot changed since, the answer is
+        /// [`ErrorCode::SnapshotChanged`].
+        snapshot_id: Option<[u8; 32]>,
+        /// First ciphertext byte wanted.
+        offset: u64,
+        /// Most ciphertext bytes wanted (the relay may return fewer).
+        bytes_max: u32,
+    },
 }
 
 /// Messages from the relay to a device.
@@ -217,6 +262,25 @@ pub enum Response {
     },
     /// Answer to ping.
     Pong,
+    /// (Version 2.) A snapshot part is stored (not yet visible).
+    SnapshotPartStored {
+        /// The upload id.
+        upload: u64,
+        /// The part stored.
+        index: u32,
+    },
+    /// (Version 2.) A range of the stored snapshot.
+    SnapshotRange {
+        /// `None` if the account has no snapshot. Otherwise the envelope
+        /// whose `ciphertext` holds only the bytes `offset ..` of this range.
+        snapshot: Option<SealedSnapshot>,
+        /// Identifies the stored snapshot (SHA-256 of its signature).
+        snapshot_id: [u8; 32],
+        /// Length of the whole ciphertext, in bytes.
+        total_bytes: u64,
+        /// Offset of this range.
+        offset: u64,
+    },
 }
 
 /// Pushes to a subscribed device.
@@ -309,6 +373,15 @@ pub enum ErrorCode {
     Internal,
     /// The relay is shutting down; reconnect later.
     ShuttingDown,
+    /// (Version 2.) The stored snapshot is not the one named: restart the
+    /// ranged download from offset 0 without an id.
+    SnapshotChanged,
+    /// (Version 2.) The snapshot upload is unknown (never started, replaced by
+    /// a newer upload of the device, or expired) or incomplete.
+    SnapshotUploadIncomplete {
+        /// Parts the relay holds for this upload.
+        parts_stored: u32,
+    },
 }
 
 impl ErrorCode {
@@ -358,6 +431,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::SnapshotChanged => "snapshot_changed",
+            ErrorCode::SnapshotUploadIncomplete { .. } => "snapshot_upload_incomplete",
         }
     }
 }

@@ -114,6 +114,23 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         k32().prop_map(|slot| Request::MailboxTake { slot }),
         Just(Request::Ping),
+        (any::<u64>(), any::<u32>(), any::<u32>(), bytes()).prop_map(
+            |(upload, index, count, bytes)| Request::PutSnapshotPart {
+                upload,
+                index,
+                count,
+                bytes
+            }
+        ),
+        (any::<u64>(), snapshot())
+            .prop_map(|(upload, snapshot)| Request::CommitSnapshot { upload, snapshot }),
+        (proptest::option::of(k32()), any::<u64>(), any::<u32>()).prop_map(
+            |(snapshot_id, offset, bytes_max)| Request::GetSnapshotRange {
+                snapshot_id,
+                offset,
+                bytes_max
+            }
+        ),
     ]
 }
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
@@ -163,6 +180,8 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::RateLimited),
         Just(ErrorCode::Internal),
         Just(ErrorCode::ShuttingDown),
+        Just(ErrorCode::SnapshotChanged),
+        any::<u32>().prop_map(|parts_stored| ErrorCode::SnapshotUploadIncomplete { parts_stored }),
     ]
 }
 fn response() -> impl Strategy<Value = Response> {
@@ -185,6 +204,22 @@ fn response() -> impl Strategy<Value = Response> {
         Just(Response::MailboxStored),
         bytes().prop_map(|blob| Response::MailboxBlob { blob }),
         Just(Response::Pong),
+        (any::<u64>(), any::<u32>())
+            .prop_map(|(upload, index)| Response::SnapshotPartStored { upload, index }),
+        (
+            proptest::option::of(snapshot()),
+            k32(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(|(snapshot, snapshot_id, total_bytes, offset)| {
+                Response::SnapshotRange {
+                    snapshot,
+                    snapshot_id,
+                    total_bytes,
+                    offset,
+                }
+            }),
     ]
 }
 fn server_msg() -> impl Strategy<Value = ServerMsg> {

@@ -46,6 +46,12 @@ pub struct Limits {
     pub write_batch_ops_max: usize,
     /// Most write ops waiting for the writer.
     pub write_queue_ops_max: usize,
+    /// Most bytes one fragmented snapshot upload may hold before its commit
+    /// (one unfinished upload per device); the committed snapshot then
+    /// counts against the account quota.
+    pub snapshot_upload_bytes_max: u64,
+    /// An unfinished snapshot upload older than this is deleted, ms.
+    pub snapshot_upload_ttl_ms: u64,
 }
 
 impl Default for Limits {
@@ -65,6 +71,8 @@ impl Default for Limits {
             unauth_requests_max: 8,
             write_batch_ops_max: 512,
             write_queue_ops_max: 8192,
+            snapshot_upload_bytes_max: 256 << 20,
+            snapshot_upload_ttl_ms: 3_600_000,
         }
     }
 }

@@ -65,6 +65,9 @@ struct Cli {
     /// QUIC idle timeout, ms. Default 60000.
     #[arg(long, env = "KITH_RELAY_IDLE_TIMEOUT_MS", global = true)]
     idle_timeout_ms: Option<u64>,
+    /// Most bytes of one unfinished fragmented snapshot upload. Default 268435456 (256 MiB).
+    #[arg(long, env = "KITH_RELAY_SNAPSHOT_UPLOAD_BYTES_MAX", global = true)]
+    snapshot_upload_bytes_max: Option<u64>,
     /// PEM certificate chain issued by a CA for --public-host (with --tls-key). Default: a
     /// self-signed certificate for the identity key, which clients pin.
     #[arg(long, env = "KITH_RELAY_TLS_CERT", global = true, requires = "tls_key")]
@@ -113,6 +116,7 @@ struct FileConfig {
     pull_entries_max: Option<usize>,
     mailbox_ttl_s_max: Option<u32>,
     idle_timeout_ms: Option<u64>,
+    snapshot_upload_bytes_max: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -172,6 +176,10 @@ fn settings(cli: &Cli) -> Result<Settings> {
             .idle_timeout_ms
             .or(file.idle_timeout_ms)
             .unwrap_or(d.idle_timeout_ms),
+        snapshot_upload_bytes_max: cli
+            .snapshot_upload_bytes_max
+            .or(file.snapshot_upload_bytes_max)
+            .unwrap_or(d.snapshot_upload_bytes_max),
         ..d
     };
     let metrics_listen = cli

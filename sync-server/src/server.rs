@@ -23,7 +23,8 @@ use ed25519_dalek::SigningKey;
 use kith_protocol::msg::{HELLO_VERSIONS_MAX, PUSH_ENTRIES_MAX, TOKEN_BYTES_MAX, close_code};
 use kith_protocol::{
     AccountId, ClientMsg, DeviceCert, DeviceId, ErrorCode, Event, FRAME_BYTES_MAX, FrameError,
-    PROTOCOL_VERSION, RelayAddress, RelayKey, Request, Response, ServerMsg, Signature,
+    PROTOCOL_VERSIONS, RelayAddress, RelayKey, Request, Response, SealedSnapshot, ServerMsg,
+    Signature,
 };
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -50,6 +51,9 @@ const CLOSE_LINGER_MS: u64 = 2000;
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// How often expired mailbox blobs and stale rate windows are deleted.
 const MAILBOX_SWEEP_MS: u64 = 60_000;
+/// Frame bytes kept for the envelope of a snapshot range (up to
+/// [`CURSORS_MAX`] cursors of 41 bytes, keys, nonce, signature, framing).
+pub const SNAPSHOT_RANGE_OVERHEAD_BYTES: usize = 200 * 1024;
 
 /// A relay ready to run: configuration, identity, store and metrics.
 #[derive(Debug, Clone)]
@@ -320,6 +324,13 @@ fn store_error_code(e: &StoreError) -> ErrorCode {
         StoreError::BadToken => ErrorCode::BadToken,
         StoreError::Revoked => ErrorCode::DeviceRevoked,
         StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
+        StoreError::UploadTooLarge { limit_bytes } => ErrorCode::TooLarge {
+            limit: *limit_bytes,
+        },
+        StoreError::UploadInconsistent { .. } => ErrorCode::SnapshotInvalid,
+        StoreError::UploadIncomplete { parts_stored } => ErrorCode::SnapshotUploadIncomplete {
+            parts_stored: *parts_stored,
+        },
         StoreError::Backend { .. } => ErrorCode::Internal,
     }
 }
@@ -403,6 +414,15 @@ pub async fn run(
                 // Rate windows older than a minute carry no information.
                 let now = now_ms();
                 lock(&shared.rates).retain(|_, (start, _)| now.saturating_sub(*start) < 60_000);
+                let started_before_ms =
+                    now.saturating_sub(shared.config.limits.snapshot_upload_ttl_ms);
+                if let Ok(WriteOutcome::SnapshotUploadsExpired(n)) = shared
+                    .write(WriteOp::SnapshotUploadsExpire { started_before_ms })
+                    .await
+                    && n > 0
+                {
+                    debug!(n, "abandoned snapshot uploads deleted");
+                }
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
                     .write(WriteOp::MailboxExpire { now_ms: now_ms() })
                     .await
@@ -682,6 +702,8 @@ fn frame_error_code(e: &FrameError) -> ErrorCode {
 struct Session {
     account: AccountId,
     device: DeviceId,
+    /// Negotiated protocol version.
+    version: u16,
 }
 
 async fn serve(
@@ -708,6 +730,7 @@ async fn serve(
     let max = limits.frame_bytes_max;
 
     // 1. Version handshake.
+    let version: u16;
     let first =
         match tokio::time::timeout(handshake, read_msg(&mut recv, PREAUTH_FRAME_BYTES_MAX)).await {
             Ok(m) => m,
@@ -724,15 +747,24 @@ async fn serve(
                     .fatal(ErrorCode::UnexpectedMessage, "expected hello")
                     .await);
             };
-            if versions.len() > HELLO_VERSIONS_MAX || !versions.contains(&PROTOCOL_VERSION) {
-                return Err(out
-                    .fatal(
-                        ErrorCode::UnsupportedVersion {
-                            supported: vec![PROTOCOL_VERSION],
-                        },
-                        "none of the offered protocol versions is supported",
-                    )
-                    .await);
+            // The highest version both speak.
+            let common = PROTOCOL_VERSIONS
+                .iter()
+                .copied()
+                .filter(|v| versions.contains(v))
+                .max();
+            match common {
+                Some(v) if versions.len() <= HELLO_VERSIONS_MAX => version = v,
+                _ => {
+                    return Err(out
+                        .fatal(
+                            ErrorCode::UnsupportedVersion {
+                                supported: PROTOCOL_VERSIONS.to_vec(),
+                            },
+                            "none of the offered protocol versions is supported",
+                        )
+                        .await);
+                }
             }
         }
         Incoming::Bad(e) => return Err(out.fatal(frame_error_code(&e), &e.to_string()).await),
@@ -741,7 +773,7 @@ async fn serve(
     let mut challenge = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
     out.send(&ServerMsg::Welcome {
-        version: PROTOCOL_VERSION,
+        version,
         relay: shared.relay_key,
         challenge,
         frame_bytes_max: u32::try_from(max).unwrap_or(u32::MAX),
@@ -797,6 +829,7 @@ async fn serve(
                         session = Some(Session {
                             account: cert.account,
                             device: cert.device,
+                            version,
                         });
                         info!(account = %cert.account, device = %cert.device, registered, "device authenticated");
                         out.send(&ServerMsg::AuthOk {
@@ -1072,37 +1105,120 @@ async fn handle_request(
                     "snapshot must be of the authenticated device",
                 );
             }
-            if snapshot.covers.len() > CURSORS_MAX {
-                return refuse(
-                    ErrorCode::TooLarge {
-                        limit: CURSORS_MAX as u64,
-                    },
-                    "too many cursors",
-                );
-            }
-            if snapshot.verify().is_err() {
-                return refuse(
-                    ErrorCode::BadSignature,
-                    "snapshot signature does not verify",
-                );
-            }
-            let op = WriteOp::PutSnapshot {
-                snapshot,
-                quota_bytes: limits.quota_bytes_per_account,
-            };
-            match shared.write(op).await.map_err(store_err)? {
-                WriteOutcome::SnapshotStored { pruned_entries } => {
-                    Ok(Response::SnapshotStored { pruned_entries })
-                }
-                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
-            }
+            store_snapshot(shared, snapshot, None).await
         }
         Request::GetSnapshot => {
             let snapshot = shared
                 .read(move |st| st.snapshot(&account))
                 .await
                 .map_err(store_err)?;
+            let size = snapshot.as_ref().map_or(0, |s| {
+                postcard::experimental::serialized_size(s).unwrap_or(usize::MAX)
+            });
+            if size + ENTRY_OVERHEAD_BYTES > limits.frame_bytes_max {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: limits.frame_bytes_max as u64,
+                    },
+                    "the snapshot is larger than one frame: fetch it with GetSnapshotRange (protocol 2)",
+                );
+            }
             Ok(Response::Snapshot { snapshot })
+        }
+        Request::PutSnapshotPart { .. }
+        | Request::CommitSnapshot { .. }
+        | Request::GetSnapshotRange { .. }
+            if s.version < 2 =>
+        {
+            refuse(
+                ErrorCode::UnexpectedMessage,
+                "fragmented snapshots need protocol version 2",
+            )
+        }
+        Request::PutSnapshotPart {
+            upload,
+            index,
+            count,
+            bytes,
+        } => {
+            let op = WriteOp::PutSnapshotPart {
+                account,
+                device,
+                upload,
+                index,
+                count,
+                bytes,
+                upload_bytes_max: limits.snapshot_upload_bytes_max,
+                now_ms: now_ms(),
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::SnapshotPartStored => {
+                    Ok(Response::SnapshotPartStored { upload, index })
+                }
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
+            }
+        }
+        Request::CommitSnapshot {
+            upload,
+            mut snapshot,
+        } => {
+            if snapshot.account != account || snapshot.device != device {
+                return refuse(
+                    ErrorCode::WrongAccount,
+                    "snapshot must be of the authenticated device",
+                );
+            }
+            if !snapshot.ciphertext.is_empty() {
+                return refuse(
+                    ErrorCode::SnapshotInvalid,
+                    "a committed snapshot carries its ciphertext in parts only",
+                );
+            }
+            // Only the connection's own device's parts: another account or
+            // device can neither read nor complete them.
+            snapshot.ciphertext = shared
+                .read(move |st| st.snapshot_upload(&account, &device, upload))
+                .await
+                .map_err(store_err)?;
+            store_snapshot(shared, snapshot, Some(upload)).await
+        }
+        Request::GetSnapshotRange {
+            snapshot_id,
+            offset,
+            bytes_max,
+        } => {
+            // Room for the envelope (cursors) next to the range in one frame.
+            let room = limits
+                .frame_bytes_max
+                .saturating_sub(SNAPSHOT_RANGE_OVERHEAD_BYTES)
+                .max(1);
+            let bytes_max = (bytes_max as usize).clamp(1, room);
+            let range = shared
+                .read(move |st| st.snapshot_range(&account, offset, bytes_max))
+                .await
+                .map_err(store_err)?;
+            match range {
+                None if snapshot_id.is_some() => refuse(
+                    ErrorCode::SnapshotChanged,
+                    "the snapshot was replaced or removed",
+                ),
+                None => Ok(Response::SnapshotRange {
+                    snapshot: None,
+                    snapshot_id: [0; 32],
+                    total_bytes: 0,
+                    offset: 0,
+                }),
+                Some(r) if snapshot_id.is_some_and(|id| id != r.snapshot_id) => refuse(
+                    ErrorCode::SnapshotChanged,
+                    "the snapshot was replaced since the first range",
+                ),
+                Some(r) => Ok(Response::SnapshotRange {
+                    snapshot: Some(r.snapshot),
+                    snapshot_id: r.snapshot_id,
+                    total_bytes: r.total_bytes,
+                    offset,
+                }),
+            }
         }
         Request::Heads => {
             let h = shared
@@ -1167,6 +1283,45 @@ async fn handle_request(
             }
         }
         Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+    }
+}
+
+/// Verifies a (whole) snapshot of the connection's device and stores it;
+/// `finished_upload` names the fragmented upload it was assembled from.
+async fn store_snapshot(
+    shared: &Arc<Shared>,
+    snapshot: SealedSnapshot,
+    finished_upload: Option<u64>,
+) -> Result<Response, (ErrorCode, String)> {
+    let limits = &shared.config.limits;
+    if snapshot.covers.len() > CURSORS_MAX {
+        return Err((
+            ErrorCode::TooLarge {
+                limit: CURSORS_MAX as u64,
+            },
+            "too many cursors".into(),
+        ));
+    }
+    if snapshot.verify().is_err() {
+        return Err((
+            ErrorCode::BadSignature,
+            "snapshot signature does not verify".into(),
+        ));
+    }
+    let op = WriteOp::PutSnapshot {
+        snapshot,
+        quota_bytes: limits.quota_bytes_per_account,
+        finished_upload,
+    };
+    match shared
+        .write(op)
+        .await
+        .map_err(|e| (store_error_code(&e), e.to_string()))?
+    {
+        WriteOutcome::SnapshotStored { pruned_entries } => {
+            Ok(Response::SnapshotStored { pruned_entries })
+        }
+        _ => Err((ErrorCode::Internal, "unexpected store outcome".into())),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! 1. a new device bootstrapping 5,000 and 50,000 interactions through a
 //!    real relay on loopback: time, bytes on the wire, and those bytes over
-//!    the compressed document (sum of `save()` of every document);
+//!    the compressed document (sum of `save()` of every document); once
+//!    from the log alone (the uploader made no snapshot) and once from the
+//!    snapshot the uploader left (fragmented when over 1 MiB);
 //! 2. propagation A -> relay -> B of one logged interaction, both devices
 //!    connected and watching, 200 trials: p50 / p99;
 //! 3. peer-to-peer reconnect after one new interaction: bytes and round trips.
@@ -54,7 +56,7 @@ fn compressed_doc_bytes(d: &Device) -> usize {
         .sum()
 }
 
-async fn bootstrap(n: usize) {
+async fn bootstrap(n: usize, via_snapshot: bool) {
     let dir = tempfile::tempdir().unwrap();
     let relay = TestRelay::start(dir.path());
     let a = Device::first("laptop");
@@ -64,11 +66,24 @@ async fn bootstrap(n: usize) {
     let doc_bytes = compressed_doc_bytes(&a);
     let t = Instant::now();
     let mut snapshot = false;
+    // The uploader either leaves a snapshot right after its import or none.
+    let up_cfg = if via_snapshot {
+        RelayConfig {
+            snapshot_tail_bytes_min: 0,
+            ..RelayConfig::default()
+        }
+    } else {
+        RelayConfig {
+            snapshot_tail_entries_min: u64::MAX,
+            snapshot_tail_bytes_min: u64::MAX,
+            ..RelayConfig::default()
+        }
+    };
     let up = kith_net::relay_round(
         &a.store,
         &a.id,
         &relay.address(),
-        RelayConfig::default(),
+        up_cfg,
         vec![],
         TIMEOUT_MS,
         |e| {
@@ -99,8 +114,10 @@ async fn bootstrap(n: usize) {
     let ms = t.elapsed().as_millis();
     let got = b.s().all_interactions().unwrap().len();
     assert_eq!(got, a.s().all_interactions().unwrap().len());
+    assert_eq!(down.snapshot_applied, via_snapshot);
     println!(
-        "bootstrap {n:>6} interactions: new device {ms} ms, {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
+        "bootstrap {n:>6} interactions via {}: new device {ms} ms, {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
+        if via_snapshot { "snapshot" } else { "log" },
         down.wire_received_bytes,
         down.wire_sent_bytes,
         doc_bytes,
@@ -293,9 +310,17 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        bootstrap(5_000).await;
+        let only_bootstrap = std::env::args().any(|a| a == "--bootstrap-only");
+        for via_snapshot in [false, true] {
+            bootstrap(5_000, via_snapshot).await;
+        }
         if !quick {
-            bootstrap(50_000).await;
+            for via_snapshot in [false, true] {
+                bootstrap(50_000, via_snapshot).await;
+            }
+        }
+        if only_bootstrap {
+            return;
         }
         propagation(if quick { 50 } else { 200 }).await;
         p2p_reconnect().await;

@@ -329,6 +329,75 @@ pub(crate) fn put_interaction_bulk(txn: &WriteTransaction, new: &Interaction) ->
     put_interaction_rows(txn, None, new)
 }
 
+/// Indexes many interactions none of which is indexed yet (a document
+/// arriving whole on a new device): the same rows as
+/// [`put_interaction_bulk`] for each, but every table is opened once and
+/// filled in key order. Returns the contacts involved, whose stats the
+/// caller refreshes once ([`refresh_stats`]).
+pub(crate) fn put_new_interactions(
+    txn: &WriteTransaction,
+    interactions: &[Interaction],
+) -> R<BTreeSet<ContactId>> {
+    let mut affected = BTreeSet::new();
+    let mut records_rows = Vec::with_capacity(interactions.len());
+    let mut by_time_rows = Vec::with_capacity(interactions.len());
+    let mut by_contact_rows = Vec::new();
+    let mut followup_rows = Vec::new();
+    let mut search_rows: Vec<(String, u128)> = Vec::new();
+    for i in interactions {
+        let id = i.id.to_u128();
+        records_rows.push((id, encode(i, "interactions")?));
+        let deleted = i.is_deleted();
+        by_time_rows.push(((i.at_ms, id), deleted));
+        for c in &i.participants {
+            by_contact_rows.push(((c.to_u128(), i.at_ms, id), deleted));
+            affected.insert(*c);
+        }
+        if !deleted {
+            for (fid, fu) in &i.follow_ups {
+                if fu.done_ms.is_none() {
+                    followup_rows.push((due_key(fu.due), id, fid.to_u128()));
+                }
+            }
+        }
+        search_rows.extend(interaction_tokens(i).into_iter().map(|t| (t, id)));
+    }
+    records_rows.sort_by_key(|(id, _)| *id);
+    by_time_rows.sort();
+    by_contact_rows.sort();
+    followup_rows.sort();
+    search_rows.sort();
+    {
+        let mut t = txn.open_table(INTERACTIONS)?;
+        for (id, bytes) in &records_rows {
+            t.insert(*id, bytes.as_slice())?;
+        }
+    }
+    {
+        let mut t = txn.open_table(BY_TIME)?;
+        for (k, deleted) in by_time_rows {
+            t.insert(k, deleted)?;
+        }
+    }
+    {
+        let mut t = txn.open_table(BY_CONTACT)?;
+        for (k, deleted) in by_contact_rows {
+            t.insert(k, deleted)?;
+        }
+    }
+    {
+        let mut t = txn.open_table(FOLLOWUPS)?;
+        for k in followup_rows {
+            t.insert(k, ())?;
+        }
+    }
+    let mut t = txn.open_table(SEARCH)?;
+    for (tok, id) in &search_rows {
+        t.insert((tok.as_str(), KIND_INTERACTION, *id), ())?;
+    }
+    Ok(affected)
+}
+
 fn put_interaction_rows(
     txn: &WriteTransaction,
     old: Option<&Interaction>,

@@ -32,7 +32,7 @@
 
 mod sync;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +53,7 @@ use crate::error::{OpError, OpenError, StoreError};
 use crate::index;
 use crate::schema;
 
-pub use sync::{RemoteApplied, RemoteChanges};
+pub use sync::{RemoteApplied, RemoteChanges, SnapshotInstalled};
 
 /// The store file inside the data directory.
 pub const STORE_FILE: &str = "kith.redb";
@@ -889,32 +889,7 @@ impl Store {
         self.load_all()?;
         let mut txn = self.writable()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        index::clear(&txn)?;
-        let mut ids: Vec<DocId> = self.docs.keys().copied().collect();
-        ids.sort();
-        let (mut contacts, mut interactions, mut projects, mut goals) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut settings = crate::model::Settings::default();
-        for id in ids {
-            let Some(l) = self.docs.get(&id) else {
-                continue;
-            };
-            let doc = &l.doc;
-            match id {
-                DocId::Main => {
-                    contacts = schema::read_all(doc, schema::CONTACTS, schema::read_contact)?;
-                    projects = schema::read_all(doc, schema::PROJECTS, schema::read_project)?;
-                    goals = schema::read_all(doc, schema::GOALS, schema::read_goal)?;
-                    settings = schema::read_settings(doc)?;
-                }
-                DocId::Log { .. } => interactions.extend(schema::read_all(
-                    doc,
-                    schema::INTERACTIONS,
-                    schema::read_interaction,
-                )?),
-            }
-        }
-        index::rebuild(&txn, contacts, interactions, projects, goals, &settings)?;
+        rebuild_index(&txn, &self.docs)?;
         txn.commit()?;
         Ok(())
     }
@@ -1103,6 +1078,48 @@ fn put_meta(txn: &WriteTransaction, name: &str, meta: &DocMeta) -> Result<(), St
     })?;
     txn.open_table(DOC_META)?.insert(name, bytes.as_slice())?;
     Ok(())
+}
+
+/// Clears every index table and rebuilds it from `docs` in `txn` (what
+/// [`Store::reindex`] and a snapshot bootstrap do). Returns how many
+/// interactions each log document holds and the contacts in the main one.
+pub(crate) fn rebuild_index(
+    txn: &WriteTransaction,
+    docs: &HashMap<DocId, LoadedDoc>,
+) -> Result<BTreeMap<DocId, usize>, StoreError> {
+    index::clear(txn)?;
+    let mut ids: Vec<DocId> = docs.keys().copied().collect();
+    ids.sort();
+    let (mut contacts, mut interactions, mut projects, mut goals) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut settings = crate::model::Settings::default();
+    let mut counts = BTreeMap::new();
+    for id in ids {
+        let Some(l) = docs.get(&id) else {
+            continue;
+        };
+        let doc = &l.doc;
+        match id {
+            DocId::Main => {
+                contacts = schema::read_all(doc, schema::CONTACTS, schema::read_contact)?;
+                projects = schema::read_all(doc, schema::PROJECTS, schema::read_project)?;
+                goals = schema::read_all(doc, schema::GOALS, schema::read_goal)?;
+                settings = schema::read_settings(doc)?;
+                counts.insert(id, contacts.len());
+            }
+            DocId::Log { .. } => {
+                let before = interactions.len();
+                interactions.extend(schema::read_all(
+                    doc,
+                    schema::INTERACTIONS,
+                    schema::read_interaction,
+                )?);
+                counts.insert(id, interactions.len() - before);
+            }
+        }
+    }
+    index::rebuild(txn, contacts, interactions, projects, goals, &settings)?;
+    Ok(counts)
 }
 
 /// Appends the changes of `l` since its saved heads as a chunk. Returns the

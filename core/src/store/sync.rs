@@ -3,8 +3,15 @@
 //! touched, and commit chunk + index + the caller's own table writes (for
 //! example sync cursors) in ONE redb transaction. Also the read side: heads,
 //! and the changes a peer lacks (all, or only this device's own).
+//!
+//! A snapshot bootstrap ([`Store::apply_snapshot_docs`]) takes another path:
+//! a full save that contains everything the local document has is loaded as
+//! is and stored as the document's single chunk (no change-by-change apply,
+//! no re-save), the index is rebuilt in one batch exactly like
+//! [`Store::reindex`], and documents, index and the caller's bookkeeping
+//! commit in one transaction.
 
-use automerge::{Change, ChangeHash};
+use automerge::{AutoCommit, Change, ChangeHash};
 use redb::{Durability, WriteTransaction};
 
 use crate::doc::{DocId, LoadedDoc};
@@ -13,7 +20,9 @@ use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
 use crate::index;
 use crate::schema;
 
-use super::{Store, write_chunk};
+use super::{
+    CHUNKS, ChunkRead, Store, heads_bytes, put_meta, rebuild_index, sealed_chunk, write_chunk,
+};
 
 /// What a remote merge changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,6 +97,11 @@ impl RemoteChangeLog {
         c.goals.extend(applied.goals.iter().copied());
     }
 
+    /// A bootstrap replaced whole documents: the UI refreshes everything.
+    fn record_everything(&mut self) {
+        self.changes.overflowed = true;
+    }
+
     fn take(&mut self) -> RemoteChanges {
         let mut c = std::mem::take(&mut self.changes);
         self.ids = 0;
@@ -109,6 +123,145 @@ impl Store {
     /// empty.
     pub fn take_remote_changes(&mut self) -> RemoteChanges {
         self.remote_log.take()
+    }
+}
+
+/// What a snapshot bootstrap did ([`Store::apply_snapshot_docs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotInstalled {
+    /// Documents taken over as saved (the local one had nothing else).
+    pub replaced: Vec<DocId>,
+    /// Documents merged into local content the snapshot lacks.
+    pub merged: Vec<DocId>,
+    /// Records after the bootstrap: contacts of `main`, interactions of each
+    /// log document.
+    pub records: Vec<(DocId, usize)>,
+}
+
+impl Store {
+    /// Bootstraps documents from full saves (a relay snapshot). A save whose
+    /// history contains every local head replaces the local document and is
+    /// stored, byte for byte, as its only chunk; otherwise it is merged into
+    /// the local document. The index is then rebuilt from every document (the
+    /// same rows [`Store::reindex`] writes), `extra` runs on the transaction,
+    /// and all of it commits durably at once. On error nothing is written and
+    /// the affected documents are dropped from memory (they reload as stored).
+    pub fn apply_snapshot_docs(
+        &mut self,
+        docs: Vec<(DocId, Vec<u8>)>,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<SnapshotInstalled, StoreError> {
+        let ids: Vec<DocId> = docs.iter().map(|(d, _)| *d).collect();
+        let result = self.apply_snapshot_inner(docs, extra);
+        if result.is_err() {
+            for id in ids {
+                self.docs.remove(&id);
+            }
+        }
+        result
+    }
+
+    fn apply_snapshot_inner(
+        &mut self,
+        docs: Vec<(DocId, Vec<u8>)>,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<SnapshotInstalled, StoreError> {
+        self.load_all()?;
+        let mut out = SnapshotInstalled::default();
+        // Saves kept to be written as chunks: (doc, bytes) for replaced documents.
+        let mut saves: Vec<(DocId, Vec<u8>)> = Vec::new();
+        for (id, save) in docs {
+            let name = id.to_string();
+            let mut incoming = AutoCommit::load(&save).map_err(|e| StoreError::BadChange {
+                doc: name.clone(),
+                index: 0,
+                detail: format!("snapshot document does not load: {e}"),
+            })?;
+            schema::check_schema(&incoming, &name)?;
+            let replace = match self.docs.get_mut(&id) {
+                None => true,
+                Some(l) => l
+                    .doc
+                    .get_heads()
+                    .iter()
+                    .all(|h| incoming.get_change_by_hash(h).is_some()),
+            };
+            if replace {
+                incoming.set_actor(self.actor().clone());
+                self.docs.insert(
+                    id,
+                    LoadedDoc {
+                        doc: incoming,
+                        saved_heads: Vec::new(),
+                    },
+                );
+                saves.push((id, save));
+                out.replaced.push(id);
+            } else {
+                drop(incoming);
+                let Some(l) = self.docs.get_mut(&id) else {
+                    return Err(StoreError::UnknownDoc(name));
+                };
+                l.doc
+                    .load_incremental(&save)
+                    .map_err(|source| StoreError::Automerge {
+                        doc: name.clone(),
+                        source: Box::new(source),
+                    })?;
+                out.merged.push(id);
+            }
+        }
+
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let mut new_heads = Vec::new();
+        for (id, save) in &saves {
+            let name = id.to_string();
+            let Some(l) = self.docs.get_mut(id) else {
+                return Err(StoreError::UnknownDoc(name));
+            };
+            let heads = l.doc.get_heads();
+            let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
+            {
+                let mut chunks = txn.open_table(CHUNKS)?;
+                chunks.retain_in((name.as_str(), 0u64)..=(name.as_str(), u64::MAX), |_, _| {
+                    false
+                })?;
+                chunks.insert(
+                    (name.as_str(), meta.next_seq),
+                    sealed_chunk(save).as_slice(),
+                )?;
+            }
+            meta.heads = heads_bytes(&heads);
+            meta.next_seq += 1;
+            meta.chunk_count = 1;
+            meta.full_bytes = save.len() as u64;
+            meta.incremental_bytes = 0;
+            put_meta(&txn, &name, &meta)?;
+            new_heads.push((*id, heads));
+        }
+        for id in &out.merged {
+            if let Some(l) = self.docs.get_mut(id)
+                && let Some(heads) = write_chunk(&txn, *id, l)?
+            {
+                new_heads.push((*id, heads));
+            }
+        }
+        out.records = rebuild_index(&txn, &self.docs)?.into_iter().collect();
+        extra(&txn)?;
+        txn.commit()?;
+        for (id, heads) in new_heads {
+            if let Some(l) = self.docs.get_mut(&id) {
+                l.saved_heads = heads;
+            }
+        }
+        for id in out.merged.clone() {
+            self.maybe_compact(id);
+        }
+        if !out.replaced.is_empty() || !out.merged.is_empty() {
+            self.remote_log.record_everything();
+        }
+        Ok(out)
     }
 
     fn loaded_or_new(&mut self, doc: DocId) -> Result<&mut LoadedDoc, StoreError> {
@@ -288,6 +441,12 @@ impl Store {
         };
         let after = l.doc.get_heads();
         let missing_deps = !l.doc.get_missing_deps(&[]).is_empty();
+        if is_genesis(doc, &before) {
+            return self.commit_fresh(doc, before, after, missing_deps, extra);
+        }
+        let Some(l) = self.docs.get_mut(&doc) else {
+            return Err(StoreError::UnknownDoc(doc.to_string()));
+        };
         let patches = l.doc.diff(&before, &after);
         let mut touched = schema::touched_by(&patches);
         for (container, key) in written_records(&mut l.doc, &before) {
@@ -345,6 +504,96 @@ impl Store {
         }
         if touched.settings && doc == DocId::Main {
             index::put_settings(&txn, &schema::read_settings(d)?)?;
+        }
+        let heads = write_chunk(&txn, doc, l)?;
+        extra(&txn)?;
+        txn.commit()?;
+        if let (Some(heads), Some(l)) = (heads, self.docs.get_mut(&doc)) {
+            l.saved_heads = heads;
+        }
+        self.maybe_compact(doc);
+        self.remote_log.record(&out);
+        Ok(out)
+    }
+}
+
+/// True when `heads` are those of a document holding nothing but its
+/// deterministic genesis (or of no document at all).
+fn is_genesis(doc: DocId, heads: &[ChangeHash]) -> bool {
+    use std::sync::OnceLock;
+    static MAIN: OnceLock<Option<ChangeHash>> = OnceLock::new();
+    static LOG: OnceLock<Option<ChangeHash>> = OnceLock::new();
+    let genesis_of = |kind| {
+        schema::new_document(kind, &automerge::ActorId::random())
+            .ok()
+            .and_then(|mut d| d.get_heads().first().copied())
+    };
+    match heads {
+        [] => true,
+        [h] => {
+            let genesis = match doc.kind() {
+                schema::DocKind::Main => MAIN.get_or_init(|| genesis_of(schema::DocKind::Main)),
+                schema::DocKind::Log => LOG.get_or_init(|| genesis_of(schema::DocKind::Log)),
+            };
+            genesis.as_ref() == Some(h)
+        }
+        _ => false,
+    }
+}
+
+impl Store {
+    /// [`Store::commit_merged`] for a document that held only its genesis
+    /// before the merge (a new device's first pull): none of its records can
+    /// be in the index, so there is nothing to diff or replace. Every record
+    /// is read in one pass and indexed without looking up an old version,
+    /// contact statistics are refreshed once at the end (the same rows
+    /// `reindex` builds), then the chunk and `extra`, in one transaction.
+    fn commit_fresh(
+        &mut self,
+        doc: DocId,
+        before: Vec<ChangeHash>,
+        after: Vec<ChangeHash>,
+        missing_deps: bool,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let Some(l) = self.docs.get_mut(&doc) else {
+            return Err(StoreError::UnknownDoc(doc.to_string()));
+        };
+        let mut out = RemoteApplied {
+            heads_before: before,
+            heads_after: after,
+            missing_deps,
+            ..RemoteApplied::default()
+        };
+        let d = &l.doc;
+        match doc {
+            DocId::Main => {
+                let mut contacts = schema::read_all(d, schema::CONTACTS, schema::read_contact)?;
+                contacts.sort_by_key(|c| c.id);
+                for c in &contacts {
+                    index::put_contact(&txn, None, c)?;
+                    out.contacts.push(c.id);
+                }
+                for p in schema::read_all(d, schema::PROJECTS, schema::read_project)? {
+                    index::put_project(&txn, &p)?;
+                    out.projects.push(p.id);
+                }
+                for g in schema::read_all(d, schema::GOALS, schema::read_goal)? {
+                    index::put_goal(&txn, &g)?;
+                    out.goals.push(g.id);
+                }
+                index::put_settings(&txn, &schema::read_settings(d)?)?;
+                out.settings = true;
+            }
+            DocId::Log { .. } => {
+                let mut all = schema::read_all(d, schema::INTERACTIONS, schema::read_interaction)?;
+                all.sort_by_key(|i| i.id);
+                let affected = index::put_new_interactions(&txn, &all)?;
+                index::refresh_stats(&txn, &affected)?;
+                out.interactions = all.iter().map(|i| i.id).collect();
+            }
         }
         let heads = write_chunk(&txn, doc, l)?;
         extra(&txn)?;

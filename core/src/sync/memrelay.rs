@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use kith_protocol::envelope::Cursor;
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
-    AccountId, ClientMsg, DeviceId, ErrorCode, Event, PROTOCOL_VERSION, RelayKey, Request,
-    Response, SealedEntry, SealedSnapshot, ServerMsg, SigningKey, verify_auth,
+    AccountId, ClientMsg, DeviceId, ErrorCode, Event, RelayKey, Request, Response, SealedEntry,
+    SealedSnapshot, ServerMsg, SigningKey, verify_auth,
 };
 
 #[derive(Debug, Default)]
@@ -30,6 +30,9 @@ struct Conn {
     inbox: VecDeque<ServerMsg>,
     open: bool,
 }
+
+/// The protocol version this in-memory relay speaks.
+const MEM_RELAY_VERSION: u16 = 1;
 
 #[derive(Debug)]
 pub(crate) struct MemRelay {
@@ -109,9 +112,11 @@ impl MemRelay {
         }
         match msg {
             ClientMsg::Hello { versions } => {
-                let m = if versions.contains(&PROTOCOL_VERSION) {
+                // This relay models protocol 1 (no fragmented snapshots), so
+                // core tests also cover the client's fallback to it.
+                let m = if versions.contains(&MEM_RELAY_VERSION) {
                     ServerMsg::Welcome {
-                        version: PROTOCOL_VERSION,
+                        version: MEM_RELAY_VERSION,
                         relay: self.key(),
                         challenge: self.conns[c].challenge,
                         frame_bytes_max: kith_protocol::FRAME_BYTES_MAX as u32,
@@ -120,7 +125,7 @@ impl MemRelay {
                     ServerMsg::Error {
                         id: None,
                         code: ErrorCode::UnsupportedVersion {
-                            supported: vec![PROTOCOL_VERSION],
+                            supported: vec![MEM_RELAY_VERSION],
                         },
                         message: String::new(),
                     }
@@ -333,6 +338,9 @@ impl MemRelay {
             },
             Request::MailboxTake { .. } => Err(ErrorCode::Internal),
             Request::Ping => Ok(Response::Pong),
+            Request::PutSnapshotPart { .. }
+            | Request::CommitSnapshot { .. }
+            | Request::GetSnapshotRange { .. } => Err(ErrorCode::UnexpectedMessage),
         };
         self.reply(c, id, r);
     }

@@ -36,5 +36,6 @@ pub use identity::{DeviceIdentity, IdentityError};
 pub use pairing::{Invitation, PairError, PairingMode, Token};
 pub use peer::{PeerError, PeerMsg, PeerRole, PeerStats, PeerSync};
 pub use relay::{
-    MailboxTake, RelayConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, sync_status,
+    MailboxTake, RelayConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, Transfer,
+    sync_status,
 };

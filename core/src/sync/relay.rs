@@ -22,19 +22,28 @@
 //!   merge of their document;
 //! - snapshots: when the relay's tail grows past a threshold and this device
 //!   is fully caught up (nothing pending, nothing unacknowledged), it uploads
-//!   a sealed save of every document with the cursor vector it covers.
+//!   a sealed save of every document with the cursor vector it covers. A
+//!   snapshot larger than one frame goes up in parts (protocol 2:
+//!   `PutSnapshotPart` x n, at most [`UPLOAD_PARTS_INFLIGHT_MAX`] in flight,
+//!   then `CommitSnapshot`) and comes down in ranges (`GetSnapshotRange`),
+//!   reassembled in memory and verified as a whole before anything is
+//!   applied. A bootstrap installs the snapshot's documents directly
+//!   ([`Store::apply_snapshot_docs`]): documents, index, cursors and device
+//!   records in one transaction;
+//! - progress: long transfers (snapshot down/up, pulls) report
+//!   [`RelayEvent::Progress`] with what moved of the total when known.
 //!
 //! Timers out: [`RelaySync::poll_timeout`] (a rate-limited push retry);
 //! liveness of the connection is the transport's job (QUIC keep-alive).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{Change, ChangeHash};
 use kith_protocol::envelope::Cursor;
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
-    ClientMsg, DeviceCert, DeviceId, ErrorCode, Event, PROTOCOL_VERSION, RelayKey, Request,
-    Response, Revocation, SealedEntry, SealedSnapshot, ServerMsg, sign_auth,
+    ClientMsg, DeviceCert, DeviceId, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS,
+    RelayKey, Request, Response, Revocation, SealedEntry, SealedSnapshot, ServerMsg, sign_auth,
 };
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
@@ -45,6 +54,16 @@ use crate::doc::DocId;
 use crate::error::StoreError;
 use crate::identity::CryptoError;
 use crate::store::Store;
+
+/// Most snapshot parts uploaded without their acknowledgement.
+pub const UPLOAD_PARTS_INFLIGHT_MAX: usize = 4;
+/// Largest snapshot ciphertext this client downloads, bytes.
+pub const SNAPSHOT_DOWNLOAD_BYTES_MAX: u64 = 1 << 30;
+/// Times a ranged download restarts because the relay's snapshot changed
+/// under it before the client gives up for this connection.
+const SNAPSHOT_RESTARTS_MAX: u32 = 8;
+/// Frame bytes a snapshot part request needs besides its bytes.
+const PART_OVERHEAD_BYTES: usize = 4096;
 
 /// Tunables of the relay client; defaults suit a phone and a laptop.
 #[derive(Debug, Clone)]
@@ -57,8 +76,8 @@ pub struct RelayConfig {
     pub push_bytes_max: usize,
     /// Upload a snapshot once the relay holds at least this many tail entries...
     pub snapshot_tail_entries_min: u64,
-    /// ...or once this session moved this many entry bytes (and the tail has
-    /// at least two entries).
+    /// ...or once this device pushed this many entry bytes in this session
+    /// (and the tail has at least two entries).
     pub snapshot_tail_bytes_min: u64,
     /// Ask the relay for live events.
     pub subscribe: bool,
@@ -73,7 +92,7 @@ impl Default for RelayConfig {
             pull_bytes_max: 768 * 1024,
             push_bytes_max: 768 * 1024,
             snapshot_tail_entries_min: 256,
-            snapshot_tail_bytes_min: 1024 * 1024,
+            snapshot_tail_bytes_min: 256 * 1024,
             subscribe: true,
             registration_token: None,
         }
@@ -128,6 +147,26 @@ pub enum RelayEvent {
     MailboxStored,
     /// Everything known was pulled and pushed; nothing is in flight.
     RoundComplete,
+    /// A long transfer advanced: what moved so far of the total, when known.
+    Progress {
+        transfer: Transfer,
+        done_bytes: u64,
+        total_bytes: Option<u64>,
+        done_entries: u64,
+        total_entries: Option<u64>,
+    },
+}
+
+/// Which transfer a [`RelayEvent::Progress`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// The relay's snapshot coming down (bytes of its ciphertext).
+    SnapshotDownload,
+    /// This device's snapshot going up in parts.
+    SnapshotUpload,
+    /// Log entries coming down (entries of the relay's tail after this
+    /// device's cursors).
+    Pull,
 }
 
 /// Errors of the relay client; after one, drop the connection and reconnect
@@ -188,9 +227,34 @@ enum Req {
     Subscribe,
     GetSnapshot,
     PutSnapshot { bytes: usize },
+    SnapshotPart { bytes: usize },
+    CommitSnapshot { bytes: usize },
     Heads,
     Revoke(DeviceId),
     MailboxPut,
+}
+
+/// A fragmented snapshot upload in progress.
+#[derive(Debug)]
+struct Upload {
+    id: u64,
+    /// The envelope with an empty ciphertext (sent with the commit).
+    header: SealedSnapshot,
+    /// Parts not sent yet.
+    parts: VecDeque<(u32, Vec<u8>)>,
+    count: u32,
+    acked: u32,
+    total_bytes: u64,
+    acked_bytes: u64,
+}
+
+/// A ranged snapshot download in progress.
+#[derive(Debug)]
+struct Download {
+    id: [u8; 32],
+    total_bytes: u64,
+    /// The envelope; its ciphertext grows range by range.
+    snapshot: SealedSnapshot,
 }
 
 /// The relay log client for one connection. Create one per connection;
@@ -214,9 +278,19 @@ pub struct RelaySync {
     own_head_known: bool,
     initial_pull_done: bool,
     push_retry_at_ms: Option<u64>,
+    /// Entry bytes this device pushed since its last snapshot (this session).
     session_bytes: u64,
     idle_reported: bool,
     now_ms: u64,
+    /// Negotiated protocol version.
+    version: u16,
+    upload: Option<Upload>,
+    download: Option<Download>,
+    snapshot_restarts: u32,
+    /// The relay's per-device heads from its last `Heads` answer.
+    remote_heads: Vec<Cursor>,
+    pulled_entries: u64,
+    pulled_bytes: u64,
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<SealedEntry, StoreError> {
@@ -269,6 +343,12 @@ pub fn sync_status(store: &mut Store) -> Result<SyncStatus, StoreError> {
         tables::create(&txn)?;
         txn.commit()?;
     }
+    read_status(store)
+}
+
+/// [`sync_status`] for a store whose sync tables exist (a [`RelaySync`]
+/// created them): a read transaction only, no durable commit per call.
+fn read_status(store: &mut Store) -> Result<SyncStatus, StoreError> {
     let txn = store.writable()?.begin_read()?;
     let meta = txn.open_table(tables::META)?;
     let u = |k: &str| -> Result<u64, StoreError> {
@@ -492,9 +572,16 @@ impl RelaySync {
             session_bytes: 0,
             idle_reported: false,
             now_ms: 0,
+            version: PROTOCOL_VERSION,
+            upload: None,
+            download: None,
+            snapshot_restarts: 0,
+            remote_heads: Vec::new(),
+            pulled_entries: 0,
+            pulled_bytes: 0,
         };
         s.out.push_back(ClientMsg::Hello {
-            versions: vec![PROTOCOL_VERSION],
+            versions: PROTOCOL_VERSIONS.to_vec(),
         });
         Ok(s)
     }
@@ -529,6 +616,8 @@ impl RelaySync {
             && !self.snapshot_wanted
             && self.queued.is_empty()
             && self.push_retry_at_ms.is_none()
+            && self.upload.is_none()
+            && self.download.is_none()
             && self.inflight.values().all(|r| *r == Req::Subscribe)
     }
 
@@ -624,9 +713,10 @@ impl RelaySync {
                         got: relay,
                     });
                 }
-                if version != PROTOCOL_VERSION {
+                if !PROTOCOL_VERSIONS.contains(&version) {
                     return Err(RelaySyncError::Version(version));
                 }
+                self.version = version;
                 self.frame_bytes_max =
                     (frame_bytes_max as usize).min(kith_protocol::FRAME_BYTES_MAX);
                 let signature = sign_auth(self.id.device_signing_key(), &relay, &challenge);
@@ -644,7 +734,7 @@ impl RelaySync {
                 if self.cfg.subscribe {
                     self.send(Request::Subscribe, Req::Subscribe);
                 }
-                let st = sync_status(store)?;
+                let st = read_status(store)?;
                 // A device that never pulled starts from the newest snapshot.
                 self.snapshot_wanted = st.cursors.is_empty();
                 self.heads_wanted = true;
@@ -702,7 +792,21 @@ impl RelaySync {
         match (kind, body) {
             (Req::Subscribe, Response::Subscribed) => {}
             (Req::Pull, Response::Entries { entries, more }) => {
+                let n = entries.len() as u64;
+                let bytes: u64 = entries.iter().map(|e| e.ciphertext.len() as u64).sum();
                 self.receive(store, entries, false)?;
+                if n > 0 {
+                    self.pulled_entries += n;
+                    self.pulled_bytes += bytes;
+                    let total_entries = self.pull_remaining(store, more)?;
+                    self.events.push_back(RelayEvent::Progress {
+                        transfer: Transfer::Pull,
+                        done_bytes: self.pulled_bytes,
+                        total_bytes: None,
+                        done_entries: self.pulled_entries,
+                        total_entries: total_entries.map(|r| r + self.pulled_entries),
+                    });
+                }
                 if !more {
                     self.initial_pull_done = true;
                     self.pull_wanted = false;
@@ -725,6 +829,36 @@ impl RelaySync {
                 });
                 self.push_wanted = true;
                 self.heads_wanted = true;
+            }
+            (
+                Req::GetSnapshot,
+                Response::SnapshotRange {
+                    snapshot,
+                    snapshot_id,
+                    total_bytes,
+                    offset,
+                },
+            ) => self.on_snapshot_range(store, snapshot, snapshot_id, total_bytes, offset)?,
+            (Req::SnapshotPart { bytes }, Response::SnapshotPartStored { upload, .. }) => {
+                if let Some(u) = self.upload.as_mut().filter(|u| u.id == upload) {
+                    u.acked += 1;
+                    u.acked_bytes += bytes as u64;
+                    self.events.push_back(RelayEvent::Progress {
+                        transfer: Transfer::SnapshotUpload,
+                        done_bytes: u.acked_bytes,
+                        total_bytes: Some(u.total_bytes),
+                        done_entries: 0,
+                        total_entries: None,
+                    });
+                }
+            }
+            (Req::CommitSnapshot { bytes }, Response::SnapshotStored { pruned_entries }) => {
+                self.upload = None;
+                self.session_bytes = 0;
+                self.events.push_back(RelayEvent::SnapshotStored {
+                    bytes,
+                    pruned_entries,
+                });
             }
             (Req::GetSnapshot, Response::Snapshot { snapshot }) => {
                 self.snapshot_wanted = false;
@@ -795,6 +929,31 @@ impl RelaySync {
                     retry_after_ms: *retry_after_ms,
                 });
             }
+            (Req::GetSnapshot, ErrorCode::SnapshotChanged) => {
+                // Replaced under us: start over (bounded).
+                self.download = None;
+                self.snapshot_restarts += 1;
+                if self.snapshot_restarts > SNAPSHOT_RESTARTS_MAX {
+                    return Err(RelaySyncError::Relay { code, message });
+                }
+                self.snapshot_wanted = true;
+            }
+            (
+                Req::SnapshotPart { .. } | Req::CommitSnapshot { .. },
+                ErrorCode::SnapshotStale
+                | ErrorCode::SnapshotInvalid
+                | ErrorCode::SnapshotUploadIncomplete { .. }
+                | ErrorCode::TooLarge { .. }
+                | ErrorCode::QuotaBytes { .. },
+            ) => {
+                // Abandon the upload (the relay garbage-collects its parts);
+                // answers to parts still in flight are then ignored.
+                if self.upload.take().is_some() {
+                    self.events.push_back(RelayEvent::SnapshotSkipped {
+                        reason: format!("relay said {}: {message}", code.name()),
+                    });
+                }
+            }
             (Req::PutSnapshot { .. }, ErrorCode::SnapshotStale | ErrorCode::SnapshotInvalid) => {
                 self.events.push_back(RelayEvent::SnapshotSkipped {
                     reason: format!("relay said {}: {message}", code.name()),
@@ -846,7 +1005,8 @@ impl RelaySync {
         floors: &[Cursor],
     ) -> Result<(), RelaySyncError> {
         let me = self.id.device_id();
-        let st = sync_status(store)?;
+        self.remote_heads = heads.to_vec();
+        let st = read_status(store)?;
         let my_head = heads.iter().find(|c| c.device == me).map_or(0, |c| c.seq);
         if !self.own_head_known {
             self.own_head_known = true;
@@ -868,7 +1028,7 @@ impl RelaySync {
             .sum();
         let worth = tail >= self.cfg.snapshot_tail_entries_min
             || (self.session_bytes >= self.cfg.snapshot_tail_bytes_min && tail >= 2);
-        if !worth {
+        if !worth || self.upload.is_some() {
             return Ok(());
         }
         // Only a fully caught-up device may cover the log: every entry up to
@@ -899,18 +1059,190 @@ impl RelaySync {
         let snapshot = self.build_snapshot(store, covers)?;
         let size = postcard::experimental::serialized_size(&snapshot).unwrap_or(usize::MAX);
         if size + 64 > self.frame_bytes_max {
-            self.events.push_back(RelayEvent::SnapshotSkipped {
-                reason: format!(
-                    "snapshot of {size} bytes exceeds the relay's frame limit of {} bytes",
-                    self.frame_bytes_max
-                ),
-            });
+            if self.version >= 2 {
+                self.start_upload(snapshot);
+            } else {
+                self.events.push_back(RelayEvent::SnapshotSkipped {
+                    reason: format!(
+                        "snapshot of {size} bytes exceeds the relay's frame limit of {} bytes (and the relay speaks protocol 1: no fragmented upload)",
+                        self.frame_bytes_max
+                    ),
+                });
+            }
             return Ok(());
         }
         self.send(
             Request::PutSnapshot { snapshot },
             Req::PutSnapshot { bytes: size },
         );
+        Ok(())
+    }
+
+    /// Cuts a snapshot too large for one frame into parts and starts
+    /// sending them ([`RelaySync::pump_upload`] keeps it going).
+    fn start_upload(&mut self, mut snapshot: SealedSnapshot) {
+        let part_bytes = self
+            .frame_bytes_max
+            .saturating_sub(PART_OVERHEAD_BYTES)
+            .max(1);
+        let ciphertext = std::mem::take(&mut snapshot.ciphertext);
+        let total_bytes = ciphertext.len() as u64;
+        let count = ciphertext.len().div_ceil(part_bytes);
+        let Some(count) = u32::try_from(count)
+            .ok()
+            .filter(|c| *c <= kith_protocol::msg::SNAPSHOT_PARTS_MAX)
+        else {
+            self.events.push_back(RelayEvent::SnapshotSkipped {
+                reason: format!("snapshot of {total_bytes} bytes needs too many parts"),
+            });
+            return;
+        };
+        let parts: VecDeque<(u32, Vec<u8>)> = ciphertext
+            .chunks(part_bytes)
+            .zip(0u32..)
+            .map(|(p, i)| (i, p.to_vec()))
+            .collect();
+        // A stable id per snapshot: a re-sent part of the same upload
+        // replaces itself at the relay instead of starting over.
+        let sig = snapshot.signature.to_bytes();
+        let mut id8 = [0u8; 8];
+        id8.copy_from_slice(&sig[..8]);
+        self.upload = Some(Upload {
+            id: u64::from_le_bytes(id8),
+            header: snapshot,
+            parts,
+            count,
+            acked: 0,
+            total_bytes,
+            acked_bytes: 0,
+        });
+        self.pump_upload();
+    }
+
+    /// Sends the next parts (bounded in flight), then the commit.
+    fn pump_upload(&mut self) {
+        let inflight = self
+            .inflight
+            .values()
+            .filter(|r| matches!(r, Req::SnapshotPart { .. } | Req::CommitSnapshot { .. }))
+            .count();
+        let Some(u) = self.upload.as_mut() else {
+            return;
+        };
+        let mut sends = Vec::new();
+        let mut room = UPLOAD_PARTS_INFLIGHT_MAX.saturating_sub(inflight);
+        while room > 0
+            && let Some((index, bytes)) = u.parts.pop_front()
+        {
+            room -= 1;
+            let n = bytes.len();
+            sends.push((
+                Request::PutSnapshotPart {
+                    upload: u.id,
+                    index,
+                    count: u.count,
+                    bytes,
+                },
+                Req::SnapshotPart { bytes: n },
+            ));
+        }
+        if inflight == 0 && sends.is_empty() && u.parts.is_empty() && u.acked >= u.count {
+            let bytes = usize::try_from(u.total_bytes).unwrap_or(usize::MAX);
+            sends.push((
+                Request::CommitSnapshot {
+                    upload: u.id,
+                    snapshot: u.header.clone(),
+                },
+                Req::CommitSnapshot { bytes },
+            ));
+        }
+        for (body, kind) in sends {
+            self.send(body, kind);
+        }
+    }
+
+    /// Entries the relay holds after this device's cursors (from the last
+    /// `Heads`), if known; 0 when the pull finished.
+    fn pull_remaining(&self, store: &mut Store, more: bool) -> Result<Option<u64>, StoreError> {
+        if !more {
+            return Ok(Some(0));
+        }
+        if self.remote_heads.is_empty() {
+            return Ok(None);
+        }
+        let cursors = self.pull_cursors(store)?;
+        let at = |d: &DeviceId| cursors.iter().find(|c| c.device == *d).map_or(0, |c| c.seq);
+        Ok(Some(
+            self.remote_heads
+                .iter()
+                .map(|h| h.seq.saturating_sub(at(&h.device)))
+                .sum(),
+        ))
+    }
+
+    /// One range of the relay's snapshot arrived: keep it, ask for the next,
+    /// or (complete) verify and apply the whole.
+    fn on_snapshot_range(
+        &mut self,
+        store: &mut Store,
+        snapshot: Option<SealedSnapshot>,
+        snapshot_id: [u8; 32],
+        total_bytes: u64,
+        offset: u64,
+    ) -> Result<(), RelaySyncError> {
+        let Some(part) = snapshot else {
+            self.download = None;
+            self.snapshot_wanted = false;
+            self.pull_wanted = true;
+            return Ok(());
+        };
+        if total_bytes > SNAPSHOT_DOWNLOAD_BYTES_MAX {
+            return Err(RelaySyncError::BadSnapshot(format!(
+                "the relay's snapshot has {total_bytes} bytes, more than {SNAPSHOT_DOWNLOAD_BYTES_MAX}"
+            )));
+        }
+        let have = self
+            .download
+            .as_ref()
+            .map_or(0, |d| d.snapshot.ciphertext.len() as u64);
+        let fits = match &self.download {
+            None => offset == 0,
+            Some(d) => d.id == snapshot_id && d.total_bytes == total_bytes && offset == have,
+        };
+        let grows = !part.ciphertext.is_empty() || total_bytes == 0;
+        if !fits || !grows || have + part.ciphertext.len() as u64 > total_bytes {
+            return Err(RelaySyncError::Protocol(format!(
+                "snapshot range at {offset} (+{}) does not continue the download at {have} of {total_bytes}",
+                part.ciphertext.len()
+            )));
+        }
+        let d = match self.download.take() {
+            Some(mut d) => {
+                d.snapshot.ciphertext.extend_from_slice(&part.ciphertext);
+                d
+            }
+            None => Download {
+                id: snapshot_id,
+                total_bytes,
+                snapshot: part,
+            },
+        };
+        let done = d.snapshot.ciphertext.len() as u64;
+        self.events.push_back(RelayEvent::Progress {
+            transfer: Transfer::SnapshotDownload,
+            done_bytes: done,
+            total_bytes: Some(total_bytes),
+            done_entries: 0,
+            total_entries: None,
+        });
+        if done < total_bytes {
+            self.download = Some(d);
+            self.snapshot_wanted = true;
+            return Ok(());
+        }
+        self.snapshot_wanted = false;
+        self.apply_snapshot(store, &d.snapshot)?;
+        self.pull_wanted = true;
         Ok(())
     }
 
@@ -953,40 +1285,39 @@ impl RelaySync {
         certs.retain(|c| self.id.check_member(c).is_ok());
         let cursors: Vec<(DeviceId, u64)> = s.covers.iter().map(|c| (c.device, c.seq)).collect();
         let n = p.docs.len();
-        let mut bytes = 0;
+        let bytes: usize = p.docs.iter().map(|(_, save)| save.len()).sum();
         let now = self.now_ms;
-        for (i, (name, save)) in p.docs.into_iter().enumerate() {
-            bytes += save.len();
+        let mut docs = Vec::with_capacity(n);
+        for (name, save) in p.docs {
             let doc: DocId = name
                 .parse()
                 .map_err(|_| RelaySyncError::BadSnapshot(format!("invalid document id {name}")))?;
-            let mut loaded = AutoCommit::load(&save)
-                .map_err(|e| RelaySyncError::BadSnapshot(format!("document {name}: {e}")))?;
-            let changes: Vec<Vec<u8>> = loaded
-                .get_changes(&[])
-                .into_iter()
-                .map(|c| c.raw_bytes().to_vec())
-                .collect();
-            drop(loaded);
-            let last = i + 1 == n;
-            let (cs, cc) = (&cursors, &certs);
-            let m = apply_with_pending(store, doc, changes, |txn| {
-                if last {
-                    write_bookkeeping(txn, cs, &[], cc, now)?;
+            docs.push((doc, save));
+        }
+        // Documents, index, cursors (never lowered) and device records commit
+        // together: a crash leaves either the old state or all of it.
+        let installed = store
+            .apply_snapshot_docs(docs, |txn| {
+                write_bookkeeping(txn, &cursors, &[], &certs, now)
+            })
+            .map_err(|e| match e {
+                StoreError::BadChange { doc, detail, .. } => {
+                    RelaySyncError::BadSnapshot(format!("document {doc}: {detail}"))
                 }
-                Ok(())
+                StoreError::Schema(e) => RelaySyncError::BadSnapshot(e.to_string()),
+                other => RelaySyncError::Store(other),
             })?;
+        for (doc, records) in installed.records {
+            let (contacts, interactions) = match doc {
+                DocId::Main => (records, 0),
+                DocId::Log { .. } => (0, records),
+            };
             self.events.push_back(RelayEvent::Applied {
                 doc,
-                contacts: m.applied.contacts.len(),
-                interactions: m.applied.interactions.len(),
-                pending: m.pending,
+                contacts,
+                interactions,
+                pending: 0,
             });
-        }
-        if n == 0 {
-            let txn = store.writable()?.begin_write()?;
-            write_bookkeeping(&txn, &cursors, &[], &certs, now)?;
-            txn.commit().map_err(StoreError::from)?;
         }
         self.events
             .push_back(RelayEvent::SnapshotApplied { docs: n, bytes });
@@ -994,7 +1325,7 @@ impl RelaySync {
     }
 
     fn pull_cursors(&self, store: &mut Store) -> Result<Vec<Cursor>, StoreError> {
-        let st = sync_status(store)?;
+        let st = read_status(store)?;
         let me = self.id.device_id();
         let mut cursors = st.cursors;
         match cursors.iter_mut().find(|c| c.device == me) {
@@ -1019,8 +1350,10 @@ impl RelaySync {
         if entries.is_empty() {
             return Ok(());
         }
+        // Received bytes do not count toward a snapshot: a device that just
+        // caught up should not pay for one (the pusher does, and the
+        // entry-count rule covers everyone).
         let bytes: usize = entries.iter().map(|e| e.ciphertext.len()).sum();
-        self.session_bytes += bytes as u64;
         self.events.push_back(RelayEvent::Received {
             entries: entries.len(),
             bytes,
@@ -1262,7 +1595,23 @@ impl RelaySync {
         }
         let snap_inflight = self.has_inflight(|r| *r == Req::GetSnapshot);
         if self.snapshot_wanted && !snap_inflight && !self.has_inflight(|r| *r == Req::Pull) {
-            self.send(Request::GetSnapshot, Req::GetSnapshot);
+            if self.version >= 2 {
+                let (snapshot_id, offset) = match &self.download {
+                    Some(d) => (Some(d.id), d.snapshot.ciphertext.len() as u64),
+                    None => (None, 0),
+                };
+                let bytes_max = u32::try_from(self.frame_bytes_max).unwrap_or(u32::MAX);
+                self.send(
+                    Request::GetSnapshotRange {
+                        snapshot_id,
+                        offset,
+                        bytes_max,
+                    },
+                    Req::GetSnapshot,
+                );
+            } else {
+                self.send(Request::GetSnapshot, Req::GetSnapshot);
+            }
         } else if self.pull_wanted
             && !self.snapshot_wanted
             && !snap_inflight
@@ -1285,6 +1634,7 @@ impl RelaySync {
         {
             self.push(store)?;
         }
+        self.pump_upload();
         let busy = self.has_inflight(|r| !matches!(r, Req::Subscribe | Req::Heads));
         if self.heads_wanted
             && !busy
@@ -1343,7 +1693,7 @@ impl MailboxTake {
     pub fn new(relay: RelayKey, slot: MailboxSlot) -> Self {
         let mut out = VecDeque::new();
         out.push_back(ClientMsg::Hello {
-            versions: vec![PROTOCOL_VERSION],
+            versions: PROTOCOL_VERSIONS.to_vec(),
         });
         Self {
             relay,

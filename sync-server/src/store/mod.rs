@@ -51,6 +51,35 @@ pub enum WriteOp {
         snapshot: SealedSnapshot,
         /// The account's storage quota.
         quota_bytes: u64,
+        /// The fragmented upload (of the snapshot's device) this snapshot
+        /// was assembled from: its parts are deleted in the same transaction.
+        finished_upload: Option<u64>,
+    },
+    /// Store one part of a fragmented snapshot upload (invisible until a
+    /// `PutSnapshot` names the upload). A new upload id of the same device
+    /// discards the parts of its previous upload.
+    PutSnapshotPart {
+        /// Owning account.
+        account: AccountId,
+        /// Uploading device.
+        device: DeviceId,
+        /// Client-chosen upload id.
+        upload: u64,
+        /// Part index, below `count`.
+        index: u32,
+        /// Number of parts.
+        count: u32,
+        /// The part.
+        bytes: Vec<u8>,
+        /// Most bytes all parts of one upload may hold.
+        upload_bytes_max: u64,
+        /// Current time (the upload's start, for expiry).
+        now_ms: u64,
+    },
+    /// Delete the parts of uploads started before `started_before_ms`.
+    SnapshotUploadsExpire {
+        /// Uploads started earlier than this are abandoned.
+        started_before_ms: u64,
     },
     /// Record a verified revocation.
     Revoke {
@@ -110,6 +139,10 @@ pub enum WriteOutcome {
         /// Entries pruned.
         pruned_entries: u64,
     },
+    /// Snapshot part stored.
+    SnapshotPartStored,
+    /// Abandoned uploads deleted (how many).
+    SnapshotUploadsExpired(u64),
     /// Revocation recorded.
     Revoked,
     /// Mailbox blob stored.
@@ -152,6 +185,26 @@ pub enum StoreError {
     /// The snapshot covers entries that are not stored, or repeats a device.
     #[error("snapshot cursors are invalid")]
     SnapshotInvalid,
+    /// A fragmented upload would hold more than its limit.
+    #[error("snapshot upload exceeds {limit_bytes} bytes")]
+    UploadTooLarge {
+        /// The limit.
+        limit_bytes: u64,
+    },
+    /// A part's index or count does not fit the upload.
+    #[error("snapshot part {index} of {count} does not fit this upload")]
+    UploadInconsistent {
+        /// The part index.
+        index: u32,
+        /// The part count.
+        count: u32,
+    },
+    /// The upload is unknown (never started, replaced, expired) or misses parts.
+    #[error("snapshot upload is unknown or incomplete ({parts_stored} parts stored)")]
+    UploadIncomplete {
+        /// Parts held for it.
+        parts_stored: u32,
+    },
     /// Mailbox slot occupied.
     #[error("mailbox slot is taken")]
     MailboxTaken,
@@ -210,6 +263,24 @@ pub struct Heads {
     pub floors: Vec<Cursor>,
 }
 
+/// A range of the stored snapshot ([`RelayStore::snapshot_range`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRange {
+    /// The envelope; its `ciphertext` holds only the requested range.
+    pub snapshot: SealedSnapshot,
+    /// SHA-256 of the snapshot's signature: names this snapshot.
+    pub snapshot_id: [u8; 32],
+    /// Length of the whole ciphertext.
+    pub total_bytes: u64,
+}
+
+/// The id of a stored snapshot: SHA-256 of its signature (which covers
+/// everything else in it).
+pub fn snapshot_id(s: &SealedSnapshot) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.signature.to_bytes()).into()
+}
+
 /// The relay's storage.
 pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// Applies `ops` in order, atomically and durably as one batch; returns
@@ -231,6 +302,24 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The stored snapshot of `account`.
     fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError>;
+
+    /// Bytes `offset .. offset + bytes_max` of the stored snapshot's
+    /// ciphertext (fewer at the end), with its envelope.
+    fn snapshot_range(
+        &self,
+        account: &AccountId,
+        offset: u64,
+        bytes_max: usize,
+    ) -> Result<Option<SnapshotRange>, StoreError>;
+
+    /// The concatenated parts of `device`'s upload `upload`, if all are
+    /// stored; [`StoreError::UploadIncomplete`] otherwise.
+    fn snapshot_upload(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        upload: u64,
+    ) -> Result<Vec<u8>, StoreError>;
 
     /// True if `device` of `account` is revoked.
     fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError>;

@@ -7,6 +7,10 @@
 //! - `devices`   (account, device) -> postcard(DeviceCert)
 //! - `revoked`   (account, device) -> revoked-at ms
 //! - `snapshots` account -> postcard(SealedSnapshot)
+//! - `snapshot_uploads` (account, device) -> (upload id, part count, bytes
+//!   held, started ms): the device's one unfinished fragmented upload
+//! - `snapshot_parts` (account, device, index) -> part bytes; invisible to
+//!   readers until a `PutSnapshot` assembles them (and deletes them)
 //! - `mailbox`   slot -> expires-at ms (u64 BE) || blob
 //! - `tokens`    SHA-256(token) -> created ms
 //! - `meta`      "schema" -> version
@@ -25,7 +29,9 @@ use redb::{
     WriteTransaction,
 };
 
-use super::{Heads, PullPage, RelayStore, StoreError, StoreStats, WriteOp, WriteOutcome};
+use super::{
+    Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
+};
 
 type K32 = [u8; 32];
 
@@ -38,6 +44,9 @@ const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapsho
 const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
 const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
+    TableDefinition::new("snapshot_uploads");
+const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> = TableDefinition::new("snapshot_parts");
 
 /// Version of the table layout above.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -107,6 +116,8 @@ impl RedbStore {
             txn.open_table(SNAPSHOTS).map_err(redb::Error::from)?;
             txn.open_table(MAILBOX).map_err(redb::Error::from)?;
             txn.open_table(TOKENS).map_err(redb::Error::from)?;
+            txn.open_table(UPLOADS).map_err(redb::Error::from)?;
+            txn.open_table(PARTS).map_err(redb::Error::from)?;
         }
         txn.commit().map_err(redb::Error::from)?;
         Ok(Self { db })
@@ -129,7 +140,49 @@ impl RedbStore {
             WriteOp::PutSnapshot {
                 snapshot,
                 quota_bytes,
-            } => put_snapshot(txn, snapshot, quota_bytes),
+                finished_upload,
+            } => {
+                let (account, device) = (snapshot.account, snapshot.device);
+                let out = put_snapshot(txn, snapshot, quota_bytes)?;
+                if let Some(upload) = finished_upload {
+                    drop_upload(txn, &account, &device, Some(upload))?;
+                }
+                Ok(out)
+            }
+            WriteOp::PutSnapshotPart {
+                account,
+                device,
+                upload,
+                index,
+                count,
+                bytes,
+                upload_bytes_max,
+                now_ms,
+            } => put_part(
+                txn,
+                (account, device),
+                (upload, index, count),
+                &bytes,
+                upload_bytes_max,
+                now_ms,
+            ),
+            WriteOp::SnapshotUploadsExpire { started_before_ms } => {
+                const OP: &str = "expire uploads";
+                let mut stale = Vec::new();
+                {
+                    let t = txn.open_table(UPLOADS).map_err(backend(OP))?;
+                    for item in t.iter().map_err(backend(OP))? {
+                        let (k, v) = item.map_err(backend(OP))?;
+                        if v.value().3 < started_before_ms {
+                            stale.push(k.value());
+                        }
+                    }
+                }
+                for (a, d) in &stale {
+                    drop_upload(txn, &AccountId(*a), &DeviceId(*d), None)?;
+                }
+                Ok(WriteOutcome::SnapshotUploadsExpired(stale.len() as u64))
+            }
             WriteOp::Revoke { revocation } => revoke(txn, &revocation),
             WriteOp::MailboxPut {
                 slot,
@@ -407,6 +460,96 @@ fn put_snapshot(
     })
 }
 
+/// Deletes `device`'s unfinished upload (only if it is `upload`, when given).
+fn drop_upload(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    device: &DeviceId,
+    upload: Option<u64>,
+) -> Result<(), StoreError> {
+    const OP: &str = "drop upload";
+    let key = (account.0, device.0);
+    let mut uploads = txn.open_table(UPLOADS).map_err(backend(OP))?;
+    let current = uploads.get(key).map_err(backend(OP))?.map(|g| g.value());
+    match current {
+        Some((id, ..)) if upload.is_none_or(|u| u == id) => {
+            uploads.remove(key).map_err(backend(OP))?;
+            txn.open_table(PARTS)
+                .map_err(backend(OP))?
+                .retain_in(
+                    (account.0, device.0, 0)..=(account.0, device.0, u32::MAX),
+                    |_, _| false,
+                )
+                .map_err(backend(OP))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn put_part(
+    txn: &WriteTransaction,
+    (account, device): (AccountId, DeviceId),
+    (upload, index, count): (u64, u32, u32),
+    bytes: &[u8],
+    upload_bytes_max: u64,
+    now_ms: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "put snapshot part";
+    if count == 0 || count > kith_protocol::msg::SNAPSHOT_PARTS_MAX || index >= count {
+        return Err(StoreError::UploadInconsistent { index, count });
+    }
+    if txn
+        .open_table(ACCOUNTS)
+        .map_err(backend(OP))?
+        .get(account.0)
+        .map_err(backend(OP))?
+        .is_none()
+    {
+        return Err(StoreError::UnknownAccount);
+    }
+    let key = (account.0, device.0);
+    let current = txn
+        .open_table(UPLOADS)
+        .map_err(backend(OP))?
+        .get(key)
+        .map_err(backend(OP))?
+        .map(|g| g.value());
+    let (held, started) = match current {
+        Some((id, n, held, started)) if id == upload => {
+            if n != u64::from(count) {
+                return Err(StoreError::UploadInconsistent { index, count });
+            }
+            (held, started)
+        }
+        Some(_) => {
+            // A new upload replaces the device's unfinished one.
+            drop_upload(txn, &account, &device, None)?;
+            (0, now_ms)
+        }
+        None => (0, now_ms),
+    };
+    let mut parts = txn.open_table(PARTS).map_err(backend(OP))?;
+    let old = parts
+        .get((account.0, device.0, index))
+        .map_err(backend(OP))?
+        .map_or(0, |g| g.value().len() as u64);
+    let held = held.saturating_sub(old) + bytes.len() as u64;
+    if held > upload_bytes_max {
+        return Err(StoreError::UploadTooLarge {
+            limit_bytes: upload_bytes_max,
+        });
+    }
+    parts
+        .insert((account.0, device.0, index), bytes)
+        .map_err(backend(OP))?;
+    txn.open_table(UPLOADS)
+        .map_err(backend(OP))?
+        .insert(key, (upload, u64::from(count), held, started))
+        .map_err(backend(OP))?;
+    Ok(WriteOutcome::SnapshotPartStored)
+}
+
 fn revoke(txn: &WriteTransaction, r: &Revocation) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "revoke";
     let mut t = txn.open_table(REVOKED).map_err(backend(OP))?;
@@ -536,6 +679,68 @@ impl RelayStore for RedbStore {
             )),
             None => Ok(None),
         }
+    }
+
+    fn snapshot_range(
+        &self,
+        account: &AccountId,
+        offset: u64,
+        bytes_max: usize,
+    ) -> Result<Option<SnapshotRange>, StoreError> {
+        let Some(mut snapshot) = self.snapshot(account)? else {
+            return Ok(None);
+        };
+        let snapshot_id = super::snapshot_id(&snapshot);
+        let total = snapshot.ciphertext.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+        let end = start.saturating_add(bytes_max).min(total);
+        snapshot.ciphertext = snapshot
+            .ciphertext
+            .get(start..end)
+            .unwrap_or_default()
+            .to_vec();
+        Ok(Some(SnapshotRange {
+            snapshot,
+            snapshot_id,
+            total_bytes: total as u64,
+        }))
+    }
+
+    fn snapshot_upload(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        upload: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        const OP: &str = "read snapshot upload";
+        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let current = txn
+            .open_table(UPLOADS)
+            .map_err(backend(OP))?
+            .get((account.0, device.0))
+            .map_err(backend(OP))?
+            .map(|g| g.value());
+        let Some((_, count, held, _)) = current.filter(|c| c.0 == upload) else {
+            return Err(StoreError::UploadIncomplete { parts_stored: 0 });
+        };
+        let parts = txn.open_table(PARTS).map_err(backend(OP))?;
+        let mut out = Vec::with_capacity(usize::try_from(held).unwrap_or(0));
+        let mut n = 0u32;
+        for item in parts
+            .range((account.0, device.0, 0)..=(account.0, device.0, u32::MAX))
+            .map_err(backend(OP))?
+        {
+            let (k, v) = item.map_err(backend(OP))?;
+            if k.value().2 != n {
+                break;
+            }
+            out.extend_from_slice(v.value());
+            n += 1;
+        }
+        if u64::from(n) != count {
+            return Err(StoreError::UploadIncomplete { parts_stored: n });
+        }
+        Ok(out)
     }
 
     fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
@@ -697,7 +902,7 @@ mod tests {
                     Op::Snapshot { upto } => {
                         let covers = (0..2).map(|d| Cursor { device: devs[d], seq: upto[d] }).collect();
                         let snapshot = SealedSnapshot::seal(&keys[0], acct, covers, [0; 24], b"s".to_vec());
-                        let got = store.apply(vec![WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX }]);
+                        let got = store.apply(vec![WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX, finished_upload: None }]);
                         (model.snapshot(upto), got)
                     }
                 };

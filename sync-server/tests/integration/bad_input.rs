@@ -91,7 +91,9 @@ async fn unknown_version_gets_unsupported_version() {
         .await;
     assert_eq!(
         code_of(r),
-        ErrorCode::UnsupportedVersion { supported: vec![1] }
+        ErrorCode::UnsupportedVersion {
+            supported: vec![2, 1]
+        }
     );
     relay.assert_alive().await;
     relay.stop().await;

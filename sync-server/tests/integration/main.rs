@@ -10,4 +10,5 @@ mod common;
 mod crash;
 mod isolation;
 mod ops;
+mod snapshots;
 mod sync;

@@ -9,3 +9,4 @@ mod crash;
 mod p2p;
 mod pairing;
 mod relay_sync;
+mod snapshot;
