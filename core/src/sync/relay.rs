@@ -315,6 +315,7 @@ fn bind_relay(store: &mut Store, relay: &RelayKey) -> Result<(), StoreError> {
             txn.open_table(tables::PARTIAL)?.retain(|_, _| false)?;
             tables::put_u64(&txn, tables::META_NEXT_SEQ, 0)?;
             tables::put_u64(&txn, tables::META_ACKED_SEQ, 0)?;
+            tables::put_u64(&txn, tables::META_OWN_CATCHUP_SEQ, 0)?;
         }
         txn.open_table(tables::META)?
             .insert(tables::META_RELAY, relay.as_bytes().as_slice())?;
@@ -334,6 +335,9 @@ pub struct SyncStatus {
     pub pending_changes: u64,
     pub partial_entries: u64,
     pub cursors: Vec<Cursor>,
+    /// Non-zero once a restored store started pulling its own device's
+    /// entries, up to this seq (`sync_meta.own_catchup_seq`).
+    pub own_catchup_seq: u64,
 }
 
 /// Reads the durable sync position.
@@ -381,6 +385,7 @@ fn read_status(store: &mut Store) -> Result<SyncStatus, StoreError> {
         pending_changes: txn.open_table(tables::PENDING)?.len()?,
         partial_entries: txn.open_table(tables::PARTIAL)?.len()?,
         cursors,
+        own_catchup_seq: u(tables::META_OWN_CATCHUP_SEQ)?,
     })
 }
 
@@ -1012,11 +1017,18 @@ impl RelaySync {
             self.own_head_known = true;
             if st.sealed_seq < my_head {
                 // This store is new but the device key pushed before (restored
-                // keys): continue after the relay's head instead of forking.
+                // keys): continue after the relay's head instead of forking,
+                // fetch the device's own entries (they may hold changes made
+                // after the backup) and re-seal everything the store holds
+                // once (changes made before the backup under the former store
+                // actor may never have been pushed).
                 let txn = store.writable()?.begin_write()?;
                 tables::put_u64(&txn, tables::META_NEXT_SEQ, my_head + 1)?;
                 tables::put_u64(&txn, tables::META_ACKED_SEQ, my_head)?;
+                tables::put_u64(&txn, tables::META_OWN_CATCHUP_SEQ, my_head)?;
+                tables::put_u64(&txn, tables::META_SEAL_ALL_ACTORS, 1)?;
                 txn.commit().map_err(StoreError::from)?;
+                self.pull_wanted = true;
             }
             self.push_wanted = true;
             return Ok(());
@@ -1328,11 +1340,19 @@ impl RelaySync {
         let st = read_status(store)?;
         let me = self.id.device_id();
         let mut cursors = st.cursors;
+        let own = cursors.iter().find(|c| c.device == me).map_or(0, |c| c.seq);
+        // Catching up on its own log (a restored store): the own cursor is
+        // where the pull stands, not what the relay acknowledged.
+        let acked = if own < st.own_catchup_seq {
+            own
+        } else {
+            st.acked_seq
+        };
         match cursors.iter_mut().find(|c| c.device == me) {
-            Some(c) => c.seq = c.seq.max(st.acked_seq),
-            None if st.acked_seq > 0 => cursors.push(Cursor {
+            Some(c) => c.seq = c.seq.max(acked),
+            None if acked > 0 => cursors.push(Cursor {
                 device: me,
-                seq: st.acked_seq,
+                seq: acked,
             }),
             None => {}
         }
@@ -1507,10 +1527,20 @@ impl RelaySync {
         }
         let mut bodies = Vec::new();
         let mut new_heads = Vec::new();
+        let all_actors = {
+            let txn = store.read_txn()?;
+            let meta = txn.open_table(tables::META)?;
+            meta.get(tables::META_SEAL_ALL_ACTORS)?
+                .is_some_and(|v| v.value().iter().any(|b| *b != 0))
+        };
         for doc in store.doc_ids()? {
             let name = doc.to_string();
             let base = pushed.get(&name).cloned().unwrap_or_default();
-            let mine = store.my_changes_since(doc, &base)?;
+            let mine = if all_actors {
+                store.changes_since(doc, &base)?
+            } else {
+                store.my_changes_since(doc, &base)?
+            };
             let heads = store.heads(doc)?;
             if heads != base {
                 new_heads.push((name.clone(), heads));
@@ -1519,10 +1549,14 @@ impl RelaySync {
                 bodies.extend(payload::bodies_for(&name, compress(mine)));
             }
         }
-        if bodies.is_empty() && new_heads.is_empty() {
+        if bodies.is_empty() && new_heads.is_empty() && !all_actors {
             return Ok(());
         }
         let txn = store.writable()?.begin_write()?;
+        if all_actors {
+            txn.open_table(tables::META)?
+                .remove(tables::META_SEAL_ALL_ACTORS)?;
+        }
         let mut next = tables::get_u64(&txn, tables::META_NEXT_SEQ)?.max(1);
         {
             let mut outbox = txn.open_table(tables::OUTBOX)?;

@@ -50,6 +50,17 @@ pub(crate) const DEVICES: TableDefinition<'static, &[u8], &[u8]> = TableDefiniti
 pub(crate) const META_RELAY: &str = "relay";
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
 pub(crate) const META_ACKED_SEQ: &str = "acked_seq";
+/// Set when this store found the relay already holding entries of its own
+/// device (a store restored from a backup, or rebuilt, with the device's
+/// keys): the relay's own head at that moment. Until the own cursor reaches
+/// it, this device pulls its own entries like another device's (they may
+/// hold changes made after the backup).
+pub(crate) const META_OWN_CATCHUP_SEQ: &str = "own_catchup_seq";
+/// Set with [`META_OWN_CATCHUP_SEQ`]: the next seal carries the documents'
+/// changes of every actor, not only this store's (changes the device made
+/// before the backup under its former store actor may never have reached the
+/// relay; duplicates are harmless, Automerge applies a change once).
+pub(crate) const META_SEAL_ALL_ACTORS: &str = "seal_all_actors";
 
 /// What this device knows about one device of the account.
 #[derive(Debug, Clone, Serialize, Deserialize)]

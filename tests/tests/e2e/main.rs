@@ -9,4 +9,5 @@ mod crash;
 mod p2p;
 mod pairing;
 mod relay_sync;
+mod restore;
 mod snapshot;
