@@ -51,6 +51,8 @@ const CLOSE_LINGER_MS: u64 = 2000;
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// How often expired mailbox blobs and stale rate windows are deleted.
 const MAILBOX_SWEEP_MS: u64 = 60_000;
+/// Frame bytes kept beside a pull page's entries for the response framing.
+pub const PULL_FRAMING_BYTES: usize = 16 * 1024;
 /// Frame bytes kept for the envelope of a snapshot range (up to
 /// [`CURSORS_MAX`] cursors of 41 bytes, keys, nonce, signature, framing).
 pub const SNAPSHOT_RANGE_OVERHEAD_BYTES: usize = 200 * 1024;
@@ -1070,7 +1072,15 @@ async fn handle_request(
                 );
             }
             let entries_max = (entries_max as usize).clamp(1, limits.pull_entries_max.max(1));
-            let bytes_max = (bytes_max as usize).clamp(1, FRAME_BYTES_MAX / 2);
+            // Entries are counted with their envelopes, so a page of
+            // `bytes_max` fits one frame with room for the response framing.
+            let bytes_max = (bytes_max as usize).clamp(
+                1,
+                limits
+                    .frame_bytes_max
+                    .saturating_sub(PULL_FRAMING_BYTES)
+                    .max(1),
+            );
             let page = shared
                 .read(move |st| st.pull(&account, &cursors, entries_max, bytes_max))
                 .await

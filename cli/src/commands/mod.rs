@@ -15,6 +15,7 @@ mod interaction;
 mod misc;
 mod query;
 pub(crate) mod sync;
+mod sync_progress;
 mod transfer;
 
 use std::collections::BTreeMap;

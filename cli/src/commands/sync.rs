@@ -27,7 +27,7 @@ use kith_core::identity::{FileKeyStore, KeyStore};
 use kith_core::sync::devices::{list_devices, mark_revoked, record_device};
 use kith_core::sync::pairing::PairingHost;
 use kith_core::sync::{
-    DeviceIdentity, Invitation, PairingMode, RelayConfig, RelayEvent, Token, Transfer, sync_status,
+    DeviceIdentity, Invitation, PairingMode, RelayConfig, RelayEvent, Token, sync_status,
 };
 use kith_protocol::{DeviceId, RelayAddress};
 use serde::{Deserialize, Serialize};
@@ -736,8 +736,8 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
                     &mut local_rx,
                     &mut stop_rx,
                     |e| {
-                        if let Some(p) = progress_line(e) {
-                            let _ = progress_to_stderr(&p);
+                        if let Some(p) = super::sync_progress::progress_line(e) {
+                            let _ = super::sync_progress::to_stderr(&p);
                         } else if let Some(line) = describe(e) {
                             let _ = stdout.line(line);
                             let _ = stdout.flush();
@@ -801,68 +801,6 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
         ))?;
     }
     Ok(())
-}
-
-/// A transfer's progress as one status line (None for other events):
-/// "snapshot: 3.1 of 6.0 MB (52%)", "pulling: 1200 of 5000 entries (0.8 MB)".
-fn progress_line(e: &RelayEvent) -> Option<(String, bool)> {
-    let RelayEvent::Progress {
-        transfer,
-        done_bytes,
-        total_bytes,
-        done_entries,
-        total_entries,
-    } = e
-    else {
-        return None;
-    };
-    let mb = |b: u64| b as f64 / 1e6;
-    let pct = |d: u64, t: u64| (d.min(t) * 100).checked_div(t).unwrap_or(100);
-    let (what, done) = match transfer {
-        Transfer::SnapshotDownload => ("downloading the snapshot", true),
-        Transfer::SnapshotUpload => ("uploading a snapshot", true),
-        Transfer::Pull => ("pulling", false),
-    };
-    let (text, finished) = match (done, total_bytes, total_entries) {
-        (true, Some(t), _) => (
-            format!(
-                "{what}: {:.1} of {:.1} MB ({}%)",
-                mb(*done_bytes),
-                mb(*t),
-                pct(*done_bytes, *t)
-            ),
-            done_bytes >= t,
-        ),
-        (false, _, Some(t)) => (
-            format!(
-                "{what}: {done_entries} of {t} entries ({:.1} MB, {}%)",
-                mb(*done_bytes),
-                pct(*done_entries, *t)
-            ),
-            done_entries >= t,
-        ),
-        _ => (
-            format!("{what}: {done_entries} entries ({:.1} MB)", mb(*done_bytes)),
-            false,
-        ),
-    };
-    Some((text, finished))
-}
-
-/// Rewrites the progress line in place on a terminal (ends it when the
-/// transfer finished); prints plain lines otherwise.
-fn progress_to_stderr((text, finished): &(String, bool)) -> std::io::Result<()> {
-    use std::io::{IsTerminal, Write};
-    let mut err = std::io::stderr();
-    if err.is_terminal() {
-        write!(err, "\r\x1b[2K{text}")?;
-        if *finished {
-            writeln!(err)?;
-        }
-    } else {
-        writeln!(err, "{text}")?;
-    }
-    err.flush()
 }
 
 fn stdout_err(s: &str) -> std::io::Result<()> {

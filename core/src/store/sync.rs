@@ -37,6 +37,9 @@ pub struct RemoteApplied {
     /// Some changes wait for dependencies not received yet (they are not stored;
     /// the sync protocol sends them again).
     pub missing_deps: bool,
+    /// The document held only its genesis before: every change now in it
+    /// came from elsewhere (so this device has none of its own to push).
+    pub fresh: bool,
 }
 
 impl RemoteApplied {
@@ -131,6 +134,9 @@ impl Store {
 pub struct SnapshotInstalled {
     /// Documents taken over as saved (the local one had nothing else).
     pub replaced: Vec<DocId>,
+    /// Of `replaced`, those that held only their genesis (or did not exist)
+    /// before: this device has no changes of its own in them.
+    pub fresh: Vec<DocId>,
     /// Documents merged into local content the snapshot lacks.
     pub merged: Vec<DocId>,
     /// Records after the bootstrap: contacts of `main`, interactions of each
@@ -178,13 +184,17 @@ impl Store {
                 detail: format!("snapshot document does not load: {e}"),
             })?;
             schema::check_schema(&incoming, &name)?;
-            let replace = match self.docs.get_mut(&id) {
-                None => true,
-                Some(l) => l
-                    .doc
-                    .get_heads()
-                    .iter()
-                    .all(|h| incoming.get_change_by_hash(h).is_some()),
+            let (replace, fresh) = match self.docs.get_mut(&id) {
+                None => (true, true),
+                Some(l) => {
+                    let heads = l.doc.get_heads();
+                    (
+                        heads
+                            .iter()
+                            .all(|h| incoming.get_change_by_hash(h).is_some()),
+                        is_genesis(id, &heads),
+                    )
+                }
             };
             if replace {
                 incoming.set_actor(self.actor().clone());
@@ -197,6 +207,9 @@ impl Store {
                 );
                 saves.push((id, save));
                 out.replaced.push(id);
+                if fresh {
+                    out.fresh.push(id);
+                }
             } else {
                 drop(incoming);
                 let Some(l) = self.docs.get_mut(&id) else {
@@ -565,6 +578,7 @@ impl Store {
             heads_before: before,
             heads_after: after,
             missing_deps,
+            fresh: true,
             ..RemoteApplied::default()
         };
         let d = &l.doc;

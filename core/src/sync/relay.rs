@@ -431,6 +431,31 @@ fn write_bookkeeping(
     Ok(())
 }
 
+/// Records that this device has no changes of its own to push in `docs` up
+/// to the given heads: documents that held only their genesis and received
+/// everything from the relay (a bootstrap). Without it the next push would
+/// rebuild every change of their history to look for this device's own
+/// ones. Only an optimisation hint for `seal_new`: losing it (a crash
+/// before this commit) just costs that scan.
+fn mark_pushed(store: &mut Store, docs: &[(DocId, Vec<ChangeHash>)]) -> Result<(), StoreError> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let txn = store.writable()?.begin_write()?;
+    {
+        let mut t = txn.open_table(tables::PUSHED_HEADS)?;
+        for (doc, heads) in docs {
+            let name = doc.to_string();
+            // Never move a document's pushed heads that this device set itself.
+            if t.get(name.as_str())?.is_none() {
+                t.insert(name.as_str(), tables::heads_to_bytes(heads).as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 /// Outcome of [`apply_with_pending`].
 pub(crate) struct Merged {
     pub(crate) applied: crate::store::RemoteApplied,
@@ -1319,6 +1344,14 @@ impl RelaySync {
                 StoreError::Schema(e) => RelaySyncError::BadSnapshot(e.to_string()),
                 other => RelaySyncError::Store(other),
             })?;
+        // Only documents that held nothing of this device: a replaced
+        // document may contain its own changes that a peer passed on to the
+        // snapshot's author and that this device has not pushed yet.
+        let mut fresh = Vec::with_capacity(installed.fresh.len());
+        for doc in &installed.fresh {
+            fresh.push((*doc, store.heads(*doc)?));
+        }
+        mark_pushed(store, &fresh)?;
         for (doc, records) in installed.records {
             let (contacts, interactions) = match doc {
                 DocId::Main => (records, 0),
@@ -1491,12 +1524,16 @@ impl RelaySync {
             }
         }
         let now = self.now_ms;
+        let mut fresh = Vec::new();
         for step in steps {
             match step.doc {
                 Some(doc) => {
                     let m = apply_with_pending(store, doc, step.changes, |txn| {
                         write_bookkeeping(txn, &step.cursors, &step.partials, &step.certs, now)
                     })?;
+                    if m.applied.fresh {
+                        fresh.push((doc, m.applied.heads_after.clone()));
+                    }
                     self.events.push_back(RelayEvent::Applied {
                         doc,
                         contacts: m.applied.contacts.len(),
@@ -1511,6 +1548,7 @@ impl RelaySync {
                 }
             }
         }
+        mark_pushed(store, &fresh)?;
         self.heads_wanted = true;
         Ok(())
     }

@@ -481,6 +481,14 @@ fn a_new_device_bootstrapping_from_the_log_indexes_like_reindex() {
     assert!(n.store.doc_ids().unwrap().len() >= 4, "several quarters");
     assert_eq!(n.store.all_interactions().unwrap().len(), 18);
     assert_same(&mut a, &mut n);
+    // What the new device logs afterwards still goes up.
+    let id = n.log("after the bootstrap");
+    relay_round(&mut relay, &mut n, cfg());
+    relay_round(&mut relay, &mut a, cfg());
+    assert_eq!(
+        a.store.interaction(id).unwrap().summary,
+        "after the bootstrap"
+    );
 }
 
 #[test]
@@ -508,6 +516,15 @@ fn a_snapshot_bootstrap_installs_documents_and_indexes_like_reindex() {
     // And it survives a restart (chunks verified against the saved heads).
     n.reopen();
     assert_eq!(n.store.all_interactions().unwrap().len(), 18);
+    // What the new device logs afterwards still goes up.
+    let id = n.log("after the bootstrap");
+    relay_round(&mut relay, &mut n, cfg());
+    relay_round(&mut relay, &mut a, cfg());
+    assert_eq!(
+        a.store.interaction(id).unwrap().summary,
+        "after the bootstrap"
+    );
+    assert_same(&mut a, &mut n);
 }
 
 #[test]
