@@ -155,10 +155,17 @@ pub(crate) fn client_endpoint(to: &SocketAddr) -> Result<quinn::Endpoint, NetErr
     })
 }
 
+/// Longest wait for a relay's QUIC handshake. Without it a relay that has
+/// gone away (a phone changing networks, a dead host) costs a whole idle
+/// timeout before the watcher retries or a stop is noticed.
+pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+/// Keep-alive every 10 s and a 30 s idle timeout: a relay that stopped
+/// answering mid-session is noticed within 30 s.
 pub(crate) fn client_transport() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_secs(10)))
-        .max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(60)).ok())
+        .max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(30)).ok())
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     t
@@ -166,6 +173,7 @@ pub(crate) fn client_transport() -> quinn::TransportConfig {
 
 async fn connect_relay(
     addr: &RelayAddress,
+    timeout_ms: u64,
 ) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
     let sock = resolve(&addr.host_port()).await?;
     let tls =
@@ -175,13 +183,18 @@ async fn connect_relay(
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(client_transport()));
     let endpoint = client_endpoint(&sock)?;
-    let conn = endpoint
+    let connecting = endpoint
         .connect_with(cfg, sock, kith_protocol::tls::SERVER_NAME)
         .map_err(|e| NetError::Connect {
             addr: addr.to_string(),
             detail: e.to_string(),
-        })?
+        })?;
+    let conn = tokio::time::timeout(Duration::from_millis(timeout_ms), connecting)
         .await
+        .map_err(|_| NetError::Connect {
+            addr: addr.to_string(),
+            detail: format!("no answer within {timeout_ms} ms"),
+        })?
         .map_err(|e| NetError::Connect {
             addr: addr.to_string(),
             detail: e.to_string(),
@@ -231,7 +244,7 @@ async fn run_session<F: FnMut(&RelayEvent)>(
     s: &mut Session<'_, F>,
 ) -> Result<RoundReport, NetError> {
     let started = Instant::now();
-    let (endpoint, conn) = connect_relay(s.addr).await?;
+    let (endpoint, conn) = connect_relay(s.addr, CONNECT_TIMEOUT_MS).await?;
     let (mut send, recv) = conn
         .open_bi()
         .await
@@ -450,7 +463,7 @@ pub async fn join_via_relay(
     token.check_fresh(now_ms())?;
     let addr = token.check_relay(given_relay)?;
     let fut = async {
-        let (endpoint, conn) = connect_relay(&addr).await?;
+        let (endpoint, conn) = connect_relay(&addr, CONNECT_TIMEOUT_MS).await?;
         let (mut send, recv) = conn
             .open_bi()
             .await
@@ -495,4 +508,35 @@ pub async fn join_via_relay(
     };
     let (id, inviter) = token.join(&blob, device_name, now_ms())?;
     Ok((id, inviter, addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relay address that resolves but never answers (a bound, silent UDP
+    /// socket): the handshake gives up at the timeout with a retryable
+    /// connect error instead of waiting for QUIC's idle timeout.
+    #[tokio::test]
+    async fn a_silent_relay_fails_the_connect_at_its_timeout() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        // Any valid ed25519 public key will do: the handshake never starts.
+        let key = DeviceIdentity::create_account("relay", 0)
+            .unwrap()
+            .device_id()
+            .0;
+        let addr: RelayAddress =
+            format!("kith://{}@127.0.0.1:{port}", kith_protocol::RelayKey(key))
+                .parse()
+                .unwrap();
+        let started = Instant::now();
+        let err = connect_relay(&addr, 300).await.unwrap_err();
+        assert!(
+            matches!(&err, NetError::Connect { detail, .. } if detail.contains("300 ms")),
+            "{err:?}"
+        );
+        assert!(err.is_retryable());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }
