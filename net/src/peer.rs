@@ -495,8 +495,7 @@ pub async fn peer_watch(
     mut on_exchange: impl FnMut(&PeerReport),
     mut on_error: impl FnMut(&NetError, u64),
 ) -> Result<(), NetError> {
-    let mut delay = opts.backoff_initial_ms;
-    let mut failures = 0u32;
+    let mut backoff = crate::relay::Backoff::new(&opts);
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -506,20 +505,14 @@ pub async fn peer_watch(
         match r {
             Ok(()) => return Ok(()),
             Err(e) if e.is_retryable() => {
-                if connected_at.elapsed() > Duration::from_secs(30) {
-                    delay = opts.backoff_initial_ms;
-                    failures = 0;
-                }
-                failures += 1;
-                if opts.failures_max.is_some_and(|m| failures > m) {
+                let Some(delay) = backoff.next_delay_ms(connected_at) else {
                     return Err(e);
-                }
+                };
                 on_error(&e, delay);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
                     _ = wait_true(shutdown) => return Ok(()),
                 }
-                delay = (delay * 2).min(opts.backoff_max_ms);
             }
             Err(e) => return Err(e),
         }

@@ -349,6 +349,50 @@ pub struct WatchOptions {
     pub failures_max: Option<u32>,
 }
 
+/// A connection that lasted this long was a success: the next failure starts
+/// the backoff from the beginning again.
+const STABLE_CONNECTION_MS: u64 = 30_000;
+
+/// The reconnect policy of the watch loops (relay and peer): a delay doubling
+/// from `backoff_initial_ms` up to `backoff_max_ms`, reset after a stable
+/// connection, and at most `failures_max` consecutive failures.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    initial_ms: u64,
+    max_ms: u64,
+    failures_max: Option<u32>,
+    delay_ms: u64,
+    failures: u32,
+}
+
+impl Backoff {
+    pub(crate) fn new(opts: &WatchOptions) -> Self {
+        Backoff {
+            initial_ms: opts.backoff_initial_ms,
+            max_ms: opts.backoff_max_ms,
+            failures_max: opts.failures_max,
+            delay_ms: opts.backoff_initial_ms,
+            failures: 0,
+        }
+    }
+
+    /// Records a retryable failure of the attempt begun at `started`: how long
+    /// to wait before the next one, or `None` once too many failed in a row.
+    pub(crate) fn next_delay_ms(&mut self, started: Instant) -> Option<u64> {
+        if started.elapsed() > Duration::from_millis(STABLE_CONNECTION_MS) {
+            self.delay_ms = self.initial_ms;
+            self.failures = 0;
+        }
+        self.failures += 1;
+        if self.failures_max.is_some_and(|m| self.failures > m) {
+            return None;
+        }
+        let delay = self.delay_ms;
+        self.delay_ms = delay.saturating_mul(2).min(self.max_ms);
+        Some(delay)
+    }
+}
+
 impl Default for WatchOptions {
     fn default() -> Self {
         Self {
@@ -374,8 +418,7 @@ pub async fn relay_watch(
     mut on_event: impl FnMut(&RelayEvent),
     mut on_error: impl FnMut(&NetError, u64),
 ) -> Result<(), NetError> {
-    let mut delay = opts.backoff_initial_ms;
-    let mut failures = 0u32;
+    let mut backoff = Backoff::new(&opts);
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -401,21 +444,15 @@ pub async fn relay_watch(
         match r {
             Ok(_) => return Ok(()),
             Err(e) if e.is_retryable() => {
-                if connected_at.elapsed() > Duration::from_secs(30) {
-                    delay = opts.backoff_initial_ms;
-                    failures = 0;
-                }
-                failures += 1;
-                if opts.failures_max.is_some_and(|m| failures > m) {
+                let Some(delay) = backoff.next_delay_ms(connected_at) else {
                     return Err(e);
-                }
+                };
                 on_error(&e, delay);
                 let mut sd = Some(&mut *shutdown);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
                     _ = shutdown_signal(&mut sd) => return Ok(()),
                 }
-                delay = (delay * 2).min(opts.backoff_max_ms);
             }
             Err(e) => return Err(e),
         }
@@ -513,6 +550,32 @@ pub async fn join_via_relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_gives_up_after_failures_max() {
+        let opts = WatchOptions {
+            backoff_initial_ms: 250,
+            backoff_max_ms: 1_000,
+            failures_max: Some(4),
+        };
+        let mut b = Backoff::new(&opts);
+        let now = Instant::now();
+        let delays: Vec<Option<u64>> = (0..5).map(|_| b.next_delay_ms(now)).collect();
+        assert_eq!(
+            delays,
+            [Some(250), Some(500), Some(1_000), Some(1_000), None]
+        );
+    }
+
+    #[test]
+    fn backoff_starts_over_after_a_stable_connection() {
+        let mut b = Backoff::new(&WatchOptions::default());
+        let now = Instant::now();
+        assert_eq!(b.next_delay_ms(now), Some(250));
+        assert_eq!(b.next_delay_ms(now), Some(500));
+        let long_ago = now - Duration::from_millis(STABLE_CONNECTION_MS + 1);
+        assert_eq!(b.next_delay_ms(long_ago), Some(250));
+    }
 
     /// A relay address that resolves but never answers (a bound, silent UDP
     /// socket): the handshake gives up at the timeout with a retryable
