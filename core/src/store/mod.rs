@@ -824,26 +824,9 @@ impl Store {
         let Some(l) = self.docs.get_mut(&id) else {
             return Ok(());
         };
-        let name = id.to_string();
         let full = l.doc.save();
         let heads = l.doc.get_heads();
-        let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
-        {
-            let mut chunks = txn.open_table(CHUNKS)?;
-            chunks.retain_in((name.as_str(), 0u64)..=(name.as_str(), u64::MAX), |_, _| {
-                false
-            })?;
-            chunks.insert(
-                (name.as_str(), meta.next_seq),
-                sealed_chunk(&full).as_slice(),
-            )?;
-        }
-        meta.heads = heads_bytes(&heads);
-        meta.next_seq += 1;
-        meta.chunk_count = 1;
-        meta.full_bytes = full.len() as u64;
-        meta.incremental_bytes = 0;
-        put_meta(&txn, &name, &meta)?;
+        replace_chunks(&txn, &id.to_string(), &heads, &full)?;
         txn.commit()?;
         l.saved_heads = heads;
         Ok(())
@@ -1154,6 +1137,28 @@ pub(crate) fn write_chunk(
     }
     put_meta(txn, &name, &meta)?;
     Ok(Some(heads))
+}
+
+/// Replaces every chunk of document `name` with one full save whose heads are
+/// `heads` (compaction, or a snapshot taken over as is).
+pub(super) fn replace_chunks(
+    txn: &WriteTransaction,
+    name: &str,
+    heads: &[ChangeHash],
+    full: &[u8],
+) -> Result<(), StoreError> {
+    let mut meta = txn.doc_meta(name)?.unwrap_or_default();
+    {
+        let mut chunks = txn.open_table(CHUNKS)?;
+        chunks.retain_in((name, 0u64)..=(name, u64::MAX), |_, _| false)?;
+        chunks.insert((name, meta.next_seq), sealed_chunk(full).as_slice())?;
+    }
+    meta.heads = heads_bytes(heads);
+    meta.next_seq += 1;
+    meta.chunk_count = 1;
+    meta.full_bytes = full.len() as u64;
+    meta.incremental_bytes = 0;
+    put_meta(txn, name, &meta)
 }
 
 #[cfg(test)]

@@ -20,9 +20,7 @@ use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
 use crate::index;
 use crate::schema;
 
-use super::{
-    CHUNKS, ChunkRead, Store, heads_bytes, put_meta, rebuild_index, sealed_chunk, write_chunk,
-};
+use super::{Store, rebuild_index, replace_chunks, write_chunk};
 
 /// What a remote merge changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -234,23 +232,7 @@ impl Store {
                 return Err(StoreError::UnknownDoc(name));
             };
             let heads = l.doc.get_heads();
-            let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
-            {
-                let mut chunks = txn.open_table(CHUNKS)?;
-                chunks.retain_in((name.as_str(), 0u64)..=(name.as_str(), u64::MAX), |_, _| {
-                    false
-                })?;
-                chunks.insert(
-                    (name.as_str(), meta.next_seq),
-                    sealed_chunk(save).as_slice(),
-                )?;
-            }
-            meta.heads = heads_bytes(&heads);
-            meta.next_seq += 1;
-            meta.chunk_count = 1;
-            meta.full_bytes = save.len() as u64;
-            meta.incremental_bytes = 0;
-            put_meta(&txn, &name, &meta)?;
+            replace_chunks(&txn, &name, &heads, save)?;
             new_heads.push((*id, heads));
         }
         for id in &out.merged {
