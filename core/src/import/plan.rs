@@ -576,4 +576,76 @@ mod tests {
             MergeTarget::Existing(stored[0].id)
         );
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Drafts drawn from small pools, so look-alikes are frequent; the
+        /// lines increase and the keys are unique (no repeats by key).
+        fn input() -> impl Strategy<Value = Vec<ContactDraft>> {
+            let names =
+                prop::sample::select(vec!["Ana Lima", "ana  LIMA", "Bo Chen", "Cy Dee", "Di"]);
+            let emails = prop::option::of(prop::sample::select(vec![
+                "ana@x.org",
+                "ANA@x.org ",
+                "bo@y.org",
+                "cy@z.org",
+            ]));
+            let phones = prop::option::of(prop::sample::select(vec![
+                "+44 20 7946 0958",
+                "020 7946 0958",
+                "+44 7700 900123",
+                "07700 900123",
+                "555 1234",
+            ]));
+            prop::collection::vec((names, emails, phones), 0..12).prop_map(|rows| {
+                rows.into_iter()
+                    .enumerate()
+                    .map(|(i, (n, e, p))| draft(1 + 5 * i, n, e, p))
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn look_alikes_of_one_input_point_at_an_earlier_created_draft(drafts in input()) {
+                let n = drafts.len();
+                let plan = plan_import(drafts.clone(), &[]);
+                prop_assert_eq!(plan.len(), n);
+                prop_assert!(plan.already_imported.is_empty() && plan.repeated_in_input.is_empty());
+                // No two created drafts look alike: each one planned alone
+                // against the others (as contacts) is a duplicate of none.
+                for (i, d) in plan.create.iter().enumerate() {
+                    let others: Vec<Contact> = plan.create.iter().enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, o)| o.clone().into_contact(ContactId::new(), 1))
+                        .collect();
+                    let alone = plan_import(vec![d.clone()], &others);
+                    // One country only, so the default calling code cannot
+                    // change between the two plans.
+                    prop_assert_eq!(alone.create.len(), 1, "{:?} looks like another created draft", d);
+                }
+                for l in &plan.likely_duplicates {
+                    let MergeTarget::EarlierDraft { create_index, source_line } = l.merge_into else {
+                        return Err(TestCaseError::fail("no stored contact to look like"));
+                    };
+                    let target = &plan.create[create_index];
+                    prop_assert_eq!(target.source_line, source_line);
+                    prop_assert!(source_line < l.draft.source_line);
+                    prop_assert!(!l.reasons.is_empty());
+                }
+                // Applied (the created drafts become contacts), the same input
+                // creates nothing.
+                let stored: Vec<Contact> = plan.create.iter()
+                    .map(|d| d.clone().into_contact(ContactId::new(), 1))
+                    .collect();
+                let again = plan_import(drafts, &stored);
+                prop_assert!(again.create.is_empty(), "{:?}", again);
+                prop_assert_eq!(again.already_imported.len(), plan.create.len());
+                prop_assert_eq!(again.likely_duplicates.len(), plan.likely_duplicates.len());
+            }
+        }
+    }
 }
