@@ -52,13 +52,18 @@ pub struct AlreadyImported {
     pub existing_contact_id: String,
 }
 
-/// A record that looks like an existing contact; it was not created.
+/// A record that looks like an existing contact, or like an earlier record of
+/// the same file; it was not created.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ImportDuplicate {
     pub name: String,
     pub source_line: u64,
-    /// The existing contact suggested as the merge target.
-    pub merge_into_id: String,
+    /// The contact suggested as the merge target: an existing one, or the one
+    /// this import created for the earlier record (`None` in a dry run).
+    pub merge_into_id: Option<String>,
+    /// Line of the earlier record of the file this one looks like (`None`
+    /// when it looks like an existing contact).
+    pub same_as_line: Option<u64>,
     pub reasons: Vec<DuplicateReason>,
 }
 
@@ -195,7 +200,11 @@ impl Kith {
                     .map(|d| ImportDuplicate {
                         name: d.draft.name.clone(),
                         source_line: line(d.draft.source_line),
-                        merge_into_id: d.merge_into.to_string(),
+                        merge_into_id: applied
+                            .as_ref()
+                            .map_or(d.merge_into.existing(), |a| a.merge_target(d.merge_into))
+                            .map(|id| id.to_string()),
+                        same_as_line: d.merge_into.same_as_line().map(line),
                         reasons: d.reasons.iter().cloned().map(Into::into).collect(),
                     })
                     .collect(),

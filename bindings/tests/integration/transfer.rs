@@ -38,6 +38,34 @@ fn a_vcard_export_imports_into_another_store_and_reimports_as_nothing() {
     );
 }
 
+/// Two cards of one file for the same person (same email, other UIDs): one
+/// contact, the other card reported against the earlier one's line, and
+/// against the created contact once applied.
+#[test]
+fn look_alike_cards_of_one_file_are_reported_not_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let kith = open(&dir);
+    let vcf =
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:Ana Lima\r\nEMAIL:ana@x.org\r\nEND:VCARD\r\n\
+BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b\r\nFN:A. Lima\r\nEMAIL:ANA@x.org\r\nEND:VCARD\r\n"
+            .to_vec();
+    let dry = kith.import_vcard(vcf.clone(), true).unwrap();
+    assert_eq!(dry.created.len(), 1);
+    assert_eq!(dry.likely_duplicates.len(), 1);
+    let dup = &dry.likely_duplicates[0];
+    assert_eq!((dup.source_line, dup.same_as_line), (7, Some(1)));
+    assert_eq!(dup.merge_into_id, None);
+
+    let done = kith.import_vcard(vcf.clone(), false).unwrap();
+    let ana = done.created[0].contact_id.clone().unwrap();
+    assert_eq!(done.likely_duplicates[0].merge_into_id, Some(ana.clone()));
+    assert_eq!(done.likely_duplicates[0].same_as_line, Some(1));
+    let again = kith.import_vcard(vcf, false).unwrap();
+    assert!(again.created.is_empty());
+    assert_eq!(again.likely_duplicates[0].merge_into_id, Some(ana));
+    assert_eq!(again.likely_duplicates[0].same_as_line, None);
+}
+
 #[test]
 fn a_backup_restores_only_with_its_passphrase() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -824,7 +824,7 @@ def test_import_vcard_reports_duplicates_and_problems(kith):
     arnold = kith.add_contact(NewContact(name="A. Smith", emails=[ContactPoint(value="asmithk@gmail.com", label="")]))
     report = kith.import_vcard(fixture("gmail-list.vcf"), False)
     assert sorted(c.name for c in report.created) == ["Chris Beatle", "Doug White"]
-    assert [(d.name, d.merge_into_id) for d in report.likely_duplicates] == [("Arnold Smith", arnold.id)]
+    assert [(d.name, d.merge_into_id, d.same_as_line) for d in report.likely_duplicates] == [("Arnold Smith", arnold.id, None)]
     assert report.likely_duplicates[0].reasons == [kith_ffi.DuplicateReason.SAME_EMAIL(email="asmithk@gmail.com")]
     names = sorted(c.name for c in kith.list_contacts(ContactSort.NAME, 0, 10, False))
     assert names == ["A. Smith", "Chris Beatle", "Doug White"]  # the duplicate was not created

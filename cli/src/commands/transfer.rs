@@ -17,8 +17,8 @@ use kith_core::backup::{
 use kith_core::export::{KithExport, read_json, write_json, write_vcards};
 use kith_core::identity::{FileKeyStore, KeyStore};
 use kith_core::import::{
-    ApplyOptions, ContactDraft, ImportPlan, LinkedinLimits, VcardLimits, apply_plan,
-    parse_linkedin_csv, plan_for_store, vcard_drafts,
+    ApplyOptions, ApplyReport, ContactDraft, ImportPlan, LinkedinLimits, MergeTarget, VcardLimits,
+    apply_plan, parse_linkedin_csv, plan_for_store, vcard_drafts,
 };
 use serde::Serialize;
 
@@ -74,8 +74,13 @@ struct DraftView {
 struct DuplicateView {
     name: String,
     source_line: usize,
-    merge_into: kith_core::ContactId,
+    /// The contact to merge into: an existing one, or the one this import
+    /// created for an earlier record of the input (`null` in a dry run).
+    merge_into: Option<kith_core::ContactId>,
     merge_into_name: String,
+    /// Line of the earlier record of the input this one looks like (`null`
+    /// when it looks like an existing contact).
+    same_as_line: Option<usize>,
     reasons: Vec<String>,
 }
 
@@ -195,8 +200,9 @@ pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
         }
     };
     let plan: ImportPlan = plan_for_store(&ctx.store, drafts).map_err(store_failure)?;
+    let mut applied = ApplyReport::default();
     if !options.dry_run && !plan.is_empty() {
-        apply_plan(
+        applied = apply_plan(
             &mut ctx.store,
             &plan,
             &ApplyOptions {
@@ -218,12 +224,24 @@ pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
         likely_duplicates: plan
             .likely_duplicates
             .iter()
-            .map(|d| DuplicateView {
-                name: d.draft.name.clone(),
-                source_line: d.draft.source_line,
-                merge_into: d.merge_into,
-                merge_into_name: contacts.name(d.merge_into),
-                reasons: d.reasons.iter().map(super::query::reason_text).collect(),
+            .map(|d| {
+                let merge_into = applied.merge_target(d.merge_into);
+                let merge_into_name = match d.merge_into {
+                    MergeTarget::Existing(id) => contacts.name(id),
+                    MergeTarget::EarlierDraft { create_index, .. } => plan
+                        .create
+                        .get(create_index)
+                        .map(|e| e.name.clone())
+                        .unwrap_or_default(),
+                };
+                DuplicateView {
+                    name: d.draft.name.clone(),
+                    source_line: d.draft.source_line,
+                    merge_into,
+                    merge_into_name,
+                    same_as_line: d.merge_into.same_as_line(),
+                    reasons: d.reasons.iter().map(super::query::reason_text).collect(),
+                }
             })
             .collect(),
         duplicates_created: options.create_duplicates && !options.dry_run,
@@ -259,7 +277,10 @@ pub(super) fn import(ctx: &mut Ctx, cmd: ImportCmd) -> CliResult<()> {
             t.row(vec![
                 d.name.clone(),
                 d.source_line.to_string(),
-                d.merge_into_name.clone(),
+                match d.same_as_line {
+                    Some(line) => format!("{} (new, line {line})", d.merge_into_name),
+                    None => d.merge_into_name.clone(),
+                },
                 d.reasons.join(", "),
             ]);
         }

@@ -73,6 +73,74 @@ fn linkedin_import_reports_likely_duplicates() {
     assert_eq!(k.json(&["duplicates"]).as_array().unwrap().len(), 1);
 }
 
+/// One person exported by Evolution, Gmail and Mac Address Book, imported in
+/// one call: the first card is created, the others are reported as likely
+/// duplicates of it (by line in a dry run, by the created id otherwise), and
+/// a second import creates nothing.
+#[test]
+fn look_alike_cards_of_one_import_are_reported_not_doubled() {
+    let k = Kith::new();
+    let files: Vec<String> = [
+        "John_Doe_EVOLUTION.vcf",
+        "John_Doe_GMAIL.vcf",
+        "John_Doe_MAC_ADDRESS_BOOK.vcf",
+    ]
+    .iter()
+    .map(|f| fixtures().join(f).to_str().unwrap().to_string())
+    .collect();
+    let mut args = vec!["import", "vcard"];
+    args.extend(files.iter().map(String::as_str));
+    let dry_args = [args.clone(), vec!["--dry-run"]].concat();
+
+    let before = k.snapshot();
+    let dry = k.json(&dry_args);
+    assert_eq!(before, k.snapshot(), "--dry-run wrote");
+    assert_eq!(dry["created"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(dry["created"][0]["source_line"], 1);
+    let dups = dry["likely_duplicates"].as_array().unwrap();
+    assert_eq!(dups.len(), 2, "{dry}");
+    for d in dups {
+        assert_eq!(d["merge_into"], serde_json::Value::Null, "{d}");
+        assert_eq!(d["same_as_line"], 1);
+        assert_eq!(d["merge_into_name"], "Mr. John Richter, James Doe Sr.");
+        assert!(
+            d["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "same email john.doe@ibm.com"),
+            "{d}"
+        );
+    }
+    let text = k.run(&dry_args).ok().stdout;
+    assert!(
+        text.starts_with(
+            "Would create 1 contact; 0 already imported; 2 likely duplicates (left out)"
+        ),
+        "{text}"
+    );
+
+    let real = k.json(&args);
+    assert_eq!(real["created"].as_array().unwrap().len(), 1);
+    let list = k.json(&["contact", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let id = list[0]["id"].as_str().unwrap();
+    for d in real["likely_duplicates"].as_array().unwrap() {
+        assert_eq!(d["merge_into"], id, "{d}");
+        assert_eq!(d["same_as_line"], 1);
+    }
+
+    // Again: nothing new; the look-alikes now point at the stored contact.
+    let again = k.json(&args);
+    assert_eq!(again["created"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(again["already_imported"], 1);
+    for d in again["likely_duplicates"].as_array().unwrap() {
+        assert_eq!(d["merge_into"], id, "{d}");
+        assert_eq!(d["same_as_line"], serde_json::Value::Null);
+    }
+    assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn import_errors() {
     let k = Kith::new();

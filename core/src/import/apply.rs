@@ -16,7 +16,7 @@ use crate::ids::ContactId;
 use crate::model::{Contact, TimestampMs};
 use crate::store::Store;
 
-use super::{ContactDraft, ImportPlan, plan_import};
+use super::{ContactDraft, ImportPlan, MergeTarget, plan_import};
 
 /// How to apply a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,9 @@ pub struct ApplyOptions {
 /// What [`apply_plan`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
-    /// Ids of the contacts created, in plan order.
+    /// Ids of the contacts created, in plan order: `plan.create` first (so
+    /// `created[i]` is the contact of `plan.create[i]`), then the likely
+    /// duplicates when they were created too.
     pub created: Vec<ContactId>,
     /// Existing contacts that gained import keys.
     pub keys_added: Vec<ContactId>,
@@ -41,6 +43,20 @@ pub struct ApplyReport {
     pub likely_duplicates_skipped: usize,
     /// Drafts that repeated an earlier one of the same input.
     pub repeated_in_input: usize,
+}
+
+impl ApplyReport {
+    /// The id of a likely duplicate's merge target once the plan was applied:
+    /// an existing contact, or the contact created for the earlier draft
+    /// (`None` only for a report of another plan).
+    pub fn merge_target(&self, target: MergeTarget) -> Option<ContactId> {
+        match target {
+            MergeTarget::Existing(id) => Some(id),
+            MergeTarget::EarlierDraft { create_index, .. } => {
+                self.created.get(create_index).copied()
+            }
+        }
+    }
 }
 
 /// Plans an import against the contacts in the store.

@@ -6,8 +6,8 @@
 //! and [`plan::plan_import`] compares the drafts with the existing contacts:
 //! what to create, what was already imported (same import key, so re-importing
 //! a file creates nothing), and what looks like someone already there (same
-//! email, phone or normalised name: reported with a suggested merge target,
-//! never silently doubled). Everything up to the plan is pure; [`apply`]
+//! email, phone or normalised name, or like an earlier record of the same
+//! input: reported with a suggested merge target, never silently doubled). Everything up to the plan is pure; [`apply`]
 //! writes a plan to the store.
 
 pub mod apply;
@@ -29,7 +29,9 @@ use crate::model::{Contact, ContactPoint, PartialDate, Seniority, TimestampMs};
 
 pub use apply::{ApplyOptions, ApplyReport, apply_plan, plan_for_store};
 pub use linkedin::{LinkedinError, LinkedinImport, LinkedinLimits, RowError, parse_linkedin_csv};
-pub use plan::{AlreadyImported, ImportPlan, LikelyDuplicate, RepeatedInInput, plan_import};
+pub use plan::{
+    AlreadyImported, ImportPlan, LikelyDuplicate, MergeTarget, RepeatedInInput, plan_import,
+};
 pub use vcard::{
     CardError, CardErrorKind, ParsedCard, VcardFileError, VcardImport, VcardLimits, parse_vcards,
     parse_vcards_streaming,

@@ -2,7 +2,7 @@
 //! duplicates with a suggested merge target, LinkedIn exports.
 
 use kith_core::import::linkedin::{LinkedinError, LinkedinLimits, parse_linkedin_csv};
-use kith_core::import::{ContactDraft, VcardLimits, plan_import, vcard_drafts};
+use kith_core::import::{ContactDraft, MergeTarget, VcardLimits, plan_import, vcard_drafts};
 use kith_core::model::{Contact, ContactPoint};
 use kith_core::{ContactId, DuplicateReason};
 
@@ -109,7 +109,7 @@ fn same_email_phone_or_name_is_a_likely_duplicate_with_the_best_target() {
     assert_eq!(plan.likely_duplicates.len(), 1);
     let dup = &plan.likely_duplicates[0];
     assert_eq!(dup.draft.name, "Arnold Smith");
-    assert_eq!(dup.merge_into, by_email.id);
+    assert_eq!(dup.merge_into, MergeTarget::Existing(by_email.id));
     assert_eq!(
         dup.reasons,
         vec![DuplicateReason::SameEmail("asmithk@gmail.com".into())]
@@ -124,7 +124,10 @@ fn same_email_phone_or_name_is_a_likely_duplicate_with_the_best_target() {
         std::slice::from_ref(&by_phone),
     );
     assert_eq!(plan.likely_duplicates.len(), 1);
-    assert_eq!(plan.likely_duplicates[0].merge_into, by_phone.id);
+    assert_eq!(
+        plan.likely_duplicates[0].merge_into,
+        MergeTarget::Existing(by_phone.id)
+    );
     assert_eq!(
         plan.likely_duplicates[0].reasons,
         vec![DuplicateReason::SamePhone("19055551234".into())]
@@ -263,7 +266,7 @@ fn trunk_prefix_phone_forms_are_likely_duplicates() {
         ["Trunk Form", "Intl Prefix Form"]
     );
     for l in &plan.likely_duplicates {
-        assert_eq!(l.merge_into, stored.id);
+        assert_eq!(l.merge_into, MergeTarget::Existing(stored.id));
         assert_eq!(
             l.reasons,
             vec![DuplicateReason::SamePhone("442079460958".into())]
@@ -284,7 +287,10 @@ fn a_national_number_of_another_country_still_meets_its_international_form() {
     let batch = vcard_drafts(file.as_bytes(), &VcardLimits::default(), None).unwrap();
     let plan = plan_import(batch.drafts, &[pt.clone(), uk1, uk2]);
     assert_eq!(plan.likely_duplicates.len(), 1, "{plan:?}");
-    assert_eq!(plan.likely_duplicates[0].merge_into, pt.id);
+    assert_eq!(
+        plan.likely_duplicates[0].merge_into,
+        MergeTarget::Existing(pt.id)
+    );
     assert_eq!(
         plan.likely_duplicates[0].reasons,
         vec![DuplicateReason::SamePhone("912345678".into())]

@@ -5,13 +5,16 @@
 
 use std::collections::BTreeSet;
 
+use kith_core::DuplicateReason;
 use kith_core::backup::{
     BackupError, BackupParams, StoreBackupError, backup_store, restore_store,
     restore_store_with_key_file,
 };
 use kith_core::export::{KithExport, read_json, write_json};
 use kith_core::identity::{FileKeyStore, KeyStore};
-use kith_core::import::{ApplyOptions, VcardLimits, apply_plan, plan_for_store, vcard_drafts};
+use kith_core::import::{
+    ApplyOptions, MergeTarget, VcardLimits, apply_plan, plan_for_store, vcard_drafts,
+};
 use kith_core::model::{Circle, GoalStatus, ProjectStatus, Settings};
 use kith_core::sync::DeviceIdentity;
 use kith_core::{NewContact, NewGoal, NewInteraction, NewProject, ParticipantRef, Store};
@@ -104,10 +107,107 @@ fn likely_duplicates_are_left_for_the_user_unless_asked() {
             .drafts,
     )
     .unwrap();
-    assert_eq!(plan.likely_duplicates[0].merge_into, greg.id);
+    assert_eq!(
+        plan.likely_duplicates[0].merge_into,
+        MergeTarget::Existing(greg.id)
+    );
     let report = import_file(&mut store, "gmail-single.vcf", true);
     assert_eq!(report.created.len(), 1);
     assert_eq!(store.all_contacts().unwrap().len(), 2);
+}
+
+/// The John Doe exports of one person by three clients, imported together in
+/// one call: one contact is created, the other two cards are reported as
+/// likely duplicates of it (no id before applying: the line of the first
+/// card), and a re-import of the same input creates nothing.
+#[test]
+fn look_alike_cards_of_one_input_create_one_contact() {
+    let mut input = Vec::new();
+    let mut starts = Vec::new();
+    for file in [
+        "John_Doe_EVOLUTION.vcf",
+        "John_Doe_GMAIL.vcf",
+        "John_Doe_MAC_ADDRESS_BOOK.vcf",
+    ] {
+        starts.push(input.iter().filter(|b| **b == b'\n').count() + 1);
+        input.extend_from_slice(&fixture(file));
+        if !input.ends_with(b"\n") {
+            input.extend_from_slice(b"\r\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let drafts = || {
+        vcard_drafts(&input, &VcardLimits::default(), None)
+            .unwrap()
+            .drafts
+    };
+    assert_eq!(drafts().len(), 3);
+    let plan = plan_for_store(&store, drafts()).unwrap();
+    assert_eq!(plan.create.len(), 1, "{plan:?}");
+    assert_eq!(plan.create[0].source_line, starts[0]);
+    assert_eq!(plan.likely_duplicates.len(), 2);
+    let first = MergeTarget::EarlierDraft {
+        create_index: 0,
+        source_line: starts[0],
+    };
+    for (d, start) in plan.likely_duplicates.iter().zip(&starts[1..]) {
+        assert_eq!(d.draft.source_line, *start);
+        assert_eq!(d.merge_into, first);
+        // Gmail and Mac both carry the Evolution card's email and the same name.
+        assert!(
+            d.reasons
+                .contains(&DuplicateReason::SameEmail("john.doe@ibm.com".into())),
+            "{d:?}"
+        );
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| matches!(r, DuplicateReason::SameName(_)))
+        );
+    }
+    let report = apply_plan(
+        &mut store,
+        &plan,
+        &ApplyOptions {
+            create_likely_duplicates: false,
+            now_ms: 1_700_000_000_000,
+        },
+    )
+    .unwrap();
+    assert_eq!(report.created.len(), 1);
+    assert_eq!(report.likely_duplicates_skipped, 2);
+    assert_eq!(report.merge_target(first), Some(report.created[0]));
+    assert_eq!(store.all_contacts().unwrap().len(), 1);
+
+    // Again: the first card is already imported, the others look like the
+    // contact it became.
+    let again = plan_for_store(&store, drafts()).unwrap();
+    assert!(again.create.is_empty(), "{again:?}");
+    assert_eq!(again.already_imported.len(), 1);
+    for d in &again.likely_duplicates {
+        assert_eq!(d.merge_into, MergeTarget::Existing(report.created[0]));
+    }
+    assert_eq!(again.likely_duplicates.len(), 2);
+
+    // Asked to, the look-alikes are created too (and can then be merged).
+    let fresh = tempfile::tempdir().unwrap();
+    let mut store = Store::open(fresh.path()).unwrap();
+    let plan = plan_for_store(&store, drafts()).unwrap();
+    let report = apply_plan(
+        &mut store,
+        &plan,
+        &ApplyOptions {
+            create_likely_duplicates: true,
+            now_ms: 1_700_000_000_000,
+        },
+    )
+    .unwrap();
+    assert_eq!(report.created.len(), 3);
+    assert_eq!(report.merge_target(first), Some(report.created[0]));
+    store
+        .merge_contacts(report.created[0], report.created[1])
+        .unwrap();
 }
 
 fn populated_store(dir: &std::path::Path) -> Store {
