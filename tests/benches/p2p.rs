@@ -12,8 +12,10 @@
 //!      `kith log` beside `kith sync --peer ADDR --watch` and `kith
 //!      serve-peer` costs: polling every 50 ms, stores parked after 100 ms
 //!      idle, so each side reopens its file);
-//! 2. reconnect after one new interaction (one-shot `sync_with_peer`):
-//!    bytes and round trips; and the same exchange on a kept connection.
+//! 2. the bytes of one exchange on a kept connection.
+//!
+//! The one-shot reconnect figure (bytes and round trips after one new
+//! interaction) is printed by the sync bench (`--bench sync`).
 
 #![allow(
     clippy::unwrap_used,
@@ -249,46 +251,6 @@ async fn live(trials: usize) {
     p.stop().await;
 }
 
-async fn reconnect() {
-    let a = Device::first("laptop");
-    let b = a.sibling("phone");
-    seed(&a, 2000);
-    let server = PeerServer::bind("127.0.0.1:0".parse().unwrap(), &b.id).unwrap();
-    let addr = server.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(
-        b.store.clone(),
-        b.id.clone(),
-        Arc::new(std::sync::Mutex::new(PairingHost::default())),
-        async move {
-            let _ = rx.await;
-        },
-        |_| {},
-    ));
-    let first = kith_net::sync_with_peer(&a.store, &a.id, addr)
-        .await
-        .unwrap();
-    log(&a, "one new meeting");
-    let r = kith_net::sync_with_peer(&a.store, &a.id, addr)
-        .await
-        .unwrap();
-    let idle = kith_net::sync_with_peer(&a.store, &a.id, addr)
-        .await
-        .unwrap();
-    println!(
-        "p2p reconnect after one new interaction: {} bytes ({} sent + {} received), {} round trip(s) + close handshake, {} ms; (first full sync of 2,000 interactions {} bytes; idle reconnect {} bytes)",
-        r.wire_sent_bytes + r.wire_received_bytes,
-        r.wire_sent_bytes,
-        r.wire_received_bytes,
-        r.stats.round_trips,
-        r.elapsed_ms,
-        first.wire_sent_bytes + first.wire_received_bytes,
-        idle.wire_sent_bytes + idle.wire_received_bytes,
-    );
-    let _ = tx.send(());
-    task.await.unwrap().unwrap();
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -298,6 +260,5 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         live(if quick { 30 } else { 100 }).await;
-        reconnect().await;
     });
 }
