@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Kith test on a fresh machine: installs what the tests need when it
 # is missing, builds the workspace, runs the Rust tests (unit, integration,
-# property, crash and end-to-end), then the binding tests (Python, Kotlin).
+# property, crash and end-to-end), then the binding tests (Python, Kotlin),
+# then the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
@@ -15,3 +16,9 @@ cargo test --workspace --doc
 
 echo "== binding tests (python, kotlin)"
 scripts/test-bindings.sh
+
+# The README's first command must keep working: the demo exits non-zero if
+# any step fails (or if the relay's files held the note's words).
+echo "== demo (the README's first command)"
+scripts/demo.sh >/dev/null
+echo "demo: ok"
