@@ -75,10 +75,36 @@ fn serve_peer_and_sync_peer_without_a_relay() {
     let a = Kith::new();
     let b = Kith::empty();
     // Same account: B joins A directly.
-    let mut pair = a.command();
-    pair.arg("--data")
-        .arg(a.data())
-        .args([
+    let (mut pair, token, listen) = pair_peer(&a);
+    b.json(&["join", "--peer", &listen, &token, "--name", "phone"]);
+    // The pairing server stops by itself once the new device synced.
+    assert!(pair.child.wait().unwrap().success());
+
+    a.log(&["Call with Cy", "--with", "Cy", "--create-missing"]);
+    let (server, listen) = serve_peer(&a);
+    let r = b.json(&["sync", "--peer", &listen]);
+    assert!(r["changes_received"].as_u64().unwrap() >= 1, "{r}");
+    drop(server);
+    assert_eq!(b.json(&["timeline"]).as_array().unwrap().len(), 1);
+    // A device of another account is refused.
+    let x = Kith::new();
+    let (server, listen) = serve_peer(&x);
+    let r = b.run(&["sync", "--peer", &listen]);
+    drop(server);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("not a device of this account"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `kith pair --peer` on a free loopback port (one-minute token): the
+/// process, the token and the address it serves on.
+fn pair_peer(k: &Kith) -> (Background, String, String) {
+    let mut pair = Background::start(
+        k,
+        &[
             "pair",
             "--peer",
             "--listen",
@@ -86,65 +112,21 @@ fn serve_peer_and_sync_peer_without_a_relay() {
             "--ttl-min",
             "1",
             "--json",
-        ])
-        .stdout(Stdio::piped());
-    let mut child = pair.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let token = v["token"].as_str().unwrap().to_string();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let listen = v["listening"].as_str().unwrap().to_string();
-    b.json(&["join", "--peer", &listen, &token, "--name", "phone"]);
-    // The pairing server stops by itself once the new device synced.
-    assert!(child.wait().unwrap().success());
-
-    a.log(&["Call with Cy", "--with", "Cy", "--create-missing"]);
-    let mut serve = a.command();
-    serve
-        .arg("--data")
-        .arg(a.data())
-        .args(["serve-peer", "--listen", "127.0.0.1:0", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut server = serve.spawn().unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let listen = v["listening"].as_str().unwrap().to_string();
-    let r = b.json(&["sync", "--peer", &listen]);
-    assert!(r["changes_received"].as_u64().unwrap() >= 1, "{r}");
-    server.kill().unwrap();
-    server.wait().unwrap();
-    assert_eq!(b.json(&["timeline"]).as_array().unwrap().len(), 1);
-    // A device of another account is refused.
-    let x = Kith::new();
-    let mut serve = x.command();
-    serve
-        .arg("--data")
-        .arg(x.data())
-        .args(["serve-peer", "--listen", "127.0.0.1:0", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut server = serve.spawn().unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let listen = v["listening"].as_str().unwrap().to_string();
-    let r = b.run(&["sync", "--peer", &listen]);
-    server.kill().unwrap();
-    server.wait().unwrap();
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("not a device of this account"),
-        "{}",
-        r.stderr
+        ],
     );
+    let token = pair.json_line()["token"].as_str().unwrap().to_string();
+    let listen = pair.json_line()["listening"].as_str().unwrap().to_string();
+    (pair, token, listen)
+}
+
+/// `kith serve-peer` on a free loopback port, and the address it serves on.
+fn serve_peer(k: &Kith) -> (Background, String) {
+    let mut server = Background::start(k, &["serve-peer", "--listen", "127.0.0.1:0", "--json"]);
+    let listen = server.json_line()["listening"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (server, listen)
 }
 
 /// A long-running `kith` process, killed when the test ends (or fails).
@@ -177,6 +159,10 @@ impl Background {
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
         line
+    }
+
+    fn json_line(&mut self) -> serde_json::Value {
+        serde_json::from_str(&self.line()).unwrap()
     }
 }
 
@@ -244,31 +230,14 @@ fn serve_peer_and_a_watching_peer_sync_live_while_other_commands_run() {
     let a = Kith::new();
     a.log(&["Before pairing", "--with", "Ana Lima", "--create-missing"]);
     let b = Kith::empty();
-    let mut pair = Background::start(
-        &a,
-        &[
-            "pair",
-            "--peer",
-            "--listen",
-            "127.0.0.1:0",
-            "--ttl-min",
-            "1",
-            "--json",
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_str(&pair.line()).unwrap();
-    let token = v["token"].as_str().unwrap().to_string();
-    let v: serde_json::Value = serde_json::from_str(&pair.line()).unwrap();
-    let listen = v["listening"].as_str().unwrap().to_string();
+    let (mut pair, token, listen) = pair_peer(&a);
     // While the pairing server runs, the inviting device's store is free.
     a.log(&["During pairing", "--with", "Ana Lima"]);
     b.json(&["join", "--peer", &listen, &token, "--name", "phone"]);
     assert!(pair.child.wait().unwrap().success());
     eventually_has(&b, "Before pairing");
 
-    let mut server = Background::start(&a, &["serve-peer", "--listen", "127.0.0.1:0", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&server.line()).unwrap();
-    let listen = v["listening"].as_str().unwrap().to_string();
+    let (server, listen) = serve_peer(&a);
     a.log(&["Logged while serving", "--with", "Ana Lima"]);
     let mut watcher = Background::start(&b, &["sync", "--peer", &listen, "--watch"]);
     assert!(watcher.line().starts_with("Watching peer"));
