@@ -293,17 +293,7 @@ fn changes_whose_dependencies_are_missing_wait_durably_in_pending() {
     let conn = relay.connect();
     let mut m = RelaySync::new(&mut c.store, c.id.clone(), relay.key(), cfg()).unwrap();
     // Drive the handshake only, then feed B's entry as a live event.
-    for _ in 0..4 {
-        while let Some(msg) = m.poll_transmit() {
-            if matches!(msg, ClientMsg::Request { .. }) {
-                continue;
-            }
-            relay.handle(conn, msg, NOW);
-        }
-        while let Some(msg) = relay.recv(conn) {
-            m.handle(&mut c.store, msg, NOW).unwrap();
-        }
-    }
+    handshake_only(&mut relay, conn, &mut m, &mut c.store);
     let b_entry = relay_entry(&mut relay, &b, 1);
     let a_entry = relay_entry(&mut relay, &a, 1);
     m.handle(
@@ -322,17 +312,7 @@ fn changes_whose_dependencies_are_missing_wait_durably_in_pending() {
     assert_eq!(sync_status(&mut c.store).unwrap().pending_changes, 1);
     let conn = relay.connect();
     let mut m = RelaySync::new(&mut c.store, c.id.clone(), relay.key(), cfg()).unwrap();
-    for _ in 0..4 {
-        while let Some(msg) = m.poll_transmit() {
-            if matches!(msg, ClientMsg::Request { .. }) {
-                continue;
-            }
-            relay.handle(conn, msg, NOW);
-        }
-        while let Some(msg) = relay.recv(conn) {
-            m.handle(&mut c.store, msg, NOW).unwrap();
-        }
-    }
+    handshake_only(&mut relay, conn, &mut m, &mut c.store);
     m.handle(
         &mut c.store,
         kith_protocol::ServerMsg::Event(kith_protocol::Event::Entries {
@@ -347,6 +327,22 @@ fn changes_whose_dependencies_are_missing_wait_durably_in_pending() {
     relay_round(&mut relay, &mut a, cfg());
     relay_round(&mut relay, &mut c, cfg());
     assert_same(&mut a, &mut c);
+}
+
+/// Runs the connection's handshake (hello, auth) and drops every request,
+/// so the test can feed events by hand.
+fn handshake_only(relay: &mut MemRelay, conn: usize, m: &mut RelaySync, store: &mut Store) {
+    for _ in 0..4 {
+        while let Some(msg) = m.poll_transmit() {
+            if matches!(msg, ClientMsg::Request { .. }) {
+                continue;
+            }
+            relay.handle(conn, msg, NOW);
+        }
+        while let Some(msg) = relay.recv(conn) {
+            m.handle(store, msg, NOW).unwrap();
+        }
+    }
 }
 
 /// Entry `seq` of `d` as the relay stores it (pulled by a fresh connection of `d`).
