@@ -202,107 +202,109 @@ fn log_and_edit_errors_name_the_problem_and_change_nothing() {
     k.add_contact("Ana Silva", &[]);
     k.add_contact("Ana Sousa", &[]);
     let id = k.log(&["Coffee", "--with", "zoe"]);
-    k.input_error(&["log", "", "--with", "zoe"], "summary must not be empty");
-    k.input_error(
-        &["log", "   ", "--with", "zoe"],
-        "summary must not be empty",
-    );
-    k.input_error(&["log", "x", "--with", "zoe", "--kind", "lunch"],
-        "unknown kind 'lunch' (expected one of: meeting call message email event meal project_work other)");
-    k.input_error(
-        &["log", "x", "--with", "nobody"],
-        "unknown contact 'nobody'",
-    );
-    k.input_error(&["log", "x", "--with", "ana"], "'ana' matches 2 contacts");
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--at", "next tuesday"],
-        "bad time 'next tuesday'",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--at", "2026-02-30"],
-        "bad time '2026-02-30'",
-    );
-    k.input_error(
-        &[
-            "log",
-            "x",
-            "--with",
-            "zoe",
-            "--follow-up",
-            "y",
-            "--due",
-            "someday",
-        ],
-        "bad date 'someday'",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--due", "friday"],
-        "--due given without a --follow-up",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--initiator", "boss"],
-        "unknown initiator 'boss'",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--gave", "money"],
-        "unknown exchange 'money'",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--got", "insight:ana silva"],
-        "is not one of the participants",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--got", "insight:"],
-        "name a participant after ':'",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--project", "nope"],
-        "unknown project 'nope'",
-    );
-    k.input_error(
-        &["log", "x"],
-        "required arguments were not provided: --with",
-    );
-    k.input_error(
-        &["log", "x", "--with", "zoe", "--follow-up", " "],
-        "follow-up must not be empty",
-    );
-    k.input_error(
-        &["interaction", "show", "nope"],
-        "invalid interaction id 'nope'",
-    );
-    k.input_error(
-        &["interaction", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
-        "no interaction with id",
-    );
-    k.input_error(
-        &["interaction", "edit", &id, "--summary", ""],
-        "summary must not be empty",
-    );
-    k.input_error(
-        &["interaction", "edit", &id, "--without", "zoe"],
-        "at least one participant",
-    );
-    k.input_error(
-        &["interaction", "edit", &id, "--without", "Ana Silva"],
-        "is not a participant",
-    );
-    k.input_error(
-        &[
-            "interaction",
-            "edit",
-            &id,
-            "--kind",
-            "x",
-            "--follow-up",
-            "y",
-        ],
-        "unknown kind 'x'",
-    );
-    k.input_error(
-        &["interaction", "delete", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
-        "no interaction with id",
-    );
+    let id = id.as_str();
+    // Each must fail with exit 2, a one-line error naming the problem, and
+    // leave the store as it was (checked by `input_error`).
+    let cases: &[(&[&str], &str)] = &[
+        (&["log", "", "--with", "zoe"], "summary must not be empty"),
+        (
+            &["log", "   ", "--with", "zoe"],
+            "summary must not be empty",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--kind", "lunch"],
+            "unknown kind 'lunch' (expected one of: meeting call message email event meal project_work other)",
+        ),
+        (
+            &["log", "x", "--with", "nobody"],
+            "unknown contact 'nobody'",
+        ),
+        (&["log", "x", "--with", "ana"], "'ana' matches 2 contacts"),
+        (
+            &["log", "x", "--with", "zoe", "--at", "next tuesday"],
+            "bad time 'next tuesday'",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--at", "2026-02-30"],
+            "bad time '2026-02-30'",
+        ),
+        (
+            &[
+                "log",
+                "x",
+                "--with",
+                "zoe",
+                "--follow-up",
+                "y",
+                "--due",
+                "someday",
+            ],
+            "bad date 'someday'",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--due", "friday"],
+            "--due given without a --follow-up",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--initiator", "boss"],
+            "unknown initiator 'boss'",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--gave", "money"],
+            "unknown exchange 'money'",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--got", "insight:ana silva"],
+            "is not one of the participants",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--got", "insight:"],
+            "name a participant after ':'",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--project", "nope"],
+            "unknown project 'nope'",
+        ),
+        (
+            &["log", "x"],
+            "required arguments were not provided: --with",
+        ),
+        (
+            &["log", "x", "--with", "zoe", "--follow-up", " "],
+            "follow-up must not be empty",
+        ),
+        (
+            &["interaction", "show", "nope"],
+            "invalid interaction id 'nope'",
+        ),
+        (
+            &["interaction", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+            "no interaction with id",
+        ),
+        (
+            &["interaction", "edit", id, "--summary", ""],
+            "summary must not be empty",
+        ),
+        (
+            &["interaction", "edit", id, "--without", "zoe"],
+            "at least one participant",
+        ),
+        (
+            &["interaction", "edit", id, "--without", "Ana Silva"],
+            "is not a participant",
+        ),
+        (
+            &["interaction", "edit", id, "--kind", "x", "--follow-up", "y"],
+            "unknown kind 'x'",
+        ),
+        (
+            &["interaction", "delete", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+            "no interaction with id",
+        ),
+    ];
+    for (args, needle) in cases {
+        k.input_error(args, needle);
+    }
 }
 
 #[test]
