@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use kith_protocol::{ErrorCode, Request, Response, Revocation, SealedEntry, SealedSnapshot};
 
-use crate::common::{Account, TestRelay, code_of};
+use crate::common::{Account, RelayExt, TestRelay, code_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_isolated_for_every_request_type() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let b = Account::new();
     let a1 = a.device("a-laptop");
@@ -126,12 +126,12 @@ async fn accounts_are_isolated_for_every_request_type() {
             blob: b"for A's new device".to_vec()
         }
     );
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_bind_devices_to_their_account() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let b = Account::new();
     let a1 = a.device("a-laptop");
@@ -146,5 +146,5 @@ async fn certificates_bind_devices_to_their_account() {
         code_of(c.push(vec![a1.entry(1, b"x")]).await),
         ErrorCode::WrongAccount
     );
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }

@@ -5,13 +5,13 @@ use std::time::Duration;
 use kith_protocol::{ErrorCode, Event, Request, Response, Revocation, SealedSnapshot};
 use kith_relay::{Limits, RegistrationPolicy, RelayConfig};
 
-use crate::common::{Account, TestRelay, code_of};
+use crate::common::{Account, RelayExt, TestRelay, code_of};
 
 const T: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_pull_and_subscribe_across_two_devices() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -70,12 +70,12 @@ async fn push_pull_and_subscribe_across_two_devices() {
     };
     assert!(heads.contains(&d1.cursor(3)) && heads.contains(&d2.cursor(2)));
     assert!(floors.iter().all(|c| c.seq == 0));
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_is_paged_in_bounded_batches() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -115,12 +115,12 @@ async fn pull_is_paged_in_bounded_batches() {
     );
     assert_eq!(entries[0].seq, 391);
     assert_eq!(c1.pull_all(vec![]).await.unwrap(), d1.entries(1, 400));
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -192,12 +192,12 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
     // Re-sending a pruned entry is acknowledged, not stored again.
     assert_eq!(c1.push(d1.entries(3, 4)).await.unwrap(), 10);
     assert_eq!(relay.stats().entries, 4);
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_is_one_time_and_expires() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -257,12 +257,12 @@ async fn mailbox_is_one_time_and_expires() {
         code_of(c1.request(big).await),
         ErrorCode::TooLarge { .. }
     ));
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_drops_the_device_and_refuses_it_from_then_on() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("stolen phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -300,19 +300,18 @@ async fn revocation_drops_the_device_and_refuses_it_from_then_on() {
         ErrorCode::BadSignature
     );
     c1.push(d1.entries(1, 1)).await.unwrap();
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_is_told_to_repull() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         limits: Limits {
             connection_queue_frames: 2,
             ..Limits::default()
         },
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -344,16 +343,15 @@ async fn slow_subscriber_is_told_to_repull() {
             >= 1
     );
     assert_eq!(c2.pull_all(vec![]).await.unwrap().len(), 40);
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_registration_policy() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         registration: RegistrationPolicy::Token,
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c = relay.hello().await;
@@ -367,7 +365,7 @@ async fn token_registration_policy() {
         ErrorCode::BadToken
     );
     assert_eq!(relay.stats().accounts, 0);
-    let token = kith_relay::create_token(relay.store.as_ref()).unwrap();
+    let token = kith_relay::create_token(relay.store().as_ref()).unwrap();
     let mut c = relay.hello().await;
     assert!(
         c.auth(&d1.key, &d1.cert, Some(token.clone()))
@@ -387,19 +385,18 @@ async fn token_registration_policy() {
     let mut c = relay.hello().await;
     assert!(!c.auth(&d2.key, &d2.cert, None).await.unwrap());
     assert_eq!(relay.stats().accounts, 1);
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_are_enforced_with_clear_errors() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         limits: Limits {
             quota_bytes_per_account: 2000,
             ..Limits::default()
         },
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -413,19 +410,18 @@ async fn quotas_are_enforced_with_clear_errors() {
     assert_eq!(relay.stats(), before);
     c1.push(vec![d1.entry(2, &[0; 10])]).await.unwrap();
     relay.assert_alive().await;
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_rate_quota_is_enforced() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         limits: Limits {
             quota_entries_per_minute: 30,
             ..Limits::default()
         },
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -450,5 +446,5 @@ async fn entry_rate_quota_is_enforced() {
     assert_eq!(seq, 31, "exactly 30 entries per minute accepted");
     // Another account is unaffected.
     relay.assert_alive().await;
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
