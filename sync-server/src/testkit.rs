@@ -88,7 +88,7 @@ impl TestRelay {
     /// A fresh relay with `config`, its files in `dir`.
     pub fn start_with(dir: &Path, config: RelayConfig) -> TestRelay {
         let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self::launch(dir, random_key(), bind, config)
+        Self::start_at(dir, random_key(), bind, config)
     }
 
     /// A fresh relay with `config` in a temporary directory it owns.
@@ -99,7 +99,14 @@ impl TestRelay {
         r
     }
 
-    fn launch(dir: &Path, key: SigningKey, bind: SocketAddr, config: RelayConfig) -> TestRelay {
+    /// A relay with a given identity on a given address (a relay restarted
+    /// in another process keeps both).
+    pub fn start_at(
+        dir: &Path,
+        key: SigningKey,
+        bind: SocketAddr,
+        config: RelayConfig,
+    ) -> TestRelay {
         let store = Arc::new(retry("cannot open the relay store", || {
             RedbStore::open(&dir.join("relay.redb"))
         }));
@@ -223,7 +230,7 @@ impl TestRelay {
     pub fn restart(&mut self) {
         self.drop_tasks();
         let temp = self._temp.take();
-        let again = Self::launch(&self.dir, self.key.clone(), self.addr, self.config.clone());
+        let again = Self::start_at(&self.dir, self.key.clone(), self.addr, self.config.clone());
         *self = again;
         self._temp = temp;
     }

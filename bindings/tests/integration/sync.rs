@@ -6,64 +6,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_ffi::{ChangeSummary, Kith, KithError, KithListener, SyncState};
-use rand::RngCore;
 
 use crate::{contact, met};
 
-/// A relay on its own runtime thread, dropped (like a killed process) on drop.
+/// The shared relay harness (kith-e2e's, i.e. kith-relay's `testkit`) in a
+/// temporary directory, with the address string the bindings take.
 struct Relay {
     address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _relay: kith_e2e::TestRelay,
 }
 
 impl Relay {
     fn start() -> Relay {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(kith_relay::RedbStore::open(&dir.path().join("relay.redb")).unwrap());
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let bound = socket.local_addr().unwrap();
-        let mut seed = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut seed);
-        let relay = kith_relay::Relay {
-            config: kith_relay::RelayConfig::default(),
-            identity: ed25519_dalek::SigningKey::from_bytes(&seed),
-            store,
-            metrics: Arc::new(kith_relay::Metrics::default()),
-        };
-        let address = relay.address(bound).to_string();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                tokio::select! {
-                    _ = kith_relay::run(relay, socket, std::future::pending::<()>()) => {}
-                    _ = rx => {}
-                }
-            });
-            rt.shutdown_background();
-        });
+        let relay = kith_e2e::TestRelay::temp(kith_relay::RelayConfig::default());
         Relay {
-            address,
-            stop: Some(tx),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            address: relay.address().to_string(),
+            _relay: relay,
         }
     }
 }

@@ -181,7 +181,8 @@ fun insightsAndImport(dir: String, otherDir: String) {
         val tie = later.reconnect.top.single()
         check(tie.contactId == ana.id && !tie.never && tie.overdueRatio >= 1.0) { "reconnect: $tie" }
         check(kith.insightsJson(null).contains("\"headlines\"")) { "insights json" }
-        expect<KithException.InvalidInput> { kith.insights(-1L) }
+        val badTime = expect<KithException.InvalidInput> { kith.insights(-1L) }
+        check(badTime.field == "now_ms") { "bad time field: ${badTime.field}" }
 
         val vcf = kith.exportVcard()
         check(vcf.contains("FN:Ana Lima")) { "vCard export: $vcf" }
@@ -213,9 +214,17 @@ fun lifecycle(dir: String) {
     expect<KithException.Locked> { Kith.open(dir) }
     kith.suspend()
     expect<KithException.Locked> { kith.listProjects() }
-    Kith.open(dir).use { other -> other.closeStore() }
+    // Suspended, the store is free: another instance opens it, reads what
+    // the first wrote and writes too; after resume the first sees that write.
+    Kith.open(dir).use { other ->
+        check(other.listProjects().single().name == "Rota redesign") { "other reads: ${other.listProjects()}" }
+        other.addProject(NewProject(name = "Written while suspended"))
+        other.closeStore()
+    }
     kith.resume()
-    check(kith.listProjects().single().name == "Rota redesign") { "after resume" }
+    check(kith.listProjects().map { it.name }.sorted() == listOf("Rota redesign", "Written while suspended")) {
+        "after resume: ${kith.listProjects()}"
+    }
     kith.closeStore()
     expect<KithException.Locked> { kith.listProjects() }
     kith.close()

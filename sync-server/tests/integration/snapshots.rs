@@ -336,10 +336,13 @@ async fn protocol_1_connections_cannot_use_fragmented_snapshots() {
     );
 }
 
-/// A device that dies mid-upload (and a relay restart) leaves parts that
-/// are never visible, and the sweep deletes them.
+/// Parts of an upload that was never committed, in a store closed and
+/// reopened (a clean close: crash.rs's
+/// `sigkill_mid_snapshot_upload_leaves_no_visible_snapshot` is the SIGKILL
+/// case), are never visible as a snapshot, and the sweep deletes them once
+/// the upload is older than the cutoff.
 #[test]
-fn an_abandoned_upload_is_never_visible_and_is_swept() {
+fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.redb");
     let a = Account::new();
@@ -365,7 +368,7 @@ fn an_abandoned_upload_is_never_visible_and_is_swept() {
             },
         ]);
         assert!(ok.iter().all(Result::is_ok), "{ok:?}");
-        // The store is dropped here: the "crash".
+        // The store is closed here (cleanly; not a crash).
     }
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.snapshot(&a.id()).unwrap(), None);

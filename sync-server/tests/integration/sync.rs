@@ -33,7 +33,9 @@ async fn push_pull_and_subscribe_across_two_devices() {
         }
     );
 
-    // The pusher does not get its own entries back as events.
+    // The pusher does not get its own entries back as events: c2 pushes,
+    // then a third device pushes; events reach a connection in order, so
+    // c2's next event being the third device's proves none came between.
     assert_eq!(c2.push(d2.entries(1, 2)).await.unwrap(), 2);
     let pulled = c1.pull_all(vec![d1.cursor(3)]).await.unwrap();
     assert_eq!(pulled, d2.entries(1, 2));
@@ -42,6 +44,27 @@ async fn push_pull_and_subscribe_across_two_devices() {
     for e in &all {
         e.verify().unwrap();
     }
+    let d3 = a.device("tablet");
+    assert_eq!(
+        relay
+            .connect(&d3)
+            .await
+            .push(d3.entries(1, 1))
+            .await
+            .unwrap(),
+        1
+    );
+    let ev = tokio::time::timeout(T, c2.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev,
+        Event::Entries {
+            entries: d3.entries(1, 1)
+        },
+        "the pusher got its own entries back"
+    );
 
     // Re-sending acknowledged entries is acked again and stores nothing.
     let before = relay.stats();
@@ -62,7 +85,7 @@ async fn push_pull_and_subscribe_across_two_devices() {
         ErrorCode::SeqGap { expected: 4 }
     );
     assert_eq!(relay.stats(), before);
-    assert_eq!(before.entries, 5);
+    assert_eq!(before.entries, 6);
 
     // Heads report both logs.
     let Response::Heads { heads, floors } = c1.request(Request::Heads).await.unwrap() else {
