@@ -12,11 +12,7 @@ use proptest::prelude::*;
 use crate::strategies::contact;
 
 fn fixture_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/fixtures/vcard"))
-        .find(|p| p.exists())
-        .unwrap()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/vcard")
 }
 
 fn assert_index_equals_reindex(s: &mut Store) {
