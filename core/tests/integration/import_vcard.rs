@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use kith_core::import::vcard::PhotoSource;
-use kith_core::import::{ContactDraft, VcardLimits, parse_vcards, vcard_drafts};
+use kith_core::import::ContactDraft;
 use kith_core::model::{ContactPoint, PartialDate};
+use kith_formats::vcard::PhotoSource;
+use kith_formats::{VcardLimits, parse_vcards, vcard_drafts};
 
 /// The repository's real-world vCards (tests/fixtures/vcard, with their licence).
 pub(crate) fn fixture(name: &str) -> Vec<u8> {

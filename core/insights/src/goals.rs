@@ -9,11 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::GoalId;
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric, ratio};
-use crate::insights::prepare::{ContactRef, Prepared};
-use crate::model::GoalStatus;
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric, ratio};
+use crate::prepare::{ContactRef, Prepared};
+use kith_model::ids::GoalId;
+use kith_model::model::GoalStatus;
 
 /// The state of a goal's network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

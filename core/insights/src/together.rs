@@ -7,10 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric, ratio};
-use crate::insights::prepare::{ContactRef, Prepared};
-use crate::model::Circle;
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric, ratio};
+use crate::prepare::{ContactRef, Prepared};
+use kith_model::model::Circle;
 
 /// How many of a set of ties did something together with me.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,16 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId};
-use crate::insights::functions::Supply;
-use crate::insights::goals::GoalState;
-use crate::insights::prepare::DAY_MS;
-use crate::insights::reciprocity::Balance;
-use crate::model::{
+use crate::functions::Supply;
+use crate::goals::GoalState;
+use crate::prepare::DAY_MS;
+use crate::reciprocity::Balance;
+use kith_model::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId};
+use kith_model::model::{
     Circle, Contact, Direction, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus, Initiator,
     Interaction, InteractionKind, Seniority, Settings,
 };
-use crate::synth::{SynthParams, generate};
+use kith_synth::{SynthParams, generate};
 
 const NOW: i64 = 1_790_000_000_000;
 
@@ -517,7 +517,7 @@ fn goals_states_and_outside_share() {
 fn together_share_of_strategic_ties() {
     let contacts: Vec<Contact> = (1..=4).map(|n| circle(n, Circle::Strategic)).collect();
     let mut linked = meeting(20, InteractionKind::Meeting, &[2]);
-    linked.project = Some(crate::ids::ProjectId::from_u128(9));
+    linked.project = Some(kith_model::ids::ProjectId::from_u128(9));
     let interactions = [
         meeting(10, InteractionKind::ProjectWork, &[1]),
         meeting(400, InteractionKind::ProjectWork, &[3]),

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use crate::model::ContactPoint;
+use kith_model::model::ContactPoint;
 
 use super::vcard::{decode_input, decode_lossy};
 use super::{ContactDraft, inside_org_suggestion, non_empty};

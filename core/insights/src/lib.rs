@@ -34,7 +34,8 @@ pub mod together;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Contact, Goal, Interaction, Settings, TimestampMs};
+pub use kith_model::model::InsightsRecords;
+use kith_model::model::{Contact, Goal, Interaction, Settings, TimestampMs};
 
 pub use headlines::{Finding, Severity, headlines};
 pub use html::{HtmlOptions, render_html};
@@ -125,6 +126,22 @@ impl<'a> InsightsInput<'a> {
             settings,
             now_ms,
             params: InsightsParams::default(),
+        }
+    }
+
+    /// Input over records read from a store, with these parameters.
+    pub fn from_records(
+        records: &'a InsightsRecords,
+        now_ms: TimestampMs,
+        params: InsightsParams,
+    ) -> Self {
+        InsightsInput {
+            contacts: &records.contacts,
+            interactions: &records.interactions,
+            goals: &records.goals,
+            settings: &records.settings,
+            now_ms,
+            params,
         }
     }
 }

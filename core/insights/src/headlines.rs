@@ -8,10 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsReport;
-use crate::insights::functions::Supply;
-use crate::insights::goals::GoalState;
-use crate::insights::metric::{Coverage, Metric};
+use crate::InsightsReport;
+use crate::functions::Supply;
+use crate::goals::GoalState;
+use crate::metric::{Coverage, Metric};
 
 /// How much a finding matters; declaration order is importance order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

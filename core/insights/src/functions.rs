@@ -6,11 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::metric::Metric;
-use crate::insights::prepare::{ContactRef, Prepared};
-use crate::insights::reciprocity::exchange_coverage;
-use crate::model::ExchangeWhat;
+use crate::InsightsInput;
+use crate::metric::Metric;
+use crate::prepare::{ContactRef, Prepared};
+use crate::reciprocity::exchange_coverage;
+use kith_model::model::ExchangeWhat;
 
 /// How well one function is supplied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

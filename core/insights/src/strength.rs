@@ -8,11 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ContactId;
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric};
-use crate::insights::prepare::Prepared;
-use crate::model::{Circle, Seniority, TimestampMs};
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric};
+use crate::prepare::Prepared;
+use kith_model::ids::ContactId;
+use kith_model::model::{Circle, Seniority, TimestampMs};
 
 /// One contact's strength, with the attributes charts colour and place it by.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,10 +20,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric};
-use crate::insights::prepare::{ContactRef, DAY_MS, Prepared};
-use crate::model::{Circle, GoalStatus, TimestampMs};
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric};
+use crate::prepare::{ContactRef, DAY_MS, Prepared};
+use kith_model::model::{Circle, GoalStatus, TimestampMs};
 
 /// A tie past its cadence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,11 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::composition::discipline_key;
-use crate::insights::metric::{Coverage, Metric, ei_index};
-use crate::insights::prepare::Prepared;
-use crate::model::Seniority;
+use crate::InsightsInput;
+use crate::composition::discipline_key;
+use crate::metric::{Coverage, Metric, ei_index};
+use crate::prepare::Prepared;
+use kith_model::model::Seniority;
 
 /// One E-I index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric, blau, blau_normalised, evenness, ratio};
-use crate::insights::prepare::Prepared;
-use crate::model::{Circle, Contact, Seniority};
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric, blau, blau_normalised, evenness, ratio};
+use crate::prepare::Prepared;
+use kith_model::model::{Circle, Contact, Seniority};
 
 /// The attributes composition is measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

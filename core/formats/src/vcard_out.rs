@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::import::vcard_map::{LabelKind, types_for_label};
-use crate::model::{Contact, ContactPoint, PartialDate};
+use crate::vcard_map::{LabelKind, types_for_label};
+use kith_model::model::{Contact, ContactPoint, PartialDate};
 
 /// Longest line in octets, CRLF excluded (RFC 6350 section 3.2).
 pub const LINE_OCTETS_MAX: usize = 75;
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn writes_a_known_contact_exactly() {
-        use crate::ids::ContactId;
+        use kith_model::ids::ContactId;
         use std::collections::BTreeSet;
         let c = Contact {
             id: "01J0000000000000000000000A".parse::<ContactId>().unwrap(),
@@ -180,7 +180,7 @@ mod tests {
             organisation: Some("Engines; Ltd".into()),
             role: Some("Programmer".into()),
             discipline: None,
-            seniority: crate::model::Seniority::Peer,
+            seniority: kith_model::model::Seniority::Peer,
             inside_org: None,
             circles: BTreeSet::new(),
             tags: ["a,b".to_string(), "math".to_string()].into(),

@@ -26,7 +26,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::NaiveDate;
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 
-use crate::model::PartialDate;
+use kith_model::model::PartialDate;
 
 /// Components kept of a structured value (N, ADR, ORG); real cards have at
 /// most 7, and dropping junk beyond keeps memory proportional to the input

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::ContactPoint;
+use kith_model::model::ContactPoint;
 
 use super::vcard::{
     CardError, CardErrorKind, Labelled, ParsedCard, VcardFileError, VcardLimits,

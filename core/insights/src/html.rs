@@ -14,16 +14,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::insights::InsightsReport;
-use crate::insights::composition::{CompositionSet, Diversity};
-use crate::insights::functions::Supply;
-use crate::insights::goals::GoalState;
-use crate::insights::headlines::{Severity, headlines};
-use crate::insights::metric::Metric;
-use crate::insights::reach::EiIndex;
-use crate::insights::reciprocity::Balance;
-use crate::insights::strength::ContactStrength;
-use crate::model::{Circle, TimestampMs};
+use crate::InsightsReport;
+use crate::composition::{CompositionSet, Diversity};
+use crate::functions::Supply;
+use crate::goals::GoalState;
+use crate::headlines::{Severity, headlines};
+use crate::metric::Metric;
+use crate::reach::EiIndex;
+use crate::reciprocity::Balance;
+use crate::strength::ContactStrength;
+use kith_model::model::{Circle, TimestampMs};
 
 /// Writes to a `String`, which cannot fail.
 macro_rules! w {
@@ -1243,9 +1243,9 @@ fn follow_ups(h: &mut String, r: &InsightsReport, options: &HtmlOptions) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::insights::{InsightsInput, InsightsParams, compute_all};
-    use crate::model::Settings;
-    use crate::synth::{SynthParams, generate};
+    use crate::{InsightsInput, InsightsParams, compute_all};
+    use kith_model::model::Settings;
+    use kith_synth::{SynthParams, generate};
 
     const NOW: i64 = 1_790_000_000_000;
 

@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric};
-use crate::insights::prepare::{ContactRef, Prepared};
-use crate::model::ExchangeWhat;
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric};
+use crate::prepare::{ContactRef, Prepared};
+use kith_model::model::ExchangeWhat;
 
 /// Reciprocity class of one tie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -353,6 +353,21 @@ impl Interaction {
     }
 }
 
+/// The records insights are computed from (kith-core's
+/// `Store::insights_records` reads them; interactions come without their
+/// notes); kith-insights borrows them through `InsightsInput::from_records`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InsightsRecords {
+    /// Every contact, archived and merged ones included.
+    pub contacts: Vec<Contact>,
+    /// Every interaction, deleted ones included, notes left empty.
+    pub interactions: Vec<Interaction>,
+    /// Every goal.
+    pub goals: Vec<Goal>,
+    /// The network's settings.
+    pub settings: Settings,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

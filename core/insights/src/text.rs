@@ -6,12 +6,12 @@
 
 use std::fmt::Write as _;
 
-use crate::insights::InsightsReport;
-use crate::insights::functions::Supply;
-use crate::insights::goals::GoalState;
-use crate::insights::headlines::{Severity, headlines};
-use crate::insights::metric::Metric;
-use crate::insights::reach::EiIndex;
+use crate::InsightsReport;
+use crate::functions::Supply;
+use crate::goals::GoalState;
+use crate::headlines::{Severity, headlines};
+use crate::metric::Metric;
+use crate::reach::EiIndex;
 
 /// Writes to a `String`, which cannot fail.
 macro_rules! w {
@@ -294,9 +294,9 @@ pub fn render_text(r: &InsightsReport, rows_max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::insights::{InsightsInput, InsightsParams, compute_all};
-    use crate::model::Settings;
-    use crate::synth::{SynthParams, generate};
+    use crate::{InsightsInput, InsightsParams, compute_all};
+    use kith_model::model::Settings;
+    use kith_synth::{SynthParams, generate};
 
     const NOW: i64 = 1_790_000_000_000;
 

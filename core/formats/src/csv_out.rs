@@ -10,10 +10,19 @@ use std::io::Write;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::ids::{ContactId, ProjectId};
-use crate::model::{Contact, ContactPoint, Interaction, PartialDate, Project, TimestampMs};
+use kith_model::ids::{ContactId, ProjectId};
+use kith_model::model::{Contact, ContactPoint, Interaction, PartialDate, Project, TimestampMs};
 
-use super::ExportError;
+/// A failure writing CSV.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// The output could not be written.
+    #[error("could not write the export: {0}")]
+    Io(#[from] std::io::Error),
+    /// The CSV writer failed.
+    #[error("could not write CSV: {0}")]
+    Csv(#[from] ::csv::Error),
+}
 
 /// Column names of [`write_contacts_csv`].
 pub const CONTACT_COLUMNS: &[&str] = &[
@@ -109,7 +118,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 /// Writes contacts, one row each, with a header row of [`CONTACT_COLUMNS`].
-pub fn write_contacts_csv<W: Write>(out: W, contacts: &[Contact]) -> Result<(), ExportError> {
+pub fn write_contacts_csv<W: Write>(out: W, contacts: &[Contact]) -> Result<(), CsvError> {
     let mut w = ::csv::Writer::from_writer(out);
     w.write_record(CONTACT_COLUMNS)?;
     for c in contacts {
@@ -150,7 +159,7 @@ pub fn write_interactions_csv<W: Write>(
     interactions: &[Interaction],
     contacts: &[Contact],
     projects: &[Project],
-) -> Result<(), ExportError> {
+) -> Result<(), CsvError> {
     let names: HashMap<ContactId, &str> =
         contacts.iter().map(|c| (c.id, c.name.as_str())).collect();
     let project_names: HashMap<ProjectId, &str> =
@@ -169,8 +178,8 @@ pub fn write_interactions_csv<W: Write>(
                 .as_ref()
                 .map_or_else(|| "everyone".to_string(), name_of);
             let dir = match e.direction {
-                crate::model::Direction::Gave => "gave",
-                crate::model::Direction::Received => "received",
+                kith_model::model::Direction::Gave => "gave",
+                kith_model::model::Direction::Received => "received",
             };
             let prep = if dir == "gave" { "to" } else { "from" };
             format!("{dir} {} {prep} {with}", e.what)

@@ -9,10 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric, evenness, ratio};
-use crate::insights::prepare::Prepared;
-use crate::model::Circle;
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric, evenness, ratio};
+use crate::prepare::Prepared;
+use kith_model::model::Circle;
 
 /// One circle's share of ties and of effort.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

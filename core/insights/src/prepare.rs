@@ -17,9 +17,9 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use crate::ids::{ContactId, ProjectId};
-use crate::insights::{InsightsInput, InsightsParams};
-use crate::model::{
+use crate::{InsightsInput, InsightsParams};
+use kith_model::ids::{ContactId, ProjectId};
+use kith_model::model::{
     Circle, Contact, Direction, ExchangeWhat, Goal, Initiator, Interaction, InteractionKind,
     Settings, TimestampMs,
 };

@@ -30,8 +30,8 @@ use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
-use crate::model::{
+use kith_model::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
+use kith_model::model::{
     Circle, Contact, ContactPoint, Direction, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus,
     Initiator, Interaction, InteractionKind, Project, ProjectStatus, Seniority, Settings,
     TimestampMs,

@@ -10,10 +10,10 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{FollowUpId, InteractionId};
-use crate::insights::InsightsInput;
-use crate::insights::metric::{Coverage, Metric};
-use crate::insights::prepare::{ContactRef, DAY_MS, Prepared};
+use crate::InsightsInput;
+use crate::metric::{Coverage, Metric};
+use crate::prepare::{ContactRef, DAY_MS, Prepared};
+use kith_model::ids::{FollowUpId, InteractionId};
 
 /// One open follow-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,13 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightsInput;
-use crate::insights::composition::{
+use crate::InsightsInput;
+use crate::composition::{
     SENIORITY_LEVELS, discipline_key, discipline_vocabulary, seniority_index,
 };
-use crate::insights::metric::{Coverage, Metric, ratio};
-use crate::insights::prepare::Prepared;
-use crate::model::Seniority;
+use crate::metric::{Coverage, Metric, ratio};
+use crate::prepare::Prepared;
+use kith_model::model::Seniority;
 
 /// The grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
