@@ -805,6 +805,15 @@ impl Kith {
     }
 }
 
+/// Rust-only (not exported over FFI): lets the Rust tests wait for a
+/// stopped background loop to finish closing instead of sleeping.
+impl Kith {
+    #[doc(hidden)]
+    pub fn sync_loops_alive(&self) -> usize {
+        self.sync.loops_alive()
+    }
+}
+
 /// Hidden test hooks, compiled only with the `test-hooks` feature.
 #[cfg(feature = "test-hooks")]
 #[uniffi::export]

@@ -226,7 +226,9 @@ fn background_sync_carries_a_meeting_live_and_stops_with_suspend() {
     p.a.start_sync().unwrap();
     assert!(eventually(20_000, || p.a.sync_status().unwrap().state
         == SyncState::Live));
-    std::thread::sleep(Duration::from_millis(800));
+    // Wait until the old loop has finished closing: anything it reports
+    // has been reported by then.
+    assert!(eventually(20_000, || p.a.sync_loops_alive() == 1));
     assert_eq!(p.a.sync_status().unwrap().state, SyncState::Live);
     assert!(p.a.sync_status().unwrap().background);
     assert!(p.a.stop_sync());
@@ -617,7 +619,8 @@ fn suspend_cancels_a_round_in_flight_at_once() {
         Err(KithError::Locked { .. }) => {}
         other => panic!("unexpected {other:?}"),
     }
-    // Far below the 60 s round timeout: cancelled, not timed out.
+    // Far below the 60 s round timeout: cancelled, not timed out (this bound
+    // is the behaviour under test).
     assert!(started.elapsed() < Duration::from_secs(10));
     // The file lock is free: another handle writes.
     let other = Kith::open(k.data_dir()).unwrap();
@@ -684,10 +687,14 @@ fn suspend_while_a_sync_listener_calls_back_in_does_not_stall() {
             (b.suspend(), started.elapsed())
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // suspend() has taken the store away (and now waits for the sync task,
+    // which is inside the listener): release the listener, which calls in.
+    assert!(eventually(20_000, || p.b.is_suspended()));
     go_tx.send(()).unwrap();
     let (suspended, took) = suspending.join().unwrap();
     suspended.unwrap();
+    // "Does not stall": a stall is a wait for some timeout; 4 s is far below
+    // every one in play, so this bound is the behaviour under test.
     assert!(took < Duration::from_secs(4), "suspend took {took:?}");
     assert!(matches!(
         listener.result.lock().unwrap().take(),

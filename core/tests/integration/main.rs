@@ -31,6 +31,20 @@ mod sync;
 
 use kith_core::{NewContact, NewInteraction, ParticipantRef, Store};
 
+/// Proptest settings with `floor` cases, raised by `PROPTEST_CASES` when it
+/// asks for more: CI stays fast by default, a deep run sets the variable.
+/// (`ProptestConfig { cases: n, .. }` alone would ignore the variable.)
+pub fn proptest_cases(floor: u32) -> proptest::prelude::ProptestConfig {
+    let env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    proptest::prelude::ProptestConfig {
+        cases: floor.max(env),
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
+
 /// A fresh store in a new temporary directory.
 pub fn fresh() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
