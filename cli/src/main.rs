@@ -45,15 +45,6 @@ fn main() -> ExitCode {
             // their write, so running the command again is safe. Bounded.
             Err(e) if e.is_store_locked() && elapsed_ms(started) < LOCK_WAIT_MS_MAX => {
                 let waited_ms = elapsed_ms(started);
-                if pause_ms == LOCK_RETRY_FIRST_MS {
-                    // Once, like cargo's "Blocking waiting for file lock": a
-                    // pause the user can see is explained.
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "note: the store is in use by another process; waiting up to {} s",
-                        LOCK_WAIT_MS_MAX / 1000
-                    );
-                }
                 let pause = pause_ms.min(LOCK_WAIT_MS_MAX.saturating_sub(waited_ms));
                 std::thread::sleep(std::time::Duration::from_millis(pause));
                 pause_ms *= 2;

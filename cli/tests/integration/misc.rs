@@ -261,14 +261,8 @@ fn while_another_process_holds_the_store_reads_work_and_writes_fail_cleanly() {
     assert_eq!(k.json(&["contact", "list"]).as_array().unwrap().len(), 1);
     let r = k.run(&["log", "from the cli", "--with", "ana"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let lines: Vec<&str> = r.stderr.trim_end().lines().collect();
-    assert_eq!(lines.len(), 2, "{}", r.stderr);
-    assert!(
-        lines[0].starts_with("note: the store is in use"),
-        "{}",
-        r.stderr
-    );
-    assert!(lines[1].contains("open elsewhere"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("open elsewhere"), "{}", r.stderr);
     held.close().unwrap();
     assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 0);
     k.log(&["from the cli", "--with", "ana"]);
@@ -285,19 +279,17 @@ fn a_write_waits_briefly_for_a_store_another_process_is_holding() {
         .args(["log", "waited", "--with", "ana", "--json"]);
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    // Released once the child says it is waiting (so the wait is exercised,
-    // however late the child starts), within its bounded wait (2 s).
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut err, &mut first).unwrap();
-    assert!(first.starts_with("note: the store is in use"), "{first}");
+    let child = c.spawn().unwrap();
+    // Released well within the CLI's bounded wait (2 s).
+    std::thread::sleep(std::time::Duration::from_millis(300));
     held.close().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(rest.is_empty(), "{rest}");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"], "waited");
     assert_eq!(k.json(&["timeline"]).as_array().unwrap().len(), 1);
