@@ -29,7 +29,7 @@ pub use kith_model::{ids, model, phone, text};
 
 pub use dedup::{DuplicatePair, DuplicateReason};
 pub use doc::DocId;
-pub use error::{OpError, OpenError, SchemaError, StoreError};
+pub use error::{BackendError, OpError, SchemaError, StoreError};
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
 pub use ops::{
     ContactPatch, ContactQuery, ContactSort, ContactStats, FollowUpFilter, FollowUpItem, GoalPatch,

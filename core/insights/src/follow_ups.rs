@@ -17,7 +17,7 @@ use kith_model::ids::{FollowUpId, InteractionId};
 
 /// One open follow-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FollowUpItem {
+pub struct OpenFollowUp {
     pub interaction: InteractionId,
     pub follow_up: FollowUpId,
     pub text: String,
@@ -33,8 +33,8 @@ pub struct FollowUpItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FollowUps {
     pub today: NaiveDate,
-    pub due_today: Vec<FollowUpItem>,
-    pub overdue: Vec<FollowUpItem>,
+    pub due_today: Vec<OpenFollowUp>,
+    pub overdue: Vec<OpenFollowUp>,
     pub open_total: u32,
     pub open_without_due: u32,
     pub done_recently: u32,
@@ -81,7 +81,7 @@ pub(crate) fn from_prepared(p: &Prepared<'_>) -> Metric<FollowUps> {
                 .collect();
             with.sort_unstable();
             with.dedup();
-            let item = FollowUpItem {
+            let item = OpenFollowUp {
                 interaction: i.id,
                 follow_up: fu.id,
                 text: fu.text.clone(),
@@ -97,7 +97,7 @@ pub(crate) fn from_prepared(p: &Prepared<'_>) -> Metric<FollowUps> {
             }
         }
     }
-    let key = |x: &FollowUpItem| (x.due, x.interaction, x.follow_up);
+    let key = |x: &OpenFollowUp| (x.due, x.interaction, x.follow_up);
     f.overdue.sort_by_key(key);
     f.due_today.sort_by_key(key);
     if all == 0 {

@@ -217,7 +217,7 @@ impl Store {
                     .load_incremental(&save)
                     .map_err(|source| StoreError::Automerge {
                         doc: name.clone(),
-                        source: Box::new(source),
+                        source: crate::error::BackendError::new(source),
                     })?;
                 out.merged.push(id);
             }
@@ -395,7 +395,7 @@ impl Store {
             .apply_changes(changes)
             .map_err(|source| StoreError::Automerge {
                 doc: doc.to_string(),
-                source: Box::new(source),
+                source: crate::error::BackendError::new(source),
             })?;
         self.commit_merged(doc, before, extra)
     }
