@@ -7,6 +7,8 @@
 //! configurations (relay certificate from its ed25519 key, client verifier that
 //! pins that key) so the relay and the client edge share one implementation.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod envelope;
 pub mod frame;
