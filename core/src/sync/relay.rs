@@ -102,57 +102,88 @@ impl Default for RelayConfig {
 /// What happened, for progress output and UI refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayEvent {
+    /// The relay accepted this device's authentication.
     Authenticated {
+        /// True when the account was registered by this session (first device).
         registered: bool,
     },
     /// Entries received (pull or live) and verified.
     Received {
+        /// Entries in the batch.
         entries: usize,
+        /// Their sealed bytes.
         bytes: usize,
+        /// True for a live event (subscribed), false for a pull answer.
         live: bool,
     },
     /// A merge into one document committed.
     Applied {
+        /// The document merged into.
         doc: DocId,
+        /// Contacts whose record changed.
         contacts: usize,
+        /// Interactions whose record changed.
         interactions: usize,
         /// Changes of this document still waiting for dependencies.
         pending: usize,
     },
     /// The relay acknowledged this device's entries up to `acked_seq`.
     Pushed {
+        /// Entries acknowledged.
         entries: usize,
+        /// Their sealed bytes.
         bytes: usize,
+        /// This device's highest acknowledged seq.
         acked_seq: u64,
     },
+    /// The relay's snapshot was verified and merged (a new or restored device
+    /// catching up without pulling the whole log).
     SnapshotApplied {
+        /// Documents it held.
         docs: usize,
+        /// Its sealed size.
         bytes: usize,
     },
+    /// This device's snapshot was stored; the relay pruned the entries it covers.
     SnapshotStored {
+        /// The snapshot's sealed size.
         bytes: usize,
+        /// Entries the relay dropped because the snapshot covers them.
         pruned_entries: u64,
     },
+    /// A snapshot was due but not stored; the log keeps growing until a later
+    /// round stores one. Not an error.
     SnapshotSkipped {
+        /// Why, for logs.
         reason: String,
     },
     /// The relay dropped live events; a pull catches up.
     Lagged,
+    /// The relay slowed pushes down; the machine retries by itself.
     RateLimited {
+        /// How long the relay asked to wait.
         retry_after_ms: u64,
     },
+    /// The relay confirmed a revocation this device sent.
     Revoked {
+        /// The revoked device.
         device: DeviceId,
     },
+    /// A pairing invitation was stored in the relay's mailbox.
     MailboxStored,
     /// Everything known was pulled and pushed; nothing is in flight.
     RoundComplete,
     /// A long transfer advanced: what moved so far of the total, when known.
     Progress {
+        /// Which transfer.
         transfer: Transfer,
+        /// Bytes moved so far.
         done_bytes: u64,
+        /// Bytes in all; `None` when not known in advance.
         total_bytes: Option<u64>,
+        /// Entries moved so far (0 for snapshots).
         done_entries: u64,
+        /// Entries in all; `None` when not known in advance.
         total_entries: Option<u64>,
     },
 }
@@ -173,16 +204,29 @@ pub enum Transfer {
 /// (with backoff) unless the case says otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum RelaySyncError {
+    /// The local store failed; what was being merged is not kept (the cursor stays).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Sealing an entry or snapshot failed.
     #[error("cannot seal: {0}")]
     Crypto(#[from] CryptoError),
     /// The relay refused a request or the connection.
     #[error("the relay refused ({}): {message}", code.name())]
-    Relay { code: ErrorCode, message: String },
-    /// The server presented another key than the pinned one.
+    Relay {
+        /// The relay's error code; it says whether retrying helps.
+        code: ErrorCode,
+        /// The relay's message.
+        message: String,
+    },
+    /// The server presented another key than the pinned one: a wrong address
+    /// or an impostor; do not retry.
     #[error("the relay presented key {got}, but the address pins {expected}")]
-    WrongRelay { expected: RelayKey, got: RelayKey },
+    WrongRelay {
+        /// The pinned key.
+        expected: RelayKey,
+        /// The key presented.
+        got: RelayKey,
+    },
     /// The relay does not speak our protocol version.
     #[error("the relay chose protocol version {0}, this Kith speaks {PROTOCOL_VERSION}")]
     Version(u16),
@@ -192,23 +236,36 @@ pub enum RelaySyncError {
     /// An entry failed verification; it is not applied and the cursor stays.
     #[error("entry {device}/{seq} was refused: {reason}")]
     BadEntry {
+        /// The device that wrote it, by the envelope.
         device: DeviceId,
+        /// Its sequence number.
         seq: u64,
+        /// Why it was refused.
         reason: OpenError,
     },
+    /// An entry opened but names a document id that is not valid; not applied.
     #[error("entry {device}/{seq} names an invalid document: {doc}")]
     BadDoc {
+        /// The device that wrote it.
         device: DeviceId,
+        /// Its sequence number.
         seq: u64,
+        /// The document id as written.
         doc: String,
     },
+    /// The relay's snapshot failed verification; it is not applied.
     #[error("the relay's snapshot was refused: {0}")]
     BadSnapshot(String),
     /// The relay has fewer of this device's entries than it acknowledged.
     #[error(
         "the relay expects seq {expected} but this device's unacknowledged entries start at {first}: the relay lost data"
     )]
-    RelayBehind { expected: u64, first: u64 },
+    RelayBehind {
+        /// The seq the relay expects next.
+        expected: u64,
+        /// The first seq this device still holds unacknowledged.
+        first: u64,
+    },
 }
 
 tables::redb_errors_into!(RelaySyncError);
@@ -327,13 +384,19 @@ fn bind_relay(store: &mut Store, relay: &RelayKey) -> Result<(), StoreError> {
 /// Durable sync position of this store (for `kith sync` output and tests).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncStatus {
+    /// The relay this store syncs with; `None` before the first relay sync.
     pub relay: Option<RelayKey>,
     /// Seq the next sealed entry gets minus one.
     pub sealed_seq: u64,
+    /// Highest seq of this device the relay acknowledged.
     pub acked_seq: u64,
+    /// Sealed entries waiting to be pushed.
     pub outbox_entries: u64,
+    /// Received changes waiting for their dependencies.
     pub pending_changes: u64,
+    /// Received fragments waiting for the rest of their entry.
     pub partial_entries: u64,
+    /// Per device, the last seq this store holds (pulled, or covered by a snapshot).
     pub cursors: Vec<Cursor>,
     /// Non-zero once a restored store started pulling its own device's
     /// entries, up to this seq (`sync_meta.own_catchup_seq`).
@@ -1741,12 +1804,26 @@ fn msg_name(m: &ServerMsg) -> &'static str {
 /// Why a mailbox take failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailboxError {
+    /// The relay is not the one the invitation names: a wrong address or an impostor.
     #[error("the relay presented key {got}, but the invitation names relay {expected}")]
-    WrongRelay { expected: RelayKey, got: RelayKey },
+    WrongRelay {
+        /// The key in the invitation.
+        expected: RelayKey,
+        /// The key presented.
+        got: RelayKey,
+    },
+    /// Nothing at the slot; ask for a new invitation.
     #[error("no invitation at this relay for this token (already used, expired, or never made)")]
     NotFound,
+    /// The relay refused the request.
     #[error("the relay refused ({}): {message}", code.name())]
-    Relay { code: ErrorCode, message: String },
+    Relay {
+        /// The relay's error code.
+        code: ErrorCode,
+        /// The relay's message.
+        message: String,
+    },
+    /// The relay answered out of turn or with the wrong message.
     #[error("protocol violation by the relay: {0}")]
     Protocol(String),
 }
@@ -1762,6 +1839,7 @@ pub struct MailboxTake {
 }
 
 impl MailboxTake {
+    /// A take from the relay with key `relay` at `slot`; starts with `Hello`.
     pub fn new(relay: RelayKey, slot: MailboxSlot) -> Self {
         let mut out = VecDeque::new();
         out.push_back(ClientMsg::Hello {
@@ -1775,6 +1853,7 @@ impl MailboxTake {
         }
     }
 
+    /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<ClientMsg> {
         self.out.pop_front()
     }
@@ -1784,6 +1863,7 @@ impl MailboxTake {
         self.result.take()
     }
 
+    /// Feeds one message from the relay.
     pub fn handle(&mut self, msg: ServerMsg) {
         let r = match msg {
             ServerMsg::Welcome { relay, .. } if relay != self.relay => {
