@@ -3,7 +3,7 @@
 //! These are the plain Rust values the rest of Kith works with (queries,
 //! insights, import/export, the bindings). They are *materialised views* of the
 //! Automerge document: the mapping between these structs and the document lives
-//! in [`crate::schema`], and nowhere else. The store's index tables hold
+//! in kith-core's `schema` module, and nowhere else. The store's index tables hold
 //! serialised copies of these records, so queries never walk the document.
 //!
 //! Times are UTC milliseconds since the Unix epoch (`*_ms`); an interaction also

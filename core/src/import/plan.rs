@@ -8,7 +8,7 @@
 //! 2. `repeated_in_input`: an earlier draft of the same input has one of its keys.
 //! 3. `likely_duplicates`: an existing, unmerged contact has the same normalised
 //!    email, the same phone (in E.164-like form, "020 7946 0958" meeting
-//!    "+44 20 7946 0958", see [`super::phone`]: one number's digits end the
+//!    "+44 20 7946 0958", see [`kith_model::phone`]: one number's digits end the
 //!    other's, 9 digits at least; the digits as written also count, so
 //!    normalising never loses a match) or the same normalised name: the rules of [`crate::dedup`], with
 //!    its normalisation, so import and the store's duplicate list agree. The
