@@ -20,6 +20,10 @@
 //!   the last completed session (lets a Hello list only what moved since).
 //! - `peer_addrs`: peer address -> device id that served there last.
 //! - `devices`: device -> postcard `DeviceRecord`.
+//! - `sync_membership`: position -> postcard `MembershipOp`, the account's
+//!   membership log as this device verified it (docs/SECURITY.md).
+//! - `sync_epoch_keys`: epoch -> 32-byte data key this device holds (a cache:
+//!   derivable from the log and the device's X25519 key).
 //! - `revoked`: device -> when this device revoked it (also for devices
 //!   whose certificate it never saw).
 
@@ -31,7 +35,12 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use kith_protocol::{Cursor, DeviceCert, DeviceId, RelayKey, SealedEntry};
+use kith_protocol::{
+    AccountId, Cursor, DeviceCert, DeviceId, Membership, MembershipError, MembershipOp, RelayKey,
+    SealedEntry,
+};
+
+use crate::identity::DataKey;
 
 use crate::error::StoreError;
 
@@ -53,6 +62,10 @@ pub(crate) const PEER_ADDRS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("peer_addrs");
 pub(crate) const REVOKED: TableDefinition<'static, &[u8], u64> = TableDefinition::new("revoked");
 pub(crate) const DEVICES: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("devices");
+pub(crate) const MEMBERSHIP: TableDefinition<'static, u64, &[u8]> =
+    TableDefinition::new("sync_membership");
+pub(crate) const EPOCH_KEYS: TableDefinition<'static, u64, &[u8]> =
+    TableDefinition::new("sync_epoch_keys");
 
 pub(crate) const META_RELAY: &str = "relay";
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
@@ -118,6 +131,8 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PEER_HEADS)?;
     txn.open_table(PEER_ADDRS)?;
     txn.open_table(REVOKED)?;
+    txn.open_table(MEMBERSHIP)?;
+    txn.open_table(EPOCH_KEYS)?;
     Ok(())
 }
 
@@ -445,6 +460,98 @@ pub(crate) fn counts(txn: &ReadTransaction) -> Result<(u64, u64, u64), StoreErro
     ))
 }
 
+/// Why membership ops were not stored.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MembershipStoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("membership op refused: {0}")]
+    Refused(#[from] MembershipError),
+}
+
+/// The stored membership log, in order.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn membership_ops(txn: &ReadTransaction) -> Result<Vec<MembershipOp>, StoreError> {
+    let mut out = Vec::new();
+    if let Some(t) = open_read(txn, MEMBERSHIP)? {
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(postcard::from_bytes(v.value()).map_err(|e| damaged("sync_membership", e))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies `ops` against the stored log of `account` and appends them
+/// (ops the log already holds, byte-identical at their position, are
+/// skipped; a different op at a held position is a fork and refused).
+/// Nothing is written unless every op is accepted. Returns the new state.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn append_membership(
+    txn: &WriteTransaction,
+    account: AccountId,
+    ops: &[MembershipOp],
+) -> Result<Membership, MembershipStoreError> {
+    let mut t = txn.open_table(MEMBERSHIP)?;
+    let mut held = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        held.push(
+            postcard::from_bytes::<MembershipOp>(v.value())
+                .map_err(|e| damaged("sync_membership", e))?,
+        );
+    }
+    let mut state = Membership::from_ops(account, &held)?;
+    let mut fresh = Vec::new();
+    for op in ops {
+        let pos = op.body.position;
+        if pos >= 1 && pos <= state.len() {
+            let idx = usize::try_from(pos - 1).unwrap_or(usize::MAX);
+            if held.get(idx) == Some(op) {
+                continue;
+            }
+            return Err(MembershipError::Fork { position: pos }.into());
+        }
+        state.apply(op)?;
+        fresh.push(op);
+    }
+    for op in fresh {
+        let b = postcard::to_allocvec(op).map_err(|e| damaged("sync_membership", e))?;
+        t.insert(op.body.position, b.as_slice())?;
+    }
+    Ok(state)
+}
+
+/// Caches the key of `epoch`.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn put_epoch_key(
+    txn: &WriteTransaction,
+    epoch: u64,
+    key: &DataKey,
+) -> Result<(), StoreError> {
+    txn.open_table(EPOCH_KEYS)?
+        .insert(epoch, key.as_bytes().as_slice())?;
+    Ok(())
+}
+
+/// The cached key of `epoch`.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn epoch_key(txn: &ReadTransaction, epoch: u64) -> Result<Option<DataKey>, StoreError> {
+    let Some(t) = open_read(txn, EPOCH_KEYS)? else {
+        return Ok(None);
+    };
+    let v = t.get(epoch)?;
+    match v {
+        Some(v) => {
+            let b = <[u8; 32]>::try_from(v.value())
+                .map_err(|_| damaged("sync_epoch_keys", "a key is not 32 bytes"))?;
+            Ok(Some(DataKey::from_bytes(b)))
+        }
+        None => Ok(None),
+    }
+}
+
 /// redb errors inside sync code become [`StoreError`]s of the wrapping error.
 macro_rules! redb_errors_into {
     ($target:ty) => {
@@ -471,3 +578,70 @@ macro_rules! redb_errors_into {
     };
 }
 pub(crate) use redb_errors_into;
+
+redb_errors_into!(MembershipStoreError);
+
+#[cfg(test)]
+mod tests {
+    use kith_protocol::SigningKey;
+
+    use super::*;
+    use crate::store::Store;
+    use crate::sync::authority::{self, Actor};
+    use crate::sync::epochs::{EpochKeys, SealKey};
+
+    /// The membership log and epoch keys survive a reopen; a fork and an op
+    /// by a revoked device are refused and write nothing.
+    #[test]
+    fn membership_and_epoch_keys_are_stored_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_sign, b_sign) = (
+            SigningKey::from_bytes(&[2; 32]),
+            SigningKey::from_bytes(&[3; 32]),
+        );
+        let (a_seal, b_seal) = (SealKey::generate(), SealKey::generate());
+        let a = Actor {
+            sign: &a_sign,
+            seal: &a_seal,
+        };
+        let b = Actor {
+            sign: &b_sign,
+            seal: &b_seal,
+        };
+        let (code, genesis, k1) = authority::create_account(a, 1).unwrap();
+        let account = code.account();
+        let state = Membership::from_ops(account, [&genesis]).unwrap();
+        let keys =
+            EpochKeys::from_log(std::slice::from_ref(&genesis), &a.device(), &a_seal).unwrap();
+        let add = authority::add(&state, a, &keys, b.keys(), 2).unwrap();
+        let mut s2 = state.clone();
+        s2.apply(&add).unwrap();
+        let (revoke_b, _) = authority::revoke(&s2, a, &keys, b.device(), 3).unwrap();
+        // What b would sign on the same head: a fork once a's op is stored.
+        let (revoke_a, _) = authority::revoke(&s2, b, &keys, a.device(), 3).unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            create(&txn).unwrap();
+            let st = append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
+            assert!(st.is_member(&b.device()));
+            // Re-sending held ops is a no-op.
+            append_membership(&txn, account, std::slice::from_ref(&genesis)).unwrap();
+            append_membership(&txn, account, std::slice::from_ref(&revoke_b)).unwrap();
+            put_epoch_key(&txn, 1, &k1).unwrap();
+            txn.commit().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let ops = membership_ops(&store.read_txn().unwrap()).unwrap();
+        assert_eq!(ops, vec![genesis.clone(), add, revoke_b]);
+        assert_eq!(epoch_key(&store.read_txn().unwrap(), 1).unwrap(), Some(k1));
+        assert_eq!(epoch_key(&store.read_txn().unwrap(), 2).unwrap(), None);
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        assert!(matches!(
+            append_membership(&txn, account, &[revoke_a]),
+            Err(MembershipStoreError::Refused(MembershipError::Fork { .. }))
+        ));
+        txn.commit().unwrap();
+        assert_eq!(membership_ops(&store.read_txn().unwrap()).unwrap().len(), 3);
+    }
+}
