@@ -31,19 +31,30 @@ const CHECKSUM_BYTES: usize = 3;
 /// Why an authority action failed; each case says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorityError {
+    /// The recovery code does not decode (typo, bad checksum); the detail says where.
     #[error("this is not a valid recovery code ({0}); check the groups you wrote down")]
     BadCode(String),
+    /// A valid recovery code, but of another account: look for the right one.
     #[error("this recovery code is for account {code_account}, not {account}")]
     OtherAccount {
+        /// The account the code belongs to.
         code_account: AccountId,
+        /// The account being recovered.
         account: AccountId,
     },
+    /// This device may not act for the account: re-pair it or use the recovery code.
     #[error("this device is not a member of the account (revoked or never added)")]
     NotAMember,
+    /// The device lacks the current epoch key; sync, then try again.
     #[error("this device does not hold the key of the current epoch {epoch}; sync first")]
-    NoCurrentKey { epoch: u64 },
+    NoCurrentKey {
+        /// The current epoch.
+        epoch: u64,
+    },
+    /// The op would not apply to the membership log (its rule is named); nothing is sent.
     #[error("the membership change is refused: {0}")]
     Refused(#[from] MembershipError),
+    /// Sealing or opening an epoch key failed.
     #[error(transparent)]
     Epoch(#[from] EpochError),
 }
@@ -146,15 +157,19 @@ impl RecoveryCode {
 /// A member device acting: its signing key and its sealing key.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
+    /// The device's signing key; signs the ops it makes.
     pub sign: &'a SigningKey,
+    /// The device's sealing key; epoch keys are sealed to its public half.
     pub seal: &'a SealKey,
 }
 
 impl Actor<'_> {
+    /// The acting device's id (its signing key's public half).
     pub fn device(&self) -> DeviceId {
         DeviceId::from(self.sign.verifying_key())
     }
 
+    /// The public keys that name this device in the membership log.
     pub fn keys(&self) -> MemberKeys {
         MemberKeys {
             device: self.device(),

@@ -38,13 +38,22 @@ const WRAP_CONTEXT: &[u8] = b"kith-epoch-wrap-v1";
 pub enum EpochError {
     /// A public key is not a valid X25519 key.
     #[error("the sealing key of device {device} is not a valid X25519 key")]
-    BadSealKey { device: DeviceId },
+    BadSealKey {
+        /// The device whose key it is.
+        device: DeviceId,
+    },
     /// HPKE failed (wrong key, tampered bytes, or a different context).
     #[error("the epoch {epoch} key sealed to this device does not open (wrong key or tampered)")]
-    Open { epoch: u64 },
+    Open {
+        /// The epoch of the key.
+        epoch: u64,
+    },
     /// HPKE sealing failed.
     #[error("sealing the epoch {epoch} key failed")]
-    Seal { epoch: u64 },
+    Seal {
+        /// The epoch of the key.
+        epoch: u64,
+    },
 }
 
 /// A device's X25519 key pair for receiving epoch keys.
