@@ -5,6 +5,8 @@
 //! restarted on the same files and port) and devices with real stores.
 //!
 //! This crate is test-only code: panicking on a broken fixture is the point.
+
+#![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
@@ -20,8 +22,11 @@ pub use kith_relay::testkit::TestRelay;
 /// A device: a real store in a temp dir and its identity.
 #[derive(Debug)]
 pub struct Device {
+    /// Holds the store files; deleted when the device is dropped.
     pub dir: tempfile::TempDir,
+    /// The device's open store, shared with sync tasks.
     pub store: Arc<Mutex<Store>>,
+    /// The device's account and device keys and certificate.
     pub id: DeviceIdentity,
 }
 
