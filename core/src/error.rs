@@ -168,6 +168,8 @@ pub enum OpError {
     MergeIntoSelf(ContactId),
     #[error("contact {contact} was already merged into {into}")]
     AlreadyMerged { contact: ContactId, into: ContactId },
+    #[error("contact {0} is not merged into another contact, so there is nothing to unmerge")]
+    NotMerged(ContactId),
     #[error("the exchange partner {0} is not a participant of the interaction")]
     ExchangeWithNonParticipant(ContactId),
     #[error("{field} is invalid: {reason}")]

@@ -79,5 +79,8 @@ pub fn contact_record(name: &str) -> kith_core::model::Contact {
         archived: false,
         merged_into: None,
         import_keys: Default::default(),
+        merge_base: Default::default(),
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
     }
 }
