@@ -21,6 +21,7 @@ mod import_apply;
 mod import_plan;
 mod import_props;
 mod import_vcard;
+mod merges;
 mod insights_store;
 mod ops;
 mod reindex;
