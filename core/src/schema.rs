@@ -675,6 +675,9 @@ pub fn new_contact_as_read(c: Contact) -> R<Contact> {
         first_met,
         birthday,
         seniority,
+        // Derived by the index, never stored.
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
         ..c
     })
 }
