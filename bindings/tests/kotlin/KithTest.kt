@@ -75,7 +75,7 @@ fun afterTheMeeting(kith: Kith) {
     check(kith.search("coffee", 10u).interactions.single().id == id) { "search" }
     check(kith.listContacts(ContactSort.LAST_INTERACTION, 0u, 10u, false).first().id == ana.id) { "list" }
 
-    val edited = kith.updateInteraction(id, InteractionUpdate(notes = "Edited on the train"))
+    val edited = kith.editInteraction(id, InteractionPatch(notes = "Edited on the train"))
     check(edited.notes == "Edited on the train") { "update" }
     check(kith.deleteInteraction(id).deletedMs != null) { "delete" }
     check(kith.undeleteInteraction(id).deletedMs == null) { "undelete" }
@@ -252,7 +252,7 @@ fun mergeAndUnmerge(kith: Kith) {
     val kept = kith.mergeContacts(keep.id, dup.id)
     check(kept.mergedFrom == listOf(dup.id)) { "merged from: ${kept.mergedFrom}" }
     check(kith.getInteraction(call).participants == listOf(keep.id)) { "the call follows the merge" }
-    kith.updateContact(dup.id, ContactUpdate(role = "Rear Admiral"))
+    kith.editContact(dup.id, ContactPatch(role = "Rear Admiral"))
     val conflict = kith.getContact(keep.id).conflicts.single()
     check(conflict.field == "role" && conflict.value == "Rear Admiral" && conflict.fromContactId == dup.id) {
         "conflict: $conflict"
