@@ -539,10 +539,18 @@ fn rebase_member(
     drop_removed(&seen.circles, &edited.circles, &mut member.circles);
     drop_removed(&seen.tags, &edited.tags, &mut member.tags);
     drop_removed(&seen.urls, &edited.urls, &mut member.urls);
-    drop_removed(&seen.import_keys, &edited.import_keys, &mut member.import_keys);
+    drop_removed(
+        &seen.import_keys,
+        &edited.import_keys,
+        &mut member.import_keys,
+    );
     let kept = |list: &[ContactPoint], v: &str| list.iter().any(|p| p.value == v);
-    member.emails.retain(|p| !kept(&seen.emails, &p.value) || kept(&edited.emails, &p.value));
-    member.phones.retain(|p| !kept(&seen.phones, &p.value) || kept(&edited.phones, &p.value));
+    member
+        .emails
+        .retain(|p| !kept(&seen.emails, &p.value) || kept(&edited.emails, &p.value));
+    member
+        .phones
+        .retain(|p| !kept(&seen.phones, &p.value) || kept(&edited.phones, &p.value));
     if seen.first_met != edited.first_met
         && member
             .first_met

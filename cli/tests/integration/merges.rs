@@ -123,9 +123,21 @@ fn a_call_logged_with_the_duplicate_offline_follows_the_merge_through_the_relay(
     let phone = join(&laptop, &addr, "phone");
 
     laptop.json(&["contact", "merge", "G. Hopper", "--into", "Grace Hopper"]);
-    phone.log(&["Offline call with the duplicate", "--with", "G. Hopper", "--kind", "call"]);
+    phone.log(&[
+        "Offline call with the duplicate",
+        "--with",
+        "G. Hopper",
+        "--kind",
+        "call",
+    ]);
     phone.json(&[
-        "contact", "edit", "G. Hopper", "--org", "US Navy", "--role", "Rear Admiral",
+        "contact",
+        "edit",
+        "G. Hopper",
+        "--org",
+        "US Navy",
+        "--role",
+        "Rear Admiral",
     ]);
     sync(&phone);
     sync(&laptop);

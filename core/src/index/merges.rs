@@ -181,17 +181,52 @@ pub(crate) fn fold(survivor: &Contact, members: &[Contact]) -> Contact {
         take(&mut name, &Some(m.name.clone()), "name", s, m, c);
         take(&mut v.given_name, &m.given_name, "given_name", s, m, c);
         take(&mut v.family_name, &m.family_name, "family_name", s, m, c);
-        take(&mut v.organisation, &m.organisation, "organisation", s, m, c);
+        take(
+            &mut v.organisation,
+            &m.organisation,
+            "organisation",
+            s,
+            m,
+            c,
+        );
         take(&mut v.role, &m.role, "role", s, m, c);
         take(&mut v.discipline, &m.discipline, "discipline", s, m, c);
         let mut sen = (v.seniority != Seniority::Unknown).then_some(v.seniority);
         let m_sen = (m.seniority != Seniority::Unknown).then_some(m.seniority);
-        take(&mut sen, &m_sen, "seniority", |x| x.as_str().to_string(), m, c);
+        take(
+            &mut sen,
+            &m_sen,
+            "seniority",
+            |x| x.as_str().to_string(),
+            m,
+            c,
+        );
         v.seniority = sen.unwrap_or(Seniority::Unknown);
-        take(&mut v.inside_org, &m.inside_org, "inside_org", |b| b.to_string(), m, c);
+        take(
+            &mut v.inside_org,
+            &m.inside_org,
+            "inside_org",
+            |b| b.to_string(),
+            m,
+            c,
+        );
         take(&mut v.how_we_met, &m.how_we_met, "how_we_met", s, m, c);
-        take(&mut v.birthday, &m.birthday, "birthday", show_birthday, m, c);
-        take(&mut v.cadence_days, &m.cadence_days, "cadence_days", |d| d.to_string(), m, c);
+        take(
+            &mut v.birthday,
+            &m.birthday,
+            "birthday",
+            show_birthday,
+            m,
+            c,
+        );
+        take(
+            &mut v.cadence_days,
+            &m.cadence_days,
+            "cadence_days",
+            |d| d.to_string(),
+            m,
+            c,
+        );
         let mut notes = (!v.notes.trim().is_empty()).then(|| v.notes.clone());
         let m_notes = (!m.notes.trim().is_empty()).then(|| m.notes.clone());
         take(&mut notes, &m_notes, "notes", s, m, c);
@@ -407,10 +442,8 @@ pub(crate) fn settle(txn: &WriteTransaction) -> R<()> {
     let mut affected = BTreeSet::new();
     for iid in iids {
         let id = crate::ids::InteractionId::from_u128(iid);
-        let (Some(old_view), Some(refs)) = (
-            super::get_interaction(txn, id)?,
-            get_refs(txn, iid)?,
-        ) else {
+        let (Some(old_view), Some(refs)) = (super::get_interaction(txn, id)?, get_refs(txn, iid)?)
+        else {
             continue;
         };
         let mut raw = old_view.clone();

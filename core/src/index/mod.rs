@@ -221,7 +221,11 @@ pub(crate) fn rebuild(
         for i in &interactions {
             let r = merges::raw_refs(i);
             let id = i.id.to_u128();
-            rows.extend(merges::ref_contacts(&r).into_iter().map(|c| (c.to_u128(), id)));
+            rows.extend(
+                merges::ref_contacts(&r)
+                    .into_iter()
+                    .map(|c| (c.to_u128(), id)),
+            );
             refs.insert(id, encode(&r, "interaction_refs")?.as_slice())?;
         }
         rows.sort_unstable();
@@ -444,9 +448,9 @@ pub(crate) fn put_new_contacts<'a>(
         }
         out
     };
-    let (slow, new): (Vec<&Contact>, Vec<&Contact>) = new.into_iter().partition(|c| {
-        merges::pointer(c).is_some() || targets.contains(&c.id.to_u128())
-    });
+    let (slow, new): (Vec<&Contact>, Vec<&Contact>) = new
+        .into_iter()
+        .partition(|c| merges::pointer(c).is_some() || targets.contains(&c.id.to_u128()));
     let mut names: Vec<(String, u128)> = Vec::new();
     let mut search_rows: Vec<(String, u128)> = Vec::new();
     {
@@ -569,7 +573,11 @@ pub(crate) fn put_new_interactions(
     for raw in interactions {
         let id = raw.id.to_u128();
         let r = merges::raw_refs(raw);
-        refs_by_contact.extend(merges::ref_contacts(&r).into_iter().map(|c| (c.to_u128(), id)));
+        refs_by_contact.extend(
+            merges::ref_contacts(&r)
+                .into_iter()
+                .map(|c| (c.to_u128(), id)),
+        );
         refs_rows.push((id, encode(&r, "interaction_refs")?));
         let view = merges::view_interaction(raw, &resolve)?;
         let i = &view;

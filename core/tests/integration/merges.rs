@@ -89,7 +89,9 @@ fn opposite_merges_keep_the_person_once_with_every_interaction() {
     let (_dp, mut phone) = crate::fresh();
     let lovelace = add(&mut laptop, "Ada Lovelace");
     let king = add(&mut laptop, "Ada King");
-    let letter = laptop.log_interaction(meeting("Letter", &[lovelace.id])).unwrap();
+    let letter = laptop
+        .log_interaction(meeting("Letter", &[lovelace.id]))
+        .unwrap();
     let talk = laptop
         .log_interaction(meeting("Talk about engines", &[king.id]))
         .unwrap();
@@ -130,7 +132,10 @@ fn opposite_merges_keep_the_person_once_with_every_interaction() {
         );
         assert_index_is_rebuildable(s);
     }
-    assert_eq!(laptop.all_contacts().unwrap(), phone.all_contacts().unwrap());
+    assert_eq!(
+        laptop.all_contacts().unwrap(),
+        phone.all_contacts().unwrap()
+    );
 }
 
 /// The laptop merges G. Hopper into Grace Hopper while the phone, offline,
@@ -457,7 +462,12 @@ fn check_device(s: &mut Store) -> Result<(), TestCaseError> {
     s.reindex().unwrap();
     let rebuilt = s.index_dump().unwrap();
     for (table, rows) in &dump {
-        prop_assert_eq!(rows, &rebuilt[table], "table {} differs from reindex", table);
+        prop_assert_eq!(
+            rows,
+            &rebuilt[table],
+            "table {} differs from reindex",
+            table
+        );
     }
     Ok(())
 }
