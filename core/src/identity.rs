@@ -123,6 +123,11 @@ impl DataKey {
         DataKey(bytes)
     }
 
+    /// The raw key (to seal it to a device or wrap it under a newer key).
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN_BYTES] {
+        &self.0
+    }
+
     /// Derives a key from other high-entropy input keying material (e.g. a
     /// pairing token) under a context label.
     pub fn derive_from(ikm: &[u8], label: &[u8]) -> Self {

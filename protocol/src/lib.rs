@@ -11,6 +11,7 @@ pub mod address;
 pub mod envelope;
 pub mod frame;
 pub mod keys;
+pub mod membership;
 pub mod msg;
 pub mod sign;
 #[cfg(feature = "tls")]
@@ -26,6 +27,10 @@ pub use frame::{
     parse_header,
 };
 pub use keys::{AccountId, DeviceId, KeyError, RelayKey};
+pub use membership::{
+    Author, Change, Member, MemberKeys, Membership, MembershipError, MembershipOp, OpBody,
+    Rotation, SealedEpochKey, WrappedEpochKey,
+};
 pub use msg::{
     ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response,
     ServerMsg,
