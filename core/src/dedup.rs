@@ -177,6 +177,9 @@ mod tests {
             archived: false,
             merged_into: None,
             import_keys: BTreeSet::new(),
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         }
     }
 

@@ -252,6 +252,27 @@ fun figure(dir: String) = Kith.open(dir).use { kith ->
     kith.closeStore()
 }
 
+/// Merge, a value the duplicate gets afterwards (shown as a conflict on the
+/// kept contact), and unmerge giving the duplicate its call back.
+fun mergeAndUnmerge(kith: Kith) {
+    val keep = kith.addContact(NewContact(name = "Grace Hopper", role = "Admiral"))
+    val dup = kith.addContact(NewContact(name = "G. Hopper"))
+    val call = kith.logInteraction(NewInteraction(summary = "Call with the duplicate", participantIds = listOf(dup.id)))
+    val kept = kith.mergeContacts(keep.id, dup.id)
+    check(kept.mergedFrom == listOf(dup.id)) { "merged from: ${kept.mergedFrom}" }
+    check(kith.getInteraction(call).participants == listOf(keep.id)) { "the call follows the merge" }
+    kith.editContact(dup.id, ContactPatch(role = "Rear Admiral"))
+    val conflict = kith.getContact(keep.id).conflicts.single()
+    check(conflict.field == "role" && conflict.value == "Rear Admiral" && conflict.fromContactId == dup.id) {
+        "conflict: $conflict"
+    }
+    val back = kith.unmergeContact(dup.id)
+    check(back.mergedInto == null && !back.archived) { "unmerged: $back" }
+    check(kith.getInteraction(call).participants == listOf(dup.id)) { "the call is the duplicate's again" }
+    check(kith.getContact(keep.id).conflicts.isEmpty()) { "no conflict once unmerged" }
+    expect<KithException.Conflict> { kith.unmergeContact(dup.id) }
+}
+
 fun main() {
     val root = Files.createTempDirectory("kith-kotlin-test")
     try {
@@ -259,6 +280,7 @@ fun main() {
             afterTheMeeting(kith)
             errors(kith)
             throwingListener(kith)
+            mergeAndUnmerge(kith)
             threads(kith)
             coroutines(kith)
             kith.closeStore()

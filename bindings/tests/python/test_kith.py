@@ -233,6 +233,9 @@ def test_duplicates_and_merge(kith, ana):
     assert set(rec.changes[-1].contact_ids) == {ana.id, dup.id}
     assert rec.changes[-1].interaction_ids == [met]
 
+    assert kept.merged_from == [dup.id]
+    assert kith.contact_stats(ana.id).interaction_count == 1
+
     with pytest.raises(KithError.Conflict):
         kith.merge_contacts(ana.id, ana.id)
     with pytest.raises(KithError.Conflict):
@@ -240,6 +243,32 @@ def test_duplicates_and_merge(kith, ana):
     with pytest.raises(KithError.InvalidInput) as e:
         kith.merge_contacts(ana.id, BAD_ID)
     assert invalid_field(e) == "duplicate_id"
+
+    # A value the duplicate gets after the merge (as another device that had
+    # not synced would write it) shows as a conflict on the kept contact.
+    kith.edit_contact(dup.id, ContactPatch(organisation="Elsewhere"))
+    shown = kith.get_contact(ana.id)
+    assert shown.organisation == "St Mary's"
+    assert [(k.field, k.value, k.from_contact_id) for k in shown.conflicts] == [
+        ("organisation", "Elsewhere", dup.id)
+    ]
+    # Writing the field settles it.
+    settled = kith.edit_contact(ana.id, ContactPatch(organisation="St Mary's"))
+    assert settled.conflicts == []
+
+    # Unmerge gives the duplicate back its meeting.
+    back = kith.unmerge_contact(dup.id)
+    assert (back.id, back.merged_into, back.archived) == (dup.id, None, False)
+    assert kith.get_interaction(met).participants == [dup.id]
+    assert kith.get_contact(ana.id).merged_from == []
+    assert kith.contact_stats(ana.id).interaction_count == 0
+    assert set(rec.changes[-1].contact_ids) == {ana.id, dup.id}
+    assert rec.changes[-1].interaction_ids == [met]
+    with pytest.raises(KithError.Conflict):
+        kith.unmerge_contact(dup.id)
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.unmerge_contact(BAD_ID)
+    assert invalid_field(e) == "contact_id"
 
 
 # ---------------------------------------------------------------- interactions

@@ -75,6 +75,9 @@ impl ContactDraft {
             archived: false,
             merged_into: None,
             import_keys: self.import_keys,
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         }
     }
 

@@ -22,6 +22,7 @@ mod import_plan;
 mod import_props;
 mod import_vcard;
 mod insights_store;
+mod merges;
 mod ops;
 mod reindex;
 mod store;
@@ -93,5 +94,8 @@ pub fn contact_record(name: &str) -> kith_core::model::Contact {
         archived: false,
         merged_into: None,
         import_keys: Default::default(),
+        merge_base: Default::default(),
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
     }
 }

@@ -28,6 +28,8 @@ pub(crate) enum Op {
     Delete(usize, bool),
     Complete(usize, bool),
     Merge(usize, usize),
+    Unmerge(usize),
+    Organisation(usize, Option<String>),
     Goal(Vec<usize>, u8),
     Settings(u32),
 }
@@ -60,6 +62,8 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), any::<bool>()).prop_map(|(i, b)| Op::Delete(i, b)),
         1 => (any::<usize>(), any::<bool>()).prop_map(|(i, b)| Op::Complete(i, b)),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Merge(a, b)),
+        1 => any::<usize>().prop_map(Op::Unmerge),
+        1 => (any::<usize>(), proptest::option::of(word())).prop_map(|(i, o)| Op::Organisation(i, o)),
         1 => (proptest::collection::vec(any::<usize>(), 0..3), 0u8..5).prop_map(|(c, p)| Op::Goal(c, p)),
         1 => (1u32..100).prop_map(Op::Settings),
     ]
@@ -240,6 +244,22 @@ pub(crate) fn run(s: &mut Store, ops: Vec<Op>) -> Tally {
             Op::Merge(a, b) => {
                 if let (Some(a), Some(b)) = (pick(&contacts, a), pick(&contacts, b)) {
                     t.record(s.merge_contacts(a, b));
+                }
+            }
+            Op::Unmerge(a) => {
+                if let Some(a) = pick(&contacts, a) {
+                    let _ = s.unmerge_contact(a);
+                }
+            }
+            Op::Organisation(a, o) => {
+                if let Some(a) = pick(&contacts, a) {
+                    let _ = s.edit_contact(
+                        a,
+                        ContactPatch {
+                            organisation: Some(o),
+                            ..Default::default()
+                        },
+                    );
                 }
             }
             Op::Goal(cs, p) => {
