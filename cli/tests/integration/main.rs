@@ -15,6 +15,7 @@ mod docs_shapes;
 mod errors;
 mod logging;
 mod misc;
+mod names;
 mod queries;
 mod sync;
 mod transfer;
