@@ -415,7 +415,9 @@ pub enum DuplicateReason {
     SameEmail { email: String },
     /// Their phone numbers share these trailing digits.
     SamePhone { digits: String },
-    /// Both have this name (ignoring case, accents, spacing).
+    /// Both have this name (ignoring case, accents, punctuation and spacing,
+    /// in any of its spellings: folded letters ø→o, ß→ss, ł→l; transcriptions
+    /// ö→oe, å→aa; see docs/SCHEMA.md).
     SameName { name: String },
 }
 
