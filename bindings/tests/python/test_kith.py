@@ -787,12 +787,8 @@ def test_insights_json_and_html(kith):
 
 
 def fixture(name):
-    """A vCard fixture from ../shared/fixtures/vcard beside some ancestor of the repo."""
-    for base in (REPO, *REPO.parents):
-        path = base / "shared" / "fixtures" / "vcard" / name
-        if path.exists():
-            return path.read_bytes()
-    raise FileNotFoundError(f"fixture {name} not found in any ../shared/fixtures/vcard")
+    """A real-world vCard from the repository's tests/fixtures/vcard."""
+    return (REPO / "tests" / "fixtures" / "vcard" / name).read_bytes()
 
 
 def test_import_vcard_fixture_dry_run_then_real_then_again(kith):

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kith_core::import::{VcardLimits, plan_import, vcard_drafts};
+use kith_core::import::plan_import;
+use kith_formats::{VcardLimits, vcard_drafts};
 use kith_core::store::STORE_FILE;
 use redb::{ReadableDatabase, ReadableTable};
 use kith_core::{ContactId, DuplicateReason, NewContact, NewInteraction, ParticipantRef, Store};
