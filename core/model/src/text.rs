@@ -17,9 +17,9 @@
 //!
 //! Why `deunicode` (see docs/SCHEMA.md, "Search and name folding"): it maps
 //! every Latin letter we need to the ASCII a person types, per character
-//! ([`deunicode::deunicode_char`], no allocation), with no dependencies and a
-//! long-kept, widely used crate; `any_ascii` gives the same Latin results but
-//! is a younger one-person project with a less mature Rust API, and ICU case
+//! ([`deunicode::deunicode_char`], no allocation), has no dependencies and is
+//! maintained and widely used; `any_ascii` gives the same results for these
+//! letters (either would do; it is the less used of the two), and ICU case
 //! folding (`icu_casemap`) only covers ß→ss: ø, ł, đ, æ, þ, ð are letters of
 //! their own to ICU, not foldings.
 
@@ -102,8 +102,8 @@ pub fn fold(s: &str, spelling: Spelling) -> String {
                 (Spelling::SingleS, 'ß' | 'ẞ') => Some("s"),
                 _ => None,
             };
-            // A folding that is not plain letters (none in deunicode's Latin
-            // tables today) would split the word: keep the letter instead.
+            // A folding that is not plain letters (deunicode spells ə "@")
+            // would split the word: keep the letter instead.
             let ascii = special.or_else(|| {
                 deunicode::deunicode_char(c)
                     .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric()))
