@@ -40,7 +40,9 @@ fn table() -> Table {
 fn vcard<'a>(k: &Kith, file: &str, names: impl IntoIterator<Item = &'a String>) -> String {
     let mut vcf = String::new();
     for n in names {
-        vcf.push_str(&format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{n}\r\nEND:VCARD\r\n"));
+        vcf.push_str(&format!(
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{n}\r\nEND:VCARD\r\n"
+        ));
     }
     let path = k.dir.path().join(file);
     std::fs::write(&path, vcf).unwrap();
@@ -53,7 +55,11 @@ fn every_query_of_the_names_table_finds_its_person() {
     let k = Kith::new();
     let file = vcard(&k, "people.vcf", t.people.iter().map(|(n, _)| n));
     let v = k.json(&["import", "vcard", &file]);
-    assert_eq!(v["created"].as_array().unwrap().len(), t.people.len(), "{v}");
+    assert_eq!(
+        v["created"].as_array().unwrap().len(),
+        t.people.len(),
+        "{v}"
+    );
     assert_eq!(v["likely_duplicates"].as_array().unwrap().len(), 0, "{v}");
     let mut missed = Vec::new();
     for (name, queries) in &t.people {

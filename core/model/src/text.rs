@@ -347,7 +347,10 @@ mod tests {
             fold("Jo\u{308}rg A\u{30A}se ǘ", Spelling::Transcribed),
             "joerg aase ue"
         );
-        assert_eq!(fold("Søren Ødegård", Spelling::Transcribed), "soeren oedegaard");
+        assert_eq!(
+            fold("Søren Ødegård", Spelling::Transcribed),
+            "soeren oedegaard"
+        );
         assert_eq!(spellings("plain ascii"), vec!["plain ascii"]);
         assert_eq!(spellings("José"), vec!["jose"]);
         let mut t = BTreeSet::new();
@@ -373,6 +376,9 @@ mod tests {
         assert_eq!(name_keys("  ,. "), Vec::<String>::new());
         assert_eq!(name_keys("Joerg Grossmann"), vec!["joerg grossmann"]);
         // Import content hashes keep the unfolded form.
-        assert_eq!(normalise_name_unfolded("Søren Großmann-Ølé"), "søren großmann øle");
+        assert_eq!(
+            normalise_name_unfolded("Søren Großmann-Ølé"),
+            "søren großmann øle"
+        );
     }
 }

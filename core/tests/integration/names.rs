@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kith_core::import::plan_import;
-use kith_formats::{VcardLimits, vcard_drafts};
 use kith_core::store::STORE_FILE;
-use redb::{ReadableDatabase, ReadableTable};
 use kith_core::{ContactId, DuplicateReason, NewContact, NewInteraction, ParticipantRef, Store};
+use kith_formats::{VcardLimits, vcard_drafts};
+use redb::{ReadableDatabase, ReadableTable};
 
 pub(crate) struct Person {
     pub(crate) language: String,
@@ -80,7 +80,11 @@ fn every_query_finds_its_person_and_their_meeting() {
                 }
             }
         }
-        assert!(missed.is_empty(), "{when}: not found:\n{}", missed.join("\n"));
+        assert!(
+            missed.is_empty(),
+            "{when}: not found:\n{}",
+            missed.join("\n")
+        );
     };
     check(&s, "incremental index");
     let incremental = s.index_dump().unwrap();
@@ -142,13 +146,18 @@ fn an_import_reports_every_spelling_as_a_likely_duplicate() {
     let mut existing: BTreeMap<String, ContactId> = BTreeMap::new();
     for (a, _) in &dups {
         if !existing.contains_key(a) {
-            existing.insert(a.clone(), s.add_contact(NewContact::named(a.clone())).unwrap().id);
+            existing.insert(
+                a.clone(),
+                s.add_contact(NewContact::named(a.clone())).unwrap().id,
+            );
         }
     }
     // The other spellings arrive as a phone's address book would send them.
     let mut vcf = String::new();
     for (_, b) in &dups {
-        vcf.push_str(&format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{b}\r\nEND:VCARD\r\n"));
+        vcf.push_str(&format!(
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{b}\r\nEND:VCARD\r\n"
+        ));
     }
     let batch = vcard_drafts(vcf.as_bytes(), &VcardLimits::default(), None).unwrap();
     let plan = plan_import(batch.drafts, &s.all_contacts().unwrap());
@@ -168,7 +177,8 @@ fn a_store_indexed_by_an_older_version_is_rebuilt_when_opened() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut s = Store::open(dir.path()).unwrap();
-        s.add_contact(NewContact::named("Søren Kierkegaard")).unwrap();
+        s.add_contact(NewContact::named("Søren Kierkegaard"))
+            .unwrap();
         s.close().unwrap();
     }
     let meta: redb::TableDefinition<'_, &str, &[u8]> = redb::TableDefinition::new("meta");
@@ -209,12 +219,24 @@ fn a_store_indexed_by_an_older_version_is_rebuilt_when_opened() {
         let t = txn.open_table(meta).unwrap();
         t.get("index").unwrap().map(|v| v.value().to_vec())
     };
-    for version in [None, Some(b"1".as_slice()), Some(b"99".as_slice()), Some(b"x".as_slice())] {
+    for version in [
+        None,
+        Some(b"1".as_slice()),
+        Some(b"99".as_slice()),
+        Some(b"x".as_slice()),
+    ] {
         make_old(version);
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.search("soren", 10).unwrap().contacts.len(), 1, "{version:?}");
+        assert_eq!(
+            s.search("soren", 10).unwrap().contacts.len(),
+            1,
+            "{version:?}"
+        );
         assert_eq!(s.search("soeren", 10).unwrap().contacts.len(), 1);
-        assert!(s.loaded_docs().is_empty(), "documents unloaded after the rebuild");
+        assert!(
+            s.loaded_docs().is_empty(),
+            "documents unloaded after the rebuild"
+        );
         s.close().unwrap();
         assert_eq!(index_version(), Some(b"2".to_vec()));
     }
