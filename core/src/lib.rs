@@ -12,6 +12,8 @@
 //! networking lives in `kith-net`, terminals in the `kith` CLI, and uniffi in
 //! `kith-ffi`. See docs/ARCHITECTURE.md.
 
+#![warn(missing_docs)]
+
 pub mod backup;
 pub mod dedup;
 pub(crate) mod doc;
@@ -29,7 +31,7 @@ pub use kith_model::{ids, model, phone, text};
 
 pub use dedup::{DuplicatePair, DuplicateReason};
 pub use doc::DocId;
-pub use error::{OpError, OpenError, SchemaError, StoreError};
+pub use error::{BackendError, OpError, SchemaError, StoreError};
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
 pub use ops::{
     ContactPatch, ContactQuery, ContactSort, ContactStats, FollowUpFilter, FollowUpItem, GoalPatch,

@@ -60,7 +60,7 @@ type R<T> = Result<T, SchemaError>;
 fn am(path: &str) -> impl FnOnce(automerge::AutomergeError) -> SchemaError + '_ {
     move |source| SchemaError::Automerge {
         path: path.to_string(),
-        source: Box::new(source),
+        source: crate::error::BackendError::new(source),
     }
 }
 

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::doc::{DocId, LoadedDoc};
-use crate::error::{OpError, OpenError, StoreError};
+use crate::error::{OpError, StoreError};
 use crate::index;
 use crate::schema;
 
@@ -59,7 +59,8 @@ pub use sync::{RemoteApplied, RemoteChanges, SnapshotInstalled};
 pub const STORE_FILE: &str = "kith.redb";
 /// Layout version written by this code (docs/STORE.md). A newer major is refused.
 pub const FORMAT_MAJOR: u32 = 1;
-/// 1.1 added `meta["index"]` (the index version, [`index::VERSION`]).
+/// Minor layout version: additions an older reader of the same major can
+/// ignore. 1.1 added `meta["index"]` (the index version, [`index::VERSION`]).
 pub const FORMAT_MINOR: u32 = 1;
 
 /// meta: key -> bytes (format version, device actor id).
@@ -118,10 +119,15 @@ pub struct DocMeta {
 /// Space used by one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSize {
+    /// The table's name.
     pub table: String,
+    /// Rows in it.
     pub entries: u64,
+    /// Bytes of keys and values.
     pub stored_bytes: u64,
+    /// Bytes of redb's own bookkeeping for it.
     pub metadata_bytes: u64,
+    /// Bytes allocated but unused (reclaimed by compaction).
     pub fragmented_bytes: u64,
 }
 
@@ -400,7 +406,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Reads only metadata: documents
     /// load when first needed. The file is opened read-only until the first
     /// write, so a damaged file is never written to.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Store, OpenError> {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
         Store::open_waiting(dir, 0)
     }
 
@@ -408,7 +414,7 @@ impl Store {
     /// retries for up to `lock_wait_ms` before failing with
     /// `StoreError::Locked`. The wait also applies to every later reopen
     /// (after [`Store::park`]) and upgrade to writing.
-    pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, OpenError> {
+    pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
@@ -677,7 +683,7 @@ impl Store {
                         .merge(&mut l.doc)
                         .map_err(|source| StoreError::Automerge {
                             doc: id.to_string(),
-                            source: Box::new(source),
+                            source: crate::error::BackendError::new(source),
                         })?;
                     self.docs.insert(id, fresh);
                 } else {
