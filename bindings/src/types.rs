@@ -582,9 +582,11 @@ pub enum DuplicateReason {
         /// The digits shared.
         digits: String,
     },
-    /// Both have this name (ignoring case, accents, spacing).
+    /// Both have this name (ignoring case, accents, punctuation and spacing,
+    /// in any of its spellings: folded letters ø→o, ß→ss, ł→l; transcriptions
+    /// ö→oe, å→aa; see docs/SCHEMA.md).
     SameName {
-        /// The normalised name.
+        /// The first spelling of the name both share.
         name: String,
     },
 }

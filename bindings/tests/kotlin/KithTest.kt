@@ -288,6 +288,7 @@ fun main() {
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
         figure(root.resolve("figure").toString())
+        checks += namesFromEveryLanguage(root.resolve("names").toFile())
         checks += syncThroughRelay(root.resolve("sync").toFile())
         println("kotlin binding tests: $checks passed, 0 failed")
     } catch (e: Throwable) {

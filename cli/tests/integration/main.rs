@@ -16,6 +16,7 @@ mod errors;
 mod logging;
 mod merges;
 mod misc;
+mod names;
 mod queries;
 mod sync;
 mod transfer;

@@ -25,6 +25,13 @@ use crate::error::StoreError;
 use crate::ids::{ContactId, FollowUpId, InteractionId};
 use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
 
+/// Version of what the index tables hold, stored in `meta["index"]`. Bump it
+/// whenever the rows written for the same records change (tokens, name
+/// keys, record encoding): a store whose index another version built is
+/// rebuilt when it is opened ([`crate::Store::open`]).
+/// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
+pub const VERSION: u32 = 2;
+
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
     TableDefinition::new("idx_contacts");

@@ -3,7 +3,8 @@
 //! compaction, close/reopen, locks), damage handling, crash safety with a
 //! SIGKILLed child process, the remote-merge hook, and the reindex property;
 //! import (vCard fixtures, LinkedIn, planning, the parser's property test),
-//! export (vCard round trip, JSON, CSV) and backup, alone and wired to a store.
+//! export (vCard round trip, JSON, CSV) and backup, alone and wired to a store;
+//! names from every language (search and duplicates, `names.rs`).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(
@@ -23,6 +24,7 @@ mod import_props;
 mod import_vcard;
 mod insights_store;
 mod merges;
+mod names;
 mod ops;
 mod reindex;
 mod store;

@@ -44,6 +44,11 @@ fn word() -> impl Strategy<Value = String> {
         "Lee",
         "ANA",
         "Carla Silva",
+        // Folded letters and other spellings (ø, ß, ł; ö as oe; Greek final sigma).
+        "Søren",
+        "Jörg Großmann",
+        "Łukasz",
+        "Κώστας",
         "",
     ])
     .prop_map(String::from)
