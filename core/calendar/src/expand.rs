@@ -13,6 +13,7 @@
 //! A VEVENT that is damaged in its meaning (no DTSTART, a bad RRULE, an unknown zone) is skipped and
 //! reported in [`Expanded::skipped`] with its line; the rest of the file is still used.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -66,11 +67,15 @@ impl IcsCalendar {
         let window = Window { from: ms_to_utc(from_ms), to: ms_to_utc(to_ms), floating: floating_tz };
         for cal in &self.calendars {
             let cancelled_by_method = cal.prop("METHOD").is_some_and(|m| m.value.trim().eq_ignore_ascii_case("CANCEL"));
-            let mut by_uid: HashMap<&str, (Option<&Component>, Vec<&Component>)> = HashMap::new();
+            let mut by_uid: HashMap<Cow<'_, str>, (Option<&Component>, Vec<&Component>)> = HashMap::new();
             for ev in cal.children.iter().filter(|c| c.name == "VEVENT") {
-                let Some(uid) = ev.prop("UID").map(|p| p.value.trim()).filter(|u| !u.is_empty()) else {
-                    out.skipped.push(IcsError::new(ev.line, IcsErrorKind::Missing("UID")));
-                    continue;
+                let uid: Cow<'_, str> = match ev.prop("UID").map(|p| p.value.trim()).filter(|u| !u.is_empty()) {
+                    Some(uid) => Cow::Borrowed(uid),
+                    None if ev.prop("DTSTART").is_some() => Cow::Owned(derived_uid(ev)),
+                    None => {
+                        out.skipped.push(IcsError::new(ev.line, IcsErrorKind::Missing("UID and DTSTART")));
+                        continue;
+                    }
                 };
                 let entry = by_uid.entry(uid).or_default();
                 if ev.prop("RECURRENCE-ID").is_some() {
@@ -82,11 +87,10 @@ impl IcsCalendar {
                     entry.0 = Some(ev);
                 }
             }
-            let mut uids: Vec<&str> = by_uid.keys().copied().collect();
-            uids.sort_unstable();
-            for uid in uids {
-                let Some((master, overrides)) = by_uid.remove(uid) else { continue };
-                let ctx = Ctx { cal, source: &self.source, uid, cancelled_by_method, window: &window, limits: &self.limits };
+            let mut series: Vec<_> = by_uid.into_iter().collect();
+            series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (uid, (master, overrides)) in series {
+                let ctx = Ctx { cal, source: &self.source, uid: &uid, cancelled_by_method, window: &window, limits: &self.limits };
                 if let Err(e) = ctx.series(master, &overrides, &mut out.events) {
                     out.skipped.push(e);
                 }
@@ -99,6 +103,7 @@ impl IcsCalendar {
             }
         }
         out.events.sort_by(|a, b| a.end_ms.cmp(&b.end_ms).then_with(|| a.key.cmp(&b.key)));
+        out.skipped.sort_by_key(|e| e.line);
         Ok(out)
     }
 }
@@ -366,6 +371,19 @@ fn recurrence_key(v: DateValue, at: Instant) -> String {
 
 fn ms_to_utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
+}
+
+/// A UID for an event that has none (some exporters omit it): derived from its start, end and
+/// title with FNV-1a, so the same file read again (on any device) names the event the same way.
+fn derived_uid(ev: &Component) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in ["DTSTART", "DTEND", "DURATION", "SUMMARY"] {
+        let v = ev.prop(name).map(|p| p.value.as_str()).unwrap_or("");
+        for b in name.bytes().chain(v.bytes()).chain(std::iter::once(0)) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("kith-derived-{h:016x}")
 }
 
 fn bad_duration(p: &Property) -> IcsError {
