@@ -187,14 +187,17 @@ impl Ctx<'_> {
             self.push_if_in_window(ev, start, end, all_day, rid, out);
             return Ok(());
         }
-        let mut set = RRuleSet::new(start);
+        // Occurrences that end in the window start in [from - length, to].
+        let after_utc = self.window.from - length.max(Duration::zero());
+        let series_start = fast_forward(start, &rrules, &rdates, after_utc);
+        let mut set = RRuleSet::new(series_start);
         for p in &rrules {
             let rule: RRule<Unvalidated> = p
                 .value
                 .parse()
                 .map_err(|e: rrule::RRuleError| IcsError::new(p.line, IcsErrorKind::BadRecurrence(e.to_string())))?;
             let rule = rule
-                .validate(start)
+                .validate(series_start)
                 .map_err(|e| IcsError::new(p.line, IcsErrorKind::BadRecurrence(e.to_string())))?;
             set = set.rrule(rule);
         }
@@ -212,8 +215,7 @@ impl Ctx<'_> {
                 set = set.exdate(d);
             }
         }
-        // Occurrences that end in the window start in [from - length, to].
-        let after = (self.window.from - length.max(Duration::zero())).with_timezone(&rrule::Tz::UTC);
+        let after = after_utc.with_timezone(&rrule::Tz::UTC);
         let before = self.window.to.with_timezone(&rrule::Tz::UTC);
         let result = set.after(after).before(before).all(self.limits.occurrences_per_series_max);
         let mut seen = std::collections::HashSet::new();
@@ -351,6 +353,63 @@ impl Ctx<'_> {
     }
 }
 
+/// Why: `rrule` walks a series from its DTSTART, so a weekly meeting since 2019 costs hundreds of
+/// steps per listing of the last week. For rules whose occurrence pattern repeats with a fixed
+/// period of local days (WEEKLY, or DAILY without month/year filters) and that are not counted
+/// (COUNT numbers occurrences from the first) nor positional (BYSETPOS), the series from
+/// DTSTART + k periods holds exactly the same occurrences after that point, so the start moves to
+/// the last whole period before the window (in local wall-clock time, so DST keeps 09:00 at 09:00).
+/// Anything else is expanded from its real start.
+fn fast_forward(start: Instant, rrules: &[&Property], rdates: &[&Property], after: DateTime<Utc>) -> Instant {
+    let [rule] = rrules else { return start };
+    if !rdates.is_empty() || start.with_timezone(&Utc) >= after {
+        return start;
+    }
+    let mut freq = None;
+    let mut interval: i64 = 1;
+    let mut by_day = false;
+    for part in rule.value.split(';') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match k.trim().to_ascii_uppercase().as_str() {
+            "FREQ" => freq = Some(v.trim().to_ascii_uppercase()),
+            "INTERVAL" => match v.trim().parse::<i64>() {
+                Ok(n) if (1..=1000).contains(&n) => interval = n,
+                _ => return start,
+            },
+            "BYDAY" => by_day = true,
+            "UNTIL" | "WKST" | "BYHOUR" | "BYMINUTE" | "BYSECOND" => {}
+            _ => return start,
+        }
+    }
+    let period_days = match freq.as_deref() {
+        Some("WEEKLY") => 7 * interval,
+        Some("DAILY") if by_day => lcm(interval, 7),
+        Some("DAILY") => interval,
+        _ => return start,
+    };
+    let behind_days = (after - start.with_timezone(&Utc)).num_days();
+    // One period of margin: local-time shifts (DST, zone offsets) move instants by hours.
+    let periods = behind_days / period_days - 1;
+    if periods <= 0 {
+        return start;
+    }
+    let Some(days) = periods.checked_mul(period_days) else { return start };
+    let naive = start.naive_local() + Duration::days(days);
+    let zone = start.timezone();
+    zone.from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| zone.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .unwrap_or(start)
+}
+
+fn lcm(a: i64, b: i64) -> i64 {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
+
 /// A local time in a zone: the earlier instant when it repeats, an hour later when it is skipped.
 fn local(zone: chrono_tz::Tz, n: NaiveDateTime) -> Instant {
     let z = rrule::Tz::Tz(zone);
@@ -444,6 +503,41 @@ pub(crate) fn parse_duration(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast-forwarded start yields exactly the occurrences of a walk from the real start.
+    #[test]
+    fn fast_forward_keeps_the_occurrences() {
+        let rules = [
+            "FREQ=WEEKLY",
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH",
+            "FREQ=DAILY;INTERVAL=3;BYDAY=TU,SA",
+            "FREQ=DAILY;INTERVAL=5",
+            "FREQ=WEEKLY;INTERVAL=3;UNTIL=20260320T000000Z",
+        ];
+        let zone = rrule::Tz::Tz(chrono_tz::Europe::Berlin);
+        let start = local(chrono_tz::Europe::Berlin, NaiveDate::from_ymd_opt(2019, 2, 7).unwrap().and_hms_opt(9, 30, 0).unwrap());
+        for rule in rules {
+            for (from, days) in [("2026-03-02T00:00:00Z", 45), ("2025-10-20T00:00:00Z", 14), ("2019-02-01T00:00:00Z", 30)] {
+                let from = DateTime::parse_from_rfc3339(from).unwrap().with_timezone(&Utc);
+                let to = from + Duration::days(days);
+                let line = Property { name: "RRULE".into(), params: vec![], value: rule.into(), line: 1 };
+                let moved = fast_forward(start, &[&line], &[], from);
+                let walk = |s: Instant| -> Vec<i64> {
+                    let r: RRule<Unvalidated> = rule.parse().unwrap();
+                    RRuleSet::new(s)
+                        .rrule(r.validate(s).unwrap())
+                        .after(from.with_timezone(&zone))
+                        .before(to.with_timezone(&zone))
+                        .all(1000)
+                        .dates
+                        .iter()
+                        .map(DateTime::timestamp_millis)
+                        .collect()
+                };
+                assert_eq!(walk(moved), walk(start), "{rule} from {from}");
+            }
+        }
+    }
 
     #[test]
     fn durations() {
