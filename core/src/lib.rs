@@ -18,6 +18,7 @@ pub mod ids;
 pub mod import;
 pub mod index;
 pub mod insights;
+pub mod meetings;
 pub mod model;
 pub mod ops;
 pub mod schema;

@@ -275,6 +275,19 @@ pub struct Interaction {
     pub updated_ms: TimestampMs,
     /// Tombstone: set when deleted; clearing it undeletes.
     pub deleted_ms: Option<TimestampMs>,
+    /// The calendar event this interaction logs (see docs/MEETINGS.md): no device suggests it
+    /// again. Last field: the index's postcard layout (and its lean reader) must follow.
+    #[serde(default)]
+    pub event: Option<EventRef>,
+}
+
+/// A calendar event (one occurrence of a recurring one) as a logged or dismissed meeting
+/// remembers it: where it comes from, its UID and its recurrence id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventRef {
+    pub source: String,
+    pub uid: String,
+    pub recurrence_id: Option<String>,
 }
 
 /// A shared project or activity: relationships grow by doing things together.
@@ -314,6 +327,12 @@ pub struct Settings {
     pub strategic_target: Option<f64>,
     /// How many of the strongest ties form "the core" in insights.
     pub core_size: u32,
+    /// My own e-mail addresses: calendar attendees with them are me (docs/MEETINGS.md).
+    #[serde(default)]
+    pub my_emails: BTreeSet<String>,
+    /// Calendar events I chose not to log, with when I dismissed them.
+    #[serde(default)]
+    pub dismissed_events: BTreeMap<EventRef, TimestampMs>,
 }
 
 impl Default for Settings {
@@ -328,6 +347,8 @@ impl Default for Settings {
             ]),
             strategic_target: None,
             core_size: 15,
+            my_emails: BTreeSet::new(),
+            dismissed_events: BTreeMap::new(),
         }
     }
 }

@@ -188,7 +188,8 @@ impl Ctx<'_> {
             return Ok(());
         }
         // Occurrences that end in the window start in [from - length, to].
-        let after_utc = self.window.from - length.max(Duration::zero());
+        // Arithmetic near the ends of time saturates (checked_*): inputs choose both dates and windows.
+        let after_utc = self.window.from.checked_sub_signed(length.max(Duration::zero())).unwrap_or(self.window.from);
         let series_start = fast_forward(start, &rrules, &rdates, after_utc);
         let mut set = RRuleSet::new(series_start);
         for p in &rrules {
@@ -227,7 +228,8 @@ impl Ctx<'_> {
             if overridden.contains_key(&rid) {
                 continue;
             }
-            self.push_if_in_window(ev, occ, occ + length, all_day, Some(rid), out);
+            let end = occ.checked_add_signed(length).unwrap_or(occ);
+            self.push_if_in_window(ev, occ, end, all_day, Some(rid), out);
         }
         Ok(())
     }
@@ -291,9 +293,10 @@ impl Ctx<'_> {
         let end = if let Some(p) = ev.prop("DTEND") {
             self.instant(self.date_value(p)?)
         } else if let Some(p) = ev.prop("DURATION") {
-            start + parse_duration(&p.value).ok_or_else(|| bad_duration(p))?
+            let d = parse_duration(&p.value).ok_or_else(|| bad_duration(p))?;
+            start.checked_add_signed(d).unwrap_or(start)
         } else if all_day {
-            start + Duration::days(1)
+            start.checked_add_signed(Duration::days(1)).unwrap_or(start)
         } else {
             start
         };
@@ -394,11 +397,11 @@ fn fast_forward(start: Instant, rrules: &[&Property], rdates: &[&Property], afte
         return start;
     }
     let Some(days) = periods.checked_mul(period_days) else { return start };
-    let naive = start.naive_local() + Duration::days(days);
+    let Some(naive) = start.naive_local().checked_add_signed(Duration::days(days)) else { return start };
     let zone = start.timezone();
     zone.from_local_datetime(&naive)
         .earliest()
-        .or_else(|| zone.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .or_else(|| zone.from_local_datetime(&naive.checked_add_signed(Duration::hours(1))?).earliest())
         .unwrap_or(start)
 }
 
@@ -415,7 +418,7 @@ fn local(zone: chrono_tz::Tz, n: NaiveDateTime) -> Instant {
     let z = rrule::Tz::Tz(zone);
     z.from_local_datetime(&n)
         .earliest()
-        .or_else(|| z.from_local_datetime(&(n + Duration::hours(1))).earliest())
+        .or_else(|| z.from_local_datetime(&n.checked_add_signed(Duration::hours(1))?).earliest())
         .unwrap_or_else(|| Utc.from_utc_datetime(&n).with_timezone(&z))
 }
 

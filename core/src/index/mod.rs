@@ -572,6 +572,7 @@ struct InteractionLean<'a> {
     created_ms: TimestampMs,
     updated_ms: TimestampMs,
     deleted_ms: Option<TimestampMs>,
+    event: Option<crate::model::EventRef>,
 }
 
 /// Decodes an indexed interaction without its notes (`notes` empty,
@@ -598,6 +599,7 @@ pub(crate) fn decode_interaction_lean(bytes: &[u8]) -> R<Interaction> {
         created_ms: l.created_ms,
         updated_ms: l.updated_ms,
         deleted_ms: l.deleted_ms,
+        event: l.event,
     })
 }
 
@@ -818,6 +820,7 @@ mod tests {
             created_ms: 1_700_000_000_001,
             updated_ms: 1_700_000_000_002,
             deleted_ms: deleted.then_some(1_700_000_000_003),
+            event: Some(crate::model::EventRef { source: "ics".into(), uid: "u@x".into(), recurrence_id: Some("20260101T090000Z".into()) }),
         }
     }
 

@@ -59,7 +59,9 @@ pub use sync::{RemoteApplied, RemoteChanges, SnapshotInstalled};
 pub const STORE_FILE: &str = "kith.redb";
 /// Layout version written by this code (docs/STORE.md). A newer major is refused.
 pub const FORMAT_MAJOR: u32 = 1;
-pub const FORMAT_MINOR: u32 = 0;
+/// 1: interactions and settings carry calendar-meeting fields, which change the index's
+/// postcard records; a store of minor 0 rebuilds its index once when opened.
+pub const FORMAT_MINOR: u32 = 1;
 
 /// meta: key -> bytes (format version, device actor id).
 pub(crate) const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
@@ -447,7 +449,12 @@ impl Store {
         store.file_state().handle = handle;
         let meta = store.read_meta()?;
         match meta {
-            Some(actor) => store.actor = actor,
+            Some((actor, minor)) => {
+                store.actor = actor;
+                if minor < FORMAT_MINOR {
+                    store.upgrade_index()?;
+                }
+            }
             // A valid redb file without Kith's tables (not made by Kith).
             None => {
                 let mut txn = store.writable()?.begin_write()?;
@@ -466,7 +473,7 @@ impl Store {
 
     /// Reads and checks the metadata; returns the device actor, or `None` for
     /// a file that was never initialised.
-    fn read_meta(&self) -> Result<Option<ActorId>, StoreError> {
+    fn read_meta(&self) -> Result<Option<(ActorId, u32)>, StoreError> {
         let path = self.path.clone();
         guarded(&path, || {
             let txn = self.read_txn()?;
@@ -494,7 +501,7 @@ impl Store {
                 .get(META_ACTOR)?
                 .map(|v| ActorId::from(v.value()))
                 .ok_or_else(|| damaged(&path, "the device actor id is missing"))?;
-            Ok(Some(actor))
+            Ok(Some((actor, minor)))
         })
     }
 
@@ -865,6 +872,22 @@ impl Store {
         let mut v: Vec<DocId> = self.docs.keys().copied().collect();
         v.sort();
         v
+    }
+
+    /// A store written by an older minor format: its index records have an older layout, so
+    /// the index is rebuilt from the documents (which are unchanged), then the format is raised.
+    /// A crash in between only means the rebuild runs again at the next open.
+    fn upgrade_index(&mut self) -> Result<(), StoreError> {
+        self.reindex()?;
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
+            meta.insert(META_FORMAT, format.as_bytes())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Rebuilds every index table from the documents, in one transaction.

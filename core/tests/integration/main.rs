@@ -22,6 +22,7 @@ mod import_plan;
 mod import_props;
 mod import_vcard;
 mod insights_store;
+mod meetings;
 mod ops;
 mod reindex;
 mod store;

@@ -266,6 +266,7 @@ pub(crate) fn interaction() -> impl Strategy<Value = Interaction> {
                 created_ms,
                 updated_ms,
                 deleted_ms,
+                event: None,
             },
         )
 }
@@ -330,6 +331,7 @@ pub(crate) fn settings() -> impl Strategy<Value = Settings> {
                     cadence_days,
                     strategic_target,
                     core_size,
+                    ..Settings::default()
                 }
             },
         )

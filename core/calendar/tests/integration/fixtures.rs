@@ -131,3 +131,20 @@ fn broken_file_names_the_line() {
     assert!(matches!(err.kind, IcsErrorKind::BadContentLine(_)));
     assert!(err.to_string().starts_with("line 4: "), "{err}");
 }
+
+/// Every fixture, asked for the widest windows (the fuzzer's first find: the window's start
+/// minus an event's length overflowed at the beginning of time).
+#[test]
+fn every_fixture_in_extreme_windows() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ics");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for path in files.iter().filter(|p| p.extension().is_some_and(|x| x == "ics")) {
+        let data = std::fs::read(path).unwrap();
+        let Ok(cal) = IcsCalendar::parse(&data, "ics", &IcsLimits::default()) else { continue };
+        for (from, to) in [(i64::MIN, i64::MAX), (i64::MIN, 0), (0, i64::MAX), (ms("2018-03-27T13:00:00Z"), ms("2018-03-27T13:00:00Z"))] {
+            let got = cal.events_ending_between(from, to, Tz::Pacific__Kiritimati).unwrap();
+            assert!(got.events.iter().all(|e| e.start_ms <= e.end_ms), "{}", path.display());
+        }
+    }
+}

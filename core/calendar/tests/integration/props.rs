@@ -50,7 +50,7 @@ fn check(input: &[u8]) {
         Ok(cal) => {
             let retained: usize = cal.components().iter().map(|c| c.retained_size_bytes()).sum();
             assert!(retained <= input.len(), "{retained} retained from {} bytes", input.len());
-            for (from, to) in [(0, i64::MAX / 2), (i64::MIN / 2, 0), (1_700_000_000_000, 1_800_000_000_000)] {
+            for (from, to) in [(0, i64::MAX / 2), (i64::MIN, i64::MAX), (i64::MIN / 2, 0), (1_700_000_000_000, 1_800_000_000_000)] {
                 if let Ok(got) = cal.events_ending_between(from, to, Tz::Europe__Berlin) {
                     assert!(got.events.len() <= LIMITS.occurrences_max + usize::from(LIMITS.occurrences_per_series_max));
                     for e in &got.events {
