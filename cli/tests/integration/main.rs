@@ -14,6 +14,7 @@ mod demo;
 mod docs_shapes;
 mod errors;
 mod logging;
+mod meetings;
 mod misc;
 mod queries;
 mod sync;

@@ -266,3 +266,43 @@ fn older_store_index_is_rebuilt_on_open() {
     assert_eq!(s.index_dump().unwrap(), before);
     assert_eq!(s.interaction(logged.id).unwrap().event, logged.event);
 }
+
+/// From a calendar file to the list: a weekly series across the spring DST change in Berlin with
+/// one occurrence moved and cancelled and one I declined; the same file twice suggests nothing
+/// new once logged.
+#[test]
+fn from_an_ics_file_recurring_overrides_and_dst() {
+    use kith_calendar::{IcsCalendar, IcsLimits, Tz};
+    let text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n\
+BEGIN:VEVENT\r\nUID:weekly@x\r\nDTSTART;TZID=Europe/Berlin:20260316T090000\r\nDURATION:PT1H\r\n\
+RRULE:FREQ=WEEKLY;COUNT=6\r\nSUMMARY:Ward round\r\nORGANIZER;CN=Me:mailto:me@example.com\r\n\
+ATTENDEE;CN=Zoë Hart;PARTSTAT=ACCEPTED:mailto:zoe@example.com\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:weekly@x\r\nRECURRENCE-ID;TZID=Europe/Berlin:20260323T090000\r\nDTSTART;TZID=Europe/Berlin:20260324T090000\r\n\
+DURATION:PT1H\r\nSTATUS:CANCELLED\r\nSUMMARY:Ward round\r\nATTENDEE:mailto:zoe@example.com\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:weekly@x\r\nRECURRENCE-ID;TZID=Europe/Berlin:20260330T090000\r\nDTSTART;TZID=Europe/Berlin:20260330T090000\r\n\
+DURATION:PT1H\r\nSUMMARY:Ward round\r\nATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com\r\nATTENDEE:mailto:zoe@example.com\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+    let (_d, mut s) = store();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-04-08T12:00:00Z").unwrap().timestamp_millis();
+    let read = || {
+        let cal = IcsCalendar::parse(text.as_bytes(), "ics", &IcsLimits::default()).unwrap();
+        cal.events_ending_between(now - 30 * 86_400_000, now, Tz::UTC).unwrap().events
+    };
+    let list = s.meetings_to_log(&read(), now, 30 * 86_400_000).unwrap();
+    let got: Vec<(Option<&str>, i64)> = list.iter().map(|c| (c.event.key.recurrence_id.as_deref(), c.event.start_ms)).collect();
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+    // 16 March 09:00 CET = 08:00Z; from 29 March on, 09:00 CEST = 07:00Z. 23 March: cancelled
+    // override; 30 March: declined by me.
+    assert_eq!(
+        got,
+        [
+            (Some("20260406T070000Z"), at("2026-04-06T07:00:00Z")),
+            (Some("20260316T080000Z"), at("2026-03-16T08:00:00Z")),
+        ]
+    );
+    assert_eq!(list[0].matched.len(), 1);
+    for c in &list {
+        s.log_meeting(c, MeetingExtra::default()).unwrap();
+    }
+    assert!(s.meetings_to_log(&read(), now, 30 * 86_400_000).unwrap().is_empty());
+}
