@@ -78,7 +78,7 @@ impl From<kith_core::StoreError> for KithError {
             | S::Schema(_)
             | S::Automerge { .. }
             | S::UnknownDoc(_)
-            | S::Redb(_)
+            | S::Database(_)
             | S::BadChange { .. } => KithError::Storage { reason },
         }
     }

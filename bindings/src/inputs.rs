@@ -89,7 +89,7 @@ impl NewContact {
     }
 }
 
-/// Optional contact fields that `ContactUpdate.clear` can reset to "not set".
+/// Optional contact fields that `ContactPatch.clear` can reset to "not set".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
 pub enum ContactField {
     GivenName,
@@ -107,7 +107,7 @@ pub enum ContactField {
 /// A change to a contact: `None` fields stay as they are; fields listed in
 /// `clear` become unset. A field both set and cleared is refused.
 #[derive(Debug, Clone, Default, uniffi::Record)]
-pub struct ContactUpdate {
+pub struct ContactPatch {
     #[uniffi(default = None)]
     pub name: Option<String>,
     #[uniffi(default = None)]
@@ -170,7 +170,7 @@ fn set_or_clear<T>(
     }
 }
 
-impl ContactUpdate {
+impl ContactPatch {
     pub(crate) fn into_op(self) -> KithResult<ops::ContactPatch> {
         use ContactField as F;
         let clear: BTreeSet<ContactField> = self.clear.iter().copied().collect();
@@ -353,7 +353,7 @@ impl NewInteraction {
 
 /// A change to an interaction: `None` fields stay as they are.
 #[derive(Debug, Clone, Default, uniffi::Record)]
-pub struct InteractionUpdate {
+pub struct InteractionPatch {
     #[uniffi(default = None)]
     pub summary: Option<String>,
     /// Writing the notes also resolves a notes conflict.
@@ -380,7 +380,7 @@ pub struct InteractionUpdate {
     pub exchanges: Option<Vec<NewExchange>>,
 }
 
-impl InteractionUpdate {
+impl InteractionPatch {
     pub(crate) fn into_op(self) -> KithResult<ops::InteractionPatch> {
         let project = match (self.project_id, self.clear_project) {
             (Some(_), true) => {
@@ -440,7 +440,7 @@ impl NewProject {
 
 /// A change to a project: `None` fields stay as they are.
 #[derive(Debug, Clone, Default, uniffi::Record)]
-pub struct ProjectUpdate {
+pub struct ProjectPatch {
     #[uniffi(default = None)]
     pub name: Option<String>,
     #[uniffi(default = None)]
@@ -449,7 +449,7 @@ pub struct ProjectUpdate {
     pub status: Option<ProjectStatus>,
 }
 
-impl ProjectUpdate {
+impl ProjectPatch {
     pub(crate) fn into_op(self) -> ops::ProjectPatch {
         ops::ProjectPatch {
             name: self.name,
@@ -486,7 +486,7 @@ impl NewGoal {
 
 /// A change to a goal: `None` fields stay as they are.
 #[derive(Debug, Clone, Default, uniffi::Record)]
-pub struct GoalUpdate {
+pub struct GoalPatch {
     #[uniffi(default = None)]
     pub title: Option<String>,
     #[uniffi(default = None)]
@@ -498,7 +498,7 @@ pub struct GoalUpdate {
     pub contact_ids: Option<Vec<String>>,
 }
 
-impl GoalUpdate {
+impl GoalPatch {
     pub(crate) fn into_op(self) -> KithResult<ops::GoalPatch> {
         Ok(ops::GoalPatch {
             title: self.title,
@@ -548,18 +548,18 @@ mod tests {
 
     #[test]
     fn a_field_both_set_and_cleared_is_refused() {
-        let u = ContactUpdate {
+        let u = ContactPatch {
             role: Some("Head of nursing".into()),
             clear: vec![ContactField::Role],
-            ..ContactUpdate::default()
+            ..ContactPatch::default()
         };
         match u.into_op() {
             Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "role"),
             other => panic!("unexpected {other:?}"),
         }
-        let u = ContactUpdate {
+        let u = ContactPatch {
             clear: vec![ContactField::Role],
-            ..ContactUpdate::default()
+            ..ContactPatch::default()
         };
         assert_eq!(u.into_op().unwrap().role, Some(None));
     }

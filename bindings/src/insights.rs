@@ -1,7 +1,7 @@
 //! Insights through the bindings: the shape of the network an app shows.
 //!
 //! `Kith::insights` reads every contact, interaction and goal from the store's
-//! index, runs `kith_core::insights::compute_all` once, and flattens the parts
+//! index, runs `kith_insights::compute_all` once, and flattens the parts
 //! a phone screen shows into plain records ([`Insights`]). Every metric keeps
 //! the engine's three states (no data / not enough data / a value) in a
 //! [`MetricStatus`] next to optional figures, so an app never shows a zero
@@ -9,8 +9,9 @@
 //! and every metric) for apps that want everything; `insights_html` the
 //! engine's self-contained HTML report.
 
-use kith_core::insights::{
-    self, HtmlOptions, InsightsParams, InsightsReport, Metric, compute_all, headlines, render_html,
+use kith_insights as insights;
+use kith_insights::{
+    HtmlOptions, InsightsParams, InsightsReport, Metric, compute_all, headlines, render_html,
 };
 
 use crate::error::{KithError, KithResult};
@@ -371,9 +372,11 @@ impl Kith {
         // left out, in one read transaction and without loading a document.
         self.with_store(|store| {
             let records = store.insights_records()?;
-            Ok(compute_all(
-                &records.input(now_ms, InsightsParams::default()),
-            ))
+            Ok(compute_all(&kith_insights::InsightsInput::from_records(
+                &records,
+                now_ms,
+                InsightsParams::default(),
+            )))
         })
     }
 }
@@ -416,7 +419,7 @@ impl Kith {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kith_core::insights::Coverage;
+    use kith_insights::Coverage;
 
     #[test]
     fn every_metric_state_survives_the_flattening() {

@@ -27,8 +27,8 @@ use kith_core::{ContactQuery, FollowUpFilter, Store, TimelineQuery};
 use crate::error::{KithError, KithResult};
 use crate::guard::guard;
 use crate::inputs::{
-    ContactUpdate, GoalUpdate, InteractionUpdate, NewContact, NewGoal, NewInteraction, NewProject,
-    ProjectUpdate,
+    ContactPatch, GoalPatch, InteractionPatch, NewContact, NewGoal, NewInteraction, NewProject,
+    ProjectPatch,
 };
 use crate::listener::{ChangeSummary, KithListener, Listeners};
 use crate::runtime::run_blocking;
@@ -375,12 +375,12 @@ impl Kith {
     }
 
     /// Changes some fields of a contact.
-    pub fn update_contact(&self, id: String, update: ContactUpdate) -> KithResult<Contact> {
-        guard("update_contact", || {
+    pub fn edit_contact(&self, id: String, patch: ContactPatch) -> KithResult<Contact> {
+        guard("edit_contact", || {
             let id: ContactId = parse_id("id", &id)?;
-            let patch = update.into_op()?;
+            let op = patch.into_op()?;
             self.write(
-                |s| Ok(Contact::from(s.edit_contact(id, patch)?)),
+                |s| Ok(Contact::from(s.edit_contact(id, op)?)),
                 |c| ChangeSummary::contacts([&c.id]),
             )
         })
@@ -513,16 +513,12 @@ impl Kith {
     }
 
     /// Changes some fields of an interaction.
-    pub fn update_interaction(
-        &self,
-        id: String,
-        update: InteractionUpdate,
-    ) -> KithResult<Interaction> {
-        guard("update_interaction", || {
+    pub fn edit_interaction(&self, id: String, patch: InteractionPatch) -> KithResult<Interaction> {
+        guard("edit_interaction", || {
             let id: InteractionId = parse_id("id", &id)?;
-            let patch = update.into_op()?;
+            let op = patch.into_op()?;
             self.write(
-                |s| Ok(Interaction::from(s.edit_interaction(id, patch)?)),
+                |s| Ok(Interaction::from(s.edit_interaction(id, op)?)),
                 ChangeSummary::interaction,
             )
         })
@@ -690,12 +686,12 @@ impl Kith {
     }
 
     /// Changes some fields of a project.
-    pub fn update_project(&self, id: String, update: ProjectUpdate) -> KithResult<Project> {
-        guard("update_project", || {
+    pub fn edit_project(&self, id: String, patch: ProjectPatch) -> KithResult<Project> {
+        guard("edit_project", || {
             let id: ProjectId = parse_id("id", &id)?;
-            let patch = update.into_op();
+            let op = patch.into_op();
             self.write(
-                |s| Ok(Project::from(s.edit_project(id, patch)?)),
+                |s| Ok(Project::from(s.edit_project(id, op)?)),
                 |p| ChangeSummary {
                     project_ids: vec![p.id.clone()],
                     ..ChangeSummary::default()
@@ -736,12 +732,12 @@ impl Kith {
     }
 
     /// Changes some fields of a goal.
-    pub fn update_goal(&self, id: String, update: GoalUpdate) -> KithResult<Goal> {
-        guard("update_goal", || {
+    pub fn edit_goal(&self, id: String, patch: GoalPatch) -> KithResult<Goal> {
+        guard("edit_goal", || {
             let id: GoalId = parse_id("id", &id)?;
-            let patch = update.into_op()?;
+            let op = patch.into_op()?;
             self.write(
-                |s| Ok(Goal::from(s.edit_goal(id, patch)?)),
+                |s| Ok(Goal::from(s.edit_goal(id, op)?)),
                 |g| ChangeSummary {
                     goal_ids: vec![g.id.clone()],
                     ..ChangeSummary::default()

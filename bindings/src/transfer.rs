@@ -19,12 +19,11 @@ use kith_core::backup::{
     BackupError, BackupParams, StoreBackupError, backup_store, restore_store,
     restore_store_with_key_file,
 };
-use kith_core::export::{ExportError, KithExport, write_json, write_vcards};
+use kith_core::export::{KithExport, write_json};
 use kith_core::identity::KeyStore;
-use kith_core::import::{
-    ApplyOptions, ContactDraft, LinkedinLimits, VcardLimits, apply_plan, parse_linkedin_csv,
-    plan_for_store, vcard_drafts,
-};
+use kith_core::import::{ApplyOptions, ContactDraft, apply_plan, plan_for_store};
+use kith_formats::write_vcards;
+use kith_formats::{LinkedinLimits, VcardLimits, parse_linkedin_csv, vcard_drafts};
 
 use crate::account::{ForeignKeyStore, KithKeyStore};
 use crate::error::{KithError, KithResult};
@@ -93,7 +92,7 @@ fn line(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-fn export_failure(e: ExportError) -> KithError {
+fn export_failure(e: impl std::error::Error) -> KithError {
     KithError::Internal {
         reason: e.to_string(),
     }
@@ -312,7 +311,7 @@ impl Kith {
             self.with_store(|store| {
                 let contacts = store.all_contacts()?;
                 let mut buf = Vec::new();
-                kith_core::export::csv::write_contacts_csv(&mut buf, &contacts)
+                kith_formats::csv_out::write_contacts_csv(&mut buf, &contacts)
                     .map_err(export_failure)?;
                 text(buf)
             })
@@ -327,7 +326,7 @@ impl Kith {
                 let interactions = store.all_interactions()?;
                 let projects = store.all_projects()?;
                 let mut buf = Vec::new();
-                kith_core::export::csv::write_interactions_csv(
+                kith_formats::csv_out::write_interactions_csv(
                     &mut buf,
                     &interactions,
                     &contacts,

@@ -1,6 +1,6 @@
 //! `kith demo`: a realistic sample network and a narrated tour of the main flows.
 //!
-//! The network comes from `kith_core::synth` (deterministic by seed) and is
+//! The network comes from `kith_synth` (deterministic by seed) and is
 //! written with the engine's bulk path (`Store::import_records`: a few
 //! transactions, not one durable write per record), so the demo takes seconds
 //! even in a debug build. Each step is then run as the real command line it
@@ -14,7 +14,7 @@ use std::time::Instant;
 use clap::Parser;
 use kith_core::Store;
 use kith_core::model::{Circle, Contact};
-use kith_core::synth::{SynthParams, generate};
+use kith_synth::{SynthParams, generate};
 use serde::Serialize;
 
 use crate::args::{Cli, DemoArgs};
@@ -44,7 +44,7 @@ struct DemoSummary {
     steps: Vec<String>,
     /// The interaction logged in the "after a meeting" step.
     logged_interaction: String,
-    headlines: Vec<kith_core::insights::Finding>,
+    headlines: Vec<kith_insights::Finding>,
 }
 
 /// Runs one step: prints `$ kith ARGS` and the command's own output.
@@ -200,7 +200,7 @@ fn tour(
     ctx: &mut Ctx,
     dir: &Path,
     kept: bool,
-    net: &kith_core::synth::SynthNetwork,
+    net: &kith_synth::SynthNetwork,
     build_ms: u128,
     summary: kith_core::ImportSummary,
 ) -> CliResult<()> {
@@ -370,7 +370,7 @@ fn tour(
     }
 
     let report = crate::commands::insights::compute(ctx)?;
-    let findings = kith_core::insights::headlines(&report);
+    let findings = kith_insights::headlines(&report);
     if ctx.json {
         let s = DemoSummary {
             data_dir: kept.then(|| dir.to_path_buf()),

@@ -14,9 +14,8 @@
 use std::time::Instant;
 
 use base64::Engine as _;
-use kith_core::import::{
-    ApplyOptions, VcardLimits, apply_plan, plan_for_store, plan_import, vcard_drafts,
-};
+use kith_core::import::{ApplyOptions, apply_plan, plan_for_store, plan_import};
+use kith_formats::{VcardLimits, vcard_drafts};
 
 const CARDS: usize = 10_000;
 /// Share of cards with an inline photo (phones sync thumbnails for many contacts).

@@ -27,10 +27,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use kith_core::Store;
-use kith_core::insights::{
+use kith_insights::{
     HtmlOptions, InsightsInput, InsightsParams, compute_all, headlines, render_html,
 };
-use kith_core::synth::{SynthNetwork, SynthParams, generate};
+use kith_synth::{SynthNetwork, SynthParams, generate};
 
 const NOW_MS: i64 = 1_790_000_000_000;
 const RUNS: usize = 25;
@@ -102,7 +102,7 @@ fn main() {
 
 /// Builds the store fixture once, then times open + read from the index +
 /// compute over fresh opens.
-fn from_store(net: SynthNetwork, expected: &kith_core::insights::InsightsReport) {
+fn from_store(net: SynthNetwork, expected: &kith_insights::InsightsReport) {
     let dir = tempfile::tempdir().unwrap();
     let start = Instant::now();
     {
@@ -134,9 +134,11 @@ fn from_store(net: SynthNetwork, expected: &kith_core::insights::InsightsReport)
         let t1 = Instant::now();
         let records = store.insights_records().unwrap();
         let t2 = Instant::now();
-        let report = black_box(compute_all(
-            &records.input(NOW_MS, InsightsParams::default()),
-        ));
+        let report = black_box(compute_all(&kith_insights::InsightsInput::from_records(
+            &records,
+            NOW_MS,
+            InsightsParams::default(),
+        )));
         let t3 = Instant::now();
         assert!(
             store.loaded_docs().is_empty(),

@@ -18,7 +18,7 @@ use kith_calendar::{IcsCalendar, IcsLimits, Tz};
 use kith_core::Store;
 use kith_core::meetings::{MeetingExtra, WINDOW_MS_DEFAULT};
 use kith_core::model::ContactPoint;
-use kith_core::synth::{SynthParams, generate};
+use kith_synth::{SynthParams, generate};
 
 const NOW_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const RUNS: usize = 3;

@@ -28,10 +28,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kith_core::model::{Contact, Goal, Interaction, Project};
-use kith_core::synth::{self, SynthParams};
 use kith_core::{
     ContactId, ContactQuery, DocId, NewInteraction, ParticipantRef, Store, TimelineQuery,
 };
+use kith_synth::SynthParams;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -40,7 +40,7 @@ const CHILD_ENV: &str = "KITH_BENCH_CHILD";
 const CHILD_DIR_ENV: &str = "KITH_BENCH_DIR";
 const CONTACTS: usize = 2_000;
 
-/// A synthetic network from `kith_core::synth` (the generator `kith demo`
+/// A synthetic network from `kith_synth` (the generator `kith demo`
 /// and the insights bench use): five years of history before now.
 fn generate(
     contacts_n: usize,
@@ -54,7 +54,7 @@ fn generate(
         chrono::Utc::now().timestamp_millis(),
     );
     params.years = 5;
-    let n = synth::generate(&params);
+    let n = kith_synth::generate(&params);
     (n.contacts, n.interactions, n.projects, n.goals)
 }
 

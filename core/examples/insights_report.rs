@@ -8,10 +8,10 @@
 
 use std::error::Error;
 
-use kith_core::insights::{
+use kith_insights::{
     HtmlOptions, InsightsInput, InsightsParams, compute_all, render_html, render_text,
 };
-use kith_core::synth::{SynthParams, generate};
+use kith_synth::{SynthParams, generate};
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> Result<T, Box<dyn Error>>
 where

@@ -4,7 +4,7 @@
 //! normalised email (trimmed, lowercased), a phone number (in E.164-like form,
 //! equal on the last 9 digits, so "+351 912 345 678", "0912 345 678" and
 //! "912345678" all meet, and so do "+44 20 7946 0958", "020 7946 0958" and
-//! "0044 20 7946 0958": see [`crate::import::phone`] for the trunk prefixes
+//! "0044 20 7946 0958": see [`kith_model::phone`] for the trunk prefixes
 //! and the default calling code; numbers with fewer than 9 digits never
 //! match), or a
 //! normalised name (case, accents, punctuation and spacing ignored). The user
@@ -24,14 +24,14 @@ use crate::store::Store;
 pub const PHONE_DIGITS_MIN: usize = 9;
 
 /// The digits a phone number is compared by: its E.164-like form under
-/// `default_cc` ([`crate::import::phone::normalise`]), or `None` when the
+/// `default_cc` ([`kith_model::phone::normalise`]), or `None` when the
 /// number as written has fewer than [`PHONE_DIGITS_MIN`] digits (short codes
 /// and extensions never match, even once a calling code is added).
 pub fn phone_match_digits(raw: &str, default_cc: Option<&str>) -> Option<String> {
     if text::phone_digits(raw).len() < PHONE_DIGITS_MIN {
         return None;
     }
-    let digits = crate::import::phone::normalise(raw, default_cc);
+    let digits = kith_model::phone::normalise(raw, default_cc);
     (digits.len() >= PHONE_DIGITS_MIN).then_some(digits)
 }
 
@@ -69,7 +69,7 @@ pub fn likely_duplicates(contacts: &[Contact]) -> Vec<DuplicatePair> {
     let mut by_email: BTreeMap<String, BTreeSet<ContactId>> = BTreeMap::new();
     let mut by_name: BTreeMap<String, BTreeSet<ContactId>> = BTreeMap::new();
     let mut by_phone_tail: BTreeMap<String, Vec<(String, ContactId)>> = BTreeMap::new();
-    let default_cc = crate::import::phone::default_calling_code(
+    let default_cc = kith_model::phone::default_calling_code(
         live.iter()
             .flat_map(|c| &c.phones)
             .map(|p| p.value.as_str()),

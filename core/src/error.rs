@@ -3,7 +3,7 @@
 //! Three layers, each with cases a caller can act on:
 //! - [`SchemaError`]: a document's content does not match schema v1 (a field
 //!   of the wrong type, a newer schema major, an unparsable id);
-//! - [`StoreError`] (alias [`OpenError`]): the redb file or a document chunk is
+//! - [`StoreError`]: the redb file or a document chunk is
 //!   missing, locked, damaged, from a newer format, or an I/O call failed;
 //! - [`OpError`]: an operation refused its input (empty name, unknown contact,
 //!   bad priority, ...) or hit a [`StoreError`]. Nothing is written when an
@@ -33,7 +33,7 @@ pub enum SchemaError {
     Automerge {
         path: String,
         #[source]
-        source: Box<automerge::AutomergeError>,
+        source: BackendError,
     },
 }
 
@@ -72,7 +72,7 @@ pub enum StoreError {
     Automerge {
         doc: String,
         #[source]
-        source: Box<automerge::AutomergeError>,
+        source: BackendError,
     },
     /// Bytes received from another device are not a valid Automerge change.
     #[error("change #{index} for document '{doc}' is invalid: {detail}")]
@@ -84,16 +84,39 @@ pub enum StoreError {
     /// The document id is not one this store knows how to hold.
     #[error("unknown document id '{0}'")]
     UnknownDoc(String),
-    /// Any other redb failure (I/O error, full disk, ...).
+    /// Any other failure of the database file (I/O error, full disk, ...).
     #[error("store database error: {0}")]
-    Redb(redb::Error),
+    Database(#[source] BackendError),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
 }
 
-/// The error of [`crate::Store::open`].
-pub type OpenError = StoreError;
+/// A failure inside the database (redb) or the document engine (Automerge),
+/// carried as the source of a [`StoreError`] or [`SchemaError`]. Opaque on
+/// purpose: neither library is part of Kith's API, so upgrading one does not
+/// change Kith's error types. Its `Display` is the engine's message and its
+/// `source()` the engine's own cause.
+#[derive(Debug)]
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl BackendError {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BackendError(Box::new(e))
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> Self {
@@ -103,7 +126,7 @@ impl From<redb::Error> for StoreError {
                 what: "the store file".into(),
                 detail,
             },
-            other => StoreError::Redb(other),
+            other => StoreError::Database(BackendError::new(other)),
         }
     }
 }

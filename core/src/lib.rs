@@ -1,34 +1,36 @@
 //! kith-core: the engine of Kith, a local-first log of a professional network.
 //!
-//! It owns the domain model ([`model`], [`ids`]), the mapping of that model onto
-//! Automerge documents ([`schema`], [`doc`]), their durable storage in redb
-//! ([`store`]) with a materialised query index ([`index`]), the operations and
-//! queries ([`ops`]), duplicate detection ([`dedup`]), insights,
-//! import/export, identity and crypto, and the sync state machines (sans-IO).
-//! Networking lives in `kith-net`, terminals in the `kith` CLI, and uniffi in
+//! It owns the mapping of the domain model (kith-model, re-exported as
+//! [`model`] and [`ids`]) onto Automerge documents (the private `schema` and
+//! `doc` modules), their durable storage in redb ([`store`]) with a
+//! materialised query index (private `index`), the operations and queries
+//! ([`ops`]), duplicate detection ([`dedup`]), import planning and applying
+//! ([`import`]), the lossless JSON export ([`export`]), backups ([`backup`]),
+//! identity and crypto ([`identity`]), and the sync state machines (sans-IO,
+//! [`sync`]). Insights (kith-insights), file formats (kith-formats) and the
+//! synthetic network (kith-synth) are crates of their own over kith-model;
+//! networking lives in `kith-net`, terminals in the `kith` CLI, and uniffi in
 //! `kith-ffi`. See docs/ARCHITECTURE.md.
 
 pub mod backup;
 pub mod dedup;
-pub mod doc;
+pub(crate) mod doc;
 pub mod error;
 pub mod export;
 pub mod identity;
-pub mod ids;
 pub mod import;
-pub mod index;
-pub mod insights;
+pub(crate) mod index;
 pub mod meetings;
-pub mod model;
 pub mod ops;
-pub mod schema;
+pub(crate) mod schema;
 pub mod store;
 pub mod sync;
-pub mod synth;
+
+pub use kith_model::{ids, model, phone, text};
 
 pub use dedup::{DuplicatePair, DuplicateReason};
 pub use doc::DocId;
-pub use error::{OpError, OpenError, SchemaError, StoreError};
+pub use error::{BackendError, OpError, SchemaError, StoreError};
 pub use ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
 pub use ops::{
     ContactPatch, ContactQuery, ContactSort, ContactStats, FollowUpFilter, FollowUpItem, GoalPatch,

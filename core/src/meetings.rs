@@ -142,10 +142,9 @@ pub enum MeetingError {
     Store(#[from] StoreError),
 }
 
-impl From<&EventKey> for EventRef {
-    fn from(k: &EventKey) -> Self {
-        EventRef { source: k.source.clone(), uid: k.uid.clone(), recurrence_id: k.recurrence_id.clone() }
-    }
+/// The model's form of a calendar event key (kith-model does not know kith-calendar).
+pub fn event_ref(k: &EventKey) -> EventRef {
+    EventRef { source: k.source.clone(), uid: k.uid.clone(), recurrence_id: k.recurrence_id.clone() }
 }
 
 fn display_name(a: &Attendee) -> String {
@@ -323,7 +322,7 @@ impl Store {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for ev in in_window {
-            let key = EventRef::from(&ev.key);
+            let key = event_ref(&ev.key);
             if logged.contains(&key) || dismissed.contains(&key) || !seen.insert(key) {
                 continue;
             }
@@ -339,7 +338,7 @@ impl Store {
     /// interaction at the event's start with every matched and created participant, remembering
     /// the event so that no device suggests it again.
     pub fn log_meeting(&mut self, candidate: &MeetingCandidate, extra: MeetingExtra) -> Result<Interaction, MeetingError> {
-        let event = EventRef::from(&candidate.event.key);
+        let event = event_ref(&candidate.event.key);
         if let Some(i) = self.meeting_logs()?.into_iter().find(|i| i.event.as_ref() == Some(&event) && !i.is_deleted()) {
             return Err(MeetingError::AlreadyLogged(i.id));
         }
@@ -400,7 +399,7 @@ impl Store {
     /// Dismisses an event: it is not suggested again on any device.
     pub fn dismiss_meeting(&mut self, key: &EventKey) -> Result<(), MeetingError> {
         let mut s = self.settings()?;
-        s.dismissed_events.entry(EventRef::from(key)).or_insert_with(crate::store::now_ms);
+        s.dismissed_events.entry(event_ref(key)).or_insert_with(crate::store::now_ms);
         self.set_settings(s)?;
         Ok(())
     }
@@ -415,7 +414,7 @@ impl Store {
         let mut seen = BTreeSet::new();
         let mut share = MeetingShare::default();
         for ev in events.iter().filter(|e| e.end_ms >= from && e.end_ms <= now_ms) {
-            let key = EventRef::from(&ev.key);
+            let key = event_ref(&ev.key);
             if !seen.insert(key.clone()) || others_in_meeting(ev, &my).is_none() {
                 continue;
             }

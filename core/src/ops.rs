@@ -26,40 +26,14 @@ use crate::store::{Store, Tx};
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
+pub use kith_model::model::InsightsRecords;
+
 /// Longest accepted name/summary/title, in characters.
 pub const LINE_CHARS_MAX: usize = 500;
 /// Longest accepted notes, in bytes.
 pub const NOTES_BYTES_MAX: usize = 256 * 1024;
 /// Most records one query returns.
 pub const PAGE_MAX: usize = 10_000;
-
-/// The records insights are computed from, read by
-/// [`Store::insights_records`]; interactions come without their notes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InsightsRecords {
-    pub contacts: Vec<Contact>,
-    pub interactions: Vec<Interaction>,
-    pub goals: Vec<Goal>,
-    pub settings: Settings,
-}
-
-impl InsightsRecords {
-    /// The input of [`crate::insights::compute_all`] over these records.
-    pub fn input(
-        &self,
-        now_ms: TimestampMs,
-        params: crate::insights::InsightsParams,
-    ) -> crate::insights::InsightsInput<'_> {
-        crate::insights::InsightsInput {
-            contacts: &self.contacts,
-            interactions: &self.interactions,
-            goals: &self.goals,
-            settings: &self.settings,
-            now_ms,
-            params,
-        }
-    }
-}
 
 /// A new contact. `Default` gives an empty one; [`NewContact::named`] a minimal one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

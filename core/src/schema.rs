@@ -28,11 +28,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate};
+use automerge::{
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate,
+};
 use chrono::NaiveDate;
 
 use crate::error::SchemaError;
-use crate::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
+use crate::ids::{ExchangeId, FollowUpId};
 use crate::model::{
     Circle, Contact, ContactPoint, Direction, EventRef, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus,
     Initiator, Interaction, InteractionKind, PartialDate, Project, ProjectStatus, Seniority,
@@ -40,14 +42,14 @@ use crate::model::{
 };
 
 /// The schema version this code writes and reads.
-pub const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 1;
 
 /// Keys of the root containers.
-pub const CONTACTS: &str = "contacts";
-pub const PROJECTS: &str = "projects";
-pub const GOALS: &str = "goals";
-pub const SETTINGS: &str = "settings";
-pub const INTERACTIONS: &str = "interactions";
+pub(crate) const CONTACTS: &str = "contacts";
+pub(crate) const PROJECTS: &str = "projects";
+pub(crate) const GOALS: &str = "goals";
+pub(crate) const SETTINGS: &str = "settings";
+pub(crate) const INTERACTIONS: &str = "interactions";
 const SCHEMA: &str = "schema";
 
 /// The actor of the deterministic first change of every document.
@@ -58,7 +60,7 @@ type R<T> = Result<T, SchemaError>;
 fn am(path: &str) -> impl FnOnce(automerge::AutomergeError) -> SchemaError + '_ {
     move |source| SchemaError::Automerge {
         path: path.to_string(),
-        source: Box::new(source),
+        source: crate::error::BackendError::new(source),
     }
 }
 
@@ -77,7 +79,7 @@ pub enum DocKind {
 }
 
 /// A new document holding only the deterministic genesis change, then set to `actor`.
-pub fn new_document(kind: DocKind, actor: &ActorId) -> R<AutoCommit> {
+pub(crate) fn new_document(kind: DocKind, actor: &ActorId) -> R<AutoCommit> {
     let mut doc = AutoCommit::new();
     doc.set_actor(ActorId::from(&GENESIS_ACTOR[..]));
     doc.put(ROOT, SCHEMA, SCHEMA_VERSION).map_err(am(SCHEMA))?;
@@ -94,7 +96,7 @@ pub fn new_document(kind: DocKind, actor: &ActorId) -> R<AutoCommit> {
 }
 
 /// Checks the document's schema version; refuses a newer one.
-pub fn check_schema(doc: &AutoCommit, doc_name: &str) -> R<()> {
+pub(crate) fn check_schema(doc: &AutoCommit, doc_name: &str) -> R<()> {
     let found = match doc.get(ROOT, SCHEMA).map_err(am(SCHEMA))? {
         Some((Value::Scalar(s), _)) => s
             .as_u64()
@@ -114,7 +116,7 @@ pub fn check_schema(doc: &AutoCommit, doc_name: &str) -> R<()> {
 }
 
 /// The object id of a root container.
-pub fn container(doc: &AutoCommit, key: &'static str) -> R<ObjId> {
+pub(crate) fn container(doc: &AutoCommit, key: &'static str) -> R<ObjId> {
     match doc.get(ROOT, key).map_err(am(key))? {
         Some((Value::Object(ObjType::Map), id)) => Ok(id),
         Some(_) => Err(bad(key, "not a map")),
@@ -123,19 +125,13 @@ pub fn container(doc: &AutoCommit, key: &'static str) -> R<ObjId> {
 }
 
 /// The object id of the record `id` in container `key`, if it exists.
-pub fn record(doc: &AutoCommit, key: &'static str, id: &str) -> R<Option<ObjId>> {
+pub(crate) fn record(doc: &AutoCommit, key: &'static str, id: &str) -> R<Option<ObjId>> {
     let parent = container(doc, key)?;
     match doc.get(&parent, id).map_err(am(key))? {
         Some((Value::Object(ObjType::Map), obj)) => Ok(Some(obj)),
         Some(_) => Err(bad(&format!("{key}/{id}"), "not a map")),
         None => Ok(None),
     }
-}
-
-/// The ids (keys) of every record in a root container.
-pub fn record_keys(doc: &AutoCommit, key: &'static str) -> R<Vec<String>> {
-    let parent = container(doc, key)?;
-    Ok(doc.keys(&parent).collect())
 }
 
 // ---------------------------------------------------------------- readers
@@ -285,7 +281,7 @@ fn parse_partial_date(s: &str, key: &str) -> R<PartialDate> {
 }
 
 /// Reads the contact stored at `obj` under id `id`.
-pub fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
+pub(crate) fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
     Ok(Contact {
         id: parse_id(id, "contacts")?,
         name: get_str(doc, obj, "name")?.unwrap_or_default(),
@@ -317,7 +313,7 @@ pub fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
 }
 
 /// Reads the interaction stored at `obj` under id `id`.
-pub fn read_interaction(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Interaction> {
+pub(crate) fn read_interaction(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Interaction> {
     let notes_all = doc.get_all(obj, "notes").map_err(am("notes"))?;
     let notes = get_str(doc, obj, "notes")?.unwrap_or_default();
     let mut notes_conflicts: Vec<String> = notes_all
@@ -409,7 +405,7 @@ fn dismissed_key(e: &EventRef) -> String {
 }
 
 /// Reads the project stored at `obj` under id `id`.
-pub fn read_project(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Project> {
+pub(crate) fn read_project(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Project> {
     Ok(Project {
         id: parse_id(id, "projects")?,
         name: get_str(doc, obj, "name")?.unwrap_or_default(),
@@ -421,7 +417,7 @@ pub fn read_project(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Project> {
 }
 
 /// Reads the goal stored at `obj` under id `id`.
-pub fn read_goal(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Goal> {
+pub(crate) fn read_goal(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Goal> {
     let priority = get_int(doc, obj, "priority")?.unwrap_or(2);
     Ok(Goal {
         id: parse_id(id, "goals")?,
@@ -435,7 +431,7 @@ pub fn read_goal(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Goal> {
 }
 
 /// Reads the settings of the main document (absent fields take their defaults).
-pub fn read_settings(doc: &AutoCommit) -> R<Settings> {
+pub(crate) fn read_settings(doc: &AutoCommit) -> R<Settings> {
     let obj = container(doc, SETTINGS)?;
     let defaults = Settings::default();
     let mut cadence_days = defaults.cadence_days.clone();
@@ -474,7 +470,7 @@ pub fn read_settings(doc: &AutoCommit) -> R<Settings> {
 }
 
 /// Reads every record of a root container with `read`.
-pub fn read_all<T>(
+pub(crate) fn read_all<T>(
     doc: &AutoCommit,
     key: &'static str,
     read: fn(&AutoCommit, &ObjId, &str) -> R<T>,
@@ -490,7 +486,7 @@ pub fn read_all<T>(
 }
 
 /// Reads one record by id, if present.
-pub fn read_one<T>(
+pub(crate) fn read_one<T>(
     doc: &AutoCommit,
     key: &'static str,
     id: &str,
@@ -664,7 +660,7 @@ fn new_contact_value(encoding: automerge::TextEncoding, c: &Contact) -> hydrate:
 /// the reader would refuse is refused here too. The bulk import indexes this
 /// instead of reading every new record back (a property test checks the two
 /// agree).
-pub fn new_contact_as_read(c: Contact) -> R<Contact> {
+pub(crate) fn new_contact_as_read(c: Contact) -> R<Contact> {
     fn points(items: &[ContactPoint]) -> Vec<ContactPoint> {
         let m: BTreeMap<&str, &str> = items
             .iter()
@@ -709,7 +705,11 @@ pub fn new_contact_as_read(c: Contact) -> R<Contact> {
 /// Writes `new` into the contacts map, creating the record or updating only
 /// the fields that differ from `old` (the record as last read). Returns the
 /// record's object, so a caller reading it back skips the lookup.
-pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact) -> R<ObjId> {
+pub(crate) fn write_contact(
+    doc: &mut AutoCommit,
+    old: Option<&Contact>,
+    new: &Contact,
+) -> R<ObjId> {
     let parent = container(doc, CONTACTS)?;
     let id = new.id.to_string();
     let obj = match (old, get_map(doc, &parent, &id)?) {
@@ -810,7 +810,7 @@ pub fn write_contact(doc: &mut AutoCommit, old: Option<&Contact>, new: &Contact)
 }
 
 /// Writes `new` into the interactions map of a log document (see [`write_contact`]).
-pub fn write_interaction(
+pub(crate) fn write_interaction(
     doc: &mut AutoCommit,
     old: Option<&Interaction>,
     new: &Interaction,
@@ -917,7 +917,7 @@ pub fn write_interaction(
 }
 
 /// Writes a project (see [`write_contact`]).
-pub fn write_project(doc: &mut AutoCommit, old: Option<&Project>, new: &Project) -> R<()> {
+pub(crate) fn write_project(doc: &mut AutoCommit, old: Option<&Project>, new: &Project) -> R<()> {
     let parent = container(doc, PROJECTS)?;
     let id = new.id.to_string();
     let obj = match (old, get_map(doc, &parent, &id)?) {
@@ -945,7 +945,7 @@ pub fn write_project(doc: &mut AutoCommit, old: Option<&Project>, new: &Project)
 }
 
 /// Writes a goal (see [`write_contact`]).
-pub fn write_goal(doc: &mut AutoCommit, old: Option<&Goal>, new: &Goal) -> R<()> {
+pub(crate) fn write_goal(doc: &mut AutoCommit, old: Option<&Goal>, new: &Goal) -> R<()> {
     let parent = container(doc, GOALS)?;
     let id = new.id.to_string();
     let obj = match (old, get_map(doc, &parent, &id)?) {
@@ -976,7 +976,7 @@ pub fn write_goal(doc: &mut AutoCommit, old: Option<&Goal>, new: &Goal) -> R<()>
 }
 
 /// Writes the settings, touching only fields that differ from `old`.
-pub fn write_settings(doc: &mut AutoCommit, old: &Settings, new: &Settings) -> R<()> {
+pub(crate) fn write_settings(doc: &mut AutoCommit, old: &Settings, new: &Settings) -> R<()> {
     let obj = container(doc, SETTINGS)?;
     if old.my_organisation != new.my_organisation {
         put_opt_str(doc, &obj, "my_organisation", new.my_organisation.as_deref())?;
@@ -1023,7 +1023,7 @@ pub fn write_settings(doc: &mut AutoCommit, old: &Settings, new: &Settings) -> R
 
 /// Ids of records touched by a set of patches, grouped by root container.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Touched {
+pub(crate) struct Touched {
     pub contacts: BTreeSet<String>,
     pub interactions: BTreeSet<String>,
     pub projects: BTreeSet<String>,
@@ -1033,7 +1033,7 @@ pub struct Touched {
 
 /// Which records the patches touch: the second path element (or the key put
 /// into a root container) names the record.
-pub fn touched_by(patches: &[automerge::Patch]) -> Touched {
+pub(crate) fn touched_by(patches: &[automerge::Patch]) -> Touched {
     use automerge::{PatchAction, Prop};
     let mut t = Touched::default();
     for p in patches {
@@ -1073,29 +1073,59 @@ pub fn touched_by(patches: &[automerge::Patch]) -> Touched {
     t
 }
 
-/// Unit helpers shared by ops: the contact id a set key names.
-pub fn contact_id(s: &str) -> R<ContactId> {
-    parse_id(s, "contact id")
-}
+// ---------------------------------------------------------------- merges
 
-/// The interaction id a key names.
-pub fn interaction_id(s: &str) -> R<InteractionId> {
-    parse_id(s, "interaction id")
-}
+/// Most operations in the merged changes for which [`records_written_since`]
+/// decodes them; larger merges are bulk transfers that create their records
+/// (which the patches report).
+const WRITTEN_RECORDS_OPS_MAX: usize = 50_000;
 
-/// The project id a key names.
-pub fn project_id(s: &str) -> R<ProjectId> {
-    parse_id(s, "project id")
-}
-
-/// The goal id a key names.
-pub fn goal_id(s: &str) -> R<GoalId> {
-    parse_id(s, "goal id")
+/// (root container, record key) of every record whose objects the changes
+/// merged since `before` wrote to. Patches miss a merge that only adds a
+/// losing concurrent value (a third device's conflicting notes): nothing
+/// visible changed, yet the record's `notes_conflicts` did.
+pub(crate) fn records_written_since(
+    doc: &mut automerge::AutoCommit,
+    before: &[ChangeHash],
+) -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    let changes = doc.get_changes(before);
+    if changes.iter().map(|c| c.len()).sum::<usize>() > WRITTEN_RECORDS_OPS_MAX {
+        return out;
+    }
+    let mut objs = std::collections::BTreeSet::new();
+    for c in &changes {
+        for op in c.decode().operations {
+            if let automerge::legacy::ObjectId::Id(id) = op.obj {
+                objs.insert(format!("{}@{}", id.0, id.1));
+            }
+        }
+    }
+    for o in objs {
+        let Ok((exid, _)) = doc.import(&o) else {
+            continue;
+        };
+        let Ok(parents) = doc.parents(&exid) else {
+            continue;
+        };
+        let path: Vec<automerge::Prop> = parents.map(|p| p.prop).collect();
+        // Nearest parent first: [..., record key in its container, container in root].
+        if let [
+            ..,
+            automerge::Prop::Map(record),
+            automerge::Prop::Map(container),
+        ] = path.as_slice()
+        {
+            out.insert((container.clone(), record.clone()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
 
     /// Documents written before meetings (no event keys, no flat settings keys) still load:
     /// the layout is built key by key as the v1 writer laid it out, then read by this code.
@@ -1147,7 +1177,6 @@ mod tests {
         write_settings(&mut main, &s, &less).unwrap();
         assert_eq!(read_settings(&main).unwrap(), less);
     }
-    use crate::model::*;
     use proptest::collection::{btree_map, btree_set};
     use proptest::prelude::*;
 
@@ -1276,6 +1305,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// `new_contact_as_read` (the bulk import path indexes from it) is
+        /// exactly `read_contact` after `write_contact` created the record.
+        #[test]
+        fn new_contact_as_read_equals_the_read_back(c in contact()) {
+            let actor = ActorId::random();
+            let mut doc = new_document(DocKind::Main, &actor).unwrap();
+            let obj = write_contact(&mut doc, None, &c).unwrap();
+            let read = read_contact(&doc, &obj, &c.id.to_string()).unwrap();
+            prop_assert_eq!(new_contact_as_read(c).unwrap(), read);
+        }
 
         #[test]
         fn contact_round_trips(a in contact(), b in contact()) {

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kith_core::sync::{RelayConfig, RelayEvent};
-use kith_core::synth::{SynthParams, generate};
 use kith_core::{NewInteraction, ParticipantRef};
 use kith_e2e::{Device, TestRelay};
+use kith_synth::{SynthParams, generate};
 use tokio::sync::{mpsc, watch};
 
 const TIMEOUT_MS: u64 = 600_000;

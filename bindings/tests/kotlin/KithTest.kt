@@ -75,7 +75,7 @@ fun afterTheMeeting(kith: Kith) {
     check(kith.search("coffee", 10u).interactions.single().id == id) { "search" }
     check(kith.listContacts(ContactSort.LAST_INTERACTION, 0u, 10u, false).first().id == ana.id) { "list" }
 
-    val edited = kith.updateInteraction(id, InteractionUpdate(notes = "Edited on the train"))
+    val edited = kith.editInteraction(id, InteractionPatch(notes = "Edited on the train"))
     check(edited.notes == "Edited on the train") { "update" }
     check(kith.deleteInteraction(id).deletedMs != null) { "delete" }
     check(kith.undeleteInteraction(id).deletedMs == null) { "undelete" }

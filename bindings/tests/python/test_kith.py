@@ -18,14 +18,14 @@ from kith_ffi import (
     ContactField,
     ContactPoint,
     ContactSort,
-    ContactUpdate,
+    ContactPatch,
     Direction,
     ExchangeWhat,
     GoalStatus,
-    GoalUpdate,
+    GoalPatch,
     Initiator,
     InteractionKind,
-    InteractionUpdate,
+    InteractionPatch,
     KithError,
     NewContact,
     NewExchange,
@@ -34,7 +34,7 @@ from kith_ffi import (
     NewInteraction,
     NewProject,
     ProjectStatus,
-    ProjectUpdate,
+    ProjectPatch,
     Seniority,
     SyncState,
 )
@@ -137,9 +137,9 @@ def test_contact_add_get_update_archive(kith, ana):
     assert ana.emails == [ContactPoint(value="ana@stmarys.example", label="work")]
     assert kith.get_contact(ana.id) == ana
 
-    updated = kith.update_contact(
+    updated = kith.edit_contact(
         ana.id,
-        ContactUpdate(role="Director of nursing", tags=["mentor"], clear=[ContactField.DISCIPLINE]),
+        ContactPatch(role="Director of nursing", tags=["mentor"], clear=[ContactField.DISCIPLINE]),
     )
     assert updated.role == "Director of nursing"
     assert updated.tags == ["mentor"]
@@ -162,7 +162,7 @@ def test_contact_input_errors(kith, ana):
         kith.add_contact(NewContact(name="Bo", first_met="yesterday"))
     assert invalid_field(e) == "first_met"
     with pytest.raises(KithError.InvalidInput) as e:
-        kith.update_contact(ana.id, ContactUpdate(role="x", clear=[ContactField.ROLE]))
+        kith.edit_contact(ana.id, ContactPatch(role="x", clear=[ContactField.ROLE]))
     assert invalid_field(e) == "role"
     with pytest.raises(KithError.InvalidInput) as e:
         kith.get_contact(BAD_ID)
@@ -171,7 +171,7 @@ def test_contact_input_errors(kith, ana):
         kith.get_contact(MISSING_ID)
     assert e.value.what == "contact" and e.value.id == MISSING_ID
     with pytest.raises(KithError.NotFound):
-        kith.update_contact(MISSING_ID, ContactUpdate(name="x"))
+        kith.edit_contact(MISSING_ID, ContactPatch(name="x"))
     with pytest.raises(KithError.NotFound):
         kith.archive_contact(MISSING_ID)
     # Nothing was written by the failed calls.
@@ -282,8 +282,8 @@ def test_log_get_update_delete_undelete(kith, ana):
         ("Send the audit summary", "2026-01-10", iid)
     ]
 
-    changed = kith.update_interaction(
-        iid, InteractionUpdate(summary="Lunch after the board", notes="Edited", clear_project=True)
+    changed = kith.edit_interaction(
+        iid, InteractionPatch(summary="Lunch after the board", notes="Edited", clear_project=True)
     )
     assert changed.summary == "Lunch after the board" and changed.notes == "Edited"
     assert changed.project is None
@@ -338,10 +338,10 @@ def test_interaction_input_errors(kith, ana):
         with pytest.raises(KithError.InvalidInput):
             call(BAD_ID)
     with pytest.raises(KithError.NotFound):
-        kith.update_interaction(MISSING_ID, InteractionUpdate(summary="x"))
+        kith.edit_interaction(MISSING_ID, InteractionPatch(summary="x"))
     iid = kith.log_interaction(NewInteraction(summary="Met", participant_ids=[ana.id]))
     with pytest.raises(KithError.InvalidInput) as e:
-        kith.update_interaction(iid, InteractionUpdate(project_id=MISSING_ID, clear_project=True))
+        kith.edit_interaction(iid, InteractionPatch(project_id=MISSING_ID, clear_project=True))
     assert invalid_field(e) == "project_id"
     # The store holds exactly the one valid interaction.
     assert [i.id for i in kith.timeline(None, 0, 100, True)] == [iid]
@@ -430,7 +430,7 @@ def test_follow_ups(kith, ana):
 def test_projects(kith):
     p = kith.add_project(NewProject(name="Discharge pathway", description="With social care"))
     assert p.status == ProjectStatus.ACTIVE
-    q = kith.update_project(p.id, ProjectUpdate(status=ProjectStatus.DONE))
+    q = kith.edit_project(p.id, ProjectPatch(status=ProjectStatus.DONE))
     assert q.status == ProjectStatus.DONE and q.description == "With social care"
     assert kith.get_project(p.id) == q
     assert kith.list_projects() == [q]
@@ -439,13 +439,13 @@ def test_projects(kith):
     with pytest.raises(KithError.NotFound):
         kith.get_project(MISSING_ID)
     with pytest.raises(KithError.NotFound):
-        kith.update_project(MISSING_ID, ProjectUpdate(name="x"))
+        kith.edit_project(MISSING_ID, ProjectPatch(name="x"))
 
 
 def test_goals(kith, ana):
     g = kith.add_goal(NewGoal(title="Move into service design", contact_ids=[ana.id]))
     assert g.priority == 2 and g.status == GoalStatus.ACTIVE and g.contacts == [ana.id]
-    h = kith.update_goal(g.id, GoalUpdate(priority=1, status=GoalStatus.ACHIEVED, contact_ids=[]))
+    h = kith.edit_goal(g.id, GoalPatch(priority=1, status=GoalStatus.ACHIEVED, contact_ids=[]))
     assert (h.priority, h.status, h.contacts) == (1, GoalStatus.ACHIEVED, [])
     assert kith.get_goal(g.id) == h
     assert kith.list_goals() == [h]
@@ -460,7 +460,7 @@ def test_goals(kith, ana):
     with pytest.raises(KithError.NotFound):
         kith.get_goal(MISSING_ID)
     with pytest.raises(KithError.InvalidInput) as e:
-        kith.update_goal(g.id, GoalUpdate(priority=0))
+        kith.edit_goal(g.id, GoalPatch(priority=0))
     assert invalid_field(e) == "priority"
 
 
@@ -511,7 +511,7 @@ def test_listener_hears_every_local_write(kith):
     iid = kith.log_interaction(NewInteraction(summary="Met", participant_ids=[c.id]))
     assert rec.changes[-1].interaction_ids == [iid]
     assert rec.changes[-1].contact_ids == [c.id]
-    kith.update_interaction(iid, InteractionUpdate(notes="more"))
+    kith.edit_interaction(iid, InteractionPatch(notes="more"))
     kith.delete_interaction(iid)
     kith.undelete_interaction(iid)
     f = kith.add_follow_up(iid, "Call back", None)
@@ -787,12 +787,8 @@ def test_insights_json_and_html(kith):
 
 
 def fixture(name):
-    """A vCard fixture from ../shared/fixtures/vcard beside some ancestor of the repo."""
-    for base in (REPO, *REPO.parents):
-        path = base / "shared" / "fixtures" / "vcard" / name
-        if path.exists():
-            return path.read_bytes()
-    raise FileNotFoundError(f"fixture {name} not found in any ../shared/fixtures/vcard")
+    """A real-world vCard from the repository's tests/fixtures/vcard."""
+    return (REPO / "tests" / "fixtures" / "vcard" / name).read_bytes()
 
 
 def test_import_vcard_fixture_dry_run_then_real_then_again(kith):

@@ -1,7 +1,7 @@
 //! `kith insights` and `kith report --html FILE`: the shape of the network,
-//! computed by `kith_core::insights` from the index (no document load).
+//! computed by `kith_insights` from the index (no document load).
 
-use kith_core::insights::{
+use kith_insights::{
     Finding, HtmlOptions, InsightsParams, InsightsReport, Severity, compute_all, headlines,
     render_html, render_text,
 };
@@ -24,7 +24,9 @@ pub(crate) fn compute(ctx: &Ctx) -> CliResult<InsightsReport> {
         utc_offset_minutes: offset,
         ..InsightsParams::default()
     };
-    Ok(compute_all(&records.input(now_ms, params)))
+    Ok(compute_all(&kith_insights::InsightsInput::from_records(
+        &records, now_ms, params,
+    )))
 }
 
 fn marker(s: Severity) -> &'static str {

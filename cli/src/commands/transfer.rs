@@ -14,12 +14,13 @@ use kith_core::Store;
 use kith_core::backup::{
     BackupError, BackupParams, StoreBackupError, backup_store, restore_store_with_key_file,
 };
-use kith_core::export::{KithExport, read_json, write_json, write_vcards};
+use kith_core::export::{KithExport, read_json, write_json};
 use kith_core::identity::{FileKeyStore, KeyStore};
 use kith_core::import::{
-    ApplyOptions, ApplyReport, ContactDraft, ImportPlan, LinkedinLimits, MergeTarget, VcardLimits,
-    apply_plan, parse_linkedin_csv, plan_for_store, vcard_drafts,
+    ApplyOptions, ApplyReport, ContactDraft, ImportPlan, MergeTarget, apply_plan, plan_for_store,
 };
+use kith_formats::write_vcards;
+use kith_formats::{LinkedinLimits, VcardLimits, parse_linkedin_csv, vcard_drafts};
 use serde::Serialize;
 
 use super::{Contacts, Ctx, op_error, store_failure};
@@ -345,8 +346,9 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
             "--interactions goes with `kith export csv`",
         ));
     }
-    let export_failure =
-        |e: kith_core::export::ExportError| CliError::Failure(anyhow::Error::new(e));
+    fn export_failure<E: std::error::Error + Send + Sync + 'static>(e: E) -> CliError {
+        CliError::Failure(anyhow::Error::new(e))
+    }
     let contacts = ctx.store.all_contacts().map_err(store_failure)?;
     let mut buf: Vec<u8> = Vec::new();
     let mut records = contacts.len();
@@ -363,7 +365,7 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
             let interactions = ctx.store.all_interactions().map_err(store_failure)?;
             let projects = ctx.store.all_projects().map_err(store_failure)?;
             records = interactions.len();
-            kith_core::export::csv::write_interactions_csv(
+            kith_formats::csv_out::write_interactions_csv(
                 &mut buf,
                 &interactions,
                 &contacts,
@@ -371,7 +373,7 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
             )
             .map_err(export_failure)?;
         }
-        "csv" => kith_core::export::csv::write_contacts_csv(&mut buf, &contacts)
+        "csv" => kith_formats::csv_out::write_contacts_csv(&mut buf, &contacts)
             .map_err(export_failure)?,
         _ => {
             let all = KithExport::new(

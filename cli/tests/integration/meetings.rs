@@ -34,15 +34,16 @@ fn list_log_and_dismiss() {
     let (k, file) = setup();
     let v = k.json(&["meetings", "--ics", &file]);
     let uids: Vec<&str> = v["meetings"].as_array().unwrap().iter().map(|m| m["event"]["key"]["uid"].as_str().unwrap()).collect();
-    assert_eq!(uids, ["weekly-1", "coffee-1"], "{v}");
-    assert_eq!(v["meetings"][0]["suggested_kind"], "call");
-    assert_eq!(v["meetings"][1]["matched"][0]["contact_name"], "Zoë Åberg");
-    assert_eq!(v["meetings"][1]["unmatched"][0]["attendee"]["email"], "kai@example.org");
+    assert_eq!(uids, ["coffee-1", "weekly-1"], "{v}");
+    assert_eq!(v["meetings"][0]["suggested_kind"], "meal");
+    assert_eq!(v["meetings"][1]["suggested_kind"], "call");
+    assert_eq!(v["meetings"][0]["matched"][0]["contact_name"], "Zoë Åberg");
+    assert_eq!(v["meetings"][0]["unmatched"][0]["attendee"]["email"], "kai@example.org");
     let table = k.run(&["meetings", "--ics", &file]).ok().stdout;
     assert!(table.contains("Coffee with Zoë") && table.contains("Kai Berg <kai@example.org>"), "{table}");
 
     let logged = k.json(&["meetings", "--ics", &file, "log", "coffee-1", "--notes", "Pilot agreed", "--create-missing"]);
-    assert_eq!(logged["kind"], "meeting");
+    assert_eq!(logged["kind"], "meal");
     assert_eq!(logged["summary"], "Coffee with Zoë");
     assert_eq!(logged["participants"].as_array().unwrap().len(), 2, "{logged}");
     k.run(&["meetings", "dismiss", "1", "--ics", &file]).ok();

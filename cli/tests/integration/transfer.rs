@@ -4,14 +4,9 @@ use std::path::PathBuf;
 
 use crate::harness::{Kith, run};
 
-/// The shared vCard fixtures (../shared/fixtures/vcard above the repo).
+/// The repository's vCard fixtures (tests/fixtures/vcard, with their licence).
 fn fixtures() -> PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/fixtures/vcard"))
-        .find(|p| p.exists())
-        .expect("../shared/fixtures/vcard above the crate")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/vcard")
 }
 
 const LINKEDIN: &str = "Notes:\n\"When exporting your connection data, you may notice that some of the email addresses are missing.\"\n\nFirst Name,Last Name,URL,Email Address,Company,Position,Connected On\nZoë,Åberg,https://www.linkedin.com/in/zoe-aberg,zoe@stmarys.org,St Mary's,Chief Pharmacist,07 Dec 2025\nBruno,Lima,https://www.linkedin.com/in/bruno-lima,,Royal Free,Finance Lead,01 Feb 2024\n";

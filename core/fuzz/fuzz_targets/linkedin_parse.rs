@@ -1,7 +1,7 @@
 //! Fuzzes the LinkedIn Connections.csv parser: no panic, caps kept.
 #![no_main]
 
-use kith_core::import::linkedin::{LinkedinLimits, parse_linkedin_csv};
+use kith_formats::linkedin::{LinkedinLimits, parse_linkedin_csv};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! Run from core/: `cargo +nightly fuzz run vcard_parse`.
 #![no_main]
 
-use kith_core::import::vcard::PhotoSource;
-use kith_core::import::{VcardLimits, parse_vcards, vcard_drafts};
+use kith_formats::vcard::PhotoSource;
+use kith_formats::{VcardLimits, parse_vcards, vcard_drafts};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -89,7 +89,7 @@ impl FromStr for DocId {
 
 /// A document in memory plus what the store already holds of it.
 #[derive(Debug)]
-pub struct LoadedDoc {
+pub(crate) struct LoadedDoc {
     pub doc: AutoCommit,
     /// Heads covered by the chunks in the store: the next chunk is
     /// `doc.save_after(&saved_heads)`.

@@ -1,167 +1,21 @@
-//! Import: external contact files in, [`ContactDraft`]s and an [`ImportPlan`] out.
+//! Import: external contact files in, an [`ImportPlan`] out, and the plan
+//! applied to the store.
 //!
-//! Data flow: a source parser turns bytes into source records ([`vcard`]
-//! gives `ParsedCard`s, [`linkedin`] gives rows), a mapping turns each record
-//! into a [`ContactDraft`] (the fields of a new contact plus its import keys),
-//! and [`plan::plan_import`] compares the drafts with the existing contacts:
-//! what to create, what was already imported (same import key, so re-importing
-//! a file creates nothing), and what looks like someone already there (same
-//! email, phone or normalised name, or like an earlier record of the same
-//! input: reported with a suggested merge target, never silently doubled). Everything up to the plan is pure; [`apply`]
-//! writes a plan to the store.
+//! Data flow: a source parser in kith-formats turns bytes into source records
+//! and maps each to a [`ContactDraft`] (kith-model: the fields of a new contact
+//! plus its import keys); [`plan::plan_import`] compares the drafts with the
+//! existing contacts: what to create, what was already imported (same import
+//! key, so re-importing a file creates nothing), and what looks like someone
+//! already there (same email, phone or normalised name, or like an earlier
+//! record of the same input: reported with a suggested merge target, never
+//! silently doubled). Everything up to the plan is pure; [`apply`] writes a
+//! plan to the store.
 
 pub mod apply;
-pub mod linkedin;
-pub mod phone;
 pub mod plan;
-pub mod vcard;
-pub mod vcard_map;
-
-use std::collections::BTreeSet;
-
-use chrono::NaiveDate;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use crate::ids::ContactId;
-use crate::index::text::normalise_name;
-use crate::model::{Contact, ContactPoint, PartialDate, Seniority, TimestampMs};
 
 pub use apply::{ApplyOptions, ApplyReport, apply_plan, plan_for_store};
-pub use linkedin::{LinkedinError, LinkedinImport, LinkedinLimits, RowError, parse_linkedin_csv};
+pub use kith_model::draft::{ContactDraft, inside_org_suggestion};
 pub use plan::{
     AlreadyImported, ImportPlan, LikelyDuplicate, MergeTarget, RepeatedInInput, plan_import,
 };
-pub use vcard::{
-    CardError, CardErrorKind, ParsedCard, VcardFileError, VcardImport, VcardLimits, parse_vcards,
-    parse_vcards_streaming,
-};
-pub use vcard_map::{DraftBatch, map_card, vcard_drafts};
-
-/// The fields of a contact to create from an external record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ContactDraft {
-    /// Display name; never empty.
-    pub name: String,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub organisation: Option<String>,
-    pub role: Option<String>,
-    /// Suggested inside/outside my organisation (from settings.my_organisation).
-    pub inside_org: Option<bool>,
-    pub emails: Vec<ContactPoint>,
-    pub phones: Vec<ContactPoint>,
-    pub urls: BTreeSet<String>,
-    pub notes: String,
-    pub tags: BTreeSet<String>,
-    pub birthday: Option<PartialDate>,
-    pub first_met: Option<NaiveDate>,
-    /// `vcard-uid:...`, `vcard-hash:...`, `linkedin:...`: matched on re-import.
-    pub import_keys: BTreeSet<String>,
-    /// Line of the source record (BEGIN:VCARD, or the CSV row), for messages.
-    pub source_line: usize,
-}
-
-impl ContactDraft {
-    /// A new contact with these fields.
-    pub fn into_contact(self, id: ContactId, now_ms: TimestampMs) -> Contact {
-        Contact {
-            id,
-            name: self.name,
-            given_name: self.given_name,
-            family_name: self.family_name,
-            organisation: self.organisation,
-            role: self.role,
-            discipline: None,
-            seniority: Seniority::Unknown,
-            inside_org: self.inside_org,
-            circles: BTreeSet::new(),
-            tags: self.tags,
-            emails: self.emails,
-            phones: self.phones,
-            urls: self.urls,
-            how_we_met: None,
-            first_met: self.first_met,
-            birthday: self.birthday,
-            notes: self.notes,
-            cadence_days: None,
-            created_ms: now_ms,
-            updated_ms: now_ms,
-            archived: false,
-            merged_into: None,
-            import_keys: self.import_keys,
-        }
-    }
-
-    /// Hex SHA-256 of the normalised content fields (not the import keys nor
-    /// the line): the same person exported twice by the same tool hashes equal.
-    pub fn content_hash(&self) -> String {
-        #[derive(Serialize)]
-        struct Canonical<'a> {
-            name: String,
-            given: Option<String>,
-            family: Option<String>,
-            organisation: Option<String>,
-            role: Option<&'a str>,
-            emails: BTreeSet<(String, &'a str)>,
-            phones: BTreeSet<(String, &'a str)>,
-            urls: &'a BTreeSet<String>,
-            notes: &'a str,
-            tags: &'a BTreeSet<String>,
-            birthday: Option<PartialDate>,
-            first_met: Option<NaiveDate>,
-        }
-        let c = Canonical {
-            name: normalise_name(&self.name),
-            given: self.given_name.as_deref().map(normalise_name),
-            family: self.family_name.as_deref().map(normalise_name),
-            organisation: self.organisation.as_deref().map(normalise_name),
-            role: self.role.as_deref(),
-            emails: self
-                .emails
-                .iter()
-                .map(|e| (e.value.trim().to_lowercase(), e.label.as_str()))
-                .collect(),
-            phones: self
-                .phones
-                .iter()
-                .map(|p| {
-                    let digits: String = p
-                        .value
-                        .chars()
-                        .filter(char::is_ascii_alphanumeric)
-                        .collect();
-                    (digits, p.label.as_str())
-                })
-                .collect(),
-            urls: &self.urls,
-            notes: self.notes.trim(),
-            tags: &self.tags,
-            birthday: self.birthday,
-            first_met: self.first_met,
-        };
-        // Serialising plain strings, options and sets cannot fail; an empty
-        // fallback would still be deterministic.
-        let bytes = serde_json::to_vec(&c).unwrap_or_default();
-        data_encoding::HEXLOWER.encode(&Sha256::digest(&bytes))
-    }
-}
-
-/// Trims and turns an empty string into `None`.
-pub(crate) fn non_empty(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_string())
-}
-
-/// Whether `organisation` is my organisation (`None` when either is unknown).
-pub fn inside_org_suggestion(
-    organisation: Option<&str>,
-    my_organisation: Option<&str>,
-) -> Option<bool> {
-    let mine = normalise_name(my_organisation?);
-    let theirs = normalise_name(organisation?);
-    if mine.is_empty() || theirs.is_empty() {
-        return None;
-    }
-    Some(mine == theirs)
-}

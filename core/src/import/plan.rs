@@ -30,9 +30,9 @@ use crate::ids::ContactId;
 use crate::model::{Contact, ContactPoint};
 
 use super::ContactDraft;
-use super::phone::default_calling_code;
 use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN, phone_match_digits};
 use crate::index::text::{normalise_email, normalise_name, phone_digits};
+use kith_model::phone::default_calling_code;
 
 /// Longest `merged_into` chain followed (merges of merges); longer is a loop.
 const MERGE_CHAIN_HOPS_MAX: usize = 32;

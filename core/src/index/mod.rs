@@ -11,7 +11,7 @@
 //! Records are stored postcard-serialised; ids are `u128` keys (ULIDs sort by
 //! time, so id order is creation order).
 
-pub mod text;
+pub(crate) use kith_model::text;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -749,7 +749,9 @@ fn record_tokens(txn: &ReadTransaction, kind: u8, id: u128) -> R<BTreeSet<String
 }
 
 /// Every index table as readable rows, for comparing two indexes (tests, reindex checks).
-pub fn dump(txn: &ReadTransaction) -> Result<BTreeMap<&'static str, Vec<String>>, StoreError> {
+pub(crate) fn dump(
+    txn: &ReadTransaction,
+) -> Result<BTreeMap<&'static str, Vec<String>>, StoreError> {
     fn rows<K: redb::Key + 'static, V: redb::Value + 'static>(
         txn: &ReadTransaction,
         def: TableDefinition<'_, K, V>,

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::doc::{DocId, LoadedDoc};
-use crate::error::{OpError, OpenError, StoreError};
+use crate::error::{OpError, StoreError};
 use crate::index;
 use crate::schema;
 
@@ -399,7 +399,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Reads only metadata: documents
     /// load when first needed. The file is opened read-only until the first
     /// write, so a damaged file is never written to.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Store, OpenError> {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
         Store::open_waiting(dir, 0)
     }
 
@@ -407,7 +407,7 @@ impl Store {
     /// retries for up to `lock_wait_ms` before failing with
     /// `StoreError::Locked`. The wait also applies to every later reopen
     /// (after [`Store::park`]) and upgrade to writing.
-    pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, OpenError> {
+    pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
@@ -641,7 +641,7 @@ impl Store {
                         .merge(&mut l.doc)
                         .map_err(|source| StoreError::Automerge {
                             doc: id.to_string(),
-                            source: Box::new(source),
+                            source: crate::error::BackendError::new(source),
                         })?;
                     self.docs.insert(id, fresh);
                 } else {

@@ -217,7 +217,7 @@ impl Store {
                     .load_incremental(&save)
                     .map_err(|source| StoreError::Automerge {
                         doc: name.clone(),
-                        source: Box::new(source),
+                        source: crate::error::BackendError::new(source),
                     })?;
                 out.merged.push(id);
             }
@@ -395,7 +395,7 @@ impl Store {
             .apply_changes(changes)
             .map_err(|source| StoreError::Automerge {
                 doc: doc.to_string(),
-                source: Box::new(source),
+                source: crate::error::BackendError::new(source),
             })?;
         self.commit_merged(doc, before, extra)
     }
@@ -444,7 +444,7 @@ impl Store {
         };
         let patches = l.doc.diff(&before, &after);
         let mut touched = schema::touched_by(&patches);
-        for (container, key) in written_records(&mut l.doc, &before) {
+        for (container, key) in schema::records_written_since(&mut l.doc, &before) {
             match container.as_str() {
                 schema::CONTACTS => {
                     touched.contacts.insert(key);
@@ -601,54 +601,6 @@ impl Store {
         self.remote_log.record(&out);
         Ok(out)
     }
-}
-
-/// Most operations in the merged changes for which [`written_records`]
-/// decodes them; larger merges are bulk transfers that create their records
-/// (which the patches report).
-const WRITTEN_RECORDS_OPS_MAX: usize = 50_000;
-
-/// (root container, record key) of every record whose objects the changes
-/// merged since `before` wrote to. Patches miss a merge that only adds a
-/// losing concurrent value (a third device's conflicting notes): nothing
-/// visible changed, yet the record's `notes_conflicts` did.
-fn written_records(
-    doc: &mut automerge::AutoCommit,
-    before: &[ChangeHash],
-) -> std::collections::BTreeSet<(String, String)> {
-    use automerge::ReadDoc;
-    let mut out = std::collections::BTreeSet::new();
-    let changes = doc.get_changes(before);
-    if changes.iter().map(|c| c.len()).sum::<usize>() > WRITTEN_RECORDS_OPS_MAX {
-        return out;
-    }
-    let mut objs = std::collections::BTreeSet::new();
-    for c in &changes {
-        for op in c.decode().operations {
-            if let automerge::legacy::ObjectId::Id(id) = op.obj {
-                objs.insert(format!("{}@{}", id.0, id.1));
-            }
-        }
-    }
-    for o in objs {
-        let Ok((exid, _)) = doc.import(&o) else {
-            continue;
-        };
-        let Ok(parents) = doc.parents(&exid) else {
-            continue;
-        };
-        let path: Vec<automerge::Prop> = parents.map(|p| p.prop).collect();
-        // Nearest parent first: [..., record key in its container, container in root].
-        if let [
-            ..,
-            automerge::Prop::Map(record),
-            automerge::Prop::Map(container),
-        ] = path.as_slice()
-        {
-            out.insert((container.clone(), record.clone()));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

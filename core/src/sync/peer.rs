@@ -650,7 +650,7 @@ impl PeerSync {
                     .receive_sync_message(state, msg)
                     .map_err(|e| StoreError::Automerge {
                         doc: name.clone(),
-                        source: Box::new(e),
+                        source: crate::error::BackendError::new(e),
                     })
             },
             |txn| touch_peer(txn, &peer, now),

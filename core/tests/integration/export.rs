@@ -1,15 +1,15 @@
 //! Export: vCard 4.0 round trip through the importer, JSON lossless and
 //! versioned, CSV readable by a CSV reader.
 
-use kith_core::export::csv::{
+use kith_core::export::{EXPORT_VERSION, JsonReadError, KithExport, read_json, write_json};
+use kith_core::import::plan_import;
+use kith_core::model::{Contact, Settings};
+use kith_formats::csv_out::{
     CONTACT_COLUMNS, INTERACTION_COLUMNS, write_contacts_csv, write_interactions_csv,
 };
-use kith_core::export::vcard::LINE_OCTETS_MAX;
-use kith_core::export::{
-    EXPORT_VERSION, JsonReadError, KithExport, read_json, write_json, write_vcards,
-};
-use kith_core::import::{VcardLimits, plan_import, vcard_drafts};
-use kith_core::model::{Contact, Settings};
+use kith_formats::vcard_out::LINE_OCTETS_MAX;
+use kith_formats::write_vcards;
+use kith_formats::{VcardLimits, vcard_drafts};
 use proptest::collection::vec;
 use proptest::prelude::*;
 

@@ -1,10 +1,11 @@
 //! Import planning against existing contacts: idempotent re-import, likely
 //! duplicates with a suggested merge target, LinkedIn exports.
 
-use kith_core::import::linkedin::{LinkedinError, LinkedinLimits, parse_linkedin_csv};
-use kith_core::import::{ContactDraft, MergeTarget, VcardLimits, plan_import, vcard_drafts};
+use kith_core::import::{ContactDraft, MergeTarget, plan_import};
 use kith_core::model::{Contact, ContactPoint};
 use kith_core::{ContactId, DuplicateReason};
+use kith_formats::linkedin::{LinkedinError, LinkedinLimits, parse_linkedin_csv};
+use kith_formats::{VcardLimits, vcard_drafts};
 
 use crate::import_vcard::fixture;
 

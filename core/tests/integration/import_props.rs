@@ -1,8 +1,8 @@
 //! Property tests: the vCard parser never panics and stays within its caps on
 //! arbitrary bytes and on vCard-shaped noise.
 
-use kith_core::import::vcard::PhotoSource;
-use kith_core::import::{VcardFileError, VcardLimits, parse_vcards, vcard_drafts};
+use kith_formats::vcard::PhotoSource;
+use kith_formats::{VcardFileError, VcardLimits, parse_vcards, vcard_drafts};
 use proptest::prelude::*;
 
 fn small_limits() -> VcardLimits {
@@ -164,11 +164,11 @@ proptest! {
                 let mut dropped = parsed.errors_dropped;
                 let mut drafts = Vec::new();
                 for card in &parsed.cards {
-                    match kith_core::import::map_card(card, Some("Acme")) {
+                    match kith_formats::map_card(card, Some("Acme")) {
                         Some(d) => drafts.push(d),
-                        None if errors.len() < limits.errors_max => errors.push(kith_core::import::CardError {
+                        None if errors.len() < limits.errors_max => errors.push(kith_formats::CardError {
                             line: card.line,
-                            kind: kith_core::import::CardErrorKind::EmptyCard,
+                            kind: kith_formats::CardErrorKind::EmptyCard,
                             message: format!(
                                 "the card at line {} has no name, organisation, email or phone; skipped",
                                 card.line
@@ -194,7 +194,7 @@ proptest! {
             "[A-Za-z0-9+/= \r\n\t]{0,64}".prop_map(String::into_bytes),
         ]
     ) {
-        use kith_core::import::vcard::{base64_decode_lenient, base64_decoded_len_lenient};
+        use kith_formats::vcard::{base64_decode_lenient, base64_decoded_len_lenient};
         match (base64_decode_lenient(&raw), base64_decoded_len_lenient(&raw)) {
             (Ok(d), Ok(n)) => prop_assert_eq!(d.len(), n),
             (Err(_), Err(_)) => {}

@@ -4,21 +4,16 @@
 
 use std::collections::BTreeSet;
 
-use kith_core::import::vcard::PhotoSource;
-use kith_core::import::{ContactDraft, VcardLimits, parse_vcards, vcard_drafts};
+use kith_core::import::ContactDraft;
 use kith_core::model::{ContactPoint, PartialDate};
+use kith_formats::vcard::PhotoSource;
+use kith_formats::{VcardLimits, parse_vcards, vcard_drafts};
 
-/// The shared fixtures sit in `../shared/` next to the repository root; from a
-/// git worktree nested one level deeper, the nearest ancestor holding them wins.
+/// The repository's real-world vCards (tests/fixtures/vcard, with their licence).
 pub(crate) fn fixture(name: &str) -> Vec<u8> {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = manifest
-        .ancestors()
-        .map(|a| a.join("shared/fixtures/vcard").join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!("fixture {name} not found in any ../shared/fixtures/vcard above the crate")
-        });
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/vcard")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -3,10 +3,10 @@
 //! the same report as the full records (synthetic network, and after any
 //! sequence of operations).
 
-use kith_core::insights::{InsightsParams, compute_all};
 use kith_core::model::Interaction;
-use kith_core::synth::{SynthParams, generate};
 use kith_core::{InsightsRecords, Store};
+use kith_insights::{InsightsParams, compute_all};
+use kith_synth::{SynthParams, generate};
 use proptest::prelude::*;
 
 use crate::reindex::{op, run};
@@ -41,8 +41,12 @@ fn check(dir: &std::path::Path, now_ms: i64) -> Result<(), TestCaseError> {
     );
     let params = InsightsParams::default();
     prop_assert_eq!(
-        compute_all(&lean.input(now_ms, params)),
-        compute_all(&full.input(now_ms, params))
+        compute_all(&kith_insights::InsightsInput::from_records(
+            &lean, now_ms, params
+        )),
+        compute_all(&kith_insights::InsightsInput::from_records(
+            &full, now_ms, params
+        ))
     );
     Ok(())
 }

@@ -12,12 +12,11 @@ use kith_core::backup::{
 };
 use kith_core::export::{KithExport, read_json, write_json};
 use kith_core::identity::{FileKeyStore, KeyStore};
-use kith_core::import::{
-    ApplyOptions, MergeTarget, VcardLimits, apply_plan, plan_for_store, vcard_drafts,
-};
+use kith_core::import::{ApplyOptions, MergeTarget, apply_plan, plan_for_store};
 use kith_core::model::{Circle, GoalStatus, ProjectStatus, Settings};
 use kith_core::sync::DeviceIdentity;
 use kith_core::{NewContact, NewGoal, NewInteraction, NewProject, ParticipantRef, Store};
+use kith_formats::{VcardLimits, vcard_drafts};
 
 use crate::import_vcard::fixture;
 

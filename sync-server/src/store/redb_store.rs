@@ -54,15 +54,19 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// redb failed to open or initialise the file.
+    /// The database file could not be opened or initialised.
     #[error("cannot open relay database: {0}")]
-    Redb(#[from] redb::Error),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The file was written by a newer relay.
     #[error("relay database schema {found} is newer than supported {SCHEMA_VERSION}")]
     NewerSchema {
         /// The schema found.
         found: u64,
     },
+}
+
+fn db_open<E: Into<redb::Error>>(e: E) -> OpenError {
+    OpenError::Database(Box::new(e.into()))
 }
 
 fn backend<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
@@ -92,34 +96,30 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let db = Database::create(path).map_err(redb::Error::from)?;
-        let txn = db.begin_write().map_err(redb::Error::from)?;
+        let db = Database::create(path).map_err(db_open)?;
+        let txn = db.begin_write().map_err(db_open)?;
         {
-            let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
-            let found = meta
-                .get("schema")
-                .map_err(redb::Error::from)?
-                .map(|g| g.value());
+            let mut meta = txn.open_table(META).map_err(db_open)?;
+            let found = meta.get("schema").map_err(db_open)?.map(|g| g.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
                 Some(_) => {}
                 None => {
-                    meta.insert("schema", SCHEMA_VERSION)
-                        .map_err(redb::Error::from)?;
+                    meta.insert("schema", SCHEMA_VERSION).map_err(db_open)?;
                 }
             }
-            txn.open_table(ENTRIES).map_err(redb::Error::from)?;
-            txn.open_table(HEADS).map_err(redb::Error::from)?;
-            txn.open_table(ACCOUNTS).map_err(redb::Error::from)?;
-            txn.open_table(DEVICES).map_err(redb::Error::from)?;
-            txn.open_table(REVOKED).map_err(redb::Error::from)?;
-            txn.open_table(SNAPSHOTS).map_err(redb::Error::from)?;
-            txn.open_table(MAILBOX).map_err(redb::Error::from)?;
-            txn.open_table(TOKENS).map_err(redb::Error::from)?;
-            txn.open_table(UPLOADS).map_err(redb::Error::from)?;
-            txn.open_table(PARTS).map_err(redb::Error::from)?;
+            txn.open_table(ENTRIES).map_err(db_open)?;
+            txn.open_table(HEADS).map_err(db_open)?;
+            txn.open_table(ACCOUNTS).map_err(db_open)?;
+            txn.open_table(DEVICES).map_err(db_open)?;
+            txn.open_table(REVOKED).map_err(db_open)?;
+            txn.open_table(SNAPSHOTS).map_err(db_open)?;
+            txn.open_table(MAILBOX).map_err(db_open)?;
+            txn.open_table(TOKENS).map_err(db_open)?;
+            txn.open_table(UPLOADS).map_err(db_open)?;
+            txn.open_table(PARTS).map_err(db_open)?;
         }
-        txn.commit().map_err(redb::Error::from)?;
+        txn.commit().map_err(db_open)?;
         Ok(Self { db })
     }
 

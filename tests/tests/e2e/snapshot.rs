@@ -3,8 +3,8 @@
 //! bootstraps from it with progress reported.
 
 use kith_core::sync::{RelayConfig, RelayEvent, Transfer};
-use kith_core::synth::{SynthParams, generate};
 use kith_e2e::{Device, TestRelay};
+use kith_synth::{SynthParams, generate};
 use rand::{Rng, SeedableRng};
 
 use crate::common::{TIMEOUT_MS, assert_same, rt};

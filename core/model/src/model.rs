@@ -1,0 +1,412 @@
+//! The domain model: typed records for everything a user's network holds.
+//!
+//! These are the plain Rust values the rest of Kith works with (queries,
+//! insights, import/export, the bindings). They are *materialised views* of the
+//! Automerge document: the mapping between these structs and the document lives
+//! in [`crate::schema`], and nowhere else. The store's index tables hold
+//! serialised copies of these records, so queries never walk the document.
+//!
+//! Times are UTC milliseconds since the Unix epoch (`*_ms`); an interaction also
+//! keeps the local UTC offset it was logged in, so "09:00 in Lisbon" stays 09:00.
+//! Dates without time (due dates, birthdays) are calendar dates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ContactId, ExchangeId, FollowUpId, GoalId, InteractionId, ProjectId};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type TimestampMs = i64;
+
+/// Error returned when a string does not name a value of one of the model's enums.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{given}' (expected one of: {expected})")]
+pub struct UnknownVariant {
+    /// Which vocabulary was being parsed ("kind", "circle", ...).
+    pub what: &'static str,
+    /// The input that did not match.
+    pub given: String,
+    /// The accepted spellings, comma separated.
+    pub expected: &'static str,
+}
+
+/// Declares a closed vocabulary: a fieldless enum with stable snake_case names
+/// used in the document, in JSON, on the command line and across the FFI.
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal, { $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[ $( $name::$variant ),+ ];
+
+            /// The stable name used in the document, JSON and the CLI.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text ),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let norm = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+                match norm.as_str() {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(UnknownVariant {
+                        what: $what,
+                        given: s.to_string(),
+                        expected: concat!($( $text, " " ),+),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+vocabulary!(
+    /// The three forms of networking (Ibarra & Hunter): a contact may be in several.
+    Circle, "circle", {
+        /// People needed for the current role, inside the organisation.
+        Operational => "operational",
+        /// Peers outside the organisation: clubs, professional groups, alumni.
+        Personal => "personal",
+        /// People who bring information, support and resources toward goals.
+        Strategic => "strategic",
+    }
+);
+
+vocabulary!(
+    /// Seniority of a contact relative to me.
+    Seniority, "seniority", {
+        Senior => "senior",
+        Peer => "peer",
+        Junior => "junior",
+        Unknown => "unknown",
+    }
+);
+
+vocabulary!(
+    /// What kind of interaction took place.
+    InteractionKind, "kind", {
+        Meeting => "meeting",
+        Call => "call",
+        Message => "message",
+        Email => "email",
+        Event => "event",
+        Meal => "meal",
+        /// Doing things together: work on a shared project or activity.
+        ProjectWork => "project_work",
+        Other => "other",
+    }
+);
+
+vocabulary!(
+    /// Who started an interaction.
+    Initiator, "initiator", {
+        Me => "me",
+        Them => "them",
+        Mutual => "mutual",
+        Unknown => "unknown",
+    }
+);
+
+vocabulary!(
+    /// What a network supplies (the article's five functions).
+    ExchangeWhat, "exchange", {
+        Support => "support",
+        Feedback => "feedback",
+        Insight => "insight",
+        Resources => "resources",
+        Information => "information",
+    }
+);
+
+vocabulary!(
+    /// Direction of an exchange, from my point of view.
+    Direction, "direction", {
+        Gave => "gave",
+        Received => "received",
+    }
+);
+
+vocabulary!(
+    /// Lifecycle of a project.
+    ProjectStatus, "project status", {
+        Active => "active",
+        Paused => "paused",
+        Done => "done",
+    }
+);
+
+vocabulary!(
+    /// Lifecycle of a goal.
+    GoalStatus, "goal status", {
+        Active => "active",
+        Achieved => "achieved",
+        Dropped => "dropped",
+    }
+);
+
+/// An email address or phone number with an optional label ("work", "mobile").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ContactPoint {
+    /// The address or number as the user gave it.
+    pub value: String,
+    /// Free-form label; empty when none.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// A calendar date whose year may be unknown (vCard `--MMDD`, Apple's 1604).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PartialDate {
+    /// The year, when known.
+    pub year: Option<i32>,
+    /// 1 to 12.
+    pub month: u8,
+    /// 1 to 31.
+    pub day: u8,
+}
+
+/// A person in my network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    /// Display name; never empty.
+    pub name: String,
+    /// Given and family name when known separately (vCard N), for export.
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+    pub organisation: Option<String>,
+    pub role: Option<String>,
+    pub discipline: Option<String>,
+    pub seniority: Seniority,
+    /// Inside my organisation? `None` when not known.
+    pub inside_org: Option<bool>,
+    pub circles: BTreeSet<Circle>,
+    pub tags: BTreeSet<String>,
+    pub emails: Vec<ContactPoint>,
+    pub phones: Vec<ContactPoint>,
+    #[serde(default)]
+    pub urls: BTreeSet<String>,
+    pub how_we_met: Option<String>,
+    /// The day we first met (LinkedIn's "Connected On" lands here).
+    #[serde(default)]
+    pub first_met: Option<NaiveDate>,
+    #[serde(default)]
+    pub birthday: Option<PartialDate>,
+    /// Long-lived notes; collaborative Text in the document.
+    pub notes: String,
+    /// Keep-in-touch cadence in days; `None` falls back to the circle default.
+    pub cadence_days: Option<u32>,
+    pub created_ms: TimestampMs,
+    pub updated_ms: TimestampMs,
+    pub archived: bool,
+    /// Set when this contact was merged into another (de-duplication).
+    pub merged_into: Option<ContactId>,
+    /// Keys of the external records this contact was imported from
+    /// (`vcard-uid:...`, `vcard-hash:...`, `linkedin:...`), for idempotent re-import.
+    #[serde(default)]
+    pub import_keys: BTreeSet<String>,
+}
+
+/// One exchange within an interaction: what flowed, which way, with whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub id: ExchangeId,
+    pub what: ExchangeWhat,
+    pub direction: Direction,
+    /// The participant it flowed with; `None` means "all participants".
+    pub with: Option<ContactId>,
+}
+
+/// Something to do after an interaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub id: FollowUpId,
+    pub text: String,
+    pub due: Option<NaiveDate>,
+    pub done_ms: Option<TimestampMs>,
+}
+
+/// One logged interaction with one or more contacts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub id: InteractionId,
+    /// When it happened (UTC).
+    pub at_ms: TimestampMs,
+    /// The local UTC offset, in minutes, where it happened.
+    pub offset_minutes: i16,
+    pub kind: InteractionKind,
+    pub initiator: Initiator,
+    pub participants: BTreeSet<ContactId>,
+    /// One line; never empty.
+    pub summary: String,
+    /// Plain string notes (see docs/SCHEMA.md for why not Text).
+    pub notes: String,
+    /// Other values of `notes` written concurrently on other devices; non-empty
+    /// means a conflict the user should resolve (writing `notes` resolves it).
+    #[serde(default)]
+    pub notes_conflicts: Vec<String>,
+    pub project: Option<ProjectId>,
+    pub exchanges: Vec<Exchange>,
+    pub follow_ups: BTreeMap<FollowUpId, FollowUp>,
+    pub created_ms: TimestampMs,
+    pub updated_ms: TimestampMs,
+    /// Tombstone: set when deleted; clearing it undeletes.
+    pub deleted_ms: Option<TimestampMs>,
+    /// The calendar event this interaction logs (see docs/MEETINGS.md): no device suggests it
+    /// again. Last field: the index's postcard layout (and its lean reader) must follow.
+    #[serde(default)]
+    pub event: Option<EventRef>,
+}
+
+/// A calendar event (one occurrence of a recurring one) as a logged or dismissed meeting
+/// remembers it: where it comes from, its UID and its recurrence id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventRef {
+    pub source: String,
+    pub uid: String,
+    pub recurrence_id: Option<String>,
+}
+
+/// A shared project or activity: relationships grow by doing things together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub status: ProjectStatus,
+    pub created_ms: TimestampMs,
+    pub updated_ms: TimestampMs,
+}
+
+/// A goal that strategic networking works toward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goal {
+    pub id: GoalId,
+    pub title: String,
+    /// 1 (highest) to 3.
+    pub priority: u8,
+    pub status: GoalStatus,
+    pub contacts: BTreeSet<ContactId>,
+    pub created_ms: TimestampMs,
+    pub updated_ms: TimestampMs,
+}
+
+/// Per-user settings that shape defaults and insights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// My organisation, to suggest inside/outside for new contacts.
+    pub my_organisation: Option<String>,
+    /// My discipline, for the discipline reach (E-I) index.
+    pub my_discipline: Option<String>,
+    /// Default keep-in-touch cadence per circle, in days.
+    pub cadence_days: BTreeMap<Circle, u32>,
+    /// Target share of effort in the strategic circle (0..=1); `None` = not set.
+    pub strategic_target: Option<f64>,
+    /// How many of the strongest ties form "the core" in insights.
+    pub core_size: u32,
+    /// My own e-mail addresses: calendar attendees with them are me (docs/MEETINGS.md).
+    #[serde(default)]
+    pub my_emails: BTreeSet<String>,
+    /// Calendar events I chose not to log, with when I dismissed them.
+    #[serde(default)]
+    pub dismissed_events: BTreeMap<EventRef, TimestampMs>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            my_organisation: None,
+            my_discipline: None,
+            cadence_days: BTreeMap::from([
+                (Circle::Operational, 30),
+                (Circle::Personal, 90),
+                (Circle::Strategic, 60),
+            ]),
+            strategic_target: None,
+            core_size: 15,
+            my_emails: BTreeSet::new(),
+            dismissed_events: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The cadence that applies to a contact: its own, else the shortest default
+    /// of its circles, else `None` (not tracked).
+    pub fn cadence_for(&self, contact: &Contact) -> Option<u32> {
+        contact.cadence_days.or_else(|| {
+            contact
+                .circles
+                .iter()
+                .filter_map(|c| self.cadence_days.get(c).copied())
+                .min()
+        })
+    }
+}
+
+impl Interaction {
+    /// Whether the interaction is deleted (tombstoned).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_ms.is_some()
+    }
+}
+
+/// The records insights are computed from (kith-core's
+/// `Store::insights_records` reads them; interactions come without their
+/// notes); kith-insights borrows them through `InsightsInput::from_records`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InsightsRecords {
+    /// Every contact, archived and merged ones included.
+    pub contacts: Vec<Contact>,
+    /// Every interaction, deleted ones included, notes left empty.
+    pub interactions: Vec<Interaction>,
+    /// Every goal.
+    pub goals: Vec<Goal>,
+    /// The network's settings.
+    pub settings: Settings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_round_trips_and_rejects_unknown() {
+        for k in InteractionKind::ALL {
+            assert_eq!(k.as_str().parse::<InteractionKind>().unwrap(), *k);
+        }
+        assert_eq!(
+            "Project-Work".parse::<InteractionKind>().unwrap(),
+            InteractionKind::ProjectWork
+        );
+        let err = "lunch".parse::<InteractionKind>().unwrap_err();
+        assert!(err.to_string().contains("unknown kind 'lunch'"), "{err}");
+        assert_eq!(
+            serde_json::to_string(&Circle::Strategic).unwrap(),
+            "\"strategic\""
+        );
+    }
+}
