@@ -67,7 +67,7 @@ fun meetings(kith: Kith): Int {
     } catch (e: KithException.Conflict) { n++ }
 
     val next = kith.nextMeetingEnd(events, NOW)
-    ok(next?.event?.uid == "later" && next.endMs == NOW + 2 * HOUR && next.people == listOf("Zoë Hart")) { "next $next" }
+    ok(next != null && next.event.uid == "later" && next.endMs == NOW + 2 * HOUR && next.people == listOf("Zoë Hart")) { "next $next" }
     val share = kith.meetingLogShare(events, NOW)
     ok(share.meetings == 2u && share.logged == 1u && share.dismissed == 1u) { "share $share" }
 
