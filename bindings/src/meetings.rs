@@ -152,7 +152,10 @@ pub struct MeetingShare {
 
 fn text(field: &str, s: &str, max: usize) -> KithResult<()> {
     if s.len() > max {
-        return Err(KithError::invalid(field, format!("longer than {max} bytes")));
+        return Err(KithError::invalid(
+            field,
+            format!("longer than {max} bytes"),
+        ));
     }
     Ok(())
 }
@@ -203,7 +206,15 @@ impl CalendarEvent {
         if let Some(r) = &self.recurrence_id {
             text("event.recurrence_id", r, EVENT_ID_BYTES_MAX)?;
         }
-        for s in [Some(&self.title), self.location.as_ref(), self.description.as_ref(), self.url.as_ref()].into_iter().flatten() {
+        for s in [
+            Some(&self.title),
+            self.location.as_ref(),
+            self.description.as_ref(),
+            self.url.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             text("event", s, EVENT_TEXT_BYTES_MAX)?;
         }
         if self.end_ms < self.start_ms {
@@ -213,7 +224,11 @@ impl CalendarEvent {
             return Err(KithError::invalid("event.attendees", "more than 10000"));
         }
         Ok(m::CalendarEvent {
-            key: m::EventKey { source: self.source, uid: self.uid, recurrence_id: self.recurrence_id },
+            key: m::EventKey {
+                source: self.source,
+                uid: self.uid,
+                recurrence_id: self.recurrence_id,
+            },
             title: self.title,
             start_ms: self.start_ms,
             end_ms: self.end_ms,
@@ -221,8 +236,15 @@ impl CalendarEvent {
             location: self.location,
             description: self.description,
             url: self.url,
-            organiser: self.organiser.map(|o| o.into_core("event.organiser")).transpose()?,
-            attendees: self.attendees.into_iter().map(|a| a.into_core("event.attendees")).collect::<KithResult<_>>()?,
+            organiser: self
+                .organiser
+                .map(|o| o.into_core("event.organiser"))
+                .transpose()?,
+            attendees: self
+                .attendees
+                .into_iter()
+                .map(|a| a.into_core("event.attendees"))
+                .collect::<KithResult<_>>()?,
             status: match self.status {
                 CalendarEventStatus::Confirmed => m::EventStatus::Confirmed,
                 CalendarEventStatus::Tentative => m::EventStatus::Tentative,
@@ -298,7 +320,11 @@ impl MeetingCandidate {
                         attendee: x.attendee.into_core("matched.attendee")?,
                         contact: parse_id("matched.contact_id", &x.contact_id)?,
                         contact_name: x.contact_name,
-                        by: if x.by_email { m::MatchedBy::Email } else { m::MatchedBy::Name },
+                        by: if x.by_email {
+                            m::MatchedBy::Email
+                        } else {
+                            m::MatchedBy::Name
+                        },
                     })
                 })
                 .collect::<KithResult<_>>()?,
@@ -308,7 +334,11 @@ impl MeetingCandidate {
                 .map(|u| {
                     Ok(m::UnmatchedAttendee {
                         attendee: u.attendee.into_core("unmatched.attendee")?,
-                        candidates: u.candidate_ids.iter().map(|id| parse_id("unmatched.candidate_ids", id)).collect::<KithResult<_>>()?,
+                        candidates: u
+                            .candidate_ids
+                            .iter()
+                            .map(|id| parse_id("unmatched.candidate_ids", id))
+                            .collect::<KithResult<_>>()?,
                     })
                 })
                 .collect::<KithResult<_>>()?,
@@ -319,7 +349,13 @@ impl MeetingCandidate {
 
 fn events_into_core(events: Vec<CalendarEvent>) -> KithResult<Vec<m::CalendarEvent>> {
     if events.len() > m::EVENTS_MAX {
-        return Err(KithError::invalid("events", format!("more than {} events; pass the last weeks only", m::EVENTS_MAX)));
+        return Err(KithError::invalid(
+            "events",
+            format!(
+                "more than {} events; pass the last weeks only",
+                m::EVENTS_MAX
+            ),
+        ));
     }
     events.into_iter().map(CalendarEvent::into_core).collect()
 }
@@ -329,11 +365,17 @@ impl From<m::MeetingError> for KithError {
         match e {
             m::MeetingError::Op(o) => o.into(),
             m::MeetingError::Store(s) => s.into(),
-            m::MeetingError::AlreadyLogged(_) | m::MeetingError::NotSameEvent(..) => KithError::Conflict { reason: e.to_string() },
+            m::MeetingError::AlreadyLogged(_) | m::MeetingError::NotSameEvent(..) => {
+                KithError::Conflict {
+                    reason: e.to_string(),
+                }
+            }
             m::MeetingError::TooManyEvents { .. } => KithError::invalid("events", e.to_string()),
             m::MeetingError::NobodyToLog
             | m::MeetingError::NotAnAttendee(_)
-            | m::MeetingError::AmbiguousAttendee { .. } => KithError::invalid("extra.create", e.to_string()),
+            | m::MeetingError::AmbiguousAttendee { .. } => {
+                KithError::invalid("extra.create", e.to_string())
+            }
         }
     }
 }
@@ -342,18 +384,29 @@ impl From<m::MeetingError> for KithError {
 impl Kith {
     /// The meetings among `events` that ended in the 7 days before `now_ms`, with people, and
     /// not logged or dismissed on any device; most recent first.
-    pub fn meetings_to_log(&self, events: Vec<CalendarEvent>, now_ms: i64) -> KithResult<Vec<MeetingCandidate>> {
+    pub fn meetings_to_log(
+        &self,
+        events: Vec<CalendarEvent>,
+        now_ms: i64,
+    ) -> KithResult<Vec<MeetingCandidate>> {
         guard("meetings_to_log", || {
             let events = events_into_core(events)?;
             self.with_store(|s| {
-                Ok(s.meetings_to_log(&events, now_ms, m::WINDOW_MS_DEFAULT)?.into_iter().map(Into::into).collect())
+                Ok(s.meetings_to_log(&events, now_ms, m::WINDOW_MS_DEFAULT)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
             })
         })
     }
 
     /// Logs a meeting from `meetings_to_log` (creating the attendees `extra` asks for). Returns
     /// the interaction's id. The event is never suggested again, on any device.
-    pub fn log_meeting(&self, candidate: MeetingCandidate, extra: MeetingExtra) -> KithResult<String> {
+    pub fn log_meeting(
+        &self,
+        candidate: MeetingCandidate,
+        extra: MeetingExtra,
+    ) -> KithResult<String> {
         guard("log_meeting", || {
             let candidate = candidate.into_core()?;
             let extra = m::MeetingExtra {
@@ -361,16 +414,32 @@ impl Kith {
                 kind: extra.kind.map(Into::into),
                 notes: extra.notes,
                 initiator: extra.initiator.map(Into::into),
-                project: extra.project_id.as_deref().map(|p| parse_id("extra.project_id", p)).transpose()?,
-                exchanges: extra.exchanges.into_iter().map(NewExchange::into_op).collect::<KithResult<_>>()?,
-                follow_ups: extra.follow_ups.into_iter().map(NewFollowUp::into_op).collect::<KithResult<_>>()?,
+                project: extra
+                    .project_id
+                    .as_deref()
+                    .map(|p| parse_id("extra.project_id", p))
+                    .transpose()?,
+                exchanges: extra
+                    .exchanges
+                    .into_iter()
+                    .map(NewExchange::into_op)
+                    .collect::<KithResult<_>>()?,
+                follow_ups: extra
+                    .follow_ups
+                    .into_iter()
+                    .map(NewFollowUp::into_op)
+                    .collect::<KithResult<_>>()?,
                 create: extra.create,
                 create_all_missing: extra.create_all_missing,
                 offset_minutes: extra.offset_minutes,
             };
             let logged = self.with_store(|s| Ok(s.log_meeting(&candidate, extra)?))?;
             self.local_changed(&ChangeSummary {
-                contact_ids: logged.participants.iter().map(ToString::to_string).collect(),
+                contact_ids: logged
+                    .participants
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
                 interaction_ids: vec![logged.id.to_string()],
                 ..ChangeSummary::default()
             });
@@ -383,21 +452,31 @@ impl Kith {
         guard("dismiss_meeting", || {
             let event = event.into_core()?;
             self.with_store(|s| Ok(s.dismiss_meeting(&event.key)?))?;
-            self.local_changed(&ChangeSummary { settings: true, ..ChangeSummary::default() });
+            self.local_changed(&ChangeSummary {
+                settings: true,
+                ..ChangeSummary::default()
+            });
             Ok(())
         })
     }
 
     /// The next meeting with people that ends after `now_ms`: schedule the "Log your meeting
     /// with …?" notification at `end_ms`. `None` when there is none.
-    pub fn next_meeting_end(&self, events: Vec<CalendarEvent>, now_ms: i64) -> KithResult<Option<NextMeeting>> {
+    pub fn next_meeting_end(
+        &self,
+        events: Vec<CalendarEvent>,
+        now_ms: i64,
+    ) -> KithResult<Option<NextMeeting>> {
         guard("next_meeting_end", || {
             let events = events_into_core(events)?;
             self.with_store(|s| {
-                let Some(next) = s.next_meeting_end(&events, now_ms)? else { return Ok(None) };
+                let Some(next) = s.next_meeting_end(&events, now_ms)? else {
+                    return Ok(None);
+                };
                 // Names for the notification: matched contacts where known.
                 let window = next.end_ms.saturating_sub(now_ms).max(0);
-                let named = s.meetings_to_log(std::slice::from_ref(&next), next.end_ms, window.max(1))?;
+                let named =
+                    s.meetings_to_log(std::slice::from_ref(&next), next.end_ms, window.max(1))?;
                 let people = match named.first() {
                     Some(c) => c
                         .matched
@@ -405,21 +484,37 @@ impl Kith {
                         .map(|x| x.contact_name.clone())
                         .chain(c.unmatched.iter().map(m::UnmatchedAttendee::display_name))
                         .collect(),
-                    None => next.attendees.iter().filter_map(|a| a.name.clone().or_else(|| a.email.clone())).collect(),
+                    None => next
+                        .attendees
+                        .iter()
+                        .filter_map(|a| a.name.clone().or_else(|| a.email.clone()))
+                        .collect(),
                 };
-                Ok(Some(NextMeeting { end_ms: next.end_ms, event: next.into(), people }))
+                Ok(Some(NextMeeting {
+                    end_ms: next.end_ms,
+                    event: next.into(),
+                    people,
+                }))
             })
         })
     }
 
     /// Of the meetings with people among `events` that ended in the 30 days before `now_ms`,
     /// how many were logged (and dismissed).
-    pub fn meeting_log_share(&self, events: Vec<CalendarEvent>, now_ms: i64) -> KithResult<MeetingShare> {
+    pub fn meeting_log_share(
+        &self,
+        events: Vec<CalendarEvent>,
+        now_ms: i64,
+    ) -> KithResult<MeetingShare> {
         guard("meeting_log_share", || {
             let events = events_into_core(events)?;
             self.with_store(|s| {
                 let share = s.meeting_log_share(&events, now_ms)?;
-                Ok(MeetingShare { meetings: share.meetings, logged: share.logged, dismissed: share.dismissed })
+                Ok(MeetingShare {
+                    meetings: share.meetings,
+                    logged: share.logged,
+                    dismissed: share.dismissed,
+                })
             })
         })
     }

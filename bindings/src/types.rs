@@ -511,7 +511,12 @@ impl From<Settings> for model::Settings {
                 .collect(),
             strategic_target: s.strategic_target,
             core_size: s.core_size,
-            my_emails: s.my_emails.iter().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect(),
+            my_emails: s
+                .my_emails
+                .iter()
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
             dismissed_events: Default::default(),
         }
     }

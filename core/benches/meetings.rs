@@ -24,27 +24,56 @@ const NOW_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const RUNS: usize = 3;
 
 fn main() {
-    let ics = synthetic_ics(&SynthCalendar { events: 5_000, series: 500, years: 3, people: 2_000, end_ms: NOW_MS });
+    let ics = synthetic_ics(&SynthCalendar {
+        events: 5_000,
+        series: 500,
+        years: 3,
+        people: 2_000,
+        end_ms: NOW_MS,
+    });
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("calendar.ics");
     std::fs::write(&file, &ics).unwrap();
     let store_dir = dir.path().join("store");
     {
-        let mut net = generate(&SynthParams::new(2_000, 20_000, 17, NOW_MS - 30 * 86_400_000));
+        let mut net = generate(&SynthParams::new(
+            2_000,
+            20_000,
+            17,
+            NOW_MS - 30 * 86_400_000,
+        ));
         // The calendar's attendees are person{i}@example.com: make them the contacts' addresses.
         for (i, c) in net.contacts.iter_mut().enumerate() {
-            c.emails = vec![ContactPoint { value: format!("person{i}@example.com"), label: "work".into() }];
+            c.emails = vec![ContactPoint {
+                value: format!("person{i}@example.com"),
+                label: "work".into(),
+            }];
         }
         let mut store = Store::open(&store_dir).unwrap();
         let mut settings = net.settings.clone();
         settings.my_emails.insert("me@example.com".into());
         store.set_settings(settings).unwrap();
-        store.import_records(net.contacts, net.interactions, net.projects, net.goals).unwrap();
+        store
+            .import_records(net.contacts, net.interactions, net.projects, net.goals)
+            .unwrap();
         let cal = IcsCalendar::parse(ics.as_bytes(), "ics", &IcsLimits::default()).unwrap();
-        let events = cal.events_ending_between(NOW_MS - WINDOW_MS_DEFAULT, NOW_MS, Tz::UTC).unwrap().events;
-        let candidates = store.meetings_to_log(&events, NOW_MS, WINDOW_MS_DEFAULT).unwrap();
+        let events = cal
+            .events_ending_between(NOW_MS - WINDOW_MS_DEFAULT, NOW_MS, Tz::UTC)
+            .unwrap()
+            .events;
+        let candidates = store
+            .meetings_to_log(&events, NOW_MS, WINDOW_MS_DEFAULT)
+            .unwrap();
         for c in candidates.iter().take(50) {
-            store.log_meeting(c, MeetingExtra { create_all_missing: true, ..MeetingExtra::default() }).unwrap();
+            store
+                .log_meeting(
+                    c,
+                    MeetingExtra {
+                        create_all_missing: true,
+                        ..MeetingExtra::default()
+                    },
+                )
+                .unwrap();
         }
         store.close().unwrap();
     }
@@ -53,11 +82,16 @@ fn main() {
         let bytes = std::fs::read(&file).unwrap();
         let cal = IcsCalendar::parse(&bytes, "ics", &IcsLimits::default()).unwrap();
         let parsed = t.elapsed();
-        let events = cal.events_ending_between(NOW_MS - WINDOW_MS_DEFAULT, NOW_MS, Tz::UTC).unwrap().events;
+        let events = cal
+            .events_ending_between(NOW_MS - WINDOW_MS_DEFAULT, NOW_MS, Tz::UTC)
+            .unwrap()
+            .events;
         let expanded = t.elapsed();
         let store = Store::open(&store_dir).unwrap();
         let opened = t.elapsed();
-        let list = store.meetings_to_log(&events, NOW_MS, WINDOW_MS_DEFAULT).unwrap();
+        let list = store
+            .meetings_to_log(&events, NOW_MS, WINDOW_MS_DEFAULT)
+            .unwrap();
         let total = t.elapsed();
         let matched: usize = list.iter().map(|c| c.matched.len()).sum();
         println!(

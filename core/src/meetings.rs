@@ -21,8 +21,7 @@ use crate::error::{OpError, StoreError};
 use crate::ids::{ContactId, InteractionId};
 use crate::index::text;
 use crate::model::{
-    Contact, ContactPoint, EventRef, Initiator, Interaction, InteractionKind, Settings,
-    TimestampMs,
+    Contact, ContactPoint, EventRef, Initiator, Interaction, InteractionKind, Settings, TimestampMs,
 };
 use crate::ops::{NewContact, NewExchange, NewFollowUp, NewInteraction, ParticipantRef};
 use crate::store::Store;
@@ -126,12 +125,17 @@ pub struct DuplicateMeetingLog {
 pub enum MeetingError {
     #[error("this meeting was already logged (interaction {0})")]
     AlreadyLogged(InteractionId),
-    #[error("nobody to log the meeting with: no attendee matches a contact; choose attendees to create")]
+    #[error(
+        "nobody to log the meeting with: no attendee matches a contact; choose attendees to create"
+    )]
     NobodyToLog,
     #[error("'{0}' is not an unmatched attendee of this meeting")]
     NotAnAttendee(String),
     #[error("'{name}' matches {} contacts; add them to the interaction by id instead", candidates.len())]
-    AmbiguousAttendee { name: String, candidates: Vec<ContactId> },
+    AmbiguousAttendee {
+        name: String,
+        candidates: Vec<ContactId>,
+    },
     #[error("interactions {0} and {1} do not log the same calendar event")]
     NotSameEvent(InteractionId, InteractionId),
     #[error("too many events ({given}); at most {max} per call")]
@@ -144,7 +148,11 @@ pub enum MeetingError {
 
 /// The model's form of a calendar event key (kith-model does not know kith-calendar).
 pub fn event_ref(k: &EventKey) -> EventRef {
-    EventRef { source: k.source.clone(), uid: k.uid.clone(), recurrence_id: k.recurrence_id.clone() }
+    EventRef {
+        source: k.source.clone(),
+        uid: k.uid.clone(),
+        recurrence_id: k.recurrence_id.clone(),
+    }
 }
 
 fn display_name(a: &Attendee) -> String {
@@ -152,18 +160,34 @@ fn display_name(a: &Attendee) -> String {
         return n.to_owned();
     }
     let email = a.email.as_deref().unwrap_or("").trim();
-    email.split('@').next().filter(|l| !l.is_empty()).unwrap_or(email).to_owned()
+    email
+        .split('@')
+        .next()
+        .filter(|l| !l.is_empty())
+        .unwrap_or(email)
+        .to_owned()
 }
 
 /// The people of an event other than the user, or `None` when the rules say it is not a meeting
 /// with people to log: cancelled, all-day, declined by the user, or nobody else who did not
 /// decline. Rooms and resources never reach here (the reader drops CUTYPE=ROOM/RESOURCE).
-pub fn others_in_meeting<'a>(ev: &'a CalendarEvent, my_emails: &BTreeSet<String>) -> Option<Vec<&'a Attendee>> {
+pub fn others_in_meeting<'a>(
+    ev: &'a CalendarEvent,
+    my_emails: &BTreeSet<String>,
+) -> Option<Vec<&'a Attendee>> {
     if ev.status == EventStatus::Cancelled || ev.all_day {
         return None;
     }
-    let is_me = |a: &Attendee| a.email.as_deref().is_some_and(|e| my_emails.contains(&text::normalise_email(e)));
-    if ev.attendees.iter().any(|a| is_me(a) && a.partstat == PartStat::Declined) {
+    let is_me = |a: &Attendee| {
+        a.email
+            .as_deref()
+            .is_some_and(|e| my_emails.contains(&text::normalise_email(e)))
+    };
+    if ev
+        .attendees
+        .iter()
+        .any(|a| is_me(a) && a.partstat == PartStat::Declined)
+    {
         return None;
     }
     let mut seen = BTreeSet::new();
@@ -174,7 +198,10 @@ pub fn others_in_meeting<'a>(ev: &'a CalendarEvent, my_emails: &BTreeSet<String>
         }
         let key = match a.email.as_deref() {
             Some(e) => text::normalise_email(e),
-            None => format!("name:{}", text::normalise_name(a.name.as_deref().unwrap_or(""))),
+            None => format!(
+                "name:{}",
+                text::normalise_name(a.name.as_deref().unwrap_or(""))
+            ),
         };
         if key == "name:" || !seen.insert(key) {
             continue;
@@ -189,13 +216,36 @@ pub fn others_in_meeting<'a>(ev: &'a CalendarEvent, my_emails: &BTreeSet<String>
 
 /// Video-call hosts whose links make a meeting a call.
 const VIDEO_HOSTS: &[&str] = &[
-    "zoom.us/", "meet.google.com/", "teams.microsoft.com/", "teams.live.com/", "webex.com/",
-    "whereby.com/", "meet.jit.si/", "gotomeeting.com/", "facetime.apple.com/", "bluejeans.com/",
-    "chime.aws/", "discord.gg/", "skype.com/",
+    "zoom.us/",
+    "meet.google.com/",
+    "teams.microsoft.com/",
+    "teams.live.com/",
+    "webex.com/",
+    "whereby.com/",
+    "meet.jit.si/",
+    "gotomeeting.com/",
+    "facetime.apple.com/",
+    "bluejeans.com/",
+    "chime.aws/",
+    "discord.gg/",
+    "skype.com/",
 ];
 const MEAL_WORDS: &[&str] = &[
-    "lunch", "dinner", "breakfast", "brunch", "coffee", "drinks", "restaurant", "café", "cafe",
-    "bistro", "pizzeria", "trattoria", "brasserie", "pub", "bar",
+    "lunch",
+    "dinner",
+    "breakfast",
+    "brunch",
+    "coffee",
+    "drinks",
+    "restaurant",
+    "café",
+    "cafe",
+    "bistro",
+    "pizzeria",
+    "trattoria",
+    "brasserie",
+    "pub",
+    "bar",
 ];
 
 /// The suggested kind: a video-call link (in location, URL or description) → call; a meal word
@@ -210,10 +260,17 @@ pub fn suggest_kind(ev: &CalendarEvent) -> InteractionKind {
     if link_in(&ev.location) || link_in(&ev.url) || link_in(&ev.description) {
         return InteractionKind::Call;
     }
-    let words = |s: &str| -> Vec<String> { text::normalise(s).split(|c: char| !c.is_alphanumeric()).map(str::to_owned).collect() };
+    let words = |s: &str| -> Vec<String> {
+        text::normalise(s)
+            .split(|c: char| !c.is_alphanumeric())
+            .map(str::to_owned)
+            .collect()
+    };
     let meal_word = |s: &str| {
         let ws = words(s);
-        MEAL_WORDS.iter().any(|m| ws.iter().any(|w| w == &text::normalise(m)))
+        MEAL_WORDS
+            .iter()
+            .any(|m| ws.iter().any(|w| w == &text::normalise(m)))
     };
     if meal_word(&ev.title) || ev.location.as_deref().is_some_and(meal_word) {
         return InteractionKind::Meal;
@@ -236,7 +293,14 @@ impl Matcher {
                 let e = text::normalise_email(&e.value);
                 if !e.is_empty() {
                     // Two contacts with one address are likely duplicates; the older id wins.
-                    m.by_email.entry(e).and_modify(|v| if c.id < v.0 { *v = (c.id, c.name.clone()) }).or_insert((c.id, c.name.clone()));
+                    m.by_email
+                        .entry(e)
+                        .and_modify(|v| {
+                            if c.id < v.0 {
+                                *v = (c.id, c.name.clone())
+                            }
+                        })
+                        .or_insert((c.id, c.name.clone()));
                 }
             }
             let n = text::normalise_name(&c.name);
@@ -251,15 +315,26 @@ impl Matcher {
         let mut matched: Vec<MatchedAttendee> = Vec::new();
         let mut unmatched = Vec::new();
         for a in others {
-            let by_email = a.email.as_deref().and_then(|e| self.by_email.get(&text::normalise_email(e)));
+            let by_email = a
+                .email
+                .as_deref()
+                .and_then(|e| self.by_email.get(&text::normalise_email(e)));
             let hit = match by_email {
                 Some((id, name)) => Some((*id, name.clone(), MatchedBy::Email)),
                 None => {
-                    let names = a.name.as_deref().map(text::normalise_name).filter(|n| !n.is_empty()).and_then(|n| self.by_name.get(&n));
+                    let names = a
+                        .name
+                        .as_deref()
+                        .map(text::normalise_name)
+                        .filter(|n| !n.is_empty())
+                        .and_then(|n| self.by_name.get(&n));
                     match names.map(Vec::as_slice) {
                         Some([(id, name)]) => Some((*id, name.clone(), MatchedBy::Name)),
                         Some(many) if many.len() > 1 => {
-                            unmatched.push(UnmatchedAttendee { attendee: (*a).clone(), candidates: many.iter().map(|(id, _)| *id).collect() });
+                            unmatched.push(UnmatchedAttendee {
+                                attendee: (*a).clone(),
+                                candidates: many.iter().map(|(id, _)| *id).collect(),
+                            });
                             continue;
                         }
                         _ => None,
@@ -269,8 +344,16 @@ impl Matcher {
             match hit {
                 // One contact reached through two addresses is one participant.
                 Some((id, _, _)) if matched.iter().any(|m| m.contact == id) => {}
-                Some((contact, contact_name, by)) => matched.push(MatchedAttendee { attendee: (*a).clone(), contact, contact_name, by }),
-                None => unmatched.push(UnmatchedAttendee { attendee: (*a).clone(), candidates: Vec::new() }),
+                Some((contact, contact_name, by)) => matched.push(MatchedAttendee {
+                    attendee: (*a).clone(),
+                    contact,
+                    contact_name,
+                    by,
+                }),
+                None => unmatched.push(UnmatchedAttendee {
+                    attendee: (*a).clone(),
+                    candidates: Vec::new(),
+                }),
             }
         }
         (matched, unmatched)
@@ -279,8 +362,14 @@ impl Matcher {
 
 /// The events handled already: logged (by any interaction, deleted ones too: the user acted on
 /// the meeting) or dismissed.
-fn handled(settings: &Settings, interactions: &[Interaction]) -> (BTreeSet<EventRef>, BTreeSet<EventRef>) {
-    let logged = interactions.iter().filter_map(|i| i.event.clone()).collect();
+fn handled(
+    settings: &Settings,
+    interactions: &[Interaction],
+) -> (BTreeSet<EventRef>, BTreeSet<EventRef>) {
+    let logged = interactions
+        .iter()
+        .filter_map(|i| i.event.clone())
+        .collect();
     let dismissed = settings.dismissed_events.keys().cloned().collect();
     (logged, dismissed)
 }
@@ -308,11 +397,17 @@ impl Store {
         window_ms: i64,
     ) -> Result<Vec<MeetingCandidate>, MeetingError> {
         if events.len() > EVENTS_MAX {
-            return Err(MeetingError::TooManyEvents { given: events.len(), max: EVENTS_MAX });
+            return Err(MeetingError::TooManyEvents {
+                given: events.len(),
+                max: EVENTS_MAX,
+            });
         }
         let settings = self.settings()?;
         let from_ms = now_ms.saturating_sub(window_ms.max(0));
-        let in_window: Vec<&CalendarEvent> = events.iter().filter(|e| e.end_ms >= from_ms && e.end_ms <= now_ms).collect();
+        let in_window: Vec<&CalendarEvent> = events
+            .iter()
+            .filter(|e| e.end_ms >= from_ms && e.end_ms <= now_ms)
+            .collect();
         if in_window.is_empty() {
             return Ok(Vec::new());
         }
@@ -326,56 +421,102 @@ impl Store {
             if logged.contains(&key) || dismissed.contains(&key) || !seen.insert(key) {
                 continue;
             }
-            let Some(others) = others_in_meeting(ev, &my) else { continue };
+            let Some(others) = others_in_meeting(ev, &my) else {
+                continue;
+            };
             let (matched, unmatched) = matcher.split(&others);
-            out.push(MeetingCandidate { event: ev.clone(), matched, unmatched, suggested_kind: suggest_kind(ev) });
+            out.push(MeetingCandidate {
+                event: ev.clone(),
+                matched,
+                unmatched,
+                suggested_kind: suggest_kind(ev),
+            });
         }
-        out.sort_by(|a, b| b.event.end_ms.cmp(&a.event.end_ms).then_with(|| a.event.key.cmp(&b.event.key)));
+        out.sort_by(|a, b| {
+            b.event
+                .end_ms
+                .cmp(&a.event.end_ms)
+                .then_with(|| a.event.key.cmp(&b.event.key))
+        });
         Ok(out)
     }
 
     /// Logs a meeting: creates the chosen unmatched attendees (with their e-mail), then one
     /// interaction at the event's start with every matched and created participant, remembering
     /// the event so that no device suggests it again.
-    pub fn log_meeting(&mut self, candidate: &MeetingCandidate, extra: MeetingExtra) -> Result<Interaction, MeetingError> {
+    pub fn log_meeting(
+        &mut self,
+        candidate: &MeetingCandidate,
+        extra: MeetingExtra,
+    ) -> Result<Interaction, MeetingError> {
         let event = event_ref(&candidate.event.key);
-        if let Some(i) = self.meeting_logs()?.into_iter().find(|i| i.event.as_ref() == Some(&event) && !i.is_deleted()) {
+        if let Some(i) = self
+            .meeting_logs()?
+            .into_iter()
+            .find(|i| i.event.as_ref() == Some(&event) && !i.is_deleted())
+        {
             return Err(MeetingError::AlreadyLogged(i.id));
         }
         let mut to_create: Vec<&UnmatchedAttendee> = Vec::new();
         for wanted in &extra.create {
             let w = wanted.trim();
             let found = candidate.unmatched.iter().find(|u| {
-                u.attendee.email.as_deref().is_some_and(|e| text::normalise_email(e) == text::normalise_email(w))
+                u.attendee
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| text::normalise_email(e) == text::normalise_email(w))
                     || text::normalise_name(&u.display_name()) == text::normalise_name(w)
             });
             match found {
                 Some(u) if !u.candidates.is_empty() => {
-                    return Err(MeetingError::AmbiguousAttendee { name: u.display_name(), candidates: u.candidates.clone() });
+                    return Err(MeetingError::AmbiguousAttendee {
+                        name: u.display_name(),
+                        candidates: u.candidates.clone(),
+                    });
                 }
                 Some(u) => to_create.push(u),
                 None => return Err(MeetingError::NotAnAttendee(w.to_owned())),
             }
         }
         if extra.create_all_missing {
-            to_create.extend(candidate.unmatched.iter().filter(|u| u.candidates.is_empty()));
+            to_create.extend(
+                candidate
+                    .unmatched
+                    .iter()
+                    .filter(|u| u.candidates.is_empty()),
+            );
         }
         to_create.sort_by_key(|u| u.display_name());
         to_create.dedup_by_key(|u| u.display_name());
-        let mut participants: Vec<ParticipantRef> = candidate.matched.iter().map(|m| ParticipantRef::Id(m.contact)).collect();
+        let mut participants: Vec<ParticipantRef> = candidate
+            .matched
+            .iter()
+            .map(|m| ParticipantRef::Id(m.contact))
+            .collect();
         if participants.is_empty() && to_create.is_empty() {
             return Err(MeetingError::NobodyToLog);
         }
         // Validate the interaction's own fields before creating anybody, so a bad follow-up
         // does not leave half a meeting behind.
-        let summary = extra.summary.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| {
-            let t = candidate.event.title.trim();
-            if t.is_empty() { "Meeting".to_owned() } else { t.chars().take(200).collect() }
-        });
+        let summary = extra
+            .summary
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| {
+                let t = candidate.event.title.trim();
+                if t.is_empty() {
+                    "Meeting".to_owned()
+                } else {
+                    t.chars().take(200).collect()
+                }
+            });
         for u in to_create {
             let mut new = NewContact::named(u.display_name());
             if let Some(e) = u.attendee.email.as_deref() {
-                new.emails = vec![ContactPoint { value: e.trim().to_owned(), label: String::new() }];
+                new.emails = vec![ContactPoint {
+                    value: e.trim().to_owned(),
+                    label: String::new(),
+                }];
             }
             let c = self.add_contact(new)?;
             participants.push(ParticipantRef::Id(c.id));
@@ -399,21 +540,30 @@ impl Store {
     /// Dismisses an event: it is not suggested again on any device.
     pub fn dismiss_meeting(&mut self, key: &EventKey) -> Result<(), MeetingError> {
         let mut s = self.settings()?;
-        s.dismissed_events.entry(event_ref(key)).or_insert_with(crate::store::now_ms);
+        s.dismissed_events
+            .entry(event_ref(key))
+            .or_insert_with(crate::store::now_ms);
         self.set_settings(s)?;
         Ok(())
     }
 
     /// Share of the meetings with people that ended in the 30 days before `now_ms` that were
     /// logged (the insights line).
-    pub fn meeting_log_share(&self, events: &[CalendarEvent], now_ms: TimestampMs) -> Result<MeetingShare, MeetingError> {
+    pub fn meeting_log_share(
+        &self,
+        events: &[CalendarEvent],
+        now_ms: TimestampMs,
+    ) -> Result<MeetingShare, MeetingError> {
         let settings = self.settings()?;
         let (logged, dismissed) = handled(&settings, &self.meeting_logs()?);
         let my = my_emails(&settings);
         let from = now_ms.saturating_sub(SHARE_WINDOW_MS);
         let mut seen = BTreeSet::new();
         let mut share = MeetingShare::default();
-        for ev in events.iter().filter(|e| e.end_ms >= from && e.end_ms <= now_ms) {
+        for ev in events
+            .iter()
+            .filter(|e| e.end_ms >= from && e.end_ms <= now_ms)
+        {
             let key = event_ref(&ev.key);
             if !seen.insert(key.clone()) || others_in_meeting(ev, &my).is_none() {
                 continue;
@@ -429,7 +579,11 @@ impl Store {
     }
 
     /// The end of the next meeting with people after `now_ms` (see [`next_meeting_end`]).
-    pub fn next_meeting_end(&self, events: &[CalendarEvent], now_ms: TimestampMs) -> Result<Option<CalendarEvent>, MeetingError> {
+    pub fn next_meeting_end(
+        &self,
+        events: &[CalendarEvent],
+        now_ms: TimestampMs,
+    ) -> Result<Option<CalendarEvent>, MeetingError> {
         let my = my_emails(&self.settings()?);
         Ok(next_meeting_end(events, now_ms, &my).cloned())
     }
@@ -448,7 +602,11 @@ impl Store {
             list.sort_by_key(|i| (i.created_ms, i.id));
             if let Some((first, rest)) = list.split_first() {
                 for other in rest {
-                    out.push(DuplicateMeetingLog { event: event.clone(), keep: first.id, other: other.id });
+                    out.push(DuplicateMeetingLog {
+                        event: event.clone(),
+                        keep: first.id,
+                        other: other.id,
+                    });
                 }
             }
         }
@@ -458,7 +616,11 @@ impl Store {
     /// Folds interaction `other` into `keep` (both must log the same event): participants,
     /// exchanges and follow-ups are united, `other`'s notes are appended, then `other` is deleted
     /// (a tombstone, so a device that still edits it offline loses nothing on sync).
-    pub fn merge_meeting_logs(&mut self, keep: InteractionId, other: InteractionId) -> Result<Interaction, MeetingError> {
+    pub fn merge_meeting_logs(
+        &mut self,
+        keep: InteractionId,
+        other: InteractionId,
+    ) -> Result<Interaction, MeetingError> {
         let a = self.interaction(keep)?;
         let b = self.interaction(other)?;
         if keep == other || a.event.is_none() || a.event != b.event {
@@ -474,7 +636,10 @@ impl Store {
         };
         let mut exchanges = a.exchanges.clone();
         for ex in &b.exchanges {
-            if !exchanges.iter().any(|e| e.what == ex.what && e.direction == ex.direction && e.with == ex.with) {
+            if !exchanges
+                .iter()
+                .any(|e| e.what == ex.what && e.direction == ex.direction && e.with == ex.with)
+            {
                 exchanges.push(ex.clone());
             }
         }
@@ -482,13 +647,27 @@ impl Store {
             participants: Some(participants),
             notes: Some(notes),
             exchanges: Some(exchanges),
-            project: a.project.is_none().then_some(b.project).filter(Option::is_some),
+            project: a
+                .project
+                .is_none()
+                .then_some(b.project)
+                .filter(Option::is_some),
             ..Default::default()
         };
         self.edit_interaction(keep, patch)?;
         for fu in b.follow_ups.values() {
-            if !a.follow_ups.values().any(|f| f.text == fu.text && f.due == fu.due) {
-                self.add_follow_up(keep, NewFollowUp { text: fu.text.clone(), due: fu.due })?;
+            if !a
+                .follow_ups
+                .values()
+                .any(|f| f.text == fu.text && f.due == fu.due)
+            {
+                self.add_follow_up(
+                    keep,
+                    NewFollowUp {
+                        text: fu.text.clone(),
+                        due: fu.due,
+                    },
+                )?;
             }
         }
         self.delete_interaction(other)?;
@@ -497,10 +676,19 @@ impl Store {
 
     /// Interactions that remember a calendar event (deleted ones included).
     fn meeting_logs(&self) -> Result<Vec<Interaction>, StoreError> {
-        Ok(self.all_interactions()?.into_iter().filter(|i| i.event.is_some()).collect())
+        Ok(self
+            .all_interactions()?
+            .into_iter()
+            .filter(|i| i.event.is_some())
+            .collect())
     }
 }
 
 fn my_emails(settings: &Settings) -> BTreeSet<String> {
-    settings.my_emails.iter().map(|e| text::normalise_email(e)).filter(|e| !e.is_empty()).collect()
+    settings
+        .my_emails
+        .iter()
+        .map(|e| text::normalise_email(e))
+        .filter(|e| !e.is_empty())
+        .collect()
 }

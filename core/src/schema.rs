@@ -36,9 +36,9 @@ use chrono::NaiveDate;
 use crate::error::SchemaError;
 use crate::ids::{ExchangeId, FollowUpId};
 use crate::model::{
-    Circle, Contact, ContactPoint, Direction, EventRef, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus,
-    Initiator, Interaction, InteractionKind, PartialDate, Project, ProjectStatus, Seniority,
-    Settings,
+    Circle, Contact, ContactPoint, Direction, EventRef, Exchange, ExchangeWhat, FollowUp, Goal,
+    GoalStatus, Initiator, Interaction, InteractionKind, PartialDate, Project, ProjectStatus,
+    Seniority, Settings,
 };
 
 /// The schema version this code writes and reads.
@@ -383,10 +383,17 @@ pub(crate) fn read_interaction(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Int
 /// The logged calendar event: three flat scalars, absent in documents written before meetings
 /// (docs/SCHEMA.md), so old documents read as "no event".
 fn read_event_ref(doc: &AutoCommit, obj: &ObjId) -> R<Option<EventRef>> {
-    let (Some(source), Some(uid)) = (get_str(doc, obj, EVENT_SOURCE)?, get_str(doc, obj, EVENT_UID)?) else {
+    let (Some(source), Some(uid)) = (
+        get_str(doc, obj, EVENT_SOURCE)?,
+        get_str(doc, obj, EVENT_UID)?,
+    ) else {
         return Ok(None);
     };
-    Ok(Some(EventRef { source, uid, recurrence_id: get_str(doc, obj, EVENT_RECURRENCE_ID)? }))
+    Ok(Some(EventRef {
+        source,
+        uid,
+        recurrence_id: get_str(doc, obj, EVENT_RECURRENCE_ID)?,
+    }))
 }
 
 const EVENT_SOURCE: &str = "event_source";
@@ -452,9 +459,17 @@ pub(crate) fn read_settings(doc: &AutoCommit) -> R<Settings> {
             }
         } else if let Some(json) = k.strip_prefix(DISMISSED_PREFIX) {
             let (source, uid, recurrence_id): (String, String, Option<String>) =
-                serde_json::from_str(json).map_err(|e| bad(&format!("settings/{k}"), e.to_string()))?;
+                serde_json::from_str(json)
+                    .map_err(|e| bad(&format!("settings/{k}"), e.to_string()))?;
             let at = get_int(doc, &obj, &k)?.unwrap_or(0);
-            dismissed_events.insert(EventRef { source, uid, recurrence_id }, at);
+            dismissed_events.insert(
+                EventRef {
+                    source,
+                    uid,
+                    recurrence_id,
+                },
+                at,
+            );
         }
     }
     Ok(Settings {
@@ -911,7 +926,12 @@ pub(crate) fn write_interaction(
         let e = new.event.as_ref();
         put_opt_str(doc, &obj, EVENT_SOURCE, e.map(|e| e.source.as_str()))?;
         put_opt_str(doc, &obj, EVENT_UID, e.map(|e| e.uid.as_str()))?;
-        put_opt_str(doc, &obj, EVENT_RECURRENCE_ID, e.and_then(|e| e.recurrence_id.as_deref()))?;
+        put_opt_str(
+            doc,
+            &obj,
+            EVENT_RECURRENCE_ID,
+            e.and_then(|e| e.recurrence_id.as_deref()),
+        )?;
     }
     Ok(())
 }
@@ -1008,9 +1028,14 @@ pub(crate) fn write_settings(doc: &mut AutoCommit, old: &Settings, new: &Setting
     }
     for added in new.my_emails.difference(&old.my_emails) {
         let key = format!("{MY_EMAIL_PREFIX}{added}");
-        doc.put(&obj, key.as_str(), true).map_err(am(MY_EMAIL_PREFIX))?;
+        doc.put(&obj, key.as_str(), true)
+            .map_err(am(MY_EMAIL_PREFIX))?;
     }
-    for (e, _) in old.dismissed_events.iter().filter(|(e, _)| !new.dismissed_events.contains_key(*e)) {
+    for (e, _) in old
+        .dismissed_events
+        .iter()
+        .filter(|(e, _)| !new.dismissed_events.contains_key(*e))
+    {
         delete_key(doc, &obj, &dismissed_key(e))?;
     }
     for (e, at) in &new.dismissed_events {
@@ -1136,18 +1161,32 @@ mod tests {
         let parent = container(&log, INTERACTIONS).unwrap();
         let id = "01HZZZZZZZZZZZZZZZZZZZZZZY";
         let obj = log.put_object(&parent, id, ObjType::Map).unwrap();
-        for (k, v) in [("kind", "meeting"), ("initiator", "me"), ("summary", "Project sync"), ("notes", "n")] {
+        for (k, v) in [
+            ("kind", "meeting"),
+            ("initiator", "me"),
+            ("summary", "Project sync"),
+            ("notes", "n"),
+        ] {
             log.put(&obj, k, v).unwrap();
         }
-        for (k, v) in [("at_ms", 1_700_000_000_000_i64), ("offset_minutes", 60), ("created_ms", 1), ("updated_ms", 2)] {
+        for (k, v) in [
+            ("at_ms", 1_700_000_000_000_i64),
+            ("offset_minutes", 60),
+            ("created_ms", 1),
+            ("updated_ms", 2),
+        ] {
             log.put(&obj, k, v).unwrap();
         }
         let parts = log.put_object(&obj, "participants", ObjType::Map).unwrap();
         log.put(&parts, "01HZZZZZZZZZZZZZZZZZZZZZZZ", true).unwrap();
         let saved = log.save();
         let log = AutoCommit::load(&saved).unwrap();
-        let i = read_interaction(&log, &record(&log, INTERACTIONS, id).unwrap().unwrap(), id).unwrap();
-        assert_eq!((i.summary.as_str(), i.event.as_ref(), i.participants.len()), ("Project sync", None, 1));
+        let i =
+            read_interaction(&log, &record(&log, INTERACTIONS, id).unwrap().unwrap(), id).unwrap();
+        assert_eq!(
+            (i.summary.as_str(), i.event.as_ref(), i.participants.len()),
+            ("Project sync", None, 1)
+        );
 
         let mut main = new_document(DocKind::Main, &actor).unwrap();
         let settings = container(&main, SETTINGS).unwrap();
@@ -1155,7 +1194,10 @@ mod tests {
         main.put(&settings, "core_size", 12_i64).unwrap();
         let main = AutoCommit::load(&main.save()).unwrap();
         let s = read_settings(&main).unwrap();
-        assert_eq!((s.my_organisation.as_deref(), s.core_size), (Some("Kith"), 12));
+        assert_eq!(
+            (s.my_organisation.as_deref(), s.core_size),
+            (Some("Kith"), 12)
+        );
         assert!(s.my_emails.is_empty() && s.dismissed_events.is_empty());
     }
 
@@ -1166,9 +1208,20 @@ mod tests {
         let mut main = new_document(DocKind::Main, &actor).unwrap();
         let mut s = Settings::default();
         s.my_emails.insert("me@example.com".into());
-        let odd = EventRef { source: "ics".into(), uid: "a\"b:c,d;e\u{1f}".into(), recurrence_id: Some("20260101".into()) };
+        let odd = EventRef {
+            source: "ics".into(),
+            uid: "a\"b:c,d;e\u{1f}".into(),
+            recurrence_id: Some("20260101".into()),
+        };
         s.dismissed_events.insert(odd, 5);
-        s.dismissed_events.insert(EventRef { source: "android:3".into(), uid: "42".into(), recurrence_id: None }, 6);
+        s.dismissed_events.insert(
+            EventRef {
+                source: "android:3".into(),
+                uid: "42".into(),
+                recurrence_id: None,
+            },
+            6,
+        );
         write_settings(&mut main, &Settings::default(), &s).unwrap();
         assert_eq!(read_settings(&main).unwrap(), s);
         let mut less = s.clone();

@@ -9,10 +9,12 @@
 
 use std::io::Write as _;
 
-use kith_core::meetings::{CalendarEvent, MeetingCandidate, MeetingError, MeetingExtra, MeetingShare};
+use kith_calendar::{IcsCalendar, IcsLimits, Tz};
+use kith_core::meetings::{
+    CalendarEvent, MeetingCandidate, MeetingError, MeetingExtra, MeetingShare,
+};
 use kith_core::model::{Direction, ExchangeWhat, Initiator, InteractionKind};
 use kith_core::{NewExchange, NewFollowUp};
-use kith_calendar::{IcsCalendar, IcsLimits, Tz};
 use serde::Serialize;
 
 use super::{Ctx, misc, op_error, parse_vocab, store_failure};
@@ -48,7 +50,11 @@ fn meeting_error(e: MeetingError) -> CliError {
 /// `7d`, `24h`, `2w` → milliseconds.
 fn parse_since(s: &str) -> CliResult<i64> {
     let t = s.trim();
-    let bad = || CliError::input(format!("bad --since '{s}': expected a number and a unit, like 7d, 36h or 2w"));
+    let bad = || {
+        CliError::input(format!(
+            "bad --since '{s}': expected a number and a unit, like 7d, 36h or 2w"
+        ))
+    };
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: i64 = num.parse().map_err(|_| bad())?;
     let unit_ms = match unit {
@@ -67,29 +73,47 @@ fn parse_since(s: &str) -> CliResult<i64> {
 /// else UTC.
 fn zone(given: Option<&str>) -> CliResult<Tz> {
     match given {
-        Some(z) => z.parse().map_err(|_| CliError::input(format!("unknown time zone '{z}' (an IANA name like Europe/Berlin)"))),
-        None => Ok(std::env::var("TZ").ok().and_then(|z| z.trim_start_matches(':').parse().ok()).unwrap_or(Tz::UTC)),
+        Some(z) => z.parse().map_err(|_| {
+            CliError::input(format!(
+                "unknown time zone '{z}' (an IANA name like Europe/Berlin)"
+            ))
+        }),
+        None => Ok(std::env::var("TZ")
+            .ok()
+            .and_then(|z| z.trim_start_matches(':').parse().ok())
+            .unwrap_or(Tz::UTC)),
     }
 }
 
 /// Reads every file and returns the occurrences that ended in the 30 days before now (the
 /// widest of the listing window and the insights window), plus warnings for skipped events.
-fn read_events(a: &MeetingsArgs, now_ms: i64, window_ms: i64) -> CliResult<(Vec<CalendarEvent>, Vec<String>)> {
+fn read_events(
+    a: &MeetingsArgs,
+    now_ms: i64,
+    window_ms: i64,
+) -> CliResult<(Vec<CalendarEvent>, Vec<String>)> {
     if a.ics.is_empty() {
-        return Err(CliError::input("give the calendar with --ics FILE (an .ics export; repeatable)"));
+        return Err(CliError::input(
+            "give the calendar with --ics FILE (an .ics export; repeatable)",
+        ));
     }
     let tz = zone(a.tz.as_deref())?;
     let from = now_ms - window_ms.max(kith_core::meetings::SHARE_WINDOW_MS);
     let mut events = Vec::new();
     let mut warnings = Vec::new();
     for path in &a.ics {
-        let bytes = std::fs::read(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
         let cal = IcsCalendar::parse(&bytes, "ics", &IcsLimits::default())
             .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
         let got = cal
             .events_ending_between(from, now_ms, tz)
             .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
-        warnings.extend(got.skipped.iter().map(|e| format!("{}: skipped an event: {e}", path.display())));
+        warnings.extend(
+            got.skipped
+                .iter()
+                .map(|e| format!("{}: skipped an event: {e}", path.display())),
+        );
         events.extend(got.events);
     }
     Ok((events, warnings))
@@ -103,7 +127,10 @@ fn list(ctx: &Ctx, a: &MeetingsArgs) -> CliResult<(Vec<MeetingCandidate>, Vec<Ca
     for w in warnings {
         let _ = writeln!(err, "warning: {w}");
     }
-    let candidates = ctx.store.meetings_to_log(&events, now, window_ms).map_err(meeting_error)?;
+    let candidates = ctx
+        .store
+        .meetings_to_log(&events, now, window_ms)
+        .map_err(meeting_error)?;
     Ok((candidates, events))
 }
 
@@ -112,16 +139,22 @@ fn select<'a>(candidates: &'a [MeetingCandidate], which: &str) -> CliResult<&'a 
     let w = which.trim();
     if let Ok(n) = w.parse::<usize>() {
         return candidates.get(n.wrapping_sub(1)).ok_or_else(|| {
-            CliError::input(format!("no meeting number {n}: the list has {} (run `kith meetings --ics ...`)", candidates.len()))
+            CliError::input(format!(
+                "no meeting number {n}: the list has {} (run `kith meetings --ics ...`)",
+                candidates.len()
+            ))
         });
     }
     if let Some(c) = candidates.iter().find(|c| c.event.key.display_id() == w) {
         return Ok(c);
     }
-    let by_uid: Vec<&MeetingCandidate> = candidates.iter().filter(|c| c.event.key.uid == w).collect();
+    let by_uid: Vec<&MeetingCandidate> =
+        candidates.iter().filter(|c| c.event.key.uid == w).collect();
     match by_uid.as_slice() {
         [one] => Ok(one),
-        [] => Err(CliError::input(format!("no meeting to log with UID '{w}' (already logged or dismissed, or outside --since?)"))),
+        [] => Err(CliError::input(format!(
+            "no meeting to log with UID '{w}' (already logged or dismissed, or outside --since?)"
+        ))),
         many => Err(CliError::input(format!(
             "UID '{w}' is a recurring event with {} occurrences to log; use its number or UID@RECURRENCE-ID",
             many.len()
@@ -136,22 +169,38 @@ pub(super) fn run(ctx: &mut Ctx, a: MeetingsArgs) -> CliResult<()> {
         Some(MeetingsAction::Log(l)) => log(ctx, select(&candidates, &l.which)?, l),
         Some(MeetingsAction::Dismiss { which }) => {
             let c = select(&candidates, which)?;
-            ctx.store.dismiss_meeting(&c.event.key).map_err(meeting_error)?;
-            ctx.out.line(format!("Dismissed \"{}\" ({}); it will not be suggested again", c.event.title, when_local(c.event.start_ms, &ctx.clock)))?;
+            ctx.store
+                .dismiss_meeting(&c.event.key)
+                .map_err(meeting_error)?;
+            ctx.out.line(format!(
+                "Dismissed \"{}\" ({}); it will not be suggested again",
+                c.event.title,
+                when_local(c.event.start_ms, &ctx.clock)
+            ))?;
             Ok(())
         }
     }
 }
 
 fn show(ctx: &mut Ctx, candidates: &[MeetingCandidate], events: &[CalendarEvent]) -> CliResult<()> {
-    let share = ctx.store.meeting_log_share(events, ctx.clock.now_ms()).map_err(meeting_error)?;
+    let share = ctx
+        .store
+        .meeting_log_share(events, ctx.clock.now_ms())
+        .map_err(meeting_error)?;
     if ctx.json {
         let meetings = candidates
             .iter()
             .enumerate()
-            .map(|(i, c)| Numbered { n: i + 1, id: c.event.key.display_id(), candidate: c })
+            .map(|(i, c)| Numbered {
+                n: i + 1,
+                id: c.event.key.display_id(),
+                candidate: c,
+            })
             .collect();
-        ctx.out.json(&Listing { meetings, last_30_days: share })?;
+        ctx.out.json(&Listing {
+            meetings,
+            last_30_days: share,
+        })?;
         return Ok(());
     }
     if candidates.is_empty() {
@@ -163,11 +212,13 @@ fn show(ctx: &mut Ctx, candidates: &[MeetingCandidate], events: &[CalendarEvent]
             let new: Vec<String> = c
                 .unmatched
                 .iter()
-                .map(|u| match (u.candidates.len(), u.attendee.email.as_deref()) {
-                    (0, Some(e)) => format!("{} <{e}>", u.display_name()),
-                    (0, None) => u.display_name(),
-                    (n, _) => format!("{} ({n} contacts?)", u.display_name()),
-                })
+                .map(
+                    |u| match (u.candidates.len(), u.attendee.email.as_deref()) {
+                        (0, Some(e)) => format!("{} <{e}>", u.display_name()),
+                        (0, None) => u.display_name(),
+                        (n, _) => format!("{} ({n} contacts?)", u.display_name()),
+                    },
+                )
                 .collect();
             t.row(vec![
                 (i + 1).to_string(),
@@ -179,7 +230,8 @@ fn show(ctx: &mut Ctx, candidates: &[MeetingCandidate], events: &[CalendarEvent]
             ]);
         }
         ctx.out.table(&t)?;
-        ctx.out.line("Log one with `kith meetings --ics FILE log N [--notes ...]`, or `dismiss N`.")?;
+        ctx.out
+            .line("Log one with `kith meetings --ics FILE log N [--notes ...]`, or `dismiss N`.")?;
     }
     if let Some(p) = share.logged_percent() {
         ctx.out.line(format!(
@@ -192,15 +244,24 @@ fn show(ctx: &mut Ctx, candidates: &[MeetingCandidate], events: &[CalendarEvent]
 
 fn log(ctx: &mut Ctx, c: &MeetingCandidate, l: &MeetingsLogArgs) -> CliResult<()> {
     if l.dues.len() > l.follow_ups.len() {
-        return Err(CliError::input("--due given without a --follow-up to attach it to"));
+        return Err(CliError::input(
+            "--due given without a --follow-up to attach it to",
+        ));
     }
     let mut follow_ups = Vec::new();
     for (i, text) in l.follow_ups.iter().enumerate() {
         if text.trim().is_empty() {
             return Err(CliError::input("a follow-up must not be empty"));
         }
-        let due = l.dues.get(i).map(|d| parse_date(d, &ctx.clock)).transpose()?;
-        follow_ups.push(NewFollowUp { text: text.clone(), due });
+        let due = l
+            .dues
+            .get(i)
+            .map(|d| parse_date(d, &ctx.clock))
+            .transpose()?;
+        follow_ups.push(NewFollowUp {
+            text: text.clone(),
+            due,
+        });
     }
     let mut exchanges = Vec::new();
     for (specs, direction) in [(&l.gave, Direction::Gave), (&l.got, Direction::Received)] {
@@ -210,25 +271,48 @@ fn log(ctx: &mut Ctx, c: &MeetingCandidate, l: &MeetingsLogArgs) -> CliResult<()
                     "'{s}': an exchange of a meeting is with everybody; attach it to one person later with `kith interaction edit`"
                 )));
             }
-            exchanges.push(NewExchange { what: parse_vocab::<ExchangeWhat>(s)?, direction, with: None });
+            exchanges.push(NewExchange {
+                what: parse_vocab::<ExchangeWhat>(s)?,
+                direction,
+                with: None,
+            });
         }
     }
     let extra = MeetingExtra {
         summary: l.summary.clone(),
-        kind: l.kind.as_deref().map(parse_vocab::<InteractionKind>).transpose()?,
+        kind: l
+            .kind
+            .as_deref()
+            .map(parse_vocab::<InteractionKind>)
+            .transpose()?,
         notes: l.notes.clone().unwrap_or_default(),
-        initiator: l.initiator.as_deref().map(parse_vocab::<Initiator>).transpose()?,
-        project: l.project.as_deref().map(|p| misc::resolve_project(&ctx.store, p)).transpose()?,
+        initiator: l
+            .initiator
+            .as_deref()
+            .map(parse_vocab::<Initiator>)
+            .transpose()?,
+        project: l
+            .project
+            .as_deref()
+            .map(|p| misc::resolve_project(&ctx.store, p))
+            .transpose()?,
         exchanges,
         follow_ups,
         create: l.create.clone(),
         create_all_missing: l.create_missing,
-        offset_minutes: ctx.clock.local_offset_at(c.event.start_ms).local_minus_utc().div_euclid(60).try_into().unwrap_or(0),
+        offset_minutes: ctx
+            .clock
+            .local_offset_at(c.event.start_ms)
+            .local_minus_utc()
+            .div_euclid(60)
+            .try_into()
+            .unwrap_or(0),
     };
     let i = ctx.store.log_meeting(c, extra).map_err(meeting_error)?;
     if ctx.json {
         let contacts = super::Contacts::load(&ctx.store)?;
-        ctx.out.json(&super::query::TimelineEntry::new(&i, &contacts))?;
+        ctx.out
+            .json(&super::query::TimelineEntry::new(&i, &contacts))?;
         return Ok(());
     }
     let contacts = super::Contacts::load(&ctx.store)?;
@@ -242,11 +326,20 @@ fn log(ctx: &mut Ctx, c: &MeetingCandidate, l: &MeetingsLogArgs) -> CliResult<()
     let left: Vec<String> = c
         .unmatched
         .iter()
-        .filter(|u| !contacts.all.iter().any(|k| k.emails.iter().any(|e| Some(e.value.as_str()) == u.attendee.email.as_deref())))
+        .filter(|u| {
+            !contacts.all.iter().any(|k| {
+                k.emails
+                    .iter()
+                    .any(|e| Some(e.value.as_str()) == u.attendee.email.as_deref())
+            })
+        })
         .map(|u| u.display_name())
         .collect();
     if !left.is_empty() {
-        ctx.out.line(format!("Not added (no contact): {} — use --create or --create-missing to add them", left.join(", ")))?;
+        ctx.out.line(format!(
+            "Not added (no contact): {} — use --create or --create-missing to add them",
+            left.join(", ")
+        ))?;
     }
     Ok(())
 }

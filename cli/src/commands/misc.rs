@@ -239,7 +239,11 @@ fn apply_setting(mut s: Settings, key: &str, value: &str) -> CliResult<Settings>
         // My own addresses, comma-separated (replaces the list): calendar attendees with them are me.
         "my-emails" | "my-email" => {
             let mut emails = std::collections::BTreeSet::new();
-            for e in value.split(',').map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty() && e != "none") {
+            for e in value
+                .split(',')
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty() && e != "none")
+            {
                 if !e.contains('@') || e.chars().any(char::is_whitespace) {
                     return Err(bad("expected e-mail addresses separated by commas"));
                 }
@@ -327,7 +331,11 @@ fn print_settings(ctx: &mut Ctx, s: &Settings) -> CliResult<()> {
     t.row(vec!["core-size".into(), s.core_size.to_string()]);
     t.row(vec![
         "my-emails".into(),
-        if s.my_emails.is_empty() { none() } else { s.my_emails.iter().cloned().collect::<Vec<_>>().join(", ") },
+        if s.my_emails.is_empty() {
+            none()
+        } else {
+            s.my_emails.iter().cloned().collect::<Vec<_>>().join(", ")
+        },
     ]);
     ctx.out.table(&t)?;
     Ok(())

@@ -23,7 +23,8 @@ END:VCALENDAR\r\n";
 fn setup() -> (Kith, String) {
     let k = Kith::new();
     k.add_contact("Zoë Åberg", &["--email", "zoe@stmarys.example"]);
-    k.run(&["settings", "set", "my-emails", "Me@Example.com"]).ok();
+    k.run(&["settings", "set", "my-emails", "Me@Example.com"])
+        .ok();
     let file = k.dir.path().join("cal.ics");
     std::fs::write(&file, ICS).unwrap();
     (k, file.display().to_string())
@@ -33,41 +34,87 @@ fn setup() -> (Kith, String) {
 fn list_log_and_dismiss() {
     let (k, file) = setup();
     let v = k.json(&["meetings", "--ics", &file]);
-    let uids: Vec<&str> = v["meetings"].as_array().unwrap().iter().map(|m| m["event"]["key"]["uid"].as_str().unwrap()).collect();
+    let uids: Vec<&str> = v["meetings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["event"]["key"]["uid"].as_str().unwrap())
+        .collect();
     assert_eq!(uids, ["coffee-1", "weekly-1"], "{v}");
     assert_eq!(v["meetings"][0]["suggested_kind"], "meal");
     assert_eq!(v["meetings"][1]["suggested_kind"], "call");
     assert_eq!(v["meetings"][0]["matched"][0]["contact_name"], "Zoë Åberg");
-    assert_eq!(v["meetings"][0]["unmatched"][0]["attendee"]["email"], "kai@example.org");
+    assert_eq!(
+        v["meetings"][0]["unmatched"][0]["attendee"]["email"],
+        "kai@example.org"
+    );
     let table = k.run(&["meetings", "--ics", &file]).ok().stdout;
-    assert!(table.contains("Coffee with Zoë") && table.contains("Kai Berg <kai@example.org>"), "{table}");
+    assert!(
+        table.contains("Coffee with Zoë") && table.contains("Kai Berg <kai@example.org>"),
+        "{table}"
+    );
 
-    let logged = k.json(&["meetings", "--ics", &file, "log", "coffee-1", "--notes", "Pilot agreed", "--create-missing"]);
+    let logged = k.json(&[
+        "meetings",
+        "--ics",
+        &file,
+        "log",
+        "coffee-1",
+        "--notes",
+        "Pilot agreed",
+        "--create-missing",
+    ]);
     assert_eq!(logged["kind"], "meal");
     assert_eq!(logged["summary"], "Coffee with Zoë");
-    assert_eq!(logged["participants"].as_array().unwrap().len(), 2, "{logged}");
+    assert_eq!(
+        logged["participants"].as_array().unwrap().len(),
+        2,
+        "{logged}"
+    );
     k.run(&["meetings", "dismiss", "1", "--ics", &file]).ok();
     let out = k.run(&["meetings", "--ics", &file]).ok().stdout;
     assert!(out.contains("No meetings to log"), "{out}");
     // 30 days: coffee (logged) and four Sundays of the weekly round (one dismissed).
-    assert!(out.contains("Last 30 days: 1 of 5 meetings with people logged (20%), 1 dismissed."), "{out}");
+    assert!(
+        out.contains("Last 30 days: 1 of 5 meetings with people logged (20%), 1 dismissed."),
+        "{out}"
+    );
     // A wider window shows the earlier Sunday again.
     let wide = k.json(&["meetings", "--ics", &file, "--since", "14d"]);
     assert_eq!(wide["meetings"].as_array().unwrap().len(), 1, "{wide}");
     // Logging again is refused; nothing else changes.
-    k.input_error(&["meetings", "--ics", &file, "log", "coffee-1"], "no meeting to log with UID 'coffee-1'");
+    k.input_error(
+        &["meetings", "--ics", &file, "log", "coffee-1"],
+        "no meeting to log with UID 'coffee-1'",
+    );
 }
 
 #[test]
 fn bad_input_is_an_input_error() {
     let (k, file) = setup();
     k.input_error(&["meetings"], "--ics FILE");
-    k.input_error(&["meetings", "--ics", &file, "--since", "7y"], "bad --since");
-    k.input_error(&["meetings", "--ics", &file, "log", "9"], "no meeting number 9");
-    k.input_error(&["meetings", "--ics", &file, "--tz", "Mars/Base"], "unknown time zone");
+    k.input_error(
+        &["meetings", "--ics", &file, "--since", "7y"],
+        "bad --since",
+    );
+    k.input_error(
+        &["meetings", "--ics", &file, "log", "9"],
+        "no meeting number 9",
+    );
+    k.input_error(
+        &["meetings", "--ics", &file, "--tz", "Mars/Base"],
+        "unknown time zone",
+    );
     let broken = k.dir.path().join("broken.ics");
-    std::fs::write(&broken, "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;;VALUE=DATE:20261125\nEND:VEVENT\nEND:VCALENDAR\n").unwrap();
+    std::fs::write(
+        &broken,
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;;VALUE=DATE:20261125\nEND:VEVENT\nEND:VCALENDAR\n",
+    )
+    .unwrap();
     let b = broken.display().to_string();
     k.input_error(&["meetings", "--ics", &b], "line 3: damaged content line");
-    k.input_error(&["meetings", "--ics", "/nonexistent/cal.ics"], "/nonexistent/cal.ics");
+    k.input_error(
+        &["meetings", "--ics", "/nonexistent/cal.ics"],
+        "/nonexistent/cal.ics",
+    );
 }

@@ -9,13 +9,21 @@ use kith_calendar::{IcsCalendar, IcsLimits, Tz};
 
 fn main() {
     let now_ms = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-    let file = synthetic_ics(&SynthCalendar { events: 5_000, series: 500, years: 3, people: 2_000, end_ms: now_ms });
+    let file = synthetic_ics(&SynthCalendar {
+        events: 5_000,
+        series: 500,
+        years: 3,
+        people: 2_000,
+        end_ms: now_ms,
+    });
     let week_ms = 7 * 86_400_000;
     for run in 1..=3 {
         let t = Instant::now();
         let cal = IcsCalendar::parse(file.as_bytes(), "ics", &IcsLimits::default()).expect("parse");
         let parsed = t.elapsed();
-        let got = cal.events_ending_between(now_ms - week_ms, now_ms, Tz::UTC).expect("expand");
+        let got = cal
+            .events_ending_between(now_ms - week_ms, now_ms, Tz::UTC)
+            .expect("expand");
         println!(
             "calendar/expand run {run}: {} bytes, parse {:.1} ms, parse+expand {:.1} ms, {} occurrences in the window, {} skipped",
             file.len(),

@@ -18,8 +18,13 @@ impl IcsError {
 /// What is wrong, with what to do about it where there is something to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IcsErrorKind {
-    #[error("the file is {size_bytes} bytes, more than the {size_bytes_max} bytes a calendar file may have; split the export")]
-    TooLarge { size_bytes: usize, size_bytes_max: usize },
+    #[error(
+        "the file is {size_bytes} bytes, more than the {size_bytes_max} bytes a calendar file may have; split the export"
+    )]
+    TooLarge {
+        size_bytes: usize,
+        size_bytes_max: usize,
+    },
     #[error("the file is empty")]
     Empty,
     #[error("not UTF-8 text (save the calendar as UTF-8)")]
@@ -35,13 +40,20 @@ pub enum IcsErrorKind {
     #[error("more than {components_max} components")]
     TooManyComponents { components_max: usize },
     #[error("{component} has more than {properties_max} properties")]
-    TooManyProperties { component: String, properties_max: usize },
+    TooManyProperties {
+        component: String,
+        properties_max: usize,
+    },
     #[error("a property has more than {parameters_max} parameters")]
     TooManyParameters { parameters_max: usize },
     #[error("END:{0} without a BEGIN")]
     EndWithoutBegin(String),
     #[error("END:{found} closes BEGIN:{expected} of line {begin_line}")]
-    MismatchedEnd { expected: String, found: String, begin_line: usize },
+    MismatchedEnd {
+        expected: String,
+        found: String,
+        begin_line: usize,
+    },
     #[error("BEGIN:{0} is never closed (truncated file?)")]
     Unterminated(String),
     #[error("property {0} outside any component")]
@@ -52,7 +64,9 @@ pub enum IcsErrorKind {
     BadDate { property: String, value: String },
     #[error("{property}: {value:?} is not a duration (like PT1H30M)")]
     BadDuration { property: String, value: String },
-    #[error("unknown time zone {0:?} (neither an IANA name, a Windows name nor defined by a VTIMEZONE of the file)")]
+    #[error(
+        "unknown time zone {0:?} (neither an IANA name, a Windows name nor defined by a VTIMEZONE of the file)"
+    )]
     UnknownZone(String),
     #[error("VEVENT without {0}")]
     Missing(&'static str),

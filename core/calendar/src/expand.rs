@@ -44,11 +44,18 @@ impl IcsCalendar {
     /// so that the same event exported twice is the same event).
     pub fn parse(input: &[u8], source: &str, limits: &IcsLimits) -> Result<Self, IcsError> {
         let roots = parse_components(input, limits)?;
-        let calendars: Vec<Component> = roots.into_iter().filter(|c| c.name == "VCALENDAR").collect();
+        let calendars: Vec<Component> = roots
+            .into_iter()
+            .filter(|c| c.name == "VCALENDAR")
+            .collect();
         if calendars.is_empty() {
             return Err(IcsError::new(0, IcsErrorKind::NoCalendar));
         }
-        Ok(Self { calendars, source: source.to_owned(), limits: *limits })
+        Ok(Self {
+            calendars,
+            source: source.to_owned(),
+            limits: *limits,
+        })
     }
 
     /// The syntax tree (one component per VCALENDAR of the file).
@@ -64,16 +71,30 @@ impl IcsCalendar {
         floating_tz: chrono_tz::Tz,
     ) -> Result<Expanded, IcsError> {
         let mut out = Expanded::default();
-        let window = Window { from: ms_to_utc(from_ms), to: ms_to_utc(to_ms), floating: floating_tz };
+        let window = Window {
+            from: ms_to_utc(from_ms),
+            to: ms_to_utc(to_ms),
+            floating: floating_tz,
+        };
         for cal in &self.calendars {
-            let cancelled_by_method = cal.prop("METHOD").is_some_and(|m| m.value.trim().eq_ignore_ascii_case("CANCEL"));
-            let mut by_uid: HashMap<Cow<'_, str>, (Option<&Component>, Vec<&Component>)> = HashMap::new();
+            let cancelled_by_method = cal
+                .prop("METHOD")
+                .is_some_and(|m| m.value.trim().eq_ignore_ascii_case("CANCEL"));
+            let mut by_uid: HashMap<Cow<'_, str>, (Option<&Component>, Vec<&Component>)> =
+                HashMap::new();
             for ev in cal.children.iter().filter(|c| c.name == "VEVENT") {
-                let uid: Cow<'_, str> = match ev.prop("UID").map(|p| p.value.trim()).filter(|u| !u.is_empty()) {
+                let uid: Cow<'_, str> = match ev
+                    .prop("UID")
+                    .map(|p| p.value.trim())
+                    .filter(|u| !u.is_empty())
+                {
                     Some(uid) => Cow::Borrowed(uid),
                     None if ev.prop("DTSTART").is_some() => Cow::Owned(derived_uid(ev)),
                     None => {
-                        out.skipped.push(IcsError::new(ev.line, IcsErrorKind::Missing("UID and DTSTART")));
+                        out.skipped.push(IcsError::new(
+                            ev.line,
+                            IcsErrorKind::Missing("UID and DTSTART"),
+                        ));
                         continue;
                     }
                 };
@@ -90,19 +111,29 @@ impl IcsCalendar {
             let mut series: Vec<_> = by_uid.into_iter().collect();
             series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (uid, (master, overrides)) in series {
-                let ctx = Ctx { cal, source: &self.source, uid: &uid, cancelled_by_method, window: &window, limits: &self.limits };
+                let ctx = Ctx {
+                    cal,
+                    source: &self.source,
+                    uid: &uid,
+                    cancelled_by_method,
+                    window: &window,
+                    limits: &self.limits,
+                };
                 if let Err(e) = ctx.series(master, &overrides, &mut out.events) {
                     out.skipped.push(e);
                 }
                 if out.events.len() > self.limits.occurrences_max {
                     return Err(IcsError::new(
                         0,
-                        IcsErrorKind::TooManyOccurrences { occurrences_max: self.limits.occurrences_max },
+                        IcsErrorKind::TooManyOccurrences {
+                            occurrences_max: self.limits.occurrences_max,
+                        },
                     ));
                 }
             }
         }
-        out.events.sort_by(|a, b| a.end_ms.cmp(&b.end_ms).then_with(|| a.key.cmp(&b.key)));
+        out.events
+            .sort_by(|a, b| a.end_ms.cmp(&b.end_ms).then_with(|| a.key.cmp(&b.key)));
         out.skipped.sort_by_key(|e| e.line);
         Ok(out)
     }
@@ -143,7 +174,9 @@ impl Ctx<'_> {
     ) -> Result<(), IcsError> {
         let mut overridden: HashMap<String, &Component> = HashMap::new();
         for ov in overrides {
-            let Some(rid) = ov.prop("RECURRENCE-ID") else { continue };
+            let Some(rid) = ov.prop("RECURRENCE-ID") else {
+                continue;
+            };
             let value = self.date_value(rid)?;
             overridden.insert(recurrence_key(value, self.instant(value)), ov);
         }
@@ -189,14 +222,17 @@ impl Ctx<'_> {
         }
         // Occurrences that end in the window start in [from - length, to].
         // Arithmetic near the ends of time saturates (checked_*): inputs choose both dates and windows.
-        let after_utc = self.window.from.checked_sub_signed(length.max(Duration::zero())).unwrap_or(self.window.from);
+        let after_utc = self
+            .window
+            .from
+            .checked_sub_signed(length.max(Duration::zero()))
+            .unwrap_or(self.window.from);
         let series_start = fast_forward(start, &rrules, &rdates, after_utc);
         let mut set = RRuleSet::new(series_start);
         for p in &rrules {
-            let rule: RRule<Unvalidated> = p
-                .value
-                .parse()
-                .map_err(|e: rrule::RRuleError| IcsError::new(p.line, IcsErrorKind::BadRecurrence(e.to_string())))?;
+            let rule: RRule<Unvalidated> = p.value.parse().map_err(|e: rrule::RRuleError| {
+                IcsError::new(p.line, IcsErrorKind::BadRecurrence(e.to_string()))
+            })?;
             let rule = rule
                 .validate(series_start)
                 .map_err(|e| IcsError::new(p.line, IcsErrorKind::BadRecurrence(e.to_string())))?;
@@ -218,13 +254,23 @@ impl Ctx<'_> {
         }
         let after = after_utc.with_timezone(&rrule::Tz::UTC);
         let before = self.window.to.with_timezone(&rrule::Tz::UTC);
-        let result = set.after(after).before(before).all(self.limits.occurrences_per_series_max);
+        let result = set
+            .after(after)
+            .before(before)
+            .all(self.limits.occurrences_per_series_max);
         let mut seen = std::collections::HashSet::new();
         for occ in result.dates {
             if !seen.insert(occ.timestamp_millis()) {
                 continue;
             }
-            let rid = recurrence_key(if all_day { DateValue::Date(occ.date_naive()) } else { DateValue::Utc(occ.naive_utc()) }, occ);
+            let rid = recurrence_key(
+                if all_day {
+                    DateValue::Date(occ.date_naive())
+                } else {
+                    DateValue::Utc(occ.naive_utc())
+                },
+                occ,
+            );
             if overridden.contains_key(&rid) {
                 continue;
             }
@@ -250,26 +296,55 @@ impl Ctx<'_> {
         out.push(self.event(ev, start, end, all_day, recurrence_id));
     }
 
-    fn event(&self, ev: &Component, start: Instant, end: Instant, all_day: bool, recurrence_id: Option<String>) -> CalendarEvent {
-        let text = |name: &str| ev.prop(name).map(|p| unescape_text(p.value.trim())).filter(|s| !s.is_empty());
-        let url = ["URL", "CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL", "X-MICROSOFT-ONLINEMEETINGCONFLINK"]
-            .iter()
-            .find_map(|n| text(n));
+    fn event(
+        &self,
+        ev: &Component,
+        start: Instant,
+        end: Instant,
+        all_day: bool,
+        recurrence_id: Option<String>,
+    ) -> CalendarEvent {
+        let text = |name: &str| {
+            ev.prop(name)
+                .map(|p| unescape_text(p.value.trim()))
+                .filter(|s| !s.is_empty())
+        };
+        let url = [
+            "URL",
+            "CONFERENCE",
+            "X-GOOGLE-CONFERENCE",
+            "X-MICROSOFT-SKYPETEAMSMEETINGURL",
+            "X-MICROSOFT-ONLINEMEETINGCONFLINK",
+        ]
+        .iter()
+        .find_map(|n| text(n));
         let attendees = ev
             .props("ATTENDEE")
-            .filter(|p| !p.param("CUTYPE").is_some_and(|c| matches!(c.to_ascii_uppercase().as_str(), "ROOM" | "RESOURCE")))
+            .filter(|p| {
+                !p.param("CUTYPE")
+                    .is_some_and(|c| matches!(c.to_ascii_uppercase().as_str(), "ROOM" | "RESOURCE"))
+            })
             .map(person)
             .collect();
         let status = if self.cancelled_by_method {
             EventStatus::Cancelled
         } else {
-            ev.prop("STATUS").map(|p| EventStatus::from_ical(&p.value)).unwrap_or_default()
+            ev.prop("STATUS")
+                .map(|p| EventStatus::from_ical(&p.value))
+                .unwrap_or_default()
         };
-        let private = ev
-            .prop("CLASS")
-            .is_some_and(|p| matches!(p.value.trim().to_ascii_uppercase().as_str(), "PRIVATE" | "CONFIDENTIAL"));
+        let private = ev.prop("CLASS").is_some_and(|p| {
+            matches!(
+                p.value.trim().to_ascii_uppercase().as_str(),
+                "PRIVATE" | "CONFIDENTIAL"
+            )
+        });
         CalendarEvent {
-            key: EventKey { source: self.source.to_owned(), uid: self.uid.to_owned(), recurrence_id },
+            key: EventKey {
+                source: self.source.to_owned(),
+                uid: self.uid.to_owned(),
+                recurrence_id,
+            },
             title: text("SUMMARY").unwrap_or_default(),
             start_ms: start.timestamp_millis(),
             end_ms: end.timestamp_millis().max(start.timestamp_millis()),
@@ -277,7 +352,10 @@ impl Ctx<'_> {
             location: text("LOCATION"),
             description: text("DESCRIPTION"),
             url,
-            organiser: ev.prop("ORGANIZER").map(|p| Attendee { partstat: PartStat::Accepted, ..person(p) }),
+            organiser: ev.prop("ORGANIZER").map(|p| Attendee {
+                partstat: PartStat::Accepted,
+                ..person(p)
+            }),
             attendees,
             status,
             private,
@@ -286,7 +364,9 @@ impl Ctx<'_> {
 
     /// Start, end and all-day flag of a VEVENT (end from DTEND, else DURATION, else RFC defaults).
     fn times(&self, ev: &Component) -> Result<(Instant, Instant, bool), IcsError> {
-        let dtstart = ev.prop("DTSTART").ok_or_else(|| IcsError::new(ev.line, IcsErrorKind::Missing("DTSTART")))?;
+        let dtstart = ev
+            .prop("DTSTART")
+            .ok_or_else(|| IcsError::new(ev.line, IcsErrorKind::Missing("DTSTART")))?;
         let sv = self.date_value(dtstart)?;
         let all_day = matches!(sv, DateValue::Date(_));
         let start = self.instant(sv);
@@ -308,10 +388,20 @@ impl Ctx<'_> {
     }
 
     fn parse_one_date(&self, p: &Property, value: &str) -> Result<DateValue, IcsError> {
-        let bad = || IcsError::new(p.line, IcsErrorKind::BadDate { property: p.name.clone(), value: value.to_owned() });
+        let bad = || {
+            IcsError::new(
+                p.line,
+                IcsErrorKind::BadDate {
+                    property: p.name.clone(),
+                    value: value.to_owned(),
+                },
+            )
+        };
         let b = value.as_bytes();
         if b.len() == 8 {
-            return NaiveDate::parse_from_str(value, "%Y%m%d").map(DateValue::Date).map_err(|_| bad());
+            return NaiveDate::parse_from_str(value, "%Y%m%d")
+                .map(DateValue::Date)
+                .map_err(|_| bad());
         }
         let (core, utc) = match value.strip_suffix(['Z', 'z']) {
             Some(c) => (c, true),
@@ -363,7 +453,12 @@ impl Ctx<'_> {
 /// DTSTART + k periods holds exactly the same occurrences after that point, so the start moves to
 /// the last whole period before the window (in local wall-clock time, so DST keeps 09:00 at 09:00).
 /// Anything else is expanded from its real start.
-fn fast_forward(start: Instant, rrules: &[&Property], rdates: &[&Property], after: DateTime<Utc>) -> Instant {
+fn fast_forward(
+    start: Instant,
+    rrules: &[&Property],
+    rdates: &[&Property],
+    after: DateTime<Utc>,
+) -> Instant {
     let [rule] = rrules else { return start };
     if !rdates.is_empty() || start.with_timezone(&Utc) >= after {
         return start;
@@ -396,12 +491,19 @@ fn fast_forward(start: Instant, rrules: &[&Property], rdates: &[&Property], afte
     if periods <= 0 {
         return start;
     }
-    let Some(days) = periods.checked_mul(period_days) else { return start };
-    let Some(naive) = start.naive_local().checked_add_signed(Duration::days(days)) else { return start };
+    let Some(days) = periods.checked_mul(period_days) else {
+        return start;
+    };
+    let Some(naive) = start.naive_local().checked_add_signed(Duration::days(days)) else {
+        return start;
+    };
     let zone = start.timezone();
     zone.from_local_datetime(&naive)
         .earliest()
-        .or_else(|| zone.from_local_datetime(&naive.checked_add_signed(Duration::hours(1))?).earliest())
+        .or_else(|| {
+            zone.from_local_datetime(&naive.checked_add_signed(Duration::hours(1))?)
+                .earliest()
+        })
         .unwrap_or(start)
 }
 
@@ -418,7 +520,10 @@ fn local(zone: chrono_tz::Tz, n: NaiveDateTime) -> Instant {
     let z = rrule::Tz::Tz(zone);
     z.from_local_datetime(&n)
         .earliest()
-        .or_else(|| z.from_local_datetime(&n.checked_add_signed(Duration::hours(1))?).earliest())
+        .or_else(|| {
+            z.from_local_datetime(&n.checked_add_signed(Duration::hours(1))?)
+                .earliest()
+        })
         .unwrap_or_else(|| Utc.from_utc_datetime(&n).with_timezone(&z))
 }
 
@@ -432,7 +537,11 @@ fn recurrence_key(v: DateValue, at: Instant) -> String {
 }
 
 fn ms_to_utc(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
+    DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 /// A UID for an event that has none (some exporters omit it): derived from its start, end and
@@ -449,17 +558,37 @@ fn derived_uid(ev: &Component) -> String {
 }
 
 fn bad_duration(p: &Property) -> IcsError {
-    IcsError::new(p.line, IcsErrorKind::BadDuration { property: p.name.clone(), value: p.value.clone() })
+    IcsError::new(
+        p.line,
+        IcsErrorKind::BadDuration {
+            property: p.name.clone(),
+            value: p.value.clone(),
+        },
+    )
 }
 
 /// ORGANIZER / ATTENDEE → a person: `mailto:` in any case stripped, CN as the name.
 fn person(p: &Property) -> Attendee {
     let v = p.value.trim();
-    let email = if v.len() >= 7 && v[..7].eq_ignore_ascii_case("mailto:") { &v[7..] } else { v };
+    let email = if v.len() >= 7 && v[..7].eq_ignore_ascii_case("mailto:") {
+        &v[7..]
+    } else {
+        v
+    };
     let email = email.trim();
     let email = (!email.is_empty() && email.contains('@')).then(|| email.to_owned());
-    let name = p.param("CN").map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    Attendee { name, email, partstat: p.param("PARTSTAT").map(PartStat::from_ical).unwrap_or_default() }
+    let name = p
+        .param("CN")
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    Attendee {
+        name,
+        email,
+        partstat: p
+            .param("PARTSTAT")
+            .map(PartStat::from_ical)
+            .unwrap_or_default(),
+    }
 }
 
 /// RFC 5545 3.3.6 DURATION: `[+|-]P[nW][nD][T[nH][nM][nS]]`; a negative one counts as zero.
@@ -500,7 +629,11 @@ pub(crate) fn parse_duration(value: &str) -> Option<Duration> {
     if num.is_some() || !any || total > 366 * 86_400 * 10 {
         return None;
     }
-    Some(if neg { Duration::zero() } else { Duration::seconds(total) })
+    Some(if neg {
+        Duration::zero()
+    } else {
+        Duration::seconds(total)
+    })
 }
 
 #[cfg(test)]
@@ -518,12 +651,29 @@ mod tests {
             "FREQ=WEEKLY;INTERVAL=3;UNTIL=20260320T000000Z",
         ];
         let zone = rrule::Tz::Tz(chrono_tz::Europe::Berlin);
-        let start = local(chrono_tz::Europe::Berlin, NaiveDate::from_ymd_opt(2019, 2, 7).unwrap().and_hms_opt(9, 30, 0).unwrap());
+        let start = local(
+            chrono_tz::Europe::Berlin,
+            NaiveDate::from_ymd_opt(2019, 2, 7)
+                .unwrap()
+                .and_hms_opt(9, 30, 0)
+                .unwrap(),
+        );
         for rule in rules {
-            for (from, days) in [("2026-03-02T00:00:00Z", 45), ("2025-10-20T00:00:00Z", 14), ("2019-02-01T00:00:00Z", 30)] {
-                let from = DateTime::parse_from_rfc3339(from).unwrap().with_timezone(&Utc);
+            for (from, days) in [
+                ("2026-03-02T00:00:00Z", 45),
+                ("2025-10-20T00:00:00Z", 14),
+                ("2019-02-01T00:00:00Z", 30),
+            ] {
+                let from = DateTime::parse_from_rfc3339(from)
+                    .unwrap()
+                    .with_timezone(&Utc);
                 let to = from + Duration::days(days);
-                let line = Property { name: "RRULE".into(), params: vec![], value: rule.into(), line: 1 };
+                let line = Property {
+                    name: "RRULE".into(),
+                    params: vec![],
+                    value: rule.into(),
+                    line: 1,
+                };
                 let moved = fast_forward(start, &[&line], &[], from);
                 let walk = |s: Instant| -> Vec<i64> {
                     let r: RRule<Unvalidated> = rule.parse().unwrap();
@@ -548,7 +698,16 @@ mod tests {
         assert_eq!(parse_duration("P1W"), Some(Duration::days(7)));
         assert_eq!(parse_duration("P1DT2H"), Some(Duration::hours(26)));
         assert_eq!(parse_duration("-PT5M"), Some(Duration::zero()));
-        for bad in ["", "P", "PT", "1H", "PT1", "P1H", "PT1D", "P99999999999999999999D"] {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "1H",
+            "PT1",
+            "P1H",
+            "PT1D",
+            "P99999999999999999999D",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

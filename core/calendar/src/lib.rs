@@ -9,13 +9,13 @@ mod error;
 mod event;
 mod expand;
 mod parse;
-mod tz;
 #[doc(hidden)]
 pub mod synth;
+mod tz;
 
+/// Zones for floating times and all-day dates (the device's zone).
+pub use chrono_tz::Tz;
 pub use error::{IcsError, IcsErrorKind};
 pub use event::{Attendee, CalendarEvent, EventKey, EventStatus, PartStat};
 pub use expand::{Expanded, IcsCalendar};
 pub use parse::{Component, IcsLimits, Param, Property};
-/// Zones for floating times and all-day dates (the device's zone).
-pub use chrono_tz::Tz;

@@ -106,17 +106,29 @@ impl Component {
                         .sum::<usize>()
             })
             .sum();
-        self.name.len() + own + self.children.iter().map(Component::retained_size_bytes).sum::<usize>()
+        self.name.len()
+            + own
+            + self
+                .children
+                .iter()
+                .map(Component::retained_size_bytes)
+                .sum::<usize>()
     }
 }
 
 /// Parses a whole file into its top-level components (normally one VCALENDAR; some exports
 /// concatenate several).
-pub(crate) fn parse_components(input: &[u8], limits: &IcsLimits) -> Result<Vec<Component>, IcsError> {
+pub(crate) fn parse_components(
+    input: &[u8],
+    limits: &IcsLimits,
+) -> Result<Vec<Component>, IcsError> {
     if input.len() > limits.input_size_bytes_max {
         return Err(IcsError::new(
             0,
-            IcsErrorKind::TooLarge { size_bytes: input.len(), size_bytes_max: limits.input_size_bytes_max },
+            IcsErrorKind::TooLarge {
+                size_bytes: input.len(),
+                size_bytes_max: limits.input_size_bytes_max,
+            },
         ));
     }
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
@@ -127,7 +139,8 @@ pub(crate) fn parse_components(input: &[u8], limits: &IcsLimits) -> Result<Vec<C
 
     for logical in LogicalLines::new(input, limits.line_length_bytes_max) {
         let (line_no, bytes) = logical?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| IcsError::new(line_no, IcsErrorKind::NotUtf8))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| IcsError::new(line_no, IcsErrorKind::NotUtf8))?;
         if text.trim().is_empty() {
             continue;
         }
@@ -136,20 +149,36 @@ pub(crate) fn parse_components(input: &[u8], limits: &IcsLimits) -> Result<Vec<C
         match prop.name.as_str() {
             "BEGIN" => {
                 let name = prop.value.trim().to_ascii_uppercase();
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                    return Err(IcsError::new(line_no, IcsErrorKind::BadComponentName(prop.value)));
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(IcsError::new(
+                        line_no,
+                        IcsErrorKind::BadComponentName(prop.value),
+                    ));
                 }
                 if stack.len() >= limits.depth_max {
-                    return Err(IcsError::new(line_no, IcsErrorKind::TooDeep { depth_max: limits.depth_max }));
+                    return Err(IcsError::new(
+                        line_no,
+                        IcsErrorKind::TooDeep {
+                            depth_max: limits.depth_max,
+                        },
+                    ));
                 }
                 components += 1;
                 if components > limits.components_max {
                     return Err(IcsError::new(
                         line_no,
-                        IcsErrorKind::TooManyComponents { components_max: limits.components_max },
+                        IcsErrorKind::TooManyComponents {
+                            components_max: limits.components_max,
+                        },
                     ));
                 }
-                stack.push(Component { name, properties: Vec::new(), children: Vec::new(), line: line_no });
+                stack.push(Component {
+                    name,
+                    properties: Vec::new(),
+                    children: Vec::new(),
+                    line: line_no,
+                });
             }
             "END" => {
                 let name = prop.value.trim().to_ascii_uppercase();
@@ -159,7 +188,11 @@ pub(crate) fn parse_components(input: &[u8], limits: &IcsLimits) -> Result<Vec<C
                 if done.name != name {
                     return Err(IcsError::new(
                         line_no,
-                        IcsErrorKind::MismatchedEnd { expected: done.name, found: name, begin_line: done.line },
+                        IcsErrorKind::MismatchedEnd {
+                            expected: done.name,
+                            found: name,
+                            begin_line: done.line,
+                        },
                     ));
                 }
                 match stack.last_mut() {
@@ -169,7 +202,10 @@ pub(crate) fn parse_components(input: &[u8], limits: &IcsLimits) -> Result<Vec<C
             }
             _ => {
                 let Some(current) = stack.last_mut() else {
-                    return Err(IcsError::new(line_no, IcsErrorKind::OutsideComponent(prop.name)));
+                    return Err(IcsError::new(
+                        line_no,
+                        IcsErrorKind::OutsideComponent(prop.name),
+                    ));
                 };
                 if current.properties.len() >= limits.properties_per_component_max {
                     return Err(IcsError::new(
@@ -185,7 +221,10 @@ pub(crate) fn parse_components(input: &[u8], limits: &IcsLimits) -> Result<Vec<C
         }
     }
     if let Some(open) = stack.pop() {
-        return Err(IcsError::new(open.line, IcsErrorKind::Unterminated(open.name)));
+        return Err(IcsError::new(
+            open.line,
+            IcsErrorKind::Unterminated(open.name),
+        ));
     }
     if !saw_content {
         return Err(IcsError::new(0, IcsErrorKind::Empty));
@@ -202,7 +241,11 @@ struct LogicalLines<'a> {
 
 impl<'a> LogicalLines<'a> {
     fn new(input: &'a [u8], line_length_bytes_max: usize) -> Self {
-        Self { rest: input, next_line_no: 1, line_length_bytes_max }
+        Self {
+            rest: input,
+            next_line_no: 1,
+            line_length_bytes_max,
+        }
     }
 
     /// Takes one physical line (without its CR/LF).
@@ -232,7 +275,9 @@ impl Iterator for LogicalLines<'_> {
         let mut buf = first.to_vec();
         // Folded continuation lines start with one space or tab, which is dropped.
         while matches!(self.rest.first(), Some(b' ' | b'\t')) {
-            let Some(cont) = self.take_physical() else { break };
+            let Some(cont) = self.take_physical() else {
+                break;
+            };
             let cont = &cont[1..];
             if buf.len() + cont.len() > self.line_length_bytes_max {
                 return Some(Err(too_long(start_no, self.line_length_bytes_max)));
@@ -244,7 +289,12 @@ impl Iterator for LogicalLines<'_> {
 }
 
 fn too_long(line: usize, max: usize) -> IcsError {
-    IcsError::new(line, IcsErrorKind::LineTooLong { line_length_bytes_max: max })
+    IcsError::new(
+        line,
+        IcsErrorKind::LineTooLong {
+            line_length_bytes_max: max,
+        },
+    )
 }
 
 fn is_name_char(c: char) -> bool {
@@ -306,15 +356,25 @@ fn parse_content_line(text: &str, line: usize, limits: &IcsLimits) -> Result<Pro
                 if params.len() >= limits.parameters_per_property_max {
                     return Err(IcsError::new(
                         line,
-                        IcsErrorKind::TooManyParameters { parameters_max: limits.parameters_per_property_max },
+                        IcsErrorKind::TooManyParameters {
+                            parameters_max: limits.parameters_per_property_max,
+                        },
                     ));
                 }
-                params.push(Param { name: pname.to_ascii_uppercase(), values });
+                params.push(Param {
+                    name: pname.to_ascii_uppercase(),
+                    values,
+                });
             }
             _ => return Err(bad("expected ':' before the value")),
         }
     }
-    Ok(Property { name: name.to_ascii_uppercase(), params, value: rest.to_owned(), line })
+    Ok(Property {
+        name: name.to_ascii_uppercase(),
+        params,
+        value: rest.to_owned(),
+        line,
+    })
 }
 
 /// RFC 6868: `^n` → newline, `^^` → `^`, `^'` → `"`; a `^` before anything else stays as is.
@@ -388,7 +448,14 @@ mod tests {
 
     #[test]
     fn damaged_lines_name_their_line() {
-        for bad in ["DTSTART;;VALUE=DATE:1", ";X=1:v", "X;Y:v", "X;Y=\"open:v", "NOVALUE", "X;Y=a\"b:v"] {
+        for bad in [
+            "DTSTART;;VALUE=DATE:1",
+            ";X=1:v",
+            "X;Y:v",
+            "X;Y=\"open:v",
+            "NOVALUE",
+            "X;Y=a\"b:v",
+        ] {
             let e = one(bad).unwrap_err();
             assert_eq!(e.line, 7, "{bad}");
         }

@@ -66,17 +66,27 @@ pub(crate) fn resolve(tzid: &str, calendar: &Component) -> Option<Tz> {
     if let Some(tz) = iana_suffix(tzid) {
         return Some(tz);
     }
-    if let Some((_, iana)) = WINDOWS_ZONES.iter().find(|(w, _)| w.eq_ignore_ascii_case(tzid)) {
+    if let Some((_, iana)) = WINDOWS_ZONES
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(tzid))
+    {
         return iana.parse().ok();
     }
     let vtz = calendar.children.iter().find(|c| {
         c.name == "VTIMEZONE" && c.prop("TZID").is_some_and(|p| p.value.trim() == tzid)
     })?;
-    if let Some(tz) = vtz.prop("X-LIC-LOCATION").and_then(|p| p.value.trim().parse::<Tz>().ok()) {
+    if let Some(tz) = vtz
+        .prop("X-LIC-LOCATION")
+        .and_then(|p| p.value.trim().parse::<Tz>().ok())
+    {
         return Some(tz);
     }
     // Last resort: the standard offset, as a fixed Etc/GMT zone (only whole hours exist there).
-    let standard = vtz.children.iter().find(|c| c.name == "STANDARD").or_else(|| vtz.children.first())?;
+    let standard = vtz
+        .children
+        .iter()
+        .find(|c| c.name == "STANDARD")
+        .or_else(|| vtz.children.first())?;
     let offset = standard.prop("TZOFFSETTO")?.value.trim().to_owned();
     let (sign, digits) = match offset.as_bytes().first()? {
         b'+' => (1i32, &offset[1..]),
@@ -105,7 +115,12 @@ fn iana_suffix(tzid: &str) -> Option<Tz> {
         .filter(|(_, c)| matches!(c, '/' | '_' | '-' | ' '))
         .map(|(i, c)| i + c.len_utf8())
         .filter(|&i| i < tzid.len())
-        .find_map(|i| tzid[i..].parse::<Tz>().ok().filter(|_| tzid[i..].contains('/')))
+        .find_map(|i| {
+            tzid[i..]
+                .parse::<Tz>()
+                .ok()
+                .filter(|_| tzid[i..].contains('/'))
+        })
 }
 
 #[cfg(test)]
@@ -116,9 +131,18 @@ mod tests {
     fn names_of_real_exporters() {
         let empty = Component::default();
         assert_eq!(resolve("Europe/Berlin", &empty), Some(Tz::Europe__Berlin));
-        assert_eq!(resolve("/mozilla.org/20070129_1/Europe/Berlin", &empty), Some(Tz::Europe__Berlin));
-        assert_eq!(resolve("custom_America/New_York", &empty), Some(Tz::America__New_York));
-        assert_eq!(resolve("Central Standard Time", &empty), Some(Tz::America__Chicago));
+        assert_eq!(
+            resolve("/mozilla.org/20070129_1/Europe/Berlin", &empty),
+            Some(Tz::Europe__Berlin)
+        );
+        assert_eq!(
+            resolve("custom_America/New_York", &empty),
+            Some(Tz::America__New_York)
+        );
+        assert_eq!(
+            resolve("Central Standard Time", &empty),
+            Some(Tz::America__Chicago)
+        );
         assert_eq!(resolve("Nowhere Standard Time", &empty), None);
     }
 }

@@ -822,7 +822,11 @@ mod tests {
             created_ms: 1_700_000_000_001,
             updated_ms: 1_700_000_000_002,
             deleted_ms: deleted.then_some(1_700_000_000_003),
-            event: Some(crate::model::EventRef { source: "ics".into(), uid: "u@x".into(), recurrence_id: Some("20260101T090000Z".into()) }),
+            event: Some(crate::model::EventRef {
+                source: "ics".into(),
+                uid: "u@x".into(),
+                recurrence_id: Some("20260101T090000Z".into()),
+            }),
         }
     }
 

@@ -3,8 +3,8 @@
 //! offline (duplicates and their merge) are in the e2e tests, through a real relay.
 
 use kith_core::meetings::{
-    Attendee, CalendarEvent, EventKey, EventStatus, MatchedBy, MeetingError, MeetingExtra, PartStat,
-    WINDOW_MS_DEFAULT,
+    Attendee, CalendarEvent, EventKey, EventStatus, MatchedBy, MeetingError, MeetingExtra,
+    PartStat, WINDOW_MS_DEFAULT,
 };
 use kith_core::model::{ContactPoint, InteractionKind, Settings};
 use kith_core::{NewContact, Store};
@@ -25,7 +25,11 @@ fn person(name: &str, email: &str, partstat: PartStat) -> Attendee {
 
 fn event(uid: &str, ended_hours_ago: i64, attendees: Vec<Attendee>) -> CalendarEvent {
     CalendarEvent {
-        key: EventKey { source: "ics".into(), uid: uid.into(), recurrence_id: None },
+        key: EventKey {
+            source: "ics".into(),
+            uid: uid.into(),
+            recurrence_id: None,
+        },
         title: format!("Meeting {uid}"),
         start_ms: NOW - (ended_hours_ago + 1) * HOUR,
         end_ms: NOW - ended_hours_ago * HOUR,
@@ -49,7 +53,10 @@ fn store() -> (tempfile::TempDir, Store) {
     settings.my_emails.insert("me@example.com".into());
     s.set_settings(settings).unwrap();
     let mut z = NewContact::named("Zoë Hart");
-    z.emails = vec![ContactPoint { value: "ZOE@example.com ".into(), label: "work".into() }];
+    z.emails = vec![ContactPoint {
+        value: "ZOE@example.com ".into(),
+        label: "work".into(),
+    }];
     s.add_contact(z).unwrap();
     s.add_contact(NewContact::named("Bob Stone")).unwrap();
     (dir, s)
@@ -75,7 +82,14 @@ fn each_rule_of_the_list() {
     let events = vec![
         event("ok", 1, vec![me(PartStat::Accepted), zoe()]),
         event("declined-by-me", 1, vec![me(PartStat::Declined), zoe()]),
-        event("others-declined", 1, vec![me(PartStat::Accepted), person("Zoë", "zoe@example.com", PartStat::Declined)]),
+        event(
+            "others-declined",
+            1,
+            vec![
+                me(PartStat::Accepted),
+                person("Zoë", "zoe@example.com", PartStat::Declined),
+            ],
+        ),
         cancelled,
         all_day,
         only_me_organising,
@@ -106,11 +120,32 @@ fn attendees_are_matched_by_email_then_name() {
             person("", "new.person@example.org", PartStat::Accepted),
         ],
     );
-    let [c] = s.meetings_to_log(&[ev], NOW, WINDOW_MS_DEFAULT).unwrap().try_into().unwrap();
-    let matched: Vec<(&str, MatchedBy)> = c.matched.iter().map(|m| (m.contact_name.as_str(), m.by)).collect();
-    assert_eq!(matched, [("Zoë Hart", MatchedBy::Email), ("Bob Stone", MatchedBy::Name)]);
-    let unmatched: Vec<(String, usize)> = c.unmatched.iter().map(|u| (u.display_name(), u.candidates.len())).collect();
-    assert_eq!(unmatched, [("Ann Lee".to_string(), 2), ("new.person".to_string(), 0)]);
+    let [c] = s
+        .meetings_to_log(&[ev], NOW, WINDOW_MS_DEFAULT)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let matched: Vec<(&str, MatchedBy)> = c
+        .matched
+        .iter()
+        .map(|m| (m.contact_name.as_str(), m.by))
+        .collect();
+    assert_eq!(
+        matched,
+        [
+            ("Zoë Hart", MatchedBy::Email),
+            ("Bob Stone", MatchedBy::Name)
+        ]
+    );
+    let unmatched: Vec<(String, usize)> = c
+        .unmatched
+        .iter()
+        .map(|u| (u.display_name(), u.candidates.len()))
+        .collect();
+    assert_eq!(
+        unmatched,
+        [("Ann Lee".to_string(), 2), ("new.person".to_string(), 0)]
+    );
 }
 
 #[test]
@@ -147,11 +182,27 @@ fn suggested_kind() {
 #[test]
 fn log_once_then_never_again_even_after_reopen() {
     let (dir, mut s) = store();
-    let mut ev = event("weekly", 3, vec![me(PartStat::Accepted), zoe(), person("Kai Berg", "kai@example.org", PartStat::Accepted)]);
+    let mut ev = event(
+        "weekly",
+        3,
+        vec![
+            me(PartStat::Accepted),
+            zoe(),
+            person("Kai Berg", "kai@example.org", PartStat::Accepted),
+        ],
+    );
     ev.key.recurrence_id = Some("20260310T080000Z".into());
     let events = vec![ev.clone()];
-    let [c] = s.meetings_to_log(&events, NOW, WINDOW_MS_DEFAULT).unwrap().try_into().unwrap();
-    let extra = MeetingExtra { notes: "talked about the grant".into(), create: vec!["KAI@example.org".into()], ..MeetingExtra::default() };
+    let [c] = s
+        .meetings_to_log(&events, NOW, WINDOW_MS_DEFAULT)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let extra = MeetingExtra {
+        notes: "talked about the grant".into(),
+        create: vec!["KAI@example.org".into()],
+        ..MeetingExtra::default()
+    };
     let logged = s.log_meeting(&c, extra).unwrap();
     assert_eq!(logged.at_ms, ev.start_ms);
     assert_eq!(logged.summary, "Meeting weekly");
@@ -160,10 +211,15 @@ fn log_once_then_never_again_even_after_reopen() {
     assert_eq!(kai.len(), 1);
     assert_eq!(kai[0].emails[0].value, "kai@example.org");
     let remembered = logged.event.clone().unwrap();
-    assert_eq!((remembered.uid.as_str(), remembered.recurrence_id.as_deref()), ("weekly", Some("20260310T080000Z")));
+    assert_eq!(
+        (remembered.uid.as_str(), remembered.recurrence_id.as_deref()),
+        ("weekly", Some("20260310T080000Z"))
+    );
     // The same file again suggests nothing; logging again is refused.
     assert!(listed(&s, &events).is_empty());
-    assert!(matches!(s.log_meeting(&c, MeetingExtra::default()), Err(MeetingError::AlreadyLogged(id)) if id == logged.id));
+    assert!(
+        matches!(s.log_meeting(&c, MeetingExtra::default()), Err(MeetingError::AlreadyLogged(id)) if id == logged.id)
+    );
     // Another occurrence of the same series is another meeting.
     let mut next = ev.clone();
     next.key.recurrence_id = Some("20260303T080000Z".into());
@@ -177,13 +233,34 @@ fn log_once_then_never_again_even_after_reopen() {
 #[test]
 fn log_refuses_what_it_cannot_do_and_creates_nothing_then() {
     let (_d, mut s) = store();
-    let ev = event("x", 1, vec![person("", "stranger@example.org", PartStat::Accepted)]);
-    let [c] = s.meetings_to_log(&[ev], NOW, WINDOW_MS_DEFAULT).unwrap().try_into().unwrap();
-    assert!(matches!(s.log_meeting(&c, MeetingExtra::default()), Err(MeetingError::NobodyToLog)));
-    let wrong = MeetingExtra { create: vec!["zoe@example.com".into()], ..MeetingExtra::default() };
-    assert!(matches!(s.log_meeting(&c, wrong), Err(MeetingError::NotAnAttendee(_))));
+    let ev = event(
+        "x",
+        1,
+        vec![person("", "stranger@example.org", PartStat::Accepted)],
+    );
+    let [c] = s
+        .meetings_to_log(&[ev], NOW, WINDOW_MS_DEFAULT)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert!(matches!(
+        s.log_meeting(&c, MeetingExtra::default()),
+        Err(MeetingError::NobodyToLog)
+    ));
+    let wrong = MeetingExtra {
+        create: vec!["zoe@example.com".into()],
+        ..MeetingExtra::default()
+    };
+    assert!(matches!(
+        s.log_meeting(&c, wrong),
+        Err(MeetingError::NotAnAttendee(_))
+    ));
     let before = s.all_contacts().unwrap().len();
-    let all = MeetingExtra { create_all_missing: true, kind: Some(InteractionKind::Call), ..MeetingExtra::default() };
+    let all = MeetingExtra {
+        create_all_missing: true,
+        kind: Some(InteractionKind::Call),
+        ..MeetingExtra::default()
+    };
     let i = s.log_meeting(&c, all).unwrap();
     assert_eq!(i.kind, InteractionKind::Call);
     assert_eq!(s.all_contacts().unwrap().len(), before + 1);
@@ -205,20 +282,36 @@ fn dismissed_is_not_suggested_and_survives_reopen() {
 #[test]
 fn share_of_meetings_logged_and_next_meeting_end() {
     let (_d, mut s) = store();
-    let events: Vec<CalendarEvent> = (0..4).map(|i| event(&format!("m{i}"), 24 * (i * 9 + 1), vec![zoe()])).collect();
+    let events: Vec<CalendarEvent> = (0..4)
+        .map(|i| event(&format!("m{i}"), 24 * (i * 9 + 1), vec![zoe()]))
+        .collect();
     // m0 (1 day ago), m1 (10 days), m2 (19 days), m3 (28 days): all in the 30-day window.
     let candidates = s.meetings_to_log(&events, NOW, 30 * 86_400_000).unwrap();
     let m1 = candidates.iter().find(|c| c.event.key.uid == "m1").unwrap();
     s.log_meeting(m1, MeetingExtra::default()).unwrap();
     s.dismiss_meeting(&events[2].key).unwrap();
     let share = s.meeting_log_share(&events, NOW).unwrap();
-    assert_eq!((share.meetings, share.logged, share.dismissed, share.logged_percent()), (4, 1, 1, Some(25)));
+    assert_eq!(
+        (
+            share.meetings,
+            share.logged,
+            share.dismissed,
+            share.logged_percent()
+        ),
+        (4, 1, 1, Some(25))
+    );
     let mut soon = event("soon", -2, vec![zoe()]);
     let mut sooner_alone = event("alone", -1, vec![me(PartStat::Accepted)]);
     sooner_alone.organiser = None;
     soon.title = "Design review".into();
-    let next = s.next_meeting_end(&[soon.clone(), sooner_alone], NOW).unwrap().unwrap();
-    assert_eq!((next.key.uid.as_str(), next.end_ms), ("soon", NOW + 2 * HOUR));
+    let next = s
+        .next_meeting_end(&[soon.clone(), sooner_alone], NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (next.key.uid.as_str(), next.end_ms),
+        ("soon", NOW + 2 * HOUR)
+    );
 }
 
 #[test]
@@ -238,7 +331,10 @@ fn settings_of_meetings_round_trip() {
 fn older_store_index_is_rebuilt_on_open() {
     let (dir, mut s) = store();
     let ev = event("old", 1, vec![zoe()]);
-    let c = s.meetings_to_log(&[ev], NOW, WINDOW_MS_DEFAULT).unwrap().remove(0);
+    let c = s
+        .meetings_to_log(&[ev], NOW, WINDOW_MS_DEFAULT)
+        .unwrap()
+        .remove(0);
     let logged = s.log_meeting(&c, MeetingExtra::default()).unwrap();
     let before = s.index_dump().unwrap();
     s.close().unwrap();
@@ -247,14 +343,25 @@ fn older_store_index_is_rebuilt_on_open() {
         let txn = db.begin_write().unwrap();
         {
             let meta: redb::TableDefinition<'_, &str, &[u8]> = redb::TableDefinition::new("meta");
-            txn.open_table(meta).unwrap().insert("format", b"1.0".as_slice()).unwrap();
+            txn.open_table(meta)
+                .unwrap()
+                .insert("format", b"1.0".as_slice())
+                .unwrap();
             // The old layout of an interaction without event is the new one without its
             // last byte (postcard's `None`); corrupt the logged one the same way.
-            let t: redb::TableDefinition<'_, u128, &[u8]> = redb::TableDefinition::new("idx_interactions");
+            let t: redb::TableDefinition<'_, u128, &[u8]> =
+                redb::TableDefinition::new("idx_interactions");
             let mut table = txn.open_table(t).unwrap();
             let rows: Vec<(u128, Vec<u8>)> = {
                 use redb::ReadableTable;
-                table.iter().unwrap().map(|r| { let (k, v) = r.unwrap(); (k.value(), v.value().to_vec()) }).collect()
+                table
+                    .iter()
+                    .unwrap()
+                    .map(|r| {
+                        let (k, v) = r.unwrap();
+                        (k.value(), v.value().to_vec())
+                    })
+                    .collect()
             };
             for (k, v) in rows {
                 table.insert(k, &v[..v.len() - 1]).unwrap();
@@ -283,14 +390,25 @@ BEGIN:VEVENT\r\nUID:weekly@x\r\nRECURRENCE-ID;TZID=Europe/Berlin:20260330T090000
 DURATION:PT1H\r\nSUMMARY:Ward round\r\nATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com\r\nATTENDEE:mailto:zoe@example.com\r\nEND:VEVENT\r\n\
 END:VCALENDAR\r\n";
     let (_d, mut s) = store();
-    let now = chrono::DateTime::parse_from_rfc3339("2026-04-08T12:00:00Z").unwrap().timestamp_millis();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-04-08T12:00:00Z")
+        .unwrap()
+        .timestamp_millis();
     let read = || {
         let cal = IcsCalendar::parse(text.as_bytes(), "ics", &IcsLimits::default()).unwrap();
-        cal.events_ending_between(now - 30 * 86_400_000, now, Tz::UTC).unwrap().events
+        cal.events_ending_between(now - 30 * 86_400_000, now, Tz::UTC)
+            .unwrap()
+            .events
     };
     let list = s.meetings_to_log(&read(), now, 30 * 86_400_000).unwrap();
-    let got: Vec<(Option<&str>, i64)> = list.iter().map(|c| (c.event.key.recurrence_id.as_deref(), c.event.start_ms)).collect();
-    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+    let got: Vec<(Option<&str>, i64)> = list
+        .iter()
+        .map(|c| (c.event.key.recurrence_id.as_deref(), c.event.start_ms))
+        .collect();
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
     // 16 March 09:00 CET = 08:00Z; from 29 March on, 09:00 CEST = 07:00Z. 23 March: cancelled
     // override; 30 March: declined by me.
     assert_eq!(
@@ -304,5 +422,9 @@ END:VCALENDAR\r\n";
     for c in &list {
         s.log_meeting(c, MeetingExtra::default()).unwrap();
     }
-    assert!(s.meetings_to_log(&read(), now, 30 * 86_400_000).unwrap().is_empty());
+    assert!(
+        s.meetings_to_log(&read(), now, 30 * 86_400_000)
+            .unwrap()
+            .is_empty()
+    );
 }

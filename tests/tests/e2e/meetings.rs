@@ -4,7 +4,9 @@
 //! dismissals on both devices all survive.
 
 use kith_core::NewContact;
-use kith_core::meetings::{Attendee, CalendarEvent, EventKey, MeetingExtra, PartStat, WINDOW_MS_DEFAULT};
+use kith_core::meetings::{
+    Attendee, CalendarEvent, EventKey, MeetingExtra, PartStat, WINDOW_MS_DEFAULT,
+};
 use kith_core::model::ContactPoint;
 use kith_e2e::{Device, TestRelay};
 
@@ -16,22 +18,50 @@ const HOUR: i64 = 3_600_000;
 
 fn event(uid: &str, ended_hours_ago: i64) -> CalendarEvent {
     CalendarEvent {
-        key: EventKey { source: "ics".into(), uid: uid.into(), recurrence_id: None },
+        key: EventKey {
+            source: "ics".into(),
+            uid: uid.into(),
+            recurrence_id: None,
+        },
         title: format!("Meeting {uid}"),
         start_ms: NOW - (ended_hours_ago + 1) * HOUR,
         end_ms: NOW - ended_hours_ago * HOUR,
-        attendees: vec![Attendee { name: Some("Zoë Hart".into()), email: Some("zoe@example.com".into()), partstat: PartStat::Accepted }],
+        attendees: vec![Attendee {
+            name: Some("Zoë Hart".into()),
+            email: Some("zoe@example.com".into()),
+            partstat: PartStat::Accepted,
+        }],
         ..CalendarEvent::default()
     }
 }
 
 fn listed(d: &Device, events: &[CalendarEvent]) -> Vec<String> {
-    d.s().meetings_to_log(events, NOW, WINDOW_MS_DEFAULT).unwrap().into_iter().map(|c| c.event.key.uid).collect()
+    d.s()
+        .meetings_to_log(events, NOW, WINDOW_MS_DEFAULT)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.event.key.uid)
+        .collect()
 }
 
 fn log(d: &Device, events: &[CalendarEvent], uid: &str, notes: &str) -> kith_core::InteractionId {
-    let c = d.s().meetings_to_log(events, NOW, WINDOW_MS_DEFAULT).unwrap().into_iter().find(|c| c.event.key.uid == uid).unwrap();
-    d.s().log_meeting(&c, MeetingExtra { notes: notes.into(), ..MeetingExtra::default() }).unwrap().id
+    let c = d
+        .s()
+        .meetings_to_log(events, NOW, WINDOW_MS_DEFAULT)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.event.key.uid == uid)
+        .unwrap();
+    d.s()
+        .log_meeting(
+            &c,
+            MeetingExtra {
+                notes: notes.into(),
+                ..MeetingExtra::default()
+            },
+        )
+        .unwrap()
+        .id
 }
 
 /// Both devices know Zoë (synced once), so matching works everywhere.
@@ -39,7 +69,10 @@ async fn two_devices(relay: &TestRelay) -> (Device, Device) {
     let a = Device::first("laptop");
     let b = a.sibling("phone");
     let mut z = NewContact::named("Zoë Hart");
-    z.emails = vec![ContactPoint { value: "zoe@example.com".into(), label: String::new() }];
+    z.emails = vec![ContactPoint {
+        value: "zoe@example.com".into(),
+        label: String::new(),
+    }];
     a.s().add_contact(z).unwrap();
     round(&a, relay).await;
     round(&b, relay).await;
@@ -87,7 +120,10 @@ fn one_meeting_logged_offline_on_two_devices_is_a_duplicate_in_both_sync_orders(
             round(first, &relay).await;
             assert_same(&a, &b);
             for d in [&a, &b] {
-                assert!(listed(d, &events).is_empty(), "both dismissals and the log survive");
+                assert!(
+                    listed(d, &events).is_empty(),
+                    "both dismissals and the log survive"
+                );
                 let dups = d.s().duplicate_meeting_logs().unwrap();
                 assert_eq!(dups.len(), 1, "{dups:?}");
                 let pair = [dups[0].keep, dups[0].other];

@@ -18,11 +18,18 @@ fuzz_target!(|data: &[u8]| {
         occurrences_max: 2_000,
     };
     if let Ok(cal) = IcsCalendar::parse(data, "ics", &limits) {
-        let retained: usize = cal.components().iter().map(|c| c.retained_size_bytes()).sum();
+        let retained: usize = cal
+            .components()
+            .iter()
+            .map(|c| c.retained_size_bytes())
+            .sum();
         assert!(retained <= data.len());
         for (from, to) in [(0, 4_102_444_800_000), (i64::MIN, i64::MAX)] {
             if let Ok(got) = cal.events_ending_between(from, to, Tz::Europe__Berlin) {
-                assert!(got.events.len() <= limits.occurrences_max + usize::from(limits.occurrences_per_series_max));
+                assert!(
+                    got.events.len()
+                        <= limits.occurrences_max + usize::from(limits.occurrences_per_series_max)
+                );
                 assert!(got.events.iter().all(|e| e.start_ms <= e.end_ms));
             }
         }

@@ -10,7 +10,9 @@ use kith_calendar::{Expanded, IcsCalendar, IcsLimits, Tz};
 
 /// Milliseconds of an RFC 3339 instant.
 pub(crate) fn ms(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
 }
 
 /// Parses `text` and lists what ends between the two instants, floating times in `zone`.

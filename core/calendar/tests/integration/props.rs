@@ -6,7 +6,10 @@ use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
     // PROPTEST_CASES raises this floor.
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     ProptestConfig::with_cases(cases)
 }
 
@@ -40,19 +43,35 @@ fn ics_like() -> impl Strategy<Value = Vec<u8>> {
         " [^\r\n]{0,20}",
         "[ -~]{0,30}",
     ];
-    (prop::collection::vec(line, 0..40), any::<bool>()).prop_map(|(lines, crlf)| {
-        lines.join(if crlf { "\r\n" } else { "\n" }).into_bytes()
-    })
+    (prop::collection::vec(line, 0..40), any::<bool>())
+        .prop_map(|(lines, crlf)| lines.join(if crlf { "\r\n" } else { "\n" }).into_bytes())
 }
 
 fn check(input: &[u8]) {
     match IcsCalendar::parse(input, "ics", &LIMITS) {
         Ok(cal) => {
-            let retained: usize = cal.components().iter().map(|c| c.retained_size_bytes()).sum();
-            assert!(retained <= input.len(), "{retained} retained from {} bytes", input.len());
-            for (from, to) in [(0, i64::MAX / 2), (i64::MIN, i64::MAX), (i64::MIN / 2, 0), (1_700_000_000_000, 1_800_000_000_000)] {
+            let retained: usize = cal
+                .components()
+                .iter()
+                .map(|c| c.retained_size_bytes())
+                .sum();
+            assert!(
+                retained <= input.len(),
+                "{retained} retained from {} bytes",
+                input.len()
+            );
+            for (from, to) in [
+                (0, i64::MAX / 2),
+                (i64::MIN, i64::MAX),
+                (i64::MIN / 2, 0),
+                (1_700_000_000_000, 1_800_000_000_000),
+            ] {
                 if let Ok(got) = cal.events_ending_between(from, to, Tz::Europe__Berlin) {
-                    assert!(got.events.len() <= LIMITS.occurrences_max + usize::from(LIMITS.occurrences_per_series_max));
+                    assert!(
+                        got.events.len()
+                            <= LIMITS.occurrences_max
+                                + usize::from(LIMITS.occurrences_per_series_max)
+                    );
                     for e in &got.events {
                         assert!(e.start_ms <= e.end_ms);
                     }
