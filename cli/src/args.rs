@@ -551,7 +551,7 @@ pub(crate) struct MeetingsArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum MeetingsAction {
     /// Log one meeting (its number in the list, or its UID) with the matched attendees.
-    Log(MeetingsLogArgs),
+    Log(Box<MeetingsLogArgs>),
     /// Do not suggest this meeting again (on any device).
     Dismiss {
         /// The meeting's number in the list, or its UID.

@@ -306,7 +306,10 @@ mod dismissed_list {
         d: D,
     ) -> Result<BTreeMap<EventRef, TimestampMs>, D::Error> {
         let list = Vec::<DismissedEvent>::deserialize(d)?;
-        Ok(list.into_iter().map(|x| (x.event, x.dismissed_ms)).collect())
+        Ok(list
+            .into_iter()
+            .map(|x| (x.event, x.dismissed_ms))
+            .collect())
     }
 }
 
@@ -430,7 +433,11 @@ mod tests {
         let mut s = Settings::default();
         s.my_emails.insert("me@example.com".into());
         s.dismissed_events.insert(
-            EventRef { source: "ics".into(), uid: "u".into(), recurrence_id: Some("20260101".into()) },
+            EventRef {
+                source: "ics".into(),
+                uid: "u".into(),
+                recurrence_id: Some("20260101".into()),
+            },
             7,
         );
         let json = serde_json::to_string(&s).unwrap();

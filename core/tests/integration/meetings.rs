@@ -317,8 +317,10 @@ fn share_of_meetings_logged_and_next_meeting_end() {
 #[test]
 fn settings_of_meetings_round_trip() {
     let (_d, mut s) = fresh();
-    let mut settings = Settings::default();
-    settings.my_emails = ["a@x.org".to_string(), "b@y.org".to_string()].into();
+    let mut settings = Settings {
+        my_emails: ["a@x.org".to_string(), "b@y.org".to_string()].into(),
+        ..Settings::default()
+    };
     s.set_settings(settings.clone()).unwrap();
     settings.my_emails.remove("a@x.org");
     s.set_settings(settings.clone()).unwrap();
