@@ -111,8 +111,11 @@ impl KeyStore for ForeignKeyStore {
 /// This device's account.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AccountInfo {
+    /// The account id (the account key, 52-character base32); the same on every device.
     pub account_id: String,
+    /// This device's id (its key, 52-character base32).
     pub device_id: String,
+    /// This device's name ("Ana's phone").
     pub device_name: String,
     /// The relay (`kith://KEY@HOST:PORT`), if one is set.
     pub relay: Option<String>,
@@ -121,7 +124,9 @@ pub struct AccountInfo {
 /// One device of the account, as this device knows it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Device {
+    /// The device id (its key, 52-character base32); pass it to `revoke`.
     pub id: String,
+    /// The device's name.
     pub name: String,
     /// When it joined (its certificate was issued), ms since the Unix epoch.
     pub added_ms: u64,
@@ -136,6 +141,7 @@ pub struct Device {
 /// A one-time pairing invitation: show `token` as a QR code (and as text).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PairingInvitation {
+    /// The one-time token the new device types or scans; secret: show it only to the user.
     pub token: String,
     /// After this (ms since the Unix epoch) the token no longer works.
     pub expires_at_ms: u64,

@@ -15,30 +15,58 @@
 pub enum KithError {
     /// The record does not exist (or was merged away / deleted past recovery).
     #[error("{what} not found: {id}")]
-    NotFound { what: String, id: String },
+    NotFound {
+        /// Which kind of record ("contact", "interaction", ...).
+        what: String,
+        /// The id asked for.
+        id: String,
+    },
     /// An argument was rejected; `field` names it so a form can highlight it.
     #[error("invalid {field}: {reason}")]
-    InvalidInput { field: String, reason: String },
+    InvalidInput {
+        /// The argument or record field rejected.
+        field: String,
+        /// Why, in words for the user.
+        reason: String,
+    },
     /// The store could not be read or written (disk full, damaged file, I/O).
     #[error("storage error: {reason}")]
-    Storage { reason: String },
+    Storage {
+        /// The underlying error, for the user or a log.
+        reason: String,
+    },
     /// The store is locked: another process holds it, or this handle is
     /// suspended or closed (call `resume()`, or open it again).
     #[error("store unavailable: {reason}")]
-    Locked { reason: String },
+    Locked {
+        /// Which of these it is.
+        reason: String,
+    },
     /// A network operation failed; retry later.
     #[error("network error: {reason}")]
-    Network { reason: String },
+    Network {
+        /// What failed (unreachable, timed out, connection lost).
+        reason: String,
+    },
     /// This device is not (or no longer) allowed: re-pair or sign in again.
     #[error("authentication failed: {reason}")]
-    Authentication { reason: String },
+    Authentication {
+        /// Why the device was refused.
+        reason: String,
+    },
     /// The operation conflicts with the current state (for example a merge of
     /// a contact into itself, or an edit of a record merged away).
     #[error("conflict: {reason}")]
-    Conflict { reason: String },
+    Conflict {
+        /// What conflicts.
+        reason: String,
+    },
     /// A bug in Kith, a caught panic included. The store is unchanged.
     #[error("internal error: {reason}")]
-    Internal { reason: String },
+    Internal {
+        /// The bug's message; worth reporting.
+        reason: String,
+    },
 }
 
 impl KithError {

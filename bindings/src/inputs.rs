@@ -21,41 +21,57 @@ use crate::types::{
 /// A new contact; only `name` is required.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NewContact {
+    /// Display name; must not be blank, at most 500 characters.
     pub name: String,
+    /// Given name (vCard N).
     #[uniffi(default = None)]
     pub given_name: Option<String>,
+    /// Family name (vCard N).
     #[uniffi(default = None)]
     pub family_name: Option<String>,
+    /// Employer or organisation.
     #[uniffi(default = None)]
     pub organisation: Option<String>,
+    /// Job title or role.
     #[uniffi(default = None)]
     pub role: Option<String>,
+    /// Professional discipline ("nursing", "finance").
     #[uniffi(default = None)]
     pub discipline: Option<String>,
     /// `None` means unknown.
     #[uniffi(default = None)]
     pub seniority: Option<Seniority>,
+    /// Inside my organisation; `None` when not known.
     #[uniffi(default = None)]
     pub inside_org: Option<bool>,
+    /// Circles the contact belongs to.
     #[uniffi(default = [])]
     pub circles: Vec<Circle>,
+    /// Free-form tags.
     #[uniffi(default = [])]
     pub tags: Vec<String>,
+    /// Email addresses with labels.
     #[uniffi(default = [])]
     pub emails: Vec<ContactPoint>,
+    /// Phone numbers with labels, as the user wrote them.
     #[uniffi(default = [])]
     pub phones: Vec<ContactPoint>,
+    /// Web addresses.
     #[uniffi(default = [])]
     pub urls: Vec<String>,
+    /// How we met.
     #[uniffi(default = None)]
     pub how_we_met: Option<String>,
     /// ISO date `YYYY-MM-DD`.
     #[uniffi(default = None)]
     pub first_met: Option<String>,
+    /// Birthday, possibly without a year; must be a real date.
     #[uniffi(default = None)]
     pub birthday: Option<PartialDate>,
+    /// Long-lived notes; at most 256 KiB.
     #[uniffi(default = "")]
     pub notes: String,
+    /// Keep-in-touch cadence in days; `None` uses the circle default.
     #[uniffi(default = None)]
     pub cadence_days: Option<u32>,
 }
@@ -92,15 +108,25 @@ impl NewContact {
 /// Optional contact fields that `ContactPatch.clear` can reset to "not set".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
 pub enum ContactField {
+    /// The given name.
     GivenName,
+    /// The family name.
     FamilyName,
+    /// The organisation.
     Organisation,
+    /// The role.
     Role,
+    /// The discipline.
     Discipline,
+    /// Inside/outside my organisation (becomes unknown).
     InsideOrg,
+    /// How we met.
     HowWeMet,
+    /// The first-met date.
     FirstMet,
+    /// The birthday.
     Birthday,
+    /// The cadence (falls back to the circle default).
     CadenceDays,
 }
 
@@ -108,20 +134,28 @@ pub enum ContactField {
 /// `clear` become unset. A field both set and cleared is refused.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct ContactPatch {
+    /// New display name; must not be blank.
     #[uniffi(default = None)]
     pub name: Option<String>,
+    /// New given name.
     #[uniffi(default = None)]
     pub given_name: Option<String>,
+    /// New family name.
     #[uniffi(default = None)]
     pub family_name: Option<String>,
+    /// New organisation.
     #[uniffi(default = None)]
     pub organisation: Option<String>,
+    /// New role.
     #[uniffi(default = None)]
     pub role: Option<String>,
+    /// New discipline.
     #[uniffi(default = None)]
     pub discipline: Option<String>,
+    /// New seniority.
     #[uniffi(default = None)]
     pub seniority: Option<Seniority>,
+    /// New inside/outside; unset it with `clear`.
     #[uniffi(default = None)]
     pub inside_org: Option<bool>,
     /// Replaces the circles.
@@ -130,21 +164,28 @@ pub struct ContactPatch {
     /// Replaces the tags.
     #[uniffi(default = None)]
     pub tags: Option<Vec<String>>,
+    /// Replaces the email addresses.
     #[uniffi(default = None)]
     pub emails: Option<Vec<ContactPoint>>,
+    /// Replaces the phone numbers.
     #[uniffi(default = None)]
     pub phones: Option<Vec<ContactPoint>>,
+    /// Replaces the web addresses.
     #[uniffi(default = None)]
     pub urls: Option<Vec<String>>,
+    /// New "how we met".
     #[uniffi(default = None)]
     pub how_we_met: Option<String>,
     /// ISO date `YYYY-MM-DD`.
     #[uniffi(default = None)]
     pub first_met: Option<String>,
+    /// New birthday.
     #[uniffi(default = None)]
     pub birthday: Option<PartialDate>,
+    /// Replaces the notes (at most 256 KiB).
     #[uniffi(default = None)]
     pub notes: Option<String>,
+    /// New cadence in days.
     #[uniffi(default = None)]
     pub cadence_days: Option<u32>,
     /// Optional fields to unset.
@@ -222,7 +263,9 @@ impl From<PartialDate> for model::PartialDate {
 /// An exchange within an interaction: what flowed, which way, with whom.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NewExchange {
+    /// Which of the five functions flowed.
     pub what: ExchangeWhat,
+    /// Whether I gave or received it.
     pub direction: Direction,
     /// A participant's contact id; `None` means all participants.
     #[uniffi(default = None)]
@@ -258,6 +301,7 @@ impl NewExchange {
 /// A follow-up to create with an interaction.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NewFollowUp {
+    /// What to do; must not be blank.
     pub text: String,
     /// ISO date `YYYY-MM-DD`.
     #[uniffi(default = None)]
@@ -300,12 +344,16 @@ pub struct NewInteraction {
     /// The local UTC offset where it happened, in minutes.
     #[uniffi(default = 0)]
     pub offset_minutes: i16,
+    /// Notes; at most 256 KiB.
     #[uniffi(default = "")]
     pub notes: String,
+    /// Id of the project it was work on; the project must exist.
     #[uniffi(default = None)]
     pub project_id: Option<String>,
+    /// What flowed, which way, with whom.
     #[uniffi(default = [])]
     pub exchanges: Vec<NewExchange>,
+    /// Things to do after it.
     #[uniffi(default = [])]
     pub follow_ups: Vec<NewFollowUp>,
 }
@@ -354,22 +402,28 @@ impl NewInteraction {
 /// A change to an interaction: `None` fields stay as they are.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct InteractionPatch {
+    /// New summary; must not be blank.
     #[uniffi(default = None)]
     pub summary: Option<String>,
     /// Writing the notes also resolves a notes conflict.
     #[uniffi(default = None)]
     pub notes: Option<String>,
+    /// New kind.
     #[uniffi(default = None)]
     pub kind: Option<InteractionKind>,
+    /// New initiator.
     #[uniffi(default = None)]
     pub initiator: Option<Initiator>,
+    /// New time, UTC milliseconds.
     #[uniffi(default = None)]
     pub at_ms: Option<i64>,
+    /// New local UTC offset, in minutes.
     #[uniffi(default = None)]
     pub offset_minutes: Option<i16>,
     /// Replaces the participants.
     #[uniffi(default = None)]
     pub participant_ids: Option<Vec<String>>,
+    /// Links the interaction to this project (must exist).
     #[uniffi(default = None)]
     pub project_id: Option<String>,
     /// Detach the interaction from its project.
@@ -420,7 +474,9 @@ impl InteractionPatch {
 /// A new project or shared activity.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NewProject {
+    /// Short name; must not be blank.
     pub name: String,
+    /// Free text.
     #[uniffi(default = "")]
     pub description: String,
     /// `None` means active.
@@ -441,10 +497,13 @@ impl NewProject {
 /// A change to a project: `None` fields stay as they are.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct ProjectPatch {
+    /// New name; must not be blank.
     #[uniffi(default = None)]
     pub name: Option<String>,
+    /// New description.
     #[uniffi(default = None)]
     pub description: Option<String>,
+    /// New status.
     #[uniffi(default = None)]
     pub status: Option<ProjectStatus>,
 }
@@ -462,6 +521,7 @@ impl ProjectPatch {
 /// A new goal that strategic networking works toward.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NewGoal {
+    /// What I want to achieve; must not be blank.
     pub title: String,
     /// 1 (highest) to 3.
     #[uniffi(default = 2)]
@@ -469,6 +529,7 @@ pub struct NewGoal {
     /// `None` means active.
     #[uniffi(default = None)]
     pub status: Option<GoalStatus>,
+    /// Ids of contacts who can help; each must exist.
     #[uniffi(default = [])]
     pub contact_ids: Vec<String>,
 }
@@ -487,10 +548,13 @@ impl NewGoal {
 /// A change to a goal: `None` fields stay as they are.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct GoalPatch {
+    /// New title; must not be blank.
     #[uniffi(default = None)]
     pub title: Option<String>,
+    /// New priority, 1 (highest) to 3; other values are refused.
     #[uniffi(default = None)]
     pub priority: Option<u8>,
+    /// New status.
     #[uniffi(default = None)]
     pub status: Option<GoalStatus>,
     /// Replaces the linked contacts.

@@ -49,8 +49,11 @@ impl From<insights::Severity> for Severity {
 /// One headline: a sentence to show, with a stable `code` an app can key on.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Finding {
+    /// How much it matters; headlines are sorted by it.
     pub severity: Severity,
+    /// Stable machine-readable code, e.g. `strategic_overdue`.
     pub code: String,
+    /// One readable sentence.
     pub message: String,
 }
 
@@ -68,11 +71,13 @@ pub enum MetricState {
 /// The state of one metric and how much of the data it rests on.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct MetricStatus {
+    /// Whether the figures are set.
     pub state: MetricState,
     /// Why there is no data (set with `NoData` only).
     pub reason: Option<String>,
     /// Records carrying what the metric needs, of `coverage_total`.
     pub coverage_known: u32,
+    /// Records the metric looks at.
     pub coverage_total: u32,
     /// `coverage_known / coverage_total` (0 when there is nothing).
     pub coverage_share: f64,
@@ -116,6 +121,7 @@ fn status<T>(m: &Metric<T>) -> (MetricStatus, Option<&T>) {
 /// One circle's contacts and share of effort.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct CircleShare {
+    /// Which circle.
     pub circle: Circle,
     /// Active contacts (met in the last 365 days) in this circle; a contact
     /// in two circles counts in both.
@@ -129,6 +135,7 @@ pub struct CircleShare {
 /// How active ties and effort spread over the three circles.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct CircleBalanceInsight {
+    /// Whether the balance could be computed, and its coverage.
     pub status: MetricStatus,
     /// Operational, personal, strategic; empty unless `status.state` is `Value`.
     pub circles: Vec<CircleShare>,
@@ -143,9 +150,13 @@ pub struct CircleBalanceInsight {
 /// The attribute a diversity figure is measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Attribute {
+    /// Professional discipline.
     Discipline,
+    /// Senior, peer, junior.
     Seniority,
+    /// Inside or outside my organisation.
     Organisation,
+    /// Operational, personal, strategic.
     Circle,
 }
 
@@ -164,7 +175,9 @@ impl From<insights::composition::Attribute> for Attribute {
 /// Blau's diversity index of the active network on one attribute.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DiversityInsight {
+    /// The attribute measured.
     pub attribute: Attribute,
+    /// Whether the figures are set, and the share of ties whose attribute is known.
     pub status: MetricStatus,
     /// 0 (everyone alike) towards 1 (spread over many categories).
     pub blau: Option<f64>,
@@ -177,11 +190,17 @@ pub struct DiversityInsight {
 /// Give and take over the logged exchanges.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ReciprocityInsight {
+    /// Whether the figures are set, and the share of active ties with exchanges.
     pub status: MetricStatus,
+    /// Ties where neither side gave more than two thirds.
     pub balanced: Option<u32>,
+    /// Ties where I gave more than two thirds.
     pub mostly_giving: Option<u32>,
+    /// Ties where I received more than two thirds.
     pub mostly_receiving: Option<u32>,
+    /// Exchanges I gave, all ties together.
     pub given_total: Option<u32>,
+    /// Exchanges I received, all ties together.
     pub received_total: Option<u32>,
     /// Network-wide balance, -1 (all received) to 1 (all given).
     pub network_balance: Option<f64>,
@@ -190,8 +209,11 @@ pub struct ReciprocityInsight {
 /// A tie past its cadence, most urgent first.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ReconnectTie {
+    /// The contact's id.
     pub contact_id: String,
+    /// The contact's name.
     pub name: String,
+    /// The cadence that applies (its own, else the shortest of its circles').
     pub cadence_days: u32,
     /// Days since the last interaction over the cadence (1 and more is
     /// overdue); for a tie `never` contacted, counted from when it was added.
@@ -205,6 +227,7 @@ pub struct ReconnectTie {
 /// Who to get back in touch with.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ReconnectInsight {
+    /// Whether the list could be computed, and the share of contacts with a cadence.
     pub status: MetricStatus,
     /// The first [`RECONNECT_TOP_MAX`] overdue ties.
     pub top: Vec<ReconnectTie>,
@@ -215,9 +238,13 @@ pub struct ReconnectInsight {
 /// Open follow-ups by urgency.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct FollowUpInsight {
+    /// Whether the figures are set.
     pub status: MetricStatus,
+    /// Open and due today.
     pub due_today: Option<u32>,
+    /// Open and due before today.
     pub overdue: Option<u32>,
+    /// Every open follow-up, due or not.
     pub open_total: Option<u32>,
 }
 
@@ -232,12 +259,16 @@ pub struct Insights {
     pub interactions_total: u32,
     /// Most important first.
     pub headlines: Vec<Finding>,
+    /// Balance of active ties and effort across the circles.
     pub circle_balance: CircleBalanceInsight,
     /// Composition of the active network: discipline, seniority,
     /// organisation, circle.
     pub composition: Vec<DiversityInsight>,
+    /// Give and take over the logged exchanges.
     pub reciprocity: ReciprocityInsight,
+    /// Ties past their cadence.
     pub reconnect: ReconnectInsight,
+    /// Open follow-ups by urgency.
     pub follow_ups: FollowUpInsight,
 }
 

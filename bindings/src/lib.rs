@@ -15,6 +15,8 @@
 //! Bindings are generated from the built library (`scripts/bindings.sh`); see
 //! bindings/README.md.
 
+#![warn(missing_docs)]
+
 mod account;
 mod error;
 mod guard;

@@ -21,9 +21,13 @@ pub(crate) const LISTENERS_MAX: usize = 32;
 /// Which records a write or a merge from another device changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
 pub struct ChangeSummary {
+    /// Contacts created or changed.
     pub contact_ids: Vec<String>,
+    /// Interactions created or changed.
     pub interaction_ids: Vec<String>,
+    /// Projects created or changed.
     pub project_ids: Vec<String>,
+    /// Goals created or changed.
     pub goal_ids: Vec<String>,
     /// The settings changed.
     pub settings: bool,
@@ -75,12 +79,23 @@ pub enum SyncState {
     Live,
     /// The background sync lost (or could not open) its connection and tries
     /// again in `retry_in_ms`; local changes are kept and sent later.
-    Retrying { reason: String, retry_in_ms: u64 },
+    Retrying {
+        /// Why the connection failed.
+        reason: String,
+        /// Wait before the next attempt.
+        retry_in_ms: u64,
+    },
     /// The last `sync_now` could not reach the relay; retry later.
-    Offline { reason: String },
+    Offline {
+        /// Why the relay could not be reached.
+        reason: String,
+    },
     /// Sync stopped on an error that retrying does not fix (this device was
     /// revoked, the relay refused it, storage failed): see `reason`.
-    Error { reason: String },
+    Error {
+        /// What stopped sync, for the user.
+        reason: String,
+    },
 }
 
 /// Implemented by the app (Kotlin, Swift, Python) to hear about changes.

@@ -57,7 +57,9 @@ pub struct SyncReport {
     pub pushed_entries: u64,
     /// Entries from other devices received.
     pub received_entries: u64,
+    /// Contacts changed by what was received.
     pub contacts_changed: u64,
+    /// Interactions changed by what was received.
     pub interactions_changed: u64,
     /// Changes received that wait for changes of other devices not yet at the relay.
     pub pending_changes: u64,
@@ -65,7 +67,9 @@ pub struct SyncReport {
     pub snapshot_applied: bool,
     /// Bytes on the wire, both directions.
     pub bytes_sent: u64,
+    /// Bytes received on the wire; see `bytes_sent`.
     pub bytes_received: u64,
+    /// Wall time of the round.
     pub elapsed_ms: u64,
     /// The background sync is running: instead of a second connection, it
     /// was asked to push now, and the counts are zero (changes flow live).
@@ -93,6 +97,7 @@ impl From<kith_net::RoundReport> for SyncReport {
 /// Sync as a settings screen or status line shows it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SyncStatus {
+    /// What sync is doing now.
     pub state: SyncState,
     /// The background loop is running (between `start_sync` and `stop_sync`).
     pub background: bool,

@@ -37,7 +37,9 @@ use crate::types::DuplicateReason;
 pub struct ImportedContact {
     /// The new contact's id; `None` in a dry run.
     pub contact_id: Option<String>,
+    /// The contact's display name.
     pub name: String,
+    /// Its organisation, when the record has one.
     pub organisation: Option<String>,
     /// Line of the record in the file (BEGIN:VCARD, or the CSV row).
     pub source_line: u64,
@@ -46,8 +48,11 @@ pub struct ImportedContact {
 /// A record imported before (matched on its import key): nothing to do.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AlreadyImported {
+    /// The record's display name.
     pub name: String,
+    /// Line of the record in the file.
     pub source_line: u64,
+    /// The contact that came from this record before.
     pub existing_contact_id: String,
 }
 
@@ -55,7 +60,9 @@ pub struct AlreadyImported {
 /// the same file; it was not created.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ImportDuplicate {
+    /// The record's display name.
     pub name: String,
+    /// Line of the record in the file.
     pub source_line: u64,
     /// The contact suggested as the merge target: an existing one, or the one
     /// this import created for the earlier record (`None` in a dry run).
@@ -63,6 +70,7 @@ pub struct ImportDuplicate {
     /// Line of the earlier record of the file this one looks like (`None`
     /// when it looks like an existing contact).
     pub same_as_line: Option<u64>,
+    /// Why it looks like the merge target; never empty.
     pub reasons: Vec<DuplicateReason>,
 }
 
@@ -71,18 +79,24 @@ pub struct ImportDuplicate {
 pub struct ImportProblem {
     /// 1-based line in the file.
     pub line: u64,
+    /// What was wrong and what was skipped, for the user.
     pub message: String,
 }
 
 /// What an import did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ImportReport {
+    /// True when nothing was written (a preview).
     pub dry_run: bool,
+    /// Contacts created (or that would be).
     pub created: Vec<ImportedContact>,
+    /// Records skipped because they were imported before.
     pub already_imported: Vec<AlreadyImported>,
+    /// Records held back as likely duplicates; merge or create them by hand.
     pub likely_duplicates: Vec<ImportDuplicate>,
     /// Records that repeat an earlier record of the same file.
     pub repeated_in_input: u32,
+    /// Problems met, in file order; bounded.
     pub problems: Vec<ImportProblem>,
     /// Problems beyond the listed ones (the list is bounded).
     pub problems_not_listed: u64,

@@ -20,11 +20,11 @@ use crate::error::KithError;
 /// conversions both ways. A variant added to the model fails to compile here
 /// until the bindings handle it.
 macro_rules! mirror_enum {
-    ($(#[$meta:meta])* $name:ident => $model:path { $($variant:ident),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident => $model:path { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
         pub enum $name {
-            $($variant),+
+            $($(#[$vmeta])* $variant),+
         }
 
         impl From<$model> for $name {
@@ -47,43 +47,115 @@ macro_rules! mirror_enum {
 
 mirror_enum!(
     /// The three forms of networking; a contact may be in several.
-    Circle => model::Circle { Operational, Personal, Strategic }
+    Circle => model::Circle {
+        /// People needed for the current role, inside the organisation.
+        Operational,
+        /// Peers outside the organisation: clubs, professional groups, alumni.
+        Personal,
+        /// People who bring information, support and resources toward goals.
+        Strategic,
+    }
 );
 mirror_enum!(
     /// Seniority of a contact relative to me.
-    Seniority => model::Seniority { Senior, Peer, Junior, Unknown }
+    Seniority => model::Seniority {
+        /// More senior than me.
+        Senior,
+        /// At about my level.
+        Peer,
+        /// Less senior than me.
+        Junior,
+        /// Not recorded (the default).
+        Unknown,
+    }
 );
 mirror_enum!(
     /// What kind of interaction took place.
     InteractionKind => model::InteractionKind {
-        Meeting, Call, Message, Email, Event, Meal, ProjectWork, Other
+        /// Met in person or by video, by arrangement.
+        Meeting,
+        /// A phone or voice call.
+        Call,
+        /// A chat or text message exchange.
+        Message,
+        /// An email exchange.
+        Email,
+        /// Met at a conference, talk or other gathering.
+        Event,
+        /// Shared a meal or a coffee.
+        Meal,
+        /// Doing things together: work on a shared project or activity.
+        ProjectWork,
+        /// Anything else.
+        Other,
     }
 );
 mirror_enum!(
     /// Who started an interaction.
-    Initiator => model::Initiator { Me, Them, Mutual, Unknown }
+    Initiator => model::Initiator {
+        /// I reached out.
+        Me,
+        /// They reached out.
+        Them,
+        /// Arranged together, or neither side in particular.
+        Mutual,
+        /// Not recorded.
+        Unknown,
+    }
 );
 mirror_enum!(
     /// What a network supplies: support, feedback, insight, resources, information.
-    ExchangeWhat => model::ExchangeWhat { Support, Feedback, Insight, Resources, Information }
+    ExchangeWhat => model::ExchangeWhat {
+        /// Personal support: encouragement, advocacy, help in a hard moment.
+        Support,
+        /// Honest feedback on my work or behaviour (or theirs).
+        Feedback,
+        /// A new perspective or way of seeing a problem.
+        Insight,
+        /// Access to people, money, time or other resources.
+        Resources,
+        /// Facts and news: what is going on, who is doing what.
+        Information,
+    }
 );
 mirror_enum!(
     /// Direction of an exchange, from my point of view.
-    Direction => model::Direction { Gave, Received }
+    Direction => model::Direction {
+        /// I gave it to them.
+        Gave,
+        /// They gave it to me.
+        Received,
+    }
 );
 mirror_enum!(
     /// Lifecycle of a project.
-    ProjectStatus => model::ProjectStatus { Active, Paused, Done }
+    ProjectStatus => model::ProjectStatus {
+        /// Under way.
+        Active,
+        /// On hold; may resume.
+        Paused,
+        /// Finished.
+        Done,
+    }
 );
 mirror_enum!(
     /// Lifecycle of a goal.
-    GoalStatus => model::GoalStatus { Active, Achieved, Dropped }
+    GoalStatus => model::GoalStatus {
+        /// Being worked toward.
+        Active,
+        /// Reached.
+        Achieved,
+        /// Given up; kept for the record.
+        Dropped,
+    }
 );
 
 /// An email address or phone number with an optional label ("work", "mobile").
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ContactPoint {
+    /// The address or number as the user gave it.
     pub value: String,
+    /// Free-form label; empty when none.
     #[uniffi(default = "")]
     pub label: String,
 }
@@ -109,8 +181,11 @@ impl From<ContactPoint> for model::ContactPoint {
 /// A calendar date whose year may be unknown (birthdays from vCards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct PartialDate {
+    /// The year, when known.
     pub year: Option<i32>,
+    /// 1 to 12.
     pub month: u8,
+    /// 1 to 31.
     pub day: u8,
 }
 
@@ -127,28 +202,49 @@ impl From<model::PartialDate> for PartialDate {
 /// A person in my network, as stored.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Contact {
+    /// Stable id (ULID string).
     pub id: String,
+    /// Display name; never empty.
     pub name: String,
+    /// Given name when known separately (vCard N).
     pub given_name: Option<String>,
+    /// Family name when known separately (vCard N).
     pub family_name: Option<String>,
+    /// Employer or organisation; `None` when not known.
     pub organisation: Option<String>,
+    /// Job title or role; `None` when not known.
     pub role: Option<String>,
+    /// Professional discipline; `None` when not known.
     pub discipline: Option<String>,
+    /// Seniority relative to me.
     pub seniority: Seniority,
+    /// Inside my organisation; `None` when not known.
     pub inside_org: Option<bool>,
+    /// The circles the contact is in; may be empty or several.
     pub circles: Vec<Circle>,
+    /// Free-form tags, sorted.
     pub tags: Vec<String>,
+    /// Email addresses, sorted by value.
     pub emails: Vec<ContactPoint>,
+    /// Phone numbers as given, sorted by value.
     pub phones: Vec<ContactPoint>,
+    /// Web addresses, sorted.
     pub urls: Vec<String>,
+    /// How we met; `None` when not recorded.
     pub how_we_met: Option<String>,
     /// ISO date (`YYYY-MM-DD`) of the first meeting, when known.
     pub first_met: Option<String>,
+    /// Birthday, possibly without a year.
     pub birthday: Option<PartialDate>,
+    /// Long-lived notes; empty when none.
     pub notes: String,
+    /// Keep-in-touch cadence in days; `None` uses the circle default.
     pub cadence_days: Option<u32>,
+    /// When the contact was created.
     pub created_ms: i64,
+    /// When any field last changed.
     pub updated_ms: i64,
+    /// Hidden from lists and insights; also set on merged contacts.
     pub archived: bool,
     /// Set when this contact was merged into another one.
     pub merged_into: Option<String>,
@@ -187,8 +283,11 @@ impl From<model::Contact> for Contact {
 /// One exchange within an interaction: what flowed, which way, with whom.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Exchange {
+    /// Id within its interaction.
     pub id: String,
+    /// Which of the five functions flowed.
     pub what: ExchangeWhat,
+    /// Whether I gave or received it.
     pub direction: Direction,
     /// The participant it flowed with; `None` means all participants.
     pub with_contact_id: Option<String>,
@@ -208,11 +307,15 @@ impl From<model::Exchange> for Exchange {
 /// Something to do after an interaction.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct FollowUp {
+    /// Id within its interaction.
     pub id: String,
+    /// The interaction it belongs to.
     pub interaction_id: String,
+    /// What to do.
     pub text: String,
     /// ISO date (`YYYY-MM-DD`), when the follow-up has a due date.
     pub due: Option<String>,
+    /// When it was marked done; `None` while open.
     pub done_ms: Option<i64>,
 }
 
@@ -231,22 +334,36 @@ impl FollowUp {
 /// One logged interaction with one or more contacts.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Interaction {
+    /// Stable id (ULID string); its time picks the interaction's partition.
     pub id: String,
+    /// When it happened (UTC).
     pub at_ms: i64,
+    /// The local UTC offset, in minutes, where it happened.
     pub offset_minutes: i16,
+    /// What kind of interaction.
     pub kind: InteractionKind,
+    /// Who started it.
     pub initiator: Initiator,
+    /// Contact ids of those who took part; at least one.
     pub participants: Vec<String>,
+    /// One line; never empty.
     pub summary: String,
+    /// Notes; empty when none.
     pub notes: String,
     /// Concurrent values of `notes` from other devices; non-empty means a
     /// conflict for the user to resolve (updating the notes resolves it).
     pub notes_conflicts: Vec<String>,
+    /// Id of the project it was work on, if any.
     pub project: Option<String>,
+    /// What flowed, which way, with whom.
     pub exchanges: Vec<Exchange>,
+    /// Things to do after it.
     pub follow_ups: Vec<FollowUp>,
+    /// When it was logged.
     pub created_ms: i64,
+    /// When any field last changed.
     pub updated_ms: i64,
+    /// When it was deleted; `None` unless deleted (restoring clears it).
     pub deleted_ms: Option<i64>,
 }
 
@@ -280,11 +397,17 @@ impl From<model::Interaction> for Interaction {
 /// A shared project or activity.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Project {
+    /// Stable id (ULID string).
     pub id: String,
+    /// Short name.
     pub name: String,
+    /// Free text; empty when none.
     pub description: String,
+    /// Where the project is in its lifecycle.
     pub status: ProjectStatus,
+    /// When it was created.
     pub created_ms: i64,
+    /// When any field last changed.
     pub updated_ms: i64,
 }
 
@@ -304,13 +427,19 @@ impl From<model::Project> for Project {
 /// A goal that strategic networking works toward.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Goal {
+    /// Stable id (ULID string).
     pub id: String,
+    /// What I want to achieve; never empty.
     pub title: String,
     /// 1 (highest) to 3.
     pub priority: u8,
+    /// Active, achieved or dropped.
     pub status: GoalStatus,
+    /// Ids of the contacts who can help toward it.
     pub contacts: Vec<String>,
+    /// When it was created.
     pub created_ms: i64,
+    /// When any field last changed.
     pub updated_ms: i64,
 }
 
@@ -373,7 +502,9 @@ impl From<ContactSort> for kith_core::ContactSort {
 /// How often and how recently I met a contact (deleted interactions excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct ContactStats {
+    /// Time of the latest interaction; `None` when never met.
     pub last_interaction_ms: Option<i64>,
+    /// Number of interactions.
     pub interaction_count: u64,
 }
 
@@ -389,11 +520,13 @@ impl From<kith_core::ContactStats> for ContactStats {
 /// An open follow-up with the interaction it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct FollowUpItem {
+    /// The follow-up.
     pub follow_up: FollowUp,
     /// When the interaction happened.
     pub at_ms: i64,
     /// The interaction's summary.
     pub summary: String,
+    /// Ids of the interaction's participants.
     pub participant_ids: Vec<String>,
 }
 
@@ -412,11 +545,20 @@ impl From<kith_core::FollowUpItem> for FollowUpItem {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum DuplicateReason {
     /// Both have this email (normalised).
-    SameEmail { email: String },
+    SameEmail {
+        /// The email both have, normalised.
+        email: String,
+    },
     /// Their phone numbers share these trailing digits.
-    SamePhone { digits: String },
+    SamePhone {
+        /// The digits shared.
+        digits: String,
+    },
     /// Both have this name (ignoring case, accents, spacing).
-    SameName { name: String },
+    SameName {
+        /// The normalised name.
+        name: String,
+    },
 }
 
 impl From<kith_core::DuplicateReason> for DuplicateReason {
@@ -432,8 +574,11 @@ impl From<kith_core::DuplicateReason> for DuplicateReason {
 /// Two contacts that are likely the same person; `merge_contacts` joins them.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct DuplicatePair {
+    /// Id of one contact (the smaller id).
     pub contact_a: String,
+    /// Id of the other (the larger id).
     pub contact_b: String,
+    /// Why they look alike; never empty.
     pub reasons: Vec<DuplicateReason>,
 }
 
@@ -450,7 +595,9 @@ impl From<kith_core::DuplicatePair> for DuplicatePair {
 /// Contacts and interactions matching a search (interactions newest first).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct SearchResults {
+    /// Matching contacts.
     pub contacts: Vec<Contact>,
+    /// Matching interactions, newest first.
     pub interactions: Vec<Interaction>,
 }
 

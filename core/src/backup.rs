@@ -57,14 +57,19 @@ pub const BACKUP_SIZE_BYTES_MAX: usize = 2 * 1024 * 1024 * 1024;
 /// Argon2 bounds accepted from a file, so a crafted header cannot make
 /// [`open`] allocate or compute without limit.
 pub const MEMORY_KIB_MAX: u32 = 1024 * 1024;
+/// Most Argon2 passes accepted from a file.
 pub const ITERATIONS_MAX: u32 = 64;
+/// Most Argon2 lanes accepted from a file.
 pub const PARALLELISM_MAX: u32 = 16;
 
 /// Argon2id cost parameters, stored in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackupParams {
+    /// Argon2 memory cost in KiB; at most [`MEMORY_KIB_MAX`].
     pub memory_kib: u32,
+    /// Argon2 passes; 1..=[`ITERATIONS_MAX`].
     pub iterations: u32,
+    /// Argon2 lanes; 1..=[`PARALLELISM_MAX`].
     pub parallelism: u32,
 }
 
@@ -83,42 +88,79 @@ impl Default for BackupParams {
 /// Why a backup could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// The file does not start with [`MAGIC`]: the wrong file was chosen.
     #[error("not a Kith backup file")]
     NotABackup,
+    /// Written by a newer Kith; update to restore it.
     #[error(
         "this backup is container version {found}, newer than the version {supported} this Kith reads: update Kith to restore it"
     )]
-    NewerVersion { found: u16, supported: u16 },
+    NewerVersion {
+        /// The file's container version.
+        found: u16,
+        /// [`CONTAINER_VERSION`].
+        supported: u16,
+    },
+    /// The header names a KDF or cipher this build does not know.
     #[error("unknown algorithms in the backup header (kdf {kdf}, aead {aead})")]
-    UnknownAlgorithm { kdf: u8, aead: u8 },
+    UnknownAlgorithm {
+        /// The KDF id in the header.
+        kdf: u8,
+        /// The AEAD id in the header.
+        aead: u8,
+    },
+    /// The file is truncated or altered; nothing can be restored from it.
     #[error("the backup file is damaged: {what}")]
-    Damaged { what: &'static str },
+    Damaged {
+        /// Which check failed.
+        what: &'static str,
+    },
+    /// The passphrase does not open this backup; ask again.
     #[error("wrong passphrase")]
     WrongPassphrase,
+    /// Argon2 parameters outside the accepted bounds (a crafted or damaged header).
     #[error("key derivation parameters out of the accepted range: {reason}")]
-    InvalidParams { reason: String },
+    InvalidParams {
+        /// Which parameter and its bound.
+        reason: String,
+    },
+    /// A backup needs a non-empty passphrase.
     #[error("the passphrase is empty")]
     EmptyPassphrase,
+    /// The file or payload is over [`BACKUP_SIZE_BYTES_MAX`].
     #[error("{size_bytes} bytes is more than the {size_bytes_max} bytes a backup may hold")]
     TooLarge {
+        /// The size met.
         size_bytes: usize,
+        /// The limit it exceeds.
         size_bytes_max: usize,
     },
+    /// No salt or nonce could be drawn; nothing was written.
     #[error("the system random number generator failed: {0}")]
     Random(String),
+    /// The decrypted payload does not decode (or the payload would not encode).
     #[error("the backup payload could not be encoded or decoded: {0}")]
     Payload(#[source] postcard::Error),
+    /// The payload was written by a newer Kith; update to restore it.
     #[error(
         "the backup payload is version {found}, newer than the version {supported} this Kith reads"
     )]
-    NewerPayload { found: u32, supported: u32 },
+    NewerPayload {
+        /// The payload's version.
+        found: u32,
+        /// [`PAYLOAD_VERSION`].
+        supported: u32,
+    },
 }
 
 /// What [`read_header`] tells without the passphrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackupHeader {
+    /// Container version.
     pub version: u16,
+    /// The Argon2 cost the passphrase is stretched with.
     pub params: BackupParams,
+    /// Size of the encrypted payload, tag included.
     pub ciphertext_size_bytes: u64,
 }
 
@@ -353,15 +395,20 @@ pub const PAYLOAD_VERSION: u32 = 1;
 /// One named blob of the store (an Automerge document save, an index snapshot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedBlob {
+    /// The document's id in its string form (`main`, a log partition).
     pub name: String,
+    /// Its bytes, as stored.
     pub bytes: Vec<u8>,
 }
 
 /// What a backup holds: the store's documents and, unless left out, its keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupPayload {
+    /// Payload version; at most [`PAYLOAD_VERSION`] is read.
     pub version: u32,
+    /// When the backup was made.
     pub created_ms: TimestampMs,
+    /// Every document of the store.
     pub documents: Vec<NamedBlob>,
     /// Serialised key material (account secret, device key); `None` for a
     /// backup made without keys.
@@ -419,6 +466,7 @@ pub fn seal_payload(
 }
 
 /// Opens a backup file and decodes its payload.
+/// Decrypts a backup file with `passphrase` and decodes its payload.
 pub fn open_payload(passphrase: &str, bytes: &[u8]) -> Result<BackupPayload, BackupError> {
     BackupPayload::from_bytes(&open(passphrase, bytes)?)
 }
@@ -426,22 +474,42 @@ pub fn open_payload(passphrase: &str, bytes: &[u8]) -> Result<BackupPayload, Bac
 /// Why a store could not be backed up or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreBackupError {
+    /// The backup file itself failed (wrong passphrase, damaged, newer).
     #[error(transparent)]
     Backup(#[from] BackupError),
+    /// The store failed while being read or written.
     #[error(transparent)]
     Store(#[from] crate::error::StoreError),
+    /// Restoring never overwrites: choose a new or empty directory.
     #[error("{path} is not empty: restore into a new or empty directory")]
-    TargetNotEmpty { path: std::path::PathBuf },
+    TargetNotEmpty {
+        /// The directory given.
+        path: std::path::PathBuf,
+    },
+    /// A document in the backup does not load; the restore stopped.
     #[error("the backup holds a document '{name}' that cannot be restored: {reason}")]
-    BadDocument { name: String, reason: String },
+    BadDocument {
+        /// The document's name.
+        name: String,
+        /// Why it does not load.
+        reason: String,
+    },
+    /// A file could not be read or written (permissions, full disk).
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: std::path::PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The backup's key material does not decode or check.
     #[error("the key material in the backup cannot be restored: {reason}")]
-    BadKeys { reason: String },
+    BadKeys {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The restored keys could not be saved to the key store.
     #[error("the device keys could not be encoded or written: {0}")]
     Keys(#[from] crate::identity::KeyStoreError),
 }
@@ -449,6 +517,7 @@ pub enum StoreBackupError {
 /// A restored store and the keys the backup held (if it held any).
 #[derive(Debug)]
 pub struct RestoredStore {
+    /// The restored store, open.
     pub store: crate::store::Store,
     /// The device's key material, decoded and checked; `None` for a backup
     /// made without keys.

@@ -49,8 +49,11 @@ pub enum DuplicateReason {
 /// Two contacts (`a < b`) that are likely the same person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuplicatePair {
+    /// The contact with the smaller id.
     pub a: ContactId,
+    /// The contact with the larger id.
     pub b: ContactId,
+    /// Why they look alike; never empty.
     pub reasons: Vec<DuplicateReason>,
 }
 

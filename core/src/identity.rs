@@ -40,12 +40,22 @@ const LABEL_DATA: &[u8] = b"kith account data key v1";
 /// Errors from sealing, opening and key handling.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
+    /// Sealed bytes shorter than a nonce plus a tag: damaged or not sealed data.
     #[error("sealed data is too short ({len_bytes} bytes) to hold a nonce and a tag")]
-    Truncated { len_bytes: usize },
+    Truncated {
+        /// Length of the bytes given.
+        len_bytes: usize,
+    },
+    /// The bytes were sealed under another key or context, or altered; drop them.
     #[error("sealed data failed authentication: wrong key, wrong context, or damaged bytes")]
     Authentication,
+    /// The cipher refused to seal this much.
     #[error("plaintext of {len_bytes} bytes is too large to seal")]
-    TooLarge { len_bytes: usize },
+    TooLarge {
+        /// Length of the plaintext given.
+        len_bytes: usize,
+    },
+    /// A signature that is not by the claimed key over this message.
     #[error("signature does not verify")]
     BadSignature,
 }
@@ -68,10 +78,12 @@ impl AccountSecret {
         AccountSecret(b)
     }
 
+    /// The secret from its 32 bytes (as kept in [`KeyMaterial`]).
     pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
         AccountSecret(bytes)
     }
 
+    /// The 32 bytes; keep them secret and zeroize copies.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN_BYTES] {
         &self.0
     }
@@ -119,8 +131,14 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// The key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
         DataKey(bytes)
+    }
+
+    /// The raw key (to seal it to a device or wrap it under a newer key).
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN_BYTES] {
+        &self.0
     }
 
     /// Derives a key from other high-entropy input keying material (e.g. a
@@ -234,18 +252,22 @@ impl std::fmt::Debug for DeviceKey {
 }
 
 impl DeviceKey {
+    /// A fresh key from the operating system's CSPRNG.
     pub fn generate() -> Self {
         DeviceKey(SigningKey::generate(&mut rand::rngs::OsRng))
     }
 
+    /// The key from its 32-byte ed25519 seed.
     pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
         DeviceKey(SigningKey::from_bytes(&bytes))
     }
 
+    /// The 32-byte seed; secret.
     pub fn to_bytes(&self) -> [u8; KEY_LEN_BYTES] {
         self.0.to_bytes()
     }
 
+    /// The ed25519 signing key (for TLS certificates and protocol signatures).
     pub fn signing_key(&self) -> &SigningKey {
         &self.0
     }
@@ -255,6 +277,7 @@ impl DeviceKey {
         self.0.verifying_key()
     }
 
+    /// Signs `message` with this device's key.
     pub fn sign(&self, message: &[u8]) -> Signature {
         self.0.sign(message)
     }
@@ -281,7 +304,9 @@ pub fn hex(bytes: &[u8]) -> String {
 pub struct KeyMaterial {
     /// Format version of this record.
     pub version: u32,
+    /// The account secret; `None` until the device created or joined an account.
     pub account_secret: Option<[u8; KEY_LEN_BYTES]>,
+    /// The device key's 32-byte seed.
     pub device_key: [u8; KEY_LEN_BYTES],
     /// Human name of this device ("Ana's phone").
     pub device_name: String,
@@ -300,12 +325,15 @@ impl std::fmt::Debug for KeyMaterial {
 }
 
 impl KeyMaterial {
+    /// The format version this build writes and the newest it reads.
     pub const VERSION: u32 = 1;
 
+    /// The account secret; `None` before the device created or joined an account.
     pub fn account_secret(&self) -> Option<AccountSecret> {
         self.account_secret.map(AccountSecret::from_bytes)
     }
 
+    /// The device key.
     pub fn device_key(&self) -> DeviceKey {
         DeviceKey::from_bytes(self.device_key)
     }
@@ -314,22 +342,36 @@ impl KeyMaterial {
 /// Errors from a [`KeyStore`].
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
+    /// The key file could not be read or written (permissions, full disk).
     #[error("key file {path} could not be read or written")]
     Io {
+        /// The key file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The key file does not decode; restore it from a backup.
     #[error("key file {path} is damaged: {reason}")]
-    Damaged { path: PathBuf, reason: String },
+    Damaged {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key file was written by a newer Kith; update Kith.
     #[error(
         "key file {path} has format version {found}, newer than this Kith understands ({supported})"
     )]
     TooNew {
+        /// The key file.
         path: PathBuf,
+        /// Its format version.
         found: u32,
+        /// [`KeyMaterial::VERSION`].
         supported: u32,
     },
+    /// The platform keychain (bindings) failed; its message is kept.
     #[error("platform keychain error: {0}")]
     Platform(String),
 }
@@ -354,14 +396,17 @@ impl FileKeyStore {
     /// The conventional file name inside a data directory.
     pub const FILE_NAME: &'static str = "keys.json";
 
+    /// A key store in the file at `path`; nothing is read or created yet.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileKeyStore { path: path.into() }
     }
 
+    /// The key store at [`Self::FILE_NAME`] inside `dir`.
     pub fn in_dir(dir: &Path) -> Self {
         FileKeyStore::new(dir.join(Self::FILE_NAME))
     }
 
+    /// The key file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

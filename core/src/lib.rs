@@ -12,6 +12,8 @@
 //! networking lives in `kith-net`, terminals in the `kith` CLI, and uniffi in
 //! `kith-ffi`. See docs/ARCHITECTURE.md.
 
+#![warn(missing_docs)]
+
 pub mod backup;
 pub mod dedup;
 pub(crate) mod doc;

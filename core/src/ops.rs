@@ -38,24 +38,43 @@ pub const PAGE_MAX: usize = 10_000;
 /// A new contact. `Default` gives an empty one; [`NewContact::named`] a minimal one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewContact {
+    /// Display name; trimmed, must not be blank, at most [`LINE_CHARS_MAX`] characters.
     pub name: String,
+    /// Given name (vCard N); blank means `None`.
     pub given_name: Option<String>,
+    /// Family name (vCard N); blank means `None`.
     pub family_name: Option<String>,
+    /// Employer or organisation; blank means `None`.
     pub organisation: Option<String>,
+    /// Job title or role; blank means `None`.
     pub role: Option<String>,
+    /// Professional discipline; blank means `None`.
     pub discipline: Option<String>,
+    /// Seniority relative to me; `None` stores [`Seniority::Unknown`].
     pub seniority: Option<Seniority>,
+    /// Inside my organisation; `None` when not known.
     pub inside_org: Option<bool>,
+    /// Circles the contact belongs to.
     pub circles: BTreeSet<Circle>,
+    /// Free-form tags.
     pub tags: BTreeSet<String>,
+    /// Email addresses with labels.
     pub emails: Vec<ContactPoint>,
+    /// Phone numbers with labels, as the user wrote them.
     pub phones: Vec<ContactPoint>,
+    /// Web addresses.
     pub urls: BTreeSet<String>,
+    /// How we met; blank means `None`.
     pub how_we_met: Option<String>,
+    /// The day we first met.
     pub first_met: Option<NaiveDate>,
+    /// Birthday, possibly without a year; must be a real date.
     pub birthday: Option<PartialDate>,
+    /// Long-lived notes; at most [`NOTES_BYTES_MAX`] bytes.
     pub notes: String,
+    /// Keep-in-touch cadence in days; `None` uses the circle default.
     pub cadence_days: Option<u32>,
+    /// Keys of the external records this contact comes from (import only).
     pub import_keys: BTreeSet<String>,
 }
 
@@ -73,30 +92,51 @@ impl NewContact {
 /// `Some(None)` clears an optional field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactPatch {
+    /// New display name; trimmed, must not be blank.
     pub name: Option<String>,
+    /// `Some(None)` clears the given name.
     pub given_name: Option<Option<String>>,
+    /// `Some(None)` clears the family name.
     pub family_name: Option<Option<String>>,
+    /// `Some(None)` clears the organisation.
     pub organisation: Option<Option<String>>,
+    /// `Some(None)` clears the role.
     pub role: Option<Option<String>>,
+    /// `Some(None)` clears the discipline.
     pub discipline: Option<Option<String>>,
+    /// New seniority.
     pub seniority: Option<Seniority>,
+    /// `Some(None)` makes inside/outside unknown.
     pub inside_org: Option<Option<bool>>,
+    /// Replaces the circles.
     pub circles: Option<BTreeSet<Circle>>,
+    /// Replaces the tags.
     pub tags: Option<BTreeSet<String>>,
+    /// Replaces the email addresses.
     pub emails: Option<Vec<ContactPoint>>,
+    /// Replaces the phone numbers.
     pub phones: Option<Vec<ContactPoint>>,
+    /// Replaces the web addresses.
     pub urls: Option<BTreeSet<String>>,
+    /// `Some(None)` clears how we met.
     pub how_we_met: Option<Option<String>>,
+    /// `Some(None)` clears the first-met date.
     pub first_met: Option<Option<NaiveDate>>,
+    /// `Some(None)` clears the birthday.
     pub birthday: Option<Option<PartialDate>>,
+    /// Replaces the notes (at most [`NOTES_BYTES_MAX`] bytes).
     pub notes: Option<String>,
+    /// `Some(None)` falls back to the circle default.
     pub cadence_days: Option<Option<u32>>,
+    /// Replaces the import keys.
     pub import_keys: Option<BTreeSet<String>>,
 }
 
 /// A participant of a new interaction: an existing contact, or a name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ParticipantRef {
+    /// An existing contact (an id merged away is redirected to the contact it
+    /// was merged into).
     Id(ContactId),
     /// Matched on the normalised name (case, accents, spacing).
     Name(String),
@@ -105,30 +145,45 @@ pub enum ParticipantRef {
 /// An exchange of a new interaction; `with: None` means all participants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewExchange {
+    /// Which of the five functions flowed.
     pub what: ExchangeWhat,
+    /// Whether I gave or received it.
     pub direction: Direction,
+    /// The participant it flowed with; must be one of the participants.
     pub with: Option<ParticipantRef>,
 }
 
 /// A follow-up of a new interaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewFollowUp {
+    /// What to do; must not be blank.
     pub text: String,
+    /// Due date; `None` means no deadline.
     pub due: Option<NaiveDate>,
 }
 
 /// A new interaction. `at_ms: None` means now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewInteraction {
+    /// When it happened (UTC); `None` means now.
     pub at_ms: Option<TimestampMs>,
+    /// The local UTC offset, in minutes, where it happened.
     pub offset_minutes: i16,
+    /// What kind of interaction.
     pub kind: InteractionKind,
+    /// Who started it.
     pub initiator: Initiator,
+    /// Who took part; at least one.
     pub participants: Vec<ParticipantRef>,
+    /// One line; trimmed, must not be blank, at most [`LINE_CHARS_MAX`] characters.
     pub summary: String,
+    /// Notes; at most [`NOTES_BYTES_MAX`] bytes.
     pub notes: String,
+    /// The project it was work on; must exist.
     pub project: Option<ProjectId>,
+    /// What flowed, which way, with whom.
     pub exchanges: Vec<NewExchange>,
+    /// Things to do after it.
     pub follow_ups: Vec<NewFollowUp>,
     /// Create contacts for participant names that match nobody (in the same write).
     pub create_missing: bool,
@@ -155,14 +210,21 @@ impl Default for NewInteraction {
 /// A partial update of an interaction (`None` leaves a field unchanged).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InteractionPatch {
+    /// New time (UTC); the interaction stays in its log document.
     pub at_ms: Option<TimestampMs>,
+    /// New local UTC offset, in minutes.
     pub offset_minutes: Option<i16>,
+    /// New kind.
     pub kind: Option<InteractionKind>,
+    /// New initiator.
     pub initiator: Option<Initiator>,
+    /// Replaces the participants; must not be empty.
     pub participants: Option<BTreeSet<ContactId>>,
+    /// New summary; trimmed, must not be blank.
     pub summary: Option<String>,
     /// Writing notes also resolves a notes conflict.
     pub notes: Option<String>,
+    /// `Some(None)` unlinks the project.
     pub project: Option<Option<ProjectId>>,
     /// Replaces the exchanges.
     pub exchanges: Option<Vec<Exchange>>,
@@ -171,35 +233,48 @@ pub struct InteractionPatch {
 /// A new project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewProject {
+    /// Short name; must not be blank.
     pub name: String,
+    /// Free text; may be empty.
     pub description: String,
+    /// Initial status.
     pub status: ProjectStatus,
 }
 
 /// A partial update of a project.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectPatch {
+    /// New name; must not be blank.
     pub name: Option<String>,
+    /// New description.
     pub description: Option<String>,
+    /// New status.
     pub status: Option<ProjectStatus>,
 }
 
 /// A new goal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewGoal {
+    /// What I want to achieve; must not be blank.
     pub title: String,
     /// 1 (highest) to 3.
     pub priority: u8,
+    /// Initial status.
     pub status: GoalStatus,
+    /// Contacts who can help; each must exist.
     pub contacts: BTreeSet<ContactId>,
 }
 
 /// A partial update of a goal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoalPatch {
+    /// New title; must not be blank.
     pub title: Option<String>,
+    /// New priority, 1 (highest) to 3; other values are refused.
     pub priority: Option<u8>,
+    /// New status.
     pub status: Option<GoalStatus>,
+    /// Replaces the linked contacts.
     pub contacts: Option<BTreeSet<ContactId>>,
 }
 
@@ -216,9 +291,13 @@ pub enum ContactSort {
 /// A page of the contact list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactQuery {
+    /// Order of the list.
     pub sort: ContactSort,
+    /// Also list archived (and merged) contacts.
     pub include_archived: bool,
+    /// Contacts to skip, for paging.
     pub offset: usize,
+    /// Most contacts returned; capped at [`PAGE_MAX`].
     pub limit: usize,
 }
 
@@ -238,8 +317,11 @@ impl Default for ContactQuery {
 pub struct TimelineQuery {
     /// Only interactions with this contact.
     pub contact: Option<ContactId>,
+    /// Also list deleted (tombstoned) interactions.
     pub include_deleted: bool,
+    /// Interactions to skip, for paging.
     pub offset: usize,
+    /// Most interactions returned; capped at [`PAGE_MAX`].
     pub limit: usize,
 }
 
@@ -262,39 +344,55 @@ pub enum FollowUpFilter {
     /// Open and due on or before this date.
     DueBy(NaiveDate),
     /// Open and due strictly before `today`.
-    Overdue { today: NaiveDate },
+    Overdue {
+        /// Today's date in the user's time zone.
+        today: NaiveDate,
+    },
 }
 
 /// An open follow-up with the interaction it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FollowUpItem {
+    /// The interaction it belongs to.
     pub interaction: InteractionId,
+    /// When that interaction happened.
     pub at_ms: TimestampMs,
+    /// That interaction's summary.
     pub summary: String,
+    /// That interaction's participants.
     pub participants: BTreeSet<ContactId>,
+    /// The follow-up itself.
     pub follow_up: FollowUp,
 }
 
 /// Per-contact interaction stats (non-deleted interactions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactStats {
+    /// Time of the latest interaction; `None` when never met.
     pub last_interaction_ms: Option<TimestampMs>,
+    /// Number of interactions.
     pub interaction_count: u64,
 }
 
 /// Search results: matching contacts (by id) and interactions (newest first).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchResults {
+    /// Matching contacts, merged-away ones left out.
     pub contacts: Vec<Contact>,
+    /// Matching interactions, deleted ones left out.
     pub interactions: Vec<Interaction>,
 }
 
 /// What a bulk import wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportSummary {
+    /// Contacts written.
     pub contacts: usize,
+    /// Interactions written.
     pub interactions: usize,
+    /// Projects written.
     pub projects: usize,
+    /// Goals written.
     pub goals: usize,
 }
 

@@ -17,12 +17,17 @@ pub const READ_QUEUE_MAX: usize = 64;
 /// Why reading or writing a frame failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameIoError {
+    /// The other side finished or reset the stream; the session is over.
     #[error("the peer closed the stream")]
     Closed,
+    /// Reading failed (connection lost, timed out); reconnecting may help.
     #[error("read failed: {0}")]
     Read(String),
+    /// Writing failed (connection lost or stream stopped); reconnecting may help.
     #[error("write failed: {0}")]
     Write(#[from] quinn::WriteError),
+    /// The other side sent bytes that are not a valid frame (too large, or
+    /// not the expected message): a bug or a hostile peer, not retryable.
     #[error("bad frame: {0}")]
     Frame(#[from] FrameError),
 }
@@ -30,14 +35,18 @@ pub enum FrameIoError {
 /// Byte counters of one connection (payload frames, both directions).
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Frame bytes written, length prefixes included.
     pub sent_bytes: AtomicU64,
+    /// Frame bytes read, length prefixes included.
     pub received_bytes: AtomicU64,
 }
 
 impl Counters {
+    /// Frame bytes written so far.
     pub fn sent(&self) -> u64 {
         self.sent_bytes.load(Ordering::Relaxed)
     }
+    /// Frame bytes read so far.
     pub fn received(&self) -> u64 {
         self.received_bytes.load(Ordering::Relaxed)
     }

@@ -14,6 +14,8 @@
 //!   idle (so other processes can open it) and reports writes made by other
 //!   processes.
 
+#![warn(missing_docs)]
+
 pub mod frames;
 pub mod keeper;
 pub mod peer;

@@ -80,10 +80,15 @@ fn binding(conn: &quinn::Connection) -> Result<[u8; 32], NetError> {
 /// What a peer session did.
 #[derive(Debug, Clone, Default)]
 pub struct PeerReport {
+    /// What the sync machine did (changes each way, round trips).
     pub stats: PeerStats,
+    /// The other device, once it authenticated; `None` if the session failed before.
     pub peer: Option<DeviceCert>,
+    /// Frame bytes sent.
     pub wire_sent_bytes: u64,
+    /// Frame bytes received.
     pub wire_received_bytes: u64,
+    /// Wall time of the session.
     pub elapsed_ms: u64,
 }
 
@@ -93,6 +98,7 @@ pub struct PeerReport {
 pub struct ChangeNotifier(watch::Sender<u64>);
 
 impl ChangeNotifier {
+    /// Tells every watching connection to sync; never blocks.
     pub fn notify(&self) {
         self.0.send_modify(|g| *g = g.wrapping_add(1));
     }
@@ -125,6 +131,7 @@ impl PeerServer {
         })
     }
 
+    /// The address actually bound (the port chosen for `:0`).
     pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
         self.endpoint
             .local_addr()

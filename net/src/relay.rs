@@ -30,22 +30,45 @@ pub fn now_ms() -> u64 {
 /// Why a relay session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
+    /// The host name did not resolve (offline, or a typo in the address); retryable.
     #[error("cannot resolve '{host}': {detail}")]
-    Resolve { host: String, detail: String },
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// The resolver's message.
+        detail: String,
+    },
+    /// No connection could be made (unreachable, refused, wrong key pinned);
+    /// retryable.
     #[error("cannot connect to {addr}: {detail}")]
-    Connect { addr: String, detail: String },
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why it failed.
+        detail: String,
+    },
+    /// An established connection broke; retryable.
     #[error("the connection was lost: {0}")]
     Connection(String),
+    /// Reading or writing a frame failed.
     #[error(transparent)]
     Frame(#[from] FrameIoError),
+    /// The sync machine or the relay refused (see [`NetError::is_retryable`]).
     #[error(transparent)]
     Sync(#[from] RelaySyncError),
+    /// The TLS configuration could not be built (bad key); not retryable.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The session took longer than its bound; retryable.
     #[error("no answer within {timeout_ms} ms")]
-    Timeout { timeout_ms: u64 },
+    Timeout {
+        /// The bound that was exceeded.
+        timeout_ms: u64,
+    },
+    /// The peer sync machine refused (authentication, protocol); not retryable.
     #[error(transparent)]
     Peer(#[from] kith_core::sync::PeerError),
+    /// The local store failed (disk full, corrupt); not retryable.
     #[error(transparent)]
     Store(#[from] kith_core::StoreError),
 }
@@ -71,18 +94,30 @@ impl NetError {
 /// What one round moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoundReport {
+    /// This device's entries the relay acknowledged.
     pub pushed_entries: usize,
+    /// Sealed bytes of those entries.
     pub pushed_bytes: usize,
+    /// Entries received from other devices and verified.
     pub received_entries: usize,
+    /// Sealed bytes of those entries.
     pub received_bytes: usize,
+    /// Contacts changed by merging what was received.
     pub contacts_changed: usize,
+    /// Interactions changed by merging what was received.
     pub interactions_changed: usize,
+    /// Received changes still waiting for their dependencies after the round
+    /// (they apply once the missing changes arrive).
     pub pending_changes: usize,
+    /// A snapshot from the relay was merged (this device caught up from it).
     pub snapshot_applied: bool,
+    /// This device uploaded a snapshot, letting the relay prune entries.
     pub snapshot_stored: bool,
     /// Frame bytes on the wire, both directions.
     pub wire_sent_bytes: u64,
+    /// Frame bytes received; see `wire_sent_bytes`.
     pub wire_received_bytes: u64,
+    /// Wall time of the round.
     pub elapsed_ms: u64,
 }
 
@@ -117,7 +152,9 @@ impl RoundReport {
 /// Extra requests to send in a round.
 #[derive(Debug, Clone)]
 pub enum Extra {
+    /// Post a pairing invitation to the relay's mailbox.
     Invitation(Invitation),
+    /// Tell the relay a device is revoked, so it refuses that device from now on.
     Revoke(Revocation),
 }
 
@@ -343,7 +380,9 @@ pub async fn relay_round(
 /// Backoff of a watching session.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
+    /// Wait before the first reconnection; doubles on each failure.
     pub backoff_initial_ms: u64,
+    /// Longest wait between reconnections.
     pub backoff_max_ms: u64,
     /// Give up after this many consecutive failed connections (None: never).
     pub failures_max: Option<u32>,
@@ -482,8 +521,10 @@ pub async fn send_invitation(
 /// Why joining failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
+    /// The pairing itself failed (wrong or expired code, refused); get a new invitation.
     #[error(transparent)]
     Pair(#[from] PairError),
+    /// The network failed; retry with the same invitation while it is valid.
     #[error(transparent)]
     Net(#[from] NetError),
 }

@@ -7,10 +7,13 @@
 //! configurations (relay certificate from its ed25519 key, client verifier that
 //! pins that key) so the relay and the client edge share one implementation.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod envelope;
 pub mod frame;
 pub mod keys;
+pub mod membership;
 pub mod msg;
 pub mod sign;
 #[cfg(feature = "tls")]
@@ -26,6 +29,10 @@ pub use frame::{
     parse_header,
 };
 pub use keys::{AccountId, DeviceId, KeyError, RelayKey};
+pub use membership::{
+    Author, Change, Member, MemberKeys, Membership, MembershipError, MembershipOp, OpBody,
+    Rotation, SealedEpochKey, WrappedEpochKey,
+};
 pub use msg::{
     ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response,
     ServerMsg,

@@ -12,6 +12,8 @@
 //!
 //! Tests run it in-process: `kith_relay::run(relay, socket, shutdown)`.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod config;
 pub mod identity;

@@ -8,7 +8,14 @@
 //!    snapshot the uploader left (fragmented when over 1 MiB);
 //! 2. propagation A -> relay -> B of one logged interaction, both devices
 //!    connected and watching, 200 trials: p50 / p99;
-//! 3. peer-to-peer reconnect after one new interaction: bytes and round trips.
+//! 3. peer-to-peer reconnect after one new interaction: bytes and round trips;
+//! 4. revoking one of 5 devices: time to build, sign and verify the revoke
+//!    op with its new epoch key sealed (HPKE) to the 4 others and the older
+//!    keys wrapped, time for a remaining device to derive its keys from the
+//!    log, and the bytes each remaining device downloads (the op). History
+//!    is never re-encrypted, so the account's size (5,000 or 50,000
+//!    interactions) does not enter; the cost grows with the epochs wrapped.
+//!    (`-- --revocation-only` runs just this.)
 
 #![allow(
     clippy::unwrap_used,
@@ -302,7 +309,72 @@ async fn p2p_reconnect() {
     task.await.unwrap().unwrap();
 }
 
+/// Figure 4: revoke one of 5 devices on an account that already went
+/// through `prior_epochs` rotations.
+fn revocation(prior_epochs: u64, trials: usize) {
+    use kith_core::sync::authority::{self, Actor};
+    use kith_core::sync::epochs::{EpochKeys, SealKey};
+    use kith_protocol::{DeviceId, Membership, SigningKey};
+    let sign: Vec<SigningKey> = (0..5u8)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
+    let seal: Vec<SealKey> = (0..5).map(|_| SealKey::generate()).collect();
+    let actor = |i: usize| Actor {
+        sign: &sign[i],
+        seal: &seal[i],
+    };
+    let (code, genesis, _) = authority::create_account(actor(0), 0).unwrap();
+    let mut ops = vec![genesis];
+    let mut state = Membership::from_ops(code.account(), &ops).unwrap();
+    let keys_of = |i: usize, ops: &[kith_protocol::MembershipOp]| {
+        EpochKeys::from_log(ops, &DeviceId::from(sign[i].verifying_key()), &seal[i]).unwrap()
+    };
+    for i in 1..5 {
+        let op = authority::add(&state, actor(0), &keys_of(0, &ops), actor(i).keys(), 0).unwrap();
+        state.apply(&op).unwrap();
+        ops.push(op);
+    }
+    for _ in 0..prior_epochs {
+        let (op, _) = authority::rotate(&state, actor(0), &keys_of(0, &ops), 0).unwrap();
+        state.apply(&op).unwrap();
+        ops.push(op);
+    }
+    let target = DeviceId::from(sign[4].verifying_key());
+    let keys0 = keys_of(0, &ops);
+    let mut make = Vec::new();
+    let mut learn = Vec::new();
+    let mut op_bytes = 0;
+    for _ in 0..trials {
+        let t = Instant::now();
+        let (op, _) = authority::revoke(&state, actor(0), &keys0, target, 0).unwrap();
+        let mut after = state.clone();
+        after.apply(&op).unwrap();
+        make.push(t.elapsed());
+        op_bytes = postcard::to_allocvec(&op).unwrap().len();
+        let mut log = ops.clone();
+        log.push(op);
+        let t = Instant::now();
+        let k = keys_of(1, &log);
+        learn.push(t.elapsed());
+        assert!(k.get(after.epoch()).is_some());
+    }
+    make.sort();
+    learn.sort();
+    println!(
+        "revoke 1 of 5 devices after {prior_epochs} earlier epochs: make+sign+verify p50 {:.2} ms, \
+         a remaining device derives its keys p50 {:.2} ms, each remaining device downloads {op_bytes} bytes",
+        percentile(&make, 0.5).as_secs_f64() * 1e3,
+        percentile(&learn, 0.5).as_secs_f64() * 1e3,
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--revocation-only") {
+        for prior in [0, 10, 100] {
+            revocation(prior, 20);
+        }
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -325,4 +397,7 @@ fn main() {
         propagation(if quick { 50 } else { 200 }).await;
         p2p_reconnect().await;
     });
+    for prior in [0, 10, 100] {
+        revocation(prior, if quick { 5 } else { 20 });
+    }
 }

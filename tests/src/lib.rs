@@ -4,6 +4,8 @@
 //! files and port, and devices with real stores.
 //!
 //! This crate is test-only code: panicking on a broken fixture is the point.
+
+#![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -26,8 +28,11 @@ use tokio::sync::oneshot;
 /// are on disk, anything in flight is gone).
 #[derive(Debug)]
 pub struct TestRelay {
+    /// The relay's data directory; survives kill and restart.
     pub dir: PathBuf,
+    /// The relay's identity key; clients pin its public half.
     pub key: SigningKey,
+    /// The loopback address it listens on; kept across restarts.
     pub addr: SocketAddr,
     kill: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -164,8 +169,11 @@ impl Drop for TestRelay {
 /// A device: a real store in a temp dir and its identity.
 #[derive(Debug)]
 pub struct Device {
+    /// Holds the store files; deleted when the device is dropped.
     pub dir: tempfile::TempDir,
+    /// The device's open store, shared with sync tasks.
     pub store: Arc<Mutex<Store>>,
+    /// The device's account and device keys and certificate.
     pub id: DeviceIdentity,
 }
 

@@ -13,6 +13,8 @@
 //! Every parser is bounded (limits structs), reports bad input as errors that
 //! name the line, and never panics (fuzz targets in core/fuzz).
 
+#![warn(missing_docs)]
+
 pub mod csv_out;
 pub mod linkedin;
 pub mod vcard;

@@ -21,10 +21,14 @@ use super::{ContactDraft, inside_org_suggestion, non_empty};
 /// Caps for a LinkedIn export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkedinLimits {
+    /// Largest file accepted, in bytes; larger is [`LinkedinError::TooLarge`].
     pub input_size_bytes_max: usize,
+    /// Most data rows accepted; more is [`LinkedinError::TooManyRows`].
     pub rows_max: usize,
     /// Lines searched for the header row before giving up.
     pub preamble_lines_max: usize,
+    /// Row errors kept; further ones are only counted
+    /// ([`LinkedinImport::errors_dropped`]).
     pub errors_max: usize,
 }
 
@@ -42,25 +46,39 @@ impl Default for LinkedinLimits {
 /// A file-level failure: nothing is imported.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkedinError {
+    /// The file is over [`LinkedinLimits::input_size_bytes_max`].
     #[error("the file is {size_bytes} bytes, more than the {size_bytes_max} bytes accepted")]
     TooLarge {
+        /// Size of the file given.
         size_bytes: usize,
+        /// The limit it exceeds.
         size_bytes_max: usize,
     },
+    /// No header row was found: most likely not a LinkedIn Connections.csv.
     #[error(
         "no header row starting with 'First Name' in the first {lines} lines: is this LinkedIn's Connections.csv?"
     )]
-    NoHeader { lines: usize },
+    NoHeader {
+        /// How many lines were searched ([`LinkedinLimits::preamble_lines_max`]).
+        lines: usize,
+    },
+    /// The header row lacks a column the import needs (named in the field).
     #[error("the header row has no '{0}' column")]
     MissingColumn(&'static str),
+    /// The file is over [`LinkedinLimits::rows_max`]; split it.
     #[error("the file holds more than {rows_max} rows")]
-    TooManyRows { rows_max: usize },
+    TooManyRows {
+        /// The limit it exceeds.
+        rows_max: usize,
+    },
 }
 
 /// A row that could not be imported (or only partly), by line number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
+    /// 1-based line of the row in the file.
     pub line: usize,
+    /// What was wrong, for the user.
     pub message: String,
 }
 
@@ -73,8 +91,11 @@ impl std::fmt::Display for RowError {
 /// The drafts of one export and the row errors.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LinkedinImport {
+    /// One draft per usable row, in file order.
     pub drafts: Vec<ContactDraft>,
+    /// Rows skipped or partly imported, at most [`LinkedinLimits::errors_max`].
     pub errors: Vec<RowError>,
+    /// Errors beyond [`LinkedinLimits::errors_max`], counted but not kept.
     pub errors_dropped: usize,
 }
 

@@ -77,15 +77,23 @@ impl Default for VcardLimits {
 /// A file-level failure: nothing of the file is imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VcardFileError {
+    /// The file is over [`VcardLimits::input_size_bytes_max`].
     #[error(
         "the file is {size_bytes} bytes, more than the {size_bytes_max} bytes a vCard import accepts"
     )]
     TooLarge {
+        /// Size of the file given.
         size_bytes: usize,
+        /// The limit it exceeds.
         size_bytes_max: usize,
     },
+    /// The file holds more than [`VcardLimits::cards_max`] cards; split it.
     #[error("the file holds more than {cards_max} cards; split it into smaller files")]
-    TooManyCards { cards_max: usize },
+    TooManyCards {
+        /// The limit it exceeds.
+        cards_max: usize,
+    },
+    /// Not a vCard file at all (wrong file chosen, or a different format).
     #[error("no vCard found (no BEGIN:VCARD line)")]
     NotVcard,
 }
@@ -116,8 +124,11 @@ pub enum CardErrorKind {
 /// One problem, located by its line number (1-based, physical lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardError {
+    /// 1-based physical line where the problem is.
     pub line: usize,
+    /// What kind of problem, and so what was skipped.
     pub kind: CardErrorKind,
+    /// The problem in words, for the user.
     pub message: String,
 }
 
@@ -130,7 +141,9 @@ impl std::fmt::Display for CardError {
 /// The result of parsing one file: the cards that parsed, and what went wrong.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VcardImport {
+    /// The cards that parsed, in file order.
     pub cards: Vec<ParsedCard>,
+    /// Problems met, at most [`VcardLimits::errors_max`].
     pub errors: Vec<CardError>,
     /// Errors beyond [`VcardLimits::errors_max`], counted but not kept.
     pub errors_dropped: usize,
@@ -164,16 +177,22 @@ impl VcardImport {
 /// N: the structured name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StructuredName {
+    /// Family name(s); empty when absent.
     pub family: String,
+    /// Given name(s); empty when absent.
     pub given: String,
+    /// Additional (middle) names; empty when absent.
     pub additional: String,
+    /// Honorific prefixes ("Dr."); empty when absent.
     pub prefixes: String,
+    /// Honorific suffixes ("PhD"); empty when absent.
     pub suffixes: String,
 }
 
 /// A value with its TYPE parameters and its group label (X-ABLabel), if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Labelled {
+    /// The value, unescaped (an address, number or URL as written).
     pub value: String,
     /// Lower-case TYPE values in file order (`pref` included).
     pub types: Vec<String>,
@@ -187,8 +206,11 @@ pub struct Labelled {
 /// region, postal code, country).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Address {
+    /// The components in that order, as many as the file gave.
     pub components: Vec<String>,
+    /// Lower-case TYPE values in file order.
     pub types: Vec<String>,
+    /// The label from a sibling `X-ABLabel`, if any.
     pub custom_label: Option<String>,
 }
 
@@ -204,7 +226,9 @@ pub enum PhotoSource {
 /// PHOTO, when present and usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Photo {
+    /// MIME type (`image/jpeg`) when the card gives one.
     pub media_type: Option<String>,
+    /// The photo bytes or its link.
     pub source: PhotoSource,
 }
 
@@ -213,24 +237,39 @@ pub struct Photo {
 pub struct ParsedCard {
     /// Line of `BEGIN:VCARD`.
     pub line: usize,
+    /// VERSION as written ("2.1", "3.0", "4.0"); `None` when absent.
     pub version: Option<String>,
+    /// FN, the display name; `None` when absent.
     pub formatted_name: Option<String>,
+    /// N; `None` when absent.
     pub name: Option<StructuredName>,
+    /// NICKNAME values, split at commas.
     pub nicknames: Vec<String>,
     /// ORG values, each split into organisation and unit components.
     pub organisations: Vec<Vec<String>>,
+    /// TITLE values (job titles).
     pub titles: Vec<String>,
+    /// ROLE values (functions), used when there is no TITLE.
     pub roles: Vec<String>,
+    /// EMAIL values with their labels.
     pub emails: Vec<Labelled>,
+    /// TEL values with their labels, numbers as written.
     pub phones: Vec<Labelled>,
+    /// URL values with their labels.
     pub urls: Vec<Labelled>,
+    /// ADR values.
     pub addresses: Vec<Address>,
+    /// NOTE values, unescaped.
     pub notes: Vec<String>,
+    /// CATEGORIES values, split at commas.
     pub categories: Vec<String>,
+    /// BDAY, when it is a date in an accepted form.
     pub birthday: Option<PartialDate>,
+    /// UID, the card's stable identity in its source; keys re-import.
     pub uid: Option<String>,
     /// Apple's X-ABUID.
     pub apple_uid: Option<String>,
+    /// PHOTO, when present, decodable and within the size limit.
     pub photo: Option<Photo>,
     /// Properties read (all names, used or not).
     pub property_count: usize,
@@ -365,7 +404,9 @@ fn parse_vcards_into<'l>(
 /// (UTF-16 input), in which case CHARSET parameters no longer apply to it.
 #[derive(Debug)]
 pub struct DecodedInput<'a> {
+    /// The text without BOM; borrowed when no conversion was needed.
     pub bytes: Cow<'a, [u8]>,
+    /// True when the input was UTF-16 and is now UTF-8 for certain.
     pub unicode: bool,
 }
 

@@ -21,7 +21,9 @@ use super::{ContactDraft, inside_org_suggestion, non_empty};
 /// The drafts of one file, and the errors met on the way (parse and mapping).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DraftBatch {
+    /// One draft per card that holds a contact, in file order.
     pub drafts: Vec<ContactDraft>,
+    /// Parse and mapping problems, capped like [`VcardLimits::errors_max`].
     pub errors: Vec<CardError>,
     /// Errors counted beyond the cap.
     pub errors_dropped: usize,
@@ -30,8 +32,11 @@ pub struct DraftBatch {
 /// Which vCard property a label belongs to (their TYPE vocabularies differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelKind {
+    /// EMAIL (`internet`, `x400` carry no label).
     Email,
+    /// TEL (`voice`, `msg` carry no label).
     Phone,
+    /// URL.
     Url,
 }
 

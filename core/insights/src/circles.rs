@@ -17,6 +17,7 @@ use kith_model::model::Circle;
 /// One circle's share of ties and of effort.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CircleShare {
+    /// Which circle.
     pub circle: Circle,
     /// Active contacts in this circle.
     pub count: u32,

@@ -23,23 +23,31 @@ use kith_model::model::{Circle, Contact, Seniority};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Attribute {
+    /// Distinct disciplines among current contacts (K varies).
     Discipline,
+    /// Senior, peer, junior (K = 3).
     Seniority,
+    /// Inside or outside my organisation (K = 2).
     Organisation,
+    /// Operational, personal, strategic (K = 3).
     Circle,
 }
 
 /// One category's count and share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryCount {
+    /// The category's name (a discipline, `senior`, `inside`, a circle).
     pub category: String,
+    /// Ties in this category.
     pub count: u32,
+    /// `count` over the ties whose attribute is known, in 0..=1.
     pub share: f64,
 }
 
 /// Diversity of one attribute over one set of ties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diversity {
+    /// The attribute measured.
     pub attribute: Attribute,
     /// Every category of the vocabulary, in vocabulary order (zero counts included).
     pub categories: Vec<CategoryCount>,
@@ -58,9 +66,13 @@ pub struct Diversity {
 /// Diversity of every attribute over one set of ties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompositionSet {
+    /// Diversity of disciplines.
     pub discipline: Metric<Diversity>,
+    /// Diversity of seniority (unknown seniority counts as not known).
     pub seniority: Metric<Diversity>,
+    /// Inside vs outside my organisation.
     pub organisation: Metric<Diversity>,
+    /// Diversity of circles (a contact in two circles counts twice).
     pub circle: Metric<Diversity>,
 }
 

@@ -18,25 +18,36 @@ use kith_model::ids::{FollowUpId, InteractionId};
 /// One open follow-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenFollowUp {
+    /// The interaction it belongs to.
     pub interaction: InteractionId,
+    /// Its id within that interaction.
     pub follow_up: FollowUpId,
+    /// What to do.
     pub text: String,
+    /// Due date; `None` means no deadline.
     pub due: Option<NaiveDate>,
     /// Days past due (0 when due today).
     pub days_overdue: i64,
     /// The interaction's current participants.
     pub with: Vec<ContactRef>,
+    /// The interaction's one-line summary.
     pub summary: String,
 }
 
 /// Follow-up status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FollowUps {
+    /// Today's date at the parameters' `utc_offset_minutes`.
     pub today: NaiveDate,
+    /// Open and due today.
     pub due_today: Vec<OpenFollowUp>,
+    /// Open and due before today, oldest first.
     pub overdue: Vec<OpenFollowUp>,
+    /// Every open follow-up, due or not.
     pub open_total: u32,
+    /// Open follow-ups with no due date.
     pub open_without_due: u32,
+    /// Done within the last 30 days.
     pub done_recently: u32,
 }
 

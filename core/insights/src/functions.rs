@@ -27,9 +27,11 @@ pub enum Supply {
 /// Sources of one function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionSources {
+    /// The function.
     pub what: ExchangeWhat,
     /// People it was received from.
     pub sources: u32,
+    /// Gap, fragile or covered, from `sources`.
     pub supply: Supply,
     /// The only source, when fragile.
     pub only_source: Option<ContactRef>,

@@ -30,11 +30,17 @@ pub enum GoalState {
 /// One active goal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GoalInsight {
+    /// The goal.
     pub id: GoalId,
+    /// The goal's title.
     pub title: String,
+    /// 1 (highest) to 3.
     pub priority: u8,
+    /// Linked contacts that are current (not archived or merged).
     pub linked: Vec<ContactRef>,
+    /// How many of `linked` had an interaction in the activity window (A_90).
     pub active_linked: u32,
+    /// No network, stalled or moving.
     pub state: GoalState,
     /// Share of linked contacts outside my organisation.
     pub outside_share: Metric<f64>,

@@ -23,7 +23,9 @@ pub struct Grid {
     pub seniorities: Vec<Seniority>,
     /// `cells[row][column]`: active ties.
     pub cells: Vec<Vec<u32>>,
+    /// Cells holding at least one tie.
     pub non_empty: u32,
+    /// Rows times 3 columns.
     pub cells_total: u32,
     /// `non_empty / cells_total`.
     pub non_empty_share: f64,

@@ -30,6 +30,7 @@ pub enum Severity {
 /// One headline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
+    /// How urgent; findings are sorted by it.
     pub severity: Severity,
     /// Stable machine-readable code, e.g. `strategic_overdue`.
     pub code: String,

@@ -15,6 +15,8 @@
 //! another (their interactions count for the surviving contact), deleted
 //! interactions, and interactions dated after `now` (except by follow-ups).
 
+#![warn(missing_docs)]
+
 pub mod circles;
 pub mod composition;
 pub mod follow_ups;
@@ -102,11 +104,17 @@ impl InsightsParams {
 /// Everything insights read. Cheap to build: it borrows the records.
 #[derive(Debug, Clone, Copy)]
 pub struct InsightsInput<'a> {
+    /// Every contact; archived and merged ones are filtered out here.
     pub contacts: &'a [Contact],
+    /// Every interaction; deleted ones and those after `now_ms` are filtered out here.
     pub interactions: &'a [Interaction],
+    /// Every goal; only active ones are reported.
     pub goals: &'a [Goal],
+    /// The network's settings (my organisation and discipline, cadences, core size).
     pub settings: &'a Settings,
+    /// The instant insights are computed at; windows end here.
     pub now_ms: TimestampMs,
+    /// Windows and thresholds.
     pub params: InsightsParams,
 }
 
@@ -149,20 +157,35 @@ impl<'a> InsightsInput<'a> {
 /// Every insight, as plain serialisable records (`--json` prints this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InsightsReport {
+    /// The instant the report was computed at.
     pub now_ms: TimestampMs,
+    /// The parameters it was computed with, as sanitised (clamped to their ranges).
     pub params: InsightsParams,
+    /// Record counts the metrics were computed over.
     pub totals: Totals,
+    /// Tie strength per contact, and the core.
     pub strength: Metric<strength::StrengthReport>,
+    /// Balance across the three circles, ties vs effort.
     pub circle_balance: Metric<circles::CircleBalance>,
+    /// Diversity of active ties and of the core.
     pub composition: composition::Composition,
+    /// E-I indexes across organisation, discipline and seniority.
     pub reach: reach::Reach,
+    /// Discipline x seniority counts.
     pub grid: Metric<grid::Grid>,
+    /// Exchanges given and received, per tie and network-wide.
     pub reciprocity: Metric<reciprocity::Reciprocity>,
+    /// Who starts interactions.
     pub initiative: Metric<reciprocity::Initiative>,
+    /// Sources of each of the five functions, in vocabulary order.
     pub functions: Metric<Vec<functions::FunctionSources>>,
+    /// Overdue, neglected strategic, cooling and dormant ties.
     pub reconnect: reconnect::Reconnect,
+    /// Every active goal, by priority then title.
     pub goals: Metric<Vec<goals::GoalInsight>>,
+    /// Shared work with strategic contacts and the core.
     pub together: Metric<together::Together>,
+    /// Open, due and overdue follow-ups.
     pub follow_ups: Metric<follow_ups::FollowUps>,
 }
 

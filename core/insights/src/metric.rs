@@ -44,11 +44,22 @@ impl Coverage {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Metric<T> {
     /// Nothing to compute on; `reason` says why, for the reader.
-    NoData { reason: String },
+    NoData {
+        /// Why there is nothing, in words for the reader ("no contacts yet").
+        reason: String,
+    },
     /// The attribute is known for too few ties to give a number.
-    NotEnoughData { coverage: Coverage },
+    NotEnoughData {
+        /// How many ties have the attribute, of how many.
+        coverage: Coverage,
+    },
     /// The computed value.
-    Value { coverage: Coverage, value: T },
+    Value {
+        /// Share of the ties the value rests on; show it beside the value.
+        coverage: Coverage,
+        /// The metric itself.
+        value: T,
+    },
 }
 
 impl<T> Metric<T> {

@@ -405,7 +405,9 @@ impl<'a> Prepared<'a> {
 /// A contact as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContactRef {
+    /// The contact.
     pub id: ContactId,
+    /// Its display name when computed.
     pub name: String,
 }
 

@@ -28,8 +28,11 @@ pub struct EiIndex {
 /// Reach across the three boundaries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reach {
+    /// External = outside my organisation.
     pub organisation: Metric<EiIndex>,
+    /// External = another discipline than mine; no data when mine is not set.
     pub discipline: Metric<EiIndex>,
+    /// External = senior or junior, internal = peer.
     pub seniority: Metric<EiIndex>,
 }
 

@@ -21,8 +21,11 @@ use kith_model::model::ExchangeWhat;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
+    /// Neither side above two thirds of the exchanges.
     Balanced,
+    /// I gave more than two thirds.
     MostlyGiving,
+    /// I received more than two thirds.
     MostlyReceiving,
     /// Fewer than 3 exchanges: too few to judge.
     Undefined,
@@ -47,19 +50,28 @@ pub fn classify(given: u32, received: u32) -> Balance {
 /// One tie's exchanges and initiative.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactReciprocity {
+    /// The tie.
     pub contact: ContactRef,
+    /// Exchanges I gave them in the window.
     pub given: u32,
+    /// Exchanges I received from them in the window.
     pub received: u32,
+    /// Class of `given` vs `received`.
     pub balance: Balance,
+    /// Interactions with them in the window that I started.
     pub initiated_by_me: u32,
+    /// Interactions with them in the window that they started.
     pub initiated_by_them: u32,
 }
 
 /// Given and received of one function, network-wide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionFlow {
+    /// The function.
     pub what: ExchangeWhat,
+    /// Exchanges of it I gave, all ties together.
     pub given: u32,
+    /// Exchanges of it I received, all ties together.
     pub received: u32,
 }
 
@@ -68,23 +80,34 @@ pub struct FunctionFlow {
 pub struct Reciprocity {
     /// Ties with at least one exchange, most exchanges first (ties by id).
     pub contacts: Vec<ContactReciprocity>,
+    /// Ties classed balanced.
     pub balanced: u32,
+    /// Ties classed mostly giving.
     pub mostly_giving: u32,
+    /// Ties classed mostly receiving.
     pub mostly_receiving: u32,
+    /// Ties with too few exchanges to judge (fewer than 3).
     pub undefined: u32,
+    /// Exchanges given, all ties together (sum G).
     pub given_total: u32,
+    /// Exchanges received, all ties together (sum R).
     pub received_total: u32,
     /// `(sum G - sum R) / (sum G + sum R)`, in -1..=1.
     pub network_balance: f64,
+    /// Given and received per function, in vocabulary order.
     pub by_function: Vec<FunctionFlow>,
 }
 
 /// Who starts interactions, network-wide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Initiative {
+    /// Interactions in the window I started.
     pub me: u32,
+    /// Interactions in the window they started.
     pub them: u32,
+    /// Interactions in the window started together.
     pub mutual: u32,
+    /// Interactions in the window with no initiator recorded.
     pub unknown: u32,
     /// `(me - them) / (me + them)`; `None` when both are 0.
     pub balance: Option<f64>,

@@ -28,8 +28,11 @@ use kith_model::model::{Circle, GoalStatus, TimestampMs};
 /// A tie past its cadence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverdueTie {
+    /// The tie.
     pub contact: ContactRef,
+    /// Its circles, in vocabulary order.
     pub circles: Vec<Circle>,
+    /// The cadence that applies (its own, else the shortest of its circles').
     pub cadence_days: u32,
     /// Last interaction; `None`: never contacted.
     pub last_ms: Option<TimestampMs>,
@@ -37,7 +40,9 @@ pub struct OverdueTie {
     pub days_since: i64,
     /// `o`; for a never-contacted tie, measured from when it was added.
     pub overdue_ratio: f64,
+    /// Never contacted: no interaction at all.
     pub never: bool,
+    /// Strength now (0 when never contacted).
     pub strength: f64,
     /// Highest priority (1 = highest) among active goals linked to the tie.
     pub goal_priority: Option<u8>,
@@ -48,17 +53,24 @@ pub struct OverdueTie {
 /// A tie whose strength is falling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CoolingTie {
+    /// The tie.
     pub contact: ContactRef,
+    /// Strength now, below the median.
     pub strength: f64,
+    /// Strength `cooling_lookback_days` ago, above `strength`.
     pub strength_before: f64,
+    /// Last interaction at or before now.
     pub last_ms: Option<TimestampMs>,
 }
 
 /// A tie without interaction for a long time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DormantTie {
+    /// The tie.
     pub contact: ContactRef,
+    /// Last interaction.
     pub last_ms: TimestampMs,
+    /// Whole days since it; at least `dormant_after_days`.
     pub days_since: i64,
 }
 

@@ -17,11 +17,17 @@ use kith_model::model::{Circle, Seniority, TimestampMs};
 /// One contact's strength, with the attributes charts colour and place it by.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactStrength {
+    /// The contact.
     pub id: ContactId,
+    /// Its display name.
     pub name: String,
+    /// Its circles, in vocabulary order.
     pub circles: Vec<Circle>,
+    /// Its discipline, when known.
     pub discipline: Option<String>,
+    /// Its seniority.
     pub seniority: Seniority,
+    /// Inside my organisation; `None` when not known.
     pub inside_org: Option<bool>,
     /// Strength now.
     pub strength: f64,
@@ -38,6 +44,7 @@ pub struct ContactStrength {
 /// Every contact with at least one interaction, strongest first (ties by id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrengthReport {
+    /// Per contact, strongest first.
     pub contacts: Vec<ContactStrength>,
     /// Live contacts with no interaction at all.
     pub never_contacted: u32,

@@ -15,7 +15,9 @@ use kith_model::model::Circle;
 /// How many of a set of ties did something together with me.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TogetherShare {
+    /// Ties with at least one shared-work interaction in the last 365 days.
     pub with_shared_work: u32,
+    /// Ties in the set.
     pub total: u32,
     /// `with_shared_work / total`; `None` when the set is empty.
     pub share: Option<f64>,
@@ -24,15 +26,20 @@ pub struct TogetherShare {
 /// Shared work with one contact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactTogether {
+    /// The tie.
     pub contact: ContactRef,
+    /// Shared-work interactions with them.
     pub interactions: u32,
+    /// Distinct projects worked on with them.
     pub projects: u32,
 }
 
 /// Doing things together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Together {
+    /// Over the strategic circle.
     pub strategic: TogetherShare,
+    /// Over the core.
     pub core: TogetherShare,
     /// Contacts with shared work, most first (ties by id).
     pub contacts: Vec<ContactTogether>,

@@ -17,18 +17,29 @@ use crate::text::normalise_name;
 pub struct ContactDraft {
     /// Display name; never empty.
     pub name: String,
+    /// Given name (vCard N), when the source has it separately.
     pub given_name: Option<String>,
+    /// Family name (vCard N), when the source has it separately.
     pub family_name: Option<String>,
+    /// Organisation (vCard ORG, LinkedIn "Company"); `None` when absent.
     pub organisation: Option<String>,
+    /// Job title (vCard TITLE or ROLE, LinkedIn "Position"); `None` when absent.
     pub role: Option<String>,
     /// Suggested inside/outside my organisation (from settings.my_organisation).
     pub inside_org: Option<bool>,
+    /// Email addresses with their labels.
     pub emails: Vec<ContactPoint>,
+    /// Phone numbers as written in the source, with their labels.
     pub phones: Vec<ContactPoint>,
+    /// Web addresses (vCard URL, LinkedIn profile URL).
     pub urls: BTreeSet<String>,
+    /// Notes carried over from the source; empty when none.
     pub notes: String,
+    /// Tags (vCard CATEGORIES); empty when none.
     pub tags: BTreeSet<String>,
+    /// Birthday, possibly without a year (vCard BDAY).
     pub birthday: Option<PartialDate>,
+    /// The day we first met (LinkedIn "Connected On").
     pub first_met: Option<NaiveDate>,
     /// `vcard-uid:...`, `vcard-hash:...`, `linkedin:...`: matched on re-import.
     pub import_keys: BTreeSet<String>,

@@ -16,7 +16,9 @@ use ulid::Ulid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} id '{given}': expected a 26-character ULID")]
 pub struct InvalidId {
+    /// Which kind of id was expected ("contact", "interaction", ...).
     pub what: &'static str,
+    /// The input, untrimmed, as given.
     pub given: String,
 }
 

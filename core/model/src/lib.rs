@@ -10,6 +10,8 @@
 //! module), kith-insights computes over them, kith-formats reads and writes
 //! them as files.
 
+#![warn(missing_docs)]
+
 pub mod draft;
 pub mod ids;
 pub mod model;

@@ -3,7 +3,7 @@
 //! These are the plain Rust values the rest of Kith works with (queries,
 //! insights, import/export, the bindings). They are *materialised views* of the
 //! Automerge document: the mapping between these structs and the document lives
-//! in [`crate::schema`], and nowhere else. The store's index tables hold
+//! in kith-core's `schema` module, and nowhere else. The store's index tables hold
 //! serialised copies of these records, so queries never walk the document.
 //!
 //! Times are UTC milliseconds since the Unix epoch (`*_ms`); an interaction also
@@ -96,9 +96,13 @@ vocabulary!(
 vocabulary!(
     /// Seniority of a contact relative to me.
     Seniority, "seniority", {
+        /// More senior than me.
         Senior => "senior",
+        /// At about my level.
         Peer => "peer",
+        /// Less senior than me.
         Junior => "junior",
+        /// Not recorded (the default).
         Unknown => "unknown",
     }
 );
@@ -106,14 +110,21 @@ vocabulary!(
 vocabulary!(
     /// What kind of interaction took place.
     InteractionKind, "kind", {
+        /// Met in person or by video, by arrangement.
         Meeting => "meeting",
+        /// A phone or voice call.
         Call => "call",
+        /// A chat or text message exchange.
         Message => "message",
+        /// An email exchange.
         Email => "email",
+        /// Met at a conference, talk or other gathering.
         Event => "event",
+        /// Shared a meal or a coffee.
         Meal => "meal",
         /// Doing things together: work on a shared project or activity.
         ProjectWork => "project_work",
+        /// Anything else (the default when absent from the document).
         Other => "other",
     }
 );
@@ -121,9 +132,13 @@ vocabulary!(
 vocabulary!(
     /// Who started an interaction.
     Initiator, "initiator", {
+        /// I reached out.
         Me => "me",
+        /// They reached out.
         Them => "them",
+        /// Arranged together, or neither side in particular.
         Mutual => "mutual",
+        /// Not recorded (the default).
         Unknown => "unknown",
     }
 );
@@ -131,10 +146,15 @@ vocabulary!(
 vocabulary!(
     /// What a network supplies (the article's five functions).
     ExchangeWhat, "exchange", {
+        /// Personal support: encouragement, advocacy, help in a hard moment.
         Support => "support",
+        /// Honest feedback on my work or behaviour (or theirs).
         Feedback => "feedback",
+        /// A new perspective or way of seeing a problem.
         Insight => "insight",
+        /// Access to people, money, time or other resources.
         Resources => "resources",
+        /// Facts and news: what is going on, who is doing what.
         Information => "information",
     }
 );
@@ -142,7 +162,9 @@ vocabulary!(
 vocabulary!(
     /// Direction of an exchange, from my point of view.
     Direction, "direction", {
+        /// I gave it to them.
         Gave => "gave",
+        /// They gave it to me.
         Received => "received",
     }
 );
@@ -150,8 +172,11 @@ vocabulary!(
 vocabulary!(
     /// Lifecycle of a project.
     ProjectStatus, "project status", {
+        /// Under way (the default).
         Active => "active",
+        /// On hold; may resume.
         Paused => "paused",
+        /// Finished.
         Done => "done",
     }
 );
@@ -159,8 +184,11 @@ vocabulary!(
 vocabulary!(
     /// Lifecycle of a goal.
     GoalStatus, "goal status", {
+        /// Being worked toward (the default).
         Active => "active",
+        /// Reached.
         Achieved => "achieved",
+        /// Given up; kept for the record.
         Dropped => "dropped",
     }
 );
@@ -189,38 +217,55 @@ pub struct PartialDate {
 /// A person in my network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
+    /// Stable identity; never reused, even after a merge.
     pub id: ContactId,
     /// Display name; never empty.
     pub name: String,
     /// Given and family name when known separately (vCard N), for export.
     #[serde(default)]
     pub given_name: Option<String>,
+    /// Family name when known separately (vCard N); see `given_name`.
     #[serde(default)]
     pub family_name: Option<String>,
+    /// Employer or organisation; `None` when not known.
     pub organisation: Option<String>,
+    /// Job title or role; `None` when not known.
     pub role: Option<String>,
+    /// Professional discipline ("nursing", "finance"), compared with
+    /// [`Settings::my_discipline`] for the discipline reach; `None` when not known.
     pub discipline: Option<String>,
+    /// Seniority relative to me; [`Seniority::Unknown`] when not recorded.
     pub seniority: Seniority,
     /// Inside my organisation? `None` when not known.
     pub inside_org: Option<bool>,
+    /// The circles the contact belongs to; may be empty or several.
     pub circles: BTreeSet<Circle>,
+    /// Free-form tags; add-wins set across devices.
     pub tags: BTreeSet<String>,
+    /// Email addresses, sorted by value, no value twice.
     pub emails: Vec<ContactPoint>,
+    /// Phone numbers as given, sorted by value, no value twice.
     pub phones: Vec<ContactPoint>,
+    /// Web addresses (profiles, homepages).
     #[serde(default)]
     pub urls: BTreeSet<String>,
+    /// Free text on how we met; `None` when not recorded.
     pub how_we_met: Option<String>,
     /// The day we first met (LinkedIn's "Connected On" lands here).
     #[serde(default)]
     pub first_met: Option<NaiveDate>,
+    /// Birthday, possibly without a year.
     #[serde(default)]
     pub birthday: Option<PartialDate>,
     /// Long-lived notes; collaborative Text in the document.
     pub notes: String,
     /// Keep-in-touch cadence in days; `None` falls back to the circle default.
     pub cadence_days: Option<u32>,
+    /// When the contact was created.
     pub created_ms: TimestampMs,
+    /// When any field last changed.
     pub updated_ms: TimestampMs,
+    /// Hidden from lists and excluded from insights; also set on merged contacts.
     pub archived: bool,
     /// Set when this contact was merged into another (de-duplication).
     pub merged_into: Option<ContactId>,
@@ -233,8 +278,11 @@ pub struct Contact {
 /// One exchange within an interaction: what flowed, which way, with whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
+    /// Identity within its interaction.
     pub id: ExchangeId,
+    /// Which of the five functions flowed.
     pub what: ExchangeWhat,
+    /// Whether I gave or received it.
     pub direction: Direction,
     /// The participant it flowed with; `None` means "all participants".
     pub with: Option<ContactId>,
@@ -243,22 +291,30 @@ pub struct Exchange {
 /// Something to do after an interaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FollowUp {
+    /// Identity within its interaction.
     pub id: FollowUpId,
+    /// What to do.
     pub text: String,
+    /// Due date; `None` means no deadline.
     pub due: Option<NaiveDate>,
+    /// When it was marked done; `None` while open.
     pub done_ms: Option<TimestampMs>,
 }
 
 /// One logged interaction with one or more contacts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
+    /// Identity; also carries the time it was created, which picks its log document.
     pub id: InteractionId,
     /// When it happened (UTC).
     pub at_ms: TimestampMs,
     /// The local UTC offset, in minutes, where it happened.
     pub offset_minutes: i16,
+    /// What kind of interaction it was.
     pub kind: InteractionKind,
+    /// Who started it.
     pub initiator: Initiator,
+    /// The contacts involved; one or more.
     pub participants: BTreeSet<ContactId>,
     /// One line; never empty.
     pub summary: String,
@@ -268,10 +324,15 @@ pub struct Interaction {
     /// means a conflict the user should resolve (writing `notes` resolves it).
     #[serde(default)]
     pub notes_conflicts: Vec<String>,
+    /// The project this interaction was work on, if any.
     pub project: Option<ProjectId>,
+    /// What flowed, which way, with whom.
     pub exchanges: Vec<Exchange>,
+    /// Things to do after it, by id.
     pub follow_ups: BTreeMap<FollowUpId, FollowUp>,
+    /// When it was logged.
     pub created_ms: TimestampMs,
+    /// When any field last changed.
     pub updated_ms: TimestampMs,
     /// Tombstone: set when deleted; clearing it undeletes.
     pub deleted_ms: Option<TimestampMs>,
@@ -325,24 +386,36 @@ pub struct EventRef {
 /// A shared project or activity: relationships grow by doing things together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
+    /// Stable identity.
     pub id: ProjectId,
+    /// Short name shown in lists.
     pub name: String,
+    /// Free text; empty when none.
     pub description: String,
+    /// Where the project is in its lifecycle.
     pub status: ProjectStatus,
+    /// When the project was created.
     pub created_ms: TimestampMs,
+    /// When any field last changed.
     pub updated_ms: TimestampMs,
 }
 
 /// A goal that strategic networking works toward.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Goal {
+    /// Stable identity.
     pub id: GoalId,
+    /// What I want to achieve; never empty.
     pub title: String,
     /// 1 (highest) to 3.
     pub priority: u8,
+    /// Whether the goal is active, achieved or dropped.
     pub status: GoalStatus,
+    /// Contacts who can help toward it (the strategic circle's purpose).
     pub contacts: BTreeSet<ContactId>,
+    /// When the goal was created.
     pub created_ms: TimestampMs,
+    /// When any field last changed.
     pub updated_ms: TimestampMs,
 }
 

@@ -13,9 +13,9 @@
 //! A phone's address book holds mostly numbers of its own country, so that is
 //! almost always the owner's country. Without any international number, a
 //! national number keeps its digits with the trunk prefix dropped, which still
-//! meets its international form through the suffix rule of [`crate::dedup`].
+//! meets its international form through the suffix rule of kith-core's `dedup`.
 //!
-//! Pure functions; [`super::plan`] and [`crate::dedup`] both call them, so an
+//! Pure functions; kith-core's import planning and `dedup` both call them, so an
 //! import and the store's duplicate list agree.
 
 use std::collections::BTreeMap;

@@ -27,7 +27,12 @@ pub enum DocId {
     /// Settings, contacts, projects, goals.
     Main,
     /// Interactions of one calendar quarter (UTC): `quarter` is 1..=4.
-    Log { year: i32, quarter: u8 },
+    Log {
+        /// Calendar year (UTC).
+        year: i32,
+        /// 1..=4.
+        quarter: u8,
+    },
 }
 
 impl DocId {

@@ -28,13 +28,21 @@ pub const EXPORT_SIZE_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Everything in a network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KithExport {
+    /// Always [`EXPORT_FORMAT`]; how a reader recognises the file.
     pub format: String,
+    /// Export format version; a reader refuses newer ones.
     pub version: u32,
+    /// When the export was made.
     pub exported_ms: TimestampMs,
+    /// The network's settings.
     pub settings: Settings,
+    /// Every contact, archived and merged ones included.
     pub contacts: Vec<Contact>,
+    /// Every interaction, deleted ones included, with their notes.
     pub interactions: Vec<Interaction>,
+    /// Every project.
     pub projects: Vec<Project>,
+    /// Every goal.
     pub goals: Vec<Goal>,
 }
 
@@ -85,21 +93,37 @@ impl KithExport {
 /// Why an export file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum JsonReadError {
+    /// The file is over [`EXPORT_SIZE_BYTES_MAX`].
     #[error("the file is {size_bytes} bytes, more than the {size_bytes_max} bytes accepted")]
     TooLarge {
+        /// Size of the file given.
         size_bytes: usize,
+        /// The limit it exceeds.
         size_bytes_max: usize,
     },
+    /// The file is not JSON at all: the wrong file was chosen.
     #[error("not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
+    /// JSON, but not a Kith export.
     #[error("not a Kith export (no \"format\": \"kith-export\")")]
     NotKithExport,
+    /// Written by a newer Kith; update to read it.
     #[error(
         "this export is version {found}, newer than the version {supported} this Kith reads: update Kith to read it"
     )]
-    NewerVersion { found: u64, supported: u32 },
+    NewerVersion {
+        /// The file's version.
+        found: u64,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// The version field is 0, which no export carries.
     #[error("export version {found} is not a valid version")]
-    InvalidVersion { found: u64 },
+    InvalidVersion {
+        /// The value found.
+        found: u64,
+    },
+    /// A Kith export whose records do not decode (truncated or edited by hand).
     #[error("the export is damaged or incomplete: {0}")]
     Malformed(#[source] serde_json::Error),
 }

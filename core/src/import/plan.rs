@@ -8,7 +8,7 @@
 //! 2. `repeated_in_input`: an earlier draft of the same input has one of its keys.
 //! 3. `likely_duplicates`: an existing, unmerged contact has the same normalised
 //!    email, the same phone (in E.164-like form, "020 7946 0958" meeting
-//!    "+44 20 7946 0958", see [`super::phone`]: one number's digits end the
+//!    "+44 20 7946 0958", see [`kith_model::phone`]: one number's digits end the
 //!    other's, 9 digits at least; the digits as written also count, so
 //!    normalising never loses a match) or the same normalised name: the rules of [`crate::dedup`], with
 //!    its normalisation, so import and the store's duplicate list agree. The
@@ -40,16 +40,22 @@ const MERGE_CHAIN_HOPS_MAX: usize = 32;
 /// What an import would do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportPlan {
+    /// Drafts that become new contacts, in input order.
     pub create: Vec<ContactDraft>,
+    /// Drafts whose import key a contact already carries; skipped.
     pub already_imported: Vec<AlreadyImported>,
+    /// Drafts that look like a contact; created only if the user says so.
     pub likely_duplicates: Vec<LikelyDuplicate>,
+    /// Drafts that repeat an earlier one of the same input; skipped.
     pub repeated_in_input: Vec<RepeatedInInput>,
 }
 
 /// A draft whose record was imported before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlreadyImported {
+    /// The draft skipped.
     pub draft: ContactDraft,
+    /// The contact that carries its import key.
     pub existing: ContactId,
     /// The import key that matched.
     pub key: String,
@@ -59,6 +65,7 @@ pub struct AlreadyImported {
 /// the same input that the import creates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LikelyDuplicate {
+    /// The draft held back.
     pub draft: ContactDraft,
     /// The suggested contact to merge the draft into.
     pub merge_into: MergeTarget,
@@ -80,7 +87,9 @@ pub enum MergeTarget {
     /// record starts at `source_line` of the input. It has an id only once the
     /// plan is applied: [`super::ApplyReport::merge_target`].
     EarlierDraft {
+        /// Index of the draft in [`ImportPlan::create`].
         create_index: usize,
+        /// Line of that draft's record in the input.
         source_line: usize,
     },
 }
@@ -106,6 +115,7 @@ impl MergeTarget {
 /// A draft that repeats an earlier draft of the same input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepeatedInInput {
+    /// The repeating draft.
     pub draft: ContactDraft,
     /// Source line of the earlier draft.
     pub same_as_line: usize,

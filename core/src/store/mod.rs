@@ -59,6 +59,7 @@ pub use sync::{RemoteApplied, RemoteChanges, SnapshotInstalled};
 pub const STORE_FILE: &str = "kith.redb";
 /// Layout version written by this code (docs/STORE.md). A newer major is refused.
 pub const FORMAT_MAJOR: u32 = 1;
+/// Minor layout version: additions an older reader of the same major can ignore.
 /// 1: interactions and settings carry calendar-meeting fields, which change the index's
 /// postcard records; a store of minor 0 rebuilds its index once when opened.
 pub const FORMAT_MINOR: u32 = 1;
@@ -117,10 +118,15 @@ pub struct DocMeta {
 /// Space used by one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSize {
+    /// The table's name.
     pub table: String,
+    /// Rows in it.
     pub entries: u64,
+    /// Bytes of keys and values.
     pub stored_bytes: u64,
+    /// Bytes of redb's own bookkeeping for it.
     pub metadata_bytes: u64,
+    /// Bytes allocated but unused (reclaimed by compaction).
     pub fragmented_bytes: u64,
 }
 

@@ -25,12 +25,19 @@ use super::{Store, rebuild_index, replace_chunks, write_chunk};
 /// What a remote merge changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemoteApplied {
+    /// The document's heads before the merge.
     pub heads_before: Vec<ChangeHash>,
+    /// Its heads after; equal to `heads_before` when nothing was new.
     pub heads_after: Vec<ChangeHash>,
+    /// Contacts whose record changed.
     pub contacts: Vec<ContactId>,
+    /// Interactions whose record changed.
     pub interactions: Vec<InteractionId>,
+    /// Projects whose record changed.
     pub projects: Vec<ProjectId>,
+    /// Goals whose record changed.
     pub goals: Vec<GoalId>,
+    /// Whether the settings changed.
     pub settings: bool,
     /// Some changes wait for dependencies not received yet (they are not stored;
     /// the sync protocol sends them again).
@@ -55,10 +62,15 @@ pub(crate) const REMOTE_LOG_IDS_MAX: usize = 10_000;
 /// refreshes after a sync (the phone bindings' `on_change`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemoteChanges {
+    /// Contacts changed by remote merges.
     pub contacts: Vec<ContactId>,
+    /// Interactions changed by remote merges.
     pub interactions: Vec<InteractionId>,
+    /// Projects changed by remote merges.
     pub projects: Vec<ProjectId>,
+    /// Goals changed by remote merges.
     pub goals: Vec<GoalId>,
+    /// Whether remote merges changed the settings.
     pub settings: bool,
     /// More records changed than the log keeps (10,000 ids):
     /// refresh everything.

@@ -12,13 +12,17 @@ use crate::store::Store;
 /// One device of the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
+    /// The device id (its public key).
     pub id: DeviceId,
+    /// Human name of the device ("Ana's phone").
     pub name: String,
     /// When its certificate was issued (ms since epoch).
     pub added_ms: u64,
     /// When its data or handshake last reached this device (ms since epoch).
     pub last_seen_ms: u64,
+    /// When it was revoked (ms since epoch); `None` while it may sync.
     pub revoked_at_ms: Option<u64>,
+    /// Its certificate, signed by the account key.
     pub cert: DeviceCert,
 }
 

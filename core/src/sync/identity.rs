@@ -123,26 +123,32 @@ impl DeviceIdentity {
         }
     }
 
+    /// The account this device belongs to (the account key's public half).
     pub fn account_id(&self) -> AccountId {
         self.cert.account
     }
 
+    /// This device's id (its public key).
     pub fn device_id(&self) -> DeviceId {
         self.cert.device
     }
 
+    /// This device's human name, as in its certificate.
     pub fn device_name(&self) -> &str {
         &self.cert.name
     }
 
+    /// This device's certificate.
     pub fn cert(&self) -> &DeviceCert {
         &self.cert
     }
 
+    /// The account secret; never send it anywhere but a pairing invitation.
     pub fn account_secret(&self) -> &AccountSecret {
         &self.secret
     }
 
+    /// The key entries and snapshots are sealed with.
     pub fn data_key(&self) -> &DataKey {
         &self.data_key
     }

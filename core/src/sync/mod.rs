@@ -6,6 +6,11 @@
 //!
 //! - [`identity`]: the device's full identity (account secret, device key,
 //!   certificate) and conversions to/from the persisted key material.
+//! - [`authority`]: the recovery code (the account's root key) and the
+//!   membership ops a device makes (create, add, revoke, rotate, recover).
+//! - [`epochs`]: membership epoch keys sealed to devices with HPKE and
+//!   chained backwards (docs/SECURITY.md); not yet wired into the relay
+//!   client (see issue 12's status in docs/SECURITY.md).
 //! - [`payload`]: what is inside a sealed relay entry or snapshot.
 //! - [`relay`]: the relay log client (push own changes through a durable
 //!   outbox, pull and apply after per-device cursors, pending changes whose
@@ -18,7 +23,9 @@
 //! - [`tables`]: the redb tables all of the above keep next to the documents,
 //!   so that a merge and the sync position it implies commit together.
 
+pub mod authority;
 pub mod devices;
+pub mod epochs;
 pub mod identity;
 pub mod pairing;
 pub mod payload;

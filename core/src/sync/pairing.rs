@@ -41,7 +41,10 @@ pub const TOKEN_CHARS_MAX: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PairingMode {
     /// Through this relay (address with the pinned key).
-    Relay { address: String },
+    Relay {
+        /// The relay address in its string form, key included.
+        address: String,
+    },
     /// Directly from the inviting device's peer server.
     Peer,
 }
@@ -72,23 +75,41 @@ impl std::fmt::Debug for Token {
 /// Why pairing failed; each case says what the user should do.
 #[derive(Debug, thiserror::Error)]
 pub enum PairError {
+    /// The token does not decode (typo, truncated, bad checksum); the detail says where.
     #[error("this is not a valid pairing token ({0}); check for typos or scan it again")]
     Malformed(String),
+    /// The token's lifetime is over; make a new invitation.
     #[error("this pairing token expired {ago_s} s ago; create a new one with `kith pair`")]
-    Expired { ago_s: u64 },
+    Expired {
+        /// Seconds since it expired.
+        ago_s: u64,
+    },
+    /// The invitation was taken already (tokens are one-time) or withdrawn.
     #[error(
         "this pairing token was already used (or withdrawn); create a new one with `kith pair`"
     )]
     AlreadyUsed,
+    /// The token names another relay than the one given; use the token's.
     #[error("this pairing token is for relay {token_relay}, not {given}")]
-    OtherRelay { token_relay: String, given: String },
+    OtherRelay {
+        /// The relay in the token.
+        token_relay: String,
+        /// The relay given.
+        given: String,
+    },
+    /// A relay token used for direct pairing or the reverse.
     #[error("this pairing token is for {token_mode} pairing, not {wanted}")]
     WrongMode {
+        /// The token's mode ("relay" or "peer").
         token_mode: &'static str,
+        /// The mode asked for.
         wanted: &'static str,
     },
+    /// The invitation blob does not open with the token: a wrong token, or a
+    /// forged blob; do not retry with the same pair.
     #[error("the invitation does not open with this token (wrong token or forged invitation)")]
     Decrypt,
+    /// The invitation opened but its identity (certificate, account) does not check.
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -156,10 +177,12 @@ impl Token {
         slot_of(&self.body.secret)
     }
 
+    /// When the token stops being accepted (ms since epoch).
     pub fn expires_at_ms(&self) -> u64 {
         self.body.expires_at_ms
     }
 
+    /// Where the new device fetches the invitation.
     pub fn mode(&self) -> &PairingMode {
         &self.body.mode
     }
@@ -261,9 +284,13 @@ impl std::fmt::Display for Token {
 /// A freshly made invitation: show `token`, store `blob` at `slot`.
 #[derive(Debug, Clone)]
 pub struct Invitation {
+    /// What the user types or scans on the new device; secret.
     pub token: Token,
+    /// The mailbox slot the blob is stored at.
     pub slot: MailboxSlot,
+    /// The sealed invitation (account secret and inviter certificate).
     pub blob: Vec<u8>,
+    /// When it stops being accepted (ms since epoch).
     pub expires_at_ms: u64,
 }
 
@@ -317,6 +344,7 @@ pub struct PairingHost {
 }
 
 impl PairingHost {
+    /// Holds `inv` until taken or expired.
     pub fn offer(&mut self, inv: Invitation) {
         self.open.push(inv);
     }
@@ -328,6 +356,7 @@ impl PairingHost {
         Some(self.open.remove(pos).blob)
     }
 
+    /// Whether no invitation is held (expired ones count until the next `take`).
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }

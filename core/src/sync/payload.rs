@@ -30,8 +30,11 @@ pub const ENTRY_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 /// Decrypted content of one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryPayload {
+    /// Payload format version; at most [`PAYLOAD_VERSION`] is read.
     pub version: u8,
+    /// Certificate of the device that wrote the entry; must match the envelope's signer.
     pub cert: DeviceCert,
+    /// The changes, or a fragment of them.
     pub body: EntryBody,
 }
 
@@ -39,11 +42,19 @@ pub struct EntryPayload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryBody {
     /// Automerge changes (each as `Change::bytes`, compressed when large).
-    Changes { doc: String, changes: Vec<Vec<u8>> },
+    Changes {
+        /// The document id in its string form.
+        doc: String,
+        /// The changes, in an order Automerge can apply.
+        changes: Vec<Vec<u8>>,
+    },
     /// Piece `index` of `count` of a postcard-encoded `Changes` body.
     Fragment {
+        /// 0-based position of this piece.
         index: u32,
+        /// Pieces in all; the body is whole once every index arrived.
         count: u32,
+        /// This piece's bytes.
         bytes: Vec<u8>,
     },
 }
@@ -51,8 +62,11 @@ pub enum EntryBody {
 /// Decrypted content of a snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotPayload {
+    /// Payload format version; at most [`PAYLOAD_VERSION`] is read.
     pub version: u8,
+    /// Certificate of the device that made the snapshot.
     pub cert: DeviceCert,
+    /// Every device certificate the maker knew, so a new device learns them.
     pub devices: Vec<DeviceCert>,
     /// (document id, `Automerge::save()` bytes).
     pub docs: Vec<(String, Vec<u8>)>,
@@ -61,16 +75,25 @@ pub struct SnapshotPayload {
 /// Why a sealed envelope was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
+    /// Sealed for another account: a relay mix-up or a hostile relay; drop it.
     #[error("it belongs to account {found}, not this account")]
-    WrongAccount { found: AccountId },
+    WrongAccount {
+        /// The account named in the envelope.
+        found: AccountId,
+    },
+    /// The envelope's signature is not by the device it names; drop it.
     #[error("its device signature does not verify")]
     BadSignature,
+    /// It does not open with the account data key (damaged or forged); drop it.
     #[error("it does not decrypt under the account data key (damaged or forged)")]
     Decrypt,
+    /// It opened but the content does not decode (a bug in the writer, or forged).
     #[error("its content does not decode: {0}")]
     Malformed(String),
+    /// Written by a newer Kith (the payload version given); update Kith.
     #[error("its payload version {0} is newer than this Kith understands")]
     NewerVersion(u8),
+    /// The embedded certificate does not check or is for another device.
     #[error("its certificate is invalid or for another device: {0}")]
     BadCertificate(String),
 }

@@ -58,7 +58,9 @@ pub type DocHeads = (String, Vec<[u8; 32]>);
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerRole {
+    /// The side that connected; it drives the exchange.
     Client,
+    /// The side that accepted the connection.
     Server,
 }
 
@@ -87,33 +89,52 @@ pub enum PeerMsg {
     /// then the digest of that session's record (per document, the heads
     /// both sides had), which the receiver checks against its own record.
     Hello {
+        /// The sender's peer protocol version ([`PEER_VERSION`]).
         version: u16,
+        /// The sender's device certificate.
         cert: Box<DeviceCert>,
+        /// The sender's device signature over role and channel binding.
         signature: Signature,
+        /// The device the sender believes it talks to again, if any.
         hint: Option<DeviceId>,
+        /// Digest of the last session's record with `hint`; all zero for a full Hello.
         base: [u8; 8],
+        /// Documents and their heads (every one, or those moved since `base`).
         docs: Vec<DocHeads>,
     },
+    /// Exactly the changes of `doc` the receiver lacks.
     Changes {
+        /// The document id in its string form.
         doc: String,
+        /// Automerge changes, in an order they apply.
         changes: Vec<Vec<u8>>,
     },
+    /// Server: the direct `Changes` are all sent.
     EndDirect,
+    /// One Automerge sync-protocol message for a document both sides edited.
     Sync {
+        /// The document id in its string form.
         doc: String,
+        /// The encoded sync message; `None` when that side has nothing more to say.
         message: Option<Vec<u8>>,
     },
+    /// Client: everything was applied; the server records the session.
     Done,
+    /// Server: session recorded; the client records it too.
     DoneAck,
     /// The session is refused; the connection closes.
     Refused {
+        /// Why, for the user on the other side.
         reason: String,
     },
     /// A joining device asks for the invitation at `slot` (no Hello needed).
     PairRequest {
+        /// The slot derived from the pairing token.
         slot: MailboxSlot,
     },
+    /// The sealed invitation at the slot asked for, sent once.
     PairBlob {
+        /// The sealed invitation.
         blob: Vec<u8>,
     },
     /// The receiver's record of the last session differs: send a full Hello.
@@ -130,34 +151,52 @@ pub enum PeerMsg {
 /// Why a peer session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
+    /// The local store failed; nothing of the failing merge was kept.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The peer's certificate is not of this account (or does not check).
     #[error("the peer is not a device of this account: {0}")]
     NotMember(String),
+    /// The peer's handshake signature does not verify: a relayed handshake
+    /// or a forged certificate.
     #[error("the peer's handshake signature does not verify")]
     BadSignature,
+    /// The peer speaks another protocol version (the one given); update the older side.
     #[error("the peer speaks peer protocol version {0}, this Kith speaks {PEER_VERSION}")]
     Version(u16),
+    /// The peer refused the session; its reason is kept.
     #[error("the peer refused the session: {0}")]
     Refused(String),
+    /// The peer is a device this device revoked; it is refused for good.
     #[error("this device revoked the peer {0}")]
     Revoked(DeviceId),
+    /// The peer sent a message out of turn, too many, or malformed.
     #[error("protocol violation by the peer: {0}")]
     Protocol(String),
+    /// Automerge's sync protocol failed on a document.
     #[error("document '{doc}': automerge sync failed: {detail}")]
-    Sync { doc: String, detail: String },
+    Sync {
+        /// The document id.
+        doc: String,
+        /// Automerge's message.
+        detail: String,
+    },
 }
 
 /// Counters of one session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerStats {
+    /// Automerge changes sent.
     pub changes_sent: usize,
+    /// Automerge changes received and applied.
     pub changes_received: usize,
     /// Documents that needed Automerge's sync protocol (both sides edited).
     pub docs_diverged: usize,
     /// Times the client waited for the server (excluding the close handshake).
     pub round_trips: u32,
+    /// Contacts changed by merging what was received.
     pub contacts_changed: usize,
+    /// Interactions changed by merging what was received.
     pub interactions_changed: usize,
 }
 
@@ -326,6 +365,7 @@ impl PeerSync {
         ))
     }
 
+    /// The next message to send, if any; the transport sends them in order.
     pub fn poll_transmit(&mut self) -> Option<PeerMsg> {
         self.out.pop_front()
     }
@@ -335,6 +375,7 @@ impl PeerSync {
         self.peer.as_ref()
     }
 
+    /// What the session did so far.
     pub fn stats(&self) -> &PeerStats {
         &self.stats
     }

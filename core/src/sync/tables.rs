@@ -1,5 +1,8 @@
 //! The redb tables of sync, inside the store file so that applying remote
-//! changes and advancing the sync position commit in one transaction.
+//! changes and advancing the sync position commit in one transaction, and
+//! the typed functions the sync machines use to read and write them (outbox,
+//! cursors, partials, pending, pushed heads, meta): the relay machine never
+//! decodes a row itself.
 //!
 //! - `sync_meta`: `relay` (pinned key of the relay the log state belongs to),
 //!   `next_seq`, `acked_seq` (u64 big-endian).
@@ -17,14 +20,27 @@
 //!   the last completed session (lets a Hello list only what moved since).
 //! - `peer_addrs`: peer address -> device id that served there last.
 //! - `devices`: device -> postcard `DeviceRecord`.
+//! - `sync_membership`: position -> postcard `MembershipOp`, the account's
+//!   membership log as this device verified it (docs/SECURITY.md).
+//! - `sync_epoch_keys`: epoch -> 32-byte data key this device holds (a cache:
+//!   derivable from the log and the device's X25519 key).
 //! - `revoked`: device -> when this device revoked it (also for devices
 //!   whose certificate it never saw).
 
+use std::collections::HashMap;
+
 use automerge::ChangeHash;
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
-use kith_protocol::{DeviceCert, DeviceId};
+use kith_protocol::{
+    AccountId, Cursor, DeviceCert, DeviceId, Membership, MembershipError, MembershipOp, RelayKey,
+    SealedEntry,
+};
+
+use crate::identity::DataKey;
 
 use crate::error::StoreError;
 
@@ -46,6 +62,10 @@ pub(crate) const PEER_ADDRS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("peer_addrs");
 pub(crate) const REVOKED: TableDefinition<'static, &[u8], u64> = TableDefinition::new("revoked");
 pub(crate) const DEVICES: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("devices");
+pub(crate) const MEMBERSHIP: TableDefinition<'static, u64, &[u8]> =
+    TableDefinition::new("sync_membership");
+pub(crate) const EPOCH_KEYS: TableDefinition<'static, u64, &[u8]> =
+    TableDefinition::new("sync_epoch_keys");
 
 pub(crate) const META_RELAY: &str = "relay";
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
@@ -111,6 +131,8 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PEER_HEADS)?;
     txn.open_table(PEER_ADDRS)?;
     txn.open_table(REVOKED)?;
+    txn.open_table(MEMBERSHIP)?;
+    txn.open_table(EPOCH_KEYS)?;
     Ok(())
 }
 
@@ -199,6 +221,337 @@ pub(crate) fn touch_device(
     Ok(())
 }
 
+// ---- Typed access: the sync machines read and write through these
+// functions, never through raw rows (one place knows each encoding).
+
+/// A u64 of `sync_meta` in a read transaction (0 when absent or damaged-short).
+pub(crate) fn read_u64(txn: &ReadTransaction, key: &str) -> Result<u64, StoreError> {
+    let t = txn.open_table(META)?;
+    let v = t.get(key)?;
+    Ok(match v {
+        Some(v) => <[u8; 8]>::try_from(v.value())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// True if the `sync_meta` flag `key` is set.
+pub(crate) fn read_flag(txn: &ReadTransaction, key: &str) -> Result<bool, StoreError> {
+    let t = txn.open_table(META)?;
+    let v = t.get(key)?;
+    Ok(v.is_some_and(|v| v.value().iter().any(|b| *b != 0)))
+}
+
+/// Clears the `sync_meta` flag `key`.
+pub(crate) fn clear_flag(txn: &WriteTransaction, key: &str) -> Result<(), StoreError> {
+    txn.open_table(META)?.remove(key)?;
+    Ok(())
+}
+
+/// The relay the log state belongs to.
+pub(crate) fn bound_relay(txn: &WriteTransaction) -> Result<Option<Vec<u8>>, StoreError> {
+    let t = txn.open_table(META)?;
+    let v = t.get(META_RELAY)?;
+    Ok(v.map(|v| v.value().to_vec()))
+}
+
+/// The relay the log state belongs to, in a read transaction.
+pub(crate) fn read_bound_relay(txn: &ReadTransaction) -> Result<Option<RelayKey>, StoreError> {
+    let t = txn.open_table(META)?;
+    let v = t.get(META_RELAY)?;
+    Ok(v.and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
+        .map(RelayKey))
+}
+
+/// Binds the log state to `relay`, dropping the state of a previous relay
+/// (outbox, pushed heads, cursors, partials, seqs).
+pub(crate) fn rebind_relay(
+    txn: &WriteTransaction,
+    relay: &RelayKey,
+    had_other: bool,
+) -> Result<(), StoreError> {
+    if had_other {
+        txn.open_table(OUTBOX)?.retain(|_, _| false)?;
+        txn.open_table(PUSHED_HEADS)?.retain(|_, _| false)?;
+        txn.open_table(CURSORS)?.retain(|_, _| false)?;
+        txn.open_table(PARTIAL)?.retain(|_, _| false)?;
+        put_u64(txn, META_NEXT_SEQ, 0)?;
+        put_u64(txn, META_ACKED_SEQ, 0)?;
+        put_u64(txn, META_OWN_CATCHUP_SEQ, 0)?;
+    }
+    txn.open_table(META)?
+        .insert(META_RELAY, relay.as_bytes().as_slice())?;
+    Ok(())
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<SealedEntry, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| damaged("sync_outbox", e))
+}
+
+/// Lowest unacknowledged outbox seq.
+pub(crate) fn outbox_first(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
+    let t = txn.open_table(OUTBOX)?;
+    Ok(t.first()?.map(|(k, _)| k.value()))
+}
+
+/// Stores a sealed entry in the outbox.
+pub(crate) fn outbox_put(
+    txn: &WriteTransaction,
+    seq: u64,
+    entry: &SealedEntry,
+) -> Result<(), StoreError> {
+    let b = postcard::to_allocvec(entry).map_err(|e| damaged("sync_outbox", e))?;
+    txn.open_table(OUTBOX)?.insert(seq, b.as_slice())?;
+    Ok(())
+}
+
+/// The oldest outbox entries, at most `entries_max` and about `bytes_max`
+/// (at least one if any; `overhead_bytes` is counted per entry).
+pub(crate) fn outbox_batch(
+    txn: &ReadTransaction,
+    bytes_max: usize,
+    entries_max: usize,
+    overhead_bytes: usize,
+) -> Result<Vec<SealedEntry>, StoreError> {
+    let t = txn.open_table(OUTBOX)?;
+    let mut entries = Vec::new();
+    let mut bytes = 0usize;
+    for row in t.iter()? {
+        let (_, v) = row?;
+        let e = decode_entry(v.value())?;
+        let size = e.ciphertext.len() + overhead_bytes;
+        if !entries.is_empty() && (bytes + size > bytes_max || entries.len() >= entries_max) {
+            break;
+        }
+        bytes += size;
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+/// The relay acknowledged every seq up to `seq`: drop them from the outbox
+/// and advance `acked_seq` (and `next_seq` past it).
+pub(crate) fn outbox_ack(txn: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    txn.open_table(OUTBOX)?.retain(|k, _| k > seq)?;
+    if get_u64(txn, META_ACKED_SEQ)? < seq {
+        put_u64(txn, META_ACKED_SEQ, seq)?;
+    }
+    if get_u64(txn, META_NEXT_SEQ)? <= seq {
+        put_u64(txn, META_NEXT_SEQ, seq + 1)?;
+    }
+    Ok(())
+}
+
+/// Every document's pushed heads.
+pub(crate) fn pushed_heads(
+    txn: &ReadTransaction,
+) -> Result<HashMap<String, Vec<ChangeHash>>, StoreError> {
+    let mut out = HashMap::new();
+    for row in txn.open_table(PUSHED_HEADS)?.iter()? {
+        let (k, v) = row?;
+        out.insert(k.value().to_string(), heads_from_bytes(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Sets a document's pushed heads (only if unset, with `only_if_unset`).
+pub(crate) fn set_pushed_heads(
+    txn: &WriteTransaction,
+    doc: &str,
+    heads: &[ChangeHash],
+    only_if_unset: bool,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(PUSHED_HEADS)?;
+    if only_if_unset && t.get(doc)?.is_some() {
+        return Ok(());
+    }
+    t.insert(doc, heads_to_bytes(heads).as_slice())?;
+    Ok(())
+}
+
+/// Every per-device cursor.
+pub(crate) fn cursors(txn: &ReadTransaction) -> Result<Vec<Cursor>, StoreError> {
+    let mut out = Vec::new();
+    for row in txn.open_table(CURSORS)?.iter()? {
+        let (k, v) = row?;
+        if let Ok(d) = <[u8; 32]>::try_from(k.value()) {
+            out.push(Cursor {
+                device: DeviceId(d),
+                seq: v.value(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every partially received large entry, by device.
+pub(crate) fn partials(txn: &ReadTransaction) -> Result<HashMap<DeviceId, Partial>, StoreError> {
+    let mut out = HashMap::new();
+    for row in txn.open_table(PARTIAL)?.iter()? {
+        let (k, v) = row?;
+        if let (Ok(d), Ok(p)) = (
+            <[u8; 32]>::try_from(k.value()),
+            postcard::from_bytes::<Partial>(v.value()),
+        ) {
+            out.insert(DeviceId(d), p);
+        }
+    }
+    Ok(out)
+}
+
+/// Stores (or, with `None`, deletes) a device's partial entry.
+pub(crate) fn set_partial(
+    txn: &WriteTransaction,
+    device: &DeviceId,
+    partial: Option<&Partial>,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(PARTIAL)?;
+    match partial {
+        Some(p) => {
+            let b = postcard::to_allocvec(p).map_err(|e| damaged("sync_partial", e))?;
+            t.insert(device.as_bytes().as_slice(), b.as_slice())?;
+        }
+        None => {
+            t.remove(device.as_bytes().as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Pending changes of `doc` (raw change bytes), if the table exists.
+pub(crate) fn pending_of(txn: &ReadTransaction, doc: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    if let Some(t) = open_read(txn, PENDING)? {
+        for row in t.range((doc, [].as_slice())..)? {
+            let (k, v) = row?;
+            if k.value().0 != doc {
+                break;
+            }
+            out.push(v.value().to_vec());
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the pending changes of `doc` with `waiting` (hash, bytes).
+pub(crate) fn replace_pending(
+    txn: &WriteTransaction,
+    doc: &str,
+    waiting: &[(ChangeHash, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(PENDING)?;
+    t.retain_in(
+        (doc, [].as_slice())..=(doc, [0xffu8; 33].as_slice()),
+        |_, _| false,
+    )?;
+    for (h, bytes) in waiting {
+        t.insert((doc, h.0.as_slice()), bytes.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Row counts for the status: (outbox, pending, partial).
+pub(crate) fn counts(txn: &ReadTransaction) -> Result<(u64, u64, u64), StoreError> {
+    Ok((
+        txn.open_table(OUTBOX)?.len()?,
+        txn.open_table(PENDING)?.len()?,
+        txn.open_table(PARTIAL)?.len()?,
+    ))
+}
+
+/// Why membership ops were not stored.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MembershipStoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("membership op refused: {0}")]
+    Refused(#[from] MembershipError),
+}
+
+/// The stored membership log, in order.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn membership_ops(txn: &ReadTransaction) -> Result<Vec<MembershipOp>, StoreError> {
+    let mut out = Vec::new();
+    if let Some(t) = open_read(txn, MEMBERSHIP)? {
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(postcard::from_bytes(v.value()).map_err(|e| damaged("sync_membership", e))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies `ops` against the stored log of `account` and appends them
+/// (ops the log already holds, byte-identical at their position, are
+/// skipped; a different op at a held position is a fork and refused).
+/// Nothing is written unless every op is accepted. Returns the new state.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn append_membership(
+    txn: &WriteTransaction,
+    account: AccountId,
+    ops: &[MembershipOp],
+) -> Result<Membership, MembershipStoreError> {
+    let mut t = txn.open_table(MEMBERSHIP)?;
+    let mut held = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        held.push(
+            postcard::from_bytes::<MembershipOp>(v.value())
+                .map_err(|e| damaged("sync_membership", e))?,
+        );
+    }
+    let mut state = Membership::from_ops(account, &held)?;
+    let mut fresh = Vec::new();
+    for op in ops {
+        let pos = op.body.position;
+        if pos >= 1 && pos <= state.len() {
+            let idx = usize::try_from(pos - 1).unwrap_or(usize::MAX);
+            if held.get(idx) == Some(op) {
+                continue;
+            }
+            return Err(MembershipError::Fork { position: pos }.into());
+        }
+        state.apply(op)?;
+        fresh.push(op);
+    }
+    for op in fresh {
+        let b = postcard::to_allocvec(op).map_err(|e| damaged("sync_membership", e))?;
+        t.insert(op.body.position, b.as_slice())?;
+    }
+    Ok(state)
+}
+
+/// Caches the key of `epoch`.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn put_epoch_key(
+    txn: &WriteTransaction,
+    epoch: u64,
+    key: &DataKey,
+) -> Result<(), StoreError> {
+    txn.open_table(EPOCH_KEYS)?
+        .insert(epoch, key.as_bytes().as_slice())?;
+    Ok(())
+}
+
+/// The cached key of `epoch`.
+#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+pub(crate) fn epoch_key(txn: &ReadTransaction, epoch: u64) -> Result<Option<DataKey>, StoreError> {
+    let Some(t) = open_read(txn, EPOCH_KEYS)? else {
+        return Ok(None);
+    };
+    let v = t.get(epoch)?;
+    match v {
+        Some(v) => {
+            let b = <[u8; 32]>::try_from(v.value())
+                .map_err(|_| damaged("sync_epoch_keys", "a key is not 32 bytes"))?;
+            Ok(Some(DataKey::from_bytes(b)))
+        }
+        None => Ok(None),
+    }
+}
+
 /// redb errors inside sync code become [`StoreError`]s of the wrapping error.
 macro_rules! redb_errors_into {
     ($target:ty) => {
@@ -225,3 +578,70 @@ macro_rules! redb_errors_into {
     };
 }
 pub(crate) use redb_errors_into;
+
+redb_errors_into!(MembershipStoreError);
+
+#[cfg(test)]
+mod tests {
+    use kith_protocol::SigningKey;
+
+    use super::*;
+    use crate::store::Store;
+    use crate::sync::authority::{self, Actor};
+    use crate::sync::epochs::{EpochKeys, SealKey};
+
+    /// The membership log and epoch keys survive a reopen; a fork and an op
+    /// by a revoked device are refused and write nothing.
+    #[test]
+    fn membership_and_epoch_keys_are_stored_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_sign, b_sign) = (
+            SigningKey::from_bytes(&[2; 32]),
+            SigningKey::from_bytes(&[3; 32]),
+        );
+        let (a_seal, b_seal) = (SealKey::generate(), SealKey::generate());
+        let a = Actor {
+            sign: &a_sign,
+            seal: &a_seal,
+        };
+        let b = Actor {
+            sign: &b_sign,
+            seal: &b_seal,
+        };
+        let (code, genesis, k1) = authority::create_account(a, 1).unwrap();
+        let account = code.account();
+        let state = Membership::from_ops(account, [&genesis]).unwrap();
+        let keys =
+            EpochKeys::from_log(std::slice::from_ref(&genesis), &a.device(), &a_seal).unwrap();
+        let add = authority::add(&state, a, &keys, b.keys(), 2).unwrap();
+        let mut s2 = state.clone();
+        s2.apply(&add).unwrap();
+        let (revoke_b, _) = authority::revoke(&s2, a, &keys, b.device(), 3).unwrap();
+        // What b would sign on the same head: a fork once a's op is stored.
+        let (revoke_a, _) = authority::revoke(&s2, b, &keys, a.device(), 3).unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            create(&txn).unwrap();
+            let st = append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
+            assert!(st.is_member(&b.device()));
+            // Re-sending held ops is a no-op.
+            append_membership(&txn, account, std::slice::from_ref(&genesis)).unwrap();
+            append_membership(&txn, account, std::slice::from_ref(&revoke_b)).unwrap();
+            put_epoch_key(&txn, 1, &k1).unwrap();
+            txn.commit().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let ops = membership_ops(&store.read_txn().unwrap()).unwrap();
+        assert_eq!(ops, vec![genesis.clone(), add, revoke_b]);
+        assert_eq!(epoch_key(&store.read_txn().unwrap(), 1).unwrap(), Some(k1));
+        assert_eq!(epoch_key(&store.read_txn().unwrap(), 2).unwrap(), None);
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        assert!(matches!(
+            append_membership(&txn, account, &[revoke_a]),
+            Err(MembershipStoreError::Refused(MembershipError::Fork { .. }))
+        ));
+        txn.commit().unwrap();
+        assert_eq!(membership_ops(&store.read_txn().unwrap()).unwrap().len(), 3);
+    }
+}

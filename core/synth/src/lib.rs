@@ -24,6 +24,8 @@
 //! name generated contacts, projects name generated projects, and interaction
 //! ids carry their interaction's time (like `InteractionId::new_at`).
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate};
@@ -84,11 +86,15 @@ impl SynthParams {
 /// A generated network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthNetwork {
+    /// Settings naming [`MY_ORGANISATION`] and [`MY_DISCIPLINE`].
     pub settings: Settings,
+    /// Every contact, a few of them archived.
     pub contacts: Vec<Contact>,
     /// Sorted by time.
     pub interactions: Vec<Interaction>,
+    /// Projects that project-work interactions link to.
     pub projects: Vec<Project>,
+    /// Goals, with links to (mostly strategic) contacts.
     pub goals: Vec<Goal>,
 }
 

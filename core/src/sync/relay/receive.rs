@@ -1,0 +1,357 @@
+//! Receiving: pull cursors, verifying, opening and applying entries (pull
+//! pages and live events) with the cursor, partial and device bookkeeping in
+//! the same transaction as the merge; changes whose dependencies have not
+//! arrived wait in the pending table.
+
+use super::*;
+
+/// One merge step: changes for one document plus the sync bookkeeping that
+/// must commit with them.
+#[derive(Debug, Default)]
+pub(super) struct Step {
+    doc: Option<DocId>,
+    changes: Vec<Vec<u8>>,
+    cursors: Vec<(DeviceId, u64)>,
+    partials: Vec<(DeviceId, Option<Partial>)>,
+    certs: Vec<DeviceCert>,
+}
+
+pub(super) fn write_bookkeeping(
+    txn: &WriteTransaction,
+    cursors: &[(DeviceId, u64)],
+    partials: &[(DeviceId, Option<Partial>)],
+    certs: &[DeviceCert],
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    for (d, s) in cursors {
+        tables::set_cursor(txn, d, *s)?;
+    }
+    for (d, p) in partials {
+        tables::set_partial(txn, d, p.as_ref())?;
+    }
+    for c in certs {
+        tables::touch_device(txn, c, now_ms)?;
+    }
+    Ok(())
+}
+
+/// Records that this device has no changes of its own to push in `docs` up
+/// to the given heads: documents that held only their genesis and received
+/// everything from the relay (a bootstrap). Without it the next push would
+/// rebuild every change of their history to look for this device's own
+/// ones. Only an optimisation hint for `seal_new`: losing it (a crash
+/// before this commit) just costs that scan.
+pub(super) fn mark_pushed(
+    store: &mut Store,
+    docs: &[(DocId, Vec<ChangeHash>)],
+) -> Result<(), StoreError> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let txn = store.writable()?.begin_write()?;
+    for (doc, heads) in docs {
+        // Never move a document's pushed heads that this device set itself.
+        tables::set_pushed_heads(&txn, &doc.to_string(), heads, true)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Outcome of [`apply_with_pending`].
+pub(crate) struct Merged {
+    pub(crate) applied: crate::store::RemoteApplied,
+    pub(crate) pending: usize,
+}
+
+/// Merges `new` changes (plus any pending ones of the document) into `doc`:
+/// changes whose dependencies are all present are applied; the rest are kept
+/// in the pending table, in the same transaction as the merge and `extra`.
+pub(crate) fn apply_with_pending(
+    store: &mut Store,
+    doc: DocId,
+    new: Vec<Vec<u8>>,
+    extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+) -> Result<Merged, StoreError> {
+    store.ensure_loaded(doc)?;
+    if !store.docs.contains_key(&doc) {
+        // Materialise the document (its deterministic genesis) so the
+        // dependency check below sees the genesis change.
+        store.apply_remote_changes(doc, &[], |_| Ok(()))?;
+    }
+    let name = doc.to_string();
+    let mut candidates: Vec<(ChangeHash, Vec<ChangeHash>, Vec<u8>)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut had_pending = false;
+    {
+        let txn = store.read_txn()?;
+        for bytes in tables::pending_of(&txn, &name)? {
+            had_pending = true;
+            if let Ok(c) = Change::from_bytes(bytes.clone())
+                && seen.insert(c.hash())
+            {
+                candidates.push((c.hash(), c.deps().to_vec(), bytes));
+            }
+        }
+    }
+    for (index, bytes) in new.into_iter().enumerate() {
+        let c = Change::from_bytes(bytes.clone()).map_err(|e| StoreError::BadChange {
+            doc: name.clone(),
+            index,
+            detail: e.to_string(),
+        })?;
+        if seen.insert(c.hash()) {
+            candidates.push((c.hash(), c.deps().to_vec(), bytes));
+        }
+    }
+    let Some(l) = store.docs.get_mut(&doc) else {
+        return Err(StoreError::UnknownDoc(name));
+    };
+    // Fixpoint: a change is ready when each dependency is in the document or ready.
+    let mut ready: HashSet<ChangeHash> = HashSet::new();
+    let mut present: HashMap<ChangeHash, bool> = HashMap::new();
+    loop {
+        let mut progressed = false;
+        for (h, deps, _) in &candidates {
+            if ready.contains(h) {
+                continue;
+            }
+            let ok = deps.iter().all(|d| {
+                ready.contains(d)
+                    || *present
+                        .entry(*d)
+                        .or_insert_with(|| l.doc.get_change_by_hash(d).is_some())
+            });
+            if ok {
+                ready.insert(*h);
+                progressed = true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let mut apply = Vec::new();
+    let mut waiting = Vec::new();
+    for (h, _, bytes) in candidates {
+        if ready.contains(&h) {
+            apply.push(bytes);
+        } else {
+            waiting.push((h, bytes));
+        }
+    }
+    let pending = waiting.len();
+    let applied = store.apply_remote_changes(doc, &apply, |txn| {
+        if had_pending || !waiting.is_empty() {
+            tables::replace_pending(txn, &name, &waiting)?;
+        }
+        extra(txn)
+    })?;
+    Ok(Merged { applied, pending })
+}
+
+/// Compresses raw changes for the wire (`Change::bytes`).
+pub(crate) fn compress(raw: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    raw.into_iter()
+        .map(|b| match Change::from_bytes(b.clone()) {
+            Ok(mut c) => c.bytes().into_owned(),
+            Err(_) => b,
+        })
+        .collect()
+}
+
+impl RelaySync {
+    /// Entries the relay holds after this device's cursors (from the last
+    /// `Heads`), if known; 0 when the pull finished.
+    pub(super) fn pull_remaining(
+        &self,
+        store: &mut Store,
+        more: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        if !more {
+            return Ok(Some(0));
+        }
+        if self.remote_heads.is_empty() {
+            return Ok(None);
+        }
+        let cursors = self.pull_cursors(store)?;
+        let at = |d: &DeviceId| cursors.iter().find(|c| c.device == *d).map_or(0, |c| c.seq);
+        Ok(Some(
+            self.remote_heads
+                .iter()
+                .map(|h| h.seq.saturating_sub(at(&h.device)))
+                .sum(),
+        ))
+    }
+
+    pub(super) fn pull_cursors(&self, store: &mut Store) -> Result<Vec<Cursor>, StoreError> {
+        let st = read_status(store)?;
+        let me = self.id.device_id();
+        let mut cursors = st.cursors;
+        let own = cursors.iter().find(|c| c.device == me).map_or(0, |c| c.seq);
+        // Catching up on its own log (a restored store): the own cursor is
+        // where the pull stands, not what the relay acknowledged.
+        let acked = if own < st.own_catchup_seq {
+            own
+        } else {
+            st.acked_seq
+        };
+        match cursors.iter_mut().find(|c| c.device == me) {
+            Some(c) => c.seq = c.seq.max(acked),
+            None if acked > 0 => cursors.push(Cursor {
+                device: me,
+                seq: acked,
+            }),
+            None => {}
+        }
+        Ok(cursors)
+    }
+
+    /// Verifies and applies received entries in order; stops at a gap (and
+    /// asks for a pull), skips duplicates.
+    pub(super) fn receive(
+        &mut self,
+        store: &mut Store,
+        entries: Vec<SealedEntry>,
+        live: bool,
+    ) -> Result<(), RelaySyncError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Received bytes do not count toward a snapshot: a device that just
+        // caught up should not pay for one (the pusher does, and the
+        // entry-count rule covers everyone).
+        let bytes: usize = entries.iter().map(|e| e.ciphertext.len()).sum();
+        self.events.push_back(RelayEvent::Received {
+            entries: entries.len(),
+            bytes,
+            live,
+        });
+        let mut cursors: HashMap<DeviceId, u64> = self
+            .pull_cursors(store)?
+            .into_iter()
+            .map(|c| (c.device, c.seq))
+            .collect();
+        let mut partials: HashMap<DeviceId, Partial> = tables::partials(&store.read_txn()?)?;
+        let mut steps: Vec<Step> = Vec::new();
+        let mut blocked: HashSet<DeviceId> = HashSet::new();
+        for e in entries {
+            if blocked.contains(&e.device) {
+                continue;
+            }
+            let cur = cursors.get(&e.device).copied().unwrap_or(0);
+            if e.seq <= cur {
+                continue;
+            }
+            if e.seq != cur + 1 {
+                blocked.insert(e.device);
+                self.pull_wanted = true;
+                continue;
+            }
+            let p =
+                payload::open_entry(&self.id, &e).map_err(|reason| RelaySyncError::BadEntry {
+                    device: e.device,
+                    seq: e.seq,
+                    reason,
+                })?;
+            cursors.insert(e.device, e.seq);
+            let mut step = Step {
+                cursors: vec![(e.device, e.seq)],
+                certs: vec![p.cert],
+                ..Step::default()
+            };
+            let body = match p.body {
+                EntryBody::Changes { doc, changes } => Some((doc, changes)),
+                EntryBody::Fragment {
+                    index,
+                    count,
+                    bytes,
+                } => {
+                    let mut part = match partials.remove(&e.device) {
+                        Some(pt) if pt.next_index == index && pt.count == count => pt,
+                        _ if index == 0 => Partial {
+                            next_index: 0,
+                            count,
+                            bytes: Vec::new(),
+                        },
+                        _ => {
+                            return Err(RelaySyncError::BadEntry {
+                                device: e.device,
+                                seq: e.seq,
+                                reason: OpenError::Malformed(format!(
+                                    "fragment {index}/{count} out of order"
+                                )),
+                            });
+                        }
+                    };
+                    part.bytes.extend_from_slice(&bytes);
+                    part.next_index = index + 1;
+                    if part.next_index >= count {
+                        step.partials.push((e.device, None));
+                        match postcard::from_bytes::<EntryBody>(&part.bytes) {
+                            Ok(EntryBody::Changes { doc, changes }) => Some((doc, changes)),
+                            _ => {
+                                return Err(RelaySyncError::BadEntry {
+                                    device: e.device,
+                                    seq: e.seq,
+                                    reason: OpenError::Malformed(
+                                        "fragments do not reassemble".into(),
+                                    ),
+                                });
+                            }
+                        }
+                    } else {
+                        step.partials.push((e.device, Some(part.clone())));
+                        partials.insert(e.device, part);
+                        None
+                    }
+                }
+            };
+            if let Some((doc, changes)) = body {
+                let d: DocId = doc.parse().map_err(|_| RelaySyncError::BadDoc {
+                    device: e.device,
+                    seq: e.seq,
+                    doc: doc.clone(),
+                })?;
+                step.doc = Some(d);
+                step.changes = changes;
+            }
+            match steps.last_mut() {
+                Some(last) if last.doc == step.doc || step.doc.is_none() => {
+                    last.changes.extend(step.changes);
+                    last.cursors.extend(step.cursors);
+                    last.partials.extend(step.partials);
+                    last.certs.extend(step.certs);
+                }
+                _ => steps.push(step),
+            }
+        }
+        let now = self.now_ms;
+        let mut fresh = Vec::new();
+        for step in steps {
+            match step.doc {
+                Some(doc) => {
+                    let m = apply_with_pending(store, doc, step.changes, |txn| {
+                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.certs, now)
+                    })?;
+                    if m.applied.fresh {
+                        fresh.push((doc, m.applied.heads_after.clone()));
+                    }
+                    self.events.push_back(RelayEvent::Applied {
+                        doc,
+                        contacts: m.applied.contacts.len(),
+                        interactions: m.applied.interactions.len(),
+                        pending: m.pending,
+                    });
+                }
+                None => {
+                    let txn = store.writable()?.begin_write()?;
+                    write_bookkeeping(&txn, &step.cursors, &step.partials, &step.certs, now)?;
+                    txn.commit().map_err(StoreError::from)?;
+                }
+            }
+        }
+        mark_pushed(store, &fresh)?;
+        self.heads_wanted = true;
+        Ok(())
+    }
+}
