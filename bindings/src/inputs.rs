@@ -280,7 +280,7 @@ impl NewExchange {
             .transpose()
     }
 
-    fn into_op(self) -> KithResult<ops::NewExchange> {
+    pub(crate) fn into_op(self) -> KithResult<ops::NewExchange> {
         Ok(ops::NewExchange {
             with: self.with_id()?.map(ops::ParticipantRef::Id),
             what: self.what.into(),

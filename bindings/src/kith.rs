@@ -806,9 +806,12 @@ impl Kith {
     /// Replaces the settings; returns them as stored (names trimmed).
     pub fn set_settings(&self, settings: Settings) -> KithResult<Settings> {
         guard("set_settings", || {
-            let new = settings.into();
+            let mut new: kith_core::model::Settings = settings.into();
             self.write(
-                |s| Ok(Settings::from(s.set_settings(new)?)),
+                |s| {
+                    new.dismissed_events = s.settings()?.dismissed_events;
+                    Ok(Settings::from(s.set_settings(new)?))
+                },
                 |_| ChangeSummary {
                     settings: true,
                     ..ChangeSummary::default()

@@ -8,7 +8,8 @@
 //! [`KithError`] ([`error`]), and, after a write, notifies the registered
 //! [`KithListener`]s ([`listener`]). Slow work runs on the runtime owned by this
 //! crate ([`runtime`]) behind `async` methods. Insights are flattened into
-//! plain records in [`insights`]; import, export and encrypted backup live in
+//! plain records in [`insights`]; meetings to log from the phone's calendar in
+//! [`meetings`]; import, export and encrypted backup live in
 //! [`transfer`].
 //!
 //! Bindings are generated from the built library (`scripts/bindings.sh`); see
@@ -23,6 +24,7 @@ mod inputs;
 mod insights;
 mod kith;
 mod listener;
+mod meetings;
 mod runtime;
 mod sync;
 mod transfer;
@@ -34,6 +36,7 @@ pub use inputs::*;
 pub use insights::*;
 pub use kith::{Kith, PAGE_LIMIT_MAX};
 pub use listener::{ChangeSummary, KithListener, SyncState};
+pub use meetings::*;
 pub use sync::{SyncReport, SyncStatus};
 pub use transfer::*;
 pub use types::*;

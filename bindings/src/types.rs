@@ -653,6 +653,9 @@ pub struct Settings {
     pub strategic_target: Option<f64>,
     /// How many of the strongest ties form "the core" in insights (at least 1).
     pub core_size: u32,
+    /// My own e-mail addresses: calendar attendees with them are me (meetings to log).
+    #[uniffi(default = [])]
+    pub my_emails: Vec<String>,
 }
 
 impl From<model::Settings> for Settings {
@@ -667,10 +670,12 @@ impl From<model::Settings> for Settings {
                 .collect(),
             strategic_target: s.strategic_target,
             core_size: s.core_size,
+            my_emails: s.my_emails.into_iter().collect(),
         }
     }
 }
 
+/// Dismissed meetings are not part of the foreign record: `set_settings` keeps the stored ones.
 impl From<Settings> for model::Settings {
     fn from(s: Settings) -> Self {
         model::Settings {
@@ -683,6 +688,13 @@ impl From<Settings> for model::Settings {
                 .collect(),
             strategic_target: s.strategic_target,
             core_size: s.core_size,
+            my_emails: s
+                .my_emails
+                .iter()
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+            dismissed_events: Default::default(),
         }
     }
 }

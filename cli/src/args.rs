@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Followups(FollowupsArgs),
     /// Likely duplicate contacts (same email, same phone, or same name).
     Duplicates,
+    /// Meetings to log from calendar files (.ics): list them, log one, or dismiss one.
+    Meetings(MeetingsArgs),
     /// Shared projects and activities.
     #[command(subcommand)]
     Project(ProjectCmd),
@@ -533,4 +535,70 @@ mod tests {
     fn grammar_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// `kith meetings --ics FILE... [--since 7d] [log N|UID ... | dismiss N|UID]`.
+#[derive(Debug, Args)]
+pub(crate) struct MeetingsArgs {
+    /// An iCalendar file (export of Google Calendar, Outlook, Apple Calendar, Thunderbird, khal); repeatable.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) ics: Vec<std::path::PathBuf>,
+    /// How far back meetings may have ended: 7d, 36h, 2w.
+    #[arg(long, default_value = "7d", global = true)]
+    pub(crate) since: String,
+    /// Zone of floating times and all-day events (default: $TZ, else UTC).
+    #[arg(long, value_name = "ZONE", global = true)]
+    pub(crate) tz: Option<String>,
+    #[command(subcommand)]
+    pub(crate) action: Option<MeetingsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MeetingsAction {
+    /// Log one meeting (its number in the list, or its UID) with the matched attendees.
+    Log(Box<MeetingsLogArgs>),
+    /// Do not suggest this meeting again (on any device).
+    Dismiss {
+        /// The meeting's number in the list, or its UID.
+        which: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MeetingsLogArgs {
+    /// The meeting's number in the list, or its UID (UID@RECURRENCE-ID for one occurrence).
+    pub(crate) which: String,
+    /// Notes (a few lines).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) notes: Option<String>,
+    /// Summary instead of the event's title.
+    #[arg(long)]
+    pub(crate) summary: Option<String>,
+    /// Kind instead of the suggested one: meeting, call, meal, ...
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// What I gave: support, feedback, insight, resources, information; repeatable.
+    #[arg(long, value_name = "WHAT")]
+    pub(crate) gave: Vec<String>,
+    /// What I received (same forms as --gave); repeatable.
+    #[arg(long, value_name = "WHAT")]
+    pub(crate) got: Vec<String>,
+    /// Who started it: me, them, mutual, unknown.
+    #[arg(long)]
+    pub(crate) initiator: Option<String>,
+    /// The project it belongs to (id or name).
+    #[arg(long, value_name = "PROJECT")]
+    pub(crate) project: Option<String>,
+    /// A follow-up to do; repeatable (each takes the next --due, if any).
+    #[arg(long = "follow-up", value_name = "TEXT")]
+    pub(crate) follow_ups: Vec<String>,
+    /// Due date of the follow-up(s): YYYY-MM-DD, today, tomorrow, +7d, friday.
+    #[arg(long = "due", value_name = "DATE")]
+    pub(crate) dues: Vec<String>,
+    /// Create this unmatched attendee as a contact (its e-mail or name); repeatable.
+    #[arg(long, value_name = "ATTENDEE")]
+    pub(crate) create: Vec<String>,
+    /// Create every unmatched attendee as a contact.
+    #[arg(long)]
+    pub(crate) create_missing: bool,
 }

@@ -22,6 +22,7 @@ pub mod export;
 pub mod identity;
 pub mod import;
 pub(crate) mod index;
+pub mod meetings;
 pub mod ops;
 pub(crate) mod schema;
 pub mod store;

@@ -996,6 +996,15 @@ impl Store {
     /// with [`OpError::UnknownNames`] unless `create_missing` is set, in which
     /// case those contacts are created in the same write.
     pub fn log_interaction(&mut self, new: NewInteraction) -> Result<Interaction, OpError> {
+        self.log_interaction_for_event(new, None)
+    }
+
+    /// [`Store::log_interaction`] that remembers the calendar event it logs (meetings).
+    pub(crate) fn log_interaction_for_event(
+        &mut self,
+        new: NewInteraction,
+        event: Option<crate::model::EventRef>,
+    ) -> Result<Interaction, OpError> {
         let at_ms = new.at_ms.unwrap_or_else(crate::store::now_ms);
         let id = InteractionId::new_at(at_ms);
         let log = DocId::for_interaction(id);
@@ -1106,6 +1115,7 @@ impl Store {
                 created_ms: tx.now_ms,
                 updated_ms: tx.now_ms,
                 deleted_ms: None,
+                event: event.clone(),
             };
             tx.save_interaction(None, &rec)
         })

@@ -36,9 +36,9 @@ use chrono::NaiveDate;
 use crate::error::SchemaError;
 use crate::ids::{ExchangeId, FollowUpId};
 use crate::model::{
-    Circle, Contact, ContactPoint, Direction, Exchange, ExchangeWhat, FollowUp, Goal, GoalStatus,
-    Initiator, Interaction, InteractionKind, PartialDate, Project, ProjectStatus, Seniority,
-    Settings,
+    Circle, Contact, ContactPoint, Direction, EventRef, Exchange, ExchangeWhat, FollowUp, Goal,
+    GoalStatus, Initiator, Interaction, InteractionKind, PartialDate, Project, ProjectStatus,
+    Seniority, Settings,
 };
 
 /// The schema version this code writes and reads.
@@ -382,7 +382,39 @@ pub(crate) fn read_interaction(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Int
         created_ms: get_i64_req(doc, obj, "created_ms")?,
         updated_ms: get_i64_req(doc, obj, "updated_ms")?,
         deleted_ms: get_int(doc, obj, "deleted_ms")?,
+        event: read_event_ref(doc, obj)?,
     })
+}
+
+/// The logged calendar event: three flat scalars, absent in documents written before meetings
+/// (docs/SCHEMA.md), so old documents read as "no event".
+fn read_event_ref(doc: &AutoCommit, obj: &ObjId) -> R<Option<EventRef>> {
+    let (Some(source), Some(uid)) = (
+        get_str(doc, obj, EVENT_SOURCE)?,
+        get_str(doc, obj, EVENT_UID)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(EventRef {
+        source,
+        uid,
+        recurrence_id: get_str(doc, obj, EVENT_RECURRENCE_ID)?,
+    }))
+}
+
+const EVENT_SOURCE: &str = "event_source";
+const EVENT_UID: &str = "event_uid";
+const EVENT_RECURRENCE_ID: &str = "event_recurrence_id";
+/// Settings keys of the flat sets (one key per member, so concurrent adds on two devices both
+/// survive: a nested map created offline on two devices would conflict and lose one side).
+const MY_EMAIL_PREFIX: &str = "my_email:";
+const DISMISSED_PREFIX: &str = "dismissed:";
+
+/// `dismissed:` key of an event: the JSON array `[source, uid, recurrence_id]` (reversible for
+/// any strings, unlike a separator).
+fn dismissed_key(e: &EventRef) -> String {
+    let json = serde_json::to_string(&(&e.source, &e.uid, &e.recurrence_id)).unwrap_or_default();
+    format!("{DISMISSED_PREFIX}{json}")
 }
 
 /// Reads the project stored at `obj` under id `id`.
@@ -424,7 +456,31 @@ pub(crate) fn read_settings(doc: &AutoCommit) -> R<Settings> {
             }
         }
     }
+    let mut my_emails = BTreeSet::new();
+    let mut dismissed_events = BTreeMap::new();
+    for k in doc.keys(&obj).collect::<Vec<_>>() {
+        if let Some(email) = k.strip_prefix(MY_EMAIL_PREFIX) {
+            if get_bool(doc, &obj, &k)? == Some(true) {
+                my_emails.insert(email.to_string());
+            }
+        } else if let Some(json) = k.strip_prefix(DISMISSED_PREFIX) {
+            let (source, uid, recurrence_id): (String, String, Option<String>) =
+                serde_json::from_str(json)
+                    .map_err(|e| bad(&format!("settings/{k}"), e.to_string()))?;
+            let at = get_int(doc, &obj, &k)?.unwrap_or(0);
+            dismissed_events.insert(
+                EventRef {
+                    source,
+                    uid,
+                    recurrence_id,
+                },
+                at,
+            );
+        }
+    }
     Ok(Settings {
+        my_emails,
+        dismissed_events,
         my_organisation: get_str(doc, &obj, "my_organisation")?,
         my_discipline: get_str(doc, &obj, "my_discipline")?,
         cadence_days,
@@ -894,6 +950,17 @@ pub(crate) fn write_interaction(
     if changed!(old, new, deleted_ms) {
         put_opt_int(doc, &obj, "deleted_ms", new.deleted_ms)?;
     }
+    if changed!(old, new, event) {
+        let e = new.event.as_ref();
+        put_opt_str(doc, &obj, EVENT_SOURCE, e.map(|e| e.source.as_str()))?;
+        put_opt_str(doc, &obj, EVENT_UID, e.map(|e| e.uid.as_str()))?;
+        put_opt_str(
+            doc,
+            &obj,
+            EVENT_RECURRENCE_ID,
+            e.and_then(|e| e.recurrence_id.as_deref()),
+        )?;
+    }
     Ok(())
 }
 
@@ -983,6 +1050,26 @@ pub(crate) fn write_settings(doc: &mut AutoCommit, old: &Settings, new: &Setting
     }
     if old.core_size != new.core_size {
         put_int(doc, &obj, "core_size", i64::from(new.core_size))?;
+    }
+    for gone in old.my_emails.difference(&new.my_emails) {
+        delete_key(doc, &obj, &format!("{MY_EMAIL_PREFIX}{gone}"))?;
+    }
+    for added in new.my_emails.difference(&old.my_emails) {
+        let key = format!("{MY_EMAIL_PREFIX}{added}");
+        doc.put(&obj, key.as_str(), true)
+            .map_err(am(MY_EMAIL_PREFIX))?;
+    }
+    for (e, _) in old
+        .dismissed_events
+        .iter()
+        .filter(|(e, _)| !new.dismissed_events.contains_key(*e))
+    {
+        delete_key(doc, &obj, &dismissed_key(e))?;
+    }
+    for (e, at) in &new.dismissed_events {
+        if old.dismissed_events.get(e) != Some(at) {
+            put_int(doc, &obj, &dismissed_key(e), *at)?;
+        }
     }
     Ok(())
 }
@@ -1092,6 +1179,85 @@ pub(crate) fn records_written_since(
 mod tests {
     use super::*;
     use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
+
+    /// Documents written before meetings (no event keys, no flat settings keys) still load:
+    /// the layout is built key by key as the v1 writer laid it out, then read by this code.
+    #[test]
+    fn documents_from_before_meetings_still_load() {
+        let actor = ActorId::from(&[9u8; 16][..]);
+        let mut log = new_document(DocKind::Log, &actor).unwrap();
+        let parent = container(&log, INTERACTIONS).unwrap();
+        let id = "01HZZZZZZZZZZZZZZZZZZZZZZY";
+        let obj = log.put_object(&parent, id, ObjType::Map).unwrap();
+        for (k, v) in [
+            ("kind", "meeting"),
+            ("initiator", "me"),
+            ("summary", "Project sync"),
+            ("notes", "n"),
+        ] {
+            log.put(&obj, k, v).unwrap();
+        }
+        for (k, v) in [
+            ("at_ms", 1_700_000_000_000_i64),
+            ("offset_minutes", 60),
+            ("created_ms", 1),
+            ("updated_ms", 2),
+        ] {
+            log.put(&obj, k, v).unwrap();
+        }
+        let parts = log.put_object(&obj, "participants", ObjType::Map).unwrap();
+        log.put(&parts, "01HZZZZZZZZZZZZZZZZZZZZZZZ", true).unwrap();
+        let saved = log.save();
+        let log = AutoCommit::load(&saved).unwrap();
+        let i =
+            read_interaction(&log, &record(&log, INTERACTIONS, id).unwrap().unwrap(), id).unwrap();
+        assert_eq!(
+            (i.summary.as_str(), i.event.as_ref(), i.participants.len()),
+            ("Project sync", None, 1)
+        );
+
+        let mut main = new_document(DocKind::Main, &actor).unwrap();
+        let settings = container(&main, SETTINGS).unwrap();
+        main.put(&settings, "my_organisation", "Kith").unwrap();
+        main.put(&settings, "core_size", 12_i64).unwrap();
+        let main = AutoCommit::load(&main.save()).unwrap();
+        let s = read_settings(&main).unwrap();
+        assert_eq!(
+            (s.my_organisation.as_deref(), s.core_size),
+            (Some("Kith"), 12)
+        );
+        assert!(s.my_emails.is_empty() && s.dismissed_events.is_empty());
+    }
+
+    /// The meeting fields round-trip, and a dismissed key of any strings reads back.
+    #[test]
+    fn meeting_fields_round_trip() {
+        let actor = ActorId::from(&[9u8; 16][..]);
+        let mut main = new_document(DocKind::Main, &actor).unwrap();
+        let mut s = Settings::default();
+        s.my_emails.insert("me@example.com".into());
+        let odd = EventRef {
+            source: "ics".into(),
+            uid: "a\"b:c,d;e\u{1f}".into(),
+            recurrence_id: Some("20260101".into()),
+        };
+        s.dismissed_events.insert(odd, 5);
+        s.dismissed_events.insert(
+            EventRef {
+                source: "android:3".into(),
+                uid: "42".into(),
+                recurrence_id: None,
+            },
+            6,
+        );
+        write_settings(&mut main, &Settings::default(), &s).unwrap();
+        assert_eq!(read_settings(&main).unwrap(), s);
+        let mut less = s.clone();
+        less.dismissed_events.pop_first();
+        less.my_emails.clear();
+        write_settings(&mut main, &s, &less).unwrap();
+        assert_eq!(read_settings(&main).unwrap(), less);
+    }
     use proptest::collection::{btree_map, btree_set};
     use proptest::prelude::*;
 
@@ -1162,6 +1328,7 @@ mod tests {
                 proptest::option::of(0i64..4_000_000_000_000)), 0..3),
             created in 0i64..4_000_000_000_000, updated in 0i64..4_000_000_000_000,
             deleted in proptest::option::of(0i64..4_000_000_000_000),
+            event in proptest::option::of(("[a-z:0-9]{1,8}", "\\PC{1,20}", proptest::option::of("[0-9TZ]{8,16}"))),
         ) -> Interaction {
             Interaction {
                 id: InteractionId::from_u128(id), at_ms: at, offset_minutes: off, kind, initiator: init,
@@ -1175,6 +1342,7 @@ mod tests {
                     (id, FollowUp { id, text, due, done_ms })
                 }).collect(),
                 created_ms: created, updated_ms: updated, deleted_ms: deleted,
+                event: event.map(|(source, uid, recurrence_id)| EventRef { source, uid, recurrence_id }),
             }
         }
     }
@@ -1198,10 +1366,15 @@ mod tests {
     prop_compose! {
         fn settings()(org in opt_text(), disc in opt_text(),
             cad in btree_map(proptest::sample::select(Circle::ALL), 1u32..400, 0..3),
-            target in proptest::option::of(0.0f64..1.0), core in 1u32..50) -> Settings {
+            target in proptest::option::of(0.0f64..1.0), core in 1u32..50,
+            emails in btree_set("[a-z.]{1,8}@[a-z]{1,6}\\.org", 0..3),
+            dismissed in btree_map(("[a-z:0-9]{1,8}", "\\PC{1,20}", proptest::option::of("[0-9TZ]{8,16}")), 0i64..1 << 42, 0..4)) -> Settings {
             let mut cadence_days = Settings::default().cadence_days;
             cadence_days.extend(cad);
-            Settings { my_organisation: org, my_discipline: disc, cadence_days, strategic_target: target, core_size: core }
+            let dismissed_events = dismissed.into_iter()
+                .map(|((source, uid, recurrence_id), at)| (EventRef { source, uid, recurrence_id }, at)).collect();
+            Settings { my_organisation: org, my_discipline: disc, cadence_days, strategic_target: target, core_size: core,
+                my_emails: emails, dismissed_events }
         }
     }
 
@@ -1307,6 +1480,7 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
             deleted_ms: None,
+            event: None,
         };
         write_interaction(&mut a, None, &i).unwrap();
         a.commit();

@@ -285,6 +285,7 @@ fun main() {
             coroutines(kith)
             kith.closeStore()
         }
+        Kith.open(root.resolve("meetings").toString()).use { kith -> checks += meetings(kith) }
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
         figure(root.resolve("figure").toString())

@@ -223,7 +223,7 @@ pub(super) fn goal(ctx: &mut Ctx, cmd: GoalCmd) -> CliResult<()> {
 }
 
 /// The setting names `kith settings set` accepts.
-const SETTING_KEYS: &str = "my-organisation, my-discipline, cadence.operational, cadence.personal, cadence.strategic, strategic-target, core-size";
+const SETTING_KEYS: &str = "my-organisation, my-discipline, my-emails, cadence.operational, cadence.personal, cadence.strategic, strategic-target, core-size";
 
 fn optional_text(value: &str) -> Option<String> {
     let t = value.trim();
@@ -236,6 +236,21 @@ fn apply_setting(mut s: Settings, key: &str, value: &str) -> CliResult<Settings>
     match key.trim().to_ascii_lowercase().replace('_', "-").as_str() {
         "my-organisation" | "my-organization" => s.my_organisation = optional_text(value),
         "my-discipline" => s.my_discipline = optional_text(value),
+        // My own addresses, comma-separated (replaces the list): calendar attendees with them are me.
+        "my-emails" | "my-email" => {
+            let mut emails = std::collections::BTreeSet::new();
+            for e in value
+                .split(',')
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty() && e != "none")
+            {
+                if !e.contains('@') || e.chars().any(char::is_whitespace) {
+                    return Err(bad("expected e-mail addresses separated by commas"));
+                }
+                emails.insert(e);
+            }
+            s.my_emails = emails;
+        }
         "strategic-target" => {
             s.strategic_target = match optional_text(value) {
                 None => None,
@@ -314,6 +329,14 @@ fn print_settings(ctx: &mut Ctx, s: &Settings) -> CliResult<()> {
         s.strategic_target.map_or_else(none, |v| format!("{v}")),
     ]);
     t.row(vec!["core-size".into(), s.core_size.to_string()]);
+    t.row(vec![
+        "my-emails".into(),
+        if s.my_emails.is_empty() {
+            none()
+        } else {
+            s.my_emails.iter().cloned().collect::<Vec<_>>().join(", ")
+        },
+    ]);
     ctx.out.table(&t)?;
     Ok(())
 }

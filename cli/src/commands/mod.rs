@@ -12,6 +12,7 @@
 mod contact;
 pub(crate) mod insights;
 mod interaction;
+mod meetings;
 mod misc;
 mod query;
 pub(crate) mod sync;
@@ -130,6 +131,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         Command::Search(a) => query::search(ctx, a),
         Command::Followups(a) => query::followups(ctx, a),
         Command::Duplicates => query::duplicates(ctx),
+        Command::Meetings(a) => meetings::run(ctx, a),
         Command::Project(c) => misc::project(ctx, c),
         Command::Goal(c) => misc::goal(ctx, c),
         Command::Settings(c) => misc::settings(ctx, c),

@@ -15,6 +15,7 @@ mod docs_shapes;
 mod errors;
 mod logging;
 mod merges;
+mod meetings;
 mod misc;
 mod names;
 mod queries;

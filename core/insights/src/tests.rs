@@ -88,6 +88,7 @@ fn meeting(days_ago: i64, kind: InteractionKind, who: &[u128]) -> Interaction {
         created_ms: at_ms,
         updated_ms: at_ms,
         deleted_ms: None,
+        event: None,
     }
 }
 

@@ -368,6 +368,51 @@ pub struct Interaction {
     pub updated_ms: TimestampMs,
     /// Tombstone: set when deleted; clearing it undeletes.
     pub deleted_ms: Option<TimestampMs>,
+    /// The calendar event this interaction logs (see docs/MEETINGS.md): no device suggests it
+    /// again. Last field: the index's postcard layout (and its lean reader) must follow.
+    #[serde(default)]
+    pub event: Option<EventRef>,
+}
+
+/// One dismissed calendar event as serialised inside [`Settings`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DismissedEvent {
+    event: EventRef,
+    dismissed_ms: TimestampMs,
+}
+
+mod dismissed_list {
+    use super::{BTreeMap, DismissedEvent, EventRef, TimestampMs};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        m: &BTreeMap<EventRef, TimestampMs>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|(event, at)| DismissedEvent {
+            event: event.clone(),
+            dismissed_ms: *at,
+        }))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<EventRef, TimestampMs>, D::Error> {
+        let list = Vec::<DismissedEvent>::deserialize(d)?;
+        Ok(list
+            .into_iter()
+            .map(|x| (x.event, x.dismissed_ms))
+            .collect())
+    }
+}
+
+/// A calendar event (one occurrence of a recurring one) as a logged or dismissed meeting
+/// remembers it: where it comes from, its UID and its recurrence id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventRef {
+    pub source: String,
+    pub uid: String,
+    pub recurrence_id: Option<String>,
 }
 
 /// A shared project or activity: relationships grow by doing things together.
@@ -419,6 +464,13 @@ pub struct Settings {
     pub strategic_target: Option<f64>,
     /// How many of the strongest ties form "the core" in insights.
     pub core_size: u32,
+    /// My own e-mail addresses: calendar attendees with them are me (docs/MEETINGS.md).
+    #[serde(default)]
+    pub my_emails: BTreeSet<String>,
+    /// Calendar events I chose not to log, with when I dismissed them. Serialised as a list of
+    /// `{event, dismissed_ms}` (JSON object keys must be strings).
+    #[serde(default, with = "dismissed_list")]
+    pub dismissed_events: BTreeMap<EventRef, TimestampMs>,
 }
 
 impl Default for Settings {
@@ -433,6 +485,8 @@ impl Default for Settings {
             ]),
             strategic_target: None,
             core_size: 15,
+            my_emails: BTreeSet::new(),
+            dismissed_events: BTreeMap::new(),
         }
     }
 }
@@ -476,6 +530,27 @@ pub struct InsightsRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings with dismissed meetings serialise to JSON (the CLI, the JSON export) and to
+    /// postcard (the index) and read back equal.
+    #[test]
+    fn settings_with_dismissed_meetings_round_trip() {
+        let mut s = Settings::default();
+        s.my_emails.insert("me@example.com".into());
+        s.dismissed_events.insert(
+            EventRef {
+                source: "ics".into(),
+                uid: "u".into(),
+                recurrence_id: Some("20260101".into()),
+            },
+            7,
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"dismissed_ms\":7"), "{json}");
+        assert_eq!(serde_json::from_str::<Settings>(&json).unwrap(), s);
+        let bytes = postcard::to_allocvec(&s).unwrap();
+        assert_eq!(postcard::from_bytes::<Settings>(&bytes).unwrap(), s);
+    }
 
     #[test]
     fn vocabulary_round_trips_and_rejects_unknown() {

@@ -30,7 +30,9 @@ use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
 /// keys, record encoding): a store whose index another version built is
 /// rebuilt when it is opened ([`crate::Store::open`]).
 /// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
-pub const VERSION: u32 = 2;
+/// 3: contact references resolved to merge survivors; interaction and
+/// settings records carry the calendar-meeting fields.
+pub const VERSION: u32 = 3;
 
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
@@ -842,6 +844,7 @@ struct InteractionLean<'a> {
     created_ms: TimestampMs,
     updated_ms: TimestampMs,
     deleted_ms: Option<TimestampMs>,
+    event: Option<crate::model::EventRef>,
 }
 
 /// Decodes an indexed interaction without its notes (`notes` empty,
@@ -868,6 +871,7 @@ pub(crate) fn decode_interaction_lean(bytes: &[u8]) -> R<Interaction> {
         created_ms: l.created_ms,
         updated_ms: l.updated_ms,
         deleted_ms: l.deleted_ms,
+        event: l.event,
     })
 }
 
@@ -1081,6 +1085,11 @@ mod tests {
             created_ms: 1_700_000_000_001,
             updated_ms: 1_700_000_000_002,
             deleted_ms: deleted.then_some(1_700_000_000_003),
+            event: Some(crate::model::EventRef {
+                source: "ics".into(),
+                uid: "u@x".into(),
+                recurrence_id: Some("20260101T090000Z".into()),
+            }),
         }
     }
 

@@ -868,6 +868,7 @@ fn generate_interactions(
             created_ms,
             updated_ms: created_ms,
             deleted_ms,
+            event: None,
         });
     }
     out.sort_by_key(|i| (i.at_ms, i.id));

@@ -25,6 +25,7 @@ mod import_vcard;
 mod insights_store;
 mod merges;
 mod names;
+mod meetings;
 mod ops;
 mod reindex;
 mod store;

@@ -1015,6 +1015,7 @@ fn import_records_bulk_path() {
             created_ms: at,
             updated_ms: at,
             deleted_ms: None,
+            event: None,
         });
     }
     let summary = s

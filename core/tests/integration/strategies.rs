@@ -269,6 +269,7 @@ pub(crate) fn interaction() -> impl Strategy<Value = Interaction> {
                 created_ms,
                 updated_ms,
                 deleted_ms,
+                event: None,
             },
         )
 }
@@ -333,6 +334,7 @@ pub(crate) fn settings() -> impl Strategy<Value = Settings> {
                     cadence_days,
                     strategic_target,
                     core_size,
+                    ..Settings::default()
                 }
             },
         )

@@ -6,6 +6,7 @@
 
 mod common;
 mod crash;
+mod meetings;
 mod p2p;
 mod pairing;
 mod relay_sync;
