@@ -410,8 +410,11 @@ mod dismissed_list {
 /// remembers it: where it comes from, its UID and its recurrence id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventRef {
+    /// Where the event came from (a calendar account or file, as the app names it).
     pub source: String,
+    /// The event's UID (iCalendar `UID`, or the platform's event id).
     pub uid: String,
+    /// The occurrence of a recurring event (`RECURRENCE-ID`); `None` for a single event.
     pub recurrence_id: Option<String>,
 }
 

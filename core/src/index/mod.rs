@@ -32,7 +32,7 @@ use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
 /// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
 /// 3: contact references resolved to merge survivors; interaction and
 /// settings records carry the calendar-meeting fields.
-pub const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 3;
 
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
