@@ -29,7 +29,7 @@ use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
 /// keys, record encoding): a store whose index another version built is
 /// rebuilt when it is opened ([`crate::Store::open`]).
 /// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
-pub const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 2;
 
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
