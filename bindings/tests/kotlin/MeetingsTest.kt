@@ -58,7 +58,7 @@ fun meetings(kith: Kith): Int {
         create = listOf("kai@example.org"), createAllMissing = false, offsetMinutes = 60,
     ))
     val logged = kith.getInteraction(id)
-    ok(logged.participantIds.size == 2 && logged.atMs == lunch.event.startMs) { "logged $logged" }
+    ok(logged.participants.size == 2 && logged.atMs == lunch.event.startMs) { "logged $logged" }
     kith.dismissMeeting(list[1].event)
     ok(kith.meetingsToLog(events, NOW).isEmpty()) { "nothing left to log" }
     try {

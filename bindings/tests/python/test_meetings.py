@@ -79,7 +79,7 @@ def test_rules_matching_log_dismiss_and_share(store):
     extra = MeetingExtra(notes="Agreed on the pilot", create=["kai@example.org"])
     iid = kith.log_meeting(coffee, extra)
     logged = kith.get_interaction(iid)
-    assert logged.at_ms == coffee.event.start_ms and len(logged.participant_ids) == 2
+    assert logged.at_ms == coffee.event.start_ms and len(logged.participants) == 2
     with pytest.raises(KithError.Conflict):
         kith.log_meeting(coffee, MeetingExtra())
     kith.dismiss_meeting(call.event)
