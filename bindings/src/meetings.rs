@@ -24,28 +24,39 @@ pub const EVENT_TEXT_BYTES_MAX: usize = 16_384;
 /// An attendee's answer to the invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum AttendeeStatus {
+    /// No answer yet.
     NeedsAction,
+    /// Accepted.
     Accepted,
+    /// Declined.
     Declined,
+    /// Tentatively accepted (or a tentative event).
     Tentative,
+    /// Delegated to somebody else.
     Delegated,
 }
 
 /// The status of a calendar event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum CalendarEventStatus {
+    /// Confirmed (the default).
     Confirmed,
+    /// Tentatively accepted (or a tentative event).
     Tentative,
+    /// Cancelled.
     Cancelled,
 }
 
 /// One person on an event (organiser or attendee).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CalendarAttendee {
+    /// Display name.
     #[uniffi(default = None)]
     pub name: Option<String>,
+    /// E-mail address.
     #[uniffi(default = None)]
     pub email: Option<String>,
+    /// Confirmed, tentative or cancelled.
     pub status: AttendeeStatus,
 }
 
@@ -59,21 +70,32 @@ pub struct CalendarEvent {
     /// The occurrence of a recurring event (its original start, e.g. Instances.BEGIN in ms).
     #[uniffi(default = None)]
     pub recurrence_id: Option<String>,
+    /// The event's title (SUMMARY).
     pub title: String,
+    /// Start (UTC ms).
     pub start_ms: i64,
+    /// End of the calendar (UTC ms).
     pub end_ms: i64,
+    /// Whether it is an all-day event (dates, no times).
     #[uniffi(default = false)]
     pub all_day: bool,
+    /// Where it takes place (a room, an address or a video-call link).
     #[uniffi(default = None)]
     pub location: Option<String>,
+    /// Free text of the event (where video links usually are).
     #[uniffi(default = None)]
     pub description: Option<String>,
+    /// The event's URL or conference link.
     #[uniffi(default = None)]
     pub url: Option<String>,
+    /// Who organised it.
     #[uniffi(default = None)]
     pub organiser: Option<CalendarAttendee>,
+    /// The invited people (rooms and resources left out).
     pub attendees: Vec<CalendarAttendee>,
+    /// Confirmed, tentative or cancelled.
     pub status: CalendarEventStatus,
+    /// Marked private by its owner.
     #[uniffi(default = false)]
     pub private: bool,
 }
@@ -81,8 +103,11 @@ pub struct CalendarEvent {
 /// An attendee that is a known contact.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct MatchedAttendee {
+    /// The attendee as the calendar has it.
     pub attendee: CalendarAttendee,
+    /// The contact matched.
     pub contact_id: String,
+    /// The contact's name.
     pub contact_name: String,
     /// Matched by e-mail (else by name).
     pub by_email: bool,
@@ -91,41 +116,55 @@ pub struct MatchedAttendee {
 /// An attendee that matches no contact (offer to create it), or several by name (`candidate_ids`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct UnmatchedAttendee {
+    /// The attendee as the calendar has it.
     pub attendee: CalendarAttendee,
     /// The name a created contact would get.
     pub display_name: String,
+    /// Contacts whose name matches.
     pub candidate_ids: Vec<String>,
 }
 
 /// A meeting worth logging.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct MeetingCandidate {
+    /// The calendar event.
     pub event: CalendarEvent,
+    /// Attendees that are contacts.
     pub matched: Vec<MatchedAttendee>,
+    /// Attendees that are not (offered for creation).
     pub unmatched: Vec<UnmatchedAttendee>,
+    /// The suggested interaction kind.
     pub suggested_kind: InteractionKind,
 }
 
 /// What the user adds when logging a meeting; everything optional.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct MeetingExtra {
+    /// Summary instead of the event's title.
     #[uniffi(default = None)]
     pub summary: Option<String>,
+    /// What is wrong.
     #[uniffi(default = None)]
     pub kind: Option<InteractionKind>,
+    /// Notes.
     #[uniffi(default = "")]
     pub notes: String,
+    /// Who started it.
     #[uniffi(default = None)]
     pub initiator: Option<Initiator>,
+    /// The project it belongs to.
     #[uniffi(default = None)]
     pub project_id: Option<String>,
+    /// What was given and received (with everybody).
     #[uniffi(default = [])]
     pub exchanges: Vec<NewExchange>,
+    /// Follow-ups to create.
     #[uniffi(default = [])]
     pub follow_ups: Vec<NewFollowUp>,
     /// Unmatched attendees to create, by e-mail or display name.
     #[uniffi(default = [])]
     pub create: Vec<String>,
+    /// Create every unmatched attendee.
     #[uniffi(default = false)]
     pub create_all_missing: bool,
     /// The local UTC offset where the meeting happened, in minutes.
@@ -136,7 +175,9 @@ pub struct MeetingExtra {
 /// When the next meeting with people ends, and who was in it (for the notification text).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct NextMeeting {
+    /// End of the calendar (UTC ms).
     pub end_ms: i64,
+    /// The calendar event.
     pub event: CalendarEvent,
     /// Contact names where the attendee is known, else the attendee's name or address.
     pub people: Vec<String>,
@@ -145,8 +186,11 @@ pub struct NextMeeting {
 /// Of the meetings with people in the last 30 days, how many were logged (insights line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct MeetingShare {
+    /// Meetings with people in the window.
     pub meetings: u32,
+    /// Of them, logged.
     pub logged: u32,
+    /// Of them, dismissed.
     pub dismissed: u32,
 }
 

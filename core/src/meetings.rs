@@ -39,16 +39,22 @@ pub const ATTENDEES_MAX: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MatchedBy {
+    /// By normalised e-mail.
     Email,
+    /// By normalised name (the likely-duplicate rule).
     Name,
 }
 
 /// An attendee that is a known contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchedAttendee {
+    /// The attendee as the calendar has it.
     pub attendee: Attendee,
+    /// The contact matched.
     pub contact: ContactId,
+    /// The contact's name.
     pub contact_name: String,
+    /// How it was matched.
     pub by: MatchedBy,
 }
 
@@ -56,7 +62,9 @@ pub struct MatchedAttendee {
 /// (`candidates`: the user picks one; creating would make a duplicate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnmatchedAttendee {
+    /// The attendee as the calendar has it.
     pub attendee: Attendee,
+    /// Contacts whose name matches (several: the user picks).
     pub candidates: Vec<ContactId>,
 }
 
@@ -70,9 +78,13 @@ impl UnmatchedAttendee {
 /// One meeting worth logging.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingCandidate {
+    /// The calendar event.
     pub event: CalendarEvent,
+    /// Attendees that are contacts.
     pub matched: Vec<MatchedAttendee>,
+    /// Attendees that are not (offered for creation).
     pub unmatched: Vec<UnmatchedAttendee>,
+    /// The suggested interaction kind.
     pub suggested_kind: InteractionKind,
 }
 
@@ -83,10 +95,15 @@ pub struct MeetingExtra {
     pub summary: Option<String>,
     /// Replaces the suggested kind.
     pub kind: Option<InteractionKind>,
+    /// Notes.
     pub notes: String,
+    /// Who started it.
     pub initiator: Option<Initiator>,
+    /// The project it belongs to.
     pub project: Option<crate::ids::ProjectId>,
+    /// What was given and received (with everybody).
     pub exchanges: Vec<NewExchange>,
+    /// Follow-ups to create.
     pub follow_ups: Vec<NewFollowUp>,
     /// Unmatched attendees to create, by e-mail or name (as shown); see `create_all_missing`.
     pub create: Vec<String>,
@@ -99,8 +116,11 @@ pub struct MeetingExtra {
 /// The insights line: of the meetings with people that ended in the window, how many were logged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingShare {
+    /// Meetings with people in the window.
     pub meetings: u32,
+    /// Of them, logged.
     pub logged: u32,
+    /// Of them, dismissed.
     pub dismissed: u32,
 }
 
@@ -114,34 +134,51 @@ impl MeetingShare {
 /// Two interactions that log the same calendar event (two devices logged it offline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuplicateMeetingLog {
+    /// The calendar event.
     pub event: EventRef,
     /// The earlier-created one (kept by default).
     pub keep: InteractionId,
+    /// The later one.
     pub other: InteractionId,
 }
 
 /// Errors of logging, dismissing or merging meetings.
 #[derive(Debug, thiserror::Error)]
 pub enum MeetingError {
+    /// This meeting was already logged (interaction …).
     #[error("this meeting was already logged (interaction {0})")]
     AlreadyLogged(InteractionId),
+    /// No attendee matches a contact and none is to be created.
     #[error(
         "nobody to log the meeting with: no attendee matches a contact; choose attendees to create"
     )]
     NobodyToLog,
+    /// '…' is not an unmatched attendee of this meeting.
     #[error("'{0}' is not an unmatched attendee of this meeting")]
     NotAnAttendee(String),
+    /// '…' matches … contacts; add them to the interaction by id instead.
     #[error("'{name}' matches {} contacts; add them to the interaction by id instead", candidates.len())]
     AmbiguousAttendee {
+        /// Display name.
         name: String,
+        /// Contacts whose name matches (several: the user picks).
         candidates: Vec<ContactId>,
     },
+    /// Interactions … and … do not log the same calendar event.
     #[error("interactions {0} and {1} do not log the same calendar event")]
     NotSameEvent(InteractionId, InteractionId),
+    /// Too many events (…); at most … per call.
     #[error("too many events ({given}); at most {max} per call")]
-    TooManyEvents { given: usize, max: usize },
+    TooManyEvents {
+        /// How many events were given.
+        given: usize,
+        /// The most one call may pass.
+        max: usize,
+    },
+    /// A lower layer failed.
     #[error(transparent)]
     Op(#[from] OpError),
+    /// A lower layer failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -378,8 +378,11 @@ mod dismissed_list {
 /// remembers it: where it comes from, its UID and its recurrence id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventRef {
+    /// Where the event comes from (calendar account, `ics` for files).
     pub source: String,
+    /// The event's UID.
     pub uid: String,
+    /// The occurrence of a recurring event (its original start), if any.
     pub recurrence_id: Option<String>,
 }
 
