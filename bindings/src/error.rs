@@ -134,7 +134,9 @@ impl From<kith_core::OpError> for KithError {
             O::UnknownFollowUp { follow_up, .. } => KithError::not_found("follow-up", follow_up),
             O::UnknownProject(id) => KithError::not_found("project", id),
             O::UnknownGoal(id) => KithError::not_found("goal", id),
-            O::MergeIntoSelf(_) | O::AlreadyMerged { .. } => KithError::Conflict { reason },
+            O::MergeIntoSelf(_) | O::AlreadyMerged { .. } | O::NotMerged(_) => {
+                KithError::Conflict { reason }
+            }
             O::Store(s) => s.into(),
         }
     }

@@ -447,9 +447,9 @@ impl Kith {
         })
     }
 
-    /// Merges the contact `duplicate_id` into `keep_id`: every reference moves
-    /// to the kept contact, the duplicate records `merged_into`. Returns the
-    /// kept contact.
+    /// Merges the contact `duplicate_id` into `keep_id`: every reference
+    /// resolves to the kept contact, the duplicate records `merged_into`.
+    /// Returns the kept contact. Undo with [`Kith::unmerge_contact`].
     pub fn merge_contacts(&self, keep_id: String, duplicate_id: String) -> KithResult<Contact> {
         guard("merge_contacts", || {
             let keep: ContactId = parse_id("keep_id", &keep_id)?;
@@ -473,6 +473,39 @@ impl Kith {
                 ..ChangeSummary::default()
             });
             Ok(kept)
+        })
+    }
+
+    /// Undoes the merge of `contact_id`: it is a separate contact again, with
+    /// its own fields and the interactions, exchanges and goals that name it
+    /// (and the contacts merged into it). Syncs like any change. Returns it;
+    /// `Conflict` when it is not merged.
+    pub fn unmerge_contact(&self, contact_id: String) -> KithResult<Contact> {
+        guard("unmerge_contact", || {
+            let id: ContactId = parse_id("contact_id", &contact_id)?;
+            let (back, survivor, moved) = self.with_store(|s| {
+                let survivor = s.contact(id)?.merged_into;
+                let back = Contact::from(s.unmerge_contact(id)?);
+                let moved: Vec<InteractionId> = s
+                    .timeline(&TimelineQuery {
+                        contact: Some(id),
+                        include_deleted: true,
+                        offset: 0,
+                        limit: kith_core::ops::PAGE_MAX,
+                    })?
+                    .into_iter()
+                    .map(|i| i.id)
+                    .collect();
+                Ok((back, survivor, moved))
+            })?;
+            let mut contact_ids = vec![back.id.clone()];
+            contact_ids.extend(survivor.map(|s| s.to_string()));
+            self.local_changed(&ChangeSummary {
+                contact_ids,
+                interaction_ids: moved.iter().map(ToString::to_string).collect(),
+                ..ChangeSummary::default()
+            });
+            Ok(back)
         })
     }
 
@@ -805,6 +838,15 @@ impl Kith {
         limit: u32,
     ) -> KithResult<SearchResults> {
         run_blocking("search_async", move || self.search(text, limit)).await
+    }
+}
+
+/// Rust-only (not exported over FFI): lets the Rust tests wait for a
+/// stopped background loop to finish closing instead of sleeping.
+impl Kith {
+    #[doc(hidden)]
+    pub fn sync_loops_alive(&self) -> usize {
+        self.sync.loops_alive()
     }
 }
 

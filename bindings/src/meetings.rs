@@ -24,39 +24,39 @@ pub const EVENT_TEXT_BYTES_MAX: usize = 16_384;
 /// An attendee's answer to the invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum AttendeeStatus {
-    /// No answer yet.
+    /// Not answered yet.
     NeedsAction,
     /// Accepted.
     Accepted,
-    /// Declined.
+    /// Declined (a meeting I declined is never suggested).
     Declined,
-    /// Tentatively accepted (or a tentative event).
+    /// Tentatively accepted.
     Tentative,
-    /// Delegated to somebody else.
+    /// Delegated to someone else.
     Delegated,
 }
 
 /// The status of a calendar event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum CalendarEventStatus {
-    /// Confirmed (the default).
+    /// Confirmed (also what the calendar gives when it does not say).
     Confirmed,
-    /// Tentatively accepted (or a tentative event).
+    /// Tentative.
     Tentative,
-    /// Cancelled.
+    /// Cancelled (never suggested).
     Cancelled,
 }
 
 /// One person on an event (organiser or attendee).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CalendarAttendee {
-    /// Display name.
+    /// The name the calendar shows (iCalendar CN), if any.
     #[uniffi(default = None)]
     pub name: Option<String>,
-    /// E-mail address.
+    /// The e-mail address, without `mailto:`, if any.
     #[uniffi(default = None)]
     pub email: Option<String>,
-    /// Confirmed, tentative or cancelled.
+    /// Their answer to the invitation.
     pub status: AttendeeStatus,
 }
 
@@ -70,32 +70,32 @@ pub struct CalendarEvent {
     /// The occurrence of a recurring event (its original start, e.g. Instances.BEGIN in ms).
     #[uniffi(default = None)]
     pub recurrence_id: Option<String>,
-    /// The event's title (SUMMARY).
+    /// The event's title (the suggested summary).
     pub title: String,
-    /// Start (UTC ms).
+    /// Start, milliseconds since the Unix epoch (UTC).
     pub start_ms: i64,
-    /// End of the calendar (UTC ms).
+    /// End, milliseconds since the Unix epoch (UTC); the meeting is logged at its start.
     pub end_ms: i64,
-    /// Whether it is an all-day event (dates, no times).
+    /// An all-day event (never suggested).
     #[uniffi(default = false)]
     pub all_day: bool,
-    /// Where it takes place (a room, an address or a video-call link).
+    /// Where it takes place (a restaurant suggests a meal).
     #[uniffi(default = None)]
     pub location: Option<String>,
-    /// Free text of the event (where video links usually are).
+    /// The event's description (a video-call link suggests a call).
     #[uniffi(default = None)]
     pub description: Option<String>,
-    /// The event's URL or conference link.
+    /// The event's URL, if any (a video-call link suggests a call).
     #[uniffi(default = None)]
     pub url: Option<String>,
     /// Who organised it.
     #[uniffi(default = None)]
     pub organiser: Option<CalendarAttendee>,
-    /// The invited people (rooms and resources left out).
+    /// Everyone invited (me included; my addresses come from the settings).
     pub attendees: Vec<CalendarAttendee>,
     /// Confirmed, tentative or cancelled.
     pub status: CalendarEventStatus,
-    /// Marked private by its owner.
+    /// Marked private in the calendar.
     #[uniffi(default = false)]
     pub private: bool,
 }
@@ -103,11 +103,11 @@ pub struct CalendarEvent {
 /// An attendee that is a known contact.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct MatchedAttendee {
-    /// The attendee as the calendar has it.
+    /// The attendee as the calendar lists it.
     pub attendee: CalendarAttendee,
-    /// The contact matched.
+    /// The contact it matched (a merge survivor).
     pub contact_id: String,
-    /// The contact's name.
+    /// That contact's display name.
     pub contact_name: String,
     /// Matched by e-mail (else by name).
     pub by_email: bool,
@@ -116,55 +116,55 @@ pub struct MatchedAttendee {
 /// An attendee that matches no contact (offer to create it), or several by name (`candidate_ids`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct UnmatchedAttendee {
-    /// The attendee as the calendar has it.
+    /// The attendee as the calendar lists it.
     pub attendee: CalendarAttendee,
     /// The name a created contact would get.
     pub display_name: String,
-    /// Contacts whose name matches.
+    /// Contacts whose name matches (empty: nobody, creating it is safe).
     pub candidate_ids: Vec<String>,
 }
 
 /// A meeting worth logging.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct MeetingCandidate {
-    /// The calendar event.
+    /// The event (one occurrence of a recurring one).
     pub event: CalendarEvent,
-    /// Attendees that are contacts.
+    /// Attendees other than me that are contacts.
     pub matched: Vec<MatchedAttendee>,
-    /// Attendees that are not (offered for creation).
+    /// Attendees other than me that are not (offer to create them).
     pub unmatched: Vec<UnmatchedAttendee>,
-    /// The suggested interaction kind.
+    /// The kind the rules suggest: call, meal or meeting.
     pub suggested_kind: InteractionKind,
 }
 
 /// What the user adds when logging a meeting; everything optional.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct MeetingExtra {
-    /// Summary instead of the event's title.
+    /// Replaces the event's title as the summary.
     #[uniffi(default = None)]
     pub summary: Option<String>,
-    /// What is wrong.
+    /// Replaces the suggested kind.
     #[uniffi(default = None)]
     pub kind: Option<InteractionKind>,
-    /// Notes.
+    /// A few lines of notes.
     #[uniffi(default = "")]
     pub notes: String,
-    /// Who started it.
+    /// Who started it (`null`: unknown).
     #[uniffi(default = None)]
     pub initiator: Option<Initiator>,
-    /// The project it belongs to.
+    /// The shared project it belongs to.
     #[uniffi(default = None)]
     pub project_id: Option<String>,
-    /// What was given and received (with everybody).
+    /// What was given and received, with whom.
     #[uniffi(default = [])]
     pub exchanges: Vec<NewExchange>,
-    /// Follow-ups to create.
+    /// Follow-ups to track.
     #[uniffi(default = [])]
     pub follow_ups: Vec<NewFollowUp>,
     /// Unmatched attendees to create, by e-mail or display name.
     #[uniffi(default = [])]
     pub create: Vec<String>,
-    /// Create every unmatched attendee.
+    /// Create every unmatched attendee that no contact's name matches.
     #[uniffi(default = false)]
     pub create_all_missing: bool,
     /// The local UTC offset where the meeting happened, in minutes.
@@ -175,9 +175,9 @@ pub struct MeetingExtra {
 /// When the next meeting with people ends, and who was in it (for the notification text).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct NextMeeting {
-    /// End of the calendar (UTC ms).
+    /// When it ends, milliseconds since the Unix epoch (schedule the notification then).
     pub end_ms: i64,
-    /// The calendar event.
+    /// The event.
     pub event: CalendarEvent,
     /// Contact names where the attendee is known, else the attendee's name or address.
     pub people: Vec<String>,
@@ -186,11 +186,11 @@ pub struct NextMeeting {
 /// Of the meetings with people in the last 30 days, how many were logged (insights line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct MeetingShare {
-    /// Meetings with people in the window.
+    /// Meetings with people that ended in the window.
     pub meetings: u32,
-    /// Of them, logged.
+    /// Of those, logged.
     pub logged: u32,
-    /// Of them, dismissed.
+    /// Of those, dismissed.
     pub dismissed: u32,
 }
 

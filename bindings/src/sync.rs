@@ -145,6 +145,18 @@ pub(crate) struct SyncShared {
     /// `stop_sync` may still be closing its connection when `start_sync`
     /// starts the next, and must not report `Idle` over it.
     loop_generation: AtomicU64,
+    /// Background loop tasks not yet finished, the stopped ones still
+    /// closing included (tests wait on it instead of sleeping).
+    loops_alive: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a loop task as alive until it ends, however it ends.
+struct LoopAlive(Arc<SyncShared>);
+
+impl Drop for LoopAlive {
+    fn drop(&mut self) {
+        self.0.loops_alive.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The background loop while it runs.
@@ -276,6 +288,7 @@ impl SyncHub {
                 round_lock: tokio::sync::Mutex::new(()),
                 round_timeout_ms: AtomicU64::new(ROUND_TIMEOUT_MS_DEFAULT),
                 loop_generation: AtomicU64::new(0),
+                loops_alive: std::sync::atomic::AtomicUsize::new(0),
             }),
             control: Mutex::new(None),
         }
@@ -292,6 +305,11 @@ impl SyncHub {
             // Full means a push is already due: it sends this write too.
             let _ = h.local.try_send(());
         }
+    }
+
+    /// Background loop tasks that have not finished yet.
+    pub(crate) fn loops_alive(&self) -> usize {
+        self.shared.loops_alive.load(Ordering::SeqCst)
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -354,7 +372,11 @@ impl SyncHub {
         let shared = Arc::clone(&self.shared);
         let mut cancel = shared.cancel.subscribe();
         let generation = shared.loop_generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let task = crate::runtime::runtime()?.spawn(async move {
+        let runtime = crate::runtime::runtime()?;
+        shared.loops_alive.fetch_add(1, Ordering::SeqCst);
+        let alive = LoopAlive(Arc::clone(&shared));
+        let task = runtime.spawn(async move {
+            let _alive = alive;
             shared.set_state(SyncState::Connecting);
             let opts = kith_net::WatchOptions {
                 backoff_initial_ms: BACKOFF_INITIAL_MS,

@@ -246,8 +246,26 @@ pub struct Contact {
     pub updated_ms: i64,
     /// Hidden from lists and insights; also set on merged contacts.
     pub archived: bool,
-    /// Set when this contact was merged into another one.
+    /// Set when this contact was merged into another one: the live contact
+    /// it resolves to (after merges made on several devices, the end of the
+    /// chain).
     pub merged_into: Option<String>,
+    /// Ids of the contacts merged into this one.
+    pub merged_from: Vec<String>,
+    /// Values merged duplicates got after (or while) being merged that
+    /// differ from this contact's; writing the field settles them.
+    pub conflicts: Vec<MergeConflict>,
+}
+
+/// A merged duplicate's value that differs from the kept contact's.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MergeConflict {
+    /// The contact field (`organisation`, `role`, `notes`, ...).
+    pub field: String,
+    /// The duplicate's value (dates as `YYYY-MM-DD`).
+    pub value: String,
+    /// The duplicate holding it.
+    pub from_contact_id: String,
 }
 
 impl From<model::Contact> for Contact {
@@ -276,6 +294,16 @@ impl From<model::Contact> for Contact {
             updated_ms: c.updated_ms,
             archived: c.archived,
             merged_into: c.merged_into.map(|id| id.to_string()),
+            merged_from: c.merged_from.iter().map(ToString::to_string).collect(),
+            conflicts: c
+                .conflicts
+                .into_iter()
+                .map(|k| MergeConflict {
+                    field: k.field,
+                    value: k.value,
+                    from_contact_id: k.from.to_string(),
+                })
+                .collect(),
         }
     }
 }
@@ -554,9 +582,11 @@ pub enum DuplicateReason {
         /// The digits shared.
         digits: String,
     },
-    /// Both have this name (ignoring case, accents, spacing).
+    /// Both have this name (ignoring case, accents, punctuation and spacing,
+    /// in any of its spellings: folded letters ø→o, ß→ss, ł→l; transcriptions
+    /// ö→oe, å→aa; see docs/SCHEMA.md).
     SameName {
-        /// The normalised name.
+        /// The first spelling of the name both share.
         name: String,
     },
 }

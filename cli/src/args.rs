@@ -272,13 +272,18 @@ pub(crate) enum ContactCmd {
         #[arg(long)]
         undo: bool,
     },
-    /// Merge a duplicate into another contact: every reference moves to the kept one.
+    /// Merge a duplicate into another contact: every reference follows the kept one.
     Merge {
-        /// The duplicate (id or name); it is archived with merged_into set.
+        /// The duplicate (id or name); it is hidden with merged_into set.
         duplicate: String,
         /// The contact to keep (id or name).
         #[arg(long)]
         into: String,
+    },
+    /// Undo a merge: the duplicate is live again, with its own fields and history.
+    Unmerge {
+        /// The merged duplicate (id, or the name it had).
+        contact: String,
     },
 }
 

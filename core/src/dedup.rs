@@ -7,8 +7,11 @@
 //! "0044 20 7946 0958": see [`kith_model::phone`] for the trunk prefixes
 //! and the default calling code; numbers with fewer than 9 digits never
 //! match), or a
-//! normalised name (case, accents, punctuation and spacing ignored). The user
-//! then merges them with [`crate::Store::merge_contacts`].
+//! normalised name (case, accents, punctuation and spacing ignored, letters
+//! folded and spelt every way a person types them: "Łukasz Wiśniewski" and
+//! "Lukasz Wisniewski", "Jörg Großmann" and "Joerg Grossmann" meet; see
+//! [`text::name_keys`]). The user then merges them with
+//! [`crate::Store::merge_contacts`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,8 +87,7 @@ pub fn likely_duplicates(contacts: &[Contact]) -> Vec<DuplicatePair> {
                 by_email.entry(e).or_default().insert(c.id);
             }
         }
-        let n = text::normalise_name(&c.name);
-        if !n.is_empty() {
+        for n in text::name_keys(&c.name) {
             by_name.entry(n).or_default().insert(c.id);
         }
         for p in &c.phones {
@@ -103,11 +105,16 @@ pub fn likely_duplicates(contacts: &[Contact]) -> Vec<DuplicatePair> {
             }
         }
     }
+    // Two names may share several spellings ("Jörg Großmann" twice): one
+    // SameName reason per pair, the first key in order.
+    let mut named: BTreeSet<(ContactId, ContactId)> = BTreeSet::new();
     for (key, ids) in by_name {
         let ids: Vec<ContactId> = ids.into_iter().collect();
         for (i, x) in ids.iter().enumerate() {
             for y in &ids[i + 1..] {
-                add(*x, *y, DuplicateReason::SameName(key.clone()));
+                if named.insert((*x.min(y), *x.max(y))) {
+                    add(*x, *y, DuplicateReason::SameName(key.clone()));
+                }
             }
         }
     }
@@ -177,6 +184,9 @@ mod tests {
             archived: false,
             merged_into: None,
             import_keys: BTreeSet::new(),
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         }
     }
 

@@ -248,6 +248,9 @@ pub enum OpError {
         /// Where it was merged before.
         into: ContactId,
     },
+    /// The contact to unmerge is not merged into another one.
+    #[error("contact {0} is not merged into another contact, so there is nothing to unmerge")]
+    NotMerged(ContactId),
     /// An exchange names a contact that did not take part in the interaction.
     #[error("the exchange partner {0} is not a participant of the interaction")]
     ExchangeWithNonParticipant(ContactId),

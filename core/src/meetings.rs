@@ -39,22 +39,22 @@ pub const ATTENDEES_MAX: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MatchedBy {
-    /// By normalised e-mail.
+    /// The attendee's e-mail address (normalised) is one of the contact's.
     Email,
-    /// By normalised name (the likely-duplicate rule).
+    /// The attendee's name matches the contact's by the likely-duplicate name rules.
     Name,
 }
 
 /// An attendee that is a known contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchedAttendee {
-    /// The attendee as the calendar has it.
+    /// The attendee as the calendar lists it.
     pub attendee: Attendee,
-    /// The contact matched.
+    /// The contact it matched (a merge survivor, never a merged duplicate).
     pub contact: ContactId,
-    /// The contact's name.
+    /// That contact's display name.
     pub contact_name: String,
-    /// How it was matched.
+    /// Which rule matched.
     pub by: MatchedBy,
 }
 
@@ -62,9 +62,9 @@ pub struct MatchedAttendee {
 /// (`candidates`: the user picks one; creating would make a duplicate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnmatchedAttendee {
-    /// The attendee as the calendar has it.
+    /// The attendee as the calendar lists it.
     pub attendee: Attendee,
-    /// Contacts whose name matches (several: the user picks).
+    /// Contacts whose name matches (empty: nobody; creating it is safe).
     pub candidates: Vec<ContactId>,
 }
 
@@ -78,13 +78,13 @@ impl UnmatchedAttendee {
 /// One meeting worth logging.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingCandidate {
-    /// The calendar event.
+    /// The event (one occurrence of a recurring one).
     pub event: CalendarEvent,
-    /// Attendees that are contacts.
+    /// Attendees other than me that are contacts.
     pub matched: Vec<MatchedAttendee>,
-    /// Attendees that are not (offered for creation).
+    /// Attendees other than me that are not (offered for creation).
     pub unmatched: Vec<UnmatchedAttendee>,
-    /// The suggested interaction kind.
+    /// The kind the rules suggest (docs/MEETINGS.md): call, meal or meeting.
     pub suggested_kind: InteractionKind,
 }
 
@@ -95,15 +95,15 @@ pub struct MeetingExtra {
     pub summary: Option<String>,
     /// Replaces the suggested kind.
     pub kind: Option<InteractionKind>,
-    /// Notes.
+    /// A few lines of notes (may be empty).
     pub notes: String,
-    /// Who started it.
+    /// Who started it (`None`: unknown).
     pub initiator: Option<Initiator>,
-    /// The project it belongs to.
+    /// The shared project it belongs to.
     pub project: Option<crate::ids::ProjectId>,
-    /// What was given and received (with everybody).
+    /// What was given and received, with whom.
     pub exchanges: Vec<NewExchange>,
-    /// Follow-ups to create.
+    /// Follow-ups to track.
     pub follow_ups: Vec<NewFollowUp>,
     /// Unmatched attendees to create, by e-mail or name (as shown); see `create_all_missing`.
     pub create: Vec<String>,
@@ -116,11 +116,11 @@ pub struct MeetingExtra {
 /// The insights line: of the meetings with people that ended in the window, how many were logged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingShare {
-    /// Meetings with people in the window.
+    /// Meetings with people that ended in the window.
     pub meetings: u32,
-    /// Of them, logged.
+    /// Of those, logged as an interaction.
     pub logged: u32,
-    /// Of them, dismissed.
+    /// Of those, dismissed.
     pub dismissed: u32,
 }
 
@@ -134,51 +134,51 @@ impl MeetingShare {
 /// Two interactions that log the same calendar event (two devices logged it offline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuplicateMeetingLog {
-    /// The calendar event.
+    /// The event both interactions log.
     pub event: EventRef,
     /// The earlier-created one (kept by default).
     pub keep: InteractionId,
-    /// The later one.
+    /// The later one (merged into `keep` on request).
     pub other: InteractionId,
 }
 
 /// Errors of logging, dismissing or merging meetings.
 #[derive(Debug, thiserror::Error)]
 pub enum MeetingError {
-    /// This meeting was already logged (interaction …).
+    /// The event is already logged, here or on another device.
     #[error("this meeting was already logged (interaction {0})")]
     AlreadyLogged(InteractionId),
-    /// No attendee matches a contact and none is to be created.
+    /// No attendee matched a contact and none was chosen for creation.
     #[error(
         "nobody to log the meeting with: no attendee matches a contact; choose attendees to create"
     )]
     NobodyToLog,
-    /// '…' is not an unmatched attendee of this meeting.
+    /// A name or address to create is not among the unmatched attendees.
     #[error("'{0}' is not an unmatched attendee of this meeting")]
     NotAnAttendee(String),
-    /// '…' matches … contacts; add them to the interaction by id instead.
+    /// The attendee to create matches several contacts by name (creating would duplicate).
     #[error("'{name}' matches {} contacts; add them to the interaction by id instead", candidates.len())]
     AmbiguousAttendee {
-        /// Display name.
+        /// The attendee's name.
         name: String,
-        /// Contacts whose name matches (several: the user picks).
+        /// The contacts it could be.
         candidates: Vec<ContactId>,
     },
-    /// Interactions … and … do not log the same calendar event.
+    /// The two interactions do not log the same event (nothing to merge).
     #[error("interactions {0} and {1} do not log the same calendar event")]
     NotSameEvent(InteractionId, InteractionId),
-    /// Too many events (…); at most … per call.
+    /// More events than one call takes ([`EVENTS_MAX`]): pass a narrower range.
     #[error("too many events ({given}); at most {max} per call")]
     TooManyEvents {
-        /// How many events were given.
+        /// Events passed.
         given: usize,
-        /// The most one call may pass.
+        /// The most one call takes.
         max: usize,
     },
-    /// A lower layer failed.
+    /// Logging the interaction or creating a contact refused its input.
     #[error(transparent)]
     Op(#[from] OpError),
-    /// A lower layer failed.
+    /// The store failed; nothing was written.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -522,7 +522,159 @@ fn contact_from_new(id: ContactId, c: NewContact, now: TimestampMs) -> Result<Co
         archived: false,
         merged_into: None,
         import_keys: check_set("import_keys", c.import_keys)?,
+        merge_base: BTreeMap::new(),
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
     })
+}
+
+/// The contact fields a patch writes (set or cleared), by document name.
+fn patch_fields(p: &ContactPatch) -> BTreeSet<&'static str> {
+    let mut out = BTreeSet::new();
+    let mut f = |set: bool, name: &'static str| {
+        if set {
+            out.insert(name);
+        }
+    };
+    f(p.name.is_some(), "name");
+    f(p.given_name.is_some(), "given_name");
+    f(p.family_name.is_some(), "family_name");
+    f(p.organisation.is_some(), "organisation");
+    f(p.role.is_some(), "role");
+    f(p.discipline.is_some(), "discipline");
+    f(p.seniority.is_some(), "seniority");
+    f(p.inside_org.is_some(), "inside_org");
+    f(p.how_we_met.is_some(), "how_we_met");
+    f(p.birthday.is_some(), "birthday");
+    f(p.notes.is_some(), "notes");
+    f(p.cadence_days.is_some(), "cadence_days");
+    out
+}
+
+/// Clears one field that [`index::merges::field_values`] names.
+fn clear_field(c: &mut Contact, field: &str) {
+    match field {
+        "given_name" => c.given_name = None,
+        "family_name" => c.family_name = None,
+        "organisation" => c.organisation = None,
+        "role" => c.role = None,
+        "discipline" => c.discipline = None,
+        "seniority" => c.seniority = Seniority::Unknown,
+        "inside_org" => c.inside_org = None,
+        "how_we_met" => c.how_we_met = None,
+        "birthday" => c.birthday = None,
+        "notes" => c.notes.clear(),
+        "cadence_days" => c.cadence_days = None,
+        _ => {}
+    }
+}
+
+/// Applies to `raw` (a contact as its document holds it) every field that
+/// differs between `seen` (what queries showed) and `edited`.
+fn rebase_contact(seen: &Contact, edited: &Contact, raw: &mut Contact) {
+    macro_rules! take {
+        ($($f:ident),*) => {$(
+            if seen.$f != edited.$f {
+                raw.$f = edited.$f.clone();
+            }
+        )*};
+    }
+    take!(
+        name,
+        given_name,
+        family_name,
+        organisation,
+        role,
+        discipline,
+        seniority,
+        inside_org,
+        circles,
+        tags,
+        emails,
+        phones,
+        urls,
+        how_we_met,
+        first_met,
+        birthday,
+        notes,
+        cadence_days,
+        import_keys
+    );
+}
+
+/// What an edit of a survivor (`seen` -> `edited`, `fields` written by the
+/// patch) changes on one of its merged duplicates, so the survivor shows
+/// exactly the edit: a cleared field is cleared on the duplicate too (or the
+/// duplicate's value would fill it again), a removed set member is removed
+/// from it, and a written field takes the duplicate's current value into its
+/// merge base (the user chose: no conflict left on that field).
+fn rebase_member(
+    seen: &Contact,
+    edited: &Contact,
+    fields: &BTreeSet<&'static str>,
+    member: &mut Contact,
+) {
+    let after = index::merges::field_values(edited);
+    let mine = index::merges::field_values(member);
+    for f in fields {
+        match (after.get(*f), mine.get(*f)) {
+            (None, Some(_)) => clear_field(member, f),
+            (Some(_), Some(v)) => {
+                member.merge_base.insert((*f).to_string(), v.clone());
+            }
+            _ => {}
+        }
+    }
+    fn drop_removed<T: Ord + Clone>(
+        seen: &BTreeSet<T>,
+        edited: &BTreeSet<T>,
+        member: &mut BTreeSet<T>,
+    ) {
+        for gone in seen.difference(edited) {
+            member.remove(gone);
+        }
+    }
+    drop_removed(&seen.circles, &edited.circles, &mut member.circles);
+    drop_removed(&seen.tags, &edited.tags, &mut member.tags);
+    drop_removed(&seen.urls, &edited.urls, &mut member.urls);
+    drop_removed(
+        &seen.import_keys,
+        &edited.import_keys,
+        &mut member.import_keys,
+    );
+    let kept = |list: &[ContactPoint], v: &str| list.iter().any(|p| p.value == v);
+    member
+        .emails
+        .retain(|p| !kept(&seen.emails, &p.value) || kept(&edited.emails, &p.value));
+    member
+        .phones
+        .retain(|p| !kept(&seen.phones, &p.value) || kept(&edited.phones, &p.value));
+    if seen.first_met != edited.first_met
+        && member
+            .first_met
+            .is_some_and(|d| edited.first_met.is_none_or(|e| d < e))
+    {
+        member.first_met = None;
+    }
+}
+
+/// An interaction edited as seen (`old` -> `new`, references resolved),
+/// written onto `raw` (as its document holds it): participants and
+/// exchanges the edit did not change keep their raw references.
+fn rebase_interaction(old: &Interaction, mut new: Interaction, raw: &Interaction) -> Interaction {
+    if new.participants == old.participants {
+        new.participants = raw.participants.clone();
+    }
+    for e in &mut new.exchanges {
+        let seen = old.exchanges.iter().find(|o| o.id == e.id);
+        let stored = raw.exchanges.iter().find(|o| o.id == e.id);
+        if let (Some(seen), Some(stored)) = (seen, stored)
+            && seen == e
+        {
+            e.with = stored.with;
+        }
+    }
+    new
 }
 
 fn apply_contact_patch(c: &mut Contact, p: ContactPatch) -> Result<(), OpError> {
@@ -593,25 +745,38 @@ fn apply_contact_patch(c: &mut Contact, p: ContactPatch) -> Result<(), OpError> 
 type Resolved = (BTreeMap<usize, ContactId>, Vec<(usize, String)>);
 
 impl Tx<'_> {
+    /// A contact as queries see it (merges resolved).
     fn contact(&self, id: ContactId) -> Result<Contact, OpError> {
         index::get_contact(self.txn, id)?.ok_or(OpError::UnknownContact(id))
+    }
+
+    /// A contact as the document holds it (what a write diffs against).
+    fn raw_contact(&self, id: ContactId) -> Result<Contact, OpError> {
+        index::merges::get_raw_contact(self.txn, id)?.ok_or(OpError::UnknownContact(id))
     }
 
     fn interaction(&self, id: InteractionId) -> Result<Interaction, OpError> {
         index::get_interaction(self.txn, id)?.ok_or(OpError::UnknownInteraction(id))
     }
 
-    /// Writes a contact to the main document and indexes what the document now says.
+    fn raw_interaction(&self, id: InteractionId) -> Result<Interaction, OpError> {
+        index::get_raw_interaction(self.txn, id)?.ok_or(OpError::UnknownInteraction(id))
+    }
+
+    /// Writes a contact (`old` and `new` as the document holds them) to the
+    /// main document, indexes what the document now says and returns the
+    /// contact as queries see it.
     fn save_contact(&mut self, old: Option<&Contact>, new: &Contact) -> Result<Contact, OpError> {
         let doc = self.doc_mut(DocId::Main)?;
         schema::write_contact(doc, old, new)?;
         let id = new.id.to_string();
         let stored = schema::read_one(doc, schema::CONTACTS, &id, schema::read_contact)?
             .ok_or(OpError::UnknownContact(new.id))?;
-        index::put_contact(self.txn, old, &stored)?;
-        Ok(stored)
+        index::put_contact(self.txn, &stored)?;
+        self.contact(new.id)
     }
 
+    /// [`Tx::save_contact`] for interactions (`old`, `new` raw).
     fn save_interaction(
         &mut self,
         old: Option<&Interaction>,
@@ -622,8 +787,8 @@ impl Tx<'_> {
         let id = new.id.to_string();
         let stored = schema::read_one(doc, schema::INTERACTIONS, &id, schema::read_interaction)?
             .ok_or(OpError::UnknownInteraction(new.id))?;
-        index::put_interaction(self.txn, old, &stored)?;
-        Ok(stored)
+        index::put_interaction(self.txn, &stored)?;
+        self.interaction(new.id)
     }
 
     fn save_project(&mut self, old: Option<&Project>, new: &Project) -> Result<Project, OpError> {
@@ -640,13 +805,14 @@ impl Tx<'_> {
         Ok(stored)
     }
 
+    /// [`Tx::save_contact`] for goals (`old`, `new` raw).
     fn save_goal(&mut self, old: Option<&Goal>, new: &Goal) -> Result<Goal, OpError> {
         let doc = self.doc_mut(DocId::Main)?;
         schema::write_goal(doc, old, new)?;
         let stored = schema::read_one(doc, schema::GOALS, &new.id.to_string(), schema::read_goal)?
             .ok_or(OpError::UnknownGoal(new.id))?;
         index::put_goal(self.txn, &stored)?;
-        Ok(stored)
+        index::get_goal(self.txn, new.id)?.ok_or(OpError::UnknownGoal(new.id))
     }
 
     /// Resolves participant references; unknown names are returned separately.
@@ -701,28 +867,53 @@ impl Store {
         })
     }
 
-    /// Changes some fields of a contact.
+    /// Changes some fields of a contact. The patch applies to the contact as
+    /// queries show it (a survivor with its duplicates' values folded in);
+    /// see [`rebase_member`] for what it changes on those duplicates.
     pub fn edit_contact(&mut self, id: ContactId, patch: ContactPatch) -> Result<Contact, OpError> {
         self.transact(&[DocId::Main], |tx| {
-            let old = tx.contact(id)?;
-            let mut new = old.clone();
-            apply_contact_patch(&mut new, patch)?;
-            if new == old {
-                return Ok(old);
+            let seen = tx.contact(id)?;
+            let fields = patch_fields(&patch);
+            let mut edited = seen.clone();
+            apply_contact_patch(&mut edited, patch)?;
+            let acknowledges = seen
+                .conflicts
+                .iter()
+                .any(|c| fields.contains(c.field.as_str()));
+            if edited == seen && !acknowledges {
+                return Ok(seen);
             }
-            new.updated_ms = tx.now_ms;
-            tx.save_contact(Some(&old), &new)
+            if seen.merged_into.is_none() {
+                for m in &seen.merged_from {
+                    let old = tx.raw_contact(*m)?;
+                    let mut new = old.clone();
+                    rebase_member(&seen, &edited, &fields, &mut new);
+                    if new != old {
+                        new.updated_ms = tx.now_ms;
+                        tx.save_contact(Some(&old), &new)?;
+                    }
+                }
+            }
+            let old = tx.raw_contact(id)?;
+            let mut new = old.clone();
+            rebase_contact(&seen, &edited, &mut new);
+            if new != old {
+                new.updated_ms = tx.now_ms;
+                tx.save_contact(Some(&old), &new)?;
+            }
+            tx.contact(id)
         })
     }
 
     fn set_archived(&mut self, id: ContactId, archived: bool) -> Result<Contact, OpError> {
         self.transact(&[DocId::Main], |tx| {
-            let old = tx.contact(id)?;
-            if old.archived == archived {
-                return Ok(old);
-            }
-            if let (false, Some(into)) = (archived, old.merged_into) {
+            let seen = tx.contact(id)?;
+            if let (false, Some(into)) = (archived, seen.merged_into) {
                 return Err(OpError::AlreadyMerged { contact: id, into });
+            }
+            let old = tx.raw_contact(id)?;
+            if old.archived == archived {
+                return Ok(seen);
             }
             let mut new = old.clone();
             new.archived = archived;
@@ -741,10 +932,14 @@ impl Store {
         self.set_archived(id, false)
     }
 
-    /// Merges `loser` into `winner`: the loser gets `merged_into` and is
-    /// archived, every reference (participants, exchanges, goals) moves to the
-    /// winner, and the winner's fields are combined with the loser's (sets
-    /// united, empty fields filled). One write; it syncs like any other.
+    /// Merges `loser` into `winner`: one write on the loser, its
+    /// `merged_into` pointer and its merge base (its current values). No
+    /// reference is rewritten: the index resolves every reference to the
+    /// survivor and folds the loser's fields into the winner's record
+    /// (SCHEMA.md "Merging duplicates"), so a concurrent merge, edit or
+    /// interaction on another device resolves the same way once synced, and
+    /// [`Store::unmerge_contact`] undoes it. Returns the winner as queries
+    /// now show it.
     pub fn merge_contacts(
         &mut self,
         winner: ContactId,
@@ -753,101 +948,47 @@ impl Store {
         if winner == loser {
             return Err(OpError::MergeIntoSelf(winner));
         }
-        let txn = self.read_txn()?;
-        let refs = index::interactions_of(&txn, loser)?;
-        drop(txn);
-        let mut docs: BTreeSet<DocId> = refs
-            .iter()
-            .map(|(_, id, _)| DocId::for_interaction(*id))
-            .collect();
-        docs.insert(DocId::Main);
-        let docs: Vec<DocId> = docs.into_iter().collect();
-        self.transact(&docs, |tx| {
-            let w_old = tx.contact(winner)?;
-            let l_old = tx.contact(loser)?;
-            for c in [&w_old, &l_old] {
-                if let Some(into) = c.merged_into {
-                    return Err(OpError::AlreadyMerged {
-                        contact: c.id,
-                        into,
-                    });
+        self.transact(&[DocId::Main], |tx| {
+            for id in [winner, loser] {
+                if let Some(into) = tx.contact(id)?.merged_into {
+                    return Err(OpError::AlreadyMerged { contact: id, into });
                 }
             }
-            let mut w = w_old.clone();
-            let l = &l_old;
-            fn fill(a: &mut Option<String>, b: &Option<String>) {
-                if a.is_none() {
-                    a.clone_from(b);
-                }
-            }
-            fill(&mut w.given_name, &l.given_name);
-            fill(&mut w.family_name, &l.family_name);
-            fill(&mut w.organisation, &l.organisation);
-            fill(&mut w.role, &l.role);
-            fill(&mut w.discipline, &l.discipline);
-            fill(&mut w.how_we_met, &l.how_we_met);
-            if w.seniority == Seniority::Unknown {
-                w.seniority = l.seniority;
-            }
-            w.inside_org = w.inside_org.or(l.inside_org);
-            w.circles.extend(l.circles.iter().copied());
-            w.tags.extend(l.tags.iter().cloned());
-            w.urls.extend(l.urls.iter().cloned());
-            w.import_keys.extend(l.import_keys.iter().cloned());
-            w.emails = check_points("emails", [w.emails.clone(), l.emails.clone()].concat())?;
-            w.phones = check_points("phones", [w.phones.clone(), l.phones.clone()].concat())?;
-            w.first_met = match (w.first_met, l.first_met) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            w.birthday = w.birthday.or(l.birthday);
-            w.cadence_days = w.cadence_days.or(l.cadence_days);
-            if w.notes.trim().is_empty() {
-                w.notes.clone_from(&l.notes);
-            } else if !l.notes.trim().is_empty() && !w.notes.contains(l.notes.trim()) {
-                w.notes = format!("{}\n\n{}", w.notes.trim_end(), l.notes.trim());
-            }
-            w.archived = false;
-            w.updated_ms = tx.now_ms;
-            let merged = if w == w_old {
-                w_old.clone()
-            } else {
-                tx.save_contact(Some(&w_old), &w)?
-            };
-            let mut l_new = l_old.clone();
-            l_new.merged_into = Some(winner);
-            l_new.archived = true;
-            l_new.updated_ms = tx.now_ms;
-            tx.save_contact(Some(&l_old), &l_new)?;
+            let old = tx.raw_contact(loser)?;
+            let mut new = old.clone();
+            new.merged_into = Some(winner);
+            new.merge_base = index::merges::field_values(&old);
+            new.updated_ms = tx.now_ms;
+            tx.save_contact(Some(&old), &new)?;
+            tx.contact(winner)
+        })
+    }
 
-            for (_, iid, _) in &refs {
-                let old = tx.interaction(*iid)?;
-                let mut new = old.clone();
-                if new.participants.remove(&loser) {
-                    new.participants.insert(winner);
-                }
-                for ex in &mut new.exchanges {
-                    if ex.with == Some(loser) {
-                        ex.with = Some(winner);
-                    }
-                }
-                if new != old {
-                    new.updated_ms = tx.now_ms;
-                    tx.save_interaction(Some(&old), &new)?;
-                }
-            }
-            let goals: Vec<Goal> = {
-                let t = tx.txn.open_table(index::GOALS)?;
-                index::all_records(&t, "goals")?
+    /// Undoes the merge of `id`: it is live again, with its own fields and
+    /// every reference that names it (interactions logged with it, exchanges,
+    /// goals), and so are the contacts merged into it. One write; it syncs
+    /// like any other. When `id`'s survivor was elected to break a cycle of
+    /// merges, its own pointer is cleared too, so it does not follow `id`.
+    pub fn unmerge_contact(&mut self, id: ContactId) -> Result<Contact, OpError> {
+        self.transact(&[DocId::Main], |tx| {
+            let Some(survivor) = tx.contact(id)?.merged_into else {
+                return Err(OpError::NotMerged(id));
             };
-            for g_old in goals.into_iter().filter(|g| g.contacts.contains(&loser)) {
-                let mut g = g_old.clone();
-                g.contacts.remove(&loser);
-                g.contacts.insert(winner);
-                g.updated_ms = tx.now_ms;
-                tx.save_goal(Some(&g_old), &g)?;
+            let old = tx.raw_contact(id)?;
+            let mut new = old.clone();
+            new.merged_into = None;
+            new.merge_base.clear();
+            new.archived = false;
+            new.updated_ms = tx.now_ms;
+            tx.save_contact(Some(&old), &new)?;
+            let s_old = tx.raw_contact(survivor)?;
+            if s_old.merged_into.is_some() {
+                let mut s_new = s_old.clone();
+                s_new.merged_into = None;
+                s_new.updated_ms = tx.now_ms;
+                tx.save_contact(Some(&s_old), &s_new)?;
             }
-            Ok(merged)
+            tx.contact(id)
         })
     }
 
@@ -988,6 +1129,9 @@ impl Store {
     ) -> Result<Interaction, OpError> {
         let log = DocId::for_interaction(id);
         self.transact(&[log], |tx| {
+            // `f` edits what the user sees (references resolved); the write
+            // keeps the raw references of every part it did not change, so an
+            // unmerge still gives the duplicate its own interactions back.
             let old = tx.interaction(id)?;
             let mut new = old.clone();
             f(tx, &mut new)?;
@@ -995,7 +1139,9 @@ impl Store {
                 return Ok(old);
             }
             new.updated_ms = tx.now_ms;
-            tx.save_interaction(Some(&old), &new)
+            let raw_old = tx.raw_interaction(id)?;
+            let raw_new = rebase_interaction(&old, new, &raw_old);
+            tx.save_interaction(Some(&raw_old), &raw_new)
         })
     }
 
@@ -1213,7 +1359,8 @@ impl Store {
     /// Changes some fields of a goal.
     pub fn edit_goal(&mut self, id: GoalId, patch: GoalPatch) -> Result<Goal, OpError> {
         self.transact(&[DocId::Main], |tx| {
-            let old = index::get_goal(tx.txn, id)?.ok_or(OpError::UnknownGoal(id))?;
+            let view = index::get_goal(tx.txn, id)?.ok_or(OpError::UnknownGoal(id))?;
+            let old = index::get_raw_goal(tx.txn, id)?.ok_or(OpError::UnknownGoal(id))?;
             let mut g = old.clone();
             if let Some(v) = patch.title {
                 g.title = check_line("goal title", &v)?;
@@ -1228,10 +1375,13 @@ impl Store {
                 for c in &v {
                     tx.contact(*c)?;
                 }
-                g.contacts = v;
+                // Unchanged as seen: the raw references stay (see unmerge).
+                if v != view.contacts {
+                    g.contacts = v;
+                }
             }
             if g == old {
-                return Ok(old);
+                return Ok(view);
             }
             g.updated_ms = tx.now_ms;
             tx.save_goal(Some(&old), &g)
@@ -1359,7 +1509,7 @@ impl Store {
                 }
                 let old = match pending.get(&c.id) {
                     Some(p) => Some(p.clone()),
-                    None => index::get_contact(tx.txn, c.id)?,
+                    None => index::merges::get_raw_contact(tx.txn, c.id)?,
                 };
                 let doc = tx.doc_mut(DocId::Main)?;
                 let obj = schema::write_contact(doc, old.as_ref(), &c)?;
@@ -1367,13 +1517,13 @@ impl Store {
                     None => {
                         pending.insert(c.id, schema::new_contact_as_read(c)?);
                     }
-                    Some(old) => {
+                    Some(_) => {
                         // Read back through the record just written (no lookup by id).
                         let stored = schema::read_contact(doc, &obj, &c.id.to_string())?;
                         if let Some(p) = pending.get_mut(&c.id) {
                             *p = stored;
                         } else {
-                            index::put_contact(tx.txn, Some(&old), &stored)?;
+                            index::put_contact(tx.txn, &stored)?;
                         }
                     }
                 }
@@ -1384,7 +1534,7 @@ impl Store {
                 tx.save_project(old.as_ref(), p)?;
             }
             for g in &goals {
-                let old = index::get_goal(tx.txn, g.id)?;
+                let old = index::get_raw_goal(tx.txn, g.id)?;
                 tx.save_goal(old.as_ref(), g)?;
             }
             Ok(())
@@ -1401,7 +1551,7 @@ impl Store {
                 self.transact(&[doc_id], |tx| {
                     let mut affected = BTreeSet::new();
                     for i in batch {
-                        let old = index::get_interaction(tx.txn, i.id)?;
+                        let old = index::get_raw_interaction(tx.txn, i.id)?;
                         let doc = tx.doc_mut(doc_id)?;
                         schema::write_interaction(doc, old.as_ref(), i)?;
                         let stored = schema::read_one(
@@ -1411,13 +1561,11 @@ impl Store {
                             schema::read_interaction,
                         )?
                         .ok_or(OpError::UnknownInteraction(i.id))?;
-                        if let Some(o) = &old {
+                        let (old_view, view) = index::put_interaction_bulk(tx.txn, &stored)?;
+                        if let Some(o) = &old_view {
                             affected.extend(o.participants.iter().copied());
-                            index::put_interaction(tx.txn, Some(o), &stored)?;
-                        } else {
-                            index::put_interaction_bulk(tx.txn, &stored)?;
                         }
-                        affected.extend(stored.participants.iter().copied());
+                        affected.extend(view.participants.iter().copied());
                     }
                     index::refresh_stats(tx.txn, &affected)?;
                     Ok(())

@@ -309,6 +309,12 @@ pub(crate) fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact
         archived: get_bool(doc, obj, "archived")?.unwrap_or(false),
         merged_into: get_parsed(doc, obj, "merged_into")?,
         import_keys: get_set(doc, obj, "import_keys")?,
+        merge_base: get_points(doc, obj, "merge_base")?
+            .into_iter()
+            .map(|p| (p.value, p.label))
+            .collect(),
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
     })
 }
 
@@ -665,6 +671,14 @@ fn new_contact_value(encoding: automerge::TextEncoding, c: &Contact) -> hydrate:
     let merged_into = c.merged_into.map(|c| c.to_string());
     opt(&mut m, "merged_into", merged_into.as_deref());
     m.insert("import_keys".into(), set(&c.import_keys));
+    if !c.merge_base.is_empty() {
+        let m2: HashMap<String, hydrate::Value> = c
+            .merge_base
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v)))
+            .collect();
+        m.insert("merge_base".into(), hydrate::Value::Map(m2.into()));
+    }
     hydrate::Value::Map(m.into())
 }
 
@@ -713,6 +727,9 @@ pub(crate) fn new_contact_as_read(c: Contact) -> R<Contact> {
         first_met,
         birthday,
         seniority,
+        // Derived by the index, never stored.
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
         ..c
     })
 }
@@ -820,6 +837,17 @@ pub(crate) fn write_contact(
     }
     if changed!(old, new, import_keys) {
         write_set(doc, &obj, "import_keys", &new.import_keys)?;
+    }
+    if changed!(old, new, merge_base) {
+        let points: Vec<ContactPoint> = new
+            .merge_base
+            .iter()
+            .map(|(k, v)| ContactPoint {
+                value: k.clone(),
+                label: v.clone(),
+            })
+            .collect();
+        write_points(doc, &obj, "merge_base", &points)?;
     }
     Ok(obj)
 }
@@ -1273,6 +1301,7 @@ mod tests {
             created in 0i64..4_000_000_000_000, updated in 0i64..4_000_000_000_000,
             archived in any::<bool>(), merged in proptest::option::of(id128()),
             keys in btree_set("[a-z:0-9]{1,10}", 0..3),
+            base in btree_map("[a-z_]{1,8}", "[a-zA-Z é]{0,10}", 0..3),
         ) -> Contact {
             Contact {
                 id: ContactId::from_u128(id), name, given_name: given, family_name: family,
@@ -1281,6 +1310,7 @@ mod tests {
                 birthday: bday.map(|(year, month, day)| PartialDate { year, month, day }),
                 notes, cadence_days: cadence, created_ms: created, updated_ms: updated, archived,
                 merged_into: merged.map(ContactId::from_u128), import_keys: keys,
+                merge_base: base, merged_from: Vec::new(), conflicts: Vec::new(),
             }
         }
     }

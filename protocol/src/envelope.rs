@@ -193,6 +193,17 @@ mod tests {
         let mut t = e.clone();
         t.nonce[0] ^= 1;
         assert!(t.verify().is_err());
+        // Moved to another account (a relay replaying it elsewhere).
+        let mut t = e.clone();
+        t.account = AccountId::from(SigningKey::from_bytes(&[7; 32]).verifying_key());
+        assert!(t.verify().is_err());
+        // Claimed by another device, with that device's own signature over
+        // the original bytes: still refused, the device is in the bytes too.
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let mut t = e.clone();
+        t.device = DeviceId::from(other.verifying_key());
+        t.signature = other.sign(&e.signing_bytes());
+        assert!(t.verify().is_err());
     }
 
     #[test]
@@ -207,6 +218,15 @@ mod tests {
         s.verify().unwrap();
         let mut t = s.clone();
         t.covers[0].seq = 8;
+        assert!(t.verify().is_err());
+        let mut t = s.clone();
+        t.account = AccountId::from(SigningKey::from_bytes(&[7; 32]).verifying_key());
+        assert!(t.verify().is_err());
+        let mut t = s.clone();
+        t.ciphertext[0] ^= 1;
+        assert!(t.verify().is_err());
+        let mut t = s.clone();
+        t.nonce[0] ^= 1;
         assert!(t.verify().is_err());
     }
 }

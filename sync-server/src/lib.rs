@@ -8,7 +8,10 @@
 //! - [`config`]: policy, quotas and limits;
 //! - [`identity`]: the relay key file;
 //! - [`metrics`]: counters and the health/metrics HTTP responder;
-//! - [`client`]: a minimal client for tests and the load tool.
+//! - [`client`]: a minimal client for tests and the load tool;
+//! - `testkit` and `conformance` (feature `test-support`): the relay test
+//!   harness every crate's tests share, and the [`store::RelayStore`]
+//!   contract tests every storage backend runs.
 //!
 //! Tests run it in-process: `kith_relay::run(relay, socket, shutdown)`.
 
@@ -16,10 +19,14 @@
 
 pub mod client;
 pub mod config;
+#[cfg(feature = "test-support")]
+pub mod conformance;
 pub mod identity;
 pub mod metrics;
 pub mod server;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testkit;
 
 pub use config::{Limits, RegistrationPolicy, RelayConfig, TlsPem};
 pub use metrics::{Metrics, serve_metrics};

@@ -6,64 +6,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_ffi::{ChangeSummary, Kith, KithError, KithListener, SyncState};
-use rand::RngCore;
 
 use crate::{contact, met};
 
-/// A relay on its own runtime thread, dropped (like a killed process) on drop.
+/// The shared relay harness (kith-e2e's, i.e. kith-relay's `testkit`) in a
+/// temporary directory, with the address string the bindings take.
 struct Relay {
     address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _relay: kith_e2e::TestRelay,
 }
 
 impl Relay {
     fn start() -> Relay {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(kith_relay::RedbStore::open(&dir.path().join("relay.redb")).unwrap());
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let bound = socket.local_addr().unwrap();
-        let mut seed = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut seed);
-        let relay = kith_relay::Relay {
-            config: kith_relay::RelayConfig::default(),
-            identity: ed25519_dalek::SigningKey::from_bytes(&seed),
-            store,
-            metrics: Arc::new(kith_relay::Metrics::default()),
-        };
-        let address = relay.address(bound).to_string();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                tokio::select! {
-                    _ = kith_relay::run(relay, socket, std::future::pending::<()>()) => {}
-                    _ = rx => {}
-                }
-            });
-            rt.shutdown_background();
-        });
+        let relay = kith_e2e::TestRelay::temp(kith_relay::RelayConfig::default());
         Relay {
-            address,
-            stop: Some(tx),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            address: relay.address().to_string(),
+            _relay: relay,
         }
     }
 }
@@ -268,7 +226,9 @@ fn background_sync_carries_a_meeting_live_and_stops_with_suspend() {
     p.a.start_sync().unwrap();
     assert!(eventually(20_000, || p.a.sync_status().unwrap().state
         == SyncState::Live));
-    std::thread::sleep(Duration::from_millis(800));
+    // Wait until the old loop has finished closing: anything it reports
+    // has been reported by then.
+    assert!(eventually(20_000, || p.a.sync_loops_alive() == 1));
     assert_eq!(p.a.sync_status().unwrap().state, SyncState::Live);
     assert!(p.a.sync_status().unwrap().background);
     assert!(p.a.stop_sync());
@@ -659,7 +619,8 @@ fn suspend_cancels_a_round_in_flight_at_once() {
         Err(KithError::Locked { .. }) => {}
         other => panic!("unexpected {other:?}"),
     }
-    // Far below the 60 s round timeout: cancelled, not timed out.
+    // Far below the 60 s round timeout: cancelled, not timed out (this bound
+    // is the behaviour under test).
     assert!(started.elapsed() < Duration::from_secs(10));
     // The file lock is free: another handle writes.
     let other = Kith::open(k.data_dir()).unwrap();
@@ -726,10 +687,14 @@ fn suspend_while_a_sync_listener_calls_back_in_does_not_stall() {
             (b.suspend(), started.elapsed())
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // suspend() has taken the store away (and now waits for the sync task,
+    // which is inside the listener): release the listener, which calls in.
+    assert!(eventually(20_000, || p.b.is_suspended()));
     go_tx.send(()).unwrap();
     let (suspended, took) = suspending.join().unwrap();
     suspended.unwrap();
+    // "Does not stall": a stall is a wait for some timeout; 4 s is far below
+    // every one in play, so this bound is the behaviour under test.
     assert!(took < Duration::from_secs(4), "suspend took {took:?}");
     assert!(matches!(
         listener.result.lock().unwrap().take(),

@@ -181,7 +181,8 @@ fun insightsAndImport(dir: String, otherDir: String) {
         val tie = later.reconnect.top.single()
         check(tie.contactId == ana.id && !tie.never && tie.overdueRatio >= 1.0) { "reconnect: $tie" }
         check(kith.insightsJson(null).contains("\"headlines\"")) { "insights json" }
-        expect<KithException.InvalidInput> { kith.insights(-1L) }
+        val badTime = expect<KithException.InvalidInput> { kith.insights(-1L) }
+        check(badTime.field == "now_ms") { "bad time field: ${badTime.field}" }
 
         val vcf = kith.exportVcard()
         check(vcf.contains("FN:Ana Lima")) { "vCard export: $vcf" }
@@ -213,9 +214,17 @@ fun lifecycle(dir: String) {
     expect<KithException.Locked> { Kith.open(dir) }
     kith.suspend()
     expect<KithException.Locked> { kith.listProjects() }
-    Kith.open(dir).use { other -> other.closeStore() }
+    // Suspended, the store is free: another instance opens it, reads what
+    // the first wrote and writes too; after resume the first sees that write.
+    Kith.open(dir).use { other ->
+        check(other.listProjects().single().name == "Rota redesign") { "other reads: ${other.listProjects()}" }
+        other.addProject(NewProject(name = "Written while suspended"))
+        other.closeStore()
+    }
     kith.resume()
-    check(kith.listProjects().single().name == "Rota redesign") { "after resume" }
+    check(kith.listProjects().map { it.name }.sorted() == listOf("Rota redesign", "Written while suspended")) {
+        "after resume: ${kith.listProjects()}"
+    }
     kith.closeStore()
     expect<KithException.Locked> { kith.listProjects() }
     kith.close()
@@ -243,6 +252,27 @@ fun figure(dir: String) = Kith.open(dir).use { kith ->
     kith.closeStore()
 }
 
+/// Merge, a value the duplicate gets afterwards (shown as a conflict on the
+/// kept contact), and unmerge giving the duplicate its call back.
+fun mergeAndUnmerge(kith: Kith) {
+    val keep = kith.addContact(NewContact(name = "Grace Hopper", role = "Admiral"))
+    val dup = kith.addContact(NewContact(name = "G. Hopper"))
+    val call = kith.logInteraction(NewInteraction(summary = "Call with the duplicate", participantIds = listOf(dup.id)))
+    val kept = kith.mergeContacts(keep.id, dup.id)
+    check(kept.mergedFrom == listOf(dup.id)) { "merged from: ${kept.mergedFrom}" }
+    check(kith.getInteraction(call).participants == listOf(keep.id)) { "the call follows the merge" }
+    kith.editContact(dup.id, ContactPatch(role = "Rear Admiral"))
+    val conflict = kith.getContact(keep.id).conflicts.single()
+    check(conflict.field == "role" && conflict.value == "Rear Admiral" && conflict.fromContactId == dup.id) {
+        "conflict: $conflict"
+    }
+    val back = kith.unmergeContact(dup.id)
+    check(back.mergedInto == null && !back.archived) { "unmerged: $back" }
+    check(kith.getInteraction(call).participants == listOf(dup.id)) { "the call is the duplicate's again" }
+    check(kith.getContact(keep.id).conflicts.isEmpty()) { "no conflict once unmerged" }
+    expect<KithException.Conflict> { kith.unmergeContact(dup.id) }
+}
+
 fun main() {
     val root = Files.createTempDirectory("kith-kotlin-test")
     try {
@@ -250,6 +280,7 @@ fun main() {
             afterTheMeeting(kith)
             errors(kith)
             throwingListener(kith)
+            mergeAndUnmerge(kith)
             threads(kith)
             coroutines(kith)
             kith.closeStore()
@@ -258,6 +289,7 @@ fun main() {
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
         figure(root.resolve("figure").toString())
+        checks += namesFromEveryLanguage(root.resolve("names").toFile())
         checks += syncThroughRelay(root.resolve("sync").toFile())
         println("kotlin binding tests: $checks passed, 0 failed")
     } catch (e: Throwable) {

@@ -41,6 +41,7 @@ pub(super) fn run(ctx: &mut Ctx, cmd: ContactCmd) -> CliResult<()> {
         ContactCmd::List { all, sort, limit } => list(ctx, all, &sort, limit),
         ContactCmd::Archive { contact, undo } => archive(ctx, &contact, undo),
         ContactCmd::Merge { duplicate, into } => merge(ctx, &duplicate, &into),
+        ContactCmd::Unmerge { contact } => unmerge(ctx, &contact),
     }
 }
 
@@ -298,6 +299,30 @@ fn show(ctx: &mut Ctx, given: &str) -> CliResult<()> {
     if let Some(m) = c.merged_into {
         field("merged into", format!("{} ({m})", contacts.name(m)));
     }
+    if !c.merged_from.is_empty() {
+        field(
+            "merged from",
+            join(
+                c.merged_from
+                    .iter()
+                    .map(|m| format!("{} ({m})", contacts.name(*m))),
+            ),
+        );
+    }
+    // Values a merged duplicate got after (or while) it was merged: shown
+    // so the user can pick one with `kith contact edit`.
+    for k in &c.conflicts {
+        let value = k.value.lines().next().unwrap_or_default();
+        field(
+            "conflict",
+            format!(
+                "{} is also '{value}' on {} ({})",
+                k.field,
+                contacts.name(k.from),
+                k.from
+            ),
+        );
+    }
     ctx.out.line(&c.name)?;
     // The table's header row is blank for a key/value listing: skip it.
     for line in t.render().into_iter().skip(1) {
@@ -459,6 +484,21 @@ fn merge(ctx: &mut Ctx, duplicate: &str, into: &str) -> CliResult<()> {
             c.name,
             c.id,
             c.name
+        ))?;
+    }
+    Ok(())
+}
+
+fn unmerge(ctx: &mut Ctx, given: &str) -> CliResult<()> {
+    let contacts = Contacts::load(&ctx.store)?;
+    let id = contacts.resolve_merged(given)?;
+    let c = ctx.store.unmerge_contact(id).map_err(op_error)?;
+    if ctx.json {
+        ctx.out.json(&c)?;
+    } else {
+        ctx.out.line(format!(
+            "Unmerged {} ({}): it is a separate contact again, with its own history",
+            c.name, c.id
         ))?;
     }
     Ok(())

@@ -244,6 +244,27 @@ impl Contacts {
         Ok(None)
     }
 
+    /// A merged-away contact by id or by name (for `contact unmerge`).
+    pub(crate) fn resolve_merged(&self, given: &str) -> CliResult<ContactId> {
+        if let Ok(id) = given.trim().parse::<ContactId>()
+            && let Some(c) = self.get(id)
+        {
+            return Ok(c.id);
+        }
+        let candidates: Vec<Named<'_, ContactId>> = self
+            .all
+            .iter()
+            .filter(|c| c.merged_into.is_some())
+            .map(|c| Named {
+                id: c.id.to_string(),
+                name: &c.name,
+                detail: c.organisation.as_deref(),
+                item: c.id,
+            })
+            .collect();
+        resolve::resolve("merged contact", given, &candidates).map_err(CliError::input)
+    }
+
     /// Like [`Contacts::resolve`], but an id of a merged-away contact resolves
     /// to the contact it was merged into (new history goes to the survivor).
     pub(crate) fn resolve_live(&self, given: &str) -> CliResult<ContactId> {

@@ -43,8 +43,10 @@ fn is_ulid(k: &str) -> bool {
     k.len() == 26 && k.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-/// Asserts `real` has the same keys as `doc`, recursively. Objects keyed by
-/// ids (follow-ups) are maps: each value is checked against the documented one.
+/// Asserts `real` has the same keys as `doc`, recursively, and values of the
+/// same JSON type (a documented null stands for any type; a documented
+/// scalar may be null in the output). Objects keyed by ids (follow-ups) are
+/// maps: each value is checked against the documented one.
 pub(crate) fn same_shape(path: &str, doc: &Value, real: &Value) {
     match (doc, real) {
         // "..." stands for a large documented-elsewhere value (the insights report).
@@ -75,8 +77,31 @@ pub(crate) fn same_shape(path: &str, doc: &Value, real: &Value) {
                 }
             }
         }
-        // Scalars and nulls: only structure is compared.
-        _ => {}
+        // A documented null is an optional value shown unset: any kind.
+        (Value::Null, _) => {}
+        // An optional scalar shown set may be unset in the real output.
+        (Value::String(_) | Value::Number(_) | Value::Bool(_), Value::Null) => {}
+        (Value::String(_), Value::String(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Bool(_), Value::Bool(_)) => {}
+        // Anything else is a different type: an object or array documented
+        // where the output has a scalar or null, or scalars of other kinds.
+        (d, r) => panic!(
+            "{path}: documented {} but the output has {}",
+            kind(d),
+            kind(r)
+        ),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

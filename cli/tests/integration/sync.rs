@@ -101,7 +101,7 @@ fn serve_peer_and_sync_peer_without_a_relay() {
 
 /// `kith pair --peer` on a free loopback port (one-minute token): the
 /// process, the token and the address it serves on.
-fn pair_peer(k: &Kith) -> (Background, String, String) {
+pub(crate) fn pair_peer(k: &Kith) -> (Background, String, String) {
     let mut pair = Background::start(
         k,
         &[
@@ -120,7 +120,7 @@ fn pair_peer(k: &Kith) -> (Background, String, String) {
 }
 
 /// `kith serve-peer` on a free loopback port, and the address it serves on.
-fn serve_peer(k: &Kith) -> (Background, String) {
+pub(crate) fn serve_peer(k: &Kith) -> (Background, String) {
     let mut server = Background::start(k, &["serve-peer", "--listen", "127.0.0.1:0", "--json"]);
     let listen = server.json_line()["listening"]
         .as_str()
@@ -130,7 +130,7 @@ fn serve_peer(k: &Kith) -> (Background, String) {
 }
 
 /// A long-running `kith` process, killed when the test ends (or fails).
-struct Background {
+pub(crate) struct Background {
     child: std::process::Child,
     stdout: BufReader<std::process::ChildStdout>,
 }

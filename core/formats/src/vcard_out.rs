@@ -213,6 +213,9 @@ mod tests {
             archived: false,
             merged_into: None,
             import_keys: BTreeSet::new(),
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         };
         let expected = "BEGIN:VCARD\r\nVERSION:4.0\r\nPRODID:-//Kith//Kith//EN\r\n\
             UID;VALUE=text:01J0000000000000000000000A\r\nFN:Ada Lovelace\r\nN:Lovelace;Ada;;;\r\n\

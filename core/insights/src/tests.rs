@@ -50,6 +50,9 @@ fn contact(n: u128) -> Contact {
         archived: false,
         merged_into: None,
         import_keys: BTreeSet::new(),
+        merge_base: Default::default(),
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::ContactId;
 use crate::model::{Contact, ContactPoint, PartialDate, Seniority, TimestampMs};
-use crate::text::normalise_name;
+use crate::text::{normalise_name, normalise_name_unfolded};
 
 /// The fields of a contact to create from an external record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +75,9 @@ impl ContactDraft {
             archived: false,
             merged_into: None,
             import_keys: self.import_keys,
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         }
     }
 
@@ -96,11 +99,13 @@ impl ContactDraft {
             birthday: Option<PartialDate>,
             first_met: Option<NaiveDate>,
         }
+        // The hash is stored as an import key: its normalisation is frozen
+        // (letter folding, added later, would make a re-import hash anew).
         let c = Canonical {
-            name: normalise_name(&self.name),
-            given: self.given_name.as_deref().map(normalise_name),
-            family: self.family_name.as_deref().map(normalise_name),
-            organisation: self.organisation.as_deref().map(normalise_name),
+            name: normalise_name_unfolded(&self.name),
+            given: self.given_name.as_deref().map(normalise_name_unfolded),
+            family: self.family_name.as_deref().map(normalise_name_unfolded),
+            organisation: self.organisation.as_deref().map(normalise_name_unfolded),
             role: self.role.as_deref(),
             emails: self
                 .emails

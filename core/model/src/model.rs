@@ -267,12 +267,44 @@ pub struct Contact {
     pub updated_ms: TimestampMs,
     /// Hidden from lists and excluded from insights; also set on merged contacts.
     pub archived: bool,
-    /// Set when this contact was merged into another (de-duplication).
+    /// Set when this contact was merged into another (de-duplication). In the
+    /// document it is the pointer the merge wrote; in every record a query
+    /// returns it is the live survivor the pointer chain resolves to (`None`
+    /// for a survivor, even one whose own pointer closed a cycle): see
+    /// SCHEMA.md "Merging duplicates".
     pub merged_into: Option<ContactId>,
     /// Keys of the external records this contact was imported from
     /// (`vcard-uid:...`, `vcard-hash:...`, `linkedin:...`), for idempotent re-import.
     #[serde(default)]
     pub import_keys: BTreeSet<String>,
+    /// On a merged-away contact: its field values the merge (or a later edit
+    /// of the survivor) already took into account, field name -> value as
+    /// [`MergeConflict::value`] spells it. A value of the duplicate that
+    /// differs from the survivor's and from this one was made after (or
+    /// concurrently with) the merge and shows as a conflict on the survivor.
+    #[serde(default)]
+    pub merge_base: BTreeMap<String, String>,
+    /// Derived, never stored in a document: the contacts merged into this
+    /// survivor (directly or through a chain), in id order.
+    #[serde(default)]
+    pub merged_from: Vec<ContactId>,
+    /// Derived, never stored in a document: values of merged duplicates that
+    /// differ from this survivor's (see [`Contact::merge_base`]). Writing the
+    /// field on the survivor resolves them.
+    #[serde(default)]
+    pub conflicts: Vec<MergeConflict>,
+}
+
+/// A value of a merged duplicate that differs from its survivor's and was
+/// set after (or concurrently with) the merge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MergeConflict {
+    /// The contact field (`organisation`, `role`, `notes`, ...).
+    pub field: String,
+    /// The duplicate's value, in its document spelling (dates `YYYY-MM-DD`).
+    pub value: String,
+    /// The merged duplicate holding it.
+    pub from: ContactId,
 }
 
 /// One exchange within an interaction: what flowed, which way, with whom.
@@ -378,11 +410,11 @@ mod dismissed_list {
 /// remembers it: where it comes from, its UID and its recurrence id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventRef {
-    /// Where the event comes from (calendar account, `ics` for files).
+    /// Where the event came from (a calendar account or file, as the app names it).
     pub source: String,
-    /// The event's UID.
+    /// The event's UID (iCalendar `UID`, or the platform's event id).
     pub uid: String,
-    /// The occurrence of a recurring event (its original start), if any.
+    /// The occurrence of a recurring event (`RECURRENCE-ID`); `None` for a single event.
     pub recurrence_id: Option<String>,
 }
 

@@ -24,14 +24,14 @@
 //!    then already imported and the others look like the contact it became.
 //! 4. `create`: everything else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::ids::ContactId;
 use crate::model::{Contact, ContactPoint};
 
 use super::ContactDraft;
 use crate::dedup::{DuplicateReason, PHONE_DIGITS_MIN, phone_match_digits};
-use crate::index::text::{normalise_email, normalise_name, phone_digits};
+use crate::index::text::{name_keys, normalise_email, phone_digits};
 use kith_model::phone::default_calling_code;
 
 /// Longest `merged_into` chain followed (merges of merges); longer is a loop.
@@ -208,8 +208,7 @@ impl LookAlikes {
                     .push((k, target));
             }
         }
-        let n = normalise_name(name);
-        if !n.is_empty() {
+        for n in name_keys(name) {
             self.by_name.entry(n).or_default().push(target);
         }
     }
@@ -247,11 +246,15 @@ impl LookAlikes {
                 }
             }
         }
-        let n = normalise_name(&draft.name);
-        if !n.is_empty() {
+        // Every spelling of the name, the primary first; a candidate met by
+        // several spellings gets one SameName reason.
+        let mut named: HashSet<MergeTarget> = HashSet::new();
+        for n in name_keys(&draft.name) {
             let reason = DuplicateReason::SameName(n.clone());
             for t in self.by_name.get(&n).into_iter().flatten() {
-                add(*t, &reason);
+                if named.insert(*t) {
+                    add(*t, &reason);
+                }
             }
         }
     }

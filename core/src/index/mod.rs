@@ -11,6 +11,7 @@
 //! Records are stored postcard-serialised; ids are `u128` keys (ULIDs sort by
 //! time, so id order is creation order).
 
+pub(crate) mod merges;
 pub(crate) use kith_model::text;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,15 @@ use serde::de::DeserializeOwned;
 use crate::error::StoreError;
 use crate::ids::{ContactId, FollowUpId, InteractionId};
 use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
+
+/// Version of what the index tables hold, stored in `meta["index"]`. Bump it
+/// whenever the rows written for the same records change (tokens, name
+/// keys, record encoding): a store whose index another version built is
+/// rebuilt when it is opened ([`crate::Store::open`]).
+/// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
+/// 3: contact references resolved to merge survivors; interaction and
+/// settings records carry the calendar-meeting fields.
+pub(crate) const VERSION: u32 = 3;
 
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
@@ -57,6 +67,29 @@ pub(crate) const GOALS: TableDefinition<'static, u128, &[u8]> = TableDefinition:
 /// "settings" -> postcard `Settings`.
 pub(crate) const SETTINGS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("idx_settings");
+
+/// Raw contact records as the document holds them (what writes diff
+/// against); `CONTACTS` holds the resolved views queries read.
+pub(crate) const RAW_CONTACTS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("idx_contacts_raw");
+/// contact -> the contact its `merged_into` points at (raw pointers only).
+pub(crate) const MERGE_PTRS: TableDefinition<'static, u128, u128> =
+    TableDefinition::new("idx_merge_pointers");
+/// merged-away contact -> its live survivor (resolved pointers).
+pub(crate) const SURVIVORS: TableDefinition<'static, u128, u128> =
+    TableDefinition::new("idx_merge_survivors");
+/// (survivor, merged-away member) -> ().
+pub(crate) const GROUPS: TableDefinition<'static, (u128, u128), ()> =
+    TableDefinition::new("idx_merge_groups");
+/// interaction -> postcard raw references ([`merges::RawRefs`]).
+pub(crate) const INTERACTION_REFS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("idx_interaction_refs");
+/// (raw referenced contact, interaction) -> ().
+pub(crate) const REFS_BY_CONTACT: TableDefinition<'static, (u128, u128), ()> =
+    TableDefinition::new("idx_refs_by_contact");
+/// Raw goal records (`GOALS` holds them with contacts resolved).
+pub(crate) const RAW_GOALS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("idx_goals_raw");
 
 /// Sort key of a follow-up without a due date: after every dated one.
 pub(crate) const NO_DUE: i32 = i32::MAX;
@@ -93,6 +126,13 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> R<()> {
     txn.open_table(PROJECTS)?;
     txn.open_table(GOALS)?;
     txn.open_table(SETTINGS)?;
+    txn.open_table(RAW_CONTACTS)?;
+    txn.open_table(MERGE_PTRS)?;
+    txn.open_table(SURVIVORS)?;
+    txn.open_table(GROUPS)?;
+    txn.open_table(INTERACTION_REFS)?;
+    txn.open_table(REFS_BY_CONTACT)?;
+    txn.open_table(RAW_GOALS)?;
     Ok(())
 }
 
@@ -110,6 +150,13 @@ pub(crate) fn clear(txn: &WriteTransaction) -> R<()> {
     txn.delete_table(PROJECTS)?;
     txn.delete_table(GOALS)?;
     txn.delete_table(SETTINGS)?;
+    txn.delete_table(RAW_CONTACTS)?;
+    txn.delete_table(MERGE_PTRS)?;
+    txn.delete_table(SURVIVORS)?;
+    txn.delete_table(GROUPS)?;
+    txn.delete_table(INTERACTION_REFS)?;
+    txn.delete_table(REFS_BY_CONTACT)?;
+    txn.delete_table(RAW_GOALS)?;
     create_tables(txn)
 }
 
@@ -130,6 +177,86 @@ pub(crate) fn rebuild(
     interactions.sort_by_key(|i| i.id);
     projects.sort_by_key(|p| p.id);
     goals.sort_by_key(|g| g.id);
+    // Raw records and merge tables first; then every other table is built
+    // from the resolved views, as the incremental path keeps them.
+    let pointers: BTreeMap<u128, u128> = contacts
+        .iter()
+        .filter_map(|c| merges::pointer(c).map(|t| (c.id.to_u128(), t)))
+        .collect();
+    let known: BTreeSet<u128> = contacts.iter().map(|c| c.id.to_u128()).collect();
+    let surv = merges::survivors(&pointers, |t| known.contains(&t));
+    {
+        let mut raw = txn.open_table(RAW_CONTACTS)?;
+        for c in &contacts {
+            raw.insert(c.id.to_u128(), encode(c, "contacts_raw")?.as_slice())?;
+        }
+        let mut t = txn.open_table(MERGE_PTRS)?;
+        for (c, p) in &pointers {
+            t.insert(*c, *p)?;
+        }
+        let mut t = txn.open_table(SURVIVORS)?;
+        let mut g = txn.open_table(GROUPS)?;
+        for (c, s) in &surv {
+            t.insert(*c, *s)?;
+            g.insert((*s, *c), ())?;
+        }
+    }
+    let resolve = |c: ContactId| -> R<ContactId> {
+        Ok(surv
+            .get(&c.to_u128())
+            .map_or(c, |s| ContactId::from_u128(*s)))
+    };
+    let contacts: Vec<Contact> = {
+        let mut members: BTreeMap<u128, Vec<Contact>> = BTreeMap::new();
+        for c in &contacts {
+            if let Some(s) = surv.get(&c.id.to_u128()) {
+                members.entry(*s).or_default().push(c.clone());
+            }
+        }
+        contacts
+            .iter()
+            .map(|c| match surv.get(&c.id.to_u128()) {
+                Some(s) => merges::member_view(c, ContactId::from_u128(*s)),
+                None => merges::fold(
+                    c,
+                    members.get(&c.id.to_u128()).map_or(&[][..], Vec::as_slice),
+                ),
+            })
+            .collect()
+    };
+    {
+        let mut refs = txn.open_table(INTERACTION_REFS)?;
+        let mut rows = Vec::new();
+        for i in &interactions {
+            let r = merges::raw_refs(i);
+            let id = i.id.to_u128();
+            rows.extend(
+                merges::ref_contacts(&r)
+                    .into_iter()
+                    .map(|c| (c.to_u128(), id)),
+            );
+            refs.insert(id, encode(&r, "interaction_refs")?.as_slice())?;
+        }
+        rows.sort_unstable();
+        let mut t = txn.open_table(REFS_BY_CONTACT)?;
+        for k in rows {
+            t.insert(k, ())?;
+        }
+    }
+    let interactions: Vec<Interaction> = interactions
+        .iter()
+        .map(|i| merges::view_interaction(i, &resolve))
+        .collect::<R<_>>()?;
+    {
+        let mut raw = txn.open_table(RAW_GOALS)?;
+        for g in &goals {
+            raw.insert(g.id.to_u128(), encode(g, "goals_raw")?.as_slice())?;
+        }
+    }
+    let goals: Vec<Goal> = goals
+        .iter()
+        .map(|g| merges::view_goal(g, &resolve))
+        .collect::<R<_>>()?;
     let mut search: Vec<(String, u8, u128)> = Vec::new();
     {
         let mut records = txn.open_table(CONTACTS)?;
@@ -212,7 +339,7 @@ pub(crate) fn rebuild(
         put_project(txn, p)?;
     }
     for g in &goals {
-        put_goal(txn, g)?;
+        put_goal_view(txn, g)?;
     }
     put_settings(txn, settings)
 }
@@ -250,9 +377,50 @@ fn due_key(d: Option<NaiveDate>) -> i32 {
     d.map_or(NO_DUE, |d| d.num_days_from_ce())
 }
 
-/// Indexes a contact, replacing what `old` (its previous indexed version) put there.
-pub(crate) fn put_contact(txn: &WriteTransaction, old: Option<&Contact>, new: &Contact) -> R<()> {
+/// Indexes a contact as the document holds it (`raw`): stores the raw
+/// record, re-resolves merges when its pointer changed (or someone points at
+/// it), and re-indexes the view of its group.
+pub(crate) fn put_contact(txn: &WriteTransaction, raw: &Contact) -> R<()> {
+    let id = raw.id.to_u128();
+    let old = merges::get_raw_contact(txn, raw.id)?;
+    txn.open_table(RAW_CONTACTS)?
+        .insert(id, encode(raw, "contacts_raw")?.as_slice())?;
+    let (old_ptr, new_ptr) = (old.as_ref().and_then(merges::pointer), merges::pointer(raw));
+    let mut settle = old_ptr != new_ptr;
+    {
+        let mut ptrs = txn.open_table(MERGE_PTRS)?;
+        match new_ptr {
+            Some(p) => {
+                ptrs.insert(id, p)?;
+            }
+            None => {
+                ptrs.remove(id)?;
+            }
+        }
+        if old.is_none() && !settle {
+            for row in ptrs.iter()? {
+                if row?.1.value() == id {
+                    settle = true;
+                    break;
+                }
+            }
+        }
+    }
+    if settle {
+        merges::settle(txn)?;
+    }
+    let s = merges::survivor_of(txn, raw.id)?;
+    merges::refresh_group(txn, s)
+}
+
+/// Indexes the resolved view of a contact, replacing its previous view's rows.
+pub(crate) fn put_contact_view(txn: &WriteTransaction, new: &Contact) -> R<()> {
     let id = new.id.to_u128();
+    let old = get_contact(txn, new.id)?;
+    if old.as_ref() == Some(new) {
+        return Ok(());
+    }
+    let old = old.as_ref();
     let mut by_name = txn.open_table(CONTACTS_BY_NAME)?;
     let mut search = txn.open_table(SEARCH)?;
     let new_tokens = contact_tokens(new);
@@ -279,10 +447,24 @@ pub(crate) fn put_new_contacts<'a>(
     txn: &WriteTransaction,
     new: impl IntoIterator<Item = &'a Contact>,
 ) -> R<()> {
+    // A contact that holds a merge pointer, or that a pointer names, takes
+    // the one-by-one path (merges to resolve); the others are their own view.
+    let targets: BTreeSet<u128> = {
+        let t = txn.open_table(MERGE_PTRS)?;
+        let mut out = BTreeSet::new();
+        for row in t.iter()? {
+            out.insert(row?.1.value());
+        }
+        out
+    };
+    let (slow, new): (Vec<&Contact>, Vec<&Contact>) = new
+        .into_iter()
+        .partition(|c| merges::pointer(c).is_some() || targets.contains(&c.id.to_u128()));
     let mut names: Vec<(String, u128)> = Vec::new();
     let mut search_rows: Vec<(String, u128)> = Vec::new();
     {
         let mut records = txn.open_table(CONTACTS)?;
+        let mut raw = txn.open_table(RAW_CONTACTS)?;
         let mut rows: Vec<(u128, Vec<u8>)> = Vec::new();
         for c in new {
             let id = c.id.to_u128();
@@ -293,6 +475,7 @@ pub(crate) fn put_new_contacts<'a>(
         rows.sort_unstable_by_key(|(id, _)| *id);
         for (id, bytes) in &rows {
             records.insert(*id, bytes.as_slice())?;
+            raw.insert(*id, bytes.as_slice())?;
         }
     }
     names.sort_unstable();
@@ -305,17 +488,26 @@ pub(crate) fn put_new_contacts<'a>(
     for (tok, id) in &search_rows {
         search.insert((tok.as_str(), KIND_CONTACT, *id), ())?;
     }
+    drop(search);
+    drop(by_name);
+    for c in slow {
+        put_contact(txn, c)?;
+    }
     Ok(())
 }
 
-/// Indexes an interaction, replacing what `old` put there, and refreshes the
-/// stats of every contact either version involves.
-pub(crate) fn put_interaction(
-    txn: &WriteTransaction,
-    old: Option<&Interaction>,
-    new: &Interaction,
-) -> R<()> {
-    put_interaction_rows(txn, old, new)?;
+/// The survivor of a contact, looked up in the index per call.
+fn survivor_lookup(txn: &WriteTransaction) -> impl Fn(ContactId) -> R<ContactId> + '_ {
+    move |c| merges::survivor_of(txn, c)
+}
+
+/// Indexes an interaction as the document holds it (`raw`): its raw
+/// references, and its view (references resolved to survivors) replacing the
+/// previous view's rows; refreshes the stats of every contact either view
+/// involves.
+pub(crate) fn put_interaction(txn: &WriteTransaction, raw: &Interaction) -> R<()> {
+    let old = get_interaction(txn, raw.id)?;
+    let new = put_interaction_bulk_inner(txn, old.as_ref(), raw)?;
     let mut affected: BTreeSet<ContactId> = new.participants.clone();
     if let Some(old) = old {
         affected.extend(old.participants.iter().copied());
@@ -323,10 +515,45 @@ pub(crate) fn put_interaction(
     refresh_stats(txn, &affected)
 }
 
-/// Indexes a new interaction without refreshing contact stats: bulk paths
-/// call [`refresh_stats`] once at the end.
-pub(crate) fn put_interaction_bulk(txn: &WriteTransaction, new: &Interaction) -> R<()> {
-    put_interaction_rows(txn, None, new)
+fn put_interaction_bulk_inner(
+    txn: &WriteTransaction,
+    old: Option<&Interaction>,
+    raw: &Interaction,
+) -> R<Interaction> {
+    merges::put_refs(txn, raw.id.to_u128(), &merges::raw_refs(raw))?;
+    let view = merges::view_interaction(raw, &survivor_lookup(txn))?;
+    put_interaction_rows(txn, old, &view)?;
+    Ok(view)
+}
+
+/// Indexes an interaction (raw, as the document holds it) without
+/// refreshing contact stats: bulk paths call [`refresh_stats`] once at the
+/// end with the returned view's participants and the old view's.
+pub(crate) fn put_interaction_bulk(
+    txn: &WriteTransaction,
+    raw: &Interaction,
+) -> R<(Option<Interaction>, Interaction)> {
+    let old = get_interaction(txn, raw.id)?;
+    let new = put_interaction_bulk_inner(txn, old.as_ref(), raw)?;
+    Ok((old, new))
+}
+
+/// The interaction as the document holds it: the indexed view with its raw
+/// references put back (what a write diffs against).
+pub(crate) fn get_raw_interaction(
+    txn: &WriteTransaction,
+    id: InteractionId,
+) -> R<Option<Interaction>> {
+    let Some(mut i) = get_interaction(txn, id)? else {
+        return Ok(None);
+    };
+    if let Some((participants, with)) = merges::get_refs(txn, id.to_u128())? {
+        i.participants = participants;
+        for (e, w) in i.exchanges.iter_mut().zip(with) {
+            e.with = w;
+        }
+    }
+    Ok(Some(i))
 }
 
 /// Indexes many interactions none of which is indexed yet (a document
@@ -344,8 +571,25 @@ pub(crate) fn put_new_interactions(
     let mut by_contact_rows = Vec::new();
     let mut followup_rows = Vec::new();
     let mut search_rows: Vec<(String, u128)> = Vec::new();
-    for i in interactions {
-        let id = i.id.to_u128();
+    let surv = merges::load_survivors(txn)?;
+    let resolve = |c: ContactId| -> R<ContactId> {
+        Ok(surv
+            .get(&c.to_u128())
+            .map_or(c, |s| ContactId::from_u128(*s)))
+    };
+    let mut refs_rows = Vec::with_capacity(interactions.len());
+    let mut refs_by_contact = Vec::new();
+    for raw in interactions {
+        let id = raw.id.to_u128();
+        let r = merges::raw_refs(raw);
+        refs_by_contact.extend(
+            merges::ref_contacts(&r)
+                .into_iter()
+                .map(|c| (c.to_u128(), id)),
+        );
+        refs_rows.push((id, encode(&r, "interaction_refs")?));
+        let view = merges::view_interaction(raw, &resolve)?;
+        let i = &view;
         records_rows.push((id, encode(i, "interactions")?));
         let deleted = i.is_deleted();
         by_time_rows.push(((i.at_ms, id), deleted));
@@ -363,6 +607,18 @@ pub(crate) fn put_new_interactions(
         search_rows.extend(interaction_tokens(i).into_iter().map(|t| (t, id)));
     }
     records_rows.sort_by_key(|(id, _)| *id);
+    refs_rows.sort_by_key(|(id, _)| *id);
+    refs_by_contact.sort_unstable();
+    {
+        let mut t = txn.open_table(INTERACTION_REFS)?;
+        for (id, bytes) in &refs_rows {
+            t.insert(*id, bytes.as_slice())?;
+        }
+        let mut t = txn.open_table(REFS_BY_CONTACT)?;
+        for k in refs_by_contact {
+            t.insert(k, ())?;
+        }
+    }
     by_time_rows.sort();
     by_contact_rows.sort();
     followup_rows.sort();
@@ -398,7 +654,7 @@ pub(crate) fn put_new_interactions(
     Ok(affected)
 }
 
-fn put_interaction_rows(
+pub(crate) fn put_interaction_rows(
     txn: &WriteTransaction,
     old: Option<&Interaction>,
     new: &Interaction,
@@ -477,11 +733,27 @@ pub(crate) fn put_project(txn: &WriteTransaction, p: &Project) -> R<()> {
     Ok(())
 }
 
-/// Indexes a goal.
-pub(crate) fn put_goal(txn: &WriteTransaction, g: &Goal) -> R<()> {
+/// Indexes a goal as the document holds it: the raw record, and its view
+/// with contacts resolved to their survivors.
+pub(crate) fn put_goal(txn: &WriteTransaction, raw: &Goal) -> R<()> {
+    txn.open_table(RAW_GOALS)?
+        .insert(raw.id.to_u128(), encode(raw, "goals_raw")?.as_slice())?;
+    put_goal_view(txn, &merges::view_goal(raw, &survivor_lookup(txn))?)
+}
+
+/// Indexes the resolved view of a goal.
+pub(crate) fn put_goal_view(txn: &WriteTransaction, g: &Goal) -> R<()> {
     txn.open_table(GOALS)?
         .insert(g.id.to_u128(), encode(g, "goals")?.as_slice())?;
     Ok(())
+}
+
+/// The goal as the document holds it (what a write diffs against).
+pub(crate) fn get_raw_goal(txn: &WriteTransaction, id: crate::ids::GoalId) -> R<Option<Goal>> {
+    let t = txn.open_table(RAW_GOALS)?;
+    t.get(id.to_u128())?
+        .map(|v| decode(v.value(), "goals_raw"))
+        .transpose()
 }
 
 /// Indexes the settings.
@@ -641,22 +913,6 @@ pub(crate) fn contacts_named_w(txn: &WriteTransaction, name: &str) -> R<Vec<Cont
     Ok(out)
 }
 
-/// Interaction ids (with at_ms) involving a contact, oldest first, deleted included.
-pub(crate) fn interactions_of(
-    txn: &ReadTransaction,
-    contact: ContactId,
-) -> R<Vec<(TimestampMs, InteractionId, bool)>> {
-    let t = txn.open_table(BY_CONTACT)?;
-    let c = contact.to_u128();
-    let mut out = Vec::new();
-    for row in t.range((c, i64::MIN, 0u128)..=(c, i64::MAX, u128::MAX))? {
-        let (k, v) = row?;
-        let (_, at, id) = k.value();
-        out.push((at, InteractionId::from_u128(id), v.value()));
-    }
-    Ok(out)
-}
-
 /// Follow-up rows (due key, interaction, follow-up) up to `due_max` inclusive.
 pub(crate) fn open_followups(
     txn: &ReadTransaction,
@@ -780,6 +1036,13 @@ pub(crate) fn dump(
     m.insert("projects", rows(txn, PROJECTS)?);
     m.insert("goals", rows(txn, GOALS)?);
     m.insert("settings", rows(txn, SETTINGS)?);
+    m.insert("contacts_raw", rows(txn, RAW_CONTACTS)?);
+    m.insert("merge_pointers", rows(txn, MERGE_PTRS)?);
+    m.insert("merge_survivors", rows(txn, SURVIVORS)?);
+    m.insert("merge_groups", rows(txn, GROUPS)?);
+    m.insert("interaction_refs", rows(txn, INTERACTION_REFS)?);
+    m.insert("refs_by_contact", rows(txn, REFS_BY_CONTACT)?);
+    m.insert("goals_raw", rows(txn, RAW_GOALS)?);
     Ok(m)
 }
 

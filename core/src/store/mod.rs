@@ -59,9 +59,8 @@ pub use sync::{RemoteApplied, RemoteChanges, SnapshotInstalled};
 pub const STORE_FILE: &str = "kith.redb";
 /// Layout version written by this code (docs/STORE.md). A newer major is refused.
 pub const FORMAT_MAJOR: u32 = 1;
-/// Minor layout version: additions an older reader of the same major can ignore.
-/// 1: interactions and settings carry calendar-meeting fields, which change the index's
-/// postcard records; a store of minor 0 rebuilds its index once when opened.
+/// Minor layout version: additions an older reader of the same major can
+/// ignore. 1.1 added `meta["index"]` (the index version, [`index::VERSION`]).
 pub const FORMAT_MINOR: u32 = 1;
 
 /// meta: key -> bytes (format version, device actor id).
@@ -74,6 +73,8 @@ pub(crate) const DOC_META: TableDefinition<'static, &str, &[u8]> = TableDefiniti
 
 const META_FORMAT: &str = "format";
 const META_ACTOR: &str = "actor";
+/// The [`index::VERSION`] the index tables were built by (absent: 1).
+const META_INDEX: &str = "index";
 const CHECKSUM_BYTES: usize = 16;
 /// Bound on redb compaction passes in [`Store::compact_file`].
 const COMPACT_FILE_ROUNDS_MAX: usize = 16;
@@ -455,10 +456,10 @@ impl Store {
         store.file_state().handle = handle;
         let meta = store.read_meta()?;
         match meta {
-            Some((actor, minor)) => {
+            Some((actor, index_version)) => {
                 store.actor = actor;
-                if minor < FORMAT_MINOR {
-                    store.upgrade_index()?;
+                if index_version != index::VERSION {
+                    store.rebuild_stale_index(index_version);
                 }
             }
             // A valid redb file without Kith's tables (not made by Kith).
@@ -472,13 +473,39 @@ impl Store {
         Ok(store)
     }
 
+    /// Rebuilds an index another Kith version built (its search tokens or
+    /// name keys may be spelt differently: searches would miss records
+    /// silently). Runs once, at the first open by this version. If it
+    /// cannot run now (another process holds the file, a damaged document),
+    /// the store stays usable on the old index and the next open retries.
+    fn rebuild_stale_index(&mut self, found: u32) {
+        let t = Instant::now();
+        let result = self.reindex();
+        self.unload_documents();
+        match result {
+            Ok(()) => tracing::info!(
+                from = found,
+                to = index::VERSION,
+                ms = t.elapsed().as_millis() as u64,
+                "index rebuilt for this version"
+            ),
+            Err(e) => tracing::warn!(
+                from = found,
+                to = index::VERSION,
+                error = %e,
+                "the index was built by another version and could not be rebuilt now; \
+                 searches may miss folded spellings until it is (run reindex)"
+            ),
+        }
+    }
+
     /// Whether `dir` holds a store (for tools that must not create one by accident).
     pub fn exists(dir: impl AsRef<Path>) -> bool {
         std::fs::metadata(dir.as_ref().join(STORE_FILE)).is_ok_and(|m| m.len() > 0)
     }
 
-    /// Reads and checks the metadata; returns the device actor, or `None` for
-    /// a file that was never initialised.
+    /// Reads and checks the metadata; returns the device actor and the index
+    /// version, or `None` for a file that was never initialised.
     fn read_meta(&self) -> Result<Option<(ActorId, u32)>, StoreError> {
         let path = self.path.clone();
         guarded(&path, || {
@@ -507,7 +534,16 @@ impl Store {
                 .get(META_ACTOR)?
                 .map(|v| ActorId::from(v.value()))
                 .ok_or_else(|| damaged(&path, "the device actor id is missing"))?;
-            Ok(Some((actor, minor)))
+            // Absent before format 1.1 (index version 1); unreadable counts
+            // as stale: the index is rebuilt, nothing is lost.
+            let index_version = match meta.get(META_INDEX)? {
+                None => 1,
+                Some(v) => std::str::from_utf8(v.value())
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            };
+            Ok(Some((actor, index_version)))
         })
     }
 
@@ -880,22 +916,6 @@ impl Store {
         v
     }
 
-    /// A store written by an older minor format: its index records have an older layout, so
-    /// the index is rebuilt from the documents (which are unchanged), then the format is raised.
-    /// A crash in between only means the rebuild runs again at the next open.
-    fn upgrade_index(&mut self) -> Result<(), StoreError> {
-        self.reindex()?;
-        let mut txn = self.writable()?.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
-            meta.insert(META_FORMAT, format.as_bytes())?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
     /// Rebuilds every index table from the documents, in one transaction.
     pub fn reindex(&mut self) -> Result<(), StoreError> {
         self.load_all()?;
@@ -1029,6 +1049,7 @@ fn initialise(txn: &WriteTransaction, actor: &ActorId) -> Result<(), StoreError>
         let format = format!("{FORMAT_MAJOR}.{FORMAT_MINOR}");
         meta.insert(META_FORMAT, format.as_bytes())?;
         meta.insert(META_ACTOR, actor.to_bytes())?;
+        meta.insert(META_INDEX, index::VERSION.to_string().as_bytes())?;
     }
     txn.open_table(CHUNKS)?;
     txn.open_table(DOC_META)?;
@@ -1131,6 +1152,8 @@ pub(crate) fn rebuild_index(
         }
     }
     index::rebuild(txn, contacts, interactions, projects, goals, &settings)?;
+    let mut meta = txn.open_table(META)?;
+    meta.insert(META_INDEX, index::VERSION.to_string().as_bytes())?;
     Ok(counts)
 }
 

@@ -483,8 +483,7 @@ impl Store {
         let d = &l.doc;
         for k in &touched.contacts {
             if let Some(new) = schema::read_one(d, schema::CONTACTS, k, schema::read_contact)? {
-                let old = index::get_contact(&txn, new.id)?;
-                index::put_contact(&txn, old.as_ref(), &new)?;
+                index::put_contact(&txn, &new)?;
                 out.contacts.push(new.id);
             }
         }
@@ -492,8 +491,7 @@ impl Store {
             if let Some(new) =
                 schema::read_one(d, schema::INTERACTIONS, k, schema::read_interaction)?
             {
-                let old = index::get_interaction(&txn, new.id)?;
-                index::put_interaction(&txn, old.as_ref(), &new)?;
+                index::put_interaction(&txn, &new)?;
                 out.interactions.push(new.id);
             }
         }
@@ -580,10 +578,8 @@ impl Store {
             DocId::Main => {
                 let mut contacts = schema::read_all(d, schema::CONTACTS, schema::read_contact)?;
                 contacts.sort_by_key(|c| c.id);
-                for c in &contacts {
-                    index::put_contact(&txn, None, c)?;
-                    out.contacts.push(c.id);
-                }
+                index::put_new_contacts(&txn, &contacts)?;
+                out.contacts.extend(contacts.iter().map(|c| c.id));
                 for p in schema::read_all(d, schema::PROJECTS, schema::read_project)? {
                     index::put_project(&txn, &p)?;
                     out.projects.push(p.id);

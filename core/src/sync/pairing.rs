@@ -448,11 +448,99 @@ mod tests {
         assert!(h.take(&slot, 5000).is_none());
     }
 
+    /// `kith1-` + base32 of `bytes` and their valid checksum: what passes
+    /// the outer layers, so the checks behind them are reached.
+    fn armoured(bytes: &[u8]) -> String {
+        let mut b = bytes.to_vec();
+        b.extend_from_slice(&Sha256::digest(bytes)[..CHECKSUM_BYTES]);
+        format!(
+            "{TOKEN_PREFIX}{}",
+            data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase()
+        )
+    }
+
+    fn mode() -> impl Strategy<Value = PairingMode> {
+        prop_oneof![
+            Just(PairingMode::Peer),
+            Just(PairingMode::Relay {
+                address: relay_addr()
+            }),
+            "\\PC{0,80}".prop_map(|address| PairingMode::Relay { address }),
+        ]
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(s in "\\PC{0,200}") {
             let _ = Token::parse(&s);
             let _ = Token::parse(&format!("kith1-{s}"));
+        }
+
+        /// Well-armoured bodies with any version, secret, expiry and mode
+        /// (a valid relay address or any string): the version and address
+        /// checks decide, and what parses keeps every field.
+        #[test]
+        fn armoured_bodies_reach_the_version_and_address_checks(
+            version in prop_oneof![Just(TOKEN_VERSION), any::<u8>()],
+            secret in any::<[u8; 32]>(),
+            expires_at_ms in any::<u64>(),
+            mode in mode(),
+        ) {
+            let body = TokenBody { version, secret, expires_at_ms, mode: mode.clone() };
+            let text = armoured(&postcard::to_allocvec(&body).unwrap());
+            let address_ok = match &mode {
+                PairingMode::Peer => true,
+                PairingMode::Relay { address } => address.parse::<RelayAddress>().is_ok(),
+            };
+            match Token::parse(&text) {
+                Ok(t) => {
+                    prop_assert!(version == TOKEN_VERSION && address_ok);
+                    prop_assert_eq!(&t.body, &body);
+                    prop_assert_eq!(t.to_string(), text);
+                }
+                Err(PairError::Malformed(m)) if version != TOKEN_VERSION => {
+                    prop_assert!(m.contains("is not supported"), "{}", m);
+                }
+                Err(PairError::Malformed(m)) => {
+                    prop_assert!(!address_ok && m.contains("bad relay address"), "{}", m);
+                }
+                Err(e) => prop_assert!(false, "unexpected error {}", e),
+            }
+        }
+
+        /// A valid token's body with bytes changed (and the checksum fixed up):
+        /// postcard decoding is reached; the result is a clear error or a
+        /// token whose fields re-encode to exactly those bytes.
+        #[test]
+        fn mutated_bodies_reach_decoding(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            cut in proptest::option::of(any::<usize>()),
+        ) {
+            let body = TokenBody {
+                version: TOKEN_VERSION,
+                secret: [7; 32],
+                expires_at_ms: 1_700_000_000_000,
+                mode: PairingMode::Relay { address: relay_addr() },
+            };
+            let mut bytes = postcard::to_allocvec(&body).unwrap();
+            for (i, x) in flips {
+                let n = bytes.len();
+                bytes[i % n] ^= x;
+            }
+            if let Some(c) = cut {
+                bytes.truncate(c % bytes.len() + 1);
+            }
+            match Token::parse(&armoured(&bytes)) {
+                Ok(t) => prop_assert_eq!(postcard::to_allocvec(&t.body).unwrap(), bytes),
+                Err(PairError::Malformed(m)) => prop_assert!(
+                    m.contains("does not decode")
+                        || m.contains("is not supported")
+                        || m.contains("bad relay address"),
+                    "{}",
+                    m
+                ),
+                Err(e) => prop_assert!(false, "unexpected error {}", e),
+            }
         }
     }
 }

@@ -794,8 +794,20 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// 12 cases by default; `PROPTEST_CASES` raises it for a deep run.
+fn proptest_cases(floor: u32) -> ProptestConfig {
+    let env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    ProptestConfig {
+        cases: floor.max(env),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #![proptest_config(proptest_cases(12))]
     #[test]
     fn random_ops_and_sync_orders_converge(n in 2usize..=3, ops in proptest::collection::vec(op(), 1..25)) {
         let mut relay = MemRelay::new(1);

@@ -631,6 +631,9 @@ fn generate_contacts(
             archived,
             merged_into: None,
             import_keys: BTreeSet::new(),
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         });
         ties.push(Tie {
             weight,

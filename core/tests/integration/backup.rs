@@ -13,7 +13,7 @@ const FAST: BackupParams = BackupParams {
 };
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_cases(64))]
 
     #[test]
     fn any_flipped_bit_or_truncation_is_refused(

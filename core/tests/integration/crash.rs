@@ -16,10 +16,25 @@ use rand::Rng;
 const ENV_DIR: &str = "KITH_CRASH_WRITER_DIR";
 const KILLS: usize = 60;
 const CREATION_KILLS: usize = 30;
+/// Upper bound on creation rounds while waiting for enough kills inside it.
+const CREATION_ROUNDS_MAX: usize = 300;
 
-/// The writer loop: what the child runs. Returns the ids it acknowledged.
-fn writer(dir: &std::path::Path, writes_max: usize, mut ack: impl FnMut(InteractionId)) {
+/// Lines the child prints around the phases the parent counts kills in.
+const OPENED: &str = "opened";
+const COMPACTING: &str = "compacting";
+const COMPACTED: &str = "compacted";
+/// Every this many writes the writer also compacts every document, between
+/// `COMPACTING` and `COMPACTED` lines, so kills can be seen to land inside.
+const COMPACT_EVERY: usize = 4;
+/// Kills that must land in each phase for the tests to count as exercised.
+const PHASE_KILLS_MIN: usize = 3;
+
+/// The writer loop: what the child runs. Reports its progress through
+/// `say`: `OPENED` once the store is open, each acknowledged id after the
+/// call returned, and the compaction markers.
+fn writer(dir: &std::path::Path, writes_max: usize, mut say: impl FnMut(&str)) {
     let mut store = Store::open(dir).unwrap();
+    say(OPENED);
     // Compact often so kills also land inside compactions.
     store.set_compaction_policy(CompactionPolicy {
         chunks_max: 6,
@@ -39,7 +54,14 @@ fn writer(dir: &std::path::Path, writes_max: usize, mut ack: impl FnMut(Interact
                 ..NewInteraction::default()
             })
             .unwrap();
-        ack(i.id);
+        say(&i.id.to_string());
+        if n % COMPACT_EVERY == COMPACT_EVERY - 1 {
+            say(COMPACTING);
+            for doc in store.doc_ids().unwrap() {
+                store.compact(doc).unwrap();
+            }
+            say(COMPACTED);
+        }
     }
 }
 
@@ -51,28 +73,39 @@ fn crash_writer_child() {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "ready").unwrap();
-        writer(std::path::Path::new(&dir), usize::MAX, |id| {
-            writeln!(out, "{id}").unwrap();
+        out.flush().unwrap();
+        writer(std::path::Path::new(&dir), usize::MAX, |line| {
+            writeln!(out, "{line}").unwrap();
             out.flush().unwrap();
         });
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let mut acked = Vec::new();
-    writer(dir.path(), 10, |id| acked.push(id));
+    writer(dir.path(), 10, |line| {
+        acked.extend(line.parse::<InteractionId>().ok());
+    });
     let s = Store::open(dir.path()).unwrap();
     for id in acked {
         s.interaction(id).unwrap();
     }
 }
 
-/// Kills a writer child in a fresh directory within `delay_ms_max` of its
-/// start, so some kills land while the store file is being created.
+/// Kills a writer child in a fresh directory shortly after it starts
+/// opening (and creating) the store, and counts where each kill landed:
+/// before any file existed, during creation (a file exists but the child
+/// never said `OPENED`), or after. Rounds go on until `PHASE_KILLS_MIN`
+/// kills landed during creation (bounded); every store opens afterwards.
 #[test]
 fn sigkill_during_store_creation_leaves_an_openable_store() {
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::thread_rng();
-    for round in 0..CREATION_KILLS {
+    let (mut before, mut during, mut after) = (0usize, 0usize, 0usize);
+    let mut delay_us_max: u64 = 15_000;
+    for round in 0..CREATION_ROUNDS_MAX {
+        if round >= CREATION_KILLS && during >= PHASE_KILLS_MIN {
+            break;
+        }
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(&exe)
             .args([
@@ -92,14 +125,33 @@ fn sigkill_during_store_creation_leaves_an_openable_store() {
         while out.read_line(&mut line).unwrap_or(0) > 0 && !line.trim_end().ends_with("ready") {
             line.clear();
         }
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..15_000)));
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..delay_us_max)));
         child.kill().unwrap();
         child.wait().unwrap();
+        // What the child said before it died (the pipe holds it until read).
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+        let opened = rest.lines().any(|l| l.trim_end().ends_with(OPENED));
+        let any_file = std::fs::read_dir(dir.path()).unwrap().next().is_some();
+        match (opened, any_file) {
+            (true, _) => {
+                after += 1;
+                // Mostly too late: aim earlier.
+                delay_us_max = (delay_us_max * 3 / 4).max(500);
+            }
+            (false, true) => during += 1,
+            (false, false) => before += 1,
+        }
         let s = Store::open(dir.path())
             .unwrap_or_else(|e| panic!("round {round}: open after a kill at creation failed: {e}"));
         s.all_contacts().unwrap();
         s.close().unwrap();
     }
+    eprintln!("creation kills: {before} before, {during} during, {after} after");
+    assert!(
+        during >= PHASE_KILLS_MIN,
+        "only {during} kills landed during creation ({before} before, {after} after)"
+    );
 }
 
 #[test]
@@ -109,6 +161,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     let mut rng = rand::thread_rng();
     let mut acked: Vec<InteractionId> = Vec::new();
     let started = Instant::now();
+    let (mut compacting, mut compaction_kills) = (false, 0usize);
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
             .args([
@@ -146,10 +199,18 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         child.wait().unwrap();
         reader.join().unwrap();
         // A line cut by the kill does not parse and was not acknowledged.
-        acked.extend(
-            rx.try_iter()
-                .filter_map(|line| line.parse::<InteractionId>().ok()),
-        );
+        for line in rx.try_iter() {
+            if line == COMPACTING {
+                compacting = true;
+            } else if line == COMPACTED {
+                compacting = false;
+            } else if let Ok(id) = line.parse::<InteractionId>() {
+                acked.push(id);
+            }
+        }
+        // The last marker was COMPACTING: the kill landed inside a compaction.
+        compaction_kills += usize::from(compacting);
+        compacting = false;
         let s = Store::open(dir.path())
             .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
         for id in &acked {
@@ -159,6 +220,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         s.close().unwrap();
     }
     assert!(!acked.is_empty(), "the children never acknowledged a write");
+    assert!(
+        compaction_kills >= PHASE_KILLS_MIN,
+        "only {compaction_kills} of {KILLS} kills landed inside a compaction"
+    );
     // The documents agree with the index after all those kills.
     let mut s = Store::open(dir.path()).unwrap();
     let dump = s.index_dump().unwrap();
@@ -166,7 +231,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     assert_eq!(dump, s.index_dump().unwrap());
     assert!(s.all_interactions().unwrap().len() >= acked.len());
     eprintln!(
-        "{} acknowledged writes over {KILLS} kills in {:?}",
+        "{} acknowledged writes over {KILLS} kills ({compaction_kills} inside a compaction) in {:?}",
         acked.len(),
         started.elapsed()
     );

@@ -35,7 +35,7 @@ fn assert_valid_vcard_4(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_cases(256))]
 
     #[test]
     fn vcard_export_reimports_with_no_loss_of_vcard_fields(contacts in vec(strategies::contact(), 1..4)) {

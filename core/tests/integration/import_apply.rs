@@ -26,7 +26,7 @@ fn assert_index_equals_reindex(s: &mut Store) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_cases(16))]
 
     /// Bulk writes (new contacts, ids repeated within one call, updates of
     /// stored contacts) leave the index `reindex` would build.

@@ -118,7 +118,7 @@ fn fuzz_crash_many_empty_components_stays_bounded() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_cases(512))]
 
     #[test]
     fn parser_never_panics_and_respects_caps(input in noise()) {
@@ -147,7 +147,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_cases(512))]
 
     /// The streaming draft path (cards mapped as parsed, photos checked but
     /// not decoded) gives exactly what mapping the cards of `parse_vcards`

@@ -94,7 +94,7 @@ fn empty_store_gives_empty_records() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_cases(12))]
 
     #[test]
     fn lean_records_match_full_records_after_any_ops(ops in proptest::collection::vec(op(), 1..25)) {

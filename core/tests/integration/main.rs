@@ -3,7 +3,8 @@
 //! compaction, close/reopen, locks), damage handling, crash safety with a
 //! SIGKILLed child process, the remote-merge hook, and the reindex property;
 //! import (vCard fixtures, LinkedIn, planning, the parser's property test),
-//! export (vCard round trip, JSON, CSV) and backup, alone and wired to a store.
+//! export (vCard round trip, JSON, CSV) and backup, alone and wired to a store;
+//! names from every language (search and duplicates, `names.rs`).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(
@@ -23,6 +24,8 @@ mod import_props;
 mod import_vcard;
 mod insights_store;
 mod meetings;
+mod merges;
+mod names;
 mod ops;
 mod reindex;
 mod store;
@@ -31,6 +34,20 @@ mod strategies;
 mod sync;
 
 use kith_core::{NewContact, NewInteraction, ParticipantRef, Store};
+
+/// Proptest settings with `floor` cases, raised by `PROPTEST_CASES` when it
+/// asks for more: CI stays fast by default, a deep run sets the variable.
+/// (`ProptestConfig { cases: n, .. }` alone would ignore the variable.)
+pub fn proptest_cases(floor: u32) -> proptest::prelude::ProptestConfig {
+    let env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    proptest::prelude::ProptestConfig {
+        cases: floor.max(env),
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
 
 /// A fresh store in a new temporary directory.
 pub fn fresh() -> (tempfile::TempDir, Store) {
@@ -80,5 +97,8 @@ pub fn contact_record(name: &str) -> kith_core::model::Contact {
         archived: false,
         merged_into: None,
         import_keys: Default::default(),
+        merge_base: Default::default(),
+        merged_from: Vec::new(),
+        conflicts: Vec::new(),
     }
 }

@@ -327,8 +327,9 @@ fn settings_of_meetings_round_trip() {
     assert_eq!(s.settings().unwrap().my_emails, settings.my_emails);
 }
 
-/// A store written before meetings (format 1.0): index records one field shorter. Opening it
-/// rebuilds the index once; without that, reading interactions would fail as damaged.
+/// A store whose index was written before meetings (index version 2): index records one
+/// field shorter. Opening it rebuilds the index once; without that, reading interactions
+/// would fail as damaged.
 #[test]
 fn older_store_index_is_rebuilt_on_open() {
     let (dir, mut s) = store();
@@ -347,7 +348,7 @@ fn older_store_index_is_rebuilt_on_open() {
             let meta: redb::TableDefinition<'_, &str, &[u8]> = redb::TableDefinition::new("meta");
             txn.open_table(meta)
                 .unwrap()
-                .insert("format", b"1.0".as_slice())
+                .insert("index", b"2".as_slice())
                 .unwrap();
             // The old layout of an interaction without event is the new one without its
             // last byte (postcard's `None`); corrupt the logged one the same way.

@@ -175,6 +175,9 @@ pub(crate) fn contact() -> impl Strategy<Value = Contact> {
             archived,
             merged_into,
             import_keys,
+            merge_base: Default::default(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
         },
     )
 }

@@ -200,7 +200,7 @@ fn caller_writes_commit_with_the_merge_and_a_failure_writes_nothing() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+    #![proptest_config(crate::proptest_cases(12))]
 
     /// Two devices edit offline (also the same records, after a first
     /// exchange), then exchange changes both ways: they converge to the same

@@ -1,102 +1,48 @@
 //! Shared helpers: an in-process relay, accounts, devices, entries.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use kith_protocol::{AccountId, Cursor, DeviceCert, DeviceId, RelayKey, SealedEntry};
-use kith_relay::client::{RelayClient, client_endpoint};
+use kith_relay::RelayStore;
+use kith_relay::client::RelayClient;
 use kith_relay::store::StoreStats;
-use kith_relay::{Metrics, RedbStore, Relay, RelayConfig, RelayStore, RunError};
 use rand::RngCore;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub(crate) struct TestRelay {
-    pub(crate) addr: SocketAddr,
-    pub(crate) key: RelayKey,
-    pub(crate) store: Arc<RedbStore>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) endpoint: quinn::Endpoint,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), RunError>>>,
-    _dir: tempfile::TempDir,
+pub(crate) use kith_relay::testkit::TestRelay;
+
+/// What these tests add to the shared harness: connecting as this file's
+/// [`Device`]s and reading the store by [`Account`].
+pub(crate) trait RelayExt {
+    /// A client authenticated as `d`.
+    async fn connect(&self, d: &Device) -> RelayClient;
+    /// Store totals.
+    fn stats(&self) -> StoreStats;
+    /// Heads and floors of `a`.
+    fn heads(&self, a: &Account) -> kith_relay::store::Heads;
+    /// Proves the relay still serves: a fresh account authenticates and pings.
+    async fn assert_alive(&self);
 }
 
-impl TestRelay {
-    pub(crate) async fn start(config: RelayConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RedbStore::open(&dir.path().join("relay.redb")).unwrap());
-        let identity = SigningKey::from_bytes(&rand_bytes());
-        let metrics = Arc::new(Metrics::default());
-        let relay = Relay {
-            config,
-            identity,
-            store: store.clone(),
-            metrics: metrics.clone(),
-        };
-        let key = relay.key();
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = socket.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(kith_relay::run(relay, socket, async move {
-            let _ = rx.await;
-        }));
-        let endpoint = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-        Self {
-            addr,
-            key,
-            store,
-            metrics,
-            endpoint,
-            stop: Some(tx),
-            task: Some(task),
-            _dir: dir,
-        }
+impl RelayExt for TestRelay {
+    async fn connect(&self, d: &Device) -> RelayClient {
+        self.connect_as(&d.key, &d.cert).await
     }
 
-    pub(crate) async fn open() -> Self {
-        Self::start(RelayConfig::default()).await
+    fn stats(&self) -> StoreStats {
+        self.store().stats().unwrap()
     }
 
-    pub(crate) async fn connect(&self, d: &Device) -> RelayClient {
-        let mut c = RelayClient::connect(&self.endpoint, self.addr, self.key)
-            .await
-            .unwrap();
-        c.auth(&d.key, &d.cert, None).await.unwrap();
-        c
+    fn heads(&self, a: &Account) -> kith_relay::store::Heads {
+        self.store().heads(&a.id()).unwrap()
     }
 
-    pub(crate) async fn hello(&self) -> RelayClient {
-        RelayClient::connect(&self.endpoint, self.addr, self.key)
-            .await
-            .unwrap()
-    }
-
-    pub(crate) fn stats(&self) -> StoreStats {
-        self.store.stats().unwrap()
-    }
-
-    pub(crate) fn heads(&self, a: &Account) -> kith_relay::store::Heads {
-        self.store.heads(&a.id()).unwrap()
-    }
-
-    /// Proves the relay still serves: a fresh account authenticates and pings.
-    pub(crate) async fn assert_alive(&self) {
+    async fn assert_alive(&self) {
         let a = Account::new();
         let d = a.device("probe");
         let mut c = self.connect(&d).await;
         let r = c.request(kith_protocol::Request::Ping).await.unwrap();
         assert_eq!(r, kith_protocol::Response::Pong);
-    }
-
-    pub(crate) async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
     }
 }
 

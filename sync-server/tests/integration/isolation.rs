@@ -5,90 +5,249 @@ use std::time::Duration;
 
 use kith_protocol::{ErrorCode, Request, Response, Revocation, SealedEntry, SealedSnapshot};
 
-use crate::common::{Account, TestRelay, code_of};
+use kith_relay::RelayStore;
+
+use crate::common::{Account, RelayExt, TestRelay, code_of};
+
+/// The name of every request kind. The match is exhaustive on purpose: a
+/// new `Request` variant does not compile until it is named here, and the
+/// test below fails until account B sends it (see [`variant_count`]).
+fn kind(r: &Request) -> &'static str {
+    match r {
+        Request::Push { .. } => "Push",
+        Request::Pull { .. } => "Pull",
+        Request::Subscribe => "Subscribe",
+        Request::PutSnapshot { .. } => "PutSnapshot",
+        Request::GetSnapshot => "GetSnapshot",
+        Request::Heads => "Heads",
+        Request::Revoke { .. } => "Revoke",
+        Request::MailboxPut { .. } => "MailboxPut",
+        Request::MailboxTake { .. } => "MailboxTake",
+        Request::Ping => "Ping",
+        Request::PutSnapshotPart { .. } => "PutSnapshotPart",
+        Request::CommitSnapshot { .. } => "CommitSnapshot",
+        Request::GetSnapshotRange { .. } => "GetSnapshotRange",
+    }
+}
+
+/// How many variants `Request` has, from its wire encoding: postcard writes
+/// the variant index first, and an index past the last variant is refused
+/// as such (a valid index with no payload is a truncation, or decodes).
+fn variant_count() -> u8 {
+    (0u8..=127)
+        .take_while(|i| {
+            matches!(
+                postcard::from_bytes::<Request>(&[*i]),
+                Ok(_) | Err(postcard::Error::DeserializeUnexpectedEnd)
+            )
+        })
+        .count() as u8
+}
+
+/// Account B's connection, recording every request it sends.
+struct Attacker {
+    client: kith_relay::client::RelayClient,
+    sent: Vec<Request>,
+}
+
+impl Attacker {
+    async fn send(&mut self, r: Request) -> Result<Response, kith_relay::client::ClientError> {
+        self.sent.push(r.clone());
+        self.client.request(r).await
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_isolated_for_every_request_type() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let b = Account::new();
     let a1 = a.device("a-laptop");
     let b1 = b.device("b-laptop");
     let mut ca = relay.connect(&a1).await;
-    let mut cb = relay.connect(&b1).await;
+    let mut cb = Attacker {
+        client: relay.connect(&b1).await,
+        sent: Vec::new(),
+    };
     ca.push(a1.entries(1, 5)).await.unwrap();
-    let snap = SealedSnapshot::seal(
+    // A's snapshot, committed from parts (upload 77).
+    for (index, part) in [&b"A st"[..], b"ate"].into_iter().enumerate() {
+        ca.request(Request::PutSnapshotPart {
+            upload: 77,
+            index: index as u32,
+            count: 2,
+            bytes: part.to_vec(),
+        })
+        .await
+        .unwrap();
+    }
+    // Signed over the whole ciphertext, sent without it (it is in the parts).
+    let mut envelope = SealedSnapshot::seal(
         &a1.key,
         a.id(),
         vec![a1.cursor(2)],
         [0; 24],
         b"A state".to_vec(),
     );
-    ca.request(Request::PutSnapshot { snapshot: snap })
+    envelope.ciphertext.clear();
+    ca.request(Request::CommitSnapshot {
+        upload: 77,
+        snapshot: envelope,
+    })
+    .await
+    .unwrap();
+    let Response::SnapshotRange {
+        snapshot: Some(a_snapshot),
+        snapshot_id: a_snapshot_id,
+        ..
+    } = ca
+        .request(Request::GetSnapshotRange {
+            snapshot_id: None,
+            offset: 0,
+            bytes_max: 1000,
+        })
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("A's snapshot is not stored")
+    };
+    assert_eq!(a_snapshot.ciphertext, b"A state");
+    // And an upload of A in progress (part 0 of 2 of upload 78).
+    ca.request(Request::PutSnapshotPart {
+        upload: 78,
+        index: 0,
+        count: 2,
+        bytes: b"A's next ".to_vec(),
+    })
+    .await
+    .unwrap();
     let a_heads = relay.heads(&a);
     let before = relay.stats();
 
     // Subscribe: B gets nothing when A pushes.
-    cb.request(Request::Subscribe).await.unwrap();
+    cb.send(Request::Subscribe).await.unwrap();
     // Push: entries naming A (forged with B's key, or A's own replayed) are refused.
     let forged = SealedEntry::seal(&b1.key, a.id(), 6, [0; 24], b"x".to_vec());
-    assert_eq!(
-        code_of(cb.push(vec![forged]).await),
-        ErrorCode::WrongAccount
-    );
-    assert_eq!(
-        code_of(cb.push(vec![a1.entry(6, b"replayed")]).await),
-        ErrorCode::WrongAccount
-    );
+    for entries in [vec![forged], vec![a1.entry(6, b"replayed")]] {
+        assert_eq!(
+            code_of(cb.send(Request::Push { entries }).await),
+            ErrorCode::WrongAccount
+        );
+    }
     // Pull: cursors naming A's device return nothing of A.
-    let got = cb.pull_all(vec![a1.cursor(0)]).await.unwrap();
-    assert!(got.is_empty());
+    let pulled = cb
+        .send(Request::Pull {
+            cursors: vec![a1.cursor(0)],
+            entries_max: 100,
+            bytes_max: 1 << 20,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled,
+        Response::Entries {
+            entries: vec![],
+            more: false
+        }
+    );
     // Heads and snapshot: nothing of A.
     assert_eq!(
-        cb.request(Request::Heads).await.unwrap(),
+        cb.send(Request::Heads).await.unwrap(),
         Response::Heads {
             heads: vec![],
             floors: vec![]
         }
     );
     assert_eq!(
-        cb.request(Request::GetSnapshot).await.unwrap(),
+        cb.send(Request::GetSnapshot).await.unwrap(),
         Response::Snapshot { snapshot: None }
+    );
+    // Ranged reads: from the start, nothing; naming A's snapshot by its id,
+    // not A's bytes either.
+    assert_eq!(
+        cb.send(Request::GetSnapshotRange {
+            snapshot_id: None,
+            offset: 0,
+            bytes_max: 1000,
+        })
+        .await
+        .unwrap(),
+        Response::SnapshotRange {
+            snapshot: None,
+            snapshot_id: [0; 32],
+            total_bytes: 0,
+            offset: 0
+        }
+    );
+    assert_eq!(
+        code_of(
+            cb.send(Request::GetSnapshotRange {
+                snapshot_id: Some(a_snapshot_id),
+                offset: 2,
+                bytes_max: 1000,
+            })
+            .await
+        ),
+        ErrorCode::SnapshotChanged
     );
     // PutSnapshot for A: refused.
     let s = SealedSnapshot::seal(&b1.key, a.id(), vec![], [0; 24], b"x".to_vec());
     assert_eq!(
-        code_of(cb.request(Request::PutSnapshot { snapshot: s }).await),
+        code_of(cb.send(Request::PutSnapshot { snapshot: s }).await),
         ErrorCode::WrongAccount
     );
-    // Revoke A's device: B's key cannot, and a genuine A revocation is refused on B's connection.
-    let genuine = Revocation::issue(&a.key, a1.id(), 1);
+    // Parts: B's part for A's upload id lands in B's own upload, never A's.
+    cb.send(Request::PutSnapshotPart {
+        upload: 78,
+        index: 1,
+        count: 2,
+        bytes: b"B's bytes".to_vec(),
+    })
+    .await
+    .unwrap();
+    // Commit: naming A's account (either key), or A's upload on B's own
+    // account, is refused; A's parts are never read for B.
+    for snapshot in [
+        SealedSnapshot::seal(&b1.key, a.id(), vec![], [0; 24], vec![]),
+        SealedSnapshot::seal(&a1.key, a.id(), vec![a1.cursor(3)], [0; 24], vec![]),
+    ] {
+        assert_eq!(
+            code_of(
+                cb.send(Request::CommitSnapshot {
+                    upload: 78,
+                    snapshot
+                })
+                .await
+            ),
+            ErrorCode::WrongAccount
+        );
+    }
+    let own = SealedSnapshot::seal(&b1.key, b.id(), vec![], [0; 24], vec![]);
     assert_eq!(
         code_of(
-            cb.request(Request::Revoke {
-                revocation: genuine
+            cb.send(Request::CommitSnapshot {
+                upload: 77,
+                snapshot: own
             })
             .await
         ),
-        ErrorCode::WrongAccount
+        ErrorCode::SnapshotUploadIncomplete { parts_stored: 0 }
     );
+    // Revoke A's device: B's key cannot, and a genuine A revocation is refused on B's connection.
+    let genuine = Revocation::issue(&a.key, a1.id(), 1);
     let b_signed = Revocation {
         account: a.id(),
         ..Revocation::issue(&b.key, a1.id(), 1)
     };
-    assert_eq!(
-        code_of(
-            cb.request(Request::Revoke {
-                revocation: b_signed
-            })
-            .await
-        ),
-        ErrorCode::WrongAccount
-    );
+    for revocation in [genuine, b_signed] {
+        assert_eq!(
+            code_of(cb.send(Request::Revoke { revocation }).await),
+            ErrorCode::WrongAccount
+        );
+    }
     // Mailbox: A's slot is a capability (hash of a secret B never sees); B's
-    // own puts cannot overwrite a live slot.
+    // own puts cannot overwrite a live slot, and B taking a slot it does not
+    // know finds nothing.
     let slot = [42u8; 32];
     ca.request(Request::MailboxPut {
         slot,
@@ -102,22 +261,93 @@ async fn accounts_are_isolated_for_every_request_type() {
         blob: b"evil".to_vec(),
         ttl_s: 60,
     };
+    assert_eq!(code_of(cb.send(overwrite).await), ErrorCode::MailboxTaken);
     assert_eq!(
-        code_of(cb.request(overwrite).await),
-        ErrorCode::MailboxTaken
+        code_of(cb.send(Request::MailboxTake { slot: [43; 32] }).await),
+        ErrorCode::MailboxNotFound
+    );
+    assert_eq!(cb.send(Request::Ping).await.unwrap(), Response::Pong);
+
+    // Every request kind was tried by B.
+    let tried: std::collections::BTreeSet<&str> = cb.sent.iter().map(kind).collect();
+    let indexes: std::collections::BTreeSet<u8> = cb
+        .sent
+        .iter()
+        .map(|r| postcard::to_allocvec(r).unwrap()[0])
+        .collect();
+    assert_eq!(
+        indexes.len(),
+        usize::from(variant_count()),
+        "request kinds without an isolation case (tried: {tried:?})"
     );
 
+    // A's entries reach A's subscribers but no event of A reaches B: the
+    // next event B sees is B's own sibling's push, not A's.
     ca.push(a1.entries(6, 7)).await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), cb.next_event())
-            .await
-            .is_err(),
+    let b2 = b.device("b-phone");
+    relay
+        .connect(&b2)
+        .await
+        .push(b2.entries(1, 1))
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), cb.client.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev,
+        kith_protocol::Event::Entries {
+            entries: b2.entries(1, 1)
+        },
         "B received an event of A"
     );
     // A's data is untouched by everything B did.
     assert_eq!(relay.heads(&a).floors, a_heads.floors);
-    assert_eq!(relay.stats().entries, before.entries + 2);
-    assert!(relay.heads(&b).heads.is_empty());
+    assert_eq!(relay.stats().entries, before.entries + 3);
+    assert_eq!(relay.heads(&b).heads, vec![b2.cursor(1)]);
+    let Response::SnapshotRange {
+        snapshot: Some(still),
+        ..
+    } = ca
+        .request(Request::GetSnapshotRange {
+            snapshot_id: Some(a_snapshot_id),
+            offset: 0,
+            bytes_max: 1000,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("A's snapshot is gone")
+    };
+    assert_eq!(still, a_snapshot);
+    // A's upload in progress holds only A's part: completing it commits A's bytes.
+    ca.request(Request::PutSnapshotPart {
+        upload: 78,
+        index: 1,
+        count: 2,
+        bytes: b"state".to_vec(),
+    })
+    .await
+    .unwrap();
+    let mut envelope = SealedSnapshot::seal(
+        &a1.key,
+        a.id(),
+        vec![a1.cursor(7)],
+        [0; 24],
+        b"A's next state".to_vec(),
+    );
+    envelope.ciphertext.clear();
+    ca.request(Request::CommitSnapshot {
+        upload: 78,
+        snapshot: envelope,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        relay.store().snapshot(&a.id()).unwrap().unwrap().ciphertext,
+        b"A's next state"
+    );
     let mut a2 = relay.hello().await;
     let r = a2.request(Request::MailboxTake { slot }).await.unwrap();
     assert_eq!(
@@ -126,12 +356,12 @@ async fn accounts_are_isolated_for_every_request_type() {
             blob: b"for A's new device".to_vec()
         }
     );
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_bind_devices_to_their_account() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let b = Account::new();
     let a1 = a.device("a-laptop");
@@ -146,5 +376,5 @@ async fn certificates_bind_devices_to_their_account() {
         code_of(c.push(vec![a1.entry(1, b"x")]).await),
         ErrorCode::WrongAccount
     );
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }

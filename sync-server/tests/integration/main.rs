@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod common;
+mod conformance;
 mod crash;
 mod isolation;
 mod ops;

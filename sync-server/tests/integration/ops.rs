@@ -137,22 +137,21 @@ async fn relay_with_a_ca_issued_certificate() {
         .unwrap()
         .signed_by(&leaf_key, &issuer)
         .unwrap();
-    let relay = TestRelay::start(kith_relay::RelayConfig {
+    let relay = TestRelay::temp(kith_relay::RelayConfig {
         tls_pem: Some(kith_relay::TlsPem {
             chain_pem: leaf.pem().into_bytes(),
             key_pem: leaf_key.serialize_pem().into_bytes(),
         }),
         ..kith_relay::RelayConfig::default()
-    })
-    .await;
+    });
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_cert.der().clone()).unwrap();
     let tls = kith_protocol::tls::client_config_with_roots(roots).unwrap();
     let cfg = kith_relay::client::quic_client_config(tls).unwrap();
     let mut c = RelayClient::connect_with(
-        &relay.endpoint,
+        relay.endpoint(),
         relay.addr,
-        relay.key,
+        relay.relay_key(),
         cfg.clone(),
         "relay.example.org",
         vec![1],
@@ -166,16 +165,16 @@ async fn relay_with_a_ca_issued_certificate() {
     // The wrong name fails WebPKI verification; the identity-key pin fails too
     // (the certificate carries the CA-issued key, not the identity key).
     let wrong_name = RelayClient::connect_with(
-        &relay.endpoint,
+        relay.endpoint(),
         relay.addr,
-        relay.key,
+        relay.relay_key(),
         cfg,
         "other.example.org",
         vec![1],
     )
     .await;
     assert!(wrong_name.is_err());
-    let pinned = RelayClient::connect(&relay.endpoint, relay.addr, relay.key).await;
+    let pinned = RelayClient::connect(relay.endpoint(), relay.addr, relay.relay_key()).await;
     assert!(pinned.is_err());
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }

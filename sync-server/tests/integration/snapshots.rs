@@ -7,7 +7,7 @@ use kith_relay::client::RelayClient;
 use kith_relay::store::{RelayStore, StoreError, WriteOp, WriteOutcome};
 use kith_relay::{RedbStore, RelayConfig};
 
-use crate::common::{Account, Device, TestRelay, code_of, rand_bytes};
+use crate::common::{Account, Device, RelayExt, TestRelay, code_of, rand_bytes};
 
 /// Pseudo-random bytes (incompressible, distinct per call).
 fn noise(len: usize) -> Vec<u8> {
@@ -99,7 +99,7 @@ async fn get_ranges(c: &mut RelayClient, bytes_max: u32) -> (Option<SealedSnapsh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_larger_than_a_frame_goes_up_in_parts_and_down_in_ranges() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -149,14 +149,14 @@ async fn a_snapshot_larger_than_a_frame_goes_up_in_parts_and_down_in_ranges() {
     ));
     // The parts are gone once committed.
     assert!(matches!(
-        relay.store.snapshot_upload(&a.id(), &d1.id(), 42),
+        relay.store().snapshot_upload(&a.id(), &d1.id(), 42),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_snapshot_restarts_a_ranged_download() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -197,7 +197,7 @@ async fn a_replaced_snapshot_restarts_a_ranged_download() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_uploads_are_private_to_their_device() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let b = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
@@ -284,7 +284,7 @@ async fn unfinished_uploads_are_private_to_their_device() {
 async fn an_upload_over_its_limit_is_refused() {
     let mut cfg = RelayConfig::default();
     cfg.limits.snapshot_upload_bytes_max = 100_000;
-    let relay = TestRelay::start(cfg).await;
+    let relay = TestRelay::temp(cfg);
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -311,12 +311,17 @@ async fn an_upload_over_its_limit_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_1_connections_cannot_use_fragmented_snapshots() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let d1 = a.device("laptop");
-    let mut c = RelayClient::connect_with_versions(&relay.endpoint, relay.addr, relay.key, vec![1])
-        .await
-        .unwrap();
+    let mut c = RelayClient::connect_with_versions(
+        relay.endpoint(),
+        relay.addr,
+        relay.relay_key(),
+        vec![1],
+    )
+    .await
+    .unwrap();
     c.auth(&d1.key, &d1.cert, None).await.unwrap();
     assert_eq!(
         code_of(
@@ -331,10 +336,13 @@ async fn protocol_1_connections_cannot_use_fragmented_snapshots() {
     );
 }
 
-/// A device that dies mid-upload (and a relay restart) leaves parts that
-/// are never visible, and the sweep deletes them.
+/// Parts of an upload that was never committed, in a store closed and
+/// reopened (a clean close: crash.rs's
+/// `sigkill_mid_snapshot_upload_leaves_no_visible_snapshot` is the SIGKILL
+/// case), are never visible as a snapshot, and the sweep deletes them once
+/// the upload is older than the cutoff.
 #[test]
-fn an_abandoned_upload_is_never_visible_and_is_swept() {
+fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.redb");
     let a = Account::new();
@@ -360,7 +368,7 @@ fn an_abandoned_upload_is_never_visible_and_is_swept() {
             },
         ]);
         assert!(ok.iter().all(Result::is_ok), "{ok:?}");
-        // The store is dropped here: the "crash".
+        // The store is closed here (cleanly; not a crash).
     }
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.snapshot(&a.id()).unwrap(), None);

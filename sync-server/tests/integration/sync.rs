@@ -5,13 +5,13 @@ use std::time::Duration;
 use kith_protocol::{ErrorCode, Event, Request, Response, Revocation, SealedSnapshot};
 use kith_relay::{Limits, RegistrationPolicy, RelayConfig};
 
-use crate::common::{Account, TestRelay, code_of};
+use crate::common::{Account, RelayExt, TestRelay, code_of};
 
 const T: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_pull_and_subscribe_across_two_devices() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -33,7 +33,9 @@ async fn push_pull_and_subscribe_across_two_devices() {
         }
     );
 
-    // The pusher does not get its own entries back as events.
+    // The pusher does not get its own entries back as events: c2 pushes,
+    // then a third device pushes; events reach a connection in order, so
+    // c2's next event being the third device's proves none came between.
     assert_eq!(c2.push(d2.entries(1, 2)).await.unwrap(), 2);
     let pulled = c1.pull_all(vec![d1.cursor(3)]).await.unwrap();
     assert_eq!(pulled, d2.entries(1, 2));
@@ -42,6 +44,27 @@ async fn push_pull_and_subscribe_across_two_devices() {
     for e in &all {
         e.verify().unwrap();
     }
+    let d3 = a.device("tablet");
+    assert_eq!(
+        relay
+            .connect(&d3)
+            .await
+            .push(d3.entries(1, 1))
+            .await
+            .unwrap(),
+        1
+    );
+    let ev = tokio::time::timeout(T, c2.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev,
+        Event::Entries {
+            entries: d3.entries(1, 1)
+        },
+        "the pusher got its own entries back"
+    );
 
     // Re-sending acknowledged entries is acked again and stores nothing.
     let before = relay.stats();
@@ -62,7 +85,7 @@ async fn push_pull_and_subscribe_across_two_devices() {
         ErrorCode::SeqGap { expected: 4 }
     );
     assert_eq!(relay.stats(), before);
-    assert_eq!(before.entries, 5);
+    assert_eq!(before.entries, 6);
 
     // Heads report both logs.
     let Response::Heads { heads, floors } = c1.request(Request::Heads).await.unwrap() else {
@@ -70,12 +93,12 @@ async fn push_pull_and_subscribe_across_two_devices() {
     };
     assert!(heads.contains(&d1.cursor(3)) && heads.contains(&d2.cursor(2)));
     assert!(floors.iter().all(|c| c.seq == 0));
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_is_paged_in_bounded_batches() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -115,12 +138,12 @@ async fn pull_is_paged_in_bounded_batches() {
     );
     assert_eq!(entries[0].seq, 391);
     assert_eq!(c1.pull_all(vec![]).await.unwrap(), d1.entries(1, 400));
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -192,12 +215,12 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
     // Re-sending a pruned entry is acknowledged, not stored again.
     assert_eq!(c1.push(d1.entries(3, 4)).await.unwrap(), 10);
     assert_eq!(relay.stats().entries, 4);
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_is_one_time_and_expires() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -235,18 +258,35 @@ async fn mailbox_is_one_time_and_expires() {
         ErrorCode::NotAuthenticated
     );
 
+    // A 1 s TTL runs out: the slot counts as free again. Probed with puts
+    // (a take would consume a live blob) until one is accepted, bounded; the
+    // store's expiry rules themselves are pinned with explicit times by the
+    // conformance suite (`mailbox_blobs_are_taken_once_and_expire`).
     let short = [8u8; 32];
-    c1.request(Request::MailboxPut {
+    let put = |blob: u8| Request::MailboxPut {
         slot: short,
-        blob: vec![1],
+        blob: vec![blob],
         ttl_s: 1,
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    };
+    c1.request(put(1)).await.unwrap();
+    assert_eq!(code_of(c1.request(put(2)).await), ErrorCode::MailboxTaken);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        match c1.request(put(3)).await {
+            Ok(_) => break,
+            Err(e) => assert_eq!(e.code(), Some(&ErrorCode::MailboxTaken)),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the 1 s TTL never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
-        code_of(c1.request(Request::MailboxTake { slot: short }).await),
-        ErrorCode::MailboxNotFound
+        c1.request(Request::MailboxTake { slot: short })
+            .await
+            .unwrap(),
+        Response::MailboxBlob { blob: vec![3] }
     );
     let big = Request::MailboxPut {
         slot: [9; 32],
@@ -257,12 +297,12 @@ async fn mailbox_is_one_time_and_expires() {
         code_of(c1.request(big).await),
         ErrorCode::TooLarge { .. }
     ));
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_drops_the_device_and_refuses_it_from_then_on() {
-    let relay = TestRelay::open().await;
+    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("stolen phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -300,19 +340,18 @@ async fn revocation_drops_the_device_and_refuses_it_from_then_on() {
         ErrorCode::BadSignature
     );
     c1.push(d1.entries(1, 1)).await.unwrap();
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_is_told_to_repull() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         limits: Limits {
             connection_queue_frames: 2,
             ..Limits::default()
         },
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
     let mut c1 = relay.connect(&d1).await;
@@ -344,16 +383,15 @@ async fn slow_subscriber_is_told_to_repull() {
             >= 1
     );
     assert_eq!(c2.pull_all(vec![]).await.unwrap().len(), 40);
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_registration_policy() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         registration: RegistrationPolicy::Token,
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c = relay.hello().await;
@@ -367,7 +405,7 @@ async fn token_registration_policy() {
         ErrorCode::BadToken
     );
     assert_eq!(relay.stats().accounts, 0);
-    let token = kith_relay::create_token(relay.store.as_ref()).unwrap();
+    let token = kith_relay::create_token(relay.store().as_ref()).unwrap();
     let mut c = relay.hello().await;
     assert!(
         c.auth(&d1.key, &d1.cert, Some(token.clone()))
@@ -387,19 +425,18 @@ async fn token_registration_policy() {
     let mut c = relay.hello().await;
     assert!(!c.auth(&d2.key, &d2.cert, None).await.unwrap());
     assert_eq!(relay.stats().accounts, 1);
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_are_enforced_with_clear_errors() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         limits: Limits {
             quota_bytes_per_account: 2000,
             ..Limits::default()
         },
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -413,19 +450,18 @@ async fn quotas_are_enforced_with_clear_errors() {
     assert_eq!(relay.stats(), before);
     c1.push(vec![d1.entry(2, &[0; 10])]).await.unwrap();
     relay.assert_alive().await;
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_rate_quota_is_enforced() {
-    let relay = TestRelay::start(RelayConfig {
+    let relay = TestRelay::temp(RelayConfig {
         limits: Limits {
             quota_entries_per_minute: 30,
             ..Limits::default()
         },
         ..RelayConfig::default()
-    })
-    .await;
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -450,5 +486,5 @@ async fn entry_rate_quota_is_enforced() {
     assert_eq!(seq, 31, "exactly 30 entries per minute accepted");
     // Another account is unaffected.
     relay.assert_alive().await;
-    relay.stop().await;
+    relay.stop().await.unwrap();
 }

@@ -49,6 +49,24 @@ pub(crate) fn log(d: &Device, summary: &str, with: &str) -> kith_core::Interacti
         .id
 }
 
+/// True when both devices hold the same documents at the same heads (for
+/// waiting on convergence while exchanges are still running).
+pub(crate) fn same_heads(a: &Device, b: &Device) -> bool {
+    let heads = |d: &Device| {
+        let mut s = d.s();
+        let mut ids = s.doc_ids().unwrap();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let mut h = s.heads(id).unwrap();
+                h.sort();
+                (id, h)
+            })
+            .collect::<Vec<_>>()
+    };
+    heads(a) == heads(b)
+}
+
 /// Same documents (heads) and same index on both devices.
 pub(crate) fn assert_same(a: &Device, b: &Device) {
     let mut sa = a.s();

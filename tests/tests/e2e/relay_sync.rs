@@ -82,7 +82,11 @@ fn concurrent_edits_converge_with_the_notes_conflict_surfaced() {
         let ca = a.s().contact(ana).unwrap();
         assert_eq!(ca, b.s().contact(ana).unwrap());
         // Contact notes are Text: both edits merged, nothing lost.
-        assert!(ca.notes.contains("laptop") || ca.notes.contains("phone"));
+        assert!(
+            ca.notes.contains("laptop") && ca.notes.contains("phone"),
+            "{:?}",
+            ca.notes
+        );
     });
 }
 
@@ -149,7 +153,7 @@ fn the_relay_files_hold_no_plaintext() {
             "the data did travel"
         );
         let mut relay = relay;
-        relay.kill();
+        relay.drop_tasks();
         let files = relay.files_bytes();
         assert!(!files.is_empty());
         for (path, bytes) in files {

@@ -1,0 +1,825 @@
+//! The [`RelayStore`] contract as tests (feature `test-support`): every
+//! storage backend runs the same cases by naming one constructor.
+//!
+//! ```ignore
+//! // in a backend's test binary:
+//! kith_relay::relay_store_conformance!(|| my_backend::Store::connect_fresh());
+//! ```
+//!
+//! The macro expands to one `#[test]` per case, each on a fresh store from
+//! the constructor. The constructor returns either the store or a
+//! `(store, guard)` pair whose guard (a temp dir, a database container) lives
+//! as long as the case. Cases only use the trait: writes through
+//! [`RelayStore::apply`] with explicit times, reads through the read methods.
+//! The contract covered: append with exactly the next seq, idempotent
+//! re-sends, fork and gap refusal (refused ops change nothing), pulls in
+//! pages after cursors, snapshots that prune and raise floors, snapshot
+//! ranges, snapshots uploaded in parts, mailbox expiry, registration tokens,
+//! revocation, byte quotas, per-op atomicity inside a batch, and stats.
+//!
+//! Test-only code: a failed expectation panics with the case's context.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ed25519_dalek::SigningKey;
+use kith_protocol::{
+    AccountId, Cursor, DeviceCert, DeviceId, Revocation, SealedEntry, SealedSnapshot,
+};
+
+use crate::store::{PullPage, RelayStore, StoreError, WriteOp, WriteOutcome, snapshot_id};
+
+/// What a constructor may return: a store, or a store with a guard that
+/// must outlive it.
+pub trait Fixture {
+    /// The store under test.
+    fn store(&self) -> &dyn RelayStore;
+}
+
+impl<S: RelayStore> Fixture for S {
+    fn store(&self) -> &dyn RelayStore {
+        self
+    }
+}
+
+impl<S: RelayStore, G> Fixture for (S, G) {
+    fn store(&self) -> &dyn RelayStore {
+        &self.0
+    }
+}
+
+/// Generates one `#[test]` per conformance case, each on a fresh store made
+/// by `$make` (a closure or fn returning a [`Fixture`]).
+#[macro_export]
+macro_rules! relay_store_conformance {
+    ($make:expr) => {
+        $crate::relay_store_conformance!(@cases $make;
+            append_takes_exactly_the_next_seq,
+            writes_to_an_unregistered_account_are_refused,
+            resending_stored_entries_is_idempotent,
+            a_fork_is_refused_and_changes_nothing,
+            a_gap_is_refused_and_changes_nothing,
+            pulls_page_after_cursors_in_device_then_seq_order,
+            a_snapshot_prunes_what_it_covers_and_raises_floors,
+            snapshots_are_never_replaced_by_staler_or_invalid_ones,
+            snapshot_ranges_slice_the_stored_ciphertext,
+            snapshots_upload_in_parts_and_commit_atomically,
+            abandoned_uploads_expire,
+            mailbox_blobs_are_taken_once_and_expire,
+            registration_tokens_are_single_use,
+            revoked_devices_cannot_register_again,
+            byte_quotas_refuse_growth_but_not_resends,
+            a_refused_op_does_not_block_its_batch,
+            stats_count_accounts_entries_and_bytes,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let fixture = ($make)();
+                $crate::conformance::$case($crate::conformance::Fixture::store(&fixture));
+            }
+        )*
+    };
+}
+
+/// Registration time used by every case.
+const T0_MS: u64 = 1_700_000_000_000;
+/// A quota no case reaches unless it means to.
+const QUOTA_BYTES: u64 = 1 << 30;
+/// Upload limit no case reaches unless it means to.
+const UPLOAD_BYTES_MAX: u64 = 1 << 20;
+
+/// An account and its devices, with helpers that build signed envelopes.
+#[derive(Debug)]
+struct Account {
+    key: SigningKey,
+}
+
+#[derive(Debug)]
+struct Device {
+    key: SigningKey,
+    cert: DeviceCert,
+    account: AccountId,
+}
+
+impl Account {
+    fn new(seed: u8) -> Self {
+        Self {
+            key: SigningKey::from_bytes(&[seed; 32]),
+        }
+    }
+
+    fn id(&self) -> AccountId {
+        AccountId::from(self.key.verifying_key())
+    }
+
+    fn device(&self, seed: u8) -> Device {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let cert = DeviceCert::issue(&self.key, key.verifying_key().into(), "dev", T0_MS).unwrap();
+        Device {
+            key,
+            cert,
+            account: self.id(),
+        }
+    }
+}
+
+impl Device {
+    fn id(&self) -> DeviceId {
+        DeviceId::from(self.key.verifying_key())
+    }
+
+    fn entry(&self, seq: u64, payload: &str) -> SealedEntry {
+        SealedEntry::seal(
+            &self.key,
+            self.account,
+            seq,
+            [seq as u8; 24],
+            payload.as_bytes().to_vec(),
+        )
+    }
+
+    fn entries(&self, from: u64, to: u64) -> Vec<SealedEntry> {
+        (from..=to)
+            .map(|s| self.entry(s, &format!("entry {s}")))
+            .collect()
+    }
+
+    fn cursor(&self, seq: u64) -> Cursor {
+        Cursor {
+            device: self.id(),
+            seq,
+        }
+    }
+
+    fn snapshot(&self, covers: Vec<Cursor>, bytes: &[u8]) -> SealedSnapshot {
+        SealedSnapshot::seal(&self.key, self.account, covers, [9; 24], bytes.to_vec())
+    }
+
+    fn register_op(&self) -> WriteOp {
+        WriteOp::Register {
+            cert: self.cert.clone(),
+            token_hash: None,
+            open_registration: true,
+            now_ms: T0_MS,
+        }
+    }
+
+    fn push_op(&self, entries: Vec<SealedEntry>) -> WriteOp {
+        WriteOp::Push {
+            account: self.account,
+            device: self.id(),
+            entries,
+            quota_bytes: QUOTA_BYTES,
+        }
+    }
+
+    fn snapshot_op(&self, snapshot: SealedSnapshot, finished_upload: Option<u64>) -> WriteOp {
+        WriteOp::PutSnapshot {
+            snapshot,
+            quota_bytes: QUOTA_BYTES,
+            finished_upload,
+        }
+    }
+
+    fn part_op(&self, upload: u64, index: u32, count: u32, bytes: &[u8], now_ms: u64) -> WriteOp {
+        WriteOp::PutSnapshotPart {
+            account: self.account,
+            device: self.id(),
+            upload,
+            index,
+            count,
+            bytes: bytes.to_vec(),
+            upload_bytes_max: UPLOAD_BYTES_MAX,
+            now_ms,
+        }
+    }
+}
+
+/// Applies one op alone.
+fn one(s: &dyn RelayStore, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+    let mut r = s.apply(vec![op]);
+    assert_eq!(r.len(), 1, "apply returns one result per op");
+    r.remove(0)
+}
+
+/// Applies one op that must succeed.
+fn ok(s: &dyn RelayStore, op: WriteOp) -> WriteOutcome {
+    let what = format!("{op:?}");
+    one(s, op).unwrap_or_else(|e| panic!("{what:.120} was refused: {e}"))
+}
+
+/// A registered device of a fresh account.
+fn registered(s: &dyn RelayStore, account_seed: u8, device_seed: u8) -> (Account, Device) {
+    let a = Account::new(account_seed);
+    let d = a.device(device_seed);
+    assert_eq!(
+        ok(s, d.register_op()),
+        WriteOutcome::Registered { new_account: true }
+    );
+    (a, d)
+}
+
+fn pushed(head: u64, stored: Vec<SealedEntry>) -> WriteOutcome {
+    WriteOutcome::Pushed { head, stored }
+}
+
+fn head_of(s: &dyn RelayStore, d: &Device) -> u64 {
+    s.heads(&d.account)
+        .unwrap()
+        .heads
+        .iter()
+        .find(|c| c.device == d.id())
+        .map_or(0, |c| c.seq)
+}
+
+fn floor_of(s: &dyn RelayStore, d: &Device) -> u64 {
+    s.heads(&d.account)
+        .unwrap()
+        .floors
+        .iter()
+        .find(|c| c.device == d.id())
+        .map_or(0, |c| c.seq)
+}
+
+fn pull_all(s: &dyn RelayStore, account: &AccountId, cursors: &[Cursor]) -> Vec<SealedEntry> {
+    let page = s.pull(account, cursors, 10_000, usize::MAX).unwrap();
+    assert!(!page.more);
+    page.entries
+}
+
+/// Push appends only at head + 1 and reports the new head and what it stored.
+pub fn append_takes_exactly_the_next_seq(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 1, 2);
+    assert_eq!(head_of(s, &d), 0);
+    let first = d.entries(1, 3);
+    assert_eq!(ok(s, d.push_op(first.clone())), pushed(3, first.clone()));
+    let next = d.entries(4, 4);
+    assert_eq!(ok(s, d.push_op(next.clone())), pushed(4, next.clone()));
+    assert_eq!(head_of(s, &d), 4);
+    let all: Vec<SealedEntry> = first.into_iter().chain(next).collect();
+    assert_eq!(pull_all(s, &d.account, &[]), all);
+    assert!(s.device_known(&d.account, &d.id()).unwrap());
+}
+
+/// Pushes, snapshots and parts for an account the store does not know fail.
+pub fn writes_to_an_unregistered_account_are_refused(s: &dyn RelayStore) {
+    let d = Account::new(3).device(4);
+    assert!(matches!(
+        one(s, d.push_op(d.entries(1, 1))),
+        Err(StoreError::UnknownAccount)
+    ));
+    assert!(matches!(
+        one(s, d.snapshot_op(d.snapshot(vec![], b"s"), None)),
+        Err(StoreError::UnknownAccount)
+    ));
+    assert!(matches!(
+        one(s, d.part_op(1, 0, 1, b"p", T0_MS)),
+        Err(StoreError::UnknownAccount)
+    ));
+    assert!(!s.device_known(&d.account, &d.id()).unwrap());
+    assert_eq!(pull_all(s, &d.account, &[]), vec![]);
+}
+
+/// Re-sending stored entries succeeds and stores nothing twice; a re-send
+/// overlapping new entries stores only the new ones.
+pub fn resending_stored_entries_is_idempotent(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 5, 6);
+    ok(s, d.push_op(d.entries(1, 3)));
+    assert_eq!(ok(s, d.push_op(d.entries(1, 3))), pushed(3, vec![]));
+    assert_eq!(ok(s, d.push_op(d.entries(2, 3))), pushed(3, vec![]));
+    let four = d.entries(4, 4);
+    assert_eq!(ok(s, d.push_op(d.entries(2, 4))), pushed(4, four));
+    // The same entry twice inside one push is a re-send too.
+    let five = d.entry(5, "entry 5");
+    assert_eq!(
+        ok(s, d.push_op(vec![five.clone(), five.clone()])),
+        pushed(5, vec![five])
+    );
+    assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 5));
+    assert_eq!(s.stats().unwrap().entries, 5);
+}
+
+/// A different entry at a stored seq is a fork: refused, nothing of that
+/// push is stored, the stored entry stays.
+pub fn a_fork_is_refused_and_changes_nothing(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 7, 8);
+    ok(s, d.push_op(d.entries(1, 3)));
+    let before = s.stats().unwrap();
+    assert!(matches!(
+        one(s, d.push_op(vec![d.entry(2, "other")])),
+        Err(StoreError::SeqFork { seq: 2 })
+    ));
+    // A fork behind new entries refuses the new ones too.
+    assert!(matches!(
+        one(s, d.push_op(vec![d.entry(3, "other"), d.entry(4, "new")])),
+        Err(StoreError::SeqFork { seq: 3 })
+    ));
+    // A fork of an entry earlier in the same push.
+    assert!(matches!(
+        one(
+            s,
+            d.push_op(vec![d.entry(4, "new"), d.entry(4, "different")])
+        ),
+        Err(StoreError::SeqFork { seq: 4 })
+    ));
+    assert_eq!(head_of(s, &d), 3);
+    assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 3));
+    assert_eq!(s.stats().unwrap(), before);
+}
+
+/// A push that does not continue at head + 1 is a gap: refused with the
+/// expected seq, and none of its entries (not even a valid prefix) stored.
+pub fn a_gap_is_refused_and_changes_nothing(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 9, 10);
+    ok(s, d.push_op(d.entries(1, 1)));
+    assert!(matches!(
+        one(s, d.push_op(d.entries(3, 3))),
+        Err(StoreError::SeqGap { expected: 2 })
+    ));
+    assert!(matches!(
+        one(
+            s,
+            d.push_op(vec![d.entry(2, "entry 2"), d.entry(4, "entry 4")])
+        ),
+        Err(StoreError::SeqGap { expected: 3 })
+    ));
+    assert!(matches!(
+        one(s, d.push_op(vec![d.entry(0, "zero")])),
+        Err(StoreError::SeqGap { .. })
+    ));
+    assert_eq!(head_of(s, &d), 1);
+    assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 1));
+    assert_eq!(s.stats().unwrap().entries, 1);
+}
+
+/// Pull returns the entries after each device's cursor, ordered by device
+/// id then seq, in pages bounded by count and bytes (never empty while
+/// entries remain), and only the account's own entries.
+pub fn pulls_page_after_cursors_in_device_then_seq_order(s: &dyn RelayStore) {
+    let (a, d1) = registered(s, 11, 12);
+    let d2 = a.device(13);
+    ok(s, d2.register_op());
+    let (_, stranger) = registered(s, 14, 15);
+    ok(s, d1.push_op(d1.entries(1, 4)));
+    ok(s, d2.push_op(d2.entries(1, 3)));
+    ok(s, stranger.push_op(stranger.entries(1, 2)));
+
+    let (lo, hi) = if d1.id() < d2.id() {
+        (&d1, &d2)
+    } else {
+        (&d2, &d1)
+    };
+    let expected: Vec<SealedEntry> = pull_all(s, &lo.account, &[lo.cursor(0)])
+        .into_iter()
+        .collect();
+    let mut want = lo.entries(1, if lo.id() == d1.id() { 4 } else { 3 });
+    want.extend(hi.entries(1, if hi.id() == d1.id() { 4 } else { 3 }));
+    assert_eq!(expected, want, "device id then seq order");
+
+    // After cursors.
+    let after = pull_all(s, &a.id(), &[d1.cursor(3), d2.cursor(3)]);
+    assert_eq!(after, d1.entries(4, 4));
+
+    // Pages of two, then the rest; the cursor of a page is its last entry.
+    let mut cursors: Vec<Cursor> = Vec::new();
+    let mut seen = Vec::new();
+    for round in 0.. {
+        assert!(round < 10, "paging does not end");
+        let PullPage { entries, more } = s.pull(&a.id(), &cursors, 2, usize::MAX).unwrap();
+        assert!(entries.len() <= 2);
+        assert!(!entries.is_empty() || !more);
+        for e in &entries {
+            cursors.retain(|c| c.device != e.device);
+            cursors.push(Cursor {
+                device: e.device,
+                seq: e.seq,
+            });
+        }
+        seen.extend(entries);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, want);
+
+    // A byte bound smaller than one entry still returns one entry.
+    let page = s.pull(&a.id(), &[], 100, 1).unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert!(page.more);
+
+    // Caught up: empty page, nothing more.
+    let page = s
+        .pull(&a.id(), &[d1.cursor(4), d2.cursor(3)], 100, usize::MAX)
+        .unwrap();
+    assert_eq!(
+        page,
+        PullPage {
+            entries: vec![],
+            more: false
+        }
+    );
+}
+
+/// A snapshot prunes the entries it covers, raises floors, is returned by
+/// `snapshot`; pulls behind a floor need the snapshot; pruned seqs can be
+/// re-sent harmlessly but not skipped.
+pub fn a_snapshot_prunes_what_it_covers_and_raises_floors(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 16, 17);
+    ok(s, d.push_op(d.entries(1, 5)));
+    assert_eq!(s.snapshot(&d.account).unwrap(), None);
+    let snap = d.snapshot(vec![d.cursor(3)], b"state at 3");
+    assert_eq!(
+        ok(s, d.snapshot_op(snap.clone(), None)),
+        WriteOutcome::SnapshotStored { pruned_entries: 3 }
+    );
+    assert_eq!(s.snapshot(&d.account).unwrap(), Some(snap));
+    assert_eq!(floor_of(s, &d), 3);
+    assert_eq!(head_of(s, &d), 5);
+    assert!(matches!(
+        s.pull(&d.account, &[], 10, usize::MAX),
+        Err(StoreError::SnapshotNeeded)
+    ));
+    assert!(matches!(
+        s.pull(&d.account, &[d.cursor(2)], 10, usize::MAX),
+        Err(StoreError::SnapshotNeeded)
+    ));
+    assert_eq!(pull_all(s, &d.account, &[d.cursor(3)]), d.entries(4, 5));
+    assert_eq!(s.stats().unwrap().entries, 2);
+    // A device re-sending from before the floor is not refused.
+    assert_eq!(
+        ok(s, d.push_op(d.entries(1, 6))),
+        pushed(6, d.entries(6, 6))
+    );
+}
+
+/// A snapshot that covers less than the stored one is stale; one that covers
+/// unstored entries or repeats a device is invalid; neither changes anything.
+pub fn snapshots_are_never_replaced_by_staler_or_invalid_ones(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 18, 19);
+    ok(s, d.push_op(d.entries(1, 4)));
+    let good = d.snapshot(vec![d.cursor(3)], b"at 3");
+    ok(s, d.snapshot_op(good.clone(), None));
+    assert!(matches!(
+        one(
+            s,
+            d.snapshot_op(d.snapshot(vec![d.cursor(2)], b"at 2"), None)
+        ),
+        Err(StoreError::SnapshotStale)
+    ));
+    assert!(matches!(
+        one(s, d.snapshot_op(d.snapshot(vec![], b"nothing"), None)),
+        Err(StoreError::SnapshotStale)
+    ));
+    assert!(matches!(
+        one(
+            s,
+            d.snapshot_op(d.snapshot(vec![d.cursor(9)], b"future"), None)
+        ),
+        Err(StoreError::SnapshotInvalid)
+    ));
+    assert!(matches!(
+        one(
+            s,
+            d.snapshot_op(d.snapshot(vec![d.cursor(4), d.cursor(4)], b"twice"), None)
+        ),
+        Err(StoreError::SnapshotInvalid)
+    ));
+    assert_eq!(s.snapshot(&d.account).unwrap(), Some(good));
+    assert_eq!(floor_of(s, &d), 3);
+    // The same coverage again replaces it (a re-upload is not stale).
+    let again = d.snapshot(vec![d.cursor(3)], b"at 3 again");
+    ok(s, d.snapshot_op(again.clone(), None));
+    assert_eq!(s.snapshot(&d.account).unwrap(), Some(again));
+}
+
+/// `snapshot_range` returns slices of the stored ciphertext with its
+/// envelope, its id and total length; `None` without a snapshot.
+pub fn snapshot_ranges_slice_the_stored_ciphertext(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 20, 21);
+    assert_eq!(s.snapshot_range(&d.account, 0, 10).unwrap(), None);
+    ok(s, d.push_op(d.entries(1, 1)));
+    let body: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let snap = d.snapshot(vec![d.cursor(1)], &body);
+    ok(s, d.snapshot_op(snap.clone(), None));
+    let mut got = Vec::new();
+    let mut offset = 0u64;
+    while offset < 1000 {
+        let r = s.snapshot_range(&d.account, offset, 300).unwrap().unwrap();
+        assert_eq!(r.total_bytes, 1000);
+        assert_eq!(r.snapshot_id, snapshot_id(&snap));
+        assert_eq!(r.snapshot.covers, snap.covers);
+        assert_eq!(r.snapshot.signature, snap.signature);
+        assert!(!r.snapshot.ciphertext.is_empty() && r.snapshot.ciphertext.len() <= 300);
+        offset += r.snapshot.ciphertext.len() as u64;
+        got.extend(r.snapshot.ciphertext);
+    }
+    assert_eq!(got, body);
+    let past = s.snapshot_range(&d.account, 5000, 300).unwrap().unwrap();
+    assert!(past.snapshot.ciphertext.is_empty());
+    assert_eq!(past.total_bytes, 1000);
+}
+
+/// Parts of an upload are invisible until all are stored; then they read back
+/// concatenated in index order; a commit naming the upload deletes its parts;
+/// inconsistent or oversized parts and a new upload id behave as specified.
+pub fn snapshots_upload_in_parts_and_commit_atomically(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 22, 23);
+    ok(s, d.push_op(d.entries(1, 2)));
+    assert!(matches!(
+        s.snapshot_upload(&d.account, &d.id(), 7),
+        Err(StoreError::UploadIncomplete { parts_stored: 0 })
+    ));
+    // Out of order on purpose.
+    ok(s, d.part_op(7, 2, 3, b"CC", T0_MS));
+    ok(s, d.part_op(7, 0, 3, b"AA", T0_MS));
+    assert!(matches!(
+        s.snapshot_upload(&d.account, &d.id(), 7),
+        Err(StoreError::UploadIncomplete { parts_stored: 1 })
+    ));
+    assert!(matches!(
+        one(s, d.part_op(7, 3, 3, b"DD", T0_MS)),
+        Err(StoreError::UploadInconsistent { index: 3, count: 3 })
+    ));
+    assert!(matches!(
+        one(s, d.part_op(7, 1, 4, b"BB", T0_MS)),
+        Err(StoreError::UploadInconsistent { index: 1, count: 4 })
+    ));
+    assert!(matches!(
+        one(s, d.part_op(7, 0, 0, b"", T0_MS)),
+        Err(StoreError::UploadInconsistent { .. })
+    ));
+    let mut huge = d.part_op(7, 1, 3, b"", T0_MS);
+    if let WriteOp::PutSnapshotPart {
+        bytes,
+        upload_bytes_max,
+        ..
+    } = &mut huge
+    {
+        *bytes = vec![0; 10];
+        *upload_bytes_max = 8;
+    }
+    assert!(matches!(
+        one(s, huge),
+        Err(StoreError::UploadTooLarge { limit_bytes: 8 })
+    ));
+    assert_eq!(
+        ok(s, d.part_op(7, 1, 3, b"BB", T0_MS)),
+        WriteOutcome::SnapshotPartStored
+    );
+    // Re-sending a part replaces it.
+    ok(s, d.part_op(7, 1, 3, b"bb", T0_MS));
+    assert_eq!(
+        s.snapshot_upload(&d.account, &d.id(), 7).unwrap(),
+        b"AAbbCC"
+    );
+    assert!(matches!(
+        s.snapshot_upload(&d.account, &d.id(), 8),
+        Err(StoreError::UploadIncomplete { .. })
+    ));
+    // Nothing is a snapshot until committed.
+    assert_eq!(s.snapshot(&d.account).unwrap(), None);
+    let snap = d.snapshot(vec![d.cursor(2)], b"AAbbCC");
+    ok(s, d.snapshot_op(snap.clone(), Some(7)));
+    assert_eq!(s.snapshot(&d.account).unwrap(), Some(snap));
+    assert!(matches!(
+        s.snapshot_upload(&d.account, &d.id(), 7),
+        Err(StoreError::UploadIncomplete { parts_stored: 0 })
+    ));
+
+    // A new upload id discards the unfinished one.
+    ok(s, d.part_op(9, 0, 2, b"old", T0_MS));
+    ok(s, d.part_op(10, 0, 1, b"new", T0_MS));
+    assert!(matches!(
+        s.snapshot_upload(&d.account, &d.id(), 9),
+        Err(StoreError::UploadIncomplete { parts_stored: 0 })
+    ));
+    assert_eq!(s.snapshot_upload(&d.account, &d.id(), 10).unwrap(), b"new");
+}
+
+/// Uploads started before the cutoff are deleted; later ones stay.
+pub fn abandoned_uploads_expire(s: &dyn RelayStore) {
+    let (a, old) = registered(s, 24, 25);
+    let fresh = a.device(26);
+    ok(s, fresh.register_op());
+    ok(s, old.part_op(1, 0, 1, b"old", T0_MS));
+    ok(s, fresh.part_op(1, 0, 1, b"fresh", T0_MS + 10_000));
+    assert_eq!(
+        ok(
+            s,
+            WriteOp::SnapshotUploadsExpire {
+                started_before_ms: T0_MS + 5_000
+            }
+        ),
+        WriteOutcome::SnapshotUploadsExpired(1)
+    );
+    assert!(matches!(
+        s.snapshot_upload(&old.account, &old.id(), 1),
+        Err(StoreError::UploadIncomplete { parts_stored: 0 })
+    ));
+    assert_eq!(
+        s.snapshot_upload(&fresh.account, &fresh.id(), 1).unwrap(),
+        b"fresh"
+    );
+}
+
+/// A mailbox blob is taken once; an occupied slot refuses a second blob until
+/// it expires; expired blobs are not returned and the sweep deletes only them.
+pub fn mailbox_blobs_are_taken_once_and_expire(s: &dyn RelayStore) {
+    let put = |slot: u8, blob: &[u8], expires_at_ms: u64, now_ms: u64| WriteOp::MailboxPut {
+        slot: [slot; 32],
+        blob: blob.to_vec(),
+        expires_at_ms,
+        now_ms,
+    };
+    let take = |slot: u8, now_ms: u64| WriteOp::MailboxTake {
+        slot: [slot; 32],
+        now_ms,
+    };
+    assert_eq!(
+        ok(s, put(1, b"one", T0_MS + 1000, T0_MS)),
+        WriteOutcome::MailboxStored
+    );
+    assert!(matches!(
+        one(s, put(1, b"again", T0_MS + 1000, T0_MS + 1)),
+        Err(StoreError::MailboxTaken)
+    ));
+    assert_eq!(
+        ok(s, take(1, T0_MS + 999)),
+        WriteOutcome::MailboxTaken(b"one".to_vec())
+    );
+    assert!(matches!(
+        one(s, take(1, T0_MS + 999)),
+        Err(StoreError::MailboxNotFound)
+    ));
+    // Expired: not returned, and the slot is free again.
+    ok(s, put(2, b"two", T0_MS + 1000, T0_MS));
+    assert!(matches!(
+        one(s, take(2, T0_MS + 1000)),
+        Err(StoreError::MailboxNotFound)
+    ));
+    ok(s, put(3, b"three", T0_MS + 1000, T0_MS));
+    ok(s, put(3, b"three again", T0_MS + 3000, T0_MS + 2000));
+    assert_eq!(
+        ok(s, take(3, T0_MS + 2500)),
+        WriteOutcome::MailboxTaken(b"three again".to_vec())
+    );
+    // The sweep deletes exactly the expired blobs.
+    ok(s, put(4, b"short", T0_MS + 1000, T0_MS));
+    ok(s, put(5, b"long", T0_MS + 9000, T0_MS));
+    assert_eq!(
+        ok(
+            s,
+            WriteOp::MailboxExpire {
+                now_ms: T0_MS + 5000
+            }
+        ),
+        WriteOutcome::MailboxExpired(1)
+    );
+    assert_eq!(
+        ok(s, take(5, T0_MS + 5000)),
+        WriteOutcome::MailboxTaken(b"long".to_vec())
+    );
+}
+
+/// With closed registration a new account needs a stored token, used once;
+/// further devices of a registered account need none.
+pub fn registration_tokens_are_single_use(s: &dyn RelayStore) {
+    let closed = |d: &Device, token_hash: Option<[u8; 32]>| WriteOp::Register {
+        cert: d.cert.clone(),
+        token_hash,
+        open_registration: false,
+        now_ms: T0_MS,
+    };
+    let a = Account::new(30);
+    let d = a.device(31);
+    assert!(matches!(
+        one(s, closed(&d, None)),
+        Err(StoreError::RegistrationRequired)
+    ));
+    assert!(matches!(
+        one(s, closed(&d, Some([1; 32]))),
+        Err(StoreError::BadToken)
+    ));
+    assert!(!s.device_known(&d.account, &d.id()).unwrap());
+    ok(
+        s,
+        WriteOp::CreateToken {
+            token_hash: [1; 32],
+            now_ms: T0_MS,
+        },
+    );
+    assert_eq!(
+        ok(s, closed(&d, Some([1; 32]))),
+        WriteOutcome::Registered { new_account: true }
+    );
+    assert!(s.device_known(&d.account, &d.id()).unwrap());
+    let other = Account::new(32).device(33);
+    assert!(matches!(
+        one(s, closed(&other, Some([1; 32]))),
+        Err(StoreError::BadToken)
+    ));
+    let sibling = a.device(34);
+    assert_eq!(
+        ok(s, closed(&sibling, None)),
+        WriteOutcome::Registered { new_account: false }
+    );
+    // Registering a known device again is harmless.
+    assert_eq!(
+        ok(s, closed(&d, None)),
+        WriteOutcome::Registered { new_account: false }
+    );
+    assert_eq!(s.stats().unwrap().accounts, 1);
+}
+
+/// A revoked device is reported revoked and cannot register again; its
+/// siblings are unaffected; revoking twice is harmless.
+pub fn revoked_devices_cannot_register_again(s: &dyn RelayStore) {
+    let (a, d) = registered(s, 35, 36);
+    let sibling = a.device(37);
+    ok(s, sibling.register_op());
+    assert!(!s.is_revoked(&d.account, &d.id()).unwrap());
+    let revocation = Revocation::issue(&a.key, d.id(), T0_MS + 1);
+    assert_eq!(
+        ok(
+            s,
+            WriteOp::Revoke {
+                revocation: revocation.clone()
+            }
+        ),
+        WriteOutcome::Revoked
+    );
+    assert_eq!(ok(s, WriteOp::Revoke { revocation }), WriteOutcome::Revoked);
+    assert!(s.is_revoked(&d.account, &d.id()).unwrap());
+    assert!(!s.is_revoked(&sibling.account, &sibling.id()).unwrap());
+    assert!(matches!(one(s, d.register_op()), Err(StoreError::Revoked)));
+    // Another account's device with the same key is a different device.
+    let elsewhere = Account::new(38).device(36);
+    assert!(!s.is_revoked(&elsewhere.account, &elsewhere.id()).unwrap());
+    ok(s, elsewhere.register_op());
+}
+
+/// A push that would take the account past its quota is refused whole;
+/// re-sends (which add nothing) still succeed at the quota; a snapshot that
+/// prunes enough brings the account back under it.
+pub fn byte_quotas_refuse_growth_but_not_resends(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 40, 41);
+    ok(s, d.push_op(d.entries(1, 4)));
+    let used = s.stats().unwrap().bytes;
+    assert!(used > 0);
+    let with_quota = |entries: Vec<SealedEntry>, quota_bytes: u64| WriteOp::Push {
+        account: d.account,
+        device: d.id(),
+        entries,
+        quota_bytes,
+    };
+    assert!(matches!(
+        one(s, with_quota(d.entries(5, 6), used)),
+        Err(StoreError::QuotaBytes { limit_bytes }) if limit_bytes == used
+    ));
+    assert_eq!(head_of(s, &d), 4);
+    assert_eq!(s.stats().unwrap().bytes, used);
+    assert_eq!(ok(s, with_quota(d.entries(1, 4), used)), pushed(4, vec![]));
+    // A small snapshot covering everything frees room.
+    ok(s, d.snapshot_op(d.snapshot(vec![d.cursor(4)], b"s"), None));
+    assert!(s.stats().unwrap().bytes < used);
+    ok(s, with_quota(d.entries(5, 5), used));
+    assert_eq!(head_of(s, &d), 5);
+}
+
+/// Each op of a batch stands alone: a refused op between two good ones
+/// leaves both applied, and later ops see earlier ones' effects.
+pub fn a_refused_op_does_not_block_its_batch(s: &dyn RelayStore) {
+    let a = Account::new(42);
+    let d = a.device(43);
+    let r = s.apply(vec![
+        d.register_op(),
+        d.push_op(d.entries(1, 2)),
+        d.push_op(d.entries(5, 5)),
+        d.push_op(d.entries(3, 3)),
+    ]);
+    assert_eq!(r.len(), 4);
+    assert!(matches!(
+        r[0],
+        Ok(WriteOutcome::Registered { new_account: true })
+    ));
+    assert!(matches!(&r[1], Ok(WriteOutcome::Pushed { head: 2, .. })));
+    assert!(matches!(r[2], Err(StoreError::SeqGap { expected: 3 })));
+    assert!(matches!(&r[3], Ok(WriteOutcome::Pushed { head: 3, .. })));
+    assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 3));
+    assert_eq!(s.apply(vec![]).len(), 0);
+}
+
+/// Stats count registered accounts, stored entries and their bytes.
+pub fn stats_count_accounts_entries_and_bytes(s: &dyn RelayStore) {
+    assert_eq!(s.stats().unwrap(), crate::store::StoreStats::default());
+    let (_, d1) = registered(s, 44, 45);
+    let (_, d2) = registered(s, 46, 47);
+    ok(s, d1.push_op(d1.entries(1, 3)));
+    let after_three = s.stats().unwrap();
+    ok(s, d2.push_op(d2.entries(1, 2)));
+    let st = s.stats().unwrap();
+    assert_eq!(st.accounts, 2);
+    assert_eq!(st.entries, 5);
+    assert!(st.bytes > after_three.bytes && after_three.bytes > 0);
+}

@@ -1,0 +1,10 @@
+//! The redb backend runs the `RelayStore` conformance suite: a real redb
+//! file in a fresh temporary directory per case.
+
+fn redb_store() -> (kith_relay::RedbStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kith_relay::RedbStore::open(&dir.path().join("relay.redb")).unwrap();
+    (store, dir)
+}
+
+kith_relay::relay_store_conformance!(redb_store);
