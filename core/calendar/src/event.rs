@@ -10,10 +10,15 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum PartStat {
     #[default]
+    /// No answer yet.
     NeedsAction,
+    /// Accepted.
     Accepted,
+    /// Declined.
     Declined,
+    /// Tentatively accepted (or a tentative event).
     Tentative,
+    /// Delegated to somebody else.
     Delegated,
 }
 
@@ -35,8 +40,11 @@ impl PartStat {
 #[serde(rename_all = "kebab-case")]
 pub enum EventStatus {
     #[default]
+    /// Confirmed (the default).
     Confirmed,
+    /// Tentatively accepted (or a tentative event).
     Tentative,
+    /// Cancelled.
     Cancelled,
 }
 
@@ -58,6 +66,7 @@ pub struct Attendee {
     pub name: Option<String>,
     /// Email address without `mailto:`, as written (matching normalises it).
     pub email: Option<String>,
+    /// Their answer to the invitation.
     pub partstat: PartStat,
 }
 
@@ -87,20 +96,27 @@ impl EventKey {
 /// One occurrence of a calendar event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CalendarEvent {
+    /// Which event and occurrence this is.
     pub key: EventKey,
+    /// The event's title (SUMMARY).
     pub title: String,
     /// Start, milliseconds since the Unix epoch (UTC). All-day events start at local midnight.
     pub start_ms: i64,
     /// End (exclusive), milliseconds since the Unix epoch (UTC); never before `start_ms`.
     pub end_ms: i64,
+    /// Whether it is an all-day event (dates, no times).
     pub all_day: bool,
+    /// Where it takes place (a room, an address or a video-call link).
     pub location: Option<String>,
     /// Free text of the event (DESCRIPTION / notes): where video-call links usually are.
     pub description: Option<String>,
     /// The event's URL or conference link (URL, CONFERENCE, X-GOOGLE-CONFERENCE).
     pub url: Option<String>,
+    /// Who organised it.
     pub organiser: Option<Attendee>,
+    /// The invited people (rooms and resources left out).
     pub attendees: Vec<Attendee>,
+    /// Confirmed, tentative or cancelled.
     pub status: EventStatus,
     /// CLASS:PRIVATE or CONFIDENTIAL (phones: an event the owner marked private).
     pub private: bool,

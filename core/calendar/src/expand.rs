@@ -35,7 +35,9 @@ pub struct IcsCalendar {
 /// Occurrences found in a window, and the events that could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expanded {
+    /// The occurrences, sorted by end then key.
     pub events: Vec<CalendarEvent>,
+    /// Events that could not be read, with their lines.
     pub skipped: Vec<IcsError>,
 }
 

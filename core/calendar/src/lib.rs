@@ -5,6 +5,8 @@
 //! for recurrence and `chrono-tz` for zones, and expands a series only inside the asked window.
 //! Deciding which events are meetings worth logging is the engine's job (kith-core `meetings`).
 
+#![warn(missing_docs)]
+
 mod error;
 mod event;
 mod expand;

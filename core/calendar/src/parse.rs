@@ -16,13 +16,17 @@ use crate::error::{IcsError, IcsErrorKind};
 /// years; the fuzz target and the property tests use smaller ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcsLimits {
+    /// Largest file accepted.
     pub input_size_bytes_max: usize,
     /// One logical (unfolded) content line.
     pub line_length_bytes_max: usize,
     /// All components (VCALENDAR, VEVENT, VALARM, VTIMEZONE, ...) in the file.
     pub components_max: usize,
+    /// Properties one component may hold.
     pub properties_per_component_max: usize,
+    /// The cap.
     pub depth_max: usize,
+    /// Parameters one property may carry.
     pub parameters_per_property_max: usize,
     /// Occurrences one recurring series may yield inside the asked window.
     pub occurrences_per_series_max: u16,
@@ -48,7 +52,9 @@ impl Default for IcsLimits {
 /// One parameter: its name upper-cased, its values with quotes removed and RFC 6868 decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
+    /// Display name.
     pub name: String,
+    /// Values, quotes removed and RFC 6868 decoded.
     pub values: Vec<String>,
 }
 
@@ -57,6 +63,7 @@ pub struct Param {
 pub struct Property {
     /// Upper-cased name (`DTSTART`, `ATTENDEE`, `X-FOO`).
     pub name: String,
+    /// Parameters in file order.
     pub params: Vec<Param>,
     /// Raw value (text escapes are decoded by the reader of each property, not here).
     pub value: String,
@@ -78,17 +85,22 @@ impl Property {
 /// A component (`VCALENDAR`, `VEVENT`, ...) with its properties and sub-components.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Component {
+    /// Display name.
     pub name: String,
+    /// Properties in file order.
     pub properties: Vec<Property>,
+    /// Sub-components (VALARM, STANDARD, ...).
     pub children: Vec<Component>,
     /// Line of its BEGIN.
     pub line: usize,
 }
 
 impl Component {
+    /// The first property named `name` (upper-case).
     pub fn prop(&self, name: &str) -> Option<&Property> {
         self.properties.iter().find(|p| p.name == name)
     }
+    /// Every property named `name` (upper-case), in file order.
     pub fn props<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Property> + 'a {
         self.properties.iter().filter(move |p| p.name == name)
     }

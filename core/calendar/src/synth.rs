@@ -11,10 +11,15 @@ use chrono::{DateTime, Duration, Utc};
 /// Parameters of [`synthetic_ics`].
 #[derive(Debug, Clone, Copy)]
 pub struct SynthCalendar {
+    /// The occurrences, sorted by end then key.
     pub events: usize,
+    /// How many of them are weekly series.
     pub series: usize,
+    /// Span of the calendar, in years.
     pub years: i64,
+    /// Distinct attendee addresses.
     pub people: usize,
+    /// End of the calendar (UTC ms).
     pub end_ms: i64,
 }
 
