@@ -36,11 +36,12 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use kith_protocol::{
-    AccountId, Cursor, DeviceCert, DeviceId, Membership, MembershipError, MembershipOp, RelayKey,
+    AccountId, Cursor, DeviceId, Membership, MembershipError, MembershipOp, RelayKey,
     SealedEntry,
 };
 
 use crate::identity::DataKey;
+use crate::sync::epochs::EpochKeys;
 
 use crate::error::StoreError;
 
@@ -85,7 +86,10 @@ pub(crate) const META_SEAL_ALL_ACTORS: &str = "seal_all_actors";
 /// What this device knows about one device of the account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DeviceRecord {
-    pub cert: DeviceCert,
+    /// Its name as it announced it in sealed data ("" until heard).
+    pub name: String,
+    /// When it was first heard of here (ms since epoch).
+    pub added_ms: u64,
     pub last_seen_ms: u64,
     pub revoked_at_ms: Option<u64>,
 }
@@ -118,9 +122,42 @@ pub(crate) fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Creates every sync table (idempotent) so later read transactions find them.
+/// Format of the sync tables this build writes and reads; 1 (no marker)
+/// held account certificates and entries sealed under the shared data key.
+pub(crate) const SYNC_FORMAT: u64 = 2;
+const SYNC_FORMAT_KEY: &str = "sync_format";
+
+/// Creates every sync table (idempotent) so later read transactions find
+/// them, and marks them with [`SYNC_FORMAT`]; sync tables of format 1 (they
+/// have rows but no marker) are refused, naming the version.
 pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(META)?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let marker = meta.get(SYNC_FORMAT_KEY)?.map(|v| {
+            <[u8; 8]>::try_from(v.value())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0)
+        });
+        match marker {
+            Some(SYNC_FORMAT) => {}
+            Some(found) => {
+                return Err(StoreError::RetiredSyncFormat {
+                    found,
+                    supported: SYNC_FORMAT,
+                });
+            }
+            None => {
+                let used = meta.len()? > 0 || txn.open_table(DEVICES)?.len()? > 0;
+                if used {
+                    return Err(StoreError::RetiredSyncFormat {
+                        found: 1,
+                        supported: SYNC_FORMAT,
+                    });
+                }
+                meta.insert(SYNC_FORMAT_KEY, SYNC_FORMAT.to_be_bytes().as_slice())?;
+            }
+        }
+    }
     txn.open_table(OUTBOX)?;
     txn.open_table(PUSHED_HEADS)?;
     txn.open_table(CURSORS)?;
@@ -194,27 +231,30 @@ pub(crate) fn set_cursor(
     Ok(())
 }
 
-/// Records that `cert`'s device was seen at `now_ms` (adding it if new).
+/// Records that `device` (named `name`, when it said so in sealed data)
+/// was seen at `now_ms`, adding it if new.
 pub(crate) fn touch_device(
     txn: &WriteTransaction,
-    cert: &DeviceCert,
+    device: &DeviceId,
+    name: Option<&str>,
     now_ms: u64,
 ) -> Result<(), StoreError> {
     let mut t = txn.open_table(DEVICES)?;
-    let key = cert.device.as_bytes().as_slice();
+    let key = device.as_bytes().as_slice();
     let mut rec = match t.get(key)? {
         Some(v) => {
             postcard::from_bytes::<DeviceRecord>(v.value()).map_err(|e| damaged("devices", e))?
         }
         None => DeviceRecord {
-            cert: cert.clone(),
+            name: String::new(),
+            added_ms: now_ms,
             last_seen_ms: 0,
             revoked_at_ms: None,
         },
     };
     rec.last_seen_ms = rec.last_seen_ms.max(now_ms);
-    if cert.issued_at_ms > rec.cert.issued_at_ms {
-        rec.cert = cert.clone();
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        n.clone_into(&mut rec.name);
     }
     let bytes = postcard::to_allocvec(&rec).map_err(|e| damaged("devices", e))?;
     t.insert(key, bytes.as_slice())?;
@@ -293,6 +333,18 @@ fn decode_entry(bytes: &[u8]) -> Result<SealedEntry, StoreError> {
 pub(crate) fn outbox_first(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
     let t = txn.open_table(OUTBOX)?;
     Ok(t.first()?.map(|(k, _)| k.value()))
+}
+
+/// Every outbox entry, in seq order (bounded by what this device sealed and
+/// the relay has not acknowledged).
+pub(crate) fn outbox_all(txn: &ReadTransaction) -> Result<Vec<SealedEntry>, StoreError> {
+    let t = txn.open_table(OUTBOX)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        out.push(decode_entry(v.value())?);
+    }
+    Ok(out)
 }
 
 /// Stores a sealed entry in the outbox.
@@ -461,7 +513,6 @@ pub(crate) fn counts(txn: &ReadTransaction) -> Result<(u64, u64, u64), StoreErro
 }
 
 /// Why membership ops were not stored.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MembershipStoreError {
     #[error(transparent)]
@@ -471,7 +522,6 @@ pub(crate) enum MembershipStoreError {
 }
 
 /// The stored membership log, in order.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
 pub(crate) fn membership_ops(txn: &ReadTransaction) -> Result<Vec<MembershipOp>, StoreError> {
     let mut out = Vec::new();
     if let Some(t) = open_read(txn, MEMBERSHIP)? {
@@ -486,13 +536,13 @@ pub(crate) fn membership_ops(txn: &ReadTransaction) -> Result<Vec<MembershipOp>,
 /// Verifies `ops` against the stored log of `account` and appends them
 /// (ops the log already holds, byte-identical at their position, are
 /// skipped; a different op at a held position is a fork and refused).
-/// Nothing is written unless every op is accepted. Returns the new state.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+/// Nothing is written unless every op is accepted. Returns the new state,
+/// the whole log and how many ops were new.
 pub(crate) fn append_membership(
     txn: &WriteTransaction,
     account: AccountId,
     ops: &[MembershipOp],
-) -> Result<Membership, MembershipStoreError> {
+) -> Result<(Membership, Vec<MembershipOp>, usize), MembershipStoreError> {
     let mut t = txn.open_table(MEMBERSHIP)?;
     let mut held = Vec::new();
     for row in t.iter()? {
@@ -516,15 +566,31 @@ pub(crate) fn append_membership(
         state.apply(op)?;
         fresh.push(op);
     }
+    let new = fresh.len();
     for op in fresh {
         let b = postcard::to_allocvec(op).map_err(|e| damaged("sync_membership", e))?;
         t.insert(op.body.position, b.as_slice())?;
+        held.push(op.clone());
     }
-    Ok(state)
+    Ok((state, held, new))
+}
+
+/// Every cached epoch key.
+pub(crate) fn epoch_keys(txn: &ReadTransaction) -> Result<EpochKeys, StoreError> {
+    let mut keys = EpochKeys::default();
+    let Some(t) = open_read(txn, EPOCH_KEYS)? else {
+        return Ok(keys);
+    };
+    for row in t.iter()? {
+        let (e, v) = row?;
+        let b = <[u8; 32]>::try_from(v.value())
+            .map_err(|_| damaged("sync_epoch_keys", "a key is not 32 bytes"))?;
+        keys.insert(e.value(), DataKey::from_bytes(b));
+    }
+    Ok(keys)
 }
 
 /// Caches the key of `epoch`.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
 pub(crate) fn put_epoch_key(
     txn: &WriteTransaction,
     epoch: u64,
@@ -536,7 +602,7 @@ pub(crate) fn put_epoch_key(
 }
 
 /// The cached key of `epoch`.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+#[cfg(test)]
 pub(crate) fn epoch_key(txn: &ReadTransaction, epoch: u64) -> Result<Option<DataKey>, StoreError> {
     let Some(t) = open_read(txn, EPOCH_KEYS)? else {
         return Ok(None);
@@ -623,7 +689,7 @@ mod tests {
             let mut store = Store::open(dir.path()).unwrap();
             let txn = store.writable().unwrap().begin_write().unwrap();
             create(&txn).unwrap();
-            let st = append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
+            let (st, _, _) = append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
             assert!(st.is_member(&b.device()));
             // Re-sending held ops is a no-op.
             append_membership(&txn, account, std::slice::from_ref(&genesis)).unwrap();

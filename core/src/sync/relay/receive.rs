@@ -13,14 +13,15 @@ pub(super) struct Step {
     changes: Vec<Vec<u8>>,
     cursors: Vec<(DeviceId, u64)>,
     partials: Vec<(DeviceId, Option<Partial>)>,
-    certs: Vec<DeviceCert>,
+    /// Devices heard from, with the name they announced in sealed data.
+    names: Vec<(DeviceId, String)>,
 }
 
 pub(super) fn write_bookkeeping(
     txn: &WriteTransaction,
     cursors: &[(DeviceId, u64)],
     partials: &[(DeviceId, Option<Partial>)],
-    certs: &[DeviceCert],
+    names: &[(DeviceId, String)],
     now_ms: u64,
 ) -> Result<(), StoreError> {
     for (d, s) in cursors {
@@ -29,8 +30,8 @@ pub(super) fn write_bookkeeping(
     for (d, p) in partials {
         tables::set_partial(txn, d, p.as_ref())?;
     }
-    for c in certs {
-        tables::touch_device(txn, c, now_ms)?;
+    for (d, name) in names {
+        tables::touch_device(txn, d, Some(name), now_ms)?;
     }
     Ok(())
 }
@@ -234,6 +235,8 @@ impl RelaySync {
         let mut partials: HashMap<DeviceId, Partial> = tables::partials(&store.read_txn()?)?;
         let mut steps: Vec<Step> = Vec::new();
         let mut blocked: HashSet<DeviceId> = HashSet::new();
+        let members = membership::state(store, self.id.account_id())?;
+        let keys = membership::keys(store)?;
         for e in entries {
             if blocked.contains(&e.device) {
                 continue;
@@ -247,16 +250,25 @@ impl RelaySync {
                 self.pull_wanted = true;
                 continue;
             }
-            let p =
-                payload::open_entry(&self.id, &e).map_err(|reason| RelaySyncError::BadEntry {
+            if e.epoch > members.epoch() {
+                // Sealed under an epoch this device has not heard of yet:
+                // fetch the membership log, then pull again from here.
+                blocked.insert(e.device);
+                self.membership_wanted = true;
+                self.pull_wanted = true;
+                continue;
+            }
+            let p = payload::open_entry(&self.id, &members, &keys, &e).map_err(|reason| {
+                RelaySyncError::BadEntry {
                     device: e.device,
                     seq: e.seq,
                     reason,
-                })?;
+                }
+            })?;
             cursors.insert(e.device, e.seq);
             let mut step = Step {
                 cursors: vec![(e.device, e.seq)],
-                certs: vec![p.cert],
+                names: vec![(e.device, p.name)],
                 ..Step::default()
             };
             let body = match p.body {
@@ -320,7 +332,7 @@ impl RelaySync {
                     last.changes.extend(step.changes);
                     last.cursors.extend(step.cursors);
                     last.partials.extend(step.partials);
-                    last.certs.extend(step.certs);
+                    last.names.extend(step.names);
                 }
                 _ => steps.push(step),
             }
@@ -331,7 +343,7 @@ impl RelaySync {
             match step.doc {
                 Some(doc) => {
                     let m = apply_with_pending(store, doc, step.changes, |txn| {
-                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.certs, now)
+                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.names, now)
                     })?;
                     if m.applied.fresh {
                         fresh.push((doc, m.applied.heads_after.clone()));
@@ -345,7 +357,7 @@ impl RelaySync {
                 }
                 None => {
                     let txn = store.writable()?.begin_write()?;
-                    write_bookkeeping(&txn, &step.cursors, &step.partials, &step.certs, now)?;
+                    write_bookkeeping(&txn, &step.cursors, &step.partials, &step.names, now)?;
                     txn.commit().map_err(StoreError::from)?;
                 }
             }
