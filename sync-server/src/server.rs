@@ -934,6 +934,13 @@ async fn serve(
                         }
                         match body {
                             Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+                            // A joining device is no member yet: it leaves its
+                            // (small, sealed) pairing request before any auth.
+                            Request::MailboxPut { slot, blob, ttl_s }
+                                if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
+                            {
+                                mailbox_put(shared, limits, slot, blob, ttl_s).await
+                            }
                             Request::Ping => Ok(Response::Pong),
                             _ => {
                                 Err((ErrorCode::NotAuthenticated, "authenticate first".to_owned()))
@@ -1095,6 +1102,44 @@ async fn mailbox_take(
         .await
     {
         Ok(WriteOutcome::MailboxTaken(blob)) => Ok(Response::MailboxBlob { blob }),
+        Ok(_) => Err((ErrorCode::Internal, "unexpected store outcome".into())),
+        Err(e) => Err((store_error_code(&e), e.to_string())),
+    }
+}
+
+/// Largest mailbox blob a connection may leave before authenticating (a
+/// pairing joiner's sealed request is a few hundred bytes).
+pub const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = 1024;
+
+async fn mailbox_put(
+    shared: &Arc<Shared>,
+    limits: &crate::Limits,
+    slot: [u8; 32],
+    blob: Vec<u8>,
+    ttl_s: u32,
+) -> Result<Response, (ErrorCode, String)> {
+    if blob.len() > limits.mailbox_blob_bytes_max {
+        return Err((
+            ErrorCode::TooLarge {
+                limit: limits.mailbox_blob_bytes_max as u64,
+            },
+            "mailbox blob too large".into(),
+        ));
+    }
+    let ttl_s = if ttl_s == 0 {
+        limits.mailbox_ttl_s_max
+    } else {
+        ttl_s.min(limits.mailbox_ttl_s_max)
+    };
+    let now = now_ms();
+    let op = WriteOp::MailboxPut {
+        slot,
+        blob,
+        expires_at_ms: now + u64::from(ttl_s) * 1000,
+        now_ms: now,
+    };
+    match shared.write(op).await {
+        Ok(WriteOutcome::MailboxStored) => Ok(Response::MailboxStored),
         Ok(_) => Err((ErrorCode::Internal, "unexpected store outcome".into())),
         Err(e) => Err((store_error_code(&e), e.to_string())),
     }
@@ -1422,30 +1467,7 @@ async fn handle_request(
             Ok(Response::Membership { ops, more })
         }
         Request::MailboxPut { slot, blob, ttl_s } => {
-            if blob.len() > limits.mailbox_blob_bytes_max {
-                return refuse(
-                    ErrorCode::TooLarge {
-                        limit: limits.mailbox_blob_bytes_max as u64,
-                    },
-                    "mailbox blob too large",
-                );
-            }
-            let ttl_s = if ttl_s == 0 {
-                limits.mailbox_ttl_s_max
-            } else {
-                ttl_s.min(limits.mailbox_ttl_s_max)
-            };
-            let now = now_ms();
-            let op = WriteOp::MailboxPut {
-                slot,
-                blob,
-                expires_at_ms: now + u64::from(ttl_s) * 1000,
-                now_ms: now,
-            };
-            match shared.write(op).await.map_err(store_err)? {
-                WriteOutcome::MailboxStored => Ok(Response::MailboxStored),
-                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
-            }
+            mailbox_put(shared, limits, slot, blob, ttl_s).await
         }
         Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
     }
