@@ -63,6 +63,9 @@ pub struct Kith {
     /// Where this device's key material lives (file or the app's keychain).
     pub(crate) keys: Arc<dyn KeyStore>,
     pub(crate) sync: SyncHub,
+    /// Invitations this device made and has not answered yet (their secrets
+    /// live only here), with the join request received for each.
+    pub(crate) invitations: Mutex<Vec<crate::account::PendingInvitation>>,
 }
 
 impl Drop for Kith {
@@ -146,6 +149,7 @@ impl Kith {
         let state = Kith::initial_sync_state(&data_dir, keys.as_ref());
         Kith {
             sync: SyncHub::new(Arc::clone(&listeners), state),
+            invitations: Mutex::new(Vec::new()),
             data_dir,
             slot: Mutex::new(Slot::Open(Arc::new(Mutex::new(store)))),
             listeners,

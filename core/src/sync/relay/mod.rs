@@ -1113,9 +1113,12 @@ pub enum MailboxError {
         /// The key presented.
         got: RelayKey,
     },
-    /// Nothing at the slot; ask for a new invitation.
-    #[error("no invitation at this relay for this token (already used, expired, or never made)")]
+    /// Nothing at the slot (yet, already taken, expired, or never made).
+    #[error("nothing at this mailbox slot (not yet there, already taken, expired, or never made)")]
     NotFound,
+    /// The slot holds another blob already (someone else used the token).
+    #[error("this mailbox slot is taken already")]
+    Taken,
     /// The relay refused the request.
     #[error("the relay refused ({}): {message}", code.name())]
     Relay {
@@ -1129,12 +1132,13 @@ pub enum MailboxError {
     Protocol(String),
 }
 
-/// The unauthenticated exchange a joining device runs: `Hello`, then take
-/// the invitation blob from the mailbox slot.
+/// One unauthenticated mailbox exchange (pairing): `Hello`, then take the
+/// blob at a slot, or leave a small one there. A put's result is an empty
+/// blob.
 #[derive(Debug)]
 pub struct MailboxTake {
     relay: RelayKey,
-    slot: MailboxSlot,
+    request: Request,
     out: VecDeque<ClientMsg>,
     result: Option<Result<Vec<u8>, MailboxError>>,
 }
@@ -1142,13 +1146,22 @@ pub struct MailboxTake {
 impl MailboxTake {
     /// A take from the relay with key `relay` at `slot`; starts with `Hello`.
     pub fn new(relay: RelayKey, slot: MailboxSlot) -> Self {
+        Self::with(relay, Request::MailboxTake { slot })
+    }
+
+    /// A put of `blob` at `slot` for `ttl_s` seconds.
+    pub fn put(relay: RelayKey, slot: MailboxSlot, blob: Vec<u8>, ttl_s: u32) -> Self {
+        Self::with(relay, Request::MailboxPut { slot, blob, ttl_s })
+    }
+
+    fn with(relay: RelayKey, request: Request) -> Self {
         let mut out = VecDeque::new();
         out.push_back(ClientMsg::Hello {
             versions: PROTOCOL_VERSIONS.to_vec(),
         });
         Self {
             relay,
-            slot,
+            request,
             out,
             result: None,
         }
@@ -1176,7 +1189,7 @@ impl MailboxTake {
             ServerMsg::Welcome { .. } => {
                 self.out.push_back(ClientMsg::Request {
                     id: 1,
-                    body: Request::MailboxTake { slot: self.slot },
+                    body: self.request.clone(),
                 });
                 None
             }
@@ -1184,10 +1197,18 @@ impl MailboxTake {
                 id: 1,
                 body: Response::MailboxBlob { blob },
             } => Some(Ok(blob)),
+            ServerMsg::Response {
+                id: 1,
+                body: Response::MailboxStored,
+            } => Some(Ok(Vec::new())),
             ServerMsg::Error {
                 code: ErrorCode::MailboxNotFound,
                 ..
             } => Some(Err(MailboxError::NotFound)),
+            ServerMsg::Error {
+                code: ErrorCode::MailboxTaken,
+                ..
+            } => Some(Err(MailboxError::Taken)),
             ServerMsg::Error { code, message, .. } => {
                 Some(Err(MailboxError::Relay { code, message }))
             }
