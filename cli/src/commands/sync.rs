@@ -68,10 +68,11 @@ pub(crate) struct PairArgs {
     /// mailbox blobs for at most 600 s).
     #[arg(long, default_value_t = 10)]
     pub(crate) ttl_min: u64,
-    /// For scripts: approve the device that shows this code without asking
-    /// (a device showing another code is refused).
+    /// For scripts: instead of asking y/N, read from stdin the code the new
+    /// device shows; the device is added only if it matches (a device that
+    /// used the token with another code is refused).
     #[arg(long)]
-    pub(crate) code: Option<String>,
+    pub(crate) code_stdin: bool,
     /// Do not print the QR code.
     #[arg(long)]
     pub(crate) no_qr: bool,
@@ -317,11 +318,36 @@ fn show_token(inv: &Invitation, no_qr: bool, json: bool, out: &mut Out) -> CliRe
     Ok(())
 }
 
-/// Asks the user to compare the joiner's code (or checks `--code`).
-fn approve(incoming: &Incoming, code: Option<&str>, json: bool, out: &mut Out) -> CliResult<Result<(), String>> {
+/// Shows the join request and asks the user to compare the joiner's code
+/// (or, with `--code-stdin`, reads the code the joiner shows from stdin).
+fn approve(
+    incoming: &Incoming,
+    code_stdin: bool,
+    json: bool,
+    out: &mut Out,
+) -> CliResult<Result<(), String>> {
     let name = &incoming.request.name;
-    if let Some(given) = code {
-        return Ok(match Invitation::check_code(incoming, given) {
+    if json {
+        out.line(
+            serde_json::json!({ "request": {
+                "name": name,
+                "device": incoming.request.card.device.to_string(),
+                "code": incoming.code,
+            }})
+            .to_string(),
+        )?;
+        out.flush()?;
+    }
+    if code_stdin {
+        if !json {
+            out.line(format!(
+                "Device '{name}' asks to join; type the code it shows:"
+            ))?;
+            out.flush()?;
+        }
+        let mut given = String::new();
+        std::io::stdin().read_line(&mut given)?;
+        return Ok(match Invitation::check_code(incoming, &given) {
             Ok(()) => Ok(()),
             Err(e) => {
                 if !json {
@@ -333,7 +359,7 @@ fn approve(incoming: &Incoming, code: Option<&str>, json: bool, out: &mut Out) -
     }
     if json || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Err(CliError::input(
-            "a device asked to join, but there is no terminal to ask: pass --code CODE (the code the new device shows)",
+            "a device asked to join, but there is no terminal to ask: pass --code-stdin and write the code the new device shows to stdin",
         ));
     }
     out.line(format!(
@@ -421,7 +447,7 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
                 return Err(CliError::input("the invitation expired unused"));
             };
             let incoming = inv.open_request(&blob).map_err(CliError::input)?;
-            let decision = approve(&incoming, a.code.as_deref(), json, out)?;
+            let decision = approve(&incoming, a.code_stdin, json, out)?;
             let approved = decision.is_ok();
             let reply = match decision {
                 Ok(()) => {
@@ -493,7 +519,7 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
     let incoming = rt
         .block_on(kith_net::relay::await_join_request(&addr, &inv))
         .map_err(join_error)?;
-    let decision = approve(&incoming, a.code.as_deref(), json, out)?;
+    let decision = approve(&incoming, a.code_stdin, json, out)?;
     let approved = decision.is_ok();
     let store = Mutex::new(open_store(dir)?);
     rt.block_on(kith_net::relay::answer_join_request(
@@ -512,10 +538,13 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
         )));
     }
     if json {
-        out.json(&serde_json::json!({
-            "added": incoming.request.card.device.to_string(),
-            "name": incoming.request.name,
-        }))?;
+        out.line(
+            serde_json::json!({
+                "added": incoming.request.card.device.to_string(),
+                "name": incoming.request.name,
+            })
+            .to_string(),
+        )?;
     } else {
         out.line(format!(
             "Added {} ('{}')",
@@ -565,15 +594,12 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
             let sock: SocketAddr = addr
                 .parse()
                 .map_err(|_| CliError::input(format!("bad peer address '{addr}' (HOST:PORT)")))?;
-            let mut shown: Option<String> = None;
             let (id, inviter) = rt
                 .block_on(kith_net::join_via_peer(sock, &token, &mut keys, |c| {
-                    shown = Some(c.to_owned());
+                    // Shown while waiting for the inviter's answer.
+                    let _ = show_code(c, &mut *out);
                 }))
                 .map_err(join_error)?;
-            if let Some(c) = shown {
-                show_code(&c, out)?;
-            }
             ks.save(&keys).map_err(failure)?;
             let store = Mutex::new(open_store(dir)?);
             let r = rt
@@ -640,10 +666,14 @@ fn join_error(e: kith_net::JoinError) -> CliError {
 
 fn report_join(id: &DeviceIdentity, inviter: &str, json: bool, out: &mut Out) -> CliResult<()> {
     if json {
-        out.json(&serde_json::json!({
-            "account": id.account_id().to_string(),
-            "device": id.device_id().to_string(),
-        }))?;
+        // One compact line: it follows the `code` line on the same stream.
+        out.line(
+            serde_json::json!({
+                "account": id.account_id().to_string(),
+                "device": id.device_id().to_string(),
+            })
+            .to_string(),
+        )?;
     } else {
         out.line(format!(
             "Joined account {} (invited by {inviter}); this device is {}",
