@@ -789,6 +789,11 @@ fn a_revoked_device_is_refused_and_reads_nothing_written_after() {
     let head = sync_status(&mut a.store).unwrap().acked_seq;
     let after = relay_entry(&mut relay, &a, head);
     assert_eq!(after.epoch, 2);
+    // Even with the whole log (a colluding relay could hand it over), b
+    // finds no epoch-2 key sealed to it.
+    let full = membership::ops(&mut a.store).unwrap();
+    let (st, _) = membership::absorb(&mut b.store, &b.id, &full).unwrap();
+    assert!(!st.is_member(&b.id.device_id()));
     let members = membership::state(&mut b.store, b.id.account_id()).unwrap();
     let keys = membership::keys(&mut b.store).unwrap();
     assert!(keys.get(2).is_none());
