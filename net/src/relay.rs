@@ -643,6 +643,18 @@ pub async fn await_join_request(
     inv: &Invitation,
 ) -> Result<Incoming, JoinError> {
     let blob = await_blob(addr, inv.token.join_slot(), inv.expires_at_ms).await?;
+    // Keep the slot occupied until the invitation expires, so a later
+    // device using the token is told someone else redeemed it instead of
+    // waiting for an answer that never comes.
+    let claimed = mailbox_once(
+        addr,
+        inv.token.join_slot(),
+        Some((b"claimed".to_vec(), inv.ttl_s(now_ms()))),
+    )
+    .await;
+    if let Err(e) = claimed {
+        tracing::debug!("could not mark the join slot as used: {e}");
+    }
     Ok(inv.open_request(&blob)?)
 }
 

@@ -458,6 +458,9 @@ impl Invitation {
 pub struct PairingHost {
     open: Vec<Invitation>,
     blobs: Vec<(MailboxSlot, Vec<u8>)>,
+    /// Slots that held a blob once: never filled again (a second joiner is
+    /// told the token was redeemed).
+    used: Vec<MailboxSlot>,
 }
 
 impl PairingHost {
@@ -474,6 +477,7 @@ impl PairingHost {
             .flat_map(|i| [i.token.join_slot(), i.token.reply_slot()])
             .collect();
         self.blobs.retain(|(s, _)| live.contains(s));
+        self.used.retain(|s| live.contains(s));
     }
 
     /// Stores `blob` at `slot` once (a slot of a live invitation only);
@@ -484,10 +488,10 @@ impl PairingHost {
             .open
             .iter()
             .any(|i| i.token.join_slot() == slot || i.token.reply_slot() == slot);
-        if !known || blob.len() > PAIRING_BLOB_BYTES_MAX || self.blobs.iter().any(|(s, _)| *s == slot)
-        {
+        if !known || blob.len() > PAIRING_BLOB_BYTES_MAX || self.used.contains(&slot) {
             return false;
         }
+        self.used.push(slot);
         self.blobs.push((slot, blob));
         true
     }
@@ -624,6 +628,7 @@ mod tests {
         assert!(!h.put(reply, vec![0; PAIRING_BLOB_BYTES_MAX + 1], 10));
         assert_eq!(h.take(&join, 10), Some(vec![1]));
         assert!(h.take(&join, 10).is_none());
+        assert!(!h.put(join, vec![2], 10), "taken once stays used");
         assert!(h.put(reply, vec![3], 10));
         assert!(h.take(&reply, 5000).is_none(), "expired with its invitation");
     }
