@@ -243,10 +243,7 @@ impl Kith {
     }
 
     fn has_account(&self) -> KithResult<bool> {
-        Ok(self
-            .keys
-            .load()?
-            .is_some_and(|k| k.account.is_some()))
+        Ok(self.keys.load()?.is_some_and(|k| k.account.is_some()))
     }
 
     /// The relay to sync with, or `InvalidInput(relay)` when none is set.

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kith_core::Store;
-use kith_core::sync::pairing::PairingHost;
 use kith_core::identity::KeyMaterial;
+use kith_core::sync::pairing::PairingHost;
 use kith_core::sync::pairing::{PairError, Reply};
 use kith_core::sync::peer::{PEER_ALPN, answer_pair_put, answer_pair_request};
 use kith_core::sync::{
@@ -643,7 +643,15 @@ pub async fn join_via_peer(
     token.check_peer()?;
     token.check_fresh(now_ms())?;
     let (blob, code) = token.request(keys)?;
-    match pair_once(addr, PeerMsg::PairPut { slot: token.join_slot(), blob }).await? {
+    match pair_once(
+        addr,
+        PeerMsg::PairPut {
+            slot: token.join_slot(),
+            blob,
+        },
+    )
+    .await?
+    {
         PeerMsg::PairStored => {}
         PeerMsg::Refused { .. } => return Err(PairError::RedeemedByAnother.into()),
         other => {
@@ -652,7 +660,14 @@ pub async fn join_via_peer(
     }
     on_code(&code);
     let blob = loop {
-        match pair_once(addr, PeerMsg::PairRequest { slot: token.reply_slot() }).await? {
+        match pair_once(
+            addr,
+            PeerMsg::PairRequest {
+                slot: token.reply_slot(),
+            },
+        )
+        .await?
+        {
             PeerMsg::PairBlob { blob } => break blob,
             PeerMsg::Refused { .. } if now_ms() < token.expires_at_ms() => {
                 tokio::time::sleep(Duration::from_millis(crate::relay::MAILBOX_POLL_MS)).await;

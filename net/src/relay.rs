@@ -606,8 +606,13 @@ pub async fn post_join_request(
     token.check_fresh(now_ms())?;
     let addr = token.check_relay(given_relay)?;
     let (blob, code) = token.request(keys)?;
-    let ttl_s = u32::try_from(token.expires_at_ms().saturating_sub(now_ms()).div_ceil(1000))
-        .unwrap_or(u32::MAX);
+    let ttl_s = u32::try_from(
+        token
+            .expires_at_ms()
+            .saturating_sub(now_ms())
+            .div_ceil(1000),
+    )
+    .unwrap_or(u32::MAX);
     match mailbox_once(&addr, token.join_slot(), Some((blob, ttl_s))).await? {
         Ok(_) => Ok((code, addr)),
         Err(e) => Err(mailbox_error(e)),
@@ -686,7 +691,9 @@ pub async fn answer_join_request(
             )
             .await?;
             if !added {
-                return Err(NetError::Connection("the relay did not confirm the add".into()).into());
+                return Err(
+                    NetError::Connection("the relay did not confirm the add".into()).into(),
+                );
             }
             (
                 Reply::Welcome {
@@ -700,7 +707,13 @@ pub async fn answer_join_request(
         Err(reason) => (Reply::Refused { reason }, None),
     };
     let blob = inv.reply(&reply)?;
-    match mailbox_once(addr, inv.token.reply_slot(), Some((blob, inv.ttl_s(now_ms())))).await? {
+    match mailbox_once(
+        addr,
+        inv.token.reply_slot(),
+        Some((blob, inv.ttl_s(now_ms()))),
+    )
+    .await?
+    {
         Ok(_) => Ok(report),
         Err(e) => Err(mailbox_error(e)),
     }

@@ -25,8 +25,8 @@ use std::rc::Rc;
 
 use ed25519_dalek::SigningKey;
 use kith_protocol::{
-    AccountId, Author, Change, Cursor, DeviceId, MemberKeys, Membership, MembershipOp,
-    SealedEntry, SealedEpochKey, SealedSnapshot,
+    AccountId, Author, Change, Cursor, DeviceId, MemberKeys, Membership, MembershipOp, SealedEntry,
+    SealedEpochKey, SealedSnapshot,
 };
 
 use crate::store::{PullPage, RelayStore, StoreError, WriteOp, WriteOutcome, snapshot_id};
@@ -864,7 +864,10 @@ pub fn registration_tokens_are_single_use(s: &dyn RelayStore) {
             now_ms: T0_MS,
         },
     );
-    assert_eq!(new_account_of(&ok(s, closed(&d, Some([1; 32])))), Some(true));
+    assert_eq!(
+        new_account_of(&ok(s, closed(&d, Some([1; 32])))),
+        Some(true)
+    );
     assert!(is_member(s, &d));
     let other = Account::new(32).device(33);
     assert!(matches!(

@@ -109,11 +109,19 @@ def two_devices(tmp_path, relay):
     b = kith_ffi.Kith.open(str(tmp_path / "b"))
     info = a.create_account("phone", relay)
     assert info.relay == relay
-    # The account secret went to the app's key store, not to a file.
+    # The recovery code is shown once, never stored.
+    assert info.recovery_code.startswith("kithr1-")
+    assert a.account().recovery_code is None
+    # The device keys went to the app's key store, not to a file.
     assert keys_a.saves == 1 and keys_a.saved
     assert not (tmp_path / "a" / "keys.json").exists()
     invitation = run(a.pair(10))
     assert invitation.token and invitation.expires_at_ms > time.time() * 1000
+    # b asks and shows its code; a sees the same code and approves.
+    code = run(b.request_join(invitation.token, "laptop"))
+    request = run(a.next_join_request(invitation.token))
+    assert request.code == code and request.name == "laptop"
+    run(a.approve_join(invitation.token, code))
     joined = run(b.join(invitation.token, "laptop"))
     assert joined.account_id == info.account_id
     assert joined.device_id != info.device_id
@@ -186,14 +194,15 @@ def test_bad_tokens_and_missing_accounts_raise_actionable_errors(tmp_path, relay
     a, _b = two_devices(tmp_path, relay)
     c = kith_ffi.Kith.open(str(tmp_path / "c"))
     with pytest.raises(KithError.InvalidInput) as e:
-        run(c.join("kith-not-a-token", "tablet"))
+        run(c.request_join("kith-not-a-token", "tablet"))
     assert e.value.field == "token"
     invitation = run(a.pair(10))
-    run(c.join(invitation.token, "tablet"))
+    run(c.request_join(invitation.token, "tablet"))
     d = kith_ffi.Kith.open(str(tmp_path / "d"))
+    # A second device with the same token (a photo of it) is told why.
     with pytest.raises(KithError.Authentication) as e:
-        run(d.join(invitation.token, "watch"))
-    assert "already used" in str(e.value)
+        run(d.request_join(invitation.token, "watch"))
+    assert "someone else redeemed" in str(e.value)
     with pytest.raises(KithError.Authentication):
         run(d.sync_now())
     with pytest.raises(KithError.Conflict):

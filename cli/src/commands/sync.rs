@@ -263,7 +263,8 @@ pub(crate) fn init_identity(dir: &Path, json: bool, out: &mut Out) -> CliResult<
         .unwrap_or_else(|| "this device".into());
     let mut keys = KeyMaterial::generate(&name);
     let mut store = open_store(dir)?;
-    let (id, code) = membership::create_account(&mut store, &mut keys, now_ms()).map_err(failure)?;
+    let (id, code) =
+        membership::create_account(&mut store, &mut keys, now_ms()).map_err(failure)?;
     store.close().map_err(super::store_failure)?;
     ks.save(&keys).map_err(failure)?;
     let warning = "Write the recovery code down now and keep it offline: it is shown only \
@@ -455,8 +456,9 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
                     // device appends it; the relay learns it from the next
                     // `Auth` of either device.
                     let mut st = store.lock().unwrap_or_else(|e| e.into_inner());
-                    let op = membership::add_op(&mut st, &id, incoming.request.card.clone(), now_ms())
-                        .map_err(failure)?;
+                    let op =
+                        membership::add_op(&mut st, &id, incoming.request.card.clone(), now_ms())
+                            .map_err(failure)?;
                     membership::absorb(&mut st, &id, &[op]).map_err(failure)?;
                     Reply::Welcome {
                         account: id.account_id(),
@@ -467,14 +469,15 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
                 Err(reason) => Reply::Refused { reason },
             };
             let sealed = inv.reply(&reply).map_err(failure)?;
-            host.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .put(inv.token.reply_slot(), sealed, now_ms());
+            host.lock().unwrap_or_else(|e| e.into_inner()).put(
+                inv.token.reply_slot(),
+                sealed,
+                now_ms(),
+            );
             if approved {
                 // Serve until the new device synced with us (or expiry).
-                let wait = std::time::Duration::from_millis(
-                    expires.saturating_sub(now_ms()) + 1000,
-                );
+                let wait =
+                    std::time::Duration::from_millis(expires.saturating_sub(now_ms()) + 1000);
                 rt.block_on(async {
                     let _ = tokio::time::timeout(wait, async {
                         while let Some(ok) = done_rx.recv().await {
@@ -624,7 +627,11 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
                 None => None,
             };
             let (code, addr) = rt
-                .block_on(kith_net::relay::post_join_request(&token, given.as_ref(), &keys))
+                .block_on(kith_net::relay::post_join_request(
+                    &token,
+                    given.as_ref(),
+                    &keys,
+                ))
                 .map_err(join_error)?;
             show_code(&code, out)?;
             let (id, inviter) = rt

@@ -118,7 +118,11 @@ fn a_token_redeemed_by_another_device_is_refused_on_both_sides() {
     assert!(r.stderr.contains("someone else redeemed"), "{}", r.stderr);
     let req = pair.json_line();
     assert_eq!(req["request"]["code"], thief_code.as_str());
-    let wrong = if thief_code == "000000" { "111111" } else { "000000" };
+    let wrong = if thief_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     pair.write_line(wrong);
     let status = pair.child.wait().unwrap();
     assert_eq!(status.code(), Some(2));
@@ -180,7 +184,10 @@ pub(crate) fn pair_peer(k: &Kith) -> (Background, String, String) {
 /// `kith join --peer` on `b` while `pair` (from [`pair_peer`]) waits: the
 /// joiner's code is handed to `pair`, which adds it; the joiner syncs.
 fn join_peer(pair: &mut Background, b: &Kith, listen: &str, token: &str) {
-    let mut join = Background::start(b, &["join", "--peer", listen, token, "--name", "phone", "--json"]);
+    let mut join = Background::start(
+        b,
+        &["join", "--peer", listen, token, "--name", "phone", "--json"],
+    );
     let code = join.json_line()["code"].as_str().unwrap().to_string();
     let req = pair.json_line();
     assert_eq!(req["request"]["code"], code.as_str(), "{req}");

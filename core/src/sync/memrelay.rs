@@ -43,7 +43,11 @@ impl Account {
 
     /// Appends `ops`: held ones are skipped if `skip_known` (as `Auth`),
     /// the first new one must be at the head (else `MembershipBehind`).
-    fn append(&mut self, ops: &[MembershipOp], skip_known: bool) -> Result<Vec<MembershipOp>, ErrorCode> {
+    fn append(
+        &mut self,
+        ops: &[MembershipOp],
+        skip_known: bool,
+    ) -> Result<Vec<MembershipOp>, ErrorCode> {
         let mut state = self.state.clone();
         let mut fresh = Vec::new();
         for op in ops {
@@ -74,7 +78,11 @@ impl Account {
     }
 
     /// Members only, sealed under the current epoch.
-    fn check(&self, device: &DeviceId, epochs: impl IntoIterator<Item = u64>) -> Result<(), ErrorCode> {
+    fn check(
+        &self,
+        device: &DeviceId,
+        epochs: impl IntoIterator<Item = u64>,
+    ) -> Result<(), ErrorCode> {
         if self.state.revoked_at(device).is_some() {
             return Err(ErrorCode::DeviceRevoked);
         }
@@ -258,8 +266,14 @@ impl MemRelay {
             return;
         }
         for (i, other) in self.conns.iter_mut().enumerate() {
-            if i != from && other.open && other.subscribed && other.auth.is_some_and(|(a, _)| a == account) {
-                other.inbox.push_back(ServerMsg::Event(Event::Membership { ops: ops.to_vec() }));
+            if i != from
+                && other.open
+                && other.subscribed
+                && other.auth.is_some_and(|(a, _)| a == account)
+            {
+                other
+                    .inbox
+                    .push_back(ServerMsg::Event(Event::Membership { ops: ops.to_vec() }));
             }
         }
     }
@@ -348,7 +362,10 @@ impl MemRelay {
                 entries_max,
                 bytes_max,
             } => {
-                let acct = self.accounts.entry(account).or_insert_with(|| Account::new(account));
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 let mut out = Vec::new();
                 let mut bytes = 0usize;
                 let mut more = false;
@@ -383,7 +400,10 @@ impl MemRelay {
                 Ok(Response::Subscribed)
             }
             Request::PutSnapshot { snapshot } => {
-                let acct = self.accounts.entry(account).or_insert_with(|| Account::new(account));
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 if snapshot.verify().is_err() || snapshot.account != account {
                     Err(ErrorCode::BadSignature)
                 } else if let Err(code) = acct.check(&device, [snapshot.epoch]) {
@@ -415,7 +435,10 @@ impl MemRelay {
                 snapshot: self.accounts.get(&account).and_then(|a| a.snapshot.clone()),
             }),
             Request::Heads => {
-                let acct = self.accounts.entry(account).or_insert_with(|| Account::new(account));
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 Ok(Response::Heads {
                     heads: acct
                         .heads
@@ -436,7 +459,10 @@ impl MemRelay {
                 })
             }
             Request::AppendMembership { ops } => {
-                let acct = self.accounts.entry(account).or_insert_with(|| Account::new(account));
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 match acct.append(&ops, false) {
                     Ok(fresh) => {
                         let len = acct.state.len();
@@ -450,7 +476,9 @@ impl MemRelay {
                         self.fan_out(c, account, &fresh);
                         // A revoked device's connections are closed at once.
                         for x in &mut self.conns {
-                            if x.auth.is_some_and(|(a, d)| a == account && gone.contains(&d)) {
+                            if x.auth
+                                .is_some_and(|(a, d)| a == account && gone.contains(&d))
+                            {
                                 x.open = false;
                                 x.inbox.clear();
                             }
@@ -470,7 +498,9 @@ impl MemRelay {
                 });
                 Ok(Response::Membership { ops, more: false })
             }
-            Request::MailboxPut { slot, blob, ttl_s } => self.mailbox_put(slot, blob, ttl_s, now_ms),
+            Request::MailboxPut { slot, blob, ttl_s } => {
+                self.mailbox_put(slot, blob, ttl_s, now_ms)
+            }
             Request::MailboxTake { .. } => Err(ErrorCode::Internal),
             Request::Ping => Ok(Response::Pong),
             Request::GetSnapshotRange {
@@ -493,7 +523,9 @@ impl MemRelay {
                         } else {
                             let total = s.ciphertext.len() as u64;
                             let from = usize::try_from(offset.min(total)).unwrap_or(usize::MAX);
-                            let to = from.saturating_add(bytes_max as usize).min(s.ciphertext.len());
+                            let to = from
+                                .saturating_add(bytes_max as usize)
+                                .min(s.ciphertext.len());
                             s.ciphertext = s.ciphertext[from..to].to_vec();
                             Ok(Response::SnapshotRange {
                                 snapshot: Some(s),

@@ -441,7 +441,8 @@ impl Invitation {
 
     /// The sealed reply for the reply slot.
     pub fn reply(&self, reply: &Reply) -> Result<Vec<u8>, PairError> {
-        let plain = postcard::to_allocvec(reply).map_err(|e| PairError::Malformed(e.to_string()))?;
+        let plain =
+            postcard::to_allocvec(reply).map_err(|e| PairError::Malformed(e.to_string()))?;
         seal(&self.token.body.secret, &self.token.reply_slot(), &plain)
     }
 
@@ -573,7 +574,10 @@ mod tests {
         // Another token opens neither.
         let other = Invitation::create(PairingMode::Peer, 10, 0);
         assert!(matches!(other.open_request(&blob), Err(PairError::Decrypt)));
-        assert!(matches!(other.token.open_reply(&r), Err(PairError::Decrypt)));
+        assert!(matches!(
+            other.token.open_reply(&r),
+            Err(PairError::Decrypt)
+        ));
         // A device of an account cannot ask to join another.
         let mut member = KeyMaterial::generate("m");
         member.account = Some([1; 32]);
@@ -630,7 +634,10 @@ mod tests {
         assert!(h.take(&join, 10).is_none());
         assert!(!h.put(join, vec![2], 10), "taken once stays used");
         assert!(h.put(reply, vec![3], 10));
-        assert!(h.take(&reply, 5000).is_none(), "expired with its invitation");
+        assert!(
+            h.take(&reply, 5000).is_none(),
+            "expired with its invitation"
+        );
     }
 
     /// `kith1-` + base32 of `bytes` and their valid checksum: what passes

@@ -329,10 +329,16 @@ mod tests {
         // Moving the entry to another seq or epoch breaks the signature.
         let mut t = e.clone();
         t.seq = 5;
-        assert_eq!(open_entry(&id, &m, &keys, &t), Err(UnsealError::BadSignature));
+        assert_eq!(
+            open_entry(&id, &m, &keys, &t),
+            Err(UnsealError::BadSignature)
+        );
         let mut t = e.clone();
         t.epoch = 2;
-        assert_eq!(open_entry(&id, &m, &keys, &t), Err(UnsealError::BadSignature));
+        assert_eq!(
+            open_entry(&id, &m, &keys, &t),
+            Err(UnsealError::BadSignature)
+        );
         // Another account cannot read it.
         let (other, other_m, other_keys) = account("o");
         assert!(matches!(

@@ -955,8 +955,9 @@ pub fn answer_pair_put(
         PeerMsg::PairStored
     } else {
         PeerMsg::Refused {
-            reason: "this invitation was already redeemed by another device, expired, or never made"
-                .into(),
+            reason:
+                "this invitation was already redeemed by another device, expired, or never made"
+                    .into(),
         }
     }
 }

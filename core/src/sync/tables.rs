@@ -36,8 +36,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use kith_protocol::{
-    AccountId, Cursor, DeviceId, Membership, MembershipError, MembershipOp, RelayKey,
-    SealedEntry,
+    AccountId, Cursor, DeviceId, Membership, MembershipError, MembershipOp, RelayKey, SealedEntry,
 };
 
 use crate::identity::DataKey;
@@ -689,7 +688,8 @@ mod tests {
             let mut store = Store::open(dir.path()).unwrap();
             let txn = store.writable().unwrap().begin_write().unwrap();
             create(&txn).unwrap();
-            let (st, _, _) = append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
+            let (st, _, _) =
+                append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
             assert!(st.is_member(&b.device()));
             // Re-sending held ops is a no-op.
             append_membership(&txn, account, std::slice::from_ref(&genesis)).unwrap();

@@ -632,7 +632,10 @@ fn pump(relay: &mut MemRelay, c: usize, m: &mut RelaySync, store: &mut Store) ->
 }
 
 /// One unauthenticated mailbox request on a fresh connection.
-fn mailbox(relay: &mut MemRelay, body: Request) -> Result<kith_protocol::Response, kith_protocol::ErrorCode> {
+fn mailbox(
+    relay: &mut MemRelay,
+    body: Request,
+) -> Result<kith_protocol::Response, kith_protocol::ErrorCode> {
     let c = relay.connect();
     relay.handle(c, ClientMsg::Hello { versions: vec![3] }, NOW);
     let _ = relay.recv(c);
@@ -675,9 +678,12 @@ fn pairing_by_request_code_and_add_then_sync() {
         Err(kith_protocol::ErrorCode::MailboxTaken)
     );
     // The inviter takes it, sees the same code, adds the card.
-    let Ok(kith_protocol::Response::MailboxBlob { blob }) =
-        mailbox(&mut relay, Request::MailboxTake { slot: inv.token.join_slot() })
-    else {
+    let Ok(kith_protocol::Response::MailboxBlob { blob }) = mailbox(
+        &mut relay,
+        Request::MailboxTake {
+            slot: inv.token.join_slot(),
+        },
+    ) else {
         panic!("no request")
     };
     let incoming = inv.open_request(&blob).unwrap();
@@ -685,7 +691,8 @@ fn pairing_by_request_code_and_add_then_sync() {
     {
         let c = relay.connect();
         let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
-        m.add_member(&mut a.store, incoming.request.card.clone()).unwrap();
+        m.add_member(&mut a.store, incoming.request.card.clone())
+            .unwrap();
         let events = pump(&mut relay, c, &mut m, &mut a.store);
         assert!(
             events.contains(&RelayEvent::Added {
@@ -703,9 +710,12 @@ fn pairing_by_request_code_and_add_then_sync() {
         })
         .unwrap();
     mailbox(&mut relay, put(inv.token.reply_slot(), reply)).unwrap();
-    let Ok(kith_protocol::Response::MailboxBlob { blob }) =
-        mailbox(&mut relay, Request::MailboxTake { slot: token.reply_slot() })
-    else {
+    let Ok(kith_protocol::Response::MailboxBlob { blob }) = mailbox(
+        &mut relay,
+        Request::MailboxTake {
+            slot: token.reply_slot(),
+        },
+    ) else {
         panic!("no reply")
     };
     let Reply::Welcome { account, .. } = token.open_reply(&blob).unwrap() else {

@@ -865,9 +865,9 @@ impl RelaySync {
                     Some(Intent::Revoke(device)) => {
                         self.events.push_back(RelayEvent::Revoked { device })
                     }
-                    Some(Intent::Add(m)) => self.events.push_back(RelayEvent::Added {
-                        device: m.device,
-                    }),
+                    Some(Intent::Add(m)) => self
+                        .events
+                        .push_back(RelayEvent::Added { device: m.device }),
                     Some(Intent::Recover { .. }) => self.events.push_back(RelayEvent::Recovered),
                     None => {}
                 }
@@ -906,7 +906,10 @@ impl RelaySync {
                 self.intents.pop_front();
                 return Err(RelaySyncError::Relay { code, message });
             }
-            (Req::Push { .. } | Req::PutSnapshot { .. } | Req::CommitSnapshot { .. }, ErrorCode::EpochStale { .. }) => {
+            (
+                Req::Push { .. } | Req::PutSnapshot { .. } | Req::CommitSnapshot { .. },
+                ErrorCode::EpochStale { .. },
+            ) => {
                 // A rotation we have not seen: fetch the log, re-seal.
                 self.upload = None;
                 self.membership_wanted = true;
