@@ -273,7 +273,7 @@ pub(crate) fn init_identity(dir: &Path, json: bool, out: &mut Out) -> CliResult<
     if json {
         // With --json, `kith init` prints one object for the store on
         // stdout; the code goes to the terminal (stderr), still once.
-        eprintln!("Recovery code: {code}\n{warning}");
+        stdout_err(&format!("Recovery code: {code}\n{warning}"))?;
     } else {
         out.line(format!("New account {}", id.account_id()))?;
         out.line(format!(
