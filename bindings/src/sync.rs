@@ -17,7 +17,8 @@
 //! is idle and `Retrying` while it waits to reconnect; local writes poke it
 //! through a bounded channel so they are pushed at once.
 //!
-//! Lifecycle: `suspend()`/`close()` call [`SyncHub::stop_all`], which stops the
+//! Lifecycle: releasing the store (no handle in the foreground) or closing it
+//! calls [`SyncHub::stop_all`], which stops the
 //! loop and cancels running rounds (a cancelled round loses nothing: every
 //! sync step is one store transaction), then wait (bounded) until the tasks
 //! have dropped their handle on the store before closing it.

@@ -126,12 +126,12 @@ fun syncThroughRelay(root: File): Int {
         check(eventually { recB.heard(id2) }) { "B heard the live meeting" }
         check(recB.states.contains(SyncState.Live)) { "B was live: ${recB.states}" }
 
-        // Suspend stops sync and releases the store; resume + start again.
-        b.suspend()
-        check(!b.syncStatus().background) { "loop stopped by suspend" }
-        b.resume()
-        b.startSync()
-        check(eventually { b.syncStatus().state == SyncState.Live }) { "live again after resume" }
+        // In the background sync stops and the store is released; back in front it restarts.
+        runBlocking { b.enterBackground() }
+        check(!b.syncStatus().background) { "loop stopped in the background" }
+        runBlocking { b.enterForeground() }
+        check(b.syncStatus().background) { "loop restarted in front" }
+        check(eventually { b.syncStatus().state == SyncState.Live }) { "live again in front" }
         check(a.stopSync()) { "stop_sync on a running loop" }
         a.closeStore()
         b.closeStore()

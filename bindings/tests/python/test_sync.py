@@ -170,12 +170,13 @@ def test_background_sync_is_live_and_suspend_stops_it(tmp_path, relay):
     assert {"CONNECTING", "SYNCING", "LIVE"} <= set(rec_b.kinds())
     assert run(a.sync_now()).via_background_sync
 
-    b.suspend()
+    run(b.enter_background())
     assert not b.sync_status().background
     with pytest.raises(KithError.Locked):
         b.start_sync()
-    b.resume()
-    b.start_sync()
+    # Back in front, background sync starts again by itself.
+    run(b.enter_foreground())
+    assert b.sync_status().background
     assert eventually(lambda: b.sync_status().state == SyncState.LIVE())
     assert a.stop_sync()
     a.close()
