@@ -610,6 +610,46 @@ fn threads_writing_during_live_sync_all_arrive_and_listeners_may_call_back() {
 }
 
 #[test]
+fn cancelling_the_awaiting_future_cancels_the_round() {
+    // A relay that never answers: the round would wait for its whole timeout.
+    let relay = Relay::start();
+    let address = relay.address.clone();
+    drop(relay);
+    let dir = tempfile::tempdir().unwrap();
+    let k = crate::open(&dir);
+    k.create_account("phone".into(), Some(address)).unwrap();
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let round = {
+        let k = Arc::clone(&k);
+        // As a cancelled coroutine or Task does: the awaiting future is dropped.
+        std::thread::spawn(move || {
+            wait(async move {
+                tokio::select! {
+                    r = k.sync_now() => Some(r),
+                    _ = cancel_rx => None,
+                }
+            })
+        })
+    };
+    assert!(eventually(5_000, || k.sync_status().unwrap().state
+        == SyncState::Connecting));
+    cancel_tx.send(()).unwrap();
+    assert!(round.join().unwrap().is_none(), "cancelled before it ended");
+    // The round went with its future: not left `Connecting` for its 60 s timeout...
+    assert!(eventually(5_000, || k.sync_status().unwrap().state == SyncState::Idle));
+    // ...and it let go of the round lock: a new round with a 1 s timeout ends on its own
+    // timeout. (Far below the first round's 60 s: this bound is the behaviour under test.)
+    k.set_sync_timeout_ms(1_000).unwrap();
+    let started = Instant::now();
+    let second = wait(Arc::clone(&k).sync_now());
+    assert!(
+        matches!(second, Err(KithError::Network { .. })),
+        "{second:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
 fn going_to_the_background_cancels_a_round_in_flight_at_once() {
     // A relay that never answers: the round would wait for its whole timeout.
     let relay = Relay::start();
