@@ -91,7 +91,9 @@ pub enum AdminCommand {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The request line is not a command.
-    #[error("unknown admin command {0:?} (token create | accounts | account delete ID | status | backup)")]
+    #[error(
+        "unknown admin command {0:?} (token create | accounts | account delete ID | status | backup)"
+    )]
     UnknownCommand(String),
     /// The account id does not parse.
     #[error("not an account id: {0}")]
@@ -495,14 +497,18 @@ mod tests {
             AdminCommand::parse(" accounts \n").unwrap(),
             AdminCommand::Accounts
         );
-        assert_eq!(
-            AdminCommand::parse("status").unwrap(),
-            AdminCommand::Status
-        );
+        assert_eq!(AdminCommand::parse("status").unwrap(), AdminCommand::Status);
         let id = AccountId([3; 32]);
         let cmd = AdminCommand::AccountDelete(id);
         assert_eq!(AdminCommand::parse(&cmd.line()).unwrap(), cmd);
-        for bad in ["", "token", "account delete", "account delete xyz", "rm -rf /", "accounts x"] {
+        for bad in [
+            "",
+            "token",
+            "account delete",
+            "account delete xyz",
+            "rm -rf /",
+            "accounts x",
+        ] {
             assert!(AdminCommand::parse(bad).is_err(), "{bad}");
         }
     }

@@ -337,7 +337,12 @@ fn print_text(text: &str) -> Result<()> {
 
 fn backup(s: &Settings, file: &Path) -> Result<()> {
     match admin::request_backup(&s.data_dir, file) {
-        Ok(size) => return out(&format!("backup written to {} ({size} bytes)", file.display())),
+        Ok(size) => {
+            return out(&format!(
+                "backup written to {} ({size} bytes)",
+                file.display()
+            ));
+        }
         Err(admin::ClientError::NotRunning { .. }) => {}
         Err(e) => return Err(e).context("backup through the running relay"),
     }
@@ -488,9 +493,8 @@ fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
             let _ = stop_tx.send(true);
         };
         let admin = AdminSocket {
-            listener: admin::bind(&s.data_dir).with_context(|| {
-                format!("binding the admin socket in {}", s.data_dir.display())
-            })?,
+            listener: admin::bind(&s.data_dir)
+                .with_context(|| format!("binding the admin socket in {}", s.data_dir.display()))?,
             store,
             data_dir: s.data_dir.clone(),
         };

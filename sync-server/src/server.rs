@@ -185,9 +185,9 @@ struct LiveHandle(std::sync::Weak<Shared>);
 
 impl crate::admin::LiveRelay for LiveHandle {
     fn connections(&self) -> u64 {
-        self.0.upgrade().map_or(0, |s| {
-            s.metrics.connections_current.load(Ordering::Relaxed)
-        })
+        self.0
+            .upgrade()
+            .map_or(0, |s| s.metrics.connections_current.load(Ordering::Relaxed))
     }
 
     fn last_seen_ms(&self, account: &AccountId) -> Option<u64> {

@@ -89,7 +89,10 @@ impl RedbStore {
         const OP: &str = "format version";
         let txn = self.db().begin_read().map_err(backend(OP))?;
         let meta = txn.open_table(META).map_err(backend(OP))?;
-        Ok(meta.get("schema").map_err(backend(OP))?.map_or(0, |g| g.value()))
+        Ok(meta
+            .get("schema")
+            .map_err(backend(OP))?
+            .map_or(0, |g| g.value()))
     }
 
     /// Every registered account, ordered by id.
@@ -370,6 +373,9 @@ mod tests {
             "a table was added to the store: add it to store::admin::TABLES, to the backup \
              (store::backup) and, if it holds account rows, to delete_account"
         );
-        assert_eq!(store.format_version().unwrap(), super::super::redb_store::SCHEMA_VERSION);
+        assert_eq!(
+            store.format_version().unwrap(),
+            super::super::redb_store::SCHEMA_VERSION
+        );
     }
 }

@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
 use super::admin::DELETED_ACCOUNTS;
@@ -222,7 +221,12 @@ impl RedbStore {
         rows += copy(&src, &dst, PARTS).map_err(db_err)?;
         rows += copy(&src, &dst, DELETED_ACCOUNTS).map_err(db_err)?;
         let (mut accounts, mut entries) = (0u64, 0u64);
-        for item in src.open_table(ACCOUNTS).map_err(db_err)?.iter().map_err(db_err)? {
+        for item in src
+            .open_table(ACCOUNTS)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (_, v) = item.map_err(db_err)?;
             accounts += 1;
             entries += v.value().2;
@@ -486,11 +490,17 @@ mod tests {
         let data = dir.path().join("restored");
         let r = restore(&file, &data, 3).unwrap();
         assert!(r.key_written && r.previous.is_none());
-        assert_eq!(std::fs::read(data.join(KEY_FILE)).unwrap(), key().to_bytes());
+        assert_eq!(
+            std::fs::read(data.join(KEY_FILE)).unwrap(),
+            key().to_bytes()
+        );
         let restored = RedbStore::open(&data.join(DB_FILE)).unwrap();
         let page = restored.pull(&acct, &[], 100, usize::MAX).unwrap();
         assert_eq!(page.entries.len(), 5);
-        assert_eq!(page.entries, store.pull(&acct, &[], 5, usize::MAX).unwrap().entries);
+        assert_eq!(
+            page.entries,
+            store.pull(&acct, &[], 5, usize::MAX).unwrap().entries
+        );
         assert_eq!(restored.accounts().unwrap().len(), 1);
         // The backup's own table is gone from the restored store.
         let txn = restored.db().begin_read().unwrap();

@@ -37,9 +37,11 @@ use super::{
 
 pub(super) type K32 = [u8; 32];
 
-pub(super) const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entries");
+pub(super) const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> =
+    TableDefinition::new("entries");
 pub(super) const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
-pub(super) const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> = TableDefinition::new("accounts");
+pub(super) const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> =
+    TableDefinition::new("accounts");
 pub(super) const DEVICES: TableDefinition<'_, (K32, K32), &[u8]> = TableDefinition::new("devices");
 pub(super) const REVOKED: TableDefinition<'_, (K32, K32), u64> = TableDefinition::new("revoked");
 pub(super) const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
@@ -48,7 +50,8 @@ pub(super) const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("t
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(super) const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
     TableDefinition::new("snapshot_uploads");
-pub(super) const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> = TableDefinition::new("snapshot_parts");
+pub(super) const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> =
+    TableDefinition::new("snapshot_parts");
 
 /// Version of the table layout above: the store format version. A store
 /// written by a newer relay is refused ([`OpenError::NewerSchema`]); an older
