@@ -463,6 +463,14 @@ fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
         let socket =
             UdpSocket::bind(s.listen).with_context(|| format!("binding UDP {}", s.listen))?;
         let bound = socket.local_addr()?;
+        // Bound before the address is printed: whoever waits for that line
+        // can use the admin commands at once.
+        let admin = AdminSocket {
+            listener: admin::bind(&s.data_dir)
+                .with_context(|| format!("binding the admin socket in {}", s.data_dir.display()))?,
+            store,
+            data_dir: s.data_dir.clone(),
+        };
         out(&address_line(&relay, bound, s.public_host.as_deref()))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let metrics_task = match s.metrics_listen {
@@ -491,12 +499,6 @@ fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
             wait_for_signal().await;
             tracing::info!("signal received, shutting down");
             let _ = stop_tx.send(true);
-        };
-        let admin = AdminSocket {
-            listener: admin::bind(&s.data_dir)
-                .with_context(|| format!("binding the admin socket in {}", s.data_dir.display()))?,
-            store,
-            data_dir: s.data_dir.clone(),
         };
         kith_relay::run_with_admin(relay, socket, signals, Some(admin)).await?;
         let _ = std::fs::remove_file(s.data_dir.join(admin::SOCKET_FILE));
