@@ -160,6 +160,7 @@ impl Kith {
         let path = PathBuf::from(data_dir);
         let store = Store::open(&path)?;
         let keys = keys.unwrap_or_else(|| Arc::new(FileKeyStore::in_dir(&path)));
+        tracing::info!(data_dir = %path.display(), "store opened");
         Ok(Arc::new(Kith::with_parts(path, store, keys)))
     }
 
@@ -297,7 +298,9 @@ impl Kith {
             };
             // Waited for without the slot lock: a sync task's listener that
             // calls back in gets `Locked` at once instead of blocking the wait.
-            release(store, task)
+            release(store, task)?;
+            tracing::info!(data_dir = %self.data_dir.display(), "store closed");
+            Ok(())
         })
     }
 
@@ -319,7 +322,9 @@ impl Kith {
                     }
                 }
             };
-            release(store, task)
+            release(store, task)?;
+            tracing::info!(data_dir = %self.data_dir.display(), "store suspended");
+            Ok(())
         })
     }
 
@@ -333,6 +338,7 @@ impl Kith {
                 Slot::Suspended => {
                     let store = Store::open(&self.data_dir)?;
                     *slot = Slot::Open(Arc::new(Mutex::new(store)));
+                    tracing::info!(data_dir = %self.data_dir.display(), "store resumed");
                     Ok(())
                 }
             }

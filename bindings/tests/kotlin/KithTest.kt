@@ -273,6 +273,35 @@ fun mergeAndUnmerge(kith: Kith) {
     expect<KithException.Conflict> { kith.unmergeContact(dup.id) }
 }
 
+/** The app's logger: what Logcat would show. */
+class LogRecorder : KithLogger {
+    val records = CopyOnWriteArrayList<LogRecord>()
+    override fun log(record: LogRecord) {
+        records.add(record)
+    }
+}
+
+fun logging(dir: String) {
+    val rec = LogRecorder()
+    setLogger(rec, LogLevel.INFO)
+    try {
+        Kith.open(dir).use { kith ->
+            val opened = rec.records.filter { it.message.startsWith("store opened") }
+            check(opened.size == 1 && opened[0].level == LogLevel.INFO) { "opened: ${rec.records}" }
+            expect<KithException.Internal> { kith.debugPanic("a panic for Logcat") }
+            val panics = rec.records.filter { it.target == "panic" }
+            check(panics.size == 1 && panics[0].level == LogLevel.ERROR) { "panics: $panics" }
+            check(panics[0].message.contains("a panic for Logcat")) { "panic text: ${panics[0].message}" }
+            kith.closeStore()
+        }
+    } finally {
+        clearLogger()
+    }
+    val n = rec.records.size
+    Kith.open(dir).use { it.closeStore() }
+    check(rec.records.size == n) { "logs after clearLogger: ${rec.records.drop(n)}" }
+}
+
 fun main() {
     val root = Files.createTempDirectory("kith-kotlin-test")
     try {
@@ -288,6 +317,7 @@ fun main() {
         Kith.open(root.resolve("meetings").toString()).use { kith -> checks += meetings(kith) }
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
+        logging(root.resolve("logging").toString())
         figure(root.resolve("figure").toString())
         checks += namesFromEveryLanguage(root.resolve("names").toFile())
         checks += syncThroughRelay(root.resolve("sync").toFile())

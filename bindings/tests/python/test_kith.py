@@ -586,6 +586,53 @@ def test_listener_registrations_are_bounded(kith):
     kith.add_listener(Recorder())
 
 
+# ---------------------------------------------------------------- logging
+
+
+class LogRecorder(kith_ffi.KithLogger):
+    """Collects the library's log records; optionally raises from inside `log`."""
+
+    def __init__(self, fail=False):
+        self.records = []
+        self.fail = fail
+
+    def log(self, record):
+        self.records.append(record)
+        if self.fail:
+            raise RuntimeError("a logger that throws")
+
+
+def test_logs_and_panics_reach_the_apps_logger_at_its_level(tmp_path):
+    rec = LogRecorder()
+    kith_ffi.set_logger(rec, kith_ffi.LogLevel.INFO)
+    try:
+        k = kith_ffi.Kith.open(str(tmp_path / "a"))
+        opened = [r for r in rec.records if r.message.startswith("store opened")]
+        assert opened and opened[0].level == kith_ffi.LogLevel.INFO, rec.records
+        assert str(tmp_path / "a") in opened[0].message
+        with pytest.raises(KithError.Internal):
+            k.debug_panic("a panic for the logger")
+        panics = [r for r in rec.records if r.target == "panic"]
+        assert len(panics) == 1 and panics[0].level == kith_ffi.LogLevel.ERROR
+        assert "a panic for the logger" in panics[0].message
+        k.close()
+        # Only warnings and errors now: opening logs nothing.
+        kith_ffi.set_logger(rec, kith_ffi.LogLevel.WARN)
+        before = len(rec.records)
+        kith_ffi.Kith.open(str(tmp_path / "b")).close()
+        assert len(rec.records) == before, rec.records[before:]
+        # A logger that throws does not break the call that logged.
+        bad = LogRecorder(fail=True)
+        kith_ffi.set_logger(bad, kith_ffi.LogLevel.INFO)
+        kith_ffi.Kith.open(str(tmp_path / "c")).close()
+        assert bad.records, "the throwing logger was called"
+    finally:
+        kith_ffi.clear_logger()
+    n = len(rec.records)
+    kith_ffi.Kith.open(str(tmp_path / "d")).close()
+    assert len(rec.records) == n
+
+
 # ---------------------------------------------------------------- panic guard
 
 
