@@ -310,6 +310,24 @@ fn version_text() -> String {
     )
 }
 
+/// Refuses to write into another user's data directory as root: the files
+/// would become root's and the relay (its own user) could not open them.
+fn check_owner(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if euid == Some(0) && meta.uid() != 0 {
+        bail!(
+            "{} belongs to another user and the relay is not running: run this as that user \
+             (e.g. sudo -u kith-relay kith-relay ...) so its files stay theirs",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs an admin command: through the running relay's socket, or on the
 /// store directly when no relay runs on this data directory.
 fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
@@ -318,6 +336,7 @@ fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
         Err(admin::ClientError::NotRunning { .. }) => {}
         Err(e) => return Err(e.into()),
     }
+    check_owner(&s.data_dir)?;
     let (identity, store) = open_data_dir(&s.data_dir)?;
     let ctx = AdminContext {
         store,
@@ -347,6 +366,7 @@ fn backup(s: &Settings, file: &Path) -> Result<()> {
         Err(admin::ClientError::NotRunning { .. }) => {}
         Err(e) => return Err(e).context("backup through the running relay"),
     }
+    check_owner(&s.data_dir)?;
     let (identity, store) = open_data_dir(&s.data_dir)?;
     let info = store
         .backup_to(file, &identity, kith_relay::now_ms())
@@ -367,6 +387,7 @@ fn restore(s: &Settings, file: &Path) -> Result<()> {
             s.data_dir.display()
         );
     }
+    check_owner(&s.data_dir)?;
     let info = kith_relay::store::backup::restore(file, &s.data_dir, kith_relay::now_ms())
         .context("restore")?;
     out(&format!(
@@ -432,7 +453,28 @@ fn main() -> Result<()> {
         Command::Status => return admin_command(&s, &AdminCommand::Status),
         Command::Backup { file } => return backup(&s, file),
         Command::Restore { file } => return restore(&s, file),
-        Command::Serve | Command::Address => {}
+        Command::Address => {
+            // Only the key: the running relay holds the store's lock.
+            let path = s.data_dir.join(KEY_FILE);
+            let key = if path.exists() {
+                kith_relay::identity::load_or_create(&path)?.0
+            } else {
+                check_owner(&s.data_dir)?;
+                open_data_dir(&s.data_dir)?.0
+            };
+            let mut a = kith_protocol::RelayAddress {
+                key: kith_protocol::RelayKey::from(key.verifying_key()),
+                host: s.listen.ip().to_string(),
+                port: s.listen.port(),
+            };
+            if let Some(h) = &s.public_host {
+                h.clone_into(&mut a.host);
+            } else if s.listen.ip().is_unspecified() {
+                "127.0.0.1".clone_into(&mut a.host);
+            }
+            return out(&a.to_string());
+        }
+        Command::Serve => {}
     }
     let (key, store) = open_data_dir(&s.data_dir)?;
     let metrics = Arc::new(Metrics::default());
@@ -446,13 +488,7 @@ fn main() -> Result<()> {
         store: store.clone(),
         metrics,
     };
-    match command {
-        Command::Address => {
-            let bound = s.listen;
-            out(&address_line(&relay, bound, s.public_host.as_deref()))
-        }
-        _ => serve(relay, store, s),
-    }
+    serve(relay, store, s)
 }
 
 fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
