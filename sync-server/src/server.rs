@@ -173,6 +173,63 @@ struct Shared {
     connections: Mutex<ConnectionMap>,
     rates: Mutex<HashMap<AccountId, (u64, u32)>>,
     next_conn_id: AtomicU64,
+    /// Last authentication per account since start (for `kith-relay accounts`).
+    last_seen: Mutex<HashMap<AccountId, u64>>,
+    started: std::time::Instant,
+}
+
+/// The admin socket's view of a running relay. Weak, so an admin request
+/// in flight never keeps the writer (and so shutdown) waiting.
+#[derive(Debug)]
+struct LiveHandle(std::sync::Weak<Shared>);
+
+impl crate::admin::LiveRelay for LiveHandle {
+    fn connections(&self) -> u64 {
+        self.0
+            .upgrade()
+            .map_or(0, |s| s.metrics.connections_current.load(Ordering::Relaxed))
+    }
+
+    fn last_seen_ms(&self, account: &AccountId) -> Option<u64> {
+        self.0
+            .upgrade()
+            .and_then(|s| lock(&s.last_seen).get(account).copied())
+    }
+
+    fn close_account(&self, account: &AccountId) {
+        let Some(s) = self.0.upgrade() else { return };
+        let conns: Vec<_> = {
+            let mut map = lock(&s.connections);
+            let keys: Vec<_> = map.keys().filter(|(a, _)| a == account).copied().collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for (_, c) in conns.into_iter().flatten() {
+            c.close(
+                quinn::VarInt::from_u32(close_code::REVOKED),
+                b"account deleted",
+            );
+        }
+        lock(&s.subscribers).remove(account);
+        lock(&s.rates).remove(account);
+        lock(&s.last_seen).remove(account);
+    }
+
+    fn uptime_ms(&self) -> u64 {
+        self.0.upgrade().map_or(0, |s| {
+            u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        })
+    }
+}
+
+/// The admin socket of a relay run by [`run_with_admin`].
+#[derive(Debug)]
+pub struct AdminSocket {
+    /// Bound by [`crate::admin::bind`].
+    pub listener: std::os::unix::net::UnixListener,
+    /// The same store as the relay's (the admin commands need its redb side).
+    pub store: Arc<crate::store::RedbStore>,
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -326,6 +383,8 @@ fn store_error_code(e: &StoreError) -> ErrorCode {
         StoreError::BadToken => ErrorCode::BadToken,
         StoreError::Revoked => ErrorCode::DeviceRevoked,
         StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
+        // No dedicated code in the protocol: the device is simply not let in.
+        StoreError::AccountDeleted => ErrorCode::AuthFailed,
         StoreError::UploadTooLarge { limit_bytes } => ErrorCode::TooLarge {
             limit: *limit_bytes,
         },
@@ -376,6 +435,16 @@ pub async fn run(
     socket: std::net::UdpSocket,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with_admin(relay, socket, shutdown, None).await
+}
+
+/// [`run`], also serving the admin commands on `admin` (module `admin`).
+pub async fn run_with_admin(
+    relay: Relay,
+    socket: std::net::UdpSocket,
+    shutdown: impl Future<Output = ()>,
+    admin: Option<AdminSocket>,
+) -> Result<(), RunError> {
     let server_cfg = server_config(&relay)?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| RunError::QuicCrypto("no async runtime".into()))?;
@@ -404,8 +473,29 @@ pub async fn run(
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
+        last_seen: Mutex::new(HashMap::new()),
+        started: std::time::Instant::now(),
     });
     info!(address = %relay.address(local), "relay listening");
+    let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
+    let admin_task = admin.map(|a| {
+        let live: Arc<dyn crate::admin::LiveRelay> = Arc::new(LiveHandle(Arc::downgrade(&shared)));
+        let ctx = Arc::new(crate::admin::AdminContext {
+            store: a.store,
+            identity: relay.identity.clone(),
+            data_dir: a.data_dir,
+            live: Some(live),
+        });
+        tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve(a.listener, ctx, async move {
+                let _ = admin_stop_rx.await;
+            })
+            .await
+            {
+                warn!(error = %e, "admin socket failed");
+            }
+        })
+    });
 
     let sweeper = {
         let shared = shared.clone();
@@ -474,6 +564,10 @@ pub async fn run(
     }
     sweeper.abort();
     let _ = sweeper.await;
+    let _ = admin_stop_tx.send(());
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     endpoint.close(
         quinn::VarInt::from_u32(close_code::SHUTDOWN),
         b"relay shutting down",
@@ -830,6 +924,7 @@ async fn serve(
                 {
                     Ok(registered) => {
                         *ids = Some((cert.account, cert.device));
+                        lock(&shared.last_seen).insert(cert.account, now_ms());
                         session = Some(Session {
                             account: cert.account,
                             device: cert.device,

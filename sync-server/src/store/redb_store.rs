@@ -13,7 +13,9 @@
 //!   readers until a `PutSnapshot` assembles them (and deletes them)
 //! - `mailbox`   slot -> expires-at ms (u64 BE) || blob
 //! - `tokens`    SHA-256(token) -> created ms
-//! - `meta`      "schema" -> version
+//! - `meta`      "schema" -> version (the store format version)
+//! - `deleted_accounts` account -> deleted-at ms (see `store::admin`: an
+//!   account the operator deleted cannot register again)
 //!
 //! A batch of [`WriteOp`]s is one write transaction with redb's default
 //! (immediate, fsync'd) durability; the caller acks only after `commit`.
@@ -33,22 +35,27 @@ use super::{
     Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
 };
 
-type K32 = [u8; 32];
+pub(super) type K32 = [u8; 32];
 
-const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entries");
-const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
-const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> = TableDefinition::new("accounts");
-const DEVICES: TableDefinition<'_, (K32, K32), &[u8]> = TableDefinition::new("devices");
-const REVOKED: TableDefinition<'_, (K32, K32), u64> = TableDefinition::new("revoked");
-const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
-const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
-const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
+pub(super) const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> =
+    TableDefinition::new("entries");
+pub(super) const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
+pub(super) const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> =
+    TableDefinition::new("accounts");
+pub(super) const DEVICES: TableDefinition<'_, (K32, K32), &[u8]> = TableDefinition::new("devices");
+pub(super) const REVOKED: TableDefinition<'_, (K32, K32), u64> = TableDefinition::new("revoked");
+pub(super) const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
+pub(super) const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
+pub(super) const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
+pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(super) const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
     TableDefinition::new("snapshot_uploads");
-const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> = TableDefinition::new("snapshot_parts");
+pub(super) const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> =
+    TableDefinition::new("snapshot_parts");
 
-/// Version of the table layout above.
+/// Version of the table layout above: the store format version. A store
+/// written by a newer relay is refused ([`OpenError::NewerSchema`]); an older
+/// one is migrated in [`RedbStore::open`] (there is nothing to migrate yet).
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// Why the store could not be opened.
@@ -58,7 +65,11 @@ pub enum OpenError {
     #[error("cannot open relay database: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The file was written by a newer relay.
-    #[error("relay database schema {found} is newer than supported {SCHEMA_VERSION}")]
+    #[error(
+        "the relay store has format version {found}, written by a newer kith-relay; this \
+         kith-relay reads formats up to {SCHEMA_VERSION}: install the newer kith-relay again, or \
+         restore a backup made by this version (`kith-relay restore FILE`)"
+    )]
     NewerSchema {
         /// The schema found.
         found: u64,
@@ -94,6 +105,11 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
+    /// The database, for the operator functions (`store::admin`, `store::backup`).
+    pub(super) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         let db = Database::create(path).map_err(db_open)?;
@@ -118,6 +134,8 @@ impl RedbStore {
             txn.open_table(TOKENS).map_err(db_open)?;
             txn.open_table(UPLOADS).map_err(db_open)?;
             txn.open_table(PARTS).map_err(db_open)?;
+            txn.open_table(super::admin::DELETED_ACCOUNTS)
+                .map_err(db_open)?;
         }
         txn.commit().map_err(db_open)?;
         Ok(Self { db })
@@ -251,6 +269,9 @@ fn register(
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "register";
     let key = (cert.account.0, cert.device.0);
+    if super::admin::is_deleted(txn, &cert.account).map_err(backend(OP))? {
+        return Err(StoreError::AccountDeleted);
+    }
     if txn
         .open_table(REVOKED)
         .map_err(backend(OP))?
