@@ -1,7 +1,7 @@
 //! The [`RelayStore`] contract as tests (feature `test-support`): every
 //! storage backend runs the same cases by naming one constructor.
 //!
-//! ```ignore
+//! ```text
 //! // in a backend's test binary:
 //! kith_relay::relay_store_conformance!(|| my_backend::Store::connect_fresh());
 //! ```
@@ -857,6 +857,8 @@ pub fn registration_tokens_are_single_use(s: &dyn RelayStore) {
         Err(StoreError::BadToken)
     ));
     assert!(s.membership(&d.account).unwrap().is_none());
+    // A refused registration leaves no membership row behind.
+    assert!(s.membership_ops(&d.account, 0, 10).unwrap().is_empty());
     ok(
         s,
         WriteOp::CreateToken {

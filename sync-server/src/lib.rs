@@ -8,6 +8,8 @@
 //! - [`config`]: policy, quotas and limits;
 //! - [`identity`]: the relay key file;
 //! - [`metrics`]: counters and the health/metrics HTTP responder;
+//! - [`admin`]: the admin commands over a local Unix socket (token, accounts,
+//!   account delete, status, online backup);
 //! - [`client`]: a minimal client for tests and the load tool;
 //! - `testkit` and `conformance` (feature `test-support`): the relay test
 //!   harness every crate's tests share, and the [`store::RelayStore`]
@@ -17,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod client;
 pub mod config;
 #[cfg(feature = "test-support")]
@@ -28,7 +31,7 @@ pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testkit;
 
-pub use config::{Limits, RegistrationPolicy, RelayConfig, TlsPem};
+pub use config::{Clock, Limits, RegistrationPolicy, RelayConfig, TlsPem};
 pub use metrics::{Metrics, serve_metrics};
-pub use server::{Relay, RunError, create_token, now_ms, run};
+pub use server::{AdminSocket, Relay, RunError, create_token, now_ms, run, run_with_admin};
 pub use store::{RedbStore, RelayStore};

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub commit_duration_us_total: AtomicU64,
     /// Write ops committed.
     pub commit_ops_total: AtomicU64,
+    /// Format version of the store being served (set by whoever opened it;
+    /// 0 = not reported).
+    pub store_format_version: AtomicU64,
 }
 
 /// Upper bounds (ms) of the commit duration histogram buckets.
@@ -71,13 +74,22 @@ impl Metrics {
 
     /// Prometheus text exposition of the counters plus store totals.
     pub fn render(&self, store: Option<crate::store::StoreStats>) -> String {
-        let mut out = String::new();
+        let mut out = format!(
+            "# HELP kith_relay_build_info The relay's version (value always 1).\n# TYPE kith_relay_build_info gauge\nkith_relay_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
         let mut line = |name: &str, kind: &str, help: &str, v: u64| {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
             ));
         };
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        line(
+            "kith_relay_store_format_version",
+            "gauge",
+            "Format version of the relay store being served.",
+            g(&self.store_format_version),
+        );
         line(
             "kith_relay_connections",
             "gauge",

@@ -175,6 +175,63 @@ struct Shared {
     connections: Mutex<ConnectionMap>,
     rates: Mutex<HashMap<AccountId, (u64, u32)>>,
     next_conn_id: AtomicU64,
+    /// Last authentication per account since start (for `kith-relay accounts`).
+    last_seen: Mutex<HashMap<AccountId, u64>>,
+    started: std::time::Instant,
+}
+
+/// The admin socket's view of a running relay. Weak, so an admin request
+/// in flight never keeps the writer (and so shutdown) waiting.
+#[derive(Debug)]
+struct LiveHandle(std::sync::Weak<Shared>);
+
+impl crate::admin::LiveRelay for LiveHandle {
+    fn connections(&self) -> u64 {
+        self.0
+            .upgrade()
+            .map_or(0, |s| s.metrics.connections_current.load(Ordering::Relaxed))
+    }
+
+    fn last_seen_ms(&self, account: &AccountId) -> Option<u64> {
+        self.0
+            .upgrade()
+            .and_then(|s| lock(&s.last_seen).get(account).copied())
+    }
+
+    fn close_account(&self, account: &AccountId) {
+        let Some(s) = self.0.upgrade() else { return };
+        let conns: Vec<_> = {
+            let mut map = lock(&s.connections);
+            let keys: Vec<_> = map.keys().filter(|(a, _)| a == account).copied().collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for (_, c) in conns.into_iter().flatten() {
+            c.close(
+                quinn::VarInt::from_u32(close_code::REVOKED),
+                b"account deleted",
+            );
+        }
+        lock(&s.subscribers).remove(account);
+        lock(&s.rates).remove(account);
+        lock(&s.last_seen).remove(account);
+    }
+
+    fn uptime_ms(&self) -> u64 {
+        self.0.upgrade().map_or(0, |s| {
+            u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        })
+    }
+}
+
+/// The admin socket of a relay run by [`run_with_admin`].
+#[derive(Debug)]
+pub struct AdminSocket {
+    /// Bound by [`crate::admin::bind`].
+    pub listener: std::os::unix::net::UnixListener,
+    /// The same store as the relay's (the admin commands need its redb side).
+    pub store: Arc<crate::store::RedbStore>,
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -288,7 +345,7 @@ impl Shared {
     /// Fixed one-minute window per account.
     fn rate_check(&self, account: &AccountId, n: u32) -> Result<(), ErrorCode> {
         let limit = self.config.limits.quota_entries_per_minute;
-        let now = now_ms();
+        let now = self.config.clock.now_ms();
         let mut rates = lock(&self.rates);
         let w = rates.entry(*account).or_insert((now, 0));
         if now.saturating_sub(w.0) >= 60_000 {
@@ -372,6 +429,8 @@ fn store_error_code(e: &StoreError) -> ErrorCode {
         StoreError::MembershipBehind { len } => ErrorCode::MembershipBehind { len: *len },
         StoreError::EpochStale { current } => ErrorCode::EpochStale { current: *current },
         StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
+        // No dedicated code in the protocol: the device is simply not let in.
+        StoreError::AccountDeleted => ErrorCode::AuthFailed,
         StoreError::UploadTooLarge { limit_bytes } => ErrorCode::TooLarge {
             limit: *limit_bytes,
         },
@@ -422,6 +481,16 @@ pub async fn run(
     socket: std::net::UdpSocket,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with_admin(relay, socket, shutdown, None).await
+}
+
+/// [`run`], also serving the admin commands on `admin` (module `admin`).
+pub async fn run_with_admin(
+    relay: Relay,
+    socket: std::net::UdpSocket,
+    shutdown: impl Future<Output = ()>,
+    admin: Option<AdminSocket>,
+) -> Result<(), RunError> {
     let server_cfg = server_config(&relay)?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| RunError::QuicCrypto("no async runtime".into()))?;
@@ -450,8 +519,29 @@ pub async fn run(
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
+        last_seen: Mutex::new(HashMap::new()),
+        started: std::time::Instant::now(),
     });
     info!(address = %relay.address(local), "relay listening");
+    let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
+    let admin_task = admin.map(|a| {
+        let live: Arc<dyn crate::admin::LiveRelay> = Arc::new(LiveHandle(Arc::downgrade(&shared)));
+        let ctx = Arc::new(crate::admin::AdminContext {
+            store: a.store,
+            identity: relay.identity.clone(),
+            data_dir: a.data_dir,
+            live: Some(live),
+        });
+        tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve(a.listener, ctx, async move {
+                let _ = admin_stop_rx.await;
+            })
+            .await
+            {
+                warn!(error = %e, "admin socket failed");
+            }
+        })
+    });
 
     let sweeper = {
         let shared = shared.clone();
@@ -460,7 +550,7 @@ pub async fn run(
             loop {
                 tick.tick().await;
                 // Rate windows older than a minute carry no information.
-                let now = now_ms();
+                let now = shared.config.clock.now_ms();
                 lock(&shared.rates).retain(|_, (start, _)| now.saturating_sub(*start) < 60_000);
                 let started_before_ms =
                     now.saturating_sub(shared.config.limits.snapshot_upload_ttl_ms);
@@ -472,7 +562,9 @@ pub async fn run(
                     debug!(n, "abandoned snapshot uploads deleted");
                 }
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
-                    .write(WriteOp::MailboxExpire { now_ms: now_ms() })
+                    .write(WriteOp::MailboxExpire {
+                        now_ms: shared.config.clock.now_ms(),
+                    })
                     .await
                     && n > 0
                 {
@@ -518,6 +610,10 @@ pub async fn run(
     }
     sweeper.abort();
     let _ = sweeper.await;
+    let _ = admin_stop_tx.send(());
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     endpoint.close(
         quinn::VarInt::from_u32(close_code::SHUTDOWN),
         b"relay shutting down",
@@ -881,6 +977,7 @@ async fn serve(
                 match authenticate(shared, conn, conn_id, auth, &challenge).await {
                     Ok((registered, membership_len, epoch)) => {
                         *ids = Some((account, device));
+                        lock(&shared.last_seen).insert(account, now_ms());
                         session = Some(Session {
                             account,
                             device,
@@ -1025,7 +1122,7 @@ async fn authenticate(
                 skip_known: true,
                 token_hash: a.token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
                 open_registration: shared.config.registration == RegistrationPolicy::Open,
-                now_ms: now_ms(),
+                now_ms: shared.config.clock.now_ms(),
             };
             match shared.write(op).await {
                 Ok(WriteOutcome::MembershipAppended {
@@ -1097,7 +1194,7 @@ async fn mailbox_take(
     match shared
         .write(WriteOp::MailboxTake {
             slot,
-            now_ms: now_ms(),
+            now_ms: shared.config.clock.now_ms(),
         })
         .await
     {
@@ -1131,7 +1228,7 @@ async fn mailbox_put(
     } else {
         ttl_s.min(limits.mailbox_ttl_s_max)
     };
-    let now = now_ms();
+    let now = shared.config.clock.now_ms();
     let op = WriteOp::MailboxPut {
         slot,
         blob,
@@ -1339,7 +1436,7 @@ async fn handle_request(
                 count,
                 bytes,
                 upload_bytes_max: limits.snapshot_upload_bytes_max,
-                now_ms: now_ms(),
+                now_ms: shared.config.clock.now_ms(),
             };
             match shared.write(op).await.map_err(store_err)? {
                 WriteOutcome::SnapshotPartStored => {

@@ -834,6 +834,9 @@ fn describe(e: &RelayEvent) -> Option<String> {
             format!("relay rate limit: retrying in {retry_after_ms} ms")
         }
         RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        RelayEvent::RelayHealed { from_seq, to_seq } => format!(
+            "the relay had lost entries #{from_seq}..#{to_seq} of this device (restored from a backup): sending them again"
+        ),
         _ => return None,
     })
 }

@@ -8,6 +8,10 @@
 //!   `next_seq`, `acked_seq` (u64 big-endian).
 //! - `sync_outbox`: seq -> postcard `SealedEntry`, sealed and not yet
 //!   acknowledged; written before sending, deleted on acknowledgement.
+//! - `sync_sent`: seq -> postcard `SealedEntry`, this device's entries the
+//!   relay acknowledged, byte for byte: a relay restored from an older
+//!   backup lost some of them, and the device pushes exactly these again
+//!   (same seqs, same bytes, so other devices' cursors stay valid).
 //! - `sync_pushed_heads`: doc -> heads (32-byte hashes) up to which this
 //!   device's own changes are in the outbox or acknowledged.
 //! - `sync_cursors`: device -> last seq applied (or skipped as own).
@@ -46,6 +50,7 @@ use crate::error::StoreError;
 
 pub(crate) const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("sync_meta");
 pub(crate) const OUTBOX: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("sync_outbox");
+pub(crate) const SENT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("sync_sent");
 pub(crate) const PUSHED_HEADS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("sync_pushed_heads");
 pub(crate) const CURSORS: TableDefinition<'static, &[u8], u64> =
@@ -158,6 +163,7 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
         }
     }
     txn.open_table(OUTBOX)?;
+    txn.open_table(SENT)?;
     txn.open_table(PUSHED_HEADS)?;
     txn.open_table(CURSORS)?;
     txn.open_table(PENDING)?;
@@ -312,6 +318,7 @@ pub(crate) fn rebind_relay(
 ) -> Result<(), StoreError> {
     if had_other {
         txn.open_table(OUTBOX)?.retain(|_, _| false)?;
+        txn.open_table(SENT)?.retain(|_, _| false)?;
         txn.open_table(PUSHED_HEADS)?.retain(|_, _| false)?;
         txn.open_table(CURSORS)?.retain(|_, _| false)?;
         txn.open_table(PARTIAL)?.retain(|_, _| false)?;
@@ -322,6 +329,36 @@ pub(crate) fn rebind_relay(
     txn.open_table(META)?
         .insert(META_RELAY, relay.as_bytes().as_slice())?;
     Ok(())
+}
+
+/// The relay lost this device's acknowledged entries `from..=to` (it was
+/// restored from an older backup): put them back into the outbox from
+/// `sync_sent`, byte for byte, and lower `acked_seq` to `from - 1`. Returns
+/// false (and changes nothing) if any of them is not kept.
+pub(crate) fn requeue_sent(txn: &WriteTransaction, from: u64, to: u64) -> Result<bool, StoreError> {
+    if from == 0 || from > to {
+        return Ok(from > to);
+    }
+    let rows: Vec<(u64, Vec<u8>)> = {
+        let sent = txn.open_table(SENT)?;
+        let mut rows = Vec::new();
+        for row in sent.range(from..=to)? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+        rows
+    };
+    let complete = rows.len() as u64 == to - from + 1
+        && rows.iter().zip(from..=to).all(|((k, _), want)| *k == want);
+    if !complete {
+        return Ok(false);
+    }
+    let mut outbox = txn.open_table(OUTBOX)?;
+    for (k, v) in &rows {
+        outbox.insert(*k, v.as_slice())?;
+    }
+    put_u64(txn, META_ACKED_SEQ, from - 1)?;
+    Ok(true)
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<SealedEntry, StoreError> {
@@ -381,10 +418,18 @@ pub(crate) fn outbox_batch(
     Ok(entries)
 }
 
-/// The relay acknowledged every seq up to `seq`: drop them from the outbox
-/// and advance `acked_seq` (and `next_seq` past it).
+/// The relay acknowledged every seq up to `seq`: move them from the outbox
+/// to `sync_sent` and advance `acked_seq` (and `next_seq` past it).
 pub(crate) fn outbox_ack(txn: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
-    txn.open_table(OUTBOX)?.retain(|k, _| k > seq)?;
+    {
+        // Keep what the relay acknowledged, byte for byte (`sync_sent`).
+        let mut outbox = txn.open_table(OUTBOX)?;
+        let mut sent = txn.open_table(SENT)?;
+        for row in outbox.extract_from_if(..=seq, |_, _| true)? {
+            let (k, v) = row?;
+            sent.insert(k.value(), v.value())?;
+        }
+    }
     if get_u64(txn, META_ACKED_SEQ)? < seq {
         put_u64(txn, META_ACKED_SEQ, seq)?;
     }

@@ -10,6 +10,8 @@
 //! A caller is told an op succeeded only after the commit returned.
 //! Reads (pull, heads, snapshot, stats) run concurrently with writes.
 
+pub mod admin;
+pub mod backup;
 pub mod redb_store;
 
 use kith_protocol::msg::MailboxSlot;
@@ -251,6 +253,9 @@ pub enum StoreError {
     /// The account is not registered.
     #[error("account is not registered")]
     UnknownAccount,
+    /// The relay's operator deleted the account; it cannot register again.
+    #[error("this account was deleted by the relay's operator")]
+    AccountDeleted,
     /// The backend failed; nothing of the batch was committed.
     #[error("storage backend failed during {op}")]
     Backend {

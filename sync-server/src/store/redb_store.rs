@@ -15,8 +15,11 @@
 //!   readers until a `PutSnapshot` assembles them (and deletes them)
 //! - `mailbox`   slot -> expires-at ms (u64 BE) || blob
 //! - `tokens`    SHA-256(token) -> created ms
-//! - `meta`      "schema" -> version (2; a file of schema 1, from before
-//!   membership logs, is refused with [`OpenError::OldSchema`])
+//! - `meta`      "schema" -> version (the store format version: 2; a file
+//!   of schema 1, from before membership logs, is refused with
+//!   [`OpenError::OldSchema`])
+//! - `deleted_accounts` account -> deleted-at ms (see `store::admin`: an
+//!   account the operator deleted cannot register again)
 //!
 //! A batch of [`WriteOp`]s is one write transaction with redb's default
 //! (immediate, fsync'd) durability; the caller acks only after `commit`.
@@ -36,22 +39,30 @@ use super::{
     Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
 };
 
-type K32 = [u8; 32];
+pub(super) type K32 = [u8; 32];
 
-const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entries");
-const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
-const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> = TableDefinition::new("accounts");
-const MEMBERSHIP: TableDefinition<'_, (K32, u64), &[u8]> = TableDefinition::new("membership");
-const MEMBER_STATE: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("membership_state");
-const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
-const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
-const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
+pub(super) const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> =
+    TableDefinition::new("entries");
+pub(super) const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
+pub(super) const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> =
+    TableDefinition::new("accounts");
+pub(super) const MEMBERSHIP: TableDefinition<'_, (K32, u64), &[u8]> =
+    TableDefinition::new("membership");
+pub(super) const MEMBER_STATE: TableDefinition<'_, K32, &[u8]> =
+    TableDefinition::new("membership_state");
+pub(super) const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
+pub(super) const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
+pub(super) const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
+pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(super) const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
     TableDefinition::new("snapshot_uploads");
-const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> = TableDefinition::new("snapshot_parts");
+pub(super) const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> =
+    TableDefinition::new("snapshot_parts");
 
-/// Version of the table layout above.
+/// Version of the table layout above: the store format version. A store
+/// written by a newer relay is refused ([`OpenError::NewerSchema`]); one of
+/// schema 1 (account certificates, before membership logs) is refused with
+/// [`OpenError::OldSchema`]: no release used it, so nothing migrates.
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Why the store could not be opened.
@@ -61,7 +72,11 @@ pub enum OpenError {
     #[error("cannot open relay database: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The file was written by a newer relay.
-    #[error("relay database schema {found} is newer than supported {SCHEMA_VERSION}")]
+    #[error(
+        "the relay store has format version {found}, written by a newer kith-relay; this \
+         kith-relay reads formats up to {SCHEMA_VERSION}: install the newer kith-relay again, or \
+         restore a backup made by this version (`kith-relay restore FILE`)"
+    )]
     NewerSchema {
         /// The schema found.
         found: u64,
@@ -108,6 +123,11 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
+    /// The database, for the operator functions (`store::admin`, `store::backup`).
+    pub(super) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         let db = Database::create(path).map_err(db_open)?;
@@ -133,6 +153,8 @@ impl RedbStore {
             txn.open_table(TOKENS).map_err(db_open)?;
             txn.open_table(UPLOADS).map_err(db_open)?;
             txn.open_table(PARTS).map_err(db_open)?;
+            txn.open_table(super::admin::DELETED_ACCOUNTS)
+                .map_err(db_open)?;
         }
         txn.commit().map_err(db_open)?;
         Ok(Self { db })
@@ -316,6 +338,11 @@ fn append_membership(
     const OP: &str = "append membership";
     let existing = load_state(txn, &account)?;
     let new_account = existing.is_none();
+    // An account the operator deleted cannot be registered again; checked
+    // before anything is written.
+    if new_account && super::admin::is_deleted(txn, &account).map_err(backend(OP))? {
+        return Err(StoreError::AccountDeleted);
+    }
     let mut state = existing.unwrap_or_else(|| Membership::new(account));
     let before: Vec<DeviceId> = state.members().map(|m| m.keys.device).collect();
     let mut log = txn.open_table(MEMBERSHIP).map_err(backend(OP))?;
@@ -341,9 +368,6 @@ fn append_membership(
             return Err(StoreError::MembershipBehind { len: state.len() });
         }
         state.apply(&op)?;
-        let enc = encode(OP, &op)?;
-        log.insert((account.0, pos), enc.as_slice())
-            .map_err(backend(OP))?;
         appended.push(op);
     }
     if state.is_empty() {
@@ -367,6 +391,14 @@ fn append_membership(
             .insert(account.0, (now_ms, 0u64, 0u64))
             .map_err(backend(OP))?;
     }
+    // Written only now that every check passed: a refused op leaves no row
+    // (a batch commits the ops around it).
+    for op in &appended {
+        let enc = encode(OP, op)?;
+        log.insert((account.0, op.body.position), enc.as_slice())
+            .map_err(backend(OP))?;
+    }
+    drop(log);
     let enc = encode(OP, &state)?;
     txn.open_table(MEMBER_STATE)
         .map_err(backend(OP))?

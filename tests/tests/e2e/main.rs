@@ -9,6 +9,7 @@ mod crash;
 mod meetings;
 mod p2p;
 mod pairing;
+mod relay_restore;
 mod relay_sync;
 mod restore;
 mod snapshot;

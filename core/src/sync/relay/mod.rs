@@ -195,6 +195,15 @@ pub enum RelayEvent {
         /// How long the relay asked to wait.
         retry_after_ms: u64,
     },
+    /// The relay had lost this device's acknowledged entries `from_seq..=to_seq`
+    /// (restored from an older backup); they are being pushed again, byte for
+    /// byte, from this device's store.
+    RelayHealed {
+        /// First seq the relay lost.
+        from_seq: u64,
+        /// Last.
+        to_seq: u64,
+    },
     /// The relay ordered a revocation this device made (a new epoch started).
     Revoked {
         /// The revoked device.
@@ -309,9 +318,10 @@ pub enum RelaySyncError {
     /// device or by a recovery); it cannot sync with this account again.
     #[error("this device was revoked from the account and cannot sync any more")]
     Revoked,
-    /// The relay has fewer of this device's entries than it acknowledged.
+    /// The relay has fewer of this device's entries than it acknowledged and
+    /// this device no longer keeps them all (see `sync_sent`).
     #[error(
-        "the relay expects seq {expected} but this device's unacknowledged entries start at {first}: the relay lost data"
+        "the relay expects seq {expected} but this device keeps its entries only from seq {first}: the relay lost data this device cannot send again"
     )]
     RelayBehind {
         /// The seq the relay expects next.
@@ -930,10 +940,9 @@ impl RelaySync {
                         self.push_wanted = true;
                     }
                     Some(f) => {
-                        return Err(RelaySyncError::RelayBehind {
-                            expected: *expected,
-                            first: f,
-                        });
+                        // The relay lost acknowledged entries (restored from
+                        // an older backup while this session was open).
+                        self.heal_relay(store, *expected, f - 1)?;
                     }
                     None => self.push_wanted = true,
                 }

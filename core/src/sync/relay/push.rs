@@ -48,6 +48,10 @@ impl RelaySync {
                 tables::put_u64(&txn, tables::META_SEAL_ALL_ACTORS, 1)?;
                 txn.commit().map_err(StoreError::from)?;
                 self.pull_wanted = true;
+            } else if my_head < st.acked_seq {
+                // The relay lost entries it had acknowledged (restored from
+                // an older backup): push them again, byte for byte.
+                self.heal_relay(store, my_head + 1, st.acked_seq)?;
             }
             self.push_wanted = true;
             return Ok(());
@@ -106,6 +110,32 @@ impl RelaySync {
             Request::PutSnapshot { snapshot },
             Req::PutSnapshot { bytes: size },
         );
+        Ok(())
+    }
+
+    /// Requeues this device's acknowledged entries `from..=to` (kept in
+    /// `sync_sent`) for a relay that lost them; [`RelaySyncError::RelayBehind`]
+    /// if they are not all kept.
+    pub(super) fn heal_relay(
+        &mut self,
+        store: &mut Store,
+        from: u64,
+        to: u64,
+    ) -> Result<(), RelaySyncError> {
+        let txn = store.writable()?.begin_write()?;
+        if !tables::requeue_sent(&txn, from, to)? {
+            txn.abort().map_err(StoreError::from)?;
+            return Err(RelaySyncError::RelayBehind {
+                expected: from,
+                first: to + 1,
+            });
+        }
+        txn.commit().map_err(StoreError::from)?;
+        self.events.push_back(RelayEvent::RelayHealed {
+            from_seq: from,
+            to_seq: to,
+        });
+        self.push_wanted = true;
         Ok(())
     }
 
