@@ -700,6 +700,47 @@ mod tests {
     use crate::sync::authority::{self, Actor};
     use crate::sync::epochs::{EpochKeys, SealKey};
 
+    /// Sync tables written before the format marker (format 1: account
+    /// certificates, one shared data key) are refused naming the version,
+    /// and nothing is written; fresh tables get the marker.
+    #[test]
+    fn sync_tables_of_format_1_are_refused_by_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        {
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            create(&txn).unwrap();
+            txn.commit().unwrap();
+        }
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        create(&txn).unwrap();
+        txn.abort().unwrap();
+        let old = tempfile::tempdir().unwrap();
+        let mut store = Store::open(old.path()).unwrap();
+        {
+            // What a format-1 device left: a relay binding, no marker.
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(META_RELAY, [7u8; 32].as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        let err = create(&txn).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::RetiredSyncFormat {
+                    found: 1,
+                    supported: SYNC_FORMAT
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("format 1"), "{err}");
+    }
+
     /// The membership log and epoch keys survive a reopen; a fork and an op
     /// by a revoked device are refused and write nothing.
     #[test]
