@@ -99,6 +99,8 @@ pub(crate) fn absorb_in(
     tables::create(txn)?;
     let (state, all, new) = tables::append_membership(txn, id.account_id(), ops)?;
     if new > 0 {
+        // This device's own name is known here, not from sealed data.
+        tables::touch_device(txn, &id.device_id(), Some(id.device_name()), 0)?;
         let keys = EpochKeys::from_log(&all, &id.device_id(), id.seal_key())?;
         for e in keys.epochs() {
             if let Some(k) = keys.get(e) {

@@ -739,6 +739,10 @@ fn pairing_by_request_code_and_add_then_sync() {
         .map(|d| d.name)
         .collect();
     assert!(names.contains(&"first".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"phone".to_string()),
+        "its own name: {names:?}"
+    );
 }
 
 /// A revoked device: the relay refuses it, what members write afterwards is
