@@ -498,7 +498,7 @@ mod tests {
             AdminCommand::Accounts
         );
         assert_eq!(AdminCommand::parse("status").unwrap(), AdminCommand::Status);
-        let id = AccountId([3; 32]);
+        let id = AccountId::from(SigningKey::from_bytes(&[3; 32]).verifying_key());
         let cmd = AdminCommand::AccountDelete(id);
         assert_eq!(AdminCommand::parse(&cmd.line()).unwrap(), cmd);
         for bad in [
@@ -510,6 +510,30 @@ mod tests {
             "accounts x",
         ] {
             assert!(AdminCommand::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any request line parses or is refused, never panics; every
+        /// command's line parses back to it.
+        #[test]
+        fn request_lines_round_trip_and_garbage_is_refused(
+            line in "\\PC{0,300}",
+            seed in proptest::prelude::any::<[u8; 32]>(),
+        ) {
+            let _ = AdminCommand::parse(&line);
+            let _ = AdminCommand::parse(&format!("account delete {line}"));
+            // Account ids are public keys (what `accounts` prints).
+            let id = AccountId::from(SigningKey::from_bytes(&seed).verifying_key());
+            for cmd in [
+                AdminCommand::TokenCreate,
+                AdminCommand::Accounts,
+                AdminCommand::AccountDelete(id),
+                AdminCommand::Status,
+                AdminCommand::Backup,
+            ] {
+                proptest::prop_assert_eq!(AdminCommand::parse(&cmd.line()).unwrap(), cmd);
+            }
         }
     }
 
