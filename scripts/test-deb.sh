@@ -81,7 +81,7 @@ trap cleanup EXIT
 # cargo-deb packages the debug build here (it warns that dev packages are
 # for testing only); the asset path target/release/kith-relay follows --profile.
 build_deb() {
-    cargo deb --quiet -p kith-relay --no-build --profile dev --deb-revision "$1" \
+    cargo deb --quiet --fast -p kith-relay --no-build --profile dev --deb-revision "$1" \
         -o "$out/kith-relay_$1.deb" 2>&1 >/dev/null | grep -v "dev profile\|debug symbols set\|^ *To enable" || true
     [ -s "$out/kith-relay_$1.deb" ] || fail "cargo deb made no package"
 }
@@ -215,7 +215,7 @@ grep -q "Call via the packaged relay" "$tmp/timeline" || fail "lost an interacti
 stop_relay
 
 echo "== the kith CLI package installs and removes cleanly"
-cargo deb --quiet -p kith-cli --no-build --profile dev -o "$out/kith.deb" 2>&1 >/dev/null |
+cargo deb --quiet --fast -p kith-cli --no-build --profile dev -o "$out/kith.deb" 2>&1 >/dev/null |
     grep -v "dev profile\|debug symbols set\|^ *To enable" || true
 as_root dpkg -i "$out/kith.deb" >/dev/null
 [ "$(perms /usr/bin/kith)" = "root:root 755" ] || fail "/usr/bin/kith: $(perms /usr/bin/kith)"
