@@ -208,26 +208,27 @@ fun insightsAndImport(dir: String, otherDir: String) {
     }
 }
 
-fun lifecycle(dir: String) {
-    val kith = Kith.open(dir)
-    kith.addProject(NewProject(name = "Rota redesign"))   // a write takes the exclusive lock
-    expect<KithException.Locked> { Kith.open(dir) }
-    kith.suspend()
-    expect<KithException.Locked> { kith.listProjects() }
-    // Suspended, the store is free: another instance opens it, reads what
-    // the first wrote and writes too; after resume the first sees that write.
-    Kith.open(dir).use { other ->
-        check(other.listProjects().single().name == "Rota redesign") { "other reads: ${other.listProjects()}" }
-        other.addProject(NewProject(name = "Written while suspended"))
-        other.closeStore()
+fun lifecycle(dir: String) = runBlocking {
+    val ui = Kith.open(dir)
+    ui.addProject(NewProject(name = "Rota redesign"))
+    // A WorkManager worker opens its own handle: same engine, no Locked.
+    val worker = Kith.open(dir)
+    check(worker.listProjects().single().name == "Rota redesign") { "worker reads: ${worker.listProjects()}" }
+    // The UI goes to the background (onStop): the worker's lease keeps the store open.
+    ui.enterBackground()
+    check(!ui.isInForeground() && !ui.isReleased()) { "held by the worker" }
+    worker.addProject(NewProject(name = "Written by the worker"))
+    worker.closeStore()
+    // No handle in front: the store is released, calls fail with Locked.
+    check(ui.isReleased()) { "released once the worker closed" }
+    expect<KithException.Locked> { ui.listProjects() }
+    ui.enterForeground()
+    check(ui.listProjects().map { it.name }.sorted() == listOf("Rota redesign", "Written by the worker")) {
+        "after coming back: ${ui.listProjects()}"
     }
-    kith.resume()
-    check(kith.listProjects().map { it.name }.sorted() == listOf("Rota redesign", "Written while suspended")) {
-        "after resume: ${kith.listProjects()}"
-    }
-    kith.closeStore()
-    expect<KithException.Locked> { kith.listProjects() }
-    kith.close()
+    ui.closeStore()
+    expect<KithException.Locked> { ui.listProjects() }
+    ui.close()
 }
 
 /** Same workload as the Python harness and the Rust bench: fresh store, 20 warm-up, 300 timed. */
