@@ -943,7 +943,9 @@ async fn serve(
                         info!(account = %cert.account, device = %cert.device, code = code.name(), "authentication refused");
                         let msg = match &code {
                             ErrorCode::BadCertificate => "device certificate does not verify",
-                            ErrorCode::AuthFailed => "challenge answer does not verify",
+                            ErrorCode::AuthFailed => {
+                                "challenge answer does not verify, or the relay's operator deleted this account"
+                            }
                             ErrorCode::DeviceRevoked => "device is revoked",
                             ErrorCode::RegistrationRequired => {
                                 "this relay registers accounts only with a token"
