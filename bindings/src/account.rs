@@ -488,14 +488,17 @@ impl Kith {
     /// One sync round with the relay: pull what other devices sent, push
     /// this device's changes. Runs on Kith's runtime; awaiting it never
     /// blocks the caller's thread. While `start_sync` runs, it asks the
-    /// background session to push instead (`via_background_sync`).
+    /// background session to push and pull now and returns what that cycle
+    /// moved (`via_background_sync`), or `Network` when the background session
+    /// is not connected (offline, retrying) or does not complete the cycle
+    /// within the round timeout: a pull-to-refresh never reports success
+    /// offline.
     pub async fn sync_now(self: Arc<Self>) -> KithResult<SyncReport> {
         run_async("sync_now", async move {
-            if self.sync.poke() {
-                return Ok(SyncReport {
-                    via_background_sync: true,
-                    ..SyncReport::default()
-                });
+            if self.sync.is_running() {
+                let sync = Arc::clone(&self.sync);
+                return SyncHub::sync_via_loop(Arc::clone(&self.sync.shared), move || sync.poke())
+                    .await;
             }
             let id = self.identity()?;
             let addr = self.relay()?;

@@ -1,7 +1,7 @@
 //! The [`RelayStore`] contract as tests (feature `test-support`): every
 //! storage backend runs the same cases by naming one constructor.
 //!
-//! ```ignore
+//! ```text
 //! // in a backend's test binary:
 //! kith_relay::relay_store_conformance!(|| my_backend::Store::connect_fresh());
 //! ```

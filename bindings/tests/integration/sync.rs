@@ -610,6 +610,39 @@ fn threads_writing_during_live_sync_all_arrive_and_listeners_may_call_back() {
 }
 
 #[test]
+fn sync_now_while_background_sync_runs_reports_the_round_or_fails_offline() {
+    let p = two_devices();
+    p.a.start_sync().unwrap();
+    assert!(eventually(20_000, || p.a.sync_status().unwrap().state
+        == SyncState::Live));
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    p.a.log_interaction(met("Coffee", &[&ana.id])).unwrap();
+    // The loop completed a cycle after the request: everything written is at the relay.
+    let r = wait(Arc::clone(&p.a).sync_now()).unwrap();
+    assert!(r.via_background_sync, "{r:?}");
+    let st = p.a.sync_status().unwrap();
+    assert_eq!(
+        (st.unsent_local_writes, st.unacknowledged_entries),
+        (0, 0),
+        "{st:?}"
+    );
+    // The relay goes away: the loop retries, and a pull-to-refresh says so.
+    let Pair { a, b, relay, _dirs } = p;
+    drop(relay);
+    assert!(eventually(30_000, || matches!(
+        a.sync_status().unwrap().state,
+        SyncState::Retrying { .. }
+    )));
+    let offline = wait(Arc::clone(&a).sync_now());
+    assert!(
+        matches!(offline, Err(KithError::Network { .. })),
+        "{offline:?}"
+    );
+    assert!(a.stop_sync());
+    drop(b);
+}
+
+#[test]
 fn cancelling_the_awaiting_future_cancels_the_round() {
     // A relay that never answers: the round would wait for its whole timeout.
     let relay = Relay::start();

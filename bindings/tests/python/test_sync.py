@@ -21,8 +21,14 @@ TIMEOUT_S = 60
 
 
 @pytest.fixture
-def relay(tmp_path):
+def relay(relay_process):
     """Starts kith-relay; yields its kith:// address; kills it afterwards."""
+    yield relay_process[1]
+
+
+@pytest.fixture
+def relay_process(tmp_path):
+    """Starts kith-relay; yields (process, kith:// address); kills it afterwards."""
     binary = os.environ.get("KITH_RELAY_BIN")
     if not binary or not pathlib.Path(binary).is_file():
         raise RuntimeError("KITH_RELAY_BIN must name the built kith-relay binary")
@@ -44,7 +50,7 @@ def relay(tmp_path):
         reader.start()
         reader.join(TIMEOUT_S)
         assert lines and lines[0].startswith("kith://"), f"relay said {lines!r}"
-        yield lines[0].strip()
+        yield proc, lines[0].strip()
     finally:
         proc.kill()
         proc.wait(TIMEOUT_S)
@@ -102,6 +108,30 @@ def eventually(cond, seconds=20):
             return True
         time.sleep(0.02)
     return cond()
+
+
+def test_sync_now_with_background_sync_reports_the_round_and_fails_offline(tmp_path, relay_process):
+    proc, relay = relay_process
+    a, b = two_devices(tmp_path, relay)
+    a.start_sync()
+    assert eventually(lambda: a.sync_status().state == SyncState.LIVE())
+    ana = a.add_contact(NewContact(name="Ana Lima"))
+    a.log_interaction(NewInteraction(summary="Coffee", participant_ids=[ana.id]))
+    report = run(a.sync_now())
+    assert report.via_background_sync
+    st = a.sync_status()
+    assert (st.unsent_local_writes, st.unacknowledged_entries) == (0, 0), st
+    # The relay dies (killed: the session has not noticed yet); a meeting logged meanwhile
+    # cannot reach it, and pull-to-refresh is told so within its timeout, not "synced".
+    proc.kill()
+    proc.wait(TIMEOUT_S)
+    a.log_interaction(NewInteraction(summary="Offline lunch", participant_ids=[ana.id]))
+    a.set_sync_timeout_ms(2_000)
+    with pytest.raises(KithError.Network):
+        run(a.sync_now())
+    assert a.stop_sync()
+    a.close()
+    b.close()
 
 
 def test_cancelling_the_awaiting_task_cancels_the_round(tmp_path, relay):
