@@ -11,7 +11,8 @@
 #      go through its socket,
 #   4. upgrades over it with a rebuilt package (revision 2): the data, the key
 #      and an edited config survive, the devices sync again,
-#   5. removes (config and data stay) and purges (both gone).
+#   5. installs and purges the `kith` CLI package,
+#   6. removes kith-relay (config and data stay) and purges it (both gone).
 # Installs what it needs when missing: cargo-deb (crates.io), systemd (for
 # systemd-analyze), adduser. Refuses to touch an existing kith-relay install.
 # Needs root (dpkg, the kith-relay user): run it as root or it re-runs itself
@@ -52,9 +53,11 @@ fail() {
 # "owner:group mode" of a path.
 perms() { as_root stat -c '%U:%G %a' "$1"; }
 
-if dpkg-query -W -f='${Status}' kith-relay 2>/dev/null | grep -q installed; then
-    fail "kith-relay is installed on this machine already; this test installs and purges it"
-fi
+for pkg in kith-relay kith; do
+    if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q installed; then
+        fail "$pkg is installed on this machine already; this test installs and purges it"
+    fi
+done
 
 install_missing
 started=$(date +%s)
@@ -70,6 +73,7 @@ relay_pid=""
 cleanup() {
     if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi
     as_root dpkg --purge kith-relay >/dev/null 2>&1 || true
+    as_root dpkg --purge kith >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -77,7 +81,7 @@ trap cleanup EXIT
 # cargo-deb packages the debug build here (it warns that dev packages are
 # for testing only); the asset path target/release/kith-relay follows --profile.
 build_deb() {
-    cargo deb --quiet -p kith-relay --no-build --profile dev --deb-revision "$1" \
+    cargo deb --quiet --fast -p kith-relay --no-build --profile dev --deb-revision "$1" \
         -o "$out/kith-relay_$1.deb" 2>&1 >/dev/null | grep -v "dev profile\|debug symbols set\|^ *To enable" || true
     [ -s "$out/kith-relay_$1.deb" ] || fail "cargo deb made no package"
 }
@@ -175,6 +179,11 @@ grep -qx "running true" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^store_format [0-9]" "$tmp/status" || fail "status lacks the store format"
 grep -qx "accounts 1" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 admin address | grep -qx "${first_address%@*}@127.0.0.1:7447" || fail "address: $(admin address)"
+# Nobody else reaches the admin socket (0600 in a 0700 directory).
+if setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+    /usr/bin/kith-relay --config /etc/kith-relay/relay.toml status >/dev/null 2>&1; then
+    fail "another user ran an admin command"
+fi
 admin accounts >"$tmp/accounts"
 [ "$(wc -l <"$tmp/accounts")" -eq 2 ] || fail "accounts: $(cat "$tmp/accounts")"
 awk 'NR==2 { exit !($2 == 2) }' "$tmp/accounts" || fail "accounts: $(cat "$tmp/accounts")"
@@ -204,6 +213,15 @@ admin status | grep -qx "accounts 1" || fail "the account did not survive the up
 grep -q "Lunch after the upgrade" "$tmp/timeline" || fail "no sync after the upgrade"
 grep -q "Call via the packaged relay" "$tmp/timeline" || fail "lost an interaction"
 stop_relay
+
+echo "== the kith CLI package installs and removes cleanly"
+cargo deb --quiet --fast -p kith-cli --no-build --profile dev -o "$out/kith.deb" 2>&1 >/dev/null |
+    grep -v "dev profile\|debug symbols set\|^ *To enable" || true
+as_root dpkg -i "$out/kith.deb" >/dev/null
+[ "$(perms /usr/bin/kith)" = "root:root 755" ] || fail "/usr/bin/kith: $(perms /usr/bin/kith)"
+/usr/bin/kith --data "$laptop" timeline "Ada Lovelace" --limit 1 >/dev/null || fail "the packaged kith does not run"
+as_root dpkg --purge kith >/dev/null
+[ ! -e /usr/bin/kith ] || fail "kith left after purge"
 
 echo "== remove keeps config and data; purge deletes them"
 as_root dpkg -r kith-relay >/dev/null

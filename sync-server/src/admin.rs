@@ -44,6 +44,8 @@ pub const REQUEST_BYTES_MAX: usize = 1024;
 pub const CONNECTIONS_MAX: usize = 4;
 /// Time a client has to send its request line, ms.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// File name prefix of a backup staged in the data directory while it streams.
+const BACKUP_STAGING_PREFIX: &str = "admin-backup-";
 /// Largest backup the client accepts over the socket, bytes.
 pub const BACKUP_BYTES_MAX: u64 = 1 << 40;
 
@@ -248,6 +250,16 @@ pub fn bind(data_dir: &Path) -> std::io::Result<std::os::unix::net::UnixListener
         }
         std::fs::remove_file(&path)?;
     }
+    // Backups staged by a relay that died while streaming them.
+    if let Ok(dir) = std::fs::read_dir(data_dir) {
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(BACKUP_STAGING_PREFIX) && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
     let listener = std::os::unix::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
@@ -321,7 +333,7 @@ async fn handle(stream: UnixStream, ctx: Arc<AdminContext>) -> std::io::Result<(
     if cmd == AdminCommand::Backup {
         let staged = ctx
             .data_dir
-            .join(format!("admin-backup-{}.tmp", crate::now_ms()));
+            .join(format!("{BACKUP_STAGING_PREFIX}{}.tmp", crate::now_ms()));
         let c = ctx.clone();
         let path = staged.clone();
         let made = tokio::task::spawn_blocking(move || {
@@ -498,7 +510,7 @@ mod tests {
             AdminCommand::Accounts
         );
         assert_eq!(AdminCommand::parse("status").unwrap(), AdminCommand::Status);
-        let id = AccountId([3; 32]);
+        let id = AccountId::from(SigningKey::from_bytes(&[3; 32]).verifying_key());
         let cmd = AdminCommand::AccountDelete(id);
         assert_eq!(AdminCommand::parse(&cmd.line()).unwrap(), cmd);
         for bad in [
@@ -510,6 +522,30 @@ mod tests {
             "accounts x",
         ] {
             assert!(AdminCommand::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any request line parses or is refused, never panics; every
+        /// command's line parses back to it.
+        #[test]
+        fn request_lines_round_trip_and_garbage_is_refused(
+            line in "\\PC{0,300}",
+            seed in proptest::prelude::any::<[u8; 32]>(),
+        ) {
+            let _ = AdminCommand::parse(&line);
+            let _ = AdminCommand::parse(&format!("account delete {line}"));
+            // Account ids are public keys (what `accounts` prints).
+            let id = AccountId::from(SigningKey::from_bytes(&seed).verifying_key());
+            for cmd in [
+                AdminCommand::TokenCreate,
+                AdminCommand::Accounts,
+                AdminCommand::AccountDelete(id),
+                AdminCommand::Status,
+                AdminCommand::Backup,
+            ] {
+                proptest::prop_assert_eq!(AdminCommand::parse(&cmd.line()).unwrap(), cmd);
+            }
         }
     }
 

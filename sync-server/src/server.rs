@@ -997,7 +997,10 @@ async fn serve(
                         Metrics::inc(&shared.metrics.auth_failures_total);
                         info!(account = %account, device = %device, code = code.name(), "authentication refused");
                         let msg = match &code {
-                            ErrorCode::AuthFailed => "challenge answer does not verify".to_owned(),
+                            ErrorCode::AuthFailed => {
+                                "challenge answer does not verify, or the relay's operator deleted this account"
+                                    .to_owned()
+                            }
                             ErrorCode::DeviceRevoked => {
                                 "this device was revoked from the account".to_owned()
                             }

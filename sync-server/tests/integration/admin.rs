@@ -164,7 +164,10 @@ async fn admin_commands_work_while_the_relay_runs() {
 fn the_admin_socket_refuses_garbage_and_oversized_requests() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
+    // A backup staged by a relay that died while streaming it is cleaned up.
+    std::fs::write(dir.path().join("admin-backup-1.tmp"), b"partial").unwrap();
     let _p = RelayProcess::spawn(dir.path(), &[]);
+    assert!(!dir.path().join("admin-backup-1.tmp").exists());
     let sock = dir.path().join("admin.sock");
     for req in [
         b"rm -rf /\n".to_vec(),
@@ -234,6 +237,13 @@ async fn backup_under_load_restores_a_consistent_store_the_devices_complete() {
         backups.push(file);
     }
     stop.store(true, Ordering::Relaxed);
+    // Nothing staged is left behind in the data directory.
+    let staged: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("admin-backup-"))
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
     let mut pushers = Vec::new();
     for t in tasks {
         pushers.push(t.await.unwrap());

@@ -41,7 +41,8 @@ fn relay_head(relay: &TestRelay, d: &Device) -> u64 {
         .map_or(0, |c| c.seq)
 }
 
-/// Two devices work offline after last night's backup and sync; the relay
+/// Last night's backup is taken while two devices push; they work offline
+/// after it and sync; the relay
 /// is restored from that backup; the devices sync once each (`a_first`
 /// chooses the order) and a new device then gets everything from the relay.
 fn restored_relay_heals(a_first: bool) {
@@ -58,12 +59,22 @@ fn restored_relay_heals(a_first: bool) {
         round(&b, &relay).await;
         round(&a, &relay).await;
 
+        // Last night's backup, taken while both devices push.
+        for i in 3..5 {
+            log(&a, &format!("a{i}"), &format!("Ann {i}"));
+            log(&b, &format!("b{i}"), &format!("Bob {i}"));
+        }
         let backup = dir.path().join("nightly.backup");
-        relay.store().backup_to(&backup, &relay.key, 1).unwrap();
+        let backup_task = {
+            let (store, key, path) = (relay.store().clone(), relay.key.clone(), backup.clone());
+            tokio::task::spawn_blocking(move || store.backup_to(&path, &key, 1))
+        };
+        tokio::join!(round(&a, &relay), round(&b, &relay));
+        backup_task.await.unwrap().unwrap();
 
         // A day of work on both devices, offline, then synced: the relay
         // acknowledges it all.
-        for i in 3..7 {
+        for i in 5..8 {
             log(&a, &format!("a{i}"), &format!("Ann {i}"));
             log(&b, &format!("b{i}"), &format!("Bob {i}"));
         }
@@ -107,8 +118,8 @@ fn restored_relay_heals(a_first: bool) {
         round(&c, &relay).await;
         round(&a, &relay).await;
         round(&b, &relay).await;
-        assert_eq!(c.s().all_interactions().unwrap().len(), 14);
-        assert_eq!(a.s().all_interactions().unwrap().len(), 14);
+        assert_eq!(c.s().all_interactions().unwrap().len(), 16);
+        assert_eq!(a.s().all_interactions().unwrap().len(), 16);
         assert_same(&a, &c);
         assert_same(&b, &c);
         // A second sync is quiet: nothing healed twice, nothing duplicated.

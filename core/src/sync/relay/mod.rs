@@ -701,6 +701,20 @@ impl RelaySync {
                 self.phase = Phase::Ready;
                 self.events
                     .push_back(RelayEvent::Authenticated { registered });
+                // Other devices learn this device's name from its sealed entries; the device
+                // itself knows it, and lists it at once (a device that just joined has pushed
+                // nothing yet).
+                {
+                    let txn = store.writable()?.begin_write()?;
+                    tables::create(&txn)?;
+                    tables::touch_device(
+                        &txn,
+                        &self.id.device_id(),
+                        Some(self.id.device_name()),
+                        self.now_ms,
+                    )?;
+                    txn.commit()?;
+                }
                 let local = membership::state(store, self.id.account_id())?;
                 if membership_len > local.len() {
                     self.membership_wanted = true;
