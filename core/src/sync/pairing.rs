@@ -259,8 +259,16 @@ impl Token {
         if Sha256::digest(body)[..CHECKSUM_BYTES] != *sum {
             return Err(PairError::Malformed("its checksum does not match".into()));
         }
-        let body: TokenBody = postcard::from_bytes(body)
+        let (body, rest): (TokenBody, &[u8]) = postcard::take_from_bytes(body)
             .map_err(|e| PairError::Malformed(format!("it does not decode: {e}")))?;
+        if !rest.is_empty() {
+            // A body with trailing bytes is not the one that was checksummed
+            // as a token: refuse rather than misread.
+            return Err(PairError::Malformed(format!(
+                "it does not decode: {} trailing bytes",
+                rest.len()
+            )));
+        }
         if body.version != TOKEN_VERSION {
             return Err(PairError::Malformed(format!(
                 "token format {} is not supported",
