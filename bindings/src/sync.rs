@@ -405,11 +405,14 @@ impl SyncHub {
                 _ => None,
             }
         };
+        // Subscribed before the state is read: a transition right after the check is seen.
+        let mut states = shared.state_changes.subscribe();
+        states.borrow_and_update();
+        let mut cycles = shared.cycles.subscribe();
+        let seen = cycles.borrow_and_update().0;
         if let Some(e) = offline(&shared) {
             return Err(e);
         }
-        let mut cycles = shared.cycles.subscribe();
-        let seen = cycles.borrow_and_update().0;
         if !poke() {
             return Err(KithError::locked("background sync stopped"));
         }
@@ -426,7 +429,6 @@ impl SyncHub {
         };
         let wait_offline = async {
             // Also ends the wait when the loop loses its connection meanwhile.
-            let mut states = shared.state_changes.subscribe();
             loop {
                 if states.changed().await.is_err() {
                     return;

@@ -680,6 +680,8 @@ fn sync_now_while_background_sync_runs_reports_the_round_or_fails_offline() {
         "{:?}",
         a.sync_status().unwrap()
     );
+    // Bounded however the loop's retries interleave with the request.
+    a.set_sync_timeout_ms(5_000).unwrap();
     let offline = wait(Arc::clone(&a).sync_now());
     assert!(
         matches!(offline, Err(KithError::Network { .. })),
