@@ -3,7 +3,8 @@
 # CLI and the `kith-relay` relay, walks the main flows on a realistic sample
 # network (log after a meeting, timeline, search, follow-ups, duplicates,
 # insights), then brings a second device in: a relay on 127.0.0.1 only ever
-# sees sealed entries, the phone joins with a one-time token, logs a call
+# sees sealed entries, the phone joins with a one-time token (both show a
+# short code the user compares), logs a call
 # offline and the laptop receives it. Everything lives in a temporary
 # directory that is removed at the end. Extra arguments go to `kith demo`
 # (e.g. --contacts 200 --interactions 5000 --seed 3).
@@ -63,13 +64,50 @@ esac
 
 step "The laptop creates its device keys and invites the phone (a one-time token, shown as a QR code)"
 run --data "$laptop" init
+# `kith pair` waits for the new device and asks to compare a short code; a
+# script answers on stdin (--code-stdin) and reads one JSON line per step.
 printf '$ kith --data LAPTOP pair --relay %s\n' "$relay"
-token="$("$kith" --data "$laptop" pair --relay "$relay" --json |
-    sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+mkfifo "$tmp/pair.in"
+"$kith" --data "$laptop" pair --relay "$relay" --json --code-stdin \
+    <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
+pair_pid=$!
+exec 3>"$tmp/pair.in"
+# Reads the first value of "$2" from JSON lines in file $1, waiting for it (bounded).
+json_field() {
+    local v=""
+    for _ in $(seq 1 600); do
+        v="$(sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1" | head -n 1)"
+        [ -n "$v" ] && break
+        sleep 0.1
+    done
+    if [ -z "$v" ]; then
+        echo "no $2 in $1:" >&2
+        cat "$1" "${1%.out}.err" >&2
+        exit 1
+    fi
+    printf '%s' "$v"
+}
+token="$(json_field "$tmp/pair.out" token)"
 echo "token: $token"
 
-step "On the phone: join with the token (the account secret arrives sealed under a key derived from it)"
-run --data "$phone" join "$token" --name phone
+step "On the phone: join with the token; the phone shows a short code, the laptop the same one, you approve"
+printf '$ kith --data PHONE join %s --name phone\n' "$token"
+"$kith" --data "$phone" join "$token" --name phone --json >"$tmp/join.out" 2>"$tmp/join.err" &
+join_pid=$!
+code="$(json_field "$tmp/join.out" code)"
+echo "the phone shows:  $code"
+shown="$(json_field "$tmp/pair.out" code)"
+echo "the laptop shows: $shown"
+if [ "$shown" != "$code" ]; then
+    echo "the codes differ: someone else redeemed the token" >&2
+    exit 1
+fi
+echo "they match: approved on the laptop"
+echo "$code" >&3
+exec 3>&-
+wait "$pair_pid"
+wait "$join_pid"
+echo "the phone is a member of the account; nothing secret travelled in the token"
 
 step "On the phone, offline, right after a call"
 marker="pilot-on-two-wards-$RANDOM$RANDOM"
