@@ -24,6 +24,7 @@ pub mod import;
 pub(crate) mod index;
 pub mod meetings;
 pub mod ops;
+pub mod private_fs;
 pub(crate) mod schema;
 pub mod store;
 pub mod sync;

@@ -7,6 +7,7 @@
 //! - [`store`]: the [`store::RelayStore`] trait and its redb implementation;
 //! - [`config`]: policy, quotas and limits;
 //! - [`identity`]: the relay key file;
+//! - [`private_fs`]: owner-only data directory and files;
 //! - [`metrics`]: counters and the health/metrics HTTP responder;
 //! - [`client`]: a minimal client for tests and the load tool;
 //! - `testkit` and `conformance` (feature `test-support`): the relay test
@@ -23,6 +24,7 @@ pub mod config;
 pub mod conformance;
 pub mod identity;
 pub mod metrics;
+pub mod private_fs;
 pub mod server;
 pub mod store;
 #[cfg(feature = "test-support")]

@@ -232,7 +232,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
 }
 
 fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore>)> {
-    std::fs::create_dir_all(dir)
+    kith_relay::private_fs::ensure_private_dir(dir)
         .with_context(|| format!("creating data directory {}", dir.display()))?;
     let (key, created) = kith_relay::identity::load_or_create(&dir.join(KEY_FILE))?;
     if created {

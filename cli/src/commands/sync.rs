@@ -398,7 +398,7 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
     };
     let token = Token::parse(&token_text).map_err(CliError::input)?;
     let rt = runtime()?;
-    std::fs::create_dir_all(dir)?;
+    kith_core::private_fs::ensure_private_dir(dir)?;
     match peer {
         Some(addr) => {
             let sock: SocketAddr = addr

@@ -317,12 +317,10 @@ fn emit(out: &mut Out, path: Option<&Path>, bytes: &[u8]) -> CliResult<()> {
     }
 }
 
-/// Writes a file that must not exist yet (never overwrite an earlier export or backup).
+/// Writes a file that must not exist yet (never overwrite an earlier export or
+/// backup), owner-only (0600) whatever the umask: exports hold plaintext notes.
 fn write_new(path: &Path, bytes: &[u8]) -> CliResult<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    let mut f = kith_core::private_fs::create_new_private(path)
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 CliError::input(format!(

@@ -416,7 +416,9 @@ impl Store {
     /// (after [`Store::park`]) and upgrade to writing.
     pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        // The store holds plaintext notes: its directory is 0700 and the
+        // file 0600 whatever the umask (docs/SECURITY.md, local files).
+        crate::private_fs::ensure_private_dir(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
             source,
         })?;
@@ -426,6 +428,13 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(source) => return Err(StoreError::Io { path, source }),
         };
+        if exists {
+            // A store made by an older Kith under umask 022 is tightened
+            // (best effort: a file we do not own is still opened).
+            if let Err(e) = crate::private_fs::restrict(&path, crate::private_fs::FILE_MODE) {
+                tracing::warn!(path = %path.display(), error = %e, "could not make the store owner-only");
+            }
+        }
         let mut store = Store {
             dir,
             path: path.clone(),
@@ -1077,6 +1086,9 @@ fn create_file(dir: &Path, path: &Path, actor: &ActorId) -> Result<(), StoreErro
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
         _ => {}
     }
+    // redb creates files with the umask's mode; an empty 0600 file made
+    // first is initialised in place instead.
+    drop(crate::private_fs::create_new_private(&tmp).map_err(io(&tmp))?);
     {
         let db = open_writable(&tmp)?;
         let mut txn = db.begin_write()?;
@@ -1299,6 +1311,34 @@ mod tests {
         let mut b = Store::open(dir.path()).unwrap();
         b.load_all().unwrap();
         assert_eq!(summaries(&b), vec!["one", "three", "two"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn store_directory_and_file_are_owner_only_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        crate::private_fs::with_umask(0o022, || {
+            let mut s = Store::open(&dir).unwrap();
+            log(&mut s, "private note");
+            s.close().unwrap();
+        });
+        assert_eq!(crate::private_fs::mode_of(&dir).unwrap(), 0o700);
+        assert_eq!(
+            crate::private_fs::mode_of(&dir.join(STORE_FILE)).unwrap(),
+            0o600
+        );
+        // A store left world-readable by an older Kith is tightened on open.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir.join(STORE_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        Store::open(&dir).unwrap().close().unwrap();
+        assert_eq!(crate::private_fs::mode_of(&dir).unwrap(), 0o700);
+        assert_eq!(
+            crate::private_fs::mode_of(&dir.join(STORE_FILE)).unwrap(),
+            0o600
+        );
     }
 
     #[test]

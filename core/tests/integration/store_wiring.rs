@@ -425,6 +425,14 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The restored data directory and store are owner-only too.
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "restored data directory");
+        let mode = std::fs::metadata(target.join("kith.redb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "restored store");
     }
     let back = FileKeyStore::in_dir(&target).load().unwrap().unwrap();
     let again = DeviceIdentity::from_material(&back).unwrap();

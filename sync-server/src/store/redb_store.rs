@@ -96,6 +96,9 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        // Owner-only whatever the umask (redb would create it 0644 under 022).
+        crate::private_fs::prepare_private_file(path)
+            .map_err(|e| OpenError::Database(Box::new(e)))?;
         let db = Database::create(path).map_err(db_open)?;
         let txn = db.begin_write().map_err(db_open)?;
         {
