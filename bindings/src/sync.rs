@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use kith_core::Store;
-use kith_core::sync::{DeviceIdentity, RelayConfig, RelayEvent};
+use kith_core::sync::{DeviceIdentity, RelayClientConfig, RelayEvent};
 use kith_net::relay::Extra;
 use kith_protocol::RelayAddress;
 use tokio::sync::{mpsc, watch};
@@ -387,7 +387,7 @@ impl SyncHub {
                 &store,
                 &id,
                 &addr,
-                RelayConfig::default(),
+                RelayClientConfig::default(),
                 opts,
                 &mut local_rx,
                 &mut stop_rx,
@@ -462,7 +462,7 @@ impl SyncHub {
             &store,
             &id,
             &addr,
-            RelayConfig::default(),
+            RelayClientConfig::default(),
             extras,
             shared.round_timeout_ms.load(Ordering::Relaxed),
             |e| {

@@ -12,7 +12,7 @@ use kith_core::Store;
 use kith_core::sync::pairing::{PairError, Token};
 use kith_core::sync::relay::{MailboxError, MailboxTake};
 use kith_core::sync::{
-    DeviceIdentity, Invitation, RelayConfig, RelayEvent, RelaySync, RelaySyncError,
+    DeviceIdentity, Invitation, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError,
 };
 use kith_protocol::{DeviceCert, ErrorCode, RelayAddress, Revocation, ServerMsg};
 use tokio::sync::{mpsc, watch};
@@ -268,7 +268,7 @@ struct Session<'a, F: FnMut(&RelayEvent)> {
     store: &'a Mutex<Store>,
     id: &'a DeviceIdentity,
     addr: &'a RelayAddress,
-    cfg: RelayConfig,
+    cfg: RelayClientConfig,
     extras: Vec<Extra>,
     once: bool,
     local: Option<&'a mut mpsc::Receiver<()>>,
@@ -353,7 +353,7 @@ pub async fn relay_round(
     store: &Mutex<Store>,
     id: &DeviceIdentity,
     addr: &RelayAddress,
-    cfg: RelayConfig,
+    cfg: RelayClientConfig,
     extras: Vec<Extra>,
     timeout_ms: u64,
     on_event: impl FnMut(&RelayEvent),
@@ -362,7 +362,7 @@ pub async fn relay_round(
         store,
         id,
         addr,
-        cfg: RelayConfig {
+        cfg: RelayClientConfig {
             subscribe: false,
             ..cfg
         },
@@ -450,7 +450,7 @@ pub async fn relay_watch(
     store: &Mutex<Store>,
     id: &DeviceIdentity,
     addr: &RelayAddress,
-    cfg: RelayConfig,
+    cfg: RelayClientConfig,
     opts: WatchOptions,
     local: &mut mpsc::Receiver<()>,
     shutdown: &mut watch::Receiver<bool>,
@@ -468,7 +468,7 @@ pub async fn relay_watch(
                 store,
                 id,
                 addr,
-                cfg: RelayConfig {
+                cfg: RelayClientConfig {
                     subscribe: true,
                     ..cfg.clone()
                 },
@@ -510,7 +510,7 @@ pub async fn send_invitation(
         store,
         id,
         addr,
-        RelayConfig::default(),
+        RelayClientConfig::default(),
         vec![Extra::Invitation(inv.clone())],
         timeout_ms,
         |_| {},

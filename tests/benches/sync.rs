@@ -27,7 +27,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kith_core::sync::{RelayConfig, RelayEvent};
+use kith_core::sync::{RelayClientConfig, RelayEvent};
 use kith_core::{NewInteraction, ParticipantRef};
 use kith_e2e::{Device, TestRelay};
 use kith_synth::{SynthParams, generate};
@@ -75,15 +75,15 @@ async fn bootstrap(n: usize, via_snapshot: bool) {
     let mut snapshot = false;
     // The uploader either leaves a snapshot right after its import or none.
     let up_cfg = if via_snapshot {
-        RelayConfig {
+        RelayClientConfig {
             snapshot_tail_bytes_min: 0,
-            ..RelayConfig::default()
+            ..RelayClientConfig::default()
         }
     } else {
-        RelayConfig {
+        RelayClientConfig {
             snapshot_tail_entries_min: u64::MAX,
             snapshot_tail_bytes_min: u64::MAX,
-            ..RelayConfig::default()
+            ..RelayClientConfig::default()
         }
     };
     let up = kith_net::relay_round(
@@ -111,7 +111,7 @@ async fn bootstrap(n: usize, via_snapshot: bool) {
         &b.store,
         &b.id,
         &relay.address(),
-        RelayConfig::default(),
+        RelayClientConfig::default(),
         vec![],
         TIMEOUT_MS,
         |_| {},
@@ -170,7 +170,7 @@ async fn propagation(trials: usize) {
         &a.store,
         &a.id,
         &relay.address(),
-        RelayConfig::default(),
+        RelayClientConfig::default(),
         vec![],
         TIMEOUT_MS,
         |_| {},
@@ -181,7 +181,7 @@ async fn propagation(trials: usize) {
         &b.store,
         &b.id,
         &relay.address(),
-        RelayConfig::default(),
+        RelayClientConfig::default(),
         vec![],
         TIMEOUT_MS,
         |_| {},
@@ -202,7 +202,7 @@ async fn propagation(trials: usize) {
                 &store,
                 &id,
                 &addr,
-                RelayConfig::default(),
+                RelayClientConfig::default(),
                 kith_net::WatchOptions::default(),
                 &mut local_rx,
                 &mut stop,

@@ -27,7 +27,7 @@ use kith_core::identity::{FileKeyStore, KeyStore};
 use kith_core::sync::devices::{list_devices, mark_revoked, record_device};
 use kith_core::sync::pairing::PairingHost;
 use kith_core::sync::{
-    DeviceIdentity, Invitation, PairingMode, RelayConfig, RelayEvent, Token, sync_status,
+    DeviceIdentity, Invitation, PairingMode, RelayClientConfig, RelayEvent, Token, sync_status,
 };
 use kith_protocol::{DeviceId, RelayAddress};
 use serde::{Deserialize, Serialize};
@@ -456,7 +456,7 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
                     &store,
                     &id,
                     &addr,
-                    RelayConfig::default(),
+                    RelayClientConfig::default(),
                     vec![],
                     TIMEOUT_MS,
                     |_| {},
@@ -580,7 +580,7 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                 &store,
                 &id,
                 &addr,
-                RelayConfig::default(),
+                RelayClientConfig::default(),
                 vec![kith_net::relay::Extra::Revoke(revocation)],
                 TIMEOUT_MS,
                 |_| {},
@@ -731,7 +731,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
                     &store,
                     &id,
                     &addr,
-                    RelayConfig::default(),
+                    RelayClientConfig::default(),
                     kith_net::WatchOptions::default(),
                     &mut local_rx,
                     &mut stop_rx,
@@ -762,7 +762,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             &store,
             &id,
             &addr,
-            RelayConfig::default(),
+            RelayClientConfig::default(),
             vec![],
             TIMEOUT_MS,
             |e| {

@@ -24,9 +24,9 @@
 //!   so that a merge and the sync position it implies commit together.
 
 pub mod authority;
+pub mod device_identity;
 pub mod devices;
 pub mod epochs;
-pub mod identity;
 pub mod pairing;
 pub mod payload;
 pub mod peer;
@@ -38,11 +38,11 @@ mod memrelay;
 #[cfg(test)]
 mod tests;
 
+pub use device_identity::{DeviceIdentity, IdentityError};
 pub use devices::{DeviceInfo, list_devices};
-pub use identity::{DeviceIdentity, IdentityError};
 pub use pairing::{Invitation, PairError, PairingMode, Token};
 pub use peer::{PeerError, PeerMsg, PeerRole, PeerStats, PeerSync};
 pub use relay::{
-    MailboxTake, RelayConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, Transfer,
+    MailboxTake, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, Transfer,
     sync_status,
 };

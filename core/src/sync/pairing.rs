@@ -23,7 +23,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::identity::{DeviceIdentity, IdentityError};
+use super::device_identity::{DeviceIdentity, IdentityError};
 use crate::identity::{AccountSecret, DataKey, DeviceKey};
 
 /// Prefix of every token string (format 1).

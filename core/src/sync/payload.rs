@@ -19,7 +19,7 @@ use kith_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::identity::DeviceIdentity;
+use super::device_identity::DeviceIdentity;
 
 /// Current payload format version.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -74,7 +74,7 @@ pub struct SnapshotPayload {
 
 /// Why a sealed envelope was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
+pub enum UnsealError {
     /// Sealed for another account: a relay mix-up or a hostile relay; drop it.
     #[error("it belongs to account {found}, not this account")]
     WrongAccount {
@@ -168,11 +168,15 @@ pub(crate) fn seal_entry(
     ))
 }
 
-fn check_cert(id: &DeviceIdentity, cert: &DeviceCert, device: &DeviceId) -> Result<(), OpenError> {
+fn check_cert(
+    id: &DeviceIdentity,
+    cert: &DeviceCert,
+    device: &DeviceId,
+) -> Result<(), UnsealError> {
     id.check_member(cert)
-        .map_err(|e| OpenError::BadCertificate(e.to_string()))?;
+        .map_err(|e| UnsealError::BadCertificate(e.to_string()))?;
     if cert.device != *device {
-        return Err(OpenError::BadCertificate(
+        return Err(UnsealError::BadCertificate(
             "certificate names another device than the signer".into(),
         ));
     }
@@ -180,20 +184,23 @@ fn check_cert(id: &DeviceIdentity, cert: &DeviceCert, device: &DeviceId) -> Resu
 }
 
 /// Verifies, decrypts and decodes one entry of this account.
-pub(crate) fn open_entry(id: &DeviceIdentity, e: &SealedEntry) -> Result<EntryPayload, OpenError> {
+pub(crate) fn open_entry(
+    id: &DeviceIdentity,
+    e: &SealedEntry,
+) -> Result<EntryPayload, UnsealError> {
     if e.account != id.account_id() {
-        return Err(OpenError::WrongAccount { found: e.account });
+        return Err(UnsealError::WrongAccount { found: e.account });
     }
-    e.verify().map_err(|_| OpenError::BadSignature)?;
+    e.verify().map_err(|_| UnsealError::BadSignature)?;
     let ad = SealedEntry::associated_data(&e.account, &e.device, e.seq);
     let plain = id
         .data_key()
         .open_detached(&e.nonce, &e.ciphertext, &ad)
-        .map_err(|_| OpenError::Decrypt)?;
+        .map_err(|_| UnsealError::Decrypt)?;
     let p: EntryPayload =
-        postcard::from_bytes(&plain).map_err(|err| OpenError::Malformed(err.to_string()))?;
+        postcard::from_bytes(&plain).map_err(|err| UnsealError::Malformed(err.to_string()))?;
     if p.version > PAYLOAD_VERSION {
-        return Err(OpenError::NewerVersion(p.version));
+        return Err(UnsealError::NewerVersion(p.version));
     }
     check_cert(id, &p.cert, &e.device)?;
     Ok(p)
@@ -222,20 +229,20 @@ pub(crate) fn seal_snapshot(
 pub(crate) fn open_snapshot(
     id: &DeviceIdentity,
     s: &SealedSnapshot,
-) -> Result<SnapshotPayload, OpenError> {
+) -> Result<SnapshotPayload, UnsealError> {
     if s.account != id.account_id() {
-        return Err(OpenError::WrongAccount { found: s.account });
+        return Err(UnsealError::WrongAccount { found: s.account });
     }
-    s.verify().map_err(|_| OpenError::BadSignature)?;
+    s.verify().map_err(|_| UnsealError::BadSignature)?;
     let ad = SealedSnapshot::associated_data(&s.account, &s.device, &s.covers);
     let plain = id
         .data_key()
         .open_detached(&s.nonce, &s.ciphertext, &ad)
-        .map_err(|_| OpenError::Decrypt)?;
+        .map_err(|_| UnsealError::Decrypt)?;
     let p: SnapshotPayload =
-        postcard::from_bytes(&plain).map_err(|err| OpenError::Malformed(err.to_string()))?;
+        postcard::from_bytes(&plain).map_err(|err| UnsealError::Malformed(err.to_string()))?;
     if p.version > PAYLOAD_VERSION {
-        return Err(OpenError::NewerVersion(p.version));
+        return Err(UnsealError::NewerVersion(p.version));
     }
     check_cert(id, &p.cert, &s.device)?;
     Ok(p)
@@ -262,12 +269,12 @@ mod tests {
         // Moving the entry to another seq breaks the signature.
         let mut t = e.clone();
         t.seq = 5;
-        assert_eq!(open_entry(&id, &t), Err(OpenError::BadSignature));
+        assert_eq!(open_entry(&id, &t), Err(UnsealError::BadSignature));
         // Another account cannot read it.
         let other = ident();
         assert!(matches!(
             open_entry(&other, &e),
-            Err(OpenError::WrongAccount { .. })
+            Err(UnsealError::WrongAccount { .. })
         ));
         // A device of another account re-signing under our account id cannot
         // produce a ciphertext that decrypts.
@@ -278,7 +285,7 @@ mod tests {
             e.nonce,
             e.ciphertext.clone(),
         );
-        assert_eq!(open_entry(&id, &forged), Err(OpenError::Decrypt));
+        assert_eq!(open_entry(&id, &forged), Err(UnsealError::Decrypt));
     }
 
     proptest! {

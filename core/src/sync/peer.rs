@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use ed25519_dalek::Signer;
 
-use super::identity::DeviceIdentity;
+use super::device_identity::DeviceIdentity;
 use super::pairing::PairingHost;
 use super::relay::{apply_with_pending, compress};
 use super::tables;

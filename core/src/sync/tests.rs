@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use super::memrelay::MemRelay;
 use super::pairing::{Invitation, PairError, PairingMode, Token};
 use super::peer::{PeerRole, PeerStats, PeerSync};
-use super::relay::{MailboxTake, RelayConfig, RelayEvent, RelaySync, Transfer, sync_status};
+use super::relay::{MailboxTake, RelayClientConfig, RelayEvent, RelaySync, Transfer, sync_status};
 use super::*;
 use crate::doc::DocId;
 use crate::ops::{ContactPatch, InteractionPatch, NewContact, NewInteraction, ParticipantRef};
@@ -64,12 +64,12 @@ impl Dev {
     }
 }
 
-fn cfg() -> RelayConfig {
-    RelayConfig::default()
+fn cfg() -> RelayClientConfig {
+    RelayClientConfig::default()
 }
 
 /// One full round against the in-memory relay; returns the events.
-fn relay_round(relay: &mut MemRelay, d: &mut Dev, cfg: RelayConfig) -> Vec<RelayEvent> {
+fn relay_round(relay: &mut MemRelay, d: &mut Dev, cfg: RelayClientConfig) -> Vec<RelayEvent> {
     let c = relay.connect();
     let mut m = RelaySync::new(&mut d.store, d.id.clone(), relay.key(), cfg).unwrap();
     let mut events = Vec::new();
@@ -431,9 +431,9 @@ fn live_events_reach_a_connected_device_without_polling() {
 fn a_new_device_bootstraps_from_snapshot_plus_tail() {
     let mut relay = MemRelay::new(1);
     let mut a = Dev::first();
-    let small = RelayConfig {
+    let small = RelayClientConfig {
         snapshot_tail_entries_min: 3,
-        ..RelayConfig::default()
+        ..RelayClientConfig::default()
     };
     for i in 0..4 {
         a.log(&format!("m{i}"));
@@ -491,9 +491,9 @@ fn a_new_device_bootstrapping_from_the_log_indexes_like_reindex() {
 fn a_snapshot_bootstrap_installs_documents_and_indexes_like_reindex() {
     let mut relay = MemRelay::new(1);
     let mut a = rich_device();
-    let small = RelayConfig {
+    let small = RelayClientConfig {
         snapshot_tail_entries_min: 1,
-        ..RelayConfig::default()
+        ..RelayClientConfig::default()
     };
     relay_round(&mut relay, &mut a, small.clone());
     relay_round(&mut relay, &mut a, small);
@@ -527,9 +527,9 @@ fn a_snapshot_bootstrap_installs_documents_and_indexes_like_reindex() {
 fn a_device_with_local_changes_bootstraps_from_a_snapshot_and_keeps_them() {
     let mut relay = MemRelay::new(1);
     let mut a = rich_device();
-    let small = RelayConfig {
+    let small = RelayClientConfig {
         snapshot_tail_entries_min: 1,
-        ..RelayConfig::default()
+        ..RelayClientConfig::default()
     };
     relay_round(&mut relay, &mut a, small.clone());
     relay_round(&mut relay, &mut a, small);

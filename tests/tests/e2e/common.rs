@@ -1,6 +1,6 @@
 //! Helpers shared by the e2e modules.
 
-use kith_core::sync::RelayConfig;
+use kith_core::sync::RelayClientConfig;
 use kith_core::{NewInteraction, ParticipantRef};
 use kith_e2e::{Device, TestRelay};
 use kith_net::RoundReport;
@@ -16,13 +16,15 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
 }
 
 pub(crate) async fn round(d: &Device, relay: &TestRelay) -> RoundReport {
-    round_with(d, relay, RelayConfig::default()).await.unwrap()
+    round_with(d, relay, RelayClientConfig::default())
+        .await
+        .unwrap()
 }
 
 pub(crate) async fn round_with(
     d: &Device,
     relay: &TestRelay,
-    cfg: RelayConfig,
+    cfg: RelayClientConfig,
 ) -> Result<RoundReport, kith_net::NetError> {
     kith_net::relay_round(
         &d.store,

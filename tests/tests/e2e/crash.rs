@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 use ed25519_dalek::SigningKey;
-use kith_core::sync::{RelayConfig, RelayEvent, sync_status};
+use kith_core::sync::{RelayClientConfig, RelayEvent, sync_status};
 use kith_core::{NewInteraction, ParticipantRef};
 use kith_e2e::{Device, TestRelay};
 use kith_protocol::RelayAddress;
@@ -141,10 +141,10 @@ fn relay_process_sigkilled_mid_push_then_mid_pull_loses_and_duplicates_nothing()
         let b = a.sibling("phone");
         log_spread(&a, 120);
         // Small pushes so the push takes many requests; kill after the first ack.
-        let cfg = RelayConfig {
+        let cfg = RelayClientConfig {
             push_bytes_max: 1,
             pull_entries_max: 1,
-            ..RelayConfig::default()
+            ..RelayClientConfig::default()
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let addr = relay.address.clone();
@@ -222,7 +222,7 @@ fn relay_process_sigkilled_mid_push_then_mid_pull_loses_and_duplicates_nothing()
             &b.store,
             &b.id,
             &relay.address,
-            RelayConfig::default(),
+            RelayClientConfig::default(),
             vec![],
             TIMEOUT_MS,
             |_| {},

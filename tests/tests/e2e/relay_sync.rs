@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_core::sync::{RelayConfig, RelayEvent};
+use kith_core::sync::{RelayClientConfig, RelayEvent};
 use kith_core::{ContactPatch, InteractionPatch, NewContact};
 use kith_e2e::{Device, TestRelay};
 use tokio::sync::{mpsc, watch};
@@ -141,9 +141,9 @@ fn the_relay_files_hold_no_plaintext() {
                 ..kith_core::NewInteraction::default()
             })
             .unwrap();
-        let small = RelayConfig {
+        let small = RelayClientConfig {
             snapshot_tail_entries_min: 1,
-            ..RelayConfig::default()
+            ..RelayClientConfig::default()
         };
         crate::common::round_with(&a, &relay, small).await.unwrap();
         let b = a.sibling("phone");
@@ -187,7 +187,7 @@ fn a_logged_interaction_reaches_a_watching_device_live() {
                 &store,
                 &id,
                 &addr,
-                RelayConfig::default(),
+                RelayClientConfig::default(),
                 kith_net::WatchOptions::default(),
                 &mut local_rx,
                 &mut stop_rx,
@@ -240,7 +240,7 @@ fn a_revoked_device_is_refused_by_the_relay_and_by_peers() {
             &a.store,
             &a.id,
             &relay.address(),
-            RelayConfig::default(),
+            RelayClientConfig::default(),
             vec![kith_net::relay::Extra::Revoke(revocation)],
             crate::common::TIMEOUT_MS,
             |_| {},
@@ -249,7 +249,7 @@ fn a_revoked_device_is_refused_by_the_relay_and_by_peers() {
         .unwrap();
         kith_core::sync::devices::mark_revoked(&mut a.s(), &b.id.device_id(), kith_net::now_ms())
             .unwrap();
-        let r = crate::common::round_with(&b, &relay, RelayConfig::default()).await;
+        let r = crate::common::round_with(&b, &relay, RelayClientConfig::default()).await;
         assert!(
             matches!(
                 r,

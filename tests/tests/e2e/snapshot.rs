@@ -2,7 +2,7 @@
 //! device that has the data, downloaded in ranges by a new device, which
 //! bootstraps from it with progress reported.
 
-use kith_core::sync::{RelayConfig, RelayEvent, Transfer};
+use kith_core::sync::{RelayClientConfig, RelayEvent, Transfer};
 use kith_e2e::{Device, TestRelay};
 use kith_synth::{SynthParams, generate};
 use rand::{Rng, SeedableRng};
@@ -23,7 +23,7 @@ async fn round_events(d: &Device, relay: &TestRelay) -> (kith_net::RoundReport, 
         &d.store,
         &d.id,
         &relay.address(),
-        RelayConfig::default(),
+        RelayClientConfig::default(),
         vec![],
         TIMEOUT_MS,
         |e| events.push(e.clone()),

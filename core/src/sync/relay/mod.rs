@@ -52,8 +52,8 @@ use kith_protocol::{
 };
 use redb::{ReadableDatabase, WriteTransaction};
 
-use super::identity::DeviceIdentity;
-use super::payload::{self, EntryBody, OpenError, PAYLOAD_VERSION, SnapshotPayload};
+use super::device_identity::DeviceIdentity;
+use super::payload::{self, EntryBody, PAYLOAD_VERSION, SnapshotPayload, UnsealError};
 use crate::doc::DocId;
 use crate::error::StoreError;
 use crate::identity::CryptoError;
@@ -82,7 +82,7 @@ const PART_OVERHEAD_BYTES: usize = 4096;
 
 /// Tunables of the relay client; defaults suit a phone and a laptop.
 #[derive(Debug, Clone)]
-pub struct RelayConfig {
+pub struct RelayClientConfig {
     /// Most entries asked for in one pull.
     pub pull_entries_max: u32,
     /// Most payload bytes asked for in one pull.
@@ -100,7 +100,7 @@ pub struct RelayConfig {
     pub registration_token: Option<String>,
 }
 
-impl Default for RelayConfig {
+impl Default for RelayClientConfig {
     fn default() -> Self {
         Self {
             pull_entries_max: 256,
@@ -256,7 +256,7 @@ pub enum RelaySyncError {
         /// Its sequence number.
         seq: u64,
         /// Why it was refused.
-        reason: OpenError,
+        reason: UnsealError,
     },
     /// An entry opened but names a document id that is not valid; not applied.
     #[error("entry {device}/{seq} names an invalid document: {doc}")]
@@ -335,7 +335,7 @@ struct Download {
 pub struct RelaySync {
     id: DeviceIdentity,
     relay: RelayKey,
-    cfg: RelayConfig,
+    cfg: RelayClientConfig,
     phase: Phase,
     next_req: u32,
     inflight: BTreeMap<u32, Req>,
@@ -371,7 +371,7 @@ impl RelaySync {
         store: &mut Store,
         id: DeviceIdentity,
         relay: RelayKey,
-        cfg: RelayConfig,
+        cfg: RelayClientConfig,
     ) -> Result<Self, RelaySyncError> {
         bind_relay(store, &relay)?;
         let mut s = Self {

@@ -277,7 +277,7 @@ impl RelaySync {
                             return Err(RelaySyncError::BadEntry {
                                 device: e.device,
                                 seq: e.seq,
-                                reason: OpenError::Malformed(format!(
+                                reason: UnsealError::Malformed(format!(
                                     "fragment {index}/{count} out of order"
                                 )),
                             });
@@ -293,7 +293,7 @@ impl RelaySync {
                                 return Err(RelaySyncError::BadEntry {
                                     device: e.device,
                                     seq: e.seq,
-                                    reason: OpenError::Malformed(
+                                    reason: UnsealError::Malformed(
                                         "fragments do not reassemble".into(),
                                     ),
                                 });
