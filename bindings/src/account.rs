@@ -136,6 +136,10 @@ pub struct Device {
     pub revoked_at_ms: Option<u64>,
     /// This is the device the app runs on.
     pub this_device: bool,
+    /// Entries of this device that were skipped because they did not
+    /// verify, decrypt or parse; non-zero: warn the user (the device is
+    /// damaged or hostile, or the relay's copy of its log is damaged).
+    pub quarantined_entries: u64,
 }
 
 /// A one-time pairing invitation: show `token` as a QR code (and as text).
@@ -339,6 +343,7 @@ impl Kith {
                         last_seen_ms: d.last_seen_ms,
                         revoked_at_ms: d.revoked_at_ms,
                         this_device: d.id == me,
+                        quarantined_entries: d.quarantined_entries,
                     })
                     .collect())
             })

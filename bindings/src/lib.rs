@@ -37,7 +37,7 @@ pub use insights::*;
 pub use kith::{Kith, PAGE_LIMIT_MAX};
 pub use listener::{ChangeSummary, KithListener, SyncState};
 pub use meetings::*;
-pub use sync::{SyncReport, SyncStatus};
+pub use sync::{QuarantinedEntry, SyncReport, SyncStatus};
 pub use transfer::*;
 pub use types::*;
 

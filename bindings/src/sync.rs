@@ -115,6 +115,23 @@ pub struct SyncStatus {
     pub pending_changes: u64,
     /// The relay this device syncs with (`kith://KEY@HOST:PORT`), if set.
     pub relay: Option<String>,
+    /// Entries received but skipped because they did not verify, decrypt or
+    /// parse, at the end of the last round: warn the user, naming the
+    /// device (`devices()` has its name). Everything else synced.
+    pub quarantined: Vec<QuarantinedEntry>,
+}
+
+/// An entry sync skipped because it did not verify, decrypt or parse.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct QuarantinedEntry {
+    /// The device that wrote it (its id, as in `Device.id`).
+    pub device: String,
+    /// Its sequence number in that device's log.
+    pub seq: u64,
+    /// Why it was refused.
+    pub reason: String,
+    /// When it was skipped, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// Mutable status shared by the tasks.
@@ -128,6 +145,7 @@ struct Status {
     /// so that `sync_status()` never touches the store.
     unacknowledged_entries: u64,
     pending_changes: u64,
+    quarantined: Vec<QuarantinedEntry>,
 }
 
 /// State shared between a `Kith` and its sync tasks.
@@ -211,6 +229,16 @@ impl SyncShared {
                 let mut s = lock(&self.status);
                 s.unacknowledged_entries = p.outbox_entries;
                 s.pending_changes = p.pending_changes;
+                s.quarantined = p
+                    .quarantined
+                    .into_iter()
+                    .map(|q| QuarantinedEntry {
+                        device: q.device.to_string(),
+                        seq: q.seq,
+                        reason: q.reason,
+                        at_ms: q.at_ms,
+                    })
+                    .collect();
             }
             Err(e) => tracing::warn!("cannot read the sync position: {e}"),
         }
@@ -282,6 +310,7 @@ impl SyncHub {
                     unsent_local_writes: 0,
                     unacknowledged_entries: 0,
                     pending_changes: 0,
+                    quarantined: Vec::new(),
                 }),
                 listeners,
                 cancel: watch::channel(0).0,
@@ -353,6 +382,7 @@ impl SyncHub {
             unacknowledged_entries: s.unacknowledged_entries,
             pending_changes: s.pending_changes,
             relay,
+            quarantined: s.quarantined.clone(),
         }
     }
 

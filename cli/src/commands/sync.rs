@@ -515,6 +515,9 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
     let list = list_devices(&mut store).map_err(super::store_failure)?;
     match a.cmd {
         None => {
+            let quarantined = sync_status(&mut store)
+                .map_err(super::store_failure)?
+                .quarantined;
             store.close().map_err(super::store_failure)?;
             if json {
                 let rows: Vec<_> = list
@@ -524,6 +527,7 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                             "id": d.id.to_string(), "name": d.name, "added_ms": d.added_ms,
                             "last_seen_ms": d.last_seen_ms, "revoked_at_ms": d.revoked_at_ms,
                             "this_device": d.id == id.device_id(),
+                            "quarantined_entries": d.quarantined_entries,
                         })
                     })
                     .collect();
@@ -536,6 +540,8 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                     "this device".to_string()
                 } else if let Some(r) = d.revoked_at_ms {
                     format!("revoked {}", fmt_ms(r))
+                } else if d.quarantined_entries > 0 {
+                    format!("WARNING: {} bad entries skipped", d.quarantined_entries)
                 } else {
                     String::new()
                 };
@@ -548,6 +554,9 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                 ]);
             }
             out.table(&t)?;
+            for line in quarantine_warnings(&quarantined, &list) {
+                out.line(line)?;
+            }
             Ok(())
         }
         Some(DevicesCmd::Revoke { id: want, relay }) => {
@@ -640,6 +649,11 @@ fn describe(e: &RelayEvent) -> Option<String> {
             format!("relay rate limit: retrying in {retry_after_ms} ms")
         }
         RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        RelayEvent::Quarantined {
+            device,
+            seq,
+            reason,
+        } => format!("warning: skipped entry #{seq} of device {device}: {reason}"),
         _ => return None,
     })
 }
@@ -772,18 +786,32 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             },
         ))
         .map_err(failure)?;
-    let status = {
+    let (status, known) = {
         let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-        sync_status(&mut s).map_err(super::store_failure)?
+        (
+            sync_status(&mut s).map_err(super::store_failure)?,
+            list_devices(&mut s).map_err(super::store_failure)?,
+        )
     };
     close(store)?;
     if json {
+        let quarantined: Vec<_> = status
+            .quarantined
+            .iter()
+            .map(|q| {
+                serde_json::json!({
+                    "device": q.device.to_string(), "seq": q.seq, "reason": q.reason,
+                    "at_ms": q.at_ms,
+                })
+            })
+            .collect();
         out.json(&serde_json::json!({
             "pushed_entries": r.pushed_entries, "pushed_bytes": r.pushed_bytes,
             "received_entries": r.received_entries, "received_bytes": r.received_bytes,
             "contacts_changed": r.contacts_changed, "interactions_changed": r.interactions_changed,
             "pending_changes": status.pending_changes, "wire_bytes_sent": r.wire_sent_bytes,
             "wire_bytes_received": r.wire_received_bytes, "elapsed_ms": r.elapsed_ms,
+            "quarantined": quarantined,
         }))?;
         return Ok(());
     }
@@ -800,7 +828,36 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             status.pending_changes
         ))?;
     }
+    for line in quarantine_warnings(&status.quarantined, &known) {
+        out.line(line)?;
+    }
     Ok(())
+}
+
+/// One warning per device with skipped (quarantined) entries, naming it.
+fn quarantine_warnings(
+    quarantined: &[kith_core::sync::QuarantinedEntry],
+    known: &[kith_core::sync::devices::DeviceInfo],
+) -> Vec<String> {
+    let mut by_device: std::collections::BTreeMap<DeviceId, Vec<&kith_core::sync::QuarantinedEntry>> =
+        std::collections::BTreeMap::new();
+    for q in quarantined {
+        by_device.entry(q.device).or_default().push(q);
+    }
+    by_device
+        .into_iter()
+        .map(|(device, qs)| {
+            let name = known
+                .iter()
+                .find(|d| d.id == device)
+                .map_or_else(|| "an unknown device".to_string(), |d| format!("'{}'", d.name));
+            let last = qs.last().map(|q| q.reason.as_str()).unwrap_or_default();
+            format!(
+                "Warning: {} entries from {name} ({device}) were skipped because they do not verify, decrypt or parse (last: {last}). That device may be damaged or hostile, or the relay's copy damaged; everything else synced.",
+                qs.len()
+            )
+        })
+        .collect()
 }
 
 fn stdout_err(s: &str) -> std::io::Result<()> {

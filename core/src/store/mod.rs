@@ -1331,7 +1331,7 @@ mod tests {
         );
         // A store left world-readable by an older Kith is tightened on open.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&dir.join(STORE_FILE), std::fs::Permissions::from_mode(0o644))
+        std::fs::set_permissions(dir.join(STORE_FILE), std::fs::Permissions::from_mode(0o644))
             .unwrap();
         Store::open(&dir).unwrap().close().unwrap();
         assert_eq!(crate::private_fs::mode_of(&dir).unwrap(), 0o700);

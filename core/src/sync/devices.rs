@@ -24,6 +24,11 @@ pub struct DeviceInfo {
     pub revoked_at_ms: Option<u64>,
     /// Its certificate, signed by the account key.
     pub cert: DeviceCert,
+    /// Entries of this device that were skipped because they did not
+    /// verify, decrypt or parse (the quarantine keeps at most 64 per
+    /// device): non-zero means the device is damaged or hostile, or the
+    /// relay's copy of its log is damaged.
+    pub quarantined_entries: u64,
 }
 
 /// Every known device, ordered by when it was added.
@@ -36,6 +41,10 @@ pub fn list_devices(store: &mut Store) -> Result<Vec<DeviceInfo>, StoreError> {
     let txn = store.read_txn()?;
     let t = txn.open_table(tables::DEVICES)?;
     let revoked = txn.open_table(tables::REVOKED)?;
+    let mut bad: std::collections::HashMap<DeviceId, u64> = std::collections::HashMap::new();
+    for (d, _, _) in tables::quarantined(&txn)? {
+        *bad.entry(d).or_default() += 1;
+    }
     let mut out = Vec::new();
     for row in t.iter()? {
         let (_, v) = row?;
@@ -50,6 +59,7 @@ pub fn list_devices(store: &mut Store) -> Result<Vec<DeviceInfo>, StoreError> {
                 .get(r.cert.device.as_bytes().as_slice())?
                 .map(|v| v.value())
                 .or(r.revoked_at_ms),
+            quarantined_entries: bad.get(&r.cert.device).copied().unwrap_or(0),
             cert: r.cert,
         });
     }

@@ -2,6 +2,12 @@
 //!
 //! Tables (keys are raw 32-byte account/device ids):
 //! - `entries`   (account, device, seq) -> postcard(SealedEntry)
+//! - `entry_sums` (account, device, seq) -> SHA-256 of the `entries` value as
+//!   it was stored: a pull detects a damaged copy (a flipped bit on disk)
+//!   and serves an unverifiable placeholder for it, so readers skip that
+//!   one entry instead of stalling; a re-push of the original bytes (whose
+//!   hash matches) repairs it. Entries stored before this table existed
+//!   have no sum and are served as they are.
 //! - `heads`     (account, device) -> (head seq, pruned floor seq)
 //! - `accounts`  account -> (created ms, stored bytes, stored entries)
 //! - `devices`   (account, device) -> postcard(DeviceCert)
@@ -36,6 +42,7 @@ use super::{
 type K32 = [u8; 32];
 
 const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entries");
+const SUMS: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entry_sums");
 const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
 const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> = TableDefinition::new("accounts");
 const DEVICES: TableDefinition<'_, (K32, K32), &[u8]> = TableDefinition::new("devices");
@@ -112,6 +119,7 @@ impl RedbStore {
                 }
             }
             txn.open_table(ENTRIES).map_err(db_open)?;
+            txn.open_table(SUMS).map_err(db_open)?;
             txn.open_table(HEADS).map_err(db_open)?;
             txn.open_table(ACCOUNTS).map_err(db_open)?;
             txn.open_table(DEVICES).map_err(db_open)?;
@@ -124,6 +132,23 @@ impl RedbStore {
         }
         txn.commit().map_err(db_open)?;
         Ok(Self { db })
+    }
+
+    /// Flips one bit in the middle of a stored entry's bytes, leaving its
+    /// checksum as it was: what a damaged disk does (tests only).
+    #[cfg(feature = "test-support")]
+    pub fn damage_entry_for_tests(&self, account: &AccountId, device: &DeviceId, seq: u64) {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+        let txn = self.db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(ENTRIES).unwrap();
+            let key = (account.0, device.0, seq);
+            let mut v = t.get(key).unwrap().expect("entry stored").value().to_vec();
+            let mid = v.len() / 2;
+            v[mid] ^= 0x10;
+            t.insert(key, v.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
     }
 
     fn apply_one(txn: &WriteTransaction, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -238,6 +263,26 @@ impl RedbStore {
     }
 }
 
+/// SHA-256 of an entry's stored bytes (the `entry_sums` value).
+fn entry_sum(stored: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(stored).into()
+}
+
+/// What a pull serves in place of a damaged stored entry: the right account,
+/// device and seq (so readers' cursors move on) and a signature that never
+/// verifies, so every reader refuses and quarantines it.
+fn damaged_placeholder(account: AccountId, device: DeviceId, seq: u64) -> SealedEntry {
+    SealedEntry {
+        account,
+        device,
+        seq,
+        nonce: [0; kith_protocol::envelope::NONCE_BYTES],
+        ciphertext: Vec::new(),
+        signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
+    }
+}
+
 fn expiry(v: &[u8]) -> u64 {
     v.get(..8)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -311,10 +356,12 @@ fn push(
         .map(|g| g.value())
         .unwrap_or((0, 0));
     let mut table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+    let mut sums = txn.open_table(SUMS).map_err(backend(OP))?;
 
     // Validate everything before writing anything.
     let mut head = stored_head;
     let mut fresh: Vec<(SealedEntry, Vec<u8>)> = Vec::new();
+    let mut repairs: Vec<(u64, Vec<u8>, u64)> = Vec::new();
     let mut add_bytes = 0u64;
     for e in entries {
         let enc = encode(OP, &e)?;
@@ -329,12 +376,28 @@ fn push(
         } else if e.seq <= floor {
             // Covered by the snapshot and pruned: nothing left to compare.
         } else if e.seq <= stored_head {
-            let same = table
-                .get((account.0, device.0, e.seq))
+            let key = (account.0, device.0, e.seq);
+            let stored = table
+                .get(key)
                 .map_err(backend(OP))?
-                .is_some_and(|g| g.value() == enc.as_slice());
-            if !same {
+                .map(|g| g.value().to_vec());
+            if stored.as_deref() == Some(enc.as_slice()) {
+                continue;
+            }
+            // Not the stored bytes: a fork, unless the stored copy is
+            // damaged and these are exactly the bytes first stored (their
+            // hash is the recorded one): then they repair it.
+            let sum = sums.get(key).map_err(backend(OP))?.map(|g| g.value().to_vec());
+            let original = sum.as_deref() == Some(entry_sum(&enc).as_slice());
+            let damaged = stored
+                .as_deref()
+                .is_none_or(|b| sum.as_deref() != Some(entry_sum(b).as_slice()));
+            if !(original && damaged) {
                 return Err(StoreError::SeqFork { seq: e.seq });
+            }
+            let old_len = stored.map_or(0, |b| b.len() as u64);
+            if !repairs.iter().any(|(seq, ..)| *seq == e.seq) {
+                repairs.push((e.seq, enc, old_len));
             }
         } else {
             // A duplicate inside this very batch.
@@ -350,8 +413,22 @@ fn push(
         });
     }
     for (e, enc) in &fresh {
+        let key = (account.0, device.0, e.seq);
+        table.insert(key, enc.as_slice()).map_err(backend(OP))?;
+        sums.insert(key, entry_sum(enc).as_slice())
+            .map_err(backend(OP))?;
+    }
+    let mut bytes = bytes;
+    for (seq, enc, old_len) in &repairs {
+        tracing::warn!(seq, "a damaged stored entry was repaired by its device's re-push");
         table
-            .insert((account.0, device.0, e.seq), enc.as_slice())
+            .insert((account.0, device.0, *seq), enc.as_slice())
+            .map_err(backend(OP))?;
+        bytes = bytes.saturating_sub(*old_len).saturating_add(enc.len() as u64);
+    }
+    if !repairs.is_empty() && fresh.is_empty() {
+        accounts
+            .insert(account.0, (created, bytes, count))
             .map_err(backend(OP))?;
     }
     if !fresh.is_empty() {
@@ -447,6 +524,10 @@ fn put_snapshot(
     for &(dev, head, floor, upto) in &plan {
         if upto > floor {
             table
+                .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
+                .map_err(backend(OP))?;
+            txn.open_table(SUMS)
+                .map_err(backend(OP))?
                 .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
                 .map_err(backend(OP))?;
             heads
@@ -627,6 +708,7 @@ impl RelayStore for RedbStore {
             }
         }
         let table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+        let sums = txn.open_table(SUMS).map_err(backend(OP))?;
         let mut out = Vec::new();
         let mut size = 0usize;
         for (dev, from, head) in devices {
@@ -634,7 +716,7 @@ impl RelayStore for RedbStore {
                 .range((account.0, dev.0, from + 1)..=(account.0, dev.0, head))
                 .map_err(backend(OP))?
             {
-                let (_, v) = item.map_err(backend(OP))?;
+                let (k, v) = item.map_err(backend(OP))?;
                 if out.len() >= entries_max.max(1)
                     || (!out.is_empty() && size + v.value().len() > bytes_max)
                 {
@@ -644,8 +726,36 @@ impl RelayStore for RedbStore {
                     });
                 }
                 size += v.value().len();
-                let e: SealedEntry = postcard::from_bytes(v.value()).map_err(|e| corrupt(OP, e))?;
-                out.push(e);
+                let (_, _, seq) = k.value();
+                let sum = sums
+                    .get((account.0, dev.0, seq))
+                    .map_err(backend(OP))?
+                    .map(|g| g.value().to_vec());
+                let intact = sum
+                    .as_deref()
+                    .is_none_or(|s| s == entry_sum(v.value()).as_slice());
+                let decoded = if intact {
+                    postcard::from_bytes::<SealedEntry>(v.value()).ok()
+                } else {
+                    None
+                };
+                match decoded {
+                    Some(e) if e.account == *account && e.device == dev && e.seq == seq => {
+                        out.push(e);
+                    }
+                    _ => {
+                        // Damaged on disk. One bad entry must not stop the
+                        // account: readers get a placeholder that cannot
+                        // verify, quarantine it and move on; the writing
+                        // device can repair it by re-pushing the original.
+                        tracing::error!(
+                            device = %dev,
+                            seq,
+                            "stored entry is damaged (checksum or decoding); serving a placeholder"
+                        );
+                        out.push(damaged_placeholder(*account, dev, seq));
+                    }
+                }
             }
         }
         Ok(PullPage {
