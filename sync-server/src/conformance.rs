@@ -70,6 +70,7 @@ macro_rules! relay_store_conformance {
             byte_quotas_refuse_growth_but_not_resends,
             a_refused_op_does_not_block_its_batch,
             stats_count_accounts_entries_and_bytes,
+            a_probe_write_succeeds_and_changes_nothing_visible,
         );
     };
     // A backend that can damage one stored entry behind the store's back
@@ -879,4 +880,16 @@ pub fn a_damaged_entry_is_served_as_a_placeholder_and_repaired_by_the_original(
         one(s, d.push_op(vec![d.entry(2, "other")])),
         Err(StoreError::SeqFork { seq: 2 })
     ));
+}
+
+/// A probe write (what `/health` uses after a failed write) succeeds on a
+/// healthy store, any number of times, and changes nothing a client sees.
+pub fn a_probe_write_succeeds_and_changes_nothing_visible(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 92, 93);
+    ok(s, d.push_op(d.entries(1, 2)));
+    let before = (s.stats().unwrap(), pull_all(s, &d.account, &[]));
+    for _ in 0..3 {
+        s.probe_write().unwrap();
+    }
+    assert_eq!((s.stats().unwrap(), pull_all(s, &d.account, &[])), before);
 }

@@ -359,6 +359,17 @@ fn writer_thread(
             u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
             n,
         );
+        let failed = results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Backend { .. })));
+        if failed {
+            metrics
+                .store_write_failures_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        metrics
+            .store_unwritable
+            .store(failed, std::sync::atomic::Ordering::Relaxed);
         for (r, reply) in results.into_iter().zip(replies) {
             if let Err(StoreError::Backend { op, source }) = &r {
                 warn!(op, error = %source, "store write failed");

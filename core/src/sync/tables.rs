@@ -657,6 +657,31 @@ mod tests {
     use crate::sync::authority::{self, Actor};
     use crate::sync::epochs::{EpochKeys, SealKey};
 
+    /// A hostile device writing bad entries forever cannot grow the
+    /// quarantine past its bound; the newest records are the ones kept.
+    #[test]
+    fn quarantine_keeps_the_newest_records_per_device_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let (bad, other) = (DeviceId([1; 32]), DeviceId([2; 32]));
+        let n = QUARANTINE_PER_DEVICE_MAX as u64 + 10;
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        create(&txn).unwrap();
+        for seq in 1..=n {
+            quarantine(&txn, &bad, seq, "does not decrypt", seq).unwrap();
+        }
+        quarantine(&txn, &other, 5, "bad signature", 1).unwrap();
+        txn.commit().unwrap();
+        let rows = quarantined(&store.read_txn().unwrap()).unwrap();
+        let of_bad: Vec<u64> = rows
+            .iter()
+            .filter(|(d, ..)| *d == bad)
+            .map(|(_, s, _)| *s)
+            .collect();
+        assert_eq!(of_bad, (11..=n).collect::<Vec<_>>());
+        assert!(rows.iter().any(|(d, s, r)| *d == other && *s == 5 && r.reason == "bad signature"));
+    }
+
     /// The membership log and epoch keys survive a reopen; a fork and an op
     /// by a revoked device are refused and write nothing.
     #[test]

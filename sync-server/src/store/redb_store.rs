@@ -23,6 +23,12 @@
 //!
 //! A batch of [`WriteOp`]s is one write transaction with redb's default
 //! (immediate, fsync'd) durability; the caller acks only after `commit`.
+//!
+//! I/O errors: after a failed write (a full disk: ENOSPC) redb refuses every
+//! later write until the database is reopened, so a failed batch drops the
+//! handle and reopens the file (redb recovers to the last commit; nothing
+//! acknowledged is lost). While the reopen itself fails, every call retries
+//! it first; writes resume by themselves once space is freed, no restart.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -97,7 +103,10 @@ fn encode<T: serde::Serialize>(op: &'static str, v: &T) -> Result<Vec<u8>, Store
 /// The redb-backed relay store.
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    /// `None` after a failed reopen (retried by the next call). Readers hold
+    /// the read lock for one call; a reopen takes the write lock.
+    db: std::sync::RwLock<Option<Database>>,
+    path: std::path::PathBuf,
 }
 
 impl RedbStore {
@@ -131,7 +140,58 @@ impl RedbStore {
             txn.open_table(PARTS).map_err(db_open)?;
         }
         txn.commit().map_err(db_open)?;
-        Ok(Self { db })
+        Ok(Self {
+            db: std::sync::RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` on the open database, reopening it first if a failed write
+    /// dropped it.
+    fn with_db<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        {
+            let g = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(db) = g.as_ref() {
+                return f(db);
+            }
+        }
+        self.reopen(op)?;
+        let g = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match g.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Backend {
+                op,
+                source: "the relay database is not open".into(),
+            }),
+        }
+    }
+
+    fn read_txn(&self, op: &'static str) -> Result<redb::ReadTransaction, StoreError> {
+        self.with_db(op, |db| db.begin_read().map_err(backend(op)))
+    }
+
+    /// Drops the database handle (redb needs a reopen after an I/O error)
+    /// and opens the file again; on failure the handle stays closed and
+    /// the next call tries again.
+    fn reopen(&self, op: &'static str) -> Result<(), StoreError> {
+        let mut g = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Close first: the file lock must be released before opening again.
+        drop(g.take());
+        match Database::create(&self.path) {
+            Ok(db) => {
+                tracing::info!(path = %self.path.display(), "relay database reopened after an error");
+                *g = Some(db);
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Backend {
+                op,
+                source: Box::new(redb::Error::from(e)),
+            }),
+        }
     }
 
     /// Flips one bit in the middle of a stored entry's bytes, leaving its
@@ -139,7 +199,8 @@ impl RedbStore {
     #[cfg(feature = "test-support")]
     pub fn damage_entry_for_tests(&self, account: &AccountId, device: &DeviceId, seq: u64) {
         #![allow(clippy::unwrap_used, clippy::expect_used)]
-        let txn = self.db.begin_write().unwrap();
+        let g = self.db.read().unwrap();
+        let txn = g.as_ref().expect("database open").begin_write().unwrap();
         {
             let mut t = txn.open_table(ENTRIES).unwrap();
             let key = (account.0, device.0, seq);
@@ -657,27 +718,64 @@ impl RelayStore for RedbStore {
                 })
                 .collect::<Vec<_>>()
         };
-        let txn = match self.db.begin_write() {
-            Ok(t) => t,
-            Err(e) => return fail_all("begin write", e.to_string()),
-        };
-        let mut results = Vec::with_capacity(n);
-        for op in ops {
-            let r = Self::apply_one(&txn, op);
-            if let Err(StoreError::Backend { op, source }) = &r {
-                // A backend failure may have left partial writes: drop the
-                // whole transaction so nothing of the batch is committed.
-                let msg = source.to_string();
-                let op = *op;
-                let _ = txn.abort();
-                return fail_all(op, msg);
+        let results = self.with_db("begin write", |db| {
+            let txn = match db.begin_write() {
+                Ok(t) => t,
+                Err(e) => return Ok(fail_all("begin write", e.to_string())),
+            };
+            let mut results = Vec::with_capacity(n);
+            for op in ops {
+                let r = Self::apply_one(&txn, op);
+                if let Err(StoreError::Backend { op, source }) = &r {
+                    // A backend failure may have left partial writes: drop the
+                    // whole transaction so nothing of the batch is committed.
+                    let msg = source.to_string();
+                    let op = *op;
+                    let _ = txn.abort();
+                    return Ok(fail_all(op, msg));
+                }
+                results.push(r);
             }
-            results.push(r);
+            Ok(match txn.commit() {
+                Ok(()) => results,
+                Err(e) => fail_all("commit", e.to_string()),
+            })
+        });
+        let results = match results {
+            Ok(r) => r,
+            Err(e) => return fail_all("reopen", e.to_string()),
+        };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Backend { .. })))
+        {
+            // redb refuses every write after an I/O error until reopened.
+            if let Err(e) = self.reopen("reopen") {
+                tracing::warn!(error = %e, "relay database could not be reopened yet");
+            }
         }
-        match txn.commit() {
-            Ok(()) => results,
-            Err(e) => fail_all("commit", e.to_string()),
+        results
+    }
+
+    fn probe_write(&self) -> Result<(), StoreError> {
+        const OP: &str = "probe write";
+        let r = self.with_db(OP, |db| {
+            let txn = db.begin_write().map_err(backend(OP))?;
+            {
+                let mut meta = txn.open_table(META).map_err(backend(OP))?;
+                let n = meta
+                    .get("probe")
+                    .map_err(backend(OP))?
+                    .map_or(0, |g| g.value());
+                meta.insert("probe", n.wrapping_add(1))
+                    .map_err(backend(OP))?;
+            }
+            txn.commit().map_err(backend(OP))
+        });
+        if r.is_err() {
+            let _ = self.reopen(OP);
         }
+        r
     }
 
     fn pull(
@@ -688,7 +786,7 @@ impl RelayStore for RedbStore {
         bytes_max: usize,
     ) -> Result<PullPage, StoreError> {
         const OP: &str = "pull";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let heads = txn.open_table(HEADS).map_err(backend(OP))?;
         let wanted: BTreeMap<DeviceId, u64> = cursors.iter().map(|c| (c.device, c.seq)).collect();
         let mut devices = Vec::new();
@@ -766,7 +864,7 @@ impl RelayStore for RedbStore {
 
     fn heads(&self, account: &AccountId) -> Result<Heads, StoreError> {
         const OP: &str = "heads";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(HEADS).map_err(backend(OP))?;
         let mut h = Heads::default();
         for item in t
@@ -784,7 +882,7 @@ impl RelayStore for RedbStore {
 
     fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError> {
         const OP: &str = "get snapshot";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
         match t.get(account.0).map_err(backend(OP))? {
             Some(g) => Ok(Some(
@@ -826,7 +924,7 @@ impl RelayStore for RedbStore {
         upload: u64,
     ) -> Result<Vec<u8>, StoreError> {
         const OP: &str = "read snapshot upload";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let current = txn
             .open_table(UPLOADS)
             .map_err(backend(OP))?
@@ -858,21 +956,21 @@ impl RelayStore for RedbStore {
 
     fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
         const OP: &str = "is revoked";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(REVOKED).map_err(backend(OP))?;
         Ok(t.get((account.0, device.0)).map_err(backend(OP))?.is_some())
     }
 
     fn device_known(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
         const OP: &str = "device known";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(DEVICES).map_err(backend(OP))?;
         Ok(t.get((account.0, device.0)).map_err(backend(OP))?.is_some())
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
         const OP: &str = "stats";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
         let mut s = StoreStats::default();
         for item in t.iter().map_err(backend(OP))? {
