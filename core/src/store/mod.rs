@@ -805,10 +805,26 @@ impl Store {
             self.ensure_loaded(*id)?;
         }
         let result = self.transact_inner(f);
-        if result.is_err() {
+        if let Err(e) = &result {
             self.rollback_docs();
+            if let OpError::Store(e) = e {
+                self.after_write_error(e);
+            }
         }
         result
+    }
+
+    /// After a failed write: a database error (a full disk, an I/O error)
+    /// leaves redb refusing every later write until the file is reopened, so
+    /// the file is parked; the next call reopens it (redb recovers to the last
+    /// commit) and writes resume by themselves once the cause is gone.
+    pub(crate) fn after_write_error(&mut self, e: &StoreError) {
+        if matches!(e, StoreError::Database(_) | StoreError::Io { .. }) {
+            tracing::warn!(error = %e, "store write failed; the file is reopened on next use");
+            if let Err(e) = self.park() {
+                tracing::warn!(error = %e, "closing the store after a failed write");
+            }
+        }
     }
 
     fn transact_inner<T>(
