@@ -28,6 +28,7 @@ const LOCK_WAIT_MS_MAX: u64 = 2_000;
 const LOCK_RETRY_FIRST_MS: u64 = 20;
 
 fn main() -> ExitCode {
+    init_logging();
     let started = std::time::Instant::now();
     let mut pause_ms = LOCK_RETRY_FIRST_MS;
     loop {
@@ -52,6 +53,22 @@ fn main() -> ExitCode {
             Err(e) => return fail(&e),
         }
     }
+}
+
+/// The engine's warnings (a store another process holds, a compaction or index rebuild that
+/// failed) go to stderr as `kith: WARN ...` lines; `KITH_LOG` (an `EnvFilter`, e.g. `info` or
+/// `kith_core=debug`) shows more.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KITH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second subscriber cannot be installed; ignoring that keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
 }
 
 fn elapsed_ms(since: std::time::Instant) -> u64 {

@@ -713,11 +713,7 @@ impl Store {
 
     /// Interactions that remember a calendar event (deleted ones included).
     fn meeting_logs(&self) -> Result<Vec<Interaction>, StoreError> {
-        Ok(self
-            .all_interactions()?
-            .into_iter()
-            .filter(|i| i.event.is_some())
-            .collect())
+        crate::index::event_logs(&self.read_txn()?)
     }
 }
 

@@ -2,6 +2,9 @@
 //! The binary builds it from flags, environment variables and a TOML file
 //! (see `main.rs` and docs/RELAY.md); tests build it directly.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 /// Who may register a new account.
@@ -105,6 +108,9 @@ pub struct RelayConfig {
     /// `None`: present a self-signed certificate for the identity key
     /// (clients pin the key). `Some`: present this CA-issued certificate.
     pub tls_pem: Option<TlsPem>,
+    /// Where the relay reads wall-clock time (mailbox and invitation expiry, token and quota
+    /// windows): the system clock, or one a test moves.
+    pub clock: Clock,
 }
 
 impl Default for RelayConfig {
@@ -113,6 +119,62 @@ impl Default for RelayConfig {
             registration: RegistrationPolicy::Open,
             limits: Limits::default(),
             tls_pem: None,
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// The relay's wall clock. `Clock::system()` in production; `Clock::manual(start_ms)` lets a
+/// test step time (a 10-minute invitation TTL expires in one call, not ten minutes), so expiry
+/// is tested without sleeping. Clones share one time.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    manual_ms: Option<Arc<AtomicU64>>,
+}
+
+/// Two clocks are equal when they read the same time source.
+impl PartialEq for Clock {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.manual_ms, &other.manual_ms) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Clock {}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self { manual_ms: None }
+    }
+
+    /// A clock that stands at `start_ms` until [`Clock::advance_ms`] moves it.
+    pub fn manual(start_ms: u64) -> Self {
+        Self {
+            manual_ms: Some(Arc::new(AtomicU64::new(start_ms))),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        match &self.manual_ms {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => crate::server::now_ms(),
+        }
+    }
+
+    /// Moves a manual clock forward by `by_ms`; returns `false` (and does nothing) for the
+    /// system clock, which nobody moves.
+    pub fn advance_ms(&self, by_ms: u64) -> bool {
+        match &self.manual_ms {
+            Some(t) => {
+                t.fetch_add(by_ms, Ordering::SeqCst);
+                true
+            }
+            None => false,
         }
     }
 }

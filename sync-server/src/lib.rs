@@ -30,7 +30,7 @@ pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testkit;
 
-pub use config::{Limits, RegistrationPolicy, RelayConfig, TlsPem};
+pub use config::{Clock, Limits, RegistrationPolicy, RelayConfig, TlsPem};
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{Relay, RunError, create_token, now_ms, run};
 pub use store::{RedbStore, RelayStore};

@@ -227,6 +227,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
                 .unwrap_or(RegistrationPolicy::Open),
             limits,
             tls_pem,
+            clock: kith_relay::Clock::system(),
         },
     })
 }

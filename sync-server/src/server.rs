@@ -256,7 +256,7 @@ impl Shared {
     /// Fixed one-minute window per account.
     fn rate_check(&self, account: &AccountId, n: u32) -> Result<(), ErrorCode> {
         let limit = self.config.limits.quota_entries_per_minute;
-        let now = now_ms();
+        let now = self.config.clock.now_ms();
         let mut rates = lock(&self.rates);
         let w = rates.entry(*account).or_insert((now, 0));
         if now.saturating_sub(w.0) >= 60_000 {
@@ -425,7 +425,7 @@ pub async fn run(
             loop {
                 tick.tick().await;
                 // Rate windows older than a minute carry no information.
-                let now = now_ms();
+                let now = shared.config.clock.now_ms();
                 lock(&shared.rates).retain(|_, (start, _)| now.saturating_sub(*start) < 60_000);
                 let started_before_ms =
                     now.saturating_sub(shared.config.limits.snapshot_upload_ttl_ms);
@@ -437,7 +437,9 @@ pub async fn run(
                     debug!(n, "abandoned snapshot uploads deleted");
                 }
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
-                    .write(WriteOp::MailboxExpire { now_ms: now_ms() })
+                    .write(WriteOp::MailboxExpire {
+                        now_ms: shared.config.clock.now_ms(),
+                    })
                     .await
                     && n > 0
                 {
@@ -955,7 +957,7 @@ async fn authenticate(
                 cert: cert.clone(),
                 token_hash: token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
                 open_registration: shared.config.registration == RegistrationPolicy::Open,
-                now_ms: now_ms(),
+                now_ms: shared.config.clock.now_ms(),
             };
             match shared.write(op).await {
                 Ok(WriteOutcome::Registered { new_account }) => Ok(new_account),
@@ -977,7 +979,7 @@ async fn mailbox_take(
     match shared
         .write(WriteOp::MailboxTake {
             slot,
-            now_ms: now_ms(),
+            now_ms: shared.config.clock.now_ms(),
         })
         .await
     {
@@ -1170,7 +1172,7 @@ async fn handle_request(
                 count,
                 bytes,
                 upload_bytes_max: limits.snapshot_upload_bytes_max,
-                now_ms: now_ms(),
+                now_ms: shared.config.clock.now_ms(),
             };
             match shared.write(op).await.map_err(store_err)? {
                 WriteOutcome::SnapshotPartStored => {
@@ -1291,7 +1293,7 @@ async fn handle_request(
             } else {
                 ttl_s.min(limits.mailbox_ttl_s_max)
             };
-            let now = now_ms();
+            let now = shared.config.clock.now_ms();
             let op = WriteOp::MailboxPut {
                 slot,
                 blob,

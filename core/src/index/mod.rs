@@ -31,8 +31,9 @@ use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
 /// rebuilt when it is opened ([`crate::Store::open`]).
 /// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
 /// 3: contact references resolved to merge survivors; interaction and
-/// settings records carry the calendar-meeting fields.
-pub(crate) const VERSION: u32 = 3;
+/// settings records carry the calendar-meeting fields. 4: interactions logged from a calendar
+/// event listed in their own table (`idx_event_logs`).
+pub(crate) const VERSION: u32 = 4;
 
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
@@ -91,6 +92,12 @@ pub(crate) const REFS_BY_CONTACT: TableDefinition<'static, (u128, u128), ()> =
 pub(crate) const RAW_GOALS: TableDefinition<'static, u128, &[u8]> =
     TableDefinition::new("idx_goals_raw");
 
+/// Interactions logged from a calendar event (deleted ones too: a deleted log still marks its
+/// event handled): interaction id -> (). Lets "which events are logged" read a few rows instead
+/// of every interaction of every quarter.
+pub(crate) const EVENT_LOGS: TableDefinition<'static, u128, ()> =
+    TableDefinition::new("idx_event_logs");
+
 /// Sort key of a follow-up without a due date: after every dated one.
 pub(crate) const NO_DUE: i32 = i32::MAX;
 const KIND_CONTACT: u8 = 0;
@@ -133,6 +140,7 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> R<()> {
     txn.open_table(INTERACTION_REFS)?;
     txn.open_table(REFS_BY_CONTACT)?;
     txn.open_table(RAW_GOALS)?;
+    txn.open_table(EVENT_LOGS)?;
     Ok(())
 }
 
@@ -157,6 +165,7 @@ pub(crate) fn clear(txn: &WriteTransaction) -> R<()> {
     txn.delete_table(INTERACTION_REFS)?;
     txn.delete_table(REFS_BY_CONTACT)?;
     txn.delete_table(RAW_GOALS)?;
+    txn.delete_table(EVENT_LOGS)?;
     create_tables(txn)
 }
 
@@ -278,9 +287,13 @@ pub(crate) fn rebuild(
         let mut by_time_rows = Vec::with_capacity(interactions.len());
         let mut by_contact_rows = Vec::new();
         let mut followup_rows = Vec::new();
+        let mut event_logs = txn.open_table(EVENT_LOGS)?;
         for i in &interactions {
             let id = i.id.to_u128();
             records.insert(id, encode(i, "interactions")?.as_slice())?;
+            if i.event.is_some() {
+                event_logs.insert(id, ())?;
+            }
             let deleted = i.is_deleted();
             by_time_rows.push(((i.at_ms, id), deleted));
             for c in &i.participants {
@@ -579,8 +592,12 @@ pub(crate) fn put_new_interactions(
     };
     let mut refs_rows = Vec::with_capacity(interactions.len());
     let mut refs_by_contact = Vec::new();
+    let mut event_rows = Vec::new();
     for raw in interactions {
         let id = raw.id.to_u128();
+        if raw.event.is_some() {
+            event_rows.push(id);
+        }
         let r = merges::raw_refs(raw);
         refs_by_contact.extend(
             merges::ref_contacts(&r)
@@ -647,6 +664,12 @@ pub(crate) fn put_new_interactions(
             t.insert(k, ())?;
         }
     }
+    {
+        let mut t = txn.open_table(EVENT_LOGS)?;
+        for id in event_rows {
+            t.insert(id, ())?;
+        }
+    }
     let mut t = txn.open_table(SEARCH)?;
     for (tok, id) in &search_rows {
         t.insert((tok.as_str(), KIND_INTERACTION, *id), ())?;
@@ -695,6 +718,12 @@ pub(crate) fn put_interaction_rows(
         }
         txn.open_table(INTERACTIONS)?
             .insert(id, encode(new, "interactions")?.as_slice())?;
+        let mut event_logs = txn.open_table(EVENT_LOGS)?;
+        if new.event.is_some() {
+            event_logs.insert(id, ())?;
+        } else if old.is_some_and(|o| o.event.is_some()) {
+            event_logs.remove(id)?;
+        }
     }
     Ok(())
 }
@@ -1004,6 +1033,20 @@ fn record_tokens(txn: &ReadTransaction, kind: u8, id: u128) -> R<BTreeSet<String
     })
 }
 
+/// The interactions logged from a calendar event (deleted ones included), read through
+/// [`EVENT_LOGS`].
+pub(crate) fn event_logs(txn: &ReadTransaction) -> R<Vec<Interaction>> {
+    let ids = txn.open_table(EVENT_LOGS)?;
+    let mut out = Vec::new();
+    for row in ids.iter()? {
+        let (id, _) = row?;
+        if let Some(i) = get_interaction(txn, InteractionId::from_u128(id.value()))? {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
 /// Every index table as readable rows, for comparing two indexes (tests, reindex checks).
 pub(crate) fn dump(
     txn: &ReadTransaction,
@@ -1043,6 +1086,7 @@ pub(crate) fn dump(
     m.insert("interaction_refs", rows(txn, INTERACTION_REFS)?);
     m.insert("refs_by_contact", rows(txn, REFS_BY_CONTACT)?);
     m.insert("goals_raw", rows(txn, RAW_GOALS)?);
+    m.insert("event_logs", rows(txn, EVENT_LOGS)?);
     Ok(m)
 }
 

@@ -1035,9 +1035,19 @@ fn waiting<T>(
     mut open: impl FnMut() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let mut told = false;
     loop {
         match open() {
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                // Said once, so a person (or a test) sees why the command pauses.
+                if !told {
+                    told = true;
+                    tracing::warn!(
+                        path = %path.display(),
+                        wait_ms,
+                        "the store is open in another process; waiting for it"
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(LOCK_RETRY_PAUSE_MS));
             }
             Err(StoreError::Locked { .. }) => {

@@ -245,14 +245,19 @@ pub(crate) fn interaction() -> impl Strategy<Value = Interaction> {
             vec(exchange(), 0..3),
             follow_ups(),
         ),
-        (ms(), ms(), proptest::option::of(ms())),
+        (
+            ms(),
+            ms(),
+            proptest::option::of(ms()),
+            proptest::option::of(event_ref()),
+        ),
     )
         .prop_map(
             |(
                 (id, at_ms, offset_minutes, kind, initiator),
                 (participants, summary, notes, notes_conflicts),
                 (project, exchanges, follow_ups),
-                (created_ms, updated_ms, deleted_ms),
+                (created_ms, updated_ms, deleted_ms, event),
             )| Interaction {
                 id: InteractionId::from_u128(id),
                 at_ms,
@@ -269,9 +274,23 @@ pub(crate) fn interaction() -> impl Strategy<Value = Interaction> {
                 created_ms,
                 updated_ms,
                 deleted_ms,
-                event: None,
+                event,
             },
         )
+}
+
+/// A calendar event reference (logged meetings), from a small set so that edits hit the same one.
+fn event_ref() -> impl Strategy<Value = kith_core::model::EventRef> {
+    (
+        prop::sample::select(vec!["ics", "Work calendar"]),
+        prop::sample::select(vec!["a@x", "b@x", "c@x"]),
+        proptest::option::of(prop::sample::select(vec!["20260105T090000Z"])),
+    )
+        .prop_map(|(source, uid, rec)| kith_core::model::EventRef {
+            source: source.into(),
+            uid: uid.into(),
+            recurrence_id: rec.map(String::from),
+        })
 }
 
 pub(crate) fn project() -> impl Strategy<Value = Project> {

@@ -220,7 +220,12 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_is_one_time_and_expires() {
-    let relay = TestRelay::temp(kith_relay::RelayConfig::default());
+    // The relay reads a clock the test moves: expiry is stepped over, not waited for.
+    let clock = kith_relay::Clock::manual(kith_relay::now_ms());
+    let relay = TestRelay::temp(kith_relay::RelayConfig {
+        clock: clock.clone(),
+        ..kith_relay::RelayConfig::default()
+    });
     let a = Account::new();
     let d1 = a.device("laptop");
     let mut c1 = relay.connect(&d1).await;
@@ -258,10 +263,8 @@ async fn mailbox_is_one_time_and_expires() {
         ErrorCode::NotAuthenticated
     );
 
-    // A 1 s TTL runs out: the slot counts as free again. Probed with puts
-    // (a take would consume a live blob) until one is accepted, bounded; the
-    // store's expiry rules themselves are pinned with explicit times by the
-    // conformance suite (`mailbox_blobs_are_taken_once_and_expire`).
+    // A 1 s TTL runs out: the slot counts as free again (a put is accepted). One millisecond
+    // before, it is still taken.
     let short = [8u8; 32];
     let put = |blob: u8| Request::MailboxPut {
         slot: short,
@@ -270,18 +273,14 @@ async fn mailbox_is_one_time_and_expires() {
     };
     c1.request(put(1)).await.unwrap();
     assert_eq!(code_of(c1.request(put(2)).await), ErrorCode::MailboxTaken);
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        match c1.request(put(3)).await {
-            Ok(_) => break,
-            Err(e) => assert_eq!(e.code(), Some(&ErrorCode::MailboxTaken)),
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the 1 s TTL never ran out"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(clock.advance_ms(999));
+    assert_eq!(code_of(c1.request(put(2)).await), ErrorCode::MailboxTaken);
+    assert!(clock.advance_ms(2));
+    assert_eq!(
+        c1.request(put(3)).await.unwrap(),
+        Response::MailboxStored,
+        "the 1 s TTL ran out"
+    );
     assert_eq!(
         c1.request(Request::MailboxTake { slot: short })
             .await
