@@ -601,9 +601,16 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, store.path()).unwrap();
         let keys = sample_keys();
         crate::private_fs::with_umask(0o022, || store.save(&keys)).unwrap();
-        assert_eq!(fs::read(&elsewhere).unwrap(), b"", "secret written through a link");
+        assert_eq!(
+            fs::read(&elsewhere).unwrap(),
+            b"",
+            "secret written through a link"
+        );
         let meta = fs::symlink_metadata(store.path()).unwrap();
-        assert!(meta.file_type().is_file(), "the link was replaced by a file");
+        assert!(
+            meta.file_type().is_file(),
+            "the link was replaced by a file"
+        );
         assert_eq!(crate::private_fs::mode_of(store.path()).unwrap(), 0o600);
         assert_eq!(
             store.load().unwrap().unwrap().account_secret,

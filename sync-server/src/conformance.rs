@@ -867,7 +867,10 @@ pub fn a_damaged_entry_is_served_as_a_placeholder_and_repaired_by_the_original(
         (placeholder.account, placeholder.device, placeholder.seq),
         (d.account, d.id(), 2)
     );
-    assert!(placeholder.verify().is_err(), "a damaged entry must not verify");
+    assert!(
+        placeholder.verify().is_err(),
+        "a damaged entry must not verify"
+    );
     assert!(matches!(
         one(s, d.push_op(vec![d.entry(2, "other")])),
         Err(StoreError::SeqFork { seq: 2 })

@@ -839,8 +839,10 @@ fn quarantine_warnings(
     quarantined: &[kith_core::sync::QuarantinedEntry],
     known: &[kith_core::sync::devices::DeviceInfo],
 ) -> Vec<String> {
-    let mut by_device: std::collections::BTreeMap<DeviceId, Vec<&kith_core::sync::QuarantinedEntry>> =
-        std::collections::BTreeMap::new();
+    let mut by_device: std::collections::BTreeMap<
+        DeviceId,
+        Vec<&kith_core::sync::QuarantinedEntry>,
+    > = std::collections::BTreeMap::new();
     for q in quarantined {
         by_device.entry(q.device).or_default().push(q);
     }

@@ -320,19 +320,16 @@ fn emit(out: &mut Out, path: Option<&Path>, bytes: &[u8]) -> CliResult<()> {
 /// Writes a file that must not exist yet (never overwrite an earlier export or
 /// backup), owner-only (0600) whatever the umask: exports hold plaintext notes.
 fn write_new(path: &Path, bytes: &[u8]) -> CliResult<()> {
-    let mut f = kith_core::private_fs::create_new_private(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                CliError::input(format!(
-                    "{} already exists (choose another file)",
-                    path.display()
-                ))
-            } else {
-                CliError::Failure(
-                    anyhow::Error::new(e).context(format!("creating {}", path.display())),
-                )
-            }
-        })?;
+    let mut f = kith_core::private_fs::create_new_private(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            CliError::input(format!(
+                "{} already exists (choose another file)",
+                path.display()
+            ))
+        } else {
+            CliError::Failure(anyhow::Error::new(e).context(format!("creating {}", path.display())))
+        }
+    })?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
         CliError::Failure(anyhow::Error::new(e).context(format!("writing {}", path.display())))
     })

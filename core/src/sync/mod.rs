@@ -43,6 +43,6 @@ pub use devices::{DeviceInfo, list_devices};
 pub use pairing::{Invitation, PairError, PairingMode, Token};
 pub use peer::{PeerError, PeerMsg, PeerRole, PeerStats, PeerSync};
 pub use relay::{
-    MailboxTake, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, QuarantinedEntry, Transfer,
-    sync_status,
+    MailboxTake, QuarantinedEntry, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError,
+    SyncStatus, Transfer, sync_status,
 };

@@ -679,7 +679,10 @@ mod tests {
             .map(|(_, s, _)| *s)
             .collect();
         assert_eq!(of_bad, (11..=n).collect::<Vec<_>>());
-        assert!(rows.iter().any(|(d, s, r)| *d == other && *s == 5 && r.reason == "bad signature"));
+        assert!(
+            rows.iter()
+                .any(|(d, s, r)| *d == other && *s == 5 && r.reason == "bad signature")
+        );
     }
 
     /// The membership log and epoch keys survive a reopen; a fork and an op

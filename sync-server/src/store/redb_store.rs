@@ -154,13 +154,19 @@ impl RedbStore {
         f: impl FnOnce(&Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         {
-            let g = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let g = self
+                .db
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(db) = g.as_ref() {
                 return f(db);
             }
         }
         self.reopen(op)?;
-        let g = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let g = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match g.as_ref() {
             Some(db) => f(db),
             None => Err(StoreError::Backend {
@@ -178,7 +184,10 @@ impl RedbStore {
     /// and opens the file again; on failure the handle stays closed and
     /// the next call tries again.
     fn reopen(&self, op: &'static str) -> Result<(), StoreError> {
-        let mut g = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Close first: the file lock must be released before opening again.
         drop(g.take());
         match Database::create(&self.path) {
@@ -448,7 +457,10 @@ fn push(
             // Not the stored bytes: a fork, unless the stored copy is
             // damaged and these are exactly the bytes first stored (their
             // hash is the recorded one): then they repair it.
-            let sum = sums.get(key).map_err(backend(OP))?.map(|g| g.value().to_vec());
+            let sum = sums
+                .get(key)
+                .map_err(backend(OP))?
+                .map(|g| g.value().to_vec());
             let original = sum.as_deref() == Some(entry_sum(&enc).as_slice());
             let damaged = stored
                 .as_deref()
@@ -481,11 +493,16 @@ fn push(
     }
     let mut bytes = bytes;
     for (seq, enc, old_len) in &repairs {
-        tracing::warn!(seq, "a damaged stored entry was repaired by its device's re-push");
+        tracing::warn!(
+            seq,
+            "a damaged stored entry was repaired by its device's re-push"
+        );
         table
             .insert((account.0, device.0, *seq), enc.as_slice())
             .map_err(backend(OP))?;
-        bytes = bytes.saturating_sub(*old_len).saturating_add(enc.len() as u64);
+        bytes = bytes
+            .saturating_sub(*old_len)
+            .saturating_add(enc.len() as u64);
     }
     if !repairs.is_empty() && fresh.is_empty() {
         accounts

@@ -114,9 +114,15 @@ async fn a_full_disk_stalls_writes_only_until_space_is_freed() {
     assert_eq!(head, acked + 3);
     let other = Account::new().device("other");
     let mut c2 = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    assert!(c2.auth(&other.key, &other.cert, None).await.unwrap(), "registration resumes");
+    assert!(
+        c2.auth(&other.key, &other.cert, None).await.unwrap(),
+        "registration resumes"
+    );
     assert_eq!(c.pull_all(vec![]).await.unwrap().len() as u64, acked + 3);
-    assert!(p.child.try_wait().unwrap().is_none(), "the relay never exited");
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "the relay never exited"
+    );
     p.sigterm();
     assert!(p.wait_exit(std::time::Duration::from_secs(15)).success());
 }

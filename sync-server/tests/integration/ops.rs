@@ -204,8 +204,11 @@ fn data_dir_and_files_are_owner_only_under_umask_022() {
     assert_eq!(mode(&dir.join("relay.redb")), 0o600, "relay.redb");
     assert_eq!(mode(&dir.join("relay.key")), 0o600, "relay.key");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(dir.join("relay.redb"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.join("relay.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     run();
     assert_eq!(mode(&dir), 0o700, "data directory tightened");
     assert_eq!(mode(&dir.join("relay.redb")), 0o600, "relay.redb tightened");

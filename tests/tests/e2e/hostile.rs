@@ -96,7 +96,11 @@ fn a_junk_entry_from_a_member_is_quarantined_and_everything_else_syncs() {
         // The device list flags it once its certificate is known; here it
         // never sent a valid one, so the status names it by id only.
         let devices = kith_core::sync::devices::list_devices(&mut b.s()).unwrap();
-        assert!(devices.iter().all(|x| x.quarantined_entries == 0 || x.id == bad.0));
+        assert!(
+            devices
+                .iter()
+                .all(|x| x.quarantined_entries == 0 || x.id == bad.0)
+        );
     });
 }
 
