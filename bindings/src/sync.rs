@@ -159,6 +159,10 @@ pub(crate) struct SyncShared {
     /// entries twice.
     round_lock: tokio::sync::Mutex<()>,
     pub(crate) round_timeout_ms: AtomicU64,
+    /// Registration token for a relay with a token policy
+    /// (`set_registration_token`); sent by rounds until the account is
+    /// registered (the relay ignores it afterwards).
+    pub(crate) registration_token: Mutex<Option<String>>,
     /// Which background loop is the current one: a loop stopped by
     /// `stop_sync` may still be closing its connection when `start_sync`
     /// starts the next, and must not report `Idle` over it.
@@ -208,6 +212,14 @@ impl SyncShared {
             s.state = state.clone();
         }
         self.listeners.sync_state(&state);
+    }
+
+    /// Client settings for a round: the registration token, if set.
+    fn relay_cfg(&self) -> RelayClientConfig {
+        RelayClientConfig {
+            registration_token: lock(&self.registration_token).clone(),
+            ..RelayClientConfig::default()
+        }
     }
 
     pub(crate) fn state(&self) -> SyncState {
@@ -316,6 +328,7 @@ impl SyncHub {
                 cancel: watch::channel(0).0,
                 round_lock: tokio::sync::Mutex::new(()),
                 round_timeout_ms: AtomicU64::new(ROUND_TIMEOUT_MS_DEFAULT),
+                registration_token: Mutex::new(None),
                 loop_generation: AtomicU64::new(0),
                 loops_alive: std::sync::atomic::AtomicUsize::new(0),
             }),
@@ -417,7 +430,7 @@ impl SyncHub {
                 &store,
                 &id,
                 &addr,
-                RelayClientConfig::default(),
+                shared.relay_cfg(),
                 opts,
                 &mut local_rx,
                 &mut stop_rx,
@@ -492,7 +505,7 @@ impl SyncHub {
             &store,
             &id,
             &addr,
-            RelayClientConfig::default(),
+            shared.relay_cfg(),
             extras,
             shared.round_timeout_ms.load(Ordering::Relaxed),
             |e| {

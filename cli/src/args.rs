@@ -29,7 +29,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create the store in the data directory (safe to run again).
-    Init,
+    Init(crate::commands::sync::InitArgs),
     /// Add, edit, show, list, archive and merge contacts.
     #[command(subcommand)]
     Contact(ContactCmd),

@@ -71,6 +71,8 @@ macro_rules! relay_store_conformance {
             a_refused_op_does_not_block_its_batch,
             stats_count_accounts_entries_and_bytes,
             a_probe_write_succeeds_and_changes_nothing_visible,
+            mailbox_live_sees_only_unexpired_blobs,
+            account_devices_counts_registered_devices,
         );
     };
     // A backend that can damage one stored entry behind the store's back
@@ -895,4 +897,45 @@ pub fn a_probe_write_succeeds_and_changes_nothing_visible(s: &dyn RelayStore) {
         s.probe_write().unwrap();
     }
     assert_eq!((s.stats().unwrap(), pull_all(s, &d.account, &[])), before);
+}
+
+/// `mailbox_live` (what an unauthenticated take checks before it writes)
+/// sees a stored blob until it expires or is taken, and nothing else.
+pub fn mailbox_live_sees_only_unexpired_blobs(s: &dyn RelayStore) {
+    let slot = [44u8; 32];
+    assert!(!s.mailbox_live(&slot, T0_MS).unwrap());
+    ok(
+        s,
+        WriteOp::MailboxPut {
+            slot,
+            blob: b"invite".to_vec(),
+            expires_at_ms: T0_MS + 1_000,
+            now_ms: T0_MS,
+        },
+    );
+    assert!(s.mailbox_live(&slot, T0_MS + 999).unwrap());
+    assert!(!s.mailbox_live(&slot, T0_MS + 1_000).unwrap());
+    assert!(!s.mailbox_live(&[45u8; 32], T0_MS).unwrap());
+    ok(
+        s,
+        WriteOp::MailboxTake {
+            slot,
+            now_ms: T0_MS + 1,
+        },
+    );
+    assert!(!s.mailbox_live(&slot, T0_MS + 2).unwrap());
+}
+
+/// `account_devices` is `None` for an unknown account and counts the
+/// devices registered to a known one (only that account's).
+pub fn account_devices_counts_registered_devices(s: &dyn RelayStore) {
+    let a = Account::new(94);
+    assert_eq!(s.account_devices(&a.id()).unwrap(), None);
+    ok(s, a.device(95).register_op());
+    assert_eq!(s.account_devices(&a.id()).unwrap(), Some(1));
+    ok(s, a.device(96).register_op());
+    ok(s, a.device(96).register_op());
+    assert_eq!(s.account_devices(&a.id()).unwrap(), Some(2));
+    registered(s, 97, 98);
+    assert_eq!(s.account_devices(&a.id()).unwrap(), Some(2));
 }

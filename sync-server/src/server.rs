@@ -172,8 +172,19 @@ struct Shared {
     subscribers: Mutex<HashMap<AccountId, Vec<Subscriber>>>,
     connections: Mutex<ConnectionMap>,
     rates: Mutex<HashMap<AccountId, (u64, u32)>>,
+    /// Unauthenticated requests per source address: (minute window start
+    /// ms, requests in it); at most [`UNAUTH_ADDRS_MAX`] addresses tracked.
+    unauth_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
+    /// New accounts registered per source address: (hour window start ms,
+    /// accounts in it); bounded like `unauth_rates`.
+    account_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
     next_conn_id: AtomicU64,
 }
+
+/// Source addresses the unauthenticated rate limit tracks at once; beyond
+/// it (after dropping finished windows) new addresses are refused, so the
+/// map cannot be grown without bound by spoofed or many addresses.
+const UNAUTH_ADDRS_MAX: usize = 65_536;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these maps cannot leave them inconsistent in a
@@ -182,6 +193,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Counts one unauthenticated request from `addr`; false when that
+    /// address is over its per-minute allowance.
+    fn unauth_allowed(&self, addr: std::net::IpAddr) -> bool {
+        let limit = self.config.limits.unauth_requests_per_addr_per_minute;
+        self.count_in_window(&self.unauth_rates, addr, 60_000, 1, limit)
+    }
+
+    /// Whether `addr` may register another account this hour (counting
+    /// nothing).
+    fn new_account_allowed(&self, addr: std::net::IpAddr) -> bool {
+        let limit = self.config.limits.new_accounts_per_addr_per_hour;
+        self.count_in_window(&self.account_rates, addr, 3_600_000, 0, limit)
+    }
+
+    /// Adds `add` to `addr`'s count in its current window of `window_ms`
+    /// and says whether the count is within `limit`. The map holds at most
+    /// [`UNAUTH_ADDRS_MAX`] addresses; when full of live windows a new
+    /// address is refused.
+    fn count_in_window(
+        &self,
+        map: &Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
+        addr: std::net::IpAddr,
+        window_ms: u64,
+        add: u32,
+        limit: u32,
+    ) -> bool {
+        let now = self.config.clock.now_ms();
+        let mut m = lock(map);
+        if m.len() >= UNAUTH_ADDRS_MAX && !m.contains_key(&addr) {
+            m.retain(|_, (start, _)| now.saturating_sub(*start) < window_ms);
+            if m.len() >= UNAUTH_ADDRS_MAX {
+                return false;
+            }
+        }
+        let (start, n) = m.entry(addr).or_insert((now, 0));
+        if now.saturating_sub(*start) >= window_ms {
+            *start = now;
+            *n = 0;
+        }
+        *n = n.saturating_add(add);
+        if add == 0 { *n < limit } else { *n <= limit }
+    }
+
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
         let gone = || StoreError::Backend {
@@ -414,6 +468,8 @@ pub async fn run(
         subscribers: Mutex::new(HashMap::new()),
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
+        unauth_rates: Mutex::new(HashMap::new()),
+        account_rates: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
     });
     info!(address = %relay.address(local), "relay listening");
@@ -865,6 +921,12 @@ async fn serve(
                                 "this relay registers accounts only with a token"
                             }
                             ErrorCode::BadToken => "registration token is unknown or used",
+                            ErrorCode::TooLarge { .. } => {
+                                "this account has registered as many devices as the relay allows"
+                            }
+                            ErrorCode::RateLimited => {
+                                "too many new accounts from this address; try again later"
+                            }
                             _ => "authentication failed",
                         };
                         return Err(out.fatal(code, msg).await);
@@ -876,7 +938,9 @@ async fn serve(
                     Some(s) => handle_request(shared, s, &out, &lagged, conn_id, body).await,
                     None => {
                         unauth_requests += 1;
-                        if unauth_requests > limits.unauth_requests_max {
+                        if unauth_requests > limits.unauth_requests_max
+                            || !shared.unauth_allowed(conn.remote_address().ip())
+                        {
                             return Err(out
                                 .fatal(
                                     ErrorCode::RateLimited,
@@ -952,22 +1016,57 @@ async fn authenticate(
         Err(_) => Err(ErrorCode::Internal),
         Ok((true, _)) => Err(ErrorCode::DeviceRevoked),
         Ok((false, true)) => Ok(false),
-        Ok((false, false)) => {
-            let op = WriteOp::Register {
-                cert: cert.clone(),
-                token_hash: token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
-                open_registration: shared.config.registration == RegistrationPolicy::Open,
-                now_ms: shared.config.clock.now_ms(),
-            };
-            match shared.write(op).await {
-                Ok(WriteOutcome::Registered { new_account }) => Ok(new_account),
-                Ok(_) => Err(ErrorCode::Internal),
-                Err(e) => Err(store_error_code(&e)),
-            }
-        }
+        Ok((false, false)) => register(shared, conn, cert, token).await,
     };
     if result.is_err() {
         shared.forget_connection(conn_id, Some((account, device)));
+    }
+    result
+}
+
+/// Registers a device the store does not know: refused when its account
+/// has `devices_per_account_max` devices, or when it would be a new account
+/// and its source address registered `new_accounts_per_addr_per_hour`
+/// accounts this hour. (Checked with a read before the write: concurrent
+/// registrations of one account may overshoot by the writer's batch.)
+async fn register(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    cert: &DeviceCert,
+    token: Option<String>,
+) -> Result<bool, ErrorCode> {
+    let account = cert.account;
+    let limits = &shared.config.limits;
+    let addr = conn.remote_address().ip();
+    match shared.read(move |s| s.account_devices(&account)).await {
+        Err(_) => return Err(ErrorCode::Internal),
+        Ok(Some(n)) if n >= u64::from(limits.devices_per_account_max) => {
+            return Err(ErrorCode::TooLarge {
+                limit: u64::from(limits.devices_per_account_max),
+            });
+        }
+        Ok(None) if !shared.new_account_allowed(addr) => return Err(ErrorCode::RateLimited),
+        Ok(_) => {}
+    }
+    let op = WriteOp::Register {
+        cert: cert.clone(),
+        token_hash: token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
+        open_registration: shared.config.registration == RegistrationPolicy::Open,
+        now_ms: shared.config.clock.now_ms(),
+    };
+    let result = match shared.write(op).await {
+        Ok(WriteOutcome::Registered { new_account }) => Ok(new_account),
+        Ok(_) => Err(ErrorCode::Internal),
+        Err(e) => Err(store_error_code(&e)),
+    };
+    if let Ok(true) = result {
+        shared.count_in_window(
+            &shared.account_rates,
+            addr,
+            3_600_000,
+            1,
+            limits.new_accounts_per_addr_per_hour,
+        );
     }
     result
 }
@@ -976,6 +1075,17 @@ async fn mailbox_take(
     shared: &Arc<Shared>,
     slot: [u8; 32],
 ) -> Result<Response, (ErrorCode, String)> {
+    // Anyone may try a slot before authenticating: look first (a read), so
+    // an empty or expired slot costs no durable write.
+    let now = shared.config.clock.now_ms();
+    match shared.read(move |s| s.mailbox_live(&slot, now)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let e = StoreError::MailboxNotFound;
+            return Err((store_error_code(&e), e.to_string()));
+        }
+        Err(e) => return Err((store_error_code(&e), e.to_string())),
+    }
     match shared
         .write(WriteOp::MailboxTake {
             slot,

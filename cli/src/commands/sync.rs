@@ -77,6 +77,10 @@ pub(crate) struct JoinArgs {
     /// Name of this device.
     #[arg(long, default_value = "new device")]
     pub(crate) name: String,
+    /// Registration token for a relay run with `--registration token`
+    /// (needed only if the account is not registered there yet).
+    #[arg(long, env = "KITH_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub(crate) registration_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +112,18 @@ pub(crate) struct SyncArgs {
     /// Stay connected (relay or --peer): exchange changes live (Ctrl-C to stop).
     #[arg(long)]
     pub(crate) watch: bool,
+    /// Registration token for a relay run with `--registration token` (from
+    /// `kith-relay token create`); remembered (owner-only) for next time.
+    #[arg(long, env = "KITH_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub(crate) registration_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Registration token for a relay run with `--registration token` (from
+    /// `kith-relay token create`); kept (owner-only) for the first sync.
+    #[arg(long, env = "KITH_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub(crate) registration_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +136,50 @@ pub(crate) struct ServePeerArgs {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SyncFile {
     relay: Option<String>,
+    /// For the first registration at a relay with a token policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration_token: Option<String>,
+}
+
+/// The relay client settings for this data directory (its registration
+/// token, if one was given).
+fn relay_cfg(dir: &Path) -> RelayClientConfig {
+    RelayClientConfig {
+        registration_token: read_sync_file(dir).registration_token,
+        ..RelayClientConfig::default()
+    }
+}
+
+/// Keeps `token` (when given) for the registrations of later rounds.
+pub(crate) fn remember_registration_token(dir: &Path, token: Option<&str>) -> CliResult<()> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    if token.len() > 256 {
+        return Err(CliError::input("registration token is too long"));
+    }
+    let mut f = read_sync_file(dir);
+    f.registration_token = Some(token.to_owned());
+    write_sync_file(dir, &f)
+}
+
+/// Writes `sync.json` owner-only (it may hold a registration token), through
+/// a fresh exclusive temporary file renamed into place.
+fn write_sync_file(dir: &Path, f: &SyncFile) -> CliResult<()> {
+    use std::io::Write;
+    let bytes = serde_json::to_vec_pretty(f).map_err(failure)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{SYNC_FILE}.{}.{nanos}.tmp", std::process::id()));
+    let written = kith_core::private_fs::create_new_private(&tmp)
+        .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(SYNC_FILE)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 fn failure(e: impl std::fmt::Display) -> CliError {
@@ -168,12 +228,9 @@ fn read_sync_file(dir: &Path) -> SyncFile {
 }
 
 fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
-    let f = SyncFile {
-        relay: Some(addr.to_string()),
-    };
-    let bytes = serde_json::to_vec_pretty(&f).map_err(failure)?;
-    std::fs::write(dir.join(SYNC_FILE), bytes)?;
-    Ok(())
+    let mut f = read_sync_file(dir);
+    f.relay = Some(addr.to_string());
+    write_sync_file(dir, &f)
 }
 
 fn open_store(dir: &Path) -> CliResult<Store> {
@@ -399,6 +456,7 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
     let token = Token::parse(&token_text).map_err(CliError::input)?;
     let rt = runtime()?;
     kith_core::private_fs::ensure_private_dir(dir)?;
+    remember_registration_token(dir, a.registration_token.as_deref())?;
     match peer {
         Some(addr) => {
             let sock: SocketAddr = addr
@@ -456,7 +514,7 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
                     &store,
                     &id,
                     &addr,
-                    RelayClientConfig::default(),
+                    relay_cfg(dir),
                     vec![],
                     TIMEOUT_MS,
                     |_| {},
@@ -589,7 +647,7 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                 &store,
                 &id,
                 &addr,
-                RelayClientConfig::default(),
+                relay_cfg(dir),
                 vec![kith_net::relay::Extra::Revoke(revocation)],
                 TIMEOUT_MS,
                 |_| {},
@@ -724,6 +782,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
     }
     let addr = relay_from(dir, a.relay.as_deref())?;
     remember_relay(dir, &addr)?;
+    remember_registration_token(dir, a.registration_token.as_deref())?;
     if a.watch {
         if !json {
             out.line(format!("Watching {addr} (Ctrl-C to stop)"))?;
@@ -745,7 +804,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
                     &store,
                     &id,
                     &addr,
-                    RelayClientConfig::default(),
+                    relay_cfg(dir),
                     kith_net::WatchOptions::default(),
                     &mut local_rx,
                     &mut stop_rx,
@@ -776,7 +835,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             &store,
             &id,
             &addr,
-            RelayClientConfig::default(),
+            relay_cfg(dir),
             vec![],
             TIMEOUT_MS,
             |e| {

@@ -336,4 +336,14 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// (after a full disk, a failing device). A backend that recovers from
     /// I/O errors by reopening does so here too.
     fn probe_write(&self) -> Result<(), StoreError>;
+
+    /// Whether `slot` holds a blob that has not expired at `now_ms`: a read,
+    /// so that taking an empty slot (which anyone may try, unauthenticated)
+    /// costs no durable write.
+    fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Devices registered to `account`, or `None` when the account does not
+    /// exist (what the relay checks before a registration: the device cap,
+    /// and the new-account rate per source address).
+    fn account_devices(&self, account: &AccountId) -> Result<Option<u64>, StoreError>;
 }

@@ -774,6 +774,30 @@ impl RelayStore for RedbStore {
         results
     }
 
+    fn account_devices(&self, account: &AccountId) -> Result<Option<u64>, StoreError> {
+        const OP: &str = "account devices";
+        let txn = self.read_txn(OP)?;
+        let accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+        if accounts.get(account.0).map_err(backend(OP))?.is_none() {
+            return Ok(None);
+        }
+        let devices = txn.open_table(DEVICES).map_err(backend(OP))?;
+        let n = devices
+            .range((account.0, [0u8; 32])..=(account.0, [0xffu8; 32]))
+            .map_err(backend(OP))?
+            .count();
+        Ok(Some(n as u64))
+    }
+
+    fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError> {
+        const OP: &str = "mailbox peek";
+        let txn = self.read_txn(OP)?;
+        let t = txn.open_table(MAILBOX).map_err(backend(OP))?;
+        Ok(t.get(*slot)
+            .map_err(backend(OP))?
+            .is_some_and(|g| expiry(g.value()) > now_ms))
+    }
+
     fn probe_write(&self) -> Result<(), StoreError> {
         const OP: &str = "probe write";
         let r = self.with_db(OP, |db| {

@@ -299,3 +299,128 @@ async fn a_client_that_never_reads_stalls_only_itself() {
         t0.elapsed()
     );
 }
+
+/// Waits (bounded) until the relay's start-up sweep committed, then returns
+/// the committed write-op count: the baseline a test compares against.
+async fn settled_commit_ops(relay: &TestRelay) -> u64 {
+    use std::sync::atomic::Ordering;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = relay.metrics.commit_ops_total.load(Ordering::SeqCst);
+        if n >= 2 {
+            return n;
+        }
+        assert!(std::time::Instant::now() < deadline, "the start-up sweep never ran");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Taking empty or unknown mailbox slots before authenticating writes
+/// nothing durable, and one source address gets a per-minute allowance over
+/// all its connections (opening more connections does not multiply it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_takes_write_nothing_and_are_limited_per_address() {
+    use std::sync::atomic::Ordering;
+    let mut config = kith_relay::RelayConfig::default();
+    config.limits.unauth_requests_per_addr_per_minute = 40;
+    let relay = TestRelay::temp(config);
+    let before = settled_commit_ops(&relay).await;
+    let mut answered = 0;
+    let mut limited = false;
+    'conns: for _ in 0..10 {
+        let mut c = relay.hello().await;
+        for _ in 0..8 {
+            match c
+                .request(kith_protocol::Request::MailboxTake { slot: rand_bytes() })
+                .await
+            {
+                Err(e) if e.code() == Some(&ErrorCode::MailboxNotFound) => answered += 1,
+                Err(e) if e.code() == Some(&ErrorCode::RateLimited) => {
+                    limited = true;
+                    break 'conns;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(answered, 40, "exactly the per-address allowance");
+    assert!(limited, "the 41st request from the address is refused");
+    assert_eq!(
+        relay.metrics.commit_ops_total.load(Ordering::SeqCst),
+        before,
+        "no durable write for empty slots"
+    );
+    relay.assert_alive().await;
+    relay.stop().await.unwrap();
+}
+
+/// The figure for docs/RELAY.md: how many unauthenticated takes of empty
+/// slots one client gets answered per second, none of them a durable write.
+#[allow(clippy::print_stderr)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_take_rate_without_durable_writes() {
+    use std::sync::atomic::Ordering;
+    let mut config = kith_relay::RelayConfig::default();
+    config.limits.unauth_requests_per_addr_per_minute = u32::MAX;
+    config.limits.unauth_requests_max = u32::MAX;
+    let relay = TestRelay::temp(config);
+    let before = settled_commit_ops(&relay).await;
+    let mut c = relay.hello().await;
+    const N: u32 = 2_000;
+    let t0 = std::time::Instant::now();
+    for _ in 0..N {
+        let r = c
+            .request(kith_protocol::Request::MailboxTake { slot: rand_bytes() })
+            .await;
+        assert_eq!(code_of(r), ErrorCode::MailboxNotFound);
+    }
+    let per_s = f64::from(N) / t0.elapsed().as_secs_f64();
+    eprintln!("unauthenticated empty-slot takes: {per_s:.0}/s, durable writes: 0");
+    assert_eq!(relay.metrics.commit_ops_total.load(Ordering::SeqCst), before);
+    relay.stop().await.unwrap();
+}
+
+/// An account cannot register more than `devices_per_account_max` devices,
+/// and one source address cannot register more than
+/// `new_accounts_per_addr_per_hour` new accounts (both refused with a
+/// message saying why; registered devices keep working).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_per_account_and_new_accounts_per_address_are_capped() {
+    let mut config = kith_relay::RelayConfig::default();
+    config.limits.devices_per_account_max = 3;
+    config.limits.new_accounts_per_addr_per_hour = 2;
+    let relay = TestRelay::temp(config);
+    let a = Account::new();
+    let devices: Vec<_> = (0..4).map(|i| a.device(&format!("d{i}"))).collect();
+    for d in &devices[..3] {
+        relay.connect(d).await.push(d.entries(1, 1)).await.unwrap();
+    }
+    let mut c = relay.hello().await;
+    let fourth = &devices[3];
+    let r = c.auth(&fourth.key, &fourth.cert, None).await;
+    assert!(
+        matches!(code_of(r), ErrorCode::TooLarge { limit: 3 }),
+        "the fourth device is refused"
+    );
+    // Registered devices still connect (no registration write needed).
+    relay.connect(&devices[0]).await.push(devices[0].entries(2, 2)).await.unwrap();
+
+    // `a` was the first new account from 127.0.0.1; one more is allowed.
+    let b = Account::new().device("b");
+    relay.connect(&b).await.push(b.entries(1, 1)).await.unwrap();
+    let third = Account::new().device("c");
+    let mut c = relay.hello().await;
+    assert_eq!(
+        code_of(c.auth(&third.key, &third.cert, None).await),
+        ErrorCode::RateLimited
+    );
+    // The relay still serves the registered devices.
+    let r = relay
+        .connect(&devices[1])
+        .await
+        .request(kith_protocol::Request::Ping)
+        .await
+        .unwrap();
+    assert_eq!(r, kith_protocol::Response::Pong);
+    relay.stop().await.unwrap();
+}
