@@ -183,8 +183,10 @@ fn check_cert(
     Ok(())
 }
 
-/// Verifies, decrypts and decodes one entry of this account.
-pub(crate) fn open_entry(
+/// Verifies, decrypts and decodes one entry of this account (what the
+/// receive path does before it applies or quarantines an entry; public for
+/// the `sealed_entry_open` fuzz target).
+pub fn open_entry(
     id: &DeviceIdentity,
     e: &SealedEntry,
 ) -> Result<EntryPayload, UnsealError> {
