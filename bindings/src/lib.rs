@@ -34,7 +34,7 @@ pub use account::{AccountInfo, DEVICE_NAME_CHARS_MAX, Device, KithKeyStore, Pair
 pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;
-pub use kith::{Kith, PAGE_LIMIT_MAX};
+pub use kith::{Kith, PAGE_LIMIT_MAX, StoreCheckReport};
 pub use listener::{ChangeSummary, KithListener, SyncState};
 pub use meetings::*;
 pub use sync::{QuarantinedEntry, SyncReport, SyncStatus};

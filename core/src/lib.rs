@@ -42,5 +42,6 @@ pub use ops::{
     TimelineQuery,
 };
 pub use store::{
-    CompactionPolicy, DocMeta, RemoteApplied, RemoteChanges, SnapshotInstalled, Store, TableSize,
+    CompactionPolicy, DocMeta, IndexTableCheck, RemoteApplied, RemoteChanges, SnapshotInstalled,
+    Store, StoreCheck, TableSize,
 };

@@ -137,6 +137,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         Command::Goal(c) => misc::goal(ctx, c),
         Command::Settings(c) => misc::settings(ctx, c),
         Command::Reindex => misc::reindex(ctx),
+        Command::Check => misc::check(ctx),
         Command::Insights => insights::insights(ctx),
         Command::Import(c) => transfer::import(ctx, c),
         Command::Export(a) => transfer::export(ctx, a),

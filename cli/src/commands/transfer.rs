@@ -399,6 +399,42 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// A new backup's passphrase: `KITH_PASSPHRASE`; else, on a terminal, typed
+/// twice without echo (the two must match); else the first line of stdin.
+/// Too easy to guess (zxcvbn) is an input error, before anything is read
+/// from the store.
+fn new_passphrase() -> CliResult<String> {
+    use std::io::IsTerminal;
+    let pass = if std::env::var_os("KITH_PASSPHRASE").is_none() && std::io::stdin().is_terminal()
+    {
+        let read = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| CliError::input(format!("cannot read the passphrase: {e}")))
+        };
+        let first = read("Backup passphrase: ")?;
+        let again = read("Again, to confirm: ")?;
+        if first != again {
+            return Err(CliError::input("the two passphrases differ; nothing was written"));
+        }
+        first
+    } else {
+        passphrase()?
+    };
+    kith_core::backup::check_passphrase_strength(&pass).map_err(CliError::input)?;
+    Ok(pass)
+}
+
+/// The passphrase of an existing backup: `KITH_PASSPHRASE`; else, on a
+/// terminal, typed once without echo; else the first line of stdin.
+fn existing_passphrase() -> CliResult<String> {
+    use std::io::IsTerminal;
+    if std::env::var_os("KITH_PASSPHRASE").is_none() && std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Backup passphrase: ")
+            .map_err(|e| CliError::input(format!("cannot read the passphrase: {e}")));
+    }
+    passphrase()
+}
+
 /// The passphrase: `KITH_PASSPHRASE`, else the first line of stdin.
 fn passphrase() -> CliResult<String> {
     if let Ok(p) = std::env::var("KITH_PASSPHRASE") {
@@ -430,7 +466,7 @@ pub(super) fn backup(ctx: &mut Ctx, a: BackupArgs) -> CliResult<()> {
             a.file.display()
         )));
     }
-    let pass = passphrase()?;
+    let pass = new_passphrase()?;
     let params = BackupParams {
         memory_kib: a.kdf.kdf_memory_kib,
         iterations: a.kdf.kdf_iterations,
@@ -485,7 +521,7 @@ pub(crate) fn restore(dir: &Path, a: RestoreArgs, json: bool, out: &mut Out) -> 
         )));
     }
     let bytes = read_input(&a.file, kith_core::backup::BACKUP_SIZE_BYTES_MAX)?;
-    let pass = passphrase()?;
+    let pass = existing_passphrase()?;
     let restored = restore_store_with_key_file(dir, &pass, &bytes).map_err(backup_error)?;
     let keys = restored.keys.is_some();
     let store: Store = restored.store;
