@@ -548,7 +548,8 @@ impl Kith {
     /// runtime that pushes every local write at once, receives other
     /// devices' changes live (`on_change`), and reconnects with backoff
     /// (`Retrying`). Returns at once; the state goes to the listeners.
-    /// `suspend()` and `close()` stop it; after `resume()` call it again.
+    /// It stops when the store is released or closed, and starts again when a
+    /// handle comes back to the foreground.
     pub fn start_sync(&self) -> KithResult<()> {
         guard("start_sync", || {
             let id = self.identity()?;

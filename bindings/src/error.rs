@@ -2,7 +2,7 @@
 //!
 //! Every engine error is mapped here to the case that tells the app what to do:
 //! show a "not found" state, highlight the named input field, tell the user the
-//! storage failed, retry after `resume()`, retry when online, re-pair, or
+//! storage failed, retry after `enter_foreground()`, retry when online, re-pair, or
 //! resolve a conflict. `Internal` is a bug (a caught panic included); the
 //! message says what happened, and the store is left as it was.
 //!
@@ -35,8 +35,9 @@ pub enum KithError {
         /// The underlying error, for the user or a log.
         reason: String,
     },
-    /// The store is locked: another process holds it, or this handle is
-    /// suspended or closed (call `resume()`, or open it again).
+    /// The store is locked: another process holds it, or it is released (no
+    /// handle in the foreground: call `enter_foreground()`), or this handle is
+    /// closed (open it again).
     #[error("store unavailable: {reason}")]
     Locked {
         /// Which of these it is.

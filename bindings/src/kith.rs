@@ -1,22 +1,29 @@
 //! The `Kith` object: the app's handle on one store directory.
 //!
-//! It owns the engine (`kith_core::Store`) behind a mutex: redb allows one
+//! Every handle opened on one folder in this process shares one [`Engine`]
+//! (a registry keyed by the canonical path, held weakly, so the engine ends
+//! with its last handle): the store, the listeners, the key store and the
+//! sync hub. The engine owns `kith_core::Store` behind a mutex: redb allows one
 //! writer, and the store's methods take `&mut self`, so foreign threads
 //! calling at once are serialised here, never inside the engine. The store
 //! is an `Arc<Mutex<Store>>` inside a slot mutex: foreign calls lock the slot
 //! then the store; sync tasks on Kith's runtime ([`crate::sync`]) hold a
-//! clone of the `Arc` and lock only the store, one step at a time. The slot
-//! carries the phone lifecycle: `suspend()` stops sync, waits (bounded) until
-//! the sync tasks let go of the store, and closes it (releasing redb's file
-//! lock, which iOS requires of a suspended app); `resume()` reopens it; calls
-//! in between fail with `KithError::Locked`.
+//! clone of the `Arc` and lock only the store, one step at a time.
+//!
+//! The phone lifecycle is a counted lease: each handle is in the foreground
+//! or the background. When no handle is in the foreground, the engine stops
+//! sync, waits (bounded) until the sync tasks let go of the store, and closes
+//! it (releasing redb's file lock, which iOS requires of a suspended app);
+//! calls then fail with `KithError::Locked` until a handle comes back to the
+//! foreground (or a new one opens), which reopens the store and restarts sync
+//! if it ran. The last handle's `close()` closes the store for good.
 //!
 //! Each exported method: run under the panic guard, parse the foreign input,
 //! lock the slot, call the engine, map errors, unlock, then (for writes)
 //! notify the listeners with what changed and poke background sync.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use kith_core::identity::{FileKeyStore, KeyStore};
@@ -42,10 +49,13 @@ use crate::types::{
 /// and a bound keeps one call's memory and time predictable.
 pub const PAGE_LIMIT_MAX: u32 = 1_000;
 
-/// How long `suspend()`/`close()` wait for sync tasks to let go of the store,
+/// How long releasing or closing the store waits for sync tasks to let go of it,
 /// and after how much of it they abort them.
 const RELEASE_WAIT_MS: u64 = 5_000;
 const RELEASE_ABORT_AFTER_MS: u64 = 1_500;
+/// Longest wait `open_waiting` allows for another process's lock: an extension has seconds,
+/// not minutes, before the system ends it.
+pub(crate) const LOCK_WAIT_MS_MAX: u64 = 10_000;
 
 enum Slot {
     Open(SharedStore),
@@ -53,23 +63,77 @@ enum Slot {
     Closed,
 }
 
-/// An open Kith store: contacts, interactions, follow-ups, projects, goals,
-/// and this device's account and sync.
-#[derive(uniffi::Object)]
-pub struct Kith {
+/// What one store folder has in this process, shared by every [`Kith`] handle opened on it:
+/// the engine, the listeners, the key store and sync. Handles hold it through an `Arc`; the
+/// registry ([`ENGINES`]) holds it weakly, so it ends with its last handle.
+pub(crate) struct Engine {
     data_dir: PathBuf,
     slot: Mutex<Slot>,
+    listeners: Arc<Listeners>,
+    keys: Arc<dyn KeyStore>,
+    sync: Arc<SyncHub>,
+    leases: Mutex<Leases>,
+}
+
+/// The counted lease: handles open on the engine, and how many of them are in the foreground.
+/// The store stays open while at least one handle is in the foreground, and is released
+/// (sync stopped, file lock freed) when none is.
+#[derive(Debug, Default)]
+struct Leases {
+    handles: usize,
+    foreground: usize,
+    /// Background sync ran when the store was released: restart it on the way back.
+    sync_on_return: bool,
+}
+
+/// Live engines by canonical folder.
+static ENGINES: Mutex<Vec<(PathBuf, Weak<Engine>)>> = Mutex::new(Vec::new());
+
+/// Where one handle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandleState {
+    Foreground,
+    Background,
+    Closed,
+}
+
+/// An open Kith store: contacts, interactions, follow-ups, projects, goals,
+/// and this device's account and sync.
+///
+/// A handle: every `Kith` opened on the same folder in one process shares one engine (writes
+/// through one are seen, and heard by the listeners, through all), so a WorkManager worker or
+/// a background task may open its own. Each handle is a lease on the open store (see
+/// `enter_background`).
+#[derive(uniffi::Object)]
+pub struct Kith {
+    engine: Arc<Engine>,
+    /// The engine's listeners, key store and sync, shared (cloned `Arc`s).
     pub(crate) listeners: Arc<Listeners>,
     /// Where this device's key material lives (file or the app's keychain).
     pub(crate) keys: Arc<dyn KeyStore>,
-    pub(crate) sync: SyncHub,
+    pub(crate) sync: Arc<SyncHub>,
+    state: Mutex<HandleState>,
+    /// Listeners registered through this handle, removed when it closes.
+    own_listeners: Mutex<Vec<u64>>,
 }
 
 impl Drop for Kith {
     fn drop(&mut self) {
-        // The background loop holds the store: let it end with the handle.
+        // A handle dropped without close() gives its lease back like close() does.
+        let _ = self.close_handle();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The background loop holds the store: let it end with the engine.
         let _ = self.sync.stop_all();
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // None of these guards holds an invariant a panic could break halfway.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Waits until `store` is the last handle on the store, then closes it. A
@@ -109,8 +173,9 @@ fn release(mut store: SharedStore, task: Option<tokio::task::JoinHandle<()>>) ->
 impl std::fmt::Debug for Kith {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kith")
-            .field("data_dir", &self.data_dir)
-            .field("listeners", &self.listeners)
+            .field("data_dir", &self.engine.data_dir)
+            .field("state", &*lock(&self.state))
+            .field("listeners", &self.engine.listeners)
             .finish_non_exhaustive()
     }
 }
@@ -125,46 +190,18 @@ fn check_limit(limit: u32) -> KithResult<usize> {
     Ok(limit as usize)
 }
 
-impl Kith {
-    /// A handle over an already open store (a restored backup).
-    pub(crate) fn from_store(data_dir: PathBuf, store: Store) -> Kith {
-        let keys: Arc<dyn KeyStore> = Arc::new(FileKeyStore::in_dir(&data_dir));
-        Kith::with_parts(data_dir, store, keys)
-    }
-
-    /// A handle over an already open store whose keys live in `keys`.
-    pub(crate) fn from_store_with_keys(
-        data_dir: PathBuf,
-        store: Store,
-        keys: Arc<dyn KeyStore>,
-    ) -> Kith {
-        Kith::with_parts(data_dir, store, keys)
-    }
-
-    fn with_parts(data_dir: PathBuf, store: Store, keys: Arc<dyn KeyStore>) -> Kith {
+impl Engine {
+    fn new(data_dir: PathBuf, store: Store, keys: Arc<dyn KeyStore>) -> Engine {
         let listeners = Arc::new(Listeners::default());
         let state = Kith::initial_sync_state(&data_dir, keys.as_ref());
-        Kith {
-            sync: SyncHub::new(Arc::clone(&listeners), state),
+        Engine {
+            sync: Arc::new(SyncHub::new(Arc::clone(&listeners), state)),
             data_dir,
             slot: Mutex::new(Slot::Open(Arc::new(Mutex::new(store)))),
             listeners,
             keys,
+            leases: Mutex::new(Leases::default()),
         }
-    }
-
-    fn open_with(data_dir: String, keys: Option<Arc<dyn KeyStore>>) -> KithResult<Arc<Kith>> {
-        if data_dir.trim().is_empty() {
-            return Err(KithError::invalid("data_dir", "must not be empty"));
-        }
-        let path = PathBuf::from(data_dir);
-        let store = Store::open(&path)?;
-        let keys = keys.unwrap_or_else(|| Arc::new(FileKeyStore::in_dir(&path)));
-        Ok(Arc::new(Kith::with_parts(path, store, keys)))
-    }
-
-    pub(crate) fn data_dir_path(&self) -> &Path {
-        &self.data_dir
     }
 
     fn slot(&self) -> MutexGuard<'_, Slot> {
@@ -195,7 +232,7 @@ impl Kith {
         };
         // Releasing the old store first frees its file lock.
         if let Err(e) = release(store, self.sync.stop_all()) {
-            // Left suspended: calls fail with `Locked`; `resume()` retries.
+            // Left released: calls fail with `Locked`; the next foreground retries.
             tracing::error!("reloading the store after a panic failed: {e}");
             return;
         }
@@ -205,15 +242,212 @@ impl Kith {
         }
     }
 
-    /// The store as sync tasks share it, or `Locked` when suspended/closed.
-    pub(crate) fn shared_store(&self) -> KithResult<SharedStore> {
+    /// The store as sync tasks share it, or `Locked` when released/closed.
+    fn engine_store(&self) -> KithResult<SharedStore> {
         match &*self.slot() {
             Slot::Open(store) => Ok(Arc::clone(store)),
-            Slot::Suspended => Err(KithError::locked(
-                "the store is suspended (call resume() first)",
-            )),
+            Slot::Suspended => Err(released()),
             Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
         }
+    }
+
+    /// Gives the store back: stops sync (remembering whether it ran) and closes the file, so
+    /// another process may open it. `closing`: for good (the last handle closed).
+    fn let_go(&self, closing: bool) -> KithResult<()> {
+        let (store, task) = {
+            let mut slot = self.slot();
+            let running = self.sync.is_running();
+            let task = self.sync.stop_all();
+            let next = if closing {
+                Slot::Closed
+            } else {
+                Slot::Suspended
+            };
+            match std::mem::replace(&mut *slot, next) {
+                Slot::Open(store) => {
+                    lock(&self.leases).sync_on_return = running;
+                    (store, task)
+                }
+                Slot::Suspended | Slot::Closed => return Ok(()),
+            }
+        };
+        // Waited for without the slot lock: a sync task's listener that
+        // calls back in gets `Locked` at once instead of blocking the wait.
+        release(store, task)?;
+        tracing::info!(
+            data_dir = %self.data_dir.display(),
+            "{}",
+            if closing { "store closed" } else { "store released (no handle in the foreground)" }
+        );
+        Ok(())
+    }
+
+    /// Takes the store again after [`Engine::let_go`]; returns whether background sync ran
+    /// before and should start again.
+    fn retake(&self) -> KithResult<bool> {
+        let mut slot = self.slot();
+        match &*slot {
+            Slot::Open(_) => Ok(false),
+            Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
+            Slot::Suspended => {
+                let store = Store::open(&self.data_dir)?;
+                *slot = Slot::Open(Arc::new(Mutex::new(store)));
+                tracing::info!(data_dir = %self.data_dir.display(), "store taken again");
+                Ok(std::mem::take(&mut lock(&self.leases).sync_on_return))
+            }
+        }
+    }
+
+    /// Whether the store is released (no handle in the foreground).
+    fn is_released(&self) -> bool {
+        matches!(*self.slot(), Slot::Suspended)
+    }
+}
+
+fn released() -> KithError {
+    KithError::locked(
+        "the store is released while no handle is in the foreground (call enter_foreground())",
+    )
+}
+
+impl Kith {
+    /// A handle over an already open store (a restored backup).
+    pub(crate) fn from_store(data_dir: PathBuf, store: Store) -> KithResult<Arc<Kith>> {
+        let keys: Arc<dyn KeyStore> = Arc::new(FileKeyStore::in_dir(&data_dir));
+        Kith::with_parts(data_dir, store, keys)
+    }
+
+    /// A handle over an already open store whose keys live in `keys`.
+    pub(crate) fn from_store_with_keys(
+        data_dir: PathBuf,
+        store: Store,
+        keys: Arc<dyn KeyStore>,
+    ) -> KithResult<Arc<Kith>> {
+        Kith::with_parts(data_dir, store, keys)
+    }
+
+    /// A handle on a new engine over `store` (which the caller opened: no engine exists for
+    /// the folder), registered for later opens to share.
+    fn with_parts(
+        data_dir: PathBuf,
+        store: Store,
+        keys: Arc<dyn KeyStore>,
+    ) -> KithResult<Arc<Kith>> {
+        let key = canonical(&data_dir)?;
+        let engine = Arc::new(Engine::new(data_dir, store, keys));
+        let mut engines = lock(&ENGINES);
+        engines.retain(|(_, e)| e.strong_count() > 0);
+        engines.push((key, Arc::downgrade(&engine)));
+        Ok(Kith::handle(engine))
+    }
+
+    fn handle(engine: Arc<Engine>) -> Arc<Kith> {
+        {
+            let mut l = lock(&engine.leases);
+            l.handles += 1;
+            l.foreground += 1;
+        }
+        Arc::new(Kith {
+            listeners: Arc::clone(&engine.listeners),
+            keys: Arc::clone(&engine.keys),
+            sync: Arc::clone(&engine.sync),
+            engine,
+            state: Mutex::new(HandleState::Foreground),
+            own_listeners: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The live engine of `dir` in this process, if any.
+    fn engine_of(dir: &Path) -> KithResult<Option<Arc<Engine>>> {
+        let key = canonical(dir)?;
+        let engines = lock(&ENGINES);
+        Ok(engines
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .find_map(|(_, e)| e.upgrade()))
+    }
+
+    fn open_with(
+        data_dir: String,
+        keys: Option<Arc<dyn KeyStore>>,
+        lock_wait_ms: u64,
+    ) -> KithResult<Arc<Kith>> {
+        if data_dir.trim().is_empty() {
+            return Err(KithError::invalid("data_dir", "must not be empty"));
+        }
+        let path = PathBuf::from(data_dir);
+        // Serialises opens: two threads opening one folder get one engine.
+        let _opening = lock(&OPENING);
+        if let Some(engine) = Kith::engine_of(&path)? {
+            let restart_sync = engine.retake()?;
+            let handle = Kith::handle(engine);
+            if restart_sync {
+                handle.restart_sync();
+            }
+            return Ok(handle);
+        }
+        let store = Store::open_waiting(&path, lock_wait_ms)?;
+        let keys = keys.unwrap_or_else(|| Arc::new(FileKeyStore::in_dir(&path)));
+        tracing::info!(data_dir = %path.display(), "store opened");
+        Kith::with_parts(path, store, keys)
+    }
+
+    /// Background sync ran when the store was released: start it again (failures are logged;
+    /// the app sees them in `sync_status`).
+    fn restart_sync(&self) {
+        if let Err(e) = self.start_sync() {
+            tracing::warn!(error = %e, "background sync did not restart");
+        }
+    }
+
+    pub(crate) fn data_dir_path(&self) -> &Path {
+        &self.engine.data_dir
+    }
+
+    /// This handle's state, or `Locked` once it is closed.
+    fn live(&self) -> KithResult<HandleState> {
+        match *lock(&self.state) {
+            HandleState::Closed => Err(KithError::locked(
+                "this handle is closed (open the store again)",
+            )),
+            s => Ok(s),
+        }
+    }
+
+    /// Ends this handle's lease: the store closes with the last handle, and is released when
+    /// no handle remains in the foreground.
+    fn close_handle(&self) -> KithResult<()> {
+        let was = std::mem::replace(&mut *lock(&self.state), HandleState::Closed);
+        if was == HandleState::Closed {
+            return Ok(());
+        }
+        for h in std::mem::take(&mut *lock(&self.own_listeners)) {
+            self.engine.listeners.remove(h);
+        }
+        let (last, none_in_front) = {
+            let mut l = lock(&self.engine.leases);
+            l.handles = l.handles.saturating_sub(1);
+            if was == HandleState::Foreground {
+                l.foreground = l.foreground.saturating_sub(1);
+            }
+            (l.handles == 0, l.foreground == 0)
+        };
+        if last {
+            // Unregistered first: an open racing this close starts a fresh engine.
+            lock(&ENGINES).retain(|(_, e)| !std::ptr::eq(e.as_ptr(), Arc::as_ptr(&self.engine)));
+            self.engine.let_go(true)
+        } else if none_in_front {
+            self.engine.let_go(false)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The store as sync tasks share it, or `Locked` when this handle is closed or the store
+    /// is released.
+    pub(crate) fn shared_store(&self) -> KithResult<SharedStore> {
+        self.live()?;
+        self.engine.engine_store()
     }
 
     /// After a local write: tell the listeners, and let background sync push it.
@@ -222,17 +456,17 @@ impl Kith {
         self.sync.local_write();
     }
 
-    /// Runs `f` on the open store, or fails with `Locked` when suspended/closed.
+    /// Runs `f` on the open store, or fails with `Locked` when this handle is closed or the
+    /// store is released.
     pub(crate) fn with_store<T>(
         &self,
         f: impl FnOnce(&mut Store) -> KithResult<T>,
     ) -> KithResult<T> {
-        let slot = self.slot();
+        self.live()?;
+        let slot = self.engine.slot();
         match &*slot {
             Slot::Open(store) => f(&mut store.lock().unwrap_or_else(PoisonError::into_inner)),
-            Slot::Suspended => Err(KithError::locked(
-                "the store is suspended (call resume() first)",
-            )),
+            Slot::Suspended => Err(released()),
             Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
         }
     }
@@ -249,22 +483,36 @@ impl Kith {
     }
 }
 
+/// Held while a handle is being opened (see [`Kith::open_with`]).
+static OPENING: Mutex<()> = Mutex::new(());
+
+/// The key under which a folder's engine is registered: its canonical path (created when
+/// missing, as opening creates it anyway), so `dir` and `dir/../dir` share one engine.
+fn canonical(dir: &Path) -> KithResult<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| dir.canonicalize())
+        .map_err(|e| KithError::Storage {
+            reason: format!("cannot use {} as a data directory: {e}", dir.display()),
+        })
+}
+
 #[uniffi::export]
 impl Kith {
     // ------------------------------------------------------------ lifecycle
 
-    /// Opens (creating when missing) the store in `data_dir`. The store
-    /// opens for reading and takes the file's exclusive lock at its first
-    /// write: `open` fails with `Locked` while another handle (or process)
-    /// holds it for writing, and a write fails with `Locked` while another
-    /// handle has the file open.
+    /// Opens (creating when missing) the store in `data_dir`, or a new handle on it when this
+    /// process has it open already (every handle shares one engine: see `Kith`). Another
+    /// process holding the store for writing (an app extension) makes writes fail with
+    /// `Locked`; `open_waiting` waits for it instead.
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> KithResult<Arc<Kith>> {
-        guard("open", || Kith::open_with(data_dir, None))
+        guard("open", || Kith::open_with(data_dir, None, 0))
     }
 
     /// Like `open`, with this device's key material kept by the app's
     /// `key_store` (Keychain, Keystore) instead of `keys.json` in `data_dir`.
+    /// A handle on a store this process has open already uses the key store that first
+    /// opened it.
     #[uniffi::constructor]
     pub fn open_with_key_store(
         data_dir: String,
@@ -274,74 +522,118 @@ impl Kith {
             Kith::open_with(
                 data_dir,
                 Some(Arc::new(crate::account::ForeignKeyStore(key_store))),
+                0,
             )
+        })
+    }
+
+    /// For share sheets, widgets and notification services (another process than the app):
+    /// opens the store like `open`, and each later write waits up to `lock_wait_ms` (at most
+    /// 10,000) while the main app holds the store, instead of failing with `Locked` at once.
+    /// Close it as soon as the work is done: the main app waits for it the same way.
+    #[uniffi::constructor]
+    pub fn open_waiting(data_dir: String, lock_wait_ms: u64) -> KithResult<Arc<Kith>> {
+        guard("open_waiting", || {
+            if lock_wait_ms > LOCK_WAIT_MS_MAX {
+                return Err(KithError::invalid(
+                    "lock_wait_ms",
+                    format!("must be at most {LOCK_WAIT_MS_MAX}"),
+                ));
+            }
+            Kith::open_with(data_dir, None, lock_wait_ms)
         })
     }
 
     /// The directory this store lives in.
     pub fn data_dir(&self) -> String {
-        self.data_dir.display().to_string()
+        self.engine.data_dir.display().to_string()
     }
 
-    /// Stops sync and closes the store, releasing its file lock. Later calls
-    /// fail with `Locked`; closing twice is fine.
+    /// Closes this handle: its listeners are removed, and later calls on it fail with
+    /// `Locked`. The store itself (sync, the file lock) closes with the last handle, and is
+    /// released when no other handle is in the foreground. Closing twice is fine.
     pub fn close(&self) -> KithResult<()> {
-        guard("close", || {
-            let (store, task) = {
-                let mut slot = self.slot();
-                let task = self.sync.stop_all();
-                match std::mem::replace(&mut *slot, Slot::Closed) {
-                    Slot::Open(store) => (store, task),
-                    Slot::Suspended | Slot::Closed => return Ok(()),
-                }
-            };
-            // Waited for without the slot lock: a sync task's listener that
-            // calls back in gets `Locked` at once instead of blocking the wait.
-            release(store, task)
-        })
+        guard("close", || self.close_handle())
     }
 
-    /// Stops sync (the loop and any running round) and releases the store's
-    /// file lock while the app is in the background (iOS kills suspended
-    /// apps that hold one). Idempotent. After `resume()`, call
-    /// `start_sync()` again.
-    pub fn suspend(&self) -> KithResult<()> {
-        guard("suspend", || {
-            let (store, task) = {
-                let mut slot = self.slot();
-                let task = self.sync.stop_all();
-                match std::mem::replace(&mut *slot, Slot::Suspended) {
-                    Slot::Open(store) => (store, task),
-                    Slot::Suspended => return Ok(()),
-                    Slot::Closed => {
-                        *slot = Slot::Closed;
-                        return Err(KithError::locked("the store is closed (open it again)"));
+    /// The app (or this handle's worker) went to the background: this handle gives back its
+    /// lease. When no handle of the process is in the foreground any more, background sync
+    /// stops and the store's file lock is released (iOS kills suspended apps that hold one),
+    /// on Kith's runtime: the caller awaits it and never blocks its thread. Calls on any
+    /// handle then fail with `Locked` until one comes back with `enter_foreground`. Another
+    /// handle in the foreground (a WorkManager worker) keeps the store open and syncing.
+    /// Idempotent.
+    pub async fn enter_background(self: Arc<Self>) -> KithResult<()> {
+        run_blocking("enter_background", move || {
+            let none_in_front = {
+                let mut state = lock(&self.state);
+                match *state {
+                    HandleState::Closed => {
+                        return Err(KithError::locked(
+                            "this handle is closed (open the store again)",
+                        ));
                     }
+                    HandleState::Background => return Ok(()),
+                    HandleState::Foreground => *state = HandleState::Background,
                 }
+                let mut l = lock(&self.engine.leases);
+                l.foreground = l.foreground.saturating_sub(1);
+                l.foreground == 0
             };
-            release(store, task)
+            if none_in_front {
+                self.engine.let_go(false)
+            } else {
+                Ok(())
+            }
         })
+        .await
     }
 
-    /// Retakes the store after `suspend()`. Idempotent.
-    pub fn resume(&self) -> KithResult<()> {
-        guard("resume", || {
-            let mut slot = self.slot();
-            match &*slot {
-                Slot::Open(_) => Ok(()),
-                Slot::Closed => Err(KithError::locked("the store is closed (open it again)")),
-                Slot::Suspended => {
-                    let store = Store::open(&self.data_dir)?;
-                    *slot = Slot::Open(Arc::new(Mutex::new(store)));
+    /// Back in the foreground: this handle takes its lease again, the store reopens if it was
+    /// released, and background sync restarts if it ran when the store was released.
+    /// Idempotent.
+    pub async fn enter_foreground(self: Arc<Self>) -> KithResult<()> {
+        run_blocking("enter_foreground", move || {
+            {
+                let mut state = lock(&self.state);
+                match *state {
+                    HandleState::Closed => {
+                        return Err(KithError::locked(
+                            "this handle is closed (open the store again)",
+                        ));
+                    }
+                    HandleState::Foreground => return Ok(()),
+                    HandleState::Background => *state = HandleState::Foreground,
+                }
+                lock(&self.engine.leases).foreground += 1;
+            }
+            match self.engine.retake() {
+                Ok(true) => {
+                    self.restart_sync();
                     Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => {
+                    // Still in the background as far as the lease goes: a retry counts once.
+                    *lock(&self.state) = HandleState::Background;
+                    let mut l = lock(&self.engine.leases);
+                    l.foreground = l.foreground.saturating_sub(1);
+                    Err(e)
                 }
             }
         })
+        .await
     }
 
-    /// Whether the store is suspended.
-    pub fn is_suspended(&self) -> bool {
-        matches!(*self.slot(), Slot::Suspended)
+    /// Whether this handle is in the foreground (open and not sent to the background).
+    pub fn is_in_foreground(&self) -> bool {
+        *lock(&self.state) == HandleState::Foreground
+    }
+
+    /// Whether the store is released: no handle of this process is in the foreground, so
+    /// calls fail with `Locked` and another process may open it.
+    pub fn is_released(&self) -> bool {
+        self.engine.is_released()
     }
 
     // ------------------------------------------------------------ listeners
@@ -350,7 +642,9 @@ impl Kith {
     /// state. Returns the handle for `remove_listener`.
     pub fn add_listener(&self, listener: Arc<dyn KithListener>) -> KithResult<u64> {
         guard("add_listener", || {
+            self.live()?;
             let handle = self.listeners.add(Arc::clone(&listener))?;
+            lock(&self.own_listeners).push(handle);
             Listeners::sync_state_to(listener.as_ref(), self.sync.shared.state());
             Ok(handle)
         })

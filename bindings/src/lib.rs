@@ -10,7 +10,8 @@
 //! crate ([`runtime`]) behind `async` methods. Insights are flattened into
 //! plain records in [`insights`]; meetings to log from the phone's calendar in
 //! [`meetings`]; import, export and encrypted backup live in
-//! [`transfer`].
+//! [`transfer`]. The library's logs and panics reach the app through the
+//! [`KithLogger`] it sets ([`logging`]).
 //!
 //! Bindings are generated from the built library (`scripts/bindings.sh`); see
 //! bindings/README.md.
@@ -24,6 +25,7 @@ mod inputs;
 mod insights;
 mod kith;
 mod listener;
+mod logging;
 mod meetings;
 mod runtime;
 mod sync;
@@ -36,6 +38,7 @@ pub use inputs::*;
 pub use insights::*;
 pub use kith::{Kith, PAGE_LIMIT_MAX, StoreCheckReport};
 pub use listener::{ChangeSummary, KithListener, SyncState};
+pub use logging::{KithLogger, LogLevel, LogRecord, clear_logger, set_logger};
 pub use meetings::*;
 pub use sync::{QuarantinedEntry, SyncReport, SyncStatus};
 pub use transfer::*;

@@ -58,16 +58,28 @@ where
     }
 }
 
+/// A task aborted when its awaiting future is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs async work (network I/O) as a task on the runtime and awaits it
 /// without blocking the awaiting thread: the foreign executor only polls the
-/// task's handle. A panic in the task becomes `KithError::Internal`.
+/// task's handle. A panic in the task becomes `KithError::Internal`. Dropping the
+/// returned future (cancellation on the foreign side) aborts the task.
 pub(crate) async fn run_async<T, F>(operation: &'static str, work: F) -> KithResult<T>
 where
     T: Send + 'static,
     F: std::future::Future<Output = KithResult<T>> + Send + 'static,
 {
-    let handle = runtime()?.spawn(work);
-    match handle.await {
+    // The foreign side cancels by dropping this future (a cancelled Kotlin coroutine, Swift
+    // Task or Python task): the task goes with it instead of running to its timeout.
+    let mut handle = AbortOnDrop(runtime()?.spawn(work));
+    match (&mut handle.0).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => Err(KithError::Internal {
             reason: format!(

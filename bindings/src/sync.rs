@@ -17,7 +17,8 @@
 //! is idle and `Retrying` while it waits to reconnect; local writes poke it
 //! through a bounded channel so they are pushed at once.
 //!
-//! Lifecycle: `suspend()`/`close()` call [`SyncHub::stop_all`], which stops the
+//! Lifecycle: releasing the store (no handle in the foreground) or closing it
+//! calls [`SyncHub::stop_all`], which stops the
 //! loop and cancels running rounds (a cancelled round loses nothing: every
 //! sync step is one store transaction), then wait (bounded) until the tasks
 //! have dropped their handle on the store before closing it.
@@ -311,6 +312,21 @@ impl SyncShared {
     }
 }
 
+/// Puts a foreground round's state back to `Idle` when the round is dropped unfinished.
+struct AbortedRound {
+    shared: Arc<SyncShared>,
+    background: bool,
+    armed: bool,
+}
+
+impl Drop for AbortedRound {
+    fn drop(&mut self) {
+        if self.armed && !self.background {
+            self.shared.set_state(SyncState::Idle);
+        }
+    }
+}
+
 impl SyncHub {
     pub(crate) fn new(listeners: Arc<Listeners>, initial: SyncState) -> SyncHub {
         SyncHub {
@@ -501,6 +517,13 @@ impl SyncHub {
         if !background {
             shared.set_state(SyncState::Connecting);
         }
+        // Aborted with its awaiting future (cancelled on the foreign side): the state must not
+        // stay `Connecting`/`Syncing`.
+        let mut on_abort = AbortedRound {
+            shared: Arc::clone(&shared),
+            background,
+            armed: true,
+        };
         let round = kith_net::relay_round(
             &store,
             &id,
@@ -552,6 +575,7 @@ impl SyncHub {
                 }
             }
         }
+        on_abort.armed = false;
         result.map(SyncReport::from)
     }
 }

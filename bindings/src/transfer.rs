@@ -419,7 +419,7 @@ pub fn restore_backup(
         let Some(foreign) = key_store else {
             let restored = restore_store_with_key_file(&path, &passphrase, &backup)
                 .map_err(|e| backup_error(e, true))?;
-            return Ok(Arc::new(Kith::from_store(path, restored.store)));
+            return Kith::from_store(path, restored.store);
         };
         let restored =
             restore_store(&path, &passphrase, &backup).map_err(|e| backup_error(e, true))?;
@@ -433,11 +433,7 @@ pub fn restore_backup(
             let _ = std::fs::remove_dir_all(&path);
             return Err(e.into());
         }
-        Ok(Arc::new(Kith::from_store_with_keys(
-            path,
-            restored.store,
-            keys,
-        )))
+        Kith::from_store_with_keys(path, restored.store, keys)
     })
 }
 

@@ -1,44 +1,180 @@
-use kith_ffi::{ContactSort, Kith, KithError};
+use std::sync::{Arc, Mutex};
+
+use kith_ffi::{ChangeSummary, ContactSort, Kith, KithError, KithListener, SyncState};
 
 use crate::{contact, met, open};
 
-#[test]
-fn a_second_handle_is_locked_out_until_suspend_or_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store").display().to_string();
-    let kith = open(&dir);
-    let ana = kith.add_contact(contact("Ana Lima")).unwrap();
-    assert!(matches!(
-        Kith::open(path.clone()),
-        Err(KithError::Locked { .. })
-    ));
+/// A future driven to completion on a throwaway runtime, as the foreign executor does.
+fn wait<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
 
-    kith.suspend().unwrap();
-    assert!(kith.is_suspended());
+#[derive(Default)]
+struct Heard(Mutex<Vec<ChangeSummary>>);
+
+impl KithListener for Heard {
+    fn on_change(&self, summary: ChangeSummary) {
+        self.0.lock().unwrap().push(summary);
+    }
+    fn on_sync_state(&self, _: SyncState) {}
+}
+
+#[test]
+fn handles_on_one_folder_share_one_engine_and_the_store_closes_with_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let ui = Kith::open(path.display().to_string()).unwrap();
+    let heard = Arc::new(Heard::default());
+    ui.add_listener(heard.clone()).unwrap();
+    ui.add_contact(contact("Ana Lima")).unwrap();
+    // The worker opens the same folder by another spelling: one engine, no `Locked`.
+    let worker = Kith::open(path.join("..").join("store").display().to_string()).unwrap();
+    let bo = worker.add_contact(contact("Bo Chen")).unwrap();
+    assert_eq!(ui.get_contact(bo.id.clone()).unwrap().name, "Bo Chen");
+    assert!(
+        heard
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.contact_ids == [bo.id.clone()]),
+        "the UI's listener hears the worker's write"
+    );
+    // Closing one handle leaves the other working.
+    worker.close().unwrap();
     assert!(matches!(
-        kith.get_contact(ana.id.clone()),
+        worker.list_contacts(ContactSort::Name, 0, 10, false),
         Err(KithError::Locked { .. })
     ));
-    let other = Kith::open(path.clone()).unwrap();
+    assert_eq!(
+        ui.list_contacts(ContactSort::Name, 0, 10, false)
+            .unwrap()
+            .len(),
+        2
+    );
+    // Still held by this process: another process cannot write.
+    assert!(matches!(
+        kith_core::Store::open(&path),
+        Err(kith_core::StoreError::Locked { .. })
+    ));
+    ui.close().unwrap();
+    ui.close().unwrap();
+    let mut other = kith_core::Store::open(&path).unwrap();
     other
-        .log_interaction(met("Logged by the share extension", &[&ana.id]))
+        .add_contact(kith_core::NewContact::named("Written by another process"))
         .unwrap();
     other.close().unwrap();
+    let again = Kith::open(path.display().to_string()).unwrap();
+    assert_eq!(
+        again
+            .list_contacts(ContactSort::Name, 0, 10, false)
+            .unwrap()
+            .len(),
+        3
+    );
+}
 
-    kith.resume().unwrap();
-    let timeline = kith.timeline(Some(ana.id.clone()), 0, 10, false).unwrap();
-    assert_eq!(timeline[0].summary, "Logged by the share extension");
-
-    kith.close().unwrap();
-    kith.close().unwrap();
-    assert!(matches!(kith.resume(), Err(KithError::Locked { .. })));
-    assert!(matches!(kith.suspend(), Err(KithError::Locked { .. })));
+#[test]
+fn the_store_is_released_only_when_no_handle_is_in_the_foreground() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let ui = Kith::open(path.display().to_string()).unwrap();
+    let ana = ui.add_contact(contact("Ana Lima")).unwrap();
+    let worker = Kith::open(path.display().to_string()).unwrap();
+    // The UI goes to the background while the worker runs: nothing is closed under it.
+    wait(Arc::clone(&ui).enter_background()).unwrap();
+    wait(Arc::clone(&ui).enter_background()).unwrap(); // idempotent
+    assert!(!ui.is_in_foreground() && !ui.is_released());
+    worker
+        .log_interaction(met("Logged by the worker", &[&ana.id]))
+        .unwrap();
+    assert_eq!(ui.get_contact(ana.id.clone()).unwrap().name, "Ana Lima");
+    // The worker finishes: no handle in front, the store is released for other processes.
+    worker.close().unwrap();
+    assert!(ui.is_released());
     assert!(matches!(
-        kith.list_contacts(ContactSort::Name, 0, 10, false),
+        ui.get_contact(ana.id.clone()),
         Err(KithError::Locked { .. })
     ));
-    let reopened = Kith::open(path).unwrap();
-    assert_eq!(reopened.get_contact(ana.id).unwrap().name, "Ana Lima");
+    let mut extension = kith_core::Store::open(&path).unwrap();
+    extension
+        .add_contact(kith_core::NewContact::named("From the share sheet"))
+        .unwrap();
+    extension.close().unwrap();
+    wait(Arc::clone(&ui).enter_foreground()).unwrap();
+    wait(Arc::clone(&ui).enter_foreground()).unwrap(); // idempotent
+    assert!(ui.is_in_foreground() && !ui.is_released());
+    assert_eq!(
+        ui.timeline(Some(ana.id.clone()), 0, 10, false).unwrap()[0].summary,
+        "Logged by the worker"
+    );
+    assert_eq!(
+        ui.list_contacts(ContactSort::Name, 0, 10, false)
+            .unwrap()
+            .len(),
+        2
+    );
+    // A new handle while the store is released takes it again.
+    wait(Arc::clone(&ui).enter_background()).unwrap();
+    assert!(ui.is_released());
+    let worker = Kith::open(path.display().to_string()).unwrap();
+    assert!(!ui.is_released());
+    worker.close().unwrap();
+    assert!(ui.is_released());
+    ui.close().unwrap();
+    assert!(matches!(
+        wait(Arc::clone(&ui).enter_foreground()),
+        Err(KithError::Locked { .. })
+    ));
+    assert!(matches!(
+        wait(Arc::clone(&ui).enter_background()),
+        Err(KithError::Locked { .. })
+    ));
+}
+
+/// Records the library's log lines, so a test can see a wait begin.
+struct Waiting(std::sync::mpsc::SyncSender<()>);
+
+impl kith_ffi::KithLogger for Waiting {
+    fn log(&self, record: kith_ffi::LogRecord) {
+        if record.message.contains("waiting for it") {
+            let _ = self.0.try_send(());
+        }
+    }
+}
+
+#[test]
+fn an_extension_handle_waits_for_the_apps_lock_then_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    // The main app holds the store (here in this process; on a phone, the app's process).
+    let mut app = kith_core::Store::open(&path).unwrap();
+    app.add_contact(kith_core::NewContact::named("Ana Lima"))
+        .unwrap();
+    assert!(matches!(
+        Kith::open_waiting(path.display().to_string(), 10_001),
+        Err(KithError::InvalidInput { ref field, .. }) if field == "lock_wait_ms"
+    ));
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    kith_ffi::set_logger(Arc::new(Waiting(tx)), kith_ffi::LogLevel::Warn).unwrap();
+    let path_text = path.display().to_string();
+    let extension = std::thread::spawn(move || {
+        let extension = Kith::open_waiting(path_text, 10_000)?;
+        extension.add_contact(contact("Shared from Safari"))?;
+        extension.close()
+    });
+    // Released once the extension says it waits: the wait is what is tested.
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the extension waits for the app's lock");
+    app.close().unwrap();
+    extension.join().unwrap().unwrap();
+    kith_ffi::clear_logger();
+    let app = kith_core::Store::open(&path).unwrap();
+    assert_eq!(app.all_contacts().unwrap().len(), 2);
 }
 
 #[test]

@@ -170,7 +170,7 @@ fn create_pair_join_then_sync_now_moves_a_meeting() {
 }
 
 #[test]
-fn background_sync_carries_a_meeting_live_and_stops_with_suspend() {
+fn background_sync_carries_a_meeting_live_stops_in_the_background_and_restarts_in_front() {
     let p = two_devices();
     let rec_a = Arc::new(Recorder::default());
     let rec_b = Arc::new(Recorder::default());
@@ -204,20 +204,31 @@ fn background_sync_carries_a_meeting_live_and_stops_with_suspend() {
             .via_background_sync
     );
 
-    // suspend stops the loop and releases the file: another handle can write.
-    p.b.suspend().unwrap();
+    // In the background (no handle in front) the loop stops and the file is released: another
+    // process can write.
+    wait(Arc::clone(&p.b).enter_background()).unwrap();
+    assert!(p.b.is_released());
     assert!(!p.b.sync_status().unwrap().background);
     assert!(eventually(5_000, || rec_b.states().last() == Some(&SyncState::Idle)));
     let dir = p.b.data_dir();
     {
-        let other = Kith::open(dir.clone()).unwrap();
+        let mut other = kith_core::Store::open(&dir).unwrap();
         other
-            .add_contact(contact("Written while suspended"))
+            .add_contact(kith_core::NewContact::named(
+                "Written while in the background",
+            ))
             .unwrap();
         other.close().unwrap();
     }
-    p.b.resume().unwrap();
-    p.b.start_sync().unwrap();
+    // Back in front, background sync starts again by itself.
+    wait(Arc::clone(&p.b).enter_foreground()).unwrap();
+    assert!(p.b.sync_status().unwrap().background);
+    assert_eq!(
+        p.b.list_contacts(kith_ffi::ContactSort::Name, 0, 10, false)
+            .unwrap()
+            .len(),
+        2
+    );
     let id2 = p.a.log_interaction(met("Dinner", &[&ana.id])).unwrap();
     assert!(eventually(20_000, || rec_b.heard_interaction(&id2)));
     // A restart right after a stop: the old loop, still closing, does not
@@ -358,7 +369,7 @@ fn an_unreachable_relay_is_a_network_error_and_offline() {
         .iter()
         .any(|s| matches!(s, SyncState::Retrying { .. }))));
     assert!(k.sync_status().unwrap().background);
-    k.suspend().unwrap();
+    wait(Arc::clone(&k).enter_background()).unwrap();
     drop(other);
 }
 
@@ -599,7 +610,47 @@ fn threads_writing_during_live_sync_all_arrive_and_listeners_may_call_back() {
 }
 
 #[test]
-fn suspend_cancels_a_round_in_flight_at_once() {
+fn cancelling_the_awaiting_future_cancels_the_round() {
+    // A relay that never answers: the round would wait for its whole timeout.
+    let relay = Relay::start();
+    let address = relay.address.clone();
+    drop(relay);
+    let dir = tempfile::tempdir().unwrap();
+    let k = crate::open(&dir);
+    k.create_account("phone".into(), Some(address)).unwrap();
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let round = {
+        let k = Arc::clone(&k);
+        // As a cancelled coroutine or Task does: the awaiting future is dropped.
+        std::thread::spawn(move || {
+            wait(async move {
+                tokio::select! {
+                    r = k.sync_now() => Some(r),
+                    _ = cancel_rx => None,
+                }
+            })
+        })
+    };
+    assert!(eventually(5_000, || k.sync_status().unwrap().state
+        == SyncState::Connecting));
+    cancel_tx.send(()).unwrap();
+    assert!(round.join().unwrap().is_none(), "cancelled before it ended");
+    // The round went with its future: not left `Connecting` for its 60 s timeout...
+    assert!(eventually(5_000, || k.sync_status().unwrap().state == SyncState::Idle));
+    // ...and it let go of the round lock: a new round with a 1 s timeout ends on its own
+    // timeout. (Far below the first round's 60 s: this bound is the behaviour under test.)
+    k.set_sync_timeout_ms(1_000).unwrap();
+    let started = Instant::now();
+    let second = wait(Arc::clone(&k).sync_now());
+    assert!(
+        matches!(second, Err(KithError::Network { .. })),
+        "{second:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn going_to_the_background_cancels_a_round_in_flight_at_once() {
     // A relay that never answers: the round would wait for its whole timeout.
     let relay = Relay::start();
     let address = relay.address.clone();
@@ -614,7 +665,7 @@ fn suspend_cancels_a_round_in_flight_at_once() {
     assert!(eventually(5_000, || k.sync_status().unwrap().state
         == SyncState::Connecting));
     let started = Instant::now();
-    k.suspend().unwrap();
+    wait(Arc::clone(&k).enter_background()).unwrap();
     match round.join().unwrap() {
         Err(KithError::Locked { .. }) => {}
         other => panic!("unexpected {other:?}"),
@@ -622,11 +673,13 @@ fn suspend_cancels_a_round_in_flight_at_once() {
     // Far below the 60 s round timeout: cancelled, not timed out (this bound
     // is the behaviour under test).
     assert!(started.elapsed() < Duration::from_secs(10));
-    // The file lock is free: another handle writes.
-    let other = Kith::open(k.data_dir()).unwrap();
-    other.add_contact(contact("Bo")).unwrap();
+    // The file lock is free: another process writes.
+    let mut other = kith_core::Store::open(k.data_dir()).unwrap();
+    other
+        .add_contact(kith_core::NewContact::named("Bo"))
+        .unwrap();
     other.close().unwrap();
-    k.resume().unwrap();
+    wait(Arc::clone(&k).enter_foreground()).unwrap();
     assert_eq!(
         k.list_contacts(kith_ffi::ContactSort::Name, 0, 10, false)
             .unwrap()
@@ -663,7 +716,7 @@ impl KithListener for Blocking {
 }
 
 #[test]
-fn suspend_while_a_sync_listener_calls_back_in_does_not_stall() {
+fn going_to_the_background_while_a_sync_listener_calls_back_in_does_not_stall() {
     let p = two_devices();
     let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
     let (go_tx, go_rx) = std::sync::mpsc::channel();
@@ -684,22 +737,25 @@ fn suspend_while_a_sync_listener_calls_back_in_does_not_stall() {
         let b = Arc::clone(&p.b);
         std::thread::spawn(move || {
             let started = Instant::now();
-            (b.suspend(), started.elapsed())
+            (wait(b.enter_background()), started.elapsed())
         })
     };
-    // suspend() has taken the store away (and now waits for the sync task,
+    // The store has been taken away (and the release now waits for the sync task,
     // which is inside the listener): release the listener, which calls in.
-    assert!(eventually(20_000, || p.b.is_suspended()));
+    assert!(eventually(20_000, || p.b.is_released()));
     go_tx.send(()).unwrap();
     let (suspended, took) = suspending.join().unwrap();
     suspended.unwrap();
     // "Does not stall": a stall is a wait for some timeout; 4 s is far below
     // every one in play, so this bound is the behaviour under test.
-    assert!(took < Duration::from_secs(4), "suspend took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "going to the background took {took:?}"
+    );
     assert!(matches!(
         listener.result.lock().unwrap().take(),
         Some(Err(KithError::Locked { .. }))
     ));
-    p.b.resume().unwrap();
+    wait(Arc::clone(&p.b).enter_foreground()).unwrap();
     drop(p.relay);
 }

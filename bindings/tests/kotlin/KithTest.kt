@@ -208,26 +208,27 @@ fun insightsAndImport(dir: String, otherDir: String) {
     }
 }
 
-fun lifecycle(dir: String) {
-    val kith = Kith.open(dir)
-    kith.addProject(NewProject(name = "Rota redesign"))   // a write takes the exclusive lock
-    expect<KithException.Locked> { Kith.open(dir) }
-    kith.suspend()
-    expect<KithException.Locked> { kith.listProjects() }
-    // Suspended, the store is free: another instance opens it, reads what
-    // the first wrote and writes too; after resume the first sees that write.
-    Kith.open(dir).use { other ->
-        check(other.listProjects().single().name == "Rota redesign") { "other reads: ${other.listProjects()}" }
-        other.addProject(NewProject(name = "Written while suspended"))
-        other.closeStore()
+fun lifecycle(dir: String) = runBlocking {
+    val ui = Kith.open(dir)
+    ui.addProject(NewProject(name = "Rota redesign"))
+    // A WorkManager worker opens its own handle: same engine, no Locked.
+    val worker = Kith.open(dir)
+    check(worker.listProjects().single().name == "Rota redesign") { "worker reads: ${worker.listProjects()}" }
+    // The UI goes to the background (onStop): the worker's lease keeps the store open.
+    ui.enterBackground()
+    check(!ui.isInForeground() && !ui.isReleased()) { "held by the worker" }
+    worker.addProject(NewProject(name = "Written by the worker"))
+    worker.closeStore()
+    // No handle in front: the store is released, calls fail with Locked.
+    check(ui.isReleased()) { "released once the worker closed" }
+    expect<KithException.Locked> { ui.listProjects() }
+    ui.enterForeground()
+    check(ui.listProjects().map { it.name }.sorted() == listOf("Rota redesign", "Written by the worker")) {
+        "after coming back: ${ui.listProjects()}"
     }
-    kith.resume()
-    check(kith.listProjects().map { it.name }.sorted() == listOf("Rota redesign", "Written while suspended")) {
-        "after resume: ${kith.listProjects()}"
-    }
-    kith.closeStore()
-    expect<KithException.Locked> { kith.listProjects() }
-    kith.close()
+    ui.closeStore()
+    expect<KithException.Locked> { ui.listProjects() }
+    ui.close()
 }
 
 /** Same workload as the Python harness and the Rust bench: fresh store, 20 warm-up, 300 timed. */
@@ -273,6 +274,35 @@ fun mergeAndUnmerge(kith: Kith) {
     expect<KithException.Conflict> { kith.unmergeContact(dup.id) }
 }
 
+/** The app's logger: what Logcat would show. */
+class LogRecorder : KithLogger {
+    val records = CopyOnWriteArrayList<LogRecord>()
+    override fun log(record: LogRecord) {
+        records.add(record)
+    }
+}
+
+fun logging(dir: String) {
+    val rec = LogRecorder()
+    setLogger(rec, LogLevel.INFO)
+    try {
+        Kith.open(dir).use { kith ->
+            val opened = rec.records.filter { it.message.startsWith("store opened") }
+            check(opened.size == 1 && opened[0].level == LogLevel.INFO) { "opened: ${rec.records}" }
+            expect<KithException.Internal> { kith.debugPanic("a panic for Logcat") }
+            val panics = rec.records.filter { it.target == "panic" }
+            check(panics.size == 1 && panics[0].level == LogLevel.ERROR) { "panics: $panics" }
+            check(panics[0].message.contains("a panic for Logcat")) { "panic text: ${panics[0].message}" }
+            kith.closeStore()
+        }
+    } finally {
+        clearLogger()
+    }
+    val n = rec.records.size
+    Kith.open(dir).use { it.closeStore() }
+    check(rec.records.size == n) { "logs after clearLogger: ${rec.records.drop(n)}" }
+}
+
 fun main() {
     val root = Files.createTempDirectory("kith-kotlin-test")
     try {
@@ -288,6 +318,7 @@ fun main() {
         Kith.open(root.resolve("meetings").toString()).use { kith -> checks += meetings(kith) }
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
+        logging(root.resolve("logging").toString())
         figure(root.resolve("figure").toString())
         checks += namesFromEveryLanguage(root.resolve("names").toFile())
         checks += syncThroughRelay(root.resolve("sync").toFile())

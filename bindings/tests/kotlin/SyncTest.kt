@@ -11,6 +11,9 @@ import dev.kith.*
 import java.io.File
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 
@@ -126,15 +129,34 @@ fun syncThroughRelay(root: File): Int {
         check(eventually { recB.heard(id2) }) { "B heard the live meeting" }
         check(recB.states.contains(SyncState.Live)) { "B was live: ${recB.states}" }
 
-        // Suspend stops sync and releases the store; resume + start again.
-        b.suspend()
-        check(!b.syncStatus().background) { "loop stopped by suspend" }
-        b.resume()
-        b.startSync()
-        check(eventually { b.syncStatus().state == SyncState.Live }) { "live again after resume" }
+        // In the background sync stops and the store is released; back in front it restarts.
+        runBlocking { b.enterBackground() }
+        check(!b.syncStatus().background) { "loop stopped in the background" }
+        runBlocking { b.enterForeground() }
+        check(b.syncStatus().background) { "loop restarted in front" }
+        check(eventually { b.syncStatus().state == SyncState.Live }) { "live again in front" }
         check(a.stopSync()) { "stop_sync on a running loop" }
         a.closeStore()
         b.closeStore()
+
+        // Cancelling the coroutine that awaits syncNow cancels the round in Rust: against a
+        // relay address that never answers, the state leaves Connecting at once instead of
+        // after the 60 s round timeout.
+        java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress()).use { silent ->
+            val key = address.removePrefix("kith://").substringBefore('@')
+            Kith.open(File(root, "cancel").path).use { c ->
+                c.createAccount("phone", "kith://$key@127.0.0.1:${silent.localPort}")
+                runBlocking {
+                    val job = launch(Dispatchers.Default) { c.syncNow() }
+                    check(eventually { c.syncStatus().state == SyncState.Connecting }) { "round started" }
+                    job.cancelAndJoin()
+                }
+                check(eventually(5_000) { c.syncStatus().state == SyncState.Idle }) {
+                    "cancelled round still ${c.syncStatus().state}"
+                }
+                c.closeStore()
+            }
+        }
     } finally {
         relay.destroyForcibly()
         relay.waitFor(10, TimeUnit.SECONDS)

@@ -41,6 +41,8 @@ from kith_ffi import (
 )
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
+# For child Python processes that stand for another app process (an extension).
+CHILD_ENV = dict(os.environ, PYTHONPATH=str(REPO / "bindings" / "generated" / "python"))
 BAD_ID = "not-a-ulid"
 MISSING_ID = "01J00000000000000000000000"
 
@@ -88,45 +90,110 @@ def test_open_refuses_an_empty_dir():
     assert e.value.field == "data_dir"
 
 
-def test_open_twice_is_locked_and_close_releases(tmp_path):
+def test_handles_on_one_folder_share_one_store_and_close_with_the_last(tmp_path):
     path = str(tmp_path / "s")
     first = kith_ffi.Kith.open(path)
-    # Once a handle has written, it holds the store's exclusive lock.
     first.add_contact(NewContact(name="Ana Lima"))
-    with pytest.raises(KithError.Locked):
-        kith_ffi.Kith.open(path)
+    # A second handle (a WorkManager worker, another screen) shares the engine.
+    second = kith_ffi.Kith.open(path)
+    bo = second.add_contact(NewContact(name="Bo Chen"))
+    assert first.get_contact(bo.id).name == "Bo Chen"
     first.close()
     first.close()  # idempotent
     with pytest.raises(KithError.Locked):
         first.list_projects()
     with pytest.raises(KithError.Locked):
-        first.resume()
-    second = kith_ffi.Kith.open(path)
-    assert [c.name for c in second.list_contacts(ContactSort.NAME)] == ["Ana Lima"]
+        asyncio.run(first.enter_foreground())
+    assert [c.name for c in second.list_contacts(ContactSort.NAME)] == ["Ana Lima", "Bo Chen"]
     second.close()
+    # Closed with the last handle: another process can open the file.
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
+         "k.add_contact(kith_ffi.NewContact(name='From another process')); k.close()", path],
+        capture_output=True, text=True, timeout=60, env=CHILD_ENV,
+    )
+    assert out.returncode == 0, out.stderr
+    third = kith_ffi.Kith.open(path)
+    assert len(third.list_contacts(ContactSort.NAME)) == 3
+    third.close()
 
 
-def test_suspend_releases_the_lock_and_resume_keeps_the_data(tmp_path):
+def test_the_store_is_released_when_no_handle_is_in_the_foreground(tmp_path):
     path = str(tmp_path / "phone")
-    holder = kith_ffi.Kith.open(path)
-    ana = holder.add_contact(NewContact(name="Ana Lima"))
-    holder.suspend()
-    assert holder.is_suspended()
-    holder.suspend()  # idempotent
+    ui = kith_ffi.Kith.open(path)
+    ana = ui.add_contact(NewContact(name="Ana Lima"))
+    worker = kith_ffi.Kith.open(path)
+    asyncio.run(ui.enter_background())
+    asyncio.run(ui.enter_background())  # idempotent
+    # The worker's lease keeps the store open under the backgrounded UI.
+    assert not ui.is_in_foreground() and not ui.is_released()
+    worker.log_interaction(NewInteraction(summary="Synced by the worker", participant_ids=[ana.id]))
+    worker.close()
+    assert ui.is_released()
     with pytest.raises(KithError.Locked):
-        holder.get_contact(ana.id)
+        ui.get_contact(ana.id)
     with pytest.raises(KithError.Locked):
-        holder.add_contact(NewContact(name="Bo"))
-    # While suspended the file lock is free: another handle (on iOS: the app
-    # extension, another process) can open the store.
-    intruder = kith_ffi.Kith.open(path)
-    assert intruder.get_contact(ana.id).name == "Ana Lima"
-    intruder.close()
-    holder.resume()
-    holder.resume()  # idempotent
-    assert not holder.is_suspended()
-    assert holder.get_contact(ana.id).name == "Ana Lima"
-    holder.close()
+        ui.add_contact(NewContact(name="Bo"))
+    # Released: another process (an app extension) can write.
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
+         "k.add_contact(kith_ffi.NewContact(name='From the share sheet')); k.close()", path],
+        capture_output=True, text=True, timeout=60, env=CHILD_ENV,
+    )
+    assert out.returncode == 0, out.stderr
+    asyncio.run(ui.enter_foreground())
+    asyncio.run(ui.enter_foreground())  # idempotent
+    assert ui.is_in_foreground() and not ui.is_released()
+    assert ui.get_contact(ana.id).name == "Ana Lima"
+    assert len(ui.list_contacts(ContactSort.NAME)) == 2
+    assert ui.timeline(ana.id, 0, 10, False)[0].summary == "Synced by the worker"
+    ui.close()
+
+
+def test_an_extension_handle_waits_for_another_process_then_writes(tmp_path):
+    path = str(tmp_path / "phone")
+    kith_ffi.Kith.open(path).close()
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith_ffi.Kith.open_waiting(path, 10_001)
+    assert e.value.field == "lock_wait_ms"
+    # The main app, another process, holds the store until told to let go.
+    app = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
+         "k.add_contact(kith_ffi.NewContact(name='Ana Lima')); print('holding', flush=True); "
+         "sys.stdin.readline(); k.close()", path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=CHILD_ENV,
+    )
+    try:
+        assert app.stdout.readline().strip() == "holding"
+        rec = LogRecorder()
+        kith_ffi.set_logger(rec, kith_ffi.LogLevel.WARN)
+        done = []
+
+        def share():
+            # The app holds the file exclusively: opening already waits for it.
+            ext = kith_ffi.Kith.open_waiting(path, 10_000)
+            done.append(ext.add_contact(NewContact(name="Shared")))
+            done.append(len(ext.list_contacts(ContactSort.NAME)))
+            ext.close()
+
+        writer = threading.Thread(target=share)
+        writer.start()
+        # Let the app go only once the extension says it waits.
+        deadline = time.monotonic() + 30
+        while not any("waiting for it" in r.message for r in rec.records):
+            assert time.monotonic() < deadline, "the extension never waited"
+            time.sleep(0.01)
+        app.stdin.write("\n")
+        app.stdin.flush()
+        writer.join(timeout=30)
+        assert len(done) == 2 and done[0].name == "Shared" and done[1] == 2, done
+    finally:
+        kith_ffi.clear_logger()
+        app.kill()
+        app.wait()
 
 
 # ---------------------------------------------------------------- contacts
@@ -586,6 +653,53 @@ def test_listener_registrations_are_bounded(kith):
     kith.add_listener(Recorder())
 
 
+# ---------------------------------------------------------------- logging
+
+
+class LogRecorder(kith_ffi.KithLogger):
+    """Collects the library's log records; optionally raises from inside `log`."""
+
+    def __init__(self, fail=False):
+        self.records = []
+        self.fail = fail
+
+    def log(self, record):
+        self.records.append(record)
+        if self.fail:
+            raise RuntimeError("a logger that throws")
+
+
+def test_logs_and_panics_reach_the_apps_logger_at_its_level(tmp_path):
+    rec = LogRecorder()
+    kith_ffi.set_logger(rec, kith_ffi.LogLevel.INFO)
+    try:
+        k = kith_ffi.Kith.open(str(tmp_path / "a"))
+        opened = [r for r in rec.records if r.message.startswith("store opened")]
+        assert opened and opened[0].level == kith_ffi.LogLevel.INFO, rec.records
+        assert str(tmp_path / "a") in opened[0].message
+        with pytest.raises(KithError.Internal):
+            k.debug_panic("a panic for the logger")
+        panics = [r for r in rec.records if r.target == "panic"]
+        assert len(panics) == 1 and panics[0].level == kith_ffi.LogLevel.ERROR
+        assert "a panic for the logger" in panics[0].message
+        k.close()
+        # Only warnings and errors now: opening logs nothing.
+        kith_ffi.set_logger(rec, kith_ffi.LogLevel.WARN)
+        before = len(rec.records)
+        kith_ffi.Kith.open(str(tmp_path / "b")).close()
+        assert len(rec.records) == before, rec.records[before:]
+        # A logger that throws does not break the call that logged.
+        bad = LogRecorder(fail=True)
+        kith_ffi.set_logger(bad, kith_ffi.LogLevel.INFO)
+        kith_ffi.Kith.open(str(tmp_path / "c")).close()
+        assert bad.records, "the throwing logger was called"
+    finally:
+        kith_ffi.clear_logger()
+    n = len(rec.records)
+    kith_ffi.Kith.open(str(tmp_path / "d")).close()
+    assert len(rec.records) == n
+
+
 # ---------------------------------------------------------------- panic guard
 
 
@@ -597,7 +711,7 @@ def test_a_rust_panic_becomes_internal_and_the_store_stays_usable(kith, ana):
         kith.debug_panic_holding_store()
     # The panic poisoned the store's lock: the next call reloaded the store
     # from disk (nothing half-changed survives) and carries on.
-    assert not kith.is_suspended()
+    assert not kith.is_released()
     # The interpreter is alive and the store works after both panics.
     assert kith.get_contact(ana.id).name == "Ana Lima"
     kith.log_interaction(NewInteraction(summary="After the panic", participant_ids=[ana.id]))
@@ -809,7 +923,7 @@ def test_insights_json_and_html(kith):
     assert doc["report"]["reciprocity"]["state"] == "not_enough_data"
     html = kith.insights_html(NOW_MS)
     assert html.lstrip().lower().startswith("<!doctype html") and "Ana Lima" in html
-    kith.suspend()
+    asyncio.run(kith.enter_background())
     for call in (kith.insights, kith.insights_json, kith.insights_html):
         with pytest.raises(KithError.Locked):
             call(NOW_MS)

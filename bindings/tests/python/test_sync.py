@@ -6,6 +6,7 @@ Every wait is bounded; the relay is killed at the end."""
 import asyncio
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import threading
@@ -103,6 +104,30 @@ def eventually(cond, seconds=20):
     return cond()
 
 
+def test_cancelling_the_awaiting_task_cancels_the_round(tmp_path, relay):
+    # A relay address that never answers: the round would wait for its 60 s timeout.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    key = relay.split("://", 1)[1].split("@", 1)[0]
+    k = kith_ffi.Kith.open(str(tmp_path / "c"))
+    k.create_account("phone", f"kith://{key}@127.0.0.1:{silent.getsockname()[1]}")
+
+    async def cancel_it():
+        task = asyncio.ensure_future(k.sync_now())
+        while k.sync_status().state != SyncState.CONNECTING():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(cancel_it())
+    # The round went with the task: the state leaves Connecting at once.
+    assert eventually(lambda: k.sync_status().state == SyncState.IDLE(), seconds=5), \
+        k.sync_status().state
+    k.close()
+    silent.close()
+
+
 def two_devices(tmp_path, relay):
     keys_a = MemoryKeyStore()
     a = kith_ffi.Kith.open_with_key_store(str(tmp_path / "a"), keys_a)
@@ -170,12 +195,13 @@ def test_background_sync_is_live_and_suspend_stops_it(tmp_path, relay):
     assert {"CONNECTING", "SYNCING", "LIVE"} <= set(rec_b.kinds())
     assert run(a.sync_now()).via_background_sync
 
-    b.suspend()
+    run(b.enter_background())
     assert not b.sync_status().background
     with pytest.raises(KithError.Locked):
         b.start_sync()
-    b.resume()
-    b.start_sync()
+    # Back in front, background sync starts again by itself.
+    run(b.enter_foreground())
+    assert b.sync_status().background
     assert eventually(lambda: b.sync_status().state == SyncState.LIVE())
     assert a.stop_sync()
     a.close()
