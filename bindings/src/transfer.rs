@@ -127,9 +127,7 @@ fn backup_error(e: StoreBackupError, restoring: bool) -> KithError {
             BackupError::WrongPassphrase
             | BackupError::EmptyPassphrase
             | BackupError::WeakPassphrase { .. },
-        ) => {
-            KithError::invalid("passphrase", reason)
-        }
+        ) => KithError::invalid("passphrase", reason),
         StoreBackupError::Backup(
             BackupError::NotABackup
             | BackupError::NewerVersion { .. }

@@ -388,7 +388,8 @@ pub(super) fn check(ctx: &mut Ctx) -> CliResult<()> {
                 .collect::<Vec<_>>(),
         }))?;
     } else {
-        ctx.out.line(format!("Checked {} documents.", r.documents))?;
+        ctx.out
+            .line(format!("Checked {} documents.", r.documents))?;
         for (d, why) in &r.damaged_documents {
             ctx.out.line(format!(
                 "Damaged document {d}: {why}. `kith reindex` cannot repair it: restore it from a backup or sync it from another device."
@@ -401,7 +402,8 @@ pub(super) fn check(ctx: &mut Ctx) -> CliResult<()> {
             ))?;
         }
         if r.is_clean() {
-            ctx.out.line("The store is sound: every document verifies and the index matches it.")?;
+            ctx.out
+                .line("The store is sound: every document verifies and the index matches it.")?;
         }
     }
     if r.is_clean() {

@@ -405,8 +405,7 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
 /// from the store.
 fn new_passphrase() -> CliResult<String> {
     use std::io::IsTerminal;
-    let pass = if std::env::var_os("KITH_PASSPHRASE").is_none() && std::io::stdin().is_terminal()
-    {
+    let pass = if std::env::var_os("KITH_PASSPHRASE").is_none() && std::io::stdin().is_terminal() {
         let read = |prompt: &str| {
             rpassword::prompt_password(prompt)
                 .map_err(|e| CliError::input(format!("cannot read the passphrase: {e}")))
@@ -414,7 +413,9 @@ fn new_passphrase() -> CliResult<String> {
         let first = read("Backup passphrase: ")?;
         let again = read("Again, to confirm: ")?;
         if first != again {
-            return Err(CliError::input("the two passphrases differ; nothing was written"));
+            return Err(CliError::input(
+                "the two passphrases differ; nothing was written",
+            ));
         }
         first
     } else {

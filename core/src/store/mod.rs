@@ -996,7 +996,9 @@ impl Store {
             if let Err(e) = self.ensure_loaded(id) {
                 match e {
                     StoreError::Damaged { .. } | StoreError::BadChange { .. } => {
-                        report.damaged_documents.push((id.to_string(), e.to_string()));
+                        report
+                            .damaged_documents
+                            .push((id.to_string(), e.to_string()));
                     }
                     other => return Err(other),
                 }

@@ -186,10 +186,7 @@ fn check_cert(
 /// Verifies, decrypts and decodes one entry of this account (what the
 /// receive path does before it applies or quarantines an entry; public for
 /// the `sealed_entry_open` fuzz target).
-pub fn open_entry(
-    id: &DeviceIdentity,
-    e: &SealedEntry,
-) -> Result<EntryPayload, UnsealError> {
+pub fn open_entry(id: &DeviceIdentity, e: &SealedEntry) -> Result<EntryPayload, UnsealError> {
     if e.account != id.account_id() {
         return Err(UnsealError::WrongAccount { found: e.account });
     }

@@ -382,7 +382,12 @@ fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
         .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("original")]);
 
-    let err = restore_store(&dir.path().join("original"), "right horse battery staple", &sealed).unwrap_err();
+    let err = restore_store(
+        &dir.path().join("original"),
+        "right horse battery staple",
+        &sealed,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, StoreBackupError::TargetNotEmpty { .. }),
         "{err}"
@@ -406,10 +411,18 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
     let key_store = FileKeyStore::in_dir(&original_dir);
     key_store.save(&identity.to_material()).unwrap();
     let keys = key_store.load().unwrap().unwrap();
-    let sealed = backup_store(&mut original, "correct horse battery staple", &FAST, Some(&keys), 5).unwrap();
+    let sealed = backup_store(
+        &mut original,
+        "correct horse battery staple",
+        &FAST,
+        Some(&keys),
+        5,
+    )
+    .unwrap();
 
     let target = dir.path().join("restored");
-    let restored = restore_store_with_key_file(&target, "correct horse battery staple", &sealed).unwrap();
+    let restored =
+        restore_store_with_key_file(&target, "correct horse battery staple", &sealed).unwrap();
     assert_eq!(
         restored.store.index_dump().unwrap(),
         original.index_dump().unwrap()
@@ -446,7 +459,14 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
     );
 
     // Without keys: no key material anywhere in the decrypted payload.
-    let plain = backup_store(&mut original, "correct horse battery staple", &FAST, None, 5).unwrap();
+    let plain = backup_store(
+        &mut original,
+        "correct horse battery staple",
+        &FAST,
+        None,
+        5,
+    )
+    .unwrap();
     let payload = kith_core::backup::open_payload("correct horse battery staple", &plain).unwrap();
     assert!(payload.keys.is_none());
     let bytes = kith_core::backup::open("correct horse battery staple", &plain).unwrap();
@@ -463,7 +483,8 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
         "serialised key material is in the payload"
     );
     let target = dir.path().join("restored-no-keys");
-    let restored = restore_store_with_key_file(&target, "correct horse battery staple", &plain).unwrap();
+    let restored =
+        restore_store_with_key_file(&target, "correct horse battery staple", &plain).unwrap();
     assert!(restored.keys.is_none());
     assert!(!target.join(FileKeyStore::FILE_NAME).exists());
     // The keyed backup does contain them (the search above can find them).
@@ -480,9 +501,11 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
 fn bad_key_material_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let payload = kith_core::backup::BackupPayload::new(5, vec![], Some(b"{not keys".to_vec()));
-    let sealed = kith_core::backup::seal_payload("correct horse battery staple", &payload, &FAST).unwrap();
+    let sealed =
+        kith_core::backup::seal_payload("correct horse battery staple", &payload, &FAST).unwrap();
     let target = dir.path().join("target");
-    let err = restore_store_with_key_file(&target, "correct horse battery staple", &sealed).unwrap_err();
+    let err =
+        restore_store_with_key_file(&target, "correct horse battery staple", &sealed).unwrap_err();
     assert!(matches!(err, StoreBackupError::BadKeys { .. }), "{err}");
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

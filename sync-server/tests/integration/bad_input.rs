@@ -310,7 +310,10 @@ async fn settled_commit_ops(relay: &TestRelay) -> u64 {
         if n >= 2 {
             return n;
         }
-        assert!(std::time::Instant::now() < deadline, "the start-up sweep never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start-up sweep never ran"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -376,7 +379,10 @@ async fn unauthenticated_take_rate_without_durable_writes() {
     }
     let per_s = f64::from(N) / t0.elapsed().as_secs_f64();
     eprintln!("unauthenticated empty-slot takes: {per_s:.0}/s, durable writes: 0");
-    assert_eq!(relay.metrics.commit_ops_total.load(Ordering::SeqCst), before);
+    assert_eq!(
+        relay.metrics.commit_ops_total.load(Ordering::SeqCst),
+        before
+    );
     relay.stop().await.unwrap();
 }
 
@@ -403,7 +409,12 @@ async fn devices_per_account_and_new_accounts_per_address_are_capped() {
         "the fourth device is refused"
     );
     // Registered devices still connect (no registration write needed).
-    relay.connect(&devices[0]).await.push(devices[0].entries(2, 2)).await.unwrap();
+    relay
+        .connect(&devices[0])
+        .await
+        .push(devices[0].entries(2, 2))
+        .await
+        .unwrap();
 
     // `a` was the first new account from 127.0.0.1; one more is allowed.
     let b = Account::new().device("b");
