@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Kith test on a fresh machine: installs what the tests need when it
 # is missing, builds the workspace, runs the Rust tests (unit, integration,
-# property, crash and end-to-end), then the binding tests (Python, Kotlin),
-# then the demo.
+# property, crash and end-to-end), then the relay's Debian package, then the
+# binding tests (Python, Kotlin), then the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
@@ -13,6 +13,11 @@ echo "== rust tests"
 # are type-checked by clippy --all-targets in CI, so they are left out here.
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
+
+# The relay's Debian package: build, install, run as its user, sync two
+# devices through it, upgrade, purge (needs root; about 30 s on the CI machine).
+echo "== debian package (kith-relay)"
+scripts/test-deb.sh
 
 echo "== binding tests (python, kotlin)"
 scripts/test-bindings.sh

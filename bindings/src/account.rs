@@ -19,8 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kith_core::identity::{KeyMaterial, KeyStore, KeyStoreError};
-use kith_core::sync::devices::{list_devices, mark_revoked, record_device};
-use kith_core::sync::{DeviceIdentity, Invitation, PairingMode, Token};
+use kith_core::sync::devices::list_devices;
+use kith_core::sync::pairing::{INVITATION_TTL_MS_MAX, Incoming};
+use kith_core::sync::{DeviceIdentity, Invitation, PairingMode, Token, membership};
 use kith_net::relay::Extra;
 use kith_protocol::{DeviceId, RelayAddress};
 
@@ -37,7 +38,8 @@ const SYNC_FILE: &str = "sync.json";
 pub const DEVICE_NAME_CHARS_MAX: usize = 64;
 /// Usual (the default argument) and longest lifetime of a pairing token.
 const PAIR_TTL_MINUTES_DEFAULT: u32 = 10;
-const PAIR_TTL_MINUTES_MAX: u32 = 24 * 60;
+/// A relay keeps mailbox blobs at most 600 s, so an invitation lasts at most 10 min.
+const PAIR_TTL_MINUTES_MAX: u32 = (INVITATION_TTL_MS_MAX / 60_000) as u32;
 /// Largest key material a foreign key store may hand back.
 const KEY_MATERIAL_BYTES_MAX: usize = 64 * 1024;
 
@@ -119,6 +121,27 @@ pub struct AccountInfo {
     pub device_name: String,
     /// The relay (`kith://KEY@HOST:PORT`), if one is set.
     pub relay: Option<String>,
+    /// The recovery code, only in what `create_account` returns: show it
+    /// once, have the user write it down; no device stores it.
+    pub recovery_code: Option<String>,
+}
+
+/// A device asking to join through an invitation this device made.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct JoinRequest {
+    /// Its device id.
+    pub device_id: String,
+    /// The name it gave.
+    pub name: String,
+    /// The code it shows: approve only if the user sees the same on it.
+    pub code: String,
+}
+
+/// An invitation waiting for its answer (the inviter's side).
+#[derive(Debug)]
+pub(crate) struct PendingInvitation {
+    invitation: Invitation,
+    incoming: Option<Incoming>,
 }
 
 /// One device of the account, as this device knows it.
@@ -132,7 +155,7 @@ pub struct Device {
     pub added_ms: u64,
     /// When its data last reached this device, ms since the Unix epoch.
     pub last_seen_ms: u64,
-    /// When this device revoked it, if it did.
+    /// When it was revoked (ms since the Unix epoch), if it was.
     pub revoked_at_ms: Option<u64>,
     /// This is the device the app runs on.
     pub this_device: bool,
@@ -250,10 +273,7 @@ impl Kith {
     }
 
     fn has_account(&self) -> KithResult<bool> {
-        Ok(self
-            .keys
-            .load()?
-            .is_some_and(|k| k.account_secret.is_some()))
+        Ok(self.keys.load()?.is_some_and(|k| k.account.is_some()))
     }
 
     /// The relay to sync with, or `InvalidInput(relay)` when none is set.
@@ -268,7 +288,7 @@ impl Kith {
 
     /// The state sync starts in: `Idle` with an account and a relay.
     pub(crate) fn initial_sync_state(dir: &Path, keys: &dyn KeyStore) -> SyncState {
-        let account = matches!(keys.load(), Ok(Some(k)) if k.account_secret.is_some());
+        let account = matches!(keys.load(), Ok(Some(k)) if k.account.is_some());
         let relay = matches!(saved_relay(dir), Ok(Some(_)));
         if account && relay {
             SyncState::Idle
@@ -283,7 +303,39 @@ impl Kith {
             device_id: id.device_id().to_string(),
             device_name: id.device_name().to_string(),
             relay: saved_relay(self.data_dir_path())?.map(|r| r.to_string()),
+            recovery_code: None,
         })
+    }
+
+    fn invitation(&self, token: &str) -> KithResult<Invitation> {
+        let list = self
+            .invitations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        list.iter()
+            .find(|p| p.invitation.token.to_string() == token.trim())
+            .map(|p| p.invitation.clone())
+            .ok_or_else(|| KithError::NotFound {
+                what: "invitation".into(),
+                id: "this token was not made by this Kith (or was answered already)".into(),
+            })
+    }
+
+    fn incoming(&self, token: &str) -> Option<Incoming> {
+        let list = self
+            .invitations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        list.iter()
+            .find(|p| p.invitation.token.to_string() == token.trim())
+            .and_then(|p| p.incoming.clone())
+    }
+
+    fn forget_invitation(&self, token: &str) {
+        self.invitations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|p| p.invitation.token.to_string() != token.trim());
     }
 
     fn refresh_disabled(&self) {
@@ -300,10 +352,12 @@ impl Kith {
 impl Kith {
     // ------------------------------------------------------------ account
 
-    /// Creates a new account with this device as its first member: the
-    /// account secret, this device's key and certificate (saved through the
-    /// key store), and, when given, the relay to sync with. Fails with
-    /// `Conflict` when this device already belongs to an account.
+    /// Creates a new account with this device as its only member: this
+    /// device's keys (saved through the key store), the membership log's
+    /// genesis signed by the account's root key, and, when given, the relay
+    /// to sync with. The returned `recovery_code` is shown once: the app
+    /// must have the user write it down. Fails with `Conflict` when this
+    /// device already belongs to an account.
     #[uniffi::method(default(relay = None))]
     pub fn create_account(
         &self,
@@ -318,16 +372,22 @@ impl Kith {
                     reason: "this device already belongs to an account".into(),
                 });
             }
-            let id = DeviceIdentity::create_account(&name, now_ms())?;
-            // Keys first: a device record without keys would name a device
-            // that does not exist.
-            self.keys.save(&id.to_material())?;
-            self.with_store(|s| Ok(record_device(s, id.cert(), now_ms())?))?;
+            let mut keys = kith_core::identity::KeyMaterial::generate(&name);
+            let (id, code) = self.with_store(|s| {
+                membership::create_account(s, &mut keys, now_ms()).map_err(|e| {
+                    KithError::Internal {
+                        reason: format!("cannot create the account: {e}"),
+                    }
+                })
+            })?;
+            self.keys.save(&keys)?;
             if let Some(r) = &relay {
                 save_relay(self.data_dir_path(), r)?;
             }
             self.refresh_disabled();
-            self.account_info(&id)
+            let mut info = self.account_info(&id)?;
+            info.recovery_code = Some(code.to_string());
+            Ok(info)
         })
     }
 
@@ -359,7 +419,6 @@ impl Kith {
             let id = self.identity()?;
             let me = id.device_id();
             self.with_store(|s| {
-                record_device(s, id.cert(), now_ms())?;
                 Ok(list_devices(s)?
                     .into_iter()
                     .map(|d| Device {
@@ -378,9 +437,11 @@ impl Kith {
 
     // ------------------------------------------------------------ pairing (async)
 
-    /// Invites a new device: leaves a one-time invitation at the relay and
-    /// returns its token, to show as a QR code. It works once, for
-    /// `ttl_minutes` (1 to 1440).
+    /// Invites a new device: returns a one-time token to show as a QR code
+    /// (and as text), valid for `ttl_minutes` (1 to 10: a relay keeps
+    /// pairing messages 600 s at most). Nothing is handed over yet: wait for
+    /// the device with `next_join_request`, compare its code, then
+    /// `approve_join` or `refuse_join`.
     #[uniffi::method(default(ttl_minutes = 10))]
     pub async fn pair(self: Arc<Self>, ttl_minutes: u32) -> KithResult<PairingInvitation> {
         run_async("pair", async move {
@@ -393,30 +454,22 @@ impl Kith {
                     ),
                 ));
             }
-            let id = self.identity()?;
+            self.identity()?;
             let addr = self.relay()?;
             let inv = Invitation::create(
-                &id,
                 PairingMode::Relay {
                     address: addr.to_string(),
                 },
                 u64::from(ttl_minutes) * 60_000,
                 now_ms(),
-            )
-            .map_err(|e| KithError::Internal {
-                reason: format!("cannot make the invitation: {e}"),
-            })?;
-            let store = self.shared_store()?;
-            let background = self.sync.is_running();
-            SyncHub::round(
-                Arc::clone(&self.sync.shared),
-                store,
-                id,
-                addr,
-                vec![Extra::Invitation(inv.clone())],
-                background,
-            )
-            .await?;
+            );
+            self.invitations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(PendingInvitation {
+                    invitation: inv.clone(),
+                    incoming: None,
+                });
             Ok(PairingInvitation {
                 token: inv.token.to_string(),
                 expires_at_ms: inv.expires_at_ms,
@@ -425,13 +478,130 @@ impl Kith {
         .await
     }
 
-    /// Joins the account of the device that showed `token`: redeems it
-    /// through the relay the token names, saves this device's keys, and runs
-    /// the first sync. A mistyped token fails with `InvalidInput(token)`; an
-    /// expired, used or withdrawn one with `Authentication` (show a new one);
-    /// an unreachable relay with `Network`. The account is set up once this
-    /// returns; if only the first sync failed, the returned account says so
-    /// in `sync_status().last_error` and `sync_now` retries it.
+    /// Waits (until the invitation expires) for the device that uses
+    /// `token` (made by `pair`); returns its name and the code it shows.
+    pub async fn next_join_request(self: Arc<Self>, token: String) -> KithResult<JoinRequest> {
+        run_async("next_join_request", async move {
+            let inv = self.invitation(&token)?;
+            let addr = self.relay()?;
+            let incoming = kith_net::relay::await_join_request(&addr, &inv).await?;
+            let out = JoinRequest {
+                device_id: incoming.request.card.device.to_string(),
+                name: incoming.request.name.clone(),
+                code: incoming.code.clone(),
+            };
+            let mut list = self
+                .invitations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(p) = list
+                .iter_mut()
+                .find(|p| p.invitation.token.to_string() == token.trim())
+            {
+                p.incoming = Some(incoming);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Adds the requesting device to the account if `code` (what the user
+    /// saw on it) matches its code; otherwise refuses it and fails with
+    /// `Authentication`. Either way the device is told.
+    pub async fn approve_join(self: Arc<Self>, token: String, code: String) -> KithResult<()> {
+        run_async("approve_join", async move {
+            let inv = self.invitation(&token)?;
+            let incoming = self.incoming(&token).ok_or_else(|| KithError::NotFound {
+                what: "join request".into(),
+                id: "call next_join_request first".into(),
+            })?;
+            let decision = Invitation::check_code(&incoming, &code);
+            let approve = decision
+                .as_ref()
+                .map(|_| ())
+                .map_err(|_| "the code on the inviting device does not match".to_string());
+            let id = self.identity()?;
+            let addr = self.relay()?;
+            let store = self.shared_store()?;
+            kith_net::relay::answer_join_request(
+                &store,
+                &id,
+                &addr,
+                &inv,
+                &incoming,
+                approve,
+                self.sync.round_timeout_ms(),
+            )
+            .await?;
+            self.forget_invitation(&token);
+            decision?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Refuses the requesting device (it is told `reason`).
+    pub async fn refuse_join(self: Arc<Self>, token: String, reason: String) -> KithResult<()> {
+        run_async("refuse_join", async move {
+            let inv = self.invitation(&token)?;
+            let incoming = self.incoming(&token).ok_or_else(|| KithError::NotFound {
+                what: "join request".into(),
+                id: "call next_join_request first".into(),
+            })?;
+            let id = self.identity()?;
+            let addr = self.relay()?;
+            let store = self.shared_store()?;
+            kith_net::relay::answer_join_request(
+                &store,
+                &id,
+                &addr,
+                &inv,
+                &incoming,
+                Err(reason),
+                self.sync.round_timeout_ms(),
+            )
+            .await?;
+            self.forget_invitation(&token);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Joining, step 1: asks to join through `token`; returns the code to
+    /// show on this device (the inviting device shows the same one). A
+    /// token someone else used first fails with `Authentication` saying so.
+    pub async fn request_join(
+        self: Arc<Self>,
+        token: String,
+        device_name: String,
+    ) -> KithResult<String> {
+        run_async("request_join", async move {
+            let name = check_device_name(&device_name)?;
+            let token = Token::parse(&token)?;
+            if self.has_account()? {
+                return Err(KithError::Conflict {
+                    reason: "this device already belongs to an account; join from a new store"
+                        .into(),
+                });
+            }
+            let mut keys = match self.keys.load()? {
+                Some(k) => k,
+                None => kith_core::identity::KeyMaterial::generate(&name),
+            };
+            keys.device_name = name;
+            self.keys.save(&keys)?;
+            let (code, addr) = kith_net::relay::post_join_request(&token, None, &keys).await?;
+            save_relay(self.data_dir_path(), &addr)?;
+            Ok(code)
+        })
+        .await
+    }
+
+    /// Joining, step 2: waits (until the token expires) for the inviting
+    /// device's answer; on approval saves the account and runs the first
+    /// sync. Refused: `Authentication` with the inviter's reason. The
+    /// account is set up once this returns; if only the first sync failed,
+    /// `sync_status().last_error` says so and `sync_now` retries it.
     pub async fn join(
         self: Arc<Self>,
         token: String,
@@ -446,18 +616,18 @@ impl Kith {
                         .into(),
                 });
             }
+            let Some(mut keys) = self.keys.load()? else {
+                return Err(KithError::NotFound {
+                    what: "join request".into(),
+                    id: "call request_join first".into(),
+                });
+            };
+            keys.device_name = name;
+            let addr = token.check_relay(None)?;
             let store = self.shared_store()?;
-            let (id, inviter, addr) =
-                kith_net::join_via_relay(&token, None, &name, self.sync.round_timeout_ms()).await?;
-            self.keys.save(&id.to_material())?;
+            let (id, _inviter) = kith_net::relay::await_welcome(&token, &addr, &mut keys).await?;
+            self.keys.save(&keys)?;
             save_relay(self.data_dir_path(), &addr)?;
-            {
-                let mut s = store
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                record_device(&mut s, id.cert(), now_ms())?;
-                record_device(&mut s, &inviter, now_ms())?;
-            }
             self.refresh_disabled();
             let info = self.account_info(&id)?;
             // The account exists now: a failed first sync is in the status.
@@ -478,8 +648,10 @@ impl Kith {
         .await
     }
 
-    /// Revokes another device of the account at the relay: it can no longer
-    /// sync there. `device_id` is the id from `devices()`.
+    /// Revokes another device of the account: a `Revoke` in the membership
+    /// log, ordered by the relay, and a new key epoch sealed to the
+    /// remaining devices, so it can neither sync nor read what is written
+    /// from now on. `device_id` is the id from `devices()`.
     pub async fn revoke(self: Arc<Self>, device_id: String) -> KithResult<()> {
         run_async("revoke", async move {
             let target: DeviceId = device_id.trim().parse().map_err(|_| {
@@ -494,21 +666,16 @@ impl Kith {
             }
             let addr = self.relay()?;
             let store = self.shared_store()?;
-            let revocation = id.revoke(target, now_ms());
             let background = self.sync.is_running();
             SyncHub::round(
                 Arc::clone(&self.sync.shared),
                 Arc::clone(&store),
                 id,
                 addr,
-                vec![Extra::Revoke(revocation)],
+                vec![Extra::Revoke(target)],
                 background,
             )
             .await?;
-            let mut s = store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            mark_revoked(&mut s, &target, now_ms())?;
             Ok(())
         })
         .await
@@ -519,14 +686,17 @@ impl Kith {
     /// One sync round with the relay: pull what other devices sent, push
     /// this device's changes. Runs on Kith's runtime; awaiting it never
     /// blocks the caller's thread. While `start_sync` runs, it asks the
-    /// background session to push instead (`via_background_sync`).
+    /// background session to push and pull now and returns what that cycle
+    /// moved (`via_background_sync`), or `Network` when the background session
+    /// is not connected (offline, retrying) or does not complete the cycle
+    /// within the round timeout: a pull-to-refresh never reports success
+    /// offline.
     pub async fn sync_now(self: Arc<Self>) -> KithResult<SyncReport> {
         run_async("sync_now", async move {
-            if self.sync.poke() {
-                return Ok(SyncReport {
-                    via_background_sync: true,
-                    ..SyncReport::default()
-                });
+            if self.sync.is_running() {
+                let sync = Arc::clone(&self.sync);
+                return SyncHub::sync_via_loop(Arc::clone(&self.sync.shared), move || sync.poke())
+                    .await;
             }
             let id = self.identity()?;
             let addr = self.relay()?;

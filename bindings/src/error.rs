@@ -104,6 +104,7 @@ impl From<kith_core::StoreError> for KithError {
             S::Io { .. }
             | S::Damaged { .. }
             | S::NewerFormat { .. }
+            | S::RetiredSyncFormat { .. }
             | S::Schema(_)
             | S::Automerge { .. }
             | S::UnknownDoc(_)
@@ -171,10 +172,7 @@ impl From<kith_core::sync::IdentityError> for KithError {
                 reason: "this device has no account yet: call create_account() or join(token)"
                     .to_string(),
             },
-            I::DamagedCertificate(_) | I::CertificateMismatch(_) => {
-                KithError::Authentication { reason }
-            }
-            I::Issue(_) => KithError::Internal { reason },
+            I::BadAccount => KithError::Authentication { reason },
         }
     }
 }
@@ -191,9 +189,14 @@ impl From<kith_core::sync::PairError> for KithError {
             },
             // Expired, used, for another relay, or not opening: the inviting
             // device must show a new token.
-            P::Expired { .. } | P::AlreadyUsed | P::OtherRelay { .. } | P::Decrypt => {
-                KithError::Authentication { reason }
-            }
+            P::Expired { .. }
+            | P::AlreadyUsed
+            | P::OtherRelay { .. }
+            | P::Decrypt
+            | P::RedeemedByAnother
+            | P::Refused { .. }
+            | P::CodeMismatch { .. } => KithError::Authentication { reason },
+            P::AlreadyJoined => KithError::Conflict { reason },
             P::Identity(i) => i.into(),
         }
     }
@@ -212,6 +215,7 @@ impl From<kith_net::NetError> for KithError {
                     C::AuthFailed
                     | C::BadCertificate
                     | C::DeviceRevoked
+                    | C::NotAMember
                     | C::RegistrationRequired
                     | C::BadToken
                     | C::NotAuthenticated
@@ -223,6 +227,8 @@ impl From<kith_net::NetError> for KithError {
             // an impostor; the user must check the relay address.
             N::Sync(R::WrongRelay { .. }) => KithError::Authentication { reason },
             N::Sync(R::Crypto(_)) => KithError::Internal { reason },
+            // This device was revoked: nothing to retry.
+            N::Sync(R::Revoked) => KithError::Authentication { reason },
             // Connection trouble of every kind (and cases added later):
             // retry when online.
             _ => KithError::Network { reason },

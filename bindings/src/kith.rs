@@ -115,6 +115,9 @@ pub struct Kith {
     state: Mutex<HandleState>,
     /// Listeners registered through this handle, removed when it closes.
     own_listeners: Mutex<Vec<u64>>,
+    /// Invitations made through this handle and not answered yet (their
+    /// secrets live only here), with the join request received for each.
+    pub(crate) invitations: Mutex<Vec<crate::account::PendingInvitation>>,
 }
 
 impl Drop for Kith {
@@ -354,6 +357,7 @@ impl Kith {
             engine,
             state: Mutex::new(HandleState::Foreground),
             own_listeners: Mutex::new(Vec::new()),
+            invitations: Mutex::new(Vec::new()),
         })
     }
 

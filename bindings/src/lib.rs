@@ -32,7 +32,9 @@ mod sync;
 mod transfer;
 mod types;
 
-pub use account::{AccountInfo, DEVICE_NAME_CHARS_MAX, Device, KithKeyStore, PairingInvitation};
+pub use account::{
+    AccountInfo, DEVICE_NAME_CHARS_MAX, Device, JoinRequest, KithKeyStore, PairingInvitation,
+};
 pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;

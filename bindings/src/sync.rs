@@ -73,7 +73,9 @@ pub struct SyncReport {
     /// Wall time of the round.
     pub elapsed_ms: u64,
     /// The background sync is running: instead of a second connection, it
-    /// was asked to push now, and the counts are zero (changes flow live).
+    /// was asked to push and pull now, and the counts are what that cycle of
+    /// the background session moved (changes that arrived live before it are
+    /// not counted again).
     pub via_background_sync: bool,
 }
 
@@ -171,6 +173,13 @@ pub(crate) struct SyncShared {
     /// Background loop tasks not yet finished, the stopped ones still
     /// closing included (tests wait on it instead of sleeping).
     loops_alive: std::sync::atomic::AtomicUsize,
+    /// What the background loop moved since its last completed cycle.
+    cycle_acc: Mutex<SyncReport>,
+    /// Each completed cycle of the background loop (count, what it moved): `sync_now`
+    /// waits on it while the loop runs.
+    cycles: watch::Sender<(u64, SyncReport)>,
+    /// Bumped on every state transition (waits end when the loop goes offline).
+    state_changes: watch::Sender<u64>,
 }
 
 /// Counts a loop task as alive until it ends, however it ends.
@@ -212,6 +221,7 @@ impl SyncShared {
             }
             s.state = state.clone();
         }
+        self.state_changes.send_modify(|n| *n = n.wrapping_add(1));
         self.listeners.sync_state(&state);
     }
 
@@ -298,13 +308,52 @@ impl SyncShared {
     }
 
     /// Handles one event of a session: state, change notifications.
+    /// Adds what one event of the background loop moved to the current cycle's report.
+    fn count_cycle(&self, event: &RelayEvent) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        let mut acc = lock(&self.cycle_acc);
+        match event {
+            RelayEvent::Pushed { entries, bytes, .. } => {
+                acc.pushed_entries += n(*entries);
+                acc.bytes_sent += n(*bytes);
+            }
+            RelayEvent::Received { entries, bytes, .. } => {
+                acc.received_entries += n(*entries);
+                acc.bytes_received += n(*bytes);
+            }
+            RelayEvent::Applied {
+                contacts,
+                interactions,
+                pending,
+                ..
+            } => {
+                acc.contacts_changed += n(*contacts);
+                acc.interactions_changed += n(*interactions);
+                acc.pending_changes = n(*pending);
+            }
+            RelayEvent::SnapshotApplied { bytes, .. } => {
+                acc.snapshot_applied = true;
+                acc.bytes_received += n(*bytes);
+            }
+            _ => {}
+        }
+    }
+
     fn on_event(&self, store: &Mutex<Store>, event: &RelayEvent, live: bool) {
         if let RelayEvent::Applied { .. } | RelayEvent::SnapshotApplied { .. } = event {
             self.notify_remote(store);
         }
+        if live {
+            self.count_cycle(event);
+        }
         if live && let RelayEvent::RoundComplete = event {
             self.succeeded(self.writes());
             self.record_position(store);
+            let report = std::mem::take(&mut *lock(&self.cycle_acc));
+            self.cycles.send_modify(|(n, last)| {
+                *n += 1;
+                *last = report;
+            });
         }
         if let Some(state) = Self::state_after(event, live) {
             self.set_state(state);
@@ -347,6 +396,9 @@ impl SyncHub {
                 registration_token: Mutex::new(None),
                 loop_generation: AtomicU64::new(0),
                 loops_alive: std::sync::atomic::AtomicUsize::new(0),
+                cycle_acc: Mutex::new(SyncReport::default()),
+                cycles: watch::channel((0, SyncReport::default())).0,
+                state_changes: watch::channel(0).0,
             }),
             control: Mutex::new(None),
         }
@@ -374,6 +426,74 @@ impl SyncHub {
         lock(&self.control)
             .as_ref()
             .is_some_and(|h| !h.task.is_finished())
+    }
+
+    /// `sync_now` while the background loop runs: no second session; the loop is asked to
+    /// push and pull now, and this waits (within the round timeout) for that cycle and
+    /// returns what it moved. A loop that is not connected is a `Network` error, so a
+    /// pull-to-refresh while offline says so instead of reporting success.
+    pub(crate) async fn sync_via_loop(
+        shared: Arc<SyncShared>,
+        poke: impl FnOnce() -> bool,
+    ) -> KithResult<SyncReport> {
+        let timeout_ms = shared.round_timeout_ms.load(Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let offline = |shared: &SyncShared| -> Option<KithError> {
+            match shared.state() {
+                SyncState::Retrying { reason, .. } | SyncState::Offline { reason } => {
+                    Some(KithError::Network { reason })
+                }
+                SyncState::Error { reason } => Some(KithError::Network { reason }),
+                _ => None,
+            }
+        };
+        if let Some(e) = offline(&shared) {
+            return Err(e);
+        }
+        let mut cycles = shared.cycles.subscribe();
+        let seen = cycles.borrow_and_update().0;
+        if !poke() {
+            return Err(KithError::locked("background sync stopped"));
+        }
+        let wait = async {
+            loop {
+                if cycles.changed().await.is_err() {
+                    return Err(KithError::locked("background sync stopped"));
+                }
+                let (n, report) = cycles.borrow_and_update().clone();
+                if n > seen {
+                    return Ok(report);
+                }
+            }
+        };
+        let wait_offline = async {
+            // Also ends the wait when the loop loses its connection meanwhile.
+            let mut states = shared.state_changes.subscribe();
+            loop {
+                if states.changed().await.is_err() {
+                    return;
+                }
+                if offline(&shared).is_some() {
+                    return;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            r = wait => r,
+            () = wait_offline => Err(offline(&shared).unwrap_or_else(|| KithError::Network {
+                reason: "the background session lost its connection".into(),
+            })),
+            () = tokio::time::sleep(std::time::Duration::from_millis(timeout_ms)) => {
+                Err(KithError::Network {
+                    reason: format!("the background session did not complete a round within {timeout_ms} ms"),
+                })
+            }
+        };
+        outcome.map(|mut r| {
+            r.via_background_sync = true;
+            r.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            r
+        })
     }
 
     /// Asks a running loop to push now; `false` when no loop runs.

@@ -87,6 +87,18 @@ pub enum StoreError {
         /// The major version this build reads.
         supported_major: u32,
     },
+    /// The store's sync tables were written by an older Kith whose sync
+    /// format is not read (format 1 trusted the shared account secret). The
+    /// documents are fine: back up, then start sync on a fresh store.
+    #[error(
+        "the store's sync tables have format {found}, which predates membership logs and is not read (this Kith reads {supported}): export or back up, then create or join the account on a fresh store"
+    )]
+    RetiredSyncFormat {
+        /// The format found.
+        found: u64,
+        /// The format this build reads.
+        supported: u64,
+    },
     /// A document does not follow the schema.
     #[error(transparent)]
     Schema(#[from] SchemaError),

@@ -1,13 +1,13 @@
 //! Account and device identity, and the end-to-end encryption of what leaves a
 //! device.
 //!
-//! An account is 32 random bytes, the [`AccountSecret`]. Everything else is
-//! derived from it with HKDF-SHA256 under fixed, versioned labels:
-//! the account signing key (ed25519; its public half is the account id) and the
-//! data key (XChaCha20-Poly1305) under which every entry sent to a relay is
-//! sealed. Each device also has its own random ed25519 key; the account key
-//! signs a certificate for it (see `kith_protocol`), and the device key signs
-//! every entry it seals.
+//! No device holds an account secret (key file version 2; docs/SECURITY.md).
+//! An account is named by the public half of its root key, which only the
+//! recovery code derives (`sync::authority`). Each device has its own random
+//! ed25519 key (signs entries, snapshots, membership ops, relay and peer
+//! authentication) and its own X25519 key (receives the data keys of the
+//! membership epochs, `sync::epochs`). [`DataKey`] is the XChaCha20-Poly1305
+//! key type of those epochs.
 //!
 //! Key material is persisted through the small [`KeyStore`] trait so the phone
 //! bindings can plug in the platform keychain; [`FileKeyStore`] is the default,
@@ -34,8 +34,6 @@ pub const NONCE_LEN_BYTES: usize = 24;
 pub const TAG_LEN_BYTES: usize = 16;
 
 const HKDF_SALT: &[u8] = b"kith-account-v1";
-const LABEL_SIGNING: &[u8] = b"kith account signing key v1";
-const LABEL_DATA: &[u8] = b"kith account data key v1";
 
 /// Errors from sealing, opening and key handling.
 #[derive(Debug, thiserror::Error)]
@@ -60,60 +58,6 @@ pub enum CryptoError {
     BadSignature,
 }
 
-/// The 32-byte root secret of an account. Never leaves a device unencrypted.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
-pub struct AccountSecret([u8; KEY_LEN_BYTES]);
-
-impl std::fmt::Debug for AccountSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccountSecret(..)")
-    }
-}
-
-impl AccountSecret {
-    /// A fresh secret from the operating system's CSPRNG.
-    pub fn generate() -> Self {
-        let mut b = [0u8; KEY_LEN_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut b);
-        AccountSecret(b)
-    }
-
-    /// The secret from its 32 bytes (as kept in [`KeyMaterial`]).
-    pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
-        AccountSecret(bytes)
-    }
-
-    /// The 32 bytes; keep them secret and zeroize copies.
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN_BYTES] {
-        &self.0
-    }
-
-    fn derive(&self, label: &[u8]) -> [u8; KEY_LEN_BYTES] {
-        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), &self.0);
-        let mut out = [0u8; KEY_LEN_BYTES];
-        expand(&hk, label, &mut out);
-        out
-    }
-
-    /// The account's signing key (its public half is the account id).
-    pub fn signing_key(&self) -> SigningKey {
-        let mut b = self.derive(LABEL_SIGNING);
-        let key = SigningKey::from_bytes(&b);
-        b.zeroize();
-        key
-    }
-
-    /// The account id: the public key of the account signing key.
-    pub fn account_id(&self) -> VerifyingKey {
-        self.signing_key().verifying_key()
-    }
-
-    /// The data key under which entries for the relay are sealed.
-    pub fn data_key(&self) -> DataKey {
-        DataKey(self.derive(LABEL_DATA))
-    }
-}
-
 fn expand(hk: &Hkdf<Sha256>, label: &[u8], out: &mut [u8; KEY_LEN_BYTES]) {
     // HKDF-SHA256 only refuses outputs longer than 255 * 32 bytes; 32 is always
     // accepted, so the result carries no information here.
@@ -131,6 +75,13 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// A fresh key from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut b = [0u8; KEY_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        DataKey(b)
+    }
+
     /// The key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
         DataKey(bytes)
@@ -298,39 +249,91 @@ pub fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
 
-/// Everything a device keeps secret: the account secret (absent before the
-/// device joined an account) and the device key, plus its certificate bytes.
+/// Everything a device keeps secret (key file version 2): its ed25519 key,
+/// its X25519 key, its name and, once it created or joined one, the account
+/// it belongs to. No account secret: version 1 held one and is refused.
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct KeyMaterial {
-    /// Format version of this record.
+    /// Format version of this record ([`KeyMaterial::VERSION`]).
     pub version: u32,
-    /// The account secret; `None` until the device created or joined an account.
-    pub account_secret: Option<[u8; KEY_LEN_BYTES]>,
+    /// The account id (public) once the device created or joined an account.
+    pub account: Option<[u8; KEY_LEN_BYTES]>,
     /// The device key's 32-byte seed.
     pub device_key: [u8; KEY_LEN_BYTES],
-    /// Human name of this device ("Ana's phone").
+    /// The X25519 secret epoch keys are sealed to.
+    pub seal_key: [u8; KEY_LEN_BYTES],
+    /// Human name of this device ("Ana's phone"); travels only in sealed data.
     pub device_name: String,
-    /// The device certificate (kith-protocol encoding), once issued.
-    pub device_certificate: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyMaterial")
             .field("version", &self.version)
-            .field("has_account", &self.account_secret.is_some())
+            .field("has_account", &self.account.is_some())
             .field("device_name", &self.device_name)
             .finish_non_exhaustive()
     }
 }
 
-impl KeyMaterial {
-    /// The format version this build writes and the newest it reads.
-    pub const VERSION: u32 = 1;
+/// Why stored key material is not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyDecodeError {
+    /// Not key material of any version.
+    #[error("it is damaged: {0}")]
+    Damaged(String),
+    /// Written by a newer Kith.
+    #[error("it has format version {found}, newer than this Kith understands ({supported})", supported = KeyMaterial::VERSION)]
+    TooNew {
+        /// Its version.
+        found: u32,
+    },
+    /// Version 1 held the account secret every device shared; it is not read
+    /// (no release shipped it): create or join the account again.
+    #[error(
+        "it has format version {found}, which held the shared account secret and is no longer read (this Kith reads version {supported}): move it away, then `kith init` or `kith join` again",
+        supported = KeyMaterial::VERSION
+    )]
+    Retired {
+        /// Its version.
+        found: u32,
+    },
+}
 
-    /// The account secret; `None` before the device created or joined an account.
-    pub fn account_secret(&self) -> Option<AccountSecret> {
-        self.account_secret.map(AccountSecret::from_bytes)
+impl KeyMaterial {
+    /// The format version this build writes and the only one it reads.
+    pub const VERSION: u32 = 2;
+
+    /// Fresh keys for a device named `name` that has no account yet.
+    pub fn generate(name: &str) -> Self {
+        let mut device_key = [0u8; KEY_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut device_key);
+        let mut seal_key = [0u8; KEY_LEN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut seal_key);
+        Self {
+            version: Self::VERSION,
+            account: None,
+            device_key,
+            seal_key,
+            device_name: name.to_owned(),
+        }
+    }
+
+    /// Decodes the JSON form, refusing other versions by name.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, KeyDecodeError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version =
+            serde_json::from_slice(bytes).map_err(|e| KeyDecodeError::Damaged(e.to_string()))?;
+        if v.version > Self::VERSION {
+            return Err(KeyDecodeError::TooNew { found: v.version });
+        }
+        if v.version < Self::VERSION {
+            return Err(KeyDecodeError::Retired { found: v.version });
+        }
+        serde_json::from_slice(bytes).map_err(|e| KeyDecodeError::Damaged(e.to_string()))
     }
 
     /// The device key.
@@ -351,13 +354,15 @@ pub enum KeyStoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The key file does not decode; restore it from a backup.
-    #[error("key file {path} is damaged: {reason}")]
+    /// The key file is not read: damaged, too new, or of the retired
+    /// version 1 (the case says which and what to do).
+    #[error("key file {path}: {reason}")]
     Damaged {
         /// The key file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: KeyDecodeError,
     },
     /// The key file is readable or writable by group or others; it is not
     /// used. Check who could have copied it, then `chmod 600` it.
@@ -369,18 +374,6 @@ pub enum KeyStoreError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
-    },
-    /// The key file was written by a newer Kith; update Kith.
-    #[error(
-        "key file {path} has format version {found}, newer than this Kith understands ({supported})"
-    )]
-    TooNew {
-        /// The key file.
-        path: PathBuf,
-        /// Its format version.
-        found: u32,
-        /// [`KeyMaterial::VERSION`].
-        supported: u32,
     },
     /// The platform keychain (bindings) failed; its message is kept.
     #[error("platform keychain error: {0}")]
@@ -446,25 +439,17 @@ impl KeyStore for FileKeyStore {
                 mode: crate::private_fs::mode_of(&self.path).map_err(|e| self.io(e))?,
             });
         }
-        let keys: KeyMaterial =
-            serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Damaged {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        if keys.version > KeyMaterial::VERSION {
-            return Err(KeyStoreError::TooNew {
-                path: self.path.clone(),
-                found: keys.version,
-                supported: KeyMaterial::VERSION,
-            });
-        }
+        let keys = KeyMaterial::from_json(&bytes).map_err(|reason| KeyStoreError::Damaged {
+            path: self.path.clone(),
+            reason,
+        })?;
         Ok(Some(keys))
     }
 
     fn save(&self, keys: &KeyMaterial) -> Result<(), KeyStoreError> {
         let json = serde_json::to_vec_pretty(keys).map_err(|e| KeyStoreError::Damaged {
             path: self.path.clone(),
-            reason: e.to_string(),
+            reason: KeyDecodeError::Damaged(e.to_string()),
         })?;
         // A fresh name opened exclusively without following links: a stale
         // or planted `keys.json.*.tmp` (another user's file, a symlink to
@@ -503,29 +488,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn derivation_is_stable_and_separates_keys() {
-        let s = AccountSecret::from_bytes([7u8; 32]);
-        assert_eq!(
-            s.account_id(),
-            AccountSecret::from_bytes([7u8; 32]).account_id()
-        );
-        assert_ne!(s.signing_key().to_bytes(), s.data_key().0);
-        assert_ne!(
-            s.account_id(),
-            AccountSecret::from_bytes([8u8; 32]).account_id()
-        );
-    }
-
-    #[test]
     fn seal_open_round_trip_and_binding() {
-        let k = AccountSecret::generate().data_key();
+        let k = DataKey::generate();
         let sealed = k.seal(b"meeting with Ana", b"ctx-1").unwrap();
         assert_eq!(k.open(&sealed, b"ctx-1").unwrap(), b"meeting with Ana");
         assert!(matches!(
             k.open(&sealed, b"ctx-2"),
             Err(CryptoError::Authentication)
         ));
-        let other = AccountSecret::generate().data_key();
+        let other = DataKey::generate();
         assert!(matches!(
             other.open(&sealed, b"ctx-1"),
             Err(CryptoError::Authentication)
@@ -556,17 +527,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileKeyStore::in_dir(dir.path());
         assert!(store.load().unwrap().is_none());
-        let keys = KeyMaterial {
-            version: KeyMaterial::VERSION,
-            account_secret: Some([1u8; 32]),
-            device_key: DeviceKey::generate().to_bytes(),
-            device_name: "laptop".into(),
-            device_certificate: None,
-        };
+        let mut keys = KeyMaterial::generate("laptop");
+        keys.account = Some([1u8; 32]);
         store.save(&keys).unwrap();
         let back = store.load().unwrap().unwrap();
-        assert_eq!(back.account_secret, keys.account_secret);
+        assert_eq!(back.account, keys.account);
         assert_eq!(back.device_key, keys.device_key);
+        assert_eq!(back.seal_key, keys.seal_key);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -578,13 +545,9 @@ mod tests {
     }
 
     fn sample_keys() -> KeyMaterial {
-        KeyMaterial {
-            version: KeyMaterial::VERSION,
-            account_secret: Some([3u8; 32]),
-            device_key: DeviceKey::generate().to_bytes(),
-            device_name: "phone".into(),
-            device_certificate: None,
-        }
+        let mut keys = KeyMaterial::generate("phone");
+        keys.account = Some([3u8; 32]);
+        keys
     }
 
     #[cfg(unix)]
@@ -612,10 +575,7 @@ mod tests {
             "the link was replaced by a file"
         );
         assert_eq!(crate::private_fs::mode_of(store.path()).unwrap(), 0o600);
-        assert_eq!(
-            store.load().unwrap().unwrap().account_secret,
-            keys.account_secret
-        );
+        assert_eq!(store.load().unwrap().unwrap().device_key, keys.device_key);
         // No temporary file is left behind.
         let left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

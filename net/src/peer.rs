@@ -2,12 +2,14 @@
 //! certificate for its device key (ALPN `kith-peer/1`); the client accepts
 //! any ed25519 certificate at the TLS layer because the decision is made one
 //! layer up: both sides sign a 32-byte TLS keying-material export with their
-//! device keys and show certificates of the same account
-//! ([`PeerSync`]), so a device of another account, or a man in the middle
-//! (whose two TLS sessions export different bytes), is refused.
+//! device keys, show their cards and exchange membership logs
+//! ([`PeerSync`]), so a device of another account, a revoked device, or a
+//! man in the middle (whose two TLS sessions export different bytes), is
+//! refused.
 //!
-//! The same server answers direct pairing requests from its
-//! [`PairingHost`].
+//! The same server is the mailbox of direct pairing: a joiner leaves its
+//! request (`PairPut`) and takes the reply (`PairRequest`) at the slots of
+//! the invitations its [`PairingHost`] offers.
 //!
 //! One connection carries one bidirectional stream and, on it, any number of
 //! exchanges (Hello .. DoneAck, each a fresh [`PeerSync`]). A one-shot client
@@ -28,10 +30,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kith_core::Store;
-use kith_core::sync::pairing::{PairingHost, Token};
-use kith_core::sync::peer::{PEER_ALPN, answer_pair_request};
-use kith_core::sync::{DeviceIdentity, PeerError, PeerMsg, PeerRole, PeerStats, PeerSync};
-use kith_protocol::DeviceCert;
+use kith_core::identity::KeyMaterial;
+use kith_core::sync::pairing::PairingHost;
+use kith_core::sync::pairing::{PairError, Reply};
+use kith_core::sync::peer::{PEER_ALPN, answer_pair_put, answer_pair_request};
+use kith_core::sync::{
+    DeviceIdentity, PeerCard, PeerError, PeerMsg, PeerRole, PeerStats, PeerSync,
+};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::frames::{Counters, spawn_reader, write_msg};
@@ -83,7 +88,7 @@ pub struct PeerReport {
     /// What the sync machine did (changes each way, round trips).
     pub stats: PeerStats,
     /// The other device, once it authenticated; `None` if the session failed before.
-    pub peer: Option<DeviceCert>,
+    pub peer: Option<PeerCard>,
     /// Frame bytes sent.
     pub wire_sent_bytes: u64,
     /// Frame bytes received.
@@ -267,6 +272,14 @@ async fn serve_conn(
                             let answer = {
                                 let mut host = ctx.pairing.lock().unwrap_or_else(|e| e.into_inner());
                                 answer_pair_request(&mut host, &slot, now_ms())
+                            };
+                            write_msg(&mut send, &answer, &counters).await?;
+                            return Ok(());
+                        }
+                        PeerMsg::PairPut { slot, blob } if !in_exchange && !authenticated => {
+                            let answer = {
+                                let mut host = ctx.pairing.lock().unwrap_or_else(|e| e.into_inner());
+                                answer_pair_put(&mut host, slot, blob, now_ms())
                             };
                             write_msg(&mut send, &answer, &counters).await?;
                             return Ok(());
@@ -590,14 +603,8 @@ async fn watch_conn(
     result
 }
 
-/// Redeems a peer-mode token at the inviting device's server.
-pub async fn join_via_peer(
-    addr: SocketAddr,
-    token: &Token,
-    device_name: &str,
-) -> Result<(DeviceIdentity, DeviceCert), JoinError> {
-    token.check_peer()?;
-    token.check_fresh(now_ms())?;
+/// One pairing message to the inviting device's server and its answer.
+async fn pair_once(addr: SocketAddr, msg: PeerMsg) -> Result<PeerMsg, NetError> {
     let fut = async {
         let (endpoint, conn) = connect_peer(addr).await?;
         let (mut send, recv) = conn
@@ -606,12 +613,7 @@ pub async fn join_via_peer(
             .map_err(|e| NetError::Connection(e.to_string()))?;
         let counters = Arc::new(Counters::default());
         let mut rx = spawn_reader::<PeerMsg>(recv, counters.clone());
-        write_msg(
-            &mut send,
-            &PeerMsg::PairRequest { slot: token.slot() },
-            &counters,
-        )
-        .await?;
+        write_msg(&mut send, &msg, &counters).await?;
         let r = rx.recv().await;
         let _ = send.finish();
         conn.close(0u32.into(), b"bye");
@@ -622,20 +624,79 @@ pub async fn join_via_peer(
             None => Err(NetError::Connection("no answer".into())),
         }
     };
-    let answer = tokio::time::timeout(Duration::from_millis(30_000), fut)
+    tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS * 2), fut)
         .await
-        .map_err(|_| NetError::Timeout { timeout_ms: 30_000 })??;
-    match answer {
-        PeerMsg::PairBlob { blob } => Ok(token.join(&blob, device_name, now_ms())?),
-        PeerMsg::Refused { .. } => Err(kith_core::sync::PairError::AlreadyUsed.into()),
-        other => Err(NetError::Connection(format!("unexpected answer {other:?}")).into()),
+        .map_err(|_| NetError::Timeout {
+            timeout_ms: CONNECT_TIMEOUT_MS * 2,
+        })?
+}
+
+/// Direct pairing, joining side: leaves this device's request at the
+/// inviting device's server, then waits (until the token expires) for its
+/// reply. `on_code` gets the code to show as soon as the request is posted.
+pub async fn join_via_peer(
+    addr: SocketAddr,
+    token: &kith_core::sync::Token,
+    keys: &mut KeyMaterial,
+    on_code: impl FnOnce(&str),
+) -> Result<(DeviceIdentity, String), JoinError> {
+    token.check_peer()?;
+    token.check_fresh(now_ms())?;
+    let (blob, code) = token.request(keys)?;
+    match pair_once(
+        addr,
+        PeerMsg::PairPut {
+            slot: token.join_slot(),
+            blob,
+        },
+    )
+    .await?
+    {
+        PeerMsg::PairStored => {}
+        PeerMsg::Refused { .. } => return Err(PairError::RedeemedByAnother.into()),
+        other => {
+            return Err(NetError::Connection(format!("unexpected answer {other:?}")).into());
+        }
+    }
+    on_code(&code);
+    let blob = loop {
+        match pair_once(
+            addr,
+            PeerMsg::PairRequest {
+                slot: token.reply_slot(),
+            },
+        )
+        .await?
+        {
+            PeerMsg::PairBlob { blob } => break blob,
+            PeerMsg::Refused { .. } if now_ms() < token.expires_at_ms() => {
+                tokio::time::sleep(Duration::from_millis(crate::relay::MAILBOX_POLL_MS)).await;
+            }
+            PeerMsg::Refused { .. } => {
+                return Err(PairError::Expired { ago_s: 0 }.into());
+            }
+            other => {
+                return Err(NetError::Connection(format!("unexpected answer {other:?}")).into());
+            }
+        }
+    };
+    match token.open_reply(&blob)? {
+        Reply::Welcome {
+            account,
+            inviter_name,
+            ..
+        } => {
+            keys.account = Some(account.0);
+            let id = DeviceIdentity::from_material(keys).map_err(PairError::from)?;
+            Ok((id, inviter_name))
+        }
+        Reply::Refused { reason } => Err(PairError::Refused { reason }.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kith_core::identity::DeviceKey;
 
     struct Dev {
         _dir: tempfile::TempDir,
@@ -643,26 +704,29 @@ mod tests {
         id: DeviceIdentity,
     }
 
-    fn dev(id: DeviceIdentity) -> Dev {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Mutex::new(Store::open(dir.path()).unwrap()));
-        Dev {
-            _dir: dir,
-            store,
-            id,
-        }
-    }
-
+    /// Two devices of one account: `a` created it and added `b`.
     fn pair() -> (Dev, Dev) {
-        let a = DeviceIdentity::create_account("laptop", now_ms()).unwrap();
-        let b = DeviceIdentity::new(
-            a.account_secret().clone(),
-            DeviceKey::generate(),
-            "phone",
-            now_ms(),
-        )
-        .unwrap();
-        (dev(a), dev(b))
+        use kith_core::sync::membership;
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut sa, mut sb) = (
+            Store::open(da.path()).unwrap(),
+            Store::open(db.path()).unwrap(),
+        );
+        let mut ka = KeyMaterial::generate("laptop");
+        let (a, _code) = membership::create_account(&mut sa, &mut ka, now_ms()).unwrap();
+        let mut kb = KeyMaterial::generate("phone");
+        kb.account = Some(a.account_id().0);
+        let b = DeviceIdentity::from_material(&kb).unwrap();
+        let add = membership::add_op(&mut sa, &a, b.card(), now_ms()).unwrap();
+        membership::absorb(&mut sa, &a, &[add]).unwrap();
+        let ops = membership::ops(&mut sa).unwrap();
+        membership::absorb(&mut sb, &b, &ops).unwrap();
+        let wrap = |dir, store, id| Dev {
+            _dir: dir,
+            store: Arc::new(Mutex::new(store)),
+            id,
+        };
+        (wrap(da, sa, a), wrap(db, sb, b))
     }
 
     async fn serve(d: &Dev) -> (SocketAddr, ChangeNotifier, watch::Sender<bool>) {

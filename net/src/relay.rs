@@ -1,6 +1,7 @@
 //! Talking to a relay: one round (`kith sync`), a watching session that
 //! stays connected and reconnects with bounded backoff (`kith sync --watch`),
-//! leaving and taking pairing invitations, and revocations. Each connection
+//! pairing through the mailbox (the joiner's request, the inviter's reply),
+//! and membership changes (revoke, add, recover). Each connection
 //! is a fresh [`RelaySync`] over one bidirectional QUIC stream; everything
 //! durable is in the store, so a dropped connection loses nothing.
 
@@ -9,12 +10,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kith_core::Store;
-use kith_core::sync::pairing::{PairError, Token};
+use kith_core::identity::KeyMaterial;
+use kith_core::sync::authority::RecoveryCode;
+use kith_core::sync::pairing::{Incoming, PairError, Reply, Token};
 use kith_core::sync::relay::{MailboxError, MailboxTake};
 use kith_core::sync::{
     DeviceIdentity, Invitation, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError,
 };
-use kith_protocol::{DeviceCert, ErrorCode, RelayAddress, Revocation, ServerMsg};
+use kith_protocol::msg::MailboxSlot;
+use kith_protocol::{DeviceId, ErrorCode, MemberKeys, RelayAddress, RelayKey, ServerMsg};
 use tokio::sync::{mpsc, watch};
 
 use crate::frames::{Counters, FrameIoError, spawn_reader, write_msg};
@@ -149,13 +153,20 @@ impl RoundReport {
     }
 }
 
-/// Extra requests to send in a round.
+/// Membership changes to make in a round (ordered by the relay).
 #[derive(Debug, Clone)]
 pub enum Extra {
-    /// Post a pairing invitation to the relay's mailbox.
-    Invitation(Invitation),
-    /// Tell the relay a device is revoked, so it refuses that device from now on.
-    Revoke(Revocation),
+    /// Revoke a device: a new epoch sealed to the remaining members.
+    Revoke(DeviceId),
+    /// Add a device (a pairing the user approved).
+    Add(MemberKeys),
+    /// Recover with the code: the members become exactly these.
+    Recover {
+        /// The recovery code.
+        code: RecoveryCode,
+        /// The devices to keep.
+        keep: Vec<MemberKeys>,
+    },
 }
 
 fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
@@ -294,11 +305,9 @@ async fn run_session<F: FnMut(&RelayEvent)>(
         let mut m = RelaySync::new(&mut st, s.id.clone(), s.addr.key, s.cfg.clone())?;
         for x in std::mem::take(&mut s.extras) {
             match x {
-                Extra::Invitation(inv) => {
-                    let ttl = inv.ttl_s(now_ms());
-                    m.mailbox_put(&mut st, inv.slot, inv.blob, ttl)?;
-                }
-                Extra::Revoke(r) => m.revoke(&mut st, r)?,
+                Extra::Revoke(d) => m.revoke(&mut st, d)?,
+                Extra::Add(card) => m.add_member(&mut st, card)?,
+                Extra::Recover { code, keep } => m.recover(&mut st, code, keep)?,
             }
         }
         m
@@ -498,30 +507,15 @@ pub async fn relay_watch(
     }
 }
 
-/// Leaves an invitation in the relay mailbox (one authenticated round).
-pub async fn send_invitation(
-    store: &Mutex<Store>,
-    id: &DeviceIdentity,
-    addr: &RelayAddress,
-    inv: &Invitation,
-    timeout_ms: u64,
-) -> Result<RoundReport, NetError> {
-    relay_round(
-        store,
-        id,
-        addr,
-        RelayClientConfig::default(),
-        vec![Extra::Invitation(inv.clone())],
-        timeout_ms,
-        |_| {},
-    )
-    .await
-}
+/// How often a waiting side asks the mailbox again (pairing only: the
+/// mailbox has no subscription). Bounded by the invitation's expiry.
+pub const MAILBOX_POLL_MS: u64 = 250;
 
 /// Why joining failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
-    /// The pairing itself failed (wrong or expired code, refused); get a new invitation.
+    /// The pairing itself failed (wrong or expired code, refused, redeemed
+    /// by another device); get a new invitation.
     #[error(transparent)]
     Pair(#[from] PairError),
     /// The network failed; retry with the same invitation while it is valid.
@@ -529,63 +523,200 @@ pub enum JoinError {
     Net(#[from] NetError),
 }
 
-/// Redeems a relay-mode token: takes the invitation from the mailbox and
-/// returns the new device's identity and the inviter's certificate.
-/// `given_relay` is the relay the user named, if any (must match the token).
-pub async fn join_via_relay(
+/// One unauthenticated mailbox exchange (take, or put when `put` is given).
+async fn mailbox_once(
+    addr: &RelayAddress,
+    slot: MailboxSlot,
+    put: Option<(Vec<u8>, u32)>,
+) -> Result<Result<Vec<u8>, MailboxError>, NetError> {
+    let (endpoint, conn) = connect_relay(addr, CONNECT_TIMEOUT_MS).await?;
+    let (mut send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let counters = Arc::new(Counters::default());
+    let mut rx = spawn_reader::<ServerMsg>(recv, counters.clone());
+    let mut m = match put {
+        Some((blob, ttl_s)) => MailboxTake::put(addr.key, slot, blob, ttl_s),
+        None => MailboxTake::new(addr.key, slot),
+    };
+    let out = loop {
+        while let Some(msg) = m.poll_transmit() {
+            write_msg(&mut send, &msg, &counters).await?;
+        }
+        if let Some(r) = m.result() {
+            break r;
+        }
+        match rx.recv().await {
+            Some(Ok(msg)) => m.handle(msg),
+            Some(Err(e)) => return Err(NetError::from(e)),
+            None => return Err(NetError::Connection("reader stopped".into())),
+        }
+    };
+    let _ = send.finish();
+    conn.close(0u32.into(), b"bye");
+    let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+    Ok(out)
+}
+
+fn mailbox_error(e: MailboxError) -> JoinError {
+    match e {
+        MailboxError::WrongRelay { expected, got } => PairError::OtherRelay {
+            token_relay: expected.to_string(),
+            given: got.to_string(),
+        }
+        .into(),
+        MailboxError::Taken => PairError::RedeemedByAnother.into(),
+        other => NetError::Connection(other.to_string()).into(),
+    }
+}
+
+/// Takes the blob at `slot`, asking again every [`MAILBOX_POLL_MS`] until
+/// it is there or `deadline_ms` (ms since epoch) passed.
+async fn await_blob(
+    addr: &RelayAddress,
+    slot: MailboxSlot,
+    deadline_ms: u64,
+) -> Result<Vec<u8>, JoinError> {
+    loop {
+        match mailbox_once(addr, slot, None).await? {
+            Ok(blob) => return Ok(blob),
+            Err(MailboxError::NotFound) if now_ms() < deadline_ms => {
+                tokio::time::sleep(Duration::from_millis(MAILBOX_POLL_MS)).await;
+            }
+            Err(MailboxError::NotFound) => {
+                return Err(PairError::Expired {
+                    ago_s: now_ms().saturating_sub(deadline_ms) / 1000,
+                }
+                .into());
+            }
+            Err(e) => return Err(mailbox_error(e)),
+        }
+    }
+}
+
+/// The joining side, step 1: leaves this device's sealed request at the
+/// token's join slot; returns the code to show. Someone who redeemed the
+/// token first makes this fail with [`PairError::RedeemedByAnother`].
+pub async fn post_join_request(
     token: &Token,
-    given_relay: Option<&kith_protocol::RelayKey>,
-    device_name: &str,
-    timeout_ms: u64,
-) -> Result<(DeviceIdentity, DeviceCert, RelayAddress), JoinError> {
+    given_relay: Option<&RelayKey>,
+    keys: &KeyMaterial,
+) -> Result<(String, RelayAddress), JoinError> {
     token.check_fresh(now_ms())?;
     let addr = token.check_relay(given_relay)?;
-    let fut = async {
-        let (endpoint, conn) = connect_relay(&addr, CONNECT_TIMEOUT_MS).await?;
-        let (mut send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Connection(e.to_string()))?;
-        let counters = Arc::new(Counters::default());
-        let mut rx = spawn_reader::<ServerMsg>(recv, counters.clone());
-        let mut m = MailboxTake::new(addr.key, token.slot());
-        let out = loop {
-            while let Some(msg) = m.poll_transmit() {
-                write_msg(&mut send, &msg, &counters).await?;
-            }
-            if let Some(r) = m.result() {
-                break r;
-            }
-            match rx.recv().await {
-                Some(Ok(msg)) => m.handle(msg),
-                Some(Err(e)) => return Err(NetError::from(e)),
-                None => return Err(NetError::Connection("reader stopped".into())),
-            }
-        };
-        let _ = send.finish();
-        conn.close(0u32.into(), b"bye");
-        let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
-        Ok::<_, NetError>(out)
-    };
-    let taken = tokio::time::timeout(Duration::from_millis(timeout_ms), fut)
-        .await
-        .map_err(|_| NetError::Timeout { timeout_ms })??;
-    let blob = match taken {
-        Ok(b) => b,
-        Err(MailboxError::NotFound) => return Err(PairError::AlreadyUsed.into()),
-        Err(MailboxError::WrongRelay { expected, got }) => {
-            return Err(PairError::OtherRelay {
-                token_relay: expected.to_string(),
-                given: got.to_string(),
-            }
-            .into());
+    let (blob, code) = token.request(keys)?;
+    let ttl_s = u32::try_from(
+        token
+            .expires_at_ms()
+            .saturating_sub(now_ms())
+            .div_ceil(1000),
+    )
+    .unwrap_or(u32::MAX);
+    match mailbox_once(&addr, token.join_slot(), Some((blob, ttl_s))).await? {
+        Ok(_) => Ok((code, addr)),
+        Err(e) => Err(mailbox_error(e)),
+    }
+}
+
+/// The joining side, step 2: waits (until the token expires) for the
+/// inviter's reply; on a welcome, the identity to save and sync with.
+pub async fn await_welcome(
+    token: &Token,
+    addr: &RelayAddress,
+    keys: &mut KeyMaterial,
+) -> Result<(DeviceIdentity, String), JoinError> {
+    let blob = await_blob(addr, token.reply_slot(), token.expires_at_ms()).await?;
+    match token.open_reply(&blob)? {
+        Reply::Welcome {
+            account,
+            inviter_name,
+            ..
+        } => {
+            keys.account = Some(account.0);
+            let id = DeviceIdentity::from_material(keys).map_err(PairError::from)?;
+            Ok((id, inviter_name))
         }
-        Err(e) => {
-            return Err(NetError::Connection(e.to_string()).into());
+        Reply::Refused { reason } => Err(PairError::Refused { reason }.into()),
+    }
+}
+
+/// The inviting side, step 1: waits (until the invitation expires) for a
+/// join request; returns it with the code to compare.
+pub async fn await_join_request(
+    addr: &RelayAddress,
+    inv: &Invitation,
+) -> Result<Incoming, JoinError> {
+    let blob = await_blob(addr, inv.token.join_slot(), inv.expires_at_ms).await?;
+    // Keep the slot occupied until the invitation expires, so a later
+    // device using the token is told someone else redeemed it instead of
+    // waiting for an answer that never comes.
+    let claimed = mailbox_once(
+        addr,
+        inv.token.join_slot(),
+        Some((b"claimed".to_vec(), inv.ttl_s(now_ms()))),
+    )
+    .await;
+    if let Err(e) = claimed {
+        tracing::debug!("could not mark the join slot as used: {e}");
+    }
+    Ok(inv.open_request(&blob)?)
+}
+
+/// The inviting side, step 2: if `approve`, adds the joiner to the
+/// membership log (one relay round) and welcomes it; otherwise tells it why
+/// not. Returns the round's report when it added the device.
+pub async fn answer_join_request(
+    store: &Mutex<Store>,
+    id: &DeviceIdentity,
+    addr: &RelayAddress,
+    inv: &Invitation,
+    incoming: &Incoming,
+    approve: Result<(), String>,
+    timeout_ms: u64,
+) -> Result<Option<RoundReport>, JoinError> {
+    let (reply, report) = match approve {
+        Ok(()) => {
+            let mut added = false;
+            let card = incoming.request.card.clone();
+            let device = card.device;
+            let report = relay_round(
+                store,
+                id,
+                addr,
+                RelayClientConfig::default(),
+                vec![Extra::Add(card)],
+                timeout_ms,
+                |e| added |= *e == RelayEvent::Added { device },
+            )
+            .await?;
+            if !added {
+                return Err(
+                    NetError::Connection("the relay did not confirm the add".into()).into(),
+                );
+            }
+            (
+                Reply::Welcome {
+                    account: id.account_id(),
+                    inviter: id.device_id(),
+                    inviter_name: id.device_name().to_owned(),
+                },
+                Some(report),
+            )
         }
+        Err(reason) => (Reply::Refused { reason }, None),
     };
-    let (id, inviter) = token.join(&blob, device_name, now_ms())?;
-    Ok((id, inviter, addr))
+    let blob = inv.reply(&reply)?;
+    match mailbox_once(
+        addr,
+        inv.token.reply_slot(),
+        Some((blob, inv.ttl_s(now_ms()))),
+    )
+    .await?
+    {
+        Ok(_) => Ok(report),
+        Err(e) => Err(mailbox_error(e)),
+    }
 }
 
 #[cfg(test)]
@@ -626,10 +757,12 @@ mod tests {
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = silent.local_addr().unwrap().port();
         // Any valid ed25519 public key will do: the handshake never starts.
-        let key = DeviceIdentity::create_account("relay", 0)
-            .unwrap()
-            .device_id()
-            .0;
+        let key = DeviceIdentity::with_account(
+            &KeyMaterial::generate("relay"),
+            kith_protocol::AccountId([0; 32]),
+        )
+        .device_id()
+        .0;
         let addr: RelayAddress =
             format!("kith://{}@127.0.0.1:{port}", kith_protocol::RelayKey(key))
                 .parse()

@@ -1,8 +1,9 @@
 //! The sealed envelopes the relay stores without being able to read them.
 //!
 //! A [`SealedEntry`] is one change bundle of one device: kith-core encrypts the
-//! content (AEAD under the account data key, with [`SealedEntry::associated_data`]
-//! as associated data) and the device key signs the whole envelope. A
+//! content (AEAD under the key of the membership epoch named in the envelope,
+//! with [`SealedEntry::associated_data`] as associated data, which covers the
+//! epoch) and the device key signs the whole envelope. A
 //! [`SealedSnapshot`] is the same for a full document state, plus the cursor
 //! vector (per device, the last seq it contains) that lets the relay prune the
 //! entries it covers. The relay checks only the envelope fields and the device
@@ -15,9 +16,9 @@ use crate::keys::{AccountId, DeviceId};
 use crate::sign::SignatureError;
 
 /// Context prefix of an entry signature and associated data.
-pub const CONTEXT_ENTRY: &[u8] = b"kith-sealed-entry-v1";
+pub const CONTEXT_ENTRY: &[u8] = b"kith-sealed-entry-v2";
 /// Context prefix of a snapshot signature.
-pub const CONTEXT_SNAPSHOT: &[u8] = b"kith-sealed-snapshot-v1";
+pub const CONTEXT_SNAPSHOT: &[u8] = b"kith-sealed-snapshot-v2";
 /// Length of the AEAD nonce (XChaCha20-Poly1305).
 pub const NONCE_BYTES: usize = 24;
 
@@ -38,6 +39,8 @@ pub struct SealedEntry {
     pub account: AccountId,
     /// Authoring device.
     pub device: DeviceId,
+    /// The membership epoch whose key sealed the content.
+    pub epoch: u64,
     /// Position in the device's log, starting at 1, without gaps.
     pub seq: u64,
     /// AEAD nonce.
@@ -50,19 +53,25 @@ pub struct SealedEntry {
 
 impl SealedEntry {
     /// Associated data kith-core binds into the AEAD:
-    /// `CONTEXT_ENTRY || account (32) || device (32) || seq (u64 big-endian)`.
-    pub fn associated_data(account: &AccountId, device: &DeviceId, seq: u64) -> Vec<u8> {
-        let mut v = Vec::with_capacity(CONTEXT_ENTRY.len() + 72);
+    /// `CONTEXT_ENTRY || account (32) || device (32) || epoch (u64 BE) || seq (u64 BE)`.
+    pub fn associated_data(
+        account: &AccountId,
+        device: &DeviceId,
+        epoch: u64,
+        seq: u64,
+    ) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CONTEXT_ENTRY.len() + 80);
         v.extend_from_slice(CONTEXT_ENTRY);
         v.extend_from_slice(account.as_bytes());
         v.extend_from_slice(device.as_bytes());
+        v.extend_from_slice(&epoch.to_be_bytes());
         v.extend_from_slice(&seq.to_be_bytes());
         v
     }
 
     /// Bytes the device signs: associated data `|| nonce (24) || ciphertext`.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut v = Self::associated_data(&self.account, &self.device, self.seq);
+        let mut v = Self::associated_data(&self.account, &self.device, self.epoch, self.seq);
         v.extend_from_slice(&self.nonce);
         v.extend_from_slice(&self.ciphertext);
         v
@@ -72,6 +81,7 @@ impl SealedEntry {
     pub fn seal(
         device_key: &SigningKey,
         account: AccountId,
+        epoch: u64,
         seq: u64,
         nonce: [u8; NONCE_BYTES],
         ciphertext: Vec<u8>,
@@ -79,6 +89,7 @@ impl SealedEntry {
         let mut e = Self {
             account,
             device: DeviceId::from(device_key.verifying_key()),
+            epoch,
             seq,
             nonce,
             ciphertext,
@@ -106,6 +117,8 @@ pub struct SealedSnapshot {
     pub account: AccountId,
     /// Device that made (and signed) the snapshot.
     pub device: DeviceId,
+    /// The membership epoch whose key sealed the content.
+    pub epoch: u64,
     /// For each device, the last seq whose changes the snapshot contains.
     pub covers: Vec<Cursor>,
     /// AEAD nonce.
@@ -118,12 +131,19 @@ pub struct SealedSnapshot {
 
 impl SealedSnapshot {
     /// Associated data for the AEAD: `CONTEXT_SNAPSHOT || account || device ||
-    /// count (u32 BE) || (device (32) || seq (u64 BE))*` for every cursor in order.
-    pub fn associated_data(account: &AccountId, device: &DeviceId, covers: &[Cursor]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(CONTEXT_SNAPSHOT.len() + 68 + covers.len() * 40);
+    /// epoch (u64 BE) || count (u32 BE) || (device (32) || seq (u64 BE))*` for
+    /// every cursor in order.
+    pub fn associated_data(
+        account: &AccountId,
+        device: &DeviceId,
+        epoch: u64,
+        covers: &[Cursor],
+    ) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CONTEXT_SNAPSHOT.len() + 76 + covers.len() * 40);
         v.extend_from_slice(CONTEXT_SNAPSHOT);
         v.extend_from_slice(account.as_bytes());
         v.extend_from_slice(device.as_bytes());
+        v.extend_from_slice(&epoch.to_be_bytes());
         v.extend_from_slice(
             &u32::try_from(covers.len())
                 .unwrap_or(u32::MAX)
@@ -138,7 +158,7 @@ impl SealedSnapshot {
 
     /// Bytes the device signs: associated data `|| nonce || ciphertext`.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut v = Self::associated_data(&self.account, &self.device, &self.covers);
+        let mut v = Self::associated_data(&self.account, &self.device, self.epoch, &self.covers);
         v.extend_from_slice(&self.nonce);
         v.extend_from_slice(&self.ciphertext);
         v
@@ -148,6 +168,7 @@ impl SealedSnapshot {
     pub fn seal(
         device_key: &SigningKey,
         account: AccountId,
+        epoch: u64,
         covers: Vec<Cursor>,
         nonce: [u8; NONCE_BYTES],
         ciphertext: Vec<u8>,
@@ -155,6 +176,7 @@ impl SealedSnapshot {
         let mut s = Self {
             account,
             device: DeviceId::from(device_key.verifying_key()),
+            epoch,
             covers,
             nonce,
             ciphertext,
@@ -182,8 +204,11 @@ mod tests {
     fn entry_signature_covers_every_field() {
         let dev = SigningKey::from_bytes(&[2; 32]);
         let acct = AccountId::from(SigningKey::from_bytes(&[1; 32]).verifying_key());
-        let e = SealedEntry::seal(&dev, acct, 3, [9; 24], vec![1, 2, 3]);
+        let e = SealedEntry::seal(&dev, acct, 1, 3, [9; 24], vec![1, 2, 3]);
         e.verify().unwrap();
+        let mut t = e.clone();
+        t.epoch = 2;
+        assert!(t.verify().is_err());
         let mut t = e.clone();
         t.seq = 4;
         assert!(t.verify().is_err());
@@ -214,8 +239,11 @@ mod tests {
             device: DeviceId::from(dev.verifying_key()),
             seq: 7,
         };
-        let s = SealedSnapshot::seal(&dev, acct, vec![c], [0; 24], vec![5; 10]);
+        let s = SealedSnapshot::seal(&dev, acct, 1, vec![c], [0; 24], vec![5; 10]);
         s.verify().unwrap();
+        let mut t = s.clone();
+        t.epoch = 2;
+        assert!(t.verify().is_err());
         let mut t = s.clone();
         t.covers[0].seq = 8;
         assert!(t.verify().is_err());

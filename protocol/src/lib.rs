@@ -37,7 +37,7 @@ pub use msg::{
     ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response,
     ServerMsg,
 };
-pub use sign::{DeviceCert, Revocation, SignatureError, auth_message, sign_auth, verify_auth};
+pub use sign::{DeviceCert, SignatureError, auth_message, sign_auth, verify_auth};
 
 /// Re-export so users name the exact signature type of the wire format.
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};

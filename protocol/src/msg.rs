@@ -1,5 +1,8 @@
-//! Every message of relay protocol versions 1 and 2, as serde types encoded with
-//! postcard (see [`crate::frame`] and docs/PROTOCOL.md).
+//! Every message of relay protocol version 3, as serde types encoded with
+//! postcard (see [`crate::frame`] and docs/PROTOCOL.md). Version 3 replaced
+//! account-signed certificates with the membership log: versions 1 and 2 are
+//! no longer spoken (a `Hello` offering only them is answered with
+//! `UnsupportedVersion { supported: [3] }`).
 //!
 //! Conversation: the client sends [`ClientMsg::Hello`]; the server answers
 //! [`ServerMsg::Welcome`] (with a fresh challenge) or an
@@ -10,23 +13,29 @@
 //! sends [`ServerMsg::Event`]s at any time. Enum variant order is part of the
 //! wire format: variants are only ever appended.
 //!
-//! Version 2 appends fragmented snapshots: [`Request::PutSnapshotPart`] +
+//! Fragmented snapshots (since version 2): [`Request::PutSnapshotPart`] +
 //! [`Request::CommitSnapshot`] upload a snapshot larger than one frame, and
 //! [`Request::GetSnapshotRange`] downloads one in ranges. The relay refuses
 //! these on a connection that negotiated version 1.
+//!
+//! Membership (version 3): `Auth` carries the membership ops the relay may
+//! lack (the genesis the first time); [`Request::AppendMembership`] appends
+//! ops at the relay's head (the relay orders an account's changes);
+//! [`Request::GetMembership`] reads them; subscribers get
+//! [`Event::Membership`].
 
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Cursor, SealedEntry, SealedSnapshot};
 use crate::keys::{AccountId, DeviceId, RelayKey};
-use crate::sign::{DeviceCert, Revocation};
+use crate::membership::MembershipOp;
 
 /// The newest protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Every protocol version this crate speaks, newest first (what a client
 /// offers in `Hello`).
-pub const PROTOCOL_VERSIONS: &[u16] = &[2, 1];
+pub const PROTOCOL_VERSIONS: &[u16] = &[3];
 /// Most parts one fragmented snapshot upload may have.
 pub const SNAPSHOT_PARTS_MAX: u32 = 4096;
 /// TLS ALPN identifier of the relay protocol.
@@ -66,13 +75,19 @@ pub enum ClientMsg {
     },
     /// Answer to the challenge in [`ServerMsg::Welcome`].
     Auth {
-        /// The device certificate.
-        cert: DeviceCert,
+        /// The account the device acts for.
+        account: AccountId,
+        /// The device.
+        device: DeviceId,
         /// Device signature over [`crate::sign::auth_message`].
         signature: Signature,
         /// Single-use registration token, needed the first time an account
         /// connects to a relay whose policy is `token`.
         token: Option<String>,
+        /// Membership ops the relay may not have yet (at most
+        /// [`crate::membership::OPS_PER_MESSAGE_MAX`]), in order; the genesis
+        /// registers the account. Ops the relay holds are skipped if equal.
+        membership: Vec<MembershipOp>,
     },
     /// A request; answered by a response or error with the same id.
     Request {
@@ -113,10 +128,11 @@ pub enum Request {
     GetSnapshot,
     /// The account's per-device heads and pruning floors.
     Heads,
-    /// Revoke a device of the account.
-    Revoke {
-        /// Signed by the account key.
-        revocation: Revocation,
+    /// Append membership ops (add, revoke, rotate, recover) at the relay's
+    /// head: the first op's position must be the relay's length + 1.
+    AppendMembership {
+        /// At most [`crate::membership::OPS_PER_MESSAGE_MAX`] ops, in order.
+        ops: Vec<MembershipOp>,
     },
     /// Leave a one-time blob for a pairing device.
     MailboxPut {
@@ -169,6 +185,11 @@ pub enum Request {
         /// Most ciphertext bytes wanted (the relay may return fewer).
         bytes_max: u32,
     },
+    /// (Version 3.) The account's membership ops after position `after`.
+    GetMembership {
+        /// Ops up to this position are known.
+        after: u64,
+    },
 }
 
 /// Messages from the relay to a device.
@@ -203,6 +224,10 @@ pub enum ServerMsg {
         device: DeviceId,
         /// True when this connection registered the account.
         registered: bool,
+        /// Ops in the account's membership log at the relay.
+        membership_len: u64,
+        /// The current epoch at the relay.
+        epoch: u64,
     },
     /// Answer to a request.
     Response {
@@ -251,8 +276,11 @@ pub enum Response {
         /// Highest pruned seq per device (entries up to it are only in the snapshot).
         floors: Vec<Cursor>,
     },
-    /// Revocation stored; the device's connections are closed.
-    Revoked,
+    /// Membership ops appended; revoked devices' connections are closed.
+    MembershipAppended {
+        /// Ops in the log now.
+        len: u64,
+    },
     /// Mailbox blob stored.
     MailboxStored,
     /// The mailbox blob, now deleted from the relay.
@@ -281,6 +309,13 @@ pub enum Response {
         /// Offset of this range.
         offset: u64,
     },
+    /// (Version 3.) Membership ops, in order.
+    Membership {
+        /// The ops.
+        ops: Vec<MembershipOp>,
+        /// True if more follow: ask again after the last.
+        more: bool,
+    },
 }
 
 /// Pushes to a subscribed device.
@@ -294,6 +329,11 @@ pub enum Event {
     /// The device fell behind (its queue overflowed): some events were
     /// dropped; pull to catch up. The subscription stays active.
     Lagged,
+    /// (Version 3.) Membership ops just appended by another device.
+    Membership {
+        /// The new ops, in order.
+        ops: Vec<MembershipOp>,
+    },
 }
 
 /// Error codes; each carries what a client needs to act on it.
@@ -382,6 +422,27 @@ pub enum ErrorCode {
         /// Parts the relay holds for this upload.
         parts_stored: u32,
     },
+    /// (Version 3.) The device is not a member of the account's membership
+    /// log at the relay (never added, or the account is unknown and no
+    /// genesis was sent).
+    NotAMember,
+    /// (Version 3.) A membership op was refused; `position` is the op's.
+    MembershipRefused {
+        /// The refused op's position.
+        position: u64,
+    },
+    /// (Version 3.) The ops do not start at the relay's head: fetch the ops
+    /// after your length, re-check, and make the change again.
+    MembershipBehind {
+        /// Ops in the relay's log.
+        len: u64,
+    },
+    /// (Version 3.) Entries or a snapshot sealed under an epoch that is not
+    /// the current one: fetch the membership and seal under `current`.
+    EpochStale {
+        /// The current epoch.
+        current: u64,
+    },
 }
 
 impl ErrorCode {
@@ -396,6 +457,7 @@ impl ErrorCode {
                 | ErrorCode::AuthFailed
                 | ErrorCode::BadCertificate
                 | ErrorCode::DeviceRevoked
+                | ErrorCode::NotAMember
                 | ErrorCode::RegistrationRequired
                 | ErrorCode::BadToken
                 | ErrorCode::RateLimited
@@ -433,6 +495,10 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::SnapshotChanged => "snapshot_changed",
             ErrorCode::SnapshotUploadIncomplete { .. } => "snapshot_upload_incomplete",
+            ErrorCode::NotAMember => "not_a_member",
+            ErrorCode::MembershipRefused { .. } => "membership_refused",
+            ErrorCode::MembershipBehind { .. } => "membership_behind",
+            ErrorCode::EpochStale { .. } => "epoch_stale",
         }
     }
 }

@@ -7,8 +7,10 @@ use proptest::prelude::*;
 use crate::envelope::{Cursor, SealedEntry, SealedSnapshot};
 use crate::frame::{FRAME_BYTES_MAX, FrameDecoder, decode_frame, encode_frame};
 use crate::keys::{AccountId, DeviceId, RelayKey};
+use crate::membership::{
+    Author, Change, MemberKeys, MembershipOp, OpBody, Rotation, SealedEpochKey, WrappedEpochKey,
+};
 use crate::msg::{ClientMsg, ErrorCode, Event, Request, Response, ServerMsg};
-use crate::sign::{DeviceCert, Revocation};
 
 fn k32() -> impl Strategy<Value = [u8; 32]> {
     any::<[u8; 32]>()
@@ -39,30 +41,42 @@ fn nonce() -> impl Strategy<Value = [u8; 24]> {
     })
 }
 fn entry() -> impl Strategy<Value = SealedEntry> {
-    (k32(), k32(), any::<u64>(), nonce(), bytes(), sig()).prop_map(
-        |(a, d, seq, nonce, ciphertext, signature)| SealedEntry {
-            account: AccountId(a),
-            device: DeviceId(d),
-            seq,
-            nonce,
-            ciphertext,
-            signature,
-        },
+    (
+        k32(),
+        k32(),
+        any::<u64>(),
+        any::<u64>(),
+        nonce(),
+        bytes(),
+        sig(),
     )
+        .prop_map(
+            |(a, d, epoch, seq, nonce, ciphertext, signature)| SealedEntry {
+                account: AccountId(a),
+                device: DeviceId(d),
+                epoch,
+                seq,
+                nonce,
+                ciphertext,
+                signature,
+            },
+        )
 }
 fn snapshot() -> impl Strategy<Value = SealedSnapshot> {
     (
         k32(),
         k32(),
+        any::<u64>(),
         proptest::collection::vec(cursor(), 0..4),
         nonce(),
         bytes(),
         sig(),
     )
         .prop_map(
-            |(a, d, covers, nonce, ciphertext, signature)| SealedSnapshot {
+            |(a, d, epoch, covers, nonce, ciphertext, signature)| SealedSnapshot {
                 account: AccountId(a),
                 device: DeviceId(d),
+                epoch,
                 covers,
                 nonce,
                 ciphertext,
@@ -70,24 +84,71 @@ fn snapshot() -> impl Strategy<Value = SealedSnapshot> {
             },
         )
 }
-fn cert() -> impl Strategy<Value = DeviceCert> {
-    (k32(), k32(), ".{0,20}", any::<u64>(), sig()).prop_map(|(a, d, name, t, signature)| {
-        DeviceCert {
-            account: AccountId(a),
-            device: DeviceId(d),
-            name,
-            issued_at_ms: t,
-            signature,
-        }
+fn sealed_key() -> impl Strategy<Value = SealedEpochKey> {
+    (k32(), k32(), bytes()).prop_map(|(d, enc, ciphertext)| SealedEpochKey {
+        to: DeviceId(d),
+        enc,
+        ciphertext,
     })
 }
-fn revocation() -> impl Strategy<Value = Revocation> {
-    (k32(), k32(), any::<u64>(), sig()).prop_map(|(a, d, t, signature)| Revocation {
-        account: AccountId(a),
+fn rotation() -> impl Strategy<Value = Rotation> {
+    (
+        proptest::collection::vec(sealed_key(), 0..3),
+        proptest::collection::vec(
+            (any::<u64>(), nonce(), bytes()).prop_map(|(epoch, nonce, ciphertext)| {
+                WrappedEpochKey {
+                    epoch,
+                    nonce,
+                    ciphertext,
+                }
+            }),
+            0..2,
+        ),
+    )
+        .prop_map(|(keys, wrapped)| Rotation { keys, wrapped })
+}
+fn member_keys() -> impl Strategy<Value = MemberKeys> {
+    (k32(), k32()).prop_map(|(d, seal_key)| MemberKeys {
         device: DeviceId(d),
-        revoked_at_ms: t,
-        signature,
+        seal_key,
     })
+}
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        (member_keys(), rotation())
+            .prop_map(|(first, rotation)| Change::Genesis { first, rotation }),
+        (member_keys(), sealed_key()).prop_map(|(member, key)| Change::Add { member, key }),
+        (k32(), rotation()).prop_map(|(d, rotation)| Change::Revoke {
+            device: DeviceId(d),
+            rotation
+        }),
+        rotation().prop_map(|rotation| Change::Rotate { rotation }),
+        (proptest::collection::vec(member_keys(), 0..3), rotation())
+            .prop_map(|(members, rotation)| Change::Recover { members, rotation }),
+    ]
+}
+fn membership_op() -> impl Strategy<Value = MembershipOp> {
+    (
+        (any::<u16>(), k32(), any::<u64>(), k32(), any::<u64>()),
+        (proptest::option::of(k32()), any::<u64>(), change(), sig()),
+    )
+        .prop_map(
+            |((format, a, position, prev, epoch), (author, at_ms, change, signature))| {
+                MembershipOp {
+                    body: OpBody {
+                        format,
+                        account: AccountId(a),
+                        position,
+                        prev,
+                        epoch,
+                        author: author.map_or(Author::Root, |d| Author::Device(DeviceId(d))),
+                        at_ms,
+                        change,
+                    },
+                    signature,
+                }
+            },
+        )
 }
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
@@ -106,7 +167,8 @@ fn request() -> impl Strategy<Value = Request> {
         snapshot().prop_map(|snapshot| Request::PutSnapshot { snapshot }),
         Just(Request::GetSnapshot),
         Just(Request::Heads),
-        revocation().prop_map(|revocation| Request::Revoke { revocation }),
+        proptest::collection::vec(membership_op(), 0..3)
+            .prop_map(|ops| Request::AppendMembership { ops }),
         (k32(), bytes(), any::<u32>()).prop_map(|(slot, blob, ttl_s)| Request::MailboxPut {
             slot,
             blob,
@@ -131,19 +193,27 @@ fn request() -> impl Strategy<Value = Request> {
                 bytes_max
             }
         ),
+        any::<u64>().prop_map(|after| Request::GetMembership { after }),
     ]
 }
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         proptest::collection::vec(any::<u16>(), 0..16)
             .prop_map(|versions| ClientMsg::Hello { versions }),
-        (cert(), sig(), proptest::option::of(".{0,30}")).prop_map(|(cert, signature, token)| {
-            ClientMsg::Auth {
-                cert,
+        (
+            k32(),
+            k32(),
+            sig(),
+            proptest::option::of(".{0,30}"),
+            proptest::collection::vec(membership_op(), 0..2)
+        )
+            .prop_map(|(a, d, signature, token, membership)| ClientMsg::Auth {
+                account: AccountId(a),
+                device: DeviceId(d),
                 signature,
                 token,
-            }
-        }),
+                membership,
+            }),
         (any::<u32>(), request()).prop_map(|(id, body)| ClientMsg::Request { id, body }),
     ]
 }
@@ -182,6 +252,10 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::ShuttingDown),
         Just(ErrorCode::SnapshotChanged),
         any::<u32>().prop_map(|parts_stored| ErrorCode::SnapshotUploadIncomplete { parts_stored }),
+        Just(ErrorCode::NotAMember),
+        any::<u64>().prop_map(|position| ErrorCode::MembershipRefused { position }),
+        any::<u64>().prop_map(|len| ErrorCode::MembershipBehind { len }),
+        any::<u64>().prop_map(|current| ErrorCode::EpochStale { current }),
     ]
 }
 fn response() -> impl Strategy<Value = Response> {
@@ -200,7 +274,7 @@ fn response() -> impl Strategy<Value = Response> {
             proptest::collection::vec(cursor(), 0..4)
         )
             .prop_map(|(heads, floors)| Response::Heads { heads, floors }),
-        Just(Response::Revoked),
+        any::<u64>().prop_map(|len| Response::MembershipAppended { len }),
         Just(Response::MailboxStored),
         bytes().prop_map(|blob| Response::MailboxBlob { blob }),
         Just(Response::Pong),
@@ -220,6 +294,11 @@ fn response() -> impl Strategy<Value = Response> {
                     offset,
                 }
             }),
+        (
+            proptest::collection::vec(membership_op(), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(ops, more)| Response::Membership { ops, more }),
     ]
 }
 fn server_msg() -> impl Strategy<Value = ServerMsg> {
@@ -234,15 +313,21 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 frame_bytes_max
             }
         ),
-        (k32(), k32(), any::<bool>()).prop_map(|(a, d, registered)| ServerMsg::AuthOk {
-            account: AccountId(a),
-            device: DeviceId(d),
-            registered
-        }),
+        (k32(), k32(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(
+            |(a, d, registered, membership_len, epoch)| ServerMsg::AuthOk {
+                account: AccountId(a),
+                device: DeviceId(d),
+                registered,
+                membership_len,
+                epoch,
+            }
+        ),
         (any::<u32>(), response()).prop_map(|(id, body)| ServerMsg::Response { id, body }),
         proptest::collection::vec(entry(), 0..3)
             .prop_map(|entries| ServerMsg::Event(Event::Entries { entries })),
         Just(ServerMsg::Event(Event::Lagged)),
+        proptest::collection::vec(membership_op(), 0..2)
+            .prop_map(|ops| ServerMsg::Event(Event::Membership { ops })),
     ]
 }
 

@@ -1,7 +1,7 @@
-//! Signed records of the account/device hierarchy and the relay handshake:
-//! device certificates (device key + name + time, signed by the account key),
-//! revocation records (signed by the account key) and the challenge answer a
-//! device signs to authenticate to one relay.
+//! Signed records of a device and the relay handshake: device cards (device
+//! key + sealing key + name + time, signed by the device itself; authority
+//! comes from the membership log in [`crate::membership`]) and the
+//! challenge answer a device signs to authenticate to one relay.
 //!
 //! Every signature is over `context string || postcard(body)`, where the
 //! context string names the record type and version, so a signature made for
@@ -13,11 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{AccountId, DeviceId, KeyError, RelayKey};
 
 /// Context prefix of a device certificate signature.
-pub const CONTEXT_DEVICE_CERT: &[u8] = b"kith-device-cert-v1";
-/// Context prefix of a revocation record signature.
-pub const CONTEXT_REVOCATION: &[u8] = b"kith-revocation-v1";
+pub const CONTEXT_DEVICE_CERT: &[u8] = b"kith-device-card-v2";
 /// Context prefix of the relay authentication answer.
-pub const CONTEXT_RELAY_AUTH: &[u8] = b"kith-relay-auth-v1";
+pub const CONTEXT_RELAY_AUTH: &[u8] = b"kith-relay-auth-v2";
 /// Longest accepted device name, in bytes.
 pub const DEVICE_NAME_BYTES_MAX: usize = 128;
 
@@ -52,26 +50,33 @@ fn signing_bytes<T: Serialize>(context: &[u8], body: &T) -> Vec<u8> {
     out
 }
 
-/// A device certificate: the account key vouches for a device key.
+/// A device card: the device's own key vouches for its name and its X25519
+/// sealing key. It carries NO authority: whether the device belongs to the
+/// account is decided by the membership log ([`crate::membership`]); the
+/// card only binds a human name and the sealing key to the device key. It
+/// travels inside sealed entries and peer handshakes, never to the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceCert {
-    /// The account that issued the certificate (its public key).
+    /// The account the device says it belongs to.
     pub account: AccountId,
-    /// The certified device key.
+    /// The device key.
     pub device: DeviceId,
+    /// The device's X25519 public key (HPKE recipient of epoch keys).
+    pub seal_key: [u8; 32],
     /// Human name of the device ("Anna's phone"), at most 128 bytes.
     pub name: String,
-    /// When the certificate was issued, ms since the Unix epoch.
+    /// When the card was made, ms since the Unix epoch.
     pub issued_at_ms: u64,
-    /// Account-key signature over `CONTEXT_DEVICE_CERT || postcard((account, device, name, issued_at_ms))`.
+    /// Device-key signature over `CONTEXT_DEVICE_CERT || postcard((account, device, seal_key, name, issued_at_ms))`.
     pub signature: Signature,
 }
 
 impl DeviceCert {
-    /// Issues a certificate for `device`, signed by the account key.
+    /// Makes the card of `device_key`, signed by that key.
     pub fn issue(
-        account_key: &SigningKey,
-        device: DeviceId,
+        device_key: &SigningKey,
+        account: AccountId,
+        seal_key: [u8; 32],
         name: &str,
         issued_at_ms: u64,
     ) -> Result<Self, SignatureError> {
@@ -80,72 +85,44 @@ impl DeviceCert {
                 size_bytes: name.len(),
             });
         }
-        let account = AccountId::from(account_key.verifying_key());
-        let msg = signing_bytes(CONTEXT_DEVICE_CERT, &(account, device, name, issued_at_ms));
+        let device = DeviceId::from(device_key.verifying_key());
+        let msg = signing_bytes(
+            CONTEXT_DEVICE_CERT,
+            &(account, device, seal_key, name, issued_at_ms),
+        );
         Ok(Self {
             account,
             device,
+            seal_key,
             name: name.to_owned(),
             issued_at_ms,
-            signature: account_key.sign(&msg),
+            signature: device_key.sign(&msg),
         })
     }
 
-    /// Checks the account signature (the certificate chain is one link long).
+    /// Checks the device's own signature (not membership).
     pub fn verify(&self) -> Result<(), SignatureError> {
         if self.name.len() > DEVICE_NAME_BYTES_MAX {
             return Err(SignatureError::NameTooLong {
                 size_bytes: self.name.len(),
             });
         }
-        let key = self.account.verifying_key()?;
-        self.device.verifying_key()?;
+        self.account.verifying_key()?;
+        let key = self.device.verifying_key()?;
         let msg = signing_bytes(
             CONTEXT_DEVICE_CERT,
-            &(self.account, self.device, &self.name, self.issued_at_ms),
+            &(
+                self.account,
+                self.device,
+                self.seal_key,
+                &self.name,
+                self.issued_at_ms,
+            ),
         );
         key.verify(&msg, &self.signature)
             .map_err(|_| SignatureError::Invalid {
-                what: "device certificate",
+                what: "device card",
             })
-    }
-}
-
-/// A revocation: the account key withdraws a device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revocation {
-    /// The account revoking one of its devices.
-    pub account: AccountId,
-    /// The revoked device.
-    pub device: DeviceId,
-    /// When it was revoked, ms since the Unix epoch.
-    pub revoked_at_ms: u64,
-    /// Account-key signature over `CONTEXT_REVOCATION || postcard((account, device, revoked_at_ms))`.
-    pub signature: Signature,
-}
-
-impl Revocation {
-    /// Signs a revocation of `device` with the account key.
-    pub fn issue(account_key: &SigningKey, device: DeviceId, revoked_at_ms: u64) -> Self {
-        let account = AccountId::from(account_key.verifying_key());
-        let msg = signing_bytes(CONTEXT_REVOCATION, &(account, device, revoked_at_ms));
-        Self {
-            account,
-            device,
-            revoked_at_ms,
-            signature: account_key.sign(&msg),
-        }
-    }
-
-    /// Checks the account signature.
-    pub fn verify(&self) -> Result<(), SignatureError> {
-        let key = self.account.verifying_key()?;
-        let msg = signing_bytes(
-            CONTEXT_REVOCATION,
-            &(self.account, self.device, self.revoked_at_ms),
-        );
-        key.verify(&msg, &self.signature)
-            .map_err(|_| SignatureError::Invalid { what: "revocation" })
     }
 }
 
@@ -166,16 +143,16 @@ pub fn sign_auth(device_key: &SigningKey, relay: &RelayKey, challenge: &[u8; 32]
     device_key.sign(&auth_message(relay, challenge))
 }
 
-/// Checks a device's answer to `challenge` against its certificate: the
-/// certificate must verify and the signature must be by the certified device.
+/// Checks a device's answer to `challenge`: the signature must be by
+/// `device`. Whether the device may act for its account is the membership
+/// log's question, asked separately.
 pub fn verify_auth(
-    cert: &DeviceCert,
+    device: &DeviceId,
     relay: &RelayKey,
     challenge: &[u8; 32],
     signature: &Signature,
 ) -> Result<(), SignatureError> {
-    cert.verify()?;
-    let key = cert.device.verifying_key()?;
+    let key = device.verifying_key()?;
     key.verify(&auth_message(relay, challenge), signature)
         .map_err(|_| SignatureError::Invalid {
             what: "relay challenge answer",
@@ -191,43 +168,34 @@ mod tests {
     }
 
     #[test]
-    fn cert_verifies_and_tampering_fails() {
-        let acct = key(1);
+    fn card_verifies_and_tampering_fails() {
+        let acct = AccountId::from(key(1).verifying_key());
         let dev = key(2);
-        let cert = DeviceCert::issue(&acct, dev.verifying_key().into(), "phone", 5).unwrap();
+        let cert = DeviceCert::issue(&dev, acct, [5; 32], "phone", 5).unwrap();
         cert.verify().unwrap();
         let mut t = cert.clone();
         t.name = "laptop".into();
         assert!(t.verify().is_err());
         let mut t = cert.clone();
+        t.seal_key = [6; 32];
+        assert!(t.verify().is_err());
+        let mut t = cert.clone();
         t.account = key(3).verifying_key().into();
         assert!(t.verify().is_err());
-        assert!(DeviceCert::issue(&acct, dev.verifying_key().into(), &"x".repeat(200), 0).is_err());
+        assert!(DeviceCert::issue(&dev, acct, [5; 32], &"x".repeat(200), 0).is_err());
     }
 
     #[test]
     fn auth_is_bound_to_relay_and_challenge() {
-        let acct = key(1);
         let dev = key(2);
-        let cert = DeviceCert::issue(&acct, dev.verifying_key().into(), "phone", 5).unwrap();
+        let id = DeviceId::from(dev.verifying_key());
         let relay = RelayKey::from(key(9).verifying_key());
         let other = RelayKey::from(key(8).verifying_key());
         let sig = sign_auth(&dev, &relay, &[4; 32]);
-        verify_auth(&cert, &relay, &[4; 32], &sig).unwrap();
-        assert!(verify_auth(&cert, &other, &[4; 32], &sig).is_err());
-        assert!(verify_auth(&cert, &relay, &[5; 32], &sig).is_err());
-        // A signature by the account key instead of the device key fails.
-        let wrong = sign_auth(&acct, &relay, &[4; 32]);
-        assert!(verify_auth(&cert, &relay, &[4; 32], &wrong).is_err());
-    }
-
-    #[test]
-    fn revocation_verifies() {
-        let acct = key(1);
-        let r = Revocation::issue(&acct, key(2).verifying_key().into(), 10);
-        r.verify().unwrap();
-        let mut t = r.clone();
-        t.revoked_at_ms = 11;
-        assert!(t.verify().is_err());
+        verify_auth(&id, &relay, &[4; 32], &sig).unwrap();
+        assert!(verify_auth(&id, &other, &[4; 32], &sig).is_err());
+        assert!(verify_auth(&id, &relay, &[5; 32], &sig).is_err());
+        let wrong = sign_auth(&key(1), &relay, &[4; 32]);
+        assert!(verify_auth(&id, &relay, &[4; 32], &wrong).is_err());
     }
 }

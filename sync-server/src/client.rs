@@ -11,9 +11,98 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use kith_protocol::{
-    ClientMsg, Cursor, DeviceCert, ErrorCode, Event, FRAME_BYTES_MAX, FrameDecoder, FrameError,
-    PROTOCOL_VERSION, RelayKey, Request, Response, SealedEntry, ServerMsg,
+    AccountId, Author, Change, ClientMsg, Cursor, ErrorCode, Event, FRAME_BYTES_MAX, FrameDecoder,
+    FrameError, MemberKeys, Membership, MembershipOp, PROTOCOL_VERSION, RelayKey, Request,
+    Response, Rotation, SealedEntry, SealedEpochKey, ServerMsg,
 };
+
+/// A membership log for tests and the load tool: genesis by `root` with
+/// `devices[0]`, then every other device added by `devices[0]`. The sealed
+/// epoch keys are placeholders: the relay checks who a key is sealed to,
+/// never its content (only kith-core devices can open them).
+pub fn placeholder_membership(root: &SigningKey, devices: &[&SigningKey]) -> Vec<MembershipOp> {
+    let mut m = Membership::new(AccountId::from(root.verifying_key()));
+    let mut ops = Vec::new();
+    let Some(first) = devices.first() else {
+        return ops;
+    };
+    let member = |k: &SigningKey| MemberKeys {
+        device: k.verifying_key().into(),
+        seal_key: [0; 32],
+    };
+    let sealed = |k: &SigningKey| SealedEpochKey {
+        to: k.verifying_key().into(),
+        enc: [0; 32],
+        ciphertext: vec![0; 48],
+    };
+    let g = m.next_op(
+        Author::Root,
+        root,
+        1,
+        Change::Genesis {
+            first: member(first),
+            rotation: Rotation {
+                keys: vec![sealed(first)],
+                wrapped: vec![],
+            },
+        },
+        0,
+    );
+    if m.apply(&g).is_err() {
+        return ops;
+    }
+    ops.push(g);
+    for d in &devices[1..] {
+        let add = m.next_op(
+            Author::Device(first.verifying_key().into()),
+            first,
+            1,
+            Change::Add {
+                member: member(d),
+                key: sealed(d),
+            },
+            0,
+        );
+        if m.apply(&add).is_err() {
+            break;
+        }
+        ops.push(add);
+    }
+    ops
+}
+
+/// The op revoking `target`, signed by `by`, on top of `ops`, with a
+/// placeholder epoch key for every remaining member.
+pub fn placeholder_revoke(
+    ops: &[MembershipOp],
+    by: &SigningKey,
+    target: kith_protocol::DeviceId,
+) -> Option<MembershipOp> {
+    let account = ops.first()?.body.account;
+    let m = Membership::from_ops(account, ops).ok()?;
+    let keys = m
+        .members()
+        .filter(|x| x.keys.device != target)
+        .map(|x| SealedEpochKey {
+            to: x.keys.device,
+            enc: [0; 32],
+            ciphertext: vec![0; 48],
+        })
+        .collect();
+    Some(m.next_op(
+        Author::Device(by.verifying_key().into()),
+        by,
+        m.epoch() + 1,
+        Change::Revoke {
+            device: target,
+            rotation: Rotation {
+                keys,
+                wrapped: vec![],
+            },
+        },
+        0,
+    ))
+}
 
 /// What went wrong talking to a relay.
 #[derive(Debug, thiserror::Error)]
@@ -191,19 +280,22 @@ impl RelayClient {
         Ok((conn, send, recv))
     }
 
-    /// Authenticates with the device key and certificate; returns true if
-    /// this registered the account.
+    /// Authenticates `device_key` for `account`, handing the relay the
+    /// membership ops it may lack; returns true if this registered the account.
     pub async fn auth(
         &mut self,
         device_key: &SigningKey,
-        cert: &DeviceCert,
+        account: AccountId,
+        membership: Vec<MembershipOp>,
         token: Option<String>,
     ) -> Result<bool, ClientError> {
         let signature = kith_protocol::sign_auth(device_key, &self.relay, &self.challenge);
         self.send_msg(&ClientMsg::Auth {
-            cert: cert.clone(),
+            account,
+            device: device_key.verifying_key().into(),
             signature,
             token,
+            membership,
         })
         .await?;
         loop {

@@ -49,13 +49,6 @@ pub struct Limits {
     /// address may make per minute, over all its connections: opening many
     /// connections does not multiply the allowance.
     pub unauth_requests_per_addr_per_minute: u32,
-    /// Devices one account may register (revoked ones count: a device
-    /// cannot be re-registered, so the cap bounds what an account stores).
-    pub devices_per_account_max: u32,
-    /// New accounts one source IP address may register per hour (open
-    /// registration would otherwise let one client create accounts, each
-    /// with its own quota, without bound).
-    pub new_accounts_per_addr_per_hour: u32,
     /// Most write ops committed in one transaction.
     pub write_batch_ops_max: usize,
     /// Most write ops waiting for the writer.
@@ -84,8 +77,6 @@ impl Default for Limits {
             idle_timeout_ms: 60_000,
             unauth_requests_max: 8,
             unauth_requests_per_addr_per_minute: 600,
-            devices_per_account_max: 32,
-            new_accounts_per_addr_per_hour: 20,
             write_batch_ops_max: 512,
             write_queue_ops_max: 8192,
             snapshot_upload_bytes_max: 256 << 20,

@@ -1,7 +1,7 @@
 //! The [`RelayStore`] contract as tests (feature `test-support`): every
 //! storage backend runs the same cases by naming one constructor.
 //!
-//! ```ignore
+//! ```text
 //! // in a backend's test binary:
 //! kith_relay::relay_store_conformance!(|| my_backend::Store::connect_fresh());
 //! ```
@@ -21,9 +21,13 @@
 //! Test-only code: a failed expectation panics with the case's context.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use ed25519_dalek::SigningKey;
 use kith_protocol::{
-    AccountId, Cursor, DeviceCert, DeviceId, Revocation, SealedEntry, SealedSnapshot,
+    AccountId, Author, Change, Cursor, DeviceId, MemberKeys, Membership, MembershipOp, SealedEntry,
+    SealedEpochKey, SealedSnapshot,
 };
 
 use crate::store::{PullPage, RelayStore, StoreError, WriteOp, WriteOutcome, snapshot_id};
@@ -66,13 +70,13 @@ macro_rules! relay_store_conformance {
             abandoned_uploads_expire,
             mailbox_blobs_are_taken_once_and_expire,
             registration_tokens_are_single_use,
-            revoked_devices_cannot_register_again,
+            revoked_devices_cannot_act_or_come_back,
+            membership_ops_append_only_at_the_head,
             byte_quotas_refuse_growth_but_not_resends,
             a_refused_op_does_not_block_its_batch,
             stats_count_accounts_entries_and_bytes,
             a_probe_write_succeeds_and_changes_nothing_visible,
             mailbox_live_sees_only_unexpired_blobs,
-            account_devices_counts_registered_devices,
         );
     };
     // A backend that can damage one stored entry behind the store's back
@@ -111,23 +115,43 @@ const QUOTA_BYTES: u64 = 1 << 30;
 /// Upload limit no case reaches unless it means to.
 const UPLOAD_BYTES_MAX: u64 = 1 << 20;
 
-/// An account and its devices, with helpers that build signed envelopes.
+/// An account (its root key) and its membership log, shared with its
+/// devices: the first device is the genesis member and adds every later one.
+/// Epoch keys are placeholders: a store checks who a key is sealed to, never
+/// its content.
 #[derive(Debug)]
 struct Account {
     key: SigningKey,
+    log: Rc<RefCell<Log>>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    ops: Vec<MembershipOp>,
+    first: Option<SigningKey>,
 }
 
 #[derive(Debug)]
 struct Device {
     key: SigningKey,
-    cert: DeviceCert,
     account: AccountId,
+    root: SigningKey,
+    log: Rc<RefCell<Log>>,
+}
+
+fn placeholder_key(to: DeviceId) -> SealedEpochKey {
+    SealedEpochKey {
+        to,
+        enc: [0; 32],
+        ciphertext: vec![0; 48],
+    }
 }
 
 impl Account {
     fn new(seed: u8) -> Self {
         Self {
             key: SigningKey::from_bytes(&[seed; 32]),
+            log: Rc::default(),
         }
     }
 
@@ -135,13 +159,13 @@ impl Account {
         AccountId::from(self.key.verifying_key())
     }
 
+    /// A device of this account (a member once its `register_op` is applied).
     fn device(&self, seed: u8) -> Device {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let cert = DeviceCert::issue(&self.key, key.verifying_key().into(), "dev", T0_MS).unwrap();
         Device {
-            key,
-            cert,
+            key: SigningKey::from_bytes(&[seed; 32]),
             account: self.id(),
+            root: self.key.clone(),
+            log: self.log.clone(),
         }
     }
 }
@@ -151,10 +175,112 @@ impl Device {
         DeviceId::from(self.key.verifying_key())
     }
 
+    fn state(&self) -> Membership {
+        Membership::from_ops(self.account, &self.log.borrow().ops).unwrap()
+    }
+
+    /// The current epoch of the account's log.
+    fn epoch(&self) -> u64 {
+        self.log.borrow().ops.last().map_or(1, |o| o.body.epoch)
+    }
+
+    /// The log up to and including the op that made this device a member
+    /// (made on first use: the genesis for the first device, else an `Add`
+    /// signed by the first device).
+    fn joining_ops(&self) -> Vec<MembershipOp> {
+        let mut log = self.log.borrow_mut();
+        let me = self.id();
+        let joined = |o: &MembershipOp| match &o.body.change {
+            Change::Genesis { first, .. } => first.device == me,
+            Change::Add { member, .. } => member.device == me,
+            _ => false,
+        };
+        if let Some(i) = log.ops.iter().position(joined) {
+            return log.ops[..=i].to_vec();
+        }
+        let mut m = Membership::from_ops(self.account, &log.ops).unwrap();
+        let member = MemberKeys {
+            device: me,
+            seal_key: [0; 32],
+        };
+        let op = match &log.first {
+            None => m.next_op(
+                Author::Root,
+                &self.root,
+                1,
+                Change::Genesis {
+                    first: member,
+                    rotation: kith_protocol::Rotation {
+                        keys: vec![placeholder_key(me)],
+                        wrapped: vec![],
+                    },
+                },
+                T0_MS,
+            ),
+            Some(first) => m.next_op(
+                Author::Device(first.verifying_key().into()),
+                first,
+                m.epoch(),
+                Change::Add {
+                    member,
+                    key: placeholder_key(me),
+                },
+                T0_MS,
+            ),
+        };
+        m.apply(&op).unwrap();
+        log.ops.push(op);
+        if log.first.is_none() {
+            log.first = Some(self.key.clone());
+        }
+        log.ops.clone()
+    }
+
+    /// The op by which this device revokes `target` (rotating to the others).
+    fn revoke_op(&self, target: DeviceId) -> MembershipOp {
+        let m = self.state();
+        let keys = m
+            .members()
+            .filter(|x| x.keys.device != target)
+            .map(|x| placeholder_key(x.keys.device))
+            .collect();
+        m.next_op(
+            Author::Device(self.id()),
+            &self.key,
+            m.epoch() + 1,
+            Change::Revoke {
+                device: target,
+                rotation: kith_protocol::Rotation {
+                    keys,
+                    wrapped: vec![],
+                },
+            },
+            T0_MS + 1,
+        )
+    }
+
+    /// Appends `ops` at the store's head (no skipping, as `AppendMembership`).
+    fn append_op(&self, ops: Vec<MembershipOp>) -> WriteOp {
+        WriteOp::AppendMembership {
+            account: self.account,
+            ops,
+            skip_known: false,
+            token_hash: None,
+            open_registration: true,
+            now_ms: T0_MS,
+        }
+    }
+
+    /// Records `op` in the shared log once the store accepted it.
+    fn record(&self, op: MembershipOp) {
+        self.log.borrow_mut().ops.push(op);
+    }
+
     fn entry(&self, seq: u64, payload: &str) -> SealedEntry {
         SealedEntry::seal(
             &self.key,
             self.account,
+            self.epoch(),
             seq,
             [seq as u8; 24],
             payload.as_bytes().to_vec(),
@@ -175,14 +301,29 @@ impl Device {
     }
 
     fn snapshot(&self, covers: Vec<Cursor>, bytes: &[u8]) -> SealedSnapshot {
-        SealedSnapshot::seal(&self.key, self.account, covers, [9; 24], bytes.to_vec())
+        SealedSnapshot::seal(
+            &self.key,
+            self.account,
+            self.epoch(),
+            covers,
+            [9; 24],
+            bytes.to_vec(),
+        )
     }
 
+    /// What `Auth` does: hands the store the log up to this device's joining
+    /// op, skipping what it holds (registers the account with the genesis).
     fn register_op(&self) -> WriteOp {
-        WriteOp::Register {
-            cert: self.cert.clone(),
-            token_hash: None,
-            open_registration: true,
+        self.register_with(None, true)
+    }
+
+    fn register_with(&self, token_hash: Option<[u8; 32]>, open_registration: bool) -> WriteOp {
+        WriteOp::AppendMembership {
+            account: self.account,
+            ops: self.joining_ops(),
+            skip_known: true,
+            token_hash,
+            open_registration,
             now_ms: T0_MS,
         }
     }
@@ -235,11 +376,29 @@ fn ok(s: &dyn RelayStore, op: WriteOp) -> WriteOutcome {
 fn registered(s: &dyn RelayStore, account_seed: u8, device_seed: u8) -> (Account, Device) {
     let a = Account::new(account_seed);
     let d = a.device(device_seed);
-    assert_eq!(
+    assert!(matches!(
         ok(s, d.register_op()),
-        WriteOutcome::Registered { new_account: true }
-    );
+        WriteOutcome::MembershipAppended {
+            new_account: true,
+            ..
+        }
+    ));
     (a, d)
+}
+
+/// True if the store's membership of `d`'s account has `d` as a member.
+fn is_member(s: &dyn RelayStore, d: &Device) -> bool {
+    s.membership(&d.account)
+        .unwrap()
+        .is_some_and(|m| m.is_member(&d.id()))
+}
+
+/// `Some(new_account)` for a membership outcome, `None` for any other.
+fn new_account_of(o: &WriteOutcome) -> Option<bool> {
+    match o {
+        WriteOutcome::MembershipAppended { new_account, .. } => Some(*new_account),
+        _ => None,
+    }
 }
 
 fn pushed(head: u64, stored: Vec<SealedEntry>) -> WriteOutcome {
@@ -281,7 +440,7 @@ pub fn append_takes_exactly_the_next_seq(s: &dyn RelayStore) {
     assert_eq!(head_of(s, &d), 4);
     let all: Vec<SealedEntry> = first.into_iter().chain(next).collect();
     assert_eq!(pull_all(s, &d.account, &[]), all);
-    assert!(s.device_known(&d.account, &d.id()).unwrap());
+    assert!(is_member(s, &d));
 }
 
 /// Pushes, snapshots and parts for an account the store does not know fail.
@@ -299,7 +458,7 @@ pub fn writes_to_an_unregistered_account_are_refused(s: &dyn RelayStore) {
         one(s, d.part_op(1, 0, 1, b"p", T0_MS)),
         Err(StoreError::UnknownAccount)
     ));
-    assert!(!s.device_known(&d.account, &d.id()).unwrap());
+    assert!(s.membership(&d.account).unwrap().is_none());
     assert_eq!(pull_all(s, &d.account, &[]), vec![]);
 }
 
@@ -707,12 +866,7 @@ pub fn mailbox_blobs_are_taken_once_and_expire(s: &dyn RelayStore) {
 /// With closed registration a new account needs a stored token, used once;
 /// further devices of a registered account need none.
 pub fn registration_tokens_are_single_use(s: &dyn RelayStore) {
-    let closed = |d: &Device, token_hash: Option<[u8; 32]>| WriteOp::Register {
-        cert: d.cert.clone(),
-        token_hash,
-        open_registration: false,
-        now_ms: T0_MS,
-    };
+    let closed = |d: &Device, token_hash: Option<[u8; 32]>| d.register_with(token_hash, false);
     let a = Account::new(30);
     let d = a.device(31);
     assert!(matches!(
@@ -723,7 +877,9 @@ pub fn registration_tokens_are_single_use(s: &dyn RelayStore) {
         one(s, closed(&d, Some([1; 32]))),
         Err(StoreError::BadToken)
     ));
-    assert!(!s.device_known(&d.account, &d.id()).unwrap());
+    assert!(s.membership(&d.account).unwrap().is_none());
+    // A refused registration leaves no membership row behind.
+    assert!(s.membership_ops(&d.account, 0, 10).unwrap().is_empty());
     ok(
         s,
         WriteOp::CreateToken {
@@ -732,53 +888,135 @@ pub fn registration_tokens_are_single_use(s: &dyn RelayStore) {
         },
     );
     assert_eq!(
-        ok(s, closed(&d, Some([1; 32]))),
-        WriteOutcome::Registered { new_account: true }
+        new_account_of(&ok(s, closed(&d, Some([1; 32])))),
+        Some(true)
     );
-    assert!(s.device_known(&d.account, &d.id()).unwrap());
+    assert!(is_member(s, &d));
     let other = Account::new(32).device(33);
     assert!(matches!(
         one(s, closed(&other, Some([1; 32]))),
         Err(StoreError::BadToken)
     ));
     let sibling = a.device(34);
-    assert_eq!(
-        ok(s, closed(&sibling, None)),
-        WriteOutcome::Registered { new_account: false }
-    );
-    // Registering a known device again is harmless.
-    assert_eq!(
-        ok(s, closed(&d, None)),
-        WriteOutcome::Registered { new_account: false }
-    );
+    assert_eq!(new_account_of(&ok(s, closed(&sibling, None))), Some(false));
+    // Registering a known device again is harmless and appends nothing.
+    match ok(s, closed(&d, None)) {
+        WriteOutcome::MembershipAppended {
+            new_account,
+            appended,
+            ..
+        } => {
+            assert!(!new_account);
+            assert!(appended.is_empty());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     assert_eq!(s.stats().unwrap().accounts, 1);
 }
 
-/// A revoked device is reported revoked and cannot register again; its
-/// siblings are unaffected; revoking twice is harmless.
-pub fn revoked_devices_cannot_register_again(s: &dyn RelayStore) {
+/// A revoked device is out: it cannot push, snapshot or come back through a
+/// re-`Add`; pushes under the old epoch are refused as stale; its siblings
+/// are unaffected; another account's device with the same key is a
+/// different device.
+pub fn revoked_devices_cannot_act_or_come_back(s: &dyn RelayStore) {
     let (a, d) = registered(s, 35, 36);
     let sibling = a.device(37);
     ok(s, sibling.register_op());
-    assert!(!s.is_revoked(&d.account, &d.id()).unwrap());
-    let revocation = Revocation::issue(&a.key, d.id(), T0_MS + 1);
-    assert_eq!(
-        ok(
-            s,
-            WriteOp::Revoke {
-                revocation: revocation.clone()
-            }
-        ),
-        WriteOutcome::Revoked
+    ok(s, d.push_op(d.entries(1, 1)));
+    let old_epoch_entry = sibling.entry(1, "old epoch");
+    let revoke = sibling.revoke_op(d.id());
+    match ok(s, sibling.append_op(vec![revoke.clone()])) {
+        WriteOutcome::MembershipAppended { revoked, state, .. } => {
+            assert_eq!(revoked, vec![d.id()]);
+            assert_eq!(state.epoch(), 2);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    sibling.record(revoke);
+    assert!(!is_member(s, &d));
+    assert!(is_member(s, &sibling));
+    assert!(matches!(
+        one(s, d.push_op(d.entries(2, 2))),
+        Err(StoreError::Revoked)
+    ));
+    assert!(matches!(
+        one(s, d.snapshot_op(d.snapshot(vec![d.cursor(1)], b"s"), None)),
+        Err(StoreError::Revoked)
+    ));
+    // The revoked device cannot revoke its sibling (it is no member), and a
+    // member cannot bring it back with an `Add`.
+    let counter = d.revoke_op(sibling.id());
+    assert!(one(s, d.append_op(vec![counter])).is_err());
+    let m = sibling.state();
+    let readd = m.next_op(
+        Author::Device(sibling.id()),
+        &sibling.key,
+        m.epoch(),
+        Change::Add {
+            member: MemberKeys {
+                device: d.id(),
+                seal_key: [0; 32],
+            },
+            key: placeholder_key(d.id()),
+        },
+        T0_MS + 2,
     );
-    assert_eq!(ok(s, WriteOp::Revoke { revocation }), WriteOutcome::Revoked);
-    assert!(s.is_revoked(&d.account, &d.id()).unwrap());
-    assert!(!s.is_revoked(&sibling.account, &sibling.id()).unwrap());
-    assert!(matches!(one(s, d.register_op()), Err(StoreError::Revoked)));
+    assert!(matches!(
+        one(s, sibling.append_op(vec![readd])),
+        Err(StoreError::Membership(_))
+    ));
+    assert!(!is_member(s, &d));
+    // Sealed under epoch 1 after the rotation: stale.
+    assert!(matches!(
+        one(s, sibling.push_op(vec![old_epoch_entry])),
+        Err(StoreError::EpochStale { current: 2 })
+    ));
+    ok(s, sibling.push_op(sibling.entries(1, 1)));
     // Another account's device with the same key is a different device.
     let elsewhere = Account::new(38).device(36);
-    assert!(!s.is_revoked(&elsewhere.account, &elsewhere.id()).unwrap());
     ok(s, elsewhere.register_op());
+    assert!(is_member(s, &elsewhere));
+}
+
+/// `AppendMembership` (no skipping) takes ops only at the head: an op the
+/// store holds already, or one past the head, is `MembershipBehind`, and
+/// ops are read back in order after any position.
+pub fn membership_ops_append_only_at_the_head(s: &dyn RelayStore) {
+    let (a, d) = registered(s, 50, 51);
+    let joined = d.joining_ops();
+    assert!(matches!(
+        one(s, d.append_op(joined.clone())),
+        Err(StoreError::MembershipBehind { len: 1 })
+    ));
+    let sibling = a.device(52);
+    let ops = sibling.joining_ops();
+    let add = ops[1].clone();
+    let m = sibling.state();
+    let rotate = m.next_op(
+        Author::Device(d.id()),
+        &d.key,
+        m.epoch() + 1,
+        Change::Rotate {
+            rotation: kith_protocol::Rotation {
+                keys: vec![placeholder_key(d.id()), placeholder_key(sibling.id())],
+                wrapped: vec![],
+            },
+        },
+        T0_MS + 3,
+    );
+    // Past the head: refused, nothing stored.
+    assert!(matches!(
+        one(s, d.append_op(vec![rotate.clone()])),
+        Err(StoreError::MembershipBehind { len: 1 })
+    ));
+    ok(s, d.append_op(vec![add.clone(), rotate.clone()]));
+    assert_eq!(
+        s.membership_ops(&d.account, 0, 10).unwrap(),
+        vec![joined[0].clone(), add, rotate.clone()]
+    );
+    assert_eq!(s.membership_ops(&d.account, 2, 10).unwrap(), vec![rotate]);
+    assert_eq!(s.membership_ops(&d.account, 0, 1).unwrap().len(), 1);
+    assert_eq!(s.membership(&d.account).unwrap().unwrap().epoch(), 2);
 }
 
 /// A push that would take the account past its quota is refused whole;
@@ -823,7 +1061,10 @@ pub fn a_refused_op_does_not_block_its_batch(s: &dyn RelayStore) {
     assert_eq!(r.len(), 4);
     assert!(matches!(
         r[0],
-        Ok(WriteOutcome::Registered { new_account: true })
+        Ok(WriteOutcome::MembershipAppended {
+            new_account: true,
+            ..
+        })
     ));
     assert!(matches!(&r[1], Ok(WriteOutcome::Pushed { head: 2, .. })));
     assert!(matches!(r[2], Err(StoreError::SeqGap { expected: 3 })));
@@ -924,18 +1165,4 @@ pub fn mailbox_live_sees_only_unexpired_blobs(s: &dyn RelayStore) {
         },
     );
     assert!(!s.mailbox_live(&slot, T0_MS + 2).unwrap());
-}
-
-/// `account_devices` is `None` for an unknown account and counts the
-/// devices registered to a known one (only that account's).
-pub fn account_devices_counts_registered_devices(s: &dyn RelayStore) {
-    let a = Account::new(94);
-    assert_eq!(s.account_devices(&a.id()).unwrap(), None);
-    ok(s, a.device(95).register_op());
-    assert_eq!(s.account_devices(&a.id()).unwrap(), Some(1));
-    ok(s, a.device(96).register_op());
-    ok(s, a.device(96).register_op());
-    assert_eq!(s.account_devices(&a.id()).unwrap(), Some(2));
-    registered(s, 97, 98);
-    assert_eq!(s.account_devices(&a.id()).unwrap(), Some(2));
 }

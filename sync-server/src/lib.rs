@@ -9,6 +9,8 @@
 //! - [`identity`]: the relay key file;
 //! - [`private_fs`]: owner-only data directory and files;
 //! - [`metrics`]: counters and the health/metrics HTTP responder;
+//! - [`admin`]: the admin commands over a local Unix socket (token, accounts,
+//!   account delete, status, online backup);
 //! - [`client`]: a minimal client for tests and the load tool;
 //! - `testkit` and `conformance` (feature `test-support`): the relay test
 //!   harness every crate's tests share, and the [`store::RelayStore`]
@@ -18,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod client;
 pub mod config;
 #[cfg(feature = "test-support")]
@@ -32,5 +35,5 @@ pub mod testkit;
 
 pub use config::{Clock, Limits, RegistrationPolicy, RelayConfig, TlsPem};
 pub use metrics::{Metrics, serve_metrics};
-pub use server::{Relay, RunError, create_token, now_ms, run};
+pub use server::{AdminSocket, Relay, RunError, create_token, now_ms, run, run_with_admin};
 pub use store::{RedbStore, RelayStore};

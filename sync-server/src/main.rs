@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
-use kith_relay::{Limits, Metrics, RedbStore, RegistrationPolicy, Relay, RelayConfig, RelayStore};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use kith_relay::admin::{self, AdminCommand, AdminContext};
+use kith_relay::store::backup::create_private_dir;
+use kith_relay::store::redb_store::SCHEMA_VERSION;
+use kith_relay::{
+    AdminSocket, Limits, Metrics, RedbStore, RegistrationPolicy, Relay, RelayConfig, RelayStore,
+};
 use serde::Deserialize;
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:7447";
@@ -24,7 +29,7 @@ const DB_FILE: &str = "relay.redb";
 /// ./kith-relay-data and prints the kith:// address clients use.
 /// Precedence: flags, then environment variables, then the config file, then defaults.
 #[derive(Debug, Parser)]
-#[command(name = "kith-relay", version)]
+#[command(name = "kith-relay")]
 struct Cli {
     /// TOML config file (keys: the long flag names with '_' for '-').
     #[arg(long, env = "KITH_RELAY_CONFIG", global = true)]
@@ -93,12 +98,42 @@ enum Command {
     },
     /// Print the relay's kith:// address and exit.
     Address,
+    /// List accounts: id, devices, revoked devices, entries, stored bytes, created, last seen.
+    Accounts,
+    /// Manage one account.
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
+    /// Print versions, uptime, connections and store totals.
+    Status,
+    /// Write a consistent backup of the store and the relay key to a new FILE
+    /// (works while the relay runs; mode 0600).
+    Backup {
+        /// The backup file to create (must not exist).
+        file: PathBuf,
+    },
+    /// Put a backup back into the data directory (the relay must be stopped;
+    /// the replaced store is kept as relay.redb.before-restore-<ms>).
+    Restore {
+        /// A file written by `kith-relay backup`.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenAction {
     /// Create a single-use registration token and print it (only its hash is stored).
     Create,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountAction {
+    /// Delete every row of the account (entries, snapshot, devices); its devices are refused afterwards.
+    Delete {
+        /// The account id, as `kith-relay accounts` prints it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,8 +268,20 @@ fn settings(cli: &Cli) -> Result<Settings> {
 }
 
 fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore>)> {
-    kith_relay::private_fs::ensure_private_dir(dir)
+    use std::os::unix::fs::PermissionsExt;
+    create_private_dir(dir)
         .with_context(|| format!("creating data directory {}", dir.display()))?;
+    // The data directory holds the key, the store and the admin socket: only
+    // the relay's user may enter it.
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private (chmod 700)", dir.display()))?;
+        tracing::info!(path = %dir.display(), "data directory made private (0700)");
+    }
     let (key, created) = kith_relay::identity::load_or_create(&dir.join(KEY_FILE))?;
     if created {
         tracing::info!(path = %dir.join(KEY_FILE).display(), "created relay identity key");
@@ -245,7 +292,115 @@ fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore
             dir.display()
         )
     })?;
+    std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", dir.join(DB_FILE).display()))?;
     Ok((key, Arc::new(store)))
+}
+
+/// `--version`: the binary's, the store format it writes and the protocols it speaks.
+fn version_text() -> String {
+    format!(
+        "{} (store format {SCHEMA_VERSION}, protocols {})",
+        env!("CARGO_PKG_VERSION"),
+        kith_protocol::PROTOCOL_VERSIONS
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// Refuses to write into another user's data directory as root: the files
+/// would become root's and the relay (its own user) could not open them.
+fn check_owner(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if euid == Some(0) && meta.uid() != 0 {
+        bail!(
+            "{} belongs to another user and the relay is not running: run this as that user \
+             (e.g. sudo -u kith-relay kith-relay ...) so its files stay theirs",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs an admin command: through the running relay's socket, or on the
+/// store directly when no relay runs on this data directory.
+fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
+    match admin::request(&s.data_dir, cmd) {
+        Ok(text) => return print_text(&text),
+        Err(admin::ClientError::NotRunning { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    check_owner(&s.data_dir)?;
+    let (identity, store) = open_data_dir(&s.data_dir)?;
+    let ctx = AdminContext {
+        store,
+        identity,
+        data_dir: s.data_dir.clone(),
+        live: None,
+    };
+    let text = admin::execute(&ctx, cmd)?;
+    print_text(&text)
+}
+
+fn print_text(text: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()?;
+    Ok(())
+}
+
+fn backup(s: &Settings, file: &Path) -> Result<()> {
+    match admin::request_backup(&s.data_dir, file) {
+        Ok(size) => {
+            return out(&format!(
+                "backup written to {} ({size} bytes)",
+                file.display()
+            ));
+        }
+        Err(admin::ClientError::NotRunning { .. }) => {}
+        Err(e) => return Err(e).context("backup through the running relay"),
+    }
+    check_owner(&s.data_dir)?;
+    let (identity, store) = open_data_dir(&s.data_dir)?;
+    let info = store
+        .backup_to(file, &identity, kith_relay::now_ms())
+        .context("backup")?;
+    out(&format!(
+        "backup written to {} ({} accounts, {} entries, store format {})",
+        file.display(),
+        info.accounts,
+        info.entries,
+        info.format_version
+    ))
+}
+
+fn restore(s: &Settings, file: &Path) -> Result<()> {
+    if admin::request(&s.data_dir, &AdminCommand::Status).is_ok() {
+        bail!(
+            "the relay is running on {}: stop it first (systemctl stop kith-relay)",
+            s.data_dir.display()
+        );
+    }
+    check_owner(&s.data_dir)?;
+    let info = kith_relay::store::backup::restore(file, &s.data_dir, kith_relay::now_ms())
+        .context("restore")?;
+    out(&format!(
+        "restored {} ({} accounts, store format {}) into {}",
+        file.display(),
+        info.accounts,
+        info.format_version,
+        s.data_dir.display()
+    ))?;
+    if let Some(p) = info.previous {
+        out(&format!("the replaced store is kept as {}", p.display()))?;
+    }
+    out("start the relay; each device re-sends what the backup lacks on its next sync")
 }
 
 fn address_line(relay: &Relay, bound: SocketAddr, public_host: Option<&str>) -> String {
@@ -266,7 +421,10 @@ fn out(line: &str) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    // The version line names the store format, so it is built at run time.
+    let version: &'static str = Box::leak(version_text().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -278,29 +436,62 @@ fn main() -> Result<()> {
         builder.init();
     }
     let s = settings(&cli)?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    match &command {
+        Command::Token {
+            action: TokenAction::Create,
+        } => return admin_command(&s, &AdminCommand::TokenCreate),
+        Command::Accounts => return admin_command(&s, &AdminCommand::Accounts),
+        Command::Account {
+            action: AccountAction::Delete { id },
+        } => {
+            let account = id
+                .parse()
+                .map_err(|e| anyhow::anyhow!("not an account id '{id}': {e}"))?;
+            return admin_command(&s, &AdminCommand::AccountDelete(account));
+        }
+        Command::Status => return admin_command(&s, &AdminCommand::Status),
+        Command::Backup { file } => return backup(&s, file),
+        Command::Restore { file } => return restore(&s, file),
+        Command::Address => {
+            // Only the key: the running relay holds the store's lock.
+            let path = s.data_dir.join(KEY_FILE);
+            let key = if path.exists() {
+                kith_relay::identity::load_or_create(&path)?.0
+            } else {
+                check_owner(&s.data_dir)?;
+                open_data_dir(&s.data_dir)?.0
+            };
+            let mut a = kith_protocol::RelayAddress {
+                key: kith_protocol::RelayKey::from(key.verifying_key()),
+                host: s.listen.ip().to_string(),
+                port: s.listen.port(),
+            };
+            if let Some(h) = &s.public_host {
+                h.clone_into(&mut a.host);
+            } else if s.listen.ip().is_unspecified() {
+                "127.0.0.1".clone_into(&mut a.host);
+            }
+            return out(&a.to_string());
+        }
+        Command::Serve => {}
+    }
     let (key, store) = open_data_dir(&s.data_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    metrics.store_format_version.store(
+        store.format_version().context("reading the store format")?,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let relay = Relay {
         config: s.config.clone(),
         identity: key,
         store: store.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Address => {
-            let bound = s.listen;
-            out(&address_line(&relay, bound, s.public_host.as_deref()))
-        }
-        Command::Token {
-            action: TokenAction::Create,
-        } => {
-            let token = kith_relay::create_token(store.as_ref()).context("creating token")?;
-            out(&token)
-        }
-        Command::Serve => serve(relay, s),
-    }
+    serve(relay, store, s)
 }
 
-fn serve(relay: Relay, s: Settings) -> Result<()> {
+fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -309,6 +500,14 @@ fn serve(relay: Relay, s: Settings) -> Result<()> {
         let socket =
             UdpSocket::bind(s.listen).with_context(|| format!("binding UDP {}", s.listen))?;
         let bound = socket.local_addr()?;
+        // Bound before the address is printed: whoever waits for that line
+        // can use the admin commands at once.
+        let admin = AdminSocket {
+            listener: admin::bind(&s.data_dir)
+                .with_context(|| format!("binding the admin socket in {}", s.data_dir.display()))?,
+            store,
+            data_dir: s.data_dir.clone(),
+        };
         out(&address_line(&relay, bound, s.public_host.as_deref()))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let metrics_task = match s.metrics_listen {
@@ -338,7 +537,8 @@ fn serve(relay: Relay, s: Settings) -> Result<()> {
             tracing::info!("signal received, shutting down");
             let _ = stop_tx.send(true);
         };
-        kith_relay::run(relay, socket, signals).await?;
+        kith_relay::run_with_admin(relay, socket, signals, Some(admin)).await?;
+        let _ = std::fs::remove_file(s.data_dir.join(admin::SOCKET_FILE));
         if let Some(t) = metrics_task {
             let _ = t.await;
         }

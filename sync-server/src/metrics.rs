@@ -49,6 +49,9 @@ pub struct Metrics {
     pub store_unwritable: std::sync::atomic::AtomicBool,
     /// Store write batches that failed.
     pub store_write_failures_total: AtomicU64,
+    /// Format version of the store being served (set by whoever opened it;
+    /// 0 = not reported).
+    pub store_format_version: AtomicU64,
 }
 
 /// Upper bounds (ms) of the commit duration histogram buckets.
@@ -77,7 +80,10 @@ impl Metrics {
 
     /// Prometheus text exposition of the counters plus store totals.
     pub fn render(&self, store: Option<crate::store::StoreStats>) -> String {
-        let mut out = String::new();
+        let mut out = format!(
+            "# HELP kith_relay_build_info The relay's version (value always 1).\n# TYPE kith_relay_build_info gauge\nkith_relay_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
         let mut line = |name: &str, kind: &str, help: &str, v: u64| {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
@@ -95,6 +101,12 @@ impl Metrics {
             "counter",
             "Store write batches that failed (full disk, I/O errors).",
             g(&self.store_write_failures_total),
+        );
+        line(
+            "kith_relay_store_format_version",
+            "gauge",
+            "Format version of the relay store being served.",
+            g(&self.store_format_version),
         );
         line(
             "kith_relay_connections",

@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
+use kith_protocol::membership::OPS_PER_MESSAGE_MAX;
 use kith_protocol::msg::{HELLO_VERSIONS_MAX, PUSH_ENTRIES_MAX, TOKEN_BYTES_MAX, close_code};
 use kith_protocol::{
-    AccountId, ClientMsg, DeviceCert, DeviceId, ErrorCode, Event, FRAME_BYTES_MAX, FrameError,
+    AccountId, ClientMsg, DeviceId, ErrorCode, Event, FRAME_BYTES_MAX, FrameError, MembershipOp,
     PROTOCOL_VERSIONS, RelayAddress, RelayKey, Request, Response, SealedSnapshot, ServerMsg,
     Signature,
 };
@@ -39,10 +40,11 @@ use crate::store::{RelayStore, StoreError, WriteOp, WriteOutcome};
 /// Bytes reserved for message overhead around an entry in a frame: an entry
 /// must fit in a pull response alone.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;
-/// Largest frame accepted before authentication: Hello, Auth and mailbox
-/// takes are small, so an anonymous peer cannot make the relay buffer
+/// Largest frame accepted before authentication: Hello, mailbox takes and
+/// Auth (which may carry the membership ops the relay lacks: a few hundred
+/// bytes each) stay small, so an anonymous peer cannot make the relay buffer
 /// megabytes per connection.
-pub const PREAUTH_FRAME_BYTES_MAX: usize = 4096;
+pub const PREAUTH_FRAME_BYTES_MAX: usize = 64 * 1024;
 /// Most cursors in a pull or snapshot.
 pub const CURSORS_MAX: usize = 4096;
 /// How long a closing connection waits for the client to read its last frames.
@@ -175,10 +177,64 @@ struct Shared {
     /// Unauthenticated requests per source address: (minute window start
     /// ms, requests in it); at most [`UNAUTH_ADDRS_MAX`] addresses tracked.
     unauth_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
-    /// New accounts registered per source address: (hour window start ms,
-    /// accounts in it); bounded like `unauth_rates`.
-    account_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
     next_conn_id: AtomicU64,
+    /// Last authentication per account since start (for `kith-relay accounts`).
+    last_seen: Mutex<HashMap<AccountId, u64>>,
+    started: std::time::Instant,
+}
+
+/// The admin socket's view of a running relay. Weak, so an admin request
+/// in flight never keeps the writer (and so shutdown) waiting.
+#[derive(Debug)]
+struct LiveHandle(std::sync::Weak<Shared>);
+
+impl crate::admin::LiveRelay for LiveHandle {
+    fn connections(&self) -> u64 {
+        self.0
+            .upgrade()
+            .map_or(0, |s| s.metrics.connections_current.load(Ordering::Relaxed))
+    }
+
+    fn last_seen_ms(&self, account: &AccountId) -> Option<u64> {
+        self.0
+            .upgrade()
+            .and_then(|s| lock(&s.last_seen).get(account).copied())
+    }
+
+    fn close_account(&self, account: &AccountId) {
+        let Some(s) = self.0.upgrade() else { return };
+        let conns: Vec<_> = {
+            let mut map = lock(&s.connections);
+            let keys: Vec<_> = map.keys().filter(|(a, _)| a == account).copied().collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for (_, c) in conns.into_iter().flatten() {
+            c.close(
+                quinn::VarInt::from_u32(close_code::REVOKED),
+                b"account deleted",
+            );
+        }
+        lock(&s.subscribers).remove(account);
+        lock(&s.rates).remove(account);
+        lock(&s.last_seen).remove(account);
+    }
+
+    fn uptime_ms(&self) -> u64 {
+        self.0.upgrade().map_or(0, |s| {
+            u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        })
+    }
+}
+
+/// The admin socket of a relay run by [`run_with_admin`].
+#[derive(Debug)]
+pub struct AdminSocket {
+    /// Bound by [`crate::admin::bind`].
+    pub listener: std::os::unix::net::UnixListener,
+    /// The same store as the relay's (the admin commands need its redb side).
+    pub store: Arc<crate::store::RedbStore>,
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Source addresses the unauthenticated rate limit tracks at once; beyond
@@ -198,13 +254,6 @@ impl Shared {
     fn unauth_allowed(&self, addr: std::net::IpAddr) -> bool {
         let limit = self.config.limits.unauth_requests_per_addr_per_minute;
         self.count_in_window(&self.unauth_rates, addr, 60_000, 1, limit)
-    }
-
-    /// Whether `addr` may register another account this hour (counting
-    /// nothing).
-    fn new_account_allowed(&self, addr: std::net::IpAddr) -> bool {
-        let limit = self.config.limits.new_accounts_per_addr_per_hour;
-        self.count_in_window(&self.account_rates, addr, 3_600_000, 0, limit)
     }
 
     /// Adds `add` to `addr`'s count in its current window of `window_ms`
@@ -307,6 +356,36 @@ impl Shared {
         }
     }
 
+    /// Sends new membership ops to every subscriber of the account (they
+    /// are small and rare; a full queue marks the subscriber lagged, and a
+    /// lagged device re-reads membership with its next pull round).
+    fn fan_out_membership(&self, account: &AccountId, ops: Vec<MembershipOp>) {
+        if ops.is_empty() {
+            return;
+        }
+        let subs = lock(&self.subscribers);
+        let Some(list) = subs.get(account) else {
+            return;
+        };
+        let Ok(frame) = kith_protocol::encode_frame(
+            &ServerMsg::Event(Event::Membership { ops }),
+            FRAME_BYTES_MAX,
+        ) else {
+            return;
+        };
+        let frame = Arc::new(frame);
+        let permits = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        for s in list.iter() {
+            let Ok(permit) = s.budget.clone().try_acquire_many_owned(permits) else {
+                s.lagged.store(true, Ordering::Release);
+                continue;
+            };
+            if s.queue.try_send((frame.clone(), permit)).is_err() {
+                s.lagged.store(true, Ordering::Release);
+            }
+        }
+    }
+
     /// Fixed one-minute window per account.
     fn rate_check(&self, account: &AccountId, n: u32) -> Result<(), ErrorCode> {
         let limit = self.config.limits.quota_entries_per_minute;
@@ -379,7 +458,23 @@ fn store_error_code(e: &StoreError) -> ErrorCode {
         StoreError::RegistrationRequired => ErrorCode::RegistrationRequired,
         StoreError::BadToken => ErrorCode::BadToken,
         StoreError::Revoked => ErrorCode::DeviceRevoked,
+        StoreError::NotAMember => ErrorCode::NotAMember,
+        StoreError::Membership(e) => ErrorCode::MembershipRefused {
+            position: match e {
+                kith_protocol::MembershipError::NotNext { found, .. } => *found,
+                kith_protocol::MembershipError::Fork { position }
+                | kith_protocol::MembershipError::BadSignature { position }
+                | kith_protocol::MembershipError::NotAllowed { position, .. }
+                | kith_protocol::MembershipError::Invalid { position, .. } => *position,
+                kith_protocol::MembershipError::Format { .. }
+                | kith_protocol::MembershipError::WrongAccount { .. } => 0,
+            },
+        },
+        StoreError::MembershipBehind { len } => ErrorCode::MembershipBehind { len: *len },
+        StoreError::EpochStale { current } => ErrorCode::EpochStale { current: *current },
         StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
+        // No dedicated code in the protocol: the device is simply not let in.
+        StoreError::AccountDeleted => ErrorCode::AuthFailed,
         StoreError::UploadTooLarge { limit_bytes } => ErrorCode::TooLarge {
             limit: *limit_bytes,
         },
@@ -441,6 +536,16 @@ pub async fn run(
     socket: std::net::UdpSocket,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with_admin(relay, socket, shutdown, None).await
+}
+
+/// [`run`], also serving the admin commands on `admin` (module `admin`).
+pub async fn run_with_admin(
+    relay: Relay,
+    socket: std::net::UdpSocket,
+    shutdown: impl Future<Output = ()>,
+    admin: Option<AdminSocket>,
+) -> Result<(), RunError> {
     let server_cfg = server_config(&relay)?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| RunError::QuicCrypto("no async runtime".into()))?;
@@ -469,10 +574,30 @@ pub async fn run(
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
         unauth_rates: Mutex::new(HashMap::new()),
-        account_rates: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
+        last_seen: Mutex::new(HashMap::new()),
+        started: std::time::Instant::now(),
     });
     info!(address = %relay.address(local), "relay listening");
+    let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
+    let admin_task = admin.map(|a| {
+        let live: Arc<dyn crate::admin::LiveRelay> = Arc::new(LiveHandle(Arc::downgrade(&shared)));
+        let ctx = Arc::new(crate::admin::AdminContext {
+            store: a.store,
+            identity: relay.identity.clone(),
+            data_dir: a.data_dir,
+            live: Some(live),
+        });
+        tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve(a.listener, ctx, async move {
+                let _ = admin_stop_rx.await;
+            })
+            .await
+            {
+                warn!(error = %e, "admin socket failed");
+            }
+        })
+    });
 
     let sweeper = {
         let shared = shared.clone();
@@ -541,6 +666,10 @@ pub async fn run(
     }
     sweeper.abort();
     let _ = sweeper.await;
+    let _ = admin_stop_tx.send(());
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     endpoint.close(
         quinn::VarInt::from_u32(close_code::SHUTDOWN),
         b"relay shutting down",
@@ -883,53 +1012,66 @@ async fn serve(
                     .await);
             }
             ClientMsg::Auth {
-                cert,
+                account,
+                device,
                 signature,
                 token,
+                membership,
             } => {
                 if session.is_some() {
                     return Err(out
                         .fatal(ErrorCode::UnexpectedMessage, "already authenticated")
                         .await);
                 }
-                match authenticate(shared, conn, conn_id, &cert, &signature, token, &challenge)
-                    .await
-                {
-                    Ok(registered) => {
-                        *ids = Some((cert.account, cert.device));
+                let auth = Auth {
+                    account,
+                    device,
+                    signature,
+                    token,
+                    membership,
+                };
+                match authenticate(shared, conn, conn_id, auth, &challenge).await {
+                    Ok((registered, membership_len, epoch)) => {
+                        *ids = Some((account, device));
+                        lock(&shared.last_seen).insert(account, now_ms());
                         session = Some(Session {
-                            account: cert.account,
-                            device: cert.device,
+                            account,
+                            device,
                             version,
                         });
-                        info!(account = %cert.account, device = %cert.device, registered, "device authenticated");
+                        info!(account = %account, device = %device, registered, "device authenticated");
                         out.send(&ServerMsg::AuthOk {
-                            account: cert.account,
-                            device: cert.device,
+                            account,
+                            device,
                             registered,
+                            membership_len,
+                            epoch,
                         })
                         .await;
                     }
-                    Err(code) => {
+                    Err((code, detail)) => {
                         Metrics::inc(&shared.metrics.auth_failures_total);
-                        info!(account = %cert.account, device = %cert.device, code = code.name(), "authentication refused");
+                        info!(account = %account, device = %device, code = code.name(), "authentication refused");
                         let msg = match &code {
-                            ErrorCode::BadCertificate => "device certificate does not verify",
-                            ErrorCode::AuthFailed => "challenge answer does not verify",
-                            ErrorCode::DeviceRevoked => "device is revoked",
+                            ErrorCode::AuthFailed => {
+                                "challenge answer does not verify, or the relay's operator deleted this account"
+                                    .to_owned()
+                            }
+                            ErrorCode::DeviceRevoked => {
+                                "this device was revoked from the account".to_owned()
+                            }
+                            ErrorCode::NotAMember => {
+                                "this device is not a member of the account".to_owned()
+                            }
                             ErrorCode::RegistrationRequired => {
-                                "this relay registers accounts only with a token"
+                                "this relay registers accounts only with a token".to_owned()
                             }
-                            ErrorCode::BadToken => "registration token is unknown or used",
-                            ErrorCode::TooLarge { .. } => {
-                                "this account has registered as many devices as the relay allows"
+                            ErrorCode::BadToken => {
+                                "registration token is unknown or used".to_owned()
                             }
-                            ErrorCode::RateLimited => {
-                                "too many new accounts from this address; try again later"
-                            }
-                            _ => "authentication failed",
+                            _ => format!("authentication failed: {detail}"),
                         };
-                        return Err(out.fatal(code, msg).await);
+                        return Err(out.fatal(code, &msg).await);
                     }
                 }
             }
@@ -950,6 +1092,13 @@ async fn serve(
                         }
                         match body {
                             Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+                            // A joining device is no member yet: it leaves its
+                            // (small, sealed) pairing request before any auth.
+                            Request::MailboxPut { slot, blob, ttl_s }
+                                if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
+                            {
+                                mailbox_put(shared, limits, slot, blob, ttl_s).await
+                            }
                             Request::Ping => Ok(Response::Pong),
                             _ => {
                                 Err((ErrorCode::NotAuthenticated, "authenticate first".to_owned()))
@@ -979,96 +1128,124 @@ async fn serve(
     }
 }
 
+/// What a device presents in `Auth`.
+struct Auth {
+    account: AccountId,
+    device: DeviceId,
+    signature: Signature,
+    token: Option<String>,
+    membership: Vec<MembershipOp>,
+}
+
+/// Authenticates a device against the account's membership log: the
+/// challenge must be signed by the device key, ops the device brought are
+/// appended (the genesis registers the account), and the device must be a
+/// member of the resulting log. Returns (registered, log length, epoch).
 async fn authenticate(
     shared: &Arc<Shared>,
     conn: &quinn::Connection,
     conn_id: u64,
-    cert: &DeviceCert,
-    signature: &Signature,
-    token: Option<String>,
+    a: Auth,
     challenge: &[u8; 32],
-) -> Result<bool, ErrorCode> {
-    if cert.verify().is_err() {
-        return Err(ErrorCode::BadCertificate);
+) -> Result<(bool, u64, u64), (ErrorCode, String)> {
+    let (account, device) = (a.account, a.device);
+    if kith_protocol::verify_auth(&device, &shared.relay_key, challenge, &a.signature).is_err() {
+        return Err((ErrorCode::AuthFailed, String::new()));
     }
-    if kith_protocol::verify_auth(cert, &shared.relay_key, challenge, signature).is_err() {
-        return Err(ErrorCode::AuthFailed);
+    if a.token.as_ref().is_some_and(|t| t.len() > TOKEN_BYTES_MAX) {
+        return Err((ErrorCode::BadToken, String::new()));
     }
-    if token.as_ref().is_some_and(|t| t.len() > TOKEN_BYTES_MAX) {
-        return Err(ErrorCode::BadToken);
+    if a.membership.len() > OPS_PER_MESSAGE_MAX {
+        return Err((
+            ErrorCode::TooLarge {
+                limit: OPS_PER_MESSAGE_MAX as u64,
+            },
+            "too many membership ops".into(),
+        ));
     }
-    // Register the connection before checking revocation, so a revocation
+    // Register the connection before checking membership, so a revocation
     // committed in between still finds (and closes) it.
     lock(&shared.connections)
-        .entry((cert.account, cert.device))
+        .entry((account, device))
         .or_default()
         .push((conn_id, conn.clone()));
-    let (account, device) = (cert.account, cert.device);
-    let known = shared
-        .read(move |s| {
-            Ok((
-                s.is_revoked(&account, &device)?,
-                s.device_known(&account, &device)?,
-            ))
-        })
-        .await;
-    let result = match known {
-        Err(_) => Err(ErrorCode::Internal),
-        Ok((true, _)) => Err(ErrorCode::DeviceRevoked),
-        Ok((false, true)) => Ok(false),
-        Ok((false, false)) => register(shared, conn, cert, token).await,
-    };
+    let result = async {
+        let mut registered = false;
+        let state = if a.membership.is_empty() {
+            shared
+                .read(move |s| s.membership(&account))
+                .await
+                .map_err(|e| (store_error_code(&e), e.to_string()))?
+        } else {
+            let op = WriteOp::AppendMembership {
+                account,
+                ops: a.membership,
+                skip_known: true,
+                token_hash: a.token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
+                open_registration: shared.config.registration == RegistrationPolicy::Open,
+                now_ms: shared.config.clock.now_ms(),
+            };
+            match shared.write(op).await {
+                Ok(WriteOutcome::MembershipAppended {
+                    new_account,
+                    appended,
+                    revoked,
+                    state,
+                }) => {
+                    registered = new_account;
+                    for d in &revoked {
+                        shared.close_device(&account, d);
+                    }
+                    shared.fan_out_membership(&account, appended);
+                    Some(*state)
+                }
+                Ok(_) => return Err((ErrorCode::Internal, String::new())),
+                Err(e) => return Err((store_error_code(&e), e.to_string())),
+            }
+        };
+        let Some(state) = state else {
+            return Err((
+                ErrorCode::NotAMember,
+                "the account is not registered here".into(),
+            ));
+        };
+        if state.revoked_at(&device).is_some() {
+            return Err((ErrorCode::DeviceRevoked, String::new()));
+        }
+        if !state.is_member(&device) {
+            return Err((ErrorCode::NotAMember, String::new()));
+        }
+        Ok((registered, state.len(), state.epoch()))
+    }
+    .await;
     if result.is_err() {
         shared.forget_connection(conn_id, Some((account, device)));
     }
     result
 }
 
-/// Registers a device the store does not know: refused when its account
-/// has `devices_per_account_max` devices, or when it would be a new account
-/// and its source address registered `new_accounts_per_addr_per_hour`
-/// accounts this hour. (Checked with a read before the write: concurrent
-/// registrations of one account may overshoot by the writer's batch.)
-async fn register(
+/// Refuses a read by a device that is no longer a member (its connection
+/// is being closed, but a request may already be in flight).
+async fn check_still_member(
     shared: &Arc<Shared>,
-    conn: &quinn::Connection,
-    cert: &DeviceCert,
-    token: Option<String>,
-) -> Result<bool, ErrorCode> {
-    let account = cert.account;
-    let limits = &shared.config.limits;
-    let addr = conn.remote_address().ip();
-    match shared.read(move |s| s.account_devices(&account)).await {
-        Err(_) => return Err(ErrorCode::Internal),
-        Ok(Some(n)) if n >= u64::from(limits.devices_per_account_max) => {
-            return Err(ErrorCode::TooLarge {
-                limit: u64::from(limits.devices_per_account_max),
-            });
-        }
-        Ok(None) if !shared.new_account_allowed(addr) => return Err(ErrorCode::RateLimited),
-        Ok(_) => {}
+    account: AccountId,
+    device: DeviceId,
+) -> Result<(), (ErrorCode, String)> {
+    let state = shared
+        .read(move |s| s.membership(&account))
+        .await
+        .map_err(|e| (store_error_code(&e), e.to_string()))?;
+    match state {
+        Some(st) if st.is_member(&device) => Ok(()),
+        Some(st) if st.revoked_at(&device).is_some() => Err((
+            ErrorCode::DeviceRevoked,
+            "this device was revoked from the account".into(),
+        )),
+        _ => Err((
+            ErrorCode::NotAMember,
+            "this device is not a member of the account".into(),
+        )),
     }
-    let op = WriteOp::Register {
-        cert: cert.clone(),
-        token_hash: token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
-        open_registration: shared.config.registration == RegistrationPolicy::Open,
-        now_ms: shared.config.clock.now_ms(),
-    };
-    let result = match shared.write(op).await {
-        Ok(WriteOutcome::Registered { new_account }) => Ok(new_account),
-        Ok(_) => Err(ErrorCode::Internal),
-        Err(e) => Err(store_error_code(&e)),
-    };
-    if let Ok(true) = result {
-        shared.count_in_window(
-            &shared.account_rates,
-            addr,
-            3_600_000,
-            1,
-            limits.new_accounts_per_addr_per_hour,
-        );
-    }
-    result
 }
 
 async fn mailbox_take(
@@ -1099,6 +1276,44 @@ async fn mailbox_take(
     }
 }
 
+/// Largest mailbox blob a connection may leave before authenticating (a
+/// pairing joiner's sealed request is a few hundred bytes).
+pub const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = 1024;
+
+async fn mailbox_put(
+    shared: &Arc<Shared>,
+    limits: &crate::Limits,
+    slot: [u8; 32],
+    blob: Vec<u8>,
+    ttl_s: u32,
+) -> Result<Response, (ErrorCode, String)> {
+    if blob.len() > limits.mailbox_blob_bytes_max {
+        return Err((
+            ErrorCode::TooLarge {
+                limit: limits.mailbox_blob_bytes_max as u64,
+            },
+            "mailbox blob too large".into(),
+        ));
+    }
+    let ttl_s = if ttl_s == 0 {
+        limits.mailbox_ttl_s_max
+    } else {
+        ttl_s.min(limits.mailbox_ttl_s_max)
+    };
+    let now = shared.config.clock.now_ms();
+    let op = WriteOp::MailboxPut {
+        slot,
+        blob,
+        expires_at_ms: now + u64::from(ttl_s) * 1000,
+        now_ms: now,
+    };
+    match shared.write(op).await {
+        Ok(WriteOutcome::MailboxStored) => Ok(Response::MailboxStored),
+        Ok(_) => Err((ErrorCode::Internal, "unexpected store outcome".into())),
+        Err(e) => Err((store_error_code(&e), e.to_string())),
+    }
+}
+
 async fn handle_request(
     shared: &Arc<Shared>,
     s: &Session,
@@ -1111,6 +1326,17 @@ async fn handle_request(
     let refuse = |code: ErrorCode, msg: &str| Err((code, msg.to_owned()));
     let store_err = |e: StoreError| (store_error_code(&e), e.to_string());
     let (account, device) = (s.account, s.device);
+    if matches!(
+        body,
+        Request::Pull { .. }
+            | Request::GetSnapshot
+            | Request::GetSnapshotRange { .. }
+            | Request::Heads
+            | Request::GetMembership { .. }
+            | Request::Subscribe
+    ) {
+        check_still_member(shared, account, device).await?;
+    }
     match body {
         Request::Ping => Ok(Response::Pong),
         Request::Push { entries } => {
@@ -1363,57 +1589,54 @@ async fn handle_request(
                 floors: h.floors,
             })
         }
-        Request::Revoke { revocation } => {
-            if revocation.account != account {
-                return refuse(ErrorCode::WrongAccount, "revocation is for another account");
-            }
-            if revocation.verify().is_err() {
+        Request::AppendMembership { ops } => {
+            if ops.len() > OPS_PER_MESSAGE_MAX {
                 return refuse(
-                    ErrorCode::BadSignature,
-                    "revocation signature does not verify",
+                    ErrorCode::TooLarge {
+                        limit: OPS_PER_MESSAGE_MAX as u64,
+                    },
+                    "too many membership ops",
                 );
             }
-            let target = revocation.device;
-            match shared
-                .write(WriteOp::Revoke { revocation })
-                .await
-                .map_err(store_err)?
-            {
-                WriteOutcome::Revoked => {
-                    info!(account = %account, device = %target, "device revoked");
-                    if target != device {
-                        shared.close_device(&account, &target);
+            if ops.iter().any(|o| o.body.account != account) {
+                return refuse(ErrorCode::WrongAccount, "ops are for another account");
+            }
+            let op = WriteOp::AppendMembership {
+                account,
+                ops,
+                skip_known: false,
+                token_hash: None,
+                open_registration: false,
+                now_ms: now_ms(),
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::MembershipAppended {
+                    appended,
+                    revoked,
+                    state,
+                    ..
+                } => {
+                    for d in &revoked {
+                        info!(account = %account, device = %d, "device revoked");
+                        shared.close_device(&account, d);
                     }
-                    Ok(Response::Revoked)
+                    shared.fan_out_membership(&account, appended);
+                    Ok(Response::MembershipAppended { len: state.len() })
                 }
                 _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
             }
         }
+        Request::GetMembership { after } => {
+            let ops = shared
+                .read(move |st| st.membership_ops(&account, after, OPS_PER_MESSAGE_MAX + 1))
+                .await
+                .map_err(store_err)?;
+            let more = ops.len() > OPS_PER_MESSAGE_MAX;
+            let ops = ops.into_iter().take(OPS_PER_MESSAGE_MAX).collect();
+            Ok(Response::Membership { ops, more })
+        }
         Request::MailboxPut { slot, blob, ttl_s } => {
-            if blob.len() > limits.mailbox_blob_bytes_max {
-                return refuse(
-                    ErrorCode::TooLarge {
-                        limit: limits.mailbox_blob_bytes_max as u64,
-                    },
-                    "mailbox blob too large",
-                );
-            }
-            let ttl_s = if ttl_s == 0 {
-                limits.mailbox_ttl_s_max
-            } else {
-                ttl_s.min(limits.mailbox_ttl_s_max)
-            };
-            let now = shared.config.clock.now_ms();
-            let op = WriteOp::MailboxPut {
-                slot,
-                blob,
-                expires_at_ms: now + u64::from(ttl_s) * 1000,
-                now_ms: now,
-            };
-            match shared.write(op).await.map_err(store_err)? {
-                WriteOutcome::MailboxStored => Ok(Response::MailboxStored),
-                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
-            }
+            mailbox_put(shared, limits, slot, blob, ttl_s).await
         }
         Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
     }

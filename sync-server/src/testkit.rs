@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use kith_protocol::{DeviceCert, RelayAddress, RelayKey};
+use kith_protocol::{AccountId, MembershipOp, RelayAddress, RelayKey};
 use rand::RngCore;
 use tokio::sync::oneshot;
 
@@ -205,10 +205,16 @@ impl TestRelay {
             .unwrap()
     }
 
-    /// A client authenticated as the device `cert` certifies.
-    pub async fn connect_as(&self, device_key: &SigningKey, cert: &DeviceCert) -> RelayClient {
+    /// A client authenticated as `device_key` of `account`, handing the relay
+    /// the membership ops it may lack (the genesis the first time).
+    pub async fn connect_as(
+        &self,
+        device_key: &SigningKey,
+        account: AccountId,
+        membership: Vec<MembershipOp>,
+    ) -> RelayClient {
         let mut c = self.hello().await;
-        c.auth(device_key, cert, None).await.unwrap();
+        c.auth(device_key, account, membership, None).await.unwrap();
         c
     }
 

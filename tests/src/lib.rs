@@ -12,8 +12,10 @@
 use std::sync::{Arc, Mutex};
 
 use kith_core::Store;
-use kith_core::identity::DeviceKey;
+use kith_core::identity::KeyMaterial;
 use kith_core::sync::DeviceIdentity;
+use kith_core::sync::authority::RecoveryCode;
+use kith_core::sync::membership;
 
 /// The relay harness is kith-relay's (feature `test-support`), shared with
 /// the relay's own tests, the bindings' and the CLI's.
@@ -26,39 +28,56 @@ pub struct Device {
     pub dir: tempfile::TempDir,
     /// The device's open store, shared with sync tasks.
     pub store: Arc<Mutex<Store>>,
-    /// The device's account and device keys and certificate.
+    /// The device's account id, keys and name.
     pub id: DeviceIdentity,
+    /// Its key material (what `keys.json` holds).
+    pub keys: KeyMaterial,
+    /// The recovery code, on the device that created the account.
+    pub code: Option<RecoveryCode>,
 }
 
 impl Device {
-    /// The first device of a new account.
+    /// The first device of a new account (the genesis is in its store).
     pub fn first(name: &str) -> Device {
-        let id = DeviceIdentity::create_account(name, kith_net::now_ms())
+        let mut d = Self::fresh(name);
+        let mut keys = d.keys.clone();
+        let (id, code) = membership::create_account(&mut d.s(), &mut keys, kith_net::now_ms())
             .unwrap_or_else(|e| panic!("{e}"));
-        Self::with_identity(id)
+        d.keys = keys;
+        d.id = id;
+        d.code = Some(code);
+        d
     }
 
-    /// Another device of `self`'s account (as if already paired).
-    pub fn sibling(&self, name: &str) -> Device {
-        let id = DeviceIdentity::new(
-            self.id.account_secret().clone(),
-            DeviceKey::generate(),
-            name,
-            kith_net::now_ms(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        Self::with_identity(id)
-    }
-
-    /// A device with a given identity and an empty store.
-    pub fn with_identity(id: DeviceIdentity) -> Device {
+    /// A device with fresh keys, no account, an empty store.
+    pub fn fresh(name: &str) -> Device {
+        let keys = KeyMaterial::generate(name);
+        let id = DeviceIdentity::with_account(&keys, kith_protocol::AccountId([0; 32]));
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         Device {
             dir,
             store: Arc::new(Mutex::new(store)),
             id,
+            keys,
+            code: None,
         }
+    }
+
+    /// Another device of `self`'s account, added by `self` in `self`'s log
+    /// (as if paired; the relay learns the `Add` from either device's next
+    /// `Auth`).
+    pub fn sibling(&self, name: &str) -> Device {
+        let mut d = Self::fresh(name);
+        d.keys.account = Some(self.id.account_id().0);
+        d.id = DeviceIdentity::from_material(&d.keys).unwrap_or_else(|e| panic!("{e}"));
+        let now = kith_net::now_ms();
+        let op = membership::add_op(&mut self.s(), &self.id, d.id.card(), now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        membership::absorb(&mut self.s(), &self.id, &[op]).unwrap_or_else(|e| panic!("{e}"));
+        let ops = membership::ops(&mut self.s()).unwrap_or_else(|e| panic!("{e}"));
+        membership::absorb(&mut d.s(), &d.id, &ops).unwrap_or_else(|e| panic!("{e}"));
+        d
     }
 
     /// Locks the store.

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kith_ffi::{ChangeSummary, Kith, KithError, KithListener, SyncState};
+use kith_ffi::{AccountInfo, ChangeSummary, Kith, KithError, KithListener, SyncState};
 
 use crate::{contact, met};
 
@@ -83,6 +83,19 @@ struct Pair {
     b: Arc<Kith>,
 }
 
+/// `a` invites, `b` asks to join and shows its code, `a` sees the same
+/// code and approves, `b` joins.
+fn pair_and_join(a: &Arc<Kith>, b: &Arc<Kith>, name: &str) -> Result<AccountInfo, KithError> {
+    let inv = wait(Arc::clone(a).pair(10))?;
+    assert!(inv.expires_at_ms > now_ms());
+    let code = wait(Arc::clone(b).request_join(inv.token.clone(), name.into()))?;
+    let req = wait(Arc::clone(a).next_join_request(inv.token.clone()))?;
+    assert_eq!(req.code, code);
+    assert_eq!(req.name, name);
+    wait(Arc::clone(a).approve_join(inv.token.clone(), code))?;
+    wait(Arc::clone(b).join(inv.token, name.into()))
+}
+
 /// Device A creates the account, pairs; device B joins with the token.
 fn two_devices() -> Pair {
     let relay = Relay::start();
@@ -93,9 +106,14 @@ fn two_devices() -> Pair {
         .create_account("phone".into(), Some(relay.address.clone()))
         .unwrap();
     assert_eq!(info.relay.as_deref(), Some(relay.address.as_str()));
-    let inv = wait(Arc::clone(&a).pair(10)).unwrap();
-    assert!(inv.expires_at_ms > now_ms());
-    let joined = wait(Arc::clone(&b).join(inv.token.clone(), "laptop".into())).unwrap();
+    let code = info.recovery_code.clone().unwrap();
+    assert!(code.starts_with("kithr1-"), "{code}");
+    assert_eq!(
+        a.account().unwrap().unwrap().recovery_code,
+        None,
+        "shown once"
+    );
+    let joined = pair_and_join(&a, &b, "laptop").unwrap();
     assert_eq!(joined.account_id, info.account_id);
     assert_ne!(joined.device_id, info.device_id);
     assert_eq!(joined.relay, info.relay);
@@ -260,48 +278,61 @@ fn bad_tokens_get_actionable_errors() {
     let mut typo = inv.token.clone();
     let last = typo.pop().unwrap();
     typo.push(if last == 'a' { 'b' } else { 'a' });
-    match wait(Arc::clone(&c).join(typo, "tablet".into())) {
+    match wait(Arc::clone(&c).request_join(typo, "tablet".into())) {
         Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "token"),
         other => panic!("unexpected {other:?}"),
     }
-    match wait(Arc::clone(&c).join("hello".into(), "tablet".into())) {
+    match wait(Arc::clone(&c).request_join("hello".into(), "tablet".into())) {
         Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "token"),
         other => panic!("unexpected {other:?}"),
     }
-    // Used once (by nobody yet) works; used twice is refused.
-    wait(Arc::clone(&c).join(inv.token.clone(), "tablet".into())).unwrap();
+    // Used once (by nobody yet) works; a second device is told someone
+    // else redeemed the token (a photo of it gives nothing).
+    let code = wait(Arc::clone(&c).request_join(inv.token.clone(), "tablet".into())).unwrap();
     let fresh2 = tempfile::tempdir().unwrap();
     let d = crate::open(&fresh2);
-    match wait(Arc::clone(&d).join(inv.token.clone(), "watch".into())) {
+    match wait(Arc::clone(&d).request_join(inv.token.clone(), "watch".into())) {
         Err(KithError::Authentication { reason }) => {
-            assert!(reason.contains("already used"), "{reason}")
+            assert!(reason.contains("someone else redeemed"), "{reason}")
         }
         other => panic!("unexpected {other:?}"),
     }
+    // The inviter sees c's code; a wrong code refuses c, and c is told.
+    let req = wait(Arc::clone(&p.a).next_join_request(inv.token.clone())).unwrap();
+    assert_eq!(req.code, code);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert!(matches!(
+        wait(Arc::clone(&p.a).approve_join(inv.token.clone(), wrong.into())),
+        Err(KithError::Authentication { .. })
+    ));
+    match wait(Arc::clone(&c).join(inv.token.clone(), "tablet".into())) {
+        Err(KithError::Authentication { reason }) => {
+            assert!(reason.contains("refused"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(c.account().unwrap().is_none());
     // A device with an account cannot join another.
     let inv2 = wait(Arc::clone(&p.a).pair(10)).unwrap();
     assert!(matches!(
-        wait(Arc::clone(&p.b).join(inv2.token, "again".into())),
+        wait(Arc::clone(&p.b).request_join(inv2.token, "again".into())),
         Err(KithError::Conflict { .. })
     ));
     // An expired token (made an hour ago with a ten-minute lifetime).
-    let inviter = kith_core::sync::DeviceIdentity::create_account("old", now_ms()).unwrap();
     let expired = kith_core::sync::Invitation::create(
-        &inviter,
         kith_core::sync::PairingMode::Relay {
             address: p.relay.address.clone(),
         },
         600_000,
         now_ms() - 3_600_000,
-    )
-    .unwrap();
-    match wait(Arc::clone(&d).join(expired.token.to_string(), "watch".into())) {
+    );
+    match wait(Arc::clone(&d).request_join(expired.token.to_string(), "watch".into())) {
         Err(KithError::Authentication { reason }) => {
             assert!(reason.contains("expired"), "{reason}")
         }
         other => panic!("unexpected {other:?}"),
     }
-    for ttl in [0, 24 * 60 + 1] {
+    for ttl in [0, 11] {
         assert!(matches!(
             wait(Arc::clone(&p.a).pair(ttl)),
             Err(KithError::InvalidInput { field, .. }) if field == "ttl_minutes"
@@ -448,6 +479,12 @@ fn keys_live_in_the_apps_key_store_across_reopen() {
     drop(k);
 
     let again = Kith::open_with_key_store(path.clone(), keys.clone()).unwrap();
+    // The same account; the recovery code was shown once and is not kept.
+    assert!(info.recovery_code.is_some());
+    let info = AccountInfo {
+        recovery_code: None,
+        ..info
+    };
     assert_eq!(again.account().unwrap(), Some(info));
     again.close().unwrap();
     // The file default knows nothing of them.
@@ -499,6 +536,10 @@ fn a_backup_carries_the_device_keys_unless_told_not_to() {
         Some(other.clone()),
     )
     .unwrap();
+    let info = AccountInfo {
+        recovery_code: None,
+        ..info
+    };
     assert_eq!(restored.account().unwrap(), Some(info.clone()));
     assert_eq!(*other.saved.lock().unwrap(), *keys.saved.lock().unwrap());
     assert!(!target.join("keys.json").exists());
@@ -607,6 +648,45 @@ fn threads_writing_during_live_sync_all_arrive_and_listeners_may_call_back() {
     p.a.close().unwrap();
     p.b.close().unwrap();
     drop(p.relay);
+}
+
+#[test]
+fn sync_now_while_background_sync_runs_reports_the_round_or_fails_offline() {
+    let p = two_devices();
+    p.a.start_sync().unwrap();
+    assert!(eventually(20_000, || p.a.sync_status().unwrap().state
+        == SyncState::Live));
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    p.a.log_interaction(met("Coffee", &[&ana.id])).unwrap();
+    // The loop completed a cycle after the request: everything written is at the relay.
+    let r = wait(Arc::clone(&p.a).sync_now()).unwrap();
+    assert!(r.via_background_sync, "{r:?}");
+    let st = p.a.sync_status().unwrap();
+    assert_eq!(
+        (st.unsent_local_writes, st.unacknowledged_entries),
+        (0, 0),
+        "{st:?}"
+    );
+    // The relay goes away: the loop retries, and a pull-to-refresh says so.
+    // A vanished relay sends nothing, so the loop learns it from QUIC's idle
+    // timeout (30 s, kith-net): waiting exactly that long raced it.
+    let Pair { a, b, relay, _dirs } = p;
+    drop(relay);
+    assert!(
+        eventually(45_000, || matches!(
+            a.sync_status().unwrap().state,
+            SyncState::Retrying { .. }
+        )),
+        "{:?}",
+        a.sync_status().unwrap()
+    );
+    let offline = wait(Arc::clone(&a).sync_now());
+    assert!(
+        matches!(offline, Err(KithError::Network { .. })),
+        "{offline:?}"
+    );
+    assert!(a.stop_sync());
+    drop(b);
 }
 
 #[test]

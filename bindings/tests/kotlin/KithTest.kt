@@ -180,7 +180,7 @@ fun insightsAndImport(dir: String, otherDir: String) {
         check(later.headlines.all { it.code.isNotEmpty() && it.message.isNotEmpty() }) { "headline text" }
         val tie = later.reconnect.top.single()
         check(tie.contactId == ana.id && !tie.never && tie.overdueRatio >= 1.0) { "reconnect: $tie" }
-        check(kith.insightsJson(null).contains("\"headlines\"")) { "insights json" }
+        check(kith.insightsJson().contains("\"headlines\"")) { "insights json (now by default)" }
         val badTime = expect<KithException.InvalidInput> { kith.insights(-1L) }
         check(badTime.field == "now_ms") { "bad time field: ${badTime.field}" }
 

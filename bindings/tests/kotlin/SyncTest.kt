@@ -85,24 +85,30 @@ fun syncThroughRelay(root: File): Int {
         check(recA.states == listOf<SyncState>(SyncState.Idle)) { "A idle once set up: ${recA.states}" }
         check(recB.states == listOf<SyncState>(SyncState.Disabled)) { "B disabled before join: ${recB.states}" }
 
+        check(info.recoveryCode?.startsWith("kithr1-") == true) { "recovery code shown once" }
         val invitation = await { a.pair(10u) }
         check(invitation.token.isNotEmpty()) { "token for the QR code" }
+        // B asks and shows its code; A sees the same code and approves.
+        val code = await { b.requestJoin(invitation.token, "laptop") }
+        val request = await { a.nextJoinRequest(invitation.token) }
+        check(request.code == code && request.name == "laptop") { "request: $request" }
+        await { a.approveJoin(invitation.token, code) }
         val joined = await { b.join(invitation.token, "laptop") }
         check(joined.accountId == info.accountId && joined.deviceId != info.deviceId) { "joined: $joined" }
 
         // A bad token: actionable errors, no crash.
         val c = Kith.open(File(root, "c").path)
         try {
-            await { c.join("kith-garbage", "tablet") }
+            await { c.requestJoin("kith-garbage", "tablet") }
             throw AssertionError("a garbage token was accepted")
         } catch (e: KithException.InvalidInput) {
             check(e.field == "token") { "field: ${e.field}" }
         }
         try {
-            await { c.join(invitation.token, "tablet") }
+            await { c.requestJoin(invitation.token, "tablet") }
             throw AssertionError("a used token was accepted")
         } catch (e: KithException.Authentication) {
-            check("already used" in e.reason) { e.reason }
+            check("someone else redeemed" in e.reason) { e.reason }
         }
         c.closeStore()
 

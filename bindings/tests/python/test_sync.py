@@ -21,8 +21,14 @@ TIMEOUT_S = 60
 
 
 @pytest.fixture
-def relay(tmp_path):
+def relay(relay_process):
     """Starts kith-relay; yields its kith:// address; kills it afterwards."""
+    yield relay_process[1]
+
+
+@pytest.fixture
+def relay_process(tmp_path):
+    """Starts kith-relay; yields (process, kith:// address); kills it afterwards."""
     binary = os.environ.get("KITH_RELAY_BIN")
     if not binary or not pathlib.Path(binary).is_file():
         raise RuntimeError("KITH_RELAY_BIN must name the built kith-relay binary")
@@ -44,7 +50,7 @@ def relay(tmp_path):
         reader.start()
         reader.join(TIMEOUT_S)
         assert lines and lines[0].startswith("kith://"), f"relay said {lines!r}"
-        yield lines[0].strip()
+        yield proc, lines[0].strip()
     finally:
         proc.kill()
         proc.wait(TIMEOUT_S)
@@ -104,6 +110,30 @@ def eventually(cond, seconds=20):
     return cond()
 
 
+def test_sync_now_with_background_sync_reports_the_round_and_fails_offline(tmp_path, relay_process):
+    proc, relay = relay_process
+    a, b = two_devices(tmp_path, relay)
+    a.start_sync()
+    assert eventually(lambda: a.sync_status().state == SyncState.LIVE())
+    ana = a.add_contact(NewContact(name="Ana Lima"))
+    a.log_interaction(NewInteraction(summary="Coffee", participant_ids=[ana.id]))
+    report = run(a.sync_now())
+    assert report.via_background_sync
+    st = a.sync_status()
+    assert (st.unsent_local_writes, st.unacknowledged_entries) == (0, 0), st
+    # The relay dies (killed: the session has not noticed yet); a meeting logged meanwhile
+    # cannot reach it, and pull-to-refresh is told so within its timeout, not "synced".
+    proc.kill()
+    proc.wait(TIMEOUT_S)
+    a.log_interaction(NewInteraction(summary="Offline lunch", participant_ids=[ana.id]))
+    a.set_sync_timeout_ms(2_000)
+    with pytest.raises(KithError.Network):
+        run(a.sync_now())
+    assert a.stop_sync()
+    a.close()
+    b.close()
+
+
 def test_cancelling_the_awaiting_task_cancels_the_round(tmp_path, relay):
     # A relay address that never answers: the round would wait for its 60 s timeout.
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -134,11 +164,19 @@ def two_devices(tmp_path, relay):
     b = kith_ffi.Kith.open(str(tmp_path / "b"))
     info = a.create_account("phone", relay)
     assert info.relay == relay
-    # The account secret went to the app's key store, not to a file.
+    # The recovery code is shown once, never stored.
+    assert info.recovery_code.startswith("kithr1-")
+    assert a.account().recovery_code is None
+    # The device keys went to the app's key store, not to a file.
     assert keys_a.saves == 1 and keys_a.saved
     assert not (tmp_path / "a" / "keys.json").exists()
     invitation = run(a.pair(10))
     assert invitation.token and invitation.expires_at_ms > time.time() * 1000
+    # b asks and shows its code; a sees the same code and approves.
+    code = run(b.request_join(invitation.token, "laptop"))
+    request = run(a.next_join_request(invitation.token))
+    assert request.code == code and request.name == "laptop"
+    run(a.approve_join(invitation.token, code))
     joined = run(b.join(invitation.token, "laptop"))
     assert joined.account_id == info.account_id
     assert joined.device_id != info.device_id
@@ -212,14 +250,15 @@ def test_bad_tokens_and_missing_accounts_raise_actionable_errors(tmp_path, relay
     a, _b = two_devices(tmp_path, relay)
     c = kith_ffi.Kith.open(str(tmp_path / "c"))
     with pytest.raises(KithError.InvalidInput) as e:
-        run(c.join("kith-not-a-token", "tablet"))
+        run(c.request_join("kith-not-a-token", "tablet"))
     assert e.value.field == "token"
     invitation = run(a.pair(10))
-    run(c.join(invitation.token, "tablet"))
+    run(c.request_join(invitation.token, "tablet"))
     d = kith_ffi.Kith.open(str(tmp_path / "d"))
+    # A second device with the same token (a photo of it) is told why.
     with pytest.raises(KithError.Authentication) as e:
-        run(d.join(invitation.token, "watch"))
-    assert "already used" in str(e.value)
+        run(d.request_join(invitation.token, "watch"))
+    assert "someone else redeemed" in str(e.value)
     with pytest.raises(KithError.Authentication):
         run(d.sync_now())
     with pytest.raises(KithError.Conflict):

@@ -14,8 +14,16 @@
 //! [`WATCH_LOCK_WAIT_MS`] for another process's lock; one-shot commands
 //! wait up to [`LOCK_WAIT_MS`].
 //!
-//! Files in the data directory: `keys.json` (account secret, device key and
-//! certificate; owner-only) and `sync.json` (the relay address last used).
+//! Files in the data directory: `keys.json` (key file version 2: the
+//! account id, this device's ed25519 and X25519 keys and its name; no
+//! account secret; owner-only) and `sync.json` (the relay address last
+//! used). The account's membership log and epoch keys live in the store.
+//!
+//! Pairing waits and asks: `kith pair` shows the token, waits for the new
+//! device's request, shows the code that device must show and asks the user
+//! to compare (or takes `--code` from a script, which must match), and only
+//! then adds the device. `kith join` shows its code and waits for the
+//! inviter's answer.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,11 +31,12 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Args, Subcommand};
 use kith_core::Store;
-use kith_core::identity::{FileKeyStore, KeyStore};
-use kith_core::sync::devices::{list_devices, mark_revoked, record_device};
-use kith_core::sync::pairing::PairingHost;
+use kith_core::identity::{FileKeyStore, KeyMaterial, KeyStore};
+use kith_core::sync::devices::list_devices;
+use kith_core::sync::pairing::{INVITATION_TTL_MS_MAX, Incoming, PairingHost, Reply};
 use kith_core::sync::{
-    DeviceIdentity, Invitation, PairingMode, RelayClientConfig, RelayEvent, Token, sync_status,
+    DeviceIdentity, Invitation, PairingMode, RelayClientConfig, RelayEvent, Token, membership,
+    sync_status,
 };
 use kith_protocol::{DeviceId, RelayAddress};
 use serde::{Deserialize, Serialize};
@@ -55,9 +64,15 @@ pub(crate) struct PairArgs {
     /// Address to serve on with --peer.
     #[arg(long, default_value = "0.0.0.0:7448")]
     pub(crate) listen: SocketAddr,
-    /// Minutes the invitation stays valid.
+    /// Minutes the invitation stays valid (at most 10: a relay keeps
+    /// mailbox blobs for at most 600 s).
     #[arg(long, default_value_t = 10)]
     pub(crate) ttl_min: u64,
+    /// For scripts: instead of asking y/N, read from stdin the code the new
+    /// device shows; the device is added only if it matches (a device that
+    /// used the token with another code is refused).
+    #[arg(long)]
+    pub(crate) code_stdin: bool,
     /// Do not print the QR code.
     #[arg(long)]
     pub(crate) no_qr: bool,
@@ -280,10 +295,13 @@ fn close(store: Arc<Mutex<Store>>) -> CliResult<()> {
     }
 }
 
-/// `kith init`: creates this device's keys (a new account) if it has none.
+/// `kith init`: creates this device's keys and a new account (this device
+/// its only member) if it has none, and shows the recovery code once.
 pub(crate) fn init_identity(dir: &Path, json: bool, out: &mut Out) -> CliResult<()> {
     let ks = FileKeyStore::in_dir(dir);
-    if let Some(k) = ks.load().map_err(failure)? {
+    if let Some(k) = ks.load().map_err(failure)?
+        && k.account.is_some()
+    {
         let id = DeviceIdentity::from_material(&k).map_err(CliError::input)?;
         if !json {
             out.line(format!(
@@ -300,13 +318,20 @@ pub(crate) fn init_identity(dir: &Path, json: bool, out: &mut Out) -> CliResult<
         .map(|h| h.trim().chars().take(64).collect::<String>())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "this device".into());
-    let id = DeviceIdentity::create_account(&name, now_ms()).map_err(failure)?;
-    ks.save(&id.to_material()).map_err(failure)?;
+    let mut keys = KeyMaterial::generate(&name);
     let mut store = open_store(dir)?;
-    record_device(&mut store, id.cert(), now_ms()).map_err(super::store_failure)?;
+    let (id, code) =
+        membership::create_account(&mut store, &mut keys, now_ms()).map_err(failure)?;
     store.close().map_err(super::store_failure)?;
-    // With --json, `kith init` prints one object for the store; keys stay quiet.
-    if !json {
+    ks.save(&keys).map_err(failure)?;
+    let warning = "Write the recovery code down now and keep it offline: it is shown only \
+                   once, no device stores it, and it is the only way to win the account back \
+                   if a stolen device revokes yours (`kith recover`).";
+    if json {
+        // With --json, `kith init` prints one object for the store on
+        // stdout; the code goes to the terminal (stderr), still once.
+        stdout_err(&format!("Recovery code: {code}\n{warning}"))?;
+    } else {
         out.line(format!("New account {}", id.account_id()))?;
         out.line(format!(
             "This device: {} ({})",
@@ -314,6 +339,8 @@ pub(crate) fn init_identity(dir: &Path, json: bool, out: &mut Out) -> CliResult<
             id.device_name()
         ))?;
         out.line(format!("Keys: {} (owner-only)", ks.path().display()))?;
+        out.line(format!("Recovery code: {code}"))?;
+        out.line(warning)?;
     }
     Ok(())
 }
@@ -349,13 +376,74 @@ fn show_token(inv: &Invitation, no_qr: bool, json: bool, out: &mut Out) -> CliRe
     Ok(())
 }
 
+/// Shows the join request and asks the user to compare the joiner's code
+/// (or, with `--code-stdin`, reads the code the joiner shows from stdin).
+fn approve(
+    incoming: &Incoming,
+    code_stdin: bool,
+    json: bool,
+    out: &mut Out,
+) -> CliResult<Result<(), String>> {
+    let name = &incoming.request.name;
+    if json {
+        out.line(
+            serde_json::json!({ "request": {
+                "name": name,
+                "device": incoming.request.card.device.to_string(),
+                "code": incoming.code,
+            }})
+            .to_string(),
+        )?;
+        out.flush()?;
+    }
+    if code_stdin {
+        if !json {
+            out.line(format!(
+                "Device '{name}' asks to join; type the code it shows:"
+            ))?;
+            out.flush()?;
+        }
+        let mut given = String::new();
+        std::io::stdin().read_line(&mut given)?;
+        return Ok(match Invitation::check_code(incoming, &given) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !json {
+                    out.line(format!("Refused '{name}': {e}"))?;
+                }
+                Err("the code given on the inviting device does not match this device's".into())
+            }
+        });
+    }
+    if json || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(CliError::input(
+            "a device asked to join, but there is no terminal to ask: pass --code-stdin and write the code the new device shows to stdin",
+        ));
+    }
+    out.line(format!(
+        "Device '{name}' asks to join. Does it show the code {}? [y/N]",
+        incoming.code
+    ))?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(if answer.trim().eq_ignore_ascii_case("y") {
+        Ok(())
+    } else {
+        Err("the user of the inviting device did not approve (codes differ?)".into())
+    })
+}
+
 /// `kith pair`.
 pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliResult<()> {
     let id = load_identity(dir)?;
-    let ttl_ms = a.ttl_min.clamp(1, 24 * 60) * 60_000;
+    let ttl_ms = (a.ttl_min.max(1) * 60_000).min(INVITATION_TTL_MS_MAX);
+    if a.ttl_min * 60_000 > INVITATION_TTL_MS_MAX && !json {
+        out.line("Note: invitations last at most 10 min (a relay keeps mailbox blobs 600 s).")?;
+    }
     let rt = runtime()?;
     if a.peer {
-        let inv = Invitation::create(&id, PairingMode::Peer, ttl_ms, now_ms()).map_err(failure)?;
+        let inv = Invitation::create(PairingMode::Peer, ttl_ms, now_ms());
         // quinn binds its socket on the runtime.
         let _entered = rt.enter();
         let server = kith_net::PeerServer::bind(a.listen, &id).map_err(failure)?;
@@ -375,37 +463,100 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
             .offer(inv.clone());
         let store = Arc::new(Mutex::new(open_watching(dir)?));
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let expires = inv.expires_at_ms;
-        let h2 = host.clone();
         let notifier = server.notifier();
-        let s2 = store.clone();
-        rt.block_on(with_keeper(&s2, move || notifier.notify(), async {
-            let stop = async move {
-                // Stop once the invitation was taken and a sync session ended,
-                // or when it expired unused.
+        let (s2, h2, id2) = (store.clone(), host.clone(), id.clone());
+        let server_task = rt.spawn(async move {
+            let st = s2.clone();
+            with_keeper(&st, move || notifier.notify(), async move {
+                let stop = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                server
+                    .run(s2.clone(), id2, h2, stop, move |r| {
+                        let _ = done_tx.send(r.is_ok_and(|r| r.peer.is_some()));
+                    })
+                    .await
+            })
+            .await
+        });
+        // The joiner's request arrives in the host's mailbox (polled: it has
+        // no notification), bounded by the expiry.
+        let join_slot = inv.token.join_slot();
+        let blob = rt.block_on(async {
+            while now_ms() < expires {
+                let b = host
+                    .lock()
+                    .ok()
+                    .and_then(|mut h| h.take(&join_slot, now_ms()));
+                if b.is_some() {
+                    return b;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    kith_net::relay::MAILBOX_POLL_MS,
+                ))
+                .await;
+            }
+            None
+        });
+        let outcome = (|| -> CliResult<bool> {
+            let Some(blob) = blob else {
+                return Err(CliError::input("the invitation expired unused"));
+            };
+            let incoming = inv.open_request(&blob).map_err(CliError::input)?;
+            let decision = approve(&incoming, a.code_stdin, json, out)?;
+            let approved = decision.is_ok();
+            let reply = match decision {
+                Ok(()) => {
+                    // Direct pairing has no relay to order the op: this
+                    // device appends it; the relay learns it from the next
+                    // `Auth` of either device.
+                    let mut st = store.lock().unwrap_or_else(|e| e.into_inner());
+                    let op =
+                        membership::add_op(&mut st, &id, incoming.request.card.clone(), now_ms())
+                            .map_err(failure)?;
+                    membership::absorb(&mut st, &id, &[op]).map_err(failure)?;
+                    Reply::Welcome {
+                        account: id.account_id(),
+                        inviter: id.device_id(),
+                        inviter_name: id.device_name().to_owned(),
+                    }
+                }
+                Err(reason) => Reply::Refused { reason },
+            };
+            let sealed = inv.reply(&reply).map_err(failure)?;
+            host.lock().unwrap_or_else(|e| e.into_inner()).put(
+                inv.token.reply_slot(),
+                sealed,
+                now_ms(),
+            );
+            if approved {
+                // Serve until the new device synced with us (or expiry).
                 let wait =
                     std::time::Duration::from_millis(expires.saturating_sub(now_ms()) + 1000);
-                let _ = tokio::time::timeout(wait, async {
-                    loop {
-                        let Some(ok) = done_rx.recv().await else {
-                            break;
-                        };
-                        if ok && h2.lock().map(|h| h.is_empty()).unwrap_or(true) {
-                            break;
+                rt.block_on(async {
+                    let _ = tokio::time::timeout(wait, async {
+                        while let Some(ok) = done_rx.recv().await {
+                            if ok {
+                                break;
+                            }
                         }
-                    }
-                })
-                .await;
-            };
-            server
-                .run(store.clone(), id.clone(), host, stop, move |r| {
-                    let _ = done_tx.send(r.is_ok_and(|r| r.peer.is_some()));
-                })
-                .await
-        }))
-        .map_err(failure)?;
-        drop(s2);
+                    })
+                    .await;
+                });
+            }
+            Ok(approved)
+        })();
+        let _ = stop_tx.send(true);
+        let served = rt.block_on(server_task).map_err(failure)?;
+        served.map_err(failure)?;
         close(store)?;
+        if !outcome? {
+            return Err(CliError::input(
+                "the device was not added (its code was not confirmed); make a new invitation",
+            ));
+        }
         if !json {
             out.line("Pairing server stopped.")?;
         }
@@ -413,40 +564,69 @@ pub(crate) fn pair(dir: &Path, a: PairArgs, json: bool, out: &mut Out) -> CliRes
     }
     let addr = relay_from(dir, a.relay.as_deref())?;
     let inv = Invitation::create(
-        &id,
         PairingMode::Relay {
             address: addr.to_string(),
         },
         ttl_ms,
         now_ms(),
-    )
-    .map_err(failure)?;
+    );
+    remember_relay(dir, &addr)?;
+    show_token(&inv, a.no_qr, json, out)?;
+    if !json {
+        out.line("Waiting for the new device...")?;
+    }
+    out.flush()?;
+    let incoming = rt
+        .block_on(kith_net::relay::await_join_request(&addr, &inv))
+        .map_err(join_error)?;
+    let decision = approve(&incoming, a.code_stdin, json, out)?;
+    let approved = decision.is_ok();
     let store = Mutex::new(open_store(dir)?);
-    rt.block_on(kith_net::send_invitation(
-        &store, &id, &addr, &inv, TIMEOUT_MS,
+    rt.block_on(kith_net::relay::answer_join_request(
+        &store, &id, &addr, &inv, &incoming, decision, TIMEOUT_MS,
     ))
-    .map_err(failure)?;
+    .map_err(join_error)?;
     store
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .close()
         .map_err(super::store_failure)?;
-    remember_relay(dir, &addr)?;
-    show_token(&inv, a.no_qr, json, out)
+    if !approved {
+        return Err(CliError::input(format!(
+            "device '{}' was not added (its code was not confirmed); make a new invitation",
+            incoming.request.name
+        )));
+    }
+    if json {
+        out.line(
+            serde_json::json!({
+                "added": incoming.request.card.device.to_string(),
+                "name": incoming.request.name,
+            })
+            .to_string(),
+        )?;
+    } else {
+        out.line(format!(
+            "Added {} ('{}')",
+            incoming.request.card.device, incoming.request.name
+        ))?;
+    }
+    Ok(())
 }
 
 /// `kith join TOKEN` / `kith join --peer ADDR TOKEN`.
 pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliResult<()> {
     let ks = FileKeyStore::in_dir(dir);
-    if let Some(k) = ks.load().map_err(failure)?
-        && k.account_secret.is_some()
-    {
+    let existing = ks.load().map_err(failure)?;
+    if existing.as_ref().is_some_and(|k| k.account.is_some()) {
         return Err(CliError::input(format!(
             "this data directory already belongs to an account; join from an empty one (--data DIR) \
              (keys: {})",
             ks.path().display()
         )));
     }
+    let mut keys = existing.unwrap_or_else(|| KeyMaterial::generate(&a.name));
+    keys.device_name.clone_from(&a.name);
     let (peer, token_text) = match (a.peer, a.args.as_slice()) {
         (true, [addr, token]) => (Some(addr.clone()), token.clone()),
         (true, _) => return Err(CliError::input("usage: kith join --peer ADDR TOKEN")),
@@ -457,30 +637,41 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
     let rt = runtime()?;
     kith_core::private_fs::ensure_private_dir(dir)?;
     remember_registration_token(dir, a.registration_token.as_deref())?;
+    // Keep the keys from the start: the request names them.
+    ks.save(&keys).map_err(failure)?;
+    let show_code = |code: &str, out: &mut Out| -> CliResult<()> {
+        if json {
+            out.line(serde_json::json!({ "code": code }).to_string())?;
+        } else {
+            out.line(format!(
+                "Check that the inviting device shows the code {code}, then approve there. Waiting..."
+            ))?;
+        }
+        out.flush()?;
+        Ok(())
+    };
     match peer {
         Some(addr) => {
             let sock: SocketAddr = addr
                 .parse()
                 .map_err(|_| CliError::input(format!("bad peer address '{addr}' (HOST:PORT)")))?;
             let (id, inviter) = rt
-                .block_on(kith_net::join_via_peer(sock, &token, &a.name))
+                .block_on(kith_net::join_via_peer(sock, &token, &mut keys, |c| {
+                    // Shown while waiting for the inviter's answer.
+                    let _ = show_code(c, &mut *out);
+                }))
                 .map_err(join_error)?;
-            ks.save(&id.to_material()).map_err(failure)?;
+            ks.save(&keys).map_err(failure)?;
             let store = Mutex::new(open_store(dir)?);
-            {
-                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                record_device(&mut s, id.cert(), now_ms()).map_err(super::store_failure)?;
-                record_device(&mut s, &inviter, now_ms()).map_err(super::store_failure)?;
-            }
             let r = rt
                 .block_on(kith_net::sync_with_peer(&store, &id, sock))
                 .map_err(failure)?;
             close(Arc::new(store))?;
-            report_join(&id, &inviter.name, json, out)?;
+            report_join(&id, &inviter, json, out)?;
             if !json {
                 out.line(format!(
-                    "Synced with {}: {} changes received.",
-                    inviter.name, r.stats.changes_received
+                    "Synced with {inviter}: {} changes received.",
+                    r.stats.changes_received
                 ))?;
             }
         }
@@ -493,22 +684,20 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
                 ),
                 None => None,
             };
-            let (id, inviter, addr) = rt
-                .block_on(kith_net::join_via_relay(
+            let (code, addr) = rt
+                .block_on(kith_net::relay::post_join_request(
                     &token,
                     given.as_ref(),
-                    &a.name,
-                    TIMEOUT_MS,
+                    &keys,
                 ))
                 .map_err(join_error)?;
-            ks.save(&id.to_material()).map_err(failure)?;
+            show_code(&code, out)?;
+            let (id, inviter) = rt
+                .block_on(kith_net::relay::await_welcome(&token, &addr, &mut keys))
+                .map_err(join_error)?;
+            ks.save(&keys).map_err(failure)?;
             remember_relay(dir, &addr)?;
             let store = Mutex::new(open_store(dir)?);
-            {
-                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                record_device(&mut s, id.cert(), now_ms()).map_err(super::store_failure)?;
-                record_device(&mut s, &inviter, now_ms()).map_err(super::store_failure)?;
-            }
             let r = rt
                 .block_on(kith_net::relay_round(
                     &store,
@@ -521,7 +710,7 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
                 ))
                 .map_err(failure)?;
             close(Arc::new(store))?;
-            report_join(&id, &inviter.name, json, out)?;
+            report_join(&id, &inviter, json, out)?;
             if !json {
                 out.line(format!(
                     "First sync: {} interactions, {} contacts received.",
@@ -542,10 +731,14 @@ fn join_error(e: kith_net::JoinError) -> CliError {
 
 fn report_join(id: &DeviceIdentity, inviter: &str, json: bool, out: &mut Out) -> CliResult<()> {
     if json {
-        out.json(&serde_json::json!({
-            "account": id.account_id().to_string(),
-            "device": id.device_id().to_string(),
-        }))?;
+        // One compact line: it follows the `code` line on the same stream.
+        out.line(
+            serde_json::json!({
+                "account": id.account_id().to_string(),
+                "device": id.device_id().to_string(),
+            })
+            .to_string(),
+        )?;
     } else {
         out.line(format!(
             "Joined account {} (invited by {inviter}); this device is {}",
@@ -569,7 +762,6 @@ fn fmt_ms(ms: u64) -> String {
 pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> CliResult<()> {
     let id = load_identity(dir)?;
     let mut store = open_store(dir)?;
-    record_device(&mut store, id.cert(), now_ms()).map_err(super::store_failure)?;
     let list = list_devices(&mut store).map_err(super::store_failure)?;
     match a.cmd {
         None => {
@@ -640,22 +832,24 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                 return Err(CliError::input("refusing to revoke this device itself"));
             }
             let addr = relay_from(dir, relay.as_deref())?;
-            let revocation = id.revoke(target, now_ms());
             let store = Mutex::new(store);
             let rt = runtime()?;
+            let mut done = false;
             rt.block_on(kith_net::relay_round(
                 &store,
                 &id,
                 &addr,
                 relay_cfg(dir),
-                vec![kith_net::relay::Extra::Revoke(revocation)],
+                vec![kith_net::relay::Extra::Revoke(target)],
                 TIMEOUT_MS,
-                |_| {},
+                |e| done |= *e == RelayEvent::Revoked { device: target },
             ))
             .map_err(failure)?;
-            let mut store = store.into_inner().unwrap_or_else(|e| e.into_inner());
-            mark_revoked(&mut store, &target, now_ms()).map_err(super::store_failure)?;
+            let store = store.into_inner().unwrap_or_else(|e| e.into_inner());
             store.close().map_err(super::store_failure)?;
+            if !done {
+                return Err(failure("the relay did not confirm the revocation"));
+            }
             if json {
                 out.json(&serde_json::json!({ "revoked": target.to_string() }))?;
             } else {
@@ -712,6 +906,9 @@ fn describe(e: &RelayEvent) -> Option<String> {
             seq,
             reason,
         } => format!("warning: skipped entry #{seq} of device {device}: {reason}"),
+        RelayEvent::RelayHealed { from_seq, to_seq } => format!(
+            "the relay had lost entries #{from_seq}..#{to_seq} of this device (restored from a backup): sending them again"
+        ),
         _ => return None,
     })
 }

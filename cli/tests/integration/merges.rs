@@ -11,11 +11,7 @@ use crate::sync::serve_peer;
 
 /// A new device of `first`'s account, joined through the relay at `addr`.
 fn join(first: &Kith, addr: &str, name: &str) -> Kith {
-    let inv = first.json(&["pair", "--relay", addr]);
-    let token = inv["token"].as_str().unwrap().to_string();
-    let k = Kith::empty();
-    k.json(&["join", &token, "--name", name]);
-    k
+    crate::sync::pair_via_relay(first, addr, name)
 }
 
 fn sync(k: &Kith) {

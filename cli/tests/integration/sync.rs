@@ -8,6 +8,29 @@ use kith_e2e::TestRelay;
 
 use crate::harness::Kith;
 
+/// `kith pair --relay ADDR --json --code-stdin` on `a` and `kith join` on a
+/// new data directory, both running: the joiner shows its code, the script
+/// hands that code to `pair`, which adds the device. Returns the new device.
+pub(crate) fn pair_via_relay(a: &Kith, addr: &str, name: &str) -> Kith {
+    let mut pair = Background::start(a, &["pair", "--relay", addr, "--json", "--code-stdin"]);
+    let token = pair.json_line()["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("kith1-"));
+    let b = Kith::empty();
+    let mut join = Background::start(&b, &["join", &token, "--name", name, "--json"]);
+    let code = join.json_line()["code"].as_str().unwrap().to_string();
+    let req = pair.json_line();
+    assert_eq!(req["request"]["code"], code.as_str(), "{req}");
+    assert_eq!(req["request"]["name"], name);
+    pair.write_line(&code);
+    let added = pair.json_line();
+    assert!(added["added"].is_string(), "{added}");
+    assert!(pair.child.wait().unwrap().success());
+    let joined = join.json_line();
+    assert!(joined["device"].is_string(), "{joined}");
+    assert!(join.child.wait().unwrap().success());
+    b
+}
+
 #[test]
 fn pair_join_sync_devices_through_a_relay() {
     let relay_dir = tempfile::tempdir().unwrap();
@@ -15,28 +38,26 @@ fn pair_join_sync_devices_through_a_relay() {
     let addr = relay.address().to_string();
     let a = Kith::new();
     a.log(&["Coffee with Ana", "--with", "Ana Lima", "--create-missing"]);
-    let inv = a.json(&["pair", "--relay", &addr]);
-    let token = inv["token"].as_str().unwrap().to_string();
-    assert!(token.starts_with("kith1-"));
-    // Text mode shows the QR code.
-    let text = a.run(&["pair", "--relay", &addr]).ok();
-    assert!(text.stdout.contains("kith join kith1-"));
-    assert!(text.stdout.contains('█'), "QR code printed");
-
-    let b = Kith::empty();
-    let joined = b.json(&["join", &token, "--name", "phone"]);
-    assert!(joined["device"].is_string());
+    let b = pair_via_relay(&a, &addr, "phone");
     assert_eq!(b.json(&["timeline"]).as_array().unwrap().len(), 1);
-    // The token works once.
-    let c = Kith::empty();
-    let r = c.run(&["join", &token]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("already used"), "{}", r.stderr);
+    // Text mode shows the QR code, then waits for a device.
+    let mut text = Background::start(&a, &["pair", "--relay", &addr]);
+    let mut shown = String::new();
+    while !shown.contains("Waiting for the new device") {
+        let l = text.line();
+        assert!(!l.is_empty(), "pair ended early: {shown}");
+        shown.push_str(&l);
+    }
+    assert!(shown.contains("kith join kith1-"));
+    assert!(shown.contains('█'), "QR code printed");
+    drop(text);
     // A data directory with an account cannot join another one.
-    let r = b.run(&["join", &token]);
+    let token = a_token(&a, &addr);
+    let r = b.run(&["join", &token.0]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("already belongs"), "{}", r.stderr);
     // Typos are caught before any network traffic.
+    let c = Kith::empty();
     let r = c.run(&["join", "kith1-notatoken"]);
     assert_eq!(r.code, 2);
     assert!(
@@ -70,13 +91,53 @@ fn pair_join_sync_devices_through_a_relay() {
     assert!(r.stderr.contains("device_revoked"), "{}", r.stderr);
 }
 
+/// A token shown by a running `kith pair` (killed when dropped).
+fn a_token(a: &Kith, addr: &str) -> (String, Background) {
+    let mut pair = Background::start(a, &["pair", "--relay", addr, "--json", "--code-stdin"]);
+    let token = pair.json_line()["token"].as_str().unwrap().to_string();
+    (token, pair)
+}
+
+/// A photographed token: another device posts first. The real joiner is
+/// told someone else redeemed it; the inviter's script hands the code the
+/// real device would show, which does not match, so nothing is added and
+/// the other device is told it was refused.
+#[test]
+fn a_token_redeemed_by_another_device_is_refused_on_both_sides() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(relay_dir.path());
+    let addr = relay.address().to_string();
+    let a = Kith::new();
+    let (token, mut pair) = a_token(&a, &addr);
+    let thief = Kith::empty();
+    let mut tj = Background::start(&thief, &["join", &token, "--name", "phone", "--json"]);
+    let thief_code = tj.json_line()["code"].as_str().unwrap().to_string();
+    let real = Kith::empty();
+    let r = real.run(&["join", &token, "--name", "phone"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("someone else redeemed"), "{}", r.stderr);
+    let req = pair.json_line();
+    assert_eq!(req["request"]["code"], thief_code.as_str());
+    let wrong = if thief_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    pair.write_line(wrong);
+    let status = pair.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let status = tj.child.wait().unwrap();
+    assert!(!status.success());
+    assert_eq!(a.json(&["devices"]).as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn serve_peer_and_sync_peer_without_a_relay() {
     let a = Kith::new();
     let b = Kith::empty();
     // Same account: B joins A directly.
     let (mut pair, token, listen) = pair_peer(&a);
-    b.json(&["join", "--peer", &listen, &token, "--name", "phone"]);
+    join_peer(&mut pair, &b, &listen, &token);
     // The pairing server stops by itself once the new device synced.
     assert!(pair.child.wait().unwrap().success());
 
@@ -112,11 +173,28 @@ pub(crate) fn pair_peer(k: &Kith) -> (Background, String, String) {
             "--ttl-min",
             "1",
             "--json",
+            "--code-stdin",
         ],
     );
     let token = pair.json_line()["token"].as_str().unwrap().to_string();
     let listen = pair.json_line()["listening"].as_str().unwrap().to_string();
     (pair, token, listen)
+}
+
+/// `kith join --peer` on `b` while `pair` (from [`pair_peer`]) waits: the
+/// joiner's code is handed to `pair`, which adds it; the joiner syncs.
+fn join_peer(pair: &mut Background, b: &Kith, listen: &str, token: &str) {
+    let mut join = Background::start(
+        b,
+        &["join", "--peer", listen, token, "--name", "phone", "--json"],
+    );
+    let code = join.json_line()["code"].as_str().unwrap().to_string();
+    let req = pair.json_line();
+    assert_eq!(req["request"]["code"], code.as_str(), "{req}");
+    pair.write_line(&code);
+    let joined = join.json_line();
+    assert!(joined["device"].is_string(), "{joined}");
+    assert!(join.child.wait().unwrap().success());
 }
 
 /// `kith serve-peer` on a free loopback port, and the address it serves on.
@@ -148,11 +226,19 @@ impl Background {
         c.arg("--data")
             .arg(k.data())
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         Background { child, stdout }
+    }
+
+    fn write_line(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
     }
 
     fn line(&mut self) -> String {
@@ -199,9 +285,7 @@ fn watching_through_a_relay_leaves_the_store_to_other_commands_and_pushes_their_
     let addr = relay.address().to_string();
     let a = Kith::new();
     a.log(&["Before pairing", "--with", "Ana Lima", "--create-missing"]);
-    let inv = a.json(&["pair", "--relay", &addr]);
-    let b = Kith::empty();
-    b.json(&["join", inv["token"].as_str().unwrap(), "--name", "phone"]);
+    let b = pair_via_relay(&a, &addr, "phone");
 
     let mut wa = Background::start(&a, &["sync", "--watch"]);
     assert!(wa.line().starts_with("Watching"));
@@ -233,7 +317,7 @@ fn serve_peer_and_a_watching_peer_sync_live_while_other_commands_run() {
     let (mut pair, token, listen) = pair_peer(&a);
     // While the pairing server runs, the inviting device's store is free.
     a.log(&["During pairing", "--with", "Ana Lima"]);
-    b.json(&["join", "--peer", &listen, &token, "--name", "phone"]);
+    join_peer(&mut pair, &b, &listen, &token);
     assert!(pair.child.wait().unwrap().success());
     eventually_has(&b, "Before pairing");
 

@@ -409,10 +409,7 @@ fn a_restored_device_keeps_syncing() {
     let addr = relay.address().to_string();
     let a = Kith::new();
     a.log(&["Coffee with Ana", "--with", "Ana Lima", "--create-missing"]);
-    let inv = a.json(&["pair", "--relay", &addr]);
-    let token = inv["token"].as_str().unwrap().to_string();
-    let b = Kith::empty();
-    b.json(&["join", &token, "--name", "phone"]);
+    let b = crate::sync::pair_via_relay(&a, &addr, "phone");
     b.log(&["Lunch with Bo", "--with", "Bo Chen", "--create-missing"]);
     b.json(&["sync"]);
 

@@ -1,181 +1,116 @@
-//! A device's complete sync identity: the account secret (and what derives
-//! from it), this device's own key, and the certificate the account key
-//! signed for it. Converts to and from [`KeyMaterial`], the record a
-//! [`KeyStore`](crate::identity::KeyStore) persists.
+//! A device's sync identity: the account it belongs to (a public id), its
+//! own ed25519 key, its X25519 key and its name. It holds no account secret
+//! and no authority of its own: what it may do is decided by the account's
+//! membership log (`sync::membership`), and the data keys it can read come
+//! from that log (`sync::epochs`). Converts to and from [`KeyMaterial`]
+//! (key file version 2), the record a [`KeyStore`](crate::identity::KeyStore)
+//! persists.
 
-use kith_protocol::{AccountId, DeviceCert, DeviceId, Revocation, SignatureError, SigningKey};
+use kith_protocol::{AccountId, DeviceId, MemberKeys, SigningKey};
 
-use crate::identity::{AccountSecret, DataKey, DeviceKey, KeyMaterial};
+use super::authority::Actor;
+use super::epochs::SealKey;
+use crate::identity::{DeviceKey, KeyMaterial};
 
 /// Why key material does not make a usable sync identity.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    /// This device has a key but has not joined an account (no account secret).
+    /// This device has keys but has not created or joined an account.
     #[error("this device has not joined an account yet: run `kith init` or `kith join`")]
     NoAccount,
-    /// The stored device certificate does not decode.
-    #[error("the stored device certificate is damaged: {0}")]
-    DamagedCertificate(String),
-    /// The certificate does not verify, or is for another account or device.
-    #[error("the device certificate does not belong to this account and device: {0}")]
-    CertificateMismatch(String),
-    /// The certificate could not be signed.
-    #[error("cannot issue the device certificate: {0}")]
-    Issue(#[from] SignatureError),
+    /// The stored account id is not a valid public key.
+    #[error("the stored account id is not a valid key")]
+    BadAccount,
 }
 
-/// Everything a device needs to sync: held in memory while syncing.
+/// Everything a device needs to sync, held in memory while syncing.
 #[derive(Clone)]
 pub struct DeviceIdentity {
-    secret: AccountSecret,
-    account_key: SigningKey,
-    data_key: DataKey,
+    account: AccountId,
     device: DeviceKey,
-    cert: DeviceCert,
+    seal: SealKey,
+    /// The seed `seal` derives from (what the key store keeps).
+    seal_seed: zeroize::Zeroizing<[u8; 32]>,
+    name: String,
 }
 
 impl std::fmt::Debug for DeviceIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceIdentity")
-            .field("account", &self.account_id())
+            .field("account", &self.account)
             .field("device", &self.device_id())
-            .field("name", &self.cert.name)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
 impl DeviceIdentity {
-    /// Issues this device's certificate with the account key (a device that
-    /// holds the account secret can certify itself).
-    pub fn new(
-        secret: AccountSecret,
-        device: DeviceKey,
-        name: &str,
-        now_ms: u64,
-    ) -> Result<Self, IdentityError> {
-        let account_key = secret.signing_key();
-        let cert = DeviceCert::issue(
-            &account_key,
-            DeviceId::from(device.device_id()),
-            name,
-            now_ms,
-        )?;
-        Ok(Self {
-            data_key: secret.data_key(),
-            secret,
-            account_key,
-            device,
-            cert,
-        })
+    /// The identity of the device whose keys are `m`, in `account`.
+    pub fn with_account(m: &KeyMaterial, account: AccountId) -> Self {
+        Self {
+            account,
+            device: m.device_key(),
+            seal: SealKey::from_secret_seed(&m.seal_key),
+            seal_seed: zeroize::Zeroizing::new(m.seal_key),
+            name: m.device_name.clone(),
+        }
     }
 
-    /// A brand-new account with this device as its first member.
-    pub fn create_account(name: &str, now_ms: u64) -> Result<Self, IdentityError> {
-        Self::new(
-            AccountSecret::generate(),
-            DeviceKey::generate(),
-            name,
-            now_ms,
-        )
-    }
-
-    /// Rebuilds the identity from persisted key material, checking that the
-    /// certificate is the account's and this device's.
+    /// Rebuilds the identity from persisted key material.
     pub fn from_material(m: &KeyMaterial) -> Result<Self, IdentityError> {
-        let secret = m.account_secret().ok_or(IdentityError::NoAccount)?;
-        let device = m.device_key();
-        let Some(cert_bytes) = m.device_certificate.as_deref() else {
-            // Holding the secret, the device can always (re)certify itself.
-            return Self::new(secret, device, &m.device_name, 0);
-        };
-        let cert: DeviceCert = postcard::from_bytes(cert_bytes)
-            .map_err(|e| IdentityError::DamagedCertificate(e.to_string()))?;
-        cert.verify()
-            .map_err(|e| IdentityError::CertificateMismatch(e.to_string()))?;
-        let account_key = secret.signing_key();
-        if cert.account != AccountId::from(account_key.verifying_key()) {
-            return Err(IdentityError::CertificateMismatch(
-                "issued by another account".into(),
-            ));
-        }
-        if cert.device != DeviceId::from(device.device_id()) {
-            return Err(IdentityError::CertificateMismatch(
-                "issued for another device key".into(),
-            ));
-        }
-        Ok(Self {
-            data_key: secret.data_key(),
-            secret,
-            account_key,
-            device,
-            cert,
-        })
+        let account = m.account.ok_or(IdentityError::NoAccount)?;
+        kith_protocol::VerifyingKey::from_bytes(&account).map_err(|_| IdentityError::BadAccount)?;
+        Ok(Self::with_account(m, AccountId(account)))
     }
 
     /// The record to persist in a key store.
     pub fn to_material(&self) -> KeyMaterial {
         KeyMaterial {
             version: KeyMaterial::VERSION,
-            account_secret: Some(*self.secret.as_bytes()),
+            account: Some(self.account.0),
             device_key: self.device.to_bytes(),
-            device_name: self.cert.name.clone(),
-            device_certificate: postcard::to_allocvec(&self.cert).ok(),
+            seal_key: *self.seal_seed,
+            device_name: self.name.clone(),
         }
     }
 
-    /// The account this device belongs to (the account key's public half).
+    /// The account this device belongs to.
     pub fn account_id(&self) -> AccountId {
-        self.cert.account
+        self.account
     }
 
     /// This device's id (its public key).
     pub fn device_id(&self) -> DeviceId {
-        self.cert.device
+        DeviceId::from(self.device.device_id())
     }
 
-    /// This device's human name, as in its certificate.
+    /// This device's human name (never sent to the relay in the clear).
     pub fn device_name(&self) -> &str {
-        &self.cert.name
+        &self.name
     }
 
-    /// This device's certificate.
-    pub fn cert(&self) -> &DeviceCert {
-        &self.cert
-    }
-
-    /// The account secret; never send it anywhere but a pairing invitation.
-    pub fn account_secret(&self) -> &AccountSecret {
-        &self.secret
-    }
-
-    /// The key entries and snapshots are sealed with.
-    pub fn data_key(&self) -> &DataKey {
-        &self.data_key
-    }
-
-    /// The device's signing key (signs entries, snapshots, relay and peer auth).
+    /// The device's signing key (signs entries, snapshots, membership ops,
+    /// relay and peer authentication).
     pub fn device_signing_key(&self) -> &SigningKey {
         self.device.signing_key()
     }
 
-    /// A revocation of `device`, signed by the account key.
-    pub fn revoke(&self, device: DeviceId, now_ms: u64) -> Revocation {
-        Revocation::issue(&self.account_key, device, now_ms)
+    /// The X25519 key epoch keys are sealed to.
+    pub fn seal_key(&self) -> &SealKey {
+        &self.seal
     }
 
-    /// Checks that `cert` is a valid certificate of this same account.
-    pub fn check_member(&self, cert: &DeviceCert) -> Result<(), IdentityError> {
-        cert.verify()
-            .map_err(|e| IdentityError::CertificateMismatch(e.to_string()))?;
-        if cert.account != self.account_id() {
-            return Err(IdentityError::CertificateMismatch(format!(
-                "device {} belongs to account {}, not {}",
-                cert.device,
-                cert.account,
-                self.account_id()
-            )));
+    /// This device acting on the membership log.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            sign: self.device.signing_key(),
+            seal: &self.seal,
         }
-        Ok(())
+    }
+
+    /// The public keys that name this device in the membership log.
+    pub fn card(&self) -> MemberKeys {
+        self.actor().keys()
     }
 }
 
@@ -184,26 +119,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn material_round_trip_and_mismatch() {
-        let id = DeviceIdentity::create_account("laptop", 5).unwrap();
-        let m = id.to_material();
-        let back = DeviceIdentity::from_material(&m).unwrap();
-        assert_eq!(back.account_id(), id.account_id());
-        assert_eq!(back.device_id(), id.device_id());
-        let other = DeviceIdentity::create_account("x", 1).unwrap();
-        let mut wrong = m.clone();
-        wrong.device_certificate = other.to_material().device_certificate.clone();
+    fn material_round_trip_and_no_account() {
+        let mut m = KeyMaterial::generate("laptop");
         assert!(matches!(
-            DeviceIdentity::from_material(&wrong),
-            Err(IdentityError::CertificateMismatch(_))
-        ));
-        let mut none = m.clone();
-        none.account_secret = None;
-        assert!(matches!(
-            DeviceIdentity::from_material(&none),
+            DeviceIdentity::from_material(&m),
             Err(IdentityError::NoAccount)
         ));
-        assert!(id.check_member(other.cert()).is_err());
-        assert!(id.check_member(back.cert()).is_ok());
+        let account = AccountId::from(SigningKey::from_bytes(&[3; 32]).verifying_key());
+        m.account = Some(account.0);
+        let id = DeviceIdentity::from_material(&m).unwrap();
+        assert_eq!(id.account_id(), account);
+        assert_eq!(id.device_name(), "laptop");
+        let back = DeviceIdentity::from_material(&id.to_material()).unwrap();
+        assert_eq!(back.device_id(), id.device_id());
+        assert_eq!(back.seal_key().public(), id.seal_key().public());
     }
 }

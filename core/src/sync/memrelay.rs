@@ -1,25 +1,103 @@
-//! An in-memory model of the relay's request semantics (kith-relay is the
-//! real one), so the client machines can be driven deterministically without
-//! sockets: auth by challenge, push with exact-next-seq, idempotent re-sends
-//! and gap refusal, pull after cursors in bounded batches, subscribe events,
-//! snapshots that prune covered entries, heads/floors, and the mailbox.
+//! An in-memory model of the relay's protocol-3 request semantics
+//! (kith-relay is the real one; the end-to-end tests and kith-net's tests
+//! run it on loopback), so the client machines can be driven
+//! deterministically without sockets: auth by challenge and membership
+//! (the same `Membership::apply` the relay runs), membership append at the
+//! head and fetch, pushes and snapshots only from current members under the
+//! current epoch, push with exact-next-seq, idempotent re-sends and gap
+//! refusal, pull after cursors in bounded batches, subscribe events,
+//! snapshots that prune covered entries (fetched in one range), heads and
+//! floors, and the mailbox (small blobs may be left before auth, as pairing
+//! joiners do).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kith_protocol::envelope::Cursor;
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
-    AccountId, ClientMsg, DeviceId, ErrorCode, Event, RelayKey, Request, Response, SealedEntry,
-    SealedSnapshot, ServerMsg, SigningKey, verify_auth,
+    AccountId, ClientMsg, DeviceId, ErrorCode, Event, Membership, MembershipOp, RelayKey, Request,
+    Response, SealedEntry, SealedSnapshot, ServerMsg, SigningKey, verify_auth,
 };
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Account {
     logs: BTreeMap<DeviceId, BTreeMap<u64, SealedEntry>>,
     heads: BTreeMap<DeviceId, u64>,
     floors: BTreeMap<DeviceId, u64>,
     snapshot: Option<SealedSnapshot>,
-    revoked: Vec<DeviceId>,
+    ops: Vec<MembershipOp>,
+    state: Membership,
+}
+
+impl Account {
+    fn new(id: AccountId) -> Self {
+        Self {
+            logs: BTreeMap::new(),
+            heads: BTreeMap::new(),
+            floors: BTreeMap::new(),
+            snapshot: None,
+            ops: Vec::new(),
+            state: Membership::new(id),
+        }
+    }
+
+    /// Appends `ops`: held ones are skipped if `skip_known` (as `Auth`),
+    /// the first new one must be at the head (else `MembershipBehind`).
+    fn append(
+        &mut self,
+        ops: &[MembershipOp],
+        skip_known: bool,
+    ) -> Result<Vec<MembershipOp>, ErrorCode> {
+        let mut state = self.state.clone();
+        let mut fresh = Vec::new();
+        for op in ops {
+            let pos = op.body.position;
+            if pos <= state.len() {
+                let held = usize::try_from(pos.saturating_sub(1))
+                    .ok()
+                    .and_then(|i| self.ops.get(i));
+                if skip_known && held == Some(op) {
+                    continue;
+                }
+                if skip_known {
+                    return Err(ErrorCode::MembershipRefused { position: pos });
+                }
+                return Err(ErrorCode::MembershipBehind { len: state.len() });
+            }
+            if pos > state.len() + 1 {
+                return Err(ErrorCode::MembershipBehind { len: state.len() });
+            }
+            state
+                .apply(op)
+                .map_err(|_| ErrorCode::MembershipRefused { position: pos })?;
+            fresh.push(op.clone());
+        }
+        self.state = state;
+        self.ops.extend(fresh.iter().cloned());
+        Ok(fresh)
+    }
+
+    /// Members only, sealed under the current epoch.
+    fn check(
+        &self,
+        device: &DeviceId,
+        epochs: impl IntoIterator<Item = u64>,
+    ) -> Result<(), ErrorCode> {
+        if self.state.revoked_at(device).is_some() {
+            return Err(ErrorCode::DeviceRevoked);
+        }
+        if !self.state.is_member(device) {
+            return Err(ErrorCode::NotAMember);
+        }
+        for e in epochs {
+            if e != self.state.epoch() {
+                return Err(ErrorCode::EpochStale {
+                    current: self.state.epoch(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -32,7 +110,9 @@ struct Conn {
 }
 
 /// The protocol version this in-memory relay speaks.
-const MEM_RELAY_VERSION: u16 = 1;
+const MEM_RELAY_VERSION: u16 = 3;
+/// Largest mailbox blob taken before authentication (a pairing request).
+const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct MemRelay {
@@ -112,8 +192,6 @@ impl MemRelay {
         }
         match msg {
             ClientMsg::Hello { versions } => {
-                // This relay models protocol 1 (no fragmented snapshots), so
-                // core tests also cover the client's fallback to it.
                 let m = if versions.contains(&MEM_RELAY_VERSION) {
                     ServerMsg::Welcome {
                         version: MEM_RELAY_VERSION,
@@ -133,38 +211,70 @@ impl MemRelay {
                 self.conns[c].inbox.push_back(m);
             }
             ClientMsg::Auth {
-                cert, signature, ..
+                account,
+                device,
+                signature,
+                membership,
+                ..
             } => {
                 let relay = self.key();
-                let revoked = self
-                    .accounts
-                    .get(&cert.account)
-                    .is_some_and(|a| a.revoked.contains(&cert.device));
-                let m = if revoked {
-                    ServerMsg::Error {
-                        id: None,
-                        code: ErrorCode::DeviceRevoked,
-                        message: String::new(),
-                    }
-                } else if verify_auth(&cert, &relay, &self.conns[c].challenge, &signature).is_ok() {
-                    self.conns[c].auth = Some((cert.account, cert.device));
-                    let registered = !self.accounts.contains_key(&cert.account);
-                    self.accounts.entry(cert.account).or_default();
-                    ServerMsg::AuthOk {
-                        account: cert.account,
-                        device: cert.device,
-                        registered,
-                    }
+                let m = if verify_auth(&device, &relay, &self.conns[c].challenge, &signature)
+                    .is_err()
+                {
+                    Err(ErrorCode::AuthFailed)
                 } else {
-                    ServerMsg::Error {
-                        id: None,
-                        code: ErrorCode::AuthFailed,
-                        message: String::new(),
+                    let registered = !self.accounts.contains_key(&account);
+                    let mut acct = self
+                        .accounts
+                        .remove(&account)
+                        .unwrap_or_else(|| Account::new(account));
+                    let r = acct
+                        .append(&membership, true)
+                        .and_then(|fresh| acct.check(&device, []).map(|()| fresh));
+                    let (len, epoch) = (acct.state.len(), acct.state.epoch());
+                    if !acct.state.is_empty() {
+                        self.accounts.insert(account, acct);
                     }
+                    r.map(|fresh| {
+                        self.fan_out(c, account, &fresh);
+                        ServerMsg::AuthOk {
+                            account,
+                            device,
+                            registered: registered && len > 0,
+                            membership_len: len,
+                            epoch,
+                        }
+                    })
                 };
+                let m = m.unwrap_or_else(|code| ServerMsg::Error {
+                    id: None,
+                    message: code.name().into(),
+                    code,
+                });
+                if matches!(m, ServerMsg::AuthOk { .. }) {
+                    self.conns[c].auth = Some((account, device));
+                }
                 self.conns[c].inbox.push_back(m);
             }
             ClientMsg::Request { id, body } => self.request(c, id, body, now_ms),
+        }
+    }
+
+    /// Sends `ops` to the account's other subscribed connections.
+    fn fan_out(&mut self, from: usize, account: AccountId, ops: &[MembershipOp]) {
+        if ops.is_empty() {
+            return;
+        }
+        for (i, other) in self.conns.iter_mut().enumerate() {
+            if i != from
+                && other.open
+                && other.subscribed
+                && other.auth.is_some_and(|(a, _)| a == account)
+            {
+                other
+                    .inbox
+                    .push_back(ServerMsg::Event(Event::Membership { ops: ops.to_vec() }));
+            }
         }
     }
 
@@ -177,14 +287,34 @@ impl MemRelay {
             return self.reply(c, id, r);
         }
         let Some((account, device)) = self.conns[c].auth else {
-            return self.reply(c, id, Err(ErrorCode::NotAuthenticated));
+            let r = match body {
+                Request::MailboxPut { slot, blob, ttl_s }
+                    if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
+                {
+                    self.mailbox_put(slot, blob, ttl_s, now_ms)
+                }
+                _ => Err(ErrorCode::NotAuthenticated),
+            };
+            return self.reply(c, id, r);
         };
+        // Every request re-checks membership (a revocation closes the door).
+        let member = self
+            .accounts
+            .get(&account)
+            .map_or(Err(ErrorCode::NotAMember), |a| a.check(&device, []));
+        if let Err(code) = member {
+            return self.reply(c, id, Err(code));
+        }
         let r = match body {
             Request::Push { entries } => {
                 self.pushes_seen += 1;
                 let mut fresh = Vec::new();
                 let r = (|| {
-                    let acct = self.accounts.entry(account).or_default();
+                    let acct = self
+                        .accounts
+                        .get_mut(&account)
+                        .ok_or(ErrorCode::NotAMember)?;
+                    acct.check(&device, entries.iter().map(|e| e.epoch))?;
                     let log = acct.logs.entry(device).or_default();
                     let head = acct.heads.entry(device).or_insert(0);
                     for e in &entries {
@@ -232,7 +362,10 @@ impl MemRelay {
                 entries_max,
                 bytes_max,
             } => {
-                let acct = self.accounts.entry(account).or_default();
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 let mut out = Vec::new();
                 let mut bytes = 0usize;
                 let mut more = false;
@@ -267,9 +400,14 @@ impl MemRelay {
                 Ok(Response::Subscribed)
             }
             Request::PutSnapshot { snapshot } => {
-                let acct = self.accounts.entry(account).or_default();
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 if snapshot.verify().is_err() || snapshot.account != account {
                     Err(ErrorCode::BadSignature)
+                } else if let Err(code) = acct.check(&device, [snapshot.epoch]) {
+                    Err(code)
                 } else if snapshot
                     .covers
                     .iter()
@@ -297,7 +435,10 @@ impl MemRelay {
                 snapshot: self.accounts.get(&account).and_then(|a| a.snapshot.clone()),
             }),
             Request::Heads => {
-                let acct = self.accounts.entry(account).or_default();
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
                 Ok(Response::Heads {
                     heads: acct
                         .heads
@@ -317,31 +458,113 @@ impl MemRelay {
                         .collect(),
                 })
             }
-            Request::Revoke { revocation } => {
-                if revocation.verify().is_err() || revocation.account != account {
-                    Err(ErrorCode::BadSignature)
-                } else {
-                    self.accounts
-                        .entry(account)
-                        .or_default()
-                        .revoked
-                        .push(revocation.device);
-                    Ok(Response::Revoked)
+            Request::AppendMembership { ops } => {
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
+                match acct.append(&ops, false) {
+                    Ok(fresh) => {
+                        let len = acct.state.len();
+                        let gone: Vec<DeviceId> = self
+                            .conns
+                            .iter()
+                            .filter_map(|x| x.auth)
+                            .filter(|(a, d)| *a == account && !acct.state.is_member(d))
+                            .map(|(_, d)| d)
+                            .collect();
+                        self.fan_out(c, account, &fresh);
+                        // A revoked device's connections are closed at once.
+                        for x in &mut self.conns {
+                            if x.auth
+                                .is_some_and(|(a, d)| a == account && gone.contains(&d))
+                            {
+                                x.open = false;
+                                x.inbox.clear();
+                            }
+                        }
+                        Ok(Response::MembershipAppended { len })
+                    }
+                    Err(code) => Err(code),
                 }
             }
-            Request::MailboxPut { slot, blob, ttl_s } => match self.mailbox.entry(slot) {
-                std::collections::hash_map::Entry::Occupied(_) => Err(ErrorCode::MailboxTaken),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((blob, now_ms + u64::from(ttl_s) * 1000));
-                    Ok(Response::MailboxStored)
-                }
-            },
+            Request::GetMembership { after } => {
+                let ops = self.accounts.get(&account).map_or_else(Vec::new, |a| {
+                    a.ops
+                        .iter()
+                        .filter(|o| o.body.position > after)
+                        .cloned()
+                        .collect()
+                });
+                Ok(Response::Membership { ops, more: false })
+            }
+            Request::MailboxPut { slot, blob, ttl_s } => {
+                self.mailbox_put(slot, blob, ttl_s, now_ms)
+            }
             Request::MailboxTake { .. } => Err(ErrorCode::Internal),
             Request::Ping => Ok(Response::Pong),
-            Request::PutSnapshotPart { .. }
-            | Request::CommitSnapshot { .. }
-            | Request::GetSnapshotRange { .. } => Err(ErrorCode::UnexpectedMessage),
+            Request::GetSnapshotRange {
+                snapshot_id,
+                offset,
+                bytes_max,
+            } => {
+                let snap = self.accounts.get(&account).and_then(|a| a.snapshot.clone());
+                match snap {
+                    None => Ok(Response::SnapshotRange {
+                        snapshot: None,
+                        snapshot_id: [0; 32],
+                        total_bytes: 0,
+                        offset: 0,
+                    }),
+                    Some(mut s) => {
+                        let sid = snapshot_id_of(&s);
+                        if snapshot_id.is_some_and(|x| x != sid) {
+                            Err(ErrorCode::SnapshotChanged)
+                        } else {
+                            let total = s.ciphertext.len() as u64;
+                            let from = usize::try_from(offset.min(total)).unwrap_or(usize::MAX);
+                            let to = from
+                                .saturating_add(bytes_max as usize)
+                                .min(s.ciphertext.len());
+                            s.ciphertext = s.ciphertext[from..to].to_vec();
+                            Ok(Response::SnapshotRange {
+                                snapshot: Some(s),
+                                snapshot_id: sid,
+                                total_bytes: total,
+                                offset,
+                            })
+                        }
+                    }
+                }
+            }
+            Request::PutSnapshotPart { .. } | Request::CommitSnapshot { .. } => {
+                Err(ErrorCode::UnexpectedMessage)
+            }
         };
         self.reply(c, id, r);
     }
+
+    fn mailbox_put(
+        &mut self,
+        slot: MailboxSlot,
+        blob: Vec<u8>,
+        ttl_s: u32,
+        now_ms: u64,
+    ) -> Result<Response, ErrorCode> {
+        if let Some((_, exp)) = self.mailbox.get(&slot)
+            && *exp > now_ms
+        {
+            return Err(ErrorCode::MailboxTaken);
+        }
+        self.mailbox
+            .insert(slot, (blob, now_ms + u64::from(ttl_s) * 1000));
+        Ok(Response::MailboxStored)
+    }
+}
+
+/// A stable id of a stored snapshot (its signature bytes suffice here).
+fn snapshot_id_of(s: &SealedSnapshot) -> [u8; 32] {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&s.signature.to_bytes()[..32]);
+    id
 }

@@ -1,28 +1,33 @@
 //! What is inside the sealed envelopes a device leaves at the relay.
 //!
-//! Entry plaintext (postcard, version 1): [`EntryPayload`] = the authoring
-//! device's certificate (so any member can check the chain to the account
-//! without another round trip) and a body: either the compressed Automerge
+//! Entry plaintext (postcard, version 2): [`EntryPayload`] = the authoring
+//! device's name (names travel only sealed, never in what the relay reads)
+//! and a body: either the compressed Automerge
 //! changes of ONE document, or one fragment of such a body when a single
 //! change is too large for one entry (fragments are consecutive seqs of the
 //! same device; their bytes concatenate to the postcard of an
-//! [`EntryBody::Changes`]). The AEAD associated data is
-//! `SealedEntry::associated_data(account, device, seq)`, so an entry cannot be
-//! moved to another position, device or account.
+//! [`EntryBody::Changes`]). Sealed under the data key of the membership
+//! epoch named in the envelope; the AEAD associated data is
+//! `SealedEntry::associated_data(account, device, epoch, seq)` and the device
+//! signature covers it, so an entry cannot be moved to another position,
+//! device, epoch or account. Opening checks that the author was a member of
+//! the account during that epoch (the verified membership log decides).
 //!
-//! Snapshot plaintext: [`SnapshotPayload`] = the author's certificate, the
-//! certificates of every device it knows, and a full Automerge save of every
-//! document.
+//! Snapshot plaintext: [`SnapshotPayload`] = the author's name, the names of
+//! every device it knows, and a full Automerge save of every document.
 
 use kith_protocol::{
-    AccountId, DeviceCert, DeviceId, SealedEntry, SealedSnapshot, envelope::Cursor,
+    AccountId, DeviceId, Membership, SealedEntry, SealedSnapshot, envelope::Cursor,
 };
 use serde::{Deserialize, Serialize};
 
 use super::device_identity::DeviceIdentity;
+use super::epochs::EpochKeys;
+use crate::identity::DataKey;
 
-/// Current payload format version.
-pub const PAYLOAD_VERSION: u8 = 1;
+/// Current payload format version (1 carried account certificates; it is
+/// not read: its envelopes carry no epoch and do not verify).
+pub const PAYLOAD_VERSION: u8 = 2;
 /// Largest entry plaintext this device produces (bytes); larger bodies are
 /// fragmented. Leaves room under the relay's 1 MiB frame for the envelope.
 pub const ENTRY_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
@@ -32,8 +37,8 @@ pub const ENTRY_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 pub struct EntryPayload {
     /// Payload format version; at most [`PAYLOAD_VERSION`] is read.
     pub version: u8,
-    /// Certificate of the device that wrote the entry; must match the envelope's signer.
-    pub cert: DeviceCert,
+    /// The authoring device's name (the envelope's signer is the device).
+    pub name: String,
     /// The changes, or a fragment of them.
     pub body: EntryBody,
 }
@@ -64,10 +69,10 @@ pub enum EntryBody {
 pub struct SnapshotPayload {
     /// Payload format version; at most [`PAYLOAD_VERSION`] is read.
     pub version: u8,
-    /// Certificate of the device that made the snapshot.
-    pub cert: DeviceCert,
-    /// Every device certificate the maker knew, so a new device learns them.
-    pub devices: Vec<DeviceCert>,
+    /// The name of the device that made the snapshot.
+    pub name: String,
+    /// Every device name the maker knew, so a new device learns them.
+    pub devices: Vec<(DeviceId, String)>,
     /// (document id, `Automerge::save()` bytes).
     pub docs: Vec<(String, Vec<u8>)>,
 }
@@ -84,18 +89,42 @@ pub enum UnsealError {
     /// The envelope's signature is not by the device it names; drop it.
     #[error("its device signature does not verify")]
     BadSignature,
-    /// It does not open with the account data key (damaged or forged); drop it.
-    #[error("it does not decrypt under the account data key (damaged or forged)")]
+    /// It does not open with its epoch's data key (damaged or forged); drop it.
+    #[error("it does not decrypt under its epoch's data key (damaged or forged)")]
     Decrypt,
+    /// This device holds no key of the epoch named (its membership log is
+    /// behind, or the epoch was sealed after it was revoked).
+    #[error("this device holds no key of epoch {epoch}")]
+    NoKey {
+        /// The epoch named in the envelope.
+        epoch: u64,
+    },
     /// It opened but the content does not decode (a bug in the writer, or forged).
     #[error("its content does not decode: {0}")]
     Malformed(String),
     /// Written by a newer Kith (the payload version given); update Kith.
     #[error("its payload version {0} is newer than this Kith understands")]
     NewerVersion(u8),
-    /// The embedded certificate does not check or is for another device.
-    #[error("its certificate is invalid or for another device: {0}")]
-    BadCertificate(String),
+    /// Its author was not a member of the account during its epoch.
+    #[error("its author {device} was not a member of the account in epoch {epoch}")]
+    NotAMember {
+        /// The author named in the envelope.
+        device: DeviceId,
+        /// The epoch named.
+        epoch: u64,
+    },
+}
+
+/// True if `device` was a member of the account while `epoch` was current:
+/// a member now, or revoked by an op after the start of `epoch`.
+pub(crate) fn member_during(m: &Membership, device: &DeviceId, epoch: u64) -> bool {
+    let Some(started) = m.epoch_started_at(epoch) else {
+        return false;
+    };
+    if m.is_member(device) {
+        return true;
+    }
+    m.revoked_at(device).is_some_and(|p| started < p)
 }
 
 /// Splits a body too large for one entry into fragments.
@@ -144,56 +173,71 @@ pub(crate) fn bodies_for(doc: &str, changes: Vec<Vec<u8>>) -> Vec<EntryBody> {
     split
 }
 
-/// Seals `body` as entry `seq` of this device.
+/// Seals `body` as entry `seq` of this device under `key`, the data key
+/// of `epoch`.
 pub(crate) fn seal_entry(
     id: &DeviceIdentity,
+    epoch: u64,
+    key: &DataKey,
     seq: u64,
     body: EntryBody,
 ) -> Result<SealedEntry, crate::identity::CryptoError> {
     let payload = EntryPayload {
         version: PAYLOAD_VERSION,
-        cert: id.cert().clone(),
+        name: id.device_name().to_owned(),
         body,
     };
     let plain = postcard::to_allocvec(&payload)
         .map_err(|_| crate::identity::CryptoError::TooLarge { len_bytes: 0 })?;
-    let ad = SealedEntry::associated_data(&id.account_id(), &id.device_id(), seq);
-    let (nonce, ct) = id.data_key().seal_detached(&plain, &ad)?;
+    let ad = SealedEntry::associated_data(&id.account_id(), &id.device_id(), epoch, seq);
+    let (nonce, ct) = key.seal_detached(&plain, &ad)?;
     Ok(SealedEntry::seal(
         id.device_signing_key(),
         id.account_id(),
+        epoch,
         seq,
         nonce,
         ct,
     ))
 }
 
-fn check_cert(
+/// Checks the envelope's account, signature and author; returns the key.
+fn check<'k>(
     id: &DeviceIdentity,
-    cert: &DeviceCert,
-    device: &DeviceId,
-) -> Result<(), UnsealError> {
-    id.check_member(cert)
-        .map_err(|e| UnsealError::BadCertificate(e.to_string()))?;
-    if cert.device != *device {
-        return Err(UnsealError::BadCertificate(
-            "certificate names another device than the signer".into(),
-        ));
+    members: &Membership,
+    keys: &'k EpochKeys,
+    (account, device, epoch): (AccountId, DeviceId, u64),
+    signed: Result<(), kith_protocol::SignatureError>,
+) -> Result<&'k DataKey, UnsealError> {
+    if account != id.account_id() {
+        return Err(UnsealError::WrongAccount { found: account });
     }
-    Ok(())
+    signed.map_err(|_| UnsealError::BadSignature)?;
+    if !member_during(members, &device, epoch) {
+        return Err(UnsealError::NotAMember { device, epoch });
+    }
+    keys.get(epoch).ok_or(UnsealError::NoKey { epoch })
 }
 
-/// Verifies, decrypts and decodes one entry of this account (what the
-/// receive path does before it applies or quarantines an entry; public for
-/// the `sealed_entry_open` fuzz target).
-pub fn open_entry(id: &DeviceIdentity, e: &SealedEntry) -> Result<EntryPayload, UnsealError> {
-    if e.account != id.account_id() {
-        return Err(UnsealError::WrongAccount { found: e.account });
-    }
-    e.verify().map_err(|_| UnsealError::BadSignature)?;
-    let ad = SealedEntry::associated_data(&e.account, &e.device, e.seq);
-    let plain = id
-        .data_key()
+/// Verifies, decrypts and decodes one entry of this account: signed by its
+/// device, that device a member during the entry's epoch, sealed under that
+/// epoch's key (what the receive path does before it applies or quarantines
+/// an entry; public for the `sealed_entry_open` fuzz target).
+pub fn open_entry(
+    id: &DeviceIdentity,
+    members: &Membership,
+    keys: &EpochKeys,
+    e: &SealedEntry,
+) -> Result<EntryPayload, UnsealError> {
+    let key = check(
+        id,
+        members,
+        keys,
+        (e.account, e.device, e.epoch),
+        e.verify(),
+    )?;
+    let ad = SealedEntry::associated_data(&e.account, &e.device, e.epoch, e.seq);
+    let plain = key
         .open_detached(&e.nonce, &e.ciphertext, &ad)
         .map_err(|_| UnsealError::Decrypt)?;
     let p: EntryPayload =
@@ -201,23 +245,25 @@ pub fn open_entry(id: &DeviceIdentity, e: &SealedEntry) -> Result<EntryPayload, 
     if p.version > PAYLOAD_VERSION {
         return Err(UnsealError::NewerVersion(p.version));
     }
-    check_cert(id, &p.cert, &e.device)?;
     Ok(p)
 }
 
-/// Seals a snapshot covering `covers`.
+/// Seals a snapshot covering `covers` under `key`, the data key of `epoch`.
 pub(crate) fn seal_snapshot(
     id: &DeviceIdentity,
+    epoch: u64,
+    key: &DataKey,
     covers: Vec<Cursor>,
     payload: &SnapshotPayload,
 ) -> Result<SealedSnapshot, crate::identity::CryptoError> {
     let plain = postcard::to_allocvec(payload)
         .map_err(|_| crate::identity::CryptoError::TooLarge { len_bytes: 0 })?;
-    let ad = SealedSnapshot::associated_data(&id.account_id(), &id.device_id(), &covers);
-    let (nonce, ct) = id.data_key().seal_detached(&plain, &ad)?;
+    let ad = SealedSnapshot::associated_data(&id.account_id(), &id.device_id(), epoch, &covers);
+    let (nonce, ct) = key.seal_detached(&plain, &ad)?;
     Ok(SealedSnapshot::seal(
         id.device_signing_key(),
         id.account_id(),
+        epoch,
         covers,
         nonce,
         ct,
@@ -227,15 +273,19 @@ pub(crate) fn seal_snapshot(
 /// Verifies, decrypts and decodes a snapshot of this account.
 pub(crate) fn open_snapshot(
     id: &DeviceIdentity,
+    members: &Membership,
+    keys: &EpochKeys,
     s: &SealedSnapshot,
 ) -> Result<SnapshotPayload, UnsealError> {
-    if s.account != id.account_id() {
-        return Err(UnsealError::WrongAccount { found: s.account });
-    }
-    s.verify().map_err(|_| UnsealError::BadSignature)?;
-    let ad = SealedSnapshot::associated_data(&s.account, &s.device, &s.covers);
-    let plain = id
-        .data_key()
+    let key = check(
+        id,
+        members,
+        keys,
+        (s.account, s.device, s.epoch),
+        s.verify(),
+    )?;
+    let ad = SealedSnapshot::associated_data(&s.account, &s.device, s.epoch, &s.covers);
+    let plain = key
         .open_detached(&s.nonce, &s.ciphertext, &ad)
         .map_err(|_| UnsealError::Decrypt)?;
     let p: SnapshotPayload =
@@ -243,7 +293,6 @@ pub(crate) fn open_snapshot(
     if p.version > PAYLOAD_VERSION {
         return Err(UnsealError::NewerVersion(p.version));
     }
-    check_cert(id, &p.cert, &s.device)?;
     Ok(p)
 }
 
@@ -252,39 +301,71 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn ident() -> DeviceIdentity {
-        DeviceIdentity::create_account("t", 1).unwrap()
+    /// A fresh account with one device: its identity, log state and keys.
+    fn account(name: &str) -> (DeviceIdentity, Membership, EpochKeys) {
+        let mut m = crate::identity::KeyMaterial::generate(name);
+        let probe = DeviceIdentity::with_account(&m, AccountId([0; 32]));
+        let (code, genesis, key) =
+            crate::sync::authority::create_account(probe.actor(), 1).unwrap();
+        m.account = Some(code.account().0);
+        let id = DeviceIdentity::from_material(&m).unwrap();
+        let state = Membership::from_ops(id.account_id(), &[genesis]).unwrap();
+        let mut keys = EpochKeys::default();
+        keys.insert(1, key);
+        (id, state, keys)
     }
 
     #[test]
     fn entry_round_trip_and_tamper() {
-        let id = ident();
+        let (id, m, keys) = account("t");
         let body = EntryBody::Changes {
             doc: "main".into(),
             changes: vec![vec![1, 2, 3]],
         };
-        let e = seal_entry(&id, 4, body.clone()).unwrap();
-        assert_eq!(open_entry(&id, &e).unwrap().body, body);
-        // Moving the entry to another seq breaks the signature.
+        let key = keys.get(1).unwrap();
+        let e = seal_entry(&id, 1, key, 4, body.clone()).unwrap();
+        let opened = open_entry(&id, &m, &keys, &e).unwrap();
+        assert_eq!(opened.body, body);
+        assert_eq!(opened.name, "t");
+        // Moving the entry to another seq or epoch breaks the signature.
         let mut t = e.clone();
         t.seq = 5;
-        assert_eq!(open_entry(&id, &t), Err(UnsealError::BadSignature));
+        assert_eq!(
+            open_entry(&id, &m, &keys, &t),
+            Err(UnsealError::BadSignature)
+        );
+        let mut t = e.clone();
+        t.epoch = 2;
+        assert_eq!(
+            open_entry(&id, &m, &keys, &t),
+            Err(UnsealError::BadSignature)
+        );
         // Another account cannot read it.
-        let other = ident();
+        let (other, other_m, other_keys) = account("o");
         assert!(matches!(
-            open_entry(&other, &e),
+            open_entry(&other, &other_m, &other_keys, &e),
             Err(UnsealError::WrongAccount { .. })
         ));
-        // A device of another account re-signing under our account id cannot
-        // produce a ciphertext that decrypts.
+        // A device of another account re-signing under our account id is
+        // no member of it.
         let forged = SealedEntry::seal(
             other.device_signing_key(),
             id.account_id(),
+            1,
             4,
             e.nonce,
             e.ciphertext.clone(),
         );
-        assert_eq!(open_entry(&id, &forged), Err(UnsealError::Decrypt));
+        assert!(matches!(
+            open_entry(&id, &m, &keys, &forged),
+            Err(UnsealError::NotAMember { .. })
+        ));
+        // Our own device under an epoch it holds no key of.
+        let later = seal_entry(&id, 7, key, 5, body).unwrap();
+        assert!(matches!(
+            open_entry(&id, &m, &keys, &later),
+            Err(UnsealError::NotAMember { epoch: 7, .. })
+        ));
     }
 
     proptest! {

@@ -3,11 +3,16 @@
 //! Both sides are devices of the same account. The transport (QUIC in
 //! kith-net) gives a 32-byte channel binding (a TLS keying-material export,
 //! unique per connection); each side proves its device key by signing
-//! `"kith-peer-auth-v1" || role || binding` and shows its certificate, so a
-//! device of another account, or a relayed handshake, is refused.
+//! `"kith-peer-auth-v1" || role || binding` and shows its card (account,
+//! device, name) and its membership log (at most
+//! `kith_protocol::membership::OPS_PER_MESSAGE_MAX` ops). Each side absorbs
+//! the other's log (verified: signatures, authority, order; a fork is
+//! refused), so revocations travel peer to peer, then refuses a peer that is
+//! not a member of the merged log: a device of another account, a revoked
+//! device, or a relayed handshake gets nothing.
 //!
 //! Conversation (client = the side that connected):
-//! 1. client -> `Hello` (certificate, signature, per-document heads);
+//! 1. client -> `Hello` (card, membership log, signature, per-document heads);
 //! 2. server checks it, answers `Hello` with its own heads, then for every
 //!    document whose client heads it knows, `Changes` with exactly what the
 //!    client lacks, then `EndDirect`;
@@ -28,7 +33,7 @@ use automerge::ChangeHash;
 use automerge::sync::{Message as SyncMessage, State as SyncState, SyncDoc};
 use ed25519_dalek::Verifier;
 use kith_protocol::msg::MailboxSlot;
-use kith_protocol::{DeviceCert, DeviceId, Signature};
+use kith_protocol::{AccountId, DeviceId, MembershipOp, Signature};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +96,10 @@ pub enum PeerMsg {
     Hello {
         /// The sender's peer protocol version ([`PEER_VERSION`]).
         version: u16,
-        /// The sender's device certificate.
-        cert: Box<DeviceCert>,
+        /// Who the sender is.
+        card: Box<PeerCard>,
+        /// The sender's membership log (at most `OPS_PER_MESSAGE_MAX` ops).
+        membership: Vec<MembershipOp>,
         /// The sender's device signature over role and channel binding.
         signature: Signature,
         /// The device the sender believes it talks to again, if any.
@@ -146,6 +153,27 @@ pub enum PeerMsg {
     /// Server, to a watching client: I have changes you may lack; run an
     /// exchange. Sent at any time; the client runs one after the current one.
     Changed,
+    /// A joining device leaves a sealed pairing blob at `slot` (no Hello
+    /// needed; only slots of the host's live invitations are taken).
+    PairPut {
+        /// The slot derived from the pairing token.
+        slot: MailboxSlot,
+        /// The sealed join request.
+        blob: Vec<u8>,
+    },
+    /// The blob of a `PairPut` was stored.
+    PairStored,
+}
+
+/// Who a peer says it is (checked against the membership log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCard {
+    /// The account it acts for.
+    pub account: AccountId,
+    /// Its device id.
+    pub device: DeviceId,
+    /// Its name.
+    pub name: String,
 }
 
 /// Why a peer session failed.
@@ -154,11 +182,15 @@ pub enum PeerError {
     /// The local store failed; nothing of the failing merge was kept.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The peer's certificate is not of this account (or does not check).
+    /// The peer is not a member of this account's membership log.
     #[error("the peer is not a device of this account: {0}")]
     NotMember(String),
+    /// The peer's membership log does not fit ours (a fork, or ops that do
+    /// not verify): nothing is synced; the user must decide.
+    #[error("the peer's membership log does not fit this device's: {0}")]
+    Membership(#[from] super::membership::MembershipSyncError),
     /// The peer's handshake signature does not verify: a relayed handshake
-    /// or a forged certificate.
+    /// or a forged key.
     #[error("the peer's handshake signature does not verify")]
     BadSignature,
     /// The peer speaks another protocol version (the one given); update the older side.
@@ -167,8 +199,8 @@ pub enum PeerError {
     /// The peer refused the session; its reason is kept.
     #[error("the peer refused the session: {0}")]
     Refused(String),
-    /// The peer is a device this device revoked; it is refused for good.
-    #[error("this device revoked the peer {0}")]
+    /// The peer was revoked from the account; it is refused for good.
+    #[error("the peer {0} was revoked from this account")]
     Revoked(DeviceId),
     /// The peer sent a message out of turn, too many, or malformed.
     #[error("protocol violation by the peer: {0}")]
@@ -219,7 +251,7 @@ pub struct PeerSync {
     role: PeerRole,
     binding: [u8; 32],
     phase: Phase,
-    peer: Option<DeviceCert>,
+    peer: Option<PeerCard>,
     their_heads: BTreeMap<String, Vec<ChangeHash>>,
     diverged: BTreeSet<String>,
     rounds: BTreeMap<String, u32>,
@@ -324,7 +356,16 @@ impl PeerSync {
         };
         Ok(PeerMsg::Hello {
             version: PEER_VERSION,
-            cert: Box::new(self.id.cert().clone()),
+            card: Box::new(PeerCard {
+                account: self.id.account_id(),
+                device: self.id.device_id(),
+                name: self.id.device_name().to_owned(),
+            }),
+            membership: {
+                let mut ops = super::membership::ops(store)?;
+                ops.truncate(kith_protocol::membership::OPS_PER_MESSAGE_MAX);
+                ops
+            },
             signature: self
                 .id
                 .device_signing_key()
@@ -371,7 +412,7 @@ impl PeerSync {
     }
 
     /// The authenticated peer, once its Hello verified.
-    pub fn peer(&self) -> Option<&DeviceCert> {
+    pub fn peer(&self) -> Option<&PeerCard> {
         self.peer.as_ref()
     }
 
@@ -395,28 +436,53 @@ impl PeerSync {
         &mut self,
         store: &mut Store,
         version: u16,
-        cert: &DeviceCert,
+        card: &PeerCard,
+        membership: &[MembershipOp],
         signature: &Signature,
     ) -> Result<(), PeerError> {
         if version != PEER_VERSION {
             return Err(PeerError::Version(version));
         }
-        self.id
-            .check_member(cert)
-            .map_err(|e| PeerError::NotMember(e.to_string()))?;
-        let key = cert
+        if card.account != self.id.account_id() {
+            return Err(PeerError::NotMember(format!(
+                "device {} belongs to account {}, not {}",
+                card.device,
+                card.account,
+                self.id.account_id()
+            )));
+        }
+        let key = card
             .device
             .verifying_key()
             .map_err(|_| PeerError::BadSignature)?;
         key.verify(&sign_bytes(self.role.other(), &self.binding), signature)
             .map_err(|_| PeerError::BadSignature)?;
-        if revoked_here(store, &cert.device)? {
-            return Err(PeerError::Revoked(cert.device));
+        if membership.len() > kith_protocol::membership::OPS_PER_MESSAGE_MAX {
+            return Err(PeerError::Protocol("too many membership ops".into()));
         }
-        // Certificate and last-seen time: bookkeeping, so not fsynced here
-        // (the exchange's next durable commit, or closing, persists it).
-        store.write_tables_lazily(|txn| tables::touch_device(txn, cert, self.now_ms))?;
-        self.peer = Some(cert.clone());
+        // Revocations travel: take what the peer knows (verified), then
+        // judge the peer by the merged log.
+        let (state, _) = super::membership::absorb(store, &self.id, membership)?;
+        if !state.is_member(&self.id.device_id()) {
+            return Err(PeerError::Refused(
+                "this device was revoked from the account".into(),
+            ));
+        }
+        if state.revoked_at(&card.device).is_some() {
+            return Err(PeerError::Revoked(card.device));
+        }
+        if !state.is_member(&card.device) {
+            return Err(PeerError::NotMember(format!(
+                "device {} is not in this account's membership log",
+                card.device
+            )));
+        }
+        // Name and last-seen time: bookkeeping, so not fsynced here (the
+        // exchange's next durable commit, or closing, persists it).
+        store.write_tables_lazily(|txn| {
+            tables::touch_device(txn, &card.device, Some(&card.name), self.now_ms)
+        })?;
+        self.peer = Some(card.clone());
         Ok(())
     }
 
@@ -436,7 +502,8 @@ impl PeerSync {
                 Phase::AwaitHello,
                 PeerMsg::Hello {
                     version,
-                    cert,
+                    card,
+                    membership,
                     signature,
                     hint,
                     base,
@@ -446,14 +513,14 @@ impl PeerSync {
                 if docs.len() > HELLO_DOCS_MAX {
                     return Err(PeerError::Protocol("too many documents".into()));
                 }
-                self.check_hello(store, version, &cert, &signature)?;
-                let Some(theirs) = self.their_full_heads(store, &cert.device, hint, base, docs)?
+                self.check_hello(store, version, &card, &membership, &signature)?;
+                let Some(theirs) = self.their_full_heads(store, &card.device, hint, base, docs)?
                 else {
                     self.out.push_back(PeerMsg::Resend);
                     return Ok(());
                 };
                 let relative = base != [0u8; 8];
-                let hello = self.hello(store, relative.then_some(cert.device))?;
+                let hello = self.hello(store, relative.then_some(card.device))?;
                 self.out.push_back(hello);
                 for (name, mine) in my_docs(store)? {
                     let their = theirs.get(&name).cloned().unwrap_or_default();
@@ -467,7 +534,8 @@ impl PeerSync {
                 Phase::AwaitHello,
                 PeerMsg::Hello {
                     version,
-                    cert,
+                    card,
+                    membership,
                     signature,
                     hint,
                     base,
@@ -477,10 +545,10 @@ impl PeerSync {
                 if docs.len() > HELLO_DOCS_MAX {
                     return Err(PeerError::Protocol("too many documents".into()));
                 }
-                self.check_hello(store, version, &cert, &signature)?;
+                self.check_hello(store, version, &card, &membership, &signature)?;
                 self.stats.round_trips += 1;
                 self.their_heads = self
-                    .their_full_heads(store, &cert.device, hint, base, docs)?
+                    .their_full_heads(store, &card.device, hint, base, docs)?
                     .ok_or_else(|| {
                         PeerError::Protocol(
                             "the server's record of the last session differs".into(),
@@ -829,16 +897,6 @@ pub fn remember_peer(store: &mut Store, addr: &str, device: &DeviceId) -> Result
     })
 }
 
-/// True if this device revoked `device` (read-only: a store that never
-/// revoked anything has no table yet).
-fn revoked_here(store: &Store, device: &DeviceId) -> Result<bool, StoreError> {
-    let txn = store.read_txn()?;
-    let Some(t) = tables::open_read(&txn, tables::REVOKED)? else {
-        return Ok(false);
-    };
-    Ok(t.get(device.as_bytes().as_slice())?.is_some())
-}
-
 fn load_state(store: &mut Store, peer: &DeviceId, doc: &str) -> Result<SyncState, StoreError> {
     let txn = store.read_txn()?;
     let Some(t) = tables::open_read(&txn, tables::PEER_STATE)? else {
@@ -880,11 +938,32 @@ fn msg_name(m: &PeerMsg) -> &'static str {
         PeerMsg::Resend => "Resend",
         PeerMsg::Watch => "Watch",
         PeerMsg::Changed => "Changed",
+        PeerMsg::PairPut { .. } => "PairPut",
+        PeerMsg::PairStored => "PairStored",
     }
 }
 
-/// Server side of direct pairing: answers a `PairRequest` from the host's
-/// open invitations (one-time), or refuses.
+/// Server side of direct pairing: answers a `PairPut` (the joiner's request)
+/// from the host's open invitations (one slot, once), or refuses.
+pub fn answer_pair_put(
+    host: &mut PairingHost,
+    slot: MailboxSlot,
+    blob: Vec<u8>,
+    now_ms: u64,
+) -> PeerMsg {
+    if host.put(slot, blob, now_ms) {
+        PeerMsg::PairStored
+    } else {
+        PeerMsg::Refused {
+            reason:
+                "this invitation was already redeemed by another device, expired, or never made"
+                    .into(),
+        }
+    }
+}
+
+/// Server side of direct pairing: answers a `PairRequest` (the joiner taking
+/// the inviter's reply) from the host's open invitations (one-time), or refuses.
 pub fn answer_pair_request(host: &mut PairingHost, slot: &MailboxSlot, now_ms: u64) -> PeerMsg {
     match host.take(slot, now_ms) {
         Some(blob) => PeerMsg::PairBlob { blob },
@@ -904,8 +983,15 @@ mod tests {
     }
 
     fn msg() -> impl Strategy<Value = PeerMsg> {
-        let id = DeviceIdentity::create_account("prop", 1).unwrap();
-        let cert = id.cert().clone();
+        let id = DeviceIdentity::with_account(
+            &crate::identity::KeyMaterial::generate("prop"),
+            AccountId([1; 32]),
+        );
+        let card = PeerCard {
+            account: id.account_id(),
+            device: id.device_id(),
+            name: "prop".into(),
+        };
         let sig = id.device_signing_key().sign(b"x");
         let bytes = || proptest::collection::vec(any::<u8>(), 0..64);
         prop_oneof![
@@ -923,7 +1009,8 @@ mod tests {
             )
                 .prop_map(move |(version, hint, base, docs)| PeerMsg::Hello {
                     version,
-                    cert: Box::new(cert.clone()),
+                    card: Box::new(card.clone()),
+                    membership: vec![],
                     signature: sig,
                     hint: hint.map(DeviceId),
                     base,
@@ -942,6 +1029,8 @@ mod tests {
             Just(PeerMsg::Resend),
             Just(PeerMsg::Watch),
             Just(PeerMsg::Changed),
+            (any::<[u8; 32]>(), bytes()).prop_map(|(slot, blob)| PeerMsg::PairPut { slot, blob }),
+            Just(PeerMsg::PairStored),
         ]
     }
 

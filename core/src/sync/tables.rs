@@ -8,6 +8,10 @@
 //!   `next_seq`, `acked_seq` (u64 big-endian).
 //! - `sync_outbox`: seq -> postcard `SealedEntry`, sealed and not yet
 //!   acknowledged; written before sending, deleted on acknowledgement.
+//! - `sync_sent`: seq -> postcard `SealedEntry`, this device's entries the
+//!   relay acknowledged, byte for byte: a relay restored from an older
+//!   backup lost some of them, and the device pushes exactly these again
+//!   (same seqs, same bytes, so other devices' cursors stay valid).
 //! - `sync_pushed_heads`: doc -> heads (32-byte hashes) up to which this
 //!   device's own changes are in the outbox or acknowledged.
 //! - `sync_cursors`: device -> last seq applied (or skipped as own).
@@ -40,16 +44,17 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use kith_protocol::{
-    AccountId, Cursor, DeviceCert, DeviceId, Membership, MembershipError, MembershipOp, RelayKey,
-    SealedEntry,
+    AccountId, Cursor, DeviceId, Membership, MembershipError, MembershipOp, RelayKey, SealedEntry,
 };
 
 use crate::identity::DataKey;
+use crate::sync::epochs::EpochKeys;
 
 use crate::error::StoreError;
 
 pub(crate) const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("sync_meta");
 pub(crate) const OUTBOX: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("sync_outbox");
+pub(crate) const SENT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("sync_sent");
 pub(crate) const PUSHED_HEADS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("sync_pushed_heads");
 pub(crate) const CURSORS: TableDefinition<'static, &[u8], u64> =
@@ -95,7 +100,10 @@ pub(crate) const META_SEAL_ALL_ACTORS: &str = "seal_all_actors";
 /// What this device knows about one device of the account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DeviceRecord {
-    pub cert: DeviceCert,
+    /// Its name as it announced it in sealed data ("" until heard).
+    pub name: String,
+    /// When it was first heard of here (ms since epoch).
+    pub added_ms: u64,
     pub last_seen_ms: u64,
     pub revoked_at_ms: Option<u64>,
 }
@@ -135,10 +143,44 @@ pub(crate) fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Creates every sync table (idempotent) so later read transactions find them.
+/// Format of the sync tables this build writes and reads; 1 (no marker)
+/// held account certificates and entries sealed under the shared data key.
+pub(crate) const SYNC_FORMAT: u64 = 2;
+const SYNC_FORMAT_KEY: &str = "sync_format";
+
+/// Creates every sync table (idempotent) so later read transactions find
+/// them, and marks them with [`SYNC_FORMAT`]; sync tables of format 1 (they
+/// have rows but no marker) are refused, naming the version.
 pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(META)?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let marker = meta.get(SYNC_FORMAT_KEY)?.map(|v| {
+            <[u8; 8]>::try_from(v.value())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0)
+        });
+        match marker {
+            Some(SYNC_FORMAT) => {}
+            Some(found) => {
+                return Err(StoreError::RetiredSyncFormat {
+                    found,
+                    supported: SYNC_FORMAT,
+                });
+            }
+            None => {
+                let used = meta.len()? > 0 || txn.open_table(DEVICES)?.len()? > 0;
+                if used {
+                    return Err(StoreError::RetiredSyncFormat {
+                        found: 1,
+                        supported: SYNC_FORMAT,
+                    });
+                }
+                meta.insert(SYNC_FORMAT_KEY, SYNC_FORMAT.to_be_bytes().as_slice())?;
+            }
+        }
+    }
     txn.open_table(OUTBOX)?;
+    txn.open_table(SENT)?;
     txn.open_table(PUSHED_HEADS)?;
     txn.open_table(CURSORS)?;
     txn.open_table(PENDING)?;
@@ -212,27 +254,30 @@ pub(crate) fn set_cursor(
     Ok(())
 }
 
-/// Records that `cert`'s device was seen at `now_ms` (adding it if new).
+/// Records that `device` (named `name`, when it said so in sealed data)
+/// was seen at `now_ms`, adding it if new.
 pub(crate) fn touch_device(
     txn: &WriteTransaction,
-    cert: &DeviceCert,
+    device: &DeviceId,
+    name: Option<&str>,
     now_ms: u64,
 ) -> Result<(), StoreError> {
     let mut t = txn.open_table(DEVICES)?;
-    let key = cert.device.as_bytes().as_slice();
+    let key = device.as_bytes().as_slice();
     let mut rec = match t.get(key)? {
         Some(v) => {
             postcard::from_bytes::<DeviceRecord>(v.value()).map_err(|e| damaged("devices", e))?
         }
         None => DeviceRecord {
-            cert: cert.clone(),
+            name: String::new(),
+            added_ms: now_ms,
             last_seen_ms: 0,
             revoked_at_ms: None,
         },
     };
     rec.last_seen_ms = rec.last_seen_ms.max(now_ms);
-    if cert.issued_at_ms > rec.cert.issued_at_ms {
-        rec.cert = cert.clone();
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        n.clone_into(&mut rec.name);
     }
     let bytes = postcard::to_allocvec(&rec).map_err(|e| damaged("devices", e))?;
     t.insert(key, bytes.as_slice())?;
@@ -291,6 +336,7 @@ pub(crate) fn rebind_relay(
 ) -> Result<(), StoreError> {
     if had_other {
         txn.open_table(OUTBOX)?.retain(|_, _| false)?;
+        txn.open_table(SENT)?.retain(|_, _| false)?;
         txn.open_table(PUSHED_HEADS)?.retain(|_, _| false)?;
         txn.open_table(CURSORS)?.retain(|_, _| false)?;
         txn.open_table(PARTIAL)?.retain(|_, _| false)?;
@@ -303,6 +349,36 @@ pub(crate) fn rebind_relay(
     Ok(())
 }
 
+/// The relay lost this device's acknowledged entries `from..=to` (it was
+/// restored from an older backup): put them back into the outbox from
+/// `sync_sent`, byte for byte, and lower `acked_seq` to `from - 1`. Returns
+/// false (and changes nothing) if any of them is not kept.
+pub(crate) fn requeue_sent(txn: &WriteTransaction, from: u64, to: u64) -> Result<bool, StoreError> {
+    if from == 0 || from > to {
+        return Ok(from > to);
+    }
+    let rows: Vec<(u64, Vec<u8>)> = {
+        let sent = txn.open_table(SENT)?;
+        let mut rows = Vec::new();
+        for row in sent.range(from..=to)? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+        rows
+    };
+    let complete = rows.len() as u64 == to - from + 1
+        && rows.iter().zip(from..=to).all(|((k, _), want)| *k == want);
+    if !complete {
+        return Ok(false);
+    }
+    let mut outbox = txn.open_table(OUTBOX)?;
+    for (k, v) in &rows {
+        outbox.insert(*k, v.as_slice())?;
+    }
+    put_u64(txn, META_ACKED_SEQ, from - 1)?;
+    Ok(true)
+}
+
 fn decode_entry(bytes: &[u8]) -> Result<SealedEntry, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| damaged("sync_outbox", e))
 }
@@ -311,6 +387,18 @@ fn decode_entry(bytes: &[u8]) -> Result<SealedEntry, StoreError> {
 pub(crate) fn outbox_first(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
     let t = txn.open_table(OUTBOX)?;
     Ok(t.first()?.map(|(k, _)| k.value()))
+}
+
+/// Every outbox entry, in seq order (bounded by what this device sealed and
+/// the relay has not acknowledged).
+pub(crate) fn outbox_all(txn: &ReadTransaction) -> Result<Vec<SealedEntry>, StoreError> {
+    let t = txn.open_table(OUTBOX)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        out.push(decode_entry(v.value())?);
+    }
+    Ok(out)
 }
 
 /// Stores a sealed entry in the outbox.
@@ -348,10 +436,18 @@ pub(crate) fn outbox_batch(
     Ok(entries)
 }
 
-/// The relay acknowledged every seq up to `seq`: drop them from the outbox
-/// and advance `acked_seq` (and `next_seq` past it).
+/// The relay acknowledged every seq up to `seq`: move them from the outbox
+/// to `sync_sent` and advance `acked_seq` (and `next_seq` past it).
 pub(crate) fn outbox_ack(txn: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
-    txn.open_table(OUTBOX)?.retain(|k, _| k > seq)?;
+    {
+        // Keep what the relay acknowledged, byte for byte (`sync_sent`).
+        let mut outbox = txn.open_table(OUTBOX)?;
+        let mut sent = txn.open_table(SENT)?;
+        for row in outbox.extract_from_if(..=seq, |_, _| true)? {
+            let (k, v) = row?;
+            sent.insert(k.value(), v.value())?;
+        }
+    }
     if get_u64(txn, META_ACKED_SEQ)? < seq {
         put_u64(txn, META_ACKED_SEQ, seq)?;
     }
@@ -528,7 +624,6 @@ pub(crate) fn counts(txn: &ReadTransaction) -> Result<(u64, u64, u64), StoreErro
 }
 
 /// Why membership ops were not stored.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MembershipStoreError {
     #[error(transparent)]
@@ -538,7 +633,6 @@ pub(crate) enum MembershipStoreError {
 }
 
 /// The stored membership log, in order.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
 pub(crate) fn membership_ops(txn: &ReadTransaction) -> Result<Vec<MembershipOp>, StoreError> {
     let mut out = Vec::new();
     if let Some(t) = open_read(txn, MEMBERSHIP)? {
@@ -553,13 +647,13 @@ pub(crate) fn membership_ops(txn: &ReadTransaction) -> Result<Vec<MembershipOp>,
 /// Verifies `ops` against the stored log of `account` and appends them
 /// (ops the log already holds, byte-identical at their position, are
 /// skipped; a different op at a held position is a fork and refused).
-/// Nothing is written unless every op is accepted. Returns the new state.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+/// Nothing is written unless every op is accepted. Returns the new state,
+/// the whole log and how many ops were new.
 pub(crate) fn append_membership(
     txn: &WriteTransaction,
     account: AccountId,
     ops: &[MembershipOp],
-) -> Result<Membership, MembershipStoreError> {
+) -> Result<(Membership, Vec<MembershipOp>, usize), MembershipStoreError> {
     let mut t = txn.open_table(MEMBERSHIP)?;
     let mut held = Vec::new();
     for row in t.iter()? {
@@ -583,15 +677,31 @@ pub(crate) fn append_membership(
         state.apply(op)?;
         fresh.push(op);
     }
+    let new = fresh.len();
     for op in fresh {
         let b = postcard::to_allocvec(op).map_err(|e| damaged("sync_membership", e))?;
         t.insert(op.body.position, b.as_slice())?;
+        held.push(op.clone());
     }
-    Ok(state)
+    Ok((state, held, new))
+}
+
+/// Every cached epoch key.
+pub(crate) fn epoch_keys(txn: &ReadTransaction) -> Result<EpochKeys, StoreError> {
+    let mut keys = EpochKeys::default();
+    let Some(t) = open_read(txn, EPOCH_KEYS)? else {
+        return Ok(keys);
+    };
+    for row in t.iter()? {
+        let (e, v) = row?;
+        let b = <[u8; 32]>::try_from(v.value())
+            .map_err(|_| damaged("sync_epoch_keys", "a key is not 32 bytes"))?;
+        keys.insert(e.value(), DataKey::from_bytes(b));
+    }
+    Ok(keys)
 }
 
 /// Caches the key of `epoch`.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
 pub(crate) fn put_epoch_key(
     txn: &WriteTransaction,
     epoch: u64,
@@ -603,7 +713,7 @@ pub(crate) fn put_epoch_key(
 }
 
 /// The cached key of `epoch`.
-#[cfg_attr(not(test), allow(dead_code))] // the relay client uses these once it speaks protocol 3 (SECURITY.md §9)
+#[cfg(test)]
 pub(crate) fn epoch_key(txn: &ReadTransaction, epoch: u64) -> Result<Option<DataKey>, StoreError> {
     let Some(t) = open_read(txn, EPOCH_KEYS)? else {
         return Ok(None);
@@ -685,6 +795,47 @@ mod tests {
         );
     }
 
+    /// Sync tables written before the format marker (format 1: account
+    /// certificates, one shared data key) are refused naming the version,
+    /// and nothing is written; fresh tables get the marker.
+    #[test]
+    fn sync_tables_of_format_1_are_refused_by_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        {
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            create(&txn).unwrap();
+            txn.commit().unwrap();
+        }
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        create(&txn).unwrap();
+        txn.abort().unwrap();
+        let old = tempfile::tempdir().unwrap();
+        let mut store = Store::open(old.path()).unwrap();
+        {
+            // What a format-1 device left: a relay binding, no marker.
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(META_RELAY, [7u8; 32].as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        let err = create(&txn).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::RetiredSyncFormat {
+                    found: 1,
+                    supported: SYNC_FORMAT
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("format 1"), "{err}");
+    }
+
     /// The membership log and epoch keys survive a reopen; a fork and an op
     /// by a revoked device are refused and write nothing.
     #[test]
@@ -718,7 +869,8 @@ mod tests {
             let mut store = Store::open(dir.path()).unwrap();
             let txn = store.writable().unwrap().begin_write().unwrap();
             create(&txn).unwrap();
-            let st = append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
+            let (st, _, _) =
+                append_membership(&txn, account, &[genesis.clone(), add.clone()]).unwrap();
             assert!(st.is_member(&b.device()));
             // Re-sending held ops is a no-op.
             append_membership(&txn, account, std::slice::from_ref(&genesis)).unwrap();
@@ -738,5 +890,54 @@ mod tests {
         ));
         txn.commit().unwrap();
         assert_eq!(membership_ops(&store.read_txn().unwrap()).unwrap().len(), 3);
+    }
+
+    /// Acknowledged entries are kept byte for byte and requeued exactly for
+    /// a relay that lost them; a gap in what is kept requeues nothing.
+    #[test]
+    fn acknowledged_entries_are_kept_and_requeued_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let dev = SigningKey::from_bytes(&[4; 32]);
+        let acct = AccountId::from(SigningKey::from_bytes(&[5; 32]).verifying_key());
+        let entries: Vec<SealedEntry> = (1..=4)
+            .map(|seq| SealedEntry::seal(&dev, acct, 1, seq, [seq as u8; 24], vec![seq as u8; 8]))
+            .collect();
+        let outbox = |store: &mut Store| -> Vec<SealedEntry> {
+            let txn = store.read_txn().unwrap();
+            let t = txn.open_table(OUTBOX).unwrap();
+            t.iter()
+                .unwrap()
+                .map(|r| decode_entry(r.unwrap().1.value()).unwrap())
+                .collect()
+        };
+        {
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            create(&txn).unwrap();
+            for e in &entries {
+                outbox_put(&txn, e.seq, e).unwrap();
+            }
+            outbox_ack(&txn, 3).unwrap();
+            txn.commit().unwrap();
+        }
+        assert_eq!(outbox(&mut store), entries[3..].to_vec());
+        {
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            assert!(requeue_sent(&txn, 2, 3).unwrap());
+            assert_eq!(get_u64(&txn, META_ACKED_SEQ).unwrap(), 1);
+            txn.commit().unwrap();
+        }
+        assert_eq!(outbox(&mut store), entries[1..].to_vec());
+        // Acknowledged again: back in sync_sent, the outbox empty.
+        {
+            let txn = store.writable().unwrap().begin_write().unwrap();
+            outbox_ack(&txn, 4).unwrap();
+            // A seq that is not kept: nothing is requeued.
+            txn.open_table(SENT).unwrap().remove(2).unwrap();
+            assert!(!requeue_sent(&txn, 1, 4).unwrap());
+            assert_eq!(get_u64(&txn, META_ACKED_SEQ).unwrap(), 4);
+            txn.commit().unwrap();
+        }
+        assert!(outbox(&mut store).is_empty());
     }
 }

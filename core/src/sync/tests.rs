@@ -1,14 +1,16 @@
 //! Deterministic tests of the sync machines: real stores in temp dirs, the
-//! relay semantics in memory ([`super::memrelay`]), messages pumped by hand.
+//! relay's protocol-3 semantics in memory ([`super::memrelay`]; the real
+//! relay runs in kith-net's and the end-to-end tests), messages pumped by
+//! hand.
 
 use kith_protocol::{ClientMsg, Request};
 use proptest::prelude::*;
 use tempfile::TempDir;
 
 use super::memrelay::MemRelay;
-use super::pairing::{Invitation, PairError, PairingMode, Token};
+use super::pairing::{Invitation, PairError, PairingMode, Reply, Token};
 use super::peer::{PeerRole, PeerStats, PeerSync};
-use super::relay::{MailboxTake, RelayClientConfig, RelayEvent, RelaySync, Transfer, sync_status};
+use super::relay::{RelayClientConfig, RelayEvent, RelaySync, Transfer, sync_status};
 use super::*;
 use crate::doc::DocId;
 use crate::ops::{ContactPatch, InteractionPatch, NewContact, NewInteraction, ParticipantRef};
@@ -25,21 +27,23 @@ struct Dev {
 impl Dev {
     fn first() -> Dev {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = DeviceIdentity::create_account("first", NOW).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut keys = crate::identity::KeyMaterial::generate("first");
+        let (id, _code) = membership::create_account(&mut store, &mut keys, NOW).unwrap();
         Dev { dir, store, id }
     }
 
-    fn sibling(&self, name: &str) -> Dev {
+    /// A new device added by this one (the `Add` is in both logs; the relay
+    /// learns it from either device's next `Auth`).
+    fn sibling(&mut self, name: &str) -> Dev {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = DeviceIdentity::new(
-            self.id.account_secret().clone(),
-            crate::identity::DeviceKey::generate(),
-            name,
-            NOW,
-        )
-        .unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let keys = crate::identity::KeyMaterial::generate(name);
+        let id = DeviceIdentity::with_account(&keys, self.id.account_id());
+        let op = membership::add_op(&mut self.store, &self.id, id.card(), NOW).unwrap();
+        membership::absorb(&mut self.store, &self.id, &[op]).unwrap();
+        let ops = membership::ops(&mut self.store).unwrap();
+        membership::absorb(&mut store, &id, &ops).unwrap();
         Dev { dir, store, id }
     }
 
@@ -348,7 +352,7 @@ fn handshake_only(relay: &mut MemRelay, conn: usize, m: &mut RelaySync, store: &
 /// Entry `seq` of `d` as the relay stores it (pulled by a fresh connection of `d`).
 fn relay_entry(relay: &mut MemRelay, d: &Dev, seq: u64) -> kith_protocol::SealedEntry {
     let c = relay.connect();
-    relay.handle(c, ClientMsg::Hello { versions: vec![1] }, NOW);
+    relay.handle(c, ClientMsg::Hello { versions: vec![3] }, NOW);
     let Some(kith_protocol::ServerMsg::Welcome { challenge, .. }) = relay.recv(c) else {
         panic!("no welcome");
     };
@@ -356,9 +360,11 @@ fn relay_entry(relay: &mut MemRelay, d: &Dev, seq: u64) -> kith_protocol::Sealed
     relay.handle(
         c,
         ClientMsg::Auth {
-            cert: d.id.cert().clone(),
+            account: d.id.account_id(),
+            device: d.id.device_id(),
             signature: sig,
             token: None,
+            membership: vec![],
         },
         NOW,
     );
@@ -602,58 +608,121 @@ fn concurrent_edits_converge_and_surface_the_notes_conflict() {
     );
 }
 
+/// Pumps `m` against `relay` on connection `c` until quiet; returns events.
+fn pump(relay: &mut MemRelay, c: usize, m: &mut RelaySync, store: &mut Store) -> Vec<RelayEvent> {
+    let mut events = Vec::new();
+    for _ in 0..1000 {
+        let mut p = false;
+        while let Some(msg) = m.poll_transmit() {
+            relay.handle(c, msg, NOW);
+            p = true;
+        }
+        while let Some(msg) = relay.recv(c) {
+            m.handle(store, msg, NOW).unwrap();
+            p = true;
+        }
+        while let Some(e) = m.poll_event() {
+            events.push(e);
+        }
+        if !p {
+            break;
+        }
+    }
+    events
+}
+
+/// One unauthenticated mailbox request on a fresh connection.
+fn mailbox(
+    relay: &mut MemRelay,
+    body: Request,
+) -> Result<kith_protocol::Response, kith_protocol::ErrorCode> {
+    let c = relay.connect();
+    relay.handle(c, ClientMsg::Hello { versions: vec![3] }, NOW);
+    let _ = relay.recv(c);
+    relay.handle(c, ClientMsg::Request { id: 1, body }, NOW);
+    let r = match relay.recv(c) {
+        Some(kith_protocol::ServerMsg::Response { body, .. }) => Ok(body),
+        Some(kith_protocol::ServerMsg::Error { code, .. }) => Err(code),
+        other => panic!("unexpected {other:?}"),
+    };
+    relay.disconnect(c);
+    r
+}
+
+/// The joiner posts its card, the inviter compares the code and adds it, the
+/// joiner reads the reply and syncs: no secret of the account changes hands
+/// and the joiner reads what was written before it joined.
 #[test]
-fn pairing_through_the_mailbox_then_sync() {
+fn pairing_by_request_code_and_add_then_sync() {
     let mut relay = MemRelay::new(1);
     let mut a = Dev::first();
     a.log("before pairing");
+    relay_round(&mut relay, &mut a, cfg());
     let addr = format!("kith://{}@127.0.0.1:7447", relay.key());
-    let inv = Invitation::create(&a.id, PairingMode::Relay { address: addr }, 60_000, NOW).unwrap();
-    // A leaves the sealed blob in the mailbox during its round.
+    let inv = Invitation::create(PairingMode::Relay { address: addr }, 60_000, NOW);
+    let token = Token::parse(&inv.token.to_string()).unwrap();
+    assert_eq!(token.check_relay(None).unwrap().key, relay.key());
+    token.check_fresh(NOW + 1).unwrap();
+    // The joiner leaves its request (before any auth) and shows its code.
+    let mut keys = crate::identity::KeyMaterial::generate("phone");
+    let (blob, code) = token.request(&keys).unwrap();
+    let put = |slot, blob| Request::MailboxPut {
+        slot,
+        blob,
+        ttl_s: 60,
+    };
+    mailbox(&mut relay, put(token.join_slot(), blob.clone())).unwrap();
+    // Someone else holding a photo of the token is too late, and told so.
+    assert_eq!(
+        mailbox(&mut relay, put(token.join_slot(), blob)),
+        Err(kith_protocol::ErrorCode::MailboxTaken)
+    );
+    // The inviter takes it, sees the same code, adds the card.
+    let Ok(kith_protocol::Response::MailboxBlob { blob }) = mailbox(
+        &mut relay,
+        Request::MailboxTake {
+            slot: inv.token.join_slot(),
+        },
+    ) else {
+        panic!("no request")
+    };
+    let incoming = inv.open_request(&blob).unwrap();
+    Invitation::check_code(&incoming, &code).unwrap();
     {
         let c = relay.connect();
         let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
-        m.mailbox_put(&mut a.store, inv.slot, inv.blob.clone(), inv.ttl_s(NOW))
+        m.add_member(&mut a.store, incoming.request.card.clone())
             .unwrap();
-        let mut stored = false;
-        for _ in 0..100 {
-            while let Some(msg) = m.poll_transmit() {
-                relay.handle(c, msg, NOW);
-            }
-            while let Some(msg) = relay.recv(c) {
-                m.handle(&mut a.store, msg, NOW).unwrap();
-            }
-            while let Some(e) = m.poll_event() {
-                stored |= e == RelayEvent::MailboxStored;
-            }
-        }
-        assert!(stored);
+        let events = pump(&mut relay, c, &mut m, &mut a.store);
+        assert!(
+            events.contains(&RelayEvent::Added {
+                device: incoming.request.card.device
+            }),
+            "{events:?}"
+        );
         relay.disconnect(c);
     }
-    let text = inv.token.to_string();
-    let token = Token::parse(&text).unwrap();
-    let addr = token.check_relay(None).unwrap();
-    assert_eq!(addr.key, relay.key());
-    token.check_fresh(NOW + 1).unwrap();
-    let take = |relay: &mut MemRelay| {
-        let c = relay.connect();
-        let mut t = MailboxTake::new(relay.key(), token.slot());
-        for _ in 0..4 {
-            while let Some(msg) = t.poll_transmit() {
-                relay.handle(c, msg, NOW + 1);
-            }
-            while let Some(msg) = relay.recv(c) {
-                t.handle(msg);
-            }
-        }
-        relay.disconnect(c);
-        t.result().unwrap()
+    let reply = inv
+        .reply(&Reply::Welcome {
+            account: a.id.account_id(),
+            inviter: a.id.device_id(),
+            inviter_name: a.id.device_name().into(),
+        })
+        .unwrap();
+    mailbox(&mut relay, put(inv.token.reply_slot(), reply)).unwrap();
+    let Ok(kith_protocol::Response::MailboxBlob { blob }) = mailbox(
+        &mut relay,
+        Request::MailboxTake {
+            slot: token.reply_slot(),
+        },
+    ) else {
+        panic!("no reply")
     };
-    let blob = take(&mut relay).unwrap();
-    let (id, inviter) = token.join(&blob, "phone", NOW + 1).unwrap();
-    assert_eq!(inviter.device, a.id.device_id());
-    // Reused: the blob is gone.
-    assert_eq!(take(&mut relay), Err(super::relay::MailboxError::NotFound));
+    let Reply::Welcome { account, .. } = token.open_reply(&blob).unwrap() else {
+        panic!("refused")
+    };
+    keys.account = Some(account.0);
+    let id = DeviceIdentity::from_material(&keys).unwrap();
     // Expired: refused before anything is sent.
     assert!(matches!(
         token.check_fresh(NOW + 60_001),
@@ -664,6 +733,89 @@ fn pairing_through_the_mailbox_then_sync() {
     let mut n = Dev { dir, store, id };
     relay_round(&mut relay, &mut n, cfg());
     assert_eq!(n.store.all_interactions().unwrap().len(), 1);
+    let names: Vec<String> = list_devices(&mut n.store)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert!(names.contains(&"first".to_string()), "{names:?}");
+}
+
+/// A revoked device: the relay refuses it, what members write afterwards is
+/// sealed under an epoch it holds no key of, and peers refuse it.
+#[test]
+fn a_revoked_device_is_refused_and_reads_nothing_written_after() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let mut c = a.sibling("c");
+    a.log("before");
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut b, cfg());
+    relay_round(&mut relay, &mut c, cfg());
+    assert_eq!(b.store.all_interactions().unwrap().len(), 1);
+    {
+        let conn = relay.connect();
+        let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+        m.revoke(&mut a.store, b.id.device_id()).unwrap();
+        let events = pump(&mut relay, conn, &mut m, &mut a.store);
+        assert!(
+            events.contains(&RelayEvent::Revoked {
+                device: b.id.device_id()
+            }),
+            "{events:?}"
+        );
+        relay.disconnect(conn);
+    }
+    a.log("after");
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut c, cfg());
+    assert_eq!(c.store.all_interactions().unwrap().len(), 2);
+    // The relay refuses b's own key.
+    let conn = relay.connect();
+    let mut m = RelaySync::new(&mut b.store, b.id.clone(), relay.key(), cfg()).unwrap();
+    let mut refused = None;
+    for _ in 0..10 {
+        while let Some(msg) = m.poll_transmit() {
+            relay.handle(conn, msg, NOW);
+        }
+        while let Some(msg) = relay.recv(conn) {
+            if let Err(e) = m.handle(&mut b.store, msg, NOW) {
+                refused = Some(e);
+            }
+        }
+    }
+    assert!(
+        matches!(
+            refused,
+            Some(RelaySyncError::Relay {
+                code: kith_protocol::ErrorCode::DeviceRevoked,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    // What a wrote after the revocation is under epoch 2; b holds only 1.
+    let head = sync_status(&mut a.store).unwrap().acked_seq;
+    let after = relay_entry(&mut relay, &a, head);
+    assert_eq!(after.epoch, 2);
+    // Even with the whole log (a colluding relay could hand it over), b
+    // finds no epoch-2 key sealed to it.
+    let full = membership::ops(&mut a.store).unwrap();
+    let (st, _) = membership::absorb(&mut b.store, &b.id, &full).unwrap();
+    assert!(!st.is_member(&b.id.device_id()));
+    let members = membership::state(&mut b.store, b.id.account_id()).unwrap();
+    let keys = membership::keys(&mut b.store).unwrap();
+    assert!(keys.get(2).is_none());
+    assert!(matches!(
+        payload::open_entry(&b.id, &members, &keys, &after),
+        Err(payload::UnsealError::NoKey { epoch: 2 })
+    ));
+    assert_eq!(b.store.all_interactions().unwrap().len(), 1);
+    // Peers that know the revocation refuse b; a peer that did not know it
+    // learns it from b's own... no: from a (revocations travel).
+    let err = peer_session(&mut b, &mut c).unwrap_err();
+    assert!(matches!(err, PeerError::Revoked(_)), "{err}");
 }
 
 /// Runs one peer session, client `a` to server `b`; returns stats and the
@@ -715,7 +867,12 @@ fn peer_sync_direct_and_reconnect_costs_one_round_trip() {
     let (stats, up, down) = peer_session(&mut a, &mut b).unwrap();
     assert_eq!(stats.round_trips, 1, "{stats:?}");
     assert_eq!(stats.docs_diverged, 0);
-    assert!(up + down <= 2048, "{up} + {down} bytes");
+    // Each Hello carries the sender's membership log (here 2 ops, about
+    // 700 bytes each) besides the few hundred bytes of the exchange itself.
+    let log_bytes = postcard::to_allocvec(&membership::ops(&mut a.store).unwrap())
+        .unwrap()
+        .len();
+    assert!(up + down <= 2048 + 2 * log_bytes, "{up} + {down} bytes");
     assert_same(&mut a, &mut b);
     // And in the other direction (the server has the new interaction).
     b.log("from server");
@@ -811,7 +968,7 @@ proptest! {
     #[test]
     fn random_ops_and_sync_orders_converge(n in 2usize..=3, ops in proptest::collection::vec(op(), 1..25)) {
         let mut relay = MemRelay::new(1);
-        let first = Dev::first();
+        let mut first = Dev::first();
         let mut devs = vec![];
         for i in 1..n {
             devs.push(first.sibling(&format!("d{i}")));

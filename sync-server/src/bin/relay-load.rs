@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use ed25519_dalek::SigningKey;
-use kith_protocol::{AccountId, DeviceCert, Event, RelayAddress, RelayKey, Request, SealedEntry};
+use kith_protocol::{AccountId, Event, MembershipOp, RelayAddress, RelayKey, Request, SealedEntry};
 use kith_relay::client::{RelayClient, client_endpoint};
 use rand::RngCore;
 use tokio::sync::Mutex;
@@ -55,7 +55,8 @@ struct Args {
 
 struct Dev {
     key: SigningKey,
-    cert: DeviceCert,
+    /// The account's membership log (genesis + the pair's second device).
+    membership: Vec<MembershipOp>,
     account: AccountId,
 }
 
@@ -200,12 +201,15 @@ async fn drive(
     let mut devs = Vec::with_capacity(n);
     for _ in 0..n / 2 {
         let acct = SigningKey::from_bytes(&rand32());
-        for name in ["a", "b"] {
-            let key = SigningKey::from_bytes(&rand32());
-            let cert = DeviceCert::issue(&acct, key.verifying_key().into(), name, 0)?;
+        let keys = [
+            SigningKey::from_bytes(&rand32()),
+            SigningKey::from_bytes(&rand32()),
+        ];
+        let membership = kith_relay::client::placeholder_membership(&acct, &[&keys[0], &keys[1]]);
+        for key in keys {
             devs.push(Dev {
                 key,
-                cert,
+                membership: membership.clone(),
                 account: acct.verifying_key().into(),
             });
         }
@@ -224,7 +228,8 @@ async fn drive(
             let _permit = sem.acquire_owned().await?;
             let d = &devs[i];
             let mut c = RelayClient::connect(&ep, addr, key).await?;
-            c.auth(&d.key, &d.cert, None).await?;
+            c.auth(&d.key, d.account, d.membership.clone(), None)
+                .await?;
             anyhow::Ok(c)
         }));
     }
@@ -358,7 +363,7 @@ async fn phase(
                     let mut payload = vec![0u8; payload_bytes];
                     let t = start.elapsed().as_micros() as u64;
                     payload[..8].copy_from_slice(&t.to_be_bytes());
-                    let e = SealedEntry::seal(&d.key, d.account, seq, [0; 24], payload);
+                    let e = SealedEntry::seal(&d.key, d.account, 1, seq, [0; 24], payload);
                     c.push(vec![e]).await?;
                     pushed.fetch_add(1, Ordering::Relaxed);
                     seq += 1;
@@ -367,7 +372,7 @@ async fn phase(
                     if round.is_multiple_of(10) {
                         c.request(Request::Pull {
                             cursors: vec![kith_protocol::Cursor {
-                                device: d.cert.device,
+                                device: d.key.verifying_key().into(),
                                 seq: seq - 1,
                             }],
                             entries_max: 100,

@@ -10,11 +10,14 @@
 //! A caller is told an op succeeded only after the commit returned.
 //! Reads (pull, heads, snapshot, stats) run concurrently with writes.
 
+pub mod admin;
+pub mod backup;
 pub mod redb_store;
 
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
-    AccountId, Cursor, DeviceCert, DeviceId, Revocation, SealedEntry, SealedSnapshot,
+    AccountId, Cursor, DeviceId, Membership, MembershipError, MembershipOp, SealedEntry,
+    SealedSnapshot,
 };
 
 pub use redb_store::RedbStore;
@@ -22,11 +25,18 @@ pub use redb_store::RedbStore;
 /// One state change, applied atomically with the others of its batch.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    /// Accept an authenticated device: record its certificate and register
-    /// the account if it is new (per policy, consuming a token if needed).
-    Register {
-        /// The verified certificate.
-        cert: DeviceCert,
+    /// Append membership ops to an account's log, each checked against the
+    /// state the ops before it left ([`Membership::apply`]). A genesis
+    /// registers the account (per policy, consuming a token if needed).
+    /// With `skip_known`, ops the log already holds (same hash at the same
+    /// position) are skipped instead of refused (what `Auth` sends).
+    AppendMembership {
+        /// The account.
+        account: AccountId,
+        /// The ops, in order.
+        ops: Vec<MembershipOp>,
+        /// Skip ops already stored.
+        skip_known: bool,
         /// SHA-256 of the presented registration token, if any.
         token_hash: Option<[u8; 32]>,
         /// True when the relay's policy is `open`.
@@ -35,6 +45,9 @@ pub enum WriteOp {
         now_ms: u64,
     },
     /// Append entries to one device log (all verified, all of that device).
+    /// Refused unless the device is a member now and every entry is sealed
+    /// under the current epoch: checked inside the batch, so a revocation
+    /// committed earlier in the same batch already applies.
     Push {
         /// Owning account.
         account: AccountId,
@@ -81,11 +94,6 @@ pub enum WriteOp {
         /// Uploads started earlier than this are abandoned.
         started_before_ms: u64,
     },
-    /// Record a verified revocation.
-    Revoke {
-        /// The revocation.
-        revocation: Revocation,
-    },
     /// Store a one-time pairing blob.
     MailboxPut {
         /// Slot id.
@@ -121,10 +129,16 @@ pub enum WriteOp {
 /// What a successful [`WriteOp`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
-    /// Device accepted; `new_account` if this registered the account.
-    Registered {
-        /// True if the account was created.
+    /// Membership ops appended.
+    MembershipAppended {
+        /// True if this registered the account.
         new_account: bool,
+        /// The ops newly stored (for fan-out).
+        appended: Vec<MembershipOp>,
+        /// Devices that are revoked now and were members before.
+        revoked: Vec<DeviceId>,
+        /// The state after the ops.
+        state: Box<Membership>,
     },
     /// Entries durable up to `head`; `stored` are the ones newly written
     /// (re-sends of stored entries are not in it).
@@ -143,8 +157,6 @@ pub enum WriteOutcome {
     SnapshotPartStored,
     /// Abandoned uploads deleted (how many).
     SnapshotUploadsExpired(u64),
-    /// Revocation recorded.
-    Revoked,
     /// Mailbox blob stored.
     MailboxStored,
     /// Mailbox blob taken.
@@ -220,9 +232,30 @@ pub enum StoreError {
     /// The device is revoked.
     #[error("device is revoked")]
     Revoked,
+    /// The device is not a member of the account.
+    #[error("device is not a member of the account")]
+    NotAMember,
+    /// A membership op was refused.
+    #[error("membership op refused: {0}")]
+    Membership(#[from] MembershipError),
+    /// The ops do not start at the log's head.
+    #[error("membership ops do not start after the relay's {len} ops")]
+    MembershipBehind {
+        /// Ops stored.
+        len: u64,
+    },
+    /// Sealed under another epoch than the current one.
+    #[error("sealed under an old epoch; the current epoch is {current}")]
+    EpochStale {
+        /// The current epoch.
+        current: u64,
+    },
     /// The account is not registered.
     #[error("account is not registered")]
     UnknownAccount,
+    /// The relay's operator deleted the account; it cannot register again.
+    #[error("this account was deleted by the relay's operator")]
+    AccountDeleted,
     /// The backend failed; nothing of the batch was committed.
     #[error("storage backend failed during {op}")]
     Backend {
@@ -321,12 +354,16 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
         upload: u64,
     ) -> Result<Vec<u8>, StoreError>;
 
-    /// True if `device` of `account` is revoked.
-    fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError>;
+    /// The membership state of `account` (`None` if it is not registered).
+    fn membership(&self, account: &AccountId) -> Result<Option<Membership>, StoreError>;
 
-    /// True if the account exists and the device's certificate is recorded
-    /// (then authentication needs no write).
-    fn device_known(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError>;
+    /// At most `ops_max` membership ops of `account` after position `after`.
+    fn membership_ops(
+        &self,
+        account: &AccountId,
+        after: u64,
+        ops_max: usize,
+    ) -> Result<Vec<MembershipOp>, StoreError>;
 
     /// Totals for metrics.
     fn stats(&self) -> Result<StoreStats, StoreError>;
@@ -341,9 +378,4 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// so that taking an empty slot (which anyone may try, unauthenticated)
     /// costs no durable write.
     fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError>;
-
-    /// Devices registered to `account`, or `None` when the account does not
-    /// exist (what the relay checks before a registration: the device cap,
-    /// and the new-account rate per source address).
-    fn account_devices(&self, account: &AccountId) -> Result<Option<u64>, StoreError>;
 }

@@ -10,8 +10,10 @@
 //!   have no sum and are served as they are.
 //! - `heads`     (account, device) -> (head seq, pruned floor seq)
 //! - `accounts`  account -> (created ms, stored bytes, stored entries)
-//! - `devices`   (account, device) -> postcard(DeviceCert)
-//! - `revoked`   (account, device) -> revoked-at ms
+//! - `membership` (account, position) -> postcard(MembershipOp): the
+//!   account's membership log
+//! - `membership_state` account -> postcard(Membership): the state the log
+//!   leads to, kept with every append so authentication reads one row
 //! - `snapshots` account -> postcard(SealedSnapshot)
 //! - `snapshot_uploads` (account, device) -> (upload id, part count, bytes
 //!   held, started ms): the device's one unfinished fragmented upload
@@ -19,7 +21,11 @@
 //!   readers until a `PutSnapshot` assembles them (and deletes them)
 //! - `mailbox`   slot -> expires-at ms (u64 BE) || blob
 //! - `tokens`    SHA-256(token) -> created ms
-//! - `meta`      "schema" -> version
+//! - `meta`      "schema" -> version (the store format version: 2; a file
+//!   of schema 1, from before membership logs, is refused with
+//!   [`OpenError::OldSchema`])
+//! - `deleted_accounts` account -> deleted-at ms (see `store::admin`: an
+//!   account the operator deleted cannot register again)
 //!
 //! A batch of [`WriteOp`]s is one write transaction with redb's default
 //! (immediate, fsync'd) durability; the caller acks only after `commit`.
@@ -34,7 +40,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use kith_protocol::{
-    AccountId, Cursor, DeviceCert, DeviceId, Revocation, SealedEntry, SealedSnapshot,
+    AccountId, Change, Cursor, DeviceId, Membership, MembershipOp, SealedEntry, SealedSnapshot,
 };
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -45,24 +51,33 @@ use super::{
     Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
 };
 
-type K32 = [u8; 32];
+pub(super) type K32 = [u8; 32];
 
-const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entries");
-const SUMS: TableDefinition<'_, (K32, K32, u64), &[u8]> = TableDefinition::new("entry_sums");
-const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
-const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> = TableDefinition::new("accounts");
-const DEVICES: TableDefinition<'_, (K32, K32), &[u8]> = TableDefinition::new("devices");
-const REVOKED: TableDefinition<'_, (K32, K32), u64> = TableDefinition::new("revoked");
-const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
-const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
-const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
+pub(super) const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> =
+    TableDefinition::new("entries");
+pub(super) const SUMS: TableDefinition<'_, (K32, K32, u64), &[u8]> =
+    TableDefinition::new("entry_sums");
+pub(super) const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
+pub(super) const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> =
+    TableDefinition::new("accounts");
+pub(super) const MEMBERSHIP: TableDefinition<'_, (K32, u64), &[u8]> =
+    TableDefinition::new("membership");
+pub(super) const MEMBER_STATE: TableDefinition<'_, K32, &[u8]> =
+    TableDefinition::new("membership_state");
+pub(super) const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
+pub(super) const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
+pub(super) const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
+pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+pub(super) const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
     TableDefinition::new("snapshot_uploads");
-const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> = TableDefinition::new("snapshot_parts");
+pub(super) const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> =
+    TableDefinition::new("snapshot_parts");
 
-/// Version of the table layout above.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Version of the table layout above: the store format version. A store
+/// written by a newer relay is refused ([`OpenError::NewerSchema`]); one of
+/// schema 1 (account certificates, before membership logs) is refused with
+/// [`OpenError::OldSchema`]: no release used it, so nothing migrates.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +86,23 @@ pub enum OpenError {
     #[error("cannot open relay database: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The file was written by a newer relay.
-    #[error("relay database schema {found} is newer than supported {SCHEMA_VERSION}")]
+    #[error(
+        "the relay store has format version {found}, written by a newer kith-relay; this \
+         kith-relay reads formats up to {SCHEMA_VERSION}: install the newer kith-relay again, or \
+         restore a backup made by this version (`kith-relay restore FILE`)"
+    )]
     NewerSchema {
+        /// The schema found.
+        found: u64,
+    },
+    /// The file was written by a relay from before membership logs; its
+    /// accounts trust account-signed certificates, which this relay no longer
+    /// accepts. No release used it, so there is no migration.
+    #[error(
+        "relay database schema {found} predates membership logs (this relay reads schema {SCHEMA_VERSION}); \
+         it cannot be read: move the data directory away and start with an empty one, then let devices sync again"
+    )]
+    OldSchema {
         /// The schema found.
         found: u64,
     },
@@ -103,13 +133,26 @@ fn encode<T: serde::Serialize>(op: &'static str, v: &T) -> Result<Vec<u8>, Store
 /// The redb-backed relay store.
 #[derive(Debug)]
 pub struct RedbStore {
-    /// `None` after a failed reopen (retried by the next call). Readers hold
-    /// the read lock for one call; a reopen takes the write lock.
-    db: std::sync::RwLock<Option<Database>>,
+    /// The open file; after a reopen that failed, an empty in-memory
+    /// placeholder (every call then fails `Backend` and retries the reopen
+    /// first: `needs_reopen`). Readers hold the read lock for one call; a
+    /// reopen takes the write lock.
+    db: std::sync::RwLock<Database>,
+    needs_reopen: std::sync::atomic::AtomicBool,
     path: std::path::PathBuf,
 }
 
 impl RedbStore {
+    /// The database, for the operator functions (`store::admin`, `store::backup`).
+    pub(super) fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        if self.needs_reopen.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = self.reopen("reopen");
+        }
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         // Owner-only whatever the umask (redb would create it 0644 under 022).
@@ -122,6 +165,7 @@ impl RedbStore {
             let found = meta.get("schema").map_err(db_open)?.map(|g| g.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
+                Some(v) if v < SCHEMA_VERSION => return Err(OpenError::OldSchema { found: v }),
                 Some(_) => {}
                 None => {
                     meta.insert("schema", SCHEMA_VERSION).map_err(db_open)?;
@@ -131,49 +175,32 @@ impl RedbStore {
             txn.open_table(SUMS).map_err(db_open)?;
             txn.open_table(HEADS).map_err(db_open)?;
             txn.open_table(ACCOUNTS).map_err(db_open)?;
-            txn.open_table(DEVICES).map_err(db_open)?;
-            txn.open_table(REVOKED).map_err(db_open)?;
+            txn.open_table(MEMBERSHIP).map_err(db_open)?;
+            txn.open_table(MEMBER_STATE).map_err(db_open)?;
             txn.open_table(SNAPSHOTS).map_err(db_open)?;
             txn.open_table(MAILBOX).map_err(db_open)?;
             txn.open_table(TOKENS).map_err(db_open)?;
             txn.open_table(UPLOADS).map_err(db_open)?;
             txn.open_table(PARTS).map_err(db_open)?;
+            txn.open_table(super::admin::DELETED_ACCOUNTS)
+                .map_err(db_open)?;
         }
         txn.commit().map_err(db_open)?;
         Ok(Self {
-            db: std::sync::RwLock::new(Some(db)),
+            db: std::sync::RwLock::new(db),
+            needs_reopen: std::sync::atomic::AtomicBool::new(false),
             path: path.to_path_buf(),
         })
     }
 
     /// Runs `f` on the open database, reopening it first if a failed write
-    /// dropped it.
+    /// left it closed.
     fn with_db<T>(
         &self,
-        op: &'static str,
+        _op: &'static str,
         f: impl FnOnce(&Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        {
-            let g = self
-                .db
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(db) = g.as_ref() {
-                return f(db);
-            }
-        }
-        self.reopen(op)?;
-        let g = self
-            .db
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match g.as_ref() {
-            Some(db) => f(db),
-            None => Err(StoreError::Backend {
-                op,
-                source: "the relay database is not open".into(),
-            }),
-        }
+        f(&self.db())
     }
 
     fn read_txn(&self, op: &'static str) -> Result<redb::ReadTransaction, StoreError> {
@@ -181,25 +208,36 @@ impl RedbStore {
     }
 
     /// Drops the database handle (redb needs a reopen after an I/O error)
-    /// and opens the file again; on failure the handle stays closed and
-    /// the next call tries again.
+    /// and opens the file again; on failure an empty in-memory placeholder
+    /// stands in and the next call tries again.
     fn reopen(&self, op: &'static str) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
         let mut g = self
             .db
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let placeholder = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StoreError::Backend {
+                op,
+                source: Box::new(redb::Error::from(e)),
+            })?;
         // Close first: the file lock must be released before opening again.
-        drop(g.take());
+        drop(std::mem::replace(&mut *g, placeholder));
         match Database::create(&self.path) {
             Ok(db) => {
                 tracing::info!(path = %self.path.display(), "relay database reopened after an error");
-                *g = Some(db);
+                *g = db;
+                self.needs_reopen.store(false, Ordering::Release);
                 Ok(())
             }
-            Err(e) => Err(StoreError::Backend {
-                op,
-                source: Box::new(redb::Error::from(e)),
-            }),
+            Err(e) => {
+                self.needs_reopen.store(true, Ordering::Release);
+                Err(StoreError::Backend {
+                    op,
+                    source: Box::new(redb::Error::from(e)),
+                })
+            }
         }
     }
 
@@ -208,8 +246,7 @@ impl RedbStore {
     #[cfg(feature = "test-support")]
     pub fn damage_entry_for_tests(&self, account: &AccountId, device: &DeviceId, seq: u64) {
         #![allow(clippy::unwrap_used, clippy::expect_used)]
-        let g = self.db.read().unwrap();
-        let txn = g.as_ref().expect("database open").begin_write().unwrap();
+        let txn = self.db().begin_write().unwrap();
         {
             let mut t = txn.open_table(ENTRIES).unwrap();
             let key = (account.0, device.0, seq);
@@ -223,12 +260,21 @@ impl RedbStore {
 
     fn apply_one(txn: &WriteTransaction, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         match op {
-            WriteOp::Register {
-                cert,
+            WriteOp::AppendMembership {
+                account,
+                ops,
+                skip_known,
                 token_hash,
                 open_registration,
                 now_ms,
-            } => register(txn, &cert, token_hash, open_registration, now_ms),
+            } => append_membership(
+                txn,
+                account,
+                ops,
+                skip_known,
+                (token_hash, open_registration),
+                now_ms,
+            ),
             WriteOp::Push {
                 account,
                 device,
@@ -281,7 +327,6 @@ impl RedbStore {
                 }
                 Ok(WriteOutcome::SnapshotUploadsExpired(stale.len() as u64))
             }
-            WriteOp::Revoke { revocation } => revoke(txn, &revocation),
             WriteOp::MailboxPut {
                 slot,
                 blob,
@@ -346,6 +391,7 @@ fn damaged_placeholder(account: AccountId, device: DeviceId, seq: u64) -> Sealed
     SealedEntry {
         account,
         device,
+        epoch: 0,
         seq,
         nonce: [0; kith_protocol::envelope::NONCE_BYTES],
         ciphertext: Vec::new(),
@@ -360,49 +406,130 @@ fn expiry(v: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-fn register(
+fn load_state(
     txn: &WriteTransaction,
-    cert: &DeviceCert,
-    token_hash: Option<[u8; 32]>,
-    open_registration: bool,
-    now_ms: u64,
-) -> Result<WriteOutcome, StoreError> {
-    const OP: &str = "register";
-    let key = (cert.account.0, cert.device.0);
-    if txn
-        .open_table(REVOKED)
-        .map_err(backend(OP))?
-        .get(key)
-        .map_err(backend(OP))?
-        .is_some()
-    {
+    account: &AccountId,
+) -> Result<Option<Membership>, StoreError> {
+    const OP: &str = "membership state";
+    let t = txn.open_table(MEMBER_STATE).map_err(backend(OP))?;
+    let v = t.get(account.0).map_err(backend(OP))?;
+    match v {
+        Some(g) => Ok(Some(
+            postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The device must be a member now; entries/snapshots sealed under `epoch`
+/// must be of the current epoch.
+fn check_member(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    device: &DeviceId,
+    epochs: impl IntoIterator<Item = u64>,
+) -> Result<(), StoreError> {
+    let state = load_state(txn, account)?.ok_or(StoreError::UnknownAccount)?;
+    if state.revoked_at(device).is_some() {
         return Err(StoreError::Revoked);
     }
-    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
-    let exists = accounts.get(cert.account.0).map_err(backend(OP))?.is_some();
-    let new_account = if exists {
-        false
-    } else if open_registration {
-        true
-    } else {
-        let hash = token_hash.ok_or(StoreError::RegistrationRequired)?;
-        let mut tokens = txn.open_table(TOKENS).map_err(backend(OP))?;
-        if tokens.remove(hash).map_err(backend(OP))?.is_none() {
-            return Err(StoreError::BadToken);
+    if !state.is_member(device) {
+        return Err(StoreError::NotAMember);
+    }
+    for e in epochs {
+        if e != state.epoch() {
+            return Err(StoreError::EpochStale {
+                current: state.epoch(),
+            });
         }
-        true
-    };
+    }
+    Ok(())
+}
+
+fn append_membership(
+    txn: &WriteTransaction,
+    account: AccountId,
+    ops: Vec<MembershipOp>,
+    skip_known: bool,
+    (token_hash, open_registration): (Option<[u8; 32]>, bool),
+    now_ms: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "append membership";
+    let existing = load_state(txn, &account)?;
+    let new_account = existing.is_none();
+    // An account the operator deleted cannot be registered again; checked
+    // before anything is written.
+    if new_account && super::admin::is_deleted(txn, &account).map_err(backend(OP))? {
+        return Err(StoreError::AccountDeleted);
+    }
+    let mut state = existing.unwrap_or_else(|| Membership::new(account));
+    let before: Vec<DeviceId> = state.members().map(|m| m.keys.device).collect();
+    let mut log = txn.open_table(MEMBERSHIP).map_err(backend(OP))?;
+    let mut appended = Vec::new();
+    for op in ops {
+        let pos = op.body.position;
+        if pos <= state.len() {
+            let same = log
+                .get((account.0, pos))
+                .map_err(backend(OP))?
+                .is_some_and(|g| encode(OP, &op).is_ok_and(|e| e == g.value()));
+            if skip_known && same {
+                continue;
+            }
+            if skip_known {
+                return Err(StoreError::Membership(
+                    kith_protocol::MembershipError::Fork { position: pos },
+                ));
+            }
+            return Err(StoreError::MembershipBehind { len: state.len() });
+        }
+        if pos > state.len() + 1 {
+            return Err(StoreError::MembershipBehind { len: state.len() });
+        }
+        state.apply(&op)?;
+        appended.push(op);
+    }
+    if state.is_empty() {
+        return Err(StoreError::UnknownAccount);
+    }
     if new_account {
-        accounts
-            .insert(cert.account.0, (now_ms, 0u64, 0u64))
+        // Only a genesis can have made a state out of nothing.
+        debug_assert!(matches!(
+            appended.first().map(|o| &o.body.change),
+            Some(Change::Genesis { .. })
+        ));
+        if !open_registration {
+            let hash = token_hash.ok_or(StoreError::RegistrationRequired)?;
+            let mut tokens = txn.open_table(TOKENS).map_err(backend(OP))?;
+            if tokens.remove(hash).map_err(backend(OP))?.is_none() {
+                return Err(StoreError::BadToken);
+            }
+        }
+        txn.open_table(ACCOUNTS)
+            .map_err(backend(OP))?
+            .insert(account.0, (now_ms, 0u64, 0u64))
             .map_err(backend(OP))?;
     }
-    let mut devices = txn.open_table(DEVICES).map_err(backend(OP))?;
-    if devices.get(key).map_err(backend(OP))?.is_none() {
-        let enc = encode(OP, cert)?;
-        devices.insert(key, enc.as_slice()).map_err(backend(OP))?;
+    // Written only now that every check passed: a refused op leaves no row
+    // (a batch commits the ops around it).
+    for op in &appended {
+        let enc = encode(OP, op)?;
+        log.insert((account.0, op.body.position), enc.as_slice())
+            .map_err(backend(OP))?;
     }
-    Ok(WriteOutcome::Registered { new_account })
+    drop(log);
+    let enc = encode(OP, &state)?;
+    txn.open_table(MEMBER_STATE)
+        .map_err(backend(OP))?
+        .insert(account.0, enc.as_slice())
+        .map_err(backend(OP))?;
+    let revoked = before.into_iter().filter(|d| !state.is_member(d)).collect();
+    Ok(WriteOutcome::MembershipAppended {
+        new_account,
+        appended,
+        revoked,
+        state: Box::new(state),
+    })
 }
 
 fn push(
@@ -413,6 +540,7 @@ fn push(
     quota_bytes: u64,
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "push";
+    check_member(txn, &account, &device, entries.iter().map(|e| e.epoch))?;
     let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
     let (created, bytes, count) = accounts
         .get(account.0)
@@ -532,6 +660,7 @@ fn put_snapshot(
     quota_bytes: u64,
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "put snapshot";
+    check_member(txn, &snapshot.account, &snapshot.device, [snapshot.epoch])?;
     let acct = snapshot.account.0;
     let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
     let (created, bytes, count) = accounts
@@ -712,16 +841,6 @@ fn put_part(
     Ok(WriteOutcome::SnapshotPartStored)
 }
 
-fn revoke(txn: &WriteTransaction, r: &Revocation) -> Result<WriteOutcome, StoreError> {
-    const OP: &str = "revoke";
-    let mut t = txn.open_table(REVOKED).map_err(backend(OP))?;
-    let key = (r.account.0, r.device.0);
-    if t.get(key).map_err(backend(OP))?.is_none() {
-        t.insert(key, r.revoked_at_ms).map_err(backend(OP))?;
-    }
-    Ok(WriteOutcome::Revoked)
-}
-
 impl RelayStore for RedbStore {
     fn apply(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
         let n = ops.len();
@@ -772,21 +891,6 @@ impl RelayStore for RedbStore {
             }
         }
         results
-    }
-
-    fn account_devices(&self, account: &AccountId) -> Result<Option<u64>, StoreError> {
-        const OP: &str = "account devices";
-        let txn = self.read_txn(OP)?;
-        let accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
-        if accounts.get(account.0).map_err(backend(OP))?.is_none() {
-            return Ok(None);
-        }
-        let devices = txn.open_table(DEVICES).map_err(backend(OP))?;
-        let n = devices
-            .range((account.0, [0u8; 32])..=(account.0, [0xffu8; 32]))
-            .map_err(backend(OP))?
-            .count();
-        Ok(Some(n as u64))
     }
 
     fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError> {
@@ -995,18 +1099,40 @@ impl RelayStore for RedbStore {
         Ok(out)
     }
 
-    fn is_revoked(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
-        const OP: &str = "is revoked";
+    fn membership(&self, account: &AccountId) -> Result<Option<Membership>, StoreError> {
+        const OP: &str = "membership";
         let txn = self.read_txn(OP)?;
-        let t = txn.open_table(REVOKED).map_err(backend(OP))?;
-        Ok(t.get((account.0, device.0)).map_err(backend(OP))?.is_some())
+        let t = txn.open_table(MEMBER_STATE).map_err(backend(OP))?;
+        let v = t.get(account.0).map_err(backend(OP))?;
+        match v {
+            Some(g) => Ok(Some(
+                postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?,
+            )),
+            None => Ok(None),
+        }
     }
 
-    fn device_known(&self, account: &AccountId, device: &DeviceId) -> Result<bool, StoreError> {
-        const OP: &str = "device known";
+    fn membership_ops(
+        &self,
+        account: &AccountId,
+        after: u64,
+        ops_max: usize,
+    ) -> Result<Vec<MembershipOp>, StoreError> {
+        const OP: &str = "membership ops";
         let txn = self.read_txn(OP)?;
-        let t = txn.open_table(DEVICES).map_err(backend(OP))?;
-        Ok(t.get((account.0, device.0)).map_err(backend(OP))?.is_some())
+        let t = txn.open_table(MEMBERSHIP).map_err(backend(OP))?;
+        let mut out = Vec::new();
+        for item in t
+            .range((account.0, after.saturating_add(1))..=(account.0, u64::MAX))
+            .map_err(backend(OP))?
+        {
+            if out.len() >= ops_max {
+                break;
+            }
+            let (_, v) = item.map_err(backend(OP))?;
+            out.push(postcard::from_bytes(v.value()).map_err(|e| corrupt(OP, e))?);
+        }
+        Ok(out)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -1034,7 +1160,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use ed25519_dalek::SigningKey;
-    use kith_protocol::{AccountId, Cursor, DeviceCert, DeviceId, SealedEntry, SealedSnapshot};
+    use kith_protocol::{
+        AccountId, Author, Cursor, DeviceId, MemberKeys, Rotation, SealedEntry, SealedEpochKey,
+        SealedSnapshot,
+    };
     use proptest::prelude::*;
 
     use super::*;
@@ -1062,7 +1191,60 @@ mod tests {
 
     fn entry(key: &SigningKey, acct: AccountId, seq: u64, tweak: bool) -> SealedEntry {
         let payload = format!("entry {seq} {}", if tweak { "forked" } else { "original" });
-        SealedEntry::seal(key, acct, seq, [0; 24], payload.into_bytes())
+        SealedEntry::seal(key, acct, 1, seq, [0; 24], payload.into_bytes())
+    }
+
+    /// Genesis (root key `root`) with `first` as the only member, then
+    /// `others` added by it: the ops that register an account.
+    fn register(root: &SigningKey, first: &SigningKey, others: &[&SigningKey]) -> WriteOp {
+        let acct = AccountId::from(root.verifying_key());
+        let mk = |k: &SigningKey| MemberKeys {
+            device: k.verifying_key().into(),
+            seal_key: [0; 32],
+        };
+        let sealed = |k: &SigningKey| SealedEpochKey {
+            to: k.verifying_key().into(),
+            enc: [0; 32],
+            ciphertext: vec![0; 48],
+        };
+        let mut m = Membership::new(acct);
+        let g = m.next_op(
+            Author::Root,
+            root,
+            1,
+            Change::Genesis {
+                first: mk(first),
+                rotation: Rotation {
+                    keys: vec![sealed(first)],
+                    wrapped: vec![],
+                },
+            },
+            0,
+        );
+        m.apply(&g).unwrap();
+        let mut ops = vec![g];
+        for o in others {
+            let add = m.next_op(
+                Author::Device(first.verifying_key().into()),
+                first,
+                1,
+                Change::Add {
+                    member: mk(o),
+                    key: sealed(o),
+                },
+                0,
+            );
+            m.apply(&add).unwrap();
+            ops.push(add);
+        }
+        WriteOp::AppendMembership {
+            account: acct,
+            ops,
+            skip_known: true,
+            token_hash: None,
+            open_registration: true,
+            now_ms: 0,
+        }
     }
 
     #[derive(Debug, Default)]
@@ -1140,8 +1322,7 @@ mod tests {
             let acct = AccountId::from(acct_key.verifying_key());
             let keys = [SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32])];
             let devs: Vec<DeviceId> = keys.iter().map(|k| k.verifying_key().into()).collect();
-            let cert = DeviceCert::issue(&acct_key, devs[0], "d", 0).unwrap();
-            let reg = store.apply(vec![WriteOp::Register { cert, token_hash: None, open_registration: true, now_ms: 0 }]);
+            let reg = store.apply(vec![register(&acct_key, &keys[0], &[&keys[1]])]);
             prop_assert!(reg[0].is_ok());
             let mut model = Model::default();
             for op in ops {
@@ -1153,7 +1334,7 @@ mod tests {
                     }
                     Op::Snapshot { upto } => {
                         let covers = (0..2).map(|d| Cursor { device: devs[d], seq: upto[d] }).collect();
-                        let snapshot = SealedSnapshot::seal(&keys[0], acct, covers, [0; 24], b"s".to_vec());
+                        let snapshot = SealedSnapshot::seal(&keys[0], acct, 1, covers, [0; 24], b"s".to_vec());
                         let got = store.apply(vec![WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX, finished_upload: None }]);
                         (model.snapshot(upto), got)
                     }
@@ -1190,7 +1371,6 @@ mod tests {
         let acct = AccountId::from(acct_key.verifying_key());
         let k = SigningKey::from_bytes(&[2; 32]);
         let dev = DeviceId::from(k.verifying_key());
-        let cert = DeviceCert::issue(&acct_key, dev, "d", 0).unwrap();
         let push = |from: u64, to: u64| WriteOp::Push {
             account: acct,
             device: dev,
@@ -1198,12 +1378,7 @@ mod tests {
             quota_bytes: u64::MAX,
         };
         let r = store.apply(vec![
-            WriteOp::Register {
-                cert,
-                token_hash: None,
-                open_registration: true,
-                now_ms: 0,
-            },
+            register(&acct_key, &k, &[]),
             push(1, 2),
             push(5, 6),
             push(3, 3),
@@ -1254,5 +1429,89 @@ mod tests {
         assert!(matches!(r[0], Err(StoreError::MailboxNotFound)));
         assert!(matches!(&r[1], Ok(WriteOutcome::MailboxTaken(b)) if b == &vec![2u8]));
         assert!(matches!(r[2], Err(StoreError::MailboxNotFound)));
+    }
+
+    #[test]
+    fn pushes_need_a_current_member_and_the_current_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("t.redb")).unwrap();
+        let root = SigningKey::from_bytes(&[1; 32]);
+        let acct = AccountId::from(root.verifying_key());
+        let a = SigningKey::from_bytes(&[2; 32]);
+        let b = SigningKey::from_bytes(&[3; 32]);
+        let minted = SigningKey::from_bytes(&[4; 32]);
+        let reg = store.apply(vec![register(&root, &a, &[&b])]);
+        assert!(reg[0].is_ok());
+        let state = store.membership(&acct).unwrap().unwrap();
+        // a revokes b (new epoch 2, sealed to a only).
+        let revoke = state.next_op(
+            Author::Device(a.verifying_key().into()),
+            &a,
+            2,
+            Change::Revoke {
+                device: b.verifying_key().into(),
+                rotation: Rotation {
+                    keys: vec![SealedEpochKey {
+                        to: a.verifying_key().into(),
+                        enc: [0; 32],
+                        ciphertext: vec![0; 48],
+                    }],
+                    wrapped: vec![],
+                },
+            },
+            5,
+        );
+        let push = |k: &SigningKey, epoch: u64| WriteOp::Push {
+            account: acct,
+            device: k.verifying_key().into(),
+            entries: vec![SealedEntry::seal(k, acct, epoch, 1, [0; 24], vec![1])],
+            quota_bytes: u64::MAX,
+        };
+        let r = store.apply(vec![
+            push(&b, 1),
+            WriteOp::AppendMembership {
+                account: acct,
+                ops: vec![revoke],
+                skip_known: false,
+                token_hash: None,
+                open_registration: true,
+                now_ms: 5,
+            },
+            push(&b, 1),
+            push(&b, 2),
+            push(&minted, 2),
+            push(&a, 1),
+            push(&a, 2),
+        ]);
+        assert!(r[0].is_ok(), "b was a member before the revocation");
+        match &r[1] {
+            Ok(WriteOutcome::MembershipAppended { revoked, .. }) => {
+                assert_eq!(revoked, &vec![DeviceId::from(b.verifying_key())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(r[2], Err(StoreError::Revoked)));
+        assert!(matches!(r[3], Err(StoreError::Revoked)));
+        assert!(matches!(r[4], Err(StoreError::NotAMember)));
+        assert!(matches!(r[5], Err(StoreError::EpochStale { current: 2 })));
+        assert!(r[6].is_ok());
+    }
+
+    #[test]
+    fn a_schema_1_file_is_refused_naming_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema", 1u64)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(matches!(err, OpenError::OldSchema { found: 1 }));
+        assert!(err.to_string().contains("schema 1"), "{err}");
     }
 }

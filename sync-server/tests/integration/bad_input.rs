@@ -1,7 +1,7 @@
 //! Bad input of every kind gets a clear error; the relay stays up for
 //! everyone else and the store is unchanged.
 
-use kith_protocol::{ClientMsg, DeviceCert, ErrorCode, RelayKey, ServerMsg, SigningKey};
+use kith_protocol::{ClientMsg, ErrorCode, RelayKey, ServerMsg, SigningKey};
 use kith_relay::client::{ClientError, RelayClient};
 use rand::RngCore;
 
@@ -32,30 +32,42 @@ async fn bad_authentication_is_refused() {
     let mut c = relay.hello().await;
     c.challenge = rand_bytes();
     assert_eq!(
-        code_of(c.auth(&d.key, &d.cert, None).await),
+        code_of(c.auth(&d.key, d.account, d.membership(), None).await),
         ErrorCode::AuthFailed
     );
-    // Signed by a key that is not the certified device.
+    // Signed by a key that is not the named device.
     let mut c = relay.hello().await;
     let other = SigningKey::from_bytes(&rand_bytes());
-    assert_eq!(
-        code_of(c.auth(&other, &d.cert, None).await),
-        ErrorCode::AuthFailed
-    );
-    // A certificate claiming account A but signed by account B.
-    let b = Account::new();
-    let mut bad = DeviceCert::issue(&b.key, d.id(), "laptop", 1).unwrap();
-    bad.account = a.id();
+    let sig = kith_protocol::sign_auth(&other, &relay.relay_key(), &c.challenge);
+    c.send_msg(&ClientMsg::Auth {
+        account: d.account,
+        device: d.id(),
+        signature: sig,
+        token: None,
+        membership: vec![],
+    })
+    .await
+    .unwrap();
+    assert_eq!(fatal_code(&mut c).await, ErrorCode::AuthFailed);
+    // A key that signs for itself but that no member added: not a member.
     let mut c = relay.hello().await;
     assert_eq!(
-        code_of(c.auth(&d.key, &bad, None).await),
-        ErrorCode::BadCertificate
+        code_of(c.auth(&other, a.id(), vec![], None).await),
+        ErrorCode::NotAMember
     );
+    // The membership log of account B presented for account A's id: refused.
+    let b = Account::new();
+    let _b1 = b.device("b");
+    let mut c = relay.hello().await;
+    assert!(matches!(
+        code_of(c.auth(&d.key, a.id(), b.membership(), None).await),
+        ErrorCode::MembershipRefused { .. }
+    ));
     // An answer made for another relay.
     let mut c = relay.hello().await;
     c.relay = RelayKey::from(SigningKey::from_bytes(&rand_bytes()).verifying_key());
     assert_eq!(
-        code_of(c.auth(&d.key, &d.cert, None).await),
+        code_of(c.auth(&d.key, d.account, d.membership(), None).await),
         ErrorCode::AuthFailed
     );
     // A replayed answer: captured on one connection, sent on another.
@@ -64,9 +76,11 @@ async fn bad_authentication_is_refused() {
     let mut second = relay.hello().await;
     second
         .send_msg(&ClientMsg::Auth {
-            cert: d.cert.clone(),
+            account: d.account,
+            device: d.id(),
             signature,
             token: None,
+            membership: vec![],
         })
         .await
         .unwrap();
@@ -96,9 +110,7 @@ async fn unknown_version_gets_unsupported_version() {
     .await;
     assert_eq!(
         code_of(r),
-        ErrorCode::UnsupportedVersion {
-            supported: vec![2, 1]
-        }
+        ErrorCode::UnsupportedVersion { supported: vec![3] }
     );
     relay.assert_alive().await;
     relay.stop().await.unwrap();
@@ -124,11 +136,11 @@ async fn broken_frames_get_clear_errors() {
 
     // Before authentication only small frames are accepted.
     let mut c = relay.hello().await;
-    c.send_raw(&10_000u32.to_be_bytes()).await.unwrap();
+    c.send_raw(&100_000u32.to_be_bytes()).await.unwrap();
     assert_eq!(
         fatal_code(&mut c).await,
         ErrorCode::FrameTooLarge {
-            size_bytes_max: 4096
+            size_bytes_max: 64 * 1024
         }
     );
 
@@ -383,55 +395,5 @@ async fn unauthenticated_take_rate_without_durable_writes() {
         relay.metrics.commit_ops_total.load(Ordering::SeqCst),
         before
     );
-    relay.stop().await.unwrap();
-}
-
-/// An account cannot register more than `devices_per_account_max` devices,
-/// and one source address cannot register more than
-/// `new_accounts_per_addr_per_hour` new accounts (both refused with a
-/// message saying why; registered devices keep working).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn devices_per_account_and_new_accounts_per_address_are_capped() {
-    let mut config = kith_relay::RelayConfig::default();
-    config.limits.devices_per_account_max = 3;
-    config.limits.new_accounts_per_addr_per_hour = 2;
-    let relay = TestRelay::temp(config);
-    let a = Account::new();
-    let devices: Vec<_> = (0..4).map(|i| a.device(&format!("d{i}"))).collect();
-    for d in &devices[..3] {
-        relay.connect(d).await.push(d.entries(1, 1)).await.unwrap();
-    }
-    let mut c = relay.hello().await;
-    let fourth = &devices[3];
-    let r = c.auth(&fourth.key, &fourth.cert, None).await;
-    assert!(
-        matches!(code_of(r), ErrorCode::TooLarge { limit: 3 }),
-        "the fourth device is refused"
-    );
-    // Registered devices still connect (no registration write needed).
-    relay
-        .connect(&devices[0])
-        .await
-        .push(devices[0].entries(2, 2))
-        .await
-        .unwrap();
-
-    // `a` was the first new account from 127.0.0.1; one more is allowed.
-    let b = Account::new().device("b");
-    relay.connect(&b).await.push(b.entries(1, 1)).await.unwrap();
-    let third = Account::new().device("c");
-    let mut c = relay.hello().await;
-    assert_eq!(
-        code_of(c.auth(&third.key, &third.cert, None).await),
-        ErrorCode::RateLimited
-    );
-    // The relay still serves the registered devices.
-    let r = relay
-        .connect(&devices[1])
-        .await
-        .request(kith_protocol::Request::Ping)
-        .await
-        .unwrap();
-    assert_eq!(r, kith_protocol::Response::Pong);
     relay.stop().await.unwrap();
 }

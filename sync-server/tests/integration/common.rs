@@ -3,7 +3,12 @@
 use std::net::SocketAddr;
 
 use ed25519_dalek::SigningKey;
-use kith_protocol::{AccountId, Cursor, DeviceCert, DeviceId, RelayKey, SealedEntry};
+use std::sync::{Arc, Mutex};
+
+use kith_protocol::{
+    AccountId, Author, Change, Cursor, DeviceId, MemberKeys, Membership, MembershipOp, RelayKey,
+    SealedEntry, SealedEpochKey,
+};
 use kith_relay::RelayStore;
 use kith_relay::client::RelayClient;
 use kith_relay::store::StoreStats;
@@ -26,7 +31,7 @@ pub(crate) trait RelayExt {
 
 impl RelayExt for TestRelay {
     async fn connect(&self, d: &Device) -> RelayClient {
-        self.connect_as(&d.key, &d.cert).await
+        self.connect_as(&d.key, d.account, d.membership()).await
     }
 
     fn stats(&self) -> StoreStats {
@@ -52,41 +57,99 @@ pub(crate) fn rand_bytes() -> [u8; 32] {
     b
 }
 
+/// A test account: its root key and its membership log, shared with its
+/// devices. The first device is the genesis member and adds every later one
+/// (placeholder epoch keys: the relay never opens them).
 pub(crate) struct Account {
     pub(crate) key: SigningKey,
+    log: Arc<Mutex<Log>>,
+}
+
+#[derive(Default)]
+struct Log {
+    ops: Vec<MembershipOp>,
+    first: Option<SigningKey>,
 }
 
 pub(crate) struct Device {
     pub(crate) key: SigningKey,
-    pub(crate) cert: DeviceCert,
     pub(crate) account: AccountId,
+    log: Arc<Mutex<Log>>,
 }
 
 impl Account {
     pub(crate) fn new() -> Self {
         Self {
             key: SigningKey::from_bytes(&rand_bytes()),
+            log: Arc::default(),
         }
+    }
+
+    /// The account's membership log so far.
+    pub(crate) fn membership(&self) -> Vec<MembershipOp> {
+        self.log.lock().unwrap().ops.clone()
     }
 
     pub(crate) fn id(&self) -> AccountId {
         AccountId::from(self.key.verifying_key())
     }
 
-    pub(crate) fn device(&self, name: &str) -> Device {
+    /// A new member device (`_name` documents the test).
+    pub(crate) fn device(&self, _name: &str) -> Device {
         let key = SigningKey::from_bytes(&rand_bytes());
-        let cert = DeviceCert::issue(
-            &self.key,
-            key.verifying_key().into(),
-            name,
-            1_700_000_000_000,
-        )
-        .unwrap();
+        {
+            let mut log = self.log.lock().unwrap();
+            let mut m = Membership::from_ops(self.id(), &log.ops).unwrap();
+            let member = MemberKeys {
+                device: key.verifying_key().into(),
+                seal_key: [0; 32],
+            };
+            let sealed = SealedEpochKey {
+                to: key.verifying_key().into(),
+                enc: [0; 32],
+                ciphertext: vec![0; 48],
+            };
+            let op = match &log.first {
+                None => m.next_op(
+                    Author::Root,
+                    &self.key,
+                    1,
+                    Change::Genesis {
+                        first: member,
+                        rotation: kith_protocol::Rotation {
+                            keys: vec![sealed],
+                            wrapped: vec![],
+                        },
+                    },
+                    1,
+                ),
+                Some(first) => m.next_op(
+                    Author::Device(first.verifying_key().into()),
+                    first,
+                    m.epoch(),
+                    Change::Add {
+                        member,
+                        key: sealed,
+                    },
+                    1,
+                ),
+            };
+            m.apply(&op).unwrap();
+            log.ops.push(op);
+            if log.first.is_none() {
+                log.first = Some(key.clone());
+            }
+        }
         Device {
             key,
-            cert,
             account: self.id(),
+            log: self.log.clone(),
         }
+    }
+
+    /// Appends `op` to the shared log (after the relay accepted it).
+    pub(crate) fn record(&self, op: MembershipOp) {
+        self.log.lock().unwrap().ops.push(op);
     }
 }
 
@@ -95,10 +158,27 @@ impl Device {
         DeviceId::from(self.key.verifying_key())
     }
 
+    /// The account's membership log as this device knows it.
+    pub(crate) fn membership(&self) -> Vec<MembershipOp> {
+        self.log.lock().unwrap().ops.clone()
+    }
+
+    /// The current epoch of the shared log.
+    pub(crate) fn epoch(&self) -> u64 {
+        let ops = self.membership();
+        ops.last().map_or(1, |o| o.body.epoch)
+    }
+
+    /// The op revoking `target`, signed by this device, on the shared log.
+    pub(crate) fn revoke_op(&self, target: DeviceId) -> MembershipOp {
+        kith_relay::client::placeholder_revoke(&self.membership(), &self.key, target).unwrap()
+    }
+
     pub(crate) fn entry(&self, seq: u64, payload: &[u8]) -> SealedEntry {
         SealedEntry::seal(
             &self.key,
             self.account,
+            self.epoch(),
             seq,
             [seq as u8; 24],
             payload.to_vec(),

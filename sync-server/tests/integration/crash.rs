@@ -19,7 +19,9 @@ async fn sigkill_mid_stream_loses_no_acknowledged_entry() {
     let d = Arc::new(a.device("laptop"));
     let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
 
     let acked = Arc::new(AtomicU64::new(0));
     let pusher = {
@@ -51,7 +53,9 @@ async fn sigkill_mid_stream_loses_no_acknowledged_entry() {
     let p2 = RelayProcess::spawn(dir.path(), &[]);
     assert_eq!(p2.key, p.key, "identity survives restart");
     let mut c = RelayClient::connect(&ep, p2.addr, p2.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     let stored = c.pull_all(vec![]).await.unwrap();
     let n = stored.len() as u64;
     assert!(n >= acked, "acked {acked}, only {n} stored");
@@ -84,13 +88,15 @@ async fn sigkill_mid_snapshot_upload_leaves_no_visible_snapshot() {
     let (d, other) = (a.device("laptop"), a.device("phone"));
     let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     c.push(d.entries(1, 3)).await.unwrap();
     let mut ciphertext = Vec::new();
     while ciphertext.len() < 3 * 700_000 {
         ciphertext.extend_from_slice(&crate::common::rand_bytes());
     }
-    let snap = SealedSnapshot::seal(&d.key, a.id(), vec![d.cursor(3)], [4; 24], ciphertext);
+    let snap = SealedSnapshot::seal(&d.key, a.id(), 1, vec![d.cursor(3)], [4; 24], ciphertext);
     let parts: Vec<Vec<u8>> = snap
         .ciphertext
         .chunks(700_000)
@@ -112,7 +118,9 @@ async fn sigkill_mid_snapshot_upload_leaves_no_visible_snapshot() {
 
     let p2 = RelayProcess::spawn(dir.path(), &[]);
     let mut c2 = RelayClient::connect(&ep, p2.addr, p2.key).await.unwrap();
-    c2.auth(&other.key, &other.cert, None).await.unwrap();
+    c2.auth(&other.key, other.account, other.membership(), None)
+        .await
+        .unwrap();
     assert_eq!(
         c2.request(Request::GetSnapshotRange {
             snapshot_id: None,
@@ -131,7 +139,9 @@ async fn sigkill_mid_snapshot_upload_leaves_no_visible_snapshot() {
     // Entries are all still there (nothing was pruned by a half upload).
     assert_eq!(c2.pull_all(vec![]).await.unwrap().len(), 3);
     let mut c = RelayClient::connect(&ep, p2.addr, p2.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     let mut header = snap.clone();
     header.ciphertext.clear();
     assert_eq!(

@@ -72,7 +72,9 @@ async fn a_full_disk_stalls_writes_only_until_space_is_freed() {
     let d = a.device("laptop");
     let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     assert_eq!(http_get(p.metrics, "/health").0, "HTTP/1.1 200 OK");
 
     // Push 16 KiB entries until the disk is full.
@@ -106,7 +108,9 @@ async fn a_full_disk_stalls_writes_only_until_space_is_freed() {
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(http_get(p.metrics, "/health").0, "HTTP/1.1 200 OK");
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     let head = c
         .push(d.entries(acked + 1, acked + 3))
         .await
@@ -115,7 +119,9 @@ async fn a_full_disk_stalls_writes_only_until_space_is_freed() {
     let other = Account::new().device("other");
     let mut c2 = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
     assert!(
-        c2.auth(&other.key, &other.cert, None).await.unwrap(),
+        c2.auth(&other.key, other.account, other.membership(), None)
+            .await
+            .unwrap(),
         "registration resumes"
     );
     assert_eq!(c.pull_all(vec![]).await.unwrap().len() as u64, acked + 3);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kith_protocol::{ErrorCode, Request, Response, Revocation, SealedEntry, SealedSnapshot};
+use kith_protocol::{ErrorCode, Request, Response, SealedEntry, SealedSnapshot};
 
 use kith_relay::RelayStore;
 
@@ -20,13 +20,14 @@ fn kind(r: &Request) -> &'static str {
         Request::PutSnapshot { .. } => "PutSnapshot",
         Request::GetSnapshot => "GetSnapshot",
         Request::Heads => "Heads",
-        Request::Revoke { .. } => "Revoke",
+        Request::AppendMembership { .. } => "AppendMembership",
         Request::MailboxPut { .. } => "MailboxPut",
         Request::MailboxTake { .. } => "MailboxTake",
         Request::Ping => "Ping",
         Request::PutSnapshotPart { .. } => "PutSnapshotPart",
         Request::CommitSnapshot { .. } => "CommitSnapshot",
         Request::GetSnapshotRange { .. } => "GetSnapshotRange",
+        Request::GetMembership { .. } => "GetMembership",
     }
 }
 
@@ -64,6 +65,8 @@ async fn accounts_are_isolated_for_every_request_type() {
     let b = Account::new();
     let a1 = a.device("a-laptop");
     let b1 = b.device("b-laptop");
+    // Added before B connects, so no membership event precedes its push below.
+    let b2 = b.device("b-phone");
     let mut ca = relay.connect(&a1).await;
     let mut cb = Attacker {
         client: relay.connect(&b1).await,
@@ -85,6 +88,7 @@ async fn accounts_are_isolated_for_every_request_type() {
     let mut envelope = SealedSnapshot::seal(
         &a1.key,
         a.id(),
+        1,
         vec![a1.cursor(2)],
         [0; 24],
         b"A state".to_vec(),
@@ -127,7 +131,7 @@ async fn accounts_are_isolated_for_every_request_type() {
     // Subscribe: B gets nothing when A pushes.
     cb.send(Request::Subscribe).await.unwrap();
     // Push: entries naming A (forged with B's key, or A's own replayed) are refused.
-    let forged = SealedEntry::seal(&b1.key, a.id(), 6, [0; 24], b"x".to_vec());
+    let forged = SealedEntry::seal(&b1.key, a.id(), 1, 6, [0; 24], b"x".to_vec());
     for entries in [vec![forged], vec![a1.entry(6, b"replayed")]] {
         assert_eq!(
             code_of(cb.send(Request::Push { entries }).await),
@@ -191,7 +195,7 @@ async fn accounts_are_isolated_for_every_request_type() {
         ErrorCode::SnapshotChanged
     );
     // PutSnapshot for A: refused.
-    let s = SealedSnapshot::seal(&b1.key, a.id(), vec![], [0; 24], b"x".to_vec());
+    let s = SealedSnapshot::seal(&b1.key, a.id(), 1, vec![], [0; 24], b"x".to_vec());
     assert_eq!(
         code_of(cb.send(Request::PutSnapshot { snapshot: s }).await),
         ErrorCode::WrongAccount
@@ -208,8 +212,8 @@ async fn accounts_are_isolated_for_every_request_type() {
     // Commit: naming A's account (either key), or A's upload on B's own
     // account, is refused; A's parts are never read for B.
     for snapshot in [
-        SealedSnapshot::seal(&b1.key, a.id(), vec![], [0; 24], vec![]),
-        SealedSnapshot::seal(&a1.key, a.id(), vec![a1.cursor(3)], [0; 24], vec![]),
+        SealedSnapshot::seal(&b1.key, a.id(), 1, vec![], [0; 24], vec![]),
+        SealedSnapshot::seal(&a1.key, a.id(), 1, vec![a1.cursor(3)], [0; 24], vec![]),
     ] {
         assert_eq!(
             code_of(
@@ -222,7 +226,7 @@ async fn accounts_are_isolated_for_every_request_type() {
             ErrorCode::WrongAccount
         );
     }
-    let own = SealedSnapshot::seal(&b1.key, b.id(), vec![], [0; 24], vec![]);
+    let own = SealedSnapshot::seal(&b1.key, b.id(), 1, vec![], [0; 24], vec![]);
     assert_eq!(
         code_of(
             cb.send(Request::CommitSnapshot {
@@ -233,18 +237,27 @@ async fn accounts_are_isolated_for_every_request_type() {
         ),
         ErrorCode::SnapshotUploadIncomplete { parts_stored: 0 }
     );
-    // Revoke A's device: B's key cannot, and a genuine A revocation is refused on B's connection.
-    let genuine = Revocation::issue(&a.key, a1.id(), 1);
-    let b_signed = Revocation {
-        account: a.id(),
-        ..Revocation::issue(&b.key, a1.id(), 1)
-    };
-    for revocation in [genuine, b_signed] {
-        assert_eq!(
-            code_of(cb.send(Request::Revoke { revocation }).await),
-            ErrorCode::WrongAccount
-        );
-    }
+    // Revoke A's device: a genuine A revocation is refused on B's
+    // connection, and B's device cannot revoke in its own account a device
+    // that is not its member.
+    let genuine = a1.revoke_op(a1.id());
+    assert_eq!(
+        code_of(
+            cb.send(Request::AppendMembership { ops: vec![genuine] })
+                .await
+        ),
+        ErrorCode::WrongAccount
+    );
+    let b_signed = b1.revoke_op(a1.id());
+    assert!(matches!(
+        code_of(
+            cb.send(Request::AppendMembership {
+                ops: vec![b_signed]
+            })
+            .await
+        ),
+        ErrorCode::MembershipRefused { .. }
+    ));
     // Mailbox: A's slot is a capability (hash of a secret B never sees); B's
     // own puts cannot overwrite a live slot, and B taking a slot it does not
     // know finds nothing.
@@ -267,6 +280,14 @@ async fn accounts_are_isolated_for_every_request_type() {
         ErrorCode::MailboxNotFound
     );
     assert_eq!(cb.send(Request::Ping).await.unwrap(), Response::Pong);
+    // Membership reads: only B's own log (its genesis), never A's.
+    match cb.send(Request::GetMembership { after: 0 }).await.unwrap() {
+        Response::Membership { ops, more } => {
+            assert!(!more);
+            assert_eq!(ops, b.membership());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 
     // Every request kind was tried by B.
     let tried: std::collections::BTreeSet<&str> = cb.sent.iter().map(kind).collect();
@@ -284,7 +305,6 @@ async fn accounts_are_isolated_for_every_request_type() {
     // A's entries reach A's subscribers but no event of A reaches B: the
     // next event B sees is B's own sibling's push, not A's.
     ca.push(a1.entries(6, 7)).await.unwrap();
-    let b2 = b.device("b-phone");
     relay
         .connect(&b2)
         .await
@@ -333,6 +353,7 @@ async fn accounts_are_isolated_for_every_request_type() {
     let mut envelope = SealedSnapshot::seal(
         &a1.key,
         a.id(),
+        1,
         vec![a1.cursor(7)],
         [0; 24],
         b"A's next state".to_vec(),
@@ -360,21 +381,18 @@ async fn accounts_are_isolated_for_every_request_type() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificates_bind_devices_to_their_account() {
+async fn membership_binds_devices_to_their_account() {
     let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let b = Account::new();
     let a1 = a.device("a-laptop");
+    let _b1 = b.device("b-laptop");
     relay.connect(&a1).await;
-    // B's account key certifies A's device key: it is B's device then, and
-    // sees only B's (empty) data.
-    let cross = kith_protocol::DeviceCert::issue(&b.key, a1.id(), "cross", 1).unwrap();
+    // A's device key claiming B's account: not a member of B's log.
     let mut c = relay.hello().await;
-    c.auth(&a1.key, &cross, None).await.unwrap();
-    assert!(c.pull_all(vec![]).await.unwrap().is_empty());
     assert_eq!(
-        code_of(c.push(vec![a1.entry(1, b"x")]).await),
-        ErrorCode::WrongAccount
+        code_of(c.auth(&a1.key, b.id(), b.membership(), None).await),
+        ErrorCode::NotAMember
     );
     relay.stop().await.unwrap();
 }

@@ -5,6 +5,7 @@
 // Test code: unwrap/panic are the assertion mechanism here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod bad_input;
 mod common;
 mod conformance;

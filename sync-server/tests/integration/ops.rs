@@ -22,11 +22,13 @@ async fn serves_health_and_metrics_and_stops_on_sigterm() {
     let d = a.device("laptop");
     let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     c.push(d.entries(1, 3)).await.unwrap();
     let mut bad = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
     bad.challenge = [0; 32];
-    let _ = bad.auth(&d.key, &d.cert, None).await;
+    let _ = bad.auth(&d.key, d.account, d.membership(), None).await;
     bad.connection().close(0u32.into(), b"done");
     // The refused connection goes away; the good one stays.
     let mut m = String::new();
@@ -80,11 +82,15 @@ async fn token_command_and_token_policy() {
     let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
     assert_eq!(
-        code_of(c.auth(&d.key, &d.cert, None).await),
+        code_of(c.auth(&d.key, d.account, d.membership(), None).await),
         ErrorCode::RegistrationRequired
     );
     let mut c = RelayClient::connect(&ep, p.addr, p.key).await.unwrap();
-    assert!(c.auth(&d.key, &d.cert, Some(token)).await.unwrap());
+    assert!(
+        c.auth(&d.key, d.account, d.membership(), Some(token))
+            .await
+            .unwrap()
+    );
 }
 
 #[test]
@@ -154,13 +160,15 @@ async fn relay_with_a_ca_issued_certificate() {
         relay.relay_key(),
         cfg.clone(),
         "relay.example.org",
-        vec![1],
+        vec![3],
     )
     .await
     .unwrap();
     let a = Account::new();
     let d = a.device("laptop");
-    c.auth(&d.key, &d.cert, None).await.unwrap();
+    c.auth(&d.key, d.account, d.membership(), None)
+        .await
+        .unwrap();
     c.push(d.entries(1, 1)).await.unwrap();
     // The wrong name fails WebPKI verification; the identity-key pin fails too
     // (the certificate carries the CA-issued key, not the identity key).

@@ -21,7 +21,7 @@ fn noise(len: usize) -> Vec<u8> {
 
 /// A snapshot of `d` covering its entries 1..=2, with `len` ciphertext bytes.
 fn big_snapshot(a: &Account, d: &Device, len: usize) -> SealedSnapshot {
-    SealedSnapshot::seal(&d.key, a.id(), vec![d.cursor(2)], [7; 24], noise(len))
+    SealedSnapshot::seal(&d.key, a.id(), 1, vec![d.cursor(2)], [7; 24], noise(len))
 }
 
 /// Uploads `s` in parts of `part` bytes (all but the commit); returns the
@@ -178,7 +178,7 @@ async fn a_replaced_snapshot_restarts_a_ranged_download() {
     let Response::SnapshotRange { snapshot_id, .. } = r else {
         panic!("{r:?}");
     };
-    let second = SealedSnapshot::seal(&d1.key, a.id(), vec![d1.cursor(4)], [9; 24], noise(10));
+    let second = SealedSnapshot::seal(&d1.key, a.id(), 1, vec![d1.cursor(4)], [9; 24], noise(10));
     c1.request(Request::PutSnapshot { snapshot: second })
         .await
         .unwrap();
@@ -220,7 +220,7 @@ async fn unfinished_uploads_are_private_to_their_device() {
         ),
         ErrorCode::WrongAccount
     ));
-    let own = SealedSnapshot::seal(&mallory.key, b.id(), vec![], [0; 24], Vec::new());
+    let own = SealedSnapshot::seal(&mallory.key, b.id(), 1, vec![], [0; 24], Vec::new());
     assert!(matches!(
         code_of(
             cm.request(Request::CommitSnapshot {
@@ -309,31 +309,24 @@ async fn an_upload_over_its_limit_is_refused() {
     assert_eq!(code, Some(ErrorCode::TooLarge { limit: 100_000 }));
 }
 
+/// Protocols 1 and 2 trusted account-signed certificates; a client that
+/// offers only them is refused, naming the version the relay speaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protocol_1_connections_cannot_use_fragmented_snapshots() {
+async fn protocol_1_and_2_clients_are_refused_naming_version_3() {
     let relay = TestRelay::temp(kith_relay::RelayConfig::default());
-    let a = Account::new();
-    let d1 = a.device("laptop");
-    let mut c = RelayClient::connect_with_versions(
-        relay.endpoint(),
-        relay.addr,
-        relay.relay_key(),
-        vec![1],
-    )
-    .await
-    .unwrap();
-    c.auth(&d1.key, &d1.cert, None).await.unwrap();
-    assert_eq!(
-        code_of(
-            c.request(Request::GetSnapshotRange {
-                snapshot_id: None,
-                offset: 0,
-                bytes_max: 10,
-            })
-            .await
-        ),
-        ErrorCode::UnexpectedMessage
-    );
+    for old in [vec![1], vec![2, 1]] {
+        let r = RelayClient::connect_with_versions(
+            relay.endpoint(),
+            relay.addr,
+            relay.relay_key(),
+            old,
+        )
+        .await;
+        assert_eq!(
+            code_of(r),
+            ErrorCode::UnsupportedVersion { supported: vec![3] }
+        );
+    }
 }
 
 /// Parts of an upload that was never committed, in a store closed and
@@ -350,8 +343,10 @@ fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
     {
         let store = RedbStore::open(&path).unwrap();
         let ok = store.apply(vec![
-            WriteOp::Register {
-                cert: d1.cert.clone(),
+            WriteOp::AppendMembership {
+                account: a.id(),
+                ops: d1.membership(),
+                skip_known: true,
                 token_hash: None,
                 open_registration: true,
                 now_ms: 1,

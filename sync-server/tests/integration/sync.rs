@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kith_protocol::{ErrorCode, Event, Request, Response, Revocation, SealedSnapshot};
+use kith_protocol::{ErrorCode, Event, Request, Response, SealedSnapshot};
 use kith_relay::{Limits, RegistrationPolicy, RelayConfig};
 
 use crate::common::{Account, RelayExt, TestRelay, code_of};
@@ -14,6 +14,9 @@ async fn push_pull_and_subscribe_across_two_devices() {
     let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
     let (d1, d2) = (a.device("laptop"), a.device("phone"));
+    // Made before anyone connects, so its `Add` reaches the relay in the
+    // first `Auth` and no membership event comes between the entries below.
+    let d3 = a.device("tablet");
     let mut c1 = relay.connect(&d1).await;
     let mut c2 = relay.connect(&d2).await;
     assert_eq!(
@@ -44,7 +47,6 @@ async fn push_pull_and_subscribe_across_two_devices() {
     for e in &all {
         e.verify().unwrap();
     }
-    let d3 = a.device("tablet");
     assert_eq!(
         relay
             .connect(&d3)
@@ -151,7 +153,14 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
     c1.push(d1.entries(1, 10)).await.unwrap();
     c2.push(d2.entries(1, 4)).await.unwrap();
     let covers = vec![d1.cursor(6), d2.cursor(4)];
-    let snap = SealedSnapshot::seal(&d1.key, a.id(), covers.clone(), [1; 24], b"state".to_vec());
+    let snap = SealedSnapshot::seal(
+        &d1.key,
+        a.id(),
+        1,
+        covers.clone(),
+        [1; 24],
+        b"state".to_vec(),
+    );
     let r = c1
         .request(Request::PutSnapshot {
             snapshot: snap.clone(),
@@ -165,6 +174,7 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
     let old = SealedSnapshot::seal(
         &d1.key,
         a.id(),
+        1,
         vec![d1.cursor(5), d2.cursor(4)],
         [1; 24],
         b"x".to_vec(),
@@ -173,7 +183,14 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
         code_of(c1.request(Request::PutSnapshot { snapshot: old }).await),
         ErrorCode::SnapshotStale
     );
-    let bad = SealedSnapshot::seal(&d1.key, a.id(), vec![d1.cursor(11)], [1; 24], b"x".to_vec());
+    let bad = SealedSnapshot::seal(
+        &d1.key,
+        a.id(),
+        1,
+        vec![d1.cursor(11)],
+        [1; 24],
+        b"x".to_vec(),
+    );
     assert_eq!(
         code_of(c1.request(Request::PutSnapshot { snapshot: bad }).await),
         ErrorCode::SnapshotInvalid
@@ -181,6 +198,7 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
     let dup = SealedSnapshot::seal(
         &d1.key,
         a.id(),
+        1,
         vec![d1.cursor(7), d1.cursor(7), d2.cursor(4)],
         [1; 24],
         b"x".to_vec(),
@@ -303,17 +321,31 @@ async fn mailbox_is_one_time_and_expires() {
 async fn revocation_drops_the_device_and_refuses_it_from_then_on() {
     let relay = TestRelay::temp(kith_relay::RelayConfig::default());
     let a = Account::new();
-    let (d1, d2) = (a.device("laptop"), a.device("stolen phone"));
+    let (d1, d2, d3) = (
+        a.device("laptop"),
+        a.device("stolen phone"),
+        a.device("tablet"),
+    );
     let mut c1 = relay.connect(&d1).await;
     let mut c2 = relay.connect(&d2).await;
+    let mut c3 = relay.connect(&d3).await;
+    c3.request(Request::Subscribe).await.unwrap();
     c2.push(d2.entries(1, 2)).await.unwrap();
-    let rev = Revocation::issue(&a.key, d2.id(), 5);
-    assert_eq!(
-        c1.request(Request::Revoke { revocation: rev })
-            .await
-            .unwrap(),
-        Response::Revoked
-    );
+    let rev = d1.revoke_op(d2.id());
+    // The stolen phone prepares, on the same head, a revocation of the laptop.
+    let counter = d2.revoke_op(d1.id());
+    let len = match c1
+        .request(Request::AppendMembership {
+            ops: vec![rev.clone()],
+        })
+        .await
+        .unwrap()
+    {
+        Response::MembershipAppended { len } => len,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(len, 4);
+    a.record(rev.clone());
     // The open connection is closed by the relay.
     let closed = tokio::time::timeout(T, c2.connection().closed())
         .await
@@ -322,21 +354,80 @@ async fn revocation_drops_the_device_and_refuses_it_from_then_on() {
         matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == quinn::VarInt::from_u32(2)),
         "{closed:?}"
     );
+    // The other member hears of it as an event.
+    let mut heard = false;
+    while let Ok(Ok(ev)) = tokio::time::timeout(T, c3.next_event()).await {
+        if let Event::Membership { ops } = ev {
+            assert_eq!(ops, vec![rev.clone()]);
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the tablet did not hear of the revocation");
     let before = relay.stats();
+    // Its own key: refused.
     let mut again = relay.hello().await;
     assert_eq!(
-        code_of(again.auth(&d2.key, &d2.cert, None).await),
+        code_of(again.auth(&d2.key, d2.account, d2.membership(), None).await),
         ErrorCode::DeviceRevoked
     );
-    assert_eq!(relay.stats(), before);
-    // A revocation signed by another key is refused.
-    let forged = Revocation {
-        signature: Revocation::issue(&d1.key, d1.id(), 5).signature,
-        ..Revocation::issue(&a.key, d1.id(), 5)
-    };
+    // A key it mints and certifies itself (an Add signed by the revoked key)
+    // is refused, and the minted key alone is not a member.
+    let minted = kith_protocol::SigningKey::from_bytes(&crate::common::rand_bytes());
+    let m = kith_protocol::Membership::from_ops(a.id(), &d2.membership()).unwrap();
+    let add = m.next_op(
+        kith_protocol::Author::Device(d2.id()),
+        &d2.key,
+        m.epoch(),
+        kith_protocol::Change::Add {
+            member: kith_protocol::MemberKeys {
+                device: minted.verifying_key().into(),
+                seal_key: [0; 32],
+            },
+            key: kith_protocol::SealedEpochKey {
+                to: minted.verifying_key().into(),
+                enc: [0; 32],
+                ciphertext: vec![0; 48],
+            },
+        },
+        1,
+    );
+    let mut ops = d2.membership();
+    ops.push(add);
+    let mut c = relay.hello().await;
+    assert!(matches!(
+        code_of(c.auth(&minted, a.id(), ops, None).await),
+        ErrorCode::MembershipRefused { position: 5 }
+    ));
+    let mut c = relay.hello().await;
     assert_eq!(
-        code_of(c1.request(Request::Revoke { revocation: forged }).await),
-        ErrorCode::BadSignature
+        code_of(c.auth(&minted, a.id(), vec![], None).await),
+        ErrorCode::NotAMember
+    );
+    // Its counter-revocation of the laptop, made on the old head, is refused
+    // by an honest member connection too (it is a fork of the log).
+    assert!(matches!(
+        code_of(
+            c1.request(Request::AppendMembership { ops: vec![counter] })
+                .await
+        ),
+        ErrorCode::MembershipBehind { len: 4 }
+    ));
+    assert_eq!(relay.stats(), before);
+    // Entries sealed under the old epoch are refused even from a member.
+    assert_eq!(
+        code_of(
+            c1.push(vec![kith_protocol::SealedEntry::seal(
+                &d1.key,
+                a.id(),
+                1,
+                1,
+                [0; 24],
+                vec![1]
+            )])
+            .await
+        ),
+        ErrorCode::EpochStale { current: 2 }
     );
     c1.push(d1.entries(1, 1)).await.unwrap();
     relay.stop().await.unwrap();
@@ -370,6 +461,7 @@ async fn slow_subscriber_is_told_to_repull() {
         match ev {
             Event::Lagged => lagged = true,
             Event::Entries { entries } => seen += entries.len(),
+            Event::Membership { .. } => {}
         }
     }
     assert!(lagged, "subscriber saw {seen} entries and no Lagged");
@@ -395,19 +487,22 @@ async fn token_registration_policy() {
     let d1 = a.device("laptop");
     let mut c = relay.hello().await;
     assert_eq!(
-        code_of(c.auth(&d1.key, &d1.cert, None).await),
+        code_of(c.auth(&d1.key, d1.account, d1.membership(), None).await),
         ErrorCode::RegistrationRequired
     );
     let mut c = relay.hello().await;
     assert_eq!(
-        code_of(c.auth(&d1.key, &d1.cert, Some("nope".into())).await),
+        code_of(
+            c.auth(&d1.key, d1.account, d1.membership(), Some("nope".into()))
+                .await
+        ),
         ErrorCode::BadToken
     );
     assert_eq!(relay.stats().accounts, 0);
     let token = kith_relay::create_token(relay.store().as_ref()).unwrap();
     let mut c = relay.hello().await;
     assert!(
-        c.auth(&d1.key, &d1.cert, Some(token.clone()))
+        c.auth(&d1.key, d1.account, d1.membership(), Some(token.clone()))
             .await
             .unwrap()
     );
@@ -416,13 +511,20 @@ async fn token_registration_policy() {
     let e1 = b.device("x");
     let mut c = relay.hello().await;
     assert_eq!(
-        code_of(c.auth(&e1.key, &e1.cert, Some(token)).await),
+        code_of(
+            c.auth(&e1.key, e1.account, e1.membership(), Some(token))
+                .await
+        ),
         ErrorCode::BadToken
     );
     // A second device of a registered account needs no token.
     let d2 = a.device("phone");
     let mut c = relay.hello().await;
-    assert!(!c.auth(&d2.key, &d2.cert, None).await.unwrap());
+    assert!(
+        !c.auth(&d2.key, d2.account, d2.membership(), None)
+            .await
+            .unwrap()
+    );
     assert_eq!(relay.stats().accounts, 1);
     relay.stop().await.unwrap();
 }

@@ -30,6 +30,15 @@ async fn round_events(d: &Device, relay: &TestRelay) -> Vec<(DeviceId, u64)> {
     seen
 }
 
+/// The account's membership log as `d` holds it, and its current epoch.
+fn membership(d: &Device) -> (Vec<kith_protocol::MembershipOp>, u64) {
+    let ops = kith_core::sync::membership::ops(&mut d.s()).unwrap();
+    let epoch = kith_protocol::Membership::from_ops(d.id.account_id(), &ops)
+        .unwrap()
+        .epoch();
+    (ops, epoch)
+}
+
 fn summaries(d: &Device) -> Vec<String> {
     let mut v: Vec<String> = d
         .s()
@@ -66,15 +75,21 @@ fn a_junk_entry_from_a_member_is_quarantined_and_everything_else_syncs() {
         round(&a, &relay).await;
         // The hostile member: a valid envelope (its own device key, the
         // account, seq 1), junk inside.
+        let (ops, epoch) = membership(&hostile);
         let junk = SealedEntry::seal(
             hostile.id.device_signing_key(),
             hostile.id.account_id(),
+            epoch,
             1,
             [7; 24],
             b"junk that is no AEAD output at all".to_vec(),
         );
         let mut c = relay
-            .connect_as(hostile.id.device_signing_key(), hostile.id.cert())
+            .connect_as(
+                hostile.id.device_signing_key(),
+                hostile.id.account_id(),
+                ops,
+            )
             .await;
         assert_eq!(c.push(vec![junk]).await.unwrap(), 1);
         log(&b, "from b", "Bob");
@@ -120,7 +135,11 @@ fn a_bit_flipped_in_the_relay_file_is_skipped_and_the_writer_repairs_it() {
             round(&a, &relay).await;
         }
         let mut c = relay
-            .connect_as(a.id.device_signing_key(), a.id.cert())
+            .connect_as(
+                a.id.device_signing_key(),
+                a.id.account_id(),
+                membership(&a).0,
+            )
             .await;
         let originals = c.pull_all(vec![]).await.unwrap();
         assert!(originals.len() >= 3, "{}", originals.len());
@@ -166,7 +185,11 @@ fn a_bit_flipped_in_the_relay_file_is_skipped_and_the_writer_repairs_it() {
         // The writer repairs: its original bytes are accepted (today's
         // refusal of a byte-identical re-push as a fork is gone) ...
         let mut c = relay
-            .connect_as(a.id.device_signing_key(), a.id.cert())
+            .connect_as(
+                a.id.device_signing_key(),
+                a.id.account_id(),
+                membership(&a).0,
+            )
             .await;
         let head = originals.last().unwrap().seq;
         assert_eq!(c.push(vec![victim.clone()]).await.unwrap(), head);
@@ -174,6 +197,7 @@ fn a_bit_flipped_in_the_relay_file_is_skipped_and_the_writer_repairs_it() {
         let forged = SealedEntry::seal(
             a.id.device_signing_key(),
             a.id.account_id(),
+            victim.epoch,
             victim.seq,
             [1; 24],
             b"other".to_vec(),

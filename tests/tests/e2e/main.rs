@@ -10,6 +10,7 @@ mod hostile;
 mod meetings;
 mod p2p;
 mod pairing;
+mod relay_restore;
 mod relay_sync;
 mod restore;
 mod snapshot;

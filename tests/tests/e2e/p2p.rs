@@ -74,7 +74,15 @@ fn peer_to_peer_sync_on_loopback_and_cheap_reconnect() {
             .await
             .unwrap();
         assert_eq!(r.stats.round_trips, 1, "{r:?}");
-        assert!(r.wire_sent_bytes + r.wire_received_bytes <= 2048, "{r:?}");
+        // Each Hello also carries the sender's membership log (2 ops here).
+        let log_bytes =
+            postcard::to_allocvec(&kith_core::sync::membership::ops(&mut a.s()).unwrap())
+                .unwrap()
+                .len() as u64;
+        assert!(
+            r.wire_sent_bytes + r.wire_received_bytes <= 2048 + 2 * log_bytes,
+            "{r:?}"
+        );
         assert_same(&a, &b);
         s.stop().await;
     });
@@ -101,30 +109,73 @@ fn a_device_of_another_account_is_refused() {
     });
 }
 
+/// Direct pairing: the joiner leaves its request at the inviter's peer
+/// server, the inviter compares the code and adds it to its own log (no
+/// relay orders it), the joiner takes the welcome and syncs; the slot works
+/// once, so a second device is told the token was redeemed by another.
 #[test]
 fn direct_pairing_then_sync_without_relay() {
     rt().block_on(async {
         let a = Device::first("laptop");
         log(&a, "met before", "Pam");
         let s = serve(&a);
-        let inv = Invitation::create(&a.id, PairingMode::Peer, 60_000, kith_net::now_ms()).unwrap();
+        let inv = Invitation::create(PairingMode::Peer, 60_000, kith_net::now_ms());
         s.host.lock().unwrap().offer(inv.clone());
-        let (id, inviter) = kith_net::join_via_peer(s.addr, &inv.token, "phone")
-            .await
+        let mut keys = kith_core::identity::KeyMaterial::generate("phone");
+        let (code_tx, code_rx) = oneshot::channel::<String>();
+        let (addr, token) = (s.addr, inv.token.clone());
+        let joiner = tokio::spawn(async move {
+            let r = kith_net::join_via_peer(addr, &token, &mut keys, |c| {
+                let _ = code_tx.send(c.to_owned());
+            })
+            .await;
+            (r, keys)
+        });
+        let shown = code_rx.await.unwrap();
+        let blob = s
+            .host
+            .lock()
+            .unwrap()
+            .take(&inv.token.join_slot(), kith_net::now_ms())
             .unwrap();
-        assert_eq!(inviter.device, a.id.device_id());
-        let b = Device::with_identity(id);
+        let incoming = inv.open_request(&blob).unwrap();
+        Invitation::check_code(&incoming, &shown).unwrap();
+        let op = kith_core::sync::membership::add_op(
+            &mut a.s(),
+            &a.id,
+            incoming.request.card.clone(),
+            kith_net::now_ms(),
+        )
+        .unwrap();
+        kith_core::sync::membership::absorb(&mut a.s(), &a.id, &[op]).unwrap();
+        let welcome = kith_core::sync::Reply::Welcome {
+            account: a.id.account_id(),
+            inviter: a.id.device_id(),
+            inviter_name: "laptop".into(),
+        };
+        assert!(s.host.lock().unwrap().put(
+            inv.token.reply_slot(),
+            inv.reply(&welcome).unwrap(),
+            kith_net::now_ms()
+        ));
+        let (r, keys) = joiner.await.unwrap();
+        let (id, inviter) = r.unwrap();
+        assert_eq!(inviter, "laptop");
+        let mut b = Device::fresh("phone");
+        b.keys = keys;
+        b.id = id;
         kith_net::sync_with_peer(&b.store, &b.id, s.addr)
             .await
             .unwrap();
         assert_same(&a, &b);
-        // One-time: the second redemption is refused.
-        let again = kith_net::join_via_peer(s.addr, &inv.token, "thief").await;
+        // One-time: a second redemption is told someone else redeemed it.
+        let mut thief = kith_core::identity::KeyMaterial::generate("thief");
+        let again = kith_net::join_via_peer(s.addr, &inv.token, &mut thief, |_| {}).await;
         assert!(
             matches!(
                 again,
                 Err(kith_net::JoinError::Pair(
-                    kith_core::sync::PairError::AlreadyUsed
+                    kith_core::sync::PairError::RedeemedByAnother
                 ))
             ),
             "{again:?}"

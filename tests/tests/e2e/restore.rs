@@ -32,6 +32,8 @@ fn restore(backup: &[u8], id: &DeviceIdentity) -> Device {
         dir,
         store: Arc::new(Mutex::new(restored.store)),
         id: id.clone(),
+        keys: id.to_material(),
+        code: None,
     }
 }
 

@@ -2,19 +2,30 @@
 //!
 //! Data flow (docs/SYNC.md):
 //! - connect: `Hello` -> `Welcome` (the relay key must be the pinned one) ->
-//!   `Auth` (device certificate + signature over the challenge) -> `AuthOk`,
-//!   then `Subscribe`, a `Heads` check, an optional snapshot fetch (a device
+//!   `Auth` (account, device, signature over the challenge, and this
+//!   device's membership log so the relay can register the account or learn
+//!   ops it lacks) -> `AuthOk` (the relay's log length and epoch); when the
+//!   relay's log is longer, `GetMembership` first (verified and stored by
+//!   `sync::membership`, epoch keys sealed to this device opened), then
+//!   `Subscribe`, a `Heads` check, an optional snapshot fetch (a device
 //!   that has never pulled starts from the newest snapshot), a pull loop, and
 //!   a push loop;
 //! - push: this device's own changes per document since the "pushed heads"
-//!   are compressed, split into bodies of at most 256 KiB, sealed with
-//!   consecutive seqs and written to the redb outbox together with the new
+//!   are compressed, split into bodies of at most 256 KiB, sealed under the
+//!   current epoch's key with consecutive seqs and written to the redb outbox together with the new
 //!   pushed heads and `next_seq` in ONE transaction, and only then sent. The
 //!   outbox row is deleted when the relay acknowledges it, so a crash between
 //!   sealing and acknowledgement re-sends byte-identical entries: a seq is
 //!   never skipped or forked;
-//! - pull and live events: every entry is verified (device signature,
-//!   certificate chain to this account), decrypted and applied through
+//! - membership: `EpochStale` on a push (someone rotated) fetches the log
+//!   and re-seals the outbox under the new epoch (same seqs); live
+//!   `Event::Membership` ops are absorbed; a revoke or add is an op this
+//!   device signs on its log's head and sends with `AppendMembership`
+//!   (`MembershipBehind`: fetch, re-make on the new head, bounded), stored
+//!   locally only once the relay ordered it. A device that finds itself
+//!   revoked stops with [`RelaySyncError::Revoked`];
+//! - pull and live events: every entry is verified (device signature, its
+//!   device a member during the entry's epoch), decrypted and applied through
 //!   [`Store::apply_remote_changes`]; the per-device cursor, the pending
 //!   table (changes whose dependencies have not arrived, possible because the
 //!   relay orders by device) and the device list are written in the same
@@ -47,12 +58,15 @@ use automerge::{Change, ChangeHash};
 use kith_protocol::envelope::Cursor;
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
-    ClientMsg, DeviceCert, DeviceId, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS,
-    RelayKey, Request, Response, Revocation, SealedEntry, SealedSnapshot, ServerMsg, sign_auth,
+    ClientMsg, DeviceId, ErrorCode, Event, MemberKeys, MembershipOp, PROTOCOL_VERSION,
+    PROTOCOL_VERSIONS, RelayKey, Request, Response, SealedEntry, SealedSnapshot, ServerMsg,
+    sign_auth,
 };
 use redb::{ReadableDatabase, WriteTransaction};
 
+use super::authority::RecoveryCode;
 use super::device_identity::DeviceIdentity;
+use super::membership::{self, MembershipSyncError};
 use super::payload::{self, EntryBody, PAYLOAD_VERSION, SnapshotPayload, UnsealError};
 use crate::doc::DocId;
 use crate::error::StoreError;
@@ -79,6 +93,8 @@ pub const SNAPSHOT_DOWNLOAD_BYTES_MAX: u64 = 1 << 30;
 const SNAPSHOT_RESTARTS_MAX: u32 = 8;
 /// Frame bytes a snapshot part request needs besides its bytes.
 const PART_OVERHEAD_BYTES: usize = 4096;
+/// Times a membership change is re-made on a newer head before giving up.
+const MEMBERSHIP_RETRIES_MAX: u32 = 8;
 
 /// Tunables of the relay client; defaults suit a phone and a laptop.
 #[derive(Debug, Clone)]
@@ -191,10 +207,34 @@ pub enum RelayEvent {
         /// How long the relay asked to wait.
         retry_after_ms: u64,
     },
-    /// The relay confirmed a revocation this device sent.
+    /// The relay had lost this device's acknowledged entries `from_seq..=to_seq`
+    /// (restored from an older backup); they are being pushed again, byte for
+    /// byte, from this device's store.
+    RelayHealed {
+        /// First seq the relay lost.
+        from_seq: u64,
+        /// Last.
+        to_seq: u64,
+    },
+    /// The relay ordered a revocation this device made (a new epoch started).
     Revoked {
         /// The revoked device.
         device: DeviceId,
+    },
+    /// The relay ordered an `Add` this device made.
+    Added {
+        /// The added device.
+        device: DeviceId,
+    },
+    /// The relay ordered this device's recovery: the members are now the
+    /// chosen ones.
+    Recovered,
+    /// Membership ops were verified and stored (from the relay).
+    MembershipChanged {
+        /// Ops in the log now.
+        len: u64,
+        /// The current epoch.
+        epoch: u64,
     },
     /// A pairing invitation was stored in the relay's mailbox.
     MailboxStored,
@@ -287,9 +327,17 @@ pub enum RelaySyncError {
     /// The relay's snapshot failed verification; it is not applied.
     #[error("the relay's snapshot was refused: {0}")]
     BadSnapshot(String),
-    /// The relay has fewer of this device's entries than it acknowledged.
+    /// The membership log could not be taken or changed.
+    #[error(transparent)]
+    Membership(#[from] MembershipSyncError),
+    /// This device is no longer a member of the account (revoked by another
+    /// device or by a recovery); it cannot sync with this account again.
+    #[error("this device was revoked from the account and cannot sync any more")]
+    Revoked,
+    /// The relay has fewer of this device's entries than it acknowledged and
+    /// this device no longer keeps them all (see `sync_sent`).
     #[error(
-        "the relay expects seq {expected} but this device's unacknowledged entries start at {first}: the relay lost data"
+        "the relay expects seq {expected} but this device keeps its entries only from seq {first}: the relay lost data this device cannot send again"
     )]
     RelayBehind {
         /// The seq the relay expects next.
@@ -318,8 +366,21 @@ enum Req {
     SnapshotPart { bytes: usize },
     CommitSnapshot { bytes: usize },
     Heads,
-    Revoke(DeviceId),
+    GetMembership,
+    AppendMembership,
     MailboxPut,
+}
+
+/// A membership change this device wants ordered by the relay; the op is
+/// made on the log's head when sent (and re-made if the head moved).
+#[derive(Debug, Clone)]
+enum Intent {
+    Revoke(DeviceId),
+    Add(MemberKeys),
+    Recover {
+        code: RecoveryCode,
+        keep: Vec<MemberKeys>,
+    },
 }
 
 /// A fragmented snapshot upload in progress.
@@ -379,6 +440,16 @@ pub struct RelaySync {
     remote_heads: Vec<Cursor>,
     pulled_entries: u64,
     pulled_bytes: u64,
+    /// The relay's log is longer than ours: fetch before anything else.
+    membership_wanted: bool,
+    /// Outbox entries may be sealed under an older epoch.
+    reseal_wanted: bool,
+    /// Membership changes to send, in order; the first one is in flight
+    /// when an `AppendMembership` is.
+    intents: VecDeque<Intent>,
+    /// The op of the in-flight `AppendMembership`.
+    sent_op: Option<MembershipOp>,
+    membership_retries: u32,
 }
 
 impl RelaySync {
@@ -418,6 +489,11 @@ impl RelaySync {
             remote_heads: Vec::new(),
             pulled_entries: 0,
             pulled_bytes: 0,
+            membership_wanted: false,
+            reseal_wanted: false,
+            intents: VecDeque::new(),
+            sent_op: None,
+            membership_retries: 0,
         };
         s.out.push_back(ClientMsg::Hello {
             versions: PROTOCOL_VERSIONS.to_vec(),
@@ -457,6 +533,8 @@ impl RelaySync {
             && self.push_retry_at_ms.is_none()
             && self.upload.is_none()
             && self.download.is_none()
+            && !self.membership_wanted
+            && self.intents.is_empty()
             && self.inflight.values().all(|r| *r == Req::Subscribe)
     }
 
@@ -474,13 +552,69 @@ impl RelaySync {
         self.drive(store)
     }
 
-    /// Queues a revocation for the relay (sent once authenticated).
-    pub fn revoke(&mut self, store: &mut Store, r: Revocation) -> Result<(), RelaySyncError> {
-        let d = r.device;
-        self.queued
-            .push_back((Request::Revoke { revocation: r }, Req::Revoke(d)));
+    /// Revokes `device`: a `Revoke` op with a new epoch sealed to the
+    /// remaining members, made on the log's head and ordered by the relay
+    /// (sent once authenticated; [`RelayEvent::Revoked`] when done).
+    pub fn revoke(&mut self, store: &mut Store, device: DeviceId) -> Result<(), RelaySyncError> {
+        self.intents.push_back(Intent::Revoke(device));
         self.idle_reported = false;
         self.drive(store)
+    }
+
+    /// Adds `member` to the account, sealing the current epoch key to it
+    /// ([`RelayEvent::Added`] when the relay ordered it).
+    pub fn add_member(
+        &mut self,
+        store: &mut Store,
+        member: MemberKeys,
+    ) -> Result<(), RelaySyncError> {
+        self.intents.push_back(Intent::Add(member));
+        self.idle_reported = false;
+        self.drive(store)
+    }
+
+    /// With the recovery code: makes the members exactly `keep`, revoking
+    /// every other device, and starts a new epoch ([`RelayEvent::Recovered`]).
+    pub fn recover(
+        &mut self,
+        store: &mut Store,
+        code: RecoveryCode,
+        keep: Vec<MemberKeys>,
+    ) -> Result<(), RelaySyncError> {
+        self.intents.push_back(Intent::Recover { code, keep });
+        self.idle_reported = false;
+        self.drive(store)
+    }
+
+    /// Takes ops from the relay; stops if this device is out.
+    fn absorb(&mut self, store: &mut Store, ops: &[MembershipOp]) -> Result<(), RelaySyncError> {
+        let (state, new) = membership::absorb(store, &self.id, ops)?;
+        if !state.is_member(&self.id.device_id()) {
+            return Err(RelaySyncError::Revoked);
+        }
+        if new > 0 {
+            self.reseal_wanted = true;
+            self.push_wanted = true;
+            self.events.push_back(RelayEvent::MembershipChanged {
+                len: state.len(),
+                epoch: state.epoch(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The op for the first intent, made on the current head.
+    fn make_op(&self, store: &mut Store) -> Result<Option<MembershipOp>, RelaySyncError> {
+        let now = self.now_ms;
+        let op = match self.intents.front() {
+            None => return Ok(None),
+            Some(Intent::Revoke(d)) => membership::revoke_op(store, &self.id, *d, now)?,
+            Some(Intent::Add(m)) => membership::add_op(store, &self.id, m.clone(), now)?,
+            Some(Intent::Recover { code, keep }) => {
+                membership::recover_op(store, &self.id, code, keep.clone(), now)?
+            }
+        };
+        Ok(Some(op))
     }
 
     /// Queues a pairing mailbox blob (sent once authenticated).
@@ -559,17 +693,35 @@ impl RelaySync {
                 self.frame_bytes_max =
                     (frame_bytes_max as usize).min(kith_protocol::FRAME_BYTES_MAX);
                 let signature = sign_auth(self.id.device_signing_key(), &relay, &challenge);
+                // The relay skips the ops it holds; the genesis registers the
+                // account on a relay that does not know it.
+                let mut ops = membership::ops(store)?;
+                ops.truncate(kith_protocol::membership::OPS_PER_MESSAGE_MAX);
                 self.out.push_back(ClientMsg::Auth {
-                    cert: self.id.cert().clone(),
+                    account: self.id.account_id(),
+                    device: self.id.device_id(),
                     signature,
                     token: self.cfg.registration_token.clone(),
+                    membership: ops,
                 });
                 self.phase = Phase::AuthSent;
             }
-            (Phase::AuthSent, ServerMsg::AuthOk { registered, .. }) => {
+            (
+                Phase::AuthSent,
+                ServerMsg::AuthOk {
+                    registered,
+                    membership_len,
+                    ..
+                },
+            ) => {
                 self.phase = Phase::Ready;
                 self.events
                     .push_back(RelayEvent::Authenticated { registered });
+                let local = membership::state(store, self.id.account_id())?;
+                if membership_len > local.len() {
+                    self.membership_wanted = true;
+                }
+                self.reseal_wanted = true;
                 if self.cfg.subscribe {
                     self.send(Request::Subscribe, Req::Subscribe);
                 }
@@ -606,6 +758,15 @@ impl RelaySync {
             (Phase::Ready, ServerMsg::Event(Event::Entries { entries })) => {
                 self.idle_reported = false;
                 self.receive(store, entries, true)?;
+            }
+            (Phase::Ready, ServerMsg::Event(Event::Membership { ops })) => {
+                self.idle_reported = false;
+                let local = membership::state(store, self.id.account_id())?.len();
+                match ops.first() {
+                    Some(first) if first.body.position <= local + 1 => self.absorb(store, &ops)?,
+                    Some(_) => self.membership_wanted = true,
+                    None => {}
+                }
             }
             (Phase::Ready, ServerMsg::Event(Event::Lagged)) => {
                 self.events.push_back(RelayEvent::Lagged);
@@ -717,9 +878,25 @@ impl RelaySync {
                 self.heads_wanted = false;
                 self.on_heads(store, &heads, &floors)?;
             }
-            (Req::Revoke(device), Response::Revoked) => {
-                crate::sync::devices::mark_revoked(store, &device, self.now_ms)?;
-                self.events.push_back(RelayEvent::Revoked { device });
+            (Req::GetMembership, Response::Membership { ops, more }) => {
+                self.absorb(store, &ops)?;
+                self.membership_wanted = more;
+            }
+            (Req::AppendMembership, Response::MembershipAppended { .. }) => {
+                if let Some(op) = self.sent_op.take() {
+                    self.absorb(store, std::slice::from_ref(&op))?;
+                }
+                self.membership_retries = 0;
+                match self.intents.pop_front() {
+                    Some(Intent::Revoke(device)) => {
+                        self.events.push_back(RelayEvent::Revoked { device })
+                    }
+                    Some(Intent::Add(m)) => self
+                        .events
+                        .push_back(RelayEvent::Added { device: m.device }),
+                    Some(Intent::Recover { .. }) => self.events.push_back(RelayEvent::Recovered),
+                    None => {}
+                }
             }
             (Req::MailboxPut, Response::MailboxStored) => {
                 self.events.push_back(RelayEvent::MailboxStored);
@@ -741,6 +918,31 @@ impl RelaySync {
         message: String,
     ) -> Result<(), RelaySyncError> {
         match (kind, &code) {
+            (Req::AppendMembership, ErrorCode::MembershipBehind { .. })
+                if self.membership_retries < MEMBERSHIP_RETRIES_MAX =>
+            {
+                // Someone changed the membership first: fetch, then re-make
+                // the change on the new head (`make_op` re-checks it).
+                self.sent_op = None;
+                self.membership_retries += 1;
+                self.membership_wanted = true;
+            }
+            (Req::AppendMembership, _) => {
+                self.sent_op = None;
+                self.intents.pop_front();
+                return Err(RelaySyncError::Relay { code, message });
+            }
+            (
+                Req::Push { .. } | Req::PutSnapshot { .. } | Req::CommitSnapshot { .. },
+                ErrorCode::EpochStale { .. },
+            ) => {
+                // A rotation we have not seen: fetch the log, re-seal.
+                self.upload = None;
+                self.membership_wanted = true;
+                self.reseal_wanted = true;
+                self.push_wanted = true;
+                self.own_head_known = false;
+            }
             (Req::Pull, ErrorCode::SnapshotNeeded) => {
                 self.snapshot_wanted = true;
                 self.pull_wanted = true;
@@ -754,10 +956,9 @@ impl RelaySync {
                         self.push_wanted = true;
                     }
                     Some(f) => {
-                        return Err(RelaySyncError::RelayBehind {
-                            expected: *expected,
-                            first: f,
-                        });
+                        // The relay lost acknowledged entries (restored from
+                        // an older backup while this session was open).
+                        self.heal_relay(store, *expected, f - 1)?;
                     }
                     None => self.push_wanted = true,
                 }
@@ -821,6 +1022,40 @@ impl RelaySync {
         }
         while let Some((body, kind)) = self.queued.pop_front() {
             self.send(body, kind);
+        }
+        // The membership log first: nothing is sealed or opened under an
+        // epoch this device has not verified.
+        if self.membership_wanted || self.has_inflight(|r| *r == Req::GetMembership) {
+            if !self.has_inflight(|r| *r == Req::GetMembership) {
+                let after = membership::state(store, self.id.account_id())?.len();
+                self.send(Request::GetMembership { after }, Req::GetMembership);
+                self.membership_wanted = false;
+            }
+            return Ok(());
+        }
+        if !self.intents.is_empty() && !self.has_inflight(|r| *r == Req::AppendMembership) {
+            let made = self.make_op(store);
+            if made.is_err() {
+                // The change no longer makes sense on the new head (target
+                // gone, this device no member): drop it, report why.
+                self.intents.pop_front();
+            }
+            if let Some(op) = made? {
+                self.sent_op = Some(op.clone());
+                self.send(
+                    Request::AppendMembership { ops: vec![op] },
+                    Req::AppendMembership,
+                );
+            }
+        }
+        // Only once the relay's head of our log is known (entries it holds
+        // are acknowledged first, never re-sealed into a fork).
+        if self.reseal_wanted
+            && self.own_head_known
+            && !self.has_inflight(|r| matches!(r, Req::Push { .. }))
+        {
+            self.reseal_outbox(store)?;
+            self.reseal_wanted = false;
         }
         let snap_inflight = self.has_inflight(|r| *r == Req::GetSnapshot);
         if self.snapshot_wanted && !snap_inflight && !self.has_inflight(|r| *r == Req::Pull) {
@@ -906,9 +1141,12 @@ pub enum MailboxError {
         /// The key presented.
         got: RelayKey,
     },
-    /// Nothing at the slot; ask for a new invitation.
-    #[error("no invitation at this relay for this token (already used, expired, or never made)")]
+    /// Nothing at the slot (yet, already taken, expired, or never made).
+    #[error("nothing at this mailbox slot (not yet there, already taken, expired, or never made)")]
     NotFound,
+    /// The slot holds another blob already (someone else used the token).
+    #[error("this mailbox slot is taken already")]
+    Taken,
     /// The relay refused the request.
     #[error("the relay refused ({}): {message}", code.name())]
     Relay {
@@ -922,12 +1160,13 @@ pub enum MailboxError {
     Protocol(String),
 }
 
-/// The unauthenticated exchange a joining device runs: `Hello`, then take
-/// the invitation blob from the mailbox slot.
+/// One unauthenticated mailbox exchange (pairing): `Hello`, then take the
+/// blob at a slot, or leave a small one there. A put's result is an empty
+/// blob.
 #[derive(Debug)]
 pub struct MailboxTake {
     relay: RelayKey,
-    slot: MailboxSlot,
+    request: Request,
     out: VecDeque<ClientMsg>,
     result: Option<Result<Vec<u8>, MailboxError>>,
 }
@@ -935,13 +1174,22 @@ pub struct MailboxTake {
 impl MailboxTake {
     /// A take from the relay with key `relay` at `slot`; starts with `Hello`.
     pub fn new(relay: RelayKey, slot: MailboxSlot) -> Self {
+        Self::with(relay, Request::MailboxTake { slot })
+    }
+
+    /// A put of `blob` at `slot` for `ttl_s` seconds.
+    pub fn put(relay: RelayKey, slot: MailboxSlot, blob: Vec<u8>, ttl_s: u32) -> Self {
+        Self::with(relay, Request::MailboxPut { slot, blob, ttl_s })
+    }
+
+    fn with(relay: RelayKey, request: Request) -> Self {
         let mut out = VecDeque::new();
         out.push_back(ClientMsg::Hello {
             versions: PROTOCOL_VERSIONS.to_vec(),
         });
         Self {
             relay,
-            slot,
+            request,
             out,
             result: None,
         }
@@ -969,7 +1217,7 @@ impl MailboxTake {
             ServerMsg::Welcome { .. } => {
                 self.out.push_back(ClientMsg::Request {
                     id: 1,
-                    body: Request::MailboxTake { slot: self.slot },
+                    body: self.request.clone(),
                 });
                 None
             }
@@ -977,10 +1225,18 @@ impl MailboxTake {
                 id: 1,
                 body: Response::MailboxBlob { blob },
             } => Some(Ok(blob)),
+            ServerMsg::Response {
+                id: 1,
+                body: Response::MailboxStored,
+            } => Some(Ok(Vec::new())),
             ServerMsg::Error {
                 code: ErrorCode::MailboxNotFound,
                 ..
             } => Some(Err(MailboxError::NotFound)),
+            ServerMsg::Error {
+                code: ErrorCode::MailboxTaken,
+                ..
+            } => Some(Err(MailboxError::Taken)),
             ServerMsg::Error { code, message, .. } => {
                 Some(Err(MailboxError::Relay { code, message }))
             }

@@ -25,8 +25,13 @@ impl RelaySync {
     ) -> Result<(), RelaySyncError> {
         let me = self.id.device_id();
         self.remote_heads = heads.to_vec();
-        let st = read_status(store)?;
         let my_head = heads.iter().find(|c| c.device == me).map_or(0, |c| c.seq);
+        // The relay holds our entries up to its head: whatever of them is
+        // still in the outbox lost its acknowledgement (never re-seal those).
+        if self.outbox_first(store)?.is_some_and(|f| f <= my_head) {
+            self.ack(store, my_head)?;
+        }
+        let st = read_status(store)?;
         if !self.own_head_known {
             self.own_head_known = true;
             if st.sealed_seq < my_head {
@@ -43,6 +48,10 @@ impl RelaySync {
                 tables::put_u64(&txn, tables::META_SEAL_ALL_ACTORS, 1)?;
                 txn.commit().map_err(StoreError::from)?;
                 self.pull_wanted = true;
+            } else if my_head < st.acked_seq {
+                // The relay lost entries it had acknowledged (restored from
+                // an older backup): push them again, byte for byte.
+                self.heal_relay(store, my_head + 1, st.acked_seq)?;
             }
             self.push_wanted = true;
             return Ok(());
@@ -104,6 +113,32 @@ impl RelaySync {
         Ok(())
     }
 
+    /// Requeues this device's acknowledged entries `from..=to` (kept in
+    /// `sync_sent`) for a relay that lost them; [`RelaySyncError::RelayBehind`]
+    /// if they are not all kept.
+    pub(super) fn heal_relay(
+        &mut self,
+        store: &mut Store,
+        from: u64,
+        to: u64,
+    ) -> Result<(), RelaySyncError> {
+        let txn = store.writable()?.begin_write()?;
+        if !tables::requeue_sent(&txn, from, to)? {
+            txn.abort().map_err(StoreError::from)?;
+            return Err(RelaySyncError::RelayBehind {
+                expected: from,
+                first: to + 1,
+            });
+        }
+        txn.commit().map_err(StoreError::from)?;
+        self.events.push_back(RelayEvent::RelayHealed {
+            from_seq: from,
+            to_seq: to,
+        });
+        self.push_wanted = true;
+        Ok(())
+    }
+
     /// Seals this device's new changes into the outbox (one transaction).
     pub(super) fn seal_new(&mut self, store: &mut Store) -> Result<(), RelaySyncError> {
         let pushed: HashMap<String, Vec<ChangeHash>> = tables::pushed_heads(&store.read_txn()?)?;
@@ -129,13 +164,14 @@ impl RelaySync {
         if bodies.is_empty() && new_heads.is_empty() && !all_actors {
             return Ok(());
         }
+        let (epoch, key) = membership::current_key(store, &self.id)?;
         let txn = store.writable()?.begin_write()?;
         if all_actors {
             tables::clear_flag(&txn, tables::META_SEAL_ALL_ACTORS)?;
         }
         let mut next = tables::get_u64(&txn, tables::META_NEXT_SEQ)?.max(1);
         for body in bodies {
-            let e = payload::seal_entry(&self.id, next, body)?;
+            let e = payload::seal_entry(&self.id, epoch, &key, next, body)?;
             tables::outbox_put(&txn, next, &e)?;
             next += 1;
         }
@@ -175,6 +211,36 @@ impl RelaySync {
                 bytes: b,
             },
         );
+        Ok(())
+    }
+
+    /// Re-seals every outbox entry sealed under an older epoch under the
+    /// current one (same seq: the relay refused them, so no fork), after the
+    /// relay said `EpochStale` and the membership log caught up.
+    pub(super) fn reseal_outbox(&mut self, store: &mut Store) -> Result<(), RelaySyncError> {
+        let (epoch, key) = membership::current_key(store, &self.id)?;
+        let members = membership::state(store, self.id.account_id())?;
+        let keys = membership::keys(store)?;
+        let stale: Vec<SealedEntry> = tables::outbox_all(&store.read_txn()?)?
+            .into_iter()
+            .filter(|e| e.epoch != epoch)
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let txn = store.writable()?.begin_write()?;
+        for e in stale {
+            let p = payload::open_entry(&self.id, &members, &keys, &e).map_err(|reason| {
+                RelaySyncError::BadEntry {
+                    device: e.device,
+                    seq: e.seq,
+                    reason,
+                }
+            })?;
+            let fresh = payload::seal_entry(&self.id, epoch, &key, e.seq, p.body)?;
+            tables::outbox_put(&txn, e.seq, &fresh)?;
+        }
+        txn.commit().map_err(StoreError::from)?;
         Ok(())
     }
 }

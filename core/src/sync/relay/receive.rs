@@ -13,7 +13,8 @@ pub(super) struct Step {
     changes: Vec<Vec<u8>>,
     cursors: Vec<(DeviceId, u64)>,
     partials: Vec<(DeviceId, Option<Partial>)>,
-    certs: Vec<DeviceCert>,
+    /// Devices heard from, with the name they announced in sealed data.
+    names: Vec<(DeviceId, String)>,
     /// Entries skipped because they did not verify, decrypt or parse.
     quarantined: Vec<(DeviceId, u64, String)>,
 }
@@ -96,7 +97,7 @@ pub(super) fn write_bookkeeping(
     txn: &WriteTransaction,
     cursors: &[(DeviceId, u64)],
     partials: &[(DeviceId, Option<Partial>)],
-    certs: &[DeviceCert],
+    names: &[(DeviceId, String)],
     now_ms: u64,
 ) -> Result<(), StoreError> {
     for (d, s) in cursors {
@@ -105,8 +106,8 @@ pub(super) fn write_bookkeeping(
     for (d, p) in partials {
         tables::set_partial(txn, d, p.as_ref())?;
     }
-    for c in certs {
-        tables::touch_device(txn, c, now_ms)?;
+    for (d, name) in names {
+        tables::touch_device(txn, d, Some(name), now_ms)?;
     }
     Ok(())
 }
@@ -310,6 +311,8 @@ impl RelaySync {
         let mut partials: HashMap<DeviceId, Partial> = tables::partials(&store.read_txn()?)?;
         let mut steps: Vec<Step> = Vec::new();
         let mut blocked: HashSet<DeviceId> = HashSet::new();
+        let members = membership::state(store, self.id.account_id())?;
+        let keys = membership::keys(store)?;
         for e in entries {
             if blocked.contains(&e.device) {
                 continue;
@@ -323,12 +326,21 @@ impl RelaySync {
                 self.pull_wanted = true;
                 continue;
             }
-            // An entry that does not verify, decrypt or parse is
-            // quarantined: recorded with its device and seq, skipped, and
-            // the cursor moves past it, so one bad (hostile or damaged)
-            // entry never stops the account. Only an entry from a newer
-            // Kith stops the pull: updating Kith makes it readable.
-            let opened = match payload::open_entry(&self.id, &e) {
+            if e.epoch > members.epoch() {
+                // Sealed under an epoch this device has not heard of yet:
+                // fetch the membership log, then pull again from here.
+                blocked.insert(e.device);
+                self.membership_wanted = true;
+                self.pull_wanted = true;
+                continue;
+            }
+            // An entry that does not verify, decrypt or parse (or whose
+            // author was not a member then) is quarantined: recorded with
+            // its device and seq, skipped, and the cursor moves past it, so
+            // one bad (hostile or damaged) entry never stops the account.
+            // Only an entry from a newer Kith stops the pull: updating Kith
+            // makes it readable.
+            let opened = match payload::open_entry(&self.id, &members, &keys, &e) {
                 Ok(p) => Ok(p),
                 Err(reason @ UnsealError::NewerVersion(_)) => {
                     return Err(RelaySyncError::BadEntry {
@@ -345,7 +357,7 @@ impl RelaySync {
                 ..Step::default()
             };
             let body = opened.and_then(|p| {
-                step.certs.push(p.cert);
+                step.names.push((e.device, p.name));
                 body_of(p.body, e.device, &mut partials, &mut step)
             });
             match body {
@@ -356,9 +368,9 @@ impl RelaySync {
                 Ok(None) => {}
                 Err(reason) => {
                     tracing::warn!(device = %e.device, seq = e.seq, %reason, "entry quarantined");
-                    // Its certificate is not trusted, and a large entry it
-                    // was part of can never complete.
-                    step.certs.clear();
+                    // Its name is not trusted, and a large entry it was
+                    // part of can never complete.
+                    step.names.clear();
                     if partials.remove(&e.device).is_some() {
                         step.partials.retain(|(d, _)| *d != e.device);
                         step.partials.push((e.device, None));
@@ -376,7 +388,7 @@ impl RelaySync {
                     last.changes.extend(step.changes);
                     last.cursors.extend(step.cursors);
                     last.partials.extend(step.partials);
-                    last.certs.extend(step.certs);
+                    last.names.extend(step.names);
                     last.quarantined.extend(step.quarantined);
                 }
                 _ => steps.push(step),
@@ -388,7 +400,7 @@ impl RelaySync {
             match step.doc {
                 Some(doc) => {
                     let m = apply_with_pending(store, doc, step.changes, |txn| {
-                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.certs, now)?;
+                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.names, now)?;
                         write_quarantined(txn, &step.quarantined, now)
                     })?;
                     if m.applied.fresh {
@@ -403,7 +415,7 @@ impl RelaySync {
                 }
                 None => {
                     let txn = store.writable()?.begin_write()?;
-                    write_bookkeeping(&txn, &step.cursors, &step.partials, &step.certs, now)?;
+                    write_bookkeeping(&txn, &step.cursors, &step.partials, &step.names, now)?;
                     write_quarantined(&txn, &step.quarantined, now)?;
                     txn.commit().map_err(StoreError::from)?;
                 }

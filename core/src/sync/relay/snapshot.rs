@@ -170,15 +170,19 @@ impl RelaySync {
         }
         let devices = crate::sync::devices::list_devices(store)?
             .into_iter()
-            .map(|d| d.cert)
+            .filter(|d| !d.name.is_empty())
+            .map(|d| (d.id, d.name))
             .collect();
         let payload = SnapshotPayload {
             version: PAYLOAD_VERSION,
-            cert: self.id.cert().clone(),
+            name: self.id.device_name().to_owned(),
             devices,
             docs,
         };
-        Ok(payload::seal_snapshot(&self.id, covers, &payload)?)
+        let (epoch, key) = membership::current_key(store, &self.id)?;
+        Ok(payload::seal_snapshot(
+            &self.id, epoch, &key, covers, &payload,
+        )?)
     }
 
     pub(super) fn apply_snapshot(
@@ -186,11 +190,14 @@ impl RelaySync {
         store: &mut Store,
         s: &SealedSnapshot,
     ) -> Result<(), RelaySyncError> {
-        let p = payload::open_snapshot(&self.id, s)
+        let members = membership::state(store, self.id.account_id())?;
+        let keys = membership::keys(store)?;
+        let p = payload::open_snapshot(&self.id, &members, &keys, s)
             .map_err(|e| RelaySyncError::BadSnapshot(e.to_string()))?;
-        let mut certs = p.devices.clone();
-        certs.push(p.cert.clone());
-        certs.retain(|c| self.id.check_member(c).is_ok());
+        // Names of devices of this account only (the log decides who is one).
+        let mut names = p.devices.clone();
+        names.push((s.device, p.name.clone()));
+        names.retain(|(d, _)| members.is_member(d) || members.revoked_at(d).is_some());
         let cursors: Vec<(DeviceId, u64)> = s.covers.iter().map(|c| (c.device, c.seq)).collect();
         let n = p.docs.len();
         let bytes: usize = p.docs.iter().map(|(_, save)| save.len()).sum();
@@ -206,7 +213,7 @@ impl RelaySync {
         // together: a crash leaves either the old state or all of it.
         let installed = store
             .apply_snapshot_docs(docs, |txn| {
-                write_bookkeeping(txn, &cursors, &[], &certs, now)
+                write_bookkeeping(txn, &cursors, &[], &names, now)
             })
             .map_err(|e| match e {
                 StoreError::BadChange { doc, detail, .. } => {
