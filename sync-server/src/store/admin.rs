@@ -16,7 +16,7 @@ use kith_protocol::{AccountId, Membership};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::redb_store::{
-    ACCOUNTS, ENTRIES, HEADS, K32, SUMS, MEMBER_STATE, MEMBERSHIP, META, PARTS, SNAPSHOTS, UPLOADS,
+    ACCOUNTS, ENTRIES, HEADS, K32, MEMBER_STATE, MEMBERSHIP, META, PARTS, SNAPSHOTS, SUMS, UPLOADS,
 };
 use super::{RedbStore, StoreError};
 
