@@ -159,15 +159,45 @@ pub struct Device {
     pub revoked_at_ms: Option<u64>,
     /// This is the device the app runs on.
     pub this_device: bool,
+    /// Entries of this device that were skipped because they did not
+    /// verify, decrypt or parse; non-zero: warn the user (the device is
+    /// damaged or hostile, or the relay's copy of its log is damaged).
+    pub quarantined_entries: u64,
 }
 
 /// A one-time pairing invitation: show `token` as a QR code (and as text).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// Its `Debug` leaves the token out (it ends up in logs and crash reports).
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PairingInvitation {
     /// The one-time token the new device types or scans; secret: show it only to the user.
     pub token: String,
     /// After this (ms since the Unix epoch) the token no longer works.
     pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for PairingInvitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairingInvitation")
+            .field("token", &"<redacted>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod invitation_tests {
+    use super::PairingInvitation;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let inv = PairingInvitation {
+            token: "kith1-SECRET-TOKEN-TEXT".into(),
+            expires_at_ms: 5,
+        };
+        let shown = format!("{inv:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("expires_at_ms: 5"), "{shown}");
+    }
 }
 
 fn now_ms() -> u64 {
@@ -398,6 +428,7 @@ impl Kith {
                         last_seen_ms: d.last_seen_ms,
                         revoked_at_ms: d.revoked_at_ms,
                         this_device: d.id == me,
+                        quarantined_entries: d.quarantined_entries,
                     })
                     .collect())
             })
@@ -695,6 +726,25 @@ impl Kith {
             let addr = self.relay()?;
             let store = self.shared_store()?;
             self.sync.start(store, id, addr)
+        })
+    }
+
+    /// Sets the registration token for a relay run with a token policy
+    /// (`kith-relay token create`): the next rounds register the account
+    /// with it. `None` (or empty) clears it. Kept in memory only.
+    pub fn set_registration_token(&self, token: Option<String>) -> KithResult<()> {
+        guard("set_registration_token", || {
+            let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+            if token.as_ref().is_some_and(|t| t.len() > 256) {
+                return Err(KithError::invalid("token", "longer than 256 bytes"));
+            }
+            *self
+                .sync
+                .shared
+                .registration_token
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = token;
+            Ok(())
         })
     }
 

@@ -1127,6 +1127,38 @@ impl Kith {
         run_blocking("reindex", move || self.with_store(|s| Ok(s.reindex()?))).await
     }
 
+    /// Verifies the store without writing: every document's chunks against
+    /// their checksums and every index table against a rebuild. Index rows
+    /// that differ are what `reindex` repairs; damaged documents it cannot
+    /// (restore them from a backup or another device).
+    pub async fn check_store(self: Arc<Self>) -> KithResult<StoreCheckReport> {
+        run_blocking("check_store", move || {
+            self.with_store(|s| {
+                let r = s.check()?;
+                Ok(StoreCheckReport {
+                    documents: r.documents as u64,
+                    clean: r.is_clean(),
+                    damaged_documents: r
+                        .damaged_documents
+                        .iter()
+                        .map(|(d, why)| format!("{d}: {why}"))
+                        .collect(),
+                    index_tables_reindex_repairs: r
+                        .index_tables
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{}: {} missing or altered rows, {} extra rows",
+                                t.table, t.missing_rows, t.extra_rows
+                            )
+                        })
+                        .collect(),
+                })
+            })
+        })
+        .await
+    }
+
     /// Search, awaited without blocking the caller's thread (for a search box
     /// that queries on every keystroke from the UI thread).
     #[uniffi::method(default(limit = 20))]
@@ -1173,4 +1205,19 @@ impl Kith {
             })
         })
     }
+}
+
+/// What `check_store` found.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct StoreCheckReport {
+    /// Documents examined.
+    pub documents: u64,
+    /// Nothing damaged and the index matches the documents.
+    pub clean: bool,
+    /// Documents that fail their checksums ("id: why"): restore from a
+    /// backup or another device; `reindex` cannot repair them.
+    pub damaged_documents: Vec<String>,
+    /// Index tables that differ from the documents ("table: counts"):
+    /// `reindex` repairs them.
+    pub index_tables_reindex_repairs: Vec<String>,
 }

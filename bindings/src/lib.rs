@@ -38,11 +38,11 @@ pub use account::{
 pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;
-pub use kith::{Kith, PAGE_LIMIT_MAX};
+pub use kith::{Kith, PAGE_LIMIT_MAX, StoreCheckReport};
 pub use listener::{ChangeSummary, KithListener, SyncState};
 pub use logging::{KithLogger, LogLevel, LogRecord, clear_logger, set_logger};
 pub use meetings::*;
-pub use sync::{SyncReport, SyncStatus};
+pub use sync::{QuarantinedEntry, SyncReport, SyncStatus};
 pub use transfer::*;
 pub use types::*;
 

@@ -118,6 +118,23 @@ pub struct SyncStatus {
     pub pending_changes: u64,
     /// The relay this device syncs with (`kith://KEY@HOST:PORT`), if set.
     pub relay: Option<String>,
+    /// Entries received but skipped because they did not verify, decrypt or
+    /// parse, at the end of the last round: warn the user, naming the
+    /// device (`devices()` has its name). Everything else synced.
+    pub quarantined: Vec<QuarantinedEntry>,
+}
+
+/// An entry sync skipped because it did not verify, decrypt or parse.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct QuarantinedEntry {
+    /// The device that wrote it (its id, as in `Device.id`).
+    pub device: String,
+    /// Its sequence number in that device's log.
+    pub seq: u64,
+    /// Why it was refused.
+    pub reason: String,
+    /// When it was skipped, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// Mutable status shared by the tasks.
@@ -131,6 +148,7 @@ struct Status {
     /// so that `sync_status()` never touches the store.
     unacknowledged_entries: u64,
     pending_changes: u64,
+    quarantined: Vec<QuarantinedEntry>,
 }
 
 /// State shared between a `Kith` and its sync tasks.
@@ -144,6 +162,10 @@ pub(crate) struct SyncShared {
     /// entries twice.
     round_lock: tokio::sync::Mutex<()>,
     pub(crate) round_timeout_ms: AtomicU64,
+    /// Registration token for a relay with a token policy
+    /// (`set_registration_token`); sent by rounds until the account is
+    /// registered (the relay ignores it afterwards).
+    pub(crate) registration_token: Mutex<Option<String>>,
     /// Which background loop is the current one: a loop stopped by
     /// `stop_sync` may still be closing its connection when `start_sync`
     /// starts the next, and must not report `Idle` over it.
@@ -203,6 +225,14 @@ impl SyncShared {
         self.listeners.sync_state(&state);
     }
 
+    /// Client settings for a round: the registration token, if set.
+    fn relay_cfg(&self) -> RelayClientConfig {
+        RelayClientConfig {
+            registration_token: lock(&self.registration_token).clone(),
+            ..RelayClientConfig::default()
+        }
+    }
+
     pub(crate) fn state(&self) -> SyncState {
         lock(&self.status).state.clone()
     }
@@ -222,6 +252,16 @@ impl SyncShared {
                 let mut s = lock(&self.status);
                 s.unacknowledged_entries = p.outbox_entries;
                 s.pending_changes = p.pending_changes;
+                s.quarantined = p
+                    .quarantined
+                    .into_iter()
+                    .map(|q| QuarantinedEntry {
+                        device: q.device.to_string(),
+                        seq: q.seq,
+                        reason: q.reason,
+                        at_ms: q.at_ms,
+                    })
+                    .collect();
             }
             Err(e) => tracing::warn!("cannot read the sync position: {e}"),
         }
@@ -347,11 +387,13 @@ impl SyncHub {
                     unsent_local_writes: 0,
                     unacknowledged_entries: 0,
                     pending_changes: 0,
+                    quarantined: Vec::new(),
                 }),
                 listeners,
                 cancel: watch::channel(0).0,
                 round_lock: tokio::sync::Mutex::new(()),
                 round_timeout_ms: AtomicU64::new(ROUND_TIMEOUT_MS_DEFAULT),
+                registration_token: Mutex::new(None),
                 loop_generation: AtomicU64::new(0),
                 loops_alive: std::sync::atomic::AtomicUsize::new(0),
                 cycle_acc: Mutex::new(SyncReport::default()),
@@ -491,6 +533,7 @@ impl SyncHub {
             unacknowledged_entries: s.unacknowledged_entries,
             pending_changes: s.pending_changes,
             relay,
+            quarantined: s.quarantined.clone(),
         }
     }
 
@@ -525,7 +568,7 @@ impl SyncHub {
                 &store,
                 &id,
                 &addr,
-                RelayClientConfig::default(),
+                shared.relay_cfg(),
                 opts,
                 &mut local_rx,
                 &mut stop_rx,
@@ -607,7 +650,7 @@ impl SyncHub {
             &store,
             &id,
             &addr,
-            RelayClientConfig::default(),
+            shared.relay_cfg(),
             extras,
             shared.round_timeout_ms.load(Ordering::Relaxed),
             |e| {

@@ -123,9 +123,11 @@ fn text(bytes: Vec<u8>) -> KithResult<String> {
 fn backup_error(e: StoreBackupError, restoring: bool) -> KithError {
     let reason = e.to_string();
     match e {
-        StoreBackupError::Backup(BackupError::WrongPassphrase | BackupError::EmptyPassphrase) => {
-            KithError::invalid("passphrase", reason)
-        }
+        StoreBackupError::Backup(
+            BackupError::WrongPassphrase
+            | BackupError::EmptyPassphrase
+            | BackupError::WeakPassphrase { .. },
+        ) => KithError::invalid("passphrase", reason),
         StoreBackupError::Backup(
             BackupError::NotABackup
             | BackupError::NewerVersion { .. }

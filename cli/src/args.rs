@@ -29,7 +29,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create the store in the data directory (safe to run again).
-    Init,
+    Init(crate::commands::sync::InitArgs),
     /// Add, edit, show, list, archive and merge contacts.
     #[command(subcommand)]
     Contact(ContactCmd),
@@ -59,6 +59,9 @@ pub(crate) enum Command {
     Settings(SettingsCmd),
     /// Rebuild the query index from the document.
     Reindex,
+    /// Verify the store (document checksums, index against the documents)
+    /// without writing; says what `reindex` would repair.
+    Check,
     /// The shape of the network: headline findings (all numbers with --json).
     Insights,
     /// Write the insights as one self-contained HTML page.

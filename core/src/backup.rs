@@ -88,6 +88,15 @@ impl Default for BackupParams {
 /// Why a backup could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// The passphrase for a new backup is too easy to guess (zxcvbn score
+    /// below [`PASSPHRASE_SCORE_MIN`]); choose a longer one.
+    #[error(
+        "the passphrase is too easy to guess ({reason}): use several uncommon words or a longer phrase"
+    )]
+    WeakPassphrase {
+        /// The estimator's warning and suggestions.
+        reason: String,
+    },
     /// The file does not start with [`MAGIC`]: the wrong file was chosen.
     #[error("not a Kith backup file")]
     NotABackup,
@@ -550,6 +559,34 @@ fn decode_keys(bytes: &[u8]) -> Result<KeyMaterial, StoreBackupError> {
     Ok(keys)
 }
 
+/// Least zxcvbn score (0-4) a new backup's passphrase needs: 3 is "safely
+/// unguessable: moderate protection from an offline slow-hash scenario"
+/// (about 10^10 guesses), which with Argon2id is years of work.
+pub const PASSPHRASE_SCORE_MIN: u8 = 3;
+
+/// Refuses a passphrase for a new backup that an attacker with the file
+/// would guess quickly (a dictionary word, a short or common phrase),
+/// using the zxcvbn estimator. Restoring never checks strength.
+pub fn check_passphrase_strength(passphrase: &str) -> Result<(), BackupError> {
+    let estimate = zxcvbn::zxcvbn(passphrase, &["kith", "backup"]);
+    if (estimate.score() as u8) >= PASSPHRASE_SCORE_MIN {
+        return Ok(());
+    }
+    let mut reason = Vec::new();
+    if let Some(f) = estimate.feedback() {
+        if let Some(w) = f.warning() {
+            reason.push(w.to_string());
+        }
+        reason.extend(f.suggestions().iter().map(|s| s.to_string()));
+    }
+    if reason.is_empty() {
+        reason.push(format!("strength {} of 4", estimate.score() as u8));
+    }
+    Err(BackupError::WeakPassphrase {
+        reason: reason.join(" "),
+    })
+}
+
 /// Backs up every document of the store (all their changes, so history and
 /// concurrent values survive) and, when given, the device's key material
 /// (account secret, device key, certificate: who this device is in sync).
@@ -560,6 +597,7 @@ pub fn backup_store(
     keys: Option<&KeyMaterial>,
     now_ms: TimestampMs,
 ) -> Result<Vec<u8>, StoreBackupError> {
+    check_passphrase_strength(passphrase)?;
     let keys = keys.map(encode_keys).transpose()?;
     let mut documents = Vec::new();
     for id in store.doc_ids()? {
@@ -683,6 +721,18 @@ mod tests {
         iterations: 1,
         parallelism: 1,
     };
+
+    #[test]
+    fn weak_passphrases_are_refused_with_advice_strong_ones_accepted() {
+        for weak in ["", "x", "pass", "password1", "kith backup", "phone pass"] {
+            let e = check_passphrase_strength(weak).unwrap_err();
+            assert!(matches!(e, BackupError::WeakPassphrase { .. }), "{weak}");
+            assert!(e.to_string().contains("too easy to guess"), "{e}");
+        }
+        for strong in ["correct horse battery staple", "a long passphrase"] {
+            check_passphrase_strength(strong).unwrap();
+        }
+    }
 
     #[test]
     fn round_trip_and_header() {

@@ -364,6 +364,17 @@ pub enum KeyStoreError {
         #[source]
         reason: KeyDecodeError,
     },
+    /// The key file is readable or writable by group or others; it is not
+    /// used. Check who could have copied it, then `chmod 600` it.
+    #[error(
+        "key file {path} has mode {mode:o}, open to other users: check who could have read it, then run `chmod 600` on it"
+    )]
+    Permissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The platform keychain (bindings) failed; its message is kept.
     #[error("platform keychain error: {0}")]
     Platform(String),
@@ -419,6 +430,15 @@ impl KeyStore for FileKeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
+        // The secret must not be readable by anyone else: refuse rather than
+        // keep using a key another user may have copied (as the relay does).
+        let open = crate::private_fs::open_to_others(&self.path).map_err(|e| self.io(e))?;
+        if open != 0 {
+            return Err(KeyStoreError::Permissions {
+                path: self.path.clone(),
+                mode: crate::private_fs::mode_of(&self.path).map_err(|e| self.io(e))?,
+            });
+        }
         let keys = KeyMaterial::from_json(&bytes).map_err(|reason| KeyStoreError::Damaged {
             path: self.path.clone(),
             reason,
@@ -431,19 +451,28 @@ impl KeyStore for FileKeyStore {
             path: self.path.clone(),
             reason: KeyDecodeError::Damaged(e.to_string()),
         })?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(|e| self.io(e))?;
-        f.write_all(&json).map_err(|e| self.io(e))?;
-        f.sync_all().map_err(|e| self.io(e))?;
+        // A fresh name opened exclusively without following links: a stale
+        // or planted `keys.json.*.tmp` (another user's file, a symlink to
+        // somewhere else) can never receive the secret.
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| Self::FILE_NAME.to_owned());
+        let tmp = self
+            .path
+            .with_file_name(format!(".{name}.{}.tmp", ulid::Ulid::new()));
+        let mut f = crate::private_fs::create_new_private(&tmp).map_err(|e| self.io(e))?;
+        let written = f.write_all(&json).and_then(|()| f.sync_all());
         drop(f);
-        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io(e));
+        }
+        if let Err(e) = fs::rename(&tmp, &self.path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io(e));
+        }
         if let Some(dir) = self.path.parent() {
             // Persist the rename itself; best effort where directories cannot be opened.
             if let Ok(d) = fs::File::open(dir) {
@@ -515,30 +544,62 @@ mod tests {
         assert!(matches!(store.load(), Err(KeyStoreError::Damaged { .. })));
     }
 
-    /// A version-1 key file (it held the shared account secret) is refused
-    /// with an error naming its version, never misread; so is a newer one.
+    fn sample_keys() -> KeyMaterial {
+        let mut keys = KeyMaterial::generate("phone");
+        keys.account = Some([3u8; 32]);
+        keys
+    }
+
+    #[cfg(unix)]
     #[test]
-    fn key_file_version_1_and_newer_versions_are_refused_by_name() {
+    fn key_file_is_0600_under_umask_022_and_never_written_through_a_link() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileKeyStore::in_dir(dir.path());
-        let v1 = br#"{"version":1,"account_secret":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"device_key":[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2],"device_name":"old","device_certificate":null}"#;
-        fs::write(store.path(), v1).unwrap();
+        // What an attacker with write access to the directory could plant:
+        // a world-readable stale tmp file and symlinks at the names an
+        // older Kith used and at the key file itself.
+        let elsewhere = dir.path().join("attacker-owned");
+        fs::write(&elsewhere, b"").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("keys.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.path()).unwrap();
+        let keys = sample_keys();
+        crate::private_fs::with_umask(0o022, || store.save(&keys)).unwrap();
+        assert_eq!(
+            fs::read(&elsewhere).unwrap(),
+            b"",
+            "secret written through a link"
+        );
+        let meta = fs::symlink_metadata(store.path()).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "the link was replaced by a file"
+        );
+        assert_eq!(crate::private_fs::mode_of(store.path()).unwrap(), 0o600);
+        assert_eq!(store.load().unwrap().unwrap().device_key, keys.device_key);
+        // No temporary file is left behind.
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != "keys.json.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileKeyStore::in_dir(dir.path());
+        store.save(&sample_keys()).unwrap();
+        fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).unwrap();
         let e = store.load().unwrap_err();
-        assert!(matches!(
-            &e,
-            KeyStoreError::Damaged {
-                reason: KeyDecodeError::Retired { found: 1 },
-                ..
-            }
-        ));
-        assert!(e.to_string().contains("format version 1"), "{e}");
-        fs::write(store.path(), br#"{"version":3}"#).unwrap();
-        assert!(matches!(
-            store.load(),
-            Err(KeyStoreError::Damaged {
-                reason: KeyDecodeError::TooNew { found: 3 },
-                ..
-            })
-        ));
+        assert!(
+            matches!(e, KeyStoreError::Permissions { mode: 0o644, .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        fs::set_permissions(store.path(), fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(store.load().unwrap().is_some());
     }
 }

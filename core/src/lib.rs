@@ -24,6 +24,7 @@ pub mod import;
 pub(crate) mod index;
 pub mod meetings;
 pub mod ops;
+pub mod private_fs;
 pub(crate) mod schema;
 pub mod store;
 pub mod sync;
@@ -41,5 +42,6 @@ pub use ops::{
     TimelineQuery,
 };
 pub use store::{
-    CompactionPolicy, DocMeta, RemoteApplied, RemoteChanges, SnapshotInstalled, Store, TableSize,
+    CompactionPolicy, DocMeta, IndexTableCheck, RemoteApplied, RemoteChanges, SnapshotInstalled,
+    Store, StoreCheck, TableSize,
 };

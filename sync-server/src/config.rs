@@ -45,6 +45,10 @@ pub struct Limits {
     pub idle_timeout_ms: u64,
     /// Requests an unauthenticated (pairing) connection may make.
     pub unauth_requests_max: u32,
+    /// Requests before authentication (mailbox takes, pings) one source IP
+    /// address may make per minute, over all its connections: opening many
+    /// connections does not multiply the allowance.
+    pub unauth_requests_per_addr_per_minute: u32,
     /// Most write ops committed in one transaction.
     pub write_batch_ops_max: usize,
     /// Most write ops waiting for the writer.
@@ -72,6 +76,7 @@ impl Default for Limits {
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             unauth_requests_max: 8,
+            unauth_requests_per_addr_per_minute: 600,
             write_batch_ops_max: 512,
             write_queue_ops_max: 8192,
             snapshot_upload_bytes_max: 256 << 20,

@@ -15,7 +15,8 @@
 //! re-sends, fork and gap refusal (refused ops change nothing), pulls in
 //! pages after cursors, snapshots that prune and raise floors, snapshot
 //! ranges, snapshots uploaded in parts, mailbox expiry, registration tokens,
-//! revocation, byte quotas, per-op atomicity inside a batch, and stats.
+//! revocation, byte quotas, per-op atomicity inside a batch, and stats;
+//! with a `damage:` hook, damaged-entry detection and repair.
 //!
 //! Test-only code: a failed expectation panics with the case's context.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -74,7 +75,27 @@ macro_rules! relay_store_conformance {
             byte_quotas_refuse_growth_but_not_resends,
             a_refused_op_does_not_block_its_batch,
             stats_count_accounts_entries_and_bytes,
+            a_probe_write_succeeds_and_changes_nothing_visible,
+            mailbox_live_sees_only_unexpired_blobs,
         );
+    };
+    // A backend that can damage one stored entry behind the store's back
+    // (`$damage(&fixture, &account, &device, seq)`, as a flipped bit on its
+    // disk would) also runs the damage-detection and repair case.
+    ($make:expr, damage: $damage:expr) => {
+        $crate::relay_store_conformance!($make);
+
+        #[test]
+        fn a_damaged_entry_is_served_as_a_placeholder_and_repaired_by_the_original() {
+            let fixture = ($make)();
+            let damage = |a: &kith_protocol::AccountId, d: &kith_protocol::DeviceId, seq: u64| {
+                ($damage)(&fixture, a, d, seq)
+            };
+            $crate::conformance::a_damaged_entry_is_served_as_a_placeholder_and_repaired_by_the_original(
+                $crate::conformance::Fixture::store(&fixture),
+                &damage,
+            );
+        }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1064,4 +1085,84 @@ pub fn stats_count_accounts_entries_and_bytes(s: &dyn RelayStore) {
     assert_eq!(st.accounts, 2);
     assert_eq!(st.entries, 5);
     assert!(st.bytes > after_three.bytes && after_three.bytes > 0);
+}
+
+/// A stored entry damaged behind the store's back (a flipped bit on disk)
+/// is detected when read: the pull serves, at its place, an entry with the
+/// same account, device and seq that does not verify (readers quarantine it
+/// and move on) and the other entries intact. A different entry at that seq
+/// is still a fork; the original bytes re-pushed by the writer repair it,
+/// without counting twice against the quota.
+pub fn a_damaged_entry_is_served_as_a_placeholder_and_repaired_by_the_original(
+    s: &dyn RelayStore,
+    damage: &dyn Fn(&AccountId, &DeviceId, u64),
+) {
+    let (_, d) = registered(s, 90, 91);
+    ok(s, d.push_op(d.entries(1, 3)));
+    let before = s.stats().unwrap();
+    damage(&d.account, &d.id(), 2);
+    let got = pull_all(s, &d.account, &[]);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], d.entry(1, "entry 1"));
+    assert_eq!(got[2], d.entry(3, "entry 3"));
+    let placeholder = &got[1];
+    assert_eq!(
+        (placeholder.account, placeholder.device, placeholder.seq),
+        (d.account, d.id(), 2)
+    );
+    assert!(
+        placeholder.verify().is_err(),
+        "a damaged entry must not verify"
+    );
+    assert!(matches!(
+        one(s, d.push_op(vec![d.entry(2, "other")])),
+        Err(StoreError::SeqFork { seq: 2 })
+    ));
+    assert_eq!(ok(s, d.push_op(d.entries(1, 3))), pushed(3, vec![]));
+    assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 3));
+    assert_eq!(s.stats().unwrap(), before);
+    // An intact entry is never replaced by a re-push.
+    assert!(matches!(
+        one(s, d.push_op(vec![d.entry(2, "other")])),
+        Err(StoreError::SeqFork { seq: 2 })
+    ));
+}
+
+/// A probe write (what `/health` uses after a failed write) succeeds on a
+/// healthy store, any number of times, and changes nothing a client sees.
+pub fn a_probe_write_succeeds_and_changes_nothing_visible(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 92, 93);
+    ok(s, d.push_op(d.entries(1, 2)));
+    let before = (s.stats().unwrap(), pull_all(s, &d.account, &[]));
+    for _ in 0..3 {
+        s.probe_write().unwrap();
+    }
+    assert_eq!((s.stats().unwrap(), pull_all(s, &d.account, &[])), before);
+}
+
+/// `mailbox_live` (what an unauthenticated take checks before it writes)
+/// sees a stored blob until it expires or is taken, and nothing else.
+pub fn mailbox_live_sees_only_unexpired_blobs(s: &dyn RelayStore) {
+    let slot = [44u8; 32];
+    assert!(!s.mailbox_live(&slot, T0_MS).unwrap());
+    ok(
+        s,
+        WriteOp::MailboxPut {
+            slot,
+            blob: b"invite".to_vec(),
+            expires_at_ms: T0_MS + 1_000,
+            now_ms: T0_MS,
+        },
+    );
+    assert!(s.mailbox_live(&slot, T0_MS + 999).unwrap());
+    assert!(!s.mailbox_live(&slot, T0_MS + 1_000).unwrap());
+    assert!(!s.mailbox_live(&[45u8; 32], T0_MS).unwrap());
+    ok(
+        s,
+        WriteOp::MailboxTake {
+            slot,
+            now_ms: T0_MS + 1,
+        },
+    );
+    assert!(!s.mailbox_live(&slot, T0_MS + 2).unwrap());
 }

@@ -7,6 +7,7 @@
 //! - [`store`]: the [`store::RelayStore`] trait and its redb implementation;
 //! - [`config`]: policy, quotas and limits;
 //! - [`identity`]: the relay key file;
+//! - [`private_fs`]: owner-only data directory and files;
 //! - [`metrics`]: counters and the health/metrics HTTP responder;
 //! - [`admin`]: the admin commands over a local Unix socket (token, accounts,
 //!   account delete, status, online backup);
@@ -26,6 +27,7 @@ pub mod config;
 pub mod conformance;
 pub mod identity;
 pub mod metrics;
+pub mod private_fs;
 pub mod server;
 pub mod store;
 #[cfg(feature = "test-support")]

@@ -1,5 +1,6 @@
 //! Counters and gauges of a running relay, and a minimal HTTP/1.1 responder
-//! serving them: `GET /health` (200 "ok") and `GET /metrics` (Prometheus text
+//! serving them: `GET /health` (200 "ok"; 503 "store cannot write" after a
+//! failed store write, until a probe write commits) and `GET /metrics` (Prometheus text
 //! format). It reads at most 8 KiB of request head per connection, answers
 //! once and closes; anything else gets 404/400.
 
@@ -43,6 +44,11 @@ pub struct Metrics {
     pub commit_duration_us_total: AtomicU64,
     /// Write ops committed.
     pub commit_ops_total: AtomicU64,
+    /// Set when a store write failed (full disk, I/O error), cleared when a
+    /// later batch or probe commits: `/health` answers 503 meanwhile.
+    pub store_unwritable: std::sync::atomic::AtomicBool,
+    /// Store write batches that failed.
+    pub store_write_failures_total: AtomicU64,
     /// Format version of the store being served (set by whoever opened it;
     /// 0 = not reported).
     pub store_format_version: AtomicU64,
@@ -84,6 +90,18 @@ impl Metrics {
             ));
         };
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        line(
+            "kith_relay_store_writable",
+            "gauge",
+            "1 while the store can write, 0 after a failed write until one commits.",
+            u64::from(!self.store_unwritable.load(Ordering::Relaxed)),
+        );
+        line(
+            "kith_relay_store_write_failures_total",
+            "counter",
+            "Store write batches that failed (full disk, I/O errors).",
+            g(&self.store_write_failures_total),
+        );
         line(
             "kith_relay_store_format_version",
             "gauge",
@@ -186,6 +204,23 @@ impl Metrics {
     }
 }
 
+/// Whether the store can write: true unless a write failed; then a probe
+/// write decides (and clears the flag once it commits), so `/health` turns
+/// 200 again as soon as space is freed, without waiting for a client write.
+async fn health_writable(metrics: &Arc<Metrics>, store: &Arc<dyn RelayStore>) -> bool {
+    if !metrics.store_unwritable.load(Ordering::Relaxed) {
+        return true;
+    }
+    let store = store.clone();
+    let ok = tokio::task::spawn_blocking(move || store.probe_write().is_ok())
+        .await
+        .unwrap_or(false);
+    if ok {
+        metrics.store_unwritable.store(false, Ordering::Relaxed);
+    }
+    ok
+}
+
 /// Serves `/health` and `/metrics` on `listener` until `shutdown` resolves.
 pub async fn serve_metrics(
     listener: TcpListener,
@@ -226,7 +261,16 @@ pub async fn serve_metrics(
             let first = head.lines().next().unwrap_or("");
             let mut parts = first.split_whitespace();
             let (status, body) = match (parts.next(), parts.next()) {
-                (Some("GET"), Some("/health")) => ("200 OK", "ok\n".to_owned()),
+                (Some("GET"), Some("/health")) => {
+                    if health_writable(&metrics, &store).await {
+                        ("200 OK", "ok\n".to_owned())
+                    } else {
+                        (
+                            "503 Service Unavailable",
+                            "store cannot write (disk full or failing)\n".to_owned(),
+                        )
+                    }
+                }
                 (Some("GET"), Some("/metrics")) => {
                     let stats = tokio::task::spawn_blocking(move || store.stats().ok())
                         .await

@@ -174,6 +174,9 @@ struct Shared {
     subscribers: Mutex<HashMap<AccountId, Vec<Subscriber>>>,
     connections: Mutex<ConnectionMap>,
     rates: Mutex<HashMap<AccountId, (u64, u32)>>,
+    /// Unauthenticated requests per source address: (minute window start
+    /// ms, requests in it); at most [`UNAUTH_ADDRS_MAX`] addresses tracked.
+    unauth_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
     next_conn_id: AtomicU64,
     /// Last authentication per account since start (for `kith-relay accounts`).
     last_seen: Mutex<HashMap<AccountId, u64>>,
@@ -234,6 +237,11 @@ pub struct AdminSocket {
     pub data_dir: std::path::PathBuf,
 }
 
+/// Source addresses the unauthenticated rate limit tracks at once; beyond
+/// it (after dropping finished windows) new addresses are refused, so the
+/// map cannot be grown without bound by spoofed or many addresses.
+const UNAUTH_ADDRS_MAX: usize = 65_536;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these maps cannot leave them inconsistent in a
     // way that matters more than refusing service; keep going.
@@ -241,6 +249,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Counts one unauthenticated request from `addr`; false when that
+    /// address is over its per-minute allowance.
+    fn unauth_allowed(&self, addr: std::net::IpAddr) -> bool {
+        let limit = self.config.limits.unauth_requests_per_addr_per_minute;
+        self.count_in_window(&self.unauth_rates, addr, 60_000, 1, limit)
+    }
+
+    /// Adds `add` to `addr`'s count in its current window of `window_ms`
+    /// and says whether the count is within `limit`. The map holds at most
+    /// [`UNAUTH_ADDRS_MAX`] addresses; when full of live windows a new
+    /// address is refused.
+    fn count_in_window(
+        &self,
+        map: &Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
+        addr: std::net::IpAddr,
+        window_ms: u64,
+        add: u32,
+        limit: u32,
+    ) -> bool {
+        let now = self.config.clock.now_ms();
+        let mut m = lock(map);
+        if m.len() >= UNAUTH_ADDRS_MAX && !m.contains_key(&addr) {
+            m.retain(|_, (start, _)| now.saturating_sub(*start) < window_ms);
+            if m.len() >= UNAUTH_ADDRS_MAX {
+                return false;
+            }
+        }
+        let (start, n) = m.entry(addr).or_insert((now, 0));
+        if now.saturating_sub(*start) >= window_ms {
+            *start = now;
+            *n = 0;
+        }
+        *n = n.saturating_add(add);
+        if add == 0 { *n < limit } else { *n <= limit }
+    }
+
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
         let gone = || StoreError::Backend {
@@ -464,6 +508,17 @@ fn writer_thread(
             u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
             n,
         );
+        let failed = results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Backend { .. })));
+        if failed {
+            metrics
+                .store_write_failures_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        metrics
+            .store_unwritable
+            .store(failed, std::sync::atomic::Ordering::Relaxed);
         for (r, reply) in results.into_iter().zip(replies) {
             if let Err(StoreError::Backend { op, source }) = &r {
                 warn!(op, error = %source, "store write failed");
@@ -518,6 +573,7 @@ pub async fn run_with_admin(
         subscribers: Mutex::new(HashMap::new()),
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
+        unauth_rates: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
         last_seen: Mutex::new(HashMap::new()),
         started: std::time::Instant::now(),
@@ -1024,7 +1080,9 @@ async fn serve(
                     Some(s) => handle_request(shared, s, &out, &lagged, conn_id, body).await,
                     None => {
                         unauth_requests += 1;
-                        if unauth_requests > limits.unauth_requests_max {
+                        if unauth_requests > limits.unauth_requests_max
+                            || !shared.unauth_allowed(conn.remote_address().ip())
+                        {
                             return Err(out
                                 .fatal(
                                     ErrorCode::RateLimited,
@@ -1194,6 +1252,17 @@ async fn mailbox_take(
     shared: &Arc<Shared>,
     slot: [u8; 32],
 ) -> Result<Response, (ErrorCode, String)> {
+    // Anyone may try a slot before authenticating: look first (a read), so
+    // an empty or expired slot costs no durable write.
+    let now = shared.config.clock.now_ms();
+    match shared.read(move |s| s.mailbox_live(&slot, now)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let e = StoreError::MailboxNotFound;
+            return Err((store_error_code(&e), e.to_string()));
+        }
+        Err(e) => return Err((store_error_code(&e), e.to_string())),
+    }
     match shared
         .write(WriteOp::MailboxTake {
             slot,

@@ -221,6 +221,12 @@ fn async_methods_complete_from_another_executor() {
         .unwrap();
     assert_eq!(found.interactions.len(), 1);
     rt.block_on(std::sync::Arc::clone(&kith).reindex()).unwrap();
+    let report = rt
+        .block_on(std::sync::Arc::clone(&kith).check_store())
+        .unwrap();
+    assert!(report.clean, "{report:?}");
+    assert!(report.documents >= 2);
+    assert!(report.damaged_documents.is_empty() && report.index_tables_reindex_repairs.is_empty());
     let err = rt
         .block_on(std::sync::Arc::clone(&kith).search_async("x".into(), 0))
         .unwrap_err();

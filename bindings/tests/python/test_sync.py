@@ -372,3 +372,40 @@ def test_the_python_example_syncs_to_the_relay(tmp_path, relay):
     )
     assert out.returncode == 0, out.stderr
     assert "Synced: sent" in out.stdout, out.stdout
+
+
+def test_a_token_relay_registers_with_set_registration_token(tmp_path):
+    """A relay run with `--registration token`: the first sync of a new
+    account is refused until the app gives the token; then it registers, and
+    the status carries an empty quarantine and the devices their counts."""
+    binary = os.environ.get("KITH_RELAY_BIN")
+    if not binary or not pathlib.Path(binary).is_file():
+        raise RuntimeError("KITH_RELAY_BIN must name the built kith-relay binary")
+    data = str(tmp_path / "relay")
+    token = subprocess.run(
+        [binary, "--data-dir", data, "token", "create"],
+        check=True, capture_output=True, text=True, timeout=TIMEOUT_S,
+    ).stdout.strip()
+    proc = subprocess.Popen(
+        [binary, "--data-dir", data, "--listen", "127.0.0.1:0",
+         "--metrics-listen", "off", "--registration", "token"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        lines = []
+        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()))
+        reader.start()
+        reader.join(TIMEOUT_S)
+        address = lines[0].strip()
+        a = kith_ffi.Kith.open(str(tmp_path / "a"))
+        a.create_account("phone", address)
+        with pytest.raises(KithError):
+            run(a.sync_now())
+        a.set_registration_token(token)
+        run(a.sync_now())
+        status = a.sync_status()
+        assert status.quarantined == []
+        assert [d.quarantined_entries for d in a.devices()] == [0]
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT_S)

@@ -368,6 +368,53 @@ pub(super) fn reindex(ctx: &mut Ctx) -> CliResult<()> {
     Ok(())
 }
 
+/// `kith check`: verifies without writing. Exit 0 when clean; an index that
+/// differs from the documents is repairable (`kith reindex`); a damaged
+/// document is not (restore it from a backup or another device): both are
+/// reported and exit 1.
+pub(super) fn check(ctx: &mut Ctx) -> CliResult<()> {
+    let r = ctx.store.check().map_err(store_failure)?;
+    if ctx.json {
+        ctx.out.json(&serde_json::json!({
+            "documents": r.documents,
+            "clean": r.is_clean(),
+            "damaged_documents": r.damaged_documents.iter()
+                .map(|(d, why)| serde_json::json!({ "document": d, "reason": why }))
+                .collect::<Vec<_>>(),
+            "index_tables": r.index_tables.iter()
+                .map(|t| serde_json::json!({
+                    "table": t.table, "missing_rows": t.missing_rows, "extra_rows": t.extra_rows,
+                }))
+                .collect::<Vec<_>>(),
+        }))?;
+    } else {
+        ctx.out
+            .line(format!("Checked {} documents.", r.documents))?;
+        for (d, why) in &r.damaged_documents {
+            ctx.out.line(format!(
+                "Damaged document {d}: {why}. `kith reindex` cannot repair it: restore it from a backup or sync it from another device."
+            ))?;
+        }
+        for t in &r.index_tables {
+            ctx.out.line(format!(
+                "Index table {}: {} rows missing or altered, {} rows that should not be there; `kith reindex` repairs it.",
+                t.table, t.missing_rows, t.extra_rows
+            ))?;
+        }
+        if r.is_clean() {
+            ctx.out
+                .line("The store is sound: every document verifies and the index matches it.")?;
+        }
+    }
+    if r.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Failure(anyhow::anyhow!(
+            "the store check found problems (see above)"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,12 +54,13 @@ fn run_to(cli: Cli, out: &mut Out) -> CliResult<()> {
     let clock = Clock::from_env()?;
     match cli.command {
         Command::Demo(args) => crate::demo::run(args, cli.data.as_deref(), &clock, cli.json, out),
-        Command::Init => {
+        Command::Init(a) => {
             let dir = crate::datadir::from_env(cli.data.as_deref())?;
             let existed = store_file(&dir).exists();
             let store = Store::open_waiting(&dir, sync::LOCK_WAIT_MS).map_err(store_failure)?;
             store.close().map_err(store_failure)?;
             sync::init_identity(&dir, cli.json, out)?;
+            sync::remember_registration_token(&dir, a.registration_token.as_deref())?;
             if cli.json {
                 out.json(&serde_json::json!({ "data_dir": dir, "created": !existed }))?;
             } else if existed {
@@ -136,12 +137,13 @@ pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         Command::Goal(c) => misc::goal(ctx, c),
         Command::Settings(c) => misc::settings(ctx, c),
         Command::Reindex => misc::reindex(ctx),
+        Command::Check => misc::check(ctx),
         Command::Insights => insights::insights(ctx),
         Command::Import(c) => transfer::import(ctx, c),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Backup(a) => transfer::backup(ctx, a),
         Command::Report(a) => insights::report(ctx, a),
-        Command::Init
+        Command::Init(_)
         | Command::Demo(_)
         | Command::Restore(_)
         | Command::Pair(_)

@@ -92,6 +92,10 @@ pub(crate) struct JoinArgs {
     /// Name of this device.
     #[arg(long, default_value = "new device")]
     pub(crate) name: String,
+    /// Registration token for a relay run with `--registration token`
+    /// (needed only if the account is not registered there yet).
+    #[arg(long, env = "KITH_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub(crate) registration_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +127,18 @@ pub(crate) struct SyncArgs {
     /// Stay connected (relay or --peer): exchange changes live (Ctrl-C to stop).
     #[arg(long)]
     pub(crate) watch: bool,
+    /// Registration token for a relay run with `--registration token` (from
+    /// `kith-relay token create`); remembered (owner-only) for next time.
+    #[arg(long, env = "KITH_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub(crate) registration_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Registration token for a relay run with `--registration token` (from
+    /// `kith-relay token create`); kept (owner-only) for the first sync.
+    #[arg(long, env = "KITH_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub(crate) registration_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +151,50 @@ pub(crate) struct ServePeerArgs {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SyncFile {
     relay: Option<String>,
+    /// For the first registration at a relay with a token policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration_token: Option<String>,
+}
+
+/// The relay client settings for this data directory (its registration
+/// token, if one was given).
+fn relay_cfg(dir: &Path) -> RelayClientConfig {
+    RelayClientConfig {
+        registration_token: read_sync_file(dir).registration_token,
+        ..RelayClientConfig::default()
+    }
+}
+
+/// Keeps `token` (when given) for the registrations of later rounds.
+pub(crate) fn remember_registration_token(dir: &Path, token: Option<&str>) -> CliResult<()> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    if token.len() > 256 {
+        return Err(CliError::input("registration token is too long"));
+    }
+    let mut f = read_sync_file(dir);
+    f.registration_token = Some(token.to_owned());
+    write_sync_file(dir, &f)
+}
+
+/// Writes `sync.json` owner-only (it may hold a registration token), through
+/// a fresh exclusive temporary file renamed into place.
+fn write_sync_file(dir: &Path, f: &SyncFile) -> CliResult<()> {
+    use std::io::Write;
+    let bytes = serde_json::to_vec_pretty(f).map_err(failure)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{SYNC_FILE}.{}.{nanos}.tmp", std::process::id()));
+    let written = kith_core::private_fs::create_new_private(&tmp)
+        .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(SYNC_FILE)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 fn failure(e: impl std::fmt::Display) -> CliError {
@@ -183,12 +243,9 @@ fn read_sync_file(dir: &Path) -> SyncFile {
 }
 
 fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
-    let f = SyncFile {
-        relay: Some(addr.to_string()),
-    };
-    let bytes = serde_json::to_vec_pretty(&f).map_err(failure)?;
-    std::fs::write(dir.join(SYNC_FILE), bytes)?;
-    Ok(())
+    let mut f = read_sync_file(dir);
+    f.relay = Some(addr.to_string());
+    write_sync_file(dir, &f)
 }
 
 fn open_store(dir: &Path) -> CliResult<Store> {
@@ -578,7 +635,8 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
     };
     let token = Token::parse(&token_text).map_err(CliError::input)?;
     let rt = runtime()?;
-    std::fs::create_dir_all(dir)?;
+    kith_core::private_fs::ensure_private_dir(dir)?;
+    remember_registration_token(dir, a.registration_token.as_deref())?;
     // Keep the keys from the start: the request names them.
     ks.save(&keys).map_err(failure)?;
     let show_code = |code: &str, out: &mut Out| -> CliResult<()> {
@@ -645,7 +703,7 @@ pub(crate) fn join(dir: &Path, a: JoinArgs, json: bool, out: &mut Out) -> CliRes
                     &store,
                     &id,
                     &addr,
-                    RelayClientConfig::default(),
+                    relay_cfg(dir),
                     vec![],
                     TIMEOUT_MS,
                     |_| {},
@@ -707,6 +765,9 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
     let list = list_devices(&mut store).map_err(super::store_failure)?;
     match a.cmd {
         None => {
+            let quarantined = sync_status(&mut store)
+                .map_err(super::store_failure)?
+                .quarantined;
             store.close().map_err(super::store_failure)?;
             if json {
                 let rows: Vec<_> = list
@@ -716,6 +777,7 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                             "id": d.id.to_string(), "name": d.name, "added_ms": d.added_ms,
                             "last_seen_ms": d.last_seen_ms, "revoked_at_ms": d.revoked_at_ms,
                             "this_device": d.id == id.device_id(),
+                            "quarantined_entries": d.quarantined_entries,
                         })
                     })
                     .collect();
@@ -728,6 +790,8 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                     "this device".to_string()
                 } else if let Some(r) = d.revoked_at_ms {
                     format!("revoked {}", fmt_ms(r))
+                } else if d.quarantined_entries > 0 {
+                    format!("WARNING: {} bad entries skipped", d.quarantined_entries)
                 } else {
                     String::new()
                 };
@@ -740,6 +804,9 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                 ]);
             }
             out.table(&t)?;
+            for line in quarantine_warnings(&quarantined, &list) {
+                out.line(line)?;
+            }
             Ok(())
         }
         Some(DevicesCmd::Revoke { id: want, relay }) => {
@@ -772,7 +839,7 @@ pub(crate) fn devices(dir: &Path, a: DevicesArgs, json: bool, out: &mut Out) -> 
                 &store,
                 &id,
                 &addr,
-                RelayClientConfig::default(),
+                relay_cfg(dir),
                 vec![kith_net::relay::Extra::Revoke(target)],
                 TIMEOUT_MS,
                 |e| done |= *e == RelayEvent::Revoked { device: target },
@@ -834,6 +901,11 @@ fn describe(e: &RelayEvent) -> Option<String> {
             format!("relay rate limit: retrying in {retry_after_ms} ms")
         }
         RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        RelayEvent::Quarantined {
+            device,
+            seq,
+            reason,
+        } => format!("warning: skipped entry #{seq} of device {device}: {reason}"),
         RelayEvent::RelayHealed { from_seq, to_seq } => format!(
             "the relay had lost entries #{from_seq}..#{to_seq} of this device (restored from a backup): sending them again"
         ),
@@ -907,6 +979,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
     }
     let addr = relay_from(dir, a.relay.as_deref())?;
     remember_relay(dir, &addr)?;
+    remember_registration_token(dir, a.registration_token.as_deref())?;
     if a.watch {
         if !json {
             out.line(format!("Watching {addr} (Ctrl-C to stop)"))?;
@@ -928,7 +1001,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
                     &store,
                     &id,
                     &addr,
-                    RelayClientConfig::default(),
+                    relay_cfg(dir),
                     kith_net::WatchOptions::default(),
                     &mut local_rx,
                     &mut stop_rx,
@@ -959,7 +1032,7 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             &store,
             &id,
             &addr,
-            RelayClientConfig::default(),
+            relay_cfg(dir),
             vec![],
             TIMEOUT_MS,
             |e| {
@@ -969,18 +1042,32 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             },
         ))
         .map_err(failure)?;
-    let status = {
+    let (status, known) = {
         let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-        sync_status(&mut s).map_err(super::store_failure)?
+        (
+            sync_status(&mut s).map_err(super::store_failure)?,
+            list_devices(&mut s).map_err(super::store_failure)?,
+        )
     };
     close(store)?;
     if json {
+        let quarantined: Vec<_> = status
+            .quarantined
+            .iter()
+            .map(|q| {
+                serde_json::json!({
+                    "device": q.device.to_string(), "seq": q.seq, "reason": q.reason,
+                    "at_ms": q.at_ms,
+                })
+            })
+            .collect();
         out.json(&serde_json::json!({
             "pushed_entries": r.pushed_entries, "pushed_bytes": r.pushed_bytes,
             "received_entries": r.received_entries, "received_bytes": r.received_bytes,
             "contacts_changed": r.contacts_changed, "interactions_changed": r.interactions_changed,
             "pending_changes": status.pending_changes, "wire_bytes_sent": r.wire_sent_bytes,
             "wire_bytes_received": r.wire_received_bytes, "elapsed_ms": r.elapsed_ms,
+            "quarantined": quarantined,
         }))?;
         return Ok(());
     }
@@ -997,7 +1084,38 @@ pub(crate) fn sync(dir: &Path, a: SyncArgs, json: bool, out: &mut Out) -> CliRes
             status.pending_changes
         ))?;
     }
+    for line in quarantine_warnings(&status.quarantined, &known) {
+        out.line(line)?;
+    }
     Ok(())
+}
+
+/// One warning per device with skipped (quarantined) entries, naming it.
+fn quarantine_warnings(
+    quarantined: &[kith_core::sync::QuarantinedEntry],
+    known: &[kith_core::sync::devices::DeviceInfo],
+) -> Vec<String> {
+    let mut by_device: std::collections::BTreeMap<
+        DeviceId,
+        Vec<&kith_core::sync::QuarantinedEntry>,
+    > = std::collections::BTreeMap::new();
+    for q in quarantined {
+        by_device.entry(q.device).or_default().push(q);
+    }
+    by_device
+        .into_iter()
+        .map(|(device, qs)| {
+            let name = known
+                .iter()
+                .find(|d| d.id == device)
+                .map_or_else(|| "an unknown device".to_string(), |d| format!("'{}'", d.name));
+            let last = qs.last().map(|q| q.reason.as_str()).unwrap_or_default();
+            format!(
+                "Warning: {} entries from {name} ({device}) were skipped because they do not verify, decrypt or parse (last: {last}). That device may be damaged or hostile, or the relay's copy damaged; everything else synced.",
+                qs.len()
+            )
+        })
+        .collect()
 }
 
 fn stdout_err(s: &str) -> std::io::Result<()> {

@@ -317,24 +317,19 @@ fn emit(out: &mut Out, path: Option<&Path>, bytes: &[u8]) -> CliResult<()> {
     }
 }
 
-/// Writes a file that must not exist yet (never overwrite an earlier export or backup).
+/// Writes a file that must not exist yet (never overwrite an earlier export or
+/// backup), owner-only (0600) whatever the umask: exports hold plaintext notes.
 fn write_new(path: &Path, bytes: &[u8]) -> CliResult<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                CliError::input(format!(
-                    "{} already exists (choose another file)",
-                    path.display()
-                ))
-            } else {
-                CliError::Failure(
-                    anyhow::Error::new(e).context(format!("creating {}", path.display())),
-                )
-            }
-        })?;
+    let mut f = kith_core::private_fs::create_new_private(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            CliError::input(format!(
+                "{} already exists (choose another file)",
+                path.display()
+            ))
+        } else {
+            CliError::Failure(anyhow::Error::new(e).context(format!("creating {}", path.display())))
+        }
+    })?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
         CliError::Failure(anyhow::Error::new(e).context(format!("writing {}", path.display())))
     })
@@ -404,6 +399,43 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// A new backup's passphrase: `KITH_PASSPHRASE`; else, on a terminal, typed
+/// twice without echo (the two must match); else the first line of stdin.
+/// Too easy to guess (zxcvbn) is an input error, before anything is read
+/// from the store.
+fn new_passphrase() -> CliResult<String> {
+    use std::io::IsTerminal;
+    let pass = if std::env::var_os("KITH_PASSPHRASE").is_none() && std::io::stdin().is_terminal() {
+        let read = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| CliError::input(format!("cannot read the passphrase: {e}")))
+        };
+        let first = read("Backup passphrase: ")?;
+        let again = read("Again, to confirm: ")?;
+        if first != again {
+            return Err(CliError::input(
+                "the two passphrases differ; nothing was written",
+            ));
+        }
+        first
+    } else {
+        passphrase()?
+    };
+    kith_core::backup::check_passphrase_strength(&pass).map_err(CliError::input)?;
+    Ok(pass)
+}
+
+/// The passphrase of an existing backup: `KITH_PASSPHRASE`; else, on a
+/// terminal, typed once without echo; else the first line of stdin.
+fn existing_passphrase() -> CliResult<String> {
+    use std::io::IsTerminal;
+    if std::env::var_os("KITH_PASSPHRASE").is_none() && std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Backup passphrase: ")
+            .map_err(|e| CliError::input(format!("cannot read the passphrase: {e}")));
+    }
+    passphrase()
+}
+
 /// The passphrase: `KITH_PASSPHRASE`, else the first line of stdin.
 fn passphrase() -> CliResult<String> {
     if let Ok(p) = std::env::var("KITH_PASSPHRASE") {
@@ -435,7 +467,7 @@ pub(super) fn backup(ctx: &mut Ctx, a: BackupArgs) -> CliResult<()> {
             a.file.display()
         )));
     }
-    let pass = passphrase()?;
+    let pass = new_passphrase()?;
     let params = BackupParams {
         memory_kib: a.kdf.kdf_memory_kib,
         iterations: a.kdf.kdf_iterations,
@@ -490,7 +522,7 @@ pub(crate) fn restore(dir: &Path, a: RestoreArgs, json: bool, out: &mut Out) -> 
         )));
     }
     let bytes = read_input(&a.file, kith_core::backup::BACKUP_SIZE_BYTES_MAX)?;
-    let pass = passphrase()?;
+    let pass = existing_passphrase()?;
     let restored = restore_store_with_key_file(dir, &pass, &bytes).map_err(backup_error)?;
     let keys = restored.keys.is_some();
     let store: Store = restored.store;

@@ -161,6 +161,7 @@ fn every_documented_json_shape_matches_real_output() {
         ("goal-list", vec!["goal", "list"]),
         ("settings", vec!["settings", "show"]),
         ("reindex", vec!["reindex"]),
+        ("check", vec!["check"]),
         ("insights", vec!["insights"]),
     ];
     // A vCard file with a new card, a likely duplicate of Zoë (same email)
@@ -200,7 +201,7 @@ fn every_documented_json_shape_matches_real_output() {
             .get(*name)
             .unwrap_or_else(|| panic!("docs/CLI.md lacks shape {name}"));
         let mut c = k.command();
-        c.env("KITH_PASSPHRASE", "pass")
+        c.env("KITH_PASSPHRASE", "correct horse battery staple")
             .arg("--data")
             .arg(k.data())
             .args(args)
@@ -216,7 +217,7 @@ fn every_documented_json_shape_matches_real_output() {
     }
     let restored = Kith::empty();
     let mut c = restored.command();
-    c.env("KITH_PASSPHRASE", "pass")
+    c.env("KITH_PASSPHRASE", "correct horse battery staple")
         .arg("--data")
         .arg(restored.data())
         .args(["restore", &backup_s, "--json"]);

@@ -339,3 +339,44 @@ fn serve_peer_and_a_watching_peer_sync_live_while_other_commands_run() {
     sb.sort();
     assert_eq!(sa, sb);
 }
+
+/// A relay that registers accounts only with a token: `kith sync` without
+/// one is refused saying so; `kith init --registration-token` keeps it
+/// (in an owner-only sync.json) and the first sync registers with it.
+#[test]
+fn a_token_relay_registers_with_the_token_given_to_init() {
+    let relay = TestRelay::temp(kith_relay::RelayConfig {
+        registration: kith_relay::RegistrationPolicy::Token,
+        ..kith_relay::RelayConfig::default()
+    });
+    let addr = relay.address().to_string();
+    let token = kith_relay::create_token(relay.store().as_ref()).unwrap();
+
+    let without = Kith::new();
+    without.log(&["Coffee", "--with", "Ana", "--create-missing"]);
+    let r = without.run(&["sync", "--relay", &addr]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("token"), "{}", r.stderr);
+
+    let with = Kith::empty();
+    with.run(&["init", "--registration-token", &token]).ok();
+    with.log(&["Lunch", "--with", "Bo", "--create-missing"]);
+    let moved = with.json(&["sync", "--relay", &addr]);
+    assert!(moved["pushed_entries"].as_u64().unwrap() >= 1, "{moved}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(with.data().join("sync.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "sync.json holds the token");
+    }
+    // The token was single-use: a third account cannot reuse it.
+    let again = Kith::empty();
+    again.run(&["init", "--registration-token", &token]).ok();
+    again.log(&["Tea", "--with", "Cy", "--create-missing"]);
+    let r = again.run(&["sync", "--relay", &addr]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("token"), "{}", r.stderr);
+}

@@ -415,7 +415,7 @@ fn a_restored_device_keeps_syncing() {
 
     let file = b.dir.path().join("phone.bak");
     let mut c = b.command();
-    c.env("KITH_PASSPHRASE", "phone pass")
+    c.env("KITH_PASSPHRASE", "phone horse battery staple")
         .arg("--data")
         .arg(b.data())
         .arg("backup")
@@ -431,7 +431,7 @@ fn a_restored_device_keeps_syncing() {
 
     let restored = Kith::empty();
     let mut c = restored.command();
-    c.env("KITH_PASSPHRASE", "phone pass")
+    c.env("KITH_PASSPHRASE", "phone horse battery staple")
         .arg("--data")
         .arg(restored.data())
         .args(["restore", file.to_str().unwrap(), "--json"]);
@@ -446,4 +446,37 @@ fn a_restored_device_keeps_syncing() {
     a.json(&["sync"]);
     assert_eq!(a.json(&["timeline"]).as_array().unwrap().len(), 4);
     assert_eq!(restored.json(&["timeline"]).as_array().unwrap().len(), 4);
+}
+
+/// A new backup's passphrase must not be easy to guess (zxcvbn): refused
+/// as an input error with advice, and no file is written.
+#[test]
+fn a_weak_backup_passphrase_is_refused_and_nothing_is_written() {
+    let k = Kith::new();
+    k.log(&["Coffee", "--with", "Ana", "--create-missing"]);
+    let file = k.dir.path().join("weak.bak");
+    for weak in ["x", "pass", "phone pass"] {
+        let mut c = k.command();
+        c.env("KITH_PASSPHRASE", weak)
+            .arg("--data")
+            .arg(k.data())
+            .arg("backup")
+            .arg(&file);
+        let r = run(c);
+        assert_eq!(r.code, 2, "{weak}: {}", r.stderr);
+        assert!(r.stderr.contains("too easy to guess"), "{}", r.stderr);
+        assert!(!file.exists());
+    }
+}
+
+/// `kith check` on a sound store: exit 0, says so; `--json` reports clean.
+#[test]
+fn check_verifies_a_sound_store() {
+    let k = Kith::new();
+    k.log(&["Coffee", "--with", "Ana", "--create-missing"]);
+    let out = k.run(&["check"]).ok();
+    assert!(out.stdout.contains("The store is sound"), "{}", out.stdout);
+    let j = k.json(&["check"]);
+    assert_eq!(j["clean"], true);
+    assert!(j["documents"].as_u64().unwrap() >= 2);
 }

@@ -116,6 +116,37 @@ pub struct DocMeta {
     pub incremental_bytes: u64,
 }
 
+/// Result of [`Store::check`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreCheck {
+    /// Documents examined.
+    pub documents: usize,
+    /// Documents that do not load (a chunk fails its checksum, history
+    /// missing), with why: `reindex` cannot repair these; restore them from
+    /// a backup or another device.
+    pub damaged_documents: Vec<(String, String)>,
+    /// Index tables whose rows differ from a rebuild: `reindex` repairs them.
+    pub index_tables: Vec<IndexTableCheck>,
+}
+
+impl StoreCheck {
+    /// Nothing damaged, index equal to a rebuild.
+    pub fn is_clean(&self) -> bool {
+        self.damaged_documents.is_empty() && self.index_tables.is_empty()
+    }
+}
+
+/// One index table that differs from its rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTableCheck {
+    /// The table (`contacts`, `search`, ...).
+    pub table: String,
+    /// Rows a rebuild writes that the table lacks (or holds altered).
+    pub missing_rows: usize,
+    /// Rows the table holds that a rebuild would not write (or altered).
+    pub extra_rows: usize,
+}
+
 /// Space used by one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSize {
@@ -416,7 +447,9 @@ impl Store {
     /// (after [`Store::park`]) and upgrade to writing.
     pub fn open_waiting(dir: impl AsRef<Path>, lock_wait_ms: u64) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        // The store holds plaintext notes: its directory is 0700 and the
+        // file 0600 whatever the umask (docs/SECURITY.md, local files).
+        crate::private_fs::ensure_private_dir(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
             source,
         })?;
@@ -426,6 +459,13 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(source) => return Err(StoreError::Io { path, source }),
         };
+        if exists {
+            // A store made by an older Kith under umask 022 is tightened
+            // (best effort: a file we do not own is still opened).
+            if let Err(e) = crate::private_fs::restrict(&path, crate::private_fs::FILE_MODE) {
+                tracing::warn!(path = %path.display(), error = %e, "could not make the store owner-only");
+            }
+        }
         let mut store = Store {
             dir,
             path: path.clone(),
@@ -796,10 +836,26 @@ impl Store {
             self.ensure_loaded(*id)?;
         }
         let result = self.transact_inner(f);
-        if result.is_err() {
+        if let Err(e) = &result {
             self.rollback_docs();
+            if let OpError::Store(e) = e {
+                self.after_write_error(e);
+            }
         }
         result
+    }
+
+    /// After a failed write: a database error (a full disk, an I/O error)
+    /// leaves redb refusing every later write until the file is reopened, so
+    /// the file is parked; the next call reopens it (redb recovers to the last
+    /// commit) and writes resume by themselves once the cause is gone.
+    pub(crate) fn after_write_error(&mut self, e: &StoreError) {
+        if matches!(e, StoreError::Database(_) | StoreError::Io { .. }) {
+            tracing::warn!(error = %e, "store write failed; the file is reopened on next use");
+            if let Err(e) = self.park() {
+                tracing::warn!(error = %e, "closing the store after a failed write");
+            }
+        }
     }
 
     fn transact_inner<T>(
@@ -924,6 +980,54 @@ impl Store {
         rebuild_index(&txn, &self.docs)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Verifies the store without writing: every document loads (each
+    /// chunk's checksum and the heads recorded for it), and every index
+    /// table holds exactly the rows a rebuild from the documents would
+    /// write (the rebuild goes to an in-memory database, not the file).
+    /// The report says what [`Store::reindex`] would repair (index rows) and
+    /// what it cannot (damaged documents: restore from a backup or another
+    /// device).
+    pub fn check(&mut self) -> Result<StoreCheck, StoreError> {
+        let mut report = StoreCheck::default();
+        for id in self.doc_ids()? {
+            report.documents += 1;
+            if let Err(e) = self.ensure_loaded(id) {
+                match e {
+                    StoreError::Damaged { .. } | StoreError::BadChange { .. } => {
+                        report
+                            .damaged_documents
+                            .push((id.to_string(), e.to_string()));
+                    }
+                    other => return Err(other),
+                }
+            }
+        }
+        let mem = Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StoreError::Database(crate::error::BackendError::new(e)))?;
+        let txn = mem.begin_write()?;
+        index::create_tables(&txn)?;
+        rebuild_index(&txn, &self.docs)?;
+        txn.commit()?;
+        let rebuilt = index::dump(&mem.begin_read()?)?;
+        let stored = index::dump(&self.read_txn()?)?;
+        for (table, want) in &rebuilt {
+            let have = stored.get(table).cloned().unwrap_or_default();
+            let want_set: BTreeSet<&String> = want.iter().collect();
+            let have_set: BTreeSet<&String> = have.iter().collect();
+            let missing = want_set.difference(&have_set).count();
+            let extra = have_set.difference(&want_set).count();
+            if missing + extra > 0 {
+                report.index_tables.push(IndexTableCheck {
+                    table: (*table).to_owned(),
+                    missing_rows: missing,
+                    extra_rows: extra,
+                });
+            }
+        }
+        Ok(report)
     }
 
     /// Every index table as rows (tests compare incremental and rebuilt indexes).
@@ -1087,6 +1191,9 @@ fn create_file(dir: &Path, path: &Path, actor: &ActorId) -> Result<(), StoreErro
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
         _ => {}
     }
+    // redb creates files with the umask's mode; an empty 0600 file made
+    // first is initialised in place instead.
+    drop(crate::private_fs::create_new_private(&tmp).map_err(io(&tmp))?);
     {
         let db = open_writable(&tmp)?;
         let mut txn = db.begin_write()?;
@@ -1309,6 +1416,86 @@ mod tests {
         let mut b = Store::open(dir.path()).unwrap();
         b.load_all().unwrap();
         assert_eq!(summaries(&b), vec!["one", "three", "two"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn store_directory_and_file_are_owner_only_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        crate::private_fs::with_umask(0o022, || {
+            let mut s = Store::open(&dir).unwrap();
+            log(&mut s, "private note");
+            s.close().unwrap();
+        });
+        assert_eq!(crate::private_fs::mode_of(&dir).unwrap(), 0o700);
+        assert_eq!(
+            crate::private_fs::mode_of(&dir.join(STORE_FILE)).unwrap(),
+            0o600
+        );
+        // A store left world-readable by an older Kith is tightened on open.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join(STORE_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        Store::open(&dir).unwrap().close().unwrap();
+        assert_eq!(crate::private_fs::mode_of(&dir).unwrap(), 0o700);
+        assert_eq!(
+            crate::private_fs::mode_of(&dir.join(STORE_FILE)).unwrap(),
+            0o600
+        );
+    }
+
+    /// `check` is clean on a healthy store, names an index table that
+    /// differs from its rebuild (which `reindex` then repairs), and names a
+    /// document whose chunk fails its checksum (which `reindex` cannot).
+    #[test]
+    fn check_reports_index_drift_and_damaged_documents() {
+        use redb::ReadableTableMetadata;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        log(&mut s, "one");
+        log(&mut s, "two");
+        let clean = s.check().unwrap();
+        assert!(clean.is_clean(), "{clean:?}");
+        assert!(clean.documents >= 2);
+
+        // Drop the search rows behind the store's back.
+        {
+            let txn = s.writable().unwrap().begin_write().unwrap();
+            let mut t = txn.open_table(index::SEARCH).unwrap();
+            assert!(t.len().unwrap() > 0);
+            t.retain(|_, _| false).unwrap();
+            drop(t);
+            txn.commit().unwrap();
+        }
+        let drift = s.check().unwrap();
+        assert_eq!(drift.index_tables.len(), 1, "{drift:?}");
+        assert_eq!(drift.index_tables[0].table, "search");
+        assert!(drift.index_tables[0].missing_rows > 0);
+        assert!(drift.damaged_documents.is_empty());
+        s.reindex().unwrap();
+        assert!(s.check().unwrap().is_clean());
+
+        // Flip a byte inside a stored chunk: that document is reported.
+        {
+            let txn = s.writable().unwrap().begin_write().unwrap();
+            let mut t = txn.open_table(CHUNKS).unwrap();
+            let ((doc, seq), mut v) = {
+                let first = t.iter().unwrap().next().unwrap().unwrap();
+                let (d, q) = first.0.value();
+                ((d.to_owned(), q), first.1.value().to_vec())
+            };
+            let last = v.len() - 1;
+            v[last] ^= 0x40;
+            t.insert((doc.as_str(), seq), v.as_slice()).unwrap();
+            drop(t);
+            txn.commit().unwrap();
+        }
+        s.close().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let damaged = s.check().unwrap();
+        assert_eq!(damaged.damaged_documents.len(), 1, "{damaged:?}");
     }
 
     #[test]

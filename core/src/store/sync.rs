@@ -169,10 +169,11 @@ impl Store {
     ) -> Result<SnapshotInstalled, StoreError> {
         let ids: Vec<DocId> = docs.iter().map(|(d, _)| *d).collect();
         let result = self.apply_snapshot_inner(docs, extra);
-        if result.is_err() {
+        if let Err(e) = &result {
             for id in ids {
                 self.docs.remove(&id);
             }
+            self.after_write_error(e);
         }
         result
     }
@@ -389,8 +390,9 @@ impl Store {
             );
         }
         let result = self.apply_parsed(doc, parsed, extra);
-        if result.is_err() {
+        if let Err(e) = &result {
             self.rollback_docs();
+            self.after_write_error(e);
         }
         result
     }

@@ -22,6 +22,11 @@ pub struct DeviceInfo {
     /// When it was revoked (ms since epoch, from the revoking op); `None`
     /// while it is a member.
     pub revoked_at_ms: Option<u64>,
+    /// Entries of this device that were skipped because they did not
+    /// verify, decrypt or parse (the quarantine keeps at most 64 per
+    /// device): non-zero means the device is damaged or hostile, or the
+    /// relay's copy of its log is damaged.
+    pub quarantined_entries: u64,
 }
 
 /// Every device of the membership log, ordered by when it was added.
@@ -45,6 +50,7 @@ pub fn list_devices(store: &mut Store) -> Result<Vec<DeviceInfo>, StoreError> {
                 added_ms: at_ms,
                 last_seen_ms: 0,
                 revoked_at_ms: None,
+                quarantined_entries: 0,
             });
         }
     };
@@ -72,7 +78,12 @@ pub fn list_devices(store: &mut Store) -> Result<Vec<DeviceInfo>, StoreError> {
             }
         }
     }
+    let mut bad: std::collections::HashMap<DeviceId, u64> = std::collections::HashMap::new();
+    for (d, _, _) in tables::quarantined(&txn)? {
+        *bad.entry(d).or_default() += 1;
+    }
     for d in &mut out {
+        d.quarantined_entries = bad.get(&d.id).copied().unwrap_or(0);
         if let Some(v) = records.get(d.id.as_bytes().as_slice())? {
             let r: DeviceRecord =
                 postcard::from_bytes(v.value()).map_err(|e| tables::damaged("devices", e))?;

@@ -46,6 +46,6 @@ pub use devices::{DeviceInfo, list_devices};
 pub use pairing::{Incoming, Invitation, JoinRequest, PairError, PairingMode, Reply, Token};
 pub use peer::{PeerCard, PeerError, PeerMsg, PeerRole, PeerStats, PeerSync};
 pub use relay::{
-    MailboxTake, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError, SyncStatus, Transfer,
-    sync_status,
+    MailboxTake, QuarantinedEntry, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError,
+    SyncStatus, Transfer, sync_status,
 };

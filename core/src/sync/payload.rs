@@ -221,8 +221,9 @@ fn check<'k>(
 
 /// Verifies, decrypts and decodes one entry of this account: signed by its
 /// device, that device a member during the entry's epoch, sealed under that
-/// epoch's key.
-pub(crate) fn open_entry(
+/// epoch's key (what the receive path does before it applies or quarantines
+/// an entry; public for the `sealed_entry_open` fuzz target).
+pub fn open_entry(
     id: &DeviceIdentity,
     members: &Membership,
     keys: &EpochKeys,

@@ -30,6 +30,10 @@
 //!   derivable from the log and the device's X25519 key).
 //! - `revoked`: device -> when this device revoked it (also for devices
 //!   whose certificate it never saw).
+//! - `sync_quarantine`: (device, seq) -> postcard `QuarantineRecord`, an
+//!   entry received from the relay that did not verify, decrypt or parse:
+//!   skipped (the cursor moved past it), kept here so the user is told which
+//!   device wrote it; at most [`QUARANTINE_PER_DEVICE_MAX`] per device.
 
 use std::collections::HashMap;
 
@@ -72,6 +76,12 @@ pub(crate) const MEMBERSHIP: TableDefinition<'static, u64, &[u8]> =
 pub(crate) const EPOCH_KEYS: TableDefinition<'static, u64, &[u8]> =
     TableDefinition::new("sync_epoch_keys");
 
+pub(crate) const QUARANTINE: TableDefinition<'static, (&[u8], u64), &[u8]> =
+    TableDefinition::new("sync_quarantine");
+/// Records kept per device: a hostile device can write any number of bad
+/// entries, the table must stay bounded (the oldest records go first).
+pub(crate) const QUARANTINE_PER_DEVICE_MAX: usize = 64;
+
 pub(crate) const META_RELAY: &str = "relay";
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
 pub(crate) const META_ACKED_SEQ: &str = "acked_seq";
@@ -96,6 +106,13 @@ pub(crate) struct DeviceRecord {
     pub added_ms: u64,
     pub last_seen_ms: u64,
     pub revoked_at_ms: Option<u64>,
+}
+
+/// Why an entry was skipped and when (a `sync_quarantine` row).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct QuarantineRecord {
+    pub reason: String,
+    pub at_ms: u64,
 }
 
 /// Fragments of one large entry received so far.
@@ -175,6 +192,7 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(REVOKED)?;
     txn.open_table(MEMBERSHIP)?;
     txn.open_table(EPOCH_KEYS)?;
+    txn.open_table(QUARANTINE)?;
     Ok(())
 }
 
@@ -481,6 +499,55 @@ pub(crate) fn cursors(txn: &ReadTransaction) -> Result<Vec<Cursor>, StoreError> 
     Ok(out)
 }
 
+/// Records that `device`'s entry `seq` was skipped for `reason`, keeping at
+/// most [`QUARANTINE_PER_DEVICE_MAX`] records per device.
+pub(crate) fn quarantine(
+    txn: &WriteTransaction,
+    device: &DeviceId,
+    seq: u64,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(QUARANTINE)?;
+    let d = device.as_bytes().as_slice();
+    let rec = QuarantineRecord {
+        reason: reason.chars().take(500).collect(),
+        at_ms: now_ms,
+    };
+    let b = postcard::to_allocvec(&rec).map_err(|e| damaged("sync_quarantine", e))?;
+    t.insert((d, seq), b.as_slice())?;
+    let seqs: Vec<u64> = t
+        .range((d, 0)..=(d, u64::MAX))?
+        .map(|r| r.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
+    for old in seqs
+        .iter()
+        .take(seqs.len().saturating_sub(QUARANTINE_PER_DEVICE_MAX))
+    {
+        t.remove((d, *old))?;
+    }
+    Ok(())
+}
+
+/// Every quarantined entry: (device, seq, record), by device then seq.
+pub(crate) fn quarantined(
+    txn: &ReadTransaction,
+) -> Result<Vec<(DeviceId, u64, QuarantineRecord)>, StoreError> {
+    let Some(t) = open_read(txn, QUARANTINE)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        let (d, seq) = k.value();
+        let device = <[u8; 32]>::try_from(d).map_err(|e| damaged("sync_quarantine", e))?;
+        let rec: QuarantineRecord =
+            postcard::from_bytes(v.value()).map_err(|e| damaged("sync_quarantine", e))?;
+        out.push((DeviceId(device), seq, rec));
+    }
+    Ok(out)
+}
+
 /// Every partially received large entry, by device.
 pub(crate) fn partials(txn: &ReadTransaction) -> Result<HashMap<DeviceId, Partial>, StoreError> {
     let mut out = HashMap::new();
@@ -699,6 +766,34 @@ mod tests {
     use crate::store::Store;
     use crate::sync::authority::{self, Actor};
     use crate::sync::epochs::{EpochKeys, SealKey};
+
+    /// A hostile device writing bad entries forever cannot grow the
+    /// quarantine past its bound; the newest records are the ones kept.
+    #[test]
+    fn quarantine_keeps_the_newest_records_per_device_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let (bad, other) = (DeviceId([1; 32]), DeviceId([2; 32]));
+        let n = QUARANTINE_PER_DEVICE_MAX as u64 + 10;
+        let txn = store.writable().unwrap().begin_write().unwrap();
+        create(&txn).unwrap();
+        for seq in 1..=n {
+            quarantine(&txn, &bad, seq, "does not decrypt", seq).unwrap();
+        }
+        quarantine(&txn, &other, 5, "bad signature", 1).unwrap();
+        txn.commit().unwrap();
+        let rows = quarantined(&store.read_txn().unwrap()).unwrap();
+        let of_bad: Vec<u64> = rows
+            .iter()
+            .filter(|(d, ..)| *d == bad)
+            .map(|(_, s, _)| *s)
+            .collect();
+        assert_eq!(of_bad, (11..=n).collect::<Vec<_>>());
+        assert!(
+            rows.iter()
+                .any(|(d, s, r)| *d == other && *s == 5 && r.reason == "bad signature")
+        );
+    }
 
     /// Sync tables written before the format marker (format 1: account
     /// certificates, one shared data key) are refused naming the version,

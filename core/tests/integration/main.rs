@@ -17,6 +17,7 @@
 mod backup;
 mod crash;
 mod damage;
+mod disk_full;
 mod export;
 mod import_apply;
 mod import_plan;

@@ -358,7 +358,7 @@ fn json_export_of_a_store_loads_into_another_equal_store() {
 fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut original = populated_store(&dir.path().join("original"));
-    let sealed = backup_store(&mut original, "right", &FAST, None, 5).unwrap();
+    let sealed = backup_store(&mut original, "right horse battery staple", &FAST, None, 5).unwrap();
     let target = dir.path().join("target");
 
     let err = restore_store(&target, "wrong", &sealed).unwrap_err();
@@ -371,7 +371,7 @@ fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
     let mut damaged = sealed.clone();
     let mid = damaged.len() / 2;
     damaged[mid] ^= 0x10;
-    let err = restore_store(&target, "right", &damaged).unwrap_err();
+    let err = restore_store(&target, "right horse battery staple", &damaged).unwrap_err();
     assert!(
         matches!(err, StoreBackupError::Backup(BackupError::Damaged { .. })),
         "{err}"
@@ -383,7 +383,12 @@ fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
         .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("original")]);
 
-    let err = restore_store(&dir.path().join("original"), "right", &sealed).unwrap_err();
+    let err = restore_store(
+        &dir.path().join("original"),
+        "right horse battery staple",
+        &sealed,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, StoreBackupError::TargetNotEmpty { .. }),
         "{err}"
@@ -391,7 +396,7 @@ fn wrong_passphrase_damage_or_a_used_directory_write_nothing() {
 
     // An existing empty directory is fine.
     std::fs::create_dir(&target).unwrap();
-    restore_store(&target, "right", &sealed).unwrap();
+    restore_store(&target, "right horse battery staple", &sealed).unwrap();
 }
 
 /// A backup with the device keys restores the same device: the key file is
@@ -413,10 +418,18 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
     let key_store = FileKeyStore::in_dir(&original_dir);
     key_store.save(&material).unwrap();
     let keys = key_store.load().unwrap().unwrap();
-    let sealed = backup_store(&mut original, "pass", &FAST, Some(&keys), 5).unwrap();
+    let sealed = backup_store(
+        &mut original,
+        "correct horse battery staple",
+        &FAST,
+        Some(&keys),
+        5,
+    )
+    .unwrap();
 
     let target = dir.path().join("restored");
-    let restored = restore_store_with_key_file(&target, "pass", &sealed).unwrap();
+    let restored =
+        restore_store_with_key_file(&target, "correct horse battery staple", &sealed).unwrap();
     assert_eq!(
         restored.store.index_dump().unwrap(),
         original.index_dump().unwrap()
@@ -432,6 +445,14 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The restored data directory and store are owner-only too.
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "restored data directory");
+        let mode = std::fs::metadata(target.join("kith.redb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "restored store");
     }
     let back = FileKeyStore::in_dir(&target).load().unwrap().unwrap();
     let again = DeviceIdentity::from_material(&back).unwrap();
@@ -442,10 +463,17 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
     assert_eq!(again.seal_key().public(), identity.seal_key().public());
 
     // Without keys: no key material anywhere in the decrypted payload.
-    let plain = backup_store(&mut original, "pass", &FAST, None, 5).unwrap();
-    let payload = kith_core::backup::open_payload("pass", &plain).unwrap();
+    let plain = backup_store(
+        &mut original,
+        "correct horse battery staple",
+        &FAST,
+        None,
+        5,
+    )
+    .unwrap();
+    let payload = kith_core::backup::open_payload("correct horse battery staple", &plain).unwrap();
     assert!(payload.keys.is_none());
-    let bytes = kith_core::backup::open("pass", &plain).unwrap();
+    let bytes = kith_core::backup::open("correct horse battery staple", &plain).unwrap();
     for secret in [keys.device_key, keys.seal_key] {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret),
@@ -459,11 +487,12 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
         "serialised key material is in the payload"
     );
     let target = dir.path().join("restored-no-keys");
-    let restored = restore_store_with_key_file(&target, "pass", &plain).unwrap();
+    let restored =
+        restore_store_with_key_file(&target, "correct horse battery staple", &plain).unwrap();
     assert!(restored.keys.is_none());
     assert!(!target.join(FileKeyStore::FILE_NAME).exists());
     // The keyed backup does contain them (the search above can find them).
-    let keyed = kith_core::backup::open("pass", &sealed).unwrap();
+    let keyed = kith_core::backup::open("correct horse battery staple", &sealed).unwrap();
     assert!(
         keyed
             .windows(b"device_key".len())
@@ -476,9 +505,11 @@ fn backup_with_keys_restores_the_same_device_and_without_keys_holds_none() {
 fn bad_key_material_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let payload = kith_core::backup::BackupPayload::new(5, vec![], Some(b"{not keys".to_vec()));
-    let sealed = kith_core::backup::seal_payload("pass", &payload, &FAST).unwrap();
+    let sealed =
+        kith_core::backup::seal_payload("correct horse battery staple", &payload, &FAST).unwrap();
     let target = dir.path().join("target");
-    let err = restore_store_with_key_file(&target, "pass", &sealed).unwrap_err();
+    let err =
+        restore_store_with_key_file(&target, "correct horse battery staple", &sealed).unwrap_err();
     assert!(matches!(err, StoreBackupError::BadKeys { .. }), "{err}");
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

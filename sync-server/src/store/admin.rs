@@ -16,7 +16,7 @@ use kith_protocol::{AccountId, Membership};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::redb_store::{
-    ACCOUNTS, ENTRIES, HEADS, K32, MEMBER_STATE, MEMBERSHIP, META, PARTS, SNAPSHOTS, UPLOADS,
+    ACCOUNTS, ENTRIES, HEADS, K32, MEMBER_STATE, MEMBERSHIP, META, PARTS, SNAPSHOTS, SUMS, UPLOADS,
 };
 use super::{RedbStore, StoreError};
 
@@ -25,8 +25,9 @@ pub(super) const DELETED_ACCOUNTS: TableDefinition<'_, K32, u64> =
     TableDefinition::new("deleted_accounts");
 
 /// Every table of the store (see [`super::redb_store`]).
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 13] = [
     "entries",
+    "entry_sums",
     "heads",
     "accounts",
     "membership",
@@ -159,6 +160,11 @@ impl RedbStore {
                 .retain_in((a, LO, 0)..=(a, HI, u64::MAX), |_, _| false)
                 .map_err(backend(OP))?;
             rows += before.saturating_sub(entries.len().map_err(backend(OP))?);
+            // Their checksums go with them (not counted as rows of their own).
+            txn.open_table(SUMS)
+                .map_err(backend(OP))?
+                .retain_in((a, LO, 0)..=(a, HI, u64::MAX), |_, _| false)
+                .map_err(backend(OP))?;
             macro_rules! drop_pairs {
                 ($table:expr) => {{
                     let mut t = txn.open_table($table).map_err(backend(OP))?;

@@ -27,7 +27,7 @@ use redb::{
 use super::admin::DELETED_ACCOUNTS;
 use super::redb_store::{
     ACCOUNTS, ENTRIES, HEADS, MAILBOX, MEMBER_STATE, MEMBERSHIP, META, OpenError, PARTS,
-    SCHEMA_VERSION, SNAPSHOTS, TOKENS, UPLOADS,
+    SCHEMA_VERSION, SNAPSHOTS, SUMS, TOKENS, UPLOADS,
 };
 use super::{RedbStore, RelayStore};
 
@@ -209,6 +209,7 @@ impl RedbStore {
         let dst = out.begin_write().map_err(db_err)?;
         let mut rows = 0u64;
         rows += copy(&src, &dst, ENTRIES).map_err(db_err)?;
+        rows += copy(&src, &dst, SUMS).map_err(db_err)?;
         rows += copy(&src, &dst, HEADS).map_err(db_err)?;
         rows += copy(&src, &dst, ACCOUNTS).map_err(db_err)?;
         rows += copy(&src, &dst, MEMBERSHIP).map_err(db_err)?;

@@ -367,4 +367,15 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Totals for metrics.
     fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Commits a tiny write (changing nothing a client can see) to learn
+    /// whether the store can write now: `/health` answers 503 until it can
+    /// (after a full disk, a failing device). A backend that recovers from
+    /// I/O errors by reopening does so here too.
+    fn probe_write(&self) -> Result<(), StoreError>;
+
+    /// Whether `slot` holds a blob that has not expired at `now_ms`: a read,
+    /// so that taking an empty slot (which anyone may try, unauthenticated)
+    /// costs no durable write.
+    fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError>;
 }

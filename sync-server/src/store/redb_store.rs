@@ -2,6 +2,12 @@
 //!
 //! Tables (keys are raw 32-byte account/device ids):
 //! - `entries`   (account, device, seq) -> postcard(SealedEntry)
+//! - `entry_sums` (account, device, seq) -> SHA-256 of the `entries` value as
+//!   it was stored: a pull detects a damaged copy (a flipped bit on disk)
+//!   and serves an unverifiable placeholder for it, so readers skip that
+//!   one entry instead of stalling; a re-push of the original bytes (whose
+//!   hash matches) repairs it. Entries stored before this table existed
+//!   have no sum and are served as they are.
 //! - `heads`     (account, device) -> (head seq, pruned floor seq)
 //! - `accounts`  account -> (created ms, stored bytes, stored entries)
 //! - `membership` (account, position) -> postcard(MembershipOp): the
@@ -23,6 +29,12 @@
 //!
 //! A batch of [`WriteOp`]s is one write transaction with redb's default
 //! (immediate, fsync'd) durability; the caller acks only after `commit`.
+//!
+//! I/O errors: after a failed write (a full disk: ENOSPC) redb refuses every
+//! later write until the database is reopened, so a failed batch drops the
+//! handle and reopens the file (redb recovers to the last commit; nothing
+//! acknowledged is lost). While the reopen itself fails, every call retries
+//! it first; writes resume by themselves once space is freed, no restart.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -43,6 +55,8 @@ pub(super) type K32 = [u8; 32];
 
 pub(super) const ENTRIES: TableDefinition<'_, (K32, K32, u64), &[u8]> =
     TableDefinition::new("entries");
+pub(super) const SUMS: TableDefinition<'_, (K32, K32, u64), &[u8]> =
+    TableDefinition::new("entry_sums");
 pub(super) const HEADS: TableDefinition<'_, (K32, K32), (u64, u64)> = TableDefinition::new("heads");
 pub(super) const ACCOUNTS: TableDefinition<'_, K32, (u64, u64, u64)> =
     TableDefinition::new("accounts");
@@ -119,17 +133,31 @@ fn encode<T: serde::Serialize>(op: &'static str, v: &T) -> Result<Vec<u8>, Store
 /// The redb-backed relay store.
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    /// The open file; after a reopen that failed, an empty in-memory
+    /// placeholder (every call then fails `Backend` and retries the reopen
+    /// first: `needs_reopen`). Readers hold the read lock for one call; a
+    /// reopen takes the write lock.
+    db: std::sync::RwLock<Database>,
+    needs_reopen: std::sync::atomic::AtomicBool,
+    path: std::path::PathBuf,
 }
 
 impl RedbStore {
     /// The database, for the operator functions (`store::admin`, `store::backup`).
-    pub(super) fn db(&self) -> &Database {
-        &self.db
+    pub(super) fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        if self.needs_reopen.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = self.reopen("reopen");
+        }
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        // Owner-only whatever the umask (redb would create it 0644 under 022).
+        crate::private_fs::prepare_private_file(path)
+            .map_err(|e| OpenError::Database(Box::new(e)))?;
         let db = Database::create(path).map_err(db_open)?;
         let txn = db.begin_write().map_err(db_open)?;
         {
@@ -144,6 +172,7 @@ impl RedbStore {
                 }
             }
             txn.open_table(ENTRIES).map_err(db_open)?;
+            txn.open_table(SUMS).map_err(db_open)?;
             txn.open_table(HEADS).map_err(db_open)?;
             txn.open_table(ACCOUNTS).map_err(db_open)?;
             txn.open_table(MEMBERSHIP).map_err(db_open)?;
@@ -157,7 +186,76 @@ impl RedbStore {
                 .map_err(db_open)?;
         }
         txn.commit().map_err(db_open)?;
-        Ok(Self { db })
+        Ok(Self {
+            db: std::sync::RwLock::new(db),
+            needs_reopen: std::sync::atomic::AtomicBool::new(false),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` on the open database, reopening it first if a failed write
+    /// left it closed.
+    fn with_db<T>(
+        &self,
+        _op: &'static str,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.db())
+    }
+
+    fn read_txn(&self, op: &'static str) -> Result<redb::ReadTransaction, StoreError> {
+        self.with_db(op, |db| db.begin_read().map_err(backend(op)))
+    }
+
+    /// Drops the database handle (redb needs a reopen after an I/O error)
+    /// and opens the file again; on failure an empty in-memory placeholder
+    /// stands in and the next call tries again.
+    fn reopen(&self, op: &'static str) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let mut g = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let placeholder = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StoreError::Backend {
+                op,
+                source: Box::new(redb::Error::from(e)),
+            })?;
+        // Close first: the file lock must be released before opening again.
+        drop(std::mem::replace(&mut *g, placeholder));
+        match Database::create(&self.path) {
+            Ok(db) => {
+                tracing::info!(path = %self.path.display(), "relay database reopened after an error");
+                *g = db;
+                self.needs_reopen.store(false, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                self.needs_reopen.store(true, Ordering::Release);
+                Err(StoreError::Backend {
+                    op,
+                    source: Box::new(redb::Error::from(e)),
+                })
+            }
+        }
+    }
+
+    /// Flips one bit in the middle of a stored entry's bytes, leaving its
+    /// checksum as it was: what a damaged disk does (tests only).
+    #[cfg(feature = "test-support")]
+    pub fn damage_entry_for_tests(&self, account: &AccountId, device: &DeviceId, seq: u64) {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+        let txn = self.db().begin_write().unwrap();
+        {
+            let mut t = txn.open_table(ENTRIES).unwrap();
+            let key = (account.0, device.0, seq);
+            let mut v = t.get(key).unwrap().expect("entry stored").value().to_vec();
+            let mid = v.len() / 2;
+            v[mid] ^= 0x10;
+            t.insert(key, v.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
     }
 
     fn apply_one(txn: &WriteTransaction, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -277,6 +375,27 @@ impl RedbStore {
                 Ok(WriteOutcome::TokenCreated)
             }
         }
+    }
+}
+
+/// SHA-256 of an entry's stored bytes (the `entry_sums` value).
+fn entry_sum(stored: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(stored).into()
+}
+
+/// What a pull serves in place of a damaged stored entry: the right account,
+/// device and seq (so readers' cursors move on) and a signature that never
+/// verifies, so every reader refuses and quarantines it.
+fn damaged_placeholder(account: AccountId, device: DeviceId, seq: u64) -> SealedEntry {
+    SealedEntry {
+        account,
+        device,
+        epoch: 0,
+        seq,
+        nonce: [0; kith_protocol::envelope::NONCE_BYTES],
+        ciphertext: Vec::new(),
+        signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
     }
 }
 
@@ -435,10 +554,12 @@ fn push(
         .map(|g| g.value())
         .unwrap_or((0, 0));
     let mut table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+    let mut sums = txn.open_table(SUMS).map_err(backend(OP))?;
 
     // Validate everything before writing anything.
     let mut head = stored_head;
     let mut fresh: Vec<(SealedEntry, Vec<u8>)> = Vec::new();
+    let mut repairs: Vec<(u64, Vec<u8>, u64)> = Vec::new();
     let mut add_bytes = 0u64;
     for e in entries {
         let enc = encode(OP, &e)?;
@@ -453,12 +574,31 @@ fn push(
         } else if e.seq <= floor {
             // Covered by the snapshot and pruned: nothing left to compare.
         } else if e.seq <= stored_head {
-            let same = table
-                .get((account.0, device.0, e.seq))
+            let key = (account.0, device.0, e.seq);
+            let stored = table
+                .get(key)
                 .map_err(backend(OP))?
-                .is_some_and(|g| g.value() == enc.as_slice());
-            if !same {
+                .map(|g| g.value().to_vec());
+            if stored.as_deref() == Some(enc.as_slice()) {
+                continue;
+            }
+            // Not the stored bytes: a fork, unless the stored copy is
+            // damaged and these are exactly the bytes first stored (their
+            // hash is the recorded one): then they repair it.
+            let sum = sums
+                .get(key)
+                .map_err(backend(OP))?
+                .map(|g| g.value().to_vec());
+            let original = sum.as_deref() == Some(entry_sum(&enc).as_slice());
+            let damaged = stored
+                .as_deref()
+                .is_none_or(|b| sum.as_deref() != Some(entry_sum(b).as_slice()));
+            if !(original && damaged) {
                 return Err(StoreError::SeqFork { seq: e.seq });
+            }
+            let old_len = stored.map_or(0, |b| b.len() as u64);
+            if !repairs.iter().any(|(seq, ..)| *seq == e.seq) {
+                repairs.push((e.seq, enc, old_len));
             }
         } else {
             // A duplicate inside this very batch.
@@ -474,8 +614,27 @@ fn push(
         });
     }
     for (e, enc) in &fresh {
+        let key = (account.0, device.0, e.seq);
+        table.insert(key, enc.as_slice()).map_err(backend(OP))?;
+        sums.insert(key, entry_sum(enc).as_slice())
+            .map_err(backend(OP))?;
+    }
+    let mut bytes = bytes;
+    for (seq, enc, old_len) in &repairs {
+        tracing::warn!(
+            seq,
+            "a damaged stored entry was repaired by its device's re-push"
+        );
         table
-            .insert((account.0, device.0, e.seq), enc.as_slice())
+            .insert((account.0, device.0, *seq), enc.as_slice())
+            .map_err(backend(OP))?;
+        bytes = bytes
+            .saturating_sub(*old_len)
+            .saturating_add(enc.len() as u64);
+    }
+    if !repairs.is_empty() && fresh.is_empty() {
+        accounts
+            .insert(account.0, (created, bytes, count))
             .map_err(backend(OP))?;
     }
     if !fresh.is_empty() {
@@ -572,6 +731,10 @@ fn put_snapshot(
     for &(dev, head, floor, upto) in &plan {
         if upto > floor {
             table
+                .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
+                .map_err(backend(OP))?;
+            txn.open_table(SUMS)
+                .map_err(backend(OP))?
                 .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
                 .map_err(backend(OP))?;
             heads
@@ -691,27 +854,73 @@ impl RelayStore for RedbStore {
                 })
                 .collect::<Vec<_>>()
         };
-        let txn = match self.db.begin_write() {
-            Ok(t) => t,
-            Err(e) => return fail_all("begin write", e.to_string()),
-        };
-        let mut results = Vec::with_capacity(n);
-        for op in ops {
-            let r = Self::apply_one(&txn, op);
-            if let Err(StoreError::Backend { op, source }) = &r {
-                // A backend failure may have left partial writes: drop the
-                // whole transaction so nothing of the batch is committed.
-                let msg = source.to_string();
-                let op = *op;
-                let _ = txn.abort();
-                return fail_all(op, msg);
+        let results = self.with_db("begin write", |db| {
+            let txn = match db.begin_write() {
+                Ok(t) => t,
+                Err(e) => return Ok(fail_all("begin write", e.to_string())),
+            };
+            let mut results = Vec::with_capacity(n);
+            for op in ops {
+                let r = Self::apply_one(&txn, op);
+                if let Err(StoreError::Backend { op, source }) = &r {
+                    // A backend failure may have left partial writes: drop the
+                    // whole transaction so nothing of the batch is committed.
+                    let msg = source.to_string();
+                    let op = *op;
+                    let _ = txn.abort();
+                    return Ok(fail_all(op, msg));
+                }
+                results.push(r);
             }
-            results.push(r);
+            Ok(match txn.commit() {
+                Ok(()) => results,
+                Err(e) => fail_all("commit", e.to_string()),
+            })
+        });
+        let results = match results {
+            Ok(r) => r,
+            Err(e) => return fail_all("reopen", e.to_string()),
+        };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Backend { .. })))
+        {
+            // redb refuses every write after an I/O error until reopened.
+            if let Err(e) = self.reopen("reopen") {
+                tracing::warn!(error = %e, "relay database could not be reopened yet");
+            }
         }
-        match txn.commit() {
-            Ok(()) => results,
-            Err(e) => fail_all("commit", e.to_string()),
+        results
+    }
+
+    fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError> {
+        const OP: &str = "mailbox peek";
+        let txn = self.read_txn(OP)?;
+        let t = txn.open_table(MAILBOX).map_err(backend(OP))?;
+        Ok(t.get(*slot)
+            .map_err(backend(OP))?
+            .is_some_and(|g| expiry(g.value()) > now_ms))
+    }
+
+    fn probe_write(&self) -> Result<(), StoreError> {
+        const OP: &str = "probe write";
+        let r = self.with_db(OP, |db| {
+            let txn = db.begin_write().map_err(backend(OP))?;
+            {
+                let mut meta = txn.open_table(META).map_err(backend(OP))?;
+                let n = meta
+                    .get("probe")
+                    .map_err(backend(OP))?
+                    .map_or(0, |g| g.value());
+                meta.insert("probe", n.wrapping_add(1))
+                    .map_err(backend(OP))?;
+            }
+            txn.commit().map_err(backend(OP))
+        });
+        if r.is_err() {
+            let _ = self.reopen(OP);
         }
+        r
     }
 
     fn pull(
@@ -722,7 +931,7 @@ impl RelayStore for RedbStore {
         bytes_max: usize,
     ) -> Result<PullPage, StoreError> {
         const OP: &str = "pull";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let heads = txn.open_table(HEADS).map_err(backend(OP))?;
         let wanted: BTreeMap<DeviceId, u64> = cursors.iter().map(|c| (c.device, c.seq)).collect();
         let mut devices = Vec::new();
@@ -742,6 +951,7 @@ impl RelayStore for RedbStore {
             }
         }
         let table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+        let sums = txn.open_table(SUMS).map_err(backend(OP))?;
         let mut out = Vec::new();
         let mut size = 0usize;
         for (dev, from, head) in devices {
@@ -749,7 +959,7 @@ impl RelayStore for RedbStore {
                 .range((account.0, dev.0, from + 1)..=(account.0, dev.0, head))
                 .map_err(backend(OP))?
             {
-                let (_, v) = item.map_err(backend(OP))?;
+                let (k, v) = item.map_err(backend(OP))?;
                 if out.len() >= entries_max.max(1)
                     || (!out.is_empty() && size + v.value().len() > bytes_max)
                 {
@@ -759,8 +969,36 @@ impl RelayStore for RedbStore {
                     });
                 }
                 size += v.value().len();
-                let e: SealedEntry = postcard::from_bytes(v.value()).map_err(|e| corrupt(OP, e))?;
-                out.push(e);
+                let (_, _, seq) = k.value();
+                let sum = sums
+                    .get((account.0, dev.0, seq))
+                    .map_err(backend(OP))?
+                    .map(|g| g.value().to_vec());
+                let intact = sum
+                    .as_deref()
+                    .is_none_or(|s| s == entry_sum(v.value()).as_slice());
+                let decoded = if intact {
+                    postcard::from_bytes::<SealedEntry>(v.value()).ok()
+                } else {
+                    None
+                };
+                match decoded {
+                    Some(e) if e.account == *account && e.device == dev && e.seq == seq => {
+                        out.push(e);
+                    }
+                    _ => {
+                        // Damaged on disk. One bad entry must not stop the
+                        // account: readers get a placeholder that cannot
+                        // verify, quarantine it and move on; the writing
+                        // device can repair it by re-pushing the original.
+                        tracing::error!(
+                            device = %dev,
+                            seq,
+                            "stored entry is damaged (checksum or decoding); serving a placeholder"
+                        );
+                        out.push(damaged_placeholder(*account, dev, seq));
+                    }
+                }
             }
         }
         Ok(PullPage {
@@ -771,7 +1009,7 @@ impl RelayStore for RedbStore {
 
     fn heads(&self, account: &AccountId) -> Result<Heads, StoreError> {
         const OP: &str = "heads";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(HEADS).map_err(backend(OP))?;
         let mut h = Heads::default();
         for item in t
@@ -789,7 +1027,7 @@ impl RelayStore for RedbStore {
 
     fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError> {
         const OP: &str = "get snapshot";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
         match t.get(account.0).map_err(backend(OP))? {
             Some(g) => Ok(Some(
@@ -831,7 +1069,7 @@ impl RelayStore for RedbStore {
         upload: u64,
     ) -> Result<Vec<u8>, StoreError> {
         const OP: &str = "read snapshot upload";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let current = txn
             .open_table(UPLOADS)
             .map_err(backend(OP))?
@@ -863,7 +1101,7 @@ impl RelayStore for RedbStore {
 
     fn membership(&self, account: &AccountId) -> Result<Option<Membership>, StoreError> {
         const OP: &str = "membership";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(MEMBER_STATE).map_err(backend(OP))?;
         let v = t.get(account.0).map_err(backend(OP))?;
         match v {
@@ -881,7 +1119,7 @@ impl RelayStore for RedbStore {
         ops_max: usize,
     ) -> Result<Vec<MembershipOp>, StoreError> {
         const OP: &str = "membership ops";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(MEMBERSHIP).map_err(backend(OP))?;
         let mut out = Vec::new();
         for item in t
@@ -899,7 +1137,7 @@ impl RelayStore for RedbStore {
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
         const OP: &str = "stats";
-        let txn = self.db.begin_read().map_err(backend(OP))?;
+        let txn = self.read_txn(OP)?;
         let t = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
         let mut s = StoreStats::default();
         for item in t.iter().map_err(backend(OP))? {

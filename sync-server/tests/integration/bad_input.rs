@@ -311,3 +311,89 @@ async fn a_client_that_never_reads_stalls_only_itself() {
         t0.elapsed()
     );
 }
+
+/// Waits (bounded) until the relay's start-up sweep committed, then returns
+/// the committed write-op count: the baseline a test compares against.
+async fn settled_commit_ops(relay: &TestRelay) -> u64 {
+    use std::sync::atomic::Ordering;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = relay.metrics.commit_ops_total.load(Ordering::SeqCst);
+        if n >= 2 {
+            return n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start-up sweep never ran"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Taking empty or unknown mailbox slots before authenticating writes
+/// nothing durable, and one source address gets a per-minute allowance over
+/// all its connections (opening more connections does not multiply it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_takes_write_nothing_and_are_limited_per_address() {
+    use std::sync::atomic::Ordering;
+    let mut config = kith_relay::RelayConfig::default();
+    config.limits.unauth_requests_per_addr_per_minute = 40;
+    let relay = TestRelay::temp(config);
+    let before = settled_commit_ops(&relay).await;
+    let mut answered = 0;
+    let mut limited = false;
+    'conns: for _ in 0..10 {
+        let mut c = relay.hello().await;
+        for _ in 0..8 {
+            match c
+                .request(kith_protocol::Request::MailboxTake { slot: rand_bytes() })
+                .await
+            {
+                Err(e) if e.code() == Some(&ErrorCode::MailboxNotFound) => answered += 1,
+                Err(e) if e.code() == Some(&ErrorCode::RateLimited) => {
+                    limited = true;
+                    break 'conns;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(answered, 40, "exactly the per-address allowance");
+    assert!(limited, "the 41st request from the address is refused");
+    assert_eq!(
+        relay.metrics.commit_ops_total.load(Ordering::SeqCst),
+        before,
+        "no durable write for empty slots"
+    );
+    relay.assert_alive().await;
+    relay.stop().await.unwrap();
+}
+
+/// The figure for docs/RELAY.md: how many unauthenticated takes of empty
+/// slots one client gets answered per second, none of them a durable write.
+#[allow(clippy::print_stderr)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_take_rate_without_durable_writes() {
+    use std::sync::atomic::Ordering;
+    let mut config = kith_relay::RelayConfig::default();
+    config.limits.unauth_requests_per_addr_per_minute = u32::MAX;
+    config.limits.unauth_requests_max = u32::MAX;
+    let relay = TestRelay::temp(config);
+    let before = settled_commit_ops(&relay).await;
+    let mut c = relay.hello().await;
+    const N: u32 = 2_000;
+    let t0 = std::time::Instant::now();
+    for _ in 0..N {
+        let r = c
+            .request(kith_protocol::Request::MailboxTake { slot: rand_bytes() })
+            .await;
+        assert_eq!(code_of(r), ErrorCode::MailboxNotFound);
+    }
+    let per_s = f64::from(N) / t0.elapsed().as_secs_f64();
+    eprintln!("unauthenticated empty-slot takes: {per_s:.0}/s, durable writes: 0");
+    assert_eq!(
+        relay.metrics.commit_ops_total.load(Ordering::SeqCst),
+        before
+    );
+    relay.stop().await.unwrap();
+}

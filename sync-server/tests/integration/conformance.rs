@@ -7,4 +7,13 @@ fn redb_store() -> (kith_relay::RedbStore, tempfile::TempDir) {
     (store, dir)
 }
 
-kith_relay::relay_store_conformance!(redb_store);
+fn damage(
+    fixture: &(kith_relay::RedbStore, tempfile::TempDir),
+    account: &kith_protocol::AccountId,
+    device: &kith_protocol::DeviceId,
+    seq: u64,
+) {
+    fixture.0.damage_entry_for_tests(account, device, seq);
+}
+
+kith_relay::relay_store_conformance!(redb_store, damage: damage);

@@ -10,6 +10,7 @@ mod bad_input;
 mod common;
 mod conformance;
 mod crash;
+mod disk_full;
 mod isolation;
 mod ops;
 mod snapshots;

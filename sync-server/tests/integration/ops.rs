@@ -186,3 +186,38 @@ async fn relay_with_a_ca_issued_certificate() {
     assert!(pinned.is_err());
     relay.stop().await.unwrap();
 }
+
+/// The relay's data directory is 0700 and `relay.redb` / `relay.key` are
+/// 0600 when the relay runs under umask 022 (the common default, which
+/// would give 0755/0644), and a data directory left open is tightened.
+#[cfg(unix)]
+#[test]
+fn data_dir_and_files_are_owner_only_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("relay-data");
+    let run = || {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 022 && exec \"$0\" --data-dir \"$1\" token create")
+            .arg(env!("CARGO_BIN_EXE_kith-relay"))
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    run();
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    assert_eq!(mode(&dir.join("relay.redb")), 0o600, "relay.redb");
+    assert_eq!(mode(&dir.join("relay.key")), 0o600, "relay.key");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.join("relay.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    run();
+    assert_eq!(mode(&dir), 0o700, "data directory tightened");
+    assert_eq!(mode(&dir.join("relay.redb")), 0o600, "relay.redb tightened");
+}

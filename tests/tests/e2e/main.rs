@@ -6,6 +6,7 @@
 
 mod common;
 mod crash;
+mod hostile;
 mod meetings;
 mod p2p;
 mod pairing;

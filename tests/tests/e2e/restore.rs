@@ -22,7 +22,12 @@ const CHEAP: BackupParams = BackupParams {
 /// (what restoring the backup's key material gives).
 fn restore(backup: &[u8], id: &DeviceIdentity) -> Device {
     let dir = tempfile::tempdir().unwrap();
-    let restored = restore_store(&dir.path().join("store"), "pass", backup).unwrap();
+    let restored = restore_store(
+        &dir.path().join("store"),
+        "correct horse battery staple",
+        backup,
+    )
+    .unwrap();
     Device {
         dir,
         store: Arc::new(Mutex::new(restored.store)),
@@ -56,7 +61,14 @@ fn a_restored_device_catches_up_on_its_own_log_and_pushes_what_it_never_pushed()
         round(&phone, &relay).await;
         // Logged, backed up, and the phone is lost before it syncs again.
         log(&phone, "never pushed", "Bea");
-        let backup = backup_store(&mut phone.s(), "pass", &CHEAP, None, 1).unwrap();
+        let backup = backup_store(
+            &mut phone.s(),
+            "correct horse battery staple",
+            &CHEAP,
+            None,
+            1,
+        )
+        .unwrap();
         drop(phone);
 
         // The restored phone pushes what the lost one never did.

@@ -81,7 +81,7 @@ mod status;
 
 pub(crate) use receive::{apply_with_pending, compress};
 use receive::{mark_pushed, write_bookkeeping};
-pub use status::{SyncStatus, sync_status};
+pub use status::{QuarantinedEntry, SyncStatus, sync_status};
 use status::{bind_relay, read_status};
 
 /// Most snapshot parts uploaded without their acknowledgement.
@@ -188,6 +188,18 @@ pub enum RelayEvent {
         /// Why, for logs.
         reason: String,
     },
+    /// An entry from `device` did not verify, decrypt or parse: it was
+    /// skipped (the rest of the account keeps syncing) and recorded in the
+    /// quarantine ([`SyncStatus::quarantined`]). Show it to the user: that
+    /// device is damaged or hostile, or the relay's copy is damaged.
+    Quarantined {
+        /// The device that (by the envelope) wrote the entry.
+        device: DeviceId,
+        /// Its sequence number.
+        seq: u64,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The relay dropped live events; a pull catches up.
     Lagged,
     /// The relay slowed pushes down; the machine retries by itself.
@@ -288,7 +300,10 @@ pub enum RelaySyncError {
     /// A message that makes no sense at this point.
     #[error("protocol violation by the relay: {0}")]
     Protocol(String),
-    /// An entry failed verification; it is not applied and the cursor stays.
+    /// An entry was written by a newer Kith (payload version): it is not
+    /// applied and the cursor stays until Kith is updated. (Entries that do
+    /// not verify, decrypt or parse are quarantined instead, see
+    /// [`RelayEvent::Quarantined`].)
     #[error("entry {device}/{seq} was refused: {reason}")]
     BadEntry {
         /// The device that wrote it, by the envelope.
@@ -298,7 +313,8 @@ pub enum RelaySyncError {
         /// Why it was refused.
         reason: UnsealError,
     },
-    /// An entry opened but names a document id that is not valid; not applied.
+    /// An entry opened but names a document id that is not valid (no longer
+    /// returned: such entries are quarantined; kept for API stability).
     #[error("entry {device}/{seq} names an invalid document: {doc}")]
     BadDoc {
         /// The device that wrote it.

@@ -15,6 +15,82 @@ pub(super) struct Step {
     partials: Vec<(DeviceId, Option<Partial>)>,
     /// Devices heard from, with the name they announced in sealed data.
     names: Vec<(DeviceId, String)>,
+    /// Entries skipped because they did not verify, decrypt or parse.
+    quarantined: Vec<(DeviceId, u64, String)>,
+}
+
+/// Largest body a device may send in fragments: a hostile device could
+/// otherwise make every reader keep an ever-growing partial entry. Far above
+/// any real single change (one import's change is a few MiB).
+const FRAGMENTED_BODY_BYTES_MAX: usize = 256 << 20;
+
+fn write_quarantined(
+    txn: &WriteTransaction,
+    quarantined: &[(DeviceId, u64, String)],
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    for (d, seq, reason) in quarantined {
+        tables::quarantine(txn, d, *seq, reason, now_ms)?;
+    }
+    Ok(())
+}
+
+/// The changes an opened entry carries, once complete: `Ok(None)` for a
+/// fragment of a larger entry still incomplete (kept in `partials` and in
+/// `step`), `Err(reason)` for a body that cannot be used (fragments out of
+/// order or not reassembling, an invalid document id, a change that does
+/// not parse): the caller quarantines the entry.
+#[allow(clippy::type_complexity)]
+fn body_of(
+    body: EntryBody,
+    device: DeviceId,
+    partials: &mut HashMap<DeviceId, Partial>,
+    step: &mut Step,
+) -> Result<Option<(DocId, Vec<Vec<u8>>)>, String> {
+    let (doc, changes) = match body {
+        EntryBody::Changes { doc, changes } => (doc, changes),
+        EntryBody::Fragment {
+            index,
+            count,
+            bytes,
+        } => {
+            let mut part = match partials.remove(&device) {
+                Some(pt) if pt.next_index == index && pt.count == count => pt,
+                _ if index == 0 => Partial {
+                    next_index: 0,
+                    count,
+                    bytes: Vec::new(),
+                },
+                _ => return Err(format!("fragment {index}/{count} out of order")),
+            };
+            if part.bytes.len().saturating_add(bytes.len()) > FRAGMENTED_BODY_BYTES_MAX {
+                return Err(format!(
+                    "fragments exceed {FRAGMENTED_BODY_BYTES_MAX} bytes"
+                ));
+            }
+            part.bytes.extend_from_slice(&bytes);
+            part.next_index = index + 1;
+            if part.next_index < count {
+                step.partials.push((device, Some(part.clone())));
+                partials.insert(device, part);
+                return Ok(None);
+            }
+            step.partials.push((device, None));
+            match postcard::from_bytes::<EntryBody>(&part.bytes) {
+                Ok(EntryBody::Changes { doc, changes }) => (doc, changes),
+                _ => return Err("fragments do not reassemble".into()),
+            }
+        }
+    };
+    let d: DocId = doc
+        .parse()
+        .map_err(|_| format!("it names an invalid document: {doc:.80}"))?;
+    for (i, c) in changes.iter().enumerate() {
+        if let Err(e) = Change::from_bytes(c.clone()) {
+            return Err(format!("change {i} does not parse: {e}"));
+        }
+    }
+    Ok(Some((d, changes)))
 }
 
 pub(super) fn write_bookkeeping(
@@ -258,74 +334,54 @@ impl RelaySync {
                 self.pull_wanted = true;
                 continue;
             }
-            let p = payload::open_entry(&self.id, &members, &keys, &e).map_err(|reason| {
-                RelaySyncError::BadEntry {
-                    device: e.device,
-                    seq: e.seq,
-                    reason,
+            // An entry that does not verify, decrypt or parse (or whose
+            // author was not a member then) is quarantined: recorded with
+            // its device and seq, skipped, and the cursor moves past it, so
+            // one bad (hostile or damaged) entry never stops the account.
+            // Only an entry from a newer Kith stops the pull: updating Kith
+            // makes it readable.
+            let opened = match payload::open_entry(&self.id, &members, &keys, &e) {
+                Ok(p) => Ok(p),
+                Err(reason @ UnsealError::NewerVersion(_)) => {
+                    return Err(RelaySyncError::BadEntry {
+                        device: e.device,
+                        seq: e.seq,
+                        reason,
+                    });
                 }
-            })?;
+                Err(reason) => Err(reason.to_string()),
+            };
             cursors.insert(e.device, e.seq);
             let mut step = Step {
                 cursors: vec![(e.device, e.seq)],
-                names: vec![(e.device, p.name)],
                 ..Step::default()
             };
-            let body = match p.body {
-                EntryBody::Changes { doc, changes } => Some((doc, changes)),
-                EntryBody::Fragment {
-                    index,
-                    count,
-                    bytes,
-                } => {
-                    let mut part = match partials.remove(&e.device) {
-                        Some(pt) if pt.next_index == index && pt.count == count => pt,
-                        _ if index == 0 => Partial {
-                            next_index: 0,
-                            count,
-                            bytes: Vec::new(),
-                        },
-                        _ => {
-                            return Err(RelaySyncError::BadEntry {
-                                device: e.device,
-                                seq: e.seq,
-                                reason: UnsealError::Malformed(format!(
-                                    "fragment {index}/{count} out of order"
-                                )),
-                            });
-                        }
-                    };
-                    part.bytes.extend_from_slice(&bytes);
-                    part.next_index = index + 1;
-                    if part.next_index >= count {
-                        step.partials.push((e.device, None));
-                        match postcard::from_bytes::<EntryBody>(&part.bytes) {
-                            Ok(EntryBody::Changes { doc, changes }) => Some((doc, changes)),
-                            _ => {
-                                return Err(RelaySyncError::BadEntry {
-                                    device: e.device,
-                                    seq: e.seq,
-                                    reason: UnsealError::Malformed(
-                                        "fragments do not reassemble".into(),
-                                    ),
-                                });
-                            }
-                        }
-                    } else {
-                        step.partials.push((e.device, Some(part.clone())));
-                        partials.insert(e.device, part);
-                        None
-                    }
+            let body = opened.and_then(|p| {
+                step.names.push((e.device, p.name));
+                body_of(p.body, e.device, &mut partials, &mut step)
+            });
+            match body {
+                Ok(Some((doc, changes))) => {
+                    step.doc = Some(doc);
+                    step.changes = changes;
                 }
-            };
-            if let Some((doc, changes)) = body {
-                let d: DocId = doc.parse().map_err(|_| RelaySyncError::BadDoc {
-                    device: e.device,
-                    seq: e.seq,
-                    doc: doc.clone(),
-                })?;
-                step.doc = Some(d);
-                step.changes = changes;
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(device = %e.device, seq = e.seq, %reason, "entry quarantined");
+                    // Its name is not trusted, and a large entry it was
+                    // part of can never complete.
+                    step.names.clear();
+                    if partials.remove(&e.device).is_some() {
+                        step.partials.retain(|(d, _)| *d != e.device);
+                        step.partials.push((e.device, None));
+                    }
+                    self.events.push_back(RelayEvent::Quarantined {
+                        device: e.device,
+                        seq: e.seq,
+                        reason: reason.clone(),
+                    });
+                    step.quarantined.push((e.device, e.seq, reason));
+                }
             }
             match steps.last_mut() {
                 Some(last) if last.doc == step.doc || step.doc.is_none() => {
@@ -333,6 +389,7 @@ impl RelaySync {
                     last.cursors.extend(step.cursors);
                     last.partials.extend(step.partials);
                     last.names.extend(step.names);
+                    last.quarantined.extend(step.quarantined);
                 }
                 _ => steps.push(step),
             }
@@ -343,7 +400,8 @@ impl RelaySync {
             match step.doc {
                 Some(doc) => {
                     let m = apply_with_pending(store, doc, step.changes, |txn| {
-                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.names, now)
+                        write_bookkeeping(txn, &step.cursors, &step.partials, &step.names, now)?;
+                        write_quarantined(txn, &step.quarantined, now)
                     })?;
                     if m.applied.fresh {
                         fresh.push((doc, m.applied.heads_after.clone()));
@@ -358,6 +416,7 @@ impl RelaySync {
                 None => {
                     let txn = store.writable()?.begin_write()?;
                     write_bookkeeping(&txn, &step.cursors, &step.partials, &step.names, now)?;
+                    write_quarantined(&txn, &step.quarantined, now)?;
                     txn.commit().map_err(StoreError::from)?;
                 }
             }

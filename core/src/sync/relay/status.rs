@@ -39,6 +39,22 @@ pub struct SyncStatus {
     /// Non-zero once a restored store started pulling its own device's
     /// entries, up to this seq (`sync_meta.own_catchup_seq`).
     pub own_catchup_seq: u64,
+    /// Entries received but skipped because they did not verify, decrypt or
+    /// parse (at most 64 kept per device), by device then seq.
+    pub quarantined: Vec<QuarantinedEntry>,
+}
+
+/// An entry this device skipped (see [`RelayEvent::Quarantined`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedEntry {
+    /// The device that wrote it, by its envelope.
+    pub device: DeviceId,
+    /// Its sequence number in that device's log.
+    pub seq: u64,
+    /// Why it was refused.
+    pub reason: String,
+    /// When it was skipped (ms since epoch).
+    pub at_ms: u64,
 }
 
 /// Reads the durable sync position.
@@ -65,5 +81,14 @@ pub(super) fn read_status(store: &mut Store) -> Result<SyncStatus, StoreError> {
         partial_entries,
         cursors: tables::cursors(&txn)?,
         own_catchup_seq: tables::read_u64(&txn, tables::META_OWN_CATCHUP_SEQ)?,
+        quarantined: tables::quarantined(&txn)?
+            .into_iter()
+            .map(|(device, seq, r)| QuarantinedEntry {
+                device,
+                seq,
+                reason: r.reason,
+                at_ms: r.at_ms,
+            })
+            .collect(),
     })
 }
