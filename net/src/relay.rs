@@ -647,19 +647,10 @@ pub async fn await_join_request(
     addr: &RelayAddress,
     inv: &Invitation,
 ) -> Result<Incoming, JoinError> {
+    // The relay keeps a taken slot used until the blob would have expired, so a
+    // later device using the token is told at once that someone else redeemed it
+    // (a marker put after the take left a window in which it was not).
     let blob = await_blob(addr, inv.token.join_slot(), inv.expires_at_ms).await?;
-    // Keep the slot occupied until the invitation expires, so a later
-    // device using the token is told someone else redeemed it instead of
-    // waiting for an answer that never comes.
-    let claimed = mailbox_once(
-        addr,
-        inv.token.join_slot(),
-        Some((b"claimed".to_vec(), inv.ttl_s(now_ms()))),
-    )
-    .await;
-    if let Err(e) = claimed {
-        tracing::debug!("could not mark the join slot as used: {e}");
-    }
     Ok(inv.open_request(&blob)?)
 }
 

@@ -833,6 +833,17 @@ pub fn mailbox_blobs_are_taken_once_and_expire(s: &dyn RelayStore) {
         one(s, take(1, T0_MS + 999)),
         Err(StoreError::MailboxNotFound)
     ));
+    // Taken, the slot stays used until the blob would have expired: a second
+    // device redeeming the same pairing token is refused at once.
+    assert!(matches!(
+        one(s, put(1, b"late", T0_MS + 1000, T0_MS + 999)),
+        Err(StoreError::MailboxTaken)
+    ));
+    ok(s, put(1, b"after expiry", T0_MS + 5000, T0_MS + 1000));
+    assert_eq!(
+        ok(s, take(1, T0_MS + 1001)),
+        WriteOutcome::MailboxTaken(b"after expiry".to_vec())
+    );
     // Expired: not returned, and the slot is free again.
     ok(s, put(2, b"two", T0_MS + 1000, T0_MS));
     assert!(matches!(
@@ -845,7 +856,8 @@ pub fn mailbox_blobs_are_taken_once_and_expire(s: &dyn RelayStore) {
         ok(s, take(3, T0_MS + 2500)),
         WriteOutcome::MailboxTaken(b"three again".to_vec())
     );
-    // The sweep deletes exactly the expired blobs.
+    // The sweep deletes exactly what expired: slot 4's blob, slot 2's (never
+    // taken), and the tombstones of slots 1 and 3; slot 5 stays.
     ok(s, put(4, b"short", T0_MS + 1000, T0_MS));
     ok(s, put(5, b"long", T0_MS + 9000, T0_MS));
     assert_eq!(
@@ -855,8 +867,9 @@ pub fn mailbox_blobs_are_taken_once_and_expire(s: &dyn RelayStore) {
                 now_ms: T0_MS + 5000
             }
         ),
-        WriteOutcome::MailboxExpired(1)
+        WriteOutcome::MailboxExpired(4)
     );
+    ok(s, put(3, b"three, later", T0_MS + 9000, T0_MS + 5000));
     assert_eq!(
         ok(s, take(5, T0_MS + 5000)),
         WriteOutcome::MailboxTaken(b"long".to_vec())

@@ -1295,6 +1295,10 @@ async fn mailbox_put(
             "mailbox blob too large".into(),
         ));
     }
+    // An empty blob would read as the tombstone a take leaves.
+    if blob.is_empty() {
+        return Err((ErrorCode::Malformed, "empty mailbox blob".into()));
+    }
     let ttl_s = if ttl_s == 0 {
         limits.mailbox_ttl_s_max
     } else {

@@ -280,8 +280,13 @@ impl MemRelay {
 
     fn request(&mut self, c: usize, id: u32, body: Request, now_ms: u64) {
         if let Request::MailboxTake { slot } = body {
-            let r = match self.mailbox.remove(&slot) {
-                Some((blob, exp)) if exp > now_ms => Ok(Response::MailboxBlob { blob }),
+            // As the relay: a take leaves the slot used (an empty tombstone) until it expires.
+            let r = match self.mailbox.get_mut(&slot) {
+                Some((blob, exp)) if *exp > now_ms && !blob.is_empty() => {
+                    Ok(Response::MailboxBlob {
+                        blob: std::mem::take(blob),
+                    })
+                }
                 _ => Err(ErrorCode::MailboxNotFound),
             };
             return self.reply(c, id, r);

@@ -19,7 +19,8 @@
 //!   held, started ms): the device's one unfinished fragmented upload
 //! - `snapshot_parts` (account, device, index) -> part bytes; invisible to
 //!   readers until a `PutSnapshot` assembles them (and deletes them)
-//! - `mailbox`   slot -> expires-at ms (u64 BE) || blob
+//! - `mailbox`   slot -> expires-at ms (u64 BE) || blob; after a take, the
+//!   expiry alone (a tombstone: the slot stays used until then)
 //! - `tokens`    SHA-256(token) -> created ms
 //! - `meta`      "schema" -> version (the store format version: 2; a file
 //!   of schema 1, from before membership logs, is refused with
@@ -350,13 +351,19 @@ impl RedbStore {
             WriteOp::MailboxTake { slot, now_ms } => {
                 let mut t = txn.open_table(MAILBOX).map_err(backend("mailbox take"))?;
                 let got = t
-                    .remove(slot)
+                    .get(slot)
                     .map_err(backend("mailbox take"))?
                     .map(|g| g.value().to_vec());
                 match got {
-                    Some(v) if expiry(&v) > now_ms => Ok(WriteOutcome::MailboxTaken(
-                        v.get(8..).unwrap_or_default().to_vec(),
-                    )),
+                    // A blob (not the tombstone of an earlier take) that is still live.
+                    Some(v) if expiry(&v) > now_ms && v.len() > 8 => {
+                        // The slot stays used until the blob would have expired (the tombstone
+                        // is its expiry alone): a later put is `MailboxTaken`, so a second
+                        // device redeeming a pairing token is told at once, with no window
+                        // between the take and a marker put.
+                        t.insert(slot, &v[..8]).map_err(backend("mailbox take"))?;
+                        Ok(WriteOutcome::MailboxTaken(v[8..].to_vec()))
+                    }
                     _ => Err(StoreError::MailboxNotFound),
                 }
             }
@@ -897,9 +904,10 @@ impl RelayStore for RedbStore {
         const OP: &str = "mailbox peek";
         let txn = self.read_txn(OP)?;
         let t = txn.open_table(MAILBOX).map_err(backend(OP))?;
+        // A tombstone (expiry only) holds no blob to take.
         Ok(t.get(*slot)
             .map_err(backend(OP))?
-            .is_some_and(|g| expiry(g.value()) > now_ms))
+            .is_some_and(|g| g.value().len() > 8 && expiry(g.value()) > now_ms))
     }
 
     fn probe_write(&self) -> Result<(), StoreError> {
