@@ -161,10 +161,31 @@ first_address="$relay"
 laptop="$tmp/laptop"
 phone="$tmp/phone"
 "$kith" --data "$laptop" init >/dev/null
-token="$("$kith" --data "$laptop" pair --relay "$relay" --json |
-    sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
-[ -n "$token" ] || fail "no pairing token"
-"$kith" --data "$phone" join "$token" --name phone >/dev/null
+# Pairing: `pair` waits for the phone and takes the code it shows on stdin.
+mkfifo "$tmp/pair.in"
+"$kith" --data "$laptop" pair --relay "$relay" --json --code-stdin \
+    <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
+pair_pid=$!
+exec 3>"$tmp/pair.in"
+json_field() {
+    local v=""
+    for _ in $(seq 1 600); do
+        v="$(sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1" | head -n 1)"
+        [ -n "$v" ] && break
+        sleep 0.1
+    done
+    [ -n "$v" ] || fail "no $2 in $1: $(cat "$1" "${1%.out}.err")"
+    printf '%s' "$v"
+}
+token="$(json_field "$tmp/pair.out" token)"
+"$kith" --data "$phone" join "$token" --name phone --json >"$tmp/join.out" 2>"$tmp/join.err" &
+join_pid=$!
+code="$(json_field "$tmp/join.out" code)"
+[ "$(json_field "$tmp/pair.out" code)" = "$code" ] || fail "the pairing codes differ"
+echo "$code" >&3
+exec 3>&-
+wait "$pair_pid" || fail "pair failed: $(cat "$tmp/pair.err")"
+wait "$join_pid" || fail "join failed: $(cat "$tmp/join.err")"
 marker="packaged-relay-$RANDOM$RANDOM"
 "$kith" --data "$phone" log "Call via the packaged relay" --with "Ada Lovelace" \
     --kind call --notes "$marker" --create-missing >/dev/null
