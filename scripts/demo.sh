@@ -72,21 +72,7 @@ mkfifo "$tmp/pair.in"
     <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
 pair_pid=$!
 exec 3>"$tmp/pair.in"
-# Reads the first value of "$2" from JSON lines in file $1, waiting for it (bounded).
-json_field() {
-    local v=""
-    for _ in $(seq 1 600); do
-        v="$(sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1" | head -n 1)"
-        [ -n "$v" ] && break
-        sleep 0.1
-    done
-    if [ -z "$v" ]; then
-        echo "no $2 in $1:" >&2
-        cat "$1" "${1%.out}.err" >&2
-        exit 1
-    fi
-    printf '%s' "$v"
-}
+. scripts/lib-pairing.sh
 token="$(json_field "$tmp/pair.out" token)"
 echo "token: $token"
 

@@ -167,16 +167,7 @@ mkfifo "$tmp/pair.in"
     <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
 pair_pid=$!
 exec 3>"$tmp/pair.in"
-json_field() {
-    local v=""
-    for _ in $(seq 1 600); do
-        v="$(sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1" | head -n 1)"
-        [ -n "$v" ] && break
-        sleep 0.1
-    done
-    [ -n "$v" ] || fail "no $2 in $1: $(cat "$1" "${1%.out}.err")"
-    printf '%s' "$v"
-}
+. scripts/lib-pairing.sh
 token="$(json_field "$tmp/pair.out" token)"
 "$kith" --data "$phone" join "$token" --name phone --json >"$tmp/join.out" 2>"$tmp/join.err" &
 join_pid=$!

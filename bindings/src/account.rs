@@ -264,6 +264,19 @@ fn check_device_name(name: &str) -> KithResult<String> {
 }
 
 impl Kith {
+    /// What both joining steps check first: a valid name and token, and a
+    /// store that belongs to no account yet.
+    fn joinable(&self, device_name: &str, token: &str) -> KithResult<(String, Token)> {
+        let name = check_device_name(device_name)?;
+        let token = Token::parse(token)?;
+        if self.has_account()? {
+            return Err(KithError::Conflict {
+                reason: "this device already belongs to an account; join from a new store".into(),
+            });
+        }
+        Ok((name, token))
+    }
+
     /// This device's identity, or `Authentication` when it has no account.
     pub(crate) fn identity(&self) -> KithResult<DeviceIdentity> {
         match self.keys.load()? {
@@ -576,14 +589,7 @@ impl Kith {
         device_name: String,
     ) -> KithResult<String> {
         run_async("request_join", async move {
-            let name = check_device_name(&device_name)?;
-            let token = Token::parse(&token)?;
-            if self.has_account()? {
-                return Err(KithError::Conflict {
-                    reason: "this device already belongs to an account; join from a new store"
-                        .into(),
-                });
-            }
+            let (name, token) = self.joinable(&device_name, &token)?;
             let mut keys = match self.keys.load()? {
                 Some(k) => k,
                 None => kith_core::identity::KeyMaterial::generate(&name),
@@ -608,14 +614,7 @@ impl Kith {
         device_name: String,
     ) -> KithResult<AccountInfo> {
         run_async("join", async move {
-            let name = check_device_name(&device_name)?;
-            let token = Token::parse(&token)?;
-            if self.has_account()? {
-                return Err(KithError::Conflict {
-                    reason: "this device already belongs to an account; join from a new store"
-                        .into(),
-                });
-            }
+            let (name, token) = self.joinable(&device_name, &token)?;
             let Some(mut keys) = self.keys.load()? else {
                 return Err(KithError::NotFound {
                     what: "join request".into(),
