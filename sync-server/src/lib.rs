@@ -14,7 +14,8 @@
 //! - [`client`]: a minimal client for tests and the load tool;
 //! - `testkit` and `conformance` (feature `test-support`): the relay test
 //!   harness every crate's tests share, and the [`store::RelayStore`]
-//!   contract tests every storage backend runs.
+//!   contract tests every storage backend runs; `pg_testkit`: throwaway
+//!   PostgreSQL servers for the PostgreSQL backend's tests.
 //!
 //! Tests run it in-process: `kith_relay::run(relay, socket, shutdown)`.
 
@@ -27,6 +28,8 @@ pub mod config;
 pub mod conformance;
 pub mod identity;
 pub mod metrics;
+#[cfg(feature = "test-support")]
+pub mod pg_testkit;
 pub mod private_fs;
 pub mod server;
 pub mod store;
@@ -36,4 +39,4 @@ pub mod testkit;
 pub use config::{Clock, Limits, RegistrationPolicy, RelayConfig, TlsPem};
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{AdminSocket, Relay, RunError, create_token, now_ms, run, run_with_admin};
-pub use store::{RedbStore, RelayStore};
+pub use store::{PgStore, RedbStore, RelayStore};

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod backup;
+pub mod pg_store;
 pub mod redb_store;
 
 use kith_protocol::msg::MailboxSlot;
@@ -20,6 +21,7 @@ use kith_protocol::{
     SealedSnapshot,
 };
 
+pub use pg_store::PgStore;
 pub use redb_store::RedbStore;
 
 /// One state change, applied atomically with the others of its batch.

@@ -1,0 +1,1797 @@
+//! The PostgreSQL implementation of [`RelayStore`], for relays that run as
+//! several stateless nodes in front of one replicated database (docs/RELAY.md,
+//! "Scaling out").
+//!
+//! Layout: one or more shards, each a PostgreSQL database given by one
+//! `--store postgres://...` URL. Every relay operation touches one account,
+//! so an account lives on exactly one shard: [`shard_of`] maps the account id
+//! to a shard with a stable hash (SHA-256 of the id, jump consistent hash over
+//! the shard count). Mailbox slots map the same way by slot id. Registration
+//! tokens live on shard 0; a registration on another shard takes its token
+//! there first (and puts it back if the registration is refused).
+//!
+//! Tables per shard (ids are 32-byte `bytea`, counters `bigint`) mirror the
+//! redb store's (`redb_store.rs`), with the same semantics:
+//! `accounts`, `membership_state`, `membership`, `heads`, `entries` (with the
+//! SHA-256 `sum` of the stored bytes, for damage detection), `snapshots`
+//! (envelope and ciphertext apart, so range reads read only the range),
+//! `snapshot_uploads`, `snapshot_parts`, `mailbox` (a taken blob leaves its
+//! expiry, `blob` NULL: the tombstone), `tokens`, `deleted_accounts`,
+//! `kith_meta` (schema version, shard position, probe counter).
+//!
+//! Writes: a batch of [`WriteOp`]s is ONE transaction per shard (group
+//! commit). It first takes a transaction-scoped advisory lock per account of
+//! the batch, in sorted order, so batches of different relay nodes touching
+//! the same account serialise and never deadlock each other. Each op then
+//! runs inside a savepoint: a refused op is rolled back to it and the others
+//! commit; a database error aborts the whole batch (every result `Backend`).
+//! If the COMMIT itself fails the outcome is unknown; the caller is told
+//! `Backend` and the client re-sends, which every op tolerates (pushes of
+//! stored entries are idempotent).
+//!
+//! Async bridge: the trait is synchronous and the relay calls it from its
+//! writer thread and from `spawn_blocking`, never from an async task, so this
+//! uses the synchronous `postgres` client (each connection drives its own
+//! small tokio runtime internally). The writer holds one connection per
+//! shard; reads use a bounded pool per shard. A broken connection is
+//! dropped and reconnected on the next call.
+//!
+//! Schema migrations are versioned ([`MIGRATIONS`]) and applied at start
+//! under an advisory lock (several nodes may start at once); a database of a
+//! newer schema is refused with [`PgOpenError::NewerSchema`].
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use kith_protocol::{
+    AccountId, Change, Cursor, DeviceId, Membership, MembershipOp, SealedEntry, SealedSnapshot,
+};
+use postgres::{Client, NoTls, Row, Transaction};
+
+use super::{
+    Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
+};
+
+/// The schema versions, in order: version `i + 1` is `MIGRATIONS[i]`. Never
+/// edit a released entry; add a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the tables of the redb store, as rows.
+    "CREATE TABLE accounts (
+        account bytea PRIMARY KEY,
+        created_ms bigint NOT NULL,
+        bytes bigint NOT NULL,
+        entries bigint NOT NULL);
+     CREATE TABLE membership_state (account bytea PRIMARY KEY, state bytea NOT NULL);
+     CREATE TABLE membership (
+        account bytea NOT NULL, position bigint NOT NULL, op bytea NOT NULL,
+        PRIMARY KEY (account, position));
+     CREATE TABLE heads (
+        account bytea NOT NULL, device bytea NOT NULL,
+        head bigint NOT NULL, floor bigint NOT NULL,
+        PRIMARY KEY (account, device));
+     CREATE TABLE entries (
+        account bytea NOT NULL, device bytea NOT NULL, seq bigint NOT NULL,
+        body bytea NOT NULL, sum bytea,
+        PRIMARY KEY (account, device, seq));
+     CREATE TABLE snapshots (
+        account bytea PRIMARY KEY,
+        envelope bytea NOT NULL,
+        ciphertext bytea NOT NULL,
+        stored_bytes bigint NOT NULL);
+     CREATE TABLE snapshot_uploads (
+        account bytea NOT NULL, device bytea NOT NULL,
+        upload bigint NOT NULL, part_count bigint NOT NULL,
+        held_bytes bigint NOT NULL, started_ms bigint NOT NULL,
+        PRIMARY KEY (account, device));
+     CREATE INDEX snapshot_uploads_started ON snapshot_uploads (started_ms);
+     CREATE TABLE snapshot_parts (
+        account bytea NOT NULL, device bytea NOT NULL, idx integer NOT NULL,
+        bytes bytea NOT NULL,
+        PRIMARY KEY (account, device, idx));
+     CREATE TABLE mailbox (slot bytea PRIMARY KEY, expires_ms bigint NOT NULL, blob bytea);
+     CREATE INDEX mailbox_expires ON mailbox (expires_ms);
+     CREATE TABLE tokens (token_hash bytea PRIMARY KEY, created_ms bigint NOT NULL);
+     CREATE TABLE deleted_accounts (account bytea PRIMARY KEY, deleted_ms bigint NOT NULL);",
+];
+
+/// The schema version this relay writes (the number of [`MIGRATIONS`]).
+pub const PG_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
+
+/// Advisory lock key under which migrations run (any constant; "kith").
+const MIGRATION_LOCK: i64 = 0x6b69_7468;
+/// Read connections kept per shard at most (and open at once at most).
+const READERS_MAX: usize = 16;
+/// How long connecting to a shard may take.
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// Why the PostgreSQL store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum PgOpenError {
+    /// No shard URL was given.
+    #[error("no postgres:// URL given")]
+    NoShards,
+    /// A URL could not be parsed.
+    #[error("shard {shard}: invalid PostgreSQL URL: {source}")]
+    BadUrl {
+        /// The shard's position in the list.
+        shard: usize,
+        /// The parse error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The database could not be reached or refused a statement.
+    #[error("shard {shard}: PostgreSQL failed while {doing}: {source}")]
+    Database {
+        /// The shard's position in the list.
+        shard: usize,
+        /// What was being done.
+        doing: &'static str,
+        /// The client error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The database was set up by a newer kith-relay.
+    #[error(
+        "shard {shard}: the database has relay schema {found}, written by a newer kith-relay; this \
+         kith-relay knows schemas up to {PG_SCHEMA_VERSION}: run the newer kith-relay on every node"
+    )]
+    NewerSchema {
+        /// The shard's position in the list.
+        shard: usize,
+        /// The schema found.
+        found: u64,
+    },
+    /// The database is another shard than its position in the URL list says.
+    #[error(
+        "shard {shard}: this database was set up as shard {found_shard} of {found_count}, but the \
+         --store list makes it shard {shard} of {count}: give the URLs in their original order \
+         (adding or removing shards needs a data move, see docs/RELAY.md)"
+    )]
+    ShardMismatch {
+        /// The shard's position in the list.
+        shard: usize,
+        /// Shards in the list.
+        count: usize,
+        /// The position recorded in the database.
+        found_shard: u64,
+        /// The count recorded in the database.
+        found_count: u64,
+    },
+}
+
+fn be(op: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |e| StoreError::Backend {
+        op,
+        source: Box::new(e),
+    }
+}
+
+fn corrupt(op: &'static str, e: postcard::Error) -> StoreError {
+    StoreError::Backend {
+        op,
+        source: Box::new(e),
+    }
+}
+
+fn encode<T: serde::Serialize>(op: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| corrupt(op, e))
+}
+
+/// A count or time as a `bigint` (saturating: no stored value comes near).
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` read back (negative only if someone wrote it by hand).
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A client-chosen 64-bit id stored bit for bit.
+fn id64(v: u64) -> i64 {
+    i64::from_ne_bytes(v.to_ne_bytes())
+}
+
+fn col<'a, T: postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    idx: usize,
+    op: &'static str,
+) -> Result<T, StoreError> {
+    row.try_get(idx).map_err(be(op))
+}
+
+fn key32(v: &[u8], op: &'static str) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(v).map_err(|_| StoreError::Backend {
+        op,
+        source: "a stored id is not 32 bytes".into(),
+    })
+}
+
+/// The shard (`0 .. shards`) that holds `id` (an account id or mailbox slot):
+/// the first 8 bytes of SHA-256(id) as a big-endian u64 fed to the jump
+/// consistent hash (Lamping & Veach 2014), so growing from N to N+1 shards
+/// would move only 1/(N+1) of the accounts. Stable across versions: changing
+/// it would strand every account; docs/RELAY.md documents it.
+pub fn shard_of(id: &[u8; 32], shards: usize) -> usize {
+    use sha2::{Digest, Sha256};
+    let shards = i64::try_from(shards.max(1)).unwrap_or(i64::MAX);
+    let digest = Sha256::digest(id);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let mut key = u64::from_be_bytes(first);
+    let (mut b, mut j) = (-1i64, 0i64);
+    while j < shards {
+        b = j;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        {
+            j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+        }
+    }
+    usize::try_from(b).unwrap_or(0)
+}
+
+/// One shard: its URL, the writer's connection and the read pool.
+struct Shard {
+    config: postgres::Config,
+    /// What the logs show (the URL without its password).
+    name: String,
+    writer: Mutex<Option<Client>>,
+    readers: Mutex<Readers>,
+    reader_free: Condvar,
+}
+
+struct Readers {
+    idle: Vec<Client>,
+    /// Connections handed out now.
+    busy: usize,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("name", &self.name).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The URL as logs may show it: without a password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Shard {
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        self.config.connect(NoTls)
+    }
+
+    /// Runs `f` with a pooled read connection (at most [`READERS_MAX`] at once).
+    fn read<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = {
+            let mut r = lock(&self.readers);
+            while r.idle.is_empty() && r.busy >= READERS_MAX {
+                r = self
+                    .reader_free
+                    .wait(r)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            r.busy += 1;
+            r.idle.pop()
+        };
+        let client = match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.connect().map_err(be(op)),
+        };
+        let (result, back) = match client {
+            Ok(mut c) => {
+                let r = f(&mut c);
+                (r, (!c.is_closed()).then_some(c))
+            }
+            Err(e) => (Err(e), None),
+        };
+        let mut r = lock(&self.readers);
+        r.busy -= 1;
+        if let Some(c) = back {
+            r.idle.push(c);
+        }
+        drop(r);
+        self.reader_free.notify_one();
+        result
+    }
+}
+
+/// The PostgreSQL-backed relay store (one or more shards).
+#[derive(Debug)]
+pub struct PgStore {
+    shards: Vec<Shard>,
+}
+
+impl PgStore {
+    /// Connects to every shard (in the given order; the order is part of
+    /// the layout), applies pending schema migrations and checks each
+    /// database is the shard its position says.
+    pub fn connect(urls: &[String]) -> Result<Self, PgOpenError> {
+        if urls.is_empty() {
+            return Err(PgOpenError::NoShards);
+        }
+        let mut shards = Vec::with_capacity(urls.len());
+        for (n, url) in urls.iter().enumerate() {
+            let mut config: postgres::Config = url
+                .parse()
+                .map_err(|source| PgOpenError::BadUrl { shard: n, source })?;
+            config
+                .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+                .application_name("kith-relay");
+            let shard = Shard {
+                config,
+                name: redact(url),
+                writer: Mutex::new(None),
+                readers: Mutex::new(Readers {
+                    idle: Vec::new(),
+                    busy: 0,
+                }),
+                reader_free: Condvar::new(),
+            };
+            let mut client = shard.connect().map_err(|source| PgOpenError::Database {
+                shard: n,
+                doing: "connecting",
+                source,
+            })?;
+            migrate(&mut client, n, urls.len())?;
+            *lock(&shard.writer) = Some(client);
+            shards.push(shard);
+        }
+        Ok(Self { shards })
+    }
+
+    /// The schema version of the shards (all equal after [`connect`](Self::connect)).
+    pub fn format_version(&self) -> u64 {
+        PG_SCHEMA_VERSION
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard(&self, id: &[u8; 32]) -> &Shard {
+        // `connect` refuses an empty list, so index 0 always exists.
+        &self.shards[shard_of(id, self.shards.len())]
+    }
+
+    /// Flips one bit in the middle of a stored entry's bytes, leaving its
+    /// checksum as it was: what a damaged disk does (tests only).
+    #[cfg(feature = "test-support")]
+    pub fn damage_entry_for_tests(&self, account: &AccountId, device: &DeviceId, seq: u64) {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+        self.shard(&account.0)
+            .read("damage", |c| {
+                let n = c
+                    .execute(
+                        "UPDATE entries SET body = set_byte(body, length(body) / 2,
+                             get_byte(body, length(body) / 2) # 16)
+                         WHERE account = $1 AND device = $2 AND seq = $3",
+                        &[&account.0.as_slice(), &device.0.as_slice(), &i(seq)],
+                    )
+                    .map_err(be("damage"))?;
+                assert_eq!(n, 1, "entry stored");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Runs `f` on the writer connection of shard `n`, reconnecting first if
+    /// it was lost; a connection that broke during `f` is dropped.
+    fn with_writer<T>(
+        &self,
+        n: usize,
+        op: &'static str,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let shard = &self.shards[n];
+        let mut guard = lock(&shard.writer);
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = None;
+            let c = shard.connect().map_err(be(op))?;
+            tracing::info!(shard = %shard.name, "connected to PostgreSQL");
+            *guard = Some(c);
+        }
+        let Some(client) = guard.as_mut() else {
+            return Err(StoreError::Backend {
+                op,
+                source: "no connection".into(),
+            });
+        };
+        let r = f(client);
+        if client.is_closed() {
+            *guard = None;
+        }
+        r
+    }
+
+    /// Applies `ops` (all of shard `n`) as one transaction.
+    fn apply_shard(
+        &self,
+        n: usize,
+        ops: Vec<WriteOp>,
+    ) -> Vec<Result<WriteOutcome, StoreError>> {
+        let count = ops.len();
+        let fail_all = |op: &'static str, msg: String| {
+            (0..count)
+                .map(|_| {
+                    Err(StoreError::Backend {
+                        op,
+                        source: msg.clone().into(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let r = self.with_writer(n, "begin write", |client| {
+            let mut tx = client.transaction().map_err(be("begin write"))?;
+            // Accounts of the batch, locked in sorted order (no deadlocks
+            // between nodes' batches); released at COMMIT/ROLLBACK.
+            let accounts: BTreeSet<i64> = ops.iter().filter_map(op_account).map(lock_key).collect();
+            if !accounts.is_empty() {
+                let keys: Vec<i64> = accounts.into_iter().collect();
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(k)
+                     FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS sorted",
+                    &[&keys],
+                )
+                .map_err(be("lock accounts"))?;
+            }
+            let mut results = Vec::with_capacity(count);
+            tx.batch_execute("SAVEPOINT op").map_err(be("savepoint"))?;
+            for op in ops {
+                let r = apply_one(&mut tx, op);
+                match &r {
+                    Err(StoreError::Backend { op, source }) => {
+                        // The transaction is aborted: nothing of the batch commits.
+                        let (op, msg) = (*op, source.to_string());
+                        let _ = tx.rollback();
+                        return Ok(fail_all(op, msg));
+                    }
+                    Err(_) => tx
+                        .batch_execute("ROLLBACK TO SAVEPOINT op")
+                        .map_err(be("rollback op"))?,
+                    Ok(_) => tx
+                        .batch_execute("RELEASE SAVEPOINT op; SAVEPOINT op")
+                        .map_err(be("savepoint"))?,
+                }
+                results.push(r);
+            }
+            tx.commit().map_err(be("commit"))?;
+            Ok(results)
+        });
+        match r {
+            Ok(results) => results,
+            Err(StoreError::Backend { op, source }) => fail_all(op, source.to_string()),
+            Err(e) => fail_all("write", e.to_string()),
+        }
+    }
+
+    /// Takes registration token `hash` on shard 0 (its own transaction):
+    /// its creation time, or `None` if it is unknown or used.
+    fn take_token(&self, hash: &[u8; 32]) -> Result<Option<i64>, StoreError> {
+        const OP: &str = "take token";
+        self.with_writer(0, OP, |c| {
+            let row = c
+                .query_opt(
+                    "DELETE FROM tokens WHERE token_hash = $1 RETURNING created_ms",
+                    &[&hash.as_slice()],
+                )
+                .map_err(be(OP))?;
+            row.map(|r| col::<i64>(&r, 0, OP)).transpose()
+        })
+    }
+
+    fn put_token_back(&self, hash: &[u8; 32], created_ms: i64) {
+        const OP: &str = "return token";
+        let r = self.with_writer(0, OP, |c| {
+            c.execute(
+                "INSERT INTO tokens VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&hash.as_slice(), &created_ms],
+            )
+            .map_err(be(OP))
+        });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a registration token taken for a refused registration could not be put back");
+        }
+    }
+}
+
+/// The account an op locks, if any.
+fn op_account(op: &WriteOp) -> Option<&[u8; 32]> {
+    match op {
+        WriteOp::AppendMembership { account, .. }
+        | WriteOp::Push { account, .. }
+        | WriteOp::PutSnapshotPart { account, .. } => Some(&account.0),
+        WriteOp::PutSnapshot { snapshot, .. } => Some(&snapshot.account.0),
+        WriteOp::SnapshotUploadsExpire { .. }
+        | WriteOp::MailboxPut { .. }
+        | WriteOp::MailboxTake { .. }
+        | WriteOp::MailboxExpire { .. }
+        | WriteOp::CreateToken { .. } => None,
+    }
+}
+
+/// The advisory lock key of an account: its first 8 bytes (ids are public
+/// keys, so collisions are rare and only make two accounts wait for each other).
+fn lock_key(account: &[u8; 32]) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&account[..8]);
+    i64::from_be_bytes(b)
+}
+
+/// Creates the meta table, then applies the missing migrations, all in one
+/// transaction under an advisory lock (nodes starting together wait).
+fn migrate(client: &mut Client, shard: usize, count: usize) -> Result<(), PgOpenError> {
+    let db = |doing: &'static str| {
+        move |source| PgOpenError::Database {
+            shard,
+            doing,
+            source,
+        }
+    };
+    let mut tx = client.transaction().map_err(db("starting the migration"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(db("locking for the migration"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS kith_meta (key text PRIMARY KEY, value bigint NOT NULL)",
+    )
+    .map_err(db("creating kith_meta"))?;
+    let get = |tx: &mut Transaction<'_>, key: &str| -> Result<Option<u64>, PgOpenError> {
+        let row = tx
+            .query_opt("SELECT value FROM kith_meta WHERE key = $1", &[&key])
+            .map_err(db("reading kith_meta"))?;
+        row.map(|r| r.try_get::<_, i64>(0).map(u))
+            .transpose()
+            .map_err(db("reading kith_meta"))
+    };
+    let found = get(&mut tx, "schema")?.unwrap_or(0);
+    if found > PG_SCHEMA_VERSION {
+        return Err(PgOpenError::NewerSchema { shard, found });
+    }
+    match (get(&mut tx, "shard")?, get(&mut tx, "shards")?) {
+        (Some(s), Some(c)) if (s, c) != (shard as u64, count as u64) => {
+            return Err(PgOpenError::ShardMismatch {
+                shard,
+                count,
+                found_shard: s,
+                found_count: c,
+            });
+        }
+        (Some(_), Some(_)) => {}
+        _ => {
+            for (k, v) in [("shard", shard), ("shards", count)] {
+                tx.execute(
+                    "INSERT INTO kith_meta VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&k, &i(v as u64)],
+                )
+                .map_err(db("recording the shard"))?;
+            }
+        }
+    }
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.batch_execute(sql).map_err(db("migrating the schema"))?;
+        tracing::info!(shard, version = n + 1, "relay schema migrated");
+    }
+    tx.execute(
+        "INSERT INTO kith_meta VALUES ('schema', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&i(PG_SCHEMA_VERSION)],
+    )
+    .map_err(db("recording the schema version"))?;
+    tx.commit().map_err(db("committing the migration"))
+}
+
+fn apply_one(tx: &mut Transaction<'_>, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+    match op {
+        WriteOp::AppendMembership {
+            account,
+            ops,
+            skip_known,
+            token_hash,
+            open_registration,
+            now_ms,
+        } => append_membership(
+            tx,
+            account,
+            ops,
+            skip_known,
+            (token_hash, open_registration),
+            now_ms,
+        ),
+        WriteOp::Push {
+            account,
+            device,
+            entries,
+            quota_bytes,
+        } => push(tx, account, device, entries, quota_bytes),
+        WriteOp::PutSnapshot {
+            snapshot,
+            quota_bytes,
+            finished_upload,
+        } => {
+            let (account, device) = (snapshot.account, snapshot.device);
+            let out = put_snapshot(tx, snapshot, quota_bytes)?;
+            if let Some(upload) = finished_upload {
+                drop_upload(tx, &account, &device, Some(upload))?;
+            }
+            Ok(out)
+        }
+        WriteOp::PutSnapshotPart {
+            account,
+            device,
+            upload,
+            index,
+            count,
+            bytes,
+            upload_bytes_max,
+            now_ms,
+        } => put_part(
+            tx,
+            (account, device),
+            (upload, index, count),
+            &bytes,
+            upload_bytes_max,
+            now_ms,
+        ),
+        WriteOp::SnapshotUploadsExpire { started_before_ms } => {
+            const OP: &str = "expire uploads";
+            let row = tx
+                .query_one(
+                    "WITH gone AS (
+                        DELETE FROM snapshot_uploads WHERE started_ms < $1
+                        RETURNING account, device),
+                     parts AS (
+                        DELETE FROM snapshot_parts p USING gone
+                        WHERE p.account = gone.account AND p.device = gone.device)
+                     SELECT count(*) FROM gone",
+                    &[&i(started_before_ms)],
+                )
+                .map_err(be(OP))?;
+            Ok(WriteOutcome::SnapshotUploadsExpired(u(col(&row, 0, OP)?)))
+        }
+        WriteOp::MailboxPut {
+            slot,
+            blob,
+            expires_at_ms,
+            now_ms,
+        } => {
+            const OP: &str = "mailbox put";
+            // A slot whose expiry (blob or tombstone) is still ahead is used.
+            let n = tx
+                .execute(
+                    "INSERT INTO mailbox VALUES ($1, $2, $3)
+                     ON CONFLICT (slot) DO UPDATE
+                       SET expires_ms = EXCLUDED.expires_ms, blob = EXCLUDED.blob
+                       WHERE mailbox.expires_ms <= $4",
+                    &[&slot.as_slice(), &i(expires_at_ms), &blob, &i(now_ms)],
+                )
+                .map_err(be(OP))?;
+            if n == 0 {
+                return Err(StoreError::MailboxTaken);
+            }
+            Ok(WriteOutcome::MailboxStored)
+        }
+        WriteOp::MailboxTake { slot, now_ms } => {
+            const OP: &str = "mailbox take";
+            let row = tx
+                .query_opt(
+                    "SELECT expires_ms, blob FROM mailbox WHERE slot = $1 FOR UPDATE",
+                    &[&slot.as_slice()],
+                )
+                .map_err(be(OP))?;
+            let Some(row) = row else {
+                return Err(StoreError::MailboxNotFound);
+            };
+            let expires: i64 = col(&row, 0, OP)?;
+            let blob: Option<Vec<u8>> = col(&row, 1, OP)?;
+            match blob {
+                // A blob (not the tombstone of an earlier take) that is still live;
+                // the slot stays used until the blob would have expired.
+                Some(b) if expires > i(now_ms) && !b.is_empty() => {
+                    tx.execute(
+                        "UPDATE mailbox SET blob = NULL WHERE slot = $1",
+                        &[&slot.as_slice()],
+                    )
+                    .map_err(be(OP))?;
+                    Ok(WriteOutcome::MailboxTaken(b))
+                }
+                _ => Err(StoreError::MailboxNotFound),
+            }
+        }
+        WriteOp::MailboxExpire { now_ms } => {
+            const OP: &str = "mailbox expire";
+            let n = tx
+                .execute("DELETE FROM mailbox WHERE expires_ms <= $1", &[&i(now_ms)])
+                .map_err(be(OP))?;
+            Ok(WriteOutcome::MailboxExpired(n))
+        }
+        WriteOp::CreateToken { token_hash, now_ms } => {
+            const OP: &str = "token create";
+            tx.execute(
+                "INSERT INTO tokens VALUES ($1, $2)
+                 ON CONFLICT (token_hash) DO UPDATE SET created_ms = EXCLUDED.created_ms",
+                &[&token_hash.as_slice(), &i(now_ms)],
+            )
+            .map_err(be(OP))?;
+            Ok(WriteOutcome::TokenCreated)
+        }
+    }
+}
+
+/// SHA-256 of an entry's stored bytes (the `sum` column).
+fn entry_sum(stored: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(stored).into()
+}
+
+fn load_state(
+    tx: &mut Transaction<'_>,
+    account: &AccountId,
+) -> Result<Option<Membership>, StoreError> {
+    const OP: &str = "membership state";
+    let row = tx
+        .query_opt(
+            "SELECT state FROM membership_state WHERE account = $1",
+            &[&account.0.as_slice()],
+        )
+        .map_err(be(OP))?;
+    match row {
+        Some(r) => {
+            let b: &[u8] = col(&r, 0, OP)?;
+            Ok(Some(postcard::from_bytes(b).map_err(|e| corrupt(OP, e))?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The device must be a member now; entries/snapshots sealed under `epoch`
+/// must be of the current epoch.
+fn check_member(
+    tx: &mut Transaction<'_>,
+    account: &AccountId,
+    device: &DeviceId,
+    epochs: impl IntoIterator<Item = u64>,
+) -> Result<(), StoreError> {
+    let state = load_state(tx, account)?.ok_or(StoreError::UnknownAccount)?;
+    if state.revoked_at(device).is_some() {
+        return Err(StoreError::Revoked);
+    }
+    if !state.is_member(device) {
+        return Err(StoreError::NotAMember);
+    }
+    for e in epochs {
+        if e != state.epoch() {
+            return Err(StoreError::EpochStale {
+                current: state.epoch(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// (created ms, stored bytes, stored entries) of a registered account.
+fn account_row(
+    tx: &mut Transaction<'_>,
+    account: &AccountId,
+    op: &'static str,
+) -> Result<(i64, u64, u64), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT created_ms, bytes, entries FROM accounts WHERE account = $1",
+            &[&account.0.as_slice()],
+        )
+        .map_err(be(op))?
+        .ok_or(StoreError::UnknownAccount)?;
+    Ok((
+        col(&row, 0, op)?,
+        u(col(&row, 1, op)?),
+        u(col(&row, 2, op)?),
+    ))
+}
+
+fn set_account_totals(
+    tx: &mut Transaction<'_>,
+    account: &AccountId,
+    bytes: u64,
+    entries: u64,
+    op: &'static str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE accounts SET bytes = $2, entries = $3 WHERE account = $1",
+        &[&account.0.as_slice(), &i(bytes), &i(entries)],
+    )
+    .map_err(be(op))?;
+    Ok(())
+}
+
+fn append_membership(
+    tx: &mut Transaction<'_>,
+    account: AccountId,
+    ops: Vec<MembershipOp>,
+    skip_known: bool,
+    (token_hash, open_registration): (Option<[u8; 32]>, bool),
+    now_ms: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "append membership";
+    let acct = account.0.as_slice();
+    let existing = load_state(tx, &account)?;
+    let new_account = existing.is_none();
+    // An account the operator deleted cannot be registered again.
+    if new_account
+        && tx
+            .query_opt("SELECT 1 FROM deleted_accounts WHERE account = $1", &[&acct])
+            .map_err(be(OP))?
+            .is_some()
+    {
+        return Err(StoreError::AccountDeleted);
+    }
+    let mut state = existing.unwrap_or_else(|| Membership::new(account));
+    let before: Vec<DeviceId> = state.members().map(|m| m.keys.device).collect();
+    let mut appended = Vec::new();
+    for op in ops {
+        let pos = op.body.position;
+        if pos <= state.len() {
+            let stored = tx
+                .query_opt(
+                    "SELECT op FROM membership WHERE account = $1 AND position = $2",
+                    &[&acct, &i(pos)],
+                )
+                .map_err(be(OP))?;
+            let same = match &stored {
+                Some(r) => {
+                    let b: &[u8] = col(r, 0, OP)?;
+                    encode(OP, &op).is_ok_and(|e| e == b)
+                }
+                None => false,
+            };
+            if skip_known && same {
+                continue;
+            }
+            if skip_known {
+                return Err(StoreError::Membership(
+                    kith_protocol::MembershipError::Fork { position: pos },
+                ));
+            }
+            return Err(StoreError::MembershipBehind { len: state.len() });
+        }
+        if pos > state.len() + 1 {
+            return Err(StoreError::MembershipBehind { len: state.len() });
+        }
+        state.apply(&op)?;
+        appended.push(op);
+    }
+    if state.is_empty() {
+        return Err(StoreError::UnknownAccount);
+    }
+    if new_account {
+        debug_assert!(matches!(
+            appended.first().map(|o| &o.body.change),
+            Some(Change::Genesis { .. })
+        ));
+        if !open_registration {
+            let hash = token_hash.ok_or(StoreError::RegistrationRequired)?;
+            let n = tx
+                .execute("DELETE FROM tokens WHERE token_hash = $1", &[&hash.as_slice()])
+                .map_err(be(OP))?;
+            if n == 0 {
+                return Err(StoreError::BadToken);
+            }
+        }
+        tx.execute(
+            "INSERT INTO accounts VALUES ($1, $2, 0, 0)",
+            &[&acct, &i(now_ms)],
+        )
+        .map_err(be(OP))?;
+    }
+    if !appended.is_empty() {
+        let positions: Vec<i64> = appended.iter().map(|o| i(o.body.position)).collect();
+        let encoded = appended
+            .iter()
+            .map(|o| encode(OP, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.execute(
+            "INSERT INTO membership SELECT $1, p, o FROM unnest($2::bigint[], $3::bytea[]) AS t(p, o)",
+            &[&acct, &positions, &encoded],
+        )
+        .map_err(be(OP))?;
+    }
+    let enc = encode(OP, &state)?;
+    tx.execute(
+        "INSERT INTO membership_state VALUES ($1, $2)
+         ON CONFLICT (account) DO UPDATE SET state = EXCLUDED.state",
+        &[&acct, &enc],
+    )
+    .map_err(be(OP))?;
+    let revoked = before.into_iter().filter(|d| !state.is_member(d)).collect();
+    Ok(WriteOutcome::MembershipAppended {
+        new_account,
+        appended,
+        revoked,
+        state: Box::new(state),
+    })
+}
+
+fn head_row(
+    tx: &mut Transaction<'_>,
+    account: &AccountId,
+    device: &DeviceId,
+    op: &'static str,
+) -> Result<(u64, u64), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT head, floor FROM heads WHERE account = $1 AND device = $2",
+            &[&account.0.as_slice(), &device.0.as_slice()],
+        )
+        .map_err(be(op))?;
+    match row {
+        Some(r) => Ok((u(col(&r, 0, op)?), u(col(&r, 1, op)?))),
+        None => Ok((0, 0)),
+    }
+}
+
+fn push(
+    tx: &mut Transaction<'_>,
+    account: AccountId,
+    device: DeviceId,
+    entries: Vec<SealedEntry>,
+    quota_bytes: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "push";
+    check_member(tx, &account, &device, entries.iter().map(|e| e.epoch))?;
+    let (_, bytes, count) = account_row(tx, &account, OP)?;
+    let (stored_head, floor) = head_row(tx, &account, &device, OP)?;
+    let (acct, dev) = (account.0.as_slice(), device.0.as_slice());
+
+    // Validate everything before writing anything.
+    let mut head = stored_head;
+    let mut fresh: Vec<(SealedEntry, Vec<u8>)> = Vec::new();
+    let mut repairs: Vec<(u64, Vec<u8>, u64)> = Vec::new();
+    let mut add_bytes = 0u64;
+    for e in entries {
+        let enc = encode(OP, &e)?;
+        if e.seq == head.saturating_add(1) {
+            head = e.seq;
+            add_bytes = add_bytes.saturating_add(enc.len() as u64);
+            fresh.push((e, enc));
+        } else if e.seq == 0 || e.seq > head {
+            return Err(StoreError::SeqGap {
+                expected: head.saturating_add(1),
+            });
+        } else if e.seq <= floor {
+            // Covered by the snapshot and pruned: nothing left to compare.
+        } else if e.seq <= stored_head {
+            let row = tx
+                .query_opt(
+                    "SELECT body, sum FROM entries WHERE account = $1 AND device = $2 AND seq = $3",
+                    &[&acct, &dev, &i(e.seq)],
+                )
+                .map_err(be(OP))?;
+            let (stored, sum): (Option<Vec<u8>>, Option<Vec<u8>>) = match &row {
+                Some(r) => (Some(col(r, 0, OP)?), col(r, 1, OP)?),
+                None => (None, None),
+            };
+            if stored.as_deref() == Some(enc.as_slice()) {
+                continue;
+            }
+            // Not the stored bytes: a fork, unless the stored copy is
+            // damaged and these are exactly the bytes first stored.
+            let original = sum.as_deref() == Some(entry_sum(&enc).as_slice());
+            let damaged = stored
+                .as_deref()
+                .is_none_or(|b| sum.as_deref() != Some(entry_sum(b).as_slice()));
+            if !(original && damaged) {
+                return Err(StoreError::SeqFork { seq: e.seq });
+            }
+            let old_len = stored.map_or(0, |b| b.len() as u64);
+            if !repairs.iter().any(|(seq, ..)| *seq == e.seq) {
+                repairs.push((e.seq, enc, old_len));
+            }
+        } else {
+            // A duplicate inside this very push.
+            let same = fresh.iter().any(|(f, fenc)| f.seq == e.seq && *fenc == enc);
+            if !same {
+                return Err(StoreError::SeqFork { seq: e.seq });
+            }
+        }
+    }
+    if !fresh.is_empty() && bytes.saturating_add(add_bytes) > quota_bytes {
+        return Err(StoreError::QuotaBytes {
+            limit_bytes: quota_bytes,
+        });
+    }
+    if !fresh.is_empty() {
+        let seqs: Vec<i64> = fresh.iter().map(|(e, _)| i(e.seq)).collect();
+        let sums: Vec<Vec<u8>> = fresh.iter().map(|(_, enc)| entry_sum(enc).to_vec()).collect();
+        let bodies: Vec<&[u8]> = fresh.iter().map(|(_, enc)| enc.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO entries SELECT $1, $2, s, b, h
+             FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(s, b, h)",
+            &[&acct, &dev, &seqs, &bodies, &sums],
+        )
+        .map_err(be(OP))?;
+    }
+    let mut bytes = bytes;
+    for (seq, enc, old_len) in &repairs {
+        tracing::warn!(
+            seq,
+            "a damaged stored entry was repaired by its device's re-push"
+        );
+        tx.execute(
+            "UPDATE entries SET body = $4 WHERE account = $1 AND device = $2 AND seq = $3",
+            &[&acct, &dev, &i(*seq), enc],
+        )
+        .map_err(be(OP))?;
+        bytes = bytes
+            .saturating_sub(*old_len)
+            .saturating_add(enc.len() as u64);
+    }
+    if !fresh.is_empty() {
+        tx.execute(
+            "INSERT INTO heads VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account, device) DO UPDATE SET head = EXCLUDED.head",
+            &[&acct, &dev, &i(head), &i(floor)],
+        )
+        .map_err(be(OP))?;
+        set_account_totals(tx, &account, bytes + add_bytes, count + fresh.len() as u64, OP)?;
+    } else if !repairs.is_empty() {
+        set_account_totals(tx, &account, bytes, count, OP)?;
+    }
+    Ok(WriteOutcome::Pushed {
+        head,
+        stored: fresh.into_iter().map(|(e, _)| e).collect(),
+    })
+}
+
+/// The stored form of a snapshot: the envelope without its ciphertext.
+fn envelope_of(snapshot: &SealedSnapshot, op: &'static str) -> Result<Vec<u8>, StoreError> {
+    let envelope = SealedSnapshot {
+        ciphertext: Vec::new(),
+        ..snapshot.clone()
+    };
+    encode(op, &envelope)
+}
+
+fn put_snapshot(
+    tx: &mut Transaction<'_>,
+    snapshot: SealedSnapshot,
+    quota_bytes: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "put snapshot";
+    check_member(tx, &snapshot.account, &snapshot.device, [snapshot.epoch])?;
+    let account = snapshot.account;
+    let acct = account.0.as_slice();
+    let (_, bytes, count) = account_row(tx, &account, OP)?;
+    let mut heads = BTreeMap::new();
+    for r in tx
+        .query(
+            "SELECT device, head, floor FROM heads WHERE account = $1",
+            &[&acct],
+        )
+        .map_err(be(OP))?
+    {
+        let d: &[u8] = col(&r, 0, OP)?;
+        heads.insert(key32(d, OP)?, (u(col(&r, 1, OP)?), u(col(&r, 2, OP)?)));
+    }
+    let mut seen = HashSet::new();
+    let mut plan = Vec::new();
+    for c in &snapshot.covers {
+        if !seen.insert(c.device) {
+            return Err(StoreError::SnapshotInvalid);
+        }
+        let (head, floor) = heads.get(&c.device.0).copied().unwrap_or((0, 0));
+        if c.seq > head {
+            return Err(StoreError::SnapshotInvalid);
+        }
+        plan.push((c.device, floor, c.seq));
+    }
+    let old = tx
+        .query_opt(
+            "SELECT envelope, stored_bytes FROM snapshots WHERE account = $1",
+            &[&acct],
+        )
+        .map_err(be(OP))?;
+    let old_len = match old {
+        Some(r) => {
+            let env: &[u8] = col(&r, 0, OP)?;
+            let old: SealedSnapshot = postcard::from_bytes(env).map_err(|e| corrupt(OP, e))?;
+            for oc in &old.covers {
+                let new_seq = snapshot
+                    .covers
+                    .iter()
+                    .find(|c| c.device == oc.device)
+                    .map_or(0, |c| c.seq);
+                if new_seq < oc.seq {
+                    return Err(StoreError::SnapshotStale);
+                }
+            }
+            u(col(&r, 1, OP)?)
+        }
+        None => 0,
+    };
+    // Accounted as the redb store does: the encoded size of the whole snapshot.
+    let enc_len = encode(OP, &snapshot)?.len() as u64;
+    let mut pruned_bytes = 0u64;
+    let mut pruned = 0u64;
+    for &(dev, floor, upto) in &plan {
+        if upto > floor {
+            let r = tx
+                .query_one(
+                    "SELECT count(*), coalesce(sum(length(body)), 0)::bigint FROM entries
+                     WHERE account = $1 AND device = $2 AND seq > $3 AND seq <= $4",
+                    &[&acct, &dev.0.as_slice(), &i(floor), &i(upto)],
+                )
+                .map_err(be(OP))?;
+            pruned += u(col(&r, 0, OP)?);
+            pruned_bytes += u(col(&r, 1, OP)?);
+        }
+    }
+    let new_bytes = (bytes + enc_len)
+        .saturating_sub(old_len)
+        .saturating_sub(pruned_bytes);
+    if new_bytes > quota_bytes && new_bytes > bytes {
+        return Err(StoreError::QuotaBytes {
+            limit_bytes: quota_bytes,
+        });
+    }
+    for &(dev, floor, upto) in &plan {
+        if upto > floor {
+            let d = dev.0.as_slice();
+            tx.execute(
+                "DELETE FROM entries WHERE account = $1 AND device = $2 AND seq > $3 AND seq <= $4",
+                &[&acct, &d, &i(floor), &i(upto)],
+            )
+            .map_err(be(OP))?;
+            tx.execute(
+                "UPDATE heads SET floor = $3 WHERE account = $1 AND device = $2",
+                &[&acct, &d, &i(upto)],
+            )
+            .map_err(be(OP))?;
+        }
+    }
+    let envelope = envelope_of(&snapshot, OP)?;
+    tx.execute(
+        "INSERT INTO snapshots VALUES ($1, $2, $3, $4)
+         ON CONFLICT (account) DO UPDATE SET envelope = EXCLUDED.envelope,
+           ciphertext = EXCLUDED.ciphertext, stored_bytes = EXCLUDED.stored_bytes",
+        &[&acct, &envelope, &snapshot.ciphertext, &i(enc_len)],
+    )
+    .map_err(be(OP))?;
+    set_account_totals(tx, &account, new_bytes, count.saturating_sub(pruned), OP)?;
+    Ok(WriteOutcome::SnapshotStored {
+        pruned_entries: pruned,
+    })
+}
+
+/// Deletes `device`'s unfinished upload (only if it is `upload`, when given).
+fn drop_upload(
+    tx: &mut Transaction<'_>,
+    account: &AccountId,
+    device: &DeviceId,
+    upload: Option<u64>,
+) -> Result<(), StoreError> {
+    const OP: &str = "drop upload";
+    let (a, d) = (account.0.as_slice(), device.0.as_slice());
+    let n = match upload {
+        Some(id) => tx.execute(
+            "DELETE FROM snapshot_uploads WHERE account = $1 AND device = $2 AND upload = $3",
+            &[&a, &d, &id64(id)],
+        ),
+        None => tx.execute(
+            "DELETE FROM snapshot_uploads WHERE account = $1 AND device = $2",
+            &[&a, &d],
+        ),
+    }
+    .map_err(be(OP))?;
+    if n > 0 {
+        tx.execute(
+            "DELETE FROM snapshot_parts WHERE account = $1 AND device = $2",
+            &[&a, &d],
+        )
+        .map_err(be(OP))?;
+    }
+    Ok(())
+}
+
+fn put_part(
+    tx: &mut Transaction<'_>,
+    (account, device): (AccountId, DeviceId),
+    (upload, index, count): (u64, u32, u32),
+    bytes: &[u8],
+    upload_bytes_max: u64,
+    now_ms: u64,
+) -> Result<WriteOutcome, StoreError> {
+    const OP: &str = "put snapshot part";
+    if count == 0 || count > kith_protocol::msg::SNAPSHOT_PARTS_MAX || index >= count {
+        return Err(StoreError::UploadInconsistent { index, count });
+    }
+    let (a, d) = (account.0.as_slice(), device.0.as_slice());
+    if tx
+        .query_opt("SELECT 1 FROM accounts WHERE account = $1", &[&a])
+        .map_err(be(OP))?
+        .is_none()
+    {
+        return Err(StoreError::UnknownAccount);
+    }
+    let current = tx
+        .query_opt(
+            "SELECT upload, part_count, held_bytes, started_ms FROM snapshot_uploads
+             WHERE account = $1 AND device = $2",
+            &[&a, &d],
+        )
+        .map_err(be(OP))?;
+    let (held, started) = match current {
+        Some(r) if col::<i64>(&r, 0, OP)? == id64(upload) => {
+            if u(col(&r, 1, OP)?) != u64::from(count) {
+                return Err(StoreError::UploadInconsistent { index, count });
+            }
+            (u(col(&r, 2, OP)?), col::<i64>(&r, 3, OP)?)
+        }
+        Some(_) => {
+            // A new upload replaces the device's unfinished one.
+            drop_upload(tx, &account, &device, None)?;
+            (0, i(now_ms))
+        }
+        None => (0, i(now_ms)),
+    };
+    let idx = i64::from(index);
+    let old = tx
+        .query_opt(
+            "SELECT length(bytes) FROM snapshot_parts WHERE account = $1 AND device = $2 AND idx = $3::bigint::integer",
+            &[&a, &d, &idx],
+        )
+        .map_err(be(OP))?;
+    let old = match old {
+        Some(r) => u64::try_from(col::<i32>(&r, 0, OP)?).unwrap_or(0),
+        None => 0,
+    };
+    let held = held.saturating_sub(old) + bytes.len() as u64;
+    if held > upload_bytes_max {
+        return Err(StoreError::UploadTooLarge {
+            limit_bytes: upload_bytes_max,
+        });
+    }
+    tx.execute(
+        "INSERT INTO snapshot_parts VALUES ($1, $2, $3::bigint::integer, $4)
+         ON CONFLICT (account, device, idx) DO UPDATE SET bytes = EXCLUDED.bytes",
+        &[&a, &d, &idx, &bytes],
+    )
+    .map_err(be(OP))?;
+    tx.execute(
+        "INSERT INTO snapshot_uploads VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (account, device) DO UPDATE SET upload = EXCLUDED.upload,
+           part_count = EXCLUDED.part_count, held_bytes = EXCLUDED.held_bytes,
+           started_ms = EXCLUDED.started_ms",
+        &[&a, &d, &id64(upload), &i64::from(count), &i(held), &started],
+    )
+    .map_err(be(OP))?;
+    Ok(WriteOutcome::SnapshotPartStored)
+}
+
+/// A read-only, repeatable-read transaction: the reads of one call see one
+/// committed state, as a redb read transaction does.
+fn snapshot_tx<'a>(c: &'a mut Client, op: &'static str) -> Result<Transaction<'a>, StoreError> {
+    c.build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(be(op))
+}
+
+/// What a pull serves in place of a damaged stored entry (see redb_store).
+fn damaged_placeholder(account: AccountId, device: DeviceId, seq: u64) -> SealedEntry {
+    SealedEntry {
+        account,
+        device,
+        epoch: 0,
+        seq,
+        nonce: [0; kith_protocol::envelope::NONCE_BYTES],
+        ciphertext: Vec::new(),
+        signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
+    }
+}
+
+impl RelayStore for PgStore {
+    fn apply(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        let n = ops.len();
+        let shards = self.shards.len();
+        let mut results: Vec<Option<Result<WriteOutcome, StoreError>>> =
+            (0..n).map(|_| None).collect();
+        // Per shard: (position in `ops`, op); sweeps go to every shard.
+        let mut per_shard: Vec<Vec<(usize, WriteOp)>> = (0..shards).map(|_| Vec::new()).collect();
+        // Registrations whose token was taken on shard 0: (position, hash, created).
+        let mut tokens_taken: Vec<(usize, [u8; 32], i64)> = Vec::new();
+        for (pos, op) in ops.into_iter().enumerate() {
+            let target = match &op {
+                WriteOp::SnapshotUploadsExpire { .. } | WriteOp::MailboxExpire { .. } => {
+                    // Every shard sweeps; the counts are summed below.
+                    if shards > 1 {
+                        for list in per_shard.iter_mut().skip(1) {
+                            list.push((pos, op.clone()));
+                        }
+                    }
+                    0
+                }
+                WriteOp::MailboxPut { slot, .. } | WriteOp::MailboxTake { slot, .. } => {
+                    shard_of(slot, shards)
+                }
+                WriteOp::CreateToken { .. } => 0,
+                other => op_account(other).map_or(0, |a| shard_of(a, shards)),
+            };
+            let op = match op {
+                // A registration on another shard than the tokens' takes its
+                // token first (its own transaction on shard 0).
+                WriteOp::AppendMembership {
+                    account,
+                    ops,
+                    skip_known,
+                    token_hash: Some(hash),
+                    open_registration: false,
+                    now_ms,
+                } if target != 0 => match self.membership(&account) {
+                    Ok(Some(_)) => WriteOp::AppendMembership {
+                        account,
+                        ops,
+                        skip_known,
+                        token_hash: Some(hash),
+                        open_registration: false,
+                        now_ms,
+                    },
+                    Ok(None) => match self.take_token(&hash) {
+                        Ok(Some(created)) => {
+                            tokens_taken.push((pos, hash, created));
+                            WriteOp::AppendMembership {
+                                account,
+                                ops,
+                                skip_known,
+                                token_hash: None,
+                                open_registration: true,
+                                now_ms,
+                            }
+                        }
+                        Ok(None) => {
+                            // Refused unless the account is fine without a token:
+                            // the shard decides with no token to find.
+                            WriteOp::AppendMembership {
+                                account,
+                                ops,
+                                skip_known,
+                                token_hash: Some(hash),
+                                open_registration: false,
+                                now_ms,
+                            }
+                        }
+                        Err(e) => {
+                            results[pos] = Some(Err(e));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        results[pos] = Some(Err(e));
+                        continue;
+                    }
+                },
+                other => other,
+            };
+            per_shard[target].push((pos, op));
+        }
+        // Shards commit independently (in parallel when there are several).
+        let outcomes: Vec<Vec<(usize, Result<WriteOutcome, StoreError>)>> = if shards == 1 {
+            let list = std::mem::take(&mut per_shard[0]);
+            vec![self.run_shard(0, list)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = per_shard
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, list)| s.spawn(move || self.run_shard(k, list)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            tracing::error!("a shard writer panicked");
+                            Vec::new()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for (pos, r) in outcomes.into_iter().flatten() {
+            let merged = match (results[pos].take(), r) {
+                (None, r) => r,
+                (Some(Ok(WriteOutcome::SnapshotUploadsExpired(a))), Ok(WriteOutcome::SnapshotUploadsExpired(b))) => {
+                    Ok(WriteOutcome::SnapshotUploadsExpired(a + b))
+                }
+                (Some(Ok(WriteOutcome::MailboxExpired(a))), Ok(WriteOutcome::MailboxExpired(b))) => {
+                    Ok(WriteOutcome::MailboxExpired(a + b))
+                }
+                (Some(Err(e)), _) | (Some(Ok(_)), Err(e)) => Err(e),
+                (Some(Ok(o)), Ok(_)) => Ok(o),
+            };
+            results[pos] = Some(merged);
+        }
+        for (pos, hash, created) in tokens_taken {
+            let registered = matches!(
+                &results[pos],
+                Some(Ok(WriteOutcome::MembershipAppended { new_account: true, .. }))
+            );
+            if !registered {
+                self.put_token_back(&hash, created);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StoreError::Backend {
+                        op: "write",
+                        source: "the shard's writer failed".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError> {
+        const OP: &str = "mailbox peek";
+        self.shard(slot).read(OP, |c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM mailbox WHERE slot = $1 AND expires_ms > $2 AND length(blob) > 0",
+                &[&slot.as_slice(), &i(now_ms)],
+            )
+            .map_err(be(OP))?
+            .is_some())
+        })
+    }
+
+    fn probe_write(&self) -> Result<(), StoreError> {
+        const OP: &str = "probe write";
+        for n in 0..self.shards.len() {
+            self.with_writer(n, OP, |c| {
+                c.execute(
+                    "INSERT INTO kith_meta VALUES ('probe', 1)
+                     ON CONFLICT (key) DO UPDATE SET value = kith_meta.value + 1",
+                    &[],
+                )
+                .map_err(be(OP))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn pull(
+        &self,
+        account: &AccountId,
+        cursors: &[Cursor],
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<PullPage, StoreError> {
+        const OP: &str = "pull";
+        let acct = account.0.as_slice();
+        let wanted: BTreeMap<DeviceId, u64> = cursors.iter().map(|c| (c.device, c.seq)).collect();
+        self.shard(&account.0).read(OP, |c| {
+            let mut tx = snapshot_tx(c, OP)?;
+            let mut devices = Vec::new();
+            for r in tx
+                .query(
+                    "SELECT device, head, floor FROM heads WHERE account = $1 ORDER BY device",
+                    &[&acct],
+                )
+                .map_err(be(OP))?
+            {
+                let dev = DeviceId(key32(col(&r, 0, OP)?, OP)?);
+                let (head, floor) = (u(col(&r, 1, OP)?), u(col(&r, 2, OP)?));
+                let from = wanted.get(&dev).copied().unwrap_or(0);
+                if from < floor {
+                    return Err(StoreError::SnapshotNeeded);
+                }
+                if from < head {
+                    devices.push((dev, from, head));
+                }
+            }
+            let limit = entries_max.max(1);
+            let mut out = Vec::new();
+            let mut size = 0usize;
+            for (dev, from, head) in devices {
+                // At most one row more than the page can take.
+                let rows_max = i64::try_from(limit - out.len() + 1).unwrap_or(i64::MAX);
+                let rows = tx
+                    .query(
+                        "SELECT seq, body, sum FROM entries
+                         WHERE account = $1 AND device = $2 AND seq > $3 AND seq <= $4
+                         ORDER BY seq LIMIT $5",
+                        &[&acct, &dev.0.as_slice(), &i(from), &i(head), &rows_max],
+                    )
+                    .map_err(be(OP))?;
+                for r in rows {
+                    let body: &[u8] = col(&r, 1, OP)?;
+                    if out.len() >= limit || (!out.is_empty() && size + body.len() > bytes_max) {
+                        return Ok(PullPage {
+                            entries: out,
+                            more: true,
+                        });
+                    }
+                    size += body.len();
+                    let seq = u(col(&r, 0, OP)?);
+                    let sum: Option<&[u8]> = col(&r, 2, OP)?;
+                    let intact = sum.is_none_or(|s| s == entry_sum(body).as_slice());
+                    let decoded = if intact {
+                        postcard::from_bytes::<SealedEntry>(body).ok()
+                    } else {
+                        None
+                    };
+                    match decoded {
+                        Some(e) if e.account == *account && e.device == dev && e.seq == seq => {
+                            out.push(e);
+                        }
+                        _ => {
+                            tracing::error!(
+                                device = %dev,
+                                seq,
+                                "stored entry is damaged (checksum or decoding); serving a placeholder"
+                            );
+                            out.push(damaged_placeholder(*account, dev, seq));
+                        }
+                    }
+                }
+            }
+            Ok(PullPage {
+                entries: out,
+                more: false,
+            })
+        })
+    }
+
+    fn heads(&self, account: &AccountId) -> Result<Heads, StoreError> {
+        const OP: &str = "heads";
+        self.shard(&account.0).read(OP, |c| {
+            let mut h = Heads::default();
+            for r in c
+                .query(
+                    "SELECT device, head, floor FROM heads WHERE account = $1 ORDER BY device",
+                    &[&account.0.as_slice()],
+                )
+                .map_err(be(OP))?
+            {
+                let device = DeviceId(key32(col(&r, 0, OP)?, OP)?);
+                h.heads.push(Cursor {
+                    device,
+                    seq: u(col(&r, 1, OP)?),
+                });
+                h.floors.push(Cursor {
+                    device,
+                    seq: u(col(&r, 2, OP)?),
+                });
+            }
+            Ok(h)
+        })
+    }
+
+    fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError> {
+        const OP: &str = "get snapshot";
+        self.shard(&account.0).read(OP, |c| {
+            let row = c
+                .query_opt(
+                    "SELECT envelope, ciphertext FROM snapshots WHERE account = $1",
+                    &[&account.0.as_slice()],
+                )
+                .map_err(be(OP))?;
+            match row {
+                Some(r) => {
+                    let env: &[u8] = col(&r, 0, OP)?;
+                    let mut s: SealedSnapshot =
+                        postcard::from_bytes(env).map_err(|e| corrupt(OP, e))?;
+                    s.ciphertext = col(&r, 1, OP)?;
+                    Ok(Some(s))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn snapshot_range(
+        &self,
+        account: &AccountId,
+        offset: u64,
+        bytes_max: usize,
+    ) -> Result<Option<SnapshotRange>, StoreError> {
+        const OP: &str = "snapshot range";
+        // substring() counts from 1 and takes int4 positions; snapshots stay
+        // far below 2 GiB (a bytea cannot exceed 1 GiB).
+        let start = i32::try_from(offset.saturating_add(1)).unwrap_or(i32::MAX);
+        let len = i32::try_from(bytes_max).unwrap_or(i32::MAX);
+        self.shard(&account.0).read(OP, |c| {
+            let row = c
+                .query_opt(
+                    "SELECT envelope, substring(ciphertext FROM $2 FOR $3), length(ciphertext)
+                     FROM snapshots WHERE account = $1",
+                    &[&account.0.as_slice(), &start, &len],
+                )
+                .map_err(be(OP))?;
+            let Some(r) = row else { return Ok(None) };
+            let env: &[u8] = col(&r, 0, OP)?;
+            let mut snapshot: SealedSnapshot =
+                postcard::from_bytes(env).map_err(|e| corrupt(OP, e))?;
+            snapshot.ciphertext = col(&r, 1, OP)?;
+            let total = u64::try_from(col::<i32>(&r, 2, OP)?).unwrap_or(0);
+            let snapshot_id = super::snapshot_id(&snapshot);
+            Ok(Some(SnapshotRange {
+                snapshot,
+                snapshot_id,
+                total_bytes: total,
+            }))
+        })
+    }
+
+    fn snapshot_upload(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        upload: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        const OP: &str = "read snapshot upload";
+        let (a, d) = (account.0.as_slice(), device.0.as_slice());
+        self.shard(&account.0).read(OP, |c| {
+            let mut tx = snapshot_tx(c, OP)?;
+            let current = tx
+                .query_opt(
+                    "SELECT part_count, held_bytes FROM snapshot_uploads
+                     WHERE account = $1 AND device = $2 AND upload = $3",
+                    &[&a, &d, &id64(upload)],
+                )
+                .map_err(be(OP))?;
+            let Some(r) = current else {
+                return Err(StoreError::UploadIncomplete { parts_stored: 0 });
+            };
+            let (count, held) = (u(col(&r, 0, OP)?), u(col(&r, 1, OP)?));
+            let mut out = Vec::with_capacity(usize::try_from(held).unwrap_or(0));
+            let mut n = 0u32;
+            for r in tx
+                .query(
+                    "SELECT idx, bytes FROM snapshot_parts WHERE account = $1 AND device = $2 ORDER BY idx",
+                    &[&a, &d],
+                )
+                .map_err(be(OP))?
+            {
+                if u32::try_from(col::<i32>(&r, 0, OP)?).ok() != Some(n) {
+                    break;
+                }
+                out.extend_from_slice(col::<&[u8]>(&r, 1, OP)?);
+                n += 1;
+            }
+            if u64::from(n) != count {
+                return Err(StoreError::UploadIncomplete { parts_stored: n });
+            }
+            Ok(out)
+        })
+    }
+
+    fn membership(&self, account: &AccountId) -> Result<Option<Membership>, StoreError> {
+        const OP: &str = "membership";
+        self.shard(&account.0).read(OP, |c| {
+            let row = c
+                .query_opt(
+                    "SELECT state FROM membership_state WHERE account = $1",
+                    &[&account.0.as_slice()],
+                )
+                .map_err(be(OP))?;
+            match row {
+                Some(r) => Ok(Some(
+                    postcard::from_bytes(col(&r, 0, OP)?).map_err(|e| corrupt(OP, e))?,
+                )),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn membership_ops(
+        &self,
+        account: &AccountId,
+        after: u64,
+        ops_max: usize,
+    ) -> Result<Vec<MembershipOp>, StoreError> {
+        const OP: &str = "membership ops";
+        let limit = i64::try_from(ops_max).unwrap_or(i64::MAX);
+        self.shard(&account.0).read(OP, |c| {
+            let mut out = Vec::new();
+            for r in c
+                .query(
+                    "SELECT op FROM membership WHERE account = $1 AND position > $2
+                     ORDER BY position LIMIT $3",
+                    &[&account.0.as_slice(), &i(after), &limit],
+                )
+                .map_err(be(OP))?
+            {
+                out.push(postcard::from_bytes(col(&r, 0, OP)?).map_err(|e| corrupt(OP, e))?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        const OP: &str = "stats";
+        let mut s = StoreStats::default();
+        for shard in &self.shards {
+            shard.read(OP, |c| {
+                let r = c
+                    .query_one(
+                        "SELECT count(*), coalesce(sum(bytes), 0)::bigint,
+                                coalesce(sum(entries), 0)::bigint FROM accounts",
+                        &[],
+                    )
+                    .map_err(be(OP))?;
+                s.accounts += u(col(&r, 0, OP)?);
+                s.bytes += u(col(&r, 1, OP)?);
+                s.entries += u(col(&r, 2, OP)?);
+                Ok(())
+            })?;
+        }
+        Ok(s)
+    }
+}
+
+impl PgStore {
+    /// Applies one shard's part of a batch; results keep their positions.
+    fn run_shard(
+        &self,
+        n: usize,
+        list: Vec<(usize, WriteOp)>,
+    ) -> Vec<(usize, Result<WriteOutcome, StoreError>)> {
+        if list.is_empty() {
+            return Vec::new();
+        }
+        let (positions, ops): (Vec<usize>, Vec<WriteOp>) = list.into_iter().unzip();
+        positions.into_iter().zip(self.apply_shard(n, ops)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_of_an_id_is_stable_and_spread() {
+        // Pinned values: changing the mapping would strand stored accounts.
+        assert_eq!(shard_of(&[0; 32], 1), 0);
+        let spread: Vec<usize> = (0u8..64).map(|b| shard_of(&[b; 32], 4)).collect();
+        for k in 0..4 {
+            let n = spread.iter().filter(|s| **s == k).count();
+            assert!((6..=26).contains(&n), "shard {k} got {n} of 64: {spread:?}");
+        }
+        // Growing from 4 to 5 shards moves only ids to the new shard.
+        for b in 0u8..64 {
+            let (four, five) = (shard_of(&[b; 32], 4), shard_of(&[b; 32], 5));
+            assert!(five == four || five == 4, "id {b} moved from {four} to {five}");
+        }
+    }
+
+    #[test]
+    fn urls_are_logged_without_their_password() {
+        assert_eq!(
+            redact("postgres://kith:s3cret@db.example:5432/relay"),
+            "postgres://kith:***@db.example:5432/relay"
+        );
+        assert_eq!(redact("postgres://db/relay"), "postgres://db/relay");
+    }
+}
