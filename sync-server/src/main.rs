@@ -37,6 +37,15 @@ struct Cli {
     /// Data directory: identity key (relay.key, mode 0600) and store (relay.redb). Default ./kith-relay-data.
     #[arg(long, env = "KITH_RELAY_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Where the relay keeps its data: `redb` (the default: relay.redb in the data directory) or
+    /// a `postgres://user@host:port/db` URL. Repeat it (or separate with commas) for several
+    /// PostgreSQL shards; their order is part of the layout. See docs/RELAY.md, "Scaling out".
+    #[arg(long = "store", env = "KITH_RELAY_STORE", value_delimiter = ',', global = true)]
+    store: Vec<String>,
+    /// Identity key file (mode 0600; created if missing). Default: relay.key in the data
+    /// directory. Every node of one relay must use the same key (devices pin it).
+    #[arg(long, env = "KITH_RELAY_KEY_FILE", global = true)]
+    key_file: Option<PathBuf>,
     /// UDP address to serve QUIC on. Default 0.0.0.0:7447.
     #[arg(long, env = "KITH_RELAY_LISTEN", global = true)]
     listen: Option<SocketAddr>,
@@ -140,6 +149,8 @@ enum AccountAction {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    store: Option<Vec<String>>,
+    key_file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     metrics_listen: Option<String>,
     public_host: Option<String>,
@@ -156,8 +167,19 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
 }
 
+/// Which store the relay runs on.
+#[derive(Debug, Clone)]
+enum StoreChoice {
+    /// relay.redb in the data directory.
+    Redb,
+    /// PostgreSQL shards, in order.
+    Postgres(Vec<String>),
+}
+
 struct Settings {
     data_dir: PathBuf,
+    store: StoreChoice,
+    key_file: Option<PathBuf>,
     listen: SocketAddr,
     metrics_listen: Option<SocketAddr>,
     public_host: Option<String>,
@@ -246,7 +268,29 @@ fn settings(cli: &Cli) -> Result<Settings> {
         }),
         _ => bail!("tls-cert and tls-key must be given together"),
     };
+    let store_args = if cli.store.is_empty() {
+        file.store.clone().unwrap_or_default()
+    } else {
+        cli.store.clone()
+    };
+    let store = match store_args.as_slice() {
+        [] => StoreChoice::Redb,
+        [one] if one == "redb" => StoreChoice::Redb,
+        urls => {
+            for u in urls {
+                if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                    bail!(
+                        "--store takes `redb` or postgres:// URLs (one per shard), not '{}'",
+                        u.split('@').next_back().unwrap_or(u)
+                    );
+                }
+            }
+            StoreChoice::Postgres(urls.to_vec())
+        }
+    };
     Ok(Settings {
+        store,
+        key_file: cli.key_file.clone().or(file.key_file),
         data_dir: cli
             .data_dir
             .clone()
@@ -267,7 +311,30 @@ fn settings(cli: &Cli) -> Result<Settings> {
     })
 }
 
-fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore>)> {
+/// The identity key: `--key-file`, or relay.key in the data directory.
+fn load_key(s: &Settings) -> Result<ed25519_dalek::SigningKey> {
+    let path = match &s.key_file {
+        Some(p) => p.clone(),
+        None => {
+            private_data_dir(&s.data_dir)?;
+            s.data_dir.join(KEY_FILE)
+        }
+    };
+    let (key, created) = kith_relay::identity::load_or_create(&path)
+        .with_context(|| format!("loading the identity key {}", path.display()))?;
+    if created {
+        tracing::info!(path = %path.display(), "created relay identity key");
+    }
+    Ok(key)
+}
+
+/// Connects to the PostgreSQL shards (applying schema migrations).
+fn open_postgres(urls: &[String]) -> Result<Arc<kith_relay::PgStore>> {
+    let store = kith_relay::PgStore::connect(urls).context("opening the PostgreSQL store")?;
+    Ok(Arc::new(store))
+}
+
+fn private_data_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     create_private_dir(dir)
         .with_context(|| format!("creating data directory {}", dir.display()))?;
@@ -282,10 +349,14 @@ fn open_data_dir(dir: &Path) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore
             .with_context(|| format!("making {} private (chmod 700)", dir.display()))?;
         tracing::info!(path = %dir.display(), "data directory made private (0700)");
     }
-    let (key, created) = kith_relay::identity::load_or_create(&dir.join(KEY_FILE))?;
-    if created {
-        tracing::info!(path = %dir.join(KEY_FILE).display(), "created relay identity key");
-    }
+    Ok(())
+}
+
+fn open_data_dir(s: &Settings) -> Result<(ed25519_dalek::SigningKey, Arc<RedbStore>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = &s.data_dir;
+    private_data_dir(dir)?;
+    let key = load_key(s)?;
     let store = RedbStore::open(&dir.join(DB_FILE)).with_context(|| {
         format!(
             "opening store in {} (is another kith-relay running on this data directory?)",
@@ -331,13 +402,28 @@ fn check_owner(dir: &Path) -> Result<()> {
 /// Runs an admin command: through the running relay's socket, or on the
 /// store directly when no relay runs on this data directory.
 fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
+    if let StoreChoice::Postgres(urls) = &s.store {
+        // Every node shares the database: commands go to it directly.
+        return match cmd {
+            AdminCommand::TokenCreate => {
+                let store = open_postgres(urls)?;
+                let token = kith_relay::create_token(store.as_ref()).context("token create")?;
+                out(&token)
+            }
+            other => bail!(
+                "`{}` is not available with a PostgreSQL store yet: query the database \
+                 (docs/RELAY.md, \"Scaling out\")",
+                other.line()
+            ),
+        };
+    }
     match admin::request(&s.data_dir, cmd) {
         Ok(text) => return print_text(&text),
         Err(admin::ClientError::NotRunning { .. }) => {}
         Err(e) => return Err(e.into()),
     }
     check_owner(&s.data_dir)?;
-    let (identity, store) = open_data_dir(&s.data_dir)?;
+    let (identity, store) = open_data_dir(s)?;
     let ctx = AdminContext {
         store,
         identity,
@@ -356,6 +442,9 @@ fn print_text(text: &str) -> Result<()> {
 }
 
 fn backup(s: &Settings, file: &Path) -> Result<()> {
+    if matches!(s.store, StoreChoice::Postgres(_)) {
+        bail!("with a PostgreSQL store, back up the database (pg_basebackup, pg_dump) and the key file");
+    }
     match admin::request_backup(&s.data_dir, file) {
         Ok(size) => {
             return out(&format!(
@@ -367,7 +456,7 @@ fn backup(s: &Settings, file: &Path) -> Result<()> {
         Err(e) => return Err(e).context("backup through the running relay"),
     }
     check_owner(&s.data_dir)?;
-    let (identity, store) = open_data_dir(&s.data_dir)?;
+    let (identity, store) = open_data_dir(s)?;
     let info = store
         .backup_to(file, &identity, kith_relay::now_ms())
         .context("backup")?;
@@ -381,6 +470,9 @@ fn backup(s: &Settings, file: &Path) -> Result<()> {
 }
 
 fn restore(s: &Settings, file: &Path) -> Result<()> {
+    if matches!(s.store, StoreChoice::Postgres(_)) {
+        bail!("with a PostgreSQL store, restore the database with PostgreSQL's tools");
+    }
     if admin::request(&s.data_dir, &AdminCommand::Status).is_ok() {
         bail!(
             "the relay is running on {}: stop it first (systemctl stop kith-relay)",
@@ -455,12 +547,12 @@ fn main() -> Result<()> {
         Command::Restore { file } => return restore(&s, file),
         Command::Address => {
             // Only the key: the running relay holds the store's lock.
-            let path = s.data_dir.join(KEY_FILE);
-            let key = if path.exists() {
-                kith_relay::identity::load_or_create(&path)?.0
+            let path = s.key_file.clone().unwrap_or_else(|| s.data_dir.join(KEY_FILE));
+            let key = if path.exists() || matches!(s.store, StoreChoice::Postgres(_)) {
+                load_key(&s)?
             } else {
                 check_owner(&s.data_dir)?;
-                open_data_dir(&s.data_dir)?.0
+                open_data_dir(&s)?.0
             };
             let mut a = kith_protocol::RelayAddress {
                 key: kith_protocol::RelayKey::from(key.verifying_key()),
@@ -476,22 +568,39 @@ fn main() -> Result<()> {
         }
         Command::Serve => {}
     }
-    let (key, store) = open_data_dir(&s.data_dir)?;
     let metrics = Arc::new(Metrics::default());
-    metrics.store_format_version.store(
-        store.format_version().context("reading the store format")?,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    let (key, store, admin_store): (_, Arc<dyn RelayStore>, _) = match &s.store {
+        StoreChoice::Redb => {
+            let (key, store) = open_data_dir(&s)?;
+            metrics.store_format_version.store(
+                store.format_version().context("reading the store format")?,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            (key, store.clone(), Some(store))
+        }
+        StoreChoice::Postgres(urls) => {
+            let key = load_key(&s)?;
+            let store = open_postgres(urls)?;
+            metrics.store_format_version.store(
+                store.format_version(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            tracing::info!(shards = store.shard_count(), "relay store: PostgreSQL");
+            (key, store as Arc<dyn RelayStore>, None)
+        }
+    };
     let relay = Relay {
         config: s.config.clone(),
         identity: key,
-        store: store.clone(),
+        store,
         metrics,
     };
-    serve(relay, store, s)
+    serve(relay, admin_store, s)
 }
 
-fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
+/// Runs the relay; the admin socket only with the redb store (with
+/// PostgreSQL, the admin commands go to the database).
+fn serve(relay: Relay, admin_store: Option<Arc<RedbStore>>, s: Settings) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -502,11 +611,15 @@ fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
         let bound = socket.local_addr()?;
         // Bound before the address is printed: whoever waits for that line
         // can use the admin commands at once.
-        let admin = AdminSocket {
-            listener: admin::bind(&s.data_dir)
-                .with_context(|| format!("binding the admin socket in {}", s.data_dir.display()))?,
-            store,
-            data_dir: s.data_dir.clone(),
+        let admin = match admin_store {
+            Some(store) => Some(AdminSocket {
+                listener: admin::bind(&s.data_dir).with_context(|| {
+                    format!("binding the admin socket in {}", s.data_dir.display())
+                })?,
+                store,
+                data_dir: s.data_dir.clone(),
+            }),
+            None => None,
         };
         out(&address_line(&relay, bound, s.public_host.as_deref()))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -537,7 +650,7 @@ fn serve(relay: Relay, store: Arc<RedbStore>, s: Settings) -> Result<()> {
             tracing::info!("signal received, shutting down");
             let _ = stop_tx.send(true);
         };
-        kith_relay::run_with_admin(relay, socket, signals, Some(admin)).await?;
+        kith_relay::run_with_admin(relay, socket, signals, admin).await?;
         let _ = std::fs::remove_file(s.data_dir.join(admin::SOCKET_FILE));
         if let Some(t) = metrics_task {
             let _ = t.await;

@@ -374,3 +374,123 @@ impl Drop for PgServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A relay node on a PostgreSQL store, running `run` on its own runtime
+/// thread on 127.0.0.1 (as [`crate::testkit::TestRelay`] does for redb):
+/// several of them on one database with one key are one relay.
+#[derive(Debug)]
+pub struct PgRelayNode {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The relay's identity key (shared by every node of the relay).
+    pub key: ed25519_dalek::SigningKey,
+    /// Its store (its own connections).
+    pub store: std::sync::Arc<crate::PgStore>,
+    /// Its counters.
+    pub metrics: std::sync::Arc<crate::Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    endpoint: OnceLock<quinn::Endpoint>,
+}
+
+impl PgRelayNode {
+    /// Starts a node on the shards `urls` with identity `key`.
+    pub fn start(
+        urls: &[String],
+        key: &ed25519_dalek::SigningKey,
+        config: crate::RelayConfig,
+    ) -> PgRelayNode {
+        let store = std::sync::Arc::new(crate::PgStore::connect(urls).expect("PgStore::connect"));
+        let metrics = std::sync::Arc::new(crate::Metrics::default());
+        let relay = crate::Relay {
+            config,
+            identity: key.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = socket.local_addr().expect("local addr");
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                crate::run(relay, socket, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .expect("relay run");
+            });
+        });
+        PgRelayNode {
+            addr,
+            key: key.clone(),
+            store,
+            metrics,
+            stop: Some(stop),
+            thread: Some(thread),
+            endpoint: OnceLock::new(),
+        }
+    }
+
+    /// The relay's key (the same on every node).
+    pub fn relay_key(&self) -> kith_protocol::RelayKey {
+        kith_protocol::RelayKey::from(self.key.verifying_key())
+    }
+
+    /// The `kith://` address of this node.
+    pub fn address(&self) -> kith_protocol::RelayAddress {
+        kith_protocol::RelayAddress {
+            key: self.relay_key(),
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+        }
+    }
+
+    /// A client that completed the handshake (call from a tokio runtime).
+    pub async fn hello(&self) -> crate::client::RelayClient {
+        let endpoint = self
+            .endpoint
+            .get_or_init(|| crate::client::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap());
+        crate::client::RelayClient::connect(endpoint, self.addr, self.relay_key())
+            .await
+            .expect("connect")
+    }
+
+    /// A client authenticated as `device_key` of `account`.
+    pub async fn connect_as(
+        &self,
+        device_key: &ed25519_dalek::SigningKey,
+        account: kith_protocol::AccountId,
+        membership: Vec<kith_protocol::MembershipOp>,
+    ) -> crate::client::RelayClient {
+        let mut c = self.hello().await;
+        c.auth(device_key, account, membership, None)
+            .await
+            .expect("auth");
+        c
+    }
+
+    /// Stops the node gracefully and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for PgRelayNode {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{RegistrationPolicy, RelayConfig};
 use crate::metrics::Metrics;
+use crate::store::cluster::ClusterEvent;
 use crate::store::{RelayStore, StoreError, WriteOp, WriteOutcome};
 
 /// Bytes reserved for message overhead around an entry in a frame: an entry
@@ -405,6 +406,134 @@ impl Shared {
         Ok(())
     }
 
+    /// Tells every subscriber `Lagged` (they pull): events may have been
+    /// missed (the cluster listener reconnected).
+    fn lag_all(&self) {
+        let Ok(frame) = kith_protocol::encode_frame(&ServerMsg::Event(Event::Lagged), 64) else {
+            return;
+        };
+        let frame = Arc::new(frame);
+        let permits = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        for s in lock(&self.subscribers).values().flatten() {
+            Metrics::inc(&self.metrics.subscriber_lagged_total);
+            let sent = s
+                .budget
+                .clone()
+                .try_acquire_many_owned(permits)
+                .ok()
+                .is_some_and(|p| s.queue.try_send((frame.clone(), p)).is_ok());
+            if !sent {
+                // Sent after the next frame that fits.
+                s.lagged.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    fn has_subscribers(&self, account: &AccountId, except: Option<&DeviceId>) -> bool {
+        lock(&self.subscribers)
+            .get(account)
+            .is_some_and(|l| l.iter().any(|s| Some(&s.device) != except))
+    }
+
+    /// Acts on another node's commit: fans out its new entries or
+    /// membership ops to this node's subscribers (read from the store: the
+    /// event is only a hint), closes revoked devices' connections.
+    async fn on_cluster_event(&self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Lost => self.lag_all(),
+            ClusterEvent::Revoked { account, device } => self.close_device(&account, &device),
+            ClusterEvent::Membership { account, from, to } => {
+                if !self.has_subscribers(&account, None) {
+                    return;
+                }
+                let n = usize::try_from(to.saturating_sub(from).saturating_add(1))
+                    .unwrap_or(usize::MAX)
+                    .min(OPS_PER_MESSAGE_MAX);
+                match self
+                    .read(move |s| s.membership_ops(&account, from.saturating_sub(1), n))
+                    .await
+                {
+                    Ok(ops) => self.fan_out_membership(&account, ops),
+                    Err(e) => {
+                        warn!(error = %e, "reading another node's membership ops failed");
+                        self.lag_account(&account);
+                    }
+                }
+            }
+            ClusterEvent::Entries {
+                account,
+                device,
+                from,
+                to,
+            } => {
+                if !self.has_subscribers(&account, Some(&device)) {
+                    return;
+                }
+                let entries_max = self.config.limits.pull_entries_max.max(1);
+                let bytes_max = self
+                    .config
+                    .limits
+                    .frame_bytes_max
+                    .saturating_sub(PULL_FRAMING_BYTES);
+                let read = self
+                    .read(move |s| {
+                        // Only `device`'s entries after `from - 1`: every other
+                        // device's cursor at its head.
+                        let heads = s.heads(&account)?;
+                        let cursors: Vec<_> = heads
+                            .heads
+                            .into_iter()
+                            .map(|c| {
+                                if c.device == device {
+                                    kith_protocol::Cursor {
+                                        device,
+                                        seq: from.saturating_sub(1),
+                                    }
+                                } else {
+                                    c
+                                }
+                            })
+                            .collect();
+                        s.pull(&account, &cursors, entries_max, bytes_max)
+                    })
+                    .await;
+                match read {
+                    Ok(page) => {
+                        let complete = !page.more && page.entries.last().is_some_and(|e| e.seq >= to);
+                        self.fan_out(&account, &device, page.entries);
+                        if !complete {
+                            self.lag_account(&account);
+                        }
+                    }
+                    // Pruned meanwhile, or the database failed: they pull.
+                    Err(_) => self.lag_account(&account),
+                }
+            }
+        }
+    }
+
+    /// Marks the subscribers of `account` lagged and tells them so.
+    fn lag_account(&self, account: &AccountId) {
+        let Ok(frame) = kith_protocol::encode_frame(&ServerMsg::Event(Event::Lagged), 64) else {
+            return;
+        };
+        let frame = Arc::new(frame);
+        let permits = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        if let Some(list) = lock(&self.subscribers).get(account) {
+            for s in list {
+                let sent = s
+                    .budget
+                    .clone()
+                    .try_acquire_many_owned(permits)
+                    .ok()
+                    .is_some_and(|p| s.queue.try_send((frame.clone(), p)).is_ok());
+                if !sent {
+                    s.lagged.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
     fn close_device(&self, account: &AccountId, device: &DeviceId) {
         let conns = lock(&self.connections).remove(&(*account, *device));
         for (_, c) in conns.into_iter().flatten() {
@@ -486,12 +615,58 @@ fn store_error_code(e: &StoreError) -> ErrorCode {
     }
 }
 
+/// What the other relay nodes must hear about a committed op (see
+/// `store::cluster`): taken from the op before it is applied, completed by
+/// its outcome.
+fn cluster_events(
+    key: Option<(AccountId, Option<DeviceId>)>,
+    outcome: &Result<WriteOutcome, StoreError>,
+) -> Vec<ClusterEvent> {
+    let Some((account, device)) = key else {
+        return Vec::new();
+    };
+    match (outcome, device) {
+        (Ok(WriteOutcome::Pushed { head, stored }), Some(device)) => match stored.first() {
+            Some(first) => vec![ClusterEvent::Entries {
+                account,
+                device,
+                from: first.seq,
+                to: *head,
+            }],
+            None => Vec::new(),
+        },
+        (
+            Ok(WriteOutcome::MembershipAppended {
+                appended, revoked, ..
+            }),
+            _,
+        ) => {
+            let mut out = Vec::new();
+            if let (Some(first), Some(last)) = (appended.first(), appended.last()) {
+                out.push(ClusterEvent::Membership {
+                    account,
+                    from: first.body.position,
+                    to: last.body.position,
+                });
+            }
+            out.extend(
+                revoked
+                    .iter()
+                    .map(|d| ClusterEvent::Revoked { account, device: *d }),
+            );
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn writer_thread(
     store: Arc<dyn RelayStore>,
     mut rx: mpsc::Receiver<(WriteOp, WriteReply)>,
     batch_max: usize,
     metrics: Arc<Metrics>,
 ) {
+    let bus = store.cluster_bus();
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < batch_max {
@@ -502,8 +677,32 @@ fn writer_thread(
         }
         let (ops, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
         let n = ops.len() as u64;
+        let keys: Vec<_> = if bus.is_some() {
+            ops.iter()
+                .map(|op| match op {
+                    WriteOp::Push {
+                        account, device, ..
+                    } => Some((*account, Some(*device))),
+                    WriteOp::AppendMembership { account, .. } => Some((*account, None)),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let t0 = std::time::Instant::now();
         let results = store.apply(ops);
+        // After the commit, in its own transaction: other nodes' subscribers.
+        if let Some(bus) = &bus {
+            let events: Vec<ClusterEvent> = keys
+                .into_iter()
+                .zip(&results)
+                .flat_map(|(k, r)| cluster_events(k, r))
+                .collect();
+            if !events.is_empty() {
+                bus.publish(events);
+            }
+        }
         metrics.record_commit(
             u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
             n,
@@ -599,6 +798,18 @@ pub async fn run_with_admin(
         })
     });
 
+    // Other nodes' commits (a store shared by several relay processes).
+    let cluster_task = relay.store.cluster_bus().map(|bus| {
+        let mut events = bus.listen();
+        let shared = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let Some(shared) = shared.upgrade() else { break };
+                shared.on_cluster_event(e).await;
+            }
+        })
+    });
+
     let sweeper = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -666,6 +877,10 @@ pub async fn run_with_admin(
     }
     sweeper.abort();
     let _ = sweeper.await;
+    if let Some(t) = cluster_task {
+        t.abort();
+        let _ = t.await;
+    }
     let _ = admin_stop_tx.send(());
     if let Some(t) = admin_task {
         let _ = t.await;

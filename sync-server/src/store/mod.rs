@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod backup;
+pub mod cluster;
 pub mod pg_store;
 pub mod redb_store;
 
@@ -380,4 +381,10 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// so that taking an empty slot (which anyone may try, unauthenticated)
     /// costs no durable write.
     fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError>;
+
+    /// How the nodes sharing this store tell each other about commits
+    /// (module `cluster`); `None` for a store only one relay process uses.
+    fn cluster_bus(&self) -> Option<std::sync::Arc<dyn cluster::ClusterBus>> {
+        None
+    }
 }

@@ -320,6 +320,7 @@ impl Shard {
 #[derive(Debug)]
 pub struct PgStore {
     shards: Vec<Shard>,
+    bus: std::sync::Arc<PgBus>,
 }
 
 impl PgStore {
@@ -357,7 +358,10 @@ impl PgStore {
             *lock(&shard.writer) = Some(client);
             shards.push(shard);
         }
-        Ok(Self { shards })
+        let bus = std::sync::Arc::new(PgBus::new(
+            shards.iter().map(|s| s.config.clone()).collect(),
+        ));
+        Ok(Self { shards, bus })
     }
 
     /// The schema version of the shards (all equal after [`connect`](Self::connect)).
@@ -1729,6 +1733,10 @@ impl RelayStore for PgStore {
         })
     }
 
+    fn cluster_bus(&self) -> Option<std::sync::Arc<dyn super::cluster::ClusterBus>> {
+        Some(self.bus.clone())
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         const OP: &str = "stats";
         let mut s = StoreStats::default();
@@ -1763,6 +1771,238 @@ impl PgStore {
         }
         let (positions, ops): (Vec<usize>, Vec<WriteOp>) = list.into_iter().unzip();
         positions.into_iter().zip(self.apply_shard(n, ops)).collect()
+    }
+}
+
+/// The NOTIFY channel of relay events.
+const CHANNEL: &str = "kith_relay";
+/// Events queued for publishing at most; beyond, they are dropped (counted).
+const PUBLISH_QUEUE_EVENTS_MAX: usize = 65_536;
+/// Events sent in one NOTIFY round trip at most.
+const PUBLISH_BATCH_EVENTS_MAX: usize = 1_000;
+/// How long the listener waits for a notification before checking its state.
+const LISTEN_POLL_MS: u64 = 500;
+/// How often an idle listener pings the server (a half-open TCP connection
+/// would otherwise look idle forever).
+const LISTEN_PING_MS: u64 = 2_000;
+/// Longest wait between reconnection attempts of the listener.
+const LISTEN_BACKOFF_MS_MAX: u64 = 2_000;
+
+/// LISTEN/NOTIFY between the relay nodes sharing these databases (module
+/// `store::cluster`): each event is notified on its account's shard, by a
+/// publisher thread on its own connections, after the data's commit.
+#[derive(Debug)]
+pub struct PgBus {
+    configs: Vec<postgres::Config>,
+    /// This node's random id: a listener skips the node's own events.
+    node: u64,
+    publisher: std::sync::OnceLock<std::sync::mpsc::SyncSender<(usize, String)>>,
+    /// Events dropped because the publish queue was full or the database
+    /// refused them (for metrics and tests).
+    pub dropped_events: std::sync::atomic::AtomicU64,
+}
+
+impl PgBus {
+    fn new(configs: Vec<postgres::Config>) -> Self {
+        use rand::RngCore;
+        Self {
+            configs,
+            node: rand::rngs::OsRng.next_u64(),
+            publisher: std::sync::OnceLock::new(),
+            dropped_events: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn drop_events(&self, n: usize) {
+        self.dropped_events
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn sender(&self) -> Option<&std::sync::mpsc::SyncSender<(usize, String)>> {
+        if let Some(s) = self.publisher.get() {
+            return Some(s);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(PUBLISH_QUEUE_EVENTS_MAX);
+        let configs = self.configs.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kith-relay-notify".into())
+            .spawn(move || publish_thread(&configs, &rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the notification thread");
+            return None;
+        }
+        Some(self.publisher.get_or_init(|| tx))
+    }
+}
+
+/// Sends queued events, grouped per shard, one `pg_notify` round trip per
+/// group (an autocommit statement: its own transaction).
+fn publish_thread(
+    configs: &[postgres::Config],
+    rx: &std::sync::mpsc::Receiver<(usize, String)>,
+) {
+    let mut conns: Vec<Option<Client>> = configs.iter().map(|_| None).collect();
+    while let Ok(first) = rx.recv() {
+        let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        groups.entry(first.0).or_default().push(first.1);
+        let mut n = 1;
+        while n < PUBLISH_BATCH_EVENTS_MAX {
+            match rx.try_recv() {
+                Ok((k, p)) => {
+                    groups.entry(k).or_default().push(p);
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        for (k, payloads) in groups {
+            let (Some(slot), Some(config)) = (conns.get_mut(k), configs.get(k)) else {
+                continue;
+            };
+            // One retry on a fresh connection: a node restart of the
+            // database should not lose the first events after it.
+            let mut sent = false;
+            for _ in 0..2 {
+                if slot.as_ref().is_none_or(Client::is_closed) {
+                    *slot = config.connect(NoTls).ok();
+                }
+                let Some(c) = slot.as_mut() else { break };
+                match c.execute(
+                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                    &[&CHANNEL, &payloads],
+                ) {
+                    Ok(_) => {
+                        sent = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notifying the other relay nodes failed");
+                        *slot = None;
+                    }
+                }
+            }
+            if !sent {
+                tracing::warn!(
+                    events = payloads.len(),
+                    "events not sent to the other relay nodes; their subscribers catch up on their next pull"
+                );
+            }
+        }
+    }
+}
+
+/// Listens on one shard, forwarding the other nodes' events; sends `Lost`
+/// whenever the connection broke (and again once it is back, since events
+/// may have been missed in between). Ends when the relay drops the receiver.
+fn listen_thread(
+    config: &postgres::Config,
+    node: u64,
+    tx: &tokio::sync::mpsc::Sender<super::cluster::ClusterEvent>,
+) {
+    use postgres::fallible_iterator::FallibleIterator;
+    use super::cluster::{ClusterEvent, decode_event};
+    let mut backoff_ms = 50;
+    let mut connected_before = false;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        let conn = config.connect(NoTls).and_then(|mut c| {
+            c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+            Ok(c)
+        });
+        let mut c = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay event listener cannot connect; retrying");
+                std::thread::sleep(Duration::from_millis(backoff_ms));
+                backoff_ms = (backoff_ms * 2).min(LISTEN_BACKOFF_MS_MAX);
+                continue;
+            }
+        };
+        backoff_ms = 50;
+        if connected_before && tx.blocking_send(ClusterEvent::Lost).is_err() {
+            return;
+        }
+        connected_before = true;
+        let mut last_ping = std::time::Instant::now();
+        loop {
+            let mut broken = false;
+            {
+                let mut n = c.notifications();
+                let mut it = n.timeout_iter(Duration::from_millis(LISTEN_POLL_MS));
+                loop {
+                    match it.next() {
+                        Ok(Some(note)) => {
+                            if let Some((from, event)) = decode_event(note.payload())
+                                && from != node
+                                && tx.blocking_send(event).is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            broken = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if tx.is_closed() {
+                return;
+            }
+            if !broken && last_ping.elapsed() >= Duration::from_millis(LISTEN_PING_MS) {
+                broken = c.is_valid(Duration::from_millis(LISTEN_PING_MS)).is_err();
+                last_ping = std::time::Instant::now();
+            }
+            if broken || c.is_closed() {
+                break;
+            }
+        }
+        tracing::warn!("relay event listener lost its connection; subscribers will re-pull");
+        if tx.blocking_send(ClusterEvent::Lost).is_err() {
+            return;
+        }
+    }
+}
+
+impl super::cluster::ClusterBus for PgBus {
+    fn publish(&self, events: Vec<super::cluster::ClusterEvent>) {
+        use super::cluster::{ClusterEvent, encode_event};
+        let shards = self.configs.len();
+        let Some(tx) = self.sender() else {
+            self.drop_events(events.len());
+            return;
+        };
+        for e in events {
+            let shard = match &e {
+                ClusterEvent::Entries { account, .. }
+                | ClusterEvent::Membership { account, .. }
+                | ClusterEvent::Revoked { account, .. } => shard_of(&account.0, shards),
+                ClusterEvent::Lost => continue,
+            };
+            let Some(text) = encode_event(self.node, &e) else {
+                continue;
+            };
+            if tx.try_send((shard, text)).is_err() {
+                self.drop_events(1);
+            }
+        }
+    }
+
+    fn listen(&self) -> tokio::sync::mpsc::Receiver<super::cluster::ClusterEvent> {
+        let (tx, rx) = tokio::sync::mpsc::channel(super::cluster::LISTEN_QUEUE_EVENTS_MAX);
+        for (k, config) in self.configs.iter().enumerate() {
+            let (config, tx, node) = (config.clone(), tx.clone(), self.node);
+            let spawned = std::thread::Builder::new()
+                .name(format!("kith-relay-listen-{k}"))
+                .spawn(move || listen_thread(&config, node, &tx));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the relay event listener");
+            }
+        }
+        rx
     }
 }
 

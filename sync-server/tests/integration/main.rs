@@ -7,6 +7,7 @@
 
 mod admin;
 mod bad_input;
+mod cluster;
 mod common;
 mod conformance;
 mod crash;

@@ -1,0 +1,299 @@
+//! Several relay nodes on one PostgreSQL database (`pg_testkit`): one key,
+//! live fan-out and revocation across nodes, `Lagged` after a lost
+//! listener, tokens created while the relay runs; and the store's startup
+//! checks (migrations, newer schema, shard order).
+
+use std::time::{Duration, Instant};
+
+use kith_protocol::{ErrorCode, Event, Request, Response};
+use kith_relay::pg_testkit::{PgDatabase, PgRelayNode, PgServer};
+use kith_relay::{RegistrationPolicy, RelayConfig, RelayStore};
+
+use crate::common::{Account, Device, code_of, rand_bytes};
+
+const T: Duration = Duration::from_secs(10);
+
+/// Runs a test body on its own runtime. The nodes and databases are made and
+/// dropped outside it, and the body reaches PostgreSQL directly only inside
+/// `block_in_place`: the synchronous client runs a runtime of its own.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Two nodes of one relay (same key) on a fresh database.
+fn two_nodes(config: RelayConfig) -> (PgRelayNode, PgRelayNode, PgDatabase) {
+    let db = PgServer::shared().database();
+    let key = kith_protocol::SigningKey::from_bytes(&rand_bytes());
+    let urls = std::slice::from_ref(&db.url);
+    let a = PgRelayNode::start(urls, &key, config.clone());
+    let b = PgRelayNode::start(urls, &key, config);
+    (a, b, db)
+}
+
+async fn connect(node: &PgRelayNode, d: &Device) -> kith_relay::client::RelayClient {
+    node.connect_as(&d.key, d.account, d.membership()).await
+}
+
+/// The next event that is not a membership event (joins come as those).
+async fn next_entries_event(c: &mut kith_relay::client::RelayClient) -> Event {
+    loop {
+        let ev = tokio::time::timeout(T, c.next_event())
+            .await
+            .unwrap()
+            .unwrap();
+        if !matches!(ev, Event::Membership { .. }) {
+            return ev;
+        }
+    }
+}
+
+#[test]
+fn a_push_on_one_node_reaches_a_subscriber_on_the_other() {
+    let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
+    block_on(async {
+        assert_eq!(node_a.address().key, node_b.address().key);
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        assert_eq!(c1.push(d1.entries(1, 3)).await.unwrap(), 3);
+        assert_eq!(
+            next_entries_event(&mut c2).await,
+            Event::Entries {
+                entries: d1.entries(1, 3)
+            }
+        );
+        // And the other way round, to a subscriber on node A.
+        assert_eq!(
+            c1.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        assert_eq!(c2.push(d2.entries(1, 2)).await.unwrap(), 2);
+        assert_eq!(
+            next_entries_event(&mut c1).await,
+            Event::Entries {
+                entries: d2.entries(1, 2)
+            }
+        );
+        // A membership op appended through B reaches A's subscriber.
+        let d3 = acct.device("tablet");
+        let add = d3.membership().last().unwrap().clone();
+        match c2
+            .request(Request::AppendMembership {
+                ops: vec![add.clone()],
+            })
+            .await
+            .unwrap()
+        {
+            Response::MembershipAppended { .. } => {}
+            other => panic!("{other:?}"),
+        }
+        loop {
+            match tokio::time::timeout(T, c1.next_event())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Event::Membership { ops } if ops.contains(&add) => break,
+                _ => {}
+            }
+        }
+    });
+}
+
+#[test]
+fn a_revocation_through_one_node_closes_the_device_on_the_other_within_a_second() {
+    let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("stolen phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let c2 = connect(&node_b, &d2).await;
+        let rev = d1.revoke_op(d2.id());
+        match c1
+            .request(Request::AppendMembership {
+                ops: vec![rev.clone()],
+            })
+            .await
+            .unwrap()
+        {
+            Response::MembershipAppended { .. } => {}
+            other => panic!("{other:?}"),
+        }
+        let acked = Instant::now();
+        acct.record(rev);
+        let closed = tokio::time::timeout(Duration::from_secs(1), c2.connection().closed())
+            .await
+            .expect("node B did not close the revoked device's connection within a second");
+        assert!(
+            matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c)
+            if c.error_code == quinn::VarInt::from_u32(kith_protocol::msg::close_code::REVOKED)),
+            "{closed:?}"
+        );
+        assert!(acked.elapsed() < Duration::from_secs(1));
+        // And it cannot come back through either node.
+        for node in [&node_a, &node_b] {
+            let mut again = node.hello().await;
+            assert_eq!(
+                code_of(again.auth(&d2.key, d2.account, d2.membership(), None).await),
+                ErrorCode::DeviceRevoked
+            );
+        }
+    });
+}
+
+#[test]
+fn a_node_that_lost_its_listener_tells_its_subscribers_to_pull() {
+    let (_node_a, node_b, db) = two_nodes(RelayConfig::default());
+    block_on(async {
+        let acct = Account::new();
+        let d2 = acct.device("phone");
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        // The database drops the nodes' listener connections (a failover, a
+        // restarted pooler): events may be lost, so subscribers must pull.
+        let name = db.url.rsplit('/').next().unwrap().to_owned();
+        let deadline = Instant::now() + T;
+        let killed = tokio::task::block_in_place(|| {
+            let mut admin = PgServer::shared().admin();
+            loop {
+                let n = admin
+                    .query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND query LIKE 'LISTEN%'",
+                        &[&name],
+                    )
+                    .unwrap()
+                    .len();
+                if n > 0 || Instant::now() >= deadline {
+                    break n;
+                }
+                // The listeners connect in the background right after start.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        assert!(killed >= 1, "no listener connection found");
+        assert_eq!(next_entries_event(&mut c2).await, Event::Lagged);
+    });
+}
+
+#[test]
+fn a_token_created_while_the_nodes_run_registers_through_any_node() {
+    let config = RelayConfig {
+        registration: RegistrationPolicy::Token,
+        ..RelayConfig::default()
+    };
+    let (node_a, node_b, db) = two_nodes(config);
+    // What `kith-relay --store URL token create` does: its own connection.
+    let admin_store = kith_relay::PgStore::connect(std::slice::from_ref(&db.url)).unwrap();
+    let token = kith_relay::create_token(&admin_store).unwrap();
+    block_on(async {
+        let acct = Account::new();
+        let d1 = acct.device("laptop");
+        let mut c = node_b.hello().await;
+        assert!(
+            c.auth(&d1.key, d1.account, d1.membership(), Some(token.clone()))
+                .await
+                .unwrap()
+        );
+        // Single use across the nodes.
+        let other = Account::new();
+        let o1 = other.device("laptop");
+        let mut c = node_a.hello().await;
+        assert_eq!(
+            code_of(
+                c.auth(&o1.key, o1.account, o1.membership(), Some(token))
+                    .await
+            ),
+            ErrorCode::BadToken
+        );
+    });
+}
+
+#[test]
+fn starting_again_keeps_the_schema_and_a_newer_one_is_refused() {
+    let db = PgServer::shared().database();
+    let urls = std::slice::from_ref(&db.url);
+    let store = kith_relay::PgStore::connect(urls).unwrap();
+    assert_eq!(store.stats().unwrap().accounts, 0);
+    drop(store);
+    // A second start (another node) finds the schema current.
+    kith_relay::PgStore::connect(urls).unwrap();
+    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    c.execute(
+        "UPDATE kith_meta SET value = value + 1 WHERE key = 'schema'",
+        &[],
+    )
+    .unwrap();
+    let err = kith_relay::PgStore::connect(urls).unwrap_err();
+    assert!(
+        matches!(err, kith_relay::store::pg_store::PgOpenError::NewerSchema { found, .. }
+            if found == kith_relay::store::pg_store::PG_SCHEMA_VERSION + 1),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer kith-relay"), "{err}");
+}
+
+#[test]
+fn shards_given_in_another_order_are_refused() {
+    let (one, two) = (PgServer::shared().database(), PgServer::shared().database());
+    kith_relay::PgStore::connect(&[one.url.clone(), two.url.clone()]).unwrap();
+    let err = kith_relay::PgStore::connect(&[two.url.clone(), one.url.clone()]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            kith_relay::store::pg_store::PgOpenError::ShardMismatch {
+                shard: 0,
+                found_shard: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = kith_relay::PgStore::connect(std::slice::from_ref(&one.url)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            kith_relay::store::pg_store::PgOpenError::ShardMismatch {
+                count: 1,
+                found_count: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err =
+        kith_relay::PgStore::connect(&[format!("postgres://kith:secret@127.0.0.1:{port}/relay")])
+            .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("shard 0") && text.contains("connecting"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("secret"),
+        "the password leaked into the error: {text}"
+    );
+}
