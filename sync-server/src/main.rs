@@ -40,7 +40,12 @@ struct Cli {
     /// Where the relay keeps its data: `redb` (the default: relay.redb in the data directory) or
     /// a `postgres://user@host:port/db` URL. Repeat it (or separate with commas) for several
     /// PostgreSQL shards; their order is part of the layout. See docs/RELAY.md, "Scaling out".
-    #[arg(long = "store", env = "KITH_RELAY_STORE", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "store",
+        env = "KITH_RELAY_STORE",
+        value_delimiter = ',',
+        global = true
+    )]
     store: Vec<String>,
     /// Identity key file (mode 0600; created if missing). Default: relay.key in the data
     /// directory. Every node of one relay must use the same key (devices pin it).
@@ -443,7 +448,9 @@ fn print_text(text: &str) -> Result<()> {
 
 fn backup(s: &Settings, file: &Path) -> Result<()> {
     if matches!(s.store, StoreChoice::Postgres(_)) {
-        bail!("with a PostgreSQL store, back up the database (pg_basebackup, pg_dump) and the key file");
+        bail!(
+            "with a PostgreSQL store, back up the database (pg_basebackup, pg_dump) and the key file"
+        );
     }
     match admin::request_backup(&s.data_dir, file) {
         Ok(size) => {
@@ -547,7 +554,10 @@ fn main() -> Result<()> {
         Command::Restore { file } => return restore(&s, file),
         Command::Address => {
             // Only the key: the running relay holds the store's lock.
-            let path = s.key_file.clone().unwrap_or_else(|| s.data_dir.join(KEY_FILE));
+            let path = s
+                .key_file
+                .clone()
+                .unwrap_or_else(|| s.data_dir.join(KEY_FILE));
             let key = if path.exists() || matches!(s.store, StoreChoice::Postgres(_)) {
                 load_key(&s)?
             } else {
@@ -581,10 +591,9 @@ fn main() -> Result<()> {
         StoreChoice::Postgres(urls) => {
             let key = load_key(&s)?;
             let store = open_postgres(urls)?;
-            metrics.store_format_version.store(
-                store.format_version(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            metrics
+                .store_format_version
+                .store(store.format_version(), std::sync::atomic::Ordering::Relaxed);
             tracing::info!(shards = store.shard_count(), "relay store: PostgreSQL");
             (key, store as Arc<dyn RelayStore>, None)
         }

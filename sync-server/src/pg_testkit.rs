@@ -339,7 +339,9 @@ impl PgServer {
     /// watchdog to see it gone.
     pub fn kill_hard(&mut self) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         if let Some(mut w) = self.watchdog.take() {
             drop(w.stdin.take());
@@ -452,9 +454,9 @@ impl PgRelayNode {
 
     /// A client that completed the handshake (call from a tokio runtime).
     pub async fn hello(&self) -> crate::client::RelayClient {
-        let endpoint = self
-            .endpoint
-            .get_or_init(|| crate::client::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap());
+        let endpoint = self.endpoint.get_or_init(|| {
+            crate::client::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap()
+        });
         crate::client::RelayClient::connect(endpoint, self.addr, self.relay_key())
             .await
             .expect("connect")

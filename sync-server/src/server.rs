@@ -499,7 +499,8 @@ impl Shared {
                     .await;
                 match read {
                     Ok(page) => {
-                        let complete = !page.more && page.entries.last().is_some_and(|e| e.seq >= to);
+                        let complete =
+                            !page.more && page.entries.last().is_some_and(|e| e.seq >= to);
                         self.fan_out(&account, &device, page.entries);
                         if !complete {
                             self.lag_account(&account);
@@ -604,11 +605,10 @@ fn cluster_events(
                     to: last.body.position,
                 });
             }
-            out.extend(
-                revoked
-                    .iter()
-                    .map(|d| ClusterEvent::Revoked { account, device: *d }),
-            );
+            out.extend(revoked.iter().map(|d| ClusterEvent::Revoked {
+                account,
+                device: *d,
+            }));
             out
         }
         _ => Vec::new(),
@@ -759,7 +759,9 @@ pub async fn run_with_admin(
         let shared = Arc::downgrade(&shared);
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
-                let Some(shared) = shared.upgrade() else { break };
+                let Some(shared) = shared.upgrade() else {
+                    break;
+                };
                 shared.on_cluster_event(e).await;
             }
         })

@@ -134,14 +134,18 @@ mod tests {
 
     fn event() -> impl Strategy<Value = ClusterEvent> {
         prop_oneof![
-            (any::<[u8; 32]>(), any::<[u8; 32]>(), any::<u64>(), any::<u64>()).prop_map(
-                |(a, d, from, to)| ClusterEvent::Entries {
+            (
+                any::<[u8; 32]>(),
+                any::<[u8; 32]>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(a, d, from, to)| ClusterEvent::Entries {
                     account: AccountId(a),
                     device: DeviceId(d),
                     from,
                     to
-                }
-            ),
+                }),
             (any::<[u8; 32]>(), any::<u64>(), any::<u64>()).prop_map(|(a, from, to)| {
                 ClusterEvent::Membership {
                     account: AccountId(a),

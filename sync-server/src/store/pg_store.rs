@@ -430,11 +430,7 @@ impl PgStore {
     }
 
     /// Applies `ops` (all of shard `n`) as one transaction.
-    fn apply_shard(
-        &self,
-        n: usize,
-        ops: Vec<WriteOp>,
-    ) -> Vec<Result<WriteOutcome, StoreError>> {
+    fn apply_shard(&self, n: usize, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
         let count = ops.len();
         let fail_all = |op: &'static str, msg: String| {
             (0..count)
@@ -593,7 +589,11 @@ fn migrate(client: &mut Client, shard: usize, count: usize) -> Result<(), PgOpen
             }
         }
     }
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (n, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         tx.batch_execute(sql).map_err(db("migrating the schema"))?;
         tracing::info!(shard, version = n + 1, "relay schema migrated");
     }
@@ -844,7 +844,10 @@ fn append_membership(
     // An account the operator deleted cannot be registered again.
     if new_account
         && tx
-            .query_opt("SELECT 1 FROM deleted_accounts WHERE account = $1", &[&acct])
+            .query_opt(
+                "SELECT 1 FROM deleted_accounts WHERE account = $1",
+                &[&acct],
+            )
             .map_err(be(OP))?
             .is_some()
     {
@@ -896,7 +899,10 @@ fn append_membership(
         if !open_registration {
             let hash = token_hash.ok_or(StoreError::RegistrationRequired)?;
             let n = tx
-                .execute("DELETE FROM tokens WHERE token_hash = $1", &[&hash.as_slice()])
+                .execute(
+                    "DELETE FROM tokens WHERE token_hash = $1",
+                    &[&hash.as_slice()],
+                )
                 .map_err(be(OP))?;
             if n == 0 {
                 return Err(StoreError::BadToken);
@@ -1026,7 +1032,10 @@ fn push(
     }
     if !fresh.is_empty() {
         let seqs: Vec<i64> = fresh.iter().map(|(e, _)| i(e.seq)).collect();
-        let sums: Vec<Vec<u8>> = fresh.iter().map(|(_, enc)| entry_sum(enc).to_vec()).collect();
+        let sums: Vec<Vec<u8>> = fresh
+            .iter()
+            .map(|(_, enc)| entry_sum(enc).to_vec())
+            .collect();
         let bodies: Vec<&[u8]> = fresh.iter().map(|(_, enc)| enc.as_slice()).collect();
         tx.execute(
             "INSERT INTO entries SELECT $1, $2, s, b, h
@@ -1057,7 +1066,13 @@ fn push(
             &[&acct, &dev, &i(head), &i(floor)],
         )
         .map_err(be(OP))?;
-        set_account_totals(tx, &account, bytes + add_bytes, count + fresh.len() as u64, OP)?;
+        set_account_totals(
+            tx,
+            &account,
+            bytes + add_bytes,
+            count + fresh.len() as u64,
+            OP,
+        )?;
     } else if !repairs.is_empty() {
         set_account_totals(tx, &account, bytes, count, OP)?;
     }
@@ -1424,12 +1439,14 @@ impl RelayStore for PgStore {
         for (pos, r) in outcomes.into_iter().flatten() {
             let merged = match (results[pos].take(), r) {
                 (None, r) => r,
-                (Some(Ok(WriteOutcome::SnapshotUploadsExpired(a))), Ok(WriteOutcome::SnapshotUploadsExpired(b))) => {
-                    Ok(WriteOutcome::SnapshotUploadsExpired(a + b))
-                }
-                (Some(Ok(WriteOutcome::MailboxExpired(a))), Ok(WriteOutcome::MailboxExpired(b))) => {
-                    Ok(WriteOutcome::MailboxExpired(a + b))
-                }
+                (
+                    Some(Ok(WriteOutcome::SnapshotUploadsExpired(a))),
+                    Ok(WriteOutcome::SnapshotUploadsExpired(b)),
+                ) => Ok(WriteOutcome::SnapshotUploadsExpired(a + b)),
+                (
+                    Some(Ok(WriteOutcome::MailboxExpired(a))),
+                    Ok(WriteOutcome::MailboxExpired(b)),
+                ) => Ok(WriteOutcome::MailboxExpired(a + b)),
                 (Some(Err(e)), _) | (Some(Ok(_)), Err(e)) => Err(e),
                 (Some(Ok(o)), Ok(_)) => Ok(o),
             };
@@ -1438,7 +1455,10 @@ impl RelayStore for PgStore {
         for (pos, hash, created) in tokens_taken {
             let registered = matches!(
                 &results[pos],
-                Some(Ok(WriteOutcome::MembershipAppended { new_account: true, .. }))
+                Some(Ok(WriteOutcome::MembershipAppended {
+                    new_account: true,
+                    ..
+                }))
             );
             if !registered {
                 self.put_token_back(&hash, created);
@@ -1770,7 +1790,10 @@ impl PgStore {
             return Vec::new();
         }
         let (positions, ops): (Vec<usize>, Vec<WriteOp>) = list.into_iter().unzip();
-        positions.into_iter().zip(self.apply_shard(n, ops)).collect()
+        positions
+            .into_iter()
+            .zip(self.apply_shard(n, ops))
+            .collect()
     }
 }
 
@@ -1837,10 +1860,7 @@ impl PgBus {
 
 /// Sends queued events, grouped per shard, one `pg_notify` round trip per
 /// group (an autocommit statement: its own transaction).
-fn publish_thread(
-    configs: &[postgres::Config],
-    rx: &std::sync::mpsc::Receiver<(usize, String)>,
-) {
+fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(usize, String)>) {
     let mut conns: Vec<Option<Client>> = configs.iter().map(|_| None).collect();
     while let Ok(first) = rx.recv() {
         let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
@@ -1899,8 +1919,8 @@ fn listen_thread(
     node: u64,
     tx: &tokio::sync::mpsc::Sender<super::cluster::ClusterEvent>,
 ) {
-    use postgres::fallible_iterator::FallibleIterator;
     use super::cluster::{ClusterEvent, decode_event};
+    use postgres::fallible_iterator::FallibleIterator;
     let mut backoff_ms = 50;
     let mut connected_before = false;
     loop {
@@ -2022,7 +2042,10 @@ mod tests {
         // Growing from 4 to 5 shards moves only ids to the new shard.
         for b in 0u8..64 {
             let (four, five) = (shard_of(&[b; 32], 4), shard_of(&[b; 32], 5));
-            assert!(five == four || five == 4, "id {b} moved from {four} to {five}");
+            assert!(
+                five == four || five == 4,
+                "id {b} moved from {four} to {five}"
+            );
         }
     }
 

@@ -48,8 +48,7 @@ mod postgres_two_shards {
 
     fn pg_store() -> (kith_relay::PgStore, (PgDatabase, PgDatabase)) {
         let dbs = (PgServer::shared().database(), PgServer::shared().database());
-        let store =
-            kith_relay::PgStore::connect(&[dbs.0.url.clone(), dbs.1.url.clone()]).unwrap();
+        let store = kith_relay::PgStore::connect(&[dbs.0.url.clone(), dbs.1.url.clone()]).unwrap();
         (store, dbs)
     }
 
