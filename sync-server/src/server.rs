@@ -387,6 +387,34 @@ impl Shared {
         }
     }
 
+    /// The entry rate check: in the store when it keeps cluster-wide windows
+    /// (several nodes, one limit), else in this process's map. A store that
+    /// cannot answer refuses nothing (the push itself will fail or succeed).
+    async fn rate_check_cluster(&self, account: &AccountId, n: u32) -> Result<(), ErrorCode> {
+        if self.store.cluster_bus().is_none() {
+            return self.rate_check(account, n);
+        }
+        let limit = self.config.limits.quota_entries_per_minute;
+        let acct = *account;
+        let r = self
+            .read(move |s| {
+                s.rate_window_add(&acct, n, limit, 60_000)
+                    .unwrap_or(Ok(None))
+            })
+            .await;
+        match r {
+            Ok(None) => Ok(()),
+            Ok(Some(retry_after_ms)) => Err(ErrorCode::QuotaRate {
+                entries_per_minute: limit,
+                retry_after_ms,
+            }),
+            Err(e) => {
+                warn!(error = %e, "cluster rate window unavailable; not limiting this push");
+                Ok(())
+            }
+        }
+    }
+
     /// Fixed one-minute window per account.
     fn rate_check(&self, account: &AccountId, n: u32) -> Result<(), ErrorCode> {
         let limit = self.config.limits.quota_entries_per_minute;
@@ -1557,7 +1585,7 @@ async fn handle_request(
                 return Ok(Response::PushAck { device, seq });
             }
             let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-            if let Err(code) = shared.rate_check(&account, n) {
+            if let Err(code) = shared.rate_check_cluster(&account, n).await {
                 return refuse(code, "entry rate quota exceeded");
             }
             let op = WriteOp::Push {

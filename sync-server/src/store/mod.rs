@@ -431,6 +431,22 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// costs no durable write.
     fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError>;
 
+    /// Counts `n` entries against `account`'s cluster-wide rate window: a
+    /// fixed window of `window_ms` starting at its first count, at most
+    /// `limit` entries, timed by the store's own clock (so every node of the
+    /// relay agrees). `Ok(None)` if counted, `Ok(Some(retry_after_ms))` if
+    /// refused (nothing counted). `None` for a store only one relay process
+    /// uses: that relay counts in memory.
+    fn rate_window_add(
+        &self,
+        _account: &AccountId,
+        _n: u32,
+        _limit: u32,
+        _window_ms: u64,
+    ) -> Option<Result<Option<u64>, StoreError>> {
+        None
+    }
+
     /// How the nodes sharing this store tell each other about commits
     /// (module `cluster`); `None` for a store only one relay process uses.
     fn cluster_bus(&self) -> Option<std::sync::Arc<dyn cluster::ClusterBus>> {

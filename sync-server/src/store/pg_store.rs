@@ -93,6 +93,11 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX mailbox_expires ON mailbox (expires_ms);
      CREATE TABLE tokens (token_hash bytea PRIMARY KEY, created_ms bigint NOT NULL);
      CREATE TABLE deleted_accounts (account bytea PRIMARY KEY, deleted_ms bigint NOT NULL);",
+    // 2: per-account entry rate windows shared by every node. Unlogged: not
+    // worth a WAL write or a standby's acknowledgement; a failover or crash
+    // empties it, which only resets the current minute's counts.
+    "CREATE UNLOGGED TABLE rate_windows (
+        account bytea PRIMARY KEY, start_ms bigint NOT NULL, entries bigint NOT NULL);",
 ];
 
 /// The schema version this relay writes (the number of [`MIGRATIONS`]).
@@ -102,6 +107,8 @@ pub const PG_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
 const MIGRATION_LOCK: i64 = 0x6b69_7468;
 /// Read connections kept per shard at most (and open at once at most).
 const READERS_MAX: usize = 16;
+/// Rate windows older than this are deleted by the sweep (a window is a minute).
+const RATE_WINDOW_KEEP_MS: u64 = 120_000;
 /// How long connecting to a shard may take.
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
@@ -296,7 +303,15 @@ impl Shard {
         };
         let client = match pooled {
             Some(c) if !c.is_closed() => Ok(c),
-            _ => self.connect().map_err(be(op)),
+            _ => self
+                .connect()
+                .and_then(|mut c| {
+                    // Reads commit nothing; the only writes on these connections
+                    // are rate windows, which need no durability.
+                    c.batch_execute("SET synchronous_commit TO off")?;
+                    Ok(c)
+                })
+                .map_err(be(op)),
         };
         let (result, back) = match client {
             Ok(mut c) => {
@@ -672,6 +687,14 @@ fn apply_one(tx: &mut Transaction<'_>, op: WriteOp) -> Result<WriteOutcome, Stor
                     &[&i(started_before_ms)],
                 )
                 .map_err(be(OP))?;
+            // The relay's periodic sweep also drops finished rate windows
+            // (by the database's clock, as they were started).
+            tx.execute(
+                "DELETE FROM rate_windows
+                 WHERE start_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1",
+                &[&i(RATE_WINDOW_KEEP_MS)],
+            )
+            .map_err(be(OP))?;
             Ok(WriteOutcome::SnapshotUploadsExpired(u(col(&row, 0, OP)?)))
         }
         WriteOp::MailboxPut {
@@ -1755,6 +1778,55 @@ impl RelayStore for PgStore {
 
     fn cluster_bus(&self) -> Option<std::sync::Arc<dyn super::cluster::ClusterBus>> {
         Some(self.bus.clone())
+    }
+
+    fn rate_window_add(
+        &self,
+        account: &AccountId,
+        n: u32,
+        limit: u32,
+        window_ms: u64,
+    ) -> Option<Result<Option<u64>, StoreError>> {
+        const OP: &str = "rate window";
+        let (n, limit, window) = (i64::from(n), i64::from(limit), i(window_ms));
+        let acct = account.0.as_slice();
+        // One statement (its own transaction, on a read connection whose
+        // commits do not wait for durability): start or extend the window
+        // with the database's clock, unless that would pass the limit.
+        Some(self.shard(&account.0).read(OP, |c| {
+            let counted = c
+                .query_opt(
+                    "INSERT INTO rate_windows AS w
+                     SELECT $1::bytea, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+                            $2::bigint
+                     WHERE $2::bigint <= $3::bigint
+                     ON CONFLICT (account) DO UPDATE SET
+                       start_ms = CASE WHEN EXCLUDED.start_ms - w.start_ms >= $4
+                                  THEN EXCLUDED.start_ms ELSE w.start_ms END,
+                       entries = CASE WHEN EXCLUDED.start_ms - w.start_ms >= $4
+                                 THEN $2 ELSE w.entries + $2 END
+                     WHERE (EXCLUDED.start_ms - w.start_ms >= $4)
+                        OR w.entries + $2 <= $3
+                     RETURNING start_ms",
+                    &[&acct, &n, &limit, &window],
+                )
+                .map_err(be(OP))?;
+            if counted.is_some() {
+                return Ok(None);
+            }
+            let row = c
+                .query_opt(
+                    "SELECT start_ms + $2 - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                     FROM rate_windows WHERE account = $1",
+                    &[&acct, &window],
+                )
+                .map_err(be(OP))?;
+            let retry = match row {
+                Some(r) => u(col::<i64>(&r, 0, OP)?),
+                None => window_ms,
+            };
+            Ok(Some(retry))
+        }))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -297,3 +297,38 @@ fn an_unreachable_database_is_a_clear_error() {
         "the password leaked into the error: {text}"
     );
 }
+
+#[test]
+fn the_entry_rate_quota_holds_across_nodes() {
+    let config = RelayConfig {
+        limits: kith_relay::Limits {
+            quota_entries_per_minute: 10,
+            ..kith_relay::Limits::default()
+        },
+        ..RelayConfig::default()
+    };
+    let (node_a, node_b, _db) = two_nodes(config);
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let mut c2 = connect(&node_b, &d2).await;
+        // 6 through A and 4 through B fill the account's one window ...
+        assert_eq!(c1.push(d1.entries(1, 6)).await.unwrap(), 6);
+        assert_eq!(c2.push(d2.entries(1, 4)).await.unwrap(), 4);
+        // ... so one more through either node is refused (per-node windows
+        // would have allowed 10 per node).
+        for (c, d) in [(&mut c1, &d1), (&mut c2, &d2)] {
+            let next = c
+                .push(vec![d.entry(if d.id() == d1.id() { 7 } else { 5 }, b"x")])
+                .await;
+            match code_of(next) {
+                ErrorCode::QuotaRate {
+                    entries_per_minute: 10,
+                    retry_after_ms,
+                } => assert!(retry_after_ms <= 60_000, "{retry_after_ms}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+}
