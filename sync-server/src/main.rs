@@ -127,6 +127,17 @@ enum Command {
         /// The backup file to create (must not exist).
         file: PathBuf,
     },
+    /// Copy a stopped redb relay's store (DIR/relay.redb) into empty PostgreSQL
+    /// databases and verify every log; then run the relay with `--store URL`
+    /// and the same key (`--key-file DIR/relay.key`).
+    Migrate {
+        /// The redb relay's data directory (the relay must be stopped).
+        #[arg(long)]
+        from: PathBuf,
+        /// The target shards' URLs, in order (repeatable).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+    },
     /// Put a backup back into the data directory (the relay must be stopped;
     /// the replaced store is kept as relay.redb.before-restore-<ms>).
     Restore {
@@ -502,6 +513,26 @@ fn restore(s: &Settings, file: &Path) -> Result<()> {
     out("start the relay; each device re-sends what the backup lacks on its next sync")
 }
 
+fn migrate(from: &Path, to: &[String]) -> Result<()> {
+    let store = RedbStore::open(&from.join(DB_FILE)).with_context(|| {
+        format!(
+            "opening {} (stop the redb relay first)",
+            from.join(DB_FILE).display()
+        )
+    })?;
+    let target = open_postgres(to)?;
+    let r = kith_relay::store::migrate::migrate(&store, &target).context("migrate")?;
+    out(&format!(
+        "migrated and verified: {} accounts, {} entries, {} snapshots, {} membership ops, {} tokens, {} mailbox slots",
+        r.accounts, r.entries, r.snapshots, r.membership_ops, r.tokens, r.mailbox_slots
+    ))?;
+    out(&format!(
+        "now run every node with --store {} --key-file {}",
+        to.join(" --store "),
+        from.join(KEY_FILE).display()
+    ))
+}
+
 fn address_line(relay: &Relay, bound: SocketAddr, public_host: Option<&str>) -> String {
     let mut a = relay.address(bound);
     if let Some(h) = public_host {
@@ -552,6 +583,7 @@ fn main() -> Result<()> {
         Command::Status => return admin_command(&s, &AdminCommand::Status),
         Command::Backup { file } => return backup(&s, file),
         Command::Restore { file } => return restore(&s, file),
+        Command::Migrate { from, to } => return migrate(from, to),
         Command::Address => {
             // Only the key: the running relay holds the store's lock.
             let path = s

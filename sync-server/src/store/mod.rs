@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod backup;
 pub mod cluster;
+pub mod migrate;
 pub mod pg_store;
 pub mod redb_store;
 

@@ -384,6 +384,14 @@ impl PgStore {
         PG_SCHEMA_VERSION
     }
 
+    /// A new connection to shard `n` (for `store::migrate`).
+    pub(super) fn connect_shard(&self, n: usize) -> Result<Client, postgres::Error> {
+        match self.shards.get(n) {
+            Some(s) => s.connect(),
+            None => self.shards[0].connect(),
+        }
+    }
+
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()

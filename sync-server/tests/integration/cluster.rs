@@ -332,3 +332,151 @@ fn the_entry_rate_quota_holds_across_nodes() {
         }
     });
 }
+
+#[test]
+fn a_redb_relay_migrates_to_postgres_and_its_devices_carry_on() {
+    use kith_relay::store::WriteOp;
+    // A redb relay's store with two accounts: entries, a snapshot that
+    // pruned some, a revocation, a token, a mailbox blob.
+    let dir = tempfile::tempdir().unwrap();
+    let redb = kith_relay::RedbStore::open(&dir.path().join("relay.redb")).unwrap();
+    let (a, b) = (Account::new(), Account::new());
+    let (a1, a2, a3) = (
+        a.device("laptop"),
+        a.device("phone"),
+        a.device("old tablet"),
+    );
+    let b1 = b.device("laptop");
+    let ok = |ops: Vec<WriteOp>| {
+        for r in redb.apply(ops) {
+            r.unwrap();
+        }
+    };
+    let register = |d: &Device| WriteOp::AppendMembership {
+        account: d.account,
+        ops: d.membership(),
+        skip_known: true,
+        token_hash: None,
+        open_registration: true,
+        now_ms: 1,
+    };
+    let push = |d: &Device, from, to| WriteOp::Push {
+        account: d.account,
+        device: d.id(),
+        entries: d.entries(from, to),
+        quota_bytes: u64::MAX,
+    };
+    ok(vec![register(&a1), register(&b1)]);
+    ok(vec![push(&a1, 1, 30), push(&a2, 1, 5), push(&b1, 1, 3)]);
+    let snapshot = kith_protocol::SealedSnapshot::seal(
+        &a1.key,
+        a.id(),
+        a1.epoch(),
+        vec![a1.cursor(10)],
+        [0; 24],
+        vec![7; 5000],
+    );
+    ok(vec![WriteOp::PutSnapshot {
+        snapshot,
+        quota_bytes: u64::MAX,
+        finished_upload: None,
+    }]);
+    // Sealed under epoch 1, before the revocation below starts epoch 2.
+    let mut unseen = a1.entries(11, 30);
+    let rev = a1.revoke_op(a3.id());
+    ok(vec![WriteOp::AppendMembership {
+        account: a.id(),
+        ops: vec![rev.clone()],
+        skip_known: false,
+        token_hash: None,
+        open_registration: true,
+        now_ms: 2,
+    }]);
+    a.record(rev);
+    ok(vec![push(&a1, 31, 32)]);
+    unseen.extend(a1.entries(31, 32));
+    let token = kith_relay::create_token(&redb).unwrap();
+    ok(vec![WriteOp::MailboxPut {
+        slot: [9; 32],
+        blob: vec![1, 2, 3],
+        expires_at_ms: u64::MAX / 2,
+        now_ms: 0,
+    }]);
+
+    // Into two shards; verified by comparing every log.
+    let (s0, s1) = (PgServer::shared().database(), PgServer::shared().database());
+    let urls = [s0.url.clone(), s1.url.clone()];
+    let pg = kith_relay::PgStore::connect(&urls).unwrap();
+    let report = kith_relay::store::migrate::migrate(&redb, &pg).unwrap();
+    assert_eq!(report.accounts, 2);
+    assert_eq!(report.entries, 32 - 10 + 5 + 3);
+    assert_eq!(
+        (report.snapshots, report.tokens, report.mailbox_slots),
+        (1, 1, 1)
+    );
+    assert_eq!(pg.stats().unwrap(), redb.stats().unwrap());
+    // A second run refuses: the target is no longer empty.
+    assert!(matches!(
+        kith_relay::store::migrate::migrate(&redb, &pg),
+        Err(kith_relay::store::migrate::MigrateError::TargetNotEmpty { accounts: 2 })
+    ));
+    // Verification notices a difference.
+    let mut c = postgres::Client::connect(
+        &urls[kith_relay::store::pg_store::shard_of(&b.id().0, 2)],
+        postgres::NoTls,
+    )
+    .unwrap();
+    c.execute(
+        "DELETE FROM entries WHERE account = $1 AND seq = 3",
+        &[&b.id().0.as_slice()],
+    )
+    .unwrap();
+    assert!(matches!(
+        kith_relay::store::migrate::verify(&redb, &pg),
+        Err(kith_relay::store::migrate::MigrateError::Mismatch {
+            what: "entries",
+            ..
+        })
+    ));
+    drop(c);
+    drop(pg);
+
+    // The devices carry on through a node on the migrated data.
+    let key = kith_protocol::SigningKey::from_bytes(&rand_bytes());
+    let node = PgRelayNode::start(
+        &urls,
+        &key,
+        RelayConfig {
+            registration: RegistrationPolicy::Token,
+            ..RelayConfig::default()
+        },
+    );
+    let mut state = node.store.membership(&a.id()).unwrap().unwrap();
+    assert!(state.revoked_at(&a3.id()).is_some());
+    state = node.store.membership(&b.id()).unwrap().unwrap();
+    assert!(state.is_member(&b1.id()));
+    block_on(async {
+        let mut c2 = connect(&node, &a2).await;
+        // What a2 has not seen: a1's entries after the snapshot.
+        let got = c2
+            .pull_all(vec![a1.cursor(10), a2.cursor(5)])
+            .await
+            .unwrap();
+        assert_eq!(got, unseen);
+        assert_eq!(c2.push(a2.entries(6, 6)).await.unwrap(), 6);
+        let mut c3 = node.hello().await;
+        assert_eq!(
+            code_of(c3.auth(&a3.key, a3.account, a3.membership(), None).await),
+            ErrorCode::DeviceRevoked
+        );
+        // The migrated token registers a new account.
+        let n = Account::new();
+        let n1 = n.device("laptop");
+        let mut cn = node.hello().await;
+        assert!(
+            cn.auth(&n1.key, n1.account, n1.membership(), Some(token))
+                .await
+                .unwrap()
+        );
+    });
+}
