@@ -480,3 +480,186 @@ fn a_redb_relay_migrates_to_postgres_and_its_devices_carry_on() {
         );
     });
 }
+
+/// Pushes `d`'s entries from seq 1 through `node` until `stop`, re-sending a
+/// push whose answer was lost or refused (reconnecting as needed, bounded by
+/// `T` per entry); records each acknowledged seq in `acked`.
+async fn push_until(
+    node: &PgRelayNode,
+    d: &Device,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    total: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    last_ack: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut client: Option<kith_relay::client::RelayClient> = None;
+    let mut seq = 1;
+    while !stop.load(Ordering::Acquire) {
+        let deadline = Instant::now() + 3 * T;
+        loop {
+            assert!(Instant::now() < deadline, "seq {seq} never acknowledged");
+            if client.is_none() {
+                let mut c = node.hello().await;
+                if c.auth(&d.key, d.account, d.membership(), None)
+                    .await
+                    .is_ok()
+                {
+                    client = Some(c);
+                } else {
+                    // The database is failing over: retry shortly.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+            let Some(c) = client.as_mut() else { continue };
+            match c.push(d.entries(seq, seq)).await {
+                Ok(head) => {
+                    assert_eq!(head, seq);
+                    break;
+                }
+                Err(_) => {
+                    client = None;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        acked.store(seq, Ordering::Release);
+        total.fetch_add(1, Ordering::AcqRel);
+        last_ack.lock().unwrap().push(Instant::now());
+        seq += 1;
+    }
+}
+
+#[test]
+fn a_primary_failover_under_load_loses_and_doubles_no_acknowledged_entry() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    // A primary with two quorum-synchronous standbys: a commit is
+    // acknowledged once one standby has it.
+    let mut primary = PgServer::start(&["synchronous_standby_names = 'ANY 1 (s1, s2)'"]);
+    let mut s1 = PgServer::standby_of(&primary, "s1");
+    let s2 = PgServer::standby_of(&primary, "s2");
+    let deadline = Instant::now() + T;
+    while primary
+        .admin()
+        .query(
+            "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'quorum'",
+            &[],
+        )
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "standbys did not start streaming"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let db = primary.database();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    // The nodes follow whichever server accepts writes.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}/{name}?target_session_attrs=read-write",
+        primary.port, s1.port, s2.port
+    );
+    let key = kith_protocol::SigningKey::from_bytes(&rand_bytes());
+    let nodes = [
+        PgRelayNode::start(std::slice::from_ref(&url), &key, RelayConfig::default()),
+        PgRelayNode::start(std::slice::from_ref(&url), &key, RelayConfig::default()),
+    ];
+    let accounts: Vec<Account> = (0..4).map(|_| Account::new()).collect();
+    let devices: Vec<Device> = accounts.iter().map(|a| a.device("laptop")).collect();
+    let acked: Vec<Arc<AtomicU64>> = devices.iter().map(|_| Arc::default()).collect();
+    let total = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let wait_for = |n: u64| {
+        let deadline = Instant::now() + 3 * T;
+        while total.load(Ordering::Acquire) < n {
+            assert!(Instant::now() < deadline, "pushes stalled below {n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let outage = std::thread::scope(|scope| {
+        let pushers = scope.spawn(|| {
+            block_on(async {
+                let mut set = Vec::new();
+                for (i, d) in devices.iter().enumerate() {
+                    set.push(push_until(
+                        &nodes[i % 2],
+                        d,
+                        acked[i].clone(),
+                        total.clone(),
+                        stop.clone(),
+                        acks.clone(),
+                    ));
+                }
+                futures_join_all(set).await;
+            });
+        });
+        wait_for(40);
+        // A standby dies: commits go on with the other one.
+        s1.kill_hard();
+        let before = total.load(Ordering::Acquire);
+        wait_for(before + 40);
+        // The primary dies; the surviving standby is promoted.
+        let killed_at = Instant::now();
+        primary.kill_hard();
+        s2.promote();
+        // What the replication manager does next (Patroni): the new primary
+        // has no synchronous standby left, so it stops waiting for one
+        // (its configuration came from the old primary's).
+        let mut new_primary = s2.admin();
+        new_primary
+            .batch_execute("ALTER SYSTEM SET synchronous_standby_names = ''")
+            .unwrap();
+        new_primary
+            .batch_execute("SELECT pg_reload_conf()")
+            .unwrap();
+        let after = total.load(Ordering::Acquire);
+        wait_for(after + 40);
+        stop.store(true, Ordering::Release);
+        pushers.join().unwrap();
+        // The write outage: the longest gap between acks around the kill.
+        let acks = acks.lock().unwrap();
+        acks.windows(2)
+            .filter(|w| w[1] >= killed_at)
+            .map(|w| w[1].duration_since(w[0]))
+            .max()
+            .unwrap_or_default()
+    });
+    eprintln!(
+        "write outage during the primary failover: {} ms",
+        outage.as_millis()
+    );
+    drop(nodes);
+    // On the promoted server: every acknowledged entry, exactly once, intact.
+    let store = kith_relay::PgStore::connect(&[s2.url(&name)]).unwrap();
+    for (d, acked) in devices.iter().zip(&acked) {
+        let acked = acked.load(Ordering::Acquire);
+        assert!(acked > 0);
+        let heads = store.heads(&d.account).unwrap();
+        assert_eq!(heads.heads, vec![d.cursor(acked)], "head after failover");
+        let page = store.pull(&d.account, &[], 100_000, usize::MAX).unwrap();
+        assert_eq!(page.entries, d.entries(1, acked), "entries after failover");
+    }
+    drop(db);
+}
+
+/// Polls every future to completion (the pushers run side by side).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
+    // The futures borrow the test's data, so they cannot be spawned: this
+    // task polls them all.
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        futs.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if futs.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
