@@ -1209,6 +1209,12 @@ async fn authenticate(
                 "the account is not registered here".into(),
             ));
         };
+        if is_root_session(&account, &device) {
+            // The account's root key (from the recovery code) answered the
+            // challenge: a recovery session, which may only read and extend
+            // the membership log (see `handle_request`).
+            return Ok((registered, state.len(), state.epoch()));
+        }
         if state.revoked_at(&device).is_some() {
             return Err((ErrorCode::DeviceRevoked, String::new()));
         }
@@ -1222,6 +1228,16 @@ async fn authenticate(
         shared.forget_connection(conn_id, Some((account, device)));
     }
     result
+}
+
+/// True when the "device" that authenticated is the account's root key
+/// itself (the account id is the root key's public half): a recovery
+/// session. Only the holder of the recovery code can answer the challenge
+/// with it; the session may read the membership log and append ops (of
+/// which the root key can sign only a `Recover` that `Membership::apply`
+/// accepts), nothing else.
+fn is_root_session(account: &AccountId, device: &DeviceId) -> bool {
+    account.0 == device.0
 }
 
 /// Refuses a read by a device that is no longer a member (its connection
@@ -1330,7 +1346,18 @@ async fn handle_request(
     let refuse = |code: ErrorCode, msg: &str| Err((code, msg.to_owned()));
     let store_err = |e: StoreError| (store_error_code(&e), e.to_string());
     let (account, device) = (s.account, s.device);
-    if matches!(
+    if is_root_session(&account, &device) {
+        // A recovery session: the log, nothing of the data.
+        match body {
+            Request::Ping | Request::GetMembership { .. } | Request::AppendMembership { .. } => {}
+            _ => {
+                return refuse(
+                    ErrorCode::NotAMember,
+                    "a recovery session (root key) may only read and append the membership log",
+                );
+            }
+        }
+    } else if matches!(
         body,
         Request::Pull { .. }
             | Request::GetSnapshot

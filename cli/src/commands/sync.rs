@@ -45,7 +45,7 @@ use crate::error::{CliError, CliResult};
 use crate::render::{Out, Table};
 
 const SYNC_FILE: &str = "sync.json";
-const TIMEOUT_MS: u64 = 120_000;
+pub(super) const TIMEOUT_MS: u64 = 120_000;
 /// How long a one-shot command waits for a store another process holds
 /// (a watcher holds it for milliseconds at a time).
 pub(crate) const LOCK_WAIT_MS: u64 = 2_000;
@@ -158,7 +158,7 @@ struct SyncFile {
 
 /// The relay client settings for this data directory (its registration
 /// token, if one was given).
-fn relay_cfg(dir: &Path) -> RelayClientConfig {
+pub(super) fn relay_cfg(dir: &Path) -> RelayClientConfig {
     RelayClientConfig {
         registration_token: read_sync_file(dir).registration_token,
         ..RelayClientConfig::default()
@@ -197,11 +197,11 @@ fn write_sync_file(dir: &Path, f: &SyncFile) -> CliResult<()> {
     Ok(())
 }
 
-fn failure(e: impl std::fmt::Display) -> CliError {
+pub(super) fn failure(e: impl std::fmt::Display) -> CliError {
     CliError::Failure(anyhow::anyhow!("{e}"))
 }
 
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -224,7 +224,7 @@ fn load_identity(dir: &Path) -> CliResult<DeviceIdentity> {
     DeviceIdentity::from_material(&keys).map_err(CliError::input)
 }
 
-fn relay_from(dir: &Path, flag: Option<&str>) -> CliResult<RelayAddress> {
+pub(super) fn relay_from(dir: &Path, flag: Option<&str>) -> CliResult<RelayAddress> {
     let text = match flag {
         Some(t) => t.to_owned(),
         None => read_sync_file(dir).relay.ok_or_else(|| {
@@ -242,13 +242,13 @@ fn read_sync_file(dir: &Path) -> SyncFile {
         .unwrap_or_default()
 }
 
-fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
+pub(super) fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
     let mut f = read_sync_file(dir);
     f.relay = Some(addr.to_string());
     write_sync_file(dir, &f)
 }
 
-fn open_store(dir: &Path) -> CliResult<Store> {
+pub(super) fn open_store(dir: &Path) -> CliResult<Store> {
     Store::open_waiting(dir, LOCK_WAIT_MS).map_err(super::store_failure)
 }
 

@@ -46,8 +46,9 @@
 //!
 //! The machine is split by concern: `receive` (pull and live entries),
 //! `push` (outbox, acknowledgements, heads), `snapshot` (build, upload,
-//! ranged download, install) and `status` (relay binding, durable
-//! position); storage goes through the typed functions of `sync::tables`.
+//! ranged download, install), `status` (relay binding, durable
+//! position) and `recover` (a separate session that wins the account back
+//! with the recovery code); storage goes through the typed functions of `sync::tables`.
 //!
 //! Timers out: [`RelaySync::poll_timeout`] (a rate-limited push retry);
 //! liveness of the connection is the transport's job (QUIC keep-alive).
@@ -76,11 +77,13 @@ use crate::sync::tables::{self, Partial};
 
 mod push;
 mod receive;
+pub mod recover;
 mod snapshot;
 mod status;
 
 pub(crate) use receive::{apply_with_pending, compress};
 use receive::{mark_pushed, write_bookkeeping};
+pub use recover::{RecoverError, Recovered, RecoverySession};
 pub use status::{QuarantinedEntry, SyncStatus, sync_status};
 use status::{bind_relay, read_status};
 
