@@ -163,6 +163,8 @@ impl RoundReport {
 pub enum Extra {
     /// Revoke a device: a new epoch sealed to the remaining members.
     Revoke(DeviceId),
+    /// Start a new key epoch with the same members.
+    Rotate,
     /// Add a device (a pairing the user approved).
     Add(MemberKeys),
     /// Recover with the code: the members become exactly these.
@@ -311,6 +313,7 @@ async fn run_session<F: FnMut(&RelayEvent)>(
         for x in std::mem::take(&mut s.extras) {
             match x {
                 Extra::Revoke(d) => m.revoke(&mut st, d)?,
+                Extra::Rotate => m.rotate(&mut st)?,
                 Extra::Add(card) => m.add_member(&mut st, card)?,
                 Extra::Recover { code, keep } => m.recover(&mut st, code, keep)?,
             }

@@ -142,6 +142,31 @@ fun syncThroughRelay(root: File): Int {
         check(b.syncStatus().background) { "loop restarted in front" }
         check(eventually { b.syncStatus().state == SyncState.Live }) { "live again in front" }
         check(a.stopSync()) { "stop_sync on a running loop" }
+        check(b.stopSync()) { "stop_sync on B's loop" }
+
+        // B is stolen and revokes A; the recovery code wins the account back.
+        await { b.revoke(info.deviceId) }
+        try {
+            await { a.syncNow() }
+            throw AssertionError("a revoked device synced")
+        } catch (e: KithException.Authentication) {
+        }
+        try {
+            await { a.recover("kithr1-abcd", listOf()) }
+            throw AssertionError("a mistyped recovery code was accepted")
+        } catch (e: KithException.InvalidInput) {
+            check(e.field == "recoveryCode" || e.field == "recovery_code") { "field: ${e.field}" }
+        }
+        val recovered = await { a.recover(info.recoveryCode!!, listOf()) }
+        check(recovered.members == listOf(info.deviceId)) { "members: ${recovered.members}" }
+        check(recovered.revoked == listOf(joined.deviceId)) { "revoked: ${recovered.revoked}" }
+        try {
+            await { b.syncNow() }
+            throw AssertionError("the stolen device still syncs")
+        } catch (e: KithException.Authentication) {
+        }
+        await { a.syncNow() }
+        check(a.getInteraction(id).summary == "Coffee after the board meeting") { "nothing lost" }
         a.closeStore()
         b.closeStore()
 

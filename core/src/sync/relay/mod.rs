@@ -224,6 +224,9 @@ pub enum RelayEvent {
         /// The revoked device.
         device: DeviceId,
     },
+    /// The relay ordered a key rotation this device made (a new epoch with
+    /// the same members).
+    Rotated,
     /// The relay ordered an `Add` this device made.
     Added {
         /// The added device.
@@ -379,6 +382,7 @@ enum Req {
 #[derive(Debug, Clone)]
 enum Intent {
     Revoke(DeviceId),
+    Rotate,
     Add(MemberKeys),
     Recover {
         code: RecoveryCode,
@@ -564,6 +568,14 @@ impl RelaySync {
         self.drive(store)
     }
 
+    /// Starts a new key epoch with the same members (a `Rotate` op ordered
+    /// by the relay; [`RelayEvent::Rotated`] when done).
+    pub fn rotate(&mut self, store: &mut Store) -> Result<(), RelaySyncError> {
+        self.intents.push_back(Intent::Rotate);
+        self.idle_reported = false;
+        self.drive(store)
+    }
+
     /// Adds `member` to the account, sealing the current epoch key to it
     /// ([`RelayEvent::Added`] when the relay ordered it).
     pub fn add_member(
@@ -612,6 +624,7 @@ impl RelaySync {
         let op = match self.intents.front() {
             None => return Ok(None),
             Some(Intent::Revoke(d)) => membership::revoke_op(store, &self.id, *d, now)?,
+            Some(Intent::Rotate) => membership::rotate_op(store, &self.id, now)?,
             Some(Intent::Add(m)) => membership::add_op(store, &self.id, m.clone(), now)?,
             Some(Intent::Recover { code, keep }) => {
                 membership::recover_op(store, &self.id, code, keep.clone(), now)?
@@ -908,6 +921,7 @@ impl RelaySync {
                     Some(Intent::Revoke(device)) => {
                         self.events.push_back(RelayEvent::Revoked { device })
                     }
+                    Some(Intent::Rotate) => self.events.push_back(RelayEvent::Rotated),
                     Some(Intent::Add(m)) => self
                         .events
                         .push_back(RelayEvent::Added { device: m.device }),
