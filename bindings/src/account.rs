@@ -19,9 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kith_core::identity::{KeyMaterial, KeyStore, KeyStoreError};
+use kith_core::sync::authority::RecoveryCode;
 use kith_core::sync::devices::list_devices;
 use kith_core::sync::pairing::{INVITATION_TTL_MS_MAX, Incoming};
-use kith_core::sync::authority::RecoveryCode;
 use kith_core::sync::relay::RecoverError;
 use kith_core::sync::{DeviceIdentity, Invitation, PairingMode, Token, membership};
 use kith_net::relay::Extra;
@@ -769,7 +769,11 @@ impl Kith {
                     }
                     (k, None, true)
                 }
-                None => (fresh(name.as_deref().unwrap_or("recovered device")), None, true),
+                None => (
+                    fresh(name.as_deref().unwrap_or("recovered device")),
+                    None,
+                    true,
+                ),
             };
             let me = DeviceIdentity::from_material(&mine)?;
             let former = former

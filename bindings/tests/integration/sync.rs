@@ -535,7 +535,10 @@ fn the_invitation_objects_drive_a_pairing() {
     let joining = wait(Arc::clone(&b).start_join(token.clone(), "laptop".into())).unwrap();
     assert!(!format!("{joining:?}").contains(&token));
     let req = wait(Arc::clone(&inv).wait_for_join()).unwrap();
-    assert_eq!((req.name.as_str(), req.code.clone()), ("laptop", joining.code()));
+    assert_eq!(
+        (req.name.as_str(), req.code.clone()),
+        ("laptop", joining.code())
+    );
     wait(Arc::clone(&inv).approve(joining.code())).unwrap();
     let joined = wait(Arc::clone(&joining).wait_for_answer()).unwrap();
     assert_eq!(joined.account_id, info.account_id);
@@ -545,7 +548,11 @@ fn the_invitation_objects_drive_a_pairing() {
     let inv = wait(Arc::clone(&a).invite(10)).unwrap();
     let joining = wait(Arc::clone(&c).start_join(inv.token(), "tablet".into())).unwrap();
     wait(Arc::clone(&inv).wait_for_join()).unwrap();
-    let wrong = if joining.code() == "000000" { "111111" } else { "000000" };
+    let wrong = if joining.code() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     assert!(matches!(
         wait(Arc::clone(&inv).approve(wrong.into())),
         Err(KithError::Authentication { .. })
