@@ -19,7 +19,7 @@
 //!   never skipped or forked;
 //! - membership: `EpochStale` on a push (someone rotated) fetches the log
 //!   and re-seals the outbox under the new epoch (same seqs); live
-//!   `Event::Membership` ops are absorbed; a revoke or add is an op this
+//!   `Event::Membership` ops are absorbed; a revoke, rotation or add is an op this
 //!   device signs on its log's head and sends with `AppendMembership`
 //!   (`MembershipBehind`: fetch, re-make on the new head, bounded), stored
 //!   locally only once the relay ordered it. A device that finds itself
