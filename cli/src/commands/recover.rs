@@ -113,8 +113,10 @@ fn identities(
         Some(k) if k.account.is_some_and(|a| a != account.0) => {
             return Err(other(k.account.unwrap_or_default()));
         }
-        // A member (or a revoked member) with its own log: same keys.
-        Some(k) if k.account.is_some() && has_log => (k, restored),
+        // A member (or a revoked member) with its own log, or a restored
+        // device whose interrupted recovery already gave it new keys (the
+        // restored ones wait aside): same keys.
+        Some(k) if k.account.is_some() && (has_log || restored.is_some()) => (k, restored),
         // Keys restored from a backup: a lost device's. New keys for this
         // device; the restored ones are kept aside until the recovery is done.
         Some(k) if k.account.is_some() => {

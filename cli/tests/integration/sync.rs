@@ -540,6 +540,24 @@ fn every_device_lost_a_backup_and_the_code_bring_the_account_back() {
         .arg(fresh.data())
         .args(["restore", file.to_str().unwrap(), "--json"]);
     assert_eq!(crate::harness::run(c).json()["keys"], true);
+    // A first attempt at an unreachable relay changes nothing that matters:
+    // the restored keys wait aside and the next attempt still carries them.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "kith://{}@{}",
+        addr.trim_start_matches("kith://")
+            .split('@')
+            .next()
+            .unwrap(),
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    let r = fresh.run_stdin(
+        &["recover", "--code-stdin", "--relay", &dead],
+        &format!("{code}\n"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(fresh.data().join("keys.restored.json").exists());
     let r = fresh.run_stdin(
         &[
             "recover",
