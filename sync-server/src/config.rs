@@ -59,6 +59,16 @@ pub struct Limits {
     pub snapshot_upload_bytes_max: u64,
     /// An unfinished snapshot upload older than this is deleted, ms.
     pub snapshot_upload_ttl_ms: u64,
+    /// A new snapshot stays pending (it prunes nothing; the previous one
+    /// and the entries it covers stay) until a device other than its author
+    /// opened it, or at most this long (the safety window).
+    pub snapshot_confirm_window_ms: u64,
+    /// Most member devices one account may have.
+    pub devices_per_account_max: u32,
+    /// Most live mailbox blobs one account may hold at once.
+    pub mailbox_blobs_per_account_max: u32,
+    /// Most new accounts one source address may register per hour.
+    pub accounts_per_addr_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -81,6 +91,10 @@ impl Default for Limits {
             write_queue_ops_max: 8192,
             snapshot_upload_bytes_max: 256 << 20,
             snapshot_upload_ttl_ms: 3_600_000,
+            snapshot_confirm_window_ms: 7 * 24 * 3_600_000,
+            devices_per_account_max: 32,
+            mailbox_blobs_per_account_max: 8,
+            accounts_per_addr_per_hour: 10,
         }
     }
 }

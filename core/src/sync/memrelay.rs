@@ -1,4 +1,4 @@
-//! An in-memory model of the relay's protocol-3 request semantics
+//! An in-memory model of the relay's protocol-4 request semantics
 //! (kith-relay is the real one; the end-to-end tests and kith-net's tests
 //! run it on loopback), so the client machines can be driven
 //! deterministically without sockets: auth by challenge and membership
@@ -6,8 +6,10 @@
 //! head and fetch, pushes and snapshots only from current members under the
 //! current epoch, push with exact-next-seq, idempotent re-sends and gap
 //! refusal, pull after cursors in bounded batches, subscribe events,
-//! snapshots that prune covered entries (fetched in one range), heads and
-//! floors, and the mailbox (small blobs may be left before auth, as pairing
+//! snapshots that stay pending until another device reports it opened
+//! them (`SnapshotOpened`; only then are covered entries pruned and the
+//! previous snapshot dropped; no safety window here), fetched in one range
+//! by id or newest, heads and floors, and the mailbox (small blobs may be left before auth, as pairing
 //! joiners do).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -24,7 +26,10 @@ struct Account {
     logs: BTreeMap<DeviceId, BTreeMap<u64, SealedEntry>>,
     heads: BTreeMap<DeviceId, u64>,
     floors: BTreeMap<DeviceId, u64>,
-    snapshot: Option<SealedSnapshot>,
+    /// The snapshot the floors belong to.
+    confirmed: Option<SealedSnapshot>,
+    /// A newer one nobody but its author opened yet.
+    pending: Option<SealedSnapshot>,
     ops: Vec<MembershipOp>,
     state: Membership,
 }
@@ -35,7 +40,8 @@ impl Account {
             logs: BTreeMap::new(),
             heads: BTreeMap::new(),
             floors: BTreeMap::new(),
-            snapshot: None,
+            confirmed: None,
+            pending: None,
             ops: Vec::new(),
             state: Membership::new(id),
         }
@@ -110,7 +116,7 @@ struct Conn {
 }
 
 /// The protocol version this in-memory relay speaks.
-const MEM_RELAY_VERSION: u16 = 3;
+const MEM_RELAY_VERSION: u16 = 4;
 /// Largest mailbox blob taken before authentication (a pairing request).
 const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = 1024;
 
@@ -171,7 +177,15 @@ impl MemRelay {
     pub(crate) fn has_snapshot(&self, account: &AccountId) -> bool {
         self.accounts
             .get(account)
-            .is_some_and(|a| a.snapshot.is_some())
+            .is_some_and(|a| a.pending.is_some() || a.confirmed.is_some())
+    }
+
+    /// The pending snapshot's author, if one is pending (for assertions).
+    pub(crate) fn pending_snapshot_of(&self, account: &AccountId) -> Option<DeviceId> {
+        self.accounts
+            .get(account)
+            .and_then(|a| a.pending.as_ref())
+            .map(|s| s.device)
     }
 
     fn reply(&mut self, c: usize, id: u32, r: Result<Response, ErrorCode>) {
@@ -419,26 +433,84 @@ impl MemRelay {
                     .any(|c| acct.heads.get(&c.device).copied().unwrap_or(0) < c.seq)
                 {
                     Err(ErrorCode::SnapshotInvalid)
-                } else {
-                    let mut pruned = 0u64;
-                    for cur in &snapshot.covers {
-                        if let Some(log) = acct.logs.get_mut(&cur.device) {
-                            let before = log.len();
-                            log.retain(|s, _| *s > cur.seq);
-                            pruned += (before - log.len()) as u64;
-                        }
-                        let f = acct.floors.entry(cur.device).or_insert(0);
-                        *f = (*f).max(cur.seq);
-                    }
-                    acct.snapshot = Some(snapshot);
-                    Ok(Response::SnapshotStored {
-                        pruned_entries: pruned,
+                } else if acct
+                    .pending
+                    .as_ref()
+                    .or(acct.confirmed.as_ref())
+                    .is_some_and(|old| {
+                        old.covers.iter().any(|oc| {
+                            snapshot
+                                .covers
+                                .iter()
+                                .find(|c| c.device == oc.device)
+                                .map_or(0, |c| c.seq)
+                                < oc.seq
+                        })
                     })
+                {
+                    Err(ErrorCode::SnapshotStale)
+                } else {
+                    // Pending: nothing is pruned until another device opened it.
+                    acct.pending = Some(snapshot);
+                    Ok(Response::SnapshotStored { pruned_entries: 0 })
                 }
             }
             Request::GetSnapshot => Ok(Response::Snapshot {
-                snapshot: self.accounts.get(&account).and_then(|a| a.snapshot.clone()),
+                snapshot: self
+                    .accounts
+                    .get(&account)
+                    .and_then(|a| a.pending.clone().or_else(|| a.confirmed.clone())),
             }),
+            Request::Snapshots => {
+                let info = |s: &SealedSnapshot| kith_protocol::SnapshotInfo {
+                    snapshot_id: snapshot_id_of(s),
+                    device: s.device,
+                    epoch: s.epoch,
+                    covers: s.covers.clone(),
+                    total_bytes: s.ciphertext.len() as u64,
+                };
+                let acct = self.accounts.get(&account);
+                Ok(Response::Snapshots {
+                    confirmed: acct.and_then(|a| a.confirmed.as_ref()).map(info),
+                    pending: acct.and_then(|a| a.pending.as_ref()).map(info),
+                })
+            }
+            Request::SnapshotOpened { snapshot_id } => {
+                let acct = self
+                    .accounts
+                    .entry(account)
+                    .or_insert_with(|| Account::new(account));
+                match acct.pending.clone() {
+                    Some(p) if snapshot_id_of(&p) == snapshot_id => {
+                        if p.device == device {
+                            Err(ErrorCode::SnapshotOwn)
+                        } else {
+                            let mut pruned = 0u64;
+                            for cur in &p.covers {
+                                if let Some(log) = acct.logs.get_mut(&cur.device) {
+                                    let before = log.len();
+                                    log.retain(|s, _| *s > cur.seq);
+                                    pruned += (before - log.len()) as u64;
+                                }
+                                let f = acct.floors.entry(cur.device).or_insert(0);
+                                *f = (*f).max(cur.seq);
+                            }
+                            acct.confirmed = acct.pending.take();
+                            Ok(Response::SnapshotConfirmed {
+                                pruned_entries: pruned,
+                            })
+                        }
+                    }
+                    _ if acct
+                        .confirmed
+                        .as_ref()
+                        .is_some_and(|c| snapshot_id_of(c) == snapshot_id) =>
+                    {
+                        Ok(Response::SnapshotConfirmed { pruned_entries: 0 })
+                    }
+                    _ => Err(ErrorCode::SnapshotChanged),
+                }
+            }
             Request::Heads => {
                 let acct = self
                     .accounts
@@ -513,8 +585,15 @@ impl MemRelay {
                 offset,
                 bytes_max,
             } => {
-                let snap = self.accounts.get(&account).and_then(|a| a.snapshot.clone());
+                let snap = self.accounts.get(&account).and_then(|a| match snapshot_id {
+                    None => a.pending.clone().or_else(|| a.confirmed.clone()),
+                    Some(id) => [a.pending.clone(), a.confirmed.clone()]
+                        .into_iter()
+                        .flatten()
+                        .find(|s| snapshot_id_of(s) == id),
+                });
                 match snap {
+                    None if snapshot_id.is_some() => Err(ErrorCode::SnapshotChanged),
                     None => Ok(Response::SnapshotRange {
                         snapshot: None,
                         snapshot_id: [0; 32],

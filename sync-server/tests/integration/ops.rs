@@ -160,7 +160,7 @@ async fn relay_with_a_ca_issued_certificate() {
         relay.relay_key(),
         cfg.clone(),
         "relay.example.org",
-        vec![3],
+        kith_protocol::PROTOCOL_VERSIONS.to_vec(),
     )
     .await
     .unwrap();

@@ -41,6 +41,16 @@
 //!   applied. A bootstrap installs the snapshot's documents directly
 //!   ([`Store::apply_snapshot_docs`]): documents, index, cursors and device
 //!   records in one transaction;
+//! - snapshot confirmation (protocol 4): a stored snapshot stays *pending*
+//!   at the relay (nothing pruned) until a device other than its author
+//!   opened it. A bootstrap asks `Snapshots` first and tries the pending
+//!   snapshot, then the confirmed one, then the log: one it cannot open is
+//!   reported ([`RelayEvent::SnapshotUnreadable`], recorded in the
+//!   quarantine under seq 0) and skipped; one it installed is confirmed
+//!   (`SnapshotOpened`). A caught-up device whose relay log grew long asks
+//!   `Snapshots` too: it verifies a pending snapshot of another device
+//!   (opens it without installing) and confirms it, and measures its own
+//!   snapshot's worth against the newest stored one, not the floors;
 //! - progress: long transfers (snapshot down/up, pulls) report
 //!   [`RelayEvent::Progress`] with what moved of the total when known.
 //!
@@ -60,7 +70,7 @@ use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
     ClientMsg, DeviceId, ErrorCode, Event, MemberKeys, MembershipOp, PROTOCOL_VERSION,
     PROTOCOL_VERSIONS, RelayKey, Request, Response, SealedEntry, SealedSnapshot, ServerMsg,
-    sign_auth,
+    SnapshotInfo, sign_auth,
 };
 use redb::{ReadableDatabase, WriteTransaction};
 
@@ -175,7 +185,25 @@ pub enum RelayEvent {
         /// Its sealed size.
         bytes: usize,
     },
-    /// This device's snapshot was stored; the relay pruned the entries it covers.
+    /// A snapshot stored at the relay could not be opened (it does not
+    /// verify, decrypt or parse: its device is damaged or hostile, or the
+    /// relay's copy is): it was skipped, this device falls back to an older
+    /// snapshot or the log, and the warning is recorded in the quarantine
+    /// ([`SyncStatus::quarantined`], seq 0). Show it to the user.
+    SnapshotUnreadable {
+        /// The device that made the snapshot.
+        device: DeviceId,
+        /// Why it could not be opened.
+        reason: String,
+    },
+    /// This device opened another device's pending snapshot and the relay
+    /// confirmed it (it pruned the entries it covers).
+    SnapshotConfirmed {
+        /// Entries the relay dropped.
+        pruned_entries: u64,
+    },
+    /// This device's snapshot was stored (pending until another device
+    /// opens it; the relay prunes then).
     SnapshotStored {
         /// The snapshot's sealed size.
         bytes: usize,
@@ -369,6 +397,8 @@ enum Req {
     GetMembership,
     AppendMembership,
     MailboxPut,
+    Snapshots,
+    SnapshotOpened,
 }
 
 /// A membership change this device wants ordered by the relay; the op is
@@ -436,6 +466,19 @@ pub struct RelaySync {
     upload: Option<Upload>,
     download: Option<Download>,
     snapshot_restarts: u32,
+    /// The stored snapshot being downloaded (by id), if chosen.
+    download_target: Option<SnapshotInfo>,
+    /// The download only checks that the snapshot opens (another device's
+    /// pending one), it is not installed.
+    download_verify_only: bool,
+    /// Further snapshots to try if the one being installed cannot be opened.
+    install_candidates: VecDeque<SnapshotInfo>,
+    /// Snapshots this session found unreadable or already checked.
+    tried_snapshots: HashSet<[u8; 32]>,
+    /// No stored snapshot could be installed: the log is the only way left.
+    snapshots_exhausted: bool,
+    /// A `Snapshots` answer decides whether to verify or upload a snapshot.
+    snapshot_check_wanted: bool,
     /// The relay's per-device heads from its last `Heads` answer.
     remote_heads: Vec<Cursor>,
     pulled_entries: u64,
@@ -486,6 +529,12 @@ impl RelaySync {
             upload: None,
             download: None,
             snapshot_restarts: 0,
+            download_target: None,
+            download_verify_only: false,
+            install_candidates: VecDeque::new(),
+            tried_snapshots: HashSet::new(),
+            snapshots_exhausted: false,
+            snapshot_check_wanted: false,
             remote_heads: Vec::new(),
             pulled_entries: 0,
             pulled_bytes: 0,
@@ -533,6 +582,7 @@ impl RelaySync {
             && self.push_retry_at_ms.is_none()
             && self.upload.is_none()
             && self.download.is_none()
+            && !self.snapshot_check_wanted
             && !self.membership_wanted
             && self.intents.is_empty()
             && self.inflight.values().all(|r| *r == Req::Subscribe)
@@ -874,6 +924,13 @@ impl RelaySync {
                     pruned_entries,
                 });
             }
+            (Req::Snapshots, Response::Snapshots { confirmed, pending }) => {
+                self.on_snapshots(store, confirmed, pending)?;
+            }
+            (Req::SnapshotOpened, Response::SnapshotConfirmed { pruned_entries }) => {
+                self.events
+                    .push_back(RelayEvent::SnapshotConfirmed { pruned_entries });
+            }
             (Req::GetSnapshot, Response::Snapshot { snapshot }) => {
                 self.snapshot_wanted = false;
                 if let Some(s) = snapshot {
@@ -957,9 +1014,18 @@ impl RelaySync {
                 self.push_wanted = true;
                 self.own_head_known = false;
             }
+            (Req::Pull, ErrorCode::SnapshotNeeded) if self.snapshots_exhausted => {
+                return Err(RelaySyncError::BadSnapshot(
+                    "no snapshot the relay holds could be opened, and the log before it was pruned"
+                        .into(),
+                ));
+            }
             (Req::Pull, ErrorCode::SnapshotNeeded) => {
                 self.snapshot_wanted = true;
                 self.pull_wanted = true;
+            }
+            (Req::SnapshotOpened, _) => {
+                // Replaced meanwhile, or this device's own: nothing to confirm.
             }
             (Req::Push { .. }, ErrorCode::SeqGap { expected }) => {
                 let first = self.outbox_first(store)?;
@@ -986,6 +1052,12 @@ impl RelaySync {
             (Req::GetSnapshot, ErrorCode::SnapshotChanged) => {
                 // Replaced under us: start over (bounded).
                 self.download = None;
+                self.download_target = None;
+                self.install_candidates.clear();
+                if std::mem::take(&mut self.download_verify_only) {
+                    self.snapshot_wanted = false;
+                    return Ok(());
+                }
                 self.snapshot_restarts += 1;
                 if self.snapshot_restarts > SNAPSHOT_RESTARTS_MAX {
                     return Err(RelaySyncError::Relay { code, message });
@@ -1071,12 +1143,22 @@ impl RelaySync {
             self.reseal_outbox(store)?;
             self.reseal_wanted = false;
         }
-        let snap_inflight = self.has_inflight(|r| *r == Req::GetSnapshot);
-        if self.snapshot_wanted && !snap_inflight && !self.has_inflight(|r| *r == Req::Pull) {
+        let snap_inflight = self.has_inflight(|r| matches!(r, Req::GetSnapshot | Req::Snapshots));
+        if self.snapshot_wanted
+            && !snap_inflight
+            && !self.has_inflight(|r| *r == Req::Pull)
+            && self.download.is_none()
+            && self.download_target.is_none()
+        {
+            // Which snapshots the relay holds first: the pending one may be
+            // one nobody can open; the confirmed one and the log are the fallbacks.
+            self.send(Request::Snapshots, Req::Snapshots);
+        } else if self.snapshot_wanted && !snap_inflight && !self.has_inflight(|r| *r == Req::Pull)
+        {
             if self.version >= 2 {
                 let (snapshot_id, offset) = match &self.download {
                     Some(d) => (Some(d.id), d.snapshot.ciphertext.len() as u64),
-                    None => (None, 0),
+                    None => (self.download_target.as_ref().map(|t| t.snapshot_id), 0),
                 };
                 let bytes_max = u32::try_from(self.frame_bytes_max).unwrap_or(u32::MAX);
                 self.send(
@@ -1113,6 +1195,12 @@ impl RelaySync {
             self.push(store)?;
         }
         self.pump_upload();
+        if self.snapshot_check_wanted
+            && !self.snapshot_wanted
+            && !self.has_inflight(|r| *r == Req::Snapshots)
+        {
+            self.send(Request::Snapshots, Req::Snapshots);
+        }
         let busy = self.has_inflight(|r| !matches!(r, Req::Subscribe | Req::Heads));
         if self.heads_wanted
             && !busy
