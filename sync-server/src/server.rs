@@ -470,60 +470,6 @@ impl Shared {
     }
 }
 
-fn store_error_code(e: &StoreError) -> ErrorCode {
-    match e {
-        StoreError::SeqGap { expected } => ErrorCode::SeqGap {
-            expected: *expected,
-        },
-        StoreError::SeqFork { seq } => ErrorCode::SeqFork { seq: *seq },
-        StoreError::QuotaBytes { limit_bytes } => ErrorCode::QuotaBytes {
-            limit_bytes: *limit_bytes,
-        },
-        StoreError::SnapshotNeeded => ErrorCode::SnapshotNeeded,
-        StoreError::SnapshotStale => ErrorCode::SnapshotStale,
-        StoreError::SnapshotInvalid => ErrorCode::SnapshotInvalid,
-        StoreError::MailboxTaken => ErrorCode::MailboxTaken,
-        StoreError::MailboxNotFound => ErrorCode::MailboxNotFound,
-        StoreError::RegistrationRequired => ErrorCode::RegistrationRequired,
-        StoreError::BadToken => ErrorCode::BadToken,
-        StoreError::Revoked => ErrorCode::DeviceRevoked,
-        StoreError::NotAMember => ErrorCode::NotAMember,
-        StoreError::Membership(e) => ErrorCode::MembershipRefused {
-            position: match e {
-                kith_protocol::MembershipError::NotNext { found, .. } => *found,
-                kith_protocol::MembershipError::Fork { position }
-                | kith_protocol::MembershipError::BadSignature { position }
-                | kith_protocol::MembershipError::NotAllowed { position, .. }
-                | kith_protocol::MembershipError::Invalid { position, .. } => *position,
-                kith_protocol::MembershipError::Format { .. }
-                | kith_protocol::MembershipError::WrongAccount { .. } => 0,
-            },
-        },
-        StoreError::MembershipBehind { len } => ErrorCode::MembershipBehind { len: *len },
-        StoreError::EpochStale { current } => ErrorCode::EpochStale { current: *current },
-        StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
-        // No dedicated code in the protocol: the device is simply not let in.
-        StoreError::AccountDeleted => ErrorCode::AuthFailed,
-        StoreError::UploadTooLarge { limit_bytes } => ErrorCode::TooLarge {
-            limit: *limit_bytes,
-        },
-        StoreError::UploadInconsistent { .. } => ErrorCode::SnapshotInvalid,
-        StoreError::UploadIncomplete { parts_stored } => ErrorCode::SnapshotUploadIncomplete {
-            parts_stored: *parts_stored,
-        },
-        StoreError::SnapshotChanged => ErrorCode::SnapshotChanged,
-        StoreError::SnapshotOwn => ErrorCode::SnapshotOwn,
-        StoreError::TooManyDevices { limit } => ErrorCode::TooManyDevices { limit: *limit },
-        StoreError::MailboxFull { .. } => ErrorCode::TooLarge {
-            limit: match e {
-                StoreError::MailboxFull { limit } => u64::from(*limit),
-                _ => 0,
-            },
-        },
-        StoreError::Backend { .. } => ErrorCode::Internal,
-    }
-}
-
 fn writer_thread(
     store: Arc<dyn RelayStore>,
     mut rx: mpsc::Receiver<(WriteOp, WriteReply)>,
@@ -1224,7 +1170,7 @@ async fn authenticate(
             shared
                 .read(move |s| s.membership(&account))
                 .await
-                .map_err(|e| (store_error_code(&e), e.to_string()))?
+                .map_err(|e| (e.code(), e.to_string()))?
         } else {
             let ip = conn.remote_address().ip();
             let genesis = a
@@ -1236,7 +1182,7 @@ async fn authenticate(
                 && shared
                     .read(move |s| s.membership(&account))
                     .await
-                    .map_err(|e| (store_error_code(&e), e.to_string()))?
+                    .map_err(|e| (e.code(), e.to_string()))?
                     .is_none()
             {
                 return Err((
@@ -1273,7 +1219,7 @@ async fn authenticate(
                     Some(*state)
                 }
                 Ok(_) => return Err((ErrorCode::Internal, String::new())),
-                Err(e) => return Err((store_error_code(&e), e.to_string())),
+                Err(e) => return Err((e.code(), e.to_string())),
             }
         };
         let Some(state) = state else {
@@ -1307,7 +1253,7 @@ async fn check_still_member(
     let state = shared
         .read(move |s| s.membership(&account))
         .await
-        .map_err(|e| (store_error_code(&e), e.to_string()))?;
+        .map_err(|e| (e.code(), e.to_string()))?;
     match state {
         Some(st) if st.is_member(&device) => Ok(()),
         Some(st) if st.revoked_at(&device).is_some() => Err((
@@ -1332,9 +1278,9 @@ async fn mailbox_take(
         Ok(true) => {}
         Ok(false) => {
             let e = StoreError::MailboxNotFound;
-            return Err((store_error_code(&e), e.to_string()));
+            return Err((e.code(), e.to_string()));
         }
-        Err(e) => return Err((store_error_code(&e), e.to_string())),
+        Err(e) => return Err((e.code(), e.to_string())),
     }
     match shared
         .write(WriteOp::MailboxTake {
@@ -1345,7 +1291,7 @@ async fn mailbox_take(
     {
         Ok(WriteOutcome::MailboxTaken(blob)) => Ok(Response::MailboxBlob { blob }),
         Ok(_) => Err((ErrorCode::Internal, "unexpected store outcome".into())),
-        Err(e) => Err((store_error_code(&e), e.to_string())),
+        Err(e) => Err((e.code(), e.to_string())),
     }
 }
 
@@ -1389,7 +1335,7 @@ async fn mailbox_put(
     match shared.write(op).await {
         Ok(WriteOutcome::MailboxStored) => Ok(Response::MailboxStored),
         Ok(_) => Err((ErrorCode::Internal, "unexpected store outcome".into())),
-        Err(e) => Err((store_error_code(&e), e.to_string())),
+        Err(e) => Err((e.code(), e.to_string())),
     }
 }
 
@@ -1403,7 +1349,7 @@ async fn handle_request(
 ) -> Result<Response, (ErrorCode, String)> {
     let limits = &shared.config.limits;
     let refuse = |code: ErrorCode, msg: &str| Err((code, msg.to_owned()));
-    let store_err = |e: StoreError| (store_error_code(&e), e.to_string());
+    let store_err = |e: StoreError| (e.code(), e.to_string());
     let (account, device) = (s.account, s.device);
     if matches!(
         body,
@@ -1848,7 +1794,7 @@ async fn put_snapshot(
     match shared
         .write(op)
         .await
-        .map_err(|e| (store_error_code(&e), e.to_string()))?
+        .map_err(|e| (e.code(), e.to_string()))?
     {
         WriteOutcome::SnapshotStored { pruned_entries } => {
             Ok(Response::SnapshotStored { pruned_entries })

@@ -1,110 +1,33 @@
-//! An in-memory model of the relay's protocol-4 request semantics
-//! (kith-relay is the real one; the end-to-end tests and kith-net's tests
-//! run it on loopback), so the client machines can be driven
-//! deterministically without sockets: auth by challenge and membership
-//! (the same `Membership::apply` the relay runs), membership append at the
-//! head and fetch, pushes and snapshots only from current members under the
-//! current epoch, push with exact-next-seq, idempotent re-sends and gap
-//! refusal, pull after cursors in bounded batches, subscribe events,
-//! snapshots that stay pending until another device reports it opened
-//! them (`SnapshotOpened`; only then are covered entries pruned and the
-//! previous snapshot dropped; no safety window here), fetched in one range
-//! by id or newest, heads and floors, and the mailbox (small blobs may be left before auth, as pairing
-//! joiners do).
+//! An in-memory relay that drives the client machines deterministically,
+//! without sockets or a clock: messages in, messages queued per connection
+//! out, `now_ms` given by the test.
+//!
+//! It owns no relay semantics of its own. Every state change and read goes
+//! through the real relay's storage (`kith_relay::RedbStore` on redb's
+//! in-memory backend), the code that the `RelayStore` conformance suite
+//! checks and that `kith-relay` serves: membership append and verification,
+//! pushes only from current members under the current epoch with
+//! exact-next-seq, idempotent re-sends, gap and fork refusal, pulls after
+//! cursors in bounded pages, snapshots that stay pending until another
+//! device confirms them (protocol 4: only then pruned), heads and floors,
+//! the one-time mailbox with its tombstones, quotas and device caps at the
+//! relay's defaults. What is left here is
+//! the per-connection protocol layer of `kith_relay::server` (handshake,
+//! challenge-response authentication, the checks done before a request
+//! reaches the store, subscriptions and fan-out, closing a revoked device's
+//! connections), kept to the same order of checks. Fragmented snapshot
+//! uploads (protocol 2's `PutSnapshotPart` / `CommitSnapshot`) are not
+//! spoken: the client machines upload whole snapshots at test sizes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use kith_protocol::envelope::Cursor;
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
-    AccountId, ClientMsg, DeviceId, ErrorCode, Event, Membership, MembershipOp, RelayKey, Request,
-    Response, SealedEntry, SealedSnapshot, ServerMsg, SigningKey, verify_auth,
+    AccountId, ClientMsg, Cursor, DeviceId, ErrorCode, Event, MembershipOp, RelayKey, Request,
+    Response, ServerMsg, SigningKey, verify_auth,
 };
-
-#[derive(Debug)]
-struct Account {
-    logs: BTreeMap<DeviceId, BTreeMap<u64, SealedEntry>>,
-    heads: BTreeMap<DeviceId, u64>,
-    floors: BTreeMap<DeviceId, u64>,
-    /// The snapshot the floors belong to.
-    confirmed: Option<SealedSnapshot>,
-    /// A newer one nobody but its author opened yet.
-    pending: Option<SealedSnapshot>,
-    ops: Vec<MembershipOp>,
-    state: Membership,
-}
-
-impl Account {
-    fn new(id: AccountId) -> Self {
-        Self {
-            logs: BTreeMap::new(),
-            heads: BTreeMap::new(),
-            floors: BTreeMap::new(),
-            confirmed: None,
-            pending: None,
-            ops: Vec::new(),
-            state: Membership::new(id),
-        }
-    }
-
-    /// Appends `ops`: held ones are skipped if `skip_known` (as `Auth`),
-    /// the first new one must be at the head (else `MembershipBehind`).
-    fn append(
-        &mut self,
-        ops: &[MembershipOp],
-        skip_known: bool,
-    ) -> Result<Vec<MembershipOp>, ErrorCode> {
-        let mut state = self.state.clone();
-        let mut fresh = Vec::new();
-        for op in ops {
-            let pos = op.body.position;
-            if pos <= state.len() {
-                let held = usize::try_from(pos.saturating_sub(1))
-                    .ok()
-                    .and_then(|i| self.ops.get(i));
-                if skip_known && held == Some(op) {
-                    continue;
-                }
-                if skip_known {
-                    return Err(ErrorCode::MembershipRefused { position: pos });
-                }
-                return Err(ErrorCode::MembershipBehind { len: state.len() });
-            }
-            if pos > state.len() + 1 {
-                return Err(ErrorCode::MembershipBehind { len: state.len() });
-            }
-            state
-                .apply(op)
-                .map_err(|_| ErrorCode::MembershipRefused { position: pos })?;
-            fresh.push(op.clone());
-        }
-        self.state = state;
-        self.ops.extend(fresh.iter().cloned());
-        Ok(fresh)
-    }
-
-    /// Members only, sealed under the current epoch.
-    fn check(
-        &self,
-        device: &DeviceId,
-        epochs: impl IntoIterator<Item = u64>,
-    ) -> Result<(), ErrorCode> {
-        if self.state.revoked_at(device).is_some() {
-            return Err(ErrorCode::DeviceRevoked);
-        }
-        if !self.state.is_member(device) {
-            return Err(ErrorCode::NotAMember);
-        }
-        for e in epochs {
-            if e != self.state.epoch() {
-                return Err(ErrorCode::EpochStale {
-                    current: self.state.epoch(),
-                });
-            }
-        }
-        Ok(())
-    }
-}
+use kith_relay::RelayStore;
+use kith_relay::store::{StoreError, WriteOp, WriteOutcome};
 
 #[derive(Debug)]
 struct Conn {
@@ -117,26 +40,26 @@ struct Conn {
 
 /// The protocol version this in-memory relay speaks.
 const MEM_RELAY_VERSION: u16 = 4;
-/// Largest mailbox blob taken before authentication (a pairing request).
-const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = 1024;
+/// Largest mailbox blob taken before authentication (as the relay's
+/// `UNAUTH_MAILBOX_BLOB_BYTES_MAX`: a pairing request).
+const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = kith_relay::server::UNAUTH_MAILBOX_BLOB_BYTES_MAX;
+use kith_protocol::membership::OPS_PER_MESSAGE_MAX;
 
 #[derive(Debug)]
 pub(crate) struct MemRelay {
     key: SigningKey,
-    accounts: HashMap<AccountId, Account>,
+    store: kith_relay::RedbStore,
     conns: Vec<Conn>,
-    mailbox: HashMap<MailboxSlot, (Vec<u8>, u64)>,
-    pub(crate) pushes_seen: usize,
 }
 
 impl MemRelay {
     pub(crate) fn new(seed: u8) -> Self {
+        #[allow(clippy::expect_used)] // a test fixture: redb's in-memory backend
+        let store = kith_relay::RedbStore::in_memory().expect("an in-memory relay store");
         Self {
             key: SigningKey::from_bytes(&[seed; 32]),
-            accounts: HashMap::new(),
+            store,
             conns: Vec::new(),
-            mailbox: HashMap::new(),
-            pushes_seen: 0,
         }
     }
 
@@ -165,27 +88,55 @@ impl MemRelay {
         self.conns[c].inbox.pop_front()
     }
 
-    /// Entries stored for `device` (for assertions).
+    /// Seqs stored for `device` above its pruned floor (for assertions).
     pub(crate) fn log_of(&self, account: &AccountId, device: &DeviceId) -> Vec<u64> {
-        self.accounts
-            .get(account)
-            .and_then(|a| a.logs.get(device))
-            .map(|l| l.keys().copied().collect())
-            .unwrap_or_default()
+        let Ok(heads) = self.store.heads(account) else {
+            return Vec::new();
+        };
+        let mut cursors = heads.floors;
+        let mut seqs = Vec::new();
+        loop {
+            let Ok(page) = self.store.pull(account, &cursors, 1024, usize::MAX) else {
+                return seqs;
+            };
+            for e in &page.entries {
+                if e.device == *device {
+                    seqs.push(e.seq);
+                }
+                match cursors.iter_mut().find(|c| c.device == e.device) {
+                    Some(c) => c.seq = e.seq,
+                    None => cursors.push(Cursor {
+                        device: e.device,
+                        seq: e.seq,
+                    }),
+                }
+            }
+            if !page.more || page.entries.is_empty() {
+                return seqs;
+            }
+        }
     }
 
     pub(crate) fn has_snapshot(&self, account: &AccountId) -> bool {
-        self.accounts
-            .get(account)
-            .is_some_and(|a| a.pending.is_some() || a.confirmed.is_some())
+        matches!(self.store.snapshot(account), Ok(Some(_)))
     }
 
     /// The pending snapshot's author, if one is pending (for assertions).
     pub(crate) fn pending_snapshot_of(&self, account: &AccountId) -> Option<DeviceId> {
-        self.accounts
-            .get(account)
-            .and_then(|a| a.pending.as_ref())
-            .map(|s| s.device)
+        self.store
+            .snapshots(account)
+            .ok()
+            .and_then(|s| s.pending)
+            .map(|p| p.envelope.device)
+    }
+
+    /// Applies one op in its own batch (the relay batches many; each op is
+    /// validated on its own either way).
+    fn write(&self, op: WriteOp) -> Result<WriteOutcome, ErrorCode> {
+        match self.store.apply(vec![op]).pop() {
+            Some(r) => r.map_err(|e| e.code()),
+            None => Err(ErrorCode::Internal),
+        }
     }
 
     fn reply(&mut self, c: usize, id: u32, r: Result<Response, ErrorCode>) {
@@ -229,370 +180,266 @@ impl MemRelay {
                 device,
                 signature,
                 membership,
-                ..
+                token,
             } => {
-                let relay = self.key();
-                let m = if verify_auth(&device, &relay, &self.conns[c].challenge, &signature)
-                    .is_err()
-                {
-                    Err(ErrorCode::AuthFailed)
-                } else {
-                    let registered = !self.accounts.contains_key(&account);
-                    let mut acct = self
-                        .accounts
-                        .remove(&account)
-                        .unwrap_or_else(|| Account::new(account));
-                    let r = acct
-                        .append(&membership, true)
-                        .and_then(|fresh| acct.check(&device, []).map(|()| fresh));
-                    let (len, epoch) = (acct.state.len(), acct.state.epoch());
-                    if !acct.state.is_empty() {
-                        self.accounts.insert(account, acct);
+                let m = match self.authenticate(c, account, device, &signature, membership, token) {
+                    Ok(ok) => {
+                        self.conns[c].auth = Some((account, device));
+                        ok
                     }
-                    r.map(|fresh| {
-                        self.fan_out(c, account, &fresh);
-                        ServerMsg::AuthOk {
-                            account,
-                            device,
-                            registered: registered && len > 0,
-                            membership_len: len,
-                            epoch,
-                        }
-                    })
+                    Err(code) => ServerMsg::Error {
+                        id: None,
+                        message: code.name().into(),
+                        code,
+                    },
                 };
-                let m = m.unwrap_or_else(|code| ServerMsg::Error {
-                    id: None,
-                    message: code.name().into(),
-                    code,
-                });
-                if matches!(m, ServerMsg::AuthOk { .. }) {
-                    self.conns[c].auth = Some((account, device));
-                }
                 self.conns[c].inbox.push_back(m);
             }
-            ClientMsg::Request { id, body } => self.request(c, id, body, now_ms),
+            ClientMsg::Request { id, body } => {
+                let r = self.request(c, body, now_ms);
+                self.reply(c, id, r);
+            }
         }
     }
 
-    /// Sends `ops` to the account's other subscribed connections.
-    fn fan_out(&mut self, from: usize, account: AccountId, ops: &[MembershipOp]) {
-        if ops.is_empty() {
+    /// The relay's `authenticate`: the challenge signature, then the
+    /// presented membership ops appended (known ones skipped), then the
+    /// device must be a current member of the resulting state.
+    fn authenticate(
+        &mut self,
+        c: usize,
+        account: AccountId,
+        device: DeviceId,
+        signature: &kith_protocol::Signature,
+        membership: Vec<MembershipOp>,
+        token: Option<String>,
+    ) -> Result<ServerMsg, ErrorCode> {
+        if verify_auth(&device, &self.key(), &self.conns[c].challenge, signature).is_err() {
+            return Err(ErrorCode::AuthFailed);
+        }
+        if membership.len() > OPS_PER_MESSAGE_MAX {
+            return Err(ErrorCode::TooLarge {
+                limit: OPS_PER_MESSAGE_MAX as u64,
+            });
+        }
+        let mut registered = false;
+        let state = if membership.is_empty() {
+            self.store.membership(&account).map_err(|e| e.code())?
+        } else {
+            use sha2::Digest;
+            let op = WriteOp::AppendMembership {
+                account,
+                ops: membership,
+                skip_known: true,
+                token_hash: token.map(|t| sha2::Sha256::digest(t.trim().as_bytes()).into()),
+                open_registration: true,
+                now_ms: 0,
+                members_max: limits().devices_per_account_max,
+            };
+            match self.write(op)? {
+                WriteOutcome::MembershipAppended {
+                    new_account,
+                    appended,
+                    revoked,
+                    state,
+                } => {
+                    registered = new_account;
+                    self.close_devices(&account, &revoked);
+                    self.fan_out(c, account, None, Event::Membership { ops: appended });
+                    Some(*state)
+                }
+                _ => return Err(ErrorCode::Internal),
+            }
+        };
+        let state = state.ok_or(ErrorCode::NotAMember)?;
+        if state.revoked_at(&device).is_some() {
+            return Err(ErrorCode::DeviceRevoked);
+        }
+        if !state.is_member(&device) {
+            return Err(ErrorCode::NotAMember);
+        }
+        Ok(ServerMsg::AuthOk {
+            account,
+            device,
+            registered,
+            membership_len: state.len(),
+            epoch: state.epoch(),
+        })
+    }
+
+    /// Queues `event` to the account's other subscribed connections (not
+    /// to the connections of `except_device`, which wrote it).
+    fn fan_out(
+        &mut self,
+        from: usize,
+        account: AccountId,
+        except_device: Option<DeviceId>,
+        event: Event,
+    ) {
+        if matches!(&event, Event::Membership { ops } if ops.is_empty()) {
             return;
         }
         for (i, other) in self.conns.iter_mut().enumerate() {
             if i != from
                 && other.open
                 && other.subscribed
-                && other.auth.is_some_and(|(a, _)| a == account)
+                && other
+                    .auth
+                    .is_some_and(|(a, d)| a == account && Some(d) != except_device)
             {
-                other
-                    .inbox
-                    .push_back(ServerMsg::Event(Event::Membership { ops: ops.to_vec() }));
+                other.inbox.push_back(ServerMsg::Event(event.clone()));
             }
         }
     }
 
-    fn request(&mut self, c: usize, id: u32, body: Request, now_ms: u64) {
+    /// A revoked device's connections are closed at once.
+    fn close_devices(&mut self, account: &AccountId, devices: &[DeviceId]) {
+        for x in &mut self.conns {
+            if x.auth
+                .is_some_and(|(a, d)| a == *account && devices.contains(&d))
+            {
+                x.open = false;
+                x.inbox.clear();
+            }
+        }
+    }
+
+    fn request(&mut self, c: usize, body: Request, now_ms: u64) -> Result<Response, ErrorCode> {
         if let Request::MailboxTake { slot } = body {
-            // As the relay: a take leaves the slot used (an empty tombstone) until it expires.
-            let r = match self.mailbox.get_mut(&slot) {
-                Some((blob, exp)) if *exp > now_ms && !blob.is_empty() => {
-                    Ok(Response::MailboxBlob {
-                        blob: std::mem::take(blob),
-                    })
-                }
-                _ => Err(ErrorCode::MailboxNotFound),
+            // As the relay: a read first (an empty slot costs no write),
+            // then the take, which leaves a tombstone until expiry.
+            if !self
+                .store
+                .mailbox_live(&slot, now_ms)
+                .map_err(|e| e.code())?
+            {
+                return Err(StoreError::MailboxNotFound.code());
+            }
+            return match self.write(WriteOp::MailboxTake { slot, now_ms })? {
+                WriteOutcome::MailboxTaken(blob) => Ok(Response::MailboxBlob { blob }),
+                _ => Err(ErrorCode::Internal),
             };
-            return self.reply(c, id, r);
         }
         let Some((account, device)) = self.conns[c].auth else {
-            let r = match body {
+            return match body {
                 Request::MailboxPut { slot, blob, ttl_s }
                     if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
                 {
-                    self.mailbox_put(slot, blob, ttl_s, now_ms)
+                    self.mailbox_put(slot, blob, ttl_s, now_ms, None)
                 }
                 _ => Err(ErrorCode::NotAuthenticated),
             };
-            return self.reply(c, id, r);
         };
-        // Every request re-checks membership (a revocation closes the door).
-        let member = self
-            .accounts
-            .get(&account)
-            .map_or(Err(ErrorCode::NotAMember), |a| a.check(&device, []));
-        if let Err(code) = member {
-            return self.reply(c, id, Err(code));
+        if matches!(
+            body,
+            Request::Pull { .. }
+                | Request::GetSnapshot
+                | Request::GetSnapshotRange { .. }
+                | Request::Snapshots
+                | Request::Heads
+                | Request::GetMembership { .. }
+                | Request::Subscribe
+        ) {
+            // Reads re-check membership (a revocation closes the door);
+            // writes are checked by the store inside their transaction.
+            match self.store.membership(&account).map_err(|e| e.code())? {
+                Some(st) if st.is_member(&device) => {}
+                Some(st) if st.revoked_at(&device).is_some() => {
+                    return Err(ErrorCode::DeviceRevoked);
+                }
+                _ => return Err(ErrorCode::NotAMember),
+            }
         }
-        let r = match body {
+        match body {
+            Request::Ping => Ok(Response::Pong),
             Request::Push { entries } => {
-                self.pushes_seen += 1;
-                let mut fresh = Vec::new();
-                let r = (|| {
-                    let acct = self
-                        .accounts
-                        .get_mut(&account)
-                        .ok_or(ErrorCode::NotAMember)?;
-                    acct.check(&device, entries.iter().map(|e| e.epoch))?;
-                    let log = acct.logs.entry(device).or_default();
-                    let head = acct.heads.entry(device).or_insert(0);
-                    for e in &entries {
-                        if e.device != device || e.account != account {
-                            return Err(ErrorCode::WrongAccount);
-                        }
-                        if e.verify().is_err() {
-                            return Err(ErrorCode::BadSignature);
-                        }
-                        if e.seq <= *head {
-                            let floor = acct.floors.get(&device).copied().unwrap_or(0);
-                            if e.seq > floor && log.get(&e.seq) != Some(e) {
-                                return Err(ErrorCode::SeqFork { seq: e.seq });
-                            }
-                            continue;
-                        }
-                        if e.seq != *head + 1 {
-                            return Err(ErrorCode::SeqGap {
-                                expected: *head + 1,
-                            });
-                        }
-                        log.insert(e.seq, e.clone());
-                        *head = e.seq;
-                        fresh.push(e.clone());
+                for e in &entries {
+                    if e.account != account || e.device != device {
+                        return Err(ErrorCode::WrongAccount);
                     }
-                    Ok(Response::PushAck { device, seq: *head })
-                })();
-                if !fresh.is_empty() {
-                    for (i, other) in self.conns.iter_mut().enumerate() {
-                        if i != c
-                            && other.open
-                            && other.subscribed
-                            && other.auth.is_some_and(|(a, d)| a == account && d != device)
-                        {
-                            other.inbox.push_back(ServerMsg::Event(Event::Entries {
-                                entries: fresh.clone(),
-                            }));
-                        }
+                    if e.verify().is_err() {
+                        return Err(ErrorCode::BadSignature);
                     }
                 }
-                r
+                if entries.is_empty() {
+                    let heads = self.store.heads(&account).map_err(|e| e.code())?;
+                    let seq = heads
+                        .heads
+                        .iter()
+                        .find(|c| c.device == device)
+                        .map_or(0, |c| c.seq);
+                    return Ok(Response::PushAck { device, seq });
+                }
+                let op = WriteOp::Push {
+                    account,
+                    device,
+                    entries,
+                    quota_bytes: limits().quota_bytes_per_account,
+                };
+                match self.write(op)? {
+                    WriteOutcome::Pushed { head, stored } => {
+                        if !stored.is_empty() {
+                            let event = Event::Entries { entries: stored };
+                            self.fan_out(c, account, Some(device), event);
+                        }
+                        Ok(Response::PushAck { device, seq: head })
+                    }
+                    _ => Err(ErrorCode::Internal),
+                }
             }
             Request::Pull {
                 cursors,
                 entries_max,
                 bytes_max,
             } => {
-                let acct = self
-                    .accounts
-                    .entry(account)
-                    .or_insert_with(|| Account::new(account));
-                let mut out = Vec::new();
-                let mut bytes = 0usize;
-                let mut more = false;
-                let mut needed = false;
-                'outer: for (d, log) in &acct.logs {
-                    let after = cursors.iter().find(|c| c.device == *d).map_or(0, |c| c.seq);
-                    let floor = acct.floors.get(d).copied().unwrap_or(0);
-                    if after < floor {
-                        needed = true;
-                        break;
-                    }
-                    for (_, e) in log.range(after + 1..) {
-                        if !out.is_empty()
-                            && (out.len() as u32 >= entries_max
-                                || bytes + e.ciphertext.len() > bytes_max as usize)
-                        {
-                            more = true;
-                            break 'outer;
-                        }
-                        bytes += e.ciphertext.len();
-                        out.push(e.clone());
-                    }
-                }
-                if needed {
-                    Err(ErrorCode::SnapshotNeeded)
-                } else {
-                    Ok(Response::Entries { entries: out, more })
-                }
+                let entries_max = (entries_max as usize).max(1);
+                let bytes_max = (bytes_max as usize).max(1);
+                let page = self
+                    .store
+                    .pull(&account, &cursors, entries_max, bytes_max)
+                    .map_err(|e| e.code())?;
+                Ok(Response::Entries {
+                    entries: page.entries,
+                    more: page.more,
+                })
             }
             Request::Subscribe => {
                 self.conns[c].subscribed = true;
                 Ok(Response::Subscribed)
             }
             Request::PutSnapshot { snapshot } => {
-                let acct = self
-                    .accounts
-                    .entry(account)
-                    .or_insert_with(|| Account::new(account));
-                if snapshot.verify().is_err() || snapshot.account != account {
-                    Err(ErrorCode::BadSignature)
-                } else if let Err(code) = acct.check(&device, [snapshot.epoch]) {
-                    Err(code)
-                } else if snapshot
-                    .covers
-                    .iter()
-                    .any(|c| acct.heads.get(&c.device).copied().unwrap_or(0) < c.seq)
-                {
-                    Err(ErrorCode::SnapshotInvalid)
-                } else if acct
-                    .pending
-                    .as_ref()
-                    .or(acct.confirmed.as_ref())
-                    .is_some_and(|old| {
-                        old.covers.iter().any(|oc| {
-                            snapshot
-                                .covers
-                                .iter()
-                                .find(|c| c.device == oc.device)
-                                .map_or(0, |c| c.seq)
-                                < oc.seq
-                        })
-                    })
-                {
-                    Err(ErrorCode::SnapshotStale)
-                } else {
-                    // Pending: nothing is pruned until another device opened it.
-                    acct.pending = Some(snapshot);
-                    Ok(Response::SnapshotStored { pruned_entries: 0 })
+                if snapshot.account != account || snapshot.device != device {
+                    return Err(ErrorCode::WrongAccount);
+                }
+                if snapshot.verify().is_err() {
+                    return Err(ErrorCode::BadSignature);
+                }
+                let op = WriteOp::PutSnapshot {
+                    snapshot,
+                    quota_bytes: limits().quota_bytes_per_account,
+                    finished_upload: None,
+                    now_ms,
+                };
+                match self.write(op)? {
+                    WriteOutcome::SnapshotStored { pruned_entries } => {
+                        Ok(Response::SnapshotStored { pruned_entries })
+                    }
+                    _ => Err(ErrorCode::Internal),
                 }
             }
             Request::GetSnapshot => Ok(Response::Snapshot {
-                snapshot: self
-                    .accounts
-                    .get(&account)
-                    .and_then(|a| a.pending.clone().or_else(|| a.confirmed.clone())),
+                snapshot: self.store.snapshot(&account).map_err(|e| e.code())?,
             }),
-            Request::Snapshots => {
-                let info = |s: &SealedSnapshot| kith_protocol::SnapshotInfo {
-                    snapshot_id: snapshot_id_of(s),
-                    device: s.device,
-                    epoch: s.epoch,
-                    covers: s.covers.clone(),
-                    total_bytes: s.ciphertext.len() as u64,
-                };
-                let acct = self.accounts.get(&account);
-                Ok(Response::Snapshots {
-                    confirmed: acct.and_then(|a| a.confirmed.as_ref()).map(info),
-                    pending: acct.and_then(|a| a.pending.as_ref()).map(info),
-                })
-            }
-            Request::SnapshotOpened { snapshot_id } => {
-                let acct = self
-                    .accounts
-                    .entry(account)
-                    .or_insert_with(|| Account::new(account));
-                match acct.pending.clone() {
-                    Some(p) if snapshot_id_of(&p) == snapshot_id => {
-                        if p.device == device {
-                            Err(ErrorCode::SnapshotOwn)
-                        } else {
-                            let mut pruned = 0u64;
-                            for cur in &p.covers {
-                                if let Some(log) = acct.logs.get_mut(&cur.device) {
-                                    let before = log.len();
-                                    log.retain(|s, _| *s > cur.seq);
-                                    pruned += (before - log.len()) as u64;
-                                }
-                                let f = acct.floors.entry(cur.device).or_insert(0);
-                                *f = (*f).max(cur.seq);
-                            }
-                            acct.confirmed = acct.pending.take();
-                            Ok(Response::SnapshotConfirmed {
-                                pruned_entries: pruned,
-                            })
-                        }
-                    }
-                    _ if acct
-                        .confirmed
-                        .as_ref()
-                        .is_some_and(|c| snapshot_id_of(c) == snapshot_id) =>
-                    {
-                        Ok(Response::SnapshotConfirmed { pruned_entries: 0 })
-                    }
-                    _ => Err(ErrorCode::SnapshotChanged),
-                }
-            }
-            Request::Heads => {
-                let acct = self
-                    .accounts
-                    .entry(account)
-                    .or_insert_with(|| Account::new(account));
-                Ok(Response::Heads {
-                    heads: acct
-                        .heads
-                        .iter()
-                        .map(|(d, s)| Cursor {
-                            device: *d,
-                            seq: *s,
-                        })
-                        .collect(),
-                    floors: acct
-                        .floors
-                        .iter()
-                        .map(|(d, s)| Cursor {
-                            device: *d,
-                            seq: *s,
-                        })
-                        .collect(),
-                })
-            }
-            Request::AppendMembership { ops } => {
-                let acct = self
-                    .accounts
-                    .entry(account)
-                    .or_insert_with(|| Account::new(account));
-                match acct.append(&ops, false) {
-                    Ok(fresh) => {
-                        let len = acct.state.len();
-                        let gone: Vec<DeviceId> = self
-                            .conns
-                            .iter()
-                            .filter_map(|x| x.auth)
-                            .filter(|(a, d)| *a == account && !acct.state.is_member(d))
-                            .map(|(_, d)| d)
-                            .collect();
-                        self.fan_out(c, account, &fresh);
-                        // A revoked device's connections are closed at once.
-                        for x in &mut self.conns {
-                            if x.auth
-                                .is_some_and(|(a, d)| a == account && gone.contains(&d))
-                            {
-                                x.open = false;
-                                x.inbox.clear();
-                            }
-                        }
-                        Ok(Response::MembershipAppended { len })
-                    }
-                    Err(code) => Err(code),
-                }
-            }
-            Request::GetMembership { after } => {
-                let ops = self.accounts.get(&account).map_or_else(Vec::new, |a| {
-                    a.ops
-                        .iter()
-                        .filter(|o| o.body.position > after)
-                        .cloned()
-                        .collect()
-                });
-                Ok(Response::Membership { ops, more: false })
-            }
-            Request::MailboxPut { slot, blob, ttl_s } => {
-                self.mailbox_put(slot, blob, ttl_s, now_ms)
-            }
-            Request::MailboxTake { .. } => Err(ErrorCode::Internal),
-            Request::Ping => Ok(Response::Pong),
             Request::GetSnapshotRange {
                 snapshot_id,
                 offset,
                 bytes_max,
             } => {
-                let snap = self.accounts.get(&account).and_then(|a| match snapshot_id {
-                    None => a.pending.clone().or_else(|| a.confirmed.clone()),
-                    Some(id) => [a.pending.clone(), a.confirmed.clone()]
-                        .into_iter()
-                        .flatten()
-                        .find(|s| snapshot_id_of(s) == id),
-                });
-                match snap {
+                let range = self
+                    .store
+                    .snapshot_range(&account, snapshot_id, offset, (bytes_max as usize).max(1))
+                    .map_err(|e| e.code())?;
+                match range {
                     None if snapshot_id.is_some() => Err(ErrorCode::SnapshotChanged),
                     None => Ok(Response::SnapshotRange {
                         snapshot: None,
@@ -600,32 +447,106 @@ impl MemRelay {
                         total_bytes: 0,
                         offset: 0,
                     }),
-                    Some(mut s) => {
-                        let sid = snapshot_id_of(&s);
-                        if snapshot_id.is_some_and(|x| x != sid) {
-                            Err(ErrorCode::SnapshotChanged)
-                        } else {
-                            let total = s.ciphertext.len() as u64;
-                            let from = usize::try_from(offset.min(total)).unwrap_or(usize::MAX);
-                            let to = from
-                                .saturating_add(bytes_max as usize)
-                                .min(s.ciphertext.len());
-                            s.ciphertext = s.ciphertext[from..to].to_vec();
-                            Ok(Response::SnapshotRange {
-                                snapshot: Some(s),
-                                snapshot_id: sid,
-                                total_bytes: total,
-                                offset,
-                            })
-                        }
+                    Some(r) if snapshot_id.is_some_and(|id| id != r.snapshot_id) => {
+                        Err(ErrorCode::SnapshotChanged)
                     }
+                    Some(r) => Ok(Response::SnapshotRange {
+                        snapshot: Some(r.snapshot),
+                        snapshot_id: r.snapshot_id,
+                        total_bytes: r.total_bytes,
+                        offset,
+                    }),
                 }
             }
+            Request::Snapshots => {
+                let snaps = self.store.snapshots(&account).map_err(|e| e.code())?;
+                let info = |s: kith_relay::store::StoredSnapshot| kith_protocol::SnapshotInfo {
+                    snapshot_id: s.snapshot_id,
+                    device: s.envelope.device,
+                    epoch: s.envelope.epoch,
+                    covers: s.envelope.covers,
+                    total_bytes: s.total_bytes,
+                };
+                Ok(Response::Snapshots {
+                    confirmed: snaps.confirmed.map(info),
+                    pending: snaps.pending.map(info),
+                })
+            }
+            Request::SnapshotOpened { snapshot_id } => {
+                let op = WriteOp::ConfirmSnapshot {
+                    account,
+                    device,
+                    snapshot_id,
+                };
+                match self.write(op)? {
+                    WriteOutcome::SnapshotConfirmed { pruned_entries } => {
+                        Ok(Response::SnapshotConfirmed { pruned_entries })
+                    }
+                    _ => Err(ErrorCode::Internal),
+                }
+            }
+            Request::Heads => {
+                let h = self.store.heads(&account).map_err(|e| e.code())?;
+                Ok(Response::Heads {
+                    heads: h.heads,
+                    floors: h.floors,
+                })
+            }
+            Request::AppendMembership { ops } => {
+                if ops.len() > OPS_PER_MESSAGE_MAX {
+                    return Err(ErrorCode::TooLarge {
+                        limit: OPS_PER_MESSAGE_MAX as u64,
+                    });
+                }
+                if ops.iter().any(|o| o.body.account != account) {
+                    return Err(ErrorCode::WrongAccount);
+                }
+                let op = WriteOp::AppendMembership {
+                    account,
+                    ops,
+                    skip_known: false,
+                    token_hash: None,
+                    open_registration: false,
+                    now_ms,
+                    members_max: limits().devices_per_account_max,
+                };
+                match self.write(op)? {
+                    WriteOutcome::MembershipAppended {
+                        appended,
+                        revoked,
+                        state,
+                        ..
+                    } => {
+                        self.close_devices(&account, &revoked);
+                        self.fan_out(c, account, None, Event::Membership { ops: appended });
+                        Ok(Response::MembershipAppended { len: state.len() })
+                    }
+                    _ => Err(ErrorCode::Internal),
+                }
+            }
+            Request::GetMembership { after } => {
+                let ops = self
+                    .store
+                    .membership_ops(&account, after, OPS_PER_MESSAGE_MAX + 1)
+                    .map_err(|e| e.code())?;
+                let more = ops.len() > OPS_PER_MESSAGE_MAX;
+                let ops = ops.into_iter().take(OPS_PER_MESSAGE_MAX).collect();
+                Ok(Response::Membership { ops, more })
+            }
+            Request::MailboxPut { slot, blob, ttl_s } => {
+                let owner = kith_relay::store::MailboxOwner {
+                    account,
+                    quota_bytes: limits().quota_bytes_per_account,
+                    blobs_max: limits().mailbox_blobs_per_account_max,
+                };
+                self.mailbox_put(slot, blob, ttl_s, now_ms, Some(owner))
+            }
+            // Handled before authentication matters, above.
+            Request::MailboxTake { .. } => Err(ErrorCode::Internal),
             Request::PutSnapshotPart { .. } | Request::CommitSnapshot { .. } => {
                 Err(ErrorCode::UnexpectedMessage)
             }
-        };
-        self.reply(c, id, r);
+        }
     }
 
     fn mailbox_put(
@@ -634,21 +555,34 @@ impl MemRelay {
         blob: Vec<u8>,
         ttl_s: u32,
         now_ms: u64,
+        owner: Option<kith_relay::store::MailboxOwner>,
     ) -> Result<Response, ErrorCode> {
-        if let Some((_, exp)) = self.mailbox.get(&slot)
-            && *exp > now_ms
-        {
-            return Err(ErrorCode::MailboxTaken);
+        // An empty blob would read as the tombstone a take leaves.
+        if blob.is_empty() {
+            return Err(ErrorCode::Malformed);
         }
-        self.mailbox
-            .insert(slot, (blob, now_ms + u64::from(ttl_s) * 1000));
-        Ok(Response::MailboxStored)
+        // The relay's default cap on a blob's lifetime.
+        let ttl_max_s = limits().mailbox_ttl_s_max;
+        let ttl_s = if ttl_s == 0 {
+            ttl_max_s
+        } else {
+            ttl_s.min(ttl_max_s)
+        };
+        let op = WriteOp::MailboxPut {
+            slot,
+            blob,
+            expires_at_ms: now_ms + u64::from(ttl_s) * 1000,
+            now_ms,
+            owner,
+        };
+        match self.write(op)? {
+            WriteOutcome::MailboxStored => Ok(Response::MailboxStored),
+            _ => Err(ErrorCode::Internal),
+        }
     }
 }
 
-/// A stable id of a stored snapshot (its signature bytes suffice here).
-fn snapshot_id_of(s: &SealedSnapshot) -> [u8; 32] {
-    let mut id = [0u8; 32];
-    id.copy_from_slice(&s.signature.to_bytes()[..32]);
-    id
+/// The relay's default limits (quotas, caps), which this relay applies too.
+fn limits() -> kith_relay::Limits {
+    kith_relay::Limits::default()
 }

@@ -940,6 +940,81 @@ fn a_revoked_device_is_refused_and_reads_nothing_written_after() {
     assert!(matches!(err, PeerError::Revoked(_)), "{err}");
 }
 
+/// An entry a member sealed under the old epoch, whose push was lost before
+/// a revocation it had not heard of: the relay refuses it as `EpochStale`,
+/// the device catches up on the membership and re-seals it under the new
+/// epoch, so the revoked device holds no key for it either.
+#[test]
+fn an_entry_sealed_before_a_rotation_is_resealed_under_the_new_epoch() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    let mut b = a.sibling("b");
+    let mut c = a.sibling("c");
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut b, cfg());
+    relay_round(&mut relay, &mut c, cfg());
+    // c seals a note under epoch 1; the push never reaches the relay.
+    c.log("written before hearing of the revocation");
+    {
+        let conn = relay.connect();
+        let mut m = RelaySync::new(&mut c.store, c.id.clone(), relay.key(), cfg()).unwrap();
+        let mut lost = None;
+        for _ in 0..100 {
+            while let Some(msg) = m.poll_transmit() {
+                if let ClientMsg::Request {
+                    body: Request::Push { entries },
+                    ..
+                } = &msg
+                {
+                    lost = Some(entries.clone());
+                    continue;
+                }
+                relay.handle(conn, msg, NOW);
+            }
+            if lost.is_some() {
+                break;
+            }
+            while let Some(msg) = relay.recv(conn) {
+                m.handle(&mut c.store, msg, NOW).unwrap();
+            }
+        }
+        let lost = lost.expect("a push was sent");
+        assert!(lost.iter().all(|e| e.epoch == 1), "sealed under epoch 1");
+        relay.disconnect(conn);
+    }
+    // a revokes b: epoch 2.
+    {
+        let conn = relay.connect();
+        let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+        m.revoke(&mut a.store, b.id.device_id()).unwrap();
+        pump(&mut relay, conn, &mut m, &mut a.store);
+        relay.disconnect(conn);
+    }
+    // c comes back with its epoch-1 outbox.
+    relay_round(&mut relay, &mut c, cfg());
+    assert_eq!(sync_status(&mut c.store).unwrap().outbox_entries, 0);
+    let head = sync_status(&mut c.store).unwrap().acked_seq;
+    let stored = relay_entry(&mut relay, &c, head);
+    assert_eq!(stored.epoch, 2, "the relay holds it under the new epoch");
+    let full = membership::ops(&mut a.store).unwrap();
+    membership::absorb(&mut b.store, &b.id, &full).unwrap();
+    let members = membership::state(&mut b.store, b.id.account_id()).unwrap();
+    let keys = membership::keys(&mut b.store).unwrap();
+    assert!(matches!(
+        payload::open_entry(&b.id, &members, &keys, &stored),
+        Err(payload::UnsealError::NoKey { epoch: 2 })
+    ));
+    // And the members read it.
+    relay_round(&mut relay, &mut a, cfg());
+    assert!(
+        a.store
+            .all_interactions()
+            .unwrap()
+            .iter()
+            .any(|i| i.summary == "written before hearing of the revocation")
+    );
+}
+
 /// Runs one peer session, client `a` to server `b`; returns stats and the
 /// bytes each way (postcard-encoded messages).
 fn peer_session(a: &mut Dev, b: &mut Dev) -> Result<(PeerStats, usize, usize), PeerError> {

@@ -30,6 +30,7 @@ pub mod admin;
 pub mod backup;
 pub mod redb_store;
 
+use kith_protocol::ErrorCode;
 use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
     AccountId, Cursor, DeviceId, Membership, MembershipError, MembershipOp, SealedEntry,
@@ -352,6 +353,60 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl StoreError {
+    /// The protocol error code a client is sent for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::SeqGap { expected } => ErrorCode::SeqGap {
+                expected: *expected,
+            },
+            StoreError::SeqFork { seq } => ErrorCode::SeqFork { seq: *seq },
+            StoreError::QuotaBytes { limit_bytes } => ErrorCode::QuotaBytes {
+                limit_bytes: *limit_bytes,
+            },
+            StoreError::SnapshotNeeded => ErrorCode::SnapshotNeeded,
+            StoreError::SnapshotStale => ErrorCode::SnapshotStale,
+            StoreError::SnapshotInvalid => ErrorCode::SnapshotInvalid,
+            StoreError::MailboxTaken => ErrorCode::MailboxTaken,
+            StoreError::MailboxNotFound => ErrorCode::MailboxNotFound,
+            StoreError::RegistrationRequired => ErrorCode::RegistrationRequired,
+            StoreError::BadToken => ErrorCode::BadToken,
+            StoreError::Revoked => ErrorCode::DeviceRevoked,
+            StoreError::NotAMember => ErrorCode::NotAMember,
+            StoreError::Membership(e) => ErrorCode::MembershipRefused {
+                position: match e {
+                    kith_protocol::MembershipError::NotNext { found, .. } => *found,
+                    kith_protocol::MembershipError::Fork { position }
+                    | kith_protocol::MembershipError::BadSignature { position }
+                    | kith_protocol::MembershipError::NotAllowed { position, .. }
+                    | kith_protocol::MembershipError::Invalid { position, .. } => *position,
+                    kith_protocol::MembershipError::Format { .. }
+                    | kith_protocol::MembershipError::WrongAccount { .. } => 0,
+                },
+            },
+            StoreError::MembershipBehind { len } => ErrorCode::MembershipBehind { len: *len },
+            StoreError::EpochStale { current } => ErrorCode::EpochStale { current: *current },
+            StoreError::UnknownAccount => ErrorCode::NotAuthenticated,
+            // No dedicated code in the protocol: the device is simply not let in.
+            StoreError::AccountDeleted => ErrorCode::AuthFailed,
+            StoreError::UploadTooLarge { limit_bytes } => ErrorCode::TooLarge {
+                limit: *limit_bytes,
+            },
+            StoreError::UploadInconsistent { .. } => ErrorCode::SnapshotInvalid,
+            StoreError::UploadIncomplete { parts_stored } => ErrorCode::SnapshotUploadIncomplete {
+                parts_stored: *parts_stored,
+            },
+            StoreError::SnapshotChanged => ErrorCode::SnapshotChanged,
+            StoreError::SnapshotOwn => ErrorCode::SnapshotOwn,
+            StoreError::TooManyDevices { limit } => ErrorCode::TooManyDevices { limit: *limit },
+            StoreError::MailboxFull { limit } => ErrorCode::TooLarge {
+                limit: u64::from(*limit),
+            },
+            StoreError::Backend { .. } => ErrorCode::Internal,
+        }
+    }
 }
 
 /// Totals for metrics.

@@ -202,7 +202,8 @@ pub struct RedbStore {
     /// reopen takes the write lock.
     db: std::sync::RwLock<Database>,
     needs_reopen: std::sync::atomic::AtomicBool,
-    path: std::path::PathBuf,
+    /// `None` for a store in memory (which never needs a reopen).
+    path: Option<std::path::PathBuf>,
 }
 
 impl RedbStore {
@@ -222,6 +223,22 @@ impl RedbStore {
         crate::private_fs::prepare_private_file(path)
             .map_err(|e| OpenError::Database(Box::new(e)))?;
         let db = open_db(path).map_err(db_open)?;
+        Self::init(db, Some(path.to_path_buf()))
+    }
+
+    /// A store in memory (nothing on disk), for other crates' tests: core's
+    /// in-memory relay keeps its state here, so the semantics it relies on
+    /// are this store's, which the conformance suite checks.
+    #[cfg(feature = "test-support")]
+    pub fn in_memory() -> Result<Self, OpenError> {
+        let db = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(db_open)?;
+        Self::init(db, None)
+    }
+
+    /// Checks or writes the schema version and creates every table.
+    fn init(db: Database, path: Option<std::path::PathBuf>) -> Result<Self, OpenError> {
         let txn = db.begin_write().map_err(db_open)?;
         {
             let mut meta = txn.open_table(META).map_err(db_open)?;
@@ -262,7 +279,7 @@ impl RedbStore {
         Ok(Self {
             db: std::sync::RwLock::new(db),
             needs_reopen: std::sync::atomic::AtomicBool::new(false),
-            path: path.to_path_buf(),
+            path,
         })
     }
 
@@ -285,6 +302,9 @@ impl RedbStore {
     /// stands in and the next call tries again.
     fn reopen(&self, op: &'static str) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let mut g = self
             .db
             .write()
@@ -297,9 +317,9 @@ impl RedbStore {
             })?;
         // Close first: the file lock must be released before opening again.
         drop(std::mem::replace(&mut *g, placeholder));
-        match open_db(&self.path) {
+        match open_db(path) {
             Ok(db) => {
-                tracing::info!(path = %self.path.display(), "relay database reopened after an error");
+                tracing::info!(path = %path.display(), "relay database reopened after an error");
                 *g = db;
                 self.needs_reopen.store(false, Ordering::Release);
                 Ok(())
