@@ -73,6 +73,20 @@ struct Cli {
     /// Most bytes of one unfinished fragmented snapshot upload. Default 268435456 (256 MiB).
     #[arg(long, env = "KITH_RELAY_SNAPSHOT_UPLOAD_BYTES_MAX", global = true)]
     snapshot_upload_bytes_max: Option<u64>,
+    /// Member devices one account may have. Default 32.
+    #[arg(long, env = "KITH_RELAY_DEVICES_PER_ACCOUNT_MAX", global = true)]
+    devices_per_account_max: Option<u32>,
+    /// New accounts one source address may register per hour. Default 10.
+    #[arg(long, env = "KITH_RELAY_ACCOUNTS_PER_ADDR_PER_HOUR", global = true)]
+    accounts_per_addr_per_hour: Option<u32>,
+    /// Live pairing mailbox blobs one account may hold at once. Default 8.
+    #[arg(long, env = "KITH_RELAY_MAILBOX_BLOBS_PER_ACCOUNT_MAX", global = true)]
+    mailbox_blobs_per_account_max: Option<u32>,
+    /// How long a new snapshot stays pending (the entries it covers and the
+    /// previous snapshot kept) when no other device opens it, ms. Default
+    /// 604800000 (7 days).
+    #[arg(long, env = "KITH_RELAY_SNAPSHOT_CONFIRM_WINDOW_MS", global = true)]
+    snapshot_confirm_window_ms: Option<u64>,
     /// PEM certificate chain issued by a CA for --public-host (with --tls-key). Default: a
     /// self-signed certificate for the identity key, which clients pin.
     #[arg(long, env = "KITH_RELAY_TLS_CERT", global = true, requires = "tls_key")]
@@ -152,6 +166,10 @@ struct FileConfig {
     mailbox_ttl_s_max: Option<u32>,
     idle_timeout_ms: Option<u64>,
     snapshot_upload_bytes_max: Option<u64>,
+    devices_per_account_max: Option<u32>,
+    accounts_per_addr_per_hour: Option<u32>,
+    mailbox_blobs_per_account_max: Option<u32>,
+    snapshot_confirm_window_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -215,6 +233,22 @@ fn settings(cli: &Cli) -> Result<Settings> {
             .snapshot_upload_bytes_max
             .or(file.snapshot_upload_bytes_max)
             .unwrap_or(d.snapshot_upload_bytes_max),
+        devices_per_account_max: cli
+            .devices_per_account_max
+            .or(file.devices_per_account_max)
+            .unwrap_or(d.devices_per_account_max),
+        accounts_per_addr_per_hour: cli
+            .accounts_per_addr_per_hour
+            .or(file.accounts_per_addr_per_hour)
+            .unwrap_or(d.accounts_per_addr_per_hour),
+        mailbox_blobs_per_account_max: cli
+            .mailbox_blobs_per_account_max
+            .or(file.mailbox_blobs_per_account_max)
+            .unwrap_or(d.mailbox_blobs_per_account_max),
+        snapshot_confirm_window_ms: cli
+            .snapshot_confirm_window_ms
+            .or(file.snapshot_confirm_window_ms)
+            .unwrap_or(d.snapshot_confirm_window_ms),
         ..d
     };
     let metrics_listen = cli
