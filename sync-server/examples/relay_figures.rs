@@ -12,7 +12,12 @@
 //! Run: `cargo run -p kith-relay --example relay_figures [--release]`.
 //! Not a test: figures depend on the machine; nothing here asserts a time.
 //! (The child mode `serve` is the relay process the parent measures.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};

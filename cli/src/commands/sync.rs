@@ -907,6 +907,9 @@ fn describe(e: &RelayEvent) -> Option<String> {
             format!("relay rate limit: retrying in {retry_after_ms} ms")
         }
         RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        RelayEvent::Repaired { device, seq } => format!(
+            "entry #{seq} of device {device}, skipped before, now reads correctly (the relay's copy was repaired) and was applied"
+        ),
         RelayEvent::Quarantined {
             device,
             seq,

@@ -96,7 +96,9 @@ async fn one_device_cannot_park_200_mailbox_blobs() {
     // Taking one (what the paired device does) frees its place and bytes.
     let mut joiner = relay.hello().await;
     assert!(matches!(
-        joiner.request(Request::MailboxTake { slot: stored[0] }).await,
+        joiner
+            .request(Request::MailboxTake { slot: stored[0] })
+            .await,
         Ok(Response::MailboxBlob { .. })
     ));
     assert_eq!(
@@ -173,7 +175,10 @@ async fn new_accounts_per_address_per_hour_are_capped() {
     }
     let mut c = relay.hello().await;
     let fourth = &devices[3];
-    let code = code_of(c.auth(&fourth.key, fourth.account, fourth.membership(), None).await);
+    let code = code_of(
+        c.auth(&fourth.key, fourth.account, fourth.membership(), None)
+            .await,
+    );
     assert!(
         matches!(code, ErrorCode::RegistrationLimited { retry_after_ms } if retry_after_ms > 0 && retry_after_ms <= 3_600_000),
         "{code:?}"

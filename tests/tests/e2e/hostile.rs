@@ -207,6 +207,27 @@ fn a_bit_flipped_in_the_relay_file_is_skipped_and_the_writer_repairs_it() {
         let d = a.sibling("new tablet");
         assert!(round_events(&d, &relay).await.is_empty());
         assert_eq!(summaries(&d), vec!["one", "three", "two"]);
+        // b, which quarantined the damaged copy, pulls it again on its next
+        // round, applies it and drops the record.
+        let mut repaired = Vec::new();
+        kith_net::relay_round(
+            &b.store,
+            &b.id,
+            &relay.address(),
+            RelayClientConfig::default(),
+            vec![],
+            TIMEOUT_MS,
+            |e| {
+                if let RelayEvent::Repaired { device, seq } = e {
+                    repaired.push((*device, *seq));
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(repaired, vec![bad]);
+        assert!(quarantined(&b).is_empty());
+        assert_eq!(summaries(&b), vec!["one", "three", "two"]);
     });
 }
 
@@ -277,7 +298,11 @@ fn a_junk_snapshot_covering_every_head_does_not_stop_a_new_device() {
         )
         .await
         .unwrap();
-        assert_eq!(unreadable, vec![hostile.id.device_id()], "it says which device");
+        assert_eq!(
+            unreadable,
+            vec![hostile.id.device_id()],
+            "it says which device"
+        );
         assert_eq!(summaries(&n), vec!["one", "three", "two"]);
         assert_eq!(quarantined(&n), vec![(hostile.id.device_id(), 0)]);
         // An existing device checks the pending snapshot when its log grew

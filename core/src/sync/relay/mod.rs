@@ -51,6 +51,11 @@
 //!   `Snapshots` too: it verifies a pending snapshot of another device
 //!   (opens it without installing) and confirms it, and measures its own
 //!   snapshot's worth against the newest stored one, not the floors;
+//! - repair: once caught up, each connection pulls again (one page each,
+//!   at most [`REFETCH_PER_CONNECTION_MAX`]) the quarantined entries of
+//!   this store; one that now opens (the relay's damaged copy was repaired
+//!   by its writer's re-push) is applied and leaves the quarantine
+//!   ([`RelayEvent::Repaired`]);
 //! - progress: long transfers (snapshot down/up, pulls) report
 //!   [`RelayEvent::Progress`] with what moved of the total when known.
 //!
@@ -103,6 +108,8 @@ pub const SNAPSHOT_DOWNLOAD_BYTES_MAX: u64 = 1 << 30;
 const SNAPSHOT_RESTARTS_MAX: u32 = 8;
 /// Frame bytes a snapshot part request needs besides its bytes.
 const PART_OVERHEAD_BYTES: usize = 4096;
+/// Quarantined entries pulled again per connection (to pick up repairs).
+pub const REFETCH_PER_CONNECTION_MAX: usize = 16;
 /// Times a membership change is re-made on a newer head before giving up.
 const MEMBERSHIP_RETRIES_MAX: u32 = 8;
 
@@ -227,6 +234,14 @@ pub enum RelayEvent {
         seq: u64,
         /// Why it was refused.
         reason: String,
+    },
+    /// A quarantined entry was pulled again and now opened (the relay's
+    /// damaged copy was repaired): it was applied and left the quarantine.
+    Repaired {
+        /// The device that wrote it.
+        device: DeviceId,
+        /// Its sequence number.
+        seq: u64,
     },
     /// The relay dropped live events; a pull catches up.
     Lagged,
@@ -399,6 +414,7 @@ enum Req {
     MailboxPut,
     Snapshots,
     SnapshotOpened,
+    Refetch { device: DeviceId, seq: u64 },
 }
 
 /// A membership change this device wants ordered by the relay; the op is
@@ -479,6 +495,8 @@ pub struct RelaySync {
     snapshots_exhausted: bool,
     /// A `Snapshots` answer decides whether to verify or upload a snapshot.
     snapshot_check_wanted: bool,
+    /// Quarantined entries to pull again (filled once per connection).
+    refetch: Option<VecDeque<(DeviceId, u64)>>,
     /// The relay's per-device heads from its last `Heads` answer.
     remote_heads: Vec<Cursor>,
     pulled_entries: u64,
@@ -535,6 +553,7 @@ impl RelaySync {
             tried_snapshots: HashSet::new(),
             snapshots_exhausted: false,
             snapshot_check_wanted: false,
+            refetch: None,
             remote_heads: Vec::new(),
             pulled_entries: 0,
             pulled_bytes: 0,
@@ -583,6 +602,7 @@ impl RelaySync {
             && self.upload.is_none()
             && self.download.is_none()
             && !self.snapshot_check_wanted
+            && self.refetch.as_ref().is_some_and(VecDeque::is_empty)
             && !self.membership_wanted
             && self.intents.is_empty()
             && self.inflight.values().all(|r| *r == Req::Subscribe)
@@ -927,6 +947,14 @@ impl RelaySync {
             (Req::Snapshots, Response::Snapshots { confirmed, pending }) => {
                 self.on_snapshots(store, confirmed, pending)?;
             }
+            (Req::Refetch { device, seq }, Response::Entries { entries, .. }) => {
+                if let Some(e) = entries
+                    .into_iter()
+                    .find(|e| e.device == device && e.seq == seq)
+                {
+                    self.retry_quarantined(store, e)?;
+                }
+            }
             (Req::SnapshotOpened, Response::SnapshotConfirmed { pruned_entries }) => {
                 self.events
                     .push_back(RelayEvent::SnapshotConfirmed { pruned_entries });
@@ -1023,6 +1051,10 @@ impl RelaySync {
             (Req::Pull, ErrorCode::SnapshotNeeded) => {
                 self.snapshot_wanted = true;
                 self.pull_wanted = true;
+            }
+            (Req::Refetch { .. }, _) => {
+                // Pruned meanwhile (covered by a snapshot), or refused: the
+                // record stays.
             }
             (Req::SnapshotOpened, _) => {
                 // Replaced meanwhile, or this device's own: nothing to confirm.
@@ -1195,6 +1227,41 @@ impl RelaySync {
             self.push(store)?;
         }
         self.pump_upload();
+        if self.initial_pull_done
+            && !self.pull_wanted
+            && !self.snapshot_wanted
+            && !self.has_inflight(|r| matches!(r, Req::Pull | Req::Refetch { .. }))
+        {
+            if self.refetch.is_none() {
+                let st = read_status(store)?;
+                self.refetch = Some(
+                    st.quarantined
+                        .iter()
+                        .filter(|q| q.seq > 0)
+                        .map(|q| (q.device, q.seq))
+                        .take(REFETCH_PER_CONNECTION_MAX)
+                        .collect(),
+                );
+            }
+            if let Some((device, seq)) = self.refetch.as_mut().and_then(VecDeque::pop_front) {
+                let mut cursors = self.pull_cursors(store)?;
+                match cursors.iter_mut().find(|c| c.device == device) {
+                    Some(c) => c.seq = seq - 1,
+                    None => cursors.push(Cursor {
+                        device,
+                        seq: seq - 1,
+                    }),
+                }
+                self.send(
+                    Request::Pull {
+                        cursors,
+                        entries_max: 16,
+                        bytes_max: self.cfg.pull_bytes_max,
+                    },
+                    Req::Refetch { device, seq },
+                );
+            }
+        }
         if self.snapshot_check_wanted
             && !self.snapshot_wanted
             && !self.has_inflight(|r| *r == Req::Snapshots)
