@@ -126,7 +126,8 @@ fn main() {
             commits() - before
         );
     });
-    drop(child.kill());
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Seals a snapshot of `len` bytes (covering nothing), uploads it in parts
