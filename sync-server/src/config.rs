@@ -99,24 +99,6 @@ impl Default for Limits {
     }
 }
 
-/// A CA-issued certificate for a relay behind a real domain name (PEM text).
-#[derive(Clone, PartialEq, Eq)]
-pub struct TlsPem {
-    /// Certificate chain, leaf first.
-    pub chain_pem: Vec<u8>,
-    /// The leaf's private key.
-    pub key_pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsPem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the private key.
-        f.debug_struct("TlsPem")
-            .field("chain_pem_bytes", &self.chain_pem.len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// Everything [`crate::run`] needs besides the identity, store and socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
@@ -124,9 +106,6 @@ pub struct RelayConfig {
     pub registration: RegistrationPolicy,
     /// Limits and quotas.
     pub limits: Limits,
-    /// `None`: present a self-signed certificate for the identity key
-    /// (clients pin the key). `Some`: present this CA-issued certificate.
-    pub tls_pem: Option<TlsPem>,
     /// Where the relay reads wall-clock time (mailbox and invitation expiry, token and quota
     /// windows): the system clock, or one a test moves.
     pub clock: Clock,
@@ -137,7 +116,6 @@ impl Default for RelayConfig {
         Self {
             registration: RegistrationPolicy::Open,
             limits: Limits::default(),
-            tls_pem: None,
             clock: Clock::system(),
         }
     }

@@ -87,13 +87,6 @@ struct Cli {
     /// 604800000 (7 days).
     #[arg(long, env = "KITH_RELAY_SNAPSHOT_CONFIRM_WINDOW_MS", global = true)]
     snapshot_confirm_window_ms: Option<u64>,
-    /// PEM certificate chain issued by a CA for --public-host (with --tls-key). Default: a
-    /// self-signed certificate for the identity key, which clients pin.
-    #[arg(long, env = "KITH_RELAY_TLS_CERT", global = true, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "KITH_RELAY_TLS_KEY", global = true, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
     /// Log as JSON lines instead of text (logs go to stderr; RUST_LOG filters).
     #[arg(long, env = "KITH_RELAY_LOG_JSON", global = true)]
     log_json: bool,
@@ -170,8 +163,6 @@ struct FileConfig {
     accounts_per_addr_per_hour: Option<u32>,
     mailbox_blobs_per_account_max: Option<u32>,
     snapshot_confirm_window_ms: Option<u64>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
 }
 
 struct Settings {
@@ -269,17 +260,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
         Some(l) => l,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
-    let tls_pem = match (
-        cli.tls_cert.clone().or(file.tls_cert),
-        cli.tls_key.clone().or(file.tls_key),
-    ) {
-        (None, None) => None,
-        (Some(c), Some(k)) => Some(kith_relay::TlsPem {
-            chain_pem: std::fs::read(&c).with_context(|| format!("reading {}", c.display()))?,
-            key_pem: std::fs::read(&k).with_context(|| format!("reading {}", k.display()))?,
-        }),
-        _ => bail!("tls-cert and tls-key must be given together"),
-    };
     Ok(Settings {
         data_dir: cli
             .data_dir
@@ -295,7 +275,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
                 .or(file.registration)
                 .unwrap_or(RegistrationPolicy::Open),
             limits,
-            tls_pem,
             clock: kith_relay::Clock::system(),
         },
     })

@@ -128,10 +128,7 @@ pub fn transport_config(frame_bytes_max: usize, idle_timeout_ms: u64) -> quinn::
 
 /// The quinn server configuration for `relay` (TLS pinned to its identity).
 pub fn server_config(relay: &Relay) -> Result<quinn::ServerConfig, RunError> {
-    let tls = match &relay.config.tls_pem {
-        None => kith_protocol::tls::server_config(&relay.identity)?,
-        Some(p) => kith_protocol::tls::server_config_from_pem(&p.chain_pem, &p.key_pem)?,
-    };
+    let tls = kith_protocol::tls::server_config(&relay.identity)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| RunError::QuicCrypto(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
