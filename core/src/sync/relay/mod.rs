@@ -495,6 +495,9 @@ pub struct RelaySync {
     snapshots_exhausted: bool,
     /// A `Snapshots` answer decides whether to verify or upload a snapshot.
     snapshot_check_wanted: bool,
+    /// The relay's pending snapshot from its last `Snapshots` answer: only
+    /// that one is worth confirming once opened.
+    pending_snapshot: Option<[u8; 32]>,
     /// Quarantined entries to pull again (filled once per connection).
     refetch: Option<VecDeque<(DeviceId, u64)>>,
     /// The relay's per-device heads from its last `Heads` answer.
@@ -553,6 +556,7 @@ impl RelaySync {
             tried_snapshots: HashSet::new(),
             snapshots_exhausted: false,
             snapshot_check_wanted: false,
+            pending_snapshot: None,
             refetch: None,
             remote_heads: Vec::new(),
             pulled_entries: 0,

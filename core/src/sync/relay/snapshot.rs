@@ -171,8 +171,9 @@ impl RelaySync {
         match opened {
             Ok(()) => {
                 self.install_candidates.clear();
-                // Another device's snapshot opened here: the relay may prune.
-                if d.snapshot.device != self.id.device_id() {
+                // Another device's pending snapshot opened here: the relay
+                // may prune (a confirmed one needs no second write).
+                if d.snapshot.device != self.id.device_id() && self.pending_snapshot == Some(d.id) {
                     self.send(
                         Request::SnapshotOpened { snapshot_id: d.id },
                         Req::SnapshotOpened,
@@ -236,6 +237,7 @@ impl RelaySync {
         confirmed: Option<SnapshotInfo>,
         pending: Option<SnapshotInfo>,
     ) -> Result<(), RelaySyncError> {
+        self.pending_snapshot = pending.as_ref().map(|p| p.snapshot_id);
         if self.snapshot_wanted {
             let tried = &self.tried_snapshots;
             let mut candidates: VecDeque<SnapshotInfo> = [pending, confirmed]
