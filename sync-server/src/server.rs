@@ -53,6 +53,8 @@ const CLOSE_LINGER_MS: u64 = 2000;
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// How often expired mailbox blobs and stale rate windows are deleted.
 const MAILBOX_SWEEP_MS: u64 = 60_000;
+/// Window of the per-address registration limit.
+const REGISTRATION_WINDOW_MS: u64 = 3_600_000;
 /// Frame bytes kept beside a pull page's entries for the response framing.
 pub const PULL_FRAMING_BYTES: usize = 16 * 1024;
 /// Frame bytes kept for the envelope of a snapshot range (up to
@@ -126,10 +128,7 @@ pub fn transport_config(frame_bytes_max: usize, idle_timeout_ms: u64) -> quinn::
 
 /// The quinn server configuration for `relay` (TLS pinned to its identity).
 pub fn server_config(relay: &Relay) -> Result<quinn::ServerConfig, RunError> {
-    let tls = match &relay.config.tls_pem {
-        None => kith_protocol::tls::server_config(&relay.identity)?,
-        Some(p) => kith_protocol::tls::server_config_from_pem(&p.chain_pem, &p.key_pem)?,
-    };
+    let tls = kith_protocol::tls::server_config(&relay.identity)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| RunError::QuicCrypto(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -177,6 +176,9 @@ struct Shared {
     /// Unauthenticated requests per source address: (minute window start
     /// ms, requests in it); at most [`UNAUTH_ADDRS_MAX`] addresses tracked.
     unauth_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
+    /// Accounts registered per source address: (hour window start ms,
+    /// accounts in it); bounded like `unauth_rates`.
+    registrations: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
     next_conn_id: AtomicU64,
     /// Last authentication per account since start (for `kith-relay accounts`).
     last_seen: Mutex<HashMap<AccountId, u64>>,
@@ -283,6 +285,30 @@ impl Shared {
         }
         *n = n.saturating_add(add);
         if add == 0 { *n < limit } else { *n <= limit }
+    }
+
+    /// Counts `add` registrations from `addr` in its current hour; false
+    /// when the address is at its allowance
+    /// ([`crate::Limits::accounts_per_addr_per_hour`]).
+    fn registration_allowed(&self, addr: std::net::IpAddr, add: u32) -> bool {
+        let limit = self.config.limits.accounts_per_addr_per_hour;
+        self.count_in_window(
+            &self.registrations,
+            addr,
+            REGISTRATION_WINDOW_MS,
+            add,
+            limit,
+        )
+    }
+
+    /// When `addr`'s registration window ends.
+    fn registration_retry_ms(&self, addr: std::net::IpAddr) -> u64 {
+        let now = self.config.clock.now_ms();
+        lock(&self.registrations)
+            .get(&addr)
+            .map_or(0, |(start, _)| {
+                (start + REGISTRATION_WINDOW_MS).saturating_sub(now)
+            })
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -529,6 +555,7 @@ pub async fn run_with_admin(
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
         unauth_rates: Mutex::new(HashMap::new()),
+        registrations: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
         last_seen: Mutex::new(HashMap::new()),
         started: std::time::Instant::now(),
@@ -571,6 +598,16 @@ pub async fn run_with_admin(
                     && n > 0
                 {
                     debug!(n, "abandoned snapshot uploads deleted");
+                }
+                // Pending snapshots nobody opened within the safety window.
+                let stored_before_ms =
+                    now.saturating_sub(shared.config.limits.snapshot_confirm_window_ms);
+                if let Ok(WriteOutcome::SnapshotsConfirmed(n)) = shared
+                    .write(WriteOp::SnapshotsConfirmDue { stored_before_ms })
+                    .await
+                    && n > 0
+                {
+                    info!(n, "pending snapshots confirmed by the safety window");
                 }
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
                     .write(WriteOp::MailboxExpire {
@@ -1052,7 +1089,7 @@ async fn serve(
                             Request::MailboxPut { slot, blob, ttl_s }
                                 if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
                             {
-                                mailbox_put(shared, limits, slot, blob, ttl_s).await
+                                mailbox_put(shared, limits, slot, blob, ttl_s, None).await
                             }
                             Request::Ping => Ok(Response::Pong),
                             _ => {
@@ -1132,6 +1169,26 @@ async fn authenticate(
                 .await
                 .map_err(|e| (e.code(), e.to_string()))?
         } else {
+            let ip = conn.remote_address().ip();
+            let genesis = a
+                .membership
+                .first()
+                .is_some_and(|o| matches!(o.body.change, kith_protocol::Change::Genesis { .. }));
+            if genesis
+                && !shared.registration_allowed(ip, 0)
+                && shared
+                    .read(move |s| s.membership(&account))
+                    .await
+                    .map_err(|e| (e.code(), e.to_string()))?
+                    .is_none()
+            {
+                return Err((
+                    ErrorCode::RegistrationLimited {
+                        retry_after_ms: shared.registration_retry_ms(ip),
+                    },
+                    "too many new accounts from this address; retry later".into(),
+                ));
+            }
             let op = WriteOp::AppendMembership {
                 account,
                 ops: a.membership,
@@ -1139,6 +1196,7 @@ async fn authenticate(
                 token_hash: a.token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
                 open_registration: shared.config.registration == RegistrationPolicy::Open,
                 now_ms: shared.config.clock.now_ms(),
+                members_max: shared.config.limits.devices_per_account_max,
             };
             match shared.write(op).await {
                 Ok(WriteOutcome::MembershipAppended {
@@ -1148,6 +1206,9 @@ async fn authenticate(
                     state,
                 }) => {
                     registered = new_account;
+                    if new_account {
+                        shared.registration_allowed(ip, 1);
+                    }
                     for d in &revoked {
                         shared.close_device(&account, d);
                     }
@@ -1257,6 +1318,7 @@ async fn mailbox_put(
     slot: [u8; 32],
     blob: Vec<u8>,
     ttl_s: u32,
+    owner: Option<crate::store::MailboxOwner>,
 ) -> Result<Response, (ErrorCode, String)> {
     if blob.len() > limits.mailbox_blob_bytes_max {
         return Err((
@@ -1281,6 +1343,7 @@ async fn mailbox_put(
         blob,
         expires_at_ms: now + u64::from(ttl_s) * 1000,
         now_ms: now,
+        owner,
     };
     match shared.write(op).await {
         Ok(WriteOutcome::MailboxStored) => Ok(Response::MailboxStored),
@@ -1317,6 +1380,7 @@ async fn handle_request(
         Request::Pull { .. }
             | Request::GetSnapshot
             | Request::GetSnapshotRange { .. }
+            | Request::Snapshots
             | Request::Heads
             | Request::GetMembership { .. }
             | Request::Subscribe
@@ -1453,10 +1517,34 @@ async fn handle_request(
             store_snapshot(shared, snapshot, None).await
         }
         Request::GetSnapshot => {
+            let frame = limits.frame_bytes_max;
+            // Sizes first: a snapshot too large for a frame is never loaded.
             let snapshot = shared
-                .read(move |st| st.snapshot(&account))
+                .read(move |st| {
+                    let Some(newest) = st.snapshots(&account)?.newest().cloned() else {
+                        return Ok(None);
+                    };
+                    if newest.total_bytes > frame as u64 {
+                        return Ok(Some(Err(())));
+                    }
+                    Ok(st
+                        .snapshot_range(&account, Some(newest.snapshot_id), 0, frame)?
+                        .map(|r| Ok(r.snapshot)))
+                })
                 .await
                 .map_err(store_err)?;
+            let snapshot = match snapshot {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(())) => {
+                    return refuse(
+                        ErrorCode::TooLarge {
+                            limit: frame as u64,
+                        },
+                        "the snapshot is larger than one frame: fetch it with GetSnapshotRange (protocol 2)",
+                    );
+                }
+            };
             let size = snapshot.as_ref().map_or(0, |s| {
                 postcard::experimental::serialized_size(s).unwrap_or(usize::MAX)
             });
@@ -1495,6 +1583,7 @@ async fn handle_request(
                 bytes,
                 upload_bytes_max: limits.snapshot_upload_bytes_max,
                 now_ms: shared.config.clock.now_ms(),
+                quota_bytes: limits.quota_bytes_per_account,
             };
             match shared.write(op).await.map_err(store_err)? {
                 WriteOutcome::SnapshotPartStored => {
@@ -1503,10 +1592,7 @@ async fn handle_request(
                 _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
             }
         }
-        Request::CommitSnapshot {
-            upload,
-            mut snapshot,
-        } => {
+        Request::CommitSnapshot { upload, snapshot } => {
             if snapshot.account != account || snapshot.device != device {
                 return refuse(
                     ErrorCode::WrongAccount,
@@ -1519,13 +1605,41 @@ async fn handle_request(
                     "a committed snapshot carries its ciphertext in parts only",
                 );
             }
+            if snapshot.covers.len() > CURSORS_MAX {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: CURSORS_MAX as u64,
+                    },
+                    "too many cursors",
+                );
+            }
             // Only the connection's own device's parts: another account or
-            // device can neither read nor complete them.
-            snapshot.ciphertext = shared
-                .read(move |st| st.snapshot_upload(&account, &device, upload))
+            // device can neither read nor complete them. The signature is
+            // checked part by part as they are read (never assembled), so
+            // memory stays bounded whatever the snapshot's size. Parts the
+            // device re-sends between this check and the commit would be
+            // its own doing: it can sign anything anyway.
+            let Ok(mut verifier) = snapshot.verifier() else {
+                return refuse(
+                    ErrorCode::BadSignature,
+                    "snapshot signature does not verify",
+                );
+            };
+            shared
+                .read(move |st| {
+                    st.snapshot_upload(&account, &device, upload, &mut |part| verifier.update(part))
+                        .map(|_| verifier)
+                })
                 .await
-                .map_err(store_err)?;
-            store_snapshot(shared, snapshot, Some(upload)).await
+                .map_err(store_err)?
+                .finish()
+                .map_err(|_| {
+                    (
+                        ErrorCode::BadSignature,
+                        "snapshot signature does not verify".to_owned(),
+                    )
+                })?;
+            put_snapshot(shared, snapshot, Some(upload)).await
         }
         Request::GetSnapshotRange {
             snapshot_id,
@@ -1539,7 +1653,7 @@ async fn handle_request(
                 .max(1);
             let bytes_max = (bytes_max as usize).clamp(1, room);
             let range = shared
-                .read(move |st| st.snapshot_range(&account, offset, bytes_max))
+                .read(move |st| st.snapshot_range(&account, snapshot_id, offset, bytes_max))
                 .await
                 .map_err(store_err)?;
             match range {
@@ -1563,6 +1677,36 @@ async fn handle_request(
                     total_bytes: r.total_bytes,
                     offset,
                 }),
+            }
+        }
+        Request::Snapshots => {
+            let snaps = shared
+                .read(move |st| st.snapshots(&account))
+                .await
+                .map_err(store_err)?;
+            let info = |s: crate::store::StoredSnapshot| kith_protocol::SnapshotInfo {
+                snapshot_id: s.snapshot_id,
+                device: s.envelope.device,
+                epoch: s.envelope.epoch,
+                covers: s.envelope.covers,
+                total_bytes: s.total_bytes,
+            };
+            Ok(Response::Snapshots {
+                confirmed: snaps.confirmed.map(info),
+                pending: snaps.pending.map(info),
+            })
+        }
+        Request::SnapshotOpened { snapshot_id } => {
+            let op = WriteOp::ConfirmSnapshot {
+                account,
+                device,
+                snapshot_id,
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::SnapshotConfirmed { pruned_entries } => {
+                    Ok(Response::SnapshotConfirmed { pruned_entries })
+                }
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
             }
         }
         Request::Heads => {
@@ -1594,6 +1738,7 @@ async fn handle_request(
                 token_hash: None,
                 open_registration: false,
                 now_ms: now_ms(),
+                members_max: limits.devices_per_account_max,
             };
             match shared.write(op).await.map_err(store_err)? {
                 WriteOutcome::MembershipAppended {
@@ -1622,7 +1767,12 @@ async fn handle_request(
             Ok(Response::Membership { ops, more })
         }
         Request::MailboxPut { slot, blob, ttl_s } => {
-            mailbox_put(shared, limits, slot, blob, ttl_s).await
+            let owner = Some(crate::store::MailboxOwner {
+                account,
+                quota_bytes: limits.quota_bytes_per_account,
+                blobs_max: limits.mailbox_blobs_per_account_max,
+            });
+            mailbox_put(shared, limits, slot, blob, ttl_s, owner).await
         }
         Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
     }
@@ -1635,7 +1785,6 @@ async fn store_snapshot(
     snapshot: SealedSnapshot,
     finished_upload: Option<u64>,
 ) -> Result<Response, (ErrorCode, String)> {
-    let limits = &shared.config.limits;
     if snapshot.covers.len() > CURSORS_MAX {
         return Err((
             ErrorCode::TooLarge {
@@ -1650,10 +1799,21 @@ async fn store_snapshot(
             "snapshot signature does not verify".into(),
         ));
     }
+    put_snapshot(shared, snapshot, finished_upload).await
+}
+
+/// Stores a verified snapshot (pending until another device opens it).
+async fn put_snapshot(
+    shared: &Arc<Shared>,
+    snapshot: SealedSnapshot,
+    finished_upload: Option<u64>,
+) -> Result<Response, (ErrorCode, String)> {
+    let limits = &shared.config.limits;
     let op = WriteOp::PutSnapshot {
         snapshot,
         quota_bytes: limits.quota_bytes_per_account,
         finished_upload,
+        now_ms: shared.config.clock.now_ms(),
     };
     match shared
         .write(op)

@@ -897,10 +897,19 @@ fn describe(e: &RelayEvent) -> Option<String> {
         } => {
             format!("uploaded a snapshot ({bytes} bytes; relay pruned {pruned_entries} entries)")
         }
+        RelayEvent::SnapshotUnreadable { device, reason } => format!(
+            "warning: the relay's snapshot made by device {device} was skipped ({reason}); syncing from an older snapshot or the log instead"
+        ),
+        RelayEvent::SnapshotConfirmed { pruned_entries } => format!(
+            "checked another device's snapshot; the relay pruned {pruned_entries} entries it covers"
+        ),
         RelayEvent::RateLimited { retry_after_ms } => {
             format!("relay rate limit: retrying in {retry_after_ms} ms")
         }
         RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        RelayEvent::Repaired { device, seq } => format!(
+            "entry #{seq} of device {device}, skipped before, now reads correctly (the relay's copy was repaired) and was applied"
+        ),
         RelayEvent::Quarantined {
             device,
             seq,
@@ -1110,9 +1119,15 @@ fn quarantine_warnings(
                 .find(|d| d.id == device)
                 .map_or_else(|| "an unknown device".to_string(), |d| format!("'{}'", d.name));
             let last = qs.last().map(|q| q.reason.as_str()).unwrap_or_default();
+            // Seq 0 records a snapshot of that device that could not be opened.
+            let snapshots = qs.iter().filter(|q| q.seq == 0).count();
+            let what = match (qs.len() - snapshots, snapshots) {
+                (n, 0) => format!("{n} entries"),
+                (0, m) => format!("{m} snapshot(s)"),
+                (n, m) => format!("{n} entries and {m} snapshot(s)"),
+            };
             format!(
-                "Warning: {} entries from {name} ({device}) were skipped because they do not verify, decrypt or parse (last: {last}). That device may be damaged or hostile, or the relay's copy damaged; everything else synced.",
-                qs.len()
+                "Warning: {what} from {name} ({device}) were skipped because they do not verify, decrypt or parse (last: {last}). That device may be damaged or hostile, or the relay's copy damaged; everything else synced.",
             )
         })
         .collect()

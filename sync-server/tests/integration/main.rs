@@ -13,5 +13,6 @@ mod crash;
 mod disk_full;
 mod isolation;
 mod ops;
+mod quotas;
 mod snapshots;
 mod sync;
