@@ -19,8 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kith_core::identity::{KeyMaterial, KeyStore, KeyStoreError};
+use kith_core::sync::authority::RecoveryCode;
 use kith_core::sync::devices::list_devices;
 use kith_core::sync::pairing::{INVITATION_TTL_MS_MAX, Incoming};
+use kith_core::sync::relay::RecoverError;
 use kith_core::sync::{DeviceIdentity, Invitation, PairingMode, Token, membership};
 use kith_net::relay::Extra;
 use kith_protocol::{DeviceId, RelayAddress};
@@ -124,6 +126,22 @@ pub struct AccountInfo {
     /// The recovery code, only in what `create_account` returns: show it
     /// once, have the user write it down; no device stores it.
     pub recovery_code: Option<String>,
+}
+
+/// What `recover` did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecoveryReport {
+    /// The members now (device ids).
+    pub members: Vec<String>,
+    /// The devices the recovery revoked.
+    pub revoked: Vec<String>,
+    /// The key epoch that started.
+    pub epoch: u64,
+    /// Older epoch keys carried into it: what of the relay's history this
+    /// device reads (0: only what is on this device).
+    pub epochs_carried: u64,
+    /// This device's account after the recovery (new keys for a restored device).
+    pub account: AccountInfo,
 }
 
 /// A device asking to join through an invitation this device made.
@@ -676,6 +694,123 @@ impl Kith {
             )
             .await?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Wins the account back with the recovery code shown at
+    /// `create_account` (docs/SECURITY.md §3.7), for when a stolen device
+    /// revoked this one, or every device was lost and this store was
+    /// restored from a backup (`restore_backup`) or is new. The members
+    /// become exactly `keep_device_ids` (ids from `devices()`; empty: this
+    /// device only), every other device is revoked and a new key epoch
+    /// starts, carrying every older key this device holds.
+    ///
+    /// A device restored from a backup holds a lost device's keys: it gets
+    /// new keys (saved through the key store once the relay accepted the
+    /// recovery) and the restored ones only open the older epochs.
+    /// `device_name` names this device when it gets new keys; `relay` sets
+    /// the relay (otherwise the one set). Errors: `InvalidInput`
+    /// (`recovery_code`: mistyped, or another account's; `keep_device_ids`),
+    /// `Authentication` (the relay does not hold this account, or another
+    /// relay answered), `Network` (unreachable; nothing changed). Call
+    /// `sync_now()` afterwards.
+    #[uniffi::method(default(relay = None, device_name = None))]
+    pub async fn recover(
+        self: Arc<Self>,
+        recovery_code: String,
+        keep_device_ids: Vec<String>,
+        relay: Option<String>,
+        device_name: Option<String>,
+    ) -> KithResult<RecoveryReport> {
+        run_async("recover", async move {
+            let code = RecoveryCode::parse(&recovery_code)
+                .map_err(|e| KithError::invalid("recovery_code", e.to_string()))?;
+            let account = code.account();
+            let name = device_name.as_deref().map(check_device_name).transpose()?;
+            let addr = match &relay {
+                Some(r) => parse_relay(r)?,
+                None => self.relay()?,
+            };
+            let keys = self.keys.load()?;
+            let has_log = self.with_store(|s| {
+                Ok(!membership::ops(s)
+                    .map_err(|e| KithError::Storage {
+                        reason: e.to_string(),
+                    })?
+                    .is_empty())
+            })?;
+            let fresh = |n: &str| {
+                let mut k = KeyMaterial::generate(n);
+                k.account = Some(account.0);
+                k
+            };
+            // (this device's keys afterwards, a lost device's restored keys, save?)
+            let (mine, former, save) = match keys {
+                Some(k) if k.account.is_some_and(|a| a != account.0) => {
+                    return Err(KithError::invalid(
+                        "recovery_code",
+                        RecoverError::OtherAccount {
+                            code_account: account,
+                            account: kith_protocol::AccountId(k.account.unwrap_or_default()),
+                        }
+                        .to_string(),
+                    ));
+                }
+                Some(k) if k.account.is_some() && has_log => (k, None, false),
+                Some(k) if k.account.is_some() => {
+                    let n = name.clone().unwrap_or_else(|| k.device_name.clone());
+                    (fresh(&n), Some(k), true)
+                }
+                Some(mut k) => {
+                    k.account = Some(account.0);
+                    if let Some(n) = &name {
+                        n.clone_into(&mut k.device_name);
+                    }
+                    (k, None, true)
+                }
+                None => (
+                    fresh(name.as_deref().unwrap_or("recovered device")),
+                    None,
+                    true,
+                ),
+            };
+            let me = DeviceIdentity::from_material(&mine)?;
+            let former = former
+                .as_ref()
+                .map(DeviceIdentity::from_material)
+                .transpose()?;
+            let mut keep = Vec::with_capacity(keep_device_ids.len().max(1));
+            for d in &keep_device_ids {
+                let id: DeviceId = d.trim().parse().map_err(|_| {
+                    KithError::invalid("keep_device_ids", format!("'{d}' is not a device id"))
+                })?;
+                if !keep.contains(&id) {
+                    keep.push(id);
+                }
+            }
+            if keep.is_empty() {
+                keep.push(me.device_id());
+            }
+            let store = self.shared_store()?;
+            let timeout_ms = self.sync.round_timeout_ms();
+            let done =
+                kith_net::recover_account(&store, &addr, code, &me, former, keep, timeout_ms)
+                    .await?;
+            if save {
+                self.keys.save(&mine)?;
+            }
+            if relay.is_some() {
+                save_relay(self.data_dir_path(), &addr)?;
+            }
+            self.refresh_disabled();
+            Ok(RecoveryReport {
+                members: done.members.iter().map(ToString::to_string).collect(),
+                revoked: done.revoked.iter().map(ToString::to_string).collect(),
+                epoch: done.epoch,
+                epochs_carried: done.epochs_wrapped as u64,
+                account: self.account_info(&me)?,
+            })
         })
         .await
     }

@@ -229,10 +229,33 @@ impl From<kith_net::NetError> for KithError {
             N::Sync(R::Crypto(_)) => KithError::Internal { reason },
             // This device was revoked: nothing to retry.
             N::Sync(R::Revoked) => KithError::Authentication { reason },
+            N::Recover(r) => recover_error(r, reason),
             // Connection trouble of every kind (and cases added later):
             // retry when online.
             _ => KithError::Network { reason },
         }
+    }
+}
+
+/// A recovery's failure: the field to fix, or what the relay said.
+fn recover_error(e: kith_core::sync::relay::RecoverError, reason: String) -> KithError {
+    use kith_core::sync::authority::AuthorityError as A;
+    use kith_core::sync::relay::RecoverError as E;
+    use kith_protocol::ErrorCode as C;
+    match e {
+        E::Authority(A::BadCode(_) | A::OtherAccount { .. }) | E::OtherAccount { .. } => {
+            KithError::invalid("recovery_code", reason)
+        }
+        E::UnknownDevice(_) | E::NothingKept => KithError::invalid("keep_device_ids", reason),
+        E::UnknownAccount { .. } | E::WrongRelay { .. } => KithError::Authentication { reason },
+        E::Relay {
+            code:
+                C::AuthFailed | C::NotAMember | C::DeviceRevoked | C::WrongAccount | C::BadSignature,
+            ..
+        } => KithError::Authentication { reason },
+        E::Store(s) => s.into(),
+        E::Authority(_) | E::Membership(_) => KithError::Conflict { reason },
+        E::Relay { .. } | E::Protocol(_) => KithError::Network { reason },
     }
 }
 

@@ -23,6 +23,7 @@ mod error;
 mod guard;
 mod inputs;
 mod insights;
+mod invitation;
 mod kith;
 mod listener;
 mod logging;
@@ -34,10 +35,12 @@ mod types;
 
 pub use account::{
     AccountInfo, DEVICE_NAME_CHARS_MAX, Device, JoinRequest, KithKeyStore, PairingInvitation,
+    RecoveryReport,
 };
 pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;
+pub use invitation::{DeviceInvitation, JoinAttempt};
 pub use kith::{Kith, PAGE_LIMIT_MAX, StoreCheckReport};
 pub use listener::{ChangeSummary, KithListener, SyncState};
 pub use logging::{KithLogger, LogLevel, LogRecord, clear_logger, set_logger};

@@ -129,7 +129,8 @@ pub struct SyncStatus {
 pub struct QuarantinedEntry {
     /// The device that wrote it (its id, as in `Device.id`).
     pub device: String,
-    /// Its sequence number in that device's log.
+    /// Its sequence number in that device's log; 0 for a snapshot of that
+    /// device that could not be opened.
     pub seq: u64,
     /// Why it was refused.
     pub reason: String,

@@ -83,6 +83,9 @@ pub(crate) enum Command {
     Join(crate::commands::sync::JoinArgs),
     /// This account's devices (name, id, added, last seen); `revoke ID` removes one.
     Devices(crate::commands::sync::DevicesArgs),
+    /// Win the account back with the recovery code from `kith init`: keeps
+    /// this device (or the --keep devices), revokes every other, new keys.
+    Recover(crate::commands::recover::RecoverArgs),
     /// Sync through the relay (one round, or --watch), or directly with --peer ADDR.
     Sync(crate::commands::sync::SyncArgs),
     /// Serve direct sync to this account's other devices on the LAN.

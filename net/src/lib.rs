@@ -25,5 +25,5 @@ pub use keeper::{KeeperOptions, keep_store};
 pub use peer::{ChangeNotifier, PeerReport, PeerServer, join_via_peer, peer_watch, sync_with_peer};
 pub use relay::{
     JoinError, NetError, RoundReport, WatchOptions, answer_join_request, await_join_request,
-    await_welcome, now_ms, post_join_request, relay_round, relay_watch,
+    await_welcome, now_ms, post_join_request, recover_account, relay_round, relay_watch,
 };

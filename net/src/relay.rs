@@ -13,7 +13,7 @@ use kith_core::Store;
 use kith_core::identity::KeyMaterial;
 use kith_core::sync::authority::RecoveryCode;
 use kith_core::sync::pairing::{Incoming, PairError, Reply, Token};
-use kith_core::sync::relay::{MailboxError, MailboxTake};
+use kith_core::sync::relay::{MailboxError, MailboxTake, RecoverError, Recovered, RecoverySession};
 use kith_core::sync::{
     DeviceIdentity, Invitation, RelayClientConfig, RelayEvent, RelaySync, RelaySyncError,
 };
@@ -75,6 +75,10 @@ pub enum NetError {
     /// The local store failed (disk full, corrupt); not retryable.
     #[error(transparent)]
     Store(#[from] kith_core::StoreError),
+    /// A recovery was refused (wrong code, unknown account or device, the
+    /// relay's answer); not retryable except for the relay's transient codes.
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
 }
 
 impl NetError {
@@ -86,7 +90,8 @@ impl NetError {
             | NetError::Connection(_)
             | NetError::Frame(_)
             | NetError::Timeout { .. } => true,
-            NetError::Sync(RelaySyncError::Relay { code, .. }) => matches!(
+            NetError::Sync(RelaySyncError::Relay { code, .. })
+            | NetError::Recover(RecoverError::Relay { code, .. }) => matches!(
                 code,
                 ErrorCode::Internal | ErrorCode::ShuttingDown | ErrorCode::RateLimited
             ),
@@ -158,6 +163,8 @@ impl RoundReport {
 pub enum Extra {
     /// Revoke a device: a new epoch sealed to the remaining members.
     Revoke(DeviceId),
+    /// Start a new key epoch with the same members.
+    Rotate,
     /// Add a device (a pairing the user approved).
     Add(MemberKeys),
     /// Recover with the code: the members become exactly these.
@@ -306,6 +313,7 @@ async fn run_session<F: FnMut(&RelayEvent)>(
         for x in std::mem::take(&mut s.extras) {
             match x {
                 Extra::Revoke(d) => m.revoke(&mut st, d)?,
+                Extra::Rotate => m.rotate(&mut st)?,
                 Extra::Add(card) => m.add_member(&mut st, card)?,
                 Extra::Recover { code, keep } => m.recover(&mut st, code, keep)?,
             }
@@ -505,6 +513,65 @@ pub async fn relay_watch(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Wins the account back with its recovery code (docs/SECURITY.md §3.7):
+/// one connection authenticated by the code's root key, which fetches the
+/// relay's membership log into `store`, and appends a `Recover` op keeping
+/// exactly `keep` (every other device revoked, a new epoch sealed to `keep`
+/// wrapping every older key this device holds). `me` is who this device is
+/// afterwards; `former` the identity of a lost device whose keys a backup
+/// restored (its epoch keys are carried into the new epoch). Sync with a
+/// normal round afterwards.
+#[allow(clippy::too_many_arguments)]
+pub async fn recover_account(
+    store: &Mutex<Store>,
+    addr: &RelayAddress,
+    code: RecoveryCode,
+    me: &DeviceIdentity,
+    former: Option<DeviceIdentity>,
+    keep: Vec<DeviceId>,
+    timeout_ms: u64,
+) -> Result<Recovered, NetError> {
+    let run = async {
+        let mut m = {
+            let mut st = lock(store);
+            RecoverySession::new(&mut st, addr.key, code, me.clone(), former, keep)?
+        };
+        let (endpoint, conn) = connect_relay(addr, CONNECT_TIMEOUT_MS).await?;
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Connection(e.to_string()))?;
+        let counters = Arc::new(Counters::default());
+        let mut rx = spawn_reader::<ServerMsg>(recv, counters.clone());
+        let out: Result<Recovered, NetError> = async {
+            loop {
+                while let Some(msg) = m.poll_transmit() {
+                    write_msg(&mut send, &msg, &counters).await?;
+                }
+                if let Some(r) = m.result() {
+                    return Ok(r?);
+                }
+                match rx.recv().await {
+                    Some(Ok(msg)) => {
+                        let mut st = lock(store);
+                        m.handle(&mut st, msg, now_ms());
+                    }
+                    Some(Err(e)) => return Err(NetError::from(e)),
+                    None => return Err(NetError::Connection("reader stopped".into())),
+                }
+            }
+        }
+        .await;
+        let _ = send.finish();
+        conn.close(0u32.into(), b"bye");
+        let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+        out
+    };
+    tokio::time::timeout(Duration::from_millis(timeout_ms), run)
+        .await
+        .map_err(|_| NetError::Timeout { timeout_ms })?
 }
 
 /// How often a waiting side asks the mailbox again (pairing only: the

@@ -194,6 +194,49 @@ impl SealedSnapshot {
                 what: "sealed snapshot",
             })
     }
+
+    /// Starts checking the signature of a snapshot whose ciphertext is fed
+    /// in pieces ([`SnapshotVerifier::update`]) after the envelope's own
+    /// `ciphertext`: the relay verifies a fragmented upload part by part,
+    /// in bounded memory, instead of assembling it.
+    pub fn verifier(&self) -> Result<SnapshotVerifier, SignatureError> {
+        let key = self.device.verifying_key()?;
+        let mut inner =
+            key.verify_stream(&self.signature)
+                .map_err(|_| SignatureError::Invalid {
+                    what: "sealed snapshot",
+                })?;
+        inner.update(self.signing_bytes());
+        Ok(SnapshotVerifier { inner })
+    }
+}
+
+/// Streaming check of a snapshot signature ([`SealedSnapshot::verifier`]);
+/// accepts exactly what [`SealedSnapshot::verify`] accepts for the same bytes.
+pub struct SnapshotVerifier {
+    inner: ed25519_dalek::StreamVerifier,
+}
+
+impl std::fmt::Debug for SnapshotVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotVerifier")
+    }
+}
+
+impl SnapshotVerifier {
+    /// Feeds the next ciphertext bytes.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.inner.update(piece);
+    }
+
+    /// True if the signature covers everything fed.
+    pub fn finish(self) -> Result<(), SignatureError> {
+        self.inner
+            .finalize_and_verify()
+            .map_err(|_| SignatureError::Invalid {
+                what: "sealed snapshot",
+            })
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub mod tls;
 mod proptests;
 
 pub use address::{AddressError, RelayAddress};
-pub use envelope::{Cursor, SealedEntry, SealedSnapshot};
+pub use envelope::{Cursor, SealedEntry, SealedSnapshot, SnapshotVerifier};
 pub use frame::{
     FRAME_BYTES_MAX, FrameDecoder, FrameError, decode_body, decode_frame, encode_frame,
     parse_header,
@@ -35,7 +35,7 @@ pub use membership::{
 };
 pub use msg::{
     ALPN, ClientMsg, ErrorCode, Event, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response,
-    ServerMsg,
+    ServerMsg, SnapshotInfo,
 };
 pub use sign::{DeviceCert, SignatureError, auth_message, sign_auth, verify_auth};
 

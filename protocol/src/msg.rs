@@ -1,8 +1,9 @@
-//! Every message of relay protocol version 3, as serde types encoded with
+//! Every message of relay protocol version 4, as serde types encoded with
 //! postcard (see [`crate::frame`] and docs/PROTOCOL.md). Version 3 replaced
 //! account-signed certificates with the membership log: versions 1 and 2 are
-//! no longer spoken (a `Hello` offering only them is answered with
-//! `UnsupportedVersion { supported: [3] }`).
+//! no longer spoken, nor is 3 (version 4 added snapshot confirmation): a
+//! `Hello` offering only them is answered with
+//! `UnsupportedVersion { supported: [4] }`.
 //!
 //! Conversation: the client sends [`ClientMsg::Hello`]; the server answers
 //! [`ServerMsg::Welcome`] (with a fresh challenge) or an
@@ -23,6 +24,13 @@
 //! ops at the relay's head (the relay orders an account's changes);
 //! [`Request::GetMembership`] reads them; subscribers get
 //! [`Event::Membership`].
+//!
+//! Snapshot confirmation (version 4): a stored snapshot stays *pending* (the
+//! entries it covers are kept, and so is the previous snapshot) until a
+//! device other than its author reports having opened it
+//! ([`Request::SnapshotOpened`]) or the relay's safety window passes;
+//! [`Request::Snapshots`] lists the pending and the confirmed snapshot, so a
+//! device that cannot open one falls back to the other or to the log.
 
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
@@ -32,10 +40,10 @@ use crate::keys::{AccountId, DeviceId, RelayKey};
 use crate::membership::MembershipOp;
 
 /// The newest protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Every protocol version this crate speaks, newest first (what a client
 /// offers in `Hello`).
-pub const PROTOCOL_VERSIONS: &[u16] = &[3];
+pub const PROTOCOL_VERSIONS: &[u16] = &[4];
 /// Most parts one fragmented snapshot upload may have.
 pub const SNAPSHOT_PARTS_MAX: u32 = 4096;
 /// TLS ALPN identifier of the relay protocol.
@@ -190,6 +198,31 @@ pub enum Request {
         /// Ops up to this position are known.
         after: u64,
     },
+    /// (Version 4.) The account's stored snapshots: the confirmed one (the
+    /// pruning floors are its covers) and a newer pending one, if any.
+    Snapshots,
+    /// (Version 4.) This device opened (verified, decrypted, parsed) the
+    /// stored snapshot `snapshot_id` of another device: the relay may now
+    /// prune the entries it covers and drop the previous snapshot.
+    SnapshotOpened {
+        /// The id from [`Response::Snapshots`] / [`Response::SnapshotRange`].
+        snapshot_id: [u8; 32],
+    },
+}
+
+/// (Version 4.) A stored snapshot, without its ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// SHA-256 of its signature: pass it to [`Request::GetSnapshotRange`].
+    pub snapshot_id: [u8; 32],
+    /// The device that made it.
+    pub device: DeviceId,
+    /// The epoch it is sealed under.
+    pub epoch: u64,
+    /// What it covers, per device.
+    pub covers: Vec<Cursor>,
+    /// Length of its ciphertext, bytes.
+    pub total_bytes: u64,
 }
 
 /// Messages from the relay to a device.
@@ -315,6 +348,19 @@ pub enum Response {
         ops: Vec<MembershipOp>,
         /// True if more follow: ask again after the last.
         more: bool,
+    },
+    /// (Version 4.) The account's stored snapshots.
+    Snapshots {
+        /// The snapshot the pruning floors belong to.
+        confirmed: Option<SnapshotInfo>,
+        /// A newer snapshot nobody but its author has opened yet: the entries
+        /// it covers are still stored.
+        pending: Option<SnapshotInfo>,
+    },
+    /// (Version 4.) The snapshot is confirmed (or already was).
+    SnapshotConfirmed {
+        /// Entries deleted because it covers them.
+        pruned_entries: u64,
     },
 }
 
@@ -443,6 +489,21 @@ pub enum ErrorCode {
         /// The current epoch.
         current: u64,
     },
+    /// (Version 4.) A device cannot confirm its own snapshot: another
+    /// device must have opened it.
+    SnapshotOwn,
+    /// (Version 4.) The account has as many member devices as the relay
+    /// allows; revoke one first.
+    TooManyDevices {
+        /// Most member devices per account.
+        limit: u32,
+    },
+    /// (Version 4.) This source address registered as many new accounts as
+    /// the relay allows per hour; retry later.
+    RegistrationLimited {
+        /// When to retry.
+        retry_after_ms: u64,
+    },
 }
 
 impl ErrorCode {
@@ -462,6 +523,7 @@ impl ErrorCode {
                 | ErrorCode::BadToken
                 | ErrorCode::RateLimited
                 | ErrorCode::ShuttingDown
+                | ErrorCode::RegistrationLimited { .. }
         )
     }
 
@@ -499,6 +561,9 @@ impl ErrorCode {
             ErrorCode::MembershipRefused { .. } => "membership_refused",
             ErrorCode::MembershipBehind { .. } => "membership_behind",
             ErrorCode::EpochStale { .. } => "epoch_stale",
+            ErrorCode::SnapshotOwn => "snapshot_own",
+            ErrorCode::TooManyDevices { .. } => "too_many_devices",
+            ErrorCode::RegistrationLimited { .. } => "registration_limited",
         }
     }
 }

@@ -194,6 +194,8 @@ fn request() -> impl Strategy<Value = Request> {
             }
         ),
         any::<u64>().prop_map(|after| Request::GetMembership { after }),
+        Just(Request::Snapshots),
+        k32().prop_map(|snapshot_id| Request::SnapshotOpened { snapshot_id }),
     ]
 }
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
@@ -256,6 +258,9 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         any::<u64>().prop_map(|position| ErrorCode::MembershipRefused { position }),
         any::<u64>().prop_map(|len| ErrorCode::MembershipBehind { len }),
         any::<u64>().prop_map(|current| ErrorCode::EpochStale { current }),
+        Just(ErrorCode::SnapshotOwn),
+        any::<u32>().prop_map(|limit| ErrorCode::TooManyDevices { limit }),
+        any::<u64>().prop_map(|retry_after_ms| ErrorCode::RegistrationLimited { retry_after_ms }),
     ]
 }
 fn response() -> impl Strategy<Value = Response> {
@@ -299,7 +304,31 @@ fn response() -> impl Strategy<Value = Response> {
             any::<bool>()
         )
             .prop_map(|(ops, more)| Response::Membership { ops, more }),
+        (
+            proptest::option::of(snapshot_info()),
+            proptest::option::of(snapshot_info())
+        )
+            .prop_map(|(confirmed, pending)| Response::Snapshots { confirmed, pending }),
+        any::<u64>().prop_map(|pruned_entries| Response::SnapshotConfirmed { pruned_entries }),
     ]
+}
+fn snapshot_info() -> impl Strategy<Value = crate::msg::SnapshotInfo> {
+    (
+        k32(),
+        k32(),
+        any::<u64>(),
+        proptest::collection::vec(cursor(), 0..3),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(snapshot_id, d, epoch, covers, total_bytes)| crate::msg::SnapshotInfo {
+                snapshot_id,
+                device: DeviceId(d),
+                epoch,
+                covers,
+                total_bytes,
+            },
+        )
 }
 fn server_msg() -> impl Strategy<Value = ServerMsg> {
     prop_oneof![

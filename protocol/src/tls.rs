@@ -39,14 +39,6 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("invalid TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    /// A PEM certificate chain or key could not be read.
-    #[error("invalid PEM {what}: {detail}")]
-    Pem {
-        /// "certificate chain" or "private key".
-        what: &'static str,
-        /// What was wrong.
-        detail: String,
-    },
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -81,48 +73,6 @@ pub fn server_config_with_chain(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain, private)?;
-    cfg.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(cfg)
-}
-
-/// Server configuration from PEM text: a certificate chain (leaf first, as
-/// issued by a CA for the relay's domain) and its private key. Used for a
-/// relay behind a real domain name; clients then verify it with
-/// [`client_config_with_roots`] instead of the key pin.
-pub fn server_config_from_pem(
-    chain_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<rustls::ServerConfig, TlsError> {
-    use rustls::pki_types::pem::PemObject;
-    let chain = CertificateDer::pem_slice_iter(chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            what: "certificate chain",
-            detail: e.to_string(),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::Pem {
-            what: "certificate chain",
-            detail: "no CERTIFICATE block".into(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
-        what: "private key",
-        detail: e.to_string(),
-    })?;
-    server_config_with_chain(chain, key)
-}
-
-/// TLS 1.3 client configuration that verifies the relay's certificate by the
-/// usual WebPKI rules (chain to `roots`, name, validity): for relays with a
-/// CA-issued certificate.
-pub fn client_config_with_roots(
-    roots: rustls::RootCertStore,
-) -> Result<rustls::ClientConfig, TlsError> {
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }
@@ -285,28 +235,6 @@ mod tests {
         );
         server_config(&key).unwrap();
         client_config(RelayKey::from(key.verifying_key())).unwrap();
-    }
-
-    #[test]
-    fn pem_server_config_accepts_a_ca_chain_and_refuses_garbage() {
-        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["relay.example.org".into()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        server_config_from_pem(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes()).unwrap();
-        assert!(matches!(
-            server_config_from_pem(b"nothing", leaf_key.serialize_pem().as_bytes()),
-            Err(TlsError::Pem { .. })
-        ));
-        assert!(matches!(
-            server_config_from_pem(leaf.pem().as_bytes(), b"nothing"),
-            Err(TlsError::Pem { .. })
-        ));
     }
 
     #[test]

@@ -227,7 +227,7 @@ impl RelayClient {
     }
 
     /// Connects with an explicit QUIC client configuration and TLS server
-    /// name (for a relay with a CA-issued certificate, the domain name).
+    /// name (tests of the TLS layer).
     pub async fn connect_with(
         endpoint: &quinn::Endpoint,
         addr: SocketAddr,

@@ -59,6 +59,16 @@ pub struct Limits {
     pub snapshot_upload_bytes_max: u64,
     /// An unfinished snapshot upload older than this is deleted, ms.
     pub snapshot_upload_ttl_ms: u64,
+    /// A new snapshot stays pending (it prunes nothing; the previous one
+    /// and the entries it covers stay) until a device other than its author
+    /// opened it, or at most this long (the safety window).
+    pub snapshot_confirm_window_ms: u64,
+    /// Most member devices one account may have.
+    pub devices_per_account_max: u32,
+    /// Most live mailbox blobs one account may hold at once.
+    pub mailbox_blobs_per_account_max: u32,
+    /// Most new accounts one source address may register per hour.
+    pub accounts_per_addr_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -81,25 +91,11 @@ impl Default for Limits {
             write_queue_ops_max: 8192,
             snapshot_upload_bytes_max: 256 << 20,
             snapshot_upload_ttl_ms: 3_600_000,
+            snapshot_confirm_window_ms: 7 * 24 * 3_600_000,
+            devices_per_account_max: 32,
+            mailbox_blobs_per_account_max: 8,
+            accounts_per_addr_per_hour: 10,
         }
-    }
-}
-
-/// A CA-issued certificate for a relay behind a real domain name (PEM text).
-#[derive(Clone, PartialEq, Eq)]
-pub struct TlsPem {
-    /// Certificate chain, leaf first.
-    pub chain_pem: Vec<u8>,
-    /// The leaf's private key.
-    pub key_pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsPem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the private key.
-        f.debug_struct("TlsPem")
-            .field("chain_pem_bytes", &self.chain_pem.len())
-            .finish_non_exhaustive()
     }
 }
 
@@ -110,9 +106,6 @@ pub struct RelayConfig {
     pub registration: RegistrationPolicy,
     /// Limits and quotas.
     pub limits: Limits,
-    /// `None`: present a self-signed certificate for the identity key
-    /// (clients pin the key). `Some`: present this CA-issued certificate.
-    pub tls_pem: Option<TlsPem>,
     /// Where the relay reads wall-clock time (mailbox and invitation expiry, token and quota
     /// windows): the system clock, or one a test moves.
     pub clock: Clock,
@@ -123,7 +116,6 @@ impl Default for RelayConfig {
         Self {
             registration: RegistrationPolicy::Open,
             limits: Limits::default(),
-            tls_pem: None,
             clock: Clock::system(),
         }
     }

@@ -13,9 +13,13 @@
 //! [`RelayStore::apply`] with explicit times, reads through the read methods.
 //! The contract covered: append with exactly the next seq, idempotent
 //! re-sends, fork and gap refusal (refused ops change nothing), pulls in
-//! pages after cursors, snapshots that prune and raise floors, snapshot
-//! ranges, snapshots uploaded in parts, mailbox expiry, registration tokens,
-//! revocation, byte quotas, per-op atomicity inside a batch, and stats;
+//! pages after cursors, snapshots that stay pending (nothing pruned, the
+//! confirmed one kept and readable by id) until another device confirms
+//! them or the safety window passes, then prune and raise floors, snapshot
+//! ranges, snapshots uploaded in parts (read back part by part), mailbox
+//! expiry, registration tokens, revocation, byte quotas over entries,
+//! snapshots, upload parts and mailbox blobs, caps on member devices and
+//! mailbox blobs per account, per-op atomicity inside a batch, and stats;
 //! with a `damage:` hook, damaged-entry detection and repair.
 //!
 //! Test-only code: a failed expectation panics with the case's context.
@@ -63,7 +67,12 @@ macro_rules! relay_store_conformance {
             a_fork_is_refused_and_changes_nothing,
             a_gap_is_refused_and_changes_nothing,
             pulls_page_after_cursors_in_device_then_seq_order,
-            a_snapshot_prunes_what_it_covers_and_raises_floors,
+            a_snapshot_prunes_only_once_another_device_opened_it,
+            a_pending_snapshot_keeps_the_confirmed_one_readable,
+            the_safety_window_confirms_pending_snapshots,
+            quotas_count_upload_parts_snapshots_and_mailbox_blobs,
+            member_devices_per_account_are_capped,
+            mailbox_blobs_per_account_are_capped,
             snapshots_are_never_replaced_by_staler_or_invalid_ones,
             snapshot_ranges_slice_the_stored_ciphertext,
             snapshots_upload_in_parts_and_commit_atomically,
@@ -114,6 +123,8 @@ const T0_MS: u64 = 1_700_000_000_000;
 const QUOTA_BYTES: u64 = 1 << 30;
 /// Upload limit no case reaches unless it means to.
 const UPLOAD_BYTES_MAX: u64 = 1 << 20;
+/// Member devices per account no case reaches unless it means to.
+const MEMBERS_MAX: u32 = 64;
 
 /// An account (its root key) and its membership log, shared with its
 /// devices: the first device is the genesis member and adds every later one.
@@ -268,6 +279,7 @@ impl Device {
             token_hash: None,
             open_registration: true,
             now_ms: T0_MS,
+            members_max: MEMBERS_MAX,
         }
     }
 
@@ -325,6 +337,7 @@ impl Device {
             token_hash,
             open_registration,
             now_ms: T0_MS,
+            members_max: MEMBERS_MAX,
         }
     }
 
@@ -342,6 +355,7 @@ impl Device {
             snapshot,
             quota_bytes: QUOTA_BYTES,
             finished_upload,
+            now_ms: T0_MS,
         }
     }
 
@@ -355,8 +369,31 @@ impl Device {
             bytes: bytes.to_vec(),
             upload_bytes_max: UPLOAD_BYTES_MAX,
             now_ms,
+            quota_bytes: QUOTA_BYTES,
         }
     }
+
+    /// This device reports it opened `snap`.
+    fn confirm_op(&self, snap: &SealedSnapshot) -> WriteOp {
+        WriteOp::ConfirmSnapshot {
+            account: self.account,
+            device: self.id(),
+            snapshot_id: snapshot_id(snap),
+        }
+    }
+}
+
+/// The parts of an upload as `snapshot_upload` feeds them, concatenated.
+fn upload_bytes(
+    s: &dyn RelayStore,
+    account: &AccountId,
+    device: &DeviceId,
+    upload: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    let total = s.snapshot_upload(account, device, upload, &mut |p| out.extend_from_slice(p))?;
+    assert_eq!(total, out.len() as u64, "the total is what was fed");
+    Ok(out)
 }
 
 /// Applies one op alone.
@@ -602,17 +639,56 @@ pub fn pulls_page_after_cursors_in_device_then_seq_order(s: &dyn RelayStore) {
     );
 }
 
-/// A snapshot prunes the entries it covers, raises floors, is returned by
-/// `snapshot`; pulls behind a floor need the snapshot; pruned seqs can be
+/// A stored snapshot is pending: it prunes nothing until a member device
+/// other than its author confirms it (its own author cannot; another id is
+/// `SnapshotChanged`); then it prunes the entries it covers and raises the
+/// floors; pulls behind a floor need the snapshot; pruned seqs can be
 /// re-sent harmlessly but not skipped.
-pub fn a_snapshot_prunes_what_it_covers_and_raises_floors(s: &dyn RelayStore) {
-    let (_, d) = registered(s, 16, 17);
+pub fn a_snapshot_prunes_only_once_another_device_opened_it(s: &dyn RelayStore) {
+    let (a, d) = registered(s, 16, 17);
+    let other = a.device(15);
+    ok(s, other.register_op());
     ok(s, d.push_op(d.entries(1, 5)));
     assert_eq!(s.snapshot(&d.account).unwrap(), None);
     let snap = d.snapshot(vec![d.cursor(3)], b"state at 3");
     assert_eq!(
         ok(s, d.snapshot_op(snap.clone(), None)),
-        WriteOutcome::SnapshotStored { pruned_entries: 3 }
+        WriteOutcome::SnapshotStored { pruned_entries: 0 }
+    );
+    assert_eq!(s.snapshot(&d.account).unwrap(), Some(snap.clone()));
+    let listed = s.snapshots(&d.account).unwrap();
+    assert_eq!(listed.confirmed, None);
+    let pending = listed.pending.expect("pending");
+    assert_eq!(pending.snapshot_id, snapshot_id(&snap));
+    assert_eq!(pending.total_bytes, 10);
+    assert_eq!(pending.stored_ms, T0_MS);
+    assert!(pending.envelope.ciphertext.is_empty());
+    assert_eq!(floor_of(s, &d), 0);
+    assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 5));
+    assert!(matches!(
+        one(s, d.confirm_op(&snap)),
+        Err(StoreError::SnapshotOwn)
+    ));
+    let unknown = d.snapshot(vec![d.cursor(3)], b"never stored");
+    assert!(matches!(
+        one(s, other.confirm_op(&unknown)),
+        Err(StoreError::SnapshotChanged)
+    ));
+    assert_eq!(floor_of(s, &d), 0);
+    assert_eq!(
+        ok(s, other.confirm_op(&snap)),
+        WriteOutcome::SnapshotConfirmed { pruned_entries: 3 }
+    );
+    // Confirming again changes nothing.
+    assert_eq!(
+        ok(s, other.confirm_op(&snap)),
+        WriteOutcome::SnapshotConfirmed { pruned_entries: 0 }
+    );
+    let listed = s.snapshots(&d.account).unwrap();
+    assert_eq!(listed.pending, None);
+    assert_eq!(
+        listed.confirmed.map(|c| c.snapshot_id),
+        Some(snapshot_id(&snap))
     );
     assert_eq!(s.snapshot(&d.account).unwrap(), Some(snap));
     assert_eq!(floor_of(s, &d), 3);
@@ -632,6 +708,245 @@ pub fn a_snapshot_prunes_what_it_covers_and_raises_floors(s: &dyn RelayStore) {
         ok(s, d.push_op(d.entries(1, 6))),
         pushed(6, d.entries(6, 6))
     );
+}
+
+/// A newer snapshot does not replace the confirmed one until confirmed:
+/// both are listed and readable by id (the newest without an id), a newer
+/// pending one replaces the older pending one, and confirming the newest
+/// deletes the previous confirmed one.
+pub fn a_pending_snapshot_keeps_the_confirmed_one_readable(s: &dyn RelayStore) {
+    let (a, d) = registered(s, 46, 47);
+    let other = a.device(48);
+    ok(s, other.register_op());
+    ok(s, d.push_op(d.entries(1, 6)));
+    let first = d.snapshot(vec![d.cursor(2)], b"first");
+    ok(s, d.snapshot_op(first.clone(), None));
+    ok(s, other.confirm_op(&first));
+    let junk = d.snapshot(vec![d.cursor(4)], b"junk nobody opens");
+    ok(s, d.snapshot_op(junk.clone(), None));
+    let listed = s.snapshots(&d.account).unwrap();
+    assert_eq!(
+        listed.confirmed.as_ref().map(|c| c.snapshot_id),
+        Some(snapshot_id(&first))
+    );
+    assert_eq!(
+        listed.pending.as_ref().map(|c| c.snapshot_id),
+        Some(snapshot_id(&junk))
+    );
+    assert_eq!(floor_of(s, &d), 2);
+    let by_id = |snap: &SealedSnapshot| {
+        s.snapshot_range(&d.account, Some(snapshot_id(snap)), 0, 100)
+            .unwrap()
+            .map(|r| r.snapshot)
+    };
+    assert_eq!(by_id(&first), Some(first.clone()));
+    assert_eq!(by_id(&junk), Some(junk.clone()));
+    assert_eq!(
+        s.snapshot_range(&d.account, None, 0, 100)
+            .unwrap()
+            .map(|r| r.snapshot),
+        Some(junk.clone())
+    );
+    assert_eq!(
+        s.snapshot_range(&d.account, Some([7; 32]), 0, 100).unwrap(),
+        None
+    );
+    // The log the confirmed snapshot does not cover is all there.
+    assert_eq!(pull_all(s, &d.account, &[d.cursor(2)]), d.entries(3, 6));
+    // A newer pending snapshot replaces the junk one; the confirmed stays.
+    let good = d.snapshot(vec![d.cursor(5)], b"good");
+    ok(s, d.snapshot_op(good.clone(), None));
+    assert_eq!(by_id(&junk), None);
+    assert_eq!(by_id(&first), Some(first.clone()));
+    assert!(matches!(
+        one(s, other.confirm_op(&junk)),
+        Err(StoreError::SnapshotChanged)
+    ));
+    assert_eq!(
+        ok(s, other.confirm_op(&good)),
+        WriteOutcome::SnapshotConfirmed { pruned_entries: 3 }
+    );
+    assert_eq!(by_id(&first), None);
+    assert_eq!(floor_of(s, &d), 5);
+    assert_eq!(s.stats().unwrap().entries, 1);
+}
+
+/// Pending snapshots stored before the cutoff are confirmed (pruned) by the
+/// safety window; later ones stay pending.
+pub fn the_safety_window_confirms_pending_snapshots(s: &dyn RelayStore) {
+    let (a, d) = registered(s, 49, 50);
+    let (_, e) = registered(s, 51, 52);
+    let _ = a;
+    ok(s, d.push_op(d.entries(1, 3)));
+    ok(s, e.push_op(e.entries(1, 3)));
+    let mut late = e.snapshot_op(e.snapshot(vec![e.cursor(3)], b"late"), None);
+    if let WriteOp::PutSnapshot { now_ms, .. } = &mut late {
+        *now_ms = T0_MS + 10_000;
+    }
+    ok(
+        s,
+        d.snapshot_op(d.snapshot(vec![d.cursor(3)], b"early"), None),
+    );
+    ok(s, late);
+    assert_eq!(
+        ok(
+            s,
+            WriteOp::SnapshotsConfirmDue {
+                stored_before_ms: T0_MS + 5_000
+            }
+        ),
+        WriteOutcome::SnapshotsConfirmed(1)
+    );
+    assert_eq!(floor_of(s, &d), 3);
+    assert!(s.snapshots(&d.account).unwrap().pending.is_none());
+    assert_eq!(floor_of(s, &e), 0);
+    assert!(s.snapshots(&e.account).unwrap().pending.is_some());
+}
+
+/// Every byte a device makes the store keep counts against its account:
+/// upload parts as they arrive (refused past the quota; freed when the
+/// upload is replaced or expires), a committed snapshot, and mailbox blobs
+/// of an authenticated account until taken or expired.
+pub fn quotas_count_upload_parts_snapshots_and_mailbox_blobs(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 53, 54);
+    ok(s, d.push_op(d.entries(1, 2)));
+    let base = s.stats().unwrap().bytes;
+    let part = |upload: u64, index: u32, n: usize, quota_bytes: u64| {
+        let mut op = d.part_op(upload, index, 4, &vec![7; n], T0_MS);
+        if let WriteOp::PutSnapshotPart { quota_bytes: q, .. } = &mut op {
+            *q = quota_bytes;
+        }
+        op
+    };
+    ok(s, part(1, 0, 100, base + 250));
+    ok(s, part(1, 1, 100, base + 250));
+    assert_eq!(s.stats().unwrap().bytes, base + 200);
+    assert!(matches!(
+        one(s, part(1, 2, 100, base + 250)),
+        Err(StoreError::QuotaBytes { .. })
+    ));
+    assert_eq!(s.stats().unwrap().bytes, base + 200);
+    // A re-sent part replaces its bytes, it does not add them.
+    ok(s, part(1, 1, 100, base + 250));
+    assert_eq!(s.stats().unwrap().bytes, base + 200);
+    // A new upload frees the old one's parts.
+    ok(s, part(2, 0, 50, base + 250));
+    assert_eq!(s.stats().unwrap().bytes, base + 50);
+    ok(
+        s,
+        WriteOp::SnapshotUploadsExpire {
+            started_before_ms: T0_MS + 1,
+        },
+    );
+    assert_eq!(s.stats().unwrap().bytes, base);
+    // A committed snapshot keeps counting its ciphertext.
+    ok(s, d.part_op(3, 0, 1, &[1; 300], T0_MS));
+    let snap = d.snapshot(vec![d.cursor(2)], &[1; 300]);
+    let mut envelope = snap.clone();
+    envelope.ciphertext.clear();
+    ok(s, d.snapshot_op(envelope, Some(3)));
+    let with_snapshot = s.stats().unwrap().bytes;
+    assert!(
+        with_snapshot >= base + 300,
+        "{with_snapshot} < {base} + 300"
+    );
+    // Mailbox blobs of an account count until taken.
+    let owner = crate::store::MailboxOwner {
+        account: d.account,
+        quota_bytes: with_snapshot + 1000,
+        blobs_max: 8,
+    };
+    let put = |slot: u8, n: usize| WriteOp::MailboxPut {
+        slot: [slot; 32],
+        blob: vec![slot; n],
+        expires_at_ms: T0_MS + 1000,
+        now_ms: T0_MS,
+        owner: Some(owner),
+    };
+    ok(s, put(60, 600));
+    assert_eq!(s.stats().unwrap().bytes, with_snapshot + 600);
+    assert!(matches!(
+        one(s, put(61, 600)),
+        Err(StoreError::QuotaBytes { .. })
+    ));
+    ok(
+        s,
+        WriteOp::MailboxTake {
+            slot: [60; 32],
+            now_ms: T0_MS + 1,
+        },
+    );
+    assert_eq!(s.stats().unwrap().bytes, with_snapshot);
+    ok(s, put(61, 600));
+    ok(
+        s,
+        WriteOp::MailboxExpire {
+            now_ms: T0_MS + 1000,
+        },
+    );
+    assert_eq!(s.stats().unwrap().bytes, with_snapshot);
+}
+
+/// An op that would give an account more member devices than allowed is
+/// refused, and nothing of it is stored; ops that add no member pass.
+pub fn member_devices_per_account_are_capped(s: &dyn RelayStore) {
+    let (a, d) = registered(s, 55, 56);
+    let second = a.device(57);
+    let mut op = second.register_op();
+    if let WriteOp::AppendMembership { members_max, .. } = &mut op {
+        *members_max = 2;
+    }
+    ok(s, op);
+    let third = a.device(58);
+    let mut op = third.register_op();
+    if let WriteOp::AppendMembership { members_max, .. } = &mut op {
+        *members_max = 2;
+    }
+    assert!(matches!(
+        one(s, op),
+        Err(StoreError::TooManyDevices { limit: 2 })
+    ));
+    assert!(!is_member(s, &third));
+    assert_eq!(s.membership(&d.account).unwrap().unwrap().len(), 2);
+}
+
+/// An account holds at most `blobs_max` live mailbox blobs; a taken or
+/// expired one frees its place.
+pub fn mailbox_blobs_per_account_are_capped(s: &dyn RelayStore) {
+    let (_, d) = registered(s, 59, 60);
+    let put = |slot: u8, now_ms: u64| WriteOp::MailboxPut {
+        slot: [slot; 32],
+        blob: vec![slot; 10],
+        expires_at_ms: now_ms + 1000,
+        now_ms,
+        owner: Some(crate::store::MailboxOwner {
+            account: d.account,
+            quota_bytes: QUOTA_BYTES,
+            blobs_max: 2,
+        }),
+    };
+    ok(s, put(70, T0_MS));
+    ok(s, put(71, T0_MS));
+    assert!(matches!(
+        one(s, put(72, T0_MS)),
+        Err(StoreError::MailboxFull { limit: 2 })
+    ));
+    ok(
+        s,
+        WriteOp::MailboxTake {
+            slot: [70; 32],
+            now_ms: T0_MS,
+        },
+    );
+    ok(s, put(72, T0_MS));
+    ok(
+        s,
+        WriteOp::MailboxExpire {
+            now_ms: T0_MS + 1000,
+        },
+    );
+    ok(s, put(73, T0_MS + 1000));
+    ok(s, put(74, T0_MS + 1000));
 }
 
 /// A snapshot that covers less than the stored one is stale; one that covers
@@ -667,7 +982,8 @@ pub fn snapshots_are_never_replaced_by_staler_or_invalid_ones(s: &dyn RelayStore
         Err(StoreError::SnapshotInvalid)
     ));
     assert_eq!(s.snapshot(&d.account).unwrap(), Some(good));
-    assert_eq!(floor_of(s, &d), 3);
+    // Pending: nothing pruned yet.
+    assert_eq!(floor_of(s, &d), 0);
     // The same coverage again replaces it (a re-upload is not stale).
     let again = d.snapshot(vec![d.cursor(3)], b"at 3 again");
     ok(s, d.snapshot_op(again.clone(), None));
@@ -678,7 +994,7 @@ pub fn snapshots_are_never_replaced_by_staler_or_invalid_ones(s: &dyn RelayStore
 /// envelope, its id and total length; `None` without a snapshot.
 pub fn snapshot_ranges_slice_the_stored_ciphertext(s: &dyn RelayStore) {
     let (_, d) = registered(s, 20, 21);
-    assert_eq!(s.snapshot_range(&d.account, 0, 10).unwrap(), None);
+    assert_eq!(s.snapshot_range(&d.account, None, 0, 10).unwrap(), None);
     ok(s, d.push_op(d.entries(1, 1)));
     let body: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
     let snap = d.snapshot(vec![d.cursor(1)], &body);
@@ -686,7 +1002,10 @@ pub fn snapshot_ranges_slice_the_stored_ciphertext(s: &dyn RelayStore) {
     let mut got = Vec::new();
     let mut offset = 0u64;
     while offset < 1000 {
-        let r = s.snapshot_range(&d.account, offset, 300).unwrap().unwrap();
+        let r = s
+            .snapshot_range(&d.account, None, offset, 300)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.total_bytes, 1000);
         assert_eq!(r.snapshot_id, snapshot_id(&snap));
         assert_eq!(r.snapshot.covers, snap.covers);
@@ -696,7 +1015,10 @@ pub fn snapshot_ranges_slice_the_stored_ciphertext(s: &dyn RelayStore) {
         got.extend(r.snapshot.ciphertext);
     }
     assert_eq!(got, body);
-    let past = s.snapshot_range(&d.account, 5000, 300).unwrap().unwrap();
+    let past = s
+        .snapshot_range(&d.account, None, 5000, 300)
+        .unwrap()
+        .unwrap();
     assert!(past.snapshot.ciphertext.is_empty());
     assert_eq!(past.total_bytes, 1000);
 }
@@ -708,14 +1030,14 @@ pub fn snapshots_upload_in_parts_and_commit_atomically(s: &dyn RelayStore) {
     let (_, d) = registered(s, 22, 23);
     ok(s, d.push_op(d.entries(1, 2)));
     assert!(matches!(
-        s.snapshot_upload(&d.account, &d.id(), 7),
+        upload_bytes(s, &d.account, &d.id(), 7),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
     // Out of order on purpose.
     ok(s, d.part_op(7, 2, 3, b"CC", T0_MS));
     ok(s, d.part_op(7, 0, 3, b"AA", T0_MS));
     assert!(matches!(
-        s.snapshot_upload(&d.account, &d.id(), 7),
+        upload_bytes(s, &d.account, &d.id(), 7),
         Err(StoreError::UploadIncomplete { parts_stored: 1 })
     ));
     assert!(matches!(
@@ -750,21 +1072,25 @@ pub fn snapshots_upload_in_parts_and_commit_atomically(s: &dyn RelayStore) {
     );
     // Re-sending a part replaces it.
     ok(s, d.part_op(7, 1, 3, b"bb", T0_MS));
-    assert_eq!(
-        s.snapshot_upload(&d.account, &d.id(), 7).unwrap(),
-        b"AAbbCC"
-    );
+    assert_eq!(upload_bytes(s, &d.account, &d.id(), 7).unwrap(), b"AAbbCC");
     assert!(matches!(
-        s.snapshot_upload(&d.account, &d.id(), 8),
+        upload_bytes(s, &d.account, &d.id(), 8),
         Err(StoreError::UploadIncomplete { .. })
     ));
     // Nothing is a snapshot until committed.
     assert_eq!(s.snapshot(&d.account).unwrap(), None);
     let snap = d.snapshot(vec![d.cursor(2)], b"AAbbCC");
-    ok(s, d.snapshot_op(snap.clone(), Some(7)));
+    // The commit carries the envelope; the parts are its ciphertext.
+    let mut envelope = snap.clone();
+    envelope.ciphertext.clear();
+    assert!(matches!(
+        one(s, d.snapshot_op(snap.clone(), Some(7))),
+        Err(StoreError::SnapshotInvalid)
+    ));
+    ok(s, d.snapshot_op(envelope, Some(7)));
     assert_eq!(s.snapshot(&d.account).unwrap(), Some(snap));
     assert!(matches!(
-        s.snapshot_upload(&d.account, &d.id(), 7),
+        upload_bytes(s, &d.account, &d.id(), 7),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
 
@@ -772,10 +1098,10 @@ pub fn snapshots_upload_in_parts_and_commit_atomically(s: &dyn RelayStore) {
     ok(s, d.part_op(9, 0, 2, b"old", T0_MS));
     ok(s, d.part_op(10, 0, 1, b"new", T0_MS));
     assert!(matches!(
-        s.snapshot_upload(&d.account, &d.id(), 9),
+        upload_bytes(s, &d.account, &d.id(), 9),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
-    assert_eq!(s.snapshot_upload(&d.account, &d.id(), 10).unwrap(), b"new");
+    assert_eq!(upload_bytes(s, &d.account, &d.id(), 10).unwrap(), b"new");
 }
 
 /// Uploads started before the cutoff are deleted; later ones stay.
@@ -795,11 +1121,11 @@ pub fn abandoned_uploads_expire(s: &dyn RelayStore) {
         WriteOutcome::SnapshotUploadsExpired(1)
     );
     assert!(matches!(
-        s.snapshot_upload(&old.account, &old.id(), 1),
+        upload_bytes(s, &old.account, &old.id(), 1),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
     assert_eq!(
-        s.snapshot_upload(&fresh.account, &fresh.id(), 1).unwrap(),
+        upload_bytes(s, &fresh.account, &fresh.id(), 1).unwrap(),
         b"fresh"
     );
 }
@@ -812,6 +1138,7 @@ pub fn mailbox_blobs_are_taken_once_and_expire(s: &dyn RelayStore) {
         blob: blob.to_vec(),
         expires_at_ms,
         now_ms,
+        owner: None,
     };
     let take = |slot: u8, now_ms: u64| WriteOp::MailboxTake {
         slot: [slot; 32],
@@ -1036,7 +1363,7 @@ pub fn membership_ops_append_only_at_the_head(s: &dyn RelayStore) {
 /// re-sends (which add nothing) still succeed at the quota; a snapshot that
 /// prunes enough brings the account back under it.
 pub fn byte_quotas_refuse_growth_but_not_resends(s: &dyn RelayStore) {
-    let (_, d) = registered(s, 40, 41);
+    let (a, d) = registered(s, 40, 41);
     ok(s, d.push_op(d.entries(1, 4)));
     let used = s.stats().unwrap().bytes;
     assert!(used > 0);
@@ -1053,8 +1380,14 @@ pub fn byte_quotas_refuse_growth_but_not_resends(s: &dyn RelayStore) {
     assert_eq!(head_of(s, &d), 4);
     assert_eq!(s.stats().unwrap().bytes, used);
     assert_eq!(ok(s, with_quota(d.entries(1, 4), used)), pushed(4, vec![]));
-    // A small snapshot covering everything frees room.
-    ok(s, d.snapshot_op(d.snapshot(vec![d.cursor(4)], b"s"), None));
+    // A small snapshot covering everything frees room once another device
+    // opened it.
+    let snap = d.snapshot(vec![d.cursor(4)], b"s");
+    ok(s, d.snapshot_op(snap.clone(), None));
+    assert!(s.stats().unwrap().bytes > used);
+    let other = a.device(39);
+    ok(s, other.register_op());
+    ok(s, other.confirm_op(&snap));
     assert!(s.stats().unwrap().bytes < used);
     ok(s, with_quota(d.entries(5, 5), used));
     assert_eq!(head_of(s, &d), 5);
@@ -1165,6 +1498,7 @@ pub fn mailbox_live_sees_only_unexpired_blobs(s: &dyn RelayStore) {
             blob: b"invite".to_vec(),
             expires_at_ms: T0_MS + 1_000,
             now_ms: T0_MS,
+            owner: None,
         },
     );
     assert!(s.mailbox_live(&slot, T0_MS + 999).unwrap());

@@ -36,7 +36,7 @@ pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testkit;
 
-pub use config::{Clock, Limits, RegistrationPolicy, RelayConfig, TlsPem};
+pub use config::{Clock, Limits, RegistrationPolicy, RelayConfig};
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{AdminSocket, Relay, RunError, create_token, now_ms, run, run_with_admin};
 pub use store::{PgStore, RedbStore, RelayStore};

@@ -87,13 +87,20 @@ struct Cli {
     /// Most bytes of one unfinished fragmented snapshot upload. Default 268435456 (256 MiB).
     #[arg(long, env = "KITH_RELAY_SNAPSHOT_UPLOAD_BYTES_MAX", global = true)]
     snapshot_upload_bytes_max: Option<u64>,
-    /// PEM certificate chain issued by a CA for --public-host (with --tls-key). Default: a
-    /// self-signed certificate for the identity key, which clients pin.
-    #[arg(long, env = "KITH_RELAY_TLS_CERT", global = true, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "KITH_RELAY_TLS_KEY", global = true, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    /// Member devices one account may have. Default 32.
+    #[arg(long, env = "KITH_RELAY_DEVICES_PER_ACCOUNT_MAX", global = true)]
+    devices_per_account_max: Option<u32>,
+    /// New accounts one source address may register per hour. Default 10.
+    #[arg(long, env = "KITH_RELAY_ACCOUNTS_PER_ADDR_PER_HOUR", global = true)]
+    accounts_per_addr_per_hour: Option<u32>,
+    /// Live pairing mailbox blobs one account may hold at once. Default 8.
+    #[arg(long, env = "KITH_RELAY_MAILBOX_BLOBS_PER_ACCOUNT_MAX", global = true)]
+    mailbox_blobs_per_account_max: Option<u32>,
+    /// How long a new snapshot stays pending (the entries it covers and the
+    /// previous snapshot kept) when no other device opens it, ms. Default
+    /// 604800000 (7 days).
+    #[arg(long, env = "KITH_RELAY_SNAPSHOT_CONFIRM_WINDOW_MS", global = true)]
+    snapshot_confirm_window_ms: Option<u64>,
     /// Log as JSON lines instead of text (logs go to stderr; RUST_LOG filters).
     #[arg(long, env = "KITH_RELAY_LOG_JSON", global = true)]
     log_json: bool,
@@ -179,8 +186,10 @@ struct FileConfig {
     mailbox_ttl_s_max: Option<u32>,
     idle_timeout_ms: Option<u64>,
     snapshot_upload_bytes_max: Option<u64>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
+    devices_per_account_max: Option<u32>,
+    accounts_per_addr_per_hour: Option<u32>,
+    mailbox_blobs_per_account_max: Option<u32>,
+    snapshot_confirm_window_ms: Option<u64>,
 }
 
 /// Which store the relay runs on.
@@ -253,6 +262,22 @@ fn settings(cli: &Cli) -> Result<Settings> {
             .snapshot_upload_bytes_max
             .or(file.snapshot_upload_bytes_max)
             .unwrap_or(d.snapshot_upload_bytes_max),
+        devices_per_account_max: cli
+            .devices_per_account_max
+            .or(file.devices_per_account_max)
+            .unwrap_or(d.devices_per_account_max),
+        accounts_per_addr_per_hour: cli
+            .accounts_per_addr_per_hour
+            .or(file.accounts_per_addr_per_hour)
+            .unwrap_or(d.accounts_per_addr_per_hour),
+        mailbox_blobs_per_account_max: cli
+            .mailbox_blobs_per_account_max
+            .or(file.mailbox_blobs_per_account_max)
+            .unwrap_or(d.mailbox_blobs_per_account_max),
+        snapshot_confirm_window_ms: cli
+            .snapshot_confirm_window_ms
+            .or(file.snapshot_confirm_window_ms)
+            .unwrap_or(d.snapshot_confirm_window_ms),
         ..d
     };
     let metrics_listen = cli
@@ -272,17 +297,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
     let listen = match cli.listen.or(file.listen) {
         Some(l) => l,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
-    };
-    let tls_pem = match (
-        cli.tls_cert.clone().or(file.tls_cert),
-        cli.tls_key.clone().or(file.tls_key),
-    ) {
-        (None, None) => None,
-        (Some(c), Some(k)) => Some(kith_relay::TlsPem {
-            chain_pem: std::fs::read(&c).with_context(|| format!("reading {}", c.display()))?,
-            key_pem: std::fs::read(&k).with_context(|| format!("reading {}", k.display()))?,
-        }),
-        _ => bail!("tls-cert and tls-key must be given together"),
     };
     let store_args = if cli.store.is_empty() {
         file.store.clone().unwrap_or_default()
@@ -321,7 +335,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
                 .or(file.registration)
                 .unwrap_or(RegistrationPolicy::Open),
             limits,
-            tls_pem,
             clock: kith_relay::Clock::system(),
         },
     })

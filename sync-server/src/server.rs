@@ -54,6 +54,8 @@ const CLOSE_LINGER_MS: u64 = 2000;
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// How often expired mailbox blobs and stale rate windows are deleted.
 const MAILBOX_SWEEP_MS: u64 = 60_000;
+/// Window of the per-address registration limit.
+const REGISTRATION_WINDOW_MS: u64 = 3_600_000;
 /// Frame bytes kept beside a pull page's entries for the response framing.
 pub const PULL_FRAMING_BYTES: usize = 16 * 1024;
 /// Frame bytes kept for the envelope of a snapshot range (up to
@@ -127,10 +129,7 @@ pub fn transport_config(frame_bytes_max: usize, idle_timeout_ms: u64) -> quinn::
 
 /// The quinn server configuration for `relay` (TLS pinned to its identity).
 pub fn server_config(relay: &Relay) -> Result<quinn::ServerConfig, RunError> {
-    let tls = match &relay.config.tls_pem {
-        None => kith_protocol::tls::server_config(&relay.identity)?,
-        Some(p) => kith_protocol::tls::server_config_from_pem(&p.chain_pem, &p.key_pem)?,
-    };
+    let tls = kith_protocol::tls::server_config(&relay.identity)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| RunError::QuicCrypto(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -178,6 +177,9 @@ struct Shared {
     /// Unauthenticated requests per source address: (minute window start
     /// ms, requests in it); at most [`UNAUTH_ADDRS_MAX`] addresses tracked.
     unauth_rates: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
+    /// Accounts registered per source address: (hour window start ms,
+    /// accounts in it); bounded like `unauth_rates`.
+    registrations: Mutex<HashMap<std::net::IpAddr, (u64, u32)>>,
     next_conn_id: AtomicU64,
     /// Last authentication per account since start (for `kith-relay accounts`).
     last_seen: Mutex<HashMap<AccountId, u64>>,
@@ -284,6 +286,30 @@ impl Shared {
         }
         *n = n.saturating_add(add);
         if add == 0 { *n < limit } else { *n <= limit }
+    }
+
+    /// Counts `add` registrations from `addr` in its current hour; false
+    /// when the address is at its allowance
+    /// ([`crate::Limits::accounts_per_addr_per_hour`]).
+    fn registration_allowed(&self, addr: std::net::IpAddr, add: u32) -> bool {
+        let limit = self.config.limits.accounts_per_addr_per_hour;
+        self.count_in_window(
+            &self.registrations,
+            addr,
+            REGISTRATION_WINDOW_MS,
+            add,
+            limit,
+        )
+    }
+
+    /// When `addr`'s registration window ends.
+    fn registration_retry_ms(&self, addr: std::net::IpAddr) -> u64 {
+        let now = self.config.clock.now_ms();
+        lock(&self.registrations)
+            .get(&addr)
+            .map_or(0, |(start, _)| {
+                (start + REGISTRATION_WINDOW_MS).saturating_sub(now)
+            })
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -756,6 +782,7 @@ pub async fn run_with_admin(
         connections: Mutex::new(HashMap::new()),
         rates: Mutex::new(HashMap::new()),
         unauth_rates: Mutex::new(HashMap::new()),
+        registrations: Mutex::new(HashMap::new()),
         next_conn_id: AtomicU64::new(1),
         last_seen: Mutex::new(HashMap::new()),
         started: std::time::Instant::now(),
@@ -812,6 +839,16 @@ pub async fn run_with_admin(
                     && n > 0
                 {
                     debug!(n, "abandoned snapshot uploads deleted");
+                }
+                // Pending snapshots nobody opened within the safety window.
+                let stored_before_ms =
+                    now.saturating_sub(shared.config.limits.snapshot_confirm_window_ms);
+                if let Ok(WriteOutcome::SnapshotsConfirmed(n)) = shared
+                    .write(WriteOp::SnapshotsConfirmDue { stored_before_ms })
+                    .await
+                    && n > 0
+                {
+                    info!(n, "pending snapshots confirmed by the safety window");
                 }
                 if let Ok(WriteOutcome::MailboxExpired(n)) = shared
                     .write(WriteOp::MailboxExpire {
@@ -1297,7 +1334,7 @@ async fn serve(
                             Request::MailboxPut { slot, blob, ttl_s }
                                 if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
                             {
-                                mailbox_put(shared, limits, slot, blob, ttl_s).await
+                                mailbox_put(shared, limits, slot, blob, ttl_s, None).await
                             }
                             Request::Ping => Ok(Response::Pong),
                             _ => {
@@ -1377,6 +1414,26 @@ async fn authenticate(
                 .await
                 .map_err(|e| (e.code(), e.to_string()))?
         } else {
+            let ip = conn.remote_address().ip();
+            let genesis = a
+                .membership
+                .first()
+                .is_some_and(|o| matches!(o.body.change, kith_protocol::Change::Genesis { .. }));
+            if genesis
+                && !shared.registration_allowed(ip, 0)
+                && shared
+                    .read(move |s| s.membership(&account))
+                    .await
+                    .map_err(|e| (e.code(), e.to_string()))?
+                    .is_none()
+            {
+                return Err((
+                    ErrorCode::RegistrationLimited {
+                        retry_after_ms: shared.registration_retry_ms(ip),
+                    },
+                    "too many new accounts from this address; retry later".into(),
+                ));
+            }
             let op = WriteOp::AppendMembership {
                 account,
                 ops: a.membership,
@@ -1384,6 +1441,7 @@ async fn authenticate(
                 token_hash: a.token.map(|t| Sha256::digest(t.trim().as_bytes()).into()),
                 open_registration: shared.config.registration == RegistrationPolicy::Open,
                 now_ms: shared.config.clock.now_ms(),
+                members_max: shared.config.limits.devices_per_account_max,
             };
             match shared.write(op).await {
                 Ok(WriteOutcome::MembershipAppended {
@@ -1393,6 +1451,9 @@ async fn authenticate(
                     state,
                 }) => {
                     registered = new_account;
+                    if new_account {
+                        shared.registration_allowed(ip, 1);
+                    }
                     for d in &revoked {
                         shared.close_device(&account, d);
                     }
@@ -1409,6 +1470,12 @@ async fn authenticate(
                 "the account is not registered here".into(),
             ));
         };
+        if is_root_session(&account, &device) {
+            // The account's root key (from the recovery code) answered the
+            // challenge: a recovery session, which may only read and extend
+            // the membership log (see `handle_request`).
+            return Ok((registered, state.len(), state.epoch()));
+        }
         if state.revoked_at(&device).is_some() {
             return Err((ErrorCode::DeviceRevoked, String::new()));
         }
@@ -1422,6 +1489,16 @@ async fn authenticate(
         shared.forget_connection(conn_id, Some((account, device)));
     }
     result
+}
+
+/// True when the "device" that authenticated is the account's root key
+/// itself (the account id is the root key's public half): a recovery
+/// session. Only the holder of the recovery code can answer the challenge
+/// with it; the session may read the membership log and append ops (of
+/// which the root key can sign only a `Recover` that `Membership::apply`
+/// accepts), nothing else.
+fn is_root_session(account: &AccountId, device: &DeviceId) -> bool {
+    account.0 == device.0
 }
 
 /// Refuses a read by a device that is no longer a member (its connection
@@ -1486,6 +1563,7 @@ async fn mailbox_put(
     slot: [u8; 32],
     blob: Vec<u8>,
     ttl_s: u32,
+    owner: Option<crate::store::MailboxOwner>,
 ) -> Result<Response, (ErrorCode, String)> {
     if blob.len() > limits.mailbox_blob_bytes_max {
         return Err((
@@ -1510,6 +1588,7 @@ async fn mailbox_put(
         blob,
         expires_at_ms: now + u64::from(ttl_s) * 1000,
         now_ms: now,
+        owner,
     };
     match shared.write(op).await {
         Ok(WriteOutcome::MailboxStored) => Ok(Response::MailboxStored),
@@ -1530,11 +1609,23 @@ async fn handle_request(
     let refuse = |code: ErrorCode, msg: &str| Err((code, msg.to_owned()));
     let store_err = |e: StoreError| (e.code(), e.to_string());
     let (account, device) = (s.account, s.device);
-    if matches!(
+    if is_root_session(&account, &device) {
+        // A recovery session: the log, nothing of the data.
+        match body {
+            Request::Ping | Request::GetMembership { .. } | Request::AppendMembership { .. } => {}
+            _ => {
+                return refuse(
+                    ErrorCode::NotAMember,
+                    "a recovery session (root key) may only read and append the membership log",
+                );
+            }
+        }
+    } else if matches!(
         body,
         Request::Pull { .. }
             | Request::GetSnapshot
             | Request::GetSnapshotRange { .. }
+            | Request::Snapshots
             | Request::Heads
             | Request::GetMembership { .. }
             | Request::Subscribe
@@ -1671,10 +1762,34 @@ async fn handle_request(
             store_snapshot(shared, snapshot, None).await
         }
         Request::GetSnapshot => {
+            let frame = limits.frame_bytes_max;
+            // Sizes first: a snapshot too large for a frame is never loaded.
             let snapshot = shared
-                .read(move |st| st.snapshot(&account))
+                .read(move |st| {
+                    let Some(newest) = st.snapshots(&account)?.newest().cloned() else {
+                        return Ok(None);
+                    };
+                    if newest.total_bytes > frame as u64 {
+                        return Ok(Some(Err(())));
+                    }
+                    Ok(st
+                        .snapshot_range(&account, Some(newest.snapshot_id), 0, frame)?
+                        .map(|r| Ok(r.snapshot)))
+                })
                 .await
                 .map_err(store_err)?;
+            let snapshot = match snapshot {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(())) => {
+                    return refuse(
+                        ErrorCode::TooLarge {
+                            limit: frame as u64,
+                        },
+                        "the snapshot is larger than one frame: fetch it with GetSnapshotRange (protocol 2)",
+                    );
+                }
+            };
             let size = snapshot.as_ref().map_or(0, |s| {
                 postcard::experimental::serialized_size(s).unwrap_or(usize::MAX)
             });
@@ -1713,6 +1828,7 @@ async fn handle_request(
                 bytes,
                 upload_bytes_max: limits.snapshot_upload_bytes_max,
                 now_ms: shared.config.clock.now_ms(),
+                quota_bytes: limits.quota_bytes_per_account,
             };
             match shared.write(op).await.map_err(store_err)? {
                 WriteOutcome::SnapshotPartStored => {
@@ -1721,10 +1837,7 @@ async fn handle_request(
                 _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
             }
         }
-        Request::CommitSnapshot {
-            upload,
-            mut snapshot,
-        } => {
+        Request::CommitSnapshot { upload, snapshot } => {
             if snapshot.account != account || snapshot.device != device {
                 return refuse(
                     ErrorCode::WrongAccount,
@@ -1737,13 +1850,41 @@ async fn handle_request(
                     "a committed snapshot carries its ciphertext in parts only",
                 );
             }
+            if snapshot.covers.len() > CURSORS_MAX {
+                return refuse(
+                    ErrorCode::TooLarge {
+                        limit: CURSORS_MAX as u64,
+                    },
+                    "too many cursors",
+                );
+            }
             // Only the connection's own device's parts: another account or
-            // device can neither read nor complete them.
-            snapshot.ciphertext = shared
-                .read(move |st| st.snapshot_upload(&account, &device, upload))
+            // device can neither read nor complete them. The signature is
+            // checked part by part as they are read (never assembled), so
+            // memory stays bounded whatever the snapshot's size. Parts the
+            // device re-sends between this check and the commit would be
+            // its own doing: it can sign anything anyway.
+            let Ok(mut verifier) = snapshot.verifier() else {
+                return refuse(
+                    ErrorCode::BadSignature,
+                    "snapshot signature does not verify",
+                );
+            };
+            shared
+                .read(move |st| {
+                    st.snapshot_upload(&account, &device, upload, &mut |part| verifier.update(part))
+                        .map(|_| verifier)
+                })
                 .await
-                .map_err(store_err)?;
-            store_snapshot(shared, snapshot, Some(upload)).await
+                .map_err(store_err)?
+                .finish()
+                .map_err(|_| {
+                    (
+                        ErrorCode::BadSignature,
+                        "snapshot signature does not verify".to_owned(),
+                    )
+                })?;
+            put_snapshot(shared, snapshot, Some(upload)).await
         }
         Request::GetSnapshotRange {
             snapshot_id,
@@ -1757,7 +1898,7 @@ async fn handle_request(
                 .max(1);
             let bytes_max = (bytes_max as usize).clamp(1, room);
             let range = shared
-                .read(move |st| st.snapshot_range(&account, offset, bytes_max))
+                .read(move |st| st.snapshot_range(&account, snapshot_id, offset, bytes_max))
                 .await
                 .map_err(store_err)?;
             match range {
@@ -1781,6 +1922,36 @@ async fn handle_request(
                     total_bytes: r.total_bytes,
                     offset,
                 }),
+            }
+        }
+        Request::Snapshots => {
+            let snaps = shared
+                .read(move |st| st.snapshots(&account))
+                .await
+                .map_err(store_err)?;
+            let info = |s: crate::store::StoredSnapshot| kith_protocol::SnapshotInfo {
+                snapshot_id: s.snapshot_id,
+                device: s.envelope.device,
+                epoch: s.envelope.epoch,
+                covers: s.envelope.covers,
+                total_bytes: s.total_bytes,
+            };
+            Ok(Response::Snapshots {
+                confirmed: snaps.confirmed.map(info),
+                pending: snaps.pending.map(info),
+            })
+        }
+        Request::SnapshotOpened { snapshot_id } => {
+            let op = WriteOp::ConfirmSnapshot {
+                account,
+                device,
+                snapshot_id,
+            };
+            match shared.write(op).await.map_err(store_err)? {
+                WriteOutcome::SnapshotConfirmed { pruned_entries } => {
+                    Ok(Response::SnapshotConfirmed { pruned_entries })
+                }
+                _ => refuse(ErrorCode::Internal, "unexpected store outcome"),
             }
         }
         Request::Heads => {
@@ -1812,6 +1983,7 @@ async fn handle_request(
                 token_hash: None,
                 open_registration: false,
                 now_ms: now_ms(),
+                members_max: limits.devices_per_account_max,
             };
             match shared.write(op).await.map_err(store_err)? {
                 WriteOutcome::MembershipAppended {
@@ -1840,7 +2012,12 @@ async fn handle_request(
             Ok(Response::Membership { ops, more })
         }
         Request::MailboxPut { slot, blob, ttl_s } => {
-            mailbox_put(shared, limits, slot, blob, ttl_s).await
+            let owner = Some(crate::store::MailboxOwner {
+                account,
+                quota_bytes: limits.quota_bytes_per_account,
+                blobs_max: limits.mailbox_blobs_per_account_max,
+            });
+            mailbox_put(shared, limits, slot, blob, ttl_s, owner).await
         }
         Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
     }
@@ -1853,7 +2030,6 @@ async fn store_snapshot(
     snapshot: SealedSnapshot,
     finished_upload: Option<u64>,
 ) -> Result<Response, (ErrorCode, String)> {
-    let limits = &shared.config.limits;
     if snapshot.covers.len() > CURSORS_MAX {
         return Err((
             ErrorCode::TooLarge {
@@ -1868,10 +2044,21 @@ async fn store_snapshot(
             "snapshot signature does not verify".into(),
         ));
     }
+    put_snapshot(shared, snapshot, finished_upload).await
+}
+
+/// Stores a verified snapshot (pending until another device opens it).
+async fn put_snapshot(
+    shared: &Arc<Shared>,
+    snapshot: SealedSnapshot,
+    finished_upload: Option<u64>,
+) -> Result<Response, (ErrorCode, String)> {
+    let limits = &shared.config.limits;
     let op = WriteOp::PutSnapshot {
         snapshot,
         quota_bytes: limits.quota_bytes_per_account,
         finished_upload,
+        now_ms: shared.config.clock.now_ms(),
     };
     match shared
         .write(op)

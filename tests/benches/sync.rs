@@ -15,7 +15,10 @@
 //!    log, and the bytes each remaining device downloads (the op). History
 //!    is never re-encrypted, so the account's size (5,000 or 50,000
 //!    interactions) does not enter; the cost grows with the epochs wrapped.
-//!    (`-- --revocation-only` runs just this.)
+//!    (`-- --revocation-only` runs just this and 5.)
+//! 5. revoking one of 5 devices of an account with 50,000 interactions
+//!    through a real relay on loopback, 3 runs: the revoking device's round
+//!    and each remaining device's next round (time, bytes received).
 
 #![allow(
     clippy::unwrap_used,
@@ -368,11 +371,110 @@ fn revocation(prior_epochs: u64, trials: usize) {
     );
 }
 
+/// One round of `d` with `extras`.
+async fn one_round(
+    d: &Device,
+    relay: &TestRelay,
+    cfg: RelayClientConfig,
+    extras: Vec<kith_net::relay::Extra>,
+) -> Result<kith_net::RoundReport, kith_net::NetError> {
+    let addr = relay.address();
+    kith_net::relay_round(&d.store, &d.id, &addr, cfg, extras, TIMEOUT_MS, |_| {}).await
+}
+
+/// Figure 5: revoking one of 5 devices of an account holding 50,000
+/// interactions through a real relay on loopback, 3 runs: the revoking
+/// device's round (make the op, the relay orders it, nothing else to move),
+/// and each remaining device's next round (it fetches and verifies the op,
+/// opens the new epoch key): wall time and bytes received. Every device is
+/// idle (caught up) before each run. Runs 2 and 3 revoke a device added
+/// (as a member, without syncing) after the previous run, so the account
+/// has 5 members each time.
+async fn revocation_e2e(interactions: usize, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(dir.path());
+    let a = Device::first("laptop");
+    let t = Instant::now();
+    seeded(&a, (interactions / 20).clamp(50, 1500), interactions);
+    let seed_ms = t.elapsed().as_millis();
+    let up = RelayClientConfig {
+        snapshot_tail_bytes_min: 0,
+        ..RelayClientConfig::default()
+    };
+    one_round(&a, &relay, up, vec![]).await.unwrap();
+    let others: Vec<Device> = (1..4).map(|i| a.sibling(&format!("device {i}"))).collect();
+    one_round(&a, &relay, RelayClientConfig::default(), vec![])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    for d in &others {
+        one_round(d, &relay, RelayClientConfig::default(), vec![])
+            .await
+            .unwrap();
+        assert_eq!(d.s().all_interactions().unwrap().len(), interactions);
+    }
+    println!(
+        "revocation through the relay, 5 devices, {interactions} interactions (seeding {seed_ms} ms, 3 bootstraps {} ms)",
+        t.elapsed().as_millis()
+    );
+    let mut target = a.sibling("to revoke");
+    for run in 1..=runs {
+        for d in std::iter::once(&a)
+            .chain(others.iter())
+            .chain(std::iter::once(&target))
+        {
+            one_round(d, &relay, RelayClientConfig::default(), vec![])
+                .await
+                .unwrap();
+        }
+        let gone = target.id.device_id();
+        let t = Instant::now();
+        let r = one_round(
+            &a,
+            &relay,
+            RelayClientConfig::default(),
+            vec![kith_net::relay::Extra::Revoke(gone)],
+        )
+        .await
+        .unwrap();
+        let revoke_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut remaining = Vec::new();
+        for d in &others {
+            let t = Instant::now();
+            let got = one_round(d, &relay, RelayClientConfig::default(), vec![])
+                .await
+                .unwrap();
+            remaining.push((t.elapsed().as_secs_f64() * 1e3, got.wire_received_bytes));
+        }
+        let st = kith_core::sync::membership::state(&mut a.s(), a.id.account_id()).unwrap();
+        assert!(!st.is_member(&gone) && st.members().count() == 4);
+        println!(
+            "  run {run}: revoking device {revoke_ms:.1} ms ({} bytes sent, {} received); \
+             each remaining device's next round: {}",
+            r.wire_sent_bytes,
+            r.wire_received_bytes,
+            remaining
+                .iter()
+                .map(|(ms, b)| format!("{ms:.1} ms / {b} bytes"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // Back to 5 members for the next run.
+        target = a.sibling(&format!("to revoke {run}"));
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--revocation-only") {
         for prior in [0, 10, 100] {
             revocation(prior, 20);
         }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(revocation_e2e(50_000, 3));
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");

@@ -78,6 +78,8 @@ fn eventually(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
 
 struct Pair {
     relay: Relay,
+    /// The recovery code `a.create_account` showed.
+    code: String,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
     a: Arc<Kith>,
     b: Arc<Kith>,
@@ -119,6 +121,7 @@ fn two_devices() -> Pair {
     assert_eq!(joined.relay, info.relay);
     Pair {
         relay,
+        code,
         _dirs: (da, db),
         a,
         b,
@@ -439,6 +442,129 @@ fn revoke_shuts_a_device_out() {
     drop(p.relay);
 }
 
+/// A stolen device (b) revokes this one (a); `recover` with the code shown
+/// at `create_account` wins the account back: b is revoked, a syncs again
+/// and keeps what it had. Bad codes, bad device ids and an unreachable
+/// relay are typed errors that change nothing.
+#[test]
+fn recover_wins_the_account_back_after_a_stolen_device_revoked_this_one() {
+    let p = two_devices();
+    let a_id = p.a.account().unwrap().unwrap().device_id;
+    let b_id = p.b.account().unwrap().unwrap().device_id;
+    let ana = p.a.add_contact(contact("Ana Lima")).unwrap();
+    wait(Arc::clone(&p.a).sync_now()).unwrap();
+    wait(Arc::clone(&p.b).sync_now()).unwrap();
+    wait(Arc::clone(&p.b).revoke(a_id.clone())).unwrap();
+    assert!(matches!(
+        wait(Arc::clone(&p.a).sync_now()),
+        Err(KithError::Authentication { .. })
+    ));
+
+    let field = |r: Result<kith_ffi::RecoveryReport, KithError>| match r {
+        Err(KithError::InvalidInput { field, .. }) => field,
+        other => panic!("unexpected {other:?}"),
+    };
+    let recover = |code: &str, keep: Vec<String>, relay: Option<String>| {
+        wait(Arc::clone(&p.a).recover(code.into(), keep, relay, None))
+    };
+    assert_eq!(field(recover("kithr1-nope", vec![], None)), "recovery_code");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = crate::open(&other_dir);
+    let other_code = other
+        .create_account("x".into(), None)
+        .unwrap()
+        .recovery_code
+        .unwrap();
+    assert_eq!(field(recover(&other_code, vec![], None)), "recovery_code");
+    assert_eq!(
+        field(recover(&p.code, vec!["nope".into()], None)),
+        "keep_device_ids"
+    );
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let key = p.relay.address["kith://".len()..]
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let dead = format!("kith://{key}@{}", silent.local_addr().unwrap());
+    p.a.set_sync_timeout_ms(1_500).unwrap();
+    assert!(matches!(
+        recover(&p.code, vec![], Some(dead)),
+        Err(KithError::Network { .. })
+    ));
+    p.a.set_sync_timeout_ms(60_000).unwrap();
+
+    let report = recover(&p.code, vec![], None).unwrap();
+    assert_eq!(report.members, vec![a_id.clone()]);
+    assert_eq!(report.revoked, vec![b_id.clone()]);
+    assert!(report.epochs_carried >= 1, "{report:?}");
+    assert_eq!(report.account.device_id, a_id);
+    assert!(matches!(
+        wait(Arc::clone(&p.b).sync_now()),
+        Err(KithError::Authentication { .. })
+    ));
+    wait(Arc::clone(&p.a).sync_now()).unwrap();
+    assert_eq!(p.a.get_contact(ana.id).unwrap().name, "Ana Lima");
+    assert!(
+        p.a.devices()
+            .unwrap()
+            .iter()
+            .any(|d| d.id == b_id && d.revoked_at_ms.is_some())
+    );
+    drop(p.relay);
+}
+
+/// The invitation objects drive a pairing: the inviter's `DeviceInvitation`
+/// (token, expiry, wait_for_join, approve), the joiner's `JoinAttempt`
+/// (code, wait_for_answer); a code that does not match is refused on both
+/// sides; neither object's `Debug` shows the token.
+#[test]
+fn the_invitation_objects_drive_a_pairing() {
+    let relay = Relay::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = crate::open(&dirs[0]);
+    let b = crate::open(&dirs[1]);
+    let c = crate::open(&dirs[2]);
+    let info = a
+        .create_account("phone".into(), Some(relay.address.clone()))
+        .unwrap();
+    let inv = wait(Arc::clone(&a).invite(10)).unwrap();
+    assert!(inv.expires_at_ms() > now_ms());
+    let token = inv.token();
+    assert!(!format!("{inv:?}").contains(&token));
+    let joining = wait(Arc::clone(&b).start_join(token.clone(), "laptop".into())).unwrap();
+    assert!(!format!("{joining:?}").contains(&token));
+    let req = wait(Arc::clone(&inv).wait_for_join()).unwrap();
+    assert_eq!(
+        (req.name.as_str(), req.code.clone()),
+        ("laptop", joining.code())
+    );
+    wait(Arc::clone(&inv).approve(joining.code())).unwrap();
+    let joined = wait(Arc::clone(&joining).wait_for_answer()).unwrap();
+    assert_eq!(joined.account_id, info.account_id);
+    assert_eq!(joined.device_id, req.device_id);
+
+    // A code that does not match: refused, and the joiner is told.
+    let inv = wait(Arc::clone(&a).invite(10)).unwrap();
+    let joining = wait(Arc::clone(&c).start_join(inv.token(), "tablet".into())).unwrap();
+    wait(Arc::clone(&inv).wait_for_join()).unwrap();
+    let wrong = if joining.code() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert!(matches!(
+        wait(Arc::clone(&inv).approve(wrong.into())),
+        Err(KithError::Authentication { .. })
+    ));
+    assert!(matches!(
+        wait(Arc::clone(&joining).wait_for_answer()),
+        Err(KithError::Authentication { .. })
+    ));
+    assert_eq!(c.account().unwrap(), None);
+    drop(relay);
+}
+
 /// An app-side key store: the opaque bytes in memory.
 #[derive(Default)]
 struct MemoryKeys {
@@ -670,7 +796,9 @@ fn sync_now_while_background_sync_runs_reports_the_round_or_fails_offline() {
     // The relay goes away: the loop retries, and a pull-to-refresh says so.
     // A vanished relay sends nothing, so the loop learns it from QUIC's idle
     // timeout (30 s, kith-net): waiting exactly that long raced it.
-    let Pair { a, b, relay, _dirs } = p;
+    let Pair {
+        a, b, relay, _dirs, ..
+    } = p;
     drop(relay);
     assert!(
         eventually(45_000, || matches!(

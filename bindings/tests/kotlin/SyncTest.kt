@@ -142,6 +142,31 @@ fun syncThroughRelay(root: File): Int {
         check(b.syncStatus().background) { "loop restarted in front" }
         check(eventually { b.syncStatus().state == SyncState.Live }) { "live again in front" }
         check(a.stopSync()) { "stop_sync on a running loop" }
+        check(b.stopSync()) { "stop_sync on B's loop" }
+
+        // B is stolen and revokes A; the recovery code wins the account back.
+        await { b.revoke(info.deviceId) }
+        try {
+            await { a.syncNow() }
+            throw AssertionError("a revoked device synced")
+        } catch (e: KithException.Authentication) {
+        }
+        try {
+            await { a.recover("kithr1-abcd", listOf()) }
+            throw AssertionError("a mistyped recovery code was accepted")
+        } catch (e: KithException.InvalidInput) {
+            check(e.field == "recoveryCode" || e.field == "recovery_code") { "field: ${e.field}" }
+        }
+        val recovered = await { a.recover(info.recoveryCode!!, listOf()) }
+        check(recovered.members == listOf(info.deviceId)) { "members: ${recovered.members}" }
+        check(recovered.revoked == listOf(joined.deviceId)) { "revoked: ${recovered.revoked}" }
+        try {
+            await { b.syncNow() }
+            throw AssertionError("the stolen device still syncs")
+        } catch (e: KithException.Authentication) {
+        }
+        await { a.syncNow() }
+        check(a.getInteraction(id).summary == "Coffee after the board meeting") { "nothing lost" }
         a.closeStore()
         b.closeStore()
 
@@ -166,6 +191,61 @@ fun syncThroughRelay(root: File): Int {
     } finally {
         relay.destroyForcibly()
         relay.waitFor(10, TimeUnit.SECONDS)
+    }
+    return checks
+}
+
+/**
+ * Mirrors the Python `test_a_token_relay_registers_with_set_registration_token`
+ * and adds `checkStore`: a relay run with `--registration token` refuses the
+ * first sync of a new account until the app gives the token; then the account
+ * registers, the status carries an empty quarantine, the device list its
+ * quarantine counts (0), and `checkStore` finds the store clean.
+ */
+fun tokenRelayQuarantineAndCheckStore(root: File): Int {
+    var checks = 0
+    fun check(condition: Boolean, what: () -> String) { checks++; need(condition, what) }
+    val binary = System.getenv("KITH_RELAY_BIN")
+        ?: throw AssertionError("KITH_RELAY_BIN must name the built kith-relay binary")
+    val data = File(root, "relay")
+    val tokenProcess = ProcessBuilder(binary, "--data-dir", data.path, "token", "create")
+        .redirectError(ProcessBuilder.Redirect.DISCARD).start()
+    check(tokenProcess.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS)) { "token create finished" }
+    val token = tokenProcess.inputStream.bufferedReader().readText().trim()
+    check(token.isNotEmpty()) { "a token was printed" }
+    val process = ProcessBuilder(
+        binary, "--data-dir", data.path, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+        "--registration", "token",
+    ).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+    try {
+        var line: String? = null
+        val reader = Thread { line = process.inputStream.bufferedReader().readLine() }
+        reader.start()
+        reader.join(TIMEOUT_MS)
+        val address = line?.trim()
+        check(address != null && address.startsWith("kith://")) { "relay address: $address" }
+        val a = Kith.open(File(root, "a").path)
+        a.createAccount("phone", address!!)
+        try {
+            await { a.syncNow() }
+            throw AssertionError("a new account registered without the token")
+        } catch (e: KithException) {
+            check(e !is KithException.Internal) { "an actionable error: $e" }
+        }
+        a.setRegistrationToken(token)
+        val r = await { a.syncNow() }
+        check(r.pushedEntries >= 0uL) { "synced: $r" }
+        check(a.syncStatus().quarantined.isEmpty()) { "quarantine: ${a.syncStatus().quarantined}" }
+        check(a.devices().map { it.quarantinedEntries } == listOf(0uL)) { "devices: ${a.devices()}" }
+        val report = await { a.checkStore() }
+        check(report.clean && report.documents >= 1uL) { "check: $report" }
+        check(report.damagedDocuments.isEmpty() && report.indexTablesReindexRepairs.isEmpty()) {
+            "check: $report"
+        }
+        a.closeStore()
+    } finally {
+        process.destroyForcibly()
+        process.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS)
     }
     return checks
 }

@@ -409,3 +409,40 @@ def test_a_token_relay_registers_with_set_registration_token(tmp_path):
     finally:
         proc.kill()
         proc.wait(TIMEOUT_S)
+
+
+def test_recover_with_the_code_after_a_stolen_device_revoked_this_one(tmp_path, relay):
+    laptop = kith_ffi.Kith.open(str(tmp_path / "laptop"))
+    phone = kith_ffi.Kith.open(str(tmp_path / "phone"))
+    info = laptop.create_account("laptop", relay)
+    code = info.recovery_code
+    invitation = run(laptop.pair(10))
+    shown = run(phone.request_join(invitation.token, "phone"))
+    assert run(laptop.next_join_request(invitation.token)).code == shown
+    run(laptop.approve_join(invitation.token, shown))
+    phone_id = run(phone.join(invitation.token, "phone")).device_id
+    ana = laptop.add_contact(NewContact(name="Ana Lima"))
+    run(laptop.sync_now())
+    run(phone.sync_now())
+    # The thief's phone revokes the laptop.
+    run(phone.revoke(info.device_id))
+    with pytest.raises(KithError.Authentication):
+        run(laptop.sync_now())
+    # A mistyped code or an unknown device id: the field to fix.
+    with pytest.raises(KithError.InvalidInput) as e:
+        run(laptop.recover("kithr1-abcd", []))
+    assert e.value.field == "recovery_code"
+    with pytest.raises(KithError.InvalidInput) as e:
+        run(laptop.recover(code, ["not-a-device"]))
+    assert e.value.field == "keep_device_ids"
+    # The code wins the account back: the phone is out, nothing is lost.
+    report = run(laptop.recover(code, []))
+    assert report.members == [info.device_id]
+    assert report.revoked == [phone_id]
+    assert report.epochs_carried >= 1
+    with pytest.raises(KithError.Authentication):
+        run(phone.sync_now())
+    run(laptop.sync_now())
+    assert laptop.get_contact(ana.id).name == "Ana Lima"
+    laptop.close()
+    phone.close()

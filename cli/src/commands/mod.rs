@@ -15,6 +15,7 @@ mod interaction;
 mod meetings;
 mod misc;
 mod query;
+pub(crate) mod recover;
 pub(crate) mod sync;
 mod sync_progress;
 mod transfer;
@@ -86,6 +87,12 @@ fn run_to(cli: Cli, out: &mut Out) -> CliResult<()> {
             cli.json,
             out,
         ),
+        Command::Recover(a) => recover::recover(
+            &crate::datadir::from_env(cli.data.as_deref())?,
+            a,
+            cli.json,
+            out,
+        ),
         Command::Devices(a) => sync::devices(
             &crate::datadir::from_env(cli.data.as_deref())?,
             a,
@@ -149,6 +156,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx, command: Command) -> CliResult<()> {
         | Command::Pair(_)
         | Command::Join(_)
         | Command::Devices(_)
+        | Command::Recover(_)
         | Command::Sync(_)
         | Command::ServePeer(_) => Ok(()),
     }

@@ -45,7 +45,7 @@ use crate::error::{CliError, CliResult};
 use crate::render::{Out, Table};
 
 const SYNC_FILE: &str = "sync.json";
-const TIMEOUT_MS: u64 = 120_000;
+pub(super) const TIMEOUT_MS: u64 = 120_000;
 /// How long a one-shot command waits for a store another process holds
 /// (a watcher holds it for milliseconds at a time).
 pub(crate) const LOCK_WAIT_MS: u64 = 2_000;
@@ -158,7 +158,7 @@ struct SyncFile {
 
 /// The relay client settings for this data directory (its registration
 /// token, if one was given).
-fn relay_cfg(dir: &Path) -> RelayClientConfig {
+pub(super) fn relay_cfg(dir: &Path) -> RelayClientConfig {
     RelayClientConfig {
         registration_token: read_sync_file(dir).registration_token,
         ..RelayClientConfig::default()
@@ -197,11 +197,11 @@ fn write_sync_file(dir: &Path, f: &SyncFile) -> CliResult<()> {
     Ok(())
 }
 
-fn failure(e: impl std::fmt::Display) -> CliError {
+pub(super) fn failure(e: impl std::fmt::Display) -> CliError {
     CliError::Failure(anyhow::anyhow!("{e}"))
 }
 
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -224,7 +224,7 @@ fn load_identity(dir: &Path) -> CliResult<DeviceIdentity> {
     DeviceIdentity::from_material(&keys).map_err(CliError::input)
 }
 
-fn relay_from(dir: &Path, flag: Option<&str>) -> CliResult<RelayAddress> {
+pub(super) fn relay_from(dir: &Path, flag: Option<&str>) -> CliResult<RelayAddress> {
     let text = match flag {
         Some(t) => t.to_owned(),
         None => read_sync_file(dir).relay.ok_or_else(|| {
@@ -242,13 +242,13 @@ fn read_sync_file(dir: &Path) -> SyncFile {
         .unwrap_or_default()
 }
 
-fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
+pub(super) fn remember_relay(dir: &Path, addr: &RelayAddress) -> CliResult<()> {
     let mut f = read_sync_file(dir);
     f.relay = Some(addr.to_string());
     write_sync_file(dir, &f)
 }
 
-fn open_store(dir: &Path) -> CliResult<Store> {
+pub(super) fn open_store(dir: &Path) -> CliResult<Store> {
     Store::open_waiting(dir, LOCK_WAIT_MS).map_err(super::store_failure)
 }
 
@@ -897,10 +897,19 @@ fn describe(e: &RelayEvent) -> Option<String> {
         } => {
             format!("uploaded a snapshot ({bytes} bytes; relay pruned {pruned_entries} entries)")
         }
+        RelayEvent::SnapshotUnreadable { device, reason } => format!(
+            "warning: the relay's snapshot made by device {device} was skipped ({reason}); syncing from an older snapshot or the log instead"
+        ),
+        RelayEvent::SnapshotConfirmed { pruned_entries } => format!(
+            "checked another device's snapshot; the relay pruned {pruned_entries} entries it covers"
+        ),
         RelayEvent::RateLimited { retry_after_ms } => {
             format!("relay rate limit: retrying in {retry_after_ms} ms")
         }
         RelayEvent::Lagged => "fell behind live events; catching up".into(),
+        RelayEvent::Repaired { device, seq } => format!(
+            "entry #{seq} of device {device}, skipped before, now reads correctly (the relay's copy was repaired) and was applied"
+        ),
         RelayEvent::Quarantined {
             device,
             seq,
@@ -1110,9 +1119,15 @@ fn quarantine_warnings(
                 .find(|d| d.id == device)
                 .map_or_else(|| "an unknown device".to_string(), |d| format!("'{}'", d.name));
             let last = qs.last().map(|q| q.reason.as_str()).unwrap_or_default();
+            // Seq 0 records a snapshot of that device that could not be opened.
+            let snapshots = qs.iter().filter(|q| q.seq == 0).count();
+            let what = match (qs.len() - snapshots, snapshots) {
+                (n, 0) => format!("{n} entries"),
+                (0, m) => format!("{m} snapshot(s)"),
+                (n, m) => format!("{n} entries and {m} snapshot(s)"),
+            };
             format!(
-                "Warning: {} entries from {name} ({device}) were skipped because they do not verify, decrypt or parse (last: {last}). That device may be damaged or hostile, or the relay's copy damaged; everything else synced.",
-                qs.len()
+                "Warning: {what} from {name} ({device}) were skipped because they do not verify, decrypt or parse (last: {last}). That device may be damaged or hostile, or the relay's copy damaged; everything else synced.",
             )
         })
         .collect()

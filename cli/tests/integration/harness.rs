@@ -77,6 +77,27 @@ impl Kith {
         run(c)
     }
 
+    /// Runs `kith --data <dir> args...` with `stdin` as its standard input.
+    pub(crate) fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut c = self.command();
+        c.arg("--data")
+            .arg(self.data())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // A command that fails before reading stdin closes it: ignore that.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
     /// Runs with `--json` and parses the output.
     #[track_caller]
     pub(crate) fn json(&self, args: &[&str]) -> Value {

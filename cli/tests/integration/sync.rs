@@ -380,3 +380,221 @@ fn a_token_relay_registers_with_the_token_given_to_init() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("token"), "{}", r.stderr);
 }
+
+/// `kith init` on a new data directory; returns it and the recovery code
+/// it showed (once).
+fn init_with_code() -> (Kith, String) {
+    let k = Kith::empty();
+    let r = k.run(&["init"]).ok();
+    let code = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Recovery code: "))
+        .unwrap_or_else(|| panic!("no recovery code shown: {}", r.stdout))
+        .trim()
+        .to_string();
+    assert!(code.starts_with("kithr1-"), "{code}");
+    (k, code)
+}
+
+/// A stolen phone revokes the laptop first; the owner wins the account
+/// back with `kith recover` and the code written down at `kith init`: the
+/// phone is revoked, nothing written before by either device is lost, and
+/// wrong codes, another account's code and an unreachable relay get clear
+/// errors that change nothing.
+#[test]
+fn a_stolen_phone_revokes_the_laptop_and_kith_recover_wins_the_account_back() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(relay_dir.path());
+    let addr = relay.address().to_string();
+    let (laptop, code) = init_with_code();
+    laptop.log(&["Coffee with Ana", "--with", "Ana Lima", "--create-missing"]);
+    laptop.json(&["sync", "--relay", &addr]);
+    let phone = pair_via_relay(&laptop, &addr, "phone");
+    phone.log(&["Lunch with Bo", "--with", "Bo Chen", "--create-missing"]);
+    phone.json(&["sync"]);
+    laptop.json(&["sync"]);
+    assert_eq!(laptop.json(&["timeline"]).as_array().unwrap().len(), 2);
+
+    // The thief revokes the laptop, which is then shut out.
+    let laptop_id = laptop
+        .json(&["devices"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["this_device"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    phone.json(&["devices", "revoke", &laptop_id]);
+    let r = laptop.run(&["sync"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("device_revoked"), "{}", r.stderr);
+
+    // Bad input changes nothing and says what to do.
+    let r = laptop.run_stdin(&["recover", "--code-stdin"], "kithr1-abcd-efgh\n");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a valid recovery code"),
+        "{}",
+        r.stderr
+    );
+    let mut typo = code.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+    let r = laptop.run_stdin(&["recover", "--code-stdin"], &format!("{typo}\n"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("checksum"), "{}", r.stderr);
+    let (_other, other_code) = init_with_code();
+    let r = laptop.run_stdin(&["recover", "--code-stdin"], &format!("{other_code}\n"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("use the code written down"),
+        "{}",
+        r.stderr
+    );
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "kith://{}@{}",
+        addr.trim_start_matches("kith://")
+            .split('@')
+            .next()
+            .unwrap(),
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    let r = laptop.run_stdin(
+        &["recover", "--code-stdin", "--relay", &dead],
+        &format!("{code}\n"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
+    // Without --code-stdin and no terminal, the code is not read from a pipe.
+    let r = laptop.run_stdin(&["recover"], &format!("{code}\n"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--code-stdin"), "{}", r.stderr);
+
+    // The code wins the account back: the phone is revoked, keys rotate.
+    let r = laptop.run_stdin(&["recover", "--code-stdin", "--json"], &format!("{code}\n"));
+    let v: serde_json::Value = serde_json::from_str(&r.ok().stdout).unwrap();
+    assert_eq!(v["members"], serde_json::json!([laptop_id]), "{v}");
+    let revoked = v["revoked"].as_array().unwrap();
+    assert_eq!(revoked.len(), 1, "{v}");
+    assert!(v["epoch"].as_u64().unwrap() >= 3, "{v}");
+    let r = phone.run(&["sync"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("device_revoked"), "{}", r.stderr);
+    // The phone cannot revoke the laptop again.
+    let r = phone.run(&["devices", "revoke", &laptop_id]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    // Nothing written before the theft is lost, and the laptop syncs on.
+    laptop.log(&["Call with Cy", "--with", "Cy", "--create-missing"]);
+    laptop.json(&["sync"]);
+    let summaries = summaries(&laptop);
+    for s in ["Coffee with Ana", "Lunch with Bo", "Call with Cy"] {
+        assert!(
+            summaries.iter().any(|x| x == s),
+            "{s} missing: {summaries:?}"
+        );
+    }
+}
+
+/// Every device lost: a new device restores a backup, then `kith recover`
+/// with the code gives it new keys, makes it the only member (the lost
+/// devices, whose keys the backup also held, are revoked) and it reads
+/// everything: what the backup held and what the lost devices wrote to the
+/// relay after the backup.
+#[test]
+fn every_device_lost_a_backup_and_the_code_bring_the_account_back() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(relay_dir.path());
+    let addr = relay.address().to_string();
+    let (laptop, code) = init_with_code();
+    laptop.log(&["Coffee with Ana", "--with", "Ana Lima", "--create-missing"]);
+    laptop.json(&["sync", "--relay", &addr]);
+    let phone = pair_via_relay(&laptop, &addr, "phone");
+    let file = laptop.dir.path().join("kith.bak");
+    let mut c = laptop.command();
+    c.env("KITH_PASSPHRASE", "correct horse battery staple")
+        .arg("--data")
+        .arg(laptop.data())
+        .args(["backup", file.to_str().unwrap()])
+        .args([
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--json",
+        ]);
+    crate::harness::run(c).json();
+    // Written after the backup: only the relay holds it.
+    phone.log(&["Lunch with Bo", "--with", "Bo Chen", "--create-missing"]);
+    phone.json(&["sync"]);
+    let lost_laptop_keys = std::fs::read(laptop.data().join("keys.json")).unwrap();
+
+    let fresh = Kith::empty();
+    let mut c = fresh.command();
+    c.env("KITH_PASSPHRASE", "correct horse battery staple")
+        .arg("--data")
+        .arg(fresh.data())
+        .args(["restore", file.to_str().unwrap(), "--json"]);
+    assert_eq!(crate::harness::run(c).json()["keys"], true);
+    // A first attempt at an unreachable relay changes nothing that matters:
+    // the restored keys wait aside and the next attempt still carries them.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "kith://{}@{}",
+        addr.trim_start_matches("kith://")
+            .split('@')
+            .next()
+            .unwrap(),
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    let r = fresh.run_stdin(
+        &["recover", "--code-stdin", "--relay", &dead],
+        &format!("{code}\n"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(fresh.data().join("keys.restored.json").exists());
+    let r = fresh.run_stdin(
+        &[
+            "recover",
+            "--code-stdin",
+            "--relay",
+            &addr,
+            "--name",
+            "new laptop",
+            "--json",
+        ],
+        &format!("{code}\n"),
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.ok().stdout).unwrap();
+    let me = v["device"].as_str().unwrap().to_string();
+    assert_eq!(v["members"], serde_json::json!([me]), "{v}");
+    assert_eq!(v["revoked"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["epochs_carried"].as_u64().unwrap() >= 1, "{v}");
+    // New keys: the restored (lost) ones are gone from the directory.
+    assert_ne!(
+        std::fs::read(fresh.data().join("keys.json")).unwrap(),
+        lost_laptop_keys
+    );
+    assert!(!fresh.data().join("keys.restored.json").exists());
+    let summaries = summaries(&fresh);
+    for s in ["Coffee with Ana", "Lunch with Bo"] {
+        assert!(
+            summaries.iter().any(|x| x == s),
+            "{s} missing: {summaries:?}"
+        );
+    }
+    // The lost devices, should someone find them, are out.
+    for lost in [&laptop, &phone] {
+        let r = lost.run(&["sync"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("device_revoked"), "{}", r.stderr);
+    }
+    // The new device writes and syncs under the new epoch.
+    fresh.log(&["Call with Cy", "--with", "Cy", "--create-missing"]);
+    assert!(fresh.json(&["sync"])["pushed_entries"].as_u64().unwrap() >= 1);
+}

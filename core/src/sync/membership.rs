@@ -174,6 +174,18 @@ pub fn revoke_op(
     Ok(authority::revoke(&st, id.actor(), &keys, target, now_ms)?.0)
 }
 
+/// The op by which this device starts a new epoch with the same members
+/// (not stored until the relay accepted it).
+pub fn rotate_op(
+    store: &mut Store,
+    id: &DeviceIdentity,
+    now_ms: u64,
+) -> Result<MembershipOp, MembershipSyncError> {
+    let st = state(store, id.account_id())?;
+    let keys = keys(store)?;
+    Ok(authority::rotate(&st, id.actor(), &keys, now_ms)?.0)
+}
+
 /// The op by which this device adds `member`, sealing the current epoch key
 /// to it (not stored until the relay accepted it).
 pub fn add_op(

@@ -8,8 +8,10 @@
 //! checks and that `kith-relay` serves: membership append and verification,
 //! pushes only from current members under the current epoch with
 //! exact-next-seq, idempotent re-sends, gap and fork refusal, pulls after
-//! cursors in bounded pages, snapshots that prune what they cover, heads and
-//! floors, the one-time mailbox with its tombstones. What is left here is
+//! cursors in bounded pages, snapshots that stay pending until another
+//! device confirms them (protocol 4: only then pruned), heads and floors,
+//! the one-time mailbox with its tombstones, quotas and device caps at the
+//! relay's defaults. What is left here is
 //! the per-connection protocol layer of `kith_relay::server` (handshake,
 //! challenge-response authentication, the checks done before a request
 //! reaches the store, subscriptions and fan-out, closing a revoked device's
@@ -37,7 +39,7 @@ struct Conn {
 }
 
 /// The protocol version this in-memory relay speaks.
-const MEM_RELAY_VERSION: u16 = 3;
+const MEM_RELAY_VERSION: u16 = 4;
 /// Largest mailbox blob taken before authentication (as the relay's
 /// `UNAUTH_MAILBOX_BLOB_BYTES_MAX`: a pairing request).
 const UNAUTH_MAILBOX_BLOB_BYTES_MAX: usize = kith_relay::server::UNAUTH_MAILBOX_BLOB_BYTES_MAX;
@@ -117,6 +119,15 @@ impl MemRelay {
 
     pub(crate) fn has_snapshot(&self, account: &AccountId) -> bool {
         matches!(self.store.snapshot(account), Ok(Some(_)))
+    }
+
+    /// The pending snapshot's author, if one is pending (for assertions).
+    pub(crate) fn pending_snapshot_of(&self, account: &AccountId) -> Option<DeviceId> {
+        self.store
+            .snapshots(account)
+            .ok()
+            .and_then(|s| s.pending)
+            .map(|p| p.envelope.device)
     }
 
     /// Applies one op in its own batch (the relay batches many; each op is
@@ -223,6 +234,7 @@ impl MemRelay {
                 token_hash: token.map(|t| sha2::Sha256::digest(t.trim().as_bytes()).into()),
                 open_registration: true,
                 now_ms: 0,
+                members_max: limits().devices_per_account_max,
             };
             match self.write(op)? {
                 WriteOutcome::MembershipAppended {
@@ -313,7 +325,7 @@ impl MemRelay {
                 Request::MailboxPut { slot, blob, ttl_s }
                     if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
                 {
-                    self.mailbox_put(slot, blob, ttl_s, now_ms)
+                    self.mailbox_put(slot, blob, ttl_s, now_ms, None)
                 }
                 _ => Err(ErrorCode::NotAuthenticated),
             };
@@ -323,6 +335,7 @@ impl MemRelay {
             Request::Pull { .. }
                 | Request::GetSnapshot
                 | Request::GetSnapshotRange { .. }
+                | Request::Snapshots
                 | Request::Heads
                 | Request::GetMembership { .. }
                 | Request::Subscribe
@@ -361,7 +374,7 @@ impl MemRelay {
                     account,
                     device,
                     entries,
-                    quota_bytes: u64::MAX,
+                    quota_bytes: limits().quota_bytes_per_account,
                 };
                 match self.write(op)? {
                     WriteOutcome::Pushed { head, stored } => {
@@ -403,8 +416,9 @@ impl MemRelay {
                 }
                 let op = WriteOp::PutSnapshot {
                     snapshot,
-                    quota_bytes: u64::MAX,
+                    quota_bytes: limits().quota_bytes_per_account,
                     finished_upload: None,
+                    now_ms,
                 };
                 match self.write(op)? {
                     WriteOutcome::SnapshotStored { pruned_entries } => {
@@ -423,7 +437,7 @@ impl MemRelay {
             } => {
                 let range = self
                     .store
-                    .snapshot_range(&account, offset, (bytes_max as usize).max(1))
+                    .snapshot_range(&account, snapshot_id, offset, (bytes_max as usize).max(1))
                     .map_err(|e| e.code())?;
                 match range {
                     None if snapshot_id.is_some() => Err(ErrorCode::SnapshotChanged),
@@ -442,6 +456,33 @@ impl MemRelay {
                         total_bytes: r.total_bytes,
                         offset,
                     }),
+                }
+            }
+            Request::Snapshots => {
+                let snaps = self.store.snapshots(&account).map_err(|e| e.code())?;
+                let info = |s: kith_relay::store::StoredSnapshot| kith_protocol::SnapshotInfo {
+                    snapshot_id: s.snapshot_id,
+                    device: s.envelope.device,
+                    epoch: s.envelope.epoch,
+                    covers: s.envelope.covers,
+                    total_bytes: s.total_bytes,
+                };
+                Ok(Response::Snapshots {
+                    confirmed: snaps.confirmed.map(info),
+                    pending: snaps.pending.map(info),
+                })
+            }
+            Request::SnapshotOpened { snapshot_id } => {
+                let op = WriteOp::ConfirmSnapshot {
+                    account,
+                    device,
+                    snapshot_id,
+                };
+                match self.write(op)? {
+                    WriteOutcome::SnapshotConfirmed { pruned_entries } => {
+                        Ok(Response::SnapshotConfirmed { pruned_entries })
+                    }
+                    _ => Err(ErrorCode::Internal),
                 }
             }
             Request::Heads => {
@@ -467,6 +508,7 @@ impl MemRelay {
                     token_hash: None,
                     open_registration: false,
                     now_ms,
+                    members_max: limits().devices_per_account_max,
                 };
                 match self.write(op)? {
                     WriteOutcome::MembershipAppended {
@@ -492,7 +534,12 @@ impl MemRelay {
                 Ok(Response::Membership { ops, more })
             }
             Request::MailboxPut { slot, blob, ttl_s } => {
-                self.mailbox_put(slot, blob, ttl_s, now_ms)
+                let owner = kith_relay::store::MailboxOwner {
+                    account,
+                    quota_bytes: limits().quota_bytes_per_account,
+                    blobs_max: limits().mailbox_blobs_per_account_max,
+                };
+                self.mailbox_put(slot, blob, ttl_s, now_ms, Some(owner))
             }
             // Handled before authentication matters, above.
             Request::MailboxTake { .. } => Err(ErrorCode::Internal),
@@ -508,13 +555,14 @@ impl MemRelay {
         blob: Vec<u8>,
         ttl_s: u32,
         now_ms: u64,
+        owner: Option<kith_relay::store::MailboxOwner>,
     ) -> Result<Response, ErrorCode> {
         // An empty blob would read as the tombstone a take leaves.
         if blob.is_empty() {
             return Err(ErrorCode::Malformed);
         }
         // The relay's default cap on a blob's lifetime.
-        let ttl_max_s = kith_relay::Limits::default().mailbox_ttl_s_max;
+        let ttl_max_s = limits().mailbox_ttl_s_max;
         let ttl_s = if ttl_s == 0 {
             ttl_max_s
         } else {
@@ -525,10 +573,16 @@ impl MemRelay {
             blob,
             expires_at_ms: now_ms + u64::from(ttl_s) * 1000,
             now_ms,
+            owner,
         };
         match self.write(op)? {
             WriteOutcome::MailboxStored => Ok(Response::MailboxStored),
             _ => Err(ErrorCode::Internal),
         }
     }
+}
+
+/// The relay's default limits (quotas, caps), which this relay applies too.
+fn limits() -> kith_relay::Limits {
+    kith_relay::Limits::default()
 }

@@ -529,6 +529,18 @@ pub(crate) fn quarantine(
     Ok(())
 }
 
+/// Drops the record of `device`'s entry `seq` (it was re-fetched and applied
+/// after the relay's copy was repaired).
+pub(crate) fn unquarantine(
+    txn: &WriteTransaction,
+    device: &DeviceId,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(QUARANTINE)?;
+    t.remove((device.as_bytes().as_slice(), seq))?;
+    Ok(())
+}
+
 /// Every quarantined entry: (device, seq, record), by device then seq.
 pub(crate) fn quarantined(
     txn: &ReadTransaction,

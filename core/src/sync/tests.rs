@@ -1,5 +1,5 @@
 //! Deterministic tests of the sync machines: real stores in temp dirs, the
-//! relay's protocol-3 semantics in memory ([`super::memrelay`]; the real
+//! relay's protocol-4 semantics in memory ([`super::memrelay`]; the real
 //! relay runs in kith-net's and the end-to-end tests), messages pumped by
 //! hand.
 
@@ -351,24 +351,7 @@ fn handshake_only(relay: &mut MemRelay, conn: usize, m: &mut RelaySync, store: &
 
 /// Entry `seq` of `d` as the relay stores it (pulled by a fresh connection of `d`).
 fn relay_entry(relay: &mut MemRelay, d: &Dev, seq: u64) -> kith_protocol::SealedEntry {
-    let c = relay.connect();
-    relay.handle(c, ClientMsg::Hello { versions: vec![3] }, NOW);
-    let Some(kith_protocol::ServerMsg::Welcome { challenge, .. }) = relay.recv(c) else {
-        panic!("no welcome");
-    };
-    let sig = kith_protocol::sign_auth(d.id.device_signing_key(), &relay.key(), &challenge);
-    relay.handle(
-        c,
-        ClientMsg::Auth {
-            account: d.id.account_id(),
-            device: d.id.device_id(),
-            signature: sig,
-            token: None,
-            membership: vec![],
-        },
-        NOW,
-    );
-    let _ = relay.recv(c);
+    let c = raw_connection(relay, d);
     relay.handle(
         c,
         ClientMsg::Request {
@@ -388,11 +371,39 @@ fn relay_entry(relay: &mut MemRelay, d: &Dev, seq: u64) -> kith_protocol::Sealed
     else {
         panic!("no entries");
     };
-    relay.disconnect(c);
     entries
         .into_iter()
         .find(|e| e.device == d.id.device_id() && e.seq == seq)
-        .unwrap()
+        .expect("entry stored")
+}
+
+/// An authenticated raw connection of `d` (no sync machine).
+fn raw_connection(relay: &mut MemRelay, d: &Dev) -> usize {
+    let c = relay.connect();
+    relay.handle(
+        c,
+        ClientMsg::Hello {
+            versions: kith_protocol::PROTOCOL_VERSIONS.to_vec(),
+        },
+        NOW,
+    );
+    let Some(kith_protocol::ServerMsg::Welcome { challenge, .. }) = relay.recv(c) else {
+        panic!("no welcome");
+    };
+    let sig = kith_protocol::sign_auth(d.id.device_signing_key(), &relay.key(), &challenge);
+    relay.handle(
+        c,
+        ClientMsg::Auth {
+            account: d.id.account_id(),
+            device: d.id.device_id(),
+            signature: sig,
+            token: None,
+            membership: vec![],
+        },
+        NOW,
+    );
+    let _ = relay.recv(c);
+    c
 }
 
 #[test]
@@ -445,9 +456,11 @@ fn a_new_device_bootstraps_from_snapshot_plus_tail() {
         a.log(&format!("m{i}"));
         relay_round(&mut relay, &mut a, small.clone());
     }
-    assert!(relay.has_snapshot(&a.id.account_id()));
-    let log = relay.log_of(&a.id.account_id(), &a.id.device_id());
-    assert!(log.len() < 4, "covered entries were pruned: {log:?}");
+    let (acct, dev_a) = (a.id.account_id(), a.id.device_id());
+    assert!(relay.has_snapshot(&acct));
+    // Pending: nobody but its author opened it, so nothing is pruned yet.
+    assert_eq!(relay.pending_snapshot_of(&acct), Some(dev_a));
+    let before = relay.log_of(&acct, &dev_a);
     a.log("tail");
     relay_round(&mut relay, &mut a, cfg());
     let mut n = a.sibling("new");
@@ -456,7 +469,112 @@ fn a_new_device_bootstraps_from_snapshot_plus_tail() {
         ev.iter()
             .any(|e| matches!(e, RelayEvent::SnapshotApplied { .. }))
     );
+    // n opened it: confirmed, and the entries it covers are pruned now.
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RelayEvent::SnapshotConfirmed { pruned_entries } if *pruned_entries > 0)
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(relay.pending_snapshot_of(&acct), None);
+    let after = relay.log_of(&acct, &dev_a);
+    assert!(after.len() < before.len(), "{before:?} -> {after:?}");
     assert_eq!(n.store.all_interactions().unwrap().len(), 5);
+    assert_same(&mut a, &mut n);
+}
+
+/// A member stores a junk snapshot (correctly signed, ciphertext junk)
+/// covering every head: the relay keeps the log, a new device cannot open
+/// the snapshot, says so (event + quarantine record naming the device, seq
+/// 0), falls back to the log and gets everything; the junk is never
+/// confirmed.
+#[test]
+fn a_junk_snapshot_is_reported_and_a_new_device_falls_back_to_the_log() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    for i in 0..3 {
+        a.log(&format!("m{i}"));
+    }
+    relay_round(&mut relay, &mut a, cfg());
+    let mut h = a.sibling("hostile");
+    relay_round(&mut relay, &mut h, cfg());
+    let (acct, dev_a, dev_h) = (a.id.account_id(), a.id.device_id(), h.id.device_id());
+    let head = relay.log_of(&acct, &dev_a).len() as u64;
+    let epoch = membership::state(&mut h.store, acct).unwrap().epoch();
+    let junk = kith_protocol::SealedSnapshot::seal(
+        h.id.device_signing_key(),
+        acct,
+        epoch,
+        vec![kith_protocol::Cursor {
+            device: dev_a,
+            seq: head,
+        }],
+        [9; 24],
+        vec![0xAB; 300],
+    );
+    let c = raw_connection(&mut relay, &h);
+    relay.handle(
+        c,
+        ClientMsg::Request {
+            id: 1,
+            body: Request::PutSnapshot { snapshot: junk },
+        },
+        NOW,
+    );
+    assert!(matches!(
+        relay.recv(c),
+        Some(kith_protocol::ServerMsg::Response {
+            body: kith_protocol::Response::SnapshotStored { pruned_entries: 0 },
+            ..
+        })
+    ));
+    relay.disconnect(c);
+    assert_eq!(
+        relay.log_of(&acct, &dev_a).len() as u64,
+        head,
+        "nothing pruned"
+    );
+    let mut n = a.sibling("new");
+    let ev = relay_round(&mut relay, &mut n, cfg());
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RelayEvent::SnapshotUnreadable { device, .. } if *device == dev_h)
+        ),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, RelayEvent::SnapshotConfirmed { .. }))
+    );
+    assert_eq!(
+        relay.pending_snapshot_of(&acct),
+        Some(dev_h),
+        "never confirmed"
+    );
+    assert_eq!(n.store.all_interactions().unwrap().len(), 3);
+    let st = sync_status(&mut n.store).unwrap();
+    assert!(
+        st.quarantined
+            .iter()
+            .any(|q| q.device == dev_h && q.seq == 0 && q.reason.contains("snapshot")),
+        "{:?}",
+        st.quarantined
+    );
+    // An existing device that checks the pending snapshot refuses it too
+    // and keeps syncing.
+    a.log("more");
+    let small = RelayClientConfig {
+        snapshot_tail_entries_min: 1,
+        ..RelayClientConfig::default()
+    };
+    let ev = relay_round(&mut relay, &mut a, small);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RelayEvent::SnapshotUnreadable { device, .. } if *device == dev_h)
+        ),
+        "{ev:?}"
+    );
+    relay_round(&mut relay, &mut n, cfg());
     assert_same(&mut a, &mut n);
 }
 

@@ -125,6 +125,9 @@ async fn main() -> Result<()> {
             "100000",
             "--quota-entries-per-minute",
             "1000000",
+            // Every simulated account registers from 127.0.0.1.
+            "--accounts-per-addr-per-hour",
+            "100000000",
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())

@@ -16,7 +16,8 @@ use kith_protocol::{AccountId, Membership};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::redb_store::{
-    ACCOUNTS, ENTRIES, HEADS, K32, MEMBER_STATE, MEMBERSHIP, META, PARTS, SNAPSHOTS, SUMS, UPLOADS,
+    ACCOUNTS, ENTRIES, HEADS, K32, MAILBOX_OWNED, MAILBOX_OWNER, MEMBER_STATE, MEMBERSHIP, META,
+    PARTS, SNAPS, SUMS, UPLOADS,
 };
 use super::{RedbStore, StoreError};
 
@@ -25,19 +26,21 @@ pub(super) const DELETED_ACCOUNTS: TableDefinition<'_, K32, u64> =
     TableDefinition::new("deleted_accounts");
 
 /// Every table of the store (see [`super::redb_store`]).
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 15] = [
     "entries",
     "entry_sums",
     "heads",
     "accounts",
     "membership",
     "membership_state",
-    "snapshots",
+    "snapshots_v3",
     "mailbox",
+    "mailbox_owner",
+    "mailbox_owned",
     "tokens",
     "meta",
     "snapshot_uploads",
-    "snapshot_parts",
+    "snapshot_parts_v3",
     "deleted_accounts",
 ];
 
@@ -188,11 +191,28 @@ impl RedbStore {
             let mut parts = txn.open_table(PARTS).map_err(backend(OP))?;
             let before = parts.len().map_err(backend(OP))?;
             parts
-                .retain_in((a, LO, 0)..=(a, HI, u32::MAX), |_, _| false)
+                .retain_in((a, LO, 0, 0)..=(a, HI, u64::MAX, u32::MAX), |_, _| false)
                 .map_err(backend(OP))?;
             rows += before.saturating_sub(parts.len().map_err(backend(OP))?);
-            let mut snaps = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
-            if snaps.remove(a).map_err(backend(OP))?.is_some() {
+            let mut snaps = txn.open_table(SNAPS).map_err(backend(OP))?;
+            let before = snaps.len().map_err(backend(OP))?;
+            snaps
+                .retain_in((a, 0)..=(a, u8::MAX), |_, _| false)
+                .map_err(backend(OP))?;
+            rows += before.saturating_sub(snaps.len().map_err(backend(OP))?);
+            // Its mailbox blobs stop counting (the blobs expire by themselves).
+            let mut owned = txn.open_table(MAILBOX_OWNED).map_err(backend(OP))?;
+            let mut slots = Vec::new();
+            for item in owned.range((a, LO)..=(a, HI)).map_err(backend(OP))? {
+                let (k, _) = item.map_err(backend(OP))?;
+                slots.push(k.value().1);
+            }
+            owned
+                .retain_in((a, LO)..=(a, HI), |_, _| false)
+                .map_err(backend(OP))?;
+            let mut owner = txn.open_table(MAILBOX_OWNER).map_err(backend(OP))?;
+            for slot in slots {
+                owner.remove(slot).map_err(backend(OP))?;
                 rows += 1;
             }
             txn.open_table(DELETED_ACCOUNTS)
@@ -213,8 +233,13 @@ impl RedbStore {
         let mut n = 0u64;
         let accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
         n += u64::from(accounts.get(a).map_err(backend(OP))?.is_some());
-        let snaps = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
-        n += u64::from(snaps.get(a).map_err(backend(OP))?.is_some());
+        let snaps = txn.open_table(SNAPS).map_err(backend(OP))?;
+        n += snaps
+            .range((a, 0)..=(a, u8::MAX))
+            .map_err(backend(OP))?
+            .count() as u64;
+        let owned = txn.open_table(MAILBOX_OWNED).map_err(backend(OP))?;
+        n += owned.range((a, LO)..=(a, HI)).map_err(backend(OP))?.count() as u64;
         let entries = txn.open_table(ENTRIES).map_err(backend(OP))?;
         n += entries
             .range((a, LO, 0)..=(a, HI, u64::MAX))
@@ -222,7 +247,7 @@ impl RedbStore {
             .count() as u64;
         let parts = txn.open_table(PARTS).map_err(backend(OP))?;
         n += parts
-            .range((a, LO, 0)..=(a, HI, u32::MAX))
+            .range((a, LO, 0, 0)..=(a, HI, u64::MAX, u32::MAX))
             .map_err(backend(OP))?
             .count() as u64;
         macro_rules! count_pairs {
@@ -285,6 +310,7 @@ mod tests {
                 token_hash: None,
                 open_registration: true,
                 now_ms: 5,
+                members_max: 64,
             },
             WriteOp::Push {
                 account: acct,
@@ -296,6 +322,7 @@ mod tests {
                 snapshot,
                 quota_bytes: u64::MAX,
                 finished_upload: None,
+                now_ms: 0,
             },
             WriteOp::PutSnapshotPart {
                 account: acct,
@@ -306,6 +333,7 @@ mod tests {
                 bytes: vec![1; 4],
                 upload_bytes_max: 1 << 20,
                 now_ms: 5,
+                quota_bytes: u64::MAX,
             },
             WriteOp::AppendMembership {
                 account: acct,
@@ -314,6 +342,7 @@ mod tests {
                 token_hash: None,
                 open_registration: true,
                 now_ms: 6,
+                members_max: 64,
             },
         ]);
         assert!(r.iter().all(Result::is_ok), "{r:?}");
@@ -328,7 +357,8 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].devices, 2);
         assert_eq!(listed[0].revoked_devices, 1);
-        assert_eq!(listed[0].entries, 2);
+        // The snapshot is pending (no other device opened it): nothing pruned.
+        assert_eq!(listed[0].entries, 3);
         assert!(listed[0].stored_bytes > 0);
         assert!(store.account_rows(&acct).unwrap() >= 8);
 
@@ -350,6 +380,7 @@ mod tests {
             token_hash: None,
             open_registration: true,
             now_ms: 9,
+            members_max: 64,
         }]);
         assert!(matches!(r[0], Err(StoreError::AccountDeleted)), "{r:?}");
         assert!(store.membership(&acct).unwrap().is_none());
@@ -371,6 +402,7 @@ mod tests {
                 token_hash: None,
                 open_registration: true,
                 now_ms: 5,
+                members_max: 64,
             },
             WriteOp::Push {
                 account: other,

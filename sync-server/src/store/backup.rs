@@ -26,8 +26,8 @@ use redb::{
 
 use super::admin::DELETED_ACCOUNTS;
 use super::redb_store::{
-    ACCOUNTS, ENTRIES, HEADS, MAILBOX, MEMBER_STATE, MEMBERSHIP, META, OpenError, PARTS,
-    SCHEMA_VERSION, SNAPSHOTS, SUMS, TOKENS, UPLOADS,
+    ACCOUNTS, ENTRIES, HEADS, MAILBOX, MAILBOX_OWNED, MAILBOX_OWNER, MEMBER_STATE, MEMBERSHIP,
+    META, OpenError, PARTS, SCHEMA_VERSION, SNAPS, SUMS, TOKENS, UPLOADS,
 };
 use super::{RedbStore, RelayStore};
 
@@ -214,8 +214,10 @@ impl RedbStore {
         rows += copy(&src, &dst, ACCOUNTS).map_err(db_err)?;
         rows += copy(&src, &dst, MEMBERSHIP).map_err(db_err)?;
         rows += copy(&src, &dst, MEMBER_STATE).map_err(db_err)?;
-        rows += copy(&src, &dst, SNAPSHOTS).map_err(db_err)?;
+        rows += copy(&src, &dst, SNAPS).map_err(db_err)?;
         rows += copy(&src, &dst, MAILBOX).map_err(db_err)?;
+        rows += copy(&src, &dst, MAILBOX_OWNER).map_err(db_err)?;
+        rows += copy(&src, &dst, MAILBOX_OWNED).map_err(db_err)?;
         rows += copy(&src, &dst, TOKENS).map_err(db_err)?;
         rows += copy(&src, &dst, META).map_err(db_err)?;
         rows += copy(&src, &dst, UPLOADS).map_err(db_err)?;
@@ -444,6 +446,7 @@ mod tests {
                 token_hash: None,
                 open_registration: true,
                 now_ms: 0,
+                members_max: 64,
             },
             WriteOp::Push {
                 account: acct,

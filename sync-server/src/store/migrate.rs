@@ -18,12 +18,12 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use kith_protocol::{AccountId, SealedSnapshot};
+use kith_protocol::AccountId;
 
 use super::admin::DELETED_ACCOUNTS;
 use super::pg_store::{PgStore, shard_of};
 use super::redb_store::{
-    ACCOUNTS, ENTRIES, HEADS, MAILBOX, MEMBER_STATE, MEMBERSHIP, SNAPSHOTS, SUMS, TOKENS,
+    ACCOUNTS, ENTRIES, HEADS, MAILBOX, MAILBOX_OWNED, MAILBOX_OWNER, MEMBER_STATE, MEMBERSHIP, PARTS, SNAPS, SUMS, TOKENS,
 };
 use super::{RedbStore, RelayStore, StoreError};
 
@@ -270,33 +270,72 @@ pub fn migrate(from: &RedbStore, to: &PgStore) -> Result<MigrateReport, MigrateE
         }
         rows.flush(&mut tx)?;
 
-        for item in rtx
-            .open_table(SNAPSHOTS)
-            .map_err(src)?
-            .iter()
-            .map_err(src)?
-        {
+        // Snapshots (confirmed and pending) with the parts of their ciphertext,
+        // under the same keys.
+        let parts = rtx.open_table(PARTS).map_err(src)?;
+        for item in rtx.open_table(SNAPS).map_err(src)?.iter().map_err(src)? {
             let (k, v) = item.map_err(src)?;
-            if !mine(&k.value()) {
+            let (a, slot) = k.value();
+            if !mine(&a) {
                 continue;
             }
             report.snapshots += 1;
-            let stored_bytes = v.value().len() as u64;
-            let snapshot: SealedSnapshot =
+            let row: super::redb_store::SnapRow =
                 postcard::from_bytes(v.value()).map_err(|e| MigrateError::Source(Box::new(e)))?;
-            let envelope = postcard::to_allocvec(&SealedSnapshot {
-                ciphertext: Vec::new(),
-                ..snapshot.clone()
-            })
-            .map_err(|e| MigrateError::Source(Box::new(e)))?;
+            let envelope =
+                postcard::to_allocvec(&row.envelope).map_err(|e| MigrateError::Source(Box::new(e)))?;
+            let dev = row.envelope.device.0;
+            let ends: Vec<i64> = row.part_ends.iter().map(|e| i(*e)).collect();
             tx.execute(
-                "INSERT INTO snapshots VALUES ($1, $2, $3, $4)",
+                "INSERT INTO snapshots_v3 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
-                    &k.value().as_slice(),
+                    &a.as_slice(),
+                    &i16::from(slot),
                     &envelope,
-                    &snapshot.ciphertext,
-                    &i(stored_bytes),
+                    &dev.as_slice(),
+                    &i64::from_ne_bytes(row.upload.to_ne_bytes()),
+                    &ends,
+                    &i(row.stored_ms),
                 ],
+            )
+            .map_err(MigrateError::Target)?;
+            for n in 0..row.part_ends.len() {
+                let idx = u32::try_from(n).unwrap_or(u32::MAX);
+                let g = parts
+                    .get((a, dev, row.upload, idx))
+                    .map_err(src)?
+                    .ok_or_else(|| MigrateError::Source("a stored snapshot misses a part".into()))?;
+                tx.execute(
+                    "INSERT INTO snapshot_parts_v3 VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &a.as_slice(),
+                        &dev.as_slice(),
+                        &i64::from_ne_bytes(row.upload.to_ne_bytes()),
+                        &i32::try_from(idx).unwrap_or(i32::MAX),
+                        &g.value(),
+                    ],
+                )
+                .map_err(MigrateError::Target)?;
+            }
+        }
+
+        // Mailbox blobs of accounts count against them on their shard.
+        let owner_of = rtx.open_table(MAILBOX_OWNER).map_err(src)?;
+        let mailbox = rtx.open_table(MAILBOX).map_err(src)?;
+        for item in rtx.open_table(MAILBOX_OWNED).map_err(src)?.iter().map_err(src)? {
+            let (k, v) = item.map_err(src)?;
+            let (a, slot) = k.value();
+            if !mine(&a) {
+                continue;
+            }
+            let expires = mailbox
+                .get(slot)
+                .map_err(src)?
+                .and_then(|g| g.value().get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()))
+                .map_or(0, u64::from_be_bytes);
+            tx.execute(
+                "INSERT INTO mailbox_owned VALUES ($1, $2, $3, $4)",
+                &[&a.as_slice(), &slot.as_slice(), &i(v.value()), &i(expires)],
             )
             .map_err(MigrateError::Target)?;
         }
@@ -314,9 +353,11 @@ pub fn migrate(from: &RedbStore, to: &PgStore) -> Result<MigrateReport, MigrateE
                 .map_or(0, u64::from_be_bytes);
             // Expiry alone: the tombstone of a taken blob.
             let blob: Option<&[u8]> = v.get(8..).filter(|b| !b.is_empty());
+            let owner = owner_of.get(k.value()).map_err(src)?.map(|g| g.value());
+            let owner: Option<&[u8]> = owner.as_ref().map(|o| o.as_slice());
             tx.execute(
-                "INSERT INTO mailbox VALUES ($1, $2, $3)",
-                &[&k.value().as_slice(), &i(expires), &blob],
+                "INSERT INTO mailbox (slot, expires_ms, blob, owner) VALUES ($1, $2, $3, $4)",
+                &[&k.value().as_slice(), &i(expires), &blob, &owner],
             )
             .map_err(MigrateError::Target)?;
         }
@@ -370,7 +411,7 @@ pub fn verify(from: &RedbStore, to: &PgStore) -> Result<(), MigrateError> {
         if heads != to.heads(&a)? {
             return Err(differ("heads or floors"));
         }
-        if from.snapshot(&a)? != to.snapshot(&a)? {
+        if from.snapshots(&a)? != to.snapshots(&a)? || from.snapshot(&a)? != to.snapshot(&a)? {
             return Err(differ("snapshots"));
         }
         // Every device log, page by page, from its floor.

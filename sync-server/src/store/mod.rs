@@ -9,6 +9,22 @@
 //! either takes full effect or none; a refused op never blocks the others.
 //! A caller is told an op succeeded only after the commit returned.
 //! Reads (pull, heads, snapshot, stats) run concurrently with writes.
+//!
+//! Snapshots (protocol 4): an account holds at most two. The *confirmed*
+//! one is the snapshot the pruning floors belong to; a newer *pending* one
+//! prunes nothing and leaves the confirmed one in place until a member
+//! device other than its author reports it opened it
+//! ([`WriteOp::ConfirmSnapshot`]) or the relay's safety window passes
+//! ([`WriteOp::SnapshotsConfirmDue`]): a snapshot nobody can open never
+//! makes the log unreachable. A snapshot's ciphertext is kept as the parts
+//! it was uploaded in and read back range by range
+//! ([`RelayStore::snapshot_range`], [`RelayStore::snapshot_upload`]): no
+//! backend call needs a whole snapshot in memory.
+//!
+//! Quota: every byte a device makes the store keep counts against its
+//! account (`quota_bytes` in each op): entries, stored snapshots (ciphertext
+//! and envelope), parts of unfinished uploads and the mailbox blobs an
+//! authenticated device leaves (until taken or expired).
 
 pub mod admin;
 pub mod backup;
@@ -48,6 +64,10 @@ pub enum WriteOp {
         open_registration: bool,
         /// Registration time.
         now_ms: u64,
+        /// Most member devices the account may have after these ops
+        /// ([`StoreError::TooManyDevices`] otherwise; ops that do not add a
+        /// member are never refused for it).
+        members_max: u32,
     },
     /// Append entries to one device log (all verified, all of that device).
     /// Refused unless the device is a member now and every entry is sealed
@@ -63,15 +83,40 @@ pub enum WriteOp {
         /// The account's storage quota.
         quota_bytes: u64,
     },
-    /// Replace the account snapshot and prune the entries it covers.
+    /// Store a new *pending* snapshot (replacing a pending one; the
+    /// confirmed one and every entry stay). Refused `SnapshotStale` if it
+    /// covers less than the newest stored one for some device,
+    /// `SnapshotInvalid` if it names a device twice or a seq beyond a head.
     PutSnapshot {
-        /// The verified snapshot.
+        /// The verified snapshot; with `finished_upload`, its ciphertext is
+        /// empty and the upload's parts become its ciphertext as they are.
         snapshot: SealedSnapshot,
         /// The account's storage quota.
         quota_bytes: u64,
-        /// The fragmented upload (of the snapshot's device) this snapshot
-        /// was assembled from: its parts are deleted in the same transaction.
+        /// The fragmented upload (of the snapshot's device) holding the
+        /// ciphertext: all its parts must be stored (`UploadIncomplete`).
         finished_upload: Option<u64>,
+        /// Storage time (for the safety window).
+        now_ms: u64,
+    },
+    /// `device` (a current member, not the snapshot's author) opened the
+    /// pending snapshot `snapshot_id`: it becomes the confirmed one, the
+    /// entries it covers are pruned and the previous confirmed one deleted.
+    /// Confirming the confirmed one again changes nothing; any other id is
+    /// `SnapshotChanged`; the author is `SnapshotOwn`.
+    ConfirmSnapshot {
+        /// The account.
+        account: AccountId,
+        /// The device that opened it.
+        device: DeviceId,
+        /// [`snapshot_id`] of the snapshot.
+        snapshot_id: [u8; 32],
+    },
+    /// Confirms every pending snapshot stored before `stored_before_ms`
+    /// (the relay's safety window passed without a device opening it).
+    SnapshotsConfirmDue {
+        /// Pending snapshots stored earlier than this are confirmed.
+        stored_before_ms: u64,
     },
     /// Store one part of a fragmented snapshot upload (invisible until a
     /// `PutSnapshot` names the upload). A new upload id of the same device
@@ -93,6 +138,8 @@ pub enum WriteOp {
         upload_bytes_max: u64,
         /// Current time (the upload's start, for expiry).
         now_ms: u64,
+        /// The account's storage quota (parts count against it).
+        quota_bytes: u64,
     },
     /// Delete the parts of uploads started before `started_before_ms`.
     SnapshotUploadsExpire {
@@ -109,6 +156,9 @@ pub enum WriteOp {
         expires_at_ms: u64,
         /// Current time (expired slots count as free).
         now_ms: u64,
+        /// The authenticated account leaving it (`None` before
+        /// authentication: a small join request, rate-limited per address).
+        owner: Option<MailboxOwner>,
     },
     /// Take and delete a pairing blob.
     MailboxTake {
@@ -129,6 +179,18 @@ pub enum WriteOp {
         /// Creation time.
         now_ms: u64,
     },
+}
+
+/// Whose quota a mailbox blob counts against while it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxOwner {
+    /// The account.
+    pub account: AccountId,
+    /// Its storage quota.
+    pub quota_bytes: u64,
+    /// Most live blobs the account may hold at once
+    /// ([`StoreError::MailboxFull`] otherwise).
+    pub blobs_max: u32,
 }
 
 /// What a successful [`WriteOp`] did.
@@ -153,11 +215,18 @@ pub enum WriteOutcome {
         /// Newly stored entries, for fan-out to subscribers.
         stored: Vec<SealedEntry>,
     },
-    /// Snapshot stored.
+    /// Snapshot stored (pending: it prunes nothing yet).
     SnapshotStored {
+        /// Entries pruned (0: pruning waits for the confirmation).
+        pruned_entries: u64,
+    },
+    /// The pending snapshot is the confirmed one now (or already was).
+    SnapshotConfirmed {
         /// Entries pruned.
         pruned_entries: u64,
     },
+    /// Pending snapshots confirmed by the safety window (how many).
+    SnapshotsConfirmed(u64),
     /// Snapshot part stored.
     SnapshotPartStored,
     /// Abandoned uploads deleted (how many).
@@ -234,6 +303,24 @@ pub enum StoreError {
     /// Unknown or used token.
     #[error("registration token is unknown or used")]
     BadToken,
+    /// The named snapshot is neither stored snapshot of the account.
+    #[error("the snapshot was replaced or removed")]
+    SnapshotChanged,
+    /// A device tried to confirm its own snapshot.
+    #[error("a snapshot is confirmed by another device than its author")]
+    SnapshotOwn,
+    /// The ops would give the account more member devices than allowed.
+    #[error("the account already has the most member devices the relay allows ({limit})")]
+    TooManyDevices {
+        /// Most member devices per account.
+        limit: u32,
+    },
+    /// The account holds as many live mailbox blobs as allowed.
+    #[error("the account holds {limit} mailbox blobs already; wait until they are taken or expire")]
+    MailboxFull {
+        /// Most live blobs per account.
+        limit: u32,
+    },
     /// The device is revoked.
     #[error("device is revoked")]
     Revoked,
@@ -315,6 +402,12 @@ impl StoreError {
             StoreError::UploadIncomplete { parts_stored } => ErrorCode::SnapshotUploadIncomplete {
                 parts_stored: *parts_stored,
             },
+            StoreError::SnapshotChanged => ErrorCode::SnapshotChanged,
+            StoreError::SnapshotOwn => ErrorCode::SnapshotOwn,
+            StoreError::TooManyDevices { limit } => ErrorCode::TooManyDevices { limit: *limit },
+            StoreError::MailboxFull { limit } => ErrorCode::TooLarge {
+                limit: u64::from(*limit),
+            },
             StoreError::Backend { .. } => ErrorCode::Internal,
         }
     }
@@ -327,7 +420,8 @@ pub struct StoreStats {
     pub accounts: u64,
     /// Stored entries.
     pub entries: u64,
-    /// Stored bytes (entries + snapshots).
+    /// Stored bytes counted against quotas (entries, snapshots, upload
+    /// parts, mailbox blobs of accounts).
     pub bytes: u64,
 }
 
@@ -360,6 +454,35 @@ pub struct SnapshotRange {
     pub total_bytes: u64,
 }
 
+/// A stored snapshot without its ciphertext ([`RelayStore::snapshots`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// The envelope, `ciphertext` empty.
+    pub envelope: SealedSnapshot,
+    /// [`snapshot_id`] of it.
+    pub snapshot_id: [u8; 32],
+    /// Length of its ciphertext.
+    pub total_bytes: u64,
+    /// When it was stored.
+    pub stored_ms: u64,
+}
+
+/// The snapshots of an account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshots {
+    /// The one the pruning floors belong to.
+    pub confirmed: Option<StoredSnapshot>,
+    /// A newer one no other device has opened yet.
+    pub pending: Option<StoredSnapshot>,
+}
+
+impl Snapshots {
+    /// The newest stored snapshot (pending, else confirmed).
+    pub fn newest(&self) -> Option<&StoredSnapshot> {
+        self.pending.as_ref().or(self.confirmed.as_ref())
+    }
+}
+
 /// The id of a stored snapshot: SHA-256 of its signature (which covers
 /// everything else in it).
 pub fn snapshot_id(s: &SealedSnapshot) -> [u8; 32] {
@@ -386,26 +509,41 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// Per-device heads and floors of `account`.
     fn heads(&self, account: &AccountId) -> Result<Heads, StoreError>;
 
-    /// The stored snapshot of `account`.
-    fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError>;
+    /// The stored snapshots of `account` (envelopes and sizes only).
+    fn snapshots(&self, account: &AccountId) -> Result<Snapshots, StoreError>;
 
-    /// Bytes `offset .. offset + bytes_max` of the stored snapshot's
-    /// ciphertext (fewer at the end), with its envelope.
+    /// Bytes `offset .. offset + bytes_max` of a stored snapshot's
+    /// ciphertext (fewer at the end), with its envelope: the one named
+    /// `snapshot_id` (pending or confirmed; `None` if neither has that id),
+    /// or the newest when `snapshot_id` is `None`. Reads only the parts
+    /// that hold the range.
     fn snapshot_range(
         &self,
         account: &AccountId,
+        snapshot_id: Option<[u8; 32]>,
         offset: u64,
         bytes_max: usize,
     ) -> Result<Option<SnapshotRange>, StoreError>;
 
-    /// The concatenated parts of `device`'s upload `upload`, if all are
-    /// stored; [`StoreError::UploadIncomplete`] otherwise.
+    /// The newest stored snapshot with its whole ciphertext (for snapshots
+    /// known to be small: one frame; tests). Assembled from ranges.
+    fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError> {
+        Ok(self
+            .snapshot_range(account, None, 0, usize::MAX)?
+            .map(|r| r.snapshot))
+    }
+
+    /// Feeds the parts of `device`'s upload `upload` to `visit` in order,
+    /// one at a time, and returns their total length, if all are stored;
+    /// [`StoreError::UploadIncomplete`] otherwise (`visit` may have seen
+    /// some parts then).
     fn snapshot_upload(
         &self,
         account: &AccountId,
         device: &DeviceId,
         upload: u64,
-    ) -> Result<Vec<u8>, StoreError>;
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<u64, StoreError>;
 
     /// The membership state of `account` (`None` if it is not registered).
     fn membership(&self, account: &AccountId) -> Result<Option<Membership>, StoreError>;

@@ -14,17 +14,26 @@
 //!   account's membership log
 //! - `membership_state` account -> postcard(Membership): the state the log
 //!   leads to, kept with every append so authentication reads one row
-//! - `snapshots` account -> postcard(SealedSnapshot)
+//! - `snapshots_v3` (account, slot) -> postcard([`SnapRow`]): slot 0 the
+//!   confirmed snapshot, slot 1 a pending one (envelope without ciphertext,
+//!   storage time, the upload that holds its ciphertext, cumulative part
+//!   ends for range reads)
 //! - `snapshot_uploads` (account, device) -> (upload id, part count, bytes
 //!   held, started ms): the device's one unfinished fragmented upload
-//! - `snapshot_parts` (account, device, index) -> part bytes; invisible to
-//!   readers until a `PutSnapshot` assembles them (and deletes them)
+//! - `snapshot_parts_v3` (account, device, upload, index) -> part bytes:
+//!   the parts of unfinished uploads (invisible to readers) and, as they
+//!   were uploaded, the ciphertext of stored snapshots (never concatenated:
+//!   a commit moves no bytes, a range read loads only the parts it needs)
 //! - `mailbox`   slot -> expires-at ms (u64 BE) || blob; after a take, the
 //!   expiry alone (a tombstone: the slot stays used until then)
+//! - `mailbox_owner` slot -> account, and `mailbox_owned` (account, slot) ->
+//!   blob bytes: blobs an authenticated device left count against its
+//!   account's quota and blob limit until taken or expired
 //! - `tokens`    SHA-256(token) -> created ms
-//! - `meta`      "schema" -> version (the store format version: 2; a file
-//!   of schema 1, from before membership logs, is refused with
-//!   [`OpenError::OldSchema`])
+//! - `meta`      "schema" -> version (the store format version: 3; a file
+//!   of schema 2 is migrated when opened (its snapshot becomes the confirmed
+//!   one, unfinished uploads are dropped); one of schema 1, from before
+//!   membership logs, is refused with [`OpenError::OldSchema`])
 //! - `deleted_accounts` account -> deleted-at ms (see `store::admin`: an
 //!   account the operator deleted cannot register again)
 //!
@@ -43,10 +52,7 @@ use std::path::Path;
 use kith_protocol::{
     AccountId, Change, Cursor, DeviceId, Membership, MembershipOp, SealedEntry, SealedSnapshot,
 };
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{
     Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
@@ -65,20 +71,76 @@ pub(super) const MEMBERSHIP: TableDefinition<'_, (K32, u64), &[u8]> =
     TableDefinition::new("membership");
 pub(super) const MEMBER_STATE: TableDefinition<'_, K32, &[u8]> =
     TableDefinition::new("membership_state");
-pub(super) const SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
+pub(super) const SNAPS: TableDefinition<'_, (K32, u8), &[u8]> =
+    TableDefinition::new("snapshots_v3");
+/// Schema 2's snapshot table (migrated and deleted when opened).
+const OLD_SNAPSHOTS: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("snapshots");
+/// Schema 2's part table (dropped when opened).
+const OLD_PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> =
+    TableDefinition::new("snapshot_parts");
+pub(super) const MAILBOX_OWNER: TableDefinition<'_, K32, K32> =
+    TableDefinition::new("mailbox_owner");
+pub(super) const MAILBOX_OWNED: TableDefinition<'_, (K32, K32), u64> =
+    TableDefinition::new("mailbox_owned");
 pub(super) const MAILBOX: TableDefinition<'_, K32, &[u8]> = TableDefinition::new("mailbox");
 pub(super) const TOKENS: TableDefinition<'_, K32, u64> = TableDefinition::new("tokens");
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(super) const UPLOADS: TableDefinition<'_, (K32, K32), (u64, u64, u64, u64)> =
     TableDefinition::new("snapshot_uploads");
-pub(super) const PARTS: TableDefinition<'_, (K32, K32, u32), &[u8]> =
-    TableDefinition::new("snapshot_parts");
+pub(super) const PARTS: TableDefinition<'_, (K32, K32, u64, u32), &[u8]> =
+    TableDefinition::new("snapshot_parts_v3");
+
+/// Slot of the confirmed snapshot in `snapshots_v3`.
+const CONFIRMED: u8 = 0;
+/// Slot of the pending snapshot.
+const PENDING: u8 = 1;
+
+/// A stored snapshot: its envelope and where its ciphertext is.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct SnapRow {
+    /// The envelope, `ciphertext` empty.
+    pub(super) envelope: SealedSnapshot,
+    /// When it was stored.
+    pub(super) stored_ms: u64,
+    /// The upload id under which its parts are kept (in `snapshot_parts_v3`,
+    /// under the envelope's device).
+    pub(super) upload: u64,
+    /// End offset of each part in the ciphertext (cumulative).
+    pub(super) part_ends: Vec<u64>,
+}
+
+impl SnapRow {
+    fn total_bytes(&self) -> u64 {
+        self.part_ends.last().copied().unwrap_or(0)
+    }
+
+    fn info(&self) -> super::StoredSnapshot {
+        super::StoredSnapshot {
+            envelope: self.envelope.clone(),
+            snapshot_id: super::snapshot_id(&self.envelope),
+            total_bytes: self.total_bytes(),
+            stored_ms: self.stored_ms,
+        }
+    }
+}
+
+/// Bytes a stored snapshot counts against the quota: its ciphertext and
+/// its envelope.
+fn snap_bytes(row: &SnapRow) -> u64 {
+    row.total_bytes()
+        + postcard::experimental::serialized_size(&row.envelope).map_or(0, |n| n as u64)
+}
+
+/// Cache of the database file (reads and the write buffer together): bounds
+/// the relay's memory however large a snapshot is (redb's default is 1 GiB).
+const CACHE_BYTES: usize = 16 << 20;
 
 /// Version of the table layout above: the store format version. A store
 /// written by a newer relay is refused ([`OpenError::NewerSchema`]); one of
-/// schema 1 (account certificates, before membership logs) is refused with
-/// [`OpenError::OldSchema`]: no release used it, so nothing migrates.
-pub const SCHEMA_VERSION: u64 = 2;
+/// schema 2 is migrated (snapshot rows and parts, see the module doc); one
+/// of schema 1 (account certificates, before membership logs) is refused
+/// with [`OpenError::OldSchema`]: no release used it, so nothing migrates.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +222,7 @@ impl RedbStore {
         // Owner-only whatever the umask (redb would create it 0644 under 022).
         crate::private_fs::prepare_private_file(path)
             .map_err(|e| OpenError::Database(Box::new(e)))?;
-        let db = Database::create(path).map_err(db_open)?;
+        let db = open_db(path).map_err(db_open)?;
         Self::init(db, Some(path.to_path_buf()))
     }
 
@@ -183,6 +245,14 @@ impl RedbStore {
             let found = meta.get("schema").map_err(db_open)?.map(|g| g.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
+                Some(2) => {
+                    drop(meta);
+                    migrate_from_2(&txn).map_err(|e| OpenError::Database(Box::new(e)))?;
+                    txn.open_table(META)
+                        .map_err(db_open)?
+                        .insert("schema", SCHEMA_VERSION)
+                        .map_err(db_open)?;
+                }
                 Some(v) if v < SCHEMA_VERSION => return Err(OpenError::OldSchema { found: v }),
                 Some(_) => {}
                 None => {
@@ -195,8 +265,10 @@ impl RedbStore {
             txn.open_table(ACCOUNTS).map_err(db_open)?;
             txn.open_table(MEMBERSHIP).map_err(db_open)?;
             txn.open_table(MEMBER_STATE).map_err(db_open)?;
-            txn.open_table(SNAPSHOTS).map_err(db_open)?;
+            txn.open_table(SNAPS).map_err(db_open)?;
             txn.open_table(MAILBOX).map_err(db_open)?;
+            txn.open_table(MAILBOX_OWNER).map_err(db_open)?;
+            txn.open_table(MAILBOX_OWNED).map_err(db_open)?;
             txn.open_table(TOKENS).map_err(db_open)?;
             txn.open_table(UPLOADS).map_err(db_open)?;
             txn.open_table(PARTS).map_err(db_open)?;
@@ -245,7 +317,7 @@ impl RedbStore {
             })?;
         // Close first: the file lock must be released before opening again.
         drop(std::mem::replace(&mut *g, placeholder));
-        match Database::create(path) {
+        match open_db(path) {
             Ok(db) => {
                 tracing::info!(path = %path.display(), "relay database reopened after an error");
                 *g = db;
@@ -288,13 +360,14 @@ impl RedbStore {
                 token_hash,
                 open_registration,
                 now_ms,
+                members_max,
             } => append_membership(
                 txn,
                 account,
                 ops,
                 skip_known,
                 (token_hash, open_registration),
-                now_ms,
+                (now_ms, members_max),
             ),
             WriteOp::Push {
                 account,
@@ -306,13 +379,36 @@ impl RedbStore {
                 snapshot,
                 quota_bytes,
                 finished_upload,
-            } => {
-                let (account, device) = (snapshot.account, snapshot.device);
-                let out = put_snapshot(txn, snapshot, quota_bytes)?;
-                if let Some(upload) = finished_upload {
-                    drop_upload(txn, &account, &device, Some(upload))?;
+                now_ms,
+            } => put_snapshot(txn, snapshot, quota_bytes, finished_upload, now_ms),
+            WriteOp::ConfirmSnapshot {
+                account,
+                device,
+                snapshot_id,
+            } => confirm_snapshot(txn, &account, Some(&device), &snapshot_id)
+                .map(|pruned_entries| WriteOutcome::SnapshotConfirmed { pruned_entries }),
+            WriteOp::SnapshotsConfirmDue { stored_before_ms } => {
+                const OP: &str = "confirm due snapshots";
+                let mut due = Vec::new();
+                {
+                    let t = txn.open_table(SNAPS).map_err(backend(OP))?;
+                    for item in t.iter().map_err(backend(OP))? {
+                        let (k, v) = item.map_err(backend(OP))?;
+                        let (acct, slot) = k.value();
+                        if slot != PENDING {
+                            continue;
+                        }
+                        let row: SnapRow =
+                            postcard::from_bytes(v.value()).map_err(|e| corrupt(OP, e))?;
+                        if row.stored_ms < stored_before_ms {
+                            due.push((AccountId(acct), super::snapshot_id(&row.envelope)));
+                        }
+                    }
                 }
-                Ok(out)
+                for (acct, id) in &due {
+                    confirm_snapshot(txn, acct, None, id)?;
+                }
+                Ok(WriteOutcome::SnapshotsConfirmed(due.len() as u64))
             }
             WriteOp::PutSnapshotPart {
                 account,
@@ -323,12 +419,13 @@ impl RedbStore {
                 bytes,
                 upload_bytes_max,
                 now_ms,
+                quota_bytes,
             } => put_part(
                 txn,
                 (account, device),
                 (upload, index, count),
                 &bytes,
-                upload_bytes_max,
+                (upload_bytes_max, quota_bytes),
                 now_ms,
             ),
             WriteOp::SnapshotUploadsExpire { started_before_ms } => {
@@ -353,19 +450,47 @@ impl RedbStore {
                 blob,
                 expires_at_ms,
                 now_ms,
+                owner,
             } => {
-                let mut t = txn.open_table(MAILBOX).map_err(backend("mailbox put"))?;
-                let live = t
+                const OP: &str = "mailbox put";
+                let live = txn
+                    .open_table(MAILBOX)
+                    .map_err(backend(OP))?
                     .get(slot)
-                    .map_err(backend("mailbox put"))?
+                    .map_err(backend(OP))?
                     .is_some_and(|g| expiry(g.value()) > now_ms);
                 if live {
                     return Err(StoreError::MailboxTaken);
                 }
+                // An expired blob that was never swept stops counting now.
+                release_mailbox(txn, &slot)?;
+                if let Some(o) = owner {
+                    let held = txn
+                        .open_table(MAILBOX_OWNED)
+                        .map_err(backend(OP))?
+                        .range((o.account.0, [0u8; 32])..=(o.account.0, [0xffu8; 32]))
+                        .map_err(backend(OP))?
+                        .count();
+                    if held >= o.blobs_max as usize {
+                        return Err(StoreError::MailboxFull { limit: o.blobs_max });
+                    }
+                    let len = blob.len() as u64;
+                    add_account_bytes(txn, &o.account, len, Some(o.quota_bytes))?;
+                    txn.open_table(MAILBOX_OWNER)
+                        .map_err(backend(OP))?
+                        .insert(slot, o.account.0)
+                        .map_err(backend(OP))?;
+                    txn.open_table(MAILBOX_OWNED)
+                        .map_err(backend(OP))?
+                        .insert((o.account.0, slot), len)
+                        .map_err(backend(OP))?;
+                }
                 let mut v = expires_at_ms.to_be_bytes().to_vec();
                 v.extend_from_slice(&blob);
-                t.insert(slot, v.as_slice())
-                    .map_err(backend("mailbox put"))?;
+                txn.open_table(MAILBOX)
+                    .map_err(backend(OP))?
+                    .insert(slot, v.as_slice())
+                    .map_err(backend(OP))?;
                 Ok(WriteOutcome::MailboxStored)
             }
             WriteOp::MailboxTake { slot, now_ms } => {
@@ -382,18 +507,34 @@ impl RedbStore {
                         // device redeeming a pairing token is told at once, with no window
                         // between the take and a marker put.
                         t.insert(slot, &v[..8]).map_err(backend("mailbox take"))?;
+                        drop(t);
+                        release_mailbox(txn, &slot)?;
                         Ok(WriteOutcome::MailboxTaken(v[8..].to_vec()))
                     }
                     _ => Err(StoreError::MailboxNotFound),
                 }
             }
             WriteOp::MailboxExpire { now_ms } => {
-                let mut t = txn.open_table(MAILBOX).map_err(backend("mailbox expire"))?;
-                let before = t.len().map_err(backend("mailbox expire"))?;
-                t.retain(|_, v| expiry(v) > now_ms)
-                    .map_err(backend("mailbox expire"))?;
-                let after = t.len().map_err(backend("mailbox expire"))?;
-                Ok(WriteOutcome::MailboxExpired(before.saturating_sub(after)))
+                const OP: &str = "mailbox expire";
+                let mut gone = Vec::new();
+                {
+                    let t = txn.open_table(MAILBOX).map_err(backend(OP))?;
+                    for item in t.iter().map_err(backend(OP))? {
+                        let (k, v) = item.map_err(backend(OP))?;
+                        if expiry(v.value()) <= now_ms {
+                            gone.push(k.value());
+                        }
+                    }
+                }
+                let mut t = txn.open_table(MAILBOX).map_err(backend(OP))?;
+                for slot in &gone {
+                    t.remove(*slot).map_err(backend(OP))?;
+                }
+                drop(t);
+                for slot in &gone {
+                    release_mailbox(txn, slot)?;
+                }
+                Ok(WriteOutcome::MailboxExpired(gone.len() as u64))
             }
             WriteOp::CreateToken { token_hash, now_ms } => {
                 let mut t = txn.open_table(TOKENS).map_err(backend("token create"))?;
@@ -479,7 +620,7 @@ fn append_membership(
     ops: Vec<MembershipOp>,
     skip_known: bool,
     (token_hash, open_registration): (Option<[u8; 32]>, bool),
-    now_ms: u64,
+    (now_ms, members_max): (u64, u32),
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "append membership";
     let existing = load_state(txn, &account)?;
@@ -518,6 +659,10 @@ fn append_membership(
     }
     if state.is_empty() {
         return Err(StoreError::UnknownAccount);
+    }
+    let members = state.members().count();
+    if members > members_max as usize && members > before.len() {
+        return Err(StoreError::TooManyDevices { limit: members_max });
     }
     if new_account {
         // Only a genesis can have made a state out of nothing.
@@ -681,104 +826,378 @@ fn push(
     })
 }
 
+/// Adds `add` bytes to the account's stored bytes (refused past `quota`,
+/// when given) and returns the new total.
+fn add_account_bytes(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    add: u64,
+    quota: Option<u64>,
+) -> Result<u64, StoreError> {
+    const OP: &str = "account bytes";
+    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+    let (created, bytes, count) = accounts
+        .get(account.0)
+        .map_err(backend(OP))?
+        .map(|g| g.value())
+        .ok_or(StoreError::UnknownAccount)?;
+    let new = bytes.saturating_add(add);
+    if let Some(limit_bytes) = quota
+        && add > 0
+        && new > limit_bytes
+    {
+        return Err(StoreError::QuotaBytes { limit_bytes });
+    }
+    accounts
+        .insert(account.0, (created, new, count))
+        .map_err(backend(OP))?;
+    Ok(new)
+}
+
+/// Subtracts freed bytes (and entries) from the account's totals.
+fn sub_account_bytes(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    bytes_freed: u64,
+    entries_freed: u64,
+) -> Result<(), StoreError> {
+    const OP: &str = "account bytes";
+    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+    let row = accounts
+        .get(account.0)
+        .map_err(backend(OP))?
+        .map(|g| g.value());
+    if let Some((created, bytes, count)) = row {
+        accounts
+            .insert(
+                account.0,
+                (
+                    created,
+                    bytes.saturating_sub(bytes_freed),
+                    count.saturating_sub(entries_freed),
+                ),
+            )
+            .map_err(backend(OP))?;
+    }
+    Ok(())
+}
+
+/// The mailbox blob at `slot` no longer counts against its owner (taken,
+/// expired or overwritten after expiry).
+fn release_mailbox(txn: &WriteTransaction, slot: &[u8; 32]) -> Result<(), StoreError> {
+    const OP: &str = "mailbox release";
+    let owner = txn
+        .open_table(MAILBOX_OWNER)
+        .map_err(backend(OP))?
+        .remove(*slot)
+        .map_err(backend(OP))?
+        .map(|g| g.value());
+    if let Some(acct) = owner {
+        let len = txn
+            .open_table(MAILBOX_OWNED)
+            .map_err(backend(OP))?
+            .remove((acct, *slot))
+            .map_err(backend(OP))?
+            .map_or(0, |g| g.value());
+        sub_account_bytes(txn, &AccountId(acct), len, 0)?;
+    }
+    Ok(())
+}
+
+fn load_snap<T: ReadableTable<(K32, u8), &'static [u8]>>(
+    t: &T,
+    account: &AccountId,
+    slot: u8,
+) -> Result<Option<SnapRow>, StoreError> {
+    const OP: &str = "read snapshot";
+    match t.get((account.0, slot)).map_err(backend(OP))? {
+        Some(g) => Ok(Some(
+            postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Deletes the snapshot in `slot` (row and parts); returns the bytes freed.
+fn delete_snap(txn: &WriteTransaction, account: &AccountId, slot: u8) -> Result<u64, StoreError> {
+    const OP: &str = "delete snapshot";
+    let Some(row) = load_snap(&txn.open_table(SNAPS).map_err(backend(OP))?, account, slot)? else {
+        return Ok(0);
+    };
+    txn.open_table(SNAPS)
+        .map_err(backend(OP))?
+        .remove((account.0, slot))
+        .map_err(backend(OP))?;
+    let dev = row.envelope.device.0;
+    txn.open_table(PARTS)
+        .map_err(backend(OP))?
+        .retain_in(
+            (account.0, dev, row.upload, 0)..=(account.0, dev, row.upload, u32::MAX),
+            |_, _| false,
+        )
+        .map_err(backend(OP))?;
+    Ok(snap_bytes(&row))
+}
+
+/// True if a stored snapshot of `device` keeps its parts under `upload`.
+fn upload_in_use(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    device: &DeviceId,
+    upload: u64,
+) -> Result<bool, StoreError> {
+    const OP: &str = "read snapshot";
+    let t = txn.open_table(SNAPS).map_err(backend(OP))?;
+    for slot in [CONFIRMED, PENDING] {
+        if load_snap(&t, account, slot)?
+            .is_some_and(|r| r.envelope.device == *device && r.upload == upload)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn put_snapshot(
     txn: &WriteTransaction,
     snapshot: SealedSnapshot,
     quota_bytes: u64,
+    finished_upload: Option<u64>,
+    now_ms: u64,
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "put snapshot";
-    check_member(txn, &snapshot.account, &snapshot.device, [snapshot.epoch])?;
-    let acct = snapshot.account.0;
-    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
-    let (created, bytes, count) = accounts
-        .get(acct)
-        .map_err(backend(OP))?
-        .map(|g| g.value())
-        .ok_or(StoreError::UnknownAccount)?;
-    let mut heads = txn.open_table(HEADS).map_err(backend(OP))?;
-    let mut seen = HashSet::new();
-    let mut plan = Vec::new();
-    for c in &snapshot.covers {
-        if !seen.insert(c.device) {
-            return Err(StoreError::SnapshotInvalid);
+    let (account, device) = (snapshot.account, snapshot.device);
+    check_member(txn, &account, &device, [snapshot.epoch])?;
+    let acct = account.0;
+    {
+        let heads = txn.open_table(HEADS).map_err(backend(OP))?;
+        let mut seen = HashSet::new();
+        for c in &snapshot.covers {
+            if !seen.insert(c.device) {
+                return Err(StoreError::SnapshotInvalid);
+            }
+            let (head, _) = heads
+                .get((acct, c.device.0))
+                .map_err(backend(OP))?
+                .map(|g| g.value())
+                .unwrap_or((0, 0));
+            if c.seq > head {
+                return Err(StoreError::SnapshotInvalid);
+            }
         }
-        let (head, floor) = heads
-            .get((acct, c.device.0))
-            .map_err(backend(OP))?
-            .map(|g| g.value())
-            .unwrap_or((0, 0));
-        if c.seq > head {
-            return Err(StoreError::SnapshotInvalid);
-        }
-        plan.push((c.device, head, floor, c.seq));
     }
-    let mut snaps = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
-    let old_len = match snaps.get(acct).map_err(backend(OP))? {
-        Some(g) => {
-            let old: SealedSnapshot =
-                postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?;
-            for oc in &old.covers {
-                let new_seq = snapshot
-                    .covers
-                    .iter()
-                    .find(|c| c.device == oc.device)
-                    .map_or(0, |c| c.seq);
-                if new_seq < oc.seq {
-                    return Err(StoreError::SnapshotStale);
+    let (confirmed, pending) = {
+        let t = txn.open_table(SNAPS).map_err(backend(OP))?;
+        (
+            load_snap(&t, &account, CONFIRMED)?,
+            load_snap(&t, &account, PENDING)?,
+        )
+    };
+    let id = super::snapshot_id(&snapshot);
+    let newest = pending.as_ref().or(confirmed.as_ref());
+    if let Some(old) = newest {
+        if super::snapshot_id(&old.envelope) == id {
+            // A re-sent snapshot: already stored (its upload's parts, if any
+            // are left, go).
+            if let Some(u) = finished_upload {
+                drop_upload(txn, &account, &device, Some(u))?;
+            }
+            return Ok(WriteOutcome::SnapshotStored { pruned_entries: 0 });
+        }
+        for oc in &old.envelope.covers {
+            let new_seq = snapshot
+                .covers
+                .iter()
+                .find(|c| c.device == oc.device)
+                .map_or(0, |c| c.seq);
+            if new_seq < oc.seq {
+                return Err(StoreError::SnapshotStale);
+            }
+        }
+    }
+    let mut envelope = snapshot;
+    let ciphertext = std::mem::take(&mut envelope.ciphertext);
+    let envelope_bytes = postcard::experimental::serialized_size(&envelope).map_or(0, |n| n as u64);
+    let (upload, part_ends, added) = match finished_upload {
+        Some(u) => {
+            if !ciphertext.is_empty() {
+                return Err(StoreError::SnapshotInvalid);
+            }
+            let current = txn
+                .open_table(UPLOADS)
+                .map_err(backend(OP))?
+                .get((acct, device.0))
+                .map_err(backend(OP))?
+                .map(|g| g.value());
+            let Some((_, count, _, _)) = current.filter(|c| c.0 == u) else {
+                return Err(StoreError::UploadIncomplete { parts_stored: 0 });
+            };
+            let mut ends = Vec::new();
+            let mut end = 0u64;
+            {
+                let parts = txn.open_table(PARTS).map_err(backend(OP))?;
+                for item in parts
+                    .range((acct, device.0, u, 0)..=(acct, device.0, u, u32::MAX))
+                    .map_err(backend(OP))?
+                {
+                    let (k, v) = item.map_err(backend(OP))?;
+                    if k.value().3 as usize != ends.len() {
+                        break;
+                    }
+                    end += v.value().len() as u64;
+                    ends.push(end);
                 }
             }
-            g.value().len() as u64
-        }
-        None => 0,
-    };
-    let enc = encode(OP, &snapshot)?;
-    let mut table = txn.open_table(ENTRIES).map_err(backend(OP))?;
-    let mut pruned_bytes = 0u64;
-    let mut pruned = 0u64;
-    for &(dev, _, floor, upto) in &plan {
-        if upto > floor {
-            for item in table
-                .range((acct, dev.0, floor + 1)..=(acct, dev.0, upto))
-                .map_err(backend(OP))?
-            {
-                let (_, v) = item.map_err(backend(OP))?;
-                pruned_bytes += v.value().len() as u64;
-                pruned += 1;
+            if ends.len() as u64 != count {
+                return Err(StoreError::UploadIncomplete {
+                    parts_stored: u32::try_from(ends.len()).unwrap_or(u32::MAX),
+                });
             }
+            // The parts' bytes were counted as they arrived; they stay as the
+            // snapshot's ciphertext, so only the envelope adds.
+            (u, ends, envelope_bytes)
         }
-    }
-    let new_bytes = (bytes + enc.len() as u64)
-        .saturating_sub(old_len)
-        .saturating_sub(pruned_bytes);
+        None => {
+            let mut id8 = [0u8; 8];
+            id8.copy_from_slice(&id[..8]);
+            let u = u64::from_le_bytes(id8);
+            let ends = if ciphertext.is_empty() {
+                Vec::new()
+            } else {
+                vec![ciphertext.len() as u64]
+            };
+            (u, ends, envelope_bytes + ciphertext.len() as u64)
+        }
+    };
+    // Everything checked: replace the pending snapshot.
+    let freed = delete_snap(txn, &account, PENDING)?;
+    let bytes = {
+        let accounts = txn.open_table(ACCOUNTS).map_err(backend(OP))?;
+        accounts
+            .get(acct)
+            .map_err(backend(OP))?
+            .map(|g| g.value().1)
+            .ok_or(StoreError::UnknownAccount)?
+    };
+    let new_bytes = bytes.saturating_sub(freed).saturating_add(added);
     if new_bytes > quota_bytes && new_bytes > bytes {
         return Err(StoreError::QuotaBytes {
             limit_bytes: quota_bytes,
         });
     }
-    for &(dev, head, floor, upto) in &plan {
-        if upto > floor {
-            table
-                .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
-                .map_err(backend(OP))?;
-            txn.open_table(SUMS)
+    sub_account_bytes(txn, &account, freed, 0)?;
+    add_account_bytes(txn, &account, added, None)?;
+    match finished_upload {
+        Some(_) => {
+            // The upload is finished: its row goes, its parts stay.
+            txn.open_table(UPLOADS)
                 .map_err(backend(OP))?
-                .retain_in((acct, dev.0, floor + 1)..=(acct, dev.0, upto), |_, _| false)
-                .map_err(backend(OP))?;
-            heads
-                .insert((acct, dev.0), (head, upto))
+                .remove((acct, device.0))
                 .map_err(backend(OP))?;
         }
+        None => {
+            let in_upload = txn
+                .open_table(UPLOADS)
+                .map_err(backend(OP))?
+                .get((acct, device.0))
+                .map_err(backend(OP))?
+                .is_some_and(|g| g.value().0 == upload);
+            if in_upload {
+                drop_upload(txn, &account, &device, Some(upload))?;
+            }
+            if !ciphertext.is_empty() {
+                txn.open_table(PARTS)
+                    .map_err(backend(OP))?
+                    .insert((acct, device.0, upload, 0), ciphertext.as_slice())
+                    .map_err(backend(OP))?;
+            }
+        }
     }
-    snaps.insert(acct, enc.as_slice()).map_err(backend(OP))?;
-    accounts
-        .insert(acct, (created, new_bytes, count.saturating_sub(pruned)))
+    let row = SnapRow {
+        envelope,
+        stored_ms: now_ms,
+        upload,
+        part_ends,
+    };
+    let enc = encode(OP, &row)?;
+    txn.open_table(SNAPS)
+        .map_err(backend(OP))?
+        .insert((acct, PENDING), enc.as_slice())
         .map_err(backend(OP))?;
-    Ok(WriteOutcome::SnapshotStored {
-        pruned_entries: pruned,
-    })
+    Ok(WriteOutcome::SnapshotStored { pruned_entries: 0 })
 }
 
-/// Deletes `device`'s unfinished upload (only if it is `upload`, when given).
+/// Makes the pending snapshot `id` the confirmed one: prunes the entries it
+/// covers, raises the floors, deletes the previous confirmed snapshot.
+/// `by` is the device that opened it (`None`: the safety window passed).
+fn confirm_snapshot(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    by: Option<&DeviceId>,
+    id: &[u8; 32],
+) -> Result<u64, StoreError> {
+    const OP: &str = "confirm snapshot";
+    let (confirmed, pending) = {
+        let t = txn.open_table(SNAPS).map_err(backend(OP))?;
+        (
+            load_snap(&t, account, CONFIRMED)?,
+            load_snap(&t, account, PENDING)?,
+        )
+    };
+    let Some(p) = pending.filter(|p| super::snapshot_id(&p.envelope) == *id) else {
+        if confirmed.is_some_and(|c| super::snapshot_id(&c.envelope) == *id) {
+            return Ok(0);
+        }
+        return Err(StoreError::SnapshotChanged);
+    };
+    if let Some(d) = by {
+        check_member(txn, account, d, [])?;
+        if *d == p.envelope.device {
+            return Err(StoreError::SnapshotOwn);
+        }
+    }
+    let acct = account.0;
+    let mut heads = txn.open_table(HEADS).map_err(backend(OP))?;
+    let mut table = txn.open_table(ENTRIES).map_err(backend(OP))?;
+    let mut sums = txn.open_table(SUMS).map_err(backend(OP))?;
+    let (mut pruned, mut pruned_bytes) = (0u64, 0u64);
+    for c in &p.envelope.covers {
+        let (head, floor) = heads
+            .get((acct, c.device.0))
+            .map_err(backend(OP))?
+            .map(|g| g.value())
+            .unwrap_or((0, 0));
+        if c.seq <= floor {
+            continue;
+        }
+        let range = (acct, c.device.0, floor + 1)..=(acct, c.device.0, c.seq);
+        for item in table.range(range.clone()).map_err(backend(OP))? {
+            let (_, v) = item.map_err(backend(OP))?;
+            pruned_bytes += v.value().len() as u64;
+            pruned += 1;
+        }
+        table
+            .retain_in(range.clone(), |_, _| false)
+            .map_err(backend(OP))?;
+        sums.retain_in(range, |_, _| false).map_err(backend(OP))?;
+        heads
+            .insert((acct, c.device.0), (head.max(c.seq), c.seq))
+            .map_err(backend(OP))?;
+    }
+    drop((heads, table, sums));
+    let freed = delete_snap(txn, account, CONFIRMED)?;
+    sub_account_bytes(txn, account, pruned_bytes + freed, pruned)?;
+    let enc = encode(OP, &p)?;
+    let mut snaps = txn.open_table(SNAPS).map_err(backend(OP))?;
+    snaps.remove((acct, PENDING)).map_err(backend(OP))?;
+    snaps
+        .insert((acct, CONFIRMED), enc.as_slice())
+        .map_err(backend(OP))?;
+    Ok(pruned)
+}
+
+/// Deletes `device`'s unfinished upload (only if it is `upload`, when given);
+/// its bytes stop counting against the account.
 fn drop_upload(
     txn: &WriteTransaction,
     account: &AccountId,
@@ -790,15 +1209,17 @@ fn drop_upload(
     let mut uploads = txn.open_table(UPLOADS).map_err(backend(OP))?;
     let current = uploads.get(key).map_err(backend(OP))?.map(|g| g.value());
     match current {
-        Some((id, ..)) if upload.is_none_or(|u| u == id) => {
+        Some((id, _, held, _)) if upload.is_none_or(|u| u == id) => {
             uploads.remove(key).map_err(backend(OP))?;
+            drop(uploads);
             txn.open_table(PARTS)
                 .map_err(backend(OP))?
                 .retain_in(
-                    (account.0, device.0, 0)..=(account.0, device.0, u32::MAX),
+                    (account.0, device.0, id, 0)..=(account.0, device.0, id, u32::MAX),
                     |_, _| false,
                 )
                 .map_err(backend(OP))?;
+            sub_account_bytes(txn, account, held, 0)?;
         }
         _ => {}
     }
@@ -810,7 +1231,7 @@ fn put_part(
     (account, device): (AccountId, DeviceId),
     (upload, index, count): (u64, u32, u32),
     bytes: &[u8],
-    upload_bytes_max: u64,
+    (upload_bytes_max, quota_bytes): (u64, u64),
     now_ms: u64,
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "put snapshot part";
@@ -825,6 +1246,10 @@ fn put_part(
         .is_none()
     {
         return Err(StoreError::UnknownAccount);
+    }
+    // The parts of a stored snapshot are never written again.
+    if upload_in_use(txn, &account, &device, upload)? {
+        return Err(StoreError::UploadInconsistent { index, count });
     }
     let key = (account.0, device.0);
     let current = txn
@@ -847,25 +1272,91 @@ fn put_part(
         }
         None => (0, now_ms),
     };
-    let mut parts = txn.open_table(PARTS).map_err(backend(OP))?;
-    let old = parts
-        .get((account.0, device.0, index))
+    let old = txn
+        .open_table(PARTS)
+        .map_err(backend(OP))?
+        .get((account.0, device.0, upload, index))
         .map_err(backend(OP))?
         .map_or(0, |g| g.value().len() as u64);
-    let held = held.saturating_sub(old) + bytes.len() as u64;
-    if held > upload_bytes_max {
+    let new_held = held.saturating_sub(old) + bytes.len() as u64;
+    if new_held > upload_bytes_max {
         return Err(StoreError::UploadTooLarge {
             limit_bytes: upload_bytes_max,
         });
     }
-    parts
-        .insert((account.0, device.0, index), bytes)
+    // Parts count against the account's quota as they arrive.
+    add_account_bytes(
+        txn,
+        &account,
+        (bytes.len() as u64).saturating_sub(old),
+        Some(quota_bytes),
+    )?;
+    sub_account_bytes(txn, &account, old.saturating_sub(bytes.len() as u64), 0)?;
+    txn.open_table(PARTS)
+        .map_err(backend(OP))?
+        .insert((account.0, device.0, upload, index), bytes)
         .map_err(backend(OP))?;
     txn.open_table(UPLOADS)
         .map_err(backend(OP))?
-        .insert(key, (upload, u64::from(count), held, started))
+        .insert(key, (upload, u64::from(count), new_held, started))
         .map_err(backend(OP))?;
     Ok(WriteOutcome::SnapshotPartStored)
+}
+
+/// Opens the file with a bounded cache ([`CACHE_BYTES`]).
+fn open_db(path: &Path) -> Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+}
+
+/// Schema 2 -> 3: the stored snapshot of each account becomes its confirmed
+/// snapshot (its ciphertext one part); unfinished uploads are dropped
+/// (devices upload again); mailbox blobs stay (no owner: they count
+/// against no account).
+fn migrate_from_2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    const OP: &str = "migrate schema 2";
+    let mut rows = Vec::new();
+    {
+        let old = txn.open_table(OLD_SNAPSHOTS).map_err(backend(OP))?;
+        for item in old.iter().map_err(backend(OP))? {
+            let (k, v) = item.map_err(backend(OP))?;
+            let s: SealedSnapshot = postcard::from_bytes(v.value()).map_err(|e| corrupt(OP, e))?;
+            rows.push((k.value(), s));
+        }
+    }
+    for (acct, mut s) in rows {
+        let ciphertext = std::mem::take(&mut s.ciphertext);
+        let id = super::snapshot_id(&s);
+        let mut id8 = [0u8; 8];
+        id8.copy_from_slice(&id[..8]);
+        let upload = u64::from_le_bytes(id8);
+        let part_ends = if ciphertext.is_empty() {
+            Vec::new()
+        } else {
+            txn.open_table(PARTS)
+                .map_err(backend(OP))?
+                .insert((acct, s.device.0, upload, 0), ciphertext.as_slice())
+                .map_err(backend(OP))?;
+            vec![ciphertext.len() as u64]
+        };
+        let row = SnapRow {
+            envelope: s,
+            stored_ms: 0,
+            upload,
+            part_ends,
+        };
+        let enc = encode(OP, &row)?;
+        txn.open_table(SNAPS)
+            .map_err(backend(OP))?
+            .insert((acct, CONFIRMED), enc.as_slice())
+            .map_err(backend(OP))?;
+    }
+    txn.delete_table(OLD_SNAPSHOTS).map_err(backend(OP))?;
+    txn.delete_table(OLD_PARTS).map_err(backend(OP))?;
+    let mut uploads = txn.open_table(UPLOADS).map_err(backend(OP))?;
+    uploads.retain(|_, _| false).map_err(backend(OP))?;
+    Ok(())
 }
 
 impl RelayStore for RedbStore {
@@ -1053,40 +1544,83 @@ impl RelayStore for RedbStore {
         Ok(h)
     }
 
-    fn snapshot(&self, account: &AccountId) -> Result<Option<SealedSnapshot>, StoreError> {
-        const OP: &str = "get snapshot";
+    fn snapshots(&self, account: &AccountId) -> Result<super::Snapshots, StoreError> {
+        const OP: &str = "get snapshots";
         let txn = self.read_txn(OP)?;
-        let t = txn.open_table(SNAPSHOTS).map_err(backend(OP))?;
-        match t.get(account.0).map_err(backend(OP))? {
-            Some(g) => Ok(Some(
-                postcard::from_bytes(g.value()).map_err(|e| corrupt(OP, e))?,
-            )),
-            None => Ok(None),
-        }
+        let t = txn.open_table(SNAPS).map_err(backend(OP))?;
+        Ok(super::Snapshots {
+            confirmed: load_snap(&t, account, CONFIRMED)?.map(|r| r.info()),
+            pending: load_snap(&t, account, PENDING)?.map(|r| r.info()),
+        })
     }
 
     fn snapshot_range(
         &self,
         account: &AccountId,
+        snapshot_id: Option<[u8; 32]>,
         offset: u64,
         bytes_max: usize,
     ) -> Result<Option<SnapshotRange>, StoreError> {
-        let Some(mut snapshot) = self.snapshot(account)? else {
+        const OP: &str = "snapshot range";
+        let txn = self.read_txn(OP)?;
+        let row = {
+            let t = txn.open_table(SNAPS).map_err(backend(OP))?;
+            let (c, p) = (
+                load_snap(&t, account, CONFIRMED)?,
+                load_snap(&t, account, PENDING)?,
+            );
+            match snapshot_id {
+                None => p.or(c),
+                Some(id) => [p, c]
+                    .into_iter()
+                    .flatten()
+                    .find(|r| super::snapshot_id(&r.envelope) == id),
+            }
+        };
+        let Some(row) = row else {
             return Ok(None);
         };
-        let snapshot_id = super::snapshot_id(&snapshot);
-        let total = snapshot.ciphertext.len();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
-        let end = start.saturating_add(bytes_max).min(total);
-        snapshot.ciphertext = snapshot
-            .ciphertext
-            .get(start..end)
-            .unwrap_or_default()
-            .to_vec();
+        let total = row.total_bytes();
+        let start = offset.min(total);
+        let end = start.saturating_add(bytes_max as u64).min(total);
+        let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        // The first part holding `start`; then on until `end`.
+        let first = row.part_ends.partition_point(|e| *e <= start);
+        let parts = txn.open_table(PARTS).map_err(backend(OP))?;
+        let dev = row.envelope.device.0;
+        let mut part_start = if first == 0 {
+            0
+        } else {
+            row.part_ends[first - 1]
+        };
+        for (i, part_end) in row.part_ends.iter().enumerate().skip(first) {
+            if part_start >= end {
+                break;
+            }
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let g = parts
+                .get((account.0, dev, row.upload, index))
+                .map_err(backend(OP))?
+                .ok_or_else(|| StoreError::Backend {
+                    op: OP,
+                    source: "a stored snapshot misses a part".into(),
+                })?;
+            let v = g.value();
+            let from = usize::try_from(start.saturating_sub(part_start)).unwrap_or(usize::MAX);
+            let to = usize::try_from(end.min(*part_end) - part_start).unwrap_or(usize::MAX);
+            out.extend_from_slice(v.get(from..to).ok_or_else(|| StoreError::Backend {
+                op: OP,
+                source: "a stored snapshot part has the wrong length".into(),
+            })?);
+            part_start = *part_end;
+        }
+        let snapshot_id = super::snapshot_id(&row.envelope);
+        let mut snapshot = row.envelope;
+        snapshot.ciphertext = out;
         Ok(Some(SnapshotRange {
             snapshot,
             snapshot_id,
-            total_bytes: total as u64,
+            total_bytes: total,
         }))
     }
 
@@ -1095,7 +1629,8 @@ impl RelayStore for RedbStore {
         account: &AccountId,
         device: &DeviceId,
         upload: u64,
-    ) -> Result<Vec<u8>, StoreError> {
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<u64, StoreError> {
         const OP: &str = "read snapshot upload";
         let txn = self.read_txn(OP)?;
         let current = txn
@@ -1104,27 +1639,28 @@ impl RelayStore for RedbStore {
             .get((account.0, device.0))
             .map_err(backend(OP))?
             .map(|g| g.value());
-        let Some((_, count, held, _)) = current.filter(|c| c.0 == upload) else {
+        let Some((_, count, _, _)) = current.filter(|c| c.0 == upload) else {
             return Err(StoreError::UploadIncomplete { parts_stored: 0 });
         };
         let parts = txn.open_table(PARTS).map_err(backend(OP))?;
-        let mut out = Vec::with_capacity(usize::try_from(held).unwrap_or(0));
+        let mut total = 0u64;
         let mut n = 0u32;
         for item in parts
-            .range((account.0, device.0, 0)..=(account.0, device.0, u32::MAX))
+            .range((account.0, device.0, upload, 0)..=(account.0, device.0, upload, u32::MAX))
             .map_err(backend(OP))?
         {
             let (k, v) = item.map_err(backend(OP))?;
-            if k.value().2 != n {
+            if k.value().3 != n {
                 break;
             }
-            out.extend_from_slice(v.value());
+            visit(v.value());
+            total += v.value().len() as u64;
             n += 1;
         }
         if u64::from(n) != count {
             return Err(StoreError::UploadIncomplete { parts_stored: n });
         }
-        Ok(out)
+        Ok(total)
     }
 
     fn membership(&self, account: &AccountId) -> Result<Option<Membership>, StoreError> {
@@ -1272,6 +1808,7 @@ mod tests {
             token_hash: None,
             open_registration: true,
             now_ms: 0,
+            members_max: 64,
         }
     }
 
@@ -1331,6 +1868,7 @@ mod tests {
         match r {
             Ok(WriteOutcome::Pushed { head, .. }) => Ok(head),
             Ok(WriteOutcome::SnapshotStored { pruned_entries }) => Ok(pruned_entries),
+            Ok(WriteOutcome::SnapshotConfirmed { pruned_entries }) => Ok(pruned_entries),
             Ok(o) => Err(format!("unexpected {o:?}")),
             Err(StoreError::SeqGap { expected }) => Err(format!("gap {expected}")),
             Err(StoreError::SeqFork { seq }) => Err(format!("fork {seq}")),
@@ -1363,7 +1901,14 @@ mod tests {
                     Op::Snapshot { upto } => {
                         let covers = (0..2).map(|d| Cursor { device: devs[d], seq: upto[d] }).collect();
                         let snapshot = SealedSnapshot::seal(&keys[0], acct, 1, covers, [0; 24], b"s".to_vec());
-                        let got = store.apply(vec![WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX, finished_upload: None }]);
+                        // Stored pending, then opened by the other device: confirmed.
+                        let snapshot_id = crate::store::snapshot_id(&snapshot);
+                        let mut got = store.apply(vec![
+                            WriteOp::PutSnapshot { snapshot, quota_bytes: u64::MAX, finished_upload: None, now_ms: 0 },
+                            WriteOp::ConfirmSnapshot { account: acct, device: devs[1], snapshot_id },
+                        ]);
+                        let confirmed = got.pop().unwrap();
+                        let got = if got[0].is_err() { got } else { vec![confirmed] };
                         (model.snapshot(upto), got)
                     }
                 };
@@ -1435,6 +1980,7 @@ mod tests {
             blob: vec![slot],
             expires_at_ms,
             now_ms: 0,
+            owner: None,
         };
         let r = store.apply(vec![put(1, 100), put(2, 1000)]);
         assert!(r.iter().all(Result::is_ok));
@@ -1504,6 +2050,7 @@ mod tests {
                 token_hash: None,
                 open_registration: true,
                 now_ms: 5,
+                members_max: 64,
             },
             push(&b, 1),
             push(&b, 2),

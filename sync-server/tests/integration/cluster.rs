@@ -359,6 +359,7 @@ fn a_redb_relay_migrates_to_postgres_and_its_devices_carry_on() {
         token_hash: None,
         open_registration: true,
         now_ms: 1,
+        members_max: 64,
     };
     let push = |d: &Device, from, to| WriteOp::Push {
         account: d.account,
@@ -376,10 +377,18 @@ fn a_redb_relay_migrates_to_postgres_and_its_devices_carry_on() {
         [0; 24],
         vec![7; 5000],
     );
+    // Stored pending, then opened by a2: confirmed, a1's entries 1..=10 pruned.
+    let snapshot_id = kith_relay::store::snapshot_id(&snapshot);
     ok(vec![WriteOp::PutSnapshot {
         snapshot,
         quota_bytes: u64::MAX,
         finished_upload: None,
+        now_ms: 1,
+    }]);
+    ok(vec![WriteOp::ConfirmSnapshot {
+        account: a.id(),
+        device: a2.id(),
+        snapshot_id,
     }]);
     // Sealed under epoch 1, before the revocation below starts epoch 2.
     let mut unseen = a1.entries(11, 30);
@@ -391,6 +400,7 @@ fn a_redb_relay_migrates_to_postgres_and_its_devices_carry_on() {
         token_hash: None,
         open_registration: true,
         now_ms: 2,
+        members_max: 64,
     }]);
     a.record(rev);
     ok(vec![push(&a1, 31, 32)]);
@@ -401,6 +411,12 @@ fn a_redb_relay_migrates_to_postgres_and_its_devices_carry_on() {
         blob: vec![1, 2, 3],
         expires_at_ms: u64::MAX / 2,
         now_ms: 0,
+        // Counts against account a (its bytes compared below).
+        owner: Some(kith_relay::store::MailboxOwner {
+            account: a.id(),
+            quota_bytes: u64::MAX,
+            blobs_max: 8,
+        }),
     }]);
 
     // Into two shards; verified by comparing every log.

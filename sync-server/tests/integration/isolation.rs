@@ -28,6 +28,8 @@ fn kind(r: &Request) -> &'static str {
         Request::CommitSnapshot { .. } => "CommitSnapshot",
         Request::GetSnapshotRange { .. } => "GetSnapshotRange",
         Request::GetMembership { .. } => "GetMembership",
+        Request::Snapshots => "Snapshots",
+        Request::SnapshotOpened { .. } => "SnapshotOpened",
     }
 }
 
@@ -288,6 +290,24 @@ async fn accounts_are_isolated_for_every_request_type() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // Snapshot listing: nothing of A; confirming A's snapshot by its id
+    // neither works nor prunes A's log.
+    assert_eq!(
+        cb.send(Request::Snapshots).await.unwrap(),
+        Response::Snapshots {
+            confirmed: None,
+            pending: None
+        }
+    );
+    assert_eq!(
+        code_of(
+            cb.send(Request::SnapshotOpened {
+                snapshot_id: a_snapshot_id
+            })
+            .await
+        ),
+        ErrorCode::SnapshotChanged
+    );
 
     // Every request kind was tried by B.
     let tried: std::collections::BTreeSet<&str> = cb.sent.iter().map(kind).collect();

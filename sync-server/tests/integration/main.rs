@@ -14,5 +14,6 @@ mod crash;
 mod disk_full;
 mod isolation;
 mod ops;
+mod quotas;
 mod snapshots;
 mod sync;

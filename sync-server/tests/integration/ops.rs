@@ -130,63 +130,6 @@ fn config_file_env_and_bad_config() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("config"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_with_a_ca_issued_certificate() {
-    use crate::common::TestRelay;
-    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["relay.example.org".into()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let relay = TestRelay::temp(kith_relay::RelayConfig {
-        tls_pem: Some(kith_relay::TlsPem {
-            chain_pem: leaf.pem().into_bytes(),
-            key_pem: leaf_key.serialize_pem().into_bytes(),
-        }),
-        ..kith_relay::RelayConfig::default()
-    });
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).unwrap();
-    let tls = kith_protocol::tls::client_config_with_roots(roots).unwrap();
-    let cfg = kith_relay::client::quic_client_config(tls).unwrap();
-    let mut c = RelayClient::connect_with(
-        relay.endpoint(),
-        relay.addr,
-        relay.relay_key(),
-        cfg.clone(),
-        "relay.example.org",
-        vec![3],
-    )
-    .await
-    .unwrap();
-    let a = Account::new();
-    let d = a.device("laptop");
-    c.auth(&d.key, d.account, d.membership(), None)
-        .await
-        .unwrap();
-    c.push(d.entries(1, 1)).await.unwrap();
-    // The wrong name fails WebPKI verification; the identity-key pin fails too
-    // (the certificate carries the CA-issued key, not the identity key).
-    let wrong_name = RelayClient::connect_with(
-        relay.endpoint(),
-        relay.addr,
-        relay.relay_key(),
-        cfg,
-        "other.example.org",
-        vec![1],
-    )
-    .await;
-    assert!(wrong_name.is_err());
-    let pinned = RelayClient::connect(relay.endpoint(), relay.addr, relay.relay_key()).await;
-    assert!(pinned.is_err());
-    relay.stop().await.unwrap();
-}
-
 /// The relay's data directory is 0700 and `relay.redb` / `relay.key` are
 /// 0600 when the relay runs under umask 022 (the common default, which
 /// would give 0755/0644), and a data directory left open is tightened.

@@ -136,12 +136,21 @@ async fn a_snapshot_larger_than_a_frame_goes_up_in_parts_and_down_in_ranges() {
         })
         .await
         .unwrap();
-    assert_eq!(r, Response::SnapshotStored { pruned_entries: 2 });
-    // Another device of the account downloads it in ranges, byte-identical.
+    assert_eq!(r, Response::SnapshotStored { pruned_entries: 0 });
+    // Another device of the account downloads it in ranges, byte-identical,
+    // and confirms it: the relay prunes what it covers only now.
     let (got, requests) = get_ranges(&mut c2, 1 << 20).await;
     assert_eq!(got.as_ref(), Some(&snap));
     assert!(requests >= 3, "{requests} ranges");
     got.unwrap().verify().unwrap();
+    assert_eq!(
+        c2.request(Request::SnapshotOpened {
+            snapshot_id: kith_relay::store::snapshot_id(&snap)
+        })
+        .await
+        .unwrap(),
+        Response::SnapshotConfirmed { pruned_entries: 2 }
+    );
     // The whole does not fit one GetSnapshot answer: a clear refusal.
     assert!(matches!(
         code_of(c2.request(Request::GetSnapshot).await),
@@ -149,7 +158,9 @@ async fn a_snapshot_larger_than_a_frame_goes_up_in_parts_and_down_in_ranges() {
     ));
     // The parts are gone once committed.
     assert!(matches!(
-        relay.store().snapshot_upload(&a.id(), &d1.id(), 42),
+        relay
+            .store()
+            .snapshot_upload(&a.id(), &d1.id(), 42, &mut |_| {}),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
 }
@@ -309,12 +320,13 @@ async fn an_upload_over_its_limit_is_refused() {
     assert_eq!(code, Some(ErrorCode::TooLarge { limit: 100_000 }));
 }
 
-/// Protocols 1 and 2 trusted account-signed certificates; a client that
-/// offers only them is refused, naming the version the relay speaks.
+/// Protocols 1 and 2 trusted account-signed certificates, 3 had no
+/// snapshot confirmation; a client that offers only them is refused, naming
+/// the version the relay speaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protocol_1_and_2_clients_are_refused_naming_version_3() {
+async fn protocol_1_to_3_clients_are_refused_naming_version_4() {
     let relay = TestRelay::temp(kith_relay::RelayConfig::default());
-    for old in [vec![1], vec![2, 1]] {
+    for old in [vec![1], vec![2, 1], vec![3]] {
         let r = RelayClient::connect_with_versions(
             relay.endpoint(),
             relay.addr,
@@ -324,7 +336,7 @@ async fn protocol_1_and_2_clients_are_refused_naming_version_3() {
         .await;
         assert_eq!(
             code_of(r),
-            ErrorCode::UnsupportedVersion { supported: vec![3] }
+            ErrorCode::UnsupportedVersion { supported: vec![4] }
         );
     }
 }
@@ -350,6 +362,7 @@ fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
                 token_hash: None,
                 open_registration: true,
                 now_ms: 1,
+                members_max: 64,
             },
             WriteOp::PutSnapshotPart {
                 account: a.id(),
@@ -360,6 +373,7 @@ fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
                 bytes: vec![1; 1000],
                 upload_bytes_max: u64::MAX,
                 now_ms: 1_000,
+                quota_bytes: u64::MAX,
             },
         ]);
         assert!(ok.iter().all(Result::is_ok), "{ok:?}");
@@ -367,9 +381,14 @@ fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
     }
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.snapshot(&a.id()).unwrap(), None);
-    assert!(store.snapshot_range(&a.id(), 0, 10).unwrap().is_none());
+    assert!(
+        store
+            .snapshot_range(&a.id(), None, 0, 10)
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
-        store.snapshot_upload(&a.id(), &d1.id(), 5),
+        store.snapshot_upload(&a.id(), &d1.id(), 5, &mut |_| {}),
         Err(StoreError::UploadIncomplete { parts_stored: 1 })
     ));
     // Not yet expired: kept; expired: deleted.
@@ -382,7 +401,7 @@ fn unfinished_upload_parts_stay_invisible_across_a_reopen_and_are_swept() {
     }]);
     assert!(matches!(r[0], Ok(WriteOutcome::SnapshotUploadsExpired(1))));
     assert!(matches!(
-        store.snapshot_upload(&a.id(), &d1.id(), 5),
+        store.snapshot_upload(&a.id(), &d1.id(), 5, &mut |_| {}),
         Err(StoreError::UploadIncomplete { parts_stored: 0 })
     ));
 }

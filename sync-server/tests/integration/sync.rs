@@ -167,7 +167,32 @@ async fn snapshot_prunes_and_a_new_device_starts_from_snapshot_plus_tail() {
         })
         .await
         .unwrap();
-    assert_eq!(r, Response::SnapshotStored { pruned_entries: 10 });
+    // Pending: nothing is pruned until another device opened it; its author
+    // cannot confirm it.
+    assert_eq!(r, Response::SnapshotStored { pruned_entries: 0 });
+    assert_eq!(relay.stats().entries, 14);
+    let snapshot_id = kith_relay::store::snapshot_id(&snap);
+    assert_eq!(
+        code_of(c1.request(Request::SnapshotOpened { snapshot_id }).await),
+        ErrorCode::SnapshotOwn
+    );
+    let Response::Snapshots {
+        confirmed: None,
+        pending: Some(p),
+    } = c2.request(Request::Snapshots).await.unwrap()
+    else {
+        panic!("one pending snapshot")
+    };
+    assert_eq!(
+        (p.snapshot_id, p.device, p.covers.clone()),
+        (snapshot_id, d1.id(), covers.clone())
+    );
+    assert_eq!(
+        c2.request(Request::SnapshotOpened { snapshot_id })
+            .await
+            .unwrap(),
+        Response::SnapshotConfirmed { pruned_entries: 10 }
+    );
     assert_eq!(relay.stats().entries, 4);
 
     // An older snapshot is refused; one covering missing entries too.

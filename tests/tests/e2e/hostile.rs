@@ -207,5 +207,142 @@ fn a_bit_flipped_in_the_relay_file_is_skipped_and_the_writer_repairs_it() {
         let d = a.sibling("new tablet");
         assert!(round_events(&d, &relay).await.is_empty());
         assert_eq!(summaries(&d), vec!["one", "three", "two"]);
+        // b, which quarantined the damaged copy, pulls it again on its next
+        // round, applies it and drops the record.
+        let mut repaired = Vec::new();
+        kith_net::relay_round(
+            &b.store,
+            &b.id,
+            &relay.address(),
+            RelayClientConfig::default(),
+            vec![],
+            TIMEOUT_MS,
+            |e| {
+                if let RelayEvent::Repaired { device, seq } = e {
+                    repaired.push((*device, *seq));
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(repaired, vec![bad]);
+        assert!(quarantined(&b).is_empty());
+        assert_eq!(summaries(&b), vec!["one", "three", "two"]);
+    });
+}
+
+/// A member stores a junk snapshot (correctly signed by its device key,
+/// ciphertext junk) covering every head, through the real relay. The relay
+/// prunes nothing (the snapshot is pending until another device opens it); a
+/// NEW device cannot open it, says so (event and quarantine record naming
+/// the device, seq 0), falls back to the log and gets everything; an
+/// existing device that checks the pending snapshot refuses it too and the
+/// junk is never confirmed.
+#[test]
+fn a_junk_snapshot_covering_every_head_does_not_stop_a_new_device() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(dir.path());
+        let a = Device::first("laptop");
+        let hostile = a.sibling("hostile");
+        for s in ["one", "two", "three"] {
+            log(&a, s, "Ann");
+            round(&a, &relay).await;
+        }
+        let (ops, epoch) = membership(&hostile);
+        let mut c = relay
+            .connect_as(
+                hostile.id.device_signing_key(),
+                hostile.id.account_id(),
+                ops,
+            )
+            .await;
+        let kith_protocol::Response::Heads { heads, .. } =
+            c.request(kith_protocol::Request::Heads).await.unwrap()
+        else {
+            panic!("heads")
+        };
+        assert!(!heads.is_empty());
+        let junk = kith_protocol::SealedSnapshot::seal(
+            hostile.id.device_signing_key(),
+            hostile.id.account_id(),
+            epoch,
+            heads,
+            [3; 24],
+            vec![0x5A; 4096],
+        );
+        assert_eq!(
+            c.request(kith_protocol::Request::PutSnapshot { snapshot: junk })
+                .await
+                .unwrap(),
+            kith_protocol::Response::SnapshotStored { pruned_entries: 0 }
+        );
+        // The log it claims to cover is all still there.
+        assert!(c.pull_all(vec![]).await.unwrap().len() >= 3);
+        drop(c);
+
+        let n = a.sibling("new tablet");
+        let mut unreadable = Vec::new();
+        kith_net::relay_round(
+            &n.store,
+            &n.id,
+            &relay.address(),
+            RelayClientConfig::default(),
+            vec![],
+            TIMEOUT_MS,
+            |e| {
+                if let RelayEvent::SnapshotUnreadable { device, .. } = e {
+                    unreadable.push(*device);
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            unreadable,
+            vec![hostile.id.device_id()],
+            "it says which device"
+        );
+        assert_eq!(summaries(&n), vec!["one", "three", "two"]);
+        assert_eq!(quarantined(&n), vec![(hostile.id.device_id(), 0)]);
+        // An existing device checks the pending snapshot when its log grew
+        // long, refuses it as well, and keeps syncing.
+        log(&a, "four", "Ann");
+        let mut seen = Vec::new();
+        kith_net::relay_round(
+            &a.store,
+            &a.id,
+            &relay.address(),
+            RelayClientConfig {
+                snapshot_tail_entries_min: 1,
+                ..RelayClientConfig::default()
+            },
+            vec![],
+            TIMEOUT_MS,
+            |e| {
+                if let RelayEvent::SnapshotUnreadable { device, .. } = e {
+                    seen.push(*device);
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, vec![hostile.id.device_id()]);
+        round(&n, &relay).await;
+        assert_eq!(summaries(&n), vec!["four", "one", "three", "two"]);
+        // Never confirmed: the relay still holds the whole log.
+        let mut c = relay
+            .connect_as(
+                a.id.device_signing_key(),
+                a.id.account_id(),
+                membership(&a).0,
+            )
+            .await;
+        let kith_protocol::Response::Heads { floors, .. } =
+            c.request(kith_protocol::Request::Heads).await.unwrap()
+        else {
+            panic!("heads")
+        };
+        assert!(floors.iter().all(|f| f.seq == 0), "{floors:?}");
     });
 }

@@ -13,4 +13,5 @@ mod pairing;
 mod relay_restore;
 mod relay_sync;
 mod restore;
+mod revocation;
 mod snapshot;

@@ -298,8 +298,14 @@ fn live_peer_sync_both_ways_and_after_the_peer_restarts() {
         });
         let store = a.store.clone();
         let mut sd = stop_rx;
+        // A shorter full-check period than the default 2 s keeps the quiet
+        // window below (two periods) short; the keeper's logic is the same.
+        let keeper_opts = kith_net::KeeperOptions {
+            full_check_ms: 500,
+            ..kith_net::KeeperOptions::default()
+        };
         let keeper = tokio::spawn(async move {
-            kith_net::keep_store(&store, kith_net::KeeperOptions::default(), &mut sd, || {
+            kith_net::keep_store(&store, keeper_opts, &mut sd, || {
                 let _ = local_tx.try_send(());
             })
             .await;
@@ -343,8 +349,7 @@ fn live_peer_sync_both_ways_and_after_the_peer_restarts() {
         // cannot make this fail, and a storm fails it however fast it runs.
         while reports.try_recv().is_ok() {} // the exchanges up to convergence
         const FOLLOW_UPS_MAX: usize = 4;
-        let quiet =
-            std::time::Duration::from_millis(2 * kith_net::KeeperOptions::default().full_check_ms);
+        let quiet = std::time::Duration::from_millis(2 * keeper_opts.full_check_ms);
         let mut follow_ups = Vec::new();
         while let Ok(r) = tokio::time::timeout(quiet, reports.recv()).await {
             follow_ups.push(r.unwrap());

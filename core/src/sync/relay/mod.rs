@@ -19,7 +19,7 @@
 //!   never skipped or forked;
 //! - membership: `EpochStale` on a push (someone rotated) fetches the log
 //!   and re-seals the outbox under the new epoch (same seqs); live
-//!   `Event::Membership` ops are absorbed; a revoke or add is an op this
+//!   `Event::Membership` ops are absorbed; a revoke, rotation or add is an op this
 //!   device signs on its log's head and sends with `AppendMembership`
 //!   (`MembershipBehind`: fetch, re-make on the new head, bounded), stored
 //!   locally only once the relay ordered it. A device that finds itself
@@ -41,13 +41,29 @@
 //!   applied. A bootstrap installs the snapshot's documents directly
 //!   ([`Store::apply_snapshot_docs`]): documents, index, cursors and device
 //!   records in one transaction;
+//! - snapshot confirmation (protocol 4): a stored snapshot stays *pending*
+//!   at the relay (nothing pruned) until a device other than its author
+//!   opened it. A bootstrap asks `Snapshots` first and tries the pending
+//!   snapshot, then the confirmed one, then the log: one it cannot open is
+//!   reported ([`RelayEvent::SnapshotUnreadable`], recorded in the
+//!   quarantine under seq 0) and skipped; one it installed is confirmed
+//!   (`SnapshotOpened`). A caught-up device whose relay log grew long asks
+//!   `Snapshots` too: it verifies a pending snapshot of another device
+//!   (opens it without installing) and confirms it, and measures its own
+//!   snapshot's worth against the newest stored one, not the floors;
+//! - repair: once caught up, each connection pulls again (one page each,
+//!   at most [`REFETCH_PER_CONNECTION_MAX`]) the quarantined entries of
+//!   this store; one that now opens (the relay's damaged copy was repaired
+//!   by its writer's re-push) is applied and leaves the quarantine
+//!   ([`RelayEvent::Repaired`]);
 //! - progress: long transfers (snapshot down/up, pulls) report
 //!   [`RelayEvent::Progress`] with what moved of the total when known.
 //!
 //! The machine is split by concern: `receive` (pull and live entries),
 //! `push` (outbox, acknowledgements, heads), `snapshot` (build, upload,
-//! ranged download, install) and `status` (relay binding, durable
-//! position); storage goes through the typed functions of `sync::tables`.
+//! ranged download, install), `status` (relay binding, durable
+//! position) and `recover` (a separate session that wins the account back
+//! with the recovery code); storage goes through the typed functions of `sync::tables`.
 //!
 //! Timers out: [`RelaySync::poll_timeout`] (a rate-limited push retry);
 //! liveness of the connection is the transport's job (QUIC keep-alive).
@@ -60,7 +76,7 @@ use kith_protocol::msg::MailboxSlot;
 use kith_protocol::{
     ClientMsg, DeviceId, ErrorCode, Event, MemberKeys, MembershipOp, PROTOCOL_VERSION,
     PROTOCOL_VERSIONS, RelayKey, Request, Response, SealedEntry, SealedSnapshot, ServerMsg,
-    sign_auth,
+    SnapshotInfo, sign_auth,
 };
 use redb::{ReadableDatabase, WriteTransaction};
 
@@ -76,11 +92,13 @@ use crate::sync::tables::{self, Partial};
 
 mod push;
 mod receive;
+pub mod recover;
 mod snapshot;
 mod status;
 
 pub(crate) use receive::{apply_with_pending, compress};
 use receive::{mark_pushed, write_bookkeeping};
+pub use recover::{RecoverError, Recovered, RecoverySession};
 pub use status::{QuarantinedEntry, SyncStatus, sync_status};
 use status::{bind_relay, read_status};
 
@@ -93,6 +111,8 @@ pub const SNAPSHOT_DOWNLOAD_BYTES_MAX: u64 = 1 << 30;
 const SNAPSHOT_RESTARTS_MAX: u32 = 8;
 /// Frame bytes a snapshot part request needs besides its bytes.
 const PART_OVERHEAD_BYTES: usize = 4096;
+/// Quarantined entries pulled again per connection (to pick up repairs).
+pub const REFETCH_PER_CONNECTION_MAX: usize = 16;
 /// Times a membership change is re-made on a newer head before giving up.
 const MEMBERSHIP_RETRIES_MAX: u32 = 8;
 
@@ -175,7 +195,25 @@ pub enum RelayEvent {
         /// Its sealed size.
         bytes: usize,
     },
-    /// This device's snapshot was stored; the relay pruned the entries it covers.
+    /// A snapshot stored at the relay could not be opened (it does not
+    /// verify, decrypt or parse: its device is damaged or hostile, or the
+    /// relay's copy is): it was skipped, this device falls back to an older
+    /// snapshot or the log, and the warning is recorded in the quarantine
+    /// ([`SyncStatus::quarantined`], seq 0). Show it to the user.
+    SnapshotUnreadable {
+        /// The device that made the snapshot.
+        device: DeviceId,
+        /// Why it could not be opened.
+        reason: String,
+    },
+    /// This device opened another device's pending snapshot and the relay
+    /// confirmed it (it pruned the entries it covers).
+    SnapshotConfirmed {
+        /// Entries the relay dropped.
+        pruned_entries: u64,
+    },
+    /// This device's snapshot was stored (pending until another device
+    /// opens it; the relay prunes then).
     SnapshotStored {
         /// The snapshot's sealed size.
         bytes: usize,
@@ -200,6 +238,14 @@ pub enum RelayEvent {
         /// Why it was refused.
         reason: String,
     },
+    /// A quarantined entry was pulled again and now opened (the relay's
+    /// damaged copy was repaired): it was applied and left the quarantine.
+    Repaired {
+        /// The device that wrote it.
+        device: DeviceId,
+        /// Its sequence number.
+        seq: u64,
+    },
     /// The relay dropped live events; a pull catches up.
     Lagged,
     /// The relay slowed pushes down; the machine retries by itself.
@@ -221,6 +267,9 @@ pub enum RelayEvent {
         /// The revoked device.
         device: DeviceId,
     },
+    /// The relay ordered a key rotation this device made (a new epoch with
+    /// the same members).
+    Rotated,
     /// The relay ordered an `Add` this device made.
     Added {
         /// The added device.
@@ -369,6 +418,9 @@ enum Req {
     GetMembership,
     AppendMembership,
     MailboxPut,
+    Snapshots,
+    SnapshotOpened,
+    Refetch { device: DeviceId, seq: u64 },
 }
 
 /// A membership change this device wants ordered by the relay; the op is
@@ -376,6 +428,7 @@ enum Req {
 #[derive(Debug, Clone)]
 enum Intent {
     Revoke(DeviceId),
+    Rotate,
     Add(MemberKeys),
     Recover {
         code: RecoveryCode,
@@ -436,6 +489,24 @@ pub struct RelaySync {
     upload: Option<Upload>,
     download: Option<Download>,
     snapshot_restarts: u32,
+    /// The stored snapshot being downloaded (by id), if chosen.
+    download_target: Option<SnapshotInfo>,
+    /// The download only checks that the snapshot opens (another device's
+    /// pending one), it is not installed.
+    download_verify_only: bool,
+    /// Further snapshots to try if the one being installed cannot be opened.
+    install_candidates: VecDeque<SnapshotInfo>,
+    /// Snapshots this session found unreadable or already checked.
+    tried_snapshots: HashSet<[u8; 32]>,
+    /// No stored snapshot could be installed: the log is the only way left.
+    snapshots_exhausted: bool,
+    /// A `Snapshots` answer decides whether to verify or upload a snapshot.
+    snapshot_check_wanted: bool,
+    /// The relay's pending snapshot from its last `Snapshots` answer: only
+    /// that one is worth confirming once opened.
+    pending_snapshot: Option<[u8; 32]>,
+    /// Quarantined entries to pull again (filled once per connection).
+    refetch: Option<VecDeque<(DeviceId, u64)>>,
     /// The relay's per-device heads from its last `Heads` answer.
     remote_heads: Vec<Cursor>,
     pulled_entries: u64,
@@ -486,6 +557,14 @@ impl RelaySync {
             upload: None,
             download: None,
             snapshot_restarts: 0,
+            download_target: None,
+            download_verify_only: false,
+            install_candidates: VecDeque::new(),
+            tried_snapshots: HashSet::new(),
+            snapshots_exhausted: false,
+            snapshot_check_wanted: false,
+            pending_snapshot: None,
+            refetch: None,
             remote_heads: Vec::new(),
             pulled_entries: 0,
             pulled_bytes: 0,
@@ -533,6 +612,8 @@ impl RelaySync {
             && self.push_retry_at_ms.is_none()
             && self.upload.is_none()
             && self.download.is_none()
+            && !self.snapshot_check_wanted
+            && self.refetch.as_ref().is_some_and(VecDeque::is_empty)
             && !self.membership_wanted
             && self.intents.is_empty()
             && self.inflight.values().all(|r| *r == Req::Subscribe)
@@ -557,6 +638,14 @@ impl RelaySync {
     /// (sent once authenticated; [`RelayEvent::Revoked`] when done).
     pub fn revoke(&mut self, store: &mut Store, device: DeviceId) -> Result<(), RelaySyncError> {
         self.intents.push_back(Intent::Revoke(device));
+        self.idle_reported = false;
+        self.drive(store)
+    }
+
+    /// Starts a new key epoch with the same members (a `Rotate` op ordered
+    /// by the relay; [`RelayEvent::Rotated`] when done).
+    pub fn rotate(&mut self, store: &mut Store) -> Result<(), RelaySyncError> {
+        self.intents.push_back(Intent::Rotate);
         self.idle_reported = false;
         self.drive(store)
     }
@@ -609,6 +698,7 @@ impl RelaySync {
         let op = match self.intents.front() {
             None => return Ok(None),
             Some(Intent::Revoke(d)) => membership::revoke_op(store, &self.id, *d, now)?,
+            Some(Intent::Rotate) => membership::rotate_op(store, &self.id, now)?,
             Some(Intent::Add(m)) => membership::add_op(store, &self.id, m.clone(), now)?,
             Some(Intent::Recover { code, keep }) => {
                 membership::recover_op(store, &self.id, code, keep.clone(), now)?
@@ -874,6 +964,21 @@ impl RelaySync {
                     pruned_entries,
                 });
             }
+            (Req::Snapshots, Response::Snapshots { confirmed, pending }) => {
+                self.on_snapshots(store, confirmed, pending)?;
+            }
+            (Req::Refetch { device, seq }, Response::Entries { entries, .. }) => {
+                if let Some(e) = entries
+                    .into_iter()
+                    .find(|e| e.device == device && e.seq == seq)
+                {
+                    self.retry_quarantined(store, e)?;
+                }
+            }
+            (Req::SnapshotOpened, Response::SnapshotConfirmed { pruned_entries }) => {
+                self.events
+                    .push_back(RelayEvent::SnapshotConfirmed { pruned_entries });
+            }
             (Req::GetSnapshot, Response::Snapshot { snapshot }) => {
                 self.snapshot_wanted = false;
                 if let Some(s) = snapshot {
@@ -905,6 +1010,7 @@ impl RelaySync {
                     Some(Intent::Revoke(device)) => {
                         self.events.push_back(RelayEvent::Revoked { device })
                     }
+                    Some(Intent::Rotate) => self.events.push_back(RelayEvent::Rotated),
                     Some(Intent::Add(m)) => self
                         .events
                         .push_back(RelayEvent::Added { device: m.device }),
@@ -957,9 +1063,22 @@ impl RelaySync {
                 self.push_wanted = true;
                 self.own_head_known = false;
             }
+            (Req::Pull, ErrorCode::SnapshotNeeded) if self.snapshots_exhausted => {
+                return Err(RelaySyncError::BadSnapshot(
+                    "no snapshot the relay holds could be opened, and the log before it was pruned"
+                        .into(),
+                ));
+            }
             (Req::Pull, ErrorCode::SnapshotNeeded) => {
                 self.snapshot_wanted = true;
                 self.pull_wanted = true;
+            }
+            (Req::Refetch { .. }, _) => {
+                // Pruned meanwhile (covered by a snapshot), or refused: the
+                // record stays.
+            }
+            (Req::SnapshotOpened, _) => {
+                // Replaced meanwhile, or this device's own: nothing to confirm.
             }
             (Req::Push { .. }, ErrorCode::SeqGap { expected }) => {
                 let first = self.outbox_first(store)?;
@@ -986,6 +1105,12 @@ impl RelaySync {
             (Req::GetSnapshot, ErrorCode::SnapshotChanged) => {
                 // Replaced under us: start over (bounded).
                 self.download = None;
+                self.download_target = None;
+                self.install_candidates.clear();
+                if std::mem::take(&mut self.download_verify_only) {
+                    self.snapshot_wanted = false;
+                    return Ok(());
+                }
                 self.snapshot_restarts += 1;
                 if self.snapshot_restarts > SNAPSHOT_RESTARTS_MAX {
                     return Err(RelaySyncError::Relay { code, message });
@@ -1071,12 +1196,22 @@ impl RelaySync {
             self.reseal_outbox(store)?;
             self.reseal_wanted = false;
         }
-        let snap_inflight = self.has_inflight(|r| *r == Req::GetSnapshot);
-        if self.snapshot_wanted && !snap_inflight && !self.has_inflight(|r| *r == Req::Pull) {
+        let snap_inflight = self.has_inflight(|r| matches!(r, Req::GetSnapshot | Req::Snapshots));
+        if self.snapshot_wanted
+            && !snap_inflight
+            && !self.has_inflight(|r| *r == Req::Pull)
+            && self.download.is_none()
+            && self.download_target.is_none()
+        {
+            // Which snapshots the relay holds first: the pending one may be
+            // one nobody can open; the confirmed one and the log are the fallbacks.
+            self.send(Request::Snapshots, Req::Snapshots);
+        } else if self.snapshot_wanted && !snap_inflight && !self.has_inflight(|r| *r == Req::Pull)
+        {
             if self.version >= 2 {
                 let (snapshot_id, offset) = match &self.download {
                     Some(d) => (Some(d.id), d.snapshot.ciphertext.len() as u64),
-                    None => (None, 0),
+                    None => (self.download_target.as_ref().map(|t| t.snapshot_id), 0),
                 };
                 let bytes_max = u32::try_from(self.frame_bytes_max).unwrap_or(u32::MAX);
                 self.send(
@@ -1113,6 +1248,47 @@ impl RelaySync {
             self.push(store)?;
         }
         self.pump_upload();
+        if self.initial_pull_done
+            && !self.pull_wanted
+            && !self.snapshot_wanted
+            && !self.has_inflight(|r| matches!(r, Req::Pull | Req::Refetch { .. }))
+        {
+            if self.refetch.is_none() {
+                let st = read_status(store)?;
+                self.refetch = Some(
+                    st.quarantined
+                        .iter()
+                        .filter(|q| q.seq > 0)
+                        .map(|q| (q.device, q.seq))
+                        .take(REFETCH_PER_CONNECTION_MAX)
+                        .collect(),
+                );
+            }
+            if let Some((device, seq)) = self.refetch.as_mut().and_then(VecDeque::pop_front) {
+                let mut cursors = self.pull_cursors(store)?;
+                match cursors.iter_mut().find(|c| c.device == device) {
+                    Some(c) => c.seq = seq - 1,
+                    None => cursors.push(Cursor {
+                        device,
+                        seq: seq - 1,
+                    }),
+                }
+                self.send(
+                    Request::Pull {
+                        cursors,
+                        entries_max: 16,
+                        bytes_max: self.cfg.pull_bytes_max,
+                    },
+                    Req::Refetch { device, seq },
+                );
+            }
+        }
+        if self.snapshot_check_wanted
+            && !self.snapshot_wanted
+            && !self.has_inflight(|r| *r == Req::Snapshots)
+        {
+            self.send(Request::Snapshots, Req::Snapshots);
+        }
         let busy = self.has_inflight(|r| !matches!(r, Req::Subscribe | Req::Heads));
         if self.heads_wanted
             && !busy

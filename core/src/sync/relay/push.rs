@@ -66,6 +66,34 @@ impl RelaySync {
         if !worth || self.upload.is_some() {
             return Ok(());
         }
+        // The floors stay where they are while a newer snapshot is pending:
+        // ask which snapshots the relay holds before making another one
+        // (`on_snapshots` then checks a pending one, or measures against
+        // the newest and calls `consider_snapshot`).
+        self.snapshot_check_wanted = true;
+        Ok(())
+    }
+
+    /// Uploads a snapshot if the relay's log grew enough past `base` (the
+    /// newest stored snapshot's covers) and this device is fully caught up.
+    pub(super) fn consider_snapshot(
+        &mut self,
+        store: &mut Store,
+        base: &[Cursor],
+    ) -> Result<(), RelaySyncError> {
+        let me = self.id.device_id();
+        let heads = self.remote_heads.clone();
+        let st = read_status(store)?;
+        let floor = |d: &DeviceId| base.iter().find(|c| c.device == *d).map_or(0, |c| c.seq);
+        let tail: u64 = heads
+            .iter()
+            .map(|c| c.seq.saturating_sub(floor(&c.device)))
+            .sum();
+        let worth = tail >= self.cfg.snapshot_tail_entries_min
+            || (self.session_bytes >= self.cfg.snapshot_tail_bytes_min && tail >= 2);
+        if !worth || self.upload.is_some() {
+            return Ok(());
+        }
         // Only a fully caught-up device may cover the log: every entry up to
         // the relay's heads is in its documents.
         let cursor = |d: &DeviceId| {

@@ -425,4 +425,37 @@ impl RelaySync {
         self.heads_wanted = true;
         Ok(())
     }
+
+    /// A quarantined entry pulled again: if it opens and parses now (the
+    /// relay's copy was repaired), its changes are applied and its record
+    /// dropped in the same transaction. An entry that still fails, or a
+    /// fragment of a larger entry (its siblings are gone), stays recorded.
+    pub(super) fn retry_quarantined(
+        &mut self,
+        store: &mut Store,
+        e: SealedEntry,
+    ) -> Result<(), RelaySyncError> {
+        let members = membership::state(store, self.id.account_id())?;
+        let keys = membership::keys(store)?;
+        let Ok(p) = payload::open_entry(&self.id, &members, &keys, &e) else {
+            return Ok(());
+        };
+        let mut partials = HashMap::new();
+        let mut step = Step::default();
+        let Ok(Some((doc, changes))) = body_of(p.body, e.device, &mut partials, &mut step) else {
+            return Ok(());
+        };
+        let (device, seq) = (e.device, e.seq);
+        let m = apply_with_pending(store, doc, changes, |txn| {
+            tables::unquarantine(txn, &device, seq)
+        })?;
+        self.events.push_back(RelayEvent::Applied {
+            doc,
+            contacts: m.applied.contacts.len(),
+            interactions: m.applied.interactions.len(),
+            pending: m.pending,
+        });
+        self.events.push_back(RelayEvent::Repaired { device, seq });
+        Ok(())
+    }
 }

@@ -1,6 +1,10 @@
 //! Snapshots: building and sealing a full state, uploading it whole or in
-//! parts, downloading it in ranges and installing it (documents, index,
-//! cursors and device records in one transaction).
+//! parts, choosing which stored snapshot to fetch (`Snapshots`: pending,
+//! then confirmed, then the log), downloading it in ranges and installing
+//! it (documents, index, cursors and device records in one transaction) or
+//! only checking that it opens (another device's pending snapshot), then
+//! confirming it to the relay. A snapshot that cannot be opened is
+//! reported and skipped, never a dead end.
 
 use super::*;
 
@@ -100,14 +104,22 @@ impl RelaySync {
     ) -> Result<(), RelaySyncError> {
         let Some(part) = snapshot else {
             self.download = None;
+            self.download_target = None;
+            self.download_verify_only = false;
             self.snapshot_wanted = false;
             self.pull_wanted = true;
             return Ok(());
         };
         if total_bytes > SNAPSHOT_DOWNLOAD_BYTES_MAX {
-            return Err(RelaySyncError::BadSnapshot(format!(
-                "the relay's snapshot has {total_bytes} bytes, more than {SNAPSHOT_DOWNLOAD_BYTES_MAX}"
-            )));
+            self.download = None;
+            return self.snapshot_unreadable(
+                store,
+                part.device,
+                snapshot_id,
+                format!(
+                    "the relay's snapshot has {total_bytes} bytes, more than {SNAPSHOT_DOWNLOAD_BYTES_MAX}"
+                ),
+            );
         }
         let have = self
             .download
@@ -149,8 +161,142 @@ impl RelaySync {
             return Ok(());
         }
         self.snapshot_wanted = false;
-        self.apply_snapshot(store, &d.snapshot)?;
-        self.pull_wanted = true;
+        self.download_target = None;
+        let opened = if std::mem::take(&mut self.download_verify_only) {
+            self.check_snapshot(store, &d.snapshot)
+        } else {
+            self.pull_wanted = true;
+            self.apply_snapshot(store, &d.snapshot)
+        };
+        match opened {
+            Ok(()) => {
+                self.install_candidates.clear();
+                // Another device's pending snapshot opened here: the relay
+                // may prune (a confirmed one needs no second write).
+                if d.snapshot.device != self.id.device_id() && self.pending_snapshot == Some(d.id) {
+                    self.send(
+                        Request::SnapshotOpened { snapshot_id: d.id },
+                        Req::SnapshotOpened,
+                    );
+                }
+                Ok(())
+            }
+            Err(RelaySyncError::BadSnapshot(reason)) => {
+                self.snapshot_unreadable(store, d.snapshot.device, d.id, reason)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A stored snapshot could not be opened: record the warning, then try
+    /// the next candidate, else fall back to the log.
+    pub(super) fn snapshot_unreadable(
+        &mut self,
+        store: &mut Store,
+        device: DeviceId,
+        snapshot_id: [u8; 32],
+        reason: String,
+    ) -> Result<(), RelaySyncError> {
+        self.tried_snapshots.insert(snapshot_id);
+        let reason = format!("snapshot could not be opened: {reason}");
+        {
+            let txn = store.writable()?.begin_write()?;
+            tables::quarantine(&txn, &device, 0, &reason, self.now_ms)?;
+            txn.commit().map_err(StoreError::from)?;
+        }
+        self.events
+            .push_back(RelayEvent::SnapshotUnreadable { device, reason });
+        self.download = None;
+        self.download_target = None;
+        if std::mem::take(&mut self.download_verify_only) {
+            // A check only: this device has everything already. Its own next
+            // snapshot will replace the unreadable one.
+            self.snapshot_wanted = false;
+            return Ok(());
+        }
+        match self.install_candidates.pop_front() {
+            Some(next) => {
+                self.download_target = Some(next);
+                self.snapshot_wanted = true;
+            }
+            None => {
+                self.snapshots_exhausted = true;
+                self.snapshot_wanted = false;
+                self.pull_wanted = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay listed its snapshots: pick the one to install (bootstrap),
+    /// or decide whether to check another device's pending one or to upload
+    /// one of ours.
+    pub(super) fn on_snapshots(
+        &mut self,
+        store: &mut Store,
+        confirmed: Option<SnapshotInfo>,
+        pending: Option<SnapshotInfo>,
+    ) -> Result<(), RelaySyncError> {
+        self.pending_snapshot = pending.as_ref().map(|p| p.snapshot_id);
+        if self.snapshot_wanted {
+            let tried = &self.tried_snapshots;
+            let mut candidates: VecDeque<SnapshotInfo> = [pending, confirmed]
+                .into_iter()
+                .flatten()
+                .filter(|s| !tried.contains(&s.snapshot_id))
+                .collect();
+            match candidates.pop_front() {
+                Some(first) => {
+                    self.download_target = Some(first);
+                    self.install_candidates = candidates;
+                }
+                None => {
+                    // Nothing (left) to install: the log from the start.
+                    self.snapshots_exhausted = !self.tried_snapshots.is_empty();
+                    self.snapshot_wanted = false;
+                    self.pull_wanted = true;
+                }
+            }
+            return Ok(());
+        }
+        if !std::mem::take(&mut self.snapshot_check_wanted) {
+            return Ok(());
+        }
+        let me = self.id.device_id();
+        if let Some(p) = &pending
+            && p.device != me
+            && !self.tried_snapshots.contains(&p.snapshot_id)
+            && self.upload.is_none()
+        {
+            // Open it (without installing): a snapshot nobody can open is
+            // never confirmed, so the relay keeps the log it covers.
+            self.tried_snapshots.insert(p.snapshot_id);
+            self.download_target = Some(p.clone());
+            self.download_verify_only = true;
+            self.snapshot_wanted = true;
+            return Ok(());
+        }
+        let base = pending.or(confirmed).map(|s| s.covers).unwrap_or_default();
+        self.consider_snapshot(store, &base)
+    }
+
+    /// Opens another device's snapshot without installing it: signature,
+    /// membership, decryption, payload and every document's save.
+    fn check_snapshot(
+        &mut self,
+        store: &mut Store,
+        s: &SealedSnapshot,
+    ) -> Result<(), RelaySyncError> {
+        let members = membership::state(store, self.id.account_id())?;
+        let keys = membership::keys(store)?;
+        let p = payload::open_snapshot(&self.id, &members, &keys, s)
+            .map_err(|e| RelaySyncError::BadSnapshot(e.to_string()))?;
+        for (name, save) in &p.docs {
+            name.parse::<DocId>()
+                .map_err(|_| RelaySyncError::BadSnapshot(format!("invalid document id {name}")))?;
+            automerge::Automerge::load(save)
+                .map_err(|e| RelaySyncError::BadSnapshot(format!("document {name}: {e}")))?;
+        }
         Ok(())
     }
 

@@ -44,12 +44,15 @@ pub struct SyncStatus {
     pub quarantined: Vec<QuarantinedEntry>,
 }
 
-/// An entry this device skipped (see [`RelayEvent::Quarantined`]).
+/// An entry this device skipped (see [`RelayEvent::Quarantined`]), or a
+/// snapshot of that device it could not open (seq 0, see
+/// [`RelayEvent::SnapshotUnreadable`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedEntry {
     /// The device that wrote it, by its envelope.
     pub device: DeviceId,
-    /// Its sequence number in that device's log.
+    /// Its sequence number in that device's log; 0 for a snapshot (entry
+    /// seqs start at 1).
     pub seq: u64,
     /// Why it was refused.
     pub reason: String,
