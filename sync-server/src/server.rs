@@ -302,6 +302,43 @@ impl Shared {
         )
     }
 
+    /// The per-address registration check: in the store when it keeps
+    /// cluster-wide windows (several nodes, one allowance), else in this
+    /// process's map. `add` new accounts are counted; `Err(retry_after_ms)`
+    /// when the address is at its allowance. A store that cannot answer
+    /// refuses nothing.
+    async fn registration_window(&self, addr: std::net::IpAddr, add: u32) -> Result<(), u64> {
+        if self.store.cluster_bus().is_none() {
+            return if self.registration_allowed(addr, add) {
+                Ok(())
+            } else {
+                Err(self.registration_retry_ms(addr))
+            };
+        }
+        let mut h = Sha256::new();
+        h.update(b"kith-relay registrations per address\0");
+        match addr {
+            std::net::IpAddr::V4(a) => h.update(a.octets()),
+            std::net::IpAddr::V6(a) => h.update(a.octets()),
+        }
+        let key: [u8; 32] = h.finalize().into();
+        let limit = self.config.limits.accounts_per_addr_per_hour;
+        let r = self
+            .read(move |s| {
+                s.registration_window_add(&key, add, limit, REGISTRATION_WINDOW_MS)
+                    .unwrap_or(Ok(None))
+            })
+            .await;
+        match r {
+            Ok(None) => Ok(()),
+            Ok(Some(retry_after_ms)) => Err(retry_after_ms),
+            Err(e) => {
+                warn!(error = %e, "cluster registration window unavailable; not limiting");
+                Ok(())
+            }
+        }
+    }
+
     /// When `addr`'s registration window ends.
     fn registration_retry_ms(&self, addr: std::net::IpAddr) -> u64 {
         let now = self.config.clock.now_ms();
@@ -1420,7 +1457,7 @@ async fn authenticate(
                 .first()
                 .is_some_and(|o| matches!(o.body.change, kith_protocol::Change::Genesis { .. }));
             if genesis
-                && !shared.registration_allowed(ip, 0)
+                && let Err(retry_after_ms) = shared.registration_window(ip, 0).await
                 && shared
                     .read(move |s| s.membership(&account))
                     .await
@@ -1428,9 +1465,7 @@ async fn authenticate(
                     .is_none()
             {
                 return Err((
-                    ErrorCode::RegistrationLimited {
-                        retry_after_ms: shared.registration_retry_ms(ip),
-                    },
+                    ErrorCode::RegistrationLimited { retry_after_ms },
                     "too many new accounts from this address; retry later".into(),
                 ));
             }
@@ -1452,7 +1487,8 @@ async fn authenticate(
                 }) => {
                     registered = new_account;
                     if new_account {
-                        shared.registration_allowed(ip, 1);
+                        // Counted whatever the answer: the account exists.
+                        let _ = shared.registration_window(ip, 1).await;
                     }
                     for d in &revoked {
                         shared.close_device(&account, d);

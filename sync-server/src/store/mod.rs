@@ -586,6 +586,24 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
+    /// Counts `add` new accounts against the source-address window `addr`
+    /// (an opaque key: a hash of the address) shared by every node: a fixed
+    /// window of `window_ms` from its first count, timed by the store's own
+    /// clock. `add == 0` only asks. `Ok(None)` while the window holds fewer
+    /// than `limit` (before this count), `Ok(Some(retry_after_ms))` once it
+    /// holds `limit` or more (an `add` is counted anyway: the account
+    /// exists). `None` for a store only one relay process uses: that relay
+    /// counts in memory.
+    fn registration_window_add(
+        &self,
+        _addr: &[u8; 32],
+        _add: u32,
+        _limit: u32,
+        _window_ms: u64,
+    ) -> Option<Result<Option<u64>, StoreError>> {
+        None
+    }
+
     /// How the nodes sharing this store tell each other about commits
     /// (module `cluster`); `None` for a store only one relay process uses.
     fn cluster_bus(&self) -> Option<std::sync::Arc<dyn cluster::ClusterBus>> {

@@ -134,7 +134,9 @@ pub const MIGRATIONS: &[&str] = &[
         account bytea NOT NULL, slot bytea NOT NULL,
         bytes bigint NOT NULL, expires_ms bigint NOT NULL,
         PRIMARY KEY (account, slot));
-     CREATE INDEX mailbox_owned_expires ON mailbox_owned (expires_ms);",
+     CREATE INDEX mailbox_owned_expires ON mailbox_owned (expires_ms);
+     CREATE UNLOGGED TABLE registration_windows (
+        addr bytea PRIMARY KEY, start_ms bigint NOT NULL, accounts bigint NOT NULL);",
 ];
 
 /// The schema version this relay writes (the number of [`MIGRATIONS`]).
@@ -146,6 +148,9 @@ const MIGRATION_LOCK: i64 = 0x6b69_7468;
 const READERS_MAX: usize = 16;
 /// Rate windows older than this are deleted by the sweep (a window is a minute).
 const RATE_WINDOW_KEEP_MS: u64 = 120_000;
+/// Registration windows older than this are deleted by the sweep (a window
+/// is an hour).
+const REGISTRATION_WINDOW_KEEP_MS: u64 = 2 * 3_600_000;
 /// How long connecting to a shard may take.
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
@@ -855,6 +860,12 @@ fn apply_one(
                 "DELETE FROM rate_windows
                  WHERE start_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1",
                 &[&i(RATE_WINDOW_KEEP_MS)],
+            )
+            .map_err(be(OP))?;
+            tx.execute(
+                "DELETE FROM registration_windows
+                 WHERE start_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1",
+                &[&i(REGISTRATION_WINDOW_KEEP_MS)],
             )
             .map_err(be(OP))?;
             Ok(WriteOutcome::SnapshotUploadsExpired(u(col(&row, 0, OP)?)))
@@ -2381,6 +2392,42 @@ impl RelayStore for PgStore {
 
     fn cluster_bus(&self) -> Option<std::sync::Arc<dyn super::cluster::ClusterBus>> {
         Some(self.bus.clone())
+    }
+
+    fn registration_window_add(
+        &self,
+        addr: &[u8; 32],
+        add: u32,
+        limit: u32,
+        window_ms: u64,
+    ) -> Option<Result<Option<u64>, StoreError>> {
+        const OP: &str = "registration window";
+        let (add, limit, window) = (i64::from(add), i64::from(limit), i(window_ms));
+        // One statement: start the window (database clock) or add to it;
+        // the count before this add decides, as the in-memory window does.
+        Some(self.shard(addr).read(OP, |c| {
+            let row = c
+                .query_one(
+                    "INSERT INTO registration_windows AS w
+                     SELECT $1::bytea, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+                            $2::bigint
+                     ON CONFLICT (addr) DO UPDATE SET
+                       start_ms = CASE WHEN EXCLUDED.start_ms - w.start_ms >= $3
+                                  THEN EXCLUDED.start_ms ELSE w.start_ms END,
+                       accounts = CASE WHEN EXCLUDED.start_ms - w.start_ms >= $3
+                                  THEN $2 ELSE w.accounts + $2 END
+                     RETURNING accounts - $2,
+                       start_ms + $3 - (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                    &[&addr.as_slice(), &add, &window],
+                )
+                .map_err(be(OP))?;
+            let before: i64 = col(&row, 0, OP)?;
+            if before < limit {
+                Ok(None)
+            } else {
+                Ok(Some(u(col::<i64>(&row, 1, OP)?)))
+            }
+        }))
     }
 
     fn rate_window_add(

@@ -679,3 +679,42 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
     })
     .await;
 }
+
+#[test]
+fn new_accounts_per_address_are_counted_across_nodes() {
+    let config = RelayConfig {
+        limits: kith_relay::Limits {
+            accounts_per_addr_per_hour: 3,
+            ..kith_relay::Limits::default()
+        },
+        ..RelayConfig::default()
+    };
+    let (node_a, node_b, _db) = two_nodes(config);
+    block_on(async {
+        let accounts: Vec<_> = (0..4).map(|_| Account::new()).collect();
+        let devices: Vec<_> = accounts.iter().map(|a| a.device("laptop")).collect();
+        // Two registrations through A and one through B use the address's
+        // one window (per-node windows would allow 3 per node) ...
+        for (d, node) in devices.iter().take(3).zip([&node_a, &node_b, &node_a]) {
+            let mut c = node.hello().await;
+            assert!(c.auth(&d.key, d.account, d.membership(), None).await.unwrap());
+        }
+        // ... so a fourth through either node is refused.
+        for node in [&node_b, &node_a] {
+            let fourth = &devices[3];
+            let mut c = node.hello().await;
+            let code = code_of(
+                c.auth(&fourth.key, fourth.account, fourth.membership(), None)
+                    .await,
+            );
+            assert!(
+                matches!(code, ErrorCode::RegistrationLimited { retry_after_ms } if retry_after_ms > 0 && retry_after_ms <= 3_600_000),
+                "{code:?}"
+            );
+        }
+        // A known account still signs in.
+        let mut c = node_b.hello().await;
+        let d = &devices[0];
+        assert!(!c.auth(&d.key, d.account, d.membership(), None).await.unwrap());
+    });
+}
