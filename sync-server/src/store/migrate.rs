@@ -23,7 +23,8 @@ use kith_protocol::AccountId;
 use super::admin::DELETED_ACCOUNTS;
 use super::pg_store::{PgStore, shard_of};
 use super::redb_store::{
-    ACCOUNTS, ENTRIES, HEADS, MAILBOX, MAILBOX_OWNED, MAILBOX_OWNER, MEMBER_STATE, MEMBERSHIP, PARTS, SNAPS, SUMS, TOKENS,
+    ACCOUNTS, ENTRIES, HEADS, MAILBOX, MAILBOX_OWNED, MAILBOX_OWNER, MEMBER_STATE, MEMBERSHIP,
+    PARTS, SNAPS, SUMS, TOKENS,
 };
 use super::{RedbStore, RelayStore, StoreError};
 
@@ -282,8 +283,8 @@ pub fn migrate(from: &RedbStore, to: &PgStore) -> Result<MigrateReport, MigrateE
             report.snapshots += 1;
             let row: super::redb_store::SnapRow =
                 postcard::from_bytes(v.value()).map_err(|e| MigrateError::Source(Box::new(e)))?;
-            let envelope =
-                postcard::to_allocvec(&row.envelope).map_err(|e| MigrateError::Source(Box::new(e)))?;
+            let envelope = postcard::to_allocvec(&row.envelope)
+                .map_err(|e| MigrateError::Source(Box::new(e)))?;
             let dev = row.envelope.device.0;
             let ends: Vec<i64> = row.part_ends.iter().map(|e| i(*e)).collect();
             tx.execute(
@@ -304,7 +305,9 @@ pub fn migrate(from: &RedbStore, to: &PgStore) -> Result<MigrateReport, MigrateE
                 let g = parts
                     .get((a, dev, row.upload, idx))
                     .map_err(src)?
-                    .ok_or_else(|| MigrateError::Source("a stored snapshot misses a part".into()))?;
+                    .ok_or_else(|| {
+                        MigrateError::Source("a stored snapshot misses a part".into())
+                    })?;
                 tx.execute(
                     "INSERT INTO snapshot_parts_v3 VALUES ($1, $2, $3, $4, $5)",
                     &[
@@ -322,7 +325,12 @@ pub fn migrate(from: &RedbStore, to: &PgStore) -> Result<MigrateReport, MigrateE
         // Mailbox blobs of accounts count against them on their shard.
         let owner_of = rtx.open_table(MAILBOX_OWNER).map_err(src)?;
         let mailbox = rtx.open_table(MAILBOX).map_err(src)?;
-        for item in rtx.open_table(MAILBOX_OWNED).map_err(src)?.iter().map_err(src)? {
+        for item in rtx
+            .open_table(MAILBOX_OWNED)
+            .map_err(src)?
+            .iter()
+            .map_err(src)?
+        {
             let (k, v) = item.map_err(src)?;
             let (a, slot) = k.value();
             if !mine(&a) {

@@ -13,11 +13,26 @@
 //! Tables per shard (ids are 32-byte `bytea`, counters `bigint`) mirror the
 //! redb store's (`redb_store.rs`), with the same semantics:
 //! `accounts`, `membership_state`, `membership`, `heads`, `entries` (with the
-//! SHA-256 `sum` of the stored bytes, for damage detection), `snapshots`
-//! (envelope and ciphertext apart, so range reads read only the range),
-//! `snapshot_uploads`, `snapshot_parts`, `mailbox` (a taken blob leaves its
-//! expiry, `blob` NULL: the tombstone), `tokens`, `deleted_accounts`,
-//! `kith_meta` (schema version, shard position, probe counter).
+//! SHA-256 `sum` of the stored bytes, for damage detection), `snapshots_v3`
+//! (per account slot 0 the confirmed and slot 1 a pending snapshot: the
+//! envelope, the key of its parts and their cumulative ends),
+//! `snapshot_uploads`, `snapshot_parts_v3` (the parts of unfinished uploads
+//! and, as uploaded, the ciphertext of stored snapshots: a commit moves no
+//! bytes, a range read loads only the parts it needs), `mailbox` (a taken
+//! blob leaves its expiry, `blob` NULL: the tombstone; `owner`: the account
+//! whose quota it counts against), `mailbox_owned` (on the owner's shard:
+//! its blobs' sizes and expiries), `tokens`, `deleted_accounts`,
+//! `kith_meta` (schema version, shard position, probe counter), and the
+//! unlogged `rate_windows` (entries per account per minute) and
+//! `registration_windows` (new accounts per source address per hour).
+//!
+//! Mailbox accounting across shards: a blob's slot and its owner account
+//! may live on different shards. Then the blob is counted on the owner's
+//! shard first (its own transaction), the put follows on the slot's shard,
+//! and a refused put is uncounted again; a take releases the count on the
+//! owner's shard after its commit. Should a release fail, the owner's
+//! shard releases the count at the blob's expiry by itself (every count
+//! keeps its expiry), so a count is never held longer than the blob could live.
 //!
 //! Writes: a batch of [`WriteOp`]s is ONE transaction per shard (group
 //! commit). It first takes a transaction-scoped advisory lock per account of
@@ -499,10 +514,7 @@ impl PgStore {
         &self,
         n: usize,
         ops: Vec<WriteOp>,
-    ) -> (
-        Vec<Result<WriteOutcome, StoreError>>,
-        Vec<([u8; 32], [u8; 32])>,
-    ) {
+    ) -> (Vec<Result<WriteOutcome, StoreError>>, Vec<RemoteRelease>) {
         let count = ops.len();
         let fail_all = |op: &'static str, msg: String| {
             (0..count)
@@ -561,7 +573,9 @@ impl PgStore {
         });
         match r {
             Ok(done) => done,
-            Err(StoreError::Backend { op, source }) => (fail_all(op, source.to_string()), Vec::new()),
+            Err(StoreError::Backend { op, source }) => {
+                (fail_all(op, source.to_string()), Vec::new())
+            }
             Err(e) => (fail_all("write", e.to_string()), Vec::new()),
         }
     }
@@ -637,9 +651,7 @@ fn op_account(op: &WriteOp) -> Option<&[u8; 32]> {
         | WriteOp::PutSnapshotPart { account, .. } => Some(&account.0),
         WriteOp::PutSnapshot { snapshot, .. } => Some(&snapshot.account.0),
         // Locks the owner account while the blob is counted.
-        WriteOp::MailboxPut {
-            owner: Some(o), ..
-        } => Some(&o.account.0),
+        WriteOp::MailboxPut { owner: Some(o), .. } => Some(&o.account.0),
         WriteOp::SnapshotUploadsExpire { .. }
         | WriteOp::SnapshotsConfirmDue { .. }
         | WriteOp::MailboxPut { .. }
@@ -731,8 +743,11 @@ struct OpCtx {
     shards: usize,
     /// Mailbox blobs taken here whose owner lives on another shard:
     /// (owner account, slot), released there after this commit.
-    remote_releases: Vec<([u8; 32], [u8; 32])>,
+    remote_releases: Vec<RemoteRelease>,
 }
+
+/// A mailbox blob's count to give back on its owner's shard: (owner account, slot).
+type RemoteRelease = ([u8; 32], [u8; 32]);
 
 impl OpCtx {
     fn is_local(&self, account: &[u8; 32]) -> bool {
@@ -1541,7 +1556,10 @@ fn put_snapshot(
     let (acct, dev) = (account.0.as_slice(), device.0.as_slice());
     let mut heads = BTreeMap::new();
     for r in tx
-        .query("SELECT device, head FROM heads WHERE account = $1", &[&acct])
+        .query(
+            "SELECT device, head FROM heads WHERE account = $1",
+            &[&acct],
+        )
         .map_err(be(OP))?
     {
         let d: &[u8] = col(&r, 0, OP)?;
@@ -1671,7 +1689,15 @@ fn put_snapshot(
     let ends: Vec<i64> = part_ends.iter().map(|e| i(*e)).collect();
     tx.execute(
         "INSERT INTO snapshots_v3 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&acct, &PENDING, &env, &dev, &id64(upload), &ends, &i(now_ms)],
+        &[
+            &acct,
+            &PENDING,
+            &env,
+            &dev,
+            &id64(upload),
+            &ends,
+            &i(now_ms),
+        ],
     )
     .map_err(be(OP))?;
     Ok(WriteOutcome::SnapshotStored { pruned_entries: 0 })

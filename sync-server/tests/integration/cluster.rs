@@ -697,7 +697,11 @@ fn new_accounts_per_address_are_counted_across_nodes() {
         // one window (per-node windows would allow 3 per node) ...
         for (d, node) in devices.iter().take(3).zip([&node_a, &node_b, &node_a]) {
             let mut c = node.hello().await;
-            assert!(c.auth(&d.key, d.account, d.membership(), None).await.unwrap());
+            assert!(
+                c.auth(&d.key, d.account, d.membership(), None)
+                    .await
+                    .unwrap()
+            );
         }
         // ... so a fourth through either node is refused.
         for node in [&node_b, &node_a] {
@@ -715,6 +719,80 @@ fn new_accounts_per_address_are_counted_across_nodes() {
         // A known account still signs in.
         let mut c = node_b.hello().await;
         let d = &devices[0];
-        assert!(!c.auth(&d.key, d.account, d.membership(), None).await.unwrap());
+        assert!(
+            !c.auth(&d.key, d.account, d.membership(), None)
+                .await
+                .unwrap()
+        );
     });
+}
+
+#[test]
+fn a_schema_2_database_migrates_its_snapshot_to_the_confirmed_one() {
+    // A database as a schema-2 relay left it: one account with a snapshot
+    // (envelope and ciphertext apart) and an unfinished upload.
+    let db = PgServer::shared().database();
+    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let migrations = kith_relay::store::pg_store::MIGRATIONS;
+    c.batch_execute(
+        "CREATE TABLE kith_meta (key text PRIMARY KEY, value bigint NOT NULL);
+         INSERT INTO kith_meta VALUES ('schema', 2), ('shard', 0), ('shards', 1);",
+    )
+    .unwrap();
+    c.batch_execute(migrations[0]).unwrap();
+    c.batch_execute(migrations[1]).unwrap();
+    let acct = Account::new();
+    let d1 = acct.device("laptop");
+    let snapshot = kith_protocol::SealedSnapshot::seal(
+        &d1.key,
+        acct.id(),
+        d1.epoch(),
+        vec![d1.cursor(0)],
+        [0; 24],
+        vec![5; 3000],
+    );
+    let envelope = postcard::to_allocvec(&kith_protocol::SealedSnapshot {
+        ciphertext: Vec::new(),
+        ..snapshot.clone()
+    })
+    .unwrap();
+    let a = acct.id().0.to_vec();
+    c.execute("INSERT INTO accounts VALUES ($1, 1, 0, 0)", &[&a])
+        .unwrap();
+    c.execute(
+        "INSERT INTO snapshots VALUES ($1, $2, $3, 3100)",
+        &[&a, &envelope, &snapshot.ciphertext],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO snapshot_uploads VALUES ($1, $2, 7, 2, 10, 1)",
+        &[&a, &d1.id().0.to_vec()],
+    )
+    .unwrap();
+    drop(c);
+
+    let store = kith_relay::PgStore::connect(std::slice::from_ref(&db.url)).unwrap();
+    assert_eq!(
+        store.format_version(),
+        kith_relay::store::pg_store::PG_SCHEMA_VERSION
+    );
+    let snaps = store.snapshots(&acct.id()).unwrap();
+    assert!(snaps.pending.is_none());
+    let confirmed = snaps.confirmed.unwrap();
+    assert_eq!(
+        confirmed.snapshot_id,
+        kith_relay::store::snapshot_id(&snapshot)
+    );
+    assert_eq!(confirmed.total_bytes, 3000);
+    assert_eq!(store.snapshot(&acct.id()).unwrap(), Some(snapshot.clone()));
+    let r = store
+        .snapshot_range(&acct.id(), None, 2990, 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.snapshot.ciphertext, vec![5; 10]);
+    // The unfinished upload was dropped (its device starts again).
+    assert!(matches!(
+        store.snapshot_upload(&acct.id(), &d1.id(), 7, &mut |_| {}),
+        Err(kith_relay::store::StoreError::UploadIncomplete { parts_stored: 0 })
+    ));
 }
