@@ -322,6 +322,7 @@ fun main() {
         figure(root.resolve("figure").toString())
         checks += namesFromEveryLanguage(root.resolve("names").toFile())
         checks += syncThroughRelay(root.resolve("sync").toFile())
+        checks += invitationObjects(root.resolve("invitation").toFile())
         checks += tokenRelayQuarantineAndCheckStore(root.resolve("token").toFile())
         println("kotlin binding tests: $checks passed, 0 failed")
     } catch (e: Throwable) {

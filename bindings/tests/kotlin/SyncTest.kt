@@ -249,3 +249,52 @@ fun tokenRelayQuarantineAndCheckStore(root: File): Int {
     }
     return checks
 }
+
+/**
+ * Mirrors the Python `test_the_invitation_objects_drive_a_pairing`: the
+ * inviting app holds a `DeviceInvitation` (token for the QR code, expiry,
+ * `waitForJoin`, `approve`), the joining app a `JoinAttempt` (`code` to show,
+ * `waitForAnswer`); a code that does not match is refused on both sides.
+ */
+fun invitationObjects(root: File): Int {
+    var checks = 0
+    fun check(condition: Boolean, what: () -> String) { checks++; need(condition, what) }
+    val (relay, address) = startRelay(File(root, "relay"))
+    try {
+        val a = Kith.open(File(root, "a").path)
+        val b = Kith.open(File(root, "b").path)
+        val c = Kith.open(File(root, "c").path)
+        val info = a.createAccount("phone", address)
+        val invitation = await { a.invite(10u) }
+        check(invitation.expiresAtMs().toLong() > System.currentTimeMillis()) { "expiry in the future" }
+        val token = invitation.token()
+        val joining = await { b.startJoin(token, "laptop") }
+        val request = await { invitation.waitForJoin() }
+        check(request.name == "laptop" && request.code == joining.code()) { "request: $request" }
+        await { invitation.approve(joining.code()) }
+        val joined = await { joining.waitForAnswer() }
+        check(joined.accountId == info.accountId && joined.deviceId == request.deviceId) { "joined: $joined" }
+
+        val second = await { a.invite(10u) }
+        val tablet = await { c.startJoin(second.token(), "tablet") }
+        await { second.waitForJoin() }
+        val wrong = if (tablet.code() == "000000") "111111" else "000000"
+        try {
+            await { second.approve(wrong) }
+            throw AssertionError("a wrong code was approved")
+        } catch (e: KithException.Authentication) {
+            check(true) { "refused" }
+        }
+        try {
+            await { tablet.waitForAnswer() }
+            throw AssertionError("the tablet joined after a wrong code")
+        } catch (e: KithException.Authentication) {
+            check(c.account() == null) { "the tablet has no account" }
+        }
+        listOf(a, b, c).forEach { it.closeStore() }
+    } finally {
+        relay.destroyForcibly()
+        relay.waitFor(10, TimeUnit.SECONDS)
+    }
+    return checks
+}

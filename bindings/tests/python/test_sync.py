@@ -185,6 +185,39 @@ def two_devices(tmp_path, relay):
     return a, b
 
 
+def test_the_invitation_objects_drive_a_pairing(tmp_path, relay):
+    a = kith_ffi.Kith.open(str(tmp_path / "a"))
+    b = kith_ffi.Kith.open(str(tmp_path / "b"))
+    c = kith_ffi.Kith.open(str(tmp_path / "c"))
+    info = a.create_account("phone", relay)
+    invitation = run(a.invite(10))
+    assert invitation.expires_at_ms() > time.time() * 1000
+    token = invitation.token()
+    # Neither object shows the token when printed (logs, crash reports).
+    assert token not in repr(invitation) and token not in str(invitation)
+    joining = run(b.start_join(token, "laptop"))
+    assert token not in repr(joining)
+    # The inviter sees who asks and the code the joiner shows.
+    request = run(invitation.wait_for_join())
+    assert (request.name, request.code) == ("laptop", joining.code())
+    run(invitation.approve(joining.code()))
+    joined = run(joining.wait_for_answer())
+    assert joined.account_id == info.account_id
+    assert joined.device_id == request.device_id
+    assert b.account().account_id == info.account_id
+
+    # A code that does not match what the joiner shows: refused on both sides.
+    invitation = run(a.invite(10))
+    joining = run(c.start_join(invitation.token(), "tablet"))
+    run(invitation.wait_for_join())
+    wrong = "111111" if joining.code() == "000000" else "000000"
+    with pytest.raises(KithError.Authentication):
+        run(invitation.approve(wrong))
+    with pytest.raises(KithError.Authentication):
+        run(joining.wait_for_answer())
+    assert c.account() is None
+
+
 def test_two_devices_sync_a_meeting_through_the_relay(tmp_path, relay):
     a, b = two_devices(tmp_path, relay)
     rec_a, rec_b = Recorder(), Recorder()

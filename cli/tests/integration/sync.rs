@@ -454,16 +454,7 @@ fn a_stolen_phone_revokes_the_laptop_and_kith_recover_wins_the_account_back() {
         "{}",
         r.stderr
     );
-    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dead = format!(
-        "kith://{}@{}",
-        addr.trim_start_matches("kith://")
-            .split('@')
-            .next()
-            .unwrap(),
-        closed.local_addr().unwrap()
-    );
-    drop(closed);
+    let dead = unreachable_twin(&addr);
     let r = laptop.run_stdin(
         &["recover", "--code-stdin", "--relay", &dead],
         &format!("{code}\n"),
@@ -542,16 +533,7 @@ fn every_device_lost_a_backup_and_the_code_bring_the_account_back() {
     assert_eq!(crate::harness::run(c).json()["keys"], true);
     // A first attempt at an unreachable relay changes nothing that matters:
     // the restored keys wait aside and the next attempt still carries them.
-    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dead = format!(
-        "kith://{}@{}",
-        addr.trim_start_matches("kith://")
-            .split('@')
-            .next()
-            .unwrap(),
-        closed.local_addr().unwrap()
-    );
-    drop(closed);
+    let dead = unreachable_twin(&addr);
     let r = fresh.run_stdin(
         &["recover", "--code-stdin", "--relay", &dead],
         &format!("{code}\n"),
@@ -597,4 +579,16 @@ fn every_device_lost_a_backup_and_the_code_bring_the_account_back() {
     // The new device writes and syncs under the new epoch.
     fresh.log(&["Call with Cy", "--with", "Cy", "--create-missing"]);
     assert!(fresh.json(&["sync"])["pushed_entries"].as_u64().unwrap() >= 1);
+}
+
+/// The address of relay `addr`'s key at a loopback port nothing listens on
+/// (bound once, then closed): the same relay, unreachable.
+fn unreachable_twin(addr: &str) -> String {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let key = addr
+        .trim_start_matches("kith://")
+        .split('@')
+        .next()
+        .unwrap();
+    format!("kith://{key}@{}", closed.local_addr().unwrap())
 }

@@ -191,14 +191,11 @@ fn two_devices_log_offline_then_sync_through_the_relay() {
     assert!(devs.iter().any(|d| d.id == b.id.device_id()));
 }
 
-#[test]
-fn crash_between_sealing_and_ack_resends_the_same_entry() {
-    let mut relay = MemRelay::new(1);
-    let mut a = Dev::first();
-    a.log("before crash");
-    // Run until the push is on the wire, then "crash" before it arrives.
+/// Runs a round of `d` until its first push is on the wire and drops that
+/// push (a crash, or a lost packet, after sealing); returns the entries.
+fn lose_the_first_push(relay: &mut MemRelay, d: &mut Dev) -> Vec<kith_protocol::SealedEntry> {
     let c = relay.connect();
-    let mut m = RelaySync::new(&mut a.store, a.id.clone(), relay.key(), cfg()).unwrap();
+    let mut m = RelaySync::new(&mut d.store, d.id.clone(), relay.key(), cfg()).unwrap();
     let mut lost = None;
     for _ in 0..100 {
         while let Some(msg) = m.poll_transmit() {
@@ -216,12 +213,20 @@ fn crash_between_sealing_and_ack_resends_the_same_entry() {
             break;
         }
         while let Some(msg) = relay.recv(c) {
-            m.handle(&mut a.store, msg, NOW).unwrap();
+            m.handle(&mut d.store, msg, NOW).unwrap();
         }
     }
-    let lost = lost.expect("a push was sent");
-    drop(m);
     relay.disconnect(c);
+    lost.expect("a push was sent")
+}
+
+#[test]
+fn crash_between_sealing_and_ack_resends_the_same_entry() {
+    let mut relay = MemRelay::new(1);
+    let mut a = Dev::first();
+    a.log("before crash");
+    // Run until the push is on the wire, then "crash" before it arrives.
+    let lost = lose_the_first_push(&mut relay, &mut a);
     a.reopen();
     assert_eq!(
         sync_status(&mut a.store).unwrap().outbox_entries,
@@ -955,33 +960,8 @@ fn an_entry_sealed_before_a_rotation_is_resealed_under_the_new_epoch() {
     relay_round(&mut relay, &mut c, cfg());
     // c seals a note under epoch 1; the push never reaches the relay.
     c.log("written before hearing of the revocation");
-    {
-        let conn = relay.connect();
-        let mut m = RelaySync::new(&mut c.store, c.id.clone(), relay.key(), cfg()).unwrap();
-        let mut lost = None;
-        for _ in 0..100 {
-            while let Some(msg) = m.poll_transmit() {
-                if let ClientMsg::Request {
-                    body: Request::Push { entries },
-                    ..
-                } = &msg
-                {
-                    lost = Some(entries.clone());
-                    continue;
-                }
-                relay.handle(conn, msg, NOW);
-            }
-            if lost.is_some() {
-                break;
-            }
-            while let Some(msg) = relay.recv(conn) {
-                m.handle(&mut c.store, msg, NOW).unwrap();
-            }
-        }
-        let lost = lost.expect("a push was sent");
-        assert!(lost.iter().all(|e| e.epoch == 1), "sealed under epoch 1");
-        relay.disconnect(conn);
-    }
+    let lost = lose_the_first_push(&mut relay, &mut c);
+    assert!(lost.iter().all(|e| e.epoch == 1), "sealed under epoch 1");
     // a revokes b: epoch 2.
     {
         let conn = relay.connect();

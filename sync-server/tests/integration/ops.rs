@@ -93,6 +93,51 @@ async fn token_command_and_token_policy() {
     );
 }
 
+/// The packaged /etc/kith-relay/relay.toml documents its settings as
+/// commented `#key = value` lines: with every one of them uncommented (the
+/// first of each key, the rest are alternatives) the relay must accept the
+/// file, so the example never names a key the relay refuses.
+#[test]
+fn every_setting_the_packaged_config_documents_is_accepted() {
+    let text = include_str!("../../debian/relay.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let Some(setting) = line.strip_prefix('#') else {
+            lines.push(line.to_owned());
+            continue;
+        };
+        let Some((key, _)) = setting.split_once(" = ") else {
+            continue;
+        };
+        if !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && seen.insert(key.to_owned())
+        {
+            lines.push(setting.to_owned());
+        }
+    }
+    assert!(seen.len() >= 15, "documented settings found: {seen:?}");
+    let cfg = dir.path().join("relay.toml");
+    let data = dir.path().join("data");
+    let body = lines
+        .join("\n")
+        .replace("/var/lib/kith-relay", &data.display().to_string());
+    std::fs::write(&cfg, body).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kith-relay"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("address")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the packaged config's settings, uncommented, were refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn config_file_env_and_bad_config() {
     let dir = tempfile::tempdir().unwrap();
