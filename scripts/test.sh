@@ -19,6 +19,11 @@ cargo test --workspace --doc
 echo "== debian package (kith-relay)"
 scripts/test-deb.sh
 
+# The relay as several nodes on PostgreSQL (a primary and two synchronous
+# standbys) with the real binaries: devices sync through different nodes.
+echo "== relay cluster (PostgreSQL, two nodes)"
+scripts/cluster.sh
+
 echo "== binding tests (python, kotlin)"
 scripts/test-bindings.sh
 

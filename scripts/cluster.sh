@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The relay beyond one machine, end to end with the real binaries, on
+# 127.0.0.1 only: PostgreSQL from Debian's packages (installed if missing;
+# initdb and the servers run as the `postgres` user) as a primary with two
+# quorum-synchronous standbys, two `kith-relay` nodes on it with one key,
+# and two devices of the `kith` CLI: paired through node A, the phone syncs
+# through node B, the laptop through node A and sees the phone's call.
+# Then the standbys are checked to hold the entries. Everything lives in a
+# temporary directory and is stopped and removed at the end (trap).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
+
+cargo build --quiet -p kith-cli --bin kith -p kith-relay --bin kith-relay
+kith="$CARGO_TARGET_DIR/debug/kith"
+relay_bin="$CARGO_TARGET_DIR/debug/kith-relay"
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+if [ -z "$(pg_bin)" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+bin="${KITH_PG_BIN:-$(pg_bin)}"
+as_pg() { runuser -u postgres -- "$@"; }
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+tmp="$(mktemp -d)"
+chmod 0755 "$tmp"
+pids=()
+cleanup() {
+    local p d
+    # The relay nodes, then each PostgreSQL server by its postmaster's pid
+    # (runuser does not pass the signal on): an immediate stop.
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for d in primary s1 s2; do
+        if [ -f "$tmp/$d/postmaster.pid" ]; then
+            kill -QUIT "$(head -n 1 "$tmp/$d/postmaster.pid")" 2>/dev/null || true
+        fi
+    done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# waits until `pg_isready` answers on port $1 (bounded, 30 s)
+wait_pg() {
+    for _ in $(seq 1 300); do
+        "$bin/pg_isready" -q -h 127.0.0.1 -p "$1" && return 0
+        sleep 0.1
+    done
+    echo "PostgreSQL on port $1 did not start" >&2
+    cat "$tmp"/*.log >&2 || true
+    exit 1
+}
+# starts postgres on data directory $1, port $2 (extra settings follow)
+start_pg() {
+    local dir="$1" port="$2"
+    shift 2
+    as_pg "$bin/postgres" -D "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
+        -c unix_socket_directories="$tmp/sock" "$@" >"$dir.log" 2>&1 &
+    pids+=($!)
+    wait_pg "$port"
+}
+
+echo "== PostgreSQL: a primary and two synchronous standbys"
+p0="$(free_port)"
+p1="$(free_port)"
+p2="$(free_port)"
+install -d -o postgres -m 0700 "$tmp/primary" "$tmp/s1" "$tmp/s2" "$tmp/sock"
+as_pg "$bin/initdb" -D "$tmp/primary" -A trust -U postgres >/dev/null
+start_pg "$tmp/primary" "$p0" -c "synchronous_standby_names=ANY 1 (s1, s2)"
+for s in 1 2; do
+    as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$p0" -U postgres -D "$tmp/s$s" -R -X stream
+    echo "primary_conninfo = 'host=127.0.0.1 port=$p0 user=postgres application_name=s$s'" |
+        as_pg tee -a "$tmp/s$s/postgresql.auto.conf" >/dev/null
+    port="p$s"
+    start_pg "$tmp/s$s" "${!port}"
+done
+url="postgres://postgres@127.0.0.1:$p0/postgres"
+echo "primary :$p0, standbys :$p1 :$p2"
+
+echo "== two relay nodes on it, one key"
+"$relay_bin" --key-file "$tmp/relay.key" address >/dev/null 2>"$tmp/key.err"
+# starts node $1 and sets $addr to its kith:// address (not in a subshell:
+# its pid must reach the cleanup)
+start_node() {
+    "$relay_bin" --key-file "$tmp/relay.key" --store "$url" --data-dir "$tmp/node-$1" \
+        --listen 127.0.0.1:0 --metrics-listen off >"$tmp/node-$1.out" 2>"$tmp/node-$1.err" &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        [ -s "$tmp/node-$1.out" ] && break
+        sleep 0.1
+    done
+    addr="$(head -n 1 "$tmp/node-$1.out")"
+    case "$addr" in
+    kith://*) ;;
+    *)
+        echo "relay node $1 did not start:" >&2
+        cat "$tmp/node-$1.err" >&2
+        exit 1
+        ;;
+    esac
+}
+start_node a
+node_a="$addr"
+start_node b
+node_b="$addr"
+echo "node A: $node_a"
+echo "node B: $node_b"
+if [ "${node_a%@*}" != "${node_b%@*}" ]; then
+    echo "the nodes present different keys" >&2
+    exit 1
+fi
+
+echo "== pair a laptop and a phone through node A"
+laptop="$tmp/laptop"
+phone="$tmp/phone"
+"$kith" --data "$laptop" init >/dev/null
+mkfifo "$tmp/pair.in"
+"$kith" --data "$laptop" pair --relay "$node_a" --json --code-stdin \
+    <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
+pair_pid=$!
+exec 3>"$tmp/pair.in"
+. scripts/lib-pairing.sh
+token="$(json_field "$tmp/pair.out" token)"
+"$kith" --data "$phone" join "$token" --name phone --json >"$tmp/join.out" 2>"$tmp/join.err" &
+join_pid=$!
+code="$(json_field "$tmp/join.out" code)"
+shown="$(json_field "$tmp/pair.out" code)"
+if [ "$shown" != "$code" ]; then
+    echo "the codes differ" >&2
+    exit 1
+fi
+echo "$code" >&3
+exec 3>&-
+wait "$pair_pid"
+wait "$join_pid"
+
+echo "== the phone syncs through node B, the laptop through node A"
+marker="cluster-$RANDOM$RANDOM"
+"$kith" --data "$phone" log "Call about the $marker pilot" --with "Anaïs Wójcik" --create-missing --kind call >/dev/null
+"$kith" --data "$phone" sync --relay "$node_b" >/dev/null
+"$kith" --data "$laptop" sync --relay "$node_a" >/dev/null
+if ! "$kith" --data "$laptop" timeline "Anaïs Wójcik" --limit 3 | grep -qF "$marker"; then
+    echo "the laptop did not get the phone's call through the other node" >&2
+    exit 1
+fi
+echo "the laptop sees the call the phone synced through the other node"
+
+echo "== the standbys hold the entries (synchronous replication)"
+# One standby acknowledged each commit; the other may replay a moment later
+# (bounded wait, 10 s).
+for port in "$p1" "$p2"; do
+    n=0
+    for _ in $(seq 1 100); do
+        n="$("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -Atc 'SELECT count(*) FROM entries' postgres)"
+        [ "${n:-0}" -ge 1 ] && break
+        sleep 0.1
+    done
+    if [ "${n:-0}" -lt 1 ]; then
+        echo "standby :$port holds no entries" >&2
+        exit 1
+    fi
+    echo "standby :$port: $n entries"
+done
+echo "cluster: ok"
