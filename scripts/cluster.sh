@@ -81,7 +81,7 @@ url="postgres://postgres@127.0.0.1:$p0/postgres"
 echo "primary :$p0, standbys :$p1 :$p2"
 
 echo "== two relay nodes on it, one key"
-"$relay_bin" --key-file "$tmp/relay.key" address >/dev/null 2>"$tmp/key.err"
+"$relay_bin" --key-file "$tmp/relay.key" --data-dir "$tmp/keygen" address >/dev/null 2>"$tmp/key.err"
 # starts node $1 and sets $addr to its kith:// address (not in a subshell:
 # its pid must reach the cleanup)
 start_node() {
