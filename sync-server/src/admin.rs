@@ -346,6 +346,9 @@ async fn handle(stream: UnixStream, ctx: Arc<AdminContext>) -> std::io::Result<(
                 Ok(info) => {
                     let mut f = tokio::fs::File::open(&staged).await?;
                     let size = f.metadata().await?.len();
+                    // Unlinked while open (it streams from the handle), so the
+                    // staged copy is gone before the client has its answer.
+                    let _ = tokio::fs::remove_file(&staged).await;
                     tracing::info!(
                         size,
                         accounts = info.accounts,
