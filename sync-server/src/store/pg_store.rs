@@ -599,13 +599,20 @@ impl PgStore {
         })
     }
 
-    /// True if `slot` holds a blob or tombstone that has not expired.
-    fn mailbox_used(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError> {
+    /// True if `slot` holds an unexpired blob, or with `tombstones` also an
+    /// unexpired tombstone (a taken slot stays used until its expiry).
+    fn mailbox_peek(
+        &self,
+        slot: &[u8; 32],
+        now_ms: u64,
+        tombstones: bool,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "mailbox peek";
         self.shard(slot).read(OP, |c| {
             Ok(c.query_opt(
-                "SELECT 1 FROM mailbox WHERE slot = $1 AND expires_ms > $2",
-                &[&slot.as_slice(), &i(now_ms)],
+                "SELECT 1 FROM mailbox WHERE slot = $1 AND expires_ms > $2 \
+                 AND ($3 OR length(blob) > 0)",
+                &[&slot.as_slice(), &i(now_ms), &tombstones],
             )
             .map_err(be(OP))?
             .is_some())
@@ -2005,7 +2012,7 @@ impl RelayStore for PgStore {
                     let home = shard_of(&o.account.0, shards);
                     let len = blob.len() as u64;
                     // A used slot is refused before anything is counted.
-                    match self.mailbox_used(&slot, now_ms) {
+                    match self.mailbox_peek(&slot, now_ms, true) {
                         Ok(false) => {}
                         Ok(true) => {
                             results[pos] = Some(Err(StoreError::MailboxTaken));
@@ -2115,15 +2122,7 @@ impl RelayStore for PgStore {
     }
 
     fn mailbox_live(&self, slot: &[u8; 32], now_ms: u64) -> Result<bool, StoreError> {
-        const OP: &str = "mailbox peek";
-        self.shard(slot).read(OP, |c| {
-            Ok(c.query_opt(
-                "SELECT 1 FROM mailbox WHERE slot = $1 AND expires_ms > $2 AND length(blob) > 0",
-                &[&slot.as_slice(), &i(now_ms)],
-            )
-            .map_err(be(OP))?
-            .is_some())
-        })
+        self.mailbox_peek(slot, now_ms, false)
     }
 
     fn probe_write(&self) -> Result<(), StoreError> {
