@@ -16,8 +16,13 @@
 //!    document whose heads moved past what the store holds is evicted, so
 //!    memory and disk never diverge; the next use reloads it.
 //!
-//! Past a threshold of incremental chunks a document is compacted: all its
-//! chunks are replaced by one full `save()` in one transaction.
+//! A new interaction whose partition is not in memory skips steps 1 and 4:
+//! it is stored as a fresh write (`pending`) and folds into its partition
+//! later, so the phone's first write never waits for a quarter to load.
+//!
+//! Past a threshold of incremental chunks a document is due for compaction:
+//! all its chunks are replaced by one full `save()` in one transaction, off
+//! the write path (`compact_due`, run by `park` and `close`).
 //!
 //! Parking (for long-running commands and apps that sit in the background):
 //! redb locks the file for as long as it is open, so a process that keeps a
@@ -667,8 +672,9 @@ impl Store {
         })
     }
 
-    /// Closes the store and releases the file lock. Dropping does the same,
-    /// ignoring errors.
+    /// Closes the store and releases the file lock, after compacting the
+    /// documents that are due ([`Store::compact_due`]). Dropping releases
+    /// the lock too (without compacting), ignoring errors.
     pub fn close(mut self) -> Result<(), StoreError> {
         self.compact_due_quietly();
         self.docs.clear();
@@ -684,8 +690,15 @@ impl Store {
     /// Closes the file (releasing its lock, so other processes can open the
     /// store) but keeps the store usable: documents stay in memory and the
     /// next call that needs the file reopens it. A no-op when parked already.
+    /// Documents due for compaction are compacted first ([`Store::compact_due`]).
     pub fn park(&mut self) -> Result<(), StoreError> {
         self.compact_due_quietly();
+        self.release()
+    }
+
+    /// Closes the file without compacting (after a failed write, whose
+    /// database refuses writes until reopened).
+    fn release(&mut self) -> Result<(), StoreError> {
         let f = self.file.get_mut().unwrap_or_else(|e| e.into_inner());
         match std::mem::replace(&mut f.handle, Handle::Parked) {
             Handle::Read(db) => db.close()?,
@@ -1032,7 +1045,7 @@ impl Store {
     pub(crate) fn after_write_error(&mut self, e: &StoreError) {
         if matches!(e, StoreError::Database(_) | StoreError::Io { .. }) {
             tracing::warn!(error = %e, "store write failed; the file is reopened on next use");
-            if let Err(e) = self.park() {
+            if let Err(e) = self.release() {
                 tracing::warn!(error = %e, "closing the store after a failed write");
             }
         }

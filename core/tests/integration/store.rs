@@ -269,3 +269,53 @@ fn a_store_creation_cut_short_leaves_no_damaged_store() {
         1
     );
 }
+
+/// Compaction is off the write path: writes only add chunks (below
+/// `write_chunks_max`), and `compact_due`, `park` and `close` fold them.
+#[test]
+fn compaction_waits_for_compact_due_park_or_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = CompactionPolicy {
+        chunks_max: 4,
+        incremental_bytes_min: u64::MAX,
+        write_chunks_max: 1_000,
+    };
+    let mut s = Store::open(dir.path()).unwrap();
+    s.set_compaction_policy(policy);
+    let ana = person(&mut s, "Ana");
+    let edit = |s: &mut Store, n: usize| {
+        s.edit_contact(
+            ana.id,
+            ContactPatch {
+                role: Some(Some(format!("r{n}"))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    };
+    let chunks = |s: &Store| s.doc_meta(DocId::Main).unwrap().unwrap().chunk_count;
+    for n in 0..8 {
+        edit(&mut s, n);
+    }
+    assert!(chunks(&s) > 4, "no compaction on the write path");
+    assert_eq!(s.compact_due().unwrap(), 1);
+    assert_eq!(chunks(&s), 1);
+    assert_eq!(s.compact_due().unwrap(), 0, "nothing due any more");
+
+    for n in 0..8 {
+        edit(&mut s, n);
+    }
+    s.park().unwrap();
+    assert_eq!(chunks(&s), 1, "park compacted");
+
+    for n in 0..8 {
+        edit(&mut s, n);
+    }
+    s.close().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(chunks(&s), 1, "close compacted");
+    assert_eq!(s.contact(ana.id).unwrap().role.as_deref(), Some("r7"));
+    let dump = s.index_dump().unwrap();
+    s.reindex().unwrap();
+    assert_eq!(dump, s.index_dump().unwrap());
+}
