@@ -53,16 +53,17 @@ for run in $(seq 1 "$runs"); do
     clusters+=("$c")
     pg_cluster_up "$c"
     echo "== run $run: PostgreSQL primary :$p0, synchronous standbys :$p1 :$p2"
+    db_pids=(--db-pid "$(pg_pid "$tmp/$c/primary")" --db-pid "$(pg_pid "$tmp/$c/s1")" --db-pid "$(pg_pid "$tmp/$c/s2")")
     new_database "latency"
     echo "-- 3 nodes on PostgreSQL: latency at 100 active devices"
-    "$load" --store "$url" --nodes 3 "${latency[@]}"
+    "$load" --store "$url" --nodes 3 "${db_pids[@]}" "${latency[@]}"
     new_database "throughput"
     echo "-- 3 nodes on PostgreSQL: throughput"
-    "$load" --store "$url" --nodes 3 "${throughput[@]}"
+    "$load" --store "$url" --nodes 3 "${db_pids[@]}" "${throughput[@]}"
     echo "-- one node on redb: latency at 100 active devices"
-    "$load" "${latency[@]}"
+    "$load" "${db_pids[@]}" "${latency[@]}"
     echo "-- one node on redb: throughput"
-    "$load" "${throughput[@]}"
+    "$load" "${db_pids[@]}" "${throughput[@]}"
     new_database "failover"
     echo "-- 3 nodes on PostgreSQL: kill -9 of the primary under load, s1 promoted"
     # What a replication manager does: promote the standby that received
@@ -76,7 +77,7 @@ echo "  promoting \$s (WAL received: s1 \$l1, s2 \$l2)"
 runuser -u postgres -- "$pg_bin_dir/pg_ctl" promote -w -D "$tmp/$c/\$s" >/dev/null
 EOF
     failover="sh $tmp/failover-$c.sh"
-    "$load" --store "$url" --nodes 3 --connections 200 --active 200 --push-interval-ms 0 \
+    "$load" --store "$url" --nodes 3 "${db_pids[@]}" --connections 200 --active 200 --push-interval-ms 0 \
         --entries-per-push 5 --phase-s "$phase_s" --failover-after-s 5 \
         --failover-cmd "$failover" --verify
     pg_stop "$c"

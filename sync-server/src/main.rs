@@ -346,9 +346,8 @@ fn settings(cli: &Cli) -> Result<Settings> {
 /// multi-host URL (`postgres://h1:5432,h2:5432/db`): a piece that starts no
 /// store (`redb`, `postgres://`, `postgresql://`) continues the previous one.
 fn rejoin_multi_host(parts: &[String]) -> Vec<String> {
-    let starts_store = |p: &str| {
-        p == "redb" || p.starts_with("postgres://") || p.starts_with("postgresql://")
-    };
+    let starts_store =
+        |p: &str| p == "redb" || p.starts_with("postgres://") || p.starts_with("postgresql://");
     let mut out: Vec<String> = Vec::with_capacity(parts.len());
     for p in parts {
         match out.last_mut() {
@@ -460,6 +459,21 @@ fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
                 let store = open_postgres(urls)?;
                 let token = kith_relay::create_token(store.as_ref()).context("token create")?;
                 out(&token)
+            }
+            // When a device was last seen is known only to the node it
+            // reached: `-` here, as with a stopped redb relay.
+            AdminCommand::Accounts => {
+                let store = open_postgres(urls)?;
+                let list = store.accounts().context("accounts")?;
+                print_text(&admin::accounts_text(&list, |_| None))
+            }
+            AdminCommand::Status => {
+                let store = open_postgres(urls)?;
+                let stats = kith_relay::RelayStore::stats(store.as_ref()).context("status")?;
+                // Nodes are not known to the database: their uptime and
+                // connections are on each node's /metrics.
+                let middle = format!("store postgresql\nshards {}\n", store.shard_count());
+                print_text(&admin::status_text(store.format_version(), &middle, &stats))
             }
             other => bail!(
                 "`{}` is not available with a PostgreSQL store yet: query the database \
@@ -784,7 +798,11 @@ mod tests {
                 "b2/s1",
                 "postgres://c/s2"
             ])),
-            v(&["postgres://a/s0", "postgresql://b1,b2/s1", "postgres://c/s2"])
+            v(&[
+                "postgres://a/s0",
+                "postgresql://b1,b2/s1",
+                "postgres://c/s2"
+            ])
         );
         // Nothing continues `redb`, and a stray first piece stays (refused later).
         assert_eq!(rejoin_multi_host(&v(&["redb", "x"])), v(&["redb", "x"]));

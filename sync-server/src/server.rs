@@ -590,9 +590,18 @@ impl Shared {
                     .await;
                 match read {
                     Ok(page) => {
-                        let complete =
-                            !page.more && page.entries.last().is_some_and(|e| e.seq >= to);
-                        self.fan_out(&account, &device, page.entries);
+                        // Only what this event announced: the read may come
+                        // late and see later pushes (of this device or, past
+                        // the heads read, of others), which their own events
+                        // fan out; sending them here too doubled deliveries
+                        // under load.
+                        let entries: Vec<_> = page
+                            .entries
+                            .into_iter()
+                            .filter(|e| e.device == device && e.seq >= from && e.seq <= to)
+                            .collect();
+                        let complete = entries.last().is_some_and(|e| e.seq >= to);
+                        self.fan_out(&account, &device, entries);
                         if !complete {
                             self.lag_account(&account);
                         }

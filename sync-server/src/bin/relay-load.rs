@@ -99,6 +99,10 @@ struct Args {
     /// At the end, pull every pusher's log and check every acknowledged entry.
     #[arg(long)]
     verify: bool,
+    /// Pid of a PostgreSQL postmaster whose CPU (with its children's) is
+    /// reported (repeatable; default: every `postgres` process).
+    #[arg(long)]
+    db_pid: Vec<u32>,
 }
 
 struct Dev {
@@ -155,6 +159,56 @@ fn cpu_ticks(pid: u32) -> u64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     get(11) + get(12)
+}
+
+/// The parent pid of `pid`.
+fn ppid(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.get(s.rfind(')')? + 2..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU ticks of the database: the postmasters `pids` and their children
+/// (every backend, walsender and walreceiver), or with no pids given every
+/// process named `postgres` on the machine.
+fn db_cpu_ticks(pids: &[u32]) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            if pids.is_empty() {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "postgres")
+            } else {
+                pids.contains(pid) || ppid(*pid).is_some_and(|p| pids.contains(&p))
+            }
+        })
+        .map(cpu_ticks)
+        .sum()
+}
+
+/// (busy, total) ticks of the whole machine since boot, all cores.
+fn machine_ticks() -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle and iowait are not busy.
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
 }
 
 /// The 1-minute load average (the machine is shared: figures come with it).
@@ -245,7 +299,10 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let postgres = !args.stores.is_empty() && args.stores != ["redb"];
     if args.nodes == 0 || (args.nodes > 1 && !postgres) {
-        bail!("--nodes {} needs --store postgres://... (redb runs one node)", args.nodes);
+        bail!(
+            "--nodes {} needs --store postgres://... (redb runs one node)",
+            args.nodes
+        );
     }
     let bin = match &args.relay_bin {
         Some(b) => b.clone(),
@@ -314,7 +371,10 @@ fn scrape(metrics: SocketAddr) -> String {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
     body
@@ -725,6 +785,11 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
     let p0 = pushed.load(Ordering::Relaxed);
     let r0 = received.load(Ordering::Relaxed);
     let c0: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.pid)).collect();
+    let (pg0, me0, m0) = (
+        db_cpu_ticks(&args.db_pid),
+        cpu_ticks(std::process::id()),
+        machine_ticks(),
+    );
     let la0 = loadavg();
     let t0 = Instant::now();
     let mut failover_at_us = None;
@@ -751,6 +816,11 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
         .zip(&c0)
         .map(|(n, c)| (cpu_ticks(n.pid) - c) as f64 / secs)
         .collect();
+    let (pg1, me1, m1) = (
+        db_cpu_ticks(&args.db_pid),
+        cpu_ticks(std::process::id()),
+        machine_ticks(),
+    );
     let p1 = pushed.load(Ordering::Relaxed);
     let r1 = received.load(Ordering::Relaxed);
     let conns = node_lines(nodes);
@@ -782,7 +852,11 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
         m / 2,
         args.entries_per_push.max(1),
         m / 2,
-        if nodes.len() > 1 { " on another node" } else { "" },
+        if nodes.len() > 1 {
+            " on another node"
+        } else {
+            ""
+        },
         (p1 - p0) as f64 / secs,
         (r1 - r0) as f64 / secs,
     ));
@@ -793,6 +867,23 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    // Where the machine's CPU went (ticks are 1/100 s; % of one core).
+    let pct = |t: u64| t as f64 / secs;
+    let (busy, total) = (m1.0 - m0.0, m1.1 - m0.1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let relays: f64 = cpu.iter().sum();
+    let machine = if total == 0 {
+        0.0
+    } else {
+        busy as f64 * 100.0 * cores as f64 / total as f64
+    };
+    out(&format!(
+        "  CPU (% of one core): relay nodes {relays:.0}, postgres {:.0}, relay-load {:.0}; whole machine {machine:.0} of {}, other processes {:.0}",
+        pct(pg1 - pg0),
+        pct(me1 - me0),
+        cores * 100,
+        (machine - relays - pct(pg1 - pg0) - pct(me1 - me0)).max(0.0),
+    ));
     out(&format!(
         "  push-to-subscriber latency over {} samples: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; Lagged events {}; task errors {errors}",
         l.len(),
@@ -801,7 +892,10 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
         l.last().copied().unwrap_or(0) as f64 / 1000.0,
         lagged.load(Ordering::Relaxed),
     ));
-    let log = log.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+    let log = log
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
     let mut acks = log.acks_us;
     acks.sort_unstable();
     // The longest stretch in the measured window with no push acknowledged
@@ -818,12 +912,7 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
         .map(|w| (w[1] - w[0], w[1]))
         .max()
         .unwrap_or((0, 0));
-    let worst = log
-        .worst_gap_us
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or((0, 0));
+    let worst = log.worst_gap_us.iter().copied().max().unwrap_or((0, 0));
     let errs = if log.errors.is_empty() {
         "none".to_owned()
     } else {
@@ -834,7 +923,10 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
             .join(", ")
     };
     let rel = |t: u64| match failover_at_us {
-        Some(f) => format!("{:+.0} ms after the failover command", t as f64 / 1000.0 - f as f64 / 1000.0),
+        Some(f) => format!(
+            "{:+.0} ms after the failover command",
+            t as f64 / 1000.0 - f as f64 / 1000.0
+        ),
         None => format!("{:.1} s into the phase", t as f64 / 1e6),
     };
     out(&format!(
@@ -861,12 +953,7 @@ async fn phase(ctx: &PhaseCtx<'_>) -> Result<()> {
 
 /// Pulls each pusher's log through its partner's node: every acknowledged
 /// entry exactly once, in order, nothing beyond an unacknowledged tail.
-async fn verify(
-    net: &Net,
-    devs: &[Dev],
-    next_seq: &[AtomicU64],
-    active: usize,
-) -> Result<()> {
+async fn verify(net: &Net, devs: &[Dev], next_seq: &[AtomicU64], active: usize) -> Result<()> {
     let t0 = Instant::now();
     let mut entries = 0u64;
     for pair in 0..active / 2 {
@@ -875,7 +962,11 @@ async fn verify(
         let mut c = connect_dev(net, partner, pair).await?;
         let got = c.pull_all(Vec::new()).await?;
         let id: kith_protocol::DeviceId = pusher.key.verifying_key().into();
-        let seqs: Vec<u64> = got.iter().filter(|e| e.device == id).map(|e| e.seq).collect();
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter(|e| e.device == id)
+            .map(|e| e.seq)
+            .collect();
         let in_order = seqs.iter().enumerate().all(|(i, &s)| s == i as u64 + 1);
         if !in_order || (seqs.len() as u64) < acked {
             bail!(
