@@ -1973,6 +1973,34 @@ fn snapshot_tx<'a>(c: &'a mut Client, op: &'static str) -> Result<Transaction<'a
         .map_err(be(op))
 }
 
+/// A stored entry as served: decoded, or a placeholder when its bytes do
+/// not match their checksum or do not decode to this position.
+fn served_entry(
+    account: &AccountId,
+    dev: DeviceId,
+    seq: u64,
+    body: &[u8],
+    sum: Option<&[u8]>,
+) -> SealedEntry {
+    let intact = sum.is_none_or(|s| s == entry_sum(body).as_slice());
+    let decoded = if intact {
+        postcard::from_bytes::<SealedEntry>(body).ok()
+    } else {
+        None
+    };
+    match decoded {
+        Some(e) if e.account == *account && e.device == dev && e.seq == seq => e,
+        _ => {
+            tracing::error!(
+                device = %dev,
+                seq,
+                "stored entry is damaged (checksum or decoding); serving a placeholder"
+            );
+            damaged_placeholder(*account, dev, seq)
+        }
+    }
+}
+
 /// What a pull serves in place of a damaged stored entry (see redb_store).
 fn damaged_placeholder(account: AccountId, device: DeviceId, seq: u64) -> SealedEntry {
     SealedEntry {
@@ -2274,32 +2302,57 @@ impl RelayStore for PgStore {
                     }
                     size += body.len();
                     let seq = u(col(&r, 0, OP)?);
-                    let sum: Option<&[u8]> = col(&r, 2, OP)?;
-                    let intact = sum.is_none_or(|s| s == entry_sum(body).as_slice());
-                    let decoded = if intact {
-                        postcard::from_bytes::<SealedEntry>(body).ok()
-                    } else {
-                        None
-                    };
-                    match decoded {
-                        Some(e) if e.account == *account && e.device == dev && e.seq == seq => {
-                            out.push(e);
-                        }
-                        _ => {
-                            tracing::error!(
-                                device = %dev,
-                                seq,
-                                "stored entry is damaged (checksum or decoding); serving a placeholder"
-                            );
-                            out.push(damaged_placeholder(*account, dev, seq));
-                        }
-                    }
+                    out.push(served_entry(account, dev, seq, body, col(&r, 2, OP)?));
                 }
             }
             Ok(PullPage {
                 entries: out,
                 more: false,
             })
+        })
+    }
+
+    fn device_entries(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        from: u64,
+        to: u64,
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        const OP: &str = "device entries";
+        let rows_max = i64::try_from(entries_max.max(1)).unwrap_or(i64::MAX);
+        let (from, to) = (i(from), i(to));
+        // One typed statement, one round trip: the fan-out of every commit
+        // of another node costs this read on each node with a subscriber.
+        self.shard(&account.0).read(OP, |c| {
+            let rows = c
+                .query_typed(
+                    "SELECT seq, body, sum FROM entries
+                     WHERE account = $1 AND device = $2 AND seq >= $3 AND seq <= $4
+                     ORDER BY seq LIMIT $5",
+                    &[
+                        (&account.0.as_slice(), Type::BYTEA),
+                        (&device.0.as_slice(), Type::BYTEA),
+                        (&from, Type::INT8),
+                        (&to, Type::INT8),
+                        (&rows_max, Type::INT8),
+                    ],
+                )
+                .map_err(be(OP))?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut size = 0usize;
+            for r in rows {
+                let body: &[u8] = col(&r, 1, OP)?;
+                if !out.is_empty() && size + body.len() > bytes_max {
+                    break;
+                }
+                size += body.len();
+                let seq = u(col(&r, 0, OP)?);
+                out.push(served_entry(account, *device, seq, body, col(&r, 2, OP)?));
+            }
+            Ok(out)
         })
     }
 
