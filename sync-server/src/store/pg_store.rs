@@ -476,7 +476,7 @@ impl PgStore {
                 Ok(())
             })?;
         }
-        out.sort_by(|a, b| a.account.0.cmp(&b.account.0));
+        out.sort_by_key(|a| a.account.0);
         Ok(out)
     }
 
