@@ -160,7 +160,7 @@ fn after_a_database_failover_devices_reconnect_and_the_watcher_pulls_what_it_mis
     eventually_has(&phone, "After the failover");
     // And the phone syncs through node B again by itself.
     phone.log(&["Phone after the failover", "--with", "Ana Lima"]);
-    eventually_has(&laptop_synced(&laptop, &addr_a), "Phone after the failover");
+    eventually_has(laptop_synced(&laptop, &addr_a), "Phone after the failover");
     drop((node_a, node_b));
     drop((s1, s2));
 }
