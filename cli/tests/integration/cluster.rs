@@ -32,14 +32,15 @@ fn watch(k: &Kith, addr: &str, stderr: &std::path::Path) -> Background {
     w
 }
 
-fn device_id(k: &Kith, name: &str) -> String {
+/// The id of `k`'s one other device (its name may not have synced yet).
+fn other_device_id(k: &Kith) -> String {
     let devices = k.json(&["devices"]);
     devices
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("no device {name}: {devices}"))["id"]
+        .find(|d| d["this_device"] == false)
+        .unwrap_or_else(|| panic!("no other device: {devices}"))["id"]
         .as_str()
         .unwrap()
         .to_string()
@@ -68,7 +69,7 @@ fn a_watcher_on_node_b_gets_a_meeting_synced_through_node_a_and_a_revocation_thr
 
     // The laptop revokes the phone through node A: node B closes the
     // phone's connection and the watcher ends, saying why.
-    let phone_id = device_id(&laptop, "phone");
+    let phone_id = other_device_id(&laptop);
     let r = laptop.json(&["devices", "revoke", &phone_id, "--relay", &addr_a]);
     assert_eq!(r["revoked"], phone_id.as_str());
     let revoked_at = Instant::now();
@@ -135,9 +136,11 @@ fn after_a_database_failover_devices_reconnect_and_the_watcher_pulls_what_it_mis
     // synchronous standby that follows it (Patroni re-points s2; here the
     // new primary stops waiting).
     let mut admin = s1.admin();
+    // (ALTER SYSTEM cannot share a batch: it refuses a transaction block.)
     admin
-        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = ''; SELECT pg_reload_conf()")
+        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = ''")
         .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
 
     // The laptop's next syncs through node A fail while the nodes reconnect,
     // then go through (bounded).
