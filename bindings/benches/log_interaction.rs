@@ -78,7 +78,9 @@ fn get_contact_only() {
         std::hint::black_box(kith.get_contact(ana.clone()).unwrap());
     }
     let direct_ns = t0.elapsed().as_secs_f64() * 1e9 / READS as f64;
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     for _ in 0..READS {
         let c = rt.block_on(std::sync::Arc::clone(&kith).ffi_get_contact(ana.clone()));
@@ -86,7 +88,9 @@ fn get_contact_only() {
     }
     let facade_ns = t0.elapsed().as_secs_f64() * 1e9 / READS as f64;
     kith.close().unwrap();
-    println!("[figure] rust: Kith::get_contact (direct, blocking): {direct_ns:.0} ns/call (n={READS})");
+    println!(
+        "[figure] rust: Kith::get_contact (direct, blocking): {direct_ns:.0} ns/call (n={READS})"
+    );
     println!(
         "[figure] rust: Kith::ffi_get_contact (the exported async façade, awaited from Rust): \
          {facade_ns:.0} ns/call (n={READS})"

@@ -28,12 +28,12 @@ use kith_net::relay::Extra;
 use kith_protocol::{DeviceId, RelayAddress};
 
 use crate::error::{KithError, KithResult};
-use crate::types::to_i64;
 use crate::guard::guard;
 use crate::kith::Kith;
 use crate::listener::SyncState;
 use crate::runtime::run_async;
 use crate::sync::{SyncHub, SyncReport, SyncStatus};
+use crate::types::to_i64;
 
 /// The relay address file (the CLI's format: `{"relay": "kith://…"}`).
 const SYNC_FILE: &str = "sync.json";
@@ -515,7 +515,10 @@ impl Kith {
 
     /// Waits (until the invitation expires) for the device that uses
     /// `token` (made by `pair`); returns its name and the code it shows.
-    pub(crate) async fn next_join_request(self: Arc<Self>, token: String) -> KithResult<JoinRequest> {
+    pub(crate) async fn next_join_request(
+        self: Arc<Self>,
+        token: String,
+    ) -> KithResult<JoinRequest> {
         run_async("next_join_request", async move {
             let inv = self.invitation(&token)?;
             let addr = self.relay()?;
@@ -543,7 +546,11 @@ impl Kith {
     /// Adds the requesting device to the account if `code` (what the user
     /// saw on it) matches its code; otherwise refuses it and fails with
     /// `Authentication`. Either way the device is told.
-    pub(crate) async fn approve_join(self: Arc<Self>, token: String, code: String) -> KithResult<()> {
+    pub(crate) async fn approve_join(
+        self: Arc<Self>,
+        token: String,
+        code: String,
+    ) -> KithResult<()> {
         run_async("approve_join", async move {
             let inv = self.invitation(&token)?;
             let incoming = self.incoming(&token).ok_or_else(|| KithError::NotFound {
@@ -576,7 +583,11 @@ impl Kith {
     }
 
     /// Refuses the requesting device (it is told `reason`).
-    pub(crate) async fn refuse_join(self: Arc<Self>, token: String, reason: String) -> KithResult<()> {
+    pub(crate) async fn refuse_join(
+        self: Arc<Self>,
+        token: String,
+        reason: String,
+    ) -> KithResult<()> {
         run_async("refuse_join", async move {
             let inv = self.invitation(&token)?;
             let incoming = self.incoming(&token).ok_or_else(|| KithError::NotFound {

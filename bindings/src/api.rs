@@ -24,9 +24,9 @@
 
 use std::sync::Arc;
 
+use crate::runtime::run_blocking;
 #[allow(clippy::wildcard_imports)]
 use crate::*;
-use crate::runtime::run_blocking;
 
 #[uniffi::export]
 impl Kith {
@@ -46,8 +46,14 @@ impl Kith {
     /// A handle on a store this process has open already uses the key store that first
     /// opened it.
     #[uniffi::constructor(name = "open_with_key_store")]
-    pub async fn ffi_open_with_key_store(data_dir: String, key_store: Arc<dyn crate::account::KithKeyStore>) -> KithResult<Arc<Kith>> {
-        run_blocking("open_with_key_store", move || Kith::open_with_key_store(data_dir, key_store)).await
+    pub async fn ffi_open_with_key_store(
+        data_dir: String,
+        key_store: Arc<dyn crate::account::KithKeyStore>,
+    ) -> KithResult<Arc<Kith>> {
+        run_blocking("open_with_key_store", move || {
+            Kith::open_with_key_store(data_dir, key_store)
+        })
+        .await
     }
 
     /// For share sheets, widgets and notification services (another process than the app):
@@ -56,7 +62,10 @@ impl Kith {
     /// Close it as soon as the work is done: the main app waits for it the same way.
     #[uniffi::constructor(name = "open_waiting")]
     pub async fn ffi_open_waiting(data_dir: String, lock_wait_ms: i64) -> KithResult<Arc<Kith>> {
-        run_blocking("open_waiting", move || Kith::open_waiting(data_dir, lock_wait_ms)).await
+        run_blocking("open_waiting", move || {
+            Kith::open_waiting(data_dir, lock_wait_ms)
+        })
+        .await
     }
 
     /// The directory this store lives in.
@@ -131,7 +140,11 @@ impl Kith {
 
     /// Changes some fields of a contact.
     #[uniffi::method(name = "edit_contact")]
-    pub async fn ffi_edit_contact(self: Arc<Self>, id: String, patch: ContactPatch) -> KithResult<Contact> {
+    pub async fn ffi_edit_contact(
+        self: Arc<Self>,
+        id: String,
+        patch: ContactPatch,
+    ) -> KithResult<Contact> {
         run_blocking("edit_contact", move || self.edit_contact(id, patch)).await
     }
 
@@ -142,9 +155,21 @@ impl Kith {
     }
 
     /// A page of the contact list.
-    #[uniffi::method(name = "list_contacts", default(offset = 0, limit = 50, include_archived = false))]
-    pub async fn ffi_list_contacts(self: Arc<Self>, sort: ContactSort, offset: i32, limit: i32, include_archived: bool) -> KithResult<Vec<Contact>> {
-        run_blocking("list_contacts", move || self.list_contacts(sort, offset, limit, include_archived)).await
+    #[uniffi::method(
+        name = "list_contacts",
+        default(offset = 0, limit = 50, include_archived = false)
+    )]
+    pub async fn ffi_list_contacts(
+        self: Arc<Self>,
+        sort: ContactSort,
+        offset: i32,
+        limit: i32,
+        include_archived: bool,
+    ) -> KithResult<Vec<Contact>> {
+        run_blocking("list_contacts", move || {
+            self.list_contacts(sort, offset, limit, include_archived)
+        })
+        .await
     }
 
     /// How often and how recently I met a contact.
@@ -169,8 +194,15 @@ impl Kith {
     /// resolves to the kept contact, the duplicate records `merged_into`.
     /// Returns the kept contact. Undo with [`Kith::unmerge_contact`].
     #[uniffi::method(name = "merge_contacts")]
-    pub async fn ffi_merge_contacts(self: Arc<Self>, keep_id: String, duplicate_id: String) -> KithResult<Contact> {
-        run_blocking("merge_contacts", move || self.merge_contacts(keep_id, duplicate_id)).await
+    pub async fn ffi_merge_contacts(
+        self: Arc<Self>,
+        keep_id: String,
+        duplicate_id: String,
+    ) -> KithResult<Contact> {
+        run_blocking("merge_contacts", move || {
+            self.merge_contacts(keep_id, duplicate_id)
+        })
+        .await
     }
 
     /// Undoes the merge of `contact_id`: it is a separate contact again, with
@@ -192,7 +224,10 @@ impl Kith {
 
     /// Logs an interaction; durable when this returns. Returns its id.
     #[uniffi::method(name = "log_interaction")]
-    pub async fn ffi_log_interaction(self: Arc<Self>, interaction: NewInteraction) -> KithResult<String> {
+    pub async fn ffi_log_interaction(
+        self: Arc<Self>,
+        interaction: NewInteraction,
+    ) -> KithResult<String> {
         run_blocking("log_interaction", move || self.log_interaction(interaction)).await
     }
 
@@ -204,7 +239,11 @@ impl Kith {
 
     /// Changes some fields of an interaction.
     #[uniffi::method(name = "edit_interaction")]
-    pub async fn ffi_edit_interaction(self: Arc<Self>, id: String, patch: InteractionPatch) -> KithResult<Interaction> {
+    pub async fn ffi_edit_interaction(
+        self: Arc<Self>,
+        id: String,
+        patch: InteractionPatch,
+    ) -> KithResult<Interaction> {
         run_blocking("edit_interaction", move || self.edit_interaction(id, patch)).await
     }
 
@@ -217,19 +256,35 @@ impl Kith {
     /// Restores a deleted interaction.
     #[uniffi::method(name = "undelete_interaction")]
     pub async fn ffi_undelete_interaction(self: Arc<Self>, id: String) -> KithResult<Interaction> {
-        run_blocking("undelete_interaction", move || self.undelete_interaction(id)).await
+        run_blocking("undelete_interaction", move || {
+            self.undelete_interaction(id)
+        })
+        .await
     }
 
     /// Interactions newest first, of one contact or (`None`) of everyone.
     #[uniffi::method(name = "timeline", default(contact_id = None, offset = 0, limit = 20, include_deleted = false))]
-    pub async fn ffi_timeline(self: Arc<Self>, contact_id: Option<String>, offset: i32, limit: i32, include_deleted: bool) -> KithResult<Vec<Interaction>> {
-        run_blocking("timeline", move || self.timeline(contact_id, offset, limit, include_deleted)).await
+    pub async fn ffi_timeline(
+        self: Arc<Self>,
+        contact_id: Option<String>,
+        offset: i32,
+        limit: i32,
+        include_deleted: bool,
+    ) -> KithResult<Vec<Interaction>> {
+        run_blocking("timeline", move || {
+            self.timeline(contact_id, offset, limit, include_deleted)
+        })
+        .await
     }
 
     /// Prefix search over names, organisations, summaries and notes,
     /// ignoring case and accents.
     #[uniffi::method(name = "search", default(limit = 20))]
-    pub async fn ffi_search(self: Arc<Self>, text: String, limit: i32) -> KithResult<SearchResults> {
+    pub async fn ffi_search(
+        self: Arc<Self>,
+        text: String,
+        limit: i32,
+    ) -> KithResult<SearchResults> {
         run_blocking("search", move || self.search(text, limit)).await
     }
 
@@ -237,20 +292,42 @@ impl Kith {
 
     /// Adds a follow-up to an interaction. `due` is an ISO date.
     #[uniffi::method(name = "add_follow_up", default(due = None))]
-    pub async fn ffi_add_follow_up(self: Arc<Self>, interaction_id: String, text: String, due: Option<String>) -> KithResult<FollowUp> {
-        run_blocking("add_follow_up", move || self.add_follow_up(interaction_id, text, due)).await
+    pub async fn ffi_add_follow_up(
+        self: Arc<Self>,
+        interaction_id: String,
+        text: String,
+        due: Option<String>,
+    ) -> KithResult<FollowUp> {
+        run_blocking("add_follow_up", move || {
+            self.add_follow_up(interaction_id, text, due)
+        })
+        .await
     }
 
     /// Marks a follow-up done.
     #[uniffi::method(name = "complete_follow_up")]
-    pub async fn ffi_complete_follow_up(self: Arc<Self>, interaction_id: String, follow_up_id: String) -> KithResult<FollowUp> {
-        run_blocking("complete_follow_up", move || self.complete_follow_up(interaction_id, follow_up_id)).await
+    pub async fn ffi_complete_follow_up(
+        self: Arc<Self>,
+        interaction_id: String,
+        follow_up_id: String,
+    ) -> KithResult<FollowUp> {
+        run_blocking("complete_follow_up", move || {
+            self.complete_follow_up(interaction_id, follow_up_id)
+        })
+        .await
     }
 
     /// Marks a done follow-up open again.
     #[uniffi::method(name = "reopen_follow_up")]
-    pub async fn ffi_reopen_follow_up(self: Arc<Self>, interaction_id: String, follow_up_id: String) -> KithResult<FollowUp> {
-        run_blocking("reopen_follow_up", move || self.reopen_follow_up(interaction_id, follow_up_id)).await
+    pub async fn ffi_reopen_follow_up(
+        self: Arc<Self>,
+        interaction_id: String,
+        follow_up_id: String,
+    ) -> KithResult<FollowUp> {
+        run_blocking("reopen_follow_up", move || {
+            self.reopen_follow_up(interaction_id, follow_up_id)
+        })
+        .await
     }
 
     /// Every open follow-up, soonest due first (undated ones last).
@@ -261,13 +338,19 @@ impl Kith {
 
     /// Open follow-ups due on or before `date` (ISO `YYYY-MM-DD`).
     #[uniffi::method(name = "follow_ups_due_by")]
-    pub async fn ffi_follow_ups_due_by(self: Arc<Self>, date: String) -> KithResult<Vec<FollowUpItem>> {
+    pub async fn ffi_follow_ups_due_by(
+        self: Arc<Self>,
+        date: String,
+    ) -> KithResult<Vec<FollowUpItem>> {
         run_blocking("follow_ups_due_by", move || self.follow_ups_due_by(date)).await
     }
 
     /// Open follow-ups due strictly before `today` (ISO `YYYY-MM-DD`).
     #[uniffi::method(name = "overdue_follow_ups")]
-    pub async fn ffi_overdue_follow_ups(self: Arc<Self>, today: String) -> KithResult<Vec<FollowUpItem>> {
+    pub async fn ffi_overdue_follow_ups(
+        self: Arc<Self>,
+        today: String,
+    ) -> KithResult<Vec<FollowUpItem>> {
         run_blocking("overdue_follow_ups", move || self.overdue_follow_ups(today)).await
     }
 
@@ -281,7 +364,11 @@ impl Kith {
 
     /// Changes some fields of a project.
     #[uniffi::method(name = "edit_project")]
-    pub async fn ffi_edit_project(self: Arc<Self>, id: String, patch: ProjectPatch) -> KithResult<Project> {
+    pub async fn ffi_edit_project(
+        self: Arc<Self>,
+        id: String,
+        patch: ProjectPatch,
+    ) -> KithResult<Project> {
         run_blocking("edit_project", move || self.edit_project(id, patch)).await
     }
 
@@ -382,14 +469,25 @@ impl Kith {
     /// The meetings among `events` that ended in the 7 days before `now_ms`, with people, and
     /// not logged or dismissed on any device; most recent first.
     #[uniffi::method(name = "meetings_to_log")]
-    pub async fn ffi_meetings_to_log(self: Arc<Self>, events: Vec<CalendarEvent>, now_ms: i64) -> KithResult<Vec<MeetingCandidate>> {
-        run_blocking("meetings_to_log", move || self.meetings_to_log(events, now_ms)).await
+    pub async fn ffi_meetings_to_log(
+        self: Arc<Self>,
+        events: Vec<CalendarEvent>,
+        now_ms: i64,
+    ) -> KithResult<Vec<MeetingCandidate>> {
+        run_blocking("meetings_to_log", move || {
+            self.meetings_to_log(events, now_ms)
+        })
+        .await
     }
 
     /// Logs a meeting from `meetings_to_log` (creating the attendees `extra` asks for). Returns
     /// the interaction's id. The event is never suggested again, on any device.
     #[uniffi::method(name = "log_meeting")]
-    pub async fn ffi_log_meeting(self: Arc<Self>, candidate: MeetingCandidate, extra: MeetingExtra) -> KithResult<String> {
+    pub async fn ffi_log_meeting(
+        self: Arc<Self>,
+        candidate: MeetingCandidate,
+        extra: MeetingExtra,
+    ) -> KithResult<String> {
         run_blocking("log_meeting", move || self.log_meeting(candidate, extra)).await
     }
 
@@ -402,15 +500,29 @@ impl Kith {
     /// The next meeting with people that ends after `now_ms`: schedule the "Log your meeting
     /// with …?" notification at `end_ms`. `None` when there is none.
     #[uniffi::method(name = "next_meeting_end")]
-    pub async fn ffi_next_meeting_end(self: Arc<Self>, events: Vec<CalendarEvent>, now_ms: i64) -> KithResult<Option<NextMeeting>> {
-        run_blocking("next_meeting_end", move || self.next_meeting_end(events, now_ms)).await
+    pub async fn ffi_next_meeting_end(
+        self: Arc<Self>,
+        events: Vec<CalendarEvent>,
+        now_ms: i64,
+    ) -> KithResult<Option<NextMeeting>> {
+        run_blocking("next_meeting_end", move || {
+            self.next_meeting_end(events, now_ms)
+        })
+        .await
     }
 
     /// Of the meetings with people among `events` that ended in the 30 days before `now_ms`,
     /// how many were logged (and dismissed).
     #[uniffi::method(name = "meeting_log_share")]
-    pub async fn ffi_meeting_log_share(self: Arc<Self>, events: Vec<CalendarEvent>, now_ms: i64) -> KithResult<MeetingShare> {
-        run_blocking("meeting_log_share", move || self.meeting_log_share(events, now_ms)).await
+    pub async fn ffi_meeting_log_share(
+        self: Arc<Self>,
+        events: Vec<CalendarEvent>,
+        now_ms: i64,
+    ) -> KithResult<MeetingShare> {
+        run_blocking("meeting_log_share", move || {
+            self.meeting_log_share(events, now_ms)
+        })
+        .await
     }
 
     // ------------------------------------------------------------ import, export, backup
@@ -420,14 +532,25 @@ impl Kith {
     /// cannot be read at all fails with `InvalidInput("bytes")`; records that
     /// cannot be read are skipped and listed in `problems`.
     #[uniffi::method(name = "import_vcard")]
-    pub async fn ffi_import_vcard(self: Arc<Self>, bytes: Vec<u8>, dry_run: bool) -> KithResult<ImportReport> {
+    pub async fn ffi_import_vcard(
+        self: Arc<Self>,
+        bytes: Vec<u8>,
+        dry_run: bool,
+    ) -> KithResult<ImportReport> {
         run_blocking("import_vcard", move || self.import_vcard(bytes, dry_run)).await
     }
 
     /// Imports LinkedIn's Connections.csv export; otherwise as `import_vcard`.
     #[uniffi::method(name = "import_linkedin_csv")]
-    pub async fn ffi_import_linkedin_csv(self: Arc<Self>, bytes: Vec<u8>, dry_run: bool) -> KithResult<ImportReport> {
-        run_blocking("import_linkedin_csv", move || self.import_linkedin_csv(bytes, dry_run)).await
+    pub async fn ffi_import_linkedin_csv(
+        self: Arc<Self>,
+        bytes: Vec<u8>,
+        dry_run: bool,
+    ) -> KithResult<ImportReport> {
+        run_blocking("import_linkedin_csv", move || {
+            self.import_linkedin_csv(bytes, dry_run)
+        })
+        .await
     }
 
     /// Every live contact (not merged away) as a vCard 4.0 file.
@@ -452,7 +575,10 @@ impl Kith {
     /// Interactions as CSV, participants and project by name.
     #[uniffi::method(name = "export_interactions_csv")]
     pub async fn ffi_export_interactions_csv(self: Arc<Self>) -> KithResult<String> {
-        run_blocking("export_interactions_csv", move || self.export_interactions_csv()).await
+        run_blocking("export_interactions_csv", move || {
+            self.export_interactions_csv()
+        })
+        .await
     }
 
     /// The whole store, encrypted with `passphrase` (Argon2id, 64 MiB, then
@@ -463,7 +589,11 @@ impl Kith {
     /// only. Takes about a second (the key derivation is slow on purpose):
     /// call it off the UI thread.
     #[uniffi::method(name = "backup", default(include_keys = true))]
-    pub async fn ffi_backup(self: Arc<Self>, passphrase: String, include_keys: bool) -> KithResult<Vec<u8>> {
+    pub async fn ffi_backup(
+        self: Arc<Self>,
+        passphrase: String,
+        include_keys: bool,
+    ) -> KithResult<Vec<u8>> {
         run_blocking("backup", move || self.backup(passphrase, include_keys)).await
     }
 
@@ -476,8 +606,15 @@ impl Kith {
     /// must have the user write it down. Fails with `Conflict` when this
     /// device already belongs to an account.
     #[uniffi::method(name = "create_account", default(relay = None))]
-    pub async fn ffi_create_account(self: Arc<Self>, device_name: String, relay: Option<String>) -> KithResult<AccountInfo> {
-        run_blocking("create_account", move || self.create_account(device_name, relay)).await
+    pub async fn ffi_create_account(
+        self: Arc<Self>,
+        device_name: String,
+        relay: Option<String>,
+    ) -> KithResult<AccountInfo> {
+        run_blocking("create_account", move || {
+            self.create_account(device_name, relay)
+        })
+        .await
     }
 
     /// This device's account, or nothing before `create_account` / `join`.
@@ -526,8 +663,15 @@ impl Kith {
     /// relay answered), `Network` (unreachable; nothing changed). Call
     /// `sync_now()` afterwards.
     #[uniffi::method(name = "recover", default(relay = None, device_name = None))]
-    pub async fn ffi_recover(self: Arc<Self>, recovery_code: String, keep_device_ids: Vec<String>, relay: Option<String>, device_name: Option<String>) -> KithResult<RecoveryReport> {
-        self.recover(recovery_code, keep_device_ids, relay, device_name).await
+    pub async fn ffi_recover(
+        self: Arc<Self>,
+        recovery_code: String,
+        keep_device_ids: Vec<String>,
+        relay: Option<String>,
+        device_name: Option<String>,
+    ) -> KithResult<RecoveryReport> {
+        self.recover(recovery_code, keep_device_ids, relay, device_name)
+            .await
     }
 
     // ------------------------------------------------------------ sync
@@ -585,7 +729,6 @@ impl Kith {
     pub fn ffi_set_registration_token(&self, token: Option<String>) -> KithResult<()> {
         self.set_registration_token(token)
     }
-
 }
 
 /// Restores an encrypted backup (made by `backup`) into `data_dir`, which must be

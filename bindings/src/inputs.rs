@@ -271,7 +271,10 @@ impl PartialDate {
     pub(crate) fn into_model(self, field: &str) -> KithResult<model::PartialDate> {
         let part = |v: i32| {
             u8::try_from(v).map_err(|_| {
-                KithError::invalid(field, format!("month {} / day {} is not a date", self.month, self.day))
+                KithError::invalid(
+                    field,
+                    format!("month {} / day {} is not a date", self.month, self.day),
+                )
             })
         };
         Ok(model::PartialDate {

@@ -15,10 +15,10 @@ use kith_insights::{
 };
 
 use crate::error::{KithError, KithResult};
-use crate::types::to_i32;
 use crate::guard::guard;
 use crate::kith::Kith;
 use crate::types::Circle;
+use crate::types::to_i32;
 
 /// Longest reconnect list in [`Insights`] (the JSON report has them all).
 pub const RECONNECT_TOP_MAX: u32 = 10;
@@ -302,11 +302,13 @@ impl Insights {
         Insights {
             now_ms: report.now_ms,
             contacts_total: to_i32(report.totals.contacts_live),
-            interactions_total: report.totals.interactions_total
-                - report
-                    .totals
-                    .interactions_deleted
-                    .min(report.totals.interactions_total),
+            interactions_total: to_i32(
+                report.totals.interactions_total
+                    - report
+                        .totals
+                        .interactions_deleted
+                        .min(report.totals.interactions_total),
+            ),
             headlines: headlines(report)
                 .into_iter()
                 .map(|f| Finding {

@@ -39,8 +39,8 @@ pub use account::{
     AccountInfo, DEVICE_NAME_CHARS_MAX, Device, JoinRequest, KithKeyStore, PairingInvitation,
     RecoveryReport,
 };
-pub use error::{KithError, KithResult};
 pub use api::ffi_restore_backup;
+pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;
 pub use invitation::{DeviceInvitation, JoinAttempt};

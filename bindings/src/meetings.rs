@@ -10,11 +10,11 @@
 use kith_core::meetings as m;
 
 use crate::error::{KithError, KithResult};
-use crate::types::to_i32;
 use crate::guard::guard;
 use crate::inputs::{NewExchange, NewFollowUp};
 use crate::kith::Kith;
 use crate::listener::ChangeSummary;
+use crate::types::to_i32;
 use crate::types::{Initiator, InteractionKind, parse_id};
 
 /// Longest identifier (source, uid, recurrence id) an event may carry, in bytes.

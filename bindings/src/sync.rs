@@ -34,8 +34,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{KithError, KithResult};
-use crate::types::to_i64;
 use crate::listener::{ChangeSummary, Listeners, SyncState};
+use crate::types::to_i64;
 
 /// The store as the sync tasks share it.
 pub(crate) type SharedStore = Arc<Mutex<Store>>;

@@ -27,11 +27,11 @@ use kith_formats::{LinkedinLimits, VcardLimits, parse_linkedin_csv, vcard_drafts
 
 use crate::account::{ForeignKeyStore, KithKeyStore};
 use crate::error::{KithError, KithResult};
-use crate::types::{to_i32, to_i64};
 use crate::guard::guard;
 use crate::kith::Kith;
 use crate::listener::ChangeSummary;
 use crate::types::DuplicateReason;
+use crate::types::{to_i32, to_i64};
 
 /// A contact an import created (or, with `dry_run`, would create).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -157,7 +157,7 @@ fn backup_error(e: StoreBackupError, restoring: bool) -> KithError {
 struct Parsed {
     drafts: Vec<ContactDraft>,
     problems: Vec<ImportProblem>,
-    problems_not_listed: u64,
+    problems_not_listed: i64,
 }
 
 impl Kith {
@@ -226,7 +226,7 @@ impl Kith {
                     .collect(),
                 repeated_in_input: to_i32(plan.repeated_in_input.len()),
                 problems: parsed.problems,
-                problems_not_listed: to_i64(parsed.problems_not_listed),
+                problems_not_listed: parsed.problems_not_listed,
             };
             let changed = applied.map(|a| {
                 let mut ids = a.created;

@@ -513,10 +513,16 @@ pub(crate) fn to_i32(n: impl TryInto<i32>) -> i32 {
 /// A count, offset, limit, duration or instant from the app as the unsigned
 /// type the engine uses: negative (or too large for it) is `InvalidInput`
 /// naming `field`.
-pub(crate) fn non_negative<T: TryFrom<i64>>(field: &str, value: impl Into<i64>) -> Result<T, KithError> {
+pub(crate) fn non_negative<T: TryFrom<i64>>(
+    field: &str,
+    value: impl Into<i64>,
+) -> Result<T, KithError> {
     let value = value.into();
     if value < 0 {
-        return Err(KithError::invalid(field, format!("must not be negative (got {value})")));
+        return Err(KithError::invalid(
+            field,
+            format!("must not be negative (got {value})"),
+        ));
     }
     T::try_from(value).map_err(|_| KithError::invalid(field, format!("{value} is too large")))
 }

@@ -11,9 +11,11 @@ Every call that touches the store or the network is a coroutine (await it);
 """
 
 import asyncio
+import atexit
 import datetime
 import sys
 import tempfile
+import time
 
 import kith_ffi
 from kith_ffi import (
@@ -109,6 +111,10 @@ async def main(data_dir, relay=None):
 
 
 if __name__ == "__main__":
+    # CPython before 3.14 kills a thread that asks for the GIL during interpreter
+    # shutdown; give the library's thread that delivered the last result a moment
+    # to return from Python first (see bindings/README.md, Python).
+    atexit.register(time.sleep, 0.2)
     if len(sys.argv) > 1:
         asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
     else:

@@ -263,8 +263,16 @@ fn the_exported_async_calls_run_on_the_kith_runtime() {
     let names = threads.0.lock().unwrap().clone();
     let caller = std::thread::current().name().unwrap_or("").to_owned();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert_eq!(names[0], "kith-ffi", "the async write ran on {:?}", names[0]);
-    assert_eq!(names[1], caller, "the blocking Rust call ran on {:?}", names[1]);
+    assert_eq!(
+        names[0], "kith-ffi",
+        "the async write ran on {:?}",
+        names[0]
+    );
+    assert_eq!(
+        names[1], caller,
+        "the blocking Rust call ran on {:?}",
+        names[1]
+    );
     wait(Arc::clone(&kith).ffi_close()).unwrap();
     assert!(matches!(
         wait(Arc::clone(&kith).ffi_get_contact(ana.id)),
@@ -283,11 +291,17 @@ fn negative_counts_offsets_and_durations_are_invalid_input() {
         Err(KithError::InvalidInput { field, .. }) => field,
         other => panic!("expected InvalidInput, got {other:?}"),
     };
-    let list = |offset, limit| kith.list_contacts(ContactSort::Name, offset, limit, false).map(drop);
+    let list = |offset, limit| {
+        kith.list_contacts(ContactSort::Name, offset, limit, false)
+            .map(drop)
+    };
     assert_eq!(field(list(-1, 10)), "offset");
     assert_eq!(field(list(0, -10)), "limit");
     assert_eq!(field(list(0, i32::MAX)), "limit");
-    assert_eq!(field(kith.timeline(None, i32::MIN, 10, false).map(drop)), "offset");
+    assert_eq!(
+        field(kith.timeline(None, i32::MIN, 10, false).map(drop)),
+        "offset"
+    );
     assert_eq!(field(kith.search("ana".into(), -1).map(drop)), "limit");
     assert_eq!(field(kith.set_sync_timeout_ms(-5)), "timeout_ms");
     let mut c = contact("Bo");
@@ -325,11 +339,17 @@ fn sync_states_and_errors_print_readably() {
         reason: "connection refused".into(),
         retry_in_ms: 500,
     };
-    assert_eq!(retrying.to_string(), "Retrying in 500 ms: connection refused");
+    assert_eq!(
+        retrying.to_string(),
+        "Retrying in 500 ms: connection refused"
+    );
     assert_eq!(SyncState::Live.to_string(), "Live");
     let e = KithError::InvalidInput {
         field: "limit".into(),
         reason: "must be between 1 and 1000 (got 0)".into(),
     };
-    assert_eq!(e.to_string(), "invalid limit: must be between 1 and 1000 (got 0)");
+    assert_eq!(
+        e.to_string(),
+        "invalid limit: must be between 1 and 1000 (got 0)"
+    );
 }

@@ -27,7 +27,7 @@ private suspend fun check(condition: Boolean, what: suspend () -> String) {
     if (!condition) throw AssertionError(what())
 }
 
-private inline fun <reified E : KithException> expect(block: () -> Unit): E {
+private suspend inline fun <reified E : KithException> expect(block: () -> Unit): E {
     try {
         block()
     } catch (e: KithException) {

@@ -11,9 +11,18 @@ directly on the raw objects (`.raw`) in test_kith.py and test_sync.py, and
 examples/python/after_meeting.py shows the idiomatic `await` style."""
 
 import asyncio
+import atexit
 import inspect
+import time
 
 import kith_ffi as _raw
+
+# CPython before 3.14 kills (pthread_exit) a thread that asks for the GIL once the
+# interpreter is finalizing; the library's runtime thread that delivered the last
+# result may still be returning from that callback when a script ends right after
+# its last await, and the forced unwind through Rust aborts the process ("FATAL:
+# exception not rethrown"). Before finalization, give it a moment to return.
+atexit.register(time.sleep, 0.2)
 
 # No single call of the tests may take longer (a sync round's own timeout is 60 s).
 TIMEOUT_S = 120
