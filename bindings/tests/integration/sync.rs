@@ -530,7 +530,7 @@ fn the_invitation_objects_drive_a_pairing() {
         .create_account("phone".into(), Some(relay.address.clone()))
         .unwrap();
     let inv = wait(Arc::clone(&a).invite(10)).unwrap();
-    assert!(inv.expires_at_ms() > now_ms());
+    assert!(inv.expires_at_ms() > i64::try_from(now_ms()).unwrap());
     let token = inv.token();
     assert!(!format!("{inv:?}").contains(&token));
     let joining = wait(Arc::clone(&b).start_join(token.clone(), "laptop".into())).unwrap();
