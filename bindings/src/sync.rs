@@ -616,8 +616,11 @@ impl SyncHub {
     pub(crate) fn stop(&self) -> bool {
         match lock(&self.control).take() {
             Some(h) => {
+                // Read before the signal: a loop waiting out a backoff ends within
+                // microseconds of it, and reading after raced that end.
+                let was_running = !h.task.is_finished();
                 let _ = h.stop.send(true);
-                !h.task.is_finished()
+                was_running
             }
             None => false,
         }

@@ -121,6 +121,11 @@ pub fn transport_config(frame_bytes_max: usize, idle_timeout_ms: u64) -> quinn::
         .receive_window(quinn::VarInt::from_u32(window))
         .send_window(u64::from(window) * 2)
         .datagram_receive_buffer_size(None)
+        // Path MTU probing keeps a probe in flight and grows each connection's
+        // send buffer past one 1200-byte datagram: about 1.2 KiB more per held
+        // connection (heaptrack on relay-load) for ~17% fewer packets on bulk
+        // transfers, which a relay of small sealed entries rarely has.
+        .mtu_discovery_config(None)
         .max_idle_timeout(
             quinn::IdleTimeout::try_from(Duration::from_millis(idle_timeout_ms)).ok(),
         );
@@ -1133,7 +1138,17 @@ impl Out {
     }
 
     /// Sends a connection-level error, lets the client read it, and ends.
-    async fn fatal(self, code: ErrorCode, message: &str) -> Close {
+    /// Boxed: a connection's task is sized for its largest await, and this
+    /// one is awaited from many places of an otherwise idle loop.
+    fn fatal(
+        self,
+        code: ErrorCode,
+        message: &str,
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = Close> + Send + use<>>> {
+        Box::pin(self.fatal_inner(code, message.to_owned()))
+    }
+
+    async fn fatal_inner(self, code: ErrorCode, message: String) -> Close {
         debug!(code = code.name(), "closing connection after fatal error");
         let close = match code {
             ErrorCode::ShuttingDown => Close(close_code::SHUTDOWN, "shutting down"),
@@ -1145,7 +1160,7 @@ impl Out {
         let error = ServerMsg::Error {
             id: None,
             code,
-            message: message.to_owned(),
+            message,
         };
         let _ = tokio::time::timeout(linger, self.send(&error)).await;
         self.finish().await;
@@ -1304,7 +1319,10 @@ async fn serve(
                     token,
                     membership,
                 };
-                match authenticate(shared, conn, conn_id, auth, &challenge).await {
+                // Boxed, as the request handler below: the task of every idle
+                // connection is sized for its largest await, and these are the
+                // large ones (relay-load: 5.1 KB per connection otherwise).
+                match Box::pin(authenticate(shared, conn, conn_id, auth, &challenge)).await {
                     Ok((registered, membership_len, epoch)) => {
                         *ids = Some((account, device));
                         lock(&shared.last_seen).insert(account, now_ms());
@@ -1351,7 +1369,9 @@ async fn serve(
             }
             ClientMsg::Request { id, body } => {
                 let answer = match &session {
-                    Some(s) => handle_request(shared, s, &out, &lagged, conn_id, body).await,
+                    Some(s) => {
+                        Box::pin(handle_request(shared, s, &out, &lagged, conn_id, body)).await
+                    }
                     None => {
                         unauth_requests += 1;
                         if unauth_requests > limits.unauth_requests_max
@@ -1365,13 +1385,15 @@ async fn serve(
                                 .await);
                         }
                         match body {
-                            Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+                            Request::MailboxTake { slot } => {
+                                Box::pin(mailbox_take(shared, slot)).await
+                            }
                             // A joining device is no member yet: it leaves its
                             // (small, sealed) pairing request before any auth.
                             Request::MailboxPut { slot, blob, ttl_s }
                                 if blob.len() <= UNAUTH_MAILBOX_BLOB_BYTES_MAX =>
                             {
-                                mailbox_put(shared, limits, slot, blob, ttl_s, None).await
+                                Box::pin(mailbox_put(shared, limits, slot, blob, ttl_s, None)).await
                             }
                             Request::Ping => Ok(Response::Pong),
                             _ => {
@@ -2055,7 +2077,7 @@ async fn handle_request(
             });
             mailbox_put(shared, limits, slot, blob, ttl_s, owner).await
         }
-        Request::MailboxTake { slot } => mailbox_take(shared, slot).await,
+        Request::MailboxTake { slot } => Box::pin(mailbox_take(shared, slot)).await,
     }
 }
 
