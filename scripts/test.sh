@@ -29,7 +29,7 @@ scripts/test-bindings.sh
 
 # The packaging scripts cannot rot: all are syntax-checked, the Android one
 # builds its whole layout from the host's dev library (no NDK, no release
-# build: seconds once the bindings tests built it) and checks it, and the iOS
+# build: a dev build of kith-ffi, about a minute) and checks it, and the iOS
 # one must stop with a clear message where Xcode is missing.
 echo "== packaging scripts (android layout host-only, ios refusal, syntax)"
 for script in scripts/*.sh scripts/lib/*.sh; do bash -n "$script"; done

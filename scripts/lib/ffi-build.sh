@@ -60,9 +60,11 @@ ffi_link_args() {
         *-linux-gnu)
             cc="$(ffi_cc "$target")"
             probe="$(mktemp)"
-            if echo 'int kith_probe;' | "$cc" -shared -fPIC -x c - -Wl,-z,pack-relative-relocs \
-                -o "$probe" >/dev/null 2>&1 \
-                && readelf -d "$probe" 2>/dev/null | grep -q '(RELR'; then
+            # A relative relocation to pack (a pointer to a local), then look
+            # for the RELR table in the result.
+            if echo 'static int kith_probe; int *kith_probe_address = &kith_probe;' |
+                "$cc" -shared -fPIC -x c - -Wl,-z,pack-relative-relocs -o "$probe" >/dev/null 2>&1 &&
+                [[ "$(readelf -d "$probe" 2>/dev/null)" == *"(RELR)"* ]]; then
                 echo "-C link-arg=-Wl,-z,pack-relative-relocs"
             else
                 echo "note: $cc cannot write RELR relocations (binutils >= 2.38, glibc >= 2.36); the library is bigger" >&2
