@@ -16,6 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
+# shellcheck source=scripts/lib/ffi-build.sh
+. scripts/lib/ffi-build.sh
 
 profile=dev
 features=()
@@ -44,12 +46,13 @@ esac
 cargo build --quiet -p kith-ffi --lib ${features[@]+"${features[@]}"}
 metadata_lib="$CARGO_TARGET_DIR/debug/$lib_name"
 if [ "$profile" != dev ]; then
-    cargo build --quiet -p kith-ffi --lib --profile "$profile" ${features[@]+"${features[@]}"}
+    # The shipped build: release link arguments (scripts/lib/ffi-build.sh).
+    ffi_build "" "$profile" ${features[@]+"${features[@]}"}
 fi
 lib="$CARGO_TARGET_DIR/$profile_dir/$lib_name"
 
 out=bindings/generated
-rm -rf "$out/kotlin" "$out/swift" "$out/python" "$out/lib"
+rm -rf "${out:?}/kotlin" "${out:?}/swift" "${out:?}/python" "${out:?}/lib"
 mkdir -p "$out/lib"
 cp "$lib" "$out/lib/"
 for language in kotlin swift python; do
