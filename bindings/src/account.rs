@@ -205,22 +205,6 @@ impl std::fmt::Debug for PairingInvitation {
     }
 }
 
-#[cfg(test)]
-mod invitation_tests {
-    use super::PairingInvitation;
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let inv = PairingInvitation {
-            token: "kith1-SECRET-TOKEN-TEXT".into(),
-            expires_at_ms: 5,
-        };
-        let shown = format!("{inv:?}");
-        assert!(!shown.contains("SECRET"), "{shown}");
-        assert!(shown.contains("expires_at_ms: 5"), "{shown}");
-    }
-}
-
 fn now_ms() -> u64 {
     kith_net::now_ms()
 }
@@ -929,5 +913,21 @@ impl Kith {
             let relay = saved_relay(self.data_dir_path())?.map(|r| r.to_string());
             Ok(self.sync.status(relay))
         })
+    }
+}
+
+#[cfg(test)]
+mod invitation_tests {
+    use super::PairingInvitation;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let inv = PairingInvitation {
+            token: "kith1-SECRET-TOKEN-TEXT".into(),
+            expires_at_ms: 5,
+        };
+        let shown = format!("{inv:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("expires_at_ms: 5"), "{shown}");
     }
 }
