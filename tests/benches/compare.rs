@@ -140,8 +140,8 @@ fn cold_open(d: &Device, n: usize, figures: &mut Figures) {
                     "cold open child failed: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                let ms: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-                Duration::from_secs_f64(ms / 1e3)
+                let child_ms: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+                Duration::from_secs_f64(child_ms / 1e3)
             })
             .collect()
     });

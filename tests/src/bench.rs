@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use kith_core::sync::{RelayClientConfig, RelayEvent};
 use kith_core::{NewInteraction, ParticipantRef};
+use kith_protocol::RelayAddress;
 use kith_synth::{SynthNetwork, SynthParams, generate};
 use tokio::sync::{mpsc, watch};
 
@@ -76,7 +77,7 @@ pub fn status_kib(key: &str) -> u64 {
 /// its watcher; the time runs from before A's durable write to B's
 /// `Applied` event. Returns the sorted latencies.
 pub async fn propagation(
-    relay: &str,
+    relay: &RelayAddress,
     a: &Device,
     b: &Device,
     trials: usize,
@@ -88,7 +89,7 @@ pub async fn propagation(
         let (local_tx, mut local_rx) = mpsc::channel::<()>(64);
         let store = Arc::clone(&d.store);
         let id = d.id.clone();
-        let addr = relay.to_string();
+        let addr = relay.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             kith_net::relay_watch(
