@@ -1,7 +1,7 @@
 //! The Kith side of the side-by-side benchmark against automerge-repo
 //! (bench/compare/run.sh runs both; not run by CI). A bench binary:
 //!
-//! `compare --out DIR [--sizes 5000,50000] [--relay-load BIN] [--idle N]`
+//! `compare --out DIR [--sizes 5000,50000]`
 //!
 //! For each size it generates the synthetic network once (kith_synth,
 //! 2,000 contacts, seed 7), writes it to `DIR/network-N.json` (contacts,
@@ -20,11 +20,9 @@
 //!   (`relay_watch`), 100 trials: p50 / p99, including the sender's
 //!   durable write.
 //!
-//! With `--relay-load BIN` it also runs relay-load (the real `kith-relay`
-//! binary in a child process, N idle authenticated QUIC connections) and
-//! turns the relay's RSS delta per connection into connections per
-//! 100 MiB. The figures go to `DIR/kith.json`, the keys the node side
-//! uses too; progress goes to stderr.
+//! The figures go to `DIR/kith.json`, under the keys the node side uses
+//! too; progress goes to stderr. The idle-connection figure comes from
+//! relay-load (the real `kith-relay` binary), which run.sh runs and adds.
 
 #![allow(
     clippy::unwrap_used,
@@ -201,41 +199,6 @@ async fn bootstrap(relay: &TestRelay, a: &Device, n: usize, figures: &mut Figure
     b
 }
 
-/// relay-load with `idle` connections; the relay's RSS per connection.
-fn idle_connections(bin: &Path, idle: usize, figures: &mut Figures) {
-    let out = Command::new(bin)
-        .args([
-            "--connections",
-            &idle.to_string(),
-            "--active",
-            "2",
-            "--phase-s",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "relay-load failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // "relay RSS with N idle connections: X MiB total, Y KiB per connection above start"
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("relay RSS with"))
-        .unwrap_or_else(|| panic!("no RSS line in relay-load's output: {text}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let held: usize = words[3].parse().unwrap();
-    let total_mib: f64 = words[7].parse().unwrap();
-    let per_kib: f64 = words[10].parse().unwrap();
-    eprintln!("  [kith] idle: {line}");
-    figures.insert("idle_connections".into(), held.into());
-    figures.insert("idle_server_rss_mib".into(), total_mib.into());
-    figures.insert("idle_per_connection_kib".into(), per_kib.into());
-    figures.insert("idle_per_100mib".into(), (100.0 * 1024.0 / per_kib).into());
-}
-
 async fn run(out: &Path, sizes: &[usize], figures: &mut Figures) {
     for &n in sizes {
         let t = Instant::now();
@@ -299,10 +262,6 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(run(&out, &sizes, &mut figures));
-    if let Some(bin) = arg("--relay-load") {
-        let idle: usize = arg("--idle").map_or(2_000, |s| s.parse().unwrap());
-        idle_connections(Path::new(&bin), idle, &mut figures);
-    }
     std::fs::write(
         out.join("kith.json"),
         serde_json::to_string_pretty(&figures).unwrap(),
