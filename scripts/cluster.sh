@@ -15,68 +15,23 @@ cargo build --quiet -p kith-cli --bin kith -p kith-relay --bin kith-relay
 kith="$CARGO_TARGET_DIR/debug/kith"
 relay_bin="$CARGO_TARGET_DIR/debug/kith-relay"
 
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-if [ -z "$(pg_bin)" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-fi
-bin="${KITH_PG_BIN:-$(pg_bin)}"
-as_pg() { runuser -u postgres -- "$@"; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 tmp="$(mktemp -d)"
 chmod 0755 "$tmp"
 pids=()
+. scripts/lib-pg-cluster.sh
 cleanup() {
-    local p d
-    # The relay nodes, then each PostgreSQL server by its postmaster's pid
-    # (runuser does not pass the signal on): an immediate stop.
+    local p
+    # The relay nodes, then the PostgreSQL servers (an immediate stop).
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for d in primary s1 s2; do
-        if [ -f "$tmp/$d/postmaster.pid" ]; then
-            kill -QUIT "$(head -n 1 "$tmp/$d/postmaster.pid")" 2>/dev/null || true
-        fi
-    done
+    pg_stop pg
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# waits until `pg_isready` answers on port $1 (bounded, 30 s)
-wait_pg() {
-    for _ in $(seq 1 300); do
-        "$bin/pg_isready" -q -h 127.0.0.1 -p "$1" && return 0
-        sleep 0.1
-    done
-    echo "PostgreSQL on port $1 did not start" >&2
-    cat "$tmp"/*.log >&2 || true
-    exit 1
-}
-# starts postgres on data directory $1, port $2 (extra settings follow)
-start_pg() {
-    local dir="$1" port="$2"
-    shift 2
-    as_pg "$bin/postgres" -D "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
-        -c unix_socket_directories="$tmp/sock" "$@" >"$dir.log" 2>&1 &
-    pids+=($!)
-    wait_pg "$port"
-}
-
 echo "== PostgreSQL: a primary and two synchronous standbys"
-p0="$(free_port)"
-p1="$(free_port)"
-p2="$(free_port)"
-install -d -o postgres -m 0700 "$tmp/primary" "$tmp/s1" "$tmp/s2" "$tmp/sock"
-as_pg "$bin/initdb" -D "$tmp/primary" -A trust -U postgres >/dev/null
-start_pg "$tmp/primary" "$p0" -c "synchronous_standby_names=ANY 1 (s1, s2)"
-for s in 1 2; do
-    as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$p0" -U postgres -D "$tmp/s$s" -R -X stream
-    echo "primary_conninfo = 'host=127.0.0.1 port=$p0 user=postgres application_name=s$s'" |
-        as_pg tee -a "$tmp/s$s/postgresql.auto.conf" >/dev/null
-    port="p$s"
-    start_pg "$tmp/s$s" "${!port}"
-done
+pg_cluster_up pg
+bin="$pg_bin_dir"
 url="postgres://postgres@127.0.0.1:$p0/postgres"
 echo "primary :$p0, standbys :$p1 :$p2"
 

@@ -164,32 +164,53 @@ pub fn utc_text(ms: u64) -> String {
     )
 }
 
+/// The answer of `accounts`: a header, then one line per account
+/// (`last_seen` is known only to a running relay: `-` otherwise).
+pub fn accounts_text(
+    accounts: &[crate::store::admin::AccountInfo],
+    last_seen_ms: impl Fn(&AccountId) -> Option<u64>,
+) -> String {
+    let mut out = String::from("account devices revoked entries stored_bytes created last_seen\n");
+    for a in accounts {
+        let seen = last_seen_ms(&a.account).map_or_else(|| "-".to_owned(), utc_text);
+        out.push_str(&format!(
+            "{} {} {} {} {} {} {}\n",
+            a.account,
+            a.devices,
+            a.revoked_devices,
+            a.entries,
+            a.stored_bytes,
+            utc_text(a.created_ms),
+            seen
+        ));
+    }
+    out
+}
+
+/// The answer of `status`: versions, then `middle` (`key value` lines of
+/// the store or the running relay), then the store's totals.
+pub fn status_text(format_version: u64, middle: &str, stats: &crate::store::StoreStats) -> String {
+    format!(
+        "version {}\nstore_format {format_version}\nprotocols {}\n{middle}accounts {}\nentries {}\nstored_bytes {}\n",
+        env!("CARGO_PKG_VERSION"),
+        kith_protocol::PROTOCOL_VERSIONS
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        stats.accounts,
+        stats.entries,
+        stats.bytes
+    )
+}
+
 /// Runs a text command (not `backup`) and returns its answer.
 pub fn execute(ctx: &AdminContext, cmd: &AdminCommand) -> Result<String, AdminError> {
     match cmd {
         AdminCommand::TokenCreate => Ok(format!("{}\n", crate::create_token(ctx.store.as_ref())?)),
-        AdminCommand::Accounts => {
-            let mut out =
-                String::from("account devices revoked entries stored_bytes created last_seen\n");
-            for a in ctx.store.accounts()? {
-                let seen = ctx
-                    .live
-                    .as_ref()
-                    .and_then(|l| l.last_seen_ms(&a.account))
-                    .map_or_else(|| "-".to_owned(), utc_text);
-                out.push_str(&format!(
-                    "{} {} {} {} {} {} {}\n",
-                    a.account,
-                    a.devices,
-                    a.revoked_devices,
-                    a.entries,
-                    a.stored_bytes,
-                    utc_text(a.created_ms),
-                    seen
-                ));
-            }
-            Ok(out)
-        }
+        AdminCommand::Accounts => Ok(accounts_text(&ctx.store.accounts()?, |a| {
+            ctx.live.as_ref().and_then(|l| l.last_seen_ms(a))
+        })),
         AdminCommand::AccountDelete(account) => {
             let deleted = ctx
                 .store
@@ -206,29 +227,22 @@ pub fn execute(ctx: &AdminContext, cmd: &AdminCommand) -> Result<String, AdminEr
         }
         AdminCommand::Status => {
             let stats = crate::RelayStore::stats(ctx.store.as_ref())?;
-            let mut out = format!(
-                "version {}\nstore_format {}\nprotocols {}\nrunning {}\n",
-                env!("CARGO_PKG_VERSION"),
-                ctx.store.format_version()?,
-                kith_protocol::PROTOCOL_VERSIONS
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-                ctx.live.is_some(),
-            );
-            if let Some(l) = &ctx.live {
-                out.push_str(&format!(
+            let live = ctx.live.as_ref().map(|l| {
+                format!(
                     "uptime_s {}\nconnections {}\n",
                     l.uptime_ms() / 1000,
                     l.connections()
-                ));
-            }
-            out.push_str(&format!(
-                "accounts {}\nentries {}\nstored_bytes {}\n",
-                stats.accounts, stats.entries, stats.bytes
-            ));
-            Ok(out)
+                )
+            });
+            Ok(status_text(
+                ctx.store.format_version()?,
+                &format!(
+                    "running {}\n{}",
+                    ctx.live.is_some(),
+                    live.unwrap_or_default()
+                ),
+                &stats,
+            ))
         }
         AdminCommand::Backup => Err(AdminError::UnknownCommand(
             "backup is not a text command".into(),

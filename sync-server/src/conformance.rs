@@ -67,6 +67,7 @@ macro_rules! relay_store_conformance {
             a_fork_is_refused_and_changes_nothing,
             a_gap_is_refused_and_changes_nothing,
             pulls_page_after_cursors_in_device_then_seq_order,
+            device_entries_serve_one_devices_range,
             a_snapshot_prunes_only_once_another_device_opened_it,
             a_pending_snapshot_keeps_the_confirmed_one_readable,
             the_safety_window_confirms_pending_snapshots,
@@ -569,6 +570,39 @@ pub fn a_gap_is_refused_and_changes_nothing(s: &dyn RelayStore) {
     assert_eq!(head_of(s, &d), 1);
     assert_eq!(pull_all(s, &d.account, &[]), d.entries(1, 1));
     assert_eq!(s.stats().unwrap().entries, 1);
+}
+
+/// What a node fans out for another node's commit: exactly `device`'s
+/// entries `from..=to`, bounded, never another device's or a later one.
+pub fn device_entries_serve_one_devices_range(s: &dyn RelayStore) {
+    let (a, d1) = registered(s, 41, 42);
+    let d2 = a.device(43);
+    ok(s, d2.register_op());
+    ok(s, d1.push_op(d1.entries(1, 6)));
+    ok(s, d2.push_op(d2.entries(1, 3)));
+    let get = |from, to, n, bytes| {
+        s.device_entries(&a.id(), &d1.id(), from, to, n, bytes)
+            .unwrap()
+    };
+    assert_eq!(get(2, 4, 100, usize::MAX), d1.entries(2, 4));
+    assert_eq!(get(1, 6, 100, usize::MAX), d1.entries(1, 6));
+    // Bounded by count; by bytes, but never empty.
+    assert_eq!(get(1, 6, 2, usize::MAX), d1.entries(1, 2));
+    assert_eq!(get(3, 6, 100, 1), d1.entries(3, 3));
+    // Past the head: what there is; another device's range is its own.
+    assert_eq!(get(5, 9, 100, usize::MAX), d1.entries(5, 6));
+    assert_eq!(
+        s.device_entries(&a.id(), &d2.id(), 1, 3, 100, usize::MAX)
+            .unwrap(),
+        d2.entries(1, 3)
+    );
+    // An unknown device has nothing.
+    let stranger = a.device(44);
+    assert!(
+        s.device_entries(&a.id(), &stranger.id(), 1, 3, 100, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Pull returns the entries after each device's cursor, ordered by device
@@ -1459,6 +1493,12 @@ pub fn a_damaged_entry_is_served_as_a_placeholder_and_repaired_by_the_original(
     assert!(
         placeholder.verify().is_err(),
         "a damaged entry must not verify"
+    );
+    // The fan-out read serves the same placeholder.
+    assert_eq!(
+        s.device_entries(&d.account, &d.id(), 1, 3, 100, usize::MAX)
+            .unwrap(),
+        got
     );
     assert!(matches!(
         one(s, d.push_op(vec![d.entry(2, "other")])),

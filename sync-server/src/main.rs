@@ -39,7 +39,9 @@ struct Cli {
     data_dir: Option<PathBuf>,
     /// Where the relay keeps its data: `redb` (the default: relay.redb in the data directory) or
     /// a `postgres://user@host:port/db` URL. Repeat it (or separate with commas) for several
-    /// PostgreSQL shards; their order is part of the layout. See docs/RELAY.md, "Scaling out".
+    /// PostgreSQL shards; their order is part of the layout. A multi-host URL
+    /// (`postgres://h1:5432,h2:5432/db?target_session_attrs=read-write`) stays one shard.
+    /// See docs/RELAY.md, "Scaling out".
     #[arg(
         long = "store",
         env = "KITH_RELAY_STORE",
@@ -301,7 +303,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
     let store_args = if cli.store.is_empty() {
         file.store.clone().unwrap_or_default()
     } else {
-        cli.store.clone()
+        rejoin_multi_host(&cli.store)
     };
     let store = match store_args.as_slice() {
         [] => StoreChoice::Redb,
@@ -338,6 +340,25 @@ fn settings(cli: &Cli) -> Result<Settings> {
             clock: kith_relay::Clock::system(),
         },
     })
+}
+
+/// Undoes the comma split of `--store`/`KITH_RELAY_STORE` inside a libpq
+/// multi-host URL (`postgres://h1:5432,h2:5432/db`): a piece that starts no
+/// store (`redb`, `postgres://`, `postgresql://`) continues the previous one.
+fn rejoin_multi_host(parts: &[String]) -> Vec<String> {
+    let starts_store =
+        |p: &str| p == "redb" || p.starts_with("postgres://") || p.starts_with("postgresql://");
+    let mut out: Vec<String> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match out.last_mut() {
+            Some(prev) if !starts_store(p) && prev != "redb" => {
+                prev.push(',');
+                prev.push_str(p);
+            }
+            _ => out.push(p.clone()),
+        }
+    }
+    out
 }
 
 /// The identity key: `--key-file`, or relay.key in the data directory.
@@ -438,6 +459,21 @@ fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
                 let store = open_postgres(urls)?;
                 let token = kith_relay::create_token(store.as_ref()).context("token create")?;
                 out(&token)
+            }
+            // When a device was last seen is known only to the node it
+            // reached: `-` here, as with a stopped redb relay.
+            AdminCommand::Accounts => {
+                let store = open_postgres(urls)?;
+                let list = store.accounts().context("accounts")?;
+                print_text(&admin::accounts_text(&list, |_| None))
+            }
+            AdminCommand::Status => {
+                let store = open_postgres(urls)?;
+                let stats = kith_relay::RelayStore::stats(store.as_ref()).context("status")?;
+                // Nodes are not known to the database: their uptime and
+                // connections are on each node's /metrics.
+                let middle = format!("store postgresql\nshards {}\n", store.shard_count());
+                print_text(&admin::status_text(store.format_version(), &middle, &stats))
             }
             other => bail!(
                 "`{}` is not available with a PostgreSQL store yet: query the database \
@@ -732,5 +768,44 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejoin_multi_host;
+
+    fn v(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_multi_host_url_stays_one_shard_and_shards_stay_apart() {
+        // What clap's comma split makes of one multi-host URL ...
+        assert_eq!(
+            rejoin_multi_host(&v(&[
+                "postgres://u@h1:5432",
+                "h2:5433",
+                "h3:5434/kith?target_session_attrs=read-write"
+            ])),
+            v(&["postgres://u@h1:5432,h2:5433,h3:5434/kith?target_session_attrs=read-write"])
+        );
+        // ... and of two shards, one of them multi-host.
+        assert_eq!(
+            rejoin_multi_host(&v(&[
+                "postgres://a/s0",
+                "postgresql://b1",
+                "b2/s1",
+                "postgres://c/s2"
+            ])),
+            v(&[
+                "postgres://a/s0",
+                "postgresql://b1,b2/s1",
+                "postgres://c/s2"
+            ])
+        );
+        // Nothing continues `redb`, and a stray first piece stays (refused later).
+        assert_eq!(rejoin_multi_host(&v(&["redb", "x"])), v(&["redb", "x"]));
+        assert_eq!(rejoin_multi_host(&v(&["x", "y"])), v(&["x,y"]));
     }
 }

@@ -573,31 +573,16 @@ impl Shared {
                     .saturating_sub(PULL_FRAMING_BYTES);
                 let read = self
                     .read(move |s| {
-                        // Only `device`'s entries after `from - 1`: every other
-                        // device's cursor at its head.
-                        let heads = s.heads(&account)?;
-                        let cursors: Vec<_> = heads
-                            .heads
-                            .into_iter()
-                            .map(|c| {
-                                if c.device == device {
-                                    kith_protocol::Cursor {
-                                        device,
-                                        seq: from.saturating_sub(1),
-                                    }
-                                } else {
-                                    c
-                                }
-                            })
-                            .collect();
-                        s.pull(&account, &cursors, entries_max, bytes_max)
+                        s.device_entries(&account, &device, from, to, entries_max, bytes_max)
                     })
                     .await;
                 match read {
-                    Ok(page) => {
-                        let complete =
-                            !page.more && page.entries.last().is_some_and(|e| e.seq >= to);
-                        self.fan_out(&account, &device, page.entries);
+                    Ok(entries) => {
+                        // Only what this event announced (a late read would
+                        // otherwise resend later pushes, which their own
+                        // events fan out: doubled deliveries under load).
+                        let complete = entries.last().is_some_and(|e| e.seq >= to);
+                        self.fan_out(&account, &device, entries);
                         if !complete {
                             self.lag_account(&account);
                         }

@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod cluster;
 mod contacts;
 mod demo;
 mod docs_shapes;

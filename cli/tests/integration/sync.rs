@@ -221,17 +221,40 @@ impl Drop for Background {
 }
 
 impl Background {
-    fn start(k: &Kith, args: &[&str]) -> Background {
+    pub(crate) fn start(k: &Kith, args: &[&str]) -> Background {
+        Self::start_with_stderr(k, args, Stdio::null())
+    }
+
+    /// Like [`Background::start`], its stderr going to `stderr` (a file the
+    /// test reads after the command ended).
+    pub(crate) fn start_with_stderr(k: &Kith, args: &[&str], stderr: Stdio) -> Background {
         let mut c = k.command();
         c.arg("--data")
             .arg(k.data())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         let mut child = c.spawn().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         Background { child, stdout }
+    }
+
+    /// Waits (bounded) for the command to exit on its own.
+    pub(crate) fn exited_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn write_line(&mut self, text: &str) {
@@ -241,7 +264,7 @@ impl Background {
         stdin.flush().unwrap();
     }
 
-    fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
         line
@@ -263,7 +286,7 @@ fn summaries(k: &Kith) -> Vec<String> {
 }
 
 #[track_caller]
-fn eventually_has(k: &Kith, summary: &str) {
+pub(crate) fn eventually_has(k: &Kith, summary: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if summaries(k).iter().any(|s| s == summary) {

@@ -509,6 +509,48 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     /// Per-device heads and floors of `account`.
     fn heads(&self, account: &AccountId) -> Result<Heads, StoreError>;
 
+    /// `device`'s entries `from..=to` of `account` in order, at most
+    /// `entries_max` and about `bytes_max` (at least one): what a node fans
+    /// out for another node's commit. Fewer than asked when some were pruned
+    /// or the page is full (the caller then tells subscribers to pull).
+    /// Damaged entries come as placeholders, as in [`RelayStore::pull`].
+    /// The default reads the heads, then pulls; a networked store answers in
+    /// one round trip.
+    fn device_entries(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        from: u64,
+        to: u64,
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        // Every other device's cursor at its head: only `device`'s entries.
+        let cursors: Vec<Cursor> = self
+            .heads(account)?
+            .heads
+            .into_iter()
+            .map(|c| {
+                if c.device == *device {
+                    Cursor {
+                        device: *device,
+                        seq: from.saturating_sub(1),
+                    }
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let page = self.pull(account, &cursors, entries_max, bytes_max)?;
+        // A later push (of this device or, past the heads read, of others)
+        // may be in the page: only what was asked.
+        Ok(page
+            .entries
+            .into_iter()
+            .filter(|e| e.device == *device && e.seq >= from && e.seq <= to)
+            .collect())
+    }
+
     /// The stored snapshots of `account` (envelopes and sizes only).
     fn snapshots(&self, account: &AccountId) -> Result<Snapshots, StoreError>;
 

@@ -62,6 +62,7 @@ use std::time::Duration;
 use kith_protocol::{
     AccountId, Change, Cursor, DeviceId, Membership, MembershipOp, SealedEntry, SealedSnapshot,
 };
+use postgres::types::Type;
 use postgres::{Client, NoTls, Row, Transaction};
 
 use super::{
@@ -441,6 +442,44 @@ impl PgStore {
         PG_SCHEMA_VERSION
     }
 
+    /// Every registered account of every shard, ordered by id (`kith-relay
+    /// accounts`; the same rows as [`super::RedbStore::accounts`]).
+    pub fn accounts(&self) -> Result<Vec<super::admin::AccountInfo>, StoreError> {
+        const OP: &str = "list accounts";
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            shard.read(OP, |c| {
+                let rows = c
+                    .query_typed(
+                        "SELECT a.account, a.created_ms, a.bytes, a.entries, m.state
+                         FROM accounts a LEFT JOIN membership_state m ON m.account = a.account",
+                        &[],
+                    )
+                    .map_err(be(OP))?;
+                for r in rows {
+                    let state: Option<&[u8]> = col(&r, 4, OP)?;
+                    let state: Option<Membership> = state
+                        .map(|b| postcard::from_bytes(b).map_err(|e| corrupt(OP, e)))
+                        .transpose()?;
+                    let (members, revoked) = state.map_or((0, 0), |m| {
+                        (m.members().count() as u64, m.revoked().count() as u64)
+                    });
+                    out.push(super::admin::AccountInfo {
+                        account: AccountId(key32(col(&r, 0, OP)?, OP)?),
+                        created_ms: u(col(&r, 1, OP)?),
+                        devices: members + revoked,
+                        revoked_devices: revoked,
+                        entries: u(col(&r, 3, OP)?),
+                        stored_bytes: u(col(&r, 2, OP)?),
+                    });
+                }
+                Ok(())
+            })?;
+        }
+        out.sort_by_key(|a| a.account.0);
+        Ok(out)
+    }
+
     /// A new connection to shard `n` (for `store::migrate`).
     pub(super) fn connect_shard(&self, n: usize) -> Result<Client, postgres::Error> {
         match self.shards.get(n) {
@@ -533,10 +572,10 @@ impl PgStore {
             let accounts: BTreeSet<i64> = ops.iter().filter_map(op_account).map(lock_key).collect();
             if !accounts.is_empty() {
                 let keys: Vec<i64> = accounts.into_iter().collect();
-                tx.execute(
+                tx.execute_typed(
                     "SELECT pg_advisory_xact_lock(k)
                      FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS sorted",
-                    &[&keys],
+                    &[(&keys, Type::INT8_ARRAY)],
                 )
                 .map_err(be("lock accounts"))?;
             }
@@ -1038,6 +1077,15 @@ fn check_member(
     epochs: impl IntoIterator<Item = u64>,
 ) -> Result<(), StoreError> {
     let state = load_state(tx, account)?.ok_or(StoreError::UnknownAccount)?;
+    member_of(&state, device, epochs)
+}
+
+/// [`check_member`] on a loaded membership state.
+fn member_of(
+    state: &Membership,
+    device: &DeviceId,
+    epochs: impl IntoIterator<Item = u64>,
+) -> Result<(), StoreError> {
     if state.revoked_at(device).is_some() {
         return Err(StoreError::Revoked);
     }
@@ -1233,10 +1281,32 @@ fn push(
     quota_bytes: u64,
 ) -> Result<WriteOutcome, StoreError> {
     const OP: &str = "push";
-    check_member(tx, &account, &device, entries.iter().map(|e| e.epoch))?;
-    let (_, bytes, count) = account_row(tx, &account, OP)?;
-    let (stored_head, floor) = head_row(tx, &account, &device, OP)?;
     let (acct, dev) = (account.0.as_slice(), device.0.as_slice());
+    // The hot path: membership, account totals and the device's head in ONE
+    // round trip (typed, so no prepare/close round trips either).
+    let row = tx
+        .query_typed_opt(
+            "SELECT m.state, a.bytes, a.entries, h.head, h.floor
+             FROM accounts a
+             LEFT JOIN membership_state m ON m.account = a.account
+             LEFT JOIN heads h ON h.account = a.account AND h.device = $2
+             WHERE a.account = $1",
+            &[(&acct, Type::BYTEA), (&dev, Type::BYTEA)],
+        )
+        .map_err(be(OP))?
+        .ok_or(StoreError::UnknownAccount)?;
+    let state: Option<&[u8]> = col(&row, 0, OP)?;
+    let state: Membership = postcard::from_bytes(state.ok_or(StoreError::UnknownAccount)?)
+        .map_err(|e| corrupt(OP, e))?;
+    member_of(&state, &device, entries.iter().map(|e| e.epoch))?;
+    let (bytes, count) = (u(col(&row, 1, OP)?), u(col(&row, 2, OP)?));
+    let (stored_head, floor) = match (
+        col::<Option<i64>>(&row, 3, OP)?,
+        col::<Option<i64>>(&row, 4, OP)?,
+    ) {
+        (Some(h), Some(f)) => (u(h), u(f)),
+        _ => (0, 0),
+    };
 
     // Validate everything before writing anything.
     let mut head = stored_head;
@@ -1295,20 +1365,6 @@ fn push(
             limit_bytes: quota_bytes,
         });
     }
-    if !fresh.is_empty() {
-        let seqs: Vec<i64> = fresh.iter().map(|(e, _)| i(e.seq)).collect();
-        let sums: Vec<Vec<u8>> = fresh
-            .iter()
-            .map(|(_, enc)| entry_sum(enc).to_vec())
-            .collect();
-        let bodies: Vec<&[u8]> = fresh.iter().map(|(_, enc)| enc.as_slice()).collect();
-        tx.execute(
-            "INSERT INTO entries SELECT $1, $2, s, b, h
-             FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(s, b, h)",
-            &[&acct, &dev, &seqs, &bodies, &sums],
-        )
-        .map_err(be(OP))?;
-    }
     let mut bytes = bytes;
     for (seq, enc, old_len) in &repairs {
         tracing::warn!(
@@ -1325,19 +1381,37 @@ fn push(
             .saturating_add(enc.len() as u64);
     }
     if !fresh.is_empty() {
-        tx.execute(
-            "INSERT INTO heads VALUES ($1, $2, $3, $4)
-             ON CONFLICT (account, device) DO UPDATE SET head = EXCLUDED.head",
-            &[&acct, &dev, &i(head), &i(floor)],
+        // The entries, the head and the totals in ONE round trip.
+        let seqs: Vec<i64> = fresh.iter().map(|(e, _)| i(e.seq)).collect();
+        let sums: Vec<Vec<u8>> = fresh
+            .iter()
+            .map(|(_, enc)| entry_sum(enc).to_vec())
+            .collect();
+        let bodies: Vec<&[u8]> = fresh.iter().map(|(_, enc)| enc.as_slice()).collect();
+        let (head, floor) = (i(head), i(floor));
+        let total_bytes = i(bytes + add_bytes);
+        let total_entries = i(count + fresh.len() as u64);
+        tx.execute_typed(
+            "WITH e AS (
+               INSERT INTO entries SELECT $1, $2, s, b, h
+               FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(s, b, h)),
+             hd AS (
+               INSERT INTO heads VALUES ($1, $2, $6, $7)
+               ON CONFLICT (account, device) DO UPDATE SET head = EXCLUDED.head)
+             UPDATE accounts SET bytes = $8, entries = $9 WHERE account = $1",
+            &[
+                (&acct, Type::BYTEA),
+                (&dev, Type::BYTEA),
+                (&seqs, Type::INT8_ARRAY),
+                (&bodies, Type::BYTEA_ARRAY),
+                (&sums, Type::BYTEA_ARRAY),
+                (&head, Type::INT8),
+                (&floor, Type::INT8),
+                (&total_bytes, Type::INT8),
+                (&total_entries, Type::INT8),
+            ],
         )
         .map_err(be(OP))?;
-        set_account_totals(
-            tx,
-            &account,
-            bytes + add_bytes,
-            count + fresh.len() as u64,
-            OP,
-        )?;
     } else if !repairs.is_empty() {
         set_account_totals(tx, &account, bytes, count, OP)?;
     }
@@ -1899,6 +1973,34 @@ fn snapshot_tx<'a>(c: &'a mut Client, op: &'static str) -> Result<Transaction<'a
         .map_err(be(op))
 }
 
+/// A stored entry as served: decoded, or a placeholder when its bytes do
+/// not match their checksum or do not decode to this position.
+fn served_entry(
+    account: &AccountId,
+    dev: DeviceId,
+    seq: u64,
+    body: &[u8],
+    sum: Option<&[u8]>,
+) -> SealedEntry {
+    let intact = sum.is_none_or(|s| s == entry_sum(body).as_slice());
+    let decoded = if intact {
+        postcard::from_bytes::<SealedEntry>(body).ok()
+    } else {
+        None
+    };
+    match decoded {
+        Some(e) if e.account == *account && e.device == dev && e.seq == seq => e,
+        _ => {
+            tracing::error!(
+                device = %dev,
+                seq,
+                "stored entry is damaged (checksum or decoding); serving a placeholder"
+            );
+            damaged_placeholder(*account, dev, seq)
+        }
+    }
+}
+
 /// What a pull serves in place of a damaged stored entry (see redb_store).
 fn damaged_placeholder(account: AccountId, device: DeviceId, seq: u64) -> SealedEntry {
     SealedEntry {
@@ -2154,9 +2256,9 @@ impl RelayStore for PgStore {
             let mut tx = snapshot_tx(c, OP)?;
             let mut devices = Vec::new();
             for r in tx
-                .query(
+                .query_typed(
                     "SELECT device, head, floor FROM heads WHERE account = $1 ORDER BY device",
-                    &[&acct],
+                    &[(&acct, Type::BYTEA)],
                 )
                 .map_err(be(OP))?
             {
@@ -2177,11 +2279,17 @@ impl RelayStore for PgStore {
                 // At most one row more than the page can take.
                 let rows_max = i64::try_from(limit - out.len() + 1).unwrap_or(i64::MAX);
                 let rows = tx
-                    .query(
+                    .query_typed(
                         "SELECT seq, body, sum FROM entries
                          WHERE account = $1 AND device = $2 AND seq > $3 AND seq <= $4
                          ORDER BY seq LIMIT $5",
-                        &[&acct, &dev.0.as_slice(), &i(from), &i(head), &rows_max],
+                        &[
+                            (&acct, Type::BYTEA),
+                            (&dev.0.as_slice(), Type::BYTEA),
+                            (&i(from), Type::INT8),
+                            (&i(head), Type::INT8),
+                            (&rows_max, Type::INT8),
+                        ],
                     )
                     .map_err(be(OP))?;
                 for r in rows {
@@ -2194,26 +2302,7 @@ impl RelayStore for PgStore {
                     }
                     size += body.len();
                     let seq = u(col(&r, 0, OP)?);
-                    let sum: Option<&[u8]> = col(&r, 2, OP)?;
-                    let intact = sum.is_none_or(|s| s == entry_sum(body).as_slice());
-                    let decoded = if intact {
-                        postcard::from_bytes::<SealedEntry>(body).ok()
-                    } else {
-                        None
-                    };
-                    match decoded {
-                        Some(e) if e.account == *account && e.device == dev && e.seq == seq => {
-                            out.push(e);
-                        }
-                        _ => {
-                            tracing::error!(
-                                device = %dev,
-                                seq,
-                                "stored entry is damaged (checksum or decoding); serving a placeholder"
-                            );
-                            out.push(damaged_placeholder(*account, dev, seq));
-                        }
-                    }
+                    out.push(served_entry(account, dev, seq, body, col(&r, 2, OP)?));
                 }
             }
             Ok(PullPage {
@@ -2223,14 +2312,58 @@ impl RelayStore for PgStore {
         })
     }
 
+    fn device_entries(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        from: u64,
+        to: u64,
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        const OP: &str = "device entries";
+        let rows_max = i64::try_from(entries_max.max(1)).unwrap_or(i64::MAX);
+        let (from, to) = (i(from), i(to));
+        // One typed statement, one round trip: the fan-out of every commit
+        // of another node costs this read on each node with a subscriber.
+        self.shard(&account.0).read(OP, |c| {
+            let rows = c
+                .query_typed(
+                    "SELECT seq, body, sum FROM entries
+                     WHERE account = $1 AND device = $2 AND seq >= $3 AND seq <= $4
+                     ORDER BY seq LIMIT $5",
+                    &[
+                        (&account.0.as_slice(), Type::BYTEA),
+                        (&device.0.as_slice(), Type::BYTEA),
+                        (&from, Type::INT8),
+                        (&to, Type::INT8),
+                        (&rows_max, Type::INT8),
+                    ],
+                )
+                .map_err(be(OP))?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut size = 0usize;
+            for r in rows {
+                let body: &[u8] = col(&r, 1, OP)?;
+                if !out.is_empty() && size + body.len() > bytes_max {
+                    break;
+                }
+                size += body.len();
+                let seq = u(col(&r, 0, OP)?);
+                out.push(served_entry(account, *device, seq, body, col(&r, 2, OP)?));
+            }
+            Ok(out)
+        })
+    }
+
     fn heads(&self, account: &AccountId) -> Result<Heads, StoreError> {
         const OP: &str = "heads";
         self.shard(&account.0).read(OP, |c| {
             let mut h = Heads::default();
             for r in c
-                .query(
+                .query_typed(
                     "SELECT device, head, floor FROM heads WHERE account = $1 ORDER BY device",
-                    &[&account.0.as_slice()],
+                    &[(&account.0.as_slice(), Type::BYTEA)],
                 )
                 .map_err(be(OP))?
             {
@@ -2470,7 +2603,7 @@ impl RelayStore for PgStore {
         // with the database's clock, unless that would pass the limit.
         Some(self.shard(&account.0).read(OP, |c| {
             let counted = c
-                .query_opt(
+                .query_typed_opt(
                     "INSERT INTO rate_windows AS w
                      SELECT $1::bytea, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
                             $2::bigint
@@ -2483,7 +2616,12 @@ impl RelayStore for PgStore {
                      WHERE (EXCLUDED.start_ms - w.start_ms >= $4)
                         OR w.entries + $2 <= $3
                      RETURNING start_ms",
-                    &[&acct, &n, &limit, &window],
+                    &[
+                        (&acct, Type::BYTEA),
+                        (&n, Type::INT8),
+                        (&limit, Type::INT8),
+                        (&window, Type::INT8),
+                    ],
                 )
                 .map_err(be(OP))?;
             if counted.is_some() {

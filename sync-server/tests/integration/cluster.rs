@@ -111,6 +111,35 @@ fn a_push_on_one_node_reaches_a_subscriber_on_the_other() {
 }
 
 #[test]
+fn a_subscriber_on_another_node_gets_each_entry_once_in_order() {
+    // Pushes back to back: the other node's reads for one notification come
+    // after later commits, and must not send those entries a second time.
+    let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        const N: u64 = 200;
+        for seq in 1..=N {
+            assert_eq!(c1.push(d1.entries(seq, seq)).await.unwrap(), seq);
+        }
+        let mut got = Vec::new();
+        while got.last() != Some(&N) {
+            match next_entries_event(&mut c2).await {
+                Event::Entries { entries } => got.extend(entries.iter().map(|e| e.seq)),
+                other => panic!("{other:?} after {} entries", got.len()),
+            }
+        }
+        assert_eq!(got, (1..=N).collect::<Vec<_>>());
+    });
+}
+
+#[test]
 fn a_revocation_through_one_node_closes_the_device_on_the_other_within_a_second() {
     let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
     block_on(async {
@@ -220,6 +249,85 @@ fn a_token_created_while_the_nodes_run_registers_through_any_node() {
             ErrorCode::BadToken
         );
     });
+}
+
+/// `kith-relay --store URL ARGS` (the real binary); (success, stdout, stderr).
+fn relay_admin(url: &str, args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kith-relay"))
+        .arg("--store")
+        .arg(url)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_accounts_and_status_read_the_database_while_the_nodes_run() {
+    let (node_a, node_b, db) = two_nodes(RelayConfig::default());
+    let acct = Account::new();
+    let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+    block_on(async {
+        let mut c1 = connect(&node_a, &d1).await;
+        assert_eq!(c1.push(d1.entries(1, 3)).await.unwrap(), 3);
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(c2.push(d2.entries(1, 2)).await.unwrap(), 2);
+        let rev = d1.revoke_op(d2.id());
+        match c1
+            .request(Request::AppendMembership {
+                ops: vec![rev.clone()],
+            })
+            .await
+            .unwrap()
+        {
+            Response::MembershipAppended { .. } => {}
+            other => panic!("{other:?}"),
+        }
+        acct.record(rev);
+    });
+    let stats = node_a.store.stats().unwrap();
+    let (ok, text, err) = relay_admin(&db.url, &["accounts"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "account devices revoked entries stored_bytes created last_seen"
+    );
+    assert_eq!(lines.len(), 2, "{text}");
+    let fields: Vec<&str> = lines[1].split(' ').collect();
+    assert_eq!(fields[0], acct.id().to_string());
+    // Two devices, one revoked; 5 entries and every stored byte.
+    assert_eq!(&fields[1..4], ["2", "1", "5"], "{text}");
+    assert_eq!(fields[4], stats.bytes.to_string());
+    assert!(fields[5].ends_with('Z') && fields[6] == "-", "{text}");
+
+    let (ok, text, err) = relay_admin(&db.url, &["status"]);
+    assert!(ok, "{err}");
+    for want in [
+        format!(
+            "store_format {}",
+            kith_relay::store::pg_store::PG_SCHEMA_VERSION
+        ),
+        "store postgresql".into(),
+        "shards 1".into(),
+        "accounts 1".into(),
+        "entries 5".into(),
+        format!("stored_bytes {}", stats.bytes),
+    ] {
+        assert!(text.lines().any(|l| l == want), "no '{want}' in:\n{text}");
+    }
+    // A wrong URL is a clear error naming the shard, not a panic.
+    let (ok, _, err) = relay_admin("postgres://postgres@127.0.0.1:1/none", &["status"]);
+    assert!(!ok);
+    assert!(err.contains("shard 0"), "{err}");
 }
 
 #[test]
