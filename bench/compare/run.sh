@@ -5,8 +5,8 @@
 # relay's binaries, into CARGO_TARGET_DIR if set), installs the pinned
 # automerge-repo packages (bench/compare/automerge, npm ci), then:
 #   1. the Kith bench generates the synthetic network once per size, writes
-#      it as JSON into a scratch directory and measures Kith on it (and
-#      runs relay-load for the idle-connection figure);
+#      it as JSON into a scratch directory and measures Kith on it; then
+#      relay-load gives the relay's idle-connection figure;
 #   2. the node script loads the same JSON into automerge-repo and measures
 #      the same workloads against its sync server on 127.0.0.1;
 #   3. prints one table: figure | Kith | automerge-repo | ratio.
@@ -40,8 +40,25 @@ trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== Kith ==" >&2
-(cd "$root" && cargo bench -p kith-e2e --bench compare -- \
-  --out "$work" --sizes "$sizes" --relay-load "$target/release/relay-load" --idle "$idle")
+(cd "$root" && cargo bench -p kith-e2e --bench compare -- --out "$work" --sizes "$sizes")
+# Idle connections: relay-load spawns the kith-relay binary and holds $idle
+# authenticated QUIC connections; its line
+# "relay RSS with N idle connections: X MiB total, Y KiB per connection above start"
+# goes into kith.json next to the bench's figures.
+"$target/release/relay-load" --connections "$idle" --active 2 --phase-s 1 > "$work/relay-load.txt"
+line=$(grep '^relay RSS with' "$work/relay-load.txt")
+echo "  [kith] idle: $line" >&2
+node -e '
+  const fs = require("fs")
+  const [file, line] = process.argv.slice(1)
+  const w = line.split(/\s+/)
+  const k = JSON.parse(fs.readFileSync(file, "utf8"))
+  k.idle_connections = Number(w[3])
+  k.idle_server_rss_mib = Number(w[6])
+  k.idle_per_connection_kib = Number(w[9])
+  k.idle_per_100mib = (100 * 1024) / k.idle_per_connection_kib
+  fs.writeFileSync(file, JSON.stringify(k, null, 2))
+' "$work/kith.json" "$line"
 echo "== automerge-repo ==" >&2
 node "$here/automerge/bench.mjs" run --data "$work" --out "$work/am.json" --sizes "$sizes" \
   --idle "$idle" --bootstrap-timeout-s "$bootstrap_timeout_s" --strings "$am_strings"

@@ -439,7 +439,12 @@ function table(kithFile, amFile) {
 }
 
 const [mode, ...rest] = process.argv.slice(2)
-if (mode === "run") await run(rest)
+// `run` exits explicitly: the client adapters' retry and readiness timers
+// keep node's event loop alive after every repo shut down.
+if (mode === "run") {
+  await run(rest)
+  process.exit(0)
+}
 else if (mode === "cold") await cold(rest[0], rest[1])
 else if (mode === "table") table(rest[0], rest[1])
 else {
