@@ -11,6 +11,10 @@
 # lib/ ships the kotlin stdlib and kotlinx-coroutines jars).
 # KITH_FFI_PROFILE=release-ffi runs the same tests against the optimised
 # library (the binding cost figures the harnesses print come from that run).
+# `--bench` runs only the FFI call-overhead loop instead of the tests: Kotlin
+# `getContact` (a suspend call since every store call is async) and the same
+# call from Rust (`cargo bench --bench log_interaction`), in ns/call; nothing
+# is asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
@@ -48,6 +52,9 @@ install_missing() {
     fi
 }
 
+bench=0
+if [ "${1:-}" = --bench ]; then bench=1; fi
+
 install_missing
 
 profile="${KITH_FFI_PROFILE:-dev}"
@@ -60,17 +67,19 @@ echo "== building kith-relay for the sync tests"
 cargo build --quiet -p kith-relay --bin kith-relay
 export KITH_RELAY_BIN="$CARGO_TARGET_DIR/debug/kith-relay"
 
-echo "== python binding tests"
-python3 -m pytest -q bindings/tests/python
+if [ "$bench" = 0 ]; then
+    echo "== python binding tests"
+    python3 -m pytest -q bindings/tests/python
+fi
 
-echo "== kotlin binding tests"
+echo "== kotlin: compiling the bindings, KithFlows.kt and the tests"
 jvm_out=bindings/generated/jvm
 mkdir -p "$jvm_out"
 classpath="$jna_jar:$kotlin_home/lib/kotlinx-coroutines-core-jvm.jar"
 # One compiler run for the generated bindings, the test program and the
 # example: kotlinc's start-up dominates, so compiling once saves a minute.
 "$kotlin_home/bin/kotlinc" -nowarn -cp "$classpath" \
-    bindings/generated/kotlin/dev/kith/kith_ffi.kt \
+    bindings/generated/kotlin/dev/kith/*.kt \
     bindings/tests/kotlin/*.kt \
     examples/kotlin/AfterTheMeeting.kt \
     -d "$jvm_out/kith-tests.jar"
@@ -78,6 +87,14 @@ run_jvm() {
     java -Djna.library.path="$PWD/bindings/generated/lib" \
         -cp "$jvm_out/kith-tests.jar:$classpath:$kotlin_home/lib/kotlin-stdlib.jar" "$@"
 }
+if [ "$bench" = 1 ]; then
+    echo "== FFI call overhead (profile $profile)"
+    run_jvm dev.kith.tests.BenchKt
+    cargo bench --quiet -p kith-ffi --bench log_interaction --profile "$profile" \
+        -- --get-contact-only
+    exit 0
+fi
+echo "== kotlin binding tests"
 run_jvm dev.kith.tests.KithTestKt
 echo "== kotlin example: after the meeting"
 example_dir="$(mktemp -d)"

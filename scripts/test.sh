@@ -27,6 +27,23 @@ scripts/cluster.sh
 echo "== binding tests (python, kotlin)"
 scripts/test-bindings.sh
 
+# The packaging scripts cannot rot: all are syntax-checked, the Android one
+# builds its whole layout from the host's dev library (no NDK, no release
+# build: a dev build of kith-ffi, about a minute) and checks it, and the iOS
+# one must stop with a clear message where Xcode is missing.
+echo "== packaging scripts (android layout host-only, ios refusal, syntax)"
+for script in scripts/*.sh scripts/lib/*.sh; do bash -n "$script"; done
+package_out="$(mktemp -d)"
+scripts/package-android.sh --host-only --profile dev --no-classes --out "$package_out"
+if [ "$(uname -s)" != Darwin ]; then
+    if scripts/package-ios.sh --out "$package_out/ios" 2>"$package_out/ios.err"; then
+        echo "package-ios.sh succeeded without Xcode" >&2
+        exit 1
+    fi
+    grep -q 'needs macOS with Xcode' "$package_out/ios.err"
+fi
+rm -rf "$package_out"
+
 # The README's first command must keep working: the demo exits non-zero if
 # any step fails (or if the relay's files held the note's words).
 echo "== demo (the README's first command)"

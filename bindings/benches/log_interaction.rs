@@ -7,6 +7,12 @@
 //! It also times `Kith::get_contact`, a read that touches no disk, the baseline
 //! for the harnesses' get_contact figure (the cost of the crossing itself).
 //!
+//! With `-- --get-contact-only` (what `scripts/test-bindings.sh --bench` runs) it
+//! times only `get_contact`, in nanoseconds per call: the blocking Rust method
+//! (Rust direct), and the exported async façade (`ffi_get_contact`, which the
+//! Kotlin `suspend fun getContact` calls) awaited from Rust, i.e. the hop onto
+//! Kith's runtime without any foreign-language crossing.
+//!
 //! Run: cargo bench -p kith-ffi --bench log_interaction [--profile release-ffi]
 //! Prints microseconds per call; asserts nothing about speed.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -39,7 +45,63 @@ fn ffi_new(summary: String, contact: &str, notes: &str) -> NewInteraction {
     }
 }
 
+/// `get_contact` only, in ns/call: Rust direct, then the async façade awaited from Rust.
+fn get_contact_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let kith = Kith::open(dir.path().display().to_string()).unwrap();
+    let new = NewContact {
+        name: "Ana Lima".into(),
+        given_name: None,
+        family_name: None,
+        organisation: Some("Acme".into()),
+        role: None,
+        discipline: None,
+        seniority: None,
+        inside_org: None,
+        circles: vec![],
+        tags: vec![],
+        emails: vec![],
+        phones: vec![],
+        urls: vec![],
+        how_we_met: None,
+        first_met: None,
+        birthday: None,
+        notes: "x".repeat(300),
+        cadence_days: None,
+    };
+    let ana = kith.add_contact(new).unwrap().id;
+    for _ in 0..WARM_UP {
+        std::hint::black_box(kith.get_contact(ana.clone()).unwrap());
+    }
+    let t0 = Instant::now();
+    for _ in 0..READS {
+        std::hint::black_box(kith.get_contact(ana.clone()).unwrap());
+    }
+    let direct_ns = t0.elapsed().as_secs_f64() * 1e9 / READS as f64;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    for _ in 0..READS {
+        let c = rt.block_on(std::sync::Arc::clone(&kith).ffi_get_contact(ana.clone()));
+        std::hint::black_box(c.unwrap());
+    }
+    let facade_ns = t0.elapsed().as_secs_f64() * 1e9 / READS as f64;
+    kith.close().unwrap();
+    println!(
+        "[figure] rust: Kith::get_contact (direct, blocking): {direct_ns:.0} ns/call (n={READS})"
+    );
+    println!(
+        "[figure] rust: Kith::ffi_get_contact (the exported async façade, awaited from Rust): \
+         {facade_ns:.0} ns/call (n={READS})"
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--get-contact-only") {
+        get_contact_only();
+        return;
+    }
     let notes = "x".repeat(300);
 
     let dir = tempfile::tempdir().unwrap();

@@ -33,15 +33,18 @@ use crate::kith::Kith;
 use crate::listener::SyncState;
 use crate::runtime::run_async;
 use crate::sync::{SyncHub, SyncReport, SyncStatus};
+use crate::types::to_i64;
 
 /// The relay address file (the CLI's format: `{"relay": "kith://…"}`).
 const SYNC_FILE: &str = "sync.json";
 /// Longest device name (it is in the certificate every device sees).
 pub const DEVICE_NAME_CHARS_MAX: usize = 64;
 /// Usual (the default argument) and longest lifetime of a pairing token.
-const PAIR_TTL_MINUTES_DEFAULT: u32 = 10;
+const PAIR_TTL_MINUTES_DEFAULT: i32 = 10;
 /// A relay keeps mailbox blobs at most 600 s, so an invitation lasts at most 10 min.
-const PAIR_TTL_MINUTES_MAX: u32 = (INVITATION_TTL_MS_MAX / 60_000) as u32;
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // 10, checked below
+const PAIR_TTL_MINUTES_MAX: i32 = (INVITATION_TTL_MS_MAX / 60_000) as i32;
+const _: () = assert!(INVITATION_TTL_MS_MAX / 60_000 <= 60);
 /// Largest key material a foreign key store may hand back.
 const KEY_MATERIAL_BYTES_MAX: usize = 64 * 1024;
 
@@ -136,10 +139,10 @@ pub struct RecoveryReport {
     /// The devices the recovery revoked.
     pub revoked: Vec<String>,
     /// The key epoch that started.
-    pub epoch: u64,
+    pub epoch: i64,
     /// Older epoch keys carried into it: what of the relay's history this
     /// device reads (0: only what is on this device).
-    pub epochs_carried: u64,
+    pub epochs_carried: i64,
     /// This device's account after the recovery (new keys for a restored device).
     pub account: AccountInfo,
 }
@@ -170,17 +173,17 @@ pub struct Device {
     /// The device's name.
     pub name: String,
     /// When it joined (its certificate was issued), ms since the Unix epoch.
-    pub added_ms: u64,
+    pub added_ms: i64,
     /// When its data last reached this device, ms since the Unix epoch.
-    pub last_seen_ms: u64,
+    pub last_seen_ms: i64,
     /// When it was revoked (ms since the Unix epoch), if it was.
-    pub revoked_at_ms: Option<u64>,
+    pub revoked_at_ms: Option<i64>,
     /// This is the device the app runs on.
     pub this_device: bool,
     /// Entries of this device that were skipped because they did not
     /// verify, decrypt or parse; non-zero: warn the user (the device is
     /// damaged or hostile, or the relay's copy of its log is damaged).
-    pub quarantined_entries: u64,
+    pub quarantined_entries: i64,
 }
 
 /// A one-time pairing invitation: show `token` as a QR code (and as text).
@@ -190,7 +193,7 @@ pub struct PairingInvitation {
     /// The one-time token the new device types or scans; secret: show it only to the user.
     pub token: String,
     /// After this (ms since the Unix epoch) the token no longer works.
-    pub expires_at_ms: u64,
+    pub expires_at_ms: i64,
 }
 
 impl std::fmt::Debug for PairingInvitation {
@@ -379,7 +382,8 @@ impl Kith {
     }
 }
 
-#[uniffi::export]
+// Rust API: the blocking implementation. The foreign API (async where this touches the
+// disk or the network) is the `ffi_*` façade in crate::api, one method per operation.
 impl Kith {
     // ------------------------------------------------------------ account
 
@@ -455,11 +459,11 @@ impl Kith {
                     .map(|d| Device {
                         id: d.id.to_string(),
                         name: d.name,
-                        added_ms: d.added_ms,
-                        last_seen_ms: d.last_seen_ms,
-                        revoked_at_ms: d.revoked_at_ms,
+                        added_ms: to_i64(d.added_ms),
+                        last_seen_ms: to_i64(d.last_seen_ms),
+                        revoked_at_ms: d.revoked_at_ms.map(to_i64),
                         this_device: d.id == me,
-                        quarantined_entries: d.quarantined_entries,
+                        quarantined_entries: to_i64(d.quarantined_entries),
                     })
                     .collect())
             })
@@ -474,7 +478,7 @@ impl Kith {
     /// the device with `next_join_request`, compare its code, then
     /// `approve_join` or `refuse_join`.
     #[uniffi::method(default(ttl_minutes = 10))]
-    pub async fn pair(self: Arc<Self>, ttl_minutes: u32) -> KithResult<PairingInvitation> {
+    pub(crate) async fn pair(self: Arc<Self>, ttl_minutes: i32) -> KithResult<PairingInvitation> {
         run_async("pair", async move {
             if !(1..=PAIR_TTL_MINUTES_MAX).contains(&ttl_minutes) {
                 return Err(KithError::invalid(
@@ -491,7 +495,7 @@ impl Kith {
                 PairingMode::Relay {
                     address: addr.to_string(),
                 },
-                u64::from(ttl_minutes) * 60_000,
+                u64::from(ttl_minutes.unsigned_abs()) * 60_000,
                 now_ms(),
             );
             self.invitations
@@ -503,7 +507,7 @@ impl Kith {
                 });
             Ok(PairingInvitation {
                 token: inv.token.to_string(),
-                expires_at_ms: inv.expires_at_ms,
+                expires_at_ms: to_i64(inv.expires_at_ms),
             })
         })
         .await
@@ -511,7 +515,10 @@ impl Kith {
 
     /// Waits (until the invitation expires) for the device that uses
     /// `token` (made by `pair`); returns its name and the code it shows.
-    pub async fn next_join_request(self: Arc<Self>, token: String) -> KithResult<JoinRequest> {
+    pub(crate) async fn next_join_request(
+        self: Arc<Self>,
+        token: String,
+    ) -> KithResult<JoinRequest> {
         run_async("next_join_request", async move {
             let inv = self.invitation(&token)?;
             let addr = self.relay()?;
@@ -539,7 +546,11 @@ impl Kith {
     /// Adds the requesting device to the account if `code` (what the user
     /// saw on it) matches its code; otherwise refuses it and fails with
     /// `Authentication`. Either way the device is told.
-    pub async fn approve_join(self: Arc<Self>, token: String, code: String) -> KithResult<()> {
+    pub(crate) async fn approve_join(
+        self: Arc<Self>,
+        token: String,
+        code: String,
+    ) -> KithResult<()> {
         run_async("approve_join", async move {
             let inv = self.invitation(&token)?;
             let incoming = self.incoming(&token).ok_or_else(|| KithError::NotFound {
@@ -572,7 +583,11 @@ impl Kith {
     }
 
     /// Refuses the requesting device (it is told `reason`).
-    pub async fn refuse_join(self: Arc<Self>, token: String, reason: String) -> KithResult<()> {
+    pub(crate) async fn refuse_join(
+        self: Arc<Self>,
+        token: String,
+        reason: String,
+    ) -> KithResult<()> {
         run_async("refuse_join", async move {
             let inv = self.invitation(&token)?;
             let incoming = self.incoming(&token).ok_or_else(|| KithError::NotFound {
@@ -601,7 +616,7 @@ impl Kith {
     /// Joining, step 1: asks to join through `token`; returns the code to
     /// show on this device (the inviting device shows the same one). A
     /// token someone else used first fails with `Authentication` saying so.
-    pub async fn request_join(
+    pub(crate) async fn request_join(
         self: Arc<Self>,
         token: String,
         device_name: String,
@@ -626,7 +641,7 @@ impl Kith {
     /// sync. Refused: `Authentication` with the inviter's reason. The
     /// account is set up once this returns; if only the first sync failed,
     /// `sync_status().last_error` says so and `sync_now` retries it.
-    pub async fn join(
+    pub(crate) async fn join(
         self: Arc<Self>,
         token: String,
         device_name: String,
@@ -807,8 +822,8 @@ impl Kith {
             Ok(RecoveryReport {
                 members: done.members.iter().map(ToString::to_string).collect(),
                 revoked: done.revoked.iter().map(ToString::to_string).collect(),
-                epoch: done.epoch,
-                epochs_carried: done.epochs_wrapped as u64,
+                epoch: to_i64(done.epoch),
+                epochs_carried: to_i64(done.epochs_wrapped),
                 account: self.account_info(&me)?,
             })
         })
@@ -885,8 +900,9 @@ impl Kith {
     /// Sets how long one sync round (and pairing, joining, revoking) may take
     /// before it fails with `Network` (1,000 to 600,000 ms; default 60,000).
     /// A foreground pull-to-refresh may want less.
-    pub fn set_sync_timeout_ms(&self, timeout_ms: u64) -> KithResult<()> {
+    pub fn set_sync_timeout_ms(&self, timeout_ms: i64) -> KithResult<()> {
         use crate::sync::{ROUND_TIMEOUT_MS_MAX, ROUND_TIMEOUT_MS_MIN};
+        let timeout_ms: u64 = crate::types::non_negative("timeout_ms", timeout_ms)?;
         if !(ROUND_TIMEOUT_MS_MIN..=ROUND_TIMEOUT_MS_MAX).contains(&timeout_ms) {
             return Err(KithError::invalid(
                 "timeout_ms",

@@ -11,7 +11,11 @@
 //! ambiguous. `toString()`/`message` on the foreign side give the full text.
 
 /// Errors returned by every fallible `Kith` method.
+///
+/// Its `Display` text is exported (Kotlin `toString()`, Swift `description`,
+/// Python `str()`): "invalid limit: must be between 1 and 1000 (got 0)".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum KithError {
     /// The record does not exist (or was merged away / deleted past recovery).
     #[error("{what} not found: {id}")]

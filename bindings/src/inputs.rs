@@ -15,7 +15,7 @@ use kith_core::{model, ops};
 use crate::error::{KithError, KithResult};
 use crate::types::{
     Circle, ContactPoint, Direction, ExchangeWhat, GoalStatus, Initiator, InteractionKind,
-    PartialDate, ProjectStatus, Seniority, parse_date, parse_id, parse_ids,
+    PartialDate, ProjectStatus, Seniority, non_negative, parse_date, parse_id, parse_ids,
 };
 
 /// A new contact; only `name` is required.
@@ -73,7 +73,7 @@ pub struct NewContact {
     pub notes: String,
     /// Keep-in-touch cadence in days; `None` uses the circle default.
     #[uniffi(default = None)]
-    pub cadence_days: Option<u32>,
+    pub cadence_days: Option<i32>,
 }
 
 impl NewContact {
@@ -97,9 +97,15 @@ impl NewContact {
                 .first_met
                 .map(|d| parse_date("first_met", &d))
                 .transpose()?,
-            birthday: self.birthday.map(Into::into),
+            birthday: self
+                .birthday
+                .map(|b| b.into_model("birthday"))
+                .transpose()?,
             notes: self.notes,
-            cadence_days: self.cadence_days,
+            cadence_days: self
+                .cadence_days
+                .map(|d| non_negative("cadence_days", d))
+                .transpose()?,
             import_keys: BTreeSet::new(),
         })
     }
@@ -187,7 +193,7 @@ pub struct ContactPatch {
     pub notes: Option<String>,
     /// New cadence in days.
     #[uniffi(default = None)]
-    pub cadence_days: Option<u32>,
+    pub cadence_days: Option<i32>,
     /// Optional fields to unset.
     #[uniffi(default = [])]
     pub clear: Vec<ContactField>,
@@ -238,25 +244,44 @@ impl ContactPatch {
             how_we_met: set_or_clear(self.how_we_met, F::HowWeMet, &clear, "how_we_met")?,
             first_met: set_or_clear(first_met, F::FirstMet, &clear, "first_met")?,
             birthday: set_or_clear(
-                self.birthday.map(model::PartialDate::from),
+                self.birthday
+                    .map(|b| b.into_model("birthday"))
+                    .transpose()?,
                 F::Birthday,
                 &clear,
                 "birthday",
             )?,
             notes: self.notes,
-            cadence_days: set_or_clear(self.cadence_days, F::CadenceDays, &clear, "cadence_days")?,
+            cadence_days: set_or_clear(
+                self.cadence_days
+                    .map(|d| non_negative("cadence_days", d))
+                    .transpose()?,
+                F::CadenceDays,
+                &clear,
+                "cadence_days",
+            )?,
             import_keys: None,
         })
     }
 }
 
-impl From<PartialDate> for model::PartialDate {
-    fn from(d: PartialDate) -> Self {
-        model::PartialDate {
-            year: d.year,
-            month: d.month,
-            day: d.day,
-        }
+impl PartialDate {
+    /// The model's date; a month or day outside its type is `InvalidInput` naming `field`
+    /// (the engine checks the calendar).
+    pub(crate) fn into_model(self, field: &str) -> KithResult<model::PartialDate> {
+        let part = |v: i32| {
+            u8::try_from(v).map_err(|_| {
+                KithError::invalid(
+                    field,
+                    format!("month {} / day {} is not a date", self.month, self.day),
+                )
+            })
+        };
+        Ok(model::PartialDate {
+            year: self.year,
+            month: part(self.month)?,
+            day: part(self.day)?,
+        })
     }
 }
 
@@ -525,7 +550,7 @@ pub struct NewGoal {
     pub title: String,
     /// 1 (highest) to 3.
     #[uniffi(default = 2)]
-    pub priority: u8,
+    pub priority: i32,
     /// `None` means active.
     #[uniffi(default = None)]
     pub status: Option<GoalStatus>,
@@ -538,7 +563,7 @@ impl NewGoal {
     pub(crate) fn into_op(self) -> KithResult<ops::NewGoal> {
         Ok(ops::NewGoal {
             title: self.title,
-            priority: self.priority,
+            priority: non_negative("priority", self.priority)?,
             status: self.status.map_or(model::GoalStatus::Active, Into::into),
             contacts: parse_ids("contact_ids", &self.contact_ids)?,
         })
@@ -553,7 +578,7 @@ pub struct GoalPatch {
     pub title: Option<String>,
     /// New priority, 1 (highest) to 3; other values are refused.
     #[uniffi(default = None)]
-    pub priority: Option<u8>,
+    pub priority: Option<i32>,
     /// New status.
     #[uniffi(default = None)]
     pub status: Option<GoalStatus>,
@@ -566,7 +591,10 @@ impl GoalPatch {
     pub(crate) fn into_op(self) -> KithResult<ops::GoalPatch> {
         Ok(ops::GoalPatch {
             title: self.title,
-            priority: self.priority,
+            priority: self
+                .priority
+                .map(|p| non_negative("priority", p))
+                .transpose()?,
             status: self.status.map(Into::into),
             contacts: self
                 .contact_ids

@@ -18,6 +18,7 @@ use crate::error::{KithError, KithResult};
 use crate::guard::guard;
 use crate::kith::Kith;
 use crate::types::Circle;
+use crate::types::to_i32;
 
 /// Longest reconnect list in [`Insights`] (the JSON report has them all).
 pub const RECONNECT_TOP_MAX: u32 = 10;
@@ -76,9 +77,9 @@ pub struct MetricStatus {
     /// Why there is no data (set with `NoData` only).
     pub reason: Option<String>,
     /// Records carrying what the metric needs, of `coverage_total`.
-    pub coverage_known: u32,
+    pub coverage_known: i32,
     /// Records the metric looks at.
-    pub coverage_total: u32,
+    pub coverage_total: i32,
     /// `coverage_known / coverage_total` (0 when there is nothing).
     pub coverage_share: f64,
 }
@@ -99,8 +100,8 @@ fn status<T>(m: &Metric<T>) -> (MetricStatus, Option<&T>) {
             MetricStatus {
                 state: MetricState::NotEnoughData,
                 reason: None,
-                coverage_known: coverage.known,
-                coverage_total: coverage.total,
+                coverage_known: to_i32(coverage.known),
+                coverage_total: to_i32(coverage.total),
                 coverage_share: coverage.share,
             },
             None,
@@ -109,8 +110,8 @@ fn status<T>(m: &Metric<T>) -> (MetricStatus, Option<&T>) {
             MetricStatus {
                 state: MetricState::Value,
                 reason: None,
-                coverage_known: coverage.known,
-                coverage_total: coverage.total,
+                coverage_known: to_i32(coverage.known),
+                coverage_total: to_i32(coverage.total),
                 coverage_share: coverage.share,
             },
             Some(value),
@@ -125,7 +126,7 @@ pub struct CircleShare {
     pub circle: Circle,
     /// Active contacts (met in the last 365 days) in this circle; a contact
     /// in two circles counts in both.
-    pub count: u32,
+    pub count: i32,
     /// `count` over the sum of the counts (0 to 1).
     pub share: f64,
     /// Share of the strength of all active ties held by this circle (0 to 1).
@@ -184,7 +185,7 @@ pub struct DiversityInsight {
     /// Blau divided by its maximum for the number of categories.
     pub blau_normalised: Option<f64>,
     /// Categories present.
-    pub categories: Option<u32>,
+    pub categories: Option<i32>,
 }
 
 /// Give and take over the logged exchanges.
@@ -193,15 +194,15 @@ pub struct ReciprocityInsight {
     /// Whether the figures are set, and the share of active ties with exchanges.
     pub status: MetricStatus,
     /// Ties where neither side gave more than two thirds.
-    pub balanced: Option<u32>,
+    pub balanced: Option<i32>,
     /// Ties where I gave more than two thirds.
-    pub mostly_giving: Option<u32>,
+    pub mostly_giving: Option<i32>,
     /// Ties where I received more than two thirds.
-    pub mostly_receiving: Option<u32>,
+    pub mostly_receiving: Option<i32>,
     /// Exchanges I gave, all ties together.
-    pub given_total: Option<u32>,
+    pub given_total: Option<i32>,
     /// Exchanges I received, all ties together.
-    pub received_total: Option<u32>,
+    pub received_total: Option<i32>,
     /// Network-wide balance, -1 (all received) to 1 (all given).
     pub network_balance: Option<f64>,
 }
@@ -214,7 +215,7 @@ pub struct ReconnectTie {
     /// The contact's name.
     pub name: String,
     /// The cadence that applies (its own, else the shortest of its circles').
-    pub cadence_days: u32,
+    pub cadence_days: i32,
     /// Days since the last interaction over the cadence (1 and more is
     /// overdue); for a tie `never` contacted, counted from when it was added.
     pub overdue_ratio: f64,
@@ -232,7 +233,7 @@ pub struct ReconnectInsight {
     /// The first [`RECONNECT_TOP_MAX`] overdue ties.
     pub top: Vec<ReconnectTie>,
     /// Overdue ties in all (the list may be longer than `top`).
-    pub overdue_total: u32,
+    pub overdue_total: i32,
 }
 
 /// Open follow-ups by urgency.
@@ -241,11 +242,11 @@ pub struct FollowUpInsight {
     /// Whether the figures are set.
     pub status: MetricStatus,
     /// Open and due today.
-    pub due_today: Option<u32>,
+    pub due_today: Option<i32>,
     /// Open and due before today.
-    pub overdue: Option<u32>,
+    pub overdue: Option<i32>,
     /// Every open follow-up, due or not.
-    pub open_total: Option<u32>,
+    pub open_total: Option<i32>,
 }
 
 /// The insights an app shows; `insights_json` has everything.
@@ -254,9 +255,9 @@ pub struct Insights {
     /// The instant the report was computed for (UTC milliseconds).
     pub now_ms: i64,
     /// Live contacts (not archived, not merged).
-    pub contacts_total: u32,
+    pub contacts_total: i32,
     /// Interactions not deleted.
-    pub interactions_total: u32,
+    pub interactions_total: i32,
     /// Most important first.
     pub headlines: Vec<Finding>,
     /// Balance of active ties and effort across the circles.
@@ -272,8 +273,8 @@ pub struct Insights {
     pub follow_ups: FollowUpInsight,
 }
 
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+fn count(n: usize) -> i32 {
+    to_i32(n)
 }
 
 fn diversity(
@@ -286,7 +287,7 @@ fn diversity(
         status,
         blau: value.map(|d| d.blau),
         blau_normalised: value.and_then(|d| d.blau_normalised),
-        categories: value.map(|d| d.k),
+        categories: value.map(|d| to_i32(d.k)),
     }
 }
 
@@ -300,12 +301,14 @@ impl Insights {
         let active = &report.composition.active;
         Insights {
             now_ms: report.now_ms,
-            contacts_total: report.totals.contacts_live,
-            interactions_total: report.totals.interactions_total
-                - report
-                    .totals
-                    .interactions_deleted
-                    .min(report.totals.interactions_total),
+            contacts_total: to_i32(report.totals.contacts_live),
+            interactions_total: to_i32(
+                report.totals.interactions_total
+                    - report
+                        .totals
+                        .interactions_deleted
+                        .min(report.totals.interactions_total),
+            ),
             headlines: headlines(report)
                 .into_iter()
                 .map(|f| Finding {
@@ -322,7 +325,7 @@ impl Insights {
                             .iter()
                             .map(|c| CircleShare {
                                 circle: c.circle.into(),
-                                count: c.count,
+                                count: to_i32(c.count),
                                 share: c.share,
                                 effort_share: c.effort_share,
                             })
@@ -341,11 +344,11 @@ impl Insights {
             ],
             reciprocity: ReciprocityInsight {
                 status: rc_status,
-                balanced: rc.map(|r| r.balanced),
-                mostly_giving: rc.map(|r| r.mostly_giving),
-                mostly_receiving: rc.map(|r| r.mostly_receiving),
-                given_total: rc.map(|r| r.given_total),
-                received_total: rc.map(|r| r.received_total),
+                balanced: rc.map(|r| to_i32(r.balanced)),
+                mostly_giving: rc.map(|r| to_i32(r.mostly_giving)),
+                mostly_receiving: rc.map(|r| to_i32(r.mostly_receiving)),
+                given_total: rc.map(|r| to_i32(r.given_total)),
+                received_total: rc.map(|r| to_i32(r.received_total)),
                 network_balance: rc.map(|r| r.network_balance),
             },
             reconnect: ReconnectInsight {
@@ -357,7 +360,7 @@ impl Insights {
                             .map(|t| ReconnectTie {
                                 contact_id: t.contact.id.to_string(),
                                 name: t.contact.name.clone(),
-                                cadence_days: t.cadence_days,
+                                cadence_days: to_i32(t.cadence_days),
                                 overdue_ratio: t.overdue_ratio,
                                 never: t.never,
                                 days_since: (!t.never).then_some(t.days_since),
@@ -371,7 +374,7 @@ impl Insights {
                 status: fu_status,
                 due_today: fu.map(|f| count(f.due_today.len())),
                 overdue: fu.map(|f| count(f.overdue.len())),
-                open_total: fu.map(|f| f.open_total),
+                open_total: fu.map(|f| to_i32(f.open_total)),
             },
         }
     }
@@ -412,7 +415,8 @@ impl Kith {
     }
 }
 
-#[uniffi::export]
+// Rust API: the blocking implementation. The foreign API (async where this touches the
+// disk or the network) is the `ffi_*` façade in crate::api, one method per operation.
 impl Kith {
     /// The headline findings and main figures of the network, computed for
     /// `now_ms` (UTC milliseconds; `None`: now). Days are counted in UTC.

@@ -23,7 +23,7 @@ use crate::kith::Kith;
 pub struct DeviceInvitation {
     kith: Arc<Kith>,
     token: String,
-    expires_at_ms: u64,
+    expires_at_ms: i64,
 }
 
 impl std::fmt::Debug for DeviceInvitation {
@@ -44,7 +44,7 @@ impl DeviceInvitation {
     }
 
     /// After this (ms since the Unix epoch) the token no longer works.
-    pub fn expires_at_ms(&self) -> u64 {
+    pub fn expires_at_ms(&self) -> i64 {
         self.expires_at_ms
     }
 
@@ -117,7 +117,7 @@ impl Kith {
     /// Invites a new device (see [`DeviceInvitation`]); `ttl_minutes` 1 to
     /// 10. Nothing is handed over until `approve`.
     #[uniffi::method(default(ttl_minutes = 10))]
-    pub async fn invite(self: Arc<Self>, ttl_minutes: u32) -> KithResult<Arc<DeviceInvitation>> {
+    pub async fn invite(self: Arc<Self>, ttl_minutes: i32) -> KithResult<Arc<DeviceInvitation>> {
         let inv = Arc::clone(&self).pair(ttl_minutes).await?;
         Ok(Arc::new(DeviceInvitation {
             kith: self,

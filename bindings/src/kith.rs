@@ -42,12 +42,12 @@ use crate::runtime::run_blocking;
 use crate::sync::{SharedStore, SyncHub};
 use crate::types::{
     Contact, ContactSort, ContactStats, DuplicatePair, FollowUp, FollowUpItem, Goal, Interaction,
-    Project, SearchResults, Settings, parse_date, parse_id,
+    Project, SearchResults, Settings, non_negative, parse_date, parse_id, to_i64,
 };
 
 /// Most records one page or search returns: a phone screen shows a few dozen,
 /// and a bound keeps one call's memory and time predictable.
-pub const PAGE_LIMIT_MAX: u32 = 1_000;
+pub const PAGE_LIMIT_MAX: i32 = 1_000;
 
 /// How long releasing or closing the store waits for sync tasks to let go of it,
 /// and after how much of it they abort them.
@@ -114,7 +114,7 @@ pub struct Kith {
     pub(crate) sync: Arc<SyncHub>,
     state: Mutex<HandleState>,
     /// Listeners registered through this handle, removed when it closes.
-    own_listeners: Mutex<Vec<u64>>,
+    own_listeners: Mutex<Vec<i64>>,
     /// Invitations made through this handle and not answered yet (their
     /// secrets live only here), with the join request received for each.
     pub(crate) invitations: Mutex<Vec<crate::account::PendingInvitation>>,
@@ -183,14 +183,14 @@ impl std::fmt::Debug for Kith {
     }
 }
 
-fn check_limit(limit: u32) -> KithResult<usize> {
-    if limit == 0 || limit > PAGE_LIMIT_MAX {
+fn check_limit(limit: i32) -> KithResult<usize> {
+    if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
         return Err(KithError::invalid(
             "limit",
             format!("must be between 1 and {PAGE_LIMIT_MAX} (got {limit})"),
         ));
     }
-    Ok(limit as usize)
+    non_negative("limit", limit)
 }
 
 impl Engine {
@@ -500,7 +500,8 @@ fn canonical(dir: &Path) -> KithResult<PathBuf> {
         })
 }
 
-#[uniffi::export]
+// Rust API: the blocking implementation. The foreign API (async where this touches the
+// disk or the network) is the `ffi_*` façade in crate::api, one method per operation.
 impl Kith {
     // ------------------------------------------------------------ lifecycle
 
@@ -536,8 +537,9 @@ impl Kith {
     /// 10,000) while the main app holds the store, instead of failing with `Locked` at once.
     /// Close it as soon as the work is done: the main app waits for it the same way.
     #[uniffi::constructor]
-    pub fn open_waiting(data_dir: String, lock_wait_ms: u64) -> KithResult<Arc<Kith>> {
+    pub fn open_waiting(data_dir: String, lock_wait_ms: i64) -> KithResult<Arc<Kith>> {
         guard("open_waiting", || {
+            let lock_wait_ms: u64 = non_negative("lock_wait_ms", lock_wait_ms)?;
             if lock_wait_ms > LOCK_WAIT_MS_MAX {
                 return Err(KithError::invalid(
                     "lock_wait_ms",
@@ -644,7 +646,7 @@ impl Kith {
 
     /// Registers a listener for changes; it immediately gets the current sync
     /// state. Returns the handle for `remove_listener`.
-    pub fn add_listener(&self, listener: Arc<dyn KithListener>) -> KithResult<u64> {
+    pub fn add_listener(&self, listener: Arc<dyn KithListener>) -> KithResult<i64> {
         guard("add_listener", || {
             self.live()?;
             let handle = self.listeners.add(Arc::clone(&listener))?;
@@ -655,7 +657,7 @@ impl Kith {
     }
 
     /// Removes a listener; returns whether it was registered.
-    pub fn remove_listener(&self, handle: u64) -> bool {
+    pub fn remove_listener(&self, handle: i64) -> bool {
         self.listeners.remove(handle)
     }
 
@@ -697,15 +699,15 @@ impl Kith {
     pub fn list_contacts(
         &self,
         sort: ContactSort,
-        offset: u32,
-        limit: u32,
+        offset: i32,
+        limit: i32,
         include_archived: bool,
     ) -> KithResult<Vec<Contact>> {
         guard("list_contacts", || {
             let q = ContactQuery {
                 sort: sort.into(),
                 include_archived,
-                offset: offset as usize,
+                offset: non_negative("offset", offset)?,
                 limit: check_limit(limit)?,
             };
             self.with_store(|s| Ok(s.contacts(&q)?.into_iter().map(Into::into).collect()))
@@ -882,8 +884,8 @@ impl Kith {
     pub fn timeline(
         &self,
         contact_id: Option<String>,
-        offset: u32,
-        limit: u32,
+        offset: i32,
+        limit: i32,
         include_deleted: bool,
     ) -> KithResult<Vec<Interaction>> {
         guard("timeline", || {
@@ -893,7 +895,7 @@ impl Kith {
                     .map(|c| parse_id("contact_id", c))
                     .transpose()?,
                 include_deleted,
-                offset: offset as usize,
+                offset: non_negative("offset", offset)?,
                 limit: check_limit(limit)?,
             };
             self.with_store(|s| Ok(s.timeline(&q)?.into_iter().map(Into::into).collect()))
@@ -903,7 +905,7 @@ impl Kith {
     /// Prefix search over names, organisations, summaries and notes,
     /// ignoring case and accents.
     #[uniffi::method(default(limit = 20))]
-    pub fn search(&self, text: String, limit: u32) -> KithResult<SearchResults> {
+    pub fn search(&self, text: String, limit: i32) -> KithResult<SearchResults> {
         guard("search", || {
             let limit = check_limit(limit)?;
             self.with_store(|s| Ok(s.search(&text, limit)?.into()))
@@ -1104,7 +1106,7 @@ impl Kith {
     /// Replaces the settings; returns them as stored (names trimmed).
     pub fn set_settings(&self, settings: Settings) -> KithResult<Settings> {
         guard("set_settings", || {
-            let mut new: kith_core::model::Settings = settings.into();
+            let mut new = kith_core::model::Settings::try_from(settings)?;
             self.write(
                 |s| {
                     new.dismissed_events = s.settings()?.dismissed_events;
@@ -1136,7 +1138,7 @@ impl Kith {
             self.with_store(|s| {
                 let r = s.check()?;
                 Ok(StoreCheckReport {
-                    documents: r.documents as u64,
+                    documents: to_i64(r.documents),
                     clean: r.is_clean(),
                     damaged_documents: r
                         .damaged_documents
@@ -1157,17 +1159,6 @@ impl Kith {
             })
         })
         .await
-    }
-
-    /// Search, awaited without blocking the caller's thread (for a search box
-    /// that queries on every keystroke from the UI thread).
-    #[uniffi::method(default(limit = 20))]
-    pub async fn search_async(
-        self: Arc<Self>,
-        text: String,
-        limit: u32,
-    ) -> KithResult<SearchResults> {
-        run_blocking("search_async", move || self.search(text, limit)).await
     }
 }
 
@@ -1211,7 +1202,7 @@ impl Kith {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct StoreCheckReport {
     /// Documents examined.
-    pub documents: u64,
+    pub documents: i64,
     /// Nothing damaged and the index matches the documents.
     pub clean: bool,
     /// Documents that fail their checksums ("id: why"): restore from a

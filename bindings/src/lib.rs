@@ -7,7 +7,8 @@
 //! types ([`types`]), calls the engine, maps its errors to the single
 //! [`KithError`] ([`error`]), and, after a write, notifies the registered
 //! [`KithListener`]s ([`listener`]). Slow work runs on the runtime owned by this
-//! crate ([`runtime`]) behind `async` methods. Insights are flattened into
+//! crate ([`runtime`]): every exported method that touches the disk or the network is
+//! `async` ([`api`] is the whole foreign surface of `Kith`, one method per operation). Insights are flattened into
 //! plain records in [`insights`]; meetings to log from the phone's calendar in
 //! [`meetings`]; import, export and encrypted backup live in
 //! [`transfer`]. The library's logs and panics reach the app through the
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod account;
+mod api;
 mod error;
 mod guard;
 mod inputs;
@@ -37,6 +39,7 @@ pub use account::{
     AccountInfo, DEVICE_NAME_CHARS_MAX, Device, JoinRequest, KithKeyStore, PairingInvitation,
     RecoveryReport,
 };
+pub use api::ffi_restore_backup;
 pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;

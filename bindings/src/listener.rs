@@ -63,7 +63,12 @@ impl ChangeSummary {
 
 /// The state of device sync, as a status line in the app would show it.
 /// `KithListener::on_sync_state` hears every transition.
+///
+/// Its `Display` text is exported, so a state prints readably on every side
+/// (Kotlin `toString()` "Retrying in 500 ms: connection refused" instead of
+/// `SyncState$Retrying@1b2c3d`, Swift `description`, Python `str()`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum SyncState {
     /// Sync is not set up: this device has no account yet (`create_account`
     /// or `join`), or no relay is configured.
@@ -83,7 +88,7 @@ pub enum SyncState {
         /// Why the connection failed.
         reason: String,
         /// Wait before the next attempt.
-        retry_in_ms: u64,
+        retry_in_ms: i64,
     },
     /// The last `sync_now` could not reach the relay; retry later.
     Offline {
@@ -96,6 +101,24 @@ pub enum SyncState {
         /// What stopped sync, for the user.
         reason: String,
     },
+}
+
+impl std::fmt::Display for SyncState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncState::Disabled => f.write_str("Disabled"),
+            SyncState::Idle => f.write_str("Idle"),
+            SyncState::Connecting => f.write_str("Connecting"),
+            SyncState::Syncing => f.write_str("Syncing"),
+            SyncState::Live => f.write_str("Live"),
+            SyncState::Retrying {
+                reason,
+                retry_in_ms,
+            } => write!(f, "Retrying in {retry_in_ms} ms: {reason}"),
+            SyncState::Offline { reason } => write!(f, "Offline: {reason}"),
+            SyncState::Error { reason } => write!(f, "Error: {reason}"),
+        }
+    }
 }
 
 /// Implemented by the app (Kotlin, Swift, Python) to hear about changes.
@@ -117,8 +140,8 @@ pub(crate) struct Listeners {
 
 #[derive(Default)]
 struct ListenerTable {
-    next_handle: u64,
-    entries: Vec<(u64, Arc<dyn KithListener>)>,
+    next_handle: i64,
+    entries: Vec<(i64, Arc<dyn KithListener>)>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -135,7 +158,7 @@ impl Listeners {
     }
 
     /// Registers a listener; returns the handle that removes it.
-    pub(crate) fn add(&self, listener: Arc<dyn KithListener>) -> KithResult<u64> {
+    pub(crate) fn add(&self, listener: Arc<dyn KithListener>) -> KithResult<i64> {
         let mut table = self.table();
         if table.entries.len() >= LISTENERS_MAX {
             return Err(KithError::invalid(
@@ -150,7 +173,7 @@ impl Listeners {
     }
 
     /// Removes a listener; `false` when the handle was not registered.
-    pub(crate) fn remove(&self, handle: u64) -> bool {
+    pub(crate) fn remove(&self, handle: i64) -> bool {
         let mut table = self.table();
         let before = table.entries.len();
         table.entries.retain(|(h, _)| *h != handle);

@@ -14,6 +14,7 @@ use crate::guard::guard;
 use crate::inputs::{NewExchange, NewFollowUp};
 use crate::kith::Kith;
 use crate::listener::ChangeSummary;
+use crate::types::to_i32;
 use crate::types::{Initiator, InteractionKind, parse_id};
 
 /// Longest identifier (source, uid, recurrence id) an event may carry, in bytes.
@@ -187,11 +188,11 @@ pub struct NextMeeting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct MeetingShare {
     /// Meetings with people that ended in the window.
-    pub meetings: u32,
+    pub meetings: i32,
     /// Of those, logged.
-    pub logged: u32,
+    pub logged: i32,
     /// Of those, dismissed.
-    pub dismissed: u32,
+    pub dismissed: i32,
 }
 
 fn text(field: &str, s: &str, max: usize) -> KithResult<()> {
@@ -424,7 +425,8 @@ impl From<m::MeetingError> for KithError {
     }
 }
 
-#[uniffi::export]
+// Rust API: the blocking implementation. The foreign API (async where this touches the
+// disk or the network) is the `ffi_*` façade in crate::api, one method per operation.
 impl Kith {
     /// The meetings among `events` that ended in the 7 days before `now_ms`, with people, and
     /// not logged or dismissed on any device; most recent first.
@@ -555,9 +557,9 @@ impl Kith {
             self.with_store(|s| {
                 let share = s.meeting_log_share(&events, now_ms)?;
                 Ok(MeetingShare {
-                    meetings: share.meetings,
-                    logged: share.logged,
-                    dismissed: share.dismissed,
+                    meetings: to_i32(share.meetings),
+                    logged: to_i32(share.logged),
+                    dismissed: to_i32(share.dismissed),
                 })
             })
         })

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{KithError, KithResult};
 use crate::listener::{ChangeSummary, Listeners, SyncState};
+use crate::types::to_i64;
 
 /// The store as the sync tasks share it.
 pub(crate) type SharedStore = Arc<Mutex<Store>>;
@@ -55,23 +56,23 @@ const BACKOFF_MAX_MS: u64 = 30_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
 pub struct SyncReport {
     /// Entries (sealed batches of this device's changes) sent to the relay.
-    pub pushed_entries: u64,
+    pub pushed_entries: i64,
     /// Entries from other devices received.
-    pub received_entries: u64,
+    pub received_entries: i64,
     /// Contacts changed by what was received.
-    pub contacts_changed: u64,
+    pub contacts_changed: i64,
     /// Interactions changed by what was received.
-    pub interactions_changed: u64,
+    pub interactions_changed: i64,
     /// Changes received that wait for changes of other devices not yet at the relay.
-    pub pending_changes: u64,
+    pub pending_changes: i64,
     /// The device started from the relay's snapshot (a new device).
     pub snapshot_applied: bool,
     /// Bytes on the wire, both directions.
-    pub bytes_sent: u64,
+    pub bytes_sent: i64,
     /// Bytes received on the wire; see `bytes_sent`.
-    pub bytes_received: u64,
+    pub bytes_received: i64,
     /// Wall time of the round.
-    pub elapsed_ms: u64,
+    pub elapsed_ms: i64,
     /// The background sync is running: instead of a second connection, it
     /// was asked to push and pull now, and the counts are what that cycle of
     /// the background session moved (changes that arrived live before it are
@@ -81,17 +82,16 @@ pub struct SyncReport {
 
 impl From<kith_net::RoundReport> for SyncReport {
     fn from(r: kith_net::RoundReport) -> Self {
-        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         SyncReport {
-            pushed_entries: n(r.pushed_entries),
-            received_entries: n(r.received_entries),
-            contacts_changed: n(r.contacts_changed),
-            interactions_changed: n(r.interactions_changed),
-            pending_changes: n(r.pending_changes),
+            pushed_entries: to_i64(r.pushed_entries),
+            received_entries: to_i64(r.received_entries),
+            contacts_changed: to_i64(r.contacts_changed),
+            interactions_changed: to_i64(r.interactions_changed),
+            pending_changes: to_i64(r.pending_changes),
             snapshot_applied: r.snapshot_applied,
-            bytes_sent: r.wire_sent_bytes,
-            bytes_received: r.wire_received_bytes,
-            elapsed_ms: r.elapsed_ms,
+            bytes_sent: to_i64(r.wire_sent_bytes),
+            bytes_received: to_i64(r.wire_received_bytes),
+            elapsed_ms: to_i64(r.elapsed_ms),
             via_background_sync: false,
         }
     }
@@ -105,17 +105,17 @@ pub struct SyncStatus {
     /// The background loop is running (between `start_sync` and `stop_sync`).
     pub background: bool,
     /// When a round last completed (ms since the Unix epoch), if ever since open.
-    pub last_sync_ms: Option<u64>,
+    pub last_sync_ms: Option<i64>,
     /// Why the last round or connection failed, cleared by the next success.
     pub last_error: Option<String>,
     /// Local writes made since the last completed round (since open).
-    pub unsent_local_writes: u64,
+    pub unsent_local_writes: i64,
     /// Sealed entries the relay had not acknowledged at the end of the last
     /// round (read from the store then; 0 before the first round).
-    pub unacknowledged_entries: u64,
+    pub unacknowledged_entries: i64,
     /// Changes received that wait for changes of other devices, at the end
     /// of the last round.
-    pub pending_changes: u64,
+    pub pending_changes: i64,
     /// The relay this device syncs with (`kith://KEY@HOST:PORT`), if set.
     pub relay: Option<String>,
     /// Entries received but skipped because they did not verify, decrypt or
@@ -131,11 +131,11 @@ pub struct QuarantinedEntry {
     pub device: String,
     /// Its sequence number in that device's log; 0 for a snapshot of that
     /// device that could not be opened.
-    pub seq: u64,
+    pub seq: i64,
     /// Why it was refused.
     pub reason: String,
     /// When it was skipped, ms since the Unix epoch.
-    pub at_ms: u64,
+    pub at_ms: i64,
 }
 
 /// Mutable status shared by the tasks.
@@ -258,9 +258,9 @@ impl SyncShared {
                     .into_iter()
                     .map(|q| QuarantinedEntry {
                         device: q.device.to_string(),
-                        seq: q.seq,
+                        seq: to_i64(q.seq),
                         reason: q.reason,
-                        at_ms: q.at_ms,
+                        at_ms: to_i64(q.at_ms),
                     })
                     .collect();
             }
@@ -311,16 +311,17 @@ impl SyncShared {
     /// Handles one event of a session: state, change notifications.
     /// Adds what one event of the background loop moved to the current cycle's report.
     fn count_cycle(&self, event: &RelayEvent) {
-        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        // Saturating: a long-lived loop must not overflow (a panic in debug builds).
+        let add = |total: &mut i64, v: usize| *total = total.saturating_add(to_i64(v));
         let mut acc = lock(&self.cycle_acc);
         match event {
             RelayEvent::Pushed { entries, bytes, .. } => {
-                acc.pushed_entries += n(*entries);
-                acc.bytes_sent += n(*bytes);
+                add(&mut acc.pushed_entries, *entries);
+                add(&mut acc.bytes_sent, *bytes);
             }
             RelayEvent::Received { entries, bytes, .. } => {
-                acc.received_entries += n(*entries);
-                acc.bytes_received += n(*bytes);
+                add(&mut acc.received_entries, *entries);
+                add(&mut acc.bytes_received, *bytes);
             }
             RelayEvent::Applied {
                 contacts,
@@ -328,13 +329,13 @@ impl SyncShared {
                 pending,
                 ..
             } => {
-                acc.contacts_changed += n(*contacts);
-                acc.interactions_changed += n(*interactions);
-                acc.pending_changes = n(*pending);
+                add(&mut acc.contacts_changed, *contacts);
+                add(&mut acc.interactions_changed, *interactions);
+                acc.pending_changes = to_i64(*pending);
             }
             RelayEvent::SnapshotApplied { bytes, .. } => {
                 acc.snapshot_applied = true;
-                acc.bytes_received += n(*bytes);
+                add(&mut acc.bytes_received, *bytes);
             }
             _ => {}
         }
@@ -494,7 +495,7 @@ impl SyncHub {
         };
         outcome.map(|mut r| {
             r.via_background_sync = true;
-            r.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            r.elapsed_ms = to_i64(started.elapsed().as_millis());
             r
         })
     }
@@ -528,11 +529,11 @@ impl SyncHub {
         SyncStatus {
             state: s.state.clone(),
             background,
-            last_sync_ms: s.last_sync_ms,
+            last_sync_ms: s.last_sync_ms.map(to_i64),
             last_error: s.last_error.clone(),
-            unsent_local_writes: s.unsent_local_writes,
-            unacknowledged_entries: s.unacknowledged_entries,
-            pending_changes: s.pending_changes,
+            unsent_local_writes: to_i64(s.unsent_local_writes),
+            unacknowledged_entries: to_i64(s.unacknowledged_entries),
+            pending_changes: to_i64(s.pending_changes),
             relay,
             quarantined: s.quarantined.clone(),
         }
@@ -582,7 +583,7 @@ impl SyncHub {
                     shared.failed(&err);
                     shared.set_state(SyncState::Retrying {
                         reason: err.to_string(),
-                        retry_in_ms: delay_ms,
+                        retry_in_ms: to_i64(delay_ms),
                     });
                 },
             );

@@ -31,6 +31,7 @@ use crate::guard::guard;
 use crate::kith::Kith;
 use crate::listener::ChangeSummary;
 use crate::types::DuplicateReason;
+use crate::types::{to_i32, to_i64};
 
 /// A contact an import created (or, with `dry_run`, would create).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -42,7 +43,7 @@ pub struct ImportedContact {
     /// Its organisation, when the record has one.
     pub organisation: Option<String>,
     /// Line of the record in the file (BEGIN:VCARD, or the CSV row).
-    pub source_line: u64,
+    pub source_line: i64,
 }
 
 /// A record imported before (matched on its import key): nothing to do.
@@ -51,7 +52,7 @@ pub struct AlreadyImported {
     /// The record's display name.
     pub name: String,
     /// Line of the record in the file.
-    pub source_line: u64,
+    pub source_line: i64,
     /// The contact that came from this record before.
     pub existing_contact_id: String,
 }
@@ -63,13 +64,13 @@ pub struct ImportDuplicate {
     /// The record's display name.
     pub name: String,
     /// Line of the record in the file.
-    pub source_line: u64,
+    pub source_line: i64,
     /// The contact suggested as the merge target: an existing one, or the one
     /// this import created for the earlier record (`None` in a dry run).
     pub merge_into_id: Option<String>,
     /// Line of the earlier record of the file this one looks like (`None`
     /// when it looks like an existing contact).
-    pub same_as_line: Option<u64>,
+    pub same_as_line: Option<i64>,
     /// Why it looks like the merge target; never empty.
     pub reasons: Vec<DuplicateReason>,
 }
@@ -78,7 +79,7 @@ pub struct ImportDuplicate {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ImportProblem {
     /// 1-based line in the file.
-    pub line: u64,
+    pub line: i64,
     /// What was wrong and what was skipped, for the user.
     pub message: String,
 }
@@ -95,15 +96,15 @@ pub struct ImportReport {
     /// Records held back as likely duplicates; merge or create them by hand.
     pub likely_duplicates: Vec<ImportDuplicate>,
     /// Records that repeat an earlier record of the same file.
-    pub repeated_in_input: u32,
+    pub repeated_in_input: i32,
     /// Problems met, in file order; bounded.
     pub problems: Vec<ImportProblem>,
     /// Problems beyond the listed ones (the list is bounded).
-    pub problems_not_listed: u64,
+    pub problems_not_listed: i64,
 }
 
-fn line(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
+fn line(n: usize) -> i64 {
+    to_i64(n)
 }
 
 fn export_failure(e: impl std::error::Error) -> KithError {
@@ -156,7 +157,7 @@ fn backup_error(e: StoreBackupError, restoring: bool) -> KithError {
 struct Parsed {
     drafts: Vec<ContactDraft>,
     problems: Vec<ImportProblem>,
-    problems_not_listed: u64,
+    problems_not_listed: i64,
 }
 
 impl Kith {
@@ -223,7 +224,7 @@ impl Kith {
                         reasons: d.reasons.iter().cloned().map(Into::into).collect(),
                     })
                     .collect(),
-                repeated_in_input: u32::try_from(plan.repeated_in_input.len()).unwrap_or(u32::MAX),
+                repeated_in_input: to_i32(plan.repeated_in_input.len()),
                 problems: parsed.problems,
                 problems_not_listed: parsed.problems_not_listed,
             };
@@ -241,7 +242,8 @@ impl Kith {
     }
 }
 
-#[uniffi::export]
+// Rust API: the blocking implementation. The foreign API (async where this touches the
+// disk or the network) is the `ffi_*` façade in crate::api, one method per operation.
 impl Kith {
     /// Imports the contacts of a vCard file (versions 2.1, 3.0 and 4.0).
     /// `dry_run` reports what would happen and writes nothing. A file that
@@ -399,7 +401,7 @@ impl Kith {
 /// `data_dir` (owner-only). If the key store refuses it, the restored
 /// directory is removed again and the error returned: nothing half-restored
 /// is left behind.
-#[uniffi::export(default(key_store = None))]
+/// (Rust API, blocking; exported as the async `restore_backup` in crate::api.)
 pub fn restore_backup(
     data_dir: String,
     passphrase: String,

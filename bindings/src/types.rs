@@ -2,8 +2,13 @@
 //! to and from kith-core's model.
 //!
 //! Foreign code sees plain values: ids are ULID strings, instants are UTC
-//! milliseconds (`*_ms`), calendar dates are ISO `YYYY-MM-DD` strings, sets are
-//! lists. Values coming *in* are parsed here into the model's typed values, and
+//! milliseconds since the Unix epoch as `i64` (`*_ms`), calendar dates are ISO
+//! `YYYY-MM-DD` strings, sets are lists. Every count, offset, limit, duration
+//! and instant is signed (`i64`, or `i32` for small counts and limits): Kotlin's
+//! `Long`/`Int` and Swift's `Int64`/`Int32` are what apps compute with, and
+//! unsigned types there (`ULong`, `UInt`) need conversions at every use. A
+//! negative value coming in is `KithError::InvalidInput` naming the argument,
+//! never a wrap-around or a panic ([`non_negative`]). Values coming *in* are parsed here into the model's typed values, and
 //! anything malformed becomes `KithError::InvalidInput` naming the field, so the
 //! engine never sees a bad id or date. Values going *out* are total conversions
 //! (a model value always has an FFI form).
@@ -184,17 +189,17 @@ pub struct PartialDate {
     /// The year, when known.
     pub year: Option<i32>,
     /// 1 to 12.
-    pub month: u8,
+    pub month: i32,
     /// 1 to 31.
-    pub day: u8,
+    pub day: i32,
 }
 
 impl From<model::PartialDate> for PartialDate {
     fn from(d: model::PartialDate) -> Self {
         PartialDate {
             year: d.year,
-            month: d.month,
-            day: d.day,
+            month: d.month.into(),
+            day: d.day.into(),
         }
     }
 }
@@ -239,7 +244,7 @@ pub struct Contact {
     /// Long-lived notes; empty when none.
     pub notes: String,
     /// Keep-in-touch cadence in days; `None` uses the circle default.
-    pub cadence_days: Option<u32>,
+    pub cadence_days: Option<i32>,
     /// When the contact was created.
     pub created_ms: i64,
     /// When any field last changed.
@@ -289,7 +294,7 @@ impl From<model::Contact> for Contact {
             first_met: c.first_met.map(|d| d.to_string()),
             birthday: c.birthday.map(PartialDate::from),
             notes: c.notes,
-            cadence_days: c.cadence_days,
+            cadence_days: c.cadence_days.map(to_i32),
             created_ms: c.created_ms,
             updated_ms: c.updated_ms,
             archived: c.archived,
@@ -460,7 +465,7 @@ pub struct Goal {
     /// What I want to achieve; never empty.
     pub title: String,
     /// 1 (highest) to 3.
-    pub priority: u8,
+    pub priority: i32,
     /// Active, achieved or dropped.
     pub status: GoalStatus,
     /// Ids of the contacts who can help toward it.
@@ -476,7 +481,7 @@ impl From<model::Goal> for Goal {
         Goal {
             id: g.id.to_string(),
             title: g.title,
-            priority: g.priority,
+            priority: g.priority.into(),
             status: g.status.into(),
             contacts: g.contacts.iter().map(ToString::to_string).collect(),
             created_ms: g.created_ms,
@@ -491,6 +496,35 @@ pub(crate) fn parse_id<T: FromStr>(field: &str, value: &str) -> Result<T, KithEr
         field: field.to_string(),
         reason: format!("'{value}' is not a valid id (expected a 26-character ULID)"),
     })
+}
+
+/// An engine count or instant (unsigned there) in the signed type the bindings
+/// use. Values past the signed range cannot occur (2^63 ms is 292 million
+/// years; counts are bounded by memory) and would saturate.
+pub(crate) fn to_i64(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// Like [`to_i64`], for the `i32` counts (records per page, days, lines).
+pub(crate) fn to_i32(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+/// A count, offset, limit, duration or instant from the app as the unsigned
+/// type the engine uses: negative (or too large for it) is `InvalidInput`
+/// naming `field`.
+pub(crate) fn non_negative<T: TryFrom<i64>>(
+    field: &str,
+    value: impl Into<i64>,
+) -> Result<T, KithError> {
+    let value = value.into();
+    if value < 0 {
+        return Err(KithError::invalid(
+            field,
+            format!("must not be negative (got {value})"),
+        ));
+    }
+    T::try_from(value).map_err(|_| KithError::invalid(field, format!("{value} is too large")))
 }
 
 /// Parses a list of ids into a set, naming the field on the first bad one.
@@ -533,14 +567,14 @@ pub struct ContactStats {
     /// Time of the latest interaction; `None` when never met.
     pub last_interaction_ms: Option<i64>,
     /// Number of interactions.
-    pub interaction_count: u64,
+    pub interaction_count: i64,
 }
 
 impl From<kith_core::ContactStats> for ContactStats {
     fn from(s: kith_core::ContactStats) -> Self {
         ContactStats {
             last_interaction_ms: s.last_interaction_ms,
-            interaction_count: s.interaction_count,
+            interaction_count: to_i64(s.interaction_count),
         }
     }
 }
@@ -648,11 +682,11 @@ pub struct Settings {
     /// My discipline, for the discipline-reach insight.
     pub my_discipline: Option<String>,
     /// Default keep-in-touch cadence per circle, in days (each at least 1).
-    pub cadence_days: HashMap<Circle, u32>,
+    pub cadence_days: HashMap<Circle, i32>,
     /// Target share of effort in the strategic circle, 0 to 1.
     pub strategic_target: Option<f64>,
     /// How many of the strongest ties form "the core" in insights (at least 1).
-    pub core_size: u32,
+    pub core_size: i32,
     /// My own e-mail addresses: calendar attendees with them are me (meetings to log).
     #[uniffi(default = [])]
     pub my_emails: Vec<String>,
@@ -666,28 +700,31 @@ impl From<model::Settings> for Settings {
             cadence_days: s
                 .cadence_days
                 .into_iter()
-                .map(|(c, d)| (c.into(), d))
+                .map(|(c, d)| (c.into(), to_i32(d)))
                 .collect(),
             strategic_target: s.strategic_target,
-            core_size: s.core_size,
+            core_size: to_i32(s.core_size),
             my_emails: s.my_emails.into_iter().collect(),
         }
     }
 }
 
 /// Dismissed meetings are not part of the foreign record: `set_settings` keeps the stored ones.
-impl From<Settings> for model::Settings {
-    fn from(s: Settings) -> Self {
-        model::Settings {
+/// A negative cadence or core size is `InvalidInput`.
+impl TryFrom<Settings> for model::Settings {
+    type Error = KithError;
+
+    fn try_from(s: Settings) -> Result<Self, KithError> {
+        Ok(model::Settings {
             my_organisation: s.my_organisation,
             my_discipline: s.my_discipline,
             cadence_days: s
                 .cadence_days
                 .into_iter()
-                .map(|(c, d)| (c.into(), d))
-                .collect(),
+                .map(|(c, d)| Ok((c.into(), non_negative("cadence_days", d)?)))
+                .collect::<Result<_, KithError>>()?,
             strategic_target: s.strategic_target,
-            core_size: s.core_size,
+            core_size: non_negative("core_size", s.core_size)?,
             my_emails: s
                 .my_emails
                 .iter()
@@ -695,6 +732,6 @@ impl From<Settings> for model::Settings {
                 .filter(|e| !e.is_empty())
                 .collect(),
             dismissed_events: Default::default(),
-        }
+        })
     }
 }

@@ -791,6 +791,19 @@ impl Tx<'_> {
         self.interaction(new.id)
     }
 
+    /// Writes a new interaction: as a fresh write when its partition is not
+    /// in memory (indexed exactly as the partition will read it back once
+    /// folded), else into the partition like any other write.
+    fn save_new_interaction(&mut self, new: &Interaction) -> Result<Interaction, OpError> {
+        match self.put_fresh(DocId::for_interaction(new.id), new)? {
+            Some(stored) => {
+                index::put_interaction(self.txn, &stored)?;
+                self.interaction(new.id)
+            }
+            None => self.save_interaction(None, new),
+        }
+    }
+
     fn save_project(&mut self, old: Option<&Project>, new: &Project) -> Result<Project, OpError> {
         let doc = self.doc_mut(DocId::Main)?;
         schema::write_project(doc, old, new)?;
@@ -1007,11 +1020,14 @@ impl Store {
     ) -> Result<Interaction, OpError> {
         let at_ms = new.at_ms.unwrap_or_else(crate::store::now_ms);
         let id = InteractionId::new_at(at_ms);
-        let log = DocId::for_interaction(id);
-        let mut preload = vec![log];
+        // The partition is not loaded for a new interaction: when it is not
+        // in memory, the write is a fresh write (store::pending) and costs
+        // no load, whatever the size of the quarter.
+        let mut preload = Vec::new();
         if new.create_missing {
             preload.push(DocId::Main);
         }
+        self.verify_for_fresh_write(DocId::for_interaction(id))?;
         self.transact(&preload, |tx| {
             let summary = check_line("summary", &new.summary)?;
             check_notes("notes", &new.notes)?;
@@ -1117,7 +1133,7 @@ impl Store {
                 deleted_ms: None,
                 event: event.clone(),
             };
-            tx.save_interaction(None, &rec)
+            tx.save_new_interaction(&rec)
         })
     }
 

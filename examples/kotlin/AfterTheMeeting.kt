@@ -3,6 +3,9 @@
 // code runs in an app (with `context.filesDir` as the directory) and on a JVM:
 //   scripts/test-bindings.sh compiles and runs it against the generated bindings.
 // With a relay address it then syncs the meeting to the user's other devices.
+// Every call that touches the store or the network is a `suspend fun`: in an app
+// this runs in `viewModelScope.launch { ... }` (never blocking the main thread);
+// here `runBlocking` stands in for that scope.
 // Usage: AfterTheMeetingKt DATA_DIR [kith://KEY@HOST:PORT]
 package dev.kith.examples
 
@@ -16,11 +19,11 @@ class RefreshOnChange : KithListener {
         println("  (refresh: ${summary.contactIds.size} contact(s), ${summary.interactionIds.size} interaction(s))")
     }
     override fun onSyncState(state: SyncState) {
-        println("  (sync: ${state::class.simpleName})")
+        println("  (sync: $state)")
     }
 }
 
-fun main(args: Array<String>) {
+fun main(args: Array<String>) = runBlocking {
     val dataDir = args.firstOrNull() ?: error("usage: AfterTheMeetingKt DATA_DIR [RELAY]")
     val relay = args.getOrNull(1)
     Kith.open(dataDir).use { kith ->
@@ -55,8 +58,8 @@ fun main(args: Array<String>) {
         println("Logged interaction $id")
 
         println("Ana's timeline:")
-        for (i in kith.timeline(ana.id, offset = 0u, limit = 20u, includeDeleted = false)) {
-            val with = i.participants.joinToString { kith.getContact(it).name }
+        for (i in kith.timeline(ana.id, offset = 0, limit = 20, includeDeleted = false)) {
+            val with = i.participants.map { kith.getContact(it).name }.joinToString()
             println("  ${i.summary} — with $with")
         }
         println("Follow-ups due within a week:")
@@ -64,8 +67,7 @@ fun main(args: Array<String>) {
             println("  ${item.followUp.due}: ${item.followUp.text} (${item.summary})")
         }
 
-        // From a coroutine (viewModelScope in an app): never blocks the UI thread.
-        val hits = runBlocking { kith.searchAsync("regional", 10u) }
+        val hits = kith.search("regional", 10)
         println("Search 'regional': ${hits.interactions.map { it.summary }}")
 
         try {
@@ -76,11 +78,11 @@ fun main(args: Array<String>) {
 
         if (relay != null) {
             // First run on this phone: a new account (an app keeps the keys in
-            // its keystore through Kith.openWithKeyStore). Then one sync round,
-            // awaited in a coroutine; an app would rather call kith.startSync().
+            // its keystore through Kith.openWithKeyStore). Then one sync round;
+            // an app would rather call kith.startSync().
             if (kith.account() == null) kith.createAccount("Ana's phone", relay)
             try {
-                val report = runBlocking { kith.syncNow() }
+                val report = kith.syncNow()
                 println("Synced: sent ${report.pushedEntries} entries (${report.bytesSent} bytes)")
             } catch (e: KithException.Network) {
                 println("Offline, the meeting stays here until the next sync: ${e.reason}")

@@ -5,12 +5,17 @@ Run (after scripts/bindings.sh):
     PYTHONPATH=bindings/generated/python python3 examples/python/after_meeting.py [DATA_DIR [RELAY]]
 Without DATA_DIR it uses a temporary directory. With RELAY (kith://KEY@HOST:PORT)
 it then syncs the meeting to the user's other devices through that relay.
+
+Every call that touches the store or the network is a coroutine (await it);
+`add_listener` and the other in-memory accessors are plain calls.
 """
 
 import asyncio
+import atexit
 import datetime
 import sys
 import tempfile
+import time
 
 import kith_ffi
 from kith_ffi import (
@@ -41,11 +46,11 @@ class PrintChanges(kith_ffi.KithListener):
         print(f"  (listener: sync is {state})")
 
 
-def main(data_dir, relay=None):
-    kith = kith_ffi.Kith.open(data_dir)
+async def main(data_dir, relay=None):
+    kith = await kith_ffi.Kith.open(data_dir)
     kith.add_listener(PrintChanges())
 
-    ana = kith.add_contact(
+    ana = await kith.add_contact(
         NewContact(
             name="Ana Lima",
             organisation="St Mary's Hospital",
@@ -60,7 +65,7 @@ def main(data_dir, relay=None):
 
     # The meeting just ended: log it in one call, durable when it returns.
     due = (datetime.date.today() + datetime.timedelta(days=7)).isoformat()
-    interaction_id = kith.log_interaction(
+    interaction_id = await kith.log_interaction(
         NewInteraction(
             summary="Coffee after the discharge-pathway board",
             participant_ids=[ana.id],
@@ -79,35 +84,39 @@ def main(data_dir, relay=None):
     print(f"Logged interaction {interaction_id}")
 
     print("Ana's timeline:")
-    for i in kith.timeline(ana.id, 0, 20, False):
-        names = ", ".join(kith.get_contact(p).name for p in i.participants)
+    for i in await kith.timeline(ana.id, 0, 20, False):
+        names = ", ".join([(await kith.get_contact(p)).name for p in i.participants])
         print(f"  {i.summary} — with {names}")
     print("Follow-ups due within a week:")
-    for item in kith.follow_ups_due_by(due):
+    for item in await kith.follow_ups_due_by(due):
         print(f"  {item.follow_up.due}: {item.follow_up.text} ({item.summary})")
 
     try:
-        kith.log_interaction(NewInteraction(summary="", participant_ids=[ana.id]))
+        await kith.log_interaction(NewInteraction(summary="", participant_ids=[ana.id]))
     except kith_ffi.KithError.InvalidInput as e:
         print(f"Refused as expected: {e.field}: {e.reason}")
 
     if relay:
         # First run on this device: a new account (keys in keys.json beside the
         # store; an app passes its keychain with Kith.open_with_key_store).
-        if kith.account() is None:
-            kith.create_account("laptop", relay)
+        if await kith.account() is None:
+            await kith.create_account("laptop", relay)
         try:
-            report = asyncio.run(kith.sync_now())
+            report = await kith.sync_now()
             print(f"Synced: sent {report.pushed_entries} entries ({report.bytes_sent} bytes)")
         except kith_ffi.KithError.Network as e:
             print(f"Offline, the meeting stays here until the next sync: {e.reason}")
 
-    kith.close()
+    await kith.close()
 
 
 if __name__ == "__main__":
+    # CPython before 3.14 kills a thread that asks for the GIL during interpreter
+    # shutdown; give the library's thread that delivered the last result a moment
+    # to return from Python first (see bindings/README.md, Python).
+    atexit.register(time.sleep, 0.2)
     if len(sys.argv) > 1:
-        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+        asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
     else:
         with tempfile.TemporaryDirectory() as d:
-            main(d)
+            asyncio.run(main(d))

@@ -217,7 +217,7 @@ fn async_methods_complete_from_another_executor() {
         .build()
         .unwrap();
     let found = rt
-        .block_on(std::sync::Arc::clone(&kith).search_async("budget".into(), 10))
+        .block_on(std::sync::Arc::clone(&kith).ffi_search("budget".into(), 10))
         .unwrap();
     assert_eq!(found.interactions.len(), 1);
     rt.block_on(std::sync::Arc::clone(&kith).reindex()).unwrap();
@@ -228,7 +228,128 @@ fn async_methods_complete_from_another_executor() {
     assert!(report.documents >= 2);
     assert!(report.damaged_documents.is_empty() && report.index_tables_reindex_repairs.is_empty());
     let err = rt
-        .block_on(std::sync::Arc::clone(&kith).search_async("x".into(), 0))
+        .block_on(std::sync::Arc::clone(&kith).ffi_search("x".into(), 0))
         .unwrap_err();
     assert!(matches!(err, KithError::InvalidInput { ref field, .. } if field == "limit"));
+}
+
+/// Records the name of the thread each `on_change` runs on.
+#[derive(Default)]
+struct Threads(Mutex<Vec<String>>);
+
+impl KithListener for Threads {
+    fn on_change(&self, _: ChangeSummary) {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        self.0.lock().unwrap().push(name);
+    }
+    fn on_sync_state(&self, _: SyncState) {}
+}
+
+/// The threading rule: the exported (`ffi_*`) store calls run on Kith's runtime, not on the
+/// caller's thread, so a foreign main thread awaiting them is never blocked by the fsync; the
+/// blocking Rust methods run where they are called.
+#[test]
+fn the_exported_async_calls_run_on_the_kith_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store").display().to_string();
+    let kith = wait(Kith::ffi_open(path)).unwrap();
+    let threads = Arc::new(Threads::default());
+    kith.add_listener(Arc::clone(&threads) as Arc<dyn KithListener>)
+        .unwrap();
+    let ana = wait(Arc::clone(&kith).ffi_add_contact(contact("Ana Lima"))).unwrap();
+    let got = wait(Arc::clone(&kith).ffi_get_contact(ana.id.clone())).unwrap();
+    assert_eq!(got, ana);
+    kith.add_contact(contact("Bo Chen")).unwrap();
+    let names = threads.0.lock().unwrap().clone();
+    let caller = std::thread::current().name().unwrap_or("").to_owned();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(
+        names[0], "kith-ffi",
+        "the async write ran on {:?}",
+        names[0]
+    );
+    assert_eq!(
+        names[1], caller,
+        "the blocking Rust call ran on {:?}",
+        names[1]
+    );
+    wait(Arc::clone(&kith).ffi_close()).unwrap();
+    assert!(matches!(
+        wait(Arc::clone(&kith).ffi_get_contact(ana.id)),
+        Err(KithError::Locked { .. })
+    ));
+}
+
+/// Signed types at the boundary: a negative count, offset, limit or duration is
+/// `InvalidInput` naming it, never a wrap-around or a panic.
+#[test]
+fn negative_counts_offsets_and_durations_are_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let kith = open(&dir);
+    let ana = kith.add_contact(contact("Ana Lima")).unwrap();
+    let field = |r: Result<(), KithError>| match r {
+        Err(KithError::InvalidInput { field, .. }) => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    let list = |offset, limit| {
+        kith.list_contacts(ContactSort::Name, offset, limit, false)
+            .map(drop)
+    };
+    assert_eq!(field(list(-1, 10)), "offset");
+    assert_eq!(field(list(0, -10)), "limit");
+    assert_eq!(field(list(0, i32::MAX)), "limit");
+    assert_eq!(
+        field(kith.timeline(None, i32::MIN, 10, false).map(drop)),
+        "offset"
+    );
+    assert_eq!(field(kith.search("ana".into(), -1).map(drop)), "limit");
+    assert_eq!(field(kith.set_sync_timeout_ms(-5)), "timeout_ms");
+    let mut c = contact("Bo");
+    c.cadence_days = Some(-30);
+    assert_eq!(field(kith.add_contact(c).map(drop)), "cadence_days");
+    let mut c = contact("Cy");
+    c.birthday = Some(kith_ffi::PartialDate {
+        year: None,
+        month: -1,
+        day: 300,
+    });
+    assert_eq!(field(kith.add_contact(c).map(drop)), "birthday");
+    let open_waiting =
+        Kith::open_waiting(dir.path().join("other").display().to_string(), -1).map(drop);
+    assert_eq!(field(open_waiting), "lock_wait_ms");
+    assert!(matches!(
+        wait(Arc::clone(&kith).invite(-1)),
+        Err(KithError::InvalidInput { ref field, .. }) if field == "ttl_minutes"
+    ));
+    // Nothing was written by the refused calls.
+    let names: Vec<_> = kith
+        .list_contacts(ContactSort::Name, 0, 10, false)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["Ana Lima"]);
+    assert_eq!(kith.get_contact(ana.id).unwrap().name, "Ana Lima");
+}
+
+/// `SyncState` and `KithError` print their `Display` text on the foreign side (exported).
+#[test]
+fn sync_states_and_errors_print_readably() {
+    let retrying = SyncState::Retrying {
+        reason: "connection refused".into(),
+        retry_in_ms: 500,
+    };
+    assert_eq!(
+        retrying.to_string(),
+        "Retrying in 500 ms: connection refused"
+    );
+    assert_eq!(SyncState::Live.to_string(), "Live");
+    let e = KithError::InvalidInput {
+        field: "limit".into(),
+        reason: "must be between 1 and 1000 (got 0)".into(),
+    };
+    assert_eq!(
+        e.to_string(),
+        "invalid limit: must be between 1 and 1000 (got 0)"
+    );
 }

@@ -88,14 +88,14 @@ struct Pair {
 /// `a` invites, `b` asks to join and shows its code, `a` sees the same
 /// code and approves, `b` joins.
 fn pair_and_join(a: &Arc<Kith>, b: &Arc<Kith>, name: &str) -> Result<AccountInfo, KithError> {
-    let inv = wait(Arc::clone(a).pair(10))?;
-    assert!(inv.expires_at_ms > now_ms());
-    let code = wait(Arc::clone(b).request_join(inv.token.clone(), name.into()))?;
-    let req = wait(Arc::clone(a).next_join_request(inv.token.clone()))?;
-    assert_eq!(req.code, code);
+    let inv = wait(Arc::clone(a).invite(10))?;
+    assert!(inv.expires_at_ms() > i64::try_from(now_ms()).unwrap());
+    let joining = wait(Arc::clone(b).start_join(inv.token(), name.into()))?;
+    let req = wait(Arc::clone(&inv).wait_for_join())?;
+    assert_eq!(req.code, joining.code());
     assert_eq!(req.name, name);
-    wait(Arc::clone(a).approve_join(inv.token.clone(), code))?;
-    wait(Arc::clone(b).join(inv.token, name.into()))
+    wait(Arc::clone(&inv).approve(joining.code()))?;
+    wait(Arc::clone(&joining).wait_for_answer())
 }
 
 /// Device A creates the account, pairs; device B joins with the token.
@@ -277,38 +277,39 @@ fn bad_tokens_get_actionable_errors() {
     let fresh = tempfile::tempdir().unwrap();
     let c = crate::open(&fresh);
     // A typo: the token field is invalid.
-    let inv = wait(Arc::clone(&p.a).pair(10)).unwrap();
-    let mut typo = inv.token.clone();
+    let inv = wait(Arc::clone(&p.a).invite(10)).unwrap();
+    let mut typo = inv.token();
     let last = typo.pop().unwrap();
     typo.push(if last == 'a' { 'b' } else { 'a' });
-    match wait(Arc::clone(&c).request_join(typo, "tablet".into())) {
+    match wait(Arc::clone(&c).start_join(typo, "tablet".into())) {
         Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "token"),
         other => panic!("unexpected {other:?}"),
     }
-    match wait(Arc::clone(&c).request_join("hello".into(), "tablet".into())) {
+    match wait(Arc::clone(&c).start_join("hello".into(), "tablet".into())) {
         Err(KithError::InvalidInput { field, .. }) => assert_eq!(field, "token"),
         other => panic!("unexpected {other:?}"),
     }
     // Used once (by nobody yet) works; a second device is told someone
     // else redeemed the token (a photo of it gives nothing).
-    let code = wait(Arc::clone(&c).request_join(inv.token.clone(), "tablet".into())).unwrap();
+    let joining = wait(Arc::clone(&c).start_join(inv.token(), "tablet".into())).unwrap();
+    let code = joining.code();
     let fresh2 = tempfile::tempdir().unwrap();
     let d = crate::open(&fresh2);
-    match wait(Arc::clone(&d).request_join(inv.token.clone(), "watch".into())) {
+    match wait(Arc::clone(&d).start_join(inv.token(), "watch".into())) {
         Err(KithError::Authentication { reason }) => {
             assert!(reason.contains("someone else redeemed"), "{reason}")
         }
         other => panic!("unexpected {other:?}"),
     }
     // The inviter sees c's code; a wrong code refuses c, and c is told.
-    let req = wait(Arc::clone(&p.a).next_join_request(inv.token.clone())).unwrap();
+    let req = wait(Arc::clone(&inv).wait_for_join()).unwrap();
     assert_eq!(req.code, code);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert!(matches!(
-        wait(Arc::clone(&p.a).approve_join(inv.token.clone(), wrong.into())),
+        wait(Arc::clone(&inv).approve(wrong.into())),
         Err(KithError::Authentication { .. })
     ));
-    match wait(Arc::clone(&c).join(inv.token.clone(), "tablet".into())) {
+    match wait(Arc::clone(&joining).wait_for_answer()) {
         Err(KithError::Authentication { reason }) => {
             assert!(reason.contains("refused"), "{reason}")
         }
@@ -316,9 +317,9 @@ fn bad_tokens_get_actionable_errors() {
     }
     assert!(c.account().unwrap().is_none());
     // A device with an account cannot join another.
-    let inv2 = wait(Arc::clone(&p.a).pair(10)).unwrap();
+    let inv2 = wait(Arc::clone(&p.a).invite(10)).unwrap();
     assert!(matches!(
-        wait(Arc::clone(&p.b).request_join(inv2.token, "again".into())),
+        wait(Arc::clone(&p.b).start_join(inv2.token(), "again".into())),
         Err(KithError::Conflict { .. })
     ));
     // An expired token (made an hour ago with a ten-minute lifetime).
@@ -329,21 +330,21 @@ fn bad_tokens_get_actionable_errors() {
         600_000,
         now_ms() - 3_600_000,
     );
-    match wait(Arc::clone(&d).request_join(expired.token.to_string(), "watch".into())) {
+    match wait(Arc::clone(&d).start_join(expired.token.to_string(), "watch".into())) {
         Err(KithError::Authentication { reason }) => {
             assert!(reason.contains("expired"), "{reason}")
         }
         other => panic!("unexpected {other:?}"),
     }
-    for ttl in [0, 11] {
+    for ttl in [0, 11, -1] {
         assert!(matches!(
-            wait(Arc::clone(&p.a).pair(ttl)),
+            wait(Arc::clone(&p.a).invite(ttl)),
             Err(KithError::InvalidInput { field, .. }) if field == "ttl_minutes"
         ));
     }
     // Without an account, pairing and syncing say so.
     assert!(matches!(
-        wait(Arc::clone(&d).pair(10)),
+        wait(Arc::clone(&d).invite(10)),
         Err(KithError::Authentication { .. })
     ));
     assert!(matches!(
@@ -529,7 +530,7 @@ fn the_invitation_objects_drive_a_pairing() {
         .create_account("phone".into(), Some(relay.address.clone()))
         .unwrap();
     let inv = wait(Arc::clone(&a).invite(10)).unwrap();
-    assert!(inv.expires_at_ms() > now_ms());
+    assert!(inv.expires_at_ms() > i64::try_from(now_ms()).unwrap());
     let token = inv.token();
     assert!(!format!("{inv:?}").contains(&token));
     let joining = wait(Arc::clone(&b).start_join(token.clone(), "laptop".into())).unwrap();

@@ -12,16 +12,22 @@ import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.yield
 
 private var checks = 0
 
-private fun check(condition: Boolean, what: () -> String) {
+private suspend fun check(condition: Boolean, what: suspend () -> String) {
     checks++
     if (!condition) throw AssertionError(what())
 }
 
-private inline fun <reified E : KithException> expect(block: () -> Unit): E {
+private suspend inline fun <reified E : KithException> expect(block: () -> Unit): E {
     try {
         block()
     } catch (e: KithException) {
@@ -40,7 +46,7 @@ class Recorder : KithListener {
 
 private const val MISSING_ID = "01J00000000000000000000000"
 
-fun afterTheMeeting(kith: Kith) {
+suspend fun afterTheMeeting(kith: Kith) {
     val rec = Recorder()
     kith.addListener(rec)
     check(rec.states == listOf<SyncState>(SyncState.Disabled)) { "sync state on registration: ${rec.states}" }
@@ -64,7 +70,7 @@ fun afterTheMeeting(kith: Kith) {
     ))
     check(rec.changes.last().interactionIds == listOf(id)) { "listener after log_interaction" }
 
-    val timeline = kith.timeline(ana.id, 0u, 20u, false)
+    val timeline = kith.timeline(ana.id, 0, 20, false)
     check(timeline.map { it.id } == listOf(id)) { "timeline: $timeline" }
     val logged = timeline.single()
     check(logged.summary == "Coffee after the board meeting") { "summary" }
@@ -72,8 +78,8 @@ fun afterTheMeeting(kith: Kith) {
     check(logged.exchanges.single().withContactId == ana.id) { "exchange" }
     check(logged.followUps.single().due == "2026-01-10") { "follow-up" }
     check(kith.followUpsDueBy("2026-01-31").single().followUp.text == "Send the audit summary") { "due" }
-    check(kith.search("coffee", 10u).interactions.single().id == id) { "search" }
-    check(kith.listContacts(ContactSort.LAST_INTERACTION, 0u, 10u, false).first().id == ana.id) { "list" }
+    check(kith.search("coffee", 10).interactions.single().id == id) { "search" }
+    check(kith.listContacts(ContactSort.LAST_INTERACTION, 0, 10, false).first().id == ana.id) { "list" }
 
     val edited = kith.editInteraction(id, InteractionPatch(notes = "Edited on the train"))
     check(edited.notes == "Edited on the train") { "update" }
@@ -82,7 +88,7 @@ fun afterTheMeeting(kith: Kith) {
 }
 
 /** A listener that throws: the write still succeeds and other listeners still hear it. */
-fun throwingListener(kith: Kith) {
+suspend fun throwingListener(kith: Kith) {
     val thrower = object : KithListener {
         override fun onChange(summary: ChangeSummary) { throw IllegalStateException("listener bug") }
         override fun onSyncState(state: SyncState) {}
@@ -97,7 +103,7 @@ fun throwingListener(kith: Kith) {
     kith.removeListener(h2)
 }
 
-fun errors(kith: Kith) {
+suspend fun errors(kith: Kith) {
     val e = expect<KithException.InvalidInput> {
         kith.logInteraction(NewInteraction(summary = "  ", participantNames = listOf("Ana Lima")))
     }
@@ -106,14 +112,14 @@ fun errors(kith: Kith) {
     val nf = expect<KithException.NotFound> { kith.getContact(MISSING_ID) }
     check(nf.what == "contact" && nf.id == MISSING_ID) { "not found: $nf" }
     check(expect<KithException.InvalidInput> {
-        kith.addGoal(NewGoal(title = "Lead a service", priority = 9u))
+        kith.addGoal(NewGoal(title = "Lead a service", priority = 9))
     }.field == "priority") { "priority" }
     val panic = expect<KithException.Internal> { kith.debugPanic("deliberate test panic") }
     check(panic.reason.contains("deliberate test panic")) { "panic reason: ${panic.reason}" }
     check(kith.listProjects().isEmpty()) { "store usable after the panic" }
 }
 
-fun threads(kith: Kith) {
+suspend fun threads(kith: Kith) {
     val contacts = (0 until 4).map { kith.addContact(NewContact(name = "Person $it")).id }
     val rec = Recorder()
     val handle = kith.addListener(rec)
@@ -125,13 +131,14 @@ fun threads(kith: Kith) {
         Thread {
             try {
                 start.await()
-                repeat(perThread) { n ->
+                // A plain JVM thread (not a coroutine): it waits for each suspend call.
+                runBlocking { repeat(perThread) { n ->
                     kith.logInteraction(NewInteraction(
                         summary = "jvm t$t n$n",
                         participantIds = listOf(contacts[(t + n) % contacts.size]),
                     ))
-                    kith.timeline(null, 0u, 5u, false)
-                }
+                    kith.timeline(null, 0, 5, false)
+                } }
             } catch (e: Throwable) {
                 failures.add(e)
             }
@@ -141,26 +148,55 @@ fun threads(kith: Kith) {
     workers.forEach { it.join(TimeUnit.SECONDS.toMillis(120)) }
     check(workers.none { it.isAlive }) { "deadlock: a JVM thread did not finish" }
     check(failures.isEmpty()) { "thread failures: $failures" }
-    val logged = kith.timeline(null, 0u, 1000u, false).filter { it.summary.startsWith("jvm ") }
+    val logged = kith.timeline(null, 0, 1000, false).filter { it.summary.startsWith("jvm ") }
     check(logged.size == threadsN * perThread) { "logged ${logged.size}" }
     check(logged.map { it.summary }.toSet().size == threadsN * perThread) { "lost or duplicated writes" }
     check(rec.changes.size == threadsN * perThread) { "listener calls from JVM threads: ${rec.changes.size}" }
     check(kith.removeListener(handle)) { "remove listener" }
 }
 
-fun coroutines(kith: Kith) = runBlocking {
-    val found = kith.searchAsync("person", 10u)
-    check(found.contacts.size == 4) { "async search: ${found.contacts.size}" }
+/**
+ * The threading rule: every call that touches the disk or the network is a `suspend fun` running
+ * on Kith's runtime, so a single-threaded dispatcher (the main thread's stand-in) keeps running
+ * other coroutines while a backup derives its key; several awaits at once on one handle all
+ * complete; a cancelled caller gets CancellationException.
+ */
+suspend fun coroutines(kith: Kith) = kotlinx.coroutines.coroutineScope {
+    val main = java.util.concurrent.Executors.newSingleThreadExecutor().asCoroutineDispatcher()
+    try {
+        withContext(main) {
+            var ticks = 0
+            val ticker = launch { while (true) { ticks++; yield() } }
+            val backup = kith.backup("correct horse battery staple", true)
+            check(backup.isNotEmpty()) { "backup bytes" }
+            check(ticks > 0) { "the main-thread stand-in was blocked during backup(): $ticks ticks" }
+            ticker.cancel()
+            val found = kith.search("person", 10)
+            check(found.contacts.size == 4) { "search: ${found.contacts.size}" }
+            val many = (0 until 8).map { async { kith.search("person", 10).contacts.size } }.awaitAll()
+            check(many.all { it == 4 }) { "concurrent searches: $many" }
+        }
+    } finally {
+        main.close()
+    }
     kith.reindex()
-    check(kith.search("person", 10u).contacts.size == 4) { "search after reindex" }
-    val e = try {
-        kith.searchAsync("x", 0u); null
-    } catch (e: KithException.InvalidInput) { e }
-    check(e?.field == "limit") { "async error" }
+    check(kith.search("person", 10).contacts.size == 4) { "search after reindex" }
+    val e = expect<KithException.InvalidInput> { kith.search("x", 0) }
+    check(e.field == "limit") { "async error" }
+    // Signed counts: a negative offset or limit is InvalidInput naming it, never a crash.
+    check(expect<KithException.InvalidInput> { kith.timeline(null, -1, 5, false) }.field == "offset") { "offset" }
+    check(expect<KithException.InvalidInput> { kith.listContacts(ContactSort.NAME, 0, -5, false) }.field == "limit") { "limit" }
+    check(expect<KithException.InvalidInput> { kith.setSyncTimeoutMs(-1L) }.field == "timeout_ms") { "timeout" }
+    // Readable printing: errors and sync states.
+    check(e.toString() == "invalid limit: must be between 1 and 1000 (got 0)") { "error text: $e" }
+    check(SyncState.Idle.toString() == "Idle") { "state: ${SyncState.Idle}" }
+    check(SyncState.Retrying("connection refused", 500L).toString() == "Retrying in 500 ms: connection refused") {
+        "retrying: ${SyncState.Retrying("connection refused", 500L)}"
+    }
 }
 
 /** Insights after a meeting is logged, then a vCard export imported into a second store. */
-fun insightsAndImport(dir: String, otherDir: String) {
+suspend fun insightsAndImport(dir: String, otherDir: String) {
     val dayMs = 86_400_000L
     Kith.open(dir).use { kith ->
         val ana = kith.addContact(NewContact(
@@ -171,7 +207,7 @@ fun insightsAndImport(dir: String, otherDir: String) {
         ))
         kith.logInteraction(NewInteraction(summary = "Coffee after the board meeting", participantIds = listOf(ana.id)))
         val now = kith.insights(null)
-        check(now.contactsTotal == 1u && now.interactionsTotal == 1u) { "insights totals: $now" }
+        check(now.contactsTotal == 1 && now.interactionsTotal == 1) { "insights totals: $now" }
         check(now.circleBalance.status.state == MetricState.VALUE) { "circle balance: ${now.circleBalance.status}" }
         check(now.reconnect.top.isEmpty()) { "nobody overdue right after the meeting: ${now.reconnect.top}" }
         // Half a year later the strategic tie is overdue and the headlines say so.
@@ -208,7 +244,7 @@ fun insightsAndImport(dir: String, otherDir: String) {
     }
 }
 
-fun lifecycle(dir: String) = runBlocking {
+suspend fun lifecycle(dir: String) = kotlinx.coroutines.coroutineScope {
     val ui = Kith.open(dir)
     ui.addProject(NewProject(name = "Rota redesign"))
     // A WorkManager worker opens its own handle: same engine, no Locked.
@@ -232,7 +268,7 @@ fun lifecycle(dir: String) = runBlocking {
 }
 
 /** Same workload as the Python harness and the Rust bench: fresh store, 20 warm-up, 300 timed. */
-fun figure(dir: String) = Kith.open(dir).use { kith ->
+suspend fun figure(dir: String) = Kith.open(dir).use { kith ->
     val ana = kith.addContact(NewContact(name = "Ana Lima")).id
     val n = 300
     val notes = "x".repeat(300)
@@ -255,7 +291,7 @@ fun figure(dir: String) = Kith.open(dir).use { kith ->
 
 /// Merge, a value the duplicate gets afterwards (shown as a conflict on the
 /// kept contact), and unmerge giving the duplicate its call back.
-fun mergeAndUnmerge(kith: Kith) {
+suspend fun mergeAndUnmerge(kith: Kith) {
     val keep = kith.addContact(NewContact(name = "Grace Hopper", role = "Admiral"))
     val dup = kith.addContact(NewContact(name = "G. Hopper"))
     val call = kith.logInteraction(NewInteraction(summary = "Call with the duplicate", participantIds = listOf(dup.id)))
@@ -282,7 +318,7 @@ class LogRecorder : KithLogger {
     }
 }
 
-fun logging(dir: String) {
+suspend fun logging(dir: String) {
     val rec = LogRecorder()
     setLogger(rec, LogLevel.INFO)
     try {
@@ -303,7 +339,7 @@ fun logging(dir: String) {
     check(rec.records.size == n) { "logs after clearLogger: ${rec.records.drop(n)}" }
 }
 
-fun main() {
+fun main() = runBlocking {
     val root = Files.createTempDirectory("kith-kotlin-test")
     try {
         Kith.open(root.resolve("store").toString()).use { kith ->
@@ -316,6 +352,7 @@ fun main() {
             kith.closeStore()
         }
         Kith.open(root.resolve("meetings").toString()).use { kith -> checks += meetings(kith) }
+        Kith.open(root.resolve("flows").toString()).use { kith -> checks += flows(kith); kith.closeStore() }
         insightsAndImport(root.resolve("insights").toString(), root.resolve("imported").toString())
         lifecycle(root.resolve("lifecycle").toString())
         logging(root.resolve("logging").toString())

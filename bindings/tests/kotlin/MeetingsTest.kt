@@ -9,7 +9,7 @@ import dev.kith.*
 private const val NOW = 1_773_144_000_000L // 2026-03-10T12:00:00Z
 private const val HOUR = 3_600_000L
 
-private fun event(uid: String, endedHoursAgo: Long, title: String = "Design review", vararg people: CalendarAttendee) =
+private suspend fun event(uid: String, endedHoursAgo: Long, title: String = "Design review", vararg people: CalendarAttendee) =
     CalendarEvent(
         source = "android:1",
         uid = uid,
@@ -27,9 +27,9 @@ private fun event(uid: String, endedHoursAgo: Long, title: String = "Design revi
         private = false,
     )
 
-fun meetings(kith: Kith): Int {
+suspend fun meetings(kith: Kith): Int {
     var n = 0
-    fun ok(c: Boolean, what: () -> String) { n++; if (!c) throw AssertionError(what()) }
+    suspend fun ok(c: Boolean, what: suspend () -> String) { n++; if (!c) throw AssertionError(what()) }
     val settings = kith.getSettings()
     kith.setSettings(settings.copy(myEmails = listOf("me@example.com")))
     val zoe = kith.addContact(NewContact(
@@ -69,7 +69,7 @@ fun meetings(kith: Kith): Int {
     val next = kith.nextMeetingEnd(events, NOW)
     ok(next != null && next.event.uid == "later" && next.endMs == NOW + 2 * HOUR && next.people == listOf("Zoë Hart")) { "next $next" }
     val share = kith.meetingLogShare(events, NOW)
-    ok(share.meetings == 2u && share.logged == 1u && share.dismissed == 1u) { "share $share" }
+    ok(share.meetings == 2 && share.logged == 1 && share.dismissed == 1) { "share $share" }
 
     // A bad event is refused with a typed error, never a crash.
     try {
@@ -77,7 +77,7 @@ fun meetings(kith: Kith): Int {
         throw AssertionError("an event ending before it starts must be refused")
     } catch (e: KithException.InvalidInput) { n++ }
     // Settings written by the app keep the dismissed meetings.
-    kith.setSettings(kith.getSettings().copy(coreSize = 12u))
+    kith.setSettings(kith.getSettings().copy(coreSize = 12))
     ok(kith.meetingsToLog(events, NOW).isEmpty()) { "dismissal survives set_settings" }
     return n
 }

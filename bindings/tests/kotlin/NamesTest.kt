@@ -10,13 +10,13 @@ import java.io.File
 
 private class NameChecks {
     var count = 0
-    fun need(condition: Boolean, what: () -> String) {
+    suspend fun need(condition: Boolean, what: suspend () -> String) {
         count++
         if (!condition) throw AssertionError(what())
     }
 }
 
-fun namesFromEveryLanguage(dir: File): Int {
+suspend fun namesFromEveryLanguage(dir: File): Int {
     val c = NameChecks()
     val people = mutableListOf<Pair<String, List<String>>>()
     val dups = mutableListOf<Pair<String, String>>()
@@ -34,7 +34,7 @@ fun namesFromEveryLanguage(dir: File): Int {
     Kith.open(File(dir, "people").path).use { kith ->
         val ids = people.associate { (name, _) -> name to kith.addContact(NewContact(name = name)).id }
         val missed = people.flatMap { (name, queries) ->
-            queries.filter { q -> kith.search(q, 100u).contacts.none { it.id == ids[name] } }
+            queries.filter { q -> kith.search(q, 100).contacts.none { it.id == ids[name] } }
                 .map { q -> "\"$q\" -> $name" }
         }
         c.need(missed.isEmpty()) { "not found: $missed" }

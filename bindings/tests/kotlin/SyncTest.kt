@@ -19,7 +19,7 @@ import kotlinx.coroutines.withTimeout
 
 private const val TIMEOUT_MS = 60_000L
 
-private fun need(condition: Boolean, what: () -> String) {
+private suspend fun need(condition: Boolean, what: suspend () -> String) {
     if (!condition) throw AssertionError(what())
 }
 
@@ -35,22 +35,22 @@ class SyncRecorder : KithListener {
     val states = CopyOnWriteArrayList<SyncState>()
     override fun onChange(summary: ChangeSummary) { changes.add(summary) }
     override fun onSyncState(state: SyncState) { states.add(state) }
-    fun heard(interactionId: String) = changes.any { interactionId in it.interactionIds }
+    suspend fun heard(interactionId: String) = changes.any { interactionId in it.interactionIds }
 }
 
-private fun eventually(ms: Long = 20_000, cond: () -> Boolean): Boolean {
+private suspend fun eventually(ms: Long = 20_000, cond: suspend () -> Boolean): Boolean {
     val deadline = System.currentTimeMillis() + ms
     while (System.currentTimeMillis() < deadline) {
         if (cond()) return true
-        Thread.sleep(20)
+        kotlinx.coroutines.delay(20)
     }
     return cond()
 }
 
-private fun <T> await(block: suspend () -> T): T = runBlocking { withTimeout(TIMEOUT_MS) { block() } }
+private suspend fun <T> await(block: suspend () -> T): T = withTimeout(TIMEOUT_MS) { block() }
 
 /** Starts kith-relay on 127.0.0.1:0; returns the process and its kith:// address. */
-private fun startRelay(dataDir: File): Pair<Process, String> {
+private suspend fun startRelay(dataDir: File): Pair<Process, String> {
     val binary = System.getenv("KITH_RELAY_BIN")
         ?: throw AssertionError("KITH_RELAY_BIN must name the built kith-relay binary")
     val process = ProcessBuilder(
@@ -68,9 +68,9 @@ private fun startRelay(dataDir: File): Pair<Process, String> {
     return process to address.trim()
 }
 
-fun syncThroughRelay(root: File): Int {
+suspend fun syncThroughRelay(root: File): Int {
     var checks = 0
-    fun check(condition: Boolean, what: () -> String) { checks++; need(condition, what) }
+    suspend fun check(condition: Boolean, what: suspend () -> String) { checks++; need(condition, what) }
     val (relay, address) = startRelay(File(root, "relay"))
     try {
         val keys = MemoryKeyStore()
@@ -86,26 +86,27 @@ fun syncThroughRelay(root: File): Int {
         check(recB.states == listOf<SyncState>(SyncState.Disabled)) { "B disabled before join: ${recB.states}" }
 
         check(info.recoveryCode?.startsWith("kithr1-") == true) { "recovery code shown once" }
-        val invitation = await { a.pair(10u) }
-        check(invitation.token.isNotEmpty()) { "token for the QR code" }
+        val invitation = await { a.invite(10) }
+        check(invitation.token().isNotEmpty()) { "token for the QR code" }
         // B asks and shows its code; A sees the same code and approves.
-        val code = await { b.requestJoin(invitation.token, "laptop") }
-        val request = await { a.nextJoinRequest(invitation.token) }
+        val joining = await { b.startJoin(invitation.token(), "laptop") }
+        val code = joining.code()
+        val request = await { invitation.waitForJoin() }
         check(request.code == code && request.name == "laptop") { "request: $request" }
-        await { a.approveJoin(invitation.token, code) }
-        val joined = await { b.join(invitation.token, "laptop") }
+        await { invitation.approve(code) }
+        val joined = await { joining.waitForAnswer() }
         check(joined.accountId == info.accountId && joined.deviceId != info.deviceId) { "joined: $joined" }
 
         // A bad token: actionable errors, no crash.
         val c = Kith.open(File(root, "c").path)
         try {
-            await { c.requestJoin("kith-garbage", "tablet") }
+            await { c.startJoin("kith-garbage", "tablet") }
             throw AssertionError("a garbage token was accepted")
         } catch (e: KithException.InvalidInput) {
             check(e.field == "token") { "field: ${e.field}" }
         }
         try {
-            await { c.requestJoin(invitation.token, "tablet") }
+            await { c.startJoin(invitation.token(), "tablet") }
             throw AssertionError("a used token was accepted")
         } catch (e: KithException.Authentication) {
             check("someone else redeemed" in e.reason) { e.reason }
@@ -116,9 +117,9 @@ fun syncThroughRelay(root: File): Int {
         val ana = a.addContact(NewContact(name = "Ana Lima", organisation = "St Mary's Hospital"))
         val id = a.logInteraction(NewInteraction(summary = "Coffee after the board meeting", participantIds = listOf(ana.id)))
         val pushed = await { a.syncNow() }
-        check(pushed.pushedEntries >= 1uL) { "pushed: $pushed" }
+        check(pushed.pushedEntries >= 1L) { "pushed: $pushed" }
         val got = await { b.syncNow() }
-        check(got.interactionsChanged >= 1uL) { "received: $got" }
+        check(got.interactionsChanged >= 1L) { "received: $got" }
         check(b.getInteraction(id).summary == "Coffee after the board meeting") { "B sees the meeting" }
         check(recB.heard(id)) { "B's listener heard the merge: ${recB.changes}" }
         check(recB.states.containsAll(listOf(SyncState.Connecting, SyncState.Syncing))) { "B states: ${recB.states}" }
@@ -202,9 +203,9 @@ fun syncThroughRelay(root: File): Int {
  * registers, the status carries an empty quarantine, the device list its
  * quarantine counts (0), and `checkStore` finds the store clean.
  */
-fun tokenRelayQuarantineAndCheckStore(root: File): Int {
+suspend fun tokenRelayQuarantineAndCheckStore(root: File): Int {
     var checks = 0
-    fun check(condition: Boolean, what: () -> String) { checks++; need(condition, what) }
+    suspend fun check(condition: Boolean, what: suspend () -> String) { checks++; need(condition, what) }
     val binary = System.getenv("KITH_RELAY_BIN")
         ?: throw AssertionError("KITH_RELAY_BIN must name the built kith-relay binary")
     val data = File(root, "relay")
@@ -234,11 +235,11 @@ fun tokenRelayQuarantineAndCheckStore(root: File): Int {
         }
         a.setRegistrationToken(token)
         val r = await { a.syncNow() }
-        check(r.pushedEntries >= 0uL) { "synced: $r" }
+        check(r.pushedEntries >= 0L) { "synced: $r" }
         check(a.syncStatus().quarantined.isEmpty()) { "quarantine: ${a.syncStatus().quarantined}" }
-        check(a.devices().map { it.quarantinedEntries } == listOf(0uL)) { "devices: ${a.devices()}" }
+        check(a.devices().map { it.quarantinedEntries } == listOf(0L)) { "devices: ${a.devices()}" }
         val report = await { a.checkStore() }
-        check(report.clean && report.documents >= 1uL) { "check: $report" }
+        check(report.clean && report.documents >= 1L) { "check: $report" }
         check(report.damagedDocuments.isEmpty() && report.indexTablesReindexRepairs.isEmpty()) {
             "check: $report"
         }
@@ -256,17 +257,17 @@ fun tokenRelayQuarantineAndCheckStore(root: File): Int {
  * `waitForJoin`, `approve`), the joining app a `JoinAttempt` (`code` to show,
  * `waitForAnswer`); a code that does not match is refused on both sides.
  */
-fun invitationObjects(root: File): Int {
+suspend fun invitationObjects(root: File): Int {
     var checks = 0
-    fun check(condition: Boolean, what: () -> String) { checks++; need(condition, what) }
+    suspend fun check(condition: Boolean, what: suspend () -> String) { checks++; need(condition, what) }
     val (relay, address) = startRelay(File(root, "relay"))
     try {
         val a = Kith.open(File(root, "a").path)
         val b = Kith.open(File(root, "b").path)
         val c = Kith.open(File(root, "c").path)
         val info = a.createAccount("phone", address)
-        val invitation = await { a.invite(10u) }
-        check(invitation.expiresAtMs().toLong() > System.currentTimeMillis()) { "expiry in the future" }
+        val invitation = await { a.invite(10) }
+        check(invitation.expiresAtMs() > System.currentTimeMillis()) { "expiry in the future" }
         val token = invitation.token()
         val joining = await { b.startJoin(token, "laptop") }
         val request = await { invitation.waitForJoin() }
@@ -275,7 +276,7 @@ fun invitationObjects(root: File): Int {
         val joined = await { joining.waitForAnswer() }
         check(joined.accountId == info.accountId && joined.deviceId == request.deviceId) { "joined: $joined" }
 
-        val second = await { a.invite(10u) }
+        val second = await { a.invite(10) }
         val tablet = await { c.startJoin(second.token(), "tablet") }
         await { second.waitForJoin() }
         val wrong = if (tablet.code() == "000000") "111111" else "000000"

@@ -14,7 +14,8 @@ if not (GENERATED / "kith_ffi.py").exists():
     )
 sys.path.insert(0, str(GENERATED))
 
-import kith_ffi  # noqa: E402
+import kith_ffi as _raw_kith_ffi  # noqa: E402,F401  (loads the library)
+from blocking import kith_ffi  # noqa: E402
 
 
 @pytest.fixture

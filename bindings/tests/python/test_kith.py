@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-import kith_ffi
+import kith_ffi as raw_kith_ffi
+from blocking import kith_ffi, run
 from kith_ffi import (
     Circle,
     ContactField,
@@ -42,7 +43,12 @@ from kith_ffi import (
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 # For child Python processes that stand for another app process (an extension).
-CHILD_ENV = dict(os.environ, PYTHONPATH=str(REPO / "bindings" / "generated" / "python"))
+CHILD_ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(
+        [str(REPO / "bindings" / "generated" / "python"), str(pathlib.Path(__file__).parent)]
+    ),
+)
 BAD_ID = "not-a-ulid"
 MISSING_ID = "01J00000000000000000000000"
 
@@ -103,13 +109,13 @@ def test_handles_on_one_folder_share_one_store_and_close_with_the_last(tmp_path)
     with pytest.raises(KithError.Locked):
         first.list_projects()
     with pytest.raises(KithError.Locked):
-        asyncio.run(first.enter_foreground())
+        first.enter_foreground()
     assert [c.name for c in second.list_contacts(ContactSort.NAME)] == ["Ana Lima", "Bo Chen"]
     second.close()
     # Closed with the last handle: another process can open the file.
     out = subprocess.run(
         [sys.executable, "-c",
-         "import sys, kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
+         "import sys, kith_ffi; from blocking import kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
          "k.add_contact(kith_ffi.NewContact(name='From another process')); k.close()", path],
         capture_output=True, text=True, timeout=60, env=CHILD_ENV,
     )
@@ -124,8 +130,8 @@ def test_the_store_is_released_when_no_handle_is_in_the_foreground(tmp_path):
     ui = kith_ffi.Kith.open(path)
     ana = ui.add_contact(NewContact(name="Ana Lima"))
     worker = kith_ffi.Kith.open(path)
-    asyncio.run(ui.enter_background())
-    asyncio.run(ui.enter_background())  # idempotent
+    ui.enter_background()
+    ui.enter_background()  # idempotent
     # The worker's lease keeps the store open under the backgrounded UI.
     assert not ui.is_in_foreground() and not ui.is_released()
     worker.log_interaction(NewInteraction(summary="Synced by the worker", participant_ids=[ana.id]))
@@ -138,13 +144,13 @@ def test_the_store_is_released_when_no_handle_is_in_the_foreground(tmp_path):
     # Released: another process (an app extension) can write.
     out = subprocess.run(
         [sys.executable, "-c",
-         "import sys, kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
+         "import sys, kith_ffi; from blocking import kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
          "k.add_contact(kith_ffi.NewContact(name='From the share sheet')); k.close()", path],
         capture_output=True, text=True, timeout=60, env=CHILD_ENV,
     )
     assert out.returncode == 0, out.stderr
-    asyncio.run(ui.enter_foreground())
-    asyncio.run(ui.enter_foreground())  # idempotent
+    ui.enter_foreground()
+    ui.enter_foreground()  # idempotent
     assert ui.is_in_foreground() and not ui.is_released()
     assert ui.get_contact(ana.id).name == "Ana Lima"
     assert len(ui.list_contacts(ContactSort.NAME)) == 2
@@ -161,7 +167,7 @@ def test_an_extension_handle_waits_for_another_process_then_writes(tmp_path):
     # The main app, another process, holds the store until told to let go.
     app = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
+         "import sys, kith_ffi; from blocking import kith_ffi; k = kith_ffi.Kith.open(sys.argv[1]); "
          "k.add_contact(kith_ffi.NewContact(name='Ana Lima')); print('holding', flush=True); "
          "sys.stdin.readline(); k.close()", path],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=CHILD_ENV,
@@ -721,11 +727,55 @@ def test_a_rust_panic_becomes_internal_and_the_store_stays_usable(kith, ana):
 # ---------------------------------------------------------------- async
 
 
-def test_async_methods_run_on_the_kith_runtime(kith, ana):
-    kith.log_interaction(NewInteraction(summary="Budget review", participant_ids=[ana.id]))
+# The threading rule (bindings/README.md): every call that touches the store's files, the key
+# store or the network is a coroutine; only in-memory accessors are plain calls.
+ASYNC_METHODS = [
+    "close", "enter_background", "enter_foreground",
+    "add_contact", "edit_contact", "get_contact", "list_contacts", "contact_stats",
+    "archive_contact", "unarchive_contact", "merge_contacts", "unmerge_contact",
+    "likely_duplicates", "log_interaction", "get_interaction", "edit_interaction",
+    "delete_interaction", "undelete_interaction", "timeline", "search", "add_follow_up",
+    "complete_follow_up", "reopen_follow_up", "open_follow_ups", "follow_ups_due_by",
+    "overdue_follow_ups", "add_project", "edit_project", "get_project", "list_projects",
+    "add_goal", "edit_goal", "get_goal", "list_goals", "get_settings", "set_settings",
+    "reindex", "check_store", "insights", "insights_json", "insights_html",
+    "meetings_to_log", "log_meeting", "dismiss_meeting", "next_meeting_end",
+    "meeting_log_share", "import_vcard", "import_linkedin_csv", "export_vcard", "export_json",
+    "export_contacts_csv", "export_interactions_csv", "backup", "create_account", "account",
+    "set_relay", "devices", "invite", "start_join", "revoke", "recover", "sync_now",
+    "start_sync", "sync_status",
+]
+SYNC_METHODS = [
+    "data_dir", "is_in_foreground", "is_released", "add_listener", "remove_listener",
+    "stop_sync", "set_sync_timeout_ms", "set_registration_token",
+]
 
+
+def test_every_call_that_touches_disk_or_network_is_a_coroutine():
+    import inspect
+
+    cls = raw_kith_ffi.Kith
+    for name in ASYNC_METHODS:
+        assert inspect.iscoroutinefunction(getattr(cls, name)), name
+    for name in SYNC_METHODS:
+        assert not inspect.iscoroutinefunction(getattr(cls, name)), name
+    for name in ("open", "open_with_key_store", "open_waiting"):
+        assert inspect.iscoroutinefunction(getattr(cls, name)), name
+    assert inspect.iscoroutinefunction(raw_kith_ffi.restore_backup)
+    # One search: the old blocking/async pair is gone.
+    assert not hasattr(cls, "search_async")
+    # One pairing API: the objects (invite/start_join), not the flat calls.
+    for gone in ("pair", "next_join_request", "approve_join", "refuse_join", "request_join", "join"):
+        assert not hasattr(cls, gone), gone
+    exported = {n for n in dir(cls) if not n.startswith("_")}
+    hidden = {"debug_panic", "debug_panic_holding_store", "close_store"}
+    assert exported - hidden - {"open", "open_with_key_store", "open_waiting"} <= \
+        set(ASYNC_METHODS) | set(SYNC_METHODS), exported - set(ASYNC_METHODS) - set(SYNC_METHODS)
+
+
+def test_the_async_api_never_blocks_the_event_loop(tmp_path):
     async def main():
-        # Both awaits run while the event loop stays free for other tasks.
+        # A ticker task: it only advances while the loop is free.
         ticks = 0
 
         async def ticker():
@@ -735,21 +785,69 @@ def test_async_methods_run_on_the_kith_runtime(kith, ana):
                 await asyncio.sleep(0)
 
         t = asyncio.create_task(ticker())
-        results = await kith.search_async("budget", 10)
-        await kith.reindex()
+        k = await raw_kith_ffi.Kith.open(str(tmp_path / "s"))
+        ana = await k.add_contact(NewContact(name="Ana Lima"))
+        await k.log_interaction(NewInteraction(summary="Budget review", participant_ids=[ana.id]))
+        before = ticks
+        # A backup derives its key with Argon2id (64 MiB): long enough to see the loop run.
+        backup = await k.backup("correct horse battery staple", True)
+        during_backup = ticks - before
+        results = await k.search("budget")
+        # Several awaits at once on one handle: they serialise on the store, in any order.
+        names = await asyncio.gather(*(k.get_contact(ana.id) for _ in range(8)))
+        await k.reindex()
+        await k.close()
         t.cancel()
-        return results, ticks
+        return backup, during_backup, results, names
 
-    results, ticks = asyncio.run(main())
+    backup, during_backup, results, names = asyncio.run(main())
+    assert len(backup) > 0
+    assert during_backup > 0, "the event loop was blocked during backup()"
     assert [i.summary for i in results.interactions] == ["Budget review"]
-    assert ticks > 0
-    assert [c.name for c in kith.search("ana", 10).contacts] == ["Ana Lima"]
+    assert {c.name for c in names} == {"Ana Lima"}
 
+
+def test_async_errors_are_typed_and_raised_at_the_await(kith):
     async def bad():
-        await kith.search_async("x", 0)
+        await kith.raw.search("x", 0)
 
-    with pytest.raises(KithError.InvalidInput):
+    with pytest.raises(KithError.InvalidInput) as e:
         asyncio.run(bad())
+    assert e.value.field == "limit"
+
+
+def test_negative_counts_offsets_and_times_are_invalid_input_never_a_crash(kith, ana):
+    for call, field in [
+        (lambda: kith.list_contacts(ContactSort.NAME, -1, 10, False), "offset"),
+        (lambda: kith.list_contacts(ContactSort.NAME, 0, -5, False), "limit"),
+        (lambda: kith.timeline(None, -3, 10, False), "offset"),
+        (lambda: kith.timeline(None, 0, -1, False), "limit"),
+        (lambda: kith.search("ana", -1), "limit"),
+        (lambda: kith.set_sync_timeout_ms(-1), "timeout_ms"),
+        (lambda: kith.invite(-2), "ttl_minutes"),
+        (lambda: kith_ffi.Kith.open_waiting(kith.data_dir(), -1), "lock_wait_ms"),
+        (lambda: kith.add_contact(NewContact(name="Bo", cadence_days=-7)), "cadence_days"),
+        (lambda: kith.edit_contact(ana.id, ContactPatch(cadence_days=-1)), "cadence_days"),
+        (lambda: kith.add_goal(NewGoal(title="Grow", priority=-1)), "priority"),
+    ]:
+        with pytest.raises(KithError.InvalidInput) as e:
+            call()
+        assert e.value.field == field, (field, e.value)
+    # Values that fit a Kotlin Int/Long but no store limit are refused the same way.
+    with pytest.raises(KithError.InvalidInput):
+        kith.list_contacts(ContactSort.NAME, 0, 2**31 - 1, False)
+    assert kith.get_contact(ana.id).name == "Ana Lima"
+
+
+def test_records_and_states_print_readably(kith):
+    assert str(SyncState.RETRYING("connection refused", 500)) == \
+        "Retrying in 500 ms: connection refused"
+    assert str(SyncState.LIVE()) == "Live"
+    assert str(kith.sync_status().state) == "Disabled"
+    with pytest.raises(KithError.InvalidInput) as e:
+        kith.search("x", 0)
+    # uniffi's Python errors print their fields (the exported Display reaches Kotlin and Swift).
+    assert "must be between 1 and 1000 (got 0)" in str(e.value)
 
 
 # ---------------------------------------------------------------- threads
@@ -923,7 +1021,7 @@ def test_insights_json_and_html(kith):
     assert doc["report"]["reciprocity"]["state"] == "not_enough_data"
     html = kith.insights_html(NOW_MS)
     assert html.lstrip().lower().startswith("<!doctype html") and "Ana Lima" in html
-    asyncio.run(kith.enter_background())
+    kith.enter_background()
     for call in (kith.insights, kith.insights_json, kith.insights_html):
         with pytest.raises(KithError.Locked):
             call(NOW_MS)
@@ -1083,3 +1181,44 @@ def test_backup_and_restore(kith, ana, tmp_path):
     with pytest.raises(KithError.InvalidInput) as e:
         kith_ffi.restore_backup(str(target), "correct horse battery staple", sealed)
     assert invalid_field(e) == "data_dir"
+
+
+# ---------------------------------------------------------------- generated code (no Swift compiler here)
+
+
+def test_generated_kotlin_and_swift_follow_bindings_uniffi_toml():
+    """What bindings/uniffi.toml asks of the generated code, read from the files
+    scripts/bindings.sh wrote (the Swift cannot be compiled on this machine)."""
+    import re
+
+    gen = REPO / "bindings" / "generated"
+    kotlin = (gen / "kotlin" / "dev" / "kith" / "kith_ffi.kt").read_text()
+    swift = (gen / "swift" / "kith_ffi.swift").read_text()
+    # Immutable records: `val` in Kotlin data classes, `let` in Swift structs.
+    contact_kt = re.search(r"data class Contact \((.*?)\n\) ?\{", kotlin, re.S)
+    assert contact_kt, "data class Contact not found"
+    assert "var " not in contact_kt.group(1) and "val `id`: kotlin.String" in contact_kt.group(1)
+    contact_sw = re.search(r"public struct Contact[^{]*\{(.*?)\n\}", swift, re.S)
+    assert contact_sw and "public var " not in contact_sw.group(1)
+    assert "public let id: String" in contact_sw.group(1)
+    # Signed types only: no unsigned Kotlin or Swift integers anywhere in the API.
+    # (the API's types are written qualified in Kotlin: `kotlin.Int`; uniffi's internals use
+    # unqualified ULong for buffer sizes, and fileprivate UInt64 handles in Swift)
+    assert not re.search(r"kotlin\.U(?:Int|Long|Short|Byte)\b", kotlin)
+    assert "kotlin.Long" in kotlin and "kotlin.Int" in kotlin
+    assert not re.search(r"public (?:let|var) \w+: UInt(?:8|16|32|64)\b", swift)
+    assert not re.search(r"(?:public|open) func (?!FfiConverter)\w+\([^)]*UInt(?:8|16|32|64)", swift)
+    # Swift names that would collide with SwiftUI / SwiftData in an app module.
+    for name in ("Circle", "Attribute", "Settings"):
+        assert not re.search(rf"public (?:enum|struct|class) {name}\b", swift), name
+        assert re.search(rf"public (?:enum|struct) Kith{name}\b", swift), name
+    # uniffi's debug-dump errorDescription is off: the extension file provides a readable one.
+    assert "String(reflecting: self)" not in swift.split("enum KithError")[1].split("\n}\n")[0]
+    ext = (gen / "swift" / "KithExtensions.swift").read_text()
+    assert "extension KithError: LocalizedError" in ext
+    assert "public var errorDescription: String? { description }" in ext
+    # SyncState and KithError print through Rust's Display.
+    assert re.search(r"extension SyncState: CustomStringConvertible", swift) or \
+        "CustomStringConvertible" in swift.split("enum SyncState")[1].split("\n}\n")[0]
+    # The Kotlin helpers ship beside the generated file.
+    assert (gen / "kotlin" / "dev" / "kith" / "KithFlows.kt").is_file()

@@ -5,7 +5,8 @@ typed KithError. Real stores in temporary directories."""
 
 import pytest
 
-import kith_ffi
+import kith_ffi as raw_kith_ffi
+from blocking import kith_ffi, run
 from kith_ffi import (
     AttendeeStatus,
     CalendarAttendee,

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-import kith_ffi
+import kith_ffi as raw_kith_ffi
+from blocking import kith_ffi, run
 from kith_ffi import KithError, NewContact, NewInteraction, SyncState
 
 TIMEOUT_S = 60
@@ -94,13 +95,6 @@ class MemoryKeyStore(kith_ffi.KithKeyStore):
         self.saves += 1
 
 
-def run(coro):
-    async def bounded():
-        return await asyncio.wait_for(coro, TIMEOUT_S)
-
-    return asyncio.run(bounded())
-
-
 def eventually(cond, seconds=20):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -143,8 +137,8 @@ def test_cancelling_the_awaiting_task_cancels_the_round(tmp_path, relay):
     k.create_account("phone", f"kith://{key}@127.0.0.1:{silent.getsockname()[1]}")
 
     async def cancel_it():
-        task = asyncio.ensure_future(k.sync_now())
-        while k.sync_status().state != SyncState.CONNECTING():
+        task = asyncio.ensure_future(k.raw.sync_now())
+        while (await k.raw.sync_status()).state != SyncState.CONNECTING():
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -170,14 +164,15 @@ def two_devices(tmp_path, relay):
     # The device keys went to the app's key store, not to a file.
     assert keys_a.saves == 1 and keys_a.saved
     assert not (tmp_path / "a" / "keys.json").exists()
-    invitation = run(a.pair(10))
-    assert invitation.token and invitation.expires_at_ms > time.time() * 1000
+    invitation = a.invite(10)
+    assert invitation.token() and invitation.expires_at_ms() > time.time() * 1000
     # b asks and shows its code; a sees the same code and approves.
-    code = run(b.request_join(invitation.token, "laptop"))
-    request = run(a.next_join_request(invitation.token))
+    joining = b.start_join(invitation.token(), "laptop")
+    code = joining.code()
+    request = invitation.wait_for_join()
     assert request.code == code and request.name == "laptop"
-    run(a.approve_join(invitation.token, code))
-    joined = run(b.join(invitation.token, "laptop"))
+    invitation.approve(code)
+    joined = joining.wait_for_answer()
     assert joined.account_id == info.account_id
     assert joined.device_id != info.device_id
     # The default key store: keys.json next to the store.
@@ -283,14 +278,14 @@ def test_bad_tokens_and_missing_accounts_raise_actionable_errors(tmp_path, relay
     a, _b = two_devices(tmp_path, relay)
     c = kith_ffi.Kith.open(str(tmp_path / "c"))
     with pytest.raises(KithError.InvalidInput) as e:
-        run(c.request_join("kith-not-a-token", "tablet"))
+        c.start_join("kith-not-a-token", "tablet")
     assert e.value.field == "token"
-    invitation = run(a.pair(10))
-    run(c.request_join(invitation.token, "tablet"))
+    invitation = a.invite(10)
+    c.start_join(invitation.token(), "tablet")
     d = kith_ffi.Kith.open(str(tmp_path / "d"))
     # A second device with the same token (a photo of it) is told why.
     with pytest.raises(KithError.Authentication) as e:
-        run(d.request_join(invitation.token, "watch"))
+        d.start_join(invitation.token(), "watch")
     assert "someone else redeemed" in str(e.value)
     with pytest.raises(KithError.Authentication):
         run(d.sync_now())
@@ -449,11 +444,12 @@ def test_recover_with_the_code_after_a_stolen_device_revoked_this_one(tmp_path, 
     phone = kith_ffi.Kith.open(str(tmp_path / "phone"))
     info = laptop.create_account("laptop", relay)
     code = info.recovery_code
-    invitation = run(laptop.pair(10))
-    shown = run(phone.request_join(invitation.token, "phone"))
-    assert run(laptop.next_join_request(invitation.token)).code == shown
-    run(laptop.approve_join(invitation.token, shown))
-    phone_id = run(phone.join(invitation.token, "phone")).device_id
+    invitation = laptop.invite(10)
+    joining = phone.start_join(invitation.token(), "phone")
+    shown = joining.code()
+    assert invitation.wait_for_join().code == shown
+    invitation.approve(shown)
+    phone_id = joining.wait_for_answer().device_id
     ana = laptop.add_contact(NewContact(name="Ana Lima"))
     run(laptop.sync_now())
     run(phone.sync_now())

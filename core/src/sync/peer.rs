@@ -275,8 +275,11 @@ fn hashes(v: &[[u8; 32]]) -> Vec<ChangeHash> {
     v.iter().map(|h| ChangeHash(*h)).collect()
 }
 
-/// The store's documents and their heads, read from metadata (no loading).
+/// The store's documents and their heads, read from metadata (no loading,
+/// except partitions with fresh writes, which fold first so that their
+/// heads include them: docs/STORE.md, "Fresh writes").
 fn my_docs(store: &mut Store) -> Result<Vec<DocHeads>, StoreError> {
+    store.fold_pending()?;
     let mut out = Vec::new();
     for d in store.doc_ids()? {
         if let Some(m) = store.doc_meta(d)? {

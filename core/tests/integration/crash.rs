@@ -39,6 +39,7 @@ fn writer(dir: &std::path::Path, writes_max: usize, mut say: impl FnMut(&str)) {
     store.set_compaction_policy(CompactionPolicy {
         chunks_max: 6,
         incremental_bytes_min: 0,
+        write_chunks_max: 6,
     });
     let name = "Crash Test Dummy";
     let who = match store.contacts_named(name).unwrap().first() {

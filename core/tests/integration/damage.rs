@@ -19,6 +19,8 @@ fn build(dir: &Path) {
         })
         .unwrap();
     }
+    // Into the partition's chunks (they are fresh writes until then).
+    s.fold_pending().unwrap();
     s.close().unwrap();
 }
 

@@ -19,6 +19,7 @@ mod crash;
 mod damage;
 mod disk_full;
 mod export;
+mod fresh_writes;
 mod import_apply;
 mod import_plan;
 mod import_props;

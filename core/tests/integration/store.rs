@@ -106,10 +106,36 @@ fn open_is_lazy_and_a_write_loads_only_its_partition() {
         "first-screen queries come from the index"
     );
     let i = s.log_interaction(meeting("after open", &[ana.id])).unwrap();
+    assert!(
+        s.loaded_docs().is_empty(),
+        "a new interaction is a fresh write: no partition loads"
+    );
+    assert_eq!(
+        s.pending_writes()
+            .unwrap()
+            .get(&DocId::for_interaction(i.id)),
+        Some(&2),
+        "the one logged before the reopen and this one"
+    );
+    let edited = s
+        .edit_interaction(
+            i.id,
+            kith_core::InteractionPatch {
+                summary: Some("after open, edited".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(edited.summary, "after open, edited");
     assert_eq!(
         s.loaded_docs(),
         vec![DocId::for_interaction(i.id)],
-        "only the current quarter loads"
+        "an edit loads only its partition (and folds its fresh writes)"
+    );
+    assert_eq!(
+        s.pending_writes().unwrap().keys().collect::<Vec<_>>(),
+        vec![&old_doc],
+        "the edited partition's fresh writes folded; the old quarter's wait"
     );
     assert!(!s.loaded_docs().contains(&old_doc));
     s.load_all().unwrap();
@@ -163,6 +189,7 @@ fn chunks_after_reload_are_incremental_and_compaction_folds_them() {
     s.set_compaction_policy(CompactionPolicy {
         chunks_max: 4,
         incremental_bytes_min: u64::MAX,
+        write_chunks_max: 4,
     });
     for n in 0..10 {
         s.edit_contact(
@@ -194,12 +221,12 @@ fn a_newer_store_format_is_refused() {
         {
             let def: redb::TableDefinition<'_, &str, &[u8]> = redb::TableDefinition::new("meta");
             let mut t = txn.open_table(def).unwrap();
-            t.insert("format", b"2.0".as_slice()).unwrap();
+            t.insert("format", b"3.0".as_slice()).unwrap();
         }
         txn.commit().unwrap();
     }
     match Store::open(dir.path()) {
-        Err(e @ StoreError::NewerFormat { found_major: 2, .. }) => {
+        Err(e @ StoreError::NewerFormat { found_major: 3, .. }) => {
             assert!(e.to_string().contains("update Kith"), "{e}");
         }
         other => panic!("expected NewerFormat, got {other:?}"),
@@ -241,4 +268,54 @@ fn a_store_creation_cut_short_leaves_no_damaged_store() {
             .len(),
         1
     );
+}
+
+/// Compaction is off the write path: writes only add chunks (below
+/// `write_chunks_max`), and `compact_due`, `park` and `close` fold them.
+#[test]
+fn compaction_waits_for_compact_due_park_or_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = CompactionPolicy {
+        chunks_max: 4,
+        incremental_bytes_min: u64::MAX,
+        write_chunks_max: 1_000,
+    };
+    let mut s = Store::open(dir.path()).unwrap();
+    s.set_compaction_policy(policy);
+    let ana = person(&mut s, "Ana");
+    let edit = |s: &mut Store, n: usize| {
+        s.edit_contact(
+            ana.id,
+            ContactPatch {
+                role: Some(Some(format!("r{n}"))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    };
+    let chunks = |s: &Store| s.doc_meta(DocId::Main).unwrap().unwrap().chunk_count;
+    for n in 0..8 {
+        edit(&mut s, n);
+    }
+    assert!(chunks(&s) > 4, "no compaction on the write path");
+    assert_eq!(s.compact_due().unwrap(), 1);
+    assert_eq!(chunks(&s), 1);
+    assert_eq!(s.compact_due().unwrap(), 0, "nothing due any more");
+
+    for n in 0..8 {
+        edit(&mut s, n);
+    }
+    s.park().unwrap();
+    assert_eq!(chunks(&s), 1, "park compacted");
+
+    for n in 0..8 {
+        edit(&mut s, n);
+    }
+    s.close().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(chunks(&s), 1, "close compacted");
+    assert_eq!(s.contact(ana.id).unwrap().role.as_deref(), Some("r7"));
+    let dump = s.index_dump().unwrap();
+    s.reindex().unwrap();
+    assert_eq!(dump, s.index_dump().unwrap());
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the library apps ship (kith-ffi, profile release-ffi, stripped, with
+# the link arguments of scripts/lib/ffi-build.sh) for each Linux target and
+# prints its size, stripped and gzipped (gzip -9), against the 6 MB budget
+# (issue 15; 1 MB = 1 000 000 bytes). bindings/README.md ("Library size")
+# records the figures and what weighs what.
+#
+# Usage: scripts/lib-size.sh [--check] [TARGET...]
+#   TARGET   default: x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
+#            (the aarch64 cross build needs `rustup target add
+#            aarch64-unknown-linux-gnu` and Debian's gcc-aarch64-linux-gnu)
+#   --check  exit 1 if a library is over the budget
+# A first release-ffi build of a target takes 10-20 minutes (fat LTO, one
+# codegen unit); later ones only relink kith-ffi when nothing else changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
+# shellcheck source=scripts/lib/ffi-build.sh
+. scripts/lib/ffi-build.sh
+
+budget_bytes=6000000
+check=false
+targets=()
+for arg in "$@"; do
+    case "$arg" in
+        --check) check=true ;;
+        -*) echo "unknown option: $arg (usage: $0 [--check] [TARGET...])" >&2; exit 2 ;;
+        *) targets+=("$arg") ;;
+    esac
+done
+[ ${#targets[@]} -eq 0 ] && targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu)
+
+mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB", b / 1000000 }'; }
+
+over=0
+printf '%-28s %14s %14s  %s\n' target stripped gzipped budget
+for target in "${targets[@]}"; do
+    ffi_prepare_target "$target"
+    # The host's own target builds without --target, into the directory that
+    # scripts/bindings.sh uses too (an explicit --target would build it all again).
+    build_target="$target"
+    [ "$target" = "$(rustc -vV | sed -n 's/^host: //p')" ] && build_target=""
+    ffi_build "$build_target" release-ffi
+    lib="$(ffi_lib_dir "$build_target" release-ffi)/libkith_ffi.so"
+    # The release-ffi profile strips symbols; strip again in case a caller
+    # overrode it, so the figure is always the stripped one.
+    stripped="$(mktemp)"
+    strip_tool="strip"
+    case "$target" in
+        aarch64-*) command -v aarch64-linux-gnu-strip >/dev/null 2>&1 && strip_tool=aarch64-linux-gnu-strip ;;
+    esac
+    "$strip_tool" -o "$stripped" "$lib"
+    size_bytes="$(wc -c <"$stripped")"
+    gzip_bytes="$(gzip -9c "$stripped" | wc -c)"
+    rm -f "$stripped"
+    verdict=ok
+    if [ "$size_bytes" -gt "$budget_bytes" ]; then verdict="OVER by $(mb $((size_bytes - budget_bytes)))"; over=1; fi
+    printf '%-28s %14s %14s  %s\n' "$target" "$(mb "$size_bytes") ($size_bytes)" "$(mb "$gzip_bytes")" "$verdict"
+done
+if $check && [ "$over" -ne 0 ]; then
+    echo "a library is over the $(mb "$budget_bytes") budget" >&2
+    exit 1
+fi

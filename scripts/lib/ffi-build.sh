@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# Shared by scripts/bindings.sh, scripts/lib-size.sh and scripts/package-android.sh:
+# how the app library (kith-ffi) is built for one Rust target, so the library
+# measured is the library shipped. Source it; it defines functions only.
+#
+# Release builds add link arguments that only the final library needs (so they
+# go through `cargo rustc`, which passes them to kith-ffi alone, and no other
+# crate is rebuilt for them):
+#   Linux (gnu):  -z pack-relative-relocs  RELR relative relocations: the
+#                 ~34 000 pointer relocations of the tables (vtables, string
+#                 tables) take 8 KB instead of 800 KB. Needs glibc >= 2.36 at
+#                 run time (the linker adds a GLIBC_ABI_DT_RELR dependency), so
+#                 it is only used when the target's linker and libc support it.
+#   Android:      -z max-page-size=16384 (loadable on 16 KB-page devices, which
+#                 apps targeting Android 15+ must support),
+#                 --pack-dyn-relocs=android (packed relocations, API 23+) and
+#                 --icf=all (lld folds identical functions: generic code
+#                 instantiated for different types often compiles to the same
+#                 machine code; 186 KB less on x86_64 Linux).
+# iOS needs nothing: Apple's linker writes chained fixups (compact) itself.
+
+# ffi_cc TARGET: the C compiler that links for TARGET (empty for the host).
+ffi_cc() {
+    case "$1" in
+        aarch64-unknown-linux-gnu)
+            if [ "$(uname -m)" = aarch64 ]; then echo cc; else echo aarch64-linux-gnu-gcc; fi ;;
+        *) echo cc ;;
+    esac
+}
+
+# ffi_prepare_target TARGET: checks the Rust target and its linker are
+# installed and exports what cargo needs to cross-link; fails with the command
+# that installs what is missing.
+ffi_prepare_target() {
+    local target="$1" cc
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        if [ "$target" != "$(rustc -vV | sed -n 's/^host: //p')" ]; then
+            echo "error: the Rust target $target is not installed: rustup target add $target" >&2
+            return 1
+        fi
+    fi
+    cc="$(ffi_cc "$target")"
+    if ! command -v "$cc" >/dev/null 2>&1; then
+        echo "error: no linker for $target: '$cc' is not installed (Debian: apt-get install gcc-aarch64-linux-gnu)" >&2
+        return 1
+    fi
+    case "$target" in
+        aarch64-unknown-linux-gnu)
+            if [ "$cc" != cc ]; then
+                export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-$cc}"
+                export CC_aarch64_unknown_linux_gnu="${CC_aarch64_unknown_linux_gnu:-$cc}"
+            fi ;;
+    esac
+}
+
+# ffi_link_args TARGET: the extra link arguments of a release build (see above).
+ffi_link_args() {
+    local target="$1" cc probe
+    case "$target" in
+        *-linux-gnu)
+            cc="$(ffi_cc "$target")"
+            probe="$(mktemp)"
+            # A relative relocation to pack (a pointer to a local), then look
+            # for the RELR table in the result.
+            if echo 'static int kith_probe; int *kith_probe_address = &kith_probe;' |
+                "$cc" -shared -fPIC -x c - -Wl,-z,pack-relative-relocs -o "$probe" >/dev/null 2>&1 &&
+                [[ "$(readelf -d "$probe" 2>/dev/null)" == *"(RELR)"* ]]; then
+                echo "-C link-arg=-Wl,-z,pack-relative-relocs"
+            else
+                echo "note: $cc cannot write RELR relocations (binutils >= 2.38, glibc >= 2.36); the library is bigger" >&2
+            fi
+            rm -f "$probe" ;;
+        *-linux-android*)
+            echo "-C link-arg=-Wl,-z,max-page-size=16384 -C link-arg=-Wl,--pack-dyn-relocs=android -C link-arg=-Wl,--icf=all" ;;
+    esac
+}
+
+# ffi_build TARGET PROFILE [cargo args...]: builds kith-ffi's library for
+# TARGET ("" for the host without --target) with PROFILE (dev, release,
+# release-ffi); prints nothing; the library is in ffi_lib_dir's directory.
+ffi_build() {
+    local target="$1" profile="$2"
+    shift 2
+    local target_args=()
+    [ -n "$target" ] && target_args=(--target "$target")
+    if [ "$profile" = dev ]; then
+        cargo build --quiet -p kith-ffi --lib ${target_args[@]+"${target_args[@]}"} "$@"
+        return
+    fi
+    local link_args
+    # shellcheck disable=SC2207 # the arguments are single words
+    link_args=($(ffi_link_args "${target:-$(rustc -vV | sed -n 's/^host: //p')}"))
+    cargo rustc --quiet -p kith-ffi --lib --profile "$profile" \
+        ${target_args[@]+"${target_args[@]}"} "$@" -- ${link_args[@]+"${link_args[@]}"}
+}
+
+# ffi_lib_dir TARGET PROFILE: the directory the library of ffi_build lands in.
+ffi_lib_dir() {
+    local target="$1" profile="$2" dir
+    case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
+    if [ -n "$target" ]; then echo "$CARGO_TARGET_DIR/$target/$dir"; else echo "$CARGO_TARGET_DIR/$dir"; fi
+}
