@@ -28,30 +28,14 @@
 )]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kith_core::sync::{RelayClientConfig, RelayEvent};
 use kith_core::{NewInteraction, ParticipantRef};
+use kith_e2e::bench::{percentile, propagation as propagation_between, seeded};
 use kith_e2e::{Device, TestRelay};
-use kith_synth::{SynthParams, generate};
-use tokio::sync::{mpsc, watch};
 
 const TIMEOUT_MS: u64 = 600_000;
-
-fn seeded(d: &Device, contacts: usize, interactions: usize) {
-    let now = kith_net::now_ms() as i64;
-    let net = generate(&SynthParams::new(contacts, interactions, 7, now));
-    let mut s = d.s();
-    s.import_records(net.contacts, Vec::new(), net.projects, net.goals)
-        .unwrap();
-    for chunk in net.interactions.chunks(5_000) {
-        s.import_records(Vec::new(), chunk.to_vec(), Vec::new(), Vec::new())
-            .unwrap();
-    }
-    for doc in s.doc_ids().unwrap() {
-        s.compact(doc).unwrap();
-    }
-}
 
 fn compressed_doc_bytes(d: &Device) -> usize {
     let s = d.s();
@@ -158,11 +142,6 @@ async fn bootstrap(n: usize, via_snapshot: bool) {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 async fn propagation(trials: usize) {
     let dir = tempfile::tempdir().unwrap();
     let relay = TestRelay::start(dir.path());
@@ -191,68 +170,7 @@ async fn propagation(trials: usize) {
     )
     .await
     .unwrap();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let spawn_watch = |d: &Device,
-                       events: Option<std::sync::mpsc::Sender<Instant>>,
-                       ready: std::sync::mpsc::Sender<()>| {
-        let (local_tx, mut local_rx) = mpsc::channel::<()>(64);
-        let store = Arc::clone(&d.store);
-        let id = d.id.clone();
-        let addr = relay.address();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            kith_net::relay_watch(
-                &store,
-                &id,
-                &addr,
-                RelayClientConfig::default(),
-                kith_net::WatchOptions::default(),
-                &mut local_rx,
-                &mut stop,
-                |e| match e {
-                    RelayEvent::RoundComplete => {
-                        let _ = ready.send(());
-                    }
-                    RelayEvent::Applied { interactions, .. } if *interactions > 0 => {
-                        if let Some(tx) = &events {
-                            let _ = tx.send(Instant::now());
-                        }
-                    }
-                    _ => {}
-                },
-                |_, _| {},
-            )
-            .await
-            .unwrap();
-        });
-        local_tx
-    };
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
-    let a_local = spawn_watch(&a, None, ready_tx.clone());
-    let _b_local = spawn_watch(&b, Some(seen_tx), ready_tx);
-    for _ in 0..2 {
-        tokio::task::block_in_place(|| ready_rx.recv_timeout(Duration::from_secs(60)).unwrap());
-    }
-    let person = a.s().all_contacts().unwrap()[0].id;
-    let mut lat = Vec::with_capacity(trials);
-    for i in 0..trials {
-        let t0 = Instant::now();
-        a.s()
-            .log_interaction(NewInteraction {
-                summary: format!("trial {i}"),
-                participants: vec![ParticipantRef::Id(person)],
-                ..NewInteraction::default()
-            })
-            .unwrap();
-        a_local.send(()).await.unwrap();
-        let t1 =
-            tokio::task::block_in_place(|| seen_rx.recv_timeout(Duration::from_secs(30)).unwrap());
-        lat.push(t1 - t0);
-        while seen_rx.try_recv().is_ok() {}
-    }
-    let _ = stop_tx.send(true);
-    lat.sort();
+    let lat = propagation_between(&relay.address(), &a, &b, trials).await;
     println!(
         "propagation A -> relay -> B, {trials} trials: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (includes A's durable local write)",
         percentile(&lat, 0.5).as_secs_f64() * 1e3,

@@ -17,6 +17,8 @@ use kith_core::sync::DeviceIdentity;
 use kith_core::sync::authority::RecoveryCode;
 use kith_core::sync::membership;
 
+pub mod bench;
+
 /// The relay harness is kith-relay's (feature `test-support`), shared with
 /// the relay's own tests, the bindings' and the CLI's.
 pub use kith_relay::testkit::TestRelay;
