@@ -45,15 +45,13 @@ fn ffi_new(summary: String, contact: &str, notes: &str) -> NewInteraction {
     }
 }
 
-/// `get_contact` only, in ns/call: Rust direct, then the async façade awaited from Rust.
-fn get_contact_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let kith = Kith::open(dir.path().display().to_string()).unwrap();
-    let new = NewContact {
+/// The contact both benches log against ("Ana Lima").
+fn contact(organisation: Option<&str>, notes: String) -> NewContact {
+    NewContact {
         name: "Ana Lima".into(),
         given_name: None,
         family_name: None,
-        organisation: Some("Acme".into()),
+        organisation: organisation.map(Into::into),
         role: None,
         discipline: None,
         seniority: None,
@@ -66,9 +64,16 @@ fn get_contact_only() {
         how_we_met: None,
         first_met: None,
         birthday: None,
-        notes: "x".repeat(300),
+        notes,
         cadence_days: None,
-    };
+    }
+}
+
+/// `get_contact` only, in ns/call: Rust direct, then the async façade awaited from Rust.
+fn get_contact_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let kith = Kith::open(dir.path().display().to_string()).unwrap();
+    let new = contact(Some("Acme"), "x".repeat(300));
     let ana = kith.add_contact(new).unwrap().id;
     for _ in 0..WARM_UP {
         std::hint::black_box(kith.get_contact(ana.clone()).unwrap());
@@ -128,29 +133,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let kith = Kith::open(dir.path().display().to_string()).unwrap();
-    let ana = kith
-        .add_contact(NewContact {
-            name: "Ana Lima".into(),
-            given_name: None,
-            family_name: None,
-            organisation: None,
-            role: None,
-            discipline: None,
-            seniority: None,
-            inside_org: None,
-            circles: vec![],
-            tags: vec![],
-            emails: vec![],
-            phones: vec![],
-            urls: vec![],
-            how_we_met: None,
-            first_met: None,
-            birthday: None,
-            notes: String::new(),
-            cadence_days: None,
-        })
-        .unwrap()
-        .id;
+    let ana = kith.add_contact(contact(None, String::new())).unwrap().id;
     for i in 0..WARM_UP {
         kith.log_interaction(ffi_new(format!("warm-up {i}"), &ana, &notes))
             .unwrap();
