@@ -71,26 +71,8 @@ fi
 echo "== pair a laptop and a phone through node A"
 laptop="$tmp/laptop"
 phone="$tmp/phone"
-"$kith" --data "$laptop" init >/dev/null
-mkfifo "$tmp/pair.in"
-"$kith" --data "$laptop" pair --relay "$node_a" --json --code-stdin \
-    <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
-pair_pid=$!
-exec 3>"$tmp/pair.in"
 . scripts/lib-pairing.sh
-token="$(json_field "$tmp/pair.out" token)"
-"$kith" --data "$phone" join "$token" --name phone --json >"$tmp/join.out" 2>"$tmp/join.err" &
-join_pid=$!
-code="$(json_field "$tmp/join.out" code)"
-shown="$(json_field "$tmp/pair.out" code)"
-if [ "$shown" != "$code" ]; then
-    echo "the codes differ" >&2
-    exit 1
-fi
-echo "$code" >&3
-exec 3>&-
-wait "$pair_pid"
-wait "$join_pid"
+pair_devices "$kith" "$laptop" "$phone" "$node_a" "$tmp" || exit 1
 
 echo "== the phone syncs through node B, the laptop through node A"
 marker="cluster-$RANDOM$RANDOM"

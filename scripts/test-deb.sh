@@ -160,23 +160,9 @@ start_relay 0
 first_address="$relay"
 laptop="$tmp/laptop"
 phone="$tmp/phone"
-"$kith" --data "$laptop" init >/dev/null
 # Pairing: `pair` waits for the phone and takes the code it shows on stdin.
-mkfifo "$tmp/pair.in"
-"$kith" --data "$laptop" pair --relay "$relay" --json --code-stdin \
-    <"$tmp/pair.in" >"$tmp/pair.out" 2>"$tmp/pair.err" &
-pair_pid=$!
-exec 3>"$tmp/pair.in"
 . scripts/lib-pairing.sh
-token="$(json_field "$tmp/pair.out" token)"
-"$kith" --data "$phone" join "$token" --name phone --json >"$tmp/join.out" 2>"$tmp/join.err" &
-join_pid=$!
-code="$(json_field "$tmp/join.out" code)"
-[ "$(json_field "$tmp/pair.out" code)" = "$code" ] || fail "the pairing codes differ"
-echo "$code" >&3
-exec 3>&-
-wait "$pair_pid" || fail "pair failed: $(cat "$tmp/pair.err")"
-wait "$join_pid" || fail "join failed: $(cat "$tmp/join.err")"
+pair_devices "$kith" "$laptop" "$phone" "$relay" "$tmp" || fail "pairing through the packaged relay failed"
 marker="packaged-relay-$RANDOM$RANDOM"
 "$kith" --data "$phone" log "Call via the packaged relay" --with "Ada Lovelace" \
     --kind call --notes "$marker" --create-missing >/dev/null
