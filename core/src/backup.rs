@@ -88,7 +88,7 @@ impl Default for BackupParams {
 /// Why a backup could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    /// The passphrase for a new backup is too easy to guess (zxcvbn score
+    /// The passphrase for a new backup is too easy to guess (strength score
     /// below [`PASSPHRASE_SCORE_MIN`]); choose a longer one.
     #[error(
         "the passphrase is too easy to guess ({reason}): use several uncommon words or a longer phrase"
@@ -559,28 +559,23 @@ fn decode_keys(bytes: &[u8]) -> Result<KeyMaterial, StoreBackupError> {
     Ok(keys)
 }
 
-/// Least zxcvbn score (0-4) a new backup's passphrase needs: 3 is "safely
-/// unguessable: moderate protection from an offline slow-hash scenario"
-/// (about 10^10 guesses), which with Argon2id is years of work.
+/// Least strength score (0-4, [`crate::strength`], zxcvbn's scale) a new
+/// backup's passphrase needs: 3 is "safely unguessable: moderate protection
+/// from an offline slow-hash scenario" (about 10^10 guesses), which with
+/// Argon2id is years of work.
 pub const PASSPHRASE_SCORE_MIN: u8 = 3;
 
 /// Refuses a passphrase for a new backup that an attacker with the file
 /// would guess quickly (a dictionary word, a short or common phrase),
-/// using the zxcvbn estimator. Restoring never checks strength.
+/// using the estimator of [`crate::strength`]. Restoring never checks strength.
 pub fn check_passphrase_strength(passphrase: &str) -> Result<(), BackupError> {
-    let estimate = zxcvbn::zxcvbn(passphrase, &["kith", "backup"]);
-    if (estimate.score() as u8) >= PASSPHRASE_SCORE_MIN {
+    let estimate = crate::strength::estimate(passphrase, &["kith", "backup"]);
+    if estimate.score >= PASSPHRASE_SCORE_MIN {
         return Ok(());
     }
-    let mut reason = Vec::new();
-    if let Some(f) = estimate.feedback() {
-        if let Some(w) = f.warning() {
-            reason.push(w.to_string());
-        }
-        reason.extend(f.suggestions().iter().map(|s| s.to_string()));
-    }
+    let mut reason = estimate.feedback;
     if reason.is_empty() {
-        reason.push(format!("strength {} of 4", estimate.score() as u8));
+        reason.push(format!("strength {} of 4", estimate.score));
     }
     Err(BackupError::WeakPassphrase {
         reason: reason.join(" "),

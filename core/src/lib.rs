@@ -27,6 +27,7 @@ pub mod ops;
 pub mod private_fs;
 pub(crate) mod schema;
 pub mod store;
+pub mod strength;
 pub mod sync;
 
 pub use kith_model::{ids, model, phone, text};

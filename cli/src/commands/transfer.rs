@@ -401,7 +401,7 @@ pub(super) fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult<()> {
 
 /// A new backup's passphrase: `KITH_PASSPHRASE`; else, on a terminal, typed
 /// twice without echo (the two must match); else the first line of stdin.
-/// Too easy to guess (zxcvbn) is an input error, before anything is read
+/// Too easy to guess (`kith_core::strength`) is an input error, before anything is read
 /// from the store.
 fn new_passphrase() -> CliResult<String> {
     use std::io::IsTerminal;

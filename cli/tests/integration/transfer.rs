@@ -448,7 +448,7 @@ fn a_restored_device_keeps_syncing() {
     assert_eq!(restored.json(&["timeline"]).as_array().unwrap().len(), 4);
 }
 
-/// A new backup's passphrase must not be easy to guess (zxcvbn): refused
+/// A new backup's passphrase must not be easy to guess (`kith_core::strength`): refused
 /// as an input error with advice, and no file is written.
 #[test]
 fn a_weak_backup_passphrase_is_refused_and_nothing_is_written() {
