@@ -14,6 +14,7 @@
 
 pub mod draft;
 pub mod ids;
+mod latin_ascii;
 pub mod model;
 pub mod phone;
 pub mod text;
