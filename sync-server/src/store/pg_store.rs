@@ -63,7 +63,9 @@ use kith_protocol::{
     AccountId, Change, Cursor, DeviceId, Membership, MembershipOp, SealedEntry, SealedSnapshot,
 };
 use postgres::types::Type;
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, Row, Transaction};
+
+use super::pg_tls::{DbConfig, DbTlsError};
 
 use super::{
     Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
@@ -181,12 +183,12 @@ pub enum PgOpenError {
     BadUrl {
         /// The shard's position in the list.
         shard: usize,
-        /// The parse error.
+        /// What is wrong with it.
         #[source]
-        source: postgres::Error,
+        source: DbTlsError,
     },
     /// The database could not be reached or refused a statement.
-    #[error("shard {shard}: PostgreSQL failed while {doing}: {source}")]
+    #[error("shard {shard}: PostgreSQL failed while {doing}: {}", error_chain(.source))]
     Database {
         /// The shard's position in the list.
         shard: usize,
@@ -299,7 +301,7 @@ pub fn shard_of(id: &[u8; 32], shards: usize) -> usize {
 
 /// One shard: its URL, the writer's connection and the read pool.
 struct Shard {
-    config: postgres::Config,
+    config: DbConfig,
     /// What the logs show (the URL without its password).
     name: String,
     writer: Mutex<Option<Client>>,
@@ -317,6 +319,19 @@ impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shard").field("name", &self.name).finish()
     }
+}
+
+/// A client error with its causes: `postgres::Error` alone prints only
+/// "db error" or "error performing TLS handshake", the reason is its source.
+pub(crate) fn error_chain(e: &postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -339,7 +354,7 @@ fn redact(url: &str) -> String {
 
 impl Shard {
     fn connect(&self) -> Result<Client, postgres::Error> {
-        self.config.connect(NoTls)
+        self.config.connect()
     }
 
     /// Runs `f` with a pooled read connection (at most [`READERS_MAX`] at once).
@@ -406,10 +421,10 @@ impl PgStore {
         }
         let mut shards = Vec::with_capacity(urls.len());
         for (n, url) in urls.iter().enumerate() {
-            let mut config: postgres::Config = url
-                .parse()
-                .map_err(|source| PgOpenError::BadUrl { shard: n, source })?;
+            let mut config =
+                DbConfig::parse(url).map_err(|source| PgOpenError::BadUrl { shard: n, source })?;
             config
+                .pg_mut()
                 .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
                 .application_name("kith-relay");
             let shard = Shard {
@@ -2710,7 +2725,7 @@ const LISTEN_BACKOFF_MS_MAX: u64 = 2_000;
 /// publisher thread on its own connections, after the data's commit.
 #[derive(Debug)]
 pub struct PgBus {
-    configs: Vec<postgres::Config>,
+    configs: Vec<DbConfig>,
     /// This node's random id: a listener skips the node's own events.
     node: u64,
     publisher: std::sync::OnceLock<std::sync::mpsc::SyncSender<(usize, String)>>,
@@ -2720,7 +2735,7 @@ pub struct PgBus {
 }
 
 impl PgBus {
-    fn new(configs: Vec<postgres::Config>) -> Self {
+    fn new(configs: Vec<DbConfig>) -> Self {
         use rand::RngCore;
         Self {
             configs,
@@ -2754,7 +2769,7 @@ impl PgBus {
 
 /// Sends queued events, grouped per shard, one `pg_notify` round trip per
 /// group (an autocommit statement: its own transaction).
-fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(usize, String)>) {
+fn publish_thread(configs: &[DbConfig], rx: &std::sync::mpsc::Receiver<(usize, String)>) {
     let mut conns: Vec<Option<Client>> = configs.iter().map(|_| None).collect();
     while let Ok(first) = rx.recv() {
         let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
@@ -2778,7 +2793,7 @@ fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(
             let mut sent = false;
             for _ in 0..2 {
                 if slot.as_ref().is_none_or(Client::is_closed) {
-                    *slot = config.connect(NoTls).ok();
+                    *slot = config.connect().ok();
                 }
                 let Some(c) = slot.as_mut() else { break };
                 match c.execute(
@@ -2809,7 +2824,7 @@ fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(
 /// whenever the connection broke (and again once it is back, since events
 /// may have been missed in between). Ends when the relay drops the receiver.
 fn listen_thread(
-    config: &postgres::Config,
+    config: &DbConfig,
     node: u64,
     tx: &tokio::sync::mpsc::Sender<super::cluster::ClusterEvent>,
 ) {
@@ -2821,7 +2836,7 @@ fn listen_thread(
         if tx.is_closed() {
             return;
         }
-        let conn = config.connect(NoTls).and_then(|mut c| {
+        let conn = config.connect().and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
             Ok(c)
         });
