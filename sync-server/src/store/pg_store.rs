@@ -225,6 +225,9 @@ pub enum PgOpenError {
         /// The count recorded in the database.
         found_count: u64,
     },
+    /// A background thread could not be started.
+    #[error("starting a thread of the PostgreSQL store: {0}")]
+    Thread(String),
 }
 
 fn be(op: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
@@ -409,6 +412,58 @@ impl Shard {
 pub struct PgStore {
     shards: Vec<Shard>,
     bus: std::sync::Arc<PgBus>,
+    /// Shard 0's clock minus ours (ms), re-read every [`CLOCK_SAMPLE_MS`]
+    /// ([`PgStore::clock`]).
+    clock_offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Dropped with the store: ends the clock sampler.
+    _clock_stop: std::sync::mpsc::Sender<()>,
+}
+
+/// How often a node re-reads the database's clock.
+const CLOCK_SAMPLE_MS: u64 = 10_000;
+/// A clock sample whose round trip took longer says too little.
+const CLOCK_SAMPLE_RTT_MS_MAX: u64 = 1_000;
+
+/// The database's clock minus ours, from one query (`None` if the round trip
+/// was too slow to tell).
+fn clock_offset_sample(c: &mut Client) -> Result<Option<i64>, postgres::Error> {
+    let t0 = crate::server::now_ms();
+    let row = c.query_one(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+        &[],
+    )?;
+    let t1 = crate::server::now_ms();
+    if t1.saturating_sub(t0) > CLOCK_SAMPLE_RTT_MS_MAX {
+        return Ok(None);
+    }
+    let db: i64 = row.try_get(0)?;
+    Ok(Some(db.saturating_sub(i(t0 / 2 + t1 / 2))))
+}
+
+/// Keeps `offset` current until the store is dropped (`stop` disconnects).
+fn clock_thread(
+    config: &DbConfig,
+    offset: &std::sync::atomic::AtomicI64,
+    stop: &std::sync::mpsc::Receiver<()>,
+) {
+    let mut conn: Option<Client> = None;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(Duration::from_millis(CLOCK_SAMPLE_MS))
+    {
+        if conn.as_ref().is_none_or(Client::is_closed) {
+            conn = config.connect().ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match clock_offset_sample(c) {
+            Ok(Some(v)) => offset.store(v, std::sync::atomic::Ordering::Relaxed),
+            Ok(None) => {}
+            Err(e) => {
+                // The last offset stays in use; time does not stop for a failover.
+                tracing::debug!(error = %e, "reading the database clock failed");
+                conn = None;
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -449,7 +504,39 @@ impl PgStore {
         let bus = std::sync::Arc::new(PgBus::new(
             shards.iter().map(|s| s.config.clone()).collect(),
         ));
-        Ok(Self { shards, bus })
+        let offset = {
+            let mut w = lock(&shards[0].writer);
+            let c = w.as_mut().ok_or(PgOpenError::NoShards)?;
+            clock_offset_sample(c)
+                .map_err(|source| PgOpenError::Database {
+                    shard: 0,
+                    doing: "reading its clock",
+                    source,
+                })?
+                .unwrap_or(0)
+        };
+        let clock_offset_ms = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(offset));
+        let (clock_stop, stop_rx) = std::sync::mpsc::channel();
+        {
+            let (config, offset) = (shards[0].config.clone(), clock_offset_ms.clone());
+            std::thread::Builder::new()
+                .name("kith-pg-clock".into())
+                .spawn(move || clock_thread(&config, &offset, &stop_rx))
+                .map_err(|e| PgOpenError::Thread(e.to_string()))?;
+        }
+        Ok(Self {
+            shards,
+            bus,
+            clock_offset_ms,
+            _clock_stop: clock_stop,
+        })
+    }
+
+    /// The clock every node of this relay reads: ours corrected to shard 0's
+    /// database clock (for invitation and mailbox expiry; quota windows are
+    /// timed in SQL by the database itself).
+    pub fn clock(&self) -> crate::Clock {
+        crate::Clock::following(self.clock_offset_ms.clone())
     }
 
     /// The schema version of the shards (all equal after [`connect`](Self::connect)).

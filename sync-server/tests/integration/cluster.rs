@@ -985,3 +985,64 @@ fn nodes_reach_postgres_over_verified_tls_and_refuse_plain_text_or_a_stranger_s_
     node_a.stop();
     node_b.stop();
 }
+
+#[test]
+fn nodes_time_invitations_by_the_database_clock_not_their_own() {
+    // This database's clock runs an hour ahead of the machine's: a function
+    // shadows pg_catalog's clock_timestamp() for its sessions.
+    let db = PgServer::shared().database();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    postgres::Client::connect(&db.url, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE sql
+               AS $$ SELECT pg_catalog.clock_timestamp() + interval '1 hour' $$;
+             ALTER DATABASE {name} SET search_path = public, pg_catalog;"
+        ))
+        .unwrap();
+    let key = kith_protocol::SigningKey::from_bytes(&rand_bytes());
+    let urls = std::slice::from_ref(&db.url);
+    let node_a = PgRelayNode::start(urls, &key, RelayConfig::default());
+    let node_b = PgRelayNode::start(urls, &key, RelayConfig::default());
+    let ahead_ms = i64::try_from(node_b.store.clock().now_ms()).unwrap()
+        - i64::try_from(kith_relay::server::now_ms()).unwrap();
+    assert!(
+        (3_590_000..3_610_000).contains(&ahead_ms),
+        "node clock {ahead_ms} ms from the machine's"
+    );
+    let slot = rand_bytes();
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        assert_eq!(
+            c1.request(Request::MailboxPut {
+                slot,
+                blob: b"invitation".to_vec(),
+                ttl_s: 60,
+            })
+            .await
+            .unwrap(),
+            Response::MailboxStored
+        );
+        let mut c2 = connect(&node_b, &d2).await;
+        match c2.request(Request::MailboxTake { slot }).await.unwrap() {
+            Response::MailboxBlob { blob } => assert_eq!(blob, b"invitation"),
+            other => panic!("{other:?}"),
+        }
+    });
+    // The invitation expires 60 s after it was left by the database's clock
+    // (an expiry by the node's own clock would lie an hour in the past).
+    let left_ms: i64 = postgres::Client::connect(&db.url, postgres::NoTls)
+        .unwrap()
+        .query_one(
+            "SELECT expires_ms - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+             FROM mailbox WHERE slot = $1",
+            &[&slot.as_slice()],
+        )
+        .unwrap()
+        .get(0);
+    assert!((50_000..=60_000).contains(&left_ms), "{left_ms} ms left");
+    node_a.stop();
+    node_b.stop();
+}
