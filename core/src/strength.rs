@@ -93,7 +93,9 @@ pub struct Estimate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// A word of the lists (`password` when from the leaked-password list).
-    Word { password: bool },
+    Word {
+        password: bool,
+    },
     /// One of the caller's own words.
     UserInput,
     Repeat,
@@ -180,9 +182,7 @@ fn feedback(score: u8, sequence: &[Match], chars: &[char]) -> Vec<String> {
         Some(Kind::Word { password: false }) if sequence.len() == 1 => {
             Some("A word by itself is easy to guess.")
         }
-        Some(Kind::Word { password: false }) => {
-            Some("Common words and names are easy to guess.")
-        }
+        Some(Kind::Word { password: false }) => Some("Common words and names are easy to guess."),
         Some(Kind::UserInput) => Some("Words about this app or backups are easy to guess."),
         Some(Kind::Repeat) => Some("Repeats like \"aaa\" or \"abcabc\" are easy to guess."),
         Some(Kind::Sequence) => Some("Sequences like \"abc\" or \"6543\" are easy to guess."),
@@ -234,13 +234,13 @@ fn find_matches(chars: &[char], user_inputs: &[&str]) -> Vec<Match> {
                     Kind::Word { password: false },
                 );
             }
-            if let Some((unl33t, variations)) = undo_l33t(slice) {
-                if let Some(&(rank, password)) = words.get(unl33t.as_str()) {
-                    consider(
-                        rank.saturating_mul(variations).saturating_mul(case),
-                        Kind::Word { password },
-                    );
-                }
+            if let Some((unl33t, variations)) = undo_l33t(slice)
+                && let Some(&(rank, password)) = words.get(unl33t.as_str())
+            {
+                consider(
+                    rank.saturating_mul(variations).saturating_mul(case),
+                    Kind::Word { password },
+                );
             }
             if let Some((g, kind)) = best {
                 out.push(Match {
@@ -514,8 +514,8 @@ fn cheapest_sequence(chars: &[char], matches: &[Match]) -> (u64, Vec<Match>) {
         }
         best[k][len] = Some(Best { m, product, total });
     };
-    for k in 0..n {
-        for m in by_end[k].clone() {
+    for (k, ending) in by_end.iter().enumerate() {
+        for &m in ending {
             if m.i == 0 {
                 update(&mut best, m, 1);
             } else {
@@ -596,7 +596,11 @@ mod tests {
             "drowssap",
             "Monkey1987",
         ] {
-            assert!(score_of(p) < 3, "{p}: {:?}", estimate(p, &["kith", "backup"]));
+            assert!(
+                score_of(p) < 3,
+                "{p}: {:?}",
+                estimate(p, &["kith", "backup"])
+            );
         }
     }
 
@@ -611,7 +615,11 @@ mod tests {
             "x7#Kq!29vL",
             "Tangerine sofa marmalade",
         ] {
-            assert!(score_of(p) >= 3, "{p}: {:?}", estimate(p, &["kith", "backup"]));
+            assert!(
+                score_of(p) >= 3,
+                "{p}: {:?}",
+                estimate(p, &["kith", "backup"])
+            );
         }
         assert_eq!(score_of("correct horse battery staple"), 4);
     }
@@ -684,10 +692,41 @@ mod zxcvbn_agreement {
     #[test]
     fn agrees_with_zxcvbn_on_the_backup_threshold() {
         let words = [
-            "correct", "horse", "battery", "staple", "phone", "pass", "a", "long", "passphrase",
-            "tangerine", "sofa", "kith", "backup", "monkey", "dragon", "the", "of", "blue",
-            "river", "zebra", "quantum", "x7#", "1987", "2024", "qwerty", "aaaa", "abc", "P@ss",
-            "Summer", "julia", "smith", "Secret", "letmein", "coffee", "9q2z",
+            "correct",
+            "horse",
+            "battery",
+            "staple",
+            "phone",
+            "pass",
+            "a",
+            "long",
+            "passphrase",
+            "tangerine",
+            "sofa",
+            "kith",
+            "backup",
+            "monkey",
+            "dragon",
+            "the",
+            "of",
+            "blue",
+            "river",
+            "zebra",
+            "quantum",
+            "x7#",
+            "1987",
+            "2024",
+            "qwerty",
+            "aaaa",
+            "abc",
+            "P@ss",
+            "Summer",
+            "julia",
+            "smith",
+            "Secret",
+            "letmein",
+            "coffee",
+            "9q2z",
         ];
         let inputs = ["kith", "backup"];
         let (mut total, mut disagree) = (0u32, 0u32);
@@ -713,6 +752,9 @@ mod zxcvbn_agreement {
                 eprintln!("{p:?}: zxcvbn accepts {reference}, we accept {ours}");
             }
         }
-        assert!(disagree * 50 <= total, "{disagree} of {total} decisions differ");
+        assert!(
+            disagree * 50 <= total,
+            "{disagree} of {total} decisions differ"
+        );
     }
 }

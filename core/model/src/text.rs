@@ -326,7 +326,10 @@ mod tests {
     #[test]
     fn latin_table_matches_deunicode() {
         let table = crate::latin_ascii::LATIN_ASCII;
-        assert!(table.windows(2).all(|w| w[0].0 < w[1].0), "sorted, no duplicates");
+        assert!(
+            table.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted, no duplicates"
+        );
         let mut checked = 0;
         for c in (0u32..0x1_0000).filter_map(char::from_u32) {
             let expected = deunicode::deunicode_char(c)
