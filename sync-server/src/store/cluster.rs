@@ -1,6 +1,6 @@
 //! Signals between relay nodes that share one store: what one node committed
 //! that subscribers on the other nodes must hear about (new entries, new
-//! membership ops, revocations).
+//! membership ops, revocations, accounts the operator deleted).
 //!
 //! Data flow: the writer thread of the node that committed a batch
 //! [`ClusterBus::publish`]es one [`ClusterEvent`] per effective op AFTER the
@@ -51,6 +51,12 @@ pub enum ClusterEvent {
         /// The revoked device.
         device: DeviceId,
     },
+    /// The operator deleted `account` (`kith-relay account delete`): close
+    /// every connection of its devices.
+    AccountDeleted {
+        /// The deleted account.
+        account: AccountId,
+    },
     /// The listener was (or may have been) disconnected: events may be
     /// missing, every subscriber must pull.
     Lost,
@@ -69,7 +75,7 @@ pub trait ClusterBus: Send + Sync + std::fmt::Debug + 'static {
 
 /// The text form of an event (NOTIFY payloads are text, at most 8000 bytes):
 /// `<node id hex> E <account hex> <device hex> <from> <to>`, `... M <account
-/// hex> <from> <to>`, `... R <account hex> <device hex>`.
+/// hex> <from> <to>`, `... R <account hex> <device hex>`, `... D <account hex>`.
 pub fn encode_event(node: u64, e: &ClusterEvent) -> Option<String> {
     let hex = |b: &[u8; 32]| data_encoding::HEXLOWER.encode(b);
     Some(match e {
@@ -88,6 +94,9 @@ pub fn encode_event(node: u64, e: &ClusterEvent) -> Option<String> {
         }
         ClusterEvent::Revoked { account, device } => {
             format!("{node:016x} R {} {}", hex(&account.0), hex(&device.0))
+        }
+        ClusterEvent::AccountDeleted { account } => {
+            format!("{node:016x} D {}", hex(&account.0))
         }
         ClusterEvent::Lost => return None,
     })
@@ -120,6 +129,9 @@ pub fn decode_event(text: &str) -> Option<(u64, ClusterEvent)> {
         [_, "R", a, d] => ClusterEvent::Revoked {
             account: AccountId(id(a)?),
             device: DeviceId(id(d)?),
+        },
+        [_, "D", a] => ClusterEvent::AccountDeleted {
+            account: AccountId(id(a)?),
         },
         _ => return None,
     };
@@ -156,6 +168,9 @@ mod tests {
             (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, d)| ClusterEvent::Revoked {
                 account: AccountId(a),
                 device: DeviceId(d)
+            }),
+            any::<[u8; 32]>().prop_map(|a| ClusterEvent::AccountDeleted {
+                account: AccountId(a)
             }),
         ]
     }

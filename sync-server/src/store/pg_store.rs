@@ -480,6 +480,137 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Deletes every row of `account` (entries, heads, membership, snapshots
+    /// and their parts, unfinished uploads, its mailbox counts, its rate
+    /// window, the account itself) in one transaction on its shard, under
+    /// the account's advisory lock (so a push being written by any node
+    /// either commits before and is deleted, or runs after and finds no
+    /// account), and records the tombstone that refuses its devices from now
+    /// on: the same as [`super::RedbStore::delete_account`]. Then tells every
+    /// relay node (the `NOTIFY` after the commit, sent before this returns)
+    /// to close the account's connections. `None` if no such account.
+    pub fn delete_account(
+        &self,
+        account: &AccountId,
+        now_ms: u64,
+    ) -> Result<Option<super::admin::DeletedAccount>, StoreError> {
+        const OP: &str = "delete account";
+        let n = shard_of(&account.0, self.shards.len());
+        let acct = account.0.as_slice();
+        let deleted = self.account_tx(n, &account.0, OP, |tx| {
+            if tx
+                .execute("DELETE FROM accounts WHERE account = $1", &[&acct])
+                .map_err(be(OP))?
+                == 0
+            {
+                return Ok(None);
+            }
+            let mut rows = 1u64;
+            for table in [
+                "entries",
+                "heads",
+                "snapshot_uploads",
+                "membership",
+                "membership_state",
+                "snapshot_parts_v3",
+                "snapshots_v3",
+                "rate_windows",
+            ] {
+                let removed = tx
+                    .execute(&format!("DELETE FROM {table} WHERE account = $1"), &[&acct])
+                    .map_err(be(OP))?;
+                // The rate window is a counter, not a row of the account's data.
+                if table != "rate_windows" {
+                    rows += removed;
+                }
+            }
+            // Its mailbox blobs stop counting (the blobs expire by themselves);
+            // their slots may live on other shards.
+            let slots: Vec<Vec<u8>> = tx
+                .query(
+                    "DELETE FROM mailbox_owned WHERE account = $1 RETURNING slot",
+                    &[&acct],
+                )
+                .map_err(be(OP))?
+                .iter()
+                .map(|r| col::<Vec<u8>>(r, 0, OP))
+                .collect::<Result<_, _>>()?;
+            rows += slots.len() as u64;
+            tx.execute(
+                "INSERT INTO deleted_accounts VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&acct, &i(now_ms)],
+            )
+            .map_err(be(OP))?;
+            Ok(Some((rows, slots)))
+        })?;
+        let Some((rows, slots)) = deleted else {
+            return Ok(None);
+        };
+        // The blobs' owner column names the account: cleared on the slots'
+        // shards (best effort: a take of such a blob releases nothing, since
+        // the account's counts are gone already).
+        let mut by_shard: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+        for slot in slots {
+            let k = key32(&slot, OP).map_or(0, |s| shard_of(&s, self.shards.len()));
+            by_shard.entry(k).or_default().push(slot);
+        }
+        for (k, slots) in by_shard {
+            let r = self.with_writer(k, OP, |c| {
+                c.execute(
+                    "UPDATE mailbox SET owner = NULL WHERE slot = ANY($1) AND owner = $2",
+                    &[&slots, &acct],
+                )
+                .map_err(be(OP))
+            });
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "clearing a deleted account's mailbox owner failed");
+            }
+        }
+        // Every node closes the account's connections (the listeners of ALL
+        // nodes hear it: this store's node id is not a relay's).
+        let event = super::cluster::ClusterEvent::AccountDeleted { account: *account };
+        if let Err(e) = self.bus.notify_now(n, &event) {
+            // The rows are gone either way: a connection left open fails
+            // on its next request and cannot authenticate again.
+            tracing::warn!(
+                error = %e,
+                "the relay nodes could not be told to close the deleted account's \
+                 connections; they fail on their next request"
+            );
+        }
+        Ok(Some(super::admin::DeletedAccount { rows }))
+    }
+
+    /// Rows that mention `account` in any table but the tombstone (0 after
+    /// a deletion): for tests and the operator's verification.
+    pub fn account_rows(&self, account: &AccountId) -> Result<u64, StoreError> {
+        const OP: &str = "count account rows";
+        let mut total = 0u64;
+        for shard in &self.shards {
+            total += shard.read(OP, |c| {
+                let row = c
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM accounts WHERE account = $1)
+                          + (SELECT count(*) FROM entries WHERE account = $1)
+                          + (SELECT count(*) FROM heads WHERE account = $1)
+                          + (SELECT count(*) FROM snapshot_uploads WHERE account = $1)
+                          + (SELECT count(*) FROM membership WHERE account = $1)
+                          + (SELECT count(*) FROM membership_state WHERE account = $1)
+                          + (SELECT count(*) FROM snapshot_parts_v3 WHERE account = $1)
+                          + (SELECT count(*) FROM snapshots_v3 WHERE account = $1)
+                          + (SELECT count(*) FROM mailbox_owned WHERE account = $1)
+                          + (SELECT count(*) FROM rate_windows WHERE account = $1)
+                          + (SELECT count(*) FROM mailbox WHERE owner = $1)",
+                        &[&account.0.as_slice()],
+                    )
+                    .map_err(be(OP))?;
+                let n: i64 = col(&row, 0, OP)?;
+                Ok(u(n))
+            })?;
+        }
+        Ok(total)
+    }
+
     /// A new connection to shard `n` (for `store::migrate`).
     pub(super) fn connect_shard(&self, n: usize) -> Result<Client, postgres::Error> {
         match self.shards.get(n) {
@@ -2730,6 +2861,26 @@ impl PgBus {
         }
     }
 
+    /// Notifies `event` on shard `k` now, on a connection of its own (its
+    /// own transaction, after the data's commit): for an operator's command
+    /// that ends right after, where the publisher thread's queue could be
+    /// dropped unsent.
+    fn notify_now(
+        &self,
+        k: usize,
+        event: &super::cluster::ClusterEvent,
+    ) -> Result<(), postgres::Error> {
+        let Some(text) = super::cluster::encode_event(self.node, event) else {
+            return Ok(());
+        };
+        let Some(config) = self.configs.get(k) else {
+            return Ok(());
+        };
+        let mut c = config.connect(NoTls)?;
+        c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text])?;
+        Ok(())
+    }
+
     fn drop_events(&self, n: usize) {
         self.dropped_events
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -2893,7 +3044,8 @@ impl super::cluster::ClusterBus for PgBus {
             let shard = match &e {
                 ClusterEvent::Entries { account, .. }
                 | ClusterEvent::Membership { account, .. }
-                | ClusterEvent::Revoked { account, .. } => shard_of(&account.0, shards),
+                | ClusterEvent::Revoked { account, .. }
+                | ClusterEvent::AccountDeleted { account } => shard_of(&account.0, shards),
                 ClusterEvent::Lost => continue,
             };
             let Some(text) = encode_event(self.node, &e) else {
