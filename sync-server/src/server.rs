@@ -550,6 +550,7 @@ impl Shared {
                 device,
                 from,
                 to,
+                entries,
             } => {
                 if !self.has_subscribers(&account, Some(&device)) {
                     return;
@@ -560,6 +561,14 @@ impl Shared {
                     .limits
                     .frame_bytes_max
                     .saturating_sub(PULL_FRAMING_BYTES);
+                // Carried by the notification (checked to be exactly `from
+                // ..= to` of this device when decoded): no read.
+                if !entries.is_empty() && entries.len() <= entries_max {
+                    Metrics::inc(&self.metrics.cluster_pushes_carried_total);
+                    self.fan_out(&account, &device, entries);
+                    return;
+                }
+                Metrics::inc(&self.metrics.cluster_pushes_read_total);
                 let read = self
                     .read(move |s| {
                         s.device_entries(&account, &device, from, to, entries_max, bytes_max)
@@ -673,11 +682,14 @@ fn cluster_events(
     };
     match (outcome, device) {
         (Ok(WriteOutcome::Pushed { head, stored }), Some(device)) => match stored.first() {
+            // The entries ride along when they fit in the notification
+            // (`store::cluster`): the other nodes then need not read them.
             Some(first) => vec![ClusterEvent::Entries {
                 account,
                 device,
                 from: first.seq,
                 to: *head,
+                entries: stored.clone(),
             }],
             None => Vec::new(),
         },

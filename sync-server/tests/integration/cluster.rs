@@ -111,6 +111,43 @@ fn a_push_on_one_node_reaches_a_subscriber_on_the_other() {
 }
 
 #[test]
+fn small_pushes_ride_in_the_notification_and_big_ones_are_read_from_the_database() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        let (carried, read) = (
+            &node_b.metrics.cluster_pushes_carried_total,
+            &node_b.metrics.cluster_pushes_read_total,
+        );
+        // Small: B fans out what the notification carried, no read.
+        let small = d1.entries(1, 3);
+        assert_eq!(c1.push(small.clone()).await.unwrap(), 3);
+        assert_eq!(
+            next_entries_event(&mut c2).await,
+            Event::Entries { entries: small }
+        );
+        assert_eq!((carried.load(Relaxed), read.load(Relaxed)), (1, 0));
+        // Over 8000 bytes as a notification: only the positions travel and
+        // B reads the very same entries from the database.
+        let big: Vec<_> = (4..=5).map(|s| d1.entry(s, &[s as u8; 5_000])).collect();
+        assert_eq!(c1.push(big.clone()).await.unwrap(), 5);
+        assert_eq!(
+            next_entries_event(&mut c2).await,
+            Event::Entries { entries: big }
+        );
+        assert_eq!((carried.load(Relaxed), read.load(Relaxed)), (1, 1));
+    });
+}
+
+#[test]
 fn a_subscriber_on_another_node_gets_each_entry_once_in_order() {
     // Pushes back to back: the other node's reads for one notification come
     // after later commits, and must not send those entries a second time.
