@@ -39,7 +39,9 @@
 //! the batch, in sorted order, so batches of different relay nodes touching
 //! the same account serialise and never deadlock each other. Each op then
 //! runs inside a savepoint: a refused op is rolled back to it and the others
-//! commit; a database error aborts the whole batch (every result `Backend`).
+//! commit (pushes excepted: they refuse only before their first write, so
+//! they need none); a database error aborts the whole batch (every result
+//! `Backend`).
 //! If the COMMIT itself fails the outcome is unknown; the caller is told
 //! `Backend` and the client re-sends, which every op tolerates (pushes of
 //! stored entries are idempotent).
@@ -302,9 +304,18 @@ struct Shard {
     config: postgres::Config,
     /// What the logs show (the URL without its password).
     name: String,
-    writer: Mutex<Option<Client>>,
+    writer: Mutex<Option<Writer>>,
     readers: Mutex<Readers>,
     reader_free: Condvar,
+}
+
+/// The writer connection of a shard and the hot statements prepared on it
+/// (parsed and planned once per connection instead of once per push: most
+/// of PostgreSQL's per-statement CPU besides the writes themselves).
+struct Writer {
+    client: Client,
+    /// By SQL text; dropped with the connection.
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
 }
 
 struct Readers {
@@ -428,7 +439,10 @@ impl PgStore {
                 source,
             })?;
             migrate(&mut client, n, urls.len())?;
-            *lock(&shard.writer) = Some(client);
+            *lock(&shard.writer) = Some(Writer {
+                client,
+                prepared: std::collections::HashMap::new(),
+            });
             shards.push(shard);
         }
         let bus = std::sync::Arc::new(PgBus::new(
@@ -658,22 +672,36 @@ impl PgStore {
         op: &'static str,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_writer_prepared(n, op, |client, _| f(client))
+    }
+
+    /// [`with_writer`](Self::with_writer), also handing out the statements
+    /// prepared on the connection.
+    fn with_writer_prepared<T>(
+        &self,
+        n: usize,
+        op: &'static str,
+        f: impl FnOnce(&mut Client, &mut Prepared) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let shard = &self.shards[n];
         let mut guard = lock(&shard.writer);
-        if guard.as_ref().is_none_or(Client::is_closed) {
+        if guard.as_ref().is_none_or(|w| w.client.is_closed()) {
             *guard = None;
-            let c = shard.connect().map_err(be(op))?;
+            let client = shard.connect().map_err(be(op))?;
             tracing::info!(shard = %shard.name, "connected to PostgreSQL");
-            *guard = Some(c);
+            *guard = Some(Writer {
+                client,
+                prepared: std::collections::HashMap::new(),
+            });
         }
-        let Some(client) = guard.as_mut() else {
+        let Some(w) = guard.as_mut() else {
             return Err(StoreError::Backend {
                 op,
                 source: "no connection".into(),
             });
         };
-        let r = f(client);
-        if client.is_closed() {
+        let r = f(&mut w.client, &mut w.prepared);
+        if w.client.is_closed() {
             *guard = None;
         }
         r
@@ -696,28 +724,42 @@ impl PgStore {
                 })
                 .collect::<Vec<_>>()
         };
-        let r = self.with_writer(n, "begin write", |client| {
+        let r = self.with_writer_prepared(n, "begin write", |client, prepared| {
             let mut tx = client.transaction().map_err(be("begin write"))?;
             // Accounts of the batch, locked in sorted order (no deadlocks
             // between nodes' batches); released at COMMIT/ROLLBACK.
             let accounts: BTreeSet<i64> = ops.iter().filter_map(op_account).map(lock_key).collect();
             if !accounts.is_empty() {
                 let keys: Vec<i64> = accounts.into_iter().collect();
-                tx.execute_typed(
+                let lock_all = prepare(
+                    &mut tx,
+                    prepared,
                     "SELECT pg_advisory_xact_lock(k)
                      FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS sorted",
-                    &[(&keys, Type::INT8_ARRAY)],
-                )
-                .map_err(be("lock accounts"))?;
+                    &[Type::INT8_ARRAY],
+                    "lock accounts",
+                )?;
+                tx.execute(&lock_all, &[&keys])
+                    .map_err(be("lock accounts"))?;
             }
             let mut results = Vec::with_capacity(count);
             let mut ctx = OpCtx {
                 here: n,
                 shards: self.shards.len(),
                 remote_releases: Vec::new(),
+                prepared,
             };
-            tx.batch_execute("SAVEPOINT op").map_err(be("savepoint"))?;
             for op in ops {
+                // A push validates everything before its first write and
+                // refuses only before it (`push`), so a refused push has
+                // nothing to roll back and runs without a savepoint: at
+                // load nearly every op is a push, and a savepoint costs a
+                // round trip and a subtransaction (its own transaction id,
+                // listed in the commit record) each.
+                let guarded = !matches!(op, WriteOp::Push { .. });
+                if guarded {
+                    tx.batch_execute("SAVEPOINT op").map_err(be("savepoint"))?;
+                }
                 let releases = ctx.remote_releases.len();
                 let r = apply_one(&mut tx, op, &mut ctx);
                 match &r {
@@ -729,12 +771,15 @@ impl PgStore {
                     }
                     Err(_) => {
                         ctx.remote_releases.truncate(releases);
-                        tx.batch_execute("ROLLBACK TO SAVEPOINT op")
-                            .map_err(be("rollback op"))?
+                        if guarded {
+                            tx.batch_execute("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
+                                .map_err(be("rollback op"))?;
+                        }
                     }
-                    Ok(_) => tx
-                        .batch_execute("RELEASE SAVEPOINT op; SAVEPOINT op")
+                    Ok(_) if guarded => tx
+                        .batch_execute("RELEASE SAVEPOINT op")
                         .map_err(be("savepoint"))?,
+                    Ok(_) => {}
                 }
                 results.push(r);
             }
@@ -915,18 +960,41 @@ fn migrate(client: &mut Client, shard: usize, count: usize) -> Result<(), PgOpen
 
 /// Where an op runs: shard `here` of `shards`, and what it leaves for
 /// other shards after the commit.
-struct OpCtx {
+struct OpCtx<'p> {
     here: usize,
     shards: usize,
     /// Mailbox blobs taken here whose owner lives on another shard:
     /// (owner account, slot), released there after this commit.
     remote_releases: Vec<RemoteRelease>,
+    /// The statements prepared on the writer connection.
+    prepared: &'p mut Prepared,
+}
+
+/// Statements prepared on one connection, by SQL text.
+type Prepared = std::collections::HashMap<&'static str, postgres::Statement>;
+
+/// The statement `sql` prepared on `tx`'s connection: from `prepared`, or
+/// prepared now and kept there (a prepared statement belongs to its
+/// session, not to the transaction it was prepared in).
+fn prepare(
+    tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
+    sql: &'static str,
+    types: &[Type],
+    op: &'static str,
+) -> Result<postgres::Statement, StoreError> {
+    if let Some(st) = prepared.get(sql) {
+        return Ok(st.clone());
+    }
+    let st = tx.prepare_typed(sql, types).map_err(be(op))?;
+    prepared.insert(sql, st.clone());
+    Ok(st)
 }
 
 /// A mailbox blob's count to give back on its owner's shard: (owner account, slot).
 type RemoteRelease = ([u8; 32], [u8; 32]);
 
-impl OpCtx {
+impl OpCtx<'_> {
     fn is_local(&self, account: &[u8; 32]) -> bool {
         shard_of(account, self.shards) == self.here
     }
@@ -935,7 +1003,7 @@ impl OpCtx {
 fn apply_one(
     tx: &mut Transaction<'_>,
     op: WriteOp,
-    ctx: &mut OpCtx,
+    ctx: &mut OpCtx<'_>,
 ) -> Result<WriteOutcome, StoreError> {
     match op {
         WriteOp::AppendMembership {
@@ -959,7 +1027,7 @@ fn apply_one(
             device,
             entries,
             quota_bytes,
-        } => push(tx, account, device, entries, quota_bytes),
+        } => push(tx, ctx.prepared, account, device, entries, quota_bytes),
         WriteOp::PutSnapshot {
             snapshot,
             quota_bytes,
@@ -1406,6 +1474,7 @@ fn head_row(
 
 fn push(
     tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
     account: AccountId,
     device: DeviceId,
     entries: Vec<SealedEntry>,
@@ -1414,16 +1483,20 @@ fn push(
     const OP: &str = "push";
     let (acct, dev) = (account.0.as_slice(), device.0.as_slice());
     // The hot path: membership, account totals and the device's head in ONE
-    // round trip (typed, so no prepare/close round trips either).
+    // round trip, a statement prepared once per connection.
+    let state_row = prepare(
+        tx,
+        prepared,
+        "SELECT m.state, a.bytes, a.entries, h.head, h.floor
+         FROM accounts a
+         LEFT JOIN membership_state m ON m.account = a.account
+         LEFT JOIN heads h ON h.account = a.account AND h.device = $2
+         WHERE a.account = $1",
+        &[Type::BYTEA, Type::BYTEA],
+        OP,
+    )?;
     let row = tx
-        .query_typed_opt(
-            "SELECT m.state, a.bytes, a.entries, h.head, h.floor
-             FROM accounts a
-             LEFT JOIN membership_state m ON m.account = a.account
-             LEFT JOIN heads h ON h.account = a.account AND h.device = $2
-             WHERE a.account = $1",
-            &[(&acct, Type::BYTEA), (&dev, Type::BYTEA)],
-        )
+        .query_opt(&state_row, &[&acct, &dev])
         .map_err(be(OP))?
         .ok_or(StoreError::UnknownAccount)?;
     let state: Option<&[u8]> = col(&row, 0, OP)?;
@@ -1439,7 +1512,9 @@ fn push(
         _ => (0, 0),
     };
 
-    // Validate everything before writing anything.
+    // Validate everything before writing anything: every refusal of this
+    // function comes before its first write (`PgStore::apply_shard` runs
+    // pushes without a savepoint because of that).
     let mut head = stored_head;
     let mut fresh: Vec<(SealedEntry, Vec<u8>)> = Vec::new();
     let mut repairs: Vec<(u64, Vec<u8>, u64)> = Vec::new();
@@ -1522,7 +1597,9 @@ fn push(
         let (head, floor) = (i(head), i(floor));
         let total_bytes = i(bytes + add_bytes);
         let total_entries = i(count + fresh.len() as u64);
-        tx.execute_typed(
+        let store = prepare(
+            tx,
+            prepared,
             "WITH e AS (
                INSERT INTO entries SELECT $1, $2, s, b, h
                FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(s, b, h)),
@@ -1531,15 +1608,30 @@ fn push(
                ON CONFLICT (account, device) DO UPDATE SET head = EXCLUDED.head)
              UPDATE accounts SET bytes = $8, entries = $9 WHERE account = $1",
             &[
-                (&acct, Type::BYTEA),
-                (&dev, Type::BYTEA),
-                (&seqs, Type::INT8_ARRAY),
-                (&bodies, Type::BYTEA_ARRAY),
-                (&sums, Type::BYTEA_ARRAY),
-                (&head, Type::INT8),
-                (&floor, Type::INT8),
-                (&total_bytes, Type::INT8),
-                (&total_entries, Type::INT8),
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::INT8_ARRAY,
+                Type::BYTEA_ARRAY,
+                Type::BYTEA_ARRAY,
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+            ],
+            OP,
+        )?;
+        tx.execute(
+            &store,
+            &[
+                &acct,
+                &dev,
+                &seqs,
+                &bodies,
+                &sums,
+                &head,
+                &floor,
+                &total_bytes,
+                &total_entries,
             ],
         )
         .map_err(be(OP))?;
