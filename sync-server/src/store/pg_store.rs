@@ -521,7 +521,7 @@ impl PgStore {
         let offset = {
             let mut w = lock(&shards[0].writer);
             let c = w.as_mut().ok_or(PgOpenError::NoShards)?;
-            clock_offset_sample(c)
+            clock_offset_sample(&mut c.client)
                 .map_err(|source| PgOpenError::Database {
                     shard: 0,
                     doing: "reading its clock",
@@ -3070,7 +3070,7 @@ impl PgBus {
         let Some(config) = self.configs.get(k) else {
             return Ok(());
         };
-        let mut c = config.connect(NoTls)?;
+        let mut c = config.connect()?;
         c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text])?;
         Ok(())
     }
