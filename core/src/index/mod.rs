@@ -1226,7 +1226,7 @@ mod tests {
         }
         all.insert_sorted(&txn).unwrap();
         txn.commit().unwrap();
-        let r = db.begin_read().unwrap();
+        let r = redb::ReadableDatabase::begin_read(&db).unwrap();
         let t = r.open_table(SEARCH).unwrap();
         t.iter()
             .unwrap()
