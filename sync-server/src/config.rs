@@ -3,7 +3,7 @@
 //! (see `main.rs` and docs/RELAY.md); tests build it directly.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -121,20 +121,34 @@ impl Default for RelayConfig {
     }
 }
 
-/// The relay's wall clock. `Clock::system()` in production; `Clock::manual(start_ms)` lets a
-/// test step time (a 10-minute invitation TTL expires in one call, not ten minutes), so expiry
-/// is tested without sleeping. Clones share one time.
+/// The relay's wall clock. `Clock::system()` for a relay on redb;
+/// `Clock::following(offset)` for nodes on PostgreSQL, whose store keeps the
+/// offset to the database's clock current, so that every node of a relay
+/// reads one time (invitation and mailbox expiry do not depend on which node
+/// a device reached, nor on a node's clock being right); `Clock::manual(start_ms)`
+/// lets a test step time (a 10-minute invitation TTL expires in one call, not ten
+/// minutes), so expiry is tested without sleeping. Clones share one time.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
-    manual_ms: Option<Arc<AtomicU64>>,
+    source: ClockSource,
+}
+
+#[derive(Clone, Debug, Default)]
+enum ClockSource {
+    #[default]
+    System,
+    Manual(Arc<AtomicU64>),
+    /// The system clock plus this many ms (may be negative).
+    Offset(Arc<AtomicI64>),
 }
 
 /// Two clocks are equal when they read the same time source.
 impl PartialEq for Clock {
     fn eq(&self, other: &Self) -> bool {
-        match (&self.manual_ms, &other.manual_ms) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        match (&self.source, &other.source) {
+            (ClockSource::System, ClockSource::System) => true,
+            (ClockSource::Manual(a), ClockSource::Manual(b)) => Arc::ptr_eq(a, b),
+            (ClockSource::Offset(a), ClockSource::Offset(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -145,33 +159,51 @@ impl Eq for Clock {}
 impl Clock {
     /// The system clock.
     pub fn system() -> Self {
-        Self { manual_ms: None }
+        Self {
+            source: ClockSource::System,
+        }
     }
 
     /// A clock that stands at `start_ms` until [`Clock::advance_ms`] moves it.
     pub fn manual(start_ms: u64) -> Self {
         Self {
-            manual_ms: Some(Arc::new(AtomicU64::new(start_ms))),
+            source: ClockSource::Manual(Arc::new(AtomicU64::new(start_ms))),
         }
+    }
+
+    /// The system clock corrected by `offset_ms`, which another part keeps
+    /// current (the PostgreSQL store: the database's clock minus ours).
+    pub fn following(offset_ms: Arc<AtomicI64>) -> Self {
+        Self {
+            source: ClockSource::Offset(offset_ms),
+        }
+    }
+
+    /// Whether this is the plain system clock (not a test's, not a database's).
+    pub fn is_system(&self) -> bool {
+        matches!(self.source, ClockSource::System)
     }
 
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
-        match &self.manual_ms {
-            Some(t) => t.load(Ordering::SeqCst),
-            None => crate::server::now_ms(),
+        match &self.source {
+            ClockSource::System => crate::server::now_ms(),
+            ClockSource::Manual(t) => t.load(Ordering::SeqCst),
+            ClockSource::Offset(off) => {
+                crate::server::now_ms().saturating_add_signed(off.load(Ordering::Relaxed))
+            }
         }
     }
 
     /// Moves a manual clock forward by `by_ms`; returns `false` (and does nothing) for the
     /// system clock, which nobody moves.
     pub fn advance_ms(&self, by_ms: u64) -> bool {
-        match &self.manual_ms {
-            Some(t) => {
+        match &self.source {
+            ClockSource::Manual(t) => {
                 t.fetch_add(by_ms, Ordering::SeqCst);
                 true
             }
-            None => false,
+            ClockSource::System | ClockSource::Offset(_) => false,
         }
     }
 }

@@ -175,6 +175,46 @@ impl PgServer {
     /// Initialises and starts a new server with extra `postgresql.conf`
     /// settings (`name = value` lines).
     pub fn start(settings: &[&str]) -> PgServer {
+        let (bin, dir) = Self::init(settings);
+        Self::run(bin, dir)
+    }
+
+    /// Like [`start`](Self::start), with TLS on (certificate and key in PEM)
+    /// and every TCP connection but the harness's own to the `postgres`
+    /// database required to use it (`hostnossl ... reject` in `pg_hba.conf`).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgServer {
+        let (bin, dir) = Self::init(&["ssl = on"]);
+        let data = dir.join("data");
+        std::fs::write(data.join("server.crt"), cert_pem).expect("server.crt");
+        std::fs::write(data.join("server.key"), key_pem).expect("server.key");
+        let hba = data.join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!(
+                "hostnossl postgres postgres 127.0.0.1/32 trust\n\
+                 hostnossl all all 127.0.0.1/32 reject\n{rest}"
+            ),
+        )
+        .expect("writing pg_hba.conf");
+        // postgres refuses a key others can read, and must own what it reads.
+        for f in ["server.crt", "server.key", "pg_hba.conf"] {
+            let path = data.join(f);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            if is_root() {
+                let st = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&path)
+                    .status()
+                    .expect("chown");
+                assert!(st.success(), "chown of {} failed", path.display());
+            }
+        }
+        Self::run(bin, dir)
+    }
+
+    fn init(settings: &[&str]) -> (PathBuf, PathBuf) {
         let bin = postgres_bin();
         remove_stale_dirs();
         let dir = Self::make_dir();
@@ -206,7 +246,7 @@ impl PgServer {
         let mut text = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
         text.push_str(&conf);
         std::fs::write(&conf_path, text).expect("writing postgresql.conf");
-        Self::run(bin, dir)
+        (bin, dir)
     }
 
     /// A streaming-replication standby of `primary`, named `name`
@@ -404,6 +444,11 @@ impl PgRelayNode {
     ) -> PgRelayNode {
         let store = std::sync::Arc::new(crate::PgStore::connect(urls).expect("PgStore::connect"));
         let metrics = std::sync::Arc::new(crate::Metrics::default());
+        let mut config = config;
+        // As `kith-relay` does; a test's manual clock stays.
+        if config.clock.is_system() {
+            config.clock = store.clock();
+        }
         let relay = crate::Relay {
             config,
             identity: key.clone(),

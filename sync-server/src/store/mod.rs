@@ -31,6 +31,7 @@ pub mod backup;
 pub mod cluster;
 pub mod migrate;
 pub mod pg_store;
+pub mod pg_tls;
 pub mod redb_store;
 
 use kith_protocol::ErrorCode;

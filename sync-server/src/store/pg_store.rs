@@ -63,7 +63,9 @@ use kith_protocol::{
     AccountId, Change, Cursor, DeviceId, Membership, MembershipOp, SealedEntry, SealedSnapshot,
 };
 use postgres::types::Type;
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, Row, Transaction};
+
+use super::pg_tls::{DbConfig, DbTlsError};
 
 use super::{
     Heads, PullPage, RelayStore, SnapshotRange, StoreError, StoreStats, WriteOp, WriteOutcome,
@@ -181,12 +183,12 @@ pub enum PgOpenError {
     BadUrl {
         /// The shard's position in the list.
         shard: usize,
-        /// The parse error.
+        /// What is wrong with it.
         #[source]
-        source: postgres::Error,
+        source: DbTlsError,
     },
     /// The database could not be reached or refused a statement.
-    #[error("shard {shard}: PostgreSQL failed while {doing}: {source}")]
+    #[error("shard {shard}: PostgreSQL failed while {doing}: {}", error_chain(.source))]
     Database {
         /// The shard's position in the list.
         shard: usize,
@@ -223,6 +225,9 @@ pub enum PgOpenError {
         /// The count recorded in the database.
         found_count: u64,
     },
+    /// A background thread could not be started.
+    #[error("starting a thread of the PostgreSQL store: {0}")]
+    Thread(String),
 }
 
 fn be(op: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
@@ -299,7 +304,7 @@ pub fn shard_of(id: &[u8; 32], shards: usize) -> usize {
 
 /// One shard: its URL, the writer's connection and the read pool.
 struct Shard {
-    config: postgres::Config,
+    config: DbConfig,
     /// What the logs show (the URL without its password).
     name: String,
     writer: Mutex<Option<Client>>,
@@ -317,6 +322,19 @@ impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shard").field("name", &self.name).finish()
     }
+}
+
+/// A client error with its causes: `postgres::Error` alone prints only
+/// "db error" or "error performing TLS handshake", the reason is its source.
+pub(crate) fn error_chain(e: &postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -339,7 +357,7 @@ fn redact(url: &str) -> String {
 
 impl Shard {
     fn connect(&self) -> Result<Client, postgres::Error> {
-        self.config.connect(NoTls)
+        self.config.connect()
     }
 
     /// Runs `f` with a pooled read connection (at most [`READERS_MAX`] at once).
@@ -394,6 +412,58 @@ impl Shard {
 pub struct PgStore {
     shards: Vec<Shard>,
     bus: std::sync::Arc<PgBus>,
+    /// Shard 0's clock minus ours (ms), re-read every [`CLOCK_SAMPLE_MS`]
+    /// ([`PgStore::clock`]).
+    clock_offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Dropped with the store: ends the clock sampler.
+    _clock_stop: std::sync::mpsc::Sender<()>,
+}
+
+/// How often a node re-reads the database's clock.
+const CLOCK_SAMPLE_MS: u64 = 10_000;
+/// A clock sample whose round trip took longer says too little.
+const CLOCK_SAMPLE_RTT_MS_MAX: u64 = 1_000;
+
+/// The database's clock minus ours, from one query (`None` if the round trip
+/// was too slow to tell).
+fn clock_offset_sample(c: &mut Client) -> Result<Option<i64>, postgres::Error> {
+    let t0 = crate::server::now_ms();
+    let row = c.query_one(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+        &[],
+    )?;
+    let t1 = crate::server::now_ms();
+    if t1.saturating_sub(t0) > CLOCK_SAMPLE_RTT_MS_MAX {
+        return Ok(None);
+    }
+    let db: i64 = row.try_get(0)?;
+    Ok(Some(db.saturating_sub(i(t0 / 2 + t1 / 2))))
+}
+
+/// Keeps `offset` current until the store is dropped (`stop` disconnects).
+fn clock_thread(
+    config: &DbConfig,
+    offset: &std::sync::atomic::AtomicI64,
+    stop: &std::sync::mpsc::Receiver<()>,
+) {
+    let mut conn: Option<Client> = None;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(Duration::from_millis(CLOCK_SAMPLE_MS))
+    {
+        if conn.as_ref().is_none_or(Client::is_closed) {
+            conn = config.connect().ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match clock_offset_sample(c) {
+            Ok(Some(v)) => offset.store(v, std::sync::atomic::Ordering::Relaxed),
+            Ok(None) => {}
+            Err(e) => {
+                // The last offset stays in use; time does not stop for a failover.
+                tracing::debug!(error = %e, "reading the database clock failed");
+                conn = None;
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -406,10 +476,10 @@ impl PgStore {
         }
         let mut shards = Vec::with_capacity(urls.len());
         for (n, url) in urls.iter().enumerate() {
-            let mut config: postgres::Config = url
-                .parse()
-                .map_err(|source| PgOpenError::BadUrl { shard: n, source })?;
+            let mut config =
+                DbConfig::parse(url).map_err(|source| PgOpenError::BadUrl { shard: n, source })?;
             config
+                .pg_mut()
                 .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
                 .application_name("kith-relay");
             let shard = Shard {
@@ -434,7 +504,39 @@ impl PgStore {
         let bus = std::sync::Arc::new(PgBus::new(
             shards.iter().map(|s| s.config.clone()).collect(),
         ));
-        Ok(Self { shards, bus })
+        let offset = {
+            let mut w = lock(&shards[0].writer);
+            let c = w.as_mut().ok_or(PgOpenError::NoShards)?;
+            clock_offset_sample(c)
+                .map_err(|source| PgOpenError::Database {
+                    shard: 0,
+                    doing: "reading its clock",
+                    source,
+                })?
+                .unwrap_or(0)
+        };
+        let clock_offset_ms = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(offset));
+        let (clock_stop, stop_rx) = std::sync::mpsc::channel();
+        {
+            let (config, offset) = (shards[0].config.clone(), clock_offset_ms.clone());
+            std::thread::Builder::new()
+                .name("kith-pg-clock".into())
+                .spawn(move || clock_thread(&config, &offset, &stop_rx))
+                .map_err(|e| PgOpenError::Thread(e.to_string()))?;
+        }
+        Ok(Self {
+            shards,
+            bus,
+            clock_offset_ms,
+            _clock_stop: clock_stop,
+        })
+    }
+
+    /// The clock every node of this relay reads: ours corrected to shard 0's
+    /// database clock (for invitation and mailbox expiry; quota windows are
+    /// timed in SQL by the database itself).
+    pub fn clock(&self) -> crate::Clock {
+        crate::Clock::following(self.clock_offset_ms.clone())
     }
 
     /// The schema version of the shards (all equal after [`connect`](Self::connect)).
@@ -2710,7 +2812,7 @@ const LISTEN_BACKOFF_MS_MAX: u64 = 2_000;
 /// publisher thread on its own connections, after the data's commit.
 #[derive(Debug)]
 pub struct PgBus {
-    configs: Vec<postgres::Config>,
+    configs: Vec<DbConfig>,
     /// This node's random id: a listener skips the node's own events.
     node: u64,
     publisher: std::sync::OnceLock<std::sync::mpsc::SyncSender<(usize, String)>>,
@@ -2720,7 +2822,7 @@ pub struct PgBus {
 }
 
 impl PgBus {
-    fn new(configs: Vec<postgres::Config>) -> Self {
+    fn new(configs: Vec<DbConfig>) -> Self {
         use rand::RngCore;
         Self {
             configs,
@@ -2754,7 +2856,7 @@ impl PgBus {
 
 /// Sends queued events, grouped per shard, one `pg_notify` round trip per
 /// group (an autocommit statement: its own transaction).
-fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(usize, String)>) {
+fn publish_thread(configs: &[DbConfig], rx: &std::sync::mpsc::Receiver<(usize, String)>) {
     let mut conns: Vec<Option<Client>> = configs.iter().map(|_| None).collect();
     while let Ok(first) = rx.recv() {
         let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
@@ -2778,7 +2880,7 @@ fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(
             let mut sent = false;
             for _ in 0..2 {
                 if slot.as_ref().is_none_or(Client::is_closed) {
-                    *slot = config.connect(NoTls).ok();
+                    *slot = config.connect().ok();
                 }
                 let Some(c) = slot.as_mut() else { break };
                 match c.execute(
@@ -2809,7 +2911,7 @@ fn publish_thread(configs: &[postgres::Config], rx: &std::sync::mpsc::Receiver<(
 /// whenever the connection broke (and again once it is back, since events
 /// may have been missed in between). Ends when the relay drops the receiver.
 fn listen_thread(
-    config: &postgres::Config,
+    config: &DbConfig,
     node: u64,
     tx: &tokio::sync::mpsc::Sender<super::cluster::ClusterEvent>,
 ) {
@@ -2821,7 +2923,7 @@ fn listen_thread(
         if tx.is_closed() {
             return;
         }
-        let conn = config.connect(NoTls).and_then(|mut c| {
+        let conn = config.connect().and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
             Ok(c)
         });

@@ -904,3 +904,145 @@ fn a_schema_2_database_migrates_its_snapshot_to_the_confirmed_one() {
         Err(kith_relay::store::StoreError::UploadIncomplete { parts_stored: 0 })
     ));
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (PEM), plus the
+/// CA's certificate alone.
+fn test_ca_and_server_cert() -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    (ca.pem(), server.pem(), server_key.serialize_pem())
+}
+
+#[test]
+fn nodes_reach_postgres_over_verified_tls_and_refuse_plain_text_or_a_stranger_s_certificate() {
+    let (ca_pem, cert_pem, key_pem) = test_ca_and_server_cert();
+    let (other_ca_pem, _, _) = test_ca_and_server_cert();
+    let server = PgServer::start_tls(&cert_pem, &key_pem);
+    let db = server.database();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, other_file) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    std::fs::write(&other_file, &other_ca_pem).unwrap();
+    let with = |mode: &str, root: &std::path::Path| {
+        vec![format!(
+            "{}?sslmode={mode}&sslrootcert={}",
+            db.url,
+            root.display()
+        )]
+    };
+
+    // The server refuses unencrypted connections to the relay's database.
+    let err = kith_relay::PgStore::connect(std::slice::from_ref(&db.url)).unwrap_err();
+    assert!(err.to_string().contains("no encryption"), "{err}");
+    // A certificate from a CA the URL does not name is refused by the node.
+    let err = kith_relay::PgStore::connect(&with("require", &other_file)).unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    // With the right CA: two nodes on the TLS URL serve, and fan-out between
+    // them (the event publisher and listener connect the same way) works.
+    let urls = with("verify-full", &ca_file);
+    let key = kith_protocol::SigningKey::from_bytes(&rand_bytes());
+    let node_a = PgRelayNode::start(&urls, &key, RelayConfig::default());
+    let node_b = PgRelayNode::start(&urls, &key, RelayConfig::default());
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        assert_eq!(c1.push(d1.entries(1, 2)).await.unwrap(), 2);
+        assert_eq!(
+            next_entries_event(&mut c2).await,
+            Event::Entries {
+                entries: d1.entries(1, 2)
+            }
+        );
+    });
+    // Every connection the nodes hold to the database is encrypted.
+    let mut admin = server.admin();
+    let row = admin
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.datname = current_database() OR a.datname = $1",
+            &[&db.url.rsplit('/').next().unwrap()],
+        )
+        .unwrap();
+    let (tls, plain): (i64, i64) = (row.get(0), row.get(1));
+    assert!(tls >= 2, "{tls} TLS connections");
+    // The admin connection itself (to `postgres`) is the only plain one.
+    assert_eq!(plain, 1, "{plain} plain connections");
+    node_a.stop();
+    node_b.stop();
+}
+
+#[test]
+fn nodes_time_invitations_by_the_database_clock_not_their_own() {
+    // This database's clock runs an hour ahead of the machine's: a function
+    // shadows pg_catalog's clock_timestamp() for its sessions.
+    let db = PgServer::shared().database();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    postgres::Client::connect(&db.url, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE sql
+               AS $$ SELECT pg_catalog.clock_timestamp() + interval '1 hour' $$;
+             ALTER DATABASE {name} SET search_path = public, pg_catalog;"
+        ))
+        .unwrap();
+    let key = kith_protocol::SigningKey::from_bytes(&rand_bytes());
+    let urls = std::slice::from_ref(&db.url);
+    let node_a = PgRelayNode::start(urls, &key, RelayConfig::default());
+    let node_b = PgRelayNode::start(urls, &key, RelayConfig::default());
+    let ahead_ms = i64::try_from(node_b.store.clock().now_ms()).unwrap()
+        - i64::try_from(kith_relay::server::now_ms()).unwrap();
+    assert!(
+        (3_590_000..3_610_000).contains(&ahead_ms),
+        "node clock {ahead_ms} ms from the machine's"
+    );
+    let slot = rand_bytes();
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        assert_eq!(
+            c1.request(Request::MailboxPut {
+                slot,
+                blob: b"invitation".to_vec(),
+                ttl_s: 60,
+            })
+            .await
+            .unwrap(),
+            Response::MailboxStored
+        );
+        let mut c2 = connect(&node_b, &d2).await;
+        match c2.request(Request::MailboxTake { slot }).await.unwrap() {
+            Response::MailboxBlob { blob } => assert_eq!(blob, b"invitation"),
+            other => panic!("{other:?}"),
+        }
+    });
+    // The invitation expires 60 s after it was left by the database's clock
+    // (an expiry by the node's own clock would lie an hour in the past).
+    let left_ms: i64 = postgres::Client::connect(&db.url, postgres::NoTls)
+        .unwrap()
+        .query_one(
+            "SELECT expires_ms - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+             FROM mailbox WHERE slot = $1",
+            &[&slot.as_slice()],
+        )
+        .unwrap()
+        .get(0);
+    assert!((50_000..=60_000).contains(&left_ms), "{left_ms} ms left");
+    node_a.stop();
+    node_b.stop();
+}
