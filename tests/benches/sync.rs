@@ -56,6 +56,21 @@ fn status_kb(key: &str) -> u64 {
     kith_e2e::bench::status_kib(key)
 }
 
+/// CPU time this process used so far (user + system, every thread), in ms:
+/// on a machine shared with other builds, the figure wall time hides. From
+/// /proc/self/stat fields 14 and 15, in clock ticks of 10 ms (Linux's
+/// `USER_HZ` is 100 on every architecture Kith builds for).
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state): utime and stime, fields 14 and
+    // 15, are its 11th and 12th words.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) * 10
+}
+
 /// The new device, in its own process: opens its store, resets the peak
 /// resident size, runs one relay round and prints `key=value` figures.
 fn bootstrap_child() {
@@ -76,6 +91,7 @@ fn bootstrap_child() {
     // Peak from here on: the bootstrap, not the process start.
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
     let rss_before_kb = status_kb("VmRSS:");
+    let cpu_before_ms = cpu_ms();
     let t = Instant::now();
     let down = rt
         .block_on(kith_net::relay_round(
@@ -89,9 +105,10 @@ fn bootstrap_child() {
         ))
         .unwrap();
     let ms = t.elapsed().as_millis();
+    let cpu_ms = cpu_ms().saturating_sub(cpu_before_ms);
     let hwm_kb = status_kb("VmHWM:");
     println!(
-        "ms={ms} hwm_kb={hwm_kb} rss_before_kb={rss_before_kb} received_bytes={} sent_bytes={} snapshot_applied={}",
+        "ms={ms} cpu_ms={cpu_ms} hwm_kb={hwm_kb} rss_before_kb={rss_before_kb} received_bytes={} sent_bytes={} snapshot_applied={}",
         down.wire_received_bytes,
         down.wire_sent_bytes,
         u8::from(down.snapshot_applied),
@@ -202,8 +219,9 @@ async fn bootstrap(n: usize, via_snapshot: bool) {
     assert_eq!(field("snapshot_applied") == 1, via_snapshot);
     let received = field("received_bytes");
     println!(
-        "bootstrap {n:>6} interactions via {}: new device {ms} ms, peak RSS {:.1} MB (open store {:.1} MB)  [goal <= 300 MB], {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
+        "bootstrap {n:>6} interactions via {}: new device {ms} ms ({} ms CPU), peak RSS {:.1} MB (open store {:.1} MB)  [goal <= 300 MB], {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
         if via_snapshot { "snapshot" } else { "log" },
+        field("cpu_ms"),
         field("hwm_kb") as f64 / 1024.0,
         field("rss_before_kb") as f64 / 1024.0,
         received,
