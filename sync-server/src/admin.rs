@@ -187,6 +187,11 @@ pub fn accounts_text(
     out
 }
 
+/// The answer of `account delete` (redb and PostgreSQL alike).
+pub fn account_deleted_text(account: &AccountId, rows: u64) -> String {
+    format!("deleted account {account} ({rows} rows); its devices are refused from now on\n")
+}
+
 /// The answer of `status`: versions, then `middle` (`key value` lines of
 /// the store or the running relay), then the store's totals.
 pub fn status_text(format_version: u64, middle: &str, stats: &crate::store::StoreStats) -> String {
@@ -220,10 +225,7 @@ pub fn execute(ctx: &AdminContext, cmd: &AdminCommand) -> Result<String, AdminEr
                 live.close_account(account);
             }
             tracing::info!(%account, rows = deleted.rows, "account deleted by the operator");
-            Ok(format!(
-                "deleted account {account} ({} rows); its devices are refused from now on\n",
-                deleted.rows
-            ))
+            Ok(account_deleted_text(account, deleted.rows))
         }
         AdminCommand::Status => {
             let stats = crate::RelayStore::stats(ctx.store.as_ref())?;

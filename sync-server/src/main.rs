@@ -475,8 +475,18 @@ fn admin_command(s: &Settings, cmd: &AdminCommand) -> Result<()> {
                 let middle = format!("store postgresql\nshards {}\n", store.shard_count());
                 print_text(&admin::status_text(store.format_version(), &middle, &stats))
             }
+            // Every node closes the account's connections: the store
+            // notifies them after the commit.
+            AdminCommand::AccountDelete(account) => {
+                let store = open_postgres(urls)?;
+                let deleted = store
+                    .delete_account(account, kith_relay::now_ms())
+                    .context("account delete")?
+                    .ok_or(admin::AdminError::NoSuchAccount(*account))?;
+                print_text(&admin::account_deleted_text(account, deleted.rows))
+            }
             other => bail!(
-                "`{}` is not available with a PostgreSQL store yet: query the database \
+                "`{}` is not available with a PostgreSQL store: query the database \
                  (docs/RELAY.md, \"Scaling out\")",
                 other.line()
             ),

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub entries_fanned_out_total: AtomicU64,
     /// Subscribers told to re-pull because their queue was full.
     pub subscriber_lagged_total: AtomicU64,
+    /// Other nodes' pushes fanned out from the entries their notification
+    /// carried (no read).
+    pub cluster_pushes_carried_total: AtomicU64,
+    /// Other nodes' pushes whose entries were read from the store to fan
+    /// them out (too big for a notification).
+    pub cluster_pushes_read_total: AtomicU64,
     /// Store commits (batches) by duration: counts per bucket of
     /// [`COMMIT_BUCKETS_MS`], the last bucket being everything slower.
     pub commit_buckets: [AtomicU64; COMMIT_BUCKETS_MS.len() + 1],
@@ -167,6 +173,18 @@ impl Metrics {
             "counter",
             "Subscribers told to re-pull.",
             g(&self.subscriber_lagged_total),
+        );
+        line(
+            "kith_relay_cluster_pushes_carried_total",
+            "counter",
+            "Other nodes' pushes fanned out from their notification.",
+            g(&self.cluster_pushes_carried_total),
+        );
+        line(
+            "kith_relay_cluster_pushes_read_total",
+            "counter",
+            "Other nodes' pushes read from the store to fan them out.",
+            g(&self.cluster_pushes_read_total),
         );
         if let Some(s) = store {
             line(

@@ -210,21 +210,9 @@ impl crate::admin::LiveRelay for LiveHandle {
     }
 
     fn close_account(&self, account: &AccountId) {
-        let Some(s) = self.0.upgrade() else { return };
-        let conns: Vec<_> = {
-            let mut map = lock(&s.connections);
-            let keys: Vec<_> = map.keys().filter(|(a, _)| a == account).copied().collect();
-            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
-        };
-        for (_, c) in conns.into_iter().flatten() {
-            c.close(
-                quinn::VarInt::from_u32(close_code::REVOKED),
-                b"account deleted",
-            );
+        if let Some(s) = self.0.upgrade() {
+            s.close_account(account);
         }
-        lock(&s.subscribers).remove(account);
-        lock(&s.rates).remove(account);
-        lock(&s.last_seen).remove(account);
     }
 
     fn uptime_ms(&self) -> u64 {
@@ -538,6 +526,7 @@ impl Shared {
         match event {
             ClusterEvent::Lost => self.lag_all(),
             ClusterEvent::Revoked { account, device } => self.close_device(&account, &device),
+            ClusterEvent::AccountDeleted { account } => self.close_account(&account),
             ClusterEvent::Membership { account, from, to } => {
                 if !self.has_subscribers(&account, None) {
                     return;
@@ -561,6 +550,7 @@ impl Shared {
                 device,
                 from,
                 to,
+                entries,
             } => {
                 if !self.has_subscribers(&account, Some(&device)) {
                     return;
@@ -571,6 +561,14 @@ impl Shared {
                     .limits
                     .frame_bytes_max
                     .saturating_sub(PULL_FRAMING_BYTES);
+                // Carried by the notification (checked to be exactly `from
+                // ..= to` of this device when decoded): no read.
+                if !entries.is_empty() && entries.len() <= entries_max {
+                    Metrics::inc(&self.metrics.cluster_pushes_carried_total);
+                    self.fan_out(&account, &device, entries);
+                    return;
+                }
+                Metrics::inc(&self.metrics.cluster_pushes_read_total);
                 let read = self
                     .read(move |s| {
                         s.device_entries(&account, &device, from, to, entries_max, bytes_max)
@@ -629,6 +627,26 @@ impl Shared {
         }
     }
 
+    /// Closes every connection of `account`'s devices on this node and
+    /// forgets its subscribers and counters (the operator deleted it, here
+    /// through the admin socket or on another node through the cluster bus).
+    fn close_account(&self, account: &AccountId) {
+        let conns: Vec<_> = {
+            let mut map = lock(&self.connections);
+            let keys: Vec<_> = map.keys().filter(|(a, _)| a == account).copied().collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for (_, c) in conns.into_iter().flatten() {
+            c.close(
+                quinn::VarInt::from_u32(close_code::REVOKED),
+                b"account deleted",
+            );
+        }
+        lock(&self.subscribers).remove(account);
+        lock(&self.rates).remove(account);
+        lock(&self.last_seen).remove(account);
+    }
+
     fn forget_connection(&self, conn_id: u64, ids: Option<(AccountId, DeviceId)>) {
         let Some((account, device)) = ids else {
             return;
@@ -664,11 +682,14 @@ fn cluster_events(
     };
     match (outcome, device) {
         (Ok(WriteOutcome::Pushed { head, stored }), Some(device)) => match stored.first() {
+            // The entries ride along when they fit in the notification
+            // (`store::cluster`): the other nodes then need not read them.
             Some(first) => vec![ClusterEvent::Entries {
                 account,
                 device,
                 from: first.seq,
                 to: *head,
+                entries: stored.clone(),
             }],
             None => Vec::new(),
         },

@@ -5,7 +5,12 @@
 //!    real relay on loopback: time, bytes on the wire, and those bytes over
 //!    the compressed document (sum of `save()` of every document); once
 //!    from the log alone (the uploader made no snapshot) and once from the
-//!    snapshot the uploader left (fragmented when over 1 MiB);
+//!    snapshot the uploader left (fragmented when over 1 MiB). The new
+//!    device runs alone in a child process (this binary re-executed with
+//!    `KITH_BENCH_CHILD=bootstrap`), so its peak resident memory (VmHWM,
+//!    reset after its store opened) is its own; `--size N` and
+//!    `--via snapshot|log` run one case, `--detail` adds a reindex and a
+//!    cold open + load of every document of the new device;
 //! 2. propagation A -> relay -> B of one logged interaction, both devices
 //!    connected and watching, 200 trials: p50 / p99;
 //! 3. peer-to-peer reconnect after one new interaction: bytes and round trips;
@@ -27,6 +32,7 @@
     clippy::print_stdout
 )]
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +42,80 @@ use kith_e2e::bench::{percentile, propagation as propagation_between, seeded};
 use kith_e2e::{Device, TestRelay};
 
 const TIMEOUT_MS: u64 = 600_000;
+/// Set in the child process that runs a new device alone (its value: the mode).
+const CHILD_ENV: &str = "KITH_BENCH_CHILD";
+/// The child's store directory.
+const CHILD_DIR_ENV: &str = "KITH_BENCH_DIR";
+/// The relay address the child syncs with.
+const CHILD_RELAY_ENV: &str = "KITH_BENCH_RELAY";
+/// The child's key material, in its store directory.
+const CHILD_KEYS_FILE: &str = "bench-keys.json";
+
+/// A `/proc/self/status` field in KiB.
+fn status_kb(key: &str) -> u64 {
+    kith_e2e::bench::status_kib(key)
+}
+
+/// CPU time this process used so far (user + system, every thread), in ms:
+/// on a machine shared with other builds, the figure wall time hides. From
+/// /proc/self/stat fields 14 and 15, in clock ticks of 10 ms (Linux's
+/// `USER_HZ` is 100 on every architecture Kith builds for).
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state): utime and stime, fields 14 and
+    // 15, are its 11th and 12th words.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) * 10
+}
+
+/// The new device, in its own process: opens its store, resets the peak
+/// resident size, runs one relay round and prints `key=value` figures.
+fn bootstrap_child() {
+    let dir = std::path::PathBuf::from(std::env::var(CHILD_DIR_ENV).unwrap());
+    let relay: kith_protocol::RelayAddress =
+        std::env::var(CHILD_RELAY_ENV).unwrap().parse().unwrap();
+    let keys = kith_core::identity::KeyMaterial::from_json(
+        &std::fs::read(dir.join(CHILD_KEYS_FILE)).unwrap(),
+    )
+    .unwrap();
+    let id = kith_core::sync::DeviceIdentity::from_material(&keys).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(std::sync::Mutex::new(kith_core::Store::open(&dir).unwrap()));
+    // Peak from here on: the bootstrap, not the process start.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let rss_before_kb = status_kb("VmRSS:");
+    let cpu_before_ms = cpu_ms();
+    let t = Instant::now();
+    let down = rt
+        .block_on(kith_net::relay_round(
+            &store,
+            &id,
+            &relay,
+            RelayClientConfig::default(),
+            vec![],
+            TIMEOUT_MS,
+            |_| {},
+        ))
+        .unwrap();
+    let ms = t.elapsed().as_millis();
+    let cpu_ms = cpu_ms().saturating_sub(cpu_before_ms);
+    let hwm_kb = status_kb("VmHWM:");
+    println!(
+        "ms={ms} cpu_ms={cpu_ms} hwm_kb={hwm_kb} rss_before_kb={rss_before_kb} received_bytes={} sent_bytes={} snapshot_applied={}",
+        down.wire_received_bytes,
+        down.wire_sent_bytes,
+        u8::from(down.snapshot_applied),
+    );
+    let s = Arc::try_unwrap(store).unwrap().into_inner().unwrap();
+    s.close().unwrap();
+}
 
 fn compressed_doc_bytes(d: &Device) -> usize {
     let s = d.s();
@@ -93,30 +173,62 @@ async fn bootstrap(n: usize, via_snapshot: bool) {
     .unwrap();
     let up_ms = t.elapsed().as_millis();
     let b = a.sibling("new phone");
-    let t = Instant::now();
-    let down = kith_net::relay_round(
-        &b.store,
-        &b.id,
-        &relay.address(),
-        RelayClientConfig::default(),
-        vec![],
-        TIMEOUT_MS,
-        |_| {},
+    // The new device runs alone in a child process (this binary again), so
+    // its peak resident memory is its own, not the uploader's or the relay's.
+    let dir = b.dir.path().to_path_buf();
+    let placeholder_dir = tempfile::tempdir().unwrap();
+    {
+        let placeholder = kith_core::Store::open(placeholder_dir.path()).unwrap();
+        let old = std::mem::replace(&mut *b.s(), placeholder);
+        old.close().unwrap();
+    }
+    std::fs::write(
+        dir.join(CHILD_KEYS_FILE),
+        serde_json::to_vec(&b.keys).unwrap(),
     )
-    .await
     .unwrap();
-    let ms = t.elapsed().as_millis();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD_ENV, "bootstrap")
+        .env(CHILD_DIR_ENV, &dir)
+        .env(CHILD_RELAY_ENV, relay.address().to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "new device failed (its stderr is above)"
+    );
+    let child: std::collections::BTreeMap<String, u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect();
+    let field = |k: &str| {
+        *child
+            .get(k)
+            .unwrap_or_else(|| panic!("child printed no {k}"))
+    };
+    {
+        let reopened = kith_core::Store::open(&dir).unwrap();
+        let placeholder = std::mem::replace(&mut *b.s(), reopened);
+        placeholder.close().unwrap();
+    }
+    let ms = field("ms");
     let got = b.s().all_interactions().unwrap().len();
     assert_eq!(got, a.s().all_interactions().unwrap().len());
-    assert_eq!(down.snapshot_applied, via_snapshot);
+    assert_eq!(field("snapshot_applied") == 1, via_snapshot);
+    let received = field("received_bytes");
     println!(
-        "bootstrap {n:>6} interactions via {}: new device {ms} ms, {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
+        "bootstrap {n:>6} interactions via {}: new device {ms} ms ({} ms CPU), peak RSS {:.1} MB (open store {:.1} MB)  [goal <= 300 MB], {} bytes received ({} sent); compressed document {} bytes; ratio {:.2}; from snapshot: {}",
         if via_snapshot { "snapshot" } else { "log" },
-        down.wire_received_bytes,
-        down.wire_sent_bytes,
+        field("cpu_ms"),
+        field("hwm_kb") as f64 / 1024.0,
+        field("rss_before_kb") as f64 / 1024.0,
+        received,
+        field("sent_bytes"),
         doc_bytes,
-        down.wire_received_bytes as f64 / doc_bytes as f64,
-        down.snapshot_applied,
+        received as f64 / doc_bytes as f64,
+        via_snapshot,
     );
     println!(
         "    (seeding {seed_ms} ms; first upload {up_ms} ms, {} bytes, snapshot uploaded: {snapshot})",
@@ -126,7 +238,6 @@ async fn bootstrap(n: usize, via_snapshot: bool) {
         let t = Instant::now();
         b.s().reindex().unwrap();
         let reindex_ms = t.elapsed().as_millis();
-        let dir = b.dir.path().to_path_buf();
         let t = Instant::now();
         let mut fresh = {
             let placeholder = kith_core::Store::open(tempfile::tempdir().unwrap().path()).unwrap();
@@ -383,6 +494,10 @@ async fn revocation_e2e(interactions: usize, runs: usize) {
 }
 
 fn main() {
+    if std::env::var(CHILD_ENV).as_deref() == Ok("bootstrap") {
+        bootstrap_child();
+        return;
+    }
     if std::env::args().any(|a| a == "--revocation-only") {
         for prior in [0, 10, 100] {
             revocation(prior, 20);
@@ -403,12 +518,27 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let only_bootstrap = std::env::args().any(|a| a == "--bootstrap-only");
-        for via_snapshot in [false, true] {
-            bootstrap(5_000, via_snapshot).await;
-        }
-        if !quick {
-            for via_snapshot in [false, true] {
-                bootstrap(50_000, via_snapshot).await;
+        // `--size N` bootstraps only N interactions; `--via snapshot|log` only one path.
+        let arg_after = |flag: &str| {
+            let args: Vec<String> = std::env::args().collect();
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1).cloned())
+        };
+        let sizes: Vec<usize> = match arg_after("--size") {
+            Some(n) => vec![n.parse().expect("--size takes a number of interactions")],
+            None if quick => vec![5_000],
+            None => vec![5_000, 50_000],
+        };
+        let paths: Vec<bool> = match arg_after("--via").as_deref() {
+            Some("snapshot") => vec![true],
+            Some("log") => vec![false],
+            Some(other) => panic!("--via takes snapshot or log, not {other}"),
+            None => vec![false, true],
+        };
+        for n in sizes {
+            for via_snapshot in &paths {
+                bootstrap(n, *via_snapshot).await;
             }
         }
         if only_bootstrap {
@@ -417,6 +547,9 @@ fn main() {
         propagation(if quick { 50 } else { 200 }).await;
         p2p_reconnect().await;
     });
+    if std::env::args().any(|a| a == "--bootstrap-only") {
+        return;
+    }
     for prior in [0, 10, 100] {
         revocation(prior, if quick { 5 } else { 20 });
     }

@@ -1511,6 +1511,34 @@ pub(crate) fn rebuild_index(
     rebuild_index_from(txn, docs.iter().map(|(id, l)| (*id, &l.doc)).collect())
 }
 
+/// Threads that read log documents during a rebuild (the calling thread is
+/// one of them). Reading records out of Automerge documents and cutting
+/// their text into search tokens was most of a new device's bootstrap
+/// (docs/STORE.md, "Rebuilding the index"); documents are independent, so
+/// two threads halve that part on a two-core phone.
+const REBUILD_READERS: usize = 2;
+
+/// The interactions of some log documents, with their search rows.
+type LogsRead = (
+    Vec<(DocId, usize)>,
+    Vec<crate::model::Interaction>,
+    index::SearchRows,
+);
+
+/// Reads every interaction of `docs` and collects its search rows.
+fn read_logs(docs: &[(DocId, &AutoCommit)]) -> Result<LogsRead, StoreError> {
+    let mut counts = Vec::with_capacity(docs.len());
+    let mut interactions = Vec::new();
+    let mut search = index::SearchRows::default();
+    for (id, doc) in docs {
+        let read = schema::read_all(doc, schema::INTERACTIONS, schema::read_interaction)?;
+        search.add_interactions(&read);
+        counts.push((*id, read.len()));
+        interactions.extend(read);
+    }
+    Ok((counts, interactions, search))
+}
+
 /// [`rebuild_index`] over documents given by reference.
 fn rebuild_index_from(
     txn: &WriteTransaction,
@@ -1518,10 +1546,11 @@ fn rebuild_index_from(
 ) -> Result<BTreeMap<DocId, usize>, StoreError> {
     index::clear(txn)?;
     docs.sort_by_key(|(id, _)| *id);
-    let (mut contacts, mut interactions, mut projects, mut goals) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut contacts, mut projects, mut goals) = (Vec::new(), Vec::new(), Vec::new());
     let mut settings = crate::model::Settings::default();
     let mut counts = BTreeMap::new();
+    let mut logs: Vec<Vec<(DocId, &AutoCommit)>> = vec![Vec::new(); REBUILD_READERS];
+    let mut next = 0;
     for (id, doc) in docs {
         match id {
             DocId::Main => {
@@ -1532,17 +1561,50 @@ fn rebuild_index_from(
                 counts.insert(id, contacts.len());
             }
             DocId::Log { .. } => {
-                let before = interactions.len();
-                interactions.extend(schema::read_all(
-                    doc,
-                    schema::INTERACTIONS,
-                    schema::read_interaction,
-                )?);
-                counts.insert(id, interactions.len() - before);
+                // Dealt in turn: neighbouring quarters are of similar size.
+                if let Some(share) = logs.get_mut(next % REBUILD_READERS) {
+                    share.push((id, doc));
+                }
+                next += 1;
             }
         }
     }
-    index::rebuild(txn, contacts, interactions, projects, goals, &settings)?;
+    let (mine, others) = logs
+        .split_first()
+        .map_or((&[][..], &[][..]), |(m, o)| (m.as_slice(), o));
+    let results: Vec<Result<LogsRead, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|share| scope.spawn(move || read_logs(share)))
+            .collect();
+        let mut out = vec![read_logs(mine)];
+        for h in handles {
+            out.push(h.join().unwrap_or_else(|_| {
+                Err(StoreError::Damaged {
+                    what: "index rebuild".into(),
+                    detail: "a thread reading documents stopped unexpectedly".into(),
+                })
+            }));
+        }
+        out
+    });
+    let mut interactions = Vec::new();
+    let mut search = index::SearchRows::default();
+    for r in results {
+        let (c, i, s) = r?;
+        counts.extend(c);
+        interactions.extend(i);
+        search.absorb(s);
+    }
+    index::rebuild(
+        txn,
+        contacts,
+        interactions,
+        projects,
+        goals,
+        &settings,
+        search,
+    )?;
     let mut meta = txn.open_table(META)?;
     meta.insert(META_INDEX, index::VERSION.to_string().as_bytes())?;
     Ok(counts)

@@ -39,7 +39,9 @@
 //! the batch, in sorted order, so batches of different relay nodes touching
 //! the same account serialise and never deadlock each other. Each op then
 //! runs inside a savepoint: a refused op is rolled back to it and the others
-//! commit; a database error aborts the whole batch (every result `Backend`).
+//! commit (pushes excepted: they refuse only before their first write, so
+//! they need none); a database error aborts the whole batch (every result
+//! `Backend`).
 //! If the COMMIT itself fails the outcome is unknown; the caller is told
 //! `Backend` and the client re-sends, which every op tolerates (pushes of
 //! stored entries are idempotent).
@@ -307,9 +309,18 @@ struct Shard {
     config: DbConfig,
     /// What the logs show (the URL without its password).
     name: String,
-    writer: Mutex<Option<Client>>,
+    writer: Mutex<Option<Writer>>,
     readers: Mutex<Readers>,
     reader_free: Condvar,
+}
+
+/// The writer connection of a shard and the hot statements prepared on it
+/// (parsed and planned once per connection instead of once per push: most
+/// of PostgreSQL's per-statement CPU besides the writes themselves).
+struct Writer {
+    client: Client,
+    /// By SQL text; dropped with the connection.
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
 }
 
 struct Readers {
@@ -498,7 +509,10 @@ impl PgStore {
                 source,
             })?;
             migrate(&mut client, n, urls.len())?;
-            *lock(&shard.writer) = Some(client);
+            *lock(&shard.writer) = Some(Writer {
+                client,
+                prepared: std::collections::HashMap::new(),
+            });
             shards.push(shard);
         }
         let bus = std::sync::Arc::new(PgBus::new(
@@ -507,7 +521,7 @@ impl PgStore {
         let offset = {
             let mut w = lock(&shards[0].writer);
             let c = w.as_mut().ok_or(PgOpenError::NoShards)?;
-            clock_offset_sample(c)
+            clock_offset_sample(&mut c.client)
                 .map_err(|source| PgOpenError::Database {
                     shard: 0,
                     doing: "reading its clock",
@@ -582,6 +596,137 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Deletes every row of `account` (entries, heads, membership, snapshots
+    /// and their parts, unfinished uploads, its mailbox counts, its rate
+    /// window, the account itself) in one transaction on its shard, under
+    /// the account's advisory lock (so a push being written by any node
+    /// either commits before and is deleted, or runs after and finds no
+    /// account), and records the tombstone that refuses its devices from now
+    /// on: the same as [`super::RedbStore::delete_account`]. Then tells every
+    /// relay node (the `NOTIFY` after the commit, sent before this returns)
+    /// to close the account's connections. `None` if no such account.
+    pub fn delete_account(
+        &self,
+        account: &AccountId,
+        now_ms: u64,
+    ) -> Result<Option<super::admin::DeletedAccount>, StoreError> {
+        const OP: &str = "delete account";
+        let n = shard_of(&account.0, self.shards.len());
+        let acct = account.0.as_slice();
+        let deleted = self.account_tx(n, &account.0, OP, |tx| {
+            if tx
+                .execute("DELETE FROM accounts WHERE account = $1", &[&acct])
+                .map_err(be(OP))?
+                == 0
+            {
+                return Ok(None);
+            }
+            let mut rows = 1u64;
+            for table in [
+                "entries",
+                "heads",
+                "snapshot_uploads",
+                "membership",
+                "membership_state",
+                "snapshot_parts_v3",
+                "snapshots_v3",
+                "rate_windows",
+            ] {
+                let removed = tx
+                    .execute(&format!("DELETE FROM {table} WHERE account = $1"), &[&acct])
+                    .map_err(be(OP))?;
+                // The rate window is a counter, not a row of the account's data.
+                if table != "rate_windows" {
+                    rows += removed;
+                }
+            }
+            // Its mailbox blobs stop counting (the blobs expire by themselves);
+            // their slots may live on other shards.
+            let slots: Vec<Vec<u8>> = tx
+                .query(
+                    "DELETE FROM mailbox_owned WHERE account = $1 RETURNING slot",
+                    &[&acct],
+                )
+                .map_err(be(OP))?
+                .iter()
+                .map(|r| col::<Vec<u8>>(r, 0, OP))
+                .collect::<Result<_, _>>()?;
+            rows += slots.len() as u64;
+            tx.execute(
+                "INSERT INTO deleted_accounts VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&acct, &i(now_ms)],
+            )
+            .map_err(be(OP))?;
+            Ok(Some((rows, slots)))
+        })?;
+        let Some((rows, slots)) = deleted else {
+            return Ok(None);
+        };
+        // The blobs' owner column names the account: cleared on the slots'
+        // shards (best effort: a take of such a blob releases nothing, since
+        // the account's counts are gone already).
+        let mut by_shard: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+        for slot in slots {
+            let k = key32(&slot, OP).map_or(0, |s| shard_of(&s, self.shards.len()));
+            by_shard.entry(k).or_default().push(slot);
+        }
+        for (k, slots) in by_shard {
+            let r = self.with_writer(k, OP, |c| {
+                c.execute(
+                    "UPDATE mailbox SET owner = NULL WHERE slot = ANY($1) AND owner = $2",
+                    &[&slots, &acct],
+                )
+                .map_err(be(OP))
+            });
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "clearing a deleted account's mailbox owner failed");
+            }
+        }
+        // Every node closes the account's connections (the listeners of ALL
+        // nodes hear it: this store's node id is not a relay's).
+        let event = super::cluster::ClusterEvent::AccountDeleted { account: *account };
+        if let Err(e) = self.bus.notify_now(n, &event) {
+            // The rows are gone either way: a connection left open fails
+            // on its next request and cannot authenticate again.
+            tracing::warn!(
+                error = %e,
+                "the relay nodes could not be told to close the deleted account's \
+                 connections; they fail on their next request"
+            );
+        }
+        Ok(Some(super::admin::DeletedAccount { rows }))
+    }
+
+    /// Rows that mention `account` in any table but the tombstone (0 after
+    /// a deletion): for tests and the operator's verification.
+    pub fn account_rows(&self, account: &AccountId) -> Result<u64, StoreError> {
+        const OP: &str = "count account rows";
+        let mut total = 0u64;
+        for shard in &self.shards {
+            total += shard.read(OP, |c| {
+                let row = c
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM accounts WHERE account = $1)
+                          + (SELECT count(*) FROM entries WHERE account = $1)
+                          + (SELECT count(*) FROM heads WHERE account = $1)
+                          + (SELECT count(*) FROM snapshot_uploads WHERE account = $1)
+                          + (SELECT count(*) FROM membership WHERE account = $1)
+                          + (SELECT count(*) FROM membership_state WHERE account = $1)
+                          + (SELECT count(*) FROM snapshot_parts_v3 WHERE account = $1)
+                          + (SELECT count(*) FROM snapshots_v3 WHERE account = $1)
+                          + (SELECT count(*) FROM mailbox_owned WHERE account = $1)
+                          + (SELECT count(*) FROM rate_windows WHERE account = $1)
+                          + (SELECT count(*) FROM mailbox WHERE owner = $1)",
+                        &[&account.0.as_slice()],
+                    )
+                    .map_err(be(OP))?;
+                let n: i64 = col(&row, 0, OP)?;
+                Ok(u(n))
+            })?;
+        }
+        Ok(total)
+    }
+
     /// A new connection to shard `n` (for `store::migrate`).
     pub(super) fn connect_shard(&self, n: usize) -> Result<Client, postgres::Error> {
         match self.shards.get(n) {
@@ -629,22 +774,36 @@ impl PgStore {
         op: &'static str,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_writer_prepared(n, op, |client, _| f(client))
+    }
+
+    /// [`with_writer`](Self::with_writer), also handing out the statements
+    /// prepared on the connection.
+    fn with_writer_prepared<T>(
+        &self,
+        n: usize,
+        op: &'static str,
+        f: impl FnOnce(&mut Client, &mut Prepared) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let shard = &self.shards[n];
         let mut guard = lock(&shard.writer);
-        if guard.as_ref().is_none_or(Client::is_closed) {
+        if guard.as_ref().is_none_or(|w| w.client.is_closed()) {
             *guard = None;
-            let c = shard.connect().map_err(be(op))?;
+            let client = shard.connect().map_err(be(op))?;
             tracing::info!(shard = %shard.name, "connected to PostgreSQL");
-            *guard = Some(c);
+            *guard = Some(Writer {
+                client,
+                prepared: std::collections::HashMap::new(),
+            });
         }
-        let Some(client) = guard.as_mut() else {
+        let Some(w) = guard.as_mut() else {
             return Err(StoreError::Backend {
                 op,
                 source: "no connection".into(),
             });
         };
-        let r = f(client);
-        if client.is_closed() {
+        let r = f(&mut w.client, &mut w.prepared);
+        if w.client.is_closed() {
             *guard = None;
         }
         r
@@ -667,28 +826,42 @@ impl PgStore {
                 })
                 .collect::<Vec<_>>()
         };
-        let r = self.with_writer(n, "begin write", |client| {
+        let r = self.with_writer_prepared(n, "begin write", |client, prepared| {
             let mut tx = client.transaction().map_err(be("begin write"))?;
             // Accounts of the batch, locked in sorted order (no deadlocks
             // between nodes' batches); released at COMMIT/ROLLBACK.
             let accounts: BTreeSet<i64> = ops.iter().filter_map(op_account).map(lock_key).collect();
             if !accounts.is_empty() {
                 let keys: Vec<i64> = accounts.into_iter().collect();
-                tx.execute_typed(
+                let lock_all = prepare(
+                    &mut tx,
+                    prepared,
                     "SELECT pg_advisory_xact_lock(k)
                      FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS sorted",
-                    &[(&keys, Type::INT8_ARRAY)],
-                )
-                .map_err(be("lock accounts"))?;
+                    &[Type::INT8_ARRAY],
+                    "lock accounts",
+                )?;
+                tx.execute(&lock_all, &[&keys])
+                    .map_err(be("lock accounts"))?;
             }
             let mut results = Vec::with_capacity(count);
             let mut ctx = OpCtx {
                 here: n,
                 shards: self.shards.len(),
                 remote_releases: Vec::new(),
+                prepared,
             };
-            tx.batch_execute("SAVEPOINT op").map_err(be("savepoint"))?;
             for op in ops {
+                // A push validates everything before its first write and
+                // refuses only before it (`push`), so a refused push has
+                // nothing to roll back and runs without a savepoint: at
+                // load nearly every op is a push, and a savepoint costs a
+                // round trip and a subtransaction (its own transaction id,
+                // listed in the commit record) each.
+                let guarded = !matches!(op, WriteOp::Push { .. });
+                if guarded {
+                    tx.batch_execute("SAVEPOINT op").map_err(be("savepoint"))?;
+                }
                 let releases = ctx.remote_releases.len();
                 let r = apply_one(&mut tx, op, &mut ctx);
                 match &r {
@@ -700,12 +873,15 @@ impl PgStore {
                     }
                     Err(_) => {
                         ctx.remote_releases.truncate(releases);
-                        tx.batch_execute("ROLLBACK TO SAVEPOINT op")
-                            .map_err(be("rollback op"))?
+                        if guarded {
+                            tx.batch_execute("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
+                                .map_err(be("rollback op"))?;
+                        }
                     }
-                    Ok(_) => tx
-                        .batch_execute("RELEASE SAVEPOINT op; SAVEPOINT op")
+                    Ok(_) if guarded => tx
+                        .batch_execute("RELEASE SAVEPOINT op")
                         .map_err(be("savepoint"))?,
+                    Ok(_) => {}
                 }
                 results.push(r);
             }
@@ -886,18 +1062,41 @@ fn migrate(client: &mut Client, shard: usize, count: usize) -> Result<(), PgOpen
 
 /// Where an op runs: shard `here` of `shards`, and what it leaves for
 /// other shards after the commit.
-struct OpCtx {
+struct OpCtx<'p> {
     here: usize,
     shards: usize,
     /// Mailbox blobs taken here whose owner lives on another shard:
     /// (owner account, slot), released there after this commit.
     remote_releases: Vec<RemoteRelease>,
+    /// The statements prepared on the writer connection.
+    prepared: &'p mut Prepared,
+}
+
+/// Statements prepared on one connection, by SQL text.
+type Prepared = std::collections::HashMap<&'static str, postgres::Statement>;
+
+/// The statement `sql` prepared on `tx`'s connection: from `prepared`, or
+/// prepared now and kept there (a prepared statement belongs to its
+/// session, not to the transaction it was prepared in).
+fn prepare(
+    tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
+    sql: &'static str,
+    types: &[Type],
+    op: &'static str,
+) -> Result<postgres::Statement, StoreError> {
+    if let Some(st) = prepared.get(sql) {
+        return Ok(st.clone());
+    }
+    let st = tx.prepare_typed(sql, types).map_err(be(op))?;
+    prepared.insert(sql, st.clone());
+    Ok(st)
 }
 
 /// A mailbox blob's count to give back on its owner's shard: (owner account, slot).
 type RemoteRelease = ([u8; 32], [u8; 32]);
 
-impl OpCtx {
+impl OpCtx<'_> {
     fn is_local(&self, account: &[u8; 32]) -> bool {
         shard_of(account, self.shards) == self.here
     }
@@ -906,7 +1105,7 @@ impl OpCtx {
 fn apply_one(
     tx: &mut Transaction<'_>,
     op: WriteOp,
-    ctx: &mut OpCtx,
+    ctx: &mut OpCtx<'_>,
 ) -> Result<WriteOutcome, StoreError> {
     match op {
         WriteOp::AppendMembership {
@@ -930,7 +1129,7 @@ fn apply_one(
             device,
             entries,
             quota_bytes,
-        } => push(tx, account, device, entries, quota_bytes),
+        } => push(tx, ctx.prepared, account, device, entries, quota_bytes),
         WriteOp::PutSnapshot {
             snapshot,
             quota_bytes,
@@ -1377,6 +1576,7 @@ fn head_row(
 
 fn push(
     tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
     account: AccountId,
     device: DeviceId,
     entries: Vec<SealedEntry>,
@@ -1385,16 +1585,20 @@ fn push(
     const OP: &str = "push";
     let (acct, dev) = (account.0.as_slice(), device.0.as_slice());
     // The hot path: membership, account totals and the device's head in ONE
-    // round trip (typed, so no prepare/close round trips either).
+    // round trip, a statement prepared once per connection.
+    let state_row = prepare(
+        tx,
+        prepared,
+        "SELECT m.state, a.bytes, a.entries, h.head, h.floor
+         FROM accounts a
+         LEFT JOIN membership_state m ON m.account = a.account
+         LEFT JOIN heads h ON h.account = a.account AND h.device = $2
+         WHERE a.account = $1",
+        &[Type::BYTEA, Type::BYTEA],
+        OP,
+    )?;
     let row = tx
-        .query_typed_opt(
-            "SELECT m.state, a.bytes, a.entries, h.head, h.floor
-             FROM accounts a
-             LEFT JOIN membership_state m ON m.account = a.account
-             LEFT JOIN heads h ON h.account = a.account AND h.device = $2
-             WHERE a.account = $1",
-            &[(&acct, Type::BYTEA), (&dev, Type::BYTEA)],
-        )
+        .query_opt(&state_row, &[&acct, &dev])
         .map_err(be(OP))?
         .ok_or(StoreError::UnknownAccount)?;
     let state: Option<&[u8]> = col(&row, 0, OP)?;
@@ -1410,7 +1614,9 @@ fn push(
         _ => (0, 0),
     };
 
-    // Validate everything before writing anything.
+    // Validate everything before writing anything: every refusal of this
+    // function comes before its first write (`PgStore::apply_shard` runs
+    // pushes without a savepoint because of that).
     let mut head = stored_head;
     let mut fresh: Vec<(SealedEntry, Vec<u8>)> = Vec::new();
     let mut repairs: Vec<(u64, Vec<u8>, u64)> = Vec::new();
@@ -1493,7 +1699,9 @@ fn push(
         let (head, floor) = (i(head), i(floor));
         let total_bytes = i(bytes + add_bytes);
         let total_entries = i(count + fresh.len() as u64);
-        tx.execute_typed(
+        let store = prepare(
+            tx,
+            prepared,
             "WITH e AS (
                INSERT INTO entries SELECT $1, $2, s, b, h
                FROM unnest($3::bigint[], $4::bytea[], $5::bytea[]) AS t(s, b, h)),
@@ -1502,15 +1710,30 @@ fn push(
                ON CONFLICT (account, device) DO UPDATE SET head = EXCLUDED.head)
              UPDATE accounts SET bytes = $8, entries = $9 WHERE account = $1",
             &[
-                (&acct, Type::BYTEA),
-                (&dev, Type::BYTEA),
-                (&seqs, Type::INT8_ARRAY),
-                (&bodies, Type::BYTEA_ARRAY),
-                (&sums, Type::BYTEA_ARRAY),
-                (&head, Type::INT8),
-                (&floor, Type::INT8),
-                (&total_bytes, Type::INT8),
-                (&total_entries, Type::INT8),
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::INT8_ARRAY,
+                Type::BYTEA_ARRAY,
+                Type::BYTEA_ARRAY,
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+            ],
+            OP,
+        )?;
+        tx.execute(
+            &store,
+            &[
+                &acct,
+                &dev,
+                &seqs,
+                &bodies,
+                &sums,
+                &head,
+                &floor,
+                &total_bytes,
+                &total_entries,
             ],
         )
         .map_err(be(OP))?;
@@ -2832,6 +3055,26 @@ impl PgBus {
         }
     }
 
+    /// Notifies `event` on shard `k` now, on a connection of its own (its
+    /// own transaction, after the data's commit): for an operator's command
+    /// that ends right after, where the publisher thread's queue could be
+    /// dropped unsent.
+    fn notify_now(
+        &self,
+        k: usize,
+        event: &super::cluster::ClusterEvent,
+    ) -> Result<(), postgres::Error> {
+        let Some(text) = super::cluster::encode_event(self.node, event) else {
+            return Ok(());
+        };
+        let Some(config) = self.configs.get(k) else {
+            return Ok(());
+        };
+        let mut c = config.connect()?;
+        c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text])?;
+        Ok(())
+    }
+
     fn drop_events(&self, n: usize) {
         self.dropped_events
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -2995,7 +3238,8 @@ impl super::cluster::ClusterBus for PgBus {
             let shard = match &e {
                 ClusterEvent::Entries { account, .. }
                 | ClusterEvent::Membership { account, .. }
-                | ClusterEvent::Revoked { account, .. } => shard_of(&account.0, shards),
+                | ClusterEvent::Revoked { account, .. }
+                | ClusterEvent::AccountDeleted { account } => shard_of(&account.0, shards),
                 ClusterEvent::Lost => continue,
             };
             let Some(text) = encode_event(self.node, &e) else {

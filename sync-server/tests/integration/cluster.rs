@@ -1,5 +1,5 @@
 //! Several relay nodes on one PostgreSQL database (`pg_testkit`): one key,
-//! live fan-out and revocation across nodes, `Lagged` after a lost
+//! live fan-out, revocation and `account delete` across nodes, `Lagged` after a lost
 //! listener, tokens created while the relay runs; and the store's startup
 //! checks (migrations, newer schema, shard order).
 
@@ -107,6 +107,43 @@ fn a_push_on_one_node_reaches_a_subscriber_on_the_other() {
                 _ => {}
             }
         }
+    });
+}
+
+#[test]
+fn small_pushes_ride_in_the_notification_and_big_ones_are_read_from_the_database() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
+    block_on(async {
+        let acct = Account::new();
+        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+        let mut c1 = connect(&node_a, &d1).await;
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        let (carried, read) = (
+            &node_b.metrics.cluster_pushes_carried_total,
+            &node_b.metrics.cluster_pushes_read_total,
+        );
+        // Small: B fans out what the notification carried, no read.
+        let small = d1.entries(1, 3);
+        assert_eq!(c1.push(small.clone()).await.unwrap(), 3);
+        assert_eq!(
+            next_entries_event(&mut c2).await,
+            Event::Entries { entries: small }
+        );
+        assert_eq!((carried.load(Relaxed), read.load(Relaxed)), (1, 0));
+        // Over 8000 bytes as a notification: only the positions travel and
+        // B reads the very same entries from the database.
+        let big: Vec<_> = (4..=5).map(|s| d1.entry(s, &[s as u8; 5_000])).collect();
+        assert_eq!(c1.push(big.clone()).await.unwrap(), 5);
+        assert_eq!(
+            next_entries_event(&mut c2).await,
+            Event::Entries { entries: big }
+        );
+        assert_eq!((carried.load(Relaxed), read.load(Relaxed)), (1, 1));
     });
 }
 
@@ -328,6 +365,78 @@ fn admin_accounts_and_status_read_the_database_while_the_nodes_run() {
     let (ok, _, err) = relay_admin("postgres://postgres@127.0.0.1:1/none", &["status"]);
     assert!(!ok);
     assert!(err.contains("shard 0"), "{err}");
+}
+
+#[test]
+fn account_delete_closes_the_account_on_every_node_and_removes_its_rows() {
+    let (node_a, node_b, db) = two_nodes(RelayConfig::default());
+    let (acct, other) = (Account::new(), Account::new());
+    let (d1, d2, o1) = (
+        acct.device("laptop"),
+        acct.device("phone"),
+        other.device("laptop"),
+    );
+    block_on(async {
+        let mut c1 = connect(&node_a, &d1).await;
+        assert_eq!(c1.push(d1.entries(1, 3)).await.unwrap(), 3);
+        let mut c2 = connect(&node_b, &d2).await;
+        assert_eq!(c2.push(d2.entries(1, 2)).await.unwrap(), 2);
+        assert_eq!(
+            c2.request(Request::Subscribe).await.unwrap(),
+            Response::Subscribed
+        );
+        let mut o = connect(&node_b, &o1).await;
+        assert_eq!(o.push(o1.entries(1, 2)).await.unwrap(), 2);
+        let rows = tokio::task::block_in_place(|| node_a.store.account_rows(&acct.id()));
+        assert!(rows.unwrap() > 0);
+
+        // The operator's command (the real binary, its own connection to
+        // the database) while both devices are connected to the nodes.
+        let (ok, text, err) = tokio::task::block_in_place(|| {
+            relay_admin(&db.url, &["account", "delete", &acct.id().to_string()])
+        });
+        assert!(ok, "{err}");
+        assert!(
+            text.starts_with(&format!("deleted account {}", acct.id())),
+            "{text}"
+        );
+        let deleted = Instant::now();
+        for (node, c) in [("A", &c1), ("B", &c2)] {
+            let closed = tokio::time::timeout(Duration::from_secs(1), c.connection().closed())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("node {node} did not close the deleted account's device within a second")
+                });
+            assert!(
+                matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c)
+                if c.error_code == quinn::VarInt::from_u32(kith_protocol::msg::close_code::REVOKED)
+                    && &c.reason[..] == b"account deleted"),
+                "{closed:?}"
+            );
+        }
+        assert!(deleted.elapsed() < Duration::from_secs(1));
+        // Its devices cannot come back (nor register the account again)
+        // through either node.
+        for node in [&node_a, &node_b] {
+            for d in [&d1, &d2] {
+                let mut again = node.hello().await;
+                assert_eq!(
+                    code_of(again.auth(&d.key, d.account, d.membership(), None).await),
+                    ErrorCode::AuthFailed
+                );
+            }
+        }
+        // The other account is untouched and carries on.
+        assert_eq!(o.push(o1.entries(3, 3)).await.unwrap(), 3);
+    });
+    assert_eq!(node_a.store.account_rows(&acct.id()).unwrap(), 0);
+    assert!(node_a.store.account_rows(&other.id()).unwrap() > 0);
+    let stats = node_a.store.stats().unwrap();
+    assert_eq!((stats.accounts, stats.entries), (1, 3));
+    // Deleting it again is a clear error, not a second deletion.
+    let (ok, _, err) = relay_admin(&db.url, &["account", "delete", &acct.id().to_string()]);
+    assert!(!ok);
+    assert!(err.contains(&format!("no account {}", acct.id())), "{err}");
 }
 
 #[test]
