@@ -43,7 +43,7 @@ echo "== Kith ==" >&2
 (cd "$root" && cargo bench -p kith-e2e --bench compare -- --out "$work" --sizes "$sizes")
 # Idle connections: relay-load spawns the kith-relay binary and holds $idle
 # authenticated QUIC connections; its line
-# "relay RSS with N idle connections: X MiB total, Y KiB per connection above start"
+# "relay RSS with N idle connections: X MiB over all nodes, Y KiB per connection above start"
 # goes into kith.json next to the bench's figures.
 "$target/release/relay-load" --connections "$idle" --active 2 --phase-s 1 > "$work/relay-load.txt"
 line=$(grep '^relay RSS with' "$work/relay-load.txt")
@@ -51,11 +51,13 @@ echo "  [kith] idle: $line" >&2
 node -e '
   const fs = require("fs")
   const [file, line] = process.argv.slice(1)
-  const w = line.split(/\s+/)
+  // "relay RSS with N idle connections: X MiB over all nodes, Y KiB per connection above start; ..."
+  const m = line.match(/with (\d+) idle connections: ([\d.]+) MiB.*?, ([\d.]+) KiB per connection/)
+  if (!m) throw new Error(`relay-load line not understood: ${line}`)
   const k = JSON.parse(fs.readFileSync(file, "utf8"))
-  k.idle_connections = Number(w[3])
-  k.idle_server_rss_mib = Number(w[6])
-  k.idle_per_connection_kib = Number(w[9])
+  k.idle_connections = Number(m[1])
+  k.idle_server_rss_mib = Number(m[2])
+  k.idle_per_connection_kib = Number(m[3])
   k.idle_per_100mib = (100 * 1024) / k.idle_per_connection_kib
   fs.writeFileSync(file, JSON.stringify(k, null, 2))
 ' "$work/kith.json" "$line"

@@ -433,7 +433,7 @@ function table(kithFile, amFile) {
   for (const [key, note] of notes) console.log(`\n${key}: ${note}`)
   console.log(
     `\nTimes: lower is better (ratio > 1: automerge-repo slower). Idle connections: higher is better` +
-      ` (ratio < 1: Kith holds fewer per MiB); Kith ${k.idle_connections ?? "?"} QUIC connections` +
+      ` (ratio > 1: automerge-repo holds more per MiB); Kith ${k.idle_connections ?? "?"} QUIC connections` +
       ` (relay-load), automerge-repo ${a.idle_connections ?? "?"} WebSocket clients.`,
   )
 }
