@@ -42,9 +42,9 @@ start_pg() {
 # killed server leaves its postmaster.pid behind)
 pg_pid() {
     local p
-    [ -f "$1/postmaster.pid" ] || return 0
-    p="$(head -n 1 "$1/postmaster.pid")"
-    if kill -0 "$p" 2>/dev/null; then echo "$p"; fi
+    # the server may remove the file between a check and the read (stopping)
+    p="$(head -n 1 "$1/postmaster.pid" 2>/dev/null)" || return 0
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo "$p"; fi
 }
 
 # pg_cluster_up DIR: a primary ($tmp/DIR/primary) and two standbys s1, s2
