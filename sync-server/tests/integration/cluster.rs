@@ -52,6 +52,31 @@ async fn next_entries_event(c: &mut kith_relay::client::RelayClient) -> Event {
     }
 }
 
+/// `sub` subscribes, then `pusher` (device `d`, connected to another node)
+/// pushes `d.entries(from, to)`: the subscriber gets exactly those.
+async fn subscribe_and_see_a_push(
+    sub: &mut kith_relay::client::RelayClient,
+    pusher: &mut kith_relay::client::RelayClient,
+    d: &Device,
+    from: u64,
+    to: u64,
+) {
+    assert_eq!(
+        sub.request(Request::Subscribe).await.unwrap(),
+        Response::Subscribed
+    );
+    assert_eq!(
+        pusher.push(d.entries(from, to)).await.unwrap(),
+        to - from + 1
+    );
+    assert_eq!(
+        next_entries_event(sub).await,
+        Event::Entries {
+            entries: d.entries(from, to)
+        }
+    );
+}
+
 #[test]
 fn a_push_on_one_node_reaches_a_subscriber_on_the_other() {
     let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
@@ -61,29 +86,9 @@ fn a_push_on_one_node_reaches_a_subscriber_on_the_other() {
         let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
         let mut c1 = connect(&node_a, &d1).await;
         let mut c2 = connect(&node_b, &d2).await;
-        assert_eq!(
-            c2.request(Request::Subscribe).await.unwrap(),
-            Response::Subscribed
-        );
-        assert_eq!(c1.push(d1.entries(1, 3)).await.unwrap(), 3);
-        assert_eq!(
-            next_entries_event(&mut c2).await,
-            Event::Entries {
-                entries: d1.entries(1, 3)
-            }
-        );
+        subscribe_and_see_a_push(&mut c2, &mut c1, &d1, 1, 3).await;
         // And the other way round, to a subscriber on node A.
-        assert_eq!(
-            c1.request(Request::Subscribe).await.unwrap(),
-            Response::Subscribed
-        );
-        assert_eq!(c2.push(d2.entries(1, 2)).await.unwrap(), 2);
-        assert_eq!(
-            next_entries_event(&mut c1).await,
-            Event::Entries {
-                entries: d2.entries(1, 2)
-            }
-        );
+        subscribe_and_see_a_push(&mut c1, &mut c2, &d2, 1, 2).await;
         // A membership op appended through B reaches A's subscriber.
         let d3 = acct.device("tablet");
         let add = d3.membership().last().unwrap().clone();
@@ -1065,17 +1070,7 @@ fn nodes_reach_postgres_over_verified_tls_and_refuse_plain_text_or_a_stranger_s_
         let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
         let mut c1 = connect(&node_a, &d1).await;
         let mut c2 = connect(&node_b, &d2).await;
-        assert_eq!(
-            c2.request(Request::Subscribe).await.unwrap(),
-            Response::Subscribed
-        );
-        assert_eq!(c1.push(d1.entries(1, 2)).await.unwrap(), 2);
-        assert_eq!(
-            next_entries_event(&mut c2).await,
-            Event::Entries {
-                entries: d1.entries(1, 2)
-            }
-        );
+        subscribe_and_see_a_push(&mut c2, &mut c1, &d1, 1, 2).await;
     });
     // Every connection the nodes hold to the database is encrypted.
     let mut admin = server.admin();
