@@ -377,7 +377,6 @@ impl Kith {
     /// to sync with. The returned `recovery_code` is shown once: the app
     /// must have the user write it down. Fails with `Conflict` when this
     /// device already belongs to an account.
-    #[uniffi::method(default(relay = None))]
     pub fn create_account(
         &self,
         device_name: String,
@@ -461,7 +460,6 @@ impl Kith {
     /// pairing messages 600 s at most). Nothing is handed over yet: wait for
     /// the device with `next_join_request`, compare its code, then
     /// `approve_join` or `refuse_join`.
-    #[uniffi::method(default(ttl_minutes = 10))]
     pub(crate) async fn pair(self: Arc<Self>, ttl_minutes: i32) -> KithResult<PairingInvitation> {
         run_async("pair", async move {
             if !(1..=PAIR_TTL_MINUTES_MAX).contains(&ttl_minutes) {
@@ -714,7 +712,6 @@ impl Kith {
     /// `Authentication` (the relay does not hold this account, or another
     /// relay answered), `Network` (unreachable; nothing changed). Call
     /// `sync_now()` afterwards.
-    #[uniffi::method(default(relay = None, device_name = None))]
     pub async fn recover(
         self: Arc<Self>,
         recovery_code: String,

@@ -420,7 +420,6 @@ impl Kith {
 impl Kith {
     /// The headline findings and main figures of the network, computed for
     /// `now_ms` (UTC milliseconds; `None`: now). Days are counted in UTC.
-    #[uniffi::method(default(now_ms = None))]
     pub fn insights(&self, now_ms: Option<i64>) -> KithResult<Insights> {
         guard("insights", || {
             Ok(Insights::from_report(&self.report(now_ms)?))
@@ -429,7 +428,6 @@ impl Kith {
 
     /// The full report as JSON: `{"headlines": [...], "report": {...}}`, every
     /// metric tagged with its `state` (`no_data`, `not_enough_data`, `value`).
-    #[uniffi::method(default(now_ms = None))]
     pub fn insights_json(&self, now_ms: Option<i64>) -> KithResult<String> {
         guard("insights_json", || {
             let report = self.report(now_ms)?;
@@ -445,7 +443,6 @@ impl Kith {
 
     /// The report as one self-contained HTML page (no scripts, no external
     /// resources): show it in a web view or share it.
-    #[uniffi::method(default(now_ms = None))]
     pub fn insights_html(&self, now_ms: Option<i64>) -> KithResult<String> {
         guard("insights_html", || {
             let report = self.report(now_ms)?;

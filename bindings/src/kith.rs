@@ -695,7 +695,6 @@ impl Kith {
     }
 
     /// A page of the contact list.
-    #[uniffi::method(default(offset = 0, limit = 50, include_archived = false))]
     pub fn list_contacts(
         &self,
         sort: ContactSort,
@@ -880,7 +879,6 @@ impl Kith {
     }
 
     /// Interactions newest first, of one contact or (`None`) of everyone.
-    #[uniffi::method(default(contact_id = None, offset = 0, limit = 20, include_deleted = false))]
     pub fn timeline(
         &self,
         contact_id: Option<String>,
@@ -904,7 +902,6 @@ impl Kith {
 
     /// Prefix search over names, organisations, summaries and notes,
     /// ignoring case and accents.
-    #[uniffi::method(default(limit = 20))]
     pub fn search(&self, text: String, limit: i32) -> KithResult<SearchResults> {
         guard("search", || {
             let limit = check_limit(limit)?;
@@ -915,7 +912,6 @@ impl Kith {
     // ------------------------------------------------------------ follow-ups
 
     /// Adds a follow-up to an interaction. `due` is an ISO date.
-    #[uniffi::method(default(due = None))]
     pub fn add_follow_up(
         &self,
         interaction_id: String,

@@ -363,7 +363,6 @@ impl Kith {
     /// device is the same device in sync; without it the backup holds data
     /// only. Takes about a second (the key derivation is slow on purpose):
     /// call it off the UI thread.
-    #[uniffi::method(default(include_keys = true))]
     pub fn backup(&self, passphrase: String, include_keys: bool) -> KithResult<Vec<u8>> {
         guard("backup", || {
             if passphrase.is_empty() {
