@@ -624,7 +624,7 @@ fn main() -> Result<()> {
     } else {
         builder.init();
     }
-    let mut s = settings(&cli)?;
+    let s = settings(&cli)?;
     let command = cli.command.unwrap_or(Command::Serve);
     match &command {
         Command::Token {
@@ -686,8 +686,6 @@ fn main() -> Result<()> {
                 .store_format_version
                 .store(store.format_version(), std::sync::atomic::Ordering::Relaxed);
             tracing::info!(shards = store.shard_count(), "relay store: PostgreSQL");
-            // Every node reads the database's clock (invitation expiry).
-            s.config.clock = store.clock();
             (key, store as Arc<dyn RelayStore>, None)
         }
     };

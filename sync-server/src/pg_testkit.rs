@@ -444,11 +444,6 @@ impl PgRelayNode {
     ) -> PgRelayNode {
         let store = std::sync::Arc::new(crate::PgStore::connect(urls).expect("PgStore::connect"));
         let metrics = std::sync::Arc::new(crate::Metrics::default());
-        let mut config = config;
-        // As `kith-relay` does; a test's manual clock stays.
-        if config.clock.is_system() {
-            config.clock = store.clock();
-        }
         let relay = crate::Relay {
             config,
             identity: key.clone(),

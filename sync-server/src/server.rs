@@ -797,11 +797,17 @@ pub async fn run(
 
 /// [`run`], also serving the admin commands on `admin` (module `admin`).
 pub async fn run_with_admin(
-    relay: Relay,
+    mut relay: Relay,
     socket: std::net::UdpSocket,
     shutdown: impl Future<Output = ()>,
     admin: Option<AdminSocket>,
 ) -> Result<(), RunError> {
+    // Nodes sharing a database read its clock (a test's manual clock stays).
+    if relay.config.clock.is_system()
+        && let Some(clock) = relay.store.shared_clock()
+    {
+        relay.config.clock = clock;
+    }
     let server_cfg = server_config(&relay)?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| RunError::QuicCrypto("no async runtime".into()))?;

@@ -652,4 +652,11 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug + 'static {
     fn cluster_bus(&self) -> Option<std::sync::Arc<dyn cluster::ClusterBus>> {
         None
     }
+
+    /// The clock every node sharing this store must read (invitation and
+    /// mailbox expiry), used by [`crate::run`] unless a test set its own;
+    /// `None`: the system clock (one process, one clock).
+    fn shared_clock(&self) -> Option<crate::Clock> {
+        None
+    }
 }

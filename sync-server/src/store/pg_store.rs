@@ -2873,6 +2873,10 @@ impl RelayStore for PgStore {
         })
     }
 
+    fn shared_clock(&self) -> Option<crate::Clock> {
+        Some(self.clock())
+    }
+
     fn cluster_bus(&self) -> Option<std::sync::Arc<dyn super::cluster::ClusterBus>> {
         Some(self.bus.clone())
     }
