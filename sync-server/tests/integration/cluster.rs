@@ -52,6 +52,27 @@ async fn next_entries_event(c: &mut kith_relay::client::RelayClient) -> Event {
     }
 }
 
+/// A new account's laptop (returned, for its entries) connected to `a`, and
+/// its phone connected to `b` and subscribed: (laptop, its client, phone's client).
+async fn laptop_and_subscribed_phone(
+    a: &PgRelayNode,
+    b: &PgRelayNode,
+) -> (
+    Device,
+    kith_relay::client::RelayClient,
+    kith_relay::client::RelayClient,
+) {
+    let acct = Account::new();
+    let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
+    let c1 = connect(a, &d1).await;
+    let mut c2 = connect(b, &d2).await;
+    assert_eq!(
+        c2.request(Request::Subscribe).await.unwrap(),
+        Response::Subscribed
+    );
+    (d1, c1, c2)
+}
+
 /// `sub` subscribes, then `pusher` (device `d`, connected to another node)
 /// pushes `d.entries(from, to)`: the subscriber gets exactly those.
 async fn subscribe_and_see_a_push(
@@ -120,14 +141,7 @@ fn small_pushes_ride_in_the_notification_and_big_ones_are_read_from_the_database
     use std::sync::atomic::Ordering::Relaxed;
     let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
     block_on(async {
-        let acct = Account::new();
-        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
-        let mut c1 = connect(&node_a, &d1).await;
-        let mut c2 = connect(&node_b, &d2).await;
-        assert_eq!(
-            c2.request(Request::Subscribe).await.unwrap(),
-            Response::Subscribed
-        );
+        let (d1, mut c1, mut c2) = laptop_and_subscribed_phone(&node_a, &node_b).await;
         let (carried, read) = (
             &node_b.metrics.cluster_pushes_carried_total,
             &node_b.metrics.cluster_pushes_read_total,
@@ -158,14 +172,7 @@ fn a_subscriber_on_another_node_gets_each_entry_once_in_order() {
     // after later commits, and must not send those entries a second time.
     let (node_a, node_b, _db) = two_nodes(RelayConfig::default());
     block_on(async {
-        let acct = Account::new();
-        let (d1, d2) = (acct.device("laptop"), acct.device("phone"));
-        let mut c1 = connect(&node_a, &d1).await;
-        let mut c2 = connect(&node_b, &d2).await;
-        assert_eq!(
-            c2.request(Request::Subscribe).await.unwrap(),
-            Response::Subscribed
-        );
+        let (d1, mut c1, mut c2) = laptop_and_subscribed_phone(&node_a, &node_b).await;
         const N: u64 = 200;
         for seq in 1..=N {
             assert_eq!(c1.push(d1.entries(seq, seq)).await.unwrap(), seq);
