@@ -28,8 +28,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable};
+use automerge::iter::MapRangeItem;
 use automerge::{
-    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate,
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef,
+    Value, ValueRef, hydrate,
 };
 use chrono::NaiveDate;
 
@@ -223,6 +225,7 @@ where
     Ok(out)
 }
 
+#[cfg(test)]
 /// Contact points stored as a map `value -> label`, read back sorted by value.
 fn get_points(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Vec<ContactPoint>> {
     let mut out = Vec::new();
@@ -235,6 +238,7 @@ fn get_points(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<Vec<ContactPoint>> 
     Ok(out)
 }
 
+#[cfg(test)]
 fn get_text(doc: &AutoCommit, obj: &ObjId, key: &str) -> R<String> {
     match doc.get(obj, key).map_err(am(key))? {
         Some((Value::Object(ObjType::Text), id)) => doc.text(&id).map_err(am(key)),
@@ -280,36 +284,39 @@ fn parse_partial_date(s: &str, key: &str) -> R<PartialDate> {
     Ok(PartialDate { year, month, day })
 }
 
-/// Reads the contact stored at `obj` under id `id`.
+/// Reads the contact stored at `obj` under id `id` (one walk over its map).
 pub(crate) fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
+    let f = Fields::read(doc, obj);
     Ok(Contact {
         id: parse_id(id, "contacts")?,
-        name: get_str(doc, obj, "name")?.unwrap_or_default(),
-        given_name: get_str(doc, obj, "given_name")?,
-        family_name: get_str(doc, obj, "family_name")?,
-        organisation: get_str(doc, obj, "organisation")?,
-        role: get_str(doc, obj, "role")?,
-        discipline: get_str(doc, obj, "discipline")?,
-        seniority: get_parsed(doc, obj, "seniority")?.unwrap_or(Seniority::Unknown),
-        inside_org: get_bool(doc, obj, "inside_org")?,
-        circles: get_set(doc, obj, "circles")?,
-        tags: get_set(doc, obj, "tags")?,
-        emails: get_points(doc, obj, "emails")?,
-        phones: get_points(doc, obj, "phones")?,
-        urls: get_set(doc, obj, "urls")?,
-        how_we_met: get_str(doc, obj, "how_we_met")?,
-        first_met: get_parsed::<NaiveDate>(doc, obj, "first_met")?,
-        birthday: get_str(doc, obj, "birthday")?
+        name: f.str("name")?.unwrap_or_default(),
+        given_name: f.str("given_name")?,
+        family_name: f.str("family_name")?,
+        organisation: f.str("organisation")?,
+        role: f.str("role")?,
+        discipline: f.str("discipline")?,
+        seniority: f.parsed("seniority")?.unwrap_or(Seniority::Unknown),
+        inside_org: f.bool("inside_org")?,
+        circles: f.set("circles")?,
+        tags: f.set("tags")?,
+        emails: f.points("emails")?,
+        phones: f.points("phones")?,
+        urls: f.set("urls")?,
+        how_we_met: f.str("how_we_met")?,
+        first_met: f.parsed::<NaiveDate>("first_met")?,
+        birthday: f
+            .str("birthday")?
             .map(|s| parse_partial_date(&s, "birthday"))
             .transpose()?,
-        notes: get_text(doc, obj, "notes")?,
-        cadence_days: u32_of(get_int(doc, obj, "cadence_days")?, "cadence_days")?,
-        created_ms: get_i64_req(doc, obj, "created_ms")?,
-        updated_ms: get_i64_req(doc, obj, "updated_ms")?,
-        archived: get_bool(doc, obj, "archived")?.unwrap_or(false),
-        merged_into: get_parsed(doc, obj, "merged_into")?,
-        import_keys: get_set(doc, obj, "import_keys")?,
-        merge_base: get_points(doc, obj, "merge_base")?
+        notes: f.text("notes")?,
+        cadence_days: u32_of(f.int("cadence_days")?, "cadence_days")?,
+        created_ms: f.int_or_zero("created_ms")?,
+        updated_ms: f.int_or_zero("updated_ms")?,
+        archived: f.bool("archived")?.unwrap_or(false),
+        merged_into: f.parsed("merged_into")?,
+        import_keys: f.set("import_keys")?,
+        merge_base: f
+            .points("merge_base")?
             .into_iter()
             .map(|p| (p.value, p.label))
             .collect(),
@@ -318,87 +325,86 @@ pub(crate) fn read_contact(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact
     })
 }
 
-/// Reads the interaction stored at `obj` under id `id`.
+/// Reads the interaction stored at `obj` under id `id` (one walk over its map,
+/// and one over each exchange and follow-up).
 pub(crate) fn read_interaction(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Interaction> {
-    let notes_all = doc.get_all(obj, "notes").map_err(am("notes"))?;
-    let notes = get_str(doc, obj, "notes")?.unwrap_or_default();
-    let mut notes_conflicts: Vec<String> = notes_all
-        .iter()
-        .filter_map(|(v, _)| match v {
-            Value::Scalar(s) => s.as_str().map(str::to_string),
-            Value::Object(_) => None,
-        })
-        .filter(|v| *v != notes)
-        .collect();
-    notes_conflicts.sort();
-    notes_conflicts.dedup();
+    let f = Fields::read(doc, obj);
+    let notes = f.str("notes")?.unwrap_or_default();
+    let notes_conflicts = f.conflicts("notes", &notes)?;
 
     let mut exchanges = Vec::new();
-    if let Some(map) = get_map(doc, obj, "exchanges")? {
-        for k in doc.keys(&map).collect::<Vec<_>>() {
-            let path = format!("exchanges/{k}");
-            let ex = get_map(doc, &map, &k)?.ok_or_else(|| bad(&path, "expected a map"))?;
+    if let Some(map) = f.map("exchanges")? {
+        for e in doc.map_range(&map, ..) {
+            let path = format!("exchanges/{}", e.key);
+            if e.value != ValueRef::Object(ObjType::Map) {
+                return Err(bad(&e.key, "expected a map"));
+            }
+            let ex_obj = e.id();
+            let ex = Fields::read(doc, &ex_obj);
             exchanges.push(Exchange {
-                id: parse_id::<ExchangeId>(&k, &path)?,
-                what: get_parsed::<ExchangeWhat>(doc, &ex, "what")?
+                id: parse_id::<ExchangeId>(&e.key, &path)?,
+                what: ex
+                    .parsed::<ExchangeWhat>("what")?
                     .ok_or_else(|| bad(&path, "missing 'what'"))?,
-                direction: get_parsed::<Direction>(doc, &ex, "direction")?
+                direction: ex
+                    .parsed::<Direction>("direction")?
                     .ok_or_else(|| bad(&path, "missing 'direction'"))?,
-                with: get_parsed(doc, &ex, "with")?,
+                with: ex.parsed("with")?,
             });
         }
     }
     let mut follow_ups = BTreeMap::new();
-    if let Some(map) = get_map(doc, obj, "follow_ups")? {
-        for k in doc.keys(&map).collect::<Vec<_>>() {
-            let path = format!("follow_ups/{k}");
-            let fu = get_map(doc, &map, &k)?.ok_or_else(|| bad(&path, "expected a map"))?;
-            let fid: FollowUpId = parse_id(&k, &path)?;
+    if let Some(map) = f.map("follow_ups")? {
+        for e in doc.map_range(&map, ..) {
+            let path = format!("follow_ups/{}", e.key);
+            if e.value != ValueRef::Object(ObjType::Map) {
+                return Err(bad(&e.key, "expected a map"));
+            }
+            let fu_obj = e.id();
+            let fu = Fields::read(doc, &fu_obj);
+            let fid: FollowUpId = parse_id(&e.key, &path)?;
             follow_ups.insert(
                 fid,
                 FollowUp {
                     id: fid,
-                    text: get_str(doc, &fu, "text")?.unwrap_or_default(),
-                    due: get_parsed::<NaiveDate>(doc, &fu, "due")?,
-                    done_ms: get_int(doc, &fu, "done_ms")?,
+                    text: fu.str("text")?.unwrap_or_default(),
+                    due: fu.parsed::<NaiveDate>("due")?,
+                    done_ms: fu.int("done_ms")?,
                 },
             );
         }
     }
     Ok(Interaction {
         id: parse_id(id, "interactions")?,
-        at_ms: get_i64_req(doc, obj, "at_ms")?,
-        offset_minutes: i16::try_from(get_int(doc, obj, "offset_minutes")?.unwrap_or(0))
+        at_ms: f.int_or_zero("at_ms")?,
+        offset_minutes: i16::try_from(f.int("offset_minutes")?.unwrap_or(0))
             .map_err(|_| bad("offset_minutes", "out of range"))?,
-        kind: get_parsed(doc, obj, "kind")?.unwrap_or(InteractionKind::Other),
-        initiator: get_parsed(doc, obj, "initiator")?.unwrap_or(Initiator::Unknown),
-        participants: get_set(doc, obj, "participants")?,
-        summary: get_str(doc, obj, "summary")?.unwrap_or_default(),
+        kind: f.parsed("kind")?.unwrap_or(InteractionKind::Other),
+        initiator: f.parsed("initiator")?.unwrap_or(Initiator::Unknown),
+        participants: f.set("participants")?,
+        summary: f.str("summary")?.unwrap_or_default(),
         notes,
         notes_conflicts,
-        project: get_parsed(doc, obj, "project")?,
+        project: f.parsed("project")?,
         exchanges,
         follow_ups,
-        created_ms: get_i64_req(doc, obj, "created_ms")?,
-        updated_ms: get_i64_req(doc, obj, "updated_ms")?,
-        deleted_ms: get_int(doc, obj, "deleted_ms")?,
-        event: read_event_ref(doc, obj)?,
+        created_ms: f.int_or_zero("created_ms")?,
+        updated_ms: f.int_or_zero("updated_ms")?,
+        deleted_ms: f.int("deleted_ms")?,
+        event: read_event_ref(&f)?,
     })
 }
 
 /// The logged calendar event: three flat scalars, absent in documents written before meetings
 /// (docs/SCHEMA.md), so old documents read as "no event".
-fn read_event_ref(doc: &AutoCommit, obj: &ObjId) -> R<Option<EventRef>> {
-    let (Some(source), Some(uid)) = (
-        get_str(doc, obj, EVENT_SOURCE)?,
-        get_str(doc, obj, EVENT_UID)?,
-    ) else {
+fn read_event_ref(f: &Fields<'_>) -> R<Option<EventRef>> {
+    let (Some(source), Some(uid)) = (f.str(EVENT_SOURCE)?, f.str(EVENT_UID)?) else {
         return Ok(None);
     };
     Ok(Some(EventRef {
         source,
         uid,
-        recurrence_id: get_str(doc, obj, EVENT_RECURRENCE_ID)?,
+        recurrence_id: f.str(EVENT_RECURRENCE_ID)?,
     }))
 }
 
@@ -490,6 +496,190 @@ pub(crate) fn read_settings(doc: &AutoCommit) -> R<Settings> {
     })
 }
 
+// ------------------------------------------------------- one-walk record reader
+
+/// One record's map, read in a single walk over its ops (`map_range`): the
+/// winning value of every key, in key order, and whether the key holds
+/// concurrent values.
+///
+/// Why: reading a record field by field with `get` seeks the record's ops
+/// again for every key (about 16 seeks per interaction), which was 47 % of a
+/// new device's index rebuild (docs/STORE.md, "Rebuilding the index"). One
+/// walk visits each op once. The accessors below convert exactly as the
+/// per-key getters above do (same defaults, same errors); a proptest in this
+/// module holds the two readers equal on merged records with conflicts and
+/// wrong-typed fields.
+struct Fields<'a> {
+    doc: &'a AutoCommit,
+    obj: &'a ObjId,
+    entries: Vec<MapRangeItem<'a>>,
+}
+
+impl<'a> Fields<'a> {
+    fn read(doc: &'a AutoCommit, obj: &'a ObjId) -> Self {
+        let mut entries: Vec<MapRangeItem<'a>> = doc.map_range(obj, ..).collect();
+        // `map_range` yields keys in the document's order; sort so lookups can
+        // bisect whatever that order is (a no-op pass when already sorted).
+        if !entries.is_sorted_by(|a, b| a.key <= b.key) {
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Fields { doc, obj, entries }
+    }
+
+    fn entry(&self, key: &str) -> Option<&MapRangeItem<'a>> {
+        self.entries
+            .binary_search_by(|e| e.key.as_ref().cmp(key))
+            .ok()
+            .and_then(|i| self.entries.get(i))
+    }
+
+    /// The winning scalar of `key` (as `get_scalar`).
+    fn scalar(&self, key: &str) -> R<Option<&ScalarValueRef<'a>>> {
+        match self.entry(key).map(|e| &e.value) {
+            Some(ValueRef::Scalar(s)) => Ok(Some(s)),
+            Some(ValueRef::Object(_)) => Err(bad(key, "expected a scalar, found an object")),
+            None => Ok(None),
+        }
+    }
+
+    fn str(&self, key: &str) -> R<Option<String>> {
+        str_of(self.scalar(key)?, key)
+    }
+
+    fn int(&self, key: &str) -> R<Option<i64>> {
+        match self.scalar(key)? {
+            Some(ScalarValueRef::Int(v) | ScalarValueRef::Timestamp(v)) => Ok(Some(*v)),
+            Some(ScalarValueRef::Uint(v)) => Ok(Some(
+                i64::try_from(*v).map_err(|_| bad(key, "integer out of range"))?,
+            )),
+            Some(ScalarValueRef::Null) | None => Ok(None),
+            Some(other) => Err(bad(
+                key,
+                format!("expected an integer, found {}", ScalarValue::from(other)),
+            )),
+        }
+    }
+
+    fn int_or_zero(&self, key: &str) -> R<i64> {
+        Ok(self.int(key)?.unwrap_or(0))
+    }
+
+    fn bool(&self, key: &str) -> R<Option<bool>> {
+        match self.scalar(key)? {
+            Some(ScalarValueRef::Boolean(v)) => Ok(Some(*v)),
+            Some(ScalarValueRef::Null) | None => Ok(None),
+            Some(other) => Err(bad(
+                key,
+                format!("expected a boolean, found {}", ScalarValue::from(other)),
+            )),
+        }
+    }
+
+    fn parsed<T: FromStr>(&self, key: &str) -> R<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.scalar(key)? {
+            Some(ScalarValueRef::Str(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| bad(key, e.to_string())),
+            other => str_of(other, key).map(|_| None),
+        }
+    }
+
+    /// The nested map under `key` (as `get_map`).
+    fn map(&self, key: &str) -> R<Option<ObjId>> {
+        match self.entry(key) {
+            Some(e) if e.value == ValueRef::Object(ObjType::Map) => Ok(Some(e.id())),
+            Some(_) => Err(bad(key, "expected a map")),
+            None => Ok(None),
+        }
+    }
+
+    /// A set stored as a map `member -> true` (as `get_set`).
+    fn set<T: FromStr + Ord>(&self, key: &str) -> R<BTreeSet<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let mut out = BTreeSet::new();
+        if let Some(map) = self.map(key)? {
+            for k in self.doc.keys(&map) {
+                out.insert(
+                    k.parse()
+                        .map_err(|e: T::Err| bad(&format!("{key}/{k}"), e.to_string()))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Contact points stored as a map `value -> label` (as `get_points`).
+    fn points(&self, key: &str) -> R<Vec<ContactPoint>> {
+        let mut out = Vec::new();
+        if let Some(map) = self.map(key)? {
+            for e in self.doc.map_range(&map, ..) {
+                let label = match &e.value {
+                    ValueRef::Scalar(s) => str_of(Some(s), &e.key)?,
+                    ValueRef::Object(_) => {
+                        return Err(bad(&e.key, "expected a scalar, found an object"));
+                    }
+                };
+                out.push(ContactPoint {
+                    value: e.key.into_owned(),
+                    label: label.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Collaborative text, or a plain string written by an older writer (as `get_text`).
+    fn text(&self, key: &str) -> R<String> {
+        match self.entry(key) {
+            Some(e) => match &e.value {
+                ValueRef::Object(ObjType::Text) => self.doc.text(e.id()).map_err(am(key)),
+                ValueRef::Scalar(ScalarValueRef::Str(s)) => Ok(s.to_string()),
+                ValueRef::Scalar(_) => Ok(String::new()),
+                ValueRef::Object(_) => Err(bad(key, "expected text")),
+            },
+            None => Ok(String::new()),
+        }
+    }
+
+    /// Every concurrent value of `key` other than the winner, sorted (interaction notes).
+    /// Only a key whose walk reported a conflict needs `get_all`.
+    fn conflicts(&self, key: &str, winner: &str) -> R<Vec<String>> {
+        if !self.entry(key).is_some_and(|e| e.conflict) {
+            return Ok(Vec::new());
+        }
+        let all = self.doc.get_all(self.obj, key).map_err(am(key))?;
+        let mut out: Vec<String> = all
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Scalar(s) => s.as_str().map(str::to_string),
+                Value::Object(_) => None,
+            })
+            .filter(|v| v != winner)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// A scalar as an optional string (as `get_str`).
+fn str_of(v: Option<&ScalarValueRef<'_>>, key: &str) -> R<Option<String>> {
+    match v {
+        Some(ScalarValueRef::Str(s)) => Ok(Some(s.to_string())),
+        Some(ScalarValueRef::Null) | None => Ok(None),
+        Some(other) => Err(bad(
+            key,
+            format!("expected a string, found {}", ScalarValue::from(other)),
+        )),
+    }
+}
+
 /// Reads every record of a root container with `read`.
 pub(crate) fn read_all<T>(
     doc: &AutoCommit,
@@ -498,10 +688,13 @@ pub(crate) fn read_all<T>(
 ) -> R<Vec<T>> {
     let parent = container(doc, key)?;
     let mut out = Vec::new();
-    for k in doc.keys(&parent).collect::<Vec<_>>() {
-        let obj =
-            get_map(doc, &parent, &k)?.ok_or_else(|| bad(&format!("{key}/{k}"), "not a map"))?;
-        out.push(read(doc, &obj, &k)?);
+    // One walk over the container gives each record's id and object (rather
+    // than its keys, then a lookup per key).
+    for e in doc.map_range(&parent, ..) {
+        if e.value != ValueRef::Object(ObjType::Map) {
+            return Err(bad(&e.key, "expected a map"));
+        }
+        out.push(read(doc, &e.id(), &e.key)?);
     }
     Ok(out)
 }
@@ -1180,6 +1373,129 @@ mod tests {
     use super::*;
     use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
 
+    /// The contact reader before [`Fields`]: one `get` per field (the reference the one-walk
+        /// reader is held equal to).
+    fn read_contact_by_key(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
+        Ok(Contact {
+            id: parse_id(id, "contacts")?,
+            name: get_str(doc, obj, "name")?.unwrap_or_default(),
+            given_name: get_str(doc, obj, "given_name")?,
+            family_name: get_str(doc, obj, "family_name")?,
+            organisation: get_str(doc, obj, "organisation")?,
+            role: get_str(doc, obj, "role")?,
+            discipline: get_str(doc, obj, "discipline")?,
+            seniority: get_parsed(doc, obj, "seniority")?.unwrap_or(Seniority::Unknown),
+            inside_org: get_bool(doc, obj, "inside_org")?,
+            circles: get_set(doc, obj, "circles")?,
+            tags: get_set(doc, obj, "tags")?,
+            emails: get_points(doc, obj, "emails")?,
+            phones: get_points(doc, obj, "phones")?,
+            urls: get_set(doc, obj, "urls")?,
+            how_we_met: get_str(doc, obj, "how_we_met")?,
+            first_met: get_parsed::<NaiveDate>(doc, obj, "first_met")?,
+            birthday: get_str(doc, obj, "birthday")?
+                .map(|s| parse_partial_date(&s, "birthday"))
+                .transpose()?,
+            notes: get_text(doc, obj, "notes")?,
+            cadence_days: u32_of(get_int(doc, obj, "cadence_days")?, "cadence_days")?,
+            created_ms: get_i64_req(doc, obj, "created_ms")?,
+            updated_ms: get_i64_req(doc, obj, "updated_ms")?,
+            archived: get_bool(doc, obj, "archived")?.unwrap_or(false),
+            merged_into: get_parsed(doc, obj, "merged_into")?,
+            import_keys: get_set(doc, obj, "import_keys")?,
+            merge_base: get_points(doc, obj, "merge_base")?
+                .into_iter()
+                .map(|p| (p.value, p.label))
+                .collect(),
+            merged_from: Vec::new(),
+            conflicts: Vec::new(),
+        })
+    }
+
+    /// The interaction reader before [`Fields`], as above.
+    fn read_interaction_by_key(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Interaction> {
+        let notes_all = doc.get_all(obj, "notes").map_err(am("notes"))?;
+        let notes = get_str(doc, obj, "notes")?.unwrap_or_default();
+        let mut notes_conflicts: Vec<String> = notes_all
+            .iter()
+            .filter_map(|(v, _)| match v {
+                Value::Scalar(s) => s.as_str().map(str::to_string),
+                Value::Object(_) => None,
+            })
+            .filter(|v| *v != notes)
+            .collect();
+        notes_conflicts.sort();
+        notes_conflicts.dedup();
+
+        let mut exchanges = Vec::new();
+        if let Some(map) = get_map(doc, obj, "exchanges")? {
+            for k in doc.keys(&map).collect::<Vec<_>>() {
+                let path = format!("exchanges/{k}");
+                let ex = get_map(doc, &map, &k)?.ok_or_else(|| bad(&path, "expected a map"))?;
+                exchanges.push(Exchange {
+                    id: parse_id::<ExchangeId>(&k, &path)?,
+                    what: get_parsed::<ExchangeWhat>(doc, &ex, "what")?
+                        .ok_or_else(|| bad(&path, "missing 'what'"))?,
+                    direction: get_parsed::<Direction>(doc, &ex, "direction")?
+                        .ok_or_else(|| bad(&path, "missing 'direction'"))?,
+                    with: get_parsed(doc, &ex, "with")?,
+                });
+            }
+        }
+        let mut follow_ups = BTreeMap::new();
+        if let Some(map) = get_map(doc, obj, "follow_ups")? {
+            for k in doc.keys(&map).collect::<Vec<_>>() {
+                let path = format!("follow_ups/{k}");
+                let fu = get_map(doc, &map, &k)?.ok_or_else(|| bad(&path, "expected a map"))?;
+                let fid: FollowUpId = parse_id(&k, &path)?;
+                follow_ups.insert(
+                    fid,
+                    FollowUp {
+                        id: fid,
+                        text: get_str(doc, &fu, "text")?.unwrap_or_default(),
+                        due: get_parsed::<NaiveDate>(doc, &fu, "due")?,
+                        done_ms: get_int(doc, &fu, "done_ms")?,
+                    },
+                );
+            }
+        }
+        Ok(Interaction {
+            id: parse_id(id, "interactions")?,
+            at_ms: get_i64_req(doc, obj, "at_ms")?,
+            offset_minutes: i16::try_from(get_int(doc, obj, "offset_minutes")?.unwrap_or(0))
+                .map_err(|_| bad("offset_minutes", "out of range"))?,
+            kind: get_parsed(doc, obj, "kind")?.unwrap_or(InteractionKind::Other),
+            initiator: get_parsed(doc, obj, "initiator")?.unwrap_or(Initiator::Unknown),
+            participants: get_set(doc, obj, "participants")?,
+            summary: get_str(doc, obj, "summary")?.unwrap_or_default(),
+            notes,
+            notes_conflicts,
+            project: get_parsed(doc, obj, "project")?,
+            exchanges,
+            follow_ups,
+            created_ms: get_i64_req(doc, obj, "created_ms")?,
+            updated_ms: get_i64_req(doc, obj, "updated_ms")?,
+            deleted_ms: get_int(doc, obj, "deleted_ms")?,
+            event: read_event_ref_by_key(doc, obj)?,
+        })
+    }
+
+    /// The logged calendar event: three flat scalars, absent in documents written before meetings
+    /// (docs/SCHEMA.md), so old documents read as "no event".
+    fn read_event_ref_by_key(doc: &AutoCommit, obj: &ObjId) -> R<Option<EventRef>> {
+        let (Some(source), Some(uid)) = (
+            get_str(doc, obj, EVENT_SOURCE)?,
+            get_str(doc, obj, EVENT_UID)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(EventRef {
+            source,
+            uid,
+            recurrence_id: get_str(doc, obj, EVENT_RECURRENCE_ID)?,
+        }))
+    }
+
     /// Documents written before meetings (no event keys, no flat settings keys) still load:
     /// the layout is built key by key as the v1 writer laid it out, then read by this code.
     #[test]
@@ -1447,6 +1763,200 @@ mod tests {
             prop_assert_eq!(&defaults, &Settings::default());
             write_settings(&mut doc, &defaults, &s).unwrap();
             prop_assert_eq!(read_settings(&doc).unwrap(), s);
+        }
+    }
+
+    /// Cases for the reader-equivalence proptest: `floor`, raised by `PROPTEST_CASES`.
+    fn cases(floor: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(floor, |n: u32| n.max(floor))
+    }
+
+    /// A value a hostile or buggy writer may put under any key.
+    #[derive(Debug, Clone)]
+    enum Odd {
+        Int(i64),
+        Uint(u64),
+        F64(f64),
+        Bool(bool),
+        Str(String),
+        Null,
+        Counter(i64),
+        Timestamp(i64),
+        Map,
+        Text,
+        Delete,
+    }
+
+    fn odd() -> impl Strategy<Value = Odd> {
+        prop_oneof![
+            any::<i64>().prop_map(Odd::Int),
+            any::<u64>().prop_map(Odd::Uint),
+            (-1e9f64..1e9).prop_map(Odd::F64),
+            any::<bool>().prop_map(Odd::Bool),
+            "[a-z0-9-]{0,10}".prop_map(Odd::Str),
+            Just(Odd::Null),
+            any::<i32>().prop_map(|v| Odd::Counter(i64::from(v))),
+            any::<i64>().prop_map(Odd::Timestamp),
+            Just(Odd::Map),
+            Just(Odd::Text),
+            Just(Odd::Delete),
+        ]
+    }
+
+    /// Puts `v` under `key` of `obj`, or under `key` of the nested map `sub` when it exists.
+    fn put_odd(doc: &mut AutoCommit, obj: &ObjId, sub: Option<&str>, key: &str, v: &Odd) {
+        let obj = match sub {
+            Some(sub) => match doc.get(obj, sub).unwrap() {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                _ => return,
+            },
+            None => obj.clone(),
+        };
+        match v {
+            Odd::Int(x) => doc.put(&obj, key, *x).unwrap(),
+            Odd::Uint(x) => doc.put(&obj, key, *x).unwrap(),
+            Odd::F64(x) => doc.put(&obj, key, *x).unwrap(),
+            Odd::Bool(x) => doc.put(&obj, key, *x).unwrap(),
+            Odd::Str(x) => doc.put(&obj, key, x.as_str()).unwrap(),
+            Odd::Null => doc.put(&obj, key, ScalarValue::Null).unwrap(),
+            Odd::Counter(x) => {
+                doc.put(&obj, key, ScalarValue::counter(*x)).unwrap();
+                doc.increment(&obj, key, 5).unwrap();
+            }
+            Odd::Timestamp(x) => doc.put(&obj, key, ScalarValue::Timestamp(*x)).unwrap(),
+            Odd::Map => {
+                let m = doc.put_object(&obj, key, ObjType::Map).unwrap();
+                doc.put(&m, "x", 1i64).unwrap();
+            }
+            Odd::Text => {
+                let t = doc.put_object(&obj, key, ObjType::Text).unwrap();
+                doc.splice_text(&t, 0, 0, "t").unwrap();
+            }
+            Odd::Delete => {
+                let _ = doc.delete(&obj, key);
+            }
+        }
+    }
+
+    /// Both readers gave the same record, or failed with the same message.
+    fn same<T: PartialEq + std::fmt::Debug>(new: R<T>, old: R<T>) -> Result<(), TestCaseError> {
+        match (new, old) {
+            (Ok(n), Ok(o)) => prop_assert_eq!(n, o),
+            (Err(n), Err(o)) => prop_assert_eq!(n.to_string(), o.to_string()),
+            (n, o) => prop_assert!(false, "one-walk reader {n:?}, per-key reader {o:?}"),
+        }
+        Ok(())
+    }
+
+    /// Top-level keys of an interaction, and nested keys a corruption may hit.
+    const INTERACTION_KEYS: &[(Option<&str>, &str)] = &[
+        (None, "notes"), (None, "summary"), (None, "at_ms"), (None, "offset_minutes"),
+        (None, "kind"), (None, "initiator"), (None, "participants"), (None, "project"),
+        (None, "exchanges"), (None, "follow_ups"), (None, "created_ms"), (None, "deleted_ms"),
+        (None, EVENT_SOURCE), (None, EVENT_UID), (None, EVENT_RECURRENCE_ID),
+        (Some("participants"), "01HZZZZZZZZZZZZZZZZZZZZZZZ"), (Some("exchanges"), "bad"),
+        (Some("follow_ups"), "01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+    ];
+
+    const CONTACT_KEYS: &[(Option<&str>, &str)] = &[
+        (None, "name"), (None, "given_name"), (None, "seniority"), (None, "inside_org"),
+        (None, "circles"), (None, "tags"), (None, "emails"), (None, "phones"), (None, "urls"),
+        (None, "first_met"), (None, "birthday"), (None, "notes"), (None, "cadence_days"),
+        (None, "created_ms"), (None, "archived"), (None, "merged_into"), (None, "merge_base"),
+        (Some("emails"), "x@example.org"), (Some("tags"), "t"),
+    ];
+
+    /// Two devices edit one record offline (each from the same base, maybe one also
+    /// writes an odd value under some key), then merge in both orders.
+    fn merged_pair(
+        base: &mut AutoCommit,
+        edit_a: impl FnOnce(&mut AutoCommit),
+        edit_b: impl FnOnce(&mut AutoCommit),
+    ) -> (AutoCommit, AutoCommit) {
+        base.commit();
+        let mut a = base.fork().with_actor(ActorId::random());
+        let mut b = base.fork().with_actor(ActorId::random());
+        edit_a(&mut a);
+        edit_b(&mut b);
+        a.commit();
+        b.commit();
+        let mut ab = a.fork();
+        ab.merge(&mut b.clone()).unwrap();
+        let mut ba = b.fork();
+        ba.merge(&mut a).unwrap();
+        (ab, ba)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(64)))]
+
+        /// The one-walk interaction reader returns exactly what the per-key reader did
+        /// (record or error) on records edited concurrently on two devices, with
+        /// conflicting values in the same fields and wrong-typed values anywhere.
+        #[test]
+        fn one_walk_interaction_reader_equals_the_per_key_reader(
+            base in interaction(), a in interaction(), b in interaction(),
+            odd_a in proptest::option::of((proptest::sample::select(INTERACTION_KEYS), odd())),
+            odd_b in proptest::option::of((proptest::sample::select(INTERACTION_KEYS), odd())),
+        ) {
+            let mut doc = log_doc();
+            write_interaction(&mut doc, None, &base).unwrap();
+            let obj = record(&doc, INTERACTIONS, &base.id.to_string()).unwrap().unwrap();
+            let (a, b) = (Interaction { id: base.id, ..a }, Interaction { id: base.id, ..b });
+            let (mut ab, ba) = merged_pair(
+                &mut doc,
+                |d| {
+                    write_interaction(d, Some(&base), &a).unwrap();
+                    if let Some(((sub, key), v)) = &odd_a { put_odd(d, &obj, *sub, key, v); }
+                },
+                |d| {
+                    write_interaction(d, Some(&base), &b).unwrap();
+                    if let Some(((sub, key), v)) = &odd_b { put_odd(d, &obj, *sub, key, v); }
+                },
+            );
+            let id = base.id.to_string();
+            let loaded = AutoCommit::load(&ab.save()).unwrap();
+            for d in [&ab, &ba, &loaded] {
+                same(read_interaction(d, &obj, &id), read_interaction_by_key(d, &obj, &id))?;
+                same(
+                    read_all(d, INTERACTIONS, read_interaction),
+                    read_all(d, INTERACTIONS, read_interaction_by_key),
+                )?;
+            }
+            // Both orders of the merge read the same.
+            same(read_interaction(&ab, &obj, &id), read_interaction(&ba, &obj, &id))?;
+        }
+
+        /// The same for contacts (collaborative notes, sets, contact points).
+        #[test]
+        fn one_walk_contact_reader_equals_the_per_key_reader(
+            base in contact(), a in contact(), b in contact(),
+            odd_a in proptest::option::of((proptest::sample::select(CONTACT_KEYS), odd())),
+            odd_b in proptest::option::of((proptest::sample::select(CONTACT_KEYS), odd())),
+        ) {
+            let mut doc = main_doc();
+            let obj = write_contact(&mut doc, None, &base).unwrap();
+            let (a, b) = (Contact { id: base.id, ..a }, Contact { id: base.id, ..b });
+            let (mut ab, ba) = merged_pair(
+                &mut doc,
+                |d| {
+                    write_contact(d, Some(&base), &a).unwrap();
+                    if let Some(((sub, key), v)) = &odd_a { put_odd(d, &obj, *sub, key, v); }
+                },
+                |d| {
+                    write_contact(d, Some(&base), &b).unwrap();
+                    if let Some(((sub, key), v)) = &odd_b { put_odd(d, &obj, *sub, key, v); }
+                },
+            );
+            let id = base.id.to_string();
+            let loaded = AutoCommit::load(&ab.save()).unwrap();
+            for d in [&ab, &ba, &loaded] {
+                same(read_contact(d, &obj, &id), read_contact_by_key(d, &obj, &id))?;
+            }
+            same(read_contact(&ab, &obj, &id), read_contact(&ba, &obj, &id))?;
         }
     }
 

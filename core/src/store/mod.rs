@@ -86,7 +86,11 @@ pub(crate) const DOC_META: TableDefinition<'static, &str, &[u8]> = TableDefiniti
 const META_FORMAT: &str = "format";
 const META_ACTOR: &str = "actor";
 /// The [`index::VERSION`] the index tables were built by (absent: 1).
-const META_INDEX: &str = "index";
+pub(crate) const META_INDEX: &str = "index";
+/// `META_INDEX` while a log bootstrap defers the index ([`Store::defer_index`]):
+/// not a version, so an open after a crash in that window rebuilds the index
+/// as it does for an index of another version.
+pub(crate) const META_INDEX_DEFERRED: &str = "deferred";
 const CHECKSUM_BYTES: usize = 16;
 /// Bound on redb compaction passes in [`Store::compact_file`].
 const COMPACT_FILE_ROUNDS_MAX: usize = 16;
@@ -249,6 +253,10 @@ pub struct Store {
     compaction: CompactionPolicy,
     /// Records changed by remote merges since the last `take_remote_changes`.
     pub(crate) remote_log: sync::RemoteChangeLog,
+    /// A log bootstrap is running with the index deferred: remote merges
+    /// skip it and [`Store::finish_deferred_index`] rebuilds it once
+    /// (`META_INDEX` holds [`META_INDEX_DEFERRED`] meanwhile).
+    pub(crate) index_deferred: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -564,6 +572,7 @@ impl Store {
             verified: BTreeSet::new(),
             compaction: CompactionPolicy::default(),
             remote_log: sync::RemoteChangeLog::default(),
+            index_deferred: false,
         };
         if !exists {
             create_file(&store.dir, &path, &store.actor)?;

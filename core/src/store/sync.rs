@@ -20,7 +20,9 @@ use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
 use crate::index;
 use crate::schema;
 
-use super::{Store, rebuild_index, replace_chunks, write_chunk};
+use super::{
+    META, META_INDEX, META_INDEX_DEFERRED, Store, rebuild_index, replace_chunks, write_chunk,
+};
 
 /// What a remote merge changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -450,6 +452,9 @@ impl Store {
         };
         let after = l.doc.get_heads();
         let missing_deps = !l.doc.get_missing_deps(&[]).is_empty();
+        if self.index_deferred {
+            return self.commit_deferred(doc, before, after, missing_deps, extra);
+        }
         if is_genesis(doc, &before) {
             return self.commit_fresh(doc, before, after, missing_deps, extra);
         }
@@ -610,6 +615,87 @@ impl Store {
         self.maybe_compact(doc);
         self.remote_log.record(&out);
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Stops maintaining the index for remote merges until
+    /// [`Store::finish_deferred_index`]: a log bootstrap pulls a whole
+    /// account page by page, and indexing each page (and diffing the second
+    /// half of every document a page boundary split) cost more than the
+    /// merges; one rebuild at the end (two reader threads, like a snapshot
+    /// bootstrap) is cheaper. Durable first: `META_INDEX` says "deferred",
+    /// so a crash or a cancel before the rebuild leaves a store whose next
+    /// open rebuilds the index. Meanwhile searches and listings read the
+    /// index as it was before the bootstrap (empty on a new device) and
+    /// [`Store::index_deferred`] says so. Local writes still index
+    /// themselves (the rebuild replaces those rows with the same ones).
+    pub fn defer_index(&mut self) -> Result<(), StoreError> {
+        if self.index_deferred {
+            return Ok(());
+        }
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.open_table(META)?
+            .insert(META_INDEX, META_INDEX_DEFERRED.as_bytes())?;
+        txn.commit()?;
+        self.index_deferred = true;
+        Ok(())
+    }
+
+    /// Whether remote merges are waiting for [`Store::finish_deferred_index`]
+    /// (searches and listings then miss what the bootstrap merged so far).
+    pub fn index_deferred(&self) -> bool {
+        self.index_deferred
+    }
+
+    /// Rebuilds the index deferred by [`Store::defer_index`] from every
+    /// document in one transaction (as [`Store::reindex`]) and resumes
+    /// maintaining it; a no-op when nothing is deferred. The UI refreshes
+    /// everything ([`Store::take_remote_changes`] reports an overflow).
+    pub fn finish_deferred_index(&mut self) -> Result<(), StoreError> {
+        if !self.index_deferred {
+            return Ok(());
+        }
+        self.reindex()?;
+        self.index_deferred = false;
+        self.remote_log.record_everything();
+        Ok(())
+    }
+
+    /// [`Store::commit_merged`] while the index is deferred: the chunk and
+    /// `extra` only, in one durable transaction. The changed records are not
+    /// listed (nothing reads them out of the document); the remote log
+    /// reports everything instead.
+    fn commit_deferred(
+        &mut self,
+        doc: DocId,
+        before: Vec<ChangeHash>,
+        after: Vec<ChangeHash>,
+        missing_deps: bool,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let fresh = is_genesis(doc, &before);
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let Some(l) = self.docs.get_mut(&doc) else {
+            return Err(StoreError::UnknownDoc(doc.to_string()));
+        };
+        let heads = write_chunk(&txn, doc, l)?;
+        extra(&txn)?;
+        txn.commit()?;
+        if let (Some(heads), Some(l)) = (heads, self.docs.get_mut(&doc)) {
+            l.saved_heads = heads;
+        }
+        self.maybe_compact(doc);
+        self.remote_log.record_everything();
+        Ok(RemoteApplied {
+            heads_before: before,
+            heads_after: after,
+            missing_deps,
+            fresh,
+            ..RemoteApplied::default()
+        })
     }
 }
 

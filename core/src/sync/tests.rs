@@ -616,6 +616,100 @@ fn a_new_device_bootstrapping_from_the_log_indexes_like_reindex() {
     );
 }
 
+/// Pumps one round like [`relay_round`] but stops (leaving the round
+/// unfinished) as soon as `stop` holds after a handled message; returns
+/// whether it stopped.
+fn relay_round_until(
+    relay: &mut MemRelay,
+    d: &mut Dev,
+    cfg: RelayClientConfig,
+    mut stop: impl FnMut(&mut Store) -> bool,
+) -> bool {
+    let c = relay.connect();
+    let mut m = RelaySync::new(&mut d.store, d.id.clone(), relay.key(), cfg).unwrap();
+    for _ in 0..10_000 {
+        let mut progressed = false;
+        while let Some(msg) = m.poll_transmit() {
+            relay.handle(c, msg, NOW);
+            progressed = true;
+        }
+        while let Some(msg) = relay.recv(c) {
+            m.handle(&mut d.store, msg, NOW).unwrap();
+            progressed = true;
+            if stop(&mut d.store) {
+                relay.disconnect(c);
+                return true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    relay.disconnect(c);
+    false
+}
+
+/// Pull pages of two entries: a log bootstrap of `rich_device` spans many.
+fn small_pages() -> RelayClientConfig {
+    RelayClientConfig {
+        pull_entries_max: 2,
+        ..RelayClientConfig::default()
+    }
+}
+
+#[test]
+fn a_log_bootstrap_over_many_pages_defers_the_index_then_indexes_like_reindex() {
+    let mut relay = MemRelay::new(1);
+    let mut a = rich_device();
+    relay_round(&mut relay, &mut a, cfg());
+    assert!(!relay.has_snapshot(&a.id.account_id()));
+    let mut n = a.sibling("new");
+    // While pages arrive the index is deferred, durably, and searches say so.
+    let stopped = relay_round_until(&mut relay, &mut n, small_pages(), |s| {
+        s.index_deferred() && s.doc_ids().unwrap().len() >= 2
+    });
+    assert!(stopped, "the bootstrap deferred the index");
+    assert!(n.store.all_interactions().unwrap().len() < 18);
+    let ev = relay_round(&mut relay, &mut n, small_pages());
+    assert!(!n.store.index_deferred(), "{ev:?}");
+    assert!(n.store.take_remote_changes().overflowed);
+    assert_eq!(n.store.all_interactions().unwrap().len(), 18);
+    assert_same(&mut a, &mut n);
+    // Later merges maintain the index again, row by row.
+    a.log("after the bootstrap");
+    relay_round(&mut relay, &mut a, cfg());
+    relay_round(&mut relay, &mut n, small_pages());
+    assert!(!n.store.index_deferred());
+    assert_eq!(n.store.all_interactions().unwrap().len(), 19);
+    assert_same(&mut a, &mut n);
+}
+
+#[test]
+fn a_crash_between_deferred_pages_and_the_rebuild_reopens_with_a_rebuilt_index() {
+    let mut relay = MemRelay::new(1);
+    let mut a = rich_device();
+    relay_round(&mut relay, &mut a, cfg());
+    let mut n = a.sibling("new");
+    let stopped = relay_round_until(&mut relay, &mut n, small_pages(), |s| {
+        s.index_deferred() && s.doc_ids().unwrap().len() >= 3
+    });
+    assert!(stopped);
+    // Crash: the store is dropped without closing, the rebuild never ran.
+    let placeholder = Store::open(tempfile::tempdir().unwrap().path()).unwrap();
+    drop(std::mem::replace(&mut n.store, placeholder));
+    n.store = Store::open(n.dir.path()).unwrap();
+    // The open rebuilt the index from what the pages merged so far.
+    assert!(!n.store.index_deferred());
+    let merged = n.store.all_interactions().unwrap().len();
+    assert!(merged > 0 && merged < 18, "{merged}");
+    assert_index_is_rebuilt_one(&mut n);
+    // The bootstrap completes from its cursors (no longer a bootstrap: the
+    // index is maintained page by page) and ends where a whole one would.
+    relay_round(&mut relay, &mut n, small_pages());
+    assert_eq!(n.store.all_interactions().unwrap().len(), 18);
+    assert_same(&mut a, &mut n);
+}
+
 #[test]
 fn a_snapshot_bootstrap_installs_documents_and_indexes_like_reindex() {
     let mut relay = MemRelay::new(1);

@@ -898,7 +898,21 @@ impl RelaySync {
             (Req::Pull, Response::Entries { entries, more }) => {
                 let n = entries.len() as u64;
                 let bytes: u64 = entries.iter().map(|e| e.ciphertext.len() as u64).sum();
+                // A log bootstrap (nothing pulled yet, more than this page to
+                // come): the index is rebuilt once when the pull is done
+                // instead of maintained page by page (docs/SYNC.md, "Log
+                // bootstrap"). Durable marker first, so a crash rebuilds it.
+                if more
+                    && n > 0
+                    && !store.index_deferred()
+                    && tables::cursors(&store.read_txn()?)?.is_empty()
+                {
+                    store.defer_index()?;
+                }
                 self.receive(store, entries, false)?;
+                if !more {
+                    store.finish_deferred_index()?;
+                }
                 if n > 0 {
                     self.pulled_entries += n;
                     self.pulled_bytes += bytes;
