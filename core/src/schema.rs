@@ -27,8 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
-use automerge::transaction::{CommitOptions, Transactable};
 use automerge::iter::MapRangeItem;
+use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef,
     Value, ValueRef, hydrate,
@@ -1374,7 +1374,7 @@ mod tests {
     use crate::ids::{ContactId, GoalId, InteractionId, ProjectId};
 
     /// The contact reader before [`Fields`]: one `get` per field (the reference the one-walk
-        /// reader is held equal to).
+    /// reader is held equal to).
     fn read_contact_by_key(doc: &AutoCommit, obj: &ObjId, id: &str) -> R<Contact> {
         Ok(Contact {
             id: parse_id(id, "contacts")?,
@@ -1853,20 +1853,46 @@ mod tests {
 
     /// Top-level keys of an interaction, and nested keys a corruption may hit.
     const INTERACTION_KEYS: &[(Option<&str>, &str)] = &[
-        (None, "notes"), (None, "summary"), (None, "at_ms"), (None, "offset_minutes"),
-        (None, "kind"), (None, "initiator"), (None, "participants"), (None, "project"),
-        (None, "exchanges"), (None, "follow_ups"), (None, "created_ms"), (None, "deleted_ms"),
-        (None, EVENT_SOURCE), (None, EVENT_UID), (None, EVENT_RECURRENCE_ID),
-        (Some("participants"), "01HZZZZZZZZZZZZZZZZZZZZZZZ"), (Some("exchanges"), "bad"),
+        (None, "notes"),
+        (None, "summary"),
+        (None, "at_ms"),
+        (None, "offset_minutes"),
+        (None, "kind"),
+        (None, "initiator"),
+        (None, "participants"),
+        (None, "project"),
+        (None, "exchanges"),
+        (None, "follow_ups"),
+        (None, "created_ms"),
+        (None, "deleted_ms"),
+        (None, EVENT_SOURCE),
+        (None, EVENT_UID),
+        (None, EVENT_RECURRENCE_ID),
+        (Some("participants"), "01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+        (Some("exchanges"), "bad"),
         (Some("follow_ups"), "01HZZZZZZZZZZZZZZZZZZZZZZZ"),
     ];
 
     const CONTACT_KEYS: &[(Option<&str>, &str)] = &[
-        (None, "name"), (None, "given_name"), (None, "seniority"), (None, "inside_org"),
-        (None, "circles"), (None, "tags"), (None, "emails"), (None, "phones"), (None, "urls"),
-        (None, "first_met"), (None, "birthday"), (None, "notes"), (None, "cadence_days"),
-        (None, "created_ms"), (None, "archived"), (None, "merged_into"), (None, "merge_base"),
-        (Some("emails"), "x@example.org"), (Some("tags"), "t"),
+        (None, "name"),
+        (None, "given_name"),
+        (None, "seniority"),
+        (None, "inside_org"),
+        (None, "circles"),
+        (None, "tags"),
+        (None, "emails"),
+        (None, "phones"),
+        (None, "urls"),
+        (None, "first_met"),
+        (None, "birthday"),
+        (None, "notes"),
+        (None, "cadence_days"),
+        (None, "created_ms"),
+        (None, "archived"),
+        (None, "merged_into"),
+        (None, "merge_base"),
+        (Some("emails"), "x@example.org"),
+        (Some("tags"), "t"),
     ];
 
     /// Two devices edit one record offline (each from the same base, maybe one also
