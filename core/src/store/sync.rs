@@ -688,13 +688,6 @@ impl Store {
             l.saved_heads = heads;
         }
         self.maybe_compact(doc);
-        // Keep only this document in memory: a bootstrap's pull brings the
-        // account document after document, and one built change by change
-        // holds far more memory than the same document loaded from its saved
-        // chunks (all of them together were the log path's 500 MB peak at
-        // 50,000 interactions). Each is saved: it reloads if a later page
-        // comes back to it, and the final rebuild loads them all.
-        self.docs.retain(|id, _| *id == doc);
         self.remote_log.record_everything();
         Ok(RemoteApplied {
             heads_before: before,
