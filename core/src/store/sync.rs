@@ -11,6 +11,8 @@
 //! [`Store::reindex`], and documents, index and the caller's bookkeeping
 //! commit in one transaction.
 
+use std::collections::BTreeMap;
+
 use automerge::{AutoCommit, Change, ChangeHash};
 use redb::{Durability, WriteTransaction};
 
@@ -651,16 +653,23 @@ impl Store {
 
     /// Rebuilds the index deferred by [`Store::defer_index`] from every
     /// document in one transaction (as [`Store::reindex`]) and resumes
-    /// maintaining it; a no-op when nothing is deferred. The UI refreshes
-    /// everything ([`Store::take_remote_changes`] reports an overflow).
-    pub fn finish_deferred_index(&mut self) -> Result<(), StoreError> {
+    /// maintaining it; a no-op (no counts) when nothing is deferred. The UI
+    /// refreshes everything ([`Store::take_remote_changes`] reports an
+    /// overflow). Returns how many records each document holds (contacts of
+    /// the main one, interactions of a log one): what the bootstrap brought,
+    /// since the deferred merges did not list their records.
+    pub fn finish_deferred_index(&mut self) -> Result<BTreeMap<DocId, usize>, StoreError> {
         if !self.index_deferred {
-            return Ok(());
+            return Ok(BTreeMap::new());
         }
-        self.reindex()?;
+        self.load_all()?;
+        let mut txn = self.writable()?.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let counts = rebuild_index(&txn, &self.docs)?;
+        txn.commit()?;
         self.index_deferred = false;
         self.remote_log.record_everything();
-        Ok(())
+        Ok(counts)
     }
 
     /// During a deferred bootstrap, every other document in memory is stored

@@ -677,6 +677,15 @@ fn a_log_bootstrap_over_many_pages_defers_the_index_then_indexes_like_reindex() 
     assert!(n.store.all_interactions().unwrap().len() < 18);
     let ev = relay_round(&mut relay, &mut n, small_pages());
     assert!(!n.store.index_deferred(), "{ev:?}");
+    // The rebuild says what the bootstrap brought, document by document.
+    let brought: usize = ev
+        .iter()
+        .map(|e| match e {
+            RelayEvent::Applied { interactions, .. } => *interactions,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(brought, 18, "{ev:?}");
     assert!(n.store.take_remote_changes().overflowed);
     assert_eq!(n.store.all_interactions().unwrap().len(), 18);
     assert_same(&mut a, &mut n);

@@ -911,7 +911,20 @@ impl RelaySync {
                 }
                 self.receive(store, entries, false)?;
                 if !more {
-                    store.finish_deferred_index()?;
+                    // The deferred merges reported no records; say now what
+                    // each document brought (for progress output and a UI's counts).
+                    for (doc, n) in store.finish_deferred_index()? {
+                        let (contacts, interactions) = match doc {
+                            DocId::Main => (n, 0),
+                            DocId::Log { .. } => (0, n),
+                        };
+                        self.events.push_back(RelayEvent::Applied {
+                            doc,
+                            contacts,
+                            interactions,
+                            pending: 0,
+                        });
+                    }
                 }
                 if n > 0 {
                     self.pulled_entries += n;
