@@ -1078,6 +1078,10 @@ impl State {
             }
         }
 
+        // kith: nothing left to send, so the datagram buffer (one MTU, or
+        // several with GSO) goes back to the allocator instead of staying
+        // with every idle connection; the next burst allocates it again.
+        self.send_buffer = Vec::new();
         Ok(false)
     }
 
