@@ -2204,6 +2204,9 @@ mod tests {
         eprintln!("handle_incoming future: {bytes} bytes");
         assert!(bytes <= 2_560, "connection task grew to {bytes} bytes");
         let queued = std::mem::size_of::<Queued>();
-        assert_eq!(queued, 8, "a queued frame is one pointer in the channel block");
+        assert_eq!(
+            queued, 8,
+            "a queued frame is one pointer in the channel block"
+        );
     }
 }
