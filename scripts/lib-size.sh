@@ -36,12 +36,8 @@ over=0
 printf '%-28s %14s %14s  %s\n' target stripped gzipped budget
 for target in "${targets[@]}"; do
     ffi_prepare_target "$target"
-    # The host's own target builds without --target, into the directory that
-    # scripts/bindings.sh uses too (an explicit --target would build it all again).
-    build_target="$target"
-    [ "$target" = "$(rustc -vV | sed -n 's/^host: //p')" ] && build_target=""
-    ffi_build "$build_target" release-ffi
-    lib="$(ffi_lib_dir "$build_target" release-ffi)/libkith_ffi.so"
+    ffi_build "$target" release-ffi
+    lib="$(ffi_lib_dir "$target" release-ffi)/libkith_ffi.so"
     # The release-ffi profile strips symbols; strip again in case a caller
     # overrode it, so the figure is always the stripped one.
     stripped="$(mktemp)"

@@ -75,28 +75,50 @@ ffi_link_args() {
     esac
 }
 
+# ffi_rustflags PROFILE: the compiler flags of every crate of a PROFILE build.
+# release-ffi is panic = "abort" (Cargo.toml), so nothing unwinds and no
+# function needs an unwind table: `-C force-unwind-tables=no` drops them
+# (.eh_frame, .eh_frame_hdr; .gcc_except_table goes with the landing pads).
+# Profile rustflags are nightly-only, hence this flag here. The Rust standard
+# library ships precompiled with its own tables, which stay.
+ffi_rustflags() {
+    case "$1" in
+        release-ffi) echo "-C force-unwind-tables=no" ;;
+    esac
+}
+
 # ffi_build TARGET PROFILE [cargo args...]: builds kith-ffi's library for
-# TARGET ("" for the host without --target) with PROFILE (dev, release,
-# release-ffi); prints nothing; the library is in ffi_lib_dir's directory.
+# TARGET ("" for the host) with PROFILE (dev, release, release-ffi); prints
+# nothing; the library is in ffi_lib_dir's directory. Release builds always
+# pass --target (the host's too): then RUSTFLAGS reach only the library's
+# crates, not build scripts and proc macros, which other builds of the same
+# target directory share and would otherwise rebuild back and forth.
 ffi_build() {
     local target="$1" profile="$2"
     shift 2
-    local target_args=()
-    [ -n "$target" ] && target_args=(--target "$target")
     if [ "$profile" = dev ]; then
+        local target_args=()
+        [ -n "$target" ] && target_args=(--target "$target")
         cargo build --quiet -p kith-ffi --lib ${target_args[@]+"${target_args[@]}"} "$@"
         return
     fi
-    local link_args
+    [ -n "$target" ] || target="$(rustc -vV | sed -n 's/^host: //p')"
+    local link_args rustflags
     # shellcheck disable=SC2207 # the arguments are single words
-    link_args=($(ffi_link_args "${target:-$(rustc -vV | sed -n 's/^host: //p')}"))
-    cargo rustc --quiet -p kith-ffi --lib --profile "$profile" \
-        ${target_args[@]+"${target_args[@]}"} "$@" -- ${link_args[@]+"${link_args[@]}"}
+    link_args=($(ffi_link_args "$target"))
+    rustflags="$(ffi_rustflags "$profile")"
+    RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$rustflags" \
+        cargo rustc --quiet -p kith-ffi --lib --profile "$profile" --target "$target" \
+        "$@" -- ${link_args[@]+"${link_args[@]}"}
 }
 
 # ffi_lib_dir TARGET PROFILE: the directory the library of ffi_build lands in.
 ffi_lib_dir() {
-    local target="$1" profile="$2" dir
-    case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
-    if [ -n "$target" ]; then echo "$CARGO_TARGET_DIR/$target/$dir"; else echo "$CARGO_TARGET_DIR/$dir"; fi
+    local target="$1" profile="$2"
+    if [ "$profile" = dev ]; then
+        if [ -n "$target" ]; then echo "$CARGO_TARGET_DIR/$target/debug"; else echo "$CARGO_TARGET_DIR/debug"; fi
+        return
+    fi
+    [ -n "$target" ] || target="$(rustc -vV | sed -n 's/^host: //p')"
+    echo "$CARGO_TARGET_DIR/$target/$profile"
 }
