@@ -6,11 +6,13 @@
 # Release builds add link arguments that only the final library needs (so they
 # go through `cargo rustc`, which passes them to kith-ffi alone, and no other
 # crate is rebuilt for them):
-#   Linux (gnu):  -z pack-relative-relocs  RELR relative relocations: the
+#   Linux (gnu):  rustc's own lld (-fuse-ld=lld from its gcc-ld directory),
+#                 -z pack-relative-relocs  RELR relative relocations: the
 #                 ~34 000 pointer relocations of the tables (vtables, string
-#                 tables) take 8 KB instead of 800 KB. Needs glibc >= 2.36 at
+#                 tables) take 8 KB instead of 300-800 KB. Needs glibc >= 2.36 at
 #                 run time (the linker adds a GLIBC_ABI_DT_RELR dependency), so
-#                 it is only used when the target's linker and libc support it.
+#                 it is only used when the target's linker and libc support it;
+#                 and --icf=all, as on Android (below).
 #   Android:      -z max-page-size=16384 (loadable on 16 KB-page devices, which
 #                 apps targeting Android 15+ must support),
 #                 --pack-dyn-relocs=android (packed relocations, API 23+) and
@@ -53,21 +55,41 @@ ffi_prepare_target() {
     esac
 }
 
+# ffi_rust_lld_dir: the directory of rustc's own lld wrapper (gcc-ld/ld.lld),
+# empty when this toolchain has none.
+ffi_rust_lld_dir() {
+    local dir
+    dir="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+    [ -x "$dir/ld.lld" ] && echo "$dir"
+    return 0
+}
+
 # ffi_link_args TARGET: the extra link arguments of a release build (see above).
 ffi_link_args() {
-    local target="$1" cc probe
+    local target="$1" cc probe lld_dir
+    local lld=()
     case "$target" in
         *-linux-gnu)
             cc="$(ffi_cc "$target")"
+            # Link with rustc's own lld (rust-lld; the default on x86_64 Linux
+            # already, and the linker of the Android NDK): it writes RELR for
+            # aarch64 too, where Debian 12's GNU ld 2.40 cannot, and folds
+            # identical code (--icf=all).
+            lld_dir="$(ffi_rust_lld_dir)"
+            [ -n "$lld_dir" ] && lld=(-B"$lld_dir" -fuse-ld=lld)
             probe="$(mktemp)"
-            # A relative relocation to pack (a pointer to a local), then look
-            # for the RELR table in the result.
-            if echo 'static int kith_probe; int *kith_probe_address = &kith_probe;' |
-                "$cc" -shared -fPIC -x c - -Wl,-z,pack-relative-relocs -o "$probe" >/dev/null 2>&1 &&
-                [[ "$(readelf -d "$probe" 2>/dev/null)" == *"(RELR)"* ]]; then
+            # A relative relocation to pack (a pointer to a local) and a libc
+            # call; then the RELR table must be there, and so must the
+            # GLIBC_ABI_DT_RELR version need that makes a glibc older than
+            # 2.36 refuse to load the library instead of crashing.
+            if printf '#include <stdlib.h>\nstatic int kith_probe; int *kith_probe_address = &kith_probe;\nvoid *kith_probe_alloc(void) { return malloc(1); }\n' |
+                "$cc" -shared -fPIC -x c - ${lld[@]+"${lld[@]}"} -Wl,-z,pack-relative-relocs -o "$probe" >/dev/null 2>&1 &&
+                [[ "$(readelf -d "$probe" 2>/dev/null)" == *"(RELR)"* ]] &&
+                [[ "$(readelf -V "$probe" 2>/dev/null)" == *GLIBC_ABI_DT_RELR* ]]; then
+                [ ${#lld[@]} -gt 0 ] && echo "-C link-arg=${lld[0]} -C link-arg=${lld[1]} -C link-arg=-Wl,--icf=all"
                 echo "-C link-arg=-Wl,-z,pack-relative-relocs"
             else
-                echo "note: $cc cannot write RELR relocations (binutils >= 2.38, glibc >= 2.36); the library is bigger" >&2
+                echo "note: $cc cannot write RELR relocations with a glibc version check (binutils >= 2.41 on aarch64, glibc >= 2.36); the library is bigger" >&2
             fi
             rm -f "$probe" ;;
         *-linux-android*)
