@@ -48,7 +48,21 @@ for target in "${targets[@]}"; do
     "$strip_tool" -o "$stripped" "$lib"
     size_bytes="$(wc -c <"$stripped")"
     gzip_bytes="$(gzip -9c "$stripped" | wc -c)"
-    rm -f "$stripped"
+    # The stripped library must load and answer a call (scripts/lib/ffi-smoke.c),
+    # natively or, for another CPU, under qemu-user when it is installed.
+    smoke="$(mktemp)"
+    "$(ffi_cc "$target")" -O1 scripts/lib/ffi-smoke.c -o "$smoke" -ldl
+    runner=()
+    if [ "${target%%-*}" != "$(uname -m)" ]; then
+        runner=("qemu-${target%%-*}" -L "/usr/${target%%-unknown-*}-${target#*-unknown-}")
+        command -v "${runner[0]}" >/dev/null 2>&1 || runner=()
+    fi
+    if [ "${target%%-*}" = "$(uname -m)" ] || [ ${#runner[@]} -gt 0 ]; then
+        ${runner[@]+"${runner[@]}"} "$smoke" "$stripped" >&2 || { echo "error: the $target library does not load or run" >&2; exit 1; }
+    else
+        echo "note: $target library not run (no qemu-${target%%-*}; Debian: apt-get install qemu-user)" >&2
+    fi
+    rm -f "$stripped" "$smoke"
     verdict=ok
     if [ "$size_bytes" -gt "$budget_bytes" ]; then verdict="OVER by $(mb $((size_bytes - budget_bytes)))"; over=1; fi
     printf '%-28s %14s %14s  %s\n' "$target" "$(mb "$size_bytes") ($size_bytes)" "$(mb "$gzip_bytes")" "$verdict"
