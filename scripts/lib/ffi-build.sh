@@ -119,8 +119,11 @@ ffi_build() {
     local target="$1" profile="$2"
     shift 2
     if [ "$profile" = dev ]; then
+        # The host's dev build goes without --target, into the directory the
+        # tests and scripts/bindings.sh use (--target would build it all again).
         local target_args=()
-        [ -n "$target" ] && target_args=(--target "$target")
+        [ -n "$target" ] && [ "$target" != "$(rustc -vV | sed -n 's/^host: //p')" ] &&
+            target_args=(--target "$target")
         cargo build --quiet -p kith-ffi --lib ${target_args[@]+"${target_args[@]}"} "$@"
         return
     fi
@@ -138,7 +141,11 @@ ffi_build() {
 ffi_lib_dir() {
     local target="$1" profile="$2"
     if [ "$profile" = dev ]; then
-        if [ -n "$target" ]; then echo "$CARGO_TARGET_DIR/$target/debug"; else echo "$CARGO_TARGET_DIR/debug"; fi
+        if [ -n "$target" ] && [ "$target" != "$(rustc -vV | sed -n 's/^host: //p')" ]; then
+            echo "$CARGO_TARGET_DIR/$target/debug"
+        else
+            echo "$CARGO_TARGET_DIR/debug"
+        fi
         return
     fi
     [ -n "$target" ] || target="$(rustc -vV | sed -n 's/^host: //p')"
