@@ -155,7 +155,10 @@ pub fn now_ms() -> u64 {
 
 type Frame = Arc<Vec<u8>>;
 /// A queued frame holds permits of its connection's byte budget until written.
-type Queued = (Frame, OwnedSemaphorePermit);
+/// Boxed: tokio allocates a channel's first block of 32 slots when the channel
+/// is made, so every held connection pays 32 slots (8 bytes each boxed, 24
+/// as a tuple) whether or not anything is ever queued.
+type Queued = Box<(Frame, OwnedSemaphorePermit)>;
 /// Open connections per device, so a revocation can close them.
 type ConnectionMap = HashMap<(AccountId, DeviceId), Vec<(u64, quinn::Connection)>>;
 type WriteReply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
@@ -397,7 +400,7 @@ impl Shared {
                 }
                 continue;
             };
-            match s.queue.try_send((frame.clone(), permit)) {
+            match s.queue.try_send(Box::new((frame.clone(), permit))) {
                 Ok(()) => {
                     self.metrics
                         .entries_fanned_out_total
@@ -437,7 +440,7 @@ impl Shared {
                 s.lagged.store(true, Ordering::Release);
                 continue;
             };
-            if s.queue.try_send((frame.clone(), permit)).is_err() {
+            if s.queue.try_send(Box::new((frame.clone(), permit))).is_err() {
                 s.lagged.store(true, Ordering::Release);
             }
         }
@@ -505,7 +508,7 @@ impl Shared {
                 .clone()
                 .try_acquire_many_owned(permits)
                 .ok()
-                .is_some_and(|p| s.queue.try_send((frame.clone(), p)).is_ok());
+                .is_some_and(|p| s.queue.try_send(Box::new((frame.clone(), p))).is_ok());
             if !sent {
                 // Sent after the next frame that fits.
                 s.lagged.store(true, Ordering::Release);
@@ -606,7 +609,7 @@ impl Shared {
                     .clone()
                     .try_acquire_many_owned(permits)
                     .ok()
-                    .is_some_and(|p| s.queue.try_send((frame.clone(), p)).is_ok());
+                    .is_some_and(|p| s.queue.try_send(Box::new((frame.clone(), p))).is_ok());
                 if !sent {
                     s.lagged.store(true, Ordering::Release);
                 }
@@ -1109,7 +1112,8 @@ impl Out {
                         }
                     }
                 };
-                let Some((f, _permit)) = f else { break };
+                let Some(queued) = f else { break };
+                let (f, _permit) = *queued;
                 if send.write_all(&f).await.is_err() {
                     return;
                 }
@@ -1133,7 +1137,17 @@ impl Out {
         }
     }
 
-    async fn send(&self, msg: &ServerMsg) {
+    /// Queues one message, waiting for queue space. Boxed: every await of
+    /// it in the connection loop would otherwise size each connection's task
+    /// for this future (semaphore and channel waits) plus its encoding.
+    fn send<'a>(
+        &'a self,
+        msg: &'a ServerMsg,
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.send_inner(msg))
+    }
+
+    async fn send_inner(&self, msg: &ServerMsg) {
         if let ServerMsg::Error { .. } = msg {
             Metrics::inc(&self.metrics.errors_total);
         }
@@ -1143,7 +1157,7 @@ impl Out {
                 let Ok(permit) = self.budget.clone().acquire_many_owned(permits).await else {
                     return;
                 };
-                let _ = self.queue.send((Arc::new(f), permit)).await;
+                let _ = self.queue.send(Box::new((Arc::new(f), permit))).await;
             }
             Err(e) => warn!(error = %e, "response does not fit a frame"),
         }
@@ -1180,7 +1194,12 @@ impl Out {
     }
 
     /// Flushes queued frames and finishes the stream, within a bounded time.
-    async fn finish(self) {
+    /// Boxed for the same reason as `send`.
+    fn finish(self) -> std::pin::Pin<Box<impl std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.finish_inner())
+    }
+
+    async fn finish_inner(self) {
         drop(self.queue);
         let _ = self.stop.send(());
         let mut writer = self.writer;
@@ -2162,5 +2181,32 @@ pub fn create_token(store: &dyn RelayStore) -> Result<String, StoreError> {
             op: "token create",
             source: "no result".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn returns, without running it.
+    fn future_bytes<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every held connection is one task sized for the largest await of
+    /// `handle_incoming`, idle or not, so a new large await in the
+    /// connection loop costs each of 10,000 idle connections its size (the
+    /// large ones are boxed). The bound is the debug build's size (2,448
+    /// bytes) with a little room; the release build's is smaller.
+    #[test]
+    fn connection_task_stays_small() {
+        let bytes = future_bytes(handle_incoming);
+        eprintln!("handle_incoming future: {bytes} bytes");
+        assert!(bytes <= 2_560, "connection task grew to {bytes} bytes");
+        let queued = std::mem::size_of::<Queued>();
+        assert_eq!(
+            queued, 8,
+            "a queued frame is one pointer in the channel block"
+        );
     }
 }

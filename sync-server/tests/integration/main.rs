@@ -12,6 +12,7 @@ mod common;
 mod conformance;
 mod crash;
 mod disk_full;
+mod idle;
 mod isolation;
 mod ops;
 mod quotas;

@@ -1,0 +1,89 @@
+//! Held and idle connections: what the relay's memory work must not change.
+//! A connection that goes silent is dropped at the idle timeout, while one
+//! kept alive stays held across many idle rounds (each one frees and
+//! re-allocates quinn's datagram buffer, third_party/quinn) and still
+//! receives pushes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kith_protocol::{Event, Request, Response};
+use kith_relay::client::{RelayClient, quic_client_config};
+use kith_relay::{Limits, RelayConfig};
+
+use crate::common::{Account, RelayExt, TestRelay};
+
+const T: Duration = Duration::from_secs(10);
+const IDLE_TIMEOUT_MS: u64 = 400;
+const KEEP_ALIVE_MS: u64 = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connection_times_out_and_kept_alive_one_still_gets_pushes() {
+    let relay = TestRelay::temp(RelayConfig {
+        limits: Limits {
+            idle_timeout_ms: IDLE_TIMEOUT_MS,
+            ..Limits::default()
+        },
+        ..RelayConfig::default()
+    });
+    let a = Account::new();
+    let (pusher, held, silent) = (a.device("laptop"), a.device("phone"), a.device("tablet"));
+
+    // Kept alive well inside the relay's idle timeout.
+    let tls = kith_protocol::tls::client_config(relay.relay_key()).unwrap();
+    let mut cfg = quic_client_config(tls).unwrap();
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)))
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(0))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    cfg.transport_config(Arc::new(t));
+    let mut h = RelayClient::connect_with(
+        relay.endpoint(),
+        relay.addr,
+        relay.relay_key(),
+        cfg,
+        kith_protocol::tls::SERVER_NAME,
+        vec![kith_protocol::PROTOCOL_VERSION],
+    )
+    .await
+    .unwrap();
+    h.auth(&held.key, held.account, held.membership(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.request(Request::Subscribe).await.unwrap(),
+        Response::Subscribed
+    );
+
+    // The default client keeps alive every 15 s: silent for this relay.
+    let s = relay.connect(&silent).await;
+    let err = tokio::time::timeout(T, s.connection().closed())
+        .await
+        .expect("a silent connection outlived the idle timeout");
+    assert_eq!(err, quinn::ConnectionError::TimedOut);
+    // The relay drops it too (its timer runs from the last packet it got).
+    tokio::time::timeout(T, async {
+        while relay.metrics.connections_current.load(Ordering::Relaxed) != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the relay still holds the silent connection");
+
+    // The held connection saw many idle rounds by now, and still works.
+    assert!(h.connection().close_reason().is_none());
+    let mut p = relay.connect(&pusher).await;
+    assert_eq!(p.push(pusher.entries(1, 2)).await.unwrap(), 2);
+    let ev = tokio::time::timeout(T, h.next_event())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev,
+        Event::Entries {
+            entries: pusher.entries(1, 2)
+        }
+    );
+    assert_eq!(h.request(Request::Ping).await.unwrap(), Response::Pong);
+}
