@@ -29,10 +29,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-case "$profile" in
-    dev) profile_dir=debug ;;
-    *) profile_dir="$profile" ;;
-esac
 case "$(uname -s)" in
     Darwin) lib_name=libkith_ffi.dylib ;;
     *) lib_name=libkith_ffi.so ;;
@@ -49,7 +45,7 @@ if [ "$profile" != dev ]; then
     # The shipped build: release link arguments (scripts/lib/ffi-build.sh).
     ffi_build "" "$profile" ${features[@]+"${features[@]}"}
 fi
-lib="$CARGO_TARGET_DIR/$profile_dir/$lib_name"
+lib="$(ffi_lib_dir "" "$profile")/$lib_name"
 
 out=bindings/generated
 rm -rf "${out:?}/kotlin" "${out:?}/swift" "${out:?}/python" "${out:?}/lib"

@@ -36,12 +36,8 @@ over=0
 printf '%-28s %14s %14s  %s\n' target stripped gzipped budget
 for target in "${targets[@]}"; do
     ffi_prepare_target "$target"
-    # The host's own target builds without --target, into the directory that
-    # scripts/bindings.sh uses too (an explicit --target would build it all again).
-    build_target="$target"
-    [ "$target" = "$(rustc -vV | sed -n 's/^host: //p')" ] && build_target=""
-    ffi_build "$build_target" release-ffi
-    lib="$(ffi_lib_dir "$build_target" release-ffi)/libkith_ffi.so"
+    ffi_build "$target" release-ffi
+    lib="$(ffi_lib_dir "$target" release-ffi)/libkith_ffi.so"
     # The release-ffi profile strips symbols; strip again in case a caller
     # overrode it, so the figure is always the stripped one.
     stripped="$(mktemp)"
@@ -52,7 +48,21 @@ for target in "${targets[@]}"; do
     "$strip_tool" -o "$stripped" "$lib"
     size_bytes="$(wc -c <"$stripped")"
     gzip_bytes="$(gzip -9c "$stripped" | wc -c)"
-    rm -f "$stripped"
+    # The stripped library must load and answer a call (scripts/lib/ffi-smoke.c),
+    # natively or, for another CPU, under qemu-user when it is installed.
+    smoke="$(mktemp)"
+    "$(ffi_cc "$target")" -O1 scripts/lib/ffi-smoke.c -o "$smoke" -ldl
+    runner=()
+    if [ "${target%%-*}" != "$(uname -m)" ]; then
+        runner=("qemu-${target%%-*}" -L "/usr/${target%%-unknown-*}-${target#*-unknown-}")
+        command -v "${runner[0]}" >/dev/null 2>&1 || runner=()
+    fi
+    if [ "${target%%-*}" = "$(uname -m)" ] || [ ${#runner[@]} -gt 0 ]; then
+        ${runner[@]+"${runner[@]}"} "$smoke" "$stripped" >&2 || { echo "error: the $target library does not load or run" >&2; exit 1; }
+    else
+        echo "note: $target library not run (no qemu-${target%%-*}; Debian: apt-get install qemu-user)" >&2
+    fi
+    rm -f "$stripped" "$smoke"
     verdict=ok
     if [ "$size_bytes" -gt "$budget_bytes" ]; then verdict="OVER by $(mb $((size_bytes - budget_bytes)))"; over=1; fi
     printf '%-28s %14s %14s  %s\n' "$target" "$(mb "$size_bytes") ($size_bytes)" "$(mb "$gzip_bytes")" "$verdict"

@@ -142,13 +142,9 @@ mkdir -p "$package"
 for target in "${targets[@]}"; do
     abi="$(abi_of "$target")"
     echo "== $abi: building kith-ffi for $target ($profile)"
-    build_target="$target"
-    # The host's own target builds without --target (into the directory the
-    # other scripts use; an explicit --target would build everything again).
-    [ "$target" = "$(rustc -vV | sed -n 's/^host: //p')" ] && build_target=""
-    ffi_build "$build_target" "$profile"
+    ffi_build "$target" "$profile"
     mkdir -p "$package/jniLibs/$abi"
-    cp "$(ffi_lib_dir "$build_target" "$profile")/libkith_ffi.so" "$package/jniLibs/$abi/"
+    cp "$(ffi_lib_dir "$target" "$profile")/libkith_ffi.so" "$package/jniLibs/$abi/"
 done
 
 # The Kotlin bindings come from the API metadata of a host dev build of the

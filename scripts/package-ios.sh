@@ -17,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
+# shellcheck source=scripts/lib/ffi-build.sh
+. scripts/lib/ffi-build.sh
 
 usage="usage: $0 [--profile release-ffi|release|dev] [--out DIR]"
 profile=release-ffi
@@ -58,7 +60,9 @@ for target in "${targets[@]}"; do
     if [ "$profile" = dev ]; then
         cargo build --quiet -p kith-ffi --lib --target "$target"
     else
-        cargo build --quiet -p kith-ffi --lib --profile "$profile" --target "$target"
+        # release-ffi: no unwind tables (ffi_rustflags; the profile is panic = "abort").
+        RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$(ffi_rustflags "$profile")" \
+            cargo build --quiet -p kith-ffi --lib --profile "$profile" --target "$target"
     fi
 done
 

@@ -4,8 +4,11 @@
 //! unwinding panic and turns it into [`KithError::Internal`] carrying the panic
 //! message. uniffi would otherwise surface a panic as its own generic
 //! "unexpected error"; with the guard the app gets the one error type it
-//! already handles. This needs `panic = "unwind"`, which every profile that
-//! builds kith-ffi keeps (including `release-ffi`).
+//! already handles. This needs `panic = "unwind"`: the dev, test and release
+//! profiles. The `release-ffi` profile phone apps ship is `panic = "abort"`
+//! (size, issue 15): there a panic runs the hook of [`crate::logging`], which
+//! reports it through the app's logger, and then ends the process as a crash;
+//! the guard never sees it.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};

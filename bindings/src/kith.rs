@@ -1194,6 +1194,15 @@ impl Kith {
     }
 }
 
+/// Hidden test hook (feature `test-hooks`): whether this build aborts on a panic
+/// (`release-ffi`, Cargo.toml) instead of unwinding into the guard's
+/// `Internal`, so the binding tests know which of the two a panic must do.
+#[cfg(feature = "test-hooks")]
+#[uniffi::export]
+pub fn debug_panic_aborts() -> bool {
+    cfg!(panic = "abort")
+}
+
 /// What `check_store` found.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct StoreCheckReport {

@@ -44,6 +44,8 @@ pub use error::{KithError, KithResult};
 pub use inputs::*;
 pub use insights::*;
 pub use invitation::{DeviceInvitation, JoinAttempt};
+#[cfg(feature = "test-hooks")]
+pub use kith::debug_panic_aborts;
 pub use kith::{Kith, PAGE_LIMIT_MAX, StoreCheckReport};
 pub use listener::{ChangeSummary, KithListener, SyncState};
 pub use logging::{KithLogger, LogLevel, LogRecord, clear_logger, set_logger};

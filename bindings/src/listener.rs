@@ -122,14 +122,19 @@ impl std::fmt::Display for SyncState {
 }
 
 /// Implemented by the app (Kotlin, Swift, Python) to hear about changes.
+///
+/// The methods return a `Result` so that an exception the app's code throws
+/// comes back as an error (logged and ignored: the change happened) rather than
+/// as a Rust panic, which would end the process in the `release-ffi` build
+/// (`panic = "abort"`). An app's implementation need not declare or throw it.
 #[uniffi::export(with_foreign)]
 pub trait KithListener: Send + Sync {
     /// Data changed: local writes and merges from other devices.
-    fn on_change(&self, summary: ChangeSummary);
+    fn on_change(&self, summary: ChangeSummary) -> Result<(), KithError>;
     /// The sync state changed (called on every transition, from a thread of
     /// Kith's runtime). Called once with the current state when the listener
     /// is registered.
-    fn on_sync_state(&self, state: SyncState);
+    fn on_sync_state(&self, state: SyncState) -> Result<(), KithError>;
 }
 
 /// The registered listeners of one `Kith`, by registration handle.
@@ -194,12 +199,13 @@ impl Listeners {
             return;
         }
         for listener in self.snapshot() {
-            let call = catch_unwind(AssertUnwindSafe(|| listener.on_change(summary.clone())));
-            if let Err(payload) = call {
-                tracing::warn!(
-                    "a KithListener failed in on_change: {}",
+            match catch_unwind(AssertUnwindSafe(|| listener.on_change(summary.clone()))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("a KithListener failed in on_change: {e}"),
+                Err(payload) => tracing::warn!(
+                    "a KithListener panicked in on_change: {}",
                     crate::guard::panic_message(payload.as_ref())
-                );
+                ),
             }
         }
     }
@@ -213,12 +219,13 @@ impl Listeners {
 
     /// Tells one listener the sync state.
     pub(crate) fn sync_state_to(listener: &dyn KithListener, state: SyncState) {
-        let call = catch_unwind(AssertUnwindSafe(|| listener.on_sync_state(state)));
-        if let Err(payload) = call {
-            tracing::warn!(
-                "a KithListener failed in on_sync_state: {}",
+        match catch_unwind(AssertUnwindSafe(|| listener.on_sync_state(state))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("a KithListener failed in on_sync_state: {e}"),
+            Err(payload) => tracing::warn!(
+                "a KithListener panicked in on_sync_state: {}",
                 crate::guard::panic_message(payload.as_ref())
-            );
+            ),
         }
     }
 }

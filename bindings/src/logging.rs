@@ -13,6 +13,11 @@
 //! on); events raised while the logger runs on the same thread (the app calling back into
 //! Kith from `log`) are dropped instead of recursing; the panic hook keeps the previous
 //! hook's behaviour (stderr) after reporting the panic with its location and a backtrace.
+//!
+//! In the `release-ffi` build apps ship (`panic = "abort"`, no unwind tables) the hook is the
+//! last thing that runs: the app's logger gets the panic's message and location, then the
+//! process aborts as a crash. The backtrace there is empty or partial (nothing to walk the
+//! stack with); the location names the line.
 
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -77,9 +82,13 @@ pub struct LogRecord {
 /// on the thread that logged, which may be a thread of Kith's runtime: keep it quick and do
 /// not block on the UI thread.
 #[uniffi::export(with_foreign)]
+///
+/// `log` returns a `Result` so that an exception the app's logger throws comes back as an
+/// error (ignored) rather than as a Rust panic, which would end the process in the
+/// `release-ffi` build (`panic = "abort"`). An app's implementation need not declare it.
 pub trait KithLogger: Send + Sync {
     /// One record at or above the level given to `set_logger`.
-    fn log(&self, record: LogRecord);
+    fn log(&self, record: LogRecord) -> Result<(), KithError>;
 }
 
 struct Current {
@@ -147,7 +156,8 @@ fn emit(record: LogRecord) {
         _ => return,
     };
     IN_LOGGER.with(|f| f.set(true));
-    // A logger that throws must not take the library down with it.
+    // A logger that throws must not take the library down with it (nor be logged: that
+    // would call it again).
     let _ = catch_unwind(AssertUnwindSafe(|| logger.log(record)));
     IN_LOGGER.with(|f| f.set(false));
 }
@@ -257,8 +267,9 @@ mod tests {
     struct Recorder(Mutex<Vec<LogRecord>>);
 
     impl KithLogger for Recorder {
-        fn log(&self, record: LogRecord) {
+        fn log(&self, record: LogRecord) -> Result<(), KithError> {
             self.0.lock().unwrap().push(record);
+            Ok(())
         }
     }
 

@@ -6,11 +6,13 @@
 # Release builds add link arguments that only the final library needs (so they
 # go through `cargo rustc`, which passes them to kith-ffi alone, and no other
 # crate is rebuilt for them):
-#   Linux (gnu):  -z pack-relative-relocs  RELR relative relocations: the
+#   Linux (gnu):  rustc's own lld (-fuse-ld=lld from its gcc-ld directory),
+#                 -z pack-relative-relocs  RELR relative relocations: the
 #                 ~34 000 pointer relocations of the tables (vtables, string
-#                 tables) take 8 KB instead of 800 KB. Needs glibc >= 2.36 at
+#                 tables) take 8 KB instead of 300-800 KB. Needs glibc >= 2.36 at
 #                 run time (the linker adds a GLIBC_ABI_DT_RELR dependency), so
-#                 it is only used when the target's linker and libc support it.
+#                 it is only used when the target's linker and libc support it;
+#                 and --icf=all, as on Android (below).
 #   Android:      -z max-page-size=16384 (loadable on 16 KB-page devices, which
 #                 apps targeting Android 15+ must support),
 #                 --pack-dyn-relocs=android (packed relocations, API 23+) and
@@ -53,21 +55,41 @@ ffi_prepare_target() {
     esac
 }
 
+# ffi_rust_lld_dir: the directory of rustc's own lld wrapper (gcc-ld/ld.lld),
+# empty when this toolchain has none.
+ffi_rust_lld_dir() {
+    local dir
+    dir="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+    [ -x "$dir/ld.lld" ] && echo "$dir"
+    return 0
+}
+
 # ffi_link_args TARGET: the extra link arguments of a release build (see above).
 ffi_link_args() {
-    local target="$1" cc probe
+    local target="$1" cc probe lld_dir
+    local lld=()
     case "$target" in
         *-linux-gnu)
             cc="$(ffi_cc "$target")"
+            # Link with rustc's own lld (rust-lld; the default on x86_64 Linux
+            # already, and the linker of the Android NDK): it writes RELR for
+            # aarch64 too, where Debian 12's GNU ld 2.40 cannot, and folds
+            # identical code (--icf=all).
+            lld_dir="$(ffi_rust_lld_dir)"
+            [ -n "$lld_dir" ] && lld=(-B"$lld_dir" -fuse-ld=lld)
             probe="$(mktemp)"
-            # A relative relocation to pack (a pointer to a local), then look
-            # for the RELR table in the result.
-            if echo 'static int kith_probe; int *kith_probe_address = &kith_probe;' |
-                "$cc" -shared -fPIC -x c - -Wl,-z,pack-relative-relocs -o "$probe" >/dev/null 2>&1 &&
-                [[ "$(readelf -d "$probe" 2>/dev/null)" == *"(RELR)"* ]]; then
+            # A relative relocation to pack (a pointer to a local) and a libc
+            # call; then the RELR table must be there, and so must the
+            # GLIBC_ABI_DT_RELR version need that makes a glibc older than
+            # 2.36 refuse to load the library instead of crashing.
+            if printf '#include <stdlib.h>\nstatic int kith_probe; int *kith_probe_address = &kith_probe;\nvoid *kith_probe_alloc(void) { return malloc(1); }\n' |
+                "$cc" -shared -fPIC -x c - ${lld[@]+"${lld[@]}"} -Wl,-z,pack-relative-relocs -o "$probe" >/dev/null 2>&1 &&
+                [[ "$(readelf -d "$probe" 2>/dev/null)" == *"(RELR)"* ]] &&
+                [[ "$(readelf -V "$probe" 2>/dev/null)" == *GLIBC_ABI_DT_RELR* ]]; then
+                [ ${#lld[@]} -gt 0 ] && echo "-C link-arg=${lld[0]} -C link-arg=${lld[1]} -C link-arg=-Wl,--icf=all"
                 echo "-C link-arg=-Wl,-z,pack-relative-relocs"
             else
-                echo "note: $cc cannot write RELR relocations (binutils >= 2.38, glibc >= 2.36); the library is bigger" >&2
+                echo "note: $cc cannot write RELR relocations with a glibc version check (binutils >= 2.41 on aarch64, glibc >= 2.36); the library is bigger" >&2
             fi
             rm -f "$probe" ;;
         *-linux-android*)
@@ -75,28 +97,57 @@ ffi_link_args() {
     esac
 }
 
+# ffi_rustflags PROFILE: the compiler flags of every crate of a PROFILE build.
+# release-ffi is panic = "abort" (Cargo.toml), so nothing unwinds and no
+# function needs an unwind table: `-C force-unwind-tables=no` drops them
+# (.eh_frame, .eh_frame_hdr; .gcc_except_table goes with the landing pads).
+# Profile rustflags are nightly-only, hence this flag here. The Rust standard
+# library ships precompiled with its own tables, which stay.
+ffi_rustflags() {
+    case "$1" in
+        release-ffi) echo "-C force-unwind-tables=no" ;;
+    esac
+}
+
 # ffi_build TARGET PROFILE [cargo args...]: builds kith-ffi's library for
-# TARGET ("" for the host without --target) with PROFILE (dev, release,
-# release-ffi); prints nothing; the library is in ffi_lib_dir's directory.
+# TARGET ("" for the host) with PROFILE (dev, release, release-ffi); prints
+# nothing; the library is in ffi_lib_dir's directory. Release builds always
+# pass --target (the host's too): then RUSTFLAGS reach only the library's
+# crates, not build scripts and proc macros, which other builds of the same
+# target directory share and would otherwise rebuild back and forth.
 ffi_build() {
     local target="$1" profile="$2"
     shift 2
-    local target_args=()
-    [ -n "$target" ] && target_args=(--target "$target")
     if [ "$profile" = dev ]; then
+        # The host's dev build goes without --target, into the directory the
+        # tests and scripts/bindings.sh use (--target would build it all again).
+        local target_args=()
+        [ -n "$target" ] && [ "$target" != "$(rustc -vV | sed -n 's/^host: //p')" ] &&
+            target_args=(--target "$target")
         cargo build --quiet -p kith-ffi --lib ${target_args[@]+"${target_args[@]}"} "$@"
         return
     fi
-    local link_args
+    [ -n "$target" ] || target="$(rustc -vV | sed -n 's/^host: //p')"
+    local link_args rustflags
     # shellcheck disable=SC2207 # the arguments are single words
-    link_args=($(ffi_link_args "${target:-$(rustc -vV | sed -n 's/^host: //p')}"))
-    cargo rustc --quiet -p kith-ffi --lib --profile "$profile" \
-        ${target_args[@]+"${target_args[@]}"} "$@" -- ${link_args[@]+"${link_args[@]}"}
+    link_args=($(ffi_link_args "$target"))
+    rustflags="$(ffi_rustflags "$profile")"
+    RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$rustflags" \
+        cargo rustc --quiet -p kith-ffi --lib --profile "$profile" --target "$target" \
+        "$@" -- ${link_args[@]+"${link_args[@]}"}
 }
 
 # ffi_lib_dir TARGET PROFILE: the directory the library of ffi_build lands in.
 ffi_lib_dir() {
-    local target="$1" profile="$2" dir
-    case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
-    if [ -n "$target" ]; then echo "$CARGO_TARGET_DIR/$target/$dir"; else echo "$CARGO_TARGET_DIR/$dir"; fi
+    local target="$1" profile="$2"
+    if [ "$profile" = dev ]; then
+        if [ -n "$target" ] && [ "$target" != "$(rustc -vV | sed -n 's/^host: //p')" ]; then
+            echo "$CARGO_TARGET_DIR/$target/debug"
+        else
+            echo "$CARGO_TARGET_DIR/debug"
+        fi
+        return
+    fi
+    [ -n "$target" ] || target="$(rustc -vV | sed -n 's/^host: //p')"
+    echo "$CARGO_TARGET_DIR/$target/$profile"
 }

@@ -17,10 +17,13 @@ fn wait<T>(f: impl std::future::Future<Output = T>) -> T {
 struct Heard(Mutex<Vec<ChangeSummary>>);
 
 impl KithListener for Heard {
-    fn on_change(&self, summary: ChangeSummary) {
+    fn on_change(&self, summary: ChangeSummary) -> Result<(), KithError> {
         self.0.lock().unwrap().push(summary);
+        Ok(())
     }
-    fn on_sync_state(&self, _: SyncState) {}
+    fn on_sync_state(&self, _: SyncState) -> Result<(), KithError> {
+        Ok(())
+    }
 }
 
 #[test]
@@ -140,10 +143,11 @@ fn the_store_is_released_only_when_no_handle_is_in_the_foreground() {
 struct Waiting(std::sync::mpsc::SyncSender<()>);
 
 impl kith_ffi::KithLogger for Waiting {
-    fn log(&self, record: kith_ffi::LogRecord) {
+    fn log(&self, record: kith_ffi::LogRecord) -> Result<(), KithError> {
         if record.message.contains("waiting for it") {
             let _ = self.0.try_send(());
         }
+        Ok(())
     }
 }
 
@@ -238,11 +242,14 @@ fn async_methods_complete_from_another_executor() {
 struct Threads(Mutex<Vec<String>>);
 
 impl KithListener for Threads {
-    fn on_change(&self, _: ChangeSummary) {
+    fn on_change(&self, _: ChangeSummary) -> Result<(), KithError> {
         let name = std::thread::current().name().unwrap_or("").to_owned();
         self.0.lock().unwrap().push(name);
+        Ok(())
     }
-    fn on_sync_state(&self, _: SyncState) {}
+    fn on_sync_state(&self, _: SyncState) -> Result<(), KithError> {
+        Ok(())
+    }
 }
 
 /// The threading rule: the exported (`ffi_*`) store calls run on Kith's runtime, not on the

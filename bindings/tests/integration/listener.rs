@@ -1,6 +1,6 @@
 use std::sync::{Arc, Mutex};
 
-use kith_ffi::{ChangeSummary, Kith, KithListener, SyncState};
+use kith_ffi::{ChangeSummary, Kith, KithError, KithListener, SyncState};
 
 use crate::{contact, met, open};
 
@@ -12,10 +12,13 @@ struct Recorder {
     kith: Mutex<Option<Arc<Kith>>>,
     reads: Mutex<Vec<String>>,
     panics: bool,
+    /// When set, fails as a listener whose foreign code threw does (uniffi hands
+    /// the exception back as an error, never as a panic).
+    fails: bool,
 }
 
 impl KithListener for Recorder {
-    fn on_change(&self, summary: ChangeSummary) {
+    fn on_change(&self, summary: ChangeSummary) -> Result<(), KithError> {
         let kith = self.kith.lock().unwrap().clone();
         if let (Some(k), Some(id)) = (kith, summary.contact_ids.first()) {
             let name = k.get_contact(id.clone()).unwrap().name;
@@ -25,10 +28,17 @@ impl KithListener for Recorder {
         if self.panics {
             panic!("listener panic (deliberate)");
         }
+        if self.fails {
+            return Err(KithError::Internal {
+                reason: "an app callback failed: listener exception (deliberate)".into(),
+            });
+        }
+        Ok(())
     }
 
-    fn on_sync_state(&self, state: SyncState) {
+    fn on_sync_state(&self, state: SyncState) -> Result<(), KithError> {
         self.states.lock().unwrap().push(state);
+        Ok(())
     }
 }
 
@@ -73,4 +83,24 @@ fn a_panicking_listener_neither_fails_the_write_nor_starves_others() {
     assert_eq!(kith.get_contact(ana.id).unwrap().name, "Ana Lima");
     assert_eq!(bad.changes.lock().unwrap().len(), 1);
     assert_eq!(good.changes.lock().unwrap().len(), 1);
+}
+
+/// What a Kotlin/Swift/Python listener that throws becomes: an error, logged and
+/// ignored. It must not be a panic: the phone build aborts on panics.
+#[test]
+fn a_failing_listener_neither_fails_the_write_nor_starves_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let kith = open(&dir);
+    let bad = Arc::new(Recorder {
+        fails: true,
+        ..Recorder::default()
+    });
+    let good = Arc::new(Recorder::default());
+    kith.add_listener(bad.clone()).unwrap();
+    kith.add_listener(good.clone()).unwrap();
+    let ana = kith.add_contact(contact("Ana Lima")).unwrap();
+    kith.log_interaction(met("Coffee", &[&ana.id])).unwrap();
+    assert_eq!(kith.get_contact(ana.id).unwrap().name, "Ana Lima");
+    assert_eq!(bad.changes.lock().unwrap().len(), 2);
+    assert_eq!(good.changes.lock().unwrap().len(), 2);
 }

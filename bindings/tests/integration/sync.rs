@@ -43,11 +43,13 @@ struct Recorder {
 }
 
 impl KithListener for Recorder {
-    fn on_change(&self, summary: ChangeSummary) {
+    fn on_change(&self, summary: ChangeSummary) -> Result<(), KithError> {
         self.changes.lock().unwrap().push(summary);
+        Ok(())
     }
-    fn on_sync_state(&self, state: SyncState) {
+    fn on_sync_state(&self, state: SyncState) -> Result<(), KithError> {
         self.states.lock().unwrap().push(state);
+        Ok(())
     }
 }
 
@@ -723,7 +725,7 @@ struct Reader {
 }
 
 impl KithListener for Reader {
-    fn on_change(&self, summary: ChangeSummary) {
+    fn on_change(&self, summary: ChangeSummary) -> Result<(), KithError> {
         let kith = self.kith.lock().unwrap().clone();
         if let Some(k) = kith {
             for id in summary.interaction_ids {
@@ -731,8 +733,11 @@ impl KithListener for Reader {
                 self.read.lock().unwrap().push(summary);
             }
         }
+        Ok(())
     }
-    fn on_sync_state(&self, _: SyncState) {}
+    fn on_sync_state(&self, _: SyncState) -> Result<(), KithError> {
+        Ok(())
+    }
 }
 
 #[test]
@@ -909,12 +914,12 @@ struct Blocking {
 }
 
 impl KithListener for Blocking {
-    fn on_change(&self, summary: ChangeSummary) {
+    fn on_change(&self, summary: ChangeSummary) -> Result<(), KithError> {
         let Some(id) = summary.interaction_ids.first().cloned() else {
-            return;
+            return Ok(());
         };
         let Some(kith) = self.kith.lock().unwrap().take() else {
-            return;
+            return Ok(());
         };
         let _ = self.entered.try_send(());
         let _ = self
@@ -923,8 +928,11 @@ impl KithListener for Blocking {
             .unwrap()
             .recv_timeout(Duration::from_secs(20));
         *self.result.lock().unwrap() = Some(kith.get_interaction(id).map(|_| ()));
+        Ok(())
     }
-    fn on_sync_state(&self, _: SyncState) {}
+    fn on_sync_state(&self, _: SyncState) -> Result<(), KithError> {
+        Ok(())
+    }
 }
 
 #[test]
