@@ -1525,7 +1525,7 @@ pub(crate) fn rebuild_index(
 /// their text into search tokens was most of a new device's bootstrap
 /// (docs/STORE.md, "Rebuilding the index"); documents are independent, so
 /// two threads halve that part on a two-core phone.
-const REBUILD_READERS: usize = 2;
+pub(super) const REBUILD_READERS: usize = 2;
 
 /// The interactions of some log documents, with their search rows.
 type LogsRead = (

@@ -12,6 +12,7 @@
 //! commit in one transaction.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use automerge::{AutoCommit, Change, ChangeHash};
 use redb::{Durability, WriteTransaction};
@@ -158,6 +159,69 @@ pub struct SnapshotInstalled {
     pub records: Vec<(DocId, usize)>,
 }
 
+/// Loads and schema-checks the saves of a snapshot on up to
+/// [`super::REBUILD_READERS`] threads, biggest first, returning them in the
+/// order given. The documents are independent, and at 50,000 interactions
+/// their Automerge loads are about a fifth of a new device's time.
+fn load_saves(docs: &[(DocId, Vec<u8>)]) -> Vec<Result<AutoCommit, StoreError>> {
+    fn load(id: DocId, save: &[u8]) -> Result<AutoCommit, StoreError> {
+        let name = id.to_string();
+        let doc = AutoCommit::load(save).map_err(|e| StoreError::BadChange {
+            doc: name.clone(),
+            index: 0,
+            detail: format!("snapshot document does not load: {e}"),
+        })?;
+        schema::check_schema(&doc, &name)?;
+        Ok(doc)
+    }
+    let threads = super::REBUILD_READERS.min(docs.len());
+    if threads <= 1 {
+        return docs.iter().map(|(id, save)| load(*id, save)).collect();
+    }
+    let mut order: Vec<usize> = (0..docs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(docs.get(i).map_or(0, |(_, s)| s.len())));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        while let Some((i, (id, save))) = order
+            .get(next.fetch_add(1, Ordering::Relaxed))
+            .and_then(|&i| docs.get(i).map(|d| (i, d)))
+        {
+            out.push((i, load(*id, save)));
+        }
+        out
+    };
+    let done: Vec<(usize, Result<AutoCommit, StoreError>)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut done = work();
+        for h in helpers {
+            // A thread that panicked leaves its documents unanswered: reported below.
+            if let Ok(part) = h.join() {
+                done.extend(part);
+            }
+        }
+        done
+    });
+    let mut slots: Vec<Option<Result<AutoCommit, StoreError>>> =
+        (0..docs.len()).map(|_| None).collect();
+    for (i, r) in done {
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StoreError::Damaged {
+                    what: "snapshot".into(),
+                    detail: "a thread loading documents stopped unexpectedly".into(),
+                })
+            })
+        })
+        .collect()
+}
+
 impl Store {
     /// Bootstraps documents from full saves (a relay snapshot). A save whose
     /// history contains every local head replaces the local document and is
@@ -191,14 +255,10 @@ impl Store {
         let mut out = SnapshotInstalled::default();
         // Saves kept to be written as chunks: (doc, bytes) for replaced documents.
         let mut saves: Vec<(DocId, Vec<u8>)> = Vec::new();
-        for (id, save) in docs {
+        let loaded = load_saves(&docs);
+        for ((id, save), incoming) in docs.into_iter().zip(loaded) {
             let name = id.to_string();
-            let mut incoming = AutoCommit::load(&save).map_err(|e| StoreError::BadChange {
-                doc: name.clone(),
-                index: 0,
-                detail: format!("snapshot document does not load: {e}"),
-            })?;
-            schema::check_schema(&incoming, &name)?;
+            let mut incoming = incoming?;
             let (replace, fresh) = match self.docs.get_mut(&id) {
                 None => (true, true),
                 Some(l) => {
