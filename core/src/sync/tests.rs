@@ -74,10 +74,34 @@ fn cfg() -> RelayClientConfig {
 
 /// One full round against the in-memory relay; returns the events.
 fn relay_round(relay: &mut MemRelay, d: &mut Dev, cfg: RelayClientConfig) -> Vec<RelayEvent> {
+    let round = pump_round(relay, d, cfg, |_| false);
+    assert!(round.idle, "round did not complete: {:?}", round.events);
+    assert!(round.events.contains(&RelayEvent::RoundComplete));
+    round.events
+}
+
+/// What [`pump_round`] saw.
+struct Round {
+    events: Vec<RelayEvent>,
+    /// `stop` held and the round was left unfinished.
+    stopped: bool,
+    /// The client had nothing left to do when the round ended.
+    idle: bool,
+}
+
+/// Pumps one round against the in-memory relay until nothing moves, or
+/// until `stop` holds after a handled message; disconnects either way.
+fn pump_round(
+    relay: &mut MemRelay,
+    d: &mut Dev,
+    cfg: RelayClientConfig,
+    mut stop: impl FnMut(&mut Store) -> bool,
+) -> Round {
     let c = relay.connect();
     let mut m = RelaySync::new(&mut d.store, d.id.clone(), relay.key(), cfg).unwrap();
     let mut events = Vec::new();
-    for _ in 0..10_000 {
+    let mut stopped = false;
+    'round: for _ in 0..10_000 {
         let mut progressed = false;
         while let Some(msg) = m.poll_transmit() {
             relay.handle(c, msg, NOW);
@@ -86,6 +110,10 @@ fn relay_round(relay: &mut MemRelay, d: &mut Dev, cfg: RelayClientConfig) -> Vec
         while let Some(msg) = relay.recv(c) {
             m.handle(&mut d.store, msg, NOW).unwrap();
             progressed = true;
+            if stop(&mut d.store) {
+                stopped = true;
+                break 'round;
+            }
         }
         while let Some(e) = m.poll_event() {
             events.push(e);
@@ -94,10 +122,12 @@ fn relay_round(relay: &mut MemRelay, d: &mut Dev, cfg: RelayClientConfig) -> Vec
             break;
         }
     }
-    assert!(m.is_idle(), "round did not complete: {events:?}");
-    assert!(events.contains(&RelayEvent::RoundComplete));
     relay.disconnect(c);
-    events
+    Round {
+        events,
+        stopped,
+        idle: m.is_idle(),
+    }
 }
 
 fn assert_same(a: &mut Dev, b: &mut Dev) {
@@ -616,39 +646,6 @@ fn a_new_device_bootstrapping_from_the_log_indexes_like_reindex() {
     );
 }
 
-/// Pumps one round like [`relay_round`] but stops (leaving the round
-/// unfinished) as soon as `stop` holds after a handled message; returns
-/// whether it stopped.
-fn relay_round_until(
-    relay: &mut MemRelay,
-    d: &mut Dev,
-    cfg: RelayClientConfig,
-    mut stop: impl FnMut(&mut Store) -> bool,
-) -> bool {
-    let c = relay.connect();
-    let mut m = RelaySync::new(&mut d.store, d.id.clone(), relay.key(), cfg).unwrap();
-    for _ in 0..10_000 {
-        let mut progressed = false;
-        while let Some(msg) = m.poll_transmit() {
-            relay.handle(c, msg, NOW);
-            progressed = true;
-        }
-        while let Some(msg) = relay.recv(c) {
-            m.handle(&mut d.store, msg, NOW).unwrap();
-            progressed = true;
-            if stop(&mut d.store) {
-                relay.disconnect(c);
-                return true;
-            }
-        }
-        if !progressed {
-            break;
-        }
-    }
-    relay.disconnect(c);
-    false
-}
-
 /// Pull pages of two entries: a log bootstrap of `rich_device` spans many.
 fn small_pages() -> RelayClientConfig {
     RelayClientConfig {
@@ -667,12 +664,13 @@ fn a_log_bootstrap_over_many_pages_defers_the_index_then_indexes_like_reindex() 
     // While pages arrive the index is deferred, durably, and searches say so;
     // only the document being merged stays in memory (the others are saved
     // whole and dropped).
-    let stopped = relay_round_until(&mut relay, &mut n, small_pages(), |s| {
+    let stopped = pump_round(&mut relay, &mut n, small_pages(), |s| {
         if s.index_deferred() {
             assert!(s.loaded_docs().len() <= 1, "{:?}", s.loaded_docs());
         }
         s.index_deferred() && s.doc_ids().unwrap().len() >= 3
-    });
+    })
+    .stopped;
     assert!(stopped, "the bootstrap deferred the index");
     assert!(n.store.all_interactions().unwrap().len() < 18);
     let ev = relay_round(&mut relay, &mut n, small_pages());
@@ -704,9 +702,10 @@ fn a_crash_between_deferred_pages_and_the_rebuild_reopens_with_a_rebuilt_index()
     let mut a = rich_device();
     relay_round(&mut relay, &mut a, cfg());
     let mut n = a.sibling("new");
-    let stopped = relay_round_until(&mut relay, &mut n, small_pages(), |s| {
+    let stopped = pump_round(&mut relay, &mut n, small_pages(), |s| {
         s.index_deferred() && s.doc_ids().unwrap().len() >= 3
-    });
+    })
+    .stopped;
     assert!(stopped);
     // Crash: the store is dropped without closing, the rebuild never ran.
     let placeholder = Store::open(tempfile::tempdir().unwrap().path()).unwrap();
