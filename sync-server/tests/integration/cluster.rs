@@ -42,10 +42,7 @@ async fn connect(node: &PgRelayNode, d: &Device) -> kith_relay::client::RelayCli
 /// The next event that is not a membership event (joins come as those).
 async fn next_entries_event(c: &mut kith_relay::client::RelayClient) -> Event {
     loop {
-        let ev = tokio::time::timeout(T, c.next_event())
-            .await
-            .unwrap()
-            .unwrap();
+        let ev = crate::common::next_event(c).await;
         if !matches!(ev, Event::Membership { .. }) {
             return ev;
         }

@@ -51,6 +51,15 @@ impl RelayExt for TestRelay {
     }
 }
 
+/// The client's next event; fails the test if none comes within 10 s or the
+/// connection ends.
+pub(crate) async fn next_event(c: &mut RelayClient) -> kith_protocol::Event {
+    tokio::time::timeout(std::time::Duration::from_secs(10), c.next_event())
+        .await
+        .expect("an event within 10 s")
+        .expect("the connection stays open")
+}
+
 pub(crate) fn rand_bytes() -> [u8; 32] {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);

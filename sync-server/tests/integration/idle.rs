@@ -75,10 +75,7 @@ async fn silent_connection_times_out_and_kept_alive_one_still_gets_pushes() {
     assert!(h.connection().close_reason().is_none());
     let mut p = relay.connect(&pusher).await;
     assert_eq!(p.push(pusher.entries(1, 2)).await.unwrap(), 2);
-    let ev = tokio::time::timeout(T, h.next_event())
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = crate::common::next_event(&mut h).await;
     assert_eq!(
         ev,
         Event::Entries {

@@ -25,10 +25,7 @@ async fn push_pull_and_subscribe_across_two_devices() {
     );
 
     assert_eq!(c1.push(d1.entries(1, 3)).await.unwrap(), 3);
-    let ev = tokio::time::timeout(T, c2.next_event())
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = crate::common::next_event(&mut c2).await;
     assert_eq!(
         ev,
         Event::Entries {
@@ -56,10 +53,7 @@ async fn push_pull_and_subscribe_across_two_devices() {
             .unwrap(),
         1
     );
-    let ev = tokio::time::timeout(T, c2.next_event())
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = crate::common::next_event(&mut c2).await;
     assert_eq!(
         ev,
         Event::Entries {
