@@ -579,13 +579,7 @@ impl Store {
         if touched.settings && doc == DocId::Main {
             index::put_settings(&txn, &schema::read_settings(d)?)?;
         }
-        let heads = write_chunk(&txn, doc, l)?;
-        extra(&txn)?;
-        txn.commit()?;
-        if let (Some(heads), Some(l)) = (heads, self.docs.get_mut(&doc)) {
-            l.saved_heads = heads;
-        }
-        self.maybe_compact(doc);
+        self.commit_with_chunk(txn, doc, extra)?;
         self.remote_log.record(&out);
         Ok(out)
     }
@@ -668,6 +662,26 @@ impl Store {
                 out.interactions = all.iter().map(|i| i.id).collect();
             }
         }
+        self.commit_with_chunk(txn, doc, extra)?;
+        self.remote_log.record(&out);
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// The common end of a remote merge's transaction: `doc`'s new changes
+    /// as a chunk, then `extra`, committed durably with whatever the caller
+    /// wrote on `txn`; then the saved heads are recorded and the document is
+    /// compacted if due.
+    fn commit_with_chunk(
+        &mut self,
+        txn: WriteTransaction,
+        doc: DocId,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let Some(l) = self.docs.get_mut(&doc) else {
+            return Err(StoreError::UnknownDoc(doc.to_string()));
+        };
         let heads = write_chunk(&txn, doc, l)?;
         extra(&txn)?;
         txn.commit()?;
@@ -675,8 +689,7 @@ impl Store {
             l.saved_heads = heads;
         }
         self.maybe_compact(doc);
-        self.remote_log.record(&out);
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -783,16 +796,7 @@ impl Store {
         let fresh = is_genesis(doc, &before);
         let mut txn = self.writable()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        let Some(l) = self.docs.get_mut(&doc) else {
-            return Err(StoreError::UnknownDoc(doc.to_string()));
-        };
-        let heads = write_chunk(&txn, doc, l)?;
-        extra(&txn)?;
-        txn.commit()?;
-        if let (Some(heads), Some(l)) = (heads, self.docs.get_mut(&doc)) {
-            l.saved_heads = heads;
-        }
-        self.maybe_compact(doc);
+        self.commit_with_chunk(txn, doc, extra)?;
         self.settle_other_deferred_docs(doc);
         self.remote_log.record_everything();
         Ok(RemoteApplied {
