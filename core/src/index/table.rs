@@ -319,8 +319,17 @@ impl<K: Key, V: Val> Def<K, V> {
 
     /// Opens the table in a read or write transaction.
     pub(crate) fn open<'t, X: Txn>(self, txn: &'t X) -> R<Tab<K, V, X::Table<'t>>> {
+        let t = txn.open_raw(self.raw()).map_err(|e| match e {
+            // A typed table of index versions 1-4 (or a later layout) that
+            // a rebuild has not replaced yet (Store::open retries it).
+            redb::TableError::TableTypeMismatch { .. } => StoreError::Damaged {
+                what: table_what(self.name),
+                detail: "laid out by another Kith version: run reindex".into(),
+            },
+            e => e.into(),
+        })?;
         Ok(Tab {
-            t: txn.open_raw(self.raw())?,
+            t,
             name: self.name,
             _types: PhantomData,
         })
@@ -356,12 +365,17 @@ pub(crate) struct Tab<K, V, T> {
     _types: PhantomData<fn() -> (K, V)>,
 }
 
+/// How errors name a table: "index table contacts" for `idx_contacts`.
+fn table_what(table: &str) -> String {
+    format!(
+        "index table {}",
+        table.strip_prefix("idx_").unwrap_or(table)
+    )
+}
+
 fn damaged(table: &str, what: &str) -> StoreError {
     StoreError::Damaged {
-        what: format!(
-            "index table {}",
-            table.strip_prefix("idx_").unwrap_or(table)
-        ),
+        what: table_what(table),
         detail: format!("a {what} does not decode (run reindex to rebuild it)"),
     }
 }
@@ -866,10 +880,13 @@ mod tests {
         {
             let db = redb::Database::open(&path).unwrap();
             let r = db.begin_read().unwrap();
-            assert!(matches!(
-                CONTACTS.open(&r),
-                Err(StoreError::Database(_) | StoreError::Damaged { .. })
-            ));
+            match CONTACTS.open(&r) {
+                Err(e @ StoreError::Damaged { .. }) => {
+                    assert!(e.to_string().contains("run reindex"), "{e}");
+                }
+                Err(e) => panic!("expected Damaged, got {e:?}"),
+                Ok(_) => panic!("the typed table opened as bytes"),
+            }
             let typed: TableDefinition<'_, (&str, u8, u128), ()> =
                 TableDefinition::new("idx_search");
             assert!(r.open_table(typed).unwrap().len().unwrap() > 0);
