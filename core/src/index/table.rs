@@ -202,7 +202,8 @@ pub(crate) trait Val {
     type In<'a>: Copy;
     /// What a read gives: decoded, or for [`Bytes`] the guard itself (no copy).
     type Got<'g>;
-    fn put(v: Self::In<'_>, out: &mut Vec<u8>);
+    /// Calls `f` with the value's bytes (a record's own bytes, not a copy).
+    fn with_bytes<T>(v: Self::In<'_>, f: impl FnOnce(&[u8]) -> T) -> T;
     fn got<'g>(g: AccessGuard<'g, &'static [u8]>) -> Option<Self::Got<'g>>;
     /// The value as the index dump shows it.
     fn show(b: &[u8]) -> Option<String>;
@@ -216,8 +217,8 @@ pub(crate) struct Bytes;
 impl Val for Bytes {
     type In<'a> = &'a [u8];
     type Got<'g> = AccessGuard<'g, &'static [u8]>;
-    fn put(v: &[u8], out: &mut Vec<u8>) {
-        out.extend_from_slice(v);
+    fn with_bytes<T>(v: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+        f(v)
     }
     fn got<'g>(g: AccessGuard<'g, &'static [u8]>) -> Option<Self::Got<'g>> {
         Some(g)
@@ -236,8 +237,10 @@ pub(crate) trait Plain: Sized + Copy + std::fmt::Debug {
 impl<P: Plain> Val for P {
     type In<'a> = P;
     type Got<'g> = P;
-    fn put(v: P, out: &mut Vec<u8>) {
-        Plain::put(v, out);
+    fn with_bytes<T>(v: P, f: impl FnOnce(&[u8]) -> T) -> T {
+        let mut out = Vec::new();
+        Plain::put(v, &mut out);
+        f(&out)
     }
     fn got(g: AccessGuard<'_, &'static [u8]>) -> Option<P> {
         P::take(g.value())
@@ -460,10 +463,8 @@ fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 impl<K: Key, V: Val> Tab<K, V, Table<'_, &'static [u8], &'static [u8]>> {
     pub(crate) fn insert(&mut self, k: K::In<'_>, v: V::In<'_>) -> R<()> {
-        let mut value = Vec::new();
-        V::put(v, &mut value);
-        self.t
-            .insert(encoded::<K>(k).as_slice(), value.as_slice())?;
+        let key = encoded::<K>(k);
+        V::with_bytes(v, |value| self.t.insert(key.as_slice(), value).map(drop))?;
         Ok(())
     }
 
