@@ -10,8 +10,9 @@
 //!
 //! Records are stored postcard-serialised; ids are `u128` keys (ULIDs sort by
 //! time, so id order is creation order). Every table is a `&[u8] -> &[u8]`
-//! redb table typed by [`table::Def`] (keys encoded so byte order is key
-//! order): redb's B-tree code is compiled once for all of them.
+//! redb table, or `&[u8] -> ()` when its rows are keys only, typed by
+//! [`table::Def`] (keys encoded so byte order is key order): redb's B-tree
+//! code is compiled twice for all of them.
 
 pub(crate) mod merges;
 pub(crate) mod table;
@@ -38,8 +39,11 @@ use table::{Bytes, Def, Str, Txn};
 /// settings records carry the calendar-meeting fields. 4: interactions logged from a calendar
 /// event listed in their own table (`idx_event_logs`). 5: every table a `&[u8] -> &[u8]` redb
 /// table with order-preserving keys ([`table`]: the same rows, one B-tree instantiation in the
-/// library instead of 14); the rebuild deletes the typed tables of 1-4 by name.
-pub(crate) const VERSION: u32 = 5;
+/// library instead of 14); the rebuild deletes the typed tables of 1-4 by name. 6: the key-only
+/// tables (names, follow-ups, search, merge groups, references, event logs) `&[u8] -> ()`, which
+/// stores no value offset per row (the file back to its size before 5); a rebuild deletes the
+/// `&[u8] -> &[u8]` ones of 5 by name.
+pub(crate) const VERSION: u32 = 6;
 
 /// Contact records: id -> postcard `Contact`.
 pub(crate) const CONTACTS: Def<u128, Bytes> = Def::new("idx_contacts");

@@ -1,19 +1,29 @@
-//! Typed index tables over one redb table type, `&[u8] -> &[u8]`.
+//! Typed index tables over two redb table types: `&[u8] -> &[u8]` for
+//! tables with values (records) and `&[u8] -> ()` for key-only tables.
 //!
 //! Why: redb compiles its whole B-tree (insert, remove, range, page
 //! splitting and merging) once per (key, value) type pair. The index had 14
 //! distinct pairs (`u128`, `(i64, u128)`, `(&str, u8, u128)`, ... keys),
 //! about 60 KB of machine code each in the phone library. Here every index
-//! table is a `&[u8] -> &[u8]` redb table (a pair the sync tables already
-//! use), and the types live in this thin layer instead: a [`Def`] names a
-//! table with its key type ([`Key`]) and value type ([`Val`]); [`Def::open`]
-//! opens it in a read or write transaction; [`Tab`] encodes keys and values
-//! on the way in and decodes them on the way out.
+//! table is one of two redb tables keyed by bytes, and the types live in
+//! this thin layer instead: a [`Def`] names a table with its key type
+//! ([`Key`]) and value type ([`Val`]); [`Def::open`] opens it in a read or
+//! write transaction; [`Tab`] encodes keys and values on the way in and
+//! decodes them on the way out.
+//!
+//! Why two redb value types and not one: a `&[u8]` value is variable-width,
+//! so redb keeps an end offset per row in every leaf page, even for empty
+//! values. The key-only tables (search tokens, names, follow-ups, merge
+//! groups, references, event logs) are most of the index's rows; storing
+//! them as `()` (fixed width zero, no offset) keeps the file as small as the
+//! typed tables of index versions 1-4 had it (docs/STORE.md, "Index"), for
+//! one more B-tree instantiation (`&[u8] -> &[u8]` the sync tables use too).
+//! [`Val::Stored`] picks the redb value type, so callers never see it.
 //!
 //! Data flow: `Tab::insert(key, value)` -> [`Key::put`] writes an
 //! order-preserving encoding (for every two keys `a < b` exactly when
-//! `enc(a) < enc(b)` byte-wise, which redb's `&[u8]` order is), [`Val::put`]
-//! the value's bytes -> redb. Ranges encode their bounds the same way, so a
+//! `enc(a) < enc(b)` byte-wise, which redb's `&[u8]` order is), [`Val::insert`]
+//! the value (its bytes, or nothing for `()`) -> redb. Ranges encode their bounds the same way, so a
 //! scan over encoded keys visits the same rows in the same order as the
 //! typed table did. Rows read back are decoded; bytes that do not decode are
 //! reported as a damaged index table (reindex repairs it), never a panic.
@@ -28,16 +38,17 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
 use redb::{
-    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition,
-    WriteTransaction,
+    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, StorageError, Table,
+    TableDefinition, WriteTransaction,
 };
 
 use crate::error::StoreError;
 
 type R<T> = Result<T, StoreError>;
 
-/// The one redb table type every index table is.
-pub(crate) type Raw = TableDefinition<'static, &'static [u8], &'static [u8]>;
+/// The redb table an index table is: bytes keys, values stored as `S`
+/// (`&[u8]`, or `()` for key-only tables; [`Val::Stored`]).
+pub(crate) type Raw<S> = TableDefinition<'static, &'static [u8], S>;
 
 /// One field of a key: its order-preserving encoding.
 pub(crate) trait Field {
@@ -199,14 +210,38 @@ where
 
 /// A value type. Values need no order, only a round trip.
 pub(crate) trait Val {
+    /// The redb value type it is stored as: `&[u8]`, or `()` for `()`.
+    type Stored: redb::Value + 'static;
     type In<'a>: Copy;
     /// What a read gives: decoded, or for [`Bytes`] the guard itself (no copy).
     type Got<'g>;
-    /// Calls `f` with the value's bytes (a record's own bytes, not a copy).
-    fn with_bytes<T>(v: Self::In<'_>, f: impl FnOnce(&[u8]) -> T) -> T;
-    fn got<'g>(g: AccessGuard<'g, &'static [u8]>) -> Option<Self::Got<'g>>;
+    /// Inserts `v` under the encoded key `k` (a record's own bytes, not a copy).
+    fn insert(
+        t: &mut Table<'_, &'static [u8], Self::Stored>,
+        k: &[u8],
+        v: Self::In<'_>,
+    ) -> Result<(), StorageError>;
+    fn got<'g>(g: AccessGuard<'g, Self::Stored>) -> Option<Self::Got<'g>>;
     /// The value as the index dump shows it.
-    fn show(b: &[u8]) -> Option<String>;
+    fn show(g: &AccessGuard<'_, Self::Stored>) -> Option<String>;
+}
+
+/// No value: the row's key is all it says. Stored as redb's `()`, which
+/// takes no space in a leaf page (a `&[u8]` value, even empty, costs an
+/// offset per row).
+impl Val for () {
+    type Stored = ();
+    type In<'a> = ();
+    type Got<'g> = ();
+    fn insert(t: &mut Table<'_, &'static [u8], ()>, k: &[u8], (): ()) -> Result<(), StorageError> {
+        t.insert(k, ()).map(drop)
+    }
+    fn got(_: AccessGuard<'_, ()>) -> Option<()> {
+        Some(())
+    }
+    fn show(_: &AccessGuard<'_, ()>) -> Option<String> {
+        Some("()".into())
+    }
 }
 
 /// Opaque bytes (postcard records): read back as redb's guard, `.value()`
@@ -215,16 +250,21 @@ pub(crate) trait Val {
 pub(crate) struct Bytes;
 
 impl Val for Bytes {
+    type Stored = &'static [u8];
     type In<'a> = &'a [u8];
     type Got<'g> = AccessGuard<'g, &'static [u8]>;
-    fn with_bytes<T>(v: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
-        f(v)
+    fn insert(
+        t: &mut Table<'_, &'static [u8], &'static [u8]>,
+        k: &[u8],
+        v: &[u8],
+    ) -> Result<(), StorageError> {
+        t.insert(k, v).map(drop)
     }
     fn got<'g>(g: AccessGuard<'g, &'static [u8]>) -> Option<Self::Got<'g>> {
         Some(g)
     }
-    fn show(b: &[u8]) -> Option<String> {
-        Some(format!("{b:?}"))
+    fn show(g: &AccessGuard<'_, &'static [u8]>) -> Option<String> {
+        Some(format!("{:?}", g.value()))
     }
 }
 
@@ -235,26 +275,29 @@ pub(crate) trait Plain: Sized + Copy + std::fmt::Debug {
 }
 
 impl<P: Plain> Val for P {
+    type Stored = &'static [u8];
     type In<'a> = P;
     type Got<'g> = P;
-    fn with_bytes<T>(v: P, f: impl FnOnce(&[u8]) -> T) -> T {
-        let mut out = Vec::new();
+    fn insert(
+        t: &mut Table<'_, &'static [u8], &'static [u8]>,
+        k: &[u8],
+        v: P,
+    ) -> Result<(), StorageError> {
+        let mut out = Vec::with_capacity(16);
         Plain::put(v, &mut out);
-        f(&out)
+        t.insert(k, out.as_slice()).map(drop)
     }
     fn got(g: AccessGuard<'_, &'static [u8]>) -> Option<P> {
         P::take(g.value())
     }
-    fn show(b: &[u8]) -> Option<String> {
-        P::take(b).map(|v| format!("{v:?}"))
+    fn show(g: &AccessGuard<'_, &'static [u8]>) -> Option<String> {
+        show_plain::<P>(g.value())
     }
 }
 
-impl Plain for () {
-    fn put(self, _: &mut Vec<u8>) {}
-    fn take(b: &[u8]) -> Option<()> {
-        b.is_empty().then_some(())
-    }
+/// A plain value's bytes as the index dump shows them.
+fn show_plain<P: Plain>(b: &[u8]) -> Option<String> {
+    P::take(b).map(|v| format!("{v:?}"))
 }
 
 impl Plain for bool {
@@ -316,15 +359,16 @@ impl<K: Key, V: Val> Def<K, V> {
     }
 
     /// The redb table behind it.
-    pub(crate) const fn raw(self) -> Raw {
+    pub(crate) const fn raw(self) -> Raw<V::Stored> {
         TableDefinition::new(self.name)
     }
 
     /// Opens the table in a read or write transaction.
-    pub(crate) fn open<'t, X: Txn>(self, txn: &'t X) -> R<Tab<K, V, X::Table<'t>>> {
+    pub(crate) fn open<'t, X: Txn>(self, txn: &'t X) -> R<Tab<K, V, X::Table<'t, V::Stored>>> {
         let t = txn.open_raw(self.raw()).map_err(|e| match e {
-            // A typed table of index versions 1-4 (or a later layout) that
-            // a rebuild has not replaced yet (Store::open retries it).
+            // A typed table of index versions 1-4, a `&[u8] -> &[u8]`
+            // key-only table of version 5 (or a later layout) that a rebuild
+            // has not replaced yet (Store::open retries it).
             redb::TableError::TableTypeMismatch { .. } => StoreError::Damaged {
                 what: table_what(self.name),
                 detail: "laid out by another Kith version: run reindex".into(),
@@ -341,22 +385,31 @@ impl<K: Key, V: Val> Def<K, V> {
 
 /// A transaction an index table opens in.
 pub(crate) trait Txn {
-    type Table<'t>: ReadableTable<&'static [u8], &'static [u8]>
+    type Table<'t, S: redb::Value + 'static>: ReadableTable<&'static [u8], S>
     where
         Self: 't;
-    fn open_raw(&self, def: Raw) -> Result<Self::Table<'_>, redb::TableError>;
+    fn open_raw<S: redb::Value + 'static>(
+        &self,
+        def: Raw<S>,
+    ) -> Result<Self::Table<'_, S>, redb::TableError>;
 }
 
 impl Txn for ReadTransaction {
-    type Table<'t> = ReadOnlyTable<&'static [u8], &'static [u8]>;
-    fn open_raw(&self, def: Raw) -> Result<Self::Table<'_>, redb::TableError> {
+    type Table<'t, S: redb::Value + 'static> = ReadOnlyTable<&'static [u8], S>;
+    fn open_raw<S: redb::Value + 'static>(
+        &self,
+        def: Raw<S>,
+    ) -> Result<Self::Table<'_, S>, redb::TableError> {
         self.open_table(def)
     }
 }
 
 impl Txn for WriteTransaction {
-    type Table<'t> = Table<'t, &'static [u8], &'static [u8]>;
-    fn open_raw(&self, def: Raw) -> Result<Self::Table<'_>, redb::TableError> {
+    type Table<'t, S: redb::Value + 'static> = Table<'t, &'static [u8], S>;
+    fn open_raw<S: redb::Value + 'static>(
+        &self,
+        def: Raw<S>,
+    ) -> Result<Self::Table<'_, S>, redb::TableError> {
         self.open_table(def)
     }
 }
@@ -397,7 +450,7 @@ fn bound<K: Key>(b: Bound<&K::In<'_>>) -> Bound<Vec<u8>> {
     }
 }
 
-impl<K: Key, V: Val, T: ReadableTable<&'static [u8], &'static [u8]>> Tab<K, V, T> {
+impl<K: Key, V: Val, T: ReadableTable<&'static [u8], V::Stored>> Tab<K, V, T> {
     pub(crate) fn get(&self, k: K::In<'_>) -> R<Option<V::Got<'_>>> {
         match self.t.get(encoded::<K>(k).as_slice())? {
             None => Ok(None),
@@ -425,7 +478,7 @@ impl<K: Key, V: Val, T: ReadableTable<&'static [u8], &'static [u8]>> Tab<K, V, T
 
     fn rows<'s>(
         &'s self,
-        range: redb::Range<'s, &'static [u8], &'static [u8]>,
+        range: redb::Range<'s, &'static [u8], V::Stored>,
     ) -> R<impl DoubleEndedIterator<Item = R<(K::Out, V::Got<'s>)>> + 's> {
         let name = self.name;
         Ok(range.map(move |row| {
@@ -446,7 +499,7 @@ impl<K: Key, V: Val, T: ReadableTable<&'static [u8], &'static [u8]>> Tab<K, V, T
         for row in self.t.iter()? {
             let (k, v) = row?;
             let key = K::decode(k.value()).ok_or_else(|| damaged(self.name, "key"))?;
-            let value = V::show(v.value()).ok_or_else(|| damaged(self.name, "value"))?;
+            let value = V::show(&v).ok_or_else(|| damaged(self.name, "value"))?;
             out.push(format!("{key:?} => {value}"));
         }
         Ok(out)
@@ -461,10 +514,9 @@ fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-impl<K: Key, V: Val> Tab<K, V, Table<'_, &'static [u8], &'static [u8]>> {
+impl<K: Key, V: Val> Tab<K, V, Table<'_, &'static [u8], V::Stored>> {
     pub(crate) fn insert(&mut self, k: K::In<'_>, v: V::In<'_>) -> R<()> {
-        let key = encoded::<K>(k);
-        V::with_bytes(v, |value| self.t.insert(key.as_slice(), value).map(drop))?;
+        V::insert(&mut self.t, &encoded::<K>(k), v)?;
         Ok(())
     }
 
@@ -617,10 +669,9 @@ mod tests {
                 prop_assert_eq!(enc::<(u128, i64, u128)>(k), b.clone());
             }
             for (v, shown) in [
-                (<()>::take(&b).map(|v| format!("{v:?}")), <() as Val>::show(&b)),
-                (<bool>::take(&b).map(|v| format!("{v:?}")), <bool as Val>::show(&b)),
-                (<u128 as Plain>::take(&b).map(|v| format!("{v:?}")), <u128 as Val>::show(&b)),
-                (<(i64, u64)>::take(&b).map(|v| format!("{v:?}")), <(i64, u64) as Val>::show(&b)),
+                (<bool>::take(&b).map(|v| format!("{v:?}")), show_plain::<bool>(&b)),
+                (<u128 as Plain>::take(&b).map(|v| format!("{v:?}")), show_plain::<u128>(&b)),
+                (<(i64, u64)>::take(&b).map(|v| format!("{v:?}")), show_plain::<(i64, u64)>(&b)),
             ] {
                 prop_assert_eq!(v, shown);
             }
@@ -634,7 +685,6 @@ mod tests {
                 Plain::put(v, &mut out);
                 P::take(&out)
             }
-            prop_assert_eq!(back(()), Some(()));
             prop_assert_eq!(back(flag), Some(flag));
             prop_assert_eq!(back(n), Some(n));
             prop_assert_eq!(back(stats), Some(stats));
@@ -680,11 +730,18 @@ mod tests {
         }
     }
 
-    /// A store whose index an older Kith wrote (typed tables, index version
-    /// 4) opens, is rebuilt into byte tables, and answers every query as
-    /// before; the typed tables are gone.
-    #[test]
-    fn a_store_with_the_typed_index_of_version_4_is_rebuilt_and_answers_the_same() {
+    /// Builds a store with rows in every index table and closes it; then
+    /// `downgrade` rewrites index tables into the layout an older Kith wrote
+    /// (`old_version` is recorded as the index version) and `old_there`
+    /// checks that layout is really there. The next open rebuilds the
+    /// index: it must dump and answer every query as before, record this
+    /// version, and `old_gone` checks the old tables are gone.
+    fn rebuilt_from_an_older_layout(
+        old_version: &[u8],
+        downgrade: impl FnOnce(&WriteTransaction),
+        old_there: impl FnOnce(&ReadTransaction),
+        old_gone: impl FnOnce(&ReadTransaction),
+    ) {
         use crate::index::*;
         use crate::{
             ContactQuery, ContactSort, FollowUpFilter, NewContact, NewFollowUp, NewGoal,
@@ -790,107 +847,17 @@ mod tests {
         {
             let db = redb::Database::open(&path).unwrap();
             let txn = db.begin_write().unwrap();
-            let bytes = |g: AccessGuard<'_, &'static [u8]>| g.value().to_vec();
-            type T<'t, K, V> = Table<'t, K, V>;
-            for def in [
-                CONTACTS,
-                INTERACTIONS,
-                PROJECTS,
-                GOALS,
-                RAW_CONTACTS,
-                INTERACTION_REFS,
-                RAW_GOALS,
-            ] {
-                to_typed(&txn, def, bytes, |t: &mut T<'_, u128, &[u8]>, k, v| {
-                    t.insert(k, v.as_slice()).map(drop)
-                });
-            }
-            to_typed(&txn, SETTINGS, bytes, |t: &mut T<'_, &str, &[u8]>, k, v| {
-                t.insert(k.as_str(), v.as_slice()).map(drop)
-            });
-            to_typed(
-                &txn,
-                CONTACTS_BY_NAME,
-                |v| v,
-                |t: &mut T<'_, (&str, u128), ()>, (n, id), v| {
-                    t.insert((n.as_str(), id), v).map(drop)
-                },
-            );
-            to_typed(
-                &txn,
-                CONTACT_STATS,
-                |v| v,
-                |t: &mut T<'_, u128, (i64, u64)>, k, v| t.insert(k, v).map(drop),
-            );
-            to_typed(
-                &txn,
-                BY_TIME,
-                |v| v,
-                |t: &mut T<'_, (i64, u128), bool>, k, v| t.insert(k, v).map(drop),
-            );
-            to_typed(
-                &txn,
-                BY_CONTACT,
-                |v| v,
-                |t: &mut T<'_, (u128, i64, u128), bool>, k, v| t.insert(k, v).map(drop),
-            );
-            to_typed(
-                &txn,
-                FOLLOWUPS,
-                |v| v,
-                |t: &mut T<'_, (i32, u128, u128), ()>, k, v| t.insert(k, v).map(drop),
-            );
-            to_typed(
-                &txn,
-                SEARCH,
-                |v| v,
-                |t: &mut T<'_, (&str, u8, u128), ()>, (w, kind, id), v| {
-                    t.insert((w.as_str(), kind, id), v).map(drop)
-                },
-            );
-            for def in [MERGE_PTRS, SURVIVORS] {
-                to_typed(
-                    &txn,
-                    def,
-                    |v| v,
-                    |t: &mut T<'_, u128, u128>, k, v| t.insert(k, v).map(drop),
-                );
-            }
-            for def in [GROUPS, REFS_BY_CONTACT] {
-                to_typed(
-                    &txn,
-                    def,
-                    |v| v,
-                    |t: &mut T<'_, (u128, u128), ()>, k, v| t.insert(k, v).map(drop),
-                );
-            }
-            to_typed(
-                &txn,
-                EVENT_LOGS,
-                |v| v,
-                |t: &mut T<'_, u128, ()>, k, v| t.insert(k, v).map(drop),
-            );
+            downgrade(&txn);
             let meta: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
             txn.open_table(meta)
                 .unwrap()
-                .insert("index", b"4".as_slice())
+                .insert("index", old_version)
                 .unwrap();
             txn.commit().unwrap();
         }
-        // The old layout is really there: the new code cannot read it as is.
         {
             let db = redb::Database::open(&path).unwrap();
-            let r = db.begin_read().unwrap();
-            match CONTACTS.open(&r) {
-                Err(e @ StoreError::Damaged { .. }) => {
-                    assert!(e.to_string().contains("run reindex"), "{e}");
-                }
-                Err(e) => panic!("expected Damaged, got {e:?}"),
-                Ok(_) => panic!("the typed table opened as bytes"),
-            }
-            let typed: TableDefinition<'_, (&str, u8, u128), ()> =
-                TableDefinition::new("idx_search");
-            assert!(r.open_table(typed).unwrap().len().unwrap() > 0);
+            old_there(&db.begin_read().unwrap());
         }
 
         let s = Store::open(dir.path()).unwrap();
@@ -899,11 +866,7 @@ mod tests {
         s.close().unwrap();
         let db = redb::Database::open(&path).unwrap();
         let r = db.begin_read().unwrap();
-        let typed: TableDefinition<'_, (&str, u8, u128), ()> = TableDefinition::new("idx_search");
-        assert!(matches!(
-            r.open_table(typed),
-            Err(redb::TableError::TableTypeMismatch { .. })
-        ));
+        old_gone(&r);
         let meta: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
         let version = r
             .open_table(meta)
@@ -914,5 +877,213 @@ mod tests {
             .value()
             .to_vec();
         assert_eq!(version, crate::index::VERSION.to_string().into_bytes());
+    }
+
+    /// A store whose index an older Kith wrote (typed tables, index version
+    /// 4) opens, is rebuilt into byte tables, and answers every query as
+    /// before; the typed tables are gone.
+    #[test]
+    fn a_store_with_the_typed_index_of_version_4_is_rebuilt_and_answers_the_same() {
+        use crate::index::*;
+        rebuilt_from_an_older_layout(
+            b"4",
+            |txn| {
+                let bytes = |g: AccessGuard<'_, &'static [u8]>| g.value().to_vec();
+                type T<'t, K, V> = Table<'t, K, V>;
+                for def in [
+                    CONTACTS,
+                    INTERACTIONS,
+                    PROJECTS,
+                    GOALS,
+                    RAW_CONTACTS,
+                    INTERACTION_REFS,
+                    RAW_GOALS,
+                ] {
+                    to_typed(&txn, def, bytes, |t: &mut T<'_, u128, &[u8]>, k, v| {
+                        t.insert(k, v.as_slice()).map(drop)
+                    });
+                }
+                to_typed(&txn, SETTINGS, bytes, |t: &mut T<'_, &str, &[u8]>, k, v| {
+                    t.insert(k.as_str(), v.as_slice()).map(drop)
+                });
+                to_typed(
+                    &txn,
+                    CONTACTS_BY_NAME,
+                    |v| v,
+                    |t: &mut T<'_, (&str, u128), ()>, (n, id), v| {
+                        t.insert((n.as_str(), id), v).map(drop)
+                    },
+                );
+                to_typed(
+                    &txn,
+                    CONTACT_STATS,
+                    |v| v,
+                    |t: &mut T<'_, u128, (i64, u64)>, k, v| t.insert(k, v).map(drop),
+                );
+                to_typed(
+                    &txn,
+                    BY_TIME,
+                    |v| v,
+                    |t: &mut T<'_, (i64, u128), bool>, k, v| t.insert(k, v).map(drop),
+                );
+                to_typed(
+                    &txn,
+                    BY_CONTACT,
+                    |v| v,
+                    |t: &mut T<'_, (u128, i64, u128), bool>, k, v| t.insert(k, v).map(drop),
+                );
+                to_typed(
+                    &txn,
+                    FOLLOWUPS,
+                    |v| v,
+                    |t: &mut T<'_, (i32, u128, u128), ()>, k, v| t.insert(k, v).map(drop),
+                );
+                to_typed(
+                    &txn,
+                    SEARCH,
+                    |v| v,
+                    |t: &mut T<'_, (&str, u8, u128), ()>, (w, kind, id), v| {
+                        t.insert((w.as_str(), kind, id), v).map(drop)
+                    },
+                );
+                for def in [MERGE_PTRS, SURVIVORS] {
+                    to_typed(
+                        &txn,
+                        def,
+                        |v| v,
+                        |t: &mut T<'_, u128, u128>, k, v| t.insert(k, v).map(drop),
+                    );
+                }
+                for def in [GROUPS, REFS_BY_CONTACT] {
+                    to_typed(
+                        &txn,
+                        def,
+                        |v| v,
+                        |t: &mut T<'_, (u128, u128), ()>, k, v| t.insert(k, v).map(drop),
+                    );
+                }
+                to_typed(
+                    &txn,
+                    EVENT_LOGS,
+                    |v| v,
+                    |t: &mut T<'_, u128, ()>, k, v| t.insert(k, v).map(drop),
+                );
+            },
+            // The new code cannot read the old layout as is.
+            |r| {
+                match CONTACTS.open(r) {
+                    Err(e @ StoreError::Damaged { .. }) => {
+                        assert!(e.to_string().contains("run reindex"), "{e}");
+                    }
+                    Err(e) => panic!("expected Damaged, got {e:?}"),
+                    Ok(_) => panic!("the typed table opened as bytes"),
+                }
+                let typed: TableDefinition<'_, (&str, u8, u128), ()> =
+                    TableDefinition::new("idx_search");
+                assert!(r.open_table(typed).unwrap().len().unwrap() > 0);
+            },
+            |r| {
+                let typed: TableDefinition<'_, (&str, u8, u128), ()> =
+                    TableDefinition::new("idx_search");
+                assert!(matches!(
+                    r.open_table(typed),
+                    Err(redb::TableError::TableTypeMismatch { .. })
+                ));
+            },
+        );
+    }
+
+    /// The key-only tables of index version 5: `&[u8] -> &[u8]` with an
+    /// empty value per row (same keys as now).
+    const KEY_ONLY_TABLES: [&str; 6] = [
+        "idx_contacts_by_name",
+        "idx_followups_by_due",
+        "idx_search",
+        "idx_merge_groups",
+        "idx_refs_by_contact",
+        "idx_event_logs",
+    ];
+
+    fn v5_def(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+        TableDefinition::new(name)
+    }
+
+    /// A store whose index version 5 wrote (key-only tables with an empty
+    /// `&[u8]` value per row) opens, is rebuilt with `()` values, and
+    /// answers every query as before; the version-5 tables are gone, and
+    /// the search table's page metadata is smaller (the point of v6).
+    #[test]
+    fn a_store_with_the_byte_valued_index_of_version_5_is_rebuilt_and_answers_the_same() {
+        use crate::index::*;
+        // Every key-only table the index has is one the downgrade rewrites.
+        assert_eq!(
+            [
+                CONTACTS_BY_NAME.name,
+                FOLLOWUPS.name,
+                SEARCH.name,
+                GROUPS.name,
+                REFS_BY_CONTACT.name,
+                EVENT_LOGS.name,
+            ],
+            KEY_ONLY_TABLES
+        );
+        let search_v5_bytes = std::cell::Cell::new(0u64);
+        // Page metadata (headers, per-row offsets); stored and fragmented
+        // bytes fill whole pages either way in a store this small.
+        let space = |st: redb::TableStats| st.metadata_bytes();
+        rebuilt_from_an_older_layout(
+            b"5",
+            |txn| {
+                for name in KEY_ONLY_TABLES {
+                    let keys: Vec<Vec<u8>> = {
+                        let t = txn
+                            .open_table(TableDefinition::<&[u8], ()>::new(name))
+                            .unwrap();
+                        t.iter()
+                            .unwrap()
+                            .map(|r| r.unwrap().0.value().to_vec())
+                            .collect()
+                    };
+                    assert!(
+                        txn.delete_table(TableDefinition::<&[u8], ()>::new(name))
+                            .unwrap()
+                    );
+                    let mut t = txn.open_table(v5_def(name)).unwrap();
+                    for k in keys {
+                        t.insert(k.as_slice(), b"".as_slice()).unwrap();
+                    }
+                }
+            },
+            |r| {
+                match SEARCH.open(r) {
+                    Err(e @ StoreError::Damaged { .. }) => {
+                        assert!(e.to_string().contains("run reindex"), "{e}");
+                    }
+                    Err(e) => panic!("expected Damaged, got {e:?}"),
+                    Ok(_) => panic!("a version-5 table opened as key-only"),
+                }
+                let t = r.open_table(v5_def(SEARCH.name)).unwrap();
+                assert!(t.len().unwrap() > 0);
+                search_v5_bytes.set(space(t.stats().unwrap()));
+            },
+            |r| {
+                for name in KEY_ONLY_TABLES {
+                    assert!(
+                        matches!(
+                            r.open_table(v5_def(name)),
+                            Err(redb::TableError::TableTypeMismatch { .. })
+                        ),
+                        "{name}"
+                    );
+                }
+                let t = SEARCH.open(r).unwrap();
+                let now = space(t.t.stats().unwrap());
+                assert!(
+                    now < search_v5_bytes.get(),
+                    "search table metadata {now} B, was {} B",
+                    search_v5_bytes.get()
+                );
+            },
+        );
     }
 }
