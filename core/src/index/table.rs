@@ -742,7 +742,6 @@ mod tests {
         old_there: impl FnOnce(&ReadTransaction),
         old_gone: impl FnOnce(&ReadTransaction),
     ) {
-        use crate::index::*;
         use crate::{
             ContactQuery, ContactSort, FollowUpFilter, NewContact, NewFollowUp, NewGoal,
             NewInteraction, NewProject, ParticipantRef, Store, TimelineQuery,
@@ -899,15 +898,15 @@ mod tests {
                     INTERACTION_REFS,
                     RAW_GOALS,
                 ] {
-                    to_typed(&txn, def, bytes, |t: &mut T<'_, u128, &[u8]>, k, v| {
+                    to_typed(txn, def, bytes, |t: &mut T<'_, u128, &[u8]>, k, v| {
                         t.insert(k, v.as_slice()).map(drop)
                     });
                 }
-                to_typed(&txn, SETTINGS, bytes, |t: &mut T<'_, &str, &[u8]>, k, v| {
+                to_typed(txn, SETTINGS, bytes, |t: &mut T<'_, &str, &[u8]>, k, v| {
                     t.insert(k.as_str(), v.as_slice()).map(drop)
                 });
                 to_typed(
-                    &txn,
+                    txn,
                     CONTACTS_BY_NAME,
                     |v| v,
                     |t: &mut T<'_, (&str, u128), ()>, (n, id), v| {
@@ -915,31 +914,31 @@ mod tests {
                     },
                 );
                 to_typed(
-                    &txn,
+                    txn,
                     CONTACT_STATS,
                     |v| v,
                     |t: &mut T<'_, u128, (i64, u64)>, k, v| t.insert(k, v).map(drop),
                 );
                 to_typed(
-                    &txn,
+                    txn,
                     BY_TIME,
                     |v| v,
                     |t: &mut T<'_, (i64, u128), bool>, k, v| t.insert(k, v).map(drop),
                 );
                 to_typed(
-                    &txn,
+                    txn,
                     BY_CONTACT,
                     |v| v,
                     |t: &mut T<'_, (u128, i64, u128), bool>, k, v| t.insert(k, v).map(drop),
                 );
                 to_typed(
-                    &txn,
+                    txn,
                     FOLLOWUPS,
                     |v| v,
                     |t: &mut T<'_, (i32, u128, u128), ()>, k, v| t.insert(k, v).map(drop),
                 );
                 to_typed(
-                    &txn,
+                    txn,
                     SEARCH,
                     |v| v,
                     |t: &mut T<'_, (&str, u8, u128), ()>, (w, kind, id), v| {
@@ -948,7 +947,7 @@ mod tests {
                 );
                 for def in [MERGE_PTRS, SURVIVORS] {
                     to_typed(
-                        &txn,
+                        txn,
                         def,
                         |v| v,
                         |t: &mut T<'_, u128, u128>, k, v| t.insert(k, v).map(drop),
@@ -956,14 +955,14 @@ mod tests {
                 }
                 for def in [GROUPS, REFS_BY_CONTACT] {
                     to_typed(
-                        &txn,
+                        txn,
                         def,
                         |v| v,
                         |t: &mut T<'_, (u128, u128), ()>, k, v| t.insert(k, v).map(drop),
                     );
                 }
                 to_typed(
-                    &txn,
+                    txn,
                     EVENT_LOGS,
                     |v| v,
                     |t: &mut T<'_, u128, ()>, k, v| t.insert(k, v).map(drop),
