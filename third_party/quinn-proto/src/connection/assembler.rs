@@ -38,14 +38,6 @@ impl Assembler {
         }
     }
 
-    /// kith: drop everything buffered, keeping the read offset and the end; used
-    /// when a packet space's keys are discarded and it can never receive again
-    pub(super) fn release_all(&mut self) {
-        self.data = BinaryHeap::new();
-        self.buffered = 0;
-        self.allocated = 0;
-    }
-
     /// Reset to the initial state
     pub(super) fn reinit(&mut self) {
         let old_data = mem::take(&mut self.data);

@@ -271,16 +271,85 @@ impl PacketSpace {
     }
 }
 
-impl Index<SpaceId> for [PacketSpace; 3] {
-    type Output = PacketSpace;
-    fn index(&self, space: SpaceId) -> &PacketSpace {
-        &self.as_ref()[space as usize]
+/// kith: the three packet spaces, with Initial and Handshake boxed and freed once
+/// their keys are discarded (upstream keeps `[PacketSpace; 3]` inline, about
+/// 1.5 KiB of a connection that never uses the first two again).
+///
+/// A freed space reads as a fresh, keyless `PacketSpace` (one shared instance):
+/// without keys it can neither decrypt nor send, which is all a discarded space
+/// is. A write to a freed space allocates a fresh one, so no caller can fail.
+pub(super) struct Spaces {
+    initial: Option<Box<PacketSpace>>,
+    handshake: Option<Box<PacketSpace>>,
+    data: PacketSpace,
+    /// For a space allocated again after it was freed
+    created: Instant,
+}
+
+impl Spaces {
+    pub(super) fn new(initial: PacketSpace, now: Instant) -> Self {
+        Self {
+            initial: Some(Box::new(initial)),
+            handshake: Some(Box::new(PacketSpace::new(now))),
+            data: PacketSpace::new(now),
+            created: now,
+        }
+    }
+
+    /// Whether `space` was freed by `release`
+    pub(super) fn is_released(&self, space: SpaceId) -> bool {
+        match space {
+            SpaceId::Initial => self.initial.is_none(),
+            SpaceId::Handshake => self.handshake.is_none(),
+            SpaceId::Data => false,
+        }
+    }
+
+    /// Frees a space whose keys were discarded (never the Data space)
+    pub(super) fn release(&mut self, space: SpaceId) {
+        match space {
+            SpaceId::Initial => self.initial = None,
+            SpaceId::Handshake => self.handshake = None,
+            SpaceId::Data => {}
+        }
     }
 }
 
-impl IndexMut<SpaceId> for [PacketSpace; 3] {
+/// What a freed packet space reads as: no keys, nothing in flight or pending
+fn discarded_space() -> &'static PacketSpace {
+    static DISCARDED: std::sync::OnceLock<PacketSpace> = std::sync::OnceLock::new();
+    DISCARDED.get_or_init(|| PacketSpace::new(Instant::now()))
+}
+
+impl Index<SpaceId> for Spaces {
+    type Output = PacketSpace;
+    fn index(&self, space: SpaceId) -> &PacketSpace {
+        match space {
+            SpaceId::Initial => match self.initial.as_deref() {
+                Some(space) => space,
+                None => discarded_space(),
+            },
+            SpaceId::Handshake => match self.handshake.as_deref() {
+                Some(space) => space,
+                None => discarded_space(),
+            },
+            SpaceId::Data => &self.data,
+        }
+    }
+}
+
+impl IndexMut<SpaceId> for Spaces {
     fn index_mut(&mut self, space: SpaceId) -> &mut PacketSpace {
-        &mut self.as_mut()[space as usize]
+        let created = self.created;
+        match space {
+            SpaceId::Initial => self
+                .initial
+                .get_or_insert_with(|| Box::new(PacketSpace::new(created))),
+            SpaceId::Handshake => self
+                .handshake
+                .get_or_insert_with(|| Box::new(PacketSpace::new(created))),
+            SpaceId::Data => &mut self.data,
+        }
     }
 }
 

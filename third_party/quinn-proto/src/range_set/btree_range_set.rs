@@ -206,6 +206,11 @@ impl RangeSet {
     pub fn pop_min(&mut self) -> Option<Range<u64>> {
         let result = self.peek_min()?;
         self.0.remove(&result.start);
+        if self.0.is_empty() {
+            // kith: an emptied BTreeMap keeps its root node; a stream's send
+            // buffer pops its acknowledged ranges to empty after every burst
+            self.0 = BTreeMap::new();
+        }
         Some(result)
     }
 }
