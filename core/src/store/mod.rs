@@ -1659,8 +1659,9 @@ pub(crate) fn write_chunk(
 /// re-encoding the changes a page brought (`save_after` rebuilds each one
 /// from the op set) cost as much as a sixth of the merge. Only valid when
 /// `raw` holds every change between the saved heads and the current ones;
-/// the caller checks that. A document not stored yet gets a full save
-/// instead (a chunk of changes alone would lack the genesis they depend on).
+/// the caller checks that (for a document not stored yet: from its
+/// deterministic genesis, which is then stored first as its own full save,
+/// since a chunk of changes alone would lack the genesis they depend on).
 pub(crate) fn write_raw_chunk(
     txn: &WriteTransaction,
     id: DocId,
@@ -1674,7 +1675,14 @@ pub(crate) fn write_raw_chunk(
     let name = id.to_string();
     let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
     if meta.chunk_count == 0 {
-        return write_chunk(txn, id, l);
+        let genesis = schema::new_document(id.kind(), l.doc.get_actor())?.save();
+        txn.open_table(CHUNKS)?.insert(
+            (name.as_str(), meta.next_seq),
+            sealed_chunk(&genesis).as_slice(),
+        )?;
+        meta.next_seq += 1;
+        meta.chunk_count += 1;
+        meta.full_bytes = genesis.len() as u64;
     }
     txn.open_table(CHUNKS)?
         .insert((name.as_str(), meta.next_seq), sealed_chunk(raw).as_slice())?;

@@ -337,6 +337,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Makes `doc` present in memory, as its deterministic genesis if the
+    /// store lacks it (written with its first merge): what sync checks
+    /// received changes' dependencies against.
+    pub(crate) fn materialize(&mut self, doc: DocId) -> Result<(), StoreError> {
+        self.loaded_or_new(doc).map(|_| ())
+    }
+
     fn loaded_or_new(&mut self, doc: DocId) -> Result<&mut LoadedDoc, StoreError> {
         self.ensure_loaded(doc)?;
         if !self.docs.contains_key(&doc) {
@@ -486,9 +493,16 @@ impl Store {
         let before = l.doc.get_heads();
         // During a deferred log bootstrap the received changes themselves
         // become the chunk (see `write_raw_chunk`), when the document had
-        // nothing unsaved: then they are exactly what moves it past its
-        // saved heads (duplicates of changes it has load as no-ops).
-        let raw = (deferred && !changes.is_empty() && l.saved_heads == before).then(|| {
+        // nothing unsaved and no changes queued for missing dependencies
+        // (this merge could release those too): then they are exactly what
+        // moves it past its saved heads (duplicates load as no-ops).
+        let nothing_unsaved =
+            l.saved_heads == before || (l.saved_heads.is_empty() && is_genesis(doc, &before));
+        let raw = (deferred
+            && !changes.is_empty()
+            && nothing_unsaved
+            && l.doc.get_missing_deps(&[]).is_empty())
+        .then(|| {
             let mut raw = Vec::with_capacity(changes.iter().map(|c| c.raw_bytes().len()).sum());
             for c in &mut changes {
                 raw.extend_from_slice(&c.bytes());

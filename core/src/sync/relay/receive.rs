@@ -174,12 +174,10 @@ fn apply_parsed_with_pending(
     new: Vec<Change>,
     extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
 ) -> Result<Merged, StoreError> {
-    store.ensure_loaded(doc)?;
-    if !store.docs.contains_key(&doc) {
-        // Materialise the document (its deterministic genesis) so the
-        // dependency check below sees the genesis change.
-        store.apply_remote_changes(doc, &[], |_| Ok(()))?;
-    }
+    // Materialise the document (its deterministic genesis) so the
+    // dependency check below sees the genesis change; in memory only (it is
+    // stored with the merge, in that merge's transaction).
+    store.materialize(doc)?;
     let name = doc.to_string();
     let mut candidates: Vec<Change> = Vec::new();
     let mut seen = HashSet::new();
