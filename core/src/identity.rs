@@ -246,7 +246,7 @@ pub fn verify(
 
 /// Lower-case hex of bytes (ids in logs and file names).
 pub fn hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
+    kith_protocol::text::hex_lower(bytes)
 }
 
 /// Everything a device keeps secret (key file version 2): its ed25519 key,

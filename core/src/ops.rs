@@ -24,8 +24,6 @@ use crate::model::{
 use crate::schema;
 use crate::store::{Store, Tx};
 
-use redb::{ReadableTable, ReadableTableMetadata};
-
 pub use kith_model::model::InsightsRecords;
 
 /// Longest accepted name/summary/title, in characters.
@@ -1407,7 +1405,7 @@ impl Store {
     /// The settings (from the index).
     pub fn settings(&self) -> Result<Settings, StoreError> {
         let txn = self.read_txn()?;
-        let t = txn.open_table(index::SETTINGS)?;
+        let t = index::SETTINGS.open(&txn)?;
         match t.get(index::SETTINGS_ROW)? {
             Some(v) => index::decode_settings(v.value()),
             None => Ok(Settings::default()),
@@ -1615,16 +1613,16 @@ impl Store {
     pub fn contacts(&self, q: &ContactQuery) -> Result<Vec<Contact>, StoreError> {
         let limit = q.limit.min(PAGE_MAX);
         let txn = self.read_txn()?;
-        let records = txn.open_table(index::CONTACTS)?;
+        let records = index::CONTACTS.open(&txn)?;
         let keep = |c: &Contact| q.include_archived || !c.archived;
         match q.sort {
             ContactSort::Name => {
-                let by_name = txn.open_table(index::CONTACTS_BY_NAME)?;
+                let by_name = index::CONTACTS_BY_NAME.open(&txn)?;
                 let mut out = Vec::new();
                 let mut skipped = 0;
                 for row in by_name.iter()? {
                     let (k, _) = row?;
-                    let Some(v) = records.get(k.value().1)? else {
+                    let Some(v) = records.get(k.1)? else {
                         continue;
                     };
                     let c = index::decode_contact(v.value())?;
@@ -1660,25 +1658,25 @@ impl Store {
     /// Every contact (archived and merged included), from the index.
     pub fn all_contacts(&self) -> Result<Vec<Contact>, StoreError> {
         let txn = self.read_txn()?;
-        index::all_records(&txn.open_table(index::CONTACTS)?, "contacts")
+        index::all_records(&index::CONTACTS.open(&txn)?, "contacts")
     }
 
     /// Every interaction (deleted included: check `deleted_ms`), from the index.
     pub fn all_interactions(&self) -> Result<Vec<Interaction>, StoreError> {
         let txn = self.read_txn()?;
-        index::all_records(&txn.open_table(index::INTERACTIONS)?, "interactions")
+        index::all_records(&index::INTERACTIONS.open(&txn)?, "interactions")
     }
 
     /// Every project.
     pub fn all_projects(&self) -> Result<Vec<Project>, StoreError> {
         let txn = self.read_txn()?;
-        index::all_records(&txn.open_table(index::PROJECTS)?, "projects")
+        index::all_records(&index::PROJECTS.open(&txn)?, "projects")
     }
 
     /// Every goal.
     pub fn all_goals(&self) -> Result<Vec<Goal>, StoreError> {
         let txn = self.read_txn()?;
-        index::all_records(&txn.open_table(index::GOALS)?, "goals")
+        index::all_records(&index::GOALS.open(&txn)?, "goals")
     }
 
     /// What insights read, from the index in one read transaction (no
@@ -1689,15 +1687,15 @@ impl Store {
     /// full records.
     pub fn insights_records(&self) -> Result<InsightsRecords, StoreError> {
         let txn = self.read_txn()?;
-        let contacts = index::all_records(&txn.open_table(index::CONTACTS)?, "contacts")?;
-        let table = txn.open_table(index::INTERACTIONS)?;
+        let contacts = index::all_records(&index::CONTACTS.open(&txn)?, "contacts")?;
+        let table = index::INTERACTIONS.open(&txn)?;
         let mut interactions = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
         for row in table.iter()? {
             let (_, v) = row?;
             interactions.push(index::decode_interaction_lean(v.value())?);
         }
-        let goals = index::all_records(&txn.open_table(index::GOALS)?, "goals")?;
-        let settings = match txn.open_table(index::SETTINGS)?.get(index::SETTINGS_ROW)? {
+        let goals = index::all_records(&index::GOALS.open(&txn)?, "goals")?;
+        let settings = match index::SETTINGS.open(&txn)?.get(index::SETTINGS_ROW)? {
             Some(v) => index::decode_settings(v.value())?,
             None => Settings::default(),
         };
@@ -1727,10 +1725,10 @@ impl Store {
     /// Interaction stats of one contact.
     pub fn contact_stats(&self, id: ContactId) -> Result<ContactStats, StoreError> {
         let txn = self.read_txn()?;
-        let t = txn.open_table(index::CONTACT_STATS)?;
+        let t = index::CONTACT_STATS.open(&txn)?;
         Ok(match t.get(id.to_u128())? {
             Some(v) => {
-                let (last, count) = v.value();
+                let (last, count) = v;
                 ContactStats {
                     last_interaction_ms: Some(last),
                     interaction_count: count,
@@ -1743,13 +1741,13 @@ impl Store {
     /// Interaction stats of every contact that has any.
     pub fn all_contact_stats(&self) -> Result<BTreeMap<ContactId, ContactStats>, StoreError> {
         let txn = self.read_txn()?;
-        let t = txn.open_table(index::CONTACT_STATS)?;
+        let t = index::CONTACT_STATS.open(&txn)?;
         let mut out = BTreeMap::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            let (last, count) = v.value();
+            let (last, count) = v;
             out.insert(
-                ContactId::from_u128(k.value()),
+                ContactId::from_u128(k),
                 ContactStats {
                     last_interaction_ms: Some(last),
                     interaction_count: count,
@@ -1763,7 +1761,7 @@ impl Store {
     pub fn timeline(&self, q: &TimelineQuery) -> Result<Vec<Interaction>, OpError> {
         let limit = q.limit.min(PAGE_MAX);
         let txn = self.read_txn()?;
-        let records = txn.open_table(index::INTERACTIONS)?;
+        let records = index::INTERACTIONS.open(&txn)?;
         let mut ids = Vec::new();
         let mut skipped = 0;
         let mut take = |id: u128, deleted: bool| {
@@ -1779,10 +1777,10 @@ impl Store {
         };
         match q.contact {
             None => {
-                let t = txn.open_table(index::BY_TIME)?;
+                let t = index::BY_TIME.open(&txn)?;
                 for row in t.iter()?.rev() {
                     let (k, v) = row?;
-                    if !take(k.value().1, v.value()) {
+                    if !take(k.1, v) {
                         break;
                     }
                 }
@@ -1791,14 +1789,14 @@ impl Store {
                 if index::get_contact(&txn, c)?.is_none() {
                     return Err(OpError::UnknownContact(c));
                 }
-                let t = txn.open_table(index::BY_CONTACT)?;
+                let t = index::BY_CONTACT.open(&txn)?;
                 let c = c.to_u128();
                 for row in t
                     .range((c, i64::MIN, 0u128)..=(c, i64::MAX, u128::MAX))?
                     .rev()
                 {
                     let (k, v) = row?;
-                    if !take(k.value().2, v.value()) {
+                    if !take(k.2, v) {
                         break;
                     }
                 }

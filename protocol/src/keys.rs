@@ -30,12 +30,8 @@ pub fn decode_key_text(s: &str) -> Result<[u8; 32], KeyError> {
     };
     let s = s.trim();
     let bytes = match s.len() {
-        52 => data_encoding::BASE32_NOPAD
-            .decode(s.to_ascii_uppercase().as_bytes())
-            .map_err(|_| bad())?,
-        64 => data_encoding::HEXLOWER_PERMISSIVE
-            .decode(s.as_bytes())
-            .map_err(|_| bad())?,
+        52 => crate::text::base32_decode(s).ok_or_else(bad)?,
+        64 => crate::text::hex_decode(s).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad())
@@ -43,9 +39,7 @@ pub fn decode_key_text(s: &str) -> Result<[u8; 32], KeyError> {
 
 /// Encodes 32 bytes as lower-case unpadded base32 (52 characters).
 pub fn encode_key_text(bytes: &[u8; 32]) -> String {
-    data_encoding::BASE32_NOPAD
-        .encode(bytes)
-        .to_ascii_lowercase()
+    crate::text::base32_lower(bytes)
 }
 
 macro_rules! key_type {
@@ -121,7 +115,7 @@ mod tests {
         assert_eq!(text.len(), 52);
         assert_eq!(text.parse::<AccountId>().unwrap(), id);
         assert_eq!(text.to_uppercase().parse::<AccountId>().unwrap(), id);
-        let hex = data_encoding::HEXLOWER.encode(&id.0);
+        let hex = crate::text::hex_lower(&id.0);
         assert_eq!(hex.parse::<AccountId>().unwrap(), id);
     }
 

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod membership;
 pub mod msg;
 pub mod sign;
+pub mod text;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -3,6 +3,7 @@
 //! kith-core's import planning. Pure values: no store, no document.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -133,7 +134,12 @@ impl ContactDraft {
         // Serialising plain strings, options and sets cannot fail; an empty
         // fallback would still be deterministic.
         let bytes = serde_json::to_vec(&c).unwrap_or_default();
-        data_encoding::HEXLOWER.encode(&Sha256::digest(&bytes))
+        let mut hex = String::with_capacity(64);
+        for b in Sha256::digest(&bytes) {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex
     }
 }
 

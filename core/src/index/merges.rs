@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 
 use super::{R, decode, encode};
 use crate::ids::ContactId;
@@ -314,24 +314,23 @@ pub(crate) fn view_goal(raw: &Goal, surv: &impl Fn(ContactId) -> R<ContactId>) -
 
 /// The survivor of `id` as the index records it now.
 pub(crate) fn survivor_of(txn: &WriteTransaction, id: ContactId) -> R<ContactId> {
-    let t = txn.open_table(super::SURVIVORS)?;
-    Ok(t.get(id.to_u128())?
-        .map_or(id, |v| ContactId::from_u128(v.value())))
+    let t = super::SURVIVORS.open(txn)?;
+    Ok(t.get(id.to_u128())?.map_or(id, ContactId::from_u128))
 }
 
 /// Every (merged-away contact -> survivor) the index records.
 pub(crate) fn load_survivors(txn: &WriteTransaction) -> R<BTreeMap<u128, u128>> {
-    let t = txn.open_table(super::SURVIVORS)?;
+    let t = super::SURVIVORS.open(txn)?;
     let mut out = BTreeMap::new();
     for row in t.iter()? {
         let (k, v) = row?;
-        out.insert(k.value(), v.value());
+        out.insert(k, v);
     }
     Ok(out)
 }
 
 pub(crate) fn get_raw_contact(txn: &WriteTransaction, id: ContactId) -> R<Option<Contact>> {
-    let t = txn.open_table(super::RAW_CONTACTS)?;
+    let t = super::RAW_CONTACTS.open(txn)?;
     t.get(id.to_u128())?
         .map(|v| decode(v.value(), "contacts_raw"))
         .transpose()
@@ -339,12 +338,12 @@ pub(crate) fn get_raw_contact(txn: &WriteTransaction, id: ContactId) -> R<Option
 
 /// The members (merged-away contacts) of the group `survivor` leads.
 pub(crate) fn members_of(txn: &WriteTransaction, survivor: ContactId) -> R<Vec<ContactId>> {
-    let t = txn.open_table(super::GROUPS)?;
+    let t = super::GROUPS.open(txn)?;
     let s = survivor.to_u128();
     let mut out = Vec::new();
     for row in t.range((s, 0u128)..=(s, u128::MAX))? {
         let (k, _) = row?;
-        out.push(ContactId::from_u128(k.value().1));
+        out.push(ContactId::from_u128(k.1));
     }
     Ok(out)
 }
@@ -371,16 +370,16 @@ pub(crate) fn refresh_group(txn: &WriteTransaction, survivor: ContactId) -> R<()
 /// contact, interaction and goal whose resolution moved.
 pub(crate) fn settle(txn: &WriteTransaction) -> R<()> {
     let pointers: BTreeMap<u128, u128> = {
-        let t = txn.open_table(super::MERGE_PTRS)?;
+        let t = super::MERGE_PTRS.open(txn)?;
         let mut out = BTreeMap::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            out.insert(k.value(), v.value());
+            out.insert(k, v);
         }
         out
     };
     let new = {
-        let raw = txn.open_table(super::RAW_CONTACTS)?;
+        let raw = super::RAW_CONTACTS.open(txn)?;
         let mut exists: BTreeMap<u128, bool> = BTreeMap::new();
         for t in pointers.values() {
             exists.insert(*t, raw.get(*t)?.is_some());
@@ -398,8 +397,8 @@ pub(crate) fn settle(txn: &WriteTransaction) -> R<()> {
         return Ok(());
     }
     {
-        let mut st = txn.open_table(super::SURVIVORS)?;
-        let mut gt = txn.open_table(super::GROUPS)?;
+        let mut st = super::SURVIVORS.open(txn)?;
+        let mut gt = super::GROUPS.open(txn)?;
         for c in &moved {
             if let Some(s) = old.get(c) {
                 st.remove(*c)?;
@@ -426,11 +425,11 @@ pub(crate) fn settle(txn: &WriteTransaction) -> R<()> {
     // Interactions naming a moved contact.
     let mut iids = BTreeSet::new();
     {
-        let t = txn.open_table(super::REFS_BY_CONTACT)?;
+        let t = super::REFS_BY_CONTACT.open(txn)?;
         for c in &moved {
             for row in t.range((*c, 0u128)..=(*c, u128::MAX))? {
                 let (k, _) = row?;
-                iids.insert(k.value().1);
+                iids.insert(k.1);
             }
         }
     }
@@ -460,7 +459,7 @@ pub(crate) fn settle(txn: &WriteTransaction) -> R<()> {
     }
     super::refresh_stats(txn, &affected)?;
     // Goals are few: re-resolve every one naming a moved contact.
-    let raw_goals: Vec<Goal> = super::all_records(&txn.open_table(super::RAW_GOALS)?, "goals_raw")?;
+    let raw_goals: Vec<Goal> = super::all_records(&super::RAW_GOALS.open(txn)?, "goals_raw")?;
     for g in raw_goals {
         if g.contacts.iter().any(|c| moved.contains(&c.to_u128())) {
             super::put_goal_view(txn, &view_goal(&g, &surv)?)?;
@@ -470,7 +469,7 @@ pub(crate) fn settle(txn: &WriteTransaction) -> R<()> {
 }
 
 pub(crate) fn get_refs(txn: &WriteTransaction, iid: u128) -> R<Option<RawRefs>> {
-    let t = txn.open_table(super::INTERACTION_REFS)?;
+    let t = super::INTERACTION_REFS.open(txn)?;
     t.get(iid)?
         .map(|v| decode(v.value(), "interaction_refs"))
         .transpose()
@@ -480,7 +479,7 @@ pub(crate) fn get_refs(txn: &WriteTransaction, iid: u128) -> R<Option<RawRefs>> 
 pub(crate) fn put_refs(txn: &WriteTransaction, iid: u128, refs: &RawRefs) -> R<()> {
     let old = get_refs(txn, iid)?;
     let new_cs = ref_contacts(refs);
-    let mut by_c = txn.open_table(super::REFS_BY_CONTACT)?;
+    let mut by_c = super::REFS_BY_CONTACT.open(txn)?;
     if let Some(old) = &old {
         for c in ref_contacts(old).difference(&new_cs) {
             by_c.remove((c.to_u128(), iid))?;
@@ -489,7 +488,8 @@ pub(crate) fn put_refs(txn: &WriteTransaction, iid: u128, refs: &RawRefs) -> R<(
     for c in &new_cs {
         by_c.insert((c.to_u128(), iid), ())?;
     }
-    txn.open_table(super::INTERACTION_REFS)?
+    super::INTERACTION_REFS
+        .open(txn)?
         .insert(iid, encode(refs, "interaction_refs")?.as_slice())?;
     Ok(())
 }

@@ -9,21 +9,25 @@
 //! that the two paths produce identical tables ([`dump`]).
 //!
 //! Records are stored postcard-serialised; ids are `u128` keys (ULIDs sort by
-//! time, so id order is creation order).
+//! time, so id order is creation order). Every table is a `&[u8] -> &[u8]`
+//! redb table typed by [`table::Def`] (keys encoded so byte order is key
+//! order): redb's B-tree code is compiled once for all of them.
 
 pub(crate) mod merges;
+pub(crate) mod table;
 pub(crate) use kith_model::text;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate};
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::StoreError;
 use crate::ids::{ContactId, FollowUpId, InteractionId};
 use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
+use table::{Bytes, Def, Str, Txn};
 
 /// Version of what the index tables hold, stored in `meta["index"]`. Bump it
 /// whenever the rows written for the same records change (tokens, name
@@ -32,71 +36,55 @@ use crate::model::{Contact, Goal, Interaction, Project, Settings, TimestampMs};
 /// 1: NFKD + marks stripped. 2: Latin letters folded, every spelling indexed.
 /// 3: contact references resolved to merge survivors; interaction and
 /// settings records carry the calendar-meeting fields. 4: interactions logged from a calendar
-/// event listed in their own table (`idx_event_logs`).
-pub(crate) const VERSION: u32 = 4;
+/// event listed in their own table (`idx_event_logs`). 5: every table a `&[u8] -> &[u8]` redb
+/// table with order-preserving keys ([`table`]: the same rows, one B-tree instantiation in the
+/// library instead of 14); the rebuild deletes the typed tables of 1-4 by name.
+pub(crate) const VERSION: u32 = 5;
 
 /// Contact records: id -> postcard `Contact`.
-pub(crate) const CONTACTS: TableDefinition<'static, u128, &[u8]> =
-    TableDefinition::new("idx_contacts");
+pub(crate) const CONTACTS: Def<u128, Bytes> = Def::new("idx_contacts");
 /// (normalised name, id) -> ().
-pub(crate) const CONTACTS_BY_NAME: TableDefinition<'static, (&str, u128), ()> =
-    TableDefinition::new("idx_contacts_by_name");
+pub(crate) const CONTACTS_BY_NAME: Def<(Str, u128), ()> = Def::new("idx_contacts_by_name");
 /// contact id -> (last interaction ms, count) over non-deleted interactions.
-pub(crate) const CONTACT_STATS: TableDefinition<'static, u128, (i64, u64)> =
-    TableDefinition::new("idx_contact_stats");
+pub(crate) const CONTACT_STATS: Def<u128, (i64, u64)> = Def::new("idx_contact_stats");
 /// Interaction records: id -> postcard `Interaction`.
-pub(crate) const INTERACTIONS: TableDefinition<'static, u128, &[u8]> =
-    TableDefinition::new("idx_interactions");
+pub(crate) const INTERACTIONS: Def<u128, Bytes> = Def::new("idx_interactions");
 /// (at_ms, id) -> deleted.
-pub(crate) const BY_TIME: TableDefinition<'static, (i64, u128), bool> =
-    TableDefinition::new("idx_interactions_by_time");
+pub(crate) const BY_TIME: Def<(i64, u128), bool> = Def::new("idx_interactions_by_time");
 /// (contact, at_ms, interaction) -> deleted.
-pub(crate) const BY_CONTACT: TableDefinition<'static, (u128, i64, u128), bool> =
-    TableDefinition::new("idx_interactions_by_contact");
+pub(crate) const BY_CONTACT: Def<(u128, i64, u128), bool> = Def::new("idx_interactions_by_contact");
 /// (due day number or NO_DUE, interaction, follow-up) -> () for open follow-ups
 /// of non-deleted interactions.
-pub(crate) const FOLLOWUPS: TableDefinition<'static, (i32, u128, u128), ()> =
-    TableDefinition::new("idx_followups_by_due");
+pub(crate) const FOLLOWUPS: Def<(i32, u128, u128), ()> = Def::new("idx_followups_by_due");
 /// (token, kind, id) -> (); kind 0 = contact, 1 = interaction.
-pub(crate) const SEARCH: TableDefinition<'static, (&str, u8, u128), ()> =
-    TableDefinition::new("idx_search");
+pub(crate) const SEARCH: Def<(Str, u8, u128), ()> = Def::new("idx_search");
 /// Project records.
-pub(crate) const PROJECTS: TableDefinition<'static, u128, &[u8]> =
-    TableDefinition::new("idx_projects");
+pub(crate) const PROJECTS: Def<u128, Bytes> = Def::new("idx_projects");
 /// Goal records.
-pub(crate) const GOALS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("idx_goals");
+pub(crate) const GOALS: Def<u128, Bytes> = Def::new("idx_goals");
 /// "settings" -> postcard `Settings`.
-pub(crate) const SETTINGS: TableDefinition<'static, &str, &[u8]> =
-    TableDefinition::new("idx_settings");
+pub(crate) const SETTINGS: Def<Str, Bytes> = Def::new("idx_settings");
 
 /// Raw contact records as the document holds them (what writes diff
 /// against); `CONTACTS` holds the resolved views queries read.
-pub(crate) const RAW_CONTACTS: TableDefinition<'static, u128, &[u8]> =
-    TableDefinition::new("idx_contacts_raw");
+pub(crate) const RAW_CONTACTS: Def<u128, Bytes> = Def::new("idx_contacts_raw");
 /// contact -> the contact its `merged_into` points at (raw pointers only).
-pub(crate) const MERGE_PTRS: TableDefinition<'static, u128, u128> =
-    TableDefinition::new("idx_merge_pointers");
+pub(crate) const MERGE_PTRS: Def<u128, u128> = Def::new("idx_merge_pointers");
 /// merged-away contact -> its live survivor (resolved pointers).
-pub(crate) const SURVIVORS: TableDefinition<'static, u128, u128> =
-    TableDefinition::new("idx_merge_survivors");
+pub(crate) const SURVIVORS: Def<u128, u128> = Def::new("idx_merge_survivors");
 /// (survivor, merged-away member) -> ().
-pub(crate) const GROUPS: TableDefinition<'static, (u128, u128), ()> =
-    TableDefinition::new("idx_merge_groups");
+pub(crate) const GROUPS: Def<(u128, u128), ()> = Def::new("idx_merge_groups");
 /// interaction -> postcard raw references ([`merges::RawRefs`]).
-pub(crate) const INTERACTION_REFS: TableDefinition<'static, u128, &[u8]> =
-    TableDefinition::new("idx_interaction_refs");
+pub(crate) const INTERACTION_REFS: Def<u128, Bytes> = Def::new("idx_interaction_refs");
 /// (raw referenced contact, interaction) -> ().
-pub(crate) const REFS_BY_CONTACT: TableDefinition<'static, (u128, u128), ()> =
-    TableDefinition::new("idx_refs_by_contact");
+pub(crate) const REFS_BY_CONTACT: Def<(u128, u128), ()> = Def::new("idx_refs_by_contact");
 /// Raw goal records (`GOALS` holds them with contacts resolved).
-pub(crate) const RAW_GOALS: TableDefinition<'static, u128, &[u8]> =
-    TableDefinition::new("idx_goals_raw");
+pub(crate) const RAW_GOALS: Def<u128, Bytes> = Def::new("idx_goals_raw");
 
 /// Interactions logged from a calendar event (deleted ones too: a deleted log still marks its
 /// event handled): interaction id -> (). Lets "which events are logged" read a few rows instead
 /// of every interaction of every quarter.
-pub(crate) const EVENT_LOGS: TableDefinition<'static, u128, ()> =
-    TableDefinition::new("idx_event_logs");
+pub(crate) const EVENT_LOGS: Def<u128, ()> = Def::new("idx_event_logs");
 
 /// Sort key of a follow-up without a due date: after every dated one.
 pub(crate) const NO_DUE: i32 = i32::MAX;
@@ -122,50 +110,50 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], table: &str) -> R<T> {
 
 /// Creates every index table (so read-only opens find them).
 pub(crate) fn create_tables(txn: &WriteTransaction) -> R<()> {
-    txn.open_table(CONTACTS)?;
-    txn.open_table(CONTACTS_BY_NAME)?;
-    txn.open_table(CONTACT_STATS)?;
-    txn.open_table(INTERACTIONS)?;
-    txn.open_table(BY_TIME)?;
-    txn.open_table(BY_CONTACT)?;
-    txn.open_table(FOLLOWUPS)?;
-    txn.open_table(SEARCH)?;
-    txn.open_table(PROJECTS)?;
-    txn.open_table(GOALS)?;
-    txn.open_table(SETTINGS)?;
-    txn.open_table(RAW_CONTACTS)?;
-    txn.open_table(MERGE_PTRS)?;
-    txn.open_table(SURVIVORS)?;
-    txn.open_table(GROUPS)?;
-    txn.open_table(INTERACTION_REFS)?;
-    txn.open_table(REFS_BY_CONTACT)?;
-    txn.open_table(RAW_GOALS)?;
-    txn.open_table(EVENT_LOGS)?;
+    CONTACTS.open(txn)?;
+    CONTACTS_BY_NAME.open(txn)?;
+    CONTACT_STATS.open(txn)?;
+    INTERACTIONS.open(txn)?;
+    BY_TIME.open(txn)?;
+    BY_CONTACT.open(txn)?;
+    FOLLOWUPS.open(txn)?;
+    SEARCH.open(txn)?;
+    PROJECTS.open(txn)?;
+    GOALS.open(txn)?;
+    SETTINGS.open(txn)?;
+    RAW_CONTACTS.open(txn)?;
+    MERGE_PTRS.open(txn)?;
+    SURVIVORS.open(txn)?;
+    GROUPS.open(txn)?;
+    INTERACTION_REFS.open(txn)?;
+    REFS_BY_CONTACT.open(txn)?;
+    RAW_GOALS.open(txn)?;
+    EVENT_LOGS.open(txn)?;
     Ok(())
 }
 
 /// Deletes and recreates every index table (before a rebuild), so the
 /// rebuild writes into empty trees.
 pub(crate) fn clear(txn: &WriteTransaction) -> R<()> {
-    txn.delete_table(CONTACTS)?;
-    txn.delete_table(CONTACTS_BY_NAME)?;
-    txn.delete_table(CONTACT_STATS)?;
-    txn.delete_table(INTERACTIONS)?;
-    txn.delete_table(BY_TIME)?;
-    txn.delete_table(BY_CONTACT)?;
-    txn.delete_table(FOLLOWUPS)?;
-    txn.delete_table(SEARCH)?;
-    txn.delete_table(PROJECTS)?;
-    txn.delete_table(GOALS)?;
-    txn.delete_table(SETTINGS)?;
-    txn.delete_table(RAW_CONTACTS)?;
-    txn.delete_table(MERGE_PTRS)?;
-    txn.delete_table(SURVIVORS)?;
-    txn.delete_table(GROUPS)?;
-    txn.delete_table(INTERACTION_REFS)?;
-    txn.delete_table(REFS_BY_CONTACT)?;
-    txn.delete_table(RAW_GOALS)?;
-    txn.delete_table(EVENT_LOGS)?;
+    txn.delete_table(CONTACTS.raw())?;
+    txn.delete_table(CONTACTS_BY_NAME.raw())?;
+    txn.delete_table(CONTACT_STATS.raw())?;
+    txn.delete_table(INTERACTIONS.raw())?;
+    txn.delete_table(BY_TIME.raw())?;
+    txn.delete_table(BY_CONTACT.raw())?;
+    txn.delete_table(FOLLOWUPS.raw())?;
+    txn.delete_table(SEARCH.raw())?;
+    txn.delete_table(PROJECTS.raw())?;
+    txn.delete_table(GOALS.raw())?;
+    txn.delete_table(SETTINGS.raw())?;
+    txn.delete_table(RAW_CONTACTS.raw())?;
+    txn.delete_table(MERGE_PTRS.raw())?;
+    txn.delete_table(SURVIVORS.raw())?;
+    txn.delete_table(GROUPS.raw())?;
+    txn.delete_table(INTERACTION_REFS.raw())?;
+    txn.delete_table(REFS_BY_CONTACT.raw())?;
+    txn.delete_table(RAW_GOALS.raw())?;
+    txn.delete_table(EVENT_LOGS.raw())?;
     create_tables(txn)
 }
 
@@ -243,7 +231,7 @@ impl SearchRows {
         drop(rank);
         rows.sort_unstable();
         rows.dedup();
-        let mut t = txn.open_table(SEARCH)?;
+        let mut t = SEARCH.open(txn)?;
         for (r, kind, id) in rows {
             t.insert((words[order[r]].as_str(), kind, id), ())?;
         }
@@ -280,16 +268,16 @@ pub(crate) fn rebuild(
     let known: BTreeSet<u128> = contacts.iter().map(|c| c.id.to_u128()).collect();
     let surv = merges::survivors(&pointers, |t| known.contains(&t));
     {
-        let mut raw = txn.open_table(RAW_CONTACTS)?;
+        let mut raw = RAW_CONTACTS.open(txn)?;
         for c in &contacts {
             raw.insert(c.id.to_u128(), encode(c, "contacts_raw")?.as_slice())?;
         }
-        let mut t = txn.open_table(MERGE_PTRS)?;
+        let mut t = MERGE_PTRS.open(txn)?;
         for (c, p) in &pointers {
             t.insert(*c, *p)?;
         }
-        let mut t = txn.open_table(SURVIVORS)?;
-        let mut g = txn.open_table(GROUPS)?;
+        let mut t = SURVIVORS.open(txn)?;
+        let mut g = GROUPS.open(txn)?;
         for (c, s) in &surv {
             t.insert(*c, *s)?;
             g.insert((*s, *c), ())?;
@@ -319,7 +307,7 @@ pub(crate) fn rebuild(
             .collect()
     };
     {
-        let mut refs = txn.open_table(INTERACTION_REFS)?;
+        let mut refs = INTERACTION_REFS.open(txn)?;
         let mut rows = Vec::new();
         for i in &interactions {
             let r = merges::raw_refs(i);
@@ -332,7 +320,7 @@ pub(crate) fn rebuild(
             refs.insert(id, encode(&r, "interaction_refs")?.as_slice())?;
         }
         rows.sort_unstable();
-        let mut t = txn.open_table(REFS_BY_CONTACT)?;
+        let mut t = REFS_BY_CONTACT.open(txn)?;
         for k in rows {
             t.insert(k, ())?;
         }
@@ -344,7 +332,7 @@ pub(crate) fn rebuild(
         .map(|i| merges::view_interaction(&i, &resolve))
         .collect::<R<_>>()?;
     {
-        let mut raw = txn.open_table(RAW_GOALS)?;
+        let mut raw = RAW_GOALS.open(txn)?;
         for g in &goals {
             raw.insert(g.id.to_u128(), encode(g, "goals_raw")?.as_slice())?;
         }
@@ -354,7 +342,7 @@ pub(crate) fn rebuild(
         .map(|g| merges::view_goal(g, &resolve))
         .collect::<R<_>>()?;
     {
-        let mut records = txn.open_table(CONTACTS)?;
+        let mut records = CONTACTS.open(txn)?;
         let mut names: Vec<(String, u128)> = Vec::with_capacity(contacts.len());
         for c in &contacts {
             let id = c.id.to_u128();
@@ -363,17 +351,17 @@ pub(crate) fn rebuild(
             search.add(contact_tokens(c), KIND_CONTACT, id);
         }
         names.sort();
-        let mut by_name = txn.open_table(CONTACTS_BY_NAME)?;
+        let mut by_name = CONTACTS_BY_NAME.open(txn)?;
         for (n, id) in &names {
             by_name.insert((n.as_str(), *id), ())?;
         }
     }
     {
-        let mut records = txn.open_table(INTERACTIONS)?;
+        let mut records = INTERACTIONS.open(txn)?;
         let mut by_time_rows = Vec::with_capacity(interactions.len());
         let mut by_contact_rows = Vec::new();
         let mut followup_rows = Vec::new();
-        let mut event_logs = txn.open_table(EVENT_LOGS)?;
+        let mut event_logs = EVENT_LOGS.open(txn)?;
         for i in &interactions {
             let id = i.id.to_u128();
             records.insert(id, encode(i, "interactions")?.as_slice())?;
@@ -396,12 +384,12 @@ pub(crate) fn rebuild(
         by_time_rows.sort();
         by_contact_rows.sort();
         followup_rows.sort();
-        let mut by_time = txn.open_table(BY_TIME)?;
+        let mut by_time = BY_TIME.open(txn)?;
         for (k, deleted) in by_time_rows {
             by_time.insert(k, deleted)?;
         }
-        let mut by_contact = txn.open_table(BY_CONTACT)?;
-        let mut stats = txn.open_table(CONTACT_STATS)?;
+        let mut by_contact = BY_CONTACT.open(txn)?;
+        let mut stats = CONTACT_STATS.open(txn)?;
         let mut current: Option<(u128, i64, u64)> = None;
         for ((c, at, id), deleted) in by_contact_rows {
             by_contact.insert((c, at, id), deleted)?;
@@ -418,7 +406,7 @@ pub(crate) fn rebuild(
         if let Some((pc, last, count)) = current {
             stats.insert(pc, (last, count))?;
         }
-        let mut followups = txn.open_table(FOLLOWUPS)?;
+        let mut followups = FOLLOWUPS.open(txn)?;
         for k in followup_rows {
             followups.insert(k, ())?;
         }
@@ -472,12 +460,13 @@ fn due_key(d: Option<NaiveDate>) -> i32 {
 pub(crate) fn put_contact(txn: &WriteTransaction, raw: &Contact) -> R<()> {
     let id = raw.id.to_u128();
     let old = merges::get_raw_contact(txn, raw.id)?;
-    txn.open_table(RAW_CONTACTS)?
+    RAW_CONTACTS
+        .open(txn)?
         .insert(id, encode(raw, "contacts_raw")?.as_slice())?;
     let (old_ptr, new_ptr) = (old.as_ref().and_then(merges::pointer), merges::pointer(raw));
     let mut settle = old_ptr != new_ptr;
     {
-        let mut ptrs = txn.open_table(MERGE_PTRS)?;
+        let mut ptrs = MERGE_PTRS.open(txn)?;
         match new_ptr {
             Some(p) => {
                 ptrs.insert(id, p)?;
@@ -488,7 +477,7 @@ pub(crate) fn put_contact(txn: &WriteTransaction, raw: &Contact) -> R<()> {
         }
         if old.is_none() && !settle {
             for row in ptrs.iter()? {
-                if row?.1.value() == id {
+                if row?.1 == id {
                     settle = true;
                     break;
                 }
@@ -510,8 +499,8 @@ pub(crate) fn put_contact_view(txn: &WriteTransaction, new: &Contact) -> R<()> {
         return Ok(());
     }
     let old = old.as_ref();
-    let mut by_name = txn.open_table(CONTACTS_BY_NAME)?;
-    let mut search = txn.open_table(SEARCH)?;
+    let mut by_name = CONTACTS_BY_NAME.open(txn)?;
+    let mut search = SEARCH.open(txn)?;
     let new_tokens = contact_tokens(new);
     if let Some(old) = old {
         by_name.remove((text::normalise_name(&old.name).as_str(), id))?;
@@ -523,7 +512,8 @@ pub(crate) fn put_contact_view(txn: &WriteTransaction, new: &Contact) -> R<()> {
     for tok in &new_tokens {
         search.insert((tok.as_str(), KIND_CONTACT, id), ())?;
     }
-    txn.open_table(CONTACTS)?
+    CONTACTS
+        .open(txn)?
         .insert(id, encode(new, "contacts")?.as_slice())?;
     Ok(())
 }
@@ -539,10 +529,10 @@ pub(crate) fn put_new_contacts<'a>(
     // A contact that holds a merge pointer, or that a pointer names, takes
     // the one-by-one path (merges to resolve); the others are their own view.
     let targets: BTreeSet<u128> = {
-        let t = txn.open_table(MERGE_PTRS)?;
+        let t = MERGE_PTRS.open(txn)?;
         let mut out = BTreeSet::new();
         for row in t.iter()? {
-            out.insert(row?.1.value());
+            out.insert(row?.1);
         }
         out
     };
@@ -552,8 +542,8 @@ pub(crate) fn put_new_contacts<'a>(
     let mut names: Vec<(String, u128)> = Vec::new();
     let mut search_rows: Vec<(String, u128)> = Vec::new();
     {
-        let mut records = txn.open_table(CONTACTS)?;
-        let mut raw = txn.open_table(RAW_CONTACTS)?;
+        let mut records = CONTACTS.open(txn)?;
+        let mut raw = RAW_CONTACTS.open(txn)?;
         let mut rows: Vec<(u128, Vec<u8>)> = Vec::new();
         for c in new {
             let id = c.id.to_u128();
@@ -568,12 +558,12 @@ pub(crate) fn put_new_contacts<'a>(
         }
     }
     names.sort_unstable();
-    let mut by_name = txn.open_table(CONTACTS_BY_NAME)?;
+    let mut by_name = CONTACTS_BY_NAME.open(txn)?;
     for (n, id) in &names {
         by_name.insert((n.as_str(), *id), ())?;
     }
     search_rows.sort_unstable();
-    let mut search = txn.open_table(SEARCH)?;
+    let mut search = SEARCH.open(txn)?;
     for (tok, id) in &search_rows {
         search.insert((tok.as_str(), KIND_CONTACT, *id), ())?;
     }
@@ -703,11 +693,11 @@ pub(crate) fn put_new_interactions(
     refs_rows.sort_by_key(|(id, _)| *id);
     refs_by_contact.sort_unstable();
     {
-        let mut t = txn.open_table(INTERACTION_REFS)?;
+        let mut t = INTERACTION_REFS.open(txn)?;
         for (id, bytes) in &refs_rows {
             t.insert(*id, bytes.as_slice())?;
         }
-        let mut t = txn.open_table(REFS_BY_CONTACT)?;
+        let mut t = REFS_BY_CONTACT.open(txn)?;
         for k in refs_by_contact {
             t.insert(k, ())?;
         }
@@ -717,36 +707,36 @@ pub(crate) fn put_new_interactions(
     followup_rows.sort();
     search_rows.sort();
     {
-        let mut t = txn.open_table(INTERACTIONS)?;
+        let mut t = INTERACTIONS.open(txn)?;
         for (id, bytes) in &records_rows {
             t.insert(*id, bytes.as_slice())?;
         }
     }
     {
-        let mut t = txn.open_table(BY_TIME)?;
+        let mut t = BY_TIME.open(txn)?;
         for (k, deleted) in by_time_rows {
             t.insert(k, deleted)?;
         }
     }
     {
-        let mut t = txn.open_table(BY_CONTACT)?;
+        let mut t = BY_CONTACT.open(txn)?;
         for (k, deleted) in by_contact_rows {
             t.insert(k, deleted)?;
         }
     }
     {
-        let mut t = txn.open_table(FOLLOWUPS)?;
+        let mut t = FOLLOWUPS.open(txn)?;
         for k in followup_rows {
             t.insert(k, ())?;
         }
     }
     {
-        let mut t = txn.open_table(EVENT_LOGS)?;
+        let mut t = EVENT_LOGS.open(txn)?;
         for id in event_rows {
             t.insert(id, ())?;
         }
     }
-    let mut t = txn.open_table(SEARCH)?;
+    let mut t = SEARCH.open(txn)?;
     for (tok, id) in &search_rows {
         t.insert((tok.as_str(), KIND_INTERACTION, *id), ())?;
     }
@@ -761,10 +751,10 @@ pub(crate) fn put_interaction_rows(
     let id = new.id.to_u128();
     let new_tokens = interaction_tokens(new);
     {
-        let mut by_time = txn.open_table(BY_TIME)?;
-        let mut by_contact = txn.open_table(BY_CONTACT)?;
-        let mut followups = txn.open_table(FOLLOWUPS)?;
-        let mut search = txn.open_table(SEARCH)?;
+        let mut by_time = BY_TIME.open(txn)?;
+        let mut by_contact = BY_CONTACT.open(txn)?;
+        let mut followups = FOLLOWUPS.open(txn)?;
+        let mut search = SEARCH.open(txn)?;
         if let Some(old) = old {
             by_time.remove((old.at_ms, id))?;
             for c in &old.participants {
@@ -792,9 +782,10 @@ pub(crate) fn put_interaction_rows(
         for tok in &new_tokens {
             search.insert((tok.as_str(), KIND_INTERACTION, id), ())?;
         }
-        txn.open_table(INTERACTIONS)?
+        INTERACTIONS
+            .open(txn)?
             .insert(id, encode(new, "interactions")?.as_slice())?;
-        let mut event_logs = txn.open_table(EVENT_LOGS)?;
+        let mut event_logs = EVENT_LOGS.open(txn)?;
         if new.event.is_some() {
             event_logs.insert(id, ())?;
         } else if old.is_some_and(|o| o.event.is_some()) {
@@ -806,17 +797,17 @@ pub(crate) fn put_interaction_rows(
 
 /// Recomputes (last interaction, count) of `contacts` from the by-contact table.
 pub(crate) fn refresh_stats(txn: &WriteTransaction, contacts: &BTreeSet<ContactId>) -> R<()> {
-    let by_contact = txn.open_table(BY_CONTACT)?;
-    let mut stats = txn.open_table(CONTACT_STATS)?;
+    let by_contact = BY_CONTACT.open(txn)?;
+    let mut stats = CONTACT_STATS.open(txn)?;
     for c in contacts {
         let c = c.to_u128();
         let mut last = None;
         let mut count = 0u64;
         for row in by_contact.range((c, i64::MIN, 0u128)..=(c, i64::MAX, u128::MAX))? {
             let (k, deleted) = row?;
-            if !deleted.value() {
+            if !deleted {
                 count += 1;
-                last = Some(k.value().1);
+                last = Some(k.1);
             }
         }
         match last {
@@ -833,7 +824,8 @@ pub(crate) fn refresh_stats(txn: &WriteTransaction, contacts: &BTreeSet<ContactI
 
 /// Indexes a project.
 pub(crate) fn put_project(txn: &WriteTransaction, p: &Project) -> R<()> {
-    txn.open_table(PROJECTS)?
+    PROJECTS
+        .open(txn)?
         .insert(p.id.to_u128(), encode(p, "projects")?.as_slice())?;
     Ok(())
 }
@@ -841,21 +833,23 @@ pub(crate) fn put_project(txn: &WriteTransaction, p: &Project) -> R<()> {
 /// Indexes a goal as the document holds it: the raw record, and its view
 /// with contacts resolved to their survivors.
 pub(crate) fn put_goal(txn: &WriteTransaction, raw: &Goal) -> R<()> {
-    txn.open_table(RAW_GOALS)?
+    RAW_GOALS
+        .open(txn)?
         .insert(raw.id.to_u128(), encode(raw, "goals_raw")?.as_slice())?;
     put_goal_view(txn, &merges::view_goal(raw, &survivor_lookup(txn))?)
 }
 
 /// Indexes the resolved view of a goal.
 pub(crate) fn put_goal_view(txn: &WriteTransaction, g: &Goal) -> R<()> {
-    txn.open_table(GOALS)?
+    GOALS
+        .open(txn)?
         .insert(g.id.to_u128(), encode(g, "goals")?.as_slice())?;
     Ok(())
 }
 
 /// The goal as the document holds it (what a write diffs against).
 pub(crate) fn get_raw_goal(txn: &WriteTransaction, id: crate::ids::GoalId) -> R<Option<Goal>> {
-    let t = txn.open_table(RAW_GOALS)?;
+    let t = RAW_GOALS.open(txn)?;
     t.get(id.to_u128())?
         .map(|v| decode(v.value(), "goals_raw"))
         .transpose()
@@ -863,7 +857,8 @@ pub(crate) fn get_raw_goal(txn: &WriteTransaction, id: crate::ids::GoalId) -> R<
 
 /// Indexes the settings.
 pub(crate) fn put_settings(txn: &WriteTransaction, s: &Settings) -> R<()> {
-    txn.open_table(SETTINGS)?
+    SETTINGS
+        .open(txn)?
         .insert(SETTINGS_KEY, encode(s, "settings")?.as_slice())?;
     Ok(())
 }
@@ -872,19 +867,12 @@ pub(crate) fn put_settings(txn: &WriteTransaction, s: &Settings) -> R<()> {
 
 /// A read view over the index, inside a read or a write transaction.
 pub(crate) trait IndexRead {
-    fn record_bytes(&self, def: TableDefinition<'_, u128, &[u8]>, id: u128) -> R<Option<Vec<u8>>>;
+    fn record_bytes(&self, def: Def<u128, Bytes>, id: u128) -> R<Option<Vec<u8>>>;
 }
 
-impl IndexRead for ReadTransaction {
-    fn record_bytes(&self, def: TableDefinition<'_, u128, &[u8]>, id: u128) -> R<Option<Vec<u8>>> {
-        let t = self.open_table(def)?;
-        Ok(t.get(id)?.map(|v| v.value().to_vec()))
-    }
-}
-
-impl IndexRead for WriteTransaction {
-    fn record_bytes(&self, def: TableDefinition<'_, u128, &[u8]>, id: u128) -> R<Option<Vec<u8>>> {
-        let t = self.open_table(def)?;
+impl<X: Txn> IndexRead for X {
+    fn record_bytes(&self, def: Def<u128, Bytes>, id: u128) -> R<Option<Vec<u8>>> {
+        let t = def.open(self)?;
         Ok(t.get(id)?.map(|v| v.value().to_vec()))
     }
 }
@@ -915,7 +903,7 @@ pub(crate) fn get_goal(r: &impl IndexRead, id: crate::ids::GoalId) -> R<Option<G
 
 /// Every record of a u128-keyed record table, in id order.
 pub(crate) fn all_records<T: DeserializeOwned>(
-    table: &impl ReadableTable<u128, &'static [u8]>,
+    table: &table::Tab<u128, Bytes, impl ReadableTable<&'static [u8], &'static [u8]>>,
     name: &str,
 ) -> R<Vec<T>> {
     let mut out = Vec::new();
@@ -997,11 +985,11 @@ pub(crate) const SETTINGS_ROW: &str = SETTINGS_KEY;
 /// Contact ids whose normalised name equals `name`'s.
 pub(crate) fn contacts_named(txn: &ReadTransaction, name: &str) -> R<Vec<ContactId>> {
     let n = text::normalise_name(name);
-    let t = txn.open_table(CONTACTS_BY_NAME)?;
+    let t = CONTACTS_BY_NAME.open(txn)?;
     let mut out = Vec::new();
     for row in t.range((n.as_str(), 0u128)..=(n.as_str(), u128::MAX))? {
         let (k, _) = row?;
-        out.push(ContactId::from_u128(k.value().1));
+        out.push(ContactId::from_u128(k.1));
     }
     Ok(out)
 }
@@ -1009,11 +997,11 @@ pub(crate) fn contacts_named(txn: &ReadTransaction, name: &str) -> R<Vec<Contact
 /// Same as [`contacts_named`], inside a write transaction.
 pub(crate) fn contacts_named_w(txn: &WriteTransaction, name: &str) -> R<Vec<ContactId>> {
     let n = text::normalise_name(name);
-    let t = txn.open_table(CONTACTS_BY_NAME)?;
+    let t = CONTACTS_BY_NAME.open(txn)?;
     let mut out = Vec::new();
     for row in t.range((n.as_str(), 0u128)..=(n.as_str(), u128::MAX))? {
         let (k, _) = row?;
-        out.push(ContactId::from_u128(k.value().1));
+        out.push(ContactId::from_u128(k.1));
     }
     Ok(out)
 }
@@ -1023,11 +1011,11 @@ pub(crate) fn open_followups(
     txn: &ReadTransaction,
     due_max: i32,
 ) -> R<Vec<(i32, InteractionId, FollowUpId)>> {
-    let t = txn.open_table(FOLLOWUPS)?;
+    let t = FOLLOWUPS.open(txn)?;
     let mut out = Vec::new();
     for row in t.range((i32::MIN, 0u128, 0u128)..=(due_max, u128::MAX, u128::MAX))? {
         let (k, _) = row?;
-        let (due, i, f) = k.value();
+        let (due, i, f) = k;
         out.push((due, InteractionId::from_u128(i), FollowUpId::from_u128(f)));
     }
     Ok(out)
@@ -1045,7 +1033,7 @@ pub(crate) fn search_ids(
     if tokens.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let t = txn.open_table(SEARCH)?;
+    let t = SEARCH.open(txn)?;
     let mut acc: Option<BTreeSet<(u8, u128)>> = None;
     for (n, tok) in tokens.iter().enumerate() {
         // Few candidates left: checking their own tokens is cheaper than
@@ -1068,7 +1056,7 @@ pub(crate) fn search_ids(
         let mut hits = BTreeSet::new();
         for (scanned, row) in t.range((tok.as_str(), 0u8, 0u128)..)?.enumerate() {
             let (k, _) = row?;
-            let (word, kind, id) = k.value();
+            let (word, kind, id) = k;
             if !word.starts_with(tok.as_str()) || scanned >= candidates_max {
                 break;
             }
@@ -1112,11 +1100,11 @@ fn record_tokens(txn: &ReadTransaction, kind: u8, id: u128) -> R<BTreeSet<String
 /// The interactions logged from a calendar event (deleted ones included), read through
 /// [`EVENT_LOGS`].
 pub(crate) fn event_logs(txn: &ReadTransaction) -> R<Vec<Interaction>> {
-    let ids = txn.open_table(EVENT_LOGS)?;
+    let ids = EVENT_LOGS.open(txn)?;
     let mut out = Vec::new();
     for row in ids.iter()? {
         let (id, _) = row?;
-        if let Some(i) = get_interaction(txn, InteractionId::from_u128(id.value()))? {
+        if let Some(i) = get_interaction(txn, InteractionId::from_u128(id))? {
             out.push(i);
         }
     }
@@ -1127,21 +1115,11 @@ pub(crate) fn event_logs(txn: &ReadTransaction) -> R<Vec<Interaction>> {
 pub(crate) fn dump(
     txn: &ReadTransaction,
 ) -> Result<BTreeMap<&'static str, Vec<String>>, StoreError> {
-    fn rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+    fn rows<K: table::Key, V: table::Val>(
         txn: &ReadTransaction,
-        def: TableDefinition<'_, K, V>,
-    ) -> Result<Vec<String>, StoreError>
-    where
-        for<'a> K::SelfType<'a>: std::fmt::Debug,
-        for<'a> V::SelfType<'a>: std::fmt::Debug,
-    {
-        let t = txn.open_table(def)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push(format!("{:?} => {:?}", k.value(), v.value()));
-        }
-        Ok(out)
+        def: Def<K, V>,
+    ) -> Result<Vec<String>, StoreError> {
+        def.open(txn)?.dump()
     }
     let mut m = BTreeMap::new();
     m.insert("contacts", rows(txn, CONTACTS)?);
@@ -1227,15 +1205,8 @@ mod tests {
         all.insert_sorted(&txn).unwrap();
         txn.commit().unwrap();
         let r = redb::ReadableDatabase::begin_read(&db).unwrap();
-        let t = r.open_table(SEARCH).unwrap();
-        t.iter()
-            .unwrap()
-            .map(|row| {
-                let (k, _) = row.unwrap();
-                let (w, kind, id) = k.value();
-                (w.to_owned(), kind, id)
-            })
-            .collect()
+        let t = SEARCH.open(&r).unwrap();
+        t.iter().unwrap().map(|row| row.unwrap().0).collect()
     }
 
     proptest::proptest! {

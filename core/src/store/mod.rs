@@ -1357,17 +1357,17 @@ impl Store {
             size(&txn, META)?,
             size(&txn, CHUNKS)?,
             size(&txn, DOC_META)?,
-            size(&txn, index::CONTACTS)?,
-            size(&txn, index::CONTACTS_BY_NAME)?,
-            size(&txn, index::CONTACT_STATS)?,
-            size(&txn, index::INTERACTIONS)?,
-            size(&txn, index::BY_TIME)?,
-            size(&txn, index::BY_CONTACT)?,
-            size(&txn, index::FOLLOWUPS)?,
-            size(&txn, index::SEARCH)?,
-            size(&txn, index::PROJECTS)?,
-            size(&txn, index::GOALS)?,
-            size(&txn, index::SETTINGS)?,
+            size(&txn, index::CONTACTS.raw())?,
+            size(&txn, index::CONTACTS_BY_NAME.raw())?,
+            size(&txn, index::CONTACT_STATS.raw())?,
+            size(&txn, index::INTERACTIONS.raw())?,
+            size(&txn, index::BY_TIME.raw())?,
+            size(&txn, index::BY_CONTACT.raw())?,
+            size(&txn, index::FOLLOWUPS.raw())?,
+            size(&txn, index::SEARCH.raw())?,
+            size(&txn, index::PROJECTS.raw())?,
+            size(&txn, index::GOALS.raw())?,
+            size(&txn, index::SETTINGS.raw())?,
         ])
     }
 
@@ -1837,7 +1837,6 @@ mod tests {
     /// document whose chunk fails its checksum (which `reindex` cannot).
     #[test]
     fn check_reports_index_drift_and_damaged_documents() {
-        use redb::ReadableTableMetadata;
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         log(&mut s, "one");
@@ -1849,9 +1848,9 @@ mod tests {
         // Drop the search rows behind the store's back.
         {
             let txn = s.writable().unwrap().begin_write().unwrap();
-            let mut t = txn.open_table(index::SEARCH).unwrap();
+            let mut t = index::SEARCH.open(&txn).unwrap();
             assert!(t.len().unwrap() > 0);
-            t.retain(|_, _| false).unwrap();
+            t.clear_rows().unwrap();
             drop(t);
             txn.commit().unwrap();
         }

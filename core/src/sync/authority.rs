@@ -81,7 +81,7 @@ impl std::fmt::Display for RecoveryCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut b = self.0.to_vec();
         b.extend_from_slice(&Sha256::digest(self.0)[..CHECKSUM_BYTES]);
-        let text = data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase();
+        let text = kith_protocol::text::base32_lower(&b);
         b.zeroize();
         f.write_str(RECOVERY_PREFIX)?;
         for chunk in text.as_bytes().chunks(4) {
@@ -113,11 +113,9 @@ impl RecoveryCode {
         let body = cleaned.strip_prefix(RECOVERY_PREFIX).ok_or_else(|| {
             AuthorityError::BadCode(format!("it must start with {RECOVERY_PREFIX}"))
         })?;
-        let mut bytes = data_encoding::BASE32_NOPAD
-            .decode(body.to_ascii_uppercase().as_bytes())
-            .map_err(|_| {
-                AuthorityError::BadCode("it contains characters that are not base32".into())
-            })?;
+        let mut bytes = kith_protocol::text::base32_decode(body).ok_or_else(|| {
+            AuthorityError::BadCode("it contains characters that are not base32".into())
+        })?;
         if bytes.len() != KEY_LEN_BYTES + CHECKSUM_BYTES {
             bytes.zeroize();
             return Err(AuthorityError::BadCode(

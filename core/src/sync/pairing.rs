@@ -249,9 +249,8 @@ impl Token {
         let rest = lower
             .strip_prefix(TOKEN_PREFIX)
             .ok_or_else(|| PairError::Malformed(format!("it must start with '{TOKEN_PREFIX}'")))?;
-        let bytes = data_encoding::BASE32_NOPAD
-            .decode(rest.to_ascii_uppercase().as_bytes())
-            .map_err(|_| PairError::Malformed("it contains invalid characters".into()))?;
+        let bytes = kith_protocol::text::base32_decode(rest)
+            .ok_or_else(|| PairError::Malformed("it contains invalid characters".into()))?;
         if bytes.len() <= CHECKSUM_BYTES {
             return Err(PairError::Malformed("it is too short".into()));
         }
@@ -382,11 +381,7 @@ impl std::fmt::Display for Token {
         };
         let sum = Sha256::digest(&b);
         b.extend_from_slice(&sum[..CHECKSUM_BYTES]);
-        write!(
-            f,
-            "{TOKEN_PREFIX}{}",
-            data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase()
-        )
+        write!(f, "{TOKEN_PREFIX}{}", kith_protocol::text::base32_lower(&b))
     }
 }
 
@@ -653,10 +648,7 @@ mod tests {
     fn armoured(bytes: &[u8]) -> String {
         let mut b = bytes.to_vec();
         b.extend_from_slice(&Sha256::digest(bytes)[..CHECKSUM_BYTES]);
-        format!(
-            "{TOKEN_PREFIX}{}",
-            data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase()
-        )
+        format!("{TOKEN_PREFIX}{}", kith_protocol::text::base32_lower(&b))
     }
 
     fn mode() -> impl Strategy<Value = PairingMode> {

@@ -155,10 +155,15 @@ fn a_damaged_index_record_is_reported_and_reindex_repairs_it() {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<'_, u128, &[u8]> =
+            // Index tables are bytes to bytes; an id key is its 16 big-endian bytes.
+            let def: redb::TableDefinition<'_, &[u8], &[u8]> =
                 redb::TableDefinition::new("idx_contacts");
             let mut t = txn.open_table(def).unwrap();
-            t.insert(ana.id.to_u128(), [0xffu8; 3].as_slice()).unwrap();
+            t.insert(
+                ana.id.to_u128().to_be_bytes().as_slice(),
+                [0xffu8; 3].as_slice(),
+            )
+            .unwrap();
         }
         txn.commit().unwrap();
     }

@@ -352,22 +352,22 @@ fn older_store_index_is_rebuilt_on_open() {
                 .unwrap();
             // The old layout of an interaction without event is the new one without its
             // last byte (postcard's `None`); corrupt the logged one the same way.
-            let t: redb::TableDefinition<'_, u128, &[u8]> =
+            let t: redb::TableDefinition<'_, &[u8], &[u8]> =
                 redb::TableDefinition::new("idx_interactions");
             let mut table = txn.open_table(t).unwrap();
-            let rows: Vec<(u128, Vec<u8>)> = {
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = {
                 use redb::ReadableTable;
                 table
                     .iter()
                     .unwrap()
                     .map(|r| {
                         let (k, v) = r.unwrap();
-                        (k.value(), v.value().to_vec())
+                        (k.value().to_vec(), v.value().to_vec())
                     })
                     .collect()
             };
             for (k, v) in rows {
-                table.insert(k, &v[..v.len() - 1]).unwrap();
+                table.insert(k.as_slice(), &v[..v.len() - 1]).unwrap();
             }
         }
         txn.commit().unwrap();
