@@ -26,7 +26,7 @@ pub fn hex_lower(bytes: &[u8]) -> String {
 /// Hex in either case; `None` for an odd length or a non-hex character.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| {

@@ -2,8 +2,8 @@
 //! (kith-net), behind the `tls` feature so the core protocol stays IO-free.
 //!
 //! The relay's TLS identity IS its ed25519 identity key: the relay presents a
-//! self-signed X.509 certificate for that key (made with rcgen on every start;
-//! the certificate carries no other meaning), and the client accepts the
+//! self-signed X.509 certificate for that key (built here on every start, see
+//! [`relay_certificate`]; the certificate carries no other meaning), and the client accepts the
 //! handshake only if the certificate's SubjectPublicKeyInfo is exactly the
 //! ed25519 key from the `kith://<key>@host:port` address. Names, validity
 //! dates and issuers are deliberately ignored: the pin is the whole trust
@@ -11,6 +11,14 @@
 //! that key, so only the holder of the relay's private key can complete the
 //! handshake. See docs/PROTOCOL.md ("Transport") for why this was chosen over
 //! RFC 7250 raw public keys.
+//!
+//! Every configuration built from an ed25519 key (the relay's, a device's for
+//! peer-to-peer, every client) uses [`ed25519_provider`]: *ring*'s TLS 1.3
+//! suites, X25519 key exchange and Ed25519 signatures only. Nothing else can be
+//! negotiated with a pinned ed25519 key anyway, and leaving the rest out keeps
+//! P-256, P-384 and RSA out of the phone library (issue 15). Only
+//! [`server_config_with_chain`], for a relay behind a CA-issued certificate of
+//! any key type, uses *ring*'s whole default provider.
 
 use std::sync::Arc;
 
@@ -33,43 +41,167 @@ pub enum TlsError {
     /// The ed25519 key could not be encoded as PKCS#8.
     #[error("cannot encode the relay key as PKCS#8")]
     KeyEncoding,
-    /// rcgen refused to build the certificate.
-    #[error("cannot build the relay certificate: {0}")]
-    Certificate(#[from] rcgen::Error),
     /// rustls refused the configuration.
     #[error("invalid TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// *ring*'s TLS 1.3 cipher suites with X25519 key exchange and Ed25519
+/// signatures only (see the module's documentation).
+pub fn ed25519_provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    Arc::new(CryptoProvider {
+        // AES-128-GCM first: QUIC's Initial packets need it whatever is negotiated.
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519],
+        signature_verification_algorithms: ED25519_ONLY,
+        secure_random: &RingParts,
+        key_provider: &RingParts,
+    })
+}
+
+static ED25519_ONLY: rustls::crypto::WebPkiSupportedAlgorithms =
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[webpki::ring::ED25519],
+        mapping: &[(SignatureScheme::ED25519, &[webpki::ring::ED25519])],
+    };
+
+/// *ring*'s randomness, and private keys loaded as Ed25519 only.
+#[derive(Debug)]
+struct RingParts;
+
+impl rustls::crypto::SecureRandom for RingParts {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom as _;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+impl rustls::crypto::KeyProvider for RingParts {
+    fn load_private_key(
+        &self,
+        key_der: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        match key_der {
+            PrivateKeyDer::Pkcs8(der) => rustls::crypto::ring::sign::any_eddsa_type(&der),
+            _ => Err(rustls::Error::General(
+                "only Ed25519 keys in PKCS#8 are supported here".into(),
+            )),
+        }
+    }
+}
+
+/// One DER element: `tag`, its length, `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// The relay's self-signed certificate and private key for `key`.
+///
+/// A fixed X.509 v3 template around the key: serial 1, issuer and subject
+/// `CN=kith-relay`, valid from 1975 to 4096 (dates mean nothing here: the
+/// client pins the key), a subject alternative name `kith-relay`, signed
+/// with `key` itself. Built by hand rather than with a certificate crate,
+/// whose every-algorithm signer would bring P-256 and RSA back into the
+/// phone library; the tests check it with rustls's own parser and a handshake.
 pub fn relay_certificate(
     key: &SigningKey,
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
+    use ed25519_dalek::Signer as _;
+    const SEQUENCE: u8 = 0x30;
+    // AlgorithmIdentifier { id-Ed25519 (1.3.101.112) }, no parameters.
+    let ed25519 = der(SEQUENCE, &[0x06, 0x03, 0x2b, 0x65, 0x70]);
+    // Name: one RDN, commonName (2.5.4.3) as a UTF8String.
+    let name = {
+        let mut atv = der(0x06, &[0x55, 0x04, 0x03]);
+        atv.extend(der(0x0c, SERVER_NAME.as_bytes()));
+        der(SEQUENCE, &der(0x31, &der(SEQUENCE, &atv)))
+    };
+    let validity = {
+        let mut times = der(0x17, b"750101000000Z");
+        times.extend(der(0x18, b"40960101000000Z"));
+        der(SEQUENCE, &times)
+    };
+    let spki = {
+        let mut bits = vec![0];
+        bits.extend_from_slice(key.verifying_key().as_bytes());
+        let mut content = ed25519.clone();
+        content.extend(der(0x03, &bits));
+        der(SEQUENCE, &content)
+    };
+    // Extensions: subjectAltName (2.5.29.17) = dNSName kith-relay.
+    let extensions = {
+        let mut san = der(0x06, &[0x55, 0x1d, 0x11]);
+        san.extend(der(
+            0x04,
+            &der(SEQUENCE, &der(0x82, SERVER_NAME.as_bytes())),
+        ));
+        der(0xa3, &der(SEQUENCE, &der(SEQUENCE, &san)))
+    };
+    let mut tbs = der(0xa0, &der(0x02, &[2])); // version v3
+    tbs.extend(der(0x02, &[1])); // serial number
+    tbs.extend_from_slice(&ed25519);
+    tbs.extend_from_slice(&name);
+    tbs.extend(validity);
+    tbs.extend_from_slice(&name);
+    tbs.extend(spki);
+    tbs.extend(extensions);
+    let tbs = der(SEQUENCE, &tbs);
+    let mut signature = vec![0];
+    signature.extend_from_slice(&key.sign(&tbs).to_bytes());
+    let mut cert = tbs;
+    cert.extend(ed25519);
+    cert.extend(der(0x03, &signature));
+    let cert = der(SEQUENCE, &cert);
+
     let pkcs8 = key.to_pkcs8_der().map_err(|_| TlsError::KeyEncoding)?;
     let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
-    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)?;
-    let params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()])?;
-    let cert = params.self_signed(&kp)?;
-    Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(pkcs8)))
+    Ok((CertificateDer::from(cert), PrivateKeyDer::Pkcs8(pkcs8)))
 }
 
 /// TLS 1.3 server configuration presenting the relay key, ALPN `kith-relay/1`.
 pub fn server_config(key: &SigningKey) -> Result<rustls::ServerConfig, TlsError> {
     let (cert, private) = relay_certificate(key)?;
-    server_config_with_chain(vec![cert], private)
+    server_config_from(ed25519_provider(), vec![cert], private)
 }
 
 /// Server configuration from an explicit certificate chain (for example one
-/// issued by a CA for a relay behind a real domain name).
+/// issued by a CA for a relay behind a real domain name), with a key of any
+/// type *ring* supports.
 pub fn server_config_with_chain(
     chain: Vec<CertificateDer<'static>>,
     private: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+    server_config_from(
+        Arc::new(rustls::crypto::ring::default_provider()),
+        chain,
+        private,
+    )
+}
+
+fn server_config_from(
+    provider: Arc<CryptoProvider>,
+    chain: Vec<CertificateDer<'static>>,
+    private: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain, private)?;
@@ -94,7 +226,7 @@ fn ed25519_client_config(
     pinned: Option<[u8; 32]>,
     alpn: &[u8],
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let p = provider();
+    let p = ed25519_provider();
     let verifier = Ed25519CertVerifier {
         pinned,
         algorithms: p.signature_verification_algorithms,
@@ -235,6 +367,133 @@ mod tests {
         );
         server_config(&key).unwrap();
         client_config(RelayKey::from(key.verifying_key())).unwrap();
+    }
+
+    /// Runs a TLS handshake in memory between the two configurations.
+    fn handshake(
+        client: rustls::ClientConfig,
+        server: rustls::ServerConfig,
+    ) -> Result<(), rustls::Error> {
+        let name = ServerName::try_from(SERVER_NAME).unwrap();
+        let mut c = rustls::ClientConnection::new(Arc::new(client), name)?;
+        let mut s = rustls::ServerConnection::new(Arc::new(server))?;
+        for _ in 0..10 {
+            let mut to_server = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut to_server).unwrap();
+            }
+            let mut rd = &to_server[..];
+            while !rd.is_empty() {
+                s.read_tls(&mut rd).unwrap();
+                s.process_new_packets()?;
+            }
+            let mut to_client = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut to_client).unwrap();
+            }
+            let mut rd = &to_client[..];
+            while !rd.is_empty() {
+                c.read_tls(&mut rd).unwrap();
+                c.process_new_packets()?;
+            }
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err(rustls::Error::General(
+            "the handshake did not finish".into(),
+        ))
+    }
+
+    #[test]
+    fn the_built_certificate_is_valid_x509_and_completes_a_pinned_handshake() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let (cert, _) = relay_certificate(&key).unwrap();
+        // rustls's own certificate parser accepts it, and its signature is the key's.
+        let parsed = webpki::EndEntityCert::try_from(&cert).unwrap();
+        let (_, body, _) = der_next(&cert).unwrap();
+        let (_, _, after_tbs) = der_next(body).unwrap();
+        let tbs = &body[..body.len() - after_tbs.len()];
+        parsed
+            .verify_signature(webpki::ring::ED25519, tbs, &cert[cert.len() - 64..])
+            .map(|_| ())
+            .unwrap_or_else(|e| panic!("self-signature: {e:?}"));
+        let pinned = RelayKey::from(key.verifying_key());
+        handshake(client_config(pinned).unwrap(), server_config(&key).unwrap()).unwrap();
+        // Another key is refused by the pin, and its own signature is checked.
+        let other = RelayKey::from(SigningKey::from_bytes(&[8; 32]).verifying_key());
+        assert!(handshake(client_config(other).unwrap(), server_config(&key).unwrap()).is_err());
+        handshake(
+            client_config_any_ed25519(ALPN).unwrap(),
+            server_config(&key).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_certificate_matches_a_reference_builder_where_it_matters() {
+        // rcgen (tests only) builds the same kind of certificate: the same key comes out.
+        let key = SigningKey::from_bytes(&[6; 32]);
+        let pkcs8 = key.to_pkcs8_der().unwrap();
+        let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
+        let kp =
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519).unwrap();
+        let reference = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()])
+            .unwrap()
+            .self_signed(&kp)
+            .unwrap();
+        let (ours, _) = relay_certificate(&key).unwrap();
+        assert_eq!(
+            certificate_ed25519_key(&ours),
+            certificate_ed25519_key(reference.der())
+        );
+        // And a server presenting the reference certificate for the key passes the same pin.
+        let server = server_config_from(
+            ed25519_provider(),
+            vec![reference.der().clone()],
+            PrivateKeyDer::Pkcs8(pkcs8),
+        )
+        .unwrap();
+        handshake(
+            client_config(RelayKey::from(key.verifying_key())).unwrap(),
+            server,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn only_x25519_and_ed25519_are_negotiated() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        // A client that offers only P-256 key exchange finds no common group.
+        let mut p256_only = rustls::crypto::ring::default_provider();
+        p256_only.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(p256_only))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Ed25519CertVerifier {
+                pinned: None,
+                algorithms: ED25519_ONLY,
+            }))
+            .with_no_client_auth();
+        let mut client = client;
+        client.alpn_protocols = vec![ALPN.to_vec()];
+        assert!(handshake(client, server_config(&key).unwrap()).is_err());
+        // An ECDSA key cannot be loaded by the Ed25519 provider, but a CA chain of
+        // any key type still can through server_config_with_chain.
+        let ecdsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()])
+            .unwrap()
+            .self_signed(&ecdsa)
+            .unwrap();
+        let private = || PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ecdsa.serialize_der()));
+        assert!(
+            server_config_from(ed25519_provider(), vec![cert.der().clone()], private()).is_err()
+        );
+        let ca = server_config_with_chain(vec![cert.der().clone()], private()).unwrap();
+        // Kith's clients still refuse it: the pin is an ed25519 key.
+        let pinned = RelayKey::from(key.verifying_key());
+        assert!(handshake(client_config(pinned).unwrap(), ca).is_err());
     }
 
     #[test]

@@ -1653,6 +1653,47 @@ pub(crate) fn write_chunk(
     Ok(Some(heads))
 }
 
+/// Like [`write_chunk`], but the chunk is `raw`: the change chunks the
+/// caller just applied to `l` (as received, concatenated), which Automerge
+/// loads like a `save_after` of them. Why: during a log bootstrap
+/// re-encoding the changes a page brought (`save_after` rebuilds each one
+/// from the op set) cost as much as a sixth of the merge. Only valid when
+/// `raw` holds every change between the saved heads and the current ones;
+/// the caller checks that (for a document not stored yet: from its
+/// deterministic genesis, which is then stored first as its own full save,
+/// since a chunk of changes alone would lack the genesis they depend on).
+pub(crate) fn write_raw_chunk(
+    txn: &WriteTransaction,
+    id: DocId,
+    l: &mut LoadedDoc,
+    raw: &[u8],
+) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+    let heads = l.doc.get_heads();
+    if heads == l.saved_heads {
+        return Ok(None);
+    }
+    let name = id.to_string();
+    let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
+    if meta.chunk_count == 0 {
+        let genesis = schema::new_document(id.kind(), l.doc.get_actor())?.save();
+        txn.open_table(CHUNKS)?.insert(
+            (name.as_str(), meta.next_seq),
+            sealed_chunk(&genesis).as_slice(),
+        )?;
+        meta.next_seq += 1;
+        meta.chunk_count += 1;
+        meta.full_bytes = genesis.len() as u64;
+    }
+    txn.open_table(CHUNKS)?
+        .insert((name.as_str(), meta.next_seq), sealed_chunk(raw).as_slice())?;
+    meta.heads = heads_bytes(&heads);
+    meta.next_seq += 1;
+    meta.chunk_count += 1;
+    meta.incremental_bytes += raw.len() as u64;
+    put_meta(txn, &name, &meta)?;
+    Ok(Some(heads))
+}
+
 /// Replaces every chunk of document `name` with one full save whose heads are
 /// `heads` (compaction, or a snapshot taken over as is).
 pub(super) fn replace_chunks(

@@ -25,6 +25,7 @@ use crate::schema;
 
 use super::{
     META, META_INDEX, META_INDEX_DEFERRED, Store, rebuild_index, replace_chunks, write_chunk,
+    write_raw_chunk,
 };
 
 /// What a remote merge changed.
@@ -336,6 +337,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Makes `doc` present in memory, as its deterministic genesis if the
+    /// store lacks it (written with its first merge): what sync checks
+    /// received changes' dependencies against.
+    pub(crate) fn materialize(&mut self, doc: DocId) -> Result<(), StoreError> {
+        self.loaded_or_new(doc).map(|_| ())
+    }
+
     fn loaded_or_new(&mut self, doc: DocId) -> Result<&mut LoadedDoc, StoreError> {
         self.ensure_loaded(doc)?;
         if !self.docs.contains_key(&doc) {
@@ -453,7 +461,20 @@ impl Store {
                 })?,
             );
         }
-        let result = self.apply_parsed(doc, parsed, extra);
+        self.apply_remote_parsed(doc, parsed, extra)
+    }
+
+    /// [`Store::apply_remote_changes`] for changes the caller already parsed
+    /// (sync parses each received change once, to check it, and hands the
+    /// parsed form on: parsing checks a SHA-256 and inflates compressed
+    /// changes, a tenth of a log bootstrap when it was done three times).
+    pub(crate) fn apply_remote_parsed(
+        &mut self,
+        doc: DocId,
+        changes: Vec<Change>,
+        extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<RemoteApplied, StoreError> {
+        let result = self.apply_parsed(doc, changes, extra);
         if let Err(e) = &result {
             self.rollback_docs();
             self.after_write_error(e);
@@ -464,18 +485,37 @@ impl Store {
     fn apply_parsed(
         &mut self,
         doc: DocId,
-        changes: Vec<Change>,
+        mut changes: Vec<Change>,
         extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<RemoteApplied, StoreError> {
+        let deferred = self.index_deferred;
         let l = self.loaded_or_new(doc)?;
         let before = l.doc.get_heads();
+        // During a deferred log bootstrap the received changes themselves
+        // become the chunk (see `write_raw_chunk`), when the document had
+        // nothing unsaved and no changes queued for missing dependencies
+        // (this merge could release those too): then they are exactly what
+        // moves it past its saved heads (duplicates load as no-ops).
+        let nothing_unsaved =
+            l.saved_heads == before || (l.saved_heads.is_empty() && is_genesis(doc, &before));
+        let raw = (deferred
+            && !changes.is_empty()
+            && nothing_unsaved
+            && l.doc.get_missing_deps(&[]).is_empty())
+        .then(|| {
+            let mut raw = Vec::with_capacity(changes.iter().map(|c| c.raw_bytes().len()).sum());
+            for c in &mut changes {
+                raw.extend_from_slice(&c.bytes());
+            }
+            raw
+        });
         l.doc
             .apply_changes(changes)
             .map_err(|source| StoreError::Automerge {
                 doc: doc.to_string(),
                 source: crate::error::BackendError::new(source),
             })?;
-        self.commit_merged(doc, before, extra)
+        self.commit_merged(doc, before, raw, extra)
     }
 
     /// Like [`Store::apply_remote_changes`], but the merge is done by
@@ -492,7 +532,7 @@ impl Store {
             let l = self.loaded_or_new(doc)?;
             let before = l.doc.get_heads();
             mutate(&mut l.doc)?;
-            self.commit_merged(doc, before, extra)
+            self.commit_merged(doc, before, None, extra)
         })();
         if result.is_err() {
             self.rollback_docs();
@@ -502,11 +542,13 @@ impl Store {
 
     /// Commits what was merged into the in-memory document since `before`:
     /// index rows for the records the patches touch, one chunk, and `extra`,
-    /// in one durable transaction.
+    /// in one durable transaction. `raw`: the merged changes as received,
+    /// stored as the chunk while the index is deferred.
     fn commit_merged(
         &mut self,
         doc: DocId,
         before: Vec<ChangeHash>,
+        raw: Option<Vec<u8>>,
         extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<RemoteApplied, StoreError> {
         let Some(l) = self.docs.get_mut(&doc) else {
@@ -515,7 +557,10 @@ impl Store {
         let after = l.doc.get_heads();
         let missing_deps = !l.doc.get_missing_deps(&[]).is_empty();
         if self.index_deferred {
-            return self.commit_deferred(doc, before, after, missing_deps, extra);
+            // Changes still waiting for dependencies are in the received
+            // bytes but not in the document: then the chunk is re-encoded.
+            let raw = raw.filter(|_| !missing_deps);
+            return self.commit_deferred(doc, before, after, missing_deps, raw, extra);
         }
         if is_genesis(doc, &before) {
             return self.commit_fresh(doc, before, after, missing_deps, extra);
@@ -579,7 +624,7 @@ impl Store {
         if touched.settings && doc == DocId::Main {
             index::put_settings(&txn, &schema::read_settings(d)?)?;
         }
-        self.commit_with_chunk(txn, doc, extra)?;
+        self.commit_with_chunk(txn, doc, None, extra)?;
         self.remote_log.record(&out);
         Ok(out)
     }
@@ -662,7 +707,7 @@ impl Store {
                 out.interactions = all.iter().map(|i| i.id).collect();
             }
         }
-        self.commit_with_chunk(txn, doc, extra)?;
+        self.commit_with_chunk(txn, doc, None, extra)?;
         self.remote_log.record(&out);
         Ok(out)
     }
@@ -670,19 +715,23 @@ impl Store {
 
 impl Store {
     /// The common end of a remote merge's transaction: `doc`'s new changes
-    /// as a chunk, then `extra`, committed durably with whatever the caller
-    /// wrote on `txn`; then the saved heads are recorded and the document is
-    /// compacted if due.
+    /// as a chunk (`raw` when given: see `write_raw_chunk`), then `extra`,
+    /// committed durably with whatever the caller wrote on `txn`; then the
+    /// saved heads are recorded and the document is compacted if due.
     fn commit_with_chunk(
         &mut self,
         txn: WriteTransaction,
         doc: DocId,
+        raw: Option<&[u8]>,
         extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let Some(l) = self.docs.get_mut(&doc) else {
             return Err(StoreError::UnknownDoc(doc.to_string()));
         };
-        let heads = write_chunk(&txn, doc, l)?;
+        let heads = match raw {
+            Some(raw) => write_raw_chunk(&txn, doc, l, raw)?,
+            None => write_chunk(&txn, doc, l)?,
+        };
         extra(&txn)?;
         txn.commit()?;
         if let (Some(heads), Some(l)) = (heads, self.docs.get_mut(&doc)) {
@@ -791,12 +840,13 @@ impl Store {
         before: Vec<ChangeHash>,
         after: Vec<ChangeHash>,
         missing_deps: bool,
+        raw: Option<Vec<u8>>,
         extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<RemoteApplied, StoreError> {
         let fresh = is_genesis(doc, &before);
         let mut txn = self.writable()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        self.commit_with_chunk(txn, doc, extra)?;
+        self.commit_with_chunk(txn, doc, raw.as_deref(), extra)?;
         self.settle_other_deferred_docs(doc);
         self.remote_log.record_everything();
         Ok(RemoteApplied {

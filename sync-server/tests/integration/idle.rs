@@ -84,3 +84,61 @@ async fn silent_connection_times_out_and_kept_alive_one_still_gets_pushes() {
     );
     assert_eq!(h.request(Request::Ping).await.unwrap(), Response::Pong);
 }
+
+/// Key updates with the next 1-RTT keys derived lazily (third_party/quinn-proto,
+/// KITH-PATCH.md): the relay no longer holds them from the handshake on, so a
+/// key update by the device, and one by the relay itself, must still carry
+/// requests and pushes both ways. The relay starts its own update after a
+/// random 10-1,000 packets on a connection (quinn-proto's first key phase), so
+/// 1,200 round trips on one connection cross it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_updates_by_device_and_relay_keep_pushes_flowing() {
+    const ROUND_TRIPS: usize = 1_200;
+    let relay = TestRelay::temp(RelayConfig::default());
+    let a = Account::new();
+    let (pusher, held) = (a.device("laptop"), a.device("phone"));
+    let mut h = relay.connect(&held).await;
+    assert_eq!(
+        h.request(Request::Subscribe).await.unwrap(),
+        Response::Subscribed
+    );
+    let mut p = relay.connect(&pusher).await;
+
+    // The device updates its keys: the relay meets the other key phase first in
+    // a packet, and must derive the keys it no longer precomputes.
+    h.connection().force_key_update();
+    assert_eq!(h.request(Request::Ping).await.unwrap(), Response::Pong);
+    p.connection().force_key_update();
+    assert_eq!(p.push(pusher.entries(1, 1)).await.unwrap(), 1);
+    assert_eq!(
+        crate::common::next_event(&mut h).await,
+        Event::Entries {
+            entries: pusher.entries(1, 1)
+        }
+    );
+
+    // Enough traffic for the relay's own routine key update on `h`.
+    let sent_before = h.connection().stats().path.sent_packets;
+    for _ in 0..ROUND_TRIPS {
+        assert_eq!(
+            tokio::time::timeout(T, h.request(Request::Ping))
+                .await
+                .expect("a ping across key updates timed out")
+                .unwrap(),
+            Response::Pong
+        );
+    }
+    assert!(h.connection().stats().path.sent_packets >= sent_before + ROUND_TRIPS as u64);
+
+    // After both updates the subscriber still gets pushes, and the pusher's
+    // connection (updated once) still acknowledges.
+    assert_eq!(p.push(pusher.entries(2, 3)).await.unwrap(), 3);
+    assert_eq!(
+        crate::common::next_event(&mut h).await,
+        Event::Entries {
+            entries: pusher.entries(2, 3)
+        }
+    );
+    assert!(h.connection().close_reason().is_none());
+    assert!(p.connection().close_reason().is_none());
+}

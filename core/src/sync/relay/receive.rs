@@ -10,7 +10,9 @@ use super::*;
 #[derive(Debug, Default)]
 pub(super) struct Step {
     doc: Option<DocId>,
-    changes: Vec<Vec<u8>>,
+    /// Parsed once, when the entry was opened (the check that decides
+    /// quarantine), and applied in that form.
+    changes: Vec<Change>,
     cursors: Vec<(DeviceId, u64)>,
     partials: Vec<(DeviceId, Option<Partial>)>,
     /// Devices heard from, with the name they announced in sealed data.
@@ -35,7 +37,7 @@ fn write_quarantined(
     Ok(())
 }
 
-/// The changes an opened entry carries, once complete: `Ok(None)` for a
+/// The changes an opened entry carries, parsed, once complete: `Ok(None)` for a
 /// fragment of a larger entry still incomplete (kept in `partials` and in
 /// `step`), `Err(reason)` for a body that cannot be used (fragments out of
 /// order or not reassembling, an invalid document id, a change that does
@@ -46,7 +48,7 @@ fn body_of(
     device: DeviceId,
     partials: &mut HashMap<DeviceId, Partial>,
     step: &mut Step,
-) -> Result<Option<(DocId, Vec<Vec<u8>>)>, String> {
+) -> Result<Option<(DocId, Vec<Change>)>, String> {
     let (doc, changes) = match body {
         EntryBody::Changes { doc, changes } => (doc, changes),
         EntryBody::Fragment {
@@ -85,12 +87,14 @@ fn body_of(
     let d: DocId = doc
         .parse()
         .map_err(|_| format!("it names an invalid document: {doc:.80}"))?;
-    for (i, c) in changes.iter().enumerate() {
-        if let Err(e) = Change::from_bytes(c.clone()) {
-            return Err(format!("change {i} does not parse: {e}"));
+    let mut parsed = Vec::with_capacity(changes.len());
+    for (i, c) in changes.into_iter().enumerate() {
+        match Change::from_bytes(c) {
+            Ok(c) => parsed.push(c),
+            Err(e) => return Err(format!("change {i} does not parse: {e}")),
         }
     }
-    Ok(Some((d, changes)))
+    Ok(Some((d, parsed)))
 }
 
 pub(super) fn write_bookkeeping(
@@ -149,35 +153,49 @@ pub(crate) fn apply_with_pending(
     new: Vec<Vec<u8>>,
     extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
 ) -> Result<Merged, StoreError> {
-    store.ensure_loaded(doc)?;
-    if !store.docs.contains_key(&doc) {
-        // Materialise the document (its deterministic genesis) so the
-        // dependency check below sees the genesis change.
-        store.apply_remote_changes(doc, &[], |_| Ok(()))?;
+    let mut parsed = Vec::with_capacity(new.len());
+    for (index, bytes) in new.into_iter().enumerate() {
+        parsed.push(
+            Change::from_bytes(bytes).map_err(|e| StoreError::BadChange {
+                doc: doc.to_string(),
+                index,
+                detail: e.to_string(),
+            })?,
+        );
     }
+    apply_parsed_with_pending(store, doc, parsed, extra)
+}
+
+/// [`apply_with_pending`] for changes already parsed (each received change
+/// is parsed once, when its entry is opened).
+fn apply_parsed_with_pending(
+    store: &mut Store,
+    doc: DocId,
+    new: Vec<Change>,
+    extra: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+) -> Result<Merged, StoreError> {
+    // Materialise the document (its deterministic genesis) so the
+    // dependency check below sees the genesis change; in memory only (it is
+    // stored with the merge, in that merge's transaction).
+    store.materialize(doc)?;
     let name = doc.to_string();
-    let mut candidates: Vec<(ChangeHash, Vec<ChangeHash>, Vec<u8>)> = Vec::new();
+    let mut candidates: Vec<Change> = Vec::new();
     let mut seen = HashSet::new();
     let mut had_pending = false;
     {
         let txn = store.read_txn()?;
         for bytes in tables::pending_of(&txn, &name)? {
             had_pending = true;
-            if let Ok(c) = Change::from_bytes(bytes.clone())
+            if let Ok(c) = Change::from_bytes(bytes)
                 && seen.insert(c.hash())
             {
-                candidates.push((c.hash(), c.deps().to_vec(), bytes));
+                candidates.push(c);
             }
         }
     }
-    for (index, bytes) in new.into_iter().enumerate() {
-        let c = Change::from_bytes(bytes.clone()).map_err(|e| StoreError::BadChange {
-            doc: name.clone(),
-            index,
-            detail: e.to_string(),
-        })?;
+    for c in new {
         if seen.insert(c.hash()) {
-            candidates.push((c.hash(), c.deps().to_vec(), bytes));
+            candidates.push(c);
         }
     }
     let Some(l) = store.docs.get_mut(&doc) else {
@@ -188,18 +206,19 @@ pub(crate) fn apply_with_pending(
     let mut present: HashMap<ChangeHash, bool> = HashMap::new();
     loop {
         let mut progressed = false;
-        for (h, deps, _) in &candidates {
-            if ready.contains(h) {
+        for c in &candidates {
+            let h = c.hash();
+            if ready.contains(&h) {
                 continue;
             }
-            let ok = deps.iter().all(|d| {
+            let ok = c.deps().iter().all(|d| {
                 ready.contains(d)
                     || *present
                         .entry(*d)
                         .or_insert_with(|| l.doc.get_change_by_hash(d).is_some())
             });
             if ok {
-                ready.insert(*h);
+                ready.insert(h);
                 progressed = true;
             }
         }
@@ -209,15 +228,15 @@ pub(crate) fn apply_with_pending(
     }
     let mut apply = Vec::new();
     let mut waiting = Vec::new();
-    for (h, _, bytes) in candidates {
-        if ready.contains(&h) {
-            apply.push(bytes);
+    for c in candidates {
+        if ready.contains(&c.hash()) {
+            apply.push(c);
         } else {
-            waiting.push((h, bytes));
+            waiting.push((c.hash(), c.raw_bytes().to_vec()));
         }
     }
     let pending = waiting.len();
-    let applied = store.apply_remote_changes(doc, &apply, |txn| {
+    let applied = store.apply_remote_parsed(doc, apply, |txn| {
         if had_pending || !waiting.is_empty() {
             tables::replace_pending(txn, &name, &waiting)?;
         }
@@ -399,7 +418,7 @@ impl RelaySync {
         for step in steps {
             match step.doc {
                 Some(doc) => {
-                    let m = apply_with_pending(store, doc, step.changes, |txn| {
+                    let m = apply_parsed_with_pending(store, doc, step.changes, |txn| {
                         write_bookkeeping(txn, &step.cursors, &step.partials, &step.names, now)?;
                         write_quarantined(txn, &step.quarantined, now)
                     })?;
@@ -446,7 +465,7 @@ impl RelaySync {
             return Ok(());
         };
         let (device, seq) = (e.device, e.seq);
-        let m = apply_with_pending(store, doc, changes, |txn| {
+        let m = apply_parsed_with_pending(store, doc, changes, |txn| {
             tables::unquarantine(txn, &device, seq)
         })?;
         self.events.push_back(RelayEvent::Applied {
