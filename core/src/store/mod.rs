@@ -1637,11 +1637,24 @@ pub(crate) fn write_chunk(
     } else {
         (l.doc.save_after(&l.saved_heads), false)
     };
-    txn.open_table(CHUNKS)?.insert(
-        (name.as_str(), meta.next_seq),
-        sealed_chunk(&bytes).as_slice(),
-    )?;
+    append_chunk(txn, &name, &mut meta, &bytes, full)?;
     meta.heads = heads_bytes(&heads);
+    put_meta(txn, &name, &meta)?;
+    Ok(Some(heads))
+}
+
+/// Stores `bytes` as the next chunk of document `name` and counts it in
+/// `meta` as a full save or an incremental one; the caller sets the heads
+/// and writes `meta`.
+fn append_chunk(
+    txn: &WriteTransaction,
+    name: &str,
+    meta: &mut DocMeta,
+    bytes: &[u8],
+    full: bool,
+) -> Result<(), StoreError> {
+    txn.open_table(CHUNKS)?
+        .insert((name, meta.next_seq), sealed_chunk(bytes).as_slice())?;
     meta.next_seq += 1;
     meta.chunk_count += 1;
     if full {
@@ -1649,8 +1662,7 @@ pub(crate) fn write_chunk(
     } else {
         meta.incremental_bytes += bytes.len() as u64;
     }
-    put_meta(txn, &name, &meta)?;
-    Ok(Some(heads))
+    Ok(())
 }
 
 /// Like [`write_chunk`], but the chunk is `raw`: the change chunks the
@@ -1676,20 +1688,10 @@ pub(crate) fn write_raw_chunk(
     let mut meta = txn.doc_meta(&name)?.unwrap_or_default();
     if meta.chunk_count == 0 {
         let genesis = schema::new_document(id.kind(), l.doc.get_actor())?.save();
-        txn.open_table(CHUNKS)?.insert(
-            (name.as_str(), meta.next_seq),
-            sealed_chunk(&genesis).as_slice(),
-        )?;
-        meta.next_seq += 1;
-        meta.chunk_count += 1;
-        meta.full_bytes = genesis.len() as u64;
+        append_chunk(txn, &name, &mut meta, &genesis, true)?;
     }
-    txn.open_table(CHUNKS)?
-        .insert((name.as_str(), meta.next_seq), sealed_chunk(raw).as_slice())?;
+    append_chunk(txn, &name, &mut meta, raw, false)?;
     meta.heads = heads_bytes(&heads);
-    meta.next_seq += 1;
-    meta.chunk_count += 1;
-    meta.incremental_bytes += raw.len() as u64;
     put_meta(txn, &name, &meta)?;
     Ok(Some(heads))
 }
