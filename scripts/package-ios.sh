@@ -61,8 +61,10 @@ for target in "${targets[@]}"; do
         cargo build --quiet -p kith-ffi --lib --target "$target"
     else
         # release-ffi: no unwind tables (ffi_rustflags; the profile is panic = "abort").
+        # --crate-type staticlib: with its `lib` type too, cargo would not run
+        # the profile's LTO (see ffi_build in scripts/lib/ffi-build.sh).
         RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$(ffi_rustflags "$profile")" \
-            cargo build --quiet -p kith-ffi --lib --profile "$profile" --target "$target"
+            cargo rustc --quiet -p kith-ffi --lib --crate-type staticlib --profile "$profile" --target "$target"
     fi
 done
 
