@@ -10,8 +10,8 @@
 #            (the aarch64 cross build needs `rustup target add
 #            aarch64-unknown-linux-gnu` and Debian's gcc-aarch64-linux-gnu)
 #   --check  exit 1 if a library is over the budget
-# A first release-ffi build of a target takes 10-20 minutes (fat LTO, one
-# codegen unit); later ones only relink kith-ffi when nothing else changed.
+# A first release-ffi build of a target takes 4-10 minutes here (fat LTO, one
+# codegen unit); later ones redo only kith-ffi's LTO when nothing else changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kith/target}"
@@ -61,6 +61,17 @@ for target in "${targets[@]}"; do
         ${runner[@]+"${runner[@]}"} "$smoke" "$stripped" >&2 || { echo "error: the $target library does not load or run" >&2; exit 1; }
     else
         echo "note: $target library not run (no qemu-${target%%-*}; Debian: apt-get install qemu-user)" >&2
+    fi
+    # What the release build promises (scripts/lib/ffi-build.sh): no unwind
+    # tables left to carry, and no path of the builder's cargo home in the
+    # panic locations.
+    if [ -n "$(ffi_rust_lld_dir)" ] && readelf -SW "$stripped" | grep -qE ' \.(eh_frame|gcc_except_table)'; then
+        echo "error: the $target library still has unwind tables (ffi_no_unwind_tables_arg)" >&2
+        exit 1
+    fi
+    if grep -qF "${CARGO_HOME:-$HOME/.cargo}/" "$stripped"; then
+        echo "error: the $target library names the builder's cargo home (ffi_remap_flags)" >&2
+        exit 1
     fi
     rm -f "$stripped" "$smoke"
     verdict=ok

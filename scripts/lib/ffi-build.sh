@@ -123,11 +123,30 @@ ffi_no_unwind_tables_arg() {
 # function needs an unwind table: `-C force-unwind-tables=no` drops them
 # (.eh_frame, .eh_frame_hdr; .gcc_except_table goes with the landing pads).
 # Profile rustflags are nightly-only, hence this flag here. The Rust standard
-# library ships precompiled with its own tables, which stay.
+# library ships precompiled with its own tables (see ffi_no_unwind_tables_arg).
+# Both release profiles also cut the builder's cargo home out of the source
+# paths that panic locations carry (ffi_remap_flags).
 ffi_rustflags() {
     case "$1" in
-        release-ffi) echo "-C force-unwind-tables=no" ;;
+        release-ffi) echo "-C force-unwind-tables=no $(ffi_remap_flags)" ;;
+        release) ffi_remap_flags ;;
     esac
+}
+
+# ffi_remap_flags: --remap-path-prefix flags that turn the path of every
+# crates.io source directory (~/.cargo/registry/src/index.crates.io-HASH/) into
+# nothing, so a panic location in a dependency reads `redb-2.6.0/src/...`
+# instead of the builder's home directory: the shipped library names no
+# machine (about 24 KB of strings on x86_64). Kith's own paths are relative
+# already. The first mapping covers an index directory that does not exist
+# yet (a fresh cargo home); a later mapping wins where both match.
+ffi_remap_flags() {
+    local registry="${CARGO_HOME:-$HOME/.cargo}/registry/src" dir flags
+    flags="--remap-path-prefix=$registry/="
+    for dir in "$registry"/*/; do
+        [ -d "$dir" ] && flags="$flags --remap-path-prefix=$dir="
+    done
+    echo "$flags"
 }
 
 # ffi_build TARGET PROFILE [cargo args...]: builds kith-ffi's library for
