@@ -65,7 +65,8 @@ for target in "${targets[@]}"; do
     # What the release build promises (scripts/lib/ffi-build.sh): no unwind
     # tables left to carry, and no path of the builder's cargo home in the
     # panic locations.
-    if [ -n "$(ffi_rust_lld_dir)" ] && readelf -SW "$stripped" | grep -qE ' \.(eh_frame|gcc_except_table)'; then
+    if [[ "$(ffi_link_args "$target" release-ffi 2>/dev/null)" == *no-unwind-tables.ld* ]] &&
+        readelf -SW "$stripped" | grep -qE ' \.(eh_frame|gcc_except_table)'; then
         echo "error: the $target library still has unwind tables (ffi_no_unwind_tables_arg)" >&2
         exit 1
     fi
